@@ -1,0 +1,157 @@
+//! Small per-partition state files: the offsets checkpoint and the clean-shutdown marker.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::Path;
+
+use bytes::Buf;
+
+pub(crate) const CHECKPOINT_FILE: &str = "partition.checkpoint";
+const CHECKPOINT_TMP: &str = "partition.checkpoint.tmp";
+/// Present only between a clean `close()` and the next open; its absence means a crash.
+pub(crate) const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
+
+const MAGIC: &[u8; 4] = b"SMCP";
+const VERSION: u8 = 1;
+const ENCODED_LEN: usize = 25;
+
+/// Offsets that cannot be derived from the segments themselves.
+///
+/// `partition.checkpoint` bytes (25, big-endian): magic `"SMCP"` | version u8 (=1) |
+/// log_start_offset i64 | high_watermark i64 | CRC-32C u32 of the preceding 21 bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Checkpoint {
+    pub log_start_offset: i64,
+    pub high_watermark: i64,
+}
+
+impl Checkpoint {
+    fn encode(&self) -> [u8; ENCODED_LEN] {
+        let mut out = [0u8; ENCODED_LEN];
+        out[..4].copy_from_slice(MAGIC);
+        out[4] = VERSION;
+        out[5..13].copy_from_slice(&self.log_start_offset.to_be_bytes());
+        out[13..21].copy_from_slice(&self.high_watermark.to_be_bytes());
+        let crc = crc32c::crc32c(&out[..21]);
+        out[21..].copy_from_slice(&crc.to_be_bytes());
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, String> {
+        if bytes.len() != ENCODED_LEN {
+            return Err(format!("length {} (expected {ENCODED_LEN})", bytes.len()));
+        }
+        if &bytes[..4] != MAGIC {
+            return Err("bad magic".into());
+        }
+        if bytes[4] != VERSION {
+            return Err(format!("unsupported version {}", bytes[4]));
+        }
+        let mut rest = &bytes[5..];
+        let log_start_offset = rest.get_i64();
+        let high_watermark = rest.get_i64();
+        let stored_crc = rest.get_u32();
+        if crc32c::crc32c(&bytes[..21]) != stored_crc {
+            return Err("checksum mismatch".into());
+        }
+        Ok(Checkpoint {
+            log_start_offset,
+            high_watermark,
+        })
+    }
+}
+
+/// Reads the checkpoint. A corrupt one is reported and ignored: the log's own bounds are safe
+/// fallbacks, and refusing to open the partition would be worse.
+pub(crate) fn read(dir: &Path) -> io::Result<Option<Checkpoint>> {
+    let path = dir.join(CHECKPOINT_FILE);
+    let bytes = match fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    match Checkpoint::decode(&bytes) {
+        Ok(checkpoint) => Ok(Some(checkpoint)),
+        Err(reason) => {
+            tracing::warn!(path = %path.display(), %reason, "ignoring corrupt checkpoint");
+            Ok(None)
+        }
+    }
+}
+
+/// Fsync point "checkpoint": write-temp + fsync + rename + directory fsync, so a crash leaves
+/// either the old or the new checkpoint, never a torn one.
+pub(crate) fn write(dir: &Path, checkpoint: Checkpoint) -> io::Result<()> {
+    let tmp = dir.join(CHECKPOINT_TMP);
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)?;
+    file.write_all(&checkpoint.encode())?;
+    file.sync_all()?;
+    drop(file);
+    fs::rename(&tmp, dir.join(CHECKPOINT_FILE))?;
+    sync_dir(dir)
+}
+
+/// Fsync point "directory": makes file creations, renames and removals durable.
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Removes the clean-shutdown marker, returning whether it was there. The removal is made
+/// durable before anything is written, or a later crash could pass for a clean shutdown.
+pub(crate) fn take_clean_marker(dir: &Path) -> io::Result<bool> {
+    match fs::remove_file(dir.join(CLEAN_SHUTDOWN_FILE)) {
+        Ok(()) => {
+            sync_dir(dir)?;
+            Ok(true)
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Fsync point "clean shutdown": written last by `close()`, after everything else is synced.
+pub(crate) fn write_clean_marker(dir: &Path) -> io::Result<()> {
+    File::create(dir.join(CLEAN_SHUTDOWN_FILE))?.sync_all()?;
+    sync_dir(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_rejects_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(read(dir.path()).unwrap(), None);
+        let cp = Checkpoint {
+            log_start_offset: 42,
+            high_watermark: 1000,
+        };
+        write(dir.path(), cp).unwrap();
+        assert_eq!(read(dir.path()).unwrap(), Some(cp));
+
+        let path = dir.path().join(CHECKPOINT_FILE);
+        let mut bytes = fs::read(&path).unwrap();
+        for i in 0..bytes.len() {
+            bytes[i] ^= 0x01;
+            fs::write(&path, &bytes).unwrap();
+            assert_eq!(read(dir.path()).unwrap(), None, "flipped byte {i}");
+            bytes[i] ^= 0x01;
+        }
+        fs::write(&path, &bytes[..10]).unwrap();
+        assert_eq!(read(dir.path()).unwrap(), None);
+    }
+
+    #[test]
+    fn clean_marker_is_taken_once() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!take_clean_marker(dir.path()).unwrap());
+        write_clean_marker(dir.path()).unwrap();
+        assert!(take_clean_marker(dir.path()).unwrap());
+        assert!(!take_clean_marker(dir.path()).unwrap());
+    }
+}

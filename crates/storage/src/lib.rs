@@ -1,0 +1,57 @@
+//! samsa's native segment store.
+//!
+//! A partition is a directory of segments; each segment is a `.log` of Kafka RecordBatch v2
+//! bytes (the wire format is the disk format, so fetches are plain file reads) plus two sparse
+//! indexes. This crate knows nothing of requests or responses: the broker validates and maps
+//! [`StorageError`] to Kafka error codes in one place.
+//!
+//! Durability model, in short: a segment is fsynced when it rolls, so after a crash only the
+//! active segment can be torn; recovery on open truncates it at the first torn or corrupt batch.
+
+mod batch;
+mod checkpoint;
+mod config;
+mod index;
+mod log;
+mod recovery;
+mod retention;
+mod segment;
+#[cfg(test)]
+mod testutil;
+
+pub use batch::{validate_batches, BatchHeader, Compression, HEADER_SIZE};
+pub use config::{LogConfig, TimestampType};
+pub use log::{AppendInfo, PartitionLog};
+
+/// Everything the storage layer can fail with. The broker maps these to Kafka error codes.
+#[derive(thiserror::Error, Debug)]
+pub enum StorageError {
+    /// Bytes that fail framing or CRC checks (Kafka CORRUPT_MESSAGE).
+    #[error("corrupt record batch: {0}")]
+    CorruptRecord(String),
+    /// A well-formed batch that breaks a rule (Kafka INVALID_RECORD).
+    #[error("invalid record batch: {0}")]
+    InvalidRecord(String),
+    /// Kafka MESSAGE_TOO_LARGE.
+    #[error("record batch of {size} bytes exceeds the limit of {max} bytes")]
+    RecordTooLarge { size: usize, max: usize },
+    /// Only RecordBatch v2 is stored (Kafka UNSUPPORTED_FOR_MESSAGE_FORMAT).
+    #[error("unsupported record batch magic {0}, only 2 is supported")]
+    UnsupportedMagic(i8),
+    /// Kafka OFFSET_OUT_OF_RANGE.
+    #[error("offset {offset} is outside the log range [{log_start}, {log_end}]")]
+    OffsetOutOfRange {
+        offset: i64,
+        log_start: i64,
+        log_end: i64,
+    },
+    #[error("storage i/o error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Compile-time guarantee the broker can share a log behind a lock across threads.
+#[allow(dead_code)]
+fn assert_send_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<PartitionLog>();
+}

@@ -1,0 +1,438 @@
+//! `PartitionLog`: one partition's ordered segments, the offsets that bound them, and the
+//! append / read / roll / retention operations over them.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+
+use crate::batch::{self, validate_batches, BatchHeader};
+use crate::checkpoint::{self, Checkpoint};
+use crate::recovery;
+use crate::retention::{self, SegmentStats};
+use crate::segment::Segment;
+use crate::{LogConfig, StorageError, TimestampType};
+
+/// What an append did, for the produce response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub record_count: u32,
+    pub max_timestamp: i64,
+    /// The broker time stamped on the batches when the log uses LogAppendTime.
+    pub log_append_time: Option<i64>,
+    pub log_start_offset: i64,
+}
+
+/// One partition's log. `Send + Sync`: reads take `&self` and use positional I/O, so the
+/// broker can serve fetches concurrently under a read lock.
+pub struct PartitionLog {
+    dir: PathBuf,
+    config: LogConfig,
+    /// Keyed by base offset; never empty, the last one is the active segment.
+    segments: BTreeMap<i64, Segment>,
+    log_start_offset: i64,
+    high_watermark: i64,
+    unflushed_records: u64,
+    /// When the oldest not-yet-fsynced append happened, for `flush_ms`.
+    oldest_unflushed_ms: Option<i64>,
+}
+
+impl PartitionLog {
+    /// Opens (creating if needed) the partition directory and runs recovery. The high
+    /// watermark comes back as last checkpointed, clamped to the recovered log; a single-node
+    /// broker may simply set it to the log end offset.
+    pub fn open(dir: &Path, config: LogConfig) -> Result<Self, StorageError> {
+        fs::create_dir_all(dir)?;
+        let clean = checkpoint::take_clean_marker(dir)?;
+        let saved = checkpoint::read(dir)?;
+        let empty_base = saved.map_or(0, |c| c.log_start_offset.max(0));
+        let segments = recovery::load_segments(dir, &config, clean, empty_base, wall_clock_ms())?;
+        let first_base = segments.keys().next().copied().unwrap_or(0);
+        let log_end = segments
+            .values()
+            .next_back()
+            .map_or(0, Segment::next_offset);
+        let log_start_offset = saved
+            .map_or(first_base, |c| c.log_start_offset)
+            .clamp(first_base, log_end.max(first_base));
+        let high_watermark = saved
+            .map_or(log_start_offset, |c| c.high_watermark)
+            .clamp(log_start_offset, log_end.max(log_start_offset));
+        Ok(PartitionLog {
+            dir: dir.to_path_buf(),
+            config,
+            segments,
+            log_start_offset,
+            high_watermark,
+            unflushed_records: 0,
+            oldest_unflushed_ms: None,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    /// Applies changed topic configs; segment and index settings take effect from the next
+    /// append or roll.
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+
+    /// Validates first (nothing is written on error), then assigns offsets from the log end
+    /// offset, stamps the leader epoch (and LogAppendTime) and appends, rolling if needed.
+    pub fn append(
+        &mut self,
+        records: Bytes,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, StorageError> {
+        let headers = validate_batches(&records, self.config.max_message_bytes)?;
+        let segment_limit = self.config.effective_segment_bytes();
+        if records.len() as u64 > segment_limit {
+            return Err(StorageError::RecordTooLarge {
+                size: records.len(),
+                max: segment_limit as usize,
+            });
+        }
+        let log_append_time =
+            (self.config.timestamp_type == TimestampType::LogAppendTime).then_some(now_ms);
+        let mut buf = records
+            .try_into_mut()
+            .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
+
+        let base_offset = self.log_end_offset();
+        let mut next_offset = base_offset;
+        let mut position = 0;
+        let mut stamped = Vec::with_capacity(headers.len());
+        let mut record_count = 0u32;
+        let mut max_timestamp = -1i64;
+        for header in &headers {
+            let end = position + header.total_size();
+            let bytes = &mut buf[position..end];
+            batch::assign_offset_and_epoch(bytes, next_offset, leader_epoch);
+            if let Some(now) = log_append_time {
+                batch::stamp_log_append_time(bytes, now);
+            }
+            let header = BatchHeader::parse(bytes)?;
+            next_offset = header.next_offset();
+            max_timestamp = max_timestamp.max(header.max_timestamp);
+            record_count = record_count.saturating_add(header.record_count.max(0) as u32);
+            stamped.push(header);
+            position = end;
+        }
+        let last_offset = next_offset - 1;
+
+        self.maybe_roll(buf.len() as u64, max_timestamp, last_offset, now_ms)?;
+        self.active_mut().append(&buf, &stamped)?;
+
+        self.unflushed_records += u64::from(record_count);
+        self.oldest_unflushed_ms.get_or_insert(now_ms);
+        if self
+            .config
+            .flush_messages
+            .is_some_and(|n| self.unflushed_records >= n)
+        {
+            self.active().sync_log()?;
+            self.mark_flushed();
+        }
+        Ok(AppendInfo {
+            base_offset,
+            last_offset,
+            record_count,
+            max_timestamp,
+            log_append_time,
+            log_start_offset: self.log_start_offset,
+        })
+    }
+
+    fn maybe_roll(
+        &mut self,
+        incoming_bytes: u64,
+        incoming_max_ts: i64,
+        last_offset: i64,
+        now_ms: i64,
+    ) -> Result<(), StorageError> {
+        let active = self.active();
+        if active.is_empty() {
+            return Ok(());
+        }
+        let full = active.size() + incoming_bytes > self.config.effective_segment_bytes();
+        let old = active.is_due_for_time_roll(incoming_max_ts, now_ms, self.config.segment_ms);
+        // Index entries hold offsets relative to the base as 32 bits.
+        let offsets_overflow = last_offset - active.base_offset() > i64::from(i32::MAX);
+        if full || old || offsets_overflow {
+            self.roll(now_ms)?;
+        }
+        Ok(())
+    }
+
+    /// Seals the active segment (fsynced, so a crash can only tear the new one) and starts a
+    /// new one at the log end offset. An empty active segment is kept as is.
+    fn roll(&mut self, now_ms: i64) -> Result<(), StorageError> {
+        let log_end = self.log_end_offset();
+        let interval = self.config.index_interval_bytes;
+        let active = self.active_mut();
+        if active.is_empty() {
+            return Ok(());
+        }
+        active.seal()?;
+        let segment = Segment::create(&self.dir, log_end, interval, now_ms)?;
+        checkpoint::sync_dir(&self.dir)?;
+        self.segments.insert(log_end, segment);
+        self.mark_flushed();
+        Ok(())
+    }
+
+    /// Whole batches starting with the one containing `offset`: at most `max_bytes`, but at
+    /// least one batch (KIP-74), and never a batch whose base offset is >= `upper_bound`.
+    /// Reads come from one segment; the client's next fetch continues in the next.
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        upper_bound: i64,
+    ) -> Result<Bytes, StorageError> {
+        let log_end = self.log_end_offset();
+        if offset < self.log_start_offset || offset > log_end {
+            return Err(self.out_of_range(offset));
+        }
+        if offset == log_end || offset >= upper_bound {
+            return Ok(Bytes::new());
+        }
+        let Some(start_base) = self.segments.range(..=offset).next_back().map(|(b, _)| *b) else {
+            return Err(self.out_of_range(offset));
+        };
+        for segment in self.segments.range(start_base..).map(|(_, s)| s) {
+            if let Some((position, header)) = segment.find_batch(offset)? {
+                let bytes = segment.read_batches(position, &header, max_bytes, upper_bound)?;
+                return Ok(Bytes::from(bytes));
+            }
+        }
+        Ok(Bytes::new())
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset
+    }
+
+    /// The next offset to be assigned.
+    pub fn log_end_offset(&self) -> i64 {
+        self.active().next_offset()
+    }
+
+    pub fn high_watermark(&self) -> i64 {
+        self.high_watermark
+    }
+
+    /// Clamped to `[log_start_offset, log_end_offset]`. Persisted at the next flush or close.
+    pub fn set_high_watermark(&mut self, offset: i64) {
+        self.high_watermark = offset.clamp(self.log_start_offset, self.log_end_offset());
+    }
+
+    /// `(offset, timestamp)` of the first record at or after the log start with timestamp
+    /// >= `ts` (ListOffsets by time); `None` if there is none.
+    pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, StorageError> {
+        for segment in self.segments.values() {
+            if segment.next_offset() <= self.log_start_offset {
+                continue;
+            }
+            if let Some(found) = segment.offset_for_timestamp(ts, self.log_start_offset)? {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    }
+
+    /// `(offset, timestamp)` of the earliest record with the largest timestamp (ListOffsets
+    /// MAX_TIMESTAMP); `None` if no record carries a timestamp.
+    pub fn max_timestamp(&self) -> Result<Option<(i64, i64)>, StorageError> {
+        let mut best: Option<&Segment> = None;
+        for segment in self.segments.values() {
+            if segment.max_timestamp() >= 0
+                && best.is_none_or(|b| segment.max_timestamp() > b.max_timestamp())
+            {
+                best = Some(segment);
+            }
+        }
+        match best {
+            Some(segment) => segment.max_timestamp_record(),
+            None => Ok(None),
+        }
+    }
+
+    /// DeleteRecords: moves the log start up to `offset` (at most the high watermark) and
+    /// deletes segments wholly below it. The new start is checkpointed before returning.
+    pub fn advance_log_start_offset(&mut self, offset: i64) -> Result<(), StorageError> {
+        if offset > self.high_watermark {
+            return Err(self.out_of_range(offset));
+        }
+        if offset <= self.log_start_offset {
+            return Ok(());
+        }
+        self.log_start_offset = offset;
+        self.write_checkpoint()?;
+        let doomed = self
+            .sealed()
+            .take_while(|(_, next_offset)| *next_offset <= offset)
+            .count();
+        self.delete_oldest(doomed)?;
+        Ok(())
+    }
+
+    /// True when `flush_ms` has passed since the oldest unflushed append.
+    pub fn needs_flush(&self, now_ms: i64) -> bool {
+        match (self.config.flush_ms, self.oldest_unflushed_ms) {
+            (Some(ms), Some(since)) => now_ms.saturating_sub(since) >= ms as i64,
+            _ => false,
+        }
+    }
+
+    /// Fsync point "flush": active segment log and indexes, then the checkpoint. Sealed
+    /// segments were synced when they rolled.
+    pub fn flush(&mut self) -> Result<(), StorageError> {
+        self.active().sync()?;
+        self.write_checkpoint()?;
+        self.mark_flushed();
+        Ok(())
+    }
+
+    /// Deletes whole old segments by time, then by size, and advances the log start offset.
+    /// An expired active segment is rolled first so it can go. Returns segments deleted.
+    pub fn apply_retention(&mut self, now_ms: i64) -> Result<usize, StorageError> {
+        let retention_ms = self.config.retention_ms.filter(|ms| *ms >= 0);
+        if let Some(ms) = retention_ms {
+            let active = self.active();
+            if !active.is_empty() && retention::is_expired(active.largest_timestamp()?, now_ms, ms)
+            {
+                self.roll(now_ms)?;
+            }
+        }
+        let mut stats = Vec::with_capacity(self.segments.len());
+        for (segment, (_, next_offset)) in self.segments.values().zip(self.sealed()) {
+            stats.push(SegmentStats {
+                size: segment.size(),
+                largest_timestamp: segment.largest_timestamp()?,
+                next_offset,
+            });
+        }
+        let count = retention::deletable_prefix(
+            &stats,
+            self.size_bytes(),
+            retention_ms,
+            self.config.retention_bytes,
+            now_ms,
+            self.high_watermark,
+        );
+        if count == 0 {
+            return Ok(0);
+        }
+        let new_start = stats[count - 1].next_offset;
+        if new_start > self.log_start_offset {
+            self.log_start_offset = new_start;
+            self.write_checkpoint()?;
+        }
+        self.delete_oldest(count)?;
+        Ok(count)
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.values().map(Segment::size).sum()
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// Seals the active segment, checkpoints, and leaves the clean-shutdown marker that lets
+    /// the next open skip recovery.
+    pub fn close(mut self) -> Result<(), StorageError> {
+        self.active_mut().seal()?;
+        self.write_checkpoint()?;
+        checkpoint::write_clean_marker(&self.dir)?;
+        Ok(())
+    }
+
+    /// Removes the partition directory (DeleteTopics).
+    pub fn delete(self) -> Result<(), StorageError> {
+        let dir = self.dir.clone();
+        drop(self);
+        fs::remove_dir_all(dir)?;
+        Ok(())
+    }
+
+    fn active(&self) -> &Segment {
+        // `segments` is never empty: open creates one and deletion always spares the last.
+        self.segments
+            .values()
+            .next_back()
+            .expect("a log always has an active segment")
+    }
+
+    fn active_mut(&mut self) -> &mut Segment {
+        self.segments
+            .values_mut()
+            .next_back()
+            .expect("a log always has an active segment")
+    }
+
+    /// `(base_offset, next_offset)` of each sealed segment, oldest first.
+    fn sealed(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
+        self.segments
+            .keys()
+            .zip(self.segments.keys().skip(1))
+            .map(|(b, n)| (*b, *n))
+    }
+
+    /// Deletes the `count` oldest segments, never the active one.
+    fn delete_oldest(&mut self, count: usize) -> Result<(), StorageError> {
+        let count = count.min(self.segments.len().saturating_sub(1));
+        for _ in 0..count {
+            if let Some((_, segment)) = self.segments.pop_first() {
+                segment.delete_files()?;
+            }
+        }
+        if count > 0 {
+            checkpoint::sync_dir(&self.dir)?;
+        }
+        Ok(())
+    }
+
+    fn write_checkpoint(&self) -> Result<(), StorageError> {
+        let checkpoint = Checkpoint {
+            log_start_offset: self.log_start_offset,
+            high_watermark: self.high_watermark,
+        };
+        Ok(checkpoint::write(&self.dir, checkpoint)?)
+    }
+
+    fn mark_flushed(&mut self) {
+        self.unflushed_records = 0;
+        self.oldest_unflushed_ms = None;
+    }
+
+    fn out_of_range(&self, offset: i64) -> StorageError {
+        StorageError::OffsetOutOfRange {
+            offset,
+            log_start: self.log_start_offset,
+            log_end: self.log_end_offset(),
+        }
+    }
+}
+
+fn wall_clock_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,532 @@
+//! One segment: a `.log` of stored batches starting at `base_offset`, plus its `.index` and
+//! `.timeindex`. Files are named by the 20-digit zero-padded base offset, as in Kafka.
+//!
+//! All reads are positional (`read_exact_at`) so any number of readers can share `&Segment`.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use bytes::Bytes;
+
+use crate::batch::{self, BatchHeader, HEADER_SIZE};
+use crate::index::{OffsetEntry, OffsetIndex, TimeEntry, TimeIndex};
+use crate::StorageError;
+
+pub(crate) const LOG_EXT: &str = "log";
+pub(crate) const INDEX_EXT: &str = "index";
+pub(crate) const TIME_INDEX_EXT: &str = "timeindex";
+
+pub(crate) fn file_name(base_offset: i64, ext: &str) -> String {
+    format!("{base_offset:020}.{ext}")
+}
+
+pub(crate) struct Segment {
+    base_offset: i64,
+    log_path: PathBuf,
+    log: File,
+    /// Bytes of valid batches; the file may be longer after a failed write (trimmed on seal).
+    size: u64,
+    next_offset: i64,
+    offset_index: OffsetIndex,
+    time_index: TimeIndex,
+    /// Largest batch max timestamp seen, -1 when none.
+    max_timestamp: i64,
+    /// Base offset of the first batch that reached `max_timestamp`.
+    offset_of_max_timestamp: i64,
+    /// Max timestamp of the first batch: what time-based rolling measures against.
+    first_batch_timestamp: Option<i64>,
+    /// Wall clock at creation or load, for time-based rolling when batches carry no timestamps.
+    created_ms: i64,
+    bytes_since_index_entry: u64,
+    index_interval_bytes: u64,
+}
+
+impl Segment {
+    /// Creates a new empty segment, replacing any stale files with the same base offset.
+    pub fn create(
+        dir: &Path,
+        base_offset: i64,
+        index_interval_bytes: u64,
+        now_ms: i64,
+    ) -> io::Result<Self> {
+        for ext in [INDEX_EXT, TIME_INDEX_EXT] {
+            match fs::remove_file(dir.join(file_name(base_offset, ext))) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        let log_path = dir.join(file_name(base_offset, LOG_EXT));
+        let log = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&log_path)?;
+        let mut segment = Self::from_parts(dir, base_offset, log_path, log, index_interval_bytes)?;
+        segment.created_ms = now_ms;
+        Ok(segment)
+    }
+
+    /// Opens an existing segment as found on disk. Only index-derived state is loaded; the
+    /// caller (recovery) must establish `next_offset` by sanity-checking or rebuilding.
+    pub fn open(
+        dir: &Path,
+        base_offset: i64,
+        index_interval_bytes: u64,
+        now_ms: i64,
+    ) -> io::Result<Self> {
+        let log_path = dir.join(file_name(base_offset, LOG_EXT));
+        let log = OpenOptions::new().read(true).write(true).open(&log_path)?;
+        let mut segment = Self::from_parts(dir, base_offset, log_path, log, index_interval_bytes)?;
+        segment.created_ms = now_ms;
+        segment.size = segment.log.metadata()?.len();
+        if let Some(last) = segment.time_index.last() {
+            segment.max_timestamp = last.timestamp;
+            segment.offset_of_max_timestamp = base_offset + i64::from(last.relative_offset);
+        }
+        let last_indexed = segment
+            .offset_index
+            .last()
+            .map_or(0, |e| u64::from(e.position));
+        segment.bytes_since_index_entry = segment.size.saturating_sub(last_indexed);
+        Ok(segment)
+    }
+
+    fn from_parts(
+        dir: &Path,
+        base_offset: i64,
+        log_path: PathBuf,
+        log: File,
+        index_interval_bytes: u64,
+    ) -> io::Result<Self> {
+        Ok(Segment {
+            base_offset,
+            log_path,
+            log,
+            size: 0,
+            next_offset: base_offset,
+            offset_index: OffsetIndex::open(&dir.join(file_name(base_offset, INDEX_EXT)))?,
+            time_index: TimeIndex::open(&dir.join(file_name(base_offset, TIME_INDEX_EXT)))?,
+            max_timestamp: -1,
+            offset_of_max_timestamp: base_offset,
+            first_batch_timestamp: None,
+            created_ms: 0,
+            bytes_since_index_entry: 0,
+            index_interval_bytes,
+        })
+    }
+
+    pub fn base_offset(&self) -> i64 {
+        self.base_offset
+    }
+
+    pub fn next_offset(&self) -> i64 {
+        self.next_offset
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.size == 0
+    }
+
+    pub fn max_timestamp(&self) -> i64 {
+        self.max_timestamp
+    }
+
+    pub(crate) fn log_file(&self) -> &File {
+        &self.log
+    }
+
+    /// The timestamp retention judges by: the largest record timestamp, or (like Kafka) the
+    /// file's modification time when no batch carries one.
+    pub fn largest_timestamp(&self) -> io::Result<i64> {
+        if self.max_timestamp >= 0 {
+            return Ok(self.max_timestamp);
+        }
+        let modified = self.log.metadata()?.modified()?;
+        let ms = modified
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        Ok(ms)
+    }
+
+    /// Kafka's `segment.ms` rule: compare the incoming batch's timestamp with the first batch's
+    /// rather than the wall clock, so replaying old data does not roll on every append.
+    pub fn is_due_for_time_roll(&self, incoming_max_ts: i64, now_ms: i64, segment_ms: i64) -> bool {
+        if self.is_empty() {
+            return false;
+        }
+        let waited = match self.first_batch_timestamp {
+            Some(first) if first >= 0 => incoming_max_ts.saturating_sub(first),
+            _ => now_ms.saturating_sub(self.created_ms),
+        };
+        waited > segment_ms
+    }
+
+    /// Writes already-stamped batches at the end of the log and indexes them. Each batch only
+    /// counts once indexed, so an I/O error leaves the segment consistent up to a batch
+    /// boundary; stray bytes past `size` are overwritten by the next append.
+    pub fn append(&mut self, bytes: &[u8], headers: &[BatchHeader]) -> io::Result<()> {
+        self.log.write_all_at(bytes, self.size)?;
+        for header in headers {
+            self.index_batch(self.size, header)?;
+        }
+        Ok(())
+    }
+
+    /// Accounts for one batch written at `position` (which must equal `size`): advances the
+    /// segment and adds sparse index entries. Shared by append and recovery.
+    pub fn index_batch(&mut self, position: u64, header: &BatchHeader) -> io::Result<()> {
+        debug_assert_eq!(position, self.size);
+        if header.max_timestamp > self.max_timestamp {
+            self.max_timestamp = header.max_timestamp;
+            self.offset_of_max_timestamp = header.base_offset;
+        }
+        if self.first_batch_timestamp.is_none() {
+            self.first_batch_timestamp = Some(header.max_timestamp);
+        }
+        if self.bytes_since_index_entry > self.index_interval_bytes {
+            let position = u32::try_from(position).map_err(|_| too_big(position))?;
+            self.offset_index.append(OffsetEntry {
+                relative_offset: self.relative(header.base_offset),
+                position,
+            })?;
+            self.append_time_entry()?;
+            self.bytes_since_index_entry = 0;
+        }
+        let size = header.total_size() as u64;
+        self.bytes_since_index_entry += size;
+        self.size = position + size;
+        self.next_offset = header.next_offset();
+        Ok(())
+    }
+
+    fn append_time_entry(&mut self) -> io::Result<()> {
+        self.time_index.maybe_append(TimeEntry {
+            timestamp: self.max_timestamp,
+            relative_offset: self.relative(self.offset_of_max_timestamp),
+        })
+    }
+
+    /// Offsets are relative to the base in indexes; rolling keeps them within u32.
+    fn relative(&self, offset: i64) -> u32 {
+        u32::try_from(offset.saturating_sub(self.base_offset).max(0)).unwrap_or(u32::MAX)
+    }
+
+    /// Where a scan for `offset` can start: the nearest indexed batch at or below it.
+    fn scan_start(&self, offset: i64) -> u64 {
+        self.offset_index
+            .lookup(self.relative(offset))
+            .map_or(0, |e| u64::from(e.position))
+    }
+
+    /// Reads and parses the batch header at `position`, checking the batch fits the segment.
+    pub fn header_at(&self, position: u64) -> Result<BatchHeader, StorageError> {
+        let end = position.checked_add(HEADER_SIZE as u64);
+        if end.is_none_or(|end| end > self.size) {
+            return Err(self.corrupt(position, "batch header runs past the end of the segment"));
+        }
+        let mut buf = [0u8; HEADER_SIZE];
+        self.log.read_exact_at(&mut buf, position)?;
+        let header = BatchHeader::parse(&buf)?;
+        if position + header.total_size() as u64 > self.size {
+            return Err(self.corrupt(position, "batch runs past the end of the segment"));
+        }
+        Ok(header)
+    }
+
+    pub fn read_at(&self, position: u64, len: u64) -> Result<Vec<u8>, StorageError> {
+        let len = usize::try_from(len).map_err(|_| self.corrupt(position, "read too large"))?;
+        let mut buf = vec![0u8; len];
+        self.log.read_exact_at(&mut buf, position)?;
+        Ok(buf)
+    }
+
+    /// The first batch whose last offset is >= `offset`, with its position.
+    pub fn find_batch(&self, offset: i64) -> Result<Option<(u64, BatchHeader)>, StorageError> {
+        let mut position = self.scan_start(offset);
+        while position < self.size {
+            let header = self.header_at(position)?;
+            if header.last_offset() >= offset {
+                return Ok(Some((position, header)));
+            }
+            position += header.total_size() as u64;
+        }
+        Ok(None)
+    }
+
+    /// Whole batches from `position` (where `first` starts): at most `max_bytes` but always
+    /// `first` (KIP-74), stopping before any batch whose base offset is >= `upper_bound`.
+    pub fn read_batches(
+        &self,
+        position: u64,
+        first: &BatchHeader,
+        max_bytes: usize,
+        upper_bound: i64,
+    ) -> Result<Vec<u8>, StorageError> {
+        if first.base_offset >= upper_bound {
+            return Ok(Vec::new());
+        }
+        let available = self.size.saturating_sub(position);
+        let wanted = (max_bytes as u64)
+            .min(available)
+            .max(first.total_size() as u64);
+        let mut buf = self.read_at(position, wanted)?;
+        let mut end = 0;
+        while let Some((base_offset, size)) = buf.get(end..).and_then(batch::frame) {
+            if base_offset >= upper_bound || end + size > buf.len() {
+                break;
+            }
+            end += size;
+        }
+        buf.truncate(end);
+        Ok(buf)
+    }
+
+    /// The first record in this segment with timestamp >= `target` and offset >= `min_offset`.
+    pub fn offset_for_timestamp(
+        &self,
+        target: i64,
+        min_offset: i64,
+    ) -> Result<Option<(i64, i64)>, StorageError> {
+        if self.is_empty() || self.max_timestamp < target {
+            return Ok(None);
+        }
+        // Every batch before the time index entry's batch has an older max timestamp.
+        let indexed = self
+            .time_index
+            .lookup(target)
+            .map_or(self.base_offset, |e| {
+                self.base_offset + i64::from(e.relative_offset)
+            });
+        let mut position = self.scan_start(indexed.max(min_offset));
+        while position < self.size {
+            let header = self.header_at(position)?;
+            if header.last_offset() >= min_offset && header.max_timestamp >= target {
+                let records = self.records_of(position, &header)?;
+                let found = records
+                    .into_iter()
+                    .find(|&(offset, ts)| offset >= min_offset && ts >= target);
+                if found.is_some() {
+                    return Ok(found);
+                }
+            }
+            position += header.total_size() as u64;
+        }
+        Ok(None)
+    }
+
+    /// `(offset, timestamp)` of the earliest record holding this segment's max timestamp.
+    pub fn max_timestamp_record(&self) -> Result<Option<(i64, i64)>, StorageError> {
+        if self.max_timestamp < 0 {
+            return Ok(None);
+        }
+        let Some((position, header)) = self.find_batch(self.offset_of_max_timestamp)? else {
+            return Ok(None);
+        };
+        let mut best: Option<(i64, i64)> = None;
+        for (offset, ts) in self.records_of(position, &header)? {
+            if best.is_none_or(|(_, best_ts)| ts > best_ts) {
+                best = Some((offset, ts));
+            }
+        }
+        Ok(best)
+    }
+
+    fn records_of(
+        &self,
+        position: u64,
+        header: &BatchHeader,
+    ) -> Result<Vec<(i64, i64)>, StorageError> {
+        let bytes = self.read_at(position, header.total_size() as u64)?;
+        batch::record_timestamps(Bytes::from(bytes), header)
+    }
+
+    /// Fsync point "append durability": just the log, since recovery rebuilds the active
+    /// segment's indexes anyway.
+    pub fn sync_log(&self) -> io::Result<()> {
+        self.log.sync_data()
+    }
+
+    /// Fsync point "flush": log and both indexes.
+    pub fn sync(&self) -> io::Result<()> {
+        self.log.sync_data()?;
+        self.offset_index.sync()?;
+        self.time_index.sync()
+    }
+
+    /// Fsync point "seal", at roll and close: records the final max timestamp in the time
+    /// index (so a reopen knows it without scanning), trims stray bytes and syncs everything.
+    pub fn seal(&mut self) -> io::Result<()> {
+        self.append_time_entry()?;
+        if self.log.metadata()?.len() != self.size {
+            self.log.set_len(self.size)?;
+        }
+        self.offset_index.trim()?;
+        self.time_index.trim()?;
+        self.sync()
+    }
+
+    pub fn delete_files(self) -> io::Result<()> {
+        let index_paths = [
+            self.offset_index.path().to_path_buf(),
+            self.time_index.path().to_path_buf(),
+        ];
+        // The log goes first: an orphaned index is cleaned up on open, an index-less log is
+        // rebuilt, but a half-deleted log must never look valid.
+        fs::remove_file(&self.log_path)?;
+        for path in index_paths {
+            match fs::remove_file(path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    // ---- recovery support ----
+
+    /// Whether the index files can be trusted for a segment that ends at `next_offset`.
+    pub fn check_indexes(&self, next_offset: Option<i64>) -> Result<(), String> {
+        if self.offset_index.was_missing() || self.time_index.was_missing() {
+            return Err("index file missing".into());
+        }
+        self.offset_index.sanity_check(self.size)?;
+        let relative_end = next_offset.map(|n| n.saturating_sub(self.base_offset).max(0) as u64);
+        self.time_index.sanity_check(relative_end)?;
+        if let Some(last) = self.offset_index.last() {
+            let header = self
+                .header_at(u64::from(last.position))
+                .map_err(|e| e.to_string())?;
+            if header.base_offset != self.base_offset + i64::from(last.relative_offset) {
+                return Err(format!(
+                    "last index entry does not point at offset {}",
+                    header.base_offset
+                ));
+            }
+        }
+        if !self.is_empty() {
+            let first = self.header_at(0).map_err(|e| e.to_string())?;
+            if first.max_timestamp >= 0 && self.time_index.last().is_none() {
+                return Err("time index is empty but batches carry timestamps".into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Forgets everything derived from the log so recovery can replay it batch by batch.
+    pub fn reset_for_rebuild(&mut self) -> io::Result<()> {
+        self.offset_index.reset()?;
+        self.time_index.reset()?;
+        self.size = 0;
+        self.next_offset = self.base_offset;
+        self.max_timestamp = -1;
+        self.offset_of_max_timestamp = self.base_offset;
+        self.first_batch_timestamp = None;
+        self.bytes_since_index_entry = 0;
+        Ok(())
+    }
+
+    /// Adopts a trusted, already-indexed segment's end after a headers-only scan.
+    pub fn set_loaded_end(&mut self, next_offset: i64) -> Result<(), StorageError> {
+        self.next_offset = next_offset;
+        if !self.is_empty() {
+            self.first_batch_timestamp = Some(self.header_at(0)?.max_timestamp);
+        }
+        Ok(())
+    }
+
+    /// Cuts the log file back to `len` bytes (recovery's truncation of a torn tail).
+    pub fn truncate_log(&mut self, len: u64) -> io::Result<()> {
+        self.log.set_len(len)?;
+        self.log.sync_data()
+    }
+
+    /// Position of the last indexed batch and its offset: where a tail scan can start.
+    pub fn last_indexed(&self) -> (u64, i64) {
+        self.offset_index.last().map_or((0, self.base_offset), |e| {
+            (
+                u64::from(e.position),
+                self.base_offset + i64::from(e.relative_offset),
+            )
+        })
+    }
+
+    fn corrupt(&self, position: u64, what: &str) -> StorageError {
+        StorageError::CorruptRecord(format!(
+            "{} at position {position}: {what}",
+            self.log_path.display()
+        ))
+    }
+}
+
+fn too_big(position: u64) -> io::Error {
+    io::Error::other(format!(
+        "segment position {position} does not fit an index entry"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{batch, batch_with, headers_of, Codec};
+
+    fn segment_with(dir: &Path, batches: &[Bytes]) -> Segment {
+        let mut segment = Segment::create(dir, 100, 0, 5_000).unwrap();
+        let mut next = 100;
+        for bytes in batches {
+            let mut bytes = bytes.to_vec();
+            batch::assign_offset_and_epoch(&mut bytes, next, 0);
+            let headers = headers_of(&bytes);
+            next = headers[0].next_offset();
+            segment.append(&bytes, &headers).unwrap();
+        }
+        segment
+    }
+
+    #[test]
+    fn time_roll_falls_back_to_wall_clock_without_timestamps() {
+        let dir = tempfile::tempdir().unwrap();
+        let segment = segment_with(dir.path(), &[batch_with(&[-1], Codec::None)]);
+        assert!(!segment.is_due_for_time_roll(-1, 5_500, 1_000));
+        assert!(segment.is_due_for_time_roll(-1, 6_001, 1_000));
+        assert!(
+            segment.largest_timestamp().unwrap() > 1_000_000,
+            "file mtime"
+        );
+        let empty = Segment::create(dir.path(), 7, 0, 0).unwrap();
+        assert!(!empty.is_due_for_time_roll(i64::MAX, i64::MAX, 0));
+    }
+
+    #[test]
+    fn read_batches_respects_limits() {
+        let dir = tempfile::tempdir().unwrap();
+        let segment = segment_with(dir.path(), &[batch(2, 0), batch(2, 0), batch(2, 0)]);
+        let (position, first) = segment.find_batch(103).unwrap().unwrap();
+        assert_eq!(first.base_offset, 102);
+        let bytes = segment
+            .read_batches(position, &first, 1 << 20, 104)
+            .unwrap();
+        assert_eq!(headers_of(&bytes).len(), 1);
+        let bytes = segment
+            .read_batches(position, &first, 1 << 20, 105)
+            .unwrap();
+        assert_eq!(headers_of(&bytes).len(), 2);
+        assert!(segment.find_batch(106).unwrap().is_none());
+    }
+
+    #[test]
+    fn header_reads_past_the_end_are_errors_not_panics() {
+        let dir = tempfile::tempdir().unwrap();
+        let segment = segment_with(dir.path(), &[batch(1, 0)]);
+        assert!(segment.header_at(segment.size()).is_err());
+        assert!(segment.header_at(u64::MAX - 3).is_err());
+        assert!(segment.header_at(1).is_err());
+    }
+}
