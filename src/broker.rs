@@ -1,0 +1,126 @@
+//! The broker: its shared state, its start-up, its background work, and its shutdown.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::network;
+use crate::topics::TopicRegistry;
+
+/// State every handler sees.
+pub struct Broker {
+    pub config: Arc<Config>,
+    pub topics: TopicRegistry,
+    /// Host and port given to clients in Metadata and DescribeCluster.
+    pub advertised: (String, i32),
+}
+
+impl Broker {
+    /// Opens the data directory, recovering every partition.
+    pub fn open(config: Config) -> anyhow::Result<Broker> {
+        let config = Arc::new(config);
+        let topics = TopicRegistry::open(config.clone())
+            .with_context(|| format!("cannot open data directory {}", config.data_dir.display()))?;
+        let advertised = config.advertised();
+        Ok(Broker {
+            config,
+            topics,
+            advertised,
+        })
+    }
+
+    pub fn node_id(&self) -> i32 {
+        self.config.node_id
+    }
+
+    /// Flushes and closes every partition log, leaving clean-shutdown markers.
+    pub fn close(&self) {
+        for partition in self.topics.partitions() {
+            if let Err(err) = partition.close() {
+                tracing::error!(topic = %partition.topic, partition = partition.index, "close failed: {err}");
+            }
+        }
+    }
+}
+
+/// Wall-clock milliseconds since the Unix epoch, the unit of Kafka timestamps.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Runs the broker until SIGTERM or SIGINT, then shuts down cleanly.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let listen = config.listen;
+    let broker = Arc::new(tokio::task::block_in_place(|| Broker::open(config))?);
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let bound = listener.local_addr()?;
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let background = tokio::spawn(background_work(broker.clone(), shutdown_rx.clone()));
+    let server = tokio::spawn(network::serve(listener, broker.clone(), shutdown_rx));
+    tracing::info!(
+        cluster_id = broker.topics.cluster_id(),
+        data_dir = %broker.config.data_dir.display(),
+        "samsa ready, listening on {bound}"
+    );
+    wait_for_signal().await?;
+    tracing::info!("shutting down");
+    let _ = shutdown_tx.send(true);
+    // Connections finish the requests already read; a stuck client cannot hold shutdown forever.
+    if tokio::time::timeout(Duration::from_secs(10), server).await.is_err() {
+        tracing::warn!("connections still open after 10 s; closing anyway");
+    }
+    let _ = background.await;
+    tokio::task::block_in_place(|| broker.close());
+    tracing::info!("samsa stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("cannot install SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot install SIGINT handler")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
+
+/// Periodic flushing (when `flush_ms` is set) and retention.
+async fn background_work(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let flush_every = Duration::from_millis(broker.config.flush_ms.unwrap_or(1000).max(1));
+    let retention_every = Duration::from_millis(broker.config.retention_check_interval_ms.max(1));
+    let mut flush = tokio::time::interval(flush_every);
+    let mut retention = tokio::time::interval(retention_every);
+    loop {
+        tokio::select! {
+            _ = flush.tick() => {
+                let now = now_ms();
+                for partition in broker.topics.partitions() {
+                    if let Err(err) = partition.flush_if_due(now) {
+                        tracing::error!(topic = %partition.topic, partition = partition.index, "flush failed: {err}");
+                    }
+                }
+            }
+            _ = retention.tick() => {
+                let now = now_ms();
+                for partition in broker.topics.partitions() {
+                    match partition.apply_retention(now) {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(topic = %partition.topic, partition = partition.index, "retention deleted {n} segment(s)"),
+                        Err(err) => tracing::error!(topic = %partition.topic, partition = partition.index, "retention failed: {err}"),
+                    }
+                }
+            }
+            _ = shutdown.changed() => return,
+        }
+    }
+}

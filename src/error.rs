@@ -1,0 +1,89 @@
+//! The broker's error type, and the one place where errors become Kafka error codes.
+
+use kafka_protocol::error::ResponseError;
+use samsa_storage::StorageError;
+
+/// Failures of a single topic or partition operation. Each maps to the code Kafka returns
+/// for the same situation; the mapping lives in [`BrokerError::code`] and nowhere else.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("unknown topic or partition")]
+    UnknownTopicOrPartition,
+    #[error("unknown topic id")]
+    UnknownTopicId,
+    #[error("topic '{0}' already exists")]
+    TopicAlreadyExists(String),
+    #[error("{0}")]
+    InvalidTopic(String),
+    #[error("{0}")]
+    InvalidPartitions(String),
+    #[error("{0}")]
+    InvalidReplicationFactor(String),
+    #[error("{0}")]
+    InvalidReplicaAssignment(String),
+    #[error("{0}")]
+    InvalidConfig(String),
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("{0}")]
+    InvalidRecord(String),
+    #[error("invalid required acks {0}")]
+    InvalidRequiredAcks(i16),
+    #[error("the partition is not served by this broker right now")]
+    NotLeaderOrFollower,
+    #[error("the broker is shutting down")]
+    ShuttingDown,
+    #[error("resource type {0} is not supported")]
+    UnsupportedResource(i8),
+    #[error("{0}")]
+    PolicyViolation(String),
+    #[error("catalogue write failed: {0}")]
+    Catalogue(#[source] std::io::Error),
+}
+
+impl BrokerError {
+    pub fn code(&self) -> i16 {
+        self.response_error().code()
+    }
+
+    pub fn response_error(&self) -> ResponseError {
+        use ResponseError as E;
+        match self {
+            BrokerError::Storage(err) => match err {
+                StorageError::CorruptRecord(_) => E::CorruptMessage,
+                StorageError::InvalidRecord(_) => E::InvalidRecord,
+                StorageError::RecordTooLarge { .. } => E::MessageTooLarge,
+                StorageError::UnsupportedMagic(_) => E::UnsupportedForMessageFormat,
+                StorageError::OffsetOutOfRange { .. } => E::OffsetOutOfRange,
+                _ => E::KafkaStorageError,
+            },
+            BrokerError::UnknownTopicOrPartition => E::UnknownTopicOrPartition,
+            BrokerError::UnknownTopicId => E::UnknownTopicId,
+            BrokerError::TopicAlreadyExists(_) => E::TopicAlreadyExists,
+            BrokerError::InvalidTopic(_) => E::InvalidTopicException,
+            BrokerError::InvalidPartitions(_) => E::InvalidPartitions,
+            BrokerError::InvalidReplicationFactor(_) => E::InvalidReplicationFactor,
+            BrokerError::InvalidReplicaAssignment(_) => E::InvalidReplicaAssignment,
+            BrokerError::InvalidConfig(_) => E::InvalidConfig,
+            BrokerError::InvalidRequest(_) => E::InvalidRequest,
+            BrokerError::InvalidRecord(_) => E::InvalidRecord,
+            BrokerError::InvalidRequiredAcks(_) => E::InvalidRequiredAcks,
+            BrokerError::NotLeaderOrFollower | BrokerError::ShuttingDown => E::NotLeaderOrFollower,
+            BrokerError::UnsupportedResource(_) => E::InvalidRequest,
+            BrokerError::PolicyViolation(_) => E::PolicyViolation,
+            BrokerError::Catalogue(_) => E::KafkaStorageError,
+        }
+    }
+
+    /// The message sent beside the code where the response has room for one.
+    pub fn message(&self) -> Option<String> {
+        match self {
+            BrokerError::UnknownTopicOrPartition | BrokerError::UnknownTopicId => None,
+            other => Some(other.to_string()),
+        }
+    }
+}
+
+pub type Result<T, E = BrokerError> = std::result::Result<T, E>;

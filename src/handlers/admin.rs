@@ -1,0 +1,207 @@
+//! Topic administration: CreateTopics, DeleteTopics, CreatePartitions.
+
+use std::collections::{BTreeMap, HashSet};
+
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{
+    BrokerId, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
+    DeleteTopicsRequest, DeleteTopicsResponse, TopicName,
+};
+
+use super::str_bytes;
+use crate::broker::Broker;
+use crate::error::BrokerError;
+
+/// CreateTopics v5 added the created topic's configs, partitions and replication factor.
+const FIRST_VERSION_WITH_TOPIC_DETAILS: i16 = 5;
+/// DeleteTopics v6 names topics by name or by id.
+const FIRST_DELETE_VERSION_WITH_IDS: i16 = 6;
+
+pub fn create_topics(broker: &Broker, request: CreateTopicsRequest, version: i16) -> CreateTopicsResponse {
+    let duplicates = duplicated(request.topics.iter().map(|t| t.name.as_str()));
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let name = topic.name.clone();
+            let result = if duplicates.contains(name.as_str()) {
+                Err(BrokerError::InvalidRequest(format!(
+                    "Create topics request from client contains multiple entries for the topic '{}'",
+                    name.as_str()
+                )))
+            } else {
+                create_one(broker, topic, request.validate_only)
+            };
+            match result {
+                Ok((id, partitions, configs)) => {
+                    let mut created = CreatableTopicResult::default()
+                        .with_name(name)
+                        .with_topic_id(id)
+                        .with_num_partitions(partitions)
+                        .with_replication_factor(1);
+                    if version >= FIRST_VERSION_WITH_TOPIC_DETAILS {
+                        created = created.with_configs(Some(configs));
+                    }
+                    created
+                }
+                Err(err) => CreatableTopicResult::default()
+                    .with_name(name)
+                    .with_error_code(err.code())
+                    .with_error_message(err.message().map(str_bytes))
+                    .with_num_partitions(-1)
+                    .with_replication_factor(-1),
+            }
+        })
+        .collect();
+    CreateTopicsResponse::default().with_topics(topics)
+}
+
+fn create_one(
+    broker: &Broker,
+    topic: CreatableTopic,
+    validate_only: bool,
+) -> Result<(uuid::Uuid, i32, Vec<CreatableTopicConfigs>), BrokerError> {
+    let node = BrokerId(broker.node_id());
+    let partitions = if topic.assignments.is_empty() {
+        if topic.num_partitions == -1 {
+            broker.config.num_partitions
+        } else {
+            topic.num_partitions
+        }
+    } else {
+        if topic.num_partitions != -1 || topic.replication_factor != -1 {
+            return Err(BrokerError::InvalidRequest(
+                "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time."
+                    .into(),
+            ));
+        }
+        for (i, assignment) in topic.assignments.iter().enumerate() {
+            if assignment.partition_index != i as i32 {
+                return Err(BrokerError::InvalidReplicaAssignment(
+                    "Partitions should be a consecutive 0-based integer sequence".into(),
+                ));
+            }
+            if assignment.broker_ids != [node] {
+                return Err(BrokerError::InvalidReplicaAssignment(format!(
+                    "Replica assignment {:?} names brokers other than the single broker {}",
+                    assignment.broker_ids.iter().map(|b| b.0).collect::<Vec<_>>(),
+                    node.0
+                )));
+            }
+        }
+        topic.assignments.len() as i32
+    };
+    if topic.replication_factor != -1 && topic.replication_factor != 1 {
+        if topic.replication_factor < 1 {
+            return Err(BrokerError::InvalidReplicationFactor(
+                "Replication factor must be larger than 0, or -1 to use the default value.".into(),
+            ));
+        }
+        return Err(BrokerError::InvalidReplicationFactor(format!(
+            "Unable to replicate the partition {} time(s): The target replication factor of {} cannot be reached because only 1 broker(s) are registered.",
+            topic.replication_factor, topic.replication_factor
+        )));
+    }
+    let mut configs = BTreeMap::new();
+    for config in topic.configs {
+        let value = config.value.ok_or_else(|| {
+            BrokerError::InvalidConfig(format!("Null value not supported for topic configs: {}", config.name.as_str()))
+        })?;
+        configs.insert(config.name.to_string(), value.to_string());
+    }
+    let created = broker.topics.create(&topic.name, partitions, configs, validate_only)?;
+    let described = created
+        .configs
+        .entries(&broker.config)
+        .into_iter()
+        .map(|entry| {
+            CreatableTopicConfigs::default()
+                .with_name(str_bytes(entry.name))
+                .with_value(Some(str_bytes(entry.value)))
+                .with_config_source(entry.source.code())
+        })
+        .collect();
+    Ok((created.id, partitions, described))
+}
+
+pub fn delete_topics(broker: &Broker, request: DeleteTopicsRequest, version: i16) -> DeleteTopicsResponse {
+    let targets: Vec<(Option<TopicName>, uuid::Uuid)> = if version >= FIRST_DELETE_VERSION_WITH_IDS {
+        request.topics.into_iter().map(|t| (t.name, t.topic_id)).collect()
+    } else {
+        request
+            .topic_names
+            .into_iter()
+            .map(|n| (Some(n), uuid::Uuid::nil()))
+            .collect()
+    };
+    let responses = targets
+        .into_iter()
+        .map(|(name, id)| {
+            let topic = match &name {
+                Some(name) => broker.topics.get(name).ok_or(BrokerError::UnknownTopicOrPartition),
+                None => broker.topics.get_by_id(id).ok_or(BrokerError::UnknownTopicId),
+            };
+            let result = topic.and_then(|t| broker.topics.delete(&t.name).map(|_| t));
+            match result {
+                Ok(topic) => DeletableTopicResult::default()
+                    .with_name(Some(TopicName(str_bytes(topic.name.clone()))))
+                    .with_topic_id(topic.id),
+                Err(err) => DeletableTopicResult::default()
+                    .with_name(name)
+                    .with_topic_id(id)
+                    .with_error_code(err.code())
+                    .with_error_message(err.message().map(str_bytes)),
+            }
+        })
+        .collect();
+    DeleteTopicsResponse::default().with_responses(responses)
+}
+
+pub fn create_partitions(broker: &Broker, request: CreatePartitionsRequest) -> CreatePartitionsResponse {
+    let duplicates = duplicated(request.topics.iter().map(|t| t.name.as_str()));
+    let results = request
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let result = if duplicates.contains(topic.name.as_str()) {
+                Err(BrokerError::InvalidRequest("Duplicate topic in request.".into()))
+            } else {
+                check_assignments(broker, topic.assignments.as_deref()).and_then(|_| {
+                    broker
+                        .topics
+                        .add_partitions(&topic.name, topic.count, request.validate_only)
+                })
+            };
+            let response = CreatePartitionsTopicResult::default().with_name(topic.name);
+            match result {
+                Ok(()) => response,
+                Err(err) => response
+                    .with_error_code(err.code())
+                    .with_error_message(err.message().map(str_bytes)),
+            }
+        })
+        .collect();
+    CreatePartitionsResponse::default().with_results(results)
+}
+
+fn check_assignments(
+    broker: &Broker,
+    assignments: Option<&[kafka_protocol::messages::create_partitions_request::CreatePartitionsAssignment]>,
+) -> Result<(), BrokerError> {
+    let node = BrokerId(broker.node_id());
+    match assignments {
+        Some(assignments) if assignments.iter().any(|a| a.broker_ids != [node]) => Err(
+            BrokerError::InvalidReplicaAssignment(format!("Every new partition must be assigned to broker {}", node.0)),
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// Names that occur more than once.
+fn duplicated<'a>(names: impl Iterator<Item = &'a str>) -> HashSet<String> {
+    let mut seen = HashSet::new();
+    names.filter(|n| !seen.insert(*n)).map(str::to_owned).collect()
+}

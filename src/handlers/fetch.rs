@@ -1,0 +1,184 @@
+//! Fetch: whole record batches from each partition's log, served as stored. A fetch that
+//! finds fewer than `min_bytes` waits, up to `max_wait_ms`, for an append to any of its
+//! partitions to move the high watermark.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::select_all;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_request::FetchTopic;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::broker::Broker;
+use crate::error::BrokerError;
+use crate::topics::Partition;
+
+/// Fetch v13 names topics by id instead of by name (KIP-516).
+const FIRST_VERSION_WITH_TOPIC_IDS: i16 = 13;
+const READ_COMMITTED: i8 = 1;
+
+/// A requested partition, resolved once so every round of a long poll reads the same logs.
+struct Wanted {
+    index: i32,
+    fetch_offset: i64,
+    max_bytes: i32,
+    partition: Result<Arc<Partition>, ResponseError>,
+}
+
+struct WantedTopic {
+    name: TopicName,
+    id: Uuid,
+    partitions: Vec<Wanted>,
+}
+
+pub async fn handle(broker: &Broker, request: FetchRequest, version: i16) -> FetchResponse {
+    // samsa keeps no fetch sessions (KIP-227): answering session id 0 tells the client to
+    // send full fetches. A client that believes it holds a session is told it does not.
+    if request.session_id != 0 {
+        return FetchResponse::default().with_error_code(ResponseError::FetchSessionIdNotFound.code());
+    }
+    if request.session_epoch > 0 {
+        return FetchResponse::default().with_error_code(ResponseError::InvalidFetchSessionEpoch.code());
+    }
+    let topics: Vec<WantedTopic> = request
+        .topics
+        .into_iter()
+        .map(|t| resolve(broker, t, version))
+        .collect();
+    let read_committed = request.isolation_level == READ_COMMITTED;
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
+    loop {
+        // Subscribe before reading, so an append that lands after the read still wakes us.
+        let watchers: Vec<watch::Receiver<i64>> = topics
+            .iter()
+            .flat_map(|t| t.partitions.iter())
+            .filter_map(|p| p.partition.as_ref().ok().map(|p| p.watch_high_watermark()))
+            .collect();
+        let round = read_round(&topics, request.max_bytes, read_committed);
+        let done = round.bytes >= i64::from(request.min_bytes.max(0))
+            || round.had_error
+            || watchers.is_empty()
+            || tokio::time::Instant::now() >= deadline;
+        if done {
+            return FetchResponse::default().with_responses(round.responses);
+        }
+        wait_for_append(watchers, deadline).await;
+    }
+}
+
+fn resolve(broker: &Broker, topic: FetchTopic, version: i16) -> WantedTopic {
+    let (found, missing) = if version >= FIRST_VERSION_WITH_TOPIC_IDS {
+        (broker.topics.get_by_id(topic.topic_id), ResponseError::UnknownTopicId)
+    } else {
+        (broker.topics.get(&topic.topic), ResponseError::UnknownTopicOrPartition)
+    };
+    let partitions = topic
+        .partitions
+        .into_iter()
+        .map(|p| Wanted {
+            index: p.partition,
+            fetch_offset: p.fetch_offset,
+            max_bytes: p.partition_max_bytes,
+            partition: match &found {
+                Some(t) => t
+                    .partition(p.partition)
+                    .cloned()
+                    .ok_or(ResponseError::UnknownTopicOrPartition),
+                None => Err(missing),
+            },
+        })
+        .collect();
+    WantedTopic {
+        name: topic.topic,
+        id: topic.topic_id,
+        partitions,
+    }
+}
+
+struct Round {
+    responses: Vec<FetchableTopicResponse>,
+    bytes: i64,
+    had_error: bool,
+}
+
+fn read_round(topics: &[WantedTopic], max_bytes: i32, read_committed: bool) -> Round {
+    let mut budget = i64::from(max_bytes.max(0));
+    let mut round = Round {
+        responses: Vec::with_capacity(topics.len()),
+        bytes: 0,
+        had_error: false,
+    };
+    for topic in topics {
+        let partitions = topic
+            .partitions
+            .iter()
+            .map(|wanted| {
+                let data = read_partition(wanted, &mut budget, round.bytes > 0, read_committed);
+                round.had_error |= data.error_code != 0;
+                round.bytes += data.records.as_ref().map_or(0, |r| r.len() as i64);
+                data
+            })
+            .collect();
+        round.responses.push(
+            FetchableTopicResponse::default()
+                .with_topic(topic.name.clone())
+                .with_topic_id(topic.id)
+                .with_partitions(partitions),
+        );
+    }
+    round
+}
+
+/// Reads one partition within what is left of the response's byte budget. The first
+/// partition with data may exceed the budget by one batch (KIP-74), so a batch larger
+/// than the limits can still be consumed.
+fn read_partition(wanted: &Wanted, budget: &mut i64, response_has_data: bool, read_committed: bool) -> PartitionData {
+    let base = PartitionData::default()
+        .with_partition_index(wanted.index)
+        .with_high_watermark(-1)
+        .with_last_stable_offset(-1)
+        .with_log_start_offset(-1)
+        .with_preferred_read_replica(BrokerId(-1))
+        .with_aborted_transactions(read_committed.then(Vec::new));
+    let partition = match &wanted.partition {
+        Ok(partition) => partition,
+        Err(err) => return base.with_error_code(err.code()).with_records(Some(Default::default())),
+    };
+    let limit = i64::from(wanted.max_bytes.max(0)).min(*budget);
+    let result = if limit <= 0 && response_has_data {
+        partition.offsets().map(|offsets| (bytes::Bytes::new(), offsets))
+    } else {
+        partition
+            .read(wanted.fetch_offset, limit.max(0) as usize)
+            .map(|r| (r.records, r.offsets))
+    };
+    match result {
+        Ok((records, offsets)) => {
+            *budget -= records.len() as i64;
+            base.with_high_watermark(offsets.high_watermark)
+                .with_last_stable_offset(offsets.high_watermark)
+                .with_log_start_offset(offsets.log_start)
+                .with_records(Some(records))
+        }
+        Err(err) => {
+            let offsets = partition.offsets().ok();
+            if !matches!(err, BrokerError::Storage(samsa_storage::StorageError::OffsetOutOfRange { .. })) {
+                tracing::warn!(topic = %partition.topic, partition = partition.index, "fetch failed: {err}");
+            }
+            base.with_error_code(err.code())
+                .with_high_watermark(offsets.map_or(-1, |o| o.high_watermark))
+                .with_last_stable_offset(offsets.map_or(-1, |o| o.high_watermark))
+                .with_log_start_offset(offsets.map_or(-1, |o| o.log_start))
+                .with_records(Some(Default::default()))
+        }
+    }
+}
+
+async fn wait_for_append(mut watchers: Vec<watch::Receiver<i64>>, deadline: tokio::time::Instant) {
+    let changes = select_all(watchers.iter_mut().map(|w| Box::pin(w.changed())));
+    let _ = tokio::time::timeout_at(deadline, changes).await;
+}

@@ -1,0 +1,77 @@
+//! ListOffsets: the earliest, latest, or timestamp-matched offset of each partition.
+
+use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+
+use crate::broker::Broker;
+use crate::error::BrokerError;
+use crate::topics::partition::LEADER_EPOCH;
+use crate::topics::Partition;
+
+/// Special timestamps a client may ask for instead of a real one.
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+const EARLIEST_PENDING_UPLOAD: i64 = -5;
+const LATEST_TIERED: i64 = -6;
+
+/// ListOffsets v4 added the leader epoch of the returned offset.
+const FIRST_VERSION_WITH_EPOCH: i16 = 4;
+
+pub fn handle(broker: &Broker, request: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let found = broker.topics.get(&topic.name);
+            let partitions = topic
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let partition = found
+                        .as_ref()
+                        .and_then(|t| t.partition(p.partition_index))
+                        .ok_or(BrokerError::UnknownTopicOrPartition);
+                    let answer = partition.and_then(|partition| lookup(partition, p.timestamp));
+                    let response = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
+                    match answer {
+                        Ok((offset, timestamp)) => response
+                            .with_offset(offset)
+                            .with_timestamp(timestamp)
+                            .with_leader_epoch(if offset >= 0 && version >= FIRST_VERSION_WITH_EPOCH {
+                                LEADER_EPOCH
+                            } else {
+                                -1
+                            }),
+                        Err(err) => response
+                            .with_error_code(err.code())
+                            .with_offset(-1)
+                            .with_timestamp(-1)
+                            .with_leader_epoch(-1),
+                    }
+                })
+                .collect();
+            ListOffsetsTopicResponse::default()
+                .with_name(topic.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    ListOffsetsResponse::default().with_topics(topics)
+}
+
+/// (offset, timestamp) for one partition; -1 timestamps where Kafka reports none.
+fn lookup(partition: &Partition, timestamp: i64) -> Result<(i64, i64), BrokerError> {
+    let offsets = partition.offsets()?;
+    match timestamp {
+        // Without transactions the last stable offset equals the high watermark, so both
+        // isolation levels see the same latest offset.
+        LATEST => Ok((offsets.high_watermark, -1)),
+        EARLIEST | EARLIEST_LOCAL => Ok((offsets.log_start, -1)),
+        // No tiered storage: nothing is pending upload and nothing is tiered.
+        EARLIEST_PENDING_UPLOAD | LATEST_TIERED => Ok((-1, -1)),
+        MAX_TIMESTAMP => Ok(partition.max_timestamp()?.unwrap_or((-1, -1))),
+        ts if ts >= 0 => Ok(partition.offset_for_timestamp(ts)?.unwrap_or((-1, -1))),
+        other => Err(BrokerError::InvalidRequest(format!("invalid timestamp {other}"))),
+    }
+}

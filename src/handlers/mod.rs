@@ -1,0 +1,48 @@
+//! One thin handler per API: a decoded request and the broker state in, a response out.
+//! The dispatch table below is the only place that knows which handler serves which key.
+
+pub mod admin;
+pub mod api_versions;
+pub mod cluster;
+pub mod configs;
+pub mod fetch;
+pub mod list_offsets;
+pub mod metadata;
+pub mod produce;
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::{RequestKind, ResponseKind};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::broker::Broker;
+use crate::protocol::Request;
+
+/// Serves one request. Only APIs in [`crate::protocol::versions::SUPPORTED`] get this far.
+pub async fn handle(broker: &Arc<Broker>, request: Request) -> ResponseKind {
+    let version = request.version();
+    match request.body {
+        RequestKind::ApiVersions(req) => ResponseKind::ApiVersions(api_versions::handle(&req, version)),
+        RequestKind::Metadata(req) => ResponseKind::Metadata(metadata::handle(broker, req, version)),
+        RequestKind::Produce(req) => ResponseKind::Produce(produce::handle(broker, req, version)),
+        RequestKind::Fetch(req) => ResponseKind::Fetch(fetch::handle(broker, req, version).await),
+        RequestKind::ListOffsets(req) => ResponseKind::ListOffsets(list_offsets::handle(broker, req, version)),
+        RequestKind::CreateTopics(req) => ResponseKind::CreateTopics(admin::create_topics(broker, req, version)),
+        RequestKind::DeleteTopics(req) => ResponseKind::DeleteTopics(admin::delete_topics(broker, req, version)),
+        RequestKind::CreatePartitions(req) => {
+            ResponseKind::CreatePartitions(admin::create_partitions(broker, req))
+        }
+        RequestKind::DescribeConfigs(req) => {
+            ResponseKind::DescribeConfigs(configs::describe(broker, req, version))
+        }
+        RequestKind::DescribeCluster(req) => ResponseKind::DescribeCluster(cluster::describe(broker, req)),
+        other => unreachable!("{other:?} is not in the supported table"),
+    }
+}
+
+/// Kafka's "authorized operations were not requested" marker.
+pub const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
+
+pub(crate) fn str_bytes(s: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(s.into())
+}

@@ -1,0 +1,101 @@
+//! Produce: appends each partition's record batches, as they arrived, to its log.
+
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+
+use std::sync::Arc;
+
+use super::str_bytes;
+use crate::broker::{now_ms, Broker};
+use crate::error::BrokerError;
+use crate::topics::Topic;
+
+/// Produce v13 names topics by id instead of by name (KIP-516).
+const FIRST_VERSION_WITH_TOPIC_IDS: i16 = 13;
+
+pub fn handle(broker: &Broker, request: ProduceRequest, version: i16) -> ProduceResponse {
+    let acks_valid = matches!(request.acks, -1..=1);
+    let responses = request
+        .topic_data
+        .into_iter()
+        .map(|topic_data| {
+            let topic = if version >= FIRST_VERSION_WITH_TOPIC_IDS {
+                broker.topics.get_by_id(topic_data.topic_id).ok_or(BrokerError::UnknownTopicId)
+            } else {
+                broker.topics.get(&topic_data.name).ok_or(BrokerError::UnknownTopicOrPartition)
+            };
+            let topic = if acks_valid {
+                topic
+            } else {
+                Err(BrokerError::InvalidRequiredAcks(request.acks))
+            };
+            produce_topic(topic_data, topic)
+        })
+        .collect();
+    ProduceResponse::default().with_responses(responses)
+}
+
+fn produce_topic(data: TopicProduceData, topic: Result<Arc<Topic>, BrokerError>) -> TopicProduceResponse {
+    let partitions = data
+        .partition_data
+        .into_iter()
+        .map(|partition| {
+            let index = partition.index;
+            let appended = topic.as_ref().map(|topic| append(topic, partition));
+            match appended {
+                Ok(Ok(response)) => response,
+                Ok(Err(err)) => {
+                    tracing::debug!(partition = index, "produce rejected: {err}");
+                    failed(index, &err)
+                }
+                Err(err) => failed(index, err),
+            }
+        })
+        .collect();
+    TopicProduceResponse::default()
+        .with_name(data.name)
+        .with_topic_id(data.topic_id)
+        .with_partition_responses(partitions)
+}
+
+fn append(topic: &Topic, data: PartitionProduceData) -> Result<PartitionProduceResponse, BrokerError> {
+    let partition = topic
+        .partition(data.index)
+        .ok_or(BrokerError::UnknownTopicOrPartition)?;
+    let records = data.records.unwrap_or_default();
+    exactly_one_batch(&records)?;
+    let info = partition.append(records, now_ms())?;
+    Ok(PartitionProduceResponse::default()
+        .with_index(data.index)
+        .with_base_offset(info.base_offset)
+        .with_log_append_time_ms(info.log_append_time.unwrap_or(-1))
+        .with_log_start_offset(info.log_start_offset))
+}
+
+fn failed(index: i32, err: &BrokerError) -> PartitionProduceResponse {
+    PartitionProduceResponse::default()
+        .with_index(index)
+        .with_error_code(err.code())
+        .with_error_message(err.message().map(str_bytes))
+        .with_base_offset(-1)
+        .with_log_append_time_ms(-1)
+        .with_log_start_offset(-1)
+}
+
+/// Since Produce v3 a partition's data must be exactly one v2 batch, as Kafka enforces;
+/// the batch's contents are validated by the log.
+fn exactly_one_batch(records: &[u8]) -> Result<(), BrokerError> {
+    if records.is_empty() {
+        return Err(BrokerError::InvalidRecord(
+            "Produce requests must have at least one record batch per partition".into(),
+        ));
+    }
+    let header = samsa_storage::BatchHeader::parse(records)?;
+    if header.total_size() < records.len() {
+        return Err(BrokerError::InvalidRecord(
+            "Produce requests are only allowed to contain exactly one record batch per partition".into(),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,15 @@
+//! samsa: a Kafka-wire-compatible message broker.
+//!
+//! The layers, from the socket down: [`network`] frames bytes into requests, [`protocol`]
+//! decodes and encodes them with the `kafka-protocol` crate, [`handlers`] turn a request
+//! and the [`broker`] state into a response, and [`topics`] holds the partitions whose
+//! logs live in the `samsa-storage` crate, which knows nothing of the wire.
+
+pub mod broker;
+pub mod config;
+pub mod error;
+pub mod handlers;
+pub mod logging;
+pub mod network;
+pub mod protocol;
+pub mod topics;

@@ -1,0 +1,45 @@
+//! The APIs samsa implements and the versions of each it serves. ApiVersions reports
+//! exactly this table, and the decoder refuses anything outside it.
+
+use kafka_protocol::messages::ApiKey;
+
+/// (API, lowest version, highest version). Each range lies within what the
+/// `kafka-protocol` crate can decode, and every version in it is handled in full.
+pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 3, 13),
+    (ApiKey::Fetch, 4, 18),
+    (ApiKey::ListOffsets, 1, 10),
+    (ApiKey::Metadata, 0, 13),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::DescribeCluster, 0, 2),
+];
+
+/// The served version range of `key`, if samsa implements it.
+pub fn supported(key: ApiKey) -> Option<(i16, i16)> {
+    SUPPORTED
+        .iter()
+        .find(|(k, _, _)| *k == key)
+        .map(|&(_, min, max)| (min, max))
+}
+
+pub fn is_supported(key: ApiKey, version: i16) -> bool {
+    supported(key).is_some_and(|(min, max)| (min..=max).contains(&version))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_range_is_one_the_crate_can_decode() {
+        for &(key, min, max) in SUPPORTED {
+            let known = key.valid_versions();
+            assert!(min <= max, "{key:?}");
+            assert!(known.min <= min && max <= known.max, "{key:?} {min}..{max} outside {known}");
+        }
+    }
+}

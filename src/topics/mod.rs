@@ -1,0 +1,333 @@
+//! The topics this broker serves: a registry over the on-disk catalogue and the
+//! partition logs, with topic creation, deletion and partition growth.
+
+pub mod catalogue;
+pub mod config;
+pub mod partition;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+use uuid::Uuid;
+
+use crate::config::Config;
+use crate::error::{BrokerError, Result};
+use catalogue::{CatalogueError, CatalogueFile, TopicRecord};
+pub use config::TopicConfig;
+pub use partition::{Offsets, Partition, ReadResult};
+
+/// Kafka's limit on topic name length (the partition directory name must stay under 255).
+const MAX_TOPIC_NAME_LEN: usize = 249;
+
+/// A topic and its partitions. Immutable: a change (more partitions) replaces the `Arc<Topic>`.
+pub struct Topic {
+    pub name: String,
+    pub id: Uuid,
+    pub configs: TopicConfig,
+    pub partitions: Vec<Arc<Partition>>,
+}
+
+impl Topic {
+    pub fn partition(&self, index: i32) -> Option<&Arc<Partition>> {
+        usize::try_from(index).ok().and_then(|i| self.partitions.get(i))
+    }
+}
+
+#[derive(Default)]
+struct Topics {
+    by_name: BTreeMap<String, Arc<Topic>>,
+    by_id: HashMap<Uuid, String>,
+}
+
+pub struct TopicRegistry {
+    config: Arc<Config>,
+    cluster_id: String,
+    topics: RwLock<Topics>,
+    /// Serialises catalogue changes so the file always matches memory.
+    changes: Mutex<()>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Catalogue(#[from] CatalogueError),
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir { path: PathBuf, source: std::io::Error },
+    #[error("cannot open partition {topic}-{partition}: {source}")]
+    Partition {
+        topic: String,
+        partition: i32,
+        source: BrokerError,
+    },
+    #[error("cannot write the catalogue: {0}")]
+    Store(std::io::Error),
+}
+
+/// Checks a topic name the way Kafka does.
+pub fn validate_topic_name(name: &str) -> Result<()> {
+    let invalid = |why: String| Err(BrokerError::InvalidTopic(why));
+    if name.is_empty() {
+        return invalid("Topic name is illegal, it can't be empty".into());
+    }
+    if name == "." || name == ".." {
+        return invalid("Topic name cannot be \".\" or \"..\"".into());
+    }
+    if name.len() > MAX_TOPIC_NAME_LEN {
+        return invalid(format!(
+            "Topic name is illegal, it can't be longer than {MAX_TOPIC_NAME_LEN} characters, topic name: {name}"
+        ));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
+        return invalid(format!(
+            "Topic name {name} is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'"
+        ));
+    }
+    Ok(())
+}
+
+impl TopicRegistry {
+    /// Loads the catalogue from the data directory and opens (recovering) every partition.
+    pub fn open(config: Arc<Config>) -> std::result::Result<TopicRegistry, OpenError> {
+        let data_dir = config.data_dir.clone();
+        std::fs::create_dir_all(&data_dir).map_err(|source| OpenError::DataDir {
+            path: data_dir.clone(),
+            source,
+        })?;
+        let file = match catalogue::load(&data_dir)? {
+            Some(file) => file,
+            None => {
+                let file = CatalogueFile {
+                    cluster_id: config.cluster_id.clone().unwrap_or_else(new_cluster_id),
+                    topics: Vec::new(),
+                };
+                catalogue::store(&data_dir, &file).map_err(OpenError::Store)?;
+                file
+            }
+        };
+        let cluster_id = config.cluster_id.clone().unwrap_or(file.cluster_id);
+        let registry = TopicRegistry {
+            config,
+            cluster_id,
+            topics: RwLock::new(Topics::default()),
+            changes: Mutex::new(()),
+        };
+        let mut topics = Topics::default();
+        for record in file.topics {
+            let partitions = (0..record.partitions)
+                .map(|p| {
+                    registry
+                        .open_partition(&record.name, p, &record.configs)
+                        .map_err(|source| OpenError::Partition {
+                            topic: record.name.clone(),
+                            partition: p,
+                            source,
+                        })
+                })
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            topics.by_id.insert(record.id, record.name.clone());
+            topics.by_name.insert(
+                record.name.clone(),
+                Arc::new(Topic {
+                    name: record.name,
+                    id: record.id,
+                    configs: record.configs,
+                    partitions,
+                }),
+            );
+        }
+        *registry.topics.write() = topics;
+        Ok(registry)
+    }
+
+    pub fn cluster_id(&self) -> &str {
+        &self.cluster_id
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<Topic>> {
+        self.topics.read().by_name.get(name).cloned()
+    }
+
+    pub fn get_by_id(&self, id: Uuid) -> Option<Arc<Topic>> {
+        let topics = self.topics.read();
+        topics
+            .by_id
+            .get(&id)
+            .and_then(|name| topics.by_name.get(name))
+            .cloned()
+    }
+
+    /// Every topic, in name order.
+    pub fn all(&self) -> Vec<Arc<Topic>> {
+        self.topics.read().by_name.values().cloned().collect()
+    }
+
+    pub fn partition(&self, topic: &str, index: i32) -> Result<Arc<Partition>> {
+        self.get(topic)
+            .and_then(|t| t.partition(index).cloned())
+            .ok_or(BrokerError::UnknownTopicOrPartition)
+    }
+
+    /// Creates a topic. With `validate_only` everything is checked but nothing is created.
+    pub fn create(
+        &self,
+        name: &str,
+        partitions: i32,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<Arc<Topic>> {
+        validate_topic_name(name)?;
+        if partitions < 1 {
+            return Err(BrokerError::InvalidPartitions(
+                "Number of partitions must be larger than 0.".into(),
+            ));
+        }
+        let configs = TopicConfig::validated(configs)?;
+        let _change = self.changes.lock();
+        if self.get(name).is_some() {
+            return Err(BrokerError::TopicAlreadyExists(format!(
+                "Topic '{name}' already exists."
+            )));
+        }
+        let topic = Topic {
+            name: name.to_owned(),
+            id: Uuid::new_v4(),
+            configs: configs.clone(),
+            partitions: Vec::new(),
+        };
+        if validate_only {
+            return Ok(Arc::new(topic));
+        }
+        let partitions = (0..partitions)
+            .map(|p| self.open_partition(name, p, &configs))
+            .collect::<Result<Vec<_>>>()?;
+        let topic = Arc::new(Topic { partitions, ..topic });
+        self.commit(|topics| {
+            topics.by_id.insert(topic.id, topic.name.clone());
+            topics.by_name.insert(topic.name.clone(), topic.clone());
+        })?;
+        tracing::info!(topic = name, partitions = topic.partitions.len(), "created topic");
+        Ok(topic)
+    }
+
+    /// Deletes a topic and its logs.
+    pub fn delete(&self, name: &str) -> Result<()> {
+        let _change = self.changes.lock();
+        let topic = self.get(name).ok_or(BrokerError::UnknownTopicOrPartition)?;
+        self.commit(|topics| {
+            topics.by_name.remove(name);
+            topics.by_id.remove(&topic.id);
+        })?;
+        for partition in &topic.partitions {
+            if let Err(err) = partition.delete() {
+                tracing::warn!(topic = name, partition = partition.index, "leftover partition files: {err}");
+            }
+        }
+        tracing::info!(topic = name, "deleted topic");
+        Ok(())
+    }
+
+    /// Grows a topic to `count` partitions.
+    pub fn add_partitions(&self, name: &str, count: i32, validate_only: bool) -> Result<()> {
+        let _change = self.changes.lock();
+        let topic = self.get(name).ok_or(BrokerError::UnknownTopicOrPartition)?;
+        let current = topic.partitions.len() as i32;
+        if count < current {
+            return Err(BrokerError::InvalidPartitions(format!(
+                "Topic currently has {current} partitions, which is higher than the requested {count}."
+            )));
+        }
+        if count == current {
+            return Err(BrokerError::InvalidPartitions(format!(
+                "Topic already has {current} partitions."
+            )));
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let mut partitions = topic.partitions.clone();
+        for p in current..count {
+            partitions.push(self.open_partition(name, p, &topic.configs)?);
+        }
+        let grown = Arc::new(Topic {
+            name: topic.name.clone(),
+            id: topic.id,
+            configs: topic.configs.clone(),
+            partitions,
+        });
+        self.commit(|topics| {
+            topics.by_name.insert(grown.name.clone(), grown.clone());
+        })?;
+        tracing::info!(topic = name, partitions = count, "added partitions");
+        Ok(())
+    }
+
+    /// Every partition of every topic, for background flushing, retention and shutdown.
+    pub fn partitions(&self) -> Vec<Arc<Partition>> {
+        self.topics
+            .read()
+            .by_name
+            .values()
+            .flat_map(|t| t.partitions.iter().cloned())
+            .collect()
+    }
+
+    /// Applies `change` to a copy of the topics, writes the catalogue, then publishes the copy,
+    /// so a failed write leaves both disk and memory as they were.
+    fn commit(&self, change: impl FnOnce(&mut Topics)) -> Result<()> {
+        let mut next = {
+            let current = self.topics.read();
+            Topics {
+                by_name: current.by_name.clone(),
+                by_id: current.by_id.clone(),
+            }
+        };
+        change(&mut next);
+        let file = CatalogueFile {
+            cluster_id: self.cluster_id.clone(),
+            topics: next
+                .by_name
+                .values()
+                .map(|t| TopicRecord {
+                    name: t.name.clone(),
+                    id: t.id,
+                    partitions: t.partitions.len() as i32,
+                    configs: t.configs.clone(),
+                })
+                .collect(),
+        };
+        catalogue::store(&self.config.data_dir, &file).map_err(BrokerError::Catalogue)?;
+        *self.topics.write() = next;
+        Ok(())
+    }
+
+    fn open_partition(&self, topic: &str, index: i32, configs: &TopicConfig) -> Result<Arc<Partition>> {
+        let dir = self.config.data_dir.join(format!("{topic}-{index}"));
+        let partition = Partition::open(topic, index, dir, configs.log_config(&self.config))?;
+        Ok(Arc::new(partition))
+    }
+}
+
+fn new_cluster_id() -> String {
+    // Kafka cluster ids are 22-character URL-safe base64 of a UUID; a plain UUID string
+    // without dashes is as unique and every client treats the id as opaque.
+    Uuid::new_v4().simple().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names_follow_kafka_rules() {
+        assert!(validate_topic_name("orders.v1_a-b").is_ok());
+        for bad in ["", ".", "..", "a b", "ü", &"x".repeat(250)] {
+            assert!(validate_topic_name(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(validate_topic_name(&"x".repeat(249)).is_ok());
+    }
+}

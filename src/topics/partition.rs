@@ -1,0 +1,154 @@
+//! One topic-partition served by this broker: its log, and a signal that wakes
+//! long-polling fetches when the high watermark moves.
+
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use parking_lot::RwLock;
+use samsa_storage::{AppendInfo, LogConfig, PartitionLog};
+use tokio::sync::watch;
+
+use crate::error::{BrokerError, Result};
+
+/// The leader epoch of every partition on a single node; replication (issue 7) makes it move.
+pub const LEADER_EPOCH: i32 = 0;
+
+/// Offsets of a partition at one instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Offsets {
+    pub log_start: i64,
+    pub high_watermark: i64,
+    pub log_end: i64,
+}
+
+/// What a read returns: whole batches plus the offsets they were read against.
+#[derive(Debug, Clone)]
+pub struct ReadResult {
+    pub records: Bytes,
+    pub offsets: Offsets,
+}
+
+pub struct Partition {
+    pub topic: String,
+    pub index: i32,
+    dir: PathBuf,
+    /// `None` once the partition is closed at shutdown or deleted with its topic.
+    log: RwLock<Option<PartitionLog>>,
+    high_watermark: watch::Sender<i64>,
+}
+
+impl Partition {
+    pub fn open(topic: &str, index: i32, dir: PathBuf, config: LogConfig) -> Result<Partition> {
+        let mut log = PartitionLog::open(&dir, config)?;
+        // One node is the whole ISR: whatever survived recovery is committed.
+        let end = log.log_end_offset();
+        log.set_high_watermark(end);
+        let (high_watermark, _) = watch::channel(log.high_watermark());
+        Ok(Partition {
+            topic: topic.to_owned(),
+            index,
+            dir,
+            log: RwLock::new(Some(log)),
+            high_watermark,
+        })
+    }
+
+    /// Appends validated batches; on one node the high watermark follows the log end at once.
+    pub fn append(&self, records: Bytes, now_ms: i64) -> Result<AppendInfo> {
+        let mut guard = self.log.write();
+        let log = guard.as_mut().ok_or(BrokerError::NotLeaderOrFollower)?;
+        let info = log.append(records, LEADER_EPOCH, now_ms)?;
+        let end = log.log_end_offset();
+        log.set_high_watermark(end);
+        drop(guard);
+        self.high_watermark.send_replace(end);
+        Ok(info)
+    }
+
+    /// Reads whole batches from `offset`, never past the high watermark.
+    pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult> {
+        let guard = self.log.read();
+        let log = guard.as_ref().ok_or(BrokerError::NotLeaderOrFollower)?;
+        let offsets = offsets_of(log);
+        let records = log.read(offset, max_bytes, offsets.high_watermark)?;
+        Ok(ReadResult { records, offsets })
+    }
+
+    pub fn offsets(&self) -> Result<Offsets> {
+        self.with_log(|log| Ok(offsets_of(log)))
+    }
+
+    /// First record with a timestamp at or after `timestamp`: (offset, timestamp).
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>> {
+        self.with_log(|log| Ok(log.offset_for_timestamp(timestamp)?))
+    }
+
+    /// The record with the largest timestamp: (offset, timestamp).
+    pub fn max_timestamp(&self) -> Result<Option<(i64, i64)>> {
+        self.with_log(|log| Ok(log.max_timestamp()?))
+    }
+
+    /// A receiver that changes whenever the high watermark moves.
+    pub fn watch_high_watermark(&self) -> watch::Receiver<i64> {
+        self.high_watermark.subscribe()
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        self.log.read().as_ref().map_or(0, |log| log.size_bytes())
+    }
+
+    /// fsyncs when the flush interval has passed with data unflushed.
+    pub fn flush_if_due(&self, now_ms: i64) -> Result<()> {
+        let mut guard = self.log.write();
+        if let Some(log) = guard.as_mut() {
+            if log.needs_flush(now_ms) {
+                log.flush()?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn apply_retention(&self, now_ms: i64) -> Result<usize> {
+        let mut guard = self.log.write();
+        match guard.as_mut() {
+            Some(log) => Ok(log.apply_retention(now_ms)?),
+            None => Ok(0),
+        }
+    }
+
+    /// Flushes and closes the log with a clean-shutdown marker; later calls see the partition gone.
+    pub fn close(&self) -> Result<()> {
+        if let Some(log) = self.log.write().take() {
+            log.close()?;
+        }
+        Ok(())
+    }
+
+    /// Removes the log from disk; readers holding this partition get NOT_LEADER_OR_FOLLOWER.
+    pub fn delete(&self) -> Result<()> {
+        match self.log.write().take() {
+            Some(log) => log.delete()?,
+            None => {
+                if self.dir.exists() {
+                    std::fs::remove_dir_all(&self.dir).map_err(samsa_storage::StorageError::from)?;
+                }
+            }
+        }
+        self.high_watermark.send_replace(-1);
+        Ok(())
+    }
+
+    fn with_log<T>(&self, f: impl FnOnce(&PartitionLog) -> Result<T>) -> Result<T> {
+        let guard = self.log.read();
+        let log = guard.as_ref().ok_or(BrokerError::NotLeaderOrFollower)?;
+        f(log)
+    }
+}
+
+fn offsets_of(log: &PartitionLog) -> Offsets {
+    Offsets {
+        log_start: log.log_start_offset(),
+        high_watermark: log.high_watermark(),
+        log_end: log.log_end_offset(),
+    }
+}
