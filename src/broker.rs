@@ -56,12 +56,15 @@ pub fn now_ms() -> i64 {
 
 /// Runs the broker until SIGTERM or SIGINT, then shuts down cleanly.
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    let mut config = config;
     let listen = config.listen;
-    let broker = Arc::new(tokio::task::block_in_place(|| Broker::open(config))?);
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let bound = listener.local_addr()?;
+    // With port 0 the OS picks the port; clients must be told the one actually bound.
+    config.listen = bound;
+    let broker = Arc::new(tokio::task::block_in_place(|| Broker::open(config))?);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let background = tokio::spawn(background_work(broker.clone(), shutdown_rx.clone()));
     let server = tokio::spawn(network::serve(listener, broker.clone(), shutdown_rx));

@@ -3,6 +3,7 @@
 //! Key names follow Kafka's where Kafka has one (`log.segment.bytes` becomes
 //! `segment_bytes`), so an operator's Kafka knowledge carries over.
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -79,6 +80,10 @@ pub struct Config {
     pub flush_ms: Option<u64>,
     /// Timestamp type of new topics (Kafka's `log.message.timestamp.type`).
     pub message_timestamp_type: TimestampKind,
+    /// Keys set in the file or on the command line, so DescribeConfigs can tell an
+    /// operator's value (STATIC_BROKER_CONFIG) from a built-in default.
+    #[serde(skip)]
+    pub explicit: BTreeSet<String>,
 }
 
 impl Default for Config {
@@ -104,6 +109,7 @@ impl Default for Config {
             flush_messages: None,
             flush_ms: None,
             message_timestamp_type: TimestampKind::CreateTime,
+            explicit: BTreeSet::new(),
         }
     }
 }
@@ -133,18 +139,29 @@ impl Config {
     }
 
     pub fn from_toml(text: &str) -> Result<Config, toml::de::Error> {
-        toml::from_str(text)
+        let mut config: Config = toml::from_str(text)?;
+        let table: toml::Table = toml::from_str(text)?;
+        config.explicit = table.keys().cloned().collect();
+        Ok(config)
+    }
+
+    /// Whether `key` was set by the operator rather than left at its default.
+    pub fn is_explicit(&self, key: &str) -> bool {
+        self.explicit.contains(key)
     }
 
     pub fn apply(&mut self, overrides: Overrides) {
         if let Some(listen) = overrides.listen {
             self.listen = listen;
+            self.explicit.insert("listen".into());
         }
         if let Some(dir) = overrides.data_dir {
             self.data_dir = dir;
+            self.explicit.insert("data_dir".into());
         }
         if let Some(metrics) = overrides.metrics_listen {
             self.metrics_listen = Some(metrics);
+            self.explicit.insert("metrics_listen".into());
         }
     }
 
@@ -227,6 +244,13 @@ mod tests {
     fn advertised_listener_overrides_listen() {
         let config = Config::from_toml("advertised_listener = \"broker.example:19092\"").unwrap();
         assert_eq!(config.advertised(), ("broker.example".to_owned(), 19092));
+    }
+
+    #[test]
+    fn explicit_keys_are_remembered() {
+        let config = Config::from_toml("retention_ms = 5").unwrap();
+        assert!(config.is_explicit("retention_ms"));
+        assert!(!config.is_explicit("segment_bytes"));
     }
 
     #[test]

@@ -36,13 +36,11 @@ struct WantedTopic {
 }
 
 pub async fn handle(broker: &Broker, request: FetchRequest, version: i16) -> FetchResponse {
-    // samsa keeps no fetch sessions (KIP-227): answering session id 0 tells the client to
-    // send full fetches. A client that believes it holds a session is told it does not.
-    if request.session_id != 0 {
-        return FetchResponse::default().with_error_code(ResponseError::FetchSessionIdNotFound.code());
-    }
+    // samsa keeps no fetch sessions (KIP-227). Epochs 0 (open a session) and -1 (no session)
+    // are full fetches, answered with session id 0 so the client keeps sending full fetches;
+    // a positive epoch continues a session samsa never created, which Kafka answers thus.
     if request.session_epoch > 0 {
-        return FetchResponse::default().with_error_code(ResponseError::InvalidFetchSessionEpoch.code());
+        return FetchResponse::default().with_error_code(ResponseError::FetchSessionIdNotFound.code());
     }
     let topics: Vec<WantedTopic> = request
         .topics
