@@ -8,6 +8,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::metrics::{self, Metrics};
 use crate::network;
 use crate::topics::TopicRegistry;
 
@@ -17,6 +18,7 @@ pub struct Broker {
     pub topics: TopicRegistry,
     /// Host and port given to clients in Metadata and DescribeCluster.
     pub advertised: (String, i32),
+    pub metrics: Metrics,
 }
 
 impl Broker {
@@ -30,6 +32,7 @@ impl Broker {
             config,
             topics,
             advertised,
+            metrics: Metrics::new(),
         })
     }
 
@@ -66,6 +69,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     config.listen = bound;
     let broker = Arc::new(tokio::task::block_in_place(|| Broker::open(config))?);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let metrics_server = match broker.config.metrics_listen {
+        Some(addr) => {
+            let listener = metrics::http::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen for metrics on {addr}"))?;
+            tracing::info!("metrics on http://{}/metrics", listener.local_addr()?);
+            Some(tokio::spawn(metrics::http::serve(listener, broker.clone(), shutdown_rx.clone())))
+        }
+        None => None,
+    };
     let background = tokio::spawn(background_work(broker.clone(), shutdown_rx.clone()));
     let server = tokio::spawn(network::serve(listener, broker.clone(), shutdown_rx));
     tracing::info!(
@@ -81,6 +94,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tracing::warn!("connections still open after 10 s; closing anyway");
     }
     let _ = background.await;
+    if let Some(metrics_server) = metrics_server {
+        let _ = metrics_server.await;
+    }
     tokio::task::block_in_place(|| broker.close());
     tracing::info!("samsa stopped");
     Ok(())

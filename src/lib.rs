@@ -10,6 +10,7 @@ pub mod config;
 pub mod error;
 pub mod handlers;
 pub mod logging;
+pub mod metrics;
 pub mod network;
 pub mod protocol;
 pub mod topics;

@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{RequestKind, ResponseKind};
@@ -22,6 +23,7 @@ const MAX_IN_FLIGHT: usize = 64;
 
 pub async fn run(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, shutdown: watch::Receiver<bool>) {
     tracing::debug!(%peer, "connection opened");
+    broker.metrics.connections_open.inc();
     let (reader, writer) = stream.into_split();
     let (frames_tx, frames_rx) = mpsc::channel(MAX_IN_FLIGHT);
     let max_frame = broker.config.socket_request_max_bytes as usize;
@@ -30,6 +32,8 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, shutd
     // The processor stopped (client gone, or a request that must close the connection):
     // stop reading too, so the socket closes.
     reader.abort();
+    broker.metrics.connections_open.dec();
+    broker.metrics.connections_closed.inc();
     tracing::debug!(%peer, "connection closed");
 }
 
@@ -113,7 +117,11 @@ async fn respond(broker: &Arc<Broker>, request: protocol::Request, peer: SocketA
     let version = request.version();
     let correlation_id = request.header.correlation_id;
     let fire_and_forget = matches!(&request.body, RequestKind::Produce(p) if p.acks == 0);
+    let started = Instant::now();
     let response: ResponseKind = handlers::handle(broker, request).await;
+    broker
+        .metrics
+        .observe_request(api_key, version, started.elapsed(), &response);
     if fire_and_forget {
         // The client cannot see an error it gets no response for; Kafka closes the
         // connection instead, which makes the client refresh its metadata.

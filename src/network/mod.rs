@@ -19,6 +19,7 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>, mut shutdown: wat
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
+                    broker.metrics.connections_accepted.inc();
                     let broker = broker.clone();
                     let shutdown = shutdown.clone();
                     connections.spawn(connection::run(stream, peer, broker, shutdown));
