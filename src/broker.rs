@@ -4,7 +4,6 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::Config;
@@ -16,8 +15,6 @@ use crate::topics::TopicRegistry;
 pub struct Broker {
     pub config: Arc<Config>,
     pub topics: TopicRegistry,
-    /// Host and port given to clients in Metadata and DescribeCluster.
-    pub advertised: (String, i32),
     pub metrics: Metrics,
 }
 
@@ -27,11 +24,9 @@ impl Broker {
         let config = Arc::new(config);
         let topics = TopicRegistry::open(config.clone())
             .with_context(|| format!("cannot open data directory {}", config.data_dir.display()))?;
-        let advertised = config.advertised();
         Ok(Broker {
             config,
             topics,
-            advertised,
             metrics: Metrics::new(),
         })
     }
@@ -60,13 +55,18 @@ pub fn now_ms() -> i64 {
 /// Runs the broker until SIGTERM or SIGINT, then shuts down cleanly.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let mut config = config;
-    let listen = config.listen;
-    let listener = TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
-    let bound = listener.local_addr()?;
-    // With port 0 the OS picks the port; clients must be told the one actually bound.
+    let listeners = network::bind(&config).await?;
+    let bound = listeners[0].local_addr;
+    // With port 0 the OS picks the port; config entries must show the one actually bound.
     config.listen = bound;
+    for extra in &listeners[1..] {
+        tracing::info!(
+            listener = %extra.info.name,
+            protocol = extra.info.protocol.as_str(),
+            "listener on {}",
+            extra.local_addr
+        );
+    }
     let broker = Arc::new(tokio::task::block_in_place(|| Broker::open(config))?);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let metrics_server = match broker.config.metrics_listen {
@@ -80,7 +80,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         None => None,
     };
     let background = tokio::spawn(background_work(broker.clone(), shutdown_rx.clone()));
-    let server = tokio::spawn(network::serve(listener, broker.clone(), shutdown_rx));
+    let server = tokio::spawn(network::serve(listeners, broker.clone(), shutdown_rx));
     tracing::info!(
         cluster_id = broker.topics.cluster_id(),
         data_dir = %broker.config.data_dir.display(),

@@ -16,14 +16,15 @@ use kafka_protocol::messages::{RequestKind, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
+use crate::network::Session;
 use crate::protocol::Request;
 
 /// Serves one request. Only APIs in [`crate::protocol::versions::SUPPORTED`] get this far.
-pub async fn handle(broker: &Arc<Broker>, request: Request) -> ResponseKind {
+pub async fn handle(broker: &Arc<Broker>, session: &Session, request: Request) -> ResponseKind {
     let version = request.version();
     match request.body {
         RequestKind::ApiVersions(req) => ResponseKind::ApiVersions(api_versions::handle(&req, version)),
-        RequestKind::Metadata(req) => ResponseKind::Metadata(metadata::handle(broker, req, version)),
+        RequestKind::Metadata(req) => ResponseKind::Metadata(metadata::handle(broker, session, req, version)),
         RequestKind::Produce(req) => ResponseKind::Produce(produce::handle(broker, req, version)),
         RequestKind::Fetch(req) => ResponseKind::Fetch(fetch::handle(broker, req, version).await),
         RequestKind::ListOffsets(req) => ResponseKind::ListOffsets(list_offsets::handle(broker, req, version)),
@@ -35,7 +36,7 @@ pub async fn handle(broker: &Arc<Broker>, request: Request) -> ResponseKind {
         RequestKind::DescribeConfigs(req) => {
             ResponseKind::DescribeConfigs(configs::describe(broker, req, version))
         }
-        RequestKind::DescribeCluster(req) => ResponseKind::DescribeCluster(cluster::describe(broker, req)),
+        RequestKind::DescribeCluster(req) => ResponseKind::DescribeCluster(cluster::describe(broker, session, req)),
         other => unreachable!("{other:?} is not in the supported table"),
     }
 }

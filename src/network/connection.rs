@@ -5,30 +5,40 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{RequestKind, ResponseKind};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter, ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, watch};
 
+use super::Session;
 use crate::broker::Broker;
 use crate::handlers;
 use crate::protocol::{self, Frame};
 
-/// Requests decoded ahead of the one being served. Bounds memory per connection.
-const MAX_IN_FLIGHT: usize = 64;
+/// Limits of the reader, from the broker config.
+struct ReadLimits {
+    max_frame: usize,
+    idle: Duration,
+}
 
-pub async fn run(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, shutdown: watch::Receiver<bool>) {
-    tracing::debug!(%peer, "connection opened");
+pub async fn run<S>(stream: S, session: Session, broker: Arc<Broker>, shutdown: watch::Receiver<bool>)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let peer = session.peer;
+    tracing::debug!(%peer, listener = %session.listener.name, "connection opened");
     broker.metrics.connections_open.inc();
-    let (reader, writer) = stream.into_split();
-    let (frames_tx, frames_rx) = mpsc::channel(MAX_IN_FLIGHT);
-    let max_frame = broker.config.socket_request_max_bytes as usize;
-    let reader = tokio::spawn(read_frames(reader, frames_tx, peer, max_frame, shutdown));
-    serve(writer, frames_rx, peer, &broker).await;
+    let (reader, writer) = tokio::io::split(stream);
+    // The bound on decoded-ahead requests bounds a connection's memory.
+    let (frames_tx, frames_rx) = mpsc::channel(broker.config.max_inflight_requests);
+    let limits = ReadLimits {
+        max_frame: broker.config.socket_request_max_bytes as usize,
+        idle: Duration::from_millis(broker.config.connections_max_idle_ms),
+    };
+    let reader = tokio::spawn(read_frames(reader, frames_tx, peer, limits, shutdown));
+    serve(writer, frames_rx, &session, &broker).await;
     // The processor stopped (client gone, or a request that must close the connection):
     // stop reading too, so the socket closes.
     reader.abort();
@@ -38,19 +48,24 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, shutd
 }
 
 /// Reads and decodes frames until the client closes, a frame is bad, or shutdown begins.
-async fn read_frames(
-    reader: OwnedReadHalf,
+async fn read_frames<R: AsyncRead>(
+    reader: ReadHalf<R>,
     frames: mpsc::Sender<Frame>,
     peer: SocketAddr,
-    max_frame: usize,
+    limits: ReadLimits,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let max_frame = limits.max_frame;
     let mut reader = BufReader::with_capacity(64 * 1024, reader);
     loop {
         let len = tokio::select! {
-            len = reader.read_i32() => match len {
-                Ok(len) => len,
-                Err(_) => return, // the client closed the connection
+            len = tokio::time::timeout(limits.idle, reader.read_i32()) => match len {
+                Ok(Ok(len)) => len,
+                Ok(Err(_)) => return, // the client closed the connection
+                Err(_) => {
+                    tracing::debug!(%peer, "closing idle connection");
+                    return;
+                }
             },
             _ = shutdown.changed() => return,
         };
@@ -78,11 +93,16 @@ async fn read_frames(
 }
 
 /// Serves decoded requests in order until the reader stops or a response cannot be sent.
-async fn serve(writer: OwnedWriteHalf, mut frames: mpsc::Receiver<Frame>, peer: SocketAddr, broker: &Arc<Broker>) {
+async fn serve<W: AsyncWrite>(
+    writer: WriteHalf<W>,
+    mut frames: mpsc::Receiver<Frame>,
+    session: &Session,
+    broker: &Arc<Broker>,
+) {
     let mut writer = BufWriter::with_capacity(64 * 1024, writer);
     while let Some(frame) = frames.recv().await {
         let response = match frame {
-            Frame::Request(request) => match respond(broker, *request, peer).await {
+            Frame::Request(request) => match respond(broker, session, *request).await {
                 Reply::Send(bytes) => Some(bytes),
                 Reply::Nothing => None,
                 Reply::Close => break,
@@ -112,13 +132,14 @@ enum Reply {
     Close,
 }
 
-async fn respond(broker: &Arc<Broker>, request: protocol::Request, peer: SocketAddr) -> Reply {
+async fn respond(broker: &Arc<Broker>, session: &Session, request: protocol::Request) -> Reply {
+    let peer = session.peer;
     let api_key = request.api_key;
     let version = request.version();
     let correlation_id = request.header.correlation_id;
     let fire_and_forget = matches!(&request.body, RequestKind::Produce(p) if p.acks == 0);
     let started = Instant::now();
-    let response: ResponseKind = handlers::handle(broker, request).await;
+    let response: ResponseKind = handlers::handle(broker, session, request).await;
     broker
         .metrics
         .observe_request(api_key, version, started.elapsed(), &response);
