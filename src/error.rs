@@ -13,7 +13,7 @@ pub enum BrokerError {
     UnknownTopicOrPartition,
     #[error("unknown topic id")]
     UnknownTopicId,
-    #[error("topic '{0}' already exists")]
+    #[error("{0}")]
     TopicAlreadyExists(String),
     #[error("{0}")]
     InvalidTopic(String),
@@ -29,6 +29,8 @@ pub enum BrokerError {
     InvalidRequest(String),
     #[error("{0}")]
     InvalidRecord(String),
+    #[error("{0}")]
+    UnsupportedVersion(String),
     #[error("invalid required acks {0}")]
     InvalidRequiredAcks(i16),
     #[error("the partition is not served by this broker right now")]
@@ -69,6 +71,7 @@ impl BrokerError {
             BrokerError::InvalidConfig(_) => E::InvalidConfig,
             BrokerError::InvalidRequest(_) => E::InvalidRequest,
             BrokerError::InvalidRecord(_) => E::InvalidRecord,
+            BrokerError::UnsupportedVersion(_) => E::UnsupportedVersion,
             BrokerError::InvalidRequiredAcks(_) => E::InvalidRequiredAcks,
             BrokerError::NotLeaderOrFollower | BrokerError::ShuttingDown => E::NotLeaderOrFollower,
             BrokerError::UnsupportedResource(_) => E::InvalidRequest,

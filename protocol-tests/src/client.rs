@@ -293,3 +293,11 @@ pub fn list_offset(
     );
     Ok(answer.partitions[0].clone())
 }
+
+/// An ApiVersions request as real clients send it from v3 on: with a software name and
+/// version, which Kafka (and samsa) require to be label-safe.
+pub fn api_versions_request() -> kafka_protocol::messages::ApiVersionsRequest {
+    kafka_protocol::messages::ApiVersionsRequest::default()
+        .with_client_software_name(str_bytes("samsa-protocol-tests"))
+        .with_client_software_version(str_bytes("1.0"))
+}

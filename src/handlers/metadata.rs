@@ -6,7 +6,7 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use uuid::Uuid;
 
-use super::{str_bytes, AUTHORIZED_OPERATIONS_OMITTED};
+use super::{str_bytes, ALL_CLUSTER_OPERATIONS, AUTHORIZED_OPERATIONS_OMITTED};
 use crate::broker::Broker;
 use crate::error::BrokerError;
 use crate::network::Session;
@@ -38,9 +38,10 @@ pub fn handle(broker: &Broker, session: &Session, request: MetadataRequest, vers
             .collect(),
         Some(wanted) => wanted
             .into_iter()
+            // Since v10 a topic may be named by id; a non-zero id wins over the name.
             .map(|t| match t.name {
-                Some(name) => by_name(broker, name, may_create, operations),
-                None => by_id(broker, t.topic_id, operations),
+                Some(name) if t.topic_id.is_nil() => by_name(broker, name, may_create, operations),
+                _ => by_id(broker, t.topic_id, operations),
             })
             .collect(),
     };
@@ -54,7 +55,11 @@ pub fn handle(broker: &Broker, session: &Session, request: MetadataRequest, vers
         .with_cluster_id(Some(str_bytes(broker.topics.cluster_id())))
         .with_controller_id(BrokerId(broker.node_id()))
         .with_topics(topics)
-        .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+        .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
+            ALL_CLUSTER_OPERATIONS
+        } else {
+            AUTHORIZED_OPERATIONS_OMITTED
+        })
 }
 
 fn by_name(broker: &Broker, name: TopicName, may_create: bool, operations: i32) -> MetadataResponseTopic {

@@ -44,6 +44,11 @@ pub async fn handle(broker: &Arc<Broker>, session: &Session, request: Request) -
 /// Kafka's "authorized operations were not requested" marker.
 pub const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 
+/// Bit set of every cluster operation (CREATE, ALTER, DESCRIBE, CLUSTER_ACTION,
+/// DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE): without an authorizer a client
+/// may do all of them, and Kafka says so when asked.
+pub const ALL_CLUSTER_OPERATIONS: i32 = (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
+
 pub(crate) fn str_bytes(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
 }
