@@ -8,6 +8,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::group::{self, GroupCoordinator};
 use crate::network;
 use crate::topics::TopicRegistry;
 
@@ -15,6 +16,7 @@ use crate::topics::TopicRegistry;
 pub struct Broker {
     pub config: Arc<Config>,
     pub topics: TopicRegistry,
+    pub groups: GroupCoordinator,
     /// Host and port given to clients in Metadata and DescribeCluster.
     pub advertised: (String, i32),
 }
@@ -27,6 +29,7 @@ impl Broker {
             .with_context(|| format!("cannot open data directory {}", config.data_dir.display()))?;
         let advertised = config.advertised();
         Ok(Broker {
+            groups: GroupCoordinator::new(config.clone()),
             config,
             topics,
             advertised,
@@ -64,6 +67,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let bound = listener.local_addr()?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let background = tokio::spawn(background_work(broker.clone(), shutdown_rx.clone()));
+    // Groups answer COORDINATOR_LOAD_IN_PROGRESS until the offsets topic is replayed.
+    let loading = broker.clone();
+    tokio::task::spawn_blocking(move || {
+        if let Err(err) = loading.groups.load(&loading.topics) {
+            tracing::error!("cannot load consumer groups: {err}");
+        }
+    });
+    let group_timers = tokio::spawn(group_timers(broker.clone(), shutdown_rx.clone()));
     let server = tokio::spawn(network::serve(listener, broker.clone(), shutdown_rx));
     tracing::info!(
         cluster_id = broker.topics.cluster_id(),
@@ -73,11 +84,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     wait_for_signal().await?;
     tracing::info!("shutting down");
     let _ = shutdown_tx.send(true);
+    // Parked JoinGroup/SyncGroup requests would otherwise hold their connections open.
+    broker.groups.shutdown();
     // Connections finish the requests already read; a stuck client cannot hold shutdown forever.
     if tokio::time::timeout(Duration::from_secs(10), server).await.is_err() {
         tracing::warn!("connections still open after 10 s; closing anyway");
     }
     let _ = background.await;
+    let _ = group_timers.await;
     tokio::task::block_in_place(|| broker.close());
     tracing::info!("samsa stopped");
     Ok(())
@@ -120,6 +134,19 @@ async fn background_work(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool
                     }
                 }
             }
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Session expiry and rebalance deadlines of every group, and offset retention.
+async fn group_timers(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(group::TICK);
+    let mut expiry = tokio::time::interval(Duration::from_millis(broker.config.offsets_retention_check_interval_ms.max(1)));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => broker.groups.tick(),
+            _ = expiry.tick() => broker.groups.expire_offsets(),
             _ = shutdown.changed() => return,
         }
     }

@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::{str_bytes, AUTHORIZED_OPERATIONS_OMITTED};
 use crate::broker::Broker;
 use crate::error::BrokerError;
+use crate::group::store::OFFSETS_TOPIC;
 use crate::topics::{partition::LEADER_EPOCH, Topic};
 
 /// Bit set of every topic operation (READ..ALTER_CONFIGS, DESCRIBE_CONFIGS), for clients
@@ -28,7 +29,7 @@ pub fn handle(broker: &Broker, request: MetadataRequest, version: i16) -> Metada
     } else {
         AUTHORIZED_OPERATIONS_OMITTED
     };
-    let topics = match wanted {
+    let topics: Vec<MetadataResponseTopic> = match wanted {
         None => broker
             .topics
             .all()
@@ -43,6 +44,14 @@ pub fn handle(broker: &Broker, request: MetadataRequest, version: i16) -> Metada
             })
             .collect(),
     };
+    // Clients skip internal topics when they subscribe by pattern; v0 has no such flag.
+    let topics: Vec<MetadataResponseTopic> = topics
+        .into_iter()
+        .map(|t| {
+            let internal = version >= 1 && t.name.as_ref().is_some_and(|n| n.as_str() == OFFSETS_TOPIC);
+            t.with_is_internal(internal)
+        })
+        .collect();
     let (host, port) = &broker.advertised;
     MetadataResponse::default()
         .with_brokers(vec![MetadataResponseBroker::default()

@@ -97,7 +97,7 @@ async fn respond(
     let api_key = request.api_key;
     let version = request.version();
     let correlation_id = request.header.correlation_id;
-    let response: ResponseKind = handlers::handle(broker, request).await;
+    let response: ResponseKind = handlers::handle(broker, request, peer).await;
     if !expects_response {
         return None;
     }
