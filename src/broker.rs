@@ -15,7 +15,8 @@ use crate::topics::TopicRegistry;
 /// State every handler sees.
 pub struct Broker {
     pub config: Arc<Config>,
-    pub topics: TopicRegistry,
+    /// Shared with the group coordinator, which creates `__consumer_offsets` when first needed.
+    pub topics: Arc<TopicRegistry>,
     pub groups: GroupCoordinator,
     /// Host and port given to clients in Metadata and DescribeCluster.
     pub advertised: (String, i32),
@@ -26,6 +27,7 @@ impl Broker {
     pub fn open(config: Config) -> anyhow::Result<Broker> {
         let config = Arc::new(config);
         let topics = TopicRegistry::open(config.clone())
+            .map(Arc::new)
             .with_context(|| format!("cannot open data directory {}", config.data_dir.display()))?;
         let advertised = config.advertised();
         Ok(Broker {
@@ -70,7 +72,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // Groups answer COORDINATOR_LOAD_IN_PROGRESS until the offsets topic is replayed.
     let loading = broker.clone();
     tokio::task::spawn_blocking(move || {
-        if let Err(err) = loading.groups.load(&loading.topics) {
+        if let Err(err) = loading.groups.load(loading.topics.clone()) {
             tracing::error!("cannot load consumer groups: {err}");
         }
     });

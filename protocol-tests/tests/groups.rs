@@ -503,6 +503,15 @@ fn describe_list_and_delete_groups() {
 fn the_offsets_topic_is_internal_in_metadata() {
     let broker = start();
     let mut conn = broker.connect().unwrap();
+    let listed = |conn: &mut Connection| {
+        let r = conn.send(&MetadataRequest::default().with_topics(None), 1).unwrap();
+        r.topics.iter().any(|t| t.name.as_ref().is_some_and(|n| n.as_str() == "__consumer_offsets"))
+    };
+    // As in Kafka, the topic appears once a group first stores something.
+    assert!(!listed(&mut conn));
+    create_topic(&mut conn, "t", 1, &[]).unwrap();
+    assert_eq!(commit_codes(&mut conn, &commit_request("g", -1, "", "t", &[(0, 1)]), 9), vec![0]);
+    assert!(listed(&mut conn));
     for version in [1i16, 12] {
         let r = conn.send(&MetadataRequest::default().with_topics(None), version).unwrap();
         let offsets = r

@@ -27,7 +27,7 @@ use crate::topics::TopicRegistry;
 pub use state::{
     CommittedOffset, Group, GroupSettings, GroupState, JoinOutcome, JoinRequest, JoinResult, SyncOutcome,
 };
-use store::{Entry, GroupRecord, MemberRecord, OffsetKey, OffsetsStore, Replayed, OFFSETS_TOPIC};
+use store::{Entry, GroupRecord, MemberRecord, OffsetKey, OffsetsStore, Replayed};
 
 /// How often sessions and rebalance deadlines are checked.
 pub const TICK: Duration = Duration::from_millis(100);
@@ -75,24 +75,10 @@ impl GroupCoordinator {
         }
     }
 
-    /// Opens (creating if needed) `__consumer_offsets` and replays it into memory.
-    pub fn load(&self, topics: &TopicRegistry) -> Result<()> {
-        let topic = match topics.get(OFFSETS_TOPIC) {
-            Some(topic) => topic,
-            None => {
-                // No compaction yet, so time and size retention must never delete live offsets.
-                let configs = [("retention.ms", "-1"), ("retention.bytes", "-1")]
-                    .into_iter()
-                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                    .collect();
-                match topics.create(OFFSETS_TOPIC, self.config.offsets_topic_num_partitions, configs, false) {
-                    Ok(topic) => topic,
-                    Err(BrokerError::TopicAlreadyExists(_)) => topics.get(OFFSETS_TOPIC).ok_or(BrokerError::CoordinatorNotAvailable)?,
-                    Err(err) => return Err(err),
-                }
-            }
-        };
-        let store = OffsetsStore::new(topic.partitions.clone());
+    /// Replays `__consumer_offsets` into memory. Like Kafka, the topic itself is only
+    /// created when a group first writes to it, so a broker without groups lists no extra topic.
+    pub fn load(&self, topics: Arc<TopicRegistry>) -> Result<()> {
+        let store = OffsetsStore::new(topics, self.config.offsets_topic_num_partitions);
         let started = std::time::Instant::now();
         let now = Instant::now();
         let mut groups: HashMap<String, Group> = HashMap::new();

@@ -14,7 +14,7 @@
 //! Replay applies records in log order; the last value of a key wins. Batches are checked by
 //! the storage layer's CRC like every other partition's.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::records::{
@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use super::state::CommittedOffset;
 use crate::error::{BrokerError, Result};
-use crate::topics::Partition;
+use crate::topics::{Partition, TopicRegistry};
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
@@ -83,14 +83,44 @@ pub enum Replayed {
     Group(String, Option<GroupRecord>),
 }
 
-/// The offsets topic's partitions, once they are open.
+/// The offsets topic: its partitions once it exists, and how to create it.
 pub struct OffsetsStore {
-    partitions: Vec<Arc<Partition>>,
+    topics: Arc<TopicRegistry>,
+    num_partitions: i32,
+    partitions: OnceLock<Vec<Arc<Partition>>>,
 }
 
 impl OffsetsStore {
-    pub fn new(partitions: Vec<Arc<Partition>>) -> OffsetsStore {
-        OffsetsStore { partitions }
+    pub fn new(topics: Arc<TopicRegistry>, num_partitions: i32) -> OffsetsStore {
+        let partitions = OnceLock::new();
+        if let Some(topic) = topics.get(OFFSETS_TOPIC) {
+            let _ = partitions.set(topic.partitions.clone());
+        }
+        OffsetsStore {
+            topics,
+            num_partitions,
+            partitions,
+        }
+    }
+
+    /// The topic's partitions, creating the topic on first use.
+    fn partitions(&self) -> Result<&[Arc<Partition>]> {
+        if let Some(partitions) = self.partitions.get() {
+            return Ok(partitions);
+        }
+        // No compaction yet, so time and size retention must never delete live offsets.
+        let configs = [("retention.ms", "-1"), ("retention.bytes", "-1")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let topic = match self.topics.create(OFFSETS_TOPIC, self.num_partitions, configs, false) {
+            Ok(topic) => topic,
+            Err(BrokerError::TopicAlreadyExists(_)) => {
+                self.topics.get(OFFSETS_TOPIC).ok_or(BrokerError::CoordinatorNotAvailable)?
+            }
+            Err(err) => return Err(err),
+        };
+        Ok(self.partitions.get_or_init(|| topic.partitions.clone()))
     }
 
     /// Appends `entries` of one group as one batch; returns once the log has them.
@@ -110,14 +140,16 @@ impl OffsetsStore {
         };
         RecordBatchEncoder::encode(&mut buf, &records, &options)
             .map_err(|e| BrokerError::InvalidRecord(format!("cannot encode offsets batch: {e}")))?;
-        self.partition_for(group).append(buf.freeze(), now_ms)?;
+        let partitions = self.partitions()?;
+        partitions[partition_for(group, partitions.len())].append(buf.freeze(), now_ms)?;
         Ok(())
     }
 
     /// Every record of every partition, in log order per partition.
     pub fn replay(&self, mut apply: impl FnMut(Replayed)) -> Result<usize> {
         let mut count = 0;
-        for partition in &self.partitions {
+        let Some(partitions) = self.partitions.get() else { return Ok(0) };
+        for partition in partitions {
             let mut offset = partition.offsets()?.log_start;
             loop {
                 let read = partition.read(offset, REPLAY_CHUNK)?;
@@ -151,9 +183,6 @@ impl OffsetsStore {
         Ok(count)
     }
 
-    fn partition_for(&self, group: &str) -> &Arc<Partition> {
-        &self.partitions[partition_for(group, self.partitions.len())]
-    }
 }
 
 /// Kafka's `Utils.abs(groupId.hashCode()) % partitions`, so groups land where Kafka puts them.
