@@ -4,11 +4,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::group::{self, GroupCoordinator};
+use crate::metrics::{self, Metrics};
 use crate::network;
 use crate::topics::TopicRegistry;
 
@@ -18,8 +18,7 @@ pub struct Broker {
     /// Shared with the group coordinator, which creates `__consumer_offsets` when first needed.
     pub topics: Arc<TopicRegistry>,
     pub groups: GroupCoordinator,
-    /// Host and port given to clients in Metadata and DescribeCluster.
-    pub advertised: (String, i32),
+    pub metrics: Metrics,
 }
 
 impl Broker {
@@ -29,12 +28,11 @@ impl Broker {
         let topics = TopicRegistry::open(config.clone())
             .map(Arc::new)
             .with_context(|| format!("cannot open data directory {}", config.data_dir.display()))?;
-        let advertised = config.advertised();
         Ok(Broker {
             groups: GroupCoordinator::new(config.clone()),
             config,
             topics,
-            advertised,
+            metrics: Metrics::new(),
         })
     }
 
@@ -61,13 +59,31 @@ pub fn now_ms() -> i64 {
 
 /// Runs the broker until SIGTERM or SIGINT, then shuts down cleanly.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    let listen = config.listen;
+    let mut config = config;
+    let listeners = network::bind(&config).await?;
+    let bound = listeners[0].local_addr;
+    // With port 0 the OS picks the port; config entries must show the one actually bound.
+    config.listen = bound;
+    for extra in &listeners[1..] {
+        tracing::info!(
+            listener = %extra.info.name,
+            protocol = extra.info.protocol.as_str(),
+            "listener on {}",
+            extra.local_addr
+        );
+    }
     let broker = Arc::new(tokio::task::block_in_place(|| Broker::open(config))?);
-    let listener = TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
-    let bound = listener.local_addr()?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let metrics_server = match broker.config.metrics_listen {
+        Some(addr) => {
+            let listener = metrics::http::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen for metrics on {addr}"))?;
+            tracing::info!("metrics on http://{}/metrics", listener.local_addr()?);
+            Some(tokio::spawn(metrics::http::serve(listener, broker.clone(), shutdown_rx.clone())))
+        }
+        None => None,
+    };
     let background = tokio::spawn(background_work(broker.clone(), shutdown_rx.clone()));
     // Groups answer COORDINATOR_LOAD_IN_PROGRESS until the offsets topic is replayed.
     let loading = broker.clone();
@@ -77,7 +93,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
     });
     let group_timers = tokio::spawn(group_timers(broker.clone(), shutdown_rx.clone()));
-    let server = tokio::spawn(network::serve(listener, broker.clone(), shutdown_rx));
+    let server = tokio::spawn(network::serve(listeners, broker.clone(), shutdown_rx));
     tracing::info!(
         cluster_id = broker.topics.cluster_id(),
         data_dir = %broker.config.data_dir.display(),
@@ -94,6 +110,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     let _ = background.await;
     let _ = group_timers.await;
+    if let Some(metrics_server) = metrics_server {
+        let _ = metrics_server.await;
+    }
     tokio::task::block_in_place(|| broker.close());
     tracing::info!("samsa stopped");
     Ok(())

@@ -3,6 +3,7 @@
 //! Key names follow Kafka's where Kafka has one (`log.segment.bytes` becomes
 //! `segment_bytes`), so an operator's Kafka knowledge carries over.
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -33,6 +34,47 @@ impl TimestampKind {
             TimestampKind::LogAppendTime => "LogAppendTime",
         }
     }
+}
+
+/// How a listener's connections are secured (Kafka's security protocols).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SecurityProtocol {
+    Plaintext,
+    Ssl,
+}
+
+impl SecurityProtocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SecurityProtocol::Plaintext => "PLAINTEXT",
+            SecurityProtocol::Ssl => "SSL",
+        }
+    }
+}
+
+/// An additional listener (`[[listener]]`), beside the plaintext one on `listen`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerConfig {
+    /// Name shown in logs and in the broker's `listeners` config entry.
+    pub name: String,
+    pub address: SocketAddr,
+    pub protocol: SecurityProtocol,
+    /// `HOST:PORT` given to clients that connect through this listener; defaults to `address`.
+    pub advertised: Option<String>,
+}
+
+/// Certificates for SSL listeners (`[tls]`), all PEM files.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The broker's certificate chain, leaf first.
+    pub cert_file: PathBuf,
+    /// The private key of the leaf certificate (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
+    /// When set, clients must present a certificate signed by one of these CAs (mutual TLS).
+    pub client_ca_file: Option<PathBuf>,
 }
 
 /// The whole broker configuration. Every field has a default so an empty file is valid.
@@ -96,6 +138,23 @@ pub struct Config {
     pub offsets_retention_check_interval_ms: u64,
     /// Largest metadata string a committed offset may carry (`offset.metadata.max.bytes`).
     pub offset_metadata_max_bytes: usize,
+    /// Listeners beside `listen`, e.g. an SSL one.
+    #[serde(rename = "listener")]
+    pub listeners: Vec<ListenerConfig>,
+    /// Certificates for SSL listeners.
+    pub tls: Option<TlsConfig>,
+    /// Connections accepted at once over all listeners; more are closed on accept (`max.connections`).
+    pub max_connections: usize,
+    /// Connections accepted at once from one IP address (`max.connections.per.ip`).
+    pub max_connections_per_ip: usize,
+    /// Requests of one connection read ahead of the one being served.
+    pub max_inflight_requests: usize,
+    /// Close a connection that sends no request for this long (`connections.max.idle.ms`).
+    pub connections_max_idle_ms: u64,
+    /// Keys set in the file or on the command line, so DescribeConfigs can tell an
+    /// operator's value (STATIC_BROKER_CONFIG) from a built-in default.
+    #[serde(skip)]
+    pub explicit: BTreeSet<String>,
 }
 
 impl Default for Config {
@@ -128,6 +187,13 @@ impl Default for Config {
             offsets_retention_minutes: 7 * 24 * 60,
             offsets_retention_check_interval_ms: 600_000,
             offset_metadata_max_bytes: 4096,
+            listeners: Vec::new(),
+            tls: None,
+            max_connections: 10_000,
+            max_connections_per_ip: 1_000,
+            max_inflight_requests: 64,
+            connections_max_idle_ms: 10 * 60 * 1000,
+            explicit: BTreeSet::new(),
         }
     }
 }
@@ -157,18 +223,29 @@ impl Config {
     }
 
     pub fn from_toml(text: &str) -> Result<Config, toml::de::Error> {
-        toml::from_str(text)
+        let mut config: Config = toml::from_str(text)?;
+        let table: toml::Table = toml::from_str(text)?;
+        config.explicit = table.keys().cloned().collect();
+        Ok(config)
+    }
+
+    /// Whether `key` was set by the operator rather than left at its default.
+    pub fn is_explicit(&self, key: &str) -> bool {
+        self.explicit.contains(key)
     }
 
     pub fn apply(&mut self, overrides: Overrides) {
         if let Some(listen) = overrides.listen {
             self.listen = listen;
+            self.explicit.insert("listen".into());
         }
         if let Some(dir) = overrides.data_dir {
             self.data_dir = dir;
+            self.explicit.insert("data_dir".into());
         }
         if let Some(metrics) = overrides.metrics_listen {
             self.metrics_listen = Some(metrics);
+            self.explicit.insert("metrics_listen".into());
         }
     }
 
@@ -217,6 +294,20 @@ impl Config {
                 return invalid("advertised_listener", "expected HOST:PORT");
             }
         }
+        for listener in &self.listeners {
+            if listener.advertised.as_deref().is_some_and(|a| parse_host_port(a).is_none()) {
+                return invalid("listener.advertised", "expected HOST:PORT");
+            }
+            if listener.protocol == SecurityProtocol::Ssl && self.tls.is_none() {
+                return invalid("listener.protocol", "an SSL listener needs a [tls] section");
+            }
+        }
+        if self.max_connections == 0 || self.max_connections_per_ip == 0 {
+            return invalid("max_connections", "must be at least 1");
+        }
+        if self.max_inflight_requests == 0 {
+            return invalid("max_inflight_requests", "must be at least 1");
+        }
         Ok(())
     }
 
@@ -229,7 +320,7 @@ impl Config {
     }
 }
 
-fn parse_host_port(s: &str) -> Option<(String, i32)> {
+pub fn parse_host_port(s: &str) -> Option<(String, i32)> {
     let (host, port) = s.rsplit_once(':')?;
     let port: u16 = port.parse().ok()?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
@@ -263,6 +354,29 @@ mod tests {
     fn advertised_listener_overrides_listen() {
         let config = Config::from_toml("advertised_listener = \"broker.example:19092\"").unwrap();
         assert_eq!(config.advertised(), ("broker.example".to_owned(), 19092));
+    }
+
+    #[test]
+    fn explicit_keys_are_remembered() {
+        let config = Config::from_toml("retention_ms = 5").unwrap();
+        assert!(config.is_explicit("retention_ms"));
+        assert!(!config.is_explicit("segment_bytes"));
+    }
+
+    #[test]
+    fn listeners_and_tls_parse() {
+        let config = Config::from_toml(
+            "[[listener]]\nname = \"secure\"\naddress = \"127.0.0.1:9093\"\nprotocol = \"SSL\"\n\
+             [tls]\ncert_file = \"c.pem\"\nkey_file = \"k.pem\"\n",
+        )
+        .unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.listeners[0].protocol, SecurityProtocol::Ssl);
+        let without_tls = Config::from_toml(
+            "[[listener]]\nname = \"s\"\naddress = \"127.0.0.1:9093\"\nprotocol = \"SSL\"\n",
+        )
+        .unwrap();
+        assert!(without_tls.validate().is_err());
     }
 
     #[test]

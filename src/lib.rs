@@ -11,6 +11,7 @@ pub mod error;
 pub mod group;
 pub mod handlers;
 pub mod logging;
+pub mod metrics;
 pub mod network;
 pub mod protocol;
 pub mod topics;

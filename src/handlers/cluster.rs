@@ -6,11 +6,12 @@ use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeCluster
 
 use super::{str_bytes, AUTHORIZED_OPERATIONS_OMITTED};
 use crate::broker::Broker;
+use crate::network::Session;
 
 /// `endpoint_type` 1 asks for brokers; 2 (controllers) is for KRaft controller clients.
 const ENDPOINT_TYPE_BROKERS: i8 = 1;
 
-pub fn describe(broker: &Broker, request: DescribeClusterRequest) -> DescribeClusterResponse {
+pub fn describe(broker: &Broker, session: &Session, request: DescribeClusterRequest) -> DescribeClusterResponse {
     let response = DescribeClusterResponse::default()
         .with_endpoint_type(request.endpoint_type)
         .with_cluster_id(str_bytes(broker.topics.cluster_id()))
@@ -25,7 +26,7 @@ pub fn describe(broker: &Broker, request: DescribeClusterRequest) -> DescribeClu
             ))))
             .with_controller_id(BrokerId(-1));
     }
-    let (host, port) = &broker.advertised;
+    let (host, port) = &session.listener.advertised;
     response.with_controller_id(BrokerId(broker.node_id())).with_brokers(vec![
         DescribeClusterBroker::default()
             .with_broker_id(BrokerId(broker.node_id()))

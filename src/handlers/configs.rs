@@ -8,20 +8,16 @@ use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use super::str_bytes;
 use crate::broker::Broker;
 use crate::error::BrokerError;
-use crate::topics::config::{broker_entries, ConfigSource};
+use crate::topics::config::{broker_entries, ConfigEntry};
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
 
-/// A config entry before it is filtered and encoded.
-struct Entry {
-    name: String,
-    value: String,
-    source: ConfigSource,
-    read_only: bool,
-}
-
-pub fn describe(broker: &Broker, request: DescribeConfigsRequest, _version: i16) -> DescribeConfigsResponse {
+pub fn describe(broker: &Broker, request: DescribeConfigsRequest, version: i16) -> DescribeConfigsResponse {
+    let include = Include {
+        synonyms: request.include_synonyms,
+        documentation: request.include_documentation,
+    };
     let results = request
         .resources
         .into_iter()
@@ -40,7 +36,7 @@ pub fn describe(broker: &Broker, request: DescribeConfigsRequest, _version: i16)
                     let configs = entries
                         .into_iter()
                         .filter(|e| keys.as_ref().is_none_or(|keys| keys.iter().any(|k| k.as_str() == e.name)))
-                        .map(|e| encode(e, request.include_synonyms))
+                        .map(|e| encode(e, include, version))
                         .collect();
                     result.with_configs(configs)
                 }
@@ -53,50 +49,49 @@ pub fn describe(broker: &Broker, request: DescribeConfigsRequest, _version: i16)
     DescribeConfigsResponse::default().with_results(results)
 }
 
-fn topic_entries(broker: &Broker, name: &str) -> Result<Vec<Entry>, BrokerError> {
+fn topic_entries(broker: &Broker, name: &str) -> Result<Vec<ConfigEntry>, BrokerError> {
     let topic = broker.topics.get(name).ok_or(BrokerError::UnknownTopicOrPartition)?;
-    Ok(topic
-        .configs
-        .entries(&broker.config)
-        .into_iter()
-        .map(|e| Entry {
-            name: e.name.to_owned(),
-            value: e.value,
-            source: e.source,
-            read_only: false,
-        })
-        .collect())
+    Ok(topic.configs.entries(&broker.config))
 }
 
-fn broker_entries_for(broker: &Broker, name: &str) -> Result<Vec<Entry>, BrokerError> {
+fn broker_entries_for(broker: &Broker, name: &str) -> Result<Vec<ConfigEntry>, BrokerError> {
     // An empty name asks for the cluster-wide defaults, which on one node are this broker's.
     if !name.is_empty() && name != broker.node_id().to_string() {
         return Err(BrokerError::InvalidRequest(format!("Broker id {name} is not this broker")));
     }
-    Ok(broker_entries(&broker.config)
-        .into_iter()
-        .map(|(name, value, read_only)| Entry {
-            name: name.to_owned(),
-            value,
-            source: ConfigSource::StaticBroker,
-            read_only,
-        })
-        .collect())
+    Ok(broker_entries(&broker.config))
 }
 
-fn encode(entry: Entry, include_synonyms: bool) -> DescribeConfigsResourceResult {
-    let synonyms = if include_synonyms {
+/// DescribeConfigs v3 added the value type and documentation.
+const FIRST_VERSION_WITH_TYPES: i16 = 3;
+
+#[derive(Clone, Copy)]
+struct Include {
+    synonyms: bool,
+    documentation: bool,
+}
+
+fn encode(entry: ConfigEntry, include: Include, version: i16) -> DescribeConfigsResourceResult {
+    let synonyms = if include.synonyms {
         vec![DescribeConfigsSynonym::default()
-            .with_name(str_bytes(entry.name.clone()))
+            .with_name(str_bytes(entry.name))
             .with_value(Some(str_bytes(entry.value.clone())))
             .with_source(entry.source.code())]
     } else {
         Vec::new()
     };
-    DescribeConfigsResourceResult::default()
+    let mut result = DescribeConfigsResourceResult::default()
         .with_name(str_bytes(entry.name))
         .with_value(Some(str_bytes(entry.value)))
         .with_read_only(entry.read_only)
         .with_config_source(entry.source.code())
         .with_synonyms(synonyms)
+        .with_documentation(None);
+    if version >= FIRST_VERSION_WITH_TYPES {
+        result = result.with_config_type(entry.config_type as i8);
+        if include.documentation {
+            result = result.with_documentation(Some(str_bytes(entry.doc)));
+        }
+    }
+    result
 }

@@ -36,13 +36,11 @@ struct WantedTopic {
 }
 
 pub async fn handle(broker: &Broker, request: FetchRequest, version: i16) -> FetchResponse {
-    // samsa keeps no fetch sessions (KIP-227): answering session id 0 tells the client to
-    // send full fetches. A client that believes it holds a session is told it does not.
-    if request.session_id != 0 {
-        return FetchResponse::default().with_error_code(ResponseError::FetchSessionIdNotFound.code());
-    }
+    // samsa keeps no fetch sessions (KIP-227). Epochs 0 (open a session) and -1 (no session)
+    // are full fetches, answered with session id 0 so the client keeps sending full fetches;
+    // a positive epoch continues a session samsa never created, which Kafka answers thus.
     if request.session_epoch > 0 {
-        return FetchResponse::default().with_error_code(ResponseError::InvalidFetchSessionEpoch.code());
+        return FetchResponse::default().with_error_code(ResponseError::FetchSessionIdNotFound.code());
     }
     let topics: Vec<WantedTopic> = request
         .topics
@@ -64,6 +62,7 @@ pub async fn handle(broker: &Broker, request: FetchRequest, version: i16) -> Fet
             || watchers.is_empty()
             || tokio::time::Instant::now() >= deadline;
         if done {
+            record_traffic(broker, &topics, &round.responses);
             return FetchResponse::default().with_responses(round.responses);
         }
         wait_for_append(watchers, deadline).await;
@@ -181,4 +180,31 @@ fn read_partition(wanted: &Wanted, budget: &mut i64, response_has_data: bool, re
 async fn wait_for_append(mut watchers: Vec<watch::Receiver<i64>>, deadline: tokio::time::Instant) {
     let changes = select_all(watchers.iter_mut().map(|w| Box::pin(w.changed())));
     let _ = tokio::time::timeout_at(deadline, changes).await;
+}
+
+fn record_traffic(broker: &Broker, topics: &[WantedTopic], responses: &[FetchableTopicResponse]) {
+    for (wanted, response) in topics.iter().zip(responses) {
+        for (partition, data) in wanted.partitions.iter().zip(&response.partitions) {
+            if let (Ok(partition), Some(records)) = (&partition.partition, &data.records) {
+                if !records.is_empty() {
+                    broker
+                        .metrics
+                        .record_fetch(&partition.topic, records.len(), count_records(records));
+                }
+            }
+        }
+    }
+}
+
+/// Records in whole batches, from each batch header's record count.
+fn count_records(mut batches: &[u8]) -> u64 {
+    let mut count = 0;
+    while let Ok(header) = samsa_storage::BatchHeader::parse(batches) {
+        count += header.record_count.max(0) as u64;
+        match batches.get(header.total_size()..) {
+            Some(rest) => batches = rest,
+            None => break,
+        }
+    }
+    count
 }

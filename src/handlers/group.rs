@@ -20,14 +20,16 @@ use crate::broker::Broker;
 use crate::error::BrokerError;
 use crate::group::state::JoinError;
 use crate::group::{JoinOutcome, JoinRequest};
+use crate::network::Session;
 
 const GROUP_KEY: i8 = 0;
 const TRANSACTION_KEY: i8 = 1;
 /// READ, DELETE and DESCRIBE: everything a group allows, without ACLs.
 const ALL_GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
 
-pub fn find_coordinator(broker: &Broker, req: FindCoordinatorRequest, version: i16) -> FindCoordinatorResponse {
-    let (host, port) = &broker.advertised;
+pub fn find_coordinator(broker: &Broker, session: &Session, req: FindCoordinatorRequest, version: i16) -> FindCoordinatorResponse {
+    // Like Metadata: the address of the listener the client came through.
+    let (host, port) = &session.listener.advertised;
     let answer = |key_type: i8| -> Result<(), BrokerError> {
         match key_type {
             GROUP_KEY => Ok(()),

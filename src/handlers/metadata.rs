@@ -10,13 +10,14 @@ use super::{str_bytes, AUTHORIZED_OPERATIONS_OMITTED};
 use crate::broker::Broker;
 use crate::error::BrokerError;
 use crate::group::store::OFFSETS_TOPIC;
+use crate::network::Session;
 use crate::topics::{partition::LEADER_EPOCH, Topic};
 
 /// Bit set of every topic operation (READ..ALTER_CONFIGS, DESCRIBE_CONFIGS), for clients
 /// that ask what they may do; without ACLs a client may do everything.
 const ALL_TOPIC_OPERATIONS: i32 = (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
 
-pub fn handle(broker: &Broker, request: MetadataRequest, version: i16) -> MetadataResponse {
+pub fn handle(broker: &Broker, session: &Session, request: MetadataRequest, version: i16) -> MetadataResponse {
     // v0 has no null: an empty list meant "all topics" until v1 gave it its own meaning.
     let wanted = match request.topics {
         Some(topics) if !(version == 0 && topics.is_empty()) => Some(topics),
@@ -52,7 +53,8 @@ pub fn handle(broker: &Broker, request: MetadataRequest, version: i16) -> Metada
             t.with_is_internal(internal)
         })
         .collect();
-    let (host, port) = &broker.advertised;
+    // Clients are told the address of the listener they came through.
+    let (host, port) = &session.listener.advertised;
     MetadataResponse::default()
         .with_brokers(vec![MetadataResponseBroker::default()
             .with_node_id(BrokerId(broker.node_id()))

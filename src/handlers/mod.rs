@@ -12,22 +12,22 @@ pub mod metadata;
 pub mod offsets;
 pub mod produce;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use kafka_protocol::messages::{RequestKind, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
+use crate::network::Session;
 use crate::protocol::Request;
 
 /// Serves one request. Only APIs in [`crate::protocol::versions::SUPPORTED`] get this far.
-pub async fn handle(broker: &Arc<Broker>, request: Request, peer: SocketAddr) -> ResponseKind {
+pub async fn handle(broker: &Arc<Broker>, session: &Session, request: Request) -> ResponseKind {
     let version = request.version();
     let client_id = request.header.client_id.as_deref().unwrap_or("").to_owned();
     match request.body {
         RequestKind::ApiVersions(req) => ResponseKind::ApiVersions(api_versions::handle(&req, version)),
-        RequestKind::Metadata(req) => ResponseKind::Metadata(metadata::handle(broker, req, version)),
+        RequestKind::Metadata(req) => ResponseKind::Metadata(metadata::handle(broker, session, req, version)),
         RequestKind::Produce(req) => ResponseKind::Produce(produce::handle(broker, req, version)),
         RequestKind::Fetch(req) => ResponseKind::Fetch(fetch::handle(broker, req, version).await),
         RequestKind::ListOffsets(req) => ResponseKind::ListOffsets(list_offsets::handle(broker, req, version)),
@@ -39,12 +39,11 @@ pub async fn handle(broker: &Arc<Broker>, request: Request, peer: SocketAddr) ->
         RequestKind::DescribeConfigs(req) => {
             ResponseKind::DescribeConfigs(configs::describe(broker, req, version))
         }
-        RequestKind::DescribeCluster(req) => ResponseKind::DescribeCluster(cluster::describe(broker, req)),
         RequestKind::FindCoordinator(req) => {
-            ResponseKind::FindCoordinator(group::find_coordinator(broker, req, version))
+            ResponseKind::FindCoordinator(group::find_coordinator(broker, session, req, version))
         }
         RequestKind::JoinGroup(req) => {
-            ResponseKind::JoinGroup(group::join(broker, req, version, &client_id, peer).await)
+            ResponseKind::JoinGroup(group::join(broker, req, version, &client_id, session.peer).await)
         }
         RequestKind::SyncGroup(req) => ResponseKind::SyncGroup(group::sync(broker, req, version).await),
         RequestKind::Heartbeat(req) => ResponseKind::Heartbeat(group::heartbeat(broker, req)),
@@ -55,6 +54,7 @@ pub async fn handle(broker: &Arc<Broker>, request: Request, peer: SocketAddr) ->
         RequestKind::OffsetCommit(req) => ResponseKind::OffsetCommit(offsets::commit(broker, req, version)),
         RequestKind::OffsetFetch(req) => ResponseKind::OffsetFetch(offsets::fetch(broker, req, version)),
         RequestKind::OffsetDelete(req) => ResponseKind::OffsetDelete(offsets::delete(broker, req)),
+        RequestKind::DescribeCluster(req) => ResponseKind::DescribeCluster(cluster::describe(broker, session, req)),
         other => unreachable!("{other:?} is not in the supported table"),
     }
 }

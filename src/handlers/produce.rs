@@ -30,19 +30,19 @@ pub fn handle(broker: &Broker, request: ProduceRequest, version: i16) -> Produce
             } else {
                 Err(BrokerError::InvalidRequiredAcks(request.acks))
             };
-            produce_topic(topic_data, topic)
+            produce_topic(broker, topic_data, topic)
         })
         .collect();
     ProduceResponse::default().with_responses(responses)
 }
 
-fn produce_topic(data: TopicProduceData, topic: Result<Arc<Topic>, BrokerError>) -> TopicProduceResponse {
+fn produce_topic(broker: &Broker, data: TopicProduceData, topic: Result<Arc<Topic>, BrokerError>) -> TopicProduceResponse {
     let partitions = data
         .partition_data
         .into_iter()
         .map(|partition| {
             let index = partition.index;
-            let appended = topic.as_ref().map(|topic| append(topic, partition));
+            let appended = topic.as_ref().map(|topic| append(broker, topic, partition));
             match appended {
                 Ok(Ok(response)) => response,
                 Ok(Err(err)) => {
@@ -59,13 +59,15 @@ fn produce_topic(data: TopicProduceData, topic: Result<Arc<Topic>, BrokerError>)
         .with_partition_responses(partitions)
 }
 
-fn append(topic: &Topic, data: PartitionProduceData) -> Result<PartitionProduceResponse, BrokerError> {
+fn append(broker: &Broker, topic: &Topic, data: PartitionProduceData) -> Result<PartitionProduceResponse, BrokerError> {
     let partition = topic
         .partition(data.index)
         .ok_or(BrokerError::UnknownTopicOrPartition)?;
     let records = data.records.unwrap_or_default();
     exactly_one_batch(&records)?;
+    let bytes = records.len();
     let info = partition.append(records, now_ms())?;
+    broker.metrics.record_append(&topic.name, bytes, info.record_count);
     Ok(PartitionProduceResponse::default()
         .with_index(data.index)
         .with_base_offset(info.base_offset)

@@ -1,52 +1,71 @@
-//! One client connection: a reader that frames and decodes requests, a task per request,
-//! and a writer that sends responses strictly in request order. Requests are decoded and
-//! started while earlier ones are still being answered (pipelining), yet the client sees
-//! responses in the order it sent the requests, as the protocol requires.
+//! One client connection: a reader that frames and decodes requests ahead, and a
+//! processor that serves them one at a time, in the order sent, writing each response
+//! before starting the next request. Kafka promises exactly that order (a fetch sees every
+//! produce sent before it on the same connection); decoding ahead keeps the socket busy.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{RequestKind, ResponseKind};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter, ReadHalf, WriteHalf};
+use tokio::sync::{mpsc, watch};
 
+use super::Session;
 use crate::broker::Broker;
 use crate::handlers;
 use crate::protocol::{self, Frame};
 
-/// Requests read ahead of the response being written. Bounds memory per connection.
-const MAX_IN_FLIGHT: usize = 64;
+/// Limits of the reader, from the broker config.
+struct ReadLimits {
+    max_frame: usize,
+    idle: Duration,
+}
 
-type PendingResponse = oneshot::Receiver<Option<Bytes>>;
-
-pub async fn run(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, shutdown: watch::Receiver<bool>) {
-    tracing::debug!(%peer, "connection opened");
-    let (reader, writer) = stream.into_split();
-    let (pending_tx, pending_rx) = mpsc::channel(MAX_IN_FLIGHT);
-    let writer = tokio::spawn(write_responses(writer, pending_rx, peer));
-    read_requests(reader, pending_tx, peer, broker, shutdown).await;
-    // The reader dropped its sender, so the writer drains what is pending and ends.
-    let _ = writer.await;
+pub async fn run<S>(stream: S, session: Session, broker: Arc<Broker>, shutdown: watch::Receiver<bool>)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let peer = session.peer;
+    tracing::debug!(%peer, listener = %session.listener.name, "connection opened");
+    broker.metrics.connections_open.inc();
+    let (reader, writer) = tokio::io::split(stream);
+    // The bound on decoded-ahead requests bounds a connection's memory.
+    let (frames_tx, frames_rx) = mpsc::channel(broker.config.max_inflight_requests);
+    let limits = ReadLimits {
+        max_frame: broker.config.socket_request_max_bytes as usize,
+        idle: Duration::from_millis(broker.config.connections_max_idle_ms),
+    };
+    let reader = tokio::spawn(read_frames(reader, frames_tx, peer, limits, shutdown));
+    serve(writer, frames_rx, &session, &broker).await;
+    // The processor stopped (client gone, or a request that must close the connection):
+    // stop reading too, so the socket closes.
+    reader.abort();
+    broker.metrics.connections_open.dec();
+    broker.metrics.connections_closed.inc();
     tracing::debug!(%peer, "connection closed");
 }
 
-async fn read_requests(
-    reader: OwnedReadHalf,
-    pending: mpsc::Sender<PendingResponse>,
+/// Reads and decodes frames until the client closes, a frame is bad, or shutdown begins.
+async fn read_frames<R: AsyncRead>(
+    reader: ReadHalf<R>,
+    frames: mpsc::Sender<Frame>,
     peer: SocketAddr,
-    broker: Arc<Broker>,
+    limits: ReadLimits,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let max_frame = broker.config.socket_request_max_bytes as usize;
+    let max_frame = limits.max_frame;
     let mut reader = BufReader::with_capacity(64 * 1024, reader);
     loop {
         let len = tokio::select! {
-            len = reader.read_i32() => match len {
-                Ok(len) => len,
-                Err(_) => return, // the client closed the connection
+            len = tokio::time::timeout(limits.idle, reader.read_i32()) => match len {
+                Ok(Ok(len)) => len,
+                Ok(Err(_)) => return, // the client closed the connection
+                Err(_) => {
+                    tracing::debug!(%peer, "closing idle connection");
+                    return;
+                }
             },
             _ = shutdown.changed() => return,
         };
@@ -59,77 +78,92 @@ async fn read_requests(
             tracing::warn!(%peer, "closing connection: truncated request frame: {err}");
             return;
         }
-        let request = match protocol::decode_frame(frame.freeze()) {
-            Ok(Frame::Request(request)) => request,
-            Ok(Frame::UnsupportedApiVersions { correlation_id }) => {
-                let (tx, rx) = oneshot::channel();
-                let _ = tx.send(Some(handlers::api_versions::unsupported_version_response(correlation_id)));
-                if pending.send(rx).await.is_err() {
+        match protocol::decode_frame(frame.freeze()) {
+            Ok(frame) => {
+                if frames.send(frame).await.is_err() {
                     return;
                 }
-                continue;
             }
             Err(err) => {
                 tracing::warn!(%peer, "closing connection: {err}");
                 return;
             }
-        };
-        // acks=0 produce requests get no response at all; the client does not wait for one.
-        let expects_response = !matches!(&request.body, RequestKind::Produce(p) if p.acks == 0);
-        let (tx, rx) = oneshot::channel();
-        let broker = broker.clone();
-        tokio::spawn(async move {
-            let _ = tx.send(respond(&broker, *request, expects_response, peer).await);
-        });
-        if expects_response && pending.send(rx).await.is_err() {
-            return;
         }
     }
 }
 
-/// Runs the handler and encodes its response; `None` closes the connection.
-async fn respond(
+/// Serves decoded requests in order until the reader stops or a response cannot be sent.
+async fn serve<W: AsyncWrite>(
+    writer: WriteHalf<W>,
+    mut frames: mpsc::Receiver<Frame>,
+    session: &Session,
     broker: &Arc<Broker>,
-    request: protocol::Request,
-    expects_response: bool,
-    peer: SocketAddr,
-) -> Option<Bytes> {
-    let api_key = request.api_key;
-    let version = request.version();
-    let correlation_id = request.header.correlation_id;
-    let response: ResponseKind = handlers::handle(broker, request, peer).await;
-    if !expects_response {
-        return None;
-    }
-    match protocol::encode_response(api_key, version, correlation_id, &response) {
-        Ok(bytes) => Some(bytes),
-        Err(err) => {
-            tracing::error!(%peer, "closing connection: {err}");
-            None
-        }
-    }
-}
-
-async fn write_responses(writer: OwnedWriteHalf, mut pending: mpsc::Receiver<PendingResponse>, peer: SocketAddr) {
+) {
     let mut writer = BufWriter::with_capacity(64 * 1024, writer);
-    while let Some(response) = pending.recv().await {
-        let bytes = match response.await {
-            Ok(Some(bytes)) => bytes,
-            // The handler failed to produce a response (or panicked): the client would wait
-            // forever for it, so the connection must close.
-            Ok(None) | Err(_) => {
-                tracing::warn!(%peer, "closing connection: a request produced no response");
-                break;
+    while let Some(frame) = frames.recv().await {
+        let response = match frame {
+            Frame::Request(request) => match respond(broker, session, *request).await {
+                Reply::Send(bytes) => Some(bytes),
+                Reply::Nothing => None,
+                Reply::Close => break,
+            },
+            Frame::UnsupportedApiVersions { correlation_id } => {
+                Some(handlers::api_versions::unsupported_version_response(correlation_id))
             }
         };
-        if writer.write_all(&bytes).await.is_err() {
-            break;
+        if let Some(bytes) = response {
+            if writer.write_all(&bytes).await.is_err() {
+                break;
+            }
         }
-        // Flush only when nothing else is ready, so pipelined responses share a syscall.
-        if pending.is_empty() && writer.flush().await.is_err() {
+        // Flush only when nothing else is queued, so pipelined responses share a syscall.
+        if frames.is_empty() && writer.flush().await.is_err() {
             break;
         }
     }
     let _ = writer.flush().await;
     let _ = writer.into_inner().shutdown().await;
+}
+
+enum Reply {
+    Send(Bytes),
+    /// acks=0 produce: the client expects no response.
+    Nothing,
+    Close,
+}
+
+async fn respond(broker: &Arc<Broker>, session: &Session, request: protocol::Request) -> Reply {
+    let peer = session.peer;
+    let api_key = request.api_key;
+    let version = request.version();
+    let correlation_id = request.header.correlation_id;
+    let fire_and_forget = matches!(&request.body, RequestKind::Produce(p) if p.acks == 0);
+    let started = Instant::now();
+    let response: ResponseKind = handlers::handle(broker, session, request).await;
+    broker
+        .metrics
+        .observe_request(api_key, version, started.elapsed(), &response);
+    if fire_and_forget {
+        // The client cannot see an error it gets no response for; Kafka closes the
+        // connection instead, which makes the client refresh its metadata.
+        if let ResponseKind::Produce(produce) = &response {
+            let failed = produce
+                .responses
+                .iter()
+                .flat_map(|t| t.partition_responses.iter())
+                .any(|p| p.error_code != 0);
+            if failed {
+                tracing::debug!(%peer, "closing connection: an acks=0 produce failed");
+                return Reply::Close;
+            }
+        }
+        return Reply::Nothing;
+    }
+    match protocol::encode_response(api_key, version, correlation_id, &response) {
+        Ok(bytes) => Reply::Send(bytes),
+        Err(err) => {
+            tracing::error!(%peer, "closing connection: {err}");
+            Reply::Close
+        }
+    }
 }

@@ -1,38 +1,167 @@
-//! The Kafka listener: accepts connections and runs one request pipeline per connection.
+//! The Kafka listeners: accept connections (plaintext or TLS), enforce connection limits,
+//! and run one request pipeline per connection.
 
 mod connection;
+mod limits;
+pub mod tls;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::net::TcpListener;
+use anyhow::Context;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 
 use crate::broker::Broker;
+use crate::config::{parse_host_port, Config, SecurityProtocol};
+use limits::ConnectionLimits;
 
-/// Accepts connections until `shutdown` turns true, then waits for every connection to
-/// finish the requests it has already read.
-pub async fn serve(listener: TcpListener, broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+/// What a connection knows about the listener it arrived on.
+#[derive(Debug)]
+pub struct ListenerInfo {
+    pub name: String,
+    pub protocol: SecurityProtocol,
+    /// Host and port given to clients of this listener in Metadata and DescribeCluster.
+    pub advertised: (String, i32),
+}
+
+/// Per-connection context handed to every handler.
+#[derive(Debug)]
+pub struct Session {
+    pub peer: SocketAddr,
+    pub listener: Arc<ListenerInfo>,
+}
+
+/// A bound listener, ready to accept.
+pub struct BoundListener {
+    pub info: Arc<ListenerInfo>,
+    pub local_addr: SocketAddr,
+    tcp: TcpListener,
+    tls: Option<TlsAcceptor>,
+}
+
+/// Binds the plaintext listener on `listen` and every `[[listener]]`. With port 0 the OS
+/// picks a port, and the bound one is what clients are told (unless advertised explicitly).
+pub async fn bind(config: &Config) -> anyhow::Result<Vec<BoundListener>> {
+    let acceptor = match &config.tls {
+        Some(tls) if config.listeners.iter().any(|l| l.protocol == SecurityProtocol::Ssl) => {
+            Some(tls::acceptor(tls).context("cannot set up TLS")?)
+        }
+        _ => None,
+    };
+    let mut specs = vec![(
+        "PLAINTEXT".to_owned(),
+        config.listen,
+        SecurityProtocol::Plaintext,
+        config.advertised_listener.clone(),
+    )];
+    specs.extend(
+        config
+            .listeners
+            .iter()
+            .map(|l| (l.name.clone(), l.address, l.protocol, l.advertised.clone())),
+    );
+    let mut bound = Vec::with_capacity(specs.len());
+    for (name, address, protocol, advertised) in specs {
+        let tcp = TcpListener::bind(address)
+            .await
+            .with_context(|| format!("cannot listen on {address} ({name})"))?;
+        let local_addr = tcp.local_addr()?;
+        let advertised = advertised
+            .as_deref()
+            .and_then(parse_host_port)
+            .unwrap_or_else(|| (local_addr.ip().to_string(), i32::from(local_addr.port())));
+        let tls = match protocol {
+            SecurityProtocol::Ssl => acceptor.clone(),
+            SecurityProtocol::Plaintext => None,
+        };
+        bound.push(BoundListener {
+            info: Arc::new(ListenerInfo {
+                name,
+                protocol,
+                advertised,
+            }),
+            local_addr,
+            tcp,
+            tls,
+        });
+    }
+    Ok(bound)
+}
+
+/// Accepts on every listener until `shutdown` turns true, then waits for every connection
+/// to finish the requests it has already read.
+pub async fn serve(listeners: Vec<BoundListener>, broker: Arc<Broker>, shutdown: watch::Receiver<bool>) {
+    let limits = Arc::new(ConnectionLimits::new(
+        broker.config.max_connections,
+        broker.config.max_connections_per_ip,
+    ));
+    let mut accept_loops = JoinSet::new();
+    for listener in listeners {
+        accept_loops.spawn(accept(listener, broker.clone(), limits.clone(), shutdown.clone()));
+    }
+    while accept_loops.join_next().await.is_some() {}
+}
+
+async fn accept(
+    listener: BoundListener,
+    broker: Arc<Broker>,
+    limits: Arc<ConnectionLimits>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
-            accepted = listener.accept() => match accepted {
+            accepted = listener.tcp.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    broker.metrics.connections_accepted.inc();
+                    let Some(permit) = limits.admit(peer.ip()) else {
+                        tracing::warn!(%peer, listener = %listener.info.name, "closing connection: connection limit reached");
+                        continue;
+                    };
                     let _ = stream.set_nodelay(true);
+                    let session = Session { peer, listener: listener.info.clone() };
+                    let tls = listener.tls.clone();
                     let broker = broker.clone();
                     let shutdown = shutdown.clone();
-                    connections.spawn(connection::run(stream, peer, broker, shutdown));
+                    connections.spawn(async move {
+                        start(stream, tls, session, broker, shutdown).await;
+                        drop(permit);
+                    });
                 }
                 // Running out of file descriptors must not end the listener; back off briefly.
                 Err(err) => {
                     tracing::warn!("accept failed: {err}");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             _ = shutdown.changed() => break,
         }
     }
-    drop(listener);
+    drop(listener.tcp);
     while connections.join_next().await.is_some() {}
+}
+
+/// Completes the TLS handshake where the listener needs one, then runs the connection.
+async fn start(
+    stream: TcpStream,
+    tls: Option<TlsAcceptor>,
+    session: Session,
+    broker: Arc<Broker>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let Some(acceptor) = tls else {
+        return connection::run(stream, session, broker, shutdown).await;
+    };
+    // A client that opens a socket and never speaks must not hold a connection slot forever.
+    let handshake = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await;
+    match handshake {
+        Ok(Ok(stream)) => connection::run(stream, session, broker, shutdown).await,
+        Ok(Err(err)) => tracing::warn!(peer = %session.peer, "closing connection: TLS handshake failed: {err}"),
+        Err(_) => tracing::warn!(peer = %session.peer, "closing connection: TLS handshake timed out"),
+    }
 }

@@ -30,11 +30,25 @@ impl ConfigSource {
     }
 }
 
-/// One topic config key: its Kafka name and how its broker-wide default is found.
+/// Kafka's config value types, as DescribeConfigs v3+ reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigType {
+    Boolean = 1,
+    String = 2,
+    Int = 3,
+    Long = 5,
+    List = 7,
+}
+
+/// One topic config key: its Kafka name, the broker-file key that sets its default, its
+/// type, and how a value is checked.
 struct TopicKey {
     name: &'static str,
-    /// The broker-level default, or `None` if the key has a fixed default.
+    /// The key in samsa's config file that provides the default, if any.
+    broker_key: Option<&'static str>,
     broker_default: fn(&Config) -> String,
+    config_type: ConfigType,
+    doc: &'static str,
     validate: fn(&str) -> Result<(), String>,
 }
 
@@ -46,10 +60,21 @@ fn long_at_least(min: i64) -> impl Fn(&str) -> Result<(), String> {
     }
 }
 
+fn int_at_least(min: i64) -> impl Fn(&str) -> Result<(), String> {
+    move |v| match v.parse::<i32>() {
+        Ok(n) if i64::from(n) >= min => Ok(()),
+        Ok(_) => Err(format!("'{v}' is below the minimum {min}")),
+        Err(_) => Err(format!("'{v}' is not a 32-bit whole number")),
+    }
+}
+
 const TOPIC_KEYS: &[TopicKey] = &[
     TopicKey {
         name: "cleanup.policy",
+        broker_key: None,
         broker_default: |_| "delete".into(),
+        config_type: ConfigType::List,
+        doc: "Retention policy for old segments: only 'delete' is supported.",
         // Compaction is not implemented yet; accepting "compact" would silently keep every record.
         validate: |v| match v {
             "delete" => Ok(()),
@@ -57,69 +82,102 @@ const TOPIC_KEYS: &[TopicKey] = &[
         },
     },
     TopicKey {
-        name: "retention.ms",
-        broker_default: |c| c.retention_ms.to_string(),
-        validate: |v| long_at_least(-1)(v),
+        name: "compression.type",
+        broker_key: None,
+        broker_default: |_| "producer".into(),
+        config_type: ConfigType::String,
+        doc: "Batches are kept in the producer's compression ('producer' only).",
+        // Batches are stored as they arrived; recompressing would break that promise.
+        validate: |v| match v {
+            "producer" => Ok(()),
+            _ => Err(format!("compression.type '{v}' is not supported (only 'producer')")),
+        },
     },
     TopicKey {
-        name: "retention.bytes",
-        broker_default: |c| c.retention_bytes.to_string(),
-        validate: |v| long_at_least(-1)(v),
-    },
-    TopicKey {
-        name: "segment.bytes",
-        broker_default: |c| c.segment_bytes.to_string(),
-        validate: |v| long_at_least(14)(v),
-    },
-    TopicKey {
-        name: "segment.ms",
-        broker_default: |c| c.segment_ms.to_string(),
+        name: "flush.messages",
+        broker_key: Some("flush_messages"),
+        broker_default: |c| c.flush_messages.map_or(i64::MAX, |n| n as i64).to_string(),
+        config_type: ConfigType::Long,
+        doc: "fsync the log after this many records.",
         validate: |v| long_at_least(1)(v),
     },
     TopicKey {
-        name: "index.interval.bytes",
-        broker_default: |c| c.index_interval_bytes.to_string(),
+        name: "flush.ms",
+        broker_key: Some("flush_ms"),
+        broker_default: |c| c.flush_ms.map_or(i64::MAX, |n| n as i64).to_string(),
+        config_type: ConfigType::Long,
+        doc: "fsync the log when data has been unflushed this long.",
         validate: |v| long_at_least(0)(v),
+    },
+    TopicKey {
+        name: "index.interval.bytes",
+        broker_key: Some("index_interval_bytes"),
+        broker_default: |c| c.index_interval_bytes.to_string(),
+        config_type: ConfigType::Int,
+        doc: "Bytes of log between two sparse offset index entries.",
+        validate: |v| int_at_least(0)(v),
     },
     TopicKey {
         name: "max.message.bytes",
+        broker_key: Some("message_max_bytes"),
         broker_default: |c| c.message_max_bytes.to_string(),
-        validate: |v| long_at_least(0)(v),
+        config_type: ConfigType::Int,
+        doc: "Largest record batch accepted.",
+        validate: |v| int_at_least(0)(v),
     },
     TopicKey {
         name: "message.timestamp.type",
+        broker_key: Some("message_timestamp_type"),
         broker_default: |c| c.message_timestamp_type.as_str().into(),
+        config_type: ConfigType::String,
+        doc: "CreateTime keeps the producer's timestamps; LogAppendTime uses the broker's clock.",
         validate: |v| match v {
             "CreateTime" | "LogAppendTime" => Ok(()),
             _ => Err(format!("'{v}' is not CreateTime or LogAppendTime")),
         },
     },
     TopicKey {
-        name: "flush.messages",
-        broker_default: |c| c.flush_messages.map_or(i64::MAX, |n| n as i64).to_string(),
-        validate: |v| long_at_least(1)(v),
-    },
-    TopicKey {
-        name: "flush.ms",
-        broker_default: |c| c.flush_ms.map_or(i64::MAX, |n| n as i64).to_string(),
-        validate: |v| long_at_least(0)(v),
-    },
-    TopicKey {
         name: "min.insync.replicas",
+        broker_key: None,
         broker_default: |_| "1".into(),
+        config_type: ConfigType::Int,
+        doc: "Replicas that must acknowledge an acks=all write; a single node has one.",
         validate: |v| match v {
             "1" => Ok(()),
             _ => Err(format!("min.insync.replicas '{v}' cannot be met by a single node")),
         },
     },
     TopicKey {
-        name: "compression.type",
-        broker_default: |_| "producer".into(),
-        // Batches are stored as they arrived; recompressing would break that promise.
-        validate: |v| match v {
-            "producer" => Ok(()),
-            _ => Err(format!("compression.type '{v}' is not supported (only 'producer')")),
-        },
+        name: "retention.bytes",
+        broker_key: Some("retention_bytes"),
+        broker_default: |c| c.retention_bytes.to_string(),
+        config_type: ConfigType::Long,
+        doc: "Delete old segments while the partition is larger than this; -1 for no limit.",
+        validate: |v| long_at_least(-1)(v),
+    },
+    TopicKey {
+        name: "retention.ms",
+        broker_key: Some("retention_ms"),
+        broker_default: |c| c.retention_ms.to_string(),
+        config_type: ConfigType::Long,
+        doc: "Delete segments older than this; -1 keeps them forever.",
+        validate: |v| long_at_least(-1)(v),
+    },
+    TopicKey {
+        name: "segment.bytes",
+        broker_key: Some("segment_bytes"),
+        broker_default: |c| c.segment_bytes.to_string(),
+        config_type: ConfigType::Int,
+        doc: "Roll a new segment when the active one reaches this size.",
+        validate: |v| int_at_least(14)(v),
+    },
+    TopicKey {
+        name: "segment.ms",
+        broker_key: Some("segment_ms"),
+        broker_default: |c| c.segment_ms.to_string(),
+        config_type: ConfigType::Long,
+        doc: "Roll a new segment when the active one's first record is this old.",
+        validate: |v| long_at_least(1)(v),
     },
 ];
 
@@ -133,6 +191,9 @@ pub struct ConfigEntry {
     pub name: &'static str,
     pub value: String,
     pub source: ConfigSource,
+    pub config_type: ConfigType,
+    pub doc: &'static str,
+    pub read_only: bool,
 }
 
 impl TopicConfig {
@@ -153,17 +214,22 @@ impl TopicConfig {
     pub fn entries(&self, broker: &Config) -> Vec<ConfigEntry> {
         TOPIC_KEYS
             .iter()
-            .map(|key| match self.0.get(key.name) {
-                Some(value) => ConfigEntry {
+            .map(|key| {
+                let (value, source) = match self.0.get(key.name) {
+                    Some(value) => (value.clone(), ConfigSource::Topic),
+                    None if key.broker_key.is_some_and(|k| broker.is_explicit(k)) => {
+                        ((key.broker_default)(broker), ConfigSource::StaticBroker)
+                    }
+                    None => ((key.broker_default)(broker), ConfigSource::Default),
+                };
+                ConfigEntry {
                     name: key.name,
-                    value: value.clone(),
-                    source: ConfigSource::Topic,
-                },
-                None => ConfigEntry {
-                    name: key.name,
-                    value: (key.broker_default)(broker),
-                    source: ConfigSource::Default,
-                },
+                    value,
+                    source,
+                    config_type: key.config_type,
+                    doc: key.doc,
+                    read_only: false,
+                }
             })
             .collect()
     }
@@ -204,37 +270,94 @@ impl TopicConfig {
 }
 
 /// Broker-level entries for DescribeConfigs on the broker resource, in Kafka's names.
-pub fn broker_entries(config: &Config) -> Vec<(&'static str, String, bool)> {
+/// All are read-only: samsa takes its configuration from the file at start-up.
+pub fn broker_entries(config: &Config) -> Vec<ConfigEntry> {
     let (host, port) = config.advertised();
-    vec![
-        ("broker.id", config.node_id.to_string(), true),
-        ("node.id", config.node_id.to_string(), true),
-        ("listeners", format!("PLAINTEXT://{}", config.listen), true),
-        ("advertised.listeners", format!("PLAINTEXT://{host}:{port}"), true),
-        ("log.dirs", config.data_dir.display().to_string(), true),
-        ("num.partitions", config.num_partitions.to_string(), true),
-        ("default.replication.factor", config.default_replication_factor.to_string(), true),
-        ("auto.create.topics.enable", config.auto_create_topics.to_string(), true),
-        ("message.max.bytes", config.message_max_bytes.to_string(), true),
-        ("socket.request.max.bytes", config.socket_request_max_bytes.to_string(), true),
-        ("log.segment.bytes", config.segment_bytes.to_string(), true),
-        ("log.roll.ms", config.segment_ms.to_string(), true),
-        ("log.index.interval.bytes", config.index_interval_bytes.to_string(), true),
-        ("log.retention.ms", config.retention_ms.to_string(), true),
-        ("log.retention.bytes", config.retention_bytes.to_string(), true),
-        ("log.retention.check.interval.ms", config.retention_check_interval_ms.to_string(), true),
-        ("log.message.timestamp.type", config.message_timestamp_type.as_str().to_owned(), true),
+    let unset_as_max = |n: Option<u64>| n.map_or(i64::MAX, |n| n as i64).to_string();
+    let entries: Vec<(&'static str, &'static str, String, ConfigType, &'static str)> = vec![
+        ("broker.id", "node_id", config.node_id.to_string(), ConfigType::Int, "This broker's id."),
+        ("node.id", "node_id", config.node_id.to_string(), ConfigType::Int, "This broker's id."),
+        ("listeners", "listen", format!("PLAINTEXT://{}", config.listen), ConfigType::List, "Listener address."),
+        (
+            "advertised.listeners",
+            "advertised_listener",
+            format!("PLAINTEXT://{host}:{port}"),
+            ConfigType::List,
+            "Address given to clients.",
+        ),
+        ("log.dirs", "data_dir", config.data_dir.display().to_string(), ConfigType::String, "Data directory."),
+        ("num.partitions", "num_partitions", config.num_partitions.to_string(), ConfigType::Int, "Partitions of auto-created topics."),
+        (
+            "default.replication.factor",
+            "default_replication_factor",
+            config.default_replication_factor.to_string(),
+            ConfigType::Int,
+            "Replication factor of new topics.",
+        ),
+        (
+            "auto.create.topics.enable",
+            "auto_create_topics",
+            config.auto_create_topics.to_string(),
+            ConfigType::Boolean,
+            "Create unknown topics on Metadata requests.",
+        ),
+        ("message.max.bytes", "message_max_bytes", config.message_max_bytes.to_string(), ConfigType::Int, "Largest record batch."),
+        (
+            "socket.request.max.bytes",
+            "socket_request_max_bytes",
+            config.socket_request_max_bytes.to_string(),
+            ConfigType::Int,
+            "Largest request frame.",
+        ),
+        ("log.segment.bytes", "segment_bytes", config.segment_bytes.to_string(), ConfigType::Int, "Segment size."),
+        ("log.roll.ms", "segment_ms", config.segment_ms.to_string(), ConfigType::Long, "Segment age."),
+        (
+            "log.index.interval.bytes",
+            "index_interval_bytes",
+            config.index_interval_bytes.to_string(),
+            ConfigType::Int,
+            "Bytes between index entries.",
+        ),
+        ("log.retention.ms", "retention_ms", config.retention_ms.to_string(), ConfigType::Long, "Retention by time."),
+        ("log.retention.bytes", "retention_bytes", config.retention_bytes.to_string(), ConfigType::Long, "Retention by size."),
+        (
+            "log.retention.check.interval.ms",
+            "retention_check_interval_ms",
+            config.retention_check_interval_ms.to_string(),
+            ConfigType::Long,
+            "How often retention runs.",
+        ),
+        (
+            "log.message.timestamp.type",
+            "message_timestamp_type",
+            config.message_timestamp_type.as_str().to_owned(),
+            ConfigType::String,
+            "Timestamp type of new topics.",
+        ),
         (
             "log.flush.interval.messages",
-            config.flush_messages.map_or(i64::MAX, |n| n as i64).to_string(),
-            true,
+            "flush_messages",
+            unset_as_max(config.flush_messages),
+            ConfigType::Long,
+            "fsync after this many records.",
         ),
-        (
-            "log.flush.interval.ms",
-            config.flush_ms.map_or("null".to_owned(), |n| n.to_string()),
-            true,
-        ),
-    ]
+        ("log.flush.interval.ms", "flush_ms", unset_as_max(config.flush_ms), ConfigType::Long, "fsync interval."),
+    ];
+    entries
+        .into_iter()
+        .map(|(name, file_key, value, config_type, doc)| ConfigEntry {
+            name,
+            value,
+            source: if config.is_explicit(file_key) {
+                ConfigSource::StaticBroker
+            } else {
+                ConfigSource::Default
+            },
+            config_type,
+            doc,
+            read_only: true,
+        })
+        .collect()
 }
 
 impl From<TimestampKind> for TimestampType {

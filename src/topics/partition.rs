@@ -21,6 +21,14 @@ pub struct Offsets {
     pub log_end: i64,
 }
 
+/// A partition's offsets and footprint, for metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct PartitionStats {
+    pub offsets: Offsets,
+    pub size_bytes: u64,
+    pub segments: usize,
+}
+
 /// What a read returns: whole batches plus the offsets they were read against.
 #[derive(Debug, Clone)]
 pub struct ReadResult {
@@ -93,8 +101,14 @@ impl Partition {
         self.high_watermark.subscribe()
     }
 
-    pub fn size_bytes(&self) -> u64 {
-        self.log.read().as_ref().map_or(0, |log| log.size_bytes())
+    pub fn stats(&self) -> Result<PartitionStats> {
+        self.with_log(|log| {
+            Ok(PartitionStats {
+                offsets: offsets_of(log),
+                size_bytes: log.size_bytes(),
+                segments: log.segment_count(),
+            })
+        })
     }
 
     /// fsyncs when the flush interval has passed with data unflushed.

@@ -1,0 +1,101 @@
+//! ApiVersions: the table a client negotiates from must be exactly what samsa serves, at
+//! every version, and a client too new for samsa must still get the table back.
+
+use bytes::{Buf, BufMut, BytesMut};
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, ResponseHeader};
+use kafka_protocol::protocol::Decodable;
+use samsa_protocol_tests::client::{str_bytes, versions, SERVED_APIS};
+use samsa_protocol_tests::BrokerProcess;
+
+const UNSUPPORTED_VERSION: i16 = 35;
+
+fn sorted_table(keys: &[ApiVersion]) -> Vec<(i16, i16, i16)> {
+    let mut table: Vec<_> = keys
+        .iter()
+        .map(|k| (k.api_key, k.min_version, k.max_version))
+        .collect();
+    table.sort();
+    table
+}
+
+fn expected_table() -> Vec<(i16, i16, i16)> {
+    let mut table: Vec<_> = SERVED_APIS
+        .iter()
+        .map(|&(k, min, max)| (k as i16, min, max))
+        .collect();
+    table.sort();
+    table
+}
+
+#[test]
+fn table_is_exactly_what_is_served_at_every_version() {
+    let broker = BrokerProcess::start("").unwrap();
+    let mut conn = broker.connect().unwrap();
+    for version in versions(ApiKey::ApiVersions) {
+        let request = ApiVersionsRequest::default()
+            .with_client_software_name(str_bytes("samsa-protocol-tests"))
+            .with_client_software_version(str_bytes("1.0"));
+        let response = conn.send(&request, version).unwrap();
+        assert_eq!(response.error_code, 0, "v{version}");
+        assert_eq!(
+            sorted_table(&response.api_keys),
+            expected_table(),
+            "v{version}"
+        );
+        assert_eq!(
+            response.api_keys.len(),
+            SERVED_APIS.len(),
+            "v{version}: duplicate keys"
+        );
+        if version >= 1 {
+            assert_eq!(response.throttle_time_ms, 0, "v{version}");
+        }
+    }
+}
+
+#[test]
+fn every_advertised_range_is_one_the_client_library_knows() {
+    // A range beyond what kafka-protocol can encode would be a promise no client can test.
+    for &(key, min, max) in SERVED_APIS {
+        let known = key.valid_versions();
+        assert!(
+            known.min <= min && max <= known.max,
+            "{key:?} {min}..={max} outside {known}"
+        );
+    }
+}
+
+/// A client newer than samsa sends ApiVersions at a version samsa cannot parse; Kafka
+/// answers with a v0 body carrying UNSUPPORTED_VERSION and the table, so it can retry.
+#[test]
+fn unknown_api_versions_version_gets_v0_table_with_unsupported_version() {
+    let broker = BrokerProcess::start("").unwrap();
+    let mut conn = broker.connect().unwrap();
+    let mut frame = BytesMut::new();
+    frame.put_i16(ApiKey::ApiVersions as i16);
+    frame.put_i16(99);
+    frame.put_i32(4242);
+    // The rest is what a future client might send: a v2 header tail and a body samsa must not parse.
+    frame.put_i16(5);
+    frame.put_slice(b"newer");
+    frame.put_slice(&[0, 3, b'x', b'y', 2, b'9', 0, 0xff, 0xfe]);
+    conn.send_frame(&frame).unwrap();
+
+    let mut response = conn.read_frame().unwrap();
+    let header = ResponseHeader::decode(&mut response, 0).unwrap();
+    assert_eq!(header.correlation_id, 4242);
+    let body = ApiVersionsResponse::decode(&mut response, 0).unwrap();
+    assert_eq!(
+        response.remaining(),
+        0,
+        "response is longer than a v0 ApiVersions body"
+    );
+    assert_eq!(body.error_code, UNSUPPORTED_VERSION);
+    assert_eq!(sorted_table(&body.api_keys), expected_table());
+
+    // The connection stays usable for the retry.
+    let retry = conn.send(&ApiVersionsRequest::default(), 3).unwrap();
+    assert_eq!(retry.error_code, 0);
+    assert_eq!(sorted_table(&retry.api_keys), expected_table());
+}

@@ -1,0 +1,138 @@
+//! The metrics endpoint: what clients did shows up in the Prometheus text, with the
+//! values the requests imply.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+
+use samsa_protocol_tests::batches::{self, batch, messages};
+use samsa_protocol_tests::client::{
+    create_topic, produce, produce_request, TopicRef, LATEST_PRODUCE,
+};
+use samsa_protocol_tests::BrokerProcess;
+
+/// A loopback port free at the moment of asking.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// GETs `path` with HTTP/1.1 and returns (status line, body).
+fn get(port: u16, path: &str) -> (String, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+    (
+        head.lines().next().unwrap_or("").to_owned(),
+        body.to_owned(),
+    )
+}
+
+/// The value of the sample whose name-and-labels are exactly `series`.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+#[test]
+fn produce_and_errors_are_counted() {
+    let port = free_port();
+    let broker = BrokerProcess::start(&format!(
+        "metrics_listen = \"127.0.0.1:{port}\"\nauto_create_topics = false\n"
+    ))
+    .unwrap();
+    let mut conn = broker.connect().unwrap();
+    let topic = create_topic(&mut conn, "counted", 2, &[]).unwrap();
+    let t0 = batches::base_timestamp();
+    let first = batch(&messages("a", 7, t0));
+    let second = batch(&messages("b", 5, t0));
+    let bytes = (first.len() + second.len()) as f64;
+    produce(&mut conn, &topic, 0, first).unwrap();
+    produce(&mut conn, &topic, 1, second).unwrap();
+    let missing = TopicRef {
+        name: "missing".into(),
+        id: uuid::Uuid::nil(),
+    };
+    let refused = conn
+        .send(
+            &produce_request(&missing, 0, batch(&messages("c", 1, t0)), -1, 9),
+            9,
+        )
+        .unwrap();
+    assert_eq!(refused.responses[0].partition_responses[0].error_code, 3);
+
+    let (status, health) = get(port, "/health");
+    assert!(status.contains("200"), "{status}");
+    assert_eq!(health.trim(), "ok");
+
+    let (status, text) = get(port, "/metrics");
+    assert!(status.contains("200"), "{status}");
+    assert_eq!(
+        sample(&text, r#"samsa_topic_records_in_total{topic="counted"}"#),
+        Some(12.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, r#"samsa_topic_bytes_in_total{topic="counted"}"#),
+        Some(bytes)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"samsa_partition_log_end_offset{partition="0",topic="counted"}"#
+        ),
+        Some(7.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"samsa_partition_high_watermark{partition="1",topic="counted"}"#
+        ),
+        Some(5.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            &format!(r#"samsa_kafka_requests_total{{api="Produce",version="{LATEST_PRODUCE}"}}"#)
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"samsa_kafka_request_errors_total{api="Produce",error="UNKNOWN_TOPIC_OR_PARTITION"}"#
+        ),
+        Some(1.0)
+    );
+    assert_eq!(sample(&text, "samsa_connections_open"), Some(1.0));
+    assert!(sample(&text, "process_resident_memory_bytes").is_some_and(|rss| rss > 0.0));
+}
+
+#[test]
+fn deleted_topics_leave_the_partition_gauges() {
+    let port = free_port();
+    let broker = BrokerProcess::start(&format!("metrics_listen = \"127.0.0.1:{port}\"\n")).unwrap();
+    let mut conn = broker.connect().unwrap();
+    create_topic(&mut conn, "brief", 1, &[]).unwrap();
+    let (_, before) = get(port, "/metrics");
+    assert!(before.contains(r#"topic="brief""#));
+    samsa_protocol_tests::client::delete_topic(&mut conn, "brief").unwrap();
+    let (_, after) = get(port, "/metrics");
+    assert!(
+        !after.contains(r#"samsa_partition_log_end_offset{partition="0",topic="brief"}"#),
+        "{after}"
+    );
+}

@@ -1,0 +1,245 @@
+//! Prometheus metrics: request counts, errors and latency per API, traffic per topic,
+//! log offsets and sizes per partition, connections, and the process itself.
+//!
+//! Names read like Kafka's JMX-exporter and Redpanda's: `samsa_kafka_requests_total`
+//! beside `kafka_network_requestmetrics_requests_total`, labels in snake case, units in
+//! the name (`_seconds`, `_bytes`).
+
+pub mod http;
+
+use std::time::Duration;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::{ApiKey, ResponseKind};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+use crate::topics::TopicRegistry;
+
+/// Latency buckets from 100 µs to 30 s: produce is sub-millisecond, long polls take seconds.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    request_errors: IntCounterVec,
+    request_latency: HistogramVec,
+    topic_bytes_in: IntCounterVec,
+    topic_records_in: IntCounterVec,
+    topic_bytes_out: IntCounterVec,
+    topic_records_out: IntCounterVec,
+    partition_log_start: IntGaugeVec,
+    partition_log_end: IntGaugeVec,
+    partition_high_watermark: IntGaugeVec,
+    partition_size: IntGaugeVec,
+    partition_segments: IntGaugeVec,
+    pub connections_open: IntGauge,
+    pub connections_accepted: IntCounter,
+    pub connections_closed: IntCounter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry.register(Box::new(c.clone())).expect("unique metric");
+            c
+        };
+        let gauge = |name: &str, help: &str, labels: &[&str]| {
+            let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry.register(Box::new(g.clone())).expect("unique metric");
+            g
+        };
+        let request_latency = HistogramVec::new(
+            HistogramOpts::new(
+                "samsa_kafka_request_latency_seconds",
+                "Time from a request's decoding to its response's encoding",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["api"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(request_latency.clone()))
+            .expect("unique metric");
+        let single_gauge = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).expect("valid metric");
+            registry.register(Box::new(g.clone())).expect("unique metric");
+            g
+        };
+        let single_counter = |name: &str, help: &str| {
+            let c = IntCounter::new(name, help).expect("valid metric");
+            registry.register(Box::new(c.clone())).expect("unique metric");
+            c
+        };
+        let metrics = Metrics {
+            requests: counter("samsa_kafka_requests_total", "Requests served, by API and version", &["api", "version"]),
+            request_errors: counter(
+                "samsa_kafka_request_errors_total",
+                "Error codes returned, by API and Kafka error name (one per failed topic, partition or resource)",
+                &["api", "error"],
+            ),
+            request_latency,
+            topic_bytes_in: counter("samsa_topic_bytes_in_total", "Record batch bytes appended", &["topic"]),
+            topic_records_in: counter("samsa_topic_records_in_total", "Records appended", &["topic"]),
+            topic_bytes_out: counter("samsa_topic_bytes_out_total", "Record batch bytes fetched", &["topic"]),
+            topic_records_out: counter("samsa_topic_records_out_total", "Records fetched (counted per batch header)", &["topic"]),
+            partition_log_start: gauge("samsa_partition_log_start_offset", "First offset in the log", &["topic", "partition"]),
+            partition_log_end: gauge("samsa_partition_log_end_offset", "Next offset to be written", &["topic", "partition"]),
+            partition_high_watermark: gauge(
+                "samsa_partition_high_watermark",
+                "Offset below which records are visible to consumers",
+                &["topic", "partition"],
+            ),
+            partition_size: gauge("samsa_partition_size_bytes", "Bytes of log segments on disk", &["topic", "partition"]),
+            partition_segments: gauge("samsa_partition_segments", "Log segments on disk", &["topic", "partition"]),
+            connections_open: single_gauge("samsa_connections_open", "Client connections open now"),
+            connections_accepted: single_counter("samsa_connections_accepted_total", "Client connections accepted"),
+            connections_closed: single_counter("samsa_connections_closed_total", "Client connections closed"),
+            registry,
+        };
+        let process = prometheus::process_collector::ProcessCollector::for_self();
+        if let Err(err) = metrics.registry.register(Box::new(process)) {
+            tracing::warn!("process metrics unavailable: {err}");
+        }
+        metrics
+    }
+
+    /// Records one served request.
+    pub fn observe_request(&self, api: ApiKey, version: i16, elapsed: Duration, response: &ResponseKind) {
+        let api_name = api_label(api);
+        let api_name = api_name.as_str();
+        self.requests
+            .with_label_values(&[api_name, &version.to_string()])
+            .inc();
+        self.request_latency
+            .with_label_values(&[api_name])
+            .observe(elapsed.as_secs_f64());
+        for code in error_codes(response) {
+            if let Some(error) = ResponseError::try_from_code(code) {
+                self.request_errors
+                    .with_label_values(&[api_name, &error_label(error)])
+                    .inc();
+            }
+        }
+    }
+
+    pub fn record_append(&self, topic: &str, bytes: usize, records: u32) {
+        self.topic_bytes_in.with_label_values(&[topic]).inc_by(bytes as u64);
+        self.topic_records_in.with_label_values(&[topic]).inc_by(u64::from(records));
+    }
+
+    pub fn record_fetch(&self, topic: &str, bytes: usize, records: u64) {
+        self.topic_bytes_out.with_label_values(&[topic]).inc_by(bytes as u64);
+        self.topic_records_out.with_label_values(&[topic]).inc_by(records);
+    }
+
+    /// The text exposition, with partition gauges read fresh from the logs.
+    pub fn render(&self, topics: &TopicRegistry) -> String {
+        let gauges = [
+            &self.partition_log_start,
+            &self.partition_log_end,
+            &self.partition_high_watermark,
+            &self.partition_size,
+            &self.partition_segments,
+        ];
+        // Deleted topics must disappear, so the partition gauges are rebuilt on every scrape.
+        for gauge in gauges {
+            gauge.reset();
+        }
+        for partition in topics.partitions() {
+            let index = partition.index.to_string();
+            let labels = [partition.topic.as_str(), index.as_str()];
+            if let Ok(stats) = partition.stats() {
+                self.partition_log_start.with_label_values(&labels).set(stats.offsets.log_start);
+                self.partition_log_end.with_label_values(&labels).set(stats.offsets.log_end);
+                self.partition_high_watermark
+                    .with_label_values(&labels)
+                    .set(stats.offsets.high_watermark);
+                self.partition_size.with_label_values(&labels).set(stats.size_bytes as i64);
+                self.partition_segments.with_label_values(&labels).set(stats.segments as i64);
+            }
+        }
+        let mut out = Vec::new();
+        if let Err(err) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::error!("cannot encode metrics: {err}");
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// The protocol's API name ("Produce", "FindCoordinator"), which is the key's Debug form.
+fn api_label(api: ApiKey) -> String {
+    format!("{api:?}")
+}
+
+/// Kafka's own spelling of an error: UNKNOWN_TOPIC_OR_PARTITION, not UnknownTopicOrPartition.
+fn error_label(error: ResponseError) -> String {
+    let camel = format!("{error:?}");
+    let mut out = String::with_capacity(camel.len() + 8);
+    for (i, c) in camel.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_uppercase());
+    }
+    out
+}
+
+/// Every error code a response carries, top-level and per topic, partition or resource.
+fn error_codes(response: &ResponseKind) -> Vec<i16> {
+    let mut codes = Vec::new();
+    match response {
+        ResponseKind::Produce(r) => {
+            for t in &r.responses {
+                codes.extend(t.partition_responses.iter().map(|p| p.error_code));
+            }
+        }
+        ResponseKind::Fetch(r) => {
+            codes.push(r.error_code);
+            for t in &r.responses {
+                codes.extend(t.partitions.iter().map(|p| p.error_code));
+            }
+        }
+        ResponseKind::ListOffsets(r) => {
+            for t in &r.topics {
+                codes.extend(t.partitions.iter().map(|p| p.error_code));
+            }
+        }
+        ResponseKind::Metadata(r) => {
+            codes.push(r.error_code);
+            codes.extend(r.topics.iter().map(|t| t.error_code));
+        }
+        ResponseKind::ApiVersions(r) => codes.push(r.error_code),
+        ResponseKind::CreateTopics(r) => codes.extend(r.topics.iter().map(|t| t.error_code)),
+        ResponseKind::DeleteTopics(r) => codes.extend(r.responses.iter().map(|t| t.error_code)),
+        ResponseKind::CreatePartitions(r) => codes.extend(r.results.iter().map(|t| t.error_code)),
+        ResponseKind::DescribeConfigs(r) => codes.extend(r.results.iter().map(|t| t.error_code)),
+        ResponseKind::DescribeCluster(r) => codes.push(r.error_code),
+        _ => {}
+    }
+    codes.retain(|&c| c != 0);
+    codes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_names_follow_kafka_spelling() {
+        assert_eq!(error_label(ResponseError::UnknownTopicOrPartition), "UNKNOWN_TOPIC_OR_PARTITION");
+        assert_eq!(error_label(ResponseError::CorruptMessage), "CORRUPT_MESSAGE");
+    }
+}
