@@ -43,6 +43,37 @@ pub enum BrokerError {
     PolicyViolation(String),
     #[error("catalogue write failed: {0}")]
     Catalogue(#[source] std::io::Error),
+    // Consumer groups (src/group).
+    #[error("the group coordinator is still loading the offsets topic")]
+    CoordinatorLoadInProgress,
+    #[error("the group coordinator is not available")]
+    CoordinatorNotAvailable,
+    #[error("this broker is no longer the coordinator of the group")]
+    NotCoordinator,
+    #[error("invalid group id")]
+    InvalidGroupId,
+    #[error("the member id is not known to the group")]
+    UnknownMemberId,
+    #[error("the generation is not the group's current generation")]
+    IllegalGeneration,
+    #[error("the group is rebalancing")]
+    RebalanceInProgress,
+    #[error("rejoin with the member id given in this response")]
+    MemberIdRequired,
+    #[error("another member with the same group.instance.id has joined")]
+    FencedInstanceId,
+    #[error("the member's protocol type or protocols do not match the group's")]
+    InconsistentGroupProtocol,
+    #[error("the session timeout is outside the broker's allowed range")]
+    InvalidSessionTimeout,
+    #[error("the group does not exist")]
+    GroupIdNotFound,
+    #[error("the group is not empty")]
+    NonEmptyGroup,
+    #[error("the group is subscribed to the topic")]
+    GroupSubscribedToTopic,
+    #[error("the offset metadata is too large")]
+    OffsetMetadataTooLarge,
 }
 
 impl BrokerError {
@@ -77,6 +108,21 @@ impl BrokerError {
             BrokerError::UnsupportedResource(_) => E::InvalidRequest,
             BrokerError::PolicyViolation(_) => E::PolicyViolation,
             BrokerError::Catalogue(_) => E::KafkaStorageError,
+            BrokerError::CoordinatorLoadInProgress => E::CoordinatorLoadInProgress,
+            BrokerError::CoordinatorNotAvailable => E::CoordinatorNotAvailable,
+            BrokerError::NotCoordinator => E::NotCoordinator,
+            BrokerError::InvalidGroupId => E::InvalidGroupId,
+            BrokerError::UnknownMemberId => E::UnknownMemberId,
+            BrokerError::IllegalGeneration => E::IllegalGeneration,
+            BrokerError::RebalanceInProgress => E::RebalanceInProgress,
+            BrokerError::MemberIdRequired => E::MemberIdRequired,
+            BrokerError::FencedInstanceId => E::FencedInstanceId,
+            BrokerError::InconsistentGroupProtocol => E::InconsistentGroupProtocol,
+            BrokerError::InvalidSessionTimeout => E::InvalidSessionTimeout,
+            BrokerError::GroupIdNotFound => E::GroupIdNotFound,
+            BrokerError::NonEmptyGroup => E::NonEmptyGroup,
+            BrokerError::GroupSubscribedToTopic => E::GroupSubscribedToTopic,
+            BrokerError::OffsetMetadataTooLarge => E::OffsetMetadataTooLarge,
         }
     }
 

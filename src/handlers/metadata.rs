@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::{str_bytes, ALL_CLUSTER_OPERATIONS, AUTHORIZED_OPERATIONS_OMITTED};
 use crate::broker::Broker;
 use crate::error::BrokerError;
+use crate::group::store::OFFSETS_TOPIC;
 use crate::network::Session;
 use crate::topics::{partition::LEADER_EPOCH, Topic};
 
@@ -29,7 +30,7 @@ pub fn handle(broker: &Broker, session: &Session, request: MetadataRequest, vers
     } else {
         AUTHORIZED_OPERATIONS_OMITTED
     };
-    let topics = match wanted {
+    let topics: Vec<MetadataResponseTopic> = match wanted {
         None => broker
             .topics
             .all()
@@ -45,6 +46,14 @@ pub fn handle(broker: &Broker, session: &Session, request: MetadataRequest, vers
             })
             .collect(),
     };
+    // Clients skip internal topics when they subscribe by pattern; v0 has no such flag.
+    let topics: Vec<MetadataResponseTopic> = topics
+        .into_iter()
+        .map(|t| {
+            let internal = version >= 1 && t.name.as_ref().is_some_and(|n| n.as_str() == OFFSETS_TOPIC);
+            t.with_is_internal(internal)
+        })
+        .collect();
     // Clients are told the address of the listener they came through.
     let (host, port) = &session.listener.advertised;
     MetadataResponse::default()

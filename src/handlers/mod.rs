@@ -6,8 +6,10 @@ pub mod api_versions;
 pub mod cluster;
 pub mod configs;
 pub mod fetch;
+pub mod group;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offsets;
 pub mod produce;
 
 use std::sync::Arc;
@@ -22,6 +24,7 @@ use crate::protocol::Request;
 /// Serves one request. Only APIs in [`crate::protocol::versions::SUPPORTED`] get this far.
 pub async fn handle(broker: &Arc<Broker>, session: &Session, request: Request) -> ResponseKind {
     let version = request.version();
+    let client_id = request.header.client_id.as_deref().unwrap_or("").to_owned();
     match request.body {
         RequestKind::ApiVersions(req) => ResponseKind::ApiVersions(api_versions::handle(&req, version)),
         RequestKind::Metadata(req) => ResponseKind::Metadata(metadata::handle(broker, session, req, version)),
@@ -36,6 +39,21 @@ pub async fn handle(broker: &Arc<Broker>, session: &Session, request: Request) -
         RequestKind::DescribeConfigs(req) => {
             ResponseKind::DescribeConfigs(configs::describe(broker, req, version))
         }
+        RequestKind::FindCoordinator(req) => {
+            ResponseKind::FindCoordinator(group::find_coordinator(broker, session, req, version))
+        }
+        RequestKind::JoinGroup(req) => {
+            ResponseKind::JoinGroup(group::join(broker, req, version, &client_id, session.peer).await)
+        }
+        RequestKind::SyncGroup(req) => ResponseKind::SyncGroup(group::sync(broker, req, version).await),
+        RequestKind::Heartbeat(req) => ResponseKind::Heartbeat(group::heartbeat(broker, req)),
+        RequestKind::LeaveGroup(req) => ResponseKind::LeaveGroup(group::leave(broker, req, version)),
+        RequestKind::DescribeGroups(req) => ResponseKind::DescribeGroups(group::describe(broker, req, version)),
+        RequestKind::ListGroups(req) => ResponseKind::ListGroups(group::list(broker, req, version)),
+        RequestKind::DeleteGroups(req) => ResponseKind::DeleteGroups(group::delete(broker, req)),
+        RequestKind::OffsetCommit(req) => ResponseKind::OffsetCommit(offsets::commit(broker, req, version)),
+        RequestKind::OffsetFetch(req) => ResponseKind::OffsetFetch(offsets::fetch(broker, req, version)),
+        RequestKind::OffsetDelete(req) => ResponseKind::OffsetDelete(offsets::delete(broker, req)),
         RequestKind::DescribeCluster(req) => ResponseKind::DescribeCluster(cluster::describe(broker, session, req)),
         other => unreachable!("{other:?} is not in the supported table"),
     }
