@@ -226,12 +226,7 @@ def test_confluent_group_splits_fails_over_and_grows(group_broker, topic_name, t
             m.stop()
 
 
-@pytest.mark.parametrize("client", [
-    # Open problem: passes alone, but in a full run of this file the two kafka-python members
-    # never settle on a split (the broker log shows one member's session expiring).
-    pytest.param("kafka-python", marks=pytest.mark.xfail(strict=False, reason="kafka-python group does not settle in full runs; under investigation")),
-    "kafkajs",
-])
+@pytest.mark.parametrize("client", ["kafka-python", "kafkajs"])
 def test_other_clients_split_a_group(group_broker, topic_name, tmp_path, client):
     bootstrap = group_broker.bootstrap
     topic = topic_name()
