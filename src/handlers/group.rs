@@ -77,8 +77,9 @@ pub fn find_coordinator(broker: &Broker, session: &Session, req: FindCoordinator
             response
         }
     };
+    // v1-3 carry Kafka's name of the error even on success (`Errors.NONE.message()`).
     if version >= 1 {
-        response.with_error_message(None)
+        response.with_error_message(Some(str_bytes("NONE")))
     } else {
         response
     }
@@ -241,11 +242,8 @@ pub fn describe(broker: &Broker, req: DescribeGroupsRequest, version: i16) -> De
             let base = DescribedGroup::default()
                 .with_group_id(group_id.clone())
                 .with_authorized_operations(operations);
-            let summary = if group_id.is_empty() {
-                Err(BrokerError::InvalidGroupId)
-            } else {
-                broker.groups.describe(&group_id)
-            };
+            // An empty group id names no group: Kafka describes it as a missing one.
+            let summary = if group_id.is_empty() { Ok(None) } else { broker.groups.describe(&group_id) };
             match summary {
                 Ok(Some(group)) => base
                     .with_group_state(str_bytes(group.state.name()))
@@ -268,6 +266,7 @@ pub fn describe(broker: &Broker, req: DescribeGroupsRequest, version: i16) -> De
                     ),
                 // v6 reports a missing group as an error (KIP-1043); before, as a Dead group.
                 Ok(None) if version >= 6 => base
+                    .with_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
                     .with_group_state(str_bytes("Dead"))
                     .with_error_code(BrokerError::GroupIdNotFound.code())
                     .with_error_message(Some(str_bytes(format!("Group {} not found.", group_id.as_str())))),

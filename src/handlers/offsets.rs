@@ -94,11 +94,16 @@ pub fn commit(broker: &Broker, req: OffsetCommitRequest, version: i16) -> Offset
 /// The partitions asked for, by topic; `None` asks for everything the group committed.
 type Wanted = Option<Vec<(String, Vec<i32>)>>;
 
-fn fetch_group(broker: &Broker, group_id: &str, wanted: Wanted) -> Result<BTreeMap<String, Vec<FetchedOffset>>, BrokerError> {
+/// The group's offsets by topic, topics in the order asked for (as Kafka answers), or by
+/// name when all are asked for.
+fn fetch_group(broker: &Broker, group_id: &str, wanted: Wanted) -> Result<Vec<(String, Vec<FetchedOffset>)>, BrokerError> {
     let fetched = broker.groups.fetch(group_id, wanted)?;
-    let mut by_topic: BTreeMap<String, Vec<FetchedOffset>> = BTreeMap::new();
+    let mut by_topic: Vec<(String, Vec<FetchedOffset>)> = Vec::new();
     for entry in fetched {
-        by_topic.entry(entry.0.clone()).or_default().push(entry);
+        match by_topic.iter_mut().find(|(t, _)| *t == entry.0) {
+            Some((_, offsets)) => offsets.push(entry),
+            None => by_topic.push((entry.0.clone(), vec![entry])),
+        }
     }
     Ok(by_topic)
 }
