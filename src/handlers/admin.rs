@@ -14,6 +14,7 @@ use kafka_protocol::messages::{
 use super::str_bytes;
 use crate::broker::Broker;
 use crate::error::BrokerError;
+use crate::group::store::OFFSETS_TOPIC;
 
 /// CreateTopics v5 added the created topic's configs, partitions and replication factor.
 const FIRST_VERSION_WITH_TOPIC_DETAILS: i16 = 5;
@@ -150,7 +151,9 @@ pub fn delete_topics(broker: &Broker, request: DeleteTopicsRequest, version: i16
                 Some(name) => broker.topics.get(name).ok_or(BrokerError::UnknownTopicOrPartition),
                 None => broker.topics.get_by_id(id).ok_or(BrokerError::UnknownTopicId),
             };
-            let result = topic.and_then(|t| broker.topics.delete(&t.name).map(|_| t));
+            let result = topic
+                .and_then(|t| fixed_internal(&t.name, "deleted").map(|_| t))
+                .and_then(|t| broker.topics.delete(&t.name).map(|_| t));
             match result {
                 Ok(topic) => DeletableTopicResult::default()
                     .with_name(Some(TopicName(str_bytes(topic.name.clone()))))
@@ -173,11 +176,9 @@ pub fn create_partitions(broker: &Broker, request: CreatePartitionsRequest) -> C
             let result = if duplicates.contains(topic.name.as_str()) {
                 Err(BrokerError::InvalidRequest("Duplicate topic in request.".into()))
             } else {
-                check_assignments(broker, &topic.name, topic.count, topic.assignments.as_deref()).and_then(|_| {
-                    broker
-                        .topics
-                        .add_partitions(&topic.name, topic.count, request.validate_only)
-                })
+                fixed_internal(&topic.name, "given more partitions")
+                    .and_then(|_| check_assignments(broker, &topic.name, topic.count, topic.assignments.as_deref()))
+                    .and_then(|_| broker.topics.add_partitions(&topic.name, topic.count, request.validate_only))
             };
             let response = CreatePartitionsTopicResult::default().with_name(topic.name);
             match result {
@@ -189,6 +190,18 @@ pub fn create_partitions(broker: &Broker, request: CreatePartitionsRequest) -> C
         })
         .collect();
     CreatePartitionsResponse::default().with_results(results)
+}
+
+/// Kafka 4.4 lets a client delete or grow `__consumer_offsets` (it then loses or moves every
+/// group). samsa's coordinator holds the topic's partitions open and places groups by their
+/// count, so it refuses both, with the code Kafka gives a Produce into the topic.
+fn fixed_internal(name: &str, what: &str) -> Result<(), BrokerError> {
+    if name == OFFSETS_TOPIC {
+        return Err(BrokerError::InvalidTopic(format!(
+            "The internal topic {OFFSETS_TOPIC} holds the group coordinator's state and cannot be {what}."
+        )));
+    }
+    Ok(())
 }
 
 /// Explicit assignments must name one replica list per new partition, each this broker.

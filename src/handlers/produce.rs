@@ -9,6 +9,7 @@ use std::sync::Arc;
 use super::str_bytes;
 use crate::broker::{now_ms, Broker};
 use crate::error::BrokerError;
+use crate::group::store::OFFSETS_TOPIC;
 use crate::topics::Topic;
 
 /// Produce v13 names topics by id instead of by name (KIP-516).
@@ -26,7 +27,7 @@ pub fn handle(broker: &Broker, request: ProduceRequest, version: i16) -> Produce
                 broker.topics.get(&topic_data.name).ok_or(BrokerError::UnknownTopicOrPartition)
             };
             let topic = if acks_valid {
-                topic
+                topic.and_then(not_internal)
             } else {
                 Err(BrokerError::InvalidRequiredAcks(request.acks))
             };
@@ -34,6 +35,15 @@ pub fn handle(broker: &Broker, request: ProduceRequest, version: i16) -> Produce
         })
         .collect();
     ProduceResponse::default().with_responses(responses)
+}
+
+/// Only the group coordinator writes to `__consumer_offsets`; Kafka refuses clients with
+/// INVALID_TOPIC_EXCEPTION (its admin client id aside, which samsa does not honour).
+fn not_internal(topic: Arc<Topic>) -> Result<Arc<Topic>, BrokerError> {
+    if topic.name == OFFSETS_TOPIC {
+        return Err(BrokerError::InvalidTopic(format!("Cannot append to internal topic {OFFSETS_TOPIC}")));
+    }
+    Ok(topic)
 }
 
 fn produce_topic(broker: &Broker, data: TopicProduceData, topic: Result<Arc<Topic>, BrokerError>) -> TopicProduceResponse {
