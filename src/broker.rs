@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use tokio::sync::watch;
 
+use crate::auth::{Authorizer, CredentialStore};
 use crate::config::Config;
 use crate::metrics::{self, Metrics};
 use crate::network;
@@ -16,6 +17,9 @@ pub struct Broker {
     pub config: Arc<Config>,
     pub topics: TopicRegistry,
     pub metrics: Metrics,
+    /// SCRAM credentials of SASL users (also what PLAIN passwords are checked against).
+    pub credentials: CredentialStore,
+    pub authorizer: Authorizer,
 }
 
 impl Broker {
@@ -24,10 +28,15 @@ impl Broker {
         let config = Arc::new(config);
         let topics = TopicRegistry::open(config.clone())
             .with_context(|| format!("cannot open data directory {}", config.data_dir.display()))?;
+        let seeds = config.sasl.as_ref().map(|s| s.scram_users.as_slice()).unwrap_or_default();
+        let credentials = CredentialStore::open(&config.data_dir, seeds)?;
+        let authorizer = Authorizer::open(&config)?;
         Ok(Broker {
             config,
             topics,
             metrics: Metrics::new(),
+            credentials,
+            authorizer,
         })
     }
 

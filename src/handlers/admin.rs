@@ -11,16 +11,26 @@ use kafka_protocol::messages::{
     DeleteTopicsRequest, DeleteTopicsResponse, TopicName,
 };
 
-use super::str_bytes;
+use super::{allowed, str_bytes};
+use crate::auth::acl::CLUSTER_NAME;
+use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
 use crate::error::BrokerError;
+use crate::network::Session;
 
 /// CreateTopics v5 added the created topic's configs, partitions and replication factor.
 const FIRST_VERSION_WITH_TOPIC_DETAILS: i16 = 5;
 /// DeleteTopics v6 names topics by name or by id.
 const FIRST_DELETE_VERSION_WITH_IDS: i16 = 6;
 
-pub fn create_topics(broker: &Broker, request: CreateTopicsRequest, version: i16) -> CreateTopicsResponse {
+pub fn create_topics(
+    broker: &Broker,
+    session: &Session,
+    request: CreateTopicsRequest,
+    version: i16,
+) -> CreateTopicsResponse {
+    // CREATE on the cluster covers every topic; otherwise each topic needs its own.
+    let may_create_any = allowed(broker, session, Operation::Create, ResourceType::Cluster, CLUSTER_NAME);
     let duplicates = duplicated(request.topics.iter().map(|t| t.name.as_str()));
     let topics = request
         .topics
@@ -32,6 +42,8 @@ pub fn create_topics(broker: &Broker, request: CreateTopicsRequest, version: i16
                     "Create topics request from client contains multiple entries for the topic '{}'",
                     name.as_str()
                 )))
+            } else if !may_create_any && !allowed(broker, session, Operation::Create, ResourceType::Topic, &name) {
+                Err(AuthError::TopicDenied.into())
             } else {
                 create_one(broker, topic, request.validate_only)
             };
@@ -127,7 +139,13 @@ fn create_one(
     Ok((created.id, partitions, described))
 }
 
-pub fn delete_topics(broker: &Broker, request: DeleteTopicsRequest, version: i16) -> DeleteTopicsResponse {
+pub fn delete_topics(
+    broker: &Broker,
+    session: &Session,
+    request: DeleteTopicsRequest,
+    version: i16,
+) -> DeleteTopicsResponse {
+    let may_delete = |name: &str| allowed(broker, session, Operation::Delete, ResourceType::Topic, name);
     let targets: Vec<(Option<TopicName>, uuid::Uuid)> = if version >= FIRST_DELETE_VERSION_WITH_IDS {
         request.topics.into_iter().map(|t| (t.name, t.topic_id)).collect()
     } else {
@@ -141,8 +159,13 @@ pub fn delete_topics(broker: &Broker, request: DeleteTopicsRequest, version: i16
         .into_iter()
         .map(|(name, id)| {
             let topic = match &name {
+                Some(name) if !may_delete(name) => Err(AuthError::TopicDenied.into()),
                 Some(name) => broker.topics.get(name).ok_or(BrokerError::UnknownTopicOrPartition),
-                None => broker.topics.get_by_id(id).ok_or(BrokerError::UnknownTopicId),
+                None => broker
+                    .topics
+                    .get_by_id(id)
+                    .ok_or(BrokerError::UnknownTopicId)
+                    .and_then(|t| if may_delete(&t.name) { Ok(t) } else { Err(AuthError::TopicDenied.into()) }),
             };
             let result = topic.and_then(|t| broker.topics.delete(&t.name).map(|_| t));
             match result {
@@ -160,7 +183,11 @@ pub fn delete_topics(broker: &Broker, request: DeleteTopicsRequest, version: i16
     DeleteTopicsResponse::default().with_responses(responses)
 }
 
-pub fn create_partitions(broker: &Broker, request: CreatePartitionsRequest) -> CreatePartitionsResponse {
+pub fn create_partitions(
+    broker: &Broker,
+    session: &Session,
+    request: CreatePartitionsRequest,
+) -> CreatePartitionsResponse {
     let duplicates = duplicated(request.topics.iter().map(|t| t.name.as_str()));
     let results = request
         .topics
@@ -168,6 +195,8 @@ pub fn create_partitions(broker: &Broker, request: CreatePartitionsRequest) -> C
         .map(|topic| {
             let result = if duplicates.contains(topic.name.as_str()) {
                 Err(BrokerError::InvalidRequest("Duplicate topic in request.".into()))
+            } else if !allowed(broker, session, Operation::Alter, ResourceType::Topic, &topic.name) {
+                Err(AuthError::TopicDenied.into())
             } else {
                 check_assignments(broker, topic.assignments.as_deref()).and_then(|_| {
                     broker

@@ -4,18 +4,32 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 
-use super::{str_bytes, AUTHORIZED_OPERATIONS_OMITTED};
+use super::{allowed, authorized_operations, str_bytes};
+use crate::auth::acl::CLUSTER_NAME;
+use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
+use crate::error::BrokerError;
 use crate::network::Session;
 
 /// `endpoint_type` 1 asks for brokers; 2 (controllers) is for KRaft controller clients.
 const ENDPOINT_TYPE_BROKERS: i8 = 1;
 
 pub fn describe(broker: &Broker, session: &Session, request: DescribeClusterRequest) -> DescribeClusterResponse {
+    let operations = authorized_operations(
+        broker,
+        session,
+        request.include_cluster_authorized_operations,
+        ResourceType::Cluster,
+        CLUSTER_NAME,
+    );
     let response = DescribeClusterResponse::default()
         .with_endpoint_type(request.endpoint_type)
         .with_cluster_id(str_bytes(broker.topics.cluster_id()))
-        .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED);
+        .with_cluster_authorized_operations(operations);
+    if !allowed(broker, session, Operation::Describe, ResourceType::Cluster, CLUSTER_NAME) {
+        let err = BrokerError::from(AuthError::ClusterDenied);
+        return response.with_error_code(err.code()).with_controller_id(BrokerId(-1));
+    }
     if request.endpoint_type != ENDPOINT_TYPE_BROKERS {
         let error = ResponseError::UnsupportedEndpointType;
         return response
