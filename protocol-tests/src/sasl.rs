@@ -91,9 +91,45 @@ pub fn scram_user(name: &str, mechanism: Scram, password: &str) -> String {
     )
 }
 
+/// The client nonce every test login sends.
+pub const CLIENT_NONCE: &str = "fyko+d2lbbFgONRv9qkxdawL";
+
+/// From the server-first message: the client-final message, and the server-final one
+/// the server must answer with.
+pub fn scram_client_final(
+    mechanism: Scram,
+    password: &str,
+    client_first_bare: &str,
+    server_first: &str,
+) -> Result<(String, String)> {
+    let attr = |key: &str| {
+        server_first
+            .split(',')
+            .find_map(|a| a.strip_prefix(key))
+            .with_context(|| format!("no {key} in server-first {server_first}"))
+    };
+    let nonce = attr("r=")?;
+    ensure!(nonce.starts_with(CLIENT_NONCE) && nonce.len() > CLIENT_NONCE.len(), "server nonce {nonce}");
+    let salt = BASE64.decode(attr("s=")?)?;
+    let iterations: u32 = attr("i=")?.parse()?;
+    let salted = mechanism.salted_password(password, &salt, iterations);
+    let client_key = mechanism.hmac(&salted, b"Client Key");
+    let without_proof = format!("c=biws,r={nonce}");
+    let auth_message = format!("{client_first_bare},{server_first},{without_proof}");
+    let signature = mechanism.hmac(&mechanism.hash(&client_key), auth_message.as_bytes());
+    let proof: Vec<u8> = client_key.iter().zip(&signature).map(|(k, s)| k ^ s).collect();
+    let server_key = mechanism.hmac(&salted, b"Server Key");
+    let server_final = format!("v={}", BASE64.encode(mechanism.hmac(&server_key, auth_message.as_bytes())));
+    Ok((format!("{without_proof},p={}", BASE64.encode(proof)), server_final))
+}
+
 impl Connection {
     pub fn sasl_handshake(&mut self, mechanism: &str) -> Result<SaslHandshakeResponse> {
-        self.send(&SaslHandshakeRequest::default().with_mechanism(str_bytes(mechanism)), 1)
+        self.sasl_handshake_at(mechanism, 1)
+    }
+
+    pub fn sasl_handshake_at(&mut self, mechanism: &str, version: i16) -> Result<SaslHandshakeResponse> {
+        self.send(&SaslHandshakeRequest::default().with_mechanism(str_bytes(mechanism)), version)
     }
 
     pub fn sasl_authenticate(&mut self, token: &[u8], version: i16) -> Result<SaslAuthenticateResponse> {
@@ -119,35 +155,16 @@ impl Connection {
     ) -> Result<SaslAuthenticateResponse> {
         let handshake = self.sasl_handshake(mechanism.name())?;
         ensure!(handshake.error_code == 0, "{} handshake: {handshake:?}", mechanism.name());
-        let client_first_bare = format!("n={user},r=fyko+d2lbbFgONRv9qkxdawL");
+        let client_first_bare = format!("n={user},r={CLIENT_NONCE}");
         let first = self.sasl_authenticate(format!("n,,{client_first_bare}").as_bytes(), version)?;
         if first.error_code != 0 {
             return Ok(first);
         }
-        let server_first = std::str::from_utf8(&first.auth_bytes)?.to_owned();
-        let attr = |key: &str| {
-            server_first
-                .split(',')
-                .find_map(|a| a.strip_prefix(key))
-                .with_context(|| format!("no {key} in server-first {server_first}"))
-        };
-        let nonce = attr("r=")?;
-        ensure!(nonce.starts_with("fyko+d2lbbFgONRv9qkxdawL") && nonce.len() > 24, "server nonce {nonce}");
-        let salt = BASE64.decode(attr("s=")?)?;
-        let iterations: u32 = attr("i=")?.parse()?;
-        let salted = mechanism.salted_password(password, &salt, iterations);
-        let client_key = mechanism.hmac(&salted, b"Client Key");
-        let without_proof = format!("c=biws,r={nonce}");
-        let auth_message = format!("{client_first_bare},{server_first},{without_proof}");
-        let signature = mechanism.hmac(&mechanism.hash(&client_key), auth_message.as_bytes());
-        let proof: Vec<u8> = client_key.iter().zip(&signature).map(|(k, s)| k ^ s).collect();
-        let last = self.sasl_authenticate(format!("{without_proof},p={}", BASE64.encode(proof)).as_bytes(), version)?;
-        if last.error_code == 0 {
-            let server_key = mechanism.hmac(&salted, b"Server Key");
-            let expected = format!("v={}", BASE64.encode(mechanism.hmac(&server_key, auth_message.as_bytes())));
-            if last.auth_bytes.as_ref() != expected.as_bytes() {
-                bail!("server signature {:?} != {expected}", String::from_utf8_lossy(&last.auth_bytes));
-            }
+        let server_first = std::str::from_utf8(&first.auth_bytes)?;
+        let (client_final, server_final) = scram_client_final(mechanism, password, &client_first_bare, server_first)?;
+        let last = self.sasl_authenticate(client_final.as_bytes(), version)?;
+        if last.error_code == 0 && last.auth_bytes.as_ref() != server_final.as_bytes() {
+            bail!("server-final {:?} != {server_final}", String::from_utf8_lossy(&last.auth_bytes));
         }
         Ok(last)
     }

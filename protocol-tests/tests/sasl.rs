@@ -15,7 +15,8 @@ use kafka_protocol::messages::{
 };
 use samsa_protocol_tests::client::{str_bytes, versions};
 use samsa_protocol_tests::sasl::{
-    scram_user, Scram, ILLEGAL_SASL_STATE, ITERATIONS, SASL_AUTHENTICATION_FAILED, UNSUPPORTED_SASL_MECHANISM,
+    scram_client_final, scram_user, Scram, CLIENT_NONCE, ILLEGAL_SASL_STATE, ITERATIONS, SASL_AUTHENTICATION_FAILED,
+    UNSUPPORTED_SASL_MECHANISM,
 };
 use samsa_protocol_tests::{BrokerProcess, Connection};
 
@@ -110,6 +111,35 @@ fn scram_with_a_wrong_password_or_user_fails_and_closes() {
         assert_eq!(answer.error_code, SASL_AUTHENTICATION_FAILED, "{} {user}", mechanism.name());
         assert!(conn.is_closed_by_peer(), "{} {user}", mechanism.name());
     }
+}
+
+/// Before SaslAuthenticate (SaslHandshake v0) tokens went as bare length-prefixed frames.
+#[test]
+fn after_a_v0_handshake_tokens_are_bare_frames() {
+    let (_broker, addr) = start();
+    let mut conn = Connection::open(&addr).unwrap();
+    assert_eq!(conn.sasl_handshake_at("PLAIN", 0).unwrap().error_code, 0);
+    conn.send_frame(b"\0alice\0alice-pw").unwrap();
+    assert!(conn.read_frame().unwrap().is_empty(), "PLAIN succeeds with an empty token");
+    assert!(serves_metadata(&mut conn));
+
+    for mechanism in Scram::ALL {
+        let mut conn = Connection::open(&addr).unwrap();
+        assert_eq!(conn.sasl_handshake_at(mechanism.name(), 0).unwrap().error_code, 0);
+        let bare = format!("n=alice,r={CLIENT_NONCE}");
+        conn.send_frame(format!("n,,{bare}").as_bytes()).unwrap();
+        let server_first = conn.read_frame().unwrap();
+        let server_first = std::str::from_utf8(&server_first).unwrap();
+        let (client_final, server_final) = scram_client_final(mechanism, "alice-pw", &bare, server_first).unwrap();
+        conn.send_frame(client_final.as_bytes()).unwrap();
+        assert_eq!(conn.read_frame().unwrap(), server_final.as_bytes(), "{}", mechanism.name());
+        assert!(serves_metadata(&mut conn), "{}", mechanism.name());
+    }
+
+    let mut conn = Connection::open(&addr).unwrap();
+    assert_eq!(conn.sasl_handshake_at("PLAIN", 0).unwrap().error_code, 0);
+    conn.send_frame(b"\0alice\0wrong").unwrap();
+    assert!(conn.is_closed_by_peer(), "legacy framing can only signal failure by closing");
 }
 
 #[test]

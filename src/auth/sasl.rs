@@ -71,12 +71,15 @@ pub enum Step {
 #[derive(Debug)]
 pub struct SaslExchange {
     state: State,
+    /// The handshake was v0: tokens arrive as bare frames, not SaslAuthenticate requests.
+    bare_tokens: bool,
 }
 
 impl SaslExchange {
     pub fn new(required: bool) -> SaslExchange {
         SaslExchange {
             state: if required { State::AwaitingHandshake } else { State::NotRequired },
+            bare_tokens: false,
         }
     }
 
@@ -85,19 +88,26 @@ impl SaslExchange {
         matches!(self.state, State::NotRequired | State::Authenticated)
     }
 
+    /// Whether the next frames are bare SASL tokens (after a SaslHandshake v0).
+    pub fn expects_bare_tokens(&self) -> bool {
+        self.bare_tokens && matches!(self.state, State::AwaitingToken(_) | State::AwaitingScramFinal(_))
+    }
+
     /// Whether the connection must close once the current response is sent.
     pub fn has_failed(&self) -> bool {
         matches!(self.state, State::Failed)
     }
 
-    /// SaslHandshake: chooses `mechanism` if the listener enables it.
-    pub fn handshake(&mut self, enabled: &[SaslMechanism], mechanism: &str) -> Result<(), AuthError> {
+    /// SaslHandshake: chooses `mechanism` if the listener enables it. After a v0 handshake
+    /// (`bare_tokens`) the tokens come as bare frames.
+    pub fn handshake(&mut self, enabled: &[SaslMechanism], mechanism: &str, bare_tokens: bool) -> Result<(), AuthError> {
         if !matches!(self.state, State::AwaitingHandshake) {
             return Err(self.illegal("SaslHandshake"));
         }
         match enabled.iter().find(|m| m.name() == mechanism) {
             Some(&m) => {
                 self.state = State::AwaitingToken(m);
+                self.bare_tokens = bare_tokens;
                 Ok(())
             }
             None => {
@@ -221,16 +231,17 @@ mod tests {
         let store = store(dir.path());
         let mut ok = SaslExchange::new(true);
         assert!(!ok.is_complete());
-        ok.handshake(&[SaslMechanism::Plain], "PLAIN").unwrap();
+        ok.handshake(&[SaslMechanism::Plain], "PLAIN", false).unwrap();
         let step = ok.authenticate(&store, b"\0alice\0pw").unwrap();
         assert!(matches!(step, Step::Authenticated { ref principal, .. } if principal.as_str() == "User:alice"));
         assert!(ok.is_complete());
-        assert!(matches!(ok.handshake(&[SaslMechanism::Plain], "PLAIN"), Err(AuthError::IllegalSaslState(_))));
+        assert!(matches!(ok.handshake(&[SaslMechanism::Plain], "PLAIN", false), Err(AuthError::IllegalSaslState(_))));
 
         let mut bad = SaslExchange::new(true);
-        bad.handshake(&[SaslMechanism::Plain], "PLAIN").unwrap();
+        bad.handshake(&[SaslMechanism::Plain], "PLAIN", true).unwrap();
+        assert!(bad.expects_bare_tokens());
         assert!(matches!(bad.authenticate(&store, b"\0alice\0nope"), Err(AuthError::AuthenticationFailed(_))));
-        assert!(bad.has_failed() && !bad.is_complete());
+        assert!(bad.has_failed() && !bad.is_complete() && !bad.expects_bare_tokens());
     }
 
     #[test]
@@ -238,7 +249,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = store(dir.path());
         let mut exchange = SaslExchange::new(true);
-        assert!(matches!(exchange.handshake(&[SaslMechanism::Plain], "GSSAPI"), Err(AuthError::UnsupportedMechanism(_))));
+        assert!(matches!(
+            exchange.handshake(&[SaslMechanism::Plain], "GSSAPI", false),
+            Err(AuthError::UnsupportedMechanism(_))
+        ));
         assert!(exchange.has_failed());
         let mut early = SaslExchange::new(true);
         assert!(matches!(early.authenticate(&store, b"x"), Err(AuthError::IllegalSaslState(_))));

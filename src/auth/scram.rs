@@ -238,11 +238,11 @@ fn unescape(name: &str) -> Result<String, ScramError> {
     Ok(out)
 }
 
-/// A fresh server nonce: 24 random bytes as base64 (printable, never a comma).
+/// A fresh server nonce: 128 random bits in hex (printable, never a comma).
 pub fn server_nonce() -> String {
-    let mut bytes = [0u8; 24];
+    let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).expect("the OS random source is available");
-    BASE64.encode(bytes)
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl ScramServer {
@@ -292,7 +292,10 @@ impl ScramServer {
             .next()
             .and_then(|a| a.strip_prefix("r="))
             .ok_or(ScramError::Malformed("no nonce"))?;
-        if nonce != self.nonce {
+        // Kafka only checks that the nonce ends with the one it sent, and librdkafka 2.0
+        // relies on that: it sends its own nonce again in front. The proof covers the
+        // message as sent, so this loosening admits no other password.
+        if !nonce.ends_with(&self.nonce) {
             return Err(ScramError::Nonce);
         }
         let proof = BASE64.decode(proof).map_err(|_| ScramError::Malformed("proof is not base64"))?;
@@ -322,6 +325,17 @@ pub(crate) mod client {
         client_first_bare: &str,
         server_first: &str,
     ) -> (String, Vec<u8>) {
+        final_message_with_prefix(mechanism, password, client_first_bare, server_first, "")
+    }
+
+    /// As [`final_message`], sending `prefix` before the nonce as librdkafka 2.0 does.
+    pub fn final_message_with_prefix(
+        mechanism: ScramMechanism,
+        password: &str,
+        client_first_bare: &str,
+        server_first: &str,
+        prefix: &str,
+    ) -> (String, Vec<u8>) {
         let attr = |key: &str| {
             server_first
                 .split(',')
@@ -335,7 +349,7 @@ pub(crate) mod client {
         let salted = mechanism.salted_password(password.as_bytes(), &salt, iterations);
         let client_key = mechanism.hmac(&salted, b"Client Key");
         let stored_key = mechanism.hash(&client_key);
-        let without_proof = format!("c=biws,r={nonce}");
+        let without_proof = format!("c=biws,r={prefix}{nonce}");
         let auth_message = format!("{client_first_bare},{server_first},{without_proof}");
         let signature = mechanism.hmac(&stored_key, auth_message.as_bytes());
         let proof: Vec<u8> = client_key.iter().zip(&signature).map(|(k, s)| k ^ s).collect();
@@ -401,6 +415,22 @@ mod tests {
         let (server, _) = ScramServer::start(m, first, credential, "SERVER");
         let (message, _) = client::final_message(m, "pw", "n=bob,r=xyz", "r=xyzOTHER,s=c2FsdA==,i=4096");
         assert_eq!(server.finish(message.as_bytes()), Err(ScramError::Nonce));
+    }
+
+    /// librdkafka 2.0 repeats its nonce in front of the combined one; Kafka accepts that.
+    #[test]
+    fn a_client_final_nonce_that_ends_with_the_issued_one_is_accepted() {
+        let m = ScramMechanism::Sha256;
+        let credential = ScramCredential::from_password(m, b"pw", b"salt", 4096);
+        let first = parse_client_first(b"n,,n=bob,r=xyz").unwrap();
+        let (server, reply) = ScramServer::start(m, first, credential, "SERVER");
+        let server_first = String::from_utf8(reply).unwrap();
+        let (message, _) = client::final_message_with_prefix(m, "pw", "n=bob,r=xyz", &server_first, "xyz");
+        assert!(message.starts_with("c=biws,r=xyzxyzSERVER,"));
+        server.finish(message.as_bytes()).unwrap();
+        let (wrong, _) = client::final_message_with_prefix(m, "pw", "n=bob,r=xyz", &server_first, "");
+        let tampered = wrong.replace("r=xyzSERVER", "r=xyzSERVERx");
+        assert_eq!(server.finish(tampered.as_bytes()), Err(ScramError::Nonce));
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub async fn handle(broker: &Arc<Broker>, session: &mut Session, request: Reques
     let version = request.version();
     match request.body {
         RequestKind::ApiVersions(req) => ResponseKind::ApiVersions(api_versions::handle(&req, version)),
-        RequestKind::SaslHandshake(req) => ResponseKind::SaslHandshake(sasl::handshake(broker, session, req)),
+        RequestKind::SaslHandshake(req) => ResponseKind::SaslHandshake(sasl::handshake(broker, session, req, version)),
         RequestKind::SaslAuthenticate(req) => {
             ResponseKind::SaslAuthenticate(sasl::authenticate(broker, session, req))
         }

@@ -20,11 +20,20 @@ fn enabled(broker: &Broker) -> &[SaslMechanism] {
     broker.config.sasl.as_ref().map(|s| s.mechanisms.as_slice()).unwrap_or_default()
 }
 
-pub fn handshake(broker: &Broker, session: &mut Session, request: SaslHandshakeRequest) -> SaslHandshakeResponse {
+/// SaslHandshake v1 announced SaslAuthenticate; after v0 tokens come as bare frames.
+const FIRST_HANDSHAKE_VERSION_WITH_AUTHENTICATE: i16 = 1;
+
+pub fn handshake(
+    broker: &Broker,
+    session: &mut Session,
+    request: SaslHandshakeRequest,
+    version: i16,
+) -> SaslHandshakeResponse {
     let mechanisms = enabled(broker);
     // Every answer lists the enabled mechanisms, so a client can tell what it may ask for.
     let response = SaslHandshakeResponse::default().with_mechanisms(mechanisms.iter().map(|m| str_bytes(m.name())).collect());
-    match session.sasl.handshake(mechanisms, request.mechanism.as_str()) {
+    let bare_tokens = version < FIRST_HANDSHAKE_VERSION_WITH_AUTHENTICATE;
+    match session.sasl.handshake(mechanisms, request.mechanism.as_str(), bare_tokens) {
         Ok(()) => response,
         Err(err) => {
             tracing::info!(peer = %session.peer, "SASL handshake refused: {err}");
@@ -53,6 +62,24 @@ pub fn authenticate(
             response
                 .with_error_code(err.code())
                 .with_error_message(err.message().map(str_bytes))
+        }
+    }
+}
+
+/// A bare token after SaslHandshake v0: the reply to send back as a bare frame (empty
+/// when PLAIN succeeds), or `None` when authentication failed, which Kafka's legacy
+/// framing can only signal by closing the connection.
+pub fn bare_token(broker: &Broker, session: &mut Session, token: &[u8]) -> Option<Vec<u8>> {
+    match session.sasl.authenticate(&broker.credentials, token) {
+        Ok(Step::Challenge(bytes)) => Some(bytes),
+        Ok(Step::Authenticated { principal, reply }) => {
+            tracing::debug!(peer = %session.peer, %principal, "SASL authentication succeeded");
+            session.principal = principal;
+            Some(reply)
+        }
+        Err(err) => {
+            tracing::info!(peer = %session.peer, "SASL authentication failed: {err}");
+            None
         }
     }
 }

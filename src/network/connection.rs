@@ -4,7 +4,7 @@
 //! produce sent before it on the same connection); decoding ahead keeps the socket busy.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,12 +23,27 @@ use crate::protocol::{self, Frame};
 /// `socket_request_max_bytes`.
 const MAX_UNAUTHENTICATED_FRAME: usize = 512 * 1024;
 
+/// What the reader takes the next frame to be; set by the processor from the session's
+/// SASL state before it sends the response that lets the client move on.
+const READ_UNAUTHENTICATED: u8 = 0;
+const READ_BARE_SASL_TOKENS: u8 = 1;
+const READ_REQUESTS: u8 = 2;
+
+fn read_mode(session: &Session) -> u8 {
+    if session.sasl.is_complete() {
+        READ_REQUESTS
+    } else if session.sasl.expects_bare_tokens() {
+        READ_BARE_SASL_TOKENS
+    } else {
+        READ_UNAUTHENTICATED
+    }
+}
+
 /// Limits of the reader, from the broker config.
 struct ReadLimits {
     max_frame: usize,
     idle: Duration,
-    /// Set by the processor once SASL authentication completes (at once without SASL).
-    authenticated: Arc<AtomicBool>,
+    mode: Arc<AtomicU8>,
 }
 
 pub async fn run<S>(stream: S, mut session: Session, broker: Arc<Broker>, shutdown: watch::Receiver<bool>)
@@ -41,14 +56,14 @@ where
     let (reader, writer) = tokio::io::split(stream);
     // The bound on decoded-ahead requests bounds a connection's memory.
     let (frames_tx, frames_rx) = mpsc::channel(broker.config.max_inflight_requests);
-    let authenticated = Arc::new(AtomicBool::new(session.sasl.is_complete()));
+    let mode = Arc::new(AtomicU8::new(read_mode(&session)));
     let limits = ReadLimits {
         max_frame: broker.config.socket_request_max_bytes as usize,
         idle: Duration::from_millis(broker.config.connections_max_idle_ms),
-        authenticated: authenticated.clone(),
+        mode: mode.clone(),
     };
     let reader = tokio::spawn(read_frames(reader, frames_tx, peer, limits, shutdown));
-    serve(writer, frames_rx, &mut session, &broker, &authenticated).await;
+    serve(writer, frames_rx, &mut session, &broker, &mode).await;
     // The processor stopped (client gone, or a request that must close the connection):
     // stop reading too, so the socket closes.
     reader.abort();
@@ -78,7 +93,9 @@ async fn read_frames<R: AsyncRead>(
             },
             _ = shutdown.changed() => return,
         };
-        let max_frame = if limits.authenticated.load(Ordering::Acquire) {
+        // The client sends its next frame only after the response that set the mode.
+        let mode = limits.mode.load(Ordering::Acquire);
+        let max_frame = if mode == READ_REQUESTS {
             limits.max_frame
         } else {
             limits.max_frame.min(MAX_UNAUTHENTICATED_FRAME)
@@ -92,7 +109,12 @@ async fn read_frames<R: AsyncRead>(
             tracing::warn!(%peer, "closing connection: truncated request frame: {err}");
             return;
         }
-        match protocol::decode_frame(frame.freeze()) {
+        let decoded = if mode == READ_BARE_SASL_TOKENS {
+            Ok(Frame::SaslToken(frame.freeze()))
+        } else {
+            protocol::decode_frame(frame.freeze())
+        };
+        match decoded {
             Ok(frame) => {
                 if frames.send(frame).await.is_err() {
                     return;
@@ -112,7 +134,7 @@ async fn serve<W: AsyncWrite>(
     mut frames: mpsc::Receiver<Frame>,
     session: &mut Session,
     broker: &Arc<Broker>,
-    authenticated: &AtomicBool,
+    mode: &AtomicU8,
 ) {
     let mut writer = BufWriter::with_capacity(64 * 1024, writer);
     while let Some(frame) = frames.recv().await {
@@ -134,7 +156,14 @@ async fn serve<W: AsyncWrite>(
             Frame::UnsupportedApiVersions { correlation_id } => {
                 Some(handlers::api_versions::unsupported_version_response(correlation_id))
             }
+            Frame::SaslToken(token) => handlers::sasl::bare_token(broker, session, &token).map(|reply| {
+                let mut framed = BytesMut::with_capacity(4 + reply.len());
+                framed.extend_from_slice(&(reply.len() as i32).to_be_bytes());
+                framed.extend_from_slice(&reply);
+                framed.freeze()
+            }),
         };
+        mode.store(read_mode(session), Ordering::Release);
         if let Some(bytes) = response {
             if writer.write_all(&bytes).await.is_err() {
                 break;
@@ -145,9 +174,7 @@ async fn serve<W: AsyncWrite>(
             tracing::info!(peer = %session.peer, "closing connection: SASL authentication failed");
             break;
         }
-        if !authenticated.load(Ordering::Relaxed) && session.sasl.is_complete() {
-            authenticated.store(true, Ordering::Release);
-        }
+
         // Flush only when nothing else is queued, so pipelined responses share a syscall.
         if frames.is_empty() && writer.flush().await.is_err() {
             break;

@@ -16,9 +16,9 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DescribeCluster, 0, 2),
-    // v0 of SaslHandshake is left out: after it clients send raw SASL tokens instead of
-    // SaslAuthenticate requests. Every maintained client uses v1.
-    (ApiKey::SaslHandshake, 1, 1),
+    // After a v0 handshake tokens come as bare frames; librdkafka needs v0 advertised to
+    // believe the broker does SASL at all, although it then uses v1 and SaslAuthenticate.
+    (ApiKey::SaslHandshake, 0, 1),
     (ApiKey::SaslAuthenticate, 0, 2),
     // Kafka 4 serves the ACL APIs from v1 (v0 had no pattern type).
     (ApiKey::CreateAcls, 1, 3),
