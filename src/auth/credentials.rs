@@ -50,8 +50,8 @@ impl CredentialStore {
         let mut seeded = false;
         for seed in seeds {
             let entry = users.entry(seed.name.clone()).or_default();
-            if !entry.contains_key(&seed.mechanism) {
-                entry.insert(seed.mechanism, seed.credential());
+            if let std::collections::btree_map::Entry::Vacant(slot) = entry.entry(seed.mechanism) {
+                slot.insert(seed.credential());
                 seeded = true;
             }
         }
