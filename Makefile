@@ -27,9 +27,10 @@ FORCE:
 unit:
 	$(CARGO) test --workspace --exclude samsa-protocol-tests
 
-## Wire-level tests: the broker binary driven by requests encoded with kafka-protocol.
+## Wire-level tests: the broker binary driven by requests encoded with kafka-protocol,
+## including the differential suite against one Apache Kafka that run.sh starts and stops.
 protocol-tests: $(SAMSA_DEBUG)
-	SAMSA_BIN=$(CURDIR)/$(SAMSA_DEBUG) $(CARGO) test -p samsa-protocol-tests
+	SAMSA_BIN=$(CURDIR)/$(SAMSA_DEBUG) bash protocol-tests/run.sh
 
 ## Real clients (kcat, confluent-kafka, kafka-python, kafkajs) against a real broker process.
 compat: $(SAMSA_DEBUG)

@@ -15,6 +15,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
 
 pub mod batches;
 pub mod client;
+pub mod differential;
 pub mod sasl;
 
 /// How long the broker may take to say it is ready.

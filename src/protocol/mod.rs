@@ -4,6 +4,9 @@
 
 pub mod versions;
 
+#[cfg(test)]
+mod fuzz_tests;
+
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable};

@@ -1,0 +1,58 @@
+//! ApiVersions: the response itself, and every range samsa advertises against Kafka's.
+
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest};
+use samsa_protocol_tests::client::{str_bytes, SERVED_APIS};
+use samsa_protocol_tests::differential::tree::Difference;
+use samsa_protocol_tests::differential::Differential;
+
+use crate::ends;
+
+fn request(name: &str) -> ApiVersionsRequest {
+    ApiVersionsRequest::default()
+        .with_client_software_name(str_bytes(name))
+        .with_client_software_version(str_bytes("1.0"))
+}
+
+#[test]
+fn api_versions() {
+    let mut d = Differential::start("api_versions");
+    for v in ends(ApiKey::ApiVersions) {
+        d.compare("plain", v, |_| request("samsa-protocol-tests"));
+        if v >= 3 {
+            d.compare("invalid-client-software-name", v, |_| request("bad name!"));
+        }
+    }
+    d.finish();
+}
+
+/// Every range samsa advertises must lie inside Kafka's, or a client that works against
+/// samsa may pick a version Kafka never defined (or removed, KIP-896).
+#[test]
+fn advertised_ranges_lie_inside_kafkas() {
+    let mut d = Differential::start("api_ranges");
+    let kafka = d
+        .kafka
+        .conn
+        .send(&request("samsa-protocol-tests"), 3)
+        .expect("Kafka's ApiVersions");
+    for &(key, min, max) in SERVED_APIS {
+        let theirs = kafka.api_keys.iter().find(|k| k.api_key == key as i16);
+        let inside = theirs.is_some_and(|k| k.min_version <= min && max <= k.max_version);
+        let case = format!("range-{key:?}");
+        if inside {
+            d.ran(&case);
+        } else {
+            d.record(
+                &case,
+                Difference {
+                    path: format!("api_keys[{key:?}]"),
+                    samsa: format!("{min}..={max}"),
+                    kafka: theirs.map_or("<absent>".into(), |k| {
+                        format!("{}..={}", k.min_version, k.max_version)
+                    }),
+                },
+            );
+        }
+    }
+    d.finish();
+}

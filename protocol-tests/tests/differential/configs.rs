@@ -1,0 +1,104 @@
+//! DescribeConfigs: topic and broker settings and where each value comes from.
+
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::{ApiKey, DescribeConfigsRequest};
+use samsa_protocol_tests::client::str_bytes;
+use samsa_protocol_tests::differential::Differential;
+
+use crate::{ends, UNKNOWN};
+
+const TOPIC: i8 = 2;
+const BROKER: i8 = 4;
+const TOPIC_KEYS: &[&str] = &[
+    "retention.ms",
+    "max.message.bytes",
+    "cleanup.policy",
+    "segment.bytes",
+    "message.timestamp.type",
+];
+const BROKER_KEYS: &[&str] = &[
+    "message.max.bytes",
+    "log.retention.ms",
+    "num.partitions",
+    "log.segment.bytes",
+    "auto.create.topics.enable",
+];
+
+fn describe(
+    kind: i8,
+    name: &str,
+    keys: Option<&[&str]>,
+    synonyms: bool,
+    docs: bool,
+) -> DescribeConfigsRequest {
+    DescribeConfigsRequest::default()
+        .with_include_synonyms(synonyms)
+        .with_include_documentation(docs)
+        .with_resources(vec![DescribeConfigsResource::default()
+            .with_resource_type(kind)
+            .with_resource_name(str_bytes(name))
+            .with_configuration_keys(
+                keys.map(|k| k.iter().map(|k| str_bytes(k)).collect()),
+            )])
+}
+
+#[test]
+fn describe_configs() {
+    let mut d = Differential::start("describe_configs");
+    let topic = d.topic("t");
+    d.create_topic(
+        &topic,
+        1,
+        &[("retention.ms", "3600000"), ("max.message.bytes", "2000")],
+    );
+    for v in ends(ApiKey::DescribeConfigs) {
+        d.compare("topic-keys", v, |_| {
+            describe(TOPIC, &topic, Some(TOPIC_KEYS), false, false)
+        });
+        d.compare("topic-keys-synonyms", v, |_| {
+            describe(TOPIC, &topic, Some(TOPIC_KEYS), true, false)
+        });
+        d.compare("topic-all", v, |_| {
+            describe(TOPIC, &topic, None, false, false)
+        });
+        d.compare("topic-unknown-key", v, |_| {
+            describe(TOPIC, &topic, Some(&["no.such.config"]), false, false)
+        });
+        d.compare("unknown-topic", v, |_| {
+            describe(TOPIC, &UNKNOWN.name, None, false, false)
+        });
+        d.compare("broker-keys", v, |s| {
+            describe(
+                BROKER,
+                &s.node_id.to_string(),
+                Some(BROKER_KEYS),
+                false,
+                false,
+            )
+        });
+        d.compare("broker-keys-synonyms", v, |s| {
+            describe(
+                BROKER,
+                &s.node_id.to_string(),
+                Some(BROKER_KEYS),
+                true,
+                false,
+            )
+        });
+        d.compare("other-broker", v, |_| {
+            describe(BROKER, "99", None, false, false)
+        });
+        d.compare("broker-not-a-number", v, |_| {
+            describe(BROKER, "abc", None, false, false)
+        });
+        d.compare("unknown-resource-type", v, |_| {
+            describe(17, "x", None, false, false)
+        });
+        if v >= 3 {
+            d.compare("topic-documentation", v, |_| {
+                describe(TOPIC, &topic, Some(TOPIC_KEYS), false, true)
+            });
+        }
+    }
+    d.finish();
+}

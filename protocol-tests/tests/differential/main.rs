@@ -1,0 +1,50 @@
+//! Differential tests: samsa and Apache Kafka given the same requests, answers compared
+//! field by field (see `samsa_protocol_tests::differential`). Run through
+//! `bash protocol-tests/run.sh`, which starts the reference Kafka.
+//!
+//! One module per API family; each `#[test]` owns one samsa and its own topics on the
+//! shared Kafka. Adding an API: a module here with cases at the lowest and highest
+//! version samsa serves, on the happy path and every error path it knows.
+
+mod admin;
+mod api_versions;
+mod configs;
+mod fetch;
+mod list_offsets;
+mod metadata;
+mod produce;
+
+use std::sync::LazyLock;
+
+use kafka_protocol::messages::ApiKey;
+use samsa_protocol_tests::batches;
+use samsa_protocol_tests::client::{versions, TopicRef};
+use samsa_protocol_tests::differential::Side;
+
+/// Record timestamps shared by both brokers: recent, so retention keeps them.
+pub static T0: LazyLock<i64> = LazyLock::new(batches::base_timestamp);
+
+/// The lowest and highest version samsa serves of `key`.
+pub fn ends(key: ApiKey) -> Vec<i16> {
+    let range = versions(key);
+    let (lo, hi) = (*range.start(), *range.end());
+    if lo == hi {
+        vec![lo]
+    } else {
+        vec![lo, hi]
+    }
+}
+
+/// `name` as `side` knows it (its own topic id).
+pub fn topic_ref(side: &Side, name: &str) -> TopicRef {
+    TopicRef {
+        name: name.to_owned(),
+        id: side.id(name),
+    }
+}
+
+/// A topic neither broker has, the same name and id on both.
+pub static UNKNOWN: LazyLock<TopicRef> = LazyLock::new(TopicRef::unknown);
+
+/// A name Kafka refuses: a space is outside `[a-zA-Z0-9._-]`.
+pub const INVALID_NAME: &str = "bad topic name!";
