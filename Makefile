@@ -24,8 +24,9 @@ $(SAMSA_DEBUG): FORCE
 FORCE:
 
 ## Unit tests of every crate in the workspace (storage, config, protocol framing, ...).
+## The bench crate builds librdkafka from source; it is built by `make bench`, not here.
 unit:
-	$(CARGO) test --workspace --exclude samsa-protocol-tests
+	$(CARGO) test --workspace --exclude samsa-protocol-tests --exclude samsa-bench
 
 ## Wire-level tests: the broker binary driven by requests encoded with kafka-protocol,
 ## including the differential suite against one Apache Kafka that run.sh starts and stops.
@@ -39,3 +40,26 @@ compat: $(SAMSA_DEBUG)
 clean:
 	$(CARGO) clean
 	rm -rf data
+
+## Throughput, latency and resource use of samsa next to Apache Kafka and the machine's
+## physical limits: a table on stdout, target/bench/results.json and target/bench/bench.svg.
+## BENCH_ARGS="--quick" for short runs, "--skip-kafka" for samsa alone.
+.PHONY: bench bench-deps
+bench: bench-deps
+	$(CARGO) build --release -p samsa -p samsa-bench --bin samsa --bin samsa-bench
+	target/release/samsa-bench $(BENCH_ARGS)
+
+## cmake and a C compiler build the vendored librdkafka (whose 2.12 sources include
+## <curl/curl.h> even when built without curl: only the header is needed); Java and Maven
+## run the Kafka reference.
+bench-deps:
+	@missing=""; \
+	command -v cmake >/dev/null || missing="$$missing cmake"; \
+	command -v cc >/dev/null || missing="$$missing gcc"; \
+	command -v c++ >/dev/null || missing="$$missing g++"; \
+	echo '#include <curl/curl.h>' | cc -E - >/dev/null 2>&1 || missing="$$missing libcurl4-openssl-dev"; \
+	command -v java >/dev/null || missing="$$missing default-jre-headless"; \
+	command -v mvn >/dev/null || missing="$$missing maven"; \
+	if [ -n "$$missing" ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi

@@ -8,6 +8,7 @@ use tokio::sync::watch;
 
 use crate::auth::{Authorizer, CredentialStore};
 use crate::config::Config;
+use crate::group::{self, GroupCoordinator};
 use crate::metrics::{self, Metrics};
 use crate::network;
 use crate::topics::TopicRegistry;
@@ -15,7 +16,9 @@ use crate::topics::TopicRegistry;
 /// State every handler sees.
 pub struct Broker {
     pub config: Arc<Config>,
-    pub topics: TopicRegistry,
+    /// Shared with the group coordinator, which creates `__consumer_offsets` when first needed.
+    pub topics: Arc<TopicRegistry>,
+    pub groups: GroupCoordinator,
     pub metrics: Metrics,
     /// SCRAM credentials of SASL users (also what PLAIN passwords are checked against).
     pub credentials: CredentialStore,
@@ -27,11 +30,13 @@ impl Broker {
     pub fn open(config: Config) -> anyhow::Result<Broker> {
         let config = Arc::new(config);
         let topics = TopicRegistry::open(config.clone())
+            .map(Arc::new)
             .with_context(|| format!("cannot open data directory {}", config.data_dir.display()))?;
         let seeds = config.sasl.as_ref().map(|s| s.scram_users.as_slice()).unwrap_or_default();
         let credentials = CredentialStore::open(&config.data_dir, seeds)?;
         let authorizer = Authorizer::open(&config)?;
         Ok(Broker {
+            groups: GroupCoordinator::new(config.clone()),
             config,
             topics,
             metrics: Metrics::new(),
@@ -89,6 +94,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         None => None,
     };
     let background = tokio::spawn(background_work(broker.clone(), shutdown_rx.clone()));
+    // Groups answer COORDINATOR_LOAD_IN_PROGRESS until the offsets topic is replayed.
+    let loading = broker.clone();
+    tokio::task::spawn_blocking(move || {
+        if let Err(err) = loading.groups.load(loading.topics.clone()) {
+            tracing::error!("cannot load consumer groups: {err}");
+        }
+    });
+    let group_timers = tokio::spawn(group_timers(broker.clone(), shutdown_rx.clone()));
     let server = tokio::spawn(network::serve(listeners, broker.clone(), shutdown_rx));
     tracing::info!(
         cluster_id = broker.topics.cluster_id(),
@@ -98,11 +111,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     wait_for_signal().await?;
     tracing::info!("shutting down");
     let _ = shutdown_tx.send(true);
+    // Parked JoinGroup/SyncGroup requests would otherwise hold their connections open.
+    broker.groups.shutdown();
     // Connections finish the requests already read; a stuck client cannot hold shutdown forever.
     if tokio::time::timeout(Duration::from_secs(10), server).await.is_err() {
         tracing::warn!("connections still open after 10 s; closing anyway");
     }
     let _ = background.await;
+    let _ = group_timers.await;
     if let Some(metrics_server) = metrics_server {
         let _ = metrics_server.await;
     }
@@ -148,6 +164,19 @@ async fn background_work(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool
                     }
                 }
             }
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Session expiry and rebalance deadlines of every group, and offset retention.
+async fn group_timers(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(group::TICK);
+    let mut expiry = tokio::time::interval(Duration::from_millis(broker.config.offsets_retention_check_interval_ms.max(1)));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => broker.groups.tick(),
+            _ = expiry.tick() => broker.groups.expire_offsets(),
             _ = shutdown.changed() => return,
         }
     }

@@ -184,6 +184,23 @@ pub struct Config {
     pub flush_ms: Option<u64>,
     /// Timestamp type of new topics (Kafka's `log.message.timestamp.type`).
     pub message_timestamp_type: TimestampKind,
+    /// How long a new group waits for more members before its first rebalance completes
+    /// (Kafka's `group.initial.rebalance.delay.ms`).
+    pub group_initial_rebalance_delay_ms: u64,
+    /// Smallest session timeout a member may ask for (`group.min.session.timeout.ms`).
+    pub group_min_session_timeout_ms: i32,
+    /// Largest session timeout a member may ask for (`group.max.session.timeout.ms`).
+    pub group_max_session_timeout_ms: i32,
+    /// Partitions of the internal `__consumer_offsets` topic when it is first created
+    /// (`offsets.topic.num.partitions`).
+    pub offsets_topic_num_partitions: i32,
+    /// Committed offsets of a group that has had no members for this long are deleted
+    /// (`offsets.retention.minutes`).
+    pub offsets_retention_minutes: i64,
+    /// How often expired offsets are looked for (`offsets.retention.check.interval.ms`).
+    pub offsets_retention_check_interval_ms: u64,
+    /// Largest metadata string a committed offset may carry (`offset.metadata.max.bytes`).
+    pub offset_metadata_max_bytes: usize,
     /// Listeners beside `listen`, e.g. an SSL one.
     #[serde(rename = "listener")]
     pub listeners: Vec<ListenerConfig>,
@@ -235,6 +252,13 @@ impl Default for Config {
             flush_messages: None,
             flush_ms: None,
             message_timestamp_type: TimestampKind::CreateTime,
+            group_initial_rebalance_delay_ms: 3000,
+            group_min_session_timeout_ms: 6000,
+            group_max_session_timeout_ms: 1_800_000,
+            offsets_topic_num_partitions: 1,
+            offsets_retention_minutes: 7 * 24 * 60,
+            offsets_retention_check_interval_ms: 600_000,
+            offset_metadata_max_bytes: 4096,
             listeners: Vec::new(),
             tls: None,
             sasl: None,
@@ -328,6 +352,18 @@ impl Config {
         }
         if self.index_interval_bytes < 0 {
             return invalid("index_interval_bytes", "must not be negative");
+        }
+        if self.group_min_session_timeout_ms < 1 || self.group_max_session_timeout_ms < self.group_min_session_timeout_ms {
+            return invalid(
+                "group_max_session_timeout_ms",
+                "session timeout bounds must be positive with min <= max",
+            );
+        }
+        if self.offsets_topic_num_partitions < 1 {
+            return invalid("offsets_topic_num_partitions", "must be at least 1");
+        }
+        if self.offsets_retention_minutes < 1 {
+            return invalid("offsets_retention_minutes", "must be positive");
         }
         if let Some(listener) = &self.advertised_listener {
             if parse_host_port(listener).is_none() {

@@ -15,7 +15,7 @@ pub enum BrokerError {
     UnknownTopicOrPartition,
     #[error("unknown topic id")]
     UnknownTopicId,
-    #[error("topic '{0}' already exists")]
+    #[error("{0}")]
     TopicAlreadyExists(String),
     #[error("{0}")]
     InvalidTopic(String),
@@ -31,6 +31,8 @@ pub enum BrokerError {
     InvalidRequest(String),
     #[error("{0}")]
     InvalidRecord(String),
+    #[error("{0}")]
+    UnsupportedVersion(String),
     #[error("invalid required acks {0}")]
     InvalidRequiredAcks(i16),
     #[error("the partition is not served by this broker right now")]
@@ -43,6 +45,37 @@ pub enum BrokerError {
     PolicyViolation(String),
     #[error("catalogue write failed: {0}")]
     Catalogue(#[source] std::io::Error),
+    // Consumer groups (src/group).
+    #[error("the group coordinator is still loading the offsets topic")]
+    CoordinatorLoadInProgress,
+    #[error("the group coordinator is not available")]
+    CoordinatorNotAvailable,
+    #[error("this broker is no longer the coordinator of the group")]
+    NotCoordinator,
+    #[error("invalid group id")]
+    InvalidGroupId,
+    #[error("the member id is not known to the group")]
+    UnknownMemberId,
+    #[error("the generation is not the group's current generation")]
+    IllegalGeneration,
+    #[error("the group is rebalancing")]
+    RebalanceInProgress,
+    #[error("rejoin with the member id given in this response")]
+    MemberIdRequired,
+    #[error("another member with the same group.instance.id has joined")]
+    FencedInstanceId,
+    #[error("the member's protocol type or protocols do not match the group's")]
+    InconsistentGroupProtocol,
+    #[error("the session timeout is outside the broker's allowed range")]
+    InvalidSessionTimeout,
+    #[error("the group does not exist")]
+    GroupIdNotFound,
+    #[error("the group is not empty")]
+    NonEmptyGroup,
+    #[error("the group is subscribed to the topic")]
+    GroupSubscribedToTopic,
+    #[error("the offset metadata is too large")]
+    OffsetMetadataTooLarge,
     #[error(transparent)]
     Auth(#[from] AuthError),
 }
@@ -73,11 +106,27 @@ impl BrokerError {
             BrokerError::InvalidConfig(_) => E::InvalidConfig,
             BrokerError::InvalidRequest(_) => E::InvalidRequest,
             BrokerError::InvalidRecord(_) => E::InvalidRecord,
+            BrokerError::UnsupportedVersion(_) => E::UnsupportedVersion,
             BrokerError::InvalidRequiredAcks(_) => E::InvalidRequiredAcks,
             BrokerError::NotLeaderOrFollower | BrokerError::ShuttingDown => E::NotLeaderOrFollower,
             BrokerError::UnsupportedResource(_) => E::InvalidRequest,
             BrokerError::PolicyViolation(_) => E::PolicyViolation,
             BrokerError::Catalogue(_) => E::KafkaStorageError,
+            BrokerError::CoordinatorLoadInProgress => E::CoordinatorLoadInProgress,
+            BrokerError::CoordinatorNotAvailable => E::CoordinatorNotAvailable,
+            BrokerError::NotCoordinator => E::NotCoordinator,
+            BrokerError::InvalidGroupId => E::InvalidGroupId,
+            BrokerError::UnknownMemberId => E::UnknownMemberId,
+            BrokerError::IllegalGeneration => E::IllegalGeneration,
+            BrokerError::RebalanceInProgress => E::RebalanceInProgress,
+            BrokerError::MemberIdRequired => E::MemberIdRequired,
+            BrokerError::FencedInstanceId => E::FencedInstanceId,
+            BrokerError::InconsistentGroupProtocol => E::InconsistentGroupProtocol,
+            BrokerError::InvalidSessionTimeout => E::InvalidSessionTimeout,
+            BrokerError::GroupIdNotFound => E::GroupIdNotFound,
+            BrokerError::NonEmptyGroup => E::NonEmptyGroup,
+            BrokerError::GroupSubscribedToTopic => E::GroupSubscribedToTopic,
+            BrokerError::OffsetMetadataTooLarge => E::OffsetMetadataTooLarge,
             BrokerError::Auth(err) => match err {
                 AuthError::AuthenticationFailed(_) => E::SaslAuthenticationFailed,
                 AuthError::UnsupportedMechanism(_) => E::UnsupportedSaslMechanism,

@@ -8,9 +8,10 @@ use std::sync::LazyLock;
 use kafka_protocol::messages::create_acls_request::AclCreation;
 use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::{
     ApiKey, CreateAclsRequest, DeleteAclsRequest, DescribeAclsRequest, DescribeAclsResponse, DescribeClusterRequest,
-    MetadataRequest,
+    DescribeGroupsRequest, FindCoordinatorRequest, GroupId, JoinGroupRequest, MetadataRequest,
 };
 use samsa_protocol_tests::batches::{self, batch, messages};
 use samsa_protocol_tests::client::{create_topic, only_partition, produce_request, str_bytes, topic_name, versions, TopicRef};
@@ -18,12 +19,14 @@ use samsa_protocol_tests::sasl::{scram_user, Scram};
 use samsa_protocol_tests::{BrokerProcess, Connection};
 
 const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
+const GROUP_AUTHORIZATION_FAILED: i16 = 30;
 const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
 const INVALID_REQUEST: i16 = 42;
 const SECURITY_DISABLED: i16 = 54;
 
 const ANY: i8 = 1;
 const TOPIC: i8 = 2;
+const GROUP: i8 = 3;
 const CLUSTER: i8 = 4;
 const MATCH: i8 = 2;
 const LITERAL: i8 = 3;
@@ -249,4 +252,34 @@ fn acl_apis_answer_security_disabled_without_an_authorizer() {
     let codes = create_acls(&mut conn, vec![acl(TOPIC, "t", LITERAL, "User:a", READ, ALLOW)], 3);
     assert_eq!(codes, [SECURITY_DISABLED]);
     assert_eq!(describe_topic_acls(&mut conn, None, ANY, 3).error_code, SECURITY_DISABLED);
+}
+
+#[test]
+fn group_apis_need_group_acls() {
+    let (_broker, addr) = start();
+    let mut admin = login(&addr, "admin");
+    let mut alice = login(&addr, "alice");
+    let find = |conn: &mut Connection, group: &str| {
+        let request = FindCoordinatorRequest::default().with_key(str_bytes(group));
+        conn.send(&request, 3).unwrap().error_code
+    };
+    let join = |conn: &mut Connection, group: &str| {
+        let request = JoinGroupRequest::default()
+            .with_group_id(GroupId(str_bytes(group)))
+            .with_session_timeout_ms(10_000)
+            .with_rebalance_timeout_ms(10_000)
+            .with_protocol_type(str_bytes("consumer"))
+            .with_protocols(vec![JoinGroupRequestProtocol::default().with_name(str_bytes("range"))]);
+        conn.send(&request, 5).unwrap().error_code
+    };
+    assert_eq!(find(&mut alice, "app"), GROUP_AUTHORIZATION_FAILED);
+    assert_eq!(join(&mut alice, "app"), GROUP_AUTHORIZATION_FAILED);
+    assert_eq!(create_acls(&mut admin, vec![acl(GROUP, "app", LITERAL, "User:alice", READ, ALLOW)], 3), [0]);
+    assert_eq!(find(&mut alice, "app"), 0, "READ implies DESCRIBE");
+    assert_ne!(join(&mut alice, "app"), GROUP_AUTHORIZATION_FAILED);
+    assert_eq!(find(&mut admin, "other"), 0, "super user");
+    let described = alice
+        .send(&DescribeGroupsRequest::default().with_groups(vec![GroupId(str_bytes("other"))]), 5)
+        .unwrap();
+    assert_eq!(described.groups[0].error_code, GROUP_AUTHORIZATION_FAILED);
 }

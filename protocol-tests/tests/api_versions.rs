@@ -95,7 +95,31 @@ fn unknown_api_versions_version_gets_v0_table_with_unsupported_version() {
     assert_eq!(sorted_table(&body.api_keys), expected_table());
 
     // The connection stays usable for the retry.
-    let retry = conn.send(&ApiVersionsRequest::default(), 3).unwrap();
+    let retry = conn
+        .send(
+            &ApiVersionsRequest::default()
+                .with_client_software_name(str_bytes("samsa-protocol-tests"))
+                .with_client_software_version(str_bytes("1.0")),
+            3,
+        )
+        .unwrap();
     assert_eq!(retry.error_code, 0);
     assert_eq!(sorted_table(&retry.api_keys), expected_table());
+}
+
+#[test]
+fn invalid_client_software_names_are_refused_from_v3() {
+    // Kafka (KIP-511) only accepts names and versions usable as metric labels.
+    let broker = BrokerProcess::start("").unwrap();
+    let mut conn = broker.connect().unwrap();
+    for (name, version) in [("", "1.0"), ("bad name!", "1.0"), ("ok", "-1")] {
+        let request = ApiVersionsRequest::default()
+            .with_client_software_name(str_bytes(name))
+            .with_client_software_version(str_bytes(version));
+        let response = conn.send(&request, 3).unwrap();
+        assert_eq!(response.error_code, 42, "{name:?} {version:?}");
+    }
+    // Before v3 there are no such fields to check.
+    let response = conn.send(&ApiVersionsRequest::default(), 2).unwrap();
+    assert_eq!(response.error_code, 0);
 }

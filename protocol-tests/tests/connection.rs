@@ -32,7 +32,7 @@ fn start() -> BrokerProcess {
 
 fn assert_serves(conn: &mut Connection, what: &str) {
     let response = conn
-        .send(&ApiVersionsRequest::default(), 3)
+        .send(&samsa_protocol_tests::client::api_versions_request(), 3)
         .unwrap_or_else(|e| panic!("{what}: ApiVersions failed: {e:#}"));
     assert_eq!(response.error_code, 0, "{what}");
 }
@@ -102,7 +102,7 @@ fn run_pipeline(broker: &BrokerProcess) -> (TopicRef, Vec<Pipelined>) {
         let (kind, id) = match i % 5 {
             0 => (
                 None,
-                conn.send_only(&ApiVersionsRequest::default(), 3).unwrap(),
+                conn.send_only(&samsa_protocol_tests::client::api_versions_request(), 3).unwrap(),
             ),
             1 => (None, conn.send_only(&metadata, 12).unwrap()),
             2 => {

@@ -26,7 +26,7 @@ fn lying_array_counts_close_only_that_connection() {
         attacker.send_frame(frame).unwrap();
         assert!(attacker.is_closed_by_peer(), "a malformed frame must close its connection");
         bystander
-            .send(&ApiVersionsRequest::default(), 3)
+            .send(&samsa_protocol_tests::client::api_versions_request(), 3)
             .expect("the broker keeps serving other connections");
     }
 }
@@ -72,11 +72,11 @@ fn a_crowd_of_garbage_connections_does_not_disturb_a_client() {
     // Meanwhile a well-behaved client keeps working, on one connection, without an error.
     let mut client = broker.connect().unwrap();
     for _ in 0..200 {
-        client.send(&ApiVersionsRequest::default(), 3).unwrap();
+        client.send(&samsa_protocol_tests::client::api_versions_request(), 3).unwrap();
     }
     for attacker in attackers {
         attacker.join().unwrap();
     }
-    client.send(&ApiVersionsRequest::default(), 3).unwrap();
+    client.send(&samsa_protocol_tests::client::api_versions_request(), 3).unwrap();
     broker.connect().unwrap().send(&ApiVersionsRequest::default(), 0).unwrap();
 }

@@ -3,7 +3,6 @@
 
 use std::time::{Duration, Instant};
 
-use kafka_protocol::messages::ApiVersionsRequest;
 use samsa_protocol_tests::BrokerProcess;
 
 #[test]
@@ -12,8 +11,8 @@ fn connections_over_the_per_ip_limit_are_closed() {
     let mut first = broker.connect().unwrap();
     let mut second = broker.connect().unwrap();
     // Both admitted connections work.
-    first.send(&ApiVersionsRequest::default(), 3).unwrap();
-    second.send(&ApiVersionsRequest::default(), 3).unwrap();
+    first.send(&samsa_protocol_tests::client::api_versions_request(), 3).unwrap();
+    second.send(&samsa_protocol_tests::client::api_versions_request(), 3).unwrap();
     let mut third = broker.connect().unwrap();
     assert!(third.is_closed_by_peer(), "a third connection from one IP must be closed");
     // Closing one frees its slot for a new connection.
@@ -21,7 +20,7 @@ fn connections_over_the_per_ip_limit_are_closed() {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let mut again = broker.connect().unwrap();
-        if again.send(&ApiVersionsRequest::default(), 3).is_ok() {
+        if again.send(&samsa_protocol_tests::client::api_versions_request(), 3).is_ok() {
             break;
         }
         assert!(Instant::now() < deadline, "the freed slot was never reused");
@@ -32,10 +31,10 @@ fn connections_over_the_per_ip_limit_are_closed() {
 fn total_connection_limit_applies_across_clients() {
     let broker = BrokerProcess::start("max_connections = 1\n").unwrap();
     let mut only = broker.connect().unwrap();
-    only.send(&ApiVersionsRequest::default(), 3).unwrap();
+    only.send(&samsa_protocol_tests::client::api_versions_request(), 3).unwrap();
     let mut refused = broker.connect().unwrap();
     assert!(refused.is_closed_by_peer());
-    only.send(&ApiVersionsRequest::default(), 3).unwrap();
+    only.send(&samsa_protocol_tests::client::api_versions_request(), 3).unwrap();
 }
 
 #[test]
@@ -46,9 +45,9 @@ fn idle_connections_are_closed_and_busy_ones_are_not() {
     let started = Instant::now();
     // Keep one connection busy for longer than the idle limit.
     while started.elapsed() < Duration::from_millis(900) {
-        busy.send(&ApiVersionsRequest::default(), 3).unwrap();
+        busy.send(&samsa_protocol_tests::client::api_versions_request(), 3).unwrap();
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(idle.is_closed_by_peer(), "a silent connection outlived connections_max_idle_ms");
-    busy.send(&ApiVersionsRequest::default(), 3).unwrap();
+    busy.send(&samsa_protocol_tests::client::api_versions_request(), 3).unwrap();
 }

@@ -13,7 +13,7 @@ use uuid::Uuid;
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 const INVALID_TOPIC_EXCEPTION: i16 = 17;
 const UNKNOWN_TOPIC_ID: i16 = 100;
-const UNSUPPORTED_ENDPOINT_TYPE: i16 = 115;
+const MISMATCHED_ENDPOINT_TYPE: i16 = 114;
 const OPERATIONS_OMITTED: i32 = i32::MIN;
 
 fn port_of(addr: &str) -> i32 {
@@ -368,7 +368,9 @@ fn describe_cluster_refuses_controller_endpoints() {
                 version,
             )
             .unwrap();
-        assert_eq!(response.error_code, UNSUPPORTED_ENDPOINT_TYPE, "v{version}");
+        // Kafka's answer: the request reached a broker endpoint, not a controller one.
+        assert_eq!(response.error_code, MISMATCHED_ENDPOINT_TYPE, "v{version}");
+        assert_eq!(response.endpoint_type, 1, "v{version}");
         assert!(response.brokers.is_empty(), "v{version}");
     }
 }

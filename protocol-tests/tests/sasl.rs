@@ -146,7 +146,7 @@ fn after_a_v0_handshake_tokens_are_bare_frames() {
 fn nothing_but_version_discovery_and_sasl_is_served_before_authentication() {
     let (_broker, addr) = start();
     let mut conn = Connection::open(&addr).unwrap();
-    let versions = conn.send(&ApiVersionsRequest::default(), 3).unwrap();
+    let versions = conn.send(&ApiVersionsRequest::default(), 2).unwrap();
     assert_eq!(versions.error_code, 0);
     assert!(!serves_metadata(&mut conn));
     assert!(conn.is_closed_by_peer());

@@ -32,16 +32,11 @@ pub fn create_topics(
     // CREATE on the cluster covers every topic; otherwise each topic needs its own.
     let may_create_any = allowed(broker, session, Operation::Create, ResourceType::Cluster, CLUSTER_NAME);
     let duplicates = duplicated(request.topics.iter().map(|t| t.name.as_str()));
-    let topics = request
-        .topics
-        .into_iter()
+    let topics = first_of_each(request.topics, |t| t.name.to_string())
         .map(|topic| {
             let name = topic.name.clone();
             let result = if duplicates.contains(name.as_str()) {
-                Err(BrokerError::InvalidRequest(format!(
-                    "Create topics request from client contains multiple entries for the topic '{}'",
-                    name.as_str()
-                )))
+                Err(BrokerError::InvalidRequest("Duplicate topic name.".into()))
             } else if !may_create_any && !allowed(broker, session, Operation::Create, ResourceType::Topic, &name) {
                 Err(AuthError::TopicDenied.into())
             } else {
@@ -51,6 +46,7 @@ pub fn create_topics(
                 Ok((id, partitions, configs)) => {
                     let mut created = CreatableTopicResult::default()
                         .with_name(name)
+                        .with_error_message(None)
                         .with_topic_id(id)
                         .with_num_partitions(partitions)
                         .with_replication_factor(1);
@@ -155,9 +151,19 @@ pub fn delete_topics(
             .map(|n| (Some(n), uuid::Uuid::nil()))
             .collect()
     };
-    let responses = targets
-        .into_iter()
-        .map(|(name, id)| {
+    // A topic named twice is refused once, and nothing of it is deleted, as Kafka does.
+    let duplicates = duplicated(targets.iter().filter_map(|(name, _)| name.as_deref().map(|n| n.as_str())));
+    let responses = first_of_each(targets, |(name, id)| {
+        name.as_ref().map_or_else(|| id.to_string(), |n| n.to_string())
+    })
+    .map(|(name, id)| {
+            if name.as_ref().is_some_and(|n| duplicates.contains(n.as_str())) {
+                let err = BrokerError::InvalidRequest("Duplicate topic name.".into());
+                return DeletableTopicResult::default()
+                    .with_name(name)
+                    .with_error_code(err.code())
+                    .with_error_message(err.message().map(str_bytes));
+            }
             let topic = match &name {
                 Some(name) if !may_delete(name) => Err(AuthError::TopicDenied.into()),
                 Some(name) => broker.topics.get(name).ok_or(BrokerError::UnknownTopicOrPartition),
@@ -189,16 +195,14 @@ pub fn create_partitions(
     request: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
     let duplicates = duplicated(request.topics.iter().map(|t| t.name.as_str()));
-    let results = request
-        .topics
-        .into_iter()
+    let results = first_of_each(request.topics, |t| t.name.to_string())
         .map(|topic| {
             let result = if duplicates.contains(topic.name.as_str()) {
                 Err(BrokerError::InvalidRequest("Duplicate topic in request.".into()))
             } else if !allowed(broker, session, Operation::Alter, ResourceType::Topic, &topic.name) {
                 Err(AuthError::TopicDenied.into())
             } else {
-                check_assignments(broker, topic.assignments.as_deref()).and_then(|_| {
+                check_assignments(broker, &topic.name, topic.count, topic.assignments.as_deref()).and_then(|_| {
                     broker
                         .topics
                         .add_partitions(&topic.name, topic.count, request.validate_only)
@@ -216,17 +220,39 @@ pub fn create_partitions(
     CreatePartitionsResponse::default().with_results(results)
 }
 
+/// Explicit assignments must name one replica list per new partition, each this broker.
 fn check_assignments(
     broker: &Broker,
+    topic: &str,
+    count: i32,
     assignments: Option<&[kafka_protocol::messages::create_partitions_request::CreatePartitionsAssignment]>,
 ) -> Result<(), BrokerError> {
+    let Some(assignments) = assignments else {
+        return Ok(());
+    };
     let node = BrokerId(broker.node_id());
-    match assignments {
-        Some(assignments) if assignments.iter().any(|a| a.broker_ids != [node]) => Err(
-            BrokerError::InvalidReplicaAssignment(format!("Every new partition must be assigned to broker {}", node.0)),
-        ),
-        _ => Ok(()),
+    let current = broker.topics.get(topic).map_or(0, |t| t.partitions.len() as i32);
+    let added = count - current;
+    if added > 0 && assignments.len() as i32 != added {
+        return Err(BrokerError::InvalidReplicaAssignment(format!(
+            "Increasing the number of partitions by {added} but {} assignments provided.",
+            assignments.len()
+        )));
     }
+    if assignments.iter().any(|a| a.broker_ids != [node]) {
+        return Err(BrokerError::InvalidReplicaAssignment(format!(
+            "Every new partition must be assigned to broker {}",
+            node.0
+        )));
+    }
+    Ok(())
+}
+
+/// The items in order, keeping only the first of each key: a request naming a topic twice
+/// gets one answer for it.
+fn first_of_each<T>(items: Vec<T>, key: impl Fn(&T) -> String) -> impl Iterator<Item = T> {
+    let mut seen = HashSet::new();
+    items.into_iter().filter(move |item| seen.insert(key(item)))
 }
 
 /// Names that occur more than once.

@@ -7,10 +7,29 @@ use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, 
 
 use crate::protocol::{self, versions};
 
-pub fn handle(_request: &ApiVersionsRequest, _version: i16) -> ApiVersionsResponse {
+/// ApiVersions v3 added the client's software name and version (KIP-511).
+const FIRST_VERSION_WITH_SOFTWARE: i16 = 3;
+
+pub fn handle(request: &ApiVersionsRequest, version: i16) -> ApiVersionsResponse {
+    if version >= FIRST_VERSION_WITH_SOFTWARE
+        && !(is_valid_software_field(&request.client_software_name)
+            && is_valid_software_field(&request.client_software_version))
+    {
+        return ApiVersionsResponse::default().with_error_code(ResponseError::InvalidRequest.code());
+    }
     ApiVersionsResponse::default()
         .with_api_keys(api_keys())
         .with_finalized_features_epoch(-1)
+}
+
+/// Kafka accepts software names and versions that are alphanumeric at both ends with only
+/// alphanumerics, '-' and '.' between, so they can label metrics safely.
+fn is_valid_software_field(field: &str) -> bool {
+    let bytes = field.as_bytes();
+    let edge = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_alphanumeric());
+    edge(bytes.first())
+        && edge(bytes.last())
+        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'.')
 }
 
 fn api_keys() -> Vec<ApiVersion> {
@@ -33,4 +52,19 @@ pub fn unsupported_version_response(correlation_id: i32) -> Bytes {
         .with_api_keys(api_keys());
     protocol::encode_response(ApiKey::ApiVersions, 0, correlation_id, &ResponseKind::ApiVersions(body))
         .expect("a v0 ApiVersions response always encodes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_valid_software_field;
+
+    #[test]
+    fn software_fields_follow_kafkas_pattern() {
+        for ok in ["librdkafka", "2.16.0", "apache-kafka-java", "a", "kafka-python"] {
+            assert!(is_valid_software_field(ok), "{ok}");
+        }
+        for bad in ["", "bad name!", "-lead", "trail.", "a_b"] {
+            assert!(!is_valid_software_field(bad), "{bad}");
+        }
+    }
 }

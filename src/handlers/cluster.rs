@@ -31,20 +31,23 @@ pub fn describe(broker: &Broker, session: &Session, request: DescribeClusterRequ
         return response.with_error_code(err.code()).with_controller_id(BrokerId(-1));
     }
     if request.endpoint_type != ENDPOINT_TYPE_BROKERS {
-        let error = ResponseError::UnsupportedEndpointType;
-        return response
-            .with_error_code(error.code())
-            .with_error_message(Some(str_bytes(format!(
-                "endpoint type {} is not supported by a broker",
-                request.endpoint_type
-            ))))
-            .with_controller_id(BrokerId(-1));
+        // A broker answers for brokers only; the controller endpoints are asked of controllers.
+        return DescribeClusterResponse::default()
+            .with_error_code(ResponseError::MismatchedEndpointType.code())
+            .with_error_message(Some(str_bytes("The request was sent to an endpoint of type BROKER, but we wanted an endpoint of type CONTROLLER")))
+            .with_endpoint_type(ENDPOINT_TYPE_BROKERS)
+            .with_cluster_id(str_bytes(""))
+            .with_controller_id(BrokerId(-1))
+            .with_cluster_authorized_operations(operations);
     }
     let (host, port) = &session.listener.advertised;
-    response.with_controller_id(BrokerId(broker.node_id())).with_brokers(vec![
-        DescribeClusterBroker::default()
+    DescribeClusterResponse::default()
+        .with_endpoint_type(request.endpoint_type)
+        .with_cluster_id(str_bytes(broker.topics.cluster_id()))
+        .with_cluster_authorized_operations(operations)
+        .with_controller_id(BrokerId(broker.node_id()))
+        .with_brokers(vec![DescribeClusterBroker::default()
             .with_broker_id(BrokerId(broker.node_id()))
             .with_host(str_bytes(host.clone()))
-            .with_port(*port),
-    ])
+            .with_port(*port)])
 }

@@ -86,10 +86,16 @@ struct Include {
 
 fn encode(entry: ConfigEntry, include: Include, version: i16) -> DescribeConfigsResourceResult {
     let synonyms = if include.synonyms {
-        vec![DescribeConfigsSynonym::default()
-            .with_name(str_bytes(entry.name))
-            .with_value(Some(str_bytes(entry.value.clone())))
-            .with_source(entry.source.code())]
+        entry
+            .synonyms
+            .iter()
+            .map(|synonym| {
+                DescribeConfigsSynonym::default()
+                    .with_name(str_bytes(synonym.name))
+                    .with_value(Some(str_bytes(synonym.value.clone())))
+                    .with_source(synonym.source.code())
+            })
+            .collect()
     } else {
         Vec::new()
     };

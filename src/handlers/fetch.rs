@@ -158,9 +158,12 @@ fn read_partition(wanted: &Wanted, budget: &mut i64, response_has_data: bool, re
         .with_log_start_offset(-1)
         .with_preferred_read_replica(BrokerId(-1))
         .with_aborted_transactions(read_committed.then(Vec::new));
+    // An errored partition carries no offsets, as Kafka's do; one that does not exist
+    // also gets an empty (not null) aborted-transactions list, like Kafka's.
+    let failed = |code: i16| base.clone().with_error_code(code).with_records(Some(Default::default()));
     let partition = match &wanted.partition {
         Ok(partition) => partition,
-        Err(err) => return base.with_error_code(err.code()).with_records(Some(Default::default())),
+        Err(err) => return failed(err.code()).with_aborted_transactions(Some(Vec::new())),
     };
     let limit = i64::from(wanted.max_bytes.max(0)).min(*budget);
     let result = if limit <= 0 && response_has_data {
@@ -179,15 +182,10 @@ fn read_partition(wanted: &Wanted, budget: &mut i64, response_has_data: bool, re
                 .with_records(Some(records))
         }
         Err(err) => {
-            let offsets = partition.offsets().ok();
             if !matches!(err, BrokerError::Storage(samsa_storage::StorageError::OffsetOutOfRange { .. })) {
                 tracing::warn!(topic = %partition.topic, partition = partition.index, "fetch failed: {err}");
             }
-            base.with_error_code(err.code())
-                .with_high_watermark(offsets.map_or(-1, |o| o.high_watermark))
-                .with_last_stable_offset(offsets.map_or(-1, |o| o.high_watermark))
-                .with_log_start_offset(offsets.map_or(-1, |o| o.log_start))
-                .with_records(Some(Default::default()))
+            failed(err.code())
         }
     }
 }

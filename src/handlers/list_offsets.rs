@@ -40,6 +40,7 @@ pub fn handle(broker: &Broker, session: &Session, request: ListOffsetsRequest, v
                         Ok(t) => t
                             .partition(p.partition_index)
                             .ok_or(BrokerError::UnknownTopicOrPartition)
+                            .and_then(|partition| check_timestamp_version(p.timestamp, version).map(|_| partition))
                             .and_then(|partition| lookup(partition, p.timestamp)),
                         Err(BrokerError::Auth(_)) => Err(AuthError::TopicDenied.into()),
                         Err(_) => Err(BrokerError::UnknownTopicOrPartition),
@@ -68,6 +69,24 @@ pub fn handle(broker: &Broker, session: &Session, request: ListOffsetsRequest, v
         })
         .collect();
     ListOffsetsResponse::default().with_topics(topics)
+}
+
+/// Each special timestamp came with a ListOffsets version; an older request that uses it is
+/// refused with UNSUPPORTED_VERSION, as Kafka does, rather than answered by guesswork.
+fn check_timestamp_version(timestamp: i64, version: i16) -> Result<(), BrokerError> {
+    let first_version = match timestamp {
+        MAX_TIMESTAMP => 7,
+        EARLIEST_LOCAL => 8,
+        EARLIEST_PENDING_UPLOAD => 9,
+        LATEST_TIERED => 10,
+        _ => return Ok(()),
+    };
+    if version < first_version {
+        return Err(BrokerError::UnsupportedVersion(format!(
+            "timestamp {timestamp} needs ListOffsets v{first_version} or later"
+        )));
+    }
+    Ok(())
 }
 
 /// (offset, timestamp) for one partition; -1 timestamps where Kafka reports none.

@@ -6,11 +6,12 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use uuid::Uuid;
 
-use super::{allowed, authorized_operations, str_bytes, AUTHORIZED_OPERATIONS_OMITTED};
+use super::{allowed, authorized_operations, str_bytes};
 use crate::auth::acl::CLUSTER_NAME;
 use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
 use crate::error::BrokerError;
+use crate::group::store::OFFSETS_TOPIC;
 use crate::network::Session;
 use crate::topics::{partition::LEADER_EPOCH, Topic};
 
@@ -49,7 +50,7 @@ pub fn handle(broker: &Broker, session: &Session, request: MetadataRequest, vers
         may_create: broker.config.auto_create_topics && (version < 4 || request.allow_auto_topic_creation),
         want_operations: request.include_topic_authorized_operations,
     };
-    let topics = match wanted {
+    let topics: Vec<MetadataResponseTopic> = match wanted {
         // Listing all topics shows only those the client may describe.
         None => broker
             .topics
@@ -60,12 +61,21 @@ pub fn handle(broker: &Broker, session: &Session, request: MetadataRequest, vers
             .collect(),
         Some(wanted) => wanted
             .into_iter()
+            // Since v10 a topic may be named by id; a non-zero id wins over the name.
             .map(|t| match t.name {
-                Some(name) => by_name(&cx, name),
-                None => by_id(&cx, t.topic_id),
+                Some(name) if t.topic_id.is_nil() => by_name(&cx, name),
+                _ => by_id(&cx, t.topic_id),
             })
             .collect(),
     };
+    // Clients skip internal topics when they subscribe by pattern; v0 has no such flag.
+    let topics: Vec<MetadataResponseTopic> = topics
+        .into_iter()
+        .map(|t| {
+            let internal = version >= 1 && t.name.as_ref().is_some_and(|n| n.as_str() == OFFSETS_TOPIC);
+            t.with_is_internal(internal)
+        })
+        .collect();
     // Clients are told the address of the listener they came through.
     let (host, port) = &session.listener.advertised;
     let cluster_operations = authorized_operations(
@@ -126,16 +136,17 @@ fn by_name(cx: &Context<'_>, name: TopicName) -> MetadataResponseTopic {
 }
 
 fn by_id(cx: &Context<'_>, id: Uuid) -> MetadataResponseTopic {
-    let failed = |err: BrokerError| {
+    // Kafka reports the authorized operations of every topic in the answer, known or not.
+    let failed = |err: BrokerError, name: &str| {
         MetadataResponseTopic::default()
             .with_topic_id(id)
             .with_error_code(err.code())
-            .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+            .with_topic_authorized_operations(cx.operations(name))
     };
     match cx.broker.topics.get_by_id(id) {
         Some(topic) if cx.may(Operation::Describe, &topic.name) => cx.describe(&topic),
-        Some(_) => failed(AuthError::TopicDenied.into()),
-        None => failed(BrokerError::UnknownTopicId),
+        Some(topic) => failed(AuthError::TopicDenied.into(), &topic.name),
+        None => failed(BrokerError::UnknownTopicId, ""),
     }
 }
 

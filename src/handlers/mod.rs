@@ -7,8 +7,10 @@ pub mod api_versions;
 pub mod cluster;
 pub mod configs;
 pub mod fetch;
+pub mod group;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offsets;
 pub mod produce;
 pub mod sasl;
 pub mod scram;
@@ -27,6 +29,7 @@ use crate::protocol::Request;
 /// Each handler checks with the authorizer what the session's principal may do.
 pub async fn handle(broker: &Arc<Broker>, session: &mut Session, request: Request) -> ResponseKind {
     let version = request.version();
+    let client_id = request.header.client_id.as_deref().unwrap_or("").to_owned();
     match request.body {
         RequestKind::ApiVersions(req) => ResponseKind::ApiVersions(api_versions::handle(&req, version)),
         RequestKind::SaslHandshake(req) => ResponseKind::SaslHandshake(sasl::handshake(broker, session, req, version)),
@@ -51,6 +54,21 @@ pub async fn handle(broker: &Arc<Broker>, session: &mut Session, request: Reques
         RequestKind::DescribeConfigs(req) => {
             ResponseKind::DescribeConfigs(configs::describe(broker, session, req, version))
         }
+        RequestKind::FindCoordinator(req) => {
+            ResponseKind::FindCoordinator(group::find_coordinator(broker, session, req, version))
+        }
+        RequestKind::JoinGroup(req) => {
+            ResponseKind::JoinGroup(group::join(broker, session, req, version, &client_id, session.peer).await)
+        }
+        RequestKind::SyncGroup(req) => ResponseKind::SyncGroup(group::sync(broker, session, req, version).await),
+        RequestKind::Heartbeat(req) => ResponseKind::Heartbeat(group::heartbeat(broker, session, req)),
+        RequestKind::LeaveGroup(req) => ResponseKind::LeaveGroup(group::leave(broker, session, req, version)),
+        RequestKind::DescribeGroups(req) => ResponseKind::DescribeGroups(group::describe(broker, session, req, version)),
+        RequestKind::ListGroups(req) => ResponseKind::ListGroups(group::list(broker, session, req, version)),
+        RequestKind::DeleteGroups(req) => ResponseKind::DeleteGroups(group::delete(broker, session, req)),
+        RequestKind::OffsetCommit(req) => ResponseKind::OffsetCommit(offsets::commit(broker, session, req, version)),
+        RequestKind::OffsetFetch(req) => ResponseKind::OffsetFetch(offsets::fetch(broker, session, req, version)),
+        RequestKind::OffsetDelete(req) => ResponseKind::OffsetDelete(offsets::delete(broker, session, req)),
         RequestKind::DescribeCluster(req) => ResponseKind::DescribeCluster(cluster::describe(broker, session, req)),
         RequestKind::CreateAcls(req) => ResponseKind::CreateAcls(acl::create(broker, session, req)),
         RequestKind::DescribeAcls(req) => ResponseKind::DescribeAcls(acl::describe(broker, session, req)),

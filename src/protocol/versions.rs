@@ -16,6 +16,19 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DescribeCluster, 0, 2),
+    (ApiKey::FindCoordinator, 0, 6),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    // The crate decodes OffsetCommit requests only up to v9 and OffsetFetch up to v9,
+    // although `ApiKey::valid_versions` names v10 for both.
+    (ApiKey::OffsetCommit, 2, 9),
+    (ApiKey::OffsetFetch, 1, 9),
+    (ApiKey::OffsetDelete, 0, 0),
+    (ApiKey::DescribeGroups, 0, 6),
+    (ApiKey::ListGroups, 0, 5),
+    (ApiKey::DeleteGroups, 0, 2),
     // After a v0 handshake tokens come as bare frames; librdkafka needs v0 advertised to
     // believe the broker does SASL at all, although it then uses v1 and SaslAuthenticate.
     (ApiKey::SaslHandshake, 0, 1),

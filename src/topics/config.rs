@@ -44,6 +44,8 @@ pub enum ConfigType {
 /// type, and how a value is checked.
 struct TopicKey {
     name: &'static str,
+    /// Kafka's name for the broker-wide default, listed as a synonym.
+    broker_name: &'static str,
     /// The key in samsa's config file that provides the default, if any.
     broker_key: Option<&'static str>,
     broker_default: fn(&Config) -> String,
@@ -71,6 +73,7 @@ fn int_at_least(min: i64) -> impl Fn(&str) -> Result<(), String> {
 const TOPIC_KEYS: &[TopicKey] = &[
     TopicKey {
         name: "cleanup.policy",
+        broker_name: "log.cleanup.policy",
         broker_key: None,
         broker_default: |_| "delete".into(),
         config_type: ConfigType::List,
@@ -83,6 +86,7 @@ const TOPIC_KEYS: &[TopicKey] = &[
     },
     TopicKey {
         name: "compression.type",
+        broker_name: "compression.type",
         broker_key: None,
         broker_default: |_| "producer".into(),
         config_type: ConfigType::String,
@@ -95,6 +99,7 @@ const TOPIC_KEYS: &[TopicKey] = &[
     },
     TopicKey {
         name: "flush.messages",
+        broker_name: "log.flush.interval.messages",
         broker_key: Some("flush_messages"),
         broker_default: |c| c.flush_messages.map_or(i64::MAX, |n| n as i64).to_string(),
         config_type: ConfigType::Long,
@@ -103,6 +108,7 @@ const TOPIC_KEYS: &[TopicKey] = &[
     },
     TopicKey {
         name: "flush.ms",
+        broker_name: "log.flush.interval.ms",
         broker_key: Some("flush_ms"),
         broker_default: |c| c.flush_ms.map_or(i64::MAX, |n| n as i64).to_string(),
         config_type: ConfigType::Long,
@@ -111,6 +117,7 @@ const TOPIC_KEYS: &[TopicKey] = &[
     },
     TopicKey {
         name: "index.interval.bytes",
+        broker_name: "log.index.interval.bytes",
         broker_key: Some("index_interval_bytes"),
         broker_default: |c| c.index_interval_bytes.to_string(),
         config_type: ConfigType::Int,
@@ -119,6 +126,7 @@ const TOPIC_KEYS: &[TopicKey] = &[
     },
     TopicKey {
         name: "max.message.bytes",
+        broker_name: "message.max.bytes",
         broker_key: Some("message_max_bytes"),
         broker_default: |c| c.message_max_bytes.to_string(),
         config_type: ConfigType::Int,
@@ -127,6 +135,7 @@ const TOPIC_KEYS: &[TopicKey] = &[
     },
     TopicKey {
         name: "message.timestamp.type",
+        broker_name: "log.message.timestamp.type",
         broker_key: Some("message_timestamp_type"),
         broker_default: |c| c.message_timestamp_type.as_str().into(),
         config_type: ConfigType::String,
@@ -138,6 +147,7 @@ const TOPIC_KEYS: &[TopicKey] = &[
     },
     TopicKey {
         name: "min.insync.replicas",
+        broker_name: "min.insync.replicas",
         broker_key: None,
         broker_default: |_| "1".into(),
         config_type: ConfigType::Int,
@@ -149,6 +159,7 @@ const TOPIC_KEYS: &[TopicKey] = &[
     },
     TopicKey {
         name: "retention.bytes",
+        broker_name: "log.retention.bytes",
         broker_key: Some("retention_bytes"),
         broker_default: |c| c.retention_bytes.to_string(),
         config_type: ConfigType::Long,
@@ -157,6 +168,7 @@ const TOPIC_KEYS: &[TopicKey] = &[
     },
     TopicKey {
         name: "retention.ms",
+        broker_name: "log.retention.ms",
         broker_key: Some("retention_ms"),
         broker_default: |c| c.retention_ms.to_string(),
         config_type: ConfigType::Long,
@@ -165,6 +177,7 @@ const TOPIC_KEYS: &[TopicKey] = &[
     },
     TopicKey {
         name: "segment.bytes",
+        broker_name: "log.segment.bytes",
         broker_key: Some("segment_bytes"),
         broker_default: |c| c.segment_bytes.to_string(),
         config_type: ConfigType::Int,
@@ -173,6 +186,7 @@ const TOPIC_KEYS: &[TopicKey] = &[
     },
     TopicKey {
         name: "segment.ms",
+        broker_name: "log.roll.ms",
         broker_key: Some("segment_ms"),
         broker_default: |c| c.segment_ms.to_string(),
         config_type: ConfigType::Long,
@@ -194,6 +208,16 @@ pub struct ConfigEntry {
     pub config_type: ConfigType,
     pub doc: &'static str,
     pub read_only: bool,
+    /// Every level that sets this config, most specific first (DescribeConfigs synonyms).
+    pub synonyms: Vec<Synonym>,
+}
+
+/// One level of a config's precedence chain.
+#[derive(Debug, Clone)]
+pub struct Synonym {
+    pub name: &'static str,
+    pub value: String,
+    pub source: ConfigSource,
 }
 
 impl TopicConfig {
@@ -215,20 +239,35 @@ impl TopicConfig {
         TOPIC_KEYS
             .iter()
             .map(|key| {
-                let (value, source) = match self.0.get(key.name) {
-                    Some(value) => (value.clone(), ConfigSource::Topic),
-                    None if key.broker_key.is_some_and(|k| broker.is_explicit(k)) => {
-                        ((key.broker_default)(broker), ConfigSource::StaticBroker)
-                    }
-                    None => ((key.broker_default)(broker), ConfigSource::Default),
-                };
+                let mut synonyms = Vec::new();
+                if let Some(value) = self.0.get(key.name) {
+                    synonyms.push(Synonym {
+                        name: key.name,
+                        value: value.clone(),
+                        source: ConfigSource::Topic,
+                    });
+                }
+                if key.broker_key.is_some_and(|k| broker.is_explicit(k)) {
+                    synonyms.push(Synonym {
+                        name: key.broker_name,
+                        value: (key.broker_default)(broker),
+                        source: ConfigSource::StaticBroker,
+                    });
+                }
+                synonyms.push(Synonym {
+                    name: key.broker_name,
+                    value: (key.broker_default)(&Config::default()),
+                    source: ConfigSource::Default,
+                });
+                let effective = &synonyms[0];
                 ConfigEntry {
                     name: key.name,
-                    value,
-                    source,
+                    value: effective.value.clone(),
+                    source: effective.source,
                     config_type: key.config_type,
                     doc: key.doc,
                     read_only: false,
+                    synonyms,
                 }
             })
             .collect()
@@ -343,19 +382,43 @@ pub fn broker_entries(config: &Config) -> Vec<ConfigEntry> {
         ),
         ("log.flush.interval.ms", "flush_ms", unset_as_max(config.flush_ms), ConfigType::Long, "fsync interval."),
     ];
+    let defaults = if config.explicit.is_empty() {
+        None
+    } else {
+        Some(broker_entries(&Config::default()))
+    };
     entries
         .into_iter()
-        .map(|(name, file_key, value, config_type, doc)| ConfigEntry {
-            name,
-            value,
-            source: if config.is_explicit(file_key) {
-                ConfigSource::StaticBroker
+        .map(|(name, file_key, value, config_type, doc)| {
+            let default = Synonym {
+                name,
+                value: defaults
+                    .as_ref()
+                    .and_then(|d| d.iter().find(|e| e.name == name))
+                    .map_or_else(|| value.clone(), |e| e.value.clone()),
+                source: ConfigSource::Default,
+            };
+            let synonyms = if config.is_explicit(file_key) {
+                vec![
+                    Synonym {
+                        name,
+                        value: value.clone(),
+                        source: ConfigSource::StaticBroker,
+                    },
+                    default,
+                ]
             } else {
-                ConfigSource::Default
-            },
-            config_type,
-            doc,
-            read_only: true,
+                vec![default]
+            };
+            ConfigEntry {
+                name,
+                value,
+                source: synonyms[0].source,
+                config_type,
+                doc,
+                read_only: true,
+                synonyms,
+            }
         })
         .collect()
 }

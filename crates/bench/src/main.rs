@@ -1,0 +1,162 @@
+//! `samsa-bench`: what `make bench` runs. Measures the machine's physical limits, then the
+//! same produce, latency, consume and resource figures against a fresh samsa and a fresh
+//! Apache Kafka (compat/reference), prints one table with the targets checked, and
+//! writes `results.json` and `bench.svg`.
+//!
+//! Usage: samsa-bench [--quick] [--skip-kafka] [--samsa-bin PATH] [--out DIR]
+
+mod broker;
+mod limits;
+mod procstat;
+mod report;
+mod suite;
+mod svg;
+mod workload;
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::json;
+
+use broker::{Kind, Paths};
+
+struct Args {
+    quick: bool,
+    skip_kafka: bool,
+    samsa_bin: Option<PathBuf>,
+    out: Option<PathBuf>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut a = Args { quick: false, skip_kafka: false, samsa_bin: None, out: None };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--quick" => a.quick = true,
+            "--skip-kafka" => a.skip_kafka = true,
+            "--samsa-bin" => a.samsa_bin = Some(it.next().ok_or("--samsa-bin needs a path")?.into()),
+            "--out" => a.out = Some(it.next().ok_or("--out needs a directory")?.into()),
+            "-h" | "--help" => {
+                println!("usage: samsa-bench [--quick] [--skip-kafka] [--samsa-bin PATH] [--out DIR]");
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(a)
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("samsa-bench: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let repo = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
+    let repo = repo.canonicalize().unwrap_or(repo);
+    let out = args.out.unwrap_or_else(|| repo.join("target/bench"));
+    let paths = Paths {
+        samsa_bin: args.samsa_bin.unwrap_or_else(|| repo.join("target/release/samsa")),
+        work: out.join("tmp"),
+        logs: out.join("logs"),
+        repo,
+    };
+    // Scratch space on the repo's disk, shared by both brokers and the disk probe.
+    let _ = fs::remove_dir_all(&paths.work);
+    for dir in [&out, &paths.work, &paths.logs] {
+        if let Err(e) = fs::create_dir_all(dir) {
+            eprintln!("samsa-bench: {}: {e}", dir.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    let durations = if args.quick {
+        suite::Durations { produce: Duration::from_millis(1500), latency: Duration::from_secs(3) }
+    } else {
+        suite::Durations { produce: Duration::from_secs(6), latency: Duration::from_secs(10) }
+    };
+    let load_before = procstat::load_average();
+    // Read now: others may commit while the bench runs. It names the tree the binary was
+    // built from only if `make bench` just built it.
+    let commit = git_head(&paths);
+
+    eprintln!("[limits] disk and loopback bandwidth in {}", paths.work.display());
+    let disk_bytes = if args.quick { 256 << 20 } else { 1 << 30 };
+    let disk = match limits::disk(&paths.work, disk_bytes) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("samsa-bench: disk probe: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let loopback_mb_s = match limits::loopback(Duration::from_secs(if args.quick { 1 } else { 3 })) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("samsa-bench: loopback probe: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let limits = report::Limits { disk, loopback_mb_s };
+
+    let samsa = suite::run(Kind::Samsa, &paths, &durations);
+    let kafka = (!args.skip_kafka).then(|| suite::run(Kind::Kafka, &paths, &durations));
+
+    let table = report::table(&limits, &samsa, kafka.as_ref());
+    println!("{table}");
+
+    let (_, librdkafka) = rdkafka::util::get_rdkafka_version();
+    let meta = json!({
+        "unix_time": SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+        "quick": args.quick,
+        "produce_seconds_per_case": durations.produce.as_secs_f64(),
+        "latency_seconds": durations.latency.as_secs_f64(),
+        "client": format!("librdkafka {librdkafka} (rdkafka crate)"),
+        "kafka": if args.skip_kafka { "skipped".to_owned() } else { kafka_version(&paths) },
+        "samsa_commit": commit,
+        "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "load_average_1m": { "before": load_before, "after": procstat::load_average() },
+        "kernel": fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),
+    });
+    let json = report::json(meta, &limits, &samsa, kafka.as_ref());
+    let json_path = out.join("results.json");
+    let svg_path = out.join("bench.svg");
+    let written = fs::write(&json_path, serde_json::to_string_pretty(&json).unwrap_or_default() + "\n")
+        .and_then(|()| fs::write(&svg_path, svg::render(&limits, &samsa, kafka.as_ref())));
+    if let Err(e) = written {
+        eprintln!("samsa-bench: writing results: {e}");
+        return ExitCode::FAILURE;
+    }
+    let _ = fs::remove_dir_all(&paths.work);
+    println!("wrote {} and {}", json_path.display(), svg_path.display());
+    // A figure that could not be measured fails the run; a missed target does not.
+    let failed = !samsa.errors.is_empty() || kafka.as_ref().is_some_and(|k| !k.errors.is_empty());
+    if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+}
+
+fn kafka_version(paths: &Paths) -> String {
+    Command::new("python3")
+        .arg(paths.repo.join("compat/reference/kafka_ref.py"))
+        .arg("version")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+fn git_head(paths: &Paths) -> String {
+    let run = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .current_dir(&paths.repo)
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default()
+    };
+    let head = run(&["rev-parse", "--short", "HEAD"]);
+    let dirty = !run(&["status", "--porcelain", "--untracked-files=no", "--", "src", "crates/storage"]).is_empty();
+    if dirty { format!("{head}+dirty") } else { head }
+}

@@ -1,0 +1,190 @@
+//! Every broker figure, measured against one broker started fresh for the purpose.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::thread;
+use std::time::Duration;
+
+use crate::broker::{Broker, Kind, Paths};
+use crate::procstat;
+use crate::workload::{self, ProduceCase};
+
+/// The produce cases, in table order.
+pub const CASES: [ProduceCase; 8] = [
+    ProduceCase { size: 100, acks: "1", compression: "none" },
+    ProduceCase { size: 100, acks: "all", compression: "none" },
+    ProduceCase { size: 100, acks: "1", compression: "lz4" },
+    ProduceCase { size: 100, acks: "all", compression: "lz4" },
+    ProduceCase { size: 1024, acks: "1", compression: "none" },
+    ProduceCase { size: 1024, acks: "all", compression: "none" },
+    ProduceCase { size: 1024, acks: "1", compression: "lz4" },
+    ProduceCase { size: 1024, acks: "all", compression: "lz4" },
+];
+
+/// The case whose topic is read back by the consume figures.
+pub const CONSUMED_CASE: usize = 4; // 1 KiB, acks=1, none
+/// The case whose maximum sets the latency run's rate (half of it).
+pub const LATENCY_CASE: usize = 5; // 1 KiB, acks=all, none
+
+/// How long each part runs.
+pub struct Durations {
+    pub produce: Duration,
+    pub latency: Duration,
+}
+
+/// Figures by id (see `report`), and what went wrong.
+#[derive(Default)]
+pub struct Results {
+    pub figures: BTreeMap<String, f64>,
+    pub errors: Vec<String>,
+    pub notes: Vec<String>,
+}
+
+impl Results {
+    fn set(&mut self, id: impl Into<String>, value: f64) {
+        self.figures.insert(id.into(), value);
+    }
+    fn fail(&mut self, what: &str, err: impl std::fmt::Display) {
+        let msg = format!("{what}: {err}");
+        eprintln!("  ERROR {msg}");
+        self.errors.push(msg);
+    }
+}
+
+pub fn run(kind: Kind, paths: &Paths, d: &Durations) -> Results {
+    let mut r = Results::default();
+    let data_dir = paths.work.join("samsa-data");
+    let _ = fs::remove_dir_all(&data_dir);
+    eprintln!("[{}] starting", kind.name());
+    let started = match kind {
+        Kind::Samsa => Broker::start_samsa(paths, &data_dir, "samsa.log"),
+        Kind::Kafka => Broker::start_kafka(paths),
+    };
+    let mut broker = match started {
+        Ok(b) => b,
+        Err(e) => {
+            r.fail("start", e);
+            return r;
+        }
+    };
+    eprintln!("[{}] ready on {} after {:.3} s (pid {})", kind.name(), broker.bootstrap, broker.startup_s, broker.pid);
+    r.set("startup_s", broker.startup_s);
+    thread::sleep(Duration::from_secs(2));
+    if let Ok(rss) = procstat::vm_mib(broker.pid, "VmRSS") {
+        r.set("idle_rss_mib", rss);
+    }
+
+    let mut produced = [0u64; CASES.len()];
+    for (i, case) in CASES.iter().enumerate() {
+        let topic = format!("bench-{}", case.id());
+        let cpu0 = broker.cpu_seconds();
+        match workload::produce(&broker.bootstrap, &topic, *case, d.produce, 50_000_000) {
+            Ok(p) => {
+                let cpu = broker.cpu_seconds() - cpu0;
+                let mb_s = p.bytes as f64 / 1e6 / p.seconds;
+                eprintln!(
+                    "[{}] produce {:<20} {:>10.0} rec/s {:>8.1} MB/s  broker CPU {:.2} s",
+                    kind.name(), case.id(), p.records as f64 / p.seconds, mb_s, cpu
+                );
+                r.set(format!("produce.{}.mb_s", case.id()), mb_s);
+                r.set(format!("produce.{}.rec_s", case.id()), p.records as f64 / p.seconds);
+                r.set(format!("produce.{}.cpu_s_per_gb", case.id()), cpu / (p.bytes as f64 / 1e9));
+                produced[i] = p.records;
+            }
+            Err(e) => r.fail(&format!("produce {}", case.id()), e),
+        }
+        if let Some(why) = broker.exited() {
+            r.fail("broker", format!("{why} during produce {}; log {}", case.id(), broker.log_path.display()));
+            return r;
+        }
+    }
+
+    let max_rate = r.figures.get(&format!("produce.{}.rec_s", CASES[LATENCY_CASE].id())).copied();
+    if let Some(max_rate) = max_rate {
+        let rate = (max_rate / 2.0).max(100.0);
+        eprintln!("[{}] latency at {rate:.0} rec/s for {:?}", kind.name(), d.latency);
+        match workload::latency(&broker.bootstrap, "bench-latency", CASES[LATENCY_CASE].size, rate, d.latency) {
+            Ok(l) => {
+                r.set("latency.rate_rec_s", l.rate);
+                r.set("latency.p50_ms", l.quantile_ms(0.5));
+                r.set("latency.p99_ms", l.quantile_ms(0.99));
+                r.set("latency.p999_ms", l.quantile_ms(0.999));
+                r.set("latency.max_ms", l.quantile_ms(1.0));
+                eprintln!(
+                    "[{}] latency p50 {:.2} ms p99 {:.2} ms p99.9 {:.2} ms max {:.2} ms ({} records)",
+                    kind.name(), l.quantile_ms(0.5), l.quantile_ms(0.99), l.quantile_ms(0.999), l.quantile_ms(1.0), l.sent
+                );
+            }
+            Err(e) => r.fail("latency", e),
+        }
+    }
+
+    let topic = format!("bench-{}", CASES[CONSUMED_CASE].id());
+    let expected = produced[CONSUMED_CASE];
+    if expected > 0 {
+        consume_into(&mut r, &broker, "warm", &topic, expected);
+    }
+    if let Ok(hwm) = procstat::vm_mib(broker.pid, "VmHWM") {
+        r.set("peak_rss_mib", hwm);
+    }
+
+    // Cold read. samsa is restarted on its data; kafka_ref deletes Kafka's data on stop,
+    // so Kafka stays up and only the page cache is dropped.
+    let mut broker = if kind == Kind::Samsa {
+        if let Err(e) = broker.stop() {
+            r.fail("stop before cold read", e);
+        }
+        drop_page_cache(&mut r);
+        match Broker::start_samsa(paths, &data_dir, "samsa-restart.log") {
+            Ok(b) => {
+                r.set("restart_startup_s", b.startup_s);
+                eprintln!("[samsa] restarted on its data in {:.3} s", b.startup_s);
+                b
+            }
+            Err(e) => {
+                r.fail("restart", e);
+                return r;
+            }
+        }
+    } else {
+        drop_page_cache(&mut r);
+        broker
+    };
+    if expected > 0 {
+        consume_into(&mut r, &broker, "cold", &topic, expected);
+    }
+    if let Some(why) = broker.exited() {
+        r.fail("broker", why);
+        return r;
+    }
+    if let Err(e) = broker.stop() {
+        r.fail("stop", e);
+    }
+    let _ = fs::remove_dir_all(&data_dir);
+    r
+}
+
+fn drop_page_cache(r: &mut Results) {
+    match procstat::drop_page_cache() {
+        Ok(()) => r.notes.push("cold read: page cache dropped (echo 1 > /proc/sys/vm/drop_caches)".into()),
+        Err(e) => r.notes.push(format!("cold read: page cache NOT dropped ({e}); data may still be cached")),
+    }
+}
+
+fn consume_into(r: &mut Results, broker: &Broker, label: &str, topic: &str, expected: u64) {
+    let cpu0 = broker.cpu_seconds();
+    match workload::consume(&broker.bootstrap, topic, expected, Duration::from_secs(300)) {
+        Ok(c) => {
+            let cpu = broker.cpu_seconds() - cpu0;
+            let mb_s = c.bytes as f64 / 1e6 / c.seconds;
+            eprintln!(
+                "[{}] consume {label}: {} records {:.1} MB/s in {:.2} s, broker CPU {:.2} s",
+                broker.kind.name(), c.records, mb_s, c.seconds, cpu
+            );
+            r.set(format!("consume.{label}.mb_s"), mb_s);
+            r.set(format!("consume.{label}.rec_s"), c.records as f64 / c.seconds);
+            r.set(format!("consume.{label}.cpu_s_per_gb"), cpu / (c.bytes as f64 / 1e9));
+        }
+        Err(e) => r.fail(&format!("consume {label}"), e),
+    }
+}

@@ -1,0 +1,794 @@
+//! One consumer group's classic rebalance state machine (Kafka's "classic" protocol):
+//! Empty → PreparingRebalance → CompletingRebalance → Stable, and back to
+//! PreparingRebalance whenever membership or subscriptions change.
+//!
+//! The machine is pure: time comes in as an argument and parked JoinGroup / SyncGroup
+//! requests are `oneshot` senders it answers when the rebalance moves on. The caller holds
+//! the group's lock around every call and persists what [`Group::take_dirty`] reports.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use crate::error::BrokerError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupState {
+    Empty,
+    PreparingRebalance,
+    CompletingRebalance,
+    Stable,
+    Dead,
+}
+
+impl GroupState {
+    /// The name Kafka uses in DescribeGroups and ListGroups.
+    pub fn name(self) -> &'static str {
+        match self {
+            GroupState::Empty => "Empty",
+            GroupState::PreparingRebalance => "PreparingRebalance",
+            GroupState::CompletingRebalance => "CompletingRebalance",
+            GroupState::Stable => "Stable",
+            GroupState::Dead => "Dead",
+        }
+    }
+}
+
+/// What a member sent in JoinGroup.
+#[derive(Debug, Clone)]
+pub struct JoinRequest {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub session_timeout: Duration,
+    pub rebalance_timeout: Duration,
+    pub protocol_type: String,
+    /// (name, metadata) in the member's order of preference.
+    pub protocols: Vec<(String, Bytes)>,
+    /// JoinGroup v4+: an unknown member must first be given an id (KIP-394).
+    pub require_known_member_id: bool,
+}
+
+/// A member as the leader sees it in its JoinGroup response.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JoinedMember {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub metadata: Bytes,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct JoinResult {
+    pub generation: i32,
+    pub protocol_type: String,
+    pub protocol: String,
+    pub leader: String,
+    pub member_id: String,
+    /// Every member for the leader, empty for the others.
+    pub members: Vec<JoinedMember>,
+    /// A static leader rejoining a stable group must not assign again (KIP-345).
+    pub skip_assignment: bool,
+}
+
+/// A failed join still tells the member its id (MEMBER_ID_REQUIRED hands one out).
+#[derive(Debug)]
+pub struct JoinError {
+    pub error: BrokerError,
+    pub member_id: String,
+}
+
+pub type JoinOutcome = Result<JoinResult, JoinError>;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncResult {
+    pub protocol_type: String,
+    pub protocol: String,
+    pub assignment: Bytes,
+}
+
+pub type SyncOutcome = Result<SyncResult, BrokerError>;
+
+#[derive(Debug)]
+pub struct Member {
+    pub id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub session_timeout: Duration,
+    pub rebalance_timeout: Duration,
+    pub protocol_type: String,
+    pub protocols: Vec<(String, Bytes)>,
+    pub assignment: Bytes,
+    pub last_heartbeat: Instant,
+    /// Order of arrival; the longest-standing member becomes leader when one is needed.
+    order: u64,
+    join_waiter: Option<oneshot::Sender<JoinOutcome>>,
+    sync_waiter: Option<oneshot::Sender<SyncOutcome>>,
+}
+
+impl Member {
+    /// This member's metadata for `protocol`.
+    pub fn metadata(&self, protocol: &str) -> Bytes {
+        self.protocols
+            .iter()
+            .find(|(name, _)| name == protocol)
+            .map(|(_, m)| m.clone())
+            .unwrap_or_default()
+    }
+
+    fn is_waiting(&self) -> bool {
+        self.join_waiter.is_some() || self.sync_waiter.is_some()
+    }
+}
+
+/// A committed offset of one partition.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CommittedOffset {
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: Option<String>,
+    pub commit_timestamp: i64,
+    /// Set by OffsetCommit v2-4 `retention_time_ms`; otherwise the group's retention applies.
+    pub expire_timestamp: Option<i64>,
+}
+
+/// Broker-wide settings the machine needs.
+#[derive(Debug, Clone, Copy)]
+pub struct GroupSettings {
+    pub initial_rebalance_delay: Duration,
+}
+
+pub struct Group {
+    pub id: String,
+    pub state: GroupState,
+    pub generation: i32,
+    pub protocol_type: Option<String>,
+    pub protocol: Option<String>,
+    pub leader: Option<String>,
+    pub members: HashMap<String, Member>,
+    /// group.instance.id → member id of the static members.
+    pub static_members: HashMap<String, String>,
+    /// Member ids handed out with MEMBER_ID_REQUIRED, with the time they lapse.
+    pub pending_members: HashMap<String, Instant>,
+    pub offsets: BTreeMap<(String, i32), CommittedOffset>,
+    /// Wall-clock ms of the last state change, for offset retention of empty groups.
+    pub state_timestamp: i64,
+    rebalance_deadline: Option<Instant>,
+    /// The first rebalance of an empty group waits for more members (KIP-134): (cap).
+    initial_join_cap: Option<Instant>,
+    next_order: u64,
+    dirty: bool,
+}
+
+impl Group {
+    pub fn new(id: &str, now_ms: i64) -> Group {
+        Group {
+            id: id.to_owned(),
+            state: GroupState::Empty,
+            generation: 0,
+            protocol_type: None,
+            protocol: None,
+            leader: None,
+            members: HashMap::new(),
+            static_members: HashMap::new(),
+            pending_members: HashMap::new(),
+            offsets: BTreeMap::new(),
+            state_timestamp: now_ms,
+            rebalance_deadline: None,
+            initial_join_cap: None,
+            next_order: 0,
+            dirty: false,
+        }
+    }
+
+    /// Whether the group metadata changed in a way that must be written to the offsets log.
+    pub fn take_dirty(&mut self) -> bool {
+        std::mem::take(&mut self.dirty)
+    }
+
+    /// Restores a member from the offsets log after a restart, as if it had just heartbeated.
+    pub fn restore_member(&mut self, mut member: Member) {
+        member.order = self.next_order;
+        self.next_order += 1;
+        if let Some(instance) = &member.instance_id {
+            self.static_members.insert(instance.clone(), member.id.clone());
+        }
+        self.members.insert(member.id.clone(), member);
+    }
+
+    pub fn is_leader(&self, member_id: &str) -> bool {
+        self.leader.as_deref() == Some(member_id)
+    }
+
+    /// Handles a JoinGroup; `reply` is answered now or when the rebalance completes.
+    pub fn join(
+        &mut self,
+        req: JoinRequest,
+        reply: oneshot::Sender<JoinOutcome>,
+        now: Instant,
+        now_ms: i64,
+        settings: &GroupSettings,
+        new_member_id: String,
+    ) {
+        let fail = |reply: oneshot::Sender<JoinOutcome>, error, member_id: &str| {
+            let _ = reply.send(Err(JoinError {
+                error,
+                member_id: member_id.to_owned(),
+            }));
+        };
+        if self.state == GroupState::Dead {
+            return fail(reply, BrokerError::CoordinatorNotAvailable, &req.member_id);
+        }
+        if !self.supports(&req.protocol_type, &req.protocols) {
+            return fail(reply, BrokerError::InconsistentGroupProtocol, &req.member_id);
+        }
+        if req.member_id.is_empty() {
+            if let Some(instance) = &req.instance_id {
+                if let Some(old) = self.static_members.get(instance).cloned() {
+                    return self.replace_static_member(&old, req, reply, now, now_ms, settings, new_member_id);
+                }
+            } else if req.require_known_member_id {
+                self.pending_members
+                    .insert(new_member_id.clone(), now + req.session_timeout);
+                return fail(reply, BrokerError::MemberIdRequired, &new_member_id);
+            }
+            return self.add_member(new_member_id, req, reply, now, now_ms, settings);
+        }
+        if self.pending_members.remove(&req.member_id).is_some() {
+            let id = req.member_id.clone();
+            return self.add_member(id, req, reply, now, now_ms, settings);
+        }
+        if let Err(error) = self.check_member(&req.member_id, req.instance_id.as_deref()) {
+            return fail(reply, error, &req.member_id);
+        }
+        let member = self.members.get_mut(&req.member_id).expect("checked above");
+        let changed = member.protocols != req.protocols;
+        member.protocols = req.protocols;
+        member.session_timeout = req.session_timeout;
+        member.rebalance_timeout = req.rebalance_timeout;
+        member.last_heartbeat = now;
+        // A stable group's leader rejoining means it wants to assign again.
+        let leader_of_stable = self.state == GroupState::Stable && self.is_leader(&req.member_id);
+        match self.state {
+            GroupState::PreparingRebalance => {
+                self.park_join(&req.member_id, reply);
+                self.maybe_complete_join(now, now_ms);
+            }
+            GroupState::CompletingRebalance | GroupState::Stable if !changed && !leader_of_stable => {
+                // Nothing changed: tell the member what it already should know.
+                let result = self.join_result(&req.member_id, false);
+                let _ = reply.send(Ok(result));
+            }
+            _ => {
+                self.park_join(&req.member_id, reply);
+                self.prepare_rebalance(now, now_ms, settings);
+                self.maybe_complete_join(now, now_ms);
+            }
+        }
+    }
+
+    /// Handles a SyncGroup; `reply` is answered now or when the leader's assignment arrives.
+    #[allow(clippy::too_many_arguments)]
+    pub fn sync(
+        &mut self,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+        protocol_type: Option<&str>,
+        protocol: Option<&str>,
+        assignments: Vec<(String, Bytes)>,
+        reply: oneshot::Sender<SyncOutcome>,
+    ) {
+        if let Err(err) = self.check_member(member_id, instance_id) {
+            let _ = reply.send(Err(err));
+            return;
+        }
+        if generation != self.generation {
+            let _ = reply.send(Err(BrokerError::IllegalGeneration));
+            return;
+        }
+        let mismatch = |given: Option<&str>, ours: &Option<String>| {
+            given.is_some_and(|g| ours.as_deref() != Some(g))
+        };
+        if mismatch(protocol_type, &self.protocol_type) || mismatch(protocol, &self.protocol) {
+            let _ = reply.send(Err(BrokerError::InconsistentGroupProtocol));
+            return;
+        }
+        match self.state {
+            GroupState::Empty | GroupState::Dead => {
+                let _ = reply.send(Err(BrokerError::UnknownMemberId));
+            }
+            GroupState::PreparingRebalance => {
+                let _ = reply.send(Err(BrokerError::RebalanceInProgress));
+            }
+            GroupState::Stable => {
+                let result = self.sync_result(member_id);
+                let _ = reply.send(Ok(result));
+            }
+            GroupState::CompletingRebalance => {
+                self.members.get_mut(member_id).expect("checked").sync_waiter = Some(reply);
+                if self.is_leader(member_id) {
+                    let mut given: HashMap<String, Bytes> = assignments.into_iter().collect();
+                    for member in self.members.values_mut() {
+                        member.assignment = given.remove(&member.id).unwrap_or_default();
+                    }
+                    self.set_state(GroupState::Stable, None);
+                    self.dirty = true;
+                    let ids: Vec<String> = self.members.keys().cloned().collect();
+                    for id in ids {
+                        let result = self.sync_result(&id);
+                        if let Some(waiter) = self.members.get_mut(&id).and_then(|m| m.sync_waiter.take()) {
+                            let _ = waiter.send(Ok(result));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn heartbeat(&mut self, member_id: &str, instance_id: Option<&str>, generation: i32, now: Instant) -> Result<(), BrokerError> {
+        if self.state == GroupState::Empty {
+            return Err(BrokerError::UnknownMemberId);
+        }
+        self.check_member(member_id, instance_id)?;
+        if generation != self.generation {
+            return Err(BrokerError::IllegalGeneration);
+        }
+        self.members.get_mut(member_id).expect("checked").last_heartbeat = now;
+        match self.state {
+            GroupState::PreparingRebalance => Err(BrokerError::RebalanceInProgress),
+            _ => Ok(()),
+        }
+    }
+
+    /// Removes one member that asked to leave (by member id, or by instance id for static members).
+    pub fn leave(&mut self, member_id: &str, instance_id: Option<&str>, now: Instant, now_ms: i64, settings: &GroupSettings) -> Result<(), BrokerError> {
+        let id = match instance_id {
+            Some(instance) => {
+                let known = self.static_members.get(instance).ok_or(BrokerError::UnknownMemberId)?;
+                if !member_id.is_empty() && known != member_id {
+                    return Err(BrokerError::FencedInstanceId);
+                }
+                known.clone()
+            }
+            None => member_id.to_owned(),
+        };
+        if self.pending_members.remove(&id).is_some() {
+            self.maybe_complete_join(now, now_ms);
+            return Ok(());
+        }
+        if !self.members.contains_key(&id) {
+            return Err(BrokerError::UnknownMemberId);
+        }
+        self.remove_member(&id, now, now_ms, settings);
+        Ok(())
+    }
+
+    /// Checks an OffsetCommit against the group; `Ok` means the offsets may be stored.
+    pub fn validate_commit(&self, member_id: &str, instance_id: Option<&str>, generation: i32) -> Result<(), BrokerError> {
+        match self.state {
+            GroupState::Dead => return Err(BrokerError::CoordinatorNotAvailable),
+            // A group used only to store offsets (simple commits, KIP-? "standalone" consumers).
+            GroupState::Empty if generation < 0 => return Ok(()),
+            _ => {}
+        }
+        self.check_member(member_id, instance_id)?;
+        if generation != self.generation {
+            return Err(BrokerError::IllegalGeneration);
+        }
+        match self.state {
+            GroupState::CompletingRebalance => Err(BrokerError::RebalanceInProgress),
+            _ => Ok(()),
+        }
+    }
+
+    /// Advances time: completes a rebalance whose deadline passed, expires members and
+    /// pending member ids whose sessions lapsed.
+    pub fn tick(&mut self, now: Instant, now_ms: i64, settings: &GroupSettings) {
+        let lapsed: Vec<String> = self
+            .pending_members
+            .iter()
+            .filter(|(_, deadline)| **deadline <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in lapsed {
+            self.pending_members.remove(&id);
+        }
+        let expired: Vec<String> = self
+            .members
+            .values()
+            .filter(|m| !m.is_waiting() && m.last_heartbeat + m.session_timeout <= now)
+            .map(|m| m.id.clone())
+            .collect();
+        for id in expired {
+            tracing::info!(group = %self.id, member = %id, "member session expired");
+            self.remove_member(&id, now, now_ms, settings);
+        }
+        if self.state == GroupState::PreparingRebalance && self.rebalance_deadline.is_some_and(|d| d <= now) {
+            self.complete_join(now, now_ms);
+        } else {
+            self.maybe_complete_join(now, now_ms);
+        }
+    }
+
+    /// Answers every parked request with `error` (the coordinator is going away).
+    pub fn abandon_waiters(&mut self, error: fn() -> BrokerError) {
+        for member in self.members.values_mut() {
+            if let Some(w) = member.join_waiter.take() {
+                let _ = w.send(Err(JoinError {
+                    error: error(),
+                    member_id: member.id.clone(),
+                }));
+            }
+            if let Some(w) = member.sync_waiter.take() {
+                let _ = w.send(Err(error()));
+            }
+        }
+    }
+
+    /// Members' metadata and assignments are only meaningful once the group is Stable.
+    pub fn subscribed_topics(&self) -> Option<Vec<String>> {
+        use kafka_protocol::messages::ConsumerProtocolSubscription;
+        use kafka_protocol::protocol::Decodable;
+        if self.protocol_type.as_deref() != Some("consumer") {
+            return None;
+        }
+        let protocol = self.protocol.as_deref()?;
+        let mut topics = Vec::new();
+        for member in self.members.values() {
+            let mut buf = member.metadata(protocol);
+            if buf.len() < 2 {
+                continue;
+            }
+            let version = i16::from_be_bytes([buf[0], buf[1]]);
+            bytes::Buf::advance(&mut buf, 2);
+            if let Ok(sub) = ConsumerProtocolSubscription::decode(&mut buf, version.clamp(0, 3)) {
+                topics.extend(sub.topics.into_iter().map(|t| t.to_string()));
+            }
+        }
+        Some(topics)
+    }
+
+    fn check_member(&self, member_id: &str, instance_id: Option<&str>) -> Result<(), BrokerError> {
+        if let Some(instance) = instance_id {
+            if let Some(known) = self.static_members.get(instance) {
+                if known != member_id {
+                    return Err(BrokerError::FencedInstanceId);
+                }
+            }
+        }
+        if self.members.contains_key(member_id) {
+            Ok(())
+        } else {
+            Err(BrokerError::UnknownMemberId)
+        }
+    }
+
+    /// A group accepts a member whose protocol type matches and which shares at least one
+    /// protocol with every current member.
+    fn supports(&self, protocol_type: &str, protocols: &[(String, Bytes)]) -> bool {
+        if protocol_type.is_empty() || protocols.is_empty() {
+            return false;
+        }
+        if self.members.is_empty() {
+            return true;
+        }
+        self.protocol_type.as_deref().is_none_or(|t| t == protocol_type)
+            && protocols.iter().any(|(name, _)| {
+                self.members
+                    .values()
+                    .all(|m| m.protocols.iter().any(|(n, _)| n == name))
+            })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn add_member(
+        &mut self,
+        id: String,
+        req: JoinRequest,
+        reply: oneshot::Sender<JoinOutcome>,
+        now: Instant,
+        now_ms: i64,
+        settings: &GroupSettings,
+    ) {
+        if self.members.is_empty() {
+            self.protocol_type = Some(req.protocol_type.clone());
+        }
+        if let Some(instance) = &req.instance_id {
+            self.static_members.insert(instance.clone(), id.clone());
+        }
+        let member = Member {
+            id: id.clone(),
+            instance_id: req.instance_id,
+            client_id: req.client_id,
+            client_host: req.client_host,
+            session_timeout: req.session_timeout,
+            rebalance_timeout: req.rebalance_timeout,
+            protocol_type: req.protocol_type,
+            protocols: req.protocols,
+            assignment: Bytes::new(),
+            last_heartbeat: now,
+            order: self.next_order,
+            join_waiter: Some(reply),
+            sync_waiter: None,
+        };
+        self.next_order += 1;
+        self.members.insert(id, member);
+        if self.state == GroupState::PreparingRebalance {
+            // Each arrival during the initial delay buys the others a little more time.
+            if let Some(cap) = self.initial_join_cap {
+                self.rebalance_deadline = Some((now + settings.initial_rebalance_delay).min(cap));
+            }
+        } else {
+            self.prepare_rebalance(now, now_ms, settings);
+        }
+        self.maybe_complete_join(now, now_ms);
+    }
+
+    /// A static member came back with a new process (KIP-345): the old member id is fenced
+    /// and the new one takes its place, without a rebalance when nothing else changed.
+    #[allow(clippy::too_many_arguments)]
+    fn replace_static_member(
+        &mut self,
+        old_id: &str,
+        req: JoinRequest,
+        reply: oneshot::Sender<JoinOutcome>,
+        now: Instant,
+        now_ms: i64,
+        settings: &GroupSettings,
+        new_id: String,
+    ) {
+        let mut member = self.members.remove(old_id).expect("static member is a member");
+        if let Some(w) = member.join_waiter.take() {
+            let _ = w.send(Err(JoinError {
+                error: BrokerError::FencedInstanceId,
+                member_id: old_id.to_owned(),
+            }));
+        }
+        if let Some(w) = member.sync_waiter.take() {
+            let _ = w.send(Err(BrokerError::FencedInstanceId));
+        }
+        let changed = member.protocols != req.protocols;
+        member.id = new_id.clone();
+        member.protocols = req.protocols;
+        member.session_timeout = req.session_timeout;
+        member.rebalance_timeout = req.rebalance_timeout;
+        member.client_id = req.client_id;
+        member.client_host = req.client_host;
+        member.last_heartbeat = now;
+        let instance = member.instance_id.clone().expect("static member has an instance id");
+        self.static_members.insert(instance, new_id.clone());
+        self.members.insert(new_id.clone(), member);
+        if self.is_leader(old_id) {
+            self.leader = Some(new_id.clone());
+        }
+        match self.state {
+            GroupState::Stable if !changed => {
+                let leader = self.is_leader(&new_id);
+                let result = self.join_result(&new_id, leader);
+                self.dirty = true;
+                let _ = reply.send(Ok(result));
+            }
+            GroupState::PreparingRebalance => {
+                self.park_join(&new_id, reply);
+                self.maybe_complete_join(now, now_ms);
+            }
+            _ => {
+                self.park_join(&new_id, reply);
+                self.prepare_rebalance(now, now_ms, settings);
+                self.maybe_complete_join(now, now_ms);
+            }
+        }
+    }
+
+    fn park_join(&mut self, member_id: &str, reply: oneshot::Sender<JoinOutcome>) {
+        let member = self.members.get_mut(member_id).expect("parked member exists");
+        if let Some(old) = member.join_waiter.replace(reply) {
+            let _ = old.send(Err(JoinError {
+                error: BrokerError::RebalanceInProgress,
+                member_id: member_id.to_owned(),
+            }));
+        }
+    }
+
+    fn remove_member(&mut self, id: &str, now: Instant, now_ms: i64, settings: &GroupSettings) {
+        let Some(mut member) = self.members.remove(id) else { return };
+        if let Some(instance) = &member.instance_id {
+            self.static_members.remove(instance);
+        }
+        if let Some(w) = member.join_waiter.take() {
+            let _ = w.send(Err(JoinError {
+                error: BrokerError::UnknownMemberId,
+                member_id: id.to_owned(),
+            }));
+        }
+        if let Some(w) = member.sync_waiter.take() {
+            let _ = w.send(Err(BrokerError::UnknownMemberId));
+        }
+        if self.is_leader(id) {
+            self.leader = None;
+        }
+        match self.state {
+            GroupState::Stable | GroupState::CompletingRebalance => self.prepare_rebalance(now, now_ms, settings),
+            _ => {}
+        }
+        self.maybe_complete_join(now, now_ms);
+    }
+
+    fn prepare_rebalance(&mut self, now: Instant, now_ms: i64, settings: &GroupSettings) {
+        if self.state == GroupState::CompletingRebalance {
+            for member in self.members.values_mut() {
+                if let Some(w) = member.sync_waiter.take() {
+                    let _ = w.send(Err(BrokerError::RebalanceInProgress));
+                }
+            }
+        }
+        let longest = self
+            .members
+            .values()
+            .map(|m| m.rebalance_timeout)
+            .max()
+            .unwrap_or_default();
+        let delay = settings.initial_rebalance_delay;
+        if self.state == GroupState::Empty && !delay.is_zero() {
+            let cap = now + longest;
+            self.initial_join_cap = Some(cap);
+            self.rebalance_deadline = Some((now + delay).min(cap));
+        } else {
+            self.initial_join_cap = None;
+            self.rebalance_deadline = Some(now + longest);
+        }
+        self.set_state(GroupState::PreparingRebalance, Some(now_ms));
+    }
+
+    fn maybe_complete_join(&mut self, now: Instant, now_ms: i64) {
+        let all_joined = self.members.values().all(|m| m.join_waiter.is_some()) && self.pending_members.is_empty();
+        if self.state == GroupState::PreparingRebalance && self.initial_join_cap.is_none() && all_joined {
+            self.complete_join(now, now_ms);
+        }
+    }
+
+    fn complete_join(&mut self, now: Instant, now_ms: i64) {
+        // Dynamic members that did not rejoin in time are gone; static ones keep their place.
+        let missing: Vec<String> = self
+            .members
+            .values()
+            .filter(|m| m.join_waiter.is_none() && m.instance_id.is_none())
+            .map(|m| m.id.clone())
+            .collect();
+        for id in missing {
+            self.members.remove(&id);
+            if self.is_leader(&id) {
+                self.leader = None;
+            }
+        }
+        self.initial_join_cap = None;
+        self.rebalance_deadline = None;
+        self.generation += 1;
+        if self.members.is_empty() {
+            self.protocol = None;
+            self.leader = None;
+            self.set_state(GroupState::Empty, Some(now_ms));
+            self.dirty = true;
+            return;
+        }
+        self.protocol = Some(self.select_protocol());
+        if self.leader.as_ref().is_none_or(|l| !self.members.contains_key(l)) {
+            self.leader = self.members.values().min_by_key(|m| m.order).map(|m| m.id.clone());
+        }
+        self.set_state(GroupState::CompletingRebalance, Some(now_ms));
+        let ids: Vec<String> = self.members.keys().cloned().collect();
+        for id in ids {
+            let leader = self.is_leader(&id);
+            let result = self.join_result(&id, leader);
+            let member = self.members.get_mut(&id).expect("listed");
+            member.last_heartbeat = now;
+            if let Some(w) = member.join_waiter.take() {
+                let _ = w.send(Ok(result));
+            }
+        }
+    }
+
+    /// Each member votes for its most preferred protocol that every member supports.
+    fn select_protocol(&self) -> String {
+        let mut members: Vec<&Member> = self.members.values().collect();
+        members.sort_by_key(|m| m.order);
+        let common = |name: &str| {
+            members
+                .iter()
+                .all(|m| m.protocols.iter().any(|(n, _)| n == name))
+        };
+        let mut votes: Vec<(String, usize)> = Vec::new();
+        for member in &members {
+            if let Some((name, _)) = member.protocols.iter().find(|(n, _)| common(n)) {
+                match votes.iter_mut().find(|(n, _)| n == name) {
+                    Some((_, count)) => *count += 1,
+                    None => votes.push((name.clone(), 1)),
+                }
+            }
+        }
+        // Ties go to the protocol the longest-standing member voted for first.
+        let best = votes.iter().map(|(_, c)| *c).max().unwrap_or(0);
+        votes
+            .into_iter()
+            .find(|(_, c)| *c == best)
+            .map(|(n, _)| n)
+            .unwrap_or_default()
+    }
+
+    fn join_result(&self, member_id: &str, with_members: bool) -> JoinResult {
+        let protocol = self.protocol.clone().unwrap_or_default();
+        let members = if with_members {
+            let mut all: Vec<&Member> = self.members.values().collect();
+            all.sort_by_key(|m| m.order);
+            all.into_iter()
+                .map(|m| JoinedMember {
+                    member_id: m.id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    metadata: m.metadata(&protocol),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        JoinResult {
+            generation: self.generation,
+            protocol_type: self.protocol_type.clone().unwrap_or_default(),
+            protocol,
+            leader: self.leader.clone().unwrap_or_default(),
+            member_id: member_id.to_owned(),
+            skip_assignment: with_members && self.state == GroupState::Stable,
+            members,
+        }
+    }
+
+    fn sync_result(&self, member_id: &str) -> SyncResult {
+        SyncResult {
+            protocol_type: self.protocol_type.clone().unwrap_or_default(),
+            protocol: self.protocol.clone().unwrap_or_default(),
+            assignment: self.members.get(member_id).map(|m| m.assignment.clone()).unwrap_or_default(),
+        }
+    }
+
+    fn set_state(&mut self, state: GroupState, now_ms: Option<i64>) {
+        self.state = state;
+        if let Some(ms) = now_ms {
+            self.state_timestamp = ms;
+        }
+    }
+}
+
+/// Builds a member restored from the offsets log.
+#[allow(clippy::too_many_arguments)]
+pub fn restored_member(
+    id: String,
+    instance_id: Option<String>,
+    client_id: String,
+    client_host: String,
+    session_timeout: Duration,
+    rebalance_timeout: Duration,
+    protocol_type: String,
+    protocols: Vec<(String, Bytes)>,
+    assignment: Bytes,
+    now: Instant,
+) -> Member {
+    Member {
+        id,
+        instance_id,
+        client_id,
+        client_host,
+        session_timeout,
+        rebalance_timeout,
+        protocol_type,
+        protocols,
+        assignment,
+        last_heartbeat: now,
+        order: 0,
+        join_waiter: None,
+        sync_waiter: None,
+    }
+}

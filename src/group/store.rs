@@ -1,0 +1,315 @@
+//! Group state on disk: the internal topic `__consumer_offsets`, written and replayed
+//! through the ordinary partition logs.
+//!
+//! A group lives in partition `abs(java_hash(group_id)) % partitions`, as in Kafka, so its
+//! records keep their order. Each record is a key/value pair in a RecordBatch v2:
+//!
+//! - key: `i16` big-endian key version, then a compact JSON object.
+//!   - version 1, an offset: `{"g": group, "t": topic, "p": partition}`.
+//!   - version 2, group metadata: `{"g": group}`.
+//! - value: `i16` big-endian value version (`1`), then JSON: a [`CommittedOffset`] for
+//!   version-1 keys, a [`GroupRecord`] for version-2 keys. A null value is a tombstone:
+//!   the offset, or the group's membership, is deleted.
+//!
+//! Replay applies records in log order; the last value of a key wins. Batches are checked by
+//! the storage layer's CRC like every other partition's.
+
+use std::sync::{Arc, OnceLock};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use serde::{Deserialize, Serialize};
+
+use super::state::CommittedOffset;
+use crate::error::{BrokerError, Result};
+use crate::topics::{Partition, TopicRegistry};
+
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+const OFFSET_KEY: i16 = 1;
+const GROUP_KEY: i16 = 2;
+const VALUE_VERSION: i16 = 1;
+/// How much of the log one replay read takes.
+const REPLAY_CHUNK: usize = 1024 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OffsetKey {
+    pub g: String,
+    pub t: String,
+    pub p: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct GroupKey {
+    g: String,
+}
+
+/// A group's membership after a completed rebalance (or its emptiness), enough to let
+/// members carry on after a restart without rebalancing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupRecord {
+    pub protocol_type: Option<String>,
+    pub generation: i32,
+    pub protocol: Option<String>,
+    pub leader: Option<String>,
+    pub state_timestamp: i64,
+    pub members: Vec<MemberRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemberRecord {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub session_timeout_ms: u64,
+    pub rebalance_timeout_ms: u64,
+    /// The member's metadata for the group's protocol.
+    pub subscription: Vec<u8>,
+    pub assignment: Vec<u8>,
+}
+
+/// One record to write: a key and a value, or a tombstone.
+pub enum Entry {
+    Offset(OffsetKey, Option<CommittedOffset>),
+    Group(String, Option<GroupRecord>),
+}
+
+/// One record read back.
+pub enum Replayed {
+    Offset(OffsetKey, Option<CommittedOffset>),
+    Group(String, Option<GroupRecord>),
+}
+
+/// The offsets topic: its partitions once it exists, and how to create it.
+pub struct OffsetsStore {
+    topics: Arc<TopicRegistry>,
+    num_partitions: i32,
+    partitions: OnceLock<Vec<Arc<Partition>>>,
+}
+
+impl OffsetsStore {
+    pub fn new(topics: Arc<TopicRegistry>, num_partitions: i32) -> OffsetsStore {
+        let partitions = OnceLock::new();
+        if let Some(topic) = topics.get(OFFSETS_TOPIC) {
+            let _ = partitions.set(topic.partitions.clone());
+        }
+        OffsetsStore {
+            topics,
+            num_partitions,
+            partitions,
+        }
+    }
+
+    /// The topic's partitions, creating the topic on first use.
+    fn partitions(&self) -> Result<&[Arc<Partition>]> {
+        if let Some(partitions) = self.partitions.get() {
+            return Ok(partitions);
+        }
+        // No compaction yet, so time and size retention must never delete live offsets.
+        let configs = [("retention.ms", "-1"), ("retention.bytes", "-1")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let topic = match self.topics.create(OFFSETS_TOPIC, self.num_partitions, configs, false) {
+            Ok(topic) => topic,
+            Err(BrokerError::TopicAlreadyExists(_)) => {
+                self.topics.get(OFFSETS_TOPIC).ok_or(BrokerError::CoordinatorNotAvailable)?
+            }
+            Err(err) => return Err(err),
+        };
+        Ok(self.partitions.get_or_init(|| topic.partitions.clone()))
+    }
+
+    /// Appends `entries` of one group as one batch; returns once the log has them.
+    pub fn append(&self, group: &str, entries: &[Entry], now_ms: i64) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let records = entries
+            .iter()
+            .enumerate()
+            .map(|(i, entry)| encode_entry(entry, i as i64, now_ms))
+            .collect::<Result<Vec<_>>>()?;
+        let mut buf = BytesMut::new();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        };
+        RecordBatchEncoder::encode(&mut buf, &records, &options)
+            .map_err(|e| BrokerError::InvalidRecord(format!("cannot encode offsets batch: {e}")))?;
+        let partitions = self.partitions()?;
+        partitions[partition_for(group, partitions.len())].append(buf.freeze(), now_ms)?;
+        Ok(())
+    }
+
+    /// Every record of every partition, in log order per partition.
+    pub fn replay(&self, mut apply: impl FnMut(Replayed)) -> Result<usize> {
+        let mut count = 0;
+        let Some(partitions) = self.partitions.get() else { return Ok(0) };
+        for partition in partitions {
+            let mut offset = partition.offsets()?.log_start;
+            loop {
+                let read = partition.read(offset, REPLAY_CHUNK)?;
+                if read.records.is_empty() {
+                    break;
+                }
+                let mut bytes = read.records;
+                let sets = RecordBatchDecoder::decode_all(&mut bytes)
+                    .map_err(|e| BrokerError::InvalidRecord(format!("cannot decode offsets batch: {e}")))?;
+                let mut next = offset;
+                for record in sets.into_iter().flat_map(|s| s.records) {
+                    next = next.max(record.offset + 1);
+                    if record.offset < offset {
+                        continue;
+                    }
+                    match decode_entry(&record) {
+                        Ok(Some(entry)) => {
+                            apply(entry);
+                            count += 1;
+                        }
+                        Ok(None) => {}
+                        Err(err) => tracing::warn!(offset = record.offset, "skipping offsets record: {err}"),
+                    }
+                }
+                if next == offset {
+                    break;
+                }
+                offset = next;
+            }
+        }
+        Ok(count)
+    }
+
+}
+
+/// Kafka's `Utils.abs(groupId.hashCode()) % partitions`, so groups land where Kafka puts them.
+pub fn partition_for(group: &str, partitions: usize) -> usize {
+    let hash = group
+        .encode_utf16()
+        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)));
+    ((hash & 0x7fff_ffff) as usize) % partitions.max(1)
+}
+
+fn versioned_json(version: i16, body: &impl Serialize) -> Result<Bytes> {
+    let mut buf = BytesMut::new();
+    buf.put_i16(version);
+    serde_json::to_writer((&mut buf).writer(), body)
+        .map_err(|e| BrokerError::InvalidRecord(format!("cannot encode offsets record: {e}")))?;
+    Ok(buf.freeze())
+}
+
+fn encode_entry(entry: &Entry, offset: i64, now_ms: i64) -> Result<Record> {
+    let (key, value) = match entry {
+        Entry::Offset(key, value) => (
+            versioned_json(OFFSET_KEY, key)?,
+            value.as_ref().map(|v| versioned_json(VALUE_VERSION, v)).transpose()?,
+        ),
+        Entry::Group(group, value) => (
+            versioned_json(GROUP_KEY, &GroupKey { g: group.clone() })?,
+            value.as_ref().map(|v| versioned_json(VALUE_VERSION, v)).transpose()?,
+        ),
+    };
+    Ok(Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: -1,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset,
+        sequence: -1,
+        timestamp: now_ms,
+        key: Some(key),
+        value,
+        headers: Default::default(),
+    })
+}
+
+fn split_version(bytes: &Bytes) -> std::result::Result<(i16, &[u8]), String> {
+    if bytes.len() < 2 {
+        return Err("record shorter than its version".into());
+    }
+    Ok((i16::from_be_bytes([bytes[0], bytes[1]]), &bytes[2..]))
+}
+
+fn decode_entry(record: &Record) -> std::result::Result<Option<Replayed>, String> {
+    let Some(key) = &record.key else { return Ok(None) };
+    let (key_version, key_json) = split_version(key)?;
+    let value = match &record.value {
+        Some(v) => {
+            let (version, json) = split_version(v)?;
+            if version != VALUE_VERSION {
+                return Err(format!("unknown value version {version}"));
+            }
+            Some(json)
+        }
+        None => None,
+    };
+    let json_err = |e: serde_json::Error| e.to_string();
+    match key_version {
+        OFFSET_KEY => {
+            let key: OffsetKey = serde_json::from_slice(key_json).map_err(json_err)?;
+            let value = value.map(serde_json::from_slice).transpose().map_err(json_err)?;
+            Ok(Some(Replayed::Offset(key, value)))
+        }
+        GROUP_KEY => {
+            let key: GroupKey = serde_json::from_slice(key_json).map_err(json_err)?;
+            let value = value.map(serde_json::from_slice).transpose().map_err(json_err)?;
+            Ok(Some(Replayed::Group(key.g, value)))
+        }
+        other => Err(format!("unknown key version {other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_land_where_kafka_puts_them() {
+        // Java's String.hashCode: h = 31 * h + char, wrapping.
+        let java_hash = |s: &str| s.encode_utf16().fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(c as i32));
+        assert_eq!(java_hash("a"), 97);
+        assert_eq!(java_hash("ab"), 97 * 31 + 98);
+        assert_eq!(partition_for("a", 50), 97 % 50);
+        assert_eq!(partition_for("anything", 1), 0);
+        // A hash that wraps negative still lands in range: Kafka masks the sign bit.
+        let long = "a-group-name-long-enough-to-overflow";
+        assert!(java_hash(long) < 0 || java_hash(long) > 0);
+        assert_eq!(partition_for(long, 50), ((java_hash(long) & 0x7fff_ffff) % 50) as usize);
+    }
+
+    #[test]
+    fn entries_round_trip_through_a_batch() {
+        let key = OffsetKey {
+            g: "g".into(),
+            t: "t".into(),
+            p: 3,
+        };
+        let value = CommittedOffset {
+            offset: 42,
+            leader_epoch: -1,
+            metadata: Some("m".into()),
+            commit_timestamp: 7,
+            expire_timestamp: None,
+        };
+        let entries = [
+            Entry::Offset(key.clone(), Some(value.clone())),
+            Entry::Offset(key.clone(), None),
+            Entry::Group("g".into(), None),
+        ];
+        let records: Vec<Record> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| encode_entry(e, i as i64, 1).unwrap())
+            .collect();
+        let decoded: Vec<Replayed> = records.iter().map(|r| decode_entry(r).unwrap().unwrap()).collect();
+        assert!(matches!(&decoded[0], Replayed::Offset(k, Some(v)) if *k == key && *v == value));
+        assert!(matches!(&decoded[1], Replayed::Offset(k, None) if *k == key));
+        assert!(matches!(&decoded[2], Replayed::Group(g, None) if g == "g"));
+    }
+}

@@ -1,0 +1,254 @@
+//! Unit tests of the rebalance state machine, driven with explicit time.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use super::state::{Group, GroupSettings, GroupState, JoinOutcome, JoinRequest, SyncOutcome};
+use crate::error::BrokerError;
+
+const NO_DELAY: GroupSettings = GroupSettings {
+    initial_rebalance_delay: Duration::ZERO,
+};
+const SESSION: Duration = Duration::from_secs(10);
+
+fn request(member_id: &str, protocols: &[&str]) -> JoinRequest {
+    JoinRequest {
+        member_id: member_id.to_owned(),
+        instance_id: None,
+        client_id: "c".into(),
+        client_host: "/127.0.0.1".into(),
+        session_timeout: SESSION,
+        rebalance_timeout: Duration::from_secs(30),
+        protocol_type: "consumer".into(),
+        protocols: protocols
+            .iter()
+            .map(|p| (p.to_string(), Bytes::from(format!("meta-{p}"))))
+            .collect(),
+        require_known_member_id: false,
+    }
+}
+
+struct Harness {
+    group: Group,
+    now: Instant,
+    settings: GroupSettings,
+    next_id: u32,
+}
+
+impl Harness {
+    fn new(settings: GroupSettings) -> Harness {
+        Harness {
+            group: Group::new("g", 0),
+            now: Instant::now(),
+            settings,
+            next_id: 0,
+        }
+    }
+
+    fn join(&mut self, req: JoinRequest) -> oneshot::Receiver<JoinOutcome> {
+        let (tx, rx) = oneshot::channel();
+        self.next_id += 1;
+        let id = format!("m{}", self.next_id);
+        self.group.join(req, tx, self.now, 0, &self.settings, id);
+        rx
+    }
+
+    fn sync(&mut self, member: &str, generation: i32, assignments: &[(&str, &str)]) -> oneshot::Receiver<SyncOutcome> {
+        let (tx, rx) = oneshot::channel();
+        let assignments = assignments
+            .iter()
+            .map(|(m, a)| (m.to_string(), Bytes::from(a.to_string())))
+            .collect();
+        self.group.sync(member, None, generation, None, None, assignments, tx);
+        rx
+    }
+
+    fn advance(&mut self, by: Duration) {
+        self.now += by;
+        self.group.tick(self.now, 0, &self.settings);
+    }
+
+    /// Joins a fresh dynamic member and returns its id once the rebalance settles.
+    fn join_alone(&mut self) -> String {
+        let mut rx = self.join(request("", &["range"]));
+        rx.try_recv().expect("answered").expect("joined").member_id
+    }
+}
+
+#[test]
+fn unknown_member_gets_an_id_first_then_joins_as_leader() {
+    let mut h = Harness::new(NO_DELAY);
+    let mut req = request("", &["range"]);
+    req.require_known_member_id = true;
+    let err = h.join(req.clone()).try_recv().unwrap().unwrap_err();
+    assert!(matches!(err.error, BrokerError::MemberIdRequired));
+    assert_eq!(h.group.state, GroupState::Empty);
+    req.member_id = err.member_id.clone();
+    let joined = h.join(req).try_recv().unwrap().unwrap();
+    assert_eq!(joined.member_id, err.member_id);
+    assert_eq!(joined.leader, err.member_id);
+    assert_eq!(joined.generation, 1);
+    assert_eq!(joined.protocol, "range");
+    assert_eq!(joined.members.len(), 1);
+    assert_eq!(h.group.state, GroupState::CompletingRebalance);
+}
+
+#[test]
+fn a_second_member_rebalances_and_the_leader_assigns() {
+    let mut h = Harness::new(NO_DELAY);
+    let a = h.join_alone();
+    h.sync(&a, 1, &[(&a, "all")]).try_recv().unwrap().unwrap();
+    assert_eq!(h.group.state, GroupState::Stable);
+
+    let mut b_join = h.join(request("", &["range"]));
+    assert!(b_join.try_recv().is_err(), "b waits for a to rejoin");
+    assert_eq!(h.group.state, GroupState::PreparingRebalance);
+    assert!(matches!(h.group.heartbeat(&a, None, 1, h.now), Err(BrokerError::RebalanceInProgress)));
+
+    let a_joined = h.join(request(&a, &["range"])).try_recv().unwrap().unwrap();
+    let b_joined = b_join.try_recv().unwrap().unwrap();
+    assert_eq!((a_joined.generation, b_joined.generation), (2, 2));
+    assert_eq!(a_joined.leader, a);
+    assert_eq!(a_joined.members.len(), 2);
+    assert!(b_joined.members.is_empty());
+
+    let b = b_joined.member_id;
+    let mut b_sync = h.sync(&b, 2, &[]);
+    assert!(b_sync.try_recv().is_err(), "follower waits for the leader");
+    assert!(matches!(h.group.heartbeat(&b, None, 1, h.now), Err(BrokerError::IllegalGeneration)));
+    h.sync(&a, 2, &[(&a, "p0"), (&b, "p1")]).try_recv().unwrap().unwrap();
+    assert_eq!(b_sync.try_recv().unwrap().unwrap().assignment, Bytes::from("p1"));
+    assert_eq!(h.group.state, GroupState::Stable);
+    assert!(h.group.take_dirty(), "a completed rebalance is persisted");
+    h.group.heartbeat(&b, None, 2, h.now).unwrap();
+}
+
+#[test]
+fn an_expired_session_removes_the_member_and_rebalances() {
+    let mut h = Harness::new(NO_DELAY);
+    let a = h.join_alone();
+    h.sync(&a, 1, &[]).try_recv().unwrap().unwrap();
+    let mut b_join = h.join(request("", &["range"]));
+    h.join(request(&a, &["range"])).try_recv().unwrap().unwrap();
+    let b = b_join.try_recv().unwrap().unwrap().member_id;
+    h.sync(&a, 2, &[]).try_recv().unwrap().unwrap();
+    h.sync(&b, 2, &[]).try_recv().unwrap().unwrap();
+
+    h.advance(SESSION / 2);
+    h.group.heartbeat(&a, None, 2, h.now).unwrap();
+    h.advance(SESSION / 2 + Duration::from_millis(1));
+    assert!(!h.group.members.contains_key(&b), "b stopped heartbeating");
+    assert_eq!(h.group.state, GroupState::PreparingRebalance);
+    assert!(matches!(h.group.heartbeat(&b, None, 2, h.now), Err(BrokerError::UnknownMemberId)));
+    let rejoined = h.join(request(&a, &["range"])).try_recv().unwrap().unwrap();
+    assert_eq!(rejoined.generation, 3);
+    assert_eq!(rejoined.members.len(), 1);
+}
+
+#[test]
+fn members_that_do_not_rejoin_in_time_are_dropped() {
+    let mut h = Harness::new(NO_DELAY);
+    let a = h.join_alone();
+    h.sync(&a, 1, &[]).try_recv().unwrap().unwrap();
+    let mut b_join = h.join(request("", &["range"]));
+    // a keeps heartbeating but never rejoins; the rebalance timeout (30 s) ends the wait.
+    for _ in 0..4 {
+        h.advance(Duration::from_secs(8));
+        let _ = h.group.heartbeat(&a, None, 1, h.now);
+    }
+    let b = b_join.try_recv().unwrap().unwrap();
+    assert_eq!(b.leader, b.member_id);
+    assert!(!h.group.members.contains_key(&a));
+}
+
+#[test]
+fn leaving_during_sync_restarts_the_rebalance() {
+    let mut h = Harness::new(NO_DELAY);
+    let a = h.join_alone();
+    h.sync(&a, 1, &[]).try_recv().unwrap().unwrap();
+    let mut b_join = h.join(request("", &["range"]));
+    h.join(request(&a, &["range"])).try_recv().unwrap().unwrap();
+    let b = b_join.try_recv().unwrap().unwrap().member_id;
+    let mut b_sync = h.sync(&b, 2, &[]);
+    h.group.leave(&a, None, h.now, 0, &h.settings).unwrap();
+    assert!(matches!(b_sync.try_recv().unwrap(), Err(BrokerError::RebalanceInProgress)));
+    assert!(matches!(h.group.leave(&a, None, h.now, 0, &h.settings), Err(BrokerError::UnknownMemberId)));
+    h.group.leave(&b, None, h.now, 0, &h.settings).unwrap();
+    assert_eq!(h.group.state, GroupState::Empty);
+    assert!(h.group.take_dirty());
+}
+
+#[test]
+fn a_static_member_replaces_its_old_self_without_rebalancing() {
+    let mut h = Harness::new(NO_DELAY);
+    let mut req = request("", &["range"]);
+    req.instance_id = Some("i1".into());
+    let first = h.join(req.clone()).try_recv().unwrap().unwrap();
+    h.sync(&first.member_id, 1, &[(&first.member_id, "mine")]).try_recv().unwrap().unwrap();
+
+    let second = h.join(req).try_recv().unwrap().unwrap();
+    assert_ne!(second.member_id, first.member_id);
+    assert_eq!(second.generation, 1, "no rebalance");
+    assert_eq!(h.group.state, GroupState::Stable);
+    assert!(matches!(
+        h.group.heartbeat(&first.member_id, Some("i1"), 1, h.now),
+        Err(BrokerError::FencedInstanceId)
+    ));
+    let (tx, mut rx) = oneshot::channel();
+    h.group.sync(&second.member_id, Some("i1"), 1, None, None, vec![], tx);
+    assert_eq!(rx.try_recv().unwrap().unwrap().assignment, Bytes::from("mine"));
+    assert!(matches!(
+        h.group.leave(&first.member_id, Some("i1"), h.now, 0, &h.settings),
+        Err(BrokerError::FencedInstanceId)
+    ));
+    h.group.leave("", Some("i1"), h.now, 0, &h.settings).unwrap();
+    assert_eq!(h.group.state, GroupState::Empty);
+}
+
+#[test]
+fn the_protocol_every_member_supports_wins_the_vote() {
+    let mut h = Harness::new(GroupSettings {
+        initial_rebalance_delay: Duration::from_millis(100),
+    });
+    let mut a = h.join(request("", &["range", "roundrobin"]));
+    let mut b = h.join(request("", &["roundrobin", "range"]));
+    let mut c = h.join(request("", &["roundrobin"]));
+    let mut d = h.join(request("", &["sticky"]));
+    assert!(matches!(d.try_recv().unwrap().unwrap_err().error, BrokerError::InconsistentGroupProtocol));
+    assert!(a.try_recv().is_err(), "the initial delay holds the first rebalance");
+    h.advance(Duration::from_millis(100));
+    let a = a.try_recv().unwrap().unwrap();
+    assert_eq!(a.protocol, "roundrobin");
+    assert_eq!(a.members.len(), 3);
+    assert_eq!(b.try_recv().unwrap().unwrap().leader, a.member_id);
+    assert_eq!(c.try_recv().unwrap().unwrap().generation, 1);
+}
+
+#[test]
+fn offsets_commits_are_fenced_by_generation_and_membership() {
+    let mut h = Harness::new(NO_DELAY);
+    // A group without members takes simple commits.
+    h.group.validate_commit("", None, -1).unwrap();
+    let a = h.join_alone();
+    assert!(matches!(h.group.validate_commit(&a, None, 1), Err(BrokerError::RebalanceInProgress)));
+    h.sync(&a, 1, &[]).try_recv().unwrap().unwrap();
+    h.group.validate_commit(&a, None, 1).unwrap();
+    assert!(matches!(h.group.validate_commit(&a, None, 0), Err(BrokerError::IllegalGeneration)));
+    assert!(matches!(h.group.validate_commit("", None, -1), Err(BrokerError::UnknownMemberId)));
+    assert!(matches!(h.group.validate_commit("x", None, 1), Err(BrokerError::UnknownMemberId)));
+}
+
+#[test]
+fn pending_member_ids_lapse_after_the_session_timeout() {
+    let mut h = Harness::new(NO_DELAY);
+    let mut req = request("", &["range"]);
+    req.require_known_member_id = true;
+    let id = h.join(req.clone()).try_recv().unwrap().unwrap_err().member_id;
+    h.advance(SESSION);
+    req.member_id = id;
+    let err = h.join(req).try_recv().unwrap().unwrap_err();
+    assert!(matches!(err.error, BrokerError::UnknownMemberId));
+}

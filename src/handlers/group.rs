@@ -1,0 +1,369 @@
+//! Consumer group APIs: FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
+//! DescribeGroups, ListGroups and DeleteGroups, over [`crate::group::GroupCoordinator`].
+//! Fields a version lacks are left at their defaults, or the encoder refuses the response.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
+use kafka_protocol::messages::leave_group_response::MemberResponse;
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
+use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use tokio::sync::oneshot;
+
+use super::{allowed, authorized_operations, str_bytes};
+use crate::auth::acl::CLUSTER_NAME;
+use crate::auth::{AuthError, Operation, ResourceType};
+use crate::broker::Broker;
+use crate::error::BrokerError;
+use crate::group::state::JoinError;
+use crate::group::{JoinOutcome, JoinRequest};
+use crate::network::Session;
+
+const GROUP_KEY: i8 = 0;
+const TRANSACTION_KEY: i8 = 1;
+
+/// Whether the session may perform `op` on the group (Kafka's GROUP resource).
+fn may(broker: &Broker, session: &Session, op: Operation, group: &str) -> bool {
+    allowed(broker, session, op, ResourceType::Group, group)
+}
+
+fn group_denied() -> BrokerError {
+    AuthError::GroupDenied.into()
+}
+
+pub fn find_coordinator(broker: &Broker, session: &Session, req: FindCoordinatorRequest, version: i16) -> FindCoordinatorResponse {
+    // Like Metadata: the address of the listener the client came through.
+    let (host, port) = &session.listener.advertised;
+    // Finding a coordinator needs DESCRIBE on the group or transactional id, as in Kafka.
+    let answer = |key_type: i8, key: &str| -> Result<(), BrokerError> {
+        match key_type {
+            GROUP_KEY if !may(broker, session, Operation::Describe, key) => Err(group_denied()),
+            GROUP_KEY => Ok(()),
+            TRANSACTION_KEY if !allowed(broker, session, Operation::Describe, ResourceType::TransactionalId, key) => {
+                Err(AuthError::TransactionalIdDenied.into())
+            }
+            // Transactions are not implemented: no broker coordinates them.
+            TRANSACTION_KEY => Err(BrokerError::CoordinatorNotAvailable),
+            other => Err(BrokerError::InvalidRequest(format!("unknown coordinator key type {other}"))),
+        }
+    };
+    let key_type = if version >= 1 { req.key_type } else { GROUP_KEY };
+    if version >= 4 {
+        let coordinators = req
+            .coordinator_keys
+            .into_iter()
+            .map(|key| {
+                let result = answer(key_type, &key);
+                let base = Coordinator::default().with_key(key);
+                match result {
+                    Ok(()) => base
+                        .with_node_id(BrokerId(broker.node_id()))
+                        .with_host(str_bytes(host.clone()))
+                        .with_port(*port),
+                    Err(err) => base
+                        .with_node_id(BrokerId(-1))
+                        .with_port(-1)
+                        .with_error_code(err.code())
+                        .with_error_message(err.message().map(str_bytes)),
+                }
+            })
+            .collect();
+        return FindCoordinatorResponse::default().with_coordinators(coordinators);
+    }
+    // v0 has no error message; its default (an empty string) must stay untouched there.
+    let response = match answer(key_type, &req.key) {
+        Ok(()) => FindCoordinatorResponse::default()
+            .with_node_id(BrokerId(broker.node_id()))
+            .with_host(str_bytes(host.clone()))
+            .with_port(*port),
+        Err(err) => {
+            let response = FindCoordinatorResponse::default()
+                .with_error_code(err.code())
+                .with_node_id(BrokerId(-1))
+                .with_port(-1);
+            if version >= 1 {
+                return response.with_error_message(err.message().map(str_bytes));
+            }
+            response
+        }
+    };
+    if version >= 1 {
+        response.with_error_message(None)
+    } else {
+        response
+    }
+}
+
+pub async fn join(
+    broker: &Broker,
+    session: &Session,
+    req: JoinGroupRequest,
+    version: i16,
+    client_id: &str,
+    peer: SocketAddr,
+) -> JoinGroupResponse {
+    if !may(broker, session, Operation::Read, &req.group_id) {
+        return JoinGroupResponse::default()
+            .with_error_code(group_denied().code())
+            .with_generation_id(-1)
+            .with_protocol_name(if version >= 7 { None } else { Some(StrBytes::default()) })
+            .with_member_id(req.member_id);
+    }
+    let session_timeout = Duration::from_millis(req.session_timeout_ms.max(0) as u64);
+    // v0 had no rebalance timeout: the session timeout bounded the rebalance too.
+    let rebalance_timeout = if version == 0 {
+        session_timeout
+    } else {
+        Duration::from_millis(req.rebalance_timeout_ms.max(0) as u64)
+    };
+    let join = JoinRequest {
+        member_id: req.member_id.to_string(),
+        instance_id: req.group_instance_id.as_ref().map(|s| s.to_string()),
+        client_id: client_id.to_owned(),
+        client_host: format!("/{}", peer.ip()),
+        session_timeout,
+        rebalance_timeout,
+        protocol_type: req.protocol_type.to_string(),
+        protocols: req
+            .protocols
+            .into_iter()
+            .map(|p| (p.name.to_string(), p.metadata))
+            .collect(),
+        require_known_member_id: version >= 4,
+    };
+    let (tx, rx) = oneshot::channel();
+    let outcome: JoinOutcome = match broker.groups.join(&req.group_id, join, tx) {
+        Ok(()) => rx.await.unwrap_or_else(|_| {
+            Err(JoinError {
+                error: BrokerError::UnknownMemberId,
+                member_id: req.member_id.to_string(),
+            })
+        }),
+        Err(error) => Err(JoinError {
+            error,
+            member_id: req.member_id.to_string(),
+        }),
+    };
+    match outcome {
+        Ok(result) => JoinGroupResponse::default()
+            .with_generation_id(result.generation)
+            .with_protocol_type((version >= 7).then(|| str_bytes(result.protocol_type)))
+            .with_protocol_name(Some(str_bytes(result.protocol)))
+            .with_leader(str_bytes(result.leader))
+            .with_skip_assignment(version >= 9 && result.skip_assignment)
+            .with_member_id(str_bytes(result.member_id))
+            .with_members(
+                result
+                    .members
+                    .into_iter()
+                    .map(|m| {
+                        JoinGroupResponseMember::default()
+                            .with_member_id(str_bytes(m.member_id))
+                            .with_group_instance_id(if version >= 5 { m.instance_id.map(str_bytes) } else { None })
+                            .with_metadata(m.metadata)
+                    })
+                    .collect(),
+            ),
+        Err(err) => JoinGroupResponse::default()
+            .with_error_code(err.error.code())
+            .with_generation_id(-1)
+            .with_protocol_name(if version >= 7 { None } else { Some(StrBytes::default()) })
+            .with_member_id(str_bytes(err.member_id)),
+    }
+}
+
+pub async fn sync(broker: &Broker, session: &Session, req: SyncGroupRequest, version: i16) -> SyncGroupResponse {
+    if !may(broker, session, Operation::Read, &req.group_id) {
+        return SyncGroupResponse::default().with_error_code(group_denied().code());
+    }
+    let (tx, rx) = oneshot::channel();
+    let assignments = req
+        .assignments
+        .into_iter()
+        .map(|a| (a.member_id.to_string(), a.assignment))
+        .collect();
+    let started = broker.groups.sync(
+        &req.group_id,
+        &req.member_id,
+        req.group_instance_id.as_deref(),
+        req.generation_id,
+        req.protocol_type.as_deref(),
+        req.protocol_name.as_deref(),
+        assignments,
+        tx,
+    );
+    let outcome = match started {
+        Ok(()) => rx.await.unwrap_or(Err(BrokerError::UnknownMemberId)),
+        Err(err) => Err(err),
+    };
+    match outcome {
+        Ok(result) => {
+            let response = SyncGroupResponse::default().with_assignment(result.assignment);
+            if version >= 5 {
+                response
+                    .with_protocol_type(Some(str_bytes(result.protocol_type)))
+                    .with_protocol_name(Some(str_bytes(result.protocol)))
+            } else {
+                response
+            }
+        }
+        Err(err) => SyncGroupResponse::default().with_error_code(err.code()),
+    }
+}
+
+pub fn heartbeat(broker: &Broker, session: &Session, req: HeartbeatRequest) -> HeartbeatResponse {
+    if !may(broker, session, Operation::Read, &req.group_id) {
+        return HeartbeatResponse::default().with_error_code(group_denied().code());
+    }
+    let result = broker.groups.heartbeat(
+        &req.group_id,
+        &req.member_id,
+        req.group_instance_id.as_deref(),
+        req.generation_id,
+    );
+    HeartbeatResponse::default().with_error_code(result.err().map_or(0, |e| e.code()))
+}
+
+pub fn leave(broker: &Broker, session: &Session, req: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
+    if !may(broker, session, Operation::Read, &req.group_id) {
+        return LeaveGroupResponse::default().with_error_code(group_denied().code());
+    }
+    // v3 batched the leaving members (KIP-345); before it one member left by its id.
+    let members: Vec<(String, Option<String>)> = if version >= 3 {
+        req.members
+            .iter()
+            .map(|m| (m.member_id.to_string(), m.group_instance_id.as_ref().map(|s| s.to_string())))
+            .collect()
+    } else {
+        vec![(req.member_id.to_string(), None)]
+    };
+    let results = match broker.groups.leave(&req.group_id, &members) {
+        Ok(results) => results,
+        // An unknown group knows none of the members.
+        Err(BrokerError::UnknownMemberId) => members.iter().map(|_| Err(BrokerError::UnknownMemberId)).collect(),
+        Err(err) => return LeaveGroupResponse::default().with_error_code(err.code()),
+    };
+    if version < 3 {
+        let code = results.into_iter().next().and_then(|r| r.err()).map_or(0, |e| e.code());
+        return LeaveGroupResponse::default().with_error_code(code);
+    }
+    LeaveGroupResponse::default().with_members(
+        members
+            .into_iter()
+            .zip(results)
+            .map(|((member_id, instance_id), result)| {
+                MemberResponse::default()
+                    .with_member_id(str_bytes(member_id))
+                    .with_group_instance_id(instance_id.map(str_bytes))
+                    .with_error_code(result.err().map_or(0, |e| e.code()))
+            })
+            .collect(),
+    )
+}
+
+pub fn describe(broker: &Broker, session: &Session, req: DescribeGroupsRequest, version: i16) -> DescribeGroupsResponse {
+    let want_operations = version >= 3 && req.include_authorized_operations;
+    let groups = req
+        .groups
+        .into_iter()
+        .map(|group_id| {
+            let operations = authorized_operations(broker, session, want_operations, ResourceType::Group, &group_id);
+            let base = DescribedGroup::default()
+                .with_group_id(group_id.clone())
+                .with_authorized_operations(operations);
+            let summary = if !may(broker, session, Operation::Describe, &group_id) {
+                Err(group_denied())
+            } else if group_id.is_empty() {
+                Err(BrokerError::InvalidGroupId)
+            } else {
+                broker.groups.describe(&group_id)
+            };
+            match summary {
+                Ok(Some(group)) => base
+                    .with_group_state(str_bytes(group.state.name()))
+                    .with_protocol_type(str_bytes(group.protocol_type))
+                    .with_protocol_data(str_bytes(group.protocol))
+                    .with_members(
+                        group
+                            .members
+                            .into_iter()
+                            .map(|m| {
+                                DescribedGroupMember::default()
+                                    .with_member_id(str_bytes(m.member_id))
+                                    .with_group_instance_id(if version >= 4 { m.instance_id.map(str_bytes) } else { None })
+                                    .with_client_id(str_bytes(m.client_id))
+                                    .with_client_host(str_bytes(m.client_host))
+                                    .with_member_metadata(m.metadata)
+                                    .with_member_assignment(m.assignment)
+                            })
+                            .collect(),
+                    ),
+                // v6 reports a missing group as an error (KIP-1043); before, as a Dead group.
+                Ok(None) if version >= 6 => base
+                    .with_group_state(str_bytes("Dead"))
+                    .with_error_code(BrokerError::GroupIdNotFound.code())
+                    .with_error_message(Some(str_bytes(format!("Group {} not found.", group_id.as_str())))),
+                Ok(None) => base.with_group_state(str_bytes("Dead")),
+                Err(err) => base
+                    .with_error_code(err.code())
+                    .with_error_message(if version >= 6 { err.message().map(str_bytes) } else { None }),
+            }
+        })
+        .collect();
+    DescribeGroupsResponse::default().with_groups(groups)
+}
+
+pub fn list(broker: &Broker, session: &Session, req: ListGroupsRequest, version: i16) -> ListGroupsResponse {
+    // DESCRIBE on the cluster lists every group; otherwise those the client may describe.
+    let sees_all = allowed(broker, session, Operation::Describe, ResourceType::Cluster, CLUSTER_NAME);
+    let groups = match broker.groups.list() {
+        Ok(groups) => groups,
+        Err(err) => return ListGroupsResponse::default().with_error_code(err.code()),
+    };
+    let states: Vec<String> = req.states_filter.iter().map(|s| s.to_lowercase()).collect();
+    let types: Vec<String> = req.types_filter.iter().map(|s| s.to_lowercase()).collect();
+    let listed = groups
+        .into_iter()
+        .filter(|(id, _, _)| sees_all || may(broker, session, Operation::Describe, id))
+        .filter(|(_, _, state)| states.is_empty() || states.contains(&state.name().to_lowercase()))
+        // Every samsa group is a classic group (no KIP-848 consumer groups).
+        .filter(|_| types.is_empty() || types.iter().any(|t| t == "classic"))
+        .map(|(id, protocol_type, state)| {
+            let group = ListedGroup::default()
+                .with_group_id(GroupId(str_bytes(id)))
+                .with_protocol_type(str_bytes(protocol_type));
+            let group = if version >= 4 { group.with_group_state(str_bytes(state.name())) } else { group };
+            if version >= 5 {
+                group.with_group_type(str_bytes("classic"))
+            } else {
+                group
+            }
+        })
+        .collect();
+    ListGroupsResponse::default().with_groups(listed)
+}
+
+pub fn delete(broker: &Broker, session: &Session, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
+    let results = req
+        .groups_names
+        .into_iter()
+        .map(|group_id| {
+            let result = if !may(broker, session, Operation::Delete, &group_id) {
+                Err(group_denied())
+            } else if group_id.is_empty() {
+                Err(BrokerError::InvalidGroupId)
+            } else {
+                broker.groups.delete(&group_id)
+            };
+            DeletableGroupResult::default()
+                .with_group_id(group_id)
+                .with_error_code(result.err().map_or(0, |e| e.code()))
+        })
+        .collect();
+    DeleteGroupsResponse::default().with_results(results)
+}

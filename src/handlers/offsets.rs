@@ -1,0 +1,340 @@
+//! Committed offsets: OffsetCommit, OffsetFetch (one group, or several from v8) and
+//! OffsetDelete, over [`crate::group::GroupCoordinator`].
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
+use kafka_protocol::messages::offset_delete_response::{OffsetDeleteResponsePartition, OffsetDeleteResponseTopic};
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions, OffsetFetchResponseTopic,
+    OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::*;
+
+use super::{allowed, str_bytes};
+use crate::auth::{AuthError, Operation, ResourceType};
+use crate::broker::{now_ms, Broker};
+use crate::error::BrokerError;
+use crate::group::{CommittedOffset, FetchedOffset};
+use crate::network::Session;
+
+fn may_group(broker: &Broker, session: &Session, op: Operation, group: &str) -> bool {
+    allowed(broker, session, op, ResourceType::Group, group)
+}
+
+fn may_topic(broker: &Broker, session: &Session, op: Operation, topic: &str) -> bool {
+    allowed(broker, session, op, ResourceType::Topic, topic)
+}
+
+/// OffsetFetch v8 asks for several groups at once.
+const FIRST_MULTI_GROUP_FETCH: i16 = 8;
+
+fn partition_exists(broker: &Broker, topic: &str, partition: i32) -> bool {
+    broker.topics.get(topic).is_some_and(|t| t.partition(partition).is_some())
+}
+
+/// Committing needs READ on the group and on each topic, as in Kafka.
+pub fn commit(broker: &Broker, session: &Session, req: OffsetCommitRequest, version: i16) -> OffsetCommitResponse {
+    let group_denied = !may_group(broker, session, Operation::Read, &req.group_id);
+    let now = now_ms();
+    // v2-4 let the client choose how long the offsets live; -1 means the broker's retention.
+    let expire_timestamp = (version <= 4 && req.retention_time_ms >= 0).then(|| now + req.retention_time_ms);
+    let max_metadata = broker.config.offset_metadata_max_bytes;
+    let mut errors: BTreeMap<(String, i32), BrokerError> = BTreeMap::new();
+    let mut valid = Vec::new();
+    for topic in &req.topics {
+        for p in &topic.partitions {
+            let key = (topic.name.to_string(), p.partition_index);
+            let metadata = p.committed_metadata.as_ref().map_or(String::new(), |m| m.to_string());
+            if group_denied {
+                errors.insert(key, AuthError::GroupDenied.into());
+            } else if !may_topic(broker, session, Operation::Read, &topic.name) {
+                errors.insert(key, AuthError::TopicDenied.into());
+            } else if !partition_exists(broker, &topic.name, p.partition_index) {
+                errors.insert(key, BrokerError::UnknownTopicOrPartition);
+            } else if metadata.len() > max_metadata {
+                errors.insert(key, BrokerError::OffsetMetadataTooLarge);
+            } else {
+                valid.push((
+                    key.0,
+                    key.1,
+                    CommittedOffset {
+                        offset: p.committed_offset,
+                        leader_epoch: p.committed_leader_epoch,
+                        metadata: Some(metadata),
+                        commit_timestamp: now,
+                        expire_timestamp,
+                    },
+                ));
+            }
+        }
+    }
+    let group_error = if valid.is_empty() {
+        None
+    } else {
+        broker
+            .groups
+            .commit(
+                &req.group_id,
+                &req.member_id,
+                req.group_instance_id.as_deref(),
+                req.generation_id_or_member_epoch,
+                valid,
+            )
+            .err()
+    };
+    let topics = req
+        .topics
+        .iter()
+        .map(|topic| {
+            OffsetCommitResponseTopic::default()
+                .with_name(topic.name.clone())
+                .with_partitions(
+                    topic
+                        .partitions
+                        .iter()
+                        .map(|p| {
+                            let own = errors.get(&(topic.name.to_string(), p.partition_index));
+                            let code = own.or(group_error.as_ref()).map_or(0, |e| e.code());
+                            OffsetCommitResponsePartition::default()
+                                .with_partition_index(p.partition_index)
+                                .with_error_code(code)
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    OffsetCommitResponse::default().with_topics(topics)
+}
+
+/// The partitions asked for, by topic; `None` asks for everything the group committed.
+type Wanted = Option<Vec<(String, Vec<i32>)>>;
+
+/// A group's committed offsets by topic. Needs DESCRIBE on the group; topics the client
+/// may not describe are left out of "everything", and named ones come back in the second
+/// list, to be answered TOPIC_AUTHORIZATION_FAILED.
+#[allow(clippy::type_complexity)]
+fn fetch_group(
+    broker: &Broker,
+    session: &Session,
+    group_id: &str,
+    wanted: Wanted,
+) -> Result<(BTreeMap<String, Vec<FetchedOffset>>, Vec<(String, Vec<i32>)>), BrokerError> {
+    if !may_group(broker, session, Operation::Describe, group_id) {
+        return Err(AuthError::GroupDenied.into());
+    }
+    let may_describe = |topic: &str| may_topic(broker, session, Operation::Describe, topic);
+    let (wanted, denied) = match wanted {
+        Some(topics) => {
+            let (ok, denied): (Vec<_>, Vec<_>) = topics.into_iter().partition(|(t, _)| may_describe(t));
+            (Some(ok), denied)
+        }
+        None => (None, Vec::new()),
+    };
+    let fetched = if wanted.as_ref().is_some_and(|w| w.is_empty()) {
+        Vec::new()
+    } else {
+        broker.groups.fetch(group_id, wanted)?
+    };
+    let mut by_topic: BTreeMap<String, Vec<FetchedOffset>> = BTreeMap::new();
+    for entry in fetched.into_iter().filter(|e| may_describe(&e.0)) {
+        by_topic.entry(entry.0.clone()).or_default().push(entry);
+    }
+    Ok((by_topic, denied))
+}
+
+fn committed_fields(offset: &Option<CommittedOffset>) -> (i64, i32, String) {
+    match offset {
+        Some(o) => (o.offset, o.leader_epoch, o.metadata.clone().unwrap_or_default()),
+        None => (-1, -1, String::new()),
+    }
+}
+
+pub fn fetch(broker: &Broker, session: &Session, req: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
+    let topic_denied = BrokerError::from(AuthError::TopicDenied).code();
+    if version >= FIRST_MULTI_GROUP_FETCH {
+        let groups = req
+            .groups
+            .into_iter()
+            .map(|g| {
+                let wanted = g.topics.map(|topics| {
+                    topics
+                        .into_iter()
+                        .map(|t| (t.name.to_string(), t.partition_indexes))
+                        .collect()
+                });
+                let base = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
+                match fetch_group(broker, session, &g.group_id, wanted) {
+                    Err(err) => base.with_error_code(err.code()),
+                    Ok((by_topic, denied)) => base.with_topics(
+                        denied
+                            .into_iter()
+                            .map(|(topic, partitions)| {
+                                OffsetFetchResponseTopics::default().with_name(TopicName(str_bytes(topic))).with_partitions(
+                                    partitions
+                                        .into_iter()
+                                        .map(|p| {
+                                            OffsetFetchResponsePartitions::default()
+                                                .with_partition_index(p)
+                                                .with_committed_offset(-1)
+                                                .with_error_code(topic_denied)
+                                        })
+                                        .collect(),
+                                )
+                            })
+                            .chain(by_topic
+                            .into_iter()
+                            .map(|(topic, offsets)| {
+                                OffsetFetchResponseTopics::default()
+                                    .with_name(TopicName(str_bytes(topic)))
+                                    .with_partitions(
+                                        offsets
+                                            .into_iter()
+                                            .map(|(_, p, o)| {
+                                                let (offset, epoch, metadata) = committed_fields(&o);
+                                                OffsetFetchResponsePartitions::default()
+                                                    .with_partition_index(p)
+                                                    .with_committed_offset(offset)
+                                                    .with_committed_leader_epoch(epoch)
+                                                    .with_metadata(Some(str_bytes(metadata)))
+                                            })
+                                            .collect(),
+                                    )
+                            }))
+                            .collect(),
+                    ),
+                }
+            })
+            .collect();
+        return OffsetFetchResponse::default().with_groups(groups);
+    }
+    let wanted: Wanted = req
+        .topics
+        .map(|topics| topics.into_iter().map(|t| (t.name.to_string(), t.partition_indexes)).collect());
+    let partitions_of = |wanted: &Wanted| -> Vec<(String, Vec<i32>)> { wanted.clone().unwrap_or_default() };
+    match fetch_group(broker, session, &req.group_id, wanted.clone()) {
+        Ok((by_topic, denied)) => OffsetFetchResponse::default().with_topics(
+            denied
+                .into_iter()
+                .map(|(topic, partitions)| {
+                    OffsetFetchResponseTopic::default().with_name(TopicName(str_bytes(topic))).with_partitions(
+                        partitions
+                            .into_iter()
+                            .map(|p| {
+                                OffsetFetchResponsePartition::default()
+                                    .with_partition_index(p)
+                                    .with_committed_offset(-1)
+                                    .with_error_code(topic_denied)
+                            })
+                            .collect(),
+                    )
+                })
+                .chain(by_topic
+                .into_iter()
+                .map(|(topic, offsets)| {
+                    OffsetFetchResponseTopic::default()
+                        .with_name(TopicName(str_bytes(topic)))
+                        .with_partitions(
+                            offsets
+                                .into_iter()
+                                .map(|(_, p, o)| {
+                                    let (offset, epoch, metadata) = committed_fields(&o);
+                                    let partition = OffsetFetchResponsePartition::default()
+                                        .with_partition_index(p)
+                                        .with_committed_offset(offset)
+                                        .with_metadata(Some(str_bytes(metadata)));
+                                    // The leader epoch arrived in v5.
+                                    if version >= 5 {
+                                        partition.with_committed_leader_epoch(epoch)
+                                    } else {
+                                        partition
+                                    }
+                                })
+                                .collect(),
+                        )
+                }))
+                .collect(),
+        ),
+        // v2 added a top-level error; v1 can only report it on every partition asked for.
+        Err(err) if version >= 2 => OffsetFetchResponse::default().with_error_code(err.code()),
+        Err(err) => OffsetFetchResponse::default().with_topics(
+            partitions_of(&wanted)
+                .into_iter()
+                .map(|(topic, partitions)| {
+                    OffsetFetchResponseTopic::default()
+                        .with_name(TopicName(str_bytes(topic)))
+                        .with_partitions(
+                            partitions
+                                .into_iter()
+                                .map(|p| {
+                                    OffsetFetchResponsePartition::default()
+                                        .with_partition_index(p)
+                                        .with_committed_offset(-1)
+                                        .with_error_code(err.code())
+                                })
+                                .collect(),
+                        )
+                })
+                .collect(),
+        ),
+    }
+}
+
+/// Deleting offsets needs DELETE on the group and READ on each topic, as in Kafka.
+pub fn delete(broker: &Broker, session: &Session, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
+    if !may_group(broker, session, Operation::Delete, &req.group_id) {
+        return OffsetDeleteResponse::default().with_error_code(BrokerError::from(AuthError::GroupDenied).code());
+    }
+    let mut denied = Vec::new();
+    let mut unknown = Vec::new();
+    let mut wanted = Vec::new();
+    for topic in &req.topics {
+        for p in &topic.partitions {
+            let key = (topic.name.to_string(), p.partition_index);
+            if !may_topic(broker, session, Operation::Read, &key.0) {
+                denied.push(key);
+            } else if partition_exists(broker, &key.0, key.1) {
+                wanted.push(key);
+            } else {
+                unknown.push(key);
+            }
+        }
+    }
+    let results = match broker.groups.delete_offsets(&req.group_id, wanted) {
+        Ok(results) => results,
+        Err(err) => return OffsetDeleteResponse::default().with_error_code(err.code()),
+    };
+    let code_of = |topic: &str, partition: i32| -> i16 {
+        if denied.iter().any(|(t, p)| t == topic && *p == partition) {
+            return BrokerError::from(AuthError::TopicDenied).code();
+        }
+        if unknown.iter().any(|(t, p)| t == topic && *p == partition) {
+            return BrokerError::UnknownTopicOrPartition.code();
+        }
+        results
+            .iter()
+            .find(|(t, p, _)| t == topic && *p == partition)
+            .and_then(|(_, _, r)| r.as_ref().err())
+            .map_or(0, |e| e.code())
+    };
+    let topics = req
+        .topics
+        .iter()
+        .map(|topic| {
+            OffsetDeleteResponseTopic::default()
+                .with_name(topic.name.clone())
+                .with_partitions(
+                    topic
+                        .partitions
+                        .iter()
+                        .map(|p| {
+                            OffsetDeleteResponsePartition::default()
+                                .with_partition_index(p.partition_index)
+                                .with_error_code(code_of(&topic.name, p.partition_index))
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    OffsetDeleteResponse::default().with_topics(topics)
+}
