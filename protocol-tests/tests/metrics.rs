@@ -113,7 +113,7 @@ fn produce_and_errors_are_counted() {
     assert_eq!(
         sample(
             &text,
-            r#"samsa_kafka_request_errors_total{api="Produce",error="UNKNOWN_TOPIC_OR_PARTITION"}"#
+            r#"samsa_kafka_request_errors_total{api="Produce",error="UNKNOWN_TOPIC_OR_PARTITION",version="9"}"#
         ),
         Some(1.0)
     );
@@ -159,10 +159,21 @@ fn consumer_group_lag_follows_commits() {
                 .with_committed_offset(4)])]);
     let response = conn.send(&commit, 8).unwrap();
     assert_eq!(response.topics[0].partitions[0].error_code, 0);
+    // A heartbeat from a member the group never had: its error is counted under Heartbeat.
+    let heartbeat = kafka_protocol::messages::HeartbeatRequest::default()
+        .with_group_id(GroupId(str_bytes("watchers")))
+        .with_member_id(str_bytes("nobody"))
+        .with_generation_id(1);
+    let response = conn.send(&heartbeat, 4).unwrap();
+    assert_eq!(response.error_code, 25, "UNKNOWN_MEMBER_ID");
 
     let (_, text) = get(port, "/metrics");
     let series = |name: &str| format!(r#"{name}{{group="watchers",partition="0",topic="lagging"}}"#);
     assert_eq!(sample(&text, &series("samsa_consumer_group_committed_offset")), Some(4.0), "{text}");
     assert_eq!(sample(&text, &series("samsa_consumer_group_lag")), Some(6.0));
     assert_eq!(sample(&text, r#"samsa_consumer_group_members{group="watchers"}"#), Some(0.0));
+    assert_eq!(
+        sample(&text, r#"samsa_kafka_request_errors_total{api="Heartbeat",error="UNKNOWN_MEMBER_ID",version="4"}"#),
+        Some(1.0)
+    );
 }

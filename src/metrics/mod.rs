@@ -71,7 +71,7 @@ impl Metrics {
                 "Time from a request's decoding to its response's encoding",
             )
             .buckets(LATENCY_BUCKETS.to_vec()),
-            &["api"],
+            &["api", "version"],
         )
         .expect("valid metric");
         registry
@@ -92,7 +92,7 @@ impl Metrics {
             request_errors: counter(
                 "samsa_kafka_request_errors_total",
                 "Error codes returned, by API and Kafka error name (one per failed topic, partition or resource)",
-                &["api", "error"],
+                &["api", "version", "error"],
             ),
             request_latency,
             topic_bytes_in: counter("samsa_topic_bytes_in_total", "Record batch bytes appended", &["topic"]),
@@ -134,17 +134,16 @@ impl Metrics {
     /// Records one served request.
     pub fn observe_request(&self, api: ApiKey, version: i16, elapsed: Duration, response: &ResponseKind) {
         let api_name = api_label(api);
-        let api_name = api_name.as_str();
-        self.requests
-            .with_label_values(&[api_name, &version.to_string()])
-            .inc();
+        let version = version.to_string();
+        let labels = [api_name.as_str(), version.as_str()];
+        self.requests.with_label_values(&labels).inc();
         self.request_latency
-            .with_label_values(&[api_name])
+            .with_label_values(&labels)
             .observe(elapsed.as_secs_f64());
         for code in error_codes(response) {
             if let Some(error) = ResponseError::try_from_code(code) {
                 self.request_errors
-                    .with_label_values(&[api_name, &error_label(error)])
+                    .with_label_values(&[labels[0], labels[1], &error_label(error)])
                     .inc();
             }
         }
@@ -261,6 +260,53 @@ fn error_codes(response: &ResponseKind) -> Vec<i16> {
         ResponseKind::CreatePartitions(r) => codes.extend(r.results.iter().map(|t| t.error_code)),
         ResponseKind::DescribeConfigs(r) => codes.extend(r.results.iter().map(|t| t.error_code)),
         ResponseKind::DescribeCluster(r) => codes.push(r.error_code),
+        ResponseKind::FindCoordinator(r) => {
+            codes.push(r.error_code);
+            codes.extend(r.coordinators.iter().map(|c| c.error_code));
+        }
+        ResponseKind::JoinGroup(r) => codes.push(r.error_code),
+        ResponseKind::SyncGroup(r) => codes.push(r.error_code),
+        ResponseKind::Heartbeat(r) => codes.push(r.error_code),
+        ResponseKind::LeaveGroup(r) => {
+            codes.push(r.error_code);
+            codes.extend(r.members.iter().map(|m| m.error_code));
+        }
+        ResponseKind::OffsetCommit(r) => {
+            for t in &r.topics {
+                codes.extend(t.partitions.iter().map(|p| p.error_code));
+            }
+        }
+        ResponseKind::OffsetFetch(r) => {
+            codes.push(r.error_code);
+            for t in &r.topics {
+                codes.extend(t.partitions.iter().map(|p| p.error_code));
+            }
+            for g in &r.groups {
+                codes.push(g.error_code);
+                for t in &g.topics {
+                    codes.extend(t.partitions.iter().map(|p| p.error_code));
+                }
+            }
+        }
+        ResponseKind::OffsetDelete(r) => {
+            codes.push(r.error_code);
+            for t in &r.topics {
+                codes.extend(t.partitions.iter().map(|p| p.error_code));
+            }
+        }
+        ResponseKind::DescribeGroups(r) => codes.extend(r.groups.iter().map(|g| g.error_code)),
+        ResponseKind::ListGroups(r) => codes.push(r.error_code),
+        ResponseKind::DeleteGroups(r) => codes.extend(r.results.iter().map(|g| g.error_code)),
+        ResponseKind::SaslHandshake(r) => codes.push(r.error_code),
+        ResponseKind::SaslAuthenticate(r) => codes.push(r.error_code),
+        ResponseKind::CreateAcls(r) => codes.extend(r.results.iter().map(|a| a.error_code)),
+        ResponseKind::DescribeAcls(r) => codes.push(r.error_code),
+        ResponseKind::DeleteAcls(r) => codes.extend(r.filter_results.iter().map(|a| a.error_code)),
+        ResponseKind::DescribeUserScramCredentials(r) => {
+            codes.push(r.error_code);
+            codes.extend(r.results.iter().map(|u| u.error_code));
+        }
+        ResponseKind::AlterUserScramCredentials(r) => codes.extend(r.results.iter().map(|u| u.error_code)),
         _ => {}
     }
     codes.retain(|&c| c != 0);
