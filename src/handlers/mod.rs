@@ -6,6 +6,7 @@ pub mod admin;
 pub mod api_versions;
 pub mod cluster;
 pub mod configs;
+pub mod delete_records;
 pub mod fetch;
 pub mod group;
 pub mod list_offsets;
@@ -54,6 +55,11 @@ pub async fn handle(broker: &Arc<Broker>, session: &mut Session, request: Reques
         RequestKind::DescribeConfigs(req) => {
             ResponseKind::DescribeConfigs(configs::describe(broker, session, req, version))
         }
+        RequestKind::IncrementalAlterConfigs(req) => {
+            ResponseKind::IncrementalAlterConfigs(configs::incremental_alter(broker, session, req))
+        }
+        RequestKind::AlterConfigs(req) => ResponseKind::AlterConfigs(configs::alter(broker, session, req)),
+        RequestKind::DeleteRecords(req) => ResponseKind::DeleteRecords(delete_records::handle(broker, session, req)),
         RequestKind::FindCoordinator(req) => {
             ResponseKind::FindCoordinator(group::find_coordinator(broker, session, req, version))
         }

@@ -234,6 +234,15 @@ impl TopicConfig {
         Ok(TopicConfig(overrides))
     }
 
+    /// Whether `name` is a topic key of list type (the only kind APPEND and SUBTRACT apply to);
+    /// `None` for keys samsa does not know.
+    pub fn is_list(name: &str) -> Option<bool> {
+        TOPIC_KEYS
+            .iter()
+            .find(|k| k.name == name)
+            .map(|k| k.config_type == ConfigType::List)
+    }
+
     /// Every key with its effective value and where that value comes from.
     pub fn entries(&self, broker: &Config) -> Vec<ConfigEntry> {
         TOPIC_KEYS

@@ -266,6 +266,32 @@ impl TopicRegistry {
         Ok(())
     }
 
+    /// Replaces a topic's config overrides: validates them, persists the catalogue, then gives
+    /// every partition log the new settings. With `validate_only` nothing changes.
+    pub fn alter_configs(&self, name: &str, configs: BTreeMap<String, String>, validate_only: bool) -> Result<()> {
+        let configs = TopicConfig::validated(configs)?;
+        let _change = self.changes.lock();
+        let topic = self.get(name).ok_or(BrokerError::UnknownTopicOrPartition)?;
+        if validate_only || configs == topic.configs {
+            return Ok(());
+        }
+        let altered = Arc::new(Topic {
+            name: topic.name.clone(),
+            id: topic.id,
+            configs,
+            partitions: topic.partitions.clone(),
+        });
+        self.commit(|topics| {
+            topics.by_name.insert(altered.name.clone(), altered.clone());
+        })?;
+        let log_config = altered.configs.log_config(&self.config);
+        for partition in &altered.partitions {
+            partition.set_config(log_config.clone());
+        }
+        tracing::info!(topic = name, configs = ?altered.configs.0, "altered topic configs");
+        Ok(())
+    }
+
     /// Every partition of every topic, for background flushing, retention and shutdown.
     pub fn partitions(&self) -> Vec<Arc<Partition>> {
         self.topics

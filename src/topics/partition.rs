@@ -130,6 +130,31 @@ impl Partition {
         }
     }
 
+    /// Applies a topic's changed configs; appends and retention use them from now on.
+    pub fn set_config(&self, config: LogConfig) {
+        if let Some(log) = self.log.write().as_mut() {
+            log.set_config(config);
+        }
+    }
+
+    /// DeleteRecords: moves the log start to `offset` (the high watermark for -1) and
+    /// returns the new log start.
+    pub fn delete_records_before(&self, offset: i64) -> Result<i64> {
+        let mut guard = self.log.write();
+        let log = guard.as_mut().ok_or(BrokerError::NotLeaderOrFollower)?;
+        let offset = if offset == -1 { log.high_watermark() } else { offset };
+        if offset < 0 {
+            return Err(samsa_storage::StorageError::OffsetOutOfRange {
+                offset,
+                log_start: log.log_start_offset(),
+                log_end: log.log_end_offset(),
+            }
+            .into());
+        }
+        log.advance_log_start_offset(offset)?;
+        Ok(log.log_start_offset())
+    }
+
     /// Flushes and closes the log with a clean-shutdown marker; later calls see the partition gone.
     pub fn close(&self) -> Result<()> {
         if let Some(log) = self.log.write().take() {

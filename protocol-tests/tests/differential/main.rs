@@ -7,8 +7,10 @@
 //! version samsa serves, on the happy path and every error path it knows.
 
 mod admin;
+mod alter_configs;
 mod api_versions;
 mod configs;
+mod delete_records;
 mod fetch;
 mod groups;
 mod list_offsets;
