@@ -1,11 +1,14 @@
 //! ACLs: CreateAcls, DescribeAcls and DeleteAcls at every served version, their
-//! persistence, and their enforcement on produce, metadata and the cluster APIs for
-//! principals authenticated over SASL.
+//! persistence, and their enforcement on produce, metadata, config changes, DeleteRecords
+//! and the cluster APIs for principals authenticated over SASL.
 
 use std::net::TcpListener;
 use std::sync::LazyLock;
 
 use kafka_protocol::messages::create_acls_request::AclCreation;
+use kafka_protocol::messages::delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic};
+use kafka_protocol::messages::{alter_configs_request, incremental_alter_configs_request};
+use kafka_protocol::messages::{AlterConfigsRequest, DeleteRecordsRequest, IncrementalAlterConfigsRequest};
 use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
@@ -34,7 +37,10 @@ const PREFIXED: i8 = 4;
 const ALL: i8 = 2;
 const READ: i8 = 3;
 const WRITE: i8 = 4;
+const DELETE: i8 = 6;
 const DESCRIBE: i8 = 8;
+const ALTER_CONFIGS: i8 = 11;
+const BROKER: i8 = 4;
 const DENY: i8 = 2;
 const ALLOW: i8 = 3;
 
@@ -282,4 +288,56 @@ fn group_apis_need_group_acls() {
         .send(&DescribeGroupsRequest::default().with_groups(vec![GroupId(str_bytes("other"))]), 5)
         .unwrap();
     assert_eq!(described.groups[0].error_code, GROUP_AUTHORIZATION_FAILED);
+}
+
+/// Error codes of IncrementalAlterConfigs and AlterConfigs setting retention.ms on `kind`/`name`.
+fn alter_config_codes(conn: &mut Connection, kind: i8, name: &str) -> (i16, i16) {
+    let incremental = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        incremental_alter_configs_request::AlterConfigsResource::default()
+            .with_resource_type(kind)
+            .with_resource_name(str_bytes(name))
+            .with_configs(vec![incremental_alter_configs_request::AlterableConfig::default()
+                .with_name(str_bytes("retention.ms"))
+                .with_value(Some(str_bytes("3600000")))]),
+    ]);
+    let legacy = AlterConfigsRequest::default().with_resources(vec![alter_configs_request::AlterConfigsResource::default()
+        .with_resource_type(kind)
+        .with_resource_name(str_bytes(name))
+        .with_configs(vec![alter_configs_request::AlterableConfig::default()
+            .with_name(str_bytes("retention.ms"))
+            .with_value(Some(str_bytes("3600000")))])]);
+    let incremental = conn.send(&incremental, 1).unwrap().responses[0].error_code;
+    let legacy = conn.send(&legacy, 2).unwrap().responses[0].error_code;
+    (incremental, legacy)
+}
+
+/// (error code, low watermark) of DeleteRecords up to the high watermark of partition 0.
+fn delete_records(conn: &mut Connection, topic: &str) -> (i16, i64) {
+    let request = DeleteRecordsRequest::default().with_topics(vec![DeleteRecordsTopic::default()
+        .with_name(topic_name(topic))
+        .with_partitions(vec![DeleteRecordsPartition::default().with_partition_index(0).with_offset(-1)])]);
+    let partition = conn.send(&request, 2).unwrap().topics[0].partitions[0].clone();
+    (partition.error_code, partition.low_watermark)
+}
+
+#[test]
+fn config_changes_and_delete_records_need_their_acls() {
+    let (_broker, addr) = start();
+    let mut admin = login(&addr, "admin");
+    create_topic(&mut admin, "guarded", 1, &[]).unwrap();
+    let mut alice = login(&addr, "alice");
+
+    assert_eq!(alter_config_codes(&mut alice, TOPIC, "guarded"), (TOPIC_AUTHORIZATION_FAILED, TOPIC_AUTHORIZATION_FAILED));
+    assert_eq!(alter_config_codes(&mut alice, BROKER, "1"), (CLUSTER_AUTHORIZATION_FAILED, CLUSTER_AUTHORIZATION_FAILED));
+    assert_eq!(delete_records(&mut alice, "guarded"), (TOPIC_AUTHORIZATION_FAILED, -1));
+
+    let grants = vec![
+        acl(TOPIC, "guarded", LITERAL, "User:alice", ALTER_CONFIGS, ALLOW),
+        acl(TOPIC, "guarded", LITERAL, "User:alice", DELETE, ALLOW),
+    ];
+    assert_eq!(create_acls(&mut admin, grants, 3), vec![0, 0]);
+    assert_eq!(alter_config_codes(&mut alice, TOPIC, "guarded"), (0, 0));
+    assert_eq!(delete_records(&mut alice, "guarded"), (0, 0));
+    // ALTER_CONFIGS on a topic grants nothing on the broker.
+    assert_eq!(alter_config_codes(&mut alice, BROKER, "1"), (CLUSTER_AUTHORIZATION_FAILED, CLUSTER_AUTHORIZATION_FAILED));
 }
