@@ -144,6 +144,11 @@ impl TopicRegistry {
         Ok(registry)
     }
 
+    /// The broker configuration topics were opened with.
+    pub fn broker_config(&self) -> &Config {
+        &self.config
+    }
+
     pub fn cluster_id(&self) -> &str {
         &self.cluster_id
     }
@@ -266,7 +271,29 @@ impl TopicRegistry {
         Ok(())
     }
 
-    /// Every partition of every topic, for background flushing, retention and shutdown.
+    /// Replaces a topic's config overrides and applies them to its open partitions.
+    pub fn set_configs(&self, name: &str, configs: BTreeMap<String, String>) -> Result<Arc<Topic>> {
+        let configs = TopicConfig::validated(configs)?;
+        let _change = self.changes.lock();
+        let topic = self.get(name).ok_or(BrokerError::UnknownTopicOrPartition)?;
+        let changed = Arc::new(Topic {
+            name: topic.name.clone(),
+            id: topic.id,
+            configs: configs.clone(),
+            partitions: topic.partitions.clone(),
+        });
+        self.commit(|topics| {
+            topics.by_name.insert(changed.name.clone(), changed.clone());
+        })?;
+        let log_config = configs.log_config(&self.config);
+        for partition in &changed.partitions {
+            partition.set_config(log_config.clone());
+        }
+        tracing::info!(topic = name, "changed topic configs");
+        Ok(changed)
+    }
+
+    /// Every partition of every topic, for background flushing, retention, compaction and shutdown.
     pub fn partitions(&self) -> Vec<Arc<Partition>> {
         self.topics
             .read()
