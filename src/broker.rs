@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use tokio::sync::watch;
 
+use crate::auth::{Authorizer, CredentialStore};
 use crate::config::Config;
 use crate::group::{self, GroupCoordinator};
 use crate::metrics::{self, Metrics};
@@ -19,6 +20,9 @@ pub struct Broker {
     pub topics: Arc<TopicRegistry>,
     pub groups: GroupCoordinator,
     pub metrics: Metrics,
+    /// SCRAM credentials of SASL users (also what PLAIN passwords are checked against).
+    pub credentials: CredentialStore,
+    pub authorizer: Authorizer,
 }
 
 impl Broker {
@@ -28,11 +32,16 @@ impl Broker {
         let topics = TopicRegistry::open(config.clone())
             .map(Arc::new)
             .with_context(|| format!("cannot open data directory {}", config.data_dir.display()))?;
+        let seeds = config.sasl.as_ref().map(|s| s.scram_users.as_slice()).unwrap_or_default();
+        let credentials = CredentialStore::open(&config.data_dir, seeds)?;
+        let authorizer = Authorizer::open(&config)?;
         Ok(Broker {
             groups: GroupCoordinator::new(config.clone()),
             config,
             topics,
             metrics: Metrics::new(),
+            credentials,
+            authorizer,
         })
     }
 

@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::auth::scram::{self, ScramCredential, ScramMechanism};
+use crate::auth::SaslMechanism;
+
 /// Errors raised while loading configuration; all are fatal at start-up.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -42,6 +45,8 @@ impl TimestampKind {
 pub enum SecurityProtocol {
     Plaintext,
     Ssl,
+    SaslPlaintext,
+    SaslSsl,
 }
 
 impl SecurityProtocol {
@@ -49,6 +54,64 @@ impl SecurityProtocol {
         match self {
             SecurityProtocol::Plaintext => "PLAINTEXT",
             SecurityProtocol::Ssl => "SSL",
+            SecurityProtocol::SaslPlaintext => "SASL_PLAINTEXT",
+            SecurityProtocol::SaslSsl => "SASL_SSL",
+        }
+    }
+
+    pub fn uses_tls(self) -> bool {
+        matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
+    }
+
+    pub fn uses_sasl(self) -> bool {
+        matches!(self, SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl)
+    }
+}
+
+/// SASL on SASL_PLAINTEXT and SASL_SSL listeners (`[sasl]`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SaslConfig {
+    /// Mechanisms offered in SaslHandshake (Kafka's `sasl.enabled.mechanisms`).
+    pub mechanisms: Vec<SaslMechanism>,
+    /// Users to create when the credential store lacks them (`[[sasl.scram_user]]`).
+    #[serde(rename = "scram_user")]
+    pub scram_users: Vec<ScramUserConfig>,
+}
+
+/// A SCRAM credential given in the config: what the broker stores, never the password.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScramUserConfig {
+    pub name: String,
+    pub mechanism: ScramMechanism,
+    #[serde(with = "scram::b64")]
+    pub salt: Vec<u8>,
+    pub iterations: u32,
+    #[serde(with = "scram::b64")]
+    pub stored_key: Vec<u8>,
+    #[serde(with = "scram::b64")]
+    pub server_key: Vec<u8>,
+}
+
+impl ScramUserConfig {
+    pub fn new(name: &str, mechanism: ScramMechanism, credential: ScramCredential) -> ScramUserConfig {
+        ScramUserConfig {
+            name: name.to_owned(),
+            mechanism,
+            salt: credential.salt,
+            iterations: credential.iterations,
+            stored_key: credential.stored_key,
+            server_key: credential.server_key,
+        }
+    }
+
+    pub fn credential(&self) -> ScramCredential {
+        ScramCredential {
+            salt: self.salt.clone(),
+            iterations: self.iterations,
+            stored_key: self.stored_key.clone(),
+            server_key: self.server_key.clone(),
         }
     }
 }
@@ -147,8 +210,17 @@ pub struct Config {
     /// Listeners beside `listen`, e.g. an SSL one.
     #[serde(rename = "listener")]
     pub listeners: Vec<ListenerConfig>,
-    /// Certificates for SSL listeners.
+    /// Certificates for SSL and SASL_SSL listeners.
     pub tls: Option<TlsConfig>,
+    /// Mechanisms and bootstrap users of SASL listeners.
+    pub sasl: Option<SaslConfig>,
+    /// Enforce ACLs (Kafka's `authorizer.class.name` set to its standard authorizer).
+    /// Off by default: without an authorizer every client may do everything.
+    pub authorizer: bool,
+    /// Principals (`User:name`) the authorizer always allows (Kafka's `super.users`).
+    pub super_users: Vec<String>,
+    /// Allow an operation on a resource that no ACL covers (`allow.everyone.if.no.acl.found`).
+    pub allow_everyone_if_no_acl_found: bool,
     /// Connections accepted at once over all listeners; more are closed on accept (`max.connections`).
     pub max_connections: usize,
     /// Connections accepted at once from one IP address (`max.connections.per.ip`).
@@ -197,6 +269,10 @@ impl Default for Config {
             offset_metadata_max_bytes: 4096,
             listeners: Vec::new(),
             tls: None,
+            sasl: None,
+            authorizer: false,
+            super_users: Vec::new(),
+            allow_everyone_if_no_acl_found: false,
             max_connections: 10_000,
             max_connections_per_ip: 1_000,
             max_inflight_requests: 64,
@@ -309,9 +385,33 @@ impl Config {
             if listener.advertised.as_deref().is_some_and(|a| parse_host_port(a).is_none()) {
                 return invalid("listener.advertised", "expected HOST:PORT");
             }
-            if listener.protocol == SecurityProtocol::Ssl && self.tls.is_none() {
-                return invalid("listener.protocol", "an SSL listener needs a [tls] section");
+            if listener.protocol.uses_tls() && self.tls.is_none() {
+                return invalid("listener.protocol", "an SSL or SASL_SSL listener needs a [tls] section");
             }
+            if listener.protocol.uses_sasl() && self.sasl.as_ref().is_none_or(|s| s.mechanisms.is_empty()) {
+                return invalid("listener.protocol", "a SASL listener needs [sasl] with at least one mechanism");
+            }
+        }
+        for user in self.sasl.iter().flat_map(|s| &s.scram_users) {
+            let key_len = match user.mechanism {
+                ScramMechanism::Sha256 => 32,
+                ScramMechanism::Sha512 => 64,
+            };
+            if user.name.is_empty() || user.salt.is_empty() {
+                return invalid("sasl.scram_user", "name and salt must not be empty");
+            }
+            if !(scram::MIN_ITERATIONS..=scram::MAX_ITERATIONS).contains(&user.iterations) {
+                return invalid("sasl.scram_user.iterations", "must be between 4096 and 16384");
+            }
+            if user.stored_key.len() != key_len || user.server_key.len() != key_len {
+                return invalid("sasl.scram_user", "stored_key and server_key must be hash-sized (32 or 64 bytes)");
+            }
+        }
+        if let Some(bad) = self.super_users.iter().find(|p| !p.split_once(':').is_some_and(|(t, n)| !t.is_empty() && !n.is_empty())) {
+            return Err(ConfigError::Invalid {
+                key: "super_users",
+                reason: format!("'{bad}' is not of the form User:name"),
+            });
         }
         if self.max_connections == 0 || self.max_connections_per_ip == 0 {
             return invalid("max_connections", "must be at least 1");
@@ -388,6 +488,28 @@ mod tests {
         )
         .unwrap();
         assert!(without_tls.validate().is_err());
+    }
+
+    #[test]
+    fn sasl_listeners_need_mechanisms_and_valid_users() {
+        let listener = "[[listener]]\nname = \"sasl\"\naddress = \"127.0.0.1:9094\"\nprotocol = \"SASL_PLAINTEXT\"\n";
+        assert!(Config::from_toml(listener).unwrap().validate().is_err());
+        let user = "[[sasl.scram_user]]\nname = \"alice\"\nmechanism = \"SCRAM-SHA-256\"\nsalt = \"c2FsdA==\"\n\
+                    iterations = 4096\nstored_key = \"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"\n\
+                    server_key = \"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"\n";
+        let config = Config::from_toml(&format!(
+            "super_users = [\"User:admin\"]\nauthorizer = true\n{listener}[sasl]\nmechanisms = [\"PLAIN\", \"SCRAM-SHA-512\"]\n{user}"
+        ))
+        .unwrap();
+        config.validate().unwrap();
+        let sasl = config.sasl.unwrap();
+        assert_eq!(sasl.mechanisms, [SaslMechanism::Plain, SaslMechanism::Scram(ScramMechanism::Sha512)]);
+        assert_eq!(sasl.scram_users[0].stored_key.len(), 32);
+        assert!(Config::from_toml("[sasl]\nmechanisms = [\"GSSAPI\"]\n").is_err());
+        let short_iterations = user.replace("4096", "100");
+        let config = Config::from_toml(&format!("[sasl]\nmechanisms = [\"PLAIN\"]\n{short_iterations}")).unwrap();
+        assert!(config.validate().is_err());
+        assert!(Config::from_toml("super_users = [\"admin\"]").unwrap().validate().is_err());
     }
 
     #[test]

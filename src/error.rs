@@ -3,6 +3,8 @@
 use kafka_protocol::error::ResponseError;
 use samsa_storage::StorageError;
 
+use crate::auth::AuthError;
+
 /// Failures of a single topic or partition operation. Each maps to the code Kafka returns
 /// for the same situation; the mapping lives in [`BrokerError::code`] and nowhere else.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +76,8 @@ pub enum BrokerError {
     GroupSubscribedToTopic,
     #[error("the offset metadata is too large")]
     OffsetMetadataTooLarge,
+    #[error(transparent)]
+    Auth(#[from] AuthError),
 }
 
 impl BrokerError {
@@ -123,6 +127,21 @@ impl BrokerError {
             BrokerError::NonEmptyGroup => E::NonEmptyGroup,
             BrokerError::GroupSubscribedToTopic => E::GroupSubscribedToTopic,
             BrokerError::OffsetMetadataTooLarge => E::OffsetMetadataTooLarge,
+            BrokerError::Auth(err) => match err {
+                AuthError::AuthenticationFailed(_) => E::SaslAuthenticationFailed,
+                AuthError::UnsupportedMechanism(_) => E::UnsupportedSaslMechanism,
+                AuthError::IllegalSaslState(_) => E::IllegalSaslState,
+                AuthError::ResourceNotFound(_) => E::ResourceNotFound,
+                AuthError::DuplicateResource(_) => E::DuplicateResource,
+                AuthError::UnacceptableCredential(_) => E::UnacceptableCredential,
+                AuthError::InvalidAcl(_) => E::InvalidRequest,
+                AuthError::SecurityDisabled => E::SecurityDisabled,
+                AuthError::TopicDenied => E::TopicAuthorizationFailed,
+                AuthError::GroupDenied => E::GroupAuthorizationFailed,
+                AuthError::ClusterDenied => E::ClusterAuthorizationFailed,
+                AuthError::TransactionalIdDenied => E::TransactionalIdAuthorizationFailed,
+                AuthError::Persist(_) => E::UnknownServerError,
+            },
         }
     }
 
@@ -130,6 +149,13 @@ impl BrokerError {
     pub fn message(&self) -> Option<String> {
         match self {
             BrokerError::UnknownTopicOrPartition | BrokerError::UnknownTopicId => None,
+            // Kafka sends no message with authorization failures.
+            BrokerError::Auth(
+                AuthError::TopicDenied
+                | AuthError::GroupDenied
+                | AuthError::ClusterDenied
+                | AuthError::TransactionalIdDenied,
+            ) => None,
             other => Some(other.to_string()),
         }
     }

@@ -5,6 +5,7 @@
 //! and the [`broker`] state into a response, and [`topics`] holds the partitions whose
 //! logs live in the `samsa-storage` crate, which knows nothing of the wire.
 
+pub mod auth;
 pub mod broker;
 pub mod config;
 pub mod error;

@@ -16,6 +16,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
 pub mod batches;
 pub mod client;
 pub mod differential;
+pub mod sasl;
 
 /// How long the broker may take to say it is ready.
 const START_TIMEOUT: Duration = Duration::from_secs(30);

@@ -136,3 +136,33 @@ fn deleted_topics_leave_the_partition_gauges() {
         "{after}"
     );
 }
+
+#[test]
+fn consumer_group_lag_follows_commits() {
+    use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
+    use kafka_protocol::messages::{GroupId, OffsetCommitRequest};
+    use samsa_protocol_tests::client::{str_bytes, topic_name};
+
+    let port = free_port();
+    let broker = BrokerProcess::start(&format!("metrics_listen = \"127.0.0.1:{port}\"\n")).unwrap();
+    let mut conn = broker.connect().unwrap();
+    let topic = create_topic(&mut conn, "lagging", 1, &[]).unwrap();
+    produce(&mut conn, &topic, 0, batch(&messages("m", 10, batches::base_timestamp()))).unwrap();
+    // A simple commit (no membership, generation -1) of offset 4: six records still to read.
+    let commit = OffsetCommitRequest::default()
+        .with_group_id(GroupId(str_bytes("watchers")))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![OffsetCommitRequestTopic::default()
+            .with_name(topic_name("lagging"))
+            .with_partitions(vec![OffsetCommitRequestPartition::default()
+                .with_partition_index(0)
+                .with_committed_offset(4)])]);
+    let response = conn.send(&commit, 8).unwrap();
+    assert_eq!(response.topics[0].partitions[0].error_code, 0);
+
+    let (_, text) = get(port, "/metrics");
+    let series = |name: &str| format!(r#"{name}{{group="watchers",partition="0",topic="lagging"}}"#);
+    assert_eq!(sample(&text, &series("samsa_consumer_group_committed_offset")), Some(4.0), "{text}");
+    assert_eq!(sample(&text, &series("samsa_consumer_group_lag")), Some(6.0));
+    assert_eq!(sample(&text, r#"samsa_consumer_group_members{group="watchers"}"#), Some(0.0));
+}

@@ -8,6 +8,7 @@
 //! COORDINATOR_LOAD_IN_PROGRESS.
 
 pub mod state;
+mod stats;
 pub mod store;
 
 use std::collections::{BTreeMap, HashMap};
@@ -27,6 +28,7 @@ use crate::topics::TopicRegistry;
 pub use state::{
     CommittedOffset, Group, GroupSettings, GroupState, JoinOutcome, JoinRequest, JoinResult, SyncOutcome,
 };
+pub use stats::GroupStats;
 use store::{Entry, GroupRecord, MemberRecord, OffsetKey, OffsetsStore, Replayed};
 
 /// How often sessions and rebalance deadlines are checked.

@@ -259,8 +259,10 @@ impl Group {
                 self.maybe_complete_join(now, now_ms);
             }
             GroupState::CompletingRebalance | GroupState::Stable if !changed && !leader_of_stable => {
-                // Nothing changed: tell the member what it already should know.
-                let result = self.join_result(&req.member_id, false);
+                // Nothing changed: tell the member what it already should know. A leader
+                // still to assign (its first answer may have been lost) needs the members.
+                let leader_to_assign = self.state == GroupState::CompletingRebalance && self.is_leader(&req.member_id);
+                let result = self.join_result(&req.member_id, leader_to_assign);
                 let _ = reply.send(Ok(result));
             }
             _ => {

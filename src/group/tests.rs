@@ -252,3 +252,17 @@ fn pending_member_ids_lapse_after_the_session_timeout() {
     let err = h.join(req).try_recv().unwrap().unwrap_err();
     assert!(matches!(err.error, BrokerError::UnknownMemberId));
 }
+
+#[test]
+fn a_leader_rejoining_before_it_assigned_gets_the_members_again() {
+    let mut h = Harness::new(NO_DELAY);
+    let leader = h.join_alone();
+    assert_eq!(h.group.state, GroupState::CompletingRebalance);
+    // Its first JoinGroup answer was lost: the same join again, nothing changed.
+    let again = h.join(request(&leader, &["range"])).try_recv().unwrap().unwrap();
+    assert_eq!(again.generation, 1);
+    assert_eq!(again.leader, leader);
+    assert_eq!(again.members.len(), 1, "the leader needs the members to assign");
+    assert!(!again.skip_assignment);
+    assert_eq!(h.group.state, GroupState::CompletingRebalance);
+}

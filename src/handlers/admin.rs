@@ -11,22 +11,35 @@ use kafka_protocol::messages::{
     DeleteTopicsRequest, DeleteTopicsResponse, TopicName,
 };
 
-use super::str_bytes;
+use super::{allowed, str_bytes};
+use crate::auth::acl::CLUSTER_NAME;
+use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
 use crate::error::BrokerError;
+use crate::group::store::OFFSETS_TOPIC;
+use crate::network::Session;
 
 /// CreateTopics v5 added the created topic's configs, partitions and replication factor.
 const FIRST_VERSION_WITH_TOPIC_DETAILS: i16 = 5;
 /// DeleteTopics v6 names topics by name or by id.
 const FIRST_DELETE_VERSION_WITH_IDS: i16 = 6;
 
-pub fn create_topics(broker: &Broker, request: CreateTopicsRequest, version: i16) -> CreateTopicsResponse {
+pub fn create_topics(
+    broker: &Broker,
+    session: &Session,
+    request: CreateTopicsRequest,
+    version: i16,
+) -> CreateTopicsResponse {
+    // CREATE on the cluster covers every topic; otherwise each topic needs its own.
+    let may_create_any = allowed(broker, session, Operation::Create, ResourceType::Cluster, CLUSTER_NAME);
     let duplicates = duplicated(request.topics.iter().map(|t| t.name.as_str()));
     let topics = first_of_each(request.topics, |t| t.name.to_string())
         .map(|topic| {
             let name = topic.name.clone();
             let result = if duplicates.contains(name.as_str()) {
                 Err(BrokerError::InvalidRequest("Duplicate topic name.".into()))
+            } else if !may_create_any && !allowed(broker, session, Operation::Create, ResourceType::Topic, &name) {
+                Err(AuthError::TopicDenied.into())
             } else {
                 create_one(broker, topic, request.validate_only)
             };
@@ -123,7 +136,13 @@ fn create_one(
     Ok((created.id, partitions, described))
 }
 
-pub fn delete_topics(broker: &Broker, request: DeleteTopicsRequest, version: i16) -> DeleteTopicsResponse {
+pub fn delete_topics(
+    broker: &Broker,
+    session: &Session,
+    request: DeleteTopicsRequest,
+    version: i16,
+) -> DeleteTopicsResponse {
+    let may_delete = |name: &str| allowed(broker, session, Operation::Delete, ResourceType::Topic, name);
     let targets: Vec<(Option<TopicName>, uuid::Uuid)> = if version >= FIRST_DELETE_VERSION_WITH_IDS {
         request.topics.into_iter().map(|t| (t.name, t.topic_id)).collect()
     } else {
@@ -147,10 +166,17 @@ pub fn delete_topics(broker: &Broker, request: DeleteTopicsRequest, version: i16
                     .with_error_message(err.message().map(str_bytes));
             }
             let topic = match &name {
+                Some(name) if !may_delete(name) => Err(AuthError::TopicDenied.into()),
                 Some(name) => broker.topics.get(name).ok_or(BrokerError::UnknownTopicOrPartition),
-                None => broker.topics.get_by_id(id).ok_or(BrokerError::UnknownTopicId),
+                None => broker
+                    .topics
+                    .get_by_id(id)
+                    .ok_or(BrokerError::UnknownTopicId)
+                    .and_then(|t| if may_delete(&t.name) { Ok(t) } else { Err(AuthError::TopicDenied.into()) }),
             };
-            let result = topic.and_then(|t| broker.topics.delete(&t.name).map(|_| t));
+            let result = topic
+                .and_then(|t| fixed_internal(&t.name, "deleted").map(|_| t))
+                .and_then(|t| broker.topics.delete(&t.name).map(|_| t));
             match result {
                 Ok(topic) => DeletableTopicResult::default()
                     .with_name(Some(TopicName(str_bytes(topic.name.clone()))))
@@ -166,18 +192,22 @@ pub fn delete_topics(broker: &Broker, request: DeleteTopicsRequest, version: i16
     DeleteTopicsResponse::default().with_responses(responses)
 }
 
-pub fn create_partitions(broker: &Broker, request: CreatePartitionsRequest) -> CreatePartitionsResponse {
+pub fn create_partitions(
+    broker: &Broker,
+    session: &Session,
+    request: CreatePartitionsRequest,
+) -> CreatePartitionsResponse {
     let duplicates = duplicated(request.topics.iter().map(|t| t.name.as_str()));
     let results = first_of_each(request.topics, |t| t.name.to_string())
         .map(|topic| {
             let result = if duplicates.contains(topic.name.as_str()) {
                 Err(BrokerError::InvalidRequest("Duplicate topic in request.".into()))
+            } else if !allowed(broker, session, Operation::Alter, ResourceType::Topic, &topic.name) {
+                Err(AuthError::TopicDenied.into())
             } else {
-                check_assignments(broker, &topic.name, topic.count, topic.assignments.as_deref()).and_then(|_| {
-                    broker
-                        .topics
-                        .add_partitions(&topic.name, topic.count, request.validate_only)
-                })
+                fixed_internal(&topic.name, "given more partitions")
+                    .and_then(|_| check_assignments(broker, &topic.name, topic.count, topic.assignments.as_deref()))
+                    .and_then(|_| broker.topics.add_partitions(&topic.name, topic.count, request.validate_only))
             };
             let response = CreatePartitionsTopicResult::default().with_name(topic.name);
             match result {
@@ -189,6 +219,18 @@ pub fn create_partitions(broker: &Broker, request: CreatePartitionsRequest) -> C
         })
         .collect();
     CreatePartitionsResponse::default().with_results(results)
+}
+
+/// Kafka 4.4 lets a client delete or grow `__consumer_offsets` (it then loses or moves every
+/// group). samsa's coordinator holds the topic's partitions open and places groups by their
+/// count, so it refuses both, with the code Kafka gives a Produce into the topic.
+fn fixed_internal(name: &str, what: &str) -> Result<(), BrokerError> {
+    if name == OFFSETS_TOPIC {
+        return Err(BrokerError::InvalidTopic(format!(
+            "The internal topic {OFFSETS_TOPIC} holds the group coordinator's state and cannot be {what}."
+        )));
+    }
+    Ok(())
 }
 
 /// Explicit assignments must name one replica list per new partition, each this broker.

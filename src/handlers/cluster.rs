@@ -4,19 +4,32 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 
-use super::{str_bytes, ALL_CLUSTER_OPERATIONS, AUTHORIZED_OPERATIONS_OMITTED};
+use super::{allowed, authorized_operations, str_bytes};
+use crate::auth::acl::CLUSTER_NAME;
+use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
+use crate::error::BrokerError;
 use crate::network::Session;
 
 /// `endpoint_type` 1 asks for brokers; 2 (controllers) is for KRaft controller clients.
 const ENDPOINT_TYPE_BROKERS: i8 = 1;
 
 pub fn describe(broker: &Broker, session: &Session, request: DescribeClusterRequest) -> DescribeClusterResponse {
-    let operations = if request.include_cluster_authorized_operations {
-        ALL_CLUSTER_OPERATIONS
-    } else {
-        AUTHORIZED_OPERATIONS_OMITTED
-    };
+    let operations = authorized_operations(
+        broker,
+        session,
+        request.include_cluster_authorized_operations,
+        ResourceType::Cluster,
+        CLUSTER_NAME,
+    );
+    let response = DescribeClusterResponse::default()
+        .with_endpoint_type(request.endpoint_type)
+        .with_cluster_id(str_bytes(broker.topics.cluster_id()))
+        .with_cluster_authorized_operations(operations);
+    if !allowed(broker, session, Operation::Describe, ResourceType::Cluster, CLUSTER_NAME) {
+        let err = BrokerError::from(AuthError::ClusterDenied);
+        return response.with_error_code(err.code()).with_controller_id(BrokerId(-1));
+    }
     if request.endpoint_type != ENDPOINT_TYPE_BROKERS {
         // A broker answers for brokers only; the controller endpoints are asked of controllers.
         return DescribeClusterResponse::default()

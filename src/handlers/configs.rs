@@ -5,15 +5,24 @@ use kafka_protocol::messages::describe_configs_response::{
 };
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 
-use super::str_bytes;
+use super::{allowed, str_bytes};
+use crate::auth::acl::CLUSTER_NAME;
+use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
+use crate::network::Session;
 use crate::error::BrokerError;
 use crate::topics::config::{broker_entries, ConfigEntry};
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
 
-pub fn describe(broker: &Broker, request: DescribeConfigsRequest, version: i16) -> DescribeConfigsResponse {
+pub fn describe(
+    broker: &Broker,
+    session: &Session,
+    request: DescribeConfigsRequest,
+    version: i16,
+) -> DescribeConfigsResponse {
+    let may = |rt, name: &str| allowed(broker, session, Operation::DescribeConfigs, rt, name);
     let include = Include {
         synonyms: request.include_synonyms,
         documentation: request.include_documentation,
@@ -23,7 +32,11 @@ pub fn describe(broker: &Broker, request: DescribeConfigsRequest, version: i16) 
         .into_iter()
         .map(|resource| {
             let entries = match resource.resource_type {
+                RESOURCE_TOPIC if !may(ResourceType::Topic, &resource.resource_name) => {
+                    Err(AuthError::TopicDenied.into())
+                }
                 RESOURCE_TOPIC => topic_entries(broker, &resource.resource_name),
+                RESOURCE_BROKER if !may(ResourceType::Cluster, CLUSTER_NAME) => Err(AuthError::ClusterDenied.into()),
                 RESOURCE_BROKER => broker_entries_for(broker, &resource.resource_name),
                 other => Err(BrokerError::UnsupportedResource(other)),
             };

@@ -13,8 +13,11 @@ use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName}
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use super::allowed;
+use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
 use crate::error::BrokerError;
+use crate::network::Session;
 use crate::topics::Partition;
 
 /// Fetch v13 names topics by id instead of by name (KIP-516).
@@ -35,7 +38,7 @@ struct WantedTopic {
     partitions: Vec<Wanted>,
 }
 
-pub async fn handle(broker: &Broker, request: FetchRequest, version: i16) -> FetchResponse {
+pub async fn handle(broker: &Broker, session: &Session, request: FetchRequest, version: i16) -> FetchResponse {
     // samsa keeps no fetch sessions (KIP-227). Epochs 0 (open a session) and -1 (no session)
     // are full fetches, answered with session id 0 so the client keeps sending full fetches;
     // a positive epoch continues a session samsa never created, which Kafka answers thus.
@@ -45,7 +48,7 @@ pub async fn handle(broker: &Broker, request: FetchRequest, version: i16) -> Fet
     let topics: Vec<WantedTopic> = request
         .topics
         .into_iter()
-        .map(|t| resolve(broker, t, version))
+        .map(|t| resolve(broker, session, t, version))
         .collect();
     let read_committed = request.isolation_level == READ_COMMITTED;
     let deadline = tokio::time::Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
@@ -69,11 +72,23 @@ pub async fn handle(broker: &Broker, request: FetchRequest, version: i16) -> Fet
     }
 }
 
-fn resolve(broker: &Broker, topic: FetchTopic, version: i16) -> WantedTopic {
+fn resolve(broker: &Broker, session: &Session, topic: FetchTopic, version: i16) -> WantedTopic {
     let (found, missing) = if version >= FIRST_VERSION_WITH_TOPIC_IDS {
         (broker.topics.get_by_id(topic.topic_id), ResponseError::UnknownTopicId)
     } else {
         (broker.topics.get(&topic.topic), ResponseError::UnknownTopicOrPartition)
+    };
+    // A name is checked before existence, as Kafka does; an unknown id reveals nothing.
+    let name = if version >= FIRST_VERSION_WITH_TOPIC_IDS {
+        found.as_ref().map(|t| t.name.as_str())
+    } else {
+        Some(topic.topic.as_str())
+    };
+    let denied = name.is_some_and(|n| !allowed(broker, session, Operation::Read, ResourceType::Topic, n));
+    let (found, missing) = if denied {
+        (None, BrokerError::from(AuthError::TopicDenied).response_error())
+    } else {
+        (found, missing)
     };
     let partitions = topic
         .partitions

@@ -15,7 +15,9 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use tokio::sync::oneshot;
 
-use super::{str_bytes, AUTHORIZED_OPERATIONS_OMITTED};
+use super::{allowed, authorized_operations, str_bytes, AUTHORIZED_OPERATIONS_OMITTED};
+use crate::auth::acl::CLUSTER_NAME;
+use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
 use crate::error::BrokerError;
 use crate::group::state::JoinError;
@@ -24,15 +26,27 @@ use crate::network::Session;
 
 const GROUP_KEY: i8 = 0;
 const TRANSACTION_KEY: i8 = 1;
-/// READ, DELETE and DESCRIBE: everything a group allows, without ACLs.
-const ALL_GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
+
+/// Whether the session may perform `op` on the group (Kafka's GROUP resource).
+fn may(broker: &Broker, session: &Session, op: Operation, group: &str) -> bool {
+    allowed(broker, session, op, ResourceType::Group, group)
+}
+
+fn group_denied() -> BrokerError {
+    AuthError::GroupDenied.into()
+}
 
 pub fn find_coordinator(broker: &Broker, session: &Session, req: FindCoordinatorRequest, version: i16) -> FindCoordinatorResponse {
     // Like Metadata: the address of the listener the client came through.
     let (host, port) = &session.listener.advertised;
-    let answer = |key_type: i8| -> Result<(), BrokerError> {
+    // Finding a coordinator needs DESCRIBE on the group or transactional id, as in Kafka.
+    let answer = |key_type: i8, key: &str| -> Result<(), BrokerError> {
         match key_type {
+            GROUP_KEY if !may(broker, session, Operation::Describe, key) => Err(group_denied()),
             GROUP_KEY => Ok(()),
+            TRANSACTION_KEY if !allowed(broker, session, Operation::Describe, ResourceType::TransactionalId, key) => {
+                Err(AuthError::TransactionalIdDenied.into())
+            }
             // Transactions are not implemented: no broker coordinates them.
             TRANSACTION_KEY => Err(BrokerError::CoordinatorNotAvailable),
             other => Err(BrokerError::InvalidRequest(format!("unknown coordinator key type {other}"))),
@@ -44,8 +58,9 @@ pub fn find_coordinator(broker: &Broker, session: &Session, req: FindCoordinator
             .coordinator_keys
             .into_iter()
             .map(|key| {
+                let result = answer(key_type, &key);
                 let base = Coordinator::default().with_key(key);
-                match answer(key_type) {
+                match result {
                     Ok(()) => base
                         .with_node_id(BrokerId(broker.node_id()))
                         .with_host(str_bytes(host.clone()))
@@ -61,7 +76,7 @@ pub fn find_coordinator(broker: &Broker, session: &Session, req: FindCoordinator
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
     // v0 has no error message; its default (an empty string) must stay untouched there.
-    let response = match answer(key_type) {
+    let response = match answer(key_type, &req.key) {
         Ok(()) => FindCoordinatorResponse::default()
             .with_node_id(BrokerId(broker.node_id()))
             .with_host(str_bytes(host.clone()))
@@ -77,14 +92,29 @@ pub fn find_coordinator(broker: &Broker, session: &Session, req: FindCoordinator
             response
         }
     };
+    // v1-3 carry Kafka's name of the error even on success (`Errors.NONE.message()`).
     if version >= 1 {
-        response.with_error_message(None)
+        response.with_error_message(Some(str_bytes("NONE")))
     } else {
         response
     }
 }
 
-pub async fn join(broker: &Broker, req: JoinGroupRequest, version: i16, client_id: &str, peer: SocketAddr) -> JoinGroupResponse {
+pub async fn join(
+    broker: &Broker,
+    session: &Session,
+    req: JoinGroupRequest,
+    version: i16,
+    client_id: &str,
+    peer: SocketAddr,
+) -> JoinGroupResponse {
+    if !may(broker, session, Operation::Read, &req.group_id) {
+        return JoinGroupResponse::default()
+            .with_error_code(group_denied().code())
+            .with_generation_id(-1)
+            .with_protocol_name(if version >= 7 { None } else { Some(StrBytes::default()) })
+            .with_member_id(req.member_id);
+    }
     let session_timeout = Duration::from_millis(req.session_timeout_ms.max(0) as u64);
     // v0 had no rebalance timeout: the session timeout bounded the rebalance too.
     let rebalance_timeout = if version == 0 {
@@ -148,7 +178,10 @@ pub async fn join(broker: &Broker, req: JoinGroupRequest, version: i16, client_i
     }
 }
 
-pub async fn sync(broker: &Broker, req: SyncGroupRequest, version: i16) -> SyncGroupResponse {
+pub async fn sync(broker: &Broker, session: &Session, req: SyncGroupRequest, version: i16) -> SyncGroupResponse {
+    if !may(broker, session, Operation::Read, &req.group_id) {
+        return SyncGroupResponse::default().with_error_code(group_denied().code());
+    }
     let (tx, rx) = oneshot::channel();
     let assignments = req
         .assignments
@@ -184,7 +217,10 @@ pub async fn sync(broker: &Broker, req: SyncGroupRequest, version: i16) -> SyncG
     }
 }
 
-pub fn heartbeat(broker: &Broker, req: HeartbeatRequest) -> HeartbeatResponse {
+pub fn heartbeat(broker: &Broker, session: &Session, req: HeartbeatRequest) -> HeartbeatResponse {
+    if !may(broker, session, Operation::Read, &req.group_id) {
+        return HeartbeatResponse::default().with_error_code(group_denied().code());
+    }
     let result = broker.groups.heartbeat(
         &req.group_id,
         &req.member_id,
@@ -194,7 +230,10 @@ pub fn heartbeat(broker: &Broker, req: HeartbeatRequest) -> HeartbeatResponse {
     HeartbeatResponse::default().with_error_code(result.err().map_or(0, |e| e.code()))
 }
 
-pub fn leave(broker: &Broker, req: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
+pub fn leave(broker: &Broker, session: &Session, req: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
+    if !may(broker, session, Operation::Read, &req.group_id) {
+        return LeaveGroupResponse::default().with_error_code(group_denied().code());
+    }
     // v3 batched the leaving members (KIP-345); before it one member left by its id.
     let members: Vec<(String, Option<String>)> = if version >= 3 {
         req.members
@@ -228,21 +267,21 @@ pub fn leave(broker: &Broker, req: LeaveGroupRequest, version: i16) -> LeaveGrou
     )
 }
 
-pub fn describe(broker: &Broker, req: DescribeGroupsRequest, version: i16) -> DescribeGroupsResponse {
-    let operations = if version >= 3 && req.include_authorized_operations {
-        ALL_GROUP_OPERATIONS
-    } else {
-        AUTHORIZED_OPERATIONS_OMITTED
-    };
+pub fn describe(broker: &Broker, session: &Session, req: DescribeGroupsRequest, version: i16) -> DescribeGroupsResponse {
+    let want_operations = version >= 3 && req.include_authorized_operations;
     let groups = req
         .groups
         .into_iter()
         .map(|group_id| {
+            let operations = authorized_operations(broker, session, want_operations, ResourceType::Group, &group_id);
             let base = DescribedGroup::default()
                 .with_group_id(group_id.clone())
                 .with_authorized_operations(operations);
-            let summary = if group_id.is_empty() {
-                Err(BrokerError::InvalidGroupId)
+            // An empty group id names no group: Kafka describes it as a missing one.
+            let summary = if !may(broker, session, Operation::Describe, &group_id) {
+                Err(group_denied())
+            } else if group_id.is_empty() {
+                Ok(None)
             } else {
                 broker.groups.describe(&group_id)
             };
@@ -268,6 +307,7 @@ pub fn describe(broker: &Broker, req: DescribeGroupsRequest, version: i16) -> De
                     ),
                 // v6 reports a missing group as an error (KIP-1043); before, as a Dead group.
                 Ok(None) if version >= 6 => base
+                    .with_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
                     .with_group_state(str_bytes("Dead"))
                     .with_error_code(BrokerError::GroupIdNotFound.code())
                     .with_error_message(Some(str_bytes(format!("Group {} not found.", group_id.as_str())))),
@@ -281,7 +321,9 @@ pub fn describe(broker: &Broker, req: DescribeGroupsRequest, version: i16) -> De
     DescribeGroupsResponse::default().with_groups(groups)
 }
 
-pub fn list(broker: &Broker, req: ListGroupsRequest, version: i16) -> ListGroupsResponse {
+pub fn list(broker: &Broker, session: &Session, req: ListGroupsRequest, version: i16) -> ListGroupsResponse {
+    // DESCRIBE on the cluster lists every group; otherwise those the client may describe.
+    let sees_all = allowed(broker, session, Operation::Describe, ResourceType::Cluster, CLUSTER_NAME);
     let groups = match broker.groups.list() {
         Ok(groups) => groups,
         Err(err) => return ListGroupsResponse::default().with_error_code(err.code()),
@@ -290,6 +332,7 @@ pub fn list(broker: &Broker, req: ListGroupsRequest, version: i16) -> ListGroups
     let types: Vec<String> = req.types_filter.iter().map(|s| s.to_lowercase()).collect();
     let listed = groups
         .into_iter()
+        .filter(|(id, _, _)| sees_all || may(broker, session, Operation::Describe, id))
         .filter(|(_, _, state)| states.is_empty() || states.contains(&state.name().to_lowercase()))
         // Every samsa group is a classic group (no KIP-848 consumer groups).
         .filter(|_| types.is_empty() || types.iter().any(|t| t == "classic"))
@@ -308,12 +351,14 @@ pub fn list(broker: &Broker, req: ListGroupsRequest, version: i16) -> ListGroups
     ListGroupsResponse::default().with_groups(listed)
 }
 
-pub fn delete(broker: &Broker, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
+pub fn delete(broker: &Broker, session: &Session, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
     let results = req
         .groups_names
         .into_iter()
         .map(|group_id| {
-            let result = if group_id.is_empty() {
+            let result = if !may(broker, session, Operation::Delete, &group_id) {
+                Err(group_denied())
+            } else if group_id.is_empty() {
                 Err(BrokerError::InvalidGroupId)
             } else {
                 broker.groups.delete(&group_id)

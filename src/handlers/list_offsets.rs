@@ -3,7 +3,10 @@
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
+use super::allowed;
+use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
+use crate::network::Session;
 use crate::error::BrokerError;
 use crate::topics::partition::LEADER_EPOCH;
 use crate::topics::Partition;
@@ -19,23 +22,29 @@ const LATEST_TIERED: i64 = -6;
 /// ListOffsets v4 added the leader epoch of the returned offset.
 const FIRST_VERSION_WITH_EPOCH: i16 = 4;
 
-pub fn handle(broker: &Broker, request: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
+pub fn handle(broker: &Broker, session: &Session, request: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
     let topics = request
         .topics
         .into_iter()
         .map(|topic| {
-            let found = broker.topics.get(&topic.name);
+            let found = if allowed(broker, session, Operation::Describe, ResourceType::Topic, &topic.name) {
+                broker.topics.get(&topic.name).ok_or(BrokerError::UnknownTopicOrPartition)
+            } else {
+                Err(AuthError::TopicDenied.into())
+            };
             let partitions = topic
                 .partitions
                 .into_iter()
                 .map(|p| {
-                    let partition = found
-                        .as_ref()
-                        .and_then(|t| t.partition(p.partition_index))
-                        .ok_or(BrokerError::UnknownTopicOrPartition);
-                    let answer = partition
-                        .and_then(|partition| check_timestamp_version(p.timestamp, version).map(|_| partition))
-                        .and_then(|partition| lookup(partition, p.timestamp));
+                    let answer = match &found {
+                        Ok(t) => t
+                            .partition(p.partition_index)
+                            .ok_or(BrokerError::UnknownTopicOrPartition)
+                            .and_then(|partition| check_timestamp_version(p.timestamp, version).map(|_| partition))
+                            .and_then(|partition| lookup(partition, p.timestamp)),
+                        Err(BrokerError::Auth(_)) => Err(AuthError::TopicDenied.into()),
+                        Err(_) => Err(BrokerError::UnknownTopicOrPartition),
+                    };
                     let response = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
                     match answer {
                         Ok((offset, timestamp)) => response

@@ -6,16 +6,36 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use uuid::Uuid;
 
-use super::{str_bytes, ALL_CLUSTER_OPERATIONS, AUTHORIZED_OPERATIONS_OMITTED};
+use super::{allowed, authorized_operations, str_bytes};
+use crate::auth::acl::CLUSTER_NAME;
+use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
 use crate::error::BrokerError;
 use crate::group::store::OFFSETS_TOPIC;
 use crate::network::Session;
 use crate::topics::{partition::LEADER_EPOCH, Topic};
 
-/// Bit set of every topic operation (READ..ALTER_CONFIGS, DESCRIBE_CONFIGS), for clients
-/// that ask what they may do; without ACLs a client may do everything.
-const ALL_TOPIC_OPERATIONS: i32 = (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
+/// What the request lets this handler do, and who asks.
+struct Context<'a> {
+    broker: &'a Broker,
+    session: &'a Session,
+    may_create: bool,
+    want_operations: bool,
+}
+
+impl Context<'_> {
+    fn may(&self, op: Operation, topic: &str) -> bool {
+        allowed(self.broker, self.session, op, ResourceType::Topic, topic)
+    }
+
+    fn operations(&self, topic: &str) -> i32 {
+        authorized_operations(self.broker, self.session, self.want_operations, ResourceType::Topic, topic)
+    }
+
+    fn describe(&self, topic: &Topic) -> MetadataResponseTopic {
+        describe(self.broker, topic, self.operations(&topic.name))
+    }
+}
 
 pub fn handle(broker: &Broker, session: &Session, request: MetadataRequest, version: i16) -> MetadataResponse {
     // v0 has no null: an empty list meant "all topics" until v1 gave it its own meaning.
@@ -23,26 +43,28 @@ pub fn handle(broker: &Broker, session: &Session, request: MetadataRequest, vers
         Some(topics) if !(version == 0 && topics.is_empty()) => Some(topics),
         _ => None,
     };
-    // Before v4 the request had no flag and auto-creation was always allowed.
-    let may_create = broker.config.auto_create_topics && (version < 4 || request.allow_auto_topic_creation);
-    let operations = if request.include_topic_authorized_operations {
-        ALL_TOPIC_OPERATIONS
-    } else {
-        AUTHORIZED_OPERATIONS_OMITTED
+    let cx = Context {
+        broker,
+        session,
+        // Before v4 the request had no flag and auto-creation was always allowed.
+        may_create: broker.config.auto_create_topics && (version < 4 || request.allow_auto_topic_creation),
+        want_operations: request.include_topic_authorized_operations,
     };
     let topics: Vec<MetadataResponseTopic> = match wanted {
+        // Listing all topics shows only those the client may describe.
         None => broker
             .topics
             .all()
             .iter()
-            .map(|topic| describe(broker, topic, operations))
+            .filter(|topic| cx.may(Operation::Describe, &topic.name))
+            .map(|topic| cx.describe(topic))
             .collect(),
         Some(wanted) => wanted
             .into_iter()
             // Since v10 a topic may be named by id; a non-zero id wins over the name.
             .map(|t| match t.name {
-                Some(name) if t.topic_id.is_nil() => by_name(broker, name, may_create, operations),
-                _ => by_id(broker, t.topic_id, operations),
+                Some(name) if t.topic_id.is_nil() => by_name(&cx, name),
+                _ => by_id(&cx, t.topic_id),
             })
             .collect(),
     };
@@ -56,6 +78,13 @@ pub fn handle(broker: &Broker, session: &Session, request: MetadataRequest, vers
         .collect();
     // Clients are told the address of the listener they came through.
     let (host, port) = &session.listener.advertised;
+    let cluster_operations = authorized_operations(
+        broker,
+        session,
+        request.include_cluster_authorized_operations,
+        ResourceType::Cluster,
+        CLUSTER_NAME,
+    );
     MetadataResponse::default()
         .with_brokers(vec![MetadataResponseBroker::default()
             .with_node_id(BrokerId(broker.node_id()))
@@ -64,25 +93,30 @@ pub fn handle(broker: &Broker, session: &Session, request: MetadataRequest, vers
         .with_cluster_id(Some(str_bytes(broker.topics.cluster_id())))
         .with_controller_id(BrokerId(broker.node_id()))
         .with_topics(topics)
-        .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
-            ALL_CLUSTER_OPERATIONS
-        } else {
-            AUTHORIZED_OPERATIONS_OMITTED
-        })
+        .with_cluster_authorized_operations(cluster_operations)
 }
 
-fn by_name(broker: &Broker, name: TopicName, may_create: bool, operations: i32) -> MetadataResponseTopic {
-    if let Some(topic) = broker.topics.get(&name) {
-        return describe(broker, &topic, operations);
-    }
+fn by_name(cx: &Context<'_>, name: TopicName) -> MetadataResponseTopic {
     let failed = |err: BrokerError| {
         MetadataResponseTopic::default()
             .with_name(Some(name.clone()))
             .with_error_code(err.code())
-            .with_topic_authorized_operations(operations)
+            .with_topic_authorized_operations(cx.operations(&name))
     };
-    if !may_create {
+    if !cx.may(Operation::Describe, &name) {
+        return failed(AuthError::TopicDenied.into());
+    }
+    let broker = cx.broker;
+    if let Some(topic) = broker.topics.get(&name) {
+        return cx.describe(&topic);
+    }
+    if !cx.may_create {
         return failed(BrokerError::UnknownTopicOrPartition);
+    }
+    let may_create = allowed(broker, cx.session, Operation::Create, ResourceType::Cluster, CLUSTER_NAME)
+        || cx.may(Operation::Create, &name);
+    if !may_create {
+        return failed(AuthError::TopicDenied.into());
     }
     let created = broker.topics.create(
         &name,
@@ -91,23 +125,28 @@ fn by_name(broker: &Broker, name: TopicName, may_create: bool, operations: i32) 
         false,
     );
     match created {
-        Ok(topic) => describe(broker, &topic, operations),
+        Ok(topic) => cx.describe(&topic),
         // Another request created it between our lookup and our create.
         Err(BrokerError::TopicAlreadyExists(_)) => match broker.topics.get(&name) {
-            Some(topic) => describe(broker, &topic, operations),
+            Some(topic) => cx.describe(&topic),
             None => failed(BrokerError::UnknownTopicOrPartition),
         },
         Err(err) => failed(err),
     }
 }
 
-fn by_id(broker: &Broker, id: Uuid, operations: i32) -> MetadataResponseTopic {
-    match broker.topics.get_by_id(id) {
-        Some(topic) => describe(broker, &topic, operations),
-        None => MetadataResponseTopic::default()
+fn by_id(cx: &Context<'_>, id: Uuid) -> MetadataResponseTopic {
+    // Kafka reports the authorized operations of every topic in the answer, known or not.
+    let failed = |err: BrokerError, name: &str| {
+        MetadataResponseTopic::default()
             .with_topic_id(id)
-            .with_error_code(BrokerError::UnknownTopicId.code())
-            .with_topic_authorized_operations(operations),
+            .with_error_code(err.code())
+            .with_topic_authorized_operations(cx.operations(name))
+    };
+    match cx.broker.topics.get_by_id(id) {
+        Some(topic) if cx.may(Operation::Describe, &topic.name) => cx.describe(&topic),
+        Some(topic) => failed(AuthError::TopicDenied.into(), &topic.name),
+        None => failed(BrokerError::UnknownTopicId, ""),
     }
 }
 

@@ -1,6 +1,7 @@
 //! One thin handler per API: a decoded request and the broker state in, a response out.
 //! The dispatch table below is the only place that knows which handler serves which key.
 
+pub mod acl;
 pub mod admin;
 pub mod api_versions;
 pub mod cluster;
@@ -11,61 +12,99 @@ pub mod list_offsets;
 pub mod metadata;
 pub mod offsets;
 pub mod produce;
+pub mod sasl;
+pub mod scram;
 
 use std::sync::Arc;
 
 use kafka_protocol::messages::{RequestKind, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 
+use crate::auth::{Operation, ResourceType};
 use crate::broker::Broker;
 use crate::network::Session;
 use crate::protocol::Request;
 
 /// Serves one request. Only APIs in [`crate::protocol::versions::SUPPORTED`] get this far.
-pub async fn handle(broker: &Arc<Broker>, session: &Session, request: Request) -> ResponseKind {
+/// Each handler checks with the authorizer what the session's principal may do.
+pub async fn handle(broker: &Arc<Broker>, session: &mut Session, request: Request) -> ResponseKind {
     let version = request.version();
     let client_id = request.header.client_id.as_deref().unwrap_or("").to_owned();
     match request.body {
         RequestKind::ApiVersions(req) => ResponseKind::ApiVersions(api_versions::handle(&req, version)),
+        RequestKind::SaslHandshake(req) => ResponseKind::SaslHandshake(sasl::handshake(broker, session, req, version)),
+        RequestKind::SaslAuthenticate(req) => {
+            ResponseKind::SaslAuthenticate(sasl::authenticate(broker, session, req))
+        }
         RequestKind::Metadata(req) => ResponseKind::Metadata(metadata::handle(broker, session, req, version)),
-        RequestKind::Produce(req) => ResponseKind::Produce(produce::handle(broker, req, version)),
-        RequestKind::Fetch(req) => ResponseKind::Fetch(fetch::handle(broker, req, version).await),
-        RequestKind::ListOffsets(req) => ResponseKind::ListOffsets(list_offsets::handle(broker, req, version)),
-        RequestKind::CreateTopics(req) => ResponseKind::CreateTopics(admin::create_topics(broker, req, version)),
-        RequestKind::DeleteTopics(req) => ResponseKind::DeleteTopics(admin::delete_topics(broker, req, version)),
+        RequestKind::Produce(req) => ResponseKind::Produce(produce::handle(broker, session, req, version)),
+        RequestKind::Fetch(req) => ResponseKind::Fetch(fetch::handle(broker, session, req, version).await),
+        RequestKind::ListOffsets(req) => {
+            ResponseKind::ListOffsets(list_offsets::handle(broker, session, req, version))
+        }
+        RequestKind::CreateTopics(req) => {
+            ResponseKind::CreateTopics(admin::create_topics(broker, session, req, version))
+        }
+        RequestKind::DeleteTopics(req) => {
+            ResponseKind::DeleteTopics(admin::delete_topics(broker, session, req, version))
+        }
         RequestKind::CreatePartitions(req) => {
-            ResponseKind::CreatePartitions(admin::create_partitions(broker, req))
+            ResponseKind::CreatePartitions(admin::create_partitions(broker, session, req))
         }
         RequestKind::DescribeConfigs(req) => {
-            ResponseKind::DescribeConfigs(configs::describe(broker, req, version))
+            ResponseKind::DescribeConfigs(configs::describe(broker, session, req, version))
         }
         RequestKind::FindCoordinator(req) => {
             ResponseKind::FindCoordinator(group::find_coordinator(broker, session, req, version))
         }
         RequestKind::JoinGroup(req) => {
-            ResponseKind::JoinGroup(group::join(broker, req, version, &client_id, session.peer).await)
+            ResponseKind::JoinGroup(group::join(broker, session, req, version, &client_id, session.peer).await)
         }
-        RequestKind::SyncGroup(req) => ResponseKind::SyncGroup(group::sync(broker, req, version).await),
-        RequestKind::Heartbeat(req) => ResponseKind::Heartbeat(group::heartbeat(broker, req)),
-        RequestKind::LeaveGroup(req) => ResponseKind::LeaveGroup(group::leave(broker, req, version)),
-        RequestKind::DescribeGroups(req) => ResponseKind::DescribeGroups(group::describe(broker, req, version)),
-        RequestKind::ListGroups(req) => ResponseKind::ListGroups(group::list(broker, req, version)),
-        RequestKind::DeleteGroups(req) => ResponseKind::DeleteGroups(group::delete(broker, req)),
-        RequestKind::OffsetCommit(req) => ResponseKind::OffsetCommit(offsets::commit(broker, req, version)),
-        RequestKind::OffsetFetch(req) => ResponseKind::OffsetFetch(offsets::fetch(broker, req, version)),
-        RequestKind::OffsetDelete(req) => ResponseKind::OffsetDelete(offsets::delete(broker, req)),
+        RequestKind::SyncGroup(req) => ResponseKind::SyncGroup(group::sync(broker, session, req, version).await),
+        RequestKind::Heartbeat(req) => ResponseKind::Heartbeat(group::heartbeat(broker, session, req)),
+        RequestKind::LeaveGroup(req) => ResponseKind::LeaveGroup(group::leave(broker, session, req, version)),
+        RequestKind::DescribeGroups(req) => ResponseKind::DescribeGroups(group::describe(broker, session, req, version)),
+        RequestKind::ListGroups(req) => ResponseKind::ListGroups(group::list(broker, session, req, version)),
+        RequestKind::DeleteGroups(req) => ResponseKind::DeleteGroups(group::delete(broker, session, req)),
+        RequestKind::OffsetCommit(req) => ResponseKind::OffsetCommit(offsets::commit(broker, session, req, version)),
+        RequestKind::OffsetFetch(req) => ResponseKind::OffsetFetch(offsets::fetch(broker, session, req, version)),
+        RequestKind::OffsetDelete(req) => ResponseKind::OffsetDelete(offsets::delete(broker, session, req)),
         RequestKind::DescribeCluster(req) => ResponseKind::DescribeCluster(cluster::describe(broker, session, req)),
+        RequestKind::CreateAcls(req) => ResponseKind::CreateAcls(acl::create(broker, session, req)),
+        RequestKind::DescribeAcls(req) => ResponseKind::DescribeAcls(acl::describe(broker, session, req)),
+        RequestKind::DeleteAcls(req) => ResponseKind::DeleteAcls(acl::delete(broker, session, req)),
+        RequestKind::DescribeUserScramCredentials(req) => {
+            ResponseKind::DescribeUserScramCredentials(scram::describe(broker, session, req))
+        }
+        RequestKind::AlterUserScramCredentials(req) => {
+            ResponseKind::AlterUserScramCredentials(scram::alter(broker, session, req))
+        }
         other => unreachable!("{other:?} is not in the supported table"),
+    }
+}
+
+/// Whether the session's principal may perform `op` on the resource.
+pub(crate) fn allowed(broker: &Broker, session: &Session, op: Operation, rt: ResourceType, name: &str) -> bool {
+    broker.authorizer.authorize(&session.principal, &session.host, op, rt, name)
+}
+
+/// The `*_authorized_operations` bit set of a resource, or the "not requested" marker.
+pub(crate) fn authorized_operations(
+    broker: &Broker,
+    session: &Session,
+    requested: bool,
+    rt: ResourceType,
+    name: &str,
+) -> i32 {
+    if requested {
+        broker.authorizer.authorized_operations(&session.principal, &session.host, rt, name)
+    } else {
+        AUTHORIZED_OPERATIONS_OMITTED
     }
 }
 
 /// Kafka's "authorized operations were not requested" marker.
 pub const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
-
-/// Bit set of every cluster operation (CREATE, ALTER, DESCRIBE, CLUSTER_ACTION,
-/// DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE): without an authorizer a client
-/// may do all of them, and Kafka says so when asked.
-pub const ALL_CLUSTER_OPERATIONS: i32 = (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
 
 pub(crate) fn str_bytes(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())

@@ -11,10 +11,20 @@ use kafka_protocol::messages::offset_fetch_response::{
 };
 use kafka_protocol::messages::*;
 
-use super::str_bytes;
+use super::{allowed, str_bytes};
+use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::{now_ms, Broker};
 use crate::error::BrokerError;
 use crate::group::{CommittedOffset, FetchedOffset};
+use crate::network::Session;
+
+fn may_group(broker: &Broker, session: &Session, op: Operation, group: &str) -> bool {
+    allowed(broker, session, op, ResourceType::Group, group)
+}
+
+fn may_topic(broker: &Broker, session: &Session, op: Operation, topic: &str) -> bool {
+    allowed(broker, session, op, ResourceType::Topic, topic)
+}
 
 /// OffsetFetch v8 asks for several groups at once.
 const FIRST_MULTI_GROUP_FETCH: i16 = 8;
@@ -23,7 +33,9 @@ fn partition_exists(broker: &Broker, topic: &str, partition: i32) -> bool {
     broker.topics.get(topic).is_some_and(|t| t.partition(partition).is_some())
 }
 
-pub fn commit(broker: &Broker, req: OffsetCommitRequest, version: i16) -> OffsetCommitResponse {
+/// Committing needs READ on the group and on each topic, as in Kafka.
+pub fn commit(broker: &Broker, session: &Session, req: OffsetCommitRequest, version: i16) -> OffsetCommitResponse {
+    let group_denied = !may_group(broker, session, Operation::Read, &req.group_id);
     let now = now_ms();
     // v2-4 let the client choose how long the offsets live; -1 means the broker's retention.
     let expire_timestamp = (version <= 4 && req.retention_time_ms >= 0).then(|| now + req.retention_time_ms);
@@ -34,7 +46,11 @@ pub fn commit(broker: &Broker, req: OffsetCommitRequest, version: i16) -> Offset
         for p in &topic.partitions {
             let key = (topic.name.to_string(), p.partition_index);
             let metadata = p.committed_metadata.as_ref().map_or(String::new(), |m| m.to_string());
-            if !partition_exists(broker, &topic.name, p.partition_index) {
+            if group_denied {
+                errors.insert(key, AuthError::GroupDenied.into());
+            } else if !may_topic(broker, session, Operation::Read, &topic.name) {
+                errors.insert(key, AuthError::TopicDenied.into());
+            } else if !partition_exists(broker, &topic.name, p.partition_index) {
                 errors.insert(key, BrokerError::UnknownTopicOrPartition);
             } else if metadata.len() > max_metadata {
                 errors.insert(key, BrokerError::OffsetMetadataTooLarge);
@@ -94,13 +110,41 @@ pub fn commit(broker: &Broker, req: OffsetCommitRequest, version: i16) -> Offset
 /// The partitions asked for, by topic; `None` asks for everything the group committed.
 type Wanted = Option<Vec<(String, Vec<i32>)>>;
 
-fn fetch_group(broker: &Broker, group_id: &str, wanted: Wanted) -> Result<BTreeMap<String, Vec<FetchedOffset>>, BrokerError> {
-    let fetched = broker.groups.fetch(group_id, wanted)?;
-    let mut by_topic: BTreeMap<String, Vec<FetchedOffset>> = BTreeMap::new();
-    for entry in fetched {
-        by_topic.entry(entry.0.clone()).or_default().push(entry);
+/// A group's committed offsets by topic, topics in the order asked for (as Kafka
+/// answers), or by name when all are asked for. Needs DESCRIBE on the group; topics the
+/// client may not describe are left out of "everything", and named ones come back in the
+/// second list, to be answered TOPIC_AUTHORIZATION_FAILED.
+#[allow(clippy::type_complexity)]
+fn fetch_group(
+    broker: &Broker,
+    session: &Session,
+    group_id: &str,
+    wanted: Wanted,
+) -> Result<(Vec<(String, Vec<FetchedOffset>)>, Vec<(String, Vec<i32>)>), BrokerError> {
+    if !may_group(broker, session, Operation::Describe, group_id) {
+        return Err(AuthError::GroupDenied.into());
     }
-    Ok(by_topic)
+    let may_describe = |topic: &str| may_topic(broker, session, Operation::Describe, topic);
+    let (wanted, denied) = match wanted {
+        Some(topics) => {
+            let (ok, denied): (Vec<_>, Vec<_>) = topics.into_iter().partition(|(t, _)| may_describe(t));
+            (Some(ok), denied)
+        }
+        None => (None, Vec::new()),
+    };
+    let fetched = if wanted.as_ref().is_some_and(|w| w.is_empty()) {
+        Vec::new()
+    } else {
+        broker.groups.fetch(group_id, wanted)?
+    };
+    let mut by_topic: Vec<(String, Vec<FetchedOffset>)> = Vec::new();
+    for entry in fetched.into_iter().filter(|e| may_describe(&e.0)) {
+        match by_topic.iter_mut().find(|(t, _)| *t == entry.0) {
+            Some((_, offsets)) => offsets.push(entry),
+            None => by_topic.push((entry.0.clone(), vec![entry])),
+        }
+    }
+    Ok((by_topic, denied))
 }
 
 fn committed_fields(offset: &Option<CommittedOffset>) -> (i64, i32, String) {
@@ -110,7 +154,8 @@ fn committed_fields(offset: &Option<CommittedOffset>) -> (i64, i32, String) {
     }
 }
 
-pub fn fetch(broker: &Broker, req: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
+pub fn fetch(broker: &Broker, session: &Session, req: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
+    let topic_denied = BrokerError::from(AuthError::TopicDenied).code();
     if version >= FIRST_MULTI_GROUP_FETCH {
         let groups = req
             .groups
@@ -123,10 +168,25 @@ pub fn fetch(broker: &Broker, req: OffsetFetchRequest, version: i16) -> OffsetFe
                         .collect()
                 });
                 let base = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
-                match fetch_group(broker, &g.group_id, wanted) {
+                match fetch_group(broker, session, &g.group_id, wanted) {
                     Err(err) => base.with_error_code(err.code()),
-                    Ok(by_topic) => base.with_topics(
-                        by_topic
+                    Ok((by_topic, denied)) => base.with_topics(
+                        denied
+                            .into_iter()
+                            .map(|(topic, partitions)| {
+                                OffsetFetchResponseTopics::default().with_name(TopicName(str_bytes(topic))).with_partitions(
+                                    partitions
+                                        .into_iter()
+                                        .map(|p| {
+                                            OffsetFetchResponsePartitions::default()
+                                                .with_partition_index(p)
+                                                .with_committed_offset(-1)
+                                                .with_error_code(topic_denied)
+                                        })
+                                        .collect(),
+                                )
+                            })
+                            .chain(by_topic
                             .into_iter()
                             .map(|(topic, offsets)| {
                                 OffsetFetchResponseTopics::default()
@@ -144,7 +204,7 @@ pub fn fetch(broker: &Broker, req: OffsetFetchRequest, version: i16) -> OffsetFe
                                             })
                                             .collect(),
                                     )
-                            })
+                            }))
                             .collect(),
                     ),
                 }
@@ -156,9 +216,24 @@ pub fn fetch(broker: &Broker, req: OffsetFetchRequest, version: i16) -> OffsetFe
         .topics
         .map(|topics| topics.into_iter().map(|t| (t.name.to_string(), t.partition_indexes)).collect());
     let partitions_of = |wanted: &Wanted| -> Vec<(String, Vec<i32>)> { wanted.clone().unwrap_or_default() };
-    match fetch_group(broker, &req.group_id, wanted.clone()) {
-        Ok(by_topic) => OffsetFetchResponse::default().with_topics(
-            by_topic
+    match fetch_group(broker, session, &req.group_id, wanted.clone()) {
+        Ok((by_topic, denied)) => OffsetFetchResponse::default().with_topics(
+            denied
+                .into_iter()
+                .map(|(topic, partitions)| {
+                    OffsetFetchResponseTopic::default().with_name(TopicName(str_bytes(topic))).with_partitions(
+                        partitions
+                            .into_iter()
+                            .map(|p| {
+                                OffsetFetchResponsePartition::default()
+                                    .with_partition_index(p)
+                                    .with_committed_offset(-1)
+                                    .with_error_code(topic_denied)
+                            })
+                            .collect(),
+                    )
+                })
+                .chain(by_topic
                 .into_iter()
                 .map(|(topic, offsets)| {
                     OffsetFetchResponseTopic::default()
@@ -181,7 +256,7 @@ pub fn fetch(broker: &Broker, req: OffsetFetchRequest, version: i16) -> OffsetFe
                                 })
                                 .collect(),
                         )
-                })
+                }))
                 .collect(),
         ),
         // v2 added a top-level error; v1 can only report it on every partition asked for.
@@ -209,13 +284,20 @@ pub fn fetch(broker: &Broker, req: OffsetFetchRequest, version: i16) -> OffsetFe
     }
 }
 
-pub fn delete(broker: &Broker, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
+/// Deleting offsets needs DELETE on the group and READ on each topic, as in Kafka.
+pub fn delete(broker: &Broker, session: &Session, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
+    if !may_group(broker, session, Operation::Delete, &req.group_id) {
+        return OffsetDeleteResponse::default().with_error_code(BrokerError::from(AuthError::GroupDenied).code());
+    }
+    let mut denied = Vec::new();
     let mut unknown = Vec::new();
     let mut wanted = Vec::new();
     for topic in &req.topics {
         for p in &topic.partitions {
             let key = (topic.name.to_string(), p.partition_index);
-            if partition_exists(broker, &key.0, key.1) {
+            if !may_topic(broker, session, Operation::Read, &key.0) {
+                denied.push(key);
+            } else if partition_exists(broker, &key.0, key.1) {
                 wanted.push(key);
             } else {
                 unknown.push(key);
@@ -227,6 +309,9 @@ pub fn delete(broker: &Broker, req: OffsetDeleteRequest) -> OffsetDeleteResponse
         Err(err) => return OffsetDeleteResponse::default().with_error_code(err.code()),
     };
     let code_of = |topic: &str, partition: i32| -> i16 {
+        if denied.iter().any(|(t, p)| t == topic && *p == partition) {
+            return BrokerError::from(AuthError::TopicDenied).code();
+        }
         if unknown.iter().any(|(t, p)| t == topic && *p == partition) {
             return BrokerError::UnknownTopicOrPartition.code();
         }

@@ -6,27 +6,45 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use std::sync::Arc;
 
-use super::str_bytes;
+use super::{allowed, str_bytes};
+use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::{now_ms, Broker};
 use crate::error::BrokerError;
+use crate::group::store::OFFSETS_TOPIC;
+use crate::network::Session;
 use crate::topics::Topic;
 
 /// Produce v13 names topics by id instead of by name (KIP-516).
 const FIRST_VERSION_WITH_TOPIC_IDS: i16 = 13;
 
-pub fn handle(broker: &Broker, request: ProduceRequest, version: i16) -> ProduceResponse {
+pub fn handle(broker: &Broker, session: &Session, request: ProduceRequest, version: i16) -> ProduceResponse {
     let acks_valid = matches!(request.acks, -1..=1);
+    // A transactional produce needs WRITE on its transactional id before anything else.
+    let transaction_denied = request
+        .transactional_id
+        .as_ref()
+        .is_some_and(|id| !allowed(broker, session, Operation::Write, ResourceType::TransactionalId, id));
     let responses = request
         .topic_data
         .into_iter()
         .map(|topic_data| {
-            let topic = if version >= FIRST_VERSION_WITH_TOPIC_IDS {
-                broker.topics.get_by_id(topic_data.topic_id).ok_or(BrokerError::UnknownTopicId)
+            let may_write = |name: &str| allowed(broker, session, Operation::Write, ResourceType::Topic, name);
+            let topic = if transaction_denied {
+                Err(AuthError::TransactionalIdDenied.into())
+            } else if version >= FIRST_VERSION_WITH_TOPIC_IDS {
+                broker
+                    .topics
+                    .get_by_id(topic_data.topic_id)
+                    .ok_or(BrokerError::UnknownTopicId)
+                    .and_then(|t| if may_write(&t.name) { Ok(t) } else { Err(AuthError::TopicDenied.into()) })
+            } else if !may_write(&topic_data.name) {
+                // Checked before existence, so a client cannot probe for topics it may not see.
+                Err(AuthError::TopicDenied.into())
             } else {
                 broker.topics.get(&topic_data.name).ok_or(BrokerError::UnknownTopicOrPartition)
             };
             let topic = if acks_valid {
-                topic
+                topic.and_then(not_internal)
             } else {
                 Err(BrokerError::InvalidRequiredAcks(request.acks))
             };
@@ -34,6 +52,15 @@ pub fn handle(broker: &Broker, request: ProduceRequest, version: i16) -> Produce
         })
         .collect();
     ProduceResponse::default().with_responses(responses)
+}
+
+/// Only the group coordinator writes to `__consumer_offsets`; Kafka refuses clients with
+/// INVALID_TOPIC_EXCEPTION (its admin client id aside, which samsa does not honour).
+fn not_internal(topic: Arc<Topic>) -> Result<Arc<Topic>, BrokerError> {
+    if topic.name == OFFSETS_TOPIC {
+        return Err(BrokerError::InvalidTopic(format!("Cannot append to internal topic {OFFSETS_TOPIC}")));
+    }
+    Ok(topic)
 }
 
 fn produce_topic(broker: &Broker, data: TopicProduceData, topic: Result<Arc<Topic>, BrokerError>) -> TopicProduceResponse {

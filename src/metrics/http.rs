@@ -36,6 +36,6 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>, mut shutdown: wat
 }
 
 async fn metrics(axum::extract::State(broker): axum::extract::State<Arc<Broker>>) -> impl IntoResponse {
-    let body = tokio::task::block_in_place(|| broker.metrics.render(&broker.topics));
+    let body = tokio::task::block_in_place(|| broker.metrics.render(&broker.topics, &broker.groups.stats()));
     (StatusCode::OK, [(header::CONTENT_TYPE, TEXT_FORMAT)], body)
 }

@@ -16,6 +16,7 @@ use prometheus::{
     TextEncoder,
 };
 
+use crate::group::GroupStats;
 use crate::topics::TopicRegistry;
 
 /// Latency buckets from 100 µs to 30 s: produce is sub-millisecond, long polls take seconds.
@@ -37,6 +38,9 @@ pub struct Metrics {
     partition_high_watermark: IntGaugeVec,
     partition_size: IntGaugeVec,
     partition_segments: IntGaugeVec,
+    group_members: IntGaugeVec,
+    group_committed: IntGaugeVec,
+    group_lag: IntGaugeVec,
     pub connections_open: IntGauge,
     pub connections_accepted: IntCounter,
     pub connections_closed: IntCounter,
@@ -104,6 +108,17 @@ impl Metrics {
             ),
             partition_size: gauge("samsa_partition_size_bytes", "Bytes of log segments on disk", &["topic", "partition"]),
             partition_segments: gauge("samsa_partition_segments", "Log segments on disk", &["topic", "partition"]),
+            group_members: gauge("samsa_consumer_group_members", "Members of a consumer group", &["group"]),
+            group_committed: gauge(
+                "samsa_consumer_group_committed_offset",
+                "Offset a group committed for a partition",
+                &["group", "topic", "partition"],
+            ),
+            group_lag: gauge(
+                "samsa_consumer_group_lag",
+                "High watermark minus the group's committed offset",
+                &["group", "topic", "partition"],
+            ),
             connections_open: single_gauge("samsa_connections_open", "Client connections open now"),
             connections_accepted: single_counter("samsa_connections_accepted_total", "Client connections accepted"),
             connections_closed: single_counter("samsa_connections_closed_total", "Client connections closed"),
@@ -146,13 +161,16 @@ impl Metrics {
     }
 
     /// The text exposition, with partition gauges read fresh from the logs.
-    pub fn render(&self, topics: &TopicRegistry) -> String {
+    pub fn render(&self, topics: &TopicRegistry, groups: &[GroupStats]) -> String {
         let gauges = [
             &self.partition_log_start,
             &self.partition_log_end,
             &self.partition_high_watermark,
             &self.partition_size,
             &self.partition_segments,
+            &self.group_members,
+            &self.group_committed,
+            &self.group_lag,
         ];
         // Deleted topics must disappear, so the partition gauges are rebuilt on every scrape.
         for gauge in gauges {
@@ -169,6 +187,22 @@ impl Metrics {
                     .set(stats.offsets.high_watermark);
                 self.partition_size.with_label_values(&labels).set(stats.size_bytes as i64);
                 self.partition_segments.with_label_values(&labels).set(stats.segments as i64);
+            }
+        }
+        for group in groups {
+            self.group_members
+                .with_label_values(&[group.id.as_str()])
+                .set(group.members as i64);
+            for (topic, partition, committed) in &group.committed {
+                let index = partition.to_string();
+                let labels = [group.id.as_str(), topic.as_str(), index.as_str()];
+                self.group_committed.with_label_values(&labels).set(*committed);
+                // Lag is only meaningful for a partition that still exists.
+                if let Ok(offsets) = topics.partition(topic, *partition).and_then(|p| p.offsets()) {
+                    self.group_lag
+                        .with_label_values(&labels)
+                        .set((offsets.high_watermark - committed).max(0));
+                }
             }
         }
         let mut out = Vec::new();

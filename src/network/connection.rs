@@ -4,11 +4,12 @@
 //! produce sent before it on the same connection); decoding ahead keeps the socket busy.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::{RequestKind, ResponseKind};
+use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter, ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, watch};
 
@@ -17,13 +18,35 @@ use crate::broker::Broker;
 use crate::handlers;
 use crate::protocol::{self, Frame};
 
+/// Largest frame a client may send before SASL authentication completes, as Kafka's
+/// `sasl.server.max.receive.size`: an unauthenticated peer cannot make the broker buffer
+/// `socket_request_max_bytes`.
+const MAX_UNAUTHENTICATED_FRAME: usize = 512 * 1024;
+
+/// What the reader takes the next frame to be; set by the processor from the session's
+/// SASL state before it sends the response that lets the client move on.
+const READ_UNAUTHENTICATED: u8 = 0;
+const READ_BARE_SASL_TOKENS: u8 = 1;
+const READ_REQUESTS: u8 = 2;
+
+fn read_mode(session: &Session) -> u8 {
+    if session.sasl.is_complete() {
+        READ_REQUESTS
+    } else if session.sasl.expects_bare_tokens() {
+        READ_BARE_SASL_TOKENS
+    } else {
+        READ_UNAUTHENTICATED
+    }
+}
+
 /// Limits of the reader, from the broker config.
 struct ReadLimits {
     max_frame: usize,
     idle: Duration,
+    mode: Arc<AtomicU8>,
 }
 
-pub async fn run<S>(stream: S, session: Session, broker: Arc<Broker>, shutdown: watch::Receiver<bool>)
+pub async fn run<S>(stream: S, mut session: Session, broker: Arc<Broker>, shutdown: watch::Receiver<bool>)
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
@@ -33,12 +56,14 @@ where
     let (reader, writer) = tokio::io::split(stream);
     // The bound on decoded-ahead requests bounds a connection's memory.
     let (frames_tx, frames_rx) = mpsc::channel(broker.config.max_inflight_requests);
+    let mode = Arc::new(AtomicU8::new(read_mode(&session)));
     let limits = ReadLimits {
         max_frame: broker.config.socket_request_max_bytes as usize,
         idle: Duration::from_millis(broker.config.connections_max_idle_ms),
+        mode: mode.clone(),
     };
     let reader = tokio::spawn(read_frames(reader, frames_tx, peer, limits, shutdown));
-    serve(writer, frames_rx, &session, &broker).await;
+    serve(writer, frames_rx, &mut session, &broker, &mode).await;
     // The processor stopped (client gone, or a request that must close the connection):
     // stop reading too, so the socket closes.
     reader.abort();
@@ -55,7 +80,6 @@ async fn read_frames<R: AsyncRead>(
     limits: ReadLimits,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let max_frame = limits.max_frame;
     let mut reader = BufReader::with_capacity(64 * 1024, reader);
     loop {
         let len = tokio::select! {
@@ -69,6 +93,13 @@ async fn read_frames<R: AsyncRead>(
             },
             _ = shutdown.changed() => return,
         };
+        // The client sends its next frame only after the response that set the mode.
+        let mode = limits.mode.load(Ordering::Acquire);
+        let max_frame = if mode == READ_REQUESTS {
+            limits.max_frame
+        } else {
+            limits.max_frame.min(MAX_UNAUTHENTICATED_FRAME)
+        };
         if len < 0 || len as usize > max_frame {
             tracing::warn!(%peer, len, max_frame, "closing connection: request frame size out of bounds");
             return;
@@ -78,7 +109,12 @@ async fn read_frames<R: AsyncRead>(
             tracing::warn!(%peer, "closing connection: truncated request frame: {err}");
             return;
         }
-        match protocol::decode_frame(frame.freeze()) {
+        let decoded = if mode == READ_BARE_SASL_TOKENS {
+            Ok(Frame::SaslToken(frame.freeze()))
+        } else {
+            protocol::decode_frame(frame.freeze())
+        };
+        match decoded {
             Ok(frame) => {
                 if frames.send(frame).await.is_err() {
                     return;
@@ -96,12 +132,22 @@ async fn read_frames<R: AsyncRead>(
 async fn serve<W: AsyncWrite>(
     writer: WriteHalf<W>,
     mut frames: mpsc::Receiver<Frame>,
-    session: &Session,
+    session: &mut Session,
     broker: &Arc<Broker>,
+    mode: &AtomicU8,
 ) {
     let mut writer = BufWriter::with_capacity(64 * 1024, writer);
     while let Some(frame) = frames.recv().await {
         let response = match frame {
+            Frame::Request(request) if !session.sasl.is_complete() && !allowed_before_authentication(request.api_key) => {
+                // Kafka treats this as an illegal SASL state and closes the connection.
+                tracing::warn!(
+                    peer = %session.peer,
+                    api = ?request.api_key,
+                    "closing connection: request before SASL authentication completed"
+                );
+                break;
+            }
             Frame::Request(request) => match respond(broker, session, *request).await {
                 Reply::Send(bytes) => Some(bytes),
                 Reply::Nothing => None,
@@ -110,12 +156,25 @@ async fn serve<W: AsyncWrite>(
             Frame::UnsupportedApiVersions { correlation_id } => {
                 Some(handlers::api_versions::unsupported_version_response(correlation_id))
             }
+            Frame::SaslToken(token) => handlers::sasl::bare_token(broker, session, &token).map(|reply| {
+                let mut framed = BytesMut::with_capacity(4 + reply.len());
+                framed.extend_from_slice(&(reply.len() as i32).to_be_bytes());
+                framed.extend_from_slice(&reply);
+                framed.freeze()
+            }),
         };
+        mode.store(read_mode(session), Ordering::Release);
         if let Some(bytes) = response {
             if writer.write_all(&bytes).await.is_err() {
                 break;
             }
         }
+        if session.sasl.has_failed() {
+            // The client gets the failure, then the connection closes, as in Kafka.
+            tracing::info!(peer = %session.peer, "closing connection: SASL authentication failed");
+            break;
+        }
+
         // Flush only when nothing else is queued, so pipelined responses share a syscall.
         if frames.is_empty() && writer.flush().await.is_err() {
             break;
@@ -125,6 +184,11 @@ async fn serve<W: AsyncWrite>(
     let _ = writer.into_inner().shutdown().await;
 }
 
+/// What a SASL listener serves before authentication: version discovery and SASL itself.
+fn allowed_before_authentication(api_key: ApiKey) -> bool {
+    matches!(api_key, ApiKey::ApiVersions | ApiKey::SaslHandshake | ApiKey::SaslAuthenticate)
+}
+
 enum Reply {
     Send(Bytes),
     /// acks=0 produce: the client expects no response.
@@ -132,7 +196,7 @@ enum Reply {
     Close,
 }
 
-async fn respond(broker: &Arc<Broker>, session: &Session, request: protocol::Request) -> Reply {
+async fn respond(broker: &Arc<Broker>, session: &mut Session, request: protocol::Request) -> Reply {
     let peer = session.peer;
     let api_key = request.api_key;
     let version = request.version();

@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
+use crate::auth::{Principal, SaslExchange};
 use crate::broker::Broker;
 use crate::config::{parse_host_port, Config, SecurityProtocol};
 use limits::ConnectionLimits;
@@ -32,7 +33,26 @@ pub struct ListenerInfo {
 #[derive(Debug)]
 pub struct Session {
     pub peer: SocketAddr,
+    /// The client's IP address, as ACLs name hosts.
+    pub host: String,
     pub listener: Arc<ListenerInfo>,
+    /// Who the client is: `User:ANONYMOUS` until SASL authenticates it.
+    pub principal: Principal,
+    /// Where the connection is in SASL authentication (complete at once without SASL).
+    pub sasl: SaslExchange,
+}
+
+impl Session {
+    pub fn new(peer: SocketAddr, listener: Arc<ListenerInfo>) -> Session {
+        let sasl = SaslExchange::new(listener.protocol.uses_sasl());
+        Session {
+            peer,
+            host: peer.ip().to_string(),
+            listener,
+            principal: Principal::anonymous(),
+            sasl,
+        }
+    }
 }
 
 /// A bound listener, ready to accept.
@@ -47,7 +67,7 @@ pub struct BoundListener {
 /// picks a port, and the bound one is what clients are told (unless advertised explicitly).
 pub async fn bind(config: &Config) -> anyhow::Result<Vec<BoundListener>> {
     let acceptor = match &config.tls {
-        Some(tls) if config.listeners.iter().any(|l| l.protocol == SecurityProtocol::Ssl) => {
+        Some(tls) if config.listeners.iter().any(|l| l.protocol.uses_tls()) => {
             Some(tls::acceptor(tls).context("cannot set up TLS")?)
         }
         _ => None,
@@ -74,10 +94,7 @@ pub async fn bind(config: &Config) -> anyhow::Result<Vec<BoundListener>> {
             .as_deref()
             .and_then(parse_host_port)
             .unwrap_or_else(|| (local_addr.ip().to_string(), i32::from(local_addr.port())));
-        let tls = match protocol {
-            SecurityProtocol::Ssl => acceptor.clone(),
-            SecurityProtocol::Plaintext => None,
-        };
+        let tls = if protocol.uses_tls() { acceptor.clone() } else { None };
         bound.push(BoundListener {
             info: Arc::new(ListenerInfo {
                 name,
@@ -123,7 +140,7 @@ async fn accept(
                         continue;
                     };
                     let _ = stream.set_nodelay(true);
-                    let session = Session { peer, listener: listener.info.clone() };
+                    let session = Session::new(peer, listener.info.clone());
                     let tls = listener.tls.clone();
                     let broker = broker.clone();
                     let shutdown = shutdown.clone();

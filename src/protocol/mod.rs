@@ -36,6 +36,10 @@ pub enum Frame {
     /// v0 response carrying UNSUPPORTED_VERSION and its version table, so a newer client
     /// can retry with a version both sides know; clients rely on that.
     UnsupportedApiVersions { correlation_id: i32 },
+    /// After a SaslHandshake v0, frames are bare SASL tokens rather than requests, until
+    /// authentication completes (Kafka's pre-KIP-152 framing). The network layer knows
+    /// when; this layer only names the case.
+    SaslToken(Bytes),
 }
 
 #[derive(Debug, thiserror::Error)]

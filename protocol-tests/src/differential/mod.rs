@@ -7,6 +7,7 @@ pub mod allowlist;
 pub mod normalise;
 pub mod tree;
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -15,8 +16,10 @@ use anyhow::{bail, ensure, Context, Result};
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
 use kafka_protocol::messages::{
-    BrokerId, CreateTopicsRequest, ListOffsetsRequest, MetadataRequest,
+    BrokerId, CreateTopicsRequest, FindCoordinatorRequest, GroupId, ListGroupsRequest,
+    ListOffsetsRequest, MetadataRequest, OffsetFetchRequest,
 };
 use kafka_protocol::protocol::Request;
 use uuid::Uuid;
@@ -41,6 +44,8 @@ pub struct Side {
     pub node_id: i32,
     ids: HashMap<String, Uuid>,
     names: HashMap<Uuid, String>,
+    /// Member ids seen in this broker's answers, for `normalise` (order of appearance).
+    member_ids: RefCell<Vec<String>>,
 }
 
 impl Side {
@@ -53,6 +58,7 @@ impl Side {
             node_id,
             ids: HashMap::new(),
             names: HashMap::new(),
+            member_ids: RefCell::new(Vec::new()),
         })
     }
 
@@ -151,8 +157,13 @@ impl Differential {
     pub fn start(test: &str) -> Differential {
         let kafka_addr = kafka_bootstrap();
         let samsa = BrokerProcess::start(&format!(
-            // What kafka_ref.py sets in server.properties, so both report them as set by the operator.
-            "node_id = {SAMSA_NODE_ID}\nnum_partitions = 1\nauto_create_topics = true\n"
+            // What kafka_ref.py sets in server.properties, so both report them as set by the
+            // operator; then the group settings Kafka has (kafka_ref.py's rebalance delay 0, and
+            // Kafka's defaults for session bounds and the offsets topic's 50 partitions).
+            "node_id = {SAMSA_NODE_ID}\nnum_partitions = 1\nauto_create_topics = true\n\
+             group_initial_rebalance_delay_ms = 0\n\
+             group_min_session_timeout_ms = 6000\ngroup_max_session_timeout_ms = 1800000\n\
+             offsets_topic_num_partitions = 50\n"
         ))
         .expect("starting samsa");
         let allowlist_path =
@@ -188,8 +199,32 @@ impl Differential {
         R::Response: std::fmt::Debug,
         F: Fn(&Side) -> R,
     {
-        let samsa = self.samsa.exchange(&build(&self.samsa), version);
-        let kafka = self.kafka.exchange(&build(&self.kafka), version);
+        self.compare_part(case, version, build, |_| {})
+    }
+
+    /// [`Differential::compare`], comparing only what `keep` leaves of each answer: for
+    /// broker-wide listings (ListGroups) on the Kafka the whole suite shares, where other
+    /// tests' entries must be dropped. The answers returned are the trimmed ones.
+    pub fn compare_part<R, F, K>(
+        &mut self,
+        case: &str,
+        version: i16,
+        build: F,
+        keep: K,
+    ) -> (Answer<R::Response>, Answer<R::Response>)
+    where
+        R: Request + std::fmt::Debug,
+        R::Response: std::fmt::Debug,
+        F: Fn(&Side) -> R,
+        K: Fn(&mut R::Response),
+    {
+        let mut samsa = self.samsa.exchange(&build(&self.samsa), version);
+        let mut kafka = self.kafka.exchange(&build(&self.kafka), version);
+        for answer in [&mut samsa, &mut kafka] {
+            if let Answer::Response(r) = answer {
+                keep(r);
+            }
+        }
         let case = format!("{}.{case}@v{version}", self.test);
         let s = self.tree(&samsa, &self.samsa);
         let k = self.tree(&kafka, &self.kafka);
@@ -214,6 +249,7 @@ impl Differential {
             node_id: side.node_id,
             topic_names: &side.names,
             run_tag: &self.run_tag,
+            member_ids: &side.member_ids,
         };
         normalise::normalise(&mut node, &facts);
         node
@@ -304,6 +340,70 @@ impl Differential {
             .iter()
             .flat_map(|t| &t.partitions)
             .all(|p| p.error_code == 0))
+    }
+
+    /// Setup, not compared: waits until both brokers coordinate `group`. samsa answers
+    /// COORDINATOR_LOAD_IN_PROGRESS until it has replayed its offsets topic; Kafka creates
+    /// `__consumer_offsets` on the first FindCoordinator and loads each partition after.
+    pub fn await_group_coordinator(&mut self, group: &str) -> Result<()> {
+        let deadline = Instant::now() + LEADER_TIMEOUT;
+        let samsa_probe = ListGroupsRequest::default();
+        let kafka_lookup = FindCoordinatorRequest::default()
+            .with_key_type(0)
+            .with_coordinator_keys(vec![str_bytes(group)]);
+        let kafka_probe = OffsetFetchRequest::default().with_groups(vec![
+            OffsetFetchRequestGroup::default()
+                .with_group_id(GroupId(str_bytes(group)))
+                .with_topics(None),
+        ]);
+        loop {
+            let samsa = self.samsa.conn.send(&samsa_probe, 4)?.error_code;
+            let found = self.kafka.conn.send(&kafka_lookup, 4)?.coordinators[0].error_code;
+            let loaded = found == 0 && self.kafka.conn.send(&kafka_probe, 8)?.groups[0].error_code == 0;
+            if samsa == 0 && loaded {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("group coordinators not ready after {LEADER_TIMEOUT:?}: samsa {samsa}, kafka {found}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Setup, not compared: waits until Kafka names a coordinator for transactional id
+    /// `key` (it creates `__transaction_state` on the first lookup). samsa has none.
+    pub fn await_transaction_coordinator(&mut self, key: &str) -> Result<()> {
+        let deadline = Instant::now() + LEADER_TIMEOUT;
+        let lookup = FindCoordinatorRequest::default()
+            .with_key_type(1)
+            .with_coordinator_keys(vec![str_bytes(key)]);
+        loop {
+            let found = self.kafka.conn.send(&lookup, 4)?.coordinators[0].error_code;
+            if found == 0 {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("Kafka has no transaction coordinator after {LEADER_TIMEOUT:?}: error {found}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Setup, not compared: learns each broker's id of an existing topic the test did not
+    /// create (`__consumer_offsets`), so requests can name it by id and answers show its name.
+    pub fn learn_topic_id(&mut self, name: &str) -> Result<()> {
+        let request = MetadataRequest::default()
+            .with_topics(Some(vec![
+                MetadataRequestTopic::default().with_name(Some(topic_name(name)))
+            ]))
+            .with_allow_auto_topic_creation(false);
+        for side in [&mut self.samsa, &mut self.kafka] {
+            let response = side.conn.send(&request, 12)?;
+            let topic = response.topics.first().context("no topic in Metadata")?;
+            ensure!(topic.error_code == 0, "{name} on {}: error {}", side.name, topic.error_code);
+            side.remember(name, topic.topic_id);
+        }
+        Ok(())
     }
 
     /// Records a difference found by a check of the test's own (not a request pair).

@@ -1,0 +1,45 @@
+"""The Go clients, unchanged: franz-go, sarama and kafka-go (compat/go). Each
+writes keyed records with headers, with each compression, to a 4-partition
+topic it creates itself; each of the three reads every partition back directly
+(franz-go ConsumePartitions, sarama ConsumePartition, kafka-go Reader with
+Partition) and must find exactly what the writer had acknowledged."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from clients import COMPAT_DIR
+
+GO_DIR = COMPAT_DIR / "go"
+CLIENTS = ("franz-go", "sarama", "kafka-go")
+
+
+@pytest.fixture(scope="session")
+def go_tests(tmp_path_factory):
+    """The compat/go test binary, built once per session (Go's build cache makes it quick)."""
+    go = shutil.which("go")
+    assert go, "go not found: run compat/install.sh"
+    binary = tmp_path_factory.mktemp("go") / "compat.test"
+    env = dict(os.environ, GOFLAGS="-mod=readonly")  # go.sum is the lock: never resolve anew here
+    proc = subprocess.run([go, "test", "-c", "-o", str(binary), "."], cwd=GO_DIR, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, f"go test -c in {GO_DIR} failed:\n{proc.stdout}\n{proc.stderr}"
+    return binary
+
+
+@pytest.mark.parametrize("writer", CLIENTS)
+def test_go_clients(go_tests, bootstrap, writer):
+    """WRITER's records, read by franz-go, sarama and kafka-go."""
+    proc = subprocess.run([str(go_tests), "-test.v", "-test.count=1", "-test.timeout=5m",
+                           "-test.run", f"^TestClients$/^{re.escape(writer)}$"],
+                          cwd=GO_DIR, env=dict(os.environ, KAFKA_BOOTSTRAP=bootstrap),
+                          capture_output=True, text=True, timeout=360, stdin=subprocess.DEVNULL)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"go test for {writer} failed:\n{out[-6000:]}"
+    for reader in CLIENTS:
+        assert f"--- PASS: TestClients/{writer}/{reader} " in out, f"{reader} did not read {writer}'s records:\n{out[-4000:]}"

@@ -1,0 +1,285 @@
+//! ACLs: CreateAcls, DescribeAcls and DeleteAcls at every served version, their
+//! persistence, and their enforcement on produce, metadata and the cluster APIs for
+//! principals authenticated over SASL.
+
+use std::net::TcpListener;
+use std::sync::LazyLock;
+
+use kafka_protocol::messages::create_acls_request::AclCreation;
+use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+use kafka_protocol::messages::{
+    ApiKey, CreateAclsRequest, DeleteAclsRequest, DescribeAclsRequest, DescribeAclsResponse, DescribeClusterRequest,
+    DescribeGroupsRequest, FindCoordinatorRequest, GroupId, JoinGroupRequest, MetadataRequest,
+};
+use samsa_protocol_tests::batches::{self, batch, messages};
+use samsa_protocol_tests::client::{create_topic, only_partition, produce_request, str_bytes, topic_name, versions, TopicRef};
+use samsa_protocol_tests::sasl::{scram_user, Scram};
+use samsa_protocol_tests::{BrokerProcess, Connection};
+
+const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
+const GROUP_AUTHORIZATION_FAILED: i16 = 30;
+const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
+const INVALID_REQUEST: i16 = 42;
+const SECURITY_DISABLED: i16 = 54;
+
+const ANY: i8 = 1;
+const TOPIC: i8 = 2;
+const GROUP: i8 = 3;
+const CLUSTER: i8 = 4;
+const MATCH: i8 = 2;
+const LITERAL: i8 = 3;
+const PREFIXED: i8 = 4;
+const ALL: i8 = 2;
+const READ: i8 = 3;
+const WRITE: i8 = 4;
+const DESCRIBE: i8 = 8;
+const DENY: i8 = 2;
+const ALLOW: i8 = 3;
+
+static T0: LazyLock<i64> = LazyLock::new(batches::base_timestamp);
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A broker enforcing ACLs, with a SASL_PLAINTEXT listener; admin is a super user.
+fn start() -> (BrokerProcess, String) {
+    let port = free_port();
+    let config = format!(
+        "authorizer = true\nsuper_users = [\"User:admin\"]\nauto_create_topics = false\n\
+         [[listener]]\nname = \"sasl\"\naddress = \"127.0.0.1:{port}\"\nprotocol = \"SASL_PLAINTEXT\"\n\
+         [sasl]\nmechanisms = [\"PLAIN\"]\n{}{}",
+        scram_user("admin", Scram::Sha256, "admin-pw"),
+        scram_user("alice", Scram::Sha256, "alice-pw"),
+    );
+    (BrokerProcess::start(&config).unwrap(), format!("127.0.0.1:{port}"))
+}
+
+fn login(addr: &str, user: &str) -> Connection {
+    let mut conn = Connection::open(addr).unwrap();
+    let answer = conn.login_plain(user, &format!("{user}-pw"), 2).unwrap();
+    assert_eq!(answer.error_code, 0, "{user}: {answer:?}");
+    conn
+}
+
+fn acl(rt: i8, name: &str, pattern: i8, principal: &str, op: i8, permission: i8) -> AclCreation {
+    AclCreation::default()
+        .with_resource_type(rt)
+        .with_resource_name(str_bytes(name))
+        .with_resource_pattern_type(pattern)
+        .with_principal(str_bytes(principal))
+        .with_host(str_bytes("*"))
+        .with_operation(op)
+        .with_permission_type(permission)
+}
+
+fn create_acls(conn: &mut Connection, acls: Vec<AclCreation>, version: i16) -> Vec<i16> {
+    let response = conn.send(&CreateAclsRequest::default().with_creations(acls), version).unwrap();
+    response.results.iter().map(|r| r.error_code).collect()
+}
+
+fn describe_topic_acls(conn: &mut Connection, name: Option<&str>, pattern: i8, version: i16) -> DescribeAclsResponse {
+    let request = DescribeAclsRequest::default()
+        .with_resource_type_filter(TOPIC)
+        .with_resource_name_filter(name.map(str_bytes))
+        .with_pattern_type_filter(pattern)
+        .with_principal_filter(None)
+        .with_host_filter(None)
+        .with_operation(ANY)
+        .with_permission_type(ANY);
+    conn.send(&request, version).unwrap()
+}
+
+/// (name, pattern, [(principal, operation, permission)]) per described resource.
+fn summary(response: &DescribeAclsResponse) -> Vec<(String, i8, Vec<(String, i8, i8)>)> {
+    assert_eq!(response.error_code, 0, "{response:?}");
+    response
+        .resources
+        .iter()
+        .map(|r| {
+            let acls = r.acls.iter().map(|a| (a.principal.to_string(), a.operation, a.permission_type)).collect();
+            (r.resource_name.to_string(), r.pattern_type, acls)
+        })
+        .collect()
+}
+
+fn delete_filter(name: Option<&str>, pattern: i8) -> DeleteAclsFilter {
+    DeleteAclsFilter::default()
+        .with_resource_type_filter(TOPIC)
+        .with_resource_name_filter(name.map(str_bytes))
+        .with_pattern_type_filter(pattern)
+        .with_principal_filter(None)
+        .with_host_filter(None)
+        .with_operation(ANY)
+        .with_permission_type(ANY)
+}
+
+#[test]
+fn acls_round_trip_at_every_version() {
+    let (_broker, addr) = start();
+    let mut admin = login(&addr, "admin");
+    for version in versions(ApiKey::CreateAcls) {
+        let literal = format!("rt{version}-orders");
+        let prefix = format!("rt{version}-");
+        let codes = create_acls(
+            &mut admin,
+            vec![
+                acl(TOPIC, &literal, LITERAL, "User:alice", READ, ALLOW),
+                acl(TOPIC, &prefix, PREFIXED, "User:*", WRITE, DENY),
+                acl(CLUSTER, "not-the-cluster", LITERAL, "User:alice", ALL, ALLOW),
+                acl(TOPIC, &literal, MATCH, "User:alice", READ, ALLOW),
+                acl(TOPIC, &literal, LITERAL, "alice", READ, ALLOW),
+            ],
+            version,
+        );
+        assert_eq!(codes, [0, 0, INVALID_REQUEST, INVALID_REQUEST, INVALID_REQUEST], "v{version}");
+
+        let exact = summary(&describe_topic_acls(&mut admin, Some(&literal), LITERAL, version));
+        assert_eq!(exact, [(literal.clone(), LITERAL, vec![("User:alice".into(), READ, ALLOW)])], "v{version}");
+        // MATCH finds every binding that applies to the name: the literal and the prefix.
+        let matching = summary(&describe_topic_acls(&mut admin, Some(&literal), MATCH, version));
+        assert_eq!(matching.len(), 2, "v{version}: {matching:?}");
+
+        let deleted = admin
+            .send(&DeleteAclsRequest::default().with_filters(vec![delete_filter(Some(&literal), ANY)]), version)
+            .unwrap();
+        let result = &deleted.filter_results[0];
+        assert_eq!(result.error_code, 0);
+        assert_eq!(result.matching_acls.len(), 1, "v{version}: {result:?}");
+        assert_eq!(result.matching_acls[0].resource_name.as_str(), literal);
+        let left = summary(&describe_topic_acls(&mut admin, None, ANY, version));
+        assert_eq!(left, [(prefix.clone(), PREFIXED, vec![("User:*".into(), WRITE, DENY)])], "v{version}");
+        let request = DeleteAclsRequest::default().with_filters(vec![delete_filter(None, PREFIXED)]);
+        assert_eq!(admin.send(&request, version).unwrap().filter_results[0].matching_acls.len(), 1);
+    }
+}
+
+#[test]
+fn acls_survive_a_restart() {
+    let (mut broker, addr) = start();
+    let mut admin = login(&addr, "admin");
+    let codes = create_acls(&mut admin, vec![acl(TOPIC, "kept", LITERAL, "User:alice", WRITE, ALLOW)], 3);
+    assert_eq!(codes, [0]);
+    broker.restart().unwrap();
+    let mut admin = login(&addr, "admin");
+    let described = summary(&describe_topic_acls(&mut admin, None, ANY, 3));
+    assert_eq!(described, [("kept".into(), LITERAL, vec![("User:alice".into(), WRITE, ALLOW)])]);
+}
+
+fn produce_code(conn: &mut Connection, topic: &str) -> i16 {
+    let topic = TopicRef {
+        name: topic.to_owned(),
+        id: uuid::Uuid::nil(),
+    };
+    let request = produce_request(&topic, 0, batch(&messages("m", 1, *T0)), -1, 9);
+    only_partition(&conn.send(&request, 9).unwrap()).unwrap().error_code
+}
+
+fn listed_topics(conn: &mut Connection) -> Vec<String> {
+    let response = conn.send(&MetadataRequest::default().with_topics(None), 12).unwrap();
+    let mut names: Vec<String> = response.topics.iter().map(|t| t.name.as_ref().unwrap().to_string()).collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn produce_and_metadata_follow_the_acls() {
+    let (broker, addr) = start();
+    let mut admin = login(&addr, "admin");
+    for topic in ["orders", "secret", "t-ok", "t-deny"] {
+        create_topic(&mut admin, topic, 1, &[]).unwrap();
+    }
+    assert_eq!(produce_code(&mut admin, "secret"), 0, "super users need no ACL");
+
+    let mut alice = login(&addr, "alice");
+    assert!(listed_topics(&mut alice).is_empty(), "no ACL, nothing visible");
+    let codes = create_acls(&mut admin, vec![acl(TOPIC, "orders", LITERAL, "User:alice", READ, ALLOW)], 3);
+    assert_eq!(codes, [0]);
+    assert_eq!(produce_code(&mut alice, "orders"), TOPIC_AUTHORIZATION_FAILED, "READ is not WRITE");
+    assert_eq!(listed_topics(&mut alice), ["orders"], "READ implies DESCRIBE");
+    let named = alice
+        .send(
+            &MetadataRequest::default()
+                .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(topic_name("secret")))]))
+                .with_include_topic_authorized_operations(true),
+            10,
+        )
+        .unwrap();
+    assert_eq!(named.topics[0].error_code, TOPIC_AUTHORIZATION_FAILED);
+
+    let codes = create_acls(
+        &mut admin,
+        vec![
+            acl(TOPIC, "orders", LITERAL, "User:alice", WRITE, ALLOW),
+            acl(TOPIC, "t-", PREFIXED, "User:alice", ALL, ALLOW),
+            acl(TOPIC, "t-deny", LITERAL, "User:alice", WRITE, DENY),
+        ],
+        3,
+    );
+    assert_eq!(codes, [0, 0, 0]);
+    assert_eq!(produce_code(&mut alice, "orders"), 0);
+    assert_eq!(produce_code(&mut alice, "t-ok"), 0);
+    assert_eq!(produce_code(&mut alice, "t-deny"), TOPIC_AUTHORIZATION_FAILED, "DENY wins over ALLOW ALL");
+    assert_eq!(listed_topics(&mut alice), ["orders", "t-deny", "t-ok"]);
+
+    let described = alice
+        .send(
+            &MetadataRequest::default()
+                .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(topic_name("orders")))]))
+                .with_include_topic_authorized_operations(true),
+            10,
+        )
+        .unwrap();
+    let expected = (1 << READ) | (1 << WRITE) | (1 << DESCRIBE);
+    assert_eq!(described.topics[0].topic_authorized_operations, expected);
+
+    // Cluster APIs need cluster ACLs; the plaintext listener's clients are User:ANONYMOUS.
+    let cluster = alice.send(&DescribeClusterRequest::default(), 1).unwrap();
+    assert_eq!(cluster.error_code, CLUSTER_AUTHORIZATION_FAILED);
+    let mut anonymous = broker.connect().unwrap();
+    assert!(listed_topics(&mut anonymous).is_empty());
+    let codes = create_acls(&mut anonymous, vec![acl(TOPIC, "x", LITERAL, "User:ANONYMOUS", ALL, ALLOW)], 3);
+    assert_eq!(codes, [CLUSTER_AUTHORIZATION_FAILED]);
+    assert_eq!(produce_code(&mut anonymous, "orders"), TOPIC_AUTHORIZATION_FAILED);
+}
+
+#[test]
+fn acl_apis_answer_security_disabled_without_an_authorizer() {
+    let broker = BrokerProcess::start("").unwrap();
+    let mut conn = broker.connect().unwrap();
+    let codes = create_acls(&mut conn, vec![acl(TOPIC, "t", LITERAL, "User:a", READ, ALLOW)], 3);
+    assert_eq!(codes, [SECURITY_DISABLED]);
+    assert_eq!(describe_topic_acls(&mut conn, None, ANY, 3).error_code, SECURITY_DISABLED);
+}
+
+#[test]
+fn group_apis_need_group_acls() {
+    let (_broker, addr) = start();
+    let mut admin = login(&addr, "admin");
+    let mut alice = login(&addr, "alice");
+    let find = |conn: &mut Connection, group: &str| {
+        let request = FindCoordinatorRequest::default().with_key(str_bytes(group));
+        conn.send(&request, 3).unwrap().error_code
+    };
+    let join = |conn: &mut Connection, group: &str| {
+        let request = JoinGroupRequest::default()
+            .with_group_id(GroupId(str_bytes(group)))
+            .with_session_timeout_ms(10_000)
+            .with_rebalance_timeout_ms(10_000)
+            .with_protocol_type(str_bytes("consumer"))
+            .with_protocols(vec![JoinGroupRequestProtocol::default().with_name(str_bytes("range"))]);
+        conn.send(&request, 5).unwrap().error_code
+    };
+    assert_eq!(find(&mut alice, "app"), GROUP_AUTHORIZATION_FAILED);
+    assert_eq!(join(&mut alice, "app"), GROUP_AUTHORIZATION_FAILED);
+    assert_eq!(create_acls(&mut admin, vec![acl(GROUP, "app", LITERAL, "User:alice", READ, ALLOW)], 3), [0]);
+    assert_eq!(find(&mut alice, "app"), 0, "READ implies DESCRIBE");
+    assert_ne!(join(&mut alice, "app"), GROUP_AUTHORIZATION_FAILED);
+    assert_eq!(find(&mut admin, "other"), 0, "super user");
+    let described = alice
+        .send(&DescribeGroupsRequest::default().with_groups(vec![GroupId(str_bytes("other"))]), 5)
+        .unwrap();
+    assert_eq!(described.groups[0].error_code, GROUP_AUTHORIZATION_FAILED);
+}

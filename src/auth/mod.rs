@@ -1,0 +1,72 @@
+//! Who a client is and what it may do: SASL authentication (PLAIN, SCRAM-SHA-256/512)
+//! against salted credentials kept in the data directory, and Kafka's ACL model with an
+//! authorizer that every handler consults. Nothing here knows the wire format.
+
+pub mod acl;
+pub mod authorizer;
+pub mod credentials;
+mod file;
+pub mod sasl;
+pub mod scram;
+
+pub use acl::{AclBinding, AclFilter, Operation, PatternType, Permission, ResourceType};
+pub use authorizer::Authorizer;
+pub use credentials::CredentialStore;
+pub use sasl::{SaslExchange, SaslMechanism};
+
+/// A client's identity in Kafka's `Type:name` form, e.g. `User:alice`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Principal(String);
+
+impl Principal {
+    /// Who a client is on a listener without SASL, as in Kafka.
+    pub fn anonymous() -> Principal {
+        Principal("User:ANONYMOUS".into())
+    }
+
+    pub fn user(name: &str) -> Principal {
+        Principal(format!("User:{name}"))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Principal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Failures of authentication, authorization and their administration APIs. Mapped to
+/// Kafka codes in [`crate::error`], like every other error.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("{0}")]
+    AuthenticationFailed(String),
+    #[error("{0}")]
+    UnsupportedMechanism(String),
+    #[error("{0}")]
+    IllegalSaslState(String),
+    #[error("{0}")]
+    ResourceNotFound(String),
+    #[error("{0}")]
+    DuplicateResource(String),
+    #[error("{0}")]
+    UnacceptableCredential(String),
+    #[error("{0}")]
+    InvalidAcl(String),
+    #[error("No Authorizer is configured.")]
+    SecurityDisabled,
+    #[error("Topic authorization failed.")]
+    TopicDenied,
+    #[error("Group authorization failed.")]
+    GroupDenied,
+    #[error("Cluster authorization failed.")]
+    ClusterDenied,
+    #[error("Transactional Id authorization failed.")]
+    TransactionalIdDenied,
+    #[error("{0}")]
+    Persist(String),
+}
