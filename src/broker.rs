@@ -94,6 +94,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         None => None,
     };
     let background = tokio::spawn(background_work(broker.clone(), shutdown_rx.clone()));
+    let cleaner = tokio::spawn(log_cleaner(broker.clone(), shutdown_rx.clone()));
     // Groups answer COORDINATOR_LOAD_IN_PROGRESS until the offsets topic is replayed.
     let loading = broker.clone();
     tokio::task::spawn_blocking(move || {
@@ -118,6 +119,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tracing::warn!("connections still open after 10 s; closing anyway");
     }
     let _ = background.await;
+    let _ = cleaner.await;
     let _ = group_timers.await;
     if let Some(metrics_server) = metrics_server {
         let _ = metrics_server.await;
@@ -165,6 +167,44 @@ async fn background_work(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool
                 }
             }
             _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// The log cleaner: every `log_cleaner_interval_ms`, compacts the partitions that are due
+/// (`cleanup.policy` compact, see `samsa_storage`). Cleaning is blocking file I/O, so a round
+/// runs on the blocking pool, one partition at a time; shutdown waits for the round.
+async fn log_cleaner(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let every = Duration::from_millis(broker.config.log_cleaner_interval_ms.max(1));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let round = broker.clone();
+        if let Err(err) = tokio::task::spawn_blocking(move || clean_due_partitions(&round)).await {
+            tracing::error!("log cleaner round failed: {err}");
+        }
+    }
+}
+
+fn clean_due_partitions(broker: &Broker) {
+    for partition in broker.topics.partitions() {
+        match partition.clean(now_ms()) {
+            Ok(None) => {}
+            Ok(Some(stats)) => tracing::info!(
+                topic = %partition.topic,
+                partition = partition.index,
+                "compacted {} segment(s) into {}: {} -> {} bytes, {} record(s) removed",
+                stats.segments_before,
+                stats.segments_after,
+                stats.bytes_before,
+                stats.bytes_after,
+                stats.records_removed
+            ),
+            Err(err) => tracing::error!(topic = %partition.topic, partition = partition.index, "compaction failed: {err}"),
         }
     }
 }

@@ -199,6 +199,12 @@ pub struct Config {
     pub offsets_retention_minutes: i64,
     /// How often expired offsets are looked for (`offsets.retention.check.interval.ms`).
     pub offsets_retention_check_interval_ms: u64,
+    /// Segment size of the `__consumer_offsets` topic when it is first created
+    /// (`offsets.topic.segment.bytes`): compaction only cleans sealed segments.
+    pub offsets_topic_segment_bytes: i32,
+    /// How often the log cleaner looks for compacted partitions due a cleaning
+    /// (Kafka's `log.cleaner.backoff.ms`).
+    pub log_cleaner_interval_ms: u64,
     /// Largest metadata string a committed offset may carry (`offset.metadata.max.bytes`).
     pub offset_metadata_max_bytes: usize,
     /// Listeners beside `listen`, e.g. an SSL one.
@@ -256,6 +262,8 @@ impl Default for Config {
             group_min_session_timeout_ms: 6000,
             group_max_session_timeout_ms: 1_800_000,
             offsets_topic_num_partitions: 1,
+            offsets_topic_segment_bytes: 100 * 1024 * 1024,
+            log_cleaner_interval_ms: 15_000,
             offsets_retention_minutes: 7 * 24 * 60,
             offsets_retention_check_interval_ms: 600_000,
             offset_metadata_max_bytes: 4096,
@@ -361,6 +369,9 @@ impl Config {
         }
         if self.offsets_topic_num_partitions < 1 {
             return invalid("offsets_topic_num_partitions", "must be at least 1");
+        }
+        if self.offsets_topic_segment_bytes < 14 {
+            return invalid("offsets_topic_segment_bytes", "must be at least 14");
         }
         if self.offsets_retention_minutes < 1 {
             return invalid("offsets_retention_minutes", "must be positive");

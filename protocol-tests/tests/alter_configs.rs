@@ -125,17 +125,20 @@ fn incremental_set_delete_append_subtract_at_every_version() {
         assert_eq!(incremental(&mut conn, TOPIC, &topic, &delete, false, version).0, 0, "v{version}");
         assert_eq!(described(&mut conn, &topic, "retention.ms").1, DEFAULT_CONFIG, "v{version}");
 
-        // cleanup.policy is a list; samsa supports only "delete" in it.
+        // cleanup.policy is a list: APPEND and SUBTRACT edit it element by element.
         let append = [(APPEND, "cleanup.policy", Some("delete"))];
         assert_eq!(incremental(&mut conn, TOPIC, &topic, &append, false, version).0, 0, "v{version}");
         assert_eq!(described(&mut conn, &topic, "cleanup.policy"), ("delete".into(), DYNAMIC_TOPIC_CONFIG));
         let compact = [(APPEND, "cleanup.policy", Some("compact"))];
-        assert_eq!(incremental(&mut conn, TOPIC, &topic, &compact, false, version).0, INVALID_CONFIG);
+        assert_eq!(incremental(&mut conn, TOPIC, &topic, &compact, false, version).0, 0, "v{version}");
+        assert_eq!(described(&mut conn, &topic, "cleanup.policy"), ("delete,compact".into(), DYNAMIC_TOPIC_CONFIG));
         let subtract = [(SUBTRACT, "cleanup.policy", Some("delete"))];
-        assert_eq!(incremental(&mut conn, TOPIC, &topic, &subtract, false, version).0, INVALID_CONFIG);
+        assert_eq!(incremental(&mut conn, TOPIC, &topic, &subtract, false, version).0, 0, "v{version}");
+        let bogus = [(APPEND, "cleanup.policy", Some("shred"))];
+        assert_eq!(incremental(&mut conn, TOPIC, &topic, &bogus, false, version).0, INVALID_CONFIG);
         let append_scalar = [(APPEND, "retention.ms", Some("1"))];
         assert_eq!(incremental(&mut conn, TOPIC, &topic, &append_scalar, false, version).0, INVALID_CONFIG);
-        assert_eq!(described(&mut conn, &topic, "cleanup.policy"), ("delete".into(), DYNAMIC_TOPIC_CONFIG));
+        assert_eq!(described(&mut conn, &topic, "cleanup.policy"), ("compact".into(), DYNAMIC_TOPIC_CONFIG));
     }
 }
 

@@ -24,7 +24,8 @@ use serde::{Deserialize, Serialize};
 
 use super::state::CommittedOffset;
 use crate::error::{BrokerError, Result};
-use crate::topics::{Partition, TopicRegistry};
+use crate::topics::{Partition, TopicConfig, TopicRegistry};
+use samsa_storage::BatchHeader;
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
@@ -94,6 +95,7 @@ impl OffsetsStore {
     pub fn new(topics: Arc<TopicRegistry>, num_partitions: i32) -> OffsetsStore {
         let partitions = OnceLock::new();
         if let Some(topic) = topics.get(OFFSETS_TOPIC) {
+            compact_existing(&topics, &topic.configs);
             let _ = partitions.set(topic.partitions.clone());
         }
         OffsetsStore {
@@ -108,8 +110,10 @@ impl OffsetsStore {
         if let Some(partitions) = self.partitions.get() {
             return Ok(partitions);
         }
-        // No compaction yet, so time and size retention must never delete live offsets.
-        let configs = [("retention.ms", "-1"), ("retention.bytes", "-1")]
+        // Compacted, as in Kafka: committed offsets are bounded by the number of keys. Only
+        // sealed segments are cleaned, hence a segment size of its own.
+        let segment_bytes = self.topics.broker_config().offsets_topic_segment_bytes.to_string();
+        let configs = [("cleanup.policy", "compact"), ("segment.bytes", segment_bytes.as_str())]
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect();
@@ -156,10 +160,10 @@ impl OffsetsStore {
                 if read.records.is_empty() {
                     break;
                 }
+                let mut next = offset.max(end_of_batches(&read.records));
                 let mut bytes = read.records;
                 let sets = RecordBatchDecoder::decode_all(&mut bytes)
                     .map_err(|e| BrokerError::InvalidRecord(format!("cannot decode offsets batch: {e}")))?;
-                let mut next = offset;
                 for record in sets.into_iter().flat_map(|s| s.records) {
                     next = next.max(record.offset + 1);
                     if record.offset < offset {
@@ -183,6 +187,32 @@ impl OffsetsStore {
         Ok(count)
     }
 
+}
+
+/// An offsets topic created before samsa had compaction kept everything (retention off);
+/// it becomes compacted like a new one.
+fn compact_existing(topics: &TopicRegistry, configs: &TopicConfig) {
+    if configs.0.get("cleanup.policy").is_some_and(|p| p.contains("compact")) {
+        return;
+    }
+    let mut configs = configs.0.clone();
+    configs.insert("cleanup.policy".to_owned(), "compact".to_owned());
+    if let Err(err) = topics.alter_configs(OFFSETS_TOPIC, configs, false) {
+        tracing::warn!("cannot make {OFFSETS_TOPIC} compacted: {err}");
+    }
+}
+
+/// The offset after the last whole batch in `bytes`, -1 if there is none. Compaction leaves
+/// batches whose last offset is past their last record, so replay advances by batch.
+fn end_of_batches(bytes: &[u8]) -> i64 {
+    let mut rest = bytes;
+    let mut end = -1;
+    while let Ok(header) = BatchHeader::parse(rest) {
+        let Some(after) = rest.get(header.total_size()..) else { break };
+        end = header.next_offset();
+        rest = after;
+    }
+    end
 }
 
 /// Kafka's `Utils.abs(groupId.hashCode()) % partitions`, so groups land where Kafka puts them.

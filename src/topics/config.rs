@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use samsa_storage::{LogConfig, TimestampType};
+use samsa_storage::{CleanupPolicy, LogConfig, TimestampType};
 
 use crate::config::{Config, TimestampKind};
 use crate::error::BrokerError;
@@ -37,6 +37,7 @@ pub enum ConfigType {
     String = 2,
     Int = 3,
     Long = 5,
+    Double = 6,
     List = 7,
 }
 
@@ -70,6 +71,29 @@ fn int_at_least(min: i64) -> impl Fn(&str) -> Result<(), String> {
     }
 }
 
+/// Parses a `cleanup.policy` list: "delete", "compact", or both, comma separated.
+pub fn parse_cleanup_policy(v: &str) -> Result<CleanupPolicy, String> {
+    let mut policy = CleanupPolicy {
+        delete: false,
+        compact: false,
+    };
+    for item in v.split(',').map(str::trim) {
+        match item {
+            "delete" => policy.delete = true,
+            "compact" => policy.compact = true,
+            _ => return Err(format!("'{item}' is not 'delete' or 'compact'")),
+        }
+    }
+    Ok(policy)
+}
+
+fn ratio(v: &str) -> Result<(), String> {
+    match v.parse::<f64>() {
+        Ok(r) if (0.0..=1.0).contains(&r) => Ok(()),
+        _ => Err(format!("'{v}' is not a number between 0 and 1")),
+    }
+}
+
 const TOPIC_KEYS: &[TopicKey] = &[
     TopicKey {
         name: "cleanup.policy",
@@ -77,12 +101,17 @@ const TOPIC_KEYS: &[TopicKey] = &[
         broker_key: None,
         broker_default: |_| "delete".into(),
         config_type: ConfigType::List,
-        doc: "Retention policy for old segments: only 'delete' is supported.",
-        // Compaction is not implemented yet; accepting "compact" would silently keep every record.
-        validate: |v| match v {
-            "delete" => Ok(()),
-            _ => Err(format!("cleanup.policy '{v}' is not supported yet (only 'delete')")),
-        },
+        doc: "'delete' removes old segments by time and size, 'compact' keeps the last record per key; 'compact,delete' does both.",
+        validate: |v| parse_cleanup_policy(v).map(|_| ()),
+    },
+    TopicKey {
+        name: "delete.retention.ms",
+        broker_name: "log.cleaner.delete.retention.ms",
+        broker_key: None,
+        broker_default: |_| "86400000".into(),
+        config_type: ConfigType::Long,
+        doc: "How long a tombstone stays in a compacted topic after the cleaner first sees it.",
+        validate: |v| long_at_least(0)(v),
     },
     TopicKey {
         name: "compression.type",
@@ -144,6 +173,24 @@ const TOPIC_KEYS: &[TopicKey] = &[
             "CreateTime" | "LogAppendTime" => Ok(()),
             _ => Err(format!("'{v}' is not CreateTime or LogAppendTime")),
         },
+    },
+    TopicKey {
+        name: "min.cleanable.dirty.ratio",
+        broker_name: "log.cleaner.min.cleanable.ratio",
+        broker_key: None,
+        broker_default: |_| "0.5".into(),
+        config_type: ConfigType::Double,
+        doc: "Compact when uncleaned bytes reach this share of the cleanable log.",
+        validate: ratio,
+    },
+    TopicKey {
+        name: "min.compaction.lag.ms",
+        broker_name: "log.cleaner.min.compaction.lag.ms",
+        broker_key: None,
+        broker_default: |_| "0".into(),
+        config_type: ConfigType::Long,
+        doc: "Records younger than this are never compacted.",
+        validate: |v| long_at_least(0)(v),
     },
     TopicKey {
         name: "min.insync.replicas",
@@ -313,6 +360,16 @@ impl TopicConfig {
             flush_ms: unset_if_max(self.number(broker, "flush.ms")),
             max_message_bytes: self.number(broker, "max.message.bytes").max(0) as usize,
             timestamp_type,
+            cleanup_policy: self
+                .effective(broker, "cleanup.policy")
+                .and_then(|v| parse_cleanup_policy(&v).ok())
+                .unwrap_or_default(),
+            delete_retention_ms: self.number(broker, "delete.retention.ms").max(0),
+            min_cleanable_dirty_ratio: self
+                .effective(broker, "min.cleanable.dirty.ratio")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0.5),
+            min_compaction_lag_ms: self.number(broker, "min.compaction.lag.ms").max(0),
         }
     }
 }
@@ -390,6 +447,20 @@ pub fn broker_entries(config: &Config) -> Vec<ConfigEntry> {
             "fsync after this many records.",
         ),
         ("log.flush.interval.ms", "flush_ms", unset_as_max(config.flush_ms), ConfigType::Long, "fsync interval."),
+        (
+            "log.cleaner.backoff.ms",
+            "log_cleaner_interval_ms",
+            config.log_cleaner_interval_ms.to_string(),
+            ConfigType::Long,
+            "How often the log cleaner looks for partitions to compact.",
+        ),
+        (
+            "offsets.topic.segment.bytes",
+            "offsets_topic_segment_bytes",
+            config.offsets_topic_segment_bytes.to_string(),
+            ConfigType::Int,
+            "Segment size of the offsets topic.",
+        ),
     ];
     let defaults = if config.explicit.is_empty() {
         None
@@ -453,6 +524,33 @@ mod tests {
         assert!(TopicConfig::validated(one("retention.ms", "-2")).is_err());
         assert!(TopicConfig::validated(one("retention.ms", "-1")).is_ok());
         assert!(TopicConfig::validated(one("message.timestamp.type", "LogAppendTime")).is_ok());
+        for ok in ["delete", "compact", "compact,delete", "delete, compact"] {
+            assert!(TopicConfig::validated(one("cleanup.policy", ok)).is_ok(), "{ok}");
+        }
+        for bad in ["", "compact,", "remove", "compact;delete"] {
+            assert!(TopicConfig::validated(one("cleanup.policy", bad)).is_err(), "{bad:?}");
+        }
+        assert!(TopicConfig::validated(one("min.cleanable.dirty.ratio", "1.5")).is_err());
+        assert!(TopicConfig::validated(one("min.cleanable.dirty.ratio", "0.01")).is_ok());
+        assert!(TopicConfig::validated(one("delete.retention.ms", "-1")).is_err());
+    }
+
+    #[test]
+    fn compaction_configs_reach_the_log() {
+        let broker = Config::default();
+        let log = TopicConfig::default().log_config(&broker);
+        assert_eq!(log.cleanup_policy, CleanupPolicy::DELETE);
+        assert_eq!((log.delete_retention_ms, log.min_cleanable_dirty_ratio, log.min_compaction_lag_ms), (86_400_000, 0.5, 0));
+        let topic = TopicConfig::validated(BTreeMap::from([
+            ("cleanup.policy".to_owned(), "compact,delete".to_owned()),
+            ("min.cleanable.dirty.ratio".to_owned(), "0.1".to_owned()),
+            ("delete.retention.ms".to_owned(), "5".to_owned()),
+            ("min.compaction.lag.ms".to_owned(), "7".to_owned()),
+        ]))
+        .unwrap();
+        let log = topic.log_config(&broker);
+        assert_eq!(log.cleanup_policy, CleanupPolicy { delete: true, compact: true });
+        assert_eq!((log.delete_retention_ms, log.min_cleanable_dirty_ratio, log.min_compaction_lag_ms), (5, 0.1, 7));
     }
 
     #[test]

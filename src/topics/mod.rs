@@ -144,6 +144,11 @@ impl TopicRegistry {
         Ok(registry)
     }
 
+    /// The broker configuration topics were opened with.
+    pub fn broker_config(&self) -> &Config {
+        &self.config
+    }
+
     pub fn cluster_id(&self) -> &str {
         &self.cluster_id
     }
@@ -292,7 +297,7 @@ impl TopicRegistry {
         Ok(())
     }
 
-    /// Every partition of every topic, for background flushing, retention and shutdown.
+    /// Every partition of every topic, for background flushing, retention, compaction and shutdown.
     pub fn partitions(&self) -> Vec<Arc<Partition>> {
         self.topics
             .read()

@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 use bytes::Bytes;
-use parking_lot::RwLock;
-use samsa_storage::{AppendInfo, LogConfig, PartitionLog};
+use parking_lot::{Mutex, RwLock};
+use samsa_storage::{AppendInfo, CleanStats, LogConfig, PartitionLog};
 use tokio::sync::watch;
 
 use crate::error::{BrokerError, Result};
@@ -43,6 +43,8 @@ pub struct Partition {
     /// `None` once the partition is closed at shutdown or deleted with its topic.
     log: RwLock<Option<PartitionLog>>,
     high_watermark: watch::Sender<i64>,
+    /// Held for a whole cleaning, so two can never overlap on one partition.
+    cleaning: Mutex<()>,
 }
 
 impl Partition {
@@ -58,6 +60,7 @@ impl Partition {
             dir,
             log: RwLock::new(Some(log)),
             high_watermark,
+            cleaning: Mutex::new(()),
         })
     }
 
@@ -130,7 +133,29 @@ impl Partition {
         }
     }
 
-    /// Applies a topic's changed configs; appends and retention use them from now on.
+    /// Compacts the log if a cleaning is due. The plan is taken under the read lock and the
+    /// cleaning runs with no lock held, so fetches and produces carry on; only the swap of
+    /// the cleaned segments takes the write lock.
+    pub fn clean(&self, now_ms: i64) -> Result<Option<CleanStats>> {
+        let _cleaning = self.cleaning.lock();
+        let plan = match self.log.read().as_ref() {
+            Some(log) => log.compaction_plan(now_ms)?,
+            None => None,
+        };
+        let Some(plan) = plan else { return Ok(None) };
+        let cleaned = plan.run()?;
+        let mut guard = self.log.write();
+        match guard.as_mut() {
+            Some(log) => Ok(log.install_cleaned(cleaned)?),
+            None => {
+                // Closed or deleted meanwhile; with the directory gone there is nothing to remove.
+                let _ = cleaned.discard();
+                Ok(None)
+            }
+        }
+    }
+
+    /// Applies changed topic configs to the open log.
     pub fn set_config(&self, config: LogConfig) {
         if let Some(log) = self.log.write().as_mut() {
             log.set_config(config);

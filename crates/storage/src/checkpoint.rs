@@ -7,7 +7,6 @@ use std::path::Path;
 use bytes::Buf;
 
 pub(crate) const CHECKPOINT_FILE: &str = "partition.checkpoint";
-const CHECKPOINT_TMP: &str = "partition.checkpoint.tmp";
 /// Present only between a clean `close()` and the next open; its absence means a crash.
 pub(crate) const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
 
@@ -61,6 +60,73 @@ impl Checkpoint {
     }
 }
 
+pub(crate) const CLEANER_CHECKPOINT_FILE: &str = "cleaner.checkpoint";
+const CLEANER_MAGIC: &[u8; 4] = b"SMCL";
+
+/// Where the log cleaner got to (Kafka keeps the same in `cleaner-offset-checkpoint`).
+///
+/// `cleaner.checkpoint` bytes (25, big-endian): magic `"SMCL"` | version u8 (=1) |
+/// first_dirty_offset i64 | next_delete_horizon i64 (-1 = none) | CRC-32C u32 of the
+/// preceding 21 bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct CleanerCheckpoint {
+    /// Everything below this has been cleaned at least once.
+    pub first_dirty_offset: i64,
+    /// The earliest delete horizon of a batch whose tombstones were kept: when it passes, a
+    /// cleaning is due even without new dirty data.
+    pub next_delete_horizon: Option<i64>,
+}
+
+impl CleanerCheckpoint {
+    fn encode(&self) -> [u8; ENCODED_LEN] {
+        let mut out = [0u8; ENCODED_LEN];
+        out[..4].copy_from_slice(CLEANER_MAGIC);
+        out[4] = VERSION;
+        out[5..13].copy_from_slice(&self.first_dirty_offset.to_be_bytes());
+        out[13..21].copy_from_slice(&self.next_delete_horizon.unwrap_or(-1).to_be_bytes());
+        let crc = crc32c::crc32c(&out[..21]);
+        out[21..].copy_from_slice(&crc.to_be_bytes());
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() != ENCODED_LEN || &bytes[..4] != CLEANER_MAGIC || bytes[4] != VERSION {
+            return None;
+        }
+        let mut rest = &bytes[5..];
+        let first_dirty_offset = rest.get_i64();
+        let horizon = rest.get_i64();
+        if crc32c::crc32c(&bytes[..21]) != rest.get_u32() {
+            return None;
+        }
+        Some(CleanerCheckpoint {
+            first_dirty_offset,
+            next_delete_horizon: (horizon >= 0).then_some(horizon),
+        })
+    }
+}
+
+/// Reads the cleaner checkpoint; a missing or corrupt one means "nothing cleaned yet", which
+/// only costs a cleaning of the whole log.
+pub(crate) fn read_cleaner(dir: &Path) -> io::Result<Option<CleanerCheckpoint>> {
+    let path = dir.join(CLEANER_CHECKPOINT_FILE);
+    match fs::read(&path) {
+        Ok(bytes) => {
+            let decoded = CleanerCheckpoint::decode(&bytes);
+            if decoded.is_none() {
+                tracing::warn!(path = %path.display(), "ignoring corrupt cleaner checkpoint");
+            }
+            Ok(decoded)
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+pub(crate) fn write_cleaner(dir: &Path, checkpoint: CleanerCheckpoint) -> io::Result<()> {
+    write_atomically(dir, CLEANER_CHECKPOINT_FILE, &checkpoint.encode())
+}
+
 /// Reads the checkpoint. A corrupt one is reported and ignored: the log's own bounds are safe
 /// fallbacks, and refusing to open the partition would be worse.
 pub(crate) fn read(dir: &Path) -> io::Result<Option<Checkpoint>> {
@@ -82,16 +148,22 @@ pub(crate) fn read(dir: &Path) -> io::Result<Option<Checkpoint>> {
 /// Fsync point "checkpoint": write-temp + fsync + rename + directory fsync, so a crash leaves
 /// either the old or the new checkpoint, never a torn one.
 pub(crate) fn write(dir: &Path, checkpoint: Checkpoint) -> io::Result<()> {
-    let tmp = dir.join(CHECKPOINT_TMP);
+    write_atomically(dir, CHECKPOINT_FILE, &checkpoint.encode())
+}
+
+/// Replaces `dir/name` with `bytes` all or nothing: the temp file (`.tmp`, which recovery
+/// removes) is synced before the rename, the directory after it.
+pub(crate) fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    let tmp = dir.join(format!("{name}.tmp"));
     let mut file = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .open(&tmp)?;
-    file.write_all(&checkpoint.encode())?;
+    file.write_all(bytes)?;
     file.sync_all()?;
     drop(file);
-    fs::rename(&tmp, dir.join(CHECKPOINT_FILE))?;
+    fs::rename(&tmp, dir.join(name))?;
     sync_dir(dir)
 }
 
@@ -144,6 +216,25 @@ mod tests {
         }
         fs::write(&path, &bytes[..10]).unwrap();
         assert_eq!(read(dir.path()).unwrap(), None);
+    }
+
+    #[test]
+    fn cleaner_checkpoint_round_trips_and_rejects_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(read_cleaner(dir.path()).unwrap(), None);
+        for horizon in [None, Some(77)] {
+            let cp = CleanerCheckpoint {
+                first_dirty_offset: 12,
+                next_delete_horizon: horizon,
+            };
+            write_cleaner(dir.path(), cp).unwrap();
+            assert_eq!(read_cleaner(dir.path()).unwrap(), Some(cp));
+        }
+        let path = dir.path().join(CLEANER_CHECKPOINT_FILE);
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[7] ^= 1;
+        fs::write(&path, &bytes).unwrap();
+        assert_eq!(read_cleaner(dir.path()).unwrap(), None);
     }
 
     #[test]

@@ -10,6 +10,31 @@ pub enum TimestampType {
     LogAppendTime,
 }
 
+/// What happens to old data (Kafka `cleanup.policy`): deletion by time and size, compaction
+/// to the latest record per key, or both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CleanupPolicy {
+    pub delete: bool,
+    pub compact: bool,
+}
+
+impl CleanupPolicy {
+    pub const DELETE: CleanupPolicy = CleanupPolicy {
+        delete: true,
+        compact: false,
+    };
+    pub const COMPACT: CleanupPolicy = CleanupPolicy {
+        delete: false,
+        compact: true,
+    };
+}
+
+impl Default for CleanupPolicy {
+    fn default() -> Self {
+        CleanupPolicy::DELETE
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct LogConfig {
     /// Roll before a batch would make the active segment exceed this (`segment.bytes`).
@@ -29,6 +54,13 @@ pub struct LogConfig {
     /// Largest accepted batch in bytes (`max.message.bytes`).
     pub max_message_bytes: usize,
     pub timestamp_type: TimestampType,
+    pub cleanup_policy: CleanupPolicy,
+    /// How long a tombstone survives once the cleaner has first seen it (`delete.retention.ms`).
+    pub delete_retention_ms: i64,
+    /// Clean when dirty bytes / cleanable bytes reach this (`min.cleanable.dirty.ratio`).
+    pub min_cleanable_dirty_ratio: f64,
+    /// Records younger than this are never compacted (`min.compaction.lag.ms`).
+    pub min_compaction_lag_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -43,6 +75,10 @@ impl Default for LogConfig {
             flush_ms: None,
             max_message_bytes: 1_048_588,
             timestamp_type: TimestampType::CreateTime,
+            cleanup_policy: CleanupPolicy::DELETE,
+            delete_retention_ms: 24 * 60 * 60 * 1000,
+            min_cleanable_dirty_ratio: 0.5,
+            min_compaction_lag_ms: 0,
         }
     }
 }

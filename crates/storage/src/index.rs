@@ -57,6 +57,13 @@ impl EntryFile {
         Ok((entries, bytes))
     }
 
+    /// Renames the file; the open handle follows it.
+    fn rename(&mut self, to: &Path) -> io::Result<()> {
+        std::fs::rename(&self.path, to)?;
+        self.path = to.to_path_buf();
+        Ok(())
+    }
+
     fn reset(&mut self) -> io::Result<()> {
         self.file.set_len(0)?;
         self.loaded_len = 0;
@@ -92,6 +99,10 @@ impl OffsetIndex {
 
     pub fn path(&self) -> &Path {
         &self.store.path
+    }
+
+    pub fn rename(&mut self, to: &Path) -> io::Result<()> {
+        self.store.rename(to)
     }
 
     /// Kafka-style sanity check: whole entries, both fields strictly increasing, positions
@@ -192,6 +203,10 @@ impl TimeIndex {
 
     pub fn path(&self) -> &Path {
         &self.store.path
+    }
+
+    pub fn rename(&mut self, to: &Path) -> io::Result<()> {
+        self.store.rename(to)
     }
 
     /// Whole entries, strictly increasing timestamps, non-decreasing offsets that stay below

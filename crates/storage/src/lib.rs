@@ -7,12 +7,18 @@
 //!
 //! Durability model, in short: a segment is fsynced when it rolls, so after a crash only the
 //! active segment can be torn; recovery on open truncates it at the first torn or corrupt batch.
+//!
+//! Compaction (`cleanup.policy=compact`, module `compaction`) rewrites sealed segments keeping
+//! the last record per key at its original offset; an interrupted swap of cleaned segments is
+//! finished or rolled back on open.
 
 mod batch;
 mod checkpoint;
+mod compaction;
 mod config;
 mod index;
 mod log;
+mod records;
 mod recovery;
 mod retention;
 mod segment;
@@ -20,7 +26,8 @@ mod segment;
 mod testutil;
 
 pub use batch::{validate_batches, BatchHeader, Compression, HEADER_SIZE};
-pub use config::{LogConfig, TimestampType};
+pub use compaction::{CleanPlan, CleanStats, CleanedSegments};
+pub use config::{CleanupPolicy, LogConfig, TimestampType};
 pub use log::{AppendInfo, PartitionLog};
 
 /// Everything the storage layer can fail with. The broker maps these to Kafka error codes.

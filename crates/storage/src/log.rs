@@ -9,7 +9,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::{Bytes, BytesMut};
 
 use crate::batch::{self, validate_batches, BatchHeader};
-use crate::checkpoint::{self, Checkpoint};
+use crate::checkpoint::{self, Checkpoint, CleanerCheckpoint};
+use crate::compaction::{self, CleanPlan, CleanStats, CleanedSegments};
 use crate::recovery;
 use crate::retention::{self, SegmentStats};
 use crate::segment::Segment;
@@ -39,6 +40,8 @@ pub struct PartitionLog {
     unflushed_records: u64,
     /// When the oldest not-yet-fsynced append happened, for `flush_ms`.
     oldest_unflushed_ms: Option<i64>,
+    /// Where compaction got to; meaningful only with `cleanup.policy` compact.
+    cleaner: CleanerCheckpoint,
 }
 
 impl PartitionLog {
@@ -49,6 +52,7 @@ impl PartitionLog {
         fs::create_dir_all(dir)?;
         let clean = checkpoint::take_clean_marker(dir)?;
         let saved = checkpoint::read(dir)?;
+        compaction::swap::recover(dir)?;
         let empty_base = saved.map_or(0, |c| c.log_start_offset.max(0));
         let segments = recovery::load_segments(dir, &config, clean, empty_base, wall_clock_ms())?;
         let first_base = segments.keys().next().copied().unwrap_or(0);
@@ -70,6 +74,10 @@ impl PartitionLog {
             high_watermark,
             unflushed_records: 0,
             oldest_unflushed_ms: None,
+            cleaner: checkpoint::read_cleaner(dir)?.unwrap_or(CleanerCheckpoint {
+                first_dirty_offset: log_start_offset,
+                next_delete_horizon: None,
+            }),
         })
     }
 
@@ -102,6 +110,14 @@ impl PartitionLog {
                 size: records.len(),
                 max: segment_limit as usize,
             });
+        }
+        if self.config.cleanup_policy.compact {
+            let mut position = 0;
+            for header in &headers {
+                let end = position + header.total_size();
+                crate::records::check_keys(&records[position..end])?;
+                position = end;
+            }
         }
         let log_append_time =
             (self.config.timestamp_type == TimestampType::LogAppendTime).then_some(now_ms);
@@ -307,7 +323,11 @@ impl PartitionLog {
 
     /// Deletes whole old segments by time, then by size, and advances the log start offset.
     /// An expired active segment is rolled first so it can go. Returns segments deleted.
+    /// Only with `cleanup.policy` delete (alone or with compact).
     pub fn apply_retention(&mut self, now_ms: i64) -> Result<usize, StorageError> {
+        if !self.config.cleanup_policy.delete {
+            return Ok(0);
+        }
         let retention_ms = self.config.retention_ms.filter(|ms| *ms >= 0);
         if let Some(ms) = retention_ms {
             let active = self.active();
@@ -342,6 +362,63 @@ impl PartitionLog {
         }
         self.delete_oldest(count)?;
         Ok(count)
+    }
+
+    /// With `cleanup.policy` compact: what a cleaning due now would clean, snapshotted so
+    /// that [`CleanPlan::run`] needs no access to the log. `None` when none is due.
+    pub fn compaction_plan(&self, now_ms: i64) -> Result<Option<CleanPlan>, StorageError> {
+        if !self.config.cleanup_policy.compact {
+            return Ok(None);
+        }
+        compaction::plan(
+            &self.dir,
+            &self.config,
+            &self.segments,
+            self.cleaner,
+            self.high_watermark,
+            now_ms,
+        )
+    }
+
+    /// Swaps cleaned segments in (see `compaction::swap`) and advances the cleaner checkpoint.
+    /// `None` if the segments they replace changed since the plan (retention, DeleteRecords):
+    /// the cleaned ones are discarded and the next cleaning starts over.
+    pub fn install_cleaned(
+        &mut self,
+        cleaned: CleanedSegments,
+    ) -> Result<Option<CleanStats>, StorageError> {
+        let replaced = cleaned.replaced();
+        let unchanged = self.segments.len() > replaced.len()
+            && self.segments.keys().zip(replaced).all(|(a, b)| a == b)
+            && self.segments.keys().nth(replaced.len()) == Some(&cleaned.end());
+        if !unchanged {
+            cleaned.discard()?;
+            return Ok(None);
+        }
+        let (replaced, mut staged, cleaner, stats) = cleaned.into_parts();
+        let originals = replaced
+            .iter()
+            .filter_map(|base| self.segments.remove(base))
+            .collect();
+        let swapped = compaction::swap::swap(&self.dir, originals, &mut staged);
+        // Even if a step after the commit failed, the staged segments' open handles hold the
+        // cleaned data and the next open finishes the swap on disk.
+        for segment in staged {
+            self.segments.insert(segment.base_offset(), segment);
+        }
+        swapped?;
+        self.cleaner = cleaner;
+        checkpoint::write_cleaner(&self.dir, cleaner)?;
+        Ok(Some(stats))
+    }
+
+    /// Plans, runs and installs a cleaning in one go, for callers that hold the log
+    /// exclusively anyway.
+    pub fn clean(&mut self, now_ms: i64) -> Result<Option<CleanStats>, StorageError> {
+        match self.compaction_plan(now_ms)? {
+            Some(plan) => self.install_cleaned(plan.run()?),
+            None => Ok(None),
+        }
     }
 
     pub fn size_bytes(&self) -> u64 {

@@ -23,6 +23,14 @@ pub(crate) fn file_name(base_offset: i64, ext: &str) -> String {
     format!("{base_offset:020}.{ext}")
 }
 
+/// Suffix of a segment the cleaner is still writing (see `compaction` for the protocol).
+pub(crate) const CLEANED_SUFFIX: &str = ".cleaned";
+
+/// `file_name` plus the cleaner's staging suffix.
+pub(crate) fn staged_name(base_offset: i64, ext: &str) -> String {
+    format!("{}{CLEANED_SUFFIX}", file_name(base_offset, ext))
+}
+
 pub(crate) struct Segment {
     base_offset: i64,
     log_path: PathBuf,
@@ -68,6 +76,60 @@ impl Segment {
         let mut segment = Self::from_parts(dir, base_offset, log_path, log, index_interval_bytes)?;
         segment.created_ms = now_ms;
         Ok(segment)
+    }
+
+    /// Creates an empty segment under the cleaner's staging names (`*.log.cleaned`, ...), so
+    /// it can be written beside the segments it will replace.
+    pub fn create_staged(
+        dir: &Path,
+        base_offset: i64,
+        index_interval_bytes: u64,
+    ) -> io::Result<Self> {
+        let open = |ext| {
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(dir.join(staged_name(base_offset, ext)))
+        };
+        let log = open(LOG_EXT)?;
+        // Truncate leftovers; the indexes reopen the same (now empty) files.
+        open(INDEX_EXT)?;
+        open(TIME_INDEX_EXT)?;
+        let log_path = dir.join(staged_name(base_offset, LOG_EXT));
+        Ok(Segment {
+            base_offset,
+            log_path,
+            log,
+            size: 0,
+            next_offset: base_offset,
+            offset_index: OffsetIndex::open(&dir.join(staged_name(base_offset, INDEX_EXT)))?,
+            time_index: TimeIndex::open(&dir.join(staged_name(base_offset, TIME_INDEX_EXT)))?,
+            max_timestamp: -1,
+            offset_of_max_timestamp: base_offset,
+            first_batch_timestamp: None,
+            created_ms: 0,
+            bytes_since_index_entry: 0,
+            index_interval_bytes,
+        })
+    }
+
+    /// Renames a staged segment's files to their final names: the log first, so that a
+    /// staged log still present means none of its files were renamed yet.
+    pub fn install(&mut self, dir: &Path) -> io::Result<()> {
+        let log_path = dir.join(file_name(self.base_offset, LOG_EXT));
+        fs::rename(&self.log_path, &log_path)?;
+        self.log_path = log_path;
+        self.offset_index
+            .rename(&dir.join(file_name(self.base_offset, INDEX_EXT)))?;
+        self.time_index
+            .rename(&dir.join(file_name(self.base_offset, TIME_INDEX_EXT)))
+    }
+
+    /// Deletes a staged segment that will not be installed.
+    pub fn discard(self) -> io::Result<()> {
+        self.delete_files()
     }
 
     /// Opens an existing segment as found on disk. Only index-derived state is loaded; the

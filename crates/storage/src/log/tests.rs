@@ -15,6 +15,10 @@ impl PartitionLog {
     pub(crate) fn segments_first_size(&self) -> u64 {
         self.segments.values().next().unwrap().size()
     }
+
+    pub(crate) fn segment_bases(&self) -> Vec<i64> {
+        self.segments.keys().copied().collect()
+    }
 }
 
 fn open(dir: &Path, config: LogConfig) -> PartitionLog {
