@@ -30,11 +30,16 @@ pub fn handshake(
     version: i16,
 ) -> SaslHandshakeResponse {
     let mechanisms = enabled(broker);
-    // Every answer lists the enabled mechanisms, so a client can tell what it may ask for.
+    // An answer lists the enabled mechanisms, so a client can tell what it may ask for.
     let response = SaslHandshakeResponse::default().with_mechanisms(mechanisms.iter().map(|m| str_bytes(m.name())).collect());
     let bare_tokens = version < FIRST_HANDSHAKE_VERSION_WITH_AUTHENTICATE;
     match session.sasl.handshake(mechanisms, request.mechanism.as_str(), bare_tokens) {
         Ok(()) => response,
+        // A handshake out of turn is answered, as Kafka does, without the mechanisms.
+        Err(err @ crate::auth::AuthError::IllegalSaslState(_)) => {
+            tracing::info!(peer = %session.peer, "SASL handshake refused: {err}");
+            response.with_mechanisms(Vec::new()).with_error_code(BrokerError::from(err).code())
+        }
         Err(err) => {
             tracing::info!(peer = %session.peer, "SASL handshake refused: {err}");
             response.with_error_code(BrokerError::from(err).code())

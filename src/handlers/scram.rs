@@ -89,7 +89,9 @@ pub fn alter(
     // Each user's changes in request order; the first problem found for a user is its answer.
     let mut order: Vec<String> = Vec::new();
     let mut changes: HashMap<String, Result<Vec<CredentialChange>, AuthError>> = HashMap::new();
-    let mut touched: HashMap<(String, i8), usize> = HashMap::new();
+    // Kafka (KRaft's ScramControlManager) refuses a user named twice in one request, even
+    // for two different mechanisms or an upsertion beside a deletion.
+    let mut touched: HashMap<String, usize> = HashMap::new();
     let requested = request
         .deletions
         .iter()
@@ -100,7 +102,7 @@ pub fn alter(
             order.push(user.clone());
             changes.insert(user.clone(), Ok(Vec::new()));
         }
-        *touched.entry((user.clone(), code)).or_default() += 1;
+        *touched.entry(user.clone()).or_default() += 1;
         let change = validate(&user, code, upsertion);
         let entry = changes.get_mut(&user).expect("inserted above");
         match (entry.as_mut(), change) {
@@ -109,7 +111,7 @@ pub fn alter(
             (Err(_), _) => {}
         }
     }
-    for ((user, _), count) in touched {
+    for (user, count) in touched {
         if count > 1 {
             changes.insert(
                 user,
