@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every wire-level test, the differential ones included: starts one reference Apache
-# Kafka (compat/reference/kafka_ref.py), exports KAFKA_REF_BOOTSTRAP, runs
+# Kafka (compat/reference/kafka_ref.py) with ACLs enforced (ANONYMOUS a super user) and a
+# SASL_PLAINTEXT listener, exports KAFKA_REF_BOOTSTRAP and KAFKA_REF_SASL_BOOTSTRAP, runs
 # `cargo test -p samsa-protocol-tests`, and stops Kafka on every exit path.
 # Extra arguments go to cargo test. SAMSA_BIN picks the broker binary (see src/lib.rs).
 set -euo pipefail
@@ -27,7 +28,7 @@ trap stop_kafka EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-python3 "$KAFKA_REF" run --ready-file "$READY" >"$LOG" 2>&1 &
+python3 "$KAFKA_REF" run --authorizer --ready-file "$READY" >"$LOG" 2>&1 &
 KAFKA_PID=$!
 
 deadline=$((SECONDS + READY_TIMEOUT))
@@ -45,9 +46,11 @@ until [[ -s "$READY" ]]; do
     sleep 0.5
 done
 
-KAFKA_REF_BOOTSTRAP="$(cat "$READY")"
-export KAFKA_REF_BOOTSTRAP
-echo "protocol-tests/run.sh: reference Kafka on $KAFKA_REF_BOOTSTRAP"
+# The ready file: the PLAINTEXT address, then the SASL_PLAINTEXT one.
+KAFKA_REF_BOOTSTRAP="$(sed -n 1p "$READY")"
+KAFKA_REF_SASL_BOOTSTRAP="$(sed -n 2p "$READY")"
+export KAFKA_REF_BOOTSTRAP KAFKA_REF_SASL_BOOTSTRAP
+echo "protocol-tests/run.sh: reference Kafka on $KAFKA_REF_BOOTSTRAP (SASL on $KAFKA_REF_SASL_BOOTSTRAP)"
 
 status=0
 (cd "$ROOT" && cargo test -p samsa-protocol-tests "$@") || status=$?

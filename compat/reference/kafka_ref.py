@@ -14,7 +14,7 @@ CLI::
 
     python3 compat/reference/kafka_ref.py ensure    # resolve jars only
     python3 compat/reference/kafka_ref.py version   # print pinned Kafka version
-    python3 compat/reference/kafka_ref.py run [--port P] [--ready-file F]
+    python3 compat/reference/kafka_ref.py run [--port P] [--ready-file F] [--authorizer]
 
 The Kafka version is pinned only in pom.xml (property kafka.version).
 Standard library only.
@@ -319,8 +319,12 @@ class KafkaReference:
                  overrides: dict[str, object] | None = None,
                  start_timeout: float = DEFAULT_START_TIMEOUT,
                  stop_timeout: float = DEFAULT_STOP_TIMEOUT,
-                 die_with_parent: bool = True):
+                 die_with_parent: bool = True,
+                 sasl_users: dict[str, str] | None = None):
         self.port = port
+        self.sasl_users = dict(sasl_users or {})
+        self.sasl_port: int | None = None
+        self.sasl_bootstrap: str | None = None
         self.controller_port = controller_port
         self.overrides = dict(overrides or {})
         self.start_timeout = start_timeout
@@ -367,6 +371,17 @@ class KafkaReference:
             "share.coordinator.state.topic.min.isr": 1,
             "group.initial.rebalance.delay.ms": 0,
         }
+        if self.sasl_users:
+            props["listeners"] += f",SASL_PLAINTEXT://127.0.0.1:{self.sasl_port}"
+            props["advertised.listeners"] += f",SASL_PLAINTEXT://127.0.0.1:{self.sasl_port}"
+            props["listener.security.protocol.map"] += ",SASL_PLAINTEXT:SASL_PLAINTEXT"
+            props["sasl.enabled.mechanisms"] = "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512"
+            users = " ".join(f'user_{u}="{p}"' for u, p in self.sasl_users.items())
+            props["listener.name.sasl_plaintext.plain.sasl.jaas.config"] = (
+                f"org.apache.kafka.common.security.plain.PlainLoginModule required {users};")
+            for m in ("scram-sha-256", "scram-sha-512"):
+                props[f"listener.name.sasl_plaintext.{m}.sasl.jaas.config"] = (
+                    "org.apache.kafka.common.security.scram.ScramLoginModule required;")
         props.update(self.overrides)
         return props
 
@@ -413,11 +428,18 @@ class KafkaReference:
         self.controller_port = self.controller_port or free_port()
         while self.controller_port == self.port:
             self.controller_port = free_port()
+        if self.sasl_users:
+            self.sasl_port = free_port()
+            while self.sasl_port in (self.port, self.controller_port):
+                self.sasl_port = free_port()
         cfg = self._write_config()
 
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         fmt = self._java_cmd(TOOL_JVM_OPTS, STORAGE_TOOL, "format", "-t", cluster_id,
-                             "-c", str(cfg), "--standalone")
+                             "-c", str(cfg), "--standalone",
+                             *(arg for u, p in self.sasl_users.items()
+                               for m in ("SCRAM-SHA-256", "SCRAM-SHA-512")
+                               for arg in ("--add-scram", f"{m}=[name={u},password={p}]")))
         res = subprocess.run(fmt, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True, timeout=self.start_timeout)
         if res.returncode != 0:
@@ -452,6 +474,8 @@ class KafkaReference:
                     f"(last probe error: {last_err!r})\n{_tail(self.log_path)}\n{_tail(out_path, 20)}")
             time.sleep(0.1)
         self.bootstrap = f"127.0.0.1:{self.port}"
+        if self.sasl_port:
+            self.sasl_bootstrap = f"127.0.0.1:{self.sasl_port}"
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -493,6 +517,20 @@ class _Stop(Exception):
     pass
 
 
+# ACLs enforced, as samsa's `authorizer = true`; PLAINTEXT clients (User:ANONYMOUS, the
+# controller and inter-broker traffic too) are super users, so they may still do everything.
+AUTHORIZER_OVERRIDES: dict[str, object] = {
+    "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+    "super.users": "User:ANONYMOUS;User:admin",
+    "allow.everyone.if.no.acl.found": "false",
+}
+
+
+# Users of the SASL_PLAINTEXT listener `--authorizer` adds: PLAIN (JAAS) and SCRAM-SHA-256/512
+# (added when formatting), the same passwords as the differential samsa's.
+SASL_USERS: dict[str, str] = {"admin": "admin-pw", "alice": "alice-pw"}
+
+
 def _run(args: argparse.Namespace) -> int:
     ready = Path(args.ready_file) if args.ready_file else None
     if ready is not None:
@@ -503,12 +541,14 @@ def _run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    kafka = KafkaReference(port=args.port)
+    kafka = KafkaReference(port=args.port,
+                           overrides=AUTHORIZER_OVERRIDES if args.authorizer else None,
+                           sasl_users=SASL_USERS if args.authorizer else None)
     try:
         kafka.start()
         if ready is not None:
             tmp = ready.with_name(ready.name + ".tmp")
-            tmp.write_text(kafka.bootstrap + "\n")
+            tmp.write_text(kafka.bootstrap + "\n" + (kafka.sasl_bootstrap or "") + "\n")
             tmp.replace(ready)  # atomic: readers see all of it or nothing
         print(f"kafka-ref ready on {kafka.bootstrap}", flush=True)
         while True:
@@ -542,6 +582,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--port", type=int, default=None, help="broker port (default: a free one)")
     run.add_argument("--ready-file", default=None,
                      help="write the bootstrap address here once ready (removed on exit)")
+    run.add_argument("--authorizer", action="store_true",
+                     help="enforce ACLs (StandardAuthorizer); ANONYMOUS and admin are super users")
     args = ap.parse_args(argv)
 
     if args.cmd == "version":

@@ -25,6 +25,7 @@ use kafka_protocol::protocol::Request;
 use uuid::Uuid;
 
 use crate::client::{str_bytes, topic_name};
+use crate::sasl::{scram_user, Scram};
 use crate::{BrokerProcess, Connection};
 use allowlist::Allowlist;
 use tree::{Difference, Node};
@@ -134,6 +135,8 @@ pub struct Differential {
     test: String,
     run_tag: String,
     _samsa_process: BrokerProcess,
+    /// samsa's SASL_PLAINTEXT listener, when started with [`Differential::start_sasl`].
+    samsa_sasl: Option<String>,
     pub samsa: Side,
     pub kafka: Side,
     allowlist: Allowlist,
@@ -152,18 +155,60 @@ pub fn kafka_bootstrap() -> String {
     }
 }
 
+/// The reference Kafka's SASL_PLAINTEXT listener (`KAFKA_REF_SASL_BOOTSTRAP`, run.sh).
+pub fn kafka_sasl_bootstrap() -> String {
+    match std::env::var("KAFKA_REF_SASL_BOOTSTRAP") {
+        Ok(addr) if !addr.is_empty() => addr,
+        _ => panic!(
+            "KAFKA_REF_SASL_BOOTSTRAP is not set: run the differential tests through \
+             `bash protocol-tests/run.sh`, which starts Kafka with a SASL listener."
+        ),
+    }
+}
+
+/// The SASL users of both brokers, PLAIN and SCRAM-SHA-256/512 alike: kafka_ref.py's
+/// `SASL_USERS`. admin is a super user; alice has no ACLs.
+pub const SASL_USERS: &[(&str, &str)] = &[("admin", "admin-pw"), ("alice", "alice-pw")];
+
 impl Differential {
     /// A fresh samsa, a connection to the shared Kafka, and the allow-list.
     pub fn start(test: &str) -> Differential {
+        Differential::start_with(test, "", None)
+    }
+
+    /// [`Differential::start`], samsa with a SASL_PLAINTEXT listener beside the plaintext
+    /// one, with Kafka's users ([`SASL_USERS`]), for [`Differential::use_sasl_listeners`].
+    pub fn start_sasl(test: &str) -> Differential {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        // Kafka lists its mechanisms in this order.
+        let mut sasl = format!(
+            "[[listener]]\nname = \"sasl\"\naddress = \"{addr}\"\nprotocol = \"SASL_PLAINTEXT\"\n\n\
+             [sasl]\nmechanisms = [\"PLAIN\", \"SCRAM-SHA-512\", \"SCRAM-SHA-256\"]\n"
+        );
+        for (user, password) in SASL_USERS {
+            for mechanism in Scram::ALL {
+                sasl.push_str(&scram_user(user, mechanism, password));
+            }
+        }
+        Differential::start_with(test, &sasl, Some(addr))
+    }
+
+    fn start_with(test: &str, extra: &str, samsa_sasl: Option<String>) -> Differential {
         let kafka_addr = kafka_bootstrap();
         let samsa = BrokerProcess::start(&format!(
             // What kafka_ref.py sets in server.properties, so both report them as set by the
             // operator; then the group settings Kafka has (kafka_ref.py's rebalance delay 0, and
             // Kafka's defaults for session bounds and the offsets topic's 50 partitions).
+            // ACLs are enforced on both (run.sh's `--authorizer`), with the same super users.
             "node_id = {SAMSA_NODE_ID}\nnum_partitions = 1\nauto_create_topics = true\n\
+             authorizer = true\nsuper_users = [\"User:ANONYMOUS\", \"User:admin\"]\n\
              group_initial_rebalance_delay_ms = 0\n\
              group_min_session_timeout_ms = 6000\ngroup_max_session_timeout_ms = 1800000\n\
-             offsets_topic_num_partitions = 50\n"
+             offsets_topic_num_partitions = 50\n{extra}"
         ))
         .expect("starting samsa");
         let allowlist_path =
@@ -174,9 +219,42 @@ impl Differential {
             samsa: Side::open("samsa", &samsa.addr, SAMSA_NODE_ID).unwrap(),
             kafka: Side::open("kafka", &kafka_addr, KAFKA_NODE_ID).unwrap(),
             _samsa_process: samsa,
+            samsa_sasl,
             allowlist: Allowlist::load(&allowlist_path).unwrap(),
             cases: Vec::new(),
             found: Vec::new(),
+        }
+    }
+
+    /// From now on both sides talk to their SASL_PLAINTEXT listener (fresh connections,
+    /// not yet authenticated). Needs [`Differential::start_sasl`].
+    pub fn use_sasl_listeners(&mut self) {
+        let samsa = self.samsa_sasl.clone().expect("started with start_sasl");
+        let kafka = kafka_sasl_bootstrap();
+        self.samsa.addr = samsa;
+        self.kafka.addr = kafka;
+        self.reconnect();
+    }
+
+    /// Setup, not compared: new connections to both brokers (unauthenticated on SASL).
+    pub fn reconnect(&mut self) {
+        for side in [&mut self.samsa, &mut self.kafka] {
+            side.conn = Connection::open(&side.addr)
+                .with_context(|| format!("connecting to {} at {}", side.name, side.addr))
+                .unwrap();
+        }
+    }
+
+    /// Setup, not compared: both connections authenticate as `user` with PLAIN.
+    pub fn login(&mut self, user: &str) {
+        let password = SASL_USERS
+            .iter()
+            .find(|(u, _)| *u == user)
+            .map(|(_, p)| *p)
+            .expect("a SASL user");
+        for side in [&mut self.samsa, &mut self.kafka] {
+            let answer = side.conn.login_plain(user, password, 2).unwrap();
+            assert_eq!(answer.error_code, 0, "{user} on {}: {answer:?}", side.name);
         }
     }
 
@@ -351,15 +429,15 @@ impl Differential {
         let kafka_lookup = FindCoordinatorRequest::default()
             .with_key_type(0)
             .with_coordinator_keys(vec![str_bytes(group)]);
-        let kafka_probe = OffsetFetchRequest::default().with_groups(vec![
-            OffsetFetchRequestGroup::default()
+        let kafka_probe =
+            OffsetFetchRequest::default().with_groups(vec![OffsetFetchRequestGroup::default()
                 .with_group_id(GroupId(str_bytes(group)))
-                .with_topics(None),
-        ]);
+                .with_topics(None)]);
         loop {
             let samsa = self.samsa.conn.send(&samsa_probe, 4)?.error_code;
             let found = self.kafka.conn.send(&kafka_lookup, 4)?.coordinators[0].error_code;
-            let loaded = found == 0 && self.kafka.conn.send(&kafka_probe, 8)?.groups[0].error_code == 0;
+            let loaded =
+                found == 0 && self.kafka.conn.send(&kafka_probe, 8)?.groups[0].error_code == 0;
             if samsa == 0 && loaded {
                 return Ok(());
             }
@@ -383,7 +461,9 @@ impl Differential {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                bail!("Kafka has no transaction coordinator after {LEADER_TIMEOUT:?}: error {found}");
+                bail!(
+                    "Kafka has no transaction coordinator after {LEADER_TIMEOUT:?}: error {found}"
+                );
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -400,7 +480,12 @@ impl Differential {
         for side in [&mut self.samsa, &mut self.kafka] {
             let response = side.conn.send(&request, 12)?;
             let topic = response.topics.first().context("no topic in Metadata")?;
-            ensure!(topic.error_code == 0, "{name} on {}: error {}", side.name, topic.error_code);
+            ensure!(
+                topic.error_code == 0,
+                "{name} on {}: error {}",
+                side.name,
+                topic.error_code
+            );
             side.remember(name, topic.topic_id);
         }
         Ok(())

@@ -16,6 +16,7 @@ mod groups;
 mod list_offsets;
 mod metadata;
 mod produce;
+mod security;
 
 use std::sync::LazyLock;
 
