@@ -126,25 +126,22 @@ def one(events: list[dict], ev: str) -> dict:
 
 # --- Kafka's command-line tools --------------------------------------------
 
-TOOLS = {
-    "kafka-topics": "org.apache.kafka.tools.TopicCommand",
-    "kafka-console-producer": "org.apache.kafka.tools.ConsoleProducer",
-    "kafka-console-consumer": "org.apache.kafka.tools.consumer.ConsoleConsumer",
-    "kafka-consumer-groups": "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
-    "kafka-configs": "org.apache.kafka.tools.ConfigCommand",
-    "kafka-get-offsets": "org.apache.kafka.tools.GetOffsetShell",
-}
+# compat/kafka-tools: runs a tool by its usual name (kafka-topics, ...) on the
+# `tools` classpath, as bin/NAME.sh would. The suite passes its own JVM options.
+KAFKA_TOOLS = COMPAT_DIR / "kafka-tools"
 
 
 def run_tool(tool: str, *args: str, input: str | None = None, timeout: float = RUN_TIMEOUT_S,
              check: bool = True) -> subprocess.CompletedProcess:
-    """Run a Kafka tool as its bin/*.sh script would (java -cp <jars> <main class>).
+    """Run a Kafka tool by name through compat/kafka-tools (java -cp <jars> <main class>,
+    as its bin/*.sh script would).
 
     With check, a non-zero exit raises BrokerLacksApi when the output says the
     broker lacks an API, JavaError otherwise."""
-    cmd = [java(), *JVM_OPTS, "-cp", classpath("tools"), TOOLS[tool], *args]
+    cmd = [str(KAFKA_TOOLS), tool, *args]
+    env = dict(os.environ, KAFKA_TOOLS_JVM_OPTS=" ".join(JVM_OPTS))
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=input,
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=input, env=env,
                               stdin=None if input is not None else subprocess.DEVNULL)
     except subprocess.TimeoutExpired as e:
         raise JavaError(f"{tool} {' '.join(args)} still running after {timeout:.0f}s:\n"

@@ -7,6 +7,8 @@ changes. Each test asserts what the tools print."""
 from __future__ import annotations
 
 import re
+import time
+
 import pytest
 
 from clients import wait_until
@@ -214,6 +216,20 @@ def test_tools_consumer_groups(request, bootstrap, topic_name):
     assert {(int(r["PARTITION"]), r["CURRENT-OFFSET"], r["LAG"]) for r in rows} == \
         {(p, "0", str(end)) for p, end in ends.items()}, rows
 
+    run_tool("kafka-consumer-groups", *groups, "--group", group, "--topic", topic,
+             "--reset-offsets", "--to-latest", "--execute")
+    rows = group_rows(bootstrap, group)
+    assert {(int(r["PARTITION"]), r["CURRENT-OFFSET"], r["LAG"]) for r in rows} == \
+        {(p, str(end), "0") for p, end in ends.items()}, rows
+
+    # Every record was written just now: an hour ago is before all of them.
+    an_hour_ago = time.strftime("%Y-%m-%dT%H:%M:%S.000", time.gmtime(time.time() - 3600))
+    out = run_tool("kafka-consumer-groups", *groups, "--group", group, "--topic", topic,
+                   "--reset-offsets", "--to-datetime", an_hour_ago + "Z", "--execute").stdout
+    assert re.search(rf"^{re.escape(group)}\s+{re.escape(topic)}\s+0\s+0\s*$", out, re.M), out
+    rows = group_rows(bootstrap, group)
+    assert {(int(r["PARTITION"]), r["CURRENT-OFFSET"]) for r in rows} == {(p, "0") for p in ends}, rows
+
     run_tool("kafka-consumer-groups", *groups, "--group", group, "--topic", f"{topic}:0", "--delete-offsets")
     rows = group_rows(bootstrap, group)
     assert {int(r["PARTITION"]) for r in rows if r["CURRENT-OFFSET"] != "-"} == {1}, rows
@@ -221,3 +237,119 @@ def test_tools_consumer_groups(request, bootstrap, topic_name):
     run_tool("kafka-consumer-groups", *groups, "--group", group, "--delete")
     wait_until(lambda: group not in run_tool("kafka-consumer-groups", *groups, "--list").stdout.split(),
                f"{group} to leave kafka-consumer-groups --list")
+
+
+def test_tools_console_property_spellings(request, bootstrap, topic_name):
+    """The console tools as their docs show them: --property parse.key/parse.headers
+    on the producer; --from-beginning --group --max-messages --property print.headers
+    on the consumer, where a second run of the group reads on from its committed offsets."""
+    gate(request, bootstrap, "groups")
+    topic, group = topic_name(), topic_name("-g")
+    create_topic(bootstrap, topic, 1)
+    lines = "".join(f"trace:t{i},n:{i}\tk{i}\tv{i}\n" for i in range(12))
+    run_tool("kafka-console-producer", "--bootstrap-server", bootstrap, "--topic", topic,
+             "--property", "parse.key=true", "--property", "parse.headers=true", *NO_IDEMPOTENCE,
+             input=lines)
+
+    def read(n: int) -> list[str]:
+        proc = run_tool("kafka-console-consumer", "--bootstrap-server", bootstrap, "--topic", topic,
+                        "--group", group, "--from-beginning", "--max-messages", str(n), "--timeout-ms", "30000",
+                        "--property", "print.key=true", "--property", "print.headers=true")
+        assert f"Processed a total of {n} messages" in proc.stderr, proc.stderr[-3000:]
+        return [line for line in proc.stdout.splitlines() if line.startswith("trace:")]
+
+    want = [f"trace:t{i},n:{i}\tk{i}\tv{i}" for i in range(12)]
+    assert read(5) == want[:5]
+    # --from-beginning only applies to a group without committed offsets: this run goes on at 5.
+    assert read(7) == want[5:]
+    rows = group_rows(bootstrap, group)
+    assert [(r["PARTITION"], r["CURRENT-OFFSET"], r["LOG-END-OFFSET"], r["LAG"]) for r in rows] == \
+        [("0", "12", "12", "0")], rows
+
+
+def test_tools_broker_api_versions(bootstrap):
+    """kafka-broker-api-versions lists what the broker advertises in ApiVersions."""
+    from gates import advertised
+    out = run_tool("kafka-broker-api-versions", "--bootstrap-server", bootstrap).stdout
+    assert re.search(rf"^{re.escape(bootstrap)} \(id: \d+ rack: null isFenced: false\) -> \($", out, re.M), out
+    usable = {int(m[1]) for m in re.finditer(r"^\t\w+\((\d+)\): \d+( to \d+)? \[usable: \d+\],?$", out, re.M)}
+    for name, key in (("Produce", 0), ("Fetch", 1), ("ListOffsets", 2), ("Metadata", 3), ("ApiVersions", 18)):
+        assert re.search(rf"^\t{name}\({key}\): \d+ to \d+ \[usable: \d+\]", out, re.M), (name, out)
+    # Every API the tool also knows is usable exactly when the broker advertises it.
+    known = {int(m[1]) for m in re.finditer(r"^\t\w+\((\d+)\): ", out, re.M)}
+    assert usable == advertised(bootstrap) & known, out
+
+
+def test_tools_perf_tests(bootstrap, topic_name):
+    """kafka-producer-perf-test and kafka-consumer-perf-test with a tiny count."""
+    topic = topic_name()
+    create_topic(bootstrap, topic, 2)
+    n = 200
+    out = run_tool("kafka-producer-perf-test", "--topic", topic, "--num-records", str(n), "--record-size", "100",
+                   "--throughput", "-1", "--producer-props", f"bootstrap.servers={bootstrap}",
+                   "enable.idempotence=false", "acks=1").stdout
+    assert re.search(rf"^{n} records sent, [\d.]+ records/sec .* ms avg latency", out, re.M), out
+    assert sum(end_offsets(bootstrap, topic).values()) == n
+    out = run_tool("kafka-consumer-perf-test", "--bootstrap-server", bootstrap, "--topic", topic,
+                   "--messages", str(n), "--timeout", "60000").stdout
+    lines = out.strip().splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("start.time,"))
+    row = dict(zip([c.strip() for c in lines[header].split(",")], [c.strip() for c in lines[header + 1].split(",")]))
+    assert int(row["data.consumed.in.nMsg"]) == n, out
+
+
+def test_tools_delete_records(request, bootstrap, topic_name, tmp_path):
+    """kafka-delete-records moves a partition's log start; kafka-get-offsets --time -2 shows it."""
+    gate(request, bootstrap, "delete-records")
+    topic = topic_name()
+    create_topic(bootstrap, topic, 1)
+    run_tool("kafka-console-producer", "--bootstrap-server", bootstrap, "--topic", topic, *NO_IDEMPOTENCE, input="".join(f"r{i}\n" for i in range(10)))
+    spec = tmp_path / "delete.json"
+    spec.write_text('{"version": 1, "partitions": [{"topic": "%s", "partition": 0, "offset": 4}]}' % topic)
+    out = run_tool("kafka-delete-records", "--bootstrap-server", bootstrap, "--offset-json-file", str(spec)).stdout
+    if lacks_api(out):  # it reports a per-partition error and still exits 0
+        raise BrokerLacksApi(out)
+    assert f"partition: {topic}-0\tlow_watermark: 4" in out, out
+    out = run_tool("kafka-get-offsets", "--bootstrap-server", bootstrap, "--topic", topic, "--time", "-2").stdout
+    assert out.split() == [f"{topic}:0:4"], out
+    got = console_consume(bootstrap, topic, 6, "--partition", "0", "--offset", "earliest")
+    assert [(o, v) for _, o, _, _, v in got] == [(i, f"r{i}") for i in range(4, 10)]
+
+
+@pytest.fixture(scope="module")
+def acl_broker(tmp_path_factory):
+    """A samsa with `authorizer = true` whose plaintext (ANONYMOUS) clients are super users."""
+    from conftest import EXTERNAL, SamsaBroker
+    if EXTERNAL:
+        pytest.skip("needs a samsa the suite configures (COMPAT_BOOTSTRAP is set)")
+    d = tmp_path_factory.mktemp("tools-acls")
+    config = d / "samsa.toml"
+    config.write_text('authorizer = true\nsuper_users = ["User:ANONYMOUS"]\n')
+    b = SamsaBroker(d / "data", config=config).start()
+    try:
+        yield b.bootstrap
+    finally:
+        b.stop_clean()
+
+
+def test_tools_acls(acl_broker, topic_name):
+    """kafka-acls --add, --list and --remove against a broker with an authorizer."""
+    topic = topic_name()
+    acls = ["--bootstrap-server", acl_broker]
+    out = run_tool("kafka-acls", *acls, "--add", "--allow-principal", "User:alice",
+                   "--operation", "Read", "--operation", "Describe", "--topic", topic).stdout
+    assert f"Adding ACLs for resource `ResourcePattern(resourceType=TOPIC, name={topic}, patternType=LITERAL)`" in out, out
+    listed = run_tool("kafka-acls", *acls, "--list", "--topic", topic).stdout
+    for op in ("READ", "DESCRIBE"):
+        assert f"(principal=User:alice, host=*, operation={op}, permissionType=ALLOW)" in listed, listed
+    run_tool("kafka-acls", *acls, "--remove", "--allow-principal", "User:alice", "--operation", "Read",
+             "--topic", topic, "--force")
+    listed = run_tool("kafka-acls", *acls, "--list", "--topic", topic).stdout
+    assert "operation=DESCRIBE, permissionType=ALLOW" in listed and "operation=READ" not in listed, listed
+
+
+def test_tools_acls_without_authorizer(bootstrap):
+    """kafka-acls on a broker without an authorizer: Kafka's own SecurityDisabledException."""
+    proc = run_tool("kafka-acls", "--bootstrap-server", bootstrap, "--list", check=False)
+    assert "SecurityDisabledException: No Authorizer is configured." in proc.stdout + proc.stderr, \
+        proc.stdout[-2000:] + proc.stderr[-2000:]
