@@ -9,4 +9,9 @@
 // gzip, snappy, lz4 and zstd; then every client (itself included) reads every
 // partition back directly, without a consumer group, and the records must be
 // exactly the ones the writer had acknowledged.
+//
+// TestGroups/CLIENT reads a dataset back through each client's consumer group
+// (franz-go kgo.ConsumerGroup, sarama ConsumerGroup fed by its AsyncProducer,
+// kafka-go Reader with GroupID); kadm then lists the topic and the group and
+// finds its offsets committed to each partition's end.
 package compat

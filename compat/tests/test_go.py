@@ -2,7 +2,10 @@
 writes keyed records with headers, with each compression, to a 4-partition
 topic it creates itself; each of the three reads every partition back directly
 (franz-go ConsumePartitions, sarama ConsumePartition, kafka-go Reader with
-Partition) and must find exactly what the writer had acknowledged."""
+Partition) and must find exactly what the writer had acknowledged. Then each
+reads its own records through its consumer group (franz-go kgo.ConsumerGroup,
+sarama ConsumerGroup after its AsyncProducer, kafka-go Reader with GroupID),
+and kadm sees the topic, the group and its offsets committed to the end."""
 
 from __future__ import annotations
 
@@ -43,3 +46,18 @@ def test_go_clients(go_tests, bootstrap, writer):
     assert proc.returncode == 0, f"go test for {writer} failed:\n{out[-6000:]}"
     for reader in CLIENTS:
         assert f"--- PASS: TestClients/{writer}/{reader} " in out, f"{reader} did not read {writer}'s records:\n{out[-4000:]}"
+
+
+def run_go(go_tests, bootstrap, pattern: str) -> str:
+    proc = subprocess.run([str(go_tests), "-test.v", "-test.count=1", "-test.timeout=5m", "-test.run", pattern],
+                          cwd=GO_DIR, env=dict(os.environ, KAFKA_BOOTSTRAP=bootstrap),
+                          capture_output=True, text=True, timeout=360, stdin=subprocess.DEVNULL)
+    out = proc.stdout + proc.stderr
+    return out if proc.returncode == 0 else f"exit {proc.returncode}\n{out}"
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_go_groups(go_tests, bootstrap, client):
+    """CLIENT reads every record back through its consumer group, in order per partition."""
+    out = run_go(go_tests, bootstrap, f"^TestGroups$/^{re.escape(client)}$")
+    assert f"--- PASS: TestGroups/{client} " in out, f"{client} consumer group:\n{out[-6000:]}"
