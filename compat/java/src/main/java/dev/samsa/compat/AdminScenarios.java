@@ -279,4 +279,37 @@ final class AdminScenarios {
             Json.obj("read-after-delete").put("count", got).put("position", consumer.position(p0)).emit();
         }
     }
+
+    /** acls --topic T: create a literal topic ACL and a prefixed group ACL, describe, delete one, describe again. */
+    static void acls(Main.Args args) throws Exception {
+        String topic = args.get("topic");
+        org.apache.kafka.common.resource.ResourcePattern topicPattern = new org.apache.kafka.common.resource.ResourcePattern(
+            org.apache.kafka.common.resource.ResourceType.TOPIC, topic, org.apache.kafka.common.resource.PatternType.LITERAL);
+        org.apache.kafka.common.resource.ResourcePattern groupPattern = new org.apache.kafka.common.resource.ResourcePattern(
+            org.apache.kafka.common.resource.ResourceType.GROUP, topic + "-", org.apache.kafka.common.resource.PatternType.PREFIXED);
+        org.apache.kafka.common.acl.AccessControlEntry read = new org.apache.kafka.common.acl.AccessControlEntry(
+            "User:alice", "*", org.apache.kafka.common.acl.AclOperation.READ, org.apache.kafka.common.acl.AclPermissionType.ALLOW);
+        org.apache.kafka.common.acl.AccessControlEntry deny = new org.apache.kafka.common.acl.AccessControlEntry(
+            "User:mallory", "*", org.apache.kafka.common.acl.AclOperation.READ, org.apache.kafka.common.acl.AclPermissionType.DENY);
+        try (Admin admin = Clients.admin(args)) {
+            admin.createAcls(Arrays.asList(
+                new org.apache.kafka.common.acl.AclBinding(topicPattern, read),
+                new org.apache.kafka.common.acl.AclBinding(groupPattern, deny))).all().get();
+            emitAcls(admin, "described");
+            Collection<org.apache.kafka.common.acl.AclBinding> deleted = admin.deleteAcls(Collections.singleton(
+                new org.apache.kafka.common.acl.AclBindingFilter(topicPattern.toFilter(), read.toFilter()))).all().get();
+            Json.obj("deleted").put("count", deleted.size()).emit();
+            emitAcls(admin, "after-delete");
+        }
+    }
+
+    static void emitAcls(Admin admin, String event) throws Exception {
+        List<String> bindings = new ArrayList<>();
+        for (org.apache.kafka.common.acl.AclBinding b : admin.describeAcls(org.apache.kafka.common.acl.AclBindingFilter.ANY).values().get()) {
+            bindings.add(b.pattern().resourceType() + ":" + b.pattern().patternType() + ":" + b.pattern().name() + ":"
+                + b.entry().principal() + ":" + b.entry().operation() + ":" + b.entry().permissionType());
+        }
+        Collections.sort(bindings);
+        Json.obj(event).put("bindings", bindings).emit();
+    }
 }

@@ -39,6 +39,7 @@ public final class Main {
         SCENARIOS.put("alter-configs", AdminScenarios::alterConfigs);
         SCENARIOS.put("list-offsets", AdminScenarios::listOffsets);
         SCENARIOS.put("delete-records", AdminScenarios::deleteRecords);
+        SCENARIOS.put("acls", AdminScenarios::acls);
         SCENARIOS.put("group-consume", GroupScenarios::groupConsume);
         SCENARIOS.put("group-admin", GroupScenarios::groupAdmin);
     }
