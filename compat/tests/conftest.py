@@ -208,6 +208,22 @@ def own_broker(tmp_path):
             b.stop_clean()
 
 
+@pytest.fixture(scope="module")
+def acl_broker(tmp_path_factory):
+    """A samsa with `authorizer = true` whose plaintext (ANONYMOUS) clients are super users,
+    for ACL administration through clients and tools; one per test module."""
+    if EXTERNAL:
+        pytest.skip("needs a samsa the suite configures (COMPAT_BOOTSTRAP is set)")
+    d = tmp_path_factory.mktemp("acls")
+    config = d / "samsa.toml"
+    config.write_text('authorizer = true\nsuper_users = ["User:ANONYMOUS"]\n')
+    b = SamsaBroker(d / "data", config=config).start()
+    try:
+        yield b.bootstrap
+    finally:
+        b.stop_clean()
+
+
 @pytest.fixture
 def topic_name(request):
     """A fresh topic name per call, readable in broker logs."""

@@ -219,22 +219,6 @@ def test_java_group_admin(request, bootstrap, topic_name, profile):
     assert one(ev, "group-deleted")["gone"] is True
 
 
-@pytest.fixture(scope="module")
-def acl_broker(tmp_path_factory):
-    """A samsa with `authorizer = true` whose plaintext (ANONYMOUS) clients are super users."""
-    from conftest import EXTERNAL, SamsaBroker
-    if EXTERNAL:
-        pytest.skip("needs a samsa the suite configures (COMPAT_BOOTSTRAP is set)")
-    d = tmp_path_factory.mktemp("java-acls")
-    config = d / "samsa.toml"
-    config.write_text('authorizer = true\nsuper_users = ["User:ANONYMOUS"]\n')
-    b = SamsaBroker(d / "data", config=config).start()
-    try:
-        yield b.bootstrap
-    finally:
-        b.stop_clean()
-
-
 @pytest.mark.parametrize("profile", CLIENT_PROFILES)
 def test_java_acl_admin(acl_broker, topic_name, profile):
     """AdminClient createAcls (literal and prefixed, ALLOW and DENY), describeAcls, deleteAcls."""

@@ -316,22 +316,6 @@ def test_tools_delete_records(request, bootstrap, topic_name, tmp_path):
     assert [(o, v) for _, o, _, _, v in got] == [(i, f"r{i}") for i in range(4, 10)]
 
 
-@pytest.fixture(scope="module")
-def acl_broker(tmp_path_factory):
-    """A samsa with `authorizer = true` whose plaintext (ANONYMOUS) clients are super users."""
-    from conftest import EXTERNAL, SamsaBroker
-    if EXTERNAL:
-        pytest.skip("needs a samsa the suite configures (COMPAT_BOOTSTRAP is set)")
-    d = tmp_path_factory.mktemp("tools-acls")
-    config = d / "samsa.toml"
-    config.write_text('authorizer = true\nsuper_users = ["User:ANONYMOUS"]\n')
-    b = SamsaBroker(d / "data", config=config).start()
-    try:
-        yield b.bootstrap
-    finally:
-        b.stop_clean()
-
-
 def test_tools_acls(acl_broker, topic_name):
     """kafka-acls --add, --list and --remove against a broker with an authorizer."""
     topic = topic_name()

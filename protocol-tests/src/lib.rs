@@ -32,6 +32,15 @@ pub fn samsa_bin() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/samsa"))
 }
 
+/// A loopback port free at the moment of asking, for listeners a test configures itself
+/// (TLS, SASL, metrics) beside the one the broker picks with port 0.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
 /// A broker process owned by a test; killed when dropped.
 pub struct BrokerProcess {
     child: Option<Child>,

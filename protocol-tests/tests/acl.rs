@@ -2,7 +2,6 @@
 //! persistence, and their enforcement on produce, metadata, config changes, DeleteRecords
 //! and the cluster APIs for principals authenticated over SASL.
 
-use std::net::TcpListener;
 use std::sync::LazyLock;
 
 use kafka_protocol::messages::create_acls_request::AclCreation;
@@ -16,6 +15,7 @@ use kafka_protocol::messages::{
     ApiKey, CreateAclsRequest, DeleteAclsRequest, DescribeAclsRequest, DescribeAclsResponse, DescribeClusterRequest,
     DescribeGroupsRequest, FindCoordinatorRequest, GroupId, JoinGroupRequest, MetadataRequest,
 };
+use samsa_protocol_tests::free_port;
 use samsa_protocol_tests::batches::{self, batch, messages};
 use samsa_protocol_tests::client::{create_topic, only_partition, produce_request, str_bytes, topic_name, versions, TopicRef};
 use samsa_protocol_tests::sasl::{scram_user, Scram};
@@ -45,10 +45,6 @@ const DENY: i8 = 2;
 const ALLOW: i8 = 3;
 
 static T0: LazyLock<i64> = LazyLock::new(batches::base_timestamp);
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 /// A broker enforcing ACLs, with a SASL_PLAINTEXT listener; admin is a super user.
 fn start() -> (BrokerProcess, String) {

@@ -2,22 +2,14 @@
 //! values the requests imply.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 
+use samsa_protocol_tests::free_port;
 use samsa_protocol_tests::batches::{self, batch, messages};
 use samsa_protocol_tests::client::{
     create_topic, produce, produce_request, TopicRef, LATEST_PRODUCE,
 };
 use samsa_protocol_tests::BrokerProcess;
-
-/// A loopback port free at the moment of asking.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// GETs `path` with HTTP/1.1 and returns (status line, body).
 fn get(port: u16, path: &str) -> (String, String) {

@@ -2,7 +2,6 @@
 //! failures that close the connection, nothing served before authentication, and the
 //! SCRAM credential APIs with their persistence.
 
-use std::net::TcpListener;
 
 use bytes::Bytes;
 use kafka_protocol::messages::alter_user_scram_credentials_request::{
@@ -13,6 +12,7 @@ use kafka_protocol::messages::{
     AlterUserScramCredentialsRequest, ApiKey, ApiVersionsRequest, DescribeUserScramCredentialsRequest,
     MetadataRequest,
 };
+use samsa_protocol_tests::free_port;
 use samsa_protocol_tests::client::{str_bytes, versions};
 use samsa_protocol_tests::sasl::{
     scram_client_final, scram_user, Scram, CLIENT_NONCE, ILLEGAL_SASL_STATE, ITERATIONS, SASL_AUTHENTICATION_FAILED,
@@ -23,10 +23,6 @@ use samsa_protocol_tests::{BrokerProcess, Connection};
 const RESOURCE_NOT_FOUND: i16 = 91;
 const DUPLICATE_RESOURCE: i16 = 92;
 const UNACCEPTABLE_CREDENTIAL: i16 = 93;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 /// A broker with a SASL_PLAINTEXT listener; alice has both SCRAM credentials, bob SHA-512.
 fn start() -> (BrokerProcess, String) {

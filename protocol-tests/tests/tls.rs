@@ -2,7 +2,7 @@
 //! refusing clients without a certificate from the configured CA.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +13,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+use samsa_protocol_tests::free_port;
 use samsa_protocol_tests::BrokerProcess;
 
 const METADATA_VERSION: i16 = 12;
@@ -67,10 +68,6 @@ fn base64_lines(der: &[u8]) -> String {
         .chunks(64)
         .map(|l| format!("{}\n", std::str::from_utf8(l).unwrap()))
         .collect()
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> String {
