@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use super::state::CommittedOffset;
 use crate::error::{BrokerError, Result};
-use crate::topics::{Partition, TopicConfig, TopicRegistry};
+use crate::topics::{Isolation, Partition, TopicConfig, TopicRegistry};
 use samsa_storage::BatchHeader;
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -156,7 +156,7 @@ impl OffsetsStore {
         for partition in partitions {
             let mut offset = partition.offsets()?.log_start;
             loop {
-                let read = partition.read(offset, REPLAY_CHUNK)?;
+                let read = partition.read(offset, REPLAY_CHUNK, Isolation::ReadUncommitted)?;
                 if read.records.is_empty() {
                     break;
                 }

@@ -8,8 +8,8 @@ use std::time::Duration;
 use futures_util::future::select_all;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_request::FetchTopic;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::fetch_response::{AbortedTransaction, FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId, TopicName};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -18,7 +18,7 @@ use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
 use crate::error::BrokerError;
 use crate::network::Session;
-use crate::topics::Partition;
+use crate::topics::{Isolation, Partition};
 
 /// Fetch v13 names topics by id instead of by name (KIP-516).
 const FIRST_VERSION_WITH_TOPIC_IDS: i16 = 13;
@@ -166,19 +166,29 @@ fn read_partition(wanted: &Wanted, budget: &mut i64, response_has_data: bool, re
         Err(err) => return failed(err.code()).with_aborted_transactions(Some(Vec::new())),
     };
     let limit = i64::from(wanted.max_bytes.max(0)).min(*budget);
+    let isolation = if read_committed { Isolation::ReadCommitted } else { Isolation::ReadUncommitted };
     let result = if limit <= 0 && response_has_data {
-        partition.offsets().map(|offsets| (bytes::Bytes::new(), offsets))
+        partition.offsets().map(|offsets| (bytes::Bytes::new(), offsets, Vec::new()))
     } else {
         partition
-            .read(wanted.fetch_offset, limit.max(0) as usize)
-            .map(|r| (r.records, r.offsets))
+            .read(wanted.fetch_offset, limit.max(0) as usize, isolation)
+            .map(|r| (r.records, r.offsets, r.aborted))
     };
     match result {
-        Ok((records, offsets)) => {
+        Ok((records, offsets, aborted)) => {
             *budget -= records.len() as i64;
+            let aborted = aborted
+                .into_iter()
+                .map(|txn| {
+                    AbortedTransaction::default()
+                        .with_producer_id(ProducerId(txn.producer_id))
+                        .with_first_offset(txn.first_offset)
+                })
+                .collect();
             base.with_high_watermark(offsets.high_watermark)
-                .with_last_stable_offset(offsets.high_watermark)
+                .with_last_stable_offset(offsets.last_stable)
                 .with_log_start_offset(offsets.log_start)
+                .with_aborted_transactions(read_committed.then_some(aborted))
                 .with_records(Some(records))
         }
         Err(err) => {

@@ -19,10 +19,14 @@ const EARLIEST_LOCAL: i64 = -4;
 const EARLIEST_PENDING_UPLOAD: i64 = -5;
 const LATEST_TIERED: i64 = -6;
 
+const READ_COMMITTED: i8 = 1;
+
 /// ListOffsets v4 added the leader epoch of the returned offset.
 const FIRST_VERSION_WITH_EPOCH: i16 = 4;
 
 pub fn handle(broker: &Broker, session: &Session, request: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
+    // Since v2 a read_committed consumer's "latest" is the last stable offset.
+    let read_committed = version >= 2 && request.isolation_level == READ_COMMITTED;
     let topics = request
         .topics
         .into_iter()
@@ -41,7 +45,7 @@ pub fn handle(broker: &Broker, session: &Session, request: ListOffsetsRequest, v
                             .partition(p.partition_index)
                             .ok_or(BrokerError::UnknownTopicOrPartition)
                             .and_then(|partition| check_timestamp_version(p.timestamp, version).map(|_| partition))
-                            .and_then(|partition| lookup(partition, p.timestamp)),
+                            .and_then(|partition| lookup(partition, p.timestamp, read_committed)),
                         Err(BrokerError::Auth(_)) => Err(AuthError::TopicDenied.into()),
                         Err(_) => Err(BrokerError::UnknownTopicOrPartition),
                     };
@@ -90,11 +94,10 @@ fn check_timestamp_version(timestamp: i64, version: i16) -> Result<(), BrokerErr
 }
 
 /// (offset, timestamp) for one partition; -1 timestamps where Kafka reports none.
-fn lookup(partition: &Partition, timestamp: i64) -> Result<(i64, i64), BrokerError> {
+fn lookup(partition: &Partition, timestamp: i64, read_committed: bool) -> Result<(i64, i64), BrokerError> {
     let offsets = partition.offsets()?;
     match timestamp {
-        // Without transactions the last stable offset equals the high watermark, so both
-        // isolation levels see the same latest offset.
+        LATEST if read_committed => Ok((offsets.last_stable, -1)),
         LATEST => Ok((offsets.high_watermark, -1)),
         EARLIEST | EARLIEST_LOCAL => Ok((offsets.log_start, -1)),
         // No tiered storage: nothing is pending upload and nothing is tiered.

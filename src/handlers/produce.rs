@@ -94,7 +94,10 @@ fn append(broker: &Broker, topic: &Topic, data: PartitionProduceData) -> Result<
     exactly_one_batch(&records)?;
     let bytes = records.len();
     let info = partition.append(records, now_ms())?;
-    broker.metrics.record_append(&topic.name, bytes, info.record_count);
+    // A retried batch that was already written is acknowledged again, not counted again.
+    if !info.duplicate {
+        broker.metrics.record_append(&topic.name, bytes, info.record_count);
+    }
     Ok(PartitionProduceResponse::default()
         .with_index(data.index)
         .with_base_offset(info.base_offset)

@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::error::{BrokerError, Result};
 use catalogue::{CatalogueError, CatalogueFile, TopicRecord};
 pub use config::TopicConfig;
-pub use partition::{Offsets, Partition, ReadResult};
+pub use partition::{Isolation, Offsets, Partition, ReadResult};
 
 /// Kafka's limit on topic name length (the partition directory name must stay under 255).
 const MAX_TOPIC_NAME_LEN: usize = 249;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
-use samsa_storage::{AppendInfo, CleanStats, LogConfig, PartitionLog};
+use samsa_storage::{AbortedTxn, AppendInfo, CleanStats, ControlType, LogConfig, PartitionLog, ProducerInfo};
 use tokio::sync::watch;
 
 use crate::error::{BrokerError, Result};
@@ -18,6 +18,8 @@ pub const LEADER_EPOCH: i32 = 0;
 pub struct Offsets {
     pub log_start: i64,
     pub high_watermark: i64,
+    /// Below the first open transaction; the high watermark when none is open.
+    pub last_stable: i64,
     pub log_end: i64,
 }
 
@@ -29,11 +31,22 @@ pub struct PartitionStats {
     pub segments: usize,
 }
 
+/// Which records a fetch may see (Kafka's isolation level).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// Up to the high watermark, open and aborted transactions included.
+    ReadUncommitted,
+    /// Up to the last stable offset, with the aborted transactions in that range listed.
+    ReadCommitted,
+}
+
 /// What a read returns: whole batches plus the offsets they were read against.
 #[derive(Debug, Clone)]
 pub struct ReadResult {
     pub records: Bytes,
     pub offsets: Offsets,
+    /// With [`Isolation::ReadCommitted`], the aborted transactions the records overlap.
+    pub aborted: Vec<AbortedTxn>,
 }
 
 pub struct Partition {
@@ -76,13 +89,48 @@ impl Partition {
         Ok(info)
     }
 
-    /// Reads whole batches from `offset`, never past the high watermark.
-    pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult> {
+    /// Writes a transaction's commit or abort marker; it moves the high watermark (and the
+    /// last stable offset) like any append.
+    pub fn write_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        control: ControlType,
+        coordinator_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo> {
+        let mut guard = self.log.write();
+        let log = guard.as_mut().ok_or(BrokerError::NotLeaderOrFollower)?;
+        let info = log.append_control(producer_id, producer_epoch, control, coordinator_epoch, LEADER_EPOCH, now_ms)?;
+        let end = log.log_end_offset();
+        log.set_high_watermark(end);
+        drop(guard);
+        self.high_watermark.send_replace(end);
+        Ok(info)
+    }
+
+    /// Reads whole batches from `offset`, never past the high watermark (the last stable
+    /// offset for read_committed).
+    pub fn read(&self, offset: i64, max_bytes: usize, isolation: Isolation) -> Result<ReadResult> {
         let guard = self.log.read();
         let log = guard.as_ref().ok_or(BrokerError::NotLeaderOrFollower)?;
         let offsets = offsets_of(log);
-        let records = log.read(offset, max_bytes, offsets.high_watermark)?;
-        Ok(ReadResult { records, offsets })
+        let (upper, committed) = match isolation {
+            Isolation::ReadUncommitted => (offsets.high_watermark, false),
+            Isolation::ReadCommitted => (offsets.last_stable, true),
+        };
+        let records = log.read(offset, max_bytes, upper)?;
+        let aborted = if committed && !records.is_empty() {
+            log.aborted_transactions(offset, upper)
+        } else {
+            Vec::new()
+        };
+        Ok(ReadResult { records, offsets, aborted })
+    }
+
+    /// Every producer's state here (DescribeProducers).
+    pub fn producers(&self) -> Result<Vec<ProducerInfo>> {
+        self.with_log(|log| Ok(log.producers()))
     }
 
     pub fn offsets(&self) -> Result<Offsets> {
@@ -213,6 +261,7 @@ fn offsets_of(log: &PartitionLog) -> Offsets {
     Offsets {
         log_start: log.log_start_offset(),
         high_watermark: log.high_watermark(),
+        last_stable: log.last_stable_offset(),
         log_end: log.log_end_offset(),
     }
 }

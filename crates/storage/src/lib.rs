@@ -18,6 +18,7 @@ mod compaction;
 mod config;
 mod index;
 mod log;
+mod producers;
 mod records;
 mod recovery;
 mod retention;
@@ -29,6 +30,7 @@ pub use batch::{validate_batches, BatchHeader, Compression, HEADER_SIZE};
 pub use compaction::{CleanPlan, CleanStats, CleanedSegments};
 pub use config::{CleanupPolicy, LogConfig, TimestampType};
 pub use log::{AppendInfo, PartitionLog};
+pub use producers::{AbortedTxn, ControlType, ProducerInfo};
 
 /// Everything the storage layer can fail with. The broker maps these to Kafka error codes.
 #[derive(thiserror::Error, Debug)]
@@ -52,6 +54,21 @@ pub enum StorageError {
         log_start: i64,
         log_end: i64,
     },
+    /// An idempotent producer's batch does not follow its last sequence (Kafka
+    /// OUT_OF_ORDER_SEQUENCE_NUMBER).
+    #[error("out of order sequence: {0}")]
+    OutOfOrderSequence(String),
+    /// A batch or marker from an epoch older than the producer's current one (Kafka
+    /// INVALID_PRODUCER_EPOCH).
+    #[error("invalid producer epoch: {0}")]
+    InvalidProducerEpoch(String),
+    /// Kafka UNKNOWN_PRODUCER_ID.
+    #[error("unknown producer id: {0}")]
+    UnknownProducerId(String),
+    /// A transactional batch or marker that does not fit the producer's transaction state
+    /// (Kafka INVALID_TXN_STATE).
+    #[error("invalid transaction state: {0}")]
+    InvalidTxnState(String),
     #[error("storage i/o error: {0}")]
     Io(#[from] std::io::Error),
 }

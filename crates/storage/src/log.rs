@@ -14,7 +14,7 @@ use crate::compaction::{self, CleanPlan, CleanStats, CleanedSegments};
 use crate::recovery;
 use crate::retention::{self, SegmentStats};
 use crate::segment::Segment;
-use crate::{LogConfig, StorageError, TimestampType};
+use crate::{AbortedTxn, ControlType, LogConfig, ProducerInfo, StorageError, TimestampType};
 
 /// What an append did, for the produce response.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,6 +26,9 @@ pub struct AppendInfo {
     /// The broker time stamped on the batches when the log uses LogAppendTime.
     pub log_append_time: Option<i64>,
     pub log_start_offset: i64,
+    /// A retried batch an idempotent producer had already written: nothing was appended and
+    /// the offsets are those of the original.
+    pub duplicate: bool,
 }
 
 /// One partition's log. `Send + Sync`: reads take `&self` and use positional I/O, so the
@@ -167,6 +170,7 @@ impl PartitionLog {
             max_timestamp,
             log_append_time,
             log_start_offset: self.log_start_offset,
+            duplicate: false,
         })
     }
 
@@ -234,6 +238,37 @@ impl PartitionLog {
             }
         }
         Ok(Bytes::new())
+    }
+
+    /// Appends a commit or abort marker for `producer_id`'s open transaction.
+    pub fn append_control(
+        &mut self,
+        producer_id: i64,
+        producer_epoch: i16,
+        control: ControlType,
+        coordinator_epoch: i32,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, StorageError> {
+        let _ = (producer_id, producer_epoch, control, coordinator_epoch, leader_epoch, now_ms);
+        Err(StorageError::InvalidTxnState("transaction markers are not implemented yet".into()))
+    }
+
+    /// The first offset of the oldest open transaction, or the high watermark if none is
+    /// open: what read_committed consumers may read up to.
+    pub fn last_stable_offset(&self) -> i64 {
+        self.high_watermark
+    }
+
+    /// Aborted transactions that overlap `[from, to)`, oldest first.
+    pub fn aborted_transactions(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
+        let _ = (from, to);
+        Vec::new()
+    }
+
+    /// The state of every producer that has written to this partition and not expired.
+    pub fn producers(&self) -> Vec<ProducerInfo> {
+        Vec::new()
     }
 
     pub fn log_start_offset(&self) -> i64 {
