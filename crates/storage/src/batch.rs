@@ -266,14 +266,8 @@ pub(crate) fn record_timestamps(
             .map(|offset| (offset, header.max_timestamp))
             .collect());
     }
-    let mut buf = batch;
-    let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf).map_err(|e| {
-        StorageError::CorruptRecord(format!(
-            "cannot decode batch at offset {}: {e}",
-            header.base_offset
-        ))
-    })?;
-    Ok(set
+    let parsed = crate::records::BatchRecords::parse(&batch)?;
+    Ok(parsed
         .records
         .iter()
         .map(|r| (r.offset, r.timestamp))

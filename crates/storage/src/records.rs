@@ -17,8 +17,8 @@
 
 use std::ops::Range;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::compression::{self as codec, Compressor, Decompressor};
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::compression::{self as codec, Compressor};
 
 use crate::batch::{BatchHeader, Compression, HEADER_SIZE, LOG_OVERHEAD};
 use crate::{StorageError, TimestampType};
@@ -176,29 +176,82 @@ fn corrupt(header: &BatchHeader, what: &str) -> StorageError {
     StorageError::CorruptRecord(format!("batch at offset {}: {what}", header.base_offset))
 }
 
-/// Codec errors come back as `anyhow::Error` from kafka-protocol; only their text is kept.
-fn decompress(compression: Compression, mut body: Bytes) -> Result<Bytes, String> {
-    let text = |e: anyhow::Error| e.to_string();
-    match compression {
-        Compression::None => Ok(body),
-        Compression::Gzip => {
-            <codec::Gzip as Decompressor<Bytes>>::decompress(&mut body, take_all).map_err(text)
-        }
-        Compression::Snappy => {
-            <codec::Snappy as Decompressor<Bytes>>::decompress(&mut body, take_all).map_err(text)
-        }
-        Compression::Lz4 => {
-            <codec::Lz4 as Decompressor<Bytes>>::decompress(&mut body, take_all).map_err(text)
-        }
-        Compression::Zstd => {
-            <codec::Zstd as Decompressor<Bytes>>::decompress(&mut body, take_all).map_err(text)
-        }
-        Compression::Unknown(id) => Err(format!("unknown codec {id}")),
-    }
+/// The most a batch's records may decompress to. Kafka bounds batches by their compressed
+/// size only; a few kilobytes of zstd or a forged snappy length can claim gigabytes, and this
+/// broker holds a decompressed batch in memory (key checks, timestamp lookups, cleaning).
+/// Legitimate batches are at most `max.message.bytes` (1 MiB by default) compressed and
+/// rarely compress tenfold, so 128 MiB refuses bombs without refusing real data.
+pub(crate) const MAX_DECOMPRESSED: usize = 128 << 20;
+
+/// Kafka's snappy is snappy-java's stream: a magic header, then length-prefixed raw blocks;
+/// without the header the body is one raw block.
+const XERIAL_MAGIC: &[u8; 16] = b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01";
+
+fn decompress(compression: Compression, body: Bytes) -> Result<Bytes, String> {
+    decompress_bounded(compression, body, MAX_DECOMPRESSED)
 }
 
-fn take_all(buf: &mut Bytes) -> anyhow::Result<Bytes> {
-    Ok(buf.copy_to_bytes(buf.remaining()))
+fn decompress_bounded(compression: Compression, body: Bytes, limit: usize) -> Result<Bytes, String> {
+    let out = match compression {
+        Compression::None => return Ok(body),
+        Compression::Gzip => read_bounded(flate2::read::GzDecoder::new(&body[..]), limit)?,
+        Compression::Lz4 => {
+            let decoder = lz4::Decoder::new(&body[..]).map_err(|e| e.to_string())?;
+            read_bounded(decoder, limit)?
+        }
+        Compression::Zstd => {
+            let decoder = zstd::stream::read::Decoder::new(&body[..]).map_err(|e| e.to_string())?;
+            read_bounded(decoder, limit)?
+        }
+        Compression::Snappy => snappy(&body, limit)?,
+        Compression::Unknown(id) => return Err(format!("unknown codec {id}")),
+    };
+    Ok(Bytes::from(out))
+}
+
+fn read_bounded(reader: impl std::io::Read, limit: usize) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    reader
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| e.to_string())?;
+    if out.len() > limit {
+        return Err(format!("records decompress to more than {limit} bytes"));
+    }
+    Ok(out)
+}
+
+/// Each block's decompressed length is read from its header and checked against what is
+/// left of the bound before anything is allocated for it.
+fn snappy(body: &[u8], limit: usize) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    let block = |raw: &[u8], out: &mut Vec<u8>| -> Result<(), String> {
+        let len = snap::raw::decompress_len(raw).map_err(|e| e.to_string())?;
+        if len > limit - out.len() {
+            return Err(format!("records decompress to more than {limit} bytes"));
+        }
+        let start = out.len();
+        out.resize(start + len, 0);
+        snap::raw::Decoder::new()
+            .decompress(raw, &mut out[start..])
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    };
+    let Some(mut rest) = body.strip_prefix(&XERIAL_MAGIC[..]) else {
+        block(body, &mut out)?;
+        return Ok(out);
+    };
+    while !rest.is_empty() {
+        let (len, tail) = rest
+            .split_first_chunk::<4>()
+            .ok_or("truncated snappy block length")?;
+        let len = u32::from_be_bytes(*len) as usize;
+        let raw = tail.get(..len).ok_or("truncated snappy block")?;
+        block(raw, &mut out)?;
+        rest = &tail[len..];
+    }
+    Ok(out)
 }
 
 fn compress(compression: Compression, raw: &[u8]) -> Result<Vec<u8>, String> {
@@ -388,6 +441,32 @@ mod tests {
             check_keys(&keyless),
             Err(StorageError::InvalidRecord(_))
         ));
+    }
+
+    #[test]
+    fn every_codec_stops_at_the_bound() {
+        let raw = vec![0u8; 2 << 20];
+        for codec in [Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd] {
+            let packed = Bytes::from(compress(codec, &raw).unwrap());
+            let whole = decompress_bounded(codec, packed.clone(), raw.len()).unwrap();
+            assert_eq!(whole.len(), raw.len(), "{codec:?}");
+            let err = decompress_bounded(codec, packed, 1 << 20).unwrap_err();
+            assert!(err.contains("more than"), "{codec:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_forged_snappy_length_allocates_nothing() {
+        // A raw snappy block whose header claims u32::MAX bytes, with or without the
+        // snappy-java framing around it.
+        let forged: &[u8] = &[0xff, 0xff, 0xff, 0xff, 0x0f, 0x00];
+        let err = decompress(Compression::Snappy, Bytes::from_static(forged)).unwrap_err();
+        assert!(err.contains("more than"), "{err}");
+        let mut framed = XERIAL_MAGIC.to_vec();
+        framed.extend_from_slice(&(forged.len() as u32).to_be_bytes());
+        framed.extend_from_slice(forged);
+        let err = decompress(Compression::Snappy, Bytes::from(framed)).unwrap_err();
+        assert!(err.contains("more than"), "{err}");
     }
 
     #[test]
