@@ -7,7 +7,9 @@ use std::net::TcpStream;
 use std::thread;
 use std::time::Duration;
 
+use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::ApiVersionsRequest;
+use samsa_protocol_tests::client::{create_topic, fetch_records, only_partition, produce, produce_request, LATEST_PRODUCE};
 use samsa_protocol_tests::BrokerProcess;
 
 /// Metadata v0 whose topic array claims 2^31-1 entries: a decoder that trusts the count
@@ -29,6 +31,49 @@ fn lying_array_counts_close_only_that_connection() {
             .send(&samsa_protocol_tests::client::api_versions_request(), 3)
             .expect("the broker keeps serving other connections");
     }
+}
+
+/// One snappy-compressed RecordBatch v2 whose records section is `body`, with a valid CRC.
+fn snappy_batch(body: &[u8]) -> Bytes {
+    let mut b = BytesMut::new();
+    b.put_i64(0); // base offset
+    b.put_i32((49 + body.len()) as i32); // batch length: from the leader epoch on
+    b.put_i32(0); // partition leader epoch
+    b.put_i8(2); // magic
+    b.put_u32(0); // CRC, filled in below
+    b.put_i16(2); // attributes: snappy
+    b.put_i32(0); // last offset delta
+    b.put_i64(1_700_000_000_000);
+    b.put_i64(1_700_000_000_000);
+    b.put_i64(-1); // producer id
+    b.put_i16(-1);
+    b.put_i32(-1);
+    b.put_i32(1); // record count
+    b.put_slice(body);
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b.freeze()
+}
+
+/// A compacted topic must look at every record's key, so the broker decompresses what a
+/// producer sends. A snappy block header claiming 4 GiB is refused (INVALID_RECORD, as any
+/// undecodable batch there) before anything is allocated, and the broker goes on serving.
+/// The other codecs' bound is unit-tested in samsa-storage.
+#[test]
+fn decompression_bombs_are_refused_not_allocated() {
+    let broker = BrokerProcess::start("").unwrap();
+    let mut conn = broker.connect().unwrap();
+    let topic = create_topic(&mut conn, "bombed", 1, &[("cleanup.policy", "compact")]).unwrap();
+    let forged_length: &[u8] = &[0xff, 0xff, 0xff, 0xff, 0x0f, 0x00];
+    let response = conn
+        .send(&produce_request(&topic, 0, snappy_batch(forged_length), -1, LATEST_PRODUCE), LATEST_PRODUCE)
+        .unwrap();
+    let result = only_partition(&response).unwrap();
+    assert_eq!(result.error_code, 87, "INVALID_RECORD, got {result:?}");
+    // The broker is alive and the topic still takes good data.
+    let good = samsa_protocol_tests::batches::batch(&samsa_protocol_tests::batches::messages("k", 3, 1_700_000_000_000));
+    assert_eq!(produce(&mut conn, &topic, 0, good).unwrap(), 0);
+    assert_eq!(fetch_records(&mut conn, &topic, 0, 0).unwrap().len(), 3);
 }
 
 #[test]
