@@ -8,11 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, BytesMut};
-use kafka_protocol::messages::{ApiKey, MetadataRequest, MetadataResponse, RequestHeader, ResponseHeader};
+use kafka_protocol::messages::create_acls_request::AclCreation;
+use kafka_protocol::messages::{ApiKey, CreateAclsRequest, MetadataRequest, MetadataResponse, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+use samsa_protocol_tests::client::{create_topic, str_bytes};
 use samsa_protocol_tests::free_port;
 use samsa_protocol_tests::BrokerProcess;
 
@@ -38,7 +40,21 @@ impl Pki {
 
     /// A leaf certificate for `name`, as (PEM chain, PEM key, DER cert, DER key).
     fn leaf(&self, name: &str) -> (String, String, CertificateDer<'static>, PrivateKeyDer<'static>) {
-        let params = CertificateParams::new(vec![name.to_owned()]).unwrap();
+        self.leaf_for(CertificateParams::new(vec![name.to_owned()]).unwrap())
+    }
+
+    /// A client certificate whose subject is O=`org`, CN=`common_name` (in that order, as
+    /// most CAs write them).
+    fn client(&self, org: &str, common_name: &str) -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
+        let mut params = CertificateParams::new(Vec::new()).unwrap();
+        params.distinguished_name = DistinguishedName::new();
+        params.distinguished_name.push(DnType::OrganizationName, org);
+        params.distinguished_name.push(DnType::CommonName, common_name);
+        let (_, _, cert, key) = self.leaf_for(params);
+        (cert, key)
+    }
+
+    fn leaf_for(&self, params: CertificateParams) -> (String, String, CertificateDer<'static>, PrivateKeyDer<'static>) {
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.ca).unwrap();
         let der_key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
@@ -78,6 +94,11 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
 
 /// Starts a broker with a plaintext listener and an SSL one on `ssl_port`.
 fn start(pki: &Pki, dir: &Path, mutual: bool, ssl_port: u16) -> BrokerProcess {
+    start_with(pki, dir, mutual, ssl_port, "")
+}
+
+/// The same, with top-level settings `extra` ahead of the listener tables.
+fn start_with(pki: &Pki, dir: &Path, mutual: bool, ssl_port: u16, extra: &str) -> BrokerProcess {
     let (chain, key, _, _) = pki.leaf("localhost");
     let cert_file = write(dir, "server.pem", &chain);
     let key_file = write(dir, "server.key", &key);
@@ -88,7 +109,7 @@ fn start(pki: &Pki, dir: &Path, mutual: bool, ssl_port: u16) -> BrokerProcess {
         String::new()
     };
     BrokerProcess::start(&format!(
-        "[[listener]]\nname = \"secure\"\naddress = \"127.0.0.1:{ssl_port}\"\nprotocol = \"SSL\"\n\
+        "{extra}[[listener]]\nname = \"secure\"\naddress = \"127.0.0.1:{ssl_port}\"\nprotocol = \"SSL\"\n\
          advertised = \"localhost:{ssl_port}\"\n\
          [tls]\ncert_file = \"{cert_file}\"\nkey_file = \"{key_file}\"\n{client_ca}"
     ))
@@ -208,4 +229,36 @@ fn mutual_tls_requires_a_client_certificate_from_the_ca() {
         metadata_over_tls(port, config).is_err(),
         "a certificate from another CA must be refused"
     );
+}
+
+/// On an SSL listener with client authentication the principal is `User:` and the
+/// certificate's subject in RFC 2253 form, as Kafka names it, and ACLs apply to it: the
+/// writer sees the topic it was granted, another client of the same CA sees nothing.
+#[test]
+fn client_certificates_name_the_principal_acls_apply_to() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let broker = start_with(&pki, dir.path(), true, port, "authorizer = true\nsuper_users = [\"User:ANONYMOUS\"]\n");
+    let mut admin = broker.connect().unwrap();
+    for name in ["granted", "withheld"] {
+        create_topic(&mut admin, name, 1, &[]).unwrap();
+    }
+    let grant = AclCreation::default()
+        .with_resource_type(2) // topic
+        .with_resource_name(str_bytes("granted"))
+        .with_resource_pattern_type(3) // literal
+        .with_principal(str_bytes("User:CN=writer,O=samsa tests"))
+        .with_host(str_bytes("*"))
+        .with_operation(8) // describe
+        .with_permission_type(3); // allow
+    let created = admin.send(&CreateAclsRequest::default().with_creations(vec![grant]), 3).unwrap();
+    assert_eq!(created.results[0].error_code, 0, "{created:?}");
+
+    let topics = |identity| {
+        let metadata = metadata_over_tls(port, client_config(&pki, Some(identity))).unwrap();
+        metadata.topics.iter().map(|t| t.name.as_ref().unwrap().to_string()).collect::<Vec<_>>()
+    };
+    assert_eq!(topics(pki.client("samsa tests", "writer")), vec!["granted"]);
+    assert_eq!(topics(pki.client("samsa tests", "someone else")), Vec::<String>::new());
 }

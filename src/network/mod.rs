@@ -36,7 +36,8 @@ pub struct Session {
     /// The client's IP address, as ACLs name hosts.
     pub host: String,
     pub listener: Arc<ListenerInfo>,
-    /// Who the client is: `User:ANONYMOUS` until SASL authenticates it.
+    /// Who the client is: `User:ANONYMOUS` until SASL authenticates it, or the subject of
+    /// its certificate on an SSL listener with client authentication.
     pub principal: Principal,
     /// Where the connection is in SASL authentication (complete at once without SASL).
     pub sasl: SaslExchange,
@@ -177,7 +178,17 @@ async fn start(
     // A client that opens a socket and never speaks must not hold a connection slot forever.
     let handshake = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await;
     match handshake {
-        Ok(Ok(stream)) => connection::run(stream, session, broker, shutdown).await,
+        Ok(Ok(stream)) => {
+            let mut session = session;
+            // On SSL (not SASL_SSL) the client certificate is the identity, as in Kafka.
+            if !session.listener.protocol.uses_sasl() {
+                let certificate = stream.get_ref().1.peer_certificates().and_then(|chain| chain.first());
+                if let Some(principal) = certificate.and_then(|cert| crate::auth::certificate::principal(cert)) {
+                    session.principal = principal;
+                }
+            }
+            connection::run(stream, session, broker, shutdown).await
+        }
         Ok(Err(err)) => tracing::warn!(peer = %session.peer, "closing connection: TLS handshake failed: {err}"),
         Err(_) => tracing::warn!(peer = %session.peer, "closing connection: TLS handshake timed out"),
     }
