@@ -434,7 +434,11 @@ class KafkaReference:
                 self.sasl_port = free_port()
         cfg = self._write_config()
 
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        # Like Kafka's Uuid.randomUuid: an id starting with '-' would be read as an option by
+        # kafka-storage (about one start in 64 failed that way), so draw again.
+        cluster_id = "-"
+        while cluster_id.startswith("-"):
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         fmt = self._java_cmd(TOOL_JVM_OPTS, STORAGE_TOOL, "format", "-t", cluster_id,
                              "-c", str(cfg), "--standalone",
                              *(arg for u, p in self.sasl_users.items()
