@@ -133,10 +133,6 @@ class GroupOffsets:
         self.c.close()
 
 
-class JsLacksApi(BrokerLacksApi):
-    pass
-
-
 class JsSession:
     """One `node compat/js/eos.js` process: call(op, **args) sends one request
     line and returns the answer's result, raising on an error answer."""
@@ -154,9 +150,8 @@ class JsSession:
         self.proc.stdin.flush()
         ans = json.loads(self._line(op, timeout))
         if not ans["ok"]:
-            # kafkajs throws KafkaJSNotImplemented when the broker lists no version of an API it needs.
-            cls = JsLacksApi if "NotImplemented" in ans["error"] or "Not implemented" in ans["error"] \
-                else AssertionError
+            # kafkajs's word for "the broker lists no version of an API I need".
+            cls = BrokerLacksApi if ans["error"].startswith("KafkaJSServerDoesNotSupportApiKey") else AssertionError
             raise cls(f"kafkajs {op}: {ans['error']}\n{ans.get('stack')}\n{self._stderr_tail()}")
         return ans["result"]
 
