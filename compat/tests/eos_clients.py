@@ -91,8 +91,8 @@ def _ck_at_end(c, tp) -> bool:
     """The consumer's position on tp is at the partition's end (as this consumer's
     isolation level sees it: the last stable offset for read_committed)."""
     pos = c.position([tp])[0].offset
-    lo, hi = c.get_watermark_offsets(tp, timeout=10, cached=False)
-    return pos >= hi
+    _, high = c.get_watermark_offsets(tp, timeout=10, cached=False)
+    return pos >= high
 
 
 def by_partition(pairs) -> dict:

@@ -13,15 +13,13 @@
 While the broker lacks InitProducerId these are strict xfails (gates.py).
 """
 
-import os
-
 import pytest
 
 from clients import WAIT_S, ck_create_topic, ck_producer
 from eos_clients import IDEMPOTENCE_APIS, JsSession, by_partition, ck_raise_lacking, ck_read, gate_apis
+from marks import EXTERNAL
 from restartable_kafka import RestartableKafka
 
-EXTERNAL = bool(os.environ.get("COMPAT_BOOTSTRAP"))
 RECORDS = 50_000
 PARTITIONS = 4
 RESTART_AFTER = 15_000       # acknowledged records before the broker goes down

@@ -68,7 +68,7 @@ def test_confluent_consume_transform_produce(request, bootstrap, topic_name):
                          "enable.partition.eof": False})
     observer = GroupOffsets(bootstrap, group, src, PARTITIONS)
     consumer.subscribe([src])
-    committed, aborted = [], []          # Out-like (partition, value) per transaction, in order
+    committed, aborted = [], []          # (partition, output, input) as written, in order
     settled = {}                         # the group's offsets after the last committed transaction
     done_inputs, failed = [], []
     txn = 0
