@@ -31,14 +31,7 @@ class RestartableKafka:
     def start(self) -> "RestartableKafka":
         ref = self.ref
         if ref.workdir is None:
-            try:
-                ref.start()
-            except KafkaReferenceError as e:
-                # kafka_ref passes its random cluster id as `-t ID`; one in 64 starts with
-                # '-' and the storage tool takes it for an option. A new id fixes that.
-                if "--cluster-id/-t: expected one argument" not in str(e):
-                    raise
-                ref.start()
+            ref.start()
             self.bootstrap = ref.bootstrap
             return self
         if ref.alive():
