@@ -191,7 +191,8 @@ impl ProducerStates {
         let mut update = Update::default();
         for batch in batches {
             let entry = self.staged(&mut update, batch.producer_id);
-            if let Some(original) = entry.duplicate_of(batch.epoch, batch.first_seq, batch.last_seq) {
+            if let Some(original) = entry.duplicate_of(batch.epoch, batch.first_seq, batch.last_seq)
+            {
                 return Ok(Prepared::Duplicate(original));
             }
             check_epoch(entry, batch.producer_id, batch.epoch)?;
@@ -225,7 +226,10 @@ impl ProducerStates {
     /// Replays a stored data batch while rebuilding state: the log is trusted, so nothing
     /// is checked (Kafka's log-origin appends skip the same checks).
     pub fn replay_data(&mut self, batch: &DataBatch) {
-        let entry = self.producers.entry(batch.producer_id).or_insert_with(ProducerEntry::new);
+        let entry = self
+            .producers
+            .entry(batch.producer_id)
+            .or_insert_with(ProducerEntry::new);
         entry.add_batch(batch.epoch, batch.meta());
         if batch.transactional && entry.txn_first_offset.is_none() {
             entry.txn_first_offset = Some(batch.first_offset);
@@ -233,14 +237,20 @@ impl ProducerStates {
     }
 
     pub fn replay_marker(&mut self, marker: &Marker) {
-        let entry = self.producers.entry(marker.producer_id).or_insert_with(ProducerEntry::new);
+        let entry = self
+            .producers
+            .entry(marker.producer_id)
+            .or_insert_with(ProducerEntry::new);
         let aborted = end_txn(entry, marker);
         self.aborted.extend(aborted);
     }
 
     /// First offset of the oldest open transaction.
     pub fn first_unstable_offset(&self) -> Option<i64> {
-        self.producers.values().filter_map(|e| e.txn_first_offset).min()
+        self.producers
+            .values()
+            .filter_map(|e| e.txn_first_offset)
+            .min()
     }
 
     /// Aborted transactions with a marker at or after `from` that began before `to`.

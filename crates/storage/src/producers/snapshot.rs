@@ -213,7 +213,11 @@ mod tests {
             },
         );
         states.producers.insert(9, ProducerEntry::new());
-        states.aborted.push(AbortedTxn { producer_id: 9, first_offset: 5, last_offset: 8 });
+        states.aborted.push(AbortedTxn {
+            producer_id: 9,
+            first_offset: 5,
+            last_offset: 8,
+        });
         states
     }
 
@@ -243,7 +247,11 @@ mod tests {
         let (offset, loaded) = load_newest(dir.path(), 25).unwrap().unwrap();
         assert_eq!((offset, loaded), (10, states));
         // Past the log end and unreadable ones are gone; the one used stays.
-        let left: Vec<i64> = list(dir.path()).unwrap().into_iter().map(|(o, _)| o).collect();
+        let left: Vec<i64> = list(dir.path())
+            .unwrap()
+            .into_iter()
+            .map(|(o, _)| o)
+            .collect();
         assert_eq!(left, vec![10]);
         assert!(load_newest(dir.path(), 5).unwrap().is_none());
     }
@@ -255,7 +263,11 @@ mod tests {
             write(dir.path(), offset, &ProducerStates::default()).unwrap();
         }
         delete_before(dir.path(), 25).unwrap();
-        let left: Vec<i64> = list(dir.path()).unwrap().into_iter().map(|(o, _)| o).collect();
+        let left: Vec<i64> = list(dir.path())
+            .unwrap()
+            .into_iter()
+            .map(|(o, _)| o)
+            .collect();
         assert_eq!(left, vec![30]);
         delete_before(dir.path(), 100).unwrap();
         assert_eq!(list(dir.path()).unwrap().len(), 1);
