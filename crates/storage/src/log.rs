@@ -477,7 +477,8 @@ impl PartitionLog {
             &self.config,
             &self.segments,
             self.cleaner,
-            self.high_watermark,
+            self.last_stable_offset(),
+            &self.producers.aborted,
             now_ms,
         )
     }
