@@ -48,6 +48,9 @@ pub struct PartitionLog {
     cleaner: CleanerCheckpoint,
     /// Idempotent and transactional producers' state, and the aborted transactions.
     producers: ProducerStates,
+    /// Whether `producers` changed since the last snapshot: a roll only snapshots then, so
+    /// logs without idempotent producers pay nothing for them.
+    producers_changed: bool,
 }
 
 impl PartitionLog {
@@ -86,6 +89,7 @@ impl PartitionLog {
                 next_delete_horizon: None,
             }),
             producers,
+            producers_changed: false,
         })
     }
 
@@ -171,7 +175,7 @@ impl PartitionLog {
 
         self.maybe_roll(buf.len() as u64, max_timestamp, last_offset, now_ms)?;
         self.active_mut().append(&buf, &stamped)?;
-        self.producers.commit(update);
+        self.producers_changed |= self.producers.commit(update);
         self.count_unflushed(record_count, now_ms)?;
         Ok(AppendInfo {
             base_offset,
@@ -235,8 +239,10 @@ impl PartitionLog {
         self.segments.insert(log_end, segment);
         self.mark_flushed();
         // The sealed segments are durable, so a snapshot at their end stays valid whatever
-        // a crash does to the new one.
-        snapshot::write(&self.dir, log_end, &self.producers)?;
+        // a crash does to the new one. Without changes, the last snapshot serves as well.
+        if self.producers_changed {
+            self.write_snapshot()?;
+        }
         Ok(())
     }
 
@@ -300,7 +306,7 @@ impl PartitionLog {
         let header = BatchHeader::parse(&bytes)?;
         self.maybe_roll(bytes.len() as u64, now_ms, offset, now_ms)?;
         self.active_mut().append(&bytes, &[header])?;
-        self.producers.commit(update);
+        self.producers_changed |= self.producers.commit(update);
         self.count_unflushed(1, now_ms)?;
         Ok(AppendInfo {
             base_offset: offset,
@@ -334,8 +340,11 @@ impl PartitionLog {
     /// Forgets idle producers (see [`LogConfig::producer_id_expiration_ms`]); the broker
     /// calls this periodically. Returns how many were dropped.
     pub fn expire_producers(&mut self, now_ms: i64) -> usize {
-        self.producers
-            .expire(now_ms, self.config.producer_id_expiration_ms)
+        let expired = self
+            .producers
+            .expire(now_ms, self.config.producer_id_expiration_ms);
+        self.producers_changed |= expired > 0;
+        expired
     }
 
     pub fn log_start_offset(&self) -> i64 {
@@ -536,7 +545,7 @@ impl PartitionLog {
     /// the next open skip recovery.
     pub fn close(mut self) -> Result<(), StorageError> {
         self.active_mut().seal()?;
-        snapshot::write(&self.dir, self.log_end_offset(), &self.producers)?;
+        self.write_snapshot()?;
         self.write_checkpoint()?;
         checkpoint::write_clean_marker(&self.dir)?;
         Ok(())
@@ -594,8 +603,15 @@ impl PartitionLog {
     fn forget_below_log_start(&mut self) -> Result<(), StorageError> {
         self.producers.drop_aborted_before(self.log_start_offset);
         self.active().sync_log()?;
-        snapshot::write(&self.dir, self.log_end_offset(), &self.producers)?;
+        self.write_snapshot()?;
         snapshot::delete_before(&self.dir, self.log_start_offset)?;
+        Ok(())
+    }
+
+    /// A producer snapshot at the log end, whose batches must be durable already.
+    fn write_snapshot(&mut self) -> Result<(), StorageError> {
+        snapshot::write(&self.dir, self.log_end_offset(), &self.producers)?;
+        self.producers_changed = false;
         Ok(())
     }
 

@@ -218,9 +218,12 @@ impl ProducerStates {
         Ok(update)
     }
 
-    pub fn commit(&mut self, update: Update) {
+    /// Applies staged changes; returns whether there were any.
+    pub fn commit(&mut self, update: Update) -> bool {
+        let changed = !update.entries.is_empty();
         self.producers.extend(update.entries);
         self.aborted.extend(update.aborted);
+        changed
     }
 
     /// Replays a stored data batch while rebuilding state: the log is trusted, so nothing
