@@ -5,7 +5,7 @@
 pub mod acl;
 pub mod authorizer;
 pub mod credentials;
-mod file;
+pub(crate) mod file;
 pub mod sasl;
 pub mod scram;
 
