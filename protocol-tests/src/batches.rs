@@ -69,21 +69,53 @@ pub fn batch(messages: &[Message]) -> Bytes {
 }
 
 pub fn batch_with(messages: &[Message], compression: Compression) -> Bytes {
+    encode(messages, compression, &Producer::NONE)
+}
+
+/// Who writes a batch: an idempotent or transactional producer's id, epoch and first
+/// sequence, or [`Producer::NONE`] for a plain producer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Producer {
+    pub id: i64,
+    pub epoch: i16,
+    pub base_sequence: i32,
+    pub transactional: bool,
+}
+
+impl Producer {
+    pub const NONE: Producer = Producer {
+        id: -1,
+        epoch: -1,
+        base_sequence: -1,
+        transactional: false,
+    };
+}
+
+/// One uncompressed batch of `messages` written by `producer`.
+pub fn producer_batch(messages: &[Message], producer: &Producer) -> Bytes {
+    encode(messages, Compression::None, producer)
+}
+
+fn encode(messages: &[Message], compression: Compression, producer: &Producer) -> Bytes {
     let records: Vec<Record> = messages
         .iter()
         .enumerate()
         .map(|(i, m)| Record {
-            transactional: false,
+            transactional: producer.transactional,
             control: false,
             delete_horizon: false,
             partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
+            producer_id: producer.id,
+            producer_epoch: producer.epoch,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
             // The encoder starts a new batch whenever offset - sequence changes; keeping the
-            // difference constant gives one batch with base sequence -1 (none).
-            sequence: i as i32 - 1,
+            // difference constant gives one batch (base sequence -1, none, for a plain producer).
+            sequence: if producer.base_sequence < 0 {
+                i as i32 - 1
+            } else {
+                producer.base_sequence + i as i32
+            },
             timestamp: m.timestamp,
             key: m.key.clone(),
             value: m.value.clone(),
