@@ -101,6 +101,7 @@ impl BrokerError {
                 StorageError::InvalidProducerEpoch(_) => E::InvalidProducerEpoch,
                 StorageError::UnknownProducerId(_) => E::UnknownProducerId,
                 StorageError::InvalidTxnState(_) => E::InvalidTxnState,
+                StorageError::CoordinatorFenced(_) => E::TransactionCoordinatorFenced,
                 _ => E::KafkaStorageError,
             },
             BrokerError::UnknownTopicOrPartition => E::UnknownTopicOrPartition,

@@ -72,8 +72,8 @@ pub fn batch_with(messages: &[Message], compression: Compression) -> Bytes {
     encode(messages, compression, &Producer::NONE)
 }
 
-/// Who writes a batch: an idempotent or transactional producer's id, epoch and first
-/// sequence, or [`Producer::NONE`] for a plain producer.
+/// Who wrote a batch: an idempotent (and maybe transactional) producer's id, epoch and the
+/// sequence of the batch's first record, or none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Producer {
     pub id: i64,
@@ -89,11 +89,27 @@ impl Producer {
         base_sequence: -1,
         transactional: false,
     };
+
+    pub fn idempotent(id: i64, epoch: i16, base_sequence: i32) -> Producer {
+        Producer {
+            id,
+            epoch,
+            base_sequence,
+            transactional: false,
+        }
+    }
+
+    pub fn transactional(id: i64, epoch: i16, base_sequence: i32) -> Producer {
+        Producer {
+            transactional: true,
+            ..Producer::idempotent(id, epoch, base_sequence)
+        }
+    }
 }
 
 /// One uncompressed batch of `messages` written by `producer`.
-pub fn producer_batch(messages: &[Message], producer: &Producer) -> Bytes {
-    encode(messages, Compression::None, producer)
+pub fn producer_batch(messages: &[Message], producer: Producer) -> Bytes {
+    encode(messages, Compression::None, &producer)
 }
 
 fn encode(messages: &[Message], compression: Compression, producer: &Producer) -> Bytes {
@@ -110,7 +126,7 @@ fn encode(messages: &[Message], compression: Compression, producer: &Producer) -
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
             // The encoder starts a new batch whenever offset - sequence changes; keeping the
-            // difference constant gives one batch (base sequence -1, none, for a plain producer).
+            // difference constant gives one batch (base sequence -1 means none).
             sequence: if producer.base_sequence < 0 {
                 i as i32 - 1
             } else {

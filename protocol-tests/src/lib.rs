@@ -123,6 +123,16 @@ impl BrokerProcess {
         self.launch(&addr)
     }
 
+    /// Kills with SIGKILL (a crash: no clean shutdown) and starts again on the same port
+    /// and data directory.
+    pub fn crash_and_restart(&mut self) -> Result<()> {
+        let mut child = self.child.take().context("broker not running")?;
+        child.kill()?;
+        child.wait()?;
+        let addr = self.addr.clone();
+        self.launch(&addr)
+    }
+
     pub fn connect(&self) -> Result<Connection> {
         Connection::open(&self.addr)
     }

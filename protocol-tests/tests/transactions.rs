@@ -89,7 +89,7 @@ fn produce_txn(conn: &mut Connection, p: &mut TxnProducer, topic: &TopicRef, par
         base_sequence: p.sequence,
         transactional: true,
     };
-    let records = producer_batch(&messages(&format!("s{}", p.sequence), count, *T0), &producer);
+    let records = producer_batch(&messages(&format!("s{}", p.sequence), count, *T0), producer);
     let request = produce_request(topic, partition, records, -1, version).with_transactional_id(Some(txn_id(&p.id)));
     let response = conn.send(&request, version)?;
     let result = only_partition(&response)?;

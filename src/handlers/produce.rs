@@ -135,10 +135,17 @@ fn append(
     if !info.duplicate {
         broker.metrics.record_append(&topic.name, bytes, info.record_count);
     }
+    // Kafka answers a retried batch with the original batch's max timestamp as its log
+    // append time, whatever the topic's timestamp type.
+    let log_append_time = if info.duplicate {
+        info.max_timestamp
+    } else {
+        info.log_append_time.unwrap_or(-1)
+    };
     Ok(PartitionProduceResponse::default()
         .with_index(data.index)
         .with_base_offset(info.base_offset)
-        .with_log_append_time_ms(info.log_append_time.unwrap_or(-1))
+        .with_log_append_time_ms(log_append_time)
         .with_log_start_offset(info.log_start_offset))
 }
 

@@ -370,6 +370,8 @@ impl TopicConfig {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0.5),
             min_compaction_lag_ms: self.number(broker, "min.compaction.lag.ms").max(0),
+            // Not configurable yet: Kafka's default.
+            producer_id_expiration_ms: LogConfig::default().producer_id_expiration_ms,
         }
     }
 }

@@ -176,7 +176,12 @@ impl Partition {
     pub fn apply_retention(&self, now_ms: i64) -> Result<usize> {
         let mut guard = self.log.write();
         match guard.as_mut() {
-            Some(log) => Ok(log.apply_retention(now_ms)?),
+            Some(log) => {
+                // Producer expiry rides on the periodic retention pass, as Kafka checks it
+                // on a timer of its own.
+                log.expire_producers(now_ms);
+                Ok(log.apply_retention(now_ms)?)
+            }
             None => Ok(0),
         }
     }

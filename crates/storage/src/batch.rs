@@ -12,9 +12,9 @@
 //! 61 records...
 //! ```
 
-use bytes::Buf;
+use bytes::{Buf, BufMut};
 
-use crate::{StorageError, TimestampType};
+use crate::{ControlType, StorageError, TimestampType};
 
 /// Size of the fixed RecordBatch v2 header.
 pub const HEADER_SIZE: usize = 61;
@@ -252,6 +252,84 @@ pub(crate) fn stamp_log_append_time(batch: &mut [u8], now_ms: i64) {
     batch[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&now_ms.to_be_bytes());
     let crc = crc32c::crc32c(&batch[ATTRIBUTES_AT..]);
     batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// A control batch's one record (Kafka's `EndTransactionMarker`): key = version i16 (0) +
+/// type i16 (0 abort, 1 commit), value = version i16 (0) + coordinator epoch i32.
+const CONTROL_KEY_LEN: usize = 4;
+const CONTROL_VALUE_LEN: usize = 6;
+/// Record body: attributes, timestamp delta, offset delta, key length (varints of one byte
+/// each for these values), key, value length, value, header count.
+const CONTROL_RECORD_LEN: usize = 4 + CONTROL_KEY_LEN + 1 + CONTROL_VALUE_LEN + 1;
+
+/// A transaction marker batch, offset and leader epoch still to be assigned: RecordBatch v2
+/// with attributes transactional | control, no base sequence, one record.
+pub(crate) fn control_batch(
+    producer_id: i64,
+    producer_epoch: i16,
+    control: ControlType,
+    coordinator_epoch: i32,
+    timestamp: i64,
+) -> Vec<u8> {
+    let total = HEADER_SIZE + 1 + CONTROL_RECORD_LEN;
+    let mut out = Vec::with_capacity(total);
+    out.put_i64(0);
+    out.put_i32((total - LOG_OVERHEAD) as i32);
+    out.put_i32(-1);
+    out.put_i8(MAGIC_V2);
+    out.put_u32(0);
+    out.put_i16(TRANSACTIONAL_BIT | CONTROL_BIT);
+    out.put_i32(0);
+    out.put_i64(timestamp);
+    out.put_i64(timestamp);
+    out.put_i64(producer_id);
+    out.put_i16(producer_epoch);
+    out.put_i32(-1);
+    out.put_i32(1);
+    // Varints are zigzag-encoded: 2n for small non-negative n.
+    out.put_u8((CONTROL_RECORD_LEN * 2) as u8);
+    out.put_u8(0);
+    out.put_u8(0);
+    out.put_u8(0);
+    out.put_u8((CONTROL_KEY_LEN * 2) as u8);
+    out.put_i16(0);
+    out.put_i16(match control {
+        ControlType::Abort => 0,
+        ControlType::Commit => 1,
+    });
+    out.put_u8((CONTROL_VALUE_LEN * 2) as u8);
+    out.put_i16(0);
+    out.put_i32(coordinator_epoch);
+    out.put_u8(0);
+    let crc = crc32c::crc32c(&out[ATTRIBUTES_AT..]);
+    out[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+    out
+}
+
+/// The marker type and coordinator epoch of a whole stored control batch, or `None` if its
+/// record is not a transaction marker (Kafka ignores unknown control records too).
+pub(crate) fn control_marker(batch: &[u8]) -> Result<Option<(ControlType, i32)>, StorageError> {
+    let records = crate::records::BatchRecords::parse(batch)?;
+    let Some(record) = records.records.first() else {
+        return Ok(None);
+    };
+    let mut key = records.key(record).unwrap_or_default();
+    if key.len() < CONTROL_KEY_LEN || key.get_i16() != 0 {
+        return Ok(None);
+    }
+    let control = match key.get_i16() {
+        0 => ControlType::Abort,
+        1 => ControlType::Commit,
+        _ => return Ok(None),
+    };
+    let coordinator_epoch = records
+        .value(record)
+        .filter(|v| v.len() >= CONTROL_VALUE_LEN)
+        .map_or(-1, |mut v| {
+            v.advance(2);
+            v.get_i32()
+        });
+    Ok(Some((control, coordinator_epoch)))
 }
 
 /// `(offset, timestamp)` of every record in one whole stored batch, for the timestamp

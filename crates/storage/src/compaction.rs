@@ -14,6 +14,11 @@
 //!   no key, or it is a tombstone whose batch's delete horizon has passed. A tombstone kept for
 //!   the first time gets the horizon now + `delete.retention.ms` (KIP-534: attribute bit 6 and
 //!   the horizon in the base timestamp, see `records`). Control batches are kept whole.
+//! - Transactions: the cleanable section also ends before the first open transaction (the
+//!   last stable offset), so only decided transactions are cleaned. Batches of aborted
+//!   transactions are dropped and never enter the key map (a read_committed consumer must
+//!   not lose a committed record to an aborted one); their markers, like every control
+//!   batch, stay.
 //! - Offsets never move: a rewritten batch keeps its base offset and lastOffsetDelta; a batch
 //!   left with no records goes. A fetch at a removed offset gets the next batch, as in Kafka.
 //! - The output is cut into segments of at most `segment.bytes`, so small cleaned segments
@@ -36,7 +41,7 @@ use crate::batch::{check_batch, BatchHeader, HEADER_SIZE};
 use crate::checkpoint::{sync_dir, CleanerCheckpoint};
 use crate::records::BatchRecords;
 use crate::segment::Segment;
-use crate::{LogConfig, StorageError};
+use crate::{AbortedTxn, LogConfig, StorageError};
 
 /// Rough cap on the key → offset map (Kafka's `log.cleaner.dedupe.buffer.size` plays this
 /// role): past it, a cleaning covers only the dirty segments mapped so far.
@@ -70,6 +75,8 @@ pub struct CleanPlan {
     now_ms: i64,
     first_dirty: i64,
     sources: Vec<Source>,
+    /// Aborted transactions that may have batches in the sources.
+    aborted: Vec<AbortedTxn>,
 }
 
 /// Cleaned segments written under staging names, waiting to be installed.
@@ -88,7 +95,8 @@ pub(crate) fn plan(
     config: &LogConfig,
     segments: &BTreeMap<i64, Segment>,
     cleaner: CleanerCheckpoint,
-    high_watermark: i64,
+    stable_end: i64,
+    aborted: &[AbortedTxn],
     now_ms: i64,
 ) -> Result<Option<CleanPlan>, StorageError> {
     let Some(&first_base) = segments.keys().next() else {
@@ -100,7 +108,7 @@ pub(crate) fn plan(
     let mut sources = Vec::new();
     let (mut clean_bytes, mut dirty_bytes) = (0u64, 0u64);
     for (segment, &next_base) in segments.values().zip(segments.keys().skip(1)) {
-        if next_base > high_watermark {
+        if next_base > stable_end {
             break;
         }
         if next_base > first_dirty {
@@ -130,6 +138,11 @@ pub(crate) fn plan(
         config: config.clone(),
         now_ms,
         first_dirty,
+        aborted: aborted
+            .iter()
+            .filter(|a| sources.last().is_some_and(|s| a.first_offset < s.next_base))
+            .copied()
+            .collect(),
         sources,
     }))
 }
@@ -171,6 +184,10 @@ impl CleanPlan {
             for_each_batch(source, |bytes, header| {
                 if header.is_control() {
                     return output.push(&bytes, &header);
+                }
+                if self.is_aborted(&header) {
+                    stats.records_removed += header.record_count.max(0) as u64;
+                    return Ok(());
                 }
                 let batch = BatchRecords::parse(&bytes)?;
                 let horizon = batch.delete_horizon();
@@ -223,6 +240,15 @@ impl CleanPlan {
         })
     }
 
+    fn is_aborted(&self, header: &BatchHeader) -> bool {
+        header.is_transactional()
+            && self.aborted.iter().any(|a| {
+                a.producer_id == header.producer_id
+                    && a.first_offset <= header.base_offset
+                    && header.base_offset < a.last_offset
+            })
+    }
+
     /// Last offset of every key in the dirty section, and how many sources the cleaning can
     /// cover (all, unless the map outgrew its cap).
     fn offset_map(&self) -> Result<(HashMap<Vec<u8>, i64>, usize), StorageError> {
@@ -237,7 +263,7 @@ impl CleanPlan {
                 return Ok((map, i));
             }
             for_each_batch(source, |bytes, header| {
-                if header.is_control() {
+                if header.is_control() || self.is_aborted(&header) {
                     return Ok(());
                 }
                 let batch = BatchRecords::parse(&bytes)?;

@@ -61,6 +61,9 @@ pub struct LogConfig {
     pub min_cleanable_dirty_ratio: f64,
     /// Records younger than this are never compacted (`min.compaction.lag.ms`).
     pub min_compaction_lag_ms: i64,
+    /// Producers with no open transaction that wrote nothing for this long are forgotten
+    /// (Kafka's broker config `producer.id.expiration.ms`).
+    pub producer_id_expiration_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -79,6 +82,7 @@ impl Default for LogConfig {
             delete_retention_ms: 24 * 60 * 60 * 1000,
             min_cleanable_dirty_ratio: 0.5,
             min_compaction_lag_ms: 0,
+            producer_id_expiration_ms: 24 * 60 * 60 * 1000,
         }
     }
 }

@@ -69,6 +69,10 @@ pub enum StorageError {
     /// (Kafka INVALID_TXN_STATE).
     #[error("invalid transaction state: {0}")]
     InvalidTxnState(String),
+    /// A marker from a transaction coordinator epoch older than the last one seen for the
+    /// producer (Kafka TRANSACTION_COORDINATOR_FENCED).
+    #[error("transaction coordinator fenced: {0}")]
+    CoordinatorFenced(String),
     #[error("storage i/o error: {0}")]
     Io(#[from] std::io::Error),
 }

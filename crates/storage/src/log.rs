@@ -11,6 +11,7 @@ use bytes::{Bytes, BytesMut};
 use crate::batch::{self, validate_batches, BatchHeader};
 use crate::checkpoint::{self, Checkpoint, CleanerCheckpoint};
 use crate::compaction::{self, CleanPlan, CleanStats, CleanedSegments};
+use crate::producers::{client_batches, rebuild, snapshot, Marker, Prepared, ProducerStates};
 use crate::recovery;
 use crate::retention::{self, SegmentStats};
 use crate::segment::Segment;
@@ -45,6 +46,8 @@ pub struct PartitionLog {
     oldest_unflushed_ms: Option<i64>,
     /// Where compaction got to; meaningful only with `cleanup.policy` compact.
     cleaner: CleanerCheckpoint,
+    /// Idempotent and transactional producers' state, and the aborted transactions.
+    producers: ProducerStates,
 }
 
 impl PartitionLog {
@@ -69,6 +72,7 @@ impl PartitionLog {
         let high_watermark = saved
             .map_or(log_start_offset, |c| c.high_watermark)
             .clamp(log_start_offset, log_end.max(log_start_offset));
+        let producers = rebuild::load(dir, &segments, log_start_offset, log_end)?;
         Ok(PartitionLog {
             dir: dir.to_path_buf(),
             config,
@@ -81,6 +85,7 @@ impl PartitionLog {
                 first_dirty_offset: log_start_offset,
                 next_delete_horizon: None,
             }),
+            producers,
         })
     }
 
@@ -124,11 +129,25 @@ impl PartitionLog {
         }
         let log_append_time =
             (self.config.timestamp_type == TimestampType::LogAppendTime).then_some(now_ms);
+        let base_offset = self.log_end_offset();
+        let update = match self.producers.prepare(&client_batches(&headers, base_offset, log_append_time)?)? {
+            Prepared::Duplicate(original) => {
+                return Ok(AppendInfo {
+                    base_offset: original.first_offset,
+                    last_offset: original.last_offset,
+                    record_count: (original.last_offset - original.first_offset + 1) as u32,
+                    max_timestamp: original.max_timestamp,
+                    log_append_time: None,
+                    log_start_offset: self.log_start_offset,
+                    duplicate: true,
+                })
+            }
+            Prepared::Append(update) => update,
+        };
         let mut buf = records
             .try_into_mut()
             .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
 
-        let base_offset = self.log_end_offset();
         let mut next_offset = base_offset;
         let mut position = 0;
         let mut stamped = Vec::with_capacity(headers.len());
@@ -152,17 +171,8 @@ impl PartitionLog {
 
         self.maybe_roll(buf.len() as u64, max_timestamp, last_offset, now_ms)?;
         self.active_mut().append(&buf, &stamped)?;
-
-        self.unflushed_records += u64::from(record_count);
-        self.oldest_unflushed_ms.get_or_insert(now_ms);
-        if self
-            .config
-            .flush_messages
-            .is_some_and(|n| self.unflushed_records >= n)
-        {
-            self.active().sync_log()?;
-            self.mark_flushed();
-        }
+        self.producers.commit(update);
+        self.count_unflushed(record_count, now_ms)?;
         Ok(AppendInfo {
             base_offset,
             last_offset,
@@ -172,6 +182,21 @@ impl PartitionLog {
             log_start_offset: self.log_start_offset,
             duplicate: false,
         })
+    }
+
+    /// Counts appended records towards `flush_messages` and `flush_ms`, syncing when due.
+    fn count_unflushed(&mut self, records: u32, now_ms: i64) -> Result<(), StorageError> {
+        self.unflushed_records += u64::from(records);
+        self.oldest_unflushed_ms.get_or_insert(now_ms);
+        if self
+            .config
+            .flush_messages
+            .is_some_and(|n| self.unflushed_records >= n)
+        {
+            self.active().sync_log()?;
+            self.mark_flushed();
+        }
+        Ok(())
     }
 
     fn maybe_roll(
@@ -209,6 +234,9 @@ impl PartitionLog {
         checkpoint::sync_dir(&self.dir)?;
         self.segments.insert(log_end, segment);
         self.mark_flushed();
+        // The sealed segments are durable, so a snapshot at their end stays valid whatever
+        // a crash does to the new one.
+        snapshot::write(&self.dir, log_end, &self.producers)?;
         Ok(())
     }
 
@@ -240,7 +268,9 @@ impl PartitionLog {
         Ok(Bytes::new())
     }
 
-    /// Appends a commit or abort marker for `producer_id`'s open transaction.
+    /// Appends a commit or abort marker for `producer_id`'s open transaction (a control
+    /// batch, stamped like any append). A marker with no open transaction is written too:
+    /// coordinators resend markers when they retry or recover.
     pub fn append_control(
         &mut self,
         producer_id: i64,
@@ -250,25 +280,62 @@ impl PartitionLog {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendInfo, StorageError> {
-        let _ = (producer_id, producer_epoch, control, coordinator_epoch, leader_epoch, now_ms);
-        Err(StorageError::InvalidTxnState("transaction markers are not implemented yet".into()))
+        if producer_id < 0 {
+            return Err(StorageError::InvalidTxnState(format!(
+                "a transaction marker needs a producer id, got {producer_id}"
+            )));
+        }
+        let offset = self.log_end_offset();
+        let update = self.producers.prepare_marker(&Marker {
+            producer_id,
+            epoch: producer_epoch,
+            control,
+            coordinator_epoch,
+            offset,
+            timestamp: now_ms,
+        })?;
+        let mut bytes =
+            batch::control_batch(producer_id, producer_epoch, control, coordinator_epoch, now_ms);
+        batch::assign_offset_and_epoch(&mut bytes, offset, leader_epoch);
+        let header = BatchHeader::parse(&bytes)?;
+        self.maybe_roll(bytes.len() as u64, now_ms, offset, now_ms)?;
+        self.active_mut().append(&bytes, &[header])?;
+        self.producers.commit(update);
+        self.count_unflushed(1, now_ms)?;
+        Ok(AppendInfo {
+            base_offset: offset,
+            last_offset: offset,
+            record_count: 1,
+            max_timestamp: now_ms,
+            log_append_time: None,
+            log_start_offset: self.log_start_offset,
+            duplicate: false,
+        })
     }
 
     /// The first offset of the oldest open transaction, or the high watermark if none is
     /// open: what read_committed consumers may read up to.
     pub fn last_stable_offset(&self) -> i64 {
-        self.high_watermark
+        self.producers
+            .first_unstable_offset()
+            .map_or(self.high_watermark, |first| first.min(self.high_watermark))
     }
 
     /// Aborted transactions that overlap `[from, to)`, oldest first.
     pub fn aborted_transactions(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
-        let _ = (from, to);
-        Vec::new()
+        self.producers.aborted_between(from, to)
     }
 
     /// The state of every producer that has written to this partition and not expired.
     pub fn producers(&self) -> Vec<ProducerInfo> {
-        Vec::new()
+        self.producers.infos()
+    }
+
+    /// Forgets idle producers (see [`LogConfig::producer_id_expiration_ms`]); the broker
+    /// calls this periodically. Returns how many were dropped.
+    pub fn expire_producers(&mut self, now_ms: i64) -> usize {
+        self.producers
+            .expire(now_ms, self.config.producer_id_expiration_ms)
     }
 
     pub fn log_start_offset(&self) -> i64 {
@@ -410,7 +477,8 @@ impl PartitionLog {
             &self.config,
             &self.segments,
             self.cleaner,
-            self.high_watermark,
+            self.last_stable_offset(),
+            &self.producers.aborted,
             now_ms,
         )
     }
@@ -468,6 +536,7 @@ impl PartitionLog {
     /// the next open skip recovery.
     pub fn close(mut self) -> Result<(), StorageError> {
         self.active_mut().seal()?;
+        snapshot::write(&self.dir, self.log_end_offset(), &self.producers)?;
         self.write_checkpoint()?;
         checkpoint::write_clean_marker(&self.dir)?;
         Ok(())
@@ -514,7 +583,19 @@ impl PartitionLog {
         }
         if count > 0 {
             checkpoint::sync_dir(&self.dir)?;
+            self.forget_below_log_start()?;
         }
+        Ok(())
+    }
+
+    /// After segments went: their aborted transactions go too, and their snapshots. A fresh
+    /// snapshot at the (synced) log end is written first, so the producers of the deleted
+    /// segments survive a restart (as in Kafka, only expiry forgets them).
+    fn forget_below_log_start(&mut self) -> Result<(), StorageError> {
+        self.producers.drop_aborted_before(self.log_start_offset);
+        self.active().sync_log()?;
+        snapshot::write(&self.dir, self.log_end_offset(), &self.producers)?;
+        snapshot::delete_before(&self.dir, self.log_start_offset)?;
         Ok(())
     }
 
@@ -548,3 +629,5 @@ fn wall_clock_ms() -> i64 {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod producer_tests;

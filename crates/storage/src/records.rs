@@ -33,6 +33,7 @@ pub(crate) struct RecordView {
     pub offset: i64,
     pub timestamp: i64,
     key: Option<Range<usize>>,
+    value: Option<Range<usize>>,
     pub has_value: bool,
     /// The whole record, length prefix included.
     span: Range<usize>,
@@ -84,6 +85,10 @@ impl BatchRecords {
 
     pub fn key(&self, record: &RecordView) -> Option<&[u8]> {
         record.key.clone().map(|r| &self.data[r])
+    }
+
+    pub fn value(&self, record: &RecordView) -> Option<&[u8]> {
+        record.value.clone().map(|r| &self.data[r])
     }
 
     /// The delete horizon stamped by an earlier cleaning, if any.
@@ -261,6 +266,7 @@ impl Reader<'_> {
             timestamp,
             key,
             has_value: value.is_some(),
+            value,
             span: start..end,
             after_timestamp: after_timestamp..end,
             attributes,

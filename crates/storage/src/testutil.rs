@@ -197,3 +197,20 @@ pub fn files_with_ext(dir: &std::path::Path, ext: &str) -> Vec<std::path::PathBu
     paths.sort();
     paths
 }
+
+/// `count` records written by producer `id` at `epoch`, sequences from `seq`, timestamps
+/// `ts, ts+1, ...`; `transactional` sets attribute bit 4.
+pub fn producer_batch(id: i64, epoch: i16, seq: i32, count: usize, ts: i64, transactional: bool) -> Bytes {
+    let records: Vec<Record> = (0..count)
+        .map(|i| Record {
+            transactional,
+            producer_id: id,
+            producer_epoch: epoch,
+            sequence: seq + i as i32,
+            key: Some(Bytes::from(format!("key-{i}"))),
+            value: Some(Bytes::from_static(b"v")),
+            ..record(i, ts + i as i64)
+        })
+        .collect();
+    encode(&records, Codec::None)
+}

@@ -446,3 +446,57 @@ fn a_crash_anywhere_in_the_swap_recovers_a_consistent_log() {
         }
     }
 }
+
+#[test]
+fn aborted_records_go_markers_stay_and_open_transactions_wait() {
+    use crate::testutil::producer_batch;
+    use crate::ControlType::{Abort, Commit};
+    let dir = tempfile::tempdir().unwrap();
+    // A segment per batch, so the cleanable section can end anywhere.
+    let mut log = open(
+        dir.path(),
+        LogConfig {
+            segment_bytes: 100,
+            ..config()
+        },
+    );
+    let txn = |log: &mut PartitionLog, pid: i64| {
+        log.append(producer_batch(pid, 0, 0, 1, 1_000, true), 0, 1_000)
+            .unwrap();
+    };
+    let end_txn = |log: &mut PartitionLog, pid: i64, control| {
+        log.append_control(pid, 0, control, 0, 0, 1_000).unwrap();
+        log.set_high_watermark(log.log_end_offset());
+    };
+    txn(&mut log, 1);
+    end_txn(&mut log, 1, Commit);
+    txn(&mut log, 2);
+    end_txn(&mut log, 2, Abort);
+    put(&mut log, &[("other", Some("v"))], Codec::None);
+    txn(&mut log, 3);
+    put(&mut log, &[("filler", Some("x"))], Codec::None);
+    put(&mut log, &[("filler", Some("y"))], Codec::None);
+    assert_eq!(log.last_stable_offset(), 5);
+
+    log.clean(2_000).unwrap().expect("a cleaning is due");
+    let offsets: Vec<i64> = records(&log).iter().map(|r| r.0).collect();
+    // The committed key-0 at 0 survives both the aborted one at 2 (dropped) and the open
+    // transaction's at 5 (past the last stable offset, so not cleaned against yet). Both
+    // markers stay.
+    assert_eq!(offsets, vec![0, 1, 3, 4, 5, 6, 7]);
+    assert_eq!(log.aborted_transactions(0, 10).len(), 1);
+    let markers: Vec<i64> = headers_of(&crate::testutil::read_all(&log, 0, 8))
+        .iter()
+        .filter(|h| h.is_control())
+        .map(|h| h.base_offset)
+        .collect();
+    assert_eq!(markers, vec![1, 3]);
+
+    // Once that transaction commits, its key-0 supersedes the first (and "filler" at 7
+    // the one at 6; the newest, at 9, is in the active segment).
+    end_txn(&mut log, 3, Commit);
+    put(&mut log, &[("filler", Some("z"))], Codec::None);
+    log.clean(3_000).unwrap().expect("a cleaning is due");
+    let offsets: Vec<i64> = records(&log).iter().map(|r| r.0).collect();
+    assert_eq!(offsets, vec![1, 3, 4, 5, 7, 8, 9]);
+}
