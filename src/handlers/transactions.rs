@@ -102,6 +102,8 @@ pub fn describe_producers(broker: &Broker, session: &Session, req: DescribeProdu
         .map(|wanted| {
             let name = wanted.name.0.to_string();
             let may_read = allowed(broker, session, Operation::Read, ResourceType::Topic, &name);
+            // Kafka explains a topic it does not know at all, but not a missing partition.
+            let unknown_topic = may_read && broker.topics.get(&name).is_none();
             let partitions = wanted
                 .partition_indexes
                 .iter()
@@ -111,7 +113,12 @@ pub fn describe_producers(broker: &Broker, session: &Session, req: DescribeProdu
                     } else {
                         Err(AuthError::TopicDenied.into())
                     };
-                    partition_producers(index, producers)
+                    let answer = partition_producers(index, producers);
+                    if unknown_topic {
+                        answer.with_error_message(Some(str_bytes("This server does not host this topic-partition.")))
+                    } else {
+                        answer
+                    }
                 })
                 .collect();
             TopicResponse::default().with_name(wanted.name).with_partitions(partitions)
