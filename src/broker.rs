@@ -12,6 +12,7 @@ use crate::group::{self, GroupCoordinator};
 use crate::metrics::{self, Metrics};
 use crate::network;
 use crate::topics::TopicRegistry;
+use crate::txn::TransactionCoordinator;
 
 /// State every handler sees.
 pub struct Broker {
@@ -19,6 +20,8 @@ pub struct Broker {
     /// Shared with the group coordinator, which creates `__consumer_offsets` when first needed.
     pub topics: Arc<TopicRegistry>,
     pub groups: GroupCoordinator,
+    /// Producer ids and transactions; loads `__transaction_state` after the groups.
+    pub txns: TransactionCoordinator,
     pub metrics: Metrics,
     /// SCRAM credentials of SASL users (also what PLAIN passwords are checked against).
     pub credentials: CredentialStore,
@@ -35,7 +38,9 @@ impl Broker {
         let seeds = config.sasl.as_ref().map(|s| s.scram_users.as_slice()).unwrap_or_default();
         let credentials = CredentialStore::open(&config.data_dir, seeds)?;
         let authorizer = Authorizer::open(&config)?;
+        let txns = TransactionCoordinator::open(config.clone())?;
         Ok(Broker {
+            txns,
             groups: GroupCoordinator::new(config.clone()),
             config,
             topics,
@@ -95,14 +100,19 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
     let background = tokio::spawn(background_work(broker.clone(), shutdown_rx.clone()));
     let cleaner = tokio::spawn(log_cleaner(broker.clone(), shutdown_rx.clone()));
-    // Groups answer COORDINATOR_LOAD_IN_PROGRESS until the offsets topic is replayed.
+    // Groups answer COORDINATOR_LOAD_IN_PROGRESS until the offsets topic is replayed, and
+    // transactions until theirs is; half-ended transactions need the groups to finish.
     let loading = broker.clone();
     tokio::task::spawn_blocking(move || {
         if let Err(err) = loading.groups.load(loading.topics.clone()) {
             tracing::error!("cannot load consumer groups: {err}");
         }
+        if let Err(err) = loading.txns.load(loading.topics.clone(), &loading.groups) {
+            tracing::error!("cannot load transaction state: {err}");
+        }
     });
     let group_timers = tokio::spawn(group_timers(broker.clone(), shutdown_rx.clone()));
+    let txn_timers = tokio::spawn(txn_timers(broker.clone(), shutdown_rx.clone()));
     let server = tokio::spawn(network::serve(listeners, broker.clone(), shutdown_rx));
     tracing::info!(
         cluster_id = broker.topics.cluster_id(),
@@ -121,6 +131,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let _ = background.await;
     let _ = cleaner.await;
     let _ = group_timers.await;
+    let _ = txn_timers.await;
     if let Some(metrics_server) = metrics_server {
         let _ = metrics_server.await;
     }
@@ -218,6 +229,30 @@ async fn group_timers(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) 
             _ = tick.tick() => broker.groups.tick(),
             _ = expiry.tick() => broker.groups.expire_offsets(),
             _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Aborts transactions open past their timeout and forgets long-unused transactional ids.
+/// Both write to logs, so they run on the blocking pool.
+async fn txn_timers(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let config = &broker.config;
+    let mut abort = tokio::time::interval(Duration::from_millis(
+        config.transaction_abort_timed_out_transaction_cleanup_interval_ms.max(1),
+    ));
+    let mut expire = tokio::time::interval(Duration::from_millis(
+        config.transaction_remove_expired_transaction_cleanup_interval_ms.max(1),
+    ));
+    abort.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let broker = broker.clone();
+        let round = tokio::select! {
+            _ = abort.tick() => tokio::task::spawn_blocking(move || broker.txns.abort_timed_out(&broker.groups)),
+            _ = expire.tick() => tokio::task::spawn_blocking(move || broker.txns.expire_ids()),
+            _ = shutdown.changed() => return,
+        };
+        if let Err(err) = round.await {
+            tracing::error!("transaction timer failed: {err}");
         }
     }
 }

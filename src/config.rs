@@ -205,6 +205,20 @@ pub struct Config {
     /// How often the log cleaner looks for compacted partitions due a cleaning
     /// (Kafka's `log.cleaner.backoff.ms`).
     pub log_cleaner_interval_ms: u64,
+    /// Partitions of the internal `__transaction_state` topic when it is first created
+    /// (`transaction.state.log.num.partitions`; 1 rather than Kafka's 50, as for the
+    /// offsets topic: one node gains nothing from spreading it).
+    pub transaction_state_num_partitions: i32,
+    /// Largest transaction timeout a producer may ask for (`transaction.max.timeout.ms`).
+    pub transaction_max_timeout_ms: i32,
+    /// Idle transactional ids unused this long are forgotten (`transactional.id.expiration.ms`).
+    pub transactional_id_expiration_ms: i64,
+    /// How often transactions open past their timeout are aborted
+    /// (`transaction.abort.timed.out.transaction.cleanup.interval.ms`).
+    pub transaction_abort_timed_out_transaction_cleanup_interval_ms: u64,
+    /// How often expired transactional ids are looked for
+    /// (`transaction.remove.expired.transaction.cleanup.interval.ms`).
+    pub transaction_remove_expired_transaction_cleanup_interval_ms: u64,
     /// Largest metadata string a committed offset may carry (`offset.metadata.max.bytes`).
     pub offset_metadata_max_bytes: usize,
     /// Listeners beside `listen`, e.g. an SSL one.
@@ -264,6 +278,11 @@ impl Default for Config {
             offsets_topic_num_partitions: 1,
             offsets_topic_segment_bytes: 100 * 1024 * 1024,
             log_cleaner_interval_ms: 15_000,
+            transaction_state_num_partitions: 1,
+            transaction_max_timeout_ms: 900_000,
+            transactional_id_expiration_ms: 7 * 24 * 60 * 60 * 1000,
+            transaction_abort_timed_out_transaction_cleanup_interval_ms: 10_000,
+            transaction_remove_expired_transaction_cleanup_interval_ms: 60 * 60 * 1000,
             offsets_retention_minutes: 7 * 24 * 60,
             offsets_retention_check_interval_ms: 600_000,
             offset_metadata_max_bytes: 4096,
@@ -375,6 +394,12 @@ impl Config {
         }
         if self.offsets_retention_minutes < 1 {
             return invalid("offsets_retention_minutes", "must be positive");
+        }
+        if self.transaction_state_num_partitions < 1 {
+            return invalid("transaction_state_num_partitions", "must be at least 1");
+        }
+        if self.transaction_max_timeout_ms < 1 || self.transactional_id_expiration_ms < 1 {
+            return invalid("transaction_max_timeout_ms", "transaction timeouts and expiry must be positive");
         }
         if let Some(listener) = &self.advertised_listener {
             if parse_host_port(listener).is_none() {

@@ -4,6 +4,7 @@ use kafka_protocol::error::ResponseError;
 use samsa_storage::StorageError;
 
 use crate::auth::AuthError;
+use crate::txn::TxnError;
 
 /// Failures of a single topic or partition operation. Each maps to the code Kafka returns
 /// for the same situation; the mapping lives in [`BrokerError::code`] and nowhere else.
@@ -78,6 +79,8 @@ pub enum BrokerError {
     OffsetMetadataTooLarge,
     #[error(transparent)]
     Auth(#[from] AuthError),
+    #[error(transparent)]
+    Txn(#[from] TxnError),
 }
 
 impl BrokerError {
@@ -132,6 +135,15 @@ impl BrokerError {
             BrokerError::NonEmptyGroup => E::NonEmptyGroup,
             BrokerError::GroupSubscribedToTopic => E::GroupSubscribedToTopic,
             BrokerError::OffsetMetadataTooLarge => E::OffsetMetadataTooLarge,
+            BrokerError::Txn(err) => match err {
+                TxnError::InvalidProducerIdMapping => E::InvalidProducerIdMapping,
+                TxnError::ProducerFenced => E::ProducerFenced,
+                TxnError::InvalidProducerEpoch => E::InvalidProducerEpoch,
+                TxnError::ConcurrentTransactions => E::ConcurrentTransactions,
+                TxnError::InvalidTxnState | TxnError::NotInTransaction => E::InvalidTxnState,
+                TxnError::InvalidTransactionTimeout => E::InvalidTransactionTimeout,
+                TxnError::TransactionalIdNotFound => E::TransactionalIdNotFound,
+            },
             BrokerError::Auth(err) => match err {
                 AuthError::AuthenticationFailed(_) => E::SaslAuthenticationFailed,
                 AuthError::UnsupportedMechanism(_) => E::UnsupportedSaslMechanism,

@@ -70,6 +70,30 @@ impl Authorizer {
             .with_all(|acls| decide(acls, principal.as_str(), host, op, rt, name, self.allow_if_no_acl))
     }
 
+    /// Whether the principal may perform `op` on some resource of type `rt` (Kafka's
+    /// `authorizeByResourceType`, which InitProducerId uses for idempotent producers: WRITE
+    /// on any topic). Some ALLOW binding must apply, and no DENY on every such resource.
+    pub fn authorize_any(&self, principal: &Principal, host: &str, op: Operation, rt: ResourceType) -> bool {
+        if !self.enabled || self.super_users.contains(principal.as_str()) {
+            return true;
+        }
+        self.acls.with_all(|acls| {
+            let applies = |acl: &&AclBinding| {
+                acl.resource_type == rt
+                    && (acl.principal == principal.as_str() || acl.principal == "User:*")
+                    && (acl.host == host || acl.host == WILDCARD)
+                    && (acl.operation == op || acl.operation == Operation::All)
+            };
+            let denied_everywhere = acls
+                .iter()
+                .filter(applies)
+                .any(|a| a.permission == Permission::Deny && a.name == WILDCARD);
+            let allowed = acls.iter().filter(applies).any(|a| a.permission == Permission::Allow);
+            let covered = acls.iter().any(|a| a.resource_type == rt);
+            !denied_everywhere && (allowed || (!covered && self.allow_if_no_acl))
+        })
+    }
+
     /// Kafka's authorized-operations bit set (bit n for operation code n) for a resource.
     pub fn authorized_operations(&self, principal: &Principal, host: &str, rt: ResourceType, name: &str) -> i32 {
         let operations = match rt {

@@ -6,7 +6,7 @@ pub mod acl;
 pub mod authorizer;
 pub mod certificate;
 pub mod credentials;
-mod file;
+pub(crate) mod file;
 pub mod sasl;
 pub mod scram;
 

@@ -47,8 +47,8 @@ pub fn find_coordinator(broker: &Broker, session: &Session, req: FindCoordinator
             TRANSACTION_KEY if !allowed(broker, session, Operation::Describe, ResourceType::TransactionalId, key) => {
                 Err(AuthError::TransactionalIdDenied.into())
             }
-            // Transactions are not implemented: no broker coordinates them.
-            TRANSACTION_KEY => Err(BrokerError::CoordinatorNotAvailable),
+            // This node coordinates every transactional id, as every group.
+            TRANSACTION_KEY => Ok(()),
             other => Err(BrokerError::InvalidRequest(format!("unknown coordinator key type {other}"))),
         }
     };

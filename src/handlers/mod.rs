@@ -15,6 +15,8 @@ pub mod offsets;
 pub mod produce;
 pub mod sasl;
 pub mod scram;
+pub mod transactions;
+pub mod txn;
 
 use std::sync::Arc;
 
@@ -84,6 +86,21 @@ pub async fn handle(broker: &Arc<Broker>, session: &mut Session, request: Reques
         }
         RequestKind::AlterUserScramCredentials(req) => {
             ResponseKind::AlterUserScramCredentials(scram::alter(broker, session, req))
+        }
+        RequestKind::InitProducerId(req) => {
+            ResponseKind::InitProducerId(txn::init_producer_id(broker, session, req, version))
+        }
+        RequestKind::AddPartitionsToTxn(req) => {
+            ResponseKind::AddPartitionsToTxn(txn::add_partitions(broker, session, req, version))
+        }
+        RequestKind::AddOffsetsToTxn(req) => ResponseKind::AddOffsetsToTxn(txn::add_offsets(broker, session, req, version)),
+        RequestKind::EndTxn(req) => ResponseKind::EndTxn(txn::end(broker, session, req, version)),
+        RequestKind::ListTransactions(req) => ResponseKind::ListTransactions(transactions::list(broker, session, req)),
+        RequestKind::DescribeTransactions(req) => {
+            ResponseKind::DescribeTransactions(transactions::describe(broker, session, req))
+        }
+        RequestKind::DescribeProducers(req) => {
+            ResponseKind::DescribeProducers(transactions::describe_producers(broker, session, req))
         }
         other => unreachable!("{other:?} is not in the supported table"),
     }

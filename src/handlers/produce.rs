@@ -13,9 +13,15 @@ use crate::error::BrokerError;
 use crate::group::store::OFFSETS_TOPIC;
 use crate::network::Session;
 use crate::topics::Topic;
+use crate::txn::log::TRANSACTION_STATE_TOPIC;
+use crate::txn::TxnError;
 
 /// Produce v13 names topics by id instead of by name (KIP-516).
 const FIRST_VERSION_WITH_TOPIC_IDS: i16 = 13;
+/// From Produce v11 clients know TRANSACTION_ABORTABLE (KIP-890), which Kafka sends for a
+/// transactional batch whose partition is not in the transaction; older ones get
+/// INVALID_TXN_STATE.
+const FIRST_VERSION_WITH_ABORTABLE: i16 = 11;
 
 pub fn handle(broker: &Broker, session: &Session, request: ProduceRequest, version: i16) -> ProduceResponse {
     let acks_valid = matches!(request.acks, -1..=1);
@@ -48,30 +54,45 @@ pub fn handle(broker: &Broker, session: &Session, request: ProduceRequest, versi
             } else {
                 Err(BrokerError::InvalidRequiredAcks(request.acks))
             };
-            produce_topic(broker, topic_data, topic)
+            produce_topic(broker, topic_data, topic, request.transactional_id.as_deref().map(|id| id.as_str()), version)
         })
         .collect();
     ProduceResponse::default().with_responses(responses)
 }
 
-/// Only the group coordinator writes to `__consumer_offsets`; Kafka refuses clients with
-/// INVALID_TOPIC_EXCEPTION (its admin client id aside, which samsa does not honour).
+/// Only the coordinators write to `__consumer_offsets` and `__transaction_state`; Kafka
+/// refuses clients with INVALID_TOPIC_EXCEPTION (its admin client id aside, which samsa
+/// does not honour).
 fn not_internal(topic: Arc<Topic>) -> Result<Arc<Topic>, BrokerError> {
-    if topic.name == OFFSETS_TOPIC {
-        return Err(BrokerError::InvalidTopic(format!("Cannot append to internal topic {OFFSETS_TOPIC}")));
+    if topic.name == OFFSETS_TOPIC || topic.name == TRANSACTION_STATE_TOPIC {
+        return Err(BrokerError::InvalidTopic(format!("Cannot append to internal topic {}", topic.name)));
     }
     Ok(topic)
 }
 
-fn produce_topic(broker: &Broker, data: TopicProduceData, topic: Result<Arc<Topic>, BrokerError>) -> TopicProduceResponse {
+fn produce_topic(
+    broker: &Broker,
+    data: TopicProduceData,
+    topic: Result<Arc<Topic>, BrokerError>,
+    transactional_id: Option<&str>,
+    version: i16,
+) -> TopicProduceResponse {
     let partitions = data
         .partition_data
         .into_iter()
         .map(|partition| {
             let index = partition.index;
-            let appended = topic.as_ref().map(|topic| append(broker, topic, partition));
+            let appended = topic.as_ref().map(|topic| append(broker, topic, partition, transactional_id));
             match appended {
                 Ok(Ok(response)) => response,
+                Ok(Err(BrokerError::Txn(TxnError::NotInTransaction))) if version >= FIRST_VERSION_WITH_ABORTABLE => {
+                    PartitionProduceResponse::default()
+                        .with_index(index)
+                        .with_error_code(kafka_protocol::error::ResponseError::TransactionAbortable.code())
+                        .with_base_offset(-1)
+                        .with_log_append_time_ms(-1)
+                        .with_log_start_offset(-1)
+                }
                 Ok(Err(err)) => {
                     tracing::debug!(partition = index, "produce rejected: {err}");
                     failed(index, &err)
@@ -86,12 +107,28 @@ fn produce_topic(broker: &Broker, data: TopicProduceData, topic: Result<Arc<Topi
         .with_partition_responses(partitions)
 }
 
-fn append(broker: &Broker, topic: &Topic, data: PartitionProduceData) -> Result<PartitionProduceResponse, BrokerError> {
+fn append(
+    broker: &Broker,
+    topic: &Topic,
+    data: PartitionProduceData,
+    transactional_id: Option<&str>,
+) -> Result<PartitionProduceResponse, BrokerError> {
     let partition = topic
         .partition(data.index)
         .ok_or(BrokerError::UnknownTopicOrPartition)?;
     let records = data.records.unwrap_or_default();
-    exactly_one_batch(&records)?;
+    let header = exactly_one_batch(&records)?;
+    if header.is_transactional() {
+        // Kafka's transaction.partition.verification: the coordinator (this node) must have
+        // the partition in the producer's open transaction, so a late batch of an ended or
+        // aborted transaction cannot open a transaction no marker will ever close.
+        let id = transactional_id.ok_or_else(|| {
+            BrokerError::InvalidRecord("transactional batches need a transactional id".into())
+        })?;
+        broker
+            .txns
+            .verify_produce(id, header.producer_id, header.producer_epoch, &topic.name, data.index)?;
+    }
     let bytes = records.len();
     let info = partition.append(records, now_ms())?;
     // A retried batch that was already written is acknowledged again, not counted again.
@@ -124,7 +161,7 @@ fn failed(index: i32, err: &BrokerError) -> PartitionProduceResponse {
 
 /// Since Produce v3 a partition's data must be exactly one v2 batch, as Kafka enforces;
 /// the batch's contents are validated by the log.
-fn exactly_one_batch(records: &[u8]) -> Result<(), BrokerError> {
+fn exactly_one_batch(records: &[u8]) -> Result<samsa_storage::BatchHeader, BrokerError> {
     if records.is_empty() {
         return Err(BrokerError::InvalidRecord(
             "Produce requests must have at least one record batch per partition".into(),
@@ -136,5 +173,5 @@ fn exactly_one_batch(records: &[u8]) -> Result<(), BrokerError> {
             "Produce requests are only allowed to contain exactly one record batch per partition".into(),
         ));
     }
-    Ok(())
+    Ok(header)
 }

@@ -42,6 +42,16 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteAcls, 1, 3),
     (ApiKey::DescribeUserScramCredentials, 0, 0),
     (ApiKey::AlterUserScramCredentials, 0, 0),
+    // Transactions as Kafka's transaction.version 1: InitProducerId v6 (KIP-939) and
+    // EndTxn v5 (KIP-890 part 2) are left out; AddPartitionsToTxn v5 only adds an error code.
+    // ListTransactions v2 filters by a Java regular expression, which samsa does not evaluate.
+    (ApiKey::InitProducerId, 0, 5),
+    (ApiKey::AddPartitionsToTxn, 0, 5),
+    (ApiKey::AddOffsetsToTxn, 0, 4),
+    (ApiKey::EndTxn, 0, 4),
+    (ApiKey::ListTransactions, 0, 1),
+    (ApiKey::DescribeTransactions, 0, 0),
+    (ApiKey::DescribeProducers, 0, 0),
 ];
 
 /// The served version range of `key`, if samsa implements it.

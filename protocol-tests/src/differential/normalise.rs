@@ -91,6 +91,12 @@ fn normalise_field(key: &str, value: &mut Node, facts: &Facts) {
                 *value = Node::leaf("<broker time>");
             }
         }
+        // Each broker's clock: when a transaction began, when a producer last wrote.
+        "transaction_start_time_ms" | "last_timestamp" => {
+            if value.as_leaf() != Some("-1") {
+                *value = Node::leaf("<broker time>");
+            }
+        }
         // Allocated by each broker.
         "producer_id" => {
             if value.as_leaf() != Some("-1") {

@@ -17,6 +17,7 @@ mod list_offsets;
 mod metadata;
 mod produce;
 mod security;
+mod transactions;
 
 use std::sync::LazyLock;
 

@@ -1,0 +1,222 @@
+//! The producer's transaction APIs: InitProducerId, AddPartitionsToTxn, AddOffsetsToTxn and
+//! EndTxn, over [`crate::txn::TransactionCoordinator`].
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+use kafka_protocol::messages::add_partitions_to_txn_response::{
+    AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResult, AddPartitionsToTxnTopicResult,
+};
+use kafka_protocol::messages::*;
+
+use super::allowed;
+use crate::auth::acl::CLUSTER_NAME;
+use crate::auth::{AuthError, Operation, ResourceType};
+use crate::broker::Broker;
+use crate::error::BrokerError;
+use crate::group::store::{partition_for, OFFSETS_TOPIC};
+use crate::network::Session;
+use crate::txn::state::NO_PRODUCER_ID;
+use crate::txn::TxnError;
+
+/// The first version of each API whose clients know PRODUCER_FENCED (KIP-588); older ones
+/// get INVALID_PRODUCER_EPOCH, which they handle the same way.
+const INIT_FIRST_WITH_FENCED: i16 = 4;
+const ADD_FIRST_WITH_FENCED: i16 = 2;
+const END_FIRST_WITH_FENCED: i16 = 2;
+/// AddPartitionsToTxn v4 is the batched form brokers send to verify partitions.
+const ADD_FIRST_BATCHED: i16 = 4;
+
+/// The error code for `err` at a version whose clients may not know PRODUCER_FENCED.
+fn code(err: &BrokerError, version: i16, first_with_fenced: i16) -> i16 {
+    match err {
+        BrokerError::Txn(TxnError::ProducerFenced) if version < first_with_fenced => {
+            ResponseError::InvalidProducerEpoch.code()
+        }
+        other => other.code(),
+    }
+}
+
+fn may_write_txn(broker: &Broker, session: &Session, id: &str) -> bool {
+    allowed(broker, session, Operation::Write, ResourceType::TransactionalId, id)
+}
+
+pub fn init_producer_id(broker: &Broker, session: &Session, req: InitProducerIdRequest, version: i16) -> InitProducerIdResponse {
+    let expected = (req.producer_id.0 != NO_PRODUCER_ID).then_some((req.producer_id.0, req.producer_epoch));
+    let result = match req.transactional_id.as_ref().map(|id| id.0.as_str()) {
+        None => {
+            // Kafka: IDEMPOTENT_WRITE on the cluster, or WRITE on any topic.
+            let (principal, host) = (&session.principal, session.host.as_str());
+            let may = allowed(broker, session, Operation::IdempotentWrite, ResourceType::Cluster, CLUSTER_NAME)
+                || broker.authorizer.authorize_any(principal, host, Operation::Write, ResourceType::Topic);
+            if !may {
+                Err(AuthError::ClusterDenied.into())
+            } else if expected.is_some() {
+                Err(BrokerError::InvalidRequest("an idempotent producer cannot name a producer id".into()))
+            } else {
+                broker.txns.new_producer_id().map(|id| (id, 0))
+            }
+        }
+        Some("") => Err(BrokerError::InvalidRequest("empty transactional id".into())),
+        Some(id) if !may_write_txn(broker, session, id) => Err(AuthError::TransactionalIdDenied.into()),
+        Some(id) => broker
+            .txns
+            .init_producer_id(id, req.transaction_timeout_ms, expected, &broker.groups),
+    };
+    match result {
+        Ok((id, epoch)) => InitProducerIdResponse::default()
+            .with_producer_id(ProducerId(id))
+            .with_producer_epoch(epoch),
+        Err(err) => InitProducerIdResponse::default()
+            .with_error_code(code(&err, version, INIT_FIRST_WITH_FENCED))
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1),
+    }
+}
+
+pub fn add_partitions(broker: &Broker, session: &Session, req: AddPartitionsToTxnRequest, version: i16) -> AddPartitionsToTxnResponse {
+    if version < ADD_FIRST_BATCHED {
+        let results = add_one(
+            broker,
+            session,
+            &req.v3_and_below_transactional_id.0,
+            req.v3_and_below_producer_id.0,
+            req.v3_and_below_producer_epoch,
+            &req.v3_and_below_topics,
+            false,
+            version,
+        );
+        return AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results);
+    }
+    // Only brokers send the batched form.
+    if !allowed(broker, session, Operation::ClusterAction, ResourceType::Cluster, CLUSTER_NAME) {
+        return AddPartitionsToTxnResponse::default().with_error_code(BrokerError::from(AuthError::ClusterDenied).code());
+    }
+    let results = req
+        .transactions
+        .into_iter()
+        .map(|txn| {
+            let topics = add_one(
+                broker,
+                session,
+                &txn.transactional_id.0,
+                txn.producer_id.0,
+                txn.producer_epoch,
+                &txn.topics,
+                txn.verify_only,
+                version,
+            );
+            AddPartitionsToTxnResult::default()
+                .with_transactional_id(txn.transactional_id)
+                .with_topic_results(topics)
+        })
+        .collect();
+    AddPartitionsToTxnResponse::default().with_results_by_transaction(results)
+}
+
+/// One transaction's partitions: added, or (`verify_only`) checked to be in it.
+#[allow(clippy::too_many_arguments)]
+fn add_one(
+    broker: &Broker,
+    session: &Session,
+    id: &str,
+    producer_id: i64,
+    epoch: i16,
+    topics: &[AddPartitionsToTxnTopic],
+    verify_only: bool,
+    version: i16,
+) -> Vec<AddPartitionsToTxnTopicResult> {
+    let wanted: Vec<(String, i32)> = topics
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(|p| (t.name.0.to_string(), *p)))
+        .collect();
+    let codes: Vec<i16> = if !verify_only && !may_write_txn(broker, session, id) {
+        vec![BrokerError::from(AuthError::TransactionalIdDenied).code(); wanted.len()]
+    } else if verify_only {
+        match broker.txns.verify_partitions(id, producer_id, epoch, &wanted) {
+            Ok(found) => found
+                .into_iter()
+                .map(|f| if f { 0 } else { ResponseError::TransactionAbortable.code() })
+                .collect(),
+            Err(err) => vec![code(&err, version, ADD_FIRST_WITH_FENCED); wanted.len()],
+        }
+    } else {
+        let refused: Vec<Option<BrokerError>> = wanted
+            .iter()
+            .map(|(topic, partition)| partition_refusal(broker, session, topic, *partition))
+            .collect();
+        if refused.iter().any(Option::is_some) {
+            // Kafka adds none of them, and says which ones were the reason.
+            let not_attempted = ResponseError::OperationNotAttempted.code();
+            refused.iter().map(|r| r.as_ref().map_or(not_attempted, BrokerError::code)).collect()
+        } else {
+            match broker.txns.add_partitions(id, producer_id, epoch, &wanted) {
+                Ok(()) => vec![0; wanted.len()],
+                Err(err) => vec![code(&err, version, ADD_FIRST_WITH_FENCED); wanted.len()],
+            }
+        }
+    };
+    let mut codes = codes.into_iter();
+    topics
+        .iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    AddPartitionsToTxnPartitionResult::default()
+                        .with_partition_index(*p)
+                        .with_partition_error_code(codes.next().unwrap_or_default())
+                })
+                .collect();
+            AddPartitionsToTxnTopicResult::default()
+                .with_name(t.name.clone())
+                .with_results_by_partition(partitions)
+        })
+        .collect()
+}
+
+/// Why a partition cannot join a transaction, if it cannot.
+fn partition_refusal(broker: &Broker, session: &Session, topic: &str, partition: i32) -> Option<BrokerError> {
+    if !allowed(broker, session, Operation::Write, ResourceType::Topic, topic) {
+        return Some(AuthError::TopicDenied.into());
+    }
+    match broker.txns.partition_exists(topic, partition) {
+        Ok(true) => None,
+        Ok(false) => Some(BrokerError::UnknownTopicOrPartition),
+        Err(err) => Some(err),
+    }
+}
+
+pub fn add_offsets(broker: &Broker, session: &Session, req: AddOffsetsToTxnRequest, version: i16) -> AddOffsetsToTxnResponse {
+    let id = req.transactional_id.0.as_str();
+    let group = req.group_id.0.as_str();
+    let result = if !may_write_txn(broker, session, id) {
+        Err(AuthError::TransactionalIdDenied.into())
+    } else if !allowed(broker, session, Operation::Read, ResourceType::Group, group) {
+        Err(AuthError::GroupDenied.into())
+    } else {
+        let partitions = broker
+            .topics
+            .get(OFFSETS_TOPIC)
+            .map_or(broker.config.offsets_topic_num_partitions as usize, |t| t.partitions.len());
+        let offsets_partition = partition_for(group, partitions) as i32;
+        broker
+            .txns
+            .add_partitions(id, req.producer_id.0, req.producer_epoch, &[(OFFSETS_TOPIC.to_owned(), offsets_partition)])
+    };
+    let error = result.err().map_or(0, |err| code(&err, version, ADD_FIRST_WITH_FENCED));
+    AddOffsetsToTxnResponse::default().with_error_code(error)
+}
+
+pub fn end(broker: &Broker, session: &Session, req: EndTxnRequest, version: i16) -> EndTxnResponse {
+    let id = req.transactional_id.0.as_str();
+    let result = if may_write_txn(broker, session, id) {
+        broker
+            .txns
+            .end_txn(id, req.producer_id.0, req.producer_epoch, req.committed, &broker.groups)
+    } else {
+        Err(AuthError::TransactionalIdDenied.into())
+    };
+    let error = result.err().map_or(0, |err| code(&err, version, END_FIRST_WITH_FENCED));
+    EndTxnResponse::default().with_error_code(error)
+}
