@@ -76,6 +76,10 @@ pub enum BrokerError {
     GroupSubscribedToTopic,
     #[error("the offset metadata is too large")]
     OffsetMetadataTooLarge,
+    #[error("an open transaction committed offsets of the partition")]
+    UnstableOffsetCommit,
+    #[error("the transaction cannot go on; abort it")]
+    TransactionAbortable,
     #[error(transparent)]
     Auth(#[from] AuthError),
 }
@@ -131,6 +135,8 @@ impl BrokerError {
             BrokerError::NonEmptyGroup => E::NonEmptyGroup,
             BrokerError::GroupSubscribedToTopic => E::GroupSubscribedToTopic,
             BrokerError::OffsetMetadataTooLarge => E::OffsetMetadataTooLarge,
+            BrokerError::UnstableOffsetCommit => E::UnstableOffsetCommit,
+            BrokerError::TransactionAbortable => E::TransactionAbortable,
             BrokerError::Auth(err) => match err {
                 AuthError::AuthenticationFailed(_) => E::SaslAuthenticationFailed,
                 AuthError::UnsupportedMechanism(_) => E::UnsupportedSaslMechanism,
