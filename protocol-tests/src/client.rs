@@ -323,3 +323,20 @@ pub fn api_versions_request() -> kafka_protocol::messages::ApiVersionsRequest {
         .with_client_software_name(str_bytes("samsa-protocol-tests"))
         .with_client_software_version(str_bytes("1.0"))
 }
+
+/// Group APIs answer COORDINATOR_LOAD_IN_PROGRESS until the offsets topic is replayed.
+pub fn wait_groups_loaded(conn: &mut Connection) -> Result<()> {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let code = conn.send(&kafka_protocol::messages::ListGroupsRequest::default(), 0)?.error_code;
+        if code == 0 {
+            return Ok(());
+        }
+        ensure!(
+            code == kafka_protocol::error::ResponseError::CoordinatorLoadInProgress.code(),
+            "ListGroups answered error {code}"
+        );
+        ensure!(std::time::Instant::now() < until, "the group coordinator never finished loading");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

@@ -123,6 +123,16 @@ impl BrokerProcess {
         self.launch(&addr)
     }
 
+    /// Kills with SIGKILL, so nothing is shut down cleanly, and starts again on the same
+    /// port and data directory: what a crash leaves must be enough.
+    pub fn kill_and_restart(&mut self) -> Result<()> {
+        let mut child = self.child.take().context("broker not running")?;
+        child.kill()?;
+        child.wait()?;
+        let addr = self.addr.clone();
+        self.launch(&addr)
+    }
+
     pub fn connect(&self) -> Result<Connection> {
         Connection::open(&self.addr)
     }
