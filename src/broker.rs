@@ -21,7 +21,7 @@ pub struct Broker {
     pub topics: Arc<TopicRegistry>,
     pub groups: GroupCoordinator,
     /// Producer ids and transactions; loads `__transaction_state` after the groups.
-    pub txns: TransactionCoordinator,
+    pub txns: Arc<TransactionCoordinator>,
     pub metrics: Metrics,
     /// SCRAM credentials of SASL users (also what PLAIN passwords are checked against).
     pub credentials: CredentialStore,
@@ -38,10 +38,13 @@ impl Broker {
         let seeds = config.sasl.as_ref().map(|s| s.scram_users.as_slice()).unwrap_or_default();
         let credentials = CredentialStore::open(&config.data_dir, seeds)?;
         let authorizer = Authorizer::open(&config)?;
-        let txns = TransactionCoordinator::open(config.clone())?;
+        let txns = Arc::new(TransactionCoordinator::open(config.clone())?);
+        let groups = GroupCoordinator::new(config.clone());
+        // TxnOffsetCommit asks the transaction coordinator whether the producer may commit.
+        groups.set_transaction_check(txns.clone());
         Ok(Broker {
             txns,
-            groups: GroupCoordinator::new(config.clone()),
+            groups,
             config,
             topics,
             metrics: Metrics::new(),

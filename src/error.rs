@@ -77,6 +77,10 @@ pub enum BrokerError {
     GroupSubscribedToTopic,
     #[error("the offset metadata is too large")]
     OffsetMetadataTooLarge,
+    #[error("an open transaction committed offsets of the partition")]
+    UnstableOffsetCommit,
+    #[error("the transaction cannot go on; abort it")]
+    TransactionAbortable,
     #[error(transparent)]
     Auth(#[from] AuthError),
     #[error(transparent)]
@@ -144,6 +148,8 @@ impl BrokerError {
                 TxnError::InvalidTransactionTimeout => E::InvalidTransactionTimeout,
                 TxnError::TransactionalIdNotFound => E::TransactionalIdNotFound,
             },
+            BrokerError::UnstableOffsetCommit => E::UnstableOffsetCommit,
+            BrokerError::TransactionAbortable => E::TransactionAbortable,
             BrokerError::Auth(err) => match err {
                 AuthError::AuthenticationFailed(_) => E::SaslAuthenticationFailed,
                 AuthError::UnsupportedMechanism(_) => E::UnsupportedSaslMechanism,

@@ -47,6 +47,7 @@ pub const SERVED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeGroups, 0, 6),
     (ApiKey::ListGroups, 0, 5),
     (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::TxnOffsetCommit, 0, 4),
     (ApiKey::SaslHandshake, 0, 1),
     (ApiKey::SaslAuthenticate, 0, 2),
     (ApiKey::CreateAcls, 1, 3),
@@ -328,4 +329,21 @@ pub fn api_versions_request() -> kafka_protocol::messages::ApiVersionsRequest {
     kafka_protocol::messages::ApiVersionsRequest::default()
         .with_client_software_name(str_bytes("samsa-protocol-tests"))
         .with_client_software_version(str_bytes("1.0"))
+}
+
+/// Group APIs answer COORDINATOR_LOAD_IN_PROGRESS until the offsets topic is replayed.
+pub fn wait_groups_loaded(conn: &mut Connection) -> Result<()> {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let code = conn.send(&kafka_protocol::messages::ListGroupsRequest::default(), 0)?.error_code;
+        if code == 0 {
+            return Ok(());
+        }
+        ensure!(
+            code == kafka_protocol::error::ResponseError::CoordinatorLoadInProgress.code(),
+            "ListGroups answered error {code}"
+        );
+        ensure!(std::time::Instant::now() < until, "the group coordinator never finished loading");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }

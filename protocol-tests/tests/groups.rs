@@ -36,17 +36,7 @@ fn start() -> BrokerProcess {
 
 /// Groups answer COORDINATOR_LOAD_IN_PROGRESS until the offsets topic is replayed.
 fn wait_loaded(broker: &BrokerProcess) {
-    let mut conn = broker.connect().unwrap();
-    let until = Instant::now() + DEADLINE;
-    loop {
-        let r = conn.send(&ListGroupsRequest::default(), 0).unwrap();
-        if r.error_code == 0 {
-            return;
-        }
-        assert_eq!(r.error_code, code(E::CoordinatorLoadInProgress));
-        assert!(Instant::now() < until, "coordinator never finished loading");
-        thread::sleep(Duration::from_millis(20));
-    }
+    samsa_protocol_tests::client::wait_groups_loaded(&mut broker.connect().unwrap()).unwrap();
 }
 
 fn join_request(group: &str, member_id: &str, instance: Option<&str>, session_ms: i32) -> JoinGroupRequest {

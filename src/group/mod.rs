@@ -10,8 +10,9 @@
 pub mod state;
 mod stats;
 pub mod store;
+pub mod txn_offsets;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -29,7 +30,9 @@ pub use state::{
     CommittedOffset, Group, GroupSettings, GroupState, JoinOutcome, JoinRequest, JoinResult, SyncOutcome,
 };
 pub use stats::GroupStats;
-use store::{Entry, GroupRecord, MemberRecord, OffsetKey, OffsetsStore, Replayed};
+use store::{Entry, GroupRecord, MemberRecord, OffsetKey, OffsetsStore, Replayed, ReplayedRecord};
+pub use txn_offsets::{TransactionCheck, TxnCommit};
+use txn_offsets::OpenTransactions;
 
 /// How often sessions and rebalance deadlines are checked.
 pub const TICK: Duration = Duration::from_millis(100);
@@ -53,8 +56,17 @@ pub struct MemberSummary {
     pub assignment: Bytes,
 }
 
-/// A partition's committed offset as OffsetFetch reports it (`None`: nothing committed).
-pub type FetchedOffset = (String, i32, Option<CommittedOffset>);
+/// A partition's committed offset as OffsetFetch reports it.
+#[derive(Debug, Clone)]
+pub struct FetchedOffset {
+    pub topic: String,
+    pub partition: i32,
+    /// `None`: nothing committed.
+    pub offset: Option<CommittedOffset>,
+    /// An open transaction committed an offset of the partition, and the caller asked for
+    /// stable offsets only (UNSTABLE_OFFSET_COMMIT).
+    pub unstable: bool,
+}
 
 pub struct GroupCoordinator {
     config: Arc<Config>,
@@ -62,6 +74,9 @@ pub struct GroupCoordinator {
     groups: RwLock<HashMap<String, Arc<Mutex<Group>>>>,
     /// Set once the offsets topic has been replayed.
     store: OnceLock<OffsetsStore>,
+    /// Set by the transaction coordinator, to verify TxnOffsetCommit producers.
+    txn_check: OnceLock<Arc<dyn TransactionCheck>>,
+    open_txns: Mutex<OpenTransactions>,
 }
 
 impl GroupCoordinator {
@@ -74,6 +89,8 @@ impl GroupCoordinator {
             settings,
             groups: RwLock::new(HashMap::new()),
             store: OnceLock::new(),
+            txn_check: OnceLock::new(),
+            open_txns: Mutex::new(OpenTransactions::new()),
         }
     }
 
@@ -84,7 +101,12 @@ impl GroupCoordinator {
         let started = std::time::Instant::now();
         let now = Instant::now();
         let mut groups: HashMap<String, Group> = HashMap::new();
-        let count = store.replay(|entry| replay(&mut groups, entry, now))?;
+        let mut open = OpenTransactions::new();
+        let partition_of = |group: &str| store.partition_of(group);
+        let count = store.replay(|record| replay(&mut groups, &mut open, record, now, partition_of))?;
+        // Transactions without a marker yet stay pending: the transaction coordinator ends
+        // them once it has replayed its own log.
+        *self.open_txns.lock() = open;
         let mut map = self.groups.write();
         for (id, group) in groups {
             map.insert(id, Arc::new(Mutex::new(group)));
@@ -225,41 +247,44 @@ impl GroupCoordinator {
             .iter()
             .map(|(t, p, o)| Entry::Offset(offset_key(group_id, t, *p), Some(o.clone())))
             .collect();
-        store.append(group_id, &entries, now_ms())?;
-        for (topic, partition, offset) in offsets {
+        let base = store.append(group_id, &entries, now_ms())?;
+        for (i, (topic, partition, mut offset)) in offsets.into_iter().enumerate() {
+            offset.record_offset = base + i as i64;
             group.offsets.insert((topic, partition), offset);
         }
         Ok(())
     }
 
-    /// Called by the transaction coordinator after it wrote `producer_id`'s commit or abort
-    /// marker into `__consumer_offsets` partition `offsets_partition`: offsets the producer
-    /// committed inside the transaction (TxnOffsetCommit) become visible, or are dropped.
-    pub fn complete_transaction(&self, offsets_partition: i32, producer_id: i64, commit: bool) -> Result<()> {
-        let _ = (offsets_partition, producer_id, commit);
-        Ok(())
-    }
-
     /// Committed offsets of `wanted` (topic, partitions), or of every partition when `None`.
-    pub fn fetch(&self, group_id: &str, wanted: Option<Vec<(String, Vec<i32>)>>) -> Result<Vec<FetchedOffset>> {
+    /// With `require_stable`, partitions with offsets in an open transaction are unstable,
+    /// as in Kafka (OffsetFetch v7+); otherwise those offsets are simply not there yet.
+    pub fn fetch(
+        &self,
+        group_id: &str,
+        wanted: Option<Vec<(String, Vec<i32>)>>,
+        require_stable: bool,
+    ) -> Result<Vec<FetchedOffset>> {
         self.store()?;
         let group = self.group(group_id);
         let group = group.as_ref().map(|g| g.lock());
-        let offsets = group.as_ref().map(|g| &g.offsets);
+        let fetched = |topic: &str, partition: i32| {
+            let offset = group.as_ref().and_then(|g| g.offsets.get(&(topic.to_owned(), partition))).cloned();
+            let unstable = require_stable && group.as_ref().is_some_and(|g| g.pending.contains(topic, partition));
+            FetchedOffset {
+                topic: topic.to_owned(),
+                partition,
+                offset: if unstable { None } else { offset },
+                unstable,
+            }
+        };
         Ok(match wanted {
-            None => offsets
-                .into_iter()
-                .flatten()
-                .map(|((t, p), o)| (t.clone(), *p, Some(o.clone())))
-                .collect(),
+            None => group
+                .as_ref()
+                .map(|g| g.offsets.keys().map(|(t, p)| fetched(t, *p)).collect())
+                .unwrap_or_default(),
             Some(wanted) => wanted
-                .into_iter()
-                .flat_map(|(topic, partitions)| {
-                    partitions.into_iter().map(move |p| {
-                        let found = offsets.and_then(|o| o.get(&(topic.clone(), p))).cloned();
-                        (topic.clone(), p, found)
-                    })
-                })
+                .iter()
+                .flat_map(|(topic, partitions)| partitions.iter().map(|p| fetched(topic, *p)))
                 .collect(),
         })
     }
@@ -344,7 +369,7 @@ impl GroupCoordinator {
                 results.push((topic, partition, Err(BrokerError::GroupSubscribedToTopic)));
                 continue;
             }
-            if group.offsets.contains_key(&(topic.clone(), partition)) {
+            if group.offsets.contains_key(&(topic.clone(), partition)) || group.pending.contains(&topic, partition) {
                 entries.push(Entry::Offset(offset_key(group_id, &topic, partition), None));
             }
             results.push((topic, partition, Ok(())));
@@ -352,6 +377,7 @@ impl GroupCoordinator {
         store.append(group_id, &entries, now_ms())?;
         for entry in entries {
             if let Entry::Offset(key, _) = entry {
+                group.pending.remove_partition(&key.t, key.p);
                 group.offsets.remove(&(key.t, key.p));
             }
         }
@@ -382,9 +408,11 @@ impl GroupCoordinator {
             let mut group = group.lock();
             let empty = group.state == GroupState::Empty;
             let base = group.state_timestamp;
+            // Kafka keeps an offset an open transaction is about to replace.
             let expired: Vec<(String, i32)> = group
                 .offsets
                 .iter()
+                .filter(|((t, p), _)| !group.pending.contains(t, *p))
                 .filter(|(_, o)| match o.expire_timestamp {
                     Some(at) => at <= now,
                     None => empty && o.commit_timestamp.max(base).saturating_add(retention_ms) <= now,
@@ -405,7 +433,7 @@ impl GroupCoordinator {
                 }
                 tracing::info!(group = %group.id, partitions = expired.len(), "expired committed offsets");
             }
-            if empty && group.offsets.is_empty() {
+            if empty && group.offsets.is_empty() && group.pending.is_empty() {
                 if let Err(err) = self.drop_group(store, &mut group) {
                     tracing::error!(group = %group.id, "cannot remove empty group: {err}");
                 }
@@ -421,15 +449,19 @@ impl GroupCoordinator {
         }
     }
 
+    /// Deletes the group with its offsets, pending transactional ones included (as Kafka
+    /// does, a tombstone per partition, so a later commit marker brings nothing back).
     fn drop_group(&self, store: &OffsetsStore, group: &mut Group) -> Result<()> {
-        let mut entries: Vec<Entry> = group
-            .offsets
-            .keys()
+        let mut partitions: BTreeSet<(String, i32)> = group.offsets.keys().cloned().collect();
+        partitions.extend(group.pending.partitions());
+        let mut entries: Vec<Entry> = partitions
+            .iter()
             .map(|(t, p)| Entry::Offset(offset_key(&group.id, t, *p), None))
             .collect();
         entries.push(Entry::Group(group.id.clone(), None));
         store.append(&group.id, &entries, now_ms())?;
         group.offsets.clear();
+        group.pending.clear();
         group.state = GroupState::Dead;
         self.groups.write().remove(&group.id);
         Ok(())
@@ -471,34 +503,55 @@ fn group_record(group: &Group) -> GroupRecord {
     }
 }
 
-fn replay(groups: &mut HashMap<String, Group>, entry: Replayed, now: Instant) {
-    match entry {
+fn replay(
+    groups: &mut HashMap<String, Group>,
+    open: &mut OpenTransactions,
+    record: ReplayedRecord,
+    now: Instant,
+    partition_of: impl Fn(&str) -> i32,
+) {
+    match record.entry {
         Replayed::Offset(key, value) => {
             let group = groups.entry(key.g.clone()).or_insert_with(|| Group::new(&key.g, now_ms()));
-            match value {
-                Some(offset) => {
+            match (value, record.producer_id) {
+                (Some(mut offset), Some(producer_id)) => {
+                    offset.record_offset = record.offset;
+                    group.pending.add(producer_id, key.t, key.p, offset);
+                    open.entry(producer_id).or_default().insert(key.g);
+                }
+                (Some(mut offset), None) => {
+                    offset.record_offset = record.offset;
                     group.offsets.insert((key.t, key.p), offset);
                 }
-                None => {
+                (None, _) => {
+                    group.pending.remove_partition(&key.t, key.p);
                     group.offsets.remove(&(key.t, key.p));
+                }
+            }
+        }
+        Replayed::TxnEnd { producer_id, commit } => {
+            for id in txn_offsets::take_ended(open, producer_id, record.partition, &partition_of) {
+                if let Some(group) = groups.get_mut(&id) {
+                    group.pending.end(producer_id, commit, &mut group.offsets);
                 }
             }
         }
         Replayed::Group(id, None) => {
             if let Some(group) = groups.remove(&id) {
                 // A deleted group's offsets were tombstoned before its metadata.
-                if !group.offsets.is_empty() {
+                if !group.offsets.is_empty() || !group.pending.is_empty() {
                     let mut fresh = Group::new(&id, group.state_timestamp);
                     fresh.offsets = group.offsets;
+                    fresh.pending = group.pending;
                     groups.insert(id, fresh);
                 }
             }
         }
         Replayed::Group(id, Some(record)) => {
-            let offsets: BTreeMap<(String, i32), CommittedOffset> =
-                groups.remove(&id).map(|g| g.offsets).unwrap_or_default();
+            let (offsets, pending) = groups.remove(&id).map(|g| (g.offsets, g.pending)).unwrap_or_default();
             let mut group = Group::new(&id, record.state_timestamp);
             group.offsets = offsets;
+            group.pending = pending;
             group.generation = record.generation;
             group.protocol_type = record.protocol_type.clone();
             group.protocol = record.protocol.clone();
@@ -530,3 +583,5 @@ fn replay(groups: &mut HashMap<String, Group>, entry: Replayed, now: Instant) {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod txn_tests;

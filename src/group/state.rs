@@ -13,6 +13,7 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use super::txn_offsets::PendingOffsets;
 use crate::error::BrokerError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,6 +135,10 @@ pub struct CommittedOffset {
     pub commit_timestamp: i64,
     /// Set by OffsetCommit v2-4 `retention_time_ms`; otherwise the group's retention applies.
     pub expire_timestamp: Option<i64>,
+    /// Where the commit's record sits in `__consumer_offsets` (not stored: it is the record's
+    /// own offset). A transaction's offsets only replace a commit written before them.
+    #[serde(skip)]
+    pub record_offset: i64,
 }
 
 /// Broker-wide settings the machine needs.
@@ -155,6 +160,8 @@ pub struct Group {
     /// Member ids handed out with MEMBER_ID_REQUIRED, with the time they lapse.
     pub pending_members: HashMap<String, Instant>,
     pub offsets: BTreeMap<(String, i32), CommittedOffset>,
+    /// TxnOffsetCommit offsets waiting for their transaction to end.
+    pub pending: PendingOffsets,
     /// Wall-clock ms of the last state change, for offset retention of empty groups.
     pub state_timestamp: i64,
     rebalance_deadline: Option<Instant>,
@@ -177,6 +184,7 @@ impl Group {
             static_members: HashMap::new(),
             pending_members: HashMap::new(),
             offsets: BTreeMap::new(),
+            pending: PendingOffsets::default(),
             state_timestamp: now_ms,
             rebalance_deadline: None,
             initial_join_cap: None,

@@ -13,8 +13,15 @@
 //!
 //! Replay applies records in log order; the last value of a key wins. Batches are checked by
 //! the storage layer's CRC like every other partition's.
+//!
+//! TxnOffsetCommit offsets are version-1 records in a transactional batch (the producer's id,
+//! epoch and next sequence in the batch header). They only count once the transaction
+//! coordinator's commit marker follows in the same partition: a control batch whose one
+//! record has the key `i16` version (0), `i16` type (0 abort, 1 commit).
 
 use std::sync::{Arc, OnceLock};
+
+use parking_lot::Mutex;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::records::{
@@ -32,6 +39,9 @@ pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 const OFFSET_KEY: i16 = 1;
 const GROUP_KEY: i16 = 2;
 const VALUE_VERSION: i16 = 1;
+/// Control record types (Kafka's `ControlRecordType`).
+const ABORT_MARKER: i16 = 0;
+const COMMIT_MARKER: i16 = 1;
 /// How much of the log one replay read takes.
 const REPLAY_CHUNK: usize = 1024 * 1024;
 
@@ -82,6 +92,25 @@ pub enum Entry {
 pub enum Replayed {
     Offset(OffsetKey, Option<CommittedOffset>),
     Group(String, Option<GroupRecord>),
+    /// The end of `producer_id`'s transaction in this partition.
+    TxnEnd { producer_id: i64, commit: bool },
+}
+
+/// A replayed record and where it was.
+pub struct ReplayedRecord {
+    pub partition: i32,
+    /// Its offset in the partition: a later commit of the same key supersedes an earlier one.
+    pub offset: i64,
+    /// The producer of a transactional record, whose marker decides whether it counts.
+    pub producer_id: Option<i64>,
+    pub entry: Replayed,
+}
+
+/// The producer a transactional batch is written for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxnProducer {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
 }
 
 /// The offsets topic: its partitions once it exists, and how to create it.
@@ -89,6 +118,9 @@ pub struct OffsetsStore {
     topics: Arc<TopicRegistry>,
     num_partitions: i32,
     partitions: OnceLock<Vec<Arc<Partition>>>,
+    /// Transactional appends read the producer's last sequence and then write the next one;
+    /// this keeps two of them from picking the same.
+    txn_append: Mutex<()>,
 }
 
 impl OffsetsStore {
@@ -102,6 +134,7 @@ impl OffsetsStore {
             topics,
             num_partitions,
             partitions,
+            txn_append: Mutex::new(()),
         }
     }
 
@@ -127,15 +160,46 @@ impl OffsetsStore {
         Ok(self.partitions.get_or_init(|| topic.partitions.clone()))
     }
 
-    /// Appends `entries` of one group as one batch; returns once the log has them.
-    pub fn append(&self, group: &str, entries: &[Entry], now_ms: i64) -> Result<()> {
+    /// The partition that holds `group`'s records.
+    pub fn partition_of(&self, group: &str) -> i32 {
+        partition_for(group, self.num_partitions.max(1) as usize) as i32
+    }
+
+    /// Appends `entries` of one group as one batch; returns, once the log has them, the
+    /// offset of the first.
+    pub fn append(&self, group: &str, entries: &[Entry], now_ms: i64) -> Result<i64> {
+        self.append_batch(group, entries, None, now_ms)
+    }
+
+    /// Appends `entries` as one batch of `producer`'s open transaction.
+    pub fn append_transactional(&self, group: &str, entries: &[Entry], producer: TxnProducer, now_ms: i64) -> Result<i64> {
+        self.append_batch(group, entries, Some(producer), now_ms)
+    }
+
+    fn append_batch(&self, group: &str, entries: &[Entry], producer: Option<TxnProducer>, now_ms: i64) -> Result<i64> {
         if entries.is_empty() {
-            return Ok(());
+            return Ok(-1);
         }
+        let partitions = self.partitions()?;
+        let partition = &partitions[partition_for(group, partitions.len())];
+        let _serial = producer.map(|_| self.txn_append.lock());
+        let (sequence, producer) = match producer {
+            Some(p) => (next_sequence(partition, p)?, p),
+            None => (-1, TxnProducer { producer_id: -1, producer_epoch: -1 }),
+        };
         let records = entries
             .iter()
             .enumerate()
-            .map(|(i, entry)| encode_entry(entry, i as i64, now_ms))
+            .map(|(i, entry)| {
+                let mut record = encode_entry(entry, i as i64, now_ms)?;
+                if producer.producer_id >= 0 {
+                    record.transactional = true;
+                    record.producer_id = producer.producer_id;
+                    record.producer_epoch = producer.producer_epoch;
+                    record.sequence = sequence.wrapping_add(i as i32);
+                }
+                Ok(record)
+            })
             .collect::<Result<Vec<_>>>()?;
         let mut buf = BytesMut::new();
         let options = RecordEncodeOptions {
@@ -144,16 +208,14 @@ impl OffsetsStore {
         };
         RecordBatchEncoder::encode(&mut buf, &records, &options)
             .map_err(|e| BrokerError::InvalidRecord(format!("cannot encode offsets batch: {e}")))?;
-        let partitions = self.partitions()?;
-        partitions[partition_for(group, partitions.len())].append(buf.freeze(), now_ms)?;
-        Ok(())
+        Ok(partition.append(buf.freeze(), now_ms)?.base_offset)
     }
 
     /// Every record of every partition, in log order per partition.
-    pub fn replay(&self, mut apply: impl FnMut(Replayed)) -> Result<usize> {
+    pub fn replay(&self, mut apply: impl FnMut(ReplayedRecord)) -> Result<usize> {
         let mut count = 0;
         let Some(partitions) = self.partitions.get() else { return Ok(0) };
-        for partition in partitions {
+        for (index, partition) in partitions.iter().enumerate() {
             let mut offset = partition.offsets()?.log_start;
             loop {
                 let read = partition.read(offset, REPLAY_CHUNK, Isolation::ReadUncommitted)?;
@@ -169,9 +231,15 @@ impl OffsetsStore {
                     if record.offset < offset {
                         continue;
                     }
-                    match decode_entry(&record) {
+                    let decoded = if record.control { decode_marker(&record) } else { decode_entry(&record) };
+                    match decoded {
                         Ok(Some(entry)) => {
-                            apply(entry);
+                            apply(ReplayedRecord {
+                                partition: index as i32,
+                                offset: record.offset,
+                                producer_id: record.transactional.then_some(record.producer_id),
+                                entry,
+                            });
                             count += 1;
                         }
                         Ok(None) => {}
@@ -213,6 +281,19 @@ fn end_of_batches(bytes: &[u8]) -> i64 {
         rest = after;
     }
     end
+}
+
+/// The sequence `producer`'s next batch in `partition` starts at: one past its last, or 0
+/// for a producer (or epoch) the partition has not seen, as the storage expects.
+fn next_sequence(partition: &Partition, producer: TxnProducer) -> Result<i32> {
+    let known = partition
+        .producers()?
+        .into_iter()
+        .find(|p| p.producer_id == producer.producer_id && p.producer_epoch == producer.producer_epoch);
+    Ok(match known {
+        Some(p) if p.last_sequence >= 0 => p.last_sequence.wrapping_add(1) & i32::MAX,
+        _ => 0,
+    })
 }
 
 /// Kafka's `Utils.abs(groupId.hashCode()) % partitions`, so groups land where Kafka puts them.
@@ -264,6 +345,24 @@ fn split_version(bytes: &Bytes) -> std::result::Result<(i16, &[u8]), String> {
         return Err("record shorter than its version".into());
     }
     Ok((i16::from_be_bytes([bytes[0], bytes[1]]), &bytes[2..]))
+}
+
+/// A control record: a transaction's commit or abort marker. Other control types (none
+/// are written to this topic today) are skipped.
+fn decode_marker(record: &Record) -> std::result::Result<Option<Replayed>, String> {
+    let key = record.key.as_ref().ok_or("control record without a key")?;
+    if key.len() < 4 {
+        return Err("control record key shorter than version and type".into());
+    }
+    let commit = match i16::from_be_bytes([key[2], key[3]]) {
+        COMMIT_MARKER => true,
+        ABORT_MARKER => false,
+        _ => return Ok(None),
+    };
+    Ok(Some(Replayed::TxnEnd {
+        producer_id: record.producer_id,
+        commit,
+    }))
 }
 
 fn decode_entry(record: &Record) -> std::result::Result<Option<Replayed>, String> {
@@ -326,6 +425,7 @@ mod tests {
             metadata: Some("m".into()),
             commit_timestamp: 7,
             expire_timestamp: None,
+            record_offset: 0,
         };
         let entries = [
             Entry::Offset(key.clone(), Some(value.clone())),
@@ -341,5 +441,36 @@ mod tests {
         assert!(matches!(&decoded[0], Replayed::Offset(k, Some(v)) if *k == key && *v == value));
         assert!(matches!(&decoded[1], Replayed::Offset(k, None) if *k == key));
         assert!(matches!(&decoded[2], Replayed::Group(g, None) if g == "g"));
+    }
+
+    #[test]
+    fn markers_are_read_from_control_records() {
+        let marker = |kind: i16| {
+            let mut key = BytesMut::new();
+            key.put_i16(0);
+            key.put_i16(kind);
+            Record {
+                transactional: true,
+                control: true,
+                delete_horizon: false,
+                partition_leader_epoch: -1,
+                producer_id: 9,
+                producer_epoch: 1,
+                timestamp_type: TimestampType::Creation,
+                offset: 4,
+                sequence: -1,
+                timestamp: 0,
+                key: Some(key.freeze()),
+                value: None,
+                headers: Default::default(),
+            }
+        };
+        let ends = |kind| match decode_marker(&marker(kind)) {
+            Ok(Some(Replayed::TxnEnd { producer_id: 9, commit })) => Some(commit),
+            _ => None,
+        };
+        assert_eq!(ends(COMMIT_MARKER), Some(true));
+        assert_eq!(ends(ABORT_MARKER), Some(false));
+        assert_eq!(ends(7), None);
     }
 }

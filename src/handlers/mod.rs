@@ -17,6 +17,7 @@ pub mod sasl;
 pub mod scram;
 pub mod transactions;
 pub mod txn;
+pub mod txn_offsets;
 
 use std::sync::Arc;
 
@@ -77,6 +78,7 @@ pub async fn handle(broker: &Arc<Broker>, session: &mut Session, request: Reques
         RequestKind::OffsetCommit(req) => ResponseKind::OffsetCommit(offsets::commit(broker, session, req, version)),
         RequestKind::OffsetFetch(req) => ResponseKind::OffsetFetch(offsets::fetch(broker, session, req, version)),
         RequestKind::OffsetDelete(req) => ResponseKind::OffsetDelete(offsets::delete(broker, session, req)),
+        RequestKind::TxnOffsetCommit(req) => ResponseKind::TxnOffsetCommit(txn_offsets::commit(broker, session, req, version)),
         RequestKind::DescribeCluster(req) => ResponseKind::DescribeCluster(cluster::describe(broker, session, req)),
         RequestKind::CreateAcls(req) => ResponseKind::CreateAcls(acl::create(broker, session, req)),
         RequestKind::DescribeAcls(req) => ResponseKind::DescribeAcls(acl::describe(broker, session, req)),

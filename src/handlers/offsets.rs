@@ -64,6 +64,7 @@ pub fn commit(broker: &Broker, session: &Session, req: OffsetCommitRequest, vers
                         metadata: Some(metadata),
                         commit_timestamp: now,
                         expire_timestamp,
+                        record_offset: -1,
                     },
                 ));
             }
@@ -120,6 +121,7 @@ fn fetch_group(
     session: &Session,
     group_id: &str,
     wanted: Wanted,
+    require_stable: bool,
 ) -> Result<(Vec<(String, Vec<FetchedOffset>)>, Vec<(String, Vec<i32>)>), BrokerError> {
     if !may_group(broker, session, Operation::Describe, group_id) {
         return Err(AuthError::GroupDenied.into());
@@ -135,27 +137,33 @@ fn fetch_group(
     let fetched = if wanted.as_ref().is_some_and(|w| w.is_empty()) {
         Vec::new()
     } else {
-        broker.groups.fetch(group_id, wanted)?
+        broker.groups.fetch(group_id, wanted, require_stable)?
     };
     let mut by_topic: Vec<(String, Vec<FetchedOffset>)> = Vec::new();
-    for entry in fetched.into_iter().filter(|e| may_describe(&e.0)) {
-        match by_topic.iter_mut().find(|(t, _)| *t == entry.0) {
+    for entry in fetched.into_iter().filter(|e| may_describe(&e.topic)) {
+        match by_topic.iter_mut().find(|(t, _)| *t == entry.topic) {
             Some((_, offsets)) => offsets.push(entry),
-            None => by_topic.push((entry.0.clone(), vec![entry])),
+            None => by_topic.push((entry.topic.clone(), vec![entry])),
         }
     }
     Ok((by_topic, denied))
 }
 
-fn committed_fields(offset: &Option<CommittedOffset>) -> (i64, i32, String) {
-    match offset {
-        Some(o) => (o.offset, o.leader_epoch, o.metadata.clone().unwrap_or_default()),
-        None => (-1, -1, String::new()),
+/// (offset, leader epoch, metadata, error code) of one partition.
+fn committed_fields(fetched: &FetchedOffset) -> (i64, i32, String, i16) {
+    let code = if fetched.unstable { BrokerError::UnstableOffsetCommit.code() } else { 0 };
+    match &fetched.offset {
+        Some(o) => (o.offset, o.leader_epoch, o.metadata.clone().unwrap_or_default(), code),
+        None => (-1, -1, String::new(), code),
     }
 }
 
+/// OffsetFetch v7 lets consumers ask to be told about offsets still in a transaction.
+const FIRST_VERSION_WITH_REQUIRE_STABLE: i16 = 7;
+
 pub fn fetch(broker: &Broker, session: &Session, req: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
     let topic_denied = BrokerError::from(AuthError::TopicDenied).code();
+    let require_stable = version >= FIRST_VERSION_WITH_REQUIRE_STABLE && req.require_stable;
     if version >= FIRST_MULTI_GROUP_FETCH {
         let groups = req
             .groups
@@ -168,7 +176,7 @@ pub fn fetch(broker: &Broker, session: &Session, req: OffsetFetchRequest, versio
                         .collect()
                 });
                 let base = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
-                match fetch_group(broker, session, &g.group_id, wanted) {
+                match fetch_group(broker, session, &g.group_id, wanted, require_stable) {
                     Err(err) => base.with_error_code(err.code()),
                     Ok((by_topic, denied)) => base.with_topics(
                         denied
@@ -194,13 +202,14 @@ pub fn fetch(broker: &Broker, session: &Session, req: OffsetFetchRequest, versio
                                     .with_partitions(
                                         offsets
                                             .into_iter()
-                                            .map(|(_, p, o)| {
-                                                let (offset, epoch, metadata) = committed_fields(&o);
+                                            .map(|fetched| {
+                                                let (offset, epoch, metadata, code) = committed_fields(&fetched);
                                                 OffsetFetchResponsePartitions::default()
-                                                    .with_partition_index(p)
+                                                    .with_partition_index(fetched.partition)
                                                     .with_committed_offset(offset)
                                                     .with_committed_leader_epoch(epoch)
                                                     .with_metadata(Some(str_bytes(metadata)))
+                                                    .with_error_code(code)
                                             })
                                             .collect(),
                                     )
@@ -216,7 +225,7 @@ pub fn fetch(broker: &Broker, session: &Session, req: OffsetFetchRequest, versio
         .topics
         .map(|topics| topics.into_iter().map(|t| (t.name.to_string(), t.partition_indexes)).collect());
     let partitions_of = |wanted: &Wanted| -> Vec<(String, Vec<i32>)> { wanted.clone().unwrap_or_default() };
-    match fetch_group(broker, session, &req.group_id, wanted.clone()) {
+    match fetch_group(broker, session, &req.group_id, wanted.clone(), require_stable) {
         Ok((by_topic, denied)) => OffsetFetchResponse::default().with_topics(
             denied
                 .into_iter()
@@ -241,12 +250,13 @@ pub fn fetch(broker: &Broker, session: &Session, req: OffsetFetchRequest, versio
                         .with_partitions(
                             offsets
                                 .into_iter()
-                                .map(|(_, p, o)| {
-                                    let (offset, epoch, metadata) = committed_fields(&o);
+                                .map(|fetched| {
+                                    let (offset, epoch, metadata, code) = committed_fields(&fetched);
                                     let partition = OffsetFetchResponsePartition::default()
-                                        .with_partition_index(p)
+                                        .with_partition_index(fetched.partition)
                                         .with_committed_offset(offset)
-                                        .with_metadata(Some(str_bytes(metadata)));
+                                        .with_metadata(Some(str_bytes(metadata)))
+                                        .with_error_code(code);
                                     // The leader epoch arrived in v5.
                                     if version >= 5 {
                                         partition.with_committed_leader_epoch(epoch)

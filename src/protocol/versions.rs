@@ -32,6 +32,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeGroups, 0, 6),
     (ApiKey::ListGroups, 0, 5),
     (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::TxnOffsetCommit, 0, 4), // not v5: KIP-890 part 2 (transaction.version 2)
     // After a v0 handshake tokens come as bare frames; librdkafka needs v0 advertised to
     // believe the broker does SASL at all, although it then uses v1 and SaslAuthenticate.
     (ApiKey::SaslHandshake, 0, 1),

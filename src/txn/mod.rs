@@ -23,6 +23,7 @@ use crate::broker::now_ms;
 use crate::config::Config;
 use crate::error::{BrokerError, Result};
 use crate::group::store::OFFSETS_TOPIC;
+use crate::group::txn_offsets::TransactionCheck;
 use crate::group::GroupCoordinator;
 use crate::topics::TopicRegistry;
 use log::TxnLog;
@@ -317,6 +318,21 @@ fn write_markers(topics: &TopicRegistry, groups: &GroupCoordinator, txn: &TxnMet
             if let Err(err) = groups.complete_transaction(*index, txn.producer_id, commit) {
                 tracing::error!(partition = index, "cannot complete transactional offsets: {err}");
             }
+        }
+    }
+}
+
+/// TxnOffsetCommit's producer check: Kafka answers a stale epoch there with
+/// INVALID_PRODUCER_EPOCH rather than PRODUCER_FENCED, and a group's offsets partition
+/// missing from the transaction (no AddOffsetsToTxn) with INVALID_TXN_STATE.
+impl TransactionCheck for TransactionCoordinator {
+    fn verify(&self, transactional_id: &str, producer_id: i64, producer_epoch: i16, offsets_partition: i32) -> Result<()> {
+        let partition = [(OFFSETS_TOPIC.to_owned(), offsets_partition)];
+        match self.verify_partitions(transactional_id, producer_id, producer_epoch, &partition) {
+            Ok(added) if added[0] => Ok(()),
+            Ok(_) => Err(TxnError::InvalidTxnState.into()),
+            Err(BrokerError::Txn(TxnError::ProducerFenced)) => Err(TxnError::InvalidProducerEpoch.into()),
+            Err(err) => Err(err),
         }
     }
 }

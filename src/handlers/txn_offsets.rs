@@ -1,0 +1,132 @@
+//! TxnOffsetCommit: a transactional producer commits a consumer group's offsets inside its
+//! transaction (consume-transform-produce), over [`crate::group::GroupCoordinator`]. The
+//! offsets stay pending until the transaction ends.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::txn_offset_commit_response::{
+    TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
+
+use super::allowed;
+use crate::auth::{AuthError, Operation, ResourceType};
+use crate::broker::{now_ms, Broker};
+use crate::error::BrokerError;
+use crate::group::{CommittedOffset, TxnCommit};
+use crate::network::Session;
+
+/// From v4 a partition missing from the transaction is TRANSACTION_ABORTABLE, which the
+/// client can recover from by aborting; older clients only know INVALID_TXN_STATE.
+const FIRST_VERSION_WITH_ABORTABLE: i16 = 4;
+
+/// Needs WRITE on the transactional id, READ on the group (both checked first, in Kafka's
+/// order, and answered on every partition) and READ on each topic.
+pub fn commit(broker: &Broker, session: &Session, req: TxnOffsetCommitRequest, version: i16) -> TxnOffsetCommitResponse {
+    let denied = if !allowed(broker, session, Operation::Write, ResourceType::TransactionalId, &req.transactional_id) {
+        Some(BrokerError::from(AuthError::TransactionalIdDenied))
+    } else if !allowed(broker, session, Operation::Read, ResourceType::Group, &req.group_id) {
+        Some(BrokerError::from(AuthError::GroupDenied))
+    } else {
+        None
+    };
+    if let Some(err) = denied {
+        return respond(&req, |_, _| err.code());
+    }
+    let now = now_ms();
+    let max_metadata = broker.config.offset_metadata_max_bytes;
+    let mut own: BTreeMap<(String, i32), i16> = BTreeMap::new();
+    let mut oversized = Vec::new();
+    let mut valid = Vec::new();
+    for topic in &req.topics {
+        let topic_error = if !allowed(broker, session, Operation::Read, ResourceType::Topic, &topic.name) {
+            Some(BrokerError::from(AuthError::TopicDenied))
+        } else {
+            None
+        };
+        let known = broker.topics.get(&topic.name);
+        for p in &topic.partitions {
+            let key = (topic.name.to_string(), p.partition_index);
+            let metadata = p.committed_metadata.as_ref().map_or(String::new(), |m| m.to_string());
+            if let Some(err) = &topic_error {
+                own.insert(key, err.code());
+            } else if known.as_ref().is_none_or(|t| t.partition(p.partition_index).is_none()) {
+                own.insert(key, BrokerError::UnknownTopicOrPartition.code());
+            } else if metadata.len() > max_metadata {
+                // Kafka finds these only after the group accepted the commit.
+                oversized.push(key);
+            } else {
+                valid.push((
+                    key.0,
+                    key.1,
+                    CommittedOffset {
+                        offset: p.committed_offset,
+                        leader_epoch: p.committed_leader_epoch,
+                        metadata: Some(metadata),
+                        commit_timestamp: now,
+                        expire_timestamp: None,
+                        record_offset: -1,
+                    },
+                ));
+            }
+        }
+    }
+    let group_code = if valid.is_empty() && oversized.is_empty() {
+        None
+    } else {
+        let commit = TxnCommit {
+            group_id: &req.group_id,
+            transactional_id: &req.transactional_id,
+            producer_id: req.producer_id.0,
+            producer_epoch: req.producer_epoch,
+            member_id: &req.member_id,
+            instance_id: req.group_instance_id.as_deref(),
+            generation: req.generation_id,
+        };
+        broker.groups.commit_transactional(&commit, valid).err().map(|err| {
+            if version >= FIRST_VERSION_WITH_ABORTABLE && err.response_error() == ResponseError::InvalidTxnState {
+                BrokerError::TransactionAbortable.code()
+            } else {
+                err.code()
+            }
+        })
+    };
+    let too_large = BrokerError::OffsetMetadataTooLarge.code();
+    respond(&req, |topic, partition| {
+        let key = (topic.to_owned(), partition);
+        if let Some(code) = own.get(&key) {
+            *code
+        } else if let Some(code) = group_code {
+            code
+        } else if oversized.contains(&key) {
+            too_large
+        } else {
+            0
+        }
+    })
+}
+
+/// One result per partition asked for, in the request's order.
+fn respond(req: &TxnOffsetCommitRequest, code: impl Fn(&str, i32) -> i16) -> TxnOffsetCommitResponse {
+    let topics = req
+        .topics
+        .iter()
+        .map(|topic| {
+            TxnOffsetCommitResponseTopic::default()
+                .with_name(topic.name.clone())
+                .with_partitions(
+                    topic
+                        .partitions
+                        .iter()
+                        .map(|p| {
+                            TxnOffsetCommitResponsePartition::default()
+                                .with_partition_index(p.partition_index)
+                                .with_error_code(code(&topic.name, p.partition_index))
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    TxnOffsetCommitResponse::default().with_topics(topics)
+}
