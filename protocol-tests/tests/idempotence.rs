@@ -2,7 +2,7 @@
 //! InitProducerId needed, as Kafka accepts a producer id it has not seen), retries answered
 //! with the original offsets and not written twice, gaps and stale epochs refused with
 //! Kafka's codes, all of it across restarts; and an open transaction holding back the last
-//! stable offset. The sequence/epoch scenario runs against the reference Kafka too, so the
+//! stable offset, across a crash too. The sequence/epoch scenario runs against the reference Kafka too, so the
 //! expected codes are Kafka's own.
 
 use std::sync::LazyLock;
@@ -18,6 +18,7 @@ use samsa_protocol_tests::{BrokerProcess, Connection};
 
 const NONE: i16 = 0;
 const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
 const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
 const INVALID_PRODUCER_EPOCH: i16 = 47;
 const LATEST: i64 = -1;
@@ -65,6 +66,40 @@ fn send_request(
         answer.base_offset,
         answer.log_append_time_ms,
     )
+}
+
+/// InitProducerId for `id`, retried while the coordinator loads, then AddPartitionsToTxn
+/// of `topic`-0: the producer id and epoch to write in the transaction with.
+fn begin_transaction(conn: &mut Connection, id: &str, topic: &str) -> (i64, i16) {
+    use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+    use kafka_protocol::messages::{AddPartitionsToTxnRequest, InitProducerIdRequest, ProducerId, TransactionalId};
+    let txn_id = || TransactionalId(str_bytes(id));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let (producer_id, epoch) = loop {
+        let request = InitProducerIdRequest::default()
+            .with_transactional_id(Some(txn_id()))
+            .with_transaction_timeout_ms(60_000)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+        let response = conn.send(&request, 5).unwrap();
+        match response.error_code {
+            NONE => break (response.producer_id.0, response.producer_epoch),
+            COORDINATOR_LOAD_IN_PROGRESS if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(50))
+            }
+            other => panic!("InitProducerId: error {other}"),
+        }
+    };
+    let add = AddPartitionsToTxnRequest::default()
+        .with_v3_and_below_transactional_id(txn_id())
+        .with_v3_and_below_producer_id(ProducerId(producer_id))
+        .with_v3_and_below_producer_epoch(epoch)
+        .with_v3_and_below_topics(vec![AddPartitionsToTxnTopic::default()
+            .with_name(samsa_protocol_tests::client::topic_name(topic))
+            .with_partitions(vec![0])]);
+    let response = conn.send(&add, 3).unwrap();
+    assert_eq!(response.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code, NONE);
+    (producer_id, epoch)
 }
 
 fn record_count(conn: &mut Connection, topic: &TopicRef) -> usize {
@@ -214,10 +249,9 @@ fn retries_are_recognised_after_clean_and_killed_restarts() {
     }
 }
 
-/// Kafka 4.4 refuses a transactional Produce unless the producer went through InitProducerId
-/// and AddPartitionsToTxn (KIP-890 verification: NOT_ENOUGH_REPLICAS "Unable to verify the
-/// partition has been added to the transaction"), so this part runs on samsa only, which
-/// does not verify yet.
+/// The producer state behind the last stable offset is rebuilt from the log after a crash.
+/// The transaction goes through InitProducerId and AddPartitionsToTxn first, as Kafka's
+/// partition verification (and samsa's) requires of a transactional Produce.
 #[test]
 fn an_open_transaction_holds_the_last_stable_offset() {
     let mut broker = BrokerProcess::start("auto_create_topics = false\n").unwrap();
@@ -227,7 +261,8 @@ fn an_open_transaction_holds_the_last_stable_offset() {
         send(&mut conn, &topic, Producer::idempotent(5, 0, 0), 2).0,
         NONE
     );
-    let txn = Producer::transactional(6, 0, 0);
+    let (producer_id, epoch) = begin_transaction(&mut conn, "raw-txn", &topic.name);
+    let txn = Producer::transactional(producer_id, epoch, 0);
     assert_eq!(
         send_request(&mut conn, &topic, txn, 3, Some("raw-txn")).1,
         2

@@ -318,6 +318,47 @@ impl Differential {
         (samsa, kafka)
     }
 
+    /// [`Differential::compare_part`] for a read of state Kafka applies asynchronously
+    /// (configs, ACLs, credentials: its controller commits a change, then the serving broker
+    /// picks the metadata up a moment later). The read is repeated on both brokers for up to
+    /// ten seconds while the answers still differ in ways the allow-list does not cover, so a
+    /// difference that is only Kafka catching up is not reported, and one that lasts is.
+    pub fn compare_settled<R, F, K>(
+        &mut self,
+        case: &str,
+        version: i16,
+        build: F,
+        keep: K,
+    ) -> (Answer<R::Response>, Answer<R::Response>)
+    where
+        R: Request + std::fmt::Debug,
+        R::Response: std::fmt::Debug,
+        F: Fn(&Side) -> R,
+        K: Fn(&mut R::Response),
+    {
+        let full_case = format!("{}.{case}@v{version}", self.test);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let mut samsa = self.samsa.exchange(&build(&self.samsa), version);
+            let mut kafka = self.kafka.exchange(&build(&self.kafka), version);
+            for answer in [&mut samsa, &mut kafka] {
+                if let Answer::Response(r) = answer {
+                    keep(r);
+                }
+            }
+            let s = self.tree(&samsa, &self.samsa);
+            let k = self.tree(&kafka, &self.kafka);
+            let settled = tree::diff(&s, &k)
+                .iter()
+                .all(|diff| self.allowlist.allows(&full_case, diff).is_some());
+            if settled || std::time::Instant::now() >= deadline {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        self.compare_part(case, version, build, keep)
+    }
+
     fn tree<T: std::fmt::Debug>(&self, answer: &Answer<T>, side: &Side) -> Node {
         let mut node = match answer {
             Answer::Response(r) => Node::of(r),

@@ -80,17 +80,17 @@ fn incremental_alter_configs() {
         d.create_topic(&topic, 1, &[("segment.bytes", "1048576")]);
         let t = topic.as_str();
         d.compare("set", v, |_| incremental(TOPIC, t, &[(SET, "retention.ms", Some("7200000"))], false));
-        d.compare("after-set", 4, |_| describe(t));
+        d.compare_settled("after-set", 4, |_| describe(t), |_| {});
         d.compare("delete", v, |_| incremental(TOPIC, t, &[(DELETE, "retention.ms", None)], false));
         d.compare("delete-unset", v, |_| incremental(TOPIC, t, &[(DELETE, "max.message.bytes", None)], false));
         d.compare("append-list", v, |_| incremental(TOPIC, t, &[(APPEND, "cleanup.policy", Some("delete"))], false));
-        d.compare("after-delete-append", 4, |_| describe(t));
+        d.compare_settled("after-delete-append", 4, |_| describe(t), |_| {});
         d.compare("append-scalar", v, |_| incremental(TOPIC, t, &[(APPEND, "retention.ms", Some("1"))], false));
         d.compare("subtract-scalar", v, |_| {
             incremental(TOPIC, t, &[(SUBTRACT, "segment.bytes", Some("1"))], false)
         });
         d.compare("validate-only", v, |_| incremental(TOPIC, t, &[(SET, "retention.ms", Some("60000"))], true));
-        d.compare("after-validate-only", 4, |_| describe(t));
+        d.compare_settled("after-validate-only", 4, |_| describe(t), |_| {});
         d.compare("unknown-key", v, |_| incremental(TOPIC, t, &[(SET, "no.such.config", Some("1"))], false));
         d.compare("invalid-value", v, |_| incremental(TOPIC, t, &[(SET, "retention.ms", Some("soon"))], false));
         d.compare("null-value", v, |_| incremental(TOPIC, t, &[(SET, "retention.ms", None)], false));
@@ -119,11 +119,11 @@ fn alter_configs() {
         d.create_topic(&topic, 1, &[("retention.ms", "3600000")]);
         let t = topic.as_str();
         d.compare("replace", v, |_| legacy(TOPIC, t, &[("segment.bytes", "2097152")], false));
-        d.compare("after-replace", 4, |_| describe(t));
+        d.compare_settled("after-replace", 4, |_| describe(t), |_| {});
         d.compare("validate-only", v, |_| legacy(TOPIC, t, &[("max.message.bytes", "5000")], true));
         d.compare("unknown-key", v, |_| legacy(TOPIC, t, &[("no.such.config", "1")], false));
         d.compare("invalid-value", v, |_| legacy(TOPIC, t, &[("retention.ms", "soon")], false));
-        d.compare("after-errors", 4, |_| describe(t));
+        d.compare_settled("after-errors", 4, |_| describe(t), |_| {});
         d.compare("unknown-topic", v, |_| legacy(TOPIC, &UNKNOWN.name, &[("retention.ms", "1")], false));
         d.compare("broker-read-only", v, |s| {
             legacy(BROKER, &s.node_id.to_string(), &[("broker.id", "7")], true)
