@@ -296,13 +296,7 @@ impl Differential {
         F: Fn(&Side) -> R,
         K: Fn(&mut R::Response),
     {
-        let mut samsa = self.samsa.exchange(&build(&self.samsa), version);
-        let mut kafka = self.kafka.exchange(&build(&self.kafka), version);
-        for answer in [&mut samsa, &mut kafka] {
-            if let Answer::Response(r) = answer {
-                keep(r);
-            }
-        }
+        let (samsa, kafka) = self.exchange_both(version, &build, &keep);
         let case = format!("{}.{case}@v{version}", self.test);
         let s = self.tree(&samsa, &self.samsa);
         let k = self.tree(&kafka, &self.kafka);
@@ -339,13 +333,7 @@ impl Differential {
         let full_case = format!("{}.{case}@v{version}", self.test);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
-            let mut samsa = self.samsa.exchange(&build(&self.samsa), version);
-            let mut kafka = self.kafka.exchange(&build(&self.kafka), version);
-            for answer in [&mut samsa, &mut kafka] {
-                if let Answer::Response(r) = answer {
-                    keep(r);
-                }
-            }
+            let (samsa, kafka) = self.exchange_both(version, &build, &keep);
             let s = self.tree(&samsa, &self.samsa);
             let k = self.tree(&kafka, &self.kafka);
             let settled = tree::diff(&s, &k)
@@ -357,6 +345,24 @@ impl Differential {
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
         self.compare_part(case, version, build, keep)
+    }
+
+    /// The request `build` makes for each broker, samsa first, with `keep` applied to each answer.
+    fn exchange_both<R, F, K>(&mut self, version: i16, build: &F, keep: &K) -> (Answer<R::Response>, Answer<R::Response>)
+    where
+        R: Request + std::fmt::Debug,
+        R::Response: std::fmt::Debug,
+        F: Fn(&Side) -> R,
+        K: Fn(&mut R::Response),
+    {
+        let mut samsa = self.samsa.exchange(&build(&self.samsa), version);
+        let mut kafka = self.kafka.exchange(&build(&self.kafka), version);
+        for answer in [&mut samsa, &mut kafka] {
+            if let Answer::Response(r) = answer {
+                keep(r);
+            }
+        }
+        (samsa, kafka)
     }
 
     fn tree<T: std::fmt::Debug>(&self, answer: &Answer<T>, side: &Side) -> Node {
