@@ -3,7 +3,7 @@
 CARGO ?= cargo
 SAMSA_DEBUG := target/debug/samsa
 
-.PHONY: run build test test-deps unit protocol-tests compat clean
+.PHONY: run build test test-deps unit protocol-tests compat bench-smoke clean
 
 ## Build and start one broker on 127.0.0.1:9092 with etc/samsa.toml, data under ./data.
 run:
@@ -13,7 +13,7 @@ build:
 	$(CARGO) build --release --bin samsa
 
 ## Install what the tests need (if missing), build, and run every test suite.
-test: test-deps unit protocol-tests compat
+test: test-deps unit protocol-tests compat bench-smoke
 
 test-deps:
 	bash compat/install.sh
@@ -24,7 +24,7 @@ $(SAMSA_DEBUG): FORCE
 FORCE:
 
 ## Unit tests of every crate in the workspace (storage, config, protocol framing, ...).
-## The bench crate builds librdkafka from source; it is built by `make bench`, not here.
+## The bench crate (librdkafka built from source) is built and run by bench-smoke instead.
 unit:
 	$(CARGO) test --workspace --exclude samsa-protocol-tests --exclude samsa-bench
 
@@ -37,6 +37,12 @@ protocol-tests: $(SAMSA_DEBUG)
 compat: $(SAMSA_DEBUG)
 	SAMSA_BIN=$(CURDIR)/$(SAMSA_DEBUG) bash compat/run.sh
 
+## The benchmark tool, run with tiny counts against the debug broker and samsa alone: it
+## must build, run and print; nothing is asserted about speed (speed lives in `make bench`).
+bench-smoke: bench-build-deps $(SAMSA_DEBUG)
+	$(CARGO) build -p samsa-bench --bin samsa-bench
+	target/debug/samsa-bench --smoke --samsa-bin $(CURDIR)/$(SAMSA_DEBUG)
+
 clean:
 	$(CARGO) clean
 	rm -rf data
@@ -44,22 +50,34 @@ clean:
 ## Throughput, latency and resource use of samsa next to Apache Kafka and the machine's
 ## physical limits: a table on stdout, target/bench/results.json and target/bench/bench.svg.
 ## BENCH_ARGS="--quick" for short runs, "--skip-kafka" for samsa alone.
-.PHONY: bench bench-deps
+.PHONY: bench bench-deps bench-build-deps
 bench: bench-deps
 	$(CARGO) build --release -p samsa -p samsa-bench --bin samsa --bin samsa-bench
 	target/release/samsa-bench $(BENCH_ARGS)
 
-## cmake and a C compiler build the vendored librdkafka (whose 2.12 sources include
-## <curl/curl.h> even when built without curl: only the header is needed); Java and Maven
-## run the Kafka reference.
-bench-deps:
+## Java and Maven run the Kafka reference.
+bench-deps: bench-build-deps
 	@missing=""; \
-	command -v cmake >/dev/null || missing="$$missing cmake"; \
-	command -v cc >/dev/null || missing="$$missing gcc"; \
-	command -v c++ >/dev/null || missing="$$missing g++"; \
-	echo '#include <curl/curl.h>' | cc -E - >/dev/null 2>&1 || missing="$$missing libcurl4-openssl-dev"; \
 	command -v java >/dev/null || missing="$$missing default-jre-headless"; \
 	command -v mvn >/dev/null || missing="$$missing maven"; \
 	if [ -n "$$missing" ]; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
-	fi
+	fi; \
+	command -v java >/dev/null && command -v mvn >/dev/null || { echo "bench-deps: ERROR: java or mvn still missing" >&2; exit 1; }
+
+## cmake and a C/C++ compiler build the vendored librdkafka (whose 2.12 sources include
+## <curl/curl.h> even when built without curl: only the header is needed). Debian's
+## librdkafka (2.0.2) cannot be linked instead: the rdkafka crate wants >= 2.12.1.
+bench-build-deps:
+	@have() { \
+	  command -v cmake >/dev/null || echo cmake; \
+	  command -v cc >/dev/null || echo gcc; \
+	  command -v c++ >/dev/null || echo g++; \
+	  echo '#include <curl/curl.h>' | cc -E - >/dev/null 2>&1 || echo libcurl4-openssl-dev; \
+	}; \
+	missing="$$(have)"; \
+	if [ -n "$$missing" ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi; \
+	missing="$$(have)"; \
+	if [ -n "$$missing" ]; then echo "bench-build-deps: ERROR: still missing:" $$missing >&2; exit 1; fi

@@ -22,7 +22,8 @@ pub struct Disk {
 }
 
 /// Write `total` bytes to a scratch file in `dir` three ways; the file is removed after.
-pub fn disk(dir: &Path, total: usize) -> io::Result<Disk> {
+/// The slow way (a sync per chunk) stops after `sync_each_for`.
+pub fn disk(dir: &Path, total: usize, sync_each_for: Duration) -> io::Result<Disk> {
     let path = dir.join("disk-probe.bin");
     let chunk: Vec<u8> = (0..CHUNK).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
     let mb = |bytes: usize, t: Duration| bytes as f64 / 1e6 / t.as_secs_f64();
@@ -42,7 +43,7 @@ pub fn disk(dir: &Path, total: usize) -> io::Result<Disk> {
     let mut f = File::create(&path)?;
     let start = Instant::now();
     let mut written = 0;
-    while written < total && start.elapsed() < Duration::from_secs(8) {
+    while written < total && start.elapsed() < sync_each_for {
         f.write_all(&chunk)?;
         f.sync_data()?;
         written += CHUNK;

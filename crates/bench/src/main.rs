@@ -3,7 +3,11 @@
 //! Apache Kafka (compat/reference), prints one table with the targets checked, and
 //! writes `results.json` and `bench.svg`.
 //!
-//! Usage: samsa-bench [--quick] [--skip-kafka] [--samsa-bin PATH] [--out DIR]
+//! Usage: samsa-bench [--quick | --smoke] [--skip-kafka] [--samsa-bin PATH] [--out DIR]
+//!
+//! `--smoke` is what `make test` runs: samsa alone (the debug binary unless told), tiny
+//! counts and sub-second limit probes, so every part of the tool runs in seconds; its
+//! figures mean nothing and nothing is asserted about them.
 
 mod broker;
 mod limits;
@@ -24,27 +28,33 @@ use broker::{Kind, Paths};
 
 struct Args {
     quick: bool,
+    smoke: bool,
     skip_kafka: bool,
     samsa_bin: Option<PathBuf>,
     out: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut a = Args { quick: false, skip_kafka: false, samsa_bin: None, out: None };
+    let mut a = Args { quick: false, smoke: false, skip_kafka: false, samsa_bin: None, out: None };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--quick" => a.quick = true,
+            "--smoke" => a.smoke = true,
             "--skip-kafka" => a.skip_kafka = true,
             "--samsa-bin" => a.samsa_bin = Some(it.next().ok_or("--samsa-bin needs a path")?.into()),
             "--out" => a.out = Some(it.next().ok_or("--out needs a directory")?.into()),
             "-h" | "--help" => {
-                println!("usage: samsa-bench [--quick] [--skip-kafka] [--samsa-bin PATH] [--out DIR]");
+                println!("usage: samsa-bench [--quick | --smoke] [--skip-kafka] [--samsa-bin PATH] [--out DIR]");
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other}")),
         }
     }
+    if a.smoke && a.quick {
+        return Err("--smoke and --quick exclude each other".into());
+    }
+    a.skip_kafka |= a.smoke;
     Ok(a)
 }
 
@@ -58,9 +68,15 @@ fn main() -> ExitCode {
     };
     let repo = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
     let repo = repo.canonicalize().unwrap_or(repo);
-    let out = args.out.unwrap_or_else(|| repo.join("target/bench"));
+    // The smoke run writes beside, not over, the last real results.
+    let (default_out, default_bin) = if args.smoke {
+        ("target/bench-smoke", "target/debug/samsa")
+    } else {
+        ("target/bench", "target/release/samsa")
+    };
+    let out = args.out.unwrap_or_else(|| repo.join(default_out));
     let paths = Paths {
-        samsa_bin: args.samsa_bin.unwrap_or_else(|| repo.join("target/release/samsa")),
+        samsa_bin: args.samsa_bin.unwrap_or_else(|| repo.join(default_bin)),
         work: out.join("tmp"),
         logs: out.join("logs"),
         repo,
@@ -73,10 +89,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    let durations = if args.quick {
-        suite::Durations { produce: Duration::from_millis(1500), latency: Duration::from_secs(3) }
+    let plan = if args.smoke {
+        suite::Plan::smoke()
+    } else if args.quick {
+        suite::Plan::quick()
     } else {
-        suite::Durations { produce: Duration::from_secs(6), latency: Duration::from_secs(10) }
+        suite::Plan::full()
     };
     let load_before = procstat::load_average();
     // Read now: others may commit while the bench runs. It names the tree the binary was
@@ -84,15 +102,21 @@ fn main() -> ExitCode {
     let commit = git_head(&paths);
 
     eprintln!("[limits] disk and loopback bandwidth in {}", paths.work.display());
-    let disk_bytes = if args.quick { 256 << 20 } else { 1 << 30 };
-    let disk = match limits::disk(&paths.work, disk_bytes) {
+    let (disk_bytes, sync_each_for, loopback_for) = if args.smoke {
+        (16 << 20, Duration::from_millis(500), Duration::from_millis(300))
+    } else if args.quick {
+        (256 << 20, Duration::from_secs(8), Duration::from_secs(1))
+    } else {
+        (1 << 30, Duration::from_secs(8), Duration::from_secs(3))
+    };
+    let disk = match limits::disk(&paths.work, disk_bytes, sync_each_for) {
         Ok(d) => d,
         Err(e) => {
             eprintln!("samsa-bench: disk probe: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let loopback_mb_s = match limits::loopback(Duration::from_secs(if args.quick { 1 } else { 3 })) {
+    let loopback_mb_s = match limits::loopback(loopback_for) {
         Ok(v) => v,
         Err(e) => {
             eprintln!("samsa-bench: loopback probe: {e}");
@@ -101,18 +125,23 @@ fn main() -> ExitCode {
     };
     let limits = report::Limits { disk, loopback_mb_s };
 
-    let samsa = suite::run(Kind::Samsa, &paths, &durations);
-    let kafka = (!args.skip_kafka).then(|| suite::run(Kind::Kafka, &paths, &durations));
+    let samsa = suite::run(Kind::Samsa, &paths, &plan);
+    let kafka = (!args.skip_kafka).then(|| suite::run(Kind::Kafka, &paths, &plan));
 
     let table = report::table(&limits, &samsa, kafka.as_ref());
     println!("{table}");
+    if args.smoke {
+        println!("smoke run: tiny counts against {}; these figures and PASS/FAIL say nothing about speed (run `make bench`)", paths.samsa_bin.display());
+    }
 
     let (_, librdkafka) = rdkafka::util::get_rdkafka_version();
     let meta = json!({
         "unix_time": SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
         "quick": args.quick,
-        "produce_seconds_per_case": durations.produce.as_secs_f64(),
-        "latency_seconds": durations.latency.as_secs_f64(),
+        "smoke": args.smoke,
+        "produce_seconds_per_case": plan.produce.as_secs_f64(),
+        "produce_records_max": plan.produce_records,
+        "latency_seconds": plan.latency.as_secs_f64(),
         "client": format!("librdkafka {librdkafka} (rdkafka crate)"),
         "kafka": if args.skip_kafka { "skipped".to_owned() } else { kafka_version(&paths) },
         "samsa_commit": commit,

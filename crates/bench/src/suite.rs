@@ -26,10 +26,47 @@ pub const CONSUMED_CASE: usize = 4; // 1 KiB, acks=1, none
 /// The case whose maximum sets the latency run's rate (half of it).
 pub const LATENCY_CASE: usize = 5; // 1 KiB, acks=all, none
 
-/// How long each part runs.
-pub struct Durations {
+/// How long and how hard each part runs.
+pub struct Plan {
     pub produce: Duration,
+    /// Records per produce case at most (the smoke run's tiny counts).
+    pub produce_records: u64,
     pub latency: Duration,
+    /// Caps the latency run's rate, which is otherwise half the measured maximum.
+    pub latency_max_rate: Option<f64>,
+    /// How long the fresh broker idles before its idle RSS is read.
+    pub settle: Duration,
+    /// Drop the page cache before the cold read (the smoke run leaves the machine's cache alone).
+    pub drop_cache: bool,
+}
+
+impl Plan {
+    pub fn full() -> Plan {
+        Plan {
+            produce: Duration::from_secs(6),
+            produce_records: 50_000_000,
+            latency: Duration::from_secs(10),
+            latency_max_rate: None,
+            settle: Duration::from_secs(2),
+            drop_cache: true,
+        }
+    }
+
+    pub fn quick() -> Plan {
+        Plan { produce: Duration::from_millis(1500), latency: Duration::from_secs(3), ..Plan::full() }
+    }
+
+    /// Every code path of the bench, in seconds: proves the tool runs, measures nothing.
+    pub fn smoke() -> Plan {
+        Plan {
+            produce: Duration::from_secs(1),
+            produce_records: 2_000,
+            latency: Duration::from_secs(1),
+            latency_max_rate: Some(200.0),
+            settle: Duration::from_millis(200),
+            drop_cache: false,
+        }
+    }
 }
 
 /// Figures by id (see `report`), and what went wrong.
@@ -51,7 +88,7 @@ impl Results {
     }
 }
 
-pub fn run(kind: Kind, paths: &Paths, d: &Durations) -> Results {
+pub fn run(kind: Kind, paths: &Paths, d: &Plan) -> Results {
     let mut r = Results::default();
     let data_dir = paths.work.join("samsa-data");
     let _ = fs::remove_dir_all(&data_dir);
@@ -69,7 +106,7 @@ pub fn run(kind: Kind, paths: &Paths, d: &Durations) -> Results {
     };
     eprintln!("[{}] ready on {} after {:.3} s (pid {})", kind.name(), broker.bootstrap, broker.startup_s, broker.pid);
     r.set("startup_s", broker.startup_s);
-    thread::sleep(Duration::from_secs(2));
+    thread::sleep(d.settle);
     if let Ok(rss) = procstat::vm_mib(broker.pid, "VmRSS") {
         r.set("idle_rss_mib", rss);
     }
@@ -78,7 +115,7 @@ pub fn run(kind: Kind, paths: &Paths, d: &Durations) -> Results {
     for (i, case) in CASES.iter().enumerate() {
         let topic = format!("bench-{}", case.id());
         let cpu0 = broker.cpu_seconds();
-        match workload::produce(&broker.bootstrap, &topic, *case, d.produce, 50_000_000) {
+        match workload::produce(&broker.bootstrap, &topic, *case, d.produce, d.produce_records) {
             Ok(p) => {
                 let cpu = broker.cpu_seconds() - cpu0;
                 let mb_s = p.bytes as f64 / 1e6 / p.seconds;
@@ -101,7 +138,7 @@ pub fn run(kind: Kind, paths: &Paths, d: &Durations) -> Results {
 
     let max_rate = r.figures.get(&format!("produce.{}.rec_s", CASES[LATENCY_CASE].id())).copied();
     if let Some(max_rate) = max_rate {
-        let rate = (max_rate / 2.0).max(100.0);
+        let rate = (max_rate / 2.0).max(100.0).min(d.latency_max_rate.unwrap_or(f64::INFINITY));
         eprintln!("[{}] latency at {rate:.0} rec/s for {:?}", kind.name(), d.latency);
         match workload::latency(&broker.bootstrap, "bench-latency", CASES[LATENCY_CASE].size, rate, d.latency) {
             Ok(l) => {
@@ -134,7 +171,9 @@ pub fn run(kind: Kind, paths: &Paths, d: &Durations) -> Results {
         if let Err(e) = broker.stop() {
             r.fail("stop before cold read", e);
         }
-        drop_page_cache(&mut r);
+        if d.drop_cache {
+            drop_page_cache(&mut r);
+        }
         match Broker::start_samsa(paths, &data_dir, "samsa-restart.log") {
             Ok(b) => {
                 r.set("restart_startup_s", b.startup_s);
@@ -147,7 +186,9 @@ pub fn run(kind: Kind, paths: &Paths, d: &Durations) -> Results {
             }
         }
     } else {
-        drop_page_cache(&mut r);
+        if d.drop_cache {
+            drop_page_cache(&mut r);
+        }
         broker
     };
     if expected > 0 {
