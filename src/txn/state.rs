@@ -161,9 +161,7 @@ impl TxnMetadata {
     /// Fences the current producer of an open transaction: the abort that follows is
     /// written at the bumped epoch, which the old producer can no longer use.
     pub fn fence(&mut self) {
-        if self.producer_epoch < i16::MAX {
-            self.producer_epoch += 1;
-        }
+        self.producer_epoch = self.producer_epoch.saturating_add(1);
         self.last_producer_epoch = NO_EPOCH;
     }
 
