@@ -274,79 +274,6 @@ impl PartitionLog {
         Ok(Bytes::new())
     }
 
-    /// Appends a commit or abort marker for `producer_id`'s open transaction (a control
-    /// batch, stamped like any append). A marker with no open transaction is written too:
-    /// coordinators resend markers when they retry or recover.
-    pub fn append_control(
-        &mut self,
-        producer_id: i64,
-        producer_epoch: i16,
-        control: ControlType,
-        coordinator_epoch: i32,
-        leader_epoch: i32,
-        now_ms: i64,
-    ) -> Result<AppendInfo, StorageError> {
-        if producer_id < 0 {
-            return Err(StorageError::InvalidTxnState(format!(
-                "a transaction marker needs a producer id, got {producer_id}"
-            )));
-        }
-        let offset = self.log_end_offset();
-        let update = self.producers.prepare_marker(&Marker {
-            producer_id,
-            epoch: producer_epoch,
-            control,
-            coordinator_epoch,
-            offset,
-            timestamp: now_ms,
-        })?;
-        let mut bytes =
-            batch::control_batch(producer_id, producer_epoch, control, coordinator_epoch, now_ms);
-        batch::assign_offset_and_epoch(&mut bytes, offset, leader_epoch);
-        let header = BatchHeader::parse(&bytes)?;
-        self.maybe_roll(bytes.len() as u64, now_ms, offset, now_ms)?;
-        self.active_mut().append(&bytes, &[header])?;
-        self.producers_changed |= self.producers.commit(update);
-        self.count_unflushed(1, now_ms)?;
-        Ok(AppendInfo {
-            base_offset: offset,
-            last_offset: offset,
-            record_count: 1,
-            max_timestamp: now_ms,
-            log_append_time: None,
-            log_start_offset: self.log_start_offset,
-            duplicate: false,
-        })
-    }
-
-    /// The first offset of the oldest open transaction, or the high watermark if none is
-    /// open: what read_committed consumers may read up to.
-    pub fn last_stable_offset(&self) -> i64 {
-        self.producers
-            .first_unstable_offset()
-            .map_or(self.high_watermark, |first| first.min(self.high_watermark))
-    }
-
-    /// Aborted transactions that overlap `[from, to)`, oldest first.
-    pub fn aborted_transactions(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
-        self.producers.aborted_between(from, to)
-    }
-
-    /// The state of every producer that has written to this partition and not expired.
-    pub fn producers(&self) -> Vec<ProducerInfo> {
-        self.producers.infos()
-    }
-
-    /// Forgets idle producers (see [`LogConfig::producer_id_expiration_ms`]); the broker
-    /// calls this periodically. Returns how many were dropped.
-    pub fn expire_producers(&mut self, now_ms: i64) -> usize {
-        let expired = self
-            .producers
-            .expire(now_ms, self.config.producer_id_expiration_ms);
-        self.producers_changed |= expired > 0;
-        expired
-    }
-
     pub fn log_start_offset(&self) -> i64 {
         self.log_start_offset
     }
@@ -597,24 +524,6 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// After segments went: their aborted transactions go too, and their snapshots. A fresh
-    /// snapshot at the (synced) log end is written first, so the producers of the deleted
-    /// segments survive a restart (as in Kafka, only expiry forgets them).
-    fn forget_below_log_start(&mut self) -> Result<(), StorageError> {
-        self.producers.drop_aborted_before(self.log_start_offset);
-        self.active().sync_log()?;
-        self.write_snapshot()?;
-        snapshot::delete_before(&self.dir, self.log_start_offset)?;
-        Ok(())
-    }
-
-    /// A producer snapshot at the log end, whose batches must be durable already.
-    fn write_snapshot(&mut self) -> Result<(), StorageError> {
-        snapshot::write(&self.dir, self.log_end_offset(), &self.producers)?;
-        self.producers_changed = false;
-        Ok(())
-    }
-
     fn write_checkpoint(&self) -> Result<(), StorageError> {
         let checkpoint = Checkpoint {
             log_start_offset: self.log_start_offset,
@@ -642,6 +551,8 @@ fn wall_clock_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
+
+mod transactions;
 
 #[cfg(test)]
 mod tests;
