@@ -59,19 +59,7 @@ impl TxnLog {
         if let Some(partitions) = self.partitions.get() {
             return Ok(partitions);
         }
-        let segment_bytes = self.topics.broker_config().offsets_topic_segment_bytes.to_string();
-        let configs = [("cleanup.policy", "compact"), ("segment.bytes", segment_bytes.as_str())]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
-        let topic = match self.topics.create(TRANSACTION_STATE_TOPIC, self.num_partitions, configs, false) {
-            Ok(topic) => topic,
-            Err(BrokerError::TopicAlreadyExists(_)) => self
-                .topics
-                .get(TRANSACTION_STATE_TOPIC)
-                .ok_or(BrokerError::CoordinatorNotAvailable)?,
-            Err(err) => return Err(err),
-        };
+        let topic = self.topics.internal_compacted(TRANSACTION_STATE_TOPIC, self.num_partitions)?;
         Ok(self.partitions.get_or_init(|| topic.partitions.clone()))
     }
 
