@@ -6,6 +6,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
+use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
@@ -303,10 +304,20 @@ impl Segment {
         Ok(header)
     }
 
+    /// `len` bytes at `position`, read into unzeroed memory: zeroing a fetch's megabytes
+    /// before reading over them was 15 % of the broker's CPU under a consume load (perf).
     pub fn read_at(&self, position: u64, len: u64) -> Result<Vec<u8>, StorageError> {
         let len = usize::try_from(len).map_err(|_| self.corrupt(position, "read too large"))?;
-        let mut buf = vec![0u8; len];
-        self.log.read_exact_at(&mut buf, position)?;
+        let mut buf = Vec::with_capacity(len);
+        while buf.len() < len {
+            let at = position + buf.len() as u64;
+            match pread_into_spare(&self.log, &mut buf, at) {
+                Ok(0) => return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into()),
+                Ok(_) => {}
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(err.into()),
+            }
+        }
         Ok(buf)
     }
 
@@ -526,6 +537,19 @@ impl Segment {
             self.log_path.display()
         ))
     }
+}
+
+/// One `pread(2)` at `at` into `buf`'s spare capacity, which grows `buf` by what was read.
+fn pread_into_spare(file: &File, buf: &mut Vec<u8>, at: u64) -> io::Result<usize> {
+    let spare = buf.spare_capacity_mut();
+    let at = libc::off_t::try_from(at).map_err(|_| io::Error::other("read position beyond off_t"))?;
+    // SAFETY: the kernel writes at most `spare.len()` bytes into `spare`, memory we own and
+    // borrow mutably for the call; the fd stays open as long as `file` is borrowed.
+    let n = unsafe { libc::pread(file.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len(), at) };
+    let n = usize::try_from(n).map_err(|_| io::Error::last_os_error())?;
+    // SAFETY: pread initialised the first `n` bytes of the spare capacity.
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(n)
 }
 
 fn too_big(position: u64) -> io::Error {
