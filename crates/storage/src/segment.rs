@@ -4,7 +4,7 @@
 //! All reads are positional (`read_exact_at`) so any number of readers can share `&Segment`.
 
 use std::fs::{self, File, OpenOptions};
-use std::io;
+use std::io::{self, IoSlice};
 use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -237,6 +237,30 @@ impl Segment {
     /// boundary; stray bytes past `size` are overwritten by the next append.
     pub fn append(&mut self, bytes: &[u8], headers: &[BatchHeader]) -> io::Result<()> {
         self.log.write_all_at(bytes, self.size)?;
+        for header in headers {
+            self.index_batch(self.size, header)?;
+        }
+        Ok(())
+    }
+
+    /// As `append`, for batches whose first `HEADER_SIZE` bytes were stamped apart: `heads`
+    /// holds one per batch of `records`, whose own headers are skipped. One `pwritev` puts
+    /// each stamped header before its body, so the bodies are copied only into the page cache.
+    pub fn append_with_heads(
+        &mut self,
+        records: &[u8],
+        heads: &[[u8; HEADER_SIZE]],
+        headers: &[BatchHeader],
+    ) -> io::Result<()> {
+        let mut slices = Vec::with_capacity(heads.len() * 2);
+        let mut position = 0;
+        for (head, header) in heads.iter().zip(headers) {
+            let end = position + header.total_size();
+            slices.push(IoSlice::new(head));
+            slices.push(IoSlice::new(&records[position + HEADER_SIZE..end]));
+            position = end;
+        }
+        pwritev_all(&self.log, &mut slices, self.size)?;
         for header in headers {
             self.index_batch(self.size, header)?;
         }
@@ -537,6 +561,33 @@ impl Segment {
             self.log_path.display()
         ))
     }
+}
+
+/// Writes every byte of `slices` at `at`, in as few `pwritev(2)` calls as the kernel allows.
+fn pwritev_all(file: &File, mut slices: &mut [IoSlice<'_>], mut at: u64) -> io::Result<()> {
+    // Linux's IOV_MAX.
+    const MAX_SLICES: usize = 1024;
+    while !slices.is_empty() {
+        let count = slices.len().min(MAX_SLICES);
+        let offset = libc::off_t::try_from(at).map_err(|_| io::Error::other("write position beyond off_t"))?;
+        // SAFETY: IoSlice is ABI-compatible with iovec on Unix; the `count` slices borrow
+        // memory that outlives the call; the fd stays open as long as `file` is borrowed.
+        let n = unsafe { libc::pwritev(file.as_raw_fd(), slices.as_ptr().cast(), count as libc::c_int, offset) };
+        match usize::try_from(n) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                IoSlice::advance_slices(&mut slices, n);
+                at += n as u64;
+            }
+            Err(_) => {
+                let err = io::Error::last_os_error();
+                if err.kind() != io::ErrorKind::Interrupted {
+                    return Err(err);
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// One `pread(2)` at `at` into `buf`'s spare capacity, which grows `buf` by what was read.
