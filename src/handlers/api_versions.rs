@@ -52,6 +52,7 @@ pub fn unsupported_version_response(correlation_id: i32) -> Bytes {
         .with_api_keys(api_keys());
     protocol::encode_response(ApiKey::ApiVersions, 0, correlation_id, &ResponseKind::ApiVersions(body))
         .expect("a v0 ApiVersions response always encodes")
+        .into_bytes()
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter, ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, watch};
@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, watch};
 use super::Session;
 use crate::broker::Broker;
 use crate::handlers;
-use crate::protocol::{self, Frame};
+use crate::protocol::{self, Frame, ResponseFrame};
 
 /// Largest frame a client may send before SASL authentication completes, as Kafka's
 /// `sasl.server.max.receive.size`: an unauthenticated peer cannot make the broker buffer
@@ -104,11 +104,13 @@ async fn read_frames<R: AsyncRead>(
             tracing::warn!(%peer, len, max_frame, "closing connection: request frame size out of bounds");
             return;
         }
-        let mut frame = BytesMut::zeroed(len as usize);
-        if let Err(err) = reader.read_exact(&mut frame).await {
-            tracing::warn!(%peer, "closing connection: truncated request frame: {err}");
-            return;
-        }
+        let frame = match read_frame_body(&mut reader, len as usize).await {
+            Ok(frame) => frame,
+            Err(err) => {
+                tracing::warn!(%peer, "closing connection: truncated request frame: {err}");
+                return;
+            }
+        };
         let decoded = if mode == READ_BARE_SASL_TOKENS {
             Ok(Frame::SaslToken(frame.freeze()))
         } else {
@@ -126,6 +128,19 @@ async fn read_frames<R: AsyncRead>(
             }
         }
     }
+}
+
+/// Reads `len` bytes into fresh, unzeroed capacity: zeroing a megabyte produce frame only
+/// to overwrite it cost as much broker CPU as the CRC check (perf: memset 3.6 %).
+async fn read_frame_body<R: AsyncRead + Unpin>(reader: &mut R, len: usize) -> std::io::Result<BytesMut> {
+    let mut frame = BytesMut::with_capacity(len);
+    while frame.len() < len {
+        let want = (len - frame.len()) as u64;
+        if reader.take(want).read_buf(&mut frame).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+    }
+    Ok(frame)
 }
 
 /// Serves decoded requests in order until the reader stops or a response cannot be sent.
@@ -154,18 +169,18 @@ async fn serve<W: AsyncWrite>(
                 Reply::Close => break,
             },
             Frame::UnsupportedApiVersions { correlation_id } => {
-                Some(handlers::api_versions::unsupported_version_response(correlation_id))
+                Some(handlers::api_versions::unsupported_version_response(correlation_id).into())
             }
             Frame::SaslToken(token) => handlers::sasl::bare_token(broker, session, &token).map(|reply| {
                 let mut framed = BytesMut::with_capacity(4 + reply.len());
                 framed.extend_from_slice(&(reply.len() as i32).to_be_bytes());
                 framed.extend_from_slice(&reply);
-                framed.freeze()
+                ResponseFrame::from(framed.freeze())
             }),
         };
         mode.store(read_mode(session), Ordering::Release);
-        if let Some(bytes) = response {
-            if writer.write_all(&bytes).await.is_err() {
+        if let Some(frame) = response {
+            if write_frame(&mut writer, &frame).await.is_err() {
                 break;
             }
         }
@@ -184,13 +199,22 @@ async fn serve<W: AsyncWrite>(
     let _ = writer.into_inner().shutdown().await;
 }
 
+/// Small chunks gather in the writer's buffer; large ones (fetched records) go to the
+/// socket straight from where they were read.
+async fn write_frame<W: AsyncWrite>(writer: &mut BufWriter<WriteHalf<W>>, frame: &ResponseFrame) -> std::io::Result<()> {
+    for chunk in frame.chunks() {
+        writer.write_all(chunk).await?;
+    }
+    Ok(())
+}
+
 /// What a SASL listener serves before authentication: version discovery and SASL itself.
 fn allowed_before_authentication(api_key: ApiKey) -> bool {
     matches!(api_key, ApiKey::ApiVersions | ApiKey::SaslHandshake | ApiKey::SaslAuthenticate)
 }
 
 enum Reply {
-    Send(Bytes),
+    Send(ResponseFrame),
     /// acks=0 produce: the client expects no response.
     Nothing,
     Close,

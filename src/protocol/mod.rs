@@ -2,7 +2,10 @@
 //! header and body are decoded for the API key and version its header names, and a
 //! response is encoded with the header version that API and version call for.
 
+mod response_frame;
 pub mod versions;
+
+pub use response_frame::ResponseFrame;
 
 #[cfg(test)]
 mod fuzz_tests;
@@ -95,28 +98,43 @@ pub fn decode_frame(mut frame: Bytes) -> Result<Frame, ProtocolError> {
     })))
 }
 
-/// Encodes a response as a whole frame, length prefix included.
+/// Encodes a response as a whole frame, length prefix included. A fetch response's record
+/// data is referenced by the frame, not copied into it.
 pub fn encode_response(
     api_key: ApiKey,
     version: i16,
     correlation_id: i32,
     body: &ResponseKind,
-) -> Result<Bytes, ProtocolError> {
-    let failed = |err: anyhow::Error| ProtocolError::Encode {
+) -> Result<ResponseFrame, ProtocolError> {
+    let failed = |reason: String| ProtocolError::Encode {
         api_key,
         version,
-        reason: format!("{err:#}"),
+        reason,
     };
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    let header_version = api_key.response_header_version(version);
+    if let ResponseKind::Fetch(fetch) = body {
+        let records = fetch
+            .responses
+            .iter()
+            .flat_map(|topic| topic.partitions.iter())
+            .filter_map(|partition| partition.records.clone())
+            .collect();
+        let mut buf = response_frame::ChunkedBuf::new(records);
+        buf.put_i32(0);
+        header.encode(&mut buf, header_version).map_err(|err| failed(format!("{err:#}")))?;
+        fetch.encode(&mut buf, version).map_err(|err| failed(format!("{err:#}")))?;
+        return buf
+            .finish()
+            .ok_or_else(|| failed("the encoder rewrote bytes already framed, or the frame exceeds 2 GiB".into()));
+    }
     let mut buf = BytesMut::with_capacity(128);
     buf.put_i32(0);
-    ResponseHeader::default()
-        .with_correlation_id(correlation_id)
-        .encode(&mut buf, api_key.response_header_version(version))
-        .map_err(failed)?;
-    body.encode(&mut buf, version).map_err(failed)?;
+    header.encode(&mut buf, header_version).map_err(|err| failed(format!("{err:#}")))?;
+    body.encode(&mut buf, version).map_err(|err| failed(format!("{err:#}")))?;
     let len = (buf.len() - 4) as i32;
     buf[..4].copy_from_slice(&len.to_be_bytes());
-    Ok(buf.freeze())
+    Ok(ResponseFrame::from(buf.freeze()))
 }
 
 #[cfg(test)]

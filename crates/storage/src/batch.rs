@@ -241,16 +241,17 @@ pub(crate) fn assign_offset_and_epoch(batch: &mut [u8], base_offset: i64, leader
     batch[LEADER_EPOCH_AT..LEADER_EPOCH_AT + 4].copy_from_slice(&leader_epoch.to_be_bytes());
 }
 
-/// Marks a validated batch as LogAppendTime with `now_ms` as its max timestamp. Both fields are
-/// CRC-covered, so the CRC is recomputed. Record timestamps are left alone: readers take the
-/// batch max timestamp for every record of a LogAppendTime batch.
-pub(crate) fn stamp_log_append_time(batch: &mut [u8], now_ms: i64) {
-    debug_assert!(batch.len() >= HEADER_SIZE);
+/// Marks a validated batch, given as its `HEADER_SIZE`-byte `batch` header and the `rest`,
+/// as LogAppendTime with `now_ms` as its max timestamp. Both fields are CRC-covered, so the
+/// CRC is recomputed. Record timestamps are left alone: readers take the batch max timestamp
+/// for every record of a LogAppendTime batch.
+pub(crate) fn stamp_log_append_time(batch: &mut [u8], rest: &[u8], now_ms: i64) {
+    debug_assert!(batch.len() == HEADER_SIZE);
     let attributes = i16::from_be_bytes([batch[ATTRIBUTES_AT], batch[ATTRIBUTES_AT + 1]]);
     let attributes = attributes | TIMESTAMP_TYPE_BIT;
     batch[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
     batch[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&now_ms.to_be_bytes());
-    let crc = crc32c::crc32c(&batch[ATTRIBUTES_AT..]);
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&batch[ATTRIBUTES_AT..]), rest);
     batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
@@ -503,7 +504,8 @@ mod tests {
     #[test]
     fn log_append_time_stamp_recomputes_crc() {
         let mut buf = batch_with(&[10, 20], Codec::Zstd).to_vec();
-        stamp_log_append_time(&mut buf, 999);
+        let (head, rest) = buf.split_at_mut(HEADER_SIZE);
+        stamp_log_append_time(head, rest, 999);
         let h = validate_batches(&buf, 1 << 20).unwrap()[0];
         assert_eq!(h.timestamp_type(), TimestampType::LogAppendTime);
         assert_eq!(h.max_timestamp, 999);

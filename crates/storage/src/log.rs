@@ -6,9 +6,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
-use crate::batch::{self, validate_batches, BatchHeader};
+use crate::batch::{self, validate_batches, BatchHeader, HEADER_SIZE};
 use crate::checkpoint::{self, Checkpoint, CleanerCheckpoint};
 use crate::compaction::{self, CleanPlan, CleanStats, CleanedSegments};
 use crate::producers::{client_batches, rebuild, snapshot, Marker, Prepared, ProducerStates};
@@ -148,23 +148,24 @@ impl PartitionLog {
             }
             Prepared::Append(update) => update,
         };
-        let mut buf = records
-            .try_into_mut()
-            .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
-
+        // The stamped fields all sit in each batch's header: headers are stamped apart and
+        // written with the producer's bytes in one pwritev, so a batch is copied once.
         let mut next_offset = base_offset;
         let mut position = 0;
+        let mut heads = Vec::with_capacity(headers.len());
         let mut stamped = Vec::with_capacity(headers.len());
         let mut record_count = 0u32;
         let mut max_timestamp = -1i64;
         for header in &headers {
             let end = position + header.total_size();
-            let bytes = &mut buf[position..end];
-            batch::assign_offset_and_epoch(bytes, next_offset, leader_epoch);
+            let (head, rest) = records[position..end].split_at(HEADER_SIZE);
+            let mut head: [u8; HEADER_SIZE] = head.try_into().expect("split at HEADER_SIZE");
+            batch::assign_offset_and_epoch(&mut head, next_offset, leader_epoch);
             if let Some(now) = log_append_time {
-                batch::stamp_log_append_time(bytes, now);
+                batch::stamp_log_append_time(&mut head, rest, now);
             }
-            let header = BatchHeader::parse(bytes)?;
+            heads.push(head);
+            let header = BatchHeader::parse(&head)?;
             next_offset = header.next_offset();
             max_timestamp = max_timestamp.max(header.max_timestamp);
             record_count = record_count.saturating_add(header.record_count.max(0) as u32);
@@ -173,8 +174,8 @@ impl PartitionLog {
         }
         let last_offset = next_offset - 1;
 
-        self.maybe_roll(buf.len() as u64, max_timestamp, last_offset, now_ms)?;
-        self.active_mut().append(&buf, &stamped)?;
+        self.maybe_roll(records.len() as u64, max_timestamp, last_offset, now_ms)?;
+        self.active_mut().append_with_heads(&records, &heads, &stamped)?;
         self.producers_changed |= self.producers.commit(update);
         self.count_unflushed(record_count, now_ms)?;
         Ok(AppendInfo {

@@ -4,8 +4,9 @@
 //! All reads are positional (`read_exact_at`) so any number of readers can share `&Segment`.
 
 use std::fs::{self, File, OpenOptions};
-use std::io;
+use std::io::{self, IoSlice};
 use std::os::unix::fs::FileExt;
+use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
@@ -242,6 +243,30 @@ impl Segment {
         Ok(())
     }
 
+    /// As `append`, for batches whose first `HEADER_SIZE` bytes were stamped apart: `heads`
+    /// holds one per batch of `records`, whose own headers are skipped. One `pwritev` puts
+    /// each stamped header before its body, so the bodies are copied only into the page cache.
+    pub fn append_with_heads(
+        &mut self,
+        records: &[u8],
+        heads: &[[u8; HEADER_SIZE]],
+        headers: &[BatchHeader],
+    ) -> io::Result<()> {
+        let mut slices = Vec::with_capacity(heads.len() * 2);
+        let mut position = 0;
+        for (head, header) in heads.iter().zip(headers) {
+            let end = position + header.total_size();
+            slices.push(IoSlice::new(head));
+            slices.push(IoSlice::new(&records[position + HEADER_SIZE..end]));
+            position = end;
+        }
+        pwritev_all(&self.log, &mut slices, self.size)?;
+        for header in headers {
+            self.index_batch(self.size, header)?;
+        }
+        Ok(())
+    }
+
     /// Accounts for one batch written at `position` (which must equal `size`): advances the
     /// segment and adds sparse index entries. Shared by append and recovery.
     pub fn index_batch(&mut self, position: u64, header: &BatchHeader) -> io::Result<()> {
@@ -303,10 +328,20 @@ impl Segment {
         Ok(header)
     }
 
+    /// `len` bytes at `position`, read into unzeroed memory: zeroing a fetch's megabytes
+    /// before reading over them was 15 % of the broker's CPU under a consume load (perf).
     pub fn read_at(&self, position: u64, len: u64) -> Result<Vec<u8>, StorageError> {
         let len = usize::try_from(len).map_err(|_| self.corrupt(position, "read too large"))?;
-        let mut buf = vec![0u8; len];
-        self.log.read_exact_at(&mut buf, position)?;
+        let mut buf = Vec::with_capacity(len);
+        while buf.len() < len {
+            let at = position + buf.len() as u64;
+            match pread_into_spare(&self.log, &mut buf, at) {
+                Ok(0) => return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into()),
+                Ok(_) => {}
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(err.into()),
+            }
+        }
         Ok(buf)
     }
 
@@ -526,6 +561,46 @@ impl Segment {
             self.log_path.display()
         ))
     }
+}
+
+/// Writes every byte of `slices` at `at`, in as few `pwritev(2)` calls as the kernel allows.
+fn pwritev_all(file: &File, mut slices: &mut [IoSlice<'_>], mut at: u64) -> io::Result<()> {
+    // Linux's IOV_MAX.
+    const MAX_SLICES: usize = 1024;
+    while !slices.is_empty() {
+        let count = slices.len().min(MAX_SLICES);
+        let offset = libc::off_t::try_from(at).map_err(|_| io::Error::other("write position beyond off_t"))?;
+        // SAFETY: IoSlice is ABI-compatible with iovec on Unix; the `count` slices borrow
+        // memory that outlives the call; the fd stays open as long as `file` is borrowed.
+        let n = unsafe { libc::pwritev(file.as_raw_fd(), slices.as_ptr().cast(), count as libc::c_int, offset) };
+        match usize::try_from(n) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                IoSlice::advance_slices(&mut slices, n);
+                at += n as u64;
+            }
+            Err(_) => {
+                let err = io::Error::last_os_error();
+                if err.kind() != io::ErrorKind::Interrupted {
+                    return Err(err);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One `pread(2)` at `at` into `buf`'s spare capacity, which grows `buf` by what was read.
+fn pread_into_spare(file: &File, buf: &mut Vec<u8>, at: u64) -> io::Result<usize> {
+    let spare = buf.spare_capacity_mut();
+    let at = libc::off_t::try_from(at).map_err(|_| io::Error::other("read position beyond off_t"))?;
+    // SAFETY: the kernel writes at most `spare.len()` bytes into `spare`, memory we own and
+    // borrow mutably for the call; the fd stays open as long as `file` is borrowed.
+    let n = unsafe { libc::pread(file.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len(), at) };
+    let n = usize::try_from(n).map_err(|_| io::Error::last_os_error())?;
+    // SAFETY: pread initialised the first `n` bytes of the spare capacity.
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(n)
 }
 
 fn too_big(position: u64) -> io::Error {
