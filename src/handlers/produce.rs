@@ -118,19 +118,21 @@ fn append(
         .ok_or(BrokerError::UnknownTopicOrPartition)?;
     let records = data.records.unwrap_or_default();
     let header = exactly_one_batch(&records)?;
-    if header.is_transactional() {
-        // Kafka's transaction.partition.verification: the coordinator (this node) must have
-        // the partition in the producer's open transaction, so a late batch of an ended or
-        // aborted transaction cannot open a transaction no marker will ever close.
+    let bytes = records.len();
+    let info = if header.is_transactional() {
         let id = transactional_id.ok_or_else(|| {
             BrokerError::InvalidRecord("transactional batches need a transactional id".into())
         })?;
-        broker
-            .txns
-            .verify_produce(id, header.producer_id, header.producer_epoch, &topic.name, data.index)?;
-    }
-    let bytes = records.len();
-    let info = partition.append(records, now_ms())?;
+        broker.txns.append_in_transaction(
+            id,
+            header.producer_id,
+            header.producer_epoch,
+            (&topic.name, data.index),
+            || partition.append(records, now_ms()),
+        )?
+    } else {
+        partition.append(records, now_ms())?
+    };
     // A retried batch that was already written is acknowledged again, not counted again.
     if !info.duplicate {
         broker.metrics.record_append(&topic.name, bytes, info.record_count);

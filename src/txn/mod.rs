@@ -186,9 +186,19 @@ impl TransactionCoordinator {
         Ok(partitions.iter().map(|p| open && metadata.partitions.contains(p)).collect())
     }
 
-    /// Produce's check that a transactional batch belongs to an open transaction that
-    /// includes its partition (Kafka's transaction.partition.verification.enable).
-    pub fn verify_produce(&self, id: &str, producer_id: i64, epoch: i16, topic: &str, partition: i32) -> Result<()> {
+    /// Produce of a transactional batch: `append` runs only if the batch belongs to an open
+    /// transaction that includes its partition (Kafka's transaction.partition.verification),
+    /// and runs under the coordinator's lock, so an EndTxn cannot write its markers between
+    /// the check and the append: a batch landing after the marker would open a transaction
+    /// in the log that no marker ever closes, holding read_committed consumers back for good.
+    pub fn append_in_transaction<T>(
+        &self,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        (topic, partition): (&str, i32),
+        append: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
         self.log()?;
         let txns = self.txns.lock();
         let Some(metadata) = txns.get(id) else {
@@ -201,11 +211,10 @@ impl TransactionCoordinator {
             && metadata.producer_epoch == epoch
             && metadata.state == TxnState::Ongoing
             && metadata.partitions.contains(&(topic.to_owned(), partition));
-        if member {
-            Ok(())
-        } else {
-            Err(TxnError::NotInTransaction.into())
+        if !member {
+            return Err(TxnError::NotInTransaction.into());
         }
+        append()
     }
 
     /// EndTxn from the producer.
