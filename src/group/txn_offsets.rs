@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use super::state::{CommittedOffset, Group, GroupState};
-use super::store::{Entry, TxnProducer};
+use super::store::{Entry, OffsetsStore, TxnProducer};
 use super::{offset_key, GroupCoordinator};
 use crate::broker::now_ms;
 use crate::error::{BrokerError, Result};
@@ -23,7 +23,18 @@ pub trait TransactionCheck: Send + Sync {
     /// (AddOffsetsToTxn). Otherwise the error Kafka 4.4 answers: INVALID_PRODUCER_ID_MAPPING
     /// for an unknown transactional id or another producer id, INVALID_PRODUCER_EPOCH for
     /// another epoch, INVALID_TXN_STATE when the partition is not in the transaction.
-    fn verify(&self, transactional_id: &str, producer_id: i64, producer_epoch: i16, offsets_partition: i32) -> Result<()>;
+    ///
+    /// When the check passes, `then` (the write of the pending offsets) runs before the
+    /// transaction can end, so an EndTxn racing the commit cannot complete the transaction
+    /// between the check and the write and leave the offsets pending for good.
+    fn verify_then(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        offsets_partition: i32,
+        then: &mut dyn FnMut() -> Result<()>,
+    ) -> Result<()>;
 }
 
 /// One TxnOffsetCommit, as far as the group coordinator is concerned.
@@ -153,9 +164,17 @@ impl GroupCoordinator {
         if req.group_id.is_empty() {
             return Err(BrokerError::InvalidGroupId);
         }
-        if let Some(check) = self.txn_check.get() {
-            check.verify(req.transactional_id, req.producer_id, req.producer_epoch, store.partition_of(req.group_id))?;
+        let partition = store.partition_of(req.group_id);
+        let mut offsets = Some(offsets);
+        let mut write = || self.write_pending(store, req, offsets.take().unwrap_or_default());
+        match self.txn_check.get() {
+            Some(check) => check.verify_then(req.transactional_id, req.producer_id, req.producer_epoch, partition, &mut write),
+            None => write(),
         }
+    }
+
+    /// The member checks and the write of TxnOffsetCommit, once the producer is verified.
+    fn write_pending(&self, store: &OffsetsStore, req: &TxnCommit<'_>, offsets: Vec<(String, i32, CommittedOffset)>) -> Result<()> {
         let group = match self.group(req.group_id) {
             Some(group) => group,
             None if req.generation >= 0 => return Err(BrokerError::IllegalGeneration),

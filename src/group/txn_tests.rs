@@ -233,7 +233,7 @@ fn expiry_keeps_offsets_and_groups_an_open_transaction_touches() {
 struct Refuse;
 
 impl TransactionCheck for Refuse {
-    fn verify(&self, _: &str, _: i64, _: i16, _: i32) -> Result<()> {
+    fn verify_then(&self, _: &str, _: i64, _: i16, _: i32, _: &mut dyn FnMut() -> Result<()>) -> Result<()> {
         Err(BrokerError::IllegalGeneration)
     }
 }

@@ -335,13 +335,26 @@ fn write_markers(topics: &TopicRegistry, groups: &GroupCoordinator, txn: &TxnMet
 /// INVALID_PRODUCER_EPOCH rather than PRODUCER_FENCED, and a group's offsets partition
 /// missing from the transaction (no AddOffsetsToTxn) with INVALID_TXN_STATE.
 impl TransactionCheck for TransactionCoordinator {
-    fn verify(&self, transactional_id: &str, producer_id: i64, producer_epoch: i16, offsets_partition: i32) -> Result<()> {
-        let partition = [(OFFSETS_TOPIC.to_owned(), offsets_partition)];
-        match self.verify_partitions(transactional_id, producer_id, producer_epoch, &partition) {
-            Ok(added) if added[0] => Ok(()),
-            Ok(_) => Err(TxnError::InvalidTxnState.into()),
-            Err(BrokerError::Txn(TxnError::ProducerFenced)) => Err(TxnError::InvalidProducerEpoch.into()),
-            Err(err) => Err(err),
+    fn verify_then(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        offsets_partition: i32,
+        then: &mut dyn FnMut() -> Result<()>,
+    ) -> Result<()> {
+        self.log()?;
+        let txns = self.txns.lock();
+        let metadata = txns.get(transactional_id).ok_or(TxnError::InvalidProducerIdMapping)?;
+        match metadata.check_producer(producer_id, producer_epoch) {
+            Err(TxnError::ProducerFenced) => return Err(TxnError::InvalidProducerEpoch.into()),
+            other => other?,
         }
+        let added = metadata.state == TxnState::Ongoing
+            && metadata.partitions.contains(&(OFFSETS_TOPIC.to_owned(), offsets_partition));
+        if !added {
+            return Err(TxnError::InvalidTxnState.into());
+        }
+        then()
     }
 }
