@@ -213,6 +213,10 @@ pub struct Config {
     pub transaction_max_timeout_ms: i32,
     /// Idle transactional ids unused this long are forgotten (`transactional.id.expiration.ms`).
     pub transactional_id_expiration_ms: i64,
+    /// A producer's state in a partition (its sequences, for deduplication) is dropped once
+    /// it has written nothing there for this long and has no open transaction
+    /// (`producer.id.expiration.ms`).
+    pub producer_id_expiration_ms: i64,
     /// How often transactions open past their timeout are aborted
     /// (`transaction.abort.timed.out.transaction.cleanup.interval.ms`).
     pub transaction_abort_timed_out_transaction_cleanup_interval_ms: u64,
@@ -281,6 +285,7 @@ impl Default for Config {
             transaction_state_num_partitions: 1,
             transaction_max_timeout_ms: 900_000,
             transactional_id_expiration_ms: 7 * 24 * 60 * 60 * 1000,
+            producer_id_expiration_ms: 24 * 60 * 60 * 1000,
             transaction_abort_timed_out_transaction_cleanup_interval_ms: 10_000,
             transaction_remove_expired_transaction_cleanup_interval_ms: 60 * 60 * 1000,
             offsets_retention_minutes: 7 * 24 * 60,
@@ -397,6 +402,9 @@ impl Config {
         }
         if self.transaction_state_num_partitions < 1 {
             return invalid("transaction_state_num_partitions", "must be at least 1");
+        }
+        if self.producer_id_expiration_ms < 1 {
+            return invalid("producer_id_expiration_ms", "must be positive");
         }
         if self.transaction_max_timeout_ms < 1 || self.transactional_id_expiration_ms < 1 {
             return invalid("transaction_max_timeout_ms", "transaction timeouts and expiry must be positive");

@@ -370,8 +370,7 @@ impl TopicConfig {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0.5),
             min_compaction_lag_ms: self.number(broker, "min.compaction.lag.ms").max(0),
-            // Not configurable yet: Kafka's default.
-            producer_id_expiration_ms: LogConfig::default().producer_id_expiration_ms,
+            producer_id_expiration_ms: broker.producer_id_expiration_ms,
         }
     }
 }
@@ -553,6 +552,13 @@ mod tests {
         let log = topic.log_config(&broker);
         assert_eq!(log.cleanup_policy, CleanupPolicy { delete: true, compact: true });
         assert_eq!((log.delete_retention_ms, log.min_cleanable_dirty_ratio, log.min_compaction_lag_ms), (5, 0.1, 7));
+    }
+
+    #[test]
+    fn producer_expiry_comes_from_the_broker() {
+        let broker = Config { producer_id_expiration_ms: 5_000, ..Config::default() };
+        assert_eq!(TopicConfig::default().log_config(&broker).producer_id_expiration_ms, 5_000);
+        assert_eq!(TopicConfig::default().log_config(&Config::default()).producer_id_expiration_ms, 86_400_000);
     }
 
     #[test]
