@@ -2,7 +2,8 @@
 release, run as bin/kafka-*.sh would run them) against the broker: topics,
 console producer and consumer, configs, and, gated on what the broker
 advertises, consumer groups, the default (idempotent) producer and config
-changes. Each test asserts what the tools print."""
+changes; kafka-transactions on an open, then committed, transaction. Each test
+asserts what the tools print."""
 
 from __future__ import annotations
 
@@ -337,3 +338,40 @@ def test_tools_acls_without_authorizer(bootstrap):
     proc = run_tool("kafka-acls", "--bootstrap-server", bootstrap, "--list", check=False)
     assert "SecurityDisabledException: No Authorizer is configured." in proc.stdout + proc.stderr, \
         proc.stdout[-2000:] + proc.stderr[-2000:]
+
+
+def tool_table(stdout: str) -> list[dict]:
+    """The rows of a kafka-transactions table: a header line, then tab-separated rows."""
+    lines = [l for l in stdout.splitlines() if l.strip()]
+    header = lines[0].split()
+    return [dict(zip(header, l.split())) for l in lines[1:]]
+
+
+def test_tools_transactions(bootstrap, topic_name):
+    """kafka-transactions lists, describes and shows the producers of a transaction
+    confluent-kafka holds open, then sees it committed."""
+    from test_transactions import init_transactions, txn_producer
+    topic, txn_id = topic_name(), topic_name("-txn")
+    create_topic(bootstrap, topic, 1)
+    producer = txn_producer(bootstrap, txn_id)
+    init_transactions(producer)
+    producer.begin_transaction()
+    for i in range(3):
+        producer.produce(topic, key=b"k", value=f"v{i}".encode(), partition=0)
+    assert producer.flush(30) == 0
+    tool = ["kafka-transactions", "--bootstrap-server", bootstrap]
+
+    listed = [r for r in tool_table(run_tool(*tool, "list").stdout) if r["TransactionalId"] == txn_id]
+    assert [r["TransactionState"] for r in listed] == ["Ongoing"], listed
+    described = tool_table(run_tool(*tool, "describe", "--transactional-id", txn_id).stdout)
+    assert [(r["TransactionState"], r["TopicPartitions"]) for r in described] == [("Ongoing", f"{topic}-0")]
+    producer_id = described[0]["ProducerId"]
+    producers = tool_table(run_tool(*tool, "describe-producers", "--topic", topic, "--partition", "0").stdout)
+    assert [(p["ProducerId"], p["LastSequence"], p["CurrentTransactionStartOffset"]) for p in producers] \
+        == [(producer_id, "2", "0")], producers
+
+    producer.commit_transaction(30)
+    wait_until(lambda: tool_table(run_tool(*tool, "describe", "--transactional-id", txn_id).stdout)[0]
+               ["TransactionState"] == "CompleteCommit", "the transaction to be shown committed")
+    producers = tool_table(run_tool(*tool, "describe-producers", "--topic", topic, "--partition", "0").stdout)
+    assert [(p["ProducerId"], p["CurrentTransactionStartOffset"]) for p in producers] == [(producer_id, "None")], producers
