@@ -74,7 +74,7 @@ impl Segment {
             .create(true)
             .truncate(true)
             .open(&log_path)?;
-        let mut segment = Self::from_parts(dir, base_offset, log_path, log, index_interval_bytes)?;
+        let mut segment = Self::from_parts(dir, base_offset, log_path, log, index_interval_bytes, file_name)?;
         segment.created_ms = now_ms;
         Ok(segment)
     }
@@ -99,21 +99,7 @@ impl Segment {
         open(INDEX_EXT)?;
         open(TIME_INDEX_EXT)?;
         let log_path = dir.join(staged_name(base_offset, LOG_EXT));
-        Ok(Segment {
-            base_offset,
-            log_path,
-            log,
-            size: 0,
-            next_offset: base_offset,
-            offset_index: OffsetIndex::open(&dir.join(staged_name(base_offset, INDEX_EXT)))?,
-            time_index: TimeIndex::open(&dir.join(staged_name(base_offset, TIME_INDEX_EXT)))?,
-            max_timestamp: -1,
-            offset_of_max_timestamp: base_offset,
-            first_batch_timestamp: None,
-            created_ms: 0,
-            bytes_since_index_entry: 0,
-            index_interval_bytes,
-        })
+        Self::from_parts(dir, base_offset, log_path, log, index_interval_bytes, staged_name)
     }
 
     /// Renames a staged segment's files to their final names: the log first, so that a
@@ -143,7 +129,7 @@ impl Segment {
     ) -> io::Result<Self> {
         let log_path = dir.join(file_name(base_offset, LOG_EXT));
         let log = OpenOptions::new().read(true).write(true).open(&log_path)?;
-        let mut segment = Self::from_parts(dir, base_offset, log_path, log, index_interval_bytes)?;
+        let mut segment = Self::from_parts(dir, base_offset, log_path, log, index_interval_bytes, file_name)?;
         segment.created_ms = now_ms;
         segment.size = segment.log.metadata()?.len();
         if let Some(last) = segment.time_index.last() {
@@ -158,12 +144,15 @@ impl Segment {
         Ok(segment)
     }
 
+    /// A segment with no batches yet over an open log; `name` gives its index files' names
+    /// (final, or the cleaner's staging names).
     fn from_parts(
         dir: &Path,
         base_offset: i64,
         log_path: PathBuf,
         log: File,
         index_interval_bytes: u64,
+        name: fn(i64, &str) -> String,
     ) -> io::Result<Self> {
         Ok(Segment {
             base_offset,
@@ -171,8 +160,8 @@ impl Segment {
             log,
             size: 0,
             next_offset: base_offset,
-            offset_index: OffsetIndex::open(&dir.join(file_name(base_offset, INDEX_EXT)))?,
-            time_index: TimeIndex::open(&dir.join(file_name(base_offset, TIME_INDEX_EXT)))?,
+            offset_index: OffsetIndex::open(&dir.join(name(base_offset, INDEX_EXT)))?,
+            time_index: TimeIndex::open(&dir.join(name(base_offset, TIME_INDEX_EXT)))?,
             max_timestamp: -1,
             offset_of_max_timestamp: base_offset,
             first_batch_timestamp: None,
