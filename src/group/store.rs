@@ -23,14 +23,15 @@ use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    Record, RecordBatchDecoder,
 };
 use serde::{Deserialize, Serialize};
 
 use super::state::CommittedOffset;
 use crate::error::{BrokerError, Result};
+use crate::topics::internal::{self, versioned_json};
 use crate::topics::{Isolation, Partition, TopicConfig, TopicRegistry};
 use samsa_storage::BatchHeader;
 
@@ -188,14 +189,8 @@ impl OffsetsStore {
                 Ok(record)
             })
             .collect::<Result<Vec<_>>>()?;
-        let mut buf = BytesMut::new();
-        let options = RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        };
-        RecordBatchEncoder::encode(&mut buf, &records, &options)
-            .map_err(|e| BrokerError::InvalidRecord(format!("cannot encode offsets batch: {e}")))?;
-        Ok(partition.append(buf.freeze(), now_ms)?.base_offset)
+        let batch = internal::encode_batch(&records, "offsets batch")?;
+        Ok(partition.append(batch, now_ms)?.base_offset)
     }
 
     /// Every record of every partition, in log order per partition.
@@ -291,40 +286,18 @@ pub fn partition_for(group: &str, partitions: usize) -> usize {
     ((hash & 0x7fff_ffff) as usize) % partitions.max(1)
 }
 
-fn versioned_json(version: i16, body: &impl Serialize) -> Result<Bytes> {
-    let mut buf = BytesMut::new();
-    buf.put_i16(version);
-    serde_json::to_writer((&mut buf).writer(), body)
-        .map_err(|e| BrokerError::InvalidRecord(format!("cannot encode offsets record: {e}")))?;
-    Ok(buf.freeze())
-}
-
 fn encode_entry(entry: &Entry, offset: i64, now_ms: i64) -> Result<Record> {
     let (key, value) = match entry {
         Entry::Offset(key, value) => (
-            versioned_json(OFFSET_KEY, key)?,
-            value.as_ref().map(|v| versioned_json(VALUE_VERSION, v)).transpose()?,
+            versioned_json(OFFSET_KEY, key, "offsets record")?,
+            value.as_ref().map(|v| versioned_json(VALUE_VERSION, v, "offsets record")).transpose()?,
         ),
         Entry::Group(group, value) => (
-            versioned_json(GROUP_KEY, &GroupKey { g: group.clone() })?,
-            value.as_ref().map(|v| versioned_json(VALUE_VERSION, v)).transpose()?,
+            versioned_json(GROUP_KEY, &GroupKey { g: group.clone() }, "offsets record")?,
+            value.as_ref().map(|v| versioned_json(VALUE_VERSION, v, "offsets record")).transpose()?,
         ),
     };
-    Ok(Record {
-        transactional: false,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: -1,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset,
-        sequence: -1,
-        timestamp: now_ms,
-        key: Some(key),
-        value,
-        headers: Default::default(),
-    })
+    Ok(internal::record(key, value, offset, now_ms))
 }
 
 fn split_version(bytes: &Bytes) -> std::result::Result<(i16, &[u8]), String> {
@@ -433,24 +406,15 @@ mod tests {
     #[test]
     fn markers_are_read_from_control_records() {
         let marker = |kind: i16| {
-            let mut key = BytesMut::new();
-            key.put_i16(0);
-            key.put_i16(kind);
-            Record {
-                transactional: true,
-                control: true,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id: 9,
-                producer_epoch: 1,
-                timestamp_type: TimestampType::Creation,
-                offset: 4,
-                sequence: -1,
-                timestamp: 0,
-                key: Some(key.freeze()),
-                value: None,
-                headers: Default::default(),
-            }
+            let mut key = bytes::BytesMut::new();
+            bytes::BufMut::put_i16(&mut key, 0);
+            bytes::BufMut::put_i16(&mut key, kind);
+            let mut record = internal::record(key.freeze(), None, 4, 0);
+            record.transactional = true;
+            record.control = true;
+            record.producer_id = 9;
+            record.producer_epoch = 1;
+            record
         };
         let ends = |kind| match decode_marker(&marker(kind)) {
             Ok(Some(Replayed::TxnEnd { producer_id: 9, commit })) => Some(commit),

@@ -3,6 +3,7 @@
 
 pub mod catalogue;
 pub mod config;
+pub mod internal;
 pub mod partition;
 
 use std::collections::{BTreeMap, HashMap};

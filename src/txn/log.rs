@@ -15,13 +15,14 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    Record, RecordBatchDecoder,
 };
 use samsa_storage::BatchHeader;
 
 use super::state::TxnMetadata;
-use crate::error::{BrokerError, Result};
+use crate::error::Result;
 use crate::group::store::partition_for;
+use crate::topics::internal;
 use crate::topics::{Isolation, Partition, TopicRegistry};
 
 pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
@@ -68,40 +69,13 @@ impl TxnLog {
         let mut key = BytesMut::new();
         key.put_i16(KEY_VERSION);
         key.put_slice(id.as_bytes());
-        let value = match metadata {
-            Some(m) => {
-                let mut value = BytesMut::new();
-                value.put_i16(VALUE_VERSION);
-                serde_json::to_writer((&mut value).writer(), m)
-                    .map_err(|e| BrokerError::InvalidRecord(format!("cannot encode transaction state: {e}")))?;
-                Some(value.freeze())
-            }
-            None => None,
-        };
-        let record = Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: 0,
-            sequence: -1,
-            timestamp: now_ms,
-            key: Some(key.freeze()),
-            value,
-            headers: Default::default(),
-        };
-        let mut batch = BytesMut::new();
-        let options = RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        };
-        RecordBatchEncoder::encode(&mut batch, [&record], &options)
-            .map_err(|e| BrokerError::InvalidRecord(format!("cannot encode transaction state: {e}")))?;
+        let value = metadata
+            .map(|m| internal::versioned_json(VALUE_VERSION, m, "transaction state"))
+            .transpose()?;
+        let record = internal::record(key.freeze(), value, 0, now_ms);
+        let batch = internal::encode_batch(&[record], "transaction state")?;
         let partitions = self.partitions()?;
-        partitions[partition_for(id, partitions.len())].append(batch.freeze(), now_ms)?;
+        partitions[partition_for(id, partitions.len())].append(batch, now_ms)?;
         Ok(())
     }
 
