@@ -154,7 +154,7 @@ async fn wait_for_signal() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Periodic flushing (when `flush_ms` is set) and retention.
+/// Periodic flushing (when `flush_ms` is set), recovery-point checkpoints and retention.
 async fn background_work(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     let flush_every = Duration::from_millis(broker.config.flush_ms.unwrap_or(1000).max(1));
     let retention_every = Duration::from_millis(broker.config.retention_check_interval_ms.max(1));

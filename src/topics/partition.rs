@@ -162,12 +162,15 @@ impl Partition {
         })
     }
 
-    /// fsyncs when the flush interval has passed with data unflushed.
+    /// fsyncs when the flush interval has passed with data unflushed, and checkpoints rolled
+    /// segments whose background sync has finished.
     pub fn flush_if_due(&self, now_ms: i64) -> Result<()> {
         let mut guard = self.log.write();
         if let Some(log) = guard.as_mut() {
             if log.needs_flush(now_ms) {
                 log.flush()?;
+            } else {
+                log.checkpoint_synced_segments()?;
             }
         }
         Ok(())

@@ -11,17 +11,24 @@ pub(crate) const CHECKPOINT_FILE: &str = "partition.checkpoint";
 pub(crate) const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
 
 const MAGIC: &[u8; 4] = b"SMCP";
-const VERSION: u8 = 1;
-const ENCODED_LEN: usize = 25;
+const VERSION: u8 = 2;
+/// Version 1 had no recovery point: it was written when every rolled segment was synced
+/// before the roll returned.
+const V1_LEN: usize = 25;
+const ENCODED_LEN: usize = 33;
 
 /// Offsets that cannot be derived from the segments themselves.
 ///
-/// `partition.checkpoint` bytes (25, big-endian): magic `"SMCP"` | version u8 (=1) |
-/// log_start_offset i64 | high_watermark i64 | CRC-32C u32 of the preceding 21 bytes.
+/// `partition.checkpoint` bytes (33, big-endian): magic `"SMCP"` | version u8 (=2) |
+/// log_start_offset i64 | high_watermark i64 | recovery_point i64 | CRC-32C u32 of the
+/// preceding 29 bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Checkpoint {
     pub log_start_offset: i64,
     pub high_watermark: i64,
+    /// Everything below this offset was on disk when the checkpoint was written; recovery
+    /// after a crash checks the segments from here on.
+    pub recovery_point: i64,
 }
 
 impl Checkpoint {
@@ -31,37 +38,50 @@ impl Checkpoint {
         out[4] = VERSION;
         out[5..13].copy_from_slice(&self.log_start_offset.to_be_bytes());
         out[13..21].copy_from_slice(&self.high_watermark.to_be_bytes());
-        let crc = crc32c::crc32c(&out[..21]);
-        out[21..].copy_from_slice(&crc.to_be_bytes());
+        out[21..29].copy_from_slice(&self.recovery_point.to_be_bytes());
+        let crc = crc32c::crc32c(&out[..29]);
+        out[29..].copy_from_slice(&crc.to_be_bytes());
         out
     }
 
     fn decode(bytes: &[u8]) -> Result<Self, String> {
-        if bytes.len() != ENCODED_LEN {
-            return Err(format!("length {} (expected {ENCODED_LEN})", bytes.len()));
-        }
-        if &bytes[..4] != MAGIC {
+        if bytes.len() < 5 || &bytes[..4] != MAGIC {
             return Err("bad magic".into());
         }
-        if bytes[4] != VERSION {
-            return Err(format!("unsupported version {}", bytes[4]));
+        let expected_len = match bytes[4] {
+            1 => V1_LEN,
+            VERSION => ENCODED_LEN,
+            other => return Err(format!("unsupported version {other}")),
+        };
+        if bytes.len() != expected_len {
+            return Err(format!("length {} (expected {expected_len})", bytes.len()));
         }
-        let mut rest = &bytes[5..];
-        let log_start_offset = rest.get_i64();
-        let high_watermark = rest.get_i64();
-        let stored_crc = rest.get_u32();
-        if crc32c::crc32c(&bytes[..21]) != stored_crc {
+        let (body, mut crc) = bytes.split_at(expected_len - 4);
+        if crc32c::crc32c(body) != crc.get_u32() {
             return Err("checksum mismatch".into());
         }
+        let mut rest = &body[5..];
+        let log_start_offset = rest.get_i64();
+        let high_watermark = rest.get_i64();
+        // Version 1 logs synced every segment as it rolled: all sealed ones can be trusted.
+        let recovery_point = if rest.is_empty() {
+            i64::MAX
+        } else {
+            rest.get_i64()
+        };
         Ok(Checkpoint {
             log_start_offset,
             high_watermark,
+            recovery_point,
         })
     }
 }
 
 pub(crate) const CLEANER_CHECKPOINT_FILE: &str = "cleaner.checkpoint";
 const CLEANER_MAGIC: &[u8; 4] = b"SMCL";
+
+const CLEANER_VERSION: u8 = 1;
+const CLEANER_LEN: usize = 25;
 
 /// Where the log cleaner got to (Kafka keeps the same in `cleaner-offset-checkpoint`).
 ///
@@ -78,10 +98,10 @@ pub(crate) struct CleanerCheckpoint {
 }
 
 impl CleanerCheckpoint {
-    fn encode(&self) -> [u8; ENCODED_LEN] {
-        let mut out = [0u8; ENCODED_LEN];
+    fn encode(&self) -> [u8; CLEANER_LEN] {
+        let mut out = [0u8; CLEANER_LEN];
         out[..4].copy_from_slice(CLEANER_MAGIC);
-        out[4] = VERSION;
+        out[4] = CLEANER_VERSION;
         out[5..13].copy_from_slice(&self.first_dirty_offset.to_be_bytes());
         out[13..21].copy_from_slice(&self.next_delete_horizon.unwrap_or(-1).to_be_bytes());
         let crc = crc32c::crc32c(&out[..21]);
@@ -90,7 +110,8 @@ impl CleanerCheckpoint {
     }
 
     fn decode(bytes: &[u8]) -> Option<Self> {
-        if bytes.len() != ENCODED_LEN || &bytes[..4] != CLEANER_MAGIC || bytes[4] != VERSION {
+        if bytes.len() != CLEANER_LEN || &bytes[..4] != CLEANER_MAGIC || bytes[4] != CLEANER_VERSION
+        {
             return None;
         }
         let mut rest = &bytes[5..];
@@ -202,6 +223,7 @@ mod tests {
         let cp = Checkpoint {
             log_start_offset: 42,
             high_watermark: 1000,
+            recovery_point: 900,
         };
         write(dir.path(), cp).unwrap();
         assert_eq!(read(dir.path()).unwrap(), Some(cp));
@@ -216,6 +238,22 @@ mod tests {
         }
         fs::write(&path, &bytes[..10]).unwrap();
         assert_eq!(read(dir.path()).unwrap(), None);
+    }
+
+    #[test]
+    fn version_1_checkpoints_trust_every_sealed_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut v1 = b"SMCP\x01".to_vec();
+        v1.extend(42i64.to_be_bytes());
+        v1.extend(1000i64.to_be_bytes());
+        v1.extend(crc32c::crc32c(&v1).to_be_bytes());
+        fs::write(dir.path().join(CHECKPOINT_FILE), &v1).unwrap();
+        let expected = Checkpoint {
+            log_start_offset: 42,
+            high_watermark: 1000,
+            recovery_point: i64::MAX,
+        };
+        assert_eq!(read(dir.path()).unwrap(), Some(expected));
     }
 
     #[test]

@@ -173,6 +173,11 @@ impl OffsetIndex {
     pub fn sync(&self) -> io::Result<()> {
         self.store.file.sync_all()
     }
+
+    /// A second handle on the file, to sync it without borrowing the index.
+    pub fn try_clone_file(&self) -> io::Result<File> {
+        self.store.file.try_clone()
+    }
 }
 
 /// `.timeindex` bytes: a flat array of 12-byte entries, `timestamp i64 BE | relative_offset
@@ -280,6 +285,11 @@ impl TimeIndex {
 
     pub fn sync(&self) -> io::Result<()> {
         self.store.file.sync_all()
+    }
+
+    /// A second handle on the file, to sync it without borrowing the index.
+    pub fn try_clone_file(&self) -> io::Result<File> {
+        self.store.file.try_clone()
     }
 }
 

@@ -5,8 +5,10 @@
 //! indexes. This crate knows nothing of requests or responses: the broker validates and maps
 //! [`StorageError`] to Kafka error codes in one place.
 //!
-//! Durability model, in short: a segment is fsynced when it rolls, so after a crash only the
-//! active segment can be torn; recovery on open truncates it at the first torn or corrupt batch.
+//! Durability model, in short: a rolled segment is fsynced in the background (module `flush`)
+//! and the partition checkpoint records the recovery point, the offset below which everything
+//! is on disk. After a crash, recovery on open checks every segment from the recovery point on
+//! and truncates the log at the first torn or corrupt batch.
 //!
 //! Compaction (`cleanup.policy=compact`, module `compaction`) rewrites sealed segments keeping
 //! the last record per key at its original offset; an interrupted swap of cleaned segments is
@@ -16,6 +18,7 @@ mod batch;
 mod checkpoint;
 mod compaction;
 mod config;
+mod flush;
 mod index;
 mod log;
 mod producers;

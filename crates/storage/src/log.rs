@@ -11,6 +11,7 @@ use bytes::Bytes;
 use crate::batch::{self, validate_batches, BatchHeader, HEADER_SIZE};
 use crate::checkpoint::{self, Checkpoint, CleanerCheckpoint};
 use crate::compaction::{self, CleanPlan, CleanStats, CleanedSegments};
+use crate::flush::SealedSyncs;
 use crate::producers::{client_batches, rebuild, snapshot, Marker, Prepared, ProducerStates};
 use crate::recovery;
 use crate::retention::{self, SegmentStats};
@@ -44,6 +45,10 @@ pub struct PartitionLog {
     unflushed_records: u64,
     /// When the oldest not-yet-fsynced append happened, for `flush_ms`.
     oldest_unflushed_ms: Option<i64>,
+    /// Everything below this offset is known to be on disk (checkpointed; see `recovery`).
+    recovery_point: i64,
+    /// Rolled segments still being synced in the background.
+    sealed_syncs: SealedSyncs,
     /// Where compaction got to; meaningful only with `cleanup.policy` compact.
     cleaner: CleanerCheckpoint,
     /// Idempotent and transactional producers' state, and the aborted transactions.
@@ -63,7 +68,16 @@ impl PartitionLog {
         let saved = checkpoint::read(dir)?;
         compaction::swap::recover(dir)?;
         let empty_base = saved.map_or(0, |c| c.log_start_offset.max(0));
-        let segments = recovery::load_segments(dir, &config, clean, empty_base, wall_clock_ms())?;
+        // Without a checkpoint nothing is known to be on disk.
+        let recovery_point = saved.map_or(i64::MIN, |c| c.recovery_point);
+        let segments = recovery::load_segments(
+            dir,
+            &config,
+            clean,
+            recovery_point,
+            empty_base,
+            wall_clock_ms(),
+        )?;
         let first_base = segments.keys().next().copied().unwrap_or(0);
         let log_end = segments
             .values()
@@ -76,6 +90,8 @@ impl PartitionLog {
             .map_or(log_start_offset, |c| c.high_watermark)
             .clamp(log_start_offset, log_end.max(log_start_offset));
         let producers = rebuild::load(dir, &segments, log_start_offset, log_end)?;
+        // Recovery synced every sealed segment it did not trust.
+        let active_base = segments.keys().next_back().copied().unwrap_or(0);
         Ok(PartitionLog {
             dir: dir.to_path_buf(),
             config,
@@ -84,6 +100,8 @@ impl PartitionLog {
             high_watermark,
             unflushed_records: 0,
             oldest_unflushed_ms: None,
+            recovery_point: active_base,
+            sealed_syncs: SealedSyncs::default(),
             cleaner: checkpoint::read_cleaner(dir)?.unwrap_or(CleanerCheckpoint {
                 first_dirty_offset: log_start_offset,
                 next_delete_horizon: None,
@@ -225,8 +243,10 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// Seals the active segment (fsynced, so a crash can only tear the new one) and starts a
-    /// new one at the log end offset. An empty active segment is kept as is.
+    /// Seals the active segment and starts a new one at the log end offset. The sealed
+    /// segment is synced in the background: fsyncing a full segment here, under the
+    /// partition's write lock, stalled its producers for as long as the disk took. An empty
+    /// active segment is kept as is.
     fn roll(&mut self, now_ms: i64) -> Result<(), StorageError> {
         let log_end = self.log_end_offset();
         let interval = self.config.index_interval_bytes;
@@ -234,13 +254,15 @@ impl PartitionLog {
         if active.is_empty() {
             return Ok(());
         }
-        active.seal()?;
+        active.finish()?;
+        let sync = active.sync_handle()?;
+        self.sealed_syncs.start(log_end, sync)?;
         let segment = Segment::create(&self.dir, log_end, interval, now_ms)?;
         checkpoint::sync_dir(&self.dir)?;
         self.segments.insert(log_end, segment);
-        self.mark_flushed();
-        // The sealed segments are durable, so a snapshot at their end stays valid whatever
-        // a crash does to the new one. Without changes, the last snapshot serves as well.
+        // A snapshot at the new segment's base stays valid after a crash: should the crash
+        // tear the segments below it, recovery ends the log before the snapshot's offset and
+        // the snapshot is discarded. Without changes, the last snapshot serves as well.
         if self.producers_changed {
             self.write_snapshot()?;
         }
@@ -351,13 +373,36 @@ impl PartitionLog {
         }
     }
 
-    /// Fsync point "flush": active segment log and indexes, then the checkpoint. Sealed
-    /// segments were synced when they rolled.
+    /// Fsync point "flush": active segment log and indexes, then the checkpoint. Rolled
+    /// segments are synced in the background; the recovery point only passes them once that
+    /// is done.
     pub fn flush(&mut self) -> Result<(), StorageError> {
         self.active().sync()?;
-        self.write_checkpoint()?;
         self.mark_flushed();
+        self.advance_recovery_point()?;
+        if self.sealed_syncs.all_synced() {
+            self.recovery_point = self.log_end_offset();
+        }
+        self.write_checkpoint()
+    }
+
+    /// Checkpoints the recovery point when background syncs of rolled segments have moved it,
+    /// so that recovery after a crash need not check those segments again.
+    pub fn checkpoint_synced_segments(&mut self) -> Result<(), StorageError> {
+        if self.advance_recovery_point()? {
+            self.write_checkpoint()?;
+        }
         Ok(())
+    }
+
+    fn advance_recovery_point(&mut self) -> Result<bool, StorageError> {
+        match self.sealed_syncs.finished()? {
+            Some(end) if end > self.recovery_point => {
+                self.recovery_point = end;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     /// Deletes whole old segments by time, then by size, and advances the log start offset.
@@ -472,7 +517,9 @@ impl PartitionLog {
     /// Seals the active segment, checkpoints, and leaves the clean-shutdown marker that lets
     /// the next open skip recovery.
     pub fn close(mut self) -> Result<(), StorageError> {
+        self.sealed_syncs.wait_all()?;
         self.active_mut().seal()?;
+        self.recovery_point = self.log_end_offset();
         self.write_snapshot()?;
         self.write_checkpoint()?;
         checkpoint::write_clean_marker(&self.dir)?;
@@ -529,6 +576,7 @@ impl PartitionLog {
         let checkpoint = Checkpoint {
             log_start_offset: self.log_start_offset,
             high_watermark: self.high_watermark,
+            recovery_point: self.recovery_point,
         };
         Ok(checkpoint::write(&self.dir, checkpoint)?)
     }

@@ -1,10 +1,11 @@
 //! Open-time recovery: find the segments, decide which can be trusted, and repair the rest.
 //!
-//! Because a segment is fsynced when it rolls, only the active (last) segment can be torn by
-//! a crash. Without a clean-shutdown marker it is scanned batch by batch (length, magic,
-//! CRC-32C, increasing offsets) and truncated at the first bad batch, and its indexes are
-//! rebuilt. Sealed segments keep their indexes unless those are missing or fail a sanity
-//! check, in which case they are rebuilt the same way.
+//! Segments that end at or below the recovery point were on disk before the crash; only the
+//! ones after it (always including the active one) can be torn. Without a clean-shutdown
+//! marker those are scanned batch by batch (length, magic, CRC-32C, increasing offsets) and
+//! truncated at the first bad batch, and their indexes are rebuilt. Trusted segments keep
+//! their indexes unless those are missing or fail a sanity check, in which case they are
+//! rebuilt the same way.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
@@ -18,11 +19,13 @@ use crate::segment::{Segment, INDEX_EXT, LOG_EXT, TIME_INDEX_EXT};
 use crate::{LogConfig, StorageError};
 
 /// Loads every segment in `dir`, creating one at `empty_base` for a new partition.
-/// `clean` says whether the previous run shut down cleanly.
+/// `clean` says whether the previous run shut down cleanly; if not, segments ending above
+/// `recovery_point` are checked batch by batch. Every sealed segment is synced on return.
 pub(crate) fn load_segments(
     dir: &Path,
     config: &LogConfig,
     clean: bool,
+    recovery_point: i64,
     empty_base: i64,
     now_ms: i64,
 ) -> Result<BTreeMap<i64, Segment>, StorageError> {
@@ -39,7 +42,10 @@ pub(crate) fn load_segments(
         let mut segment = Segment::open(dir, base, interval, now_ms)?;
         let next_base = bases.get(i + 1).copied();
         let truncated = match next_base {
-            Some(next_base) => load_sealed(&mut segment, next_base)?,
+            Some(next_base) if clean || next_base <= recovery_point => {
+                load_sealed(&mut segment, next_base)?
+            }
+            Some(next_base) => load_unsynced(&mut segment, next_base)?,
             None => load_active(&mut segment, clean)?,
         };
         segments.insert(base, segment);
@@ -108,20 +114,26 @@ fn load_sealed(segment: &mut Segment, next_base: i64) -> Result<bool, StorageErr
         }
         Err(reason) => {
             tracing::warn!(base = segment.base_offset(), %reason, "rebuilding indexes of sealed segment");
-            let truncated = recover_segment(segment)? > 0;
-            // Sealed segments keep their final max timestamp in the time index.
-            segment.seal()?;
-            if !truncated && segment.next_offset() != next_base {
-                tracing::warn!(
-                    base = segment.base_offset(),
-                    end = segment.next_offset(),
-                    next_base,
-                    "sealed segment does not end where the next begins"
-                );
-            }
-            Ok(truncated)
+            load_unsynced(segment, next_base)
         }
     }
+}
+
+/// A sealed segment that may not have reached the disk before a crash, or whose indexes
+/// cannot be trusted: every batch is checked. Returns whether it had to be truncated.
+fn load_unsynced(segment: &mut Segment, next_base: i64) -> Result<bool, StorageError> {
+    let truncated = recover_segment(segment)? > 0;
+    // Sealed segments keep their final max timestamp in the time index.
+    segment.seal()?;
+    if !truncated && segment.next_offset() != next_base {
+        tracing::warn!(
+            base = segment.base_offset(),
+            end = segment.next_offset(),
+            next_base,
+            "sealed segment does not end where the next begins"
+        );
+    }
+    Ok(truncated)
 }
 
 /// The active segment: trusted after a clean shutdown if its indexes and tail check out,
@@ -220,7 +232,7 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
-    use crate::checkpoint::CLEAN_SHUTDOWN_FILE;
+    use crate::checkpoint::{self, CLEAN_SHUTDOWN_FILE};
     use crate::testutil::{
         batch, batch_with, files_with_ext, headers_of, read_all, test_config, Codec,
     };
@@ -375,6 +387,55 @@ mod tests {
         assert_eq!(log.segment_count(), 1);
         assert_eq!(log.log_end_offset(), 2);
         assert_eq!(fs::metadata(&first).unwrap().len(), first_size as u64);
+    }
+
+    /// The first segment's file, with one byte of its second batch flipped and its indexes
+    /// left as they were: only a batch-by-batch check can notice.
+    fn damage_first_segment(dir: &Path) -> usize {
+        let first = files_with_ext(dir, "log")[0].clone();
+        let mut bytes = fs::read(&first).unwrap();
+        let first_size = crate::BatchHeader::parse(&bytes).unwrap().total_size();
+        bytes[first_size + 30] ^= 0xFF;
+        fs::write(&first, &bytes).unwrap();
+        first_size
+    }
+
+    #[test]
+    fn rolled_segments_not_known_synced_are_checked_after_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        crashed_log(dir.path());
+        // No checkpoint says the rolled segments reached the disk.
+        assert!(checkpoint::read(dir.path()).unwrap().is_none());
+        let first_size = damage_first_segment(dir.path());
+
+        let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+        assert_eq!(log.segment_count(), 1);
+        assert_eq!(log.log_end_offset(), 2);
+        let first = files_with_ext(dir.path(), "log")[0].clone();
+        assert_eq!(fs::metadata(first).unwrap().len(), first_size as u64);
+    }
+
+    #[test]
+    fn segments_below_the_recovery_point_are_trusted_after_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), small_config()).unwrap();
+        for i in 0..24 {
+            log.append(batch_with(&[i * 10, i * 10 + 3], Codec::None), 1, 0)
+                .unwrap();
+        }
+        let segments = log.segment_count();
+        let active_base = *log.segment_bases().last().unwrap();
+        log.checkpoint_after_sealed_syncs();
+        drop(log);
+        let saved = checkpoint::read(dir.path()).unwrap().unwrap();
+        assert_eq!(saved.recovery_point, active_base);
+        // Not checked again, so the damage goes unseen: the point of the recovery point is
+        // that reopening after a crash costs the unsynced tail, not the whole log.
+        damage_first_segment(dir.path());
+
+        let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+        assert_eq!(log.segment_count(), segments);
+        assert_eq!(log.log_end_offset(), 48);
     }
 
     #[test]

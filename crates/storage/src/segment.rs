@@ -447,16 +447,34 @@ impl Segment {
         self.time_index.sync()
     }
 
-    /// Fsync point "seal", at roll and close: records the final max timestamp in the time
-    /// index (so a reopen knows it without scanning), trims stray bytes and syncs everything.
-    pub fn seal(&mut self) -> io::Result<()> {
+    /// Makes the segment final: records its max timestamp in the time index (so a reopen
+    /// knows it without scanning) and trims stray bytes. Nothing is synced; see
+    /// [`Segment::seal`] and [`Segment::sync_handle`].
+    pub fn finish(&mut self) -> io::Result<()> {
         self.append_time_entry()?;
         if self.log.metadata()?.len() != self.size {
             self.log.set_len(self.size)?;
         }
         self.offset_index.trim()?;
-        self.time_index.trim()?;
+        self.time_index.trim()
+    }
+
+    /// Fsync point "seal", at close and after recovery: `finish` and sync everything.
+    pub fn seal(&mut self) -> io::Result<()> {
+        self.finish()?;
         self.sync()
+    }
+
+    /// Handles on the segment's files that sync them with the same effect as
+    /// [`Segment::sync`], from another thread and whatever happens to the segment meanwhile.
+    pub fn sync_handle(&self) -> io::Result<SegmentSync> {
+        Ok(SegmentSync {
+            log: self.log.try_clone()?,
+            indexes: [
+                self.offset_index.try_clone_file()?,
+                self.time_index.try_clone_file()?,
+            ],
+        })
     }
 
     pub fn delete_files(self) -> io::Result<()> {
@@ -549,6 +567,22 @@ impl Segment {
             "{} at position {position}: {what}",
             self.log_path.display()
         ))
+    }
+}
+
+/// A segment's files, detached from it so they can be synced off the append path.
+pub(crate) struct SegmentSync {
+    log: File,
+    indexes: [File; 2],
+}
+
+impl SegmentSync {
+    pub fn run(self) -> io::Result<()> {
+        self.log.sync_data()?;
+        for index in &self.indexes {
+            index.sync_all()?;
+        }
+        Ok(())
     }
 }
 

@@ -16,6 +16,15 @@ impl PartitionLog {
         self.segments.values().next().unwrap().size()
     }
 
+    /// Waits for the background syncs of rolled segments and checkpoints the recovery point,
+    /// as the broker's periodic `checkpoint_synced_segments` eventually does.
+    pub(crate) fn checkpoint_after_sealed_syncs(&mut self) {
+        if let Some(end) = self.sealed_syncs.wait_all().unwrap() {
+            self.recovery_point = self.recovery_point.max(end);
+        }
+        self.write_checkpoint().unwrap();
+    }
+
     pub(crate) fn segment_bases(&self) -> Vec<i64> {
         self.segments.keys().copied().collect()
     }
