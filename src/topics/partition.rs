@@ -165,13 +165,21 @@ impl Partition {
     /// fsyncs when the flush interval has passed with data unflushed, and checkpoints rolled
     /// segments whose background sync has finished.
     pub fn flush_if_due(&self, now_ms: i64) -> Result<()> {
-        let mut guard = self.log.write();
-        if let Some(log) = guard.as_mut() {
-            if log.needs_flush(now_ms) {
-                log.flush()?;
-            } else {
-                log.checkpoint_synced_segments()?;
+        let pending = {
+            let mut guard = self.log.write();
+            match guard.as_mut() {
+                Some(log) if log.needs_flush(now_ms) => {
+                    log.flush()?;
+                    None
+                }
+                Some(log) => log.checkpoint_synced_segments()?,
+                None => None,
             }
+        };
+        // Written with the log released: its fsyncs can wait for the filesystem journal,
+        // and producers must not wait with them.
+        if let Some(checkpoint) = pending {
+            checkpoint.write()?;
         }
         Ok(())
     }

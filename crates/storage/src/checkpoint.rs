@@ -2,7 +2,8 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use bytes::Buf;
 
@@ -172,6 +173,58 @@ pub(crate) fn write(dir: &Path, checkpoint: Checkpoint) -> io::Result<()> {
     write_atomically(dir, CHECKPOINT_FILE, &checkpoint.encode())
 }
 
+/// A partition's checkpoint file, written in the order its contents were taken. Its fsyncs
+/// can wait for the filesystem journal, so the periodic checkpoint is written after the
+/// partition's lock is released; a write taken earlier but arriving later is dropped, so the
+/// file never goes back to older offsets.
+#[derive(Debug)]
+pub(crate) struct CheckpointFile {
+    dir: PathBuf,
+    /// Sequence number of the newest checkpoint on disk.
+    written: Mutex<u64>,
+}
+
+impl CheckpointFile {
+    pub fn new(dir: &Path) -> Self {
+        CheckpointFile {
+            dir: dir.to_path_buf(),
+            written: Mutex::new(0),
+        }
+    }
+
+    pub fn write(&self, sequence: u64, checkpoint: Checkpoint) -> io::Result<()> {
+        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        if *written >= sequence {
+            return Ok(());
+        }
+        write(&self.dir, checkpoint)?;
+        *written = sequence;
+        Ok(())
+    }
+}
+
+/// A checkpoint taken under the partition's lock, to be written after it is released.
+#[must_use = "a pending checkpoint does nothing until written"]
+pub struct PendingCheckpoint {
+    file: Arc<CheckpointFile>,
+    sequence: u64,
+    checkpoint: Checkpoint,
+}
+
+impl PendingCheckpoint {
+    pub(crate) fn new(file: Arc<CheckpointFile>, sequence: u64, checkpoint: Checkpoint) -> Self {
+        PendingCheckpoint {
+            file,
+            sequence,
+            checkpoint,
+        }
+    }
+
+    pub fn write(self) -> Result<(), crate::StorageError> {
+        Ok(self.file.write(self.sequence, self.checkpoint)?)
+    }
+}
+
 /// Replaces `dir/name` with `bytes` all or nothing: the temp file (`.tmp`, which recovery
 /// removes) is synced before the rename, the directory after it.
 pub(crate) fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
@@ -238,6 +291,22 @@ mod tests {
         }
         fs::write(&path, &bytes[..10]).unwrap();
         assert_eq!(read(dir.path()).unwrap(), None);
+    }
+
+    #[test]
+    fn a_checkpoint_taken_earlier_never_overwrites_a_later_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = CheckpointFile::new(dir.path());
+        let at = |offset| Checkpoint {
+            log_start_offset: offset,
+            high_watermark: offset,
+            recovery_point: offset,
+        };
+        file.write(2, at(20)).unwrap();
+        file.write(1, at(10)).unwrap();
+        assert_eq!(read(dir.path()).unwrap(), Some(at(20)));
+        file.write(3, at(30)).unwrap();
+        assert_eq!(read(dir.path()).unwrap(), Some(at(30)));
     }
 
     #[test]

@@ -1,16 +1,42 @@
 //! Syncing sealed segments off the append path.
 //!
-//! A roll used to fsync the segment it sealed while holding the partition's write lock; with
-//! 1 GiB segments that stalled every producer of the partition for more than a second. Now a
-//! thread of its own syncs the sealed segment, and the partition's recovery point (the offset
-//! below which everything is known to be on disk) moves past the segment once that is done.
-//! After a crash, recovery checks every segment from the recovery point on, as Kafka does.
+//! A roll used to fsync, while holding the partition's write lock, the segment it sealed, the
+//! directory and the producer snapshot; with 1 GiB segments that stalled every producer of the
+//! partition for up to seconds (the directory fsync alone waits for the ext4 journal, which
+//! waits for the segment's data). Now a thread of its own does all three, and the partition's
+//! recovery point (the offset below which everything is known to be on disk) moves past the
+//! segment once that is done. After a crash, recovery checks every segment from the recovery
+//! point on, as Kafka does.
 
 use std::collections::VecDeque;
 use std::io;
+use std::path::PathBuf;
 use std::thread::{self, JoinHandle};
 
+use crate::checkpoint::sync_dir;
+use crate::producers::snapshot;
 use crate::segment::SegmentSync;
+
+/// What a roll leaves to be made durable.
+pub(crate) struct RollSync {
+    pub segment: SegmentSync,
+    /// The partition directory, which now also holds the new active segment's files.
+    pub dir: PathBuf,
+    /// A producer snapshot `(offset, encoded bytes)` at the sealed segment's end; written
+    /// after the segment's data, so it never describes batches that are not on disk.
+    pub snapshot: Option<(i64, Vec<u8>)>,
+}
+
+impl RollSync {
+    fn run(self) -> io::Result<()> {
+        self.segment.run()?;
+        sync_dir(&self.dir)?;
+        if let Some((offset, bytes)) = self.snapshot {
+            snapshot::write_encoded(&self.dir, offset, &bytes)?;
+        }
+        Ok(())
+    }
+}
 
 /// The sealed segments whose sync is still running, oldest first.
 #[derive(Default)]
@@ -29,12 +55,21 @@ struct Pending {
 
 impl SealedSyncs {
     /// Starts syncing a just-sealed segment that ends at `end_offset`.
-    pub fn start(&mut self, end_offset: i64, sync: SegmentSync) -> io::Result<()> {
-        let thread = thread::Builder::new()
+    pub fn start(&mut self, end_offset: i64, sync: RollSync) -> io::Result<()> {
+        let spawned = thread::Builder::new()
             .name("segment-sync".into())
-            .spawn(move || sync.run())?;
-        self.pending.push_back(Pending { end_offset, thread });
-        Ok(())
+            .spawn(move || sync.run());
+        match spawned {
+            Ok(thread) => {
+                self.pending.push_back(Pending { end_offset, thread });
+                Ok(())
+            }
+            Err(err) => {
+                // That segment will never be synced: later ones must not vouch for it.
+                self.failed = true;
+                Err(err)
+            }
+        }
     }
 
     /// True when every segment sealed so far is known to be on disk.

@@ -30,6 +30,7 @@ mod segment;
 mod testutil;
 
 pub use batch::{validate_batches, BatchHeader, Compression, HEADER_SIZE};
+pub use checkpoint::PendingCheckpoint;
 pub use compaction::{CleanPlan, CleanStats, CleanedSegments};
 pub use config::{CleanupPolicy, LogConfig, TimestampType};
 pub use log::{AppendInfo, PartitionLog};

@@ -4,14 +4,15 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
 use crate::batch::{self, validate_batches, BatchHeader, HEADER_SIZE};
-use crate::checkpoint::{self, Checkpoint, CleanerCheckpoint};
+use crate::checkpoint::{self, Checkpoint, CheckpointFile, CleanerCheckpoint, PendingCheckpoint};
 use crate::compaction::{self, CleanPlan, CleanStats, CleanedSegments};
-use crate::flush::SealedSyncs;
+use crate::flush::{RollSync, SealedSyncs};
 use crate::producers::{client_batches, rebuild, snapshot, Marker, Prepared, ProducerStates};
 use crate::recovery;
 use crate::retention::{self, SegmentStats};
@@ -49,6 +50,12 @@ pub struct PartitionLog {
     recovery_point: i64,
     /// Rolled segments still being synced in the background.
     sealed_syncs: SealedSyncs,
+    checkpoint_file: Arc<CheckpointFile>,
+    /// Sequence number of the last checkpoint taken, so they reach the file in order.
+    checkpoint_sequence: u64,
+    /// Whether the active segment's directory entry may not be durable yet: a roll leaves
+    /// the directory fsync to the background, so an explicit sync does it first.
+    active_dir_unsynced: bool,
     /// Where compaction got to; meaningful only with `cleanup.policy` compact.
     cleaner: CleanerCheckpoint,
     /// Idempotent and transactional producers' state, and the aborted transactions.
@@ -102,6 +109,9 @@ impl PartitionLog {
             oldest_unflushed_ms: None,
             recovery_point: active_base,
             sealed_syncs: SealedSyncs::default(),
+            checkpoint_file: Arc::new(CheckpointFile::new(dir)),
+            checkpoint_sequence: 0,
+            active_dir_unsynced: false,
             cleaner: checkpoint::read_cleaner(dir)?.unwrap_or(CleanerCheckpoint {
                 first_dirty_offset: log_start_offset,
                 next_delete_horizon: None,
@@ -216,8 +226,19 @@ impl PartitionLog {
             .flush_messages
             .is_some_and(|n| self.unflushed_records >= n)
         {
+            self.sync_active_dir_entry()?;
             self.active().sync_log()?;
             self.mark_flushed();
+        }
+        Ok(())
+    }
+
+    /// With `flush_messages`, an acknowledged record must survive a crash even in a segment
+    /// created a moment ago, and fsyncing a file does not make its directory entry durable.
+    fn sync_active_dir_entry(&mut self) -> Result<(), StorageError> {
+        if self.active_dir_unsynced {
+            checkpoint::sync_dir(&self.dir)?;
+            self.active_dir_unsynced = false;
         }
         Ok(())
     }
@@ -244,9 +265,9 @@ impl PartitionLog {
     }
 
     /// Seals the active segment and starts a new one at the log end offset. The sealed
-    /// segment is synced in the background: fsyncing a full segment here, under the
-    /// partition's write lock, stalled its producers for as long as the disk took. An empty
-    /// active segment is kept as is.
+    /// segment, the directory and the producer snapshot are synced in the background (see
+    /// `flush`): fsyncing them here, under the partition's write lock, stalled its producers
+    /// for as long as the disk took. An empty active segment is kept as is.
     fn roll(&mut self, now_ms: i64) -> Result<(), StorageError> {
         let log_end = self.log_end_offset();
         let interval = self.config.index_interval_bytes;
@@ -255,18 +276,21 @@ impl PartitionLog {
             return Ok(());
         }
         active.finish()?;
-        let sync = active.sync_handle()?;
-        self.sealed_syncs.start(log_end, sync)?;
+        let segment_sync = active.sync_handle()?;
         let segment = Segment::create(&self.dir, log_end, interval, now_ms)?;
-        checkpoint::sync_dir(&self.dir)?;
         self.segments.insert(log_end, segment);
-        // A snapshot at the new segment's base stays valid after a crash: should the crash
-        // tear the segments below it, recovery ends the log before the snapshot's offset and
-        // the snapshot is discarded. Without changes, the last snapshot serves as well.
-        if self.producers_changed {
-            self.write_snapshot()?;
-        }
-        Ok(())
+        self.active_dir_unsynced = true;
+        // Without changes, the last snapshot serves as well.
+        let snapshot = self
+            .producers_changed
+            .then(|| (log_end, snapshot::encode(log_end, &self.producers)));
+        self.producers_changed = false;
+        let sync = RollSync {
+            segment: segment_sync,
+            dir: self.dir.clone(),
+            snapshot,
+        };
+        Ok(self.sealed_syncs.start(log_end, sync)?)
     }
 
     /// Whole batches starting with the one containing `offset`: at most `max_bytes`, but at
@@ -377,6 +401,7 @@ impl PartitionLog {
     /// segments are synced in the background; the recovery point only passes them once that
     /// is done.
     pub fn flush(&mut self) -> Result<(), StorageError> {
+        self.sync_active_dir_entry()?;
         self.active().sync()?;
         self.mark_flushed();
         self.advance_recovery_point()?;
@@ -386,13 +411,14 @@ impl PartitionLog {
         self.write_checkpoint()
     }
 
-    /// Checkpoints the recovery point when background syncs of rolled segments have moved it,
-    /// so that recovery after a crash need not check those segments again.
-    pub fn checkpoint_synced_segments(&mut self) -> Result<(), StorageError> {
-        if self.advance_recovery_point()? {
-            self.write_checkpoint()?;
+    /// A checkpoint of the recovery point when background syncs of rolled segments have moved
+    /// it, so that recovery after a crash need not check those segments again. The caller
+    /// writes it once it has released the log: the write's fsyncs can take long.
+    pub fn checkpoint_synced_segments(&mut self) -> Result<Option<PendingCheckpoint>, StorageError> {
+        if !self.advance_recovery_point()? {
+            return Ok(None);
         }
-        Ok(())
+        Ok(Some(self.take_checkpoint()))
     }
 
     fn advance_recovery_point(&mut self) -> Result<bool, StorageError> {
@@ -518,6 +544,7 @@ impl PartitionLog {
     /// the next open skip recovery.
     pub fn close(mut self) -> Result<(), StorageError> {
         self.sealed_syncs.wait_all()?;
+        self.sync_active_dir_entry()?;
         self.active_mut().seal()?;
         self.recovery_point = self.log_end_offset();
         self.write_snapshot()?;
@@ -572,13 +599,22 @@ impl PartitionLog {
         Ok(())
     }
 
-    fn write_checkpoint(&self) -> Result<(), StorageError> {
+    fn write_checkpoint(&mut self) -> Result<(), StorageError> {
+        self.take_checkpoint().write()
+    }
+
+    fn take_checkpoint(&mut self) -> PendingCheckpoint {
+        self.checkpoint_sequence += 1;
         let checkpoint = Checkpoint {
             log_start_offset: self.log_start_offset,
             high_watermark: self.high_watermark,
             recovery_point: self.recovery_point,
         };
-        Ok(checkpoint::write(&self.dir, checkpoint)?)
+        PendingCheckpoint::new(
+            self.checkpoint_file.clone(),
+            self.checkpoint_sequence,
+            checkpoint,
+        )
     }
 
     fn mark_flushed(&mut self) {

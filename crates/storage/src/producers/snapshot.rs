@@ -31,7 +31,12 @@ fn file_name(offset: i64) -> String {
 
 /// Fsync point "producer snapshot": written atomically (temp, fsync, rename, directory fsync).
 pub(crate) fn write(dir: &Path, offset: i64, states: &ProducerStates) -> io::Result<()> {
-    write_atomically(dir, &file_name(offset), &encode(offset, states))
+    write_encoded(dir, offset, &encode(offset, states))
+}
+
+/// `write` of bytes from `encode`, for a snapshot written away from the state it describes.
+pub(crate) fn write_encoded(dir: &Path, offset: i64, bytes: &[u8]) -> io::Result<()> {
+    write_atomically(dir, &file_name(offset), bytes)
 }
 
 /// The newest readable snapshot at or below `log_end`, with its offset. Snapshots above
@@ -97,7 +102,7 @@ pub(crate) fn list(dir: &Path) -> io::Result<Vec<(i64, PathBuf)>> {
     Ok(out)
 }
 
-fn encode(offset: i64, states: &ProducerStates) -> Vec<u8> {
+pub(crate) fn encode(offset: i64, states: &ProducerStates) -> Vec<u8> {
     let mut out = Vec::new();
     out.put_slice(MAGIC);
     out.put_u8(VERSION);
