@@ -15,5 +15,6 @@ pub mod logging;
 pub mod metrics;
 pub mod network;
 pub mod protocol;
+pub mod replication;
 pub mod topics;
 pub mod txn;
