@@ -1,6 +1,7 @@
 //! The Kafka listeners: accept connections (plaintext or TLS), enforce connection limits,
 //! and run one request pipeline per connection.
 
+pub mod client;
 mod connection;
 mod limits;
 pub mod tls;
