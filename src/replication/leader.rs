@@ -9,7 +9,10 @@
 //! `replica_lag_time_max_ms` leaves the ISR, unless it has exactly the leader's log end
 //! offset (an idle partition gives nothing to catch up with). A replica rejoins when it has
 //! reached the high watermark and fetched past the start of the current leader epoch, where a
-//! log that diverged under an older leader has been truncated.
+//! log that diverged under an older leader has been truncated. Since Kafka 3.7 (KAFKA-15583)
+//! the high watermark also stands still while the ISR is smaller than the effective minimum,
+//! `min(min.insync.replicas, replicas)`: acks=1 writes still land, but no consumer sees a
+//! record that fewer replicas than promised hold.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -37,6 +40,8 @@ pub struct LeaderReplicas {
     isr: BTreeSet<i32>,
     followers: BTreeMap<i32, Follower>,
     high_watermark: i64,
+    /// `min(min.insync.replicas, replica count)`.
+    min_isr: usize,
 }
 
 impl LeaderReplicas {
@@ -49,9 +54,10 @@ impl LeaderReplicas {
         isr: &[i32],
         log_end_offset: i64,
         high_watermark: i64,
+        min_insync_replicas: usize,
         now_ms: i64,
     ) -> Self {
-        let followers = replicas
+        let followers: BTreeMap<i32, Follower> = replicas
             .iter()
             .filter(|id| **id != local_id)
             .map(|id| {
@@ -70,8 +76,9 @@ impl LeaderReplicas {
             local_id,
             epoch_start_offset: log_end_offset,
             isr,
-            followers,
             high_watermark: high_watermark.min(log_end_offset),
+            min_isr: min_insync_replicas.clamp(1, followers.len() + 1),
+            followers,
         }
     }
 
@@ -83,8 +90,9 @@ impl LeaderReplicas {
         self.isr.iter().copied()
     }
 
-    pub fn isr_len(&self) -> usize {
-        self.isr.len()
+    /// Whether an acks=all write may be appended (else NOT_ENOUGH_REPLICAS).
+    pub fn has_min_isr(&self) -> bool {
+        self.isr.len() >= self.min_isr
     }
 
     /// A follower fetched from `fetch_offset` while the leader's log ended at `log_end_offset`.
@@ -114,6 +122,9 @@ impl LeaderReplicas {
     /// Recomputes the high watermark after the leader's own log grew (or the ISR shrank).
     /// Returns whether it moved.
     pub fn advance_high_watermark(&mut self, log_end_offset: i64) -> bool {
+        if self.isr.len() < self.min_isr {
+            return false;
+        }
         let mut low = log_end_offset;
         for id in &self.isr {
             if *id == self.local_id {
@@ -174,7 +185,7 @@ mod tests {
     const LAG: i64 = 30_000;
 
     fn three_in_sync(end: i64) -> LeaderReplicas {
-        LeaderReplicas::new(1, &[1, 2, 3], &[1, 2, 3], end, end, 0)
+        LeaderReplicas::new(1, &[1, 2, 3], &[1, 2, 3], end, end, 1, 0)
     }
 
     #[test]
@@ -203,7 +214,7 @@ mod tests {
 
     #[test]
     fn a_leader_alone_in_the_isr_commits_its_own_appends() {
-        let mut leader = LeaderReplicas::new(1, &[1, 2, 3], &[1], 0, 0, 0);
+        let mut leader = LeaderReplicas::new(1, &[1, 2, 3], &[1], 0, 0, 1, 0);
         assert!(leader.advance_high_watermark(5));
         assert_eq!(leader.high_watermark(), 5);
     }
@@ -254,7 +265,7 @@ mod tests {
 
     #[test]
     fn followers_rejoin_at_the_high_watermark_and_past_the_epoch_start() {
-        let mut leader = LeaderReplicas::new(1, &[1, 2, 3], &[1, 2], 20, 20, 0);
+        let mut leader = LeaderReplicas::new(1, &[1, 2, 3], &[1, 2], 20, 20, 1, 0);
         leader.record_fetch(2, 20, 20, 1).unwrap();
         leader.advance_high_watermark(30);
         leader.record_fetch(2, 30, 30, 2).unwrap();
@@ -276,6 +287,29 @@ mod tests {
         assert_eq!(leader.high_watermark(), 10);
         leader.set_isr(&[1, 2], 20);
         assert_eq!(leader.high_watermark(), 20);
+    }
+
+    #[test]
+    fn below_the_minimum_isr_the_high_watermark_stands_still() {
+        let mut leader = LeaderReplicas::new(1, &[1, 2, 3], &[1, 2], 10, 10, 2, 0);
+        assert!(leader.has_min_isr());
+        leader.record_fetch(2, 15, 15, 1).unwrap();
+        assert_eq!(leader.high_watermark(), 15);
+        leader.set_isr(&[1], 20);
+        assert!(!leader.has_min_isr());
+        assert!(!leader.advance_high_watermark(20));
+        assert_eq!(leader.high_watermark(), 15);
+        // Back at the minimum, it catches up at once.
+        leader.record_fetch(3, 20, 20, 2).unwrap();
+        leader.set_isr(&[1, 3], 20);
+        assert_eq!(leader.high_watermark(), 20);
+    }
+
+    #[test]
+    fn the_minimum_isr_is_capped_at_the_replica_count() {
+        let mut leader = LeaderReplicas::new(1, &[1], &[1], 0, 0, 3, 0);
+        assert!(leader.has_min_isr());
+        assert!(leader.advance_high_watermark(4));
     }
 
     #[test]
