@@ -217,6 +217,9 @@ pub struct Config {
     /// it has written nothing there for this long and has no open transaction
     /// (`producer.id.expiration.ms`).
     pub producer_id_expiration_ms: i64,
+    /// Default for topics' `min.insync.replicas`: how many in-sync replicas an acks=all write
+    /// needs (`min.insync.replicas`).
+    pub min_insync_replicas: i32,
     /// How often transactions open past their timeout are aborted
     /// (`transaction.abort.timed.out.transaction.cleanup.interval.ms`).
     pub transaction_abort_timed_out_transaction_cleanup_interval_ms: u64,
@@ -286,6 +289,7 @@ impl Default for Config {
             transaction_max_timeout_ms: 900_000,
             transactional_id_expiration_ms: 7 * 24 * 60 * 60 * 1000,
             producer_id_expiration_ms: 24 * 60 * 60 * 1000,
+            min_insync_replicas: 1,
             transaction_abort_timed_out_transaction_cleanup_interval_ms: 10_000,
             transaction_remove_expired_transaction_cleanup_interval_ms: 60 * 60 * 1000,
             offsets_retention_minutes: 7 * 24 * 60,
@@ -405,6 +409,9 @@ impl Config {
         }
         if self.producer_id_expiration_ms < 1 {
             return invalid("producer_id_expiration_ms", "must be positive");
+        }
+        if self.min_insync_replicas < 1 {
+            return invalid("min_insync_replicas", "must be at least 1");
         }
         if self.transaction_max_timeout_ms < 1 || self.transactional_id_expiration_ms < 1 {
             return invalid("transaction_max_timeout_ms", "transaction timeouts and expiry must be positive");

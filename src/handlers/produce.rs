@@ -54,7 +54,8 @@ pub fn handle(broker: &Broker, session: &Session, request: ProduceRequest, versi
             } else {
                 Err(BrokerError::InvalidRequiredAcks(request.acks))
             };
-            produce_topic(broker, topic_data, topic, request.transactional_id.as_deref().map(|id| id.as_str()), version)
+            let transactional_id = request.transactional_id.as_deref().map(|id| id.as_str());
+            produce_topic(broker, topic_data, topic, request.acks, transactional_id, version)
         })
         .collect();
     ProduceResponse::default().with_responses(responses)
@@ -74,6 +75,7 @@ fn produce_topic(
     broker: &Broker,
     data: TopicProduceData,
     topic: Result<Arc<Topic>, BrokerError>,
+    acks: i16,
     transactional_id: Option<&str>,
     version: i16,
 ) -> TopicProduceResponse {
@@ -82,7 +84,7 @@ fn produce_topic(
         .into_iter()
         .map(|partition| {
             let index = partition.index;
-            let appended = topic.as_ref().map(|topic| append(broker, topic, partition, transactional_id));
+            let appended = topic.as_ref().map(|topic| append(broker, topic, partition, acks, transactional_id));
             match appended {
                 Ok(Ok(response)) => response,
                 Ok(Err(BrokerError::Txn(TxnError::NotInTransaction))) if version >= FIRST_VERSION_WITH_ABORTABLE => {
@@ -111,11 +113,21 @@ fn append(
     broker: &Broker,
     topic: &Topic,
     data: PartitionProduceData,
+    acks: i16,
     transactional_id: Option<&str>,
 ) -> Result<PartitionProduceResponse, BrokerError> {
     let partition = topic
         .partition(data.index)
         .ok_or(BrokerError::UnknownTopicOrPartition)?;
+    if acks == -1 {
+        // Kafka (since 3.7) caps min.insync.replicas at the replica count, so a topic can
+        // never be made unwritable by a minimum larger than its replication factor.
+        let (replicas, in_sync) = partition.replica_counts();
+        let required = topic.configs.min_insync_replicas(&broker.config).min(replicas);
+        if in_sync < required {
+            return Err(BrokerError::NotEnoughReplicas { in_sync, required });
+        }
+    }
     let records = data.records.unwrap_or_default();
     let header = exactly_one_batch(&records)?;
     let bytes = records.len();

@@ -195,14 +195,11 @@ const TOPIC_KEYS: &[TopicKey] = &[
     TopicKey {
         name: "min.insync.replicas",
         broker_name: "min.insync.replicas",
-        broker_key: None,
-        broker_default: |_| "1".into(),
+        broker_key: Some("min_insync_replicas"),
+        broker_default: |c| c.min_insync_replicas.to_string(),
         config_type: ConfigType::Int,
-        doc: "Replicas that must acknowledge an acks=all write; a single node has one.",
-        validate: |v| match v {
-            "1" => Ok(()),
-            _ => Err(format!("min.insync.replicas '{v}' cannot be met by a single node")),
-        },
+        doc: "In-sync replicas an acks=all write needs; with fewer, it is refused (NOT_ENOUGH_REPLICAS).",
+        validate: |v| int_at_least(1)(v),
     },
     TopicKey {
         name: "retention.bytes",
@@ -340,6 +337,11 @@ impl TopicConfig {
         self.effective(broker, name)
             .and_then(|v| v.parse().ok())
             .unwrap_or(-1)
+    }
+
+    /// In-sync replicas an acks=all write to this topic needs.
+    pub fn min_insync_replicas(&self, broker: &Config) -> usize {
+        self.number(broker, "min.insync.replicas").max(1) as usize
     }
 
     /// The storage settings of a partition of this topic.

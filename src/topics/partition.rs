@@ -147,6 +147,12 @@ impl Partition {
         self.with_log(|log| Ok(log.max_timestamp()?))
     }
 
+    /// Replicas assigned to this partition, and those of them in sync with its log (this
+    /// broker's included): on a single node both are just this one.
+    pub fn replica_counts(&self) -> (usize, usize) {
+        (1, 1)
+    }
+
     /// A receiver that changes whenever the high watermark moves.
     pub fn watch_high_watermark(&self) -> watch::Receiver<i64> {
         self.high_watermark.subscribe()

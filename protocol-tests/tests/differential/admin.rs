@@ -115,6 +115,12 @@ fn create_topics() {
                 false,
             )
         });
+        d.compare("min-insync-replicas-zero", v, |_| {
+            create(
+                vec![creatable(&badval, 1, 1, &[("min.insync.replicas", "0")])],
+                false,
+            )
+        });
         d.compare("duplicate-in-request", v, |_| {
             create(
                 vec![creatable(&dup, 1, 1, &[]), creatable(&dup, 2, 1, &[])],

@@ -3,7 +3,7 @@
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::ApiKey;
 use samsa_protocol_tests::batches::{batch, messages, Message};
-use samsa_protocol_tests::client::produce_request;
+use samsa_protocol_tests::client::{fetch_request, produce_request};
 use samsa_protocol_tests::differential::Differential;
 
 use crate::{ends, topic_ref, T0, UNKNOWN};
@@ -15,6 +15,10 @@ fn produce() {
     let small = d.topic("small");
     d.create_topic(&topic, 1, &[]);
     d.create_topic(&small, 1, &[("max.message.bytes", "1000")]);
+    // More in-sync replicas than a one-replica partition can have: Kafka caps the minimum at
+    // the replica count (KAFKA-15583), so acks=all is still accepted.
+    let strict = d.topic("strict");
+    d.create_topic(&strict, 1, &[("min.insync.replicas", "2")]);
     let good = batch(&messages("p", 3, *T0));
     let mut corrupt = BytesMut::from(&good[..]);
     let at = corrupt.len() - 3;
@@ -46,7 +50,10 @@ fn produce() {
         send(&mut d, "message-too-large", &small, 0, &big, -1);
         send(&mut d, "corrupt-crc", &topic, 0, &corrupt, -1);
         send(&mut d, "invalid-acks", &topic, 0, &good, 2);
+        send(&mut d, "min-isr-above-replicas", &strict, 0, &good, -1);
+        send(&mut d, "min-isr-acks-leader", &strict, 0, &good, 1);
         send(&mut d, "after-refusals", &topic, 0, &good, -1);
     }
+    d.compare("min-isr-contents", 4, |s| fetch_request(&topic_ref(s, &strict), 0, 0, 4));
     d.finish();
 }
