@@ -38,8 +38,8 @@ pub enum BrokerError {
     InvalidRequiredAcks(i16),
     #[error("the partition is not served by this broker right now")]
     NotLeaderOrFollower,
-    #[error("{in_sync} in-sync replica(s), fewer than the {required} min.insync.replicas an acks=all write needs")]
-    NotEnoughReplicas { in_sync: usize, required: usize },
+    #[error("fewer in-sync replicas than min.insync.replicas (capped at the replica count) for an acks=all write")]
+    NotEnoughReplicas,
     #[error("the broker is shutting down")]
     ShuttingDown,
     #[error("resource type {0} is not supported")]
@@ -122,7 +122,7 @@ impl BrokerError {
             BrokerError::InvalidRecord(_) => E::InvalidRecord,
             BrokerError::UnsupportedVersion(_) => E::UnsupportedVersion,
             BrokerError::InvalidRequiredAcks(_) => E::InvalidRequiredAcks,
-            BrokerError::NotEnoughReplicas { .. } => E::NotEnoughReplicas,
+            BrokerError::NotEnoughReplicas => E::NotEnoughReplicas,
             BrokerError::NotLeaderOrFollower | BrokerError::ShuttingDown => E::NotLeaderOrFollower,
             BrokerError::UnsupportedResource(_) => E::InvalidRequest,
             BrokerError::PolicyViolation(_) => E::PolicyViolation,

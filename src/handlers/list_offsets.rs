@@ -8,7 +8,6 @@ use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
 use crate::network::Session;
 use crate::error::BrokerError;
-use crate::topics::partition::LEADER_EPOCH;
 use crate::topics::Partition;
 
 /// Special timestamps a client may ask for instead of a real one.
@@ -45,17 +44,20 @@ pub fn handle(broker: &Broker, session: &Session, request: ListOffsetsRequest, v
                             .partition(p.partition_index)
                             .ok_or(BrokerError::UnknownTopicOrPartition)
                             .and_then(|partition| check_timestamp_version(p.timestamp, version).map(|_| partition))
-                            .and_then(|partition| lookup(partition, p.timestamp, read_committed)),
+                            .and_then(|partition| {
+                                let (offset, timestamp) = lookup(partition, p.timestamp, read_committed)?;
+                                Ok((offset, timestamp, partition.leader_epoch()))
+                            }),
                         Err(BrokerError::Auth(_)) => Err(AuthError::TopicDenied.into()),
                         Err(_) => Err(BrokerError::UnknownTopicOrPartition),
                     };
                     let response = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
                     match answer {
-                        Ok((offset, timestamp)) => response
+                        Ok((offset, timestamp, epoch)) => response
                             .with_offset(offset)
                             .with_timestamp(timestamp)
                             .with_leader_epoch(if offset >= 0 && version >= FIRST_VERSION_WITH_EPOCH {
-                                LEADER_EPOCH
+                                epoch
                             } else {
                                 -1
                             }),

@@ -13,7 +13,7 @@ use crate::broker::Broker;
 use crate::error::BrokerError;
 use crate::group::store::OFFSETS_TOPIC;
 use crate::network::Session;
-use crate::topics::{partition::LEADER_EPOCH, Topic};
+use crate::topics::Topic;
 
 /// What the request lets this handler do, and who asks.
 struct Context<'a> {
@@ -164,7 +164,7 @@ fn describe(broker: &Broker, topic: &Topic, operations: i32) -> MetadataResponse
                     MetadataResponsePartition::default()
                         .with_partition_index(p.index)
                         .with_leader_id(node)
-                        .with_leader_epoch(LEADER_EPOCH)
+                        .with_leader_epoch(p.leader_epoch())
                         .with_replica_nodes(vec![node])
                         .with_isr_nodes(vec![node])
                 })

@@ -119,14 +119,8 @@ fn append(
     let partition = topic
         .partition(data.index)
         .ok_or(BrokerError::UnknownTopicOrPartition)?;
-    if acks == -1 {
-        // Kafka (since 3.7) caps min.insync.replicas at the replica count, so a topic can
-        // never be made unwritable by a minimum larger than its replication factor.
-        let (replicas, in_sync) = partition.replica_counts();
-        let required = topic.configs.min_insync_replicas(&broker.config).min(replicas);
-        if in_sync < required {
-            return Err(BrokerError::NotEnoughReplicas { in_sync, required });
-        }
+    if acks == -1 && !partition.has_min_isr() {
+        return Err(BrokerError::NotEnoughReplicas);
     }
     let records = data.records.unwrap_or_default();
     let header = exactly_one_batch(&records)?;

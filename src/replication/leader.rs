@@ -170,6 +170,11 @@ impl LeaderReplicas {
             .collect()
     }
 
+    /// A changed `min.insync.replicas`, capped at the replica count like the first.
+    pub fn set_min_isr(&mut self, min_insync_replicas: usize) {
+        self.min_isr = min_insync_replicas.clamp(1, self.followers.len() + 1);
+    }
+
     /// Installs the ISR the controller accepted. The leader is always in it.
     pub fn set_isr(&mut self, isr: &[i32], log_end_offset: i64) {
         self.isr = isr.iter().copied().collect();

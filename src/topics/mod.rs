@@ -307,8 +307,9 @@ impl TopicRegistry {
             topics.by_name.insert(altered.name.clone(), altered.clone());
         })?;
         let log_config = altered.configs.log_config(&self.config);
+        let min_isr = altered.configs.min_insync_replicas(&self.config);
         for partition in &altered.partitions {
-            partition.set_config(log_config.clone());
+            partition.set_config(log_config.clone(), min_isr);
         }
         tracing::info!(topic = name, configs = ?altered.configs.0, "altered topic configs");
         Ok(())
@@ -355,7 +356,14 @@ impl TopicRegistry {
 
     fn open_partition(&self, topic: &str, index: i32, configs: &TopicConfig) -> Result<Arc<Partition>> {
         let dir = self.config.data_dir.join(format!("{topic}-{index}"));
-        let partition = Partition::open(topic, index, dir, configs.log_config(&self.config))?;
+        let partition = Partition::open(
+            topic,
+            index,
+            dir,
+            configs.log_config(&self.config),
+            self.config.node_id,
+            configs.min_insync_replicas(&self.config),
+        )?;
         Ok(Arc::new(partition))
     }
 }

@@ -1,4 +1,5 @@
-//! One topic-partition served by this broker: its log, and a signal that wakes
+//! One topic-partition served by this broker: its log, its leadership (the leader epoch and
+//! the replicas' progress, which decide the high watermark), and a signal that wakes
 //! long-polling fetches when the high watermark moves.
 
 use std::path::PathBuf;
@@ -8,10 +9,18 @@ use parking_lot::{Mutex, RwLock};
 use samsa_storage::{AbortedTxn, AppendInfo, CleanStats, ControlType, LogConfig, PartitionLog, ProducerInfo};
 use tokio::sync::watch;
 
+use crate::broker::now_ms;
 use crate::error::{BrokerError, Result};
+use crate::replication::LeaderReplicas;
 
-/// The leader epoch of every partition on a single node; replication (issue 7) makes it move.
-pub const LEADER_EPOCH: i32 = 0;
+/// The leader epoch of every partition on a single node; in a cluster the controller moves it.
+pub const SINGLE_NODE_LEADER_EPOCH: i32 = 0;
+
+/// This broker leading the partition.
+struct Leadership {
+    epoch: i32,
+    replicas: LeaderReplicas,
+}
 
 /// Offsets of a partition at one instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,37 +64,63 @@ pub struct Partition {
     dir: PathBuf,
     /// `None` once the partition is closed at shutdown or deleted with its topic.
     log: RwLock<Option<PartitionLog>>,
+    /// Locked after `log` when both are needed.
+    leadership: Mutex<Leadership>,
     high_watermark: watch::Sender<i64>,
     /// Held for a whole cleaning, so two can never overlap on one partition.
     cleaning: Mutex<()>,
 }
 
 impl Partition {
-    pub fn open(topic: &str, index: i32, dir: PathBuf, config: LogConfig) -> Result<Partition> {
+    /// Opens the partition led by this broker (`node_id`) alone, as on a single node.
+    pub fn open(
+        topic: &str,
+        index: i32,
+        dir: PathBuf,
+        config: LogConfig,
+        node_id: i32,
+        min_insync_replicas: usize,
+    ) -> Result<Partition> {
         let mut log = PartitionLog::open(&dir, config)?;
-        // One node is the whole ISR: whatever survived recovery is committed.
         let end = log.log_end_offset();
-        log.set_high_watermark(end);
+        let mut replicas = LeaderReplicas::new(
+            node_id,
+            &[node_id],
+            &[node_id],
+            end,
+            log.high_watermark(),
+            min_insync_replicas,
+            now_ms(),
+        );
+        // One node is the whole ISR: whatever survived recovery is committed.
+        replicas.advance_high_watermark(end);
+        log.set_high_watermark(replicas.high_watermark());
         let (high_watermark, _) = watch::channel(log.high_watermark());
         Ok(Partition {
             topic: topic.to_owned(),
             index,
             dir,
             log: RwLock::new(Some(log)),
+            leadership: Mutex::new(Leadership {
+                epoch: SINGLE_NODE_LEADER_EPOCH,
+                replicas,
+            }),
             high_watermark,
             cleaning: Mutex::new(()),
         })
+    }
+
+    pub fn leader_epoch(&self) -> i32 {
+        self.leadership.lock().epoch
     }
 
     /// Appends validated batches; on one node the high watermark follows the log end at once.
     pub fn append(&self, records: Bytes, now_ms: i64) -> Result<AppendInfo> {
         let mut guard = self.log.write();
         let log = guard.as_mut().ok_or(BrokerError::NotLeaderOrFollower)?;
-        let info = log.append(records, LEADER_EPOCH, now_ms)?;
-        let end = log.log_end_offset();
-        log.set_high_watermark(end);
-        drop(guard);
-        self.high_watermark.send_replace(end);
+        let mut leadership = self.leadership.lock();
+        let info = log.append(records, leadership.epoch, now_ms)?;
+        self.advance_high_watermark(log, &mut leadership);
         Ok(info)
     }
 
@@ -101,12 +136,27 @@ impl Partition {
     ) -> Result<AppendInfo> {
         let mut guard = self.log.write();
         let log = guard.as_mut().ok_or(BrokerError::NotLeaderOrFollower)?;
-        let info = log.append_control(producer_id, producer_epoch, control, coordinator_epoch, LEADER_EPOCH, now_ms)?;
-        let end = log.log_end_offset();
-        log.set_high_watermark(end);
-        drop(guard);
-        self.high_watermark.send_replace(end);
+        let mut leadership = self.leadership.lock();
+        let info = log.append_control(
+            producer_id,
+            producer_epoch,
+            control,
+            coordinator_epoch,
+            leadership.epoch,
+            now_ms,
+        )?;
+        self.advance_high_watermark(log, &mut leadership);
         Ok(info)
+    }
+
+    /// Moves the high watermark as far as the in-sync replicas allow and wakes the fetches
+    /// waiting for it.
+    fn advance_high_watermark(&self, log: &mut PartitionLog, leadership: &mut Leadership) {
+        if leadership.replicas.advance_high_watermark(log.log_end_offset()) {
+            let high_watermark = leadership.replicas.high_watermark();
+            log.set_high_watermark(high_watermark);
+            self.high_watermark.send_replace(high_watermark);
+        }
     }
 
     /// Reads whole batches from `offset`, never past the high watermark (the last stable
@@ -147,10 +197,10 @@ impl Partition {
         self.with_log(|log| Ok(log.max_timestamp()?))
     }
 
-    /// Replicas assigned to this partition, and those of them in sync with its log (this
-    /// broker's included): on a single node both are just this one.
-    pub fn replica_counts(&self) -> (usize, usize) {
-        (1, 1)
+    /// Whether an acks=all write may be appended: the ISR holds at least
+    /// `min(min.insync.replicas, replicas)` brokers.
+    pub fn has_min_isr(&self) -> bool {
+        self.leadership.lock().replicas.has_min_isr()
     }
 
     /// A receiver that changes whenever the high watermark moves.
@@ -225,10 +275,14 @@ impl Partition {
         }
     }
 
-    /// Applies changed topic configs to the open log.
-    pub fn set_config(&self, config: LogConfig) {
-        if let Some(log) = self.log.write().as_mut() {
+    /// Applies changed topic configs to the open log and the leader's bookkeeping.
+    pub fn set_config(&self, config: LogConfig, min_insync_replicas: usize) {
+        let mut guard = self.log.write();
+        let mut leadership = self.leadership.lock();
+        leadership.replicas.set_min_isr(min_insync_replicas);
+        if let Some(log) = guard.as_mut() {
             log.set_config(config);
+            self.advance_high_watermark(log, &mut leadership);
         }
     }
 
