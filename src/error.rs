@@ -38,6 +38,10 @@ pub enum BrokerError {
     InvalidRequiredAcks(i16),
     #[error("the partition is not served by this broker right now")]
     NotLeaderOrFollower,
+    #[error("leader epoch {claimed} is older than the current {epoch}")]
+    FencedLeaderEpoch { claimed: i32, epoch: i32 },
+    #[error("leader epoch {claimed} is newer than the current {epoch}")]
+    UnknownLeaderEpoch { claimed: i32, epoch: i32 },
     #[error("fewer in-sync replicas than min.insync.replicas (capped at the replica count) for an acks=all write")]
     NotEnoughReplicas,
     #[error("the broker is shutting down")]
@@ -123,6 +127,8 @@ impl BrokerError {
             BrokerError::UnsupportedVersion(_) => E::UnsupportedVersion,
             BrokerError::InvalidRequiredAcks(_) => E::InvalidRequiredAcks,
             BrokerError::NotEnoughReplicas => E::NotEnoughReplicas,
+            BrokerError::FencedLeaderEpoch { .. } => E::FencedLeaderEpoch,
+            BrokerError::UnknownLeaderEpoch { .. } => E::UnknownLeaderEpoch,
             BrokerError::NotLeaderOrFollower | BrokerError::ShuttingDown => E::NotLeaderOrFollower,
             BrokerError::UnsupportedResource(_) => E::InvalidRequest,
             BrokerError::PolicyViolation(_) => E::PolicyViolation,

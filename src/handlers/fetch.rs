@@ -1,6 +1,7 @@
 //! Fetch: whole record batches from each partition's log, served as stored. A fetch that
 //! finds fewer than `min_bytes` waits, up to `max_wait_ms`, for an append to any of its
-//! partitions to move the high watermark.
+//! partitions. A fetch from a follower (a replica id set) reads up to the log end instead of
+//! the high watermark, and tells the leader how far the follower has got.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,14 +9,16 @@ use std::time::Duration;
 use futures_util::future::select_all;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_request::FetchTopic;
-use kafka_protocol::messages::fetch_response::{AbortedTransaction, FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, LeaderIdAndEpoch, PartitionData,
+};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId, TopicName};
 use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::allowed;
 use crate::auth::{AuthError, Operation, ResourceType};
-use crate::broker::Broker;
+use crate::broker::{now_ms, Broker};
 use crate::error::BrokerError;
 use crate::network::Session;
 use crate::topics::{Isolation, Partition};
@@ -23,12 +26,18 @@ use crate::topics::{Isolation, Partition};
 /// Fetch v13 names topics by id instead of by name (KIP-516).
 const FIRST_VERSION_WITH_TOPIC_IDS: i16 = 13;
 const READ_COMMITTED: i8 = 1;
+/// From v12 an answer refusing a partition to a stale fetcher names the current leader (KIP-951).
+const FIRST_VERSION_WITH_CURRENT_LEADER: i16 = 12;
+/// From v15 the follower names itself in `replica_state` (KIP-903) instead of `replica_id`.
+const FIRST_VERSION_WITH_REPLICA_STATE: i16 = 15;
 
 /// A requested partition, resolved once so every round of a long poll reads the same logs.
 struct Wanted {
     index: i32,
     fetch_offset: i64,
     max_bytes: i32,
+    /// The leader epoch the fetcher believes current; -1 when it does not say.
+    current_leader_epoch: i32,
     partition: Result<Arc<Partition>, ResponseError>,
 }
 
@@ -51,15 +60,26 @@ pub async fn handle(broker: &Broker, session: &Session, request: FetchRequest, v
         .map(|t| resolve(broker, session, t, version))
         .collect();
     let read_committed = request.isolation_level == READ_COMMITTED;
+    let replica = if version >= FIRST_VERSION_WITH_REPLICA_STATE {
+        request.replica_state.replica_id.0
+    } else {
+        request.replica_id.0
+    };
+    // Consumers send -1; other negative ids are Kafka's tools' and read as consumers do.
+    let reader = if replica >= 0 {
+        Reader::Follower(replica)
+    } else {
+        Reader::Consumer { read_committed }
+    };
     let deadline = tokio::time::Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
     loop {
         // Subscribe before reading, so an append that lands after the read still wakes us.
         let watchers: Vec<watch::Receiver<i64>> = topics
             .iter()
             .flat_map(|t| t.partitions.iter())
-            .filter_map(|p| p.partition.as_ref().ok().map(|p| p.watch_high_watermark()))
+            .filter_map(|p| p.partition.as_ref().ok().map(|p| p.watch_progress()))
             .collect();
-        let round = read_round(&topics, request.max_bytes, read_committed);
+        let round = read_round(&topics, request.max_bytes, reader, version);
         let done = round.bytes >= i64::from(request.min_bytes.max(0))
             || round.had_error
             || watchers.is_empty()
@@ -97,6 +117,7 @@ fn resolve(broker: &Broker, session: &Session, topic: FetchTopic, version: i16) 
             index: p.partition,
             fetch_offset: p.fetch_offset,
             max_bytes: p.partition_max_bytes,
+            current_leader_epoch: p.current_leader_epoch,
             partition: match &found {
                 Some(t) => t
                     .partition(p.partition)
@@ -119,7 +140,14 @@ struct Round {
     had_error: bool,
 }
 
-fn read_round(topics: &[WantedTopic], max_bytes: i32, read_committed: bool) -> Round {
+/// Who is fetching: what it may read, and whether its fetch reports replication progress.
+#[derive(Clone, Copy)]
+enum Reader {
+    Consumer { read_committed: bool },
+    Follower(i32),
+}
+
+fn read_round(topics: &[WantedTopic], max_bytes: i32, reader: Reader, version: i16) -> Round {
     let mut budget = i64::from(max_bytes.max(0));
     let mut round = Round {
         responses: Vec::with_capacity(topics.len()),
@@ -131,7 +159,7 @@ fn read_round(topics: &[WantedTopic], max_bytes: i32, read_committed: bool) -> R
             .partitions
             .iter()
             .map(|wanted| {
-                let data = read_partition(wanted, &mut budget, round.bytes > 0, read_committed);
+                let data = read_partition(wanted, &mut budget, round.bytes > 0, reader, version);
                 round.had_error |= data.error_code != 0;
                 round.bytes += data.records.as_ref().map_or(0, |r| r.len() as i64);
                 data
@@ -150,7 +178,14 @@ fn read_round(topics: &[WantedTopic], max_bytes: i32, read_committed: bool) -> R
 /// Reads one partition within what is left of the response's byte budget. The first
 /// partition with data may exceed the budget by one batch (KIP-74), so a batch larger
 /// than the limits can still be consumed.
-fn read_partition(wanted: &Wanted, budget: &mut i64, response_has_data: bool, read_committed: bool) -> PartitionData {
+fn read_partition(
+    wanted: &Wanted,
+    budget: &mut i64,
+    response_has_data: bool,
+    reader: Reader,
+    version: i16,
+) -> PartitionData {
+    let read_committed = matches!(reader, Reader::Consumer { read_committed: true });
     let base = PartitionData::default()
         .with_partition_index(wanted.index)
         .with_high_watermark(-1)
@@ -166,8 +201,18 @@ fn read_partition(wanted: &Wanted, budget: &mut i64, response_has_data: bool, re
         Err(err) => return failed(err.code()).with_aborted_transactions(Some(Vec::new())),
     };
     let limit = i64::from(wanted.max_bytes.max(0)).min(*budget);
-    let isolation = if read_committed { Isolation::ReadCommitted } else { Isolation::ReadUncommitted };
-    let result = if limit <= 0 && response_has_data {
+    let isolation = match reader {
+        Reader::Consumer { read_committed: true } => Isolation::ReadCommitted,
+        Reader::Consumer { read_committed: false } => Isolation::ReadUncommitted,
+        Reader::Follower(_) => Isolation::LogEnd,
+    };
+    let allowed = partition.check_leader_epoch(wanted.current_leader_epoch).and_then(|()| match reader {
+        Reader::Follower(replica) => partition.record_follower_fetch(replica, wanted.fetch_offset, now_ms()),
+        Reader::Consumer { .. } => Ok(()),
+    });
+    let result = if let Err(err) = allowed {
+        Err(err)
+    } else if limit <= 0 && response_has_data {
         partition.offsets().map(|offsets| (bytes::Bytes::new(), offsets, Vec::new()))
     } else {
         partition
@@ -192,8 +237,20 @@ fn read_partition(wanted: &Wanted, budget: &mut i64, response_has_data: bool, re
                 .with_records(Some(records))
         }
         Err(err) => {
-            if !matches!(err, BrokerError::Storage(samsa_storage::StorageError::OffsetOutOfRange { .. })) {
+            // Out-of-range offsets and stale epochs are the client's to handle; storage
+            // failures are the operator's.
+            let storage_failure = matches!(&err, BrokerError::Storage(e)
+                if !matches!(e, samsa_storage::StorageError::OffsetOutOfRange { .. }));
+            if storage_failure {
                 tracing::warn!(topic = %partition.topic, partition = partition.index, "fetch failed: {err}");
+            }
+            let stale = matches!(err, BrokerError::NotLeaderOrFollower | BrokerError::FencedLeaderEpoch { .. });
+            if stale && version >= FIRST_VERSION_WITH_CURRENT_LEADER {
+                let (leader, epoch) = partition.current_leader();
+                let current = LeaderIdAndEpoch::default()
+                    .with_leader_id(BrokerId(leader))
+                    .with_leader_epoch(epoch);
+                return failed(err.code()).with_current_leader(current);
             }
             failed(err.code())
         }

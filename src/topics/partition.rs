@@ -18,6 +18,8 @@ pub const SINGLE_NODE_LEADER_EPOCH: i32 = 0;
 
 /// This broker leading the partition.
 struct Leadership {
+    /// This broker's id.
+    leader: i32,
     epoch: i32,
     replicas: LeaderReplicas,
 }
@@ -47,6 +49,8 @@ pub enum Isolation {
     ReadUncommitted,
     /// Up to the last stable offset, with the aborted transactions in that range listed.
     ReadCommitted,
+    /// Up to the log end: a follower replicates what the leader has, committed or not.
+    LogEnd,
 }
 
 /// What a read returns: whole batches plus the offsets they were read against.
@@ -66,7 +70,8 @@ pub struct Partition {
     log: RwLock<Option<PartitionLog>>,
     /// Locked after `log` when both are needed.
     leadership: Mutex<Leadership>,
-    high_watermark: watch::Sender<i64>,
+    /// The high watermark, sent again whenever the log grows, for long-polling fetches.
+    progress: watch::Sender<i64>,
     /// Held for a whole cleaning, so two can never overlap on one partition.
     cleaning: Mutex<()>,
 }
@@ -95,23 +100,59 @@ impl Partition {
         // One node is the whole ISR: whatever survived recovery is committed.
         replicas.advance_high_watermark(end);
         log.set_high_watermark(replicas.high_watermark());
-        let (high_watermark, _) = watch::channel(log.high_watermark());
+        let (progress, _) = watch::channel(log.high_watermark());
         Ok(Partition {
             topic: topic.to_owned(),
             index,
             dir,
             log: RwLock::new(Some(log)),
             leadership: Mutex::new(Leadership {
+                leader: node_id,
                 epoch: SINGLE_NODE_LEADER_EPOCH,
                 replicas,
             }),
-            high_watermark,
+            progress,
             cleaning: Mutex::new(()),
         })
     }
 
     pub fn leader_epoch(&self) -> i32 {
         self.leadership.lock().epoch
+    }
+
+    /// The partition's leader and its epoch, as this broker knows them.
+    pub fn current_leader(&self) -> (i32, i32) {
+        let leadership = self.leadership.lock();
+        (leadership.leader, leadership.epoch)
+    }
+
+    /// Checks the leader epoch a client believes current (-1: it does not say). An older one
+    /// is fenced; a newer one is one this broker has not learnt of yet.
+    pub fn check_leader_epoch(&self, claimed: i32) -> Result<()> {
+        let epoch = self.leader_epoch();
+        match claimed {
+            -1 => Ok(()),
+            c if c < epoch => Err(BrokerError::FencedLeaderEpoch { claimed, epoch }),
+            c if c > epoch => Err(BrokerError::UnknownLeaderEpoch { claimed, epoch }),
+            _ => Ok(()),
+        }
+    }
+
+    /// A follower `replica` fetched from `fetch_offset`: its progress may move the ISR's
+    /// high watermark. A broker without a replica here gets NOT_LEADER_OR_FOLLOWER.
+    pub fn record_follower_fetch(&self, replica: i32, fetch_offset: i64, now_ms: i64) -> Result<()> {
+        let mut guard = self.log.write();
+        let log = guard.as_mut().ok_or(BrokerError::NotLeaderOrFollower)?;
+        let mut leadership = self.leadership.lock();
+        let end = log.log_end_offset();
+        let moved = leadership
+            .replicas
+            .record_fetch(replica, fetch_offset, end, now_ms)
+            .map_err(|_| BrokerError::NotLeaderOrFollower)?;
+        if moved {
+            self.publish_high_watermark(log, &leadership);
+        }
+        Ok(())
     }
 
     /// Appends validated batches; on one node the high watermark follows the log end at once.
@@ -149,14 +190,18 @@ impl Partition {
         Ok(info)
     }
 
-    /// Moves the high watermark as far as the in-sync replicas allow and wakes the fetches
-    /// waiting for it.
+    /// After the log grew: moves the high watermark as far as the in-sync replicas allow and
+    /// wakes the waiting fetches (followers wait for the log end, consumers for the high
+    /// watermark).
     fn advance_high_watermark(&self, log: &mut PartitionLog, leadership: &mut Leadership) {
-        if leadership.replicas.advance_high_watermark(log.log_end_offset()) {
-            let high_watermark = leadership.replicas.high_watermark();
-            log.set_high_watermark(high_watermark);
-            self.high_watermark.send_replace(high_watermark);
-        }
+        leadership.replicas.advance_high_watermark(log.log_end_offset());
+        self.publish_high_watermark(log, leadership);
+    }
+
+    fn publish_high_watermark(&self, log: &mut PartitionLog, leadership: &Leadership) {
+        let high_watermark = leadership.replicas.high_watermark();
+        log.set_high_watermark(high_watermark);
+        self.progress.send_replace(high_watermark);
     }
 
     /// Reads whole batches from `offset`, never past the high watermark (the last stable
@@ -168,6 +213,7 @@ impl Partition {
         let (upper, committed) = match isolation {
             Isolation::ReadUncommitted => (offsets.high_watermark, false),
             Isolation::ReadCommitted => (offsets.last_stable, true),
+            Isolation::LogEnd => (offsets.log_end, false),
         };
         let records = log.read(offset, max_bytes, upper)?;
         let aborted = if committed && !records.is_empty() {
@@ -203,9 +249,9 @@ impl Partition {
         self.leadership.lock().replicas.has_min_isr()
     }
 
-    /// A receiver that changes whenever the high watermark moves.
-    pub fn watch_high_watermark(&self) -> watch::Receiver<i64> {
-        self.high_watermark.subscribe()
+    /// A receiver that changes whenever the log grows or the high watermark moves.
+    pub fn watch_progress(&self) -> watch::Receiver<i64> {
+        self.progress.subscribe()
     }
 
     pub fn stats(&self) -> Result<PartitionStats> {
@@ -322,7 +368,7 @@ impl Partition {
                 }
             }
         }
-        self.high_watermark.send_replace(-1);
+        self.progress.send_replace(-1);
         Ok(())
     }
 

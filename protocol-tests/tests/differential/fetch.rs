@@ -1,8 +1,8 @@
 //! Fetch: reads within, at and beyond the log, and of what does not exist.
 
-use kafka_protocol::messages::ApiKey;
+use kafka_protocol::messages::{ApiKey, BrokerId};
 use samsa_protocol_tests::batches::{batch, messages};
-use samsa_protocol_tests::client::{fetch_request, produce_request};
+use samsa_protocol_tests::client::{fetch_request, produce_request, versions};
 use samsa_protocol_tests::differential::Differential;
 
 use crate::{ends, topic_ref, T0, UNKNOWN};
@@ -49,6 +49,30 @@ fn fetch() {
             let mut second = r.topics[0].partitions[0].clone();
             second.partition = 1;
             r.topics[0].partitions.push(second);
+            r
+        });
+    }
+    // The partition's leader epoch as the fetcher knows it (v9+): older than the leader's is
+    // fenced, newer is unknown, -1 skips the check.
+    for v in [9, *versions(ApiKey::Fetch).end()] {
+        for (case, epoch) in [("epoch-none", -1), ("epoch-current", 0), ("epoch-future", 3)] {
+            d.compare(case, v, |s| {
+                let mut r = fetch_request(&topic_ref(s, &topic), 0, 0, v);
+                r.topics[0].partitions[0].current_leader_epoch = epoch;
+                r
+            });
+        }
+    }
+    // A fetch claiming to come from a follower, from a broker that holds no replica.
+    for v in [11, *versions(ApiKey::Fetch).end()] {
+        d.compare("from-unknown-replica", v, |s| {
+            let mut r = fetch_request(&topic_ref(s, &topic), 0, 0, v);
+            if v >= 15 {
+                r.replica_state.replica_id = BrokerId(5);
+                r.replica_state.replica_epoch = 1;
+            } else {
+                r.replica_id = BrokerId(5);
+            }
             r
         });
     }

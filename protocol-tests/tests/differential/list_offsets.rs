@@ -2,7 +2,7 @@
 
 use kafka_protocol::messages::ApiKey;
 use samsa_protocol_tests::batches::{batch, messages};
-use samsa_protocol_tests::client::{list_offsets_request, produce_request};
+use samsa_protocol_tests::client::{list_offsets_request, produce_request, versions};
 use samsa_protocol_tests::differential::Differential;
 
 use crate::{ends, topic_ref, T0, UNKNOWN};
@@ -43,6 +43,16 @@ fn list_offsets() {
         d.compare("unknown-topic", v, |_| {
             list_offsets_request(&UNKNOWN.name, 0, -1)
         });
+    }
+    // The leader epoch the client believes current (v4+).
+    for v in [4, *versions(ApiKey::ListOffsets).end()] {
+        for (case, epoch) in [("epoch-none", -1), ("epoch-current", 0), ("epoch-future", 3)] {
+            d.compare(case, v, |_| {
+                let mut r = list_offsets_request(&topic, 0, -1);
+                r.topics[0].partitions[0].current_leader_epoch = epoch;
+                r
+            });
+        }
     }
     d.finish();
 }
