@@ -38,6 +38,10 @@ pub enum BrokerError {
     InvalidRequiredAcks(i16),
     #[error("the partition is not served by this broker right now")]
     NotLeaderOrFollower,
+    #[error("the write was appended but the in-sync replicas fell below min.insync.replicas")]
+    NotEnoughReplicasAfterAppend,
+    #[error("the in-sync replicas did not acknowledge the write in time")]
+    RequestTimedOut,
     #[error("leader epoch {claimed} is older than the current {epoch}")]
     FencedLeaderEpoch { claimed: i32, epoch: i32 },
     #[error("leader epoch {claimed} is newer than the current {epoch}")]
@@ -127,6 +131,8 @@ impl BrokerError {
             BrokerError::UnsupportedVersion(_) => E::UnsupportedVersion,
             BrokerError::InvalidRequiredAcks(_) => E::InvalidRequiredAcks,
             BrokerError::NotEnoughReplicas => E::NotEnoughReplicas,
+            BrokerError::NotEnoughReplicasAfterAppend => E::NotEnoughReplicasAfterAppend,
+            BrokerError::RequestTimedOut => E::RequestTimedOut,
             BrokerError::FencedLeaderEpoch { .. } => E::FencedLeaderEpoch,
             BrokerError::UnknownLeaderEpoch { .. } => E::UnknownLeaderEpoch,
             BrokerError::NotLeaderOrFollower | BrokerError::ShuttingDown => E::NotLeaderOrFollower,

@@ -41,7 +41,7 @@ pub async fn handle(broker: &Arc<Broker>, session: &mut Session, request: Reques
             ResponseKind::SaslAuthenticate(sasl::authenticate(broker, session, req))
         }
         RequestKind::Metadata(req) => ResponseKind::Metadata(metadata::handle(broker, session, req, version)),
-        RequestKind::Produce(req) => ResponseKind::Produce(produce::handle(broker, session, req, version)),
+        RequestKind::Produce(req) => ResponseKind::Produce(produce::handle(broker, session, req, version).await),
         RequestKind::Fetch(req) => ResponseKind::Fetch(fetch::handle(broker, session, req, version).await),
         RequestKind::ListOffsets(req) => {
             ResponseKind::ListOffsets(list_offsets::handle(broker, session, req, version))

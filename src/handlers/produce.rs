@@ -1,10 +1,12 @@
-//! Produce: appends each partition's record batches, as they arrived, to its log.
+//! Produce: appends each partition's record batches, as they arrived, to its log; with
+//! acks=all, answers once the in-sync replicas hold them (the high watermark passed them).
 
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::{allowed, str_bytes};
 use crate::auth::{AuthError, Operation, ResourceType};
@@ -12,7 +14,7 @@ use crate::broker::{now_ms, Broker};
 use crate::error::BrokerError;
 use crate::group::store::OFFSETS_TOPIC;
 use crate::network::Session;
-use crate::topics::Topic;
+use crate::topics::{Partition, Topic};
 use crate::txn::log::TRANSACTION_STATE_TOPIC;
 use crate::txn::TxnError;
 
@@ -23,17 +25,50 @@ const FIRST_VERSION_WITH_TOPIC_IDS: i16 = 13;
 /// INVALID_TXN_STATE.
 const FIRST_VERSION_WITH_ABORTABLE: i16 = 11;
 
-pub fn handle(broker: &Broker, session: &Session, request: ProduceRequest, version: i16) -> ProduceResponse {
+/// An acks=all write appended to a partition's log, not yet known replicated.
+struct Unreplicated {
+    topic: usize,
+    partition: usize,
+    log: Arc<Partition>,
+    /// The high watermark that covers the write.
+    end_offset: i64,
+}
+
+pub async fn handle(broker: &Broker, session: &Session, request: ProduceRequest, version: i16) -> ProduceResponse {
+    let timeout = Duration::from_millis(request.timeout_ms.max(0) as u64);
+    let (mut response, unreplicated) = append_all(broker, session, request, version);
+    if unreplicated.is_empty() {
+        return response;
+    }
+    let deadline = tokio::time::Instant::now() + timeout;
+    for write in unreplicated {
+        if let Err(err) = write.log.wait_until_replicated(write.end_offset, deadline).await {
+            let answer = &mut response.responses[write.topic].partition_responses[write.partition];
+            answer.error_code = err.code();
+            answer.error_message = err.message().map(str_bytes);
+        }
+    }
+    response
+}
+
+fn append_all(
+    broker: &Broker,
+    session: &Session,
+    request: ProduceRequest,
+    version: i16,
+) -> (ProduceResponse, Vec<Unreplicated>) {
     let acks_valid = matches!(request.acks, -1..=1);
     // A transactional produce needs WRITE on its transactional id before anything else.
     let transaction_denied = request
         .transactional_id
         .as_ref()
         .is_some_and(|id| !allowed(broker, session, Operation::Write, ResourceType::TransactionalId, id));
+    let mut unreplicated = Vec::new();
     let responses = request
         .topic_data
         .into_iter()
-        .map(|topic_data| {
+        .enumerate()
+        .map(|(topic_index, topic_data)| {
             let may_write = |name: &str| allowed(broker, session, Operation::Write, ResourceType::Topic, name);
             let topic = if transaction_denied {
                 Err(AuthError::TransactionalIdDenied.into())
@@ -55,10 +90,17 @@ pub fn handle(broker: &Broker, session: &Session, request: ProduceRequest, versi
                 Err(BrokerError::InvalidRequiredAcks(request.acks))
             };
             let transactional_id = request.transactional_id.as_deref().map(|id| id.as_str());
-            produce_topic(broker, topic_data, topic, request.acks, transactional_id, version)
+            let (response, waits) = produce_topic(broker, topic_data, topic, request.acks, transactional_id, version);
+            unreplicated.extend(waits.into_iter().map(|(partition, log, end_offset)| Unreplicated {
+                topic: topic_index,
+                partition,
+                log,
+                end_offset,
+            }));
+            response
         })
         .collect();
-    ProduceResponse::default().with_responses(responses)
+    (ProduceResponse::default().with_responses(responses), unreplicated)
 }
 
 /// Only the coordinators write to `__consumer_offsets` and `__transaction_state`; Kafka
@@ -78,15 +120,22 @@ fn produce_topic(
     acks: i16,
     transactional_id: Option<&str>,
     version: i16,
-) -> TopicProduceResponse {
+) -> (TopicProduceResponse, Vec<(usize, Arc<Partition>, i64)>) {
+    let mut waits = Vec::new();
     let partitions = data
         .partition_data
         .into_iter()
-        .map(|partition| {
+        .enumerate()
+        .map(|(position, partition)| {
             let index = partition.index;
             let appended = topic.as_ref().map(|topic| append(broker, topic, partition, acks, transactional_id));
             match appended {
-                Ok(Ok(response)) => response,
+                Ok(Ok((response, wait))) => {
+                    if let Some((log, end_offset)) = wait {
+                        waits.push((position, log, end_offset));
+                    }
+                    response
+                }
                 Ok(Err(BrokerError::Txn(TxnError::NotInTransaction))) if version >= FIRST_VERSION_WITH_ABORTABLE => {
                     PartitionProduceResponse::default()
                         .with_index(index)
@@ -103,10 +152,11 @@ fn produce_topic(
             }
         })
         .collect();
-    TopicProduceResponse::default()
+    let response = TopicProduceResponse::default()
         .with_name(data.name)
         .with_topic_id(data.topic_id)
-        .with_partition_responses(partitions)
+        .with_partition_responses(partitions);
+    (response, waits)
 }
 
 fn append(
@@ -115,7 +165,7 @@ fn append(
     data: PartitionProduceData,
     acks: i16,
     transactional_id: Option<&str>,
-) -> Result<PartitionProduceResponse, BrokerError> {
+) -> Result<(PartitionProduceResponse, Option<(Arc<Partition>, i64)>), BrokerError> {
     let partition = topic
         .partition(data.index)
         .ok_or(BrokerError::UnknownTopicOrPartition)?;
@@ -150,11 +200,14 @@ fn append(
     } else {
         info.log_append_time.unwrap_or(-1)
     };
-    Ok(PartitionProduceResponse::default()
+    let response = PartitionProduceResponse::default()
         .with_index(data.index)
         .with_base_offset(info.base_offset)
         .with_log_append_time_ms(log_append_time)
-        .with_log_start_offset(info.log_start_offset))
+        .with_log_start_offset(info.log_start_offset);
+    // A retried batch too: the original may not be replicated yet.
+    let wait = (acks == -1).then(|| (partition.clone(), info.last_offset + 1));
+    Ok((response, wait))
 }
 
 fn failed(index: i32, err: &BrokerError) -> PartitionProduceResponse {
