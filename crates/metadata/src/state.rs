@@ -1,0 +1,573 @@
+//! The cluster metadata state machine: what the replicated log means.
+//!
+//! Every controller applies the same committed commands in the same order, so `apply` must be a
+//! pure function of the current state and the command: no clocks, no randomness, no I/O. Anything
+//! that needs a choice (replica placement, topic ids, broker incarnations) is decided by the
+//! proposer and carried inside the command.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Broker or replica id, as on the Kafka wire.
+pub type BrokerId = i32;
+
+/// The `leader` of a partition that has none.
+pub const NO_LEADER: BrokerId = -1;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Broker {
+    pub id: BrokerId,
+    pub host: String,
+    pub port: u16,
+    pub rack: Option<String>,
+    /// Chosen by the broker process at start; a larger one means the broker restarted.
+    pub incarnation: u64,
+    /// Assigned by the state machine at each registration; the broker quotes it to be unfenced
+    /// so that a heartbeat from a previous registration cannot unfence the new one.
+    pub epoch: u64,
+    pub fenced: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Partition {
+    /// During a reassignment: the target replicas first, then those being removed.
+    pub replicas: Vec<BrokerId>,
+    pub isr: Vec<BrokerId>,
+    pub leader: BrokerId,
+    pub leader_epoch: i32,
+    /// Bumped on every change of this partition's record (Kafka's partition epoch).
+    pub partition_epoch: i32,
+    /// A reassignment in progress: the replicas it ends with. Empty when none is.
+    pub target_replicas: Vec<BrokerId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Topic {
+    pub name: String,
+    pub id: [u8; 16],
+    pub configs: BTreeMap<String, String>,
+    pub partitions: Vec<Partition>,
+}
+
+/// Everything the controllers agree on. Maps are ordered so that the state (and its snapshot)
+/// is the same bytes on every node.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterMetadata {
+    pub brokers: BTreeMap<BrokerId, Broker>,
+    pub topics: BTreeMap<String, Topic>,
+    /// The epoch the next broker registration gets.
+    pub next_broker_epoch: u64,
+}
+
+/// One change to the cluster metadata, as proposed to the quorum.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// A broker announces itself; a broker always (re)starts fenced.
+    RegisterBroker {
+        id: BrokerId,
+        host: String,
+        port: u16,
+        rack: Option<String>,
+        incarnation: u64,
+    },
+    /// The broker caught up with the metadata and may lead and follow again.
+    UnfenceBroker {
+        id: BrokerId,
+        epoch: u64,
+    },
+    /// The broker stopped heartbeating (or shuts down): move leadership away from it.
+    FenceBroker {
+        id: BrokerId,
+    },
+    /// `assignment[p]` are the replicas of partition `p`, preferred leader first.
+    CreateTopic {
+        name: String,
+        id: [u8; 16],
+        configs: BTreeMap<String, String>,
+        assignment: Vec<Vec<BrokerId>>,
+    },
+    DeleteTopic {
+        name: String,
+    },
+    /// Appends partitions with the given replicas to an existing topic.
+    CreatePartitions {
+        topic: String,
+        assignment: Vec<Vec<BrokerId>>,
+    },
+    /// An ISR change proposed by the partition leader, quoting the epochs it knows.
+    AlterPartition {
+        topic: String,
+        partition: u32,
+        leader: BrokerId,
+        leader_epoch: i32,
+        partition_epoch: i32,
+        new_isr: Vec<BrokerId>,
+    },
+    /// Moves a partition to `target` replicas (see `Partition::target_replicas`).
+    ReassignPartition {
+        topic: String,
+        partition: u32,
+        target: Vec<BrokerId>,
+    },
+}
+
+/// What an applied command did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CommandResult {
+    BrokerRegistered {
+        epoch: u64,
+    },
+    /// Partitions that were leaderless and are now led by the unfenced broker.
+    BrokerUnfenced {
+        leaders_elected: usize,
+    },
+    /// Partitions whose leader or ISR changed.
+    BrokerFenced {
+        partitions_changed: usize,
+    },
+    TopicCreated {
+        id: [u8; 16],
+    },
+    TopicDeleted,
+    PartitionsCreated {
+        total: u32,
+    },
+    PartitionAltered {
+        leader_epoch: i32,
+        partition_epoch: i32,
+    },
+    /// `complete` when the partition already has exactly the target replicas.
+    ReassignmentStarted {
+        complete: bool,
+    },
+}
+
+/// Why a command changed nothing. Distinct variants because the broker maps them to distinct
+/// Kafka error codes (e.g. FENCED_LEADER_EPOCH vs INVALID_UPDATE_VERSION for AlterPartition).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum CommandError {
+    #[error("broker {0} is not registered")]
+    UnknownBroker(BrokerId),
+    #[error("broker {id} registered with incarnation {current}, not older {given}")]
+    StaleIncarnation {
+        id: BrokerId,
+        current: u64,
+        given: u64,
+    },
+    #[error("broker {id} has epoch {current}, not {given}")]
+    StaleBrokerEpoch {
+        id: BrokerId,
+        current: u64,
+        given: u64,
+    },
+    #[error("topic {0} already exists")]
+    TopicExists(String),
+    #[error("topic id already in use by {0}")]
+    TopicIdInUse(String),
+    #[error("unknown topic {0}")]
+    UnknownTopic(String),
+    #[error("unknown partition {topic}-{partition}")]
+    UnknownPartition { topic: String, partition: u32 },
+    #[error("invalid replica assignment: {0}")]
+    InvalidAssignment(String),
+    #[error("no unfenced replica among {0:?}")]
+    NoAvailableReplica(Vec<BrokerId>),
+    #[error("leader epoch {given} is not the current {current}")]
+    FencedLeaderEpoch { current: i32, given: i32 },
+    #[error("partition epoch {given} is not the current {current}")]
+    StalePartitionEpoch { current: i32, given: i32 },
+    #[error("broker {given} is not the leader (leader is {current})")]
+    NotLeader { current: BrokerId, given: BrokerId },
+    #[error("invalid ISR: {0}")]
+    InvalidIsr(String),
+    #[error("broker {0} is fenced and cannot join the ISR")]
+    IneligibleReplica(BrokerId),
+}
+
+impl Partition {
+    /// A partition led by the first unfenced replica, with every unfenced replica in sync.
+    fn new(
+        replicas: Vec<BrokerId>,
+        brokers: &BTreeMap<BrokerId, Broker>,
+    ) -> Result<Self, CommandError> {
+        let isr: Vec<BrokerId> = replicas
+            .iter()
+            .copied()
+            .filter(|r| is_unfenced(brokers, *r))
+            .collect();
+        let Some(&leader) = isr.first() else {
+            return Err(CommandError::NoAvailableReplica(replicas));
+        };
+        Ok(Partition {
+            replicas,
+            isr,
+            leader,
+            leader_epoch: 0,
+            partition_epoch: 0,
+            target_replicas: Vec::new(),
+        })
+    }
+
+    /// Elects the first ISR member other than `excluded` that is unfenced, or none.
+    fn elect(&mut self, brokers: &BTreeMap<BrokerId, Broker>, excluded: BrokerId) {
+        self.leader = self
+            .isr
+            .iter()
+            .copied()
+            .find(|&r| r != excluded && is_unfenced(brokers, r))
+            .unwrap_or(NO_LEADER);
+        self.leader_epoch += 1;
+    }
+
+    /// Finishes a reassignment once every target replica is in sync: the removed replicas leave
+    /// the replica set and the ISR, and leadership moves if the leader was one of them.
+    fn try_complete_reassignment(&mut self, brokers: &BTreeMap<BrokerId, Broker>) {
+        if self.target_replicas.is_empty()
+            || !self.target_replicas.iter().all(|r| self.isr.contains(r))
+        {
+            return;
+        }
+        self.replicas = std::mem::take(&mut self.target_replicas);
+        let replicas = &self.replicas;
+        self.isr.retain(|r| replicas.contains(r));
+        if !self.replicas.contains(&self.leader) {
+            self.elect(brokers, self.leader);
+        }
+    }
+}
+
+fn is_unfenced(brokers: &BTreeMap<BrokerId, Broker>, id: BrokerId) -> bool {
+    brokers.get(&id).is_some_and(|b| !b.fenced)
+}
+
+impl ClusterMetadata {
+    /// Applies one committed command. On error the state is unchanged.
+    pub fn apply(&mut self, command: &Command) -> Result<CommandResult, CommandError> {
+        match command {
+            Command::RegisterBroker {
+                id,
+                host,
+                port,
+                rack,
+                incarnation,
+            } => self.register_broker(*id, host, *port, rack, *incarnation),
+            Command::UnfenceBroker { id, epoch } => self.unfence_broker(*id, *epoch),
+            Command::FenceBroker { id } => self.fence_broker(*id),
+            Command::CreateTopic {
+                name,
+                id,
+                configs,
+                assignment,
+            } => self.create_topic(name, *id, configs, assignment),
+            Command::DeleteTopic { name } => {
+                self.topics
+                    .remove(name)
+                    .ok_or_else(|| CommandError::UnknownTopic(name.clone()))?;
+                Ok(CommandResult::TopicDeleted)
+            }
+            Command::CreatePartitions { topic, assignment } => {
+                self.create_partitions(topic, assignment)
+            }
+            Command::AlterPartition {
+                topic,
+                partition,
+                leader,
+                leader_epoch,
+                partition_epoch,
+                new_isr,
+            } => self.alter_partition(
+                topic,
+                *partition,
+                *leader,
+                *leader_epoch,
+                *partition_epoch,
+                new_isr,
+            ),
+            Command::ReassignPartition {
+                topic,
+                partition,
+                target,
+            } => self.reassign_partition(topic, *partition, target),
+        }
+    }
+
+    pub fn partition(&self, topic: &str, partition: u32) -> Option<&Partition> {
+        self.topics.get(topic)?.partitions.get(partition as usize)
+    }
+
+    fn partition_mut(
+        &mut self,
+        topic: &str,
+        partition: u32,
+    ) -> Result<&mut Partition, CommandError> {
+        let t = self
+            .topics
+            .get_mut(topic)
+            .ok_or_else(|| CommandError::UnknownTopic(topic.to_string()))?;
+        t.partitions
+            .get_mut(partition as usize)
+            .ok_or_else(|| CommandError::UnknownPartition {
+                topic: topic.to_string(),
+                partition,
+            })
+    }
+
+    fn register_broker(
+        &mut self,
+        id: BrokerId,
+        host: &str,
+        port: u16,
+        rack: &Option<String>,
+        incarnation: u64,
+    ) -> Result<CommandResult, CommandError> {
+        if let Some(existing) = self.brokers.get(&id) {
+            if existing.incarnation == incarnation {
+                // A retried registration of the same process: nothing new to record.
+                return Ok(CommandResult::BrokerRegistered {
+                    epoch: existing.epoch,
+                });
+            }
+            if existing.incarnation > incarnation {
+                return Err(CommandError::StaleIncarnation {
+                    id,
+                    current: existing.incarnation,
+                    given: incarnation,
+                });
+            }
+            // The broker restarted: whatever it led or followed under its old incarnation must be
+            // treated as lost, exactly as if it had been fenced.
+            self.fence_broker(id)?;
+        }
+        let epoch = self.next_broker_epoch;
+        self.next_broker_epoch += 1;
+        let broker = Broker {
+            id,
+            host: host.to_string(),
+            port,
+            rack: rack.clone(),
+            incarnation,
+            epoch,
+            fenced: true,
+        };
+        self.brokers.insert(id, broker);
+        Ok(CommandResult::BrokerRegistered { epoch })
+    }
+
+    fn unfence_broker(&mut self, id: BrokerId, epoch: u64) -> Result<CommandResult, CommandError> {
+        let broker = self
+            .brokers
+            .get_mut(&id)
+            .ok_or(CommandError::UnknownBroker(id))?;
+        if broker.epoch != epoch {
+            return Err(CommandError::StaleBrokerEpoch {
+                id,
+                current: broker.epoch,
+                given: epoch,
+            });
+        }
+        broker.fenced = false;
+        let brokers = &self.brokers;
+        let mut leaders_elected = 0;
+        for p in self
+            .topics
+            .values_mut()
+            .flat_map(|t| t.partitions.iter_mut())
+        {
+            if p.leader == NO_LEADER && p.isr.contains(&id) {
+                p.elect(brokers, NO_LEADER);
+                p.partition_epoch += 1;
+                leaders_elected += 1;
+            }
+        }
+        Ok(CommandResult::BrokerUnfenced { leaders_elected })
+    }
+
+    /// Leadership moves to another unfenced ISR member (never outside the ISR: no unclean
+    /// election). The broker leaves the ISR wherever a live leader remains, so the ISR never
+    /// becomes empty; a leaderless partition keeps its ISR so the broker can lead it again.
+    fn fence_broker(&mut self, id: BrokerId) -> Result<CommandResult, CommandError> {
+        let broker = self
+            .brokers
+            .get_mut(&id)
+            .ok_or(CommandError::UnknownBroker(id))?;
+        broker.fenced = true;
+        let brokers = &self.brokers;
+        let mut partitions_changed = 0;
+        for p in self
+            .topics
+            .values_mut()
+            .flat_map(|t| t.partitions.iter_mut())
+        {
+            let mut changed = false;
+            if p.leader == id {
+                p.elect(brokers, id);
+                changed = true;
+            }
+            if p.leader != NO_LEADER && p.isr.contains(&id) {
+                p.isr.retain(|&r| r != id);
+                changed = true;
+            }
+            if changed {
+                p.partition_epoch += 1;
+                partitions_changed += 1;
+            }
+        }
+        Ok(CommandResult::BrokerFenced { partitions_changed })
+    }
+
+    fn create_topic(
+        &mut self,
+        name: &str,
+        id: [u8; 16],
+        configs: &BTreeMap<String, String>,
+        assignment: &[Vec<BrokerId>],
+    ) -> Result<CommandResult, CommandError> {
+        if self.topics.contains_key(name) {
+            return Err(CommandError::TopicExists(name.to_string()));
+        }
+        if let Some(other) = self.topics.values().find(|t| t.id == id) {
+            return Err(CommandError::TopicIdInUse(other.name.clone()));
+        }
+        if assignment.is_empty() {
+            return Err(CommandError::InvalidAssignment(
+                "a topic needs at least one partition".into(),
+            ));
+        }
+        let partitions = self.new_partitions(assignment)?;
+        let topic = Topic {
+            name: name.to_string(),
+            id,
+            configs: configs.clone(),
+            partitions,
+        };
+        self.topics.insert(name.to_string(), topic);
+        Ok(CommandResult::TopicCreated { id })
+    }
+
+    fn create_partitions(
+        &mut self,
+        topic: &str,
+        assignment: &[Vec<BrokerId>],
+    ) -> Result<CommandResult, CommandError> {
+        if !self.topics.contains_key(topic) {
+            return Err(CommandError::UnknownTopic(topic.to_string()));
+        }
+        let mut added = self.new_partitions(assignment)?;
+        let t = self.topics.get_mut(topic).expect("checked above");
+        t.partitions.append(&mut added);
+        Ok(CommandResult::PartitionsCreated {
+            total: t.partitions.len() as u32,
+        })
+    }
+
+    fn new_partitions(&self, assignment: &[Vec<BrokerId>]) -> Result<Vec<Partition>, CommandError> {
+        assignment
+            .iter()
+            .map(|replicas| {
+                self.check_replicas(replicas)?;
+                Partition::new(replicas.clone(), &self.brokers)
+            })
+            .collect()
+    }
+
+    /// A replica list must be non-empty, without repeats, and name registered brokers.
+    fn check_replicas(&self, replicas: &[BrokerId]) -> Result<(), CommandError> {
+        if replicas.is_empty() {
+            return Err(CommandError::InvalidAssignment("empty replica list".into()));
+        }
+        for (i, r) in replicas.iter().enumerate() {
+            if replicas[..i].contains(r) {
+                return Err(CommandError::InvalidAssignment(format!(
+                    "replica {r} listed twice"
+                )));
+            }
+            if !self.brokers.contains_key(r) {
+                return Err(CommandError::UnknownBroker(*r));
+            }
+        }
+        Ok(())
+    }
+
+    fn alter_partition(
+        &mut self,
+        topic: &str,
+        partition: u32,
+        leader: BrokerId,
+        leader_epoch: i32,
+        partition_epoch: i32,
+        new_isr: &[BrokerId],
+    ) -> Result<CommandResult, CommandError> {
+        let brokers = self.brokers.clone();
+        let p = self.partition_mut(topic, partition)?;
+        if leader_epoch != p.leader_epoch {
+            return Err(CommandError::FencedLeaderEpoch {
+                current: p.leader_epoch,
+                given: leader_epoch,
+            });
+        }
+        if leader != p.leader {
+            return Err(CommandError::NotLeader {
+                current: p.leader,
+                given: leader,
+            });
+        }
+        if partition_epoch != p.partition_epoch {
+            return Err(CommandError::StalePartitionEpoch {
+                current: p.partition_epoch,
+                given: partition_epoch,
+            });
+        }
+        if !new_isr.contains(&leader) {
+            return Err(CommandError::InvalidIsr(format!(
+                "{new_isr:?} does not include the leader {leader}"
+            )));
+        }
+        for (i, r) in new_isr.iter().enumerate() {
+            if !p.replicas.contains(r) || new_isr[..i].contains(r) {
+                return Err(CommandError::InvalidIsr(format!(
+                    "{new_isr:?} is not a subset of {:?}",
+                    p.replicas
+                )));
+            }
+            // A fenced broker may stay in the ISR it is in, but never join one.
+            if !p.isr.contains(r) && !is_unfenced(&brokers, *r) {
+                return Err(CommandError::IneligibleReplica(*r));
+            }
+        }
+        p.isr = new_isr.to_vec();
+        p.try_complete_reassignment(&brokers);
+        p.partition_epoch += 1;
+        Ok(CommandResult::PartitionAltered {
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch,
+        })
+    }
+
+    /// Adds the target replicas that are new to the replica set (they join the ISR through the
+    /// leader's AlterPartition once caught up); replicas outside the target are dropped when
+    /// every target replica is in the ISR, at once if that is already so.
+    fn reassign_partition(
+        &mut self,
+        topic: &str,
+        partition: u32,
+        target: &[BrokerId],
+    ) -> Result<CommandResult, CommandError> {
+        self.check_replicas(target)?;
+        let brokers = self.brokers.clone();
+        let p = self.partition_mut(topic, partition)?;
+        let mut replicas = target.to_vec();
+        replicas.extend(p.replicas.iter().copied().filter(|r| !target.contains(r)));
+        p.replicas = replicas;
+        p.target_replicas = target.to_vec();
+        p.try_complete_reassignment(&brokers);
+        p.partition_epoch += 1;
+        Ok(CommandResult::ReassignmentStarted {
+            complete: p.target_replicas.is_empty(),
+        })
+    }
+}
+
+#[cfg(test)]
+#[path = "state_tests.rs"]
+mod tests;

@@ -1,0 +1,515 @@
+use super::*;
+
+fn register(
+    m: &mut ClusterMetadata,
+    id: BrokerId,
+    incarnation: u64,
+) -> Result<CommandResult, CommandError> {
+    m.apply(&Command::RegisterBroker {
+        id,
+        host: format!("b{id}"),
+        port: 9092,
+        rack: None,
+        incarnation,
+    })
+}
+
+fn epoch_of(m: &ClusterMetadata, id: BrokerId) -> u64 {
+    m.brokers[&id].epoch
+}
+
+/// Brokers 1..=n registered and unfenced.
+fn cluster(n: BrokerId) -> ClusterMetadata {
+    let mut m = ClusterMetadata::default();
+    for id in 1..=n {
+        register(&mut m, id, 1).unwrap();
+        m.apply(&Command::UnfenceBroker {
+            id,
+            epoch: epoch_of(&m, id),
+        })
+        .unwrap();
+    }
+    m
+}
+
+fn create(
+    m: &mut ClusterMetadata,
+    name: &str,
+    assignment: Vec<Vec<BrokerId>>,
+) -> Result<CommandResult, CommandError> {
+    let id = [name.as_bytes()[0]; 16];
+    m.apply(&Command::CreateTopic {
+        name: name.into(),
+        id,
+        configs: BTreeMap::new(),
+        assignment,
+    })
+}
+
+/// AlterPartition of t-`partition` quoting `(leader_epoch, partition_epoch)`.
+fn alter_at(
+    m: &mut ClusterMetadata,
+    partition: u32,
+    leader: BrokerId,
+    epochs: (i32, i32),
+    new_isr: Vec<BrokerId>,
+) -> Result<CommandResult, CommandError> {
+    let (leader_epoch, partition_epoch) = epochs;
+    let topic = "t".into();
+    m.apply(&Command::AlterPartition {
+        topic,
+        partition,
+        leader,
+        leader_epoch,
+        partition_epoch,
+        new_isr,
+    })
+}
+
+fn reassign(
+    m: &mut ClusterMetadata,
+    partition: u32,
+    target: Vec<BrokerId>,
+) -> Result<CommandResult, CommandError> {
+    m.apply(&Command::ReassignPartition {
+        topic: "t".into(),
+        partition,
+        target,
+    })
+}
+
+fn alter(
+    m: &mut ClusterMetadata,
+    leader: BrokerId,
+    new_isr: Vec<BrokerId>,
+) -> Result<CommandResult, CommandError> {
+    let p = m.partition("t", 0).unwrap().clone();
+    alter_at(m, 0, leader, (p.leader_epoch, p.partition_epoch), new_isr)
+}
+
+#[test]
+fn registered_brokers_start_fenced_with_growing_epochs() {
+    let mut m = ClusterMetadata::default();
+    assert_eq!(
+        register(&mut m, 1, 7),
+        Ok(CommandResult::BrokerRegistered { epoch: 0 })
+    );
+    assert_eq!(
+        register(&mut m, 2, 7),
+        Ok(CommandResult::BrokerRegistered { epoch: 1 })
+    );
+    assert!(m.brokers[&1].fenced);
+    assert_eq!(m.brokers[&1].host, "b1");
+}
+
+#[test]
+fn same_incarnation_is_idempotent_and_older_is_rejected() {
+    let mut m = cluster(1);
+    assert_eq!(
+        register(&mut m, 1, 1),
+        Ok(CommandResult::BrokerRegistered { epoch: 0 })
+    );
+    assert!(
+        !m.brokers[&1].fenced,
+        "a retried registration must not fence"
+    );
+    register(&mut m, 1, 5).unwrap();
+    assert_eq!(
+        register(&mut m, 1, 4),
+        Err(CommandError::StaleIncarnation {
+            id: 1,
+            current: 5,
+            given: 4
+        })
+    );
+}
+
+#[test]
+fn new_incarnation_fences_and_moves_leadership() {
+    let mut m = cluster(2);
+    create(&mut m, "t", vec![vec![1, 2]]).unwrap();
+    assert_eq!(
+        register(&mut m, 1, 2),
+        Ok(CommandResult::BrokerRegistered { epoch: 2 })
+    );
+    assert!(m.brokers[&1].fenced);
+    let p = m.partition("t", 0).unwrap();
+    assert_eq!((p.leader, p.leader_epoch, p.isr.clone()), (2, 1, vec![2]));
+}
+
+#[test]
+fn unfence_checks_the_broker_epoch() {
+    let mut m = ClusterMetadata::default();
+    register(&mut m, 1, 1).unwrap();
+    register(&mut m, 1, 2).unwrap();
+    let stale = m.apply(&Command::UnfenceBroker { id: 1, epoch: 0 });
+    assert_eq!(
+        stale,
+        Err(CommandError::StaleBrokerEpoch {
+            id: 1,
+            current: 1,
+            given: 0
+        })
+    );
+    assert!(m.brokers[&1].fenced);
+    assert_eq!(
+        m.apply(&Command::UnfenceBroker { id: 1, epoch: 1 }),
+        Ok(CommandResult::BrokerUnfenced { leaders_elected: 0 })
+    );
+    assert!(!m.brokers[&1].fenced);
+    assert_eq!(
+        m.apply(&Command::UnfenceBroker { id: 9, epoch: 0 }),
+        Err(CommandError::UnknownBroker(9))
+    );
+}
+
+#[test]
+fn create_topic_leads_with_first_unfenced_replica() {
+    let mut m = cluster(3);
+    m.apply(&Command::FenceBroker { id: 2 }).unwrap();
+    assert_eq!(
+        create(&mut m, "t", vec![vec![2, 3, 1], vec![1, 2]]),
+        Ok(CommandResult::TopicCreated { id: [b't'; 16] })
+    );
+    let p0 = m.partition("t", 0).unwrap();
+    assert_eq!(
+        (p0.leader, p0.isr.clone(), p0.replicas.clone()),
+        (3, vec![3, 1], vec![2, 3, 1])
+    );
+    assert_eq!((p0.leader_epoch, p0.partition_epoch), (0, 0));
+    assert_eq!(m.partition("t", 1).unwrap().leader, 1);
+}
+
+#[test]
+fn create_topic_rejects_duplicates_and_bad_assignments() {
+    let mut m = cluster(2);
+    create(&mut m, "t", vec![vec![1]]).unwrap();
+    assert_eq!(
+        create(&mut m, "t", vec![vec![1]]),
+        Err(CommandError::TopicExists("t".into()))
+    );
+    let same_id = m.apply(&Command::CreateTopic {
+        name: "u".into(),
+        id: [b't'; 16],
+        configs: BTreeMap::new(),
+        assignment: vec![vec![1]],
+    });
+    assert_eq!(same_id, Err(CommandError::TopicIdInUse("t".into())));
+    assert!(matches!(
+        create(&mut m, "uu", vec![]),
+        Err(CommandError::InvalidAssignment(_))
+    ));
+    assert!(matches!(
+        create(&mut m, "uu", vec![vec![]]),
+        Err(CommandError::InvalidAssignment(_))
+    ));
+    assert!(matches!(
+        create(&mut m, "uu", vec![vec![1, 1]]),
+        Err(CommandError::InvalidAssignment(_))
+    ));
+    assert_eq!(
+        create(&mut m, "uu", vec![vec![1, 7]]),
+        Err(CommandError::UnknownBroker(7))
+    );
+    m.apply(&Command::FenceBroker { id: 2 }).unwrap();
+    assert_eq!(
+        create(&mut m, "uu", vec![vec![2]]),
+        Err(CommandError::NoAvailableReplica(vec![2]))
+    );
+    assert_eq!(m.topics.len(), 1, "failed creations must leave no trace");
+}
+
+#[test]
+fn topic_configs_are_kept() {
+    let mut m = cluster(1);
+    let configs = BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]);
+    m.apply(&Command::CreateTopic {
+        name: "c".into(),
+        id: [9; 16],
+        configs: configs.clone(),
+        assignment: vec![vec![1]],
+    })
+    .unwrap();
+    assert_eq!(m.topics["c"].configs, configs);
+}
+
+#[test]
+fn delete_topic() {
+    let mut m = cluster(1);
+    create(&mut m, "t", vec![vec![1]]).unwrap();
+    assert_eq!(
+        m.apply(&Command::DeleteTopic { name: "t".into() }),
+        Ok(CommandResult::TopicDeleted)
+    );
+    assert!(m.topics.is_empty());
+    assert_eq!(
+        m.apply(&Command::DeleteTopic { name: "t".into() }),
+        Err(CommandError::UnknownTopic("t".into()))
+    );
+}
+
+#[test]
+fn create_partitions_appends() {
+    let mut m = cluster(2);
+    create(&mut m, "t", vec![vec![1, 2]]).unwrap();
+    let added = m.apply(&Command::CreatePartitions {
+        topic: "t".into(),
+        assignment: vec![vec![2, 1], vec![1]],
+    });
+    assert_eq!(added, Ok(CommandResult::PartitionsCreated { total: 3 }));
+    assert_eq!(m.partition("t", 1).unwrap().leader, 2);
+    assert_eq!(m.partition("t", 2).unwrap().replicas, vec![1]);
+    let unknown = m.apply(&Command::CreatePartitions {
+        topic: "x".into(),
+        assignment: vec![vec![1]],
+    });
+    assert_eq!(unknown, Err(CommandError::UnknownTopic("x".into())));
+    let bad = m.apply(&Command::CreatePartitions {
+        topic: "t".into(),
+        assignment: vec![vec![1], vec![5]],
+    });
+    assert_eq!(bad, Err(CommandError::UnknownBroker(5)));
+    assert_eq!(m.topics["t"].partitions.len(), 3);
+}
+
+#[test]
+fn fencing_the_leader_elects_the_next_unfenced_isr_member() {
+    let mut m = cluster(3);
+    create(&mut m, "t", vec![vec![1, 2, 3]]).unwrap();
+    m.apply(&Command::FenceBroker { id: 2 }).unwrap();
+    let p = m.partition("t", 0).unwrap();
+    assert_eq!(
+        (p.leader, p.leader_epoch, p.partition_epoch, p.isr.clone()),
+        (1, 0, 1, vec![1, 3])
+    );
+    assert_eq!(
+        m.apply(&Command::FenceBroker { id: 1 }),
+        Ok(CommandResult::BrokerFenced {
+            partitions_changed: 1
+        })
+    );
+    let p = m.partition("t", 0).unwrap();
+    assert_eq!(
+        (p.leader, p.leader_epoch, p.partition_epoch, p.isr.clone()),
+        (3, 1, 2, vec![3])
+    );
+}
+
+#[test]
+fn fencing_the_last_isr_member_leaves_no_leader_and_keeps_the_isr() {
+    let mut m = cluster(2);
+    create(&mut m, "t", vec![vec![1, 2]]).unwrap();
+    alter(&mut m, 1, vec![1]).unwrap();
+    m.apply(&Command::FenceBroker { id: 1 }).unwrap();
+    let p = m.partition("t", 0).unwrap();
+    assert_eq!(
+        (p.leader, p.leader_epoch, p.isr.clone()),
+        (NO_LEADER, 1, vec![1]),
+        "no unclean election of 2"
+    );
+    // Fencing another broker does not touch a leaderless partition.
+    assert_eq!(
+        m.apply(&Command::FenceBroker { id: 2 }),
+        Ok(CommandResult::BrokerFenced {
+            partitions_changed: 0
+        })
+    );
+}
+
+#[test]
+fn unfencing_restores_leaderless_partitions_it_is_in_sync_for() {
+    let mut m = cluster(2);
+    create(&mut m, "t", vec![vec![1, 2]]).unwrap();
+    create(&mut m, "u", vec![vec![2, 1]]).unwrap();
+    m.apply(&Command::FenceBroker { id: 2 }).unwrap();
+    m.apply(&Command::FenceBroker { id: 1 }).unwrap();
+    assert_eq!(m.partition("t", 0).unwrap().leader, NO_LEADER);
+    let unfenced = m.apply(&Command::UnfenceBroker {
+        id: 1,
+        epoch: epoch_of(&m, 1),
+    });
+    assert_eq!(
+        unfenced,
+        Ok(CommandResult::BrokerUnfenced { leaders_elected: 2 })
+    );
+    for (t, leader_epoch) in [("t", 2), ("u", 3)] {
+        let p = m.partition(t, 0).unwrap();
+        assert_eq!(
+            (p.leader, p.isr.clone(), p.leader_epoch),
+            (1, vec![1], leader_epoch),
+            "{t}"
+        );
+    }
+}
+
+#[test]
+fn fence_unknown_broker() {
+    let mut m = ClusterMetadata::default();
+    assert_eq!(
+        m.apply(&Command::FenceBroker { id: 4 }),
+        Err(CommandError::UnknownBroker(4))
+    );
+}
+
+#[test]
+fn alter_partition_shrinks_and_expands_the_isr() {
+    let mut m = cluster(3);
+    create(&mut m, "t", vec![vec![1, 2, 3]]).unwrap();
+    assert_eq!(
+        alter(&mut m, 1, vec![1, 3]),
+        Ok(CommandResult::PartitionAltered {
+            leader_epoch: 0,
+            partition_epoch: 1
+        })
+    );
+    assert_eq!(
+        alter(&mut m, 1, vec![1, 3, 2]),
+        Ok(CommandResult::PartitionAltered {
+            leader_epoch: 0,
+            partition_epoch: 2
+        })
+    );
+    assert_eq!(m.partition("t", 0).unwrap().isr, vec![1, 3, 2]);
+}
+
+#[test]
+fn alter_partition_rejects_stale_epochs_distinctly() {
+    let mut m = cluster(3);
+    create(&mut m, "t", vec![vec![1, 2, 3]]).unwrap();
+    alter(&mut m, 1, vec![1, 2]).unwrap();
+    let stale_partition = alter_at(&mut m, 0, 1, (0, 0), vec![1]);
+    assert_eq!(
+        stale_partition,
+        Err(CommandError::StalePartitionEpoch {
+            current: 1,
+            given: 0
+        })
+    );
+    m.apply(&Command::FenceBroker { id: 1 }).unwrap();
+    let old_leader = alter_at(&mut m, 0, 1, (0, 2), vec![1]);
+    assert_eq!(
+        old_leader,
+        Err(CommandError::FencedLeaderEpoch {
+            current: 1,
+            given: 0
+        })
+    );
+    assert_eq!(
+        alter(&mut m, 1, vec![1, 2]),
+        Err(CommandError::NotLeader {
+            current: 2,
+            given: 1
+        })
+    );
+}
+
+#[test]
+fn alter_partition_validates_the_new_isr() {
+    let mut m = cluster(4);
+    create(&mut m, "t", vec![vec![1, 2, 3]]).unwrap();
+    assert!(matches!(
+        alter(&mut m, 1, vec![2, 3]),
+        Err(CommandError::InvalidIsr(_))
+    ));
+    assert!(matches!(
+        alter(&mut m, 1, vec![1, 4]),
+        Err(CommandError::InvalidIsr(_))
+    ));
+    assert!(matches!(
+        alter(&mut m, 1, vec![1, 2, 2]),
+        Err(CommandError::InvalidIsr(_))
+    ));
+    alter(&mut m, 1, vec![1]).unwrap();
+    m.apply(&Command::FenceBroker { id: 2 }).unwrap();
+    assert_eq!(
+        alter(&mut m, 1, vec![1, 2]),
+        Err(CommandError::IneligibleReplica(2))
+    );
+    let missing = alter_at(&mut m, 3, 1, (0, 0), vec![1]);
+    assert_eq!(
+        missing,
+        Err(CommandError::UnknownPartition {
+            topic: "t".into(),
+            partition: 3
+        })
+    );
+}
+
+#[test]
+fn reassignment_adds_then_drops_replicas_once_the_target_is_in_sync() {
+    let mut m = cluster(4);
+    create(&mut m, "t", vec![vec![1, 2]]).unwrap();
+    let started = reassign(&mut m, 0, vec![3, 4]);
+    assert_eq!(
+        started,
+        Ok(CommandResult::ReassignmentStarted { complete: false })
+    );
+    let p = m.partition("t", 0).unwrap();
+    assert_eq!(
+        (p.replicas.clone(), p.target_replicas.clone(), p.isr.clone()),
+        (vec![3, 4, 1, 2], vec![3, 4], vec![1, 2])
+    );
+    alter(&mut m, 1, vec![1, 2, 3]).unwrap();
+    assert_eq!(
+        m.partition("t", 0).unwrap().replicas.len(),
+        4,
+        "4 is not in sync yet"
+    );
+    let done = alter(&mut m, 1, vec![1, 2, 3, 4]).unwrap();
+    let p = m.partition("t", 0).unwrap();
+    assert_eq!(
+        done,
+        CommandResult::PartitionAltered {
+            leader_epoch: 1,
+            partition_epoch: p.partition_epoch
+        }
+    );
+    assert_eq!(
+        (p.replicas.clone(), p.isr.clone(), p.leader),
+        (vec![3, 4], vec![3, 4], 3)
+    );
+    assert!(p.target_replicas.is_empty());
+}
+
+#[test]
+fn reassignment_within_the_isr_completes_at_once() {
+    let mut m = cluster(3);
+    create(&mut m, "t", vec![vec![1, 2, 3]]).unwrap();
+    let done = reassign(&mut m, 0, vec![2, 1]);
+    assert_eq!(
+        done,
+        Ok(CommandResult::ReassignmentStarted { complete: true })
+    );
+    let p = m.partition("t", 0).unwrap();
+    assert_eq!(
+        (p.replicas.clone(), p.isr.clone(), p.leader, p.leader_epoch),
+        (vec![2, 1], vec![1, 2], 1, 0)
+    );
+    assert_eq!(p.partition_epoch, 1);
+}
+
+#[test]
+fn reassignment_validates_its_target() {
+    let mut m = cluster(2);
+    create(&mut m, "t", vec![vec![1]]).unwrap();
+    let unknown = reassign(&mut m, 0, vec![8]);
+    assert_eq!(unknown, Err(CommandError::UnknownBroker(8)));
+    let empty = reassign(&mut m, 0, vec![]);
+    assert!(matches!(empty, Err(CommandError::InvalidAssignment(_))));
+    let missing = reassign(&mut m, 1, vec![2]);
+    assert_eq!(
+        missing,
+        Err(CommandError::UnknownPartition {
+            topic: "t".into(),
+            partition: 1
+        })
+    );
+}
+
+#[test]
+fn state_round_trips_through_serde() {
+    let mut m = cluster(2);
+    create(&mut m, "t", vec![vec![1, 2]]).unwrap();
+    let json = serde_json::to_vec(&m).unwrap();
+    assert_eq!(serde_json::from_slice::<ClusterMetadata>(&json).unwrap(), m);
+}
