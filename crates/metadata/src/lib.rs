@@ -5,4 +5,5 @@
 //! computes replica assignments on the proposer so that applying stays deterministic.
 
 pub mod placement;
+pub mod raft;
 pub mod state;

@@ -1,0 +1,39 @@
+//! The Raft plumbing under the metadata quorum: openraft's type configuration, the durable log
+//! and vote store, the state machine store with its snapshots, and the TCP transport between
+//! controllers.
+
+pub mod log_store;
+mod record;
+pub mod state_machine;
+
+use std::io::Cursor;
+
+use openraft::{BasicNode, TokioRuntime};
+use serde::{Deserialize, Serialize};
+
+use crate::state::{Command, CommandError, CommandResult};
+
+/// Controller node id (Kafka's node.id of a controller).
+pub type NodeId = u64;
+
+openraft::declare_raft_types!(
+    /// openraft's types for the metadata log: entries carry a `Command`.
+    pub TypeConfig:
+        D = Command,
+        R = Applied,
+        NodeId = NodeId,
+        Node = BasicNode,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = Cursor<Vec<u8>>,
+        AsyncRuntime = TokioRuntime,
+);
+
+/// What applying one log entry produced: the command's outcome, or nothing for the entries
+/// openraft writes itself (blank entries of a new leader, membership changes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Applied(pub Option<Result<CommandResult, CommandError>>);
+
+pub type LogId = openraft::LogId<NodeId>;
+pub type Entry = openraft::Entry<TypeConfig>;
+pub type StorageError = openraft::StorageError<NodeId>;
+pub type Raft = openraft::Raft<TypeConfig>;
