@@ -2,8 +2,17 @@
 //! a log that a quorum of controller nodes replicates with Raft (openraft), as Kafka KRaft does.
 //!
 //! `state` is the deterministic state machine every controller applies the log to; `placement`
-//! computes replica assignments on the proposer so that applying stays deterministic.
+//! computes replica assignments on the proposer so that applying stays deterministic; `raft`
+//! is the openraft plumbing (durable log, snapshots, TCP transport between controllers); a
+//! `MetadataNode` is one controller, the handle the broker will use.
 
+mod error;
+mod node;
 pub mod placement;
 pub mod raft;
 pub mod state;
+
+pub use error::Error;
+pub use node::{MetadataNode, QuorumOptions};
+pub use raft::NodeId;
+pub use state::{ClusterMetadata, Command, CommandError, CommandResult};

@@ -3,7 +3,10 @@
 //! controllers.
 
 pub mod log_store;
+pub mod network;
 mod record;
+pub mod rpc;
+pub mod server;
 pub mod state_machine;
 
 use std::io::Cursor;

@@ -1,0 +1,29 @@
+//! The metadata quorum's error type; the broker maps it to Kafka error codes in its own
+//! `error.rs` (e.g. NotController to NOT_CONTROLLER, Command errors to their codes).
+
+use std::io;
+use std::time::Duration;
+
+use crate::raft::NodeId;
+use crate::state::CommandError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Neither this node nor the leader it knows of could take the command. `leader` is the
+    /// leader this node last heard of, if any.
+    #[error("not the active controller (leader: {leader:?})")]
+    NotController { leader: Option<NodeId> },
+    /// The command was committed and applied, and the state machine rejected it.
+    #[error(transparent)]
+    Command(#[from] CommandError),
+    /// No commit within the time allowed: no quorum was reachable. The command may still
+    /// commit later, so a caller retrying it must not rely on it having failed.
+    #[error("no commit within {0:?}")]
+    Timeout(Duration),
+    #[error("metadata quorum unavailable: {0}")]
+    Unavailable(String),
+    #[error("invalid quorum configuration: {0}")]
+    Config(String),
+    #[error("metadata quorum I/O: {0}")]
+    Io(#[from] io::Error),
+}

@@ -1,0 +1,261 @@
+//! One controller of the metadata quorum: its Raft, its stores and its transport, behind the
+//! small API the broker uses (propose commands, watch the metadata, know the leader).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{InitializeError, RaftError};
+use openraft::{BasicNode, Config, RaftMetrics, SnapshotPolicy};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::error::Error;
+use crate::raft::log_store::LogStore;
+use crate::raft::network::{Network, PeerClient};
+use crate::raft::rpc::{ProposeRefused, Request, Response};
+use crate::raft::server::{propose_locally, serve};
+use crate::raft::state_machine::StateMachineStore;
+use crate::raft::{Applied, NodeId, Raft};
+use crate::state::{ClusterMetadata, Command, CommandResult};
+
+/// Timing and compaction of the quorum. The defaults suit a LAN cluster; tests shorten them.
+#[derive(Debug, Clone)]
+pub struct QuorumOptions {
+    pub heartbeat_interval: Duration,
+    /// A follower that hears no leader for a random time in this range starts an election.
+    pub election_timeout: (Duration, Duration),
+    /// How long `propose` waits for a commit before giving up with `Error::Timeout`.
+    pub propose_timeout: Duration,
+    /// Build a snapshot after this many entries since the last one.
+    pub snapshot_every: u64,
+    /// Entries kept behind a snapshot, so briefly lagging controllers catch up from the log
+    /// rather than by a full snapshot transfer.
+    pub logs_kept_after_snapshot: u64,
+}
+
+impl Default for QuorumOptions {
+    fn default() -> Self {
+        QuorumOptions {
+            heartbeat_interval: Duration::from_millis(100),
+            election_timeout: (Duration::from_millis(1000), Duration::from_millis(2000)),
+            propose_timeout: Duration::from_secs(5),
+            snapshot_every: 10_000,
+            logs_kept_after_snapshot: 1_000,
+        }
+    }
+}
+
+pub struct MetadataNode {
+    id: NodeId,
+    raft: Raft,
+    voters: BTreeMap<NodeId, SocketAddr>,
+    metadata: watch::Receiver<Arc<ClusterMetadata>>,
+    server: JoinHandle<()>,
+    local_addr: SocketAddr,
+    options: QuorumOptions,
+}
+
+impl MetadataNode {
+    pub async fn start(
+        node_id: NodeId,
+        voters: BTreeMap<NodeId, SocketAddr>,
+        dir: impl AsRef<Path>,
+        listen: SocketAddr,
+    ) -> Result<Self, Error> {
+        Self::start_with(node_id, voters, dir, listen, QuorumOptions::default()).await
+    }
+
+    /// Starts controller `node_id` of the quorum `voters` (id to controller address), keeping
+    /// its log and snapshots under `dir` and serving peers on `listen`.
+    ///
+    /// A node whose log is empty initializes the cluster with all of `voters`: openraft allows
+    /// several nodes to initialize with the same membership, so the quorum forms whichever
+    /// voters start first. Every voter must therefore be given the same `voters`.
+    pub async fn start_with(
+        node_id: NodeId,
+        voters: BTreeMap<NodeId, SocketAddr>,
+        dir: impl AsRef<Path>,
+        listen: SocketAddr,
+        options: QuorumOptions,
+    ) -> Result<Self, Error> {
+        if !voters.contains_key(&node_id) {
+            return Err(Error::Config(format!(
+                "node {node_id} is not among the voters {voters:?}"
+            )));
+        }
+        let config = Config {
+            cluster_name: "samsa-metadata".into(),
+            heartbeat_interval: options.heartbeat_interval.as_millis() as u64,
+            election_timeout_min: options.election_timeout.0.as_millis() as u64,
+            election_timeout_max: options.election_timeout.1.as_millis() as u64,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(options.snapshot_every),
+            max_in_snapshot_log_to_keep: options.logs_kept_after_snapshot,
+            ..Config::default()
+        };
+        let config = config
+            .validate()
+            .map_err(|e| Error::Config(e.to_string()))?;
+        let dir = dir.as_ref();
+        let log = LogStore::open(&dir.join("log"))?;
+        let state = StateMachineStore::open(&dir.join("state"))?;
+        let metadata = state.subscribe();
+        let listener = TcpListener::bind(listen).await?;
+        let local_addr = listener.local_addr()?;
+        let raft = Raft::new(node_id, Arc::new(config), Network, log, state)
+            .await
+            .map_err(unavailable)?;
+        let server = tokio::spawn(serve(listener, raft.clone()));
+        let node = MetadataNode {
+            id: node_id,
+            raft,
+            voters,
+            metadata,
+            server,
+            local_addr,
+            options,
+        };
+        node.initialize_if_new().await?;
+        Ok(node)
+    }
+
+    async fn initialize_if_new(&self) -> Result<(), Error> {
+        if self.raft.is_initialized().await.map_err(unavailable)? {
+            return Ok(());
+        }
+        let members: BTreeMap<NodeId, BasicNode> = self
+            .voters
+            .iter()
+            .map(|(&id, addr)| (id, BasicNode::new(addr)))
+            .collect();
+        match self.raft.initialize(members).await {
+            // NotAllowed: a leader's entries reached us first; the cluster is formed already.
+            Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => Ok(()),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The address peers reach this controller on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The controller this node believes leads the quorum (Kafka's active controller).
+    pub fn leader(&self) -> Option<NodeId> {
+        self.raft.metrics().borrow().current_leader
+    }
+
+    /// The committed metadata, updated after each applied batch of commands.
+    pub fn metadata(&self) -> watch::Receiver<Arc<ClusterMetadata>> {
+        self.metadata.clone()
+    }
+
+    /// openraft's view of this node: role, term, log, applied and snapshot positions.
+    pub fn raft_metrics(&self) -> watch::Receiver<RaftMetrics<NodeId, BasicNode>> {
+        self.raft.metrics()
+    }
+
+    /// Commits `command` and returns what applying it did. On a follower the command is
+    /// forwarded to the leader; when no leader can take it, `NotController` names the leader
+    /// this node knows of, if any.
+    pub async fn propose(&self, command: Command) -> Result<CommandResult, Error> {
+        let limit = self.options.propose_timeout;
+        let attempt = async {
+            match propose_locally(&self.raft, command.clone()).await {
+                Ok(applied) => outcome(applied),
+                Err(ProposeRefused::NotLeader {
+                    leader: Some(leader),
+                }) if leader != self.id => self.forward(leader, command).await,
+                Err(refused) => Err(refusal(refused)),
+            }
+        };
+        tokio::time::timeout(limit, attempt)
+            .await
+            .map_err(|_| Error::Timeout(limit))?
+    }
+
+    async fn forward(&self, leader: NodeId, command: Command) -> Result<CommandResult, Error> {
+        let not_controller = Error::NotController {
+            leader: Some(leader),
+        };
+        let Some(addr) = self.voters.get(&leader) else {
+            return Err(not_controller);
+        };
+        let mut client = PeerClient::new(leader, addr.to_string());
+        match client
+            .call(&Request::Propose(command), self.options.propose_timeout)
+            .await
+        {
+            Ok(Response::Propose(Ok(applied))) => outcome(applied),
+            Ok(Response::Propose(Err(refused))) => Err(refusal(refused)),
+            Ok(_) => Err(Error::Unavailable(format!(
+                "controller {leader} answered a different RPC"
+            ))),
+            Err(_) => Err(not_controller),
+        }
+    }
+
+    /// Builds a snapshot of everything applied so far and purges the log it covers (openraft
+    /// delays the purge while a replication stream still reads those entries).
+    pub async fn compact(&self) -> Result<(), Error> {
+        let applied = self.raft.metrics().borrow().last_applied;
+        self.raft.trigger().snapshot().await.map_err(unavailable)?;
+        let mut metrics = self.raft.metrics();
+        let snapshot = metrics
+            .wait_for(|m| m.snapshot >= applied)
+            .await
+            .map_err(unavailable)?
+            .snapshot;
+        if let Some(snapshot) = snapshot {
+            self.raft
+                .trigger()
+                .purge_log(snapshot.index)
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok(())
+    }
+
+    /// Stops Raft and the controller listener. The directory can be reopened by `start`, and
+    /// the address is free again when this returns.
+    pub async fn shutdown(mut self) -> Result<(), Error> {
+        let stopped = self.raft.shutdown().await.map_err(unavailable);
+        self.server.abort();
+        // Abort only requests cancellation; awaiting it is what drops the listener.
+        let _cancelled = (&mut self.server).await;
+        stopped
+    }
+}
+
+impl Drop for MetadataNode {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> Error {
+    Error::Unavailable(e.to_string())
+}
+
+fn outcome(applied: Applied) -> Result<CommandResult, Error> {
+    match applied.0 {
+        Some(result) => result.map_err(Error::Command),
+        None => Err(Error::Unavailable(
+            "a command was applied without an outcome".into(),
+        )),
+    }
+}
+
+fn refusal(refused: ProposeRefused) -> Error {
+    match refused {
+        ProposeRefused::NotLeader { leader } => Error::NotController { leader },
+        ProposeRefused::Unavailable(reason) => Error::Unavailable(reason),
+    }
+}

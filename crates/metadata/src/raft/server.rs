@@ -1,0 +1,66 @@
+//! The server side of the controller transport: accepts peers on the controller address and
+//! hands their RPCs to the local Raft.
+
+use std::io;
+
+use openraft::error::{ClientWriteError, RaftError};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+
+use super::rpc::{read_frame, write_frame, ProposeRefused, Request, Response};
+use super::{Applied, Raft};
+use crate::state::Command;
+
+/// Serves until the task is aborted; aborting it drops (and so aborts) every connection task.
+pub async fn serve(listener: TcpListener, raft: Raft) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let raft = raft.clone();
+                    connections.spawn(async move {
+                        if let Err(e) = serve_connection(stream, raft).await {
+                            tracing::warn!(%peer, error = %e, "closing controller connection");
+                        }
+                    });
+                }
+                Err(e) => tracing::warn!(error = %e, "accepting a controller connection failed"),
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}
+
+async fn serve_connection(mut stream: TcpStream, raft: Raft) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    loop {
+        let request = match read_frame(&mut stream).await {
+            Ok(request) => request,
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let response = match request {
+            Request::AppendEntries(rpc) => Response::AppendEntries(raft.append_entries(rpc).await),
+            Request::Vote(rpc) => Response::Vote(raft.vote(rpc).await),
+            Request::InstallSnapshot(rpc) => {
+                Response::InstallSnapshot(raft.install_snapshot(rpc).await)
+            }
+            Request::Propose(command) => Response::Propose(propose_locally(&raft, command).await),
+        };
+        write_frame(&mut stream, &response).await?;
+    }
+}
+
+/// Commits `command` through this node's Raft, which must be the leader.
+pub async fn propose_locally(raft: &Raft, command: Command) -> Result<Applied, ProposeRefused> {
+    match raft.client_write(command).await {
+        Ok(written) => Ok(written.data),
+        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(to))) => {
+            Err(ProposeRefused::NotLeader {
+                leader: to.leader_id,
+            })
+        }
+        Err(e) => Err(ProposeRefused::Unavailable(e.to_string())),
+    }
+}
