@@ -1,0 +1,369 @@
+//! Three controllers on loopback TCP with their logs in temporary directories: election,
+//! replication, failover, restart, snapshot catch-up and loss of quorum.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use samsa_metadata::{
+    ClusterMetadata, Command, CommandError, CommandResult, Error, MetadataNode, QuorumOptions,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Generous: elections on a loaded 2-core machine can take several rounds.
+const WAIT: Duration = Duration::from_secs(20);
+
+struct Cluster {
+    dir: tempfile::TempDir,
+    voters: BTreeMap<u64, SocketAddr>,
+    nodes: BTreeMap<u64, MetadataNode>,
+    options: QuorumOptions,
+}
+
+impl Cluster {
+    async fn start(options: QuorumOptions) -> Cluster {
+        // Hold all three listeners at once so the ports differ, then free them for the nodes.
+        let listeners: Vec<TcpListener> = (0..3)
+            .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let voters = (1..=3)
+            .zip(listeners.iter().map(|l| l.local_addr().unwrap()))
+            .collect();
+        drop(listeners);
+        let mut cluster = Cluster {
+            dir: tempfile::tempdir().unwrap(),
+            voters,
+            nodes: BTreeMap::new(),
+            options,
+        };
+        for id in 1..=3 {
+            cluster.restart(id).await;
+        }
+        cluster
+    }
+
+    async fn restart(&mut self, id: u64) {
+        let dir = self.dir.path().join(format!("node-{id}"));
+        let node = MetadataNode::start_with(
+            id,
+            self.voters.clone(),
+            dir,
+            self.voters[&id],
+            self.options.clone(),
+        )
+        .await
+        .unwrap();
+        self.nodes.insert(id, node);
+    }
+
+    async fn stop(&mut self, id: u64) {
+        self.nodes.remove(&id).unwrap().shutdown().await.unwrap();
+    }
+
+    fn node(&self, id: u64) -> &MetadataNode {
+        &self.nodes[&id]
+    }
+
+    /// The leader every running node agrees on, once they do.
+    async fn leader(&self) -> u64 {
+        let first = self.nodes.values().next().unwrap();
+        let mut metrics = first.raft_metrics();
+        let leader = wait(metrics.wait_for(|m| {
+            m.current_leader
+                .is_some_and(|l| self.nodes.contains_key(&l))
+        }))
+        .await
+        .current_leader
+        .unwrap();
+        for node in self.nodes.values() {
+            wait(
+                node.raft_metrics()
+                    .wait_for(|m| m.current_leader == Some(leader)),
+            )
+            .await;
+        }
+        leader
+    }
+
+    /// Waits until every running node's metadata equals `expected`.
+    async fn converged(&self, expected: &ClusterMetadata) {
+        for node in self.nodes.values() {
+            wait(node.metadata().wait_for(|m| **m == *expected)).await;
+        }
+    }
+}
+
+async fn wait<T, E: std::fmt::Debug>(f: impl std::future::Future<Output = Result<T, E>>) -> T {
+    tokio::time::timeout(WAIT, f)
+        .await
+        .expect("condition not reached in time")
+        .unwrap()
+}
+
+fn fast() -> QuorumOptions {
+    QuorumOptions {
+        heartbeat_interval: Duration::from_millis(50),
+        election_timeout: (Duration::from_millis(300), Duration::from_millis(600)),
+        propose_timeout: Duration::from_secs(10),
+        snapshot_every: 10_000,
+        logs_kept_after_snapshot: 0,
+    }
+}
+
+fn register(id: i32) -> Command {
+    Command::RegisterBroker {
+        id,
+        host: format!("broker-{id}"),
+        port: 9092,
+        rack: None,
+        incarnation: 1,
+    }
+}
+
+fn create_topic(name: &str, assignment: Vec<Vec<i32>>) -> Command {
+    let id = [name.as_bytes()[0]; 16];
+    Command::CreateTopic {
+        name: name.into(),
+        id,
+        configs: BTreeMap::new(),
+        assignment,
+    }
+}
+
+/// Registers and unfences brokers `ids`, each through a different running controller.
+async fn register_brokers(cluster: &Cluster, ids: impl IntoIterator<Item = i32>) {
+    for (id, node) in ids.into_iter().zip(cluster.nodes.values().cycle()) {
+        let CommandResult::BrokerRegistered { epoch } = node.propose(register(id)).await.unwrap()
+        else {
+            panic!("unexpected result");
+        };
+        node.propose(Command::UnfenceBroker { id, epoch })
+            .await
+            .unwrap();
+    }
+}
+
+fn current(node: &MetadataNode) -> ClusterMetadata {
+    (**node.metadata().borrow()).clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_from_any_node_apply_everywhere_in_one_order() {
+    let cluster = Cluster::start(fast()).await;
+    let leader = cluster.leader().await;
+    assert!((1..=3).contains(&leader));
+
+    // Each registration goes through a different node (two of them followers, which forward);
+    // the broker epochs show the order they committed in.
+    for (id, via) in [(10, 1), (11, 2), (12, 3)] {
+        let result = cluster.node(via).propose(register(id)).await.unwrap();
+        assert_eq!(
+            result,
+            CommandResult::BrokerRegistered {
+                epoch: (id - 10) as u64
+            }
+        );
+    }
+    for (id, via) in [(10, 3), (11, 1), (12, 2)] {
+        cluster
+            .node(via)
+            .propose(Command::UnfenceBroker {
+                id,
+                epoch: (id - 10) as u64,
+            })
+            .await
+            .unwrap();
+    }
+    let created = cluster
+        .node(2)
+        .propose(create_topic(
+            "orders",
+            vec![vec![10, 11, 12], vec![11, 12, 10]],
+        ))
+        .await;
+    assert_eq!(
+        created.unwrap(),
+        CommandResult::TopicCreated { id: [b'o'; 16] }
+    );
+    let duplicate = cluster
+        .node(3)
+        .propose(create_topic("orders", vec![vec![10]]))
+        .await;
+    assert!(
+        matches!(duplicate, Err(Error::Command(CommandError::TopicExists(_)))),
+        "{duplicate:?}"
+    );
+
+    let expected = current(cluster.node(leader));
+    assert_eq!(expected.brokers.len(), 3);
+    assert_eq!(expected.topics["orders"].partitions[1].leader, 11);
+    cluster.converged(&expected).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_on_the_controller_port_closes_only_that_connection() {
+    let cluster = Cluster::start(fast()).await;
+    let leader = cluster.leader().await;
+    let mut stream = tokio::net::TcpStream::connect(cluster.voters[&1])
+        .await
+        .unwrap();
+    stream.write_all(&u32::MAX.to_be_bytes()).await.unwrap();
+    let mut buf = [0u8; 1];
+    assert_eq!(
+        stream.read(&mut buf).await.unwrap(),
+        0,
+        "the node closes the connection"
+    );
+    register_brokers(&cluster, [1]).await;
+    cluster.converged(&current(cluster.node(leader))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_leader_takes_over_and_the_old_one_catches_up_after_restart() {
+    let mut cluster = Cluster::start(fast()).await;
+    let old_leader = cluster.leader().await;
+    register_brokers(&cluster, [1, 2]).await;
+    cluster
+        .node(old_leader)
+        .propose(create_topic("t", vec![vec![1, 2]]))
+        .await
+        .unwrap();
+
+    cluster.stop(old_leader).await;
+    let new_leader = cluster.leader().await;
+    assert_ne!(new_leader, old_leader);
+    let survivor = *cluster.nodes.keys().find(|&&id| id != new_leader).unwrap();
+    cluster
+        .node(survivor)
+        .propose(Command::FenceBroker { id: 1 })
+        .await
+        .unwrap();
+    cluster
+        .node(new_leader)
+        .propose(create_topic("u", vec![vec![2]]))
+        .await
+        .unwrap();
+    let expected = current(cluster.node(new_leader));
+    assert_eq!(expected.topics["t"].partitions[0].leader, 2);
+
+    cluster.restart(old_leader).await;
+    cluster.converged(&expected).await;
+    assert_eq!(
+        cluster.leader().await,
+        new_leader,
+        "a returning node does not disrupt the leader"
+    );
+    cluster
+        .node(old_leader)
+        .propose(Command::DeleteTopic { name: "u".into() })
+        .await
+        .unwrap();
+    cluster.converged(&current(cluster.node(new_leader))).await;
+    assert!(!current(cluster.node(old_leader)).topics.contains_key("u"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_behind_the_purged_log_catches_up_by_snapshot() {
+    let mut cluster = Cluster::start(fast()).await;
+    let leader = cluster.leader().await;
+    let lagging = *cluster.nodes.keys().find(|&&id| id != leader).unwrap();
+    register_brokers(&cluster, [1]).await;
+    cluster.converged(&current(cluster.node(leader))).await;
+    cluster.stop(lagging).await;
+
+    register_brokers(&cluster, [2, 3]).await;
+    cluster
+        .node(leader)
+        .propose(create_topic("t", vec![vec![1, 2, 3]; 4]))
+        .await
+        .unwrap();
+    cluster.node(leader).compact().await.unwrap();
+    let mut metrics = cluster.node(leader).raft_metrics();
+    let applied = metrics.borrow().last_applied;
+    wait(
+        metrics.wait_for(|m| m.purged.is_some() && m.purged >= m.snapshot && m.snapshot >= applied),
+    )
+    .await;
+
+    cluster.restart(lagging).await;
+    let expected = current(cluster.node(leader));
+    cluster.converged(&expected).await;
+    // It never built a snapshot itself (snapshot_every is far away): this one is the leader's.
+    wait(
+        cluster
+            .node(lagging)
+            .raft_metrics()
+            .wait_for(|m| m.snapshot.is_some()),
+    )
+    .await;
+
+    // And it restarts from that snapshot and its own log.
+    cluster.stop(lagging).await;
+    cluster.restart(lagging).await;
+    wait(
+        cluster
+            .node(lagging)
+            .metadata()
+            .wait_for(|m| **m == expected),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_survivor_cannot_commit() {
+    let options = QuorumOptions {
+        propose_timeout: Duration::from_secs(2),
+        ..fast()
+    };
+    let mut cluster = Cluster::start(options).await;
+    let leader = cluster.leader().await;
+    register_brokers(&cluster, [1]).await;
+    let before: Arc<ClusterMetadata> = cluster.node(leader).metadata().borrow().clone();
+    let others: Vec<u64> = cluster
+        .nodes
+        .keys()
+        .copied()
+        .filter(|&id| id != leader)
+        .collect();
+    for id in others {
+        cluster.stop(id).await;
+    }
+
+    let refused = cluster.node(leader).propose(register(2)).await;
+    assert!(matches!(refused, Err(Error::Timeout(_))), "{refused:?}");
+    assert_eq!(*cluster.node(leader).metadata().borrow(), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_quorum_restarts_from_its_directories() {
+    let mut cluster = Cluster::start(fast()).await;
+    let leader = cluster.leader().await;
+    register_brokers(&cluster, [1, 2]).await;
+    cluster.node(leader).compact().await.unwrap();
+    cluster
+        .node(leader)
+        .propose(create_topic("after-snapshot", vec![vec![2, 1]]))
+        .await
+        .unwrap();
+    let expected = current(cluster.node(leader));
+    cluster.converged(&expected).await;
+
+    for id in 1..=3 {
+        cluster.stop(id).await;
+    }
+    for id in 1..=3 {
+        cluster.restart(id).await;
+    }
+    // The state comes back from each node's snapshot and log, before any new command.
+    cluster.converged(&expected).await;
+    let leader = cluster.leader().await;
+    cluster
+        .node(leader)
+        .propose(Command::DeleteTopic {
+            name: "after-snapshot".into(),
+        })
+        .await
+        .unwrap();
+    cluster.converged(&current(cluster.node(leader))).await;
+}
