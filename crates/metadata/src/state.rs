@@ -453,6 +453,11 @@ impl ClusterMetadata {
         if !self.topics.contains_key(topic) {
             return Err(CommandError::UnknownTopic(topic.to_string()));
         }
+        if assignment.is_empty() {
+            return Err(CommandError::InvalidAssignment(
+                "no partitions to add".into(),
+            ));
+        }
         let mut added = self.new_partitions(assignment)?;
         let t = self.topics.get_mut(topic).expect("checked above");
         t.partitions.append(&mut added);

@@ -269,6 +269,11 @@ fn create_partitions_appends() {
         assignment: vec![vec![1], vec![5]],
     });
     assert_eq!(bad, Err(CommandError::UnknownBroker(5)));
+    let none = m.apply(&Command::CreatePartitions {
+        topic: "t".into(),
+        assignment: vec![],
+    });
+    assert!(matches!(none, Err(CommandError::InvalidAssignment(_))));
     assert_eq!(m.topics["t"].partitions.len(), 3);
 }
 
