@@ -18,6 +18,7 @@ mod batch;
 mod checkpoint;
 mod compaction;
 mod config;
+mod epochs;
 mod flush;
 mod index;
 mod log;
@@ -77,6 +78,12 @@ pub enum StorageError {
     /// producer (Kafka TRANSACTION_COORDINATOR_FENCED).
     #[error("transaction coordinator fenced: {0}")]
     CoordinatorFenced(String),
+    /// A replicated batch that does not continue the log: it starts below the next offset
+    /// the log expects (Kafka's UnexpectedAppendOffsetException for the first batch, its
+    /// OffsetsOutOfOrderException for a later one). A follower whose log start lies inside
+    /// the leader's first batch resolves it by starting its log at `base_offset`.
+    #[error("replicated batch at offset {base_offset} overlaps the log, which continues at {expected}")]
+    UnexpectedAppendOffset { base_offset: i64, expected: i64 },
     #[error("storage i/o error: {0}")]
     Io(#[from] std::io::Error),
 }

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use crate::batch::{self, validate_batches, BatchHeader, HEADER_SIZE};
 use crate::checkpoint::{self, Checkpoint, CheckpointFile, CleanerCheckpoint, PendingCheckpoint};
 use crate::compaction::{self, CleanPlan, CleanStats, CleanedSegments};
+use crate::epochs::LeaderEpochs;
 use crate::flush::{RollSync, SealedSyncs};
 use crate::producers::{client_batches, rebuild, snapshot, Marker, Prepared, ProducerStates};
 use crate::recovery;
@@ -63,6 +64,8 @@ pub struct PartitionLog {
     /// Whether `producers` changed since the last snapshot: a roll only snapshots then, so
     /// logs without idempotent producers pay nothing for them.
     producers_changed: bool,
+    /// Where each leader epoch began, for OffsetForLeaderEpoch and follower truncation.
+    epochs: LeaderEpochs,
 }
 
 impl PartitionLog {
@@ -97,6 +100,7 @@ impl PartitionLog {
             .map_or(log_start_offset, |c| c.high_watermark)
             .clamp(log_start_offset, log_end.max(log_start_offset));
         let producers = rebuild::load(dir, &segments, log_start_offset, log_end)?;
+        let epochs = LeaderEpochs::load(dir, &segments, log_start_offset, log_end)?;
         // Recovery synced every sealed segment it did not trust.
         let active_base = segments.keys().next_back().copied().unwrap_or(0);
         Ok(PartitionLog {
@@ -118,6 +122,7 @@ impl PartitionLog {
             }),
             producers,
             producers_changed: false,
+            epochs,
         })
     }
 
@@ -202,6 +207,7 @@ impl PartitionLog {
         }
         let last_offset = next_offset - 1;
 
+        self.record_epochs(&[(leader_epoch, base_offset)])?;
         self.maybe_roll(records.len() as u64, max_timestamp, last_offset, now_ms)?;
         self.active_mut().append_with_heads(&records, &heads, &stamped)?;
         self.producers_changed |= self.producers.commit(update);
@@ -381,6 +387,7 @@ impl PartitionLog {
         }
         self.log_start_offset = offset;
         self.write_checkpoint()?;
+        self.epochs_follow_log_start()?;
         let doomed = self
             .sealed()
             .take_while(|(_, next_offset)| *next_offset <= offset)
@@ -469,6 +476,7 @@ impl PartitionLog {
         if new_start > self.log_start_offset {
             self.log_start_offset = new_start;
             self.write_checkpoint()?;
+            self.epochs_follow_log_start()?;
         }
         self.delete_oldest(count)?;
         Ok(count)
@@ -637,9 +645,12 @@ fn wall_clock_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+mod replica;
 mod transactions;
 
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod producer_tests;
+#[cfg(test)]
+mod replica_tests;

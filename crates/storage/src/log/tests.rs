@@ -381,7 +381,9 @@ fn flush_policy() {
         flush_ms: Some(100),
         ..test_config()
     };
-    let mut log = open(tempfile::tempdir().unwrap().path(), config);
+    // Bound: the directory must outlive the log, which now writes files beside its segments.
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), config);
     log.append(batch(2, 0), 0, 0).unwrap();
     assert!(log.needs_flush(100));
     log.append(batch(1, 0), 0, 0).unwrap();

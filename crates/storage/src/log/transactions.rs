@@ -34,6 +34,7 @@ impl PartitionLog {
             batch::control_batch(producer_id, producer_epoch, control, coordinator_epoch, now_ms);
         batch::assign_offset_and_epoch(&mut bytes, offset, leader_epoch);
         let header = BatchHeader::parse(&bytes)?;
+        self.record_epochs(&[(leader_epoch, offset)])?;
         self.maybe_roll(bytes.len() as u64, now_ms, offset, now_ms)?;
         self.active_mut().append(&bytes, &[header])?;
         self.producers_changed |= self.producers.commit(update);
