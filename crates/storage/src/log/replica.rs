@@ -1,7 +1,8 @@
 //! What replication needs of a log: the leader epoch cache and its OffsetForLeaderEpoch
-//! answers.
+//! answers, and a follower's appends of its leader's batches.
 
 use super::*;
+use crate::batch::check_batch;
 
 impl PartitionLog {
     /// The epoch of the newest batch written with one, `None` for a log without any.
@@ -23,6 +24,54 @@ impl PartitionLog {
             .iter()
             .map(|e| (e.epoch, e.start_offset))
             .collect()
+    }
+
+    /// Appends batches fetched from the leader, which already carry their offsets, leader
+    /// epochs and (LogAppendTime) timestamps: they are checked (framing, magic, CRC) and
+    /// written byte for byte. Each batch must start at or after where the previous one
+    /// ended, the first at or after the log end offset
+    /// ([`StorageError::UnexpectedAppendOffset`] otherwise); gaps are allowed, as in Kafka,
+    /// because compaction removes whole batches from the leader's log. Producer state is
+    /// replayed as on open: the leader already applied the sequence and epoch rules.
+    pub fn append_as_follower(
+        &mut self,
+        records: Bytes,
+        now_ms: i64,
+    ) -> Result<AppendInfo, StorageError> {
+        let headers = replicated_batches(&records, self.log_end_offset())?;
+        let (Some(first), Some(last)) = (headers.first(), headers.last()) else {
+            return Err(StorageError::InvalidRecord("no record batches".into()));
+        };
+        let (base_offset, last_offset) = (first.base_offset, last.last_offset());
+        let max_timestamp = headers.iter().map(|h| h.max_timestamp).max().unwrap_or(-1);
+        let record_count = headers
+            .iter()
+            .map(|h| h.record_count.max(0) as u32)
+            .fold(0u32, u32::saturating_add);
+        let starts: Vec<(i32, i64)> = headers
+            .iter()
+            .map(|h| (h.leader_epoch, h.base_offset))
+            .collect();
+        self.record_epochs(&starts)?;
+        self.maybe_roll(records.len() as u64, max_timestamp, last_offset, now_ms)?;
+        self.active_mut().append(&records, &headers)?;
+        let mut position = 0;
+        for header in &headers {
+            let end = position + header.total_size();
+            let bytes = || Ok::<_, StorageError>(&records[position..end]);
+            self.producers_changed |= rebuild::replay(header, bytes, &mut self.producers)?;
+            position = end;
+        }
+        self.count_unflushed(record_count, now_ms)?;
+        Ok(AppendInfo {
+            base_offset,
+            last_offset,
+            record_count,
+            max_timestamp,
+            log_append_time: None,
+            log_start_offset: self.log_start_offset,
+            duplicate: false,
+        })
     }
 
     /// Adds the epochs that `(leader epoch, base offset)` of batches about to be written
@@ -52,4 +101,28 @@ impl PartitionLog {
         }
         Ok(())
     }
+}
+
+/// The headers of replicated batches that continue a log ending at `log_end`: each intact
+/// and starting at or after where the one before it ended.
+fn replicated_batches(records: &[u8], log_end: i64) -> Result<Vec<BatchHeader>, StorageError> {
+    if records.is_empty() {
+        return Err(StorageError::InvalidRecord("no record batches".into()));
+    }
+    let mut headers = Vec::new();
+    let mut expected = log_end;
+    let mut rest = records;
+    while !rest.is_empty() {
+        let header = check_batch(rest)?;
+        if header.base_offset < expected {
+            return Err(StorageError::UnexpectedAppendOffset {
+                base_offset: header.base_offset,
+                expected,
+            });
+        }
+        expected = header.next_offset();
+        rest = &rest[header.total_size()..];
+        headers.push(header);
+    }
+    Ok(headers)
 }

@@ -3,7 +3,9 @@
 
 use super::*;
 use crate::epochs::EPOCH_FILE;
-use crate::testutil::{batch, files_with_ext, read_all, test_config};
+use crate::testutil::{
+    batch, batch_with, files_with_ext, headers_of, producer_batch, read_all, test_config, Codec,
+};
 
 fn open(dir: &Path) -> PartitionLog {
     PartitionLog::open(dir, small_config()).unwrap()
@@ -155,4 +157,192 @@ fn retention_clamps_the_covering_epoch() {
     };
     assert_eq!(log.leader_epochs(), expected);
     assert!(!read_all(&log, start, log.log_end_offset()).is_empty());
+}
+
+const PID: i64 = 500;
+
+/// A leader over several epochs and segments, stamping LogAppendTime, with an idempotent
+/// producer, an aborted transaction, a committed one and one still open.
+fn busy_leader(dir: &Path) -> PartitionLog {
+    let mut log = PartitionLog::open(
+        dir,
+        LogConfig {
+            timestamp_type: TimestampType::LogAppendTime,
+            ..small_config()
+        },
+    )
+    .unwrap();
+    let mut now = 10_000;
+    let mut write = |log: &mut PartitionLog, bytes: Bytes, epoch: i32| {
+        now += 1;
+        log.append(bytes, epoch, now).unwrap();
+    };
+    for seq in 0..4 {
+        write(&mut log, producer_batch(PID, 0, seq * 2, 2, 0, false), 1);
+    }
+    write(&mut log, batch_with(&[5, 6, 7], Codec::Gzip), 2);
+    write(&mut log, producer_batch(PID + 1, 0, 0, 2, 0, true), 2);
+    log.append_control(PID + 1, 0, ControlType::Abort, 1, 2, 20_000)
+        .unwrap();
+    write(&mut log, producer_batch(PID + 2, 0, 0, 1, 0, true), 4);
+    log.append_control(PID + 2, 0, ControlType::Commit, 1, 4, 20_001)
+        .unwrap();
+    write(&mut log, batch_with(&[8, 9], Codec::Zstd), 4);
+    write(&mut log, producer_batch(PID + 1, 0, 2, 2, 0, true), 6);
+    log.set_high_watermark(log.log_end_offset());
+    assert!(log.segment_count() > 2, "{} segments", log.segment_count());
+    log
+}
+
+/// Everything a follower must agree on with its leader.
+#[derive(Debug, PartialEq)]
+struct Replicated {
+    bytes: Vec<u8>,
+    log_end: i64,
+    epochs: Vec<(i32, i64)>,
+    producers: Vec<ProducerInfo>,
+    aborted: Vec<AbortedTxn>,
+    last_stable: i64,
+}
+
+fn replicated(log: &mut PartitionLog) -> Replicated {
+    log.set_high_watermark(log.log_end_offset());
+    Replicated {
+        bytes: read_all(log, log.log_start_offset(), i64::MAX),
+        log_end: log.log_end_offset(),
+        epochs: log.leader_epochs(),
+        producers: log.producers(),
+        aborted: log.aborted_transactions(0, i64::MAX),
+        last_stable: log.last_stable_offset(),
+    }
+}
+
+/// Fetches from `leader` into `follower` until it caught up, in reads of about `max_bytes`.
+fn catch_up(leader: &PartitionLog, follower: &mut PartitionLog, max_bytes: usize) {
+    while follower.log_end_offset() < leader.log_end_offset() {
+        let fetched = leader
+            .read(follower.log_end_offset(), max_bytes, i64::MAX)
+            .unwrap();
+        let info = follower
+            .append_as_follower(fetched.clone(), 99_999)
+            .unwrap();
+        assert_eq!(info.base_offset, headers_of(&fetched)[0].base_offset);
+        assert_eq!(info.last_offset + 1, follower.log_end_offset());
+    }
+}
+
+fn follower(dir: &Path) -> PartitionLog {
+    // LogAppendTime too: a follower must still keep the leader's stamps.
+    PartitionLog::open(
+        dir,
+        LogConfig {
+            timestamp_type: TimestampType::LogAppendTime,
+            segment_bytes: 300,
+            ..small_config()
+        },
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_follower_copies_its_leader_exactly() {
+    let leader_dir = tempfile::tempdir().unwrap();
+    let mut leader = busy_leader(leader_dir.path());
+    let expected = replicated(&mut leader);
+    assert_eq!(expected.aborted.len(), 1);
+    assert!(
+        expected.last_stable < expected.log_end,
+        "a transaction is open"
+    );
+    assert_eq!(expected.epochs, [(1, 0), (2, 8), (4, 14), (6, 18)]);
+
+    for max_bytes in [0, 250, 1 << 20] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut follower = follower(dir.path());
+        catch_up(&leader, &mut follower, max_bytes);
+        assert!(follower.segment_count() > 1);
+        assert_eq!(
+            replicated(&mut follower),
+            expected,
+            "reads of {max_bytes} bytes"
+        );
+        drop(follower);
+        let mut follower = self::follower(dir.path());
+        assert_eq!(replicated(&mut follower), expected, "after a crash");
+        // Made leader, it recognises a retry of what the old leader acknowledged.
+        let retry = producer_batch(PID, 0, 6, 2, 0, false);
+        assert!(follower.append(retry, 7, 0).unwrap().duplicate);
+    }
+}
+
+#[test]
+fn follower_appends_refuse_overlaps_and_damage_and_write_nothing() {
+    let (leader_dir, follower_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let leader = busy_leader(leader_dir.path());
+    let mut follower = follower(follower_dir.path());
+    let first = leader.read(0, 0, i64::MAX).unwrap();
+    let two = leader.read(0, 1 << 20, 6).unwrap();
+    follower.append_as_follower(first.clone(), 0).unwrap();
+    let before = replicated(&mut follower);
+
+    let again = follower.append_as_follower(first.clone(), 0);
+    assert!(
+        matches!(
+            again,
+            Err(StorageError::UnexpectedAppendOffset {
+                base_offset: 0,
+                expected: 2
+            })
+        ),
+        "{again:?}"
+    );
+    // Batch 2..3, then batch 0..1 again: the second overlaps the first.
+    let mut backwards = leader.read(2, 0, i64::MAX).unwrap().to_vec();
+    backwards.extend_from_slice(&first);
+    assert!(matches!(
+        follower.append_as_follower(Bytes::from(backwards), 0),
+        Err(StorageError::UnexpectedAppendOffset {
+            base_offset: 0,
+            expected: 4
+        })
+    ));
+    let mut damaged = two[first.len()..].to_vec();
+    let last = damaged.len() - 1;
+    damaged[last] ^= 0x10;
+    assert!(matches!(
+        follower.append_as_follower(Bytes::from(damaged), 0),
+        Err(StorageError::CorruptRecord(_))
+    ));
+    let torn = two.slice(first.len()..two.len() - 1);
+    assert!(matches!(
+        follower.append_as_follower(torn, 0),
+        Err(StorageError::CorruptRecord(_))
+    ));
+    assert!(follower.append_as_follower(Bytes::new(), 0).is_err());
+    assert_eq!(replicated(&mut follower), before);
+    drop(follower);
+    assert_eq!(replicated(&mut self::follower(follower_dir.path())), before);
+}
+
+#[test]
+fn a_follower_accepts_the_gaps_compaction_leaves() {
+    let (leader_dir, follower_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let leader = busy_leader(leader_dir.path());
+    let mut follower = follower(follower_dir.path());
+    follower
+        .append_as_follower(leader.read(0, 0, i64::MAX).unwrap(), 0)
+        .unwrap();
+    // Batches 2..3 and 4..5 were compacted away on the leader.
+    let mut gappy = leader.read(6, 0, i64::MAX).unwrap().to_vec();
+    gappy.extend_from_slice(&leader.read(8, 0, i64::MAX).unwrap());
+    let info = follower.append_as_follower(Bytes::from(gappy), 0).unwrap();
+    assert_eq!((info.base_offset, info.last_offset), (6, 10));
+    assert_eq!(follower.log_end_offset(), 11);
+    assert_eq!(follower.leader_epochs(), [(1, 0), (2, 8)]);
+    let read = follower.read(2, 1 << 20, i64::MAX).unwrap();
+    assert_eq!(
+        headers_of(&read)[0].base_offset,
+        6,
+        "a read in the gap gets the next batch"
+    );
 }

@@ -31,7 +31,7 @@ pub(crate) fn load(
         };
         while position < segment.size() {
             let header = segment.header_at(position)?;
-            replay(segment, position, &header, &mut states)?;
+            replay(&header, || segment.read_at(position, header.total_size() as u64), &mut states)?;
             position += header.total_size() as u64;
         }
     }
@@ -39,23 +39,24 @@ pub(crate) fn load(
     Ok(states)
 }
 
-fn replay(
-    segment: &Segment,
-    position: u64,
+/// Replays one stored batch into `states`; `bytes` gives the whole batch, needed only for the one
+/// record of a control batch. Returns whether the batch concerned a producer. Shared by
+/// opening a log and by follower appends, which trust the leader's batches alike.
+pub(crate) fn replay<B: AsRef<[u8]>>(
     header: &batch::BatchHeader,
+    bytes: impl FnOnce() -> Result<B, StorageError>,
     states: &mut ProducerStates,
-) -> Result<(), StorageError> {
+) -> Result<bool, StorageError> {
     if header.producer_id < 0 {
-        return Ok(());
+        return Ok(false);
     }
     if !header.is_control() {
         if let Some(data) = DataBatch::of(header, header.base_offset, header.max_timestamp) {
             states.replay_data(&data);
         }
-        return Ok(());
+        return Ok(true);
     }
-    let bytes = segment.read_at(position, header.total_size() as u64)?;
-    match batch::control_marker(&bytes) {
+    match batch::control_marker(bytes()?.as_ref()) {
         Ok(Some((control, coordinator_epoch))) => states.replay_marker(&Marker {
             producer_id: header.producer_id,
             epoch: header.producer_epoch,
@@ -65,9 +66,9 @@ fn replay(
             timestamp: header.max_timestamp,
         }),
         Ok(None) => {}
-        // Recovery already checked the CRC; a marker that still does not parse is logged and
-        // skipped rather than making the partition unreadable.
+        // The CRC was checked; a marker that still does not parse is logged and skipped
+        // rather than making the partition unreadable.
         Err(err) => tracing::warn!(offset = header.base_offset, %err, "unreadable control batch"),
     }
-    Ok(())
+    Ok(true)
 }
