@@ -18,7 +18,7 @@ use std::path::Path;
 
 use bytes::{Buf, BufMut};
 
-use crate::checkpoint::write_atomically;
+use crate::checkpoint::{sync_dir, write_atomically};
 use crate::segment::Segment;
 use crate::StorageError;
 
@@ -141,6 +141,16 @@ impl LeaderEpochs {
     /// Fsync point "leader epochs": written atomically.
     pub fn write(&self, dir: &Path) -> io::Result<()> {
         write_atomically(dir, EPOCH_FILE, &self.encode())
+    }
+
+    /// Removes the file durably, so that until it is written again a crash rebuilds the
+    /// cache from whatever batches survived (truncations do this first).
+    pub fn remove_file(dir: &Path) -> io::Result<()> {
+        match fs::remove_file(dir.join(EPOCH_FILE)) {
+            Ok(()) => sync_dir(dir),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     fn encode(&self) -> Vec<u8> {
@@ -331,5 +341,9 @@ mod tests {
         bad.entries[1].start_offset = 0;
         fs::write(&path, bad.encode()).unwrap();
         assert_eq!(read(dir.path()).unwrap(), None);
+
+        LeaderEpochs::remove_file(dir.path()).unwrap();
+        LeaderEpochs::remove_file(dir.path()).unwrap();
+        assert!(!path.exists());
     }
 }

@@ -647,6 +647,7 @@ fn wall_clock_ms() -> i64 {
 
 mod replica;
 mod transactions;
+mod truncation;
 
 #[cfg(test)]
 mod tests;
@@ -654,3 +655,5 @@ mod tests;
 mod producer_tests;
 #[cfg(test)]
 mod replica_tests;
+#[cfg(test)]
+mod truncation_tests;

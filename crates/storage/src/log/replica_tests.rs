@@ -7,12 +7,12 @@ use crate::testutil::{
     batch, batch_with, files_with_ext, headers_of, producer_batch, read_all, test_config, Codec,
 };
 
-fn open(dir: &Path) -> PartitionLog {
+pub(super) fn open(dir: &Path) -> PartitionLog {
     PartitionLog::open(dir, small_config()).unwrap()
 }
 
 /// Small segments so that epochs cross rolls.
-fn small_config() -> LogConfig {
+pub(super) fn small_config() -> LogConfig {
     LogConfig {
         segment_bytes: 400,
         index_interval_bytes: 50,
@@ -159,11 +159,11 @@ fn retention_clamps_the_covering_epoch() {
     assert!(!read_all(&log, start, log.log_end_offset()).is_empty());
 }
 
-const PID: i64 = 500;
+pub(super) const PID: i64 = 500;
 
 /// A leader over several epochs and segments, stamping LogAppendTime, with an idempotent
 /// producer, an aborted transaction, a committed one and one still open.
-fn busy_leader(dir: &Path) -> PartitionLog {
+pub(super) fn busy_leader(dir: &Path) -> PartitionLog {
     let mut log = PartitionLog::open(
         dir,
         LogConfig {
@@ -196,16 +196,16 @@ fn busy_leader(dir: &Path) -> PartitionLog {
 
 /// Everything a follower must agree on with its leader.
 #[derive(Debug, PartialEq)]
-struct Replicated {
-    bytes: Vec<u8>,
-    log_end: i64,
-    epochs: Vec<(i32, i64)>,
-    producers: Vec<ProducerInfo>,
-    aborted: Vec<AbortedTxn>,
-    last_stable: i64,
+pub(super) struct Replicated {
+    pub(super) bytes: Vec<u8>,
+    pub(super) log_end: i64,
+    pub(super) epochs: Vec<(i32, i64)>,
+    pub(super) producers: Vec<ProducerInfo>,
+    pub(super) aborted: Vec<AbortedTxn>,
+    pub(super) last_stable: i64,
 }
 
-fn replicated(log: &mut PartitionLog) -> Replicated {
+pub(super) fn replicated(log: &mut PartitionLog) -> Replicated {
     log.set_high_watermark(log.log_end_offset());
     Replicated {
         bytes: read_all(log, log.log_start_offset(), i64::MAX),
@@ -218,11 +218,24 @@ fn replicated(log: &mut PartitionLog) -> Replicated {
 }
 
 /// Fetches from `leader` into `follower` until it caught up, in reads of about `max_bytes`.
-fn catch_up(leader: &PartitionLog, follower: &mut PartitionLog, max_bytes: usize) {
-    while follower.log_end_offset() < leader.log_end_offset() {
+pub(super) fn catch_up(leader: &PartitionLog, follower: &mut PartitionLog, max_bytes: usize) {
+    catch_up_to(leader, follower, max_bytes, i64::MAX);
+}
+
+/// As `catch_up`, copying only the batches that start below `until`.
+pub(super) fn catch_up_to(
+    leader: &PartitionLog,
+    follower: &mut PartitionLog,
+    max_bytes: usize,
+    until: i64,
+) {
+    while follower.log_end_offset() < leader.log_end_offset().min(until) {
         let fetched = leader
-            .read(follower.log_end_offset(), max_bytes, i64::MAX)
+            .read(follower.log_end_offset(), max_bytes, until)
             .unwrap();
+        if fetched.is_empty() {
+            break;
+        }
         let info = follower
             .append_as_follower(fetched.clone(), 99_999)
             .unwrap();
@@ -231,7 +244,7 @@ fn catch_up(leader: &PartitionLog, follower: &mut PartitionLog, max_bytes: usize
     }
 }
 
-fn follower(dir: &Path) -> PartitionLog {
+pub(super) fn follower(dir: &Path) -> PartitionLog {
     // LogAppendTime too: a follower must still keep the leader's stamps.
     PartitionLog::open(
         dir,

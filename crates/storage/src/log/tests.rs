@@ -19,9 +19,7 @@ impl PartitionLog {
     /// Waits for the background syncs of rolled segments and checkpoints the recovery point,
     /// as the broker's periodic `checkpoint_synced_segments` eventually does.
     pub(crate) fn checkpoint_after_sealed_syncs(&mut self) {
-        if let Some(end) = self.sealed_syncs.wait_all().unwrap() {
-            self.recovery_point = self.recovery_point.max(end);
-        }
+        self.wait_for_sealed_syncs().unwrap();
         self.write_checkpoint().unwrap();
     }
 

@@ -82,6 +82,22 @@ pub(crate) fn delete_before(dir: &Path, offset: i64) -> io::Result<()> {
     Ok(())
 }
 
+/// Deletes snapshots above `offset`, durably: they describe batches a truncation removes,
+/// and must not be taken for the state of the batches written after it.
+pub(crate) fn delete_after(dir: &Path, offset: i64) -> io::Result<()> {
+    let mut deleted = false;
+    for (snapshot, path) in list(dir)? {
+        if snapshot > offset {
+            fs::remove_file(path)?;
+            deleted = true;
+        }
+    }
+    if deleted {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
 /// Every snapshot file, oldest first.
 pub(crate) fn list(dir: &Path) -> io::Result<Vec<(i64, PathBuf)>> {
     let mut out = Vec::new();
