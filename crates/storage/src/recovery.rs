@@ -72,8 +72,11 @@ fn list_segments(dir: &Path) -> io::Result<BTreeSet<i64>> {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
         if name.ends_with(".tmp") {
-            fs::remove_file(entry.path())?;
-            continue;
+            // A writer of the previous instance may have renamed it meanwhile.
+            match fs::remove_file(entry.path()) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => continue,
+            }
         }
         let Some((stem, ext)) = name.split_once('.') else {
             continue;
