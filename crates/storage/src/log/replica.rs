@@ -17,6 +17,16 @@ impl PartitionLog {
         self.epochs.end_offset_for(epoch, self.log_end_offset())
     }
 
+    /// A replica becoming leader in `epoch` records it at its log end before writing
+    /// anything (Kafka's makeLeader does the same): otherwise a follower holding data of an
+    /// epoch between the cached latest and `epoch` would get UNDEFINED for it instead of
+    /// where to truncate. An entry that never got data is dropped on the next open, and
+    /// the broker assigns it again when it leads again. Older epochs are ignored.
+    pub fn assign_leader_epoch(&mut self, epoch: i32) -> Result<(), StorageError> {
+        let log_end = self.log_end_offset();
+        self.record_epochs(&[(epoch, log_end)])
+    }
+
     /// `(leader epoch, start offset)` of every cached epoch, oldest first.
     pub fn leader_epochs(&self) -> Vec<(i32, i64)> {
         self.epochs
@@ -43,6 +53,13 @@ impl PartitionLog {
             return Err(StorageError::InvalidRecord("no record batches".into()));
         };
         let (base_offset, last_offset) = (first.base_offset, last.last_offset());
+        // A new segment starts at the log end; its index holds offsets relative to that.
+        if last_offset - self.log_end_offset() > i64::from(i32::MAX) {
+            return Err(StorageError::InvalidRecord(format!(
+                "replicated batches up to offset {last_offset} are too far past the log end {} for one segment",
+                self.log_end_offset()
+            )));
+        }
         let max_timestamp = headers.iter().map(|h| h.max_timestamp).max().unwrap_or(-1);
         let record_count = headers
             .iter()

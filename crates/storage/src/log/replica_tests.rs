@@ -11,6 +11,13 @@ pub(super) fn open(dir: &Path) -> PartitionLog {
     PartitionLog::open(dir, small_config()).unwrap()
 }
 
+/// Stops using `log` as a crash would, once the background syncs of its rolls are done: a
+/// crash ends those threads, which in a test would race the reopen.
+pub(super) fn crash(mut log: PartitionLog) {
+    log.sealed_syncs.wait_all().unwrap();
+    drop(log);
+}
+
 /// Small segments so that epochs cross rolls.
 pub(super) fn small_config() -> LogConfig {
     LogConfig {
@@ -64,6 +71,31 @@ fn appends_start_epochs_and_answer_offset_for_leader_epoch() {
 }
 
 #[test]
+fn a_new_leader_records_its_epoch_before_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path());
+    append_at(&mut log, &[1, 1]);
+    // A follower still holds epoch 2 data that this replica never got.
+    assert_eq!(log.end_offset_for_epoch(2), None);
+    log.assign_leader_epoch(3).unwrap();
+    log.assign_leader_epoch(2).unwrap();
+    assert_eq!(log.leader_epochs(), [(1, 0), (3, 4)]);
+    assert_eq!(log.end_offset_for_epoch(2), Some((1, 4)));
+    assert_eq!(log.end_offset_for_epoch(3), Some((3, 4)));
+    log.close().unwrap();
+    let mut log = open(dir.path());
+    assert_eq!(
+        log.leader_epochs(),
+        [(1, 0)],
+        "no data was written in epoch 3"
+    );
+    log.assign_leader_epoch(3).unwrap();
+    append_at(&mut log, &[3]);
+    crash(log);
+    assert_eq!(open(dir.path()).leader_epochs(), [(1, 0), (3, 4)]);
+}
+
+#[test]
 fn epochs_survive_clean_close_and_crash() {
     let dir = tempfile::tempdir().unwrap();
     let log = log_with_three_epochs(dir.path());
@@ -72,7 +104,7 @@ fn epochs_survive_clean_close_and_crash() {
     let mut log = open(dir.path());
     assert_eq!(log.leader_epochs(), THREE_EPOCHS);
     append_at(&mut log, &[4, 7]);
-    drop(log);
+    crash(log);
     let log = open(dir.path());
     assert_eq!(log.leader_epochs(), [(1, 0), (3, 6), (4, 20), (7, 28)]);
     assert_eq!(log.end_offset_for_epoch(7), Some((7, 30)));
@@ -83,7 +115,7 @@ fn entries_past_the_recovered_log_end_are_dropped() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = log_with_three_epochs(dir.path());
     append_at(&mut log, &[9]);
-    drop(log);
+    crash(log);
     // The crash tore the epoch 9 batch, whose entry was saved before it was written.
     let active = files_with_ext(dir.path(), "log").pop().unwrap();
     let len = fs::metadata(&active).unwrap().len();
@@ -96,7 +128,7 @@ fn entries_past_the_recovered_log_end_are_dropped() {
     let log = open(dir.path());
     assert_eq!(log.log_end_offset(), 26);
     assert_eq!(log.leader_epochs(), THREE_EPOCHS);
-    drop(log);
+    crash(log);
     let log = open(dir.path());
     assert_eq!(log.leader_epochs(), THREE_EPOCHS, "the cut was saved");
 }
@@ -133,7 +165,7 @@ fn a_moving_log_start_clamps_the_covering_epoch() {
     assert_eq!(log.end_offset_for_epoch(1), Some((1, 9)));
     log.advance_log_start_offset(21).unwrap();
     assert_eq!(log.leader_epochs(), [(4, 21)]);
-    drop(log);
+    crash(log);
     // The file follows, and so would a log reopened before the file was written.
     assert_eq!(open(dir.path()).leader_epochs(), [(4, 21)]);
     fs::remove_file(dir.path().join(EPOCH_FILE)).unwrap();
@@ -279,7 +311,7 @@ fn a_follower_copies_its_leader_exactly() {
             expected,
             "reads of {max_bytes} bytes"
         );
-        drop(follower);
+        crash(follower);
         let mut follower = self::follower(dir.path());
         assert_eq!(replicated(&mut follower), expected, "after a crash");
         // Made leader, it recognises a retry of what the old leader acknowledged.
@@ -332,8 +364,14 @@ fn follower_appends_refuse_overlaps_and_damage_and_write_nothing() {
         Err(StorageError::CorruptRecord(_))
     ));
     assert!(follower.append_as_follower(Bytes::new(), 0).is_err());
+    let mut too_far = first.to_vec();
+    crate::batch::assign_offset_and_epoch(&mut too_far, 2 + (1 << 31), 1);
+    assert!(matches!(
+        follower.append_as_follower(Bytes::from(too_far), 0),
+        Err(StorageError::InvalidRecord(_))
+    ));
     assert_eq!(replicated(&mut follower), before);
-    drop(follower);
+    crash(follower);
     assert_eq!(replicated(&mut self::follower(follower_dir.path())), before);
 }
 

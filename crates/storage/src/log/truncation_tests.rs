@@ -2,7 +2,7 @@
 //! segments; with producers and transactions; across crashes; starting over.
 
 use super::replica_tests::{
-    busy_leader, catch_up, catch_up_to, follower, open, replicated, Replicated, PID,
+    busy_leader, catch_up, catch_up_to, crash, follower, open, replicated, Replicated, PID,
 };
 use super::*;
 use crate::epochs::EPOCH_FILE;
@@ -84,7 +84,7 @@ fn truncation_cuts_whole_batches_anywhere_and_appends_continue() {
             "{what}: later segments are gone"
         );
 
-        drop(log);
+        crash(log);
         let mut log = open(dir.path());
         assert_truncated(&log, end, &original, &format!("{what}, after a crash"));
         let info = log.append(batch(2, 5_000), 8, 6_000).unwrap();
@@ -141,7 +141,7 @@ fn truncation_rebuilds_producer_and_transaction_state() {
         catch_up(&leader, &mut truncated, 250);
         truncated.truncate_to(cut).unwrap();
         assert_eq!(replicated(&mut truncated), expected, "cut at {cut}");
-        drop(truncated);
+        crash(truncated);
         let mut reopened = follower(full_dir.path());
         assert_eq!(
             replicated(&mut reopened),
@@ -156,7 +156,7 @@ fn truncation_rebuilds_producer_and_transaction_state() {
         catch_up(&leader, &mut again, 250);
         again.truncate_to(cut).unwrap();
         catch_up(&leader, &mut again, 1 << 20);
-        drop(again);
+        crash(again);
         catch_up(&leader, &mut expected_log, 1 << 20);
         let in_step = replicated(&mut expected_log);
         assert_eq!(
@@ -215,7 +215,7 @@ fn starting_over_drops_everything() {
     };
     empty(&log);
     assert!(files_with_ext(dir.path(), "snapshot").is_empty());
-    drop(log);
+    crash(log);
     let mut log = follower(dir.path());
     empty(&log);
 
