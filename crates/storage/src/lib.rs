@@ -13,6 +13,10 @@
 //! Compaction (`cleanup.policy=compact`, module `compaction`) rewrites sealed segments keeping
 //! the last record per key at its original offset; an interrupted swap of cleaned segments is
 //! finished or rolled back on open.
+//!
+//! Replication support: the leader epoch cache (module `epochs`, Kafka's
+//! `leader-epoch-checkpoint`) answers OffsetForLeaderEpoch; a follower appends its leader's
+//! batches as they are and truncates back to a batch boundary after a leader change.
 
 mod batch;
 mod checkpoint;
