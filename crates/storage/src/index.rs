@@ -164,6 +164,13 @@ impl OffsetIndex {
         self.store.reset()
     }
 
+    /// Forgets the entries of batches at or past byte `position` of the log.
+    pub fn truncate_to_position(&mut self, position: u32) -> io::Result<()> {
+        let keep = self.entries.partition_point(|e| e.position < position);
+        self.entries.truncate(keep);
+        self.trim()
+    }
+
     /// Drops any bytes past the in-memory entries (left by a failed write).
     pub fn trim(&mut self) -> io::Result<()> {
         let len = (self.entries.len() * OFFSET_ENTRY_SIZE) as u64;
@@ -276,6 +283,16 @@ impl TimeIndex {
     pub fn reset(&mut self) -> io::Result<()> {
         self.entries.clear();
         self.store.reset()
+    }
+
+    /// Forgets the entries pointing at or past `relative_end`. Those kept still hold: each
+    /// names a batch that stays, and the batches before it are as old as they were.
+    pub fn truncate_to_offset(&mut self, relative_end: u32) -> io::Result<()> {
+        let keep = self
+            .entries
+            .partition_point(|e| e.relative_offset < relative_end);
+        self.entries.truncate(keep);
+        self.trim()
     }
 
     pub fn trim(&mut self) -> io::Result<()> {

@@ -632,6 +632,8 @@ fn too_big(position: u64) -> io::Error {
     ))
 }
 
+mod truncation;
+
 #[cfg(test)]
 mod tests {
     use super::*;

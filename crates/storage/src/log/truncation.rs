@@ -9,7 +9,6 @@
 //! anything can be appended again, so no rewritten segment is ever trusted unchecked.
 
 use super::*;
-use crate::recovery::recover_segment;
 
 impl PartitionLog {
     /// Removes every batch at or above `offset`; a batch that `offset` falls inside goes
@@ -18,7 +17,6 @@ impl PartitionLog {
     /// recovery point and log start are clamped to it, epochs that started at or after it
     /// are forgotten and producer state is rebuilt as of it. Nothing happens when `offset`
     /// is at or past the log end; below the first segment the log starts over there.
-    /// Costs a read of the cut segment from its start, to rebuild its indexes.
     pub fn truncate_to(&mut self, offset: i64) -> Result<(), StorageError> {
         if offset >= self.log_end_offset() {
             return Ok(());
@@ -40,9 +38,7 @@ impl PartitionLog {
         checkpoint::sync_dir(&self.dir)?;
         self.active_dir_unsynced = false;
         if let Some((position, _)) = cut {
-            let segment = self.active_mut();
-            segment.truncate_log(position)?;
-            recover_segment(segment)?;
+            self.active_mut().truncate_to(position)?;
         }
         let log_end = self.log_end_offset();
         self.log_start_offset = self.log_start_offset.min(log_end);
