@@ -17,7 +17,11 @@ use kafka_protocol::messages::{
 };
 use samsa_protocol_tests::free_port;
 use samsa_protocol_tests::batches::{self, batch, messages};
-use samsa_protocol_tests::client::{create_topic, only_partition, produce_request, str_bytes, topic_name, versions, TopicRef};
+use samsa_protocol_tests::client::{
+    create_topic, fetch_request, only_fetched, only_partition, produce_request, str_bytes, topic_name, versions, TopicRef,
+};
+use kafka_protocol::messages::offset_for_leader_epoch_request::{OffsetForLeaderPartition, OffsetForLeaderTopic};
+use kafka_protocol::messages::OffsetForLeaderEpochRequest;
 use samsa_protocol_tests::sasl::{scram_user, Scram};
 use samsa_protocol_tests::{BrokerProcess, Connection};
 
@@ -336,4 +340,40 @@ fn config_changes_and_delete_records_need_their_acls() {
     assert_eq!(delete_records(&mut alice, "guarded"), (0, 0));
     // ALTER_CONFIGS on a topic grants nothing on the broker.
     assert_eq!(alter_config_codes(&mut alice, BROKER, "1"), (CLUSTER_AUTHORIZATION_FAILED, CLUSTER_AUTHORIZATION_FAILED));
+}
+
+/// Follower fetches and OffsetForLeaderEpoch from a follower need CLUSTER_ACTION, not READ.
+#[test]
+fn replication_requests_need_cluster_action() {
+    const CLUSTER_ACTION: i8 = 9;
+    const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+    let (_broker, addr) = start();
+    let mut admin = login(&addr, "admin");
+    create_topic(&mut admin, "orders", 1, &[]).unwrap();
+    let mut alice = login(&addr, "alice");
+    create_acls(&mut admin, vec![acl(TOPIC, "orders", LITERAL, "User:alice", READ, ALLOW)], 3);
+    let orders = TopicRef { name: "orders".into(), id: Default::default() };
+    let fetch_code = |conn: &mut Connection, replica: i32| {
+        let mut request = fetch_request(&orders, 0, 0, 12);
+        request.replica_id = kafka_protocol::messages::BrokerId(replica);
+        let response = conn.send(&request, 12).unwrap();
+        only_fetched(&response).unwrap().error_code
+    };
+    let epoch_code = |conn: &mut Connection, replica: i32| {
+        let request = OffsetForLeaderEpochRequest::default()
+            .with_replica_id(kafka_protocol::messages::BrokerId(replica))
+            .with_topics(vec![OffsetForLeaderTopic::default()
+                .with_topic(topic_name("orders"))
+                .with_partitions(vec![OffsetForLeaderPartition::default().with_current_leader_epoch(-1)])]);
+        conn.send(&request, 4).unwrap().topics[0].partitions[0].error_code
+    };
+    assert_eq!(fetch_code(&mut alice, -1), 0, "a consumer needs READ");
+    assert_eq!(epoch_code(&mut alice, -1), 0, "a consumer needs DESCRIBE");
+    assert_eq!(fetch_code(&mut alice, 7), TOPIC_AUTHORIZATION_FAILED);
+    assert_eq!(epoch_code(&mut alice, 7), TOPIC_AUTHORIZATION_FAILED);
+    let codes = create_acls(&mut admin, vec![acl(CLUSTER, "kafka-cluster", LITERAL, "User:alice", CLUSTER_ACTION, ALLOW)], 3);
+    assert_eq!(codes, [0]);
+    // Allowed now, but broker 7 holds no replica of the partition.
+    assert_eq!(fetch_code(&mut alice, 7), NOT_LEADER_OR_FOLLOWER);
+    assert_eq!(epoch_code(&mut alice, 7), 0);
 }

@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::allowed;
+use crate::auth::acl::CLUSTER_NAME;
 use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::{now_ms, Broker};
 use crate::error::BrokerError;
@@ -54,11 +55,6 @@ pub async fn handle(broker: &Broker, session: &Session, request: FetchRequest, v
     if request.session_epoch > 0 {
         return FetchResponse::default().with_error_code(ResponseError::FetchSessionIdNotFound.code());
     }
-    let topics: Vec<WantedTopic> = request
-        .topics
-        .into_iter()
-        .map(|t| resolve(broker, session, t, version))
-        .collect();
     let read_committed = request.isolation_level == READ_COMMITTED;
     let replica = if version >= FIRST_VERSION_WITH_REPLICA_STATE {
         request.replica_state.replica_id.0
@@ -71,6 +67,14 @@ pub async fn handle(broker: &Broker, session: &Session, request: FetchRequest, v
     } else {
         Reader::Consumer { read_committed }
     };
+    // A follower needs CLUSTER_ACTION rather than READ on each topic, as in Kafka.
+    let may_replicate = matches!(reader, Reader::Follower(_))
+        && allowed(broker, session, Operation::ClusterAction, ResourceType::Cluster, CLUSTER_NAME);
+    let topics: Vec<WantedTopic> = request
+        .topics
+        .into_iter()
+        .map(|t| resolve(broker, session, t, version, reader, may_replicate))
+        .collect();
     let deadline = tokio::time::Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
     loop {
         // Subscribe before reading, so an append that lands after the read still wakes us.
@@ -92,7 +96,14 @@ pub async fn handle(broker: &Broker, session: &Session, request: FetchRequest, v
     }
 }
 
-fn resolve(broker: &Broker, session: &Session, topic: FetchTopic, version: i16) -> WantedTopic {
+fn resolve(
+    broker: &Broker,
+    session: &Session,
+    topic: FetchTopic,
+    version: i16,
+    reader: Reader,
+    may_replicate: bool,
+) -> WantedTopic {
     let (found, missing) = if version >= FIRST_VERSION_WITH_TOPIC_IDS {
         (broker.topics.get_by_id(topic.topic_id), ResponseError::UnknownTopicId)
     } else {
@@ -104,7 +115,10 @@ fn resolve(broker: &Broker, session: &Session, topic: FetchTopic, version: i16) 
     } else {
         Some(topic.topic.as_str())
     };
-    let denied = name.is_some_and(|n| !allowed(broker, session, Operation::Read, ResourceType::Topic, n));
+    let denied = match reader {
+        Reader::Follower(_) => !may_replicate,
+        Reader::Consumer { .. } => name.is_some_and(|n| !allowed(broker, session, Operation::Read, ResourceType::Topic, n)),
+    };
     let (found, missing) = if denied {
         (None, BrokerError::from(AuthError::TopicDenied).response_error())
     } else {

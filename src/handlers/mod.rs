@@ -9,6 +9,7 @@ pub mod configs;
 pub mod delete_records;
 pub mod fetch;
 pub mod group;
+pub mod leader_epochs;
 pub mod list_offsets;
 pub mod metadata;
 pub mod offsets;
@@ -100,6 +101,9 @@ pub async fn handle(broker: &Arc<Broker>, session: &mut Session, request: Reques
         RequestKind::ListTransactions(req) => ResponseKind::ListTransactions(transactions::list(broker, session, req)),
         RequestKind::DescribeTransactions(req) => {
             ResponseKind::DescribeTransactions(transactions::describe(broker, session, req))
+        }
+        RequestKind::OffsetForLeaderEpoch(req) => {
+            ResponseKind::OffsetForLeaderEpoch(leader_epochs::handle(broker, session, req))
         }
         RequestKind::DescribeProducers(req) => {
             ResponseKind::DescribeProducers(transactions::describe_producers(broker, session, req))

@@ -53,6 +53,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListTransactions, 0, 1),
     (ApiKey::DescribeTransactions, 0, 0),
     (ApiKey::DescribeProducers, 0, 0),
+    // v0-1 were removed in Kafka 4.0 (KIP-896).
+    (ApiKey::OffsetForLeaderEpoch, 2, 4),
 ];
 
 /// The served version range of `key`, if samsa implements it.

@@ -97,6 +97,9 @@ impl Partition {
             min_insync_replicas,
             now_ms(),
         );
+        // A leader records its epoch before it writes (Kafka's makeLeader), so OffsetForLeaderEpoch
+        // can answer for it on a log still empty.
+        log.assign_leader_epoch(SINGLE_NODE_LEADER_EPOCH)?;
         // One node is the whole ISR: whatever survived recovery is committed.
         replicas.advance_high_watermark(end);
         log.set_high_watermark(replicas.high_watermark());
@@ -127,6 +130,7 @@ impl Partition {
         let mut guard = self.log.write();
         let log = guard.as_mut().ok_or(BrokerError::NotLeaderOrFollower)?;
         let mut leadership = self.leadership.lock();
+        log.assign_leader_epoch(epoch)?;
         leadership.epoch = epoch;
         leadership.replicas = LeaderReplicas::new(
             leadership.leader,
@@ -139,6 +143,12 @@ impl Partition {
         );
         self.advance_high_watermark(log, &mut leadership);
         Ok(())
+    }
+
+    /// OffsetForLeaderEpoch: the largest epoch at or below `epoch` and where it ends in this
+    /// log, or `None` when the log cannot say (Kafka's UNDEFINED answers).
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> Result<Option<(i32, i64)>> {
+        self.with_log(|log| Ok(log.end_offset_for_epoch(epoch)))
     }
 
     /// The partition's leader and its epoch, as this broker knows them.

@@ -13,6 +13,7 @@ mod configs;
 mod delete_records;
 mod fetch;
 mod groups;
+mod leader_epochs;
 mod list_offsets;
 mod metadata;
 mod produce;
