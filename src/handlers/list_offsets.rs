@@ -45,6 +45,7 @@ pub fn handle(broker: &Broker, session: &Session, request: ListOffsetsRequest, v
                             .ok_or(BrokerError::UnknownTopicOrPartition)
                             .and_then(|partition| check_timestamp_version(p.timestamp, version).map(|_| partition))
                             .and_then(|partition| partition.check_leader_epoch(p.current_leader_epoch).map(|()| partition))
+                            .and_then(|partition| partition.ensure_leader().map(|()| partition))
                             .and_then(|partition| {
                                 let (offset, timestamp) = lookup(partition, p.timestamp, read_committed)?;
                                 Ok((offset, timestamp, partition.leader_epoch()))

@@ -13,16 +13,12 @@ use crate::broker::now_ms;
 use crate::error::{BrokerError, Result};
 use crate::replication::LeaderReplicas;
 
+mod role;
+
+use role::Role;
+
 /// The leader epoch of every partition on a single node; in a cluster the controller moves it.
 pub const SINGLE_NODE_LEADER_EPOCH: i32 = 0;
-
-/// This broker leading the partition.
-struct Leadership {
-    /// This broker's id.
-    leader: i32,
-    epoch: i32,
-    replicas: LeaderReplicas,
-}
 
 /// Offsets of a partition at one instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +65,7 @@ pub struct Partition {
     /// `None` once the partition is closed at shutdown or deleted with its topic.
     log: RwLock<Option<PartitionLog>>,
     /// Locked after `log` when both are needed.
-    leadership: Mutex<Leadership>,
+    role: Mutex<Role>,
     /// The high watermark, sent again whenever the log grows, for long-polling fetches.
     progress: watch::Sender<i64>,
     /// Held for a whole cleaning, so two can never overlap on one partition.
@@ -109,90 +105,27 @@ impl Partition {
             index,
             dir,
             log: RwLock::new(Some(log)),
-            leadership: Mutex::new(Leadership {
+            role: Mutex::new(Role {
+                local: node_id,
                 leader: node_id,
                 epoch: SINGLE_NODE_LEADER_EPOCH,
-                replicas,
+                leading: Some(replicas),
             }),
             progress,
             cleaning: Mutex::new(()),
         })
     }
 
-    pub fn leader_epoch(&self) -> i32 {
-        self.leadership.lock().epoch
-    }
-
-    /// Takes (or keeps) leadership at `epoch` with the replicas and ISR the controller
-    /// recorded. Followers start with no known progress, so the high watermark waits for
-    /// the ISR's first fetches.
-    pub fn become_leader(&self, epoch: i32, replicas: &[i32], isr: &[i32], min_insync_replicas: usize) -> Result<()> {
-        let mut guard = self.log.write();
-        let log = guard.as_mut().ok_or(BrokerError::NotLeaderOrFollower)?;
-        let mut leadership = self.leadership.lock();
-        log.assign_leader_epoch(epoch)?;
-        leadership.epoch = epoch;
-        leadership.replicas = LeaderReplicas::new(
-            leadership.leader,
-            replicas,
-            isr,
-            log.log_end_offset(),
-            log.high_watermark(),
-            min_insync_replicas,
-            now_ms(),
-        );
-        self.advance_high_watermark(log, &mut leadership);
-        Ok(())
-    }
-
-    /// OffsetForLeaderEpoch: the largest epoch at or below `epoch` and where it ends in this
-    /// log, or `None` when the log cannot say (Kafka's UNDEFINED answers).
-    pub fn end_offset_for_epoch(&self, epoch: i32) -> Result<Option<(i32, i64)>> {
-        self.with_log(|log| Ok(log.end_offset_for_epoch(epoch)))
-    }
-
-    /// The partition's leader and its epoch, as this broker knows them.
-    pub fn current_leader(&self) -> (i32, i32) {
-        let leadership = self.leadership.lock();
-        (leadership.leader, leadership.epoch)
-    }
-
-    /// Checks the leader epoch a client believes current (-1: it does not say). An older one
-    /// is fenced; a newer one is one this broker has not learnt of yet.
-    pub fn check_leader_epoch(&self, claimed: i32) -> Result<()> {
-        let epoch = self.leader_epoch();
-        match claimed {
-            -1 => Ok(()),
-            c if c < epoch => Err(BrokerError::FencedLeaderEpoch { claimed, epoch }),
-            c if c > epoch => Err(BrokerError::UnknownLeaderEpoch { claimed, epoch }),
-            _ => Ok(()),
-        }
-    }
-
-    /// A follower `replica` fetched from `fetch_offset`: its progress may move the ISR's
-    /// high watermark. A broker without a replica here gets NOT_LEADER_OR_FOLLOWER.
-    pub fn record_follower_fetch(&self, replica: i32, fetch_offset: i64, now_ms: i64) -> Result<()> {
-        let mut guard = self.log.write();
-        let log = guard.as_mut().ok_or(BrokerError::NotLeaderOrFollower)?;
-        let mut leadership = self.leadership.lock();
-        let end = log.log_end_offset();
-        let moved = leadership
-            .replicas
-            .record_fetch(replica, fetch_offset, end, now_ms)
-            .map_err(|_| BrokerError::NotLeaderOrFollower)?;
-        if moved {
-            self.publish_high_watermark(log, &leadership);
-        }
-        Ok(())
-    }
-
     /// Appends validated batches; on one node the high watermark follows the log end at once.
     pub fn append(&self, records: Bytes, now_ms: i64) -> Result<AppendInfo> {
         let mut guard = self.log.write();
         let log = guard.as_mut().ok_or(BrokerError::NotLeaderOrFollower)?;
-        let mut leadership = self.leadership.lock();
-        let info = log.append(records, leadership.epoch, now_ms)?;
-        self.advance_high_watermark(log, &mut leadership);
+        let mut role = self.role.lock();
+        if role.leading.is_none() {
+            return Err(BrokerError::NotLeaderOrFollower);
+        }
+        let info = log.append(records, role.epoch, now_ms)?;
+        self.advance_high_watermark(log, &mut role);
         Ok(info)
     }
 
@@ -208,36 +141,26 @@ impl Partition {
     ) -> Result<AppendInfo> {
         let mut guard = self.log.write();
         let log = guard.as_mut().ok_or(BrokerError::NotLeaderOrFollower)?;
-        let mut leadership = self.leadership.lock();
+        let mut role = self.role.lock();
+        if role.leading.is_none() {
+            return Err(BrokerError::NotLeaderOrFollower);
+        }
         let info = log.append_control(
             producer_id,
             producer_epoch,
             control,
             coordinator_epoch,
-            leadership.epoch,
+            role.epoch,
             now_ms,
         )?;
-        self.advance_high_watermark(log, &mut leadership);
+        self.advance_high_watermark(log, &mut role);
         Ok(info)
-    }
-
-    /// After the log grew: moves the high watermark as far as the in-sync replicas allow and
-    /// wakes the waiting fetches (followers wait for the log end, consumers for the high
-    /// watermark).
-    fn advance_high_watermark(&self, log: &mut PartitionLog, leadership: &mut Leadership) {
-        leadership.replicas.advance_high_watermark(log.log_end_offset());
-        self.publish_high_watermark(log, leadership);
-    }
-
-    fn publish_high_watermark(&self, log: &mut PartitionLog, leadership: &Leadership) {
-        let high_watermark = leadership.replicas.high_watermark();
-        log.set_high_watermark(high_watermark);
-        self.progress.send_replace(high_watermark);
     }
 
     /// Reads whole batches from `offset`, never past the high watermark (the last stable
     /// offset for read_committed).
     pub fn read(&self, offset: i64, max_bytes: usize, isolation: Isolation) -> Result<ReadResult> {
+        self.ensure_leader()?;
         let guard = self.log.read();
         let log = guard.as_ref().ok_or(BrokerError::NotLeaderOrFollower)?;
         let offsets = offsets_of(log);
@@ -272,34 +195,6 @@ impl Partition {
     /// The record with the largest timestamp: (offset, timestamp).
     pub fn max_timestamp(&self) -> Result<Option<(i64, i64)>> {
         self.with_log(|log| Ok(log.max_timestamp()?))
-    }
-
-    /// Whether an acks=all write may be appended: the ISR holds at least
-    /// `min(min.insync.replicas, replicas)` brokers.
-    pub fn has_min_isr(&self) -> bool {
-        self.leadership.lock().replicas.has_min_isr()
-    }
-
-    /// Waits until the high watermark reaches `end_offset`, i.e. the in-sync replicas hold
-    /// everything below it (an acks=all write), or `deadline` passes (REQUEST_TIMED_OUT). If
-    /// the ISR shrank below the minimum meanwhile, the write is answered with
-    /// NOT_ENOUGH_REPLICAS_AFTER_APPEND, as Kafka does.
-    pub async fn wait_until_replicated(&self, end_offset: i64, deadline: tokio::time::Instant) -> Result<()> {
-        let mut progress = self.progress.subscribe();
-        loop {
-            if self.offsets()?.high_watermark >= end_offset {
-                if !self.has_min_isr() {
-                    return Err(BrokerError::NotEnoughReplicasAfterAppend);
-                }
-                return Ok(());
-            }
-            match tokio::time::timeout_at(deadline, progress.changed()).await {
-                Ok(Ok(())) => {}
-                // The partition was deleted.
-                Ok(Err(_)) => return Err(BrokerError::NotLeaderOrFollower),
-                Err(_) => return Err(BrokerError::RequestTimedOut),
-            }
-        }
     }
 
     /// A receiver that changes whenever the log grows or the high watermark moves.
@@ -377,17 +272,20 @@ impl Partition {
     /// Applies changed topic configs to the open log and the leader's bookkeeping.
     pub fn set_config(&self, config: LogConfig, min_insync_replicas: usize) {
         let mut guard = self.log.write();
-        let mut leadership = self.leadership.lock();
-        leadership.replicas.set_min_isr(min_insync_replicas);
+        let mut role = self.role.lock();
+        if let Some(leading) = role.leading.as_mut() {
+            leading.set_min_isr(min_insync_replicas);
+        }
         if let Some(log) = guard.as_mut() {
             log.set_config(config);
-            self.advance_high_watermark(log, &mut leadership);
+            self.advance_high_watermark(log, &mut role);
         }
     }
 
     /// DeleteRecords: moves the log start to `offset` (the high watermark for -1) and
     /// returns the new log start.
     pub fn delete_records_before(&self, offset: i64) -> Result<i64> {
+        self.ensure_leader()?;
         let mut guard = self.log.write();
         let log = guard.as_mut().ok_or(BrokerError::NotLeaderOrFollower)?;
         let offset = if offset == -1 { log.high_watermark() } else { offset };
@@ -430,6 +328,12 @@ impl Partition {
         let log = guard.as_ref().ok_or(BrokerError::NotLeaderOrFollower)?;
         f(log)
     }
+
+    fn with_log_mut<T>(&self, f: impl FnOnce(&mut PartitionLog) -> Result<T>) -> Result<T> {
+        let mut guard = self.log.write();
+        let log = guard.as_mut().ok_or(BrokerError::NotLeaderOrFollower)?;
+        f(log)
+    }
 }
 
 fn offsets_of(log: &PartitionLog) -> Offsets {
@@ -442,78 +346,4 @@ fn offsets_of(log: &PartitionLog) -> Offsets {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use samsa_storage::LogConfig;
-
-    use super::*;
-
-    fn records(count: i64) -> Bytes {
-        use crate::topics::internal::{encode_batch, record};
-        let batch: Vec<_> = (0..count)
-            .map(|i| record(Bytes::from(format!("k{i}")), Some(Bytes::from_static(b"v")), i, 0))
-            .collect();
-        encode_batch(&batch, "test records").unwrap()
-    }
-
-    fn led_with_a_follower(dir: &std::path::Path) -> Partition {
-        let partition = Partition::open("t", 0, dir.join("t-0"), LogConfig::default(), 1, 1).unwrap();
-        partition.become_leader(1, &[1, 2], &[1, 2], 2).unwrap();
-        partition
-    }
-
-    fn soon() -> tokio::time::Instant {
-        tokio::time::Instant::now() + Duration::from_secs(10)
-    }
-
-    #[tokio::test]
-    async fn acks_all_waits_for_the_follower() {
-        let dir = tempfile::tempdir().unwrap();
-        let partition = std::sync::Arc::new(led_with_a_follower(dir.path()));
-        let info = partition.append(records(3), 0).unwrap();
-        assert_eq!(partition.offsets().unwrap().high_watermark, 0);
-        let waiting = {
-            let partition = partition.clone();
-            tokio::spawn(async move { partition.wait_until_replicated(info.last_offset + 1, soon()).await })
-        };
-        // The follower's fetch from offset 3 says it holds 0..3.
-        partition.record_follower_fetch(2, 3, 0).unwrap();
-        waiting.await.unwrap().unwrap();
-        assert_eq!(partition.offsets().unwrap().high_watermark, 3);
-    }
-
-    #[tokio::test]
-    async fn acks_all_times_out_without_the_follower() {
-        let dir = tempfile::tempdir().unwrap();
-        let partition = led_with_a_follower(dir.path());
-        partition.append(records(1), 0).unwrap();
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(50);
-        let result = partition.wait_until_replicated(1, deadline).await;
-        assert!(matches!(result, Err(BrokerError::RequestTimedOut)), "{result:?}");
-    }
-
-    #[tokio::test]
-    async fn a_shrunk_isr_refuses_acks_all() {
-        let dir = tempfile::tempdir().unwrap();
-        let partition = led_with_a_follower(dir.path());
-        assert!(partition.has_min_isr());
-        partition.become_leader(2, &[1, 2], &[1], 2).unwrap();
-        assert!(!partition.has_min_isr());
-        // Written with acks=1 meanwhile: committed only once the ISR is back.
-        partition.append(records(1), 0).unwrap();
-        assert_eq!(partition.offsets().unwrap().high_watermark, 0);
-        assert_eq!(partition.leader_epoch(), 2);
-    }
-
-    #[test]
-    fn leader_epochs_are_checked_both_ways() {
-        let dir = tempfile::tempdir().unwrap();
-        let partition = led_with_a_follower(dir.path());
-        assert!(partition.check_leader_epoch(-1).is_ok());
-        assert!(partition.check_leader_epoch(1).is_ok());
-        assert!(matches!(partition.check_leader_epoch(0), Err(BrokerError::FencedLeaderEpoch { .. })));
-        assert!(matches!(partition.check_leader_epoch(2), Err(BrokerError::UnknownLeaderEpoch { .. })));
-        assert!(matches!(partition.record_follower_fetch(3, 0, 0), Err(BrokerError::NotLeaderOrFollower)));
-    }
-}
+mod tests;

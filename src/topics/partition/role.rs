@@ -1,0 +1,216 @@
+//! This broker's part in a partition's replication: leading it (its leader epoch, the
+//! followers' progress and the high watermark that follows from it) or following a leader
+//! (taking its batches as they are and its high watermark).
+
+use bytes::Bytes;
+use samsa_storage::{AppendInfo, PartitionLog};
+
+use super::Partition;
+use crate::broker::now_ms;
+use crate::error::{BrokerError, Result};
+use crate::replication::LeaderReplicas;
+
+pub(super) struct Role {
+    /// This broker.
+    pub local: i32,
+    /// The leader as last learnt; -1 when the partition has none.
+    pub leader: i32,
+    pub epoch: i32,
+    /// The leader's bookkeeping of its followers; `None` while following.
+    pub leading: Option<LeaderReplicas>,
+}
+
+impl Role {
+    fn leading(&mut self) -> Result<&mut LeaderReplicas> {
+        self.leading.as_mut().ok_or(BrokerError::NotLeaderOrFollower)
+    }
+}
+
+impl Partition {
+    pub fn leader_epoch(&self) -> i32 {
+        self.role.lock().epoch
+    }
+
+    /// The partition's leader and its epoch, as this broker knows them.
+    pub fn current_leader(&self) -> (i32, i32) {
+        let role = self.role.lock();
+        (role.leader, role.epoch)
+    }
+
+    /// NOT_LEADER_OR_FOLLOWER unless this broker leads the partition: clients produce to,
+    /// consume from and list offsets of leaders only.
+    pub fn ensure_leader(&self) -> Result<()> {
+        match self.role.lock().leading {
+            Some(_) => Ok(()),
+            None => Err(BrokerError::NotLeaderOrFollower),
+        }
+    }
+
+    /// Takes (or keeps) leadership at `epoch` with the replicas and ISR the controller
+    /// recorded. The epoch is recorded at the log end first (Kafka's makeLeader), so
+    /// OffsetForLeaderEpoch can tell followers where older epochs end. Followers start with
+    /// no known progress, so the high watermark waits for the ISR's first fetches.
+    pub fn become_leader(&self, epoch: i32, replicas: &[i32], isr: &[i32], min_insync_replicas: usize) -> Result<()> {
+        let mut guard = self.log.write();
+        let log = guard.as_mut().ok_or(BrokerError::NotLeaderOrFollower)?;
+        let mut role = self.role.lock();
+        log.assign_leader_epoch(epoch)?;
+        let leading = LeaderReplicas::new(
+            role.local,
+            replicas,
+            isr,
+            log.log_end_offset(),
+            log.high_watermark(),
+            min_insync_replicas,
+            now_ms(),
+        );
+        role.leader = role.local;
+        role.epoch = epoch;
+        role.leading = Some(leading);
+        self.advance_high_watermark(log, &mut role);
+        Ok(())
+    }
+
+    /// Follows `leader` (-1: none known) at `epoch`: produce and consumer fetches are refused
+    /// from now on; the fetcher truncates the log to where it agrees with the leader's and
+    /// then replicates it.
+    pub fn become_follower(&self, leader: i32, epoch: i32) {
+        let mut role = self.role.lock();
+        role.leader = leader;
+        role.epoch = epoch;
+        role.leading = None;
+        drop(role);
+        // Producers waiting for acks=all on this leadership learn that it ended.
+        self.progress.send_modify(|_| {});
+    }
+
+    /// Checks the leader epoch a client believes current (-1: it does not say). An older one
+    /// is fenced; a newer one is one this broker has not learnt of yet.
+    pub fn check_leader_epoch(&self, claimed: i32) -> Result<()> {
+        let epoch = self.leader_epoch();
+        match claimed {
+            -1 => Ok(()),
+            c if c < epoch => Err(BrokerError::FencedLeaderEpoch { claimed, epoch }),
+            c if c > epoch => Err(BrokerError::UnknownLeaderEpoch { claimed, epoch }),
+            _ => Ok(()),
+        }
+    }
+
+    /// A follower `replica` fetched from `fetch_offset`: its progress may move the ISR's
+    /// high watermark. A broker without a replica here gets NOT_LEADER_OR_FOLLOWER.
+    pub fn record_follower_fetch(&self, replica: i32, fetch_offset: i64, now_ms: i64) -> Result<()> {
+        let mut guard = self.log.write();
+        let log = guard.as_mut().ok_or(BrokerError::NotLeaderOrFollower)?;
+        let mut role = self.role.lock();
+        let end = log.log_end_offset();
+        let moved = role
+            .leading()?
+            .record_fetch(replica, fetch_offset, end, now_ms)
+            .map_err(|_| BrokerError::NotLeaderOrFollower)?;
+        if moved {
+            self.publish_high_watermark(log, role.leading()?.high_watermark());
+        }
+        Ok(())
+    }
+
+    /// Whether an acks=all write may be appended: this broker leads and the ISR holds at
+    /// least `min(min.insync.replicas, replicas)` brokers.
+    pub fn has_min_isr(&self) -> bool {
+        self.role.lock().leading.as_ref().is_some_and(LeaderReplicas::has_min_isr)
+    }
+
+    /// Waits until the high watermark reaches `end_offset`, i.e. the in-sync replicas hold
+    /// everything below it (an acks=all write), or `deadline` passes (REQUEST_TIMED_OUT). If
+    /// the ISR shrank below the minimum meanwhile, the write is answered with
+    /// NOT_ENOUGH_REPLICAS_AFTER_APPEND, as Kafka does; if leadership moved, with
+    /// NOT_LEADER_OR_FOLLOWER.
+    pub async fn wait_until_replicated(&self, end_offset: i64, deadline: tokio::time::Instant) -> Result<()> {
+        let mut progress = self.progress.subscribe();
+        loop {
+            self.ensure_leader()?;
+            if self.offsets()?.high_watermark >= end_offset {
+                if !self.has_min_isr() {
+                    return Err(BrokerError::NotEnoughReplicasAfterAppend);
+                }
+                return Ok(());
+            }
+            match tokio::time::timeout_at(deadline, progress.changed()).await {
+                Ok(Ok(())) => {}
+                // The partition was deleted.
+                Ok(Err(_)) => return Err(BrokerError::NotLeaderOrFollower),
+                Err(_) => return Err(BrokerError::RequestTimedOut),
+            }
+        }
+    }
+
+    /// OffsetForLeaderEpoch: the largest epoch at or below `epoch` and where it ends in this
+    /// log, or `None` when the log cannot say (Kafka's UNDEFINED answers).
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> Result<Option<(i32, i64)>> {
+        self.with_log(|log| Ok(log.end_offset_for_epoch(epoch)))
+    }
+
+    /// The newest leader epoch in this log, which a follower asks its leader about.
+    pub fn latest_epoch(&self) -> Result<Option<i32>> {
+        self.with_log(|log| Ok(log.latest_epoch()))
+    }
+
+    /// A follower's append of batches fetched from its leader, offsets and epochs as they
+    /// are. Consumers wait for the high watermark, which only the leader's answers move.
+    pub fn append_replicated(&self, records: Bytes, now_ms: i64) -> Result<AppendInfo> {
+        let mut guard = self.log.write();
+        let log = guard.as_mut().ok_or(BrokerError::NotLeaderOrFollower)?;
+        if self.role.lock().leading.is_some() {
+            return Err(BrokerError::NotLeaderOrFollower);
+        }
+        let info = log.append_as_follower(records, now_ms)?;
+        self.progress.send_modify(|_| {});
+        Ok(info)
+    }
+
+    /// A follower takes the leader's high watermark, as far as its own log reaches.
+    pub fn follow_high_watermark(&self, leader_high_watermark: i64) -> Result<()> {
+        let mut guard = self.log.write();
+        let log = guard.as_mut().ok_or(BrokerError::NotLeaderOrFollower)?;
+        if self.role.lock().leading.is_some() {
+            return Err(BrokerError::NotLeaderOrFollower);
+        }
+        let high_watermark = leader_high_watermark.min(log.log_end_offset());
+        if high_watermark != log.high_watermark() {
+            self.publish_high_watermark(log, high_watermark);
+        }
+        Ok(())
+    }
+
+    /// Cuts the log back to `offset` (a follower's divergent tail).
+    pub fn truncate_to(&self, offset: i64) -> Result<()> {
+        self.with_log_mut(|log| Ok(log.truncate_to(offset)?))?;
+        self.progress.send_modify(|_| {});
+        Ok(())
+    }
+
+    /// Empties the log and starts it at `offset` (a follower behind the leader's log start).
+    pub fn truncate_fully_and_start_at(&self, offset: i64) -> Result<()> {
+        self.with_log_mut(|log| Ok(log.truncate_fully_and_start_at(offset)?))?;
+        self.progress.send_modify(|_| {});
+        Ok(())
+    }
+
+    /// After the log grew: moves the high watermark as far as the in-sync replicas allow and
+    /// wakes the waiting fetches (followers wait for the log end, consumers for the high
+    /// watermark).
+    pub(super) fn advance_high_watermark(&self, log: &mut PartitionLog, role: &mut Role) {
+        let high_watermark = match role.leading.as_mut() {
+            Some(leading) => {
+                leading.advance_high_watermark(log.log_end_offset());
+                leading.high_watermark()
+            }
+            None => log.high_watermark(),
+        };
+        self.publish_high_watermark(log, high_watermark);
+    }
+
+    fn publish_high_watermark(&self, log: &mut PartitionLog, high_watermark: i64) {
+        log.set_high_watermark(high_watermark);
+        self.progress.send_replace(high_watermark);
+    }
+}

@@ -1,0 +1,73 @@
+use std::time::Duration;
+
+use samsa_storage::LogConfig;
+
+use super::*;
+
+fn records(count: i64) -> Bytes {
+    use crate::topics::internal::{encode_batch, record};
+    let batch: Vec<_> = (0..count)
+        .map(|i| record(Bytes::from(format!("k{i}")), Some(Bytes::from_static(b"v")), i, 0))
+        .collect();
+    encode_batch(&batch, "test records").unwrap()
+}
+
+fn led_with_a_follower(dir: &std::path::Path) -> Partition {
+    let partition = Partition::open("t", 0, dir.join("t-0"), LogConfig::default(), 1, 1).unwrap();
+    partition.become_leader(1, &[1, 2], &[1, 2], 2).unwrap();
+    partition
+}
+
+fn soon() -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_secs(10)
+}
+
+#[tokio::test]
+async fn acks_all_waits_for_the_follower() {
+    let dir = tempfile::tempdir().unwrap();
+    let partition = std::sync::Arc::new(led_with_a_follower(dir.path()));
+    let info = partition.append(records(3), 0).unwrap();
+    assert_eq!(partition.offsets().unwrap().high_watermark, 0);
+    let waiting = {
+        let partition = partition.clone();
+        tokio::spawn(async move { partition.wait_until_replicated(info.last_offset + 1, soon()).await })
+    };
+    // The follower's fetch from offset 3 says it holds 0..3.
+    partition.record_follower_fetch(2, 3, 0).unwrap();
+    waiting.await.unwrap().unwrap();
+    assert_eq!(partition.offsets().unwrap().high_watermark, 3);
+}
+
+#[tokio::test]
+async fn acks_all_times_out_without_the_follower() {
+    let dir = tempfile::tempdir().unwrap();
+    let partition = led_with_a_follower(dir.path());
+    partition.append(records(1), 0).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(50);
+    let result = partition.wait_until_replicated(1, deadline).await;
+    assert!(matches!(result, Err(BrokerError::RequestTimedOut)), "{result:?}");
+}
+
+#[tokio::test]
+async fn a_shrunk_isr_refuses_acks_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let partition = led_with_a_follower(dir.path());
+    assert!(partition.has_min_isr());
+    partition.become_leader(2, &[1, 2], &[1], 2).unwrap();
+    assert!(!partition.has_min_isr());
+    // Written with acks=1 meanwhile: committed only once the ISR is back.
+    partition.append(records(1), 0).unwrap();
+    assert_eq!(partition.offsets().unwrap().high_watermark, 0);
+    assert_eq!(partition.leader_epoch(), 2);
+}
+
+#[test]
+fn leader_epochs_are_checked_both_ways() {
+    let dir = tempfile::tempdir().unwrap();
+    let partition = led_with_a_follower(dir.path());
+    assert!(partition.check_leader_epoch(-1).is_ok());
+    assert!(partition.check_leader_epoch(1).is_ok());
+    assert!(matches!(partition.check_leader_epoch(0), Err(BrokerError::FencedLeaderEpoch { .. })));
+    assert!(matches!(partition.check_leader_epoch(2), Err(BrokerError::UnknownLeaderEpoch { .. })));
+    assert!(matches!(partition.record_follower_fetch(3, 0, 0), Err(BrokerError::NotLeaderOrFollower)));
+}
