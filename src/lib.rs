@@ -16,5 +16,7 @@ pub mod metrics;
 pub mod network;
 pub mod protocol;
 pub mod replication;
+#[cfg(test)]
+mod testing;
 pub mod topics;
 pub mod txn;

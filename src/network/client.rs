@@ -131,36 +131,17 @@ impl PeerConnection {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use kafka_protocol::messages::{ApiVersionsRequest, MetadataRequest};
-    use tokio::sync::watch;
 
     use super::*;
-    use crate::broker::Broker;
     use crate::config::Config;
-    use crate::network;
-
-    /// A real broker in this process, on an OS-chosen port.
-    async fn broker(dir: &std::path::Path) -> (String, watch::Sender<bool>) {
-        let mut config = Config {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            data_dir: dir.to_path_buf(),
-            ..Config::default()
-        };
-        let listeners = network::bind(&config).await.unwrap();
-        config.listen = listeners[0].local_addr;
-        let addr = config.listen.to_string();
-        let broker = Arc::new(tokio::task::block_in_place(|| Broker::open(config)).unwrap());
-        let (shutdown, stop) = watch::channel(false);
-        tokio::spawn(network::serve(listeners, broker, stop));
-        (addr, shutdown)
-    }
+    use crate::testing::start_broker;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn requests_get_their_responses_in_every_header_version() {
         let dir = tempfile::tempdir().unwrap();
-        let (addr, _shutdown) = broker(dir.path()).await;
+        let broker = start_broker(dir.path(), Config::default()).await;
+        let addr = broker.addr.clone();
         let timeout = Duration::from_secs(10);
         let mut peer = PeerConnection::connect(&addr, "samsa-test", timeout).await.unwrap();
         // ApiVersions v3 has a flexible body but a v0 response header; Metadata v12 is

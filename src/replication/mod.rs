@@ -2,8 +2,12 @@
 //! leader with their replica id, the leader tracks their progress, keeps the in-sync replica
 //! set and advances the high watermark.
 //!
-//! `leader`: the leader's bookkeeping, free of I/O, so its rules are tested directly.
+//! `leader`: the leader's bookkeeping, free of I/O, so its rules are tested directly;
+//! `follower`: the fetcher that keeps a follower's replicas in step with their leader.
 
+pub mod follower;
 pub mod leader;
+#[cfg(test)]
+mod follower_tests;
 
 pub use leader::{LeaderReplicas, NotAReplica};

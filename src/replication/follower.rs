@@ -1,0 +1,265 @@
+//! A follower's replica fetcher: keeps this broker's replicas of partitions led by one other
+//! broker in step with the leader's logs, with Kafka's own requests. First each replica is
+//! truncated to where its log agrees with the leader's (OffsetForLeaderEpoch for its newest
+//! epoch), then batches are fetched from its log end and appended as they are, and the
+//! leader's high watermark is taken as far as the replica reaches.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::offset_for_leader_epoch_request::{OffsetForLeaderPartition, OffsetForLeaderTopic};
+use kafka_protocol::messages::{BrokerId, FetchRequest, ListOffsetsRequest, OffsetForLeaderEpochRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use tokio::sync::watch;
+
+use crate::broker::now_ms;
+use crate::error::BrokerError;
+use crate::network::client::{ClientError, PeerConnection};
+use crate::topics::Partition;
+
+/// Versions this fetcher speaks; samsa serves them, and so does Kafka.
+const FETCH_VERSION: i16 = 12;
+const OFFSET_FOR_LEADER_EPOCH_VERSION: i16 = 4;
+const LIST_OFFSETS_VERSION: i16 = 4;
+const EARLIEST: i64 = -2;
+
+#[derive(Debug, Clone)]
+pub struct FetcherConfig {
+    /// This broker, named as the replica in every request.
+    pub local_id: i32,
+    /// How long the leader may hold a fetch that finds nothing (`replica.fetch.wait.max.ms`).
+    pub fetch_wait_max_ms: i32,
+    /// Bytes per partition per fetch (`replica.fetch.max.bytes`).
+    pub fetch_max_bytes: i32,
+    /// Wait after a failed exchange before trying again (`replica.fetch.backoff.ms`).
+    pub backoff: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum FetchError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+    #[error("leader answered {0:?}")]
+    Leader(ResponseError),
+}
+
+/// One replica this fetcher keeps up to date.
+struct Replica {
+    topic: String,
+    partition: Arc<Partition>,
+    /// Set until the replica's log has been checked against the leader's.
+    needs_truncation: bool,
+}
+
+/// Replicates `partitions` (this broker's follower replicas, all led by the broker at
+/// `leader`) until `shutdown` turns true.
+pub async fn replicate(
+    config: FetcherConfig,
+    leader: String,
+    partitions: Vec<(String, Arc<Partition>)>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut replicas: Vec<Replica> = partitions
+        .into_iter()
+        .map(|(topic, partition)| Replica {
+            topic,
+            partition,
+            needs_truncation: true,
+        })
+        .collect();
+    let client_id = format!("samsa-replica-{}", config.local_id);
+    let timeout = Duration::from_millis(config.fetch_wait_max_ms.max(0) as u64) + Duration::from_secs(10);
+    let mut connection: Option<PeerConnection> = None;
+    while !*shutdown.borrow() {
+        let result = async {
+            let conn = match connection.as_mut() {
+                Some(conn) => conn,
+                None => connection.insert(PeerConnection::connect(&leader, &client_id, timeout).await?),
+            };
+            for replica in replicas.iter_mut().filter(|r| r.needs_truncation) {
+                truncate(conn, &config, replica, timeout).await?;
+                replica.needs_truncation = false;
+            }
+            fetch(conn, &config, &mut replicas, timeout).await
+        };
+        let outcome = tokio::select! {
+            outcome = result => outcome,
+            _ = shutdown.changed() => return,
+        };
+        if let Err(err) = outcome {
+            tracing::warn!(leader = %leader, "replica fetcher: {err}; retrying");
+            if matches!(err, FetchError::Client(_)) {
+                connection = None;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(config.backoff) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
+/// Cuts the replica's log back to where it agrees with the leader's: the end, on the leader,
+/// of the replica's newest epoch (KIP-101, KIP-279).
+async fn truncate(
+    conn: &mut PeerConnection,
+    config: &FetcherConfig,
+    replica: &Replica,
+    timeout: Duration,
+) -> Result<(), FetchError> {
+    let partition = &replica.partition;
+    let Some(epoch) = partition.latest_epoch()? else {
+        return Ok(()); // Nothing written yet, so nothing to disagree about.
+    };
+    let (_, current) = partition.current_leader();
+    let request = OffsetForLeaderEpochRequest::default()
+        .with_replica_id(BrokerId(config.local_id))
+        .with_topics(vec![OffsetForLeaderTopic::default()
+            .with_topic(TopicName(StrBytes::from_string(replica.topic.clone())))
+            .with_partitions(vec![OffsetForLeaderPartition::default()
+                .with_partition(partition.index)
+                .with_current_leader_epoch(current)
+                .with_leader_epoch(epoch)])]);
+    let response = conn.send(&request, OFFSET_FOR_LEADER_EPOCH_VERSION, timeout).await?;
+    let answer = only_answer(response.topics.first().and_then(|t| t.partitions.first()), |a| a.error_code)?;
+    let offsets = partition.offsets()?;
+    let end = if answer.end_offset < 0 {
+        // The leader cannot say (it has no epoch information this old): only what was
+        // committed is certain.
+        offsets.high_watermark
+    } else if answer.leader_epoch < epoch {
+        // The leader never had our newest epoch; its own newest below it ends at
+        // `end_offset`, and ours may end earlier.
+        let ours = partition.end_offset_for_epoch(answer.leader_epoch)?.map_or(offsets.log_end, |(_, end)| end);
+        answer.end_offset.min(ours)
+    } else {
+        answer.end_offset
+    };
+    if end < offsets.log_end {
+        tracing::info!(
+            topic = %replica.topic,
+            partition = partition.index,
+            from = offsets.log_end,
+            to = end,
+            "truncating follower replica to the leader's log"
+        );
+        partition.truncate_to(end)?;
+    }
+    Ok(())
+}
+
+/// One fetch for every replica from its log end; waits on the leader up to
+/// `fetch_wait_max_ms` when there is nothing new.
+async fn fetch(
+    conn: &mut PeerConnection,
+    config: &FetcherConfig,
+    replicas: &mut [Replica],
+    timeout: Duration,
+) -> Result<(), FetchError> {
+    let mut topics: BTreeMap<&str, Vec<FetchPartition>> = BTreeMap::new();
+    for replica in replicas.iter() {
+        let partition = &replica.partition;
+        let (_, epoch) = partition.current_leader();
+        topics.entry(&replica.topic).or_default().push(
+            FetchPartition::default()
+                .with_partition(partition.index)
+                .with_current_leader_epoch(epoch)
+                .with_fetch_offset(partition.offsets()?.log_end)
+                .with_partition_max_bytes(config.fetch_max_bytes),
+        );
+    }
+    let request = FetchRequest::default()
+        .with_replica_id(BrokerId(config.local_id))
+        .with_max_wait_ms(config.fetch_wait_max_ms)
+        .with_min_bytes(1)
+        .with_max_bytes(i32::MAX)
+        .with_session_id(0)
+        .with_session_epoch(-1)
+        .with_topics(
+            topics
+                .into_iter()
+                .map(|(name, partitions)| {
+                    FetchTopic::default()
+                        .with_topic(TopicName(StrBytes::from_string(name.to_string())))
+                        .with_partitions(partitions)
+                })
+                .collect(),
+        );
+    let response = conn.send(&request, FETCH_VERSION, timeout).await?;
+    if let Some(err) = ResponseError::try_from_code(response.error_code) {
+        return Err(FetchError::Leader(err));
+    }
+    for topic in response.responses {
+        for data in topic.partitions {
+            let Some(replica) = replicas
+                .iter_mut()
+                .find(|r| r.topic == topic.topic.as_str() && r.partition.index == data.partition_index)
+            else {
+                continue;
+            };
+            match ResponseError::try_from_code(data.error_code) {
+                None => {
+                    let records = data.records.unwrap_or_default();
+                    if !records.is_empty() {
+                        replica.partition.append_replicated(records, now_ms())?;
+                    }
+                    replica.partition.follow_high_watermark(data.high_watermark)?;
+                }
+                Some(ResponseError::OffsetOutOfRange) => {
+                    out_of_range(conn, config, replica, timeout).await?;
+                }
+                // Leadership is moving; the metadata that says where to will follow.
+                Some(err) => return Err(FetchError::Leader(err)),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The replica's log end is outside the leader's log: behind its start (retention or
+/// DeleteRecords moved it), so start afresh there; otherwise check against the leader's
+/// epochs again.
+async fn out_of_range(
+    conn: &mut PeerConnection,
+    config: &FetcherConfig,
+    replica: &mut Replica,
+    timeout: Duration,
+) -> Result<(), FetchError> {
+    let partition = &replica.partition;
+    let request = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(config.local_id))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(TopicName(StrBytes::from_string(replica.topic.clone())))
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(partition.index)
+                .with_timestamp(EARLIEST)])]);
+    let response = conn.send(&request, LIST_OFFSETS_VERSION, timeout).await?;
+    let answer = only_answer(response.topics.first().and_then(|t| t.partitions.first()), |a| a.error_code)?;
+    if partition.offsets()?.log_end < answer.offset {
+        tracing::info!(
+            topic = %replica.topic,
+            partition = partition.index,
+            start = answer.offset,
+            "follower replica behind the leader's log start; starting over there"
+        );
+        partition.truncate_fully_and_start_at(answer.offset)?;
+    } else {
+        replica.needs_truncation = true;
+    }
+    Ok(())
+}
+
+/// The one partition's answer of a one-partition request, unless it is missing or an error.
+fn only_answer<T>(answer: Option<&T>, error_code: impl Fn(&T) -> i16) -> Result<&T, FetchError> {
+    let answer = answer.ok_or(FetchError::Leader(ResponseError::UnknownServerError))?;
+    match ResponseError::try_from_code(error_code(answer)) {
+        Some(err) => Err(FetchError::Leader(err)),
+        None => Ok(answer),
+    }
+}
