@@ -70,6 +70,13 @@ pub struct Partition {
     progress: watch::Sender<i64>,
     /// Held for a whole cleaning, so two can never overlap on one partition.
     cleaning: Mutex<()>,
+    /// With `flush_messages`: the offset below which the log is known synced. Held while
+    /// syncing, so appends that arrive meanwhile wait here and the next fsync covers them all
+    /// (group commit), instead of one fsync each under the log's lock.
+    synced: Mutex<i64>,
+    /// Fsyncs done for `flush_messages`, to see group commit at work.
+    #[cfg(test)]
+    syncs: std::sync::atomic::AtomicUsize,
 }
 
 impl Partition {
@@ -113,6 +120,9 @@ impl Partition {
             }),
             progress,
             cleaning: Mutex::new(()),
+            synced: Mutex::new(end),
+            #[cfg(test)]
+            syncs: Default::default(),
         })
     }
 
@@ -126,6 +136,10 @@ impl Partition {
         }
         let info = log.append(records, role.epoch, now_ms)?;
         self.advance_high_watermark(log, &mut role);
+        let sync_due = log.take_sync_due();
+        drop(role);
+        drop(guard);
+        self.sync_through(sync_due)?;
         Ok(info)
     }
 
@@ -154,7 +168,27 @@ impl Partition {
             now_ms,
         )?;
         self.advance_high_watermark(log, &mut role);
+        let sync_due = log.take_sync_due();
+        drop(role);
+        drop(guard);
+        self.sync_through(sync_due)?;
         Ok(info)
+    }
+
+    /// Makes the log durable below `end` when `flush_messages` asked for it, after the log's
+    /// lock is released: whoever appended while another append was syncing finds its records
+    /// covered by the next fsync, or by the one it waited for.
+    fn sync_through(&self, end: Option<i64>) -> Result<()> {
+        let Some(end) = end else { return Ok(()) };
+        let mut synced = self.synced.lock();
+        if *synced >= end {
+            return Ok(());
+        }
+        let sync = self.with_log_mut(|log| Ok(log.sync_from(*synced)?))?;
+        *synced = sync.run()?;
+        #[cfg(test)]
+        self.syncs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
     }
 
     /// Reads whole batches from `offset`, never past the high watermark (the last stable

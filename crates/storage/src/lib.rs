@@ -38,7 +38,7 @@ pub use batch::{validate_batches, BatchHeader, Compression, HEADER_SIZE};
 pub use checkpoint::PendingCheckpoint;
 pub use compaction::{CleanPlan, CleanStats, CleanedSegments};
 pub use config::{CleanupPolicy, LogConfig, TimestampType};
-pub use log::{AppendInfo, PartitionLog};
+pub use log::{AppendInfo, LogSync, PartitionLog};
 pub use producers::{AbortedTxn, ControlType, ProducerInfo};
 
 /// Everything the storage layer can fail with. The broker maps these to Kafka error codes.

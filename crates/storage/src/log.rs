@@ -20,6 +20,27 @@ use crate::retention::{self, SegmentStats};
 use crate::segment::Segment;
 use crate::{AbortedTxn, ControlType, LogConfig, ProducerInfo, StorageError, TimestampType};
 
+/// Files to fsync so that a log is durable up to `through`, detached from the log so the
+/// fsyncs run without its lock. From [`PartitionLog::sync_from`].
+pub struct LogSync {
+    files: Vec<fs::File>,
+    dir: Option<PathBuf>,
+    through: i64,
+}
+
+impl LogSync {
+    /// Fsync point "group commit": returns the offset everything below which is now durable.
+    pub fn run(self) -> Result<i64, StorageError> {
+        for file in &self.files {
+            file.sync_data()?;
+        }
+        if let Some(dir) = &self.dir {
+            checkpoint::sync_dir(dir)?;
+        }
+        Ok(self.through)
+    }
+}
+
 /// What an append did, for the produce response.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AppendInfo {
@@ -57,6 +78,8 @@ pub struct PartitionLog {
     /// Whether the active segment's directory entry may not be durable yet: a roll leaves
     /// the directory fsync to the background, so an explicit sync does it first.
     active_dir_unsynced: bool,
+    /// `flush_messages` was reached by an append: the caller is to sync (`take_sync_due`).
+    sync_due: bool,
     /// Where compaction got to; meaningful only with `cleanup.policy` compact.
     cleaner: CleanerCheckpoint,
     /// Idempotent and transactional producers' state, and the aborted transactions.
@@ -116,6 +139,7 @@ impl PartitionLog {
             checkpoint_file: Arc::new(CheckpointFile::new(dir)),
             checkpoint_sequence: 0,
             active_dir_unsynced: false,
+            sync_due: false,
             cleaner: checkpoint::read_cleaner(dir)?.unwrap_or(CleanerCheckpoint {
                 first_dirty_offset: log_start_offset,
                 next_delete_horizon: None,
@@ -223,7 +247,8 @@ impl PartitionLog {
         })
     }
 
-    /// Counts appended records towards `flush_messages` and `flush_ms`, syncing when due.
+    /// Counts appended records towards `flush_messages` and `flush_ms`. A sync that is due
+    /// is not done here, under the caller's lock, but asked for: see [`Self::take_sync_due`].
     fn count_unflushed(&mut self, records: u32, now_ms: i64) -> Result<(), StorageError> {
         self.unflushed_records += u64::from(records);
         self.oldest_unflushed_ms.get_or_insert(now_ms);
@@ -232,15 +257,42 @@ impl PartitionLog {
             .flush_messages
             .is_some_and(|n| self.unflushed_records >= n)
         {
-            self.sync_active_dir_entry()?;
-            self.active().sync_log()?;
+            self.sync_due = true;
             self.mark_flushed();
         }
         Ok(())
     }
 
-    /// With `flush_messages`, an acknowledged record must survive a crash even in a segment
-    /// created a moment ago, and fsyncing a file does not make its directory entry durable.
+    /// After an append: `Some(log end)` when `flush_messages` says everything below it must be
+    /// synced before the write is acknowledged. The caller syncs with [`Self::sync_from`]
+    /// once it has released the log, so that appends by other producers go on meanwhile and
+    /// one fsync covers them all (group commit).
+    pub fn take_sync_due(&mut self) -> Option<i64> {
+        std::mem::take(&mut self.sync_due).then(|| self.log_end_offset())
+    }
+
+    /// What syncing everything from `offset` to the log end takes: the segments holding
+    /// those offsets (a roll may have sealed some meanwhile) and, after a roll, the
+    /// directory, since fsyncing a file does not make its directory entry durable.
+    pub fn sync_from(&mut self, offset: i64) -> Result<LogSync, StorageError> {
+        let mut files = Vec::new();
+        for segment in self.segments.values().filter(|s| s.next_offset() > offset) {
+            files.push(segment.log_file().try_clone()?);
+        }
+        let dir = if std::mem::take(&mut self.active_dir_unsynced) {
+            Some(self.dir.clone())
+        } else {
+            None
+        };
+        Ok(LogSync {
+            files,
+            dir,
+            through: self.log_end_offset(),
+        })
+    }
+
+    /// An explicit flush must leave a segment created a moment ago durable, and fsyncing a
+    /// file does not make its directory entry durable.
     fn sync_active_dir_entry(&mut self) -> Result<(), StorageError> {
         if self.active_dir_unsynced {
             checkpoint::sync_dir(&self.dir)?;

@@ -163,7 +163,10 @@ impl Partition {
             return Err(BrokerError::NotLeaderOrFollower);
         }
         let info = log.append_as_follower(records, now_ms)?;
+        let sync_due = log.take_sync_due();
+        drop(guard);
         self.progress.send_modify(|_| {});
+        self.sync_through(sync_due)?;
         Ok(info)
     }
 
@@ -183,14 +186,20 @@ impl Partition {
 
     /// Cuts the log back to `offset` (a follower's divergent tail).
     pub fn truncate_to(&self, offset: i64) -> Result<()> {
+        let mut synced = self.synced.lock();
         self.with_log_mut(|log| Ok(log.truncate_to(offset)?))?;
+        *synced = (*synced).min(offset);
+        drop(synced);
         self.progress.send_modify(|_| {});
         Ok(())
     }
 
     /// Empties the log and starts it at `offset` (a follower behind the leader's log start).
     pub fn truncate_fully_and_start_at(&self, offset: i64) -> Result<()> {
+        let mut synced = self.synced.lock();
         self.with_log_mut(|log| Ok(log.truncate_fully_and_start_at(offset)?))?;
+        *synced = offset;
+        drop(synced);
         self.progress.send_modify(|_| {});
         Ok(())
     }

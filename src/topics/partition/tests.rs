@@ -71,3 +71,47 @@ fn leader_epochs_are_checked_both_ways() {
     assert!(matches!(partition.check_leader_epoch(2), Err(BrokerError::UnknownLeaderEpoch { .. })));
     assert!(matches!(partition.record_follower_fetch(3, 0, 0), Err(BrokerError::NotLeaderOrFollower)));
 }
+
+#[test]
+fn flush_messages_syncs_are_shared_by_concurrent_appends() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        flush_messages: Some(1),
+        ..LogConfig::default()
+    };
+    let partition = std::sync::Arc::new(Partition::open("t", 0, dir.path().join("t-0"), config, 1, 1).unwrap());
+    partition.append(records(1), 0).unwrap();
+    assert_eq!(partition.syncs.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(*partition.synced.lock(), 1);
+
+    // An fsync in progress (the lock held) while two producers append: both wait for it,
+    // and one more fsync then covers them both.
+    let in_progress = partition.synced.lock();
+    let mut progress = partition.watch_progress();
+    let producers: Vec<_> = (0..2)
+        .map(|_| {
+            let partition = partition.clone();
+            std::thread::spawn(move || partition.append(records(1), 0).unwrap())
+        })
+        .collect();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        while partition.offsets().unwrap().log_end < 3 {
+            progress.changed().await.unwrap();
+        }
+    });
+    drop(in_progress);
+    for producer in producers {
+        producer.join().unwrap();
+    }
+    assert_eq!(partition.syncs.load(std::sync::atomic::Ordering::Relaxed), 2);
+    assert_eq!(*partition.synced.lock(), 3);
+}
+
+#[test]
+fn without_flush_messages_nothing_is_synced_on_append() {
+    let dir = tempfile::tempdir().unwrap();
+    let partition = Partition::open("t", 0, dir.path().join("t-0"), LogConfig::default(), 1, 1).unwrap();
+    partition.append(records(2), 0).unwrap();
+    assert_eq!(partition.syncs.load(std::sync::atomic::Ordering::Relaxed), 0);
+}

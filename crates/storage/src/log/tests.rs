@@ -384,11 +384,15 @@ fn flush_policy() {
     let mut log = open(dir.path(), config);
     log.append(batch(2, 0), 0, 0).unwrap();
     assert!(log.needs_flush(100));
+    assert_eq!(log.take_sync_due(), None);
     log.append(batch(1, 0), 0, 0).unwrap();
     assert!(
         !log.needs_flush(100),
-        "flush.messages reached, synced on append"
+        "flush.messages reached: the sync is the caller's now"
     );
+    assert_eq!(log.take_sync_due(), Some(3));
+    assert_eq!(log.take_sync_due(), None, "asked for once");
+    assert_eq!(log.sync_from(0).unwrap().run().unwrap(), 3);
 }
 
 #[test]
