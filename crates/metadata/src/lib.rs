@@ -4,15 +4,18 @@
 //! `state` is the deterministic state machine every controller applies the log to; `placement`
 //! computes replica assignments on the proposer so that applying stays deterministic; `raft`
 //! is the openraft plumbing (durable log, snapshots, TCP transport between controllers); a
-//! `MetadataNode` is one controller, the handle the broker will use.
+//! `liveness` keeps broker heartbeats on the leader, outside the log; a `MetadataNode` is one
+//! controller, the handle the broker uses.
 
 mod error;
+mod liveness;
 mod node;
 pub mod placement;
 pub mod raft;
 pub mod state;
 
 pub use error::Error;
+pub use liveness::HeartbeatReply;
 pub use node::{MetadataNode, QuorumOptions};
 pub use raft::NodeId;
 pub use state::{ClusterMetadata, Command, CommandError, CommandResult};

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use openraft::error::{InitializeError, RaftError};
@@ -14,13 +14,14 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::error::Error;
+use crate::liveness::{BrokerSessions, HeartbeatReply};
 use crate::raft::log_store::LogStore;
 use crate::raft::network::{Network, PeerClient};
 use crate::raft::rpc::{ProposeRefused, Request, Response};
 use crate::raft::server::{propose_locally, serve};
 use crate::raft::state_machine::StateMachineStore;
 use crate::raft::{Applied, NodeId, Raft};
-use crate::state::{ClusterMetadata, Command, CommandResult};
+use crate::state::{BrokerId, ClusterMetadata, Command, CommandResult};
 
 /// Timing and compaction of the quorum. The defaults suit a LAN cluster; tests shorten them.
 #[derive(Debug, Clone)]
@@ -54,7 +55,11 @@ pub struct MetadataNode {
     raft: Raft,
     voters: BTreeMap<NodeId, SocketAddr>,
     metadata: watch::Receiver<Arc<ClusterMetadata>>,
-    server: JoinHandle<()>,
+    /// Taken (and awaited) by `shutdown`, so that it can be called through a shared handle.
+    server: Mutex<Option<JoinHandle<()>>>,
+    sessions: Arc<BrokerSessions>,
+    /// Fences silent brokers while this node leads; started by `expire_broker_sessions`.
+    session_expiry: Mutex<Option<JoinHandle<()>>>,
     local_addr: SocketAddr,
     options: QuorumOptions,
 }
@@ -108,13 +113,16 @@ impl MetadataNode {
         let raft = Raft::new(node_id, Arc::new(config), Network, log, state)
             .await
             .map_err(unavailable)?;
-        let server = tokio::spawn(serve(listener, raft.clone()));
+        let sessions = Arc::new(BrokerSessions::new(node_id, raft.clone(), metadata.clone()));
+        let server = tokio::spawn(serve(listener, raft.clone(), sessions.clone()));
         let node = MetadataNode {
             id: node_id,
             raft,
             voters,
             metadata,
-            server,
+            server: Mutex::new(Some(server)),
+            sessions,
+            session_expiry: Mutex::new(None),
             local_addr,
             options,
         };
@@ -182,6 +190,15 @@ impl MetadataNode {
     }
 
     async fn forward(&self, leader: NodeId, command: Command) -> Result<CommandResult, Error> {
+        match self.call_leader(leader, Request::Propose(command)).await? {
+            Response::Propose(Ok(applied)) => outcome(applied),
+            Response::Propose(Err(refused)) => Err(refusal(refused)),
+            _ => Err(wrong_answer(leader)),
+        }
+    }
+
+    /// Sends `request` to controller `leader`; an unreachable leader is `NotController`.
+    async fn call_leader(&self, leader: NodeId, request: Request) -> Result<Response, Error> {
         let not_controller = Error::NotController {
             leader: Some(leader),
         };
@@ -189,16 +206,43 @@ impl MetadataNode {
             return Err(not_controller);
         };
         let mut client = PeerClient::new(leader, addr.to_string());
-        match client
-            .call(&Request::Propose(command), self.options.propose_timeout)
+        client
+            .call(&request, self.options.propose_timeout)
             .await
-        {
-            Ok(Response::Propose(Ok(applied))) => outcome(applied),
-            Ok(Response::Propose(Err(refused))) => Err(refusal(refused)),
-            Ok(_) => Err(Error::Unavailable(format!(
-                "controller {leader} answered a different RPC"
-            ))),
-            Err(_) => Err(not_controller),
+            .map_err(|_| not_controller)
+    }
+
+    /// Tells the active controller that broker `broker`, registered at `epoch`, is alive; its
+    /// first heartbeat unfences it. Sent to the leader, never written to the log.
+    pub async fn heartbeat(&self, broker: BrokerId, epoch: u64) -> Result<HeartbeatReply, Error> {
+        let limit = self.options.propose_timeout;
+        let attempt = async {
+            match self.sessions.heartbeat(broker, epoch).await {
+                Ok(reply) => Ok(reply),
+                Err(ProposeRefused::NotLeader {
+                    leader: Some(leader),
+                }) if leader != self.id => {
+                    let request = Request::BrokerHeartbeat { broker, epoch };
+                    match self.call_leader(leader, request).await? {
+                        Response::BrokerHeartbeat(reply) => reply.map_err(refusal),
+                        _ => Err(wrong_answer(leader)),
+                    }
+                }
+                Err(refused) => Err(refusal(refused)),
+            }
+        };
+        tokio::time::timeout(limit, attempt)
+            .await
+            .map_err(|_| Error::Timeout(limit))?
+    }
+
+    /// From now on, whenever this node leads, brokers silent for longer than `timeout` are
+    /// fenced. Without it (as in quorum-only use) nothing is fenced for silence.
+    pub fn expire_broker_sessions(&self, timeout: Duration) {
+        let sessions = self.sessions.clone();
+        let task = tokio::spawn(sessions.expire(timeout));
+        if let Some(previous) = lock(&self.session_expiry).replace(task) {
+            previous.abort();
         }
     }
 
@@ -225,23 +269,41 @@ impl MetadataNode {
 
     /// Stops Raft and the controller listener. The directory can be reopened by `start`, and
     /// the address is free again when this returns.
-    pub async fn shutdown(mut self) -> Result<(), Error> {
+    pub async fn shutdown(&self) -> Result<(), Error> {
+        if let Some(expiry) = lock(&self.session_expiry).take() {
+            expiry.abort();
+        }
         let stopped = self.raft.shutdown().await.map_err(unavailable);
-        self.server.abort();
-        // Abort only requests cancellation; awaiting it is what drops the listener.
-        let _cancelled = (&mut self.server).await;
+        let server = lock(&self.server).take();
+        if let Some(server) = server {
+            server.abort();
+            // Abort only requests cancellation; awaiting it is what drops the listener.
+            let _cancelled = server.await;
+        }
         stopped
     }
 }
 
 impl Drop for MetadataNode {
     fn drop(&mut self) {
-        self.server.abort();
+        for task in [&self.server, &self.session_expiry] {
+            if let Some(task) = lock(task).take() {
+                task.abort();
+            }
+        }
     }
 }
 
 fn unavailable(e: impl std::fmt::Display) -> Error {
     Error::Unavailable(e.to_string())
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn wrong_answer(leader: NodeId) -> Error {
+    Error::Unavailable(format!("controller {leader} answered a different RPC"))
 }
 
 fn outcome(applied: Applied) -> Result<CommandResult, Error> {

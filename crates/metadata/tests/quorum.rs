@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use samsa_metadata::{
-    ClusterMetadata, Command, CommandError, CommandResult, Error, MetadataNode, QuorumOptions,
+    ClusterMetadata, Command, CommandError, CommandResult, Error, HeartbeatReply, MetadataNode,
+    QuorumOptions,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -366,4 +367,37 @@ async fn the_whole_quorum_restarts_from_its_directories() {
         .await
         .unwrap();
     cluster.converged(&current(cluster.node(leader))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_unfence_and_silence_fences_without_growing_the_log() {
+    let cluster = Cluster::start(fast()).await;
+    let leader = cluster.leader().await;
+    for node in cluster.nodes.values() {
+        node.expire_broker_sessions(Duration::from_millis(400));
+    }
+    let follower = cluster.nodes.keys().copied().find(|&id| id != leader).unwrap();
+    let node = cluster.node(follower);
+    let CommandResult::BrokerRegistered { epoch } = node.propose(register(7)).await.unwrap() else {
+        panic!("unexpected result");
+    };
+    assert!(current(node).brokers[&7].fenced);
+
+    // The first heartbeat, forwarded by a follower, unfences; a stale epoch must re-register.
+    assert_eq!(node.heartbeat(7, epoch).await.unwrap(), HeartbeatReply::Active);
+    wait(node.metadata().wait_for(|m| !m.brokers[&7].fenced)).await;
+    assert_eq!(node.heartbeat(7, epoch + 1).await.unwrap(), HeartbeatReply::Reregister);
+    assert_eq!(node.heartbeat(8, 0).await.unwrap(), HeartbeatReply::Reregister);
+
+    // Heartbeats are soft state on the leader: the log does not grow with them.
+    let before = node.raft_metrics().borrow().last_log_index;
+    for _ in 0..10 {
+        assert_eq!(node.heartbeat(7, epoch).await.unwrap(), HeartbeatReply::Active);
+    }
+    assert_eq!(node.raft_metrics().borrow().last_log_index, before);
+
+    // Silence past the session timeout fences the broker on every node.
+    for node in cluster.nodes.values() {
+        wait(node.metadata().wait_for(|m| m.brokers[&7].fenced)).await;
+    }
 }

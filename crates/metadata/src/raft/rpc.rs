@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::{Applied, NodeId, TypeConfig};
-use crate::state::Command;
+use crate::liveness::HeartbeatReply;
+use crate::state::{BrokerId, Command};
 
 /// Bounds what a peer (or anything else connecting to the controller port) can make us
 /// allocate; snapshot chunks are far smaller (openraft's default chunk is 3 MiB).
@@ -28,6 +29,8 @@ pub enum Request {
     InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
     /// A command proposed on a controller that is not the leader, forwarded to the leader.
     Propose(Command),
+    /// A broker's heartbeat, sent to (or forwarded to) the leader; never written to the log.
+    BrokerHeartbeat { broker: BrokerId, epoch: u64 },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -38,6 +41,7 @@ pub enum Response {
         Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>,
     ),
     Propose(Result<Applied, ProposeRefused>),
+    BrokerHeartbeat(Result<HeartbeatReply, ProposeRefused>),
 }
 
 /// Why a forwarded proposal was not committed by the node it was sent to.

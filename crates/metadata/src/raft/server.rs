@@ -2,6 +2,7 @@
 //! hands their RPCs to the local Raft.
 
 use std::io;
+use std::sync::Arc;
 
 use openraft::error::{ClientWriteError, RaftError};
 use tokio::net::{TcpListener, TcpStream};
@@ -9,18 +10,20 @@ use tokio::task::JoinSet;
 
 use super::rpc::{read_frame, write_frame, ProposeRefused, Request, Response};
 use super::{Applied, Raft};
+use crate::liveness::BrokerSessions;
 use crate::state::Command;
 
 /// Serves until the task is aborted; aborting it drops (and so aborts) every connection task.
-pub async fn serve(listener: TcpListener, raft: Raft) {
+pub async fn serve(listener: TcpListener, raft: Raft, sessions: Arc<BrokerSessions>) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let raft = raft.clone();
+                    let sessions = sessions.clone();
                     connections.spawn(async move {
-                        if let Err(e) = serve_connection(stream, raft).await {
+                        if let Err(e) = serve_connection(stream, raft, sessions).await {
                             tracing::warn!(%peer, error = %e, "closing controller connection");
                         }
                     });
@@ -32,7 +35,11 @@ pub async fn serve(listener: TcpListener, raft: Raft) {
     }
 }
 
-async fn serve_connection(mut stream: TcpStream, raft: Raft) -> io::Result<()> {
+async fn serve_connection(
+    mut stream: TcpStream,
+    raft: Raft,
+    sessions: Arc<BrokerSessions>,
+) -> io::Result<()> {
     stream.set_nodelay(true)?;
     loop {
         let request = match read_frame(&mut stream).await {
@@ -47,6 +54,9 @@ async fn serve_connection(mut stream: TcpStream, raft: Raft) -> io::Result<()> {
                 Response::InstallSnapshot(raft.install_snapshot(rpc).await)
             }
             Request::Propose(command) => Response::Propose(propose_locally(&raft, command).await),
+            Request::BrokerHeartbeat { broker, epoch } => {
+                Response::BrokerHeartbeat(sessions.heartbeat(broker, epoch).await)
+            }
         };
         write_frame(&mut stream, &response).await?;
     }
