@@ -7,6 +7,7 @@ use anyhow::Context;
 use tokio::sync::watch;
 
 use crate::auth::{Authorizer, CredentialStore};
+use crate::cluster::{self, Cluster};
 use crate::config::Config;
 use crate::group::{self, GroupCoordinator};
 use crate::metrics::{self, Metrics};
@@ -26,6 +27,8 @@ pub struct Broker {
     /// SCRAM credentials of SASL users (also what PLAIN passwords are checked against).
     pub credentials: CredentialStore,
     pub authorizer: Authorizer,
+    /// This node's part in a cluster; `None` for the single-node broker.
+    pub cluster: Option<Cluster>,
 }
 
 impl Broker {
@@ -50,6 +53,7 @@ impl Broker {
             metrics: Metrics::new(),
             credentials,
             authorizer,
+            cluster: None,
         })
     }
 
@@ -89,7 +93,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             extra.local_addr
         );
     }
-    let broker = Arc::new(tokio::task::block_in_place(|| Broker::open(config))?);
+    let quorum = cluster::quorum_config(&config)?;
+    if let (Some(quorum), None) = (&quorum, &config.cluster_id) {
+        // Every node must report the same cluster id, so none may generate its own.
+        config.cluster_id = Some(cluster::derived_cluster_id(&quorum.voters));
+    }
+    let mut broker = tokio::task::block_in_place(|| Broker::open(config))?;
+    if let Some(quorum) = quorum {
+        broker.cluster = Some(Cluster::start(&broker.config, quorum).await?);
+    }
+    let broker = Arc::new(broker);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let metrics_server = match broker.config.metrics_listen {
         Some(addr) => {
@@ -130,6 +143,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // Connections finish the requests already read; a stuck client cannot hold shutdown forever.
     if tokio::time::timeout(Duration::from_secs(10), server).await.is_err() {
         tracing::warn!("connections still open after 10 s; closing anyway");
+    }
+    if let Some(cluster) = &broker.cluster {
+        cluster.shutdown().await;
     }
     let _ = background.await;
     let _ = cleaner.await;

@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use crate::auth::scram::{self, ScramCredential, ScramMechanism};
 use crate::auth::SaslMechanism;
+use crate::cluster::ProcessRole;
 
 /// Errors raised while loading configuration; all are fatal at start-up.
 #[derive(Debug, thiserror::Error)]
@@ -250,6 +251,19 @@ pub struct Config {
     pub max_inflight_requests: usize,
     /// Close a connection that sends no request for this long (`connections.max.idle.ms`).
     pub connections_max_idle_ms: u64,
+    /// What this node does in a cluster (`process.roles`); only read with voters set.
+    pub process_roles: Vec<ProcessRole>,
+    /// The controllers, `ID@HOST:PORT,...`, the same on every node (`controller.quorum.voters`).
+    /// Unset: the single-node broker.
+    pub controller_quorum_voters: Option<String>,
+    /// Where this node's controller accepts the quorum's traffic; required for a voter.
+    pub controller_listen: Option<SocketAddr>,
+    /// This broker's rack, for rack-aware replica placement (`broker.rack`).
+    pub rack: Option<String>,
+    /// How often the broker heartbeats to the active controller (`broker.heartbeat.interval.ms`).
+    pub broker_heartbeat_interval_ms: u64,
+    /// A broker silent this long is fenced (`broker.session.timeout.ms`).
+    pub broker_session_timeout_ms: u64,
     /// Keys set in the file or on the command line, so DescribeConfigs can tell an
     /// operator's value (STATIC_BROKER_CONFIG) from a built-in default.
     #[serde(skip)]
@@ -305,6 +319,12 @@ impl Default for Config {
             max_connections_per_ip: 1_000,
             max_inflight_requests: 64,
             connections_max_idle_ms: 10 * 60 * 1000,
+            process_roles: vec![ProcessRole::Broker, ProcessRole::Controller],
+            controller_quorum_voters: None,
+            controller_listen: None,
+            rack: None,
+            broker_heartbeat_interval_ms: 2000,
+            broker_session_timeout_ms: 9000,
             explicit: BTreeSet::new(),
         }
     }
@@ -459,6 +479,7 @@ impl Config {
         if self.max_inflight_requests == 0 {
             return invalid("max_inflight_requests", "must be at least 1");
         }
+        crate::cluster::quorum_config(self)?;
         Ok(())
     }
 

@@ -1,4 +1,6 @@
-//! DescribeCluster: this one broker, as the whole cluster and its controller.
+//! DescribeCluster, and the brokers and controller that it and Metadata show: in cluster mode
+//! the unfenced registered brokers and the quorum's leader, otherwise this one broker as the
+//! whole cluster and its controller.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
@@ -13,6 +15,44 @@ use crate::network::Session;
 
 /// `endpoint_type` 1 asks for brokers; 2 (controllers) is for KRaft controller clients.
 const ENDPOINT_TYPE_BROKERS: i8 = 1;
+
+/// A broker as clients are told of it.
+pub(super) struct Endpoint {
+    pub id: i32,
+    pub host: String,
+    pub port: i32,
+    pub rack: Option<String>,
+}
+
+/// The brokers clients may use. A single node shows the listener the client came through.
+pub(super) fn visible_brokers(broker: &Broker, session: &Session) -> Vec<Endpoint> {
+    match &broker.cluster {
+        Some(cluster) => cluster
+            .live_brokers()
+            .into_iter()
+            .map(|b| Endpoint {
+                id: b.id,
+                host: b.host,
+                port: i32::from(b.port),
+                rack: b.rack,
+            })
+            .collect(),
+        None => {
+            let (host, port) = &session.listener.advertised;
+            vec![Endpoint {
+                id: broker.node_id(),
+                host: host.clone(),
+                port: *port,
+                rack: None,
+            }]
+        }
+    }
+}
+
+/// The active controller: the quorum's leader (-1 while there is none), or this node.
+pub(super) fn controller_id(broker: &Broker) -> BrokerId {
+    BrokerId(broker.cluster.as_ref().map_or(broker.node_id(), |c| c.controller_id()))
+}
 
 pub fn describe(broker: &Broker, session: &Session, request: DescribeClusterRequest) -> DescribeClusterResponse {
     let operations = authorized_operations(
@@ -40,14 +80,20 @@ pub fn describe(broker: &Broker, session: &Session, request: DescribeClusterRequ
             .with_controller_id(BrokerId(-1))
             .with_cluster_authorized_operations(operations);
     }
-    let (host, port) = &session.listener.advertised;
+    let brokers = visible_brokers(broker, session)
+        .into_iter()
+        .map(|b| {
+            DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(b.id))
+                .with_host(str_bytes(b.host))
+                .with_port(b.port)
+                .with_rack(b.rack.map(str_bytes))
+        })
+        .collect();
     DescribeClusterResponse::default()
         .with_endpoint_type(request.endpoint_type)
         .with_cluster_id(str_bytes(broker.topics.cluster_id()))
         .with_cluster_authorized_operations(operations)
-        .with_controller_id(BrokerId(broker.node_id()))
-        .with_brokers(vec![DescribeClusterBroker::default()
-            .with_broker_id(BrokerId(broker.node_id()))
-            .with_host(str_bytes(host.clone()))
-            .with_port(*port)])
+        .with_controller_id(controller_id(broker))
+        .with_brokers(brokers)
 }

@@ -6,6 +6,7 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use uuid::Uuid;
 
+use super::cluster::{controller_id, visible_brokers};
 use super::{allowed, authorized_operations, str_bytes};
 use crate::auth::acl::CLUSTER_NAME;
 use crate::auth::{AuthError, Operation, ResourceType};
@@ -76,8 +77,17 @@ pub fn handle(broker: &Broker, session: &Session, request: MetadataRequest, vers
             t.with_is_internal(internal)
         })
         .collect();
-    // Clients are told the address of the listener they came through.
-    let (host, port) = &session.listener.advertised;
+    // v0 has no rack field: the encoder refuses a set value there.
+    let brokers = visible_brokers(broker, session)
+        .into_iter()
+        .map(|b| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(b.id))
+                .with_host(str_bytes(b.host))
+                .with_port(b.port)
+                .with_rack(b.rack.filter(|_| version >= 1).map(str_bytes))
+        })
+        .collect();
     let cluster_operations = authorized_operations(
         broker,
         session,
@@ -86,12 +96,9 @@ pub fn handle(broker: &Broker, session: &Session, request: MetadataRequest, vers
         CLUSTER_NAME,
     );
     MetadataResponse::default()
-        .with_brokers(vec![MetadataResponseBroker::default()
-            .with_node_id(BrokerId(broker.node_id()))
-            .with_host(str_bytes(host.clone()))
-            .with_port(*port)])
+        .with_brokers(brokers)
         .with_cluster_id(Some(str_bytes(broker.topics.cluster_id())))
-        .with_controller_id(BrokerId(broker.node_id()))
+        .with_controller_id(controller_id(broker))
         .with_topics(topics)
         .with_cluster_authorized_operations(cluster_operations)
 }

@@ -97,7 +97,10 @@ impl BrokerSessions {
             tick.tick().await;
             for id in self.expired(timeout) {
                 match propose_locally(&self.raft, Command::FenceBroker { id }).await {
-                    Ok(_) => tracing::warn!(broker = id, "broker fenced: no heartbeat within {timeout:?}"),
+                    Ok(_) => tracing::warn!(
+                        broker = id,
+                        "broker fenced: no heartbeat within {timeout:?}"
+                    ),
                     Err(e) => tracing::warn!(broker = id, "cannot fence silent broker: {e:?}"),
                 }
             }
@@ -134,6 +137,8 @@ impl BrokerSessions {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Sessions> {
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }

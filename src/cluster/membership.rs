@@ -1,0 +1,81 @@
+//! The broker's side of membership: register with the quorum, then heartbeat to the active
+//! controller for as long as the process runs, registering again when the controller asks.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use samsa_metadata::{Command, CommandResult, HeartbeatReply, MetadataNode};
+use tokio::sync::watch;
+
+/// What this broker announces about itself.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    pub id: i32,
+    pub host: String,
+    pub port: u16,
+    pub rack: Option<String>,
+    /// Larger on every process start, so the quorum tells a restart from a retried request.
+    pub incarnation: u64,
+}
+
+impl Registration {
+    fn command(&self) -> Command {
+        Command::RegisterBroker {
+            id: self.id,
+            host: self.host.clone(),
+            port: self.port,
+            rack: self.rack.clone(),
+            incarnation: self.incarnation,
+        }
+    }
+}
+
+/// Registers and heartbeats every `interval` until `shutdown` turns true.
+pub async fn run(
+    node: Arc<MetadataNode>,
+    me: Registration,
+    interval: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut epoch = None;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        epoch = match epoch {
+            // Until a quorum exists this fails; the next tick tries again (it is idempotent).
+            None => register(&node, &me).await,
+            Some(epoch) => match node.heartbeat(me.id, epoch).await {
+                Ok(HeartbeatReply::Active) => Some(epoch),
+                Ok(HeartbeatReply::Reregister) => {
+                    tracing::info!(epoch, "the controller asks this broker to register again");
+                    None
+                }
+                Err(e) => {
+                    tracing::debug!("heartbeat not delivered: {e}");
+                    Some(epoch)
+                }
+            },
+        };
+    }
+}
+
+async fn register(node: &MetadataNode, me: &Registration) -> Option<u64> {
+    match node.propose(me.command()).await {
+        Ok(CommandResult::BrokerRegistered { epoch }) => {
+            tracing::info!(broker = me.id, epoch, "registered with the metadata quorum");
+            Some(epoch)
+        }
+        Ok(other) => {
+            tracing::error!("registration answered {other:?}");
+            None
+        }
+        Err(e) => {
+            tracing::debug!("registration not committed yet: {e}");
+            None
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! Cluster mode: this node's controller in the metadata quorum (`samsa-metadata`) and its
+//! broker's membership. Without `controller_quorum_voters` there is no `Cluster` and the broker
+//! is the single node it has always been.
+//!
+//! `quorum_config` reads the configuration, `membership` registers and heartbeats; this module
+//! starts them, answers what clients are told about the cluster, and stops them.
+
+mod membership;
+mod quorum_config;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use samsa_metadata::state::Broker as RegisteredBroker;
+use samsa_metadata::{Command, MetadataNode};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use quorum_config::{
+    derived_cluster_id, parse_voters, quorum_config, ProcessRole, QuorumConfig,
+};
+
+use crate::config::Config;
+use membership::Registration;
+
+/// Where the controller keeps its log, snapshots and vote, inside the data directory.
+const METADATA_DIR: &str = "__cluster_metadata";
+/// How long a stopping broker tries to fence itself before giving up on the quorum.
+const LEAVE_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub struct Cluster {
+    node: Arc<MetadataNode>,
+    broker_id: Option<i32>,
+    membership: Mutex<Option<JoinHandle<()>>>,
+    stop: watch::Sender<bool>,
+}
+
+impl Cluster {
+    /// Starts this node's controller and, for a broker, its registration and heartbeats.
+    /// `config.listen` must be the bound address, since it is what the broker registers.
+    pub async fn start(config: &Config, quorum: QuorumConfig) -> anyhow::Result<Cluster> {
+        let dir = config.data_dir.join(METADATA_DIR);
+        let node_id = config.node_id as u64;
+        let node = MetadataNode::start(node_id, quorum.voters, &dir, quorum.listen)
+            .await
+            .with_context(|| format!("cannot start the metadata quorum in {}", dir.display()))?;
+        tracing::info!("controller {node_id} on {}", node.local_addr());
+        node.expire_broker_sessions(Duration::from_millis(config.broker_session_timeout_ms));
+        let node = Arc::new(node);
+        let (stop, stopped) = watch::channel(false);
+        let mut cluster = Cluster {
+            node: node.clone(),
+            broker_id: None,
+            membership: Mutex::new(None),
+            stop,
+        };
+        if quorum.broker {
+            let (host, port) = config.advertised();
+            let me = Registration {
+                id: config.node_id,
+                host,
+                port: u16::try_from(port).context("advertised port out of range")?,
+                rack: config.rack.clone(),
+                incarnation: incarnation(),
+            };
+            let every = Duration::from_millis(config.broker_heartbeat_interval_ms);
+            let task = tokio::spawn(membership::run(node, me, every, stopped));
+            cluster.membership = Mutex::new(Some(task));
+            cluster.broker_id = Some(config.node_id);
+        }
+        Ok(cluster)
+    }
+
+    /// Registered brokers that are not fenced, in id order: the brokers clients are shown.
+    pub fn live_brokers(&self) -> Vec<RegisteredBroker> {
+        let metadata = self.node.metadata().borrow().clone();
+        metadata
+            .brokers
+            .values()
+            .filter(|b| !b.fenced)
+            .cloned()
+            .collect()
+    }
+
+    /// The active controller (the quorum's leader), or -1 while there is none.
+    pub fn controller_id(&self) -> i32 {
+        self.node
+            .leader()
+            .and_then(|id| i32::try_from(id).ok())
+            .unwrap_or(-1)
+    }
+
+    /// Stops heartbeating, fences this broker so that the cluster need not wait for its
+    /// session to expire (Kafka's controlled shutdown, in its simplest form), then stops the
+    /// controller.
+    pub async fn shutdown(&self) {
+        let _ = self.stop.send(true);
+        let membership = self
+            .membership
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(task) = membership {
+            let _ = task.await;
+        }
+        if let Some(id) = self.broker_id {
+            let leave = self.node.propose(Command::FenceBroker { id });
+            match tokio::time::timeout(LEAVE_TIMEOUT, leave).await {
+                Ok(Ok(_)) => tracing::info!("fenced this broker before stopping"),
+                _ => tracing::warn!(
+                    "could not fence this broker before stopping; its session will expire"
+                ),
+            }
+        }
+        if let Err(e) = self.node.shutdown().await {
+            tracing::warn!("metadata quorum did not stop cleanly: {e}");
+        }
+    }
+}
+
+/// Microseconds since the Unix epoch: larger at every start unless the clock went back.
+fn incarnation() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
