@@ -126,9 +126,20 @@ impl BrokerProcess {
     /// Kills with SIGKILL (a crash: no clean shutdown) and starts again on the same port
     /// and data directory.
     pub fn crash_and_restart(&mut self) -> Result<()> {
+        self.kill()?;
+        self.relaunch()
+    }
+
+    /// Kills with SIGKILL (a crash) and leaves the broker stopped.
+    pub fn kill(&mut self) -> Result<()> {
         let mut child = self.child.take().context("broker not running")?;
         child.kill()?;
         child.wait()?;
+        Ok(())
+    }
+
+    /// Starts a stopped broker again on the same port and data directory.
+    pub fn relaunch(&mut self) -> Result<()> {
         let addr = self.addr.clone();
         self.launch(&addr)
     }

@@ -1,0 +1,199 @@
+//! Cluster membership across three samsa processes on loopback: each is a controller of the
+//! metadata quorum and a broker. Brokers register and heartbeat; Metadata and DescribeCluster
+//! on every node show the unfenced brokers, the active controller and one cluster id; a killed
+//! broker is fenced once its session expires and comes back when restarted; a controller
+//! failover fences no broker that is still alive.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use kafka_protocol::messages::{DescribeClusterRequest, MetadataRequest, MetadataResponse};
+use samsa_protocol_tests::{free_port, BrokerProcess, Connection};
+
+const HEARTBEAT_MS: u64 = 200;
+const SESSION_TIMEOUT_MS: u64 = 1500;
+/// Elections and sessions take a few seconds; a loaded 2-core machine needs slack.
+const CONVERGE: Duration = Duration::from_secs(20);
+
+struct Node {
+    id: i32,
+    process: BrokerProcess,
+}
+
+/// What one node tells clients about the cluster.
+#[derive(Debug, Clone, PartialEq)]
+struct View {
+    brokers: BTreeSet<i32>,
+    controller: i32,
+    cluster_id: String,
+}
+
+fn start_cluster() -> Result<Vec<Node>> {
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let voters: Vec<String> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, port)| format!("{}@127.0.0.1:{port}", i + 1))
+        .collect();
+    let voters = voters.join(",");
+    (1..=3)
+        .map(|id| {
+            let config = format!(
+                "node_id = {id}\ncontroller_quorum_voters = \"{voters}\"\n\
+                 controller_listen = \"127.0.0.1:{}\"\nrack = \"rack-{id}\"\n\
+                 broker_heartbeat_interval_ms = {HEARTBEAT_MS}\n\
+                 broker_session_timeout_ms = {SESSION_TIMEOUT_MS}\n",
+                ports[id as usize - 1]
+            );
+            Ok(Node {
+                id,
+                process: BrokerProcess::start(&config)?,
+            })
+        })
+        .collect()
+}
+
+fn metadata(addr: &str) -> Result<MetadataResponse> {
+    let mut conn = Connection::open(addr)?;
+    conn.send(
+        &MetadataRequest::default().with_topics(Some(Vec::new())),
+        12,
+    )
+}
+
+fn view(node: &Node) -> Result<View> {
+    let response = metadata(&node.process.addr)?;
+    Ok(View {
+        brokers: response.brokers.iter().map(|b| b.node_id.0).collect(),
+        controller: response.controller_id.0,
+        cluster_id: response
+            .cluster_id
+            .map(|c| c.to_string())
+            .unwrap_or_default(),
+    })
+}
+
+/// Polls every node in `nodes` until `done` holds for all their views, checking `invariant` on
+/// every view seen on the way; returns the final views.
+fn await_views(
+    nodes: &[&Node],
+    what: &str,
+    done: impl Fn(&[View]) -> bool,
+    invariant: impl Fn(&View) -> Result<()>,
+) -> Result<Vec<View>> {
+    let deadline = Instant::now() + CONVERGE;
+    let mut last = Vec::new();
+    loop {
+        // A node may briefly refuse connections (e.g. right after a restart): poll again.
+        if let Ok(views) = nodes.iter().map(|n| view(n)).collect::<Result<Vec<View>>>() {
+            for v in &views {
+                invariant(v)?;
+            }
+            if done(&views) {
+                return Ok(views);
+            }
+            last = views;
+        }
+        if Instant::now() > deadline {
+            bail!("not {what} within {CONVERGE:?}; last views: {last:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn agreed(views: &[View], brokers: &BTreeSet<i32>) -> bool {
+    let first = &views[0];
+    first.controller > 0
+        && !first.cluster_id.is_empty()
+        && views.iter().all(|v| v == first && &v.brokers == brokers)
+}
+
+fn ids(ids: &[i32]) -> BTreeSet<i32> {
+    ids.iter().copied().collect()
+}
+
+fn everyone(nodes: &[Node]) -> Vec<&Node> {
+    nodes.iter().collect()
+}
+
+/// Awaits every node in `nodes` listing exactly `brokers`, with one controller and cluster id.
+fn await_agreed(nodes: &[&Node], what: &str, brokers: &BTreeSet<i32>) -> Result<Vec<View>> {
+    await_views(nodes, what, |v| agreed(v, brokers), |_| Ok(()))
+}
+
+#[test]
+fn brokers_join_leave_and_survive_controller_failover() -> Result<()> {
+    let mut nodes = start_cluster()?;
+    let all = ids(&[1, 2, 3]);
+    let views = await_agreed(&everyone(&nodes), "three brokers listed everywhere", &all)?;
+    let cluster_id = views[0].cluster_id.clone();
+    assert_eq!(cluster_id.len(), 22, "Kafka-style cluster id: {cluster_id}");
+
+    // Each broker is advertised at its own listener, with its rack; DescribeCluster agrees.
+    let response = metadata(&nodes[0].process.addr)?;
+    for node in &nodes {
+        let b = response
+            .brokers
+            .iter()
+            .find(|b| b.node_id.0 == node.id)
+            .unwrap();
+        assert_eq!(format!("{}:{}", b.host, b.port), node.process.addr);
+        assert_eq!(
+            b.rack.as_deref(),
+            Some(format!("rack-{}", node.id).as_str())
+        );
+    }
+    let described = Connection::open(&nodes[1].process.addr)?
+        .send(&DescribeClusterRequest::default().with_endpoint_type(1), 1)?;
+    assert_eq!(described.error_code, 0);
+    assert_eq!(described.cluster_id.as_str(), cluster_id);
+    assert_eq!(described.controller_id.0, views[0].controller);
+    let described: BTreeSet<i32> = described.brokers.iter().map(|b| b.broker_id.0).collect();
+    assert_eq!(described, all);
+
+    // A crashed broker that is not the controller is fenced when its session expires.
+    let controller = views[0].controller;
+    let victim = nodes.iter().position(|n| n.id != controller).unwrap();
+    let victim_id = nodes[victim].id;
+    nodes[victim].process.kill()?;
+    let survivors: Vec<&Node> = nodes.iter().filter(|n| n.id != victim_id).collect();
+    let expected: BTreeSet<i32> = survivors.iter().map(|n| n.id).collect();
+    await_agreed(&survivors, "the crashed broker fenced", &expected)?;
+
+    // Restarted on its data directory, it registers again and is unfenced by its heartbeat.
+    nodes[victim].process.relaunch()?;
+    let views = await_agreed(&everyone(&nodes), "the restarted broker back", &all)?;
+    assert_eq!(views[0].cluster_id, cluster_id);
+
+    // Killing the active controller elects another; the live brokers keep their sessions.
+    let old_controller = views[0].controller;
+    let killed = nodes.iter().position(|n| n.id == old_controller).unwrap();
+    nodes[killed].process.kill()?;
+    let survivors: Vec<&Node> = nodes.iter().filter(|n| n.id != old_controller).collect();
+    let expected: BTreeSet<i32> = survivors.iter().map(|n| n.id).collect();
+    let stay_listed = |v: &View| {
+        if !expected.is_subset(&v.brokers) {
+            bail!("a live broker was fenced during the failover: {v:?}");
+        }
+        Ok(())
+    };
+    let views = await_views(
+        &survivors,
+        "a new controller and the old one fenced",
+        |v| agreed(v, &expected) && v[0].controller != old_controller,
+        stay_listed,
+    )?;
+    assert_eq!(views[0].cluster_id, cluster_id);
+    // And they stay listed for longer than a session: no late fencing either.
+    let until = Instant::now() + Duration::from_millis(SESSION_TIMEOUT_MS * 2);
+    while Instant::now() < until {
+        for node in &survivors {
+            if let Ok(v) = view(node) {
+                stay_listed(&v)?;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}
