@@ -166,6 +166,18 @@ fn brokers_join_leave_and_survive_controller_failover() -> Result<()> {
     let views = await_agreed(&everyone(&nodes), "the restarted broker back", &all)?;
     assert_eq!(views[0].cluster_id, cluster_id);
 
+    // A broker stopped with SIGTERM fences itself: it leaves Metadata without waiting for its
+    // session to expire, and exits cleanly.
+    let controller = views[0].controller;
+    let stopped = nodes.iter().position(|n| n.id != controller).unwrap();
+    let stopped_id = nodes[stopped].id;
+    assert_eq!(nodes[stopped].process.terminate()?, Some(0));
+    let survivors: Vec<&Node> = nodes.iter().filter(|n| n.id != stopped_id).collect();
+    let expected: BTreeSet<i32> = survivors.iter().map(|n| n.id).collect();
+    await_agreed(&survivors, "the stopped broker gone", &expected)?;
+    nodes[stopped].process.relaunch()?;
+    let views = await_agreed(&everyone(&nodes), "the stopped broker back", &all)?;
+
     // Killing the active controller elects another; the live brokers keep their sessions.
     let old_controller = views[0].controller;
     let killed = nodes.iter().position(|n| n.id == old_controller).unwrap();

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use samsa_metadata::{Command, CommandResult, HeartbeatReply, MetadataNode};
+use samsa_metadata::{Command, CommandResult, Error, HeartbeatReply, MetadataNode};
 use tokio::sync::watch;
 
 /// What this broker announces about itself.
@@ -48,14 +48,21 @@ pub async fn run(
         epoch = match epoch {
             // Until a quorum exists this fails; the next tick tries again (it is idempotent).
             None => register(&node, &me).await,
-            Some(epoch) => match node.heartbeat(me.id, epoch).await {
-                Ok(HeartbeatReply::Active) => Some(epoch),
-                Ok(HeartbeatReply::Reregister) => {
+            // Bounded by the interval: a heartbeat stuck on an unreachable old leader must not
+            // delay the ones the new leader needs to keep this broker's session.
+            Some(epoch) => match tokio::time::timeout(interval, node.heartbeat(me.id, epoch)).await
+            {
+                Ok(Ok(HeartbeatReply::Active)) => Some(epoch),
+                Ok(Ok(HeartbeatReply::Reregister)) => {
                     tracing::info!(epoch, "the controller asks this broker to register again");
                     None
                 }
-                Err(e) => {
+                Ok(Err(e)) => {
                     tracing::debug!("heartbeat not delivered: {e}");
+                    Some(epoch)
+                }
+                Err(_) => {
+                    tracing::debug!("heartbeat unanswered within {interval:?}");
                     Some(epoch)
                 }
             },
@@ -71,6 +78,11 @@ async fn register(node: &MetadataNode, me: &Registration) -> Option<u64> {
         }
         Ok(other) => {
             tracing::error!("registration answered {other:?}");
+            None
+        }
+        // Refused by the state machine (e.g. an older incarnation: the clock went back).
+        Err(e @ Error::Command(_)) => {
+            tracing::error!("registration refused: {e}");
             None
         }
         Err(e) => {
