@@ -160,6 +160,20 @@ fn brokers_join_leave_and_survive_controller_failover() -> Result<()> {
     let survivors: Vec<&Node> = nodes.iter().filter(|n| n.id != victim_id).collect();
     let expected: BTreeSet<i32> = survivors.iter().map(|n| n.id).collect();
     await_agreed(&survivors, "the crashed broker fenced", &expected)?;
+    // DescribeCluster v2 still shows it when asked for fenced brokers, marked as such.
+    let described = Connection::open(&survivors[0].process.addr)?.send(
+        &DescribeClusterRequest::default()
+            .with_endpoint_type(1)
+            .with_include_fenced_brokers(true),
+        2,
+    )?;
+    let fenced: Vec<(i32, bool)> = described
+        .brokers
+        .iter()
+        .map(|b| (b.broker_id.0, b.is_fenced))
+        .collect();
+    let want: Vec<(i32, bool)> = (1..=3).map(|id| (id, id == victim_id)).collect();
+    assert_eq!(fenced, want);
 
     // Restarted on its data directory, it registers again and is unfenced by its heartbeat.
     nodes[victim].process.relaunch()?;

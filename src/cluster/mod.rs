@@ -72,13 +72,14 @@ impl Cluster {
         Ok(cluster)
     }
 
-    /// Registered brokers that are not fenced, in id order: the brokers clients are shown.
-    pub fn live_brokers(&self) -> Vec<RegisteredBroker> {
+    /// Registered brokers in id order, the fenced ones only when asked for: clients are shown
+    /// the unfenced ones, which are those they may use.
+    pub fn brokers(&self, include_fenced: bool) -> Vec<RegisteredBroker> {
         let metadata = self.node.metadata().borrow().clone();
         metadata
             .brokers
             .values()
-            .filter(|b| !b.fenced)
+            .filter(|b| include_fenced || !b.fenced)
             .cloned()
             .collect()
     }

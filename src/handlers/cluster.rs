@@ -22,19 +22,22 @@ pub(super) struct Endpoint {
     pub host: String,
     pub port: i32,
     pub rack: Option<String>,
+    pub fenced: bool,
 }
 
-/// The brokers clients may use. A single node shows the listener the client came through.
-pub(super) fn visible_brokers(broker: &Broker, session: &Session) -> Vec<Endpoint> {
+/// The brokers clients may use (and the fenced ones when asked for). A single node shows the
+/// listener the client came through.
+pub(super) fn visible_brokers(broker: &Broker, session: &Session, include_fenced: bool) -> Vec<Endpoint> {
     match &broker.cluster {
         Some(cluster) => cluster
-            .live_brokers()
+            .brokers(include_fenced)
             .into_iter()
             .map(|b| Endpoint {
                 id: b.id,
                 host: b.host,
                 port: i32::from(b.port),
                 rack: b.rack,
+                fenced: b.fenced,
             })
             .collect(),
         None => {
@@ -44,6 +47,7 @@ pub(super) fn visible_brokers(broker: &Broker, session: &Session) -> Vec<Endpoin
                 host: host.clone(),
                 port: *port,
                 rack: None,
+                fenced: false,
             }]
         }
     }
@@ -80,7 +84,8 @@ pub fn describe(broker: &Broker, session: &Session, request: DescribeClusterRequ
             .with_controller_id(BrokerId(-1))
             .with_cluster_authorized_operations(operations);
     }
-    let brokers = visible_brokers(broker, session)
+    // Only v2 asks for fenced brokers, and only v2 has `is_fenced` to mark them.
+    let brokers = visible_brokers(broker, session, request.include_fenced_brokers)
         .into_iter()
         .map(|b| {
             DescribeClusterBroker::default()
@@ -88,6 +93,7 @@ pub fn describe(broker: &Broker, session: &Session, request: DescribeClusterRequ
                 .with_host(str_bytes(b.host))
                 .with_port(b.port)
                 .with_rack(b.rack.map(str_bytes))
+                .with_is_fenced(b.fenced)
         })
         .collect();
     DescribeClusterResponse::default()

@@ -78,7 +78,7 @@ pub fn handle(broker: &Broker, session: &Session, request: MetadataRequest, vers
         })
         .collect();
     // v0 has no rack field: the encoder refuses a set value there.
-    let brokers = visible_brokers(broker, session)
+    let brokers = visible_brokers(broker, session, false)
         .into_iter()
         .map(|b| {
             MetadataResponseBroker::default()
