@@ -17,7 +17,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{ArcMutexGuard, Mutex, RawMutex, RwLock};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -129,15 +129,29 @@ impl GroupCoordinator {
         self.groups.read().get(id).cloned()
     }
 
-    fn group_or_create(&self, id: &str) -> Arc<Mutex<Group>> {
-        if let Some(group) = self.group(id) {
-            return group;
+    /// The group, locked and alive. When it does not exist, `may_create` decides: `Ok`
+    /// creates it, an error is returned as it is. The expiry may drop an empty group
+    /// between our lookup and our lock (a group it just created for us, too); it removes
+    /// a group from the map under the group's lock, so a Dead group seen here is already
+    /// gone from the map and the next lookup finds or creates a live one.
+    fn lock_live(&self, id: &str, may_create: impl Fn() -> Result<()>) -> Result<ArcMutexGuard<RawMutex, Group>> {
+        loop {
+            let group = match self.group(id) {
+                Some(group) => group,
+                None => {
+                    may_create()?;
+                    self.groups
+                        .write()
+                        .entry(id.to_owned())
+                        .or_insert_with(|| Arc::new(Mutex::new(Group::new(id, now_ms()))))
+                        .clone()
+                }
+            };
+            let locked = group.lock_arc();
+            if locked.state != GroupState::Dead {
+                return Ok(locked);
+            }
         }
-        self.groups
-            .write()
-            .entry(id.to_owned())
-            .or_insert_with(|| Arc::new(Mutex::new(Group::new(id, now_ms()))))
-            .clone()
     }
 
     /// Writes the group's membership if the last operation changed it.
@@ -165,17 +179,16 @@ impl GroupCoordinator {
         {
             return Err(BrokerError::InvalidSessionTimeout);
         }
-        let group = match self.group(group_id) {
-            Some(group) => group,
-            None if !req.member_id.is_empty() => return Err(BrokerError::UnknownMemberId),
-            None => self.group_or_create(group_id),
-        };
+        let known_member = !req.member_id.is_empty();
+        let mut group = self.lock_live(group_id, || match known_member {
+            true => Err(BrokerError::UnknownMemberId),
+            false => Ok(()),
+        })?;
         if req.rebalance_timeout.is_zero() {
             req.rebalance_timeout = req.session_timeout;
         }
         let prefix = req.instance_id.clone().unwrap_or_else(|| req.client_id.clone());
         let new_id = format!("{prefix}-{}", Uuid::new_v4());
-        let mut group = group.lock();
         group.join(req, reply, Instant::now(), now_ms(), &self.settings, new_id);
         self.persist_if_dirty(&mut group);
         Ok(())
@@ -236,12 +249,11 @@ impl GroupCoordinator {
         if group_id.is_empty() {
             return Err(BrokerError::InvalidGroupId);
         }
-        let group = match self.group(group_id) {
-            Some(group) => group,
-            None if generation >= 0 || !member_id.is_empty() => return Err(BrokerError::UnknownMemberId),
-            None => self.group_or_create(group_id),
-        };
-        let mut group = group.lock();
+        let simple = generation < 0 && member_id.is_empty();
+        let mut group = self.lock_live(group_id, || match simple {
+            true => Ok(()),
+            false => Err(BrokerError::UnknownMemberId),
+        })?;
         group.validate_commit(member_id, instance_id, generation)?;
         let entries: Vec<Entry> = offsets
             .iter()

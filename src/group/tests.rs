@@ -266,3 +266,38 @@ fn a_leader_rejoining_before_it_assigned_gets_the_members_again() {
     assert!(!again.skip_assignment);
     assert_eq!(h.group.state, GroupState::CompletingRebalance);
 }
+
+/// The expiry drops an empty group under its lock. A JoinGroup that looked the group up
+/// just before must not answer COORDINATOR_NOT_AVAILABLE for it: it joins a new group.
+#[test]
+fn a_join_racing_the_expiry_of_its_new_group_joins_a_fresh_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = crate::config::Config {
+        data_dir: dir.path().to_owned(),
+        group_initial_rebalance_delay_ms: 0,
+        ..crate::config::Config::default()
+    };
+    let config = std::sync::Arc::new(config);
+    let topics = std::sync::Arc::new(crate::topics::TopicRegistry::open(config.clone()).unwrap());
+    let groups = std::sync::Arc::new(super::GroupCoordinator::new(config));
+    groups.load(topics).unwrap();
+    let mut doomed = groups.lock_live("g", || Ok(())).unwrap();
+    let arc = std::sync::Arc::clone(parking_lot::ArcMutexGuard::mutex(&doomed));
+    let joiner = {
+        let groups = groups.clone();
+        std::thread::spawn(move || {
+            let (tx, rx) = oneshot::channel();
+            groups.join("g", request("", &["range"]), tx).unwrap();
+            rx.blocking_recv().unwrap()
+        })
+    };
+    // The joiner holds the doomed group (map, guard, our clone, its clone) and waits for the lock.
+    while std::sync::Arc::strong_count(&arc) < 4 {
+        std::thread::yield_now();
+    }
+    groups.drop_group(groups.store().unwrap(), &mut doomed).unwrap();
+    drop(doomed);
+    let joined = joiner.join().unwrap().expect("joined, not COORDINATOR_NOT_AVAILABLE");
+    assert_eq!(joined.generation, 1);
+    assert_eq!(groups.describe("g").unwrap().unwrap().members.len(), 1);
+}

@@ -175,13 +175,11 @@ impl GroupCoordinator {
 
     /// The member checks and the write of TxnOffsetCommit, once the producer is verified.
     fn write_pending(&self, store: &OffsetsStore, req: &TxnCommit<'_>, offsets: Vec<(String, i32, CommittedOffset)>) -> Result<()> {
-        let group = match self.group(req.group_id) {
-            Some(group) => group,
-            None if req.generation >= 0 => return Err(BrokerError::IllegalGeneration),
-            // A group used only to store offsets, as for OffsetCommit.
-            None => self.group_or_create(req.group_id),
-        };
-        let mut group = group.lock();
+        // A missing group is created only to store offsets, as for OffsetCommit.
+        let mut group = self.lock_live(req.group_id, || match req.generation >= 0 {
+            true => Err(BrokerError::IllegalGeneration),
+            false => Ok(()),
+        })?;
         validate(&group, req.member_id, req.instance_id, req.generation)?;
         if offsets.is_empty() {
             return Ok(());
