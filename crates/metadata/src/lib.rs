@@ -10,6 +10,7 @@
 mod error;
 mod liveness;
 mod node;
+mod reassignment;
 pub mod placement;
 pub mod raft;
 pub mod state;

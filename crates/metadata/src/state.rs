@@ -40,6 +40,10 @@ pub struct Partition {
     pub partition_epoch: i32,
     /// A reassignment in progress: the replicas it ends with. Empty when none is.
     pub target_replicas: Vec<BrokerId>,
+    /// A reassignment in progress: the target replicas the partition did not have before it,
+    /// so that the replicas it started from can be told apart (to list or cancel it).
+    #[serde(default)]
+    pub adding_replicas: Vec<BrokerId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,6 +62,9 @@ pub struct ClusterMetadata {
     pub topics: BTreeMap<String, Topic>,
     /// The epoch the next broker registration gets.
     pub next_broker_epoch: u64,
+    /// The first producer id not yet handed to any broker.
+    #[serde(default)]
+    pub next_producer_id: i64,
 }
 
 /// One change to the cluster metadata, as proposed to the quorum.
@@ -110,6 +117,22 @@ pub enum Command {
         partition: u32,
         target: Vec<BrokerId>,
     },
+    /// Stops a reassignment in progress: the partition keeps the replicas it started from.
+    CancelReassignment {
+        topic: String,
+        partition: u32,
+    },
+    /// Replaces a topic's config overrides (validated by the proposer).
+    AlterTopicConfigs {
+        topic: String,
+        configs: BTreeMap<String, String>,
+    },
+    /// Reserves the next `count` producer ids for `broker` (Kafka's AllocateProducerIds), so
+    /// that no two brokers ever hand out the same id.
+    AllocateProducerIds {
+        broker: BrokerId,
+        count: u32,
+    },
 }
 
 /// What an applied command did.
@@ -140,6 +163,13 @@ pub enum CommandResult {
     /// `complete` when the partition already has exactly the target replicas.
     ReassignmentStarted {
         complete: bool,
+    },
+    ReassignmentCancelled,
+    TopicConfigsAltered,
+    /// Ids `first..first + count` are the broker's.
+    ProducerIdsAllocated {
+        first: i64,
+        count: u32,
     },
 }
 
@@ -183,6 +213,8 @@ pub enum CommandError {
     InvalidIsr(String),
     #[error("broker {0} is fenced and cannot join the ISR")]
     IneligibleReplica(BrokerId),
+    #[error("no reassignment of {topic}-{partition} is in progress")]
+    NoReassignmentInProgress { topic: String, partition: u32 },
 }
 
 impl Partition {
@@ -206,11 +238,12 @@ impl Partition {
             leader_epoch: 0,
             partition_epoch: 0,
             target_replicas: Vec::new(),
+            adding_replicas: Vec::new(),
         })
     }
 
     /// Elects the first ISR member other than `excluded` that is unfenced, or none.
-    fn elect(&mut self, brokers: &BTreeMap<BrokerId, Broker>, excluded: BrokerId) {
+    pub(crate) fn elect(&mut self, brokers: &BTreeMap<BrokerId, Broker>, excluded: BrokerId) {
         self.leader = self
             .isr
             .iter()
@@ -220,21 +253,6 @@ impl Partition {
         self.leader_epoch += 1;
     }
 
-    /// Finishes a reassignment once every target replica is in sync: the removed replicas leave
-    /// the replica set and the ISR, and leadership moves if the leader was one of them.
-    fn try_complete_reassignment(&mut self, brokers: &BTreeMap<BrokerId, Broker>) {
-        if self.target_replicas.is_empty()
-            || !self.target_replicas.iter().all(|r| self.isr.contains(r))
-        {
-            return;
-        }
-        self.replicas = std::mem::take(&mut self.target_replicas);
-        let replicas = &self.replicas;
-        self.isr.retain(|r| replicas.contains(r));
-        if !self.replicas.contains(&self.leader) {
-            self.elect(brokers, self.leader);
-        }
-    }
 }
 
 fn is_unfenced(brokers: &BTreeMap<BrokerId, Broker>, id: BrokerId) -> bool {
@@ -289,6 +307,28 @@ impl ClusterMetadata {
                 partition,
                 target,
             } => self.reassign_partition(topic, *partition, target),
+            Command::CancelReassignment { topic, partition } => {
+                self.cancel_reassignment(topic, *partition)
+            }
+            Command::AlterTopicConfigs { topic, configs } => {
+                let t = self
+                    .topics
+                    .get_mut(topic)
+                    .ok_or_else(|| CommandError::UnknownTopic(topic.clone()))?;
+                t.configs = configs.clone();
+                Ok(CommandResult::TopicConfigsAltered)
+            }
+            Command::AllocateProducerIds { broker, count } => {
+                if !self.brokers.contains_key(broker) {
+                    return Err(CommandError::UnknownBroker(*broker));
+                }
+                let first = self.next_producer_id;
+                self.next_producer_id += i64::from(*count);
+                Ok(CommandResult::ProducerIdsAllocated {
+                    first,
+                    count: *count,
+                })
+            }
         }
     }
 
@@ -296,7 +336,7 @@ impl ClusterMetadata {
         self.topics.get(topic)?.partitions.get(partition as usize)
     }
 
-    fn partition_mut(
+    pub(crate) fn partition_mut(
         &mut self,
         topic: &str,
         partition: u32,
@@ -477,7 +517,7 @@ impl ClusterMetadata {
     }
 
     /// A replica list must be non-empty, without repeats, and name registered brokers.
-    fn check_replicas(&self, replicas: &[BrokerId]) -> Result<(), CommandError> {
+    pub(crate) fn check_replicas(&self, replicas: &[BrokerId]) -> Result<(), CommandError> {
         if replicas.is_empty() {
             return Err(CommandError::InvalidAssignment("empty replica list".into()));
         }
@@ -549,29 +589,8 @@ impl ClusterMetadata {
         })
     }
 
-    /// Adds the target replicas that are new to the replica set (they join the ISR through the
-    /// leader's AlterPartition once caught up); replicas outside the target are dropped when
-    /// every target replica is in the ISR, at once if that is already so.
-    fn reassign_partition(
-        &mut self,
-        topic: &str,
-        partition: u32,
-        target: &[BrokerId],
-    ) -> Result<CommandResult, CommandError> {
-        self.check_replicas(target)?;
-        let brokers = self.brokers.clone();
-        let p = self.partition_mut(topic, partition)?;
-        let mut replicas = target.to_vec();
-        replicas.extend(p.replicas.iter().copied().filter(|r| !target.contains(r)));
-        p.replicas = replicas;
-        p.target_replicas = target.to_vec();
-        p.try_complete_reassignment(&brokers);
-        p.partition_epoch += 1;
-        Ok(CommandResult::ReassignmentStarted {
-            complete: p.target_replicas.is_empty(),
-        })
-    }
 }
+
 
 #[cfg(test)]
 #[path = "state_tests.rs"]

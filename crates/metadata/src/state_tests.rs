@@ -518,3 +518,56 @@ fn state_round_trips_through_serde() {
     let json = serde_json::to_vec(&m).unwrap();
     assert_eq!(serde_json::from_slice::<ClusterMetadata>(&json).unwrap(), m);
 }
+
+#[test]
+fn a_new_target_replaces_the_one_in_progress_and_cancel_restores_the_start() {
+    let mut m = cluster(5);
+    create(&mut m, "t", vec![vec![1, 2]]).unwrap();
+    reassign(&mut m, 0, vec![3, 4]).unwrap();
+    let p = m.partition("t", 0).unwrap();
+    assert_eq!((p.adding_replicas.clone(), p.removing_replicas()), (vec![3, 4], vec![1, 2]));
+    // 4 is replaced by 5 before it caught up: it leaves at once; 1 and 2 stay the originals.
+    reassign(&mut m, 0, vec![3, 5]).unwrap();
+    let p = m.partition("t", 0).unwrap();
+    assert_eq!(
+        (p.replicas.clone(), p.adding_replicas.clone(), p.original_replicas()),
+        (vec![3, 5, 1, 2], vec![3, 5], vec![1, 2])
+    );
+    alter(&mut m, 1, vec![1, 2, 3]).unwrap();
+    let epoch_before = m.partition("t", 0).unwrap().partition_epoch;
+    assert_eq!(
+        m.apply(&Command::CancelReassignment { topic: "t".into(), partition: 0 }),
+        Ok(CommandResult::ReassignmentCancelled)
+    );
+    let p = m.partition("t", 0).unwrap();
+    assert_eq!((p.replicas.clone(), p.isr.clone(), p.leader), (vec![1, 2], vec![1, 2], 1));
+    assert!(p.target_replicas.is_empty() && p.adding_replicas.is_empty());
+    assert_eq!(p.partition_epoch, epoch_before + 1);
+    assert_eq!(
+        m.apply(&Command::CancelReassignment { topic: "t".into(), partition: 0 }),
+        Err(CommandError::NoReassignmentInProgress { topic: "t".into(), partition: 0 })
+    );
+}
+
+#[test]
+fn topic_configs_are_replaced() {
+    let mut m = cluster(1);
+    create(&mut m, "t", vec![vec![1]]).unwrap();
+    let configs = BTreeMap::from([("retention.ms".to_string(), "5".to_string())]);
+    let alter = Command::AlterTopicConfigs { topic: "t".into(), configs: configs.clone() };
+    assert_eq!(m.apply(&alter), Ok(CommandResult::TopicConfigsAltered));
+    assert_eq!(m.topics["t"].configs, configs);
+    let unknown = Command::AlterTopicConfigs { topic: "u".into(), configs };
+    assert_eq!(m.apply(&unknown), Err(CommandError::UnknownTopic("u".into())));
+}
+
+#[test]
+fn producer_id_blocks_never_overlap() {
+    let mut m = cluster(2);
+    let first = m.apply(&Command::AllocateProducerIds { broker: 1, count: 1000 });
+    let second = m.apply(&Command::AllocateProducerIds { broker: 2, count: 1000 });
+    assert_eq!(first, Ok(CommandResult::ProducerIdsAllocated { first: 0, count: 1000 }));
+    assert_eq!(second, Ok(CommandResult::ProducerIdsAllocated { first: 1000, count: 1000 }));
+    let unknown = m.apply(&Command::AllocateProducerIds { broker: 9, count: 1 });
+    assert_eq!(unknown, Err(CommandError::UnknownBroker(9)));
+}
