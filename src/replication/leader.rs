@@ -27,6 +27,19 @@ struct Follower {
     last_caught_up_ms: i64,
 }
 
+impl Follower {
+    /// Not heard from yet; counted as caught up `now_ms`, so that it has the whole
+    /// `replica_lag_time_max_ms` to fetch before it leaves the ISR.
+    fn new(log_end_offset: i64, now_ms: i64) -> Follower {
+        Follower {
+            log_end_offset: None,
+            last_fetch_ms: now_ms,
+            leader_end_at_last_fetch: log_end_offset,
+            last_caught_up_ms: now_ms,
+        }
+    }
+}
+
 /// A fetch from a broker that is not a replica of the partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("broker {0} is not a replica of this partition")]
@@ -38,10 +51,14 @@ pub struct LeaderReplicas {
     /// Where the current leader epoch began in the log.
     epoch_start_offset: i64,
     isr: BTreeSet<i32>,
+    /// Caught-up replicas proposed to join the ISR, not yet accepted by the controller.
+    /// They hold the high watermark back already (Kafka's maximal ISR): a replica must never
+    /// join with less than what the high watermark has promised.
+    joining: BTreeSet<i32>,
     followers: BTreeMap<i32, Follower>,
     high_watermark: i64,
-    /// `min(min.insync.replicas, replica count)`.
-    min_isr: usize,
+    /// The topic's `min.insync.replicas`, before capping at the replica count.
+    min_insync_replicas: usize,
 }
 
 impl LeaderReplicas {
@@ -60,15 +77,7 @@ impl LeaderReplicas {
         let followers: BTreeMap<i32, Follower> = replicas
             .iter()
             .filter(|id| **id != local_id)
-            .map(|id| {
-                let follower = Follower {
-                    log_end_offset: None,
-                    last_fetch_ms: now_ms,
-                    leader_end_at_last_fetch: log_end_offset,
-                    last_caught_up_ms: now_ms,
-                };
-                (*id, follower)
-            })
+            .map(|id| (*id, Follower::new(log_end_offset, now_ms)))
             .collect();
         let mut isr: BTreeSet<i32> = isr.iter().copied().collect();
         isr.insert(local_id);
@@ -76,10 +85,16 @@ impl LeaderReplicas {
             local_id,
             epoch_start_offset: log_end_offset,
             isr,
+            joining: BTreeSet::new(),
             high_watermark: high_watermark.min(log_end_offset),
-            min_isr: min_insync_replicas.clamp(1, followers.len() + 1),
+            min_insync_replicas,
             followers,
         }
+    }
+
+    /// `min(min.insync.replicas, replicas)`, as Kafka caps it since 3.7.
+    fn min_isr(&self) -> usize {
+        self.min_insync_replicas.clamp(1, self.followers.len() + 1)
     }
 
     pub fn high_watermark(&self) -> i64 {
@@ -92,7 +107,7 @@ impl LeaderReplicas {
 
     /// Whether an acks=all write may be appended (else NOT_ENOUGH_REPLICAS).
     pub fn has_min_isr(&self) -> bool {
-        self.isr.len() >= self.min_isr
+        self.isr.len() >= self.min_isr()
     }
 
     /// A follower fetched from `fetch_offset` while the leader's log ended at `log_end_offset`.
@@ -122,11 +137,11 @@ impl LeaderReplicas {
     /// Recomputes the high watermark after the leader's own log grew (or the ISR shrank).
     /// Returns whether it moved.
     pub fn advance_high_watermark(&mut self, log_end_offset: i64) -> bool {
-        if self.isr.len() < self.min_isr {
+        if self.isr.len() < self.min_isr() {
             return false;
         }
         let mut low = log_end_offset;
-        for id in &self.isr {
+        for id in self.isr.union(&self.joining) {
             if *id == self.local_id {
                 continue;
             }
@@ -172,14 +187,45 @@ impl LeaderReplicas {
 
     /// A changed `min.insync.replicas`, capped at the replica count like the first.
     pub fn set_min_isr(&mut self, min_insync_replicas: usize) {
-        self.min_isr = min_insync_replicas.clamp(1, self.followers.len() + 1);
+        self.min_insync_replicas = min_insync_replicas;
     }
 
-    /// Installs the ISR the controller accepted. The leader is always in it.
+    /// Installs the ISR the controller accepted. The leader is always in it. Proposed
+    /// joiners are forgotten: accepted, they are in it; refused, they are proposed again.
     pub fn set_isr(&mut self, isr: &[i32], log_end_offset: i64) {
         self.isr = isr.iter().copied().collect();
         self.isr.insert(self.local_id);
+        self.joining.clear();
         self.advance_high_watermark(log_end_offset);
+    }
+
+    /// A reassignment changed the replica set under the same leadership: new replicas start
+    /// as followers not yet heard from, removed ones are forgotten.
+    pub fn set_replicas(&mut self, replicas: &[i32], isr: &[i32], log_end_offset: i64, now_ms: i64) {
+        let local = self.local_id;
+        self.followers.retain(|id, _| replicas.contains(id));
+        for id in replicas.iter().filter(|id| **id != local) {
+            self.followers
+                .entry(*id)
+                .or_insert_with(|| Follower::new(log_end_offset, now_ms));
+        }
+        self.set_isr(isr, log_end_offset);
+    }
+
+    /// The ISR to propose to the controller now: members lagging for longer than
+    /// `max_lag_ms` out, caught-up replicas in; `None` when it would stay as it is. The
+    /// joiners count toward the high watermark from now on.
+    pub fn isr_change(&mut self, log_end_offset: i64, now_ms: i64, max_lag_ms: i64) -> Option<Vec<i32>> {
+        let lagging = self.lagging(log_end_offset, now_ms, max_lag_ms);
+        let joining = self.caught_up();
+        if lagging.is_empty() && joining.is_empty() {
+            return None;
+        }
+        self.joining = joining.iter().copied().collect();
+        let mut isr = self.isr.clone();
+        isr.retain(|id| !lagging.contains(id));
+        isr.extend(joining);
+        Some(isr.into_iter().collect())
     }
 }
 
@@ -315,6 +361,36 @@ mod tests {
         let mut leader = LeaderReplicas::new(1, &[1], &[1], 0, 0, 3, 0);
         assert!(leader.has_min_isr());
         assert!(leader.advance_high_watermark(4));
+    }
+
+    #[test]
+    fn isr_changes_drop_laggards_and_add_caught_up_replicas_who_hold_the_watermark() {
+        let mut leader = LeaderReplicas::new(1, &[1, 2, 3], &[1, 2], 10, 10, 1, 0);
+        leader.record_fetch(2, 10, 10, 1).unwrap();
+        assert_eq!(leader.isr_change(10, 2, LAG), None);
+        leader.record_fetch(3, 10, 10, 2).unwrap();
+        assert_eq!(leader.isr_change(10, 3, LAG), Some(vec![1, 2, 3]));
+        // Proposed, not yet accepted: 3 already holds the high watermark back.
+        leader.record_fetch(2, 20, 20, 4).unwrap();
+        assert_eq!(leader.high_watermark(), 10);
+        leader.set_isr(&[1, 2, 3], 20);
+        assert_eq!(leader.high_watermark(), 10);
+        // 2 stops fetching while the log grows: out once it lags for longer than LAG.
+        leader.record_fetch(3, 30, 30, 5).unwrap();
+        assert_eq!(leader.isr_change(30, 6, LAG), None);
+        assert_eq!(leader.isr_change(30, 5 + LAG + 1, LAG), Some(vec![1, 3]));
+    }
+
+    #[test]
+    fn reassignment_adds_and_removes_followers_under_one_leadership() {
+        let mut leader = LeaderReplicas::new(1, &[1, 2], &[1, 2], 10, 10, 2, 0);
+        leader.record_fetch(2, 10, 10, 1).unwrap();
+        leader.set_replicas(&[1, 2, 3], &[1, 2], 10, 2);
+        assert_eq!(leader.record_fetch(3, 10, 10, 3), Ok(false));
+        assert_eq!(leader.caught_up(), vec![3]);
+        leader.set_replicas(&[1, 3], &[1, 3], 10, 4);
+        assert_eq!(leader.record_fetch(2, 10, 10, 5), Err(NotAReplica(2)));
+        assert!(leader.has_min_isr());
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::error::{BrokerError, Result};
 use catalogue::{CatalogueError, CatalogueFile, TopicRecord};
 pub use config::TopicConfig;
-pub use partition::{Isolation, Offsets, Partition, ReadResult};
+pub use partition::{Assignment, Isolation, IsrProposal, Offsets, Partition, ReadResult, RoleChange};
 
 /// Kafka's limit on topic name length (the partition directory name must stay under 255).
 const MAX_TOPIC_NAME_LEN: usize = 249;
@@ -45,6 +45,9 @@ struct Topics {
 pub struct TopicRegistry {
     config: Arc<Config>,
     cluster_id: String,
+    /// In a cluster the metadata log is the catalogue of topics (see [`Self::sync_topic`]);
+    /// the local catalogue file only keeps the cluster id.
+    cluster: bool,
     topics: RwLock<Topics>,
     /// Serialises catalogue changes so the file always matches memory.
     changes: Mutex<()>,
@@ -111,14 +114,17 @@ impl TopicRegistry {
             }
         };
         let cluster_id = config.cluster_id.clone().unwrap_or(file.cluster_id);
+        let cluster = config.controller_quorum_voters.is_some();
         let registry = TopicRegistry {
             config,
             cluster_id,
+            cluster,
             topics: RwLock::new(Topics::default()),
             changes: Mutex::new(()),
         };
         let mut topics = Topics::default();
-        for record in file.topics {
+        let local_topics = if cluster { Vec::new() } else { file.topics };
+        for record in local_topics {
             let partitions = (0..record.partitions)
                 .map(|p| {
                     registry
@@ -203,6 +209,7 @@ impl TopicRegistry {
         validate_only: bool,
     ) -> Result<Arc<Topic>> {
         validate_topic_name(name)?;
+        self.refuse_in_cluster()?;
         if partitions < 1 {
             return Err(BrokerError::InvalidPartitions(
                 "Number of partitions must be larger than 0.".into(),
@@ -255,6 +262,7 @@ impl TopicRegistry {
 
     /// Grows a topic to `count` partitions.
     pub fn add_partitions(&self, name: &str, count: i32, validate_only: bool) -> Result<()> {
+        self.refuse_in_cluster()?;
         let _change = self.changes.lock();
         let topic = self.get(name).ok_or(BrokerError::UnknownTopicOrPartition)?;
         let current = topic.partitions.len() as i32;
@@ -315,6 +323,63 @@ impl TopicRegistry {
         Ok(())
     }
 
+    /// Cluster mode: makes the topic what the metadata log records, with id `id`, `configs`
+    /// and one partition per entry of `hosted`, whose log is open where this broker holds a
+    /// replica and deleted where it no longer does. A topic of this name with another id
+    /// was deleted and created again meanwhile: its logs go first.
+    pub fn sync_topic(&self, name: &str, id: Uuid, configs: BTreeMap<String, String>, hosted: &[bool]) -> Result<Arc<Topic>> {
+        let configs = TopicConfig::validated(configs)?;
+        let existing = match self.get(name) {
+            Some(topic) if topic.id != id => {
+                self.delete(name)?;
+                None
+            }
+            other => other,
+        };
+        let _change = self.changes.lock();
+        let log_config = configs.log_config(&self.config);
+        let min_isr = configs.min_insync_replicas(&self.config);
+        let reconfigured = existing.as_ref().is_some_and(|t| t.configs != configs);
+        let mut grown = existing.is_none();
+        let mut partitions = Vec::with_capacity(hosted.len());
+        for (index, &host) in hosted.iter().enumerate() {
+            let index = index as i32;
+            let dir = self.partition_dir(name, index);
+            let partition = match existing.as_ref().and_then(|t| t.partition(index)) {
+                Some(partition) => partition.clone(),
+                None => {
+                    grown = true;
+                    Arc::new(Partition::open_replica(name, index, dir.clone(), None, self.config.node_id)?)
+                }
+            };
+            if host && !partition.is_hosted() {
+                claim_partition_dir(&dir, id)?;
+                partition.host(log_config.clone())?;
+            } else if !host && partition.is_hosted() {
+                partition.unhost()?;
+                tracing::info!(topic = name, partition = index, "deleted the replica this broker no longer holds");
+            }
+            if reconfigured {
+                partition.set_config(log_config.clone(), min_isr);
+            }
+            partitions.push(partition);
+        }
+        let topic = match existing {
+            Some(topic) if !grown && !reconfigured => return Ok(topic),
+            _ => Arc::new(Topic {
+                name: name.to_owned(),
+                id,
+                configs,
+                partitions,
+            }),
+        };
+        self.commit(|topics| {
+            topics.by_id.insert(topic.id, topic.name.clone());
+            topics.by_name.insert(topic.name.clone(), topic.clone());
+        })?;
+        Ok(topic)
+    }
+
     /// Every partition of every topic, for background flushing, retention, compaction and shutdown.
     pub fn partitions(&self) -> Vec<Arc<Partition>> {
         self.topics
@@ -341,6 +406,7 @@ impl TopicRegistry {
             topics: next
                 .by_name
                 .values()
+                .filter(|_| !self.cluster)
                 .map(|t| TopicRecord {
                     name: t.name.clone(),
                     id: t.id,
@@ -354,8 +420,21 @@ impl TopicRegistry {
         Ok(())
     }
 
+    /// In a cluster the controller decides topics ([`Self::sync_topic`] follows it); a change
+    /// made here alone would be undone by the next reconciliation.
+    fn refuse_in_cluster(&self) -> Result<()> {
+        match self.cluster {
+            true => Err(BrokerError::InvalidRequest("topics of a cluster change through its controller".into())),
+            false => Ok(()),
+        }
+    }
+
+    fn partition_dir(&self, topic: &str, index: i32) -> PathBuf {
+        self.config.data_dir.join(format!("{topic}-{index}"))
+    }
+
     fn open_partition(&self, topic: &str, index: i32, configs: &TopicConfig) -> Result<Arc<Partition>> {
-        let dir = self.config.data_dir.join(format!("{topic}-{index}"));
+        let dir = self.partition_dir(topic, index);
         let partition = Partition::open(
             topic,
             index,
@@ -366,6 +445,29 @@ impl TopicRegistry {
         )?;
         Ok(Arc::new(partition))
     }
+}
+
+/// Kafka's `partition.metadata` file, naming the topic id a partition directory belongs to.
+const PARTITION_METADATA: &str = "partition.metadata";
+
+/// Makes `dir` a replica directory of topic `id`. A directory left by a deleted topic of
+/// the same name (deleted while this broker was down) holds another id: it is removed, so
+/// that old records never reappear in the new topic.
+fn claim_partition_dir(dir: &std::path::Path, id: Uuid) -> Result<()> {
+    let io = |e: std::io::Error| BrokerError::Storage(samsa_storage::StorageError::from(e));
+    let path = dir.join(PARTITION_METADATA);
+    let wanted = format!("version: 0\ntopic_id: {}\n", id.simple());
+    match std::fs::read_to_string(&path) {
+        Ok(found) if found == wanted => return Ok(()),
+        Ok(_) => {
+            tracing::warn!(dir = %dir.display(), "removing a replica of an earlier topic of the same name");
+            std::fs::remove_dir_all(dir).map_err(io)?;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(e)),
+    }
+    std::fs::create_dir_all(dir).map_err(io)?;
+    std::fs::write(&path, wanted).map_err(io)
 }
 
 fn new_cluster_id() -> String {

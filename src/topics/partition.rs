@@ -15,6 +15,7 @@ use crate::replication::LeaderReplicas;
 
 mod role;
 
+pub use role::{Assignment, IsrProposal, RoleChange};
 use role::Role;
 
 /// The leader epoch of every partition on a single node; in a cluster the controller moves it.
@@ -116,6 +117,7 @@ impl Partition {
                 local: node_id,
                 leader: node_id,
                 epoch: SINGLE_NODE_LEADER_EPOCH,
+                partition_epoch: 0,
                 leading: Some(replicas),
             }),
             progress,
@@ -124,6 +126,63 @@ impl Partition {
             #[cfg(test)]
             syncs: Default::default(),
         })
+    }
+
+    /// A partition of a cluster topic on broker `node_id`, leaderless until the cluster
+    /// metadata gives it a role. Its log is opened only if this broker holds a replica
+    /// (`config` given); otherwise it is there to tell clients where the leader is.
+    pub fn open_replica(topic: &str, index: i32, dir: PathBuf, config: Option<LogConfig>, node_id: i32) -> Result<Partition> {
+        let partition = Partition {
+            topic: topic.to_owned(),
+            index,
+            dir,
+            log: RwLock::new(None),
+            role: Mutex::new(Role {
+                local: node_id,
+                leader: -1,
+                epoch: -1,
+                partition_epoch: -1,
+                leading: None,
+            }),
+            progress: watch::channel(0).0,
+            cleaning: Mutex::new(()),
+            synced: Mutex::new(0),
+            #[cfg(test)]
+            syncs: Default::default(),
+        };
+        if let Some(config) = config {
+            partition.host(config)?;
+        }
+        Ok(partition)
+    }
+
+    /// Whether this broker holds a replica, i.e. the log is open.
+    pub fn is_hosted(&self) -> bool {
+        self.log.read().is_some()
+    }
+
+    /// Opens (recovering) the log of a replica this broker now holds; nothing if it is open.
+    pub fn host(&self, config: LogConfig) -> Result<()> {
+        let mut synced = self.synced.lock();
+        let mut guard = self.log.write();
+        if guard.is_some() {
+            return Ok(());
+        }
+        let log = PartitionLog::open(&self.dir, config)?;
+        *synced = log.log_end_offset();
+        self.progress.send_replace(log.high_watermark());
+        *guard = Some(log);
+        Ok(())
+    }
+
+    /// This broker no longer holds a replica: the log is deleted. Waiting requests learn it
+    /// as NOT_LEADER_OR_FOLLOWER.
+    pub fn unhost(&self) -> Result<()> {
+        self.become_follower(-1, self.leader_epoch());
+        if let Some(log) = self.log.write().take() {
+            log.delete()?;
+        }
+        Ok(())
     }
 
     /// Appends validated batches; on one node the high watermark follows the log end at once.

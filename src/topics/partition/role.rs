@@ -16,8 +16,38 @@ pub(super) struct Role {
     /// The leader as last learnt; -1 when the partition has none.
     pub leader: i32,
     pub epoch: i32,
+    /// The controller's version of this partition's record, quoted in ISR changes.
+    pub partition_epoch: i32,
     /// The leader's bookkeeping of its followers; `None` while following.
     pub leading: Option<LeaderReplicas>,
+}
+
+/// A partition as the cluster metadata records it.
+#[derive(Debug, Clone, Copy)]
+pub struct Assignment<'a> {
+    /// -1: the partition has no leader.
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    pub replicas: &'a [i32],
+    pub isr: &'a [i32],
+}
+
+/// What taking an assignment changed here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoleChange {
+    BecameLeader,
+    BecameFollower,
+    /// Same role and leader epoch; the replicas or the ISR may have changed.
+    Unchanged,
+}
+
+/// An ISR change the leader proposes, quoting the epochs it was computed under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IsrProposal {
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    pub isr: Vec<i32>,
 }
 
 impl Role {
@@ -44,6 +74,57 @@ impl Partition {
             Some(_) => Ok(()),
             None => Err(BrokerError::NotLeaderOrFollower),
         }
+    }
+
+    /// Takes the role `assignment` gives this broker: leader (a new epoch, or the same with
+    /// new replicas or ISR) or follower of another broker. Leading needs the log hosted.
+    pub fn take_assignment(&self, assignment: Assignment<'_>, min_insync_replicas: usize) -> Result<RoleChange> {
+        let local = self.role.lock().local;
+        let change = if assignment.leader == local {
+            let mut guard = self.log.write();
+            let log = guard.as_mut().ok_or(BrokerError::NotLeaderOrFollower)?;
+            let mut role = self.role.lock();
+            if role.leading.is_some() && role.epoch == assignment.leader_epoch {
+                let end = log.log_end_offset();
+                let leading = role.leading()?;
+                leading.set_replicas(assignment.replicas, assignment.isr, end, now_ms());
+                leading.set_min_isr(min_insync_replicas);
+                self.advance_high_watermark(log, &mut role);
+                RoleChange::Unchanged
+            } else {
+                drop(role);
+                drop(guard);
+                self.become_leader(assignment.leader_epoch, assignment.replicas, assignment.isr, min_insync_replicas)?;
+                RoleChange::BecameLeader
+            }
+        } else {
+            let role = self.role.lock();
+            let same = role.leading.is_none() && role.leader == assignment.leader && role.epoch == assignment.leader_epoch;
+            drop(role);
+            if same {
+                RoleChange::Unchanged
+            } else {
+                self.become_follower(assignment.leader, assignment.leader_epoch);
+                RoleChange::BecameFollower
+            }
+        };
+        self.role.lock().partition_epoch = assignment.partition_epoch;
+        Ok(change)
+    }
+
+    /// The ISR change this leader should propose now, if any (see
+    /// [`LeaderReplicas::isr_change`]).
+    pub fn isr_proposal(&self, now_ms: i64, max_lag_ms: i64) -> Option<IsrProposal> {
+        let guard = self.log.read();
+        let end = guard.as_ref()?.log_end_offset();
+        let mut role = self.role.lock();
+        let (leader_epoch, partition_epoch) = (role.epoch, role.partition_epoch);
+        let isr = role.leading.as_mut()?.isr_change(end, now_ms, max_lag_ms)?;
+        Some(IsrProposal {
+            leader_epoch,
+            partition_epoch,
+            isr,
+        })
     }
 
     /// Takes (or keeps) leadership at `epoch` with the replicas and ISR the controller
