@@ -1,13 +1,15 @@
 //! The broker: its shared state, its start-up, its background work, and its shutdown.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use tokio::sync::watch;
 
 use crate::auth::{Authorizer, CredentialStore};
-use crate::cluster::{self, Cluster};
+use crate::cluster::{self, Cluster, CoordinatorHooks, LeadershipChange};
+use crate::group::store::OFFSETS_TOPIC;
+use crate::txn::log::TRANSACTION_STATE_TOPIC;
 use crate::config::Config;
 use crate::group::{self, GroupCoordinator};
 use crate::metrics::{self, Metrics};
@@ -103,6 +105,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         broker.cluster = Some(Cluster::start(&broker.config, quorum).await?);
     }
     let broker = Arc::new(broker);
+    if let Some(cluster) = &broker.cluster {
+        let hooks = Arc::new(CoordinatorLeadership(Arc::downgrade(&broker)));
+        cluster.start_replication(&broker.config, broker.topics.clone(), hooks);
+    }
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let metrics_server = match broker.config.metrics_listen {
         Some(addr) => {
@@ -119,7 +125,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // Groups answer COORDINATOR_LOAD_IN_PROGRESS until the offsets topic is replayed, and
     // transactions until theirs is; half-ended transactions need the groups to finish.
     let loading = broker.clone();
+    // In a cluster the coordinators load what this broker comes to lead.
+    let single_node = broker.cluster.is_none();
     tokio::task::spawn_blocking(move || {
+        if !single_node {
+            return;
+        }
         if let Err(err) = loading.groups.load(loading.topics.clone()) {
             tracing::error!("cannot load consumer groups: {err}");
         }
@@ -157,6 +168,21 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tokio::task::block_in_place(|| broker.close());
     tracing::info!("samsa stopped");
     Ok(())
+}
+
+/// Hands the coordinators the partitions of their topics this broker comes to lead or
+/// stops leading.
+struct CoordinatorLeadership(Weak<Broker>);
+
+impl CoordinatorHooks for CoordinatorLeadership {
+    fn topics(&self) -> &[&str] {
+        &[OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC]
+    }
+
+    fn leadership_changed(&self, change: &LeadershipChange) {
+        let Some(_broker) = self.0.upgrade() else { return };
+        tracing::info!(topic = %change.topic, partition = change.partition, leading = change.leading, "coordinator partition");
+    }
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {

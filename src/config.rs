@@ -159,7 +159,8 @@ pub struct Config {
     pub cluster_id: Option<String>,
     /// Partitions of an auto-created topic, and of CreateTopics with `num_partitions = -1`.
     pub num_partitions: i32,
-    /// Replication factor of CreateTopics with `replication_factor = -1`. Only 1 is possible on one node.
+    /// Replication factor of CreateTopics with `replication_factor = -1` and of auto-created
+    /// topics (`default.replication.factor`). Only 1 is possible on a single node.
     pub default_replication_factor: i16,
     /// Create unknown topics when a client asks for their metadata (Kafka's `auto.create.topics.enable`).
     pub auto_create_topics: bool,
@@ -264,6 +265,22 @@ pub struct Config {
     pub broker_heartbeat_interval_ms: u64,
     /// A broker silent this long is fenced (`broker.session.timeout.ms`).
     pub broker_session_timeout_ms: u64,
+    /// A follower that has not caught up with its leader for this long leaves the ISR
+    /// (`replica.lag.time.max.ms`).
+    pub replica_lag_time_max_ms: u64,
+    /// How long a leader may hold a follower's fetch that finds nothing new
+    /// (`replica.fetch.wait.max.ms`).
+    pub replica_fetch_wait_max_ms: u64,
+    /// Bytes a follower fetches per partition and request (`replica.fetch.max.bytes`).
+    pub replica_fetch_max_bytes: i32,
+    /// Wait after a failed fetch from a leader before trying again (`replica.fetch.backoff.ms`).
+    pub replica_fetch_backoff_ms: u64,
+    /// Replicas of `__consumer_offsets` when it is created in a cluster, at most as many as
+    /// there are brokers (`offsets.topic.replication.factor`).
+    pub offsets_topic_replication_factor: i16,
+    /// Replicas of `__transaction_state` when it is created in a cluster, at most as many as
+    /// there are brokers (`transaction.state.log.replication.factor`).
+    pub transaction_state_replication_factor: i16,
     /// Keys set in the file or on the command line, so DescribeConfigs can tell an
     /// operator's value (STATIC_BROKER_CONFIG) from a built-in default.
     #[serde(skip)]
@@ -325,6 +342,12 @@ impl Default for Config {
             rack: None,
             broker_heartbeat_interval_ms: 2000,
             broker_session_timeout_ms: 9000,
+            replica_lag_time_max_ms: 30_000,
+            replica_fetch_wait_max_ms: 500,
+            replica_fetch_max_bytes: 1_048_576,
+            replica_fetch_backoff_ms: 1000,
+            offsets_topic_replication_factor: 3,
+            transaction_state_replication_factor: 3,
             explicit: BTreeSet::new(),
         }
     }
@@ -391,8 +414,17 @@ impl Config {
         if self.num_partitions < 1 {
             return invalid("num_partitions", "must be at least 1");
         }
-        if self.default_replication_factor != 1 {
+        if self.controller_quorum_voters.is_none() && self.default_replication_factor != 1 {
             return invalid("default_replication_factor", "a single node can only hold 1 replica");
+        }
+        if self.default_replication_factor < 1
+            || self.offsets_topic_replication_factor < 1
+            || self.transaction_state_replication_factor < 1
+        {
+            return invalid("default_replication_factor", "replication factors must be at least 1");
+        }
+        if self.replica_lag_time_max_ms == 0 || self.replica_fetch_max_bytes < 1 {
+            return invalid("replica_lag_time_max_ms", "replica lag time and fetch size must be positive");
         }
         if self.message_max_bytes < 1 {
             return invalid("message_max_bytes", "must be positive");

@@ -3,6 +3,8 @@
 use kafka_protocol::error::ResponseError;
 use samsa_storage::StorageError;
 
+use samsa_metadata::{CommandError, Error as MetadataError};
+
 use crate::auth::AuthError;
 use crate::txn::TxnError;
 
@@ -95,6 +97,11 @@ pub enum BrokerError {
     Auth(#[from] AuthError),
     #[error(transparent)]
     Txn(#[from] TxnError),
+    // Cluster mode (src/cluster).
+    #[error("the partition has no leader right now")]
+    LeaderNotAvailable,
+    #[error(transparent)]
+    Metadata(#[from] MetadataError),
 }
 
 impl BrokerError {
@@ -164,6 +171,27 @@ impl BrokerError {
                 TxnError::TransactionalIdNotFound => E::TransactionalIdNotFound,
             },
             BrokerError::UnstableOffsetCommit => E::UnstableOffsetCommit,
+            BrokerError::LeaderNotAvailable => E::LeaderNotAvailable,
+            BrokerError::Metadata(err) => match err {
+                MetadataError::Command(refused) => match refused {
+                    CommandError::TopicExists(_) | CommandError::TopicIdInUse(_) => E::TopicAlreadyExists,
+                    CommandError::UnknownTopic(_) | CommandError::UnknownPartition { .. } => E::UnknownTopicOrPartition,
+                    CommandError::UnknownBroker(_)
+                    | CommandError::InvalidAssignment(_)
+                    | CommandError::NoAvailableReplica(_) => E::InvalidReplicaAssignment,
+                    CommandError::FencedLeaderEpoch { .. } => E::FencedLeaderEpoch,
+                    CommandError::StalePartitionEpoch { .. } => E::InvalidUpdateVersion,
+                    CommandError::NotLeader { .. } => E::NotLeaderOrFollower,
+                    CommandError::InvalidIsr(_) | CommandError::IneligibleReplica(_) => E::InvalidRequest,
+                    CommandError::StaleIncarnation { .. } | CommandError::StaleBrokerEpoch { .. } => E::StaleBrokerEpoch,
+                    CommandError::NoReassignmentInProgress { .. } => E::NoReassignmentInProgress,
+                },
+                MetadataError::Timeout(_) => E::RequestTimedOut,
+                MetadataError::NotController { .. }
+                | MetadataError::Unavailable(_)
+                | MetadataError::Config(_)
+                | MetadataError::Io(_) => E::NotController,
+            },
             BrokerError::TransactionAbortable => E::TransactionAbortable,
             BrokerError::Auth(err) => match err {
                 AuthError::AuthenticationFailed(_) => E::SaslAuthenticationFailed,

@@ -5,15 +5,18 @@
 //! `quorum_config` reads the configuration, `membership` registers and heartbeats; this module
 //! starts them, answers what clients are told about the cluster, and stops them.
 
+mod isr;
 mod membership;
 mod quorum_config;
+pub mod reconciler;
+mod topics;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use samsa_metadata::state::Broker as RegisteredBroker;
-use samsa_metadata::{Command, MetadataNode};
+use samsa_metadata::{ClusterMetadata, Command, CommandResult, MetadataNode};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -22,7 +25,12 @@ pub use quorum_config::{
 };
 
 use crate::config::Config;
+use crate::replication::follower::FetcherConfig;
+use crate::topics::TopicRegistry;
 use membership::Registration;
+pub use reconciler::{CoordinatorHooks, LeadershipChange};
+pub use topics::{CreatedTopic, NewTopic};
+use reconciler::Reconciler;
 
 /// Where the controller keeps its log, snapshots and vote, inside the data directory.
 const METADATA_DIR: &str = "__cluster_metadata";
@@ -32,7 +40,11 @@ const LEAVE_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct Cluster {
     node: Arc<MetadataNode>,
     broker_id: Option<i32>,
+    /// Told apart from this broker's earlier registrations by it.
+    incarnation: u64,
     membership: Mutex<Option<JoinHandle<()>>>,
+    /// The reconciler and the ISR maintenance, stopped before membership at shutdown.
+    replication: Mutex<Vec<JoinHandle<()>>>,
     stop: watch::Sender<bool>,
 }
 
@@ -52,7 +64,9 @@ impl Cluster {
         let mut cluster = Cluster {
             node: node.clone(),
             broker_id: None,
+            incarnation: incarnation(),
             membership: Mutex::new(None),
+            replication: Mutex::new(Vec::new()),
             stop,
         };
         if quorum.broker {
@@ -62,7 +76,7 @@ impl Cluster {
                 host,
                 port: u16::try_from(port).context("advertised port out of range")?,
                 rack: config.rack.clone(),
-                incarnation: incarnation(),
+                incarnation: cluster.incarnation,
             };
             let every = Duration::from_millis(config.broker_heartbeat_interval_ms);
             let task = tokio::spawn(membership::run(node, me, every, stopped));
@@ -70,6 +84,47 @@ impl Cluster {
             cluster.broker_id = Some(config.node_id);
         }
         Ok(cluster)
+    }
+
+    /// For a broker: starts taking the roles the metadata gives this broker's partitions
+    /// (see [`reconciler`]) and, as a leader, keeping their ISRs.
+    pub fn start_replication(&self, config: &Config, topics: Arc<TopicRegistry>, hooks: Arc<dyn CoordinatorHooks>) {
+        let Some(local) = self.broker_id else { return };
+        let fetcher = FetcherConfig {
+            local_id: local,
+            fetch_wait_max_ms: i32::try_from(config.replica_fetch_wait_max_ms).unwrap_or(i32::MAX),
+            fetch_max_bytes: config.replica_fetch_max_bytes,
+            backoff: Duration::from_millis(config.replica_fetch_backoff_ms),
+        };
+        let reconciler = Reconciler::new(local, topics.clone(), hooks, fetcher);
+        let incarnation = self.incarnation;
+        // Until the registration of this process is applied here, the metadata may still
+        // show this broker leading what it led before it stopped.
+        let registered = move |m: &ClusterMetadata| m.brokers.get(&local).is_some_and(|b| b.incarnation == incarnation);
+        let max_lag = Duration::from_millis(config.replica_lag_time_max_ms);
+        let tasks = [
+            tokio::spawn(reconciler.run(self.node.metadata(), registered, self.stop.subscribe())),
+            tokio::spawn(isr::maintain(self.node.clone(), topics, local, max_lag, self.stop.subscribe())),
+        ];
+        lock(&self.replication).extend(tasks);
+    }
+
+    /// The metadata as applied on this node.
+    pub fn metadata(&self) -> Arc<ClusterMetadata> {
+        self.node.metadata().borrow().clone()
+    }
+
+    /// Commits `command` through the active controller.
+    pub async fn propose(&self, command: Command) -> Result<CommandResult, samsa_metadata::Error> {
+        self.node.propose(command).await
+    }
+
+    /// Waits until this node has applied metadata for which `done` holds, or `timeout`
+    /// passes; a command committed by the leader reaches followers a moment later.
+    pub async fn await_metadata(&self, timeout: Duration, done: impl Fn(&ClusterMetadata) -> bool) -> bool {
+        let mut watch = self.node.metadata();
+        let waiting = async { watch.wait_for(|m| done(m)).await.is_ok() };
+        tokio::time::timeout(timeout, waiting).await.unwrap_or(false)
     }
 
     /// Registered brokers in id order, the fenced ones only when asked for: clients are shown
@@ -97,11 +152,11 @@ impl Cluster {
     /// controller.
     pub async fn shutdown(&self) {
         let _ = self.stop.send(true);
-        let membership = self
-            .membership
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        let replication = std::mem::take(&mut *lock(&self.replication));
+        for task in replication {
+            let _ = task.await;
+        }
+        let membership = lock(&self.membership).take();
         if let Some(task) = membership {
             let _ = task.await;
         }
@@ -118,6 +173,10 @@ impl Cluster {
             tracing::warn!("metadata quorum did not stop cleanly: {e}");
         }
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Microseconds since the Unix epoch: larger at every start unless the clock went back.

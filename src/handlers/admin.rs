@@ -15,6 +15,8 @@ use super::{allowed, str_bytes};
 use crate::auth::acl::CLUSTER_NAME;
 use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
+use crate::cluster::{Cluster, NewTopic};
+use crate::topics::TopicConfig;
 use crate::error::BrokerError;
 use crate::group::store::OFFSETS_TOPIC;
 use crate::network::Session;
@@ -24,7 +26,7 @@ const FIRST_VERSION_WITH_TOPIC_DETAILS: i16 = 5;
 /// DeleteTopics v6 names topics by name or by id.
 const FIRST_DELETE_VERSION_WITH_IDS: i16 = 6;
 
-pub fn create_topics(
+pub async fn create_topics(
     broker: &Broker,
     session: &Session,
     request: CreateTopicsRequest,
@@ -33,75 +35,130 @@ pub fn create_topics(
     // CREATE on the cluster covers every topic; otherwise each topic needs its own.
     let may_create_any = allowed(broker, session, Operation::Create, ResourceType::Cluster, CLUSTER_NAME);
     let duplicates = duplicated(request.topics.iter().map(|t| t.name.as_str()));
-    let topics = first_of_each(request.topics, |t| t.name.to_string())
-        .map(|topic| {
-            let name = topic.name.clone();
-            let result = if duplicates.contains(name.as_str()) {
-                Err(BrokerError::InvalidRequest("Duplicate topic name.".into()))
-            } else if !may_create_any && !allowed(broker, session, Operation::Create, ResourceType::Topic, &name) {
-                Err(AuthError::TopicDenied.into())
-            } else {
-                create_one(broker, topic, request.validate_only)
-            };
-            match result {
-                Ok((id, partitions, configs)) => {
-                    let mut created = CreatableTopicResult::default()
-                        .with_name(name)
-                        .with_error_message(None)
-                        .with_topic_id(id)
-                        .with_num_partitions(partitions)
-                        .with_replication_factor(1);
-                    if version >= FIRST_VERSION_WITH_TOPIC_DETAILS {
-                        created = created.with_configs(Some(configs));
-                    }
-                    created
-                }
-                Err(err) => CreatableTopicResult::default()
-                    .with_name(name)
-                    .with_error_code(err.code())
-                    .with_error_message(err.message().map(str_bytes))
-                    .with_num_partitions(-1)
-                    .with_replication_factor(-1),
+    let mut topics = Vec::new();
+    for topic in first_of_each(request.topics, |t| t.name.to_string()) {
+        let name = topic.name.clone();
+        let result = if duplicates.contains(name.as_str()) {
+            Err(BrokerError::InvalidRequest("Duplicate topic name.".into()))
+        } else if !may_create_any && !allowed(broker, session, Operation::Create, ResourceType::Topic, &name) {
+            Err(AuthError::TopicDenied.into())
+        } else {
+            match &broker.cluster {
+                Some(cluster) => create_in_cluster(broker, cluster, topic, request.validate_only).await,
+                None => create_one(broker, topic, request.validate_only),
             }
-        })
-        .collect();
+        };
+        topics.push(match result {
+            Ok((id, partitions, replication_factor, configs)) => {
+                let mut created = CreatableTopicResult::default()
+                    .with_name(name)
+                    .with_error_message(None)
+                    .with_topic_id(id)
+                    .with_num_partitions(partitions)
+                    .with_replication_factor(replication_factor);
+                if version >= FIRST_VERSION_WITH_TOPIC_DETAILS {
+                    created = created.with_configs(Some(configs));
+                }
+                created
+            }
+            Err(err) => CreatableTopicResult::default()
+                .with_name(name)
+                .with_error_code(err.code())
+                .with_error_message(err.message().map(str_bytes))
+                .with_num_partitions(-1)
+                .with_replication_factor(-1),
+        });
+    }
     CreateTopicsResponse::default().with_topics(topics)
+}
+
+/// What a created topic is: its id, partition count, replication factor and configs.
+type Created = (uuid::Uuid, i32, i16, Vec<CreatableTopicConfigs>);
+
+/// Replica lists of an explicit assignment: given with a partition count or a replication
+/// factor it is refused, and partitions must be numbered 0, 1, ... in order.
+fn explicit_assignment(topic: &CreatableTopic) -> Result<Option<Vec<Vec<i32>>>, BrokerError> {
+    if topic.assignments.is_empty() {
+        return Ok(None);
+    }
+    if topic.num_partitions != -1 || topic.replication_factor != -1 {
+        return Err(BrokerError::InvalidRequest(
+            "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time."
+                .into(),
+        ));
+    }
+    for (i, assignment) in topic.assignments.iter().enumerate() {
+        if assignment.partition_index != i as i32 {
+            return Err(BrokerError::InvalidReplicaAssignment(
+                "Partitions should be a consecutive 0-based integer sequence".into(),
+            ));
+        }
+    }
+    Ok(Some(topic.assignments.iter().map(|a| a.broker_ids.iter().map(|b| b.0).collect()).collect()))
+}
+
+/// Config overrides of a new topic; a null value is refused, as Kafka does.
+fn topic_configs(topic: &CreatableTopic) -> Result<BTreeMap<String, String>, BrokerError> {
+    let mut configs = BTreeMap::new();
+    for config in &topic.configs {
+        let value = config.value.as_ref().ok_or_else(|| {
+            BrokerError::InvalidConfig(format!("Null value not supported for topic configs: {}", config.name.as_str()))
+        })?;
+        configs.insert(config.name.to_string(), value.to_string());
+    }
+    Ok(configs)
+}
+
+fn described_configs(broker: &Broker, configs: &TopicConfig) -> Vec<CreatableTopicConfigs> {
+    configs
+        .entries(&broker.config)
+        .into_iter()
+        .map(|entry| {
+            CreatableTopicConfigs::default()
+                .with_name(str_bytes(entry.name))
+                .with_value(Some(str_bytes(entry.value)))
+                .with_config_source(entry.source.code())
+        })
+        .collect()
+}
+
+async fn create_in_cluster(broker: &Broker, cluster: &Cluster, topic: CreatableTopic, validate_only: bool) -> Result<Created, BrokerError> {
+    let spec = NewTopic {
+        assignment: explicit_assignment(&topic)?,
+        configs: topic_configs(&topic)?,
+        partitions: (topic.num_partitions != -1).then_some(topic.num_partitions),
+        replication_factor: (topic.replication_factor != -1).then_some(topic.replication_factor),
+        name: topic.name.to_string(),
+    };
+    let config = &broker.config;
+    let created = cluster
+        .create_topic(spec, config.num_partitions, config.default_replication_factor, validate_only)
+        .await?;
+    let configs = described_configs(broker, &created.configs);
+    Ok((created.id, created.partitions, created.replication_factor, configs))
 }
 
 fn create_one(
     broker: &Broker,
     topic: CreatableTopic,
     validate_only: bool,
-) -> Result<(uuid::Uuid, i32, Vec<CreatableTopicConfigs>), BrokerError> {
+) -> Result<Created, BrokerError> {
     let node = BrokerId(broker.node_id());
-    let partitions = if topic.assignments.is_empty() {
-        if topic.num_partitions == -1 {
-            broker.config.num_partitions
-        } else {
-            topic.num_partitions
-        }
-    } else {
-        if topic.num_partitions != -1 || topic.replication_factor != -1 {
-            return Err(BrokerError::InvalidRequest(
-                "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time."
-                    .into(),
-            ));
-        }
-        for (i, assignment) in topic.assignments.iter().enumerate() {
-            if assignment.partition_index != i as i32 {
-                return Err(BrokerError::InvalidReplicaAssignment(
-                    "Partitions should be a consecutive 0-based integer sequence".into(),
-                ));
-            }
-            if assignment.broker_ids != [node] {
+    let explicit = explicit_assignment(&topic)?;
+    let partitions = if let Some(assignment) = &explicit {
+        for replicas in assignment {
+            if replicas != &[node.0] {
                 return Err(BrokerError::InvalidReplicaAssignment(format!(
-                    "Replica assignment {:?} names brokers other than the single broker {}",
-                    assignment.broker_ids.iter().map(|b| b.0).collect::<Vec<_>>(),
+                    "Replica assignment {replicas:?} names brokers other than the single broker {}",
                     node.0
                 )));
             }
         }
-        topic.assignments.len() as i32
+        assignment.len() as i32
+    } else if topic.num_partitions == -1 {
+        broker.config.num_partitions
+    } else {
+        topic.num_partitions
     };
     if topic.replication_factor != -1 && topic.replication_factor != 1 {
         if topic.replication_factor < 1 {
@@ -114,29 +171,12 @@ fn create_one(
             topic.replication_factor, topic.replication_factor
         )));
     }
-    let mut configs = BTreeMap::new();
-    for config in topic.configs {
-        let value = config.value.ok_or_else(|| {
-            BrokerError::InvalidConfig(format!("Null value not supported for topic configs: {}", config.name.as_str()))
-        })?;
-        configs.insert(config.name.to_string(), value.to_string());
-    }
+    let configs = topic_configs(&topic)?;
     let created = broker.topics.create(&topic.name, partitions, configs, validate_only)?;
-    let described = created
-        .configs
-        .entries(&broker.config)
-        .into_iter()
-        .map(|entry| {
-            CreatableTopicConfigs::default()
-                .with_name(str_bytes(entry.name))
-                .with_value(Some(str_bytes(entry.value)))
-                .with_config_source(entry.source.code())
-        })
-        .collect();
-    Ok((created.id, partitions, described))
+    Ok((created.id, partitions, 1, described_configs(broker, &created.configs)))
 }
 
-pub fn delete_topics(
+pub async fn delete_topics(
     broker: &Broker,
     session: &Session,
     request: DeleteTopicsRequest,
@@ -154,70 +194,77 @@ pub fn delete_topics(
     };
     // A topic named twice is refused once, and nothing of it is deleted, as Kafka does.
     let duplicates = duplicated(targets.iter().filter_map(|(name, _)| name.as_deref().map(|n| n.as_str())));
-    let responses = first_of_each(targets, |(name, id)| {
-        name.as_ref().map_or_else(|| id.to_string(), |n| n.to_string())
-    })
-    .map(|(name, id)| {
-            if name.as_ref().is_some_and(|n| duplicates.contains(n.as_str())) {
-                let err = BrokerError::InvalidRequest("Duplicate topic name.".into());
-                return DeletableTopicResult::default()
-                    .with_name(name)
-                    .with_error_code(err.code())
-                    .with_error_message(err.message().map(str_bytes));
-            }
-            let topic = match &name {
-                Some(name) if !may_delete(name) => Err(AuthError::TopicDenied.into()),
-                Some(name) => broker.topics.get(name).ok_or(BrokerError::UnknownTopicOrPartition),
-                None => broker
-                    .topics
-                    .get_by_id(id)
-                    .ok_or(BrokerError::UnknownTopicId)
-                    .and_then(|t| if may_delete(&t.name) { Ok(t) } else { Err(AuthError::TopicDenied.into()) }),
-            };
-            let result = topic
-                .and_then(|t| fixed_internal(&t.name, "deleted").map(|_| t))
-                .and_then(|t| broker.topics.delete(&t.name).map(|_| t));
-            match result {
-                Ok(topic) => DeletableTopicResult::default()
-                    .with_name(Some(TopicName(str_bytes(topic.name.clone()))))
-                    .with_topic_id(topic.id),
-                Err(err) => DeletableTopicResult::default()
-                    .with_name(name)
-                    .with_topic_id(id)
-                    .with_error_code(err.code())
-                    .with_error_message(err.message().map(str_bytes)),
-            }
-        })
-        .collect();
+    let mut responses = Vec::new();
+    for (name, id) in first_of_each(targets, |(name, id)| name.as_ref().map_or_else(|| id.to_string(), |n| n.to_string())) {
+        if name.as_ref().is_some_and(|n| duplicates.contains(n.as_str())) {
+            let err = BrokerError::InvalidRequest("Duplicate topic name.".into());
+            responses.push(DeletableTopicResult::default()
+                .with_name(name)
+                .with_error_code(err.code())
+                .with_error_message(err.message().map(str_bytes)));
+            continue;
+        }
+        let topic = match &name {
+            Some(name) if !may_delete(name) => Err(AuthError::TopicDenied.into()),
+            Some(name) => broker.topics.get(name).ok_or(BrokerError::UnknownTopicOrPartition),
+            None => broker
+                .topics
+                .get_by_id(id)
+                .ok_or(BrokerError::UnknownTopicId)
+                .and_then(|t| if may_delete(&t.name) { Ok(t) } else { Err(AuthError::TopicDenied.into()) }),
+        };
+        let topic = topic.and_then(|t| fixed_internal(&t.name, "deleted").map(|_| t));
+        let result = match (topic, &broker.cluster) {
+            (Ok(t), Some(cluster)) => cluster.delete_topic(&t.name).await.map(|_| t),
+            (Ok(t), None) => broker.topics.delete(&t.name).map(|_| t),
+            (Err(err), _) => Err(err),
+        };
+        responses.push(match result {
+            Ok(topic) => DeletableTopicResult::default()
+                .with_name(Some(TopicName(str_bytes(topic.name.clone()))))
+                .with_topic_id(topic.id),
+            Err(err) => DeletableTopicResult::default()
+                .with_name(name)
+                .with_topic_id(id)
+                .with_error_code(err.code())
+                .with_error_message(err.message().map(str_bytes)),
+        });
+    }
     DeleteTopicsResponse::default().with_responses(responses)
 }
 
-pub fn create_partitions(
+pub async fn create_partitions(
     broker: &Broker,
     session: &Session,
     request: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
     let duplicates = duplicated(request.topics.iter().map(|t| t.name.as_str()));
-    let results = first_of_each(request.topics, |t| t.name.to_string())
-        .map(|topic| {
-            let result = if duplicates.contains(topic.name.as_str()) {
-                Err(BrokerError::InvalidRequest("Duplicate topic in request.".into()))
-            } else if !allowed(broker, session, Operation::Alter, ResourceType::Topic, &topic.name) {
-                Err(AuthError::TopicDenied.into())
-            } else {
-                fixed_internal(&topic.name, "given more partitions")
-                    .and_then(|_| check_assignments(broker, &topic.name, topic.count, topic.assignments.as_deref()))
-                    .and_then(|_| broker.topics.add_partitions(&topic.name, topic.count, request.validate_only))
-            };
-            let response = CreatePartitionsTopicResult::default().with_name(topic.name);
-            match result {
-                Ok(()) => response,
-                Err(err) => response
-                    .with_error_code(err.code())
-                    .with_error_message(err.message().map(str_bytes)),
-            }
-        })
-        .collect();
+    let mut results = Vec::new();
+    for topic in first_of_each(request.topics, |t| t.name.to_string()) {
+        let result = if duplicates.contains(topic.name.as_str()) {
+            Err(BrokerError::InvalidRequest("Duplicate topic in request.".into()))
+        } else if !allowed(broker, session, Operation::Alter, ResourceType::Topic, &topic.name) {
+            Err(AuthError::TopicDenied.into())
+        } else if let Err(err) = fixed_internal(&topic.name, "given more partitions") {
+            Err(err)
+        } else if let Some(cluster) = &broker.cluster {
+            let assignment = topic
+                .assignments
+                .as_ref()
+                .map(|a| a.iter().map(|p| p.broker_ids.iter().map(|b| b.0).collect()).collect());
+            cluster.create_partitions(&topic.name, topic.count, assignment, request.validate_only).await
+        } else {
+            check_assignments(broker, &topic.name, topic.count, topic.assignments.as_deref())
+                .and_then(|_| broker.topics.add_partitions(&topic.name, topic.count, request.validate_only))
+        };
+        let response = CreatePartitionsTopicResult::default().with_name(topic.name);
+        results.push(match result {
+            Ok(()) => response,
+            Err(err) => response
+                .with_error_code(err.code())
+                .with_error_message(err.message().map(str_bytes)),
+        });
+    }
     CreatePartitionsResponse::default().with_results(results)
 }
 

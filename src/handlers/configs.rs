@@ -137,17 +137,15 @@ struct Change {
 }
 
 /// IncrementalAlterConfigs: SET, DELETE, APPEND or SUBTRACT single topic configs.
-pub fn incremental_alter(
+pub async fn incremental_alter(
     broker: &Broker,
     session: &Session,
     request: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
-    let duplicates = duplicated(request.resources.iter().map(|r| (r.resource_type, r.resource_name.to_string())));
-    let responses = request
+    let resources = request
         .resources
         .into_iter()
         .map(|resource| {
-            let key = (resource.resource_type, resource.resource_name.to_string());
             let changes = resource
                 .configs
                 .into_iter()
@@ -157,15 +155,16 @@ pub fn incremental_alter(
                     value: c.value.map(|v| v.to_string()),
                 })
                 .collect();
-            let result = if duplicates.contains(&key) {
-                Err(BrokerError::InvalidRequest("Error due to duplicate resources in the request".into()))
-            } else {
-                alter_one(broker, session, &key, changes, false, request.validate_only)
-            };
-            let (code, message) = outcome(result, &key.1);
+            ((resource.resource_type, resource.resource_name.to_string()), changes)
+        })
+        .collect();
+    let responses = alter_all(broker, session, resources, false, request.validate_only)
+        .await
+        .into_iter()
+        .map(|((kind, name), code, message)| {
             incremental_alter_configs_response::AlterConfigsResourceResponse::default()
-                .with_resource_type(key.0)
-                .with_resource_name(str_bytes(key.1))
+                .with_resource_type(kind)
+                .with_resource_name(str_bytes(name))
                 .with_error_code(code)
                 .with_error_message(message)
         })
@@ -174,13 +173,11 @@ pub fn incremental_alter(
 }
 
 /// AlterConfigs (legacy): the given configs replace all of a topic's overrides.
-pub fn alter(broker: &Broker, session: &Session, request: AlterConfigsRequest) -> AlterConfigsResponse {
-    let duplicates = duplicated(request.resources.iter().map(|r| (r.resource_type, r.resource_name.to_string())));
-    let responses = request
+pub async fn alter(broker: &Broker, session: &Session, request: AlterConfigsRequest) -> AlterConfigsResponse {
+    let resources = request
         .resources
         .into_iter()
         .map(|resource| {
-            let key = (resource.resource_type, resource.resource_name.to_string());
             let changes = resource
                 .configs
                 .into_iter()
@@ -190,20 +187,45 @@ pub fn alter(broker: &Broker, session: &Session, request: AlterConfigsRequest) -
                     value: c.value.map(|v| v.to_string()),
                 })
                 .collect();
-            let result = if duplicates.contains(&key) {
-                Err(BrokerError::InvalidRequest("Error due to duplicate resources in the request".into()))
-            } else {
-                alter_one(broker, session, &key, changes, true, request.validate_only)
-            };
-            let (code, message) = outcome(result, &key.1);
+            ((resource.resource_type, resource.resource_name.to_string()), changes)
+        })
+        .collect();
+    let responses = alter_all(broker, session, resources, true, request.validate_only)
+        .await
+        .into_iter()
+        .map(|((kind, name), code, message)| {
             alter_configs_response::AlterConfigsResourceResponse::default()
-                .with_resource_type(key.0)
-                .with_resource_name(str_bytes(key.1))
+                .with_resource_type(kind)
+                .with_resource_name(str_bytes(name))
                 .with_error_code(code)
                 .with_error_message(message)
         })
         .collect();
     AlterConfigsResponse::default().with_responses(responses)
+}
+
+type Resource = (i8, String);
+
+/// Each resource's outcome, in request order; a resource named twice is refused both times.
+async fn alter_all(
+    broker: &Broker,
+    session: &Session,
+    resources: Vec<(Resource, Vec<Change>)>,
+    replace: bool,
+    validate_only: bool,
+) -> Vec<(Resource, i16, Option<kafka_protocol::protocol::StrBytes>)> {
+    let duplicates = duplicated(resources.iter().map(|(key, _)| key.clone()));
+    let mut outcomes = Vec::with_capacity(resources.len());
+    for (key, changes) in resources {
+        let result = if duplicates.contains(&key) {
+            Err(BrokerError::InvalidRequest("Error due to duplicate resources in the request".into()))
+        } else {
+            alter_one(broker, session, &key, changes, replace, validate_only).await
+        };
+        let (code, message) = outcome(result, &key.1);
+        outcomes.push((key, code, message));
+    }
+    outcomes
 }
 
 fn outcome(result: Result<(), BrokerError>, name: &str) -> (i16, Option<kafka_protocol::protocol::StrBytes>) {
@@ -224,7 +246,7 @@ fn duplicated<T: Ord + Clone>(keys: impl Iterator<Item = T>) -> BTreeSet<T> {
 
 /// Checks and applies one resource's changes. `replace` starts from no overrides (legacy
 /// AlterConfigs) instead of the topic's current ones.
-fn alter_one(
+async fn alter_one(
     broker: &Broker,
     session: &Session,
     (kind, name): &(i8, String),
@@ -251,7 +273,10 @@ fn alter_one(
             let topic = broker.topics.get(name).ok_or(BrokerError::UnknownTopicOrPartition)?;
             let base = if replace { BTreeMap::new() } else { topic.configs.0.clone() };
             let configs = apply(base, &topic.configs, broker, changes)?;
-            broker.topics.alter_configs(name, configs, validate_only)
+            match &broker.cluster {
+                Some(cluster) => cluster.alter_topic_configs(name, configs, validate_only).await,
+                None => broker.topics.alter_configs(name, configs, validate_only),
+            }
         }
         RESOURCE_BROKER if !may(ResourceType::Cluster, CLUSTER_NAME) => Err(AuthError::ClusterDenied.into()),
         RESOURCE_BROKER => {

@@ -4,6 +4,10 @@ use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use std::sync::Arc;
+
+use samsa_metadata::state::Topic as TopicRecord;
+use samsa_metadata::ClusterMetadata;
 use uuid::Uuid;
 
 use super::cluster::{controller_id, visible_brokers};
@@ -14,6 +18,7 @@ use crate::broker::Broker;
 use crate::error::BrokerError;
 use crate::group::store::OFFSETS_TOPIC;
 use crate::network::Session;
+use crate::cluster::NewTopic;
 use crate::topics::Topic;
 
 /// What the request lets this handler do, and who asks.
@@ -22,6 +27,71 @@ struct Context<'a> {
     session: &'a Session,
     may_create: bool,
     want_operations: bool,
+    /// In a cluster, the metadata as this node had applied it when the request came.
+    cluster: Option<Arc<ClusterMetadata>>,
+}
+
+/// A topic as Metadata describes it, from the local registry or the cluster metadata.
+struct TopicView {
+    name: String,
+    id: Uuid,
+    partitions: Vec<PartitionView>,
+}
+
+struct PartitionView {
+    index: i32,
+    /// -1: none (LEADER_NOT_AVAILABLE).
+    leader: i32,
+    leader_epoch: i32,
+    replicas: Vec<i32>,
+    isr: Vec<i32>,
+    /// Replicas on brokers that are not up (fenced or unregistered).
+    offline: Vec<i32>,
+}
+
+impl TopicView {
+    /// A single node leads, and is every replica of, every partition.
+    fn local(topic: &Topic, node: i32) -> TopicView {
+        let partitions = topic
+            .partitions
+            .iter()
+            .map(|p| PartitionView {
+                index: p.index,
+                leader: node,
+                leader_epoch: p.leader_epoch(),
+                replicas: vec![node],
+                isr: vec![node],
+                offline: Vec::new(),
+            })
+            .collect();
+        TopicView {
+            name: topic.name.clone(),
+            id: topic.id,
+            partitions,
+        }
+    }
+
+    fn in_cluster(topic: &TopicRecord, metadata: &ClusterMetadata) -> TopicView {
+        let up = |id: &i32| metadata.brokers.get(id).is_some_and(|b| !b.fenced);
+        let partitions = topic
+            .partitions
+            .iter()
+            .enumerate()
+            .map(|(index, p)| PartitionView {
+                index: index as i32,
+                leader: p.leader,
+                leader_epoch: p.leader_epoch,
+                replicas: p.replicas.clone(),
+                isr: p.isr.clone(),
+                offline: p.replicas.iter().copied().filter(|r| !up(r)).collect(),
+            })
+            .collect();
+        TopicView {
+            name: topic.name.clone(),
+            id: Uuid::from_bytes(topic.id),
+            partitions,
+        }
+    }
 }
 
 impl Context<'_> {
@@ -33,18 +103,71 @@ impl Context<'_> {
         authorized_operations(self.broker, self.session, self.want_operations, ResourceType::Topic, topic)
     }
 
-    fn describe(&self, topic: &Topic) -> MetadataResponseTopic {
-        describe(self.broker, topic, self.operations(&topic.name))
+    fn describe(&self, topic: &TopicView) -> MetadataResponseTopic {
+        describe(topic, self.operations(&topic.name))
+    }
+
+    fn all_topics(&self) -> Vec<TopicView> {
+        match &self.cluster {
+            Some(m) => m.topics.values().map(|t| TopicView::in_cluster(t, m)).collect(),
+            None => {
+                let node = self.broker.node_id();
+                self.broker.topics.all().iter().map(|t| TopicView::local(t, node)).collect()
+            }
+        }
+    }
+
+    fn topic(&self, name: &str) -> Option<TopicView> {
+        match &self.cluster {
+            Some(m) => m.topics.get(name).map(|t| TopicView::in_cluster(t, m)),
+            None => self.broker.topics.get(name).map(|t| TopicView::local(&t, self.broker.node_id())),
+        }
+    }
+
+    fn topic_by_id(&self, id: Uuid) -> Option<TopicView> {
+        match &self.cluster {
+            Some(m) => {
+                let wanted = *id.as_bytes();
+                m.topics.values().find(|t| t.id == wanted).map(|t| TopicView::in_cluster(t, m))
+            }
+            None => self.broker.topics.get_by_id(id).map(|t| TopicView::local(&t, self.broker.node_id())),
+        }
+    }
+
+    /// Auto-creation with the broker's defaults; `Ok(None)`: created, not yet known here.
+    async fn create(&self, name: &str) -> Result<Option<TopicView>, BrokerError> {
+        let broker = self.broker;
+        let Some(cluster) = &broker.cluster else {
+            let created = broker.topics.create(name, broker.config.num_partitions, Default::default(), false);
+            return match created {
+                Ok(topic) => Ok(Some(TopicView::local(&topic, broker.node_id()))),
+                // Another request created it between our lookup and our create.
+                Err(BrokerError::TopicAlreadyExists(_)) => Ok(self.topic(name)),
+                Err(err) => Err(err),
+            };
+        };
+        let spec = NewTopic {
+            name: name.to_owned(),
+            ..NewTopic::default()
+        };
+        let config = &broker.config;
+        match cluster.create_topic(spec, config.num_partitions, config.default_replication_factor, false).await {
+            Ok(_) | Err(BrokerError::TopicAlreadyExists(_)) => {}
+            Err(err) => return Err(err),
+        }
+        let metadata = cluster.metadata();
+        Ok(metadata.topics.get(name).map(|t| TopicView::in_cluster(t, &metadata)))
     }
 }
 
-pub fn handle(broker: &Broker, session: &Session, request: MetadataRequest, version: i16) -> MetadataResponse {
+pub async fn handle(broker: &Broker, session: &Session, request: MetadataRequest, version: i16) -> MetadataResponse {
     // v0 has no null: an empty list meant "all topics" until v1 gave it its own meaning.
     let wanted = match request.topics {
         Some(topics) if !(version == 0 && topics.is_empty()) => Some(topics),
         _ => None,
     };
     let cx = Context {
+        cluster: broker.cluster.as_ref().map(|c| c.metadata()),
         broker,
         session,
         // Before v4 the request had no flag and auto-creation was always allowed.
@@ -53,21 +176,23 @@ pub fn handle(broker: &Broker, session: &Session, request: MetadataRequest, vers
     };
     let topics: Vec<MetadataResponseTopic> = match wanted {
         // Listing all topics shows only those the client may describe.
-        None => broker
-            .topics
-            .all()
-            .iter()
-            .filter(|topic| cx.may(Operation::Describe, &topic.name))
-            .map(|topic| cx.describe(topic))
-            .collect(),
-        Some(wanted) => wanted
+        None => cx
+            .all_topics()
             .into_iter()
-            // Since v10 a topic may be named by id; a non-zero id wins over the name.
-            .map(|t| match t.name {
-                Some(name) if t.topic_id.is_nil() => by_name(&cx, name),
-                _ => by_id(&cx, t.topic_id),
-            })
+            .filter(|topic| cx.may(Operation::Describe, &topic.name))
+            .map(|topic| cx.describe(&topic))
             .collect(),
+        Some(wanted) => {
+            let mut answers = Vec::with_capacity(wanted.len());
+            for t in wanted {
+                // Since v10 a topic may be named by id; a non-zero id wins over the name.
+                answers.push(match t.name {
+                    Some(name) if t.topic_id.is_nil() => by_name(&cx, name).await,
+                    _ => by_id(&cx, t.topic_id),
+                });
+            }
+            answers
+        }
     };
     // Clients skip internal topics when they subscribe by pattern; v0 has no such flag.
     let topics: Vec<MetadataResponseTopic> = topics
@@ -103,7 +228,7 @@ pub fn handle(broker: &Broker, session: &Session, request: MetadataRequest, vers
         .with_cluster_authorized_operations(cluster_operations)
 }
 
-fn by_name(cx: &Context<'_>, name: TopicName) -> MetadataResponseTopic {
+async fn by_name(cx: &Context<'_>, name: TopicName) -> MetadataResponseTopic {
     let failed = |err: BrokerError| {
         MetadataResponseTopic::default()
             .with_name(Some(name.clone()))
@@ -114,7 +239,7 @@ fn by_name(cx: &Context<'_>, name: TopicName) -> MetadataResponseTopic {
         return failed(AuthError::TopicDenied.into());
     }
     let broker = cx.broker;
-    if let Some(topic) = broker.topics.get(&name) {
+    if let Some(topic) = cx.topic(&name) {
         return cx.describe(&topic);
     }
     if !cx.may_create {
@@ -125,19 +250,10 @@ fn by_name(cx: &Context<'_>, name: TopicName) -> MetadataResponseTopic {
     if !may_create {
         return failed(AuthError::TopicDenied.into());
     }
-    let created = broker.topics.create(
-        &name,
-        broker.config.num_partitions,
-        Default::default(),
-        false,
-    );
-    match created {
-        Ok(topic) => cx.describe(&topic),
-        // Another request created it between our lookup and our create.
-        Err(BrokerError::TopicAlreadyExists(_)) => match broker.topics.get(&name) {
-            Some(topic) => cx.describe(&topic),
-            None => failed(BrokerError::UnknownTopicOrPartition),
-        },
+    match cx.create(&name).await {
+        Ok(Some(topic)) => cx.describe(&topic),
+        // Kafka answers a topic it is still creating so; the client asks again.
+        Ok(None) => failed(BrokerError::LeaderNotAvailable),
         Err(err) => failed(err),
     }
 }
@@ -150,15 +266,15 @@ fn by_id(cx: &Context<'_>, id: Uuid) -> MetadataResponseTopic {
             .with_error_code(err.code())
             .with_topic_authorized_operations(cx.operations(name))
     };
-    match cx.broker.topics.get_by_id(id) {
+    match cx.topic_by_id(id) {
         Some(topic) if cx.may(Operation::Describe, &topic.name) => cx.describe(&topic),
         Some(topic) => failed(AuthError::TopicDenied.into(), &topic.name),
         None => failed(BrokerError::UnknownTopicId, ""),
     }
 }
 
-fn describe(broker: &Broker, topic: &Topic, operations: i32) -> MetadataResponseTopic {
-    let node = BrokerId(broker.node_id());
+fn describe(topic: &TopicView, operations: i32) -> MetadataResponseTopic {
+    let ids = |ids: &[i32]| ids.iter().map(|&id| BrokerId(id)).collect::<Vec<_>>();
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(str_bytes(topic.name.clone()))))
         .with_topic_id(topic.id)
@@ -168,12 +284,15 @@ fn describe(broker: &Broker, topic: &Topic, operations: i32) -> MetadataResponse
                 .partitions
                 .iter()
                 .map(|p| {
+                    let error = if p.leader < 0 { BrokerError::LeaderNotAvailable.code() } else { 0 };
                     MetadataResponsePartition::default()
+                        .with_error_code(error)
                         .with_partition_index(p.index)
-                        .with_leader_id(node)
-                        .with_leader_epoch(p.leader_epoch())
-                        .with_replica_nodes(vec![node])
-                        .with_isr_nodes(vec![node])
+                        .with_leader_id(BrokerId(p.leader))
+                        .with_leader_epoch(p.leader_epoch)
+                        .with_replica_nodes(ids(&p.replicas))
+                        .with_isr_nodes(ids(&p.isr))
+                        .with_offline_replicas(ids(&p.offline))
                 })
                 .collect(),
         )

@@ -41,28 +41,28 @@ pub async fn handle(broker: &Arc<Broker>, session: &mut Session, request: Reques
         RequestKind::SaslAuthenticate(req) => {
             ResponseKind::SaslAuthenticate(sasl::authenticate(broker, session, req))
         }
-        RequestKind::Metadata(req) => ResponseKind::Metadata(metadata::handle(broker, session, req, version)),
+        RequestKind::Metadata(req) => ResponseKind::Metadata(metadata::handle(broker, session, req, version).await),
         RequestKind::Produce(req) => ResponseKind::Produce(produce::handle(broker, session, req, version).await),
         RequestKind::Fetch(req) => ResponseKind::Fetch(fetch::handle(broker, session, req, version).await),
         RequestKind::ListOffsets(req) => {
             ResponseKind::ListOffsets(list_offsets::handle(broker, session, req, version))
         }
         RequestKind::CreateTopics(req) => {
-            ResponseKind::CreateTopics(admin::create_topics(broker, session, req, version))
+            ResponseKind::CreateTopics(admin::create_topics(broker, session, req, version).await)
         }
         RequestKind::DeleteTopics(req) => {
-            ResponseKind::DeleteTopics(admin::delete_topics(broker, session, req, version))
+            ResponseKind::DeleteTopics(admin::delete_topics(broker, session, req, version).await)
         }
         RequestKind::CreatePartitions(req) => {
-            ResponseKind::CreatePartitions(admin::create_partitions(broker, session, req))
+            ResponseKind::CreatePartitions(admin::create_partitions(broker, session, req).await)
         }
         RequestKind::DescribeConfigs(req) => {
             ResponseKind::DescribeConfigs(configs::describe(broker, session, req, version))
         }
         RequestKind::IncrementalAlterConfigs(req) => {
-            ResponseKind::IncrementalAlterConfigs(configs::incremental_alter(broker, session, req))
+            ResponseKind::IncrementalAlterConfigs(configs::incremental_alter(broker, session, req).await)
         }
-        RequestKind::AlterConfigs(req) => ResponseKind::AlterConfigs(configs::alter(broker, session, req)),
+        RequestKind::AlterConfigs(req) => ResponseKind::AlterConfigs(configs::alter(broker, session, req).await),
         RequestKind::DeleteRecords(req) => ResponseKind::DeleteRecords(delete_records::handle(broker, session, req)),
         RequestKind::FindCoordinator(req) => {
             ResponseKind::FindCoordinator(group::find_coordinator(broker, session, req, version))

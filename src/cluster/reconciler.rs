@@ -1,0 +1,254 @@
+//! Turns the applied cluster metadata into this broker's partitions: a log for every replica
+//! it holds, the role each partition's record gives it (leader at an epoch, or follower of
+//! a leader), one replica fetcher per leader it follows, and word to the coordinators when
+//! it gains or loses leadership of a partition of their internal topics.
+//!
+//! Every change of the metadata is reconciled as a whole, so a missed intermediate state
+//! does no harm: only the latest one counts.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use samsa_metadata::state::{BrokerId, Topic as TopicRecord};
+use samsa_metadata::ClusterMetadata;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use crate::replication::follower::{replicate, FetcherConfig};
+use crate::topics::{Assignment, Partition, RoleChange, TopicRegistry};
+
+/// A partition of an internal topic whose leadership moved to or from this broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeadershipChange {
+    pub topic: String,
+    pub partition: i32,
+    pub leading: bool,
+}
+
+/// Told of every [`LeadershipChange`] of the coordinators' topics, in order.
+pub trait CoordinatorHooks: Send + Sync {
+    fn leadership_changed(&self, change: &LeadershipChange);
+    /// The topics whose leadership changes are of interest.
+    fn topics(&self) -> &[&str];
+}
+
+/// The partitions followed from one leader, each at the leader epoch it follows; a change
+/// of the set restarts the fetcher, which checks every replica against the leader again.
+type Followed = BTreeSet<(String, i32, i32)>;
+
+struct Fetcher {
+    address: String,
+    followed: Followed,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+pub struct Reconciler {
+    local: BrokerId,
+    topics: Arc<TopicRegistry>,
+    hooks: Arc<dyn CoordinatorHooks>,
+    fetcher_config: FetcherConfig,
+    fetchers: BTreeMap<BrokerId, Fetcher>,
+    /// Internal-topic partitions this broker leads, to report only real changes.
+    coordinating: BTreeSet<(String, i32)>,
+}
+
+impl Reconciler {
+    pub fn new(
+        local: BrokerId,
+        topics: Arc<TopicRegistry>,
+        hooks: Arc<dyn CoordinatorHooks>,
+        fetcher_config: FetcherConfig,
+    ) -> Reconciler {
+        Reconciler {
+            local,
+            topics,
+            hooks,
+            fetcher_config,
+            fetchers: BTreeMap::new(),
+            coordinating: BTreeSet::new(),
+        }
+    }
+
+    /// Reconciles every metadata change until `shutdown`; then stops the fetchers. Nothing
+    /// is done before `ready` holds for the metadata: a restarted broker must first see its
+    /// own registration, which took away the leaderships it had before it stopped.
+    pub async fn run(
+        mut self,
+        mut metadata: watch::Receiver<Arc<ClusterMetadata>>,
+        ready: impl Fn(&ClusterMetadata) -> bool,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        loop {
+            let current = metadata.borrow_and_update().clone();
+            if ready(&current) {
+                self.reconcile(current).await;
+            }
+            tokio::select! {
+                changed = metadata.changed() => if changed.is_err() { break },
+                _ = shutdown.changed() => break,
+            }
+        }
+        for (_, fetcher) in std::mem::take(&mut self.fetchers) {
+            fetcher.stop_and_wait().await;
+        }
+    }
+
+    async fn reconcile(&mut self, metadata: Arc<ClusterMetadata>) {
+        let topics = self.topics.clone();
+        let local = self.local;
+        let snapshot = metadata.clone();
+        // Opening, recovering and deleting logs is blocking file work.
+        let outcome = tokio::task::spawn_blocking(move || apply_topics(&topics, local, &snapshot)).await;
+        let applied = match outcome {
+            Ok(applied) => applied,
+            Err(err) => {
+                tracing::error!("reconciling the cluster metadata failed: {err}");
+                return;
+            }
+        };
+        self.report_leadership(&applied.leading);
+        self.restart_fetchers(&metadata, applied.followed).await;
+    }
+
+    fn report_leadership(&mut self, leading: &BTreeSet<(String, i32)>) {
+        let watched: BTreeSet<(String, i32)> = leading
+            .iter()
+            .filter(|(topic, _)| self.hooks.topics().contains(&topic.as_str()))
+            .cloned()
+            .collect();
+        for (topic, partition) in self.coordinating.difference(&watched) {
+            let change = LeadershipChange { topic: topic.clone(), partition: *partition, leading: false };
+            self.hooks.leadership_changed(&change);
+        }
+        for (topic, partition) in watched.difference(&self.coordinating) {
+            let change = LeadershipChange { topic: topic.clone(), partition: *partition, leading: true };
+            self.hooks.leadership_changed(&change);
+        }
+        self.coordinating = watched;
+    }
+
+    async fn restart_fetchers(&mut self, metadata: &ClusterMetadata, wanted: BTreeMap<BrokerId, Vec<(String, Arc<Partition>, i32)>>) {
+        let address_of = |id: &BrokerId| metadata.brokers.get(id).map(|b| format!("{}:{}", b.host, b.port));
+        let stale: Vec<BrokerId> = self
+            .fetchers
+            .iter()
+            .filter(|(leader, fetcher)| {
+                let followed = wanted.get(leader).map(|ps| followed_set(ps));
+                followed.as_ref() != Some(&fetcher.followed) || address_of(leader).as_ref() != Some(&fetcher.address)
+            })
+            .map(|(leader, _)| *leader)
+            .collect();
+        for leader in stale {
+            if let Some(fetcher) = self.fetchers.remove(&leader) {
+                fetcher.stop_and_wait().await;
+            }
+        }
+        for (leader, partitions) in wanted {
+            if self.fetchers.contains_key(&leader) {
+                continue;
+            }
+            let Some(address) = address_of(&leader) else {
+                tracing::warn!(leader, "the leader of followed partitions is not registered");
+                continue;
+            };
+            let followed = followed_set(&partitions);
+            let (stop, stopped) = watch::channel(false);
+            let replicas = partitions.into_iter().map(|(topic, partition, _)| (topic, partition)).collect();
+            let task = tokio::spawn(replicate(self.fetcher_config.clone(), address.clone(), replicas, stopped));
+            tracing::debug!(leader, %address, partitions = followed.len(), "replica fetcher started");
+            self.fetchers.insert(leader, Fetcher { address, followed, stop, task });
+        }
+    }
+}
+
+impl Fetcher {
+    async fn stop_and_wait(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+fn followed_set(partitions: &[(String, Arc<Partition>, i32)]) -> Followed {
+    partitions
+        .iter()
+        .map(|(topic, partition, epoch)| (topic.clone(), partition.index, *epoch))
+        .collect()
+}
+
+/// What applying the topics left to do outside the blocking pool.
+#[derive(Default)]
+struct Applied {
+    /// Per leader, the replicas this broker follows and the leader epoch it follows at.
+    followed: BTreeMap<BrokerId, Vec<(String, Arc<Partition>, i32)>>,
+    /// Every partition this broker leads.
+    leading: BTreeSet<(String, i32)>,
+}
+
+/// Brings the registry in line with the metadata's topics and takes each partition's role.
+/// A partition that fails is logged and left; the next change tries it again.
+fn apply_topics(registry: &TopicRegistry, local: BrokerId, metadata: &ClusterMetadata) -> Applied {
+    let mut applied = Applied::default();
+    for record in metadata.topics.values() {
+        if let Err(err) = apply_topic(registry, local, record, &mut applied) {
+            tracing::error!(topic = %record.name, "cannot take the topic's assignment: {err}");
+        }
+    }
+    for topic in registry.all() {
+        if !metadata.topics.contains_key(&topic.name) {
+            match registry.delete(&topic.name) {
+                Ok(()) => tracing::info!(topic = %topic.name, "deleted the replicas of a deleted topic"),
+                Err(err) => tracing::error!(topic = %topic.name, "cannot delete the replicas of a deleted topic: {err}"),
+            }
+        }
+    }
+    applied
+}
+
+fn apply_topic(registry: &TopicRegistry, local: BrokerId, record: &TopicRecord, applied: &mut Applied) -> crate::error::Result<()> {
+    let hosted: Vec<bool> = record.partitions.iter().map(|p| p.replicas.contains(&local)).collect();
+    let topic = registry.sync_topic(&record.name, Uuid::from_bytes(record.id), record.configs.clone(), &hosted)?;
+    let min_isr = topic.configs.min_insync_replicas(registry.broker_config());
+    for (p, partition) in record.partitions.iter().zip(&topic.partitions) {
+        let assignment = Assignment {
+            leader: p.leader,
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch,
+            replicas: &p.replicas,
+            isr: &p.isr,
+        };
+        if !partition.is_hosted() {
+            // Not a replica here: remember the leader, to point clients at it.
+            partition.take_assignment(assignment, min_isr)?;
+            continue;
+        }
+        match partition.take_assignment(assignment, min_isr) {
+            Ok(RoleChange::BecameLeader) => {
+                tracing::info!(topic = %record.name, partition = partition.index, epoch = p.leader_epoch, "leading")
+            }
+            Ok(RoleChange::BecameFollower) => tracing::info!(
+                topic = %record.name,
+                partition = partition.index,
+                leader = p.leader,
+                epoch = p.leader_epoch,
+                "following"
+            ),
+            Ok(RoleChange::Unchanged) => {}
+            Err(err) => {
+                tracing::error!(topic = %record.name, partition = partition.index, "cannot take the partition's role: {err}");
+                continue;
+            }
+        }
+        if p.leader == local {
+            applied.leading.insert((record.name.clone(), partition.index));
+        } else if p.leader >= 0 {
+            applied
+                .followed
+                .entry(p.leader)
+                .or_default()
+                .push((record.name.clone(), partition.clone(), p.leader_epoch));
+        }
+    }
+    Ok(())
+}
