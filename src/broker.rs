@@ -268,7 +268,10 @@ fn clean_due_partitions(broker: &Broker) {
 /// Session expiry and rebalance deadlines of every group, and offset retention.
 async fn group_timers(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(group::TICK);
-    let mut expiry = tokio::time::interval(Duration::from_millis(broker.config.offsets_retention_check_interval_ms.max(1)));
+    // The first expiry comes one interval after start, as in Kafka, not while the first
+    // clients are joining.
+    let every = Duration::from_millis(broker.config.offsets_retention_check_interval_ms.max(1));
+    let mut expiry = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     loop {
         tokio::select! {
             _ = tick.tick() => broker.groups.tick(),

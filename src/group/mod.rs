@@ -445,7 +445,9 @@ impl GroupCoordinator {
                 }
                 tracing::info!(group = %group.id, partitions = expired.len(), "expired committed offsets");
             }
-            if empty && group.offsets.is_empty() && group.pending.is_empty() {
+            // A member between MEMBER_ID_REQUIRED and its second JoinGroup keeps the group.
+            let joining = !group.pending_members.is_empty();
+            if empty && !joining && group.offsets.is_empty() && group.pending.is_empty() {
                 if let Err(err) = self.drop_group(store, &mut group) {
                     tracing::error!(group = %group.id, "cannot remove empty group: {err}");
                 }

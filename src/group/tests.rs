@@ -267,20 +267,26 @@ fn a_leader_rejoining_before_it_assigned_gets_the_members_again() {
     assert_eq!(h.group.state, GroupState::CompletingRebalance);
 }
 
-/// The expiry drops an empty group under its lock. A JoinGroup that looked the group up
-/// just before must not answer COORDINATOR_NOT_AVAILABLE for it: it joins a new group.
-#[test]
-fn a_join_racing_the_expiry_of_its_new_group_joins_a_fresh_one() {
-    let dir = tempfile::tempdir().unwrap();
+/// A coordinator over a real, loaded offsets topic in `dir`, completing joins at once.
+fn loaded_coordinator(dir: &std::path::Path) -> std::sync::Arc<super::GroupCoordinator> {
     let config = crate::config::Config {
-        data_dir: dir.path().to_owned(),
+        data_dir: dir.to_owned(),
         group_initial_rebalance_delay_ms: 0,
         ..crate::config::Config::default()
     };
     let config = std::sync::Arc::new(config);
     let topics = std::sync::Arc::new(crate::topics::TopicRegistry::open(config.clone()).unwrap());
-    let groups = std::sync::Arc::new(super::GroupCoordinator::new(config));
+    let groups = super::GroupCoordinator::new(config);
     groups.load(topics).unwrap();
+    std::sync::Arc::new(groups)
+}
+
+/// The expiry drops an empty group under its lock. A JoinGroup that looked the group up
+/// just before must not answer COORDINATOR_NOT_AVAILABLE for it: it joins a new group.
+#[test]
+fn a_join_racing_the_expiry_of_its_new_group_joins_a_fresh_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let groups = loaded_coordinator(dir.path());
     let mut doomed = groups.lock_live("g", || Ok(())).unwrap();
     let arc = std::sync::Arc::clone(parking_lot::ArcMutexGuard::mutex(&doomed));
     let joiner = {
@@ -300,4 +306,21 @@ fn a_join_racing_the_expiry_of_its_new_group_joins_a_fresh_one() {
     let joined = joiner.join().unwrap().expect("joined, not COORDINATOR_NOT_AVAILABLE");
     assert_eq!(joined.generation, 1);
     assert_eq!(groups.describe("g").unwrap().unwrap().members.len(), 1);
+}
+
+/// Between MEMBER_ID_REQUIRED and the member's second JoinGroup the group is empty and
+/// has no offsets; the expiry must not drop it then, or the second join is refused.
+#[test]
+fn the_expiry_keeps_a_group_whose_member_is_joining() {
+    let dir = tempfile::tempdir().unwrap();
+    let groups = loaded_coordinator(dir.path());
+    let first = JoinRequest { require_known_member_id: true, ..request("", &["range"]) };
+    let (tx, mut rx) = oneshot::channel();
+    groups.join("g", first, tx).unwrap();
+    let refused = rx.try_recv().unwrap().unwrap_err();
+    assert!(matches!(refused.error, BrokerError::MemberIdRequired));
+    groups.expire_offsets();
+    let (tx, mut rx) = oneshot::channel();
+    groups.join("g", request(&refused.member_id, &["range"]), tx).unwrap();
+    assert_eq!(rx.try_recv().unwrap().expect("joined").generation, 1);
 }
