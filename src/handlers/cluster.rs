@@ -53,6 +53,26 @@ pub(super) fn visible_brokers(broker: &Broker, session: &Session, include_fenced
     }
 }
 
+/// The brokers among `ids` (leaders a NOT_LEADER_OR_FOLLOWER answer points at), for the
+/// `node_endpoints` of Produce and Fetch (KIP-951): clients go to a new leader without
+/// waiting for a metadata refresh.
+pub(super) fn leader_endpoints(broker: &Broker, ids: impl IntoIterator<Item = i32>) -> Vec<Endpoint> {
+    let Some(cluster) = &broker.cluster else { return Vec::new() };
+    let wanted: std::collections::BTreeSet<i32> = ids.into_iter().filter(|id| *id >= 0).collect();
+    cluster
+        .brokers(false)
+        .into_iter()
+        .filter(|b| wanted.contains(&b.id))
+        .map(|b| Endpoint {
+            id: b.id,
+            host: b.host,
+            port: i32::from(b.port),
+            rack: b.rack,
+            fenced: b.fenced,
+        })
+        .collect()
+}
+
 /// The active controller: the quorum's leader (-1 while there is none), or this node.
 pub(super) fn controller_id(broker: &Broker) -> BrokerId {
     BrokerId(broker.cluster.as_ref().map_or(broker.node_id(), |c| c.controller_id()))

@@ -10,13 +10,15 @@ use futures_util::future::select_all;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_request::FetchTopic;
 use kafka_protocol::messages::fetch_response::{
+    NodeEndpoint,
     AbortedTransaction, FetchableTopicResponse, LeaderIdAndEpoch, PartitionData,
 };
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId, TopicName};
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use super::allowed;
+use super::cluster::leader_endpoints;
+use super::{allowed, str_bytes};
 use crate::auth::acl::CLUSTER_NAME;
 use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::{now_ms, Broker};
@@ -29,6 +31,8 @@ const FIRST_VERSION_WITH_TOPIC_IDS: i16 = 13;
 const READ_COMMITTED: i8 = 1;
 /// From v12 an answer refusing a partition to a stale fetcher names the current leader (KIP-951).
 const FIRST_VERSION_WITH_CURRENT_LEADER: i16 = 12;
+/// Fetch v16 lists the endpoints of the leaders it names (KIP-951).
+const FIRST_VERSION_WITH_NODE_ENDPOINTS: i16 = 16;
 /// From v15 the follower names itself in `replica_state` (KIP-903) instead of `replica_id`.
 const FIRST_VERSION_WITH_REPLICA_STATE: i16 = 15;
 
@@ -90,7 +94,19 @@ pub async fn handle(broker: &Broker, session: &Session, request: FetchRequest, v
             || tokio::time::Instant::now() >= deadline;
         if done {
             record_traffic(broker, &topics, &round.responses);
-            return FetchResponse::default().with_responses(round.responses);
+            let mut response = FetchResponse::default();
+            if version >= FIRST_VERSION_WITH_NODE_ENDPOINTS {
+                let leaders = round.responses.iter().flat_map(|t| &t.partitions).map(|p| p.current_leader.leader_id.0);
+                let endpoints = leader_endpoints(broker, leaders).into_iter().map(|e| {
+                    NodeEndpoint::default()
+                        .with_node_id(BrokerId(e.id))
+                        .with_host(str_bytes(e.host))
+                        .with_port(e.port)
+                        .with_rack(e.rack.map(str_bytes))
+                });
+                response = response.with_node_endpoints(endpoints.collect());
+            }
+            return response.with_responses(round.responses);
         }
         wait_for_append(watchers, deadline).await;
     }

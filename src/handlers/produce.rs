@@ -2,12 +2,15 @@
 //! acks=all, answers once the in-sync replicas hold them (the high watermark passed them).
 
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
+};
+use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse};
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::cluster::leader_endpoints;
 use super::{allowed, str_bytes};
 use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::{now_ms, Broker};
@@ -24,6 +27,9 @@ const FIRST_VERSION_WITH_TOPIC_IDS: i16 = 13;
 /// transactional batch whose partition is not in the transaction; older ones get
 /// INVALID_TXN_STATE.
 const FIRST_VERSION_WITH_ABORTABLE: i16 = 11;
+/// From Produce v10 a NOT_LEADER_OR_FOLLOWER answer names the current leader and its
+/// endpoint (KIP-951).
+const FIRST_VERSION_WITH_CURRENT_LEADER: i16 = 10;
 
 /// An acks=all write appended to a partition's log, not yet known replicated.
 struct Unreplicated {
@@ -37,18 +43,41 @@ struct Unreplicated {
 pub async fn handle(broker: &Broker, session: &Session, request: ProduceRequest, version: i16) -> ProduceResponse {
     let timeout = Duration::from_millis(request.timeout_ms.max(0) as u64);
     let (mut response, unreplicated) = append_all(broker, session, request, version);
-    if unreplicated.is_empty() {
-        return response;
-    }
     let deadline = tokio::time::Instant::now() + timeout;
     for write in unreplicated {
         if let Err(err) = write.log.wait_until_replicated(write.end_offset, deadline).await {
             let answer = &mut response.responses[write.topic].partition_responses[write.partition];
             answer.error_code = err.code();
             answer.error_message = err.message().map(str_bytes);
+            if version >= FIRST_VERSION_WITH_CURRENT_LEADER && matches!(err, BrokerError::NotLeaderOrFollower) {
+                answer.current_leader = current_leader(&write.log);
+            }
         }
     }
+    if version >= FIRST_VERSION_WITH_CURRENT_LEADER {
+        let leaders = response
+            .responses
+            .iter()
+            .flat_map(|t| &t.partition_responses)
+            .map(|p| p.current_leader.leader_id.0);
+        let endpoints = leader_endpoints(broker, leaders).into_iter().map(|e| {
+            NodeEndpoint::default()
+                .with_node_id(BrokerId(e.id))
+                .with_host(str_bytes(e.host))
+                .with_port(e.port)
+                .with_rack(e.rack.map(str_bytes))
+        });
+        response.node_endpoints = endpoints.collect();
+    }
     response
+}
+
+/// The leader a NOT_LEADER_OR_FOLLOWER answer points the client at.
+fn current_leader(partition: &Partition) -> LeaderIdAndEpoch {
+    let (leader, epoch) = partition.current_leader();
+    LeaderIdAndEpoch::default()
+        .with_leader_id(BrokerId(leader))
+        .with_leader_epoch(epoch)
 }
 
 fn append_all(
@@ -146,7 +175,12 @@ fn produce_topic(
                 }
                 Ok(Err(err)) => {
                     tracing::debug!(partition = index, "produce rejected: {err}");
-                    failed(index, &err)
+                    let answer = failed(index, &err);
+                    let moved = matches!(err, BrokerError::NotLeaderOrFollower) && version >= FIRST_VERSION_WITH_CURRENT_LEADER;
+                    match topic.as_ref().ok().and_then(|t| t.partition(index)) {
+                        Some(partition) if moved => answer.with_current_leader(current_leader(partition)),
+                        _ => answer,
+                    }
                 }
                 Err(err) => failed(index, err),
             }
