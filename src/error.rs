@@ -100,6 +100,11 @@ pub enum BrokerError {
     // Cluster mode (src/cluster).
     #[error("the partition has no leader right now")]
     LeaderNotAvailable,
+    #[error("no reassignment of the partition is in progress")]
+    NoReassignmentInProgress,
+    /// UNKNOWN_TOPIC_OR_PARTITION where Kafka explains which (the controller's APIs).
+    #[error("{0}")]
+    NoSuchPartition(String),
     #[error(transparent)]
     Metadata(#[from] MetadataError),
 }
@@ -172,6 +177,8 @@ impl BrokerError {
             },
             BrokerError::UnstableOffsetCommit => E::UnstableOffsetCommit,
             BrokerError::LeaderNotAvailable => E::LeaderNotAvailable,
+            BrokerError::NoReassignmentInProgress => E::NoReassignmentInProgress,
+            BrokerError::NoSuchPartition(_) => E::UnknownTopicOrPartition,
             BrokerError::Metadata(err) => match err {
                 MetadataError::Command(refused) => match refused {
                     CommandError::TopicExists(_) | CommandError::TopicIdInUse(_) => E::TopicAlreadyExists,
@@ -214,7 +221,7 @@ impl BrokerError {
     /// The message sent beside the code where the response has room for one.
     pub fn message(&self) -> Option<String> {
         match self {
-            BrokerError::UnknownTopicOrPartition | BrokerError::UnknownTopicId => None,
+            BrokerError::UnknownTopicOrPartition | BrokerError::UnknownTopicId | BrokerError::NoReassignmentInProgress => None,
             // Kafka sends no message with authorization failures.
             BrokerError::Auth(
                 AuthError::TopicDenied

@@ -225,3 +225,18 @@ fn check_assignment(metadata: &ClusterMetadata, assignment: &[Vec<BrokerId>]) ->
     }
     Ok(())
 }
+
+impl Cluster {
+    /// AlterPartitionReassignments for one partition, checked by the caller: `Some(target)`
+    /// moves it there (a reassignment already running takes the new target), `None`
+    /// cancels the one running.
+    pub async fn reassign(&self, topic: &str, partition: u32, target: Option<Vec<BrokerId>>) -> Result<()> {
+        let topic = topic.to_owned();
+        let command = match target {
+            None => Command::CancelReassignment { topic, partition },
+            Some(target) => Command::ReassignPartition { topic, partition, target },
+        };
+        self.propose(command).await?;
+        Ok(())
+    }
+}

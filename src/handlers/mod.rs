@@ -14,6 +14,7 @@ pub mod list_offsets;
 pub mod metadata;
 pub mod offsets;
 pub mod produce;
+pub mod reassignments;
 pub mod sasl;
 pub mod scram;
 pub mod transactions;
@@ -107,6 +108,12 @@ pub async fn handle(broker: &Arc<Broker>, session: &mut Session, request: Reques
         }
         RequestKind::DescribeProducers(req) => {
             ResponseKind::DescribeProducers(transactions::describe_producers(broker, session, req))
+        }
+        RequestKind::AlterPartitionReassignments(req) => {
+            ResponseKind::AlterPartitionReassignments(reassignments::alter(broker, session, req, version).await)
+        }
+        RequestKind::ListPartitionReassignments(req) => {
+            ResponseKind::ListPartitionReassignments(reassignments::list(broker, session, req))
         }
         other => unreachable!("{other:?} is not in the supported table"),
     }

@@ -17,6 +17,7 @@ mod leader_epochs;
 mod list_offsets;
 mod metadata;
 mod produce;
+mod reassignments;
 mod security;
 mod transactions;
 
