@@ -45,6 +45,8 @@ pub struct Cluster {
     membership: Mutex<Option<JoinHandle<()>>>,
     /// The reconciler and the ISR maintenance, stopped before membership at shutdown.
     replication: Mutex<Vec<JoinHandle<()>>>,
+    /// The metadata this broker last reconciled its partitions with: what it tells clients.
+    published: watch::Sender<Arc<ClusterMetadata>>,
     stop: watch::Sender<bool>,
 }
 
@@ -67,6 +69,7 @@ impl Cluster {
             incarnation: incarnation(),
             membership: Mutex::new(None),
             replication: Mutex::new(Vec::new()),
+            published: watch::channel(Arc::default()).0,
             stop,
         };
         if quorum.broker {
@@ -96,7 +99,7 @@ impl Cluster {
             fetch_max_bytes: config.replica_fetch_max_bytes,
             backoff: Duration::from_millis(config.replica_fetch_backoff_ms),
         };
-        let reconciler = Reconciler::new(local, topics.clone(), hooks, fetcher);
+        let reconciler = Reconciler::new(local, topics.clone(), hooks, fetcher, self.published.clone());
         let incarnation = self.incarnation;
         // Until the registration of this process is applied here, the metadata may still
         // show this broker leading what it led before it stopped.
@@ -109,9 +112,20 @@ impl Cluster {
         lock(&self.replication).extend(tasks);
     }
 
-    /// The metadata as applied on this node.
+    /// The metadata as applied on this node, the newest it knows: what changes are checked
+    /// against.
     pub fn metadata(&self) -> Arc<ClusterMetadata> {
         self.node.metadata().borrow().clone()
+    }
+
+    /// The metadata a broker has brought its partitions in line with, which is what it tells
+    /// clients: a topic is listed only once this broker can answer for it. A controller
+    /// without a broker has no partitions and tells what it applied.
+    pub fn published(&self) -> Arc<ClusterMetadata> {
+        match self.broker_id {
+            Some(_) => self.published.borrow().clone(),
+            None => self.metadata(),
+        }
     }
 
     /// Commits `command` through the active controller.
@@ -119,10 +133,14 @@ impl Cluster {
         self.node.propose(command).await
     }
 
-    /// Waits until this node has applied metadata for which `done` holds, or `timeout`
-    /// passes; a command committed by the leader reaches followers a moment later.
+    /// Waits until this node publishes metadata for which `done` holds, or `timeout`
+    /// passes: a command committed by the leader reaches followers a moment later, and is
+    /// reconciled after that.
     pub async fn await_metadata(&self, timeout: Duration, done: impl Fn(&ClusterMetadata) -> bool) -> bool {
-        let mut watch = self.node.metadata();
+        let mut watch = match self.broker_id {
+            Some(_) => self.published.subscribe(),
+            None => self.node.metadata(),
+        };
         let waiting = async { watch.wait_for(|m| done(m)).await.is_ok() };
         tokio::time::timeout(timeout, waiting).await.unwrap_or(false)
     }

@@ -52,6 +52,8 @@ pub struct Reconciler {
     fetchers: BTreeMap<BrokerId, Fetcher>,
     /// Internal-topic partitions this broker leads, to report only real changes.
     coordinating: BTreeSet<(String, i32)>,
+    /// Each reconciled metadata, for what the broker tells clients.
+    published: watch::Sender<Arc<ClusterMetadata>>,
 }
 
 impl Reconciler {
@@ -60,6 +62,7 @@ impl Reconciler {
         topics: Arc<TopicRegistry>,
         hooks: Arc<dyn CoordinatorHooks>,
         fetcher_config: FetcherConfig,
+        published: watch::Sender<Arc<ClusterMetadata>>,
     ) -> Reconciler {
         Reconciler {
             local,
@@ -68,6 +71,7 @@ impl Reconciler {
             fetcher_config,
             fetchers: BTreeMap::new(),
             coordinating: BTreeSet::new(),
+            published,
         }
     }
 
@@ -110,6 +114,7 @@ impl Reconciler {
         };
         self.report_leadership(&applied.leading);
         self.restart_fetchers(&metadata, applied.followed).await;
+        self.published.send_replace(metadata);
     }
 
     fn report_leadership(&mut self, leading: &BTreeSet<(String, i32)>) {

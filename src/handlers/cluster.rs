@@ -73,6 +73,24 @@ pub(super) fn leader_endpoints(broker: &Broker, ids: impl IntoIterator<Item = i3
         .collect()
 }
 
+/// A topic not (yet) in this broker's registry: unknown, unless the cluster metadata this
+/// node applied has it (created a moment ago, not reconciled here yet), which a client
+/// should take as a leader it must look up again, NOT_LEADER_OR_FOLLOWER.
+pub(super) fn missing_topic(broker: &Broker, name: Option<&str>, id: Option<uuid::Uuid>, unknown: BrokerError) -> BrokerError {
+    let Some(cluster) = &broker.cluster else { return unknown };
+    let metadata = cluster.metadata();
+    let known = match (name, id) {
+        (Some(name), _) => metadata.topics.contains_key(name),
+        (None, Some(id)) => metadata.topics.values().any(|t| t.id == *id.as_bytes()),
+        (None, None) => false,
+    };
+    if known {
+        BrokerError::NotLeaderOrFollower
+    } else {
+        unknown
+    }
+}
+
 /// The active controller: the quorum's leader (-1 while there is none), or this node.
 pub(super) fn controller_id(broker: &Broker) -> BrokerId {
     BrokerId(broker.cluster.as_ref().map_or(broker.node_id(), |c| c.controller_id()))

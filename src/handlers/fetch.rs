@@ -17,7 +17,7 @@ use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use super::cluster::leader_endpoints;
+use super::cluster::{leader_endpoints, missing_topic};
 use super::{allowed, str_bytes};
 use crate::auth::acl::CLUSTER_NAME;
 use crate::auth::{AuthError, Operation, ResourceType};
@@ -120,10 +120,15 @@ fn resolve(
     reader: Reader,
     may_replicate: bool,
 ) -> WantedTopic {
-    let (found, missing) = if version >= FIRST_VERSION_WITH_TOPIC_IDS {
-        (broker.topics.get_by_id(topic.topic_id), ResponseError::UnknownTopicId)
-    } else {
-        (broker.topics.get(&topic.topic), ResponseError::UnknownTopicOrPartition)
+    let by_id = version >= FIRST_VERSION_WITH_TOPIC_IDS;
+    let found = if by_id { broker.topics.get_by_id(topic.topic_id) } else { broker.topics.get(&topic.topic) };
+    let missing = match (&found, by_id) {
+        // Not used: the topic is there.
+        (Some(_), _) => ResponseError::UnknownServerError,
+        (None, true) => missing_topic(broker, None, Some(topic.topic_id), BrokerError::UnknownTopicId).response_error(),
+        (None, false) => {
+            missing_topic(broker, Some(&topic.topic), None, BrokerError::UnknownTopicOrPartition).response_error()
+        }
     };
     // A name is checked before existence, as Kafka does; an unknown id reveals nothing.
     let name = if version >= FIRST_VERSION_WITH_TOPIC_IDS {

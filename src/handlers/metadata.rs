@@ -155,7 +155,7 @@ impl Context<'_> {
             Ok(_) | Err(BrokerError::TopicAlreadyExists(_)) => {}
             Err(err) => return Err(err),
         }
-        let metadata = cluster.metadata();
+        let metadata = cluster.published();
         Ok(metadata.topics.get(name).map(|t| TopicView::in_cluster(t, &metadata)))
     }
 }
@@ -167,7 +167,7 @@ pub async fn handle(broker: &Broker, session: &Session, request: MetadataRequest
         _ => None,
     };
     let cx = Context {
-        cluster: broker.cluster.as_ref().map(|c| c.metadata()),
+        cluster: broker.cluster.as_ref().map(|c| c.published()),
         broker,
         session,
         // Before v4 the request had no flag and auto-creation was always allowed.

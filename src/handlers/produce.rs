@@ -10,7 +10,7 @@ use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::cluster::leader_endpoints;
+use super::cluster::{leader_endpoints, missing_topic};
 use super::{allowed, str_bytes};
 use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::{now_ms, Broker};
@@ -105,13 +105,16 @@ fn append_all(
                 broker
                     .topics
                     .get_by_id(topic_data.topic_id)
-                    .ok_or(BrokerError::UnknownTopicId)
+                    .ok_or_else(|| missing_topic(broker, None, Some(topic_data.topic_id), BrokerError::UnknownTopicId))
                     .and_then(|t| if may_write(&t.name) { Ok(t) } else { Err(AuthError::TopicDenied.into()) })
             } else if !may_write(&topic_data.name) {
                 // Checked before existence, so a client cannot probe for topics it may not see.
                 Err(AuthError::TopicDenied.into())
             } else {
-                broker.topics.get(&topic_data.name).ok_or(BrokerError::UnknownTopicOrPartition)
+                broker
+                    .topics
+                    .get(&topic_data.name)
+                    .ok_or_else(|| missing_topic(broker, Some(&topic_data.name), None, BrokerError::UnknownTopicOrPartition))
             };
             let topic = if acks_valid {
                 topic.and_then(not_internal)
@@ -203,6 +206,8 @@ fn append(
     let partition = topic
         .partition(data.index)
         .ok_or(BrokerError::UnknownTopicOrPartition)?;
+    // A follower's answer is where the leader is, whatever the acks.
+    partition.ensure_leader()?;
     if acks == -1 && !partition.has_min_isr() {
         return Err(BrokerError::NotEnoughReplicas);
     }
