@@ -107,6 +107,14 @@ pub fn topic_name(s: &str) -> TopicName {
     TopicName(str_bytes(s))
 }
 
+/// Config overrides of a CreateTopics topic.
+pub fn topic_configs(configs: &[(&str, &str)]) -> Vec<CreatableTopicConfig> {
+    configs
+        .iter()
+        .map(|(k, v)| CreatableTopicConfig::default().with_name(str_bytes(k)).with_value(Some(str_bytes(v))))
+        .collect()
+}
+
 /// Creates a topic with CreateTopics v7 and returns it with its id; fails on any error code.
 pub fn create_topic(
     conn: &mut Connection,
@@ -118,16 +126,7 @@ pub fn create_topic(
         .with_name(topic_name(name))
         .with_num_partitions(partitions)
         .with_replication_factor(1)
-        .with_configs(
-            configs
-                .iter()
-                .map(|(k, v)| {
-                    CreatableTopicConfig::default()
-                        .with_name(str_bytes(k))
-                        .with_value(Some(str_bytes(v)))
-                })
-                .collect(),
-        )]);
+        .with_configs(topic_configs(configs))]);
     let response = conn.send(&request, 7)?;
     let result = response
         .topics

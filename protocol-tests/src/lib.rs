@@ -15,6 +15,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
 
 pub mod batches;
 pub mod client;
+pub mod cluster;
 pub mod differential;
 pub mod sasl;
 

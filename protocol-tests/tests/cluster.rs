@@ -9,17 +9,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use kafka_protocol::messages::{DescribeClusterRequest, MetadataRequest, MetadataResponse};
-use samsa_protocol_tests::{free_port, BrokerProcess, Connection};
-
-const HEARTBEAT_MS: u64 = 200;
-const SESSION_TIMEOUT_MS: u64 = 1500;
-/// Elections and sessions take a few seconds; a loaded 2-core machine needs slack.
-const CONVERGE: Duration = Duration::from_secs(20);
-
-struct Node {
-    id: i32,
-    process: BrokerProcess,
-}
+use samsa_protocol_tests::cluster::{Node, TestCluster, CONVERGE, SESSION_TIMEOUT_MS};
+use samsa_protocol_tests::Connection;
 
 /// What one node tells clients about the cluster.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,28 +21,7 @@ struct View {
 }
 
 fn start_cluster() -> Result<Vec<Node>> {
-    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let voters: Vec<String> = ports
-        .iter()
-        .enumerate()
-        .map(|(i, port)| format!("{}@127.0.0.1:{port}", i + 1))
-        .collect();
-    let voters = voters.join(",");
-    (1..=3)
-        .map(|id| {
-            let config = format!(
-                "node_id = {id}\ncontroller_quorum_voters = \"{voters}\"\n\
-                 controller_listen = \"127.0.0.1:{}\"\nrack = \"rack-{id}\"\n\
-                 broker_heartbeat_interval_ms = {HEARTBEAT_MS}\n\
-                 broker_session_timeout_ms = {SESSION_TIMEOUT_MS}\n",
-                ports[id as usize - 1]
-            );
-            Ok(Node {
-                id,
-                process: BrokerProcess::start(&config)?,
-            })
-        })
-        .collect()
+    Ok(TestCluster::start(3, "")?.nodes)
 }
 
 fn metadata(addr: &str) -> Result<MetadataResponse> {
