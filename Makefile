@@ -3,11 +3,15 @@
 CARGO ?= cargo
 SAMSA_DEBUG := target/debug/samsa
 
-.PHONY: run build test test-deps unit protocol-tests compat bench-smoke clean
+.PHONY: run cluster build test test-deps unit protocol-tests compat bench-smoke clean
 
 ## Build and start one broker on 127.0.0.1:9092 with etc/samsa.toml, data under ./data.
 run:
 	$(CARGO) run --release --bin samsa -- --config etc/samsa.toml --data-dir ./data
+
+## Build and start a three-node cluster on this machine (etc/cluster/, data under ./data/cluster).
+cluster: build
+	bash scripts/cluster.sh
 
 build:
 	$(CARGO) build --release --bin samsa

@@ -39,6 +39,16 @@ if ! command -v openssl >/dev/null; then
 fi
 command -v openssl >/dev/null || die "openssl not on PATH after apt-get install openssl"
 
+# --- iproute2: the cluster tests cut a broker off in a network namespace of its own ---
+if ! command -v ip >/dev/null; then
+  say "installing iproute2 from Debian"
+  apt_install iproute2
+fi
+command -v ip >/dev/null || die "ip not on PATH after apt-get install iproute2"
+ns="samsa-probe-$$"
+ip netns add "$ns" 2>/dev/null && ip netns del "$ns" \
+  || die "cannot create network namespaces (ip netns add): the cluster tests need root and CAP_NET_ADMIN"
+
 # --- Python clients (pinned in requirements.txt) ---
 command -v "$PY" >/dev/null || die "$PY not found"
 if ! "$PY" - "$HERE/requirements.txt" <<'PYEOF'

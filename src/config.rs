@@ -611,6 +611,19 @@ mod tests {
     }
 
     #[test]
+    fn the_cluster_configs_parse() {
+        for text in [
+            include_str!("../etc/cluster/node1.toml"),
+            include_str!("../etc/cluster/node2.toml"),
+            include_str!("../etc/cluster/node3.toml"),
+        ] {
+            let config = Config::from_toml(text).unwrap();
+            config.validate().unwrap();
+            assert_eq!(config.default_replication_factor, 3);
+        }
+    }
+
+    #[test]
     fn the_shipped_config_parses() {
         let text = include_str!("../etc/samsa.toml");
         let config = Config::from_toml(text).unwrap();

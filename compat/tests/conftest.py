@@ -52,13 +52,15 @@ class SamsaBroker:
     """
 
     def __init__(self, data_dir: Path, binary: Path | None = None, config: Path | None = None,
-                 port: int | None = None):
+                 port: int | None = None, host: str = "127.0.0.1", prefix: tuple = ()):
         self.binary = Path(binary or os.environ.get("SAMSA_BIN") or REPO / "target" / "debug" / "samsa")
         self.config = Path(config or os.environ.get("SAMSA_CONFIG") or REPO / "etc" / "samsa.toml")
         self.data_dir = Path(data_dir)
+        # `prefix` runs the broker through another command, e.g. `ip netns exec NS`.
+        self.host, self.prefix = host, list(prefix)
         self.port = port or free_port()
         self.metrics_port = free_port()
-        self.log_path = self.data_dir.parent / f"samsa-{self.port}.log"
+        self.log_path = self.data_dir.parent / f"samsa-{self.host}-{self.port}.log"
         self.proc: subprocess.Popen | None = None
         self.starts = 0
         self._lines: deque = deque(maxlen=200)
@@ -66,7 +68,7 @@ class SamsaBroker:
 
     @property
     def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -82,9 +84,9 @@ class SamsaBroker:
         if not self.config.is_file():
             raise BrokerError(f"samsa config {self.config} not found (set SAMSA_CONFIG)")
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        cmd = [str(self.binary), "--config", str(self.config),
-               "--listen", self.bootstrap, "--data-dir", str(self.data_dir),
-               "--metrics-listen", f"127.0.0.1:{self.metrics_port}"]
+        cmd = self.prefix + [str(self.binary), "--config", str(self.config),
+                             "--listen", self.bootstrap, "--data-dir", str(self.data_dir),
+                             "--metrics-listen", f"{self.host}:{self.metrics_port}"]
         env = dict(os.environ, NO_COLOR="1")
         self.starts += 1
         ready = threading.Event()
