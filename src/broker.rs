@@ -12,13 +12,14 @@ use crate::config::Config;
 use crate::group::{self, GroupCoordinator};
 use crate::metrics::{self, Metrics};
 use crate::network;
+use crate::topics::internal::Coordination;
 use crate::topics::TopicRegistry;
 use crate::txn::TransactionCoordinator;
 
 /// State every handler sees.
 pub struct Broker {
     pub config: Arc<Config>,
-    /// Shared with the group coordinator, which creates `__consumer_offsets` when first needed.
+    /// Shared with the coordinators, which create their internal topics when first needed.
     pub topics: Arc<TopicRegistry>,
     pub groups: GroupCoordinator,
     /// Producer ids and transactions; loads `__transaction_state` after the groups.
@@ -42,7 +43,9 @@ impl Broker {
         let credentials = CredentialStore::open(&config.data_dir, seeds)?;
         let authorizer = Authorizer::open(&config)?;
         let txns = Arc::new(TransactionCoordinator::open(config.clone())?);
-        let groups = GroupCoordinator::new(config.clone());
+        // One node coordinates every group. In a cluster the coordinator is built with
+        // `Coordination::Cluster` and loads the offsets partitions this broker leads.
+        let groups = GroupCoordinator::new(config.clone(), topics.clone(), Coordination::SingleNode);
         // TxnOffsetCommit asks the transaction coordinator whether the producer may commit.
         groups.set_transaction_check(txns.clone());
         Ok(Broker {
@@ -120,7 +123,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // transactions until theirs is; half-ended transactions need the groups to finish.
     let loading = broker.clone();
     tokio::task::spawn_blocking(move || {
-        if let Err(err) = loading.groups.load(loading.topics.clone()) {
+        if let Err(err) = loading.groups.load() {
             tracing::error!("cannot load consumer groups: {err}");
         }
         if let Err(err) = loading.txns.load(loading.topics.clone(), &loading.groups) {

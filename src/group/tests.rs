@@ -279,8 +279,9 @@ fn a_join_racing_the_expiry_of_its_new_group_joins_a_fresh_one() {
     };
     let config = std::sync::Arc::new(config);
     let topics = std::sync::Arc::new(crate::topics::TopicRegistry::open(config.clone()).unwrap());
-    let groups = std::sync::Arc::new(super::GroupCoordinator::new(config));
-    groups.load(topics).unwrap();
+    let coordination = crate::topics::internal::Coordination::SingleNode;
+    let groups = std::sync::Arc::new(super::GroupCoordinator::new(config, topics, coordination));
+    groups.load().unwrap();
     let mut doomed = groups.lock_live("g", || Ok(())).unwrap();
     let arc = std::sync::Arc::clone(parking_lot::ArcMutexGuard::mutex(&doomed));
     let joiner = {
@@ -295,7 +296,7 @@ fn a_join_racing_the_expiry_of_its_new_group_joins_a_fresh_one() {
     while std::sync::Arc::strong_count(&arc) < 4 {
         std::thread::yield_now();
     }
-    groups.drop_group(groups.store().unwrap(), &mut doomed).unwrap();
+    groups.drop_group(&mut doomed).unwrap();
     drop(doomed);
     let joined = joiner.join().unwrap().expect("joined, not COORDINATOR_NOT_AVAILABLE");
     assert_eq!(joined.generation, 1);

@@ -21,7 +21,7 @@ use samsa_storage::BatchHeader;
 
 use super::state::TxnMetadata;
 use crate::error::Result;
-use crate::group::store::partition_for;
+use crate::topics::internal::partition_for;
 use crate::topics::internal;
 use crate::topics::{Isolation, Partition, TopicRegistry};
 

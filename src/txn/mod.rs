@@ -324,9 +324,7 @@ fn write_markers(topics: &TopicRegistry, groups: &GroupCoordinator, txn: &TxnMet
             continue;
         }
         if topic == OFFSETS_TOPIC {
-            if let Err(err) = groups.complete_transaction(*index, txn.producer_id, commit) {
-                tracing::error!(partition = index, "cannot complete transactional offsets: {err}");
-            }
+            groups.complete_transaction(*index, txn.producer_id, commit);
         }
     }
 }
