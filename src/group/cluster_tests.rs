@@ -1,5 +1,6 @@
 //! Unit tests of the coordinator in a cluster: it coordinates the groups of the offsets
-//! partitions it has loaded, and forgets them when it unloads one.
+//! partitions it has loaded, forgets them when it unloads one, and acknowledges writes only
+//! once the partition's in-sync replicas hold them.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +15,7 @@ use super::{GroupCoordinator, GroupState};
 use crate::config::Config;
 use crate::error::BrokerError;
 use crate::topics::internal::Coordination;
-use crate::topics::TopicRegistry;
+use crate::topics::{Partition, TopicRegistry};
 
 const PARTITIONS: i32 = 3;
 
@@ -25,6 +26,7 @@ fn coordinator(dir: &std::path::Path) -> (GroupCoordinator, Arc<TopicRegistry>) 
         data_dir: dir.to_owned(),
         offsets_topic_num_partitions: PARTITIONS,
         group_initial_rebalance_delay_ms: 0,
+        offsets_commit_timeout_ms: 100,
         ..Config::default()
     });
     let topics = Arc::new(TopicRegistry::open(config.clone()).expect("registry"));
@@ -36,6 +38,17 @@ fn coordinator(dir: &std::path::Path) -> (GroupCoordinator, Arc<TopicRegistry>) 
 /// A group id that lives in offsets partition `partition`.
 fn group_in(groups: &GroupCoordinator, partition: i32) -> String {
     (0..).map(|i| format!("group-{i}")).find(|g| groups.partition_of(g) == partition).unwrap()
+}
+
+fn offsets_partition(topics: &TopicRegistry, partition: i32) -> Arc<Partition> {
+    topics.partition(OFFSETS_TOPIC, partition).unwrap()
+}
+
+/// Leads `partition` with a follower that never fetches: its high watermark stands still.
+fn stall(topics: &TopicRegistry, partition: i32) -> Arc<Partition> {
+    let partition = offsets_partition(topics, partition);
+    partition.become_leader(1, &[1, 2], &[1, 2], 1).unwrap();
+    partition
 }
 
 fn request(member_id: &str) -> JoinRequest {
@@ -72,8 +85,8 @@ fn stable_member(groups: &GroupCoordinator, group: &str) -> String {
     joined.member_id
 }
 
-fn commit(groups: &GroupCoordinator, group: &str, value: i64) -> Result<(), BrokerError> {
-    groups.commit(group, "", None, -1, vec![("t".into(), 0, offset(value))])
+async fn commit(groups: &GroupCoordinator, group: &str, value: i64) -> Result<(), BrokerError> {
+    groups.commit(group, "", None, -1, vec![("t".into(), 0, offset(value))])?.acknowledged().await
 }
 
 fn committed(groups: &GroupCoordinator, group: &str) -> Result<Option<i64>, BrokerError> {
@@ -81,37 +94,37 @@ fn committed(groups: &GroupCoordinator, group: &str) -> Result<Option<i64>, Brok
     Ok(fetched[0].offset.as_ref().map(|o| o.offset))
 }
 
-#[test]
-fn groups_of_partitions_not_loaded_here_are_not_coordinated_here() {
+#[tokio::test]
+async fn groups_of_partitions_not_loaded_here_are_not_coordinated_here() {
     let dir = tempfile::tempdir().unwrap();
     let (groups, _topics) = coordinator(dir.path());
     let (a, b) = (group_in(&groups, 0), group_in(&groups, 1));
     let (tx, _rx) = oneshot::channel();
     assert!(matches!(groups.join(&a, request(""), tx), Err(BrokerError::NotCoordinator)));
-    assert!(matches!(commit(&groups, &a, 1), Err(BrokerError::NotCoordinator)));
+    assert!(matches!(commit(&groups, &a, 1).await, Err(BrokerError::NotCoordinator)));
     assert!(matches!(committed(&groups, &a), Err(BrokerError::NotCoordinator)));
     assert!(matches!(groups.describe(&a), Err(BrokerError::NotCoordinator)));
     assert!(matches!(groups.heartbeat(&a, "m", None, 1), Err(BrokerError::NotCoordinator)));
     assert!(matches!(groups.delete(&a), Err(BrokerError::NotCoordinator)));
 
     groups.load_partition(0).unwrap();
-    commit(&groups, &a, 5).unwrap();
+    commit(&groups, &a, 5).await.unwrap();
     assert_eq!(committed(&groups, &a).unwrap(), Some(5));
-    assert!(matches!(commit(&groups, &b, 1), Err(BrokerError::NotCoordinator)), "partition 1 is not loaded");
+    assert!(matches!(commit(&groups, &b, 1).await, Err(BrokerError::NotCoordinator)), "partition 1 is not loaded");
     let listing = groups.list();
     assert!(listing.error.is_none());
     assert_eq!(listing.groups.iter().map(|(id, _, _)| id.clone()).collect::<Vec<_>>(), vec![a]);
 }
 
-#[test]
-fn a_loaded_partition_serves_the_offsets_and_members_its_log_holds() {
+#[tokio::test]
+async fn a_loaded_partition_serves_the_offsets_and_members_its_log_holds() {
     let dir = tempfile::tempdir().unwrap();
     let (groups, topics) = coordinator(dir.path());
     let (a, b) = (group_in(&groups, 0), group_in(&groups, 1));
     groups.load_partition(0).unwrap();
     groups.load_partition(1).unwrap();
-    commit(&groups, &a, 7).unwrap();
-    commit(&groups, &b, 8).unwrap();
+    commit(&groups, &a, 7).await.unwrap();
+    commit(&groups, &b, 8).await.unwrap();
     let member = stable_member(&groups, &a);
     drop(groups);
 
@@ -131,26 +144,26 @@ fn a_loaded_partition_serves_the_offsets_and_members_its_log_holds() {
     assert!(matches!(committed(&groups, &b), Err(BrokerError::NotCoordinator)));
 }
 
-#[test]
-fn unloading_answers_parked_requests_and_forgets_the_groups() {
+#[tokio::test]
+async fn unloading_answers_parked_requests_and_forgets_the_groups() {
     let dir = tempfile::tempdir().unwrap();
     let (groups, _topics) = coordinator(dir.path());
     let (a, b) = (group_in(&groups, 0), group_in(&groups, 1));
     groups.load_partition(0).unwrap();
     groups.load_partition(1).unwrap();
-    commit(&groups, &a, 3).unwrap();
-    commit(&groups, &b, 4).unwrap();
+    commit(&groups, &a, 3).await.unwrap();
+    commit(&groups, &b, 4).await.unwrap();
     let first = stable_member(&groups, &a);
     // A second member waits for the first to rejoin.
     let mut parked = join(&groups, &a, "");
     assert!(parked.try_recv().is_err());
 
     groups.unload_partition(0);
-    let answer = parked.try_recv().unwrap().unwrap_err();
+    let answer = parked.await.unwrap().unwrap_err();
     assert!(matches!(answer.error, BrokerError::NotCoordinator));
     assert!(matches!(groups.heartbeat(&a, &first, None, 1), Err(BrokerError::NotCoordinator)));
     assert!(matches!(committed(&groups, &a), Err(BrokerError::NotCoordinator)));
-    assert!(matches!(commit(&groups, &a, 9), Err(BrokerError::NotCoordinator)));
+    assert!(matches!(commit(&groups, &a, 9).await, Err(BrokerError::NotCoordinator)));
     assert_eq!(committed(&groups, &b).unwrap(), Some(4), "partition 1 stays loaded");
     assert_eq!(groups.list().groups.len(), 1);
 
@@ -162,8 +175,58 @@ fn unloading_answers_parked_requests_and_forgets_the_groups() {
     groups.heartbeat(&a, &first, None, 1).unwrap();
 }
 
+#[tokio::test]
+async fn a_commit_the_replicas_do_not_take_in_time_is_not_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let (groups, topics) = coordinator(dir.path());
+    let a = group_in(&groups, 0);
+    let partition = stall(&topics, 0);
+    groups.load_partition(0).unwrap();
+    // Kafka's GroupMetadataManager: a timed-out append sends the client to find the coordinator.
+    assert!(matches!(commit(&groups, &a, 5).await, Err(BrokerError::CoordinatorNotAvailable)));
 
+    // Once the follower has fetched past it, a commit is acknowledged.
+    let pending = groups.commit(&a, "", None, -1, vec![("t".into(), 0, offset(6))]).unwrap();
+    let end = partition.offsets().unwrap().log_end;
+    partition.record_follower_fetch(2, end, 0).unwrap();
+    pending.acknowledged().await.unwrap();
 
+    // A partition this broker no longer leads: NOT_COORDINATOR, as for NOT_LEADER_OR_FOLLOWER.
+    partition.become_follower(2, 2);
+    assert!(matches!(commit(&groups, &a, 7).await, Err(BrokerError::NotCoordinator)));
+}
+
+#[tokio::test]
+async fn the_assignment_is_answered_once_replicated() {
+    let dir = tempfile::tempdir().unwrap();
+    let (groups, topics) = coordinator(dir.path());
+    let a = group_in(&groups, 0);
+    let partition = stall(&topics, 0);
+    groups.load_partition(0).unwrap();
+    let joined = join(&groups, &a, "").try_recv().unwrap().unwrap();
+    let mut synced = sync(&groups, &a, &joined.member_id, joined.generation);
+    assert!(synced.try_recv().is_err(), "waits for the replicas");
+    assert_eq!(groups.describe(&a).unwrap().unwrap().state, GroupState::CompletingRebalance);
+
+    let end = partition.offsets().unwrap().log_end;
+    partition.record_follower_fetch(2, end, 0).unwrap();
+    assert_eq!(synced.await.unwrap().unwrap().assignment, Bytes::from_static(b"all"));
+    assert_eq!(groups.describe(&a).unwrap().unwrap().state, GroupState::Stable);
+}
+
+#[tokio::test]
+async fn an_assignment_not_replicated_in_time_rebalances_the_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let (groups, topics) = coordinator(dir.path());
+    let a = group_in(&groups, 0);
+    stall(&topics, 0);
+    groups.load_partition(0).unwrap();
+    let joined = join(&groups, &a, "").try_recv().unwrap().unwrap();
+    let synced = sync(&groups, &a, &joined.member_id, joined.generation);
+    // Kafka's storeGroup: a timed-out write is REBALANCE_IN_PROGRESS, and the group rebalances.
+    assert!(matches!(synced.await.unwrap(), Err(BrokerError::RebalanceInProgress)));
+    assert_eq!(groups.describe(&a).unwrap().unwrap().state, GroupState::PreparingRebalance);
+}
 
 #[test]
 fn a_cluster_coordinator_never_creates_the_offsets_topic() {

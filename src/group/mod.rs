@@ -7,8 +7,10 @@
 //!
 //! Each group sits behind its own lock; the map of groups is only write-locked to add or
 //! drop a group or a partition. Offsets and group metadata are appended to the offsets topic
-//! (see [`store`]) before a commit is acknowledged.
+//! (see [`store`]); a commit, and a SyncGroup's assignment, take effect for their clients only
+//! once the write is replicated (see [`acknowledge`]).
 
+mod acknowledge;
 mod load;
 pub mod state;
 mod stats;
@@ -31,6 +33,7 @@ use crate::config::Config;
 use crate::error::{BrokerError, Result};
 use crate::topics::internal::{Appended, Coordination};
 use crate::topics::TopicRegistry;
+pub use acknowledge::PendingCommit;
 use load::Groups;
 pub use state::{
     CommittedOffset, Group, GroupSettings, GroupState, JoinOutcome, JoinRequest, JoinResult, SyncOutcome,
@@ -223,7 +226,10 @@ impl GroupCoordinator {
     ) -> Result<()> {
         let mut group = self.existing(group_id)?.ok_or(BrokerError::UnknownMemberId)?;
         group.sync(member_id, instance_id, generation, protocol_type, protocol, assignments, reply);
-        self.persist_if_dirty(&mut group);
+        // Only the leader's assignment makes the group dirty here.
+        if let Some(written) = self.persist_if_dirty(&mut group) {
+            self.acknowledge_assignment(group, written);
+        }
         Ok(())
     }
 
@@ -245,7 +251,9 @@ impl GroupCoordinator {
     }
 
     /// Stores offsets after checking the member and generation. Partition-level checks
-    /// (unknown topics, metadata size) are the caller's; `offsets` holds only good ones.
+    /// (unknown topics, metadata size) are the caller's; `offsets` holds only good ones. The
+    /// offsets count from their append on (as the log order says); the client may be told
+    /// only once [`PendingCommit::acknowledged`].
     pub fn commit(
         &self,
         group_id: &str,
@@ -253,7 +261,7 @@ impl GroupCoordinator {
         instance_id: Option<&str>,
         generation: i32,
         offsets: Vec<(String, i32, CommittedOffset)>,
-    ) -> Result<()> {
+    ) -> Result<PendingCommit> {
         self.coordinating(group_id)?;
         if group_id.is_empty() {
             return Err(BrokerError::InvalidGroupId);
@@ -268,13 +276,14 @@ impl GroupCoordinator {
             .iter()
             .map(|(t, p, o)| Entry::Offset(offset_key(group_id, t, *p), Some(o.clone())))
             .collect();
-        if let Some(appended) = self.store.append(group_id, &entries, now_ms())? {
+        let appended = self.append_offsets(group_id, &entries, None)?;
+        if let Some(appended) = &appended {
             for (i, (topic, partition, mut offset)) in offsets.into_iter().enumerate() {
                 offset.record_offset = appended.base_offset + i as i64;
                 group.offsets.insert((topic, partition), offset);
             }
         }
-        Ok(())
+        Ok(self.pending_commit(appended))
     }
 
     /// Committed offsets of `wanted` (topic, partitions), or of every partition when `None`.

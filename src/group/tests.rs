@@ -63,6 +63,8 @@ impl Harness {
             .map(|(m, a)| (m.to_string(), Bytes::from(a.to_string())))
             .collect();
         self.group.sync(member, None, generation, None, None, assignments, tx);
+        // The coordinator's write of the assignment, done at once.
+        self.group.assignment_stored(generation);
         rx
     }
 

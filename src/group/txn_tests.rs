@@ -5,13 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::FutureExt;
 use tokio::time::Instant;
 
 use super::state::{restored_member, CommittedOffset, Group, GroupState};
 use super::store::{OffsetKey, Replayed, ReplayedRecord, TxnProducer};
 use super::txn_offsets::{validate, OpenTransactions, TransactionCheck, TxnCommit};
 use super::load::replay;
-use super::GroupCoordinator;
+use super::{GroupCoordinator, PendingCommit};
 use crate::config::Config;
 use crate::error::{BrokerError, Result};
 use crate::topics::internal::Coordination;
@@ -57,6 +58,12 @@ fn coordinator(dir: &std::path::Path, retention_minutes: i64) -> (GroupCoordinat
     (groups, topics)
 }
 
+/// Waits for a commit's acknowledgement, which on one node is there as soon as it is written.
+fn acked(pending: Result<PendingCommit>) {
+    let acknowledged = pending.unwrap().acknowledged().now_or_never();
+    acknowledged.expect("replicated at once on a single node").unwrap();
+}
+
 fn committed(groups: &GroupCoordinator, partition: i32) -> Option<i64> {
     let fetched = groups.fetch(GROUP, Some(vec![("t".into(), vec![partition])]), false).unwrap();
     fetched[0].offset.as_ref().map(|o| o.offset)
@@ -74,7 +81,7 @@ fn offsets_partition(groups: &GroupCoordinator) -> i32 {
 fn pending_offsets_show_only_after_commit_and_never_after_abort() {
     let dir = tempfile::tempdir().unwrap();
     let (groups, _topics) = coordinator(dir.path(), 60);
-    groups.commit_transactional(&txn(7), vec![("t".into(), 0, offset(5))]).unwrap();
+    acked(groups.commit_transactional(&txn(7), vec![("t".into(), 0, offset(5))]));
     assert_eq!(committed(&groups, 0), None);
     assert!(unstable(&groups, 0));
     assert!(!unstable(&groups, 1));
@@ -86,7 +93,7 @@ fn pending_offsets_show_only_after_commit_and_never_after_abort() {
     assert_eq!(committed(&groups, 0), Some(5));
     assert!(!unstable(&groups, 0));
 
-    groups.commit_transactional(&txn(8), vec![("t".into(), 0, offset(9))]).unwrap();
+    acked(groups.commit_transactional(&txn(8), vec![("t".into(), 0, offset(9))]));
     groups.complete_transaction(here, 8, false);
     assert_eq!(committed(&groups, 0), Some(5));
     assert!(!unstable(&groups, 0));
@@ -97,13 +104,13 @@ fn the_most_recent_record_wins_between_plain_and_transactional_commits() {
     let dir = tempfile::tempdir().unwrap();
     let (groups, _topics) = coordinator(dir.path(), 60);
     let here = offsets_partition(&groups);
-    groups.commit_transactional(&txn(7), vec![("t".into(), 0, offset(5))]).unwrap();
-    groups.commit(GROUP, "", None, -1, vec![("t".into(), 0, offset(100))]).unwrap();
+    acked(groups.commit_transactional(&txn(7), vec![("t".into(), 0, offset(5))]));
+    acked(groups.commit(GROUP, "", None, -1, vec![("t".into(), 0, offset(100))]));
     groups.complete_transaction(here, 7, true);
     assert_eq!(committed(&groups, 0), Some(100), "the plain commit came later");
 
-    groups.commit(GROUP, "", None, -1, vec![("t".into(), 1, offset(100))]).unwrap();
-    groups.commit_transactional(&txn(8), vec![("t".into(), 1, offset(6))]).unwrap();
+    acked(groups.commit(GROUP, "", None, -1, vec![("t".into(), 1, offset(100))]));
+    acked(groups.commit_transactional(&txn(8), vec![("t".into(), 1, offset(6))]));
     groups.complete_transaction(here, 8, true);
     assert_eq!(committed(&groups, 1), Some(6), "the transaction came later");
 }
@@ -113,8 +120,8 @@ fn pending_offsets_survive_a_reload_and_end_after_it() {
     let dir = tempfile::tempdir().unwrap();
     {
         let (groups, _topics) = coordinator(dir.path(), 60);
-        groups.commit(GROUP, "", None, -1, vec![("t".into(), 0, offset(1))]).unwrap();
-        groups.commit_transactional(&txn(7), vec![("t".into(), 0, offset(5))]).unwrap();
+        acked(groups.commit(GROUP, "", None, -1, vec![("t".into(), 0, offset(1))]));
+        acked(groups.commit_transactional(&txn(7), vec![("t".into(), 0, offset(5))]));
     }
     let (groups, _topics) = coordinator(dir.path(), 60);
     assert_eq!(committed(&groups, 0), Some(1));
@@ -133,7 +140,7 @@ fn transactional_batches_carry_the_producer() {
     };
     let mut commit = txn(42);
     commit.producer_epoch = 3;
-    groups.commit_transactional(&commit, vec![("t".into(), 0, offset(5))]).unwrap();
+    acked(groups.commit_transactional(&commit, vec![("t".into(), 0, offset(5))]));
     let partition = topics.get(super::store::OFFSETS_TOPIC).unwrap().partitions[offsets_partition(&groups) as usize].clone();
     let read = partition.read(0, 1 << 20, Isolation::ReadUncommitted).unwrap();
     let header = BatchHeader::parse(&read.records).unwrap();
@@ -204,7 +211,7 @@ fn offset_delete_and_group_delete_take_pending_offsets_with_them() {
     let dir = tempfile::tempdir().unwrap();
     let (groups, _topics) = coordinator(dir.path(), 60);
     let here = offsets_partition(&groups);
-    groups.commit_transactional(&txn(7), vec![("t".into(), 0, offset(5)), ("t".into(), 1, offset(6))]).unwrap();
+    acked(groups.commit_transactional(&txn(7), vec![("t".into(), 0, offset(5)), ("t".into(), 1, offset(6))]));
     let results = groups.delete_offsets(GROUP, vec![("t".into(), 0)]).unwrap();
     assert!(results[0].2.is_ok());
     assert!(!unstable(&groups, 0));
@@ -221,12 +228,12 @@ fn offset_delete_and_group_delete_take_pending_offsets_with_them() {
 fn expiry_keeps_offsets_and_groups_an_open_transaction_touches() {
     let dir = tempfile::tempdir().unwrap();
     let (groups, _topics) = coordinator(dir.path(), 0);
-    groups.commit(GROUP, "", None, -1, vec![("t".into(), 0, offset(1)), ("t".into(), 1, offset(1))]).unwrap();
-    groups.commit_transactional(&txn(7), vec![("t".into(), 0, offset(5))]).unwrap();
+    acked(groups.commit(GROUP, "", None, -1, vec![("t".into(), 0, offset(1)), ("t".into(), 1, offset(1))]));
+    acked(groups.commit_transactional(&txn(7), vec![("t".into(), 0, offset(5))]));
     groups.expire_offsets();
     assert_eq!(committed(&groups, 0), Some(1), "a transaction is about to replace it");
     assert_eq!(committed(&groups, 1), None);
-    groups.commit_transactional(&txn(8), vec![("t".into(), 2, offset(5))]).unwrap();
+    acked(groups.commit_transactional(&txn(8), vec![("t".into(), 2, offset(5))]));
     groups.complete_transaction(offsets_partition(&groups), 7, false);
     groups.expire_offsets();
     assert!(groups.list().groups.iter().any(|(id, _, _)| id == GROUP), "pending offsets keep the group");
