@@ -42,9 +42,9 @@ impl Broker {
         let seeds = config.sasl.as_ref().map(|s| s.scram_users.as_slice()).unwrap_or_default();
         let credentials = CredentialStore::open(&config.data_dir, seeds)?;
         let authorizer = Authorizer::open(&config)?;
-        let txns = Arc::new(TransactionCoordinator::open(config.clone())?);
-        // One node coordinates every group. In a cluster the coordinator is built with
-        // `Coordination::Cluster` and loads the offsets partitions this broker leads.
+        // One node coordinates every group and transactional id. In a cluster the coordinators
+        // are built with `Coordination::Cluster` and load the partitions this broker leads.
+        let txns = Arc::new(TransactionCoordinator::open(config.clone(), topics.clone(), Coordination::SingleNode)?);
         let groups = GroupCoordinator::new(config.clone(), topics.clone(), Coordination::SingleNode);
         // TxnOffsetCommit asks the transaction coordinator whether the producer may commit.
         groups.set_transaction_check(txns.clone());
@@ -126,7 +126,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         if let Err(err) = loading.groups.load() {
             tracing::error!("cannot load consumer groups: {err}");
         }
-        if let Err(err) = loading.txns.load(loading.topics.clone(), &loading.groups) {
+        if let Err(err) = loading.txns.load(&loading.groups) {
             tracing::error!("cannot load transaction state: {err}");
         }
     });
@@ -255,8 +255,9 @@ async fn group_timers(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) 
     }
 }
 
-/// Aborts transactions open past their timeout and forgets long-unused transactional ids.
-/// Both write to logs, so they run on the blocking pool.
+/// Aborts transactions open past their timeout and forgets long-unused transactional ids,
+/// each round in a task of its own. The expiry only writes to logs, so it runs on the
+/// blocking pool; an abort also waits for the replicas between its writes.
 async fn txn_timers(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     let config = &broker.config;
     let mut abort = tokio::time::interval(Duration::from_millis(
@@ -269,7 +270,7 @@ async fn txn_timers(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     loop {
         let broker = broker.clone();
         let round = tokio::select! {
-            _ = abort.tick() => tokio::task::spawn_blocking(move || broker.txns.abort_timed_out(&broker.groups)),
+            _ = abort.tick() => tokio::spawn(async move { broker.txns.abort_timed_out(&broker.groups).await }),
             _ = expire.tick() => tokio::task::spawn_blocking(move || broker.txns.expire_ids()),
             _ = shutdown.changed() => return,
         };

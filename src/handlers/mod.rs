@@ -93,13 +93,15 @@ pub async fn handle(broker: &Arc<Broker>, session: &mut Session, request: Reques
             ResponseKind::AlterUserScramCredentials(scram::alter(broker, session, req))
         }
         RequestKind::InitProducerId(req) => {
-            ResponseKind::InitProducerId(txn::init_producer_id(broker, session, req, version))
+            ResponseKind::InitProducerId(txn::init_producer_id(broker, session, req, version).await)
         }
         RequestKind::AddPartitionsToTxn(req) => {
-            ResponseKind::AddPartitionsToTxn(txn::add_partitions(broker, session, req, version))
+            ResponseKind::AddPartitionsToTxn(txn::add_partitions(broker, session, req, version).await)
         }
-        RequestKind::AddOffsetsToTxn(req) => ResponseKind::AddOffsetsToTxn(txn::add_offsets(broker, session, req, version)),
-        RequestKind::EndTxn(req) => ResponseKind::EndTxn(txn::end(broker, session, req, version)),
+        RequestKind::AddOffsetsToTxn(req) => {
+            ResponseKind::AddOffsetsToTxn(txn::add_offsets(broker, session, req, version).await)
+        }
+        RequestKind::EndTxn(req) => ResponseKind::EndTxn(txn::end(broker, session, req, version).await),
         RequestKind::ListTransactions(req) => ResponseKind::ListTransactions(transactions::list(broker, session, req)),
         RequestKind::DescribeTransactions(req) => {
             ResponseKind::DescribeTransactions(transactions::describe(broker, session, req))
