@@ -1,14 +1,15 @@
 //! The group coordinator: the consumer groups this broker coordinates, their rebalances and
 //! their committed offsets. A group lives in one partition of `__consumer_offsets`, and a
-//! broker coordinates the groups of the partitions it has loaded ([`load`]): every partition
-//! on a single node, the partitions it leads in a cluster. Groups of a partition being loaded
-//! answer COORDINATOR_LOAD_IN_PROGRESS; groups of a partition not loaded here answer
+//! broker coordinates the groups of the partitions it has loaded
+//! ([`GroupCoordinator::load_partition`]): every partition on a single node, the partitions
+//! it leads in a cluster. Groups of a partition being loaded answer
+//! COORDINATOR_LOAD_IN_PROGRESS; groups of a partition not loaded here answer
 //! NOT_COORDINATOR, which sends clients to look their coordinator up again.
 //!
 //! Each group sits behind its own lock; the map of groups is only write-locked to add or
 //! drop a group or a partition. Offsets and group metadata are appended to the offsets topic
 //! (see [`store`]); a commit, and a SyncGroup's assignment, take effect for their clients only
-//! once the write is replicated (see [`acknowledge`]).
+//! once the write is replicated (see [`PendingCommit`]).
 
 mod acknowledge;
 mod load;

@@ -2,14 +2,15 @@
 //! coordinates, as Kafka's `TransactionCoordinator` with transaction.version 1 (no KIP-890
 //! part 2: samsa does not advertise the feature). An id lives in one partition of
 //! `__transaction_state`, and a broker coordinates the ids of the partitions it has loaded
-//! ([`load`]): every partition on a single node, the partitions it leads in a cluster. Ids of
-//! a partition being loaded answer COORDINATOR_LOAD_IN_PROGRESS, the others NOT_COORDINATOR.
+//! ([`TransactionCoordinator::load_partition`]): every partition on a single node, the
+//! partitions it leads in a cluster. Ids of a partition being loaded answer
+//! COORDINATOR_LOAD_IN_PROGRESS, the others NOT_COORDINATOR.
 //!
 //! Each state change is appended to `__transaction_state` (see [`log`]) and acknowledged once
-//! replicated; one whose replication fails is undone in memory (see [`end`]). Ending a
-//! transaction writes its markers (see [`markers`]) only once its PrepareCommit or
-//! PrepareAbort is replicated, so a transaction is only ever found half-ended in one of those
-//! states; loading its partition finishes it.
+//! replicated; one whose replication fails is undone in memory. Ending a transaction writes
+//! its markers (see [`markers`]) only once its PrepareCommit or PrepareAbort is replicated,
+//! so a transaction is only ever found half-ended in one of those states; loading its
+//! partition finishes it.
 
 mod end;
 mod load;
