@@ -14,13 +14,14 @@ use crate::config::Config;
 use crate::group::{self, GroupCoordinator};
 use crate::metrics::{self, Metrics};
 use crate::network;
+use crate::topics::internal::Coordination;
 use crate::topics::TopicRegistry;
 use crate::txn::TransactionCoordinator;
 
 /// State every handler sees.
 pub struct Broker {
     pub config: Arc<Config>,
-    /// Shared with the group coordinator, which creates `__consumer_offsets` when first needed.
+    /// Shared with the coordinators, which create their internal topics when first needed.
     pub topics: Arc<TopicRegistry>,
     pub groups: GroupCoordinator,
     /// Producer ids and transactions; loads `__transaction_state` after the groups.
@@ -43,8 +44,10 @@ impl Broker {
         let seeds = config.sasl.as_ref().map(|s| s.scram_users.as_slice()).unwrap_or_default();
         let credentials = CredentialStore::open(&config.data_dir, seeds)?;
         let authorizer = Authorizer::open(&config)?;
-        let txns = Arc::new(TransactionCoordinator::open(config.clone())?);
-        let groups = GroupCoordinator::new(config.clone());
+        // One node coordinates every group and transactional id. In a cluster the coordinators
+        // are built with `Coordination::Cluster` and load the partitions this broker leads.
+        let txns = Arc::new(TransactionCoordinator::open(config.clone(), topics.clone(), Coordination::SingleNode)?);
+        let groups = GroupCoordinator::new(config.clone(), topics.clone(), Coordination::SingleNode);
         // TxnOffsetCommit asks the transaction coordinator whether the producer may commit.
         groups.set_transaction_check(txns.clone());
         Ok(Broker {
@@ -131,10 +134,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         if !single_node {
             return;
         }
-        if let Err(err) = loading.groups.load(loading.topics.clone()) {
+        if let Err(err) = loading.groups.load() {
             tracing::error!("cannot load consumer groups: {err}");
         }
-        if let Err(err) = loading.txns.load(loading.topics.clone(), &loading.groups) {
+        if let Err(err) = loading.txns.load(&loading.groups) {
             tracing::error!("cannot load transaction state: {err}");
         }
     });
@@ -281,8 +284,9 @@ async fn group_timers(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) 
     }
 }
 
-/// Aborts transactions open past their timeout and forgets long-unused transactional ids.
-/// Both write to logs, so they run on the blocking pool.
+/// Aborts transactions open past their timeout and forgets long-unused transactional ids,
+/// each round in a task of its own. The expiry only writes to logs, so it runs on the
+/// blocking pool; an abort also waits for the replicas between its writes.
 async fn txn_timers(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     let config = &broker.config;
     let mut abort = tokio::time::interval(Duration::from_millis(
@@ -295,7 +299,7 @@ async fn txn_timers(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     loop {
         let broker = broker.clone();
         let round = tokio::select! {
-            _ = abort.tick() => tokio::task::spawn_blocking(move || broker.txns.abort_timed_out(&broker.groups)),
+            _ = abort.tick() => tokio::spawn(async move { broker.txns.abort_timed_out(&broker.groups).await }),
             _ = expire.tick() => tokio::task::spawn_blocking(move || broker.txns.expire_ids()),
             _ = shutdown.changed() => return,
         };

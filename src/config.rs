@@ -201,6 +201,10 @@ pub struct Config {
     pub offsets_retention_minutes: i64,
     /// How often expired offsets are looked for (`offsets.retention.check.interval.ms`).
     pub offsets_retention_check_interval_ms: u64,
+    /// How long an OffsetCommit (and SyncGroup's write of the assignment) waits for the
+    /// in-sync replicas of the offsets partition before it fails
+    /// (`offsets.commit.timeout.ms`).
+    pub offsets_commit_timeout_ms: u64,
     /// Segment size of the `__consumer_offsets` topic when it is first created
     /// (`offsets.topic.segment.bytes`): compaction only cleans sealed segments.
     pub offsets_topic_segment_bytes: i32,
@@ -325,6 +329,7 @@ impl Default for Config {
             transaction_remove_expired_transaction_cleanup_interval_ms: 60 * 60 * 1000,
             offsets_retention_minutes: 7 * 24 * 60,
             offsets_retention_check_interval_ms: 600_000,
+            offsets_commit_timeout_ms: 5000,
             offset_metadata_max_bytes: 4096,
             listeners: Vec::new(),
             tls: None,
@@ -452,6 +457,9 @@ impl Config {
         }
         if self.offsets_topic_segment_bytes < 14 {
             return invalid("offsets_topic_segment_bytes", "must be at least 14");
+        }
+        if self.offsets_commit_timeout_ms < 1 {
+            return invalid("offsets_commit_timeout_ms", "must be positive");
         }
         if self.offsets_retention_minutes < 1 {
             return invalid("offsets_retention_minutes", "must be positive");

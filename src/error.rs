@@ -63,8 +63,12 @@ pub enum BrokerError {
     CoordinatorLoadInProgress,
     #[error("the group coordinator is not available")]
     CoordinatorNotAvailable,
-    #[error("this broker is no longer the coordinator of the group")]
+    #[error("this broker is not the coordinator of the group or transactional id")]
     NotCoordinator,
+    #[error("the offsets are too large to be written to the offsets topic")]
+    InvalidCommitOffsetSize,
+    #[error("the coordinator could not write its record")]
+    CoordinatorWriteFailed,
     #[error("invalid group id")]
     InvalidGroupId,
     #[error("the member id is not known to the group")]
@@ -154,6 +158,8 @@ impl BrokerError {
             BrokerError::CoordinatorLoadInProgress => E::CoordinatorLoadInProgress,
             BrokerError::CoordinatorNotAvailable => E::CoordinatorNotAvailable,
             BrokerError::NotCoordinator => E::NotCoordinator,
+            BrokerError::InvalidCommitOffsetSize => E::InvalidCommitOffsetSize,
+            BrokerError::CoordinatorWriteFailed => E::UnknownServerError,
             BrokerError::InvalidGroupId => E::InvalidGroupId,
             BrokerError::UnknownMemberId => E::UnknownMemberId,
             BrokerError::IllegalGeneration => E::IllegalGeneration,
@@ -218,6 +224,40 @@ impl BrokerError {
         }
     }
 
+    /// What a client is told when a coordinator's write to its internal topic failed, or was
+    /// not replicated in time: the codes Kafka's GroupMetadataManager and
+    /// TransactionStateManager answer, which send clients to look the coordinator up again
+    /// rather than give up. Other errors (a fenced producer's TxnOffsetCommit) pass through.
+    pub fn for_coordinator_write(self, write: CoordinatorWrite) -> BrokerError {
+        use ResponseError as E;
+        match (self.response_error(), write) {
+            (E::UnknownTopicOrPartition | E::NotEnoughReplicas | E::NotEnoughReplicasAfterAppend, _) => {
+                BrokerError::CoordinatorNotAvailable
+            }
+            // Members of a group whose assignment did not get stored rebalance (Kafka's storeGroup).
+            (E::RequestTimedOut, CoordinatorWrite::GroupMetadata) => BrokerError::RebalanceInProgress,
+            (E::RequestTimedOut, _) => BrokerError::CoordinatorNotAvailable,
+            (E::NotLeaderOrFollower | E::KafkaStorageError, _) => BrokerError::NotCoordinator,
+            (E::MessageTooLarge | E::RecordListTooLarge | E::InvalidFetchSize, CoordinatorWrite::Offsets) => {
+                BrokerError::InvalidCommitOffsetSize
+            }
+            (E::MessageTooLarge | E::RecordListTooLarge | E::InvalidFetchSize, _) => BrokerError::CoordinatorWriteFailed,
+            _ => self,
+        }
+    }
+
+    /// A fresh copy of a coordinator write's error for each member waiting on it. Only the
+    /// codes [`Self::for_coordinator_write`] gives a group's metadata write can be copied;
+    /// anything else was unexpected (Kafka logs it) and is UNKNOWN_SERVER_ERROR.
+    pub fn for_each_waiter(&self) -> fn() -> BrokerError {
+        match self {
+            BrokerError::CoordinatorNotAvailable => || BrokerError::CoordinatorNotAvailable,
+            BrokerError::NotCoordinator => || BrokerError::NotCoordinator,
+            BrokerError::RebalanceInProgress => || BrokerError::RebalanceInProgress,
+            _ => || BrokerError::CoordinatorWriteFailed,
+        }
+    }
+
     /// The message sent beside the code where the response has room for one.
     pub fn message(&self) -> Option<String> {
         match self {
@@ -235,3 +275,14 @@ impl BrokerError {
 }
 
 pub type Result<T, E = BrokerError> = std::result::Result<T, E>;
+
+/// Which of a coordinator's writes failed: Kafka tells clients of each a little differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CoordinatorWrite {
+    /// OffsetCommit and TxnOffsetCommit (GroupMetadataManager's maybeConvertOffsetCommitError).
+    Offsets,
+    /// A group's membership and assignment after SyncGroup (GroupMetadataManager.storeGroup).
+    GroupMetadata,
+    /// A transactional id's state (TransactionStateManager.appendTransactionToLog).
+    TransactionState,
+}

@@ -1,18 +1,25 @@
-//! The group coordinator: every consumer group this broker coordinates (all of them, on a
-//! single node), their rebalances and their committed offsets.
+//! The group coordinator: the consumer groups this broker coordinates, their rebalances and
+//! their committed offsets. A group lives in one partition of `__consumer_offsets`, and a
+//! broker coordinates the groups of the partitions it has loaded
+//! ([`GroupCoordinator::load_partition`]): every partition on a single node, the partitions
+//! it leads in a cluster. Groups of a partition being loaded answer
+//! COORDINATOR_LOAD_IN_PROGRESS; groups of a partition not loaded here answer
+//! NOT_COORDINATOR, which sends clients to look their coordinator up again.
 //!
 //! Each group sits behind its own lock; the map of groups is only write-locked to add or
-//! drop a group. Offsets and group metadata are appended to the internal topic
-//! `__consumer_offsets` (see [`store`]) before a commit is acknowledged, and replayed by
-//! [`GroupCoordinator::load`] at start-up; until that finishes every group API answers
-//! COORDINATOR_LOAD_IN_PROGRESS.
+//! drop a group or a partition. Offsets and group metadata are appended to the offsets topic
+//! (see [`store`]); a commit, and a SyncGroup's assignment, take effect for their clients only
+//! once the write is replicated (see [`PendingCommit`]).
 
+mod acknowledge;
+mod load;
 pub mod state;
 mod stats;
 pub mod store;
+mod timers;
 pub mod txn_offsets;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -25,12 +32,15 @@ use uuid::Uuid;
 use crate::broker::now_ms;
 use crate::config::Config;
 use crate::error::{BrokerError, Result};
+use crate::topics::internal::{Appended, Coordination};
 use crate::topics::TopicRegistry;
+pub use acknowledge::PendingCommit;
+use load::Groups;
 pub use state::{
     CommittedOffset, Group, GroupSettings, GroupState, JoinOutcome, JoinRequest, JoinResult, SyncOutcome,
 };
 pub use stats::GroupStats;
-use store::{Entry, GroupRecord, MemberRecord, OffsetKey, OffsetsStore, Replayed, ReplayedRecord};
+use store::{Entry, GroupRecord, MemberRecord, OffsetKey, OffsetsStore};
 pub use txn_offsets::{TransactionCheck, TxnCommit};
 use txn_offsets::OpenTransactions;
 
@@ -68,84 +78,89 @@ pub struct FetchedOffset {
     pub unstable: bool,
 }
 
+/// ListGroups: the groups loaded here, and COORDINATOR_LOAD_IN_PROGRESS while a partition is
+/// still loading (Kafka answers both).
+pub struct GroupListing {
+    pub groups: Vec<(String, String, GroupState)>,
+    pub error: Option<BrokerError>,
+}
+
+type LockedGroup = ArcMutexGuard<RawMutex, Group>;
+
 pub struct GroupCoordinator {
     config: Arc<Config>,
     settings: GroupSettings,
-    groups: RwLock<HashMap<String, Arc<Mutex<Group>>>>,
-    /// Set once the offsets topic has been replayed.
-    store: OnceLock<OffsetsStore>,
+    store: OffsetsStore,
+    groups: RwLock<Groups>,
     /// Set by the transaction coordinator, to verify TxnOffsetCommit producers.
     txn_check: OnceLock<Arc<dyn TransactionCheck>>,
     open_txns: Mutex<OpenTransactions>,
 }
 
 impl GroupCoordinator {
-    pub fn new(config: Arc<Config>) -> GroupCoordinator {
+    /// A coordinator over `topics`' offsets topic. On a single node every partition is this
+    /// broker's and answers COORDINATOR_LOAD_IN_PROGRESS until [`Self::load`]; in a cluster
+    /// none is until [`Self::load_partition`].
+    pub fn new(config: Arc<Config>, topics: Arc<TopicRegistry>, coordination: Coordination) -> GroupCoordinator {
         let settings = GroupSettings {
             initial_rebalance_delay: Duration::from_millis(config.group_initial_rebalance_delay_ms),
         };
+        let store = OffsetsStore::new(topics, config.offsets_topic_num_partitions, coordination);
+        let groups = Groups::new(&store);
         GroupCoordinator {
             config,
             settings,
-            groups: RwLock::new(HashMap::new()),
-            store: OnceLock::new(),
+            store,
+            groups: RwLock::new(groups),
             txn_check: OnceLock::new(),
             open_txns: Mutex::new(OpenTransactions::new()),
         }
     }
 
-    /// Replays `__consumer_offsets` into memory. Like Kafka, the topic itself is only
-    /// created when a group first writes to it, so a broker without groups lists no extra topic.
-    pub fn load(&self, topics: Arc<TopicRegistry>) -> Result<()> {
-        let store = OffsetsStore::new(topics, self.config.offsets_topic_num_partitions);
-        let started = std::time::Instant::now();
-        let now = Instant::now();
-        let mut groups: HashMap<String, Group> = HashMap::new();
-        let mut open = OpenTransactions::new();
-        let partition_of = |group: &str| store.partition_of(group);
-        let count = store.replay(|record| replay(&mut groups, &mut open, record, now, partition_of))?;
-        // Transactions without a marker yet stay pending: the transaction coordinator ends
-        // them once it has replayed its own log.
-        *self.open_txns.lock() = open;
-        let mut map = self.groups.write();
-        for (id, group) in groups {
-            map.insert(id, Arc::new(Mutex::new(group)));
+    /// The offsets partition of `group`, whose leader coordinates it: Kafka's rule over the
+    /// topic's partition count, or the configured one until the topic exists.
+    pub fn partition_of(&self, group: &str) -> i32 {
+        self.store.topic().partition_for(group)
+    }
+
+    /// Ok when this broker coordinates `group`'s partition and has loaded it.
+    fn coordinating(&self, group: &str) -> Result<()> {
+        self.groups.read().loads.check(self.partition_of(group))
+    }
+
+    /// The group if it exists, locked and alive. The expiry (or an unload) may drop a group
+    /// between our lookup and our lock; it does so under the group's lock, marking it Dead, so
+    /// a Dead group seen here is already gone from the map and the next lookup says why.
+    fn existing(&self, id: &str) -> Result<Option<LockedGroup>> {
+        let partition = self.partition_of(id);
+        loop {
+            let group = {
+                let groups = self.groups.read();
+                groups.loads.check(partition)?;
+                groups.get(id)
+            };
+            let Some(group) = group else { return Ok(None) };
+            let locked = group.lock_arc();
+            if locked.state != GroupState::Dead {
+                return Ok(Some(locked));
+            }
         }
-        tracing::info!(groups = map.len(), records = count, elapsed = ?started.elapsed(), "loaded consumer groups");
-        drop(map);
-        let _ = self.store.set(store);
-        Ok(())
-    }
-
-    pub fn is_loaded(&self) -> bool {
-        self.store.get().is_some()
-    }
-
-    fn store(&self) -> Result<&OffsetsStore> {
-        self.store.get().ok_or(BrokerError::CoordinatorLoadInProgress)
-    }
-
-    fn group(&self, id: &str) -> Option<Arc<Mutex<Group>>> {
-        self.groups.read().get(id).cloned()
     }
 
     /// The group, locked and alive. When it does not exist, `may_create` decides: `Ok`
-    /// creates it, an error is returned as it is. The expiry may drop an empty group
-    /// between our lookup and our lock (a group it just created for us, too); it removes
-    /// a group from the map under the group's lock, so a Dead group seen here is already
-    /// gone from the map and the next lookup finds or creates a live one.
-    fn lock_live(&self, id: &str, may_create: impl Fn() -> Result<()>) -> Result<ArcMutexGuard<RawMutex, Group>> {
+    /// creates it, an error is returned as it is.
+    fn lock_live(&self, id: &str, may_create: impl Fn() -> Result<()>) -> Result<LockedGroup> {
+        let partition = self.partition_of(id);
         loop {
-            let group = match self.group(id) {
-                Some(group) => group,
-                None => {
-                    may_create()?;
-                    self.groups
-                        .write()
-                        .entry(id.to_owned())
-                        .or_insert_with(|| Arc::new(Mutex::new(Group::new(id, now_ms()))))
-                        .clone()
-                }
+            if let Some(group) = self.existing(id)? {
+                return Ok(group);
+            }
+            may_create()?;
+            let group = {
+                let mut groups = self.groups.write();
+                // Checked again under the write lock: the partition may have gone meanwhile.
+                groups.loads.check(partition)?;
+                groups.get_or_create(id)
             };
             let locked = group.lock_arc();
             if locked.state != GroupState::Dead {
@@ -154,22 +169,26 @@ impl GroupCoordinator {
         }
     }
 
-    /// Writes the group's membership if the last operation changed it.
-    fn persist_if_dirty(&self, group: &mut Group) {
+    /// Writes the group's membership if the last operation changed it; `None` if it did not.
+    fn persist_if_dirty(&self, group: &mut Group) -> Option<Result<Appended>> {
         if !group.take_dirty() {
-            return;
+            return None;
         }
-        let Ok(store) = self.store() else { return };
         let record = group_record(group);
-        if let Err(err) = store.append(&group.id, &[Entry::Group(group.id.clone(), Some(record))], now_ms()) {
+        let written = self
+            .store
+            .append(&group.id, &[Entry::Group(group.id.clone(), Some(record))], now_ms())
+            .transpose();
+        if let Some(Err(err)) = &written {
             tracing::error!(group = %group.id, "cannot persist group metadata: {err}");
         }
+        written
     }
 
     /// JoinGroup. Errors found before the group is touched come back at once; the rest,
     /// and the result, arrive on `reply`.
     pub fn join(&self, group_id: &str, mut req: JoinRequest, reply: oneshot::Sender<JoinOutcome>) -> Result<()> {
-        self.store()?;
+        self.coordinating(group_id)?;
         if group_id.is_empty() {
             return Err(BrokerError::InvalidGroupId);
         }
@@ -206,26 +225,23 @@ impl GroupCoordinator {
         assignments: Vec<(String, Bytes)>,
         reply: oneshot::Sender<SyncOutcome>,
     ) -> Result<()> {
-        self.store()?;
-        let group = self.group(group_id).ok_or(BrokerError::UnknownMemberId)?;
-        let mut group = group.lock();
+        let mut group = self.existing(group_id)?.ok_or(BrokerError::UnknownMemberId)?;
         group.sync(member_id, instance_id, generation, protocol_type, protocol, assignments, reply);
-        self.persist_if_dirty(&mut group);
+        // Only the leader's assignment makes the group dirty here.
+        if let Some(written) = self.persist_if_dirty(&mut group) {
+            self.acknowledge_assignment(group, written);
+        }
         Ok(())
     }
 
     pub fn heartbeat(&self, group_id: &str, member_id: &str, instance_id: Option<&str>, generation: i32) -> Result<()> {
-        self.store()?;
-        let group = self.group(group_id).ok_or(BrokerError::UnknownMemberId)?;
-        let mut group = group.lock();
+        let mut group = self.existing(group_id)?.ok_or(BrokerError::UnknownMemberId)?;
         group.heartbeat(member_id, instance_id, generation, Instant::now())
     }
 
     /// LeaveGroup for each (member id, group.instance.id); one result per member.
     pub fn leave(&self, group_id: &str, members: &[(String, Option<String>)]) -> Result<Vec<Result<()>>> {
-        self.store()?;
-        let group = self.group(group_id).ok_or(BrokerError::UnknownMemberId)?;
-        let mut group = group.lock();
+        let mut group = self.existing(group_id)?.ok_or(BrokerError::UnknownMemberId)?;
         let (now, ms) = (Instant::now(), now_ms());
         let results = members
             .iter()
@@ -236,7 +252,9 @@ impl GroupCoordinator {
     }
 
     /// Stores offsets after checking the member and generation. Partition-level checks
-    /// (unknown topics, metadata size) are the caller's; `offsets` holds only good ones.
+    /// (unknown topics, metadata size) are the caller's; `offsets` holds only good ones. The
+    /// offsets count from their append on (as the log order says); the client may be told
+    /// only once [`PendingCommit::acknowledged`].
     pub fn commit(
         &self,
         group_id: &str,
@@ -244,8 +262,8 @@ impl GroupCoordinator {
         instance_id: Option<&str>,
         generation: i32,
         offsets: Vec<(String, i32, CommittedOffset)>,
-    ) -> Result<()> {
-        let store = self.store()?;
+    ) -> Result<PendingCommit> {
+        self.coordinating(group_id)?;
         if group_id.is_empty() {
             return Err(BrokerError::InvalidGroupId);
         }
@@ -259,12 +277,14 @@ impl GroupCoordinator {
             .iter()
             .map(|(t, p, o)| Entry::Offset(offset_key(group_id, t, *p), Some(o.clone())))
             .collect();
-        let base = store.append(group_id, &entries, now_ms())?;
-        for (i, (topic, partition, mut offset)) in offsets.into_iter().enumerate() {
-            offset.record_offset = base + i as i64;
-            group.offsets.insert((topic, partition), offset);
+        let appended = self.append_offsets(group_id, &entries, None)?;
+        if let Some(appended) = &appended {
+            for (i, (topic, partition, mut offset)) in offsets.into_iter().enumerate() {
+                offset.record_offset = appended.base_offset + i as i64;
+                group.offsets.insert((topic, partition), offset);
+            }
         }
-        Ok(())
+        Ok(self.pending_commit(appended))
     }
 
     /// Committed offsets of `wanted` (topic, partitions), or of every partition when `None`.
@@ -276,9 +296,7 @@ impl GroupCoordinator {
         wanted: Option<Vec<(String, Vec<i32>)>>,
         require_stable: bool,
     ) -> Result<Vec<FetchedOffset>> {
-        self.store()?;
-        let group = self.group(group_id);
-        let group = group.as_ref().map(|g| g.lock());
+        let group = self.existing(group_id)?;
         let fetched = |topic: &str, partition: i32| {
             let offset = group.as_ref().and_then(|g| g.offsets.get(&(topic.to_owned(), partition))).cloned();
             let unstable = require_stable && group.as_ref().is_some_and(|g| g.pending.contains(topic, partition));
@@ -303,12 +321,7 @@ impl GroupCoordinator {
 
     /// DescribeGroups; `None` for a group that does not exist.
     pub fn describe(&self, group_id: &str) -> Result<Option<GroupSummary>> {
-        self.store()?;
-        let Some(group) = self.group(group_id) else { return Ok(None) };
-        let group = group.lock();
-        if group.state == GroupState::Dead {
-            return Ok(None);
-        }
+        let Some(group) = self.existing(group_id)? else { return Ok(None) };
         let stable = group.state == GroupState::Stable;
         let protocol = group.protocol.clone().unwrap_or_default();
         let mut members: Vec<MemberSummary> = group
@@ -333,10 +346,12 @@ impl GroupCoordinator {
         }))
     }
 
-    /// Every group: (id, protocol type, state).
-    pub fn list(&self) -> Result<Vec<(String, String, GroupState)>> {
-        self.store()?;
-        let groups: Vec<Arc<Mutex<Group>>> = self.groups.read().values().cloned().collect();
+    /// Every group loaded here: (id, protocol type, state).
+    pub fn list(&self) -> GroupListing {
+        let (groups, error) = {
+            let groups = self.groups.read();
+            (groups.all(), groups.loads.any_loading().then_some(BrokerError::CoordinatorLoadInProgress))
+        };
         let mut listed: Vec<_> = groups
             .iter()
             .map(|g| {
@@ -346,30 +361,21 @@ impl GroupCoordinator {
             .filter(|(_, _, state)| *state != GroupState::Dead)
             .collect();
         listed.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(listed)
+        GroupListing { groups: listed, error }
     }
 
     /// DeleteGroups: an empty group and all its offsets go.
     pub fn delete(&self, group_id: &str) -> Result<()> {
-        let store = self.store()?;
-        let group = self.group(group_id).ok_or(BrokerError::GroupIdNotFound)?;
-        let mut group = group.lock();
-        match group.state {
-            GroupState::Dead => return Err(BrokerError::GroupIdNotFound),
-            GroupState::Empty => {}
-            _ => return Err(BrokerError::NonEmptyGroup),
+        let mut group = self.existing(group_id)?.ok_or(BrokerError::GroupIdNotFound)?;
+        if group.state != GroupState::Empty {
+            return Err(BrokerError::NonEmptyGroup);
         }
-        self.drop_group(store, &mut group)
+        self.drop_group(&mut group)
     }
 
     /// OffsetDelete: per partition, deleted or why not.
     pub fn delete_offsets(&self, group_id: &str, partitions: Vec<(String, i32)>) -> Result<Vec<(String, i32, Result<()>)>> {
-        let store = self.store()?;
-        let group = self.group(group_id).ok_or(BrokerError::GroupIdNotFound)?;
-        let mut group = group.lock();
-        if group.state == GroupState::Dead {
-            return Err(BrokerError::GroupIdNotFound);
-        }
+        let mut group = self.existing(group_id)?.ok_or(BrokerError::GroupIdNotFound)?;
         let subscribed = match group.state {
             GroupState::Empty => Vec::new(),
             _ => group.subscribed_topics().ok_or(BrokerError::NonEmptyGroup)?,
@@ -386,7 +392,9 @@ impl GroupCoordinator {
             }
             results.push((topic, partition, Ok(())));
         }
-        store.append(group_id, &entries, now_ms())?;
+        // Kafka writes tombstones without waiting for the replicas: nothing is acknowledged
+        // that a lost tombstone would undo.
+        self.store.append(group_id, &entries, now_ms())?;
         for entry in entries {
             if let Entry::Offset(key, _) = entry {
                 group.pending.remove_partition(&key.t, key.p);
@@ -396,76 +404,9 @@ impl GroupCoordinator {
         Ok(results)
     }
 
-    /// Moves every group's clock: session expiry, rebalance deadlines.
-    pub fn tick(&self) {
-        if !self.is_loaded() {
-            return;
-        }
-        let groups: Vec<Arc<Mutex<Group>>> = self.groups.read().values().cloned().collect();
-        let (now, ms) = (Instant::now(), now_ms());
-        for group in groups {
-            let mut group = group.lock();
-            group.tick(now, ms, &self.settings);
-            self.persist_if_dirty(&mut group);
-        }
-    }
-
-    /// Deletes offsets past retention, and groups left with neither members nor offsets.
-    pub fn expire_offsets(&self) {
-        let Ok(store) = self.store() else { return };
-        let retention_ms = self.config.offsets_retention_minutes.saturating_mul(60_000);
-        let groups: Vec<Arc<Mutex<Group>>> = self.groups.read().values().cloned().collect();
-        let now = now_ms();
-        for group in groups {
-            let mut group = group.lock();
-            let empty = group.state == GroupState::Empty;
-            let base = group.state_timestamp;
-            // Kafka keeps an offset an open transaction is about to replace.
-            let expired: Vec<(String, i32)> = group
-                .offsets
-                .iter()
-                .filter(|((t, p), _)| !group.pending.contains(t, *p))
-                .filter(|(_, o)| match o.expire_timestamp {
-                    Some(at) => at <= now,
-                    None => empty && o.commit_timestamp.max(base).saturating_add(retention_ms) <= now,
-                })
-                .map(|(k, _)| k.clone())
-                .collect();
-            if !expired.is_empty() {
-                let entries: Vec<Entry> = expired
-                    .iter()
-                    .map(|(t, p)| Entry::Offset(offset_key(&group.id, t, *p), None))
-                    .collect();
-                if let Err(err) = store.append(&group.id, &entries, now) {
-                    tracing::error!(group = %group.id, "cannot expire offsets: {err}");
-                    continue;
-                }
-                for key in &expired {
-                    group.offsets.remove(key);
-                }
-                tracing::info!(group = %group.id, partitions = expired.len(), "expired committed offsets");
-            }
-            // A member between MEMBER_ID_REQUIRED and its second JoinGroup keeps the group.
-            let joining = !group.pending_members.is_empty();
-            if empty && !joining && group.offsets.is_empty() && group.pending.is_empty() {
-                if let Err(err) = self.drop_group(store, &mut group) {
-                    tracing::error!(group = %group.id, "cannot remove empty group: {err}");
-                }
-            }
-        }
-    }
-
-    /// Answers every parked JoinGroup and SyncGroup: this broker stops coordinating.
-    pub fn shutdown(&self) {
-        let groups: Vec<Arc<Mutex<Group>>> = self.groups.read().values().cloned().collect();
-        for group in groups {
-            group.lock().abandon_waiters(|| BrokerError::NotCoordinator);
-        }
-    }
-
     /// Deletes the group with its offsets, pending transactional ones included (as Kafka
     /// does, a tombstone per partition, so a later commit marker brings nothing back).
-    fn drop_group(&self, store: &OffsetsStore, group: &mut Group) -> Result<()> {
+    fn drop_group(&self, group: &mut LockedGroup) -> Result<()> {
         let mut partitions: BTreeSet<(String, i32)> = group.offsets.keys().cloned().collect();
         partitions.extend(group.pending.partitions());
         let mut entries: Vec<Entry> = partitions
@@ -473,11 +414,11 @@ impl GroupCoordinator {
             .map(|(t, p)| Entry::Offset(offset_key(&group.id, t, *p), None))
             .collect();
         entries.push(Entry::Group(group.id.clone(), None));
-        store.append(&group.id, &entries, now_ms())?;
+        self.store.append(&group.id, &entries, now_ms())?;
         group.offsets.clear();
         group.pending.clear();
         group.state = GroupState::Dead;
-        self.groups.write().remove(&group.id);
+        self.groups.write().remove(&group.id, ArcMutexGuard::mutex(group));
         Ok(())
     }
 }
@@ -517,84 +458,8 @@ fn group_record(group: &Group) -> GroupRecord {
     }
 }
 
-fn replay(
-    groups: &mut HashMap<String, Group>,
-    open: &mut OpenTransactions,
-    record: ReplayedRecord,
-    now: Instant,
-    partition_of: impl Fn(&str) -> i32,
-) {
-    match record.entry {
-        Replayed::Offset(key, value) => {
-            let group = groups.entry(key.g.clone()).or_insert_with(|| Group::new(&key.g, now_ms()));
-            match (value, record.producer_id) {
-                (Some(mut offset), Some(producer_id)) => {
-                    offset.record_offset = record.offset;
-                    group.pending.add(producer_id, key.t, key.p, offset);
-                    open.entry(producer_id).or_default().insert(key.g);
-                }
-                (Some(mut offset), None) => {
-                    offset.record_offset = record.offset;
-                    group.offsets.insert((key.t, key.p), offset);
-                }
-                (None, _) => {
-                    group.pending.remove_partition(&key.t, key.p);
-                    group.offsets.remove(&(key.t, key.p));
-                }
-            }
-        }
-        Replayed::TxnEnd { producer_id, commit } => {
-            for id in txn_offsets::take_ended(open, producer_id, record.partition, &partition_of) {
-                if let Some(group) = groups.get_mut(&id) {
-                    group.pending.end(producer_id, commit, &mut group.offsets);
-                }
-            }
-        }
-        Replayed::Group(id, None) => {
-            if let Some(group) = groups.remove(&id) {
-                // A deleted group's offsets were tombstoned before its metadata.
-                if !group.offsets.is_empty() || !group.pending.is_empty() {
-                    let mut fresh = Group::new(&id, group.state_timestamp);
-                    fresh.offsets = group.offsets;
-                    fresh.pending = group.pending;
-                    groups.insert(id, fresh);
-                }
-            }
-        }
-        Replayed::Group(id, Some(record)) => {
-            let (offsets, pending) = groups.remove(&id).map(|g| (g.offsets, g.pending)).unwrap_or_default();
-            let mut group = Group::new(&id, record.state_timestamp);
-            group.offsets = offsets;
-            group.pending = pending;
-            group.generation = record.generation;
-            group.protocol_type = record.protocol_type.clone();
-            group.protocol = record.protocol.clone();
-            group.leader = record.leader.clone();
-            let protocol = record.protocol.clone().unwrap_or_default();
-            for m in record.members {
-                group.restore_member(state::restored_member(
-                    m.member_id,
-                    m.instance_id,
-                    m.client_id,
-                    m.client_host,
-                    Duration::from_millis(m.session_timeout_ms),
-                    Duration::from_millis(m.rebalance_timeout_ms),
-                    record.protocol_type.clone().unwrap_or_default(),
-                    vec![(protocol.clone(), Bytes::from(m.subscription))],
-                    Bytes::from(m.assignment),
-                    now,
-                ));
-            }
-            group.state = if group.members.is_empty() {
-                GroupState::Empty
-            } else {
-                GroupState::Stable
-            };
-            groups.insert(id, group);
-        }
-    }
-}
-
+#[cfg(test)]
+mod cluster_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

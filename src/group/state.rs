@@ -4,7 +4,9 @@
 //!
 //! The machine is pure: time comes in as an argument and parked JoinGroup / SyncGroup
 //! requests are `oneshot` senders it answers when the rebalance moves on. The caller holds
-//! the group's lock around every call and persists what [`Group::take_dirty`] reports.
+//! the group's lock around every call and persists what [`Group::take_dirty`] reports; the
+//! leader's assignment takes effect only once the caller reports it stored
+//! ([`Group::assignment_stored`]), as Kafka answers SyncGroup only after its write.
 
 mod membership;
 mod rebalance;
@@ -172,6 +174,8 @@ pub struct Group {
     initial_join_cap: Option<Instant>,
     next_order: u64,
     dirty: bool,
+    /// The leader's assignment is being written; any state change ends the wait.
+    storing_assignment: bool,
 }
 
 impl Group {
@@ -193,6 +197,7 @@ impl Group {
             initial_join_cap: None,
             next_order: 0,
             dirty: false,
+            storing_assignment: false,
         }
     }
 
@@ -324,20 +329,15 @@ impl Group {
             }
             GroupState::CompletingRebalance => {
                 self.members.get_mut(member_id).expect("checked").sync_waiter = Some(reply);
-                if self.is_leader(member_id) {
+                if self.is_leader(member_id) && !self.storing_assignment {
                     let mut given: HashMap<String, Bytes> = assignments.into_iter().collect();
                     for member in self.members.values_mut() {
                         member.assignment = given.remove(&member.id).unwrap_or_default();
                     }
-                    self.set_state(GroupState::Stable, None);
+                    // The group is Stable, and the members hear their assignments, once the
+                    // caller has stored it: see `assignment_stored`.
+                    self.storing_assignment = true;
                     self.dirty = true;
-                    let ids: Vec<String> = self.members.keys().cloned().collect();
-                    for id in ids {
-                        let result = self.sync_result(&id);
-                        if let Some(waiter) = self.members.get_mut(&id).and_then(|m| m.sync_waiter.take()) {
-                            let _ = waiter.send(Ok(result));
-                        }
-                    }
                 }
             }
         }

@@ -16,7 +16,7 @@ pub struct GroupStats {
 impl GroupCoordinator {
     /// Every live group; each group's lock is held only while it is copied.
     pub fn stats(&self) -> Vec<GroupStats> {
-        let groups: Vec<_> = self.groups.read().values().cloned().collect();
+        let groups = self.groups.read().all();
         let mut stats: Vec<GroupStats> = groups
             .iter()
             .map(|g| {

@@ -19,19 +19,16 @@
 //! coordinator's commit marker follows in the same partition: a control batch whose one
 //! record has the key `i16` version (0), `i16` type (0 abort, 1 commit).
 
-use std::sync::{Arc, OnceLock};
-
-use parking_lot::Mutex;
+use std::sync::Arc;
 
 use bytes::Bytes;
-use kafka_protocol::records::{
-    Record, RecordBatchDecoder,
-};
+use kafka_protocol::records::{Record, RecordBatchDecoder};
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use super::state::CommittedOffset;
 use crate::error::{BrokerError, Result};
-use crate::topics::internal::{self, versioned_json};
+use crate::topics::internal::{self, versioned_json, Appended, Coordination, InternalTopic};
 use crate::topics::{Isolation, Partition, TopicConfig, TopicRegistry};
 use samsa_storage::BatchHeader;
 
@@ -114,65 +111,48 @@ pub struct TxnProducer {
     pub producer_epoch: i16,
 }
 
-/// The offsets topic: its partitions once it exists, and how to create it.
+/// The offsets topic, as the group coordinator writes and replays it.
 pub struct OffsetsStore {
-    topics: Arc<TopicRegistry>,
-    num_partitions: i32,
-    partitions: OnceLock<Vec<Arc<Partition>>>,
+    topic: InternalTopic,
     /// Transactional appends read the producer's last sequence and then write the next one;
     /// this keeps two of them from picking the same.
     txn_append: Mutex<()>,
 }
 
 impl OffsetsStore {
-    pub fn new(topics: Arc<TopicRegistry>, num_partitions: i32) -> OffsetsStore {
-        let partitions = OnceLock::new();
+    pub fn new(topics: Arc<TopicRegistry>, num_partitions: i32, coordination: Coordination) -> OffsetsStore {
         if let Some(topic) = topics.get(OFFSETS_TOPIC) {
             compact_existing(&topics, &topic.configs);
-            let _ = partitions.set(topic.partitions.clone());
         }
         OffsetsStore {
-            topics,
-            num_partitions,
-            partitions,
+            topic: InternalTopic::new(topics, OFFSETS_TOPIC, num_partitions, coordination),
             txn_append: Mutex::new(()),
         }
     }
 
-    /// The topic's partitions, creating the topic on first use.
-    fn partitions(&self) -> Result<&[Arc<Partition>]> {
-        if let Some(partitions) = self.partitions.get() {
-            return Ok(partitions);
-        }
-        let topic = self.topics.internal_compacted(OFFSETS_TOPIC, self.num_partitions)?;
-        Ok(self.partitions.get_or_init(|| topic.partitions.clone()))
+    /// Where the topic is, and which of its partitions holds a group.
+    pub fn topic(&self) -> &InternalTopic {
+        &self.topic
     }
 
-    /// The partition that holds `group`'s records.
-    pub fn partition_of(&self, group: &str) -> i32 {
-        partition_for(group, self.num_partitions.max(1) as usize) as i32
-    }
-
-    /// Appends `entries` of one group as one batch; returns, once the log has them, the
-    /// offset of the first.
-    pub fn append(&self, group: &str, entries: &[Entry], now_ms: i64) -> Result<i64> {
+    /// Appends `entries` of one group as one batch; `None` when there is nothing to write.
+    pub fn append(&self, group: &str, entries: &[Entry], now_ms: i64) -> Result<Option<Appended>> {
         self.append_batch(group, entries, None, now_ms)
     }
 
     /// Appends `entries` as one batch of `producer`'s open transaction.
-    pub fn append_transactional(&self, group: &str, entries: &[Entry], producer: TxnProducer, now_ms: i64) -> Result<i64> {
+    pub fn append_transactional(&self, group: &str, entries: &[Entry], producer: TxnProducer, now_ms: i64) -> Result<Option<Appended>> {
         self.append_batch(group, entries, Some(producer), now_ms)
     }
 
-    fn append_batch(&self, group: &str, entries: &[Entry], producer: Option<TxnProducer>, now_ms: i64) -> Result<i64> {
+    fn append_batch(&self, group: &str, entries: &[Entry], producer: Option<TxnProducer>, now_ms: i64) -> Result<Option<Appended>> {
         if entries.is_empty() {
-            return Ok(-1);
+            return Ok(None);
         }
-        let partitions = self.partitions()?;
-        let partition = &partitions[partition_for(group, partitions.len())];
+        let partition = self.topic.partition_to_write(group)?;
         let _serial = producer.map(|_| self.txn_append.lock());
         let (sequence, producer) = match producer {
-            Some(p) => (next_sequence(partition, p)?, p),
+            Some(p) => (next_sequence(&partition, p)?, p),
             None => (-1, TxnProducer { producer_id: -1, producer_epoch: -1 }),
         };
         let records = entries
@@ -190,53 +170,53 @@ impl OffsetsStore {
             })
             .collect::<Result<Vec<_>>>()?;
         let batch = internal::encode_batch(&records, "offsets batch")?;
-        Ok(partition.append(batch, now_ms)?.base_offset)
+        let info = partition.append(batch, now_ms)?;
+        Ok(Some(Appended::new(partition, info.base_offset, info.last_offset + 1)))
     }
 
-    /// Every record of every partition, in log order per partition.
-    pub fn replay(&self, mut apply: impl FnMut(ReplayedRecord)) -> Result<usize> {
+    /// Every record of partition `index`, in log order, up to the log end: a new leader's
+    /// high watermark may still be behind records its predecessor committed (Kafka loads to
+    /// the log end too).
+    pub fn replay(&self, index: i32, mut apply: impl FnMut(ReplayedRecord)) -> Result<usize> {
         let mut count = 0;
-        let Some(partitions) = self.partitions.get() else { return Ok(0) };
-        for (index, partition) in partitions.iter().enumerate() {
-            let mut offset = partition.offsets()?.log_start;
-            loop {
-                let read = partition.read(offset, REPLAY_CHUNK, Isolation::ReadUncommitted)?;
-                if read.records.is_empty() {
-                    break;
-                }
-                let mut next = offset.max(end_of_batches(&read.records));
-                let mut bytes = read.records;
-                let sets = RecordBatchDecoder::decode_all(&mut bytes)
-                    .map_err(|e| BrokerError::InvalidRecord(format!("cannot decode offsets batch: {e}")))?;
-                for record in sets.into_iter().flat_map(|s| s.records) {
-                    next = next.max(record.offset + 1);
-                    if record.offset < offset {
-                        continue;
-                    }
-                    let decoded = if record.control { decode_marker(&record) } else { decode_entry(&record) };
-                    match decoded {
-                        Ok(Some(entry)) => {
-                            apply(ReplayedRecord {
-                                partition: index as i32,
-                                offset: record.offset,
-                                producer_id: record.transactional.then_some(record.producer_id),
-                                entry,
-                            });
-                            count += 1;
-                        }
-                        Ok(None) => {}
-                        Err(err) => tracing::warn!(offset = record.offset, "skipping offsets record: {err}"),
-                    }
-                }
-                if next == offset {
-                    break;
-                }
-                offset = next;
+        let partition = self.topic.partition(index)?;
+        let mut offset = partition.offsets()?.log_start;
+        loop {
+            let read = partition.read(offset, REPLAY_CHUNK, Isolation::LogEnd)?;
+            if read.records.is_empty() {
+                break;
             }
+            let mut next = offset.max(end_of_batches(&read.records));
+            let mut bytes = read.records;
+            let sets = RecordBatchDecoder::decode_all(&mut bytes)
+                .map_err(|e| BrokerError::InvalidRecord(format!("cannot decode offsets batch: {e}")))?;
+            for record in sets.into_iter().flat_map(|s| s.records) {
+                next = next.max(record.offset + 1);
+                if record.offset < offset {
+                    continue;
+                }
+                let decoded = if record.control { decode_marker(&record) } else { decode_entry(&record) };
+                match decoded {
+                    Ok(Some(entry)) => {
+                        apply(ReplayedRecord {
+                            partition: index,
+                            offset: record.offset,
+                            producer_id: record.transactional.then_some(record.producer_id),
+                            entry,
+                        });
+                        count += 1;
+                    }
+                    Ok(None) => {}
+                    Err(err) => tracing::warn!(offset = record.offset, "skipping offsets record: {err}"),
+                }
+            }
+            if next == offset {
+                break;
+            }
+            offset = next;
         }
         Ok(count)
     }
-
 }
 
 /// An offsets topic created before samsa had compaction kept everything (retention off);
@@ -276,14 +256,6 @@ fn next_sequence(partition: &Partition, producer: TxnProducer) -> Result<i32> {
         Some(p) if p.last_sequence >= 0 => p.last_sequence.wrapping_add(1) & i32::MAX,
         _ => 0,
     })
-}
-
-/// Kafka's `Utils.abs(groupId.hashCode()) % partitions`, so groups land where Kafka puts them.
-pub fn partition_for(group: &str, partitions: usize) -> usize {
-    let hash = group
-        .encode_utf16()
-        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)));
-    ((hash & 0x7fff_ffff) as usize) % partitions.max(1)
 }
 
 fn encode_entry(entry: &Entry, offset: i64, now_ms: i64) -> Result<Record> {
@@ -357,20 +329,6 @@ fn decode_entry(record: &Record) -> std::result::Result<Option<Replayed>, String
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn groups_land_where_kafka_puts_them() {
-        // Java's String.hashCode: h = 31 * h + char, wrapping.
-        let java_hash = |s: &str| s.encode_utf16().fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(c as i32));
-        assert_eq!(java_hash("a"), 97);
-        assert_eq!(java_hash("ab"), 97 * 31 + 98);
-        assert_eq!(partition_for("a", 50), 97 % 50);
-        assert_eq!(partition_for("anything", 1), 0);
-        // A hash that wraps negative still lands in range: Kafka masks the sign bit.
-        let long = "a-group-name-long-enough-to-overflow";
-        assert!(java_hash(long) < 0 || java_hash(long) > 0);
-        assert_eq!(partition_for(long, 50), ((java_hash(long) & 0x7fff_ffff) % 50) as usize);
-    }
 
     #[test]
     fn entries_round_trip_through_a_batch() {

@@ -63,6 +63,8 @@ impl Harness {
             .map(|(m, a)| (m.to_string(), Bytes::from(a.to_string())))
             .collect();
         self.group.sync(member, None, generation, None, None, assignments, tx);
+        // The coordinator's write of the assignment, done at once.
+        self.group.assignment_stored(generation);
         rx
     }
 
@@ -276,8 +278,9 @@ fn loaded_coordinator(dir: &std::path::Path) -> std::sync::Arc<super::GroupCoord
     };
     let config = std::sync::Arc::new(config);
     let topics = std::sync::Arc::new(crate::topics::TopicRegistry::open(config.clone()).unwrap());
-    let groups = super::GroupCoordinator::new(config);
-    groups.load(topics).unwrap();
+    let coordination = crate::topics::internal::Coordination::SingleNode;
+    let groups = super::GroupCoordinator::new(config, topics, coordination);
+    groups.load().unwrap();
     std::sync::Arc::new(groups)
 }
 
@@ -301,7 +304,7 @@ fn a_join_racing_the_expiry_of_its_new_group_joins_a_fresh_one() {
     while std::sync::Arc::strong_count(&arc) < 4 {
         std::thread::yield_now();
     }
-    groups.drop_group(groups.store().unwrap(), &mut doomed).unwrap();
+    groups.drop_group(&mut doomed).unwrap();
     drop(doomed);
     let joined = joiner.join().unwrap().expect("joined, not COORDINATOR_NOT_AVAILABLE");
     assert_eq!(joined.generation, 1);

@@ -9,10 +9,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use super::state::{CommittedOffset, Group, GroupState};
-use super::store::{Entry, OffsetsStore, TxnProducer};
-use super::{offset_key, GroupCoordinator};
-use crate::broker::now_ms;
+use super::store::{Entry, TxnProducer};
+use super::{offset_key, GroupCoordinator, PendingCommit};
 use crate::error::{BrokerError, Result};
+use crate::topics::internal::Appended;
 
 /// What the transaction coordinator knows of a producer, so a TxnOffsetCommit is checked
 /// before its offsets are written, as Kafka's group coordinator asks its transaction
@@ -158,23 +158,28 @@ impl GroupCoordinator {
     /// TxnOffsetCommit: checks the producer with the transaction coordinator, then the member
     /// as Kafka does, and writes `offsets` into the producer's transaction as pending.
     /// Partition-level checks are the caller's; `offsets` may be empty, and then only the
-    /// checks run.
-    pub fn commit_transactional(&self, req: &TxnCommit<'_>, offsets: Vec<(String, i32, CommittedOffset)>) -> Result<()> {
-        let store = self.store()?;
+    /// checks run. The client is answered once the write is [`PendingCommit::acknowledged`].
+    pub fn commit_transactional(&self, req: &TxnCommit<'_>, offsets: Vec<(String, i32, CommittedOffset)>) -> Result<PendingCommit> {
+        self.coordinating(req.group_id)?;
         if req.group_id.is_empty() {
             return Err(BrokerError::InvalidGroupId);
         }
-        let partition = store.partition_of(req.group_id);
+        let partition = self.partition_of(req.group_id);
         let mut offsets = Some(offsets);
-        let mut write = || self.write_pending(store, req, offsets.take().unwrap_or_default());
+        let mut appended = None;
+        let mut write = || {
+            appended = self.write_pending(req, offsets.take().unwrap_or_default())?;
+            Ok(())
+        };
         match self.txn_check.get() {
-            Some(check) => check.verify_then(req.transactional_id, req.producer_id, req.producer_epoch, partition, &mut write),
-            None => write(),
+            Some(check) => check.verify_then(req.transactional_id, req.producer_id, req.producer_epoch, partition, &mut write)?,
+            None => write()?,
         }
+        Ok(self.pending_commit(appended))
     }
 
     /// The member checks and the write of TxnOffsetCommit, once the producer is verified.
-    fn write_pending(&self, store: &OffsetsStore, req: &TxnCommit<'_>, offsets: Vec<(String, i32, CommittedOffset)>) -> Result<()> {
+    fn write_pending(&self, req: &TxnCommit<'_>, offsets: Vec<(String, i32, CommittedOffset)>) -> Result<Option<Appended>> {
         // A missing group is created only to store offsets, as for OffsetCommit.
         let mut group = self.lock_live(req.group_id, || match req.generation >= 0 {
             true => Err(BrokerError::IllegalGeneration),
@@ -182,7 +187,7 @@ impl GroupCoordinator {
         })?;
         validate(&group, req.member_id, req.instance_id, req.generation)?;
         if offsets.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let entries: Vec<Entry> = offsets
             .iter()
@@ -192,9 +197,9 @@ impl GroupCoordinator {
             producer_id: req.producer_id,
             producer_epoch: req.producer_epoch,
         };
-        let base = store.append_transactional(req.group_id, &entries, producer, now_ms())?;
+        let Some(appended) = self.append_offsets(req.group_id, &entries, Some(producer))? else { return Ok(None) };
         for (i, (topic, partition, mut offset)) in offsets.into_iter().enumerate() {
-            offset.record_offset = base + i as i64;
+            offset.record_offset = appended.base_offset + i as i64;
             group.pending.add(req.producer_id, topic, partition, offset);
         }
         self.open_txns
@@ -202,21 +207,23 @@ impl GroupCoordinator {
             .entry(req.producer_id)
             .or_default()
             .insert(req.group_id.to_owned());
-        Ok(())
+        Ok(Some(appended))
     }
 
     /// Called by the transaction coordinator after it wrote `producer_id`'s commit or abort
     /// marker into `__consumer_offsets` partition `offsets_partition`: offsets the producer
     /// committed inside the transaction (TxnOffsetCommit) become visible, or are dropped.
-    pub fn complete_transaction(&self, offsets_partition: i32, producer_id: i64, commit: bool) -> Result<()> {
-        let store = self.store()?;
-        let ended = take_ended(&mut self.open_txns.lock(), producer_id, offsets_partition, |g| store.partition_of(g));
+    /// A partition still loading applies the end once loaded; one coordinated elsewhere
+    /// learns of it from the marker in its log.
+    pub fn complete_transaction(&self, offsets_partition: i32, producer_id: i64, commit: bool) {
+        if !self.groups.write().defer_transaction_end(offsets_partition, producer_id, commit) {
+            return;
+        }
+        let ended = take_ended(&mut self.open_txns.lock(), producer_id, offsets_partition, |g| self.partition_of(g));
         for id in ended {
-            let Some(group) = self.group(&id) else { continue };
-            let mut group = group.lock();
+            let Ok(Some(mut group)) = self.existing(&id) else { continue };
             let group = &mut *group;
             group.pending.end(producer_id, commit, &mut group.offsets);
         }
-        Ok(())
     }
 }

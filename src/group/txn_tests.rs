@@ -5,20 +5,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::FutureExt;
 use tokio::time::Instant;
 
 use super::state::{restored_member, CommittedOffset, Group, GroupState};
 use super::store::{OffsetKey, Replayed, ReplayedRecord, TxnProducer};
 use super::txn_offsets::{validate, OpenTransactions, TransactionCheck, TxnCommit};
-use super::{replay, GroupCoordinator};
+use super::load::replay;
+use super::{GroupCoordinator, PendingCommit};
 use crate::config::Config;
 use crate::error::{BrokerError, Result};
+use crate::topics::internal::Coordination;
 use crate::topics::{Isolation, TopicRegistry};
 use samsa_storage::BatchHeader;
 
 const GROUP: &str = "g";
 
-fn offset(value: i64) -> CommittedOffset {
+pub(super) fn offset(value: i64) -> CommittedOffset {
     CommittedOffset {
         offset: value,
         leader_epoch: -1,
@@ -50,9 +53,15 @@ fn coordinator(dir: &std::path::Path, retention_minutes: i64) -> (GroupCoordinat
         ..Config::default()
     });
     let topics = Arc::new(TopicRegistry::open(config.clone()).expect("registry"));
-    let groups = GroupCoordinator::new(config);
-    groups.load(topics.clone()).expect("load");
+    let groups = GroupCoordinator::new(config, topics.clone(), Coordination::SingleNode);
+    groups.load().expect("load");
     (groups, topics)
+}
+
+/// Waits for a commit's acknowledgement, which on one node is there as soon as it is written.
+fn acked(pending: Result<PendingCommit>) {
+    let acknowledged = pending.unwrap().acknowledged().now_or_never();
+    acknowledged.expect("replicated at once on a single node").unwrap();
 }
 
 fn committed(groups: &GroupCoordinator, partition: i32) -> Option<i64> {
@@ -65,27 +74,27 @@ fn unstable(groups: &GroupCoordinator, partition: i32) -> bool {
 }
 
 fn offsets_partition(groups: &GroupCoordinator) -> i32 {
-    groups.store().unwrap().partition_of(GROUP)
+    groups.partition_of(GROUP)
 }
 
 #[test]
 fn pending_offsets_show_only_after_commit_and_never_after_abort() {
     let dir = tempfile::tempdir().unwrap();
     let (groups, _topics) = coordinator(dir.path(), 60);
-    groups.commit_transactional(&txn(7), vec![("t".into(), 0, offset(5))]).unwrap();
+    acked(groups.commit_transactional(&txn(7), vec![("t".into(), 0, offset(5))]));
     assert_eq!(committed(&groups, 0), None);
     assert!(unstable(&groups, 0));
     assert!(!unstable(&groups, 1));
 
     let here = offsets_partition(&groups);
-    groups.complete_transaction((here + 1) % 3, 7, true).unwrap();
+    groups.complete_transaction((here + 1) % 3, 7, true);
     assert!(unstable(&groups, 0), "a marker in another partition ends nothing here");
-    groups.complete_transaction(here, 7, true).unwrap();
+    groups.complete_transaction(here, 7, true);
     assert_eq!(committed(&groups, 0), Some(5));
     assert!(!unstable(&groups, 0));
 
-    groups.commit_transactional(&txn(8), vec![("t".into(), 0, offset(9))]).unwrap();
-    groups.complete_transaction(here, 8, false).unwrap();
+    acked(groups.commit_transactional(&txn(8), vec![("t".into(), 0, offset(9))]));
+    groups.complete_transaction(here, 8, false);
     assert_eq!(committed(&groups, 0), Some(5));
     assert!(!unstable(&groups, 0));
 }
@@ -95,14 +104,14 @@ fn the_most_recent_record_wins_between_plain_and_transactional_commits() {
     let dir = tempfile::tempdir().unwrap();
     let (groups, _topics) = coordinator(dir.path(), 60);
     let here = offsets_partition(&groups);
-    groups.commit_transactional(&txn(7), vec![("t".into(), 0, offset(5))]).unwrap();
-    groups.commit(GROUP, "", None, -1, vec![("t".into(), 0, offset(100))]).unwrap();
-    groups.complete_transaction(here, 7, true).unwrap();
+    acked(groups.commit_transactional(&txn(7), vec![("t".into(), 0, offset(5))]));
+    acked(groups.commit(GROUP, "", None, -1, vec![("t".into(), 0, offset(100))]));
+    groups.complete_transaction(here, 7, true);
     assert_eq!(committed(&groups, 0), Some(100), "the plain commit came later");
 
-    groups.commit(GROUP, "", None, -1, vec![("t".into(), 1, offset(100))]).unwrap();
-    groups.commit_transactional(&txn(8), vec![("t".into(), 1, offset(6))]).unwrap();
-    groups.complete_transaction(here, 8, true).unwrap();
+    acked(groups.commit(GROUP, "", None, -1, vec![("t".into(), 1, offset(100))]));
+    acked(groups.commit_transactional(&txn(8), vec![("t".into(), 1, offset(6))]));
+    groups.complete_transaction(here, 8, true);
     assert_eq!(committed(&groups, 1), Some(6), "the transaction came later");
 }
 
@@ -111,13 +120,13 @@ fn pending_offsets_survive_a_reload_and_end_after_it() {
     let dir = tempfile::tempdir().unwrap();
     {
         let (groups, _topics) = coordinator(dir.path(), 60);
-        groups.commit(GROUP, "", None, -1, vec![("t".into(), 0, offset(1))]).unwrap();
-        groups.commit_transactional(&txn(7), vec![("t".into(), 0, offset(5))]).unwrap();
+        acked(groups.commit(GROUP, "", None, -1, vec![("t".into(), 0, offset(1))]));
+        acked(groups.commit_transactional(&txn(7), vec![("t".into(), 0, offset(5))]));
     }
     let (groups, _topics) = coordinator(dir.path(), 60);
     assert_eq!(committed(&groups, 0), Some(1));
     assert!(unstable(&groups, 0));
-    groups.complete_transaction(offsets_partition(&groups), 7, true).unwrap();
+    groups.complete_transaction(offsets_partition(&groups), 7, true);
     assert_eq!(committed(&groups, 0), Some(5));
 }
 
@@ -131,7 +140,7 @@ fn transactional_batches_carry_the_producer() {
     };
     let mut commit = txn(42);
     commit.producer_epoch = 3;
-    groups.commit_transactional(&commit, vec![("t".into(), 0, offset(5))]).unwrap();
+    acked(groups.commit_transactional(&commit, vec![("t".into(), 0, offset(5))]));
     let partition = topics.get(super::store::OFFSETS_TOPIC).unwrap().partitions[offsets_partition(&groups) as usize].clone();
     let read = partition.read(0, 1 << 20, Isolation::ReadUncommitted).unwrap();
     let header = BatchHeader::parse(&read.records).unwrap();
@@ -202,12 +211,12 @@ fn offset_delete_and_group_delete_take_pending_offsets_with_them() {
     let dir = tempfile::tempdir().unwrap();
     let (groups, _topics) = coordinator(dir.path(), 60);
     let here = offsets_partition(&groups);
-    groups.commit_transactional(&txn(7), vec![("t".into(), 0, offset(5)), ("t".into(), 1, offset(6))]).unwrap();
+    acked(groups.commit_transactional(&txn(7), vec![("t".into(), 0, offset(5)), ("t".into(), 1, offset(6))]));
     let results = groups.delete_offsets(GROUP, vec![("t".into(), 0)]).unwrap();
     assert!(results[0].2.is_ok());
     assert!(!unstable(&groups, 0));
     groups.delete(GROUP).unwrap();
-    groups.complete_transaction(here, 7, true).unwrap();
+    groups.complete_transaction(here, 7, true);
     assert_eq!(committed(&groups, 0), None);
     assert_eq!(committed(&groups, 1), None);
     drop(groups);
@@ -219,15 +228,15 @@ fn offset_delete_and_group_delete_take_pending_offsets_with_them() {
 fn expiry_keeps_offsets_and_groups_an_open_transaction_touches() {
     let dir = tempfile::tempdir().unwrap();
     let (groups, _topics) = coordinator(dir.path(), 0);
-    groups.commit(GROUP, "", None, -1, vec![("t".into(), 0, offset(1)), ("t".into(), 1, offset(1))]).unwrap();
-    groups.commit_transactional(&txn(7), vec![("t".into(), 0, offset(5))]).unwrap();
+    acked(groups.commit(GROUP, "", None, -1, vec![("t".into(), 0, offset(1)), ("t".into(), 1, offset(1))]));
+    acked(groups.commit_transactional(&txn(7), vec![("t".into(), 0, offset(5))]));
     groups.expire_offsets();
     assert_eq!(committed(&groups, 0), Some(1), "a transaction is about to replace it");
     assert_eq!(committed(&groups, 1), None);
-    groups.commit_transactional(&txn(8), vec![("t".into(), 2, offset(5))]).unwrap();
-    groups.complete_transaction(offsets_partition(&groups), 7, false).unwrap();
+    acked(groups.commit_transactional(&txn(8), vec![("t".into(), 2, offset(5))]));
+    groups.complete_transaction(offsets_partition(&groups), 7, false);
     groups.expire_offsets();
-    assert!(groups.list().unwrap().iter().any(|(id, _, _)| id == GROUP), "pending offsets keep the group");
+    assert!(groups.list().groups.iter().any(|(id, _, _)| id == GROUP), "pending offsets keep the group");
 }
 
 struct Refuse;

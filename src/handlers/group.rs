@@ -324,13 +324,12 @@ pub fn describe(broker: &Broker, session: &Session, req: DescribeGroupsRequest, 
 pub fn list(broker: &Broker, session: &Session, req: ListGroupsRequest, version: i16) -> ListGroupsResponse {
     // DESCRIBE on the cluster lists every group; otherwise those the client may describe.
     let sees_all = allowed(broker, session, Operation::Describe, ResourceType::Cluster, CLUSTER_NAME);
-    let groups = match broker.groups.list() {
-        Ok(groups) => groups,
-        Err(err) => return ListGroupsResponse::default().with_error_code(err.code()),
-    };
+    // While a partition loads, Kafka lists the groups it has and says the rest are loading.
+    let listing = broker.groups.list();
     let states: Vec<String> = req.states_filter.iter().map(|s| s.to_lowercase()).collect();
     let types: Vec<String> = req.types_filter.iter().map(|s| s.to_lowercase()).collect();
-    let listed = groups
+    let listed = listing
+        .groups
         .into_iter()
         .filter(|(id, _, _)| sees_all || may(broker, session, Operation::Describe, id))
         .filter(|(_, _, state)| states.is_empty() || states.contains(&state.name().to_lowercase()))
@@ -348,7 +347,9 @@ pub fn list(broker: &Broker, session: &Session, req: ListGroupsRequest, version:
             }
         })
         .collect();
-    ListGroupsResponse::default().with_groups(listed)
+    ListGroupsResponse::default()
+        .with_error_code(listing.error.map_or(0, |e| e.code()))
+        .with_groups(listed)
 }
 
 pub fn delete(broker: &Broker, session: &Session, req: DeleteGroupsRequest) -> DeleteGroupsResponse {

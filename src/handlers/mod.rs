@@ -77,10 +77,12 @@ pub async fn handle(broker: &Arc<Broker>, session: &mut Session, request: Reques
         RequestKind::DescribeGroups(req) => ResponseKind::DescribeGroups(group::describe(broker, session, req, version)),
         RequestKind::ListGroups(req) => ResponseKind::ListGroups(group::list(broker, session, req, version)),
         RequestKind::DeleteGroups(req) => ResponseKind::DeleteGroups(group::delete(broker, session, req)),
-        RequestKind::OffsetCommit(req) => ResponseKind::OffsetCommit(offsets::commit(broker, session, req, version)),
+        RequestKind::OffsetCommit(req) => ResponseKind::OffsetCommit(offsets::commit(broker, session, req, version).await),
         RequestKind::OffsetFetch(req) => ResponseKind::OffsetFetch(offsets::fetch(broker, session, req, version)),
         RequestKind::OffsetDelete(req) => ResponseKind::OffsetDelete(offsets::delete(broker, session, req)),
-        RequestKind::TxnOffsetCommit(req) => ResponseKind::TxnOffsetCommit(txn_offsets::commit(broker, session, req, version)),
+        RequestKind::TxnOffsetCommit(req) => {
+            ResponseKind::TxnOffsetCommit(txn_offsets::commit(broker, session, req, version).await)
+        }
         RequestKind::DescribeCluster(req) => ResponseKind::DescribeCluster(cluster::describe(broker, session, req)),
         RequestKind::CreateAcls(req) => ResponseKind::CreateAcls(acl::create(broker, session, req)),
         RequestKind::DescribeAcls(req) => ResponseKind::DescribeAcls(acl::describe(broker, session, req)),
@@ -92,13 +94,15 @@ pub async fn handle(broker: &Arc<Broker>, session: &mut Session, request: Reques
             ResponseKind::AlterUserScramCredentials(scram::alter(broker, session, req))
         }
         RequestKind::InitProducerId(req) => {
-            ResponseKind::InitProducerId(txn::init_producer_id(broker, session, req, version))
+            ResponseKind::InitProducerId(txn::init_producer_id(broker, session, req, version).await)
         }
         RequestKind::AddPartitionsToTxn(req) => {
-            ResponseKind::AddPartitionsToTxn(txn::add_partitions(broker, session, req, version))
+            ResponseKind::AddPartitionsToTxn(txn::add_partitions(broker, session, req, version).await)
         }
-        RequestKind::AddOffsetsToTxn(req) => ResponseKind::AddOffsetsToTxn(txn::add_offsets(broker, session, req, version)),
-        RequestKind::EndTxn(req) => ResponseKind::EndTxn(txn::end(broker, session, req, version)),
+        RequestKind::AddOffsetsToTxn(req) => {
+            ResponseKind::AddOffsetsToTxn(txn::add_offsets(broker, session, req, version).await)
+        }
+        RequestKind::EndTxn(req) => ResponseKind::EndTxn(txn::end(broker, session, req, version).await),
         RequestKind::ListTransactions(req) => ResponseKind::ListTransactions(transactions::list(broker, session, req)),
         RequestKind::DescribeTransactions(req) => {
             ResponseKind::DescribeTransactions(transactions::describe(broker, session, req))

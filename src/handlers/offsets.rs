@@ -33,8 +33,9 @@ fn partition_exists(broker: &Broker, topic: &str, partition: i32) -> bool {
     broker.topics.get(topic).is_some_and(|t| t.partition(partition).is_some())
 }
 
-/// Committing needs READ on the group and on each topic, as in Kafka.
-pub fn commit(broker: &Broker, session: &Session, req: OffsetCommitRequest, version: i16) -> OffsetCommitResponse {
+/// Committing needs READ on the group and on each topic, as in Kafka. The commit is answered
+/// once the offsets partition's in-sync replicas hold it.
+pub async fn commit(broker: &Broker, session: &Session, req: OffsetCommitRequest, version: i16) -> OffsetCommitResponse {
     let group_denied = !may_group(broker, session, Operation::Read, &req.group_id);
     let now = now_ms();
     // v2-4 let the client choose how long the offsets live; -1 means the broker's retention.
@@ -73,16 +74,17 @@ pub fn commit(broker: &Broker, session: &Session, req: OffsetCommitRequest, vers
     let group_error = if valid.is_empty() {
         None
     } else {
-        broker
-            .groups
-            .commit(
-                &req.group_id,
-                &req.member_id,
-                req.group_instance_id.as_deref(),
-                req.generation_id_or_member_epoch,
-                valid,
-            )
-            .err()
+        let committed = broker.groups.commit(
+            &req.group_id,
+            &req.member_id,
+            req.group_instance_id.as_deref(),
+            req.generation_id_or_member_epoch,
+            valid,
+        );
+        match committed {
+            Ok(pending) => pending.acknowledged().await.err(),
+            Err(err) => Some(err),
+        }
     };
     let topics = req
         .topics

@@ -13,7 +13,7 @@ use crate::auth::acl::CLUSTER_NAME;
 use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
 use crate::error::BrokerError;
-use crate::group::store::{partition_for, OFFSETS_TOPIC};
+use crate::group::store::OFFSETS_TOPIC;
 use crate::network::Session;
 use crate::txn::state::NO_PRODUCER_ID;
 use crate::txn::TxnError;
@@ -40,7 +40,7 @@ fn may_write_txn(broker: &Broker, session: &Session, id: &str) -> bool {
     allowed(broker, session, Operation::Write, ResourceType::TransactionalId, id)
 }
 
-pub fn init_producer_id(broker: &Broker, session: &Session, req: InitProducerIdRequest, version: i16) -> InitProducerIdResponse {
+pub async fn init_producer_id(broker: &Broker, session: &Session, req: InitProducerIdRequest, version: i16) -> InitProducerIdResponse {
     let expected = (req.producer_id.0 != NO_PRODUCER_ID).then_some((req.producer_id.0, req.producer_epoch));
     let result = match req.transactional_id.as_ref().map(|id| id.0.as_str()) {
         None => {
@@ -58,9 +58,12 @@ pub fn init_producer_id(broker: &Broker, session: &Session, req: InitProducerIdR
         }
         Some("") => Err(BrokerError::InvalidRequest("empty transactional id".into())),
         Some(id) if !may_write_txn(broker, session, id) => Err(AuthError::TransactionalIdDenied.into()),
-        Some(id) => broker
-            .txns
-            .init_producer_id(id, req.transaction_timeout_ms, expected, &broker.groups),
+        Some(id) => {
+            broker
+                .txns
+                .init_producer_id(id, req.transaction_timeout_ms, expected, &broker.groups)
+                .await
+        }
     };
     match result {
         Ok((id, epoch)) => InitProducerIdResponse::default()
@@ -73,7 +76,7 @@ pub fn init_producer_id(broker: &Broker, session: &Session, req: InitProducerIdR
     }
 }
 
-pub fn add_partitions(broker: &Broker, session: &Session, req: AddPartitionsToTxnRequest, version: i16) -> AddPartitionsToTxnResponse {
+pub async fn add_partitions(broker: &Broker, session: &Session, req: AddPartitionsToTxnRequest, version: i16) -> AddPartitionsToTxnResponse {
     if version < ADD_FIRST_BATCHED {
         let results = add_one(
             broker,
@@ -84,38 +87,39 @@ pub fn add_partitions(broker: &Broker, session: &Session, req: AddPartitionsToTx
             &req.v3_and_below_topics,
             false,
             version,
-        );
+        )
+        .await;
         return AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results);
     }
     // Only brokers send the batched form.
     if !allowed(broker, session, Operation::ClusterAction, ResourceType::Cluster, CLUSTER_NAME) {
         return AddPartitionsToTxnResponse::default().with_error_code(BrokerError::from(AuthError::ClusterDenied).code());
     }
-    let results = req
-        .transactions
-        .into_iter()
-        .map(|txn| {
-            let topics = add_one(
-                broker,
-                session,
-                &txn.transactional_id.0,
-                txn.producer_id.0,
-                txn.producer_epoch,
-                &txn.topics,
-                txn.verify_only,
-                version,
-            );
+    let mut results = Vec::with_capacity(req.transactions.len());
+    for txn in req.transactions {
+        let topics = add_one(
+            broker,
+            session,
+            &txn.transactional_id.0,
+            txn.producer_id.0,
+            txn.producer_epoch,
+            &txn.topics,
+            txn.verify_only,
+            version,
+        )
+        .await;
+        results.push(
             AddPartitionsToTxnResult::default()
                 .with_transactional_id(txn.transactional_id)
-                .with_topic_results(topics)
-        })
-        .collect();
+                .with_topic_results(topics),
+        );
+    }
     AddPartitionsToTxnResponse::default().with_results_by_transaction(results)
 }
 
 /// One transaction's partitions: added, or (`verify_only`) checked to be in it.
 #[allow(clippy::too_many_arguments)]
-fn add_one(
+async fn add_one(
     broker: &Broker,
     session: &Session,
     id: &str,
@@ -149,7 +153,7 @@ fn add_one(
             let not_attempted = ResponseError::OperationNotAttempted.code();
             refused.iter().map(|r| r.as_ref().map_or(not_attempted, BrokerError::code)).collect()
         } else {
-            match broker.txns.add_partitions(id, producer_id, epoch, &wanted) {
+            match broker.txns.add_partitions(id, producer_id, epoch, &wanted).await {
                 Ok(()) => vec![0; wanted.len()],
                 Err(err) => vec![code(&err, version, ADD_FIRST_WITH_FENCED); wanted.len()],
             }
@@ -181,13 +185,12 @@ fn partition_refusal(broker: &Broker, session: &Session, topic: &str, partition:
         return Some(AuthError::TopicDenied.into());
     }
     match broker.txns.partition_exists(topic, partition) {
-        Ok(true) => None,
-        Ok(false) => Some(BrokerError::UnknownTopicOrPartition),
-        Err(err) => Some(err),
+        true => None,
+        false => Some(BrokerError::UnknownTopicOrPartition),
     }
 }
 
-pub fn add_offsets(broker: &Broker, session: &Session, req: AddOffsetsToTxnRequest, version: i16) -> AddOffsetsToTxnResponse {
+pub async fn add_offsets(broker: &Broker, session: &Session, req: AddOffsetsToTxnRequest, version: i16) -> AddOffsetsToTxnResponse {
     let id = req.transactional_id.0.as_str();
     let group = req.group_id.0.as_str();
     let result = if !may_write_txn(broker, session, id) {
@@ -195,25 +198,23 @@ pub fn add_offsets(broker: &Broker, session: &Session, req: AddOffsetsToTxnReque
     } else if !allowed(broker, session, Operation::Read, ResourceType::Group, group) {
         Err(AuthError::GroupDenied.into())
     } else {
-        let partitions = broker
-            .topics
-            .get(OFFSETS_TOPIC)
-            .map_or(broker.config.offsets_topic_num_partitions as usize, |t| t.partitions.len());
-        let offsets_partition = partition_for(group, partitions) as i32;
+        let offsets_partition = broker.groups.partition_of(group);
         broker
             .txns
             .add_partitions(id, req.producer_id.0, req.producer_epoch, &[(OFFSETS_TOPIC.to_owned(), offsets_partition)])
+            .await
     };
     let error = result.err().map_or(0, |err| code(&err, version, ADD_FIRST_WITH_FENCED));
     AddOffsetsToTxnResponse::default().with_error_code(error)
 }
 
-pub fn end(broker: &Broker, session: &Session, req: EndTxnRequest, version: i16) -> EndTxnResponse {
+pub async fn end(broker: &Broker, session: &Session, req: EndTxnRequest, version: i16) -> EndTxnResponse {
     let id = req.transactional_id.0.as_str();
     let result = if may_write_txn(broker, session, id) {
         broker
             .txns
             .end_txn(id, req.producer_id.0, req.producer_epoch, req.committed, &broker.groups)
+            .await
     } else {
         Err(AuthError::TransactionalIdDenied.into())
     };

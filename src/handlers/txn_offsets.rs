@@ -22,8 +22,9 @@ use crate::network::Session;
 const FIRST_VERSION_WITH_ABORTABLE: i16 = 4;
 
 /// Needs WRITE on the transactional id, READ on the group (both checked first, in Kafka's
-/// order, and answered on every partition) and READ on each topic.
-pub fn commit(broker: &Broker, session: &Session, req: TxnOffsetCommitRequest, version: i16) -> TxnOffsetCommitResponse {
+/// order, and answered on every partition) and READ on each topic. Answered once the offsets
+/// partition's in-sync replicas hold the offsets.
+pub async fn commit(broker: &Broker, session: &Session, req: TxnOffsetCommitRequest, version: i16) -> TxnOffsetCommitResponse {
     let denied = if !allowed(broker, session, Operation::Write, ResourceType::TransactionalId, &req.transactional_id) {
         Some(BrokerError::from(AuthError::TransactionalIdDenied))
     } else if !allowed(broker, session, Operation::Read, ResourceType::Group, &req.group_id) {
@@ -84,7 +85,11 @@ pub fn commit(broker: &Broker, session: &Session, req: TxnOffsetCommitRequest, v
             instance_id: req.group_instance_id.as_deref(),
             generation: req.generation_id,
         };
-        broker.groups.commit_transactional(&commit, valid).err().map(|err| {
+        let committed = match broker.groups.commit_transactional(&commit, valid) {
+            Ok(pending) => pending.acknowledged().await,
+            Err(err) => Err(err),
+        };
+        committed.err().map(|err| {
             if version >= FIRST_VERSION_WITH_ABORTABLE && err.response_error() == ResponseError::InvalidTxnState {
                 BrokerError::TransactionAbortable.code()
             } else {

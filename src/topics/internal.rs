@@ -1,12 +1,250 @@
-//! Records of the coordinators' internal topics (`__consumer_offsets`,
-//! `__transaction_state`): keyed, uncompressed, written by the broker itself as one
-//! RecordBatch v2 per append, their values a version prefix and JSON.
+//! The coordinators' internal topics (`__consumer_offsets`, `__transaction_state`): where
+//! their partitions are, who creates them, and their records: keyed, uncompressed, written by
+//! the broker itself as one RecordBatch v2 per append, their values a version prefix and JSON.
+
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 use serde::Serialize;
+use tokio::time::Instant;
 
+use super::{Partition, Topic, TopicRegistry};
 use crate::error::{BrokerError, Result};
+
+/// How a coordinator's work is shared out, which decides who creates its internal topic and
+/// what a partition it has not loaded means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Coordination {
+    /// One broker coordinates every partition. It creates the topic with its first write, as
+    /// Kafka auto-creates it, so a broker without groups lists no extra topic; its partitions
+    /// answer COORDINATOR_LOAD_IN_PROGRESS until the start-up load has replayed them.
+    SingleNode,
+    /// A broker coordinates the partitions it leads (Kafka's rule). The controller creates the
+    /// topic (FindCoordinator asks it to); writes before then get COORDINATOR_NOT_AVAILABLE.
+    Cluster,
+}
+
+/// A coordinator's internal topic. Looked up in the registry at each use rather than kept,
+/// since another broker may create it and leadership changes may reopen its partitions.
+pub struct InternalTopic {
+    topics: Arc<TopicRegistry>,
+    name: &'static str,
+    /// The partition count the topic is created with; an existing topic's own count wins.
+    configured_partitions: i32,
+    coordination: Coordination,
+}
+
+impl InternalTopic {
+    pub fn new(topics: Arc<TopicRegistry>, name: &'static str, partitions: i32, coordination: Coordination) -> InternalTopic {
+        InternalTopic {
+            topics,
+            name,
+            configured_partitions: partitions.max(1),
+            coordination,
+        }
+    }
+
+    pub fn registry(&self) -> &Arc<TopicRegistry> {
+        &self.topics
+    }
+
+    pub fn coordination(&self) -> Coordination {
+        self.coordination
+    }
+
+    /// The topic, if it exists yet.
+    pub fn existing(&self) -> Option<Arc<Topic>> {
+        self.topics.get(self.name)
+    }
+
+    pub fn exists(&self) -> bool {
+        self.existing().is_some()
+    }
+
+    /// How many partitions the topic has, or will have when it is created.
+    pub fn partition_count(&self) -> i32 {
+        self.existing().map_or(self.configured_partitions, |t| t.partitions.len() as i32)
+    }
+
+    /// The partition that holds `key` (a group or transactional id).
+    pub fn partition_for(&self, key: &str) -> i32 {
+        partition_for(key, self.partition_count() as usize) as i32
+    }
+
+    /// The partition a write of `key` goes to; on a single node the topic is created first
+    /// if it does not exist yet.
+    pub fn partition_to_write(&self, key: &str) -> Result<Arc<Partition>> {
+        let topic = match (self.existing(), self.coordination) {
+            (Some(topic), _) => topic,
+            (None, Coordination::SingleNode) => self.topics.internal_compacted(self.name, self.configured_partitions)?,
+            (None, Coordination::Cluster) => return Err(BrokerError::CoordinatorNotAvailable),
+        };
+        let index = partition_for(key, topic.partitions.len());
+        Ok(topic.partitions[index].clone())
+    }
+
+    /// Partition `index`'s local log, to replay it.
+    pub fn partition(&self, index: i32) -> Result<Arc<Partition>> {
+        self.topics.partition(self.name, index)
+    }
+
+    /// A single node's start-up load: every partition, with `load_partition`. A topic not
+    /// created yet has nothing to replay, and `nothing_to_load` is told its partition count
+    /// instead. A partition that fails is logged and the others still load; the first
+    /// failure is returned.
+    pub fn load_every_partition(&self, nothing_to_load: impl FnOnce(i32), load_partition: impl Fn(i32) -> Result<()>) -> Result<()> {
+        let count = self.partition_count();
+        if !self.exists() {
+            nothing_to_load(count);
+            return Ok(());
+        }
+        let mut failed = None;
+        for partition in 0..count {
+            if let Err(err) = load_partition(partition) {
+                tracing::error!(topic = self.name, partition, "cannot load the coordinator's state: {err}");
+                failed.get_or_insert(err);
+            }
+        }
+        failed.map_or(Ok(()), Err)
+    }
+}
+
+/// Where a coordinator stands with each partition of its internal topic. A partition it holds
+/// nothing for is coordinated by another broker (NOT_COORDINATOR); one being replayed answers
+/// COORDINATOR_LOAD_IN_PROGRESS. A loading partition carries `T`: what the coordinator must
+/// apply once the replay is done.
+pub struct PartitionLoads<T> {
+    partitions: HashMap<i32, Load<T>>,
+    /// Tells one partition's loads apart, so a load outlived by an unload is dropped.
+    next_load: u64,
+}
+
+enum Load<T> {
+    Loading { id: u64, pending: T },
+    Loaded,
+}
+
+impl<T: Default> PartitionLoads<T> {
+    /// On a single node every partition is this broker's from the start, loading until the
+    /// start-up load replays it; in a cluster none is until it leads one.
+    pub fn new(coordination: Coordination, partitions: i32) -> PartitionLoads<T> {
+        let partitions = match coordination {
+            Coordination::SingleNode => (0..partitions)
+                .map(|p| (p, Load::Loading { id: 0, pending: T::default() }))
+                .collect(),
+            Coordination::Cluster => HashMap::new(),
+        };
+        PartitionLoads { partitions, next_load: 1 }
+    }
+
+    /// Ok when `partition` is loaded here.
+    pub fn check(&self, partition: i32) -> Result<()> {
+        match self.partitions.get(&partition) {
+            Some(Load::Loaded) => Ok(()),
+            Some(Load::Loading { .. }) => Err(BrokerError::CoordinatorLoadInProgress),
+            None => Err(BrokerError::NotCoordinator),
+        }
+    }
+
+    pub fn is_loaded(&self, partition: i32) -> bool {
+        matches!(self.partitions.get(&partition), Some(Load::Loaded))
+    }
+
+    /// Whether some partition is still loading.
+    pub fn any_loading(&self) -> bool {
+        self.partitions.values().any(|l| matches!(l, Load::Loading { .. }))
+    }
+
+    /// What a partition still loading must apply afterwards.
+    pub fn pending_mut(&mut self, partition: i32) -> Option<&mut T> {
+        match self.partitions.get_mut(&partition) {
+            Some(Load::Loading { pending, .. }) => Some(pending),
+            _ => None,
+        }
+    }
+
+    /// Starts a load of `partition` and returns its id; `None` when it is loaded already.
+    pub fn start(&mut self, partition: i32) -> Option<u64> {
+        let id = self.next_load;
+        self.next_load += 1;
+        let pending = match self.partitions.remove(&partition) {
+            Some(Load::Loaded) => {
+                self.partitions.insert(partition, Load::Loaded);
+                return None;
+            }
+            Some(Load::Loading { pending, .. }) => pending,
+            None => T::default(),
+        };
+        self.partitions.insert(partition, Load::Loading { id, pending });
+        Some(id)
+    }
+
+    /// Ends load `id` of `partition`, which is loaded from now on, and returns what it must
+    /// apply; `None` if the partition was unloaded or loaded again meanwhile.
+    pub fn finish(&mut self, partition: i32, id: u64) -> Option<T> {
+        match self.partitions.get(&partition) {
+            Some(Load::Loading { id: current, .. }) if *current == id => {}
+            _ => return None,
+        }
+        match self.partitions.insert(partition, Load::Loaded) {
+            Some(Load::Loading { pending, .. }) => Some(pending),
+            _ => None,
+        }
+    }
+
+    /// Partitions with nothing to replay (their topic does not exist yet) are loaded at once.
+    pub fn mark_loaded(&mut self, partitions: std::ops::Range<i32>) {
+        for partition in partitions {
+            self.partitions.insert(partition, Load::Loaded);
+        }
+    }
+
+    pub fn unload(&mut self, partition: i32) {
+        self.partitions.remove(&partition);
+    }
+}
+
+/// Kafka's `Utils.abs(key.hashCode()) % partitions`, so groups and transactional ids land
+/// where Kafka puts them.
+pub fn partition_for(key: &str, partitions: usize) -> usize {
+    let hash = key
+        .encode_utf16()
+        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)));
+    ((hash & 0x7fff_ffff) as usize) % partitions.max(1)
+}
+
+/// A coordinator's record in the leader's log. It is acknowledged to the client only once the
+/// in-sync replicas hold it, as Kafka appends these with acks=-1; on a single node that is at
+/// once, since the high watermark follows the log end.
+#[derive(Clone)]
+pub struct Appended {
+    partition: Arc<Partition>,
+    pub base_offset: i64,
+    end_offset: i64,
+}
+
+impl std::fmt::Debug for Appended {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{} [{}, {})", self.partition.topic, self.partition.index, self.base_offset, self.end_offset)
+    }
+}
+
+impl Appended {
+    pub fn new(partition: Arc<Partition>, base_offset: i64, end_offset: i64) -> Appended {
+        Appended {
+            partition,
+            base_offset,
+            end_offset,
+        }
+    }
+
+    /// Waits until the high watermark passes the record, or `deadline` (REQUEST_TIMED_OUT).
+    pub async fn replicated(&self, deadline: Instant) -> Result<()> {
+        self.partition.wait_until_replicated(self.end_offset, deadline).await
+    }
+}
 
 /// A plain (non-transactional) record at `offset` within its batch.
 pub fn record(key: Bytes, value: Option<Bytes>, offset: i64, now_ms: i64) -> Record {
@@ -79,6 +317,20 @@ pub fn versioned_json(version: i16, body: &impl Serialize, what: &str) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn groups_land_where_kafka_puts_them() {
+        // Java's String.hashCode: h = 31 * h + char, wrapping.
+        let java_hash = |s: &str| s.encode_utf16().fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(c as i32));
+        assert_eq!(java_hash("a"), 97);
+        assert_eq!(java_hash("ab"), 97 * 31 + 98);
+        assert_eq!(partition_for("a", 50), 97 % 50);
+        assert_eq!(partition_for("anything", 1), 0);
+        // A hash that wraps negative still lands in range: Kafka masks the sign bit.
+        let long = "a-group-name-long-enough-to-overflow";
+        assert!(java_hash(long) < 0 || java_hash(long) > 0);
+        assert_eq!(partition_for(long, 50), ((java_hash(long) & 0x7fff_ffff) % 50) as usize);
+    }
 
     #[test]
     fn records_without_a_producer_are_one_valid_batch() {

@@ -2,7 +2,8 @@
 //! and replayed through the ordinary partition logs, as Kafka keeps it.
 //!
 //! A transactional id lives in partition `abs(java_hash(id)) % partitions` (the rule that
-//! places groups), so its records keep their order. Each record, in a RecordBatch v2:
+//! places groups), so its records keep their order, and the leader of that partition is its
+//! coordinator. Each record, in a RecordBatch v2:
 //!
 //! - key: `i16` big-endian key version (`1`), then the transactional id in UTF-8;
 //! - value: `i16` big-endian value version (`1`), then a JSON [`TxnMetadata`]; a null
@@ -11,19 +12,16 @@
 //! Replay applies records in log order; the last value of an id wins.
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::records::{
-    Record, RecordBatchDecoder,
-};
+use kafka_protocol::records::{Record, RecordBatchDecoder};
 use samsa_storage::BatchHeader;
 
 use super::state::TxnMetadata;
 use crate::error::Result;
-use crate::group::store::partition_for;
-use crate::topics::internal;
-use crate::topics::{Isolation, Partition, TopicRegistry};
+use crate::topics::internal::{self, Appended, Coordination, InternalTopic};
+use crate::topics::{Isolation, TopicRegistry};
 
 pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
 
@@ -33,39 +31,23 @@ const VALUE_VERSION: i16 = 1;
 const REPLAY_CHUNK: usize = 1024 * 1024;
 
 pub struct TxnLog {
-    topics: Arc<TopicRegistry>,
-    num_partitions: i32,
-    partitions: OnceLock<Vec<Arc<Partition>>>,
+    topic: InternalTopic,
 }
 
 impl TxnLog {
-    pub fn new(topics: Arc<TopicRegistry>, num_partitions: i32) -> TxnLog {
-        let partitions = OnceLock::new();
-        if let Some(topic) = topics.get(TRANSACTION_STATE_TOPIC) {
-            let _ = partitions.set(topic.partitions.clone());
-        }
+    pub fn new(topics: Arc<TopicRegistry>, num_partitions: i32, coordination: Coordination) -> TxnLog {
         TxnLog {
-            topics,
-            num_partitions,
-            partitions,
+            topic: InternalTopic::new(topics, TRANSACTION_STATE_TOPIC, num_partitions, coordination),
         }
     }
 
-    pub fn topics(&self) -> Arc<TopicRegistry> {
-        self.topics.clone()
+    /// Where the topic is, and which of its partitions holds a transactional id.
+    pub fn topic(&self) -> &InternalTopic {
+        &self.topic
     }
 
-    /// The topic's partitions, created compacted on first use like Kafka's.
-    fn partitions(&self) -> Result<&[Arc<Partition>]> {
-        if let Some(partitions) = self.partitions.get() {
-            return Ok(partitions);
-        }
-        let topic = self.topics.internal_compacted(TRANSACTION_STATE_TOPIC, self.num_partitions)?;
-        Ok(self.partitions.get_or_init(|| topic.partitions.clone()))
-    }
-
-    /// Appends `id`'s new state (`None`: a tombstone); returns once the log has it.
-    pub fn write(&self, id: &str, metadata: Option<&TxnMetadata>, now_ms: i64) -> Result<()> {
+    /// Appends `id`'s new state (`None`: a tombstone), in the leader's log from now on.
+    pub fn write(&self, id: &str, metadata: Option<&TxnMetadata>, now_ms: i64) -> Result<Appended> {
         let mut key = BytesMut::new();
         key.put_i16(KEY_VERSION);
         key.put_slice(id.as_bytes());
@@ -74,36 +56,37 @@ impl TxnLog {
             .transpose()?;
         let record = internal::record(key.freeze(), value, 0, now_ms);
         let batch = internal::encode_batch(&[record], "transaction state")?;
-        let partitions = self.partitions()?;
-        partitions[partition_for(id, partitions.len())].append(batch, now_ms)?;
-        Ok(())
+        let partition = self.topic.partition_to_write(id)?;
+        let info = partition.append(batch, now_ms)?;
+        Ok(Appended::new(partition, info.base_offset, info.last_offset + 1))
     }
 
-    /// The last state of every id that has not expired.
-    pub fn replay(&self) -> Result<HashMap<String, TxnMetadata>> {
+    /// The last state of every id in partition `index` that has not expired, read up to the
+    /// log end: a new leader's high watermark may still be behind records its predecessor
+    /// committed.
+    pub fn replay(&self, index: i32) -> Result<HashMap<String, TxnMetadata>> {
         let mut txns = HashMap::new();
-        for partition in self.partitions.get().map(Vec::as_slice).unwrap_or_default() {
-            let mut offset = partition.offsets()?.log_start;
-            loop {
-                let read = partition.read(offset, REPLAY_CHUNK, Isolation::ReadUncommitted)?;
-                let mut rest = read.records;
-                let before = offset;
-                // Batch by batch: compaction leaves batches whose last offset is past their
-                // last record, and the next read must start after the batch, not the record.
-                while let Ok(header) = BatchHeader::parse(&rest) {
-                    if rest.len() < header.total_size() {
-                        break;
-                    }
-                    let mut one = rest.split_to(header.total_size());
-                    offset = header.next_offset();
-                    match RecordBatchDecoder::decode(&mut one) {
-                        Ok(set) => set.records.iter().for_each(|r| apply(&mut txns, r)),
-                        Err(err) => tracing::warn!(offset = header.base_offset, "skipping transaction state batch: {err}"),
-                    }
-                }
-                if offset == before {
+        let partition = self.topic.partition(index)?;
+        let mut offset = partition.offsets()?.log_start;
+        loop {
+            let read = partition.read(offset, REPLAY_CHUNK, Isolation::LogEnd)?;
+            let mut rest = read.records;
+            let before = offset;
+            // Batch by batch: compaction leaves batches whose last offset is past their
+            // last record, and the next read must start after the batch, not the record.
+            while let Ok(header) = BatchHeader::parse(&rest) {
+                if rest.len() < header.total_size() {
                     break;
                 }
+                let mut one = rest.split_to(header.total_size());
+                offset = header.next_offset();
+                match RecordBatchDecoder::decode(&mut one) {
+                    Ok(set) => set.records.iter().for_each(|r| apply(&mut txns, r)),
+                    Err(err) => tracing::warn!(offset = header.base_offset, "skipping transaction state batch: {err}"),
+                }
+            }
+            if offset == before {
+                break;
             }
         }
         Ok(txns)

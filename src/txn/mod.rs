@@ -1,22 +1,27 @@
-//! The transaction coordinator: producer ids, and every transactional id this broker
-//! coordinates (all of them, on a single node), as Kafka's `TransactionCoordinator` with
-//! transaction.version 1 (no KIP-890 part 2: samsa does not advertise the feature).
+//! The transaction coordinator: producer ids, and the transactional ids this broker
+//! coordinates, as Kafka's `TransactionCoordinator` with transaction.version 1 (no KIP-890
+//! part 2: samsa does not advertise the feature). An id lives in one partition of
+//! `__transaction_state`, and a broker coordinates the ids of the partitions it has loaded
+//! ([`TransactionCoordinator::load_partition`]): every partition on a single node, the
+//! partitions it leads in a cluster. Ids of a partition being loaded answer
+//! COORDINATOR_LOAD_IN_PROGRESS, the others NOT_COORDINATOR.
 //!
-//! Each state change is appended to `__transaction_state` (see [`log`]) before it is
-//! acknowledged, and replayed by [`TransactionCoordinator::load`] at start-up; until then
-//! the transactional APIs answer COORDINATOR_LOAD_IN_PROGRESS. Ending a transaction writes
-//! its markers at once, under the coordinator's lock, so a transaction is only ever seen in
-//! PrepareCommit or PrepareAbort after a crash; loading finishes it.
+//! Each state change is appended to `__transaction_state` (see [`log`]) and acknowledged once
+//! replicated; one whose replication fails is undone in memory. Ending a transaction writes
+//! its markers (see [`markers`]) only once its PrepareCommit or PrepareAbort is replicated,
+//! so a transaction is only ever found half-ended in one of those states; loading its
+//! partition finishes it.
 
+mod end;
+mod load;
 pub mod log;
+pub mod markers;
 mod producer_ids;
 pub mod state;
 
-use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-use parking_lot::Mutex;
-use samsa_storage::ControlType;
+use parking_lot::{Mutex, MutexGuard};
 
 use crate::auth::file::FileError;
 use crate::broker::now_ms;
@@ -25,13 +30,14 @@ use crate::error::{BrokerError, Result};
 use crate::group::store::OFFSETS_TOPIC;
 use crate::group::txn_offsets::TransactionCheck;
 use crate::group::GroupCoordinator;
+use crate::topics::internal::Coordination;
 use crate::topics::TopicRegistry;
+use end::StateWrite;
+use load::Txns;
 use log::TxnLog;
+use markers::{LocalMarkers, MarkerWriter};
 use producer_ids::ProducerIds;
 use state::{InitAction, TxnMetadata, TxnState};
-
-/// The epoch of the coordinator written into markers: one node, never re-elected.
-const COORDINATOR_EPOCH: i32 = 0;
 
 /// The coordinator's refusals; mapped to Kafka codes in [`crate::error`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -57,57 +63,57 @@ pub enum TxnError {
 /// One transactional id as ListTransactions and DescribeTransactions show it.
 pub type TxnListing = (String, TxnMetadata);
 
+/// What InitProducerId does once it has decided.
+enum InitStep {
+    /// A retry: the epoch it got before.
+    Answer((i64, i16)),
+    /// The new epoch, answered once stored.
+    Store(StateWrite),
+    /// An open transaction to abort first.
+    Abort(StateWrite),
+}
+
 pub struct TransactionCoordinator {
     config: Arc<Config>,
     ids: ProducerIds,
-    txns: Mutex<HashMap<String, TxnMetadata>>,
-    /// Set once `__transaction_state` has been replayed.
-    log: OnceLock<TxnLog>,
+    log: TxnLog,
+    txns: Mutex<Txns>,
+    markers: Box<dyn MarkerWriter>,
 }
 
 impl TransactionCoordinator {
-    pub fn open(config: Arc<Config>) -> Result<TransactionCoordinator, FileError> {
+    /// A coordinator over `topics`' `__transaction_state`, writing markers to local
+    /// partitions. On a single node every partition is this broker's and answers
+    /// COORDINATOR_LOAD_IN_PROGRESS until [`Self::load`]; in a cluster none is until
+    /// [`Self::load_partition`].
+    pub fn open(config: Arc<Config>, topics: Arc<TopicRegistry>, coordination: Coordination) -> Result<TransactionCoordinator, FileError> {
+        let log = TxnLog::new(topics.clone(), config.transaction_state_num_partitions, coordination);
         Ok(TransactionCoordinator {
             ids: ProducerIds::open(&config.data_dir)?,
+            txns: Mutex::new(Txns::new(&log)),
+            log,
             config,
-            txns: Mutex::new(HashMap::new()),
-            log: OnceLock::new(),
+            markers: Box::new(LocalMarkers::new(topics)),
         })
     }
 
-    /// Replays `__transaction_state`, then finishes the transactions a crash left half-ended.
-    pub fn load(&self, topics: Arc<TopicRegistry>, groups: &GroupCoordinator) -> Result<()> {
-        let log = TxnLog::new(topics.clone(), self.config.transaction_state_num_partitions);
-        let replayed = log.replay()?;
-        let count = replayed.len();
-        let mut txns = self.txns.lock();
-        *txns = replayed;
-        let log = self.log.get_or_init(|| log);
-        for (id, metadata) in txns.iter_mut() {
-            if matches!(metadata.state, TxnState::PrepareCommit | TxnState::PrepareAbort) {
-                tracing::info!(transactional_id = %id, state = metadata.state.name(), "completing a transaction left half-ended");
-                let commit = metadata.state == TxnState::PrepareCommit;
-                write_markers(&topics, groups, metadata, commit);
-                metadata.complete(now_ms());
-                if let Err(err) = log.write(id, Some(metadata), now_ms()) {
-                    tracing::error!(transactional_id = %id, "cannot persist transaction state: {err}");
-                }
-            }
-        }
-        tracing::info!(transactional_ids = count, "loaded transaction state");
-        Ok(())
+    /// Sends the markers elsewhere (WriteTxnMarkers to other brokers, a test's recorder).
+    pub fn with_markers(mut self, markers: Box<dyn MarkerWriter>) -> TransactionCoordinator {
+        self.markers = markers;
+        self
     }
 
-    pub fn is_loaded(&self) -> bool {
-        self.log.get().is_some()
+    /// The `__transaction_state` partition of `id`, whose leader coordinates it.
+    pub fn partition_of(&self, id: &str) -> i32 {
+        self.log.topic().partition_for(id)
     }
 
-    fn log(&self) -> Result<&TxnLog> {
-        self.log.get().ok_or(BrokerError::CoordinatorLoadInProgress)
-    }
-
-    fn topics(&self) -> Result<Arc<TopicRegistry>> {
-        self.log().map(|log| log.topics())
+    /// The coordinator's state, once it is known that this broker coordinates `id`.
+    fn locked_for(&self, id: &str) -> Result<MutexGuard<'_, Txns>> {
+        let partition = self.partition_of(id);
+        let txns = self.txns.lock();
+        txns.loads.check(partition)?;
+        Ok(txns)
     }
 
     /// A producer id for an idempotent producer without a transactional id.
@@ -115,31 +121,45 @@ impl TransactionCoordinator {
         self.ids.allocate().map_err(|e| BrokerError::Storage(e.into()))
     }
 
-    /// InitProducerId with a transactional id: its producer id and new epoch.
-    pub fn init_producer_id(
+    /// InitProducerId with a transactional id: its producer id and new epoch, once stored.
+    pub async fn init_producer_id(
         &self,
         id: &str,
         timeout_ms: i32,
         expected: Option<(i64, i16)>,
         groups: &GroupCoordinator,
     ) -> Result<(i64, i16)> {
-        let log = self.log()?;
+        match self.init_step(id, timeout_ms, expected)? {
+            InitStep::Answer(answer) => Ok(answer),
+            InitStep::Store(write) => {
+                let answer = (write.written().producer_id, write.written().producer_epoch);
+                self.acknowledged(write).await?;
+                Ok(answer)
+            }
+            // The producer retries once the open transaction is aborted, as Kafka has it.
+            InitStep::Abort(prepare) => {
+                self.finish_end(groups, id, prepare, false).await?;
+                Err(TxnError::ConcurrentTransactions.into())
+            }
+        }
+    }
+
+    /// InitProducerId's decision and its write, under the coordinator's lock.
+    fn init_step(&self, id: &str, timeout_ms: i32, expected: Option<(i64, i16)>) -> Result<InitStep> {
+        let mut txns = self.locked_for(id)?;
         if timeout_ms <= 0 || timeout_ms > self.config.transaction_max_timeout_ms {
             return Err(TxnError::InvalidTransactionTimeout.into());
         }
         let now = now_ms();
-        let mut txns = self.txns.lock();
-        let metadata = match txns.get(id) {
+        let mut next = match txns.get(id) {
             Some(existing) => existing.clone(),
             None => TxnMetadata::new(self.new_producer_id()?, timeout_ms, now),
         };
-        let mut next = metadata.clone();
         match next.init_action(expected)? {
-            InitAction::Retry => return Ok((next.producer_id, next.producer_epoch)),
+            InitAction::Retry => return Ok(InitStep::Answer((next.producer_id, next.producer_epoch))),
             InitAction::FenceAndAbort => {
                 next.fence();
-                self.end_locked(log, groups, id, next, false, &mut txns)?;
-                return Err(TxnError::ConcurrentTransactions.into());
+                return Ok(InitStep::Abort(self.prepare_end(&mut txns, id, next, false)?));
             }
             InitAction::Bump => {
                 let expected_epoch = expected.map(|(_, epoch)| epoch);
@@ -148,25 +168,27 @@ impl TransactionCoordinator {
                 }
             }
         }
-        log.write(id, Some(&next), now)?;
-        let answer = (next.producer_id, next.producer_epoch);
-        txns.insert(id.to_owned(), next);
-        Ok(answer)
+        Ok(InitStep::Store(self.write_locked(&mut txns, id, next)?))
     }
 
     /// AddPartitionsToTxn (and AddOffsetsToTxn, with the group's offsets partition).
-    pub fn add_partitions(&self, id: &str, producer_id: i64, epoch: i16, partitions: &[(String, i32)]) -> Result<()> {
-        let log = self.log()?;
-        let mut txns = self.txns.lock();
+    pub async fn add_partitions(&self, id: &str, producer_id: i64, epoch: i16, partitions: &[(String, i32)]) -> Result<()> {
+        match self.add_step(id, producer_id, epoch, partitions)? {
+            Some(write) => self.acknowledged(write).await,
+            None => Ok(()),
+        }
+    }
+
+    /// AddPartitionsToTxn's write, if anything changes.
+    fn add_step(&self, id: &str, producer_id: i64, epoch: i16, partitions: &[(String, i32)]) -> Result<Option<StateWrite>> {
+        let mut txns = self.locked_for(id)?;
         let metadata = txns.get(id).ok_or(TxnError::InvalidProducerIdMapping)?;
         metadata.check_producer(producer_id, epoch)?;
         let mut next = metadata.clone();
-        let now = now_ms();
-        if next.add_partitions(partitions, now)? {
-            log.write(id, Some(&next), now)?;
-            txns.insert(id.to_owned(), next);
+        if !next.add_partitions(partitions, now_ms())? {
+            return Ok(None);
         }
-        Ok(())
+        self.write_locked(&mut txns, id, next).map(Some)
     }
 
     /// Whether each partition is in the producer's open transaction (AddPartitionsToTxn
@@ -178,8 +200,7 @@ impl TransactionCoordinator {
         epoch: i16,
         partitions: &[(String, i32)],
     ) -> Result<Vec<bool>> {
-        self.log()?;
-        let txns = self.txns.lock();
+        let txns = self.locked_for(id)?;
         let metadata = txns.get(id).ok_or(TxnError::InvalidProducerIdMapping)?;
         metadata.check_producer(producer_id, epoch)?;
         let open = metadata.state == TxnState::Ongoing;
@@ -188,9 +209,11 @@ impl TransactionCoordinator {
 
     /// Produce of a transactional batch: `append` runs only if the batch belongs to an open
     /// transaction that includes its partition (Kafka's transaction.partition.verification),
-    /// and runs under the coordinator's lock, so an EndTxn cannot write its markers between
-    /// the check and the append: a batch landing after the marker would open a transaction
-    /// in the log that no marker ever closes, holding read_committed consumers back for good.
+    /// and runs under the coordinator's lock, so an EndTxn cannot move the transaction on
+    /// between the check and the append: a batch landing after the marker would open a
+    /// transaction in the log that no marker ever closes, holding read_committed consumers
+    /// back for good. (In a cluster the coordinator may be another broker; this checks only
+    /// ids coordinated here.)
     pub fn append_in_transaction<T>(
         &self,
         id: &str,
@@ -199,8 +222,7 @@ impl TransactionCoordinator {
         (topic, partition): (&str, i32),
         append: impl FnOnce() -> Result<T>,
     ) -> Result<T> {
-        self.log()?;
-        let txns = self.txns.lock();
+        let txns = self.locked_for(id)?;
         let Some(metadata) = txns.get(id) else {
             return Err(TxnError::NotInTransaction.into());
         };
@@ -217,117 +239,23 @@ impl TransactionCoordinator {
         append()
     }
 
-    /// EndTxn from the producer.
-    pub fn end_txn(&self, id: &str, producer_id: i64, epoch: i16, commit: bool, groups: &GroupCoordinator) -> Result<()> {
-        let log = self.log()?;
-        let mut txns = self.txns.lock();
-        let metadata = txns.get(id).ok_or(TxnError::InvalidProducerIdMapping)?;
-        metadata.check_producer(producer_id, epoch)?;
-        if !metadata.end(commit)? {
-            return Ok(());
-        }
-        let next = metadata.clone();
-        self.end_locked(log, groups, id, next, commit, &mut txns)
-    }
-
-    /// Prepare, markers, complete: each state persisted before the next step.
-    fn end_locked(
-        &self,
-        log: &TxnLog,
-        groups: &GroupCoordinator,
-        id: &str,
-        mut next: TxnMetadata,
-        commit: bool,
-        txns: &mut HashMap<String, TxnMetadata>,
-    ) -> Result<()> {
-        next.prepare(commit, now_ms());
-        log.write(id, Some(&next), now_ms())?;
-        txns.insert(id.to_owned(), next.clone());
-        write_markers(&log.topics(), groups, &next, commit);
-        next.complete(now_ms());
-        log.write(id, Some(&next), now_ms())?;
-        txns.insert(id.to_owned(), next);
-        Ok(())
-    }
-
-    /// Aborts every transaction open longer than its timeout, at a bumped epoch so the
-    /// producer that let it time out is fenced.
-    pub fn abort_timed_out(&self, groups: &GroupCoordinator) {
-        let Ok(log) = self.log() else { return };
-        let now = now_ms();
-        let mut txns = self.txns.lock();
-        let due: Vec<(String, TxnMetadata)> = txns
-            .iter()
-            .filter(|(_, m)| m.timed_out(now))
-            .map(|(id, m)| (id.clone(), m.clone()))
-            .collect();
-        for (id, mut metadata) in due {
-            tracing::info!(transactional_id = %id, producer_id = metadata.producer_id, "aborting a transaction that timed out");
-            metadata.fence();
-            if let Err(err) = self.end_locked(log, groups, &id, metadata, false, &mut txns) {
-                tracing::error!(transactional_id = %id, "cannot abort timed-out transaction: {err}");
-            }
-        }
-    }
-
-    /// Forgets transactional ids unused for `transactional_id_expiration_ms`.
-    pub fn expire_ids(&self) {
-        let Ok(log) = self.log() else { return };
-        let now = now_ms();
-        let mut txns = self.txns.lock();
-        let expiration = self.config.transactional_id_expiration_ms;
-        let expired: Vec<String> = txns
-            .iter()
-            .filter(|(_, m)| m.expired(now, expiration))
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in expired {
-            match log.write(&id, None, now) {
-                Ok(()) => {
-                    tracing::info!(transactional_id = %id, "transactional id expired");
-                    txns.remove(&id);
-                }
-                Err(err) => tracing::error!(transactional_id = %id, "cannot expire transactional id: {err}"),
-            }
-        }
-    }
-
+    /// Every transactional id loaded here; COORDINATOR_LOAD_IN_PROGRESS while a partition
+    /// is loading, as Kafka answers ListTransactions.
     pub fn list(&self) -> Result<Vec<TxnListing>> {
-        self.log()?;
-        Ok(self.txns.lock().iter().map(|(id, m)| (id.clone(), m.clone())).collect())
+        let txns = self.txns.lock();
+        if txns.loads.any_loading() {
+            return Err(BrokerError::CoordinatorLoadInProgress);
+        }
+        Ok(txns.all())
     }
 
     pub fn describe(&self, id: &str) -> Result<TxnMetadata> {
-        self.log()?;
-        self.txns.lock().get(id).cloned().ok_or(TxnError::TransactionalIdNotFound.into())
+        self.locked_for(id)?.get(id).cloned().ok_or(TxnError::TransactionalIdNotFound.into())
     }
 
     /// Whether `topic` exists (AddPartitionsToTxn refuses unknown partitions).
-    pub fn partition_exists(&self, topic: &str, partition: i32) -> Result<bool> {
-        Ok(self.topics()?.get(topic).is_some_and(|t| t.partition(partition).is_some()))
-    }
-}
-
-/// Writes the transaction's marker into each of its partitions, and tells the group
-/// coordinator about those in `__consumer_offsets`. A partition whose topic is gone is
-/// skipped; a failed write is logged, as the transaction must still end.
-fn write_markers(topics: &TopicRegistry, groups: &GroupCoordinator, txn: &TxnMetadata, commit: bool) {
-    let control = if commit { ControlType::Commit } else { ControlType::Abort };
-    for (topic, index) in &txn.partitions {
-        let Some(partition) = topics.get(topic).and_then(|t| t.partition(*index).cloned()) else {
-            tracing::warn!(topic, partition = index, "no marker written: the partition no longer exists");
-            continue;
-        };
-        let written = partition.write_marker(txn.producer_id, txn.producer_epoch, control, COORDINATOR_EPOCH, now_ms());
-        if let Err(err) = written {
-            tracing::error!(topic, partition = index, producer_id = txn.producer_id, "cannot write transaction marker: {err}");
-            continue;
-        }
-        if topic == OFFSETS_TOPIC {
-            if let Err(err) = groups.complete_transaction(*index, txn.producer_id, commit) {
-                tracing::error!(partition = index, "cannot complete transactional offsets: {err}");
-            }
-        }
+    pub fn partition_exists(&self, topic: &str, partition: i32) -> bool {
+        self.log.topic().registry().get(topic).is_some_and(|t| t.partition(partition).is_some())
     }
 }
 
@@ -343,8 +271,7 @@ impl TransactionCheck for TransactionCoordinator {
         offsets_partition: i32,
         then: &mut dyn FnMut() -> Result<()>,
     ) -> Result<()> {
-        self.log()?;
-        let txns = self.txns.lock();
+        let txns = self.locked_for(transactional_id)?;
         let metadata = txns.get(transactional_id).ok_or(TxnError::InvalidProducerIdMapping)?;
         match metadata.check_producer(producer_id, producer_epoch) {
             Err(TxnError::ProducerFenced) => return Err(TxnError::InvalidProducerEpoch.into()),
@@ -358,3 +285,6 @@ impl TransactionCheck for TransactionCoordinator {
         then()
     }
 }
+
+#[cfg(test)]
+mod tests;

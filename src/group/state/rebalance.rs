@@ -139,7 +139,50 @@ impl Group {
         }
     }
 
+    /// The leader's assignment of `generation` is stored: the group is Stable and the members
+    /// waiting in SyncGroup get their assignments. Too late (the group moved on) does nothing.
+    pub fn assignment_stored(&mut self, generation: i32) {
+        if !self.storing_assignment_of(generation) {
+            return;
+        }
+        self.set_state(GroupState::Stable, None);
+        let ids: Vec<String> = self.members.keys().cloned().collect();
+        for id in ids {
+            let result = self.sync_result(&id);
+            if let Some(waiter) = self.members.get_mut(&id).and_then(|m| m.sync_waiter.take()) {
+                let _ = waiter.send(Ok(result));
+            }
+        }
+    }
+
+    /// Storing the assignment of `generation` failed: as Kafka does, the waiting members get
+    /// `error`, the assignment is dropped and the group rebalances.
+    pub fn assignment_not_stored(
+        &mut self,
+        generation: i32,
+        error: fn() -> BrokerError,
+        now: Instant,
+        now_ms: i64,
+        settings: &GroupSettings,
+    ) {
+        if !self.storing_assignment_of(generation) {
+            return;
+        }
+        for member in self.members.values_mut() {
+            member.assignment = Bytes::new();
+            if let Some(waiter) = member.sync_waiter.take() {
+                let _ = waiter.send(Err(error()));
+            }
+        }
+        self.prepare_rebalance(now, now_ms, settings);
+    }
+
+    fn storing_assignment_of(&self, generation: i32) -> bool {
+        self.storing_assignment && self.state == GroupState::CompletingRebalance && self.generation == generation
+    }
+
     pub(super) fn set_state(&mut self, state: GroupState, now_ms: Option<i64>) {
+        self.storing_assignment = false;
         self.state = state;
         if let Some(ms) = now_ms {
             self.state_timestamp = ms;

@@ -1,0 +1,168 @@
+//! Writing a transactional id's state, acknowledged once replicated (Kafka appends it with
+//! acks=-1 and the transaction's timeout), and ending transactions: EndTxn, the abort of
+//! transactions past their timeout, and the expiry of idle ids.
+//!
+//! A state is appended and made current under the coordinator's lock, so the log and memory
+//! agree on the order of changes; the wait for the replicas does not hold the lock. If the
+//! replicas do not take it, the previous state is put back (Kafka keeps the new one pending
+//! until then): the client was refused, and a later state supersedes the record in the log.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::load::Txns;
+use super::state::TxnMetadata;
+use super::{TransactionCoordinator, TxnError};
+use crate::broker::now_ms;
+use crate::error::{BrokerError, CoordinatorWrite, Result};
+use crate::group::GroupCoordinator;
+use crate::topics::internal::Appended;
+
+/// A state in the log and in memory, not yet acknowledged.
+#[must_use = "a state change is answered once it is acknowledged"]
+pub(super) struct StateWrite {
+    id: String,
+    written: TxnMetadata,
+    /// What to put back if the replicas do not take it: `None` when nothing should be (the
+    /// markers are out, so the transaction is over whatever the log says).
+    previous: Option<Option<TxnMetadata>>,
+    appended: Appended,
+    deadline: Instant,
+}
+
+impl StateWrite {
+    pub(super) fn written(&self) -> &TxnMetadata {
+        &self.written
+    }
+}
+
+impl TransactionCoordinator {
+    /// Appends `next` as `id`'s state and makes it current.
+    pub(super) fn write_locked(&self, txns: &mut Txns, id: &str, next: TxnMetadata) -> Result<StateWrite> {
+        let appended = self
+            .log
+            .write(id, Some(&next), now_ms())
+            .map_err(|err| err.for_coordinator_write(CoordinatorWrite::TransactionState))?;
+        let previous = txns.insert(id, next.clone());
+        Ok(StateWrite {
+            id: id.to_owned(),
+            deadline: Instant::now() + Duration::from_millis(next.timeout_ms.max(1) as u64),
+            written: next,
+            previous: Some(previous),
+            appended,
+        })
+    }
+
+    /// Waits until the in-sync replicas hold the state; if they do not, it is undone (unless
+    /// something changed it meanwhile) and the client told as Kafka tells it.
+    pub(super) async fn acknowledged(&self, write: StateWrite) -> Result<()> {
+        let Err(err) = write.appended.replicated(write.deadline).await else { return Ok(()) };
+        tracing::warn!(transactional_id = %write.id, "transaction state not replicated: {err}");
+        if let Some(previous) = write.previous {
+            let mut txns = self.txns.lock();
+            if txns.get(&write.id) == Some(&write.written) {
+                match previous {
+                    Some(previous) => txns.insert(&write.id, previous),
+                    None => txns.remove(&write.id),
+                };
+            }
+        }
+        Err(err.for_coordinator_write(CoordinatorWrite::TransactionState))
+    }
+
+    /// EndTxn from the producer, answered once the transaction is complete.
+    pub async fn end_txn(&self, id: &str, producer_id: i64, epoch: i16, commit: bool, groups: &GroupCoordinator) -> Result<()> {
+        match self.end_step(id, producer_id, epoch, commit)? {
+            Some(prepare) => self.finish_end(groups, id, prepare, commit).await,
+            None => Ok(()),
+        }
+    }
+
+    /// EndTxn's checks and its PrepareCommit or PrepareAbort; `None` for a retry of an end
+    /// that is complete.
+    fn end_step(&self, id: &str, producer_id: i64, epoch: i16, commit: bool) -> Result<Option<StateWrite>> {
+        let mut txns = self.locked_for(id)?;
+        let metadata = txns.get(id).ok_or(TxnError::InvalidProducerIdMapping)?;
+        metadata.check_producer(producer_id, epoch)?;
+        if !metadata.end(commit)? {
+            return Ok(None);
+        }
+        let next = metadata.clone();
+        self.prepare_end(&mut txns, id, next, commit).map(Some)
+    }
+
+    /// The first step of ending a transaction: PrepareCommit or PrepareAbort.
+    pub(super) fn prepare_end(&self, txns: &mut Txns, id: &str, mut next: TxnMetadata, commit: bool) -> Result<StateWrite> {
+        next.prepare(commit, now_ms());
+        self.write_locked(txns, id, next)
+    }
+
+    /// The rest of it: once the prepared state is replicated the end is decided, and only
+    /// then do the markers go out; then CompleteCommit or CompleteAbort.
+    pub(super) async fn finish_end(&self, groups: &GroupCoordinator, id: &str, prepare: StateWrite, commit: bool) -> Result<()> {
+        let prepared = prepare.written.clone();
+        self.acknowledged(prepare).await?;
+        // Unloaded meanwhile: the partition's new coordinator finishes the transaction.
+        let still_ours = |txns: &Txns| match txns.get(id) == Some(&prepared) {
+            true => Ok(()),
+            false => Err(BrokerError::NotCoordinator),
+        };
+        still_ours(&*self.locked_for(id)?)?;
+        self.markers.write_markers(groups, &prepared, commit);
+        let mut complete = {
+            let mut txns = self.locked_for(id)?;
+            still_ours(&txns)?;
+            let mut next = prepared.clone();
+            next.complete(now_ms());
+            self.write_locked(&mut txns, id, next)?
+        };
+        complete.previous = None;
+        self.acknowledged(complete).await
+    }
+
+    /// Aborts every transaction open longer than its timeout, at a bumped epoch so the
+    /// producer that let it time out is fenced.
+    pub async fn abort_timed_out(&self, groups: &GroupCoordinator) {
+        let now = now_ms();
+        let prepared: Vec<(String, StateWrite)> = {
+            let mut txns = self.txns.lock();
+            let due = txns.matching(|m| m.timed_out(now));
+            due.into_iter()
+                .filter_map(|(id, mut metadata)| {
+                    tracing::info!(transactional_id = %id, producer_id = metadata.producer_id, "aborting a transaction that timed out");
+                    metadata.fence();
+                    match self.prepare_end(&mut txns, &id, metadata, false) {
+                        Ok(prepare) => Some((id, prepare)),
+                        Err(err) => {
+                            tracing::error!(transactional_id = %id, "cannot abort timed-out transaction: {err}");
+                            None
+                        }
+                    }
+                })
+                .collect()
+        };
+        for (id, prepare) in prepared {
+            if let Err(err) = self.finish_end(groups, &id, prepare, false).await {
+                tracing::error!(transactional_id = %id, "cannot abort timed-out transaction: {err}");
+            }
+        }
+    }
+
+    /// Forgets transactional ids unused for `transactional_id_expiration_ms`. Nobody waits
+    /// for the tombstones: one lost with a leader leaves an idle id that expires again.
+    pub fn expire_ids(&self) {
+        let now = now_ms();
+        let mut txns = self.txns.lock();
+        let expiration = self.config.transactional_id_expiration_ms;
+        for (id, _) in txns.matching(|m| m.expired(now, expiration)) {
+            match self.log.write(&id, None, now) {
+                Ok(_) => {
+                    tracing::info!(transactional_id = %id, "transactional id expired");
+                    txns.remove(&id);
+                }
+                Err(err) => tracing::error!(transactional_id = %id, "cannot expire transactional id: {err}"),
+            }
+        }
+    }
+}

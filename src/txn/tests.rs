@@ -1,0 +1,173 @@
+//! Unit tests of the transaction coordinator in a cluster: it coordinates the transactional
+//! ids of the `__transaction_state` partitions it has loaded, finishes their half-ended
+//! transactions on load, and acknowledges state changes only once replicated.
+
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::log::TRANSACTION_STATE_TOPIC;
+use super::markers::MarkerWriter;
+use super::state::{TxnMetadata, TxnState};
+use super::{TransactionCoordinator, TxnError};
+use crate::config::Config;
+use crate::error::BrokerError;
+use crate::group::GroupCoordinator;
+use crate::topics::internal::Coordination;
+use crate::topics::TopicRegistry;
+
+const PARTITIONS: i32 = 3;
+const TIMEOUT_MS: i32 = 100;
+
+/// The markers asked for: (producer id, commit).
+#[derive(Clone, Default)]
+struct Recorded(Arc<Mutex<Vec<(i64, bool)>>>);
+
+impl MarkerWriter for Recorded {
+    fn write_markers(&self, _: &GroupCoordinator, txn: &TxnMetadata, commit: bool) {
+        self.0.lock().push((txn.producer_id, commit));
+    }
+}
+
+struct Cluster {
+    txns: TransactionCoordinator,
+    groups: GroupCoordinator,
+    topics: Arc<TopicRegistry>,
+    markers: Recorded,
+}
+
+/// Cluster-mode coordinators over a real registry in `dir` whose `__transaction_state`
+/// exists (the controller made it), with nothing loaded yet.
+fn cluster(dir: &std::path::Path) -> Cluster {
+    let config = Arc::new(Config {
+        data_dir: dir.to_owned(),
+        transaction_state_num_partitions: PARTITIONS,
+        ..Config::default()
+    });
+    let topics = Arc::new(TopicRegistry::open(config.clone()).expect("registry"));
+    topics.internal_compacted(TRANSACTION_STATE_TOPIC, PARTITIONS).expect("state topic");
+    topics.create("t", 1, Default::default(), false).expect("data topic");
+    let markers = Recorded::default();
+    let txns = TransactionCoordinator::open(config.clone(), topics.clone(), Coordination::Cluster)
+        .unwrap()
+        .with_markers(Box::new(markers.clone()));
+    let groups = GroupCoordinator::new(config, topics.clone(), Coordination::Cluster);
+    Cluster {
+        txns,
+        groups,
+        topics,
+        markers,
+    }
+}
+
+fn id_in(txns: &TransactionCoordinator, partition: i32) -> String {
+    (0..).map(|i| format!("txn-{i}")).find(|id| txns.partition_of(id) == partition).unwrap()
+}
+
+/// An id with an open transaction on partition t-0: (producer id, epoch).
+async fn ongoing(c: &Cluster, id: &str) -> (i64, i16) {
+    let (producer_id, epoch) = c.txns.init_producer_id(id, TIMEOUT_MS, None, &c.groups).await.unwrap();
+    c.txns.add_partitions(id, producer_id, epoch, &[("t".into(), 0)]).await.unwrap();
+    (producer_id, epoch)
+}
+
+#[tokio::test]
+async fn ids_of_partitions_not_loaded_here_are_not_coordinated_here() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cluster(dir.path());
+    let (a, b) = (id_in(&c.txns, 0), id_in(&c.txns, 1));
+    let init = c.txns.init_producer_id(&a, TIMEOUT_MS, None, &c.groups).await;
+    assert!(matches!(init, Err(BrokerError::NotCoordinator)));
+    assert!(matches!(c.txns.describe(&a), Err(BrokerError::NotCoordinator)));
+
+    c.txns.load_partition(0, &c.groups).unwrap();
+    let (producer_id, epoch) = ongoing(&c, &a).await;
+    assert_eq!(c.txns.describe(&a).unwrap().state, TxnState::Ongoing);
+    let init = c.txns.init_producer_id(&b, TIMEOUT_MS, None, &c.groups).await;
+    assert!(matches!(init, Err(BrokerError::NotCoordinator)), "partition 1 is not loaded");
+    assert_eq!(c.txns.list().unwrap().len(), 1);
+
+    // Unloaded: forgotten; loaded again: as the log has it.
+    c.txns.unload_partition(0);
+    assert!(matches!(c.txns.describe(&a), Err(BrokerError::NotCoordinator)));
+    let end = c.txns.end_txn(&a, producer_id, epoch, true, &c.groups).await;
+    assert!(matches!(end, Err(BrokerError::NotCoordinator)));
+    assert!(c.txns.list().unwrap().is_empty());
+    c.txns.load_partition(0, &c.groups).unwrap();
+    let loaded = c.txns.describe(&a).unwrap();
+    assert_eq!((loaded.state, loaded.producer_id, loaded.producer_epoch), (TxnState::Ongoing, producer_id, epoch));
+    c.txns.end_txn(&a, producer_id, epoch, true, &c.groups).await.unwrap();
+    assert_eq!(c.markers.0.lock().as_slice(), &[(producer_id, true)]);
+}
+
+#[tokio::test]
+async fn loading_a_partition_finishes_only_its_half_ended_transactions() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cluster(dir.path());
+    let (a, b) = (id_in(&c.txns, 0), id_in(&c.txns, 1));
+    // A coordinator that stopped between PrepareCommit and its markers, for both ids.
+    for (id, producer_id) in [(&a, 10), (&b, 11)] {
+        let mut metadata = TxnMetadata::new(producer_id, TIMEOUT_MS, 0);
+        metadata.producer_epoch = 0;
+        metadata.add_partitions(&[("t".into(), 0)], 0).unwrap();
+        metadata.prepare(true, 0);
+        c.txns.log.write(id, Some(&metadata), 0).unwrap();
+    }
+    c.txns.load_partition(0, &c.groups).unwrap();
+    assert_eq!(c.markers.0.lock().as_slice(), &[(10, true)]);
+    assert_eq!(c.txns.describe(&a).unwrap().state, TxnState::CompleteCommit);
+    assert!(matches!(c.txns.describe(&b), Err(BrokerError::NotCoordinator)));
+
+    c.txns.load_partition(1, &c.groups).unwrap();
+    assert_eq!(c.markers.0.lock().as_slice(), &[(10, true), (11, true)]);
+    assert_eq!(c.txns.describe(&b).unwrap().state, TxnState::CompleteCommit);
+}
+
+#[tokio::test]
+async fn a_state_the_replicas_do_not_take_is_undone_and_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cluster(dir.path());
+    let a = id_in(&c.txns, 0);
+    c.txns.load_partition(0, &c.groups).unwrap();
+    let (producer_id, epoch) = ongoing(&c, &a).await;
+    // Partition 0 gets a follower that never fetches: the high watermark stands still.
+    let state = c.topics.partition(TRANSACTION_STATE_TOPIC, 0).unwrap();
+    state.become_leader(1, &[1, 2], &[1, 2], 1).unwrap();
+
+    // The PrepareCommit times out (Kafka: COORDINATOR_NOT_AVAILABLE); no marker goes out.
+    let end = c.txns.end_txn(&a, producer_id, epoch, true, &c.groups).await;
+    assert!(matches!(end, Err(BrokerError::CoordinatorNotAvailable)), "{end:?}");
+    assert!(c.markers.0.lock().is_empty());
+    assert_eq!(c.txns.describe(&a).unwrap().state, TxnState::Ongoing, "put back");
+
+    // Once the follower has caught up, the retried EndTxn goes through.
+    let end = c.txns.end_txn(&a, producer_id, epoch, true, &c.groups);
+    let follower = async {
+        // The PrepareCommit lands, then the CompleteCommit: the follower fetches each.
+        loop {
+            let log_end = state.offsets().unwrap().log_end;
+            state.record_follower_fetch(2, log_end, 0).unwrap();
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::select! {
+        ended = end => ended.unwrap(),
+        _ = follower => unreachable!(),
+    }
+    assert_eq!(c.markers.0.lock().as_slice(), &[(producer_id, true)]);
+    assert_eq!(c.txns.describe(&a).unwrap().state, TxnState::CompleteCommit);
+}
+
+#[tokio::test]
+async fn a_new_id_not_stored_in_time_is_forgotten() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cluster(dir.path());
+    let a = id_in(&c.txns, 0);
+    c.txns.load_partition(0, &c.groups).unwrap();
+    let state = c.topics.partition(TRANSACTION_STATE_TOPIC, 0).unwrap();
+    state.become_leader(1, &[1, 2], &[1, 2], 1).unwrap();
+    let init = c.txns.init_producer_id(&a, TIMEOUT_MS, None, &c.groups).await;
+    assert!(matches!(init, Err(BrokerError::CoordinatorNotAvailable)), "{init:?}");
+    let described = c.txns.describe(&a);
+    assert!(matches!(described, Err(BrokerError::Txn(TxnError::TransactionalIdNotFound))), "{described:?}");
+}
