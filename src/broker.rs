@@ -44,10 +44,14 @@ impl Broker {
         let seeds = config.sasl.as_ref().map(|s| s.scram_users.as_slice()).unwrap_or_default();
         let credentials = CredentialStore::open(&config.data_dir, seeds)?;
         let authorizer = Authorizer::open(&config)?;
-        // One node coordinates every group and transactional id. In a cluster the coordinators
-        // are built with `Coordination::Cluster` and load the partitions this broker leads.
-        let txns = Arc::new(TransactionCoordinator::open(config.clone(), topics.clone(), Coordination::SingleNode)?);
-        let groups = GroupCoordinator::new(config.clone(), topics.clone(), Coordination::SingleNode);
+        // One node coordinates every group and transactional id; in a cluster a broker
+        // coordinates those of the internal partitions it leads (see `CoordinatorLeadership`).
+        let coordination = match config.controller_quorum_voters {
+            Some(_) => Coordination::Cluster,
+            None => Coordination::SingleNode,
+        };
+        let txns = Arc::new(TransactionCoordinator::open(config.clone(), topics.clone(), coordination)?);
+        let groups = GroupCoordinator::new(config.clone(), topics.clone(), coordination);
         // TxnOffsetCommit asks the transaction coordinator whether the producer may commit.
         groups.set_transaction_check(txns.clone());
         Ok(Broker {
@@ -182,9 +186,21 @@ impl CoordinatorHooks for CoordinatorLeadership {
         &[OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC]
     }
 
+    /// Blocking: a load replays the partition's log.
     fn leadership_changed(&self, change: &LeadershipChange) {
-        let Some(_broker) = self.0.upgrade() else { return };
-        tracing::info!(topic = %change.topic, partition = change.partition, leading = change.leading, "coordinator partition");
+        let Some(broker) = self.0.upgrade() else { return };
+        let (topic, partition) = (change.topic.as_str(), change.partition);
+        let loaded = match (topic, change.leading) {
+            (OFFSETS_TOPIC, true) => broker.groups.load_partition(partition),
+            (OFFSETS_TOPIC, false) => Ok(broker.groups.unload_partition(partition)),
+            (TRANSACTION_STATE_TOPIC, true) => broker.txns.load_partition(partition, &broker.groups),
+            (TRANSACTION_STATE_TOPIC, false) => Ok(broker.txns.unload_partition(partition)),
+            _ => Ok(()),
+        };
+        match loaded {
+            Ok(()) => tracing::info!(topic, partition, coordinating = change.leading, "coordinator partition moved"),
+            Err(err) => tracing::error!(topic, partition, "cannot load the coordinator's partition: {err}"),
+        }
     }
 }
 

@@ -112,26 +112,39 @@ impl Reconciler {
                 return;
             }
         };
-        self.report_leadership(&applied.leading);
+        self.report_leadership(&applied.leading).await;
         self.restart_fetchers(&metadata, applied.followed).await;
         self.published.send_replace(metadata);
     }
 
-    fn report_leadership(&mut self, leading: &BTreeSet<(String, i32)>) {
+    /// Losses first, then gains, in order, on the blocking pool: loading replays a log.
+    async fn report_leadership(&mut self, leading: &BTreeSet<(String, i32)>) {
         let watched: BTreeSet<(String, i32)> = leading
             .iter()
             .filter(|(topic, _)| self.hooks.topics().contains(&topic.as_str()))
             .cloned()
             .collect();
-        for (topic, partition) in self.coordinating.difference(&watched) {
-            let change = LeadershipChange { topic: topic.clone(), partition: *partition, leading: false };
-            self.hooks.leadership_changed(&change);
-        }
-        for (topic, partition) in watched.difference(&self.coordinating) {
-            let change = LeadershipChange { topic: topic.clone(), partition: *partition, leading: true };
-            self.hooks.leadership_changed(&change);
-        }
+        let change = |(topic, partition): &(String, i32), leading| LeadershipChange {
+            topic: topic.clone(),
+            partition: *partition,
+            leading,
+        };
+        let mut changes: Vec<LeadershipChange> =
+            self.coordinating.difference(&watched).map(|p| change(p, false)).collect();
+        changes.extend(watched.difference(&self.coordinating).map(|p| change(p, true)));
         self.coordinating = watched;
+        if changes.is_empty() {
+            return;
+        }
+        let hooks = self.hooks.clone();
+        let reported = tokio::task::spawn_blocking(move || {
+            for change in &changes {
+                hooks.leadership_changed(change);
+            }
+        });
+        if let Err(err) = reported.await {
+            tracing::error!("coordinator leadership changes failed: {err}");
+        }
     }
 
     async fn restart_fetchers(&mut self, metadata: &ClusterMetadata, wanted: BTreeMap<BrokerId, Vec<(String, Arc<Partition>, i32)>>) {

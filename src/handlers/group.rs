@@ -21,7 +21,10 @@ use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
 use crate::error::BrokerError;
 use crate::group::state::JoinError;
+use crate::group::store::OFFSETS_TOPIC;
 use crate::group::{JoinOutcome, JoinRequest};
+use crate::topics::internal::partition_for;
+use crate::txn::log::TRANSACTION_STATE_TOPIC;
 use crate::network::Session;
 
 const GROUP_KEY: i8 = 0;
@@ -36,51 +39,30 @@ fn group_denied() -> BrokerError {
     AuthError::GroupDenied.into()
 }
 
-pub fn find_coordinator(broker: &Broker, session: &Session, req: FindCoordinatorRequest, version: i16) -> FindCoordinatorResponse {
-    // Like Metadata: the address of the listener the client came through.
-    let (host, port) = &session.listener.advertised;
-    // Finding a coordinator needs DESCRIBE on the group or transactional id, as in Kafka.
-    let answer = |key_type: i8, key: &str| -> Result<(), BrokerError> {
-        match key_type {
-            GROUP_KEY if !may(broker, session, Operation::Describe, key) => Err(group_denied()),
-            GROUP_KEY => Ok(()),
-            TRANSACTION_KEY if !allowed(broker, session, Operation::Describe, ResourceType::TransactionalId, key) => {
-                Err(AuthError::TransactionalIdDenied.into())
-            }
-            // This node coordinates every transactional id, as every group.
-            TRANSACTION_KEY => Ok(()),
-            other => Err(BrokerError::InvalidRequest(format!("unknown coordinator key type {other}"))),
-        }
-    };
+pub async fn find_coordinator(broker: &Broker, session: &Session, req: FindCoordinatorRequest, version: i16) -> FindCoordinatorResponse {
     let key_type = if version >= 1 { req.key_type } else { GROUP_KEY };
     if version >= 4 {
-        let coordinators = req
-            .coordinator_keys
-            .into_iter()
-            .map(|key| {
-                let result = answer(key_type, &key);
-                let base = Coordinator::default().with_key(key);
-                match result {
-                    Ok(()) => base
-                        .with_node_id(BrokerId(broker.node_id()))
-                        .with_host(str_bytes(host.clone()))
-                        .with_port(*port),
-                    Err(err) => base
-                        .with_node_id(BrokerId(-1))
-                        .with_port(-1)
-                        .with_error_code(err.code())
-                        .with_error_message(err.message().map(str_bytes)),
-                }
-            })
-            .collect();
+        let mut coordinators = Vec::with_capacity(req.coordinator_keys.len());
+        for key in req.coordinator_keys {
+            let found = locate(broker, session, key_type, &key).await;
+            let base = Coordinator::default().with_key(key);
+            coordinators.push(match found {
+                Ok((id, host, port)) => base.with_node_id(BrokerId(id)).with_host(str_bytes(host)).with_port(port),
+                Err(err) => base
+                    .with_node_id(BrokerId(-1))
+                    .with_port(-1)
+                    .with_error_code(err.code())
+                    .with_error_message(err.message().map(str_bytes)),
+            });
+        }
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
     // v0 has no error message; its default (an empty string) must stay untouched there.
-    let response = match answer(key_type, &req.key) {
-        Ok(()) => FindCoordinatorResponse::default()
-            .with_node_id(BrokerId(broker.node_id()))
-            .with_host(str_bytes(host.clone()))
-            .with_port(*port),
+    let response = match locate(broker, session, key_type, &req.key).await {
+        Ok((id, host, port)) => FindCoordinatorResponse::default()
+            .with_node_id(BrokerId(id))
+            .with_host(str_bytes(host))
+            .with_port(port),
         Err(err) => {
             let response = FindCoordinatorResponse::default()
                 .with_error_code(err.code())
@@ -97,6 +79,41 @@ pub fn find_coordinator(broker: &Broker, session: &Session, req: FindCoordinator
         response.with_error_message(Some(str_bytes("NONE")))
     } else {
         response
+    }
+}
+
+/// The coordinator of a group or transactional id: (node id, host, port). Finding one needs
+/// DESCRIBE on the key, as in Kafka. A single node coordinates everything, at the address
+/// of the listener the client came through; in a cluster it is the leader of the key's
+/// partition of the internal topic, which the controller creates on first use.
+async fn locate(broker: &Broker, session: &Session, key_type: i8, key: &str) -> Result<(i32, String, i32), BrokerError> {
+    let topic = match key_type {
+        GROUP_KEY if !may(broker, session, Operation::Describe, key) => return Err(group_denied()),
+        GROUP_KEY => OFFSETS_TOPIC,
+        TRANSACTION_KEY if !allowed(broker, session, Operation::Describe, ResourceType::TransactionalId, key) => {
+            return Err(AuthError::TransactionalIdDenied.into())
+        }
+        TRANSACTION_KEY => TRANSACTION_STATE_TOPIC,
+        other => return Err(BrokerError::InvalidRequest(format!("unknown coordinator key type {other}"))),
+    };
+    let Some(cluster) = &broker.cluster else {
+        let (host, port) = &session.listener.advertised;
+        return Ok((broker.node_id(), host.clone(), *port));
+    };
+    let config = &broker.config;
+    let (partitions, replication) = match key_type {
+        GROUP_KEY => (config.offsets_topic_num_partitions, config.offsets_topic_replication_factor),
+        _ => (config.transaction_state_num_partitions, config.transaction_state_replication_factor),
+    };
+    let record = cluster
+        .internal_topic(topic, partitions, replication, broker.topics.internal_configs())
+        .await?;
+    let partition = partition_for(key, record.partitions.len());
+    let leader = record.partitions[partition].leader;
+    let metadata = cluster.published();
+    match metadata.brokers.get(&leader) {
+        Some(b) if !b.fenced => Ok((leader, b.host.clone(), i32::from(b.port))),
+        _ => Err(BrokerError::CoordinatorNotAvailable),
     }
 }
 

@@ -66,7 +66,7 @@ pub async fn handle(broker: &Arc<Broker>, session: &mut Session, request: Reques
         RequestKind::AlterConfigs(req) => ResponseKind::AlterConfigs(configs::alter(broker, session, req).await),
         RequestKind::DeleteRecords(req) => ResponseKind::DeleteRecords(delete_records::handle(broker, session, req)),
         RequestKind::FindCoordinator(req) => {
-            ResponseKind::FindCoordinator(group::find_coordinator(broker, session, req, version))
+            ResponseKind::FindCoordinator(group::find_coordinator(broker, session, req, version).await)
         }
         RequestKind::JoinGroup(req) => {
             ResponseKind::JoinGroup(group::join(broker, session, req, version, &client_id, session.peer).await)

@@ -188,16 +188,20 @@ impl TopicRegistry {
     /// created on first use like Kafka's. Compacted, so its size follows the number of keys;
     /// only sealed segments are cleaned, hence a segment size of its own.
     pub fn internal_compacted(&self, name: &str, num_partitions: i32) -> Result<Arc<Topic>> {
-        let segment_bytes = self.broker_config().offsets_topic_segment_bytes.to_string();
-        let configs = [("cleanup.policy", "compact"), ("segment.bytes", segment_bytes.as_str())]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
-        match self.create(name, num_partitions, configs, false) {
+        match self.create(name, num_partitions, self.internal_configs(), false) {
             Ok(topic) => Ok(topic),
             Err(BrokerError::TopicAlreadyExists(_)) => self.get(name).ok_or(BrokerError::CoordinatorNotAvailable),
             Err(err) => Err(err),
         }
+    }
+
+    /// The config overrides of a coordinator's internal topic, wherever it is created.
+    pub fn internal_configs(&self) -> BTreeMap<String, String> {
+        let segment_bytes = self.broker_config().offsets_topic_segment_bytes.to_string();
+        [("cleanup.policy", "compact"), ("segment.bytes", segment_bytes.as_str())]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
     }
 
     /// Creates a topic. With `validate_only` everything is checked but nothing is created.
