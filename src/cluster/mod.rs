@@ -133,6 +133,19 @@ impl Cluster {
         self.node.propose(command).await
     }
 
+    /// The next block of producer ids for this broker, from the controller.
+    pub async fn reserve_producer_ids(&self) -> Result<(i64, u32), samsa_metadata::Error> {
+        let broker = self.broker_id.unwrap_or(-1);
+        let command = Command::AllocateProducerIds {
+            broker,
+            count: crate::txn::PRODUCER_ID_BLOCK as u32,
+        };
+        match self.propose(command).await? {
+            CommandResult::ProducerIdsAllocated { first, count } => Ok((first, count)),
+            other => Err(samsa_metadata::Error::Unavailable(format!("AllocateProducerIds answered {other:?}"))),
+        }
+    }
+
     /// Waits until this node publishes metadata for which `done` holds, or `timeout`
     /// passes: a command committed by the leader reaches followers a moment later, and is
     /// reconciled after that.

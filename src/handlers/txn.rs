@@ -41,6 +41,15 @@ fn may_write_txn(broker: &Broker, session: &Session, id: &str) -> bool {
 }
 
 pub async fn init_producer_id(broker: &Broker, session: &Session, req: InitProducerIdRequest, version: i16) -> InitProducerIdResponse {
+    if let Some(cluster) = &broker.cluster {
+        if broker.txns.wants_producer_ids() {
+            match cluster.reserve_producer_ids().await {
+                Ok((first, count)) => broker.txns.add_producer_ids(first, count),
+                // Allocation answers COORDINATOR_LOAD_IN_PROGRESS if no block is left.
+                Err(err) => tracing::warn!("cannot reserve producer ids: {err}"),
+            }
+        }
+    }
     let expected = (req.producer_id.0 != NO_PRODUCER_ID).then_some((req.producer_id.0, req.producer_epoch));
     let result = match req.transactional_id.as_ref().map(|id| id.0.as_str()) {
         None => {

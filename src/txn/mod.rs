@@ -37,6 +37,7 @@ use load::Txns;
 use log::TxnLog;
 use markers::{LocalMarkers, MarkerWriter};
 use producer_ids::ProducerIds;
+pub use producer_ids::BLOCK_SIZE as PRODUCER_ID_BLOCK;
 use state::{InitAction, TxnMetadata, TxnState};
 
 /// The coordinator's refusals; mapped to Kafka codes in [`crate::error`].
@@ -89,7 +90,10 @@ impl TransactionCoordinator {
     pub fn open(config: Arc<Config>, topics: Arc<TopicRegistry>, coordination: Coordination) -> Result<TransactionCoordinator, FileError> {
         let log = TxnLog::new(topics.clone(), config.transaction_state_num_partitions, coordination);
         Ok(TransactionCoordinator {
-            ids: ProducerIds::open(&config.data_dir)?,
+            ids: match coordination {
+                Coordination::SingleNode => ProducerIds::open(&config.data_dir)?,
+                Coordination::Cluster => ProducerIds::from_controller(),
+            },
             txns: Mutex::new(Txns::new(&log)),
             log,
             config,
@@ -118,7 +122,17 @@ impl TransactionCoordinator {
 
     /// A producer id for an idempotent producer without a transactional id.
     pub fn new_producer_id(&self) -> Result<i64> {
-        self.ids.allocate().map_err(|e| BrokerError::Storage(e.into()))
+        self.ids.allocate()
+    }
+
+    /// In a cluster: whether the controller should be asked for more producer ids now.
+    pub fn wants_producer_ids(&self) -> bool {
+        self.ids.wants_block()
+    }
+
+    /// Producer ids `first..first + count`, reserved for this broker by the controller.
+    pub fn add_producer_ids(&self, first: i64, count: u32) {
+        self.ids.add_block(first, count);
     }
 
     /// InitProducerId with a transactional id: its producer id and new epoch, once stored.

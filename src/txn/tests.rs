@@ -51,6 +51,8 @@ fn cluster(dir: &std::path::Path) -> Cluster {
     let txns = TransactionCoordinator::open(config.clone(), topics.clone(), Coordination::Cluster)
         .unwrap()
         .with_markers(Box::new(markers.clone()));
+    // In a cluster producer ids come in blocks from the controller.
+    txns.add_producer_ids(0, 1000);
     let groups = GroupCoordinator::new(config, topics.clone(), Coordination::Cluster);
     Cluster {
         txns,
