@@ -381,6 +381,8 @@ async fn heartbeats_unfence_and_silence_fences_without_growing_the_log() {
     let CommandResult::BrokerRegistered { epoch } = node.propose(register(7)).await.unwrap() else {
         panic!("unexpected result");
     };
+    // Forwarded, the proposal returns once the leader applied it; this follower follows.
+    wait(node.metadata().wait_for(|m| m.brokers.contains_key(&7))).await;
     assert!(current(node).brokers[&7].fenced);
 
     // The first heartbeat, forwarded by a follower, unfences; a stale epoch must re-register.
@@ -398,6 +400,6 @@ async fn heartbeats_unfence_and_silence_fences_without_growing_the_log() {
 
     // Silence past the session timeout fences the broker on every node.
     for node in cluster.nodes.values() {
-        wait(node.metadata().wait_for(|m| m.brokers[&7].fenced)).await;
+        wait(node.metadata().wait_for(|m| m.brokers.get(&7).is_some_and(|b| b.fenced))).await;
     }
 }
