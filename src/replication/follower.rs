@@ -76,6 +76,8 @@ pub async fn replicate(
     let client_id = format!("samsa-replica-{}", config.local_id);
     let timeout = Duration::from_millis(config.fetch_wait_max_ms.max(0) as u64) + Duration::from_secs(10);
     let mut connection: Option<PeerConnection> = None;
+    // A leader that is down fails every retry; that is said once, until it answers again.
+    let mut failing = false;
     while !*shutdown.borrow() {
         let result = async {
             let conn = match connection.as_mut() {
@@ -92,8 +94,17 @@ pub async fn replicate(
             outcome = result => outcome,
             _ = shutdown.changed() => return,
         };
+        if outcome.is_ok() && failing {
+            tracing::info!(leader = %leader, "replica fetcher: the leader answers again");
+            failing = false;
+        }
         if let Err(err) = outcome {
-            tracing::warn!(leader = %leader, "replica fetcher: {err}; retrying");
+            if failing {
+                tracing::debug!(leader = %leader, "replica fetcher: {err}; retrying");
+            } else {
+                tracing::warn!(leader = %leader, "replica fetcher: {err}; retrying");
+                failing = true;
+            }
             if matches!(err, FetchError::Client(_)) {
                 connection = None;
             }

@@ -33,6 +33,9 @@ pub struct PeerClient {
     target: NodeId,
     addr: String,
     conn: Option<TcpStream>,
+    /// Whether the last call got through: a peer going down is logged once, not at every
+    /// heartbeat openraft retries while it stays down.
+    reachable: bool,
 }
 
 /// Unreachable makes openraft back off before retrying; other failures are retried sooner.
@@ -51,6 +54,7 @@ impl PeerClient {
             target,
             addr,
             conn: None,
+            reachable: true,
         }
     }
 
@@ -66,6 +70,17 @@ impl PeerClient {
         let result = tokio::time::timeout(ttl, self.exchange(request))
             .await
             .unwrap_or_else(|_| Err(timed_out()));
+        match (&result, self.reachable) {
+            (Err(CallError::Unreachable(e) | CallError::Failed(e)), true) => {
+                tracing::warn!(peer = self.target, addr = %self.addr, "controller peer unreachable: {e}");
+                self.reachable = false;
+            }
+            (Ok(_), false) => {
+                tracing::info!(peer = self.target, addr = %self.addr, "controller peer reachable again");
+                self.reachable = true;
+            }
+            _ => {}
+        }
         if result.is_err() {
             self.conn = None;
         }
