@@ -38,6 +38,9 @@ pub struct Metrics {
     partition_high_watermark: IntGaugeVec,
     partition_size: IntGaugeVec,
     partition_segments: IntGaugeVec,
+    partition_replicas: IntGaugeVec,
+    partition_in_sync_replicas: IntGaugeVec,
+    under_replicated: IntGauge,
     group_members: IntGaugeVec,
     group_committed: IntGaugeVec,
     group_lag: IntGaugeVec,
@@ -108,6 +111,20 @@ impl Metrics {
             ),
             partition_size: gauge("samsa_partition_size_bytes", "Bytes of log segments on disk", &["topic", "partition"]),
             partition_segments: gauge("samsa_partition_segments", "Log segments on disk", &["topic", "partition"]),
+            partition_replicas: gauge(
+                "samsa_partition_replicas",
+                "Replicas of a partition this broker leads",
+                &["topic", "partition"],
+            ),
+            partition_in_sync_replicas: gauge(
+                "samsa_partition_in_sync_replicas",
+                "In-sync replicas of a partition this broker leads",
+                &["topic", "partition"],
+            ),
+            under_replicated: single_gauge(
+                "samsa_under_replicated_partitions",
+                "Partitions this broker leads with fewer in-sync replicas than replicas",
+            ),
             group_members: gauge("samsa_consumer_group_members", "Members of a consumer group", &["group"]),
             group_committed: gauge(
                 "samsa_consumer_group_committed_offset",
@@ -167,6 +184,8 @@ impl Metrics {
             &self.partition_high_watermark,
             &self.partition_size,
             &self.partition_segments,
+            &self.partition_replicas,
+            &self.partition_in_sync_replicas,
             &self.group_members,
             &self.group_committed,
             &self.group_lag,
@@ -175,7 +194,8 @@ impl Metrics {
         for gauge in gauges {
             gauge.reset();
         }
-        for partition in topics.partitions() {
+        let mut under_replicated = 0;
+        for partition in topics.partitions().into_iter().filter(|p| p.is_hosted()) {
             let index = partition.index.to_string();
             let labels = [partition.topic.as_str(), index.as_str()];
             if let Ok(stats) = partition.stats() {
@@ -187,7 +207,13 @@ impl Metrics {
                 self.partition_size.with_label_values(&labels).set(stats.size_bytes as i64);
                 self.partition_segments.with_label_values(&labels).set(stats.segments as i64);
             }
+            if let Some((replicas, in_sync)) = partition.replication() {
+                self.partition_replicas.with_label_values(&labels).set(replicas as i64);
+                self.partition_in_sync_replicas.with_label_values(&labels).set(in_sync as i64);
+                under_replicated += i64::from(in_sync < replicas);
+            }
         }
+        self.under_replicated.set(under_replicated);
         for group in groups {
             self.group_members
                 .with_label_values(&[group.id.as_str()])

@@ -105,6 +105,11 @@ impl LeaderReplicas {
         self.isr.iter().copied()
     }
 
+    /// Replicas of the partition, the leader included.
+    pub fn replica_count(&self) -> usize {
+        self.followers.len() + 1
+    }
+
     /// Whether an acks=all write may be appended (else NOT_ENOUGH_REPLICAS).
     pub fn has_min_isr(&self) -> bool {
         self.isr.len() >= self.min_isr()

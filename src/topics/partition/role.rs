@@ -194,6 +194,13 @@ impl Partition {
         Ok(())
     }
 
+    /// (replicas, in-sync replicas) while this broker leads, for metrics.
+    pub fn replication(&self) -> Option<(usize, usize)> {
+        let role = self.role.lock();
+        let leading = role.leading.as_ref()?;
+        Some((leading.replica_count(), leading.isr().count()))
+    }
+
     /// Whether an acks=all write may be appended: this broker leads and the ISR holds at
     /// least `min(min.insync.replicas, replicas)` brokers.
     pub fn has_min_isr(&self) -> bool {
