@@ -285,6 +285,14 @@ pub struct Config {
     /// Replicas of `__transaction_state` when it is created in a cluster, at most as many as
     /// there are brokers (`transaction.state.log.replication.factor`).
     pub transaction_state_replication_factor: i16,
+    /// The active controller moves leadership back to preferred replicas
+    /// (`auto.leader.rebalance.enable`).
+    pub auto_leader_rebalance_enable: bool,
+    /// How often it looks (`leader.imbalance.check.interval.seconds`).
+    pub leader_imbalance_check_interval_seconds: u64,
+    /// A broker is rebalanced when more than this share of the partitions it prefers are led
+    /// elsewhere (`leader.imbalance.per.broker.percentage`).
+    pub leader_imbalance_per_broker_percentage: u32,
     /// Keys set in the file or on the command line, so DescribeConfigs can tell an
     /// operator's value (STATIC_BROKER_CONFIG) from a built-in default.
     #[serde(skip)]
@@ -353,6 +361,9 @@ impl Default for Config {
             replica_fetch_backoff_ms: 1000,
             offsets_topic_replication_factor: 3,
             transaction_state_replication_factor: 3,
+            auto_leader_rebalance_enable: true,
+            leader_imbalance_check_interval_seconds: 300,
+            leader_imbalance_per_broker_percentage: 10,
             explicit: BTreeSet::new(),
         }
     }
@@ -427,6 +438,12 @@ impl Config {
             || self.transaction_state_replication_factor < 1
         {
             return invalid("default_replication_factor", "replication factors must be at least 1");
+        }
+        if self.leader_imbalance_check_interval_seconds == 0 || self.leader_imbalance_per_broker_percentage > 100 {
+            return invalid(
+                "leader_imbalance_check_interval_seconds",
+                "the check interval must be positive and the percentage at most 100",
+            );
         }
         if self.replica_lag_time_max_ms == 0 || self.replica_fetch_max_bytes < 1 {
             return invalid("replica_lag_time_max_ms", "replica lag time and fetch size must be positive");

@@ -106,6 +106,10 @@ pub enum BrokerError {
     LeaderNotAvailable,
     #[error("no reassignment of the partition is in progress")]
     NoReassignmentInProgress,
+    #[error("Leader election not needed for topic partition.")]
+    ElectionNotNeeded,
+    #[error("no replica of the partition is alive to lead it")]
+    EligibleLeadersNotAvailable,
     /// UNKNOWN_TOPIC_OR_PARTITION where Kafka explains which (the controller's APIs).
     #[error("{0}")]
     NoSuchPartition(String),
@@ -185,6 +189,8 @@ impl BrokerError {
             BrokerError::LeaderNotAvailable => E::LeaderNotAvailable,
             BrokerError::NoReassignmentInProgress => E::NoReassignmentInProgress,
             BrokerError::NoSuchPartition(_) => E::UnknownTopicOrPartition,
+            BrokerError::ElectionNotNeeded => E::ElectionNotNeeded,
+            BrokerError::EligibleLeadersNotAvailable => E::EligibleLeadersNotAvailable,
             BrokerError::Metadata(err) => match err {
                 MetadataError::Command(refused) => match refused {
                     CommandError::TopicExists(_) | CommandError::TopicIdInUse(_) => E::TopicAlreadyExists,
@@ -198,6 +204,8 @@ impl BrokerError {
                     CommandError::InvalidIsr(_) | CommandError::IneligibleReplica(_) => E::InvalidRequest,
                     CommandError::StaleIncarnation { .. } | CommandError::StaleBrokerEpoch { .. } => E::StaleBrokerEpoch,
                     CommandError::NoReassignmentInProgress { .. } => E::NoReassignmentInProgress,
+                    CommandError::ElectionNotNeeded => E::ElectionNotNeeded,
+                    CommandError::PreferredLeaderNotAvailable(_) => E::PreferredLeaderNotAvailable,
                 },
                 MetadataError::Timeout(_) => E::RequestTimedOut,
                 MetadataError::NotController { .. }

@@ -21,6 +21,8 @@ pub const CONVERGE: Duration = Duration::from_secs(30);
 pub struct Node {
     pub id: i32,
     pub process: BrokerProcess,
+    /// Where its Prometheus metrics are served.
+    pub metrics_port: u16,
 }
 
 pub struct TestCluster {
@@ -39,17 +41,19 @@ impl TestCluster {
         let voters = voters.join(",");
         let nodes = (1..=n)
             .map(|id| {
+                let metrics_port = free_port();
                 let config = format!(
                     "node_id = {id}\ncontroller_quorum_voters = \"{voters}\"\n\
                      controller_listen = \"127.0.0.1:{}\"\nrack = \"rack-{id}\"\n\
                      broker_heartbeat_interval_ms = {HEARTBEAT_MS}\n\
                      broker_session_timeout_ms = {SESSION_TIMEOUT_MS}\n\
-                     replica_fetch_backoff_ms = 100\n{extra}",
+                     replica_fetch_backoff_ms = 100\nmetrics_listen = \"127.0.0.1:{metrics_port}\"\n{extra}",
                     ports[id as usize - 1]
                 );
                 Ok(Node {
                     id,
                     process: BrokerProcess::start(&config)?,
+                    metrics_port,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -65,6 +69,19 @@ impl TestCluster {
 
     pub fn node_mut(&mut self, id: i32) -> &mut Node {
         self.nodes.iter_mut().find(|n| n.id == id).expect("a node of the cluster")
+    }
+
+    /// The value of one series (`name{labels}` exactly as exposed) in node `id`'s metrics.
+    pub fn metric(&self, id: i32, series: &str) -> Result<Option<f64>> {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.node(id).metrics_port))?;
+        write!(stream, "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response)?;
+        Ok(response
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok()))
     }
 
     pub fn connect(&self, id: i32) -> Result<Connection> {

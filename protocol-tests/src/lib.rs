@@ -82,20 +82,29 @@ impl BrokerProcess {
             .with_context(|| format!("cannot start {}", bin.display()))?;
         let stderr = child.stderr.take().expect("piped stderr");
         let (tx, rx) = mpsc::channel();
+        // What it said before it was ready, to explain a broker that never gets there.
+        let early = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let early_lines = early.clone();
         // Keep draining stderr for the life of the process so the broker never blocks on it.
         std::thread::spawn(move || {
+            let mut ready = false;
             for line in BufReader::new(stderr).lines().map_while(|l| l.ok()) {
                 if let Some(addr) = line.split("listening on ").nth(1) {
+                    ready = true;
                     let _ = tx.send(addr.split_whitespace().next().unwrap_or("").to_owned());
+                }
+                if !ready {
+                    early_lines.lock().unwrap_or_else(|p| p.into_inner()).push(line.clone());
                 }
                 if std::env::var_os("SAMSA_TEST_LOG").is_some() {
                     eprintln!("[samsa] {line}");
                 }
             }
         });
-        let addr = rx
-            .recv_timeout(START_TIMEOUT)
-            .map_err(|_| anyhow!("broker did not report ready within {START_TIMEOUT:?}"))?;
+        let addr = rx.recv_timeout(START_TIMEOUT).map_err(|_| {
+            let said = early.lock().unwrap_or_else(|p| p.into_inner()).join("\n");
+            anyhow!("broker did not report ready within {START_TIMEOUT:?}; it said:\n{said}")
+        })?;
         self.addr = addr;
         self.child = Some(child);
         Ok(())

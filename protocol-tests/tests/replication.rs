@@ -22,6 +22,7 @@ use samsa_protocol_tests::cluster::{brokers, partition, sorted, topic_partitions
 
 const NOT_LEADER_OR_FOLLOWER: i16 = 6;
 const NOT_ENOUGH_REPLICAS: i16 = 19;
+const ELECTION_NOT_NEEDED: i16 = 84;
 
 fn leader_of(cluster: &TestCluster, on: i32, topic: &str, index: i32) -> Result<i32> {
     let m = cluster.metadata(on, &[topic])?;
@@ -135,6 +136,10 @@ fn acks_all_needs_the_minimum_isr() -> Result<()> {
     cluster.await_metadata(&[1, 3], "the ISR shrunk to the leader", |m| {
         partition(m, &topic.name, 0).is_some_and(|p| sorted(&p.isr_nodes) == [1])
     })?;
+    // The leader's metrics say so.
+    let isr_series = format!("samsa_partition_in_sync_replicas{{partition=\"0\",topic=\"{}\"}}", topic.name);
+    await_condition("the leader's metrics showing the shrunk ISR", || Ok(cluster.metric(1, &isr_series)? == Some(1.0)))?;
+    assert_eq!(cluster.metric(1, "samsa_under_replicated_partitions")?, Some(1.0));
     let refused = conn.send(&produce_request(&topic, 0, batch(&messages("alone", 1, 0)), -1, LATEST_PRODUCE), LATEST_PRODUCE)?;
     assert_eq!(only_partition(&refused)?.error_code, NOT_ENOUGH_REPLICAS);
     let acks_one = conn.send(&produce_request(&topic, 0, batch(&messages("one", 1, 0)), 1, LATEST_PRODUCE), LATEST_PRODUCE)?;
@@ -145,6 +150,7 @@ fn acks_all_needs_the_minimum_isr() -> Result<()> {
         partition(m, &topic.name, 0).is_some_and(|p| sorted(&p.isr_nodes) == [1, 2])
     })?;
     produce(&mut conn, &topic, 0, batch(&messages("again", 1, 0)))?;
+    await_condition("no partition under-replicated", || Ok(cluster.metric(1, "samsa_under_replicated_partitions")? == Some(0.0)))?;
     Ok(())
 }
 
@@ -306,4 +312,63 @@ fn topics_change_through_any_node() -> Result<()> {
         Ok((1..=3).all(|id| (0..6).all(|p| !replica_dir(&cluster, id, &topic.name, p).exists())))
     })?;
     Ok(())
+}
+
+/// Partition p of a three-partition topic whose preferred (first) replica is broker p + 1.
+fn one_preferred_partition_each(cluster: &TestCluster, name: &str) -> Result<TopicRef> {
+    let assignments = (0..3)
+        .map(|p| {
+            let replicas = (0..3).map(|i| BrokerId((p + i) % 3 + 1)).collect();
+            CreatableReplicaAssignment::default().with_partition_index(p).with_broker_ids(replicas)
+        })
+        .collect();
+    create_assigned(cluster, name, assignments, &[])
+}
+
+/// Broker 1 crashes and comes back into every ISR; its partition is led by another broker.
+fn leadership_moved_off_broker_1(cluster: &mut TestCluster, topic: &str) -> Result<()> {
+    cluster.node_mut(1).process.kill()?;
+    cluster.await_metadata(&[2, 3], "partition 0 led elsewhere", |m| {
+        partition(m, topic, 0).is_some_and(|p| p.leader_id.0 >= 2)
+    })?;
+    cluster.node_mut(1).process.relaunch()?;
+    cluster.await_metadata(&[1, 2, 3], "broker 1 back in every ISR", |m| {
+        topic_partitions(m, topic).is_some_and(|ps| ps.iter().all(|p| p.isr_nodes.len() == 3))
+    })
+}
+
+#[test]
+fn an_operator_gives_partitions_back_to_their_preferred_leader() -> Result<()> {
+    let mut cluster = TestCluster::start(3, "auto_leader_rebalance_enable = false\n")?;
+    let topic = one_preferred_partition_each(&cluster, "preferred")?;
+    leadership_moved_off_broker_1(&mut cluster, &topic.name)?;
+    assert_ne!(leader_of(&cluster, 1, &topic.name, 0)?, 1, "no rebalance by itself");
+
+    let elect = |partitions: Vec<i32>| {
+        ElectLeadersRequest::default().with_election_type(0).with_timeout_ms(30_000).with_topic_partitions(Some(vec![
+            kafka_protocol::messages::elect_leaders_request::TopicPartitions::default()
+                .with_topic(topic_name(&topic.name))
+                .with_partitions(partitions),
+        ]))
+    };
+    let answer = cluster.connect(3)?.send(&elect(vec![0, 1]), 2)?;
+    let results = &answer.replica_election_results[0].partition_result;
+    assert_eq!((results[0].partition_id, results[0].error_code), (0, 0), "{answer:?}");
+    assert_eq!(results[1].error_code, ELECTION_NOT_NEEDED, "partition 1 is led by broker 2 already");
+    cluster.await_metadata(&[1, 2, 3], "broker 1 leading partition 0 again", |m| {
+        partition(m, &topic.name, 0).is_some_and(|p| p.leader_id.0 == 1)
+    })?;
+    // And it takes writes there.
+    produce(&mut cluster.connect(1)?, &topic, 0, batch(&messages("back", 3, 0)))?;
+    Ok(())
+}
+
+#[test]
+fn the_controller_gives_partitions_back_to_their_preferred_leader() -> Result<()> {
+    let mut cluster = TestCluster::start(3, "leader_imbalance_check_interval_seconds = 1\n")?;
+    let topic = one_preferred_partition_each(&cluster, "rebalanced")?;
+    leadership_moved_off_broker_1(&mut cluster, &topic.name)?;
+    cluster.await_metadata(&[1, 2, 3], "each preferred replica leading", |m| {
+        topic_partitions(m, &topic.name).is_some_and(|ps| ps.iter().all(|p| p.leader_id.0 == p.replica_nodes[0].0))
+    })
 }

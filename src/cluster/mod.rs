@@ -6,6 +6,7 @@
 //! starts them, answers what clients are told about the cluster, and stops them.
 
 mod isr;
+mod leader_balance;
 mod membership;
 mod quorum_config;
 pub mod reconciler;
@@ -63,12 +64,18 @@ impl Cluster {
         node.expire_broker_sessions(Duration::from_millis(config.broker_session_timeout_ms));
         let node = Arc::new(node);
         let (stop, stopped) = watch::channel(false);
+        let mut replication = vec![tokio::spawn(log_controller_changes(node.clone(), stop.subscribe()))];
+        if config.auto_leader_rebalance_enable {
+            let every = Duration::from_secs(config.leader_imbalance_check_interval_seconds);
+            let percentage = config.leader_imbalance_per_broker_percentage;
+            replication.push(tokio::spawn(leader_balance::rebalance(node.clone(), every, percentage, stop.subscribe())));
+        }
         let mut cluster = Cluster {
             node: node.clone(),
             broker_id: None,
             incarnation: incarnation(),
             membership: Mutex::new(None),
-            replication: Mutex::new(Vec::new()),
+            replication: Mutex::new(replication),
             published: watch::channel(Arc::default()).0,
             stop,
         };
@@ -202,6 +209,29 @@ impl Cluster {
         }
         if let Err(e) = self.node.shutdown().await {
             tracing::warn!("metadata quorum did not stop cleanly: {e}");
+        }
+    }
+}
+
+/// One line each time the quorum's leader, the active controller, changes.
+async fn log_controller_changes(node: Arc<MetadataNode>, mut shutdown: watch::Receiver<bool>) {
+    let mut metrics = node.raft_metrics();
+    let mut known = None;
+    loop {
+        let (leader, term) = {
+            let m = metrics.borrow_and_update();
+            (m.current_leader, m.current_term)
+        };
+        if leader != known {
+            match leader {
+                Some(leader) => tracing::info!(controller = leader, term, "active controller"),
+                None => tracing::info!(term, "no active controller"),
+            }
+            known = leader;
+        }
+        tokio::select! {
+            changed = metrics.changed() => if changed.is_err() { return },
+            _ = shutdown.changed() => return,
         }
     }
 }

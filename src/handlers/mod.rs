@@ -7,6 +7,7 @@ pub mod api_versions;
 pub mod cluster;
 pub mod configs;
 pub mod delete_records;
+pub mod elections;
 pub mod fetch;
 pub mod group;
 pub mod leader_epochs;
@@ -113,6 +114,7 @@ pub async fn handle(broker: &Arc<Broker>, session: &mut Session, request: Reques
         RequestKind::DescribeProducers(req) => {
             ResponseKind::DescribeProducers(transactions::describe_producers(broker, session, req))
         }
+        RequestKind::ElectLeaders(req) => ResponseKind::ElectLeaders(elections::handle(broker, session, req, version).await),
         RequestKind::AlterPartitionReassignments(req) => {
             ResponseKind::AlterPartitionReassignments(reassignments::alter(broker, session, req, version).await)
         }

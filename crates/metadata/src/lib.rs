@@ -7,6 +7,7 @@
 //! `liveness` keeps broker heartbeats on the leader, outside the log; a `MetadataNode` is one
 //! controller, the handle the broker uses.
 
+mod election;
 mod error;
 mod liveness;
 mod node;

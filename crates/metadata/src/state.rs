@@ -133,6 +133,16 @@ pub enum Command {
         broker: BrokerId,
         count: u32,
     },
+    /// The preferred (first) replica leads again (ElectLeaders, auto leader rebalance).
+    ElectPreferredLeader {
+        topic: String,
+        partition: u32,
+    },
+    /// A leaderless partition takes any live replica (ElectLeaders with the unclean type).
+    ElectUncleanLeader {
+        topic: String,
+        partition: u32,
+    },
 }
 
 /// What an applied command did.
@@ -170,6 +180,9 @@ pub enum CommandResult {
     ProducerIdsAllocated {
         first: i64,
         count: u32,
+    },
+    LeaderElected {
+        leader: BrokerId,
     },
 }
 
@@ -215,6 +228,10 @@ pub enum CommandError {
     IneligibleReplica(BrokerId),
     #[error("no reassignment of {topic}-{partition} is in progress")]
     NoReassignmentInProgress { topic: String, partition: u32 },
+    #[error("the partition already has the leader an election would give it")]
+    ElectionNotNeeded,
+    #[error("the preferred leader {0} is not in sync or not unfenced")]
+    PreferredLeaderNotAvailable(BrokerId),
 }
 
 impl Partition {
@@ -255,7 +272,7 @@ impl Partition {
 
 }
 
-fn is_unfenced(brokers: &BTreeMap<BrokerId, Broker>, id: BrokerId) -> bool {
+pub(crate) fn is_unfenced(brokers: &BTreeMap<BrokerId, Broker>, id: BrokerId) -> bool {
     brokers.get(&id).is_some_and(|b| !b.fenced)
 }
 
@@ -318,6 +335,8 @@ impl ClusterMetadata {
                 t.configs = configs.clone();
                 Ok(CommandResult::TopicConfigsAltered)
             }
+            Command::ElectPreferredLeader { topic, partition } => self.elect_preferred_leader(topic, *partition),
+            Command::ElectUncleanLeader { topic, partition } => self.elect_unclean_leader(topic, *partition),
             Command::AllocateProducerIds { broker, count } => {
                 if !self.brokers.contains_key(broker) {
                     return Err(CommandError::UnknownBroker(*broker));

@@ -571,3 +571,39 @@ fn producer_id_blocks_never_overlap() {
     let unknown = m.apply(&Command::AllocateProducerIds { broker: 9, count: 1 });
     assert_eq!(unknown, Err(CommandError::UnknownBroker(9)));
 }
+
+#[test]
+fn the_preferred_leader_takes_its_partition_back_once_in_sync() {
+    let mut m = cluster(3);
+    create(&mut m, "t", vec![vec![1, 2, 3]]).unwrap();
+    let elect = Command::ElectPreferredLeader { topic: "t".into(), partition: 0 };
+    assert_eq!(m.apply(&elect), Err(CommandError::ElectionNotNeeded));
+    m.apply(&Command::FenceBroker { id: 1 }).unwrap();
+    assert_eq!(m.partition("t", 0).unwrap().leader, 2);
+    assert_eq!(m.apply(&elect), Err(CommandError::PreferredLeaderNotAvailable(1)));
+    register(&mut m, 1, 2).unwrap();
+    m.apply(&Command::UnfenceBroker { id: 1, epoch: epoch_of(&m, 1) }).unwrap();
+    assert_eq!(m.apply(&elect), Err(CommandError::PreferredLeaderNotAvailable(1)), "not in sync yet");
+    assert_eq!(m.preferred_leader_imbalance(), vec![(1, 1, vec![])]);
+    alter(&mut m, 2, vec![2, 3, 1]).unwrap();
+    assert_eq!(m.preferred_leader_imbalance(), vec![(1, 1, vec![("t".to_string(), 0)])]);
+    let before = m.partition("t", 0).unwrap().clone();
+    assert_eq!(m.apply(&elect), Ok(CommandResult::LeaderElected { leader: 1 }));
+    let p = m.partition("t", 0).unwrap();
+    assert_eq!((p.leader, p.leader_epoch, p.partition_epoch), (1, before.leader_epoch + 1, before.partition_epoch + 1));
+}
+
+#[test]
+fn an_unclean_election_gives_a_leaderless_partition_any_live_replica() {
+    let mut m = cluster(3);
+    create(&mut m, "t", vec![vec![1, 2]]).unwrap();
+    let elect = Command::ElectUncleanLeader { topic: "t".into(), partition: 0 };
+    assert_eq!(m.apply(&elect), Err(CommandError::ElectionNotNeeded));
+    // 2 falls out of the ISR, then 1 dies: no in-sync replica is left to lead.
+    alter(&mut m, 1, vec![1]).unwrap();
+    m.apply(&Command::FenceBroker { id: 1 }).unwrap();
+    assert_eq!(m.partition("t", 0).unwrap().leader, NO_LEADER);
+    assert_eq!(m.apply(&elect), Ok(CommandResult::LeaderElected { leader: 2 }));
+    let p = m.partition("t", 0).unwrap();
+    assert_eq!((p.leader, p.isr.clone()), (2, vec![2]));
+}

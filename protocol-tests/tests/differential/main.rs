@@ -11,6 +11,7 @@ mod alter_configs;
 mod api_versions;
 mod configs;
 mod delete_records;
+mod elections;
 mod fetch;
 mod groups;
 mod leader_epochs;

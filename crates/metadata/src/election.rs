@@ -1,0 +1,65 @@
+//! Leader elections asked for by an operator or the active controller, besides the ones that
+//! fencing makes: the preferred leader (the first replica) taking back its partitions once it
+//! is in sync again, as Kafka's auto leader rebalance and ElectLeaders do, and an unclean
+//! election, which gives a partition without any in-sync replica alive a leader outside the
+//! ISR at the price of the records only the lost replicas had.
+
+use crate::state::{is_unfenced, BrokerId, ClusterMetadata, CommandError, CommandResult, NO_LEADER};
+
+impl ClusterMetadata {
+    /// The first replica leads again, if it is unfenced and in the ISR.
+    pub(crate) fn elect_preferred_leader(&mut self, topic: &str, partition: u32) -> Result<CommandResult, CommandError> {
+        let brokers = self.brokers.clone();
+        let p = self.partition_mut(topic, partition)?;
+        let preferred = p.replicas[0];
+        if p.leader == preferred {
+            return Err(CommandError::ElectionNotNeeded);
+        }
+        if !p.isr.contains(&preferred) || !is_unfenced(&brokers, preferred) {
+            return Err(CommandError::PreferredLeaderNotAvailable(preferred));
+        }
+        p.leader = preferred;
+        p.leader_epoch += 1;
+        p.partition_epoch += 1;
+        Ok(CommandResult::LeaderElected { leader: preferred })
+    }
+
+    /// A partition without a leader takes the first unfenced replica, in the ISR or not; the
+    /// ISR becomes that replica alone. A partition with a leader needs no election.
+    pub(crate) fn elect_unclean_leader(&mut self, topic: &str, partition: u32) -> Result<CommandResult, CommandError> {
+        let brokers = self.brokers.clone();
+        let p = self.partition_mut(topic, partition)?;
+        if p.leader != NO_LEADER {
+            return Err(CommandError::ElectionNotNeeded);
+        }
+        let chosen: Option<BrokerId> = p.replicas.iter().copied().find(|&r| is_unfenced(&brokers, r));
+        let Some(leader) = chosen else {
+            return Err(CommandError::NoAvailableReplica(p.replicas.clone()));
+        };
+        p.leader = leader;
+        p.isr = vec![leader];
+        p.leader_epoch += 1;
+        p.partition_epoch += 1;
+        Ok(CommandResult::LeaderElected { leader })
+    }
+
+    /// Partitions whose leader is not their preferred one while the preferred one could lead,
+    /// grouped by that preferred broker: what an auto leader rebalance would move.
+    pub fn preferred_leader_imbalance(&self) -> Vec<(BrokerId, usize, Vec<(String, u32)>)> {
+        let mut by_broker: std::collections::BTreeMap<BrokerId, (usize, Vec<(String, u32)>)> = Default::default();
+        for topic in self.topics.values() {
+            for (index, p) in topic.partitions.iter().enumerate() {
+                let preferred = p.replicas[0];
+                let entry = by_broker.entry(preferred).or_default();
+                entry.0 += 1;
+                if p.leader != preferred && p.isr.contains(&preferred) && is_unfenced(&self.brokers, preferred) {
+                    entry.1.push((topic.name.clone(), index as u32));
+                }
+            }
+        }
+        by_broker
+            .into_iter()
+            .map(|(broker, (preferred_of, movable))| (broker, preferred_of, movable))
+            .collect()
+    }
+}
