@@ -281,6 +281,9 @@ async fn alter_one(
         RESOURCE_BROKER if !may(ResourceType::Cluster, CLUSTER_NAME) => Err(AuthError::ClusterDenied.into()),
         RESOURCE_BROKER => {
             broker_entries_for(broker, name)?;
+            if changes.iter().all(|c| c.op == OP_DELETE && BROKER_THROTTLES.contains(&c.name.as_str())) {
+                return Ok(());
+            }
             // samsa reads its broker settings from the config file at start-up only, so every
             // broker config is what Kafka calls read-only; Kafka refuses those so.
             let names: Vec<_> = changes.iter().map(|c| c.name.as_str()).collect();
@@ -293,6 +296,16 @@ async fn alter_one(
     }
 }
 
+/// Replication throttles, which samsa does not have, so none is ever set: deleting one is
+/// the no-op it is on a Kafka broker that has none set, which kafka-reassign-partitions
+/// relies on when it clears throttles after a reassignment. Setting one is refused.
+const BROKER_THROTTLES: &[&str] = &[
+    "leader.replication.throttled.rate",
+    "follower.replication.throttled.rate",
+    "replica.alter.log.dirs.io.max.bytes.per.second",
+];
+const TOPIC_THROTTLES: &[&str] = &["leader.replication.throttled.replicas", "follower.replication.throttled.replicas"];
+
 /// The topic's overrides after `changes`; values are validated by the registry.
 fn apply(
     mut configs: BTreeMap<String, String>,
@@ -301,6 +314,9 @@ fn apply(
     changes: Vec<Change>,
 ) -> Result<BTreeMap<String, String>, BrokerError> {
     for Change { name, op, value } in changes {
+        if op == OP_DELETE && TOPIC_THROTTLES.contains(&name.as_str()) {
+            continue;
+        }
         let is_list = TopicConfig::is_list(&name)
             .ok_or_else(|| BrokerError::InvalidConfig(format!("Unknown topic config name: {name}")))?;
         match (op, value) {

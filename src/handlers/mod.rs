@@ -12,6 +12,7 @@ pub mod fetch;
 pub mod group;
 pub mod leader_epochs;
 pub mod list_offsets;
+pub mod log_dirs;
 pub mod metadata;
 pub mod offsets;
 pub mod produce;
@@ -114,6 +115,7 @@ pub async fn handle(broker: &Arc<Broker>, session: &mut Session, request: Reques
         RequestKind::DescribeProducers(req) => {
             ResponseKind::DescribeProducers(transactions::describe_producers(broker, session, req))
         }
+        RequestKind::DescribeLogDirs(req) => ResponseKind::DescribeLogDirs(log_dirs::handle(broker, session, req, version)),
         RequestKind::ElectLeaders(req) => ResponseKind::ElectLeaders(elections::handle(broker, session, req, version).await),
         RequestKind::AlterPartitionReassignments(req) => {
             ResponseKind::AlterPartitionReassignments(reassignments::alter(broker, session, req, version).await)

@@ -107,6 +107,15 @@ fn incremental_alter_configs() {
         d.compare("broker-dynamic", v, |s| {
             incremental(BROKER, &s.node_id.to_string(), &[(SET, "log.retention.ms", Some("60000"))], true)
         });
+        // What kafka-reassign-partitions --verify sends to clear throttles nobody set.
+        d.compare("broker-clear-throttles", v, |s| {
+            let changes = [(DELETE, "leader.replication.throttled.rate", None), (DELETE, "follower.replication.throttled.rate", None)];
+            incremental(BROKER, &s.node_id.to_string(), &changes, false)
+        });
+        d.compare("topic-clear-throttles", v, |_| {
+            let changes = [(DELETE, "leader.replication.throttled.replicas", None), (DELETE, "follower.replication.throttled.replicas", None)];
+            incremental(TOPIC, t, &changes, false)
+        });
     }
     d.finish();
 }

@@ -16,6 +16,7 @@ mod fetch;
 mod groups;
 mod leader_epochs;
 mod list_offsets;
+mod log_dirs;
 mod metadata;
 mod produce;
 mod reassignments;
