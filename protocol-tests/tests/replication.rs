@@ -372,3 +372,22 @@ fn the_controller_gives_partitions_back_to_their_preferred_leader() -> Result<()
         topic_partitions(m, &topic.name).is_some_and(|ps| ps.iter().all(|p| p.leader_id.0 == p.replica_nodes[0].0))
     })
 }
+
+#[test]
+fn a_topic_deleted_while_a_broker_is_down_leaves_nothing_on_it() -> Result<()> {
+    let mut cluster = TestCluster::start(3, "")?;
+    let topic = cluster.create_topic(1, "doomed", 2, 3, &[], &[1, 2, 3])?;
+    let leader = leader_of(&cluster, 1, &topic.name, 0)?;
+    produce(&mut cluster.connect(leader)?, &topic, 0, batch(&messages("gone", 3, 0)))?;
+    let down = (1..=3).find(|id| *id != leader).unwrap();
+    cluster.node_mut(down).process.kill()?;
+    let up: Vec<i32> = (1..=3).filter(|id| *id != down).collect();
+    cluster.await_metadata(&up, "the broker fenced", |m| !brokers(m).contains(&down))?;
+    delete_topic(&mut cluster.connect(up[0])?, &topic.name)?;
+    assert!(replica_dir(&cluster, down, &topic.name, 0).exists(), "nobody removed it while it was down");
+    cluster.node_mut(down).process.relaunch()?;
+    await_condition("the down broker's replicas removed", || {
+        Ok((0..2).all(|p| !replica_dir(&cluster, down, &topic.name, p).exists()))
+    })?;
+    Ok(())
+}

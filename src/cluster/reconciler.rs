@@ -54,6 +54,8 @@ pub struct Reconciler {
     coordinating: BTreeSet<(String, i32)>,
     /// Each reconciled metadata, for what the broker tells clients.
     published: watch::Sender<Arc<ClusterMetadata>>,
+    /// Whether the replicas left on disk from before this start have been looked at.
+    swept: bool,
 }
 
 impl Reconciler {
@@ -72,6 +74,7 @@ impl Reconciler {
             fetchers: BTreeMap::new(),
             coordinating: BTreeSet::new(),
             published,
+            swept: false,
         }
     }
 
@@ -103,8 +106,22 @@ impl Reconciler {
         let topics = self.topics.clone();
         let local = self.local;
         let snapshot = metadata.clone();
-        // Opening, recovering and deleting logs is blocking file work.
-        let outcome = tokio::task::spawn_blocking(move || apply_topics(&topics, local, &snapshot)).await;
+        let sweep = !self.swept;
+        // Opening, recovering and deleting logs is blocking file work. The first time, the
+        // replicas of topics deleted (or moved away) while this broker was down go too.
+        let outcome = tokio::task::spawn_blocking(move || {
+            let applied = apply_topics(&topics, local, &snapshot);
+            if sweep {
+                topics.remove_stray_replicas(|topic, index, id| {
+                    let record = snapshot.topics.get(topic).filter(|t| t.id == *id.as_bytes());
+                    let partition = record.and_then(|t| t.partitions.get(index as usize));
+                    partition.is_some_and(|p| p.replicas.contains(&local))
+                });
+            }
+            applied
+        })
+        .await;
+        self.swept = true;
         let applied = match outcome {
             Ok(applied) => applied,
             Err(err) => {

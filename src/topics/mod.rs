@@ -384,6 +384,43 @@ impl TopicRegistry {
         Ok(topic)
     }
 
+    /// Cluster mode: deletes the replica directories (those marked by `partition.metadata`)
+    /// for which `assigned(topic, partition, topic id)` is false: replicas of topics deleted,
+    /// or moved away, while this broker was down. Decided from the cluster's assignment, not
+    /// from what opened here, so a replica that failed to open is never taken for a stray.
+    pub fn remove_stray_replicas(&self, assigned: impl Fn(&str, i32, Uuid) -> bool) -> usize {
+        let Ok(entries) = std::fs::read_dir(&self.config.data_dir) else { return 0 };
+        let mut removed = 0;
+        for dir in entries.filter_map(|e| e.ok()).map(|e| e.path()) {
+            let Some(id) = std::fs::read_to_string(dir.join(PARTITION_METADATA))
+                .ok()
+                .and_then(|text| text.lines().find_map(|l| l.strip_prefix("topic_id: ").map(str::to_owned)))
+                .and_then(|id| Uuid::parse_str(id.trim()).ok())
+            else {
+                continue;
+            };
+            let Some((topic, index)) = dir
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.rsplit_once('-'))
+                .and_then(|(t, i)| Some((t.to_owned(), i.parse::<i32>().ok()?)))
+            else {
+                continue;
+            };
+            if assigned(&topic, index, id) {
+                continue;
+            }
+            match std::fs::remove_dir_all(&dir) {
+                Ok(()) => {
+                    tracing::info!(dir = %dir.display(), "removed a replica the cluster no longer assigns here");
+                    removed += 1;
+                }
+                Err(err) => tracing::warn!(dir = %dir.display(), "cannot remove a stray replica: {err}"),
+            }
+        }
+        removed
+    }
+
     /// Every partition of every topic, for background flushing, retention, compaction and shutdown.
     pub fn partitions(&self) -> Vec<Arc<Partition>> {
         self.topics
