@@ -104,7 +104,11 @@ fn acknowledged_writes_survive_their_leader_and_a_returning_replica_catches_up()
     })?;
     let new_leader = leader_of(&cluster, survivors[0], &topic.name, 0)?;
     let mut conn = cluster.connect(new_leader)?;
-    assert_eq!(values(&fetch_records(&mut conn, &topic, 0, 0)?), written);
+    // The new leader has every acknowledged record; its high watermark, which it took over
+    // from the old leader's last answer, reaches them once the other in-sync replica fetches.
+    await_condition("every acknowledged record readable from the new leader", || {
+        Ok(values(&fetch_records(&mut conn, &topic, 0, 0)?) == written)
+    })?;
     let after = messages("after", 10, 2_000);
     produce(&mut conn, &topic, 0, batch(&after))?;
     written.extend(after);
