@@ -10,7 +10,8 @@
 //! replicated; one whose replication fails is undone in memory. Ending a transaction writes
 //! its markers (see [`markers`]) only once its PrepareCommit or PrepareAbort is replicated,
 //! so a transaction is only ever found half-ended in one of those states; loading its
-//! partition finishes it.
+//! partition finishes it. The markers carry the coordinator epoch: the leader epoch of the
+//! id's `__transaction_state` partition when this broker loaded it.
 
 mod end;
 mod load;
@@ -21,7 +22,7 @@ pub mod state;
 
 use std::sync::Arc;
 
-use parking_lot::{Mutex, MutexGuard};
+use parking_lot::{Mutex, MutexGuard, RwLock};
 
 use crate::auth::file::FileError;
 use crate::broker::now_ms;
@@ -79,7 +80,8 @@ pub struct TransactionCoordinator {
     ids: ProducerIds,
     log: TxnLog,
     txns: Mutex<Txns>,
-    markers: Box<dyn MarkerWriter>,
+    /// Replaced once, in a cluster, when the cluster's metadata is at hand.
+    markers: RwLock<Arc<dyn MarkerWriter>>,
 }
 
 impl TransactionCoordinator {
@@ -97,14 +99,18 @@ impl TransactionCoordinator {
             txns: Mutex::new(Txns::new(&log)),
             log,
             config,
-            markers: Box::new(LocalMarkers::new(topics)),
+            markers: RwLock::new(Arc::new(LocalMarkers::new(topics))),
         })
     }
 
-    /// Sends the markers elsewhere (WriteTxnMarkers to other brokers, a test's recorder).
-    pub fn with_markers(mut self, markers: Box<dyn MarkerWriter>) -> TransactionCoordinator {
-        self.markers = markers;
-        self
+    /// Sends the markers elsewhere: to each partition's leader in a cluster, to a test's
+    /// recorder.
+    pub fn set_markers(&self, markers: Arc<dyn MarkerWriter>) {
+        *self.markers.write() = markers;
+    }
+
+    fn markers(&self) -> Arc<dyn MarkerWriter> {
+        self.markers.read().clone()
     }
 
     /// The `__transaction_state` partition of `id`, whose leader coordinates it.
