@@ -20,6 +20,7 @@ mod produce;
 mod reassignments;
 mod security;
 mod transactions;
+mod txn_markers;
 
 use std::sync::LazyLock;
 
