@@ -16,7 +16,7 @@ use crate::metrics::{self, Metrics};
 use crate::network;
 use crate::topics::internal::Coordination;
 use crate::topics::TopicRegistry;
-use crate::txn::TransactionCoordinator;
+use crate::txn::{ClusterMarkers, TransactionCoordinator};
 
 /// State every handler sees.
 pub struct Broker {
@@ -112,11 +112,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         broker.cluster = Some(Cluster::start(&broker.config, quorum).await?);
     }
     let broker = Arc::new(broker);
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
     if let Some(cluster) = &broker.cluster {
+        // Markers go to each partition's leader, wherever the cluster says it is.
+        let markers = ClusterMarkers::new(
+            broker.node_id(),
+            broker.topics.clone(),
+            cluster.subscribe_published(),
+            Duration::from_millis(broker.config.request_timeout_ms),
+            shutdown_rx.clone(),
+        );
+        broker.txns.set_markers(Arc::new(markers));
         let hooks = Arc::new(CoordinatorLeadership(Arc::downgrade(&broker)));
         cluster.start_replication(&broker.config, broker.topics.clone(), hooks);
     }
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let metrics_server = match broker.config.metrics_listen {
         Some(addr) => {
             let listener = metrics::http::bind(addr)

@@ -1,8 +1,8 @@
 //! Writing the end of a transaction into its partitions. A marker is appended by the leader
-//! of its partition ([`append_marker`]); where the coordinator sends it is a
-//! [`MarkerWriter`]'s business: [`LocalMarkers`] on a single node, where every partition is
-//! this broker's. In a cluster, partitions led by other brokers need WriteTxnMarkers sent to
-//! their leaders, a later implementation of [`MarkerWriter`].
+//! of its partition ([`append_marker`], which the WriteTxnMarkers handler uses too); where the
+//! coordinator sends it is a [`MarkerWriter`]'s business: [`LocalMarkers`] on a single node,
+//! where every partition is this broker's, `ClusterMarkers` (see [`super::cluster_markers`])
+//! in a cluster, where each partition's leader gets it.
 
 use std::sync::Arc;
 

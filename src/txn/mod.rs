@@ -13,6 +13,7 @@
 //! partition finishes it. The markers carry the coordinator epoch: the leader epoch of the
 //! id's `__transaction_state` partition when this broker loaded it.
 
+mod cluster_markers;
 mod end;
 mod load;
 pub mod log;
@@ -37,6 +38,7 @@ use end::StateWrite;
 use load::Txns;
 use log::TxnLog;
 use markers::{LocalMarkers, MarkerWriter};
+pub use cluster_markers::ClusterMarkers;
 use producer_ids::ProducerIds;
 pub use producer_ids::BLOCK_SIZE as PRODUCER_ID_BLOCK;
 use state::{InitAction, TxnMetadata, TxnState};
@@ -103,8 +105,8 @@ impl TransactionCoordinator {
         })
     }
 
-    /// Sends the markers elsewhere: to each partition's leader in a cluster, to a test's
-    /// recorder.
+    /// Sends the markers elsewhere: to each partition's leader in a cluster
+    /// ([`ClusterMarkers`]), to a test's recorder.
     pub fn set_markers(&self, markers: Arc<dyn MarkerWriter>) {
         *self.markers.write() = markers;
     }
