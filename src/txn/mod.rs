@@ -12,6 +12,11 @@
 //! so a transaction is only ever found half-ended in one of those states; loading its
 //! partition finishes it. The markers carry the coordinator epoch: the leader epoch of the
 //! id's `__transaction_state` partition when this broker loaded it.
+//!
+//! The partitions of a transaction may be led by other brokers, where the coordinator of a
+//! producer's id is not at hand: there, as in Kafka without transaction verification
+//! (KIP-890), a transactional batch or offset commit is taken when the partition's own
+//! producer state allows it.
 
 mod cluster_markers;
 mod end;
@@ -234,8 +239,8 @@ impl TransactionCoordinator {
     /// and runs under the coordinator's lock, so an EndTxn cannot move the transaction on
     /// between the check and the append: a batch landing after the marker would open a
     /// transaction in the log that no marker ever closes, holding read_committed consumers
-    /// back for good. (In a cluster the coordinator may be another broker; this checks only
-    /// ids coordinated here.)
+    /// back for good. An id coordinated by another broker is not checked here: `append` runs,
+    /// and the partition's producer state refuses stale epochs and sequences.
     pub fn append_in_transaction<T>(
         &self,
         id: &str,
@@ -244,7 +249,11 @@ impl TransactionCoordinator {
         (topic, partition): (&str, i32),
         append: impl FnOnce() -> Result<T>,
     ) -> Result<T> {
-        let txns = self.locked_for(id)?;
+        let txns = match self.locked_for(id) {
+            Ok(txns) => txns,
+            Err(BrokerError::NotCoordinator) => return append(),
+            Err(err) => return Err(err),
+        };
         let Some(metadata) = txns.get(id) else {
             return Err(TxnError::NotInTransaction.into());
         };
@@ -283,7 +292,9 @@ impl TransactionCoordinator {
 
 /// TxnOffsetCommit's producer check: Kafka answers a stale epoch there with
 /// INVALID_PRODUCER_EPOCH rather than PRODUCER_FENCED, and a group's offsets partition
-/// missing from the transaction (no AddOffsetsToTxn) with INVALID_TXN_STATE.
+/// missing from the transaction (no AddOffsetsToTxn) with INVALID_TXN_STATE. An id
+/// coordinated by another broker is not checked here: the commit is written, and the offsets
+/// partition's producer state refuses a stale epoch.
 impl TransactionCheck for TransactionCoordinator {
     fn verify_then(
         &self,
@@ -293,7 +304,11 @@ impl TransactionCheck for TransactionCoordinator {
         offsets_partition: i32,
         then: &mut dyn FnMut() -> Result<()>,
     ) -> Result<()> {
-        let txns = self.locked_for(transactional_id)?;
+        let txns = match self.locked_for(transactional_id) {
+            Ok(txns) => txns,
+            Err(BrokerError::NotCoordinator) => return then(),
+            Err(err) => return Err(err),
+        };
         let metadata = txns.get(transactional_id).ok_or(TxnError::InvalidProducerIdMapping)?;
         match metadata.check_producer(producer_id, producer_epoch) {
             Err(TxnError::ProducerFenced) => return Err(TxnError::InvalidProducerEpoch.into()),

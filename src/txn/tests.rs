@@ -217,3 +217,28 @@ async fn a_new_id_not_stored_in_time_is_forgotten() {
     let described = c.txns.describe(&a);
     assert!(matches!(described, Err(BrokerError::Txn(TxnError::TransactionalIdNotFound))), "{described:?}");
 }
+
+#[tokio::test]
+async fn ids_coordinated_elsewhere_are_left_to_the_partitions_producer_state() {
+    use crate::group::txn_offsets::TransactionCheck;
+    let dir = tempfile::tempdir().unwrap();
+    let c = cluster(dir.path());
+    let a = id_in(&c.txns, 0);
+    // Partition 0 is not loaded here: another broker coordinates the id.
+    assert_eq!(c.txns.append_in_transaction(&a, 5, 0, ("t", 0), || Ok(7)).unwrap(), 7);
+    let mut written = false;
+    c.txns
+        .verify_then(&a, 5, 0, 0, &mut || {
+            written = true;
+            Ok(())
+        })
+        .unwrap();
+    assert!(written);
+
+    // Coordinated here: the producer must be in an open transaction that has the partition.
+    c.txns.load_partition(0).unwrap();
+    let refused = c.txns.append_in_transaction(&a, 5, 0, ("t", 0), || Ok(7));
+    assert!(matches!(refused, Err(BrokerError::Txn(TxnError::NotInTransaction))), "{refused:?}");
+    let refused = c.txns.verify_then(&a, 5, 0, 0, &mut || Ok(()));
+    assert!(matches!(refused, Err(BrokerError::Txn(TxnError::InvalidProducerIdMapping))), "{refused:?}");
+}
