@@ -16,7 +16,7 @@ use crate::metrics::{self, Metrics};
 use crate::network;
 use crate::topics::internal::Coordination;
 use crate::topics::TopicRegistry;
-use crate::txn::TransactionCoordinator;
+use crate::txn::{ClusterMarkers, TransactionCoordinator};
 
 /// State every handler sees.
 pub struct Broker {
@@ -112,11 +112,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         broker.cluster = Some(Cluster::start(&broker.config, quorum).await?);
     }
     let broker = Arc::new(broker);
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
     if let Some(cluster) = &broker.cluster {
+        // Markers go to each partition's leader, wherever the cluster says it is.
+        let markers = ClusterMarkers::new(
+            broker.node_id(),
+            broker.topics.clone(),
+            cluster.subscribe_published(),
+            Duration::from_millis(broker.config.request_timeout_ms),
+            shutdown_rx.clone(),
+        );
+        broker.txns.set_markers(Arc::new(markers));
         let hooks = Arc::new(CoordinatorLeadership(Arc::downgrade(&broker)));
         cluster.start_replication(&broker.config, broker.topics.clone(), hooks);
     }
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let metrics_server = match broker.config.metrics_listen {
         Some(addr) => {
             let listener = metrics::http::bind(addr)
@@ -141,9 +150,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         if let Err(err) = loading.groups.load() {
             tracing::error!("cannot load consumer groups: {err}");
         }
-        if let Err(err) = loading.txns.load(&loading.groups) {
+        if let Err(err) = loading.txns.load() {
             tracing::error!("cannot load transaction state: {err}");
         }
+        finish_half_ended(loading);
     });
     let group_timers = tokio::spawn(group_timers(broker.clone(), shutdown_rx.clone()));
     let txn_timers = tokio::spawn(txn_timers(broker.clone(), shutdown_rx.clone()));
@@ -193,7 +203,7 @@ impl CoordinatorHooks for CoordinatorLeadership {
         let loaded = match (topic, change.leading) {
             (OFFSETS_TOPIC, true) => broker.groups.load_partition(partition),
             (OFFSETS_TOPIC, false) => Ok(broker.groups.unload_partition(partition)),
-            (TRANSACTION_STATE_TOPIC, true) => broker.txns.load_partition(partition, &broker.groups),
+            (TRANSACTION_STATE_TOPIC, true) => broker.txns.load_partition(partition).map(|()| finish_half_ended(broker.clone())),
             (TRANSACTION_STATE_TOPIC, false) => Ok(broker.txns.unload_partition(partition)),
             _ => Ok(()),
         };
@@ -202,6 +212,13 @@ impl CoordinatorHooks for CoordinatorLeadership {
             Err(err) => tracing::error!(topic, partition, "cannot load the coordinator's partition: {err}"),
         }
     }
+}
+
+/// Finishes, in a task of its own, the transactions the loads found half-ended: their markers
+/// may wait for other brokers, and loads are made on the reconciler's behalf, which must go on
+/// meanwhile. Called on the runtime's blocking pool, where loads run.
+fn finish_half_ended(broker: Arc<Broker>) {
+    tokio::runtime::Handle::current().spawn(async move { broker.txns.finish_half_ended(&broker.groups).await });
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {
@@ -319,8 +336,12 @@ async fn txn_timers(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
             _ = expire.tick() => tokio::task::spawn_blocking(move || broker.txns.expire_ids()),
             _ = shutdown.changed() => return,
         };
-        if let Err(err) = round.await {
-            tracing::error!("transaction timer failed: {err}");
+        // An abort may wait long for replicas and markers; shutdown does not wait for it.
+        tokio::select! {
+            done = round => if let Err(err) = done {
+                tracing::error!("transaction timer failed: {err}");
+            },
+            _ = shutdown.changed() => return,
         }
     }
 }

@@ -279,6 +279,10 @@ pub struct Config {
     pub replica_fetch_max_bytes: i32,
     /// Wait after a failed fetch from a leader before trying again (`replica.fetch.backoff.ms`).
     pub replica_fetch_backoff_ms: u64,
+    /// How long a leader waits for its in-sync replicas to take the transaction markers of a
+    /// WriteTxnMarkers request before it answers REQUEST_TIMED_OUT, and (plus a margin) how
+    /// long a transaction coordinator waits for that answer (`request.timeout.ms`).
+    pub request_timeout_ms: u64,
     /// Replicas of `__consumer_offsets` when it is created in a cluster, at most as many as
     /// there are brokers (`offsets.topic.replication.factor`).
     pub offsets_topic_replication_factor: i16,
@@ -359,6 +363,7 @@ impl Default for Config {
             replica_fetch_wait_max_ms: 500,
             replica_fetch_max_bytes: 1_048_576,
             replica_fetch_backoff_ms: 1000,
+            request_timeout_ms: 30_000,
             offsets_topic_replication_factor: 3,
             transaction_state_replication_factor: 3,
             auto_leader_rebalance_enable: true,
@@ -474,6 +479,9 @@ impl Config {
         }
         if self.offsets_topic_segment_bytes < 14 {
             return invalid("offsets_topic_segment_bytes", "must be at least 14");
+        }
+        if self.request_timeout_ms < 1 {
+            return invalid("request_timeout_ms", "must be positive");
         }
         if self.offsets_commit_timeout_ms < 1 {
             return invalid("offsets_commit_timeout_ms", "must be positive");

@@ -210,6 +210,17 @@ def own_broker(tmp_path):
             b.stop_clean()
 
 
+@pytest.fixture
+def cluster(tmp_path):
+    """A three-node samsa cluster of the test's own (see cluster.py)."""
+    from cluster import SamsaCluster   # cluster.py imports this module
+    c = SamsaCluster(tmp_path / "cluster").start()
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
 @pytest.fixture(scope="module")
 def acl_broker(tmp_path_factory):
     """A samsa with `authorizer = true` whose plaintext (ANONYMOUS) clients are super users,

@@ -1,6 +1,7 @@
 """What the exactly-once tests share: reading a topic at an isolation level,
-the broker's view of a group's committed offsets, a long-lived kafkajs
-session, and the gate for brokers without idempotence or transactions.
+the broker's view of a group's committed offsets, a confluent-kafka
+consume-transform-produce loop, a long-lived kafkajs session, and the gate for
+brokers without idempotence or transactions.
 
 Waits poll a condition until a deadline; nothing sleeps for a fixed time.
 """
@@ -13,7 +14,7 @@ import select
 import subprocess
 import tempfile
 import time
-from typing import NamedTuple, Optional
+from typing import Callable, NamedTuple, Optional
 
 import pytest
 
@@ -131,6 +132,76 @@ class GroupOffsets:
 
     def close(self) -> None:
         self.c.close()
+
+
+class Transformed(NamedTuple):
+    """What a consume-transform-produce run wrote: (partition, output, input) in order."""
+    committed: list
+    aborted: list
+    settled: dict   # the group's offsets after the last committed transaction
+    transactions: int
+
+
+def ck_consume_transform_produce(bootstrap: str, producer, src: str, dst: str, group: str, partitions: int,
+                                 inputs: int, batch: int, aborted_batches: set,
+                                 transform: Callable[[bytes, int], bytes]) -> Transformed:
+    """A read_committed consumer in `group` feeds `producer`, which writes each input
+    transformed to the same partition of `dst` and the consumer's offsets in one transaction:
+    committed, or aborted for the transactions numbered in `aborted_batches` (then the
+    consumer seeks back to the group's offsets and redoes them), until `inputs` inputs are
+    done. The group's offsets are checked to move on commit and never on abort."""
+    from confluent_kafka import Consumer, TopicPartition
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "isolation.level": "read_committed",
+                         "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                         "enable.partition.eof": False})
+    observer = GroupOffsets(bootstrap, group, src, partitions)
+    consumer.subscribe([src])
+    committed, aborted, failed = [], [], []
+    settled: dict = {}
+    done, txn = 0, 0
+    try:
+        deadline = time.monotonic() + 2 * WAIT_S
+        while done < inputs:
+            assert time.monotonic() < deadline, f"consume-transform-produce: {done} of {inputs} done"
+            msgs = consumer.consume(num_messages=batch, timeout=0.5)
+            for m in msgs:
+                assert m.error() is None, f"input consumer: {m.error()}"
+            if not msgs:
+                continue
+            producer.begin_transaction()
+            wrote = []
+            for m in msgs:
+                out = transform(m.value(), txn)
+                producer.produce(dst, key=m.key(), value=out, partition=m.partition(),
+                                 on_delivery=lambda err, _msg: err and failed.append(err))
+                wrote.append((m.partition(), out, m.value()))
+            positions = [tp for tp in consumer.position(consumer.assignment()) if tp.offset >= 0]
+            producer.send_offsets_to_transaction(positions, consumer.consumer_group_metadata(), WAIT_S)
+            if txn in aborted_batches:
+                # abort_transaction purges what is still queued: flush so the aborted
+                # records are in the log, where read_uncommitted must see them.
+                assert producer.flush(WAIT_S) == 0, f"txn {txn}: records not acknowledged before the abort"
+                assert not failed, f"txn {txn}: delivery errors {failed[:5]}"
+                producer.abort_transaction(WAIT_S)
+                aborted += wrote
+                assert observer.get() == settled, f"txn {txn}: the group's offsets moved on abort"
+                # Redo from the group's committed offsets, as an EOS application does.
+                back = consumer.committed(consumer.assignment(), timeout=WAIT_S)
+                for tp in back:
+                    consumer.seek(TopicPartition(tp.topic, tp.partition, max(tp.offset, 0)))
+            else:
+                producer.commit_transaction(WAIT_S)
+                assert not failed, f"txn {txn}: delivery errors {failed[:5]}"
+                committed += wrote
+                done += len(wrote)
+                settled = {**settled, **{tp.partition: tp.offset for tp in positions}}
+                observer.await_equal(settled, f"txn {txn}: the group's offsets to reach the committed positions")
+            txn += 1
+    finally:
+        consumer.close()
+        observer.close()
+    assert not aborted_batches - set(range(txn)), f"only {txn} transactions: some planned aborts never ran"
+    return Transformed(committed, aborted, settled, txn)
 
 
 class JsSession:

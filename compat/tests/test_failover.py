@@ -27,15 +27,6 @@ RECONNECT_LIMIT_S = 5.0
 pytestmark = pytest.mark.skipif(EXTERNAL, reason="starts a samsa cluster of its own")
 
 
-@pytest.fixture
-def cluster(tmp_path):
-    c = SamsaCluster(tmp_path / "cluster").start()
-    try:
-        yield c
-    finally:
-        c.stop()
-
-
 class Acks:
     """What the producer's delivery reports said, per partition, with when."""
 

@@ -15,11 +15,9 @@
 While the broker lacks the transaction APIs these are strict xfails (gates.py).
 """
 
-import time
-
 from clients import WAIT_S, ck_create_topic, ck_produce, ck_producer, make_records
-from eos_clients import (TRANSACTION_APIS, GroupOffsets, JsSession, by_partition, ck_raise_lacking, ck_read,
-                         gate_apis)
+from eos_clients import (TRANSACTION_APIS, GroupOffsets, JsSession, by_partition, ck_consume_transform_produce,
+                         ck_raise_lacking, ck_read, gate_apis)
 
 PARTITIONS = 2
 INPUTS = 600
@@ -55,7 +53,6 @@ def init_transactions(p) -> None:
 
 
 def test_confluent_consume_transform_produce(request, bootstrap, topic_name):
-    from confluent_kafka import Consumer, TopicPartition
     gate_apis(request, bootstrap, TRANSACTION_APIS, "confluent-kafka transactions")
     src, dst, group = topic_name("-in"), topic_name("-out"), topic_name("-group")
     inputs(bootstrap, src)
@@ -63,61 +60,13 @@ def test_confluent_consume_transform_produce(request, bootstrap, topic_name):
 
     producer = txn_producer(bootstrap, topic_name("-txn"))
     init_transactions(producer)
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "isolation.level": "read_committed",
-                         "enable.auto.commit": False, "auto.offset.reset": "earliest",
-                         "enable.partition.eof": False})
-    observer = GroupOffsets(bootstrap, group, src, PARTITIONS)
-    consumer.subscribe([src])
-    committed, aborted = [], []          # (partition, output, input) as written, in order
-    settled = {}                         # the group's offsets after the last committed transaction
-    done_inputs, failed = [], []
-    txn = 0
-    try:
-        deadline = time.monotonic() + 2 * WAIT_S
-        while len(done_inputs) < INPUTS:
-            assert time.monotonic() < deadline, f"consume-transform-produce: {len(done_inputs)} of {INPUTS} done"
-            msgs = consumer.consume(num_messages=BATCH, timeout=0.5)
-            for m in msgs:
-                assert m.error() is None, f"input consumer: {m.error()}"
-            if not msgs:
-                continue
-            producer.begin_transaction()
-            wrote = []
-            for m in msgs:
-                out = transform(m.value(), txn)
-                producer.produce(dst, key=m.key(), value=out, partition=m.partition(),
-                                 on_delivery=lambda err, _msg: err and failed.append(err))
-                wrote.append((m.partition(), out, m.value()))
-            positions = [tp for tp in consumer.position(consumer.assignment()) if tp.offset >= 0]
-            producer.send_offsets_to_transaction(positions, consumer.consumer_group_metadata(), WAIT_S)
-            if txn in ABORTED_BATCHES:
-                # abort_transaction purges what is still queued: flush so the aborted
-                # records are in the log, where read_uncommitted must see them.
-                assert producer.flush(WAIT_S) == 0, f"txn {txn}: records not acknowledged before the abort"
-                assert not failed, f"txn {txn}: delivery errors {failed[:5]}"
-                producer.abort_transaction(WAIT_S)
-                aborted += wrote
-                assert observer.get() == settled, f"txn {txn}: the group's offsets moved on abort"
-                # Redo from the group's committed offsets, as an EOS application does.
-                back = consumer.committed(consumer.assignment(), timeout=WAIT_S)
-                for tp in back:
-                    consumer.seek(TopicPartition(tp.topic, tp.partition, max(tp.offset, 0)))
-            else:
-                producer.commit_transaction(WAIT_S)
-                assert not failed, f"txn {txn}: delivery errors {failed[:5]}"
-                committed += wrote
-                done_inputs += [v for _, _, v in wrote]
-                settled = {**settled, **{tp.partition: tp.offset for tp in positions}}
-                observer.await_equal(settled, f"txn {txn}: the group's offsets to reach the committed positions")
-            txn += 1
-    finally:
-        consumer.close()
-        observer.close()
-    assert not ABORTED_BATCHES - set(range(txn)), f"only {txn} transactions: some planned aborts never ran"
+    run = ck_consume_transform_produce(bootstrap, producer, src, dst, group, PARTITIONS, INPUTS, BATCH,
+                                       ABORTED_BATCHES, transform)
+    committed, aborted = run.committed, run.aborted
 
-    assert sorted(done_inputs) == sorted(f"in-{i:05d}".encode() for i in range(INPUTS)), \
+    assert sorted(v for _, _, v in committed) == sorted(f"in-{i:05d}".encode() for i in range(INPUTS)), \
         "committed transactions did not transform each input exactly once"
-    assert settled == {p: INPUTS // PARTITIONS for p in range(PARTITIONS)}, f"final group offsets {settled}"
+    assert run.settled == {p: INPUTS // PARTITIONS for p in range(PARTITIONS)}, f"final group offsets {run.settled}"
 
     got = ck_read(bootstrap, dst, PARTITIONS, "read_committed", len(committed))
     want = by_partition((p, v) for p, v, _ in committed)

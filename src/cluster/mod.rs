@@ -135,6 +135,14 @@ impl Cluster {
         }
     }
 
+    /// The metadata [`Self::published`] returns, as it changes.
+    pub fn subscribe_published(&self) -> watch::Receiver<Arc<ClusterMetadata>> {
+        match self.broker_id {
+            Some(_) => self.published.subscribe(),
+            None => self.node.metadata(),
+        }
+    }
+
     /// Commits `command` through the active controller.
     pub async fn propose(&self, command: Command) -> Result<CommandResult, samsa_metadata::Error> {
         self.node.propose(command).await
@@ -157,10 +165,7 @@ impl Cluster {
     /// passes: a command committed by the leader reaches followers a moment later, and is
     /// reconciled after that.
     pub async fn await_metadata(&self, timeout: Duration, done: impl Fn(&ClusterMetadata) -> bool) -> bool {
-        let mut watch = match self.broker_id {
-            Some(_) => self.published.subscribe(),
-            None => self.node.metadata(),
-        };
+        let mut watch = self.subscribe_published();
         let waiting = async { watch.wait_for(|m| done(m)).await.is_ok() };
         tokio::time::timeout(timeout, waiting).await.unwrap_or(false)
     }

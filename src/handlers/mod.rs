@@ -21,6 +21,7 @@ pub mod sasl;
 pub mod scram;
 pub mod transactions;
 pub mod txn;
+pub mod txn_markers;
 pub mod txn_offsets;
 
 use std::sync::Arc;
@@ -105,6 +106,7 @@ pub async fn handle(broker: &Arc<Broker>, session: &mut Session, request: Reques
             ResponseKind::AddOffsetsToTxn(txn::add_offsets(broker, session, req, version).await)
         }
         RequestKind::EndTxn(req) => ResponseKind::EndTxn(txn::end(broker, session, req, version).await),
+        RequestKind::WriteTxnMarkers(req) => ResponseKind::WriteTxnMarkers(txn_markers::write(broker, session, req).await),
         RequestKind::ListTransactions(req) => ResponseKind::ListTransactions(transactions::list(broker, session, req)),
         RequestKind::DescribeTransactions(req) => {
             ResponseKind::DescribeTransactions(transactions::describe(broker, session, req))

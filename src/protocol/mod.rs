@@ -156,7 +156,7 @@ mod tests {
         assert!(matches!(decode_frame(Bytes::from_static(&[0, 1])), Err(ProtocolError::TooShort(2))));
         assert!(matches!(decode_frame(frame(9999, 0, &[])), Err(ProtocolError::UnknownApiKey(9999))));
         assert!(matches!(
-            decode_frame(frame(ApiKey::WriteTxnMarkers as i16, 1, &[])),
+            decode_frame(frame(ApiKey::AlterReplicaLogDirs as i16, 1, &[])),
             Err(ProtocolError::UnsupportedVersion { .. })
         ));
     }

@@ -57,6 +57,9 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListTransactions, 0, 1),
     (ApiKey::DescribeTransactions, 0, 0),
     (ApiKey::DescribeProducers, 0, 0),
+    // Inter-broker. Kafka 4 serves v1-2 (v0 was removed); the crate decodes v1 only, and v2
+    // only adds the marker's transaction.version.
+    (ApiKey::WriteTxnMarkers, 1, 1),
     // v0-1 were removed in Kafka 4.0 (KIP-896).
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
 ];

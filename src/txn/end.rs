@@ -9,9 +9,11 @@
 
 use std::time::Duration;
 
+use futures_util::future::join_all;
 use tokio::time::Instant;
 
 use super::load::Txns;
+use super::markers::Marker;
 use super::state::TxnMetadata;
 use super::{TransactionCoordinator, TxnError};
 use crate::broker::now_ms;
@@ -99,24 +101,39 @@ impl TransactionCoordinator {
     }
 
     /// The rest of it: once the prepared state is replicated the end is decided, and only
-    /// then do the markers go out; then CompleteCommit or CompleteAbort.
+    /// then do the markers go out.
     pub(super) async fn finish_end(&self, groups: &GroupCoordinator, id: &str, prepare: StateWrite, commit: bool) -> Result<()> {
         let prepared = prepare.written.clone();
         self.acknowledged(prepare).await?;
-        // Unloaded meanwhile: the partition's new coordinator finishes the transaction.
-        let still_ours = |txns: &Txns| match txns.get(id) == Some(&prepared) {
-            true => Ok(()),
-            false => Err(BrokerError::NotCoordinator),
-        };
-        still_ours(&*self.locked_for(id)?)?;
-        self.markers.write_markers(groups, &prepared, commit);
+        self.complete_decided(groups, id, prepared, commit).await
+    }
+
+    /// A decided end (`prepared`, its PrepareCommit or PrepareAbort, is replicated): the
+    /// markers, then CompleteCommit or CompleteAbort, acknowledged once replicated. If this
+    /// broker stops coordinating the id meanwhile (the partition was unloaded, or loaded again
+    /// at a new epoch, whose load finishes it), or a partition was written by a newer
+    /// coordinator, it stops with NOT_COORDINATOR and leaves the rest to that coordinator.
+    pub(super) async fn complete_decided(&self, groups: &GroupCoordinator, id: &str, prepared: TxnMetadata, commit: bool) -> Result<()> {
+        let partition = self.partition_of(id);
+        let epoch = self.locked_for(id)?.coordinator_epoch(partition).ok_or(BrokerError::NotCoordinator)?;
+        let still_ours = |txns: &Txns| txns.get(id) == Some(&prepared) && txns.coordinator_epoch(partition) == Some(epoch);
+        let coordinating = || still_ours(&self.txns.lock());
+        if !coordinating() {
+            return Err(BrokerError::NotCoordinator);
+        }
+        let partitions: Vec<(String, i32)> = prepared.partitions.iter().cloned().collect();
+        let marker = Marker::ending(&prepared, commit, epoch);
+        self.markers().write_markers(groups, marker, &partitions, &coordinating).await?;
         let mut complete = {
             let mut txns = self.locked_for(id)?;
-            still_ours(&txns)?;
+            if !still_ours(&txns) {
+                return Err(BrokerError::NotCoordinator);
+            }
             let mut next = prepared.clone();
             next.complete(now_ms());
             self.write_locked(&mut txns, id, next)?
         };
+        // The markers are out: the transaction is over whatever becomes of this record.
         complete.previous = None;
         self.acknowledged(complete).await
     }
@@ -142,11 +159,13 @@ impl TransactionCoordinator {
                 })
                 .collect()
         };
-        for (id, prepare) in prepared {
+        // Side by side: one whose partitions are slow to take their markers holds up no other.
+        let aborts = prepared.into_iter().map(|(id, prepare)| async move {
             if let Err(err) = self.finish_end(groups, &id, prepare, false).await {
                 tracing::error!(transactional_id = %id, "cannot abort timed-out transaction: {err}");
             }
-        }
+        });
+        join_all(aborts).await;
     }
 
     /// Forgets transactional ids unused for `transactional_id_expiration_ms`. Nobody waits

@@ -1,22 +1,30 @@
 //! Which `__transaction_state` partitions this broker coordinates: loading one replays its
-//! transactional ids and finishes the transactions it finds half-ended, unloading it forgets
-//! them. On a single node every partition is loaded at start-up; in a cluster the broker
-//! loads the partitions it becomes leader of and unloads those it loses.
+//! transactional ids and queues the transactions it finds half-ended, which
+//! [`TransactionCoordinator::finish_half_ended`] then finishes (their markers may have to
+//! wait for other brokers, which a load must not); unloading it forgets them. On a single
+//! node every partition is loaded at start-up; in a cluster the broker loads the partitions
+//! it becomes leader of and unloads those it loses.
 
 use std::collections::HashMap;
+
+use futures_util::future::join_all;
 
 use super::log::TxnLog;
 use super::state::{TxnMetadata, TxnState};
 use super::{TransactionCoordinator, TxnListing};
-use crate::broker::now_ms;
 use crate::error::Result;
 use crate::group::GroupCoordinator;
 use crate::topics::internal::PartitionLoads;
+use crate::topics::partition::SINGLE_NODE_LEADER_EPOCH;
 
 /// The transactional ids of the loaded partitions, and the partitions' states.
 pub(super) struct Txns {
     by_id: HashMap<String, TxnMetadata>,
     pub(super) loads: PartitionLoads<()>,
+    /// The leader epoch each loaded partition was loaded at: this coordinator's epoch there.
+    epochs: HashMap<i32, i32>,
+    /// Found in PrepareCommit or PrepareAbort by a load, not yet being finished.
+    half_ended: Vec<(String, TxnMetadata)>,
 }
 
 impl Txns {
@@ -25,7 +33,14 @@ impl Txns {
         Txns {
             by_id: HashMap::new(),
             loads: PartitionLoads::new(topic.coordination(), topic.partition_count()),
+            epochs: HashMap::new(),
+            half_ended: Vec::new(),
         }
+    }
+
+    /// The coordinator epoch of loaded partition `partition`.
+    pub(super) fn coordinator_epoch(&self, partition: i32) -> Option<i32> {
+        self.epochs.get(&partition).copied().filter(|_| self.loads.is_loaded(partition))
     }
 
     pub(super) fn get(&self, id: &str) -> Option<&TxnMetadata> {
@@ -59,62 +74,58 @@ impl TransactionCoordinator {
     /// Loads every partition of `__transaction_state`: on a single node they are all this
     /// broker's. A topic not created yet has nothing to replay. A partition that fails to
     /// load stays loading; the others load.
-    pub fn load(&self, groups: &GroupCoordinator) -> Result<()> {
+    pub fn load(&self) -> Result<()> {
         self.log.topic().load_every_partition(
-            |count| self.txns.lock().loads.mark_loaded(0..count),
-            |partition| self.load_partition(partition, groups),
+            |count| {
+                let mut txns = self.txns.lock();
+                txns.loads.mark_loaded(0..count);
+                txns.epochs.extend((0..count).map(|p| (p, SINGLE_NODE_LEADER_EPOCH)));
+            },
+            |partition| self.load_partition(partition),
         )
     }
 
     /// Replays `__transaction_state` partition `partition`, whose local log must exist and
     /// be led here, and starts coordinating its transactional ids (COORDINATOR_LOAD_IN_PROGRESS
-    /// meanwhile); then finishes the transactions it left in PrepareCommit or PrepareAbort,
-    /// with `groups` told of markers in `__consumer_offsets`. Loading a loaded partition does
+    /// meanwhile) at the partition's leader epoch; the transactions it left in PrepareCommit
+    /// or PrepareAbort wait for [`Self::finish_half_ended`]. Loading a loaded partition does
     /// nothing; if the replay fails the partition stays loading.
-    pub fn load_partition(&self, partition: i32, groups: &GroupCoordinator) -> Result<()> {
+    pub fn load_partition(&self, partition: i32) -> Result<()> {
         let Some(load) = self.txns.lock().loads.start(partition) else { return Ok(()) };
+        let epoch = self.log.topic().partition(partition)?.leader_epoch();
         let replayed = self.log.replay(partition)?;
         let count = replayed.len();
-        let half_ended: Vec<(String, TxnMetadata)> = {
-            let mut txns = self.txns.lock();
-            // Unloaded, or loaded again, while this load ran: its result is not wanted.
-            if txns.loads.finish(partition, load).is_none() {
-                return Ok(());
-            }
-            let half_ended = replayed
-                .iter()
-                .filter(|(_, m)| matches!(m.state, TxnState::PrepareCommit | TxnState::PrepareAbort))
-                .map(|(id, m)| (id.clone(), m.clone()))
-                .collect();
-            txns.by_id.extend(replayed);
-            half_ended
-        };
-        tracing::info!(partition, transactional_ids = count, "loaded transaction state");
-        for (id, metadata) in half_ended {
-            self.finish_half_ended(groups, &id, metadata);
+        let mut txns = self.txns.lock();
+        // Unloaded, or loaded again, while this load ran: its result is not wanted.
+        if txns.loads.finish(partition, load).is_none() {
+            return Ok(());
         }
+        let half_ended: Vec<(String, TxnMetadata)> = replayed
+            .iter()
+            .filter(|(_, m)| matches!(m.state, TxnState::PrepareCommit | TxnState::PrepareAbort))
+            .map(|(id, m)| (id.clone(), m.clone()))
+            .collect();
+        txns.half_ended.extend(half_ended);
+        txns.by_id.extend(replayed);
+        txns.epochs.insert(partition, epoch);
+        tracing::info!(partition, epoch, transactional_ids = count, "loaded transaction state");
         Ok(())
     }
 
-    /// A transaction whose end was decided (its PrepareCommit or PrepareAbort is in the log)
-    /// but whose markers may not all be written: they are written, and it completes. Nobody
-    /// waits for the answer, so nothing waits for the replicas either.
-    fn finish_half_ended(&self, groups: &GroupCoordinator, id: &str, metadata: TxnMetadata) {
-        tracing::info!(transactional_id = %id, state = metadata.state.name(), "completing a transaction left half-ended");
-        let commit = metadata.state == TxnState::PrepareCommit;
-        self.markers.write_markers(groups, &metadata, commit);
-        let mut txns = self.txns.lock();
-        if txns.get(id) != Some(&metadata) {
-            return;
-        }
-        let mut complete = metadata;
-        complete.complete(now_ms());
-        match self.log.write(id, Some(&complete), now_ms()) {
-            Ok(_) => {
-                txns.insert(id, complete);
+    /// Finishes the transactions loads found half-ended: their end was decided (the
+    /// PrepareCommit or PrepareAbort is in the log) but their markers may not all be written.
+    /// They are written, and the transactions complete; each independently of the others.
+    /// Nobody waits for the answer, so failures are only logged.
+    pub async fn finish_half_ended(&self, groups: &GroupCoordinator) {
+        let half_ended = std::mem::take(&mut self.txns.lock().half_ended);
+        let finishing = half_ended.into_iter().map(|(id, metadata)| async move {
+            tracing::info!(transactional_id = %id, state = metadata.state.name(), "completing a transaction left half-ended");
+            let commit = metadata.state == TxnState::PrepareCommit;
+            if let Err(err) = self.complete_decided(groups, &id, metadata, commit).await {
+                tracing::warn!(transactional_id = %id, "cannot complete a transaction left half-ended: {err}");
             }
-            Err(err) => tracing::error!(transactional_id = %id, "cannot persist transaction state: {err}"),
-        }
+        });
+        join_all(finishing).await;
     }
 
     /// Stops coordinating the transactional ids of `partition` (its leadership moved): they
@@ -123,8 +134,10 @@ impl TransactionCoordinator {
     pub fn unload_partition(&self, partition: i32) {
         let mut txns = self.txns.lock();
         txns.loads.unload(partition);
+        txns.epochs.remove(&partition);
         let before = txns.by_id.len();
         txns.by_id.retain(|id, _| self.partition_of(id) != partition);
+        txns.half_ended.retain(|(id, _)| self.partition_of(id) != partition);
         tracing::info!(partition, transactional_ids = before - txns.by_id.len(), "unloaded transaction state");
     }
 }

@@ -10,8 +10,15 @@
 //! replicated; one whose replication fails is undone in memory. Ending a transaction writes
 //! its markers (see [`markers`]) only once its PrepareCommit or PrepareAbort is replicated,
 //! so a transaction is only ever found half-ended in one of those states; loading its
-//! partition finishes it.
+//! partition finishes it. The markers carry the coordinator epoch: the leader epoch of the
+//! id's `__transaction_state` partition when this broker loaded it.
+//!
+//! The partitions of a transaction may be led by other brokers, where the coordinator of a
+//! producer's id is not at hand: there, as in Kafka without transaction verification
+//! (KIP-890), a transactional batch or offset commit is taken when the partition's own
+//! producer state allows it.
 
+mod cluster_markers;
 mod end;
 mod load;
 pub mod log;
@@ -21,7 +28,7 @@ pub mod state;
 
 use std::sync::Arc;
 
-use parking_lot::{Mutex, MutexGuard};
+use parking_lot::{Mutex, MutexGuard, RwLock};
 
 use crate::auth::file::FileError;
 use crate::broker::now_ms;
@@ -36,6 +43,7 @@ use end::StateWrite;
 use load::Txns;
 use log::TxnLog;
 use markers::{LocalMarkers, MarkerWriter};
+pub use cluster_markers::ClusterMarkers;
 use producer_ids::ProducerIds;
 pub use producer_ids::BLOCK_SIZE as PRODUCER_ID_BLOCK;
 use state::{InitAction, TxnMetadata, TxnState};
@@ -79,7 +87,8 @@ pub struct TransactionCoordinator {
     ids: ProducerIds,
     log: TxnLog,
     txns: Mutex<Txns>,
-    markers: Box<dyn MarkerWriter>,
+    /// Replaced once, in a cluster, when the cluster's metadata is at hand.
+    markers: RwLock<Arc<dyn MarkerWriter>>,
 }
 
 impl TransactionCoordinator {
@@ -97,14 +106,18 @@ impl TransactionCoordinator {
             txns: Mutex::new(Txns::new(&log)),
             log,
             config,
-            markers: Box::new(LocalMarkers::new(topics)),
+            markers: RwLock::new(Arc::new(LocalMarkers::new(topics))),
         })
     }
 
-    /// Sends the markers elsewhere (WriteTxnMarkers to other brokers, a test's recorder).
-    pub fn with_markers(mut self, markers: Box<dyn MarkerWriter>) -> TransactionCoordinator {
-        self.markers = markers;
-        self
+    /// Sends the markers elsewhere: to each partition's leader in a cluster
+    /// ([`ClusterMarkers`]), to a test's recorder.
+    pub fn set_markers(&self, markers: Arc<dyn MarkerWriter>) {
+        *self.markers.write() = markers;
+    }
+
+    fn markers(&self) -> Arc<dyn MarkerWriter> {
+        self.markers.read().clone()
     }
 
     /// The `__transaction_state` partition of `id`, whose leader coordinates it.
@@ -226,8 +239,8 @@ impl TransactionCoordinator {
     /// and runs under the coordinator's lock, so an EndTxn cannot move the transaction on
     /// between the check and the append: a batch landing after the marker would open a
     /// transaction in the log that no marker ever closes, holding read_committed consumers
-    /// back for good. (In a cluster the coordinator may be another broker; this checks only
-    /// ids coordinated here.)
+    /// back for good. An id coordinated by another broker is not checked here: `append` runs,
+    /// and the partition's producer state refuses stale epochs and sequences.
     pub fn append_in_transaction<T>(
         &self,
         id: &str,
@@ -236,7 +249,11 @@ impl TransactionCoordinator {
         (topic, partition): (&str, i32),
         append: impl FnOnce() -> Result<T>,
     ) -> Result<T> {
-        let txns = self.locked_for(id)?;
+        let txns = match self.locked_for(id) {
+            Ok(txns) => txns,
+            Err(BrokerError::NotCoordinator) => return append(),
+            Err(err) => return Err(err),
+        };
         let Some(metadata) = txns.get(id) else {
             return Err(TxnError::NotInTransaction.into());
         };
@@ -275,7 +292,9 @@ impl TransactionCoordinator {
 
 /// TxnOffsetCommit's producer check: Kafka answers a stale epoch there with
 /// INVALID_PRODUCER_EPOCH rather than PRODUCER_FENCED, and a group's offsets partition
-/// missing from the transaction (no AddOffsetsToTxn) with INVALID_TXN_STATE.
+/// missing from the transaction (no AddOffsetsToTxn) with INVALID_TXN_STATE. An id
+/// coordinated by another broker is not checked here: the commit is written, and the offsets
+/// partition's producer state refuses a stale epoch.
 impl TransactionCheck for TransactionCoordinator {
     fn verify_then(
         &self,
@@ -285,7 +304,11 @@ impl TransactionCheck for TransactionCoordinator {
         offsets_partition: i32,
         then: &mut dyn FnMut() -> Result<()>,
     ) -> Result<()> {
-        let txns = self.locked_for(transactional_id)?;
+        let txns = match self.locked_for(transactional_id) {
+            Ok(txns) => txns,
+            Err(BrokerError::NotCoordinator) => return then(),
+            Err(err) => return Err(err),
+        };
         let metadata = txns.get(transactional_id).ok_or(TxnError::InvalidProducerIdMapping)?;
         match metadata.check_producer(producer_id, producer_epoch) {
             Err(TxnError::ProducerFenced) => return Err(TxnError::InvalidProducerEpoch.into()),

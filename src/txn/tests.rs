@@ -7,11 +7,13 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use super::log::TRANSACTION_STATE_TOPIC;
-use super::markers::MarkerWriter;
+use futures_util::future::BoxFuture;
+
+use super::markers::{Marker, MarkerWriter, StillCoordinating};
 use super::state::{TxnMetadata, TxnState};
 use super::{TransactionCoordinator, TxnError};
 use crate::config::Config;
-use crate::error::BrokerError;
+use crate::error::{BrokerError, Result};
 use crate::group::GroupCoordinator;
 use crate::topics::internal::Coordination;
 use crate::topics::TopicRegistry;
@@ -19,13 +21,21 @@ use crate::topics::TopicRegistry;
 const PARTITIONS: i32 = 3;
 const TIMEOUT_MS: i32 = 100;
 
-/// The markers asked for: (producer id, commit).
+/// The markers asked for: (producer id, commit), and the coordinator epoch of the last.
 #[derive(Clone, Default)]
-struct Recorded(Arc<Mutex<Vec<(i64, bool)>>>);
+struct Recorded(Arc<Mutex<Vec<(i64, bool)>>>, Arc<Mutex<Option<i32>>>);
 
 impl MarkerWriter for Recorded {
-    fn write_markers(&self, _: &GroupCoordinator, txn: &TxnMetadata, commit: bool) {
-        self.0.lock().push((txn.producer_id, commit));
+    fn write_markers<'a>(
+        &'a self,
+        _: &'a GroupCoordinator,
+        marker: Marker,
+        _: &'a [(String, i32)],
+        _: StillCoordinating<'a>,
+    ) -> BoxFuture<'a, Result<()>> {
+        self.0.lock().push((marker.producer_id, marker.commit));
+        *self.1.lock() = Some(marker.coordinator_epoch);
+        Box::pin(async { Ok(()) })
     }
 }
 
@@ -48,9 +58,8 @@ fn cluster(dir: &std::path::Path) -> Cluster {
     topics.internal_compacted(TRANSACTION_STATE_TOPIC, PARTITIONS).expect("state topic");
     topics.create("t", 1, Default::default(), false).expect("data topic");
     let markers = Recorded::default();
-    let txns = TransactionCoordinator::open(config.clone(), topics.clone(), Coordination::Cluster)
-        .unwrap()
-        .with_markers(Box::new(markers.clone()));
+    let txns = TransactionCoordinator::open(config.clone(), topics.clone(), Coordination::Cluster).unwrap();
+    txns.set_markers(Arc::new(markers.clone()));
     // In a cluster producer ids come in blocks from the controller.
     txns.add_producer_ids(0, 1000);
     let groups = GroupCoordinator::new(config, topics.clone(), Coordination::Cluster);
@@ -82,7 +91,7 @@ async fn ids_of_partitions_not_loaded_here_are_not_coordinated_here() {
     assert!(matches!(init, Err(BrokerError::NotCoordinator)));
     assert!(matches!(c.txns.describe(&a), Err(BrokerError::NotCoordinator)));
 
-    c.txns.load_partition(0, &c.groups).unwrap();
+    c.txns.load_partition(0).unwrap();
     let (producer_id, epoch) = ongoing(&c, &a).await;
     assert_eq!(c.txns.describe(&a).unwrap().state, TxnState::Ongoing);
     let init = c.txns.init_producer_id(&b, TIMEOUT_MS, None, &c.groups).await;
@@ -95,7 +104,7 @@ async fn ids_of_partitions_not_loaded_here_are_not_coordinated_here() {
     let end = c.txns.end_txn(&a, producer_id, epoch, true, &c.groups).await;
     assert!(matches!(end, Err(BrokerError::NotCoordinator)));
     assert!(c.txns.list().unwrap().is_empty());
-    c.txns.load_partition(0, &c.groups).unwrap();
+    c.txns.load_partition(0).unwrap();
     let loaded = c.txns.describe(&a).unwrap();
     assert_eq!((loaded.state, loaded.producer_id, loaded.producer_epoch), (TxnState::Ongoing, producer_id, epoch));
     c.txns.end_txn(&a, producer_id, epoch, true, &c.groups).await.unwrap();
@@ -115,14 +124,49 @@ async fn loading_a_partition_finishes_only_its_half_ended_transactions() {
         metadata.prepare(true, 0);
         c.txns.log.write(id, Some(&metadata), 0).unwrap();
     }
-    c.txns.load_partition(0, &c.groups).unwrap();
+    c.txns.load_partition(0).unwrap();
+    // The load only finds them; finishing, which may wait for other brokers, comes after.
+    assert_eq!(c.txns.describe(&a).unwrap().state, TxnState::PrepareCommit);
+    assert!(c.markers.0.lock().is_empty());
+    c.txns.finish_half_ended(&c.groups).await;
     assert_eq!(c.markers.0.lock().as_slice(), &[(10, true)]);
     assert_eq!(c.txns.describe(&a).unwrap().state, TxnState::CompleteCommit);
     assert!(matches!(c.txns.describe(&b), Err(BrokerError::NotCoordinator)));
 
-    c.txns.load_partition(1, &c.groups).unwrap();
+    c.txns.load_partition(1).unwrap();
+    c.txns.finish_half_ended(&c.groups).await;
     assert_eq!(c.markers.0.lock().as_slice(), &[(10, true), (11, true)]);
     assert_eq!(c.txns.describe(&b).unwrap().state, TxnState::CompleteCommit);
+}
+
+#[tokio::test]
+async fn markers_carry_the_leader_epoch_the_partition_was_loaded_at() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cluster(dir.path());
+    let a = id_in(&c.txns, 0);
+    let state = c.topics.partition(TRANSACTION_STATE_TOPIC, 0).unwrap();
+    state.become_leader(7, &[1], &[1], 1).unwrap();
+    c.txns.load_partition(0).unwrap();
+    let (producer_id, epoch) = ongoing(&c, &a).await;
+    c.txns.end_txn(&a, producer_id, epoch, false, &c.groups).await.unwrap();
+    assert_eq!(c.markers.0.lock().as_slice(), &[(producer_id, false)]);
+    assert_eq!(*c.markers.1.lock(), Some(7));
+}
+
+#[tokio::test]
+async fn a_half_ended_transaction_unloaded_before_it_is_finished_is_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cluster(dir.path());
+    let a = id_in(&c.txns, 0);
+    let mut metadata = TxnMetadata::new(10, TIMEOUT_MS, 0);
+    metadata.producer_epoch = 0;
+    metadata.add_partitions(&[("t".into(), 0)], 0).unwrap();
+    metadata.prepare(false, 0);
+    c.txns.log.write(&a, Some(&metadata), 0).unwrap();
+    c.txns.load_partition(0).unwrap();
+    c.txns.unload_partition(0);
+    c.txns.finish_half_ended(&c.groups).await;
+    assert!(c.markers.0.lock().is_empty(), "the partition's next coordinator finishes it");
 }
 
 #[tokio::test]
@@ -130,7 +174,7 @@ async fn a_state_the_replicas_do_not_take_is_undone_and_refused() {
     let dir = tempfile::tempdir().unwrap();
     let c = cluster(dir.path());
     let a = id_in(&c.txns, 0);
-    c.txns.load_partition(0, &c.groups).unwrap();
+    c.txns.load_partition(0).unwrap();
     let (producer_id, epoch) = ongoing(&c, &a).await;
     // Partition 0 gets a follower that never fetches: the high watermark stands still.
     let state = c.topics.partition(TRANSACTION_STATE_TOPIC, 0).unwrap();
@@ -165,11 +209,36 @@ async fn a_new_id_not_stored_in_time_is_forgotten() {
     let dir = tempfile::tempdir().unwrap();
     let c = cluster(dir.path());
     let a = id_in(&c.txns, 0);
-    c.txns.load_partition(0, &c.groups).unwrap();
+    c.txns.load_partition(0).unwrap();
     let state = c.topics.partition(TRANSACTION_STATE_TOPIC, 0).unwrap();
     state.become_leader(1, &[1, 2], &[1, 2], 1).unwrap();
     let init = c.txns.init_producer_id(&a, TIMEOUT_MS, None, &c.groups).await;
     assert!(matches!(init, Err(BrokerError::CoordinatorNotAvailable)), "{init:?}");
     let described = c.txns.describe(&a);
     assert!(matches!(described, Err(BrokerError::Txn(TxnError::TransactionalIdNotFound))), "{described:?}");
+}
+
+#[tokio::test]
+async fn ids_coordinated_elsewhere_are_left_to_the_partitions_producer_state() {
+    use crate::group::txn_offsets::TransactionCheck;
+    let dir = tempfile::tempdir().unwrap();
+    let c = cluster(dir.path());
+    let a = id_in(&c.txns, 0);
+    // Partition 0 is not loaded here: another broker coordinates the id.
+    assert_eq!(c.txns.append_in_transaction(&a, 5, 0, ("t", 0), || Ok(7)).unwrap(), 7);
+    let mut written = false;
+    c.txns
+        .verify_then(&a, 5, 0, 0, &mut || {
+            written = true;
+            Ok(())
+        })
+        .unwrap();
+    assert!(written);
+
+    // Coordinated here: the producer must be in an open transaction that has the partition.
+    c.txns.load_partition(0).unwrap();
+    let refused = c.txns.append_in_transaction(&a, 5, 0, ("t", 0), || Ok(7));
+    assert!(matches!(refused, Err(BrokerError::Txn(TxnError::NotInTransaction))), "{refused:?}");
+    let refused = c.txns.verify_then(&a, 5, 0, 0, &mut || Ok(()));
+    assert!(matches!(refused, Err(BrokerError::Txn(TxnError::InvalidProducerIdMapping))), "{refused:?}");
 }

@@ -22,6 +22,7 @@ mod produce;
 mod reassignments;
 mod security;
 mod transactions;
+mod txn_markers;
 
 use std::sync::LazyLock;
 
