@@ -238,6 +238,21 @@ fn a_batch_for_a_partition_outside_the_transaction_is_refused() -> Result<()> {
 }
 
 #[test]
+fn the_transaction_state_topic_is_internal_in_metadata() -> Result<()> {
+    let broker = BrokerProcess::start("")?;
+    let mut conn = broker.connect()?;
+    init(&mut conn, "internal", 60_000)?;
+    let listed = conn.send(&MetadataRequest::default().with_topics(None), 12)?;
+    let state = listed
+        .topics
+        .iter()
+        .find(|t| t.name.as_ref().is_some_and(|n| n.as_str() == "__transaction_state"))
+        .context("__transaction_state listed once a transactional id is stored")?;
+    assert!(state.is_internal, "Kafka marks it internal, so clients skip it");
+    Ok(())
+}
+
+#[test]
 fn a_new_producer_with_the_same_id_fences_the_old_one() -> Result<()> {
     let broker = BrokerProcess::start("")?;
     let mut conn = broker.connect()?;

@@ -17,6 +17,7 @@ use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
 use crate::error::BrokerError;
 use crate::group::store::OFFSETS_TOPIC;
+use crate::txn::log::TRANSACTION_STATE_TOPIC;
 use crate::network::Session;
 use crate::cluster::NewTopic;
 use crate::topics::Topic;
@@ -198,7 +199,8 @@ pub async fn handle(broker: &Broker, session: &Session, request: MetadataRequest
     let topics: Vec<MetadataResponseTopic> = topics
         .into_iter()
         .map(|t| {
-            let internal = version >= 1 && t.name.as_ref().is_some_and(|n| n.as_str() == OFFSETS_TOPIC);
+            let internal = version >= 1
+                && t.name.as_ref().is_some_and(|n| [OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC].contains(&n.as_str()));
             t.with_is_internal(internal)
         })
         .collect();
