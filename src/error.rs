@@ -198,6 +198,7 @@ impl BrokerError {
                     CommandError::InvalidIsr(_) | CommandError::IneligibleReplica(_) => E::InvalidRequest,
                     CommandError::StaleIncarnation { .. } | CommandError::StaleBrokerEpoch { .. } => E::StaleBrokerEpoch,
                     CommandError::NoReassignmentInProgress { .. } => E::NoReassignmentInProgress,
+                    CommandError::UnknownScramCredential { .. } => E::ResourceNotFound,
                 },
                 MetadataError::Timeout(_) => E::RequestTimedOut,
                 MetadataError::NotController { .. }

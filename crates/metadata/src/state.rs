@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::security::{AclRecord, ScramCredentials, SecurityCommand};
+
 /// Broker or replica id, as on the Kafka wire.
 pub type BrokerId = i32;
 
@@ -65,6 +67,11 @@ pub struct ClusterMetadata {
     /// The first producer id not yet handed to any broker.
     #[serde(default)]
     pub next_producer_id: i64,
+    /// ACL bindings, in the order they were created (see `security`).
+    #[serde(default)]
+    pub acls: Vec<AclRecord>,
+    #[serde(default)]
+    pub scram_credentials: ScramCredentials,
 }
 
 /// One change to the cluster metadata, as proposed to the quorum.
@@ -133,6 +140,8 @@ pub enum Command {
         broker: BrokerId,
         count: u32,
     },
+    /// ACLs and SCRAM credentials (see `security`).
+    Security(SecurityCommand),
 }
 
 /// What an applied command did.
@@ -171,6 +180,13 @@ pub enum CommandResult {
         first: i64,
         count: u32,
     },
+    AclsCreated {
+        added: usize,
+    },
+    AclsDeleted {
+        removed: usize,
+    },
+    ScramCredentialAltered,
 }
 
 /// Why a command changed nothing. Distinct variants because the broker maps them to distinct
@@ -215,6 +231,9 @@ pub enum CommandError {
     IneligibleReplica(BrokerId),
     #[error("no reassignment of {topic}-{partition} is in progress")]
     NoReassignmentInProgress { topic: String, partition: u32 },
+    /// Kafka's words for deleting a credential that does not exist.
+    #[error("Attempt to delete a user credential that does not exist")]
+    UnknownScramCredential { user: String, mechanism: i8 },
 }
 
 impl Partition {
@@ -329,6 +348,7 @@ impl ClusterMetadata {
                     count: *count,
                 })
             }
+            Command::Security(command) => self.apply_security(command),
         }
     }
 
