@@ -106,6 +106,8 @@ pub enum BrokerError {
     LeaderNotAvailable,
     #[error("no reassignment of the partition is in progress")]
     NoReassignmentInProgress,
+    #[error("the active controller could not be reached in time")]
+    ControllerUnreachable,
     /// UNKNOWN_TOPIC_OR_PARTITION where Kafka explains which (the controller's APIs).
     #[error("{0}")]
     NoSuchPartition(String),
@@ -184,6 +186,7 @@ impl BrokerError {
             BrokerError::UnstableOffsetCommit => E::UnstableOffsetCommit,
             BrokerError::LeaderNotAvailable => E::LeaderNotAvailable,
             BrokerError::NoReassignmentInProgress => E::NoReassignmentInProgress,
+            BrokerError::ControllerUnreachable => E::RequestTimedOut,
             BrokerError::NoSuchPartition(_) => E::UnknownTopicOrPartition,
             BrokerError::Metadata(err) => match err {
                 MetadataError::Command(refused) => match refused {
@@ -244,6 +247,22 @@ impl BrokerError {
             }
             (E::MessageTooLarge | E::RecordListTooLarge | E::InvalidFetchSize, _) => BrokerError::CoordinatorWriteFailed,
             _ => self,
+        }
+    }
+
+    /// What a client is told when a change the broker sends to the active controller (ACLs,
+    /// SCRAM credentials) did not get there: Kafka's broker forwards it, retries while the
+    /// controller moves, and answers REQUEST_TIMED_OUT once the forwarding times out
+    /// (ForwardingManager's onTimeout). Refusals by the controller pass through.
+    pub fn for_forwarded_request(self) -> BrokerError {
+        match self {
+            BrokerError::Metadata(
+                MetadataError::NotController { .. }
+                | MetadataError::Timeout(_)
+                | MetadataError::Unavailable(_)
+                | MetadataError::Io(_),
+            ) => BrokerError::ControllerUnreachable,
+            other => other,
         }
     }
 

@@ -2,13 +2,15 @@
 //! broker's membership. Without `controller_quorum_voters` there is no `Cluster` and the broker
 //! is the single node it has always been.
 //!
-//! `quorum_config` reads the configuration, `membership` registers and heartbeats; this module
-//! starts them, answers what clients are told about the cluster, and stops them.
+//! `quorum_config` reads the configuration, `membership` registers and heartbeats, `security`
+//! keeps ACLs and SCRAM credentials in the metadata log; this module starts them, answers
+//! what clients are told about the cluster, and stops them.
 
 mod isr;
 mod membership;
 mod quorum_config;
 pub mod reconciler;
+mod security;
 mod topics;
 
 use std::sync::{Arc, Mutex};
@@ -43,10 +45,13 @@ pub struct Cluster {
     /// Told apart from this broker's earlier registrations by it.
     incarnation: u64,
     membership: Mutex<Option<JoinHandle<()>>>,
-    /// The reconciler and the ISR maintenance, stopped before membership at shutdown.
-    replication: Mutex<Vec<JoinHandle<()>>>,
+    /// The reconciler, the ISR maintenance and the ACL and credential follower, stopped
+    /// before membership at shutdown.
+    background: Mutex<Vec<JoinHandle<()>>>,
     /// The metadata this broker last reconciled its partitions with: what it tells clients.
     published: watch::Sender<Arc<ClusterMetadata>>,
+    /// The metadata whose ACLs and SCRAM credentials this node last installed.
+    security: watch::Sender<Arc<ClusterMetadata>>,
     stop: watch::Sender<bool>,
 }
 
@@ -68,8 +73,9 @@ impl Cluster {
             broker_id: None,
             incarnation: incarnation(),
             membership: Mutex::new(None),
-            replication: Mutex::new(Vec::new()),
+            background: Mutex::new(Vec::new()),
             published: watch::channel(Arc::default()).0,
+            security: watch::channel(Arc::default()).0,
             stop,
         };
         if quorum.broker {
@@ -100,16 +106,23 @@ impl Cluster {
             backoff: Duration::from_millis(config.replica_fetch_backoff_ms),
         };
         let reconciler = Reconciler::new(local, topics.clone(), hooks, fetcher, self.published.clone());
-        let incarnation = self.incarnation;
-        // Until the registration of this process is applied here, the metadata may still
-        // show this broker leading what it led before it stopped.
-        let registered = move |m: &ClusterMetadata| m.brokers.get(&local).is_some_and(|b| b.incarnation == incarnation);
         let max_lag = Duration::from_millis(config.replica_lag_time_max_ms);
         let tasks = [
-            tokio::spawn(reconciler.run(self.node.metadata(), registered, self.stop.subscribe())),
+            tokio::spawn(reconciler.run(self.node.metadata(), self.caught_up(), self.stop.subscribe())),
             tokio::spawn(isr::maintain(self.node.clone(), topics, local, max_lag, self.stop.subscribe())),
         ];
-        lock(&self.replication).extend(tasks);
+        lock(&self.background).extend(tasks);
+    }
+
+    /// Whether the applied metadata holds this process's registration, and so everything
+    /// committed before it started. Until then the metadata may still show a restarted
+    /// broker leading what it led before it stopped, and miss changes made while it was
+    /// away. A controller without a broker has no registration to wait for.
+    fn caught_up(&self) -> impl Fn(&ClusterMetadata) -> bool + Send + 'static {
+        let (broker, incarnation) = (self.broker_id, self.incarnation);
+        move |m: &ClusterMetadata| {
+            broker.is_none_or(|id| m.brokers.get(&id).is_some_and(|b| b.incarnation == incarnation))
+        }
     }
 
     /// The metadata as applied on this node, the newest it knows: what changes are checked
@@ -150,12 +163,11 @@ impl Cluster {
     /// passes: a command committed by the leader reaches followers a moment later, and is
     /// reconciled after that.
     pub async fn await_metadata(&self, timeout: Duration, done: impl Fn(&ClusterMetadata) -> bool) -> bool {
-        let mut watch = match self.broker_id {
+        let watch = match self.broker_id {
             Some(_) => self.published.subscribe(),
             None => self.node.metadata(),
         };
-        let waiting = async { watch.wait_for(|m| done(m)).await.is_ok() };
-        tokio::time::timeout(timeout, waiting).await.unwrap_or(false)
+        wait_for(watch, timeout, done).await
     }
 
     /// Registered brokers in id order, the fenced ones only when asked for: clients are shown
@@ -183,8 +195,8 @@ impl Cluster {
     /// controller.
     pub async fn shutdown(&self) {
         let _ = self.stop.send(true);
-        let replication = std::mem::take(&mut *lock(&self.replication));
-        for task in replication {
+        let background = std::mem::take(&mut *lock(&self.background));
+        for task in background {
             let _ = task.await;
         }
         let membership = lock(&self.membership).take();
@@ -204,6 +216,16 @@ impl Cluster {
             tracing::warn!("metadata quorum did not stop cleanly: {e}");
         }
     }
+}
+
+/// Waits until `watch` shows metadata for which `done` holds, or `timeout` passes.
+async fn wait_for(
+    mut watch: watch::Receiver<Arc<ClusterMetadata>>,
+    timeout: Duration,
+    done: impl Fn(&ClusterMetadata) -> bool,
+) -> bool {
+    let waiting = async { watch.wait_for(|m| done(m)).await.is_ok() };
+    tokio::time::timeout(timeout, waiting).await.unwrap_or(false)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

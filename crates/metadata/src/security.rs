@@ -149,7 +149,7 @@ mod tests {
         apply(&mut m, SecurityCommand::CreateAcls { acls: vec![a.clone(), b.clone(), c.clone()] }).unwrap();
         let deleted = apply(&mut m, SecurityCommand::DeleteAcls { acls: vec![a.clone(), c.clone()] });
         assert_eq!(deleted, Ok(CommandResult::AclsDeleted { removed: 2 }));
-        assert_eq!(m.acls, [b.clone()]);
+        assert_eq!(m.acls, std::slice::from_ref(&b));
         // A second delete of the same bindings (another node resolved them too) changes nothing.
         let repeated = apply(&mut m, SecurityCommand::DeleteAcls { acls: vec![a, c] });
         assert_eq!(repeated, Ok(CommandResult::AclsDeleted { removed: 0 }));
@@ -187,8 +187,10 @@ mod tests {
 
     #[test]
     fn snapshots_without_acls_or_credentials_still_load() {
-        let mut m = ClusterMetadata::default();
-        m.next_broker_epoch = 3;
+        let mut m = ClusterMetadata {
+            next_broker_epoch: 3,
+            ..ClusterMetadata::default()
+        };
         let mut json = serde_json::to_value(&m).unwrap();
         let fields = json.as_object_mut().unwrap();
         assert!(fields.remove("acls").is_some() && fields.remove("scram_credentials").is_some());
