@@ -28,8 +28,9 @@ pub struct Broker {
     pub txns: Arc<TransactionCoordinator>,
     pub metrics: Metrics,
     /// SCRAM credentials of SASL users (also what PLAIN passwords are checked against).
-    pub credentials: CredentialStore,
-    pub authorizer: Authorizer,
+    /// Shared with the cluster, whose metadata log keeps them there.
+    pub credentials: Arc<CredentialStore>,
+    pub authorizer: Arc<Authorizer>,
     /// This node's part in a cluster; `None` for the single-node broker.
     pub cluster: Option<Cluster>,
 }
@@ -42,7 +43,11 @@ impl Broker {
             .map(Arc::new)
             .with_context(|| format!("cannot open data directory {}", config.data_dir.display()))?;
         let seeds = config.sasl.as_ref().map(|s| s.scram_users.as_slice()).unwrap_or_default();
-        let credentials = CredentialStore::open(&config.data_dir, seeds)?;
+        // A cluster's credentials come from its metadata log, over the configured users.
+        let credentials = match config.controller_quorum_voters {
+            Some(_) => CredentialStore::replicated(seeds),
+            None => CredentialStore::open(&config.data_dir, seeds)?,
+        };
         let authorizer = Authorizer::open(&config)?;
         // One node coordinates every group and transactional id; in a cluster a broker
         // coordinates those of the internal partitions it leads (see `CoordinatorLeadership`).
@@ -60,8 +65,8 @@ impl Broker {
             config,
             topics,
             metrics: Metrics::new(),
-            credentials,
-            authorizer,
+            credentials: Arc::new(credentials),
+            authorizer: Arc::new(authorizer),
             cluster: None,
         })
     }
@@ -125,6 +130,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         broker.txns.set_markers(Arc::new(markers));
         let hooks = Arc::new(CoordinatorLeadership(Arc::downgrade(&broker)));
         cluster.start_replication(&broker.config, broker.topics.clone(), hooks);
+        cluster.start_security(broker.authorizer.clone(), broker.credentials.clone());
     }
     let metrics_server = match broker.config.metrics_listen {
         Some(addr) => {

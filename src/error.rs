@@ -110,6 +110,8 @@ pub enum BrokerError {
     ElectionNotNeeded,
     #[error("no replica of the partition is alive to lead it")]
     EligibleLeadersNotAvailable,
+    #[error("the active controller could not be reached in time")]
+    ControllerUnreachable,
     /// UNKNOWN_TOPIC_OR_PARTITION where Kafka explains which (the controller's APIs).
     #[error("{0}")]
     NoSuchPartition(String),
@@ -188,6 +190,7 @@ impl BrokerError {
             BrokerError::UnstableOffsetCommit => E::UnstableOffsetCommit,
             BrokerError::LeaderNotAvailable => E::LeaderNotAvailable,
             BrokerError::NoReassignmentInProgress => E::NoReassignmentInProgress,
+            BrokerError::ControllerUnreachable => E::RequestTimedOut,
             BrokerError::NoSuchPartition(_) => E::UnknownTopicOrPartition,
             BrokerError::ElectionNotNeeded => E::ElectionNotNeeded,
             BrokerError::EligibleLeadersNotAvailable => E::EligibleLeadersNotAvailable,
@@ -206,6 +209,7 @@ impl BrokerError {
                     CommandError::NoReassignmentInProgress { .. } => E::NoReassignmentInProgress,
                     CommandError::ElectionNotNeeded => E::ElectionNotNeeded,
                     CommandError::PreferredLeaderNotAvailable(_) => E::PreferredLeaderNotAvailable,
+                    CommandError::UnknownScramCredential { .. } => E::ResourceNotFound,
                 },
                 MetadataError::Timeout(_) => E::RequestTimedOut,
                 MetadataError::NotController { .. }
@@ -251,6 +255,22 @@ impl BrokerError {
             }
             (E::MessageTooLarge | E::RecordListTooLarge | E::InvalidFetchSize, _) => BrokerError::CoordinatorWriteFailed,
             _ => self,
+        }
+    }
+
+    /// What a client is told when a change the broker sends to the active controller (ACLs,
+    /// SCRAM credentials) did not get there: Kafka's broker forwards it, retries while the
+    /// controller moves, and answers REQUEST_TIMED_OUT once the forwarding times out
+    /// (ForwardingManager's onTimeout). Refusals by the controller pass through.
+    pub fn for_forwarded_request(self) -> BrokerError {
+        match self {
+            BrokerError::Metadata(
+                MetadataError::NotController { .. }
+                | MetadataError::Timeout(_)
+                | MetadataError::Unavailable(_)
+                | MetadataError::Io(_),
+            ) => BrokerError::ControllerUnreachable,
+            other => other,
         }
     }
 

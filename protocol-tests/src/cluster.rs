@@ -32,6 +32,12 @@ pub struct TestCluster {
 impl TestCluster {
     /// `n` nodes with ids 1..=n, rack `rack-<id>`, and `extra` appended to every config.
     pub fn start(n: i32, extra: &str) -> Result<TestCluster> {
+        Self::start_with(n, |_| extra.to_owned())
+    }
+
+    /// As [`TestCluster::start`], with `extra(id)` appended to node `id`'s config: for what
+    /// differs between nodes, such as the address of a listener of their own.
+    pub fn start_with(n: i32, extra: impl Fn(i32) -> String) -> Result<TestCluster> {
         let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
         let voters: Vec<String> = ports
             .iter()
@@ -47,8 +53,9 @@ impl TestCluster {
                      controller_listen = \"127.0.0.1:{}\"\nrack = \"rack-{id}\"\n\
                      broker_heartbeat_interval_ms = {HEARTBEAT_MS}\n\
                      broker_session_timeout_ms = {SESSION_TIMEOUT_MS}\n\
-                     replica_fetch_backoff_ms = 100\nmetrics_listen = \"127.0.0.1:{metrics_port}\"\n{extra}",
-                    ports[id as usize - 1]
+                     replica_fetch_backoff_ms = 100\nmetrics_listen = \"127.0.0.1:{metrics_port}\"\n{}",
+                    ports[id as usize - 1],
+                    extra(id)
                 );
                 Ok(Node {
                     id,

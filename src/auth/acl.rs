@@ -1,11 +1,13 @@
 //! Kafka's ACL model: bindings (resource pattern + principal, host, operation, permission),
 //! the filters DescribeAcls and DeleteAcls select them with, and the store that keeps them.
 //!
-//! File `acls.json` in the data directory, in the checksummed form of [`super::file`] with
-//! format `samsa-acls`: a JSON object `{"acls": [AclBinding, ...]}`, enums by Kafka name.
-//! Rewritten whole on every change.
+//! A single node keeps them in file `acls.json` in the data directory, in the checksummed form
+//! of [`super::file`] with format `samsa-acls`: a JSON object `{"acls": [AclBinding, ...]}`,
+//! enums by Kafka name, rewritten whole on every change. A cluster keeps them in its
+//! metadata log instead, and each node's store holds what it applied of it.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
@@ -158,8 +160,12 @@ struct AclsFile {
 }
 
 pub struct AclStore {
-    dir: PathBuf,
+    /// Where the bindings are kept; `None` in a cluster, whose metadata log keeps them.
+    dir: Option<PathBuf>,
     acls: RwLock<Vec<AclBinding>>,
+    /// False in a cluster until the metadata log's bindings are first installed: until then
+    /// a DENY may be missing, so the authorizer allows no one but super users.
+    loaded: AtomicBool,
     /// Serialises read-modify-write-persist.
     writer: Mutex<()>,
 }
@@ -168,10 +174,31 @@ impl AclStore {
     pub fn open(dir: &Path) -> Result<AclStore, FileError> {
         let acls = file::load::<AclsFile>(dir, FILE_NAME, FORMAT)?.unwrap_or_default().acls;
         Ok(AclStore {
-            dir: dir.to_owned(),
+            dir: Some(dir.to_owned()),
             acls: RwLock::new(acls),
+            loaded: AtomicBool::new(true),
             writer: Mutex::new(()),
         })
+    }
+
+    /// A store that holds what [`AclStore::replace`] gives it from a cluster's metadata.
+    pub fn replicated() -> AclStore {
+        AclStore {
+            dir: None,
+            acls: RwLock::new(Vec::new()),
+            loaded: AtomicBool::new(false),
+            writer: Mutex::new(()),
+        }
+    }
+
+    /// Installs the bindings of the cluster metadata this node applied.
+    pub fn replace(&self, acls: Vec<AclBinding>) {
+        *self.acls.write() = acls;
+        self.loaded.store(true, Ordering::Release);
+    }
+
+    pub fn is_loaded(&self) -> bool {
+        self.loaded.load(Ordering::Acquire)
     }
 
     /// Calls `f` with every binding, under the read lock.
@@ -209,8 +236,11 @@ impl AclStore {
     }
 
     fn persist(&self, acls: Vec<AclBinding>) -> Result<(), AuthError> {
+        let Some(dir) = &self.dir else {
+            return Err(AuthError::Persist("the ACLs of a cluster change through its metadata log".into()));
+        };
         let file = AclsFile { acls };
-        file::store(&self.dir, FILE_NAME, FORMAT, &file)
+        file::store(dir, FILE_NAME, FORMAT, &file)
             .map_err(|err| AuthError::Persist(format!("cannot persist ACLs: {err}")))?;
         *self.acls.write() = file.acls;
         Ok(())

@@ -10,7 +10,9 @@
 //!   `allow_everyone_if_no_acl_found`.
 //!
 //! With the authorizer disabled (the default) everything is allowed, as in a Kafka broker
-//! without `authorizer.class.name`.
+//! without `authorizer.class.name`. In a cluster, until this node installed the ACLs of the
+//! metadata log, only super users are allowed (Kafka's StandardAuthorizer waits for its
+//! initial load likewise).
 
 use std::collections::HashSet;
 
@@ -49,13 +51,28 @@ pub struct Authorizer {
 }
 
 impl Authorizer {
+    /// In a cluster (`controller_quorum_voters` set) the ACLs follow the metadata log and
+    /// nothing is read from or written to the data directory.
     pub fn open(config: &Config) -> Result<Authorizer, FileError> {
+        let acls = match config.controller_quorum_voters {
+            Some(_) => AclStore::replicated(),
+            None => AclStore::open(&config.data_dir)?,
+        };
         Ok(Authorizer {
             enabled: config.authorizer,
             allow_if_no_acl: config.allow_everyone_if_no_acl_found,
             super_users: config.super_users.iter().cloned().collect(),
-            acls: AclStore::open(&config.data_dir)?,
+            acls,
         })
+    }
+
+    /// Whether the check is decided before looking at the ACLs: `Some(true)` without an
+    /// authorizer or for a super user, `Some(false)` while a cluster's ACLs are not loaded.
+    fn decided(&self, principal: &Principal) -> Option<bool> {
+        if !self.enabled || self.super_users.contains(principal.as_str()) {
+            return Some(true);
+        }
+        (!self.acls.is_loaded()).then_some(false)
     }
 
     pub fn is_enabled(&self) -> bool {
@@ -63,8 +80,8 @@ impl Authorizer {
     }
 
     pub fn authorize(&self, principal: &Principal, host: &str, op: Operation, rt: ResourceType, name: &str) -> bool {
-        if !self.enabled || self.super_users.contains(principal.as_str()) {
-            return true;
+        if let Some(decided) = self.decided(principal) {
+            return decided;
         }
         self.acls
             .with_all(|acls| decide(acls, principal.as_str(), host, op, rt, name, self.allow_if_no_acl))
@@ -74,8 +91,8 @@ impl Authorizer {
     /// `authorizeByResourceType`, which InitProducerId uses for idempotent producers: WRITE
     /// on any topic). Some ALLOW binding must apply, and no DENY on every such resource.
     pub fn authorize_any(&self, principal: &Principal, host: &str, op: Operation, rt: ResourceType) -> bool {
-        if !self.enabled || self.super_users.contains(principal.as_str()) {
-            return true;
+        if let Some(decided) = self.decided(principal) {
+            return decided;
         }
         self.acls.with_all(|acls| {
             let applies = |acl: &&AclBinding| {
@@ -235,5 +252,29 @@ mod tests {
         config.authorizer = false;
         let open = Authorizer::open(&config).unwrap();
         assert!(open.authorize(&Principal::user("alice"), "h", topic.0, topic.1, topic.2));
+    }
+
+    #[test]
+    fn a_cluster_node_allows_only_super_users_until_its_acls_are_installed() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            data_dir: dir.path().to_owned(),
+            controller_quorum_voters: Some("1@127.0.0.1:9093".into()),
+            authorizer: true,
+            allow_everyone_if_no_acl_found: true,
+            super_users: vec!["User:admin".into()],
+            ..Config::default()
+        };
+        let authorizer = Authorizer::open(&config).unwrap();
+        let (alice, admin) = (Principal::user("alice"), Principal::user("admin"));
+        let write = |who: &Principal| authorizer.authorize(who, "h", Operation::Write, ResourceType::Topic, "t");
+        assert!(!write(&alice), "no ACL found does not allow anyone before the load");
+        assert!(!authorizer.authorize_any(&alice, "h", Operation::Write, ResourceType::Topic));
+        assert!(write(&admin));
+        authorizer.acls.replace(vec![acl("t", PatternType::Literal, "User:alice", Operation::Write, Permission::Deny)]);
+        assert!(!write(&alice), "denied by the installed ACL");
+        assert!(authorizer.authorize(&alice, "h", Operation::Write, ResourceType::Topic, "other"));
+        assert!(authorizer.acls.create(&[]).is_err(), "a cluster's ACLs are not written locally");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 }

@@ -3,7 +3,8 @@
 //! File `credentials.json` in the data directory, in the checksummed form of
 //! [`super::file`] with format `samsa-credentials`: a JSON object
 //! `{"users": {"alice": {"SCRAM-SHA-256": {"salt", "iterations", "stored_key", "server_key"}}}}`,
-//! byte fields in base64. Rewritten whole on every change.
+//! byte fields in base64. Rewritten whole on every change. In a cluster the credentials
+//! changed through the API live in the metadata log instead, and no file is written.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,7 +20,7 @@ use crate::config::ScramUserConfig;
 const FILE_NAME: &str = "credentials.json";
 const FORMAT: &str = "samsa-credentials";
 
-type Users = BTreeMap<String, BTreeMap<ScramMechanism, ScramCredential>>;
+pub type Users = BTreeMap<String, BTreeMap<ScramMechanism, ScramCredential>>;
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct CredentialsFile {
@@ -33,8 +34,16 @@ pub enum CredentialChange {
     Delete(ScramMechanism),
 }
 
+/// Where the credentials changed through the API are kept.
+enum Backing {
+    /// A single node's `credentials.json`.
+    File(PathBuf),
+    /// A cluster's metadata log; this node's configured users fill in what it lacks.
+    Metadata { seeds: Users },
+}
+
 pub struct CredentialStore {
-    dir: PathBuf,
+    backing: Backing,
     users: RwLock<Users>,
     /// Serialises read-modify-write-persist, so two alterations cannot lose one another.
     writer: Mutex<()>,
@@ -64,10 +73,38 @@ impl CredentialStore {
             })?;
         }
         Ok(CredentialStore {
-            dir: dir.to_owned(),
+            backing: Backing::File(dir.to_owned()),
             users: RwLock::new(users),
             writer: Mutex::new(()),
         })
+    }
+
+    /// A cluster node's store: the configured users until [`CredentialStore::replace`]
+    /// installs the metadata log's credentials over them.
+    pub fn replicated(seeds: &[ScramUserConfig]) -> CredentialStore {
+        let mut users = Users::new();
+        for seed in seeds {
+            users.entry(seed.name.clone()).or_default().insert(seed.mechanism, seed.credential());
+        }
+        CredentialStore {
+            users: RwLock::new(users.clone()),
+            backing: Backing::Metadata { seeds: users },
+            writer: Mutex::new(()),
+        }
+    }
+
+    /// Installs the credentials of the cluster metadata this node applied; for a user and
+    /// mechanism they have, they win over the configured one, as the file does on one node.
+    pub fn replace(&self, replicated: Users) {
+        let Backing::Metadata { seeds } = &self.backing else {
+            tracing::error!("credentials from a cluster's metadata offered to a single node's store");
+            return;
+        };
+        let mut users = seeds.clone();
+        for (user, credentials) in replicated {
+            users.entry(user).or_default().extend(credentials);
+        }
+        *self.users.write() = users;
     }
 
     pub fn get(&self, user: &str, mechanism: ScramMechanism) -> Option<ScramCredential> {
@@ -130,7 +167,11 @@ impl CredentialStore {
         }
         if changed {
             let file = CredentialsFile { users };
-            if let Err(err) = file::store(&self.dir, FILE_NAME, FORMAT, &file) {
+            let stored = match &self.backing {
+                Backing::File(dir) => file::store(dir, FILE_NAME, FORMAT, &file).map_err(|err| err.to_string()),
+                Backing::Metadata { .. } => Err("the credentials of a cluster change through its metadata log".into()),
+            };
+            if let Err(err) = stored {
                 let reason = format!("cannot persist SCRAM credentials: {err}");
                 tracing::error!("{reason}");
                 return results
@@ -168,5 +209,27 @@ mod tests {
         assert_eq!(reopened.get("admin", ScramMechanism::Sha256), Some(cred("changed")));
         assert!(reopened.get("ghost", ScramMechanism::Sha512).is_none());
         assert!(!std::fs::read_to_string(dir.path().join(FILE_NAME)).unwrap().contains("changed"));
+    }
+
+    #[test]
+    fn a_cluster_store_lays_the_metadata_over_the_configured_users() {
+        let seeds = [
+            ScramUserConfig::new("admin", ScramMechanism::Sha256, cred("from-config")),
+            ScramUserConfig::new("bob", ScramMechanism::Sha256, cred("bob")),
+        ];
+        let store = CredentialStore::replicated(&seeds);
+        assert_eq!(store.get("admin", ScramMechanism::Sha256), Some(cred("from-config")));
+        let mut replicated = Users::new();
+        replicated.entry("admin".into()).or_default().insert(ScramMechanism::Sha256, cred("changed"));
+        replicated.entry("alice".into()).or_default().insert(ScramMechanism::Sha512, cred("alice"));
+        store.replace(replicated);
+        assert_eq!(store.get("admin", ScramMechanism::Sha256), Some(cred("changed")));
+        assert_eq!(store.get("alice", ScramMechanism::Sha512), Some(cred("alice")));
+        assert_eq!(store.get("bob", ScramMechanism::Sha256), Some(cred("bob")));
+        store.replace(Users::new());
+        assert_eq!(store.get("admin", ScramMechanism::Sha256), Some(cred("from-config")), "the config is beneath");
+        assert!(store.get("alice", ScramMechanism::Sha512).is_none());
+        let refused = store.alter(vec![("carol".into(), vec![CredentialChange::Upsert(ScramMechanism::Sha256, cred("c"))])]);
+        assert!(matches!(refused[0].1, Err(AuthError::Persist(_))), "never written locally");
     }
 }

@@ -2,14 +2,16 @@
 //! broker's membership. Without `controller_quorum_voters` there is no `Cluster` and the broker
 //! is the single node it has always been.
 //!
-//! `quorum_config` reads the configuration, `membership` registers and heartbeats; this module
-//! starts them, answers what clients are told about the cluster, and stops them.
+//! `quorum_config` reads the configuration, `membership` registers and heartbeats, `security`
+//! keeps ACLs and SCRAM credentials in the metadata log; this module starts them, answers
+//! what clients are told about the cluster, and stops them.
 
 mod isr;
 mod leader_balance;
 mod membership;
 mod quorum_config;
 pub mod reconciler;
+mod security;
 mod topics;
 
 use std::sync::{Arc, Mutex};
@@ -44,10 +46,13 @@ pub struct Cluster {
     /// Told apart from this broker's earlier registrations by it.
     incarnation: u64,
     membership: Mutex<Option<JoinHandle<()>>>,
-    /// The reconciler and the ISR maintenance, stopped before membership at shutdown.
-    replication: Mutex<Vec<JoinHandle<()>>>,
+    /// The reconciler, the ISR maintenance and the ACL and credential follower, stopped
+    /// before membership at shutdown.
+    background: Mutex<Vec<JoinHandle<()>>>,
     /// The metadata this broker last reconciled its partitions with: what it tells clients.
     published: watch::Sender<Arc<ClusterMetadata>>,
+    /// The metadata whose ACLs and SCRAM credentials this node last installed.
+    security: watch::Sender<Arc<ClusterMetadata>>,
     stop: watch::Sender<bool>,
 }
 
@@ -64,19 +69,20 @@ impl Cluster {
         node.expire_broker_sessions(Duration::from_millis(config.broker_session_timeout_ms));
         let node = Arc::new(node);
         let (stop, stopped) = watch::channel(false);
-        let mut replication = vec![tokio::spawn(log_controller_changes(node.clone(), stop.subscribe()))];
+        let mut background = vec![tokio::spawn(log_controller_changes(node.clone(), stop.subscribe()))];
         if config.auto_leader_rebalance_enable {
             let every = Duration::from_secs(config.leader_imbalance_check_interval_seconds);
             let percentage = config.leader_imbalance_per_broker_percentage;
-            replication.push(tokio::spawn(leader_balance::rebalance(node.clone(), every, percentage, stop.subscribe())));
+            background.push(tokio::spawn(leader_balance::rebalance(node.clone(), every, percentage, stop.subscribe())));
         }
         let mut cluster = Cluster {
             node: node.clone(),
             broker_id: None,
             incarnation: incarnation(),
             membership: Mutex::new(None),
-            replication: Mutex::new(replication),
+            background: Mutex::new(background),
             published: watch::channel(Arc::default()).0,
+            security: watch::channel(Arc::default()).0,
             stop,
         };
         if quorum.broker {
@@ -107,16 +113,23 @@ impl Cluster {
             backoff: Duration::from_millis(config.replica_fetch_backoff_ms),
         };
         let reconciler = Reconciler::new(local, topics.clone(), hooks, fetcher, self.published.clone());
-        let incarnation = self.incarnation;
-        // Until the registration of this process is applied here, the metadata may still
-        // show this broker leading what it led before it stopped.
-        let registered = move |m: &ClusterMetadata| m.brokers.get(&local).is_some_and(|b| b.incarnation == incarnation);
         let max_lag = Duration::from_millis(config.replica_lag_time_max_ms);
         let tasks = [
-            tokio::spawn(reconciler.run(self.node.metadata(), registered, self.stop.subscribe())),
+            tokio::spawn(reconciler.run(self.node.metadata(), self.caught_up(), self.stop.subscribe())),
             tokio::spawn(isr::maintain(self.node.clone(), topics, local, max_lag, self.stop.subscribe())),
         ];
-        lock(&self.replication).extend(tasks);
+        lock(&self.background).extend(tasks);
+    }
+
+    /// Whether the applied metadata holds this process's registration, and so everything
+    /// committed before it started. Until then the metadata may still show a restarted
+    /// broker leading what it led before it stopped, and miss changes made while it was
+    /// away. A controller without a broker has no registration to wait for.
+    fn caught_up(&self) -> impl Fn(&ClusterMetadata) -> bool + Send + 'static {
+        let (broker, incarnation) = (self.broker_id, self.incarnation);
+        move |m: &ClusterMetadata| {
+            broker.is_none_or(|id| m.brokers.get(&id).is_some_and(|b| b.incarnation == incarnation))
+        }
     }
 
     /// The metadata as applied on this node, the newest it knows: what changes are checked
@@ -165,9 +178,7 @@ impl Cluster {
     /// passes: a command committed by the leader reaches followers a moment later, and is
     /// reconciled after that.
     pub async fn await_metadata(&self, timeout: Duration, done: impl Fn(&ClusterMetadata) -> bool) -> bool {
-        let mut watch = self.subscribe_published();
-        let waiting = async { watch.wait_for(|m| done(m)).await.is_ok() };
-        tokio::time::timeout(timeout, waiting).await.unwrap_or(false)
+        wait_for(self.subscribe_published(), timeout, done).await
     }
 
     /// Registered brokers in id order, the fenced ones only when asked for: clients are shown
@@ -195,8 +206,8 @@ impl Cluster {
     /// controller.
     pub async fn shutdown(&self) {
         let _ = self.stop.send(true);
-        let replication = std::mem::take(&mut *lock(&self.replication));
-        for task in replication {
+        let background = std::mem::take(&mut *lock(&self.background));
+        for task in background {
             let _ = task.await;
         }
         let membership = lock(&self.membership).take();
@@ -239,6 +250,16 @@ async fn log_controller_changes(node: Arc<MetadataNode>, mut shutdown: watch::Re
             _ = shutdown.changed() => return,
         }
     }
+}
+
+/// Waits until `watch` shows metadata for which `done` holds, or `timeout` passes.
+async fn wait_for(
+    mut watch: watch::Receiver<Arc<ClusterMetadata>>,
+    timeout: Duration,
+    done: impl Fn(&ClusterMetadata) -> bool,
+) -> bool {
+    let waiting = async { watch.wait_for(|m| done(m)).await.is_ok() };
+    tokio::time::timeout(timeout, waiting).await.unwrap_or(false)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -1,6 +1,7 @@
-//! CreateAcls, DescribeAcls and DeleteAcls over the authorizer's [`AclStore`]. As in Kafka
-//! they need ALTER (create, delete) or DESCRIBE (describe) on the cluster, and answer
-//! SECURITY_DISABLED when no authorizer is configured.
+//! CreateAcls, DescribeAcls and DeleteAcls over the authorizer's [`AclStore`], whose changes
+//! go through the controller in a cluster. As in Kafka they need ALTER (create, delete) or
+//! DESCRIBE (describe) on the cluster, and answer SECURITY_DISABLED when no authorizer is
+//! configured.
 //!
 //! [`AclStore`]: crate::auth::acl::AclStore
 
@@ -34,7 +35,7 @@ fn refused(broker: &Broker, session: &Session, op: Operation) -> Option<BrokerEr
     None
 }
 
-pub fn create(broker: &Broker, session: &Session, request: CreateAclsRequest) -> CreateAclsResponse {
+pub async fn create(broker: &Broker, session: &Session, request: CreateAclsRequest) -> CreateAclsResponse {
     let failed = |err: &BrokerError| {
         AclCreationResult::default()
             .with_error_code(err.code())
@@ -45,7 +46,10 @@ pub fn create(broker: &Broker, session: &Session, request: CreateAclsRequest) ->
     }
     let parsed: Vec<Result<AclBinding, AuthError>> = request.creations.iter().map(binding).collect();
     let valid: Vec<AclBinding> = parsed.iter().filter_map(|p| p.as_ref().ok().cloned()).collect();
-    let stored = broker.authorizer.acls.create(&valid).map_err(BrokerError::from);
+    let stored = match &broker.cluster {
+        Some(cluster) => cluster.create_acls(&valid).await,
+        None => broker.authorizer.acls.create(&valid).map_err(BrokerError::from),
+    };
     let results = parsed
         .into_iter()
         .map(|p| match (p, &stored) {
@@ -147,7 +151,7 @@ pub fn describe(broker: &Broker, session: &Session, request: DescribeAclsRequest
     DescribeAclsResponse::default().with_resources(resources)
 }
 
-pub fn delete(broker: &Broker, session: &Session, request: DeleteAclsRequest) -> DeleteAclsResponse {
+pub async fn delete(broker: &Broker, session: &Session, request: DeleteAclsRequest) -> DeleteAclsResponse {
     let failed = |err: &BrokerError| {
         DeleteAclsFilterResult::default()
             .with_error_code(err.code())
@@ -173,10 +177,13 @@ pub fn delete(broker: &Broker, session: &Session, request: DeleteAclsRequest) ->
         })
         .collect();
     let valid: Vec<AclFilter> = parsed.iter().filter_map(|p| p.as_ref().ok().cloned()).collect();
-    let mut removed = match broker.authorizer.acls.delete(&valid) {
+    let removed = match &broker.cluster {
+        Some(cluster) => cluster.delete_acls(&valid).await,
+        None => broker.authorizer.acls.delete(&valid).map_err(BrokerError::from),
+    };
+    let mut removed = match removed {
         Ok(removed) => removed.into_iter(),
         Err(err) => {
-            let err = BrokerError::from(err);
             let results = parsed.iter().map(|_| failed(&err)).collect();
             return DeleteAclsResponse::default().with_filter_results(results);
         }

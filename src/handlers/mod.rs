@@ -87,14 +87,14 @@ pub async fn handle(broker: &Arc<Broker>, session: &mut Session, request: Reques
             ResponseKind::TxnOffsetCommit(txn_offsets::commit(broker, session, req, version).await)
         }
         RequestKind::DescribeCluster(req) => ResponseKind::DescribeCluster(cluster::describe(broker, session, req)),
-        RequestKind::CreateAcls(req) => ResponseKind::CreateAcls(acl::create(broker, session, req)),
+        RequestKind::CreateAcls(req) => ResponseKind::CreateAcls(acl::create(broker, session, req).await),
         RequestKind::DescribeAcls(req) => ResponseKind::DescribeAcls(acl::describe(broker, session, req)),
-        RequestKind::DeleteAcls(req) => ResponseKind::DeleteAcls(acl::delete(broker, session, req)),
+        RequestKind::DeleteAcls(req) => ResponseKind::DeleteAcls(acl::delete(broker, session, req).await),
         RequestKind::DescribeUserScramCredentials(req) => {
             ResponseKind::DescribeUserScramCredentials(scram::describe(broker, session, req))
         }
         RequestKind::AlterUserScramCredentials(req) => {
-            ResponseKind::AlterUserScramCredentials(scram::alter(broker, session, req))
+            ResponseKind::AlterUserScramCredentials(scram::alter(broker, session, req).await)
         }
         RequestKind::InitProducerId(req) => {
             ResponseKind::InitProducerId(txn::init_producer_id(broker, session, req, version).await)

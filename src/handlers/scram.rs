@@ -1,6 +1,6 @@
 //! DescribeUserScramCredentials and AlterUserScramCredentials. Upsertions carry a salt and
 //! a salted password computed by the client; the broker turns them into StoredKey and
-//! ServerKey and keeps only those.
+//! ServerKey and keeps only those, in a cluster through the controller.
 
 use std::collections::HashMap;
 
@@ -81,7 +81,7 @@ pub fn describe(
     response.with_results(results)
 }
 
-pub fn alter(
+pub async fn alter(
     broker: &Broker,
     session: &Session,
     request: AlterUserScramCredentialsRequest,
@@ -122,30 +122,32 @@ pub fn alter(
         }
     }
     let may_alter = allowed(broker, session, Operation::Alter, ResourceType::Cluster, CLUSTER);
-    let mut outcomes: HashMap<String, Result<(), AuthError>> = HashMap::new();
+    let mut outcomes: HashMap<String, Result<(), BrokerError>> = HashMap::new();
     let mut valid = Vec::new();
     for user in &order {
         match changes.remove(user).expect("every user has an entry") {
             _ if !may_alter => {
-                outcomes.insert(user.clone(), Err(AuthError::ClusterDenied));
+                outcomes.insert(user.clone(), Err(AuthError::ClusterDenied.into()));
             }
             Ok(list) => valid.push((user.clone(), list)),
             Err(err) => {
-                outcomes.insert(user.clone(), Err(err));
+                outcomes.insert(user.clone(), Err(err.into()));
             }
         }
     }
-    outcomes.extend(broker.credentials.alter(valid));
+    match &broker.cluster {
+        Some(cluster) => outcomes.extend(cluster.alter_credentials(valid).await),
+        None => outcomes.extend(
+            broker.credentials.alter(valid).into_iter().map(|(user, r)| (user, r.map_err(BrokerError::from))),
+        ),
+    }
     let results = order
         .into_iter()
         .map(|user| {
             let result = AlterUserScramCredentialsResult::default().with_user(str_bytes(user.clone()));
             match outcomes.remove(&user).unwrap_or(Ok(())) {
                 Ok(()) => result,
-                Err(err) => {
-                    let err = BrokerError::from(err);
-                    result.with_error_code(err.code()).with_error_message(err.message().map(str_bytes))
-                }
+                Err(err) => result.with_error_code(err.code()).with_error_message(err.message().map(str_bytes)),
             }
         })
         .collect();

@@ -1,17 +1,18 @@
 //! The cluster metadata quorum: brokers, topics, partition assignments, leaders and ISRs kept in
 //! a log that a quorum of controller nodes replicates with Raft (openraft), as Kafka KRaft does.
 //!
-//! `state` is the deterministic state machine every controller applies the log to; `placement`
-//! computes replica assignments on the proposer so that applying stays deterministic; `raft`
-//! is the openraft plumbing (durable log, snapshots, TCP transport between controllers); a
-//! `liveness` keeps broker heartbeats on the leader, outside the log; a `MetadataNode` is one
-//! controller, the handle the broker uses.
+//! `state` is the deterministic state machine every controller applies the log to, with its ACLs
+//! and SCRAM credentials in `security`; `placement` computes replica assignments on the proposer
+//! so that applying stays deterministic; `raft` is the openraft plumbing (durable log,
+//! snapshots, TCP transport between controllers); a `liveness` keeps broker heartbeats on the
+//! leader, outside the log; a `MetadataNode` is one controller, the handle the broker uses.
 
 mod election;
 mod error;
 mod liveness;
 mod node;
 mod reassignment;
+pub mod security;
 pub mod placement;
 pub mod raft;
 pub mod state;

@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::security::{AclRecord, ScramCredentials, SecurityCommand};
+
 /// Broker or replica id, as on the Kafka wire.
 pub type BrokerId = i32;
 
@@ -65,6 +67,11 @@ pub struct ClusterMetadata {
     /// The first producer id not yet handed to any broker.
     #[serde(default)]
     pub next_producer_id: i64,
+    /// ACL bindings, in the order they were created (see `security`).
+    #[serde(default)]
+    pub acls: Vec<AclRecord>,
+    #[serde(default)]
+    pub scram_credentials: ScramCredentials,
 }
 
 /// One change to the cluster metadata, as proposed to the quorum.
@@ -143,6 +150,8 @@ pub enum Command {
         topic: String,
         partition: u32,
     },
+    /// ACLs and SCRAM credentials (see `security`).
+    Security(SecurityCommand),
 }
 
 /// What an applied command did.
@@ -184,6 +193,13 @@ pub enum CommandResult {
     LeaderElected {
         leader: BrokerId,
     },
+    AclsCreated {
+        added: usize,
+    },
+    AclsDeleted {
+        removed: usize,
+    },
+    ScramCredentialAltered,
 }
 
 /// Why a command changed nothing. Distinct variants because the broker maps them to distinct
@@ -232,6 +248,9 @@ pub enum CommandError {
     ElectionNotNeeded,
     #[error("the preferred leader {0} is not in sync or not unfenced")]
     PreferredLeaderNotAvailable(BrokerId),
+    /// Kafka's words for deleting a credential that does not exist.
+    #[error("Attempt to delete a user credential that does not exist")]
+    UnknownScramCredential { user: String, mechanism: i8 },
 }
 
 impl Partition {
@@ -348,6 +367,7 @@ impl ClusterMetadata {
                     count: *count,
                 })
             }
+            Command::Security(command) => self.apply_security(command),
         }
     }
 
