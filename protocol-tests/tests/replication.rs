@@ -186,15 +186,17 @@ fn create_assigned(
 }
 
 /// Produces batches to whichever broker leads partition 0, following NOT_LEADER_OR_FOLLOWER
-/// to the leader it names, until `stop`; counts acknowledged batches in `acked_batches` and
-/// returns every acknowledged message in order.
+/// to the leader it names, until `stop`; counts acknowledged batches in `acked_batches`.
+/// Returns every acknowledged message in order, and the messages of batches whose fate it
+/// never learnt (an error or a lost connection after they were sent: they may be in the log).
 fn keep_producing(
     cluster_addrs: Vec<(i32, String)>,
     topic: TopicRef,
     stop: Arc<AtomicBool>,
     acked_batches: Arc<AtomicUsize>,
-) -> Result<Vec<Message>> {
+) -> Result<(Vec<Message>, Vec<Message>)> {
     let mut acked = Vec::new();
+    let mut unconfirmed = Vec::new();
     let mut leader = cluster_addrs[0].0;
     let mut round = 0;
     while !stop.load(Ordering::Relaxed) {
@@ -204,18 +206,39 @@ fn keep_producing(
             conn.send(&produce_request(&topic, 0, batch(&sent), -1, LATEST_PRODUCE), LATEST_PRODUCE)
         });
         round += 1;
-        let Ok(response) = outcome else { continue };
+        let Ok(response) = outcome else {
+            unconfirmed.extend(sent);
+            continue;
+        };
         let answer = only_partition(&response)?;
         match answer.error_code {
             0 => {
                 acked.extend(sent);
                 acked_batches.fetch_add(1, Ordering::Relaxed);
             }
-            NOT_LEADER_OR_FOLLOWER if answer.current_leader.leader_id.0 >= 0 => leader = answer.current_leader.leader_id.0,
-            _ => std::thread::sleep(Duration::from_millis(20)),
+            code => {
+                unconfirmed.extend(sent);
+                if code == NOT_LEADER_OR_FOLLOWER && answer.current_leader.leader_id.0 >= 0 {
+                    leader = answer.current_leader.leader_id.0;
+                } else {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
         }
     }
-    Ok(acked)
+    Ok((acked, unconfirmed))
+}
+
+/// Every record of partition 0 from the start, over as many fetches as it takes.
+fn read_everything(conn: &mut samsa_protocol_tests::Connection, topic: &TopicRef) -> Result<Vec<Message>> {
+    let mut all = Vec::new();
+    let mut next = 0;
+    loop {
+        let fetched = fetch_records(conn, topic, 0, next)?;
+        let Some(last) = fetched.last() else { return Ok(all) };
+        next = last.offset + 1;
+        all.extend(values(&fetched));
+    }
 }
 
 #[test]
@@ -254,10 +277,20 @@ fn a_reassignment_moves_a_partition_while_it_is_written() -> Result<()> {
     let moved_at = acked.load(Ordering::Relaxed);
     await_condition("writes acknowledged after the move", || Ok(acked.load(Ordering::Relaxed) >= moved_at + 3))?;
     stop.store(true, Ordering::Relaxed);
-    written.extend(producer.join().unwrap()?);
+    let (acked, unconfirmed) = producer.join().unwrap()?;
+    written.extend(acked);
 
-    // Every acknowledged record is on the new replicas, in order; broker 1's copy is gone.
-    assert_eq!(values(&fetch_records(&mut cluster.connect(new_leader)?, &topic, 0, 0)?), written);
+    // Every acknowledged record is on the new replicas, in order, and nothing else is there
+    // but batches whose writes the producer never heard back about.
+    let log = read_everything(&mut cluster.connect(new_leader)?, &topic)?;
+    // Keys are unique to each message.
+    let keys = |ms: &[Message]| ms.iter().map(|m| m.key.clone()).collect::<std::collections::HashSet<_>>();
+    let (sent, unsure) = (keys(&written), keys(&unconfirmed));
+    let unknown: Vec<&Message> = log.iter().filter(|m| !sent.contains(&m.key) && !unsure.contains(&m.key)).collect();
+    assert!(unknown.is_empty(), "records nobody wrote: {unknown:?}");
+    let acknowledged: Vec<Message> = log.into_iter().filter(|m| !unsure.contains(&m.key)).collect();
+    assert_eq!(acknowledged, written);
+    // Broker 1's copy is gone.
     await_condition("broker 1's replica deleted", || Ok(!replica_dir(&cluster, 1, &topic.name, 0).exists()))?;
     Ok(())
 }
