@@ -208,9 +208,15 @@ impl CoordinatorHooks for CoordinatorLeadership {
         let (topic, partition) = (change.topic.as_str(), change.partition);
         let loaded = match (topic, change.leading) {
             (OFFSETS_TOPIC, true) => broker.groups.load_partition(partition),
-            (OFFSETS_TOPIC, false) => Ok(broker.groups.unload_partition(partition)),
+            (OFFSETS_TOPIC, false) => {
+                broker.groups.unload_partition(partition);
+                Ok(())
+            }
             (TRANSACTION_STATE_TOPIC, true) => broker.txns.load_partition(partition).map(|()| finish_half_ended(broker.clone())),
-            (TRANSACTION_STATE_TOPIC, false) => Ok(broker.txns.unload_partition(partition)),
+            (TRANSACTION_STATE_TOPIC, false) => {
+                broker.txns.unload_partition(partition);
+                Ok(())
+            }
             _ => Ok(()),
         };
         match loaded {

@@ -6,6 +6,9 @@
 
 use crate::state::{is_unfenced, BrokerId, ClusterMetadata, CommandError, CommandResult, NO_LEADER};
 
+/// A partition by topic name and index.
+pub type TopicPartition = (String, u32);
+
 impl ClusterMetadata {
     /// The first replica leads again, if it is unfenced and in the ISR.
     pub(crate) fn elect_preferred_leader(&mut self, topic: &str, partition: u32) -> Result<CommandResult, CommandError> {
@@ -43,10 +46,10 @@ impl ClusterMetadata {
         Ok(CommandResult::LeaderElected { leader })
     }
 
-    /// Partitions whose leader is not their preferred one while the preferred one could lead,
-    /// grouped by that preferred broker: what an auto leader rebalance would move.
-    pub fn preferred_leader_imbalance(&self) -> Vec<(BrokerId, usize, Vec<(String, u32)>)> {
-        let mut by_broker: std::collections::BTreeMap<BrokerId, (usize, Vec<(String, u32)>)> = Default::default();
+    /// Per broker: how many partitions it is the preferred leader of, and those of them led
+    /// elsewhere while it could lead them: what an auto leader rebalance would move.
+    pub fn preferred_leader_imbalance(&self) -> Vec<(BrokerId, usize, Vec<TopicPartition>)> {
+        let mut by_broker: std::collections::BTreeMap<BrokerId, (usize, Vec<TopicPartition>)> = Default::default();
         for topic in self.topics.values() {
             for (index, p) in topic.partitions.iter().enumerate() {
                 let preferred = p.replicas[0];
