@@ -206,11 +206,7 @@ fn append(
     let partition = topic
         .partition(data.index)
         .ok_or(BrokerError::UnknownTopicOrPartition)?;
-    // A follower's answer is where the leader is, whatever the acks.
-    partition.ensure_leader()?;
-    if acks == -1 && !partition.has_min_isr() {
-        return Err(BrokerError::NotEnoughReplicas);
-    }
+    partition.check_writable(acks == -1)?;
     let records = data.records.unwrap_or_default();
     let header = exactly_one_batch(&records)?;
     let bytes = records.len();

@@ -201,6 +201,18 @@ impl Partition {
         Some((leading.replica_count(), leading.isr().count()))
     }
 
+    /// Whether a write may be appended, under one look at the role: NOT_LEADER_OR_FOLLOWER
+    /// unless this broker leads (whatever the acks: a follower's answer is where the leader
+    /// is), NOT_ENOUGH_REPLICAS for an acks=all write while the ISR is below the minimum.
+    pub fn check_writable(&self, acks_all: bool) -> Result<()> {
+        let role = self.role.lock();
+        let leading = role.leading.as_ref().ok_or(BrokerError::NotLeaderOrFollower)?;
+        if acks_all && !leading.has_min_isr() {
+            return Err(BrokerError::NotEnoughReplicas);
+        }
+        Ok(())
+    }
+
     /// Whether an acks=all write may be appended: this broker leads and the ISR holds at
     /// least `min(min.insync.replicas, replicas)` brokers.
     pub fn has_min_isr(&self) -> bool {
