@@ -121,18 +121,18 @@ fn resolve(
     may_replicate: bool,
 ) -> WantedTopic {
     let by_id = version >= FIRST_VERSION_WITH_TOPIC_IDS;
-    let found = if by_id { broker.topics.get_by_id(topic.topic_id) } else { broker.topics.get(&topic.topic) };
-    let missing = match (&found, by_id) {
-        // Not used: the topic is there.
-        (Some(_), _) => ResponseError::UnknownServerError,
-        (None, true) => missing_topic(broker, None, Some(topic.topic_id), BrokerError::UnknownTopicId).response_error(),
-        (None, false) => {
+    let found = if by_id {
+        broker.topics.get_by_id(topic.topic_id).ok_or_else(|| {
+            missing_topic(broker, None, Some(topic.topic_id), BrokerError::UnknownTopicId).response_error()
+        })
+    } else {
+        broker.topics.get(&topic.topic).ok_or_else(|| {
             missing_topic(broker, Some(&topic.topic), None, BrokerError::UnknownTopicOrPartition).response_error()
-        }
+        })
     };
     // A name is checked before existence, as Kafka does; an unknown id reveals nothing.
-    let name = if version >= FIRST_VERSION_WITH_TOPIC_IDS {
-        found.as_ref().map(|t| t.name.as_str())
+    let name = if by_id {
+        found.as_ref().ok().map(|t| t.name.as_str())
     } else {
         Some(topic.topic.as_str())
     };
@@ -140,11 +140,7 @@ fn resolve(
         Reader::Follower(_) => !may_replicate,
         Reader::Consumer { .. } => name.is_some_and(|n| !allowed(broker, session, Operation::Read, ResourceType::Topic, n)),
     };
-    let (found, missing) = if denied {
-        (None, BrokerError::from(AuthError::TopicDenied).response_error())
-    } else {
-        (found, missing)
-    };
+    let found = if denied { Err(BrokerError::from(AuthError::TopicDenied).response_error()) } else { found };
     let partitions = topic
         .partitions
         .into_iter()
@@ -154,11 +150,11 @@ fn resolve(
             max_bytes: p.partition_max_bytes,
             current_leader_epoch: p.current_leader_epoch,
             partition: match &found {
-                Some(t) => t
+                Ok(t) => t
                     .partition(p.partition)
                     .cloned()
                     .ok_or(ResponseError::UnknownTopicOrPartition),
-                None => Err(missing),
+                Err(missing) => Err(*missing),
             },
         })
         .collect();
