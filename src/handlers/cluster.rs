@@ -5,6 +5,7 @@
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
+use samsa_metadata::state::Broker as RegisteredBroker;
 
 use super::{allowed, authorized_operations, str_bytes};
 use crate::auth::acl::CLUSTER_NAME;
@@ -25,21 +26,23 @@ pub(super) struct Endpoint {
     pub fenced: bool,
 }
 
+impl From<RegisteredBroker> for Endpoint {
+    fn from(b: RegisteredBroker) -> Endpoint {
+        Endpoint {
+            id: b.id,
+            host: b.host,
+            port: i32::from(b.port),
+            rack: b.rack,
+            fenced: b.fenced,
+        }
+    }
+}
+
 /// The brokers clients may use (and the fenced ones when asked for). A single node shows the
 /// listener the client came through.
 pub(super) fn visible_brokers(broker: &Broker, session: &Session, include_fenced: bool) -> Vec<Endpoint> {
     match &broker.cluster {
-        Some(cluster) => cluster
-            .brokers(include_fenced)
-            .into_iter()
-            .map(|b| Endpoint {
-                id: b.id,
-                host: b.host,
-                port: i32::from(b.port),
-                rack: b.rack,
-                fenced: b.fenced,
-            })
-            .collect(),
+        Some(cluster) => cluster.brokers(include_fenced).into_iter().map(Endpoint::from).collect(),
         None => {
             let (host, port) = &session.listener.advertised;
             vec![Endpoint {
@@ -63,13 +66,7 @@ pub(super) fn leader_endpoints(broker: &Broker, ids: impl IntoIterator<Item = i3
         .brokers(false)
         .into_iter()
         .filter(|b| wanted.contains(&b.id))
-        .map(|b| Endpoint {
-            id: b.id,
-            host: b.host,
-            port: i32::from(b.port),
-            rack: b.rack,
-            fenced: b.fenced,
-        })
+        .map(Endpoint::from)
         .collect()
 }
 
