@@ -31,8 +31,24 @@ fn coordinator(dir: &std::path::Path) -> (GroupCoordinator, Arc<TopicRegistry>) 
     });
     let topics = Arc::new(TopicRegistry::open(config.clone()).expect("registry"));
     topics.internal_compacted(OFFSETS_TOPIC, PARTITIONS).expect("offsets topic");
+    follow_all(&topics);
     let groups = GroupCoordinator::new(config, topics.clone(), Coordination::Cluster);
     (groups, topics)
+}
+
+/// Every offsets partition followed (broker 2 leads them), as the reconciler leaves the
+/// partitions another broker coordinates.
+fn follow_all(topics: &TopicRegistry) {
+    for partition in 0..PARTITIONS {
+        offsets_partition(topics, partition).become_follower(2, 0);
+    }
+}
+
+/// Leads `partition` alone and loads it, as the reconciler does when it gains one.
+fn lead(groups: &GroupCoordinator, topics: &TopicRegistry, partition: i32) {
+    let led = offsets_partition(topics, partition);
+    led.become_leader(led.leader_epoch() + 1, &[1], &[1], 1).unwrap();
+    groups.load_partition(partition).unwrap();
 }
 
 /// A group id that lives in offsets partition `partition`.
@@ -97,7 +113,7 @@ fn committed(groups: &GroupCoordinator, group: &str) -> Result<Option<i64>, Brok
 #[tokio::test]
 async fn groups_of_partitions_not_loaded_here_are_not_coordinated_here() {
     let dir = tempfile::tempdir().unwrap();
-    let (groups, _topics) = coordinator(dir.path());
+    let (groups, topics) = coordinator(dir.path());
     let (a, b) = (group_in(&groups, 0), group_in(&groups, 1));
     let (tx, _rx) = oneshot::channel();
     assert!(matches!(groups.join(&a, request(""), tx), Err(BrokerError::NotCoordinator)));
@@ -107,7 +123,7 @@ async fn groups_of_partitions_not_loaded_here_are_not_coordinated_here() {
     assert!(matches!(groups.heartbeat(&a, "m", None, 1), Err(BrokerError::NotCoordinator)));
     assert!(matches!(groups.delete(&a), Err(BrokerError::NotCoordinator)));
 
-    groups.load_partition(0).unwrap();
+    lead(&groups, &topics, 0);
     commit(&groups, &a, 5).await.unwrap();
     assert_eq!(committed(&groups, &a).unwrap(), Some(5));
     assert!(matches!(commit(&groups, &b, 1).await, Err(BrokerError::NotCoordinator)), "partition 1 is not loaded");
@@ -117,12 +133,41 @@ async fn groups_of_partitions_not_loaded_here_are_not_coordinated_here() {
 }
 
 #[tokio::test]
+async fn a_broker_about_to_coordinate_a_group_says_it_is_loading() {
+    // Another broker created the offsets topic and named this one the leader of the group's
+    // partition before this one applied the topic: the client is to retry here.
+    let dir = tempfile::tempdir().unwrap();
+    let config = Arc::new(Config {
+        data_dir: dir.path().to_owned(),
+        offsets_topic_num_partitions: PARTITIONS,
+        ..Config::default()
+    });
+    let topics = Arc::new(TopicRegistry::open(config.clone()).unwrap());
+    let groups = GroupCoordinator::new(config, topics.clone(), Coordination::Cluster);
+    let a = group_in(&groups, 0);
+    assert!(matches!(committed(&groups, &a), Err(BrokerError::CoordinatorLoadInProgress)));
+
+    // The topic applied, the partition led, its load not begun yet.
+    topics.internal_compacted(OFFSETS_TOPIC, PARTITIONS).unwrap();
+    follow_all(&topics);
+    assert!(matches!(committed(&groups, &a), Err(BrokerError::NotCoordinator)), "led elsewhere");
+    offsets_partition(&topics, 0).become_leader(1, &[1], &[1], 1).unwrap();
+    let (tx, _rx) = oneshot::channel();
+    assert!(matches!(groups.join(&a, request(""), tx), Err(BrokerError::CoordinatorLoadInProgress)));
+    assert!(matches!(committed(&groups, &a), Err(BrokerError::CoordinatorLoadInProgress)));
+    assert!(matches!(commit(&groups, &a, 1).await, Err(BrokerError::CoordinatorLoadInProgress)));
+
+    groups.load_partition(0).unwrap();
+    assert_eq!(committed(&groups, &a).unwrap(), None);
+}
+
+#[tokio::test]
 async fn a_loaded_partition_serves_the_offsets_and_members_its_log_holds() {
     let dir = tempfile::tempdir().unwrap();
     let (groups, topics) = coordinator(dir.path());
     let (a, b) = (group_in(&groups, 0), group_in(&groups, 1));
-    groups.load_partition(0).unwrap();
-    groups.load_partition(1).unwrap();
+    lead(&groups, &topics, 0);
+    lead(&groups, &topics, 1);
     commit(&groups, &a, 7).await.unwrap();
     commit(&groups, &b, 8).await.unwrap();
     let member = stable_member(&groups, &a);
@@ -134,8 +179,9 @@ async fn a_loaded_partition_serves_the_offsets_and_members_its_log_holds() {
         offsets_topic_num_partitions: PARTITIONS,
         ..Config::default()
     });
-    let groups = GroupCoordinator::new(config, topics, Coordination::Cluster);
-    groups.load_partition(0).unwrap();
+    follow_all(&topics);
+    let groups = GroupCoordinator::new(config, topics.clone(), Coordination::Cluster);
+    lead(&groups, &topics, 0);
     assert_eq!(committed(&groups, &a).unwrap(), Some(7));
     let described = groups.describe(&a).unwrap().unwrap();
     assert_eq!(described.state, GroupState::Stable);
@@ -147,10 +193,10 @@ async fn a_loaded_partition_serves_the_offsets_and_members_its_log_holds() {
 #[tokio::test]
 async fn unloading_answers_parked_requests_and_forgets_the_groups() {
     let dir = tempfile::tempdir().unwrap();
-    let (groups, _topics) = coordinator(dir.path());
+    let (groups, topics) = coordinator(dir.path());
     let (a, b) = (group_in(&groups, 0), group_in(&groups, 1));
-    groups.load_partition(0).unwrap();
-    groups.load_partition(1).unwrap();
+    lead(&groups, &topics, 0);
+    lead(&groups, &topics, 1);
     commit(&groups, &a, 3).await.unwrap();
     commit(&groups, &b, 4).await.unwrap();
     let first = stable_member(&groups, &a);
@@ -158,6 +204,7 @@ async fn unloading_answers_parked_requests_and_forgets_the_groups() {
     let mut parked = join(&groups, &a, "");
     assert!(parked.try_recv().is_err());
 
+    offsets_partition(&topics, 0).become_follower(2, 2);
     groups.unload_partition(0);
     let answer = parked.await.unwrap().unwrap_err();
     assert!(matches!(answer.error, BrokerError::NotCoordinator));
@@ -168,7 +215,7 @@ async fn unloading_answers_parked_requests_and_forgets_the_groups() {
     assert_eq!(groups.list().groups.len(), 1);
 
     // Led here again: the log has the stable membership and the offset, not the parked join.
-    groups.load_partition(0).unwrap();
+    lead(&groups, &topics, 0);
     assert_eq!(committed(&groups, &a).unwrap(), Some(3));
     let described = groups.describe(&a).unwrap().unwrap();
     assert_eq!(described.members.len(), 1);

@@ -125,7 +125,7 @@ impl GroupCoordinator {
 
     /// Ok when this broker coordinates `group`'s partition and has loaded it.
     fn coordinating(&self, group: &str) -> Result<()> {
-        self.groups.read().loads.check(self.partition_of(group))
+        self.store.topic().check_loaded(&self.groups.read().loads, self.partition_of(group))
     }
 
     /// The group if it exists, locked and alive. The expiry (or an unload) may drop a group
@@ -136,7 +136,7 @@ impl GroupCoordinator {
         loop {
             let group = {
                 let groups = self.groups.read();
-                groups.loads.check(partition)?;
+                self.store.topic().check_loaded(&groups.loads, partition)?;
                 groups.get(id)
             };
             let Some(group) = group else { return Ok(None) };
@@ -159,7 +159,7 @@ impl GroupCoordinator {
             let group = {
                 let mut groups = self.groups.write();
                 // Checked again under the write lock: the partition may have gone meanwhile.
-                groups.loads.check(partition)?;
+                self.store.topic().check_loaded(&groups.loads, partition)?;
                 groups.get_or_create(id)
             };
             let locked = group.lock_arc();

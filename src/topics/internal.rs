@@ -85,6 +85,28 @@ impl InternalTopic {
         Ok(topic.partitions[index].clone())
     }
 
+    /// Ok when `partition` is loaded in `loads`. In a cluster, a broker without a load of it
+    /// may be about to coordinate it: it leads the partition and the load has not begun, or
+    /// it has not yet applied the topic that another broker found it leading. Both answer
+    /// COORDINATOR_LOAD_IN_PROGRESS, which clients retry here; NOT_COORDINATOR would end
+    /// librdkafka's `committed()` with that error instead of finding the coordinator again.
+    pub fn check_loaded<T: Default>(&self, loads: &PartitionLoads<T>, partition: i32) -> Result<()> {
+        match loads.check(partition) {
+            Err(BrokerError::NotCoordinator) if self.about_to_coordinate(partition) => Err(BrokerError::CoordinatorLoadInProgress),
+            checked => checked,
+        }
+    }
+
+    fn about_to_coordinate(&self, partition: i32) -> bool {
+        if self.coordination != Coordination::Cluster {
+            return false;
+        }
+        match self.existing() {
+            None => true,
+            Some(topic) => topic.partition(partition).is_some_and(|p| p.ensure_leader().is_ok()),
+        }
+    }
+
     /// Partition `index`'s local log, to replay it.
     pub fn partition(&self, index: i32) -> Result<Arc<Partition>> {
         self.topics.partition(self.name, index)

@@ -129,6 +129,16 @@ impl TransactionCoordinator {
     fn locked_for(&self, id: &str) -> Result<MutexGuard<'_, Txns>> {
         let partition = self.partition_of(id);
         let txns = self.txns.lock();
+        self.log.topic().check_loaded(&txns.loads, partition)?;
+        Ok(txns)
+    }
+
+    /// The coordinator's state if `id`'s partition is loaded here; NOT_COORDINATOR for any
+    /// other broker's id, including one this broker is about to load: a produce or offset
+    /// commit then leaves the checks to the partition's producer state.
+    fn locked_if_loaded(&self, id: &str) -> Result<MutexGuard<'_, Txns>> {
+        let partition = self.partition_of(id);
+        let txns = self.txns.lock();
         txns.loads.check(partition)?;
         Ok(txns)
     }
@@ -249,7 +259,7 @@ impl TransactionCoordinator {
         (topic, partition): (&str, i32),
         append: impl FnOnce() -> Result<T>,
     ) -> Result<T> {
-        let txns = match self.locked_for(id) {
+        let txns = match self.locked_if_loaded(id) {
             Ok(txns) => txns,
             Err(BrokerError::NotCoordinator) => return append(),
             Err(err) => return Err(err),
@@ -304,7 +314,7 @@ impl TransactionCheck for TransactionCoordinator {
         offsets_partition: i32,
         then: &mut dyn FnMut() -> Result<()>,
     ) -> Result<()> {
-        let txns = match self.locked_for(transactional_id) {
+        let txns = match self.locked_if_loaded(transactional_id) {
             Ok(txns) => txns,
             Err(BrokerError::NotCoordinator) => return then(),
             Err(err) => return Err(err),

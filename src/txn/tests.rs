@@ -56,6 +56,10 @@ fn cluster(dir: &std::path::Path) -> Cluster {
     });
     let topics = Arc::new(TopicRegistry::open(config.clone()).expect("registry"));
     topics.internal_compacted(TRANSACTION_STATE_TOPIC, PARTITIONS).expect("state topic");
+    // Followed, as the reconciler leaves the partitions another broker coordinates.
+    for partition in 0..PARTITIONS {
+        topics.partition(TRANSACTION_STATE_TOPIC, partition).unwrap().become_follower(2, 0);
+    }
     topics.create("t", 1, Default::default(), false).expect("data topic");
     let markers = Recorded::default();
     let txns = TransactionCoordinator::open(config.clone(), topics.clone(), Coordination::Cluster).unwrap();
@@ -69,6 +73,25 @@ fn cluster(dir: &std::path::Path) -> Cluster {
         topics,
         markers,
     }
+}
+
+/// Leads state partition `partition` alone and loads it, as the reconciler does when it
+/// gains one.
+fn lead(c: &Cluster, partition: i32) {
+    take_leadership(c, partition);
+    c.txns.load_partition(partition).unwrap();
+}
+
+fn take_leadership(c: &Cluster, partition: i32) {
+    let state = c.topics.partition(TRANSACTION_STATE_TOPIC, partition).unwrap();
+    state.become_leader(state.leader_epoch() + 1, &[1], &[1], 1).unwrap();
+}
+
+/// Gives state partition `partition` up to broker 2 and unloads it.
+fn lose(c: &Cluster, partition: i32) {
+    let state = c.topics.partition(TRANSACTION_STATE_TOPIC, partition).unwrap();
+    state.become_follower(2, state.leader_epoch() + 1);
+    c.txns.unload_partition(partition);
 }
 
 fn id_in(txns: &TransactionCoordinator, partition: i32) -> String {
@@ -91,7 +114,7 @@ async fn ids_of_partitions_not_loaded_here_are_not_coordinated_here() {
     assert!(matches!(init, Err(BrokerError::NotCoordinator)));
     assert!(matches!(c.txns.describe(&a), Err(BrokerError::NotCoordinator)));
 
-    c.txns.load_partition(0).unwrap();
+    lead(&c, 0);
     let (producer_id, epoch) = ongoing(&c, &a).await;
     assert_eq!(c.txns.describe(&a).unwrap().state, TxnState::Ongoing);
     let init = c.txns.init_producer_id(&b, TIMEOUT_MS, None, &c.groups).await;
@@ -99,12 +122,12 @@ async fn ids_of_partitions_not_loaded_here_are_not_coordinated_here() {
     assert_eq!(c.txns.list().unwrap().len(), 1);
 
     // Unloaded: forgotten; loaded again: as the log has it.
-    c.txns.unload_partition(0);
+    lose(&c, 0);
     assert!(matches!(c.txns.describe(&a), Err(BrokerError::NotCoordinator)));
     let end = c.txns.end_txn(&a, producer_id, epoch, true, &c.groups).await;
     assert!(matches!(end, Err(BrokerError::NotCoordinator)));
     assert!(c.txns.list().unwrap().is_empty());
-    c.txns.load_partition(0).unwrap();
+    lead(&c, 0);
     let loaded = c.txns.describe(&a).unwrap();
     assert_eq!((loaded.state, loaded.producer_id, loaded.producer_epoch), (TxnState::Ongoing, producer_id, epoch));
     c.txns.end_txn(&a, producer_id, epoch, true, &c.groups).await.unwrap();
@@ -117,6 +140,8 @@ async fn loading_a_partition_finishes_only_its_half_ended_transactions() {
     let c = cluster(dir.path());
     let (a, b) = (id_in(&c.txns, 0), id_in(&c.txns, 1));
     // A coordinator that stopped between PrepareCommit and its markers, for both ids.
+    take_leadership(&c, 0);
+    take_leadership(&c, 1);
     for (id, producer_id) in [(&a, 10), (&b, 11)] {
         let mut metadata = TxnMetadata::new(producer_id, TIMEOUT_MS, 0);
         metadata.producer_epoch = 0;
@@ -131,7 +156,8 @@ async fn loading_a_partition_finishes_only_its_half_ended_transactions() {
     c.txns.finish_half_ended(&c.groups).await;
     assert_eq!(c.markers.0.lock().as_slice(), &[(10, true)]);
     assert_eq!(c.txns.describe(&a).unwrap().state, TxnState::CompleteCommit);
-    assert!(matches!(c.txns.describe(&b), Err(BrokerError::NotCoordinator)));
+    let unloaded = c.txns.describe(&b);
+    assert!(matches!(unloaded, Err(BrokerError::CoordinatorLoadInProgress)), "led, not loaded: {unloaded:?}");
 
     c.txns.load_partition(1).unwrap();
     c.txns.finish_half_ended(&c.groups).await;
@@ -162,9 +188,10 @@ async fn a_half_ended_transaction_unloaded_before_it_is_finished_is_left_alone()
     metadata.producer_epoch = 0;
     metadata.add_partitions(&[("t".into(), 0)], 0).unwrap();
     metadata.prepare(false, 0);
+    take_leadership(&c, 0);
     c.txns.log.write(&a, Some(&metadata), 0).unwrap();
     c.txns.load_partition(0).unwrap();
-    c.txns.unload_partition(0);
+    lose(&c, 0);
     c.txns.finish_half_ended(&c.groups).await;
     assert!(c.markers.0.lock().is_empty(), "the partition's next coordinator finishes it");
 }
@@ -174,7 +201,7 @@ async fn a_state_the_replicas_do_not_take_is_undone_and_refused() {
     let dir = tempfile::tempdir().unwrap();
     let c = cluster(dir.path());
     let a = id_in(&c.txns, 0);
-    c.txns.load_partition(0).unwrap();
+    lead(&c, 0);
     let (producer_id, epoch) = ongoing(&c, &a).await;
     // Partition 0 gets a follower that never fetches: the high watermark stands still.
     let state = c.topics.partition(TRANSACTION_STATE_TOPIC, 0).unwrap();
@@ -209,7 +236,7 @@ async fn a_new_id_not_stored_in_time_is_forgotten() {
     let dir = tempfile::tempdir().unwrap();
     let c = cluster(dir.path());
     let a = id_in(&c.txns, 0);
-    c.txns.load_partition(0).unwrap();
+    lead(&c, 0);
     let state = c.topics.partition(TRANSACTION_STATE_TOPIC, 0).unwrap();
     state.become_leader(1, &[1, 2], &[1, 2], 1).unwrap();
     let init = c.txns.init_producer_id(&a, TIMEOUT_MS, None, &c.groups).await;
@@ -236,7 +263,7 @@ async fn ids_coordinated_elsewhere_are_left_to_the_partitions_producer_state() {
     assert!(written);
 
     // Coordinated here: the producer must be in an open transaction that has the partition.
-    c.txns.load_partition(0).unwrap();
+    lead(&c, 0);
     let refused = c.txns.append_in_transaction(&a, 5, 0, ("t", 0), || Ok(7));
     assert!(matches!(refused, Err(BrokerError::Txn(TxnError::NotInTransaction))), "{refused:?}");
     let refused = c.txns.verify_then(&a, 5, 0, 0, &mut || Ok(()));
