@@ -9,6 +9,7 @@ COMPAT_BOOTSTRAP host:port of a running broker (e.g. Apache Kafka from
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import signal
@@ -33,10 +34,24 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 LISTENING = re.compile(r"listening on (\S+):(\d+)")
 
 
+# free_port() looks below Linux's default ephemeral range (32768-60999): a port bind(0)
+# hands out lies in it, where the kernel may give it to an outgoing connection (a starting
+# cluster node dialling its peers) before the process it was picked for binds it. The
+# protocol tests' harness picks the same way, from a different start.
+_PICKED_PORTS = range(20000, 32768)
+_next_port = itertools.count(os.getpid() * 7919)
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    for _ in _PICKED_PORTS:
+        port = _PICKED_PORTS[next(_next_port) % len(_PICKED_PORTS)]
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise BrokerError("no free loopback port below the ephemeral range")
 
 
 class BrokerError(AssertionError):
