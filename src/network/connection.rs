@@ -246,11 +246,14 @@ async fn respond(broker: &Arc<Broker>, session: &mut Session, request: protocol:
     let version = request.version();
     let correlation_id = request.header.correlation_id;
     let fire_and_forget = matches!(&request.body, RequestKind::Produce(p) if p.acks == 0);
+    // The request log, as Kafka's kafka.request.logger: `RUST_LOG=samsa::network=trace` shows
+    // each request as it starts and ends, so a request that never got its answer stands out.
+    tracing::trace!(%peer, api = ?api_key, version, correlation_id, "request received");
     let started = Instant::now();
     let response: ResponseKind = handlers::handle(broker, session, request).await;
-    broker
-        .metrics
-        .observe_request(api_key, version, started.elapsed(), &response);
+    let elapsed = started.elapsed();
+    broker.metrics.observe_request(api_key, version, elapsed, &response);
+    tracing::trace!(%peer, api = ?api_key, version, correlation_id, micros = elapsed.as_micros() as u64, "request served");
     if fire_and_forget {
         // The client cannot see an error it gets no response for; Kafka closes the
         // connection instead, which makes the client refresh its metadata.
