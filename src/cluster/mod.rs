@@ -214,8 +214,14 @@ impl Cluster {
         if let Some(task) = membership {
             let _ = task.await;
         }
-        if let Some(id) = self.broker_id {
-            let leave = self.node.propose(Command::FenceBroker { id });
+        // Only this process's registration: if it never registered there is nothing to fence.
+        let registered = self.broker_id.and_then(|id| {
+            let metadata = self.node.metadata().borrow().clone();
+            let broker = metadata.brokers.get(&id)?;
+            (broker.incarnation == self.incarnation).then_some((id, broker.epoch))
+        });
+        if let Some((id, epoch)) = registered {
+            let leave = self.node.propose(Command::FenceBroker { id, epoch: Some(epoch) });
             match tokio::time::timeout(LEAVE_TIMEOUT, leave).await {
                 Ok(Ok(_)) => tracing::info!("fenced this broker before stopping"),
                 _ => tracing::warn!(

@@ -95,8 +95,12 @@ impl BrokerSessions {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            for id in self.expired(timeout) {
-                match propose_locally(&self.raft, Command::FenceBroker { id }).await {
+            for (id, epoch) in self.expired(timeout) {
+                let fence = Command::FenceBroker {
+                    id,
+                    epoch: Some(epoch),
+                };
+                match propose_locally(&self.raft, fence).await {
                     Ok(_) => tracing::warn!(
                         broker = id,
                         "broker fenced: no heartbeat within {timeout:?}"
@@ -107,7 +111,8 @@ impl BrokerSessions {
         }
     }
 
-    fn expired(&self, timeout: Duration) -> Vec<BrokerId> {
+    /// The silent brokers, with the registration epoch they were silent in.
+    fn expired(&self, timeout: Duration) -> Vec<(BrokerId, u64)> {
         let (leader, term) = {
             let metrics = self.raft.metrics();
             let m = metrics.borrow();
@@ -132,7 +137,7 @@ impl BrokerSessions {
                 let heard = *sessions.last_heard.entry(b.id).or_insert(now);
                 now.duration_since(heard) > timeout
             })
-            .map(|b| b.id)
+            .map(|b| (b.id, b.epoch))
             .collect()
     }
 

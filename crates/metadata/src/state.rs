@@ -91,8 +91,14 @@ pub enum Command {
         epoch: u64,
     },
     /// The broker stopped heartbeating (or shuts down): move leadership away from it.
+    /// Only the registration at `epoch` is fenced: a decision taken about an earlier process
+    /// (a session expiry computed before a restart, a stopping broker's fence committed late)
+    /// must not fence the broker that registered since, as Kafka's FenceBrokerRecord carries
+    /// the epoch too. `None` only in entries written before the epoch was recorded.
     FenceBroker {
         id: BrokerId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        epoch: Option<u64>,
     },
     /// `assignment[p]` are the replicas of partition `p`, preferred leader first.
     CreateTopic {
@@ -307,7 +313,17 @@ impl ClusterMetadata {
                 incarnation,
             } => self.register_broker(*id, host, *port, rack, *incarnation),
             Command::UnfenceBroker { id, epoch } => self.unfence_broker(*id, *epoch),
-            Command::FenceBroker { id } => self.fence_broker(*id),
+            Command::FenceBroker { id, epoch } => {
+                let broker = self.brokers.get(id).ok_or(CommandError::UnknownBroker(*id))?;
+                match epoch {
+                    Some(given) if *given != broker.epoch => Err(CommandError::StaleBrokerEpoch {
+                        id: *id,
+                        current: broker.epoch,
+                        given: *given,
+                    }),
+                    _ => self.fence_broker(*id),
+                }
+            }
             Command::CreateTopic {
                 name,
                 id,

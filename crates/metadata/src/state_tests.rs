@@ -18,6 +18,14 @@ fn epoch_of(m: &ClusterMetadata, id: BrokerId) -> u64 {
     m.brokers[&id].epoch
 }
 
+/// Fences broker `id`'s current registration (any, for a broker that never registered).
+fn fence(m: &ClusterMetadata, id: BrokerId) -> Command {
+    Command::FenceBroker {
+        id,
+        epoch: m.brokers.get(&id).map(|b| b.epoch),
+    }
+}
+
 /// Brokers 1..=n registered and unfenced.
 fn cluster(n: BrokerId) -> ClusterMetadata {
     let mut m = ClusterMetadata::default();
@@ -164,9 +172,43 @@ fn unfence_checks_the_broker_epoch() {
 }
 
 #[test]
+fn a_fence_of_an_earlier_registration_leaves_the_new_one_alone() {
+    let mut m = cluster(2);
+    create(&mut m, "t", vec![vec![1, 2]]).unwrap();
+    let old_epoch = epoch_of(&m, 1);
+    // Broker 1 restarts and is unfenced before a fence decided about its old process lands.
+    register(&mut m, 1, 2).unwrap();
+    let epoch = epoch_of(&m, 1);
+    m.apply(&Command::UnfenceBroker { id: 1, epoch }).unwrap();
+    let late = Command::FenceBroker { id: 1, epoch: Some(old_epoch) };
+    assert_eq!(
+        m.apply(&late),
+        Err(CommandError::StaleBrokerEpoch {
+            id: 1,
+            current: epoch,
+            given: old_epoch
+        })
+    );
+    assert!(!m.brokers[&1].fenced);
+    // A fence of the current registration, or one logged before fences carried an epoch,
+    // still fences.
+    let mut legacy = m.clone();
+    assert!(legacy.apply(&Command::FenceBroker { id: 1, epoch: None }).is_ok());
+    assert!(legacy.brokers[&1].fenced);
+    assert!(m.apply(&fence(&m, 1)).is_ok());
+    assert!(m.brokers[&1].fenced);
+}
+
+#[test]
+fn a_fence_logged_without_an_epoch_still_reads() {
+    let legacy: Command = serde_json::from_str(r#"{"FenceBroker":{"id":3}}"#).unwrap();
+    assert_eq!(legacy, Command::FenceBroker { id: 3, epoch: None });
+}
+
+#[test]
 fn create_topic_leads_with_first_unfenced_replica() {
     let mut m = cluster(3);
-    m.apply(&Command::FenceBroker { id: 2 }).unwrap();
+    m.apply(&fence(&m, 2)).unwrap();
     assert_eq!(
         create(&mut m, "t", vec![vec![2, 3, 1], vec![1, 2]]),
         Ok(CommandResult::TopicCreated { id: [b't'; 16] })
@@ -211,7 +253,7 @@ fn create_topic_rejects_duplicates_and_bad_assignments() {
         create(&mut m, "uu", vec![vec![1, 7]]),
         Err(CommandError::UnknownBroker(7))
     );
-    m.apply(&Command::FenceBroker { id: 2 }).unwrap();
+    m.apply(&fence(&m, 2)).unwrap();
     assert_eq!(
         create(&mut m, "uu", vec![vec![2]]),
         Err(CommandError::NoAvailableReplica(vec![2]))
@@ -281,14 +323,14 @@ fn create_partitions_appends() {
 fn fencing_the_leader_elects_the_next_unfenced_isr_member() {
     let mut m = cluster(3);
     create(&mut m, "t", vec![vec![1, 2, 3]]).unwrap();
-    m.apply(&Command::FenceBroker { id: 2 }).unwrap();
+    m.apply(&fence(&m, 2)).unwrap();
     let p = m.partition("t", 0).unwrap();
     assert_eq!(
         (p.leader, p.leader_epoch, p.partition_epoch, p.isr.clone()),
         (1, 0, 1, vec![1, 3])
     );
     assert_eq!(
-        m.apply(&Command::FenceBroker { id: 1 }),
+        m.apply(&fence(&m, 1)),
         Ok(CommandResult::BrokerFenced {
             partitions_changed: 1
         })
@@ -305,7 +347,7 @@ fn fencing_the_last_isr_member_leaves_no_leader_and_keeps_the_isr() {
     let mut m = cluster(2);
     create(&mut m, "t", vec![vec![1, 2]]).unwrap();
     alter(&mut m, 1, vec![1]).unwrap();
-    m.apply(&Command::FenceBroker { id: 1 }).unwrap();
+    m.apply(&fence(&m, 1)).unwrap();
     let p = m.partition("t", 0).unwrap();
     assert_eq!(
         (p.leader, p.leader_epoch, p.isr.clone()),
@@ -314,7 +356,7 @@ fn fencing_the_last_isr_member_leaves_no_leader_and_keeps_the_isr() {
     );
     // Fencing another broker does not touch a leaderless partition.
     assert_eq!(
-        m.apply(&Command::FenceBroker { id: 2 }),
+        m.apply(&fence(&m, 2)),
         Ok(CommandResult::BrokerFenced {
             partitions_changed: 0
         })
@@ -326,8 +368,8 @@ fn unfencing_restores_leaderless_partitions_it_is_in_sync_for() {
     let mut m = cluster(2);
     create(&mut m, "t", vec![vec![1, 2]]).unwrap();
     create(&mut m, "u", vec![vec![2, 1]]).unwrap();
-    m.apply(&Command::FenceBroker { id: 2 }).unwrap();
-    m.apply(&Command::FenceBroker { id: 1 }).unwrap();
+    m.apply(&fence(&m, 2)).unwrap();
+    m.apply(&fence(&m, 1)).unwrap();
     assert_eq!(m.partition("t", 0).unwrap().leader, NO_LEADER);
     let unfenced = m.apply(&Command::UnfenceBroker {
         id: 1,
@@ -351,7 +393,7 @@ fn unfencing_restores_leaderless_partitions_it_is_in_sync_for() {
 fn fence_unknown_broker() {
     let mut m = ClusterMetadata::default();
     assert_eq!(
-        m.apply(&Command::FenceBroker { id: 4 }),
+        m.apply(&fence(&m, 4)),
         Err(CommandError::UnknownBroker(4))
     );
 }
@@ -390,7 +432,7 @@ fn alter_partition_rejects_stale_epochs_distinctly() {
             given: 0
         })
     );
-    m.apply(&Command::FenceBroker { id: 1 }).unwrap();
+    m.apply(&fence(&m, 1)).unwrap();
     let old_leader = alter_at(&mut m, 0, 1, (0, 2), vec![1]);
     assert_eq!(
         old_leader,
@@ -425,7 +467,7 @@ fn alter_partition_validates_the_new_isr() {
         Err(CommandError::InvalidIsr(_))
     ));
     alter(&mut m, 1, vec![1]).unwrap();
-    m.apply(&Command::FenceBroker { id: 2 }).unwrap();
+    m.apply(&fence(&m, 2)).unwrap();
     assert_eq!(
         alter(&mut m, 1, vec![1, 2]),
         Err(CommandError::IneligibleReplica(2))
@@ -578,7 +620,7 @@ fn the_preferred_leader_takes_its_partition_back_once_in_sync() {
     create(&mut m, "t", vec![vec![1, 2, 3]]).unwrap();
     let elect = Command::ElectPreferredLeader { topic: "t".into(), partition: 0 };
     assert_eq!(m.apply(&elect), Err(CommandError::ElectionNotNeeded));
-    m.apply(&Command::FenceBroker { id: 1 }).unwrap();
+    m.apply(&fence(&m, 1)).unwrap();
     assert_eq!(m.partition("t", 0).unwrap().leader, 2);
     assert_eq!(m.apply(&elect), Err(CommandError::PreferredLeaderNotAvailable(1)));
     register(&mut m, 1, 2).unwrap();
@@ -601,7 +643,7 @@ fn an_unclean_election_gives_a_leaderless_partition_any_live_replica() {
     assert_eq!(m.apply(&elect), Err(CommandError::ElectionNotNeeded));
     // 2 falls out of the ISR, then 1 dies: no in-sync replica is left to lead.
     alter(&mut m, 1, vec![1]).unwrap();
-    m.apply(&Command::FenceBroker { id: 1 }).unwrap();
+    m.apply(&fence(&m, 1)).unwrap();
     assert_eq!(m.partition("t", 0).unwrap().leader, NO_LEADER);
     assert_eq!(m.apply(&elect), Ok(CommandResult::LeaderElected { leader: 2 }));
     let p = m.partition("t", 0).unwrap();

@@ -235,9 +235,10 @@ async fn a_new_leader_takes_over_and_the_old_one_catches_up_after_restart() {
     let new_leader = cluster.leader().await;
     assert_ne!(new_leader, old_leader);
     let survivor = *cluster.nodes.keys().find(|&&id| id != new_leader).unwrap();
+    let epoch = current(cluster.node(survivor)).brokers[&1].epoch;
     cluster
         .node(survivor)
-        .propose(Command::FenceBroker { id: 1 })
+        .propose(Command::FenceBroker { id: 1, epoch: Some(epoch) })
         .await
         .unwrap();
     cluster

@@ -93,13 +93,13 @@ mod tests {
     #[tokio::test]
     async fn frames_round_trip_and_oversize_is_rejected() {
         let (mut a, mut b) = tokio::io::duplex(1024);
-        write_frame(&mut a, &Request::Propose(Command::FenceBroker { id: 3 }))
+        write_frame(&mut a, &Request::Propose(Command::FenceBroker { id: 3, epoch: Some(7) }))
             .await
             .unwrap();
         let got: Request = read_frame(&mut b).await.unwrap();
         assert!(matches!(
             got,
-            Request::Propose(Command::FenceBroker { id: 3 })
+            Request::Propose(Command::FenceBroker { id: 3, epoch: Some(7) })
         ));
 
         a.write_all(&(MAX_FRAME + 1).to_be_bytes()).await.unwrap();
