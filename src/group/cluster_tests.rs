@@ -22,18 +22,23 @@ const PARTITIONS: i32 = 3;
 /// A cluster-mode coordinator over a real registry in `dir` whose offsets topic exists (the
 /// controller made it), with nothing loaded yet.
 fn coordinator(dir: &std::path::Path) -> (GroupCoordinator, Arc<TopicRegistry>) {
-    let config = Arc::new(Config {
-        data_dir: dir.to_owned(),
-        offsets_topic_num_partitions: PARTITIONS,
-        group_initial_rebalance_delay_ms: 0,
-        offsets_commit_timeout_ms: 100,
-        ..Config::default()
-    });
+    let config = config(dir);
     let topics = Arc::new(TopicRegistry::open(config.clone()).expect("registry"));
     topics.internal_compacted(OFFSETS_TOPIC, PARTITIONS).expect("offsets topic");
     follow_all(&topics);
     let groups = GroupCoordinator::new(config, topics.clone(), Coordination::Cluster);
     (groups, topics)
+}
+
+/// The configuration of the coordinators these tests build over `dir`.
+fn config(dir: &std::path::Path) -> Arc<Config> {
+    Arc::new(Config {
+        data_dir: dir.to_owned(),
+        offsets_topic_num_partitions: PARTITIONS,
+        group_initial_rebalance_delay_ms: 0,
+        offsets_commit_timeout_ms: 100,
+        ..Config::default()
+    })
 }
 
 /// Every offsets partition followed (broker 2 leads them), as the reconciler leaves the
@@ -137,11 +142,7 @@ async fn a_broker_about_to_coordinate_a_group_says_it_is_loading() {
     // Another broker created the offsets topic and named this one the leader of the group's
     // partition before this one applied the topic: the client is to retry here.
     let dir = tempfile::tempdir().unwrap();
-    let config = Arc::new(Config {
-        data_dir: dir.path().to_owned(),
-        offsets_topic_num_partitions: PARTITIONS,
-        ..Config::default()
-    });
+    let config = config(dir.path());
     let topics = Arc::new(TopicRegistry::open(config.clone()).unwrap());
     let groups = GroupCoordinator::new(config, topics.clone(), Coordination::Cluster);
     let a = group_in(&groups, 0);
@@ -174,13 +175,8 @@ async fn a_loaded_partition_serves_the_offsets_and_members_its_log_holds() {
     drop(groups);
 
     // Another broker's coordinator, leading partition 0 only, from the same log.
-    let config = Arc::new(Config {
-        data_dir: dir.path().to_owned(),
-        offsets_topic_num_partitions: PARTITIONS,
-        ..Config::default()
-    });
     follow_all(&topics);
-    let groups = GroupCoordinator::new(config, topics.clone(), Coordination::Cluster);
+    let groups = GroupCoordinator::new(config(dir.path()), topics.clone(), Coordination::Cluster);
     lead(&groups, &topics, 0);
     assert_eq!(committed(&groups, &a).unwrap(), Some(7));
     let described = groups.describe(&a).unwrap().unwrap();

@@ -313,17 +313,7 @@ impl ClusterMetadata {
                 incarnation,
             } => self.register_broker(*id, host, *port, rack, *incarnation),
             Command::UnfenceBroker { id, epoch } => self.unfence_broker(*id, *epoch),
-            Command::FenceBroker { id, epoch } => {
-                let broker = self.brokers.get(id).ok_or(CommandError::UnknownBroker(*id))?;
-                match epoch {
-                    Some(given) if *given != broker.epoch => Err(CommandError::StaleBrokerEpoch {
-                        id: *id,
-                        current: broker.epoch,
-                        given: *given,
-                    }),
-                    _ => self.fence_broker(*id),
-                }
-            }
+            Command::FenceBroker { id, epoch } => self.fence_broker(*id, *epoch),
             Command::CreateTopic {
                 name,
                 id,
@@ -432,7 +422,7 @@ impl ClusterMetadata {
             }
             // The broker restarted: whatever it led or followed under its old incarnation must be
             // treated as lost, exactly as if it had been fenced.
-            self.fence_broker(id)?;
+            self.fence_broker(id, None)?;
         }
         let epoch = self.next_broker_epoch;
         self.next_broker_epoch += 1;
@@ -481,11 +471,19 @@ impl ClusterMetadata {
     /// Leadership moves to another unfenced ISR member (never outside the ISR: no unclean
     /// election). The broker leaves the ISR wherever a live leader remains, so the ISR never
     /// becomes empty; a leaderless partition keeps its ISR so the broker can lead it again.
-    fn fence_broker(&mut self, id: BrokerId) -> Result<CommandResult, CommandError> {
+    /// With an `epoch`, only that registration is fenced.
+    fn fence_broker(&mut self, id: BrokerId, epoch: Option<u64>) -> Result<CommandResult, CommandError> {
         let broker = self
             .brokers
             .get_mut(&id)
             .ok_or(CommandError::UnknownBroker(id))?;
+        if let Some(given) = epoch.filter(|&given| given != broker.epoch) {
+            return Err(CommandError::StaleBrokerEpoch {
+                id,
+                current: broker.epoch,
+                given,
+            });
+        }
         broker.fenced = true;
         let brokers = &self.brokers;
         let mut partitions_changed = 0;
