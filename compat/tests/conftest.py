@@ -37,7 +37,8 @@ LISTENING = re.compile(r"listening on (\S+):(\d+)")
 # free_port() looks below Linux's default ephemeral range (32768-60999): a port bind(0)
 # hands out lies in it, where the kernel may give it to an outgoing connection (a starting
 # cluster node dialling its peers) before the process it was picked for binds it. The
-# protocol tests' harness picks the same way, from a different start.
+# protocol tests and the metadata quorum tests pick the same way (crates/test-ports), from a
+# different start.
 _PICKED_PORTS = range(20000, 32768)
 _next_port = itertools.count(os.getpid() * 7919)
 

@@ -5,7 +5,6 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -34,25 +33,9 @@ pub fn samsa_bin() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/samsa"))
 }
 
-/// Where [`free_port`] looks: below Linux's default ephemeral range (32768-60999). A port
-/// that `bind(0)` hands out lies in that range, where the kernel may give it to an outgoing
-/// connection (a starting cluster node dialling its peers) before the process it was picked
-/// for binds it.
-const PICKED_PORTS: std::ops::Range<u16> = 20000..32768;
-
 /// A loopback port free at the moment of asking, for listeners a test configures itself
 /// (TLS, SASL, metrics, controller quorums) beside the one the broker picks with port 0.
-/// Tests of one binary run in parallel threads, so the search goes on from where the last
-/// one stopped; the process id spreads test binaries apart.
-pub fn free_port() -> u16 {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let span = u32::from(PICKED_PORTS.end - PICKED_PORTS.start);
-    let offset = std::process::id().wrapping_mul(631);
-    (0..span)
-        .map(|_| PICKED_PORTS.start + (offset.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed)) % span) as u16)
-        .find(|&port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok())
-        .expect("a free loopback port")
-}
+pub use samsa_test_ports::free_port;
 
 /// A broker process owned by a test; killed when dropped.
 pub struct BrokerProcess {

@@ -2,7 +2,7 @@
 //! replication, failover, restart, snapshot catch-up and loss of quorum.
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,14 +24,11 @@ struct Cluster {
 
 impl Cluster {
     async fn start(options: QuorumOptions) -> Cluster {
-        // Hold all three listeners at once so the ports differ, then free them for the nodes.
-        let listeners: Vec<TcpListener> = (0..3)
-            .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-            .collect();
+        // Not bind(0)'s ports: a node's connection to a peer not up yet could take one, and
+        // a restarted node must get its own back.
         let voters = (1..=3)
-            .zip(listeners.iter().map(|l| l.local_addr().unwrap()))
+            .map(|id| (id, SocketAddr::from(([127, 0, 0, 1], samsa_test_ports::free_port()))))
             .collect();
-        drop(listeners);
         let mut cluster = Cluster {
             dir: tempfile::tempdir().unwrap(),
             voters,

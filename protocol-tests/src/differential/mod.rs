@@ -179,11 +179,7 @@ impl Differential {
     /// [`Differential::start`], samsa with a SASL_PLAINTEXT listener beside the plaintext
     /// one, with Kafka's users ([`SASL_USERS`]), for [`Differential::use_sasl_listeners`].
     pub fn start_sasl(test: &str) -> Differential {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let addr = format!("127.0.0.1:{port}");
+        let addr = format!("127.0.0.1:{}", crate::free_port());
         // Kafka lists its mechanisms in this order.
         let mut sasl = format!(
             "[[listener]]\nname = \"sasl\"\naddress = \"{addr}\"\nprotocol = \"SASL_PLAINTEXT\"\n\n\
