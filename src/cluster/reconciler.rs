@@ -103,6 +103,11 @@ impl Reconciler {
     }
 
     async fn reconcile(&mut self, metadata: Arc<ClusterMetadata>) {
+        // Fetchers go before roles change, as Kafka's makeLeaders and makeFollowers remove
+        // partitions from their fetchers first: a fetcher still running for a partition this
+        // broker is about to lead would otherwise ask a stale leader and cut the new leader's
+        // log (the partition refuses a fetcher of another epoch too; this keeps it from trying).
+        self.stop_stale_fetchers(&metadata).await;
         let topics = self.topics.clone();
         let local = self.local;
         let snapshot = metadata.clone();
@@ -113,7 +118,10 @@ impl Reconciler {
             let applied = apply_topics(&topics, local, &snapshot);
             if sweep {
                 topics.remove_stray_replicas(|topic, index, id| {
-                    let record = snapshot.topics.get(topic).filter(|t| t.id == *id.as_bytes());
+                    let record = snapshot
+                        .topics
+                        .get(topic)
+                        .filter(|t| t.id == *id.as_bytes());
                     let partition = record.and_then(|t| t.partitions.get(index as usize));
                     partition.is_some_and(|p| p.replicas.contains(&local))
                 });
@@ -130,7 +138,7 @@ impl Reconciler {
             }
         };
         self.report_leadership(&applied.leading).await;
-        self.restart_fetchers(&metadata, applied.followed).await;
+        self.start_fetchers(&metadata, applied.followed).await;
         self.published.send_replace(metadata);
     }
 
@@ -146,9 +154,16 @@ impl Reconciler {
             partition: *partition,
             leading,
         };
-        let mut changes: Vec<LeadershipChange> =
-            self.coordinating.difference(&watched).map(|p| change(p, false)).collect();
-        changes.extend(watched.difference(&self.coordinating).map(|p| change(p, true)));
+        let mut changes: Vec<LeadershipChange> = self
+            .coordinating
+            .difference(&watched)
+            .map(|p| change(p, false))
+            .collect();
+        changes.extend(
+            watched
+                .difference(&self.coordinating)
+                .map(|p| change(p, true)),
+        );
         self.coordinating = watched;
         if changes.is_empty() {
             return;
@@ -164,14 +179,16 @@ impl Reconciler {
         }
     }
 
-    async fn restart_fetchers(&mut self, metadata: &ClusterMetadata, wanted: BTreeMap<BrokerId, Vec<(String, Arc<Partition>, i32)>>) {
-        let address_of = |id: &BrokerId| metadata.brokers.get(id).map(|b| format!("{}:{}", b.host, b.port));
+    /// Stops every fetcher whose leader's partitions, or their epochs, or the leader's address
+    /// differ in `metadata`, and waits for each to end.
+    async fn stop_stale_fetchers(&mut self, metadata: &ClusterMetadata) {
+        let wanted = followed_in(metadata, self.local);
         let stale: Vec<BrokerId> = self
             .fetchers
             .iter()
             .filter(|(leader, fetcher)| {
-                let followed = wanted.get(leader).map(|ps| followed_set(ps));
-                followed.as_ref() != Some(&fetcher.followed) || address_of(leader).as_ref() != Some(&fetcher.address)
+                wanted.get(leader) != Some(&fetcher.followed)
+                    || address_of(metadata, leader).as_ref() != Some(&fetcher.address)
             })
             .map(|(leader, _)| *leader)
             .collect();
@@ -180,22 +197,69 @@ impl Reconciler {
                 fetcher.stop_and_wait().await;
             }
         }
+    }
+
+    /// Starts a fetcher for each leader followed that has none running.
+    async fn start_fetchers(
+        &mut self,
+        metadata: &ClusterMetadata,
+        wanted: BTreeMap<BrokerId, Vec<(String, Arc<Partition>, i32)>>,
+    ) {
         for (leader, partitions) in wanted {
             if self.fetchers.contains_key(&leader) {
                 continue;
             }
-            let Some(address) = address_of(&leader) else {
-                tracing::warn!(leader, "the leader of followed partitions is not registered");
+            let Some(address) = address_of(metadata, &leader) else {
+                tracing::warn!(
+                    leader,
+                    "the leader of followed partitions is not registered"
+                );
                 continue;
             };
             let followed = followed_set(&partitions);
             let (stop, stopped) = watch::channel(false);
-            let replicas = partitions.into_iter().map(|(topic, partition, _)| (topic, partition)).collect();
-            let task = tokio::spawn(replicate(self.fetcher_config.clone(), address.clone(), replicas, stopped));
+            let task = tokio::spawn(replicate(
+                self.fetcher_config.clone(),
+                address.clone(),
+                partitions,
+                stopped,
+            ));
             tracing::debug!(leader, %address, partitions = followed.len(), "replica fetcher started");
-            self.fetchers.insert(leader, Fetcher { address, followed, stop, task });
+            self.fetchers.insert(
+                leader,
+                Fetcher {
+                    address,
+                    followed,
+                    stop,
+                    task,
+                },
+            );
         }
     }
+}
+
+fn address_of(metadata: &ClusterMetadata, broker: &BrokerId) -> Option<String> {
+    metadata
+        .brokers
+        .get(broker)
+        .map(|b| format!("{}:{}", b.host, b.port))
+}
+
+/// Per leader, the partitions `local` follows in `metadata` and their leader epochs.
+fn followed_in(metadata: &ClusterMetadata, local: BrokerId) -> BTreeMap<BrokerId, Followed> {
+    let mut followed: BTreeMap<BrokerId, Followed> = BTreeMap::new();
+    for topic in metadata.topics.values() {
+        for (index, p) in topic.partitions.iter().enumerate() {
+            if p.leader >= 0 && p.leader != local && p.replicas.contains(&local) {
+                followed.entry(p.leader).or_default().insert((
+                    topic.name.clone(),
+                    index as i32,
+                    p.leader_epoch,
+                ));
+            }
+        }
+    }
+    followed
 }
 
 impl Fetcher {
@@ -233,17 +297,35 @@ fn apply_topics(registry: &TopicRegistry, local: BrokerId, metadata: &ClusterMet
     for topic in registry.all() {
         if !metadata.topics.contains_key(&topic.name) {
             match registry.delete(&topic.name) {
-                Ok(()) => tracing::info!(topic = %topic.name, "deleted the replicas of a deleted topic"),
-                Err(err) => tracing::error!(topic = %topic.name, "cannot delete the replicas of a deleted topic: {err}"),
+                Ok(()) => {
+                    tracing::info!(topic = %topic.name, "deleted the replicas of a deleted topic")
+                }
+                Err(err) => {
+                    tracing::error!(topic = %topic.name, "cannot delete the replicas of a deleted topic: {err}")
+                }
             }
         }
     }
     applied
 }
 
-fn apply_topic(registry: &TopicRegistry, local: BrokerId, record: &TopicRecord, applied: &mut Applied) -> crate::error::Result<()> {
-    let hosted: Vec<bool> = record.partitions.iter().map(|p| p.replicas.contains(&local)).collect();
-    let topic = registry.sync_topic(&record.name, Uuid::from_bytes(record.id), record.configs.clone(), &hosted)?;
+fn apply_topic(
+    registry: &TopicRegistry,
+    local: BrokerId,
+    record: &TopicRecord,
+    applied: &mut Applied,
+) -> crate::error::Result<()> {
+    let hosted: Vec<bool> = record
+        .partitions
+        .iter()
+        .map(|p| p.replicas.contains(&local))
+        .collect();
+    let topic = registry.sync_topic(
+        &record.name,
+        Uuid::from_bytes(record.id),
+        record.configs.clone(),
+        &hosted,
+    )?;
     let min_isr = topic.configs.min_insync_replicas(registry.broker_config());
     for (p, partition) in record.partitions.iter().zip(&topic.partitions) {
         let assignment = Assignment {
@@ -276,13 +358,15 @@ fn apply_topic(registry: &TopicRegistry, local: BrokerId, record: &TopicRecord, 
             }
         }
         if p.leader == local {
-            applied.leading.insert((record.name.clone(), partition.index));
-        } else if p.leader >= 0 {
             applied
-                .followed
-                .entry(p.leader)
-                .or_default()
-                .push((record.name.clone(), partition.clone(), p.leader_epoch));
+                .leading
+                .insert((record.name.clone(), partition.index));
+        } else if p.leader >= 0 {
+            applied.followed.entry(p.leader).or_default().push((
+                record.name.clone(),
+                partition.clone(),
+                p.leader_epoch,
+            ));
         }
     }
     Ok(())

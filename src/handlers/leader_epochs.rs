@@ -3,7 +3,9 @@
 //! position survived one.
 
 use kafka_protocol::messages::offset_for_leader_epoch_request::OffsetForLeaderTopic;
-use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderTopicResult};
+use kafka_protocol::messages::offset_for_leader_epoch_response::{
+    EpochEndOffset, OffsetForLeaderTopicResult,
+};
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 
 use super::allowed;
@@ -13,11 +15,21 @@ use crate::broker::Broker;
 use crate::error::BrokerError;
 use crate::network::Session;
 
-pub fn handle(broker: &Broker, session: &Session, request: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse {
+pub fn handle(
+    broker: &Broker,
+    session: &Session,
+    request: OffsetForLeaderEpochRequest,
+) -> OffsetForLeaderEpochResponse {
     // A follower (replica id set, v3+) needs CLUSTER_ACTION; a consumer DESCRIBE on the topic.
     let from_follower = request.replica_id.0 >= 0;
-    let follower_denied =
-        from_follower && !allowed(broker, session, Operation::ClusterAction, ResourceType::Cluster, CLUSTER_NAME);
+    let follower_denied = from_follower
+        && !allowed(
+            broker,
+            session,
+            Operation::ClusterAction,
+            ResourceType::Cluster,
+            CLUSTER_NAME,
+        );
     let topics = request
         .topics
         .into_iter()
@@ -37,7 +49,13 @@ fn answer_topic(
     let denied = if from_follower {
         follower_denied
     } else {
-        !allowed(broker, session, Operation::Describe, ResourceType::Topic, name)
+        !allowed(
+            broker,
+            session,
+            Operation::Describe,
+            ResourceType::Topic,
+            name,
+        )
     };
     let partitions = topic
         .partitions
@@ -50,8 +68,10 @@ fn answer_topic(
                     .topics
                     .partition(name, wanted.partition)
                     .and_then(|partition| {
-                        partition.check_leader_epoch(wanted.current_leader_epoch)?;
-                        partition.end_offset_for_epoch(wanted.leader_epoch)
+                        partition.leader_end_offset_for_epoch(
+                            wanted.current_leader_epoch,
+                            wanted.leader_epoch,
+                        )
                     })
             };
             epoch_end(wanted.partition, answer)

@@ -52,7 +52,9 @@ pub struct IsrProposal {
 
 impl Role {
     fn leading(&mut self) -> Result<&mut LeaderReplicas> {
-        self.leading.as_mut().ok_or(BrokerError::NotLeaderOrFollower)
+        self.leading
+            .as_mut()
+            .ok_or(BrokerError::NotLeaderOrFollower)
     }
 }
 
@@ -78,7 +80,11 @@ impl Partition {
 
     /// Takes the role `assignment` gives this broker: leader (a new epoch, or the same with
     /// new replicas or ISR) or follower of another broker. Leading needs the log hosted.
-    pub fn take_assignment(&self, assignment: Assignment<'_>, min_insync_replicas: usize) -> Result<RoleChange> {
+    pub fn take_assignment(
+        &self,
+        assignment: Assignment<'_>,
+        min_insync_replicas: usize,
+    ) -> Result<RoleChange> {
         let local = self.role.lock().local;
         let change = if assignment.leader == local {
             let mut guard = self.log.write();
@@ -94,12 +100,19 @@ impl Partition {
             } else {
                 drop(role);
                 drop(guard);
-                self.become_leader(assignment.leader_epoch, assignment.replicas, assignment.isr, min_insync_replicas)?;
+                self.become_leader(
+                    assignment.leader_epoch,
+                    assignment.replicas,
+                    assignment.isr,
+                    min_insync_replicas,
+                )?;
                 RoleChange::BecameLeader
             }
         } else {
             let role = self.role.lock();
-            let same = role.leading.is_none() && role.leader == assignment.leader && role.epoch == assignment.leader_epoch;
+            let same = role.leading.is_none()
+                && role.leader == assignment.leader
+                && role.epoch == assignment.leader_epoch;
             drop(role);
             if same {
                 RoleChange::Unchanged
@@ -131,7 +144,13 @@ impl Partition {
     /// recorded. The epoch is recorded at the log end first (Kafka's makeLeader), so
     /// OffsetForLeaderEpoch can tell followers where older epochs end. Followers start with
     /// no known progress, so the high watermark waits for the ISR's first fetches.
-    pub fn become_leader(&self, epoch: i32, replicas: &[i32], isr: &[i32], min_insync_replicas: usize) -> Result<()> {
+    pub fn become_leader(
+        &self,
+        epoch: i32,
+        replicas: &[i32],
+        isr: &[i32],
+        min_insync_replicas: usize,
+    ) -> Result<()> {
         let mut guard = self.log.write();
         let log = guard.as_mut().ok_or(BrokerError::NotLeaderOrFollower)?;
         let mut role = self.role.lock();
@@ -168,18 +187,20 @@ impl Partition {
     /// Checks the leader epoch a client believes current (-1: it does not say). An older one
     /// is fenced; a newer one is one this broker has not learnt of yet.
     pub fn check_leader_epoch(&self, claimed: i32) -> Result<()> {
-        let epoch = self.leader_epoch();
         match claimed {
             -1 => Ok(()),
-            c if c < epoch => Err(BrokerError::FencedLeaderEpoch { claimed, epoch }),
-            c if c > epoch => Err(BrokerError::UnknownLeaderEpoch { claimed, epoch }),
-            _ => Ok(()),
+            claimed => same_epoch(claimed, self.leader_epoch()),
         }
     }
 
     /// A follower `replica` fetched from `fetch_offset`: its progress may move the ISR's
     /// high watermark. A broker without a replica here gets NOT_LEADER_OR_FOLLOWER.
-    pub fn record_follower_fetch(&self, replica: i32, fetch_offset: i64, now_ms: i64) -> Result<()> {
+    pub fn record_follower_fetch(
+        &self,
+        replica: i32,
+        fetch_offset: i64,
+        now_ms: i64,
+    ) -> Result<()> {
         let mut guard = self.log.write();
         let log = guard.as_mut().ok_or(BrokerError::NotLeaderOrFollower)?;
         let mut role = self.role.lock();
@@ -206,7 +227,10 @@ impl Partition {
     /// is), NOT_ENOUGH_REPLICAS for an acks=all write while the ISR is below the minimum.
     pub fn check_writable(&self, acks_all: bool) -> Result<()> {
         let role = self.role.lock();
-        let leading = role.leading.as_ref().ok_or(BrokerError::NotLeaderOrFollower)?;
+        let leading = role
+            .leading
+            .as_ref()
+            .ok_or(BrokerError::NotLeaderOrFollower)?;
         if acks_all && !leading.has_min_isr() {
             return Err(BrokerError::NotEnoughReplicas);
         }
@@ -216,7 +240,11 @@ impl Partition {
     /// Whether an acks=all write may be appended: this broker leads and the ISR holds at
     /// least `min(min.insync.replicas, replicas)` brokers.
     pub fn has_min_isr(&self) -> bool {
-        self.role.lock().leading.as_ref().is_some_and(LeaderReplicas::has_min_isr)
+        self.role
+            .lock()
+            .leading
+            .as_ref()
+            .is_some_and(LeaderReplicas::has_min_isr)
     }
 
     /// Waits until the high watermark reaches `end_offset`, i.e. the in-sync replicas hold
@@ -224,7 +252,11 @@ impl Partition {
     /// the ISR shrank below the minimum meanwhile, the write is answered with
     /// NOT_ENOUGH_REPLICAS_AFTER_APPEND, as Kafka does; if leadership moved, with
     /// NOT_LEADER_OR_FOLLOWER.
-    pub async fn wait_until_replicated(&self, end_offset: i64, deadline: tokio::time::Instant) -> Result<()> {
+    pub async fn wait_until_replicated(
+        &self,
+        end_offset: i64,
+        deadline: tokio::time::Instant,
+    ) -> Result<()> {
         let mut progress = self.progress.subscribe();
         loop {
             self.ensure_leader()?;
@@ -243,10 +275,31 @@ impl Partition {
         }
     }
 
-    /// OffsetForLeaderEpoch: the largest epoch at or below `epoch` and where it ends in this
-    /// log, or `None` when the log cannot say (Kafka's UNDEFINED answers).
+    /// The largest epoch at or below `epoch` and where it ends in this log, or `None` when
+    /// the log cannot say (Kafka's UNDEFINED answers).
     pub fn end_offset_for_epoch(&self, epoch: i32) -> Result<Option<(i32, i64)>> {
         self.with_log(|log| Ok(log.end_offset_for_epoch(epoch)))
+    }
+
+    /// OffsetForLeaderEpoch as a leader answers it (Kafka's `lastOffsetForLeaderEpoch` with
+    /// `fetchOnlyFromLeader`): the asker's `current_leader_epoch` (-1: unsaid) must be this
+    /// leader's, and only a leader answers. A follower's log may itself be about to be cut,
+    /// and an answer from it could make the asker cut acknowledged records.
+    pub fn leader_end_offset_for_epoch(
+        &self,
+        current_leader_epoch: i32,
+        epoch: i32,
+    ) -> Result<Option<(i32, i64)>> {
+        self.with_log(|log| {
+            let role = self.role.lock();
+            if current_leader_epoch != -1 {
+                same_epoch(current_leader_epoch, role.epoch)?;
+            }
+            if role.leading.is_none() {
+                return Err(BrokerError::NotLeaderOrFollower);
+            }
+            Ok(log.end_offset_for_epoch(epoch))
+        })
     }
 
     /// The newest leader epoch in this log, which a follower asks its leader about.
@@ -254,14 +307,12 @@ impl Partition {
         self.with_log(|log| Ok(log.latest_epoch()))
     }
 
-    /// A follower's append of batches fetched from its leader, offsets and epochs as they
-    /// are. Consumers wait for the high watermark, which only the leader's answers move.
-    pub fn append_replicated(&self, records: Bytes, now_ms: i64) -> Result<AppendInfo> {
+    /// A follower's append of batches fetched from its leader at `epoch`, offsets and epochs
+    /// as they are. Consumers wait for the high watermark, which only the leader's answers move.
+    pub fn append_replicated(&self, epoch: i32, records: Bytes, now_ms: i64) -> Result<AppendInfo> {
         let mut guard = self.log.write();
         let log = guard.as_mut().ok_or(BrokerError::NotLeaderOrFollower)?;
-        if self.role.lock().leading.is_some() {
-            return Err(BrokerError::NotLeaderOrFollower);
-        }
+        self.check_following(epoch)?;
         let info = log.append_as_follower(records, now_ms)?;
         let sync_due = log.take_sync_due();
         drop(guard);
@@ -270,13 +321,11 @@ impl Partition {
         Ok(info)
     }
 
-    /// A follower takes the leader's high watermark, as far as its own log reaches.
-    pub fn follow_high_watermark(&self, leader_high_watermark: i64) -> Result<()> {
+    /// A follower at `epoch` takes the leader's high watermark, as far as its own log reaches.
+    pub fn follow_high_watermark(&self, epoch: i32, leader_high_watermark: i64) -> Result<()> {
         let mut guard = self.log.write();
         let log = guard.as_mut().ok_or(BrokerError::NotLeaderOrFollower)?;
-        if self.role.lock().leading.is_some() {
-            return Err(BrokerError::NotLeaderOrFollower);
-        }
+        self.check_following(epoch)?;
         let high_watermark = leader_high_watermark.min(log.log_end_offset());
         if high_watermark != log.high_watermark() {
             self.publish_high_watermark(log, high_watermark);
@@ -284,24 +333,52 @@ impl Partition {
         Ok(())
     }
 
-    /// Cuts the log back to `offset` (a follower's divergent tail).
-    pub fn truncate_to(&self, offset: i64) -> Result<()> {
+    /// Cuts the log back to `offset`: a follower's divergent tail, found by the fetcher that
+    /// follows the leader of `epoch`. Never a leader's log: a leader's log holds every
+    /// acknowledged write, and its epoch starts at its log end.
+    pub fn truncate_to(&self, epoch: i32, offset: i64) -> Result<()> {
         let mut synced = self.synced.lock();
-        self.with_log_mut(|log| Ok(log.truncate_to(offset)?))?;
+        self.with_log_mut(|log| {
+            self.check_following(epoch)?;
+            Ok(log.truncate_to(offset)?)
+        })?;
         *synced = (*synced).min(offset);
         drop(synced);
         self.progress.send_modify(|_| {});
         Ok(())
     }
 
-    /// Empties the log and starts it at `offset` (a follower behind the leader's log start).
-    pub fn truncate_fully_and_start_at(&self, offset: i64) -> Result<()> {
+    /// Empties the log and starts it at `offset` (a follower at `epoch` behind the leader's
+    /// log start).
+    pub fn truncate_fully_and_start_at(&self, epoch: i32, offset: i64) -> Result<()> {
         let mut synced = self.synced.lock();
-        self.with_log_mut(|log| Ok(log.truncate_fully_and_start_at(offset)?))?;
+        self.with_log_mut(|log| {
+            self.check_following(epoch)?;
+            Ok(log.truncate_fully_and_start_at(offset)?)
+        })?;
         *synced = offset;
         drop(synced);
         self.progress.send_modify(|_| {});
         Ok(())
+    }
+
+    /// Whether this broker still follows the partition at leader `epoch`.
+    pub fn follows(&self, epoch: i32) -> bool {
+        self.check_following(epoch).is_ok()
+    }
+
+    /// Whether a replica fetcher that follows the leader of `epoch` may still change this
+    /// log: only while this broker follows at exactly that epoch. Callers hold the log's write
+    /// lock, which role changes to leader take too, so the answer holds for their whole
+    /// change. A fetcher left over from before a role change (Kafka removes a partition from
+    /// its fetcher before `makeLeader`; samsa does too, and this makes a late one harmless)
+    /// is refused: a leader's log is never cut or written by a fetcher.
+    fn check_following(&self, epoch: i32) -> Result<()> {
+        let role = self.role.lock();
+        if role.leading.is_some() {
+            return Err(BrokerError::NotLeaderOrFollower);
+        }
+        same_epoch(epoch, role.epoch)
     }
 
     /// After the log grew: moves the high watermark as far as the in-sync replicas allow and
@@ -321,5 +398,21 @@ impl Partition {
     fn publish_high_watermark(&self, log: &mut PartitionLog, high_watermark: i64) {
         log.set_high_watermark(high_watermark);
         self.progress.send_replace(high_watermark);
+    }
+}
+
+/// FENCED_LEADER_EPOCH for a `claimed` epoch older than `current`, UNKNOWN_LEADER_EPOCH for
+/// one this broker has not learnt of yet.
+fn same_epoch(claimed: i32, current: i32) -> Result<()> {
+    match claimed.cmp(&current) {
+        std::cmp::Ordering::Less => Err(BrokerError::FencedLeaderEpoch {
+            claimed,
+            epoch: current,
+        }),
+        std::cmp::Ordering::Greater => Err(BrokerError::UnknownLeaderEpoch {
+            claimed,
+            epoch: current,
+        }),
+        std::cmp::Ordering::Equal => Ok(()),
     }
 }

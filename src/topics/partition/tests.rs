@@ -7,7 +7,14 @@ use super::*;
 fn records(count: i64) -> Bytes {
     use crate::topics::internal::{encode_batch, record};
     let batch: Vec<_> = (0..count)
-        .map(|i| record(Bytes::from(format!("k{i}")), Some(Bytes::from_static(b"v")), i, 0))
+        .map(|i| {
+            record(
+                Bytes::from(format!("k{i}")),
+                Some(Bytes::from_static(b"v")),
+                i,
+                0,
+            )
+        })
         .collect();
     encode_batch(&batch, "test records").unwrap()
 }
@@ -30,7 +37,11 @@ async fn acks_all_waits_for_the_follower() {
     assert_eq!(partition.offsets().unwrap().high_watermark, 0);
     let waiting = {
         let partition = partition.clone();
-        tokio::spawn(async move { partition.wait_until_replicated(info.last_offset + 1, soon()).await })
+        tokio::spawn(async move {
+            partition
+                .wait_until_replicated(info.last_offset + 1, soon())
+                .await
+        })
     };
     // The follower's fetch from offset 3 says it holds 0..3.
     partition.record_follower_fetch(2, 3, 0).unwrap();
@@ -45,7 +56,10 @@ async fn acks_all_times_out_without_the_follower() {
     partition.append(records(1), 0).unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_millis(50);
     let result = partition.wait_until_replicated(1, deadline).await;
-    assert!(matches!(result, Err(BrokerError::RequestTimedOut)), "{result:?}");
+    assert!(
+        matches!(result, Err(BrokerError::RequestTimedOut)),
+        "{result:?}"
+    );
 }
 
 #[tokio::test]
@@ -67,9 +81,18 @@ fn leader_epochs_are_checked_both_ways() {
     let partition = led_with_a_follower(dir.path());
     assert!(partition.check_leader_epoch(-1).is_ok());
     assert!(partition.check_leader_epoch(1).is_ok());
-    assert!(matches!(partition.check_leader_epoch(0), Err(BrokerError::FencedLeaderEpoch { .. })));
-    assert!(matches!(partition.check_leader_epoch(2), Err(BrokerError::UnknownLeaderEpoch { .. })));
-    assert!(matches!(partition.record_follower_fetch(3, 0, 0), Err(BrokerError::NotLeaderOrFollower)));
+    assert!(matches!(
+        partition.check_leader_epoch(0),
+        Err(BrokerError::FencedLeaderEpoch { .. })
+    ));
+    assert!(matches!(
+        partition.check_leader_epoch(2),
+        Err(BrokerError::UnknownLeaderEpoch { .. })
+    ));
+    assert!(matches!(
+        partition.record_follower_fetch(3, 0, 0),
+        Err(BrokerError::NotLeaderOrFollower)
+    ));
 }
 
 #[test]
@@ -79,9 +102,13 @@ fn flush_messages_syncs_are_shared_by_concurrent_appends() {
         flush_messages: Some(1),
         ..LogConfig::default()
     };
-    let partition = std::sync::Arc::new(Partition::open("t", 0, dir.path().join("t-0"), config, 1, 1).unwrap());
+    let partition =
+        std::sync::Arc::new(Partition::open("t", 0, dir.path().join("t-0"), config, 1, 1).unwrap());
     partition.append(records(1), 0).unwrap();
-    assert_eq!(partition.syncs.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(
+        partition.syncs.load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
     assert_eq!(*partition.synced.lock(), 1);
 
     // An fsync in progress (the lock held) while two producers append: both wait for it,
@@ -94,7 +121,10 @@ fn flush_messages_syncs_are_shared_by_concurrent_appends() {
             std::thread::spawn(move || partition.append(records(1), 0).unwrap())
         })
         .collect();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
         while partition.offsets().unwrap().log_end < 3 {
             progress.changed().await.unwrap();
@@ -104,14 +134,79 @@ fn flush_messages_syncs_are_shared_by_concurrent_appends() {
     for producer in producers {
         producer.join().unwrap();
     }
-    assert_eq!(partition.syncs.load(std::sync::atomic::Ordering::Relaxed), 2);
+    assert_eq!(
+        partition.syncs.load(std::sync::atomic::Ordering::Relaxed),
+        2
+    );
     assert_eq!(*partition.synced.lock(), 3);
 }
 
 #[test]
 fn without_flush_messages_nothing_is_synced_on_append() {
     let dir = tempfile::tempdir().unwrap();
-    let partition = Partition::open("t", 0, dir.path().join("t-0"), LogConfig::default(), 1, 1).unwrap();
+    let partition =
+        Partition::open("t", 0, dir.path().join("t-0"), LogConfig::default(), 1, 1).unwrap();
     partition.append(records(2), 0).unwrap();
-    assert_eq!(partition.syncs.load(std::sync::atomic::Ordering::Relaxed), 0);
+    assert_eq!(
+        partition.syncs.load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+}
+
+#[test]
+fn only_a_follower_at_the_fetchers_epoch_takes_its_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let partition = led_with_a_follower(dir.path());
+    partition.append(records(3), 0).unwrap();
+    partition.append(records(2), 0).unwrap();
+    let leading_refuses = |epoch| {
+        assert!(matches!(
+            partition.truncate_to(epoch, 1),
+            Err(BrokerError::NotLeaderOrFollower)
+        ));
+        assert!(matches!(
+            partition.truncate_fully_and_start_at(epoch, 7),
+            Err(BrokerError::NotLeaderOrFollower)
+        ));
+        assert!(matches!(
+            partition.follow_high_watermark(epoch, 3),
+            Err(BrokerError::NotLeaderOrFollower)
+        ));
+        assert!(matches!(
+            partition.append_replicated(epoch, records(1), 0),
+            Err(BrokerError::NotLeaderOrFollower)
+        ));
+    };
+    leading_refuses(0);
+    leading_refuses(1);
+    assert_eq!(
+        partition.offsets().unwrap().log_end,
+        5,
+        "a leader's log is never cut by a fetcher"
+    );
+
+    partition.become_follower(2, 3);
+    assert!(!partition.follows(2));
+    assert!(matches!(
+        partition.truncate_to(2, 1),
+        Err(BrokerError::FencedLeaderEpoch {
+            claimed: 2,
+            epoch: 3
+        })
+    ));
+    assert!(matches!(
+        partition.truncate_to(4, 1),
+        Err(BrokerError::UnknownLeaderEpoch {
+            claimed: 4,
+            epoch: 3
+        })
+    ));
+    assert_eq!(partition.offsets().unwrap().log_end, 5);
+    assert!(partition.follows(3));
+    partition.truncate_to(3, 3).unwrap();
+    assert_eq!(
+        partition.offsets().unwrap().log_end,
+        3,
+        "the fetcher of the current epoch cuts a divergent tail"
+    );
 }
