@@ -83,9 +83,21 @@ pub async fn append_marker(
     if !partition.has_min_isr() {
         return Err(BrokerError::NotEnoughReplicas);
     }
-    let control = if marker.commit { ControlType::Commit } else { ControlType::Abort };
-    let written = partition.write_marker(marker.producer_id, marker.producer_epoch, control, marker.coordinator_epoch, now_ms())?;
-    partition.wait_until_replicated(written.last_offset + 1, deadline).await?;
+    let control = if marker.commit {
+        ControlType::Commit
+    } else {
+        ControlType::Abort
+    };
+    let written = partition.write_marker(
+        marker.producer_id,
+        marker.producer_epoch,
+        control,
+        marker.coordinator_epoch,
+        now_ms(),
+    )?;
+    partition
+        .wait_until_replicated(written.last_offset + 1, deadline)
+        .await?;
     if topic == OFFSETS_TOPIC {
         groups.complete_transaction(index, marker.producer_id, marker.commit);
     }
@@ -115,10 +127,22 @@ impl MarkerWriter for LocalMarkers {
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             for (topic, index) in partitions {
-                match append_marker(&self.topics, groups, marker, (topic, *index), Instant::now()).await {
+                match append_marker(
+                    &self.topics,
+                    groups,
+                    marker,
+                    (topic, *index),
+                    Instant::now(),
+                )
+                .await
+                {
                     Ok(()) => {}
                     Err(BrokerError::UnknownTopicOrPartition) => {
-                        tracing::warn!(topic, partition = index, "no marker written: the partition no longer exists")
+                        tracing::warn!(
+                            topic,
+                            partition = index,
+                            "no marker written: the partition no longer exists"
+                        )
                     }
                     Err(err) => tracing::error!(
                         topic,
