@@ -16,7 +16,7 @@ use crate::metrics::{self, Metrics};
 use crate::network;
 use crate::topics::internal::Coordination;
 use crate::topics::TopicRegistry;
-use crate::txn::{ClusterMarkers, TransactionCoordinator};
+use crate::txn::{ClusterMarkers, LocalMarkers, TransactionCoordinator};
 
 /// State every handler sees.
 pub struct Broker {
@@ -131,6 +131,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         let hooks = Arc::new(CoordinatorLeadership(Arc::downgrade(&broker)));
         cluster.start_replication(&broker.config, broker.topics.clone(), hooks);
         cluster.start_security(broker.authorizer.clone(), broker.credentials.clone());
+    } else {
+        // A marker write that fails is retried until shutdown; the next start's load
+        // finishes the transaction then.
+        broker.txns.set_markers(Arc::new(LocalMarkers::new(broker.topics.clone(), shutdown_rx.clone())));
     }
     let metrics_server = match broker.config.metrics_listen {
         Some(addr) => {
