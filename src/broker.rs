@@ -16,7 +16,7 @@ use crate::metrics::{self, Metrics};
 use crate::network;
 use crate::topics::internal::Coordination;
 use crate::topics::TopicRegistry;
-use crate::txn::{ClusterMarkers, TransactionCoordinator};
+use crate::txn::{ClusterMarkers, LocalMarkers, TransactionCoordinator};
 
 /// State every handler sees.
 pub struct Broker {
@@ -131,6 +131,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         let hooks = Arc::new(CoordinatorLeadership(Arc::downgrade(&broker)));
         cluster.start_replication(&broker.config, broker.topics.clone(), hooks);
         cluster.start_security(broker.authorizer.clone(), broker.credentials.clone());
+    } else {
+        // A marker write that fails is retried until shutdown; the next start's load
+        // finishes the transaction then.
+        broker.txns.set_markers(Arc::new(LocalMarkers::new(broker.topics.clone(), shutdown_rx.clone())));
     }
     let metrics_server = match broker.config.metrics_listen {
         Some(addr) => {
@@ -331,7 +335,10 @@ async fn group_timers(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) 
 
 /// Aborts transactions open past their timeout and forgets long-unused transactional ids,
 /// each round in a task of its own. The expiry only writes to logs, so it runs on the
-/// blocking pool; an abort also waits for the replicas between its writes.
+/// blocking pool; an abort also waits for the replicas between its writes, and for its
+/// markers, which are retried until written: it is not waited for, so that one stuck behind
+/// a partition without a leader or a failing disk holds up neither the expiry nor the next
+/// abort round (which finds only the transactions still open).
 async fn txn_timers(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     let config = &broker.config;
     let mut abort = tokio::time::interval(Duration::from_millis(
@@ -344,11 +351,14 @@ async fn txn_timers(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     loop {
         let broker = broker.clone();
         let round = tokio::select! {
-            _ = abort.tick() => tokio::spawn(async move { broker.txns.abort_timed_out(&broker.groups).await }),
+            _ = abort.tick() => {
+                tokio::spawn(async move { broker.txns.abort_timed_out(&broker.groups).await });
+                continue;
+            }
             _ = expire.tick() => tokio::task::spawn_blocking(move || broker.txns.expire_ids()),
             _ = shutdown.changed() => return,
         };
-        // An abort may wait long for replicas and markers; shutdown does not wait for it.
+        // Shutdown does not wait for the expiry either.
         tokio::select! {
             done = round => if let Err(err) = done {
                 tracing::error!("transaction timer failed: {err}");

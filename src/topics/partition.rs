@@ -78,6 +78,9 @@ pub struct Partition {
     /// Fsyncs done for `flush_messages`, to see group commit at work.
     #[cfg(test)]
     syncs: std::sync::atomic::AtomicUsize,
+    /// Test-only fault: how many of the next marker writes fail as a failing disk would.
+    #[cfg(test)]
+    failing_markers: std::sync::atomic::AtomicUsize,
 }
 
 impl Partition {
@@ -125,6 +128,8 @@ impl Partition {
             synced: Mutex::new(end),
             #[cfg(test)]
             syncs: Default::default(),
+            #[cfg(test)]
+            failing_markers: Default::default(),
         })
     }
 
@@ -149,6 +154,8 @@ impl Partition {
             synced: Mutex::new(0),
             #[cfg(test)]
             syncs: Default::default(),
+            #[cfg(test)]
+            failing_markers: Default::default(),
         };
         if let Some(config) = config {
             partition.host(config)?;
@@ -212,6 +219,8 @@ impl Partition {
         coordinator_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendInfo> {
+        #[cfg(test)]
+        self.injected_marker_fault()?;
         let mut guard = self.log.write();
         let log = guard.as_mut().ok_or(BrokerError::NotLeaderOrFollower)?;
         let mut role = self.role.lock();
@@ -232,6 +241,29 @@ impl Partition {
         drop(guard);
         self.sync_through(sync_due)?;
         Ok(info)
+    }
+
+    /// Test-only: the next `count` marker writes fail before touching the log, as an append
+    /// to a failing disk does (KAFKA_STORAGE_ERROR).
+    #[cfg(test)]
+    pub fn fail_next_markers(&self, count: usize) {
+        self.failing_markers.store(count, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Test-only: how many injected marker failures are still to come.
+    #[cfg(test)]
+    pub fn failing_markers_left(&self) -> usize {
+        self.failing_markers.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    #[cfg(test)]
+    fn injected_marker_fault(&self) -> Result<()> {
+        use std::sync::atomic::Ordering;
+        let failing = self.failing_markers.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| left.checked_sub(1));
+        match failing {
+            Ok(_) => Err(samsa_storage::StorageError::Io(std::io::Error::other("injected marker write failure")).into()),
+            Err(_) => Ok(()),
+        }
     }
 
     /// Makes the log durable below `end` when `flush_messages` asked for it, after the log's

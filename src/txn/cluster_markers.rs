@@ -1,9 +1,9 @@
 //! A cluster's transaction markers: each goes to the current leader of its partition, appended
-//! here when this broker leads it, sent with WriteTxnMarkers otherwise. As Kafka's
-//! `TransactionMarkerChannelManager` does, a marker refused for a reason that passes (the
-//! leader moved, too few in-sync replicas, a timeout, a broker unreachable) is sent again to
-//! whichever broker leads the partition then, until it is written; a partition is given up on
-//! only when its topic is deleted, and the whole transaction when this broker stops
+//! here when this broker leads it, sent with WriteTxnMarkers otherwise. Written in rounds by
+//! [`write_until_done`], as a single node's are: a marker refused for a reason that passes
+//! (the leader moved, too few in-sync replicas, a timeout, a broker unreachable) is sent again
+//! to whichever broker leads the partition then, until it is written; a partition is given up
+//! on only when its topic is deleted, and the whole transaction when this broker stops
 //! coordinating it or a partition says a newer coordinator (or producer epoch) wrote there.
 
 use std::collections::BTreeMap;
@@ -20,21 +20,17 @@ use samsa_metadata::ClusterMetadata;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::markers::{append_marker, Marker, MarkerWriter, StillCoordinating};
-use crate::error::{BrokerError, Result};
+use super::markers::{append_each, outcome_of, write_until_done, Marker, MarkerWriter, Outcome, StillCoordinating, TopicPartition};
+use crate::error::Result;
 use crate::group::GroupCoordinator;
 use crate::network::client::{ClientError, PeerConnection};
 use crate::topics::TopicRegistry;
 
 /// The only version the `kafka-protocol` crate encodes; Kafka 4 serves it.
 const WRITE_TXN_MARKERS_VERSION: i16 = 1;
-/// Between two rounds of sending what is still unwritten (Kafka's `retry.backoff.ms`).
-const RETRY_BACKOFF: Duration = Duration::from_millis(100);
 /// How much longer than the receiver's own wait for its replicas the sender waits for an
 /// answer, so that a slow replication is answered rather than timed out here.
 const ANSWER_MARGIN: Duration = Duration::from_secs(5);
-
-type TopicPartition = (String, i32);
 
 /// Where a partition's marker goes now.
 #[derive(Debug, PartialEq, Eq)]
@@ -45,15 +41,6 @@ enum Destination {
     Unknown,
     /// The topic (or partition) is deleted: there is nothing to end.
     Gone,
-}
-
-/// What a partition's answer means for its marker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Outcome {
-    Written,
-    Retry,
-    /// A newer coordinator, or a newer epoch of the producer, wrote to the partition.
-    Fenced,
 }
 
 pub struct ClusterMarkers {
@@ -86,74 +73,26 @@ impl ClusterMarkers {
         }
     }
 
-    async fn write_all(
-        &self,
-        groups: &GroupCoordinator,
-        marker: Marker,
-        partitions: &[TopicPartition],
-        coordinating: StillCoordinating<'_>,
-    ) -> Result<()> {
-        let mut unwritten = partitions.to_vec();
-        let mut shutdown = self.shutdown.clone();
-        loop {
-            if !coordinating() || *shutdown.borrow() {
-                tracing::info!(producer_id = marker.producer_id, "no longer coordinating; the transaction is left to the next coordinator");
-                return Err(BrokerError::NotCoordinator);
-            }
-            let metadata = self.metadata.borrow().clone();
-            let mut here = Vec::new();
-            let mut remote: BTreeMap<(i32, String), Vec<TopicPartition>> = BTreeMap::new();
-            let mut retry = Vec::new();
-            for partition in unwritten {
-                match destination(&metadata, self.local, &partition) {
-                    Destination::Here => here.push(partition),
-                    Destination::Broker { id, addr } => remote.entry((id, addr)).or_default().push(partition),
-                    Destination::Unknown => retry.push(partition),
-                    Destination::Gone => {
-                        tracing::warn!(topic = partition.0, partition = partition.1, "no marker written: the partition no longer exists")
-                    }
-                }
-            }
-            let sends = remote.into_iter().map(|((id, addr), partitions)| self.send(id, addr, marker, partitions));
-            let (written_here, sent) = futures_util::future::join(self.append_here(groups, marker, here), join_all(sends)).await;
-            for (partition, outcome) in written_here.into_iter().chain(sent.into_iter().flatten()) {
-                match outcome {
-                    Outcome::Written => {}
-                    Outcome::Retry => retry.push(partition),
-                    Outcome::Fenced => {
-                        tracing::info!(
-                            topic = partition.0,
-                            partition = partition.1,
-                            producer_id = marker.producer_id,
-                            "a newer coordinator or producer epoch wrote to the partition; this coordinator stops ending the transaction"
-                        );
-                        return Err(BrokerError::NotCoordinator);
-                    }
-                }
-            }
-            if retry.is_empty() {
-                return Ok(());
-            }
-            unwritten = retry;
-            tokio::select! {
-                _ = tokio::time::sleep(RETRY_BACKOFF) => {}
-                _ = shutdown.changed() => {}
+    /// One round: each unwritten partition's marker to where its leader is now.
+    async fn attempt(&self, groups: &GroupCoordinator, marker: Marker, unwritten: Vec<TopicPartition>) -> Vec<(TopicPartition, Outcome)> {
+        let metadata = self.metadata.borrow().clone();
+        let mut here = Vec::new();
+        let mut remote: BTreeMap<(i32, String), Vec<TopicPartition>> = BTreeMap::new();
+        let mut outcomes = Vec::new();
+        for partition in unwritten {
+            match destination(&metadata, self.local, &partition) {
+                Destination::Here => here.push(partition),
+                Destination::Broker { id, addr } => remote.entry((id, addr)).or_default().push(partition),
+                Destination::Unknown => outcomes.push((partition, Outcome::Retry)),
+                Destination::Gone => outcomes.push((partition, Outcome::Gone)),
             }
         }
-    }
-
-    /// The markers of the partitions this broker leads, appended side by side.
-    async fn append_here(&self, groups: &GroupCoordinator, marker: Marker, partitions: Vec<TopicPartition>) -> Vec<(TopicPartition, Outcome)> {
         let deadline = Instant::now() + self.request_timeout;
-        let appends = partitions.into_iter().map(|partition| async move {
-            let appended = append_marker(&self.topics, groups, marker, (&partition.0, partition.1), deadline).await;
-            let outcome = match appended {
-                Ok(()) => Outcome::Written,
-                Err(err) => outcome_of(&partition, Some(err.response_error())),
-            };
-            (partition, outcome)
-        });
-        join_all(appends).await
+        let sends = remote.into_iter().map(|((id, addr), partitions)| self.send(id, addr, marker, partitions));
+        let appends = append_each(&self.topics, groups, marker, here, deadline);
+        let (written_here, sent) = futures_util::future::join(appends, join_all(sends)).await;
+        outcomes.extend(written_here.into_iter().chain(sent.into_iter().flatten()));
+        outcomes
     }
 
     /// WriteTxnMarkers to broker `id` at `addr`, for `partitions` it leads.
@@ -206,7 +145,9 @@ impl MarkerWriter for ClusterMarkers {
         partitions: &'a [(String, i32)],
         coordinating: StillCoordinating<'a>,
     ) -> BoxFuture<'a, Result<()>> {
-        Box::pin(self.write_all(groups, marker, partitions, coordinating))
+        Box::pin(write_until_done(marker, partitions, coordinating, &self.shutdown, move |unwritten| {
+            self.attempt(groups, marker, unwritten)
+        }))
     }
 }
 
@@ -225,36 +166,6 @@ fn destination(metadata: &ClusterMetadata, local: i32, (topic, index): &TopicPar
             addr: format!("{}:{}", broker.host, broker.port),
         },
         None => Destination::Unknown,
-    }
-}
-
-/// Kafka's reading of a marker's answer (TransactionMarkerRequestCompletionHandler): the
-/// producer or coordinator epoch moved on, so this end is someone else's now; a message
-/// format or version the partition cannot take means the producer never wrote there either,
-/// so there is nothing to end; anything else is sent again.
-fn outcome_of((topic, partition): &TopicPartition, error: Option<ResponseError>) -> Outcome {
-    use ResponseError as E;
-    match error {
-        None => Outcome::Written,
-        Some(E::InvalidProducerEpoch | E::TransactionCoordinatorFenced) => Outcome::Fenced,
-        Some(E::UnsupportedForMessageFormat | E::UnsupportedVersion) => Outcome::Written,
-        Some(
-            error @ (E::UnknownTopicOrPartition
-            | E::NotLeaderOrFollower
-            | E::NotEnoughReplicas
-            | E::NotEnoughReplicasAfterAppend
-            | E::RequestTimedOut
-            | E::KafkaStorageError
-            | E::CoordinatorLoadInProgress),
-        ) => {
-            tracing::info!(topic, partition, "transaction marker not written ({error:?}); retrying");
-            Outcome::Retry
-        }
-        // Kafka takes these for a bug; retrying lets an operator fix, say, a missing ACL.
-        Some(error) => {
-            tracing::error!(topic, partition, "transaction marker refused with {error:?}; retrying");
-            Outcome::Retry
-        }
     }
 }
 

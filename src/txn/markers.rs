@@ -2,12 +2,19 @@
 //! of its partition ([`append_marker`], which the WriteTxnMarkers handler uses too); where the
 //! coordinator sends it is a [`MarkerWriter`]'s business: [`LocalMarkers`] on a single node,
 //! where every partition is this broker's, `ClusterMarkers` (see [`super::cluster_markers`])
-//! in a cluster, where each partition's leader gets it.
+//! in a cluster, where each partition's leader gets it. Both write a marker again until it is
+//! written ([`write_until_done`]), as Kafka's `TransactionMarkerChannelManager` does: a
+//! transaction is complete only once every partition holds its marker, since a partition
+//! without one keeps the transaction open and its last stable offset behind it.
 
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
-use futures_util::future::BoxFuture;
+use futures_util::future::{join_all, BoxFuture};
+use kafka_protocol::error::ResponseError;
 use samsa_storage::ControlType;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::state::TxnMetadata;
@@ -16,6 +23,11 @@ use crate::error::{BrokerError, Result};
 use crate::group::store::OFFSETS_TOPIC;
 use crate::group::GroupCoordinator;
 use crate::topics::TopicRegistry;
+
+pub(super) type TopicPartition = (String, i32);
+
+/// Between two rounds of writing what is still unwritten (Kafka's `retry.backoff.ms`).
+const RETRY_BACKOFF: Duration = Duration::from_millis(100);
 
 /// One marker, as WriteTxnMarkers carries it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,52 +95,216 @@ pub async fn append_marker(
     if !partition.has_min_isr() {
         return Err(BrokerError::NotEnoughReplicas);
     }
-    let control = if marker.commit { ControlType::Commit } else { ControlType::Abort };
-    let written = partition.write_marker(marker.producer_id, marker.producer_epoch, control, marker.coordinator_epoch, now_ms())?;
-    partition.wait_until_replicated(written.last_offset + 1, deadline).await?;
+    let control = if marker.commit {
+        ControlType::Commit
+    } else {
+        ControlType::Abort
+    };
+    let written = partition.write_marker(
+        marker.producer_id,
+        marker.producer_epoch,
+        control,
+        marker.coordinator_epoch,
+        now_ms(),
+    )?;
+    partition
+        .wait_until_replicated(written.last_offset + 1, deadline)
+        .await?;
     if topic == OFFSETS_TOPIC {
         groups.complete_transaction(index, marker.producer_id, marker.commit);
     }
     Ok(())
 }
 
+/// What one attempt at a partition's marker came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Outcome {
+    Written,
+    Retry,
+    /// A newer coordinator, or a newer epoch of the producer, wrote to the partition.
+    Fenced,
+    /// The topic (or partition) is deleted: there is nothing to end.
+    Gone,
+}
+
+/// Writes `marker` into `partitions` in rounds: `attempt` tries every partition still
+/// unwritten and says how each went; those to retry get another round after
+/// [`RETRY_BACKOFF`]. A deleted partition is given up on. The whole transaction is given up
+/// (NOT_COORDINATOR, its PrepareCommit or PrepareAbort left for the next coordinator or the
+/// next start's load to finish) when `coordinating` turns false, a partition is
+/// [`Outcome::Fenced`], or `shutdown` turns true; a `shutdown` whose sender is gone never
+/// does. No lock is held between rounds: `attempt` takes what it needs each time.
+pub(super) async fn write_until_done<R>(
+    marker: Marker,
+    partitions: &[TopicPartition],
+    coordinating: StillCoordinating<'_>,
+    shutdown: &watch::Receiver<bool>,
+    mut attempt: impl FnMut(Vec<TopicPartition>) -> R,
+) -> Result<()>
+where
+    R: Future<Output = Vec<(TopicPartition, Outcome)>>,
+{
+    let mut unwritten = partitions.to_vec();
+    let mut shutdown = shutdown.clone();
+    loop {
+        if !coordinating() || *shutdown.borrow() {
+            tracing::info!(
+                producer_id = marker.producer_id,
+                "no longer coordinating; the transaction is left to the next coordinator"
+            );
+            return Err(BrokerError::NotCoordinator);
+        }
+        let mut retry = Vec::new();
+        for (partition, outcome) in attempt(unwritten).await {
+            match outcome {
+                Outcome::Written => {}
+                Outcome::Retry => retry.push(partition),
+                Outcome::Gone => {
+                    tracing::warn!(
+                        topic = partition.0,
+                        partition = partition.1,
+                        "no marker written: the partition no longer exists"
+                    )
+                }
+                Outcome::Fenced => {
+                    tracing::info!(
+                        topic = partition.0,
+                        partition = partition.1,
+                        producer_id = marker.producer_id,
+                        "a newer coordinator or producer epoch wrote to the partition; this coordinator stops ending the transaction"
+                    );
+                    return Err(BrokerError::NotCoordinator);
+                }
+            }
+        }
+        if retry.is_empty() {
+            return Ok(());
+        }
+        unwritten = retry;
+        tokio::select! {
+            _ = tokio::time::sleep(RETRY_BACKOFF) => {}
+            Ok(()) = shutdown.changed() => {}
+        }
+    }
+}
+
+/// Appends `marker` to each of `partitions`, which this broker leads, side by side.
+pub(super) async fn append_each(
+    topics: &TopicRegistry,
+    groups: &GroupCoordinator,
+    marker: Marker,
+    partitions: Vec<TopicPartition>,
+    deadline: Instant,
+) -> Vec<(TopicPartition, Outcome)> {
+    let appends = partitions.into_iter().map(|partition| async move {
+        let appended = append_marker(
+            topics,
+            groups,
+            marker,
+            (&partition.0, partition.1),
+            deadline,
+        )
+        .await;
+        let outcome = match appended {
+            Ok(()) => Outcome::Written,
+            Err(err) => outcome_of(&partition, Some(err.response_error())),
+        };
+        (partition, outcome)
+    });
+    join_all(appends).await
+}
+
+/// Kafka's reading of a marker's answer (TransactionMarkerRequestCompletionHandler): the
+/// producer or coordinator epoch moved on, so this end is someone else's now; a message
+/// format or version the partition cannot take means the producer never wrote there either,
+/// so there is nothing to end; anything else (a failed disk write included) is tried again.
+pub(super) fn outcome_of(
+    (topic, partition): &TopicPartition,
+    error: Option<ResponseError>,
+) -> Outcome {
+    use ResponseError as E;
+    match error {
+        None => Outcome::Written,
+        Some(E::InvalidProducerEpoch | E::TransactionCoordinatorFenced) => Outcome::Fenced,
+        Some(E::UnsupportedForMessageFormat | E::UnsupportedVersion) => Outcome::Written,
+        Some(
+            error @ (E::UnknownTopicOrPartition
+            | E::NotLeaderOrFollower
+            | E::NotEnoughReplicas
+            | E::NotEnoughReplicasAfterAppend
+            | E::RequestTimedOut
+            | E::KafkaStorageError
+            | E::CoordinatorLoadInProgress),
+        ) => {
+            tracing::info!(
+                topic,
+                partition,
+                "transaction marker not written ({error:?}); retrying"
+            );
+            Outcome::Retry
+        }
+        // Kafka takes these for a bug; retrying lets an operator fix, say, a missing ACL.
+        Some(error) => {
+            tracing::error!(
+                topic,
+                partition,
+                "transaction marker refused with {error:?}; retrying"
+            );
+            Outcome::Retry
+        }
+    }
+}
+
 /// Markers appended to this broker's own logs: a single node leads every partition, and its
-/// high watermark follows the log end, so nothing waits.
+/// high watermark follows the log end, so nothing waits for replicas.
 pub struct LocalMarkers {
     topics: Arc<TopicRegistry>,
+    shutdown: watch::Receiver<bool>,
 }
 
 impl LocalMarkers {
-    pub fn new(topics: Arc<TopicRegistry>) -> LocalMarkers {
-        LocalMarkers { topics }
+    /// Retries stop when `shutdown` turns true; with its sender gone they never do.
+    pub fn new(topics: Arc<TopicRegistry>, shutdown: watch::Receiver<bool>) -> LocalMarkers {
+        LocalMarkers { topics, shutdown }
+    }
+
+    /// One round: the partitions still in the registry get their marker appended.
+    async fn attempt(
+        &self,
+        groups: &GroupCoordinator,
+        marker: Marker,
+        partitions: Vec<TopicPartition>,
+    ) -> Vec<(TopicPartition, Outcome)> {
+        let (present, gone): (Vec<_>, Vec<_>) =
+            partitions.into_iter().partition(|(topic, index)| {
+                self.topics
+                    .get(topic)
+                    .is_some_and(|t| t.partition(*index).is_some())
+            });
+        let mut outcomes = append_each(&self.topics, groups, marker, present, Instant::now()).await;
+        outcomes.extend(gone.into_iter().map(|partition| (partition, Outcome::Gone)));
+        outcomes
     }
 }
 
 impl MarkerWriter for LocalMarkers {
-    /// A partition whose topic is gone is skipped; a failed write is logged and skipped.
+    /// A partition whose topic is gone is given up on; a failed write is retried.
     fn write_markers<'a>(
         &'a self,
         groups: &'a GroupCoordinator,
         marker: Marker,
         partitions: &'a [(String, i32)],
-        _: StillCoordinating<'a>,
+        coordinating: StillCoordinating<'a>,
     ) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            for (topic, index) in partitions {
-                match append_marker(&self.topics, groups, marker, (topic, *index), Instant::now()).await {
-                    Ok(()) => {}
-                    Err(BrokerError::UnknownTopicOrPartition) => {
-                        tracing::warn!(topic, partition = index, "no marker written: the partition no longer exists")
-                    }
-                    Err(err) => tracing::error!(
-                        topic,
-                        partition = index,
-                        producer_id = marker.producer_id,
-                        "cannot write transaction marker: {err}"
-                    ),
-                }
-            }
-            Ok(())
-        })
+        Box::pin(write_until_done(
+            marker,
+            partitions,
+            coordinating,
+            &self.shutdown,
+            move |unwritten| self.attempt(groups, marker, unwritten),
+        ))
     }
 }
+
+#[cfg(test)]
+mod tests;

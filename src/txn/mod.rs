@@ -42,8 +42,9 @@ use crate::topics::TopicRegistry;
 use end::StateWrite;
 use load::Txns;
 use log::TxnLog;
-use markers::{LocalMarkers, MarkerWriter};
+use markers::MarkerWriter;
 pub use cluster_markers::ClusterMarkers;
+pub use markers::LocalMarkers;
 use producer_ids::ProducerIds;
 pub use producer_ids::BLOCK_SIZE as PRODUCER_ID_BLOCK;
 use state::{InitAction, TxnMetadata, TxnState};
@@ -87,7 +88,8 @@ pub struct TransactionCoordinator {
     ids: ProducerIds,
     log: TxnLog,
     txns: Mutex<Txns>,
-    /// Replaced once, in a cluster, when the cluster's metadata is at hand.
+    /// Replaced once, when the broker runs: by `ClusterMarkers` in a cluster, once its metadata
+    /// is at hand, and by `LocalMarkers` that stop at shutdown on a single node.
     markers: RwLock<Arc<dyn MarkerWriter>>,
 }
 
@@ -106,12 +108,14 @@ impl TransactionCoordinator {
             txns: Mutex::new(Txns::new(&log)),
             log,
             config,
-            markers: RwLock::new(Arc::new(LocalMarkers::new(topics))),
+            // Until the broker runs and sets its own: retried until written, with no shutdown.
+            markers: RwLock::new(Arc::new(LocalMarkers::new(topics, tokio::sync::watch::channel(false).1))),
         })
     }
 
     /// Sends the markers elsewhere: to each partition's leader in a cluster
-    /// ([`ClusterMarkers`]), to a test's recorder.
+    /// ([`ClusterMarkers`]), to this node's partitions with retries that stop at shutdown
+    /// ([`LocalMarkers`]), to a test's recorder.
     pub fn set_markers(&self, markers: Arc<dyn MarkerWriter>) {
         *self.markers.write() = markers;
     }

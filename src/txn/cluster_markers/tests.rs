@@ -12,6 +12,7 @@ use tokio::sync::watch;
 
 use super::*;
 use crate::config::Config;
+use crate::error::BrokerError;
 use crate::testing::{start_broker, InProcessBroker};
 use crate::topics::internal::Coordination;
 
