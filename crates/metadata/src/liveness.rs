@@ -6,12 +6,13 @@
 //! Since the times live in the leader's memory, a new leader starts every session afresh, so a
 //! controller failover never fences a broker that kept heartbeating.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 
 use crate::raft::rpc::ProposeRefused;
 use crate::raft::server::propose_locally;
@@ -90,23 +91,46 @@ impl BrokerSessions {
 
     /// Fences, while this node leads, every unfenced broker silent for longer than `timeout`.
     /// Runs until aborted.
+    ///
+    /// Each fence waits for its commit on its own: one that cannot commit (no quorum) must not
+    /// hold back the fences of other silent brokers, or those would reach the log after
+    /// whatever was proposed meanwhile (an election of one of them) and commit after it.
     pub async fn expire(self: Arc<Self>, timeout: Duration) {
         let mut tick = tokio::time::interval((timeout / 4).max(Duration::from_millis(20)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Dropped with this task, which aborts the fences still waiting.
+        let mut fences = JoinSet::new();
+        let mut fencing = HashSet::new();
         loop {
-            tick.tick().await;
-            for (id, epoch) in self.expired(timeout) {
-                let fence = Command::FenceBroker {
-                    id,
-                    epoch: Some(epoch),
-                };
-                match propose_locally(&self.raft, fence).await {
-                    Ok(_) => tracing::warn!(
-                        broker = id,
-                        "broker fenced: no heartbeat within {timeout:?}"
-                    ),
-                    Err(e) => tracing::warn!(broker = id, "cannot fence silent broker: {e:?}"),
+            tokio::select! {
+                _ = tick.tick() => {}
+                Some(done) = fences.join_next(), if !fences.is_empty() => {
+                    if let Ok(id) = done {
+                        fencing.remove(&id);
+                    }
+                    continue;
                 }
+            }
+            for (id, epoch) in self.expired(timeout) {
+                // Proposed already: it commits, or openraft refuses it, in its own time.
+                if !fencing.insert(id) {
+                    continue;
+                }
+                let raft = self.raft.clone();
+                fences.spawn(async move {
+                    let fence = Command::FenceBroker {
+                        id,
+                        epoch: Some(epoch),
+                    };
+                    match propose_locally(&raft, fence).await {
+                        Ok(_) => tracing::warn!(
+                            broker = id,
+                            "broker fenced: no heartbeat within {timeout:?}"
+                        ),
+                        Err(e) => tracing::warn!(broker = id, "cannot fence silent broker: {e:?}"),
+                    }
+                    id
+                });
             }
         }
     }

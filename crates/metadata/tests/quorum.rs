@@ -1,5 +1,6 @@
 //! Three controllers on loopback TCP with their logs in temporary directories: election,
-//! replication, failover, restart, snapshot catch-up and loss of quorum.
+//! replication, failover, restart, snapshot catch-up and loss of quorum, and the controller's
+//! own decisions that depend on it (broker sessions, leader elections).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -400,4 +401,44 @@ async fn heartbeats_unfence_and_silence_fences_without_growing_the_log() {
     for node in cluster.nodes.values() {
         wait(node.metadata().wait_for(|m| m.brokers.get(&7).is_some_and(|b| b.fenced))).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_brokers_are_fenced_together_while_the_quorum_is_missing() {
+    let options = QuorumOptions {
+        propose_timeout: Duration::from_secs(2),
+        ..fast()
+    };
+    let mut cluster = Cluster::start(options).await;
+    let leader = cluster.leader().await;
+    register_brokers(&cluster, [7, 8]).await;
+    let others: Vec<u64> = cluster
+        .nodes
+        .keys()
+        .copied()
+        .filter(|&id| id != leader)
+        .collect();
+    for &id in &others {
+        cluster.stop(id).await;
+    }
+    let node = cluster.node(leader);
+    let before = node.raft_metrics().borrow().last_log_index.unwrap();
+    node.expire_broker_sessions(Duration::from_millis(200));
+
+    // Neither fence can commit, yet both are logged: one waiting for the quorum must not
+    // keep the other out of the log, where an election proposed meanwhile would precede it.
+    wait(
+        node.raft_metrics()
+            .wait_for(|m| m.last_log_index >= Some(before + 2)),
+    )
+    .await;
+    assert!(current(node).brokers.values().all(|b| !b.fenced));
+
+    cluster.restart(others[0]).await;
+    let node = cluster.node(leader);
+    wait(
+        node.metadata()
+            .wait_for(|m| m.brokers.values().all(|b| b.fenced)),
+    )
+    .await;
 }
