@@ -18,7 +18,7 @@ use crate::liveness::{BrokerSessions, HeartbeatReply};
 use crate::raft::log_store::LogStore;
 use crate::raft::network::{Network, PeerClient};
 use crate::raft::rpc::{ProposeRefused, Request, Response};
-use crate::raft::server::{propose_locally, serve};
+use crate::raft::server::{propose_checked, serve};
 use crate::raft::state_machine::StateMachineStore;
 use crate::raft::{Applied, NodeId, Raft};
 use crate::state::{BrokerId, ClusterMetadata, Command, CommandResult};
@@ -172,11 +172,12 @@ impl MetadataNode {
 
     /// Commits `command` and returns what applying it did. On a follower the command is
     /// forwarded to the leader; when no leader can take it, `NotController` names the leader
-    /// this node knows of, if any.
+    /// this node knows of, if any. A preferred leader election the leader refuses before
+    /// logging it (its preferred replica not known live) is `Error::Command` as well.
     pub async fn propose(&self, command: Command) -> Result<CommandResult, Error> {
         let limit = self.options.propose_timeout;
         let attempt = async {
-            match propose_locally(&self.raft, command.clone()).await {
+            match propose_checked(&self.raft, &self.sessions, command.clone()).await {
                 Ok(applied) => outcome(applied),
                 Err(ProposeRefused::NotLeader {
                     leader: Some(leader),
