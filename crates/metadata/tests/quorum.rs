@@ -527,6 +527,8 @@ async fn a_leader_without_a_quorum_elects_nothing() {
         HeartbeatReply::Active
     );
     let before = node.raft_metrics().borrow().last_log_index;
+    let round = node.rebalance_leaders(0).await;
+    assert!(matches!(round, Err(Error::Unavailable(_))), "{round:?}");
     let elect = Command::ElectPreferredLeader {
         topic: "t".into(),
         partition: 0,
@@ -539,6 +541,57 @@ async fn a_leader_without_a_quorum_elects_nothing() {
         "nothing waits in the log to commit whenever the quorum returns"
     );
     assert_eq!(leader_of_t(node), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rebalance_gives_leadership_back_only_to_a_broker_the_controller_heard_from() {
+    let mut cluster = Cluster::start(fast()).await;
+    for node in cluster.nodes.values() {
+        node.expire_broker_sessions(SESSION);
+    }
+    let (epoch, epoch_2) = preferred_replica_led_elsewhere(&cluster).await;
+    let leader = cluster.leader().await;
+    let node = cluster.node(leader);
+    assert_eq!(
+        node.heartbeat(2, epoch_2).await.unwrap(),
+        HeartbeatReply::Active
+    );
+
+    // Registered, unfenced, in sync and preferred, but never heard from: not chosen.
+    assert_eq!(node.rebalance_leaders(0).await.unwrap(), vec![]);
+    assert_eq!(leader_of_t(node), 2);
+
+    // Heard by this controller, which then fails over. Its successor starts every session
+    // afresh, which keeps it from fencing anyone but is no sign that broker 1 is alive.
+    assert_eq!(
+        node.heartbeat(1, epoch).await.unwrap(),
+        HeartbeatReply::Active
+    );
+    cluster.stop(leader).await;
+    let leader = cluster.leader().await;
+    let node = cluster.node(leader);
+    assert_eq!(node.rebalance_leaders(0).await.unwrap(), vec![]);
+    assert_eq!(leader_of_t(node), 2);
+
+    // A follower makes no round; the controller does once broker 1 heartbeats to it.
+    let follower = cluster
+        .nodes
+        .keys()
+        .copied()
+        .find(|&id| id != leader)
+        .unwrap();
+    let follower = cluster.node(follower);
+    assert_eq!(
+        follower.heartbeat(1, epoch).await.unwrap(),
+        HeartbeatReply::Active
+    );
+    assert_eq!(follower.rebalance_leaders(0).await.unwrap(), vec![]);
+    assert_eq!(
+        node.rebalance_leaders(0).await.unwrap(),
+        vec![("t".to_string(), 0)]
+    );
+    assert_eq!(leader_of_t(node), 1);
+    cluster.converged(&current(node)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -98,7 +98,10 @@ pub async fn propose_checked(
 /// keeps a leader cut off from the others in its role until it hears of a higher term, so
 /// believing to lead proves nothing. Fails within a heartbeat interval without a quorum.
 pub async fn confirm_leadership(raft: &Raft) -> Result<(), ProposeRefused> {
-    match raft.ensure_linearizable().await {
+    // Boxed: openraft's future is deeply nested, and every proposal's future holds it; inline,
+    // the broker's connection future outgrew rustc's layout query depth (with the workspace's
+    // features, once the rebalance also awaited it).
+    match Box::pin(raft.ensure_linearizable()).await {
         Ok(_) => Ok(()),
         Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(to))) => {
             Err(ProposeRefused::NotLeader {
