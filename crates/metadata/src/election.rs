@@ -11,20 +11,47 @@ pub type TopicPartition = (String, u32);
 
 impl ClusterMetadata {
     /// The first replica leads again, if it is unfenced and in the ISR.
-    pub(crate) fn elect_preferred_leader(&mut self, topic: &str, partition: u32) -> Result<CommandResult, CommandError> {
-        let brokers = self.brokers.clone();
+    pub(crate) fn elect_preferred_leader(
+        &mut self,
+        topic: &str,
+        partition: u32,
+    ) -> Result<CommandResult, CommandError> {
+        let preferred = self.preferred_leader_target(topic, partition)?;
         let p = self.partition_mut(topic, partition)?;
-        let preferred = p.replicas[0];
-        if p.leader == preferred {
-            return Err(CommandError::ElectionNotNeeded);
-        }
-        if !p.isr.contains(&preferred) || !is_unfenced(&brokers, preferred) {
-            return Err(CommandError::PreferredLeaderNotAvailable(preferred));
-        }
         p.leader = preferred;
         p.leader_epoch += 1;
         p.partition_epoch += 1;
         Ok(CommandResult::LeaderElected { leader: preferred })
+    }
+
+    /// The broker a preferred leader election of the partition would make its leader, or why
+    /// it would make none: what applying one decides, and what the active controller checks
+    /// first against the brokers it knows alive.
+    pub(crate) fn preferred_leader_target(
+        &self,
+        topic: &str,
+        partition: u32,
+    ) -> Result<BrokerId, CommandError> {
+        let unknown_partition = || CommandError::UnknownPartition {
+            topic: topic.to_string(),
+            partition,
+        };
+        let t = self
+            .topics
+            .get(topic)
+            .ok_or_else(|| CommandError::UnknownTopic(topic.to_string()))?;
+        let p = t
+            .partitions
+            .get(partition as usize)
+            .ok_or_else(unknown_partition)?;
+        let preferred = p.replicas[0];
+        if p.leader == preferred {
+            return Err(CommandError::ElectionNotNeeded);
+        }
+        if !p.isr.contains(&preferred) || !is_unfenced(&self.brokers, preferred) {
+            return Err(CommandError::PreferredLeaderNotAvailable(preferred));
+        }
+        Ok(preferred)
     }
 
     /// A partition without a leader takes the first unfenced replica, in the ISR or not; the

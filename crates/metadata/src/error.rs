@@ -13,7 +13,9 @@ pub enum Error {
     /// leader this node last heard of, if any.
     #[error("not the active controller (leader: {leader:?})")]
     NotController { leader: Option<NodeId> },
-    /// The command was committed and applied, and the state machine rejected it.
+    /// The command was committed and applied, and the state machine rejected it; or the
+    /// active controller refused it before logging it (a preferred leader election of a broker
+    /// it has not heard from), with the answer the state machine gives when it cannot elect.
     #[error(transparent)]
     Command(#[from] CommandError),
     /// No commit within the time allowed: no quorum was reachable. The command may still

@@ -18,7 +18,7 @@ use crate::liveness::{BrokerSessions, HeartbeatReply};
 use crate::raft::log_store::LogStore;
 use crate::raft::network::{Network, PeerClient};
 use crate::raft::rpc::{ProposeRefused, Request, Response};
-use crate::raft::server::{propose_locally, serve};
+use crate::raft::server::{confirm_leadership, propose_checked, serve};
 use crate::raft::state_machine::StateMachineStore;
 use crate::raft::{Applied, NodeId, Raft};
 use crate::state::{BrokerId, ClusterMetadata, Command, CommandResult};
@@ -172,11 +172,12 @@ impl MetadataNode {
 
     /// Commits `command` and returns what applying it did. On a follower the command is
     /// forwarded to the leader; when no leader can take it, `NotController` names the leader
-    /// this node knows of, if any.
+    /// this node knows of, if any. A preferred leader election the leader refuses before
+    /// logging it (its preferred replica not known live) is `Error::Command` as well.
     pub async fn propose(&self, command: Command) -> Result<CommandResult, Error> {
         let limit = self.options.propose_timeout;
         let attempt = async {
-            match propose_locally(&self.raft, command.clone()).await {
+            match propose_checked(&self.raft, &self.sessions, command.clone()).await {
                 Ok(applied) => outcome(applied),
                 Err(ProposeRefused::NotLeader {
                     leader: Some(leader),
@@ -187,6 +188,65 @@ impl MetadataNode {
         tokio::time::timeout(limit, attempt)
             .await
             .map_err(|_| Error::Timeout(limit))?
+    }
+
+    /// One round of the auto leader rebalance (Kafka's `auto.leader.rebalance.enable`), made by
+    /// the active controller and by nobody else: a broker that is the preferred (first) replica
+    /// of partitions led elsewhere gets back those it is in sync for, when they are more than
+    /// `percentage` % of the partitions it prefers. Only a broker this controller knows alive
+    /// (`BrokerSessions::is_live`) is considered, and nothing is proposed unless a quorum
+    /// confirms first that this node still leads: a controller cut off from the others would
+    /// otherwise log elections that commit whenever the quorum returns, to brokers that may
+    /// have died meanwhile. Returns the partitions whose leadership moved.
+    pub async fn rebalance_leaders(&self, percentage: u32) -> Result<Vec<(String, u32)>, Error> {
+        if self.leader() != Some(self.id) {
+            return Ok(Vec::new());
+        }
+        let limit = self.options.propose_timeout;
+        tokio::time::timeout(limit, confirm_leadership(&self.raft))
+            .await
+            .map_err(|_| Error::Timeout(limit))?
+            .map_err(refusal)?;
+        let metadata = self.metadata.borrow().clone();
+        let mut moved = Vec::new();
+        for (broker, preferred_of, movable) in metadata.preferred_leader_imbalance() {
+            let imbalanced =
+                movable.len() as u64 * 100 > u64::from(percentage) * preferred_of as u64;
+            if movable.is_empty() || !imbalanced {
+                continue;
+            }
+            if !self.sessions.is_live(broker) {
+                tracing::info!(
+                    broker,
+                    "preferred replica not heard from by this controller: leadership stays"
+                );
+                continue;
+            }
+            tracing::info!(
+                broker,
+                partitions = movable.len(),
+                "moving leadership back to the preferred replica"
+            );
+            for (topic, partition) in movable {
+                let elect = Command::ElectPreferredLeader {
+                    topic: topic.clone(),
+                    partition,
+                };
+                let proposed =
+                    tokio::time::timeout(limit, propose_checked(&self.raft, &self.sessions, elect));
+                match proposed.await {
+                    Ok(Ok(applied)) => match outcome(applied) {
+                        Ok(_) => moved.push((topic, partition)),
+                        // The metadata moved on meanwhile; the next round looks again.
+                        Err(err) => tracing::debug!("preferred leader election not made: {err}"),
+                    },
+                    // Leadership or quorum lost: log nothing more this round.
+                    Ok(Err(refused)) => return Err(refusal(refused)),
+                    Err(_) => return Err(Error::Timeout(limit)),
+                }
+            }
+        }
+        Ok(moved)
     }
 
     async fn forward(&self, leader: NodeId, command: Command) -> Result<CommandResult, Error> {

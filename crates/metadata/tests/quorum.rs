@@ -1,5 +1,6 @@
 //! Three controllers on loopback TCP with their logs in temporary directories: election,
-//! replication, failover, restart, snapshot catch-up and loss of quorum.
+//! replication, failover, restart, snapshot catch-up and loss of quorum, and the controller's
+//! own decisions that depend on it (broker sessions, leader elections).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -400,4 +401,235 @@ async fn heartbeats_unfence_and_silence_fences_without_growing_the_log() {
     for node in cluster.nodes.values() {
         wait(node.metadata().wait_for(|m| m.brokers.get(&7).is_some_and(|b| b.fenced))).await;
     }
+}
+
+/// Sessions the tests below keep: long enough that nobody is fenced for silence meanwhile,
+/// but set, so the controllers judge which brokers are alive.
+const SESSION: Duration = Duration::from_secs(60);
+
+/// Brokers 1 and 2 registered and unfenced by commands, never by a heartbeat, and topic "t"
+/// whose one partition prefers broker 1 but is led by broker 2, with 1 back in sync: what
+/// the auto leader rebalance moves. Returns the two brokers' registration epochs.
+async fn preferred_replica_led_elsewhere(cluster: &Cluster) -> (u64, u64) {
+    let node = cluster.node(cluster.leader().await);
+    register_brokers(cluster, [1, 2]).await;
+    node.propose(create_topic("t", vec![vec![1, 2]]))
+        .await
+        .unwrap();
+    let epochs = (
+        current(node).brokers[&1].epoch,
+        current(node).brokers[&2].epoch,
+    );
+    let fence = Command::FenceBroker {
+        id: 1,
+        epoch: Some(epochs.0),
+    };
+    node.propose(fence).await.unwrap();
+    let unfence = Command::UnfenceBroker {
+        id: 1,
+        epoch: epochs.0,
+    };
+    node.propose(unfence).await.unwrap();
+    let p = current(node).topics["t"].partitions[0].clone();
+    assert_eq!((p.leader, p.isr.as_slice()), (2, &[2][..]));
+    let rejoin = Command::AlterPartition {
+        topic: "t".into(),
+        partition: 0,
+        leader: 2,
+        leader_epoch: p.leader_epoch,
+        partition_epoch: p.partition_epoch,
+        new_isr: vec![2, 1],
+    };
+    node.propose(rejoin).await.unwrap();
+    epochs
+}
+
+fn leader_of_t(node: &MetadataNode) -> i32 {
+    current(node).topics["t"].partitions[0].leader
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_preferred_election_goes_only_to_a_broker_the_controller_heard_from() {
+    let cluster = Cluster::start(fast()).await;
+    for node in cluster.nodes.values() {
+        node.expire_broker_sessions(SESSION);
+    }
+    let (epoch, _) = preferred_replica_led_elsewhere(&cluster).await;
+    let leader = cluster.leader().await;
+    let follower = cluster
+        .nodes
+        .keys()
+        .copied()
+        .find(|&id| id != leader)
+        .unwrap();
+    let elect = Command::ElectPreferredLeader {
+        topic: "t".into(),
+        partition: 0,
+    };
+
+    // Unfenced and in sync in the metadata, but silent to the controller: no election, and
+    // nothing logged (as ElectLeaders through a follower asks it).
+    let before = cluster.node(leader).raft_metrics().borrow().last_log_index;
+    let refused = cluster.node(follower).propose(elect.clone()).await;
+    assert!(
+        matches!(
+            refused,
+            Err(Error::Command(CommandError::PreferredLeaderNotAvailable(1)))
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(
+        cluster.node(leader).raft_metrics().borrow().last_log_index,
+        before
+    );
+    assert_eq!(leader_of_t(cluster.node(leader)), 2);
+
+    // Once it heartbeats, it leads again.
+    let node = cluster.node(follower);
+    assert_eq!(
+        node.heartbeat(1, epoch).await.unwrap(),
+        HeartbeatReply::Active
+    );
+    assert_eq!(
+        node.propose(elect).await.unwrap(),
+        CommandResult::LeaderElected { leader: 1 }
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_without_a_quorum_elects_nothing() {
+    let options = QuorumOptions {
+        propose_timeout: Duration::from_secs(2),
+        ..fast()
+    };
+    let mut cluster = Cluster::start(options).await;
+    for node in cluster.nodes.values() {
+        node.expire_broker_sessions(SESSION);
+    }
+    let (epoch, _) = preferred_replica_led_elsewhere(&cluster).await;
+    let leader = cluster.leader().await;
+    let others: Vec<u64> = cluster
+        .nodes
+        .keys()
+        .copied()
+        .filter(|&id| id != leader)
+        .collect();
+    for id in others {
+        cluster.stop(id).await;
+    }
+
+    // openraft keeps a leader cut off from the others in its role, and this one has just
+    // heard from broker 1, which is unfenced and in sync: only the quorum is missing.
+    let node = cluster.node(leader);
+    assert_eq!(node.leader(), Some(leader));
+    assert_eq!(
+        node.heartbeat(1, epoch).await.unwrap(),
+        HeartbeatReply::Active
+    );
+    let before = node.raft_metrics().borrow().last_log_index;
+    let round = node.rebalance_leaders(0).await;
+    assert!(matches!(round, Err(Error::Unavailable(_))), "{round:?}");
+    let elect = Command::ElectPreferredLeader {
+        topic: "t".into(),
+        partition: 0,
+    };
+    let refused = node.propose(elect).await;
+    assert!(matches!(refused, Err(Error::Unavailable(_))), "{refused:?}");
+    assert_eq!(
+        node.raft_metrics().borrow().last_log_index,
+        before,
+        "nothing waits in the log to commit whenever the quorum returns"
+    );
+    assert_eq!(leader_of_t(node), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rebalance_gives_leadership_back_only_to_a_broker_the_controller_heard_from() {
+    let mut cluster = Cluster::start(fast()).await;
+    for node in cluster.nodes.values() {
+        node.expire_broker_sessions(SESSION);
+    }
+    let (epoch, epoch_2) = preferred_replica_led_elsewhere(&cluster).await;
+    let leader = cluster.leader().await;
+    let node = cluster.node(leader);
+    assert_eq!(
+        node.heartbeat(2, epoch_2).await.unwrap(),
+        HeartbeatReply::Active
+    );
+
+    // Registered, unfenced, in sync and preferred, but never heard from: not chosen.
+    assert_eq!(node.rebalance_leaders(0).await.unwrap(), vec![]);
+    assert_eq!(leader_of_t(node), 2);
+
+    // Heard by this controller, which then fails over. Its successor starts every session
+    // afresh, which keeps it from fencing anyone but is no sign that broker 1 is alive.
+    assert_eq!(
+        node.heartbeat(1, epoch).await.unwrap(),
+        HeartbeatReply::Active
+    );
+    cluster.stop(leader).await;
+    let leader = cluster.leader().await;
+    let node = cluster.node(leader);
+    assert_eq!(node.rebalance_leaders(0).await.unwrap(), vec![]);
+    assert_eq!(leader_of_t(node), 2);
+
+    // A follower makes no round; the controller does once broker 1 heartbeats to it.
+    let follower = cluster
+        .nodes
+        .keys()
+        .copied()
+        .find(|&id| id != leader)
+        .unwrap();
+    let follower = cluster.node(follower);
+    assert_eq!(
+        follower.heartbeat(1, epoch).await.unwrap(),
+        HeartbeatReply::Active
+    );
+    assert_eq!(follower.rebalance_leaders(0).await.unwrap(), vec![]);
+    assert_eq!(
+        node.rebalance_leaders(0).await.unwrap(),
+        vec![("t".to_string(), 0)]
+    );
+    assert_eq!(leader_of_t(node), 1);
+    cluster.converged(&current(node)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_brokers_are_fenced_together_while_the_quorum_is_missing() {
+    let options = QuorumOptions {
+        propose_timeout: Duration::from_secs(2),
+        ..fast()
+    };
+    let mut cluster = Cluster::start(options).await;
+    let leader = cluster.leader().await;
+    register_brokers(&cluster, [7, 8]).await;
+    let others: Vec<u64> = cluster
+        .nodes
+        .keys()
+        .copied()
+        .filter(|&id| id != leader)
+        .collect();
+    for &id in &others {
+        cluster.stop(id).await;
+    }
+    let node = cluster.node(leader);
+    let before = node.raft_metrics().borrow().last_log_index.unwrap();
+    node.expire_broker_sessions(Duration::from_millis(200));
+
+    // Neither fence can commit, yet both are logged: one waiting for the quorum must not
+    // keep the other out of the log, where an election proposed meanwhile would precede it.
+    wait(
+        node.raft_metrics()
+            .wait_for(|m| m.last_log_index >= Some(before + 2)),
+    )
+    .await;
+    assert!(current(node).brokers.values().all(|b| !b.fenced));
+
+    cluster.restart(others[0]).await;
+    let node = cluster.node(leader);
+    wait(
+        node.metadata()
+            .wait_for(|m| m.brokers.values().all(|b| b.fenced)),
+    )
+    .await;
 }

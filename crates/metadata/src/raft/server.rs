@@ -4,7 +4,7 @@
 use std::io;
 use std::sync::Arc;
 
-use openraft::error::{ClientWriteError, RaftError};
+use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
@@ -53,7 +53,9 @@ async fn serve_connection(
             Request::InstallSnapshot(rpc) => {
                 Response::InstallSnapshot(raft.install_snapshot(rpc).await)
             }
-            Request::Propose(command) => Response::Propose(propose_locally(&raft, command).await),
+            Request::Propose(command) => {
+                Response::Propose(propose_checked(&raft, &sessions, command).await)
+            }
             Request::BrokerHeartbeat { broker, epoch } => {
                 Response::BrokerHeartbeat(sessions.heartbeat(broker, epoch).await)
             }
@@ -72,5 +74,42 @@ pub async fn propose_locally(raft: &Raft, command: Command) -> Result<Applied, P
             })
         }
         Err(e) => Err(ProposeRefused::Unavailable(e.to_string())),
+    }
+}
+
+/// Commits `command` through this node's Raft, which must be the leader, once the checks only
+/// the leader can make let it through: an election must go to a broker this controller knows
+/// alive (`BrokerSessions::refuse_election`). A refusal is answered as the state machine
+/// answers one, without logging anything. Proposals from the broker and from other
+/// controllers come here; the controller's own bookkeeping (fences, unfences) does not.
+pub async fn propose_checked(
+    raft: &Raft,
+    sessions: &BrokerSessions,
+    command: Command,
+) -> Result<Applied, ProposeRefused> {
+    if let Some(refused) = sessions.refuse_election(&command).await? {
+        return Ok(Applied(Some(Err(refused))));
+    }
+    propose_locally(raft, command).await
+}
+
+/// Confirms with a round of heartbeats that a quorum still follows this node, then waits
+/// until it has applied everything committed before: its metadata is then current. openraft
+/// keeps a leader cut off from the others in its role until it hears of a higher term, so
+/// believing to lead proves nothing. Fails within a heartbeat interval without a quorum.
+pub async fn confirm_leadership(raft: &Raft) -> Result<(), ProposeRefused> {
+    // Boxed: openraft's future is deeply nested, and every proposal's future holds it; inline,
+    // the broker's connection future outgrew rustc's layout query depth (with the workspace's
+    // features, once the rebalance also awaited it).
+    match Box::pin(raft.ensure_linearizable()).await {
+        Ok(_) => Ok(()),
+        Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(to))) => {
+            Err(ProposeRefused::NotLeader {
+                leader: to.leader_id,
+            })
+        }
+        Err(e) => Err(ProposeRefused::Unavailable(format!(
+            "leadership not confirmed: {e}"
+        ))),
     }
 }
