@@ -8,14 +8,14 @@ use tokio::sync::watch;
 
 use crate::auth::{Authorizer, CredentialStore};
 use crate::cluster::{self, Cluster, CoordinatorHooks, LeadershipChange};
-use crate::group::store::OFFSETS_TOPIC;
-use crate::txn::log::TRANSACTION_STATE_TOPIC;
 use crate::config::Config;
+use crate::group::store::OFFSETS_TOPIC;
 use crate::group::{self, GroupCoordinator};
 use crate::metrics::{self, Metrics};
 use crate::network;
 use crate::topics::internal::Coordination;
 use crate::topics::TopicRegistry;
+use crate::txn::log::TRANSACTION_STATE_TOPIC;
 use crate::txn::{ClusterMarkers, LocalMarkers, TransactionCoordinator};
 
 /// State every handler sees.
@@ -42,7 +42,11 @@ impl Broker {
         let topics = TopicRegistry::open(config.clone())
             .map(Arc::new)
             .with_context(|| format!("cannot open data directory {}", config.data_dir.display()))?;
-        let seeds = config.sasl.as_ref().map(|s| s.scram_users.as_slice()).unwrap_or_default();
+        let seeds = config
+            .sasl
+            .as_ref()
+            .map(|s| s.scram_users.as_slice())
+            .unwrap_or_default();
         // A cluster's credentials come from its metadata log, over the configured users.
         let credentials = match config.controller_quorum_voters {
             Some(_) => CredentialStore::replicated(seeds),
@@ -55,7 +59,11 @@ impl Broker {
             Some(_) => Coordination::Cluster,
             None => Coordination::SingleNode,
         };
-        let txns = Arc::new(TransactionCoordinator::open(config.clone(), topics.clone(), coordination)?);
+        let txns = Arc::new(TransactionCoordinator::open(
+            config.clone(),
+            topics.clone(),
+            coordination,
+        )?);
         let groups = GroupCoordinator::new(config.clone(), topics.clone(), coordination);
         // TxnOffsetCommit asks the transaction coordinator whether the producer may commit.
         groups.set_transaction_check(txns.clone());
@@ -134,7 +142,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     } else {
         // A marker write that fails is retried until shutdown; the next start's load
         // finishes the transaction then.
-        broker.txns.set_markers(Arc::new(LocalMarkers::new(broker.topics.clone(), shutdown_rx.clone())));
+        broker.txns.set_markers(Arc::new(LocalMarkers::new(
+            broker.topics.clone(),
+            shutdown_rx.clone(),
+        )));
     }
     let metrics_server = match broker.config.metrics_listen {
         Some(addr) => {
@@ -142,7 +153,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("cannot listen for metrics on {addr}"))?;
             tracing::info!("metrics on http://{}/metrics", listener.local_addr()?);
-            Some(tokio::spawn(metrics::http::serve(listener, broker.clone(), shutdown_rx.clone())))
+            Some(tokio::spawn(metrics::http::serve(
+                listener,
+                broker.clone(),
+                shutdown_rx.clone(),
+            )))
         }
         None => None,
     };
@@ -179,7 +194,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // Parked JoinGroup/SyncGroup requests would otherwise hold their connections open.
     broker.groups.shutdown();
     // Connections finish the requests already read; a stuck client cannot hold shutdown forever.
-    if tokio::time::timeout(Duration::from_secs(10), server).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .is_err()
+    {
         tracing::warn!("connections still open after 10 s; closing anyway");
     }
     if let Some(cluster) = &broker.cluster {
@@ -208,7 +226,9 @@ impl CoordinatorHooks for CoordinatorLeadership {
 
     /// Blocking: a load replays the partition's log.
     fn leadership_changed(&self, change: &LeadershipChange) {
-        let Some(broker) = self.0.upgrade() else { return };
+        let Some(broker) = self.0.upgrade() else {
+            return;
+        };
         let (topic, partition) = (change.topic.as_str(), change.partition);
         let loaded = match (topic, change.leading) {
             (OFFSETS_TOPIC, true) => broker.groups.load_partition(partition),
@@ -216,7 +236,10 @@ impl CoordinatorHooks for CoordinatorLeadership {
                 broker.groups.unload_partition(partition);
                 Ok(())
             }
-            (TRANSACTION_STATE_TOPIC, true) => broker.txns.load_partition(partition).map(|()| finish_half_ended(broker.clone())),
+            (TRANSACTION_STATE_TOPIC, true) => broker
+                .txns
+                .load_partition(partition)
+                .map(|()| finish_half_ended(broker.clone())),
             (TRANSACTION_STATE_TOPIC, false) => {
                 broker.txns.unload_partition(partition);
                 Ok(())
@@ -224,8 +247,17 @@ impl CoordinatorHooks for CoordinatorLeadership {
             _ => Ok(()),
         };
         match loaded {
-            Ok(()) => tracing::info!(topic, partition, coordinating = change.leading, "coordinator partition moved"),
-            Err(err) => tracing::error!(topic, partition, "cannot load the coordinator's partition: {err}"),
+            Ok(()) => tracing::info!(
+                topic,
+                partition,
+                coordinating = change.leading,
+                "coordinator partition moved"
+            ),
+            Err(err) => tracing::error!(
+                topic,
+                partition,
+                "cannot load the coordinator's partition: {err}"
+            ),
         }
     }
 }
@@ -234,7 +266,8 @@ impl CoordinatorHooks for CoordinatorLeadership {
 /// may wait for other brokers, and loads are made on the reconciler's behalf, which must go on
 /// meanwhile. Called on the runtime's blocking pool, where loads run.
 fn finish_half_ended(broker: Arc<Broker>) {
-    tokio::runtime::Handle::current().spawn(async move { broker.txns.finish_half_ended(&broker.groups).await });
+    tokio::runtime::Handle::current()
+        .spawn(async move { broker.txns.finish_half_ended(&broker.groups).await });
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {
@@ -312,7 +345,9 @@ fn clean_due_partitions(broker: &Broker) {
                 stats.bytes_after,
                 stats.records_removed
             ),
-            Err(err) => tracing::error!(topic = %partition.topic, partition = partition.index, "compaction failed: {err}"),
+            Err(err) => {
+                tracing::error!(topic = %partition.topic, partition = partition.index, "compaction failed: {err}")
+            }
         }
     }
 }
@@ -342,10 +377,14 @@ async fn group_timers(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) 
 async fn txn_timers(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     let config = &broker.config;
     let mut abort = tokio::time::interval(Duration::from_millis(
-        config.transaction_abort_timed_out_transaction_cleanup_interval_ms.max(1),
+        config
+            .transaction_abort_timed_out_transaction_cleanup_interval_ms
+            .max(1),
     ));
     let mut expire = tokio::time::interval(Duration::from_millis(
-        config.transaction_remove_expired_transaction_cleanup_interval_ms.max(1),
+        config
+            .transaction_remove_expired_transaction_cleanup_interval_ms
+            .max(1),
     ));
     abort.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -17,9 +17,15 @@ use crate::cluster::ProcessRole;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("invalid config file {path}: {source}")]
-    Parse { path: PathBuf, source: toml::de::Error },
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
     #[error("invalid value for `{key}`: {reason}")]
     Invalid { key: &'static str, reason: String },
 }
@@ -65,7 +71,10 @@ impl SecurityProtocol {
     }
 
     pub fn uses_sasl(self) -> bool {
-        matches!(self, SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl)
+        matches!(
+            self,
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+        )
     }
 }
 
@@ -96,7 +105,11 @@ pub struct ScramUserConfig {
 }
 
 impl ScramUserConfig {
-    pub fn new(name: &str, mechanism: ScramMechanism, credential: ScramCredential) -> ScramUserConfig {
+    pub fn new(
+        name: &str,
+        mechanism: ScramMechanism,
+        credential: ScramCredential,
+    ) -> ScramUserConfig {
         ScramUserConfig {
             name: name.to_owned(),
             mechanism,
@@ -436,22 +449,33 @@ impl Config {
             return invalid("num_partitions", "must be at least 1");
         }
         if self.controller_quorum_voters.is_none() && self.default_replication_factor != 1 {
-            return invalid("default_replication_factor", "a single node can only hold 1 replica");
+            return invalid(
+                "default_replication_factor",
+                "a single node can only hold 1 replica",
+            );
         }
         if self.default_replication_factor < 1
             || self.offsets_topic_replication_factor < 1
             || self.transaction_state_replication_factor < 1
         {
-            return invalid("default_replication_factor", "replication factors must be at least 1");
+            return invalid(
+                "default_replication_factor",
+                "replication factors must be at least 1",
+            );
         }
-        if self.leader_imbalance_check_interval_seconds == 0 || self.leader_imbalance_per_broker_percentage > 100 {
+        if self.leader_imbalance_check_interval_seconds == 0
+            || self.leader_imbalance_per_broker_percentage > 100
+        {
             return invalid(
                 "leader_imbalance_check_interval_seconds",
                 "the check interval must be positive and the percentage at most 100",
             );
         }
         if self.replica_lag_time_max_ms == 0 || self.replica_fetch_max_bytes < 1 {
-            return invalid("replica_lag_time_max_ms", "replica lag time and fetch size must be positive");
+            return invalid(
+                "replica_lag_time_max_ms",
+                "replica lag time and fetch size must be positive",
+            );
         }
         if self.message_max_bytes < 1 {
             return invalid("message_max_bytes", "must be positive");
@@ -468,7 +492,9 @@ impl Config {
         if self.index_interval_bytes < 0 {
             return invalid("index_interval_bytes", "must not be negative");
         }
-        if self.group_min_session_timeout_ms < 1 || self.group_max_session_timeout_ms < self.group_min_session_timeout_ms {
+        if self.group_min_session_timeout_ms < 1
+            || self.group_max_session_timeout_ms < self.group_min_session_timeout_ms
+        {
             return invalid(
                 "group_max_session_timeout_ms",
                 "session timeout bounds must be positive with min <= max",
@@ -499,7 +525,10 @@ impl Config {
             return invalid("min_insync_replicas", "must be at least 1");
         }
         if self.transaction_max_timeout_ms < 1 || self.transactional_id_expiration_ms < 1 {
-            return invalid("transaction_max_timeout_ms", "transaction timeouts and expiry must be positive");
+            return invalid(
+                "transaction_max_timeout_ms",
+                "transaction timeouts and expiry must be positive",
+            );
         }
         if let Some(listener) = &self.advertised_listener {
             if parse_host_port(listener).is_none() {
@@ -507,14 +536,26 @@ impl Config {
             }
         }
         for listener in &self.listeners {
-            if listener.advertised.as_deref().is_some_and(|a| parse_host_port(a).is_none()) {
+            if listener
+                .advertised
+                .as_deref()
+                .is_some_and(|a| parse_host_port(a).is_none())
+            {
                 return invalid("listener.advertised", "expected HOST:PORT");
             }
             if listener.protocol.uses_tls() && self.tls.is_none() {
-                return invalid("listener.protocol", "an SSL or SASL_SSL listener needs a [tls] section");
+                return invalid(
+                    "listener.protocol",
+                    "an SSL or SASL_SSL listener needs a [tls] section",
+                );
             }
-            if listener.protocol.uses_sasl() && self.sasl.as_ref().is_none_or(|s| s.mechanisms.is_empty()) {
-                return invalid("listener.protocol", "a SASL listener needs [sasl] with at least one mechanism");
+            if listener.protocol.uses_sasl()
+                && self.sasl.as_ref().is_none_or(|s| s.mechanisms.is_empty())
+            {
+                return invalid(
+                    "listener.protocol",
+                    "a SASL listener needs [sasl] with at least one mechanism",
+                );
             }
         }
         for user in self.sasl.iter().flat_map(|s| &s.scram_users) {
@@ -526,13 +567,22 @@ impl Config {
                 return invalid("sasl.scram_user", "name and salt must not be empty");
             }
             if !(scram::MIN_ITERATIONS..=scram::MAX_ITERATIONS).contains(&user.iterations) {
-                return invalid("sasl.scram_user.iterations", "must be between 4096 and 16384");
+                return invalid(
+                    "sasl.scram_user.iterations",
+                    "must be between 4096 and 16384",
+                );
             }
             if user.stored_key.len() != key_len || user.server_key.len() != key_len {
-                return invalid("sasl.scram_user", "stored_key and server_key must be hash-sized (32 or 64 bytes)");
+                return invalid(
+                    "sasl.scram_user",
+                    "stored_key and server_key must be hash-sized (32 or 64 bytes)",
+                );
             }
         }
-        if let Some(bad) = self.super_users.iter().find(|p| !p.split_once(':').is_some_and(|(t, n)| !t.is_empty() && !n.is_empty())) {
+        if let Some(bad) = self.super_users.iter().find(|p| {
+            !p.split_once(':')
+                .is_some_and(|(t, n)| !t.is_empty() && !n.is_empty())
+        }) {
             return Err(ConfigError::Invalid {
                 key: "super_users",
                 reason: format!("'{bad}' is not of the form User:name"),
@@ -629,13 +679,25 @@ mod tests {
         .unwrap();
         config.validate().unwrap();
         let sasl = config.sasl.unwrap();
-        assert_eq!(sasl.mechanisms, [SaslMechanism::Plain, SaslMechanism::Scram(ScramMechanism::Sha512)]);
+        assert_eq!(
+            sasl.mechanisms,
+            [
+                SaslMechanism::Plain,
+                SaslMechanism::Scram(ScramMechanism::Sha512)
+            ]
+        );
         assert_eq!(sasl.scram_users[0].stored_key.len(), 32);
         assert!(Config::from_toml("[sasl]\nmechanisms = [\"GSSAPI\"]\n").is_err());
         let short_iterations = user.replace("4096", "100");
-        let config = Config::from_toml(&format!("[sasl]\nmechanisms = [\"PLAIN\"]\n{short_iterations}")).unwrap();
+        let config = Config::from_toml(&format!(
+            "[sasl]\nmechanisms = [\"PLAIN\"]\n{short_iterations}"
+        ))
+        .unwrap();
         assert!(config.validate().is_err());
-        assert!(Config::from_toml("super_users = [\"admin\"]").unwrap().validate().is_err());
+        assert!(Config::from_toml("super_users = [\"admin\"]")
+            .unwrap()
+            .validate()
+            .is_err());
     }
 
     #[test]

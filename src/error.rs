@@ -196,16 +196,23 @@ impl BrokerError {
             BrokerError::EligibleLeadersNotAvailable => E::EligibleLeadersNotAvailable,
             BrokerError::Metadata(err) => match err {
                 MetadataError::Command(refused) => match refused {
-                    CommandError::TopicExists(_) | CommandError::TopicIdInUse(_) => E::TopicAlreadyExists,
-                    CommandError::UnknownTopic(_) | CommandError::UnknownPartition { .. } => E::UnknownTopicOrPartition,
+                    CommandError::TopicExists(_) | CommandError::TopicIdInUse(_) => {
+                        E::TopicAlreadyExists
+                    }
+                    CommandError::UnknownTopic(_) | CommandError::UnknownPartition { .. } => {
+                        E::UnknownTopicOrPartition
+                    }
                     CommandError::UnknownBroker(_)
                     | CommandError::InvalidAssignment(_)
                     | CommandError::NoAvailableReplica(_) => E::InvalidReplicaAssignment,
                     CommandError::FencedLeaderEpoch { .. } => E::FencedLeaderEpoch,
                     CommandError::StalePartitionEpoch { .. } => E::InvalidUpdateVersion,
                     CommandError::NotLeader { .. } => E::NotLeaderOrFollower,
-                    CommandError::InvalidIsr(_) | CommandError::IneligibleReplica(_) => E::InvalidRequest,
-                    CommandError::StaleIncarnation { .. } | CommandError::StaleBrokerEpoch { .. } => E::StaleBrokerEpoch,
+                    CommandError::InvalidIsr(_) | CommandError::IneligibleReplica(_) => {
+                        E::InvalidRequest
+                    }
+                    CommandError::StaleIncarnation { .. }
+                    | CommandError::StaleBrokerEpoch { .. } => E::StaleBrokerEpoch,
                     CommandError::NoReassignmentInProgress { .. } => E::NoReassignmentInProgress,
                     CommandError::ElectionNotNeeded => E::ElectionNotNeeded,
                     CommandError::PreferredLeaderNotAvailable(_) => E::PreferredLeaderNotAvailable,
@@ -243,17 +250,23 @@ impl BrokerError {
     pub fn for_coordinator_write(self, write: CoordinatorWrite) -> BrokerError {
         use ResponseError as E;
         match (self.response_error(), write) {
-            (E::UnknownTopicOrPartition | E::NotEnoughReplicas | E::NotEnoughReplicasAfterAppend, _) => {
-                BrokerError::CoordinatorNotAvailable
-            }
+            (
+                E::UnknownTopicOrPartition | E::NotEnoughReplicas | E::NotEnoughReplicasAfterAppend,
+                _,
+            ) => BrokerError::CoordinatorNotAvailable,
             // Members of a group whose assignment did not get stored rebalance (Kafka's storeGroup).
-            (E::RequestTimedOut, CoordinatorWrite::GroupMetadata) => BrokerError::RebalanceInProgress,
+            (E::RequestTimedOut, CoordinatorWrite::GroupMetadata) => {
+                BrokerError::RebalanceInProgress
+            }
             (E::RequestTimedOut, _) => BrokerError::CoordinatorNotAvailable,
             (E::NotLeaderOrFollower | E::KafkaStorageError, _) => BrokerError::NotCoordinator,
-            (E::MessageTooLarge | E::RecordListTooLarge | E::InvalidFetchSize, CoordinatorWrite::Offsets) => {
-                BrokerError::InvalidCommitOffsetSize
+            (
+                E::MessageTooLarge | E::RecordListTooLarge | E::InvalidFetchSize,
+                CoordinatorWrite::Offsets,
+            ) => BrokerError::InvalidCommitOffsetSize,
+            (E::MessageTooLarge | E::RecordListTooLarge | E::InvalidFetchSize, _) => {
+                BrokerError::CoordinatorWriteFailed
             }
-            (E::MessageTooLarge | E::RecordListTooLarge | E::InvalidFetchSize, _) => BrokerError::CoordinatorWriteFailed,
             _ => self,
         }
     }
@@ -289,7 +302,9 @@ impl BrokerError {
     /// The message sent beside the code where the response has room for one.
     pub fn message(&self) -> Option<String> {
         match self {
-            BrokerError::UnknownTopicOrPartition | BrokerError::UnknownTopicId | BrokerError::NoReassignmentInProgress => None,
+            BrokerError::UnknownTopicOrPartition
+            | BrokerError::UnknownTopicId
+            | BrokerError::NoReassignmentInProgress => None,
             // Kafka sends no message with authorization failures.
             BrokerError::Auth(
                 AuthError::TopicDenied

@@ -114,7 +114,11 @@ pub fn topic_name(s: &str) -> TopicName {
 pub fn topic_configs(configs: &[(&str, &str)]) -> Vec<CreatableTopicConfig> {
     configs
         .iter()
-        .map(|(k, v)| CreatableTopicConfig::default().with_name(str_bytes(k)).with_value(Some(str_bytes(v))))
+        .map(|(k, v)| {
+            CreatableTopicConfig::default()
+                .with_name(str_bytes(k))
+                .with_value(Some(str_bytes(v)))
+        })
         .collect()
 }
 
@@ -340,7 +344,9 @@ pub fn api_versions_request() -> kafka_protocol::messages::ApiVersionsRequest {
 pub fn wait_groups_loaded(conn: &mut Connection) -> Result<()> {
     let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
-        let code = conn.send(&kafka_protocol::messages::ListGroupsRequest::default(), 0)?.error_code;
+        let code = conn
+            .send(&kafka_protocol::messages::ListGroupsRequest::default(), 0)?
+            .error_code;
         if code == 0 {
             return Ok(());
         }
@@ -348,7 +354,10 @@ pub fn wait_groups_loaded(conn: &mut Connection) -> Result<()> {
             code == kafka_protocol::error::ResponseError::CoordinatorLoadInProgress.code(),
             "ListGroups answered error {code}"
         );
-        ensure!(std::time::Instant::now() < until, "the group coordinator never finished loading");
+        ensure!(
+            std::time::Instant::now() < until,
+            "the group coordinator never finished loading"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }

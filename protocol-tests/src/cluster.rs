@@ -71,24 +71,39 @@ impl TestCluster {
     }
 
     pub fn node(&self, id: i32) -> &Node {
-        self.nodes.iter().find(|n| n.id == id).expect("a node of the cluster")
+        self.nodes
+            .iter()
+            .find(|n| n.id == id)
+            .expect("a node of the cluster")
     }
 
     pub fn node_mut(&mut self, id: i32) -> &mut Node {
-        self.nodes.iter_mut().find(|n| n.id == id).expect("a node of the cluster")
+        self.nodes
+            .iter_mut()
+            .find(|n| n.id == id)
+            .expect("a node of the cluster")
     }
 
     /// The value of one series (`name{labels}` exactly as exposed) in node `id`'s metrics.
     pub fn metric(&self, id: i32, series: &str) -> Result<Option<f64>> {
         use std::io::{Read, Write};
         let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.node(id).metrics_port))?;
-        write!(stream, "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+        write!(
+            stream,
+            "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )?;
         let mut response = String::new();
         stream.read_to_string(&mut response)?;
         Ok(response
             .lines()
             .filter(|l| !l.starts_with('#'))
-            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok()))
+            .find_map(|l| {
+                l.strip_prefix(series)?
+                    .strip_prefix(' ')?
+                    .trim()
+                    .parse()
+                    .ok()
+            }))
     }
 
     pub fn connect(&self, id: i32) -> Result<Connection> {
@@ -110,11 +125,17 @@ impl TestCluster {
     }
 
     /// Polls Metadata on every node in `on` until `done` holds for each answer.
-    pub fn await_metadata(&self, on: &[i32], what: &str, done: impl Fn(&MetadataResponse) -> bool) -> Result<()> {
+    pub fn await_metadata(
+        &self,
+        on: &[i32],
+        what: &str,
+        done: impl Fn(&MetadataResponse) -> bool,
+    ) -> Result<()> {
         let deadline = Instant::now() + CONVERGE;
         let mut last = None;
         loop {
-            let answers: Result<Vec<MetadataResponse>> = on.iter().map(|id| self.metadata(*id, &[])).collect();
+            let answers: Result<Vec<MetadataResponse>> =
+                on.iter().map(|id| self.metadata(*id, &[])).collect();
             match answers {
                 Ok(answers) if answers.iter().all(&done) => return Ok(()),
                 Ok(answers) => last = answers.into_iter().next(),
@@ -144,15 +165,27 @@ impl TestCluster {
             .with_num_partitions(partitions)
             .with_replication_factor(replication)
             .with_configs(topic_configs(configs));
-        let response = self
-            .connect(via)?
-            .send(&CreateTopicsRequest::default().with_timeout_ms(30_000).with_topics(vec![topic]), 7)?;
-        let result = response.topics.first().context("CreateTopics answered no topic")?;
+        let response = self.connect(via)?.send(
+            &CreateTopicsRequest::default()
+                .with_timeout_ms(30_000)
+                .with_topics(vec![topic]),
+            7,
+        )?;
+        let result = response
+            .topics
+            .first()
+            .context("CreateTopics answered no topic")?;
         if result.error_code != 0 {
-            bail!("creating {name}: error {} {:?}", result.error_code, result.error_message);
+            bail!(
+                "creating {name}: error {} {:?}",
+                result.error_code,
+                result.error_message
+            );
         }
         self.await_metadata(on, "the new topic led everywhere", |m| {
-            topic_partitions(m, name).is_some_and(|ps| ps.len() == partitions as usize && ps.iter().all(|p| p.leader_id.0 >= 0))
+            topic_partitions(m, name).is_some_and(|ps| {
+                ps.len() == partitions as usize && ps.iter().all(|p| p.leader_id.0 >= 0)
+            })
         })?;
         Ok(TopicRef {
             name: name.to_owned(),
@@ -169,7 +202,10 @@ pub fn brokers(m: &MetadataResponse) -> Vec<i32> {
 }
 
 /// The partitions of `topic` in an answer, by index, if it lists the topic without error.
-pub fn topic_partitions<'a>(m: &'a MetadataResponse, topic: &str) -> Option<Vec<&'a MetadataResponsePartition>> {
+pub fn topic_partitions<'a>(
+    m: &'a MetadataResponse,
+    topic: &str,
+) -> Option<Vec<&'a MetadataResponsePartition>> {
     let t = m
         .topics
         .iter()
@@ -180,8 +216,14 @@ pub fn topic_partitions<'a>(m: &'a MetadataResponse, topic: &str) -> Option<Vec<
 }
 
 /// One partition of `topic` in an answer.
-pub fn partition<'a>(m: &'a MetadataResponse, topic: &str, index: i32) -> Option<&'a MetadataResponsePartition> {
-    topic_partitions(m, topic)?.into_iter().find(|p| p.partition_index == index)
+pub fn partition<'a>(
+    m: &'a MetadataResponse,
+    topic: &str,
+    index: i32,
+) -> Option<&'a MetadataResponsePartition> {
+    topic_partitions(m, topic)?
+        .into_iter()
+        .find(|p| p.partition_index == index)
 }
 
 /// Broker ids of a replica or ISR list, sorted.

@@ -89,7 +89,10 @@ impl BrokerProcess {
                     let _ = tx.send(addr.split_whitespace().next().unwrap_or("").to_owned());
                 }
                 if !ready {
-                    early_lines.lock().unwrap_or_else(|p| p.into_inner()).push(line.clone());
+                    early_lines
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(line.clone());
                 }
                 if std::env::var_os("SAMSA_TEST_LOG").is_some() {
                     eprintln!("[samsa] {line}");

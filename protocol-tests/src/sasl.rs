@@ -68,8 +68,12 @@ impl Scram {
     pub fn salted_password(self, password: &str, salt: &[u8], iterations: u32) -> Vec<u8> {
         let mut out = vec![0u8; if self == Scram::Sha256 { 32 } else { 64 }];
         match self {
-            Scram::Sha256 => pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), salt, iterations, &mut out),
-            Scram::Sha512 => pbkdf2::pbkdf2_hmac::<Sha512>(password.as_bytes(), salt, iterations, &mut out),
+            Scram::Sha256 => {
+                pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), salt, iterations, &mut out)
+            }
+            Scram::Sha512 => {
+                pbkdf2::pbkdf2_hmac::<Sha512>(password.as_bytes(), salt, iterations, &mut out)
+            }
         }
         out
     }
@@ -109,7 +113,10 @@ pub fn scram_client_final(
             .with_context(|| format!("no {key} in server-first {server_first}"))
     };
     let nonce = attr("r=")?;
-    ensure!(nonce.starts_with(CLIENT_NONCE) && nonce.len() > CLIENT_NONCE.len(), "server nonce {nonce}");
+    ensure!(
+        nonce.starts_with(CLIENT_NONCE) && nonce.len() > CLIENT_NONCE.len(),
+        "server nonce {nonce}"
+    );
     let salt = BASE64.decode(attr("s=")?)?;
     let iterations: u32 = attr("i=")?.parse()?;
     let salted = mechanism.salted_password(password, &salt, iterations);
@@ -117,10 +124,20 @@ pub fn scram_client_final(
     let without_proof = format!("c=biws,r={nonce}");
     let auth_message = format!("{client_first_bare},{server_first},{without_proof}");
     let signature = mechanism.hmac(&mechanism.hash(&client_key), auth_message.as_bytes());
-    let proof: Vec<u8> = client_key.iter().zip(&signature).map(|(k, s)| k ^ s).collect();
+    let proof: Vec<u8> = client_key
+        .iter()
+        .zip(&signature)
+        .map(|(k, s)| k ^ s)
+        .collect();
     let server_key = mechanism.hmac(&salted, b"Server Key");
-    let server_final = format!("v={}", BASE64.encode(mechanism.hmac(&server_key, auth_message.as_bytes())));
-    Ok((format!("{without_proof},p={}", BASE64.encode(proof)), server_final))
+    let server_final = format!(
+        "v={}",
+        BASE64.encode(mechanism.hmac(&server_key, auth_message.as_bytes()))
+    );
+    Ok((
+        format!("{without_proof},p={}", BASE64.encode(proof)),
+        server_final,
+    ))
 }
 
 impl Connection {
@@ -128,17 +145,34 @@ impl Connection {
         self.sasl_handshake_at(mechanism, 1)
     }
 
-    pub fn sasl_handshake_at(&mut self, mechanism: &str, version: i16) -> Result<SaslHandshakeResponse> {
-        self.send(&SaslHandshakeRequest::default().with_mechanism(str_bytes(mechanism)), version)
+    pub fn sasl_handshake_at(
+        &mut self,
+        mechanism: &str,
+        version: i16,
+    ) -> Result<SaslHandshakeResponse> {
+        self.send(
+            &SaslHandshakeRequest::default().with_mechanism(str_bytes(mechanism)),
+            version,
+        )
     }
 
-    pub fn sasl_authenticate(&mut self, token: &[u8], version: i16) -> Result<SaslAuthenticateResponse> {
-        let request = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::copy_from_slice(token));
+    pub fn sasl_authenticate(
+        &mut self,
+        token: &[u8],
+        version: i16,
+    ) -> Result<SaslAuthenticateResponse> {
+        let request =
+            SaslAuthenticateRequest::default().with_auth_bytes(Bytes::copy_from_slice(token));
         self.send(&request, version)
     }
 
     /// Handshake and PLAIN token; returns the SaslAuthenticate response.
-    pub fn login_plain(&mut self, user: &str, password: &str, version: i16) -> Result<SaslAuthenticateResponse> {
+    pub fn login_plain(
+        &mut self,
+        user: &str,
+        password: &str,
+        version: i16,
+    ) -> Result<SaslAuthenticateResponse> {
         let handshake = self.sasl_handshake("PLAIN")?;
         ensure!(handshake.error_code == 0, "PLAIN handshake: {handshake:?}");
         self.sasl_authenticate(format!("\0{user}\0{password}").as_bytes(), version)
@@ -154,17 +188,26 @@ impl Connection {
         version: i16,
     ) -> Result<SaslAuthenticateResponse> {
         let handshake = self.sasl_handshake(mechanism.name())?;
-        ensure!(handshake.error_code == 0, "{} handshake: {handshake:?}", mechanism.name());
+        ensure!(
+            handshake.error_code == 0,
+            "{} handshake: {handshake:?}",
+            mechanism.name()
+        );
         let client_first_bare = format!("n={user},r={CLIENT_NONCE}");
-        let first = self.sasl_authenticate(format!("n,,{client_first_bare}").as_bytes(), version)?;
+        let first =
+            self.sasl_authenticate(format!("n,,{client_first_bare}").as_bytes(), version)?;
         if first.error_code != 0 {
             return Ok(first);
         }
         let server_first = std::str::from_utf8(&first.auth_bytes)?;
-        let (client_final, server_final) = scram_client_final(mechanism, password, &client_first_bare, server_first)?;
+        let (client_final, server_final) =
+            scram_client_final(mechanism, password, &client_first_bare, server_first)?;
         let last = self.sasl_authenticate(client_final.as_bytes(), version)?;
         if last.error_code == 0 && last.auth_bytes.as_ref() != server_final.as_bytes() {
-            bail!("server-final {:?} != {server_final}", String::from_utf8_lossy(&last.auth_bytes));
+            bail!(
+                "server-final {:?} != {server_final}",
+                String::from_utf8_lossy(&last.auth_bytes)
+            );
         }
         Ok(last)
     }

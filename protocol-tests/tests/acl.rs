@@ -5,23 +5,31 @@
 use std::sync::LazyLock;
 
 use kafka_protocol::messages::create_acls_request::AclCreation;
-use kafka_protocol::messages::delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic};
-use kafka_protocol::messages::{alter_configs_request, incremental_alter_configs_request};
-use kafka_protocol::messages::{AlterConfigsRequest, DeleteRecordsRequest, IncrementalAlterConfigsRequest};
 use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
-use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
-use kafka_protocol::messages::{
-    ApiKey, CreateAclsRequest, DeleteAclsRequest, DescribeAclsRequest, DescribeAclsResponse, DescribeClusterRequest,
-    DescribeGroupsRequest, FindCoordinatorRequest, GroupId, JoinGroupRequest, MetadataRequest,
+use kafka_protocol::messages::delete_records_request::{
+    DeleteRecordsPartition, DeleteRecordsTopic,
 };
-use samsa_protocol_tests::free_port;
+use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::offset_for_leader_epoch_request::{
+    OffsetForLeaderPartition, OffsetForLeaderTopic,
+};
+use kafka_protocol::messages::OffsetForLeaderEpochRequest;
+use kafka_protocol::messages::{alter_configs_request, incremental_alter_configs_request};
+use kafka_protocol::messages::{
+    AlterConfigsRequest, DeleteRecordsRequest, IncrementalAlterConfigsRequest,
+};
+use kafka_protocol::messages::{
+    ApiKey, CreateAclsRequest, DeleteAclsRequest, DescribeAclsRequest, DescribeAclsResponse,
+    DescribeClusterRequest, DescribeGroupsRequest, FindCoordinatorRequest, GroupId,
+    JoinGroupRequest, MetadataRequest,
+};
 use samsa_protocol_tests::batches::{self, batch, messages};
 use samsa_protocol_tests::client::{
-    create_topic, fetch_request, only_fetched, only_partition, produce_request, str_bytes, topic_name, versions, TopicRef,
+    create_topic, fetch_request, only_fetched, only_partition, produce_request, str_bytes,
+    topic_name, versions, TopicRef,
 };
-use kafka_protocol::messages::offset_for_leader_epoch_request::{OffsetForLeaderPartition, OffsetForLeaderTopic};
-use kafka_protocol::messages::OffsetForLeaderEpochRequest;
+use samsa_protocol_tests::free_port;
 use samsa_protocol_tests::sasl::{scram_user, Scram};
 use samsa_protocol_tests::{BrokerProcess, Connection};
 
@@ -60,7 +68,10 @@ fn start() -> (BrokerProcess, String) {
         scram_user("admin", Scram::Sha256, "admin-pw"),
         scram_user("alice", Scram::Sha256, "alice-pw"),
     );
-    (BrokerProcess::start(&config).unwrap(), format!("127.0.0.1:{port}"))
+    (
+        BrokerProcess::start(&config).unwrap(),
+        format!("127.0.0.1:{port}"),
+    )
 }
 
 fn login(addr: &str, user: &str) -> Connection {
@@ -82,11 +93,18 @@ fn acl(rt: i8, name: &str, pattern: i8, principal: &str, op: i8, permission: i8)
 }
 
 fn create_acls(conn: &mut Connection, acls: Vec<AclCreation>, version: i16) -> Vec<i16> {
-    let response = conn.send(&CreateAclsRequest::default().with_creations(acls), version).unwrap();
+    let response = conn
+        .send(&CreateAclsRequest::default().with_creations(acls), version)
+        .unwrap();
     response.results.iter().map(|r| r.error_code).collect()
 }
 
-fn describe_topic_acls(conn: &mut Connection, name: Option<&str>, pattern: i8, version: i16) -> DescribeAclsResponse {
+fn describe_topic_acls(
+    conn: &mut Connection,
+    name: Option<&str>,
+    pattern: i8,
+    version: i16,
+) -> DescribeAclsResponse {
     let request = DescribeAclsRequest::default()
         .with_resource_type_filter(TOPIC)
         .with_resource_name_filter(name.map(str_bytes))
@@ -105,7 +123,11 @@ fn summary(response: &DescribeAclsResponse) -> Vec<(String, i8, Vec<(String, i8,
         .resources
         .iter()
         .map(|r| {
-            let acls = r.acls.iter().map(|a| (a.principal.to_string(), a.operation, a.permission_type)).collect();
+            let acls = r
+                .acls
+                .iter()
+                .map(|a| (a.principal.to_string(), a.operation, a.permission_type))
+                .collect();
             (r.resource_name.to_string(), r.pattern_type, acls)
         })
         .collect()
@@ -134,31 +156,78 @@ fn acls_round_trip_at_every_version() {
             vec![
                 acl(TOPIC, &literal, LITERAL, "User:alice", READ, ALLOW),
                 acl(TOPIC, &prefix, PREFIXED, "User:*", WRITE, DENY),
-                acl(CLUSTER, "not-the-cluster", LITERAL, "User:alice", ALL, ALLOW),
+                acl(
+                    CLUSTER,
+                    "not-the-cluster",
+                    LITERAL,
+                    "User:alice",
+                    ALL,
+                    ALLOW,
+                ),
                 acl(TOPIC, &literal, MATCH, "User:alice", READ, ALLOW),
                 acl(TOPIC, &literal, LITERAL, "alice", READ, ALLOW),
             ],
             version,
         );
-        assert_eq!(codes, [0, 0, INVALID_REQUEST, INVALID_REQUEST, INVALID_REQUEST], "v{version}");
+        assert_eq!(
+            codes,
+            [0, 0, INVALID_REQUEST, INVALID_REQUEST, INVALID_REQUEST],
+            "v{version}"
+        );
 
-        let exact = summary(&describe_topic_acls(&mut admin, Some(&literal), LITERAL, version));
-        assert_eq!(exact, [(literal.clone(), LITERAL, vec![("User:alice".into(), READ, ALLOW)])], "v{version}");
+        let exact = summary(&describe_topic_acls(
+            &mut admin,
+            Some(&literal),
+            LITERAL,
+            version,
+        ));
+        assert_eq!(
+            exact,
+            [(
+                literal.clone(),
+                LITERAL,
+                vec![("User:alice".into(), READ, ALLOW)]
+            )],
+            "v{version}"
+        );
         // MATCH finds every binding that applies to the name: the literal and the prefix.
-        let matching = summary(&describe_topic_acls(&mut admin, Some(&literal), MATCH, version));
+        let matching = summary(&describe_topic_acls(
+            &mut admin,
+            Some(&literal),
+            MATCH,
+            version,
+        ));
         assert_eq!(matching.len(), 2, "v{version}: {matching:?}");
 
         let deleted = admin
-            .send(&DeleteAclsRequest::default().with_filters(vec![delete_filter(Some(&literal), ANY)]), version)
+            .send(
+                &DeleteAclsRequest::default()
+                    .with_filters(vec![delete_filter(Some(&literal), ANY)]),
+                version,
+            )
             .unwrap();
         let result = &deleted.filter_results[0];
         assert_eq!(result.error_code, 0);
         assert_eq!(result.matching_acls.len(), 1, "v{version}: {result:?}");
         assert_eq!(result.matching_acls[0].resource_name.as_str(), literal);
         let left = summary(&describe_topic_acls(&mut admin, None, ANY, version));
-        assert_eq!(left, [(prefix.clone(), PREFIXED, vec![("User:*".into(), WRITE, DENY)])], "v{version}");
-        let request = DeleteAclsRequest::default().with_filters(vec![delete_filter(None, PREFIXED)]);
-        assert_eq!(admin.send(&request, version).unwrap().filter_results[0].matching_acls.len(), 1);
+        assert_eq!(
+            left,
+            [(
+                prefix.clone(),
+                PREFIXED,
+                vec![("User:*".into(), WRITE, DENY)]
+            )],
+            "v{version}"
+        );
+        let request =
+            DeleteAclsRequest::default().with_filters(vec![delete_filter(None, PREFIXED)]);
+        assert_eq!(
+            admin.send(&request, version).unwrap().filter_results[0]
+                .matching_acls
+                .len(),
+            1
+        );
     }
 }
 
@@ -166,12 +235,23 @@ fn acls_round_trip_at_every_version() {
 fn acls_survive_a_restart() {
     let (mut broker, addr) = start();
     let mut admin = login(&addr, "admin");
-    let codes = create_acls(&mut admin, vec![acl(TOPIC, "kept", LITERAL, "User:alice", WRITE, ALLOW)], 3);
+    let codes = create_acls(
+        &mut admin,
+        vec![acl(TOPIC, "kept", LITERAL, "User:alice", WRITE, ALLOW)],
+        3,
+    );
     assert_eq!(codes, [0]);
     broker.restart().unwrap();
     let mut admin = login(&addr, "admin");
     let described = summary(&describe_topic_acls(&mut admin, None, ANY, 3));
-    assert_eq!(described, [("kept".into(), LITERAL, vec![("User:alice".into(), WRITE, ALLOW)])]);
+    assert_eq!(
+        described,
+        [(
+            "kept".into(),
+            LITERAL,
+            vec![("User:alice".into(), WRITE, ALLOW)]
+        )]
+    );
 }
 
 fn produce_code(conn: &mut Connection, topic: &str) -> i16 {
@@ -180,12 +260,20 @@ fn produce_code(conn: &mut Connection, topic: &str) -> i16 {
         id: uuid::Uuid::nil(),
     };
     let request = produce_request(&topic, 0, batch(&messages("m", 1, *T0)), -1, 9);
-    only_partition(&conn.send(&request, 9).unwrap()).unwrap().error_code
+    only_partition(&conn.send(&request, 9).unwrap())
+        .unwrap()
+        .error_code
 }
 
 fn listed_topics(conn: &mut Connection) -> Vec<String> {
-    let response = conn.send(&MetadataRequest::default().with_topics(None), 12).unwrap();
-    let mut names: Vec<String> = response.topics.iter().map(|t| t.name.as_ref().unwrap().to_string()).collect();
+    let response = conn
+        .send(&MetadataRequest::default().with_topics(None), 12)
+        .unwrap();
+    let mut names: Vec<String> = response
+        .topics
+        .iter()
+        .map(|t| t.name.as_ref().unwrap().to_string())
+        .collect();
     names.sort();
     names
 }
@@ -197,18 +285,39 @@ fn produce_and_metadata_follow_the_acls() {
     for topic in ["orders", "secret", "t-ok", "t-deny"] {
         create_topic(&mut admin, topic, 1, &[]).unwrap();
     }
-    assert_eq!(produce_code(&mut admin, "secret"), 0, "super users need no ACL");
+    assert_eq!(
+        produce_code(&mut admin, "secret"),
+        0,
+        "super users need no ACL"
+    );
 
     let mut alice = login(&addr, "alice");
-    assert!(listed_topics(&mut alice).is_empty(), "no ACL, nothing visible");
-    let codes = create_acls(&mut admin, vec![acl(TOPIC, "orders", LITERAL, "User:alice", READ, ALLOW)], 3);
+    assert!(
+        listed_topics(&mut alice).is_empty(),
+        "no ACL, nothing visible"
+    );
+    let codes = create_acls(
+        &mut admin,
+        vec![acl(TOPIC, "orders", LITERAL, "User:alice", READ, ALLOW)],
+        3,
+    );
     assert_eq!(codes, [0]);
-    assert_eq!(produce_code(&mut alice, "orders"), TOPIC_AUTHORIZATION_FAILED, "READ is not WRITE");
-    assert_eq!(listed_topics(&mut alice), ["orders"], "READ implies DESCRIBE");
+    assert_eq!(
+        produce_code(&mut alice, "orders"),
+        TOPIC_AUTHORIZATION_FAILED,
+        "READ is not WRITE"
+    );
+    assert_eq!(
+        listed_topics(&mut alice),
+        ["orders"],
+        "READ implies DESCRIBE"
+    );
     let named = alice
         .send(
             &MetadataRequest::default()
-                .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(topic_name("secret")))]))
+                .with_topics(Some(vec![
+                    MetadataRequestTopic::default().with_name(Some(topic_name("secret")))
+                ]))
                 .with_include_topic_authorized_operations(true),
             10,
         )
@@ -227,13 +336,19 @@ fn produce_and_metadata_follow_the_acls() {
     assert_eq!(codes, [0, 0, 0]);
     assert_eq!(produce_code(&mut alice, "orders"), 0);
     assert_eq!(produce_code(&mut alice, "t-ok"), 0);
-    assert_eq!(produce_code(&mut alice, "t-deny"), TOPIC_AUTHORIZATION_FAILED, "DENY wins over ALLOW ALL");
+    assert_eq!(
+        produce_code(&mut alice, "t-deny"),
+        TOPIC_AUTHORIZATION_FAILED,
+        "DENY wins over ALLOW ALL"
+    );
     assert_eq!(listed_topics(&mut alice), ["orders", "t-deny", "t-ok"]);
 
     let described = alice
         .send(
             &MetadataRequest::default()
-                .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(topic_name("orders")))]))
+                .with_topics(Some(vec![
+                    MetadataRequestTopic::default().with_name(Some(topic_name("orders")))
+                ]))
                 .with_include_topic_authorized_operations(true),
             10,
         )
@@ -246,18 +361,32 @@ fn produce_and_metadata_follow_the_acls() {
     assert_eq!(cluster.error_code, CLUSTER_AUTHORIZATION_FAILED);
     let mut anonymous = broker.connect().unwrap();
     assert!(listed_topics(&mut anonymous).is_empty());
-    let codes = create_acls(&mut anonymous, vec![acl(TOPIC, "x", LITERAL, "User:ANONYMOUS", ALL, ALLOW)], 3);
+    let codes = create_acls(
+        &mut anonymous,
+        vec![acl(TOPIC, "x", LITERAL, "User:ANONYMOUS", ALL, ALLOW)],
+        3,
+    );
     assert_eq!(codes, [CLUSTER_AUTHORIZATION_FAILED]);
-    assert_eq!(produce_code(&mut anonymous, "orders"), TOPIC_AUTHORIZATION_FAILED);
+    assert_eq!(
+        produce_code(&mut anonymous, "orders"),
+        TOPIC_AUTHORIZATION_FAILED
+    );
 }
 
 #[test]
 fn acl_apis_answer_security_disabled_without_an_authorizer() {
     let broker = BrokerProcess::start("").unwrap();
     let mut conn = broker.connect().unwrap();
-    let codes = create_acls(&mut conn, vec![acl(TOPIC, "t", LITERAL, "User:a", READ, ALLOW)], 3);
+    let codes = create_acls(
+        &mut conn,
+        vec![acl(TOPIC, "t", LITERAL, "User:a", READ, ALLOW)],
+        3,
+    );
     assert_eq!(codes, [SECURITY_DISABLED]);
-    assert_eq!(describe_topic_acls(&mut conn, None, ANY, 3).error_code, SECURITY_DISABLED);
+    assert_eq!(
+        describe_topic_acls(&mut conn, None, ANY, 3).error_code,
+        SECURITY_DISABLED
+    );
 }
 
 #[test]
@@ -275,17 +404,29 @@ fn group_apis_need_group_acls() {
             .with_session_timeout_ms(10_000)
             .with_rebalance_timeout_ms(10_000)
             .with_protocol_type(str_bytes("consumer"))
-            .with_protocols(vec![JoinGroupRequestProtocol::default().with_name(str_bytes("range"))]);
+            .with_protocols(vec![
+                JoinGroupRequestProtocol::default().with_name(str_bytes("range"))
+            ]);
         conn.send(&request, 5).unwrap().error_code
     };
     assert_eq!(find(&mut alice, "app"), GROUP_AUTHORIZATION_FAILED);
     assert_eq!(join(&mut alice, "app"), GROUP_AUTHORIZATION_FAILED);
-    assert_eq!(create_acls(&mut admin, vec![acl(GROUP, "app", LITERAL, "User:alice", READ, ALLOW)], 3), [0]);
+    assert_eq!(
+        create_acls(
+            &mut admin,
+            vec![acl(GROUP, "app", LITERAL, "User:alice", READ, ALLOW)],
+            3
+        ),
+        [0]
+    );
     assert_eq!(find(&mut alice, "app"), 0, "READ implies DESCRIBE");
     assert_ne!(join(&mut alice, "app"), GROUP_AUTHORIZATION_FAILED);
     assert_eq!(find(&mut admin, "other"), 0, "super user");
     let described = alice
-        .send(&DescribeGroupsRequest::default().with_groups(vec![GroupId(str_bytes("other"))]), 5)
+        .send(
+            &DescribeGroupsRequest::default().with_groups(vec![GroupId(str_bytes("other"))]),
+            5,
+        )
         .unwrap();
     assert_eq!(described.groups[0].error_code, GROUP_AUTHORIZATION_FAILED);
 }
@@ -296,16 +437,20 @@ fn alter_config_codes(conn: &mut Connection, kind: i8, name: &str) -> (i16, i16)
         incremental_alter_configs_request::AlterConfigsResource::default()
             .with_resource_type(kind)
             .with_resource_name(str_bytes(name))
-            .with_configs(vec![incremental_alter_configs_request::AlterableConfig::default()
+            .with_configs(vec![
+                incremental_alter_configs_request::AlterableConfig::default()
+                    .with_name(str_bytes("retention.ms"))
+                    .with_value(Some(str_bytes("3600000"))),
+            ]),
+    ]);
+    let legacy = AlterConfigsRequest::default().with_resources(vec![
+        alter_configs_request::AlterConfigsResource::default()
+            .with_resource_type(kind)
+            .with_resource_name(str_bytes(name))
+            .with_configs(vec![alter_configs_request::AlterableConfig::default()
                 .with_name(str_bytes("retention.ms"))
                 .with_value(Some(str_bytes("3600000")))]),
     ]);
-    let legacy = AlterConfigsRequest::default().with_resources(vec![alter_configs_request::AlterConfigsResource::default()
-        .with_resource_type(kind)
-        .with_resource_name(str_bytes(name))
-        .with_configs(vec![alter_configs_request::AlterableConfig::default()
-            .with_name(str_bytes("retention.ms"))
-            .with_value(Some(str_bytes("3600000")))])]);
     let incremental = conn.send(&incremental, 1).unwrap().responses[0].error_code;
     let legacy = conn.send(&legacy, 2).unwrap().responses[0].error_code;
     (incremental, legacy)
@@ -315,7 +460,9 @@ fn alter_config_codes(conn: &mut Connection, kind: i8, name: &str) -> (i16, i16)
 fn delete_records(conn: &mut Connection, topic: &str) -> (i16, i64) {
     let request = DeleteRecordsRequest::default().with_topics(vec![DeleteRecordsTopic::default()
         .with_name(topic_name(topic))
-        .with_partitions(vec![DeleteRecordsPartition::default().with_partition_index(0).with_offset(-1)])]);
+        .with_partitions(vec![DeleteRecordsPartition::default()
+            .with_partition_index(0)
+            .with_offset(-1)])]);
     let partition = conn.send(&request, 2).unwrap().topics[0].partitions[0].clone();
     (partition.error_code, partition.low_watermark)
 }
@@ -327,19 +474,38 @@ fn config_changes_and_delete_records_need_their_acls() {
     create_topic(&mut admin, "guarded", 1, &[]).unwrap();
     let mut alice = login(&addr, "alice");
 
-    assert_eq!(alter_config_codes(&mut alice, TOPIC, "guarded"), (TOPIC_AUTHORIZATION_FAILED, TOPIC_AUTHORIZATION_FAILED));
-    assert_eq!(alter_config_codes(&mut alice, BROKER, "1"), (CLUSTER_AUTHORIZATION_FAILED, CLUSTER_AUTHORIZATION_FAILED));
-    assert_eq!(delete_records(&mut alice, "guarded"), (TOPIC_AUTHORIZATION_FAILED, -1));
+    assert_eq!(
+        alter_config_codes(&mut alice, TOPIC, "guarded"),
+        (TOPIC_AUTHORIZATION_FAILED, TOPIC_AUTHORIZATION_FAILED)
+    );
+    assert_eq!(
+        alter_config_codes(&mut alice, BROKER, "1"),
+        (CLUSTER_AUTHORIZATION_FAILED, CLUSTER_AUTHORIZATION_FAILED)
+    );
+    assert_eq!(
+        delete_records(&mut alice, "guarded"),
+        (TOPIC_AUTHORIZATION_FAILED, -1)
+    );
 
     let grants = vec![
-        acl(TOPIC, "guarded", LITERAL, "User:alice", ALTER_CONFIGS, ALLOW),
+        acl(
+            TOPIC,
+            "guarded",
+            LITERAL,
+            "User:alice",
+            ALTER_CONFIGS,
+            ALLOW,
+        ),
         acl(TOPIC, "guarded", LITERAL, "User:alice", DELETE, ALLOW),
     ];
     assert_eq!(create_acls(&mut admin, grants, 3), vec![0, 0]);
     assert_eq!(alter_config_codes(&mut alice, TOPIC, "guarded"), (0, 0));
     assert_eq!(delete_records(&mut alice, "guarded"), (0, 0));
     // ALTER_CONFIGS on a topic grants nothing on the broker.
-    assert_eq!(alter_config_codes(&mut alice, BROKER, "1"), (CLUSTER_AUTHORIZATION_FAILED, CLUSTER_AUTHORIZATION_FAILED));
+    assert_eq!(
+        alter_config_codes(&mut alice, BROKER, "1"),
+        (CLUSTER_AUTHORIZATION_FAILED, CLUSTER_AUTHORIZATION_FAILED)
+    );
 }
 
 /// Follower fetches and OffsetForLeaderEpoch from a follower need CLUSTER_ACTION, not READ.
@@ -351,8 +517,15 @@ fn replication_requests_need_cluster_action() {
     let mut admin = login(&addr, "admin");
     create_topic(&mut admin, "orders", 1, &[]).unwrap();
     let mut alice = login(&addr, "alice");
-    create_acls(&mut admin, vec![acl(TOPIC, "orders", LITERAL, "User:alice", READ, ALLOW)], 3);
-    let orders = TopicRef { name: "orders".into(), id: Default::default() };
+    create_acls(
+        &mut admin,
+        vec![acl(TOPIC, "orders", LITERAL, "User:alice", READ, ALLOW)],
+        3,
+    );
+    let orders = TopicRef {
+        name: "orders".into(),
+        id: Default::default(),
+    };
     let fetch_code = |conn: &mut Connection, replica: i32| {
         let mut request = fetch_request(&orders, 0, 0, 12);
         request.replica_id = kafka_protocol::messages::BrokerId(replica);
@@ -364,14 +537,27 @@ fn replication_requests_need_cluster_action() {
             .with_replica_id(kafka_protocol::messages::BrokerId(replica))
             .with_topics(vec![OffsetForLeaderTopic::default()
                 .with_topic(topic_name("orders"))
-                .with_partitions(vec![OffsetForLeaderPartition::default().with_current_leader_epoch(-1)])]);
+                .with_partitions(vec![
+                    OffsetForLeaderPartition::default().with_current_leader_epoch(-1)
+                ])]);
         conn.send(&request, 4).unwrap().topics[0].partitions[0].error_code
     };
     assert_eq!(fetch_code(&mut alice, -1), 0, "a consumer needs READ");
     assert_eq!(epoch_code(&mut alice, -1), 0, "a consumer needs DESCRIBE");
     assert_eq!(fetch_code(&mut alice, 7), TOPIC_AUTHORIZATION_FAILED);
     assert_eq!(epoch_code(&mut alice, 7), TOPIC_AUTHORIZATION_FAILED);
-    let codes = create_acls(&mut admin, vec![acl(CLUSTER, "kafka-cluster", LITERAL, "User:alice", CLUSTER_ACTION, ALLOW)], 3);
+    let codes = create_acls(
+        &mut admin,
+        vec![acl(
+            CLUSTER,
+            "kafka-cluster",
+            LITERAL,
+            "User:alice",
+            CLUSTER_ACTION,
+            ALLOW,
+        )],
+        3,
+    );
     assert_eq!(codes, [0]);
     // Allowed now, but broker 7 holds no replica of the partition.
     assert_eq!(fetch_code(&mut alice, 7), NOT_LEADER_OR_FOLLOWER);

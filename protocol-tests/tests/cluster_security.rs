@@ -45,7 +45,10 @@ fn start() -> (TestCluster, Vec<String>) {
         )
     })
     .unwrap();
-    (cluster, ports.iter().map(|p| format!("127.0.0.1:{p}")).collect())
+    (
+        cluster,
+        ports.iter().map(|p| format!("127.0.0.1:{p}")).collect(),
+    )
 }
 
 /// Polls `check` until it holds; a node may refuse connections while it restarts.
@@ -56,7 +59,10 @@ fn eventually(what: &str, mut check: impl FnMut() -> anyhow::Result<bool>) {
         if matches!(last, Ok(true)) {
             return;
         }
-        assert!(Instant::now() < deadline, "not {what} within {CONVERGE:?}: {last:?}");
+        assert!(
+            Instant::now() < deadline,
+            "not {what} within {CONVERGE:?}: {last:?}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -75,13 +81,20 @@ fn upsert(user: &str, password: &str) -> AlterUserScramCredentialsRequest {
         .with_name(str_bytes(user))
         .with_mechanism(mechanism.code())
         .with_iterations(ITERATIONS as i32)
-        .with_salted_password(Bytes::from(mechanism.salted_password(password, &salt, ITERATIONS)))
+        .with_salted_password(Bytes::from(
+            mechanism.salted_password(password, &salt, ITERATIONS),
+        ))
         .with_salt(Bytes::from(salt));
     AlterUserScramCredentialsRequest::default().with_upsertions(vec![upsertion])
 }
 
 fn alter_codes(conn: &mut Connection, request: &AlterUserScramCredentialsRequest) -> Vec<i16> {
-    conn.send(request, 0).unwrap().results.iter().map(|r| r.error_code).collect()
+    conn.send(request, 0)
+        .unwrap()
+        .results
+        .iter()
+        .map(|r| r.error_code)
+        .collect()
 }
 
 fn describe_permission() -> AclCreation {
@@ -97,7 +110,12 @@ fn describe_permission() -> AclCreation {
 
 fn create_codes(conn: &mut Connection) -> Vec<i16> {
     let request = CreateAclsRequest::default().with_creations(vec![describe_permission()]);
-    conn.send(&request, 3).unwrap().results.iter().map(|r| r.error_code).collect()
+    conn.send(&request, 3)
+        .unwrap()
+        .results
+        .iter()
+        .map(|r| r.error_code)
+        .collect()
 }
 
 fn orders_filter() -> DeleteAclsFilter {
@@ -127,9 +145,14 @@ fn listed_acls(conn: &mut Connection) -> anyhow::Result<Vec<(String, String, i8,
         .resources
         .iter()
         .flat_map(|r| {
-            r.acls
-                .iter()
-                .map(|a| (r.resource_name.to_string(), a.principal.to_string(), a.operation, a.permission_type))
+            r.acls.iter().map(|a| {
+                (
+                    r.resource_name.to_string(),
+                    a.principal.to_string(),
+                    a.operation,
+                    a.permission_type,
+                )
+            })
         })
         .collect())
 }
@@ -137,7 +160,9 @@ fn listed_acls(conn: &mut Connection) -> anyhow::Result<Vec<(String, String, i8,
 /// The error code of Metadata for the topic `orders`: DESCRIBE on it is what it takes.
 fn orders_code(conn: &mut Connection) -> anyhow::Result<i16> {
     let request = MetadataRequest::default()
-        .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(topic_name("orders")))]))
+        .with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(topic_name("orders")))
+        ]))
         .with_allow_auto_topic_creation(false);
     Ok(conn.send(&request, 12)?.topics[0].error_code)
 }
@@ -150,45 +175,108 @@ fn users_and_acls_made_through_one_node_hold_on_every_node() {
     let mut admin1 = login(&node(1), "admin", "admin-pw").unwrap();
     assert_eq!(alter_codes(&mut admin1, &upsert("alice", "alice-pw")), [0]);
     for id in [2, 3] {
-        eventually(&format!("alice accepted by node {id}"), || Ok(login(&node(id), "alice", "alice-pw").is_ok()));
+        eventually(&format!("alice accepted by node {id}"), || {
+            Ok(login(&node(id), "alice", "alice-pw").is_ok())
+        });
         let mut plain = Connection::open(&node(id)).unwrap();
-        assert_eq!(plain.login_plain("alice", "alice-pw", 2).unwrap().error_code, 0, "PLAIN checks the same credential");
+        assert_eq!(
+            plain
+                .login_plain("alice", "alice-pw", 2)
+                .unwrap()
+                .error_code,
+            0,
+            "PLAIN checks the same credential"
+        );
         let mut wrong = Connection::open(&node(id)).unwrap();
-        let refused = wrong.login_scram(Scram::Sha512, "alice", "not-her-password", 2).unwrap();
+        let refused = wrong
+            .login_scram(Scram::Sha512, "alice", "not-her-password", 2)
+            .unwrap();
         assert_eq!(refused.error_code, SASL_AUTHENTICATION_FAILED);
     }
     let mut admin3 = login(&node(3), "admin", "admin-pw").unwrap();
-    let described = admin3.send(&DescribeUserScramCredentialsRequest::default().with_users(None), 0).unwrap();
+    let described = admin3
+        .send(
+            &DescribeUserScramCredentialsRequest::default().with_users(None),
+            0,
+        )
+        .unwrap();
     let users: Vec<(String, Vec<(i8, i32)>)> = described
         .results
         .iter()
-        .map(|r| (r.user.to_string(), r.credential_infos.iter().map(|c| (c.mechanism, c.iterations)).collect()))
+        .map(|r| {
+            (
+                r.user.to_string(),
+                r.credential_infos
+                    .iter()
+                    .map(|c| (c.mechanism, c.iterations))
+                    .collect(),
+            )
+        })
         .collect();
     let sha512 = vec![(Scram::Sha512.code(), ITERATIONS as i32)];
-    assert_eq!(users, [("admin".to_owned(), sha512.clone()), ("alice".to_owned(), sha512)]);
+    assert_eq!(
+        users,
+        [
+            ("admin".to_owned(), sha512.clone()),
+            ("alice".to_owned(), sha512)
+        ]
+    );
 
-    cluster.create_topic(1, "orders", 1, 3, &[], &[1, 2, 3]).unwrap();
+    cluster
+        .create_topic(1, "orders", 1, 3, &[], &[1, 2, 3])
+        .unwrap();
     let mut alice1 = login(&node(1), "alice", "alice-pw").unwrap();
-    assert_eq!(orders_code(&mut alice1).unwrap(), TOPIC_AUTHORIZATION_FAILED, "no ACL yet");
+    assert_eq!(
+        orders_code(&mut alice1).unwrap(),
+        TOPIC_AUTHORIZATION_FAILED,
+        "no ACL yet"
+    );
 
     let mut admin2 = login(&node(2), "admin", "admin-pw").unwrap();
     assert_eq!(create_codes(&mut admin2), [0]);
-    let expected = vec![("orders".to_owned(), "User:alice".to_owned(), DESCRIBE, ALLOW)];
-    eventually("the ACL listed by node 3", || Ok(listed_acls(&mut admin3)? == expected));
-    eventually("the ACL enforced by node 1", || Ok(orders_code(&mut alice1)? == 0));
+    let expected = vec![(
+        "orders".to_owned(),
+        "User:alice".to_owned(),
+        DESCRIBE,
+        ALLOW,
+    )];
+    eventually("the ACL listed by node 3", || {
+        Ok(listed_acls(&mut admin3)? == expected)
+    });
+    eventually("the ACL enforced by node 1", || {
+        Ok(orders_code(&mut alice1)? == 0)
+    });
 
-    let deleted = admin3.send(&DeleteAclsRequest::default().with_filters(vec![orders_filter()]), 3).unwrap();
+    let deleted = admin3
+        .send(
+            &DeleteAclsRequest::default().with_filters(vec![orders_filter()]),
+            3,
+        )
+        .unwrap();
     assert_eq!(deleted.filter_results[0].error_code, 0);
-    assert_eq!(deleted.filter_results[0].matching_acls.len(), 1, "{deleted:?}");
-    eventually("the ACL gone from node 1", || Ok(orders_code(&mut alice1)? == TOPIC_AUTHORIZATION_FAILED));
-    assert!(listed_acls(&mut admin3).unwrap().is_empty(), "node 3 answered once it applied the delete");
+    assert_eq!(
+        deleted.filter_results[0].matching_acls.len(),
+        1,
+        "{deleted:?}"
+    );
+    eventually("the ACL gone from node 1", || {
+        Ok(orders_code(&mut alice1)? == TOPIC_AUTHORIZATION_FAILED)
+    });
+    assert!(
+        listed_acls(&mut admin3).unwrap().is_empty(),
+        "node 3 answered once it applied the delete"
+    );
 
     // After a restart the ACLs and users come back from the metadata log, not from files.
     assert_eq!(create_codes(&mut admin2), [0]);
-    eventually("the ACL enforced by node 1 again", || Ok(orders_code(&mut alice1)? == 0));
+    eventually("the ACL enforced by node 1 again", || {
+        Ok(orders_code(&mut alice1)? == 0)
+    });
     cluster.node_mut(1).process.restart().unwrap();
     eventually("alice and her ACL back on the restarted node 1", || {
-        let Ok(mut alice) = login(&node(1), "alice", "alice-pw") else { return Ok(false) };
+        let Ok(mut alice) = login(&node(1), "alice", "alice-pw") else {
+            return Ok(false);
+        };
         Ok(orders_code(&mut alice)? == 0)
     });
     for n in &cluster.nodes {
@@ -198,10 +286,14 @@ fn users_and_acls_made_through_one_node_hold_on_every_node() {
         }
     }
 
-    let deletion = ScramCredentialDeletion::default().with_name(str_bytes("alice")).with_mechanism(Scram::Sha512.code());
+    let deletion = ScramCredentialDeletion::default()
+        .with_name(str_bytes("alice"))
+        .with_mechanism(Scram::Sha512.code());
     let request = AlterUserScramCredentialsRequest::default().with_deletions(vec![deletion]);
     assert_eq!(alter_codes(&mut admin2, &request), [0]);
-    eventually("alice refused by node 3", || Ok(login(&node(3), "alice", "alice-pw").is_err()));
+    eventually("alice refused by node 3", || {
+        Ok(login(&node(3), "alice", "alice-pw").is_err())
+    });
 }
 
 #[test]
@@ -212,8 +304,19 @@ fn changes_time_out_when_no_controller_can_take_them() {
     cluster.node_mut(3).process.kill().unwrap();
 
     assert_eq!(create_codes(&mut admin), [REQUEST_TIMED_OUT]);
-    let deleted = admin.send(&DeleteAclsRequest::default().with_filters(vec![orders_filter()]), 3).unwrap();
+    let deleted = admin
+        .send(
+            &DeleteAclsRequest::default().with_filters(vec![orders_filter()]),
+            3,
+        )
+        .unwrap();
     assert_eq!(deleted.filter_results[0].error_code, REQUEST_TIMED_OUT);
-    assert_eq!(alter_codes(&mut admin, &upsert("alice", "alice-pw")), [REQUEST_TIMED_OUT]);
-    assert!(listed_acls(&mut admin).unwrap().is_empty(), "what this node applied is still described");
+    assert_eq!(
+        alter_codes(&mut admin, &upsert("alice", "alice-pw")),
+        [REQUEST_TIMED_OUT]
+    );
+    assert!(
+        listed_acls(&mut admin).unwrap().is_empty(),
+        "what this node applied is still described"
+    );
 }

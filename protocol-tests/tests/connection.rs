@@ -102,7 +102,8 @@ fn run_pipeline(broker: &BrokerProcess) -> (TopicRef, Vec<Pipelined>) {
         let (kind, id) = match i % 5 {
             0 => (
                 None,
-                conn.send_only(&samsa_protocol_tests::client::api_versions_request(), 3).unwrap(),
+                conn.send_only(&samsa_protocol_tests::client::api_versions_request(), 3)
+                    .unwrap(),
             ),
             1 => (None, conn.send_only(&metadata, 12).unwrap()),
             2 => {

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::ApiVersionsRequest;
-use samsa_protocol_tests::client::{create_topic, fetch_records, only_partition, produce, produce_request, LATEST_PRODUCE};
+use samsa_protocol_tests::client::{
+    create_topic, fetch_records, only_partition, produce, produce_request, LATEST_PRODUCE,
+};
 use samsa_protocol_tests::BrokerProcess;
 
 /// Metadata v0 whose topic array claims 2^31-1 entries: a decoder that trusts the count
@@ -17,7 +19,9 @@ use samsa_protocol_tests::BrokerProcess;
 const HUGE_ARRAY: &[u8] = &[0, 3, 0, 0, 0, 0, 0, 1, 0, 0, 0x7f, 0xff, 0xff, 0xff, 0];
 
 /// The same lie in a flexible version's compact array (Metadata v12, varint count).
-const HUGE_COMPACT_ARRAY: &[u8] = &[0, 3, 0, 12, 0, 0, 0, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x07, 0];
+const HUGE_COMPACT_ARRAY: &[u8] = &[
+    0, 3, 0, 12, 0, 0, 0, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x07, 0,
+];
 
 #[test]
 fn lying_array_counts_close_only_that_connection() {
@@ -26,7 +30,10 @@ fn lying_array_counts_close_only_that_connection() {
     for frame in [HUGE_ARRAY, HUGE_COMPACT_ARRAY] {
         let mut attacker = broker.connect().unwrap();
         attacker.send_frame(frame).unwrap();
-        assert!(attacker.is_closed_by_peer(), "a malformed frame must close its connection");
+        assert!(
+            attacker.is_closed_by_peer(),
+            "a malformed frame must close its connection"
+        );
         bystander
             .send(&samsa_protocol_tests::client::api_versions_request(), 3)
             .expect("the broker keeps serving other connections");
@@ -66,12 +73,19 @@ fn decompression_bombs_are_refused_not_allocated() {
     let topic = create_topic(&mut conn, "bombed", 1, &[("cleanup.policy", "compact")]).unwrap();
     let forged_length: &[u8] = &[0xff, 0xff, 0xff, 0xff, 0x0f, 0x00];
     let response = conn
-        .send(&produce_request(&topic, 0, snappy_batch(forged_length), -1, LATEST_PRODUCE), LATEST_PRODUCE)
+        .send(
+            &produce_request(&topic, 0, snappy_batch(forged_length), -1, LATEST_PRODUCE),
+            LATEST_PRODUCE,
+        )
         .unwrap();
     let result = only_partition(&response).unwrap();
     assert_eq!(result.error_code, 87, "INVALID_RECORD, got {result:?}");
     // The broker is alive and the topic still takes good data.
-    let good = samsa_protocol_tests::batches::batch(&samsa_protocol_tests::batches::messages("k", 3, 1_700_000_000_000));
+    let good = samsa_protocol_tests::batches::batch(&samsa_protocol_tests::batches::messages(
+        "k",
+        3,
+        1_700_000_000_000,
+    ));
     assert_eq!(produce(&mut conn, &topic, 0, good).unwrap(), 0);
     assert_eq!(fetch_records(&mut conn, &topic, 0, 0).unwrap().len(), 3);
 }
@@ -93,7 +107,9 @@ fn a_crowd_of_garbage_connections_does_not_disturb_a_client() {
                     state
                 };
                 for round in 0..20 {
-                    let Ok(mut stream) = TcpStream::connect(&addr) else { continue };
+                    let Ok(mut stream) = TcpStream::connect(&addr) else {
+                        continue;
+                    };
                     let _ = stream.set_write_timeout(Some(Duration::from_secs(2)));
                     let len = (next() % 300) as usize;
                     let noise: Vec<u8> = (0..len).map(|_| next() as u8).collect();
@@ -101,7 +117,9 @@ fn a_crowd_of_garbage_connections_does_not_disturb_a_client() {
                         // Random bytes, length prefix and all.
                         0 => stream.write_all(&noise),
                         // A plausible length prefix, then a truncated body.
-                        1 => stream.write_all(&[0, 0, 1, 0]).and_then(|_| stream.write_all(&noise)),
+                        1 => stream
+                            .write_all(&[0, 0, 1, 0])
+                            .and_then(|_| stream.write_all(&noise)),
                         // An oversized length prefix.
                         2 => stream.write_all(&[0x7f, 0xff, 0xff, 0xff]),
                         // Slow drip: one byte at a time.
@@ -117,11 +135,19 @@ fn a_crowd_of_garbage_connections_does_not_disturb_a_client() {
     // Meanwhile a well-behaved client keeps working, on one connection, without an error.
     let mut client = broker.connect().unwrap();
     for _ in 0..200 {
-        client.send(&samsa_protocol_tests::client::api_versions_request(), 3).unwrap();
+        client
+            .send(&samsa_protocol_tests::client::api_versions_request(), 3)
+            .unwrap();
     }
     for attacker in attackers {
         attacker.join().unwrap();
     }
-    client.send(&samsa_protocol_tests::client::api_versions_request(), 3).unwrap();
-    broker.connect().unwrap().send(&ApiVersionsRequest::default(), 0).unwrap();
+    client
+        .send(&samsa_protocol_tests::client::api_versions_request(), 3)
+        .unwrap();
+    broker
+        .connect()
+        .unwrap()
+        .send(&ApiVersionsRequest::default(), 0)
+        .unwrap();
 }

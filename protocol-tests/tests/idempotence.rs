@@ -72,7 +72,9 @@ fn send_request(
 /// of `topic`-0: the producer id and epoch to write in the transaction with.
 fn begin_transaction(conn: &mut Connection, id: &str, topic: &str) -> (i64, i16) {
     use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
-    use kafka_protocol::messages::{AddPartitionsToTxnRequest, InitProducerIdRequest, ProducerId, TransactionalId};
+    use kafka_protocol::messages::{
+        AddPartitionsToTxnRequest, InitProducerIdRequest, ProducerId, TransactionalId,
+    };
     let txn_id = || TransactionalId(str_bytes(id));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     let (producer_id, epoch) = loop {
@@ -98,7 +100,10 @@ fn begin_transaction(conn: &mut Connection, id: &str, topic: &str) -> (i64, i16)
             .with_name(samsa_protocol_tests::client::topic_name(topic))
             .with_partitions(vec![0])]);
     let response = conn.send(&add, 3).unwrap();
-    assert_eq!(response.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code, NONE);
+    assert_eq!(
+        response.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code,
+        NONE
+    );
     (producer_id, epoch)
 }
 

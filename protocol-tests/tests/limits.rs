@@ -11,16 +11,26 @@ fn connections_over_the_per_ip_limit_are_closed() {
     let mut first = broker.connect().unwrap();
     let mut second = broker.connect().unwrap();
     // Both admitted connections work.
-    first.send(&samsa_protocol_tests::client::api_versions_request(), 3).unwrap();
-    second.send(&samsa_protocol_tests::client::api_versions_request(), 3).unwrap();
+    first
+        .send(&samsa_protocol_tests::client::api_versions_request(), 3)
+        .unwrap();
+    second
+        .send(&samsa_protocol_tests::client::api_versions_request(), 3)
+        .unwrap();
     let mut third = broker.connect().unwrap();
-    assert!(third.is_closed_by_peer(), "a third connection from one IP must be closed");
+    assert!(
+        third.is_closed_by_peer(),
+        "a third connection from one IP must be closed"
+    );
     // Closing one frees its slot for a new connection.
     drop(first);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let mut again = broker.connect().unwrap();
-        if again.send(&samsa_protocol_tests::client::api_versions_request(), 3).is_ok() {
+        if again
+            .send(&samsa_protocol_tests::client::api_versions_request(), 3)
+            .is_ok()
+        {
             break;
         }
         assert!(Instant::now() < deadline, "the freed slot was never reused");
@@ -31,10 +41,12 @@ fn connections_over_the_per_ip_limit_are_closed() {
 fn total_connection_limit_applies_across_clients() {
     let broker = BrokerProcess::start("max_connections = 1\n").unwrap();
     let mut only = broker.connect().unwrap();
-    only.send(&samsa_protocol_tests::client::api_versions_request(), 3).unwrap();
+    only.send(&samsa_protocol_tests::client::api_versions_request(), 3)
+        .unwrap();
     let mut refused = broker.connect().unwrap();
     assert!(refused.is_closed_by_peer());
-    only.send(&samsa_protocol_tests::client::api_versions_request(), 3).unwrap();
+    only.send(&samsa_protocol_tests::client::api_versions_request(), 3)
+        .unwrap();
 }
 
 #[test]
@@ -45,9 +57,14 @@ fn idle_connections_are_closed_and_busy_ones_are_not() {
     let started = Instant::now();
     // Keep one connection busy for longer than the idle limit.
     while started.elapsed() < Duration::from_millis(900) {
-        busy.send(&samsa_protocol_tests::client::api_versions_request(), 3).unwrap();
+        busy.send(&samsa_protocol_tests::client::api_versions_request(), 3)
+            .unwrap();
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(idle.is_closed_by_peer(), "a silent connection outlived connections_max_idle_ms");
-    busy.send(&samsa_protocol_tests::client::api_versions_request(), 3).unwrap();
+    assert!(
+        idle.is_closed_by_peer(),
+        "a silent connection outlived connections_max_idle_ms"
+    );
+    busy.send(&samsa_protocol_tests::client::api_versions_request(), 3)
+        .unwrap();
 }

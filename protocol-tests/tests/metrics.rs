@@ -4,11 +4,11 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 
-use samsa_protocol_tests::free_port;
 use samsa_protocol_tests::batches::{self, batch, messages};
 use samsa_protocol_tests::client::{
     create_topic, produce, produce_request, TopicRef, LATEST_PRODUCE,
 };
+use samsa_protocol_tests::free_port;
 use samsa_protocol_tests::BrokerProcess;
 
 /// GETs `path` with HTTP/1.1 and returns (status line, body).
@@ -131,7 +131,9 @@ fn deleted_topics_leave_the_partition_gauges() {
 
 #[test]
 fn consumer_group_lag_follows_commits() {
-    use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
     use kafka_protocol::messages::{GroupId, OffsetCommitRequest};
     use samsa_protocol_tests::client::{str_bytes, topic_name};
 
@@ -139,7 +141,13 @@ fn consumer_group_lag_follows_commits() {
     let broker = BrokerProcess::start(&format!("metrics_listen = \"127.0.0.1:{port}\"\n")).unwrap();
     let mut conn = broker.connect().unwrap();
     let topic = create_topic(&mut conn, "lagging", 1, &[]).unwrap();
-    produce(&mut conn, &topic, 0, batch(&messages("m", 10, batches::base_timestamp()))).unwrap();
+    produce(
+        &mut conn,
+        &topic,
+        0,
+        batch(&messages("m", 10, batches::base_timestamp())),
+    )
+    .unwrap();
     // A simple commit (no membership, generation -1) of offset 4: six records still to read.
     let commit = OffsetCommitRequest::default()
         .with_group_id(GroupId(str_bytes("watchers")))
@@ -160,12 +168,26 @@ fn consumer_group_lag_follows_commits() {
     assert_eq!(response.error_code, 25, "UNKNOWN_MEMBER_ID");
 
     let (_, text) = get(port, "/metrics");
-    let series = |name: &str| format!(r#"{name}{{group="watchers",partition="0",topic="lagging"}}"#);
-    assert_eq!(sample(&text, &series("samsa_consumer_group_committed_offset")), Some(4.0), "{text}");
-    assert_eq!(sample(&text, &series("samsa_consumer_group_lag")), Some(6.0));
-    assert_eq!(sample(&text, r#"samsa_consumer_group_members{group="watchers"}"#), Some(0.0));
+    let series =
+        |name: &str| format!(r#"{name}{{group="watchers",partition="0",topic="lagging"}}"#);
     assert_eq!(
-        sample(&text, r#"samsa_kafka_request_errors_total{api="Heartbeat",error="UNKNOWN_MEMBER_ID",version="4"}"#),
+        sample(&text, &series("samsa_consumer_group_committed_offset")),
+        Some(4.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, &series("samsa_consumer_group_lag")),
+        Some(6.0)
+    );
+    assert_eq!(
+        sample(&text, r#"samsa_consumer_group_members{group="watchers"}"#),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"samsa_kafka_request_errors_total{api="Heartbeat",error="UNKNOWN_MEMBER_ID",version="4"}"#
+        ),
         Some(1.0)
     );
 }

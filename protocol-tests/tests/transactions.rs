@@ -13,8 +13,8 @@ use kafka_protocol::messages::fetch_response::PartitionData;
 use kafka_protocol::messages::*;
 use samsa_protocol_tests::batches::{self, messages, producer_batch, Producer};
 use samsa_protocol_tests::client::{
-    create_topic, fetch_request, list_offsets_request, only_fetched, only_partition, produce_request, str_bytes,
-    topic_name, TopicRef, LATEST_FETCH,
+    create_topic, fetch_request, list_offsets_request, only_fetched, only_partition,
+    produce_request, str_bytes, topic_name, TopicRef, LATEST_FETCH,
 };
 use samsa_protocol_tests::{BrokerProcess, Connection};
 
@@ -69,7 +69,12 @@ fn init(conn: &mut Connection, id: &str, timeout_ms: i32) -> Result<TxnProducer>
     }
 }
 
-fn add_partition(conn: &mut Connection, p: &TxnProducer, topic: &str, partition: i32) -> Result<i16> {
+fn add_partition(
+    conn: &mut Connection,
+    p: &TxnProducer,
+    topic: &str,
+    partition: i32,
+) -> Result<i16> {
     let request = AddPartitionsToTxnRequest::default()
         .with_v3_and_below_transactional_id(txn_id(&p.id))
         .with_v3_and_below_producer_id(ProducerId(p.producer_id))
@@ -82,7 +87,14 @@ fn add_partition(conn: &mut Connection, p: &TxnProducer, topic: &str, partition:
 }
 
 /// Produces `count` records in `p`'s transaction; the partition's error code and base offset.
-fn produce_txn(conn: &mut Connection, p: &mut TxnProducer, topic: &TopicRef, partition: i32, count: usize, version: i16) -> Result<(i16, i64)> {
+fn produce_txn(
+    conn: &mut Connection,
+    p: &mut TxnProducer,
+    topic: &TopicRef,
+    partition: i32,
+    count: usize,
+    version: i16,
+) -> Result<(i16, i64)> {
     let producer = Producer {
         id: p.producer_id,
         epoch: p.epoch,
@@ -90,7 +102,8 @@ fn produce_txn(conn: &mut Connection, p: &mut TxnProducer, topic: &TopicRef, par
         transactional: true,
     };
     let records = producer_batch(&messages(&format!("s{}", p.sequence), count, *T0), producer);
-    let request = produce_request(topic, partition, records, -1, version).with_transactional_id(Some(txn_id(&p.id)));
+    let request = produce_request(topic, partition, records, -1, version)
+        .with_transactional_id(Some(txn_id(&p.id)));
     let response = conn.send(&request, version)?;
     let result = only_partition(&response)?;
     if result.error_code == 0 {
@@ -150,7 +163,11 @@ fn latest_committed(conn: &mut Connection, topic: &str) -> Result<i64> {
     let request = list_offsets_request(topic, 0, -1).with_isolation_level(READ_COMMITTED);
     let response = conn.send(&request, 7)?;
     let answer = &response.topics[0].partitions[0];
-    ensure!(answer.error_code == 0, "ListOffsets: error {}", answer.error_code);
+    ensure!(
+        answer.error_code == 0,
+        "ListOffsets: error {}",
+        answer.error_code
+    );
     Ok(answer.offset)
 }
 
@@ -174,10 +191,16 @@ fn committed_and_aborted_transactions_as_consumers_see_them() -> Result<()> {
     let mut conn = broker.connect()?;
     let topic = create_topic(&mut conn, "txn-visible", 1, &[])?;
     let mut p = init(&mut conn, "visible", 60_000)?;
-    assert_eq!((p.epoch, add_partition(&mut conn, &p, &topic.name, 0)?), (0, 0));
+    assert_eq!(
+        (p.epoch, add_partition(&mut conn, &p, &topic.name, 0)?),
+        (0, 0)
+    );
     assert_eq!(produce_txn(&mut conn, &mut p, &topic, 0, 3, 9)?, (0, 0));
     assert_eq!(end(&mut conn, &p, true, 3)?, 0);
-    assert_eq!(describe(&mut conn, "visible")?.transaction_state.as_str(), "CompleteCommit");
+    assert_eq!(
+        describe(&mut conn, "visible")?.transaction_state.as_str(),
+        "CompleteCommit"
+    );
     // A retried commit is answered again; an abort of it is not possible.
     assert_eq!(end(&mut conn, &p, true, 3)?, 0);
     assert_eq!(end(&mut conn, &p, false, 3)?, INVALID_TXN_STATE);
@@ -192,12 +215,23 @@ fn committed_and_aborted_transactions_as_consumers_see_them() -> Result<()> {
         .iter()
         .map(|(offset, attributes, pid, control)| {
             assert_eq!(*pid, p.producer_id);
-            assert!(attributes & TRANSACTIONAL_ATTRIBUTE != 0, "every batch is transactional");
+            assert!(
+                attributes & TRANSACTIONAL_ATTRIBUTE != 0,
+                "every batch is transactional"
+            );
             (*offset, attributes & CONTROL_ATTRIBUTE != 0, *control)
         })
         .collect();
     // Data, commit marker (type 1), data, abort marker (type 0).
-    assert_eq!(shape, vec![(0, false, None), (3, true, Some(1)), (4, false, None), (6, true, Some(0))]);
+    assert_eq!(
+        shape,
+        vec![
+            (0, false, None),
+            (3, true, Some(1)),
+            (4, false, None),
+            (6, true, Some(0))
+        ]
+    );
     assert_eq!(all.high_watermark, 7);
 
     let committed = fetch(&mut conn, &topic, READ_COMMITTED)?;
@@ -214,7 +248,10 @@ fn committed_and_aborted_transactions_as_consumers_see_them() -> Result<()> {
     assert_eq!(add_partition(&mut conn, &p, &topic.name, 0)?, 0);
     assert_eq!(produce_txn(&mut conn, &mut p, &topic, 0, 1, 9)?, (0, 7));
     assert_eq!(latest_committed(&mut conn, &topic.name)?, 7);
-    assert_eq!(fetch(&mut conn, &topic, READ_COMMITTED)?.last_stable_offset, 7);
+    assert_eq!(
+        fetch(&mut conn, &topic, READ_COMMITTED)?.last_stable_offset,
+        7
+    );
     assert_eq!(fetch(&mut conn, &topic, 0)?.high_watermark, 8);
     assert_eq!(end(&mut conn, &p, true, 4)?, 0);
     assert_eq!(latest_committed(&mut conn, &topic.name)?, 9);
@@ -227,12 +264,24 @@ fn a_batch_for_a_partition_outside_the_transaction_is_refused() -> Result<()> {
     let mut conn = broker.connect()?;
     let topic = create_topic(&mut conn, "txn-unadded", 2, &[])?;
     let mut p = init(&mut conn, "unadded", 60_000)?;
-    for (version, expected) in [(3, INVALID_TXN_STATE), (10, INVALID_TXN_STATE), (11, TRANSACTION_ABORTABLE), (13, TRANSACTION_ABORTABLE)] {
-        assert_eq!(produce_txn(&mut conn, &mut p, &topic, 0, 1, version)?.0, expected, "v{version}");
+    for (version, expected) in [
+        (3, INVALID_TXN_STATE),
+        (10, INVALID_TXN_STATE),
+        (11, TRANSACTION_ABORTABLE),
+        (13, TRANSACTION_ABORTABLE),
+    ] {
+        assert_eq!(
+            produce_txn(&mut conn, &mut p, &topic, 0, 1, version)?.0,
+            expected,
+            "v{version}"
+        );
     }
     // Adding partition 0 does not let a batch into partition 1.
     assert_eq!(add_partition(&mut conn, &p, &topic.name, 0)?, 0);
-    assert_eq!(produce_txn(&mut conn, &mut p, &topic, 1, 1, 9)?.0, INVALID_TXN_STATE);
+    assert_eq!(
+        produce_txn(&mut conn, &mut p, &topic, 1, 1, 9)?.0,
+        INVALID_TXN_STATE
+    );
     assert_eq!(produce_txn(&mut conn, &mut p, &topic, 0, 1, 9)?.0, 0);
     Ok(())
 }
@@ -246,9 +295,16 @@ fn the_transaction_state_topic_is_internal_in_metadata() -> Result<()> {
     let state = listed
         .topics
         .iter()
-        .find(|t| t.name.as_ref().is_some_and(|n| n.as_str() == "__transaction_state"))
+        .find(|t| {
+            t.name
+                .as_ref()
+                .is_some_and(|n| n.as_str() == "__transaction_state")
+        })
         .context("__transaction_state listed once a transactional id is stored")?;
-    assert!(state.is_internal, "Kafka marks it internal, so clients skip it");
+    assert!(
+        state.is_internal,
+        "Kafka marks it internal, so clients skip it"
+    );
     Ok(())
 }
 
@@ -263,32 +319,56 @@ fn a_new_producer_with_the_same_id_fences_the_old_one() -> Result<()> {
     // The open transaction is aborted at a bumped epoch first (CONCURRENT_TRANSACTIONS,
     // which `init` retries), then the new producer gets the epoch after that.
     let successor = init(&mut conn, "fenced", 60_000)?;
-    assert_eq!((successor.producer_id, successor.epoch), (zombie.producer_id, 2));
+    assert_eq!(
+        (successor.producer_id, successor.epoch),
+        (zombie.producer_id, 2)
+    );
     assert_eq!(end(&mut conn, &zombie, true, 1)?, INVALID_PRODUCER_EPOCH);
     assert_eq!(end(&mut conn, &zombie, true, 4)?, PRODUCER_FENCED);
-    assert_eq!(add_partition(&mut conn, &zombie, &topic.name, 0)?, PRODUCER_FENCED);
-    assert_eq!(produce_txn(&mut conn, &mut zombie, &topic, 0, 1, 9)?.0, INVALID_PRODUCER_EPOCH);
+    assert_eq!(
+        add_partition(&mut conn, &zombie, &topic.name, 0)?,
+        PRODUCER_FENCED
+    );
+    assert_eq!(
+        produce_txn(&mut conn, &mut zombie, &topic, 0, 1, 9)?.0,
+        INVALID_PRODUCER_EPOCH
+    );
     let all = fetch(&mut conn, &topic, 0)?;
     let markers: Vec<Option<i16>> = batches_of(all.records.as_ref().context("records")?)?
         .into_iter()
         .map(|b| b.3)
         .collect();
-    assert_eq!(markers, vec![None, Some(0)], "the zombie's transaction was aborted");
+    assert_eq!(
+        markers,
+        vec![None, Some(0)],
+        "the zombie's transaction was aborted"
+    );
     Ok(())
 }
 
 #[test]
 fn the_coordinator_aborts_a_transaction_past_its_timeout() -> Result<()> {
-    let broker = BrokerProcess::start("transaction_abort_timed_out_transaction_cleanup_interval_ms = 50\n")?;
+    let broker =
+        BrokerProcess::start("transaction_abort_timed_out_transaction_cleanup_interval_ms = 50\n")?;
     let mut conn = broker.connect()?;
     let topic = create_topic(&mut conn, "txn-timeout", 1, &[])?;
     let mut p = init(&mut conn, "slow", 300)?;
     assert_eq!(add_partition(&mut conn, &p, &topic.name, 0)?, 0);
     assert_eq!(produce_txn(&mut conn, &mut p, &topic, 0, 1, 9)?.0, 0);
     let aborted = await_state(&mut conn, "slow", "CompleteAbort")?;
-    assert_eq!(aborted.producer_epoch, p.epoch + 1, "the abort fenced the producer");
+    assert_eq!(
+        aborted.producer_epoch,
+        p.epoch + 1,
+        "the abort fenced the producer"
+    );
     assert_eq!(end(&mut conn, &p, true, 4)?, PRODUCER_FENCED);
-    assert_eq!(fetch(&mut conn, &topic, READ_COMMITTED)?.aborted_transactions.unwrap_or_default().len(), 1);
+    assert_eq!(
+        fetch(&mut conn, &topic, READ_COMMITTED)?
+            .aborted_transactions
+            .unwrap_or_default()
+            .len(),
+        1
+    );
     Ok(())
 }
 
@@ -304,14 +384,27 @@ fn transaction_state_survives_a_restart() -> Result<()> {
     broker.restart()?;
     let mut conn = broker.connect()?;
     let open = await_state(&mut conn, "durable", "Ongoing")?;
-    assert_eq!((open.producer_id.0, open.producer_epoch), (p.producer_id, p.epoch));
+    assert_eq!(
+        (open.producer_id.0, open.producer_epoch),
+        (p.producer_id, p.epoch)
+    );
     assert_eq!(open.topics.len(), 1);
     assert_eq!(end(&mut conn, &p, true, 4)?, 0);
-    assert_eq!(describe(&mut conn, "durable")?.transaction_state.as_str(), "CompleteCommit");
+    assert_eq!(
+        describe(&mut conn, "durable")?.transaction_state.as_str(),
+        "CompleteCommit"
+    );
     // Producer ids are never handed out twice, even to ids created after the restart.
     let fresh = init(&mut conn, "fresh", 60_000)?;
-    assert!(fresh.producer_id > p.producer_id.max(idle.producer_id), "{} reused", fresh.producer_id);
+    assert!(
+        fresh.producer_id > p.producer_id.max(idle.producer_id),
+        "{} reused",
+        fresh.producer_id
+    );
     let again = init(&mut conn, "idle", 60_000)?;
-    assert_eq!((again.producer_id, again.epoch), (idle.producer_id, idle.epoch + 1));
+    assert_eq!(
+        (again.producer_id, again.epoch),
+        (idle.producer_id, idle.epoch + 1)
+    );
     Ok(())
 }

@@ -8,12 +8,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use kafka_protocol::messages::create_acls_request::AclCreation;
-use kafka_protocol::messages::write_txn_markers_request::{WritableTxnMarker, WritableTxnMarkerTopic};
+use kafka_protocol::messages::write_txn_markers_request::{
+    WritableTxnMarker, WritableTxnMarkerTopic,
+};
 use kafka_protocol::messages::*;
 use samsa_protocol_tests::batches::{self, messages, producer_batch, Producer};
 use samsa_protocol_tests::client::{
-    create_topic, fetch_request, list_offsets_request, only_fetched, only_partition, produce_request, str_bytes,
-    topic_name, TopicRef, LATEST_FETCH, LATEST_PRODUCE,
+    create_topic, fetch_request, list_offsets_request, only_fetched, only_partition,
+    produce_request, str_bytes, topic_name, TopicRef, LATEST_FETCH, LATEST_PRODUCE,
 };
 use samsa_protocol_tests::cluster::{partition, sorted, TestCluster, CONVERGE};
 use samsa_protocol_tests::sasl::{scram_user, Scram};
@@ -31,7 +33,11 @@ const PRODUCER_ID: i64 = 777_000;
 fn commit(epoch: i32, partitions: &[(&str, i32)]) -> WriteTxnMarkersRequest {
     let topics = partitions
         .iter()
-        .map(|(t, p)| WritableTxnMarkerTopic::default().with_name(topic_name(t)).with_partition_indexes(vec![*p]))
+        .map(|(t, p)| {
+            WritableTxnMarkerTopic::default()
+                .with_name(topic_name(t))
+                .with_partition_indexes(vec![*p])
+        })
         .collect();
     WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
         .with_producer_id(ProducerId(PRODUCER_ID))
@@ -42,46 +48,81 @@ fn commit(epoch: i32, partitions: &[(&str, i32)]) -> WriteTxnMarkersRequest {
 }
 
 /// The error code of every partition answered, in order.
-fn codes(conn: &mut Connection, request: &WriteTxnMarkersRequest) -> Result<Vec<(String, i32, i16)>> {
+fn codes(
+    conn: &mut Connection,
+    request: &WriteTxnMarkersRequest,
+) -> Result<Vec<(String, i32, i16)>> {
     let response = conn.send(request, VERSION)?;
     Ok(response
         .markers
         .iter()
         .flat_map(|m| &m.topics)
-        .flat_map(|t| t.partitions.iter().map(|p| (t.name.to_string(), p.partition_index, p.error_code)))
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(|p| (t.name.to_string(), p.partition_index, p.error_code))
+        })
         .collect())
 }
 
 fn last_stable_offset(conn: &mut Connection, topic: &str) -> Result<i64> {
     let request = list_offsets_request(topic, 0, -1).with_isolation_level(READ_COMMITTED);
     let answer = conn.send(&request, 7)?.topics[0].partitions[0].clone();
-    anyhow::ensure!(answer.error_code == 0, "ListOffsets: error {}", answer.error_code);
+    anyhow::ensure!(
+        answer.error_code == 0,
+        "ListOffsets: error {}",
+        answer.error_code
+    );
     Ok(answer.offset)
 }
 
 /// The data records a read_committed consumer gets: those below offset `data_end` (the
 /// markers after them are control records, which consumers skip).
-fn read_committed(conn: &mut Connection, topic: &TopicRef, data_end: i64) -> Result<Vec<batches::Message>> {
+fn read_committed(
+    conn: &mut Connection,
+    topic: &TopicRef,
+    data_end: i64,
+) -> Result<Vec<batches::Message>> {
     let request = fetch_request(topic, 0, 0, LATEST_FETCH).with_isolation_level(READ_COMMITTED);
     let response = conn.send(&request, LATEST_FETCH)?;
     let data = only_fetched(&response)?;
     anyhow::ensure!(data.error_code == 0, "fetch: error {}", data.error_code);
     let fetched = batches::decode(data.records.as_ref().context("records")?)?;
     // read_committed is given the aborted transactions to drop; there are none here.
-    anyhow::ensure!(data.aborted_transactions.as_ref().is_none_or(|a| a.is_empty()), "{data:?}");
-    let data: Vec<batches::Fetched> = fetched.into_iter().filter(|f| f.offset < data_end).collect();
+    anyhow::ensure!(
+        data.aborted_transactions
+            .as_ref()
+            .is_none_or(|a| a.is_empty()),
+        "{data:?}"
+    );
+    let data: Vec<batches::Fetched> = fetched
+        .into_iter()
+        .filter(|f| f.offset < data_end)
+        .collect();
     Ok(batches::messages_of(&data))
 }
 
 #[test]
 fn markers_are_written_by_the_leader_and_fenced_by_coordinator_epoch() -> Result<()> {
     let mut cluster = TestCluster::start(3, "replica_lag_time_max_ms = 3000\n")?;
-    let topic = cluster.create_topic(1, "marked", 1, 2, &[("min.insync.replicas", "1")], &[1, 2, 3])?;
+    let topic = cluster.create_topic(
+        1,
+        "marked",
+        1,
+        2,
+        &[("min.insync.replicas", "1")],
+        &[1, 2, 3],
+    )?;
     let m = cluster.metadata(1, &[&topic.name])?;
     let p = partition(&m, &topic.name, 0).context("partition listed")?;
     let (leader, replicas) = (p.leader_id.0, sorted(&p.replica_nodes));
-    let follower = *replicas.iter().find(|r| **r != leader).context("a follower")?;
-    let outsider = (1..=3).find(|n| !replicas.contains(n)).context("a broker without a replica")?;
+    let follower = *replicas
+        .iter()
+        .find(|r| **r != leader)
+        .context("a follower")?;
+    let outsider = (1..=3)
+        .find(|n| !replicas.contains(n))
+        .context("a broker without a replica")?;
     cluster.await_metadata(&[leader], "the follower in the ISR", |m| {
         partition(m, &topic.name, 0).is_some_and(|p| p.isr_nodes.len() == 2)
     })?;
@@ -96,16 +137,32 @@ fn markers_are_written_by_the_leader_and_fenced_by_coordinator_epoch() -> Result
         .with_transactional_id(Some(TransactionalId(str_bytes("marked-txn"))));
     let produced = conn.send(&request, LATEST_PRODUCE)?;
     assert_eq!(only_partition(&produced)?.error_code, 0, "{produced:?}");
-    assert_eq!(last_stable_offset(&mut conn, &topic.name)?, 0, "the open transaction holds read_committed back");
+    assert_eq!(
+        last_stable_offset(&mut conn, &topic.name)?,
+        0,
+        "the open transaction holds read_committed back"
+    );
 
     let name = topic.name.as_str();
     let refused = vec![(name.to_owned(), 0, NOT_LEADER_OR_FOLLOWER)];
-    assert_eq!(codes(&mut cluster.connect(follower)?, &commit(5, &[(name, 0)]))?, refused);
+    assert_eq!(
+        codes(&mut cluster.connect(follower)?, &commit(5, &[(name, 0)]))?,
+        refused
+    );
     let refused = vec![(name.to_owned(), 0, UNKNOWN_TOPIC_OR_PARTITION)];
-    assert_eq!(codes(&mut cluster.connect(outsider)?, &commit(5, &[(name, 0)]))?, refused);
+    assert_eq!(
+        codes(&mut cluster.connect(outsider)?, &commit(5, &[(name, 0)]))?,
+        refused
+    );
 
     let answer = codes(&mut conn, &commit(5, &[(name, 0), ("no-such-topic", 0)]))?;
-    assert_eq!(answer, vec![(name.to_owned(), 0, 0), ("no-such-topic".to_owned(), 0, UNKNOWN_TOPIC_OR_PARTITION)]);
+    assert_eq!(
+        answer,
+        vec![
+            (name.to_owned(), 0, 0),
+            ("no-such-topic".to_owned(), 0, UNKNOWN_TOPIC_OR_PARTITION)
+        ]
+    );
     // Answered once the in-sync replicas hold the marker: it is below the high watermark.
     assert_eq!(last_stable_offset(&mut conn, name)?, 4);
     assert_eq!(read_committed(&mut conn, &topic, 3)?, written);
@@ -120,14 +177,21 @@ fn markers_are_written_by_the_leader_and_fenced_by_coordinator_epoch() -> Result
     })?;
     let mut conn = cluster.connect(follower)?;
     await_codes(&mut conn, &commit(4, &[(name, 0)]), &stale)?;
-    assert_eq!(codes(&mut conn, &commit(6, &[(name, 0)]))?, vec![(name.to_owned(), 0, 0)]);
+    assert_eq!(
+        codes(&mut conn, &commit(6, &[(name, 0)]))?,
+        vec![(name.to_owned(), 0, 0)]
+    );
     assert_eq!(read_committed(&mut conn, &topic, 3)?, written);
     Ok(())
 }
 
 /// Sends `request` until it is answered `want`: a new leader refuses writes until it has
 /// taken its role, a moment after the metadata names it.
-fn await_codes(conn: &mut Connection, request: &WriteTxnMarkersRequest, want: &[(String, i32, i16)]) -> Result<()> {
+fn await_codes(
+    conn: &mut Connection,
+    request: &WriteTxnMarkersRequest,
+    want: &[(String, i32, i16)],
+) -> Result<()> {
     let deadline = Instant::now() + CONVERGE;
     loop {
         let got = codes(conn, request)?;
@@ -178,8 +242,17 @@ fn markers_need_alter_or_cluster_action_on_the_cluster() -> Result<()> {
     };
     let mut admin = login("admin")?;
     create_topic(&mut admin, "guarded", 2, &[])?;
-    let created = admin.send(&CreateAclsRequest::default().with_creations(vec![acl("User:alice", CLUSTER_ACTION), acl("User:bob", ALTER)]), 3)?;
-    assert!(created.results.iter().all(|r| r.error_code == 0), "{created:?}");
+    let created = admin.send(
+        &CreateAclsRequest::default().with_creations(vec![
+            acl("User:alice", CLUSTER_ACTION),
+            acl("User:bob", ALTER),
+        ]),
+        3,
+    )?;
+    assert!(
+        created.results.iter().all(|r| r.error_code == 0),
+        "{created:?}"
+    );
 
     let request = commit(0, &[("guarded", 0), ("guarded", 1), ("no-such-topic", 0)]);
     let denied: Vec<(String, i32, i16)> = [("guarded", 0), ("guarded", 1), ("no-such-topic", 0)]
@@ -187,13 +260,21 @@ fn markers_need_alter_or_cluster_action_on_the_cluster() -> Result<()> {
         .map(|(t, p)| (t.to_string(), *p, CLUSTER_AUTHORIZATION_FAILED))
         .collect();
     assert_eq!(codes(&mut login("carol")?, &request)?, denied);
-    assert_eq!(codes(&mut broker.connect()?, &request)?, denied, "ANONYMOUS has no ACL either");
+    assert_eq!(
+        codes(&mut broker.connect()?, &request)?,
+        denied,
+        "ANONYMOUS has no ACL either"
+    );
     let allowed: Vec<(String, i32, i16)> = vec![
         ("guarded".into(), 0, 0),
         ("guarded".into(), 1, 0),
         ("no-such-topic".into(), 0, UNKNOWN_TOPIC_OR_PARTITION),
     ];
-    assert_eq!(codes(&mut login("alice")?, &request)?, allowed, "CLUSTER_ACTION");
+    assert_eq!(
+        codes(&mut login("alice")?, &request)?,
+        allowed,
+        "CLUSTER_ACTION"
+    );
     assert_eq!(codes(&mut login("bob")?, &request)?, allowed, "ALTER");
     Ok(())
 }

@@ -11,8 +11,12 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::error::ResponseError as E;
-use kafka_protocol::messages::offset_fetch_request::{OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics};
-use kafka_protocol::messages::txn_offset_commit_request::{TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic};
+use kafka_protocol::messages::offset_fetch_request::{
+    OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
+};
+use kafka_protocol::messages::txn_offset_commit_request::{
+    TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+};
 use kafka_protocol::messages::*;
 use samsa_protocol_tests::client::{create_topic, str_bytes, topic_name, wait_groups_loaded};
 use samsa_protocol_tests::{BrokerProcess, Connection};
@@ -62,7 +66,11 @@ fn init_producer<'a>(conn: &mut Connection, transactional_id: &'a str) -> Produc
                 epoch: r.producer_epoch,
             };
         }
-        assert!(Instant::now() < until, "InitProducerId kept failing with {}", r.error_code);
+        assert!(
+            Instant::now() < until,
+            "InitProducerId kept failing with {}",
+            r.error_code
+        );
         thread::sleep(Duration::from_millis(50));
     }
 }
@@ -117,7 +125,13 @@ fn commit_of(group: &str) -> Commit<'_> {
 }
 
 /// TxnOffsetCommit of (topic, partition, offset); the error code of each partition.
-fn txn_commit(conn: &mut Connection, version: i16, producer: Producer, commit: &Commit, offsets: &[(&str, i32, i64)]) -> Vec<i16> {
+fn txn_commit(
+    conn: &mut Connection,
+    version: i16,
+    producer: Producer,
+    commit: &Commit,
+    offsets: &[(&str, i32, i64)],
+) -> Vec<i16> {
     let topics = offsets
         .iter()
         .map(|(topic, partition, offset)| {
@@ -171,7 +185,10 @@ fn await_fetch(conn: &mut Connection, group: &str, expected: &[(i64, i16)]) {
         if got == expected {
             return;
         }
-        assert!(Instant::now() < until, "OffsetFetch still answers {got:?}, not {expected:?}");
+        assert!(
+            Instant::now() < until,
+            "OffsetFetch still answers {got:?}, not {expected:?}"
+        );
         thread::sleep(Duration::from_millis(20));
     }
 }
@@ -183,21 +200,35 @@ fn offsets_in_an_open_transaction_are_hidden_and_unstable() {
     let mut conn = broker.connect().unwrap();
     let producer = producer_for(&mut conn, "t-hidden", "hidden");
     for version in 0..=LATEST_TXN_OFFSET_COMMIT {
-        let codes = txn_commit(&mut conn, version, producer, &commit_of("hidden"), &[(TOPIC, 0, 5)]);
+        let codes = txn_commit(
+            &mut conn,
+            version,
+            producer,
+            &commit_of("hidden"),
+            &[(TOPIC, 0, 5)],
+        );
         assert_eq!(codes, vec![0], "v{version}");
     }
     assert_eq!(fetch(&mut conn, "hidden", false), vec![(-1, 0), (-1, 0)]);
-    assert_eq!(fetch(&mut conn, "hidden", true), vec![(-1, UNSTABLE), (-1, 0)]);
+    assert_eq!(
+        fetch(&mut conn, "hidden", true),
+        vec![(-1, UNSTABLE), (-1, 0)]
+    );
 
     // OffsetFetch v8 asks per group; the flag is top-level.
-    let request = OffsetFetchRequest::default().with_require_stable(true).with_groups(vec![OffsetFetchRequestGroup::default()
-        .with_group_id(GroupId(str_bytes("hidden")))
-        .with_topics(Some(vec![OffsetFetchRequestTopics::default()
-            .with_name(topic_name(TOPIC))
-            .with_partition_indexes(vec![0])]))]);
+    let request = OffsetFetchRequest::default()
+        .with_require_stable(true)
+        .with_groups(vec![OffsetFetchRequestGroup::default()
+            .with_group_id(GroupId(str_bytes("hidden")))
+            .with_topics(Some(vec![OffsetFetchRequestTopics::default()
+                .with_name(topic_name(TOPIC))
+                .with_partition_indexes(vec![0])]))]);
     let response = conn.send(&request, 8).unwrap();
     let partition = &response.groups[0].topics[0].partitions[0];
-    assert_eq!((partition.committed_offset, partition.error_code), (-1, UNSTABLE));
+    assert_eq!(
+        (partition.committed_offset, partition.error_code),
+        (-1, UNSTABLE)
+    );
 
     // Asking for everything lists committed partitions only, as Kafka does.
     let all = OffsetFetchRequest::default()
@@ -213,13 +244,22 @@ fn bad_commits_get_kafkas_error_codes() {
     let mut conn = broker.connect().unwrap();
     let producer = producer_for(&mut conn, "t-errors", "errors");
     let v = LATEST_TXN_OFFSET_COMMIT;
-    let codes = txn_commit(&mut conn, v, producer, &commit_of("errors"), &[("no-such-topic", 0, 1), (TOPIC, 7, 1), (TOPIC, 0, 1)]);
+    let codes = txn_commit(
+        &mut conn,
+        v,
+        producer,
+        &commit_of("errors"),
+        &[("no-such-topic", 0, 1), (TOPIC, 7, 1), (TOPIC, 0, 1)],
+    );
     let unknown = E::UnknownTopicOrPartition.code();
     assert_eq!(codes, vec![unknown, unknown, 0]);
 
     let mut big = commit_of("errors");
     big.metadata = "x".repeat(5000);
-    assert_eq!(txn_commit(&mut conn, v, producer, &big, &[(TOPIC, 0, 1)]), vec![E::OffsetMetadataTooLarge.code()]);
+    assert_eq!(
+        txn_commit(&mut conn, v, producer, &big, &[(TOPIC, 0, 1)]),
+        vec![E::OffsetMetadataTooLarge.code()]
+    );
 
     // A generation for a group that does not exist: Kafka's ILLEGAL_GENERATION. Once the
     // group exists (a simple one, from the commit above), an unknown member.
@@ -229,11 +269,17 @@ fn bad_commits_get_kafkas_error_codes() {
     if serves(&mut conn, ApiKey::InitProducerId) {
         add_offsets(&mut conn, producer, "errors-new");
     }
-    assert_eq!(txn_commit(&mut conn, v, producer, &member, &[(TOPIC, 0, 1)]), vec![E::IllegalGeneration.code()]);
+    assert_eq!(
+        txn_commit(&mut conn, v, producer, &member, &[(TOPIC, 0, 1)]),
+        vec![E::IllegalGeneration.code()]
+    );
     let mut unknown_member = commit_of("errors");
     unknown_member.generation = 1;
     unknown_member.member = "m";
-    assert_eq!(txn_commit(&mut conn, v, producer, &unknown_member, &[(TOPIC, 0, 1)]), vec![E::UnknownMemberId.code()]);
+    assert_eq!(
+        txn_commit(&mut conn, v, producer, &unknown_member, &[(TOPIC, 0, 1)]),
+        vec![E::UnknownMemberId.code()]
+    );
 }
 
 #[test]
@@ -241,11 +287,23 @@ fn pending_offsets_survive_a_crash_as_pending() {
     let mut broker = start();
     let mut conn = broker.connect().unwrap();
     let producer = producer_for(&mut conn, "t-crash", "crash");
-    assert_eq!(txn_commit(&mut conn, 3, producer, &commit_of("crash"), &[(TOPIC, 1, 9)]), vec![0]);
+    assert_eq!(
+        txn_commit(
+            &mut conn,
+            3,
+            producer,
+            &commit_of("crash"),
+            &[(TOPIC, 1, 9)]
+        ),
+        vec![0]
+    );
     broker.crash_and_restart().unwrap();
     wait_loaded(&broker);
     let mut conn = broker.connect().unwrap();
-    assert_eq!(fetch(&mut conn, "crash", true), vec![(-1, 0), (-1, UNSTABLE)]);
+    assert_eq!(
+        fetch(&mut conn, "crash", true),
+        vec![(-1, 0), (-1, UNSTABLE)]
+    );
     assert_eq!(fetch(&mut conn, "crash", false), vec![(-1, 0), (-1, 0)]);
 }
 
@@ -255,7 +313,16 @@ fn needs_txn_committed_transaction_makes_its_offsets_the_groups() {
     let mut conn = broker.connect().unwrap();
     let producer = init_producer(&mut conn, "t-commit");
     add_offsets(&mut conn, producer, "commit");
-    assert_eq!(txn_commit(&mut conn, 3, producer, &commit_of("commit"), &[(TOPIC, 0, 5), (TOPIC, 1, 6)]), vec![0, 0]);
+    assert_eq!(
+        txn_commit(
+            &mut conn,
+            3,
+            producer,
+            &commit_of("commit"),
+            &[(TOPIC, 0, 5), (TOPIC, 1, 6)]
+        ),
+        vec![0, 0]
+    );
     end_txn(&mut conn, producer, true);
     await_fetch(&mut conn, "commit", &[(5, 0), (6, 0)]);
 }
@@ -266,7 +333,16 @@ fn needs_txn_aborted_transaction_drops_its_offsets() {
     let mut conn = broker.connect().unwrap();
     let producer = init_producer(&mut conn, "t-abort");
     add_offsets(&mut conn, producer, "abort");
-    assert_eq!(txn_commit(&mut conn, 3, producer, &commit_of("abort"), &[(TOPIC, 0, 5)]), vec![0]);
+    assert_eq!(
+        txn_commit(
+            &mut conn,
+            3,
+            producer,
+            &commit_of("abort"),
+            &[(TOPIC, 0, 5)]
+        ),
+        vec![0]
+    );
     end_txn(&mut conn, producer, false);
     await_fetch(&mut conn, "abort", &[(-1, 0), (-1, 0)]);
 }
@@ -277,7 +353,16 @@ fn needs_txn_a_crashed_brokers_pending_offsets_commit_after_restart() {
     let mut conn = broker.connect().unwrap();
     let producer = init_producer(&mut conn, "t-restart");
     add_offsets(&mut conn, producer, "restart");
-    assert_eq!(txn_commit(&mut conn, 3, producer, &commit_of("restart"), &[(TOPIC, 0, 5)]), vec![0]);
+    assert_eq!(
+        txn_commit(
+            &mut conn,
+            3,
+            producer,
+            &commit_of("restart"),
+            &[(TOPIC, 0, 5)]
+        ),
+        vec![0]
+    );
     broker.crash_and_restart().unwrap();
     wait_loaded(&broker);
     let mut conn = broker.connect().unwrap();
@@ -296,17 +381,57 @@ fn needs_txn_producers_are_verified_with_the_transaction_coordinator() {
         epoch: 0,
     };
     for version in 0..=LATEST_TXN_OFFSET_COMMIT {
-        let codes = txn_commit(&mut conn, version, stranger, &commit_of("verify"), &[(TOPIC, 0, 1)]);
-        assert_eq!(codes, vec![E::InvalidProducerIdMapping.code()], "v{version}");
+        let codes = txn_commit(
+            &mut conn,
+            version,
+            stranger,
+            &commit_of("verify"),
+            &[(TOPIC, 0, 1)],
+        );
+        assert_eq!(
+            codes,
+            vec![E::InvalidProducerIdMapping.code()],
+            "v{version}"
+        );
     }
     let producer = init_producer(&mut conn, "t-verify");
     // The offsets partition is not in the transaction yet (no AddOffsetsToTxn).
-    assert_eq!(txn_commit(&mut conn, 3, producer, &commit_of("verify"), &[(TOPIC, 0, 1)]), vec![E::InvalidTxnState.code()]);
-    assert_eq!(txn_commit(&mut conn, 4, producer, &commit_of("verify"), &[(TOPIC, 0, 1)]), vec![E::TransactionAbortable.code()]);
+    assert_eq!(
+        txn_commit(
+            &mut conn,
+            3,
+            producer,
+            &commit_of("verify"),
+            &[(TOPIC, 0, 1)]
+        ),
+        vec![E::InvalidTxnState.code()]
+    );
+    assert_eq!(
+        txn_commit(
+            &mut conn,
+            4,
+            producer,
+            &commit_of("verify"),
+            &[(TOPIC, 0, 1)]
+        ),
+        vec![E::TransactionAbortable.code()]
+    );
     add_offsets(&mut conn, producer, "verify");
-    let stale = Producer { epoch: producer.epoch + 1, ..producer };
-    assert_eq!(txn_commit(&mut conn, 4, stale, &commit_of("verify"), &[(TOPIC, 0, 1)]), vec![E::InvalidProducerEpoch.code()]);
-    let other = Producer { transactional_id: "t-other", ..producer };
-    assert_eq!(txn_commit(&mut conn, 4, other, &commit_of("verify"), &[(TOPIC, 0, 1)]), vec![E::InvalidProducerIdMapping.code()]);
+    let stale = Producer {
+        epoch: producer.epoch + 1,
+        ..producer
+    };
+    assert_eq!(
+        txn_commit(&mut conn, 4, stale, &commit_of("verify"), &[(TOPIC, 0, 1)]),
+        vec![E::InvalidProducerEpoch.code()]
+    );
+    let other = Producer {
+        transactional_id: "t-other",
+        ..producer
+    };
+    assert_eq!(
+        txn_commit(&mut conn, 4, other, &commit_of("verify"), &[(TOPIC, 0, 1)]),
+        vec![E::InvalidProducerIdMapping.code()]
+    );
     assert_eq!(fetch(&mut conn, "verify", true), vec![(-1, 0), (-1, 0)]);
 }

@@ -81,7 +81,10 @@ impl AclBinding {
         if self.resource_type == ResourceType::Any {
             return invalid("Invalid resourceType ANY");
         }
-        if !matches!(self.pattern_type, PatternType::Literal | PatternType::Prefixed) {
+        if !matches!(
+            self.pattern_type,
+            PatternType::Literal | PatternType::Prefixed
+        ) {
             return invalid("Invalid patternType: only LITERAL and PREFIXED ACLs can be created");
         }
         if self.operation == Operation::Any {
@@ -98,7 +101,12 @@ impl AclBinding {
         }
         match self.principal.split_once(':') {
             Some((kind, name)) if !kind.is_empty() && !name.is_empty() => {}
-            _ => return invalid(&format!("Could not parse principal from `{}`", self.principal)),
+            _ => {
+                return invalid(&format!(
+                    "Could not parse principal from `{}`",
+                    self.principal
+                ))
+            }
         }
         if self.host.is_empty() {
             return invalid("Host must not be empty; use * for every host");
@@ -133,9 +141,15 @@ impl AclFilter {
     /// Kafka's `AclBindingFilter.matches`: with pattern type MATCH a filter naming a
     /// resource selects every binding that would apply to it (literal, wildcard, prefixed).
     pub fn matches(&self, acl: &AclBinding) -> bool {
-        let resource = (self.resource_type == ResourceType::Any || self.resource_type == acl.resource_type)
+        let resource = (self.resource_type == ResourceType::Any
+            || self.resource_type == acl.resource_type)
             && match (&self.name, self.pattern_type) {
-                (_, p) if !matches!(p, PatternType::Any | PatternType::Match) && p != acl.pattern_type => false,
+                (_, p)
+                    if !matches!(p, PatternType::Any | PatternType::Match)
+                        && p != acl.pattern_type =>
+                {
+                    false
+                }
                 (None, _) => true,
                 (Some(name), PatternType::Match) if acl.pattern_type == PatternType::Literal => {
                     *name == acl.name || acl.name == WILDCARD
@@ -172,7 +186,9 @@ pub struct AclStore {
 
 impl AclStore {
     pub fn open(dir: &Path) -> Result<AclStore, FileError> {
-        let acls = file::load::<AclsFile>(dir, FILE_NAME, FORMAT)?.unwrap_or_default().acls;
+        let acls = file::load::<AclsFile>(dir, FILE_NAME, FORMAT)?
+            .unwrap_or_default()
+            .acls;
         Ok(AclStore {
             dir: Some(dir.to_owned()),
             acls: RwLock::new(acls),
@@ -207,7 +223,12 @@ impl AclStore {
     }
 
     pub fn matching(&self, filter: &AclFilter) -> Vec<AclBinding> {
-        self.acls.read().iter().filter(|a| filter.matches(a)).cloned().collect()
+        self.acls
+            .read()
+            .iter()
+            .filter(|a| filter.matches(a))
+            .cloned()
+            .collect()
     }
 
     /// Adds bindings (already validated); one that exists already is not added twice.
@@ -237,7 +258,9 @@ impl AclStore {
 
     fn persist(&self, acls: Vec<AclBinding>) -> Result<(), AuthError> {
         let Some(dir) = &self.dir else {
-            return Err(AuthError::Persist("the ACLs of a cluster change through its metadata log".into()));
+            return Err(AuthError::Persist(
+                "the ACLs of a cluster change through its metadata log".into(),
+            ));
         };
         let file = AclsFile { acls };
         file::store(dir, FILE_NAME, FORMAT, &file)
@@ -251,7 +274,14 @@ impl AclStore {
 mod tests {
     use super::*;
 
-    pub(crate) fn acl(rt: ResourceType, name: &str, pattern: PatternType, principal: &str, op: Operation, perm: Permission) -> AclBinding {
+    pub(crate) fn acl(
+        rt: ResourceType,
+        name: &str,
+        pattern: PatternType,
+        principal: &str,
+        op: Operation,
+        perm: Permission,
+    ) -> AclBinding {
         AclBinding {
             resource_type: rt,
             name: name.into(),
@@ -280,7 +310,8 @@ mod tests {
         use {Operation::Read, PatternType::*, Permission::Allow, ResourceType::Topic};
         assert!(acl(Topic, "orders", Literal, "User:a", Read, Allow).covers(Topic, "orders"));
         assert!(!acl(Topic, "orders", Literal, "User:a", Read, Allow).covers(Topic, "orders2"));
-        assert!(!acl(Topic, "orders", Literal, "User:a", Read, Allow).covers(ResourceType::Group, "orders"));
+        assert!(!acl(Topic, "orders", Literal, "User:a", Read, Allow)
+            .covers(ResourceType::Group, "orders"));
         assert!(acl(Topic, "*", Literal, "User:a", Read, Allow).covers(Topic, "anything"));
         assert!(acl(Topic, "ord", Prefixed, "User:a", Read, Allow).covers(Topic, "orders"));
         assert!(!acl(Topic, "*", Prefixed, "User:a", Read, Allow).covers(Topic, "orders"));
@@ -297,8 +328,14 @@ mod tests {
         let any = filter(Some("orders"), Any);
         assert!(any.matches(&literal) && !any.matches(&prefixed));
         let matching = filter(Some("orders"), Match);
-        assert!(matching.matches(&literal) && matching.matches(&wildcard) && matching.matches(&prefixed));
-        assert!(filter(None, Prefixed).matches(&prefixed) && !filter(None, Prefixed).matches(&literal));
+        assert!(
+            matching.matches(&literal)
+                && matching.matches(&wildcard)
+                && matching.matches(&prefixed)
+        );
+        assert!(
+            filter(None, Prefixed).matches(&prefixed) && !filter(None, Prefixed).matches(&literal)
+        );
         let mut by_principal = filter(None, Any);
         by_principal.principal = Some("User:b".into());
         assert!(!by_principal.matches(&literal));
@@ -307,11 +344,21 @@ mod tests {
     #[test]
     fn invalid_bindings_are_refused() {
         use {Operation::Read, PatternType::*, Permission::Allow, ResourceType::*};
-        assert!(acl(Topic, "t", Literal, "User:a", Read, Allow).validate().is_ok());
-        assert!(acl(Topic, "t", Match, "User:a", Read, Allow).validate().is_err());
-        assert!(acl(Cluster, "other", Literal, "User:a", Read, Allow).validate().is_err());
-        assert!(acl(Topic, "t", Literal, "alice", Read, Allow).validate().is_err());
-        assert!(acl(Topic, "t", Literal, "User:a", Operation::Any, Allow).validate().is_err());
+        assert!(acl(Topic, "t", Literal, "User:a", Read, Allow)
+            .validate()
+            .is_ok());
+        assert!(acl(Topic, "t", Match, "User:a", Read, Allow)
+            .validate()
+            .is_err());
+        assert!(acl(Cluster, "other", Literal, "User:a", Read, Allow)
+            .validate()
+            .is_err());
+        assert!(acl(Topic, "t", Literal, "alice", Read, Allow)
+            .validate()
+            .is_err());
+        assert!(acl(Topic, "t", Literal, "User:a", Operation::Any, Allow)
+            .validate()
+            .is_err());
     }
 
     #[test]
@@ -322,9 +369,19 @@ mod tests {
         let a = acl(Topic, "orders", Literal, "User:a", Read, Allow);
         let b = acl(Topic, "ord", Prefixed, "User:a", Read, Allow);
         store.create(&[a.clone(), b.clone(), a.clone()]).unwrap();
-        assert_eq!(AclStore::open(dir.path()).unwrap().matching(&filter(None, Any)), [a.clone(), b.clone()]);
+        assert_eq!(
+            AclStore::open(dir.path())
+                .unwrap()
+                .matching(&filter(None, Any)),
+            [a.clone(), b.clone()]
+        );
         let removed = store.delete(&[filter(None, Prefixed)]).unwrap();
         assert_eq!(removed, [vec![b]]);
-        assert_eq!(AclStore::open(dir.path()).unwrap().matching(&filter(None, Any)), [a]);
+        assert_eq!(
+            AclStore::open(dir.path())
+                .unwrap()
+                .matching(&filter(None, Any)),
+            [a]
+        );
     }
 }

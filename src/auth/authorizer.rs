@@ -79,18 +79,40 @@ impl Authorizer {
         self.enabled
     }
 
-    pub fn authorize(&self, principal: &Principal, host: &str, op: Operation, rt: ResourceType, name: &str) -> bool {
+    pub fn authorize(
+        &self,
+        principal: &Principal,
+        host: &str,
+        op: Operation,
+        rt: ResourceType,
+        name: &str,
+    ) -> bool {
         if let Some(decided) = self.decided(principal) {
             return decided;
         }
-        self.acls
-            .with_all(|acls| decide(acls, principal.as_str(), host, op, rt, name, self.allow_if_no_acl))
+        self.acls.with_all(|acls| {
+            decide(
+                acls,
+                principal.as_str(),
+                host,
+                op,
+                rt,
+                name,
+                self.allow_if_no_acl,
+            )
+        })
     }
 
     /// Whether the principal may perform `op` on some resource of type `rt` (Kafka's
     /// `authorizeByResourceType`, which InitProducerId uses for idempotent producers: WRITE
     /// on any topic). Some ALLOW binding must apply, and no DENY on every such resource.
-    pub fn authorize_any(&self, principal: &Principal, host: &str, op: Operation, rt: ResourceType) -> bool {
+    pub fn authorize_any(
+        &self,
+        principal: &Principal,
+        host: &str,
+        op: Operation,
+        rt: ResourceType,
+    ) -> bool {
         if let Some(decided) = self.decided(principal) {
             return decided;
         }
@@ -105,14 +127,23 @@ impl Authorizer {
                 .iter()
                 .filter(applies)
                 .any(|a| a.permission == Permission::Deny && a.name == WILDCARD);
-            let allowed = acls.iter().filter(applies).any(|a| a.permission == Permission::Allow);
+            let allowed = acls
+                .iter()
+                .filter(applies)
+                .any(|a| a.permission == Permission::Allow);
             let covered = acls.iter().any(|a| a.resource_type == rt);
             !denied_everywhere && (allowed || (!covered && self.allow_if_no_acl))
         })
     }
 
     /// Kafka's authorized-operations bit set (bit n for operation code n) for a resource.
-    pub fn authorized_operations(&self, principal: &Principal, host: &str, rt: ResourceType, name: &str) -> i32 {
+    pub fn authorized_operations(
+        &self,
+        principal: &Principal,
+        host: &str,
+        rt: ResourceType,
+        name: &str,
+    ) -> i32 {
         let operations = match rt {
             ResourceType::Topic => TOPIC_OPERATIONS,
             ResourceType::Cluster => CLUSTER_OPERATIONS,
@@ -129,7 +160,12 @@ impl Authorizer {
 /// Operations whose ALLOW also allows `op`.
 fn implied_by(op: Operation) -> &'static [Operation] {
     match op {
-        Operation::Describe => &[Operation::Read, Operation::Write, Operation::Delete, Operation::Alter],
+        Operation::Describe => &[
+            Operation::Read,
+            Operation::Write,
+            Operation::Delete,
+            Operation::Alter,
+        ],
         Operation::DescribeConfigs => &[Operation::AlterConfigs],
         _ => &[],
     }
@@ -154,9 +190,13 @@ fn decide(
             continue;
         }
         match acl.permission {
-            Permission::Deny if acl.operation == op || acl.operation == Operation::All => return false,
+            Permission::Deny if acl.operation == op || acl.operation == Operation::All => {
+                return false
+            }
             Permission::Allow
-                if acl.operation == op || acl.operation == Operation::All || implied_by(op).contains(&acl.operation) =>
+                if acl.operation == op
+                    || acl.operation == Operation::All
+                    || implied_by(op).contains(&acl.operation) =>
             {
                 allowed = true;
             }
@@ -171,7 +211,13 @@ mod tests {
     use super::*;
     use crate::auth::acl::PatternType;
 
-    fn acl(name: &str, pattern: PatternType, principal: &str, op: Operation, permission: Permission) -> AclBinding {
+    fn acl(
+        name: &str,
+        pattern: PatternType,
+        principal: &str,
+        op: Operation,
+        permission: Permission,
+    ) -> AclBinding {
         AclBinding {
             resource_type: ResourceType::Topic,
             name: name.into(),
@@ -184,7 +230,15 @@ mod tests {
     }
 
     fn allows(acls: &[AclBinding], principal: &str, op: Operation, topic: &str) -> bool {
-        decide(acls, principal, "127.0.0.1", op, ResourceType::Topic, topic, false)
+        decide(
+            acls,
+            principal,
+            "127.0.0.1",
+            op,
+            ResourceType::Topic,
+            topic,
+            false,
+        )
     }
 
     #[test]
@@ -200,9 +254,25 @@ mod tests {
         assert!(!allows(&acls, "User:bob", Write, "orders"));
         assert!(allows(&acls, "User:alice", Read, "logs-app"));
         assert!(!allows(&acls, "User:alice", Read, "log"));
-        assert!(allows(&acls, "User:bob", Describe, "anything"), "wildcard name and principal");
-        assert!(allows(&[acl("t", Literal, "User:a", Read, Allow)], "User:a", Describe, "t"), "READ implies DESCRIBE");
-        assert!(allows(&[acl("t", Literal, "User:a", All, Allow)], "User:a", Delete, "t"));
+        assert!(
+            allows(&acls, "User:bob", Describe, "anything"),
+            "wildcard name and principal"
+        );
+        assert!(
+            allows(
+                &[acl("t", Literal, "User:a", Read, Allow)],
+                "User:a",
+                Describe,
+                "t"
+            ),
+            "READ implies DESCRIBE"
+        );
+        assert!(allows(
+            &[acl("t", Literal, "User:a", All, Allow)],
+            "User:a",
+            Delete,
+            "t"
+        ));
     }
 
     #[test]
@@ -215,24 +285,67 @@ mod tests {
         ];
         assert!(!allows(&acls, "User:alice", Write, "orders"));
         assert!(!allows(&acls, "User:alice", Read, "orders"));
-        assert!(allows(&acls, "User:alice", Describe, "orders"), "DENY READ does not deny DESCRIBE");
+        assert!(
+            allows(&acls, "User:alice", Describe, "orders"),
+            "DENY READ does not deny DESCRIBE"
+        );
         let host_deny = AclBinding {
             host: "10.0.0.1".into(),
             ..acl("orders", Literal, "User:*", All, Deny)
         };
         let acls = [acl("orders", Literal, "User:alice", All, Allow), host_deny];
-        assert!(decide(&acls, "User:alice", "127.0.0.1", Write, ResourceType::Topic, "orders", false));
-        assert!(!decide(&acls, "User:alice", "10.0.0.1", Write, ResourceType::Topic, "orders", false));
+        assert!(decide(
+            &acls,
+            "User:alice",
+            "127.0.0.1",
+            Write,
+            ResourceType::Topic,
+            "orders",
+            false
+        ));
+        assert!(!decide(
+            &acls,
+            "User:alice",
+            "10.0.0.1",
+            Write,
+            ResourceType::Topic,
+            "orders",
+            false
+        ));
     }
 
     #[test]
     fn resources_without_acls_follow_the_default() {
         use {Operation::*, PatternType::*, Permission::Allow};
         let acls = [acl("other", Literal, "User:a", Read, Allow)];
-        assert!(!decide(&acls, "User:a", "h", Read, ResourceType::Topic, "t", false));
-        assert!(decide(&acls, "User:a", "h", Read, ResourceType::Topic, "t", true));
+        assert!(!decide(
+            &acls,
+            "User:a",
+            "h",
+            Read,
+            ResourceType::Topic,
+            "t",
+            false
+        ));
+        assert!(decide(
+            &acls,
+            "User:a",
+            "h",
+            Read,
+            ResourceType::Topic,
+            "t",
+            true
+        ));
         // Covered by an ACL for someone else: the default no longer applies.
-        assert!(!decide(&acls, "User:b", "h", Read, ResourceType::Topic, "other", true));
+        assert!(!decide(
+            &acls,
+            "User:b",
+            "h",
+            Read,
+            ResourceType::Topic,
+            "other",
+            true
+        ));
     }
 
     #[test]
@@ -248,7 +361,15 @@ mod tests {
         let topic = (Operation::Write, ResourceType::Topic, "t");
         assert!(authorizer.authorize(&Principal::user("admin"), "h", topic.0, topic.1, topic.2));
         assert!(!authorizer.authorize(&Principal::user("alice"), "h", topic.0, topic.1, topic.2));
-        assert_eq!(authorizer.authorized_operations(&Principal::user("alice"), "h", ResourceType::Topic, "t"), 0);
+        assert_eq!(
+            authorizer.authorized_operations(
+                &Principal::user("alice"),
+                "h",
+                ResourceType::Topic,
+                "t"
+            ),
+            0
+        );
         config.authorizer = false;
         let open = Authorizer::open(&config).unwrap();
         assert!(open.authorize(&Principal::user("alice"), "h", topic.0, topic.1, topic.2));
@@ -267,14 +388,28 @@ mod tests {
         };
         let authorizer = Authorizer::open(&config).unwrap();
         let (alice, admin) = (Principal::user("alice"), Principal::user("admin"));
-        let write = |who: &Principal| authorizer.authorize(who, "h", Operation::Write, ResourceType::Topic, "t");
-        assert!(!write(&alice), "no ACL found does not allow anyone before the load");
+        let write = |who: &Principal| {
+            authorizer.authorize(who, "h", Operation::Write, ResourceType::Topic, "t")
+        };
+        assert!(
+            !write(&alice),
+            "no ACL found does not allow anyone before the load"
+        );
         assert!(!authorizer.authorize_any(&alice, "h", Operation::Write, ResourceType::Topic));
         assert!(write(&admin));
-        authorizer.acls.replace(vec![acl("t", PatternType::Literal, "User:alice", Operation::Write, Permission::Deny)]);
+        authorizer.acls.replace(vec![acl(
+            "t",
+            PatternType::Literal,
+            "User:alice",
+            Operation::Write,
+            Permission::Deny,
+        )]);
         assert!(!write(&alice), "denied by the installed ACL");
         assert!(authorizer.authorize(&alice, "h", Operation::Write, ResourceType::Topic, "other"));
-        assert!(authorizer.acls.create(&[]).is_err(), "a cluster's ACLs are not written locally");
+        assert!(
+            authorizer.acls.create(&[]).is_err(),
+            "a cluster's ACLs are not written locally"
+        );
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 }

@@ -65,11 +65,17 @@ impl CredentialStore {
             }
         }
         if seeded {
-            file::store(dir, FILE_NAME, FORMAT, &CredentialsFile { users: users.clone() }).map_err(|source| {
-                FileError::Io {
-                    path: dir.join(FILE_NAME),
-                    source,
-                }
+            file::store(
+                dir,
+                FILE_NAME,
+                FORMAT,
+                &CredentialsFile {
+                    users: users.clone(),
+                },
+            )
+            .map_err(|source| FileError::Io {
+                path: dir.join(FILE_NAME),
+                source,
             })?;
         }
         Ok(CredentialStore {
@@ -84,7 +90,10 @@ impl CredentialStore {
     pub fn replicated(seeds: &[ScramUserConfig]) -> CredentialStore {
         let mut users = Users::new();
         for seed in seeds {
-            users.entry(seed.name.clone()).or_default().insert(seed.mechanism, seed.credential());
+            users
+                .entry(seed.name.clone())
+                .or_default()
+                .insert(seed.mechanism, seed.credential());
         }
         CredentialStore {
             users: RwLock::new(users.clone()),
@@ -97,7 +106,9 @@ impl CredentialStore {
     /// mechanism they have, they win over the configured one, as the file does on one node.
     pub fn replace(&self, replicated: Users) {
         let Backing::Metadata { seeds } = &self.backing else {
-            tracing::error!("credentials from a cluster's metadata offered to a single node's store");
+            tracing::error!(
+                "credentials from a cluster's metadata offered to a single node's store"
+            );
             return;
         };
         let mut users = seeds.clone();
@@ -126,13 +137,21 @@ impl CredentialStore {
             .read()
             .iter()
             .filter(|(_, m)| !m.is_empty())
-            .map(|(user, m)| (user.clone(), m.iter().map(|(k, v)| (*k, v.iterations)).collect()))
+            .map(|(user, m)| {
+                (
+                    user.clone(),
+                    m.iter().map(|(k, v)| (*k, v.iterations)).collect(),
+                )
+            })
             .collect()
     }
 
     /// Applies each user's changes, all or nothing per user, and persists once. Deleting a
     /// credential that does not exist fails that user with RESOURCE_NOT_FOUND.
-    pub fn alter(&self, changes: Vec<(String, Vec<CredentialChange>)>) -> Vec<(String, Result<(), AuthError>)> {
+    pub fn alter(
+        &self,
+        changes: Vec<(String, Vec<CredentialChange>)>,
+    ) -> Vec<(String, Result<(), AuthError>)> {
         let _writer = self.writer.lock();
         let mut users = self.users.read().clone();
         let mut results = Vec::with_capacity(changes.len());
@@ -168,8 +187,12 @@ impl CredentialStore {
         if changed {
             let file = CredentialsFile { users };
             let stored = match &self.backing {
-                Backing::File(dir) => file::store(dir, FILE_NAME, FORMAT, &file).map_err(|err| err.to_string()),
-                Backing::Metadata { .. } => Err("the credentials of a cluster change through its metadata log".into()),
+                Backing::File(dir) => {
+                    file::store(dir, FILE_NAME, FORMAT, &file).map_err(|err| err.to_string())
+                }
+                Backing::Metadata { .. } => {
+                    Err("the credentials of a cluster change through its metadata log".into())
+                }
             };
             if let Err(err) = stored {
                 let reason = format!("cannot persist SCRAM credentials: {err}");
@@ -198,17 +221,34 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let seed = ScramUserConfig::new("admin", ScramMechanism::Sha256, cred("from-config"));
         let store = CredentialStore::open(dir.path(), std::slice::from_ref(&seed)).unwrap();
-        assert_eq!(store.get("admin", ScramMechanism::Sha256), Some(cred("from-config")));
+        assert_eq!(
+            store.get("admin", ScramMechanism::Sha256),
+            Some(cred("from-config"))
+        );
         let results = store.alter(vec![
-            ("admin".into(), vec![CredentialChange::Upsert(ScramMechanism::Sha256, cred("changed"))]),
-            ("ghost".into(), vec![CredentialChange::Delete(ScramMechanism::Sha512)]),
+            (
+                "admin".into(),
+                vec![CredentialChange::Upsert(
+                    ScramMechanism::Sha256,
+                    cred("changed"),
+                )],
+            ),
+            (
+                "ghost".into(),
+                vec![CredentialChange::Delete(ScramMechanism::Sha512)],
+            ),
         ]);
         assert!(results[0].1.is_ok());
         assert!(matches!(results[1].1, Err(AuthError::ResourceNotFound(_))));
         let reopened = CredentialStore::open(dir.path(), &[seed]).unwrap();
-        assert_eq!(reopened.get("admin", ScramMechanism::Sha256), Some(cred("changed")));
+        assert_eq!(
+            reopened.get("admin", ScramMechanism::Sha256),
+            Some(cred("changed"))
+        );
         assert!(reopened.get("ghost", ScramMechanism::Sha512).is_none());
-        assert!(!std::fs::read_to_string(dir.path().join(FILE_NAME)).unwrap().contains("changed"));
+        assert!(!std::fs::read_to_string(dir.path().join(FILE_NAME))
+            .unwrap()
+            .contains("changed"));
     }
 
     #[test]
@@ -218,18 +258,43 @@ mod tests {
             ScramUserConfig::new("bob", ScramMechanism::Sha256, cred("bob")),
         ];
         let store = CredentialStore::replicated(&seeds);
-        assert_eq!(store.get("admin", ScramMechanism::Sha256), Some(cred("from-config")));
+        assert_eq!(
+            store.get("admin", ScramMechanism::Sha256),
+            Some(cred("from-config"))
+        );
         let mut replicated = Users::new();
-        replicated.entry("admin".into()).or_default().insert(ScramMechanism::Sha256, cred("changed"));
-        replicated.entry("alice".into()).or_default().insert(ScramMechanism::Sha512, cred("alice"));
+        replicated
+            .entry("admin".into())
+            .or_default()
+            .insert(ScramMechanism::Sha256, cred("changed"));
+        replicated
+            .entry("alice".into())
+            .or_default()
+            .insert(ScramMechanism::Sha512, cred("alice"));
         store.replace(replicated);
-        assert_eq!(store.get("admin", ScramMechanism::Sha256), Some(cred("changed")));
-        assert_eq!(store.get("alice", ScramMechanism::Sha512), Some(cred("alice")));
+        assert_eq!(
+            store.get("admin", ScramMechanism::Sha256),
+            Some(cred("changed"))
+        );
+        assert_eq!(
+            store.get("alice", ScramMechanism::Sha512),
+            Some(cred("alice"))
+        );
         assert_eq!(store.get("bob", ScramMechanism::Sha256), Some(cred("bob")));
         store.replace(Users::new());
-        assert_eq!(store.get("admin", ScramMechanism::Sha256), Some(cred("from-config")), "the config is beneath");
+        assert_eq!(
+            store.get("admin", ScramMechanism::Sha256),
+            Some(cred("from-config")),
+            "the config is beneath"
+        );
         assert!(store.get("alice", ScramMechanism::Sha512).is_none());
-        let refused = store.alter(vec![("carol".into(), vec![CredentialChange::Upsert(ScramMechanism::Sha256, cred("c"))])]);
-        assert!(matches!(refused[0].1, Err(AuthError::Persist(_))), "never written locally");
+        let refused = store.alter(vec![(
+            "carol".into(),
+            vec![CredentialChange::Upsert(ScramMechanism::Sha256, cred("c"))],
+        )]);
+        assert!(
+            matches!(refused[0].1, Err(AuthError::Persist(_))),
+            "never written locally"
+        );
     }
 }

@@ -19,7 +19,11 @@ pub enum FileError {
 }
 
 /// Loads `dir/name`, or `None` if it does not exist yet.
-pub fn load<T: DeserializeOwned>(dir: &Path, name: &str, format: &str) -> Result<Option<T>, FileError> {
+pub fn load<T: DeserializeOwned>(
+    dir: &Path,
+    name: &str,
+    format: &str,
+) -> Result<Option<T>, FileError> {
     let path = dir.join(name);
     let text = match fs::read_to_string(&path) {
         Ok(text) => text,
@@ -30,7 +34,9 @@ pub fn load<T: DeserializeOwned>(dir: &Path, name: &str, format: &str) -> Result
         path: path.clone(),
         reason,
     };
-    let (header, body) = text.split_once('\n').ok_or_else(|| damaged("no header line".into()))?;
+    let (header, body) = text
+        .split_once('\n')
+        .ok_or_else(|| damaged("no header line".into()))?;
     let expected = header
         .strip_prefix(&format!("{format} v1 crc32c="))
         .and_then(|hex| u32::from_str_radix(hex, 16).ok())
@@ -39,14 +45,20 @@ pub fn load<T: DeserializeOwned>(dir: &Path, name: &str, format: &str) -> Result
     if actual != expected {
         return Err(damaged(format!("checksum {actual:08x} != {expected:08x}")));
     }
-    serde_json::from_str(body).map(Some).map_err(|err| damaged(err.to_string()))
+    serde_json::from_str(body)
+        .map(Some)
+        .map_err(|err| damaged(err.to_string()))
 }
 
 pub fn store<T: Serialize>(dir: &Path, name: &str, format: &str, value: &T) -> io::Result<()> {
     let body = serde_json::to_string_pretty(value)?;
     let tmp = dir.join(format!("{name}.tmp"));
     let mut file = File::create(&tmp)?;
-    write!(file, "{format} v1 crc32c={:08x}\n{body}", crc32c::crc32c(body.as_bytes()))?;
+    write!(
+        file,
+        "{format} v1 crc32c={:08x}\n{body}",
+        crc32c::crc32c(body.as_bytes())
+    )?;
     file.sync_all()?;
     fs::rename(&tmp, dir.join(name))?;
     File::open(dir)?.sync_all()
@@ -59,12 +71,18 @@ mod tests {
     #[test]
     fn round_trip_and_damage_detection() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(load::<Vec<String>>(dir.path(), "f.json", "samsa-test").unwrap().is_none());
+        assert!(load::<Vec<String>>(dir.path(), "f.json", "samsa-test")
+            .unwrap()
+            .is_none());
         store(dir.path(), "f.json", "samsa-test", &vec!["a".to_owned()]).unwrap();
         let loaded: Vec<String> = load(dir.path(), "f.json", "samsa-test").unwrap().unwrap();
         assert_eq!(loaded, ["a"]);
         let path = dir.path().join("f.json");
-        fs::write(&path, fs::read_to_string(&path).unwrap().replace("\"a\"", "\"b\"")).unwrap();
+        fs::write(
+            &path,
+            fs::read_to_string(&path).unwrap().replace("\"a\"", "\"b\""),
+        )
+        .unwrap();
         assert!(matches!(
             load::<Vec<String>>(dir.path(), "f.json", "samsa-test"),
             Err(FileError::Damaged { .. })

@@ -35,7 +35,11 @@ impl TryFrom<String> for SaslMechanism {
             "PLAIN" => Ok(SaslMechanism::Plain),
             other => ScramMechanism::from_name(other)
                 .map(SaslMechanism::Scram)
-                .ok_or_else(|| format!("unknown SASL mechanism '{other}' (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)")),
+                .ok_or_else(|| {
+                    format!(
+                        "unknown SASL mechanism '{other}' (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)"
+                    )
+                }),
         }
     }
 }
@@ -65,7 +69,10 @@ pub enum Step {
     /// More to exchange: send these bytes back.
     Challenge(Vec<u8>),
     /// The client is `principal`; send the final bytes (empty for PLAIN).
-    Authenticated { principal: Principal, reply: Vec<u8> },
+    Authenticated {
+        principal: Principal,
+        reply: Vec<u8>,
+    },
 }
 
 #[derive(Debug)]
@@ -78,7 +85,11 @@ pub struct SaslExchange {
 impl SaslExchange {
     pub fn new(required: bool) -> SaslExchange {
         SaslExchange {
-            state: if required { State::AwaitingHandshake } else { State::NotRequired },
+            state: if required {
+                State::AwaitingHandshake
+            } else {
+                State::NotRequired
+            },
             bare_tokens: false,
         }
     }
@@ -90,7 +101,11 @@ impl SaslExchange {
 
     /// Whether the next frames are bare SASL tokens (after a SaslHandshake v0).
     pub fn expects_bare_tokens(&self) -> bool {
-        self.bare_tokens && matches!(self.state, State::AwaitingToken(_) | State::AwaitingScramFinal(_))
+        self.bare_tokens
+            && matches!(
+                self.state,
+                State::AwaitingToken(_) | State::AwaitingScramFinal(_)
+            )
     }
 
     /// Whether the connection must close once the current response is sent.
@@ -100,7 +115,12 @@ impl SaslExchange {
 
     /// SaslHandshake: chooses `mechanism` if the listener enables it. After a v0 handshake
     /// (`bare_tokens`) the tokens come as bare frames.
-    pub fn handshake(&mut self, enabled: &[SaslMechanism], mechanism: &str, bare_tokens: bool) -> Result<(), AuthError> {
+    pub fn handshake(
+        &mut self,
+        enabled: &[SaslMechanism],
+        mechanism: &str,
+        bare_tokens: bool,
+    ) -> Result<(), AuthError> {
         if !matches!(self.state, State::AwaitingHandshake) {
             return Err(self.illegal("SaslHandshake"));
         }
@@ -120,24 +140,31 @@ impl SaslExchange {
     }
 
     /// SaslAuthenticate: feeds one token of the chosen mechanism.
-    pub fn authenticate(&mut self, credentials: &CredentialStore, token: &[u8]) -> Result<Step, AuthError> {
+    pub fn authenticate(
+        &mut self,
+        credentials: &CredentialStore,
+        token: &[u8],
+    ) -> Result<Step, AuthError> {
         let state = std::mem::replace(&mut self.state, State::Failed);
         let step = match state {
-            State::AwaitingToken(SaslMechanism::Plain) => plain(credentials, token)
-                .map(|principal| Step::Authenticated { principal, reply: Vec::new() }),
-            State::AwaitingToken(SaslMechanism::Scram(m)) => scram_first(credentials, m, token).map(|(server, reply)| {
-                self.state = State::AwaitingScramFinal(Box::new(server));
-                Step::Challenge(reply)
-            }),
-            State::AwaitingScramFinal(server) => {
-                server
-                    .finish(token)
-                    .map(|reply| Step::Authenticated {
-                        principal: Principal::user(server.username()),
-                        reply,
-                    })
-                    .map_err(|err| failed(server.mechanism().name(), err))
+            State::AwaitingToken(SaslMechanism::Plain) => {
+                plain(credentials, token).map(|principal| Step::Authenticated {
+                    principal,
+                    reply: Vec::new(),
+                })
             }
+            State::AwaitingToken(SaslMechanism::Scram(m)) => scram_first(credentials, m, token)
+                .map(|(server, reply)| {
+                    self.state = State::AwaitingScramFinal(Box::new(server));
+                    Step::Challenge(reply)
+                }),
+            State::AwaitingScramFinal(server) => server
+                .finish(token)
+                .map(|reply| Step::Authenticated {
+                    principal: Principal::user(server.username()),
+                    reply,
+                })
+                .map_err(|err| failed(server.mechanism().name(), err)),
             other => {
                 self.state = other;
                 let err = self.illegal("SaslAuthenticate");
@@ -173,18 +200,24 @@ fn failed(mechanism: &str, err: ScramError) -> AuthError {
 
 /// RFC 4616: `[authzid] NUL authcid NUL passwd`, checked against the user's SCRAM credential.
 fn plain(credentials: &CredentialStore, token: &[u8]) -> Result<Principal, AuthError> {
-    let invalid = |reason: &str| AuthError::AuthenticationFailed(format!("Authentication failed: {reason}"));
+    let invalid =
+        |reason: &str| AuthError::AuthenticationFailed(format!("Authentication failed: {reason}"));
     let mut parts = token.split(|&b| b == 0);
-    let (Some(authzid), Some(user), Some(password), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(authzid), Some(user), Some(password), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(invalid("Invalid SASL/PLAIN response: expected 3 tokens"));
     };
     let user = std::str::from_utf8(user).map_err(|_| invalid("username is not UTF-8"))?;
     if user.is_empty() {
-        return Err(invalid("Invalid SASL/PLAIN response: username not specified"));
+        return Err(invalid(
+            "Invalid SASL/PLAIN response: username not specified",
+        ));
     }
     if !authzid.is_empty() && authzid != user.as_bytes() {
-        return Err(invalid("Client requested an authorization id that is different from username"));
+        return Err(invalid(
+            "Client requested an authorization id that is different from username",
+        ));
     }
     let verified = credentials
         .of_user(user)
@@ -211,7 +244,12 @@ fn scram_first(
     let credential = credentials
         .get(&first.username, mechanism)
         .ok_or_else(|| failed(mechanism.name(), ScramError::UnknownUser))?;
-    Ok(ScramServer::start(mechanism, first, credential, &scram::server_nonce()))
+    Ok(ScramServer::start(
+        mechanism,
+        first,
+        credential,
+        &scram::server_nonce(),
+    ))
 }
 
 #[cfg(test)]
@@ -221,8 +259,17 @@ mod tests {
     use crate::config::ScramUserConfig;
 
     fn store(dir: &std::path::Path) -> CredentialStore {
-        let credential = ScramCredential::from_password(ScramMechanism::Sha256, b"pw", b"salt", 4096);
-        CredentialStore::open(dir, &[ScramUserConfig::new("alice", ScramMechanism::Sha256, credential)]).unwrap()
+        let credential =
+            ScramCredential::from_password(ScramMechanism::Sha256, b"pw", b"salt", 4096);
+        CredentialStore::open(
+            dir,
+            &[ScramUserConfig::new(
+                "alice",
+                ScramMechanism::Sha256,
+                credential,
+            )],
+        )
+        .unwrap()
     }
 
     #[test]
@@ -231,16 +278,26 @@ mod tests {
         let store = store(dir.path());
         let mut ok = SaslExchange::new(true);
         assert!(!ok.is_complete());
-        ok.handshake(&[SaslMechanism::Plain], "PLAIN", false).unwrap();
+        ok.handshake(&[SaslMechanism::Plain], "PLAIN", false)
+            .unwrap();
         let step = ok.authenticate(&store, b"\0alice\0pw").unwrap();
-        assert!(matches!(step, Step::Authenticated { ref principal, .. } if principal.as_str() == "User:alice"));
+        assert!(
+            matches!(step, Step::Authenticated { ref principal, .. } if principal.as_str() == "User:alice")
+        );
         assert!(ok.is_complete());
-        assert!(matches!(ok.handshake(&[SaslMechanism::Plain], "PLAIN", false), Err(AuthError::IllegalSaslState(_))));
+        assert!(matches!(
+            ok.handshake(&[SaslMechanism::Plain], "PLAIN", false),
+            Err(AuthError::IllegalSaslState(_))
+        ));
 
         let mut bad = SaslExchange::new(true);
-        bad.handshake(&[SaslMechanism::Plain], "PLAIN", true).unwrap();
+        bad.handshake(&[SaslMechanism::Plain], "PLAIN", true)
+            .unwrap();
         assert!(bad.expects_bare_tokens());
-        assert!(matches!(bad.authenticate(&store, b"\0alice\0nope"), Err(AuthError::AuthenticationFailed(_))));
+        assert!(matches!(
+            bad.authenticate(&store, b"\0alice\0nope"),
+            Err(AuthError::AuthenticationFailed(_))
+        ));
         assert!(bad.has_failed() && !bad.is_complete() && !bad.expects_bare_tokens());
     }
 
@@ -255,7 +312,10 @@ mod tests {
         ));
         assert!(exchange.has_failed());
         let mut early = SaslExchange::new(true);
-        assert!(matches!(early.authenticate(&store, b"x"), Err(AuthError::IllegalSaslState(_))));
+        assert!(matches!(
+            early.authenticate(&store, b"x"),
+            Err(AuthError::IllegalSaslState(_))
+        ));
         assert!(early.has_failed());
     }
 }

@@ -65,7 +65,8 @@ impl ScramMechanism {
 
     fn hmac(self, key: &[u8], data: &[u8]) -> Vec<u8> {
         fn run<M: Mac + hmac::digest::KeyInit>(key: &[u8], data: &[u8]) -> Vec<u8> {
-            let mut mac = <M as hmac::digest::KeyInit>::new_from_slice(key).expect("HMAC takes keys of any length");
+            let mut mac = <M as hmac::digest::KeyInit>::new_from_slice(key)
+                .expect("HMAC takes keys of any length");
             mac.update(data);
             mac.finalize().into_bytes().to_vec()
         }
@@ -107,7 +108,12 @@ pub struct ScramCredential {
 
 impl ScramCredential {
     /// The credential for a salted password (what AlterUserScramCredentials carries).
-    pub fn from_salted_password(mechanism: ScramMechanism, salt: &[u8], iterations: u32, salted: &[u8]) -> Self {
+    pub fn from_salted_password(
+        mechanism: ScramMechanism,
+        salt: &[u8],
+        iterations: u32,
+        salted: &[u8],
+    ) -> Self {
         let client_key = mechanism.hmac(salted, b"Client Key");
         ScramCredential {
             salt: salt.to_vec(),
@@ -117,7 +123,12 @@ impl ScramCredential {
         }
     }
 
-    pub fn from_password(mechanism: ScramMechanism, password: &[u8], salt: &[u8], iterations: u32) -> Self {
+    pub fn from_password(
+        mechanism: ScramMechanism,
+        password: &[u8],
+        salt: &[u8],
+        iterations: u32,
+    ) -> Self {
         let salted = mechanism.salted_password(password, salt, iterations);
         Self::from_salted_password(mechanism, salt, iterations, &salted)
     }
@@ -142,7 +153,9 @@ pub(crate) mod b64 {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         let text = String::deserialize(d)?;
-        BASE64.decode(text.as_bytes()).map_err(serde::de::Error::custom)
+        BASE64
+            .decode(text.as_bytes())
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -197,9 +210,14 @@ pub fn parse_client_first(message: &[u8]) -> Result<ClientFirst, ScramError> {
     let authzid = parts.next().ok_or(ScramError::Malformed("no gs2 header"))?;
     let authzid = match authzid {
         "" => None,
-        a => Some(unescape(a.strip_prefix("a=").ok_or(ScramError::Malformed("bad authzid"))?)?),
+        a => Some(unescape(
+            a.strip_prefix("a=")
+                .ok_or(ScramError::Malformed("bad authzid"))?,
+        )?),
     };
-    let bare = parts.next().ok_or(ScramError::Malformed("no client-first-message-bare"))?;
+    let bare = parts
+        .next()
+        .ok_or(ScramError::Malformed("no client-first-message-bare"))?;
     let gs2_header = text[..text.len() - bare.len()].to_owned();
     let mut attributes = bare.split(',');
     let username = attributes
@@ -254,7 +272,11 @@ impl ScramServer {
         server_nonce: &str,
     ) -> (ScramServer, Vec<u8>) {
         let nonce = format!("{}{server_nonce}", first.nonce);
-        let server_first = format!("r={nonce},s={},i={}", BASE64.encode(&credential.salt), credential.iterations);
+        let server_first = format!(
+            "r={nonce},s={},i={}",
+            BASE64.encode(&credential.salt),
+            credential.iterations
+        );
         let reply = server_first.clone().into_bytes();
         let server = ScramServer {
             mechanism,
@@ -279,14 +301,18 @@ impl ScramServer {
     /// Checks the client-final message's proof; on success returns the server-final message.
     pub fn finish(&self, message: &[u8]) -> Result<Vec<u8>, ScramError> {
         let text = std::str::from_utf8(message).map_err(|_| ScramError::Malformed("not UTF-8"))?;
-        let (without_proof, proof) = text.rsplit_once(",p=").ok_or(ScramError::Malformed("no proof"))?;
+        let (without_proof, proof) = text
+            .rsplit_once(",p=")
+            .ok_or(ScramError::Malformed("no proof"))?;
         let mut attributes = without_proof.split(',');
         let binding = attributes
             .next()
             .and_then(|a| a.strip_prefix("c="))
             .ok_or(ScramError::Malformed("no channel binding"))?;
         if BASE64.decode(binding).ok().as_deref() != Some(self.gs2_header.as_bytes()) {
-            return Err(ScramError::Malformed("channel binding differs from the gs2 header"));
+            return Err(ScramError::Malformed(
+                "channel binding differs from the gs2 header",
+            ));
         }
         let nonce = attributes
             .next()
@@ -298,14 +324,23 @@ impl ScramServer {
         if !nonce.ends_with(&self.nonce) {
             return Err(ScramError::Nonce);
         }
-        let proof = BASE64.decode(proof).map_err(|_| ScramError::Malformed("proof is not base64"))?;
-        let auth_message = format!("{},{},{without_proof}", self.client_first_bare, self.server_first);
+        let proof = BASE64
+            .decode(proof)
+            .map_err(|_| ScramError::Malformed("proof is not base64"))?;
+        let auth_message = format!(
+            "{},{},{without_proof}",
+            self.client_first_bare, self.server_first
+        );
         let m = self.mechanism;
         let client_signature = m.hmac(&self.credential.stored_key, auth_message.as_bytes());
         if proof.len() != client_signature.len() {
             return Err(ScramError::InvalidProof);
         }
-        let client_key: Vec<u8> = proof.iter().zip(&client_signature).map(|(p, s)| p ^ s).collect();
+        let client_key: Vec<u8> = proof
+            .iter()
+            .zip(&client_signature)
+            .map(|(p, s)| p ^ s)
+            .collect();
         if !bool::from(m.hash(&client_key).ct_eq(&self.credential.stored_key)) {
             return Err(ScramError::InvalidProof);
         }
@@ -352,9 +387,19 @@ pub(crate) mod client {
         let without_proof = format!("c=biws,r={prefix}{nonce}");
         let auth_message = format!("{client_first_bare},{server_first},{without_proof}");
         let signature = mechanism.hmac(&stored_key, auth_message.as_bytes());
-        let proof: Vec<u8> = client_key.iter().zip(&signature).map(|(k, s)| k ^ s).collect();
-        let server_signature = mechanism.hmac(&mechanism.hmac(&salted, b"Server Key"), auth_message.as_bytes());
-        (format!("{without_proof},p={}", BASE64.encode(proof)), server_signature)
+        let proof: Vec<u8> = client_key
+            .iter()
+            .zip(&signature)
+            .map(|(k, s)| k ^ s)
+            .collect();
+        let server_signature = mechanism.hmac(
+            &mechanism.hmac(&salted, b"Server Key"),
+            auth_message.as_bytes(),
+        );
+        (
+            format!("{without_proof},p={}", BASE64.encode(proof)),
+            server_signature,
+        )
     }
 }
 
@@ -367,7 +412,8 @@ mod tests {
     fn rfc7677_sha256_test_vector() {
         let client_first = b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO";
         let salt = BASE64.decode("W22ZaJ0SNY7soEsUEjb6gQ==").unwrap();
-        let credential = ScramCredential::from_password(ScramMechanism::Sha256, b"pencil", &salt, 4096);
+        let credential =
+            ScramCredential::from_password(ScramMechanism::Sha256, b"pencil", &salt, 4096);
         let first = parse_client_first(client_first).unwrap();
         assert_eq!(first.username, "user");
         let (server, reply) = ScramServer::start(
@@ -383,18 +429,37 @@ mod tests {
         let server_final = server
             .finish(b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=")
             .unwrap();
-        assert_eq!(server_final, b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=");
+        assert_eq!(
+            server_final,
+            b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
+        );
     }
 
-    fn exchange(mechanism: ScramMechanism, stored_password: &str, client_password: &str) -> Result<(), ScramError> {
-        let credential = ScramCredential::from_password(mechanism, stored_password.as_bytes(), b"salt-of-alice", 4096);
+    fn exchange(
+        mechanism: ScramMechanism,
+        stored_password: &str,
+        client_password: &str,
+    ) -> Result<(), ScramError> {
+        let credential = ScramCredential::from_password(
+            mechanism,
+            stored_password.as_bytes(),
+            b"salt-of-alice",
+            4096,
+        );
         let first = parse_client_first(b"n,,n=alice,r=abcdefgh").unwrap();
         let (server, reply) = ScramServer::start(mechanism, first, credential, &server_nonce());
         let server_first = String::from_utf8(reply).unwrap();
-        let (final_message, expected_signature) =
-            client::final_message(mechanism, client_password, "n=alice,r=abcdefgh", &server_first);
+        let (final_message, expected_signature) = client::final_message(
+            mechanism,
+            client_password,
+            "n=alice,r=abcdefgh",
+            &server_first,
+        );
         let server_final = server.finish(final_message.as_bytes())?;
-        assert_eq!(server_final, format!("v={}", BASE64.encode(expected_signature)).into_bytes());
+        assert_eq!(
+            server_final,
+            format!("v={}", BASE64.encode(expected_signature)).into_bytes()
+        );
         Ok(())
     }
 
@@ -403,7 +468,10 @@ mod tests {
     fn full_exchange_accepts_the_right_password_only() {
         for mechanism in ScramMechanism::ALL {
             exchange(mechanism, "s3cret", "s3cret").unwrap();
-            assert_eq!(exchange(mechanism, "s3cret", "wrong"), Err(ScramError::InvalidProof));
+            assert_eq!(
+                exchange(mechanism, "s3cret", "wrong"),
+                Err(ScramError::InvalidProof)
+            );
         }
     }
 
@@ -413,7 +481,8 @@ mod tests {
         let credential = ScramCredential::from_password(m, b"pw", b"salt", 4096);
         let first = parse_client_first(b"n,,n=bob,r=xyz").unwrap();
         let (server, _) = ScramServer::start(m, first, credential, "SERVER");
-        let (message, _) = client::final_message(m, "pw", "n=bob,r=xyz", "r=xyzOTHER,s=c2FsdA==,i=4096");
+        let (message, _) =
+            client::final_message(m, "pw", "n=bob,r=xyz", "r=xyzOTHER,s=c2FsdA==,i=4096");
         assert_eq!(server.finish(message.as_bytes()), Err(ScramError::Nonce));
     }
 
@@ -425,10 +494,12 @@ mod tests {
         let first = parse_client_first(b"n,,n=bob,r=xyz").unwrap();
         let (server, reply) = ScramServer::start(m, first, credential, "SERVER");
         let server_first = String::from_utf8(reply).unwrap();
-        let (message, _) = client::final_message_with_prefix(m, "pw", "n=bob,r=xyz", &server_first, "xyz");
+        let (message, _) =
+            client::final_message_with_prefix(m, "pw", "n=bob,r=xyz", &server_first, "xyz");
         assert!(message.starts_with("c=biws,r=xyzxyzSERVER,"));
         server.finish(message.as_bytes()).unwrap();
-        let (wrong, _) = client::final_message_with_prefix(m, "pw", "n=bob,r=xyz", &server_first, "");
+        let (wrong, _) =
+            client::final_message_with_prefix(m, "pw", "n=bob,r=xyz", &server_first, "");
         let tampered = wrong.replace("r=xyzSERVER", "r=xyzSERVERx");
         assert_eq!(server.finish(tampered.as_bytes()), Err(ScramError::Nonce));
     }
@@ -440,14 +511,18 @@ mod tests {
         assert_eq!(first.authzid.as_deref(), Some("al,ice"));
         assert_eq!(first.bare, "n=al=3Dice,r=nonce,ext=1");
         assert_eq!(first.gs2_header, "n,a=al=2Cice,");
-        assert_eq!(parse_client_first(b"p=tls-unique,,n=a,r=b"), Err(ScramError::ChannelBinding));
+        assert_eq!(
+            parse_client_first(b"p=tls-unique,,n=a,r=b"),
+            Err(ScramError::ChannelBinding)
+        );
         assert!(parse_client_first(b"n,,n=a").is_err());
         assert!(parse_client_first(b"n,,n=a=2X,r=b").is_err());
     }
 
     #[test]
     fn plain_passwords_verify_against_the_stored_credential() {
-        let credential = ScramCredential::from_password(ScramMechanism::Sha512, b"pw", b"salt", 4096);
+        let credential =
+            ScramCredential::from_password(ScramMechanism::Sha512, b"pw", b"salt", 4096);
         assert!(credential.verifies_password(ScramMechanism::Sha512, b"pw"));
         assert!(!credential.verifies_password(ScramMechanism::Sha512, b"pW"));
     }

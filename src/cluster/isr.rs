@@ -40,7 +40,12 @@ pub async fn maintain(
     }
 }
 
-async fn propose(node: &MetadataNode, partition: Arc<Partition>, proposal: IsrProposal, local: i32) {
+async fn propose(
+    node: &MetadataNode,
+    partition: Arc<Partition>,
+    proposal: IsrProposal,
+    local: i32,
+) {
     let command = Command::AlterPartition {
         topic: partition.topic.clone(),
         partition: partition.index as u32,
@@ -50,7 +55,9 @@ async fn propose(node: &MetadataNode, partition: Arc<Partition>, proposal: IsrPr
         new_isr: proposal.isr.clone(),
     };
     match node.propose(command).await {
-        Ok(CommandResult::PartitionAltered { partition_epoch, .. }) => tracing::info!(
+        Ok(CommandResult::PartitionAltered {
+            partition_epoch, ..
+        }) => tracing::info!(
             topic = %partition.topic,
             partition = partition.index,
             isr = ?proposal.isr,

@@ -31,9 +31,9 @@ use crate::config::Config;
 use crate::replication::follower::FetcherConfig;
 use crate::topics::TopicRegistry;
 use membership::Registration;
+use reconciler::Reconciler;
 pub use reconciler::{CoordinatorHooks, LeadershipChange};
 pub use topics::{CreatedTopic, NewTopic};
-use reconciler::Reconciler;
 
 /// Where the controller keeps its log, snapshots and vote, inside the data directory.
 const METADATA_DIR: &str = "__cluster_metadata";
@@ -69,11 +69,19 @@ impl Cluster {
         node.expire_broker_sessions(Duration::from_millis(config.broker_session_timeout_ms));
         let node = Arc::new(node);
         let (stop, stopped) = watch::channel(false);
-        let mut background = vec![tokio::spawn(log_controller_changes(node.clone(), stop.subscribe()))];
+        let mut background = vec![tokio::spawn(log_controller_changes(
+            node.clone(),
+            stop.subscribe(),
+        ))];
         if config.auto_leader_rebalance_enable {
             let every = Duration::from_secs(config.leader_imbalance_check_interval_seconds);
             let percentage = config.leader_imbalance_per_broker_percentage;
-            background.push(tokio::spawn(leader_balance::rebalance(node.clone(), every, percentage, stop.subscribe())));
+            background.push(tokio::spawn(leader_balance::rebalance(
+                node.clone(),
+                every,
+                percentage,
+                stop.subscribe(),
+            )));
         }
         let mut cluster = Cluster {
             node: node.clone(),
@@ -104,7 +112,12 @@ impl Cluster {
 
     /// For a broker: starts taking the roles the metadata gives this broker's partitions
     /// (see [`reconciler`]) and, as a leader, keeping their ISRs.
-    pub fn start_replication(&self, config: &Config, topics: Arc<TopicRegistry>, hooks: Arc<dyn CoordinatorHooks>) {
+    pub fn start_replication(
+        &self,
+        config: &Config,
+        topics: Arc<TopicRegistry>,
+        hooks: Arc<dyn CoordinatorHooks>,
+    ) {
         let Some(local) = self.broker_id else { return };
         let fetcher = FetcherConfig {
             local_id: local,
@@ -112,11 +125,27 @@ impl Cluster {
             fetch_max_bytes: config.replica_fetch_max_bytes,
             backoff: Duration::from_millis(config.replica_fetch_backoff_ms),
         };
-        let reconciler = Reconciler::new(local, topics.clone(), hooks, fetcher, self.published.clone());
+        let reconciler = Reconciler::new(
+            local,
+            topics.clone(),
+            hooks,
+            fetcher,
+            self.published.clone(),
+        );
         let max_lag = Duration::from_millis(config.replica_lag_time_max_ms);
         let tasks = [
-            tokio::spawn(reconciler.run(self.node.metadata(), self.caught_up(), self.stop.subscribe())),
-            tokio::spawn(isr::maintain(self.node.clone(), topics, local, max_lag, self.stop.subscribe())),
+            tokio::spawn(reconciler.run(
+                self.node.metadata(),
+                self.caught_up(),
+                self.stop.subscribe(),
+            )),
+            tokio::spawn(isr::maintain(
+                self.node.clone(),
+                topics,
+                local,
+                max_lag,
+                self.stop.subscribe(),
+            )),
         ];
         lock(&self.background).extend(tasks);
     }
@@ -128,7 +157,11 @@ impl Cluster {
     fn caught_up(&self) -> impl Fn(&ClusterMetadata) -> bool + Send + 'static {
         let (broker, incarnation) = (self.broker_id, self.incarnation);
         move |m: &ClusterMetadata| {
-            broker.is_none_or(|id| m.brokers.get(&id).is_some_and(|b| b.incarnation == incarnation))
+            broker.is_none_or(|id| {
+                m.brokers
+                    .get(&id)
+                    .is_some_and(|b| b.incarnation == incarnation)
+            })
         }
     }
 
@@ -170,14 +203,20 @@ impl Cluster {
         };
         match self.propose(command).await? {
             CommandResult::ProducerIdsAllocated { first, count } => Ok((first, count)),
-            other => Err(samsa_metadata::Error::Unavailable(format!("AllocateProducerIds answered {other:?}"))),
+            other => Err(samsa_metadata::Error::Unavailable(format!(
+                "AllocateProducerIds answered {other:?}"
+            ))),
         }
     }
 
     /// Waits until this node publishes metadata for which `done` holds, or `timeout`
     /// passes: a command committed by the leader reaches followers a moment later, and is
     /// reconciled after that.
-    pub async fn await_metadata(&self, timeout: Duration, done: impl Fn(&ClusterMetadata) -> bool) -> bool {
+    pub async fn await_metadata(
+        &self,
+        timeout: Duration,
+        done: impl Fn(&ClusterMetadata) -> bool,
+    ) -> bool {
         wait_for(self.subscribe_published(), timeout, done).await
     }
 
@@ -221,7 +260,10 @@ impl Cluster {
             (broker.incarnation == self.incarnation).then_some((id, broker.epoch))
         });
         if let Some((id, epoch)) = registered {
-            let leave = self.node.propose(Command::FenceBroker { id, epoch: Some(epoch) });
+            let leave = self.node.propose(Command::FenceBroker {
+                id,
+                epoch: Some(epoch),
+            });
             match tokio::time::timeout(LEAVE_TIMEOUT, leave).await {
                 Ok(Ok(_)) => tracing::info!("fenced this broker before stopping"),
                 _ => tracing::warn!(
@@ -265,11 +307,15 @@ async fn wait_for(
     done: impl Fn(&ClusterMetadata) -> bool,
 ) -> bool {
     let waiting = async { watch.wait_for(|m| done(m)).await.is_ok() };
-    tokio::time::timeout(timeout, waiting).await.unwrap_or(false)
+    tokio::time::timeout(timeout, waiting)
+        .await
+        .unwrap_or(false)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Microseconds since the Unix epoch: larger at every start unless the clock went back.

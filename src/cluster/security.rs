@@ -8,7 +8,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use samsa_metadata::security::{AclRecord, ScramCredentialRecord, ScramCredentials, SecurityCommand};
+use samsa_metadata::security::{
+    AclRecord, ScramCredentialRecord, ScramCredentials, SecurityCommand,
+};
 use samsa_metadata::{ClusterMetadata, Command, CommandResult, Error as MetadataError};
 use tokio::sync::watch;
 
@@ -37,7 +39,11 @@ impl Cluster {
             credentials,
             installed: self.security.clone(),
         };
-        let task = tokio::spawn(follower.run(self.node.metadata(), self.caught_up(), self.stop.subscribe()));
+        let task = tokio::spawn(follower.run(
+            self.node.metadata(),
+            self.caught_up(),
+            self.stop.subscribe(),
+        ));
         lock(&self.background).push(task);
     }
 
@@ -48,8 +54,12 @@ impl Cluster {
         if records.is_empty() {
             return Ok(());
         }
-        self.forward(SecurityCommand::CreateAcls { acls: records.clone() }).await?;
-        self.await_installed(|m| records.iter().all(|r| m.acls.contains(r))).await;
+        self.forward(SecurityCommand::CreateAcls {
+            acls: records.clone(),
+        })
+        .await?;
+        self.await_installed(|m| records.iter().all(|r| m.acls.contains(r)))
+            .await;
         Ok(())
     }
 
@@ -66,13 +76,20 @@ impl Cluster {
             .map(|f| applied.iter().filter(|a| f.matches(a)).cloned().collect())
             .collect();
         let records: Vec<AclRecord> = matched.iter().flatten().map(record).collect();
-        self.forward(SecurityCommand::DeleteAcls { acls: records.clone() }).await?;
-        self.await_installed(|m| !records.iter().any(|r| m.acls.contains(r))).await;
+        self.forward(SecurityCommand::DeleteAcls {
+            acls: records.clone(),
+        })
+        .await?;
+        self.await_installed(|m| !records.iter().any(|r| m.acls.contains(r)))
+            .await;
         Ok(matched)
     }
 
     /// AlterUserScramCredentials, user by user, each user's changes in order until one fails.
-    pub async fn alter_credentials(&self, changes: Vec<(String, Vec<CredentialChange>)>) -> Vec<(String, Result<()>)> {
+    pub async fn alter_credentials(
+        &self,
+        changes: Vec<(String, Vec<CredentialChange>)>,
+    ) -> Vec<(String, Result<()>)> {
         let mut results = Vec::with_capacity(changes.len());
         for (user, user_changes) in changes {
             let mut outcome = Ok(());
@@ -102,7 +119,8 @@ impl Cluster {
                     credential: credential.clone(),
                 };
                 self.forward(command).await?;
-                self.await_installed(|m| credential_of(m, user, mechanism) == Some(&credential)).await;
+                self.await_installed(|m| credential_of(m, user, mechanism) == Some(&credential))
+                    .await;
             }
             CredentialChange::Delete(mechanism) => {
                 // Only what the metadata log holds: a user configured on this node stays.
@@ -115,7 +133,8 @@ impl Cluster {
                     mechanism: mechanism.code(),
                 };
                 self.forward(command).await?;
-                self.await_installed(|m| credential_of(m, user, mechanism).is_none()).await;
+                self.await_installed(|m| credential_of(m, user, mechanism).is_none())
+                    .await;
             }
         }
         Ok(())
@@ -130,7 +149,9 @@ impl Cluster {
                 Err(MetadataError::NotController { .. }) if Instant::now() < deadline => {
                     tokio::time::sleep(FORWARD_BACKOFF).await
                 }
-                outcome => return outcome.map_err(|err| BrokerError::from(err).for_forwarded_request()),
+                outcome => {
+                    return outcome.map_err(|err| BrokerError::from(err).for_forwarded_request())
+                }
             }
         }
     }
@@ -142,7 +163,11 @@ impl Cluster {
     }
 }
 
-fn credential_of<'a>(m: &'a ClusterMetadata, user: &str, mechanism: ScramMechanism) -> Option<&'a ScramCredentialRecord> {
+fn credential_of<'a>(
+    m: &'a ClusterMetadata,
+    user: &str,
+    mechanism: ScramMechanism,
+) -> Option<&'a ScramCredentialRecord> {
     m.scram_credentials.get(user)?.get(&mechanism.code())
 }
 
@@ -167,9 +192,14 @@ impl Follower {
             if ready(&current) {
                 // Most changes are of partitions; the stores are rebuilt only when theirs moved.
                 if last.as_ref().is_none_or(|l| l.acls != current.acls) {
-                    self.authorizer.acls.replace(current.acls.iter().filter_map(binding).collect());
+                    self.authorizer
+                        .acls
+                        .replace(current.acls.iter().filter_map(binding).collect());
                 }
-                if last.as_ref().is_none_or(|l| l.scram_credentials != current.scram_credentials) {
+                if last
+                    .as_ref()
+                    .is_none_or(|l| l.scram_credentials != current.scram_credentials)
+                {
                     self.credentials.replace(users(&current.scram_credentials));
                 }
                 last = Some(current.clone());
@@ -211,7 +241,10 @@ fn binding(record: &AclRecord) -> Option<AclBinding> {
     };
     let binding = known();
     if binding.is_none() {
-        tracing::warn!(?record, "ignoring an ACL with codes this broker does not know");
+        tracing::warn!(
+            ?record,
+            "ignoring an ACL with codes this broker does not know"
+        );
     }
     binding
 }
@@ -221,7 +254,11 @@ fn users(credentials: &ScramCredentials) -> Users {
     for (user, by_mechanism) in credentials {
         for (code, c) in by_mechanism {
             let Some(mechanism) = ScramMechanism::from_code(*code) else {
-                tracing::warn!(user, code, "ignoring a SCRAM credential of an unknown mechanism");
+                tracing::warn!(
+                    user,
+                    code,
+                    "ignoring a SCRAM credential of an unknown mechanism"
+                );
                 continue;
             };
             let credential = ScramCredential {
@@ -230,7 +267,10 @@ fn users(credentials: &ScramCredentials) -> Users {
                 stored_key: c.stored_key.clone(),
                 server_key: c.server_key.clone(),
             };
-            users.entry(user.clone()).or_default().insert(mechanism, credential);
+            users
+                .entry(user.clone())
+                .or_default()
+                .insert(mechanism, credential);
         }
     }
     users

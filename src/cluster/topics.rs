@@ -41,12 +41,21 @@ pub struct CreatedTopic {
 impl Cluster {
     /// CreateTopics (and auto-creation): placed by rack-aware round robin from a random
     /// start, as Kafka spreads leaders over the brokers.
-    pub async fn create_topic(&self, spec: NewTopic, default_partitions: i32, default_replication: i16, validate_only: bool) -> Result<CreatedTopic> {
+    pub async fn create_topic(
+        &self,
+        spec: NewTopic,
+        default_partitions: i32,
+        default_replication: i16,
+        validate_only: bool,
+    ) -> Result<CreatedTopic> {
         validate_topic_name(&spec.name)?;
         let configs = TopicConfig::validated(spec.configs)?;
         let metadata = self.metadata();
         if metadata.topics.contains_key(&spec.name) {
-            return Err(BrokerError::TopicAlreadyExists(format!("Topic '{}' already exists.", spec.name)));
+            return Err(BrokerError::TopicAlreadyExists(format!(
+                "Topic '{}' already exists.",
+                spec.name
+            )));
         }
         let assignment = match spec.assignment {
             Some(assignment) => {
@@ -56,12 +65,15 @@ impl Cluster {
             None => {
                 let partitions = spec.partitions.unwrap_or(default_partitions);
                 if partitions < 1 {
-                    return Err(BrokerError::InvalidPartitions("Number of partitions must be larger than 0.".into()));
+                    return Err(BrokerError::InvalidPartitions(
+                        "Number of partitions must be larger than 0.".into(),
+                    ));
                 }
                 let factor = spec.replication_factor.unwrap_or(default_replication);
                 if factor < 1 {
                     return Err(BrokerError::InvalidReplicationFactor(
-                        "Replication factor must be larger than 0, or -1 to use the default value.".into(),
+                        "Replication factor must be larger than 0, or -1 to use the default value."
+                            .into(),
                     ));
                 }
                 placed(&metadata, partitions as u32, factor as usize, factor)?
@@ -85,23 +97,39 @@ impl Cluster {
         match self.propose(command).await {
             Ok(_) => {}
             Err(MetadataError::Command(CommandError::TopicExists(name))) => {
-                return Err(BrokerError::TopicAlreadyExists(format!("Topic '{name}' already exists.")))
+                return Err(BrokerError::TopicAlreadyExists(format!(
+                    "Topic '{name}' already exists."
+                )))
             }
             Err(err) => return Err(err.into()),
         }
         let id = *created.id.as_bytes();
         let name = spec.name;
-        self.await_metadata(APPLY_TIMEOUT, |m| m.topics.get(&name).is_some_and(|t| t.id == id)).await;
+        self.await_metadata(APPLY_TIMEOUT, |m| {
+            m.topics.get(&name).is_some_and(|t| t.id == id)
+        })
+        .await;
         Ok(created)
     }
 
     /// An internal topic of a coordinator, created on first use with up to `replication`
     /// replicas (fewer while fewer brokers are up, as Kafka does for the offsets topic).
-    pub async fn internal_topic(&self, name: &str, partitions: i32, replication: i16, configs: BTreeMap<String, String>) -> Result<TopicRecord> {
+    pub async fn internal_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication: i16,
+        configs: BTreeMap<String, String>,
+    ) -> Result<TopicRecord> {
         if let Some(topic) = self.metadata().topics.get(name) {
             return Ok(topic.clone());
         }
-        let live = self.metadata().brokers.values().filter(|b| !b.fenced).count() as i16;
+        let live = self
+            .metadata()
+            .brokers
+            .values()
+            .filter(|b| !b.fenced)
+            .count() as i16;
         let spec = NewTopic {
             name: name.to_owned(),
             partitions: Some(partitions),
@@ -109,27 +137,47 @@ impl Cluster {
             assignment: None,
             configs,
         };
-        match self.create_topic(spec, partitions, replication, false).await {
+        match self
+            .create_topic(spec, partitions, replication, false)
+            .await
+        {
             Ok(_) | Err(BrokerError::TopicAlreadyExists(_)) => {}
             Err(err) => return Err(err),
         }
-        self.metadata().topics.get(name).cloned().ok_or(BrokerError::CoordinatorNotAvailable)
+        self.metadata()
+            .topics
+            .get(name)
+            .cloned()
+            .ok_or(BrokerError::CoordinatorNotAvailable)
     }
 
     pub async fn delete_topic(&self, name: &str) -> Result<()> {
         if !self.metadata().topics.contains_key(name) {
             return Err(BrokerError::UnknownTopicOrPartition);
         }
-        self.propose(Command::DeleteTopic { name: name.to_owned() }).await?;
-        self.await_metadata(APPLY_TIMEOUT, |m| !m.topics.contains_key(name)).await;
+        self.propose(Command::DeleteTopic {
+            name: name.to_owned(),
+        })
+        .await?;
+        self.await_metadata(APPLY_TIMEOUT, |m| !m.topics.contains_key(name))
+            .await;
         Ok(())
     }
 
     /// CreatePartitions: grows `name` to `count` partitions, placed like a new topic's with
     /// the topic's replication factor unless `assignment` gives the new ones' replicas.
-    pub async fn create_partitions(&self, name: &str, count: i32, assignment: Option<Vec<Vec<BrokerId>>>, validate_only: bool) -> Result<()> {
+    pub async fn create_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        assignment: Option<Vec<Vec<BrokerId>>>,
+        validate_only: bool,
+    ) -> Result<()> {
         let metadata = self.metadata();
-        let topic = metadata.topics.get(name).ok_or(BrokerError::UnknownTopicOrPartition)?;
+        let topic = metadata
+            .topics
+            .get(name)
+            .ok_or(BrokerError::UnknownTopicOrPartition)?;
         let current = topic.partitions.len() as i32;
         if count < current {
             return Err(BrokerError::InvalidPartitions(format!(
@@ -137,7 +185,9 @@ impl Cluster {
             )));
         }
         if count == current {
-            return Err(BrokerError::InvalidPartitions(format!("Topic already has {current} partitions.")));
+            return Err(BrokerError::InvalidPartitions(format!(
+                "Topic already has {current} partitions."
+            )));
         }
         let added = (count - current) as u32;
         let assignment = match assignment {
@@ -164,16 +214,28 @@ impl Cluster {
             assignment,
         };
         self.propose(command).await?;
-        self.await_metadata(APPLY_TIMEOUT, |m| m.topics.get(name).is_some_and(|t| t.partitions.len() as i32 >= count))
-            .await;
+        self.await_metadata(APPLY_TIMEOUT, |m| {
+            m.topics
+                .get(name)
+                .is_some_and(|t| t.partitions.len() as i32 >= count)
+        })
+        .await;
         Ok(())
     }
 
     /// Replaces a topic's config overrides, once they are known to be valid.
-    pub async fn alter_topic_configs(&self, name: &str, configs: BTreeMap<String, String>, validate_only: bool) -> Result<()> {
+    pub async fn alter_topic_configs(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<()> {
         let configs = TopicConfig::validated(configs)?;
         let metadata = self.metadata();
-        let topic = metadata.topics.get(name).ok_or(BrokerError::UnknownTopicOrPartition)?;
+        let topic = metadata
+            .topics
+            .get(name)
+            .ok_or(BrokerError::UnknownTopicOrPartition)?;
         if validate_only || topic.configs == configs.0 {
             return Ok(());
         }
@@ -182,14 +244,21 @@ impl Cluster {
             configs: configs.0.clone(),
         };
         self.propose(command).await?;
-        self.await_metadata(APPLY_TIMEOUT, |m| m.topics.get(name).is_some_and(|t| t.configs == configs.0))
-            .await;
+        self.await_metadata(APPLY_TIMEOUT, |m| {
+            m.topics.get(name).is_some_and(|t| t.configs == configs.0)
+        })
+        .await;
         Ok(())
     }
 }
 
 /// `partitions` new partitions of `factor` replicas over the unfenced brokers.
-fn placed(metadata: &ClusterMetadata, partitions: u32, factor: usize, asked: i16) -> Result<Vec<Vec<BrokerId>>> {
+fn placed(
+    metadata: &ClusterMetadata,
+    partitions: u32,
+    factor: usize,
+    asked: i16,
+) -> Result<Vec<Vec<BrokerId>>> {
     let start = Uuid::new_v4().as_u128() as usize;
     place(metadata, partitions, factor, start).map_err(|err| match err {
         PlacementError::NotEnoughBrokers { available, .. } => BrokerError::InvalidReplicationFactor(format!(
@@ -219,7 +288,9 @@ fn check_assignment(metadata: &ClusterMetadata, assignment: &[Vec<BrokerId>]) ->
                 return invalid(format!("Duplicate brokers not allowed in replica assignment: {replicas:?} for partition {index}."));
             }
             if !metadata.brokers.contains_key(replica) {
-                return invalid(format!("Broker {replica} in the assignment of partition {index} is not registered."));
+                return invalid(format!(
+                    "Broker {replica} in the assignment of partition {index} is not registered."
+                ));
             }
         }
     }
@@ -230,11 +301,20 @@ impl Cluster {
     /// AlterPartitionReassignments for one partition, checked by the caller: `Some(target)`
     /// moves it there (a reassignment already running takes the new target), `None`
     /// cancels the one running.
-    pub async fn reassign(&self, topic: &str, partition: u32, target: Option<Vec<BrokerId>>) -> Result<()> {
+    pub async fn reassign(
+        &self,
+        topic: &str,
+        partition: u32,
+        target: Option<Vec<BrokerId>>,
+    ) -> Result<()> {
         let topic = topic.to_owned();
         let command = match target {
             None => Command::CancelReassignment { topic, partition },
-            Some(target) => Command::ReassignPartition { topic, partition, target },
+            Some(target) => Command::ReassignPartition {
+                topic,
+                partition,
+                target,
+            },
         };
         self.propose(command).await?;
         Ok(())

@@ -30,7 +30,9 @@ impl PendingCommit {
     /// Waits until the in-sync replicas hold the offsets; a failure is answered as Kafka
     /// answers a failed commit.
     pub async fn acknowledged(self) -> Result<()> {
-        let Some(appended) = self.appended else { return Ok(()) };
+        let Some(appended) = self.appended else {
+            return Ok(());
+        };
         appended
             .replicated(self.deadline)
             .await
@@ -45,9 +47,16 @@ impl GroupCoordinator {
 
     /// Appends offsets of `group` (of `producer`'s transaction, if any); an append that fails
     /// is answered as a commit whose write failed.
-    pub(super) fn append_offsets(&self, group: &str, entries: &[Entry], producer: Option<TxnProducer>) -> Result<Option<Appended>> {
+    pub(super) fn append_offsets(
+        &self,
+        group: &str,
+        entries: &[Entry],
+        producer: Option<TxnProducer>,
+    ) -> Result<Option<Appended>> {
         let appended = match producer {
-            Some(producer) => self.store.append_transactional(group, entries, producer, now_ms()),
+            Some(producer) => self
+                .store
+                .append_transactional(group, entries, producer, now_ms()),
             None => self.store.append(group, entries, now_ms()),
         };
         appended.map_err(|err| err.for_coordinator_write(CoordinatorWrite::Offsets))
@@ -94,7 +103,13 @@ fn settle(group: &mut Group, generation: i32, stored: Result<()>, settings: &Gro
         Err(err) => {
             let err: BrokerError = err.for_coordinator_write(CoordinatorWrite::GroupMetadata);
             tracing::warn!(group = %group.id, generation, "the group's assignment was not stored: {err}");
-            group.assignment_not_stored(generation, err.for_each_waiter(), Instant::now(), now_ms(), settings);
+            group.assignment_not_stored(
+                generation,
+                err.for_each_waiter(),
+                Instant::now(),
+                now_ms(),
+                settings,
+            );
         }
     }
 }

@@ -24,7 +24,9 @@ const PARTITIONS: i32 = 3;
 fn coordinator(dir: &std::path::Path) -> (GroupCoordinator, Arc<TopicRegistry>) {
     let config = config(dir);
     let topics = Arc::new(TopicRegistry::open(config.clone()).expect("registry"));
-    topics.internal_compacted(OFFSETS_TOPIC, PARTITIONS).expect("offsets topic");
+    topics
+        .internal_compacted(OFFSETS_TOPIC, PARTITIONS)
+        .expect("offsets topic");
     follow_all(&topics);
     let groups = GroupCoordinator::new(config, topics.clone(), Coordination::Cluster);
     (groups, topics)
@@ -52,13 +54,17 @@ fn follow_all(topics: &TopicRegistry) {
 /// Leads `partition` alone and loads it, as the reconciler does when it gains one.
 fn lead(groups: &GroupCoordinator, topics: &TopicRegistry, partition: i32) {
     let led = offsets_partition(topics, partition);
-    led.become_leader(led.leader_epoch() + 1, &[1], &[1], 1).unwrap();
+    led.become_leader(led.leader_epoch() + 1, &[1], &[1], 1)
+        .unwrap();
     groups.load_partition(partition).unwrap();
 }
 
 /// A group id that lives in offsets partition `partition`.
 fn group_in(groups: &GroupCoordinator, partition: i32) -> String {
-    (0..).map(|i| format!("group-{i}")).find(|g| groups.partition_of(g) == partition).unwrap()
+    (0..)
+        .map(|i| format!("group-{i}"))
+        .find(|g| groups.partition_of(g) == partition)
+        .unwrap()
 }
 
 fn offsets_partition(topics: &TopicRegistry, partition: i32) -> Arc<Partition> {
@@ -92,22 +98,35 @@ fn join(groups: &GroupCoordinator, group: &str, member_id: &str) -> oneshot::Rec
     rx
 }
 
-fn sync(groups: &GroupCoordinator, group: &str, member: &str, generation: i32) -> oneshot::Receiver<SyncOutcome> {
+fn sync(
+    groups: &GroupCoordinator,
+    group: &str,
+    member: &str,
+    generation: i32,
+) -> oneshot::Receiver<SyncOutcome> {
     let (tx, rx) = oneshot::channel();
     let assignment = vec![(member.to_owned(), Bytes::from_static(b"all"))];
-    groups.sync(group, member, None, generation, None, None, assignment, tx).unwrap();
+    groups
+        .sync(group, member, None, generation, None, None, assignment, tx)
+        .unwrap();
     rx
 }
 
 /// A member alone in a Stable group.
 fn stable_member(groups: &GroupCoordinator, group: &str) -> String {
     let joined = join(groups, group, "").try_recv().unwrap().unwrap();
-    sync(groups, group, &joined.member_id, joined.generation).try_recv().unwrap().unwrap();
+    sync(groups, group, &joined.member_id, joined.generation)
+        .try_recv()
+        .unwrap()
+        .unwrap();
     joined.member_id
 }
 
 async fn commit(groups: &GroupCoordinator, group: &str, value: i64) -> Result<(), BrokerError> {
-    groups.commit(group, "", None, -1, vec![("t".into(), 0, offset(value))])?.acknowledged().await
+    groups
+        .commit(group, "", None, -1, vec![("t".into(), 0, offset(value))])?
+        .acknowledged()
+        .await
 }
 
 fn committed(groups: &GroupCoordinator, group: &str) -> Result<Option<i64>, BrokerError> {
@@ -121,20 +140,51 @@ async fn groups_of_partitions_not_loaded_here_are_not_coordinated_here() {
     let (groups, topics) = coordinator(dir.path());
     let (a, b) = (group_in(&groups, 0), group_in(&groups, 1));
     let (tx, _rx) = oneshot::channel();
-    assert!(matches!(groups.join(&a, request(""), tx), Err(BrokerError::NotCoordinator)));
-    assert!(matches!(commit(&groups, &a, 1).await, Err(BrokerError::NotCoordinator)));
-    assert!(matches!(committed(&groups, &a), Err(BrokerError::NotCoordinator)));
-    assert!(matches!(groups.describe(&a), Err(BrokerError::NotCoordinator)));
-    assert!(matches!(groups.heartbeat(&a, "m", None, 1), Err(BrokerError::NotCoordinator)));
-    assert!(matches!(groups.delete(&a), Err(BrokerError::NotCoordinator)));
+    assert!(matches!(
+        groups.join(&a, request(""), tx),
+        Err(BrokerError::NotCoordinator)
+    ));
+    assert!(matches!(
+        commit(&groups, &a, 1).await,
+        Err(BrokerError::NotCoordinator)
+    ));
+    assert!(matches!(
+        committed(&groups, &a),
+        Err(BrokerError::NotCoordinator)
+    ));
+    assert!(matches!(
+        groups.describe(&a),
+        Err(BrokerError::NotCoordinator)
+    ));
+    assert!(matches!(
+        groups.heartbeat(&a, "m", None, 1),
+        Err(BrokerError::NotCoordinator)
+    ));
+    assert!(matches!(
+        groups.delete(&a),
+        Err(BrokerError::NotCoordinator)
+    ));
 
     lead(&groups, &topics, 0);
     commit(&groups, &a, 5).await.unwrap();
     assert_eq!(committed(&groups, &a).unwrap(), Some(5));
-    assert!(matches!(commit(&groups, &b, 1).await, Err(BrokerError::NotCoordinator)), "partition 1 is not loaded");
+    assert!(
+        matches!(
+            commit(&groups, &b, 1).await,
+            Err(BrokerError::NotCoordinator)
+        ),
+        "partition 1 is not loaded"
+    );
     let listing = groups.list();
     assert!(listing.error.is_none());
-    assert_eq!(listing.groups.iter().map(|(id, _, _)| id.clone()).collect::<Vec<_>>(), vec![a]);
+    assert_eq!(
+        listing
+            .groups
+            .iter()
+            .map(|(id, _, _)| id.clone())
+            .collect::<Vec<_>>(),
+        vec![a]
+    );
 }
 
 #[tokio::test]
@@ -146,17 +196,36 @@ async fn a_broker_about_to_coordinate_a_group_says_it_is_loading() {
     let topics = Arc::new(TopicRegistry::open(config.clone()).unwrap());
     let groups = GroupCoordinator::new(config, topics.clone(), Coordination::Cluster);
     let a = group_in(&groups, 0);
-    assert!(matches!(committed(&groups, &a), Err(BrokerError::CoordinatorLoadInProgress)));
+    assert!(matches!(
+        committed(&groups, &a),
+        Err(BrokerError::CoordinatorLoadInProgress)
+    ));
 
     // The topic applied, the partition led, its load not begun yet.
-    topics.internal_compacted(OFFSETS_TOPIC, PARTITIONS).unwrap();
+    topics
+        .internal_compacted(OFFSETS_TOPIC, PARTITIONS)
+        .unwrap();
     follow_all(&topics);
-    assert!(matches!(committed(&groups, &a), Err(BrokerError::NotCoordinator)), "led elsewhere");
-    offsets_partition(&topics, 0).become_leader(1, &[1], &[1], 1).unwrap();
+    assert!(
+        matches!(committed(&groups, &a), Err(BrokerError::NotCoordinator)),
+        "led elsewhere"
+    );
+    offsets_partition(&topics, 0)
+        .become_leader(1, &[1], &[1], 1)
+        .unwrap();
     let (tx, _rx) = oneshot::channel();
-    assert!(matches!(groups.join(&a, request(""), tx), Err(BrokerError::CoordinatorLoadInProgress)));
-    assert!(matches!(committed(&groups, &a), Err(BrokerError::CoordinatorLoadInProgress)));
-    assert!(matches!(commit(&groups, &a, 1).await, Err(BrokerError::CoordinatorLoadInProgress)));
+    assert!(matches!(
+        groups.join(&a, request(""), tx),
+        Err(BrokerError::CoordinatorLoadInProgress)
+    ));
+    assert!(matches!(
+        committed(&groups, &a),
+        Err(BrokerError::CoordinatorLoadInProgress)
+    ));
+    assert!(matches!(
+        commit(&groups, &a, 1).await,
+        Err(BrokerError::CoordinatorLoadInProgress)
+    ));
 
     groups.load_partition(0).unwrap();
     assert_eq!(committed(&groups, &a).unwrap(), None);
@@ -181,9 +250,19 @@ async fn a_loaded_partition_serves_the_offsets_and_members_its_log_holds() {
     assert_eq!(committed(&groups, &a).unwrap(), Some(7));
     let described = groups.describe(&a).unwrap().unwrap();
     assert_eq!(described.state, GroupState::Stable);
-    assert_eq!(described.members.iter().map(|m| m.member_id.clone()).collect::<Vec<_>>(), vec![member.clone()]);
+    assert_eq!(
+        described
+            .members
+            .iter()
+            .map(|m| m.member_id.clone())
+            .collect::<Vec<_>>(),
+        vec![member.clone()]
+    );
     groups.heartbeat(&a, &member, None, 1).unwrap();
-    assert!(matches!(committed(&groups, &b), Err(BrokerError::NotCoordinator)));
+    assert!(matches!(
+        committed(&groups, &b),
+        Err(BrokerError::NotCoordinator)
+    ));
 }
 
 #[tokio::test]
@@ -204,10 +283,23 @@ async fn unloading_answers_parked_requests_and_forgets_the_groups() {
     groups.unload_partition(0);
     let answer = parked.await.unwrap().unwrap_err();
     assert!(matches!(answer.error, BrokerError::NotCoordinator));
-    assert!(matches!(groups.heartbeat(&a, &first, None, 1), Err(BrokerError::NotCoordinator)));
-    assert!(matches!(committed(&groups, &a), Err(BrokerError::NotCoordinator)));
-    assert!(matches!(commit(&groups, &a, 9).await, Err(BrokerError::NotCoordinator)));
-    assert_eq!(committed(&groups, &b).unwrap(), Some(4), "partition 1 stays loaded");
+    assert!(matches!(
+        groups.heartbeat(&a, &first, None, 1),
+        Err(BrokerError::NotCoordinator)
+    ));
+    assert!(matches!(
+        committed(&groups, &a),
+        Err(BrokerError::NotCoordinator)
+    ));
+    assert!(matches!(
+        commit(&groups, &a, 9).await,
+        Err(BrokerError::NotCoordinator)
+    ));
+    assert_eq!(
+        committed(&groups, &b).unwrap(),
+        Some(4),
+        "partition 1 stays loaded"
+    );
     assert_eq!(groups.list().groups.len(), 1);
 
     // Led here again: the log has the stable membership and the offset, not the parked join.
@@ -226,17 +318,25 @@ async fn a_commit_the_replicas_do_not_take_in_time_is_not_acknowledged() {
     let partition = stall(&topics, 0);
     groups.load_partition(0).unwrap();
     // Kafka's GroupMetadataManager: a timed-out append sends the client to find the coordinator.
-    assert!(matches!(commit(&groups, &a, 5).await, Err(BrokerError::CoordinatorNotAvailable)));
+    assert!(matches!(
+        commit(&groups, &a, 5).await,
+        Err(BrokerError::CoordinatorNotAvailable)
+    ));
 
     // Once the follower has fetched past it, a commit is acknowledged.
-    let pending = groups.commit(&a, "", None, -1, vec![("t".into(), 0, offset(6))]).unwrap();
+    let pending = groups
+        .commit(&a, "", None, -1, vec![("t".into(), 0, offset(6))])
+        .unwrap();
     let end = partition.offsets().unwrap().log_end;
     partition.record_follower_fetch(2, end, 0).unwrap();
     pending.acknowledged().await.unwrap();
 
     // A partition this broker no longer leads: NOT_COORDINATOR, as for NOT_LEADER_OR_FOLLOWER.
     partition.become_follower(2, 2);
-    assert!(matches!(commit(&groups, &a, 7).await, Err(BrokerError::NotCoordinator)));
+    assert!(matches!(
+        commit(&groups, &a, 7).await,
+        Err(BrokerError::NotCoordinator)
+    ));
 }
 
 #[tokio::test]
@@ -249,12 +349,21 @@ async fn the_assignment_is_answered_once_replicated() {
     let joined = join(&groups, &a, "").try_recv().unwrap().unwrap();
     let mut synced = sync(&groups, &a, &joined.member_id, joined.generation);
     assert!(synced.try_recv().is_err(), "waits for the replicas");
-    assert_eq!(groups.describe(&a).unwrap().unwrap().state, GroupState::CompletingRebalance);
+    assert_eq!(
+        groups.describe(&a).unwrap().unwrap().state,
+        GroupState::CompletingRebalance
+    );
 
     let end = partition.offsets().unwrap().log_end;
     partition.record_follower_fetch(2, end, 0).unwrap();
-    assert_eq!(synced.await.unwrap().unwrap().assignment, Bytes::from_static(b"all"));
-    assert_eq!(groups.describe(&a).unwrap().unwrap().state, GroupState::Stable);
+    assert_eq!(
+        synced.await.unwrap().unwrap().assignment,
+        Bytes::from_static(b"all")
+    );
+    assert_eq!(
+        groups.describe(&a).unwrap().unwrap().state,
+        GroupState::Stable
+    );
 }
 
 #[tokio::test]
@@ -267,8 +376,14 @@ async fn an_assignment_not_replicated_in_time_rebalances_the_group() {
     let joined = join(&groups, &a, "").try_recv().unwrap().unwrap();
     let synced = sync(&groups, &a, &joined.member_id, joined.generation);
     // Kafka's storeGroup: a timed-out write is REBALANCE_IN_PROGRESS, and the group rebalances.
-    assert!(matches!(synced.await.unwrap(), Err(BrokerError::RebalanceInProgress)));
-    assert_eq!(groups.describe(&a).unwrap().unwrap().state, GroupState::PreparingRebalance);
+    assert!(matches!(
+        synced.await.unwrap(),
+        Err(BrokerError::RebalanceInProgress)
+    ));
+    assert_eq!(
+        groups.describe(&a).unwrap().unwrap().state,
+        GroupState::PreparingRebalance
+    );
 }
 
 #[test]
@@ -280,6 +395,9 @@ fn a_cluster_coordinator_never_creates_the_offsets_topic() {
     });
     let topics = Arc::new(TopicRegistry::open(config.clone()).unwrap());
     let groups = GroupCoordinator::new(config, topics.clone(), Coordination::Cluster);
-    assert!(matches!(groups.load_partition(0), Err(BrokerError::UnknownTopicOrPartition)));
+    assert!(matches!(
+        groups.load_partition(0),
+        Err(BrokerError::UnknownTopicOrPartition)
+    ));
     assert!(topics.get(OFFSETS_TOPIC).is_none());
 }

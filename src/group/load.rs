@@ -63,7 +63,12 @@ impl Groups {
     /// A transaction ended in `partition`: `true` when the caller should apply it now (the
     /// partition is loaded), `false` when it is kept for the load underway or is not ours
     /// (its coordinator replays the marker).
-    pub(super) fn defer_transaction_end(&mut self, partition: i32, producer_id: i64, commit: bool) -> bool {
+    pub(super) fn defer_transaction_end(
+        &mut self,
+        partition: i32,
+        producer_id: i64,
+        commit: bool,
+    ) -> bool {
         if self.loads.is_loaded(partition) {
             return true;
         }
@@ -91,19 +96,30 @@ impl GroupCoordinator {
     /// fails the partition stays loading, until it is loaded again or unloaded.
     pub fn load_partition(&self, partition: i32) -> Result<()> {
         let started = std::time::Instant::now();
-        let Some(id) = self.groups.write().loads.start(partition) else { return Ok(()) };
+        let Some(id) = self.groups.write().loads.start(partition) else {
+            return Ok(());
+        };
         let now = Instant::now();
         let mut loaded: HashMap<String, Group> = HashMap::new();
         let mut open = OpenTransactions::new();
         // Every group replayed here lives in this partition.
-        let count = self
-            .store
-            .replay(partition, |record| replay(&mut loaded, &mut open, record, now, |_| partition))?;
+        let count = self.store.replay(partition, |record| {
+            replay(&mut loaded, &mut open, record, now, |_| partition)
+        })?;
         let mut groups = self.groups.write();
         // Unloaded, or loaded again, while this load ran: its result is not wanted.
-        let Some(ended) = groups.loads.finish(partition, id) else { return Ok(()) };
+        let Some(ended) = groups.loads.finish(partition, id) else {
+            return Ok(());
+        };
         for (producer_id, commit) in ended {
-            end_transaction(&mut loaded, &mut open, partition, producer_id, commit, |_| partition);
+            end_transaction(
+                &mut loaded,
+                &mut open,
+                partition,
+                producer_id,
+                commit,
+                |_| partition,
+            );
         }
         let count_groups = loaded.len();
         for (group_id, group) in loaded {
@@ -131,7 +147,9 @@ impl GroupCoordinator {
                 .filter(|id| self.partition_of(id) == partition)
                 .cloned()
                 .collect();
-            ids.iter().filter_map(|id| groups.by_id.remove(id)).collect()
+            ids.iter()
+                .filter_map(|id| groups.by_id.remove(id))
+                .collect()
         };
         for group in &removed {
             let mut group = group.lock();
@@ -144,7 +162,11 @@ impl GroupCoordinator {
             ids.retain(|id| self.partition_of(id) != partition);
         }
         open.retain(|_, ids| !ids.is_empty());
-        tracing::info!(partition, groups = removed.len(), "unloaded consumer groups");
+        tracing::info!(
+            partition,
+            groups = removed.len(),
+            "unloaded consumer groups"
+        );
     }
 }
 
@@ -175,7 +197,9 @@ pub(super) fn replay(
 ) {
     match record.entry {
         Replayed::Offset(key, value) => {
-            let group = groups.entry(key.g.clone()).or_insert_with(|| Group::new(&key.g, now_ms()));
+            let group = groups
+                .entry(key.g.clone())
+                .or_insert_with(|| Group::new(&key.g, now_ms()));
             match (value, record.producer_id) {
                 (Some(mut offset), Some(producer_id)) => {
                     offset.record_offset = record.offset;
@@ -192,8 +216,18 @@ pub(super) fn replay(
                 }
             }
         }
-        Replayed::TxnEnd { producer_id, commit } => {
-            end_transaction(groups, open, record.partition, producer_id, commit, partition_of);
+        Replayed::TxnEnd {
+            producer_id,
+            commit,
+        } => {
+            end_transaction(
+                groups,
+                open,
+                record.partition,
+                producer_id,
+                commit,
+                partition_of,
+            );
         }
         Replayed::Group(id, None) => {
             if let Some(group) = groups.remove(&id) {
@@ -207,7 +241,10 @@ pub(super) fn replay(
             }
         }
         Replayed::Group(id, Some(record)) => {
-            let (offsets, pending) = groups.remove(&id).map(|g| (g.offsets, g.pending)).unwrap_or_default();
+            let (offsets, pending) = groups
+                .remove(&id)
+                .map(|g| (g.offsets, g.pending))
+                .unwrap_or_default();
             let mut group = Group::new(&id, record.state_timestamp);
             group.offsets = offsets;
             group.pending = pending;
@@ -239,4 +276,3 @@ pub(super) fn replay(
         }
     }
 }
-

@@ -37,12 +37,13 @@ use crate::topics::TopicRegistry;
 pub use acknowledge::PendingCommit;
 use load::Groups;
 pub use state::{
-    CommittedOffset, Group, GroupSettings, GroupState, JoinOutcome, JoinRequest, JoinResult, SyncOutcome,
+    CommittedOffset, Group, GroupSettings, GroupState, JoinOutcome, JoinRequest, JoinResult,
+    SyncOutcome,
 };
 pub use stats::GroupStats;
 use store::{Entry, GroupRecord, MemberRecord, OffsetKey, OffsetsStore};
-pub use txn_offsets::{TransactionCheck, TxnCommit};
 use txn_offsets::OpenTransactions;
+pub use txn_offsets::{TransactionCheck, TxnCommit};
 
 /// How often sessions and rebalance deadlines are checked.
 pub const TICK: Duration = Duration::from_millis(100);
@@ -101,7 +102,11 @@ impl GroupCoordinator {
     /// A coordinator over `topics`' offsets topic. On a single node every partition is this
     /// broker's and answers COORDINATOR_LOAD_IN_PROGRESS until [`Self::load`]; in a cluster
     /// none is until [`Self::load_partition`].
-    pub fn new(config: Arc<Config>, topics: Arc<TopicRegistry>, coordination: Coordination) -> GroupCoordinator {
+    pub fn new(
+        config: Arc<Config>,
+        topics: Arc<TopicRegistry>,
+        coordination: Coordination,
+    ) -> GroupCoordinator {
         let settings = GroupSettings {
             initial_rebalance_delay: Duration::from_millis(config.group_initial_rebalance_delay_ms),
         };
@@ -125,7 +130,9 @@ impl GroupCoordinator {
 
     /// Ok when this broker coordinates `group`'s partition and has loaded it.
     fn coordinating(&self, group: &str) -> Result<()> {
-        self.store.topic().check_loaded(&self.groups.read().loads, self.partition_of(group))
+        self.store
+            .topic()
+            .check_loaded(&self.groups.read().loads, self.partition_of(group))
     }
 
     /// The group if it exists, locked and alive. The expiry (or an unload) may drop a group
@@ -177,7 +184,11 @@ impl GroupCoordinator {
         let record = group_record(group);
         let written = self
             .store
-            .append(&group.id, &[Entry::Group(group.id.clone(), Some(record))], now_ms())
+            .append(
+                &group.id,
+                &[Entry::Group(group.id.clone(), Some(record))],
+                now_ms(),
+            )
             .transpose();
         if let Some(Err(err)) = &written {
             tracing::error!(group = %group.id, "cannot persist group metadata: {err}");
@@ -187,7 +198,12 @@ impl GroupCoordinator {
 
     /// JoinGroup. Errors found before the group is touched come back at once; the rest,
     /// and the result, arrive on `reply`.
-    pub fn join(&self, group_id: &str, mut req: JoinRequest, reply: oneshot::Sender<JoinOutcome>) -> Result<()> {
+    pub fn join(
+        &self,
+        group_id: &str,
+        mut req: JoinRequest,
+        reply: oneshot::Sender<JoinOutcome>,
+    ) -> Result<()> {
         self.coordinating(group_id)?;
         if group_id.is_empty() {
             return Err(BrokerError::InvalidGroupId);
@@ -206,7 +222,10 @@ impl GroupCoordinator {
         if req.rebalance_timeout.is_zero() {
             req.rebalance_timeout = req.session_timeout;
         }
-        let prefix = req.instance_id.clone().unwrap_or_else(|| req.client_id.clone());
+        let prefix = req
+            .instance_id
+            .clone()
+            .unwrap_or_else(|| req.client_id.clone());
         let new_id = format!("{prefix}-{}", Uuid::new_v4());
         group.join(req, reply, Instant::now(), now_ms(), &self.settings, new_id);
         self.persist_if_dirty(&mut group);
@@ -225,8 +244,18 @@ impl GroupCoordinator {
         assignments: Vec<(String, Bytes)>,
         reply: oneshot::Sender<SyncOutcome>,
     ) -> Result<()> {
-        let mut group = self.existing(group_id)?.ok_or(BrokerError::UnknownMemberId)?;
-        group.sync(member_id, instance_id, generation, protocol_type, protocol, assignments, reply);
+        let mut group = self
+            .existing(group_id)?
+            .ok_or(BrokerError::UnknownMemberId)?;
+        group.sync(
+            member_id,
+            instance_id,
+            generation,
+            protocol_type,
+            protocol,
+            assignments,
+            reply,
+        );
         // Only the leader's assignment makes the group dirty here.
         if let Some(written) = self.persist_if_dirty(&mut group) {
             self.acknowledge_assignment(group, written);
@@ -234,18 +263,34 @@ impl GroupCoordinator {
         Ok(())
     }
 
-    pub fn heartbeat(&self, group_id: &str, member_id: &str, instance_id: Option<&str>, generation: i32) -> Result<()> {
-        let mut group = self.existing(group_id)?.ok_or(BrokerError::UnknownMemberId)?;
+    pub fn heartbeat(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+    ) -> Result<()> {
+        let mut group = self
+            .existing(group_id)?
+            .ok_or(BrokerError::UnknownMemberId)?;
         group.heartbeat(member_id, instance_id, generation, Instant::now())
     }
 
     /// LeaveGroup for each (member id, group.instance.id); one result per member.
-    pub fn leave(&self, group_id: &str, members: &[(String, Option<String>)]) -> Result<Vec<Result<()>>> {
-        let mut group = self.existing(group_id)?.ok_or(BrokerError::UnknownMemberId)?;
+    pub fn leave(
+        &self,
+        group_id: &str,
+        members: &[(String, Option<String>)],
+    ) -> Result<Vec<Result<()>>> {
+        let mut group = self
+            .existing(group_id)?
+            .ok_or(BrokerError::UnknownMemberId)?;
         let (now, ms) = (Instant::now(), now_ms());
         let results = members
             .iter()
-            .map(|(member, instance)| group.leave(member, instance.as_deref(), now, ms, &self.settings))
+            .map(|(member, instance)| {
+                group.leave(member, instance.as_deref(), now, ms, &self.settings)
+            })
             .collect();
         self.persist_if_dirty(&mut group);
         Ok(results)
@@ -298,8 +343,14 @@ impl GroupCoordinator {
     ) -> Result<Vec<FetchedOffset>> {
         let group = self.existing(group_id)?;
         let fetched = |topic: &str, partition: i32| {
-            let offset = group.as_ref().and_then(|g| g.offsets.get(&(topic.to_owned(), partition))).cloned();
-            let unstable = require_stable && group.as_ref().is_some_and(|g| g.pending.contains(topic, partition));
+            let offset = group
+                .as_ref()
+                .and_then(|g| g.offsets.get(&(topic.to_owned(), partition)))
+                .cloned();
+            let unstable = require_stable
+                && group
+                    .as_ref()
+                    .is_some_and(|g| g.pending.contains(topic, partition));
             FetchedOffset {
                 topic: topic.to_owned(),
                 partition,
@@ -321,7 +372,9 @@ impl GroupCoordinator {
 
     /// DescribeGroups; `None` for a group that does not exist.
     pub fn describe(&self, group_id: &str) -> Result<Option<GroupSummary>> {
-        let Some(group) = self.existing(group_id)? else { return Ok(None) };
+        let Some(group) = self.existing(group_id)? else {
+            return Ok(None);
+        };
         let stable = group.state == GroupState::Stable;
         let protocol = group.protocol.clone().unwrap_or_default();
         let mut members: Vec<MemberSummary> = group
@@ -333,8 +386,16 @@ impl GroupCoordinator {
                 client_id: m.client_id.clone(),
                 client_host: m.client_host.clone(),
                 // Kafka shows subscriptions and assignments only once they are settled.
-                metadata: if stable { m.metadata(&protocol) } else { Bytes::new() },
-                assignment: if stable { m.assignment.clone() } else { Bytes::new() },
+                metadata: if stable {
+                    m.metadata(&protocol)
+                } else {
+                    Bytes::new()
+                },
+                assignment: if stable {
+                    m.assignment.clone()
+                } else {
+                    Bytes::new()
+                },
             })
             .collect();
         members.sort_by(|a, b| a.member_id.cmp(&b.member_id));
@@ -350,23 +411,38 @@ impl GroupCoordinator {
     pub fn list(&self) -> GroupListing {
         let (groups, error) = {
             let groups = self.groups.read();
-            (groups.all(), groups.loads.any_loading().then_some(BrokerError::CoordinatorLoadInProgress))
+            (
+                groups.all(),
+                groups
+                    .loads
+                    .any_loading()
+                    .then_some(BrokerError::CoordinatorLoadInProgress),
+            )
         };
         let mut listed: Vec<_> = groups
             .iter()
             .map(|g| {
                 let g = g.lock();
-                (g.id.clone(), g.protocol_type.clone().unwrap_or_default(), g.state)
+                (
+                    g.id.clone(),
+                    g.protocol_type.clone().unwrap_or_default(),
+                    g.state,
+                )
             })
             .filter(|(_, _, state)| *state != GroupState::Dead)
             .collect();
         listed.sort_by(|a, b| a.0.cmp(&b.0));
-        GroupListing { groups: listed, error }
+        GroupListing {
+            groups: listed,
+            error,
+        }
     }
 
     /// DeleteGroups: an empty group and all its offsets go.
     pub fn delete(&self, group_id: &str) -> Result<()> {
-        let mut group = self.existing(group_id)?.ok_or(BrokerError::GroupIdNotFound)?;
+        let mut group = self
+            .existing(group_id)?
+            .ok_or(BrokerError::GroupIdNotFound)?;
         if group.state != GroupState::Empty {
             return Err(BrokerError::NonEmptyGroup);
         }
@@ -374,11 +450,19 @@ impl GroupCoordinator {
     }
 
     /// OffsetDelete: per partition, deleted or why not.
-    pub fn delete_offsets(&self, group_id: &str, partitions: Vec<(String, i32)>) -> Result<Vec<(String, i32, Result<()>)>> {
-        let mut group = self.existing(group_id)?.ok_or(BrokerError::GroupIdNotFound)?;
+    pub fn delete_offsets(
+        &self,
+        group_id: &str,
+        partitions: Vec<(String, i32)>,
+    ) -> Result<Vec<(String, i32, Result<()>)>> {
+        let mut group = self
+            .existing(group_id)?
+            .ok_or(BrokerError::GroupIdNotFound)?;
         let subscribed = match group.state {
             GroupState::Empty => Vec::new(),
-            _ => group.subscribed_topics().ok_or(BrokerError::NonEmptyGroup)?,
+            _ => group
+                .subscribed_topics()
+                .ok_or(BrokerError::NonEmptyGroup)?,
         };
         let mut results = Vec::new();
         let mut entries = Vec::new();
@@ -387,7 +471,9 @@ impl GroupCoordinator {
                 results.push((topic, partition, Err(BrokerError::GroupSubscribedToTopic)));
                 continue;
             }
-            if group.offsets.contains_key(&(topic.clone(), partition)) || group.pending.contains(&topic, partition) {
+            if group.offsets.contains_key(&(topic.clone(), partition))
+                || group.pending.contains(&topic, partition)
+            {
                 entries.push(Entry::Offset(offset_key(group_id, &topic, partition), None));
             }
             results.push((topic, partition, Ok(())));
@@ -418,7 +504,9 @@ impl GroupCoordinator {
         group.offsets.clear();
         group.pending.clear();
         group.state = GroupState::Dead;
-        self.groups.write().remove(&group.id, ArcMutexGuard::mutex(group));
+        self.groups
+            .write()
+            .remove(&group.id, ArcMutexGuard::mutex(group));
         Ok(())
     }
 }

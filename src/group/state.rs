@@ -211,7 +211,8 @@ impl Group {
         member.order = self.next_order;
         self.next_order += 1;
         if let Some(instance) = &member.instance_id {
-            self.static_members.insert(instance.clone(), member.id.clone());
+            self.static_members
+                .insert(instance.clone(), member.id.clone());
         }
         self.members.insert(member.id.clone(), member);
     }
@@ -240,12 +241,24 @@ impl Group {
             return fail(reply, BrokerError::CoordinatorNotAvailable, &req.member_id);
         }
         if !self.supports(&req.protocol_type, &req.protocols) {
-            return fail(reply, BrokerError::InconsistentGroupProtocol, &req.member_id);
+            return fail(
+                reply,
+                BrokerError::InconsistentGroupProtocol,
+                &req.member_id,
+            );
         }
         if req.member_id.is_empty() {
             if let Some(instance) = &req.instance_id {
                 if let Some(old) = self.static_members.get(instance).cloned() {
-                    return self.replace_static_member(&old, req, reply, now, now_ms, settings, new_member_id);
+                    return self.replace_static_member(
+                        &old,
+                        req,
+                        reply,
+                        now,
+                        now_ms,
+                        settings,
+                        new_member_id,
+                    );
                 }
             } else if req.require_known_member_id {
                 self.pending_members
@@ -274,10 +287,13 @@ impl Group {
                 self.park_join(&req.member_id, reply);
                 self.maybe_complete_join(now, now_ms);
             }
-            GroupState::CompletingRebalance | GroupState::Stable if !changed && !leader_of_stable => {
+            GroupState::CompletingRebalance | GroupState::Stable
+                if !changed && !leader_of_stable =>
+            {
                 // Nothing changed: tell the member what it already should know. A leader
                 // still to assign (its first answer may have been lost) needs the members.
-                let leader_to_assign = self.state == GroupState::CompletingRebalance && self.is_leader(&req.member_id);
+                let leader_to_assign =
+                    self.state == GroupState::CompletingRebalance && self.is_leader(&req.member_id);
                 let result = self.join_result(&req.member_id, leader_to_assign);
                 let _ = reply.send(Ok(result));
             }
@@ -328,7 +344,10 @@ impl Group {
                 let _ = reply.send(Ok(result));
             }
             GroupState::CompletingRebalance => {
-                self.members.get_mut(member_id).expect("checked").sync_waiter = Some(reply);
+                self.members
+                    .get_mut(member_id)
+                    .expect("checked")
+                    .sync_waiter = Some(reply);
                 if self.is_leader(member_id) && !self.storing_assignment {
                     let mut given: HashMap<String, Bytes> = assignments.into_iter().collect();
                     for member in self.members.values_mut() {
@@ -343,7 +362,13 @@ impl Group {
         }
     }
 
-    pub fn heartbeat(&mut self, member_id: &str, instance_id: Option<&str>, generation: i32, now: Instant) -> Result<(), BrokerError> {
+    pub fn heartbeat(
+        &mut self,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+        now: Instant,
+    ) -> Result<(), BrokerError> {
         if self.state == GroupState::Empty {
             return Err(BrokerError::UnknownMemberId);
         }
@@ -351,7 +376,10 @@ impl Group {
         if generation != self.generation {
             return Err(BrokerError::IllegalGeneration);
         }
-        self.members.get_mut(member_id).expect("checked").last_heartbeat = now;
+        self.members
+            .get_mut(member_id)
+            .expect("checked")
+            .last_heartbeat = now;
         match self.state {
             GroupState::PreparingRebalance => Err(BrokerError::RebalanceInProgress),
             _ => Ok(()),
@@ -359,10 +387,20 @@ impl Group {
     }
 
     /// Removes one member that asked to leave (by member id, or by instance id for static members).
-    pub fn leave(&mut self, member_id: &str, instance_id: Option<&str>, now: Instant, now_ms: i64, settings: &GroupSettings) -> Result<(), BrokerError> {
+    pub fn leave(
+        &mut self,
+        member_id: &str,
+        instance_id: Option<&str>,
+        now: Instant,
+        now_ms: i64,
+        settings: &GroupSettings,
+    ) -> Result<(), BrokerError> {
         let id = match instance_id {
             Some(instance) => {
-                let known = self.static_members.get(instance).ok_or(BrokerError::UnknownMemberId)?;
+                let known = self
+                    .static_members
+                    .get(instance)
+                    .ok_or(BrokerError::UnknownMemberId)?;
                 if !member_id.is_empty() && known != member_id {
                     return Err(BrokerError::FencedInstanceId);
                 }
@@ -382,7 +420,12 @@ impl Group {
     }
 
     /// Checks an OffsetCommit against the group; `Ok` means the offsets may be stored.
-    pub fn validate_commit(&self, member_id: &str, instance_id: Option<&str>, generation: i32) -> Result<(), BrokerError> {
+    pub fn validate_commit(
+        &self,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+    ) -> Result<(), BrokerError> {
         match self.state {
             GroupState::Dead => return Err(BrokerError::CoordinatorNotAvailable),
             // A group used only to store offsets (simple commits, KIP-? "standalone" consumers).
@@ -421,7 +464,9 @@ impl Group {
             tracing::info!(group = %self.id, member = %id, "member session expired");
             self.remove_member(&id, now, now_ms, settings);
         }
-        if self.state == GroupState::PreparingRebalance && self.rebalance_deadline.is_some_and(|d| d <= now) {
+        if self.state == GroupState::PreparingRebalance
+            && self.rebalance_deadline.is_some_and(|d| d <= now)
+        {
             self.complete_join(now, now_ms);
         } else {
             self.maybe_complete_join(now, now_ms);
@@ -490,14 +535,15 @@ impl Group {
         if self.members.is_empty() {
             return true;
         }
-        self.protocol_type.as_deref().is_none_or(|t| t == protocol_type)
+        self.protocol_type
+            .as_deref()
+            .is_none_or(|t| t == protocol_type)
             && protocols.iter().any(|(name, _)| {
                 self.members
                     .values()
                     .all(|m| m.protocols.iter().any(|(n, _)| n == name))
             })
     }
-
 }
 
 /// Builds a member restored from the offsets log.

@@ -91,7 +91,10 @@ pub enum Replayed {
     Offset(OffsetKey, Option<CommittedOffset>),
     Group(String, Option<GroupRecord>),
     /// The end of `producer_id`'s transaction in this partition.
-    TxnEnd { producer_id: i64, commit: bool },
+    TxnEnd {
+        producer_id: i64,
+        commit: bool,
+    },
 }
 
 /// A replayed record and where it was.
@@ -120,7 +123,11 @@ pub struct OffsetsStore {
 }
 
 impl OffsetsStore {
-    pub fn new(topics: Arc<TopicRegistry>, num_partitions: i32, coordination: Coordination) -> OffsetsStore {
+    pub fn new(
+        topics: Arc<TopicRegistry>,
+        num_partitions: i32,
+        coordination: Coordination,
+    ) -> OffsetsStore {
         if let Some(topic) = topics.get(OFFSETS_TOPIC) {
             compact_existing(&topics, &topic.configs);
         }
@@ -141,11 +148,23 @@ impl OffsetsStore {
     }
 
     /// Appends `entries` as one batch of `producer`'s open transaction.
-    pub fn append_transactional(&self, group: &str, entries: &[Entry], producer: TxnProducer, now_ms: i64) -> Result<Option<Appended>> {
+    pub fn append_transactional(
+        &self,
+        group: &str,
+        entries: &[Entry],
+        producer: TxnProducer,
+        now_ms: i64,
+    ) -> Result<Option<Appended>> {
         self.append_batch(group, entries, Some(producer), now_ms)
     }
 
-    fn append_batch(&self, group: &str, entries: &[Entry], producer: Option<TxnProducer>, now_ms: i64) -> Result<Option<Appended>> {
+    fn append_batch(
+        &self,
+        group: &str,
+        entries: &[Entry],
+        producer: Option<TxnProducer>,
+        now_ms: i64,
+    ) -> Result<Option<Appended>> {
         if entries.is_empty() {
             return Ok(None);
         }
@@ -153,7 +172,13 @@ impl OffsetsStore {
         let _serial = producer.map(|_| self.txn_append.lock());
         let (sequence, producer) = match producer {
             Some(p) => (next_sequence(&partition, p)?, p),
-            None => (-1, TxnProducer { producer_id: -1, producer_epoch: -1 }),
+            None => (
+                -1,
+                TxnProducer {
+                    producer_id: -1,
+                    producer_epoch: -1,
+                },
+            ),
         };
         let records = entries
             .iter()
@@ -171,7 +196,11 @@ impl OffsetsStore {
             .collect::<Result<Vec<_>>>()?;
         let batch = internal::encode_batch(&records, "offsets batch")?;
         let info = partition.append(batch, now_ms)?;
-        Ok(Some(Appended::new(partition, info.base_offset, info.last_offset + 1)))
+        Ok(Some(Appended::new(
+            partition,
+            info.base_offset,
+            info.last_offset + 1,
+        )))
     }
 
     /// Every record of partition `index`, in log order, up to the log end: a new leader's
@@ -188,14 +217,19 @@ impl OffsetsStore {
             }
             let mut next = offset.max(end_of_batches(&read.records));
             let mut bytes = read.records;
-            let sets = RecordBatchDecoder::decode_all(&mut bytes)
-                .map_err(|e| BrokerError::InvalidRecord(format!("cannot decode offsets batch: {e}")))?;
+            let sets = RecordBatchDecoder::decode_all(&mut bytes).map_err(|e| {
+                BrokerError::InvalidRecord(format!("cannot decode offsets batch: {e}"))
+            })?;
             for record in sets.into_iter().flat_map(|s| s.records) {
                 next = next.max(record.offset + 1);
                 if record.offset < offset {
                     continue;
                 }
-                let decoded = if record.control { decode_marker(&record) } else { decode_entry(&record) };
+                let decoded = if record.control {
+                    decode_marker(&record)
+                } else {
+                    decode_entry(&record)
+                };
                 match decoded {
                     Ok(Some(entry)) => {
                         apply(ReplayedRecord {
@@ -207,7 +241,9 @@ impl OffsetsStore {
                         count += 1;
                     }
                     Ok(None) => {}
-                    Err(err) => tracing::warn!(offset = record.offset, "skipping offsets record: {err}"),
+                    Err(err) => {
+                        tracing::warn!(offset = record.offset, "skipping offsets record: {err}")
+                    }
                 }
             }
             if next == offset {
@@ -222,7 +258,11 @@ impl OffsetsStore {
 /// An offsets topic created before samsa had compaction kept everything (retention off);
 /// it becomes compacted like a new one.
 fn compact_existing(topics: &TopicRegistry, configs: &TopicConfig) {
-    if configs.0.get("cleanup.policy").is_some_and(|p| p.contains("compact")) {
+    if configs
+        .0
+        .get("cleanup.policy")
+        .is_some_and(|p| p.contains("compact"))
+    {
         return;
     }
     let mut configs = configs.0.clone();
@@ -238,7 +278,9 @@ fn end_of_batches(bytes: &[u8]) -> i64 {
     let mut rest = bytes;
     let mut end = -1;
     while let Ok(header) = BatchHeader::parse(rest) {
-        let Some(after) = rest.get(header.total_size()..) else { break };
+        let Some(after) = rest.get(header.total_size()..) else {
+            break;
+        };
         end = header.next_offset();
         rest = after;
     }
@@ -248,10 +290,9 @@ fn end_of_batches(bytes: &[u8]) -> i64 {
 /// The sequence `producer`'s next batch in `partition` starts at: one past its last, or 0
 /// for a producer (or epoch) the partition has not seen, as the storage expects.
 fn next_sequence(partition: &Partition, producer: TxnProducer) -> Result<i32> {
-    let known = partition
-        .producers()?
-        .into_iter()
-        .find(|p| p.producer_id == producer.producer_id && p.producer_epoch == producer.producer_epoch);
+    let known = partition.producers()?.into_iter().find(|p| {
+        p.producer_id == producer.producer_id && p.producer_epoch == producer.producer_epoch
+    });
     Ok(match known {
         Some(p) if p.last_sequence >= 0 => p.last_sequence.wrapping_add(1) & i32::MAX,
         _ => 0,
@@ -262,11 +303,17 @@ fn encode_entry(entry: &Entry, offset: i64, now_ms: i64) -> Result<Record> {
     let (key, value) = match entry {
         Entry::Offset(key, value) => (
             versioned_json(OFFSET_KEY, key, "offsets record")?,
-            value.as_ref().map(|v| versioned_json(VALUE_VERSION, v, "offsets record")).transpose()?,
+            value
+                .as_ref()
+                .map(|v| versioned_json(VALUE_VERSION, v, "offsets record"))
+                .transpose()?,
         ),
         Entry::Group(group, value) => (
             versioned_json(GROUP_KEY, &GroupKey { g: group.clone() }, "offsets record")?,
-            value.as_ref().map(|v| versioned_json(VALUE_VERSION, v, "offsets record")).transpose()?,
+            value
+                .as_ref()
+                .map(|v| versioned_json(VALUE_VERSION, v, "offsets record"))
+                .transpose()?,
         ),
     };
     Ok(internal::record(key, value, offset, now_ms))
@@ -298,7 +345,9 @@ fn decode_marker(record: &Record) -> std::result::Result<Option<Replayed>, Strin
 }
 
 fn decode_entry(record: &Record) -> std::result::Result<Option<Replayed>, String> {
-    let Some(key) = &record.key else { return Ok(None) };
+    let Some(key) = &record.key else {
+        return Ok(None);
+    };
     let (key_version, key_json) = split_version(key)?;
     let value = match &record.value {
         Some(v) => {
@@ -314,12 +363,18 @@ fn decode_entry(record: &Record) -> std::result::Result<Option<Replayed>, String
     match key_version {
         OFFSET_KEY => {
             let key: OffsetKey = serde_json::from_slice(key_json).map_err(json_err)?;
-            let value = value.map(serde_json::from_slice).transpose().map_err(json_err)?;
+            let value = value
+                .map(serde_json::from_slice)
+                .transpose()
+                .map_err(json_err)?;
             Ok(Some(Replayed::Offset(key, value)))
         }
         GROUP_KEY => {
             let key: GroupKey = serde_json::from_slice(key_json).map_err(json_err)?;
-            let value = value.map(serde_json::from_slice).transpose().map_err(json_err)?;
+            let value = value
+                .map(serde_json::from_slice)
+                .transpose()
+                .map_err(json_err)?;
             Ok(Some(Replayed::Group(key.g, value)))
         }
         other => Err(format!("unknown key version {other}")),
@@ -355,7 +410,10 @@ mod tests {
             .enumerate()
             .map(|(i, e)| encode_entry(e, i as i64, 1).unwrap())
             .collect();
-        let decoded: Vec<Replayed> = records.iter().map(|r| decode_entry(r).unwrap().unwrap()).collect();
+        let decoded: Vec<Replayed> = records
+            .iter()
+            .map(|r| decode_entry(r).unwrap().unwrap())
+            .collect();
         assert!(matches!(&decoded[0], Replayed::Offset(k, Some(v)) if *k == key && *v == value));
         assert!(matches!(&decoded[1], Replayed::Offset(k, None) if *k == key));
         assert!(matches!(&decoded[2], Replayed::Group(g, None) if g == "g"));
@@ -375,7 +433,10 @@ mod tests {
             record
         };
         let ends = |kind| match decode_marker(&marker(kind)) {
-            Ok(Some(Replayed::TxnEnd { producer_id: 9, commit })) => Some(commit),
+            Ok(Some(Replayed::TxnEnd {
+                producer_id: 9,
+                commit,
+            })) => Some(commit),
             _ => None,
         };
         assert_eq!(ends(COMMIT_MARKER), Some(true));

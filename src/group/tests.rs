@@ -56,13 +56,19 @@ impl Harness {
         rx
     }
 
-    fn sync(&mut self, member: &str, generation: i32, assignments: &[(&str, &str)]) -> oneshot::Receiver<SyncOutcome> {
+    fn sync(
+        &mut self,
+        member: &str,
+        generation: i32,
+        assignments: &[(&str, &str)],
+    ) -> oneshot::Receiver<SyncOutcome> {
         let (tx, rx) = oneshot::channel();
         let assignments = assignments
             .iter()
             .map(|(m, a)| (m.to_string(), Bytes::from(a.to_string())))
             .collect();
-        self.group.sync(member, None, generation, None, None, assignments, tx);
+        self.group
+            .sync(member, None, generation, None, None, assignments, tx);
         // The coordinator's write of the assignment, done at once.
         self.group.assignment_stored(generation);
         rx
@@ -108,7 +114,10 @@ fn a_second_member_rebalances_and_the_leader_assigns() {
     let mut b_join = h.join(request("", &["range"]));
     assert!(b_join.try_recv().is_err(), "b waits for a to rejoin");
     assert_eq!(h.group.state, GroupState::PreparingRebalance);
-    assert!(matches!(h.group.heartbeat(&a, None, 1, h.now), Err(BrokerError::RebalanceInProgress)));
+    assert!(matches!(
+        h.group.heartbeat(&a, None, 1, h.now),
+        Err(BrokerError::RebalanceInProgress)
+    ));
 
     let a_joined = h.join(request(&a, &["range"])).try_recv().unwrap().unwrap();
     let b_joined = b_join.try_recv().unwrap().unwrap();
@@ -120,9 +129,18 @@ fn a_second_member_rebalances_and_the_leader_assigns() {
     let b = b_joined.member_id;
     let mut b_sync = h.sync(&b, 2, &[]);
     assert!(b_sync.try_recv().is_err(), "follower waits for the leader");
-    assert!(matches!(h.group.heartbeat(&b, None, 1, h.now), Err(BrokerError::IllegalGeneration)));
-    h.sync(&a, 2, &[(&a, "p0"), (&b, "p1")]).try_recv().unwrap().unwrap();
-    assert_eq!(b_sync.try_recv().unwrap().unwrap().assignment, Bytes::from("p1"));
+    assert!(matches!(
+        h.group.heartbeat(&b, None, 1, h.now),
+        Err(BrokerError::IllegalGeneration)
+    ));
+    h.sync(&a, 2, &[(&a, "p0"), (&b, "p1")])
+        .try_recv()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        b_sync.try_recv().unwrap().unwrap().assignment,
+        Bytes::from("p1")
+    );
     assert_eq!(h.group.state, GroupState::Stable);
     assert!(h.group.take_dirty(), "a completed rebalance is persisted");
     h.group.heartbeat(&b, None, 2, h.now).unwrap();
@@ -144,7 +162,10 @@ fn an_expired_session_removes_the_member_and_rebalances() {
     h.advance(SESSION / 2 + Duration::from_millis(1));
     assert!(!h.group.members.contains_key(&b), "b stopped heartbeating");
     assert_eq!(h.group.state, GroupState::PreparingRebalance);
-    assert!(matches!(h.group.heartbeat(&b, None, 2, h.now), Err(BrokerError::UnknownMemberId)));
+    assert!(matches!(
+        h.group.heartbeat(&b, None, 2, h.now),
+        Err(BrokerError::UnknownMemberId)
+    ));
     let rejoined = h.join(request(&a, &["range"])).try_recv().unwrap().unwrap();
     assert_eq!(rejoined.generation, 3);
     assert_eq!(rejoined.members.len(), 1);
@@ -176,8 +197,14 @@ fn leaving_during_sync_restarts_the_rebalance() {
     let b = b_join.try_recv().unwrap().unwrap().member_id;
     let mut b_sync = h.sync(&b, 2, &[]);
     h.group.leave(&a, None, h.now, 0, &h.settings).unwrap();
-    assert!(matches!(b_sync.try_recv().unwrap(), Err(BrokerError::RebalanceInProgress)));
-    assert!(matches!(h.group.leave(&a, None, h.now, 0, &h.settings), Err(BrokerError::UnknownMemberId)));
+    assert!(matches!(
+        b_sync.try_recv().unwrap(),
+        Err(BrokerError::RebalanceInProgress)
+    ));
+    assert!(matches!(
+        h.group.leave(&a, None, h.now, 0, &h.settings),
+        Err(BrokerError::UnknownMemberId)
+    ));
     h.group.leave(&b, None, h.now, 0, &h.settings).unwrap();
     assert_eq!(h.group.state, GroupState::Empty);
     assert!(h.group.take_dirty());
@@ -189,7 +216,10 @@ fn a_static_member_replaces_its_old_self_without_rebalancing() {
     let mut req = request("", &["range"]);
     req.instance_id = Some("i1".into());
     let first = h.join(req.clone()).try_recv().unwrap().unwrap();
-    h.sync(&first.member_id, 1, &[(&first.member_id, "mine")]).try_recv().unwrap().unwrap();
+    h.sync(&first.member_id, 1, &[(&first.member_id, "mine")])
+        .try_recv()
+        .unwrap()
+        .unwrap();
 
     let second = h.join(req).try_recv().unwrap().unwrap();
     assert_ne!(second.member_id, first.member_id);
@@ -200,13 +230,20 @@ fn a_static_member_replaces_its_old_self_without_rebalancing() {
         Err(BrokerError::FencedInstanceId)
     ));
     let (tx, mut rx) = oneshot::channel();
-    h.group.sync(&second.member_id, Some("i1"), 1, None, None, vec![], tx);
-    assert_eq!(rx.try_recv().unwrap().unwrap().assignment, Bytes::from("mine"));
+    h.group
+        .sync(&second.member_id, Some("i1"), 1, None, None, vec![], tx);
+    assert_eq!(
+        rx.try_recv().unwrap().unwrap().assignment,
+        Bytes::from("mine")
+    );
     assert!(matches!(
-        h.group.leave(&first.member_id, Some("i1"), h.now, 0, &h.settings),
+        h.group
+            .leave(&first.member_id, Some("i1"), h.now, 0, &h.settings),
         Err(BrokerError::FencedInstanceId)
     ));
-    h.group.leave("", Some("i1"), h.now, 0, &h.settings).unwrap();
+    h.group
+        .leave("", Some("i1"), h.now, 0, &h.settings)
+        .unwrap();
     assert_eq!(h.group.state, GroupState::Empty);
 }
 
@@ -219,8 +256,14 @@ fn the_protocol_every_member_supports_wins_the_vote() {
     let mut b = h.join(request("", &["roundrobin", "range"]));
     let mut c = h.join(request("", &["roundrobin"]));
     let mut d = h.join(request("", &["sticky"]));
-    assert!(matches!(d.try_recv().unwrap().unwrap_err().error, BrokerError::InconsistentGroupProtocol));
-    assert!(a.try_recv().is_err(), "the initial delay holds the first rebalance");
+    assert!(matches!(
+        d.try_recv().unwrap().unwrap_err().error,
+        BrokerError::InconsistentGroupProtocol
+    ));
+    assert!(
+        a.try_recv().is_err(),
+        "the initial delay holds the first rebalance"
+    );
     h.advance(Duration::from_millis(100));
     let a = a.try_recv().unwrap().unwrap();
     assert_eq!(a.protocol, "roundrobin");
@@ -235,12 +278,24 @@ fn offsets_commits_are_fenced_by_generation_and_membership() {
     // A group without members takes simple commits.
     h.group.validate_commit("", None, -1).unwrap();
     let a = h.join_alone();
-    assert!(matches!(h.group.validate_commit(&a, None, 1), Err(BrokerError::RebalanceInProgress)));
+    assert!(matches!(
+        h.group.validate_commit(&a, None, 1),
+        Err(BrokerError::RebalanceInProgress)
+    ));
     h.sync(&a, 1, &[]).try_recv().unwrap().unwrap();
     h.group.validate_commit(&a, None, 1).unwrap();
-    assert!(matches!(h.group.validate_commit(&a, None, 0), Err(BrokerError::IllegalGeneration)));
-    assert!(matches!(h.group.validate_commit("", None, -1), Err(BrokerError::UnknownMemberId)));
-    assert!(matches!(h.group.validate_commit("x", None, 1), Err(BrokerError::UnknownMemberId)));
+    assert!(matches!(
+        h.group.validate_commit(&a, None, 0),
+        Err(BrokerError::IllegalGeneration)
+    ));
+    assert!(matches!(
+        h.group.validate_commit("", None, -1),
+        Err(BrokerError::UnknownMemberId)
+    ));
+    assert!(matches!(
+        h.group.validate_commit("x", None, 1),
+        Err(BrokerError::UnknownMemberId)
+    ));
 }
 
 #[test]
@@ -248,7 +303,12 @@ fn pending_member_ids_lapse_after_the_session_timeout() {
     let mut h = Harness::new(NO_DELAY);
     let mut req = request("", &["range"]);
     req.require_known_member_id = true;
-    let id = h.join(req.clone()).try_recv().unwrap().unwrap_err().member_id;
+    let id = h
+        .join(req.clone())
+        .try_recv()
+        .unwrap()
+        .unwrap_err()
+        .member_id;
     h.advance(SESSION);
     req.member_id = id;
     let err = h.join(req).try_recv().unwrap().unwrap_err();
@@ -261,10 +321,18 @@ fn a_leader_rejoining_before_it_assigned_gets_the_members_again() {
     let leader = h.join_alone();
     assert_eq!(h.group.state, GroupState::CompletingRebalance);
     // Its first JoinGroup answer was lost: the same join again, nothing changed.
-    let again = h.join(request(&leader, &["range"])).try_recv().unwrap().unwrap();
+    let again = h
+        .join(request(&leader, &["range"]))
+        .try_recv()
+        .unwrap()
+        .unwrap();
     assert_eq!(again.generation, 1);
     assert_eq!(again.leader, leader);
-    assert_eq!(again.members.len(), 1, "the leader needs the members to assign");
+    assert_eq!(
+        again.members.len(),
+        1,
+        "the leader needs the members to assign"
+    );
     assert!(!again.skip_assignment);
     assert_eq!(h.group.state, GroupState::CompletingRebalance);
 }
@@ -306,7 +374,10 @@ fn a_join_racing_the_expiry_of_its_new_group_joins_a_fresh_one() {
     }
     groups.drop_group(&mut doomed).unwrap();
     drop(doomed);
-    let joined = joiner.join().unwrap().expect("joined, not COORDINATOR_NOT_AVAILABLE");
+    let joined = joiner
+        .join()
+        .unwrap()
+        .expect("joined, not COORDINATOR_NOT_AVAILABLE");
     assert_eq!(joined.generation, 1);
     assert_eq!(groups.describe("g").unwrap().unwrap().members.len(), 1);
 }
@@ -317,13 +388,18 @@ fn a_join_racing_the_expiry_of_its_new_group_joins_a_fresh_one() {
 fn the_expiry_keeps_a_group_whose_member_is_joining() {
     let dir = tempfile::tempdir().unwrap();
     let groups = loaded_coordinator(dir.path());
-    let first = JoinRequest { require_known_member_id: true, ..request("", &["range"]) };
+    let first = JoinRequest {
+        require_known_member_id: true,
+        ..request("", &["range"])
+    };
     let (tx, mut rx) = oneshot::channel();
     groups.join("g", first, tx).unwrap();
     let refused = rx.try_recv().unwrap().unwrap_err();
     assert!(matches!(refused.error, BrokerError::MemberIdRequired));
     groups.expire_offsets();
     let (tx, mut rx) = oneshot::channel();
-    groups.join("g", request(&refused.member_id, &["range"]), tx).unwrap();
+    groups
+        .join("g", request(&refused.member_id, &["range"]), tx)
+        .unwrap();
     assert_eq!(rx.try_recv().unwrap().expect("joined").generation, 1);
 }

@@ -42,7 +42,9 @@ impl GroupCoordinator {
                 .filter(|((t, p), _)| !group.pending.contains(t, *p))
                 .filter(|(_, o)| match o.expire_timestamp {
                     Some(at) => at <= now,
-                    None => empty && o.commit_timestamp.max(base).saturating_add(retention_ms) <= now,
+                    None => {
+                        empty && o.commit_timestamp.max(base).saturating_add(retention_ms) <= now
+                    }
                 })
                 .map(|(k, _)| k.clone())
                 .collect();

@@ -57,8 +57,17 @@ pub(super) type OpenTransactions = HashMap<i64, BTreeSet<String>>;
 pub struct PendingOffsets(BTreeMap<i64, BTreeMap<(String, i32), CommittedOffset>>);
 
 impl PendingOffsets {
-    pub fn add(&mut self, producer_id: i64, topic: String, partition: i32, offset: CommittedOffset) {
-        self.0.entry(producer_id).or_default().insert((topic, partition), offset);
+    pub fn add(
+        &mut self,
+        producer_id: i64,
+        topic: String,
+        partition: i32,
+        offset: CommittedOffset,
+    ) {
+        self.0
+            .entry(producer_id)
+            .or_default()
+            .insert((topic, partition), offset);
     }
 
     /// Whether an open transaction committed an offset of the partition.
@@ -69,7 +78,10 @@ impl PendingOffsets {
 
     /// Every partition some open transaction committed.
     pub fn partitions(&self) -> BTreeSet<(String, i32)> {
-        self.0.values().flat_map(|offsets| offsets.keys().cloned()).collect()
+        self.0
+            .values()
+            .flat_map(|offsets| offsets.keys().cloned())
+            .collect()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -93,13 +105,23 @@ impl PendingOffsets {
     /// Ends `producer_id`'s transaction. On commit its offsets become committed ones, except
     /// where the group holds a commit written after them: like Kafka, the most recent record
     /// wins, so that compacting the offsets topic cannot change which offset is materialised.
-    pub fn end(&mut self, producer_id: i64, commit: bool, committed: &mut BTreeMap<(String, i32), CommittedOffset>) {
-        let Some(offsets) = self.0.remove(&producer_id) else { return };
+    pub fn end(
+        &mut self,
+        producer_id: i64,
+        commit: bool,
+        committed: &mut BTreeMap<(String, i32), CommittedOffset>,
+    ) {
+        let Some(offsets) = self.0.remove(&producer_id) else {
+            return;
+        };
         if !commit {
             return;
         }
         for (key, offset) in offsets {
-            if committed.get(&key).is_none_or(|c| c.record_offset < offset.record_offset) {
+            if committed
+                .get(&key)
+                .is_none_or(|c| c.record_offset < offset.record_offset)
+            {
                 committed.insert(key, offset);
             }
         }
@@ -109,7 +131,12 @@ impl PendingOffsets {
 /// Kafka's check of a transactional commit against a classic group: unlike OffsetCommit,
 /// a commit without member id and generation is accepted from a non-empty group (the
 /// request had neither before v3), and a rebalancing group is no reason to refuse.
-pub fn validate(group: &Group, member_id: &str, instance_id: Option<&str>, generation: i32) -> Result<()> {
+pub fn validate(
+    group: &Group,
+    member_id: &str,
+    instance_id: Option<&str>,
+    generation: i32,
+) -> Result<()> {
     if group.state == GroupState::Dead {
         return Err(BrokerError::CoordinatorNotAvailable);
     }
@@ -136,9 +163,20 @@ pub fn validate(group: &Group, member_id: &str, instance_id: Option<&str>, gener
 
 /// Removes from `open` the groups of offsets partition `partition` in which `producer_id`
 /// has pending offsets, and returns them: its transaction ended there.
-pub(super) fn take_ended(open: &mut OpenTransactions, producer_id: i64, partition: i32, partition_of: impl Fn(&str) -> i32) -> Vec<String> {
-    let Some(groups) = open.get_mut(&producer_id) else { return Vec::new() };
-    let ended: Vec<String> = groups.iter().filter(|g| partition_of(g) == partition).cloned().collect();
+pub(super) fn take_ended(
+    open: &mut OpenTransactions,
+    producer_id: i64,
+    partition: i32,
+    partition_of: impl Fn(&str) -> i32,
+) -> Vec<String> {
+    let Some(groups) = open.get_mut(&producer_id) else {
+        return Vec::new();
+    };
+    let ended: Vec<String> = groups
+        .iter()
+        .filter(|g| partition_of(g) == partition)
+        .cloned()
+        .collect();
     for group in &ended {
         groups.remove(group);
     }
@@ -159,7 +197,11 @@ impl GroupCoordinator {
     /// as Kafka does, and writes `offsets` into the producer's transaction as pending.
     /// Partition-level checks are the caller's; `offsets` may be empty, and then only the
     /// checks run. The client is answered once the write is [`PendingCommit::acknowledged`].
-    pub fn commit_transactional(&self, req: &TxnCommit<'_>, offsets: Vec<(String, i32, CommittedOffset)>) -> Result<PendingCommit> {
+    pub fn commit_transactional(
+        &self,
+        req: &TxnCommit<'_>,
+        offsets: Vec<(String, i32, CommittedOffset)>,
+    ) -> Result<PendingCommit> {
         self.coordinating(req.group_id)?;
         if req.group_id.is_empty() {
             return Err(BrokerError::InvalidGroupId);
@@ -172,14 +214,24 @@ impl GroupCoordinator {
             Ok(())
         };
         match self.txn_check.get() {
-            Some(check) => check.verify_then(req.transactional_id, req.producer_id, req.producer_epoch, partition, &mut write)?,
+            Some(check) => check.verify_then(
+                req.transactional_id,
+                req.producer_id,
+                req.producer_epoch,
+                partition,
+                &mut write,
+            )?,
             None => write()?,
         }
         Ok(self.pending_commit(appended))
     }
 
     /// The member checks and the write of TxnOffsetCommit, once the producer is verified.
-    fn write_pending(&self, req: &TxnCommit<'_>, offsets: Vec<(String, i32, CommittedOffset)>) -> Result<Option<Appended>> {
+    fn write_pending(
+        &self,
+        req: &TxnCommit<'_>,
+        offsets: Vec<(String, i32, CommittedOffset)>,
+    ) -> Result<Option<Appended>> {
         // A missing group is created only to store offsets, as for OffsetCommit.
         let mut group = self.lock_live(req.group_id, || match req.generation >= 0 {
             true => Err(BrokerError::IllegalGeneration),
@@ -197,7 +249,9 @@ impl GroupCoordinator {
             producer_id: req.producer_id,
             producer_epoch: req.producer_epoch,
         };
-        let Some(appended) = self.append_offsets(req.group_id, &entries, Some(producer))? else { return Ok(None) };
+        let Some(appended) = self.append_offsets(req.group_id, &entries, Some(producer))? else {
+            return Ok(None);
+        };
         for (i, (topic, partition, mut offset)) in offsets.into_iter().enumerate() {
             offset.record_offset = appended.base_offset + i as i64;
             group.pending.add(req.producer_id, topic, partition, offset);
@@ -216,12 +270,23 @@ impl GroupCoordinator {
     /// A partition still loading applies the end once loaded; one coordinated elsewhere
     /// learns of it from the marker in its log.
     pub fn complete_transaction(&self, offsets_partition: i32, producer_id: i64, commit: bool) {
-        if !self.groups.write().defer_transaction_end(offsets_partition, producer_id, commit) {
+        if !self
+            .groups
+            .write()
+            .defer_transaction_end(offsets_partition, producer_id, commit)
+        {
             return;
         }
-        let ended = take_ended(&mut self.open_txns.lock(), producer_id, offsets_partition, |g| self.partition_of(g));
+        let ended = take_ended(
+            &mut self.open_txns.lock(),
+            producer_id,
+            offsets_partition,
+            |g| self.partition_of(g),
+        );
         for id in ended {
-            let Ok(Some(mut group)) = self.existing(&id) else { continue };
+            let Ok(Some(mut group)) = self.existing(&id) else {
+                continue;
+            };
             let group = &mut *group;
             group.pending.end(producer_id, commit, &mut group.offsets);
         }

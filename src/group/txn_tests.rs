@@ -8,10 +8,10 @@ use bytes::Bytes;
 use futures_util::FutureExt;
 use tokio::time::Instant;
 
+use super::load::replay;
 use super::state::{restored_member, CommittedOffset, Group, GroupState};
 use super::store::{OffsetKey, Replayed, ReplayedRecord, TxnProducer};
 use super::txn_offsets::{validate, OpenTransactions, TransactionCheck, TxnCommit};
-use super::load::replay;
 use super::{GroupCoordinator, PendingCommit};
 use crate::config::Config;
 use crate::error::{BrokerError, Result};
@@ -45,7 +45,10 @@ fn txn(producer_id: i64) -> TxnCommit<'static> {
 }
 
 /// A coordinator over a real offsets topic in `dir`, loaded.
-fn coordinator(dir: &std::path::Path, retention_minutes: i64) -> (GroupCoordinator, Arc<TopicRegistry>) {
+fn coordinator(
+    dir: &std::path::Path,
+    retention_minutes: i64,
+) -> (GroupCoordinator, Arc<TopicRegistry>) {
     let config = Arc::new(Config {
         data_dir: dir.to_owned(),
         offsets_topic_num_partitions: 3,
@@ -61,16 +64,23 @@ fn coordinator(dir: &std::path::Path, retention_minutes: i64) -> (GroupCoordinat
 /// Waits for a commit's acknowledgement, which on one node is there as soon as it is written.
 fn acked(pending: Result<PendingCommit>) {
     let acknowledged = pending.unwrap().acknowledged().now_or_never();
-    acknowledged.expect("replicated at once on a single node").unwrap();
+    acknowledged
+        .expect("replicated at once on a single node")
+        .unwrap();
 }
 
 fn committed(groups: &GroupCoordinator, partition: i32) -> Option<i64> {
-    let fetched = groups.fetch(GROUP, Some(vec![("t".into(), vec![partition])]), false).unwrap();
+    let fetched = groups
+        .fetch(GROUP, Some(vec![("t".into(), vec![partition])]), false)
+        .unwrap();
     fetched[0].offset.as_ref().map(|o| o.offset)
 }
 
 fn unstable(groups: &GroupCoordinator, partition: i32) -> bool {
-    groups.fetch(GROUP, Some(vec![("t".into(), vec![partition])]), true).unwrap()[0].unstable
+    groups
+        .fetch(GROUP, Some(vec![("t".into(), vec![partition])]), true)
+        .unwrap()[0]
+        .unstable
 }
 
 fn offsets_partition(groups: &GroupCoordinator) -> i32 {
@@ -88,7 +98,10 @@ fn pending_offsets_show_only_after_commit_and_never_after_abort() {
 
     let here = offsets_partition(&groups);
     groups.complete_transaction((here + 1) % 3, 7, true);
-    assert!(unstable(&groups, 0), "a marker in another partition ends nothing here");
+    assert!(
+        unstable(&groups, 0),
+        "a marker in another partition ends nothing here"
+    );
     groups.complete_transaction(here, 7, true);
     assert_eq!(committed(&groups, 0), Some(5));
     assert!(!unstable(&groups, 0));
@@ -107,7 +120,11 @@ fn the_most_recent_record_wins_between_plain_and_transactional_commits() {
     acked(groups.commit_transactional(&txn(7), vec![("t".into(), 0, offset(5))]));
     acked(groups.commit(GROUP, "", None, -1, vec![("t".into(), 0, offset(100))]));
     groups.complete_transaction(here, 7, true);
-    assert_eq!(committed(&groups, 0), Some(100), "the plain commit came later");
+    assert_eq!(
+        committed(&groups, 0),
+        Some(100),
+        "the plain commit came later"
+    );
 
     acked(groups.commit(GROUP, "", None, -1, vec![("t".into(), 1, offset(100))]));
     acked(groups.commit_transactional(&txn(8), vec![("t".into(), 1, offset(6))]));
@@ -141,10 +158,17 @@ fn transactional_batches_carry_the_producer() {
     let mut commit = txn(42);
     commit.producer_epoch = 3;
     acked(groups.commit_transactional(&commit, vec![("t".into(), 0, offset(5))]));
-    let partition = topics.get(super::store::OFFSETS_TOPIC).unwrap().partitions[offsets_partition(&groups) as usize].clone();
-    let read = partition.read(0, 1 << 20, Isolation::ReadUncommitted).unwrap();
+    let partition = topics.get(super::store::OFFSETS_TOPIC).unwrap().partitions
+        [offsets_partition(&groups) as usize]
+        .clone();
+    let read = partition
+        .read(0, 1 << 20, Isolation::ReadUncommitted)
+        .unwrap();
     let header = BatchHeader::parse(&read.records).unwrap();
-    assert_eq!((header.producer_id, header.producer_epoch), (producer.producer_id, producer.producer_epoch));
+    assert_eq!(
+        (header.producer_id, header.producer_epoch),
+        (producer.producer_id, producer.producer_epoch)
+    );
     assert_eq!(header.base_sequence, 0);
     assert_ne!(header.attributes & (1 << 4), 0, "transactional bit");
     assert_eq!(header.attributes & (1 << 5), 0, "not a control batch");
@@ -175,17 +199,40 @@ fn replay_applies_commits_drops_aborts_and_keeps_open_transactions() {
         record(0, Some(1), Replayed::Offset(key(0), Some(offset(5)))),
         record(1, Some(2), Replayed::Offset(key(1), Some(offset(6)))),
         record(2, Some(3), Replayed::Offset(key(2), Some(offset(7)))),
-        record(3, None, Replayed::TxnEnd { producer_id: 1, commit: true }),
-        record(4, None, Replayed::TxnEnd { producer_id: 2, commit: false }),
+        record(
+            3,
+            None,
+            Replayed::TxnEnd {
+                producer_id: 1,
+                commit: true,
+            },
+        ),
+        record(
+            4,
+            None,
+            Replayed::TxnEnd {
+                producer_id: 2,
+                commit: false,
+            },
+        ),
     ];
     for r in records {
         replay(&mut groups, &mut open, r, Instant::now(), |_| 0);
     }
     let group: &Group = &groups[GROUP];
-    assert_eq!(group.offsets.get(&("t".into(), 0)).map(|o| (o.offset, o.record_offset)), Some((5, 0)));
+    assert_eq!(
+        group
+            .offsets
+            .get(&("t".into(), 0))
+            .map(|o| (o.offset, o.record_offset)),
+        Some((5, 0))
+    );
     assert!(!group.offsets.contains_key(&("t".into(), 1)));
     assert!(!group.offsets.contains_key(&("t".into(), 2)));
-    assert!(group.pending.contains("t", 2), "no marker yet: still pending");
+    assert!(
+        group.pending.contains("t", 2),
+        "no marker yet: still pending"
+    );
     assert!(!group.pending.contains("t", 0) && !group.pending.contains("t", 1));
     assert_eq!(open.keys().copied().collect::<Vec<_>>(), vec![3]);
 }
@@ -197,7 +244,14 @@ fn a_tombstone_in_the_log_drops_pending_offsets() {
     let records = [
         record(0, Some(1), Replayed::Offset(key(0), Some(offset(5)))),
         record(1, None, Replayed::Offset(key(0), None)),
-        record(2, None, Replayed::TxnEnd { producer_id: 1, commit: true }),
+        record(
+            2,
+            None,
+            Replayed::TxnEnd {
+                producer_id: 1,
+                commit: true,
+            },
+        ),
     ];
     for r in records {
         replay(&mut groups, &mut open, r, Instant::now(), |_| 0);
@@ -211,7 +265,10 @@ fn offset_delete_and_group_delete_take_pending_offsets_with_them() {
     let dir = tempfile::tempdir().unwrap();
     let (groups, _topics) = coordinator(dir.path(), 60);
     let here = offsets_partition(&groups);
-    acked(groups.commit_transactional(&txn(7), vec![("t".into(), 0, offset(5)), ("t".into(), 1, offset(6))]));
+    acked(groups.commit_transactional(
+        &txn(7),
+        vec![("t".into(), 0, offset(5)), ("t".into(), 1, offset(6))],
+    ));
     let results = groups.delete_offsets(GROUP, vec![("t".into(), 0)]).unwrap();
     assert!(results[0].2.is_ok());
     assert!(!unstable(&groups, 0));
@@ -228,21 +285,41 @@ fn offset_delete_and_group_delete_take_pending_offsets_with_them() {
 fn expiry_keeps_offsets_and_groups_an_open_transaction_touches() {
     let dir = tempfile::tempdir().unwrap();
     let (groups, _topics) = coordinator(dir.path(), 0);
-    acked(groups.commit(GROUP, "", None, -1, vec![("t".into(), 0, offset(1)), ("t".into(), 1, offset(1))]));
+    acked(groups.commit(
+        GROUP,
+        "",
+        None,
+        -1,
+        vec![("t".into(), 0, offset(1)), ("t".into(), 1, offset(1))],
+    ));
     acked(groups.commit_transactional(&txn(7), vec![("t".into(), 0, offset(5))]));
     groups.expire_offsets();
-    assert_eq!(committed(&groups, 0), Some(1), "a transaction is about to replace it");
+    assert_eq!(
+        committed(&groups, 0),
+        Some(1),
+        "a transaction is about to replace it"
+    );
     assert_eq!(committed(&groups, 1), None);
     acked(groups.commit_transactional(&txn(8), vec![("t".into(), 2, offset(5))]));
     groups.complete_transaction(offsets_partition(&groups), 7, false);
     groups.expire_offsets();
-    assert!(groups.list().groups.iter().any(|(id, _, _)| id == GROUP), "pending offsets keep the group");
+    assert!(
+        groups.list().groups.iter().any(|(id, _, _)| id == GROUP),
+        "pending offsets keep the group"
+    );
 }
 
 struct Refuse;
 
 impl TransactionCheck for Refuse {
-    fn verify_then(&self, _: &str, _: i64, _: i16, _: i32, _: &mut dyn FnMut() -> Result<()>) -> Result<()> {
+    fn verify_then(
+        &self,
+        _: &str,
+        _: i64,
+        _: i16,
+        _: i32,
+        _: &mut dyn FnMut() -> Result<()>,
+    ) -> Result<()> {
         Err(BrokerError::IllegalGeneration)
     }
 }
@@ -252,7 +329,9 @@ fn the_transaction_check_runs_before_anything_is_written() {
     let dir = tempfile::tempdir().unwrap();
     let (groups, _topics) = coordinator(dir.path(), 60);
     groups.set_transaction_check(Arc::new(Refuse));
-    let err = groups.commit_transactional(&txn(7), vec![("t".into(), 0, offset(5))]).unwrap_err();
+    let err = groups
+        .commit_transactional(&txn(7), vec![("t".into(), 0, offset(5))])
+        .unwrap_err();
     assert!(matches!(err, BrokerError::IllegalGeneration));
     assert!(!unstable(&groups, 0));
 }
@@ -260,8 +339,14 @@ fn the_transaction_check_runs_before_anything_is_written() {
 #[test]
 fn members_are_checked_as_kafka_checks_transactional_commits() {
     let mut group = Group::new(GROUP, 0);
-    assert!(validate(&group, "", None, -1).is_ok(), "a group only storing offsets");
-    assert!(matches!(validate(&group, "m", None, 1), Err(BrokerError::UnknownMemberId)));
+    assert!(
+        validate(&group, "", None, -1).is_ok(),
+        "a group only storing offsets"
+    );
+    assert!(matches!(
+        validate(&group, "m", None, 1),
+        Err(BrokerError::UnknownMemberId)
+    ));
     let member = restored_member(
         "m".into(),
         Some("i".into()),
@@ -277,12 +362,30 @@ fn members_are_checked_as_kafka_checks_transactional_commits() {
     group.restore_member(member);
     group.generation = 2;
     group.state = GroupState::CompletingRebalance;
-    assert!(validate(&group, "", None, -1).is_ok(), "v0-2 send no member");
-    assert!(validate(&group, "m", Some("i"), 2).is_ok(), "no REBALANCE_IN_PROGRESS for transactions");
-    assert!(matches!(validate(&group, "m", Some("i"), 1), Err(BrokerError::IllegalGeneration)));
-    assert!(matches!(validate(&group, "x", Some("i"), 2), Err(BrokerError::FencedInstanceId)));
-    assert!(matches!(validate(&group, "m", Some("j"), 2), Err(BrokerError::UnknownMemberId)));
-    assert!(matches!(validate(&group, "x", None, 2), Err(BrokerError::UnknownMemberId)));
+    assert!(
+        validate(&group, "", None, -1).is_ok(),
+        "v0-2 send no member"
+    );
+    assert!(
+        validate(&group, "m", Some("i"), 2).is_ok(),
+        "no REBALANCE_IN_PROGRESS for transactions"
+    );
+    assert!(matches!(
+        validate(&group, "m", Some("i"), 1),
+        Err(BrokerError::IllegalGeneration)
+    ));
+    assert!(matches!(
+        validate(&group, "x", Some("i"), 2),
+        Err(BrokerError::FencedInstanceId)
+    ));
+    assert!(matches!(
+        validate(&group, "m", Some("j"), 2),
+        Err(BrokerError::UnknownMemberId)
+    ));
+    assert!(matches!(
+        validate(&group, "x", None, 2),
+        Err(BrokerError::UnknownMemberId)
+    ));
 }
 
 #[test]
@@ -292,6 +395,8 @@ fn a_missing_group_with_a_generation_is_an_illegal_generation() {
     let mut commit = txn(7);
     commit.generation = 1;
     commit.member_id = "m";
-    let err = groups.commit_transactional(&commit, vec![("t".into(), 0, offset(5))]).unwrap_err();
+    let err = groups
+        .commit_transactional(&commit, vec![("t".into(), 0, offset(5))])
+        .unwrap_err();
     assert!(matches!(err, BrokerError::IllegalGeneration));
 }

@@ -9,17 +9,21 @@ use std::collections::BTreeMap;
 
 use kafka_protocol::messages::create_acls_request::AclCreation;
 use kafka_protocol::messages::create_acls_response::AclCreationResult;
-use kafka_protocol::messages::delete_acls_response::{DeleteAclsFilterResult, DeleteAclsMatchingAcl};
+use kafka_protocol::messages::delete_acls_response::{
+    DeleteAclsFilterResult, DeleteAclsMatchingAcl,
+};
 use kafka_protocol::messages::describe_acls_response::{AclDescription, DescribeAclsResource};
 use kafka_protocol::messages::{
-    CreateAclsRequest, CreateAclsResponse, DeleteAclsRequest, DeleteAclsResponse, DescribeAclsRequest,
-    DescribeAclsResponse,
+    CreateAclsRequest, CreateAclsResponse, DeleteAclsRequest, DeleteAclsResponse,
+    DescribeAclsRequest, DescribeAclsResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 
 use super::{allowed, str_bytes};
 use crate::auth::acl::CLUSTER_NAME;
-use crate::auth::{AclBinding, AclFilter, AuthError, Operation, PatternType, Permission, ResourceType};
+use crate::auth::{
+    AclBinding, AclFilter, AuthError, Operation, PatternType, Permission, ResourceType,
+};
 use crate::broker::Broker;
 use crate::error::BrokerError;
 use crate::network::Session;
@@ -35,20 +39,33 @@ fn refused(broker: &Broker, session: &Session, op: Operation) -> Option<BrokerEr
     None
 }
 
-pub async fn create(broker: &Broker, session: &Session, request: CreateAclsRequest) -> CreateAclsResponse {
+pub async fn create(
+    broker: &Broker,
+    session: &Session,
+    request: CreateAclsRequest,
+) -> CreateAclsResponse {
     let failed = |err: &BrokerError| {
         AclCreationResult::default()
             .with_error_code(err.code())
             .with_error_message(err.message().map(str_bytes))
     };
     if let Some(err) = refused(broker, session, Operation::Alter) {
-        return CreateAclsResponse::default().with_results(request.creations.iter().map(|_| failed(&err)).collect());
+        return CreateAclsResponse::default()
+            .with_results(request.creations.iter().map(|_| failed(&err)).collect());
     }
-    let parsed: Vec<Result<AclBinding, AuthError>> = request.creations.iter().map(binding).collect();
-    let valid: Vec<AclBinding> = parsed.iter().filter_map(|p| p.as_ref().ok().cloned()).collect();
+    let parsed: Vec<Result<AclBinding, AuthError>> =
+        request.creations.iter().map(binding).collect();
+    let valid: Vec<AclBinding> = parsed
+        .iter()
+        .filter_map(|p| p.as_ref().ok().cloned())
+        .collect();
     let stored = match &broker.cluster {
         Some(cluster) => cluster.create_acls(&valid).await,
-        None => broker.authorizer.acls.create(&valid).map_err(BrokerError::from),
+        None => broker
+            .authorizer
+            .acls
+            .create(&valid)
+            .map_err(BrokerError::from),
     };
     let results = parsed
         .into_iter()
@@ -63,13 +80,25 @@ pub async fn create(broker: &Broker, session: &Session, request: CreateAclsReque
 
 fn binding(c: &AclCreation) -> Result<AclBinding, AuthError> {
     let binding = AclBinding {
-        resource_type: code(ResourceType::from_code(c.resource_type), "resource type", c.resource_type)?,
+        resource_type: code(
+            ResourceType::from_code(c.resource_type),
+            "resource type",
+            c.resource_type,
+        )?,
         name: c.resource_name.to_string(),
-        pattern_type: code(PatternType::from_code(c.resource_pattern_type), "pattern type", c.resource_pattern_type)?,
+        pattern_type: code(
+            PatternType::from_code(c.resource_pattern_type),
+            "pattern type",
+            c.resource_pattern_type,
+        )?,
         principal: c.principal.to_string(),
         host: c.host.to_string(),
         operation: code(Operation::from_code(c.operation), "operation", c.operation)?,
-        permission: code(Permission::from_code(c.permission_type), "permission type", c.permission_type)?,
+        permission: code(
+            Permission::from_code(c.permission_type),
+            "permission type",
+            c.permission_type,
+        )?,
     };
     binding.validate()?;
     Ok(binding)
@@ -92,17 +121,33 @@ struct FilterFields<'a> {
 
 fn filter(f: FilterFields<'_>) -> Result<AclFilter, AuthError> {
     Ok(AclFilter {
-        resource_type: code(ResourceType::from_code(f.resource_type), "resource type", f.resource_type)?,
+        resource_type: code(
+            ResourceType::from_code(f.resource_type),
+            "resource type",
+            f.resource_type,
+        )?,
         name: f.name.as_ref().map(|s| s.to_string()),
-        pattern_type: code(PatternType::from_code(f.pattern_type), "pattern type", f.pattern_type)?,
+        pattern_type: code(
+            PatternType::from_code(f.pattern_type),
+            "pattern type",
+            f.pattern_type,
+        )?,
         principal: f.principal.as_ref().map(|s| s.to_string()),
         host: f.host.as_ref().map(|s| s.to_string()),
         operation: code(Operation::from_code(f.operation), "operation", f.operation)?,
-        permission: code(Permission::from_code(f.permission), "permission type", f.permission)?,
+        permission: code(
+            Permission::from_code(f.permission),
+            "permission type",
+            f.permission,
+        )?,
     })
 }
 
-pub fn describe(broker: &Broker, session: &Session, request: DescribeAclsRequest) -> DescribeAclsResponse {
+pub fn describe(
+    broker: &Broker,
+    session: &Session,
+    request: DescribeAclsRequest,
+) -> DescribeAclsResponse {
     let failed = |err: BrokerError| {
         DescribeAclsResponse::default()
             .with_error_code(err.code())
@@ -128,7 +173,11 @@ pub fn describe(broker: &Broker, session: &Session, request: DescribeAclsRequest
     let mut resources: BTreeMap<(i8, String, i8), Vec<AclDescription>> = BTreeMap::new();
     for acl in acls {
         resources
-            .entry((acl.resource_type.code(), acl.name.clone(), acl.pattern_type.code()))
+            .entry((
+                acl.resource_type.code(),
+                acl.name.clone(),
+                acl.pattern_type.code(),
+            ))
             .or_default()
             .push(
                 AclDescription::default()
@@ -151,7 +200,11 @@ pub fn describe(broker: &Broker, session: &Session, request: DescribeAclsRequest
     DescribeAclsResponse::default().with_resources(resources)
 }
 
-pub async fn delete(broker: &Broker, session: &Session, request: DeleteAclsRequest) -> DeleteAclsResponse {
+pub async fn delete(
+    broker: &Broker,
+    session: &Session,
+    request: DeleteAclsRequest,
+) -> DeleteAclsResponse {
     let failed = |err: &BrokerError| {
         DeleteAclsFilterResult::default()
             .with_error_code(err.code())
@@ -176,10 +229,17 @@ pub async fn delete(broker: &Broker, session: &Session, request: DeleteAclsReque
             })
         })
         .collect();
-    let valid: Vec<AclFilter> = parsed.iter().filter_map(|p| p.as_ref().ok().cloned()).collect();
+    let valid: Vec<AclFilter> = parsed
+        .iter()
+        .filter_map(|p| p.as_ref().ok().cloned())
+        .collect();
     let removed = match &broker.cluster {
         Some(cluster) => cluster.delete_acls(&valid).await,
-        None => broker.authorizer.acls.delete(&valid).map_err(BrokerError::from),
+        None => broker
+            .authorizer
+            .acls
+            .delete(&valid)
+            .map_err(BrokerError::from),
     };
     let mut removed = match removed {
         Ok(removed) => removed.into_iter(),
@@ -194,7 +254,8 @@ pub async fn delete(broker: &Broker, session: &Session, request: DeleteAclsReque
             Err(err) => failed(&err.into()),
             Ok(_) => {
                 let matching: Vec<AclBinding> = removed.next().unwrap_or_default();
-                DeleteAclsFilterResult::default().with_matching_acls(matching.into_iter().map(matching_acl).collect())
+                DeleteAclsFilterResult::default()
+                    .with_matching_acls(matching.into_iter().map(matching_acl).collect())
             }
         })
         .collect();

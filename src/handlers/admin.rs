@@ -4,11 +4,13 @@ use std::collections::{BTreeMap, HashSet};
 
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
-use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{
-    BrokerId, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
-    DeleteTopicsRequest, DeleteTopicsResponse, TopicName,
+    BrokerId, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest,
+    CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse, TopicName,
 };
 
 use super::{allowed, str_bytes};
@@ -16,10 +18,10 @@ use crate::auth::acl::CLUSTER_NAME;
 use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
 use crate::cluster::{Cluster, NewTopic};
-use crate::topics::TopicConfig;
 use crate::error::BrokerError;
 use crate::group::store::OFFSETS_TOPIC;
 use crate::network::Session;
+use crate::topics::TopicConfig;
 
 /// CreateTopics v5 added the created topic's configs, partitions and replication factor.
 const FIRST_VERSION_WITH_TOPIC_DETAILS: i16 = 5;
@@ -33,18 +35,34 @@ pub async fn create_topics(
     version: i16,
 ) -> CreateTopicsResponse {
     // CREATE on the cluster covers every topic; otherwise each topic needs its own.
-    let may_create_any = allowed(broker, session, Operation::Create, ResourceType::Cluster, CLUSTER_NAME);
+    let may_create_any = allowed(
+        broker,
+        session,
+        Operation::Create,
+        ResourceType::Cluster,
+        CLUSTER_NAME,
+    );
     let duplicates = duplicated(request.topics.iter().map(|t| t.name.as_str()));
     let mut topics = Vec::new();
     for topic in first_of_each(request.topics, |t| t.name.to_string()) {
         let name = topic.name.clone();
         let result = if duplicates.contains(name.as_str()) {
             Err(BrokerError::InvalidRequest("Duplicate topic name.".into()))
-        } else if !may_create_any && !allowed(broker, session, Operation::Create, ResourceType::Topic, &name) {
+        } else if !may_create_any
+            && !allowed(
+                broker,
+                session,
+                Operation::Create,
+                ResourceType::Topic,
+                &name,
+            )
+        {
             Err(AuthError::TopicDenied.into())
         } else {
             match &broker.cluster {
-                Some(cluster) => create_in_cluster(broker, cluster, topic, request.validate_only).await,
+                Some(cluster) => {
+                    create_in_cluster(broker, cluster, topic, request.validate_only).await
+                }
                 None => create_one(broker, topic, request.validate_only),
             }
         };
@@ -94,7 +112,13 @@ fn explicit_assignment(topic: &CreatableTopic) -> Result<Option<Vec<Vec<i32>>>, 
             ));
         }
     }
-    Ok(Some(topic.assignments.iter().map(|a| a.broker_ids.iter().map(|b| b.0).collect()).collect()))
+    Ok(Some(
+        topic
+            .assignments
+            .iter()
+            .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
+            .collect(),
+    ))
 }
 
 /// Config overrides of a new topic; a null value is refused, as Kafka does.
@@ -102,7 +126,10 @@ fn topic_configs(topic: &CreatableTopic) -> Result<BTreeMap<String, String>, Bro
     let mut configs = BTreeMap::new();
     for config in &topic.configs {
         let value = config.value.as_ref().ok_or_else(|| {
-            BrokerError::InvalidConfig(format!("Null value not supported for topic configs: {}", config.name.as_str()))
+            BrokerError::InvalidConfig(format!(
+                "Null value not supported for topic configs: {}",
+                config.name.as_str()
+            ))
         })?;
         configs.insert(config.name.to_string(), value.to_string());
     }
@@ -122,7 +149,12 @@ fn described_configs(broker: &Broker, configs: &TopicConfig) -> Vec<CreatableTop
         .collect()
 }
 
-async fn create_in_cluster(broker: &Broker, cluster: &Cluster, topic: CreatableTopic, validate_only: bool) -> Result<Created, BrokerError> {
+async fn create_in_cluster(
+    broker: &Broker,
+    cluster: &Cluster,
+    topic: CreatableTopic,
+    validate_only: bool,
+) -> Result<Created, BrokerError> {
     let spec = NewTopic {
         assignment: explicit_assignment(&topic)?,
         configs: topic_configs(&topic)?,
@@ -132,10 +164,20 @@ async fn create_in_cluster(broker: &Broker, cluster: &Cluster, topic: CreatableT
     };
     let config = &broker.config;
     let created = cluster
-        .create_topic(spec, config.num_partitions, config.default_replication_factor, validate_only)
+        .create_topic(
+            spec,
+            config.num_partitions,
+            config.default_replication_factor,
+            validate_only,
+        )
         .await?;
     let configs = described_configs(broker, &created.configs);
-    Ok((created.id, created.partitions, created.replication_factor, configs))
+    Ok((
+        created.id,
+        created.partitions,
+        created.replication_factor,
+        configs,
+    ))
 }
 
 fn create_one(
@@ -172,8 +214,15 @@ fn create_one(
         )));
     }
     let configs = topic_configs(&topic)?;
-    let created = broker.topics.create(&topic.name, partitions, configs, validate_only)?;
-    Ok((created.id, partitions, 1, described_configs(broker, &created.configs)))
+    let created = broker
+        .topics
+        .create(&topic.name, partitions, configs, validate_only)?;
+    Ok((
+        created.id,
+        partitions,
+        1,
+        described_configs(broker, &created.configs),
+    ))
 }
 
 pub async fn delete_topics(
@@ -182,9 +231,22 @@ pub async fn delete_topics(
     request: DeleteTopicsRequest,
     version: i16,
 ) -> DeleteTopicsResponse {
-    let may_delete = |name: &str| allowed(broker, session, Operation::Delete, ResourceType::Topic, name);
-    let targets: Vec<(Option<TopicName>, uuid::Uuid)> = if version >= FIRST_DELETE_VERSION_WITH_IDS {
-        request.topics.into_iter().map(|t| (t.name, t.topic_id)).collect()
+    let may_delete = |name: &str| {
+        allowed(
+            broker,
+            session,
+            Operation::Delete,
+            ResourceType::Topic,
+            name,
+        )
+    };
+    let targets: Vec<(Option<TopicName>, uuid::Uuid)> = if version >= FIRST_DELETE_VERSION_WITH_IDS
+    {
+        request
+            .topics
+            .into_iter()
+            .map(|t| (t.name, t.topic_id))
+            .collect()
     } else {
         request
             .topic_names
@@ -193,25 +255,46 @@ pub async fn delete_topics(
             .collect()
     };
     // A topic named twice is refused once, and nothing of it is deleted, as Kafka does.
-    let duplicates = duplicated(targets.iter().filter_map(|(name, _)| name.as_deref().map(|n| n.as_str())));
+    let duplicates = duplicated(
+        targets
+            .iter()
+            .filter_map(|(name, _)| name.as_deref().map(|n| n.as_str())),
+    );
     let mut responses = Vec::new();
-    for (name, id) in first_of_each(targets, |(name, id)| name.as_ref().map_or_else(|| id.to_string(), |n| n.to_string())) {
-        if name.as_ref().is_some_and(|n| duplicates.contains(n.as_str())) {
+    for (name, id) in first_of_each(targets, |(name, id)| {
+        name.as_ref()
+            .map_or_else(|| id.to_string(), |n| n.to_string())
+    }) {
+        if name
+            .as_ref()
+            .is_some_and(|n| duplicates.contains(n.as_str()))
+        {
             let err = BrokerError::InvalidRequest("Duplicate topic name.".into());
-            responses.push(DeletableTopicResult::default()
-                .with_name(name)
-                .with_error_code(err.code())
-                .with_error_message(err.message().map(str_bytes)));
+            responses.push(
+                DeletableTopicResult::default()
+                    .with_name(name)
+                    .with_error_code(err.code())
+                    .with_error_message(err.message().map(str_bytes)),
+            );
             continue;
         }
         let topic = match &name {
             Some(name) if !may_delete(name) => Err(AuthError::TopicDenied.into()),
-            Some(name) => broker.topics.get(name).ok_or(BrokerError::UnknownTopicOrPartition),
+            Some(name) => broker
+                .topics
+                .get(name)
+                .ok_or(BrokerError::UnknownTopicOrPartition),
             None => broker
                 .topics
                 .get_by_id(id)
                 .ok_or(BrokerError::UnknownTopicId)
-                .and_then(|t| if may_delete(&t.name) { Ok(t) } else { Err(AuthError::TopicDenied.into()) }),
+                .and_then(|t| {
+                    if may_delete(&t.name) {
+                        Ok(t)
+                    } else {
+                        Err(AuthError::TopicDenied.into())
+                    }
+                }),
         };
         let topic = topic.and_then(|t| fixed_internal(&t.name, "deleted").map(|_| t));
         let result = match (topic, &broker.cluster) {
@@ -242,20 +325,40 @@ pub async fn create_partitions(
     let mut results = Vec::new();
     for topic in first_of_each(request.topics, |t| t.name.to_string()) {
         let result = if duplicates.contains(topic.name.as_str()) {
-            Err(BrokerError::InvalidRequest("Duplicate topic in request.".into()))
-        } else if !allowed(broker, session, Operation::Alter, ResourceType::Topic, &topic.name) {
+            Err(BrokerError::InvalidRequest(
+                "Duplicate topic in request.".into(),
+            ))
+        } else if !allowed(
+            broker,
+            session,
+            Operation::Alter,
+            ResourceType::Topic,
+            &topic.name,
+        ) {
             Err(AuthError::TopicDenied.into())
         } else if let Err(err) = fixed_internal(&topic.name, "given more partitions") {
             Err(err)
         } else if let Some(cluster) = &broker.cluster {
-            let assignment = topic
-                .assignments
-                .as_ref()
-                .map(|a| a.iter().map(|p| p.broker_ids.iter().map(|b| b.0).collect()).collect());
-            cluster.create_partitions(&topic.name, topic.count, assignment, request.validate_only).await
+            let assignment = topic.assignments.as_ref().map(|a| {
+                a.iter()
+                    .map(|p| p.broker_ids.iter().map(|b| b.0).collect())
+                    .collect()
+            });
+            cluster
+                .create_partitions(&topic.name, topic.count, assignment, request.validate_only)
+                .await
         } else {
-            check_assignments(broker, &topic.name, topic.count, topic.assignments.as_deref())
-                .and_then(|_| broker.topics.add_partitions(&topic.name, topic.count, request.validate_only))
+            check_assignments(
+                broker,
+                &topic.name,
+                topic.count,
+                topic.assignments.as_deref(),
+            )
+            .and_then(|_| {
+                broker
+                    .topics
+                    .add_partitions(&topic.name, topic.count, request.validate_only)
+            })
         };
         let response = CreatePartitionsTopicResult::default().with_name(topic.name);
         results.push(match result {
@@ -285,13 +388,18 @@ fn check_assignments(
     broker: &Broker,
     topic: &str,
     count: i32,
-    assignments: Option<&[kafka_protocol::messages::create_partitions_request::CreatePartitionsAssignment]>,
+    assignments: Option<
+        &[kafka_protocol::messages::create_partitions_request::CreatePartitionsAssignment],
+    >,
 ) -> Result<(), BrokerError> {
     let Some(assignments) = assignments else {
         return Ok(());
     };
     let node = BrokerId(broker.node_id());
-    let current = broker.topics.get(topic).map_or(0, |t| t.partitions.len() as i32);
+    let current = broker
+        .topics
+        .get(topic)
+        .map_or(0, |t| t.partitions.len() as i32);
     let added = count - current;
     if added > 0 && assignments.len() as i32 != added {
         return Err(BrokerError::InvalidReplicaAssignment(format!(
@@ -318,5 +426,8 @@ fn first_of_each<T>(items: Vec<T>, key: impl Fn(&T) -> String) -> impl Iterator<
 /// Names that occur more than once.
 fn duplicated<'a>(names: impl Iterator<Item = &'a str>) -> HashSet<String> {
     let mut seen = HashSet::new();
-    names.filter(|n| !seen.insert(*n)).map(str::to_owned).collect()
+    names
+        .filter(|n| !seen.insert(*n))
+        .map(str::to_owned)
+        .collect()
 }

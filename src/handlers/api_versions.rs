@@ -15,7 +15,8 @@ pub fn handle(request: &ApiVersionsRequest, version: i16) -> ApiVersionsResponse
         && !(is_valid_software_field(&request.client_software_name)
             && is_valid_software_field(&request.client_software_version))
     {
-        return ApiVersionsResponse::default().with_error_code(ResponseError::InvalidRequest.code());
+        return ApiVersionsResponse::default()
+            .with_error_code(ResponseError::InvalidRequest.code());
     }
     ApiVersionsResponse::default()
         .with_api_keys(api_keys())
@@ -29,7 +30,9 @@ fn is_valid_software_field(field: &str) -> bool {
     let edge = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_alphanumeric());
     edge(bytes.first())
         && edge(bytes.last())
-        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'.')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'.')
 }
 
 fn api_keys() -> Vec<ApiVersion> {
@@ -50,9 +53,14 @@ pub fn unsupported_version_response(correlation_id: i32) -> Bytes {
     let body = ApiVersionsResponse::default()
         .with_error_code(ResponseError::UnsupportedVersion.code())
         .with_api_keys(api_keys());
-    protocol::encode_response(ApiKey::ApiVersions, 0, correlation_id, &ResponseKind::ApiVersions(body))
-        .expect("a v0 ApiVersions response always encodes")
-        .into_bytes()
+    protocol::encode_response(
+        ApiKey::ApiVersions,
+        0,
+        correlation_id,
+        &ResponseKind::ApiVersions(body),
+    )
+    .expect("a v0 ApiVersions response always encodes")
+    .into_bytes()
 }
 
 #[cfg(test)]
@@ -61,7 +69,13 @@ mod tests {
 
     #[test]
     fn software_fields_follow_kafkas_pattern() {
-        for ok in ["librdkafka", "2.16.0", "apache-kafka-java", "a", "kafka-python"] {
+        for ok in [
+            "librdkafka",
+            "2.16.0",
+            "apache-kafka-java",
+            "a",
+            "kafka-python",
+        ] {
             assert!(is_valid_software_field(ok), "{ok}");
         }
         for bad in ["", "bad name!", "-lead", "trail.", "a_b"] {

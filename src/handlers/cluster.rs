@@ -40,9 +40,17 @@ impl From<RegisteredBroker> for Endpoint {
 
 /// The brokers clients may use (and the fenced ones when asked for). A single node shows the
 /// listener the client came through.
-pub(super) fn visible_brokers(broker: &Broker, session: &Session, include_fenced: bool) -> Vec<Endpoint> {
+pub(super) fn visible_brokers(
+    broker: &Broker,
+    session: &Session,
+    include_fenced: bool,
+) -> Vec<Endpoint> {
     match &broker.cluster {
-        Some(cluster) => cluster.brokers(include_fenced).into_iter().map(Endpoint::from).collect(),
+        Some(cluster) => cluster
+            .brokers(include_fenced)
+            .into_iter()
+            .map(Endpoint::from)
+            .collect(),
         None => {
             let (host, port) = &session.listener.advertised;
             vec![Endpoint {
@@ -59,8 +67,13 @@ pub(super) fn visible_brokers(broker: &Broker, session: &Session, include_fenced
 /// The brokers among `ids` (leaders a NOT_LEADER_OR_FOLLOWER answer points at), for the
 /// `node_endpoints` of Produce and Fetch (KIP-951): clients go to a new leader without
 /// waiting for a metadata refresh.
-pub(super) fn leader_endpoints(broker: &Broker, ids: impl IntoIterator<Item = i32>) -> Vec<Endpoint> {
-    let Some(cluster) = &broker.cluster else { return Vec::new() };
+pub(super) fn leader_endpoints(
+    broker: &Broker,
+    ids: impl IntoIterator<Item = i32>,
+) -> Vec<Endpoint> {
+    let Some(cluster) = &broker.cluster else {
+        return Vec::new();
+    };
     let wanted: std::collections::BTreeSet<i32> = ids.into_iter().filter(|id| *id >= 0).collect();
     cluster
         .brokers(false)
@@ -73,8 +86,15 @@ pub(super) fn leader_endpoints(broker: &Broker, ids: impl IntoIterator<Item = i3
 /// A topic not (yet) in this broker's registry: unknown, unless the cluster metadata this
 /// node applied has it (created a moment ago, not reconciled here yet), which a client
 /// should take as a leader it must look up again, NOT_LEADER_OR_FOLLOWER.
-pub(super) fn missing_topic(broker: &Broker, name: Option<&str>, id: Option<uuid::Uuid>, unknown: BrokerError) -> BrokerError {
-    let Some(cluster) = &broker.cluster else { return unknown };
+pub(super) fn missing_topic(
+    broker: &Broker,
+    name: Option<&str>,
+    id: Option<uuid::Uuid>,
+    unknown: BrokerError,
+) -> BrokerError {
+    let Some(cluster) = &broker.cluster else {
+        return unknown;
+    };
     let metadata = cluster.metadata();
     let known = match (name, id) {
         (Some(name), _) => metadata.topics.contains_key(name),
@@ -90,10 +110,19 @@ pub(super) fn missing_topic(broker: &Broker, name: Option<&str>, id: Option<uuid
 
 /// The active controller: the quorum's leader (-1 while there is none), or this node.
 pub(super) fn controller_id(broker: &Broker) -> BrokerId {
-    BrokerId(broker.cluster.as_ref().map_or(broker.node_id(), |c| c.controller_id()))
+    BrokerId(
+        broker
+            .cluster
+            .as_ref()
+            .map_or(broker.node_id(), |c| c.controller_id()),
+    )
 }
 
-pub fn describe(broker: &Broker, session: &Session, request: DescribeClusterRequest) -> DescribeClusterResponse {
+pub fn describe(
+    broker: &Broker,
+    session: &Session,
+    request: DescribeClusterRequest,
+) -> DescribeClusterResponse {
     let operations = authorized_operations(
         broker,
         session,
@@ -105,9 +134,17 @@ pub fn describe(broker: &Broker, session: &Session, request: DescribeClusterRequ
         .with_endpoint_type(request.endpoint_type)
         .with_cluster_id(str_bytes(broker.topics.cluster_id()))
         .with_cluster_authorized_operations(operations);
-    if !allowed(broker, session, Operation::Describe, ResourceType::Cluster, CLUSTER_NAME) {
+    if !allowed(
+        broker,
+        session,
+        Operation::Describe,
+        ResourceType::Cluster,
+        CLUSTER_NAME,
+    ) {
         let err = BrokerError::from(AuthError::ClusterDenied);
-        return response.with_error_code(err.code()).with_controller_id(BrokerId(-1));
+        return response
+            .with_error_code(err.code())
+            .with_controller_id(BrokerId(-1));
     }
     if request.endpoint_type != ENDPOINT_TYPE_BROKERS {
         // A broker answers for brokers only; the controller endpoints are asked of controllers.

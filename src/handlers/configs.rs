@@ -7,17 +7,17 @@ use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
 use kafka_protocol::messages::{
-    alter_configs_response, incremental_alter_configs_response, AlterConfigsRequest, AlterConfigsResponse,
-    DescribeConfigsRequest, DescribeConfigsResponse, IncrementalAlterConfigsRequest,
-    IncrementalAlterConfigsResponse,
+    alter_configs_response, incremental_alter_configs_response, AlterConfigsRequest,
+    AlterConfigsResponse, DescribeConfigsRequest, DescribeConfigsResponse,
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
 };
 
 use super::{allowed, str_bytes};
 use crate::auth::acl::CLUSTER_NAME;
 use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
-use crate::network::Session;
 use crate::error::BrokerError;
+use crate::network::Session;
 use crate::topics::config::{broker_entries, ConfigEntry};
 use crate::topics::TopicConfig;
 
@@ -44,7 +44,9 @@ pub fn describe(
                     Err(AuthError::TopicDenied.into())
                 }
                 RESOURCE_TOPIC => topic_entries(broker, &resource.resource_name),
-                RESOURCE_BROKER if !may(ResourceType::Cluster, CLUSTER_NAME) => Err(AuthError::ClusterDenied.into()),
+                RESOURCE_BROKER if !may(ResourceType::Cluster, CLUSTER_NAME) => {
+                    Err(AuthError::ClusterDenied.into())
+                }
                 RESOURCE_BROKER => broker_entries_for(broker, &resource.resource_name),
                 other => Err(BrokerError::UnsupportedResource(other)),
             };
@@ -56,7 +58,10 @@ pub fn describe(
                     let keys = resource.configuration_keys;
                     let configs = entries
                         .into_iter()
-                        .filter(|e| keys.as_ref().is_none_or(|keys| keys.iter().any(|k| k.as_str() == e.name)))
+                        .filter(|e| {
+                            keys.as_ref()
+                                .is_none_or(|keys| keys.iter().any(|k| k.as_str() == e.name))
+                        })
                         .map(|e| encode(e, include, version))
                         .collect();
                     result.with_configs(configs)
@@ -71,14 +76,19 @@ pub fn describe(
 }
 
 fn topic_entries(broker: &Broker, name: &str) -> Result<Vec<ConfigEntry>, BrokerError> {
-    let topic = broker.topics.get(name).ok_or(BrokerError::UnknownTopicOrPartition)?;
+    let topic = broker
+        .topics
+        .get(name)
+        .ok_or(BrokerError::UnknownTopicOrPartition)?;
     Ok(topic.configs.entries(&broker.config))
 }
 
 fn broker_entries_for(broker: &Broker, name: &str) -> Result<Vec<ConfigEntry>, BrokerError> {
     // An empty name asks for the cluster-wide defaults, which on one node are this broker's.
     if !name.is_empty() && name != broker.node_id().to_string() {
-        return Err(BrokerError::InvalidRequest(format!("Broker id {name} is not this broker")));
+        return Err(BrokerError::InvalidRequest(format!(
+            "Broker id {name} is not this broker"
+        )));
     }
     Ok(broker_entries(&broker.config))
 }
@@ -155,7 +165,10 @@ pub async fn incremental_alter(
                     value: c.value.map(|v| v.to_string()),
                 })
                 .collect();
-            ((resource.resource_type, resource.resource_name.to_string()), changes)
+            (
+                (resource.resource_type, resource.resource_name.to_string()),
+                changes,
+            )
         })
         .collect();
     let responses = alter_all(broker, session, resources, false, request.validate_only)
@@ -173,7 +186,11 @@ pub async fn incremental_alter(
 }
 
 /// AlterConfigs (legacy): the given configs replace all of a topic's overrides.
-pub async fn alter(broker: &Broker, session: &Session, request: AlterConfigsRequest) -> AlterConfigsResponse {
+pub async fn alter(
+    broker: &Broker,
+    session: &Session,
+    request: AlterConfigsRequest,
+) -> AlterConfigsResponse {
     let resources = request
         .resources
         .into_iter()
@@ -187,7 +204,10 @@ pub async fn alter(broker: &Broker, session: &Session, request: AlterConfigsRequ
                     value: c.value.map(|v| v.to_string()),
                 })
                 .collect();
-            ((resource.resource_type, resource.resource_name.to_string()), changes)
+            (
+                (resource.resource_type, resource.resource_name.to_string()),
+                changes,
+            )
         })
         .collect();
     let responses = alter_all(broker, session, resources, true, request.validate_only)
@@ -218,7 +238,9 @@ async fn alter_all(
     let mut outcomes = Vec::with_capacity(resources.len());
     for (key, changes) in resources {
         let result = if duplicates.contains(&key) {
-            Err(BrokerError::InvalidRequest("Error due to duplicate resources in the request".into()))
+            Err(BrokerError::InvalidRequest(
+                "Error due to duplicate resources in the request".into(),
+            ))
         } else {
             alter_one(broker, session, &key, changes, replace, validate_only).await
         };
@@ -228,13 +250,17 @@ async fn alter_all(
     outcomes
 }
 
-fn outcome(result: Result<(), BrokerError>, name: &str) -> (i16, Option<kafka_protocol::protocol::StrBytes>) {
+fn outcome(
+    result: Result<(), BrokerError>,
+    name: &str,
+) -> (i16, Option<kafka_protocol::protocol::StrBytes>) {
     match result {
         Ok(()) => (0, None),
         // Unlike most APIs, Kafka explains an unknown topic here.
-        Err(err @ BrokerError::UnknownTopicOrPartition) => {
-            (err.code(), Some(str_bytes(format!("The topic '{name}' does not exist."))))
-        }
+        Err(err @ BrokerError::UnknownTopicOrPartition) => (
+            err.code(),
+            Some(str_bytes(format!("The topic '{name}' does not exist."))),
+        ),
         Err(err) => (err.code(), err.message().map(str_bytes)),
     }
 }
@@ -256,32 +282,56 @@ async fn alter_one(
 ) -> Result<(), BrokerError> {
     // Request-shape checks come before authorization, as in Kafka's ConfigAdminManager.
     if !duplicated(changes.iter().map(|c| c.name.clone())).is_empty() {
-        return Err(BrokerError::InvalidRequest("Error due to duplicate config keys".into()));
+        return Err(BrokerError::InvalidRequest(
+            "Error due to duplicate config keys".into(),
+        ));
     }
     for change in &changes {
         if !(OP_SET..=OP_SUBTRACT).contains(&change.op) {
-            return Err(BrokerError::InvalidRequest(format!("Unknown operation type {}", change.op)));
+            return Err(BrokerError::InvalidRequest(format!(
+                "Unknown operation type {}",
+                change.op
+            )));
         }
         if change.value.is_none() && change.op != OP_DELETE {
-            return Err(BrokerError::InvalidRequest(format!("Null value not supported for : {}", change.name)));
+            return Err(BrokerError::InvalidRequest(format!(
+                "Null value not supported for : {}",
+                change.name
+            )));
         }
     }
     let may = |rt, name: &str| allowed(broker, session, Operation::AlterConfigs, rt, name);
     match *kind {
         RESOURCE_TOPIC if !may(ResourceType::Topic, name) => Err(AuthError::TopicDenied.into()),
         RESOURCE_TOPIC => {
-            let topic = broker.topics.get(name).ok_or(BrokerError::UnknownTopicOrPartition)?;
-            let base = if replace { BTreeMap::new() } else { topic.configs.0.clone() };
+            let topic = broker
+                .topics
+                .get(name)
+                .ok_or(BrokerError::UnknownTopicOrPartition)?;
+            let base = if replace {
+                BTreeMap::new()
+            } else {
+                topic.configs.0.clone()
+            };
             let configs = apply(base, &topic.configs, broker, changes)?;
             match &broker.cluster {
-                Some(cluster) => cluster.alter_topic_configs(name, configs, validate_only).await,
+                Some(cluster) => {
+                    cluster
+                        .alter_topic_configs(name, configs, validate_only)
+                        .await
+                }
                 None => broker.topics.alter_configs(name, configs, validate_only),
             }
         }
-        RESOURCE_BROKER if !may(ResourceType::Cluster, CLUSTER_NAME) => Err(AuthError::ClusterDenied.into()),
+        RESOURCE_BROKER if !may(ResourceType::Cluster, CLUSTER_NAME) => {
+            Err(AuthError::ClusterDenied.into())
+        }
         RESOURCE_BROKER => {
             broker_entries_for(broker, name)?;
-            if changes.iter().all(|c| c.op == OP_DELETE && BROKER_THROTTLES.contains(&c.name.as_str())) {
+            if changes
+                .iter()
+                .all(|c| c.op == OP_DELETE && BROKER_THROTTLES.contains(&c.name.as_str()))
+            {
                 return Ok(());
             }
             // samsa reads its broker settings from the config file at start-up only, so every
@@ -304,7 +354,10 @@ const BROKER_THROTTLES: &[&str] = &[
     "follower.replication.throttled.rate",
     "replica.alter.log.dirs.io.max.bytes.per.second",
 ];
-const TOPIC_THROTTLES: &[&str] = &["leader.replication.throttled.replicas", "follower.replication.throttled.replicas"];
+const TOPIC_THROTTLES: &[&str] = &[
+    "leader.replication.throttled.replicas",
+    "follower.replication.throttled.replicas",
+];
 
 /// The topic's overrides after `changes`; values are validated by the registry.
 fn apply(
@@ -317,8 +370,9 @@ fn apply(
         if op == OP_DELETE && TOPIC_THROTTLES.contains(&name.as_str()) {
             continue;
         }
-        let is_list = TopicConfig::is_list(&name)
-            .ok_or_else(|| BrokerError::InvalidConfig(format!("Unknown topic config name: {name}")))?;
+        let is_list = TopicConfig::is_list(&name).ok_or_else(|| {
+            BrokerError::InvalidConfig(format!("Unknown topic config name: {name}"))
+        })?;
         match (op, value) {
             (OP_DELETE, _) => {
                 configs.remove(&name);
@@ -327,7 +381,11 @@ fn apply(
                 configs.insert(name, value);
             }
             (OP_APPEND | OP_SUBTRACT, _) if !is_list => {
-                let verb = if op == OP_APPEND { "append" } else { "subtract" };
+                let verb = if op == OP_APPEND {
+                    "append"
+                } else {
+                    "subtract"
+                };
                 return Err(BrokerError::InvalidConfig(format!(
                     "Config value {verb} is not allowed for config key: {name}"
                 )));
@@ -342,8 +400,12 @@ fn apply(
                         .map(|e| e.value)
                         .unwrap_or_default()
                 });
-                let mut items: Vec<String> =
-                    effective.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+                let mut items: Vec<String> = effective
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect();
                 for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
                     if op == OP_APPEND && !items.iter().any(|i| i == item) {
                         items.push(item.to_owned());

@@ -1,7 +1,9 @@
 //! DeleteRecords: moves partitions' log start forward, making the records below it unreadable
 //! and letting their segments go.
 
-use kafka_protocol::messages::delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsTopicResult};
+use kafka_protocol::messages::delete_records_response::{
+    DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
+};
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
 use super::allowed;
@@ -13,12 +15,22 @@ use crate::network::Session;
 /// The low watermark reported for a partition that failed.
 const INVALID_LOW_WATERMARK: i64 = -1;
 
-pub fn handle(broker: &Broker, session: &Session, request: DeleteRecordsRequest) -> DeleteRecordsResponse {
+pub fn handle(
+    broker: &Broker,
+    session: &Session,
+    request: DeleteRecordsRequest,
+) -> DeleteRecordsResponse {
     let topics = request
         .topics
         .into_iter()
         .map(|topic| {
-            let may_delete = allowed(broker, session, Operation::Delete, ResourceType::Topic, &topic.name);
+            let may_delete = allowed(
+                broker,
+                session,
+                Operation::Delete,
+                ResourceType::Topic,
+                &topic.name,
+            );
             let partitions = topic
                 .partitions
                 .into_iter()

@@ -17,18 +17,37 @@ use crate::network::Session;
 const PREFERRED: i8 = 0;
 const UNCLEAN: i8 = 1;
 
-pub async fn handle(broker: &Broker, session: &Session, request: ElectLeadersRequest, version: i16) -> ElectLeadersResponse {
-    if !allowed(broker, session, Operation::Alter, ResourceType::Cluster, CLUSTER_NAME) {
-        return ElectLeadersResponse::default().with_error_code(BrokerError::from(AuthError::ClusterDenied).code());
+pub async fn handle(
+    broker: &Broker,
+    session: &Session,
+    request: ElectLeadersRequest,
+    version: i16,
+) -> ElectLeadersResponse {
+    if !allowed(
+        broker,
+        session,
+        Operation::Alter,
+        ResourceType::Cluster,
+        CLUSTER_NAME,
+    ) {
+        return ElectLeadersResponse::default()
+            .with_error_code(BrokerError::from(AuthError::ClusterDenied).code());
     }
-    let election = if version >= 1 { request.election_type } else { PREFERRED };
+    let election = if version >= 1 {
+        request.election_type
+    } else {
+        PREFERRED
+    };
     // Kafka refuses an unknown type for the request and for each partition named.
     let unknown_type = (election != PREFERRED && election != UNCLEAN)
         .then(|| BrokerError::InvalidRequest(format!("Unknown election type {election}")));
     // No partitions named: every partition, answering only for those an election moved.
     let everything = request.topic_partitions.is_none();
     let wanted: Vec<(String, Vec<i32>)> = match request.topic_partitions {
-        Some(topics) => topics.into_iter().map(|t| (t.topic.to_string(), t.partitions)).collect(),
+        Some(topics) => topics
+            .into_iter()
+            .map(|t| (t.topic.to_string(), t.partitions))
+            .collect(),
         None => all_partitions(broker),
     };
     let mut results = Vec::with_capacity(wanted.len());
@@ -45,7 +64,9 @@ pub async fn handle(broker: &Broker, session: &Session, request: ElectLeadersReq
             let answer = PartitionResult::default().with_partition_id(partition);
             answers.push(match outcome {
                 Ok(()) => answer.with_error_message(None),
-                Err(err) => answer.with_error_code(err.code()).with_error_message(err.message().map(str_bytes)),
+                Err(err) => answer
+                    .with_error_code(err.code())
+                    .with_error_message(err.message().map(str_bytes)),
             });
         }
         if !answers.is_empty() || !everything {
@@ -74,14 +95,25 @@ fn all_partitions(broker: &Broker) -> Vec<(String, Vec<i32>)> {
             .topics
             .all()
             .iter()
-            .map(|t| (t.name.clone(), t.partitions.iter().map(|p| p.index).collect()))
+            .map(|t| {
+                (
+                    t.name.clone(),
+                    t.partitions.iter().map(|p| p.index).collect(),
+                )
+            })
             .collect(),
     }
 }
 
-async fn elect(broker: &Broker, topic: &str, partition: i32, election: i8) -> Result<(), BrokerError> {
+async fn elect(
+    broker: &Broker,
+    topic: &str,
+    partition: i32,
+    election: i8,
+) -> Result<(), BrokerError> {
     let no_topic = || BrokerError::NoSuchPartition(format!("No such topic as {topic}"));
-    let no_partition = || BrokerError::NoSuchPartition(format!("No such partition as {topic}-{partition}"));
+    let no_partition =
+        || BrokerError::NoSuchPartition(format!("No such partition as {topic}-{partition}"));
     let Some(cluster) = &broker.cluster else {
         let found = broker.topics.get(topic).ok_or_else(no_topic)?;
         found.partition(partition).ok_or_else(no_partition)?;
@@ -95,14 +127,24 @@ async fn elect(broker: &Broker, topic: &str, partition: i32, election: i8) -> Re
         .ok_or_else(no_partition)?;
     let topic = topic.to_owned();
     let command = match election {
-        PREFERRED => Command::ElectPreferredLeader { topic, partition: index },
-        _ => Command::ElectUncleanLeader { topic, partition: index },
+        PREFERRED => Command::ElectPreferredLeader {
+            topic,
+            partition: index,
+        },
+        _ => Command::ElectUncleanLeader {
+            topic,
+            partition: index,
+        },
     };
     match cluster.propose(command).await {
         Ok(_) => Ok(()),
-        Err(MetadataError::Command(CommandError::ElectionNotNeeded)) => Err(BrokerError::ElectionNotNeeded),
+        Err(MetadataError::Command(CommandError::ElectionNotNeeded)) => {
+            Err(BrokerError::ElectionNotNeeded)
+        }
         // No replica alive to take it: Kafka's answer to an unclean election then.
-        Err(MetadataError::Command(CommandError::NoAvailableReplica(_))) => Err(BrokerError::EligibleLeadersNotAvailable),
+        Err(MetadataError::Command(CommandError::NoAvailableReplica(_))) => {
+            Err(BrokerError::EligibleLeadersNotAvailable)
+        }
         Err(err) => Err(err.into()),
     }
 }

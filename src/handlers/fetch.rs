@@ -10,8 +10,7 @@ use futures_util::future::select_all;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_request::FetchTopic;
 use kafka_protocol::messages::fetch_response::{
-    NodeEndpoint,
-    AbortedTransaction, FetchableTopicResponse, LeaderIdAndEpoch, PartitionData,
+    AbortedTransaction, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
 };
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId, TopicName};
 use tokio::sync::watch;
@@ -52,12 +51,18 @@ struct WantedTopic {
     partitions: Vec<Wanted>,
 }
 
-pub async fn handle(broker: &Broker, session: &Session, request: FetchRequest, version: i16) -> FetchResponse {
+pub async fn handle(
+    broker: &Broker,
+    session: &Session,
+    request: FetchRequest,
+    version: i16,
+) -> FetchResponse {
     // samsa keeps no fetch sessions (KIP-227). Epochs 0 (open a session) and -1 (no session)
     // are full fetches, answered with session id 0 so the client keeps sending full fetches;
     // a positive epoch continues a session samsa never created, which Kafka answers thus.
     if request.session_epoch > 0 {
-        return FetchResponse::default().with_error_code(ResponseError::FetchSessionIdNotFound.code());
+        return FetchResponse::default()
+            .with_error_code(ResponseError::FetchSessionIdNotFound.code());
     }
     let read_committed = request.isolation_level == READ_COMMITTED;
     let replica = if version >= FIRST_VERSION_WITH_REPLICA_STATE {
@@ -73,13 +78,20 @@ pub async fn handle(broker: &Broker, session: &Session, request: FetchRequest, v
     };
     // A follower needs CLUSTER_ACTION rather than READ on each topic, as in Kafka.
     let may_replicate = matches!(reader, Reader::Follower(_))
-        && allowed(broker, session, Operation::ClusterAction, ResourceType::Cluster, CLUSTER_NAME);
+        && allowed(
+            broker,
+            session,
+            Operation::ClusterAction,
+            ResourceType::Cluster,
+            CLUSTER_NAME,
+        );
     let topics: Vec<WantedTopic> = request
         .topics
         .into_iter()
         .map(|t| resolve(broker, session, t, version, reader, may_replicate))
         .collect();
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
     loop {
         // Subscribe before reading, so an append that lands after the read still wakes us.
         let watchers: Vec<watch::Receiver<i64>> = topics
@@ -96,7 +108,11 @@ pub async fn handle(broker: &Broker, session: &Session, request: FetchRequest, v
             record_traffic(broker, &topics, &round.responses);
             let mut response = FetchResponse::default();
             if version >= FIRST_VERSION_WITH_NODE_ENDPOINTS {
-                let leaders = round.responses.iter().flat_map(|t| &t.partitions).map(|p| p.current_leader.leader_id.0);
+                let leaders = round
+                    .responses
+                    .iter()
+                    .flat_map(|t| &t.partitions)
+                    .map(|p| p.current_leader.leader_id.0);
                 let endpoints = leader_endpoints(broker, leaders).into_iter().map(|e| {
                     NodeEndpoint::default()
                         .with_node_id(BrokerId(e.id))
@@ -123,11 +139,23 @@ fn resolve(
     let by_id = version >= FIRST_VERSION_WITH_TOPIC_IDS;
     let found = if by_id {
         broker.topics.get_by_id(topic.topic_id).ok_or_else(|| {
-            missing_topic(broker, None, Some(topic.topic_id), BrokerError::UnknownTopicId).response_error()
+            missing_topic(
+                broker,
+                None,
+                Some(topic.topic_id),
+                BrokerError::UnknownTopicId,
+            )
+            .response_error()
         })
     } else {
         broker.topics.get(&topic.topic).ok_or_else(|| {
-            missing_topic(broker, Some(&topic.topic), None, BrokerError::UnknownTopicOrPartition).response_error()
+            missing_topic(
+                broker,
+                Some(&topic.topic),
+                None,
+                BrokerError::UnknownTopicOrPartition,
+            )
+            .response_error()
         })
     };
     // A name is checked before existence, as Kafka does; an unknown id reveals nothing.
@@ -138,9 +166,15 @@ fn resolve(
     };
     let denied = match reader {
         Reader::Follower(_) => !may_replicate,
-        Reader::Consumer { .. } => name.is_some_and(|n| !allowed(broker, session, Operation::Read, ResourceType::Topic, n)),
+        Reader::Consumer { .. } => {
+            name.is_some_and(|n| !allowed(broker, session, Operation::Read, ResourceType::Topic, n))
+        }
     };
-    let found = if denied { Err(BrokerError::from(AuthError::TopicDenied).response_error()) } else { found };
+    let found = if denied {
+        Err(BrokerError::from(AuthError::TopicDenied).response_error())
+    } else {
+        found
+    };
     let partitions = topic
         .partitions
         .into_iter()
@@ -216,7 +250,12 @@ fn read_partition(
     reader: Reader,
     version: i16,
 ) -> PartitionData {
-    let read_committed = matches!(reader, Reader::Consumer { read_committed: true });
+    let read_committed = matches!(
+        reader,
+        Reader::Consumer {
+            read_committed: true
+        }
+    );
     let base = PartitionData::default()
         .with_partition_index(wanted.index)
         .with_high_watermark(-1)
@@ -226,25 +265,39 @@ fn read_partition(
         .with_aborted_transactions(read_committed.then(Vec::new));
     // An errored partition carries no offsets, as Kafka's do; one that does not exist
     // also gets an empty (not null) aborted-transactions list, like Kafka's.
-    let failed = |code: i16| base.clone().with_error_code(code).with_records(Some(Default::default()));
+    let failed = |code: i16| {
+        base.clone()
+            .with_error_code(code)
+            .with_records(Some(Default::default()))
+    };
     let partition = match &wanted.partition {
         Ok(partition) => partition,
         Err(err) => return failed(err.code()).with_aborted_transactions(Some(Vec::new())),
     };
     let limit = i64::from(wanted.max_bytes.max(0)).min(*budget);
     let isolation = match reader {
-        Reader::Consumer { read_committed: true } => Isolation::ReadCommitted,
-        Reader::Consumer { read_committed: false } => Isolation::ReadUncommitted,
+        Reader::Consumer {
+            read_committed: true,
+        } => Isolation::ReadCommitted,
+        Reader::Consumer {
+            read_committed: false,
+        } => Isolation::ReadUncommitted,
         Reader::Follower(_) => Isolation::LogEnd,
     };
-    let allowed = partition.check_leader_epoch(wanted.current_leader_epoch).and_then(|()| match reader {
-        Reader::Follower(replica) => partition.record_follower_fetch(replica, wanted.fetch_offset, now_ms()),
-        Reader::Consumer { .. } => Ok(()),
-    });
+    let allowed = partition
+        .check_leader_epoch(wanted.current_leader_epoch)
+        .and_then(|()| match reader {
+            Reader::Follower(replica) => {
+                partition.record_follower_fetch(replica, wanted.fetch_offset, now_ms())
+            }
+            Reader::Consumer { .. } => Ok(()),
+        });
     let result = if let Err(err) = allowed {
         Err(err)
     } else if limit <= 0 && response_has_data {
-        partition.offsets().map(|offsets| (bytes::Bytes::new(), offsets, Vec::new()))
+        partition
+            .offsets()
+            .map(|offsets| (bytes::Bytes::new(), offsets, Vec::new()))
     } else {
         partition
             .read(wanted.fetch_offset, limit.max(0) as usize, isolation)
@@ -275,7 +328,10 @@ fn read_partition(
             if storage_failure {
                 tracing::warn!(topic = %partition.topic, partition = partition.index, "fetch failed: {err}");
             }
-            let stale = matches!(err, BrokerError::NotLeaderOrFollower | BrokerError::FencedLeaderEpoch { .. });
+            let stale = matches!(
+                err,
+                BrokerError::NotLeaderOrFollower | BrokerError::FencedLeaderEpoch { .. }
+            );
             if stale && version >= FIRST_VERSION_WITH_CURRENT_LEADER {
                 let (leader, epoch) = partition.current_leader();
                 let current = LeaderIdAndEpoch::default()
@@ -298,9 +354,11 @@ fn record_traffic(broker: &Broker, topics: &[WantedTopic], responses: &[Fetchabl
         for (partition, data) in wanted.partitions.iter().zip(&response.partitions) {
             if let (Ok(partition), Some(records)) = (&partition.partition, &data.records) {
                 if !records.is_empty() {
-                    broker
-                        .metrics
-                        .record_fetch(&partition.topic, records.len(), count_records(records));
+                    broker.metrics.record_fetch(
+                        &partition.topic,
+                        records.len(),
+                        count_records(records),
+                    );
                 }
             }
         }

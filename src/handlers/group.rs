@@ -5,11 +5,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
-use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
@@ -23,9 +23,9 @@ use crate::error::BrokerError;
 use crate::group::state::JoinError;
 use crate::group::store::OFFSETS_TOPIC;
 use crate::group::{JoinOutcome, JoinRequest};
+use crate::network::Session;
 use crate::topics::internal::partition_for;
 use crate::txn::log::TRANSACTION_STATE_TOPIC;
-use crate::network::Session;
 
 const GROUP_KEY: i8 = 0;
 const TRANSACTION_KEY: i8 = 1;
@@ -39,15 +39,27 @@ fn group_denied() -> BrokerError {
     AuthError::GroupDenied.into()
 }
 
-pub async fn find_coordinator(broker: &Broker, session: &Session, req: FindCoordinatorRequest, version: i16) -> FindCoordinatorResponse {
-    let key_type = if version >= 1 { req.key_type } else { GROUP_KEY };
+pub async fn find_coordinator(
+    broker: &Broker,
+    session: &Session,
+    req: FindCoordinatorRequest,
+    version: i16,
+) -> FindCoordinatorResponse {
+    let key_type = if version >= 1 {
+        req.key_type
+    } else {
+        GROUP_KEY
+    };
     if version >= 4 {
         let mut coordinators = Vec::with_capacity(req.coordinator_keys.len());
         for key in req.coordinator_keys {
             let found = locate(broker, session, key_type, &key).await;
             let base = Coordinator::default().with_key(key);
             coordinators.push(match found {
-                Ok((id, host, port)) => base.with_node_id(BrokerId(id)).with_host(str_bytes(host)).with_port(port),
+                Ok((id, host, port)) => base
+                    .with_node_id(BrokerId(id))
+                    .with_host(str_bytes(host))
+                    .with_port(port),
                 Err(err) => base
                     .with_node_id(BrokerId(-1))
                     .with_port(-1)
@@ -86,15 +98,32 @@ pub async fn find_coordinator(broker: &Broker, session: &Session, req: FindCoord
 /// DESCRIBE on the key, as in Kafka. A single node coordinates everything, at the address
 /// of the listener the client came through; in a cluster it is the leader of the key's
 /// partition of the internal topic, which the controller creates on first use.
-async fn locate(broker: &Broker, session: &Session, key_type: i8, key: &str) -> Result<(i32, String, i32), BrokerError> {
+async fn locate(
+    broker: &Broker,
+    session: &Session,
+    key_type: i8,
+    key: &str,
+) -> Result<(i32, String, i32), BrokerError> {
     let topic = match key_type {
         GROUP_KEY if !may(broker, session, Operation::Describe, key) => return Err(group_denied()),
         GROUP_KEY => OFFSETS_TOPIC,
-        TRANSACTION_KEY if !allowed(broker, session, Operation::Describe, ResourceType::TransactionalId, key) => {
+        TRANSACTION_KEY
+            if !allowed(
+                broker,
+                session,
+                Operation::Describe,
+                ResourceType::TransactionalId,
+                key,
+            ) =>
+        {
             return Err(AuthError::TransactionalIdDenied.into())
         }
         TRANSACTION_KEY => TRANSACTION_STATE_TOPIC,
-        other => return Err(BrokerError::InvalidRequest(format!("unknown coordinator key type {other}"))),
+        other => {
+            return Err(BrokerError::InvalidRequest(format!(
+                "unknown coordinator key type {other}"
+            )))
+        }
     };
     let Some(cluster) = &broker.cluster else {
         let (host, port) = &session.listener.advertised;
@@ -102,11 +131,22 @@ async fn locate(broker: &Broker, session: &Session, key_type: i8, key: &str) -> 
     };
     let config = &broker.config;
     let (partitions, replication) = match key_type {
-        GROUP_KEY => (config.offsets_topic_num_partitions, config.offsets_topic_replication_factor),
-        _ => (config.transaction_state_num_partitions, config.transaction_state_replication_factor),
+        GROUP_KEY => (
+            config.offsets_topic_num_partitions,
+            config.offsets_topic_replication_factor,
+        ),
+        _ => (
+            config.transaction_state_num_partitions,
+            config.transaction_state_replication_factor,
+        ),
     };
     let record = cluster
-        .internal_topic(topic, partitions, replication, broker.topics.internal_configs())
+        .internal_topic(
+            topic,
+            partitions,
+            replication,
+            broker.topics.internal_configs(),
+        )
         .await?;
     let partition = partition_for(key, record.partitions.len());
     let leader = record.partitions[partition].leader;
@@ -129,7 +169,11 @@ pub async fn join(
         return JoinGroupResponse::default()
             .with_error_code(group_denied().code())
             .with_generation_id(-1)
-            .with_protocol_name(if version >= 7 { None } else { Some(StrBytes::default()) })
+            .with_protocol_name(if version >= 7 {
+                None
+            } else {
+                Some(StrBytes::default())
+            })
             .with_member_id(req.member_id);
     }
     let session_timeout = Duration::from_millis(req.session_timeout_ms.max(0) as u64);
@@ -182,7 +226,11 @@ pub async fn join(
                     .map(|m| {
                         JoinGroupResponseMember::default()
                             .with_member_id(str_bytes(m.member_id))
-                            .with_group_instance_id(if version >= 5 { m.instance_id.map(str_bytes) } else { None })
+                            .with_group_instance_id(if version >= 5 {
+                                m.instance_id.map(str_bytes)
+                            } else {
+                                None
+                            })
                             .with_metadata(m.metadata)
                     })
                     .collect(),
@@ -190,12 +238,21 @@ pub async fn join(
         Err(err) => JoinGroupResponse::default()
             .with_error_code(err.error.code())
             .with_generation_id(-1)
-            .with_protocol_name(if version >= 7 { None } else { Some(StrBytes::default()) })
+            .with_protocol_name(if version >= 7 {
+                None
+            } else {
+                Some(StrBytes::default())
+            })
             .with_member_id(str_bytes(err.member_id)),
     }
 }
 
-pub async fn sync(broker: &Broker, session: &Session, req: SyncGroupRequest, version: i16) -> SyncGroupResponse {
+pub async fn sync(
+    broker: &Broker,
+    session: &Session,
+    req: SyncGroupRequest,
+    version: i16,
+) -> SyncGroupResponse {
     if !may(broker, session, Operation::Read, &req.group_id) {
         return SyncGroupResponse::default().with_error_code(group_denied().code());
     }
@@ -247,7 +304,12 @@ pub fn heartbeat(broker: &Broker, session: &Session, req: HeartbeatRequest) -> H
     HeartbeatResponse::default().with_error_code(result.err().map_or(0, |e| e.code()))
 }
 
-pub fn leave(broker: &Broker, session: &Session, req: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
+pub fn leave(
+    broker: &Broker,
+    session: &Session,
+    req: LeaveGroupRequest,
+    version: i16,
+) -> LeaveGroupResponse {
     if !may(broker, session, Operation::Read, &req.group_id) {
         return LeaveGroupResponse::default().with_error_code(group_denied().code());
     }
@@ -255,7 +317,12 @@ pub fn leave(broker: &Broker, session: &Session, req: LeaveGroupRequest, version
     let members: Vec<(String, Option<String>)> = if version >= 3 {
         req.members
             .iter()
-            .map(|m| (m.member_id.to_string(), m.group_instance_id.as_ref().map(|s| s.to_string())))
+            .map(|m| {
+                (
+                    m.member_id.to_string(),
+                    m.group_instance_id.as_ref().map(|s| s.to_string()),
+                )
+            })
             .collect()
     } else {
         vec![(req.member_id.to_string(), None)]
@@ -263,11 +330,18 @@ pub fn leave(broker: &Broker, session: &Session, req: LeaveGroupRequest, version
     let results = match broker.groups.leave(&req.group_id, &members) {
         Ok(results) => results,
         // An unknown group knows none of the members.
-        Err(BrokerError::UnknownMemberId) => members.iter().map(|_| Err(BrokerError::UnknownMemberId)).collect(),
+        Err(BrokerError::UnknownMemberId) => members
+            .iter()
+            .map(|_| Err(BrokerError::UnknownMemberId))
+            .collect(),
         Err(err) => return LeaveGroupResponse::default().with_error_code(err.code()),
     };
     if version < 3 {
-        let code = results.into_iter().next().and_then(|r| r.err()).map_or(0, |e| e.code());
+        let code = results
+            .into_iter()
+            .next()
+            .and_then(|r| r.err())
+            .map_or(0, |e| e.code());
         return LeaveGroupResponse::default().with_error_code(code);
     }
     LeaveGroupResponse::default().with_members(
@@ -284,13 +358,24 @@ pub fn leave(broker: &Broker, session: &Session, req: LeaveGroupRequest, version
     )
 }
 
-pub fn describe(broker: &Broker, session: &Session, req: DescribeGroupsRequest, version: i16) -> DescribeGroupsResponse {
+pub fn describe(
+    broker: &Broker,
+    session: &Session,
+    req: DescribeGroupsRequest,
+    version: i16,
+) -> DescribeGroupsResponse {
     let want_operations = version >= 3 && req.include_authorized_operations;
     let groups = req
         .groups
         .into_iter()
         .map(|group_id| {
-            let operations = authorized_operations(broker, session, want_operations, ResourceType::Group, &group_id);
+            let operations = authorized_operations(
+                broker,
+                session,
+                want_operations,
+                ResourceType::Group,
+                &group_id,
+            );
             let base = DescribedGroup::default()
                 .with_group_id(group_id.clone())
                 .with_authorized_operations(operations);
@@ -314,7 +399,11 @@ pub fn describe(broker: &Broker, session: &Session, req: DescribeGroupsRequest, 
                             .map(|m| {
                                 DescribedGroupMember::default()
                                     .with_member_id(str_bytes(m.member_id))
-                                    .with_group_instance_id(if version >= 4 { m.instance_id.map(str_bytes) } else { None })
+                                    .with_group_instance_id(if version >= 4 {
+                                        m.instance_id.map(str_bytes)
+                                    } else {
+                                        None
+                                    })
                                     .with_client_id(str_bytes(m.client_id))
                                     .with_client_host(str_bytes(m.client_host))
                                     .with_member_metadata(m.metadata)
@@ -327,20 +416,38 @@ pub fn describe(broker: &Broker, session: &Session, req: DescribeGroupsRequest, 
                     .with_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
                     .with_group_state(str_bytes("Dead"))
                     .with_error_code(BrokerError::GroupIdNotFound.code())
-                    .with_error_message(Some(str_bytes(format!("Group {} not found.", group_id.as_str())))),
+                    .with_error_message(Some(str_bytes(format!(
+                        "Group {} not found.",
+                        group_id.as_str()
+                    )))),
                 Ok(None) => base.with_group_state(str_bytes("Dead")),
                 Err(err) => base
                     .with_error_code(err.code())
-                    .with_error_message(if version >= 6 { err.message().map(str_bytes) } else { None }),
+                    .with_error_message(if version >= 6 {
+                        err.message().map(str_bytes)
+                    } else {
+                        None
+                    }),
             }
         })
         .collect();
     DescribeGroupsResponse::default().with_groups(groups)
 }
 
-pub fn list(broker: &Broker, session: &Session, req: ListGroupsRequest, version: i16) -> ListGroupsResponse {
+pub fn list(
+    broker: &Broker,
+    session: &Session,
+    req: ListGroupsRequest,
+    version: i16,
+) -> ListGroupsResponse {
     // DESCRIBE on the cluster lists every group; otherwise those the client may describe.
-    let sees_all = allowed(broker, session, Operation::Describe, ResourceType::Cluster, CLUSTER_NAME);
+    let sees_all = allowed(
+        broker,
+        session,
+        Operation::Describe,
+        ResourceType::Cluster,
+        CLUSTER_NAME,
+    );
     // While a partition loads, Kafka lists the groups it has and says the rest are loading.
     let listing = broker.groups.list();
     let states: Vec<String> = req.states_filter.iter().map(|s| s.to_lowercase()).collect();
@@ -356,7 +463,11 @@ pub fn list(broker: &Broker, session: &Session, req: ListGroupsRequest, version:
             let group = ListedGroup::default()
                 .with_group_id(GroupId(str_bytes(id)))
                 .with_protocol_type(str_bytes(protocol_type));
-            let group = if version >= 4 { group.with_group_state(str_bytes(state.name())) } else { group };
+            let group = if version >= 4 {
+                group.with_group_state(str_bytes(state.name()))
+            } else {
+                group
+            };
             if version >= 5 {
                 group.with_group_type(str_bytes("classic"))
             } else {
@@ -369,7 +480,11 @@ pub fn list(broker: &Broker, session: &Session, req: ListGroupsRequest, version:
         .with_groups(listed)
 }
 
-pub fn delete(broker: &Broker, session: &Session, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
+pub fn delete(
+    broker: &Broker,
+    session: &Session,
+    req: DeleteGroupsRequest,
+) -> DeleteGroupsResponse {
     let results = req
         .groups_names
         .into_iter()

@@ -20,8 +20,19 @@ use crate::network::Session;
 /// From v3 an unauthorized request is told so; before, it gets no directories.
 const FIRST_VERSION_WITH_ERROR: i16 = 3;
 
-pub fn handle(broker: &Broker, session: &Session, request: DescribeLogDirsRequest, version: i16) -> DescribeLogDirsResponse {
-    if !allowed(broker, session, Operation::Describe, ResourceType::Cluster, CLUSTER_NAME) {
+pub fn handle(
+    broker: &Broker,
+    session: &Session,
+    request: DescribeLogDirsRequest,
+    version: i16,
+) -> DescribeLogDirsResponse {
+    if !allowed(
+        broker,
+        session,
+        Operation::Describe,
+        ResourceType::Cluster,
+        CLUSTER_NAME,
+    ) {
         let response = DescribeLogDirsResponse::default();
         if version >= FIRST_VERSION_WITH_ERROR {
             return response.with_error_code(BrokerError::from(AuthError::ClusterDenied).code());
@@ -29,9 +40,12 @@ pub fn handle(broker: &Broker, session: &Session, request: DescribeLogDirsReques
         return response;
     }
     // None: every replica here.
-    let wanted: Option<BTreeMap<String, Vec<i32>>> = request
-        .topics
-        .map(|topics| topics.into_iter().map(|t| (t.topic.to_string(), t.partitions)).collect());
+    let wanted: Option<BTreeMap<String, Vec<i32>>> = request.topics.map(|topics| {
+        topics
+            .into_iter()
+            .map(|t| (t.topic.to_string(), t.partitions))
+            .collect()
+    });
     let mut topics = Vec::new();
     for topic in broker.topics.all() {
         let asked = match &wanted {

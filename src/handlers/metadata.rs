@@ -15,12 +15,12 @@ use super::{allowed, authorized_operations, str_bytes};
 use crate::auth::acl::CLUSTER_NAME;
 use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
+use crate::cluster::NewTopic;
 use crate::error::BrokerError;
 use crate::group::store::OFFSETS_TOPIC;
-use crate::txn::log::TRANSACTION_STATE_TOPIC;
 use crate::network::Session;
-use crate::cluster::NewTopic;
 use crate::topics::Topic;
+use crate::txn::log::TRANSACTION_STATE_TOPIC;
 
 /// What the request lets this handler do, and who asks.
 struct Context<'a> {
@@ -101,7 +101,13 @@ impl Context<'_> {
     }
 
     fn operations(&self, topic: &str) -> i32 {
-        authorized_operations(self.broker, self.session, self.want_operations, ResourceType::Topic, topic)
+        authorized_operations(
+            self.broker,
+            self.session,
+            self.want_operations,
+            ResourceType::Topic,
+            topic,
+        )
     }
 
     fn describe(&self, topic: &TopicView) -> MetadataResponseTopic {
@@ -110,10 +116,19 @@ impl Context<'_> {
 
     fn all_topics(&self) -> Vec<TopicView> {
         match &self.cluster {
-            Some(m) => m.topics.values().map(|t| TopicView::in_cluster(t, m)).collect(),
+            Some(m) => m
+                .topics
+                .values()
+                .map(|t| TopicView::in_cluster(t, m))
+                .collect(),
             None => {
                 let node = self.broker.node_id();
-                self.broker.topics.all().iter().map(|t| TopicView::local(t, node)).collect()
+                self.broker
+                    .topics
+                    .all()
+                    .iter()
+                    .map(|t| TopicView::local(t, node))
+                    .collect()
             }
         }
     }
@@ -121,7 +136,11 @@ impl Context<'_> {
     fn topic(&self, name: &str) -> Option<TopicView> {
         match &self.cluster {
             Some(m) => m.topics.get(name).map(|t| TopicView::in_cluster(t, m)),
-            None => self.broker.topics.get(name).map(|t| TopicView::local(&t, self.broker.node_id())),
+            None => self
+                .broker
+                .topics
+                .get(name)
+                .map(|t| TopicView::local(&t, self.broker.node_id())),
         }
     }
 
@@ -129,9 +148,16 @@ impl Context<'_> {
         match &self.cluster {
             Some(m) => {
                 let wanted = *id.as_bytes();
-                m.topics.values().find(|t| t.id == wanted).map(|t| TopicView::in_cluster(t, m))
+                m.topics
+                    .values()
+                    .find(|t| t.id == wanted)
+                    .map(|t| TopicView::in_cluster(t, m))
             }
-            None => self.broker.topics.get_by_id(id).map(|t| TopicView::local(&t, self.broker.node_id())),
+            None => self
+                .broker
+                .topics
+                .get_by_id(id)
+                .map(|t| TopicView::local(&t, self.broker.node_id())),
         }
     }
 
@@ -139,7 +165,12 @@ impl Context<'_> {
     async fn create(&self, name: &str) -> Result<Option<TopicView>, BrokerError> {
         let broker = self.broker;
         let Some(cluster) = &broker.cluster else {
-            let created = broker.topics.create(name, broker.config.num_partitions, Default::default(), false);
+            let created = broker.topics.create(
+                name,
+                broker.config.num_partitions,
+                Default::default(),
+                false,
+            );
             return match created {
                 Ok(topic) => Ok(Some(TopicView::local(&topic, broker.node_id()))),
                 // Another request created it between our lookup and our create.
@@ -152,16 +183,32 @@ impl Context<'_> {
             ..NewTopic::default()
         };
         let config = &broker.config;
-        match cluster.create_topic(spec, config.num_partitions, config.default_replication_factor, false).await {
+        match cluster
+            .create_topic(
+                spec,
+                config.num_partitions,
+                config.default_replication_factor,
+                false,
+            )
+            .await
+        {
             Ok(_) | Err(BrokerError::TopicAlreadyExists(_)) => {}
             Err(err) => return Err(err),
         }
         let metadata = cluster.published();
-        Ok(metadata.topics.get(name).map(|t| TopicView::in_cluster(t, &metadata)))
+        Ok(metadata
+            .topics
+            .get(name)
+            .map(|t| TopicView::in_cluster(t, &metadata)))
     }
 }
 
-pub async fn handle(broker: &Broker, session: &Session, request: MetadataRequest, version: i16) -> MetadataResponse {
+pub async fn handle(
+    broker: &Broker,
+    session: &Session,
+    request: MetadataRequest,
+    version: i16,
+) -> MetadataResponse {
     // v0 has no null: an empty list meant "all topics" until v1 gave it its own meaning.
     let wanted = match request.topics {
         Some(topics) if !(version == 0 && topics.is_empty()) => Some(topics),
@@ -172,7 +219,8 @@ pub async fn handle(broker: &Broker, session: &Session, request: MetadataRequest
         broker,
         session,
         // Before v4 the request had no flag and auto-creation was always allowed.
-        may_create: broker.config.auto_create_topics && (version < 4 || request.allow_auto_topic_creation),
+        may_create: broker.config.auto_create_topics
+            && (version < 4 || request.allow_auto_topic_creation),
         want_operations: request.include_topic_authorized_operations,
     };
     let topics: Vec<MetadataResponseTopic> = match wanted {
@@ -200,7 +248,9 @@ pub async fn handle(broker: &Broker, session: &Session, request: MetadataRequest
         .into_iter()
         .map(|t| {
             let internal = version >= 1
-                && t.name.as_ref().is_some_and(|n| [OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC].contains(&n.as_str()));
+                && t.name.as_ref().is_some_and(|n| {
+                    [OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC].contains(&n.as_str())
+                });
             t.with_is_internal(internal)
         })
         .collect();
@@ -247,8 +297,13 @@ async fn by_name(cx: &Context<'_>, name: TopicName) -> MetadataResponseTopic {
     if !cx.may_create {
         return failed(BrokerError::UnknownTopicOrPartition);
     }
-    let may_create = allowed(broker, cx.session, Operation::Create, ResourceType::Cluster, CLUSTER_NAME)
-        || cx.may(Operation::Create, &name);
+    let may_create = allowed(
+        broker,
+        cx.session,
+        Operation::Create,
+        ResourceType::Cluster,
+        CLUSTER_NAME,
+    ) || cx.may(Operation::Create, &name);
     if !may_create {
         return failed(AuthError::TopicDenied.into());
     }
@@ -286,7 +341,11 @@ fn describe(topic: &TopicView, operations: i32) -> MetadataResponseTopic {
                 .partitions
                 .iter()
                 .map(|p| {
-                    let error = if p.leader < 0 { BrokerError::LeaderNotAvailable.code() } else { 0 };
+                    let error = if p.leader < 0 {
+                        BrokerError::LeaderNotAvailable.code()
+                    } else {
+                        0
+                    };
                     MetadataResponsePartition::default()
                         .with_error_code(error)
                         .with_partition_index(p.index)

@@ -40,14 +40,24 @@ pub async fn handle(broker: &Arc<Broker>, session: &mut Session, request: Reques
     let version = request.version();
     let client_id = request.header.client_id.as_deref().unwrap_or("").to_owned();
     match request.body {
-        RequestKind::ApiVersions(req) => ResponseKind::ApiVersions(api_versions::handle(&req, version)),
-        RequestKind::SaslHandshake(req) => ResponseKind::SaslHandshake(sasl::handshake(broker, session, req, version)),
+        RequestKind::ApiVersions(req) => {
+            ResponseKind::ApiVersions(api_versions::handle(&req, version))
+        }
+        RequestKind::SaslHandshake(req) => {
+            ResponseKind::SaslHandshake(sasl::handshake(broker, session, req, version))
+        }
         RequestKind::SaslAuthenticate(req) => {
             ResponseKind::SaslAuthenticate(sasl::authenticate(broker, session, req))
         }
-        RequestKind::Metadata(req) => ResponseKind::Metadata(metadata::handle(broker, session, req, version).await),
-        RequestKind::Produce(req) => ResponseKind::Produce(produce::handle(broker, session, req, version).await),
-        RequestKind::Fetch(req) => ResponseKind::Fetch(fetch::handle(broker, session, req, version).await),
+        RequestKind::Metadata(req) => {
+            ResponseKind::Metadata(metadata::handle(broker, session, req, version).await)
+        }
+        RequestKind::Produce(req) => {
+            ResponseKind::Produce(produce::handle(broker, session, req, version).await)
+        }
+        RequestKind::Fetch(req) => {
+            ResponseKind::Fetch(fetch::handle(broker, session, req, version).await)
+        }
         RequestKind::ListOffsets(req) => {
             ResponseKind::ListOffsets(list_offsets::handle(broker, session, req, version))
         }
@@ -63,33 +73,63 @@ pub async fn handle(broker: &Arc<Broker>, session: &mut Session, request: Reques
         RequestKind::DescribeConfigs(req) => {
             ResponseKind::DescribeConfigs(configs::describe(broker, session, req, version))
         }
-        RequestKind::IncrementalAlterConfigs(req) => {
-            ResponseKind::IncrementalAlterConfigs(configs::incremental_alter(broker, session, req).await)
+        RequestKind::IncrementalAlterConfigs(req) => ResponseKind::IncrementalAlterConfigs(
+            configs::incremental_alter(broker, session, req).await,
+        ),
+        RequestKind::AlterConfigs(req) => {
+            ResponseKind::AlterConfigs(configs::alter(broker, session, req).await)
         }
-        RequestKind::AlterConfigs(req) => ResponseKind::AlterConfigs(configs::alter(broker, session, req).await),
-        RequestKind::DeleteRecords(req) => ResponseKind::DeleteRecords(delete_records::handle(broker, session, req)),
-        RequestKind::FindCoordinator(req) => {
-            ResponseKind::FindCoordinator(group::find_coordinator(broker, session, req, version).await)
+        RequestKind::DeleteRecords(req) => {
+            ResponseKind::DeleteRecords(delete_records::handle(broker, session, req))
         }
-        RequestKind::JoinGroup(req) => {
-            ResponseKind::JoinGroup(group::join(broker, session, req, version, &client_id, session.peer).await)
+        RequestKind::FindCoordinator(req) => ResponseKind::FindCoordinator(
+            group::find_coordinator(broker, session, req, version).await,
+        ),
+        RequestKind::JoinGroup(req) => ResponseKind::JoinGroup(
+            group::join(broker, session, req, version, &client_id, session.peer).await,
+        ),
+        RequestKind::SyncGroup(req) => {
+            ResponseKind::SyncGroup(group::sync(broker, session, req, version).await)
         }
-        RequestKind::SyncGroup(req) => ResponseKind::SyncGroup(group::sync(broker, session, req, version).await),
-        RequestKind::Heartbeat(req) => ResponseKind::Heartbeat(group::heartbeat(broker, session, req)),
-        RequestKind::LeaveGroup(req) => ResponseKind::LeaveGroup(group::leave(broker, session, req, version)),
-        RequestKind::DescribeGroups(req) => ResponseKind::DescribeGroups(group::describe(broker, session, req, version)),
-        RequestKind::ListGroups(req) => ResponseKind::ListGroups(group::list(broker, session, req, version)),
-        RequestKind::DeleteGroups(req) => ResponseKind::DeleteGroups(group::delete(broker, session, req)),
-        RequestKind::OffsetCommit(req) => ResponseKind::OffsetCommit(offsets::commit(broker, session, req, version).await),
-        RequestKind::OffsetFetch(req) => ResponseKind::OffsetFetch(offsets::fetch(broker, session, req, version)),
-        RequestKind::OffsetDelete(req) => ResponseKind::OffsetDelete(offsets::delete(broker, session, req)),
+        RequestKind::Heartbeat(req) => {
+            ResponseKind::Heartbeat(group::heartbeat(broker, session, req))
+        }
+        RequestKind::LeaveGroup(req) => {
+            ResponseKind::LeaveGroup(group::leave(broker, session, req, version))
+        }
+        RequestKind::DescribeGroups(req) => {
+            ResponseKind::DescribeGroups(group::describe(broker, session, req, version))
+        }
+        RequestKind::ListGroups(req) => {
+            ResponseKind::ListGroups(group::list(broker, session, req, version))
+        }
+        RequestKind::DeleteGroups(req) => {
+            ResponseKind::DeleteGroups(group::delete(broker, session, req))
+        }
+        RequestKind::OffsetCommit(req) => {
+            ResponseKind::OffsetCommit(offsets::commit(broker, session, req, version).await)
+        }
+        RequestKind::OffsetFetch(req) => {
+            ResponseKind::OffsetFetch(offsets::fetch(broker, session, req, version))
+        }
+        RequestKind::OffsetDelete(req) => {
+            ResponseKind::OffsetDelete(offsets::delete(broker, session, req))
+        }
         RequestKind::TxnOffsetCommit(req) => {
             ResponseKind::TxnOffsetCommit(txn_offsets::commit(broker, session, req, version).await)
         }
-        RequestKind::DescribeCluster(req) => ResponseKind::DescribeCluster(cluster::describe(broker, session, req)),
-        RequestKind::CreateAcls(req) => ResponseKind::CreateAcls(acl::create(broker, session, req).await),
-        RequestKind::DescribeAcls(req) => ResponseKind::DescribeAcls(acl::describe(broker, session, req)),
-        RequestKind::DeleteAcls(req) => ResponseKind::DeleteAcls(acl::delete(broker, session, req).await),
+        RequestKind::DescribeCluster(req) => {
+            ResponseKind::DescribeCluster(cluster::describe(broker, session, req))
+        }
+        RequestKind::CreateAcls(req) => {
+            ResponseKind::CreateAcls(acl::create(broker, session, req).await)
+        }
+        RequestKind::DescribeAcls(req) => {
+            ResponseKind::DescribeAcls(acl::describe(broker, session, req))
+        }
+        RequestKind::DeleteAcls(req) => {
+            ResponseKind::DeleteAcls(acl::delete(broker, session, req).await)
+        }
         RequestKind::DescribeUserScramCredentials(req) => {
             ResponseKind::DescribeUserScramCredentials(scram::describe(broker, session, req))
         }
@@ -99,15 +139,21 @@ pub async fn handle(broker: &Arc<Broker>, session: &mut Session, request: Reques
         RequestKind::InitProducerId(req) => {
             ResponseKind::InitProducerId(txn::init_producer_id(broker, session, req, version).await)
         }
-        RequestKind::AddPartitionsToTxn(req) => {
-            ResponseKind::AddPartitionsToTxn(txn::add_partitions(broker, session, req, version).await)
-        }
+        RequestKind::AddPartitionsToTxn(req) => ResponseKind::AddPartitionsToTxn(
+            txn::add_partitions(broker, session, req, version).await,
+        ),
         RequestKind::AddOffsetsToTxn(req) => {
             ResponseKind::AddOffsetsToTxn(txn::add_offsets(broker, session, req, version).await)
         }
-        RequestKind::EndTxn(req) => ResponseKind::EndTxn(txn::end(broker, session, req, version).await),
-        RequestKind::WriteTxnMarkers(req) => ResponseKind::WriteTxnMarkers(txn_markers::write(broker, session, req).await),
-        RequestKind::ListTransactions(req) => ResponseKind::ListTransactions(transactions::list(broker, session, req)),
+        RequestKind::EndTxn(req) => {
+            ResponseKind::EndTxn(txn::end(broker, session, req, version).await)
+        }
+        RequestKind::WriteTxnMarkers(req) => {
+            ResponseKind::WriteTxnMarkers(txn_markers::write(broker, session, req).await)
+        }
+        RequestKind::ListTransactions(req) => {
+            ResponseKind::ListTransactions(transactions::list(broker, session, req))
+        }
         RequestKind::DescribeTransactions(req) => {
             ResponseKind::DescribeTransactions(transactions::describe(broker, session, req))
         }
@@ -117,11 +163,15 @@ pub async fn handle(broker: &Arc<Broker>, session: &mut Session, request: Reques
         RequestKind::DescribeProducers(req) => {
             ResponseKind::DescribeProducers(transactions::describe_producers(broker, session, req))
         }
-        RequestKind::DescribeLogDirs(req) => ResponseKind::DescribeLogDirs(log_dirs::handle(broker, session, req, version)),
-        RequestKind::ElectLeaders(req) => ResponseKind::ElectLeaders(elections::handle(broker, session, req, version).await),
-        RequestKind::AlterPartitionReassignments(req) => {
-            ResponseKind::AlterPartitionReassignments(reassignments::alter(broker, session, req, version).await)
+        RequestKind::DescribeLogDirs(req) => {
+            ResponseKind::DescribeLogDirs(log_dirs::handle(broker, session, req, version))
         }
+        RequestKind::ElectLeaders(req) => {
+            ResponseKind::ElectLeaders(elections::handle(broker, session, req, version).await)
+        }
+        RequestKind::AlterPartitionReassignments(req) => ResponseKind::AlterPartitionReassignments(
+            reassignments::alter(broker, session, req, version).await,
+        ),
         RequestKind::ListPartitionReassignments(req) => {
             ResponseKind::ListPartitionReassignments(reassignments::list(broker, session, req))
         }
@@ -130,8 +180,16 @@ pub async fn handle(broker: &Arc<Broker>, session: &mut Session, request: Reques
 }
 
 /// Whether the session's principal may perform `op` on the resource.
-pub(crate) fn allowed(broker: &Broker, session: &Session, op: Operation, rt: ResourceType, name: &str) -> bool {
-    broker.authorizer.authorize(&session.principal, &session.host, op, rt, name)
+pub(crate) fn allowed(
+    broker: &Broker,
+    session: &Session,
+    op: Operation,
+    rt: ResourceType,
+    name: &str,
+) -> bool {
+    broker
+        .authorizer
+        .authorize(&session.principal, &session.host, op, rt, name)
 }
 
 /// The `*_authorized_operations` bit set of a resource, or the "not requested" marker.
@@ -143,7 +201,9 @@ pub(crate) fn authorized_operations(
     name: &str,
 ) -> i32 {
     if requested {
-        broker.authorizer.authorized_operations(&session.principal, &session.host, rt, name)
+        broker
+            .authorizer
+            .authorized_operations(&session.principal, &session.host, rt, name)
     } else {
         AUTHORIZED_OPERATIONS_OMITTED
     }

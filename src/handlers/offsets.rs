@@ -3,11 +3,15 @@
 
 use std::collections::BTreeMap;
 
-use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
-use kafka_protocol::messages::offset_delete_response::{OffsetDeleteResponsePartition, OffsetDeleteResponseTopic};
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::offset_delete_response::{
+    OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
+};
 use kafka_protocol::messages::offset_fetch_response::{
-    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions, OffsetFetchResponseTopic,
-    OffsetFetchResponseTopics,
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
 use kafka_protocol::messages::*;
 
@@ -30,23 +34,35 @@ fn may_topic(broker: &Broker, session: &Session, op: Operation, topic: &str) -> 
 const FIRST_MULTI_GROUP_FETCH: i16 = 8;
 
 fn partition_exists(broker: &Broker, topic: &str, partition: i32) -> bool {
-    broker.topics.get(topic).is_some_and(|t| t.partition(partition).is_some())
+    broker
+        .topics
+        .get(topic)
+        .is_some_and(|t| t.partition(partition).is_some())
 }
 
 /// Committing needs READ on the group and on each topic, as in Kafka. The commit is answered
 /// once the offsets partition's in-sync replicas hold it.
-pub async fn commit(broker: &Broker, session: &Session, req: OffsetCommitRequest, version: i16) -> OffsetCommitResponse {
+pub async fn commit(
+    broker: &Broker,
+    session: &Session,
+    req: OffsetCommitRequest,
+    version: i16,
+) -> OffsetCommitResponse {
     let group_denied = !may_group(broker, session, Operation::Read, &req.group_id);
     let now = now_ms();
     // v2-4 let the client choose how long the offsets live; -1 means the broker's retention.
-    let expire_timestamp = (version <= 4 && req.retention_time_ms >= 0).then(|| now + req.retention_time_ms);
+    let expire_timestamp =
+        (version <= 4 && req.retention_time_ms >= 0).then(|| now + req.retention_time_ms);
     let max_metadata = broker.config.offset_metadata_max_bytes;
     let mut errors: BTreeMap<(String, i32), BrokerError> = BTreeMap::new();
     let mut valid = Vec::new();
     for topic in &req.topics {
         for p in &topic.partitions {
             let key = (topic.name.to_string(), p.partition_index);
-            let metadata = p.committed_metadata.as_ref().map_or(String::new(), |m| m.to_string());
+            let metadata = p
+                .committed_metadata
+                .as_ref()
+                .map_or(String::new(), |m| m.to_string());
             if group_denied {
                 errors.insert(key, AuthError::GroupDenied.into());
             } else if !may_topic(broker, session, Operation::Read, &topic.name) {
@@ -131,7 +147,8 @@ fn fetch_group(
     let may_describe = |topic: &str| may_topic(broker, session, Operation::Describe, topic);
     let (wanted, denied) = match wanted {
         Some(topics) => {
-            let (ok, denied): (Vec<_>, Vec<_>) = topics.into_iter().partition(|(t, _)| may_describe(t));
+            let (ok, denied): (Vec<_>, Vec<_>) =
+                topics.into_iter().partition(|(t, _)| may_describe(t));
             (Some(ok), denied)
         }
         None => (None, Vec::new()),
@@ -153,9 +170,18 @@ fn fetch_group(
 
 /// (offset, leader epoch, metadata, error code) of one partition.
 fn committed_fields(fetched: &FetchedOffset) -> (i64, i32, String, i16) {
-    let code = if fetched.unstable { BrokerError::UnstableOffsetCommit.code() } else { 0 };
+    let code = if fetched.unstable {
+        BrokerError::UnstableOffsetCommit.code()
+    } else {
+        0
+    };
     match &fetched.offset {
-        Some(o) => (o.offset, o.leader_epoch, o.metadata.clone().unwrap_or_default(), code),
+        Some(o) => (
+            o.offset,
+            o.leader_epoch,
+            o.metadata.clone().unwrap_or_default(),
+            code,
+        ),
         None => (-1, -1, String::new(), code),
     }
 }
@@ -163,7 +189,12 @@ fn committed_fields(fetched: &FetchedOffset) -> (i64, i32, String, i16) {
 /// OffsetFetch v7 lets consumers ask to be told about offsets still in a transaction.
 const FIRST_VERSION_WITH_REQUIRE_STABLE: i16 = 7;
 
-pub fn fetch(broker: &Broker, session: &Session, req: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
+pub fn fetch(
+    broker: &Broker,
+    session: &Session,
+    req: OffsetFetchRequest,
+    version: i16,
+) -> OffsetFetchResponse {
     let topic_denied = BrokerError::from(AuthError::TopicDenied).code();
     let require_stable = version >= FIRST_VERSION_WITH_REQUIRE_STABLE && req.require_stable;
     if version >= FIRST_MULTI_GROUP_FETCH {
@@ -184,28 +215,29 @@ pub fn fetch(broker: &Broker, session: &Session, req: OffsetFetchRequest, versio
                         denied
                             .into_iter()
                             .map(|(topic, partitions)| {
-                                OffsetFetchResponseTopics::default().with_name(TopicName(str_bytes(topic))).with_partitions(
-                                    partitions
-                                        .into_iter()
-                                        .map(|p| {
-                                            OffsetFetchResponsePartitions::default()
-                                                .with_partition_index(p)
-                                                .with_committed_offset(-1)
-                                                .with_error_code(topic_denied)
-                                        })
-                                        .collect(),
-                                )
+                                OffsetFetchResponseTopics::default()
+                                    .with_name(TopicName(str_bytes(topic)))
+                                    .with_partitions(
+                                        partitions
+                                            .into_iter()
+                                            .map(|p| {
+                                                OffsetFetchResponsePartitions::default()
+                                                    .with_partition_index(p)
+                                                    .with_committed_offset(-1)
+                                                    .with_error_code(topic_denied)
+                                            })
+                                            .collect(),
+                                    )
                             })
-                            .chain(by_topic
-                            .into_iter()
-                            .map(|(topic, offsets)| {
+                            .chain(by_topic.into_iter().map(|(topic, offsets)| {
                                 OffsetFetchResponseTopics::default()
                                     .with_name(TopicName(str_bytes(topic)))
                                     .with_partitions(
                                         offsets
                                             .into_iter()
                                             .map(|fetched| {
-                                                let (offset, epoch, metadata, code) = committed_fields(&fetched);
+                                                let (offset, epoch, metadata, code) =
+                                                    committed_fields(&fetched);
                                                 OffsetFetchResponsePartitions::default()
                                                     .with_partition_index(fetched.partition)
                                                     .with_committed_offset(offset)
@@ -223,37 +255,48 @@ pub fn fetch(broker: &Broker, session: &Session, req: OffsetFetchRequest, versio
             .collect();
         return OffsetFetchResponse::default().with_groups(groups);
     }
-    let wanted: Wanted = req
-        .topics
-        .map(|topics| topics.into_iter().map(|t| (t.name.to_string(), t.partition_indexes)).collect());
-    let partitions_of = |wanted: &Wanted| -> Vec<(String, Vec<i32>)> { wanted.clone().unwrap_or_default() };
-    match fetch_group(broker, session, &req.group_id, wanted.clone(), require_stable) {
+    let wanted: Wanted = req.topics.map(|topics| {
+        topics
+            .into_iter()
+            .map(|t| (t.name.to_string(), t.partition_indexes))
+            .collect()
+    });
+    let partitions_of =
+        |wanted: &Wanted| -> Vec<(String, Vec<i32>)> { wanted.clone().unwrap_or_default() };
+    match fetch_group(
+        broker,
+        session,
+        &req.group_id,
+        wanted.clone(),
+        require_stable,
+    ) {
         Ok((by_topic, denied)) => OffsetFetchResponse::default().with_topics(
             denied
                 .into_iter()
                 .map(|(topic, partitions)| {
-                    OffsetFetchResponseTopic::default().with_name(TopicName(str_bytes(topic))).with_partitions(
-                        partitions
-                            .into_iter()
-                            .map(|p| {
-                                OffsetFetchResponsePartition::default()
-                                    .with_partition_index(p)
-                                    .with_committed_offset(-1)
-                                    .with_error_code(topic_denied)
-                            })
-                            .collect(),
-                    )
+                    OffsetFetchResponseTopic::default()
+                        .with_name(TopicName(str_bytes(topic)))
+                        .with_partitions(
+                            partitions
+                                .into_iter()
+                                .map(|p| {
+                                    OffsetFetchResponsePartition::default()
+                                        .with_partition_index(p)
+                                        .with_committed_offset(-1)
+                                        .with_error_code(topic_denied)
+                                })
+                                .collect(),
+                        )
                 })
-                .chain(by_topic
-                .into_iter()
-                .map(|(topic, offsets)| {
+                .chain(by_topic.into_iter().map(|(topic, offsets)| {
                     OffsetFetchResponseTopic::default()
                         .with_name(TopicName(str_bytes(topic)))
                         .with_partitions(
                             offsets
                                 .into_iter()
                                 .map(|fetched| {
-                                    let (offset, epoch, metadata, code) = committed_fields(&fetched);
+                                    let (offset, epoch, metadata, code) =
+                                        committed_fields(&fetched);
                                     let partition = OffsetFetchResponsePartition::default()
                                         .with_partition_index(fetched.partition)
                                         .with_committed_offset(offset)
@@ -297,9 +340,14 @@ pub fn fetch(broker: &Broker, session: &Session, req: OffsetFetchRequest, versio
 }
 
 /// Deleting offsets needs DELETE on the group and READ on each topic, as in Kafka.
-pub fn delete(broker: &Broker, session: &Session, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
+pub fn delete(
+    broker: &Broker,
+    session: &Session,
+    req: OffsetDeleteRequest,
+) -> OffsetDeleteResponse {
     if !may_group(broker, session, Operation::Delete, &req.group_id) {
-        return OffsetDeleteResponse::default().with_error_code(BrokerError::from(AuthError::GroupDenied).code());
+        return OffsetDeleteResponse::default()
+            .with_error_code(BrokerError::from(AuthError::GroupDenied).code());
     }
     let mut denied = Vec::new();
     let mut unknown = Vec::new();

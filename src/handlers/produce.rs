@@ -40,16 +40,27 @@ struct Unreplicated {
     end_offset: i64,
 }
 
-pub async fn handle(broker: &Broker, session: &Session, request: ProduceRequest, version: i16) -> ProduceResponse {
+pub async fn handle(
+    broker: &Broker,
+    session: &Session,
+    request: ProduceRequest,
+    version: i16,
+) -> ProduceResponse {
     let timeout = Duration::from_millis(request.timeout_ms.max(0) as u64);
     let (mut response, unreplicated) = append_all(broker, session, request, version);
     let deadline = tokio::time::Instant::now() + timeout;
     for write in unreplicated {
-        if let Err(err) = write.log.wait_until_replicated(write.end_offset, deadline).await {
+        if let Err(err) = write
+            .log
+            .wait_until_replicated(write.end_offset, deadline)
+            .await
+        {
             let answer = &mut response.responses[write.topic].partition_responses[write.partition];
             answer.error_code = err.code();
             answer.error_message = err.message().map(str_bytes);
-            if version >= FIRST_VERSION_WITH_CURRENT_LEADER && matches!(err, BrokerError::NotLeaderOrFollower) {
+            if version >= FIRST_VERSION_WITH_CURRENT_LEADER
+                && matches!(err, BrokerError::NotLeaderOrFollower)
+            {
                 answer.current_leader = current_leader(&write.log);
             }
         }
@@ -88,33 +99,56 @@ fn append_all(
 ) -> (ProduceResponse, Vec<Unreplicated>) {
     let acks_valid = matches!(request.acks, -1..=1);
     // A transactional produce needs WRITE on its transactional id before anything else.
-    let transaction_denied = request
-        .transactional_id
-        .as_ref()
-        .is_some_and(|id| !allowed(broker, session, Operation::Write, ResourceType::TransactionalId, id));
+    let transaction_denied = request.transactional_id.as_ref().is_some_and(|id| {
+        !allowed(
+            broker,
+            session,
+            Operation::Write,
+            ResourceType::TransactionalId,
+            id,
+        )
+    });
     let mut unreplicated = Vec::new();
     let responses = request
         .topic_data
         .into_iter()
         .enumerate()
         .map(|(topic_index, topic_data)| {
-            let may_write = |name: &str| allowed(broker, session, Operation::Write, ResourceType::Topic, name);
+            let may_write =
+                |name: &str| allowed(broker, session, Operation::Write, ResourceType::Topic, name);
             let topic = if transaction_denied {
                 Err(AuthError::TransactionalIdDenied.into())
             } else if version >= FIRST_VERSION_WITH_TOPIC_IDS {
                 broker
                     .topics
                     .get_by_id(topic_data.topic_id)
-                    .ok_or_else(|| missing_topic(broker, None, Some(topic_data.topic_id), BrokerError::UnknownTopicId))
-                    .and_then(|t| if may_write(&t.name) { Ok(t) } else { Err(AuthError::TopicDenied.into()) })
+                    .ok_or_else(|| {
+                        missing_topic(
+                            broker,
+                            None,
+                            Some(topic_data.topic_id),
+                            BrokerError::UnknownTopicId,
+                        )
+                    })
+                    .and_then(|t| {
+                        if may_write(&t.name) {
+                            Ok(t)
+                        } else {
+                            Err(AuthError::TopicDenied.into())
+                        }
+                    })
             } else if !may_write(&topic_data.name) {
                 // Checked before existence, so a client cannot probe for topics it may not see.
                 Err(AuthError::TopicDenied.into())
             } else {
-                broker
-                    .topics
-                    .get(&topic_data.name)
-                    .ok_or_else(|| missing_topic(broker, Some(&topic_data.name), None, BrokerError::UnknownTopicOrPartition))
+                broker.topics.get(&topic_data.name).ok_or_else(|| {
+                    missing_topic(
+                        broker,
+                        Some(&topic_data.name),
+                        None,
+                        BrokerError::UnknownTopicOrPartition,
+                    )
+                })
             };
             let topic = if acks_valid {
                 topic.and_then(not_internal)
@@ -122,17 +156,29 @@ fn append_all(
                 Err(BrokerError::InvalidRequiredAcks(request.acks))
             };
             let transactional_id = request.transactional_id.as_deref().map(|id| id.as_str());
-            let (response, waits) = produce_topic(broker, topic_data, topic, request.acks, transactional_id, version);
-            unreplicated.extend(waits.into_iter().map(|(partition, log, end_offset)| Unreplicated {
-                topic: topic_index,
-                partition,
-                log,
-                end_offset,
+            let (response, waits) = produce_topic(
+                broker,
+                topic_data,
+                topic,
+                request.acks,
+                transactional_id,
+                version,
+            );
+            unreplicated.extend(waits.into_iter().map(|(partition, log, end_offset)| {
+                Unreplicated {
+                    topic: topic_index,
+                    partition,
+                    log,
+                    end_offset,
+                }
             }));
             response
         })
         .collect();
-    (ProduceResponse::default().with_responses(responses), unreplicated)
+    (
+        ProduceResponse::default().with_responses(responses),
+        unreplicated,
+    )
 }
 
 /// Only the coordinators write to `__consumer_offsets` and `__transaction_state`; Kafka
@@ -140,7 +186,10 @@ fn append_all(
 /// does not honour).
 fn not_internal(topic: Arc<Topic>) -> Result<Arc<Topic>, BrokerError> {
     if topic.name == OFFSETS_TOPIC || topic.name == TRANSACTION_STATE_TOPIC {
-        return Err(BrokerError::InvalidTopic(format!("Cannot append to internal topic {}", topic.name)));
+        return Err(BrokerError::InvalidTopic(format!(
+            "Cannot append to internal topic {}",
+            topic.name
+        )));
     }
     Ok(topic)
 }
@@ -160,7 +209,9 @@ fn produce_topic(
         .enumerate()
         .map(|(position, partition)| {
             let index = partition.index;
-            let appended = topic.as_ref().map(|topic| append(broker, topic, partition, acks, transactional_id));
+            let appended = topic
+                .as_ref()
+                .map(|topic| append(broker, topic, partition, acks, transactional_id));
             match appended {
                 Ok(Ok((response, wait))) => {
                     if let Some((log, end_offset)) = wait {
@@ -168,10 +219,14 @@ fn produce_topic(
                     }
                     response
                 }
-                Ok(Err(BrokerError::Txn(TxnError::NotInTransaction))) if version >= FIRST_VERSION_WITH_ABORTABLE => {
+                Ok(Err(BrokerError::Txn(TxnError::NotInTransaction)))
+                    if version >= FIRST_VERSION_WITH_ABORTABLE =>
+                {
                     PartitionProduceResponse::default()
                         .with_index(index)
-                        .with_error_code(kafka_protocol::error::ResponseError::TransactionAbortable.code())
+                        .with_error_code(
+                            kafka_protocol::error::ResponseError::TransactionAbortable.code(),
+                        )
                         .with_base_offset(-1)
                         .with_log_append_time_ms(-1)
                         .with_log_start_offset(-1)
@@ -179,9 +234,12 @@ fn produce_topic(
                 Ok(Err(err)) => {
                     tracing::debug!(partition = index, "produce rejected: {err}");
                     let answer = failed(index, &err);
-                    let moved = matches!(err, BrokerError::NotLeaderOrFollower) && version >= FIRST_VERSION_WITH_CURRENT_LEADER;
+                    let moved = matches!(err, BrokerError::NotLeaderOrFollower)
+                        && version >= FIRST_VERSION_WITH_CURRENT_LEADER;
                     match topic.as_ref().ok().and_then(|t| t.partition(index)) {
-                        Some(partition) if moved => answer.with_current_leader(current_leader(partition)),
+                        Some(partition) if moved => {
+                            answer.with_current_leader(current_leader(partition))
+                        }
                         _ => answer,
                     }
                 }
@@ -226,7 +284,9 @@ fn append(
     };
     // A retried batch that was already written is acknowledged again, not counted again.
     if !info.duplicate {
-        broker.metrics.record_append(&topic.name, bytes, info.record_count);
+        broker
+            .metrics
+            .record_append(&topic.name, bytes, info.record_count);
     }
     // Kafka answers a retried batch with the original batch's max timestamp as its log
     // append time, whatever the topic's timestamp type.
@@ -266,7 +326,8 @@ fn exactly_one_batch(records: &[u8]) -> Result<samsa_storage::BatchHeader, Broke
     let header = samsa_storage::BatchHeader::parse(records)?;
     if header.total_size() < records.len() {
         return Err(BrokerError::InvalidRecord(
-            "Produce requests are only allowed to contain exactly one record batch per partition".into(),
+            "Produce requests are only allowed to contain exactly one record batch per partition"
+                .into(),
         ));
     }
     Ok(header)

@@ -30,10 +30,19 @@ pub async fn alter(
     request: AlterPartitionReassignmentsRequest,
     version: i16,
 ) -> AlterPartitionReassignmentsResponse {
-    let allow_factor_change = version < FIRST_VERSION_WITH_FACTOR_CHECK || request.allow_replication_factor_change;
+    let allow_factor_change =
+        version < FIRST_VERSION_WITH_FACTOR_CHECK || request.allow_replication_factor_change;
     let response = AlterPartitionReassignmentsResponse::default()
-        .with_allow_replication_factor_change(allow_factor_change && version >= FIRST_VERSION_WITH_FACTOR_CHECK);
-    if !allowed(broker, session, Operation::Alter, ResourceType::Cluster, CLUSTER_NAME) {
+        .with_allow_replication_factor_change(
+            allow_factor_change && version >= FIRST_VERSION_WITH_FACTOR_CHECK,
+        );
+    if !allowed(
+        broker,
+        session,
+        Operation::Alter,
+        ResourceType::Cluster,
+        CLUSTER_NAME,
+    ) {
         let err = BrokerError::from(AuthError::ClusterDenied);
         return response.with_error_code(err.code());
     }
@@ -41,18 +50,33 @@ pub async fn alter(
     for topic in request.topics {
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for p in topic.partitions {
-            let target = p.replicas.map(|r| r.into_iter().map(|b| b.0).collect::<Vec<_>>());
-            let result = match checked(broker, &topic.name, p.partition_index, target.as_deref(), allow_factor_change) {
+            let target = p
+                .replicas
+                .map(|r| r.into_iter().map(|b| b.0).collect::<Vec<_>>());
+            let result = match checked(
+                broker,
+                &topic.name,
+                p.partition_index,
+                target.as_deref(),
+                allow_factor_change,
+            ) {
                 Ok(()) => apply(broker, &topic.name, p.partition_index, target).await,
                 Err(err) => Err(err),
             };
-            let answer = ReassignablePartitionResponse::default().with_partition_index(p.partition_index);
+            let answer =
+                ReassignablePartitionResponse::default().with_partition_index(p.partition_index);
             partitions.push(match result {
                 Ok(()) => answer.with_error_message(None),
-                Err(err) => answer.with_error_code(err.code()).with_error_message(err.message().map(str_bytes)),
+                Err(err) => answer
+                    .with_error_code(err.code())
+                    .with_error_message(err.message().map(str_bytes)),
             });
         }
-        topics.push(ReassignableTopicResponse::default().with_name(topic.name).with_partitions(partitions));
+        topics.push(
+            ReassignableTopicResponse::default()
+                .with_name(topic.name)
+                .with_partitions(partitions),
+        );
     }
     response.with_error_message(None).with_responses(topics)
 }
@@ -66,7 +90,13 @@ struct Current {
 
 /// Kafka's checks, in its order and with its messages: the partition, the target's
 /// replicas, then (v1) a change of the replication factor.
-fn checked(broker: &Broker, topic: &str, partition: i32, target: Option<&[i32]>, allow_factor_change: bool) -> Result<(), BrokerError> {
+fn checked(
+    broker: &Broker,
+    topic: &str,
+    partition: i32,
+    target: Option<&[i32]>,
+    allow_factor_change: bool,
+) -> Result<(), BrokerError> {
     let current = current(broker, topic, partition)?;
     let Some(target) = target else {
         return match current.reassigning {
@@ -80,7 +110,9 @@ fn checked(broker: &Broker, topic: &str, partition: i32, target: Option<&[i32]>,
     }
     for (i, replica) in target.iter().enumerate() {
         if target[..i].contains(replica) {
-            return invalid(format!("The manual partition assignment includes the broker {replica} more than once."));
+            return invalid(format!(
+                "The manual partition assignment includes the broker {replica} more than once."
+            ));
         }
         if !registered(broker, *replica) {
             return invalid(format!(
@@ -99,8 +131,10 @@ fn checked(broker: &Broker, topic: &str, partition: i32, target: Option<&[i32]>,
 }
 
 fn current(broker: &Broker, topic: &str, partition: i32) -> Result<Current, BrokerError> {
-    let no_topic = || BrokerError::NoSuchPartition(format!("Unable to find a topic named {topic}."));
-    let no_partition = || BrokerError::NoSuchPartition(format!("Unable to find partition {topic}:{partition}."));
+    let no_topic =
+        || BrokerError::NoSuchPartition(format!("Unable to find a topic named {topic}."));
+    let no_partition =
+        || BrokerError::NoSuchPartition(format!("Unable to find partition {topic}:{partition}."));
     let Some(cluster) = &broker.cluster else {
         let topic = broker.topics.get(topic).ok_or_else(no_topic)?;
         topic.partition(partition).ok_or_else(no_partition)?;
@@ -130,7 +164,12 @@ fn registered(broker: &Broker, id: i32) -> bool {
 
 /// Starts (or cancels) a checked reassignment. On a single node the only valid target is
 /// the broker itself, which the partition already has.
-async fn apply(broker: &Broker, topic: &str, partition: i32, target: Option<Vec<i32>>) -> Result<(), BrokerError> {
+async fn apply(
+    broker: &Broker,
+    topic: &str,
+    partition: i32,
+    target: Option<Vec<i32>>,
+) -> Result<(), BrokerError> {
     match &broker.cluster {
         Some(cluster) => cluster.reassign(topic, partition as u32, target).await,
         None => Ok(()),
@@ -143,7 +182,13 @@ pub fn list(
     request: ListPartitionReassignmentsRequest,
 ) -> ListPartitionReassignmentsResponse {
     let response = ListPartitionReassignmentsResponse::default();
-    if !allowed(broker, session, Operation::Describe, ResourceType::Cluster, CLUSTER_NAME) {
+    if !allowed(
+        broker,
+        session,
+        Operation::Describe,
+        ResourceType::Cluster,
+        CLUSTER_NAME,
+    ) {
         let err = BrokerError::from(AuthError::ClusterDenied);
         return response.with_error_code(err.code());
     }
@@ -172,7 +217,9 @@ pub fn list(
             .partitions
             .iter()
             .enumerate()
-            .filter(|(index, p)| !p.target_replicas.is_empty() && asked.is_none_or(|a| a.contains(&(*index as i32))))
+            .filter(|(index, p)| {
+                !p.target_replicas.is_empty() && asked.is_none_or(|a| a.contains(&(*index as i32)))
+            })
             .map(|(index, p)| {
                 OngoingPartitionReassignment::default()
                     .with_partition_index(index as i32)

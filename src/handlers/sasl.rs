@@ -17,7 +17,12 @@ use crate::error::BrokerError;
 use crate::network::Session;
 
 fn enabled(broker: &Broker) -> &[SaslMechanism] {
-    broker.config.sasl.as_ref().map(|s| s.mechanisms.as_slice()).unwrap_or_default()
+    broker
+        .config
+        .sasl
+        .as_ref()
+        .map(|s| s.mechanisms.as_slice())
+        .unwrap_or_default()
 }
 
 /// SaslHandshake v1 announced SaslAuthenticate; after v0 tokens come as bare frames.
@@ -31,14 +36,20 @@ pub fn handshake(
 ) -> SaslHandshakeResponse {
     let mechanisms = enabled(broker);
     // An answer lists the enabled mechanisms, so a client can tell what it may ask for.
-    let response = SaslHandshakeResponse::default().with_mechanisms(mechanisms.iter().map(|m| str_bytes(m.name())).collect());
+    let response = SaslHandshakeResponse::default()
+        .with_mechanisms(mechanisms.iter().map(|m| str_bytes(m.name())).collect());
     let bare_tokens = version < FIRST_HANDSHAKE_VERSION_WITH_AUTHENTICATE;
-    match session.sasl.handshake(mechanisms, request.mechanism.as_str(), bare_tokens) {
+    match session
+        .sasl
+        .handshake(mechanisms, request.mechanism.as_str(), bare_tokens)
+    {
         Ok(()) => response,
         // A handshake out of turn is answered, as Kafka does, without the mechanisms.
         Err(err @ crate::auth::AuthError::IllegalSaslState(_)) => {
             tracing::info!(peer = %session.peer, "SASL handshake refused: {err}");
-            response.with_mechanisms(Vec::new()).with_error_code(BrokerError::from(err).code())
+            response
+                .with_mechanisms(Vec::new())
+                .with_error_code(BrokerError::from(err).code())
         }
         Err(err) => {
             tracing::info!(peer = %session.peer, "SASL handshake refused: {err}");
@@ -54,7 +65,10 @@ pub fn authenticate(
 ) -> SaslAuthenticateResponse {
     // Re-authentication (KIP-368) is not offered: a lifetime of 0 tells the client so.
     let response = SaslAuthenticateResponse::default().with_session_lifetime_ms(0);
-    match session.sasl.authenticate(&broker.credentials, &request.auth_bytes) {
+    match session
+        .sasl
+        .authenticate(&broker.credentials, &request.auth_bytes)
+    {
         Ok(Step::Challenge(bytes)) => response.with_auth_bytes(Bytes::from(bytes)),
         Ok(Step::Authenticated { principal, reply }) => {
             tracing::debug!(peer = %session.peer, %principal, "SASL authentication succeeded");

@@ -9,8 +9,8 @@ use kafka_protocol::messages::describe_user_scram_credentials_response::{
     CredentialInfo, DescribeUserScramCredentialsResult,
 };
 use kafka_protocol::messages::{
-    AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse, DescribeUserScramCredentialsRequest,
-    DescribeUserScramCredentialsResponse,
+    AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse,
+    DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse,
 };
 
 use super::{allowed, str_bytes};
@@ -29,14 +29,24 @@ pub fn describe(
     request: DescribeUserScramCredentialsRequest,
 ) -> DescribeUserScramCredentialsResponse {
     let response = DescribeUserScramCredentialsResponse::default();
-    if !allowed(broker, session, Operation::Describe, ResourceType::Cluster, CLUSTER) {
+    if !allowed(
+        broker,
+        session,
+        Operation::Describe,
+        ResourceType::Cluster,
+        CLUSTER,
+    ) {
         return response.with_error_code(BrokerError::from(AuthError::ClusterDenied).code());
     }
     let found = broker.credentials.describe_all();
     let info = |mechanisms: &[(ScramMechanism, u32)]| -> Vec<CredentialInfo> {
         mechanisms
             .iter()
-            .map(|(m, i)| CredentialInfo::default().with_mechanism(m.code()).with_iterations(*i as i32))
+            .map(|(m, i)| {
+                CredentialInfo::default()
+                    .with_mechanism(m.code())
+                    .with_iterations(*i as i32)
+            })
             .collect()
     };
     let results = match request.users.filter(|u| !u.is_empty()) {
@@ -96,7 +106,12 @@ pub async fn alter(
         .deletions
         .iter()
         .map(|d| (d.name.to_string(), d.mechanism, None))
-        .chain(request.upsertions.iter().map(|u| (u.name.to_string(), u.mechanism, Some(u))));
+        .chain(
+            request
+                .upsertions
+                .iter()
+                .map(|u| (u.name.to_string(), u.mechanism, Some(u))),
+        );
     for (user, code, upsertion) in requested {
         if !changes.contains_key(&user) {
             order.push(user.clone());
@@ -121,7 +136,13 @@ pub async fn alter(
             );
         }
     }
-    let may_alter = allowed(broker, session, Operation::Alter, ResourceType::Cluster, CLUSTER);
+    let may_alter = allowed(
+        broker,
+        session,
+        Operation::Alter,
+        ResourceType::Cluster,
+        CLUSTER,
+    );
     let mut outcomes: HashMap<String, Result<(), BrokerError>> = HashMap::new();
     let mut valid = Vec::new();
     for user in &order {
@@ -138,16 +159,23 @@ pub async fn alter(
     match &broker.cluster {
         Some(cluster) => outcomes.extend(cluster.alter_credentials(valid).await),
         None => outcomes.extend(
-            broker.credentials.alter(valid).into_iter().map(|(user, r)| (user, r.map_err(BrokerError::from))),
+            broker
+                .credentials
+                .alter(valid)
+                .into_iter()
+                .map(|(user, r)| (user, r.map_err(BrokerError::from))),
         ),
     }
     let results = order
         .into_iter()
         .map(|user| {
-            let result = AlterUserScramCredentialsResult::default().with_user(str_bytes(user.clone()));
+            let result =
+                AlterUserScramCredentialsResult::default().with_user(str_bytes(user.clone()));
             match outcomes.remove(&user).unwrap_or(Ok(())) {
                 Ok(()) => result,
-                Err(err) => result.with_error_code(err.code()).with_error_message(err.message().map(str_bytes)),
+                Err(err) => result
+                    .with_error_code(err.code())
+                    .with_error_message(err.message().map(str_bytes)),
             }
         })
         .collect();
@@ -157,23 +185,31 @@ pub async fn alter(
 fn validate(
     user: &str,
     code: i8,
-    upsertion: Option<&kafka_protocol::messages::alter_user_scram_credentials_request::ScramCredentialUpsertion>,
+    upsertion: Option<
+        &kafka_protocol::messages::alter_user_scram_credentials_request::ScramCredentialUpsertion,
+    >,
 ) -> Result<CredentialChange, AuthError> {
     let unacceptable = |reason: &str| Err(AuthError::UnacceptableCredential(reason.to_owned()));
     if user.is_empty() {
         return unacceptable("Username must not be empty");
     }
     let Some(mechanism) = ScramMechanism::from_code(code) else {
-        return Err(AuthError::UnsupportedMechanism("Unknown SCRAM mechanism".into()));
+        return Err(AuthError::UnsupportedMechanism(
+            "Unknown SCRAM mechanism".into(),
+        ));
     };
     let Some(upsertion) = upsertion else {
         return Ok(CredentialChange::Delete(mechanism));
     };
     if upsertion.iterations < MIN_ITERATIONS as i32 {
-        return unacceptable(&format!("Too few iterations: at least {MIN_ITERATIONS} are needed"));
+        return unacceptable(&format!(
+            "Too few iterations: at least {MIN_ITERATIONS} are needed"
+        ));
     }
     if upsertion.iterations > MAX_ITERATIONS as i32 {
-        return unacceptable(&format!("Too many iterations: at most {MAX_ITERATIONS} are allowed"));
+        return unacceptable(&format!(
+            "Too many iterations: at most {MAX_ITERATIONS} are allowed"
+        ));
     }
     if upsertion.salt.is_empty() || upsertion.salted_password.is_empty() {
         return unacceptable("Salt and salted password must not be empty");

@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use kafka_protocol::messages::describe_producers_response::{PartitionResponse, ProducerState, TopicResponse};
+use kafka_protocol::messages::describe_producers_response::{
+    PartitionResponse, ProducerState, TopicResponse,
+};
 use kafka_protocol::messages::describe_transactions_response::{TopicData, TransactionState};
 use kafka_protocol::messages::list_transactions_response::TransactionState as ListedTransaction;
 use kafka_protocol::messages::*;
@@ -16,10 +18,20 @@ use crate::network::Session;
 use crate::txn::state::{TxnMetadata, TxnState};
 
 fn may_describe(broker: &Broker, session: &Session, id: &str) -> bool {
-    allowed(broker, session, Operation::Describe, ResourceType::TransactionalId, id)
+    allowed(
+        broker,
+        session,
+        Operation::Describe,
+        ResourceType::TransactionalId,
+        id,
+    )
 }
 
-pub fn list(broker: &Broker, session: &Session, req: ListTransactionsRequest) -> ListTransactionsResponse {
+pub fn list(
+    broker: &Broker,
+    session: &Session,
+    req: ListTransactionsRequest,
+) -> ListTransactionsResponse {
     let mut states = Vec::new();
     let mut unknown = Vec::new();
     for name in &req.state_filters {
@@ -38,7 +50,8 @@ pub fn list(broker: &Broker, session: &Session, req: ListTransactionsRequest) ->
     let keep = |m: &TxnMetadata| {
         m.state != TxnState::Dead
             && (states.is_empty() || states.contains(&m.state))
-            && (req.producer_id_filters.is_empty() || req.producer_id_filters.iter().any(|p| p.0 == m.producer_id))
+            && (req.producer_id_filters.is_empty()
+                || req.producer_id_filters.iter().any(|p| p.0 == m.producer_id))
             && (req.duration_filter < 0 || now - m.start_ms > req.duration_filter)
     };
     let mut listed: Vec<ListedTransaction> = listing
@@ -57,7 +70,11 @@ pub fn list(broker: &Broker, session: &Session, req: ListTransactionsRequest) ->
         .with_transaction_states(listed)
 }
 
-pub fn describe(broker: &Broker, session: &Session, req: DescribeTransactionsRequest) -> DescribeTransactionsResponse {
+pub fn describe(
+    broker: &Broker,
+    session: &Session,
+    req: DescribeTransactionsRequest,
+) -> DescribeTransactionsResponse {
     let states = req
         .transactional_ids
         .into_iter()
@@ -73,13 +90,23 @@ pub fn describe(broker: &Broker, session: &Session, req: DescribeTransactionsReq
                     // Only the topics the caller may describe, as Kafka.
                     let mut topics: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
                     for (topic, partition) in &m.partitions {
-                        if allowed(broker, session, Operation::Describe, ResourceType::Topic, topic) {
+                        if allowed(
+                            broker,
+                            session,
+                            Operation::Describe,
+                            ResourceType::Topic,
+                            topic,
+                        ) {
                             topics.entry(topic).or_default().push(*partition);
                         }
                     }
                     let topics = topics
                         .into_iter()
-                        .map(|(t, p)| TopicData::default().with_topic(TopicName(str_bytes(t))).with_partitions(p))
+                        .map(|(t, p)| {
+                            TopicData::default()
+                                .with_topic(TopicName(str_bytes(t)))
+                                .with_partitions(p)
+                        })
                         .collect();
                     base.with_transaction_state(str_bytes(m.state.name()))
                         .with_transaction_timeout_ms(m.timeout_ms)
@@ -95,7 +122,11 @@ pub fn describe(broker: &Broker, session: &Session, req: DescribeTransactionsReq
     DescribeTransactionsResponse::default().with_transaction_states(states)
 }
 
-pub fn describe_producers(broker: &Broker, session: &Session, req: DescribeProducersRequest) -> DescribeProducersResponse {
+pub fn describe_producers(
+    broker: &Broker,
+    session: &Session,
+    req: DescribeProducersRequest,
+) -> DescribeProducersResponse {
     let topics = req
         .topics
         .into_iter()
@@ -109,25 +140,35 @@ pub fn describe_producers(broker: &Broker, session: &Session, req: DescribeProdu
                 .iter()
                 .map(|&index| {
                     let producers = if may_read {
-                        broker.topics.partition(&name, index).and_then(|p| p.producers())
+                        broker
+                            .topics
+                            .partition(&name, index)
+                            .and_then(|p| p.producers())
                     } else {
                         Err(AuthError::TopicDenied.into())
                     };
                     let answer = partition_producers(index, producers);
                     if unknown_topic {
-                        answer.with_error_message(Some(str_bytes("This server does not host this topic-partition.")))
+                        answer.with_error_message(Some(str_bytes(
+                            "This server does not host this topic-partition.",
+                        )))
                     } else {
                         answer
                     }
                 })
                 .collect();
-            TopicResponse::default().with_name(wanted.name).with_partitions(partitions)
+            TopicResponse::default()
+                .with_name(wanted.name)
+                .with_partitions(partitions)
         })
         .collect();
     DescribeProducersResponse::default().with_topics(topics)
 }
 
-fn partition_producers(index: i32, producers: Result<Vec<samsa_storage::ProducerInfo>, BrokerError>) -> PartitionResponse {
+fn partition_producers(
+    index: i32,
+    producers: Result<Vec<samsa_storage::ProducerInfo>, BrokerError>,
+) -> PartitionResponse {
     let base = PartitionResponse::default().with_partition_index(index);
     match producers {
         Ok(producers) => base.with_active_producers(

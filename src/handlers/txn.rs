@@ -37,10 +37,21 @@ fn code(err: &BrokerError, version: i16, first_with_fenced: i16) -> i16 {
 }
 
 fn may_write_txn(broker: &Broker, session: &Session, id: &str) -> bool {
-    allowed(broker, session, Operation::Write, ResourceType::TransactionalId, id)
+    allowed(
+        broker,
+        session,
+        Operation::Write,
+        ResourceType::TransactionalId,
+        id,
+    )
 }
 
-pub async fn init_producer_id(broker: &Broker, session: &Session, req: InitProducerIdRequest, version: i16) -> InitProducerIdResponse {
+pub async fn init_producer_id(
+    broker: &Broker,
+    session: &Session,
+    req: InitProducerIdRequest,
+    version: i16,
+) -> InitProducerIdResponse {
     if let Some(cluster) = &broker.cluster {
         if broker.txns.wants_producer_ids() {
             match cluster.reserve_producer_ids().await {
@@ -50,23 +61,38 @@ pub async fn init_producer_id(broker: &Broker, session: &Session, req: InitProdu
             }
         }
     }
-    let expected = (req.producer_id.0 != NO_PRODUCER_ID).then_some((req.producer_id.0, req.producer_epoch));
+    let expected =
+        (req.producer_id.0 != NO_PRODUCER_ID).then_some((req.producer_id.0, req.producer_epoch));
     let result = match req.transactional_id.as_ref().map(|id| id.0.as_str()) {
         None => {
             // Kafka: IDEMPOTENT_WRITE on the cluster, or WRITE on any topic.
             let (principal, host) = (&session.principal, session.host.as_str());
-            let may = allowed(broker, session, Operation::IdempotentWrite, ResourceType::Cluster, CLUSTER_NAME)
-                || broker.authorizer.authorize_any(principal, host, Operation::Write, ResourceType::Topic);
+            let may = allowed(
+                broker,
+                session,
+                Operation::IdempotentWrite,
+                ResourceType::Cluster,
+                CLUSTER_NAME,
+            ) || broker.authorizer.authorize_any(
+                principal,
+                host,
+                Operation::Write,
+                ResourceType::Topic,
+            );
             if !may {
                 Err(AuthError::ClusterDenied.into())
             } else if expected.is_some() {
-                Err(BrokerError::InvalidRequest("an idempotent producer cannot name a producer id".into()))
+                Err(BrokerError::InvalidRequest(
+                    "an idempotent producer cannot name a producer id".into(),
+                ))
             } else {
                 broker.txns.new_producer_id().map(|id| (id, 0))
             }
         }
         Some("") => Err(BrokerError::InvalidRequest("empty transactional id".into())),
-        Some(id) if !may_write_txn(broker, session, id) => Err(AuthError::TransactionalIdDenied.into()),
+        Some(id) if !may_write_txn(broker, session, id) => {
+            Err(AuthError::TransactionalIdDenied.into())
+        }
         Some(id) => {
             broker
                 .txns
@@ -85,7 +111,12 @@ pub async fn init_producer_id(broker: &Broker, session: &Session, req: InitProdu
     }
 }
 
-pub async fn add_partitions(broker: &Broker, session: &Session, req: AddPartitionsToTxnRequest, version: i16) -> AddPartitionsToTxnResponse {
+pub async fn add_partitions(
+    broker: &Broker,
+    session: &Session,
+    req: AddPartitionsToTxnRequest,
+    version: i16,
+) -> AddPartitionsToTxnResponse {
     if version < ADD_FIRST_BATCHED {
         let results = add_one(
             broker,
@@ -101,8 +132,15 @@ pub async fn add_partitions(broker: &Broker, session: &Session, req: AddPartitio
         return AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results);
     }
     // Only brokers send the batched form.
-    if !allowed(broker, session, Operation::ClusterAction, ResourceType::Cluster, CLUSTER_NAME) {
-        return AddPartitionsToTxnResponse::default().with_error_code(BrokerError::from(AuthError::ClusterDenied).code());
+    if !allowed(
+        broker,
+        session,
+        Operation::ClusterAction,
+        ResourceType::Cluster,
+        CLUSTER_NAME,
+    ) {
+        return AddPartitionsToTxnResponse::default()
+            .with_error_code(BrokerError::from(AuthError::ClusterDenied).code());
     }
     let mut results = Vec::with_capacity(req.transactions.len());
     for txn in req.transactions {
@@ -145,10 +183,19 @@ async fn add_one(
     let codes: Vec<i16> = if !verify_only && !may_write_txn(broker, session, id) {
         vec![BrokerError::from(AuthError::TransactionalIdDenied).code(); wanted.len()]
     } else if verify_only {
-        match broker.txns.verify_partitions(id, producer_id, epoch, &wanted) {
+        match broker
+            .txns
+            .verify_partitions(id, producer_id, epoch, &wanted)
+        {
             Ok(found) => found
                 .into_iter()
-                .map(|f| if f { 0 } else { ResponseError::TransactionAbortable.code() })
+                .map(|f| {
+                    if f {
+                        0
+                    } else {
+                        ResponseError::TransactionAbortable.code()
+                    }
+                })
                 .collect(),
             Err(err) => vec![code(&err, version, ADD_FIRST_WITH_FENCED); wanted.len()],
         }
@@ -160,9 +207,16 @@ async fn add_one(
         if refused.iter().any(Option::is_some) {
             // Kafka adds none of them, and says which ones were the reason.
             let not_attempted = ResponseError::OperationNotAttempted.code();
-            refused.iter().map(|r| r.as_ref().map_or(not_attempted, BrokerError::code)).collect()
+            refused
+                .iter()
+                .map(|r| r.as_ref().map_or(not_attempted, BrokerError::code))
+                .collect()
         } else {
-            match broker.txns.add_partitions(id, producer_id, epoch, &wanted).await {
+            match broker
+                .txns
+                .add_partitions(id, producer_id, epoch, &wanted)
+                .await
+            {
                 Ok(()) => vec![0; wanted.len()],
                 Err(err) => vec![code(&err, version, ADD_FIRST_WITH_FENCED); wanted.len()],
             }
@@ -189,8 +243,19 @@ async fn add_one(
 }
 
 /// Why a partition cannot join a transaction, if it cannot.
-fn partition_refusal(broker: &Broker, session: &Session, topic: &str, partition: i32) -> Option<BrokerError> {
-    if !allowed(broker, session, Operation::Write, ResourceType::Topic, topic) {
+fn partition_refusal(
+    broker: &Broker,
+    session: &Session,
+    topic: &str,
+    partition: i32,
+) -> Option<BrokerError> {
+    if !allowed(
+        broker,
+        session,
+        Operation::Write,
+        ResourceType::Topic,
+        topic,
+    ) {
         return Some(AuthError::TopicDenied.into());
     }
     match broker.txns.partition_exists(topic, partition) {
@@ -199,7 +264,12 @@ fn partition_refusal(broker: &Broker, session: &Session, topic: &str, partition:
     }
 }
 
-pub async fn add_offsets(broker: &Broker, session: &Session, req: AddOffsetsToTxnRequest, version: i16) -> AddOffsetsToTxnResponse {
+pub async fn add_offsets(
+    broker: &Broker,
+    session: &Session,
+    req: AddOffsetsToTxnRequest,
+    version: i16,
+) -> AddOffsetsToTxnResponse {
     let id = req.transactional_id.0.as_str();
     let group = req.group_id.0.as_str();
     let result = if !may_write_txn(broker, session, id) {
@@ -210,23 +280,43 @@ pub async fn add_offsets(broker: &Broker, session: &Session, req: AddOffsetsToTx
         let offsets_partition = broker.groups.partition_of(group);
         broker
             .txns
-            .add_partitions(id, req.producer_id.0, req.producer_epoch, &[(OFFSETS_TOPIC.to_owned(), offsets_partition)])
+            .add_partitions(
+                id,
+                req.producer_id.0,
+                req.producer_epoch,
+                &[(OFFSETS_TOPIC.to_owned(), offsets_partition)],
+            )
             .await
     };
-    let error = result.err().map_or(0, |err| code(&err, version, ADD_FIRST_WITH_FENCED));
+    let error = result
+        .err()
+        .map_or(0, |err| code(&err, version, ADD_FIRST_WITH_FENCED));
     AddOffsetsToTxnResponse::default().with_error_code(error)
 }
 
-pub async fn end(broker: &Broker, session: &Session, req: EndTxnRequest, version: i16) -> EndTxnResponse {
+pub async fn end(
+    broker: &Broker,
+    session: &Session,
+    req: EndTxnRequest,
+    version: i16,
+) -> EndTxnResponse {
     let id = req.transactional_id.0.as_str();
     let result = if may_write_txn(broker, session, id) {
         broker
             .txns
-            .end_txn(id, req.producer_id.0, req.producer_epoch, req.committed, &broker.groups)
+            .end_txn(
+                id,
+                req.producer_id.0,
+                req.producer_epoch,
+                req.committed,
+                &broker.groups,
+            )
             .await
     } else {
         Err(AuthError::TransactionalIdDenied.into())
     };
-    let error = result.err().map_or(0, |err| code(&err, version, END_FIRST_WITH_FENCED));
+    let error = result
+        .err()
+        .map_or(0, |err| code(&err, version, END_FIRST_WITH_FENCED));
     EndTxnResponse::default().with_error_code(error)
 }

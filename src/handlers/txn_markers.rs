@@ -8,7 +8,9 @@ use futures_util::future::join_all;
 use kafka_protocol::messages::write_txn_markers_response::{
     WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult,
 };
-use kafka_protocol::messages::{ProducerId, TopicName, WriteTxnMarkersRequest, WriteTxnMarkersResponse};
+use kafka_protocol::messages::{
+    ProducerId, TopicName, WriteTxnMarkersRequest, WriteTxnMarkersResponse,
+};
 use tokio::time::Instant;
 
 use super::allowed;
@@ -22,9 +24,24 @@ use crate::txn::markers::{append_marker, Marker};
 /// ALTER on the cluster, or else CLUSTER_ACTION, as Kafka 4 asks; every partition of a
 /// refused request answers CLUSTER_AUTHORIZATION_FAILED. The markers are written side by
 /// side. As in Kafka, markers of one producer id share one result.
-pub async fn write(broker: &Broker, session: &Session, req: WriteTxnMarkersRequest) -> WriteTxnMarkersResponse {
-    let may = allowed(broker, session, Operation::Alter, ResourceType::Cluster, CLUSTER_NAME)
-        || allowed(broker, session, Operation::ClusterAction, ResourceType::Cluster, CLUSTER_NAME);
+pub async fn write(
+    broker: &Broker,
+    session: &Session,
+    req: WriteTxnMarkersRequest,
+) -> WriteTxnMarkersResponse {
+    let may = allowed(
+        broker,
+        session,
+        Operation::Alter,
+        ResourceType::Cluster,
+        CLUSTER_NAME,
+    ) || allowed(
+        broker,
+        session,
+        Operation::ClusterAction,
+        ResourceType::Cluster,
+        CLUSTER_NAME,
+    );
     let deadline = Instant::now() + Duration::from_millis(broker.config.request_timeout_ms);
     let appends = req.markers.iter().map(|m| {
         let marker = Marker {
@@ -51,7 +68,10 @@ pub async fn write(broker: &Broker, session: &Session, req: WriteTxnMarkersReque
         let at = match results.iter().position(|r| r.producer_id == m.producer_id) {
             Some(at) => at,
             None => {
-                results.push(WritableTxnMarkerResult::default().with_producer_id(ProducerId(m.producer_id.0)));
+                results.push(
+                    WritableTxnMarkerResult::default()
+                        .with_producer_id(ProducerId(m.producer_id.0)),
+                );
                 results.len() - 1
             }
         };
@@ -62,7 +82,12 @@ pub async fn write(broker: &Broker, session: &Session, req: WriteTxnMarkersReque
     WriteTxnMarkersResponse::default().with_markers(results)
 }
 
-fn add_result(topics: &mut Vec<WritableTxnMarkerTopicResult>, topic: &TopicName, index: i32, code: i16) {
+fn add_result(
+    topics: &mut Vec<WritableTxnMarkerTopicResult>,
+    topic: &TopicName,
+    index: i32,
+    code: i16,
+) {
     let at = match topics.iter().position(|t| &t.name == topic) {
         Some(at) => at,
         None => {
@@ -73,5 +98,9 @@ fn add_result(topics: &mut Vec<WritableTxnMarkerTopicResult>, topic: &TopicName,
     let partitions = &mut topics[at].partitions;
     // The same partition twice: Kafka keeps the last answer.
     partitions.retain(|p| p.partition_index != index);
-    partitions.push(WritableTxnMarkerPartitionResult::default().with_partition_index(index).with_error_code(code));
+    partitions.push(
+        WritableTxnMarkerPartitionResult::default()
+            .with_partition_index(index)
+            .with_error_code(code),
+    );
 }

@@ -24,10 +24,27 @@ const FIRST_VERSION_WITH_ABORTABLE: i16 = 4;
 /// Needs WRITE on the transactional id, READ on the group (both checked first, in Kafka's
 /// order, and answered on every partition) and READ on each topic. Answered once the offsets
 /// partition's in-sync replicas hold the offsets.
-pub async fn commit(broker: &Broker, session: &Session, req: TxnOffsetCommitRequest, version: i16) -> TxnOffsetCommitResponse {
-    let denied = if !allowed(broker, session, Operation::Write, ResourceType::TransactionalId, &req.transactional_id) {
+pub async fn commit(
+    broker: &Broker,
+    session: &Session,
+    req: TxnOffsetCommitRequest,
+    version: i16,
+) -> TxnOffsetCommitResponse {
+    let denied = if !allowed(
+        broker,
+        session,
+        Operation::Write,
+        ResourceType::TransactionalId,
+        &req.transactional_id,
+    ) {
         Some(BrokerError::from(AuthError::TransactionalIdDenied))
-    } else if !allowed(broker, session, Operation::Read, ResourceType::Group, &req.group_id) {
+    } else if !allowed(
+        broker,
+        session,
+        Operation::Read,
+        ResourceType::Group,
+        &req.group_id,
+    ) {
         Some(BrokerError::from(AuthError::GroupDenied))
     } else {
         None
@@ -41,7 +58,13 @@ pub async fn commit(broker: &Broker, session: &Session, req: TxnOffsetCommitRequ
     let mut oversized = Vec::new();
     let mut valid = Vec::new();
     for topic in &req.topics {
-        let topic_error = if !allowed(broker, session, Operation::Read, ResourceType::Topic, &topic.name) {
+        let topic_error = if !allowed(
+            broker,
+            session,
+            Operation::Read,
+            ResourceType::Topic,
+            &topic.name,
+        ) {
             Some(BrokerError::from(AuthError::TopicDenied))
         } else {
             None
@@ -49,10 +72,16 @@ pub async fn commit(broker: &Broker, session: &Session, req: TxnOffsetCommitRequ
         let known = broker.topics.get(&topic.name);
         for p in &topic.partitions {
             let key = (topic.name.to_string(), p.partition_index);
-            let metadata = p.committed_metadata.as_ref().map_or(String::new(), |m| m.to_string());
+            let metadata = p
+                .committed_metadata
+                .as_ref()
+                .map_or(String::new(), |m| m.to_string());
             if let Some(err) = &topic_error {
                 own.insert(key, err.code());
-            } else if known.as_ref().is_none_or(|t| t.partition(p.partition_index).is_none()) {
+            } else if known
+                .as_ref()
+                .is_none_or(|t| t.partition(p.partition_index).is_none())
+            {
                 own.insert(key, BrokerError::UnknownTopicOrPartition.code());
             } else if metadata.len() > max_metadata {
                 // Kafka finds these only after the group accepted the commit.
@@ -90,7 +119,9 @@ pub async fn commit(broker: &Broker, session: &Session, req: TxnOffsetCommitRequ
             Err(err) => Err(err),
         };
         committed.err().map(|err| {
-            if version >= FIRST_VERSION_WITH_ABORTABLE && err.response_error() == ResponseError::InvalidTxnState {
+            if version >= FIRST_VERSION_WITH_ABORTABLE
+                && err.response_error() == ResponseError::InvalidTxnState
+            {
                 BrokerError::TransactionAbortable.code()
             } else {
                 err.code()
@@ -113,7 +144,10 @@ pub async fn commit(broker: &Broker, session: &Session, req: TxnOffsetCommitRequ
 }
 
 /// One result per partition asked for, in the request's order.
-fn respond(req: &TxnOffsetCommitRequest, code: impl Fn(&str, i32) -> i16) -> TxnOffsetCommitResponse {
+fn respond(
+    req: &TxnOffsetCommitRequest,
+    code: impl Fn(&str, i32) -> i16,
+) -> TxnOffsetCommitResponse {
     let topics = req
         .topics
         .iter()

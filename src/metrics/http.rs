@@ -21,7 +21,11 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 
-pub async fn serve(listener: TcpListener, broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(
+    listener: TcpListener,
+    broker: Arc<Broker>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/health", get(|| async { "ok\n" }))
@@ -30,12 +34,21 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>, mut shutdown: wat
     let stop = async move {
         let _ = shutdown.changed().await;
     };
-    if let Err(err) = axum::serve(listener, app).with_graceful_shutdown(stop).await {
+    if let Err(err) = axum::serve(listener, app)
+        .with_graceful_shutdown(stop)
+        .await
+    {
         tracing::error!("metrics endpoint failed: {err}");
     }
 }
 
-async fn metrics(axum::extract::State(broker): axum::extract::State<Arc<Broker>>) -> impl IntoResponse {
-    let body = tokio::task::block_in_place(|| broker.metrics.render(&broker.topics, &broker.groups.stats()));
+async fn metrics(
+    axum::extract::State(broker): axum::extract::State<Arc<Broker>>,
+) -> impl IntoResponse {
+    let body = tokio::task::block_in_place(|| {
+        broker
+            .metrics
+            .render(&broker.topics, &broker.groups.stats())
+    });
     (StatusCode::OK, [(header::CONTENT_TYPE, TEXT_FORMAT)], body)
 }

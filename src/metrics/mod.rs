@@ -12,8 +12,8 @@ use std::time::Duration;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{ApiKey, ResponseKind};
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 use crate::group::GroupStats;
@@ -21,7 +21,8 @@ use crate::topics::TopicRegistry;
 
 /// Latency buckets from 100 µs to 30 s: produce is sub-millisecond, long polls take seconds.
 const LATENCY_BUCKETS: &[f64] = &[
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0, 30.0,
 ];
 
 pub struct Metrics {
@@ -60,12 +61,16 @@ impl Metrics {
         let registry = Registry::new();
         let counter = |name: &str, help: &str, labels: &[&str]| {
             let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry.register(Box::new(c.clone())).expect("unique metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
             c
         };
         let gauge = |name: &str, help: &str, labels: &[&str]| {
             let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry.register(Box::new(g.clone())).expect("unique metric");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("unique metric");
             g
         };
         let request_latency = HistogramVec::new(
@@ -82,12 +87,16 @@ impl Metrics {
             .expect("unique metric");
         let single_gauge = |name: &str, help: &str| {
             let g = IntGauge::new(name, help).expect("valid metric");
-            registry.register(Box::new(g.clone())).expect("unique metric");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("unique metric");
             g
         };
         let single_counter = |name: &str, help: &str| {
             let c = IntCounter::new(name, help).expect("valid metric");
-            registry.register(Box::new(c.clone())).expect("unique metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
             c
         };
         let metrics = Metrics {
@@ -149,7 +158,13 @@ impl Metrics {
     }
 
     /// Records one served request.
-    pub fn observe_request(&self, api: ApiKey, version: i16, elapsed: Duration, response: &ResponseKind) {
+    pub fn observe_request(
+        &self,
+        api: ApiKey,
+        version: i16,
+        elapsed: Duration,
+        response: &ResponseKind,
+    ) {
         let api_name = api_label(api);
         let version = version.to_string();
         let labels = [api_name.as_str(), version.as_str()];
@@ -167,13 +182,21 @@ impl Metrics {
     }
 
     pub fn record_append(&self, topic: &str, bytes: usize, records: u32) {
-        self.topic_bytes_in.with_label_values(&[topic]).inc_by(bytes as u64);
-        self.topic_records_in.with_label_values(&[topic]).inc_by(u64::from(records));
+        self.topic_bytes_in
+            .with_label_values(&[topic])
+            .inc_by(bytes as u64);
+        self.topic_records_in
+            .with_label_values(&[topic])
+            .inc_by(u64::from(records));
     }
 
     pub fn record_fetch(&self, topic: &str, bytes: usize, records: u64) {
-        self.topic_bytes_out.with_label_values(&[topic]).inc_by(bytes as u64);
-        self.topic_records_out.with_label_values(&[topic]).inc_by(records);
+        self.topic_bytes_out
+            .with_label_values(&[topic])
+            .inc_by(bytes as u64);
+        self.topic_records_out
+            .with_label_values(&[topic])
+            .inc_by(records);
     }
 
     /// The text exposition, with partition gauges read fresh from the logs.
@@ -199,17 +222,29 @@ impl Metrics {
             let index = partition.index.to_string();
             let labels = [partition.topic.as_str(), index.as_str()];
             if let Ok(stats) = partition.stats() {
-                self.partition_log_start.with_label_values(&labels).set(stats.offsets.log_start);
-                self.partition_log_end.with_label_values(&labels).set(stats.offsets.log_end);
+                self.partition_log_start
+                    .with_label_values(&labels)
+                    .set(stats.offsets.log_start);
+                self.partition_log_end
+                    .with_label_values(&labels)
+                    .set(stats.offsets.log_end);
                 self.partition_high_watermark
                     .with_label_values(&labels)
                     .set(stats.offsets.high_watermark);
-                self.partition_size.with_label_values(&labels).set(stats.size_bytes as i64);
-                self.partition_segments.with_label_values(&labels).set(stats.segments as i64);
+                self.partition_size
+                    .with_label_values(&labels)
+                    .set(stats.size_bytes as i64);
+                self.partition_segments
+                    .with_label_values(&labels)
+                    .set(stats.segments as i64);
             }
             if let Some((replicas, in_sync)) = partition.replication() {
-                self.partition_replicas.with_label_values(&labels).set(replicas as i64);
-                self.partition_in_sync_replicas.with_label_values(&labels).set(in_sync as i64);
+                self.partition_replicas
+                    .with_label_values(&labels)
+                    .set(replicas as i64);
+                self.partition_in_sync_replicas
+                    .with_label_values(&labels)
+                    .set(in_sync as i64);
                 under_replicated += i64::from(in_sync < replicas);
             }
         }
@@ -221,9 +256,14 @@ impl Metrics {
             for (topic, partition, committed) in &group.committed {
                 let index = partition.to_string();
                 let labels = [group.id.as_str(), topic.as_str(), index.as_str()];
-                self.group_committed.with_label_values(&labels).set(*committed);
+                self.group_committed
+                    .with_label_values(&labels)
+                    .set(*committed);
                 // Lag is only meaningful for a partition that still exists.
-                if let Ok(offsets) = topics.partition(topic, *partition).and_then(|p| p.offsets()) {
+                if let Ok(offsets) = topics
+                    .partition(topic, *partition)
+                    .and_then(|p| p.offsets())
+                {
                     self.group_lag
                         .with_label_values(&labels)
                         .set((offsets.high_watermark - committed).max(0));
@@ -332,7 +372,9 @@ fn error_codes(response: &ResponseKind) -> Vec<i16> {
             codes.push(r.error_code);
             codes.extend(r.results.iter().map(|u| u.error_code));
         }
-        ResponseKind::AlterUserScramCredentials(r) => codes.extend(r.results.iter().map(|u| u.error_code)),
+        ResponseKind::AlterUserScramCredentials(r) => {
+            codes.extend(r.results.iter().map(|u| u.error_code))
+        }
         _ => {}
     }
     codes.retain(|&c| c != 0);
@@ -345,7 +387,13 @@ mod tests {
 
     #[test]
     fn error_names_follow_kafka_spelling() {
-        assert_eq!(error_label(ResponseError::UnknownTopicOrPartition), "UNKNOWN_TOPIC_OR_PARTITION");
-        assert_eq!(error_label(ResponseError::CorruptMessage), "CORRUPT_MESSAGE");
+        assert_eq!(
+            error_label(ResponseError::UnknownTopicOrPartition),
+            "UNKNOWN_TOPIC_OR_PARTITION"
+        );
+        assert_eq!(
+            error_label(ResponseError::CorruptMessage),
+            "CORRUPT_MESSAGE"
+        );
     }
 }

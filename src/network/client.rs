@@ -16,9 +16,15 @@ const MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("cannot connect to {addr}: {source}")]
-    Connect { addr: String, source: std::io::Error },
+    Connect {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("connection to {addr} failed: {source}")]
-    Io { addr: String, source: std::io::Error },
+    Io {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("{addr} did not answer within {timeout:?}")]
     Timeout { addr: String, timeout: Duration },
     #[error("bad response from {addr}: {reason}")]
@@ -34,12 +40,26 @@ pub struct PeerConnection {
 
 impl PeerConnection {
     /// Connects to `addr` (`host:port`), naming itself `client_id` in every request.
-    pub async fn connect(addr: &str, client_id: &str, timeout: Duration) -> Result<Self, ClientError> {
+    pub async fn connect(
+        addr: &str,
+        client_id: &str,
+        timeout: Duration,
+    ) -> Result<Self, ClientError> {
         let connecting = tokio::time::timeout(timeout, TcpStream::connect(addr));
         let stream = match connecting.await {
             Ok(Ok(stream)) => stream,
-            Ok(Err(source)) => return Err(ClientError::Connect { addr: addr.to_string(), source }),
-            Err(_) => return Err(ClientError::Timeout { addr: addr.to_string(), timeout }),
+            Ok(Err(source)) => {
+                return Err(ClientError::Connect {
+                    addr: addr.to_string(),
+                    source,
+                })
+            }
+            Err(_) => {
+                return Err(ClientError::Timeout {
+                    addr: addr.to_string(),
+                    timeout,
+                })
+            }
         };
         // Replication is request/response of small frames; Nagle would add its delay to every
         // acks=all write.
@@ -58,7 +78,12 @@ impl PeerConnection {
 
     /// Sends `request` at `version` and waits up to `timeout` for its response. After any
     /// error the connection is in an unknown state: drop it and connect again.
-    pub async fn send<R>(&mut self, request: &R, version: i16, timeout: Duration) -> Result<R::Response, ClientError>
+    pub async fn send<R>(
+        &mut self,
+        request: &R,
+        version: i16,
+        timeout: Duration,
+    ) -> Result<R::Response, ClientError>
     where
         R: Request + Encodable + HeaderVersion,
         R::Response: Decodable + HeaderVersion,
@@ -69,23 +94,32 @@ impl PeerConnection {
         match tokio::time::timeout(timeout, self.exchange(frame)).await {
             Ok(result) => {
                 let mut body = result?;
-                let header = ResponseHeader::decode(&mut body, R::Response::header_version(version))
-                    .map_err(|e| self.protocol(format!("response header: {e}")))?;
+                let header =
+                    ResponseHeader::decode(&mut body, R::Response::header_version(version))
+                        .map_err(|e| self.protocol(format!("response header: {e}")))?;
                 if header.correlation_id != correlation_id {
                     return Err(self.protocol(format!(
                         "correlation id {} for request {correlation_id}",
                         header.correlation_id
                     )));
                 }
-                let response =
-                    R::Response::decode(&mut body, version).map_err(|e| self.protocol(format!("{:?} v{version}: {e}", R::KEY)))?;
+                let response = R::Response::decode(&mut body, version)
+                    .map_err(|e| self.protocol(format!("{:?} v{version}: {e}", R::KEY)))?;
                 Ok(response)
             }
-            Err(_) => Err(ClientError::Timeout { addr: self.addr.clone(), timeout }),
+            Err(_) => Err(ClientError::Timeout {
+                addr: self.addr.clone(),
+                timeout,
+            }),
         }
     }
 
-    fn encode<R>(&self, request: &R, version: i16, correlation_id: i32) -> Result<Bytes, ClientError>
+    fn encode<R>(
+        &self,
+        request: &R,
+        version: i16,
+        correlation_id: i32,
+    ) -> Result<Bytes, ClientError>
     where
         R: Request + Encodable + HeaderVersion,
     {
@@ -102,13 +136,17 @@ impl PeerConnection {
         request
             .encode(&mut buf, version)
             .map_err(|e| self.protocol(format!("{:?} v{version}: {e}", R::KEY)))?;
-        let len = i32::try_from(buf.len() - 4).map_err(|_| self.protocol("request too large".into()))?;
+        let len =
+            i32::try_from(buf.len() - 4).map_err(|_| self.protocol("request too large".into()))?;
         buf[..4].copy_from_slice(&len.to_be_bytes());
         Ok(buf.freeze())
     }
 
     async fn exchange(&mut self, frame: Bytes) -> Result<Bytes, ClientError> {
-        let io = |source| ClientError::Io { addr: self.addr.clone(), source };
+        let io = |source| ClientError::Io {
+            addr: self.addr.clone(),
+            source,
+        };
         self.stream.get_mut().write_all(&frame).await.map_err(io)?;
         let len = self.stream.read_i32().await.map_err(io)?;
         let len = usize::try_from(len)
@@ -125,7 +163,10 @@ impl PeerConnection {
     }
 
     fn protocol(&self, reason: String) -> ClientError {
-        ClientError::Protocol { addr: self.addr.clone(), reason }
+        ClientError::Protocol {
+            addr: self.addr.clone(),
+            reason,
+        }
     }
 }
 
@@ -143,7 +184,9 @@ mod tests {
         let broker = start_broker(dir.path(), Config::default()).await;
         let addr = broker.addr.clone();
         let timeout = Duration::from_secs(10);
-        let mut peer = PeerConnection::connect(&addr, "samsa-test", timeout).await.unwrap();
+        let mut peer = PeerConnection::connect(&addr, "samsa-test", timeout)
+            .await
+            .unwrap();
         // ApiVersions v3 has a flexible body but a v0 response header; Metadata v12 is
         // flexible on both sides; v1 is neither.
         // v3+ must name the client software (INVALID_REQUEST otherwise).
@@ -156,9 +199,15 @@ mod tests {
             assert!(!versions.api_keys.is_empty());
         }
         for version in [1, 12] {
-            let metadata = peer.send(&MetadataRequest::default(), version, timeout).await.unwrap();
+            let metadata = peer
+                .send(&MetadataRequest::default(), version, timeout)
+                .await
+                .unwrap();
             assert_eq!(metadata.brokers.len(), 1);
-            assert_eq!(metadata.brokers[0].port, addr.rsplit(':').next().unwrap().parse::<i32>().unwrap());
+            assert_eq!(
+                metadata.brokers[0].port,
+                addr.rsplit(':').next().unwrap().parse::<i32>().unwrap()
+            );
         }
     }
 
@@ -168,6 +217,10 @@ mod tests {
         let addr = listener.local_addr().unwrap().to_string();
         drop(listener);
         let result = PeerConnection::connect(&addr, "samsa-test", Duration::from_secs(5)).await;
-        assert!(matches!(result, Err(ClientError::Connect { .. })), "{:?}", result.err());
+        assert!(
+            matches!(result, Err(ClientError::Connect { .. })),
+            "{:?}",
+            result.err()
+        );
     }
 }

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter, ReadHalf, WriteHalf};
+use tokio::io::{
+    AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter, ReadHalf, WriteHalf,
+};
 use tokio::sync::{mpsc, watch};
 
 use super::Session;
@@ -46,8 +48,12 @@ struct ReadLimits {
     mode: Arc<AtomicU8>,
 }
 
-pub async fn run<S>(stream: S, mut session: Session, broker: Arc<Broker>, shutdown: watch::Receiver<bool>)
-where
+pub async fn run<S>(
+    stream: S,
+    mut session: Session,
+    broker: Arc<Broker>,
+    shutdown: watch::Receiver<bool>,
+) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let peer = session.peer;
@@ -174,7 +180,10 @@ async fn serve<W: AsyncWrite>(
     let mut writer = BufWriter::with_capacity(64 * 1024, writer);
     while let Some(frame) = frames.recv().await {
         let response = match frame {
-            Frame::Request(request) if !session.sasl.is_complete() && !allowed_before_authentication(request.api_key) => {
+            Frame::Request(request)
+                if !session.sasl.is_complete()
+                    && !allowed_before_authentication(request.api_key) =>
+            {
                 // Kafka treats this as an illegal SASL state and closes the connection.
                 tracing::warn!(
                     peer = %session.peer,
@@ -191,12 +200,14 @@ async fn serve<W: AsyncWrite>(
             Frame::UnsupportedApiVersions { correlation_id } => {
                 Some(handlers::api_versions::unsupported_version_response(correlation_id).into())
             }
-            Frame::SaslToken(token) => handlers::sasl::bare_token(broker, session, &token).map(|reply| {
-                let mut framed = BytesMut::with_capacity(4 + reply.len());
-                framed.extend_from_slice(&(reply.len() as i32).to_be_bytes());
-                framed.extend_from_slice(&reply);
-                ResponseFrame::from(framed.freeze())
-            }),
+            Frame::SaslToken(token) => {
+                handlers::sasl::bare_token(broker, session, &token).map(|reply| {
+                    let mut framed = BytesMut::with_capacity(4 + reply.len());
+                    framed.extend_from_slice(&(reply.len() as i32).to_be_bytes());
+                    framed.extend_from_slice(&reply);
+                    ResponseFrame::from(framed.freeze())
+                })
+            }
         };
         mode.store(read_mode(session), Ordering::Release);
         if let Some(frame) = response {
@@ -221,7 +232,10 @@ async fn serve<W: AsyncWrite>(
 
 /// Small chunks gather in the writer's buffer; large ones (fetched records) go to the
 /// socket straight from where they were read.
-async fn write_frame<W: AsyncWrite>(writer: &mut BufWriter<WriteHalf<W>>, frame: &ResponseFrame) -> std::io::Result<()> {
+async fn write_frame<W: AsyncWrite>(
+    writer: &mut BufWriter<WriteHalf<W>>,
+    frame: &ResponseFrame,
+) -> std::io::Result<()> {
     for chunk in frame.chunks() {
         writer.write_all(chunk).await?;
     }
@@ -230,7 +244,10 @@ async fn write_frame<W: AsyncWrite>(writer: &mut BufWriter<WriteHalf<W>>, frame:
 
 /// What a SASL listener serves before authentication: version discovery and SASL itself.
 fn allowed_before_authentication(api_key: ApiKey) -> bool {
-    matches!(api_key, ApiKey::ApiVersions | ApiKey::SaslHandshake | ApiKey::SaslAuthenticate)
+    matches!(
+        api_key,
+        ApiKey::ApiVersions | ApiKey::SaslHandshake | ApiKey::SaslAuthenticate
+    )
 }
 
 enum Reply {
@@ -252,7 +269,9 @@ async fn respond(broker: &Arc<Broker>, session: &mut Session, request: protocol:
     let started = Instant::now();
     let response: ResponseKind = handlers::handle(broker, session, request).await;
     let elapsed = started.elapsed();
-    broker.metrics.observe_request(api_key, version, elapsed, &response);
+    broker
+        .metrics
+        .observe_request(api_key, version, elapsed, &response);
     tracing::trace!(%peer, api = ?api_key, version, correlation_id, micros = elapsed.as_micros() as u64, "request served");
     if fire_and_forget {
         // The client cannot see an error it gets no response for; Kafka closes the

@@ -77,6 +77,9 @@ mod tests {
         let _third = limits.admit(b).unwrap();
         assert!(limits.admit(b).is_none(), "total limit");
         drop(first);
-        assert!(limits.admit(a).is_some(), "a closed connection frees its slot");
+        assert!(
+            limits.admit(a).is_some(),
+            "a closed connection frees its slot"
+        );
     }
 }

@@ -96,7 +96,11 @@ pub async fn bind(config: &Config) -> anyhow::Result<Vec<BoundListener>> {
             .as_deref()
             .and_then(parse_host_port)
             .unwrap_or_else(|| (local_addr.ip().to_string(), i32::from(local_addr.port())));
-        let tls = if protocol.uses_tls() { acceptor.clone() } else { None };
+        let tls = if protocol.uses_tls() {
+            acceptor.clone()
+        } else {
+            None
+        };
         bound.push(BoundListener {
             info: Arc::new(ListenerInfo {
                 name,
@@ -113,14 +117,23 @@ pub async fn bind(config: &Config) -> anyhow::Result<Vec<BoundListener>> {
 
 /// Accepts on every listener until `shutdown` turns true, then waits for every connection
 /// to finish the requests it has already read.
-pub async fn serve(listeners: Vec<BoundListener>, broker: Arc<Broker>, shutdown: watch::Receiver<bool>) {
+pub async fn serve(
+    listeners: Vec<BoundListener>,
+    broker: Arc<Broker>,
+    shutdown: watch::Receiver<bool>,
+) {
     let limits = Arc::new(ConnectionLimits::new(
         broker.config.max_connections,
         broker.config.max_connections_per_ip,
     ));
     let mut accept_loops = JoinSet::new();
     for listener in listeners {
-        accept_loops.spawn(accept(listener, broker.clone(), limits.clone(), shutdown.clone()));
+        accept_loops.spawn(accept(
+            listener,
+            broker.clone(),
+            limits.clone(),
+            shutdown.clone(),
+        ));
     }
     while accept_loops.join_next().await.is_some() {}
 }
@@ -183,14 +196,24 @@ async fn start(
             let mut session = session;
             // On SSL (not SASL_SSL) the client certificate is the identity, as in Kafka.
             if !session.listener.protocol.uses_sasl() {
-                let certificate = stream.get_ref().1.peer_certificates().and_then(|chain| chain.first());
-                if let Some(principal) = certificate.and_then(|cert| crate::auth::certificate::principal(cert)) {
+                let certificate = stream
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|chain| chain.first());
+                if let Some(principal) =
+                    certificate.and_then(|cert| crate::auth::certificate::principal(cert))
+                {
                     session.principal = principal;
                 }
             }
             connection::run(stream, session, broker, shutdown).await
         }
-        Ok(Err(err)) => tracing::warn!(peer = %session.peer, "closing connection: TLS handshake failed: {err}"),
-        Err(_) => tracing::warn!(peer = %session.peer, "closing connection: TLS handshake timed out"),
+        Ok(Err(err)) => {
+            tracing::warn!(peer = %session.peer, "closing connection: TLS handshake failed: {err}")
+        }
+        Err(_) => {
+            tracing::warn!(peer = %session.peer, "closing connection: TLS handshake timed out")
+        }
     }
 }

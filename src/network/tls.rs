@@ -47,7 +47,8 @@ pub fn acceptor(config: &TlsConfig) -> Result<TlsAcceptor, TlsError> {
         path: config.key_file.display().to_string(),
         reason: err.to_string(),
     })?;
-    let builder = ServerConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?;
     let builder = match &config.client_ca_file {
         Some(ca_file) => {
             let mut roots = RootCertStore::empty();

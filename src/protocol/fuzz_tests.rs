@@ -15,8 +15,11 @@ fn header_then_noise() -> impl Strategy<Value = Bytes> {
         .iter()
         .flat_map(|&(key, min, max)| (min..=max).map(move |v| (key as i16, v)))
         .collect();
-    (proptest::sample::select(versions), proptest::collection::vec(any::<u8>(), 0..256)).prop_map(
-        |((key, version), noise)| {
+    (
+        proptest::sample::select(versions),
+        proptest::collection::vec(any::<u8>(), 0..256),
+    )
+        .prop_map(|((key, version), noise)| {
             let api = kafka_protocol::messages::ApiKey::try_from(key).expect("supported key");
             let mut buf = BytesMut::new();
             RequestHeader::default()
@@ -27,8 +30,7 @@ fn header_then_noise() -> impl Strategy<Value = Bytes> {
                 .expect("header encodes");
             buf.put_slice(&noise);
             buf.freeze()
-        },
-    )
+        })
 }
 
 proptest! {

@@ -38,7 +38,9 @@ pub enum Frame {
     /// An ApiVersions request of a version samsa does not know. Kafka answers it with a
     /// v0 response carrying UNSUPPORTED_VERSION and its version table, so a newer client
     /// can retry with a version both sides know; clients rely on that.
-    UnsupportedApiVersions { correlation_id: i32 },
+    UnsupportedApiVersions {
+        correlation_id: i32,
+    },
     /// After a SaslHandshake v0, frames are bare SASL tokens rather than requests, until
     /// authentication completes (Kafka's pre-KIP-152 framing). The network layer knows
     /// when; this layer only names the case.
@@ -122,16 +124,23 @@ pub fn encode_response(
             .collect();
         let mut buf = response_frame::ChunkedBuf::new(records);
         buf.put_i32(0);
-        header.encode(&mut buf, header_version).map_err(|err| failed(format!("{err:#}")))?;
-        fetch.encode(&mut buf, version).map_err(|err| failed(format!("{err:#}")))?;
-        return buf
-            .finish()
-            .ok_or_else(|| failed("the encoder rewrote bytes already framed, or the frame exceeds 2 GiB".into()));
+        header
+            .encode(&mut buf, header_version)
+            .map_err(|err| failed(format!("{err:#}")))?;
+        fetch
+            .encode(&mut buf, version)
+            .map_err(|err| failed(format!("{err:#}")))?;
+        return buf.finish().ok_or_else(|| {
+            failed("the encoder rewrote bytes already framed, or the frame exceeds 2 GiB".into())
+        });
     }
     let mut buf = BytesMut::with_capacity(128);
     buf.put_i32(0);
-    header.encode(&mut buf, header_version).map_err(|err| failed(format!("{err:#}")))?;
-    body.encode(&mut buf, version).map_err(|err| failed(format!("{err:#}")))?;
+    header
+        .encode(&mut buf, header_version)
+        .map_err(|err| failed(format!("{err:#}")))?;
+    body.encode(&mut buf, version)
+        .map_err(|err| failed(format!("{err:#}")))?;
     let len = (buf.len() - 4) as i32;
     buf[..4].copy_from_slice(&len.to_be_bytes());
     Ok(ResponseFrame::from(buf.freeze()))
@@ -153,8 +162,14 @@ mod tests {
 
     #[test]
     fn short_and_unknown_frames_are_errors() {
-        assert!(matches!(decode_frame(Bytes::from_static(&[0, 1])), Err(ProtocolError::TooShort(2))));
-        assert!(matches!(decode_frame(frame(9999, 0, &[])), Err(ProtocolError::UnknownApiKey(9999))));
+        assert!(matches!(
+            decode_frame(Bytes::from_static(&[0, 1])),
+            Err(ProtocolError::TooShort(2))
+        ));
+        assert!(matches!(
+            decode_frame(frame(9999, 0, &[])),
+            Err(ProtocolError::UnknownApiKey(9999))
+        ));
         assert!(matches!(
             decode_frame(frame(ApiKey::AlterReplicaLogDirs as i16, 1, &[])),
             Err(ProtocolError::UnsupportedVersion { .. })
@@ -195,6 +210,9 @@ mod tests {
             .with_request_api_version(12)
             .with_correlation_id(1);
         header.encode(&mut buf, 2).unwrap();
-        assert!(matches!(decode_frame(buf.freeze()), Err(ProtocolError::Malformed { .. })));
+        assert!(matches!(
+            decode_frame(buf.freeze()),
+            Err(ProtocolError::Malformed { .. })
+        ));
     }
 }

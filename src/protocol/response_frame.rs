@@ -46,7 +46,9 @@ impl ResponseFrame {
 
 impl From<Bytes> for ResponseFrame {
     fn from(bytes: Bytes) -> Self {
-        ResponseFrame { chunks: vec![bytes] }
+        ResponseFrame {
+            chunks: vec![bytes],
+        }
     }
 }
 
@@ -178,7 +180,9 @@ impl ByteBufMut for ChunkedBuf {
 mod tests {
     use bytes::{BufMut, Bytes, BytesMut};
     use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-    use kafka_protocol::messages::{ApiKey, FetchResponse, ResponseHeader, ResponseKind, TopicName};
+    use kafka_protocol::messages::{
+        ApiKey, FetchResponse, ResponseHeader, ResponseKind, TopicName,
+    };
     use kafka_protocol::protocol::{Encodable, StrBytes};
 
     use crate::protocol::encode_response;
@@ -187,7 +191,11 @@ mod tests {
         let partitions = records
             .iter()
             .enumerate()
-            .map(|(i, r)| PartitionData::default().with_partition_index(i as i32).with_records(Some(r.clone())))
+            .map(|(i, r)| {
+                PartitionData::default()
+                    .with_partition_index(i as i32)
+                    .with_records(Some(r.clone()))
+            })
             .collect();
         FetchResponse::default().with_responses(vec![FetchableTopicResponse::default()
             .with_topic(TopicName(StrBytes::from_static_str("t")))
@@ -218,9 +226,22 @@ mod tests {
             if version >= 13 {
                 body.responses[0].topic = TopicName::default();
             }
-            let frame = encode_response(ApiKey::Fetch, version, 7, &ResponseKind::Fetch(body.clone())).unwrap();
-            let shared = frame.chunks().iter().filter(|c| c.as_ptr() == large.as_ptr()).count();
-            assert_eq!(shared, 2, "v{version}: both large record sets referenced, not copied");
+            let frame = encode_response(
+                ApiKey::Fetch,
+                version,
+                7,
+                &ResponseKind::Fetch(body.clone()),
+            )
+            .unwrap();
+            let shared = frame
+                .chunks()
+                .iter()
+                .filter(|c| c.as_ptr() == large.as_ptr())
+                .count();
+            assert_eq!(
+                shared, 2,
+                "v{version}: both large record sets referenced, not copied"
+            );
             assert_eq!(frame.into_bytes(), copied(version, &body), "v{version}");
         }
     }

@@ -85,7 +85,10 @@ mod tests {
         for &(key, min, max) in SUPPORTED {
             let known = key.valid_versions();
             assert!(min <= max, "{key:?}");
-            assert!(known.min <= min && max <= known.max, "{key:?} {min}..{max} outside {known}");
+            assert!(
+                known.min <= min && max <= known.max,
+                "{key:?} {min}..{max} outside {known}"
+            );
         }
     }
 }

@@ -182,9 +182,8 @@ impl LeaderReplicas {
             .iter()
             .filter(|(id, _)| !self.isr.contains(id))
             .filter(|(_, f)| {
-                f.log_end_offset.is_some_and(|end| {
-                    end >= self.high_watermark && end >= self.epoch_start_offset
-                })
+                f.log_end_offset
+                    .is_some_and(|end| end >= self.high_watermark && end >= self.epoch_start_offset)
             })
             .map(|(id, _)| *id)
             .collect()
@@ -206,7 +205,13 @@ impl LeaderReplicas {
 
     /// A reassignment changed the replica set under the same leadership: new replicas start
     /// as followers not yet heard from, removed ones are forgotten.
-    pub fn set_replicas(&mut self, replicas: &[i32], isr: &[i32], log_end_offset: i64, now_ms: i64) {
+    pub fn set_replicas(
+        &mut self,
+        replicas: &[i32],
+        isr: &[i32],
+        log_end_offset: i64,
+        now_ms: i64,
+    ) {
         let local = self.local_id;
         self.followers.retain(|id, _| replicas.contains(id));
         for id in replicas.iter().filter(|id| **id != local) {
@@ -220,7 +225,12 @@ impl LeaderReplicas {
     /// The ISR to propose to the controller now: members lagging for longer than
     /// `max_lag_ms` out, caught-up replicas in; `None` when it would stay as it is. The
     /// joiners count toward the high watermark from now on.
-    pub fn isr_change(&mut self, log_end_offset: i64, now_ms: i64, max_lag_ms: i64) -> Option<Vec<i32>> {
+    pub fn isr_change(
+        &mut self,
+        log_end_offset: i64,
+        now_ms: i64,
+        max_lag_ms: i64,
+    ) -> Option<Vec<i32>> {
         let lagging = self.lagging(log_end_offset, now_ms, max_lag_ms);
         let joining = self.caught_up();
         if lagging.is_empty() && joining.is_empty() {
@@ -298,8 +308,12 @@ mod tests {
         for t in 1..=100 {
             let previous_end = end;
             end += 10;
-            leader.record_fetch(2, previous_end, end, t * 1_000).unwrap();
-            leader.record_fetch(3, previous_end, end, t * 1_000).unwrap();
+            leader
+                .record_fetch(2, previous_end, end, t * 1_000)
+                .unwrap();
+            leader
+                .record_fetch(3, previous_end, end, t * 1_000)
+                .unwrap();
         }
         assert!(leader.lagging(end, 100_000, LAG).is_empty());
     }

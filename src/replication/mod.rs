@@ -6,8 +6,8 @@
 //! `follower`: the fetcher that keeps a follower's replicas in step with their leader.
 
 pub mod follower;
-pub mod leader;
 #[cfg(test)]
 mod follower_tests;
+pub mod leader;
 
 pub use leader::{LeaderReplicas, NotAReplica};

@@ -77,7 +77,11 @@ pub fn store(data_dir: &Path, catalogue: &CatalogueFile) -> io::Result<()> {
     let path = path_in(data_dir);
     let tmp = data_dir.join(format!("{FILE_NAME}.tmp"));
     let mut file = File::create(&tmp)?;
-    write!(file, "{HEADER_PREFIX}{:08x}\n{body}", crc32c::crc32c(body.as_bytes()))?;
+    write!(
+        file,
+        "{HEADER_PREFIX}{:08x}\n{body}",
+        crc32c::crc32c(body.as_bytes())
+    )?;
     file.sync_all()?;
     fs::rename(&tmp, &path)?;
     File::open(data_dir)?.sync_all()
@@ -113,8 +117,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         store(dir.path(), &sample()).unwrap();
         let path = path_in(dir.path());
-        let text = fs::read_to_string(&path).unwrap().replace("\"c1\"", "\"c2\"");
+        let text = fs::read_to_string(&path)
+            .unwrap()
+            .replace("\"c1\"", "\"c2\"");
         fs::write(&path, text).unwrap();
-        assert!(matches!(load(dir.path()), Err(CatalogueError::Damaged { .. })));
+        assert!(matches!(
+            load(dir.path()),
+            Err(CatalogueError::Damaged { .. })
+        ));
     }
 }

@@ -268,10 +268,9 @@ impl TopicConfig {
     /// Checks every key and value; unknown keys are rejected as Kafka does.
     pub fn validated(overrides: BTreeMap<String, String>) -> Result<TopicConfig, BrokerError> {
         for (name, value) in &overrides {
-            let key = TOPIC_KEYS
-                .iter()
-                .find(|k| k.name == name)
-                .ok_or_else(|| BrokerError::InvalidConfig(format!("unknown topic config '{name}'")))?;
+            let key = TOPIC_KEYS.iter().find(|k| k.name == name).ok_or_else(|| {
+                BrokerError::InvalidConfig(format!("unknown topic config '{name}'"))
+            })?;
             (key.validate)(value)
                 .map_err(|reason| BrokerError::InvalidConfig(format!("{name}: {reason}")))?;
         }
@@ -383,9 +382,27 @@ pub fn broker_entries(config: &Config) -> Vec<ConfigEntry> {
     let (host, port) = config.advertised();
     let unset_as_max = |n: Option<u64>| n.map_or(i64::MAX, |n| n as i64).to_string();
     let entries: Vec<(&'static str, &'static str, String, ConfigType, &'static str)> = vec![
-        ("broker.id", "node_id", config.node_id.to_string(), ConfigType::Int, "This broker's id."),
-        ("node.id", "node_id", config.node_id.to_string(), ConfigType::Int, "This broker's id."),
-        ("listeners", "listen", format!("PLAINTEXT://{}", config.listen), ConfigType::List, "Listener address."),
+        (
+            "broker.id",
+            "node_id",
+            config.node_id.to_string(),
+            ConfigType::Int,
+            "This broker's id.",
+        ),
+        (
+            "node.id",
+            "node_id",
+            config.node_id.to_string(),
+            ConfigType::Int,
+            "This broker's id.",
+        ),
+        (
+            "listeners",
+            "listen",
+            format!("PLAINTEXT://{}", config.listen),
+            ConfigType::List,
+            "Listener address.",
+        ),
         (
             "advertised.listeners",
             "advertised_listener",
@@ -393,8 +410,20 @@ pub fn broker_entries(config: &Config) -> Vec<ConfigEntry> {
             ConfigType::List,
             "Address given to clients.",
         ),
-        ("log.dirs", "data_dir", config.data_dir.display().to_string(), ConfigType::String, "Data directory."),
-        ("num.partitions", "num_partitions", config.num_partitions.to_string(), ConfigType::Int, "Partitions of auto-created topics."),
+        (
+            "log.dirs",
+            "data_dir",
+            config.data_dir.display().to_string(),
+            ConfigType::String,
+            "Data directory.",
+        ),
+        (
+            "num.partitions",
+            "num_partitions",
+            config.num_partitions.to_string(),
+            ConfigType::Int,
+            "Partitions of auto-created topics.",
+        ),
         (
             "default.replication.factor",
             "default_replication_factor",
@@ -409,7 +438,13 @@ pub fn broker_entries(config: &Config) -> Vec<ConfigEntry> {
             ConfigType::Boolean,
             "Create unknown topics on Metadata requests.",
         ),
-        ("message.max.bytes", "message_max_bytes", config.message_max_bytes.to_string(), ConfigType::Int, "Largest record batch."),
+        (
+            "message.max.bytes",
+            "message_max_bytes",
+            config.message_max_bytes.to_string(),
+            ConfigType::Int,
+            "Largest record batch.",
+        ),
         (
             "socket.request.max.bytes",
             "socket_request_max_bytes",
@@ -417,8 +452,20 @@ pub fn broker_entries(config: &Config) -> Vec<ConfigEntry> {
             ConfigType::Int,
             "Largest request frame.",
         ),
-        ("log.segment.bytes", "segment_bytes", config.segment_bytes.to_string(), ConfigType::Int, "Segment size."),
-        ("log.roll.ms", "segment_ms", config.segment_ms.to_string(), ConfigType::Long, "Segment age."),
+        (
+            "log.segment.bytes",
+            "segment_bytes",
+            config.segment_bytes.to_string(),
+            ConfigType::Int,
+            "Segment size.",
+        ),
+        (
+            "log.roll.ms",
+            "segment_ms",
+            config.segment_ms.to_string(),
+            ConfigType::Long,
+            "Segment age.",
+        ),
         (
             "log.index.interval.bytes",
             "index_interval_bytes",
@@ -426,8 +473,20 @@ pub fn broker_entries(config: &Config) -> Vec<ConfigEntry> {
             ConfigType::Int,
             "Bytes between index entries.",
         ),
-        ("log.retention.ms", "retention_ms", config.retention_ms.to_string(), ConfigType::Long, "Retention by time."),
-        ("log.retention.bytes", "retention_bytes", config.retention_bytes.to_string(), ConfigType::Long, "Retention by size."),
+        (
+            "log.retention.ms",
+            "retention_ms",
+            config.retention_ms.to_string(),
+            ConfigType::Long,
+            "Retention by time.",
+        ),
+        (
+            "log.retention.bytes",
+            "retention_bytes",
+            config.retention_bytes.to_string(),
+            ConfigType::Long,
+            "Retention by size.",
+        ),
         (
             "log.retention.check.interval.ms",
             "retention_check_interval_ms",
@@ -449,7 +508,13 @@ pub fn broker_entries(config: &Config) -> Vec<ConfigEntry> {
             ConfigType::Long,
             "fsync after this many records.",
         ),
-        ("log.flush.interval.ms", "flush_ms", unset_as_max(config.flush_ms), ConfigType::Long, "fsync interval."),
+        (
+            "log.flush.interval.ms",
+            "flush_ms",
+            unset_as_max(config.flush_ms),
+            ConfigType::Long,
+            "fsync interval.",
+        ),
         (
             "log.cleaner.backoff.ms",
             "log_cleaner_interval_ms",
@@ -528,10 +593,16 @@ mod tests {
         assert!(TopicConfig::validated(one("retention.ms", "-1")).is_ok());
         assert!(TopicConfig::validated(one("message.timestamp.type", "LogAppendTime")).is_ok());
         for ok in ["delete", "compact", "compact,delete", "delete, compact"] {
-            assert!(TopicConfig::validated(one("cleanup.policy", ok)).is_ok(), "{ok}");
+            assert!(
+                TopicConfig::validated(one("cleanup.policy", ok)).is_ok(),
+                "{ok}"
+            );
         }
         for bad in ["", "compact,", "remove", "compact;delete"] {
-            assert!(TopicConfig::validated(one("cleanup.policy", bad)).is_err(), "{bad:?}");
+            assert!(
+                TopicConfig::validated(one("cleanup.policy", bad)).is_err(),
+                "{bad:?}"
+            );
         }
         assert!(TopicConfig::validated(one("min.cleanable.dirty.ratio", "1.5")).is_err());
         assert!(TopicConfig::validated(one("min.cleanable.dirty.ratio", "0.01")).is_ok());
@@ -543,7 +614,14 @@ mod tests {
         let broker = Config::default();
         let log = TopicConfig::default().log_config(&broker);
         assert_eq!(log.cleanup_policy, CleanupPolicy::DELETE);
-        assert_eq!((log.delete_retention_ms, log.min_cleanable_dirty_ratio, log.min_compaction_lag_ms), (86_400_000, 0.5, 0));
+        assert_eq!(
+            (
+                log.delete_retention_ms,
+                log.min_cleanable_dirty_ratio,
+                log.min_compaction_lag_ms
+            ),
+            (86_400_000, 0.5, 0)
+        );
         let topic = TopicConfig::validated(BTreeMap::from([
             ("cleanup.policy".to_owned(), "compact,delete".to_owned()),
             ("min.cleanable.dirty.ratio".to_owned(), "0.1".to_owned()),
@@ -552,15 +630,41 @@ mod tests {
         ]))
         .unwrap();
         let log = topic.log_config(&broker);
-        assert_eq!(log.cleanup_policy, CleanupPolicy { delete: true, compact: true });
-        assert_eq!((log.delete_retention_ms, log.min_cleanable_dirty_ratio, log.min_compaction_lag_ms), (5, 0.1, 7));
+        assert_eq!(
+            log.cleanup_policy,
+            CleanupPolicy {
+                delete: true,
+                compact: true
+            }
+        );
+        assert_eq!(
+            (
+                log.delete_retention_ms,
+                log.min_cleanable_dirty_ratio,
+                log.min_compaction_lag_ms
+            ),
+            (5, 0.1, 7)
+        );
     }
 
     #[test]
     fn producer_expiry_comes_from_the_broker() {
-        let broker = Config { producer_id_expiration_ms: 5_000, ..Config::default() };
-        assert_eq!(TopicConfig::default().log_config(&broker).producer_id_expiration_ms, 5_000);
-        assert_eq!(TopicConfig::default().log_config(&Config::default()).producer_id_expiration_ms, 86_400_000);
+        let broker = Config {
+            producer_id_expiration_ms: 5_000,
+            ..Config::default()
+        };
+        assert_eq!(
+            TopicConfig::default()
+                .log_config(&broker)
+                .producer_id_expiration_ms,
+            5_000
+        );
+        assert_eq!(
+            TopicConfig::default()
+                .log_config(&Config::default())
+                .producer_id_expiration_ms,
+            86_400_000
+        );
     }
 
     #[test]

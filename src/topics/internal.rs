@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
 use serde::Serialize;
 use tokio::time::Instant;
 
@@ -37,7 +39,12 @@ pub struct InternalTopic {
 }
 
 impl InternalTopic {
-    pub fn new(topics: Arc<TopicRegistry>, name: &'static str, partitions: i32, coordination: Coordination) -> InternalTopic {
+    pub fn new(
+        topics: Arc<TopicRegistry>,
+        name: &'static str,
+        partitions: i32,
+        coordination: Coordination,
+    ) -> InternalTopic {
         InternalTopic {
             topics,
             name,
@@ -65,7 +72,8 @@ impl InternalTopic {
 
     /// How many partitions the topic has, or will have when it is created.
     pub fn partition_count(&self) -> i32 {
-        self.existing().map_or(self.configured_partitions, |t| t.partitions.len() as i32)
+        self.existing()
+            .map_or(self.configured_partitions, |t| t.partitions.len() as i32)
     }
 
     /// The partition that holds `key` (a group or transactional id).
@@ -78,7 +86,9 @@ impl InternalTopic {
     pub fn partition_to_write(&self, key: &str) -> Result<Arc<Partition>> {
         let topic = match (self.existing(), self.coordination) {
             (Some(topic), _) => topic,
-            (None, Coordination::SingleNode) => self.topics.internal_compacted(self.name, self.configured_partitions)?,
+            (None, Coordination::SingleNode) => self
+                .topics
+                .internal_compacted(self.name, self.configured_partitions)?,
             (None, Coordination::Cluster) => return Err(BrokerError::CoordinatorNotAvailable),
         };
         let index = partition_for(key, topic.partitions.len());
@@ -90,9 +100,15 @@ impl InternalTopic {
     /// it has not yet applied the topic that another broker found it leading. Both answer
     /// COORDINATOR_LOAD_IN_PROGRESS, which clients retry here; NOT_COORDINATOR would end
     /// librdkafka's `committed()` with that error instead of finding the coordinator again.
-    pub fn check_loaded<T: Default>(&self, loads: &PartitionLoads<T>, partition: i32) -> Result<()> {
+    pub fn check_loaded<T: Default>(
+        &self,
+        loads: &PartitionLoads<T>,
+        partition: i32,
+    ) -> Result<()> {
         match loads.check(partition) {
-            Err(BrokerError::NotCoordinator) if self.about_to_coordinate(partition) => Err(BrokerError::CoordinatorLoadInProgress),
+            Err(BrokerError::NotCoordinator) if self.about_to_coordinate(partition) => {
+                Err(BrokerError::CoordinatorLoadInProgress)
+            }
             checked => checked,
         }
     }
@@ -103,7 +119,9 @@ impl InternalTopic {
         }
         match self.existing() {
             None => true,
-            Some(topic) => topic.partition(partition).is_some_and(|p| p.ensure_leader().is_ok()),
+            Some(topic) => topic
+                .partition(partition)
+                .is_some_and(|p| p.ensure_leader().is_ok()),
         }
     }
 
@@ -116,7 +134,11 @@ impl InternalTopic {
     /// created yet has nothing to replay, and `nothing_to_load` is told its partition count
     /// instead. A partition that fails is logged and the others still load; the first
     /// failure is returned.
-    pub fn load_every_partition(&self, nothing_to_load: impl FnOnce(i32), load_partition: impl Fn(i32) -> Result<()>) -> Result<()> {
+    pub fn load_every_partition(
+        &self,
+        nothing_to_load: impl FnOnce(i32),
+        load_partition: impl Fn(i32) -> Result<()>,
+    ) -> Result<()> {
         let count = self.partition_count();
         if !self.exists() {
             nothing_to_load(count);
@@ -125,7 +147,11 @@ impl InternalTopic {
         let mut failed = None;
         for partition in 0..count {
             if let Err(err) = load_partition(partition) {
-                tracing::error!(topic = self.name, partition, "cannot load the coordinator's state: {err}");
+                tracing::error!(
+                    topic = self.name,
+                    partition,
+                    "cannot load the coordinator's state: {err}"
+                );
                 failed.get_or_insert(err);
             }
         }
@@ -154,11 +180,22 @@ impl<T: Default> PartitionLoads<T> {
     pub fn new(coordination: Coordination, partitions: i32) -> PartitionLoads<T> {
         let partitions = match coordination {
             Coordination::SingleNode => (0..partitions)
-                .map(|p| (p, Load::Loading { id: 0, pending: T::default() }))
+                .map(|p| {
+                    (
+                        p,
+                        Load::Loading {
+                            id: 0,
+                            pending: T::default(),
+                        },
+                    )
+                })
                 .collect(),
             Coordination::Cluster => HashMap::new(),
         };
-        PartitionLoads { partitions, next_load: 1 }
+        PartitionLoads {
+            partitions,
+            next_load: 1,
+        }
     }
 
     /// Ok when `partition` is loaded here.
@@ -176,7 +213,9 @@ impl<T: Default> PartitionLoads<T> {
 
     /// Whether some partition is still loading.
     pub fn any_loading(&self) -> bool {
-        self.partitions.values().any(|l| matches!(l, Load::Loading { .. }))
+        self.partitions
+            .values()
+            .any(|l| matches!(l, Load::Loading { .. }))
     }
 
     /// What a partition still loading must apply afterwards.
@@ -199,7 +238,8 @@ impl<T: Default> PartitionLoads<T> {
             Some(Load::Loading { pending, .. }) => pending,
             None => T::default(),
         };
-        self.partitions.insert(partition, Load::Loading { id, pending });
+        self.partitions
+            .insert(partition, Load::Loading { id, pending });
         Some(id)
     }
 
@@ -249,7 +289,11 @@ pub struct Appended {
 
 impl std::fmt::Debug for Appended {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}-{} [{}, {})", self.partition.topic, self.partition.index, self.base_offset, self.end_offset)
+        write!(
+            f,
+            "{}-{} [{}, {})",
+            self.partition.topic, self.partition.index, self.base_offset, self.end_offset
+        )
     }
 }
 
@@ -264,7 +308,9 @@ impl Appended {
 
     /// Waits until the high watermark passes the record, or `deadline` (REQUEST_TIMED_OUT).
     pub async fn replicated(&self, deadline: Instant) -> Result<()> {
-        self.partition.wait_until_replicated(self.end_offset, deadline).await
+        self.partition
+            .wait_until_replicated(self.end_offset, deadline)
+            .await
     }
 }
 
@@ -343,7 +389,10 @@ mod tests {
     #[test]
     fn groups_land_where_kafka_puts_them() {
         // Java's String.hashCode: h = 31 * h + char, wrapping.
-        let java_hash = |s: &str| s.encode_utf16().fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(c as i32));
+        let java_hash = |s: &str| {
+            s.encode_utf16()
+                .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(c as i32))
+        };
         assert_eq!(java_hash("a"), 97);
         assert_eq!(java_hash("ab"), 97 * 31 + 98);
         assert_eq!(partition_for("a", 50), 97 % 50);
@@ -351,19 +400,36 @@ mod tests {
         // A hash that wraps negative still lands in range: Kafka masks the sign bit.
         let long = "a-group-name-long-enough-to-overflow";
         assert!(java_hash(long) < 0 || java_hash(long) > 0);
-        assert_eq!(partition_for(long, 50), ((java_hash(long) & 0x7fff_ffff) % 50) as usize);
+        assert_eq!(
+            partition_for(long, 50),
+            ((java_hash(long) & 0x7fff_ffff) % 50) as usize
+        );
     }
 
     #[test]
     fn records_without_a_producer_are_one_valid_batch() {
         let records: Vec<_> = (0..3)
-            .map(|i| record(Bytes::from(format!("k{i}")), Some(Bytes::from_static(b"v")), i, 7))
+            .map(|i| {
+                record(
+                    Bytes::from(format!("k{i}")),
+                    Some(Bytes::from_static(b"v")),
+                    i,
+                    7,
+                )
+            })
             .collect();
         let batch = encode_batch(&records, "test").unwrap();
         let headers = samsa_storage::validate_batches(&batch, usize::MAX).unwrap();
         assert_eq!(headers.len(), 1, "one batch, so one atomic append");
         let header = headers[0];
-        assert_eq!((header.record_count, header.base_sequence, header.producer_id), (3, -1, -1));
+        assert_eq!(
+            (
+                header.record_count,
+                header.base_sequence,
+                header.producer_id
+            ),
+            (3, -1, -1)
+        );
         assert_eq!(header.total_size(), batch.len());
     }
 }

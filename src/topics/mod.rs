@@ -17,7 +17,9 @@ use crate::config::Config;
 use crate::error::{BrokerError, Result};
 use catalogue::{CatalogueError, CatalogueFile, TopicRecord};
 pub use config::TopicConfig;
-pub use partition::{Assignment, Isolation, IsrProposal, Offsets, Partition, ReadResult, RoleChange};
+pub use partition::{
+    Assignment, Isolation, IsrProposal, Offsets, Partition, ReadResult, RoleChange,
+};
 
 /// Kafka's limit on topic name length (the partition directory name must stay under 255).
 const MAX_TOPIC_NAME_LEN: usize = 249;
@@ -32,7 +34,9 @@ pub struct Topic {
 
 impl Topic {
     pub fn partition(&self, index: i32) -> Option<&Arc<Partition>> {
-        usize::try_from(index).ok().and_then(|i| self.partitions.get(i))
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| self.partitions.get(i))
     }
 }
 
@@ -58,7 +62,10 @@ pub enum OpenError {
     #[error(transparent)]
     Catalogue(#[from] CatalogueError),
     #[error("cannot create data directory {path}: {source}")]
-    DataDir { path: PathBuf, source: std::io::Error },
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot open partition {topic}-{partition}: {source}")]
     Partition {
         topic: String,
@@ -190,7 +197,9 @@ impl TopicRegistry {
     pub fn internal_compacted(&self, name: &str, num_partitions: i32) -> Result<Arc<Topic>> {
         match self.create(name, num_partitions, self.internal_configs(), false) {
             Ok(topic) => Ok(topic),
-            Err(BrokerError::TopicAlreadyExists(_)) => self.get(name).ok_or(BrokerError::CoordinatorNotAvailable),
+            Err(BrokerError::TopicAlreadyExists(_)) => {
+                self.get(name).ok_or(BrokerError::CoordinatorNotAvailable)
+            }
             Err(err) => Err(err),
         }
     }
@@ -198,10 +207,13 @@ impl TopicRegistry {
     /// The config overrides of a coordinator's internal topic, wherever it is created.
     pub fn internal_configs(&self) -> BTreeMap<String, String> {
         let segment_bytes = self.broker_config().offsets_topic_segment_bytes.to_string();
-        [("cleanup.policy", "compact"), ("segment.bytes", segment_bytes.as_str())]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect()
+        [
+            ("cleanup.policy", "compact"),
+            ("segment.bytes", segment_bytes.as_str()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
     }
 
     /// Creates a topic. With `validate_only` everything is checked but nothing is created.
@@ -238,12 +250,19 @@ impl TopicRegistry {
         let partitions = (0..partitions)
             .map(|p| self.open_partition(name, p, &configs))
             .collect::<Result<Vec<_>>>()?;
-        let topic = Arc::new(Topic { partitions, ..topic });
+        let topic = Arc::new(Topic {
+            partitions,
+            ..topic
+        });
         self.commit(|topics| {
             topics.by_id.insert(topic.id, topic.name.clone());
             topics.by_name.insert(topic.name.clone(), topic.clone());
         })?;
-        tracing::info!(topic = name, partitions = topic.partitions.len(), "created topic");
+        tracing::info!(
+            topic = name,
+            partitions = topic.partitions.len(),
+            "created topic"
+        );
         Ok(topic)
     }
 
@@ -257,7 +276,11 @@ impl TopicRegistry {
         })?;
         for partition in &topic.partitions {
             if let Err(err) = partition.delete() {
-                tracing::warn!(topic = name, partition = partition.index, "leftover partition files: {err}");
+                tracing::warn!(
+                    topic = name,
+                    partition = partition.index,
+                    "leftover partition files: {err}"
+                );
             }
         }
         tracing::info!(topic = name, "deleted topic");
@@ -302,7 +325,12 @@ impl TopicRegistry {
 
     /// Replaces a topic's config overrides: validates them, persists the catalogue, then gives
     /// every partition log the new settings. With `validate_only` nothing changes.
-    pub fn alter_configs(&self, name: &str, configs: BTreeMap<String, String>, validate_only: bool) -> Result<()> {
+    pub fn alter_configs(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<()> {
         let configs = TopicConfig::validated(configs)?;
         let _change = self.changes.lock();
         let topic = self.get(name).ok_or(BrokerError::UnknownTopicOrPartition)?;
@@ -331,7 +359,13 @@ impl TopicRegistry {
     /// and one partition per entry of `hosted`, whose log is open where this broker holds a
     /// replica and deleted where it no longer does. A topic of this name with another id
     /// was deleted and created again meanwhile: its logs go first.
-    pub fn sync_topic(&self, name: &str, id: Uuid, configs: BTreeMap<String, String>, hosted: &[bool]) -> Result<Arc<Topic>> {
+    pub fn sync_topic(
+        &self,
+        name: &str,
+        id: Uuid,
+        configs: BTreeMap<String, String>,
+        hosted: &[bool],
+    ) -> Result<Arc<Topic>> {
         let configs = TopicConfig::validated(configs)?;
         let existing = match self.get(name) {
             Some(topic) if topic.id != id => {
@@ -353,7 +387,13 @@ impl TopicRegistry {
                 Some(partition) => partition.clone(),
                 None => {
                     grown = true;
-                    Arc::new(Partition::open_replica(name, index, dir.clone(), None, self.config.node_id)?)
+                    Arc::new(Partition::open_replica(
+                        name,
+                        index,
+                        dir.clone(),
+                        None,
+                        self.config.node_id,
+                    )?)
                 }
             };
             if host && !partition.is_hosted() {
@@ -361,7 +401,11 @@ impl TopicRegistry {
                 partition.host(log_config.clone())?;
             } else if !host && partition.is_hosted() {
                 partition.unhost()?;
-                tracing::info!(topic = name, partition = index, "deleted the replica this broker no longer holds");
+                tracing::info!(
+                    topic = name,
+                    partition = index,
+                    "deleted the replica this broker no longer holds"
+                );
             }
             if reconfigured {
                 partition.set_config(log_config.clone(), min_isr);
@@ -389,12 +433,17 @@ impl TopicRegistry {
     /// or moved away, while this broker was down. Decided from the cluster's assignment, not
     /// from what opened here, so a replica that failed to open is never taken for a stray.
     pub fn remove_stray_replicas(&self, assigned: impl Fn(&str, i32, Uuid) -> bool) -> usize {
-        let Ok(entries) = std::fs::read_dir(&self.config.data_dir) else { return 0 };
+        let Ok(entries) = std::fs::read_dir(&self.config.data_dir) else {
+            return 0;
+        };
         let mut removed = 0;
         for dir in entries.filter_map(|e| e.ok()).map(|e| e.path()) {
             let Some(id) = std::fs::read_to_string(dir.join(PARTITION_METADATA))
                 .ok()
-                .and_then(|text| text.lines().find_map(|l| l.strip_prefix("topic_id: ").map(str::to_owned)))
+                .and_then(|text| {
+                    text.lines()
+                        .find_map(|l| l.strip_prefix("topic_id: ").map(str::to_owned))
+                })
                 .and_then(|id| Uuid::parse_str(id.trim()).ok())
             else {
                 continue;
@@ -415,7 +464,9 @@ impl TopicRegistry {
                     tracing::info!(dir = %dir.display(), "removed a replica the cluster no longer assigns here");
                     removed += 1;
                 }
-                Err(err) => tracing::warn!(dir = %dir.display(), "cannot remove a stray replica: {err}"),
+                Err(err) => {
+                    tracing::warn!(dir = %dir.display(), "cannot remove a stray replica: {err}")
+                }
             }
         }
         removed
@@ -465,7 +516,9 @@ impl TopicRegistry {
     /// made here alone would be undone by the next reconciliation.
     fn refuse_in_cluster(&self) -> Result<()> {
         match self.cluster {
-            true => Err(BrokerError::InvalidRequest("topics of a cluster change through its controller".into())),
+            true => Err(BrokerError::InvalidRequest(
+                "topics of a cluster change through its controller".into(),
+            )),
             false => Ok(()),
         }
     }
@@ -474,7 +527,12 @@ impl TopicRegistry {
         self.config.data_dir.join(format!("{topic}-{index}"))
     }
 
-    fn open_partition(&self, topic: &str, index: i32, configs: &TopicConfig) -> Result<Arc<Partition>> {
+    fn open_partition(
+        &self,
+        topic: &str,
+        index: i32,
+        configs: &TopicConfig,
+    ) -> Result<Arc<Partition>> {
         let dir = self.partition_dir(topic, index);
         let partition = Partition::open(
             topic,

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
-use samsa_storage::{AbortedTxn, AppendInfo, CleanStats, ControlType, LogConfig, PartitionLog, ProducerInfo};
+use samsa_storage::{
+    AbortedTxn, AppendInfo, CleanStats, ControlType, LogConfig, PartitionLog, ProducerInfo,
+};
 use tokio::sync::watch;
 
 use crate::broker::now_ms;
@@ -15,8 +17,8 @@ use crate::replication::LeaderReplicas;
 
 mod role;
 
-pub use role::{Assignment, IsrProposal, RoleChange};
 use role::Role;
+pub use role::{Assignment, IsrProposal, RoleChange};
 
 /// The leader epoch of every partition on a single node; in a cluster the controller moves it.
 pub const SINGLE_NODE_LEADER_EPOCH: i32 = 0;
@@ -136,7 +138,13 @@ impl Partition {
     /// A partition of a cluster topic on broker `node_id`, leaderless until the cluster
     /// metadata gives it a role. Its log is opened only if this broker holds a replica
     /// (`config` given); otherwise it is there to tell clients where the leader is.
-    pub fn open_replica(topic: &str, index: i32, dir: PathBuf, config: Option<LogConfig>, node_id: i32) -> Result<Partition> {
+    pub fn open_replica(
+        topic: &str,
+        index: i32,
+        dir: PathBuf,
+        config: Option<LogConfig>,
+        node_id: i32,
+    ) -> Result<Partition> {
         let partition = Partition {
             topic: topic.to_owned(),
             index,
@@ -247,21 +255,30 @@ impl Partition {
     /// to a failing disk does (KAFKA_STORAGE_ERROR).
     #[cfg(test)]
     pub fn fail_next_markers(&self, count: usize) {
-        self.failing_markers.store(count, std::sync::atomic::Ordering::SeqCst);
+        self.failing_markers
+            .store(count, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Test-only: how many injected marker failures are still to come.
     #[cfg(test)]
     pub fn failing_markers_left(&self) -> usize {
-        self.failing_markers.load(std::sync::atomic::Ordering::SeqCst)
+        self.failing_markers
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     #[cfg(test)]
     fn injected_marker_fault(&self) -> Result<()> {
         use std::sync::atomic::Ordering;
-        let failing = self.failing_markers.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| left.checked_sub(1));
+        let failing =
+            self.failing_markers
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                    left.checked_sub(1)
+                });
         match failing {
-            Ok(_) => Err(samsa_storage::StorageError::Io(std::io::Error::other("injected marker write failure")).into()),
+            Ok(_) => Err(samsa_storage::StorageError::Io(std::io::Error::other(
+                "injected marker write failure",
+            ))
+            .into()),
             Err(_) => Ok(()),
         }
     }
@@ -278,7 +295,8 @@ impl Partition {
         let sync = self.with_log_mut(|log| Ok(log.sync_from(*synced)?))?;
         *synced = sync.run()?;
         #[cfg(test)]
-        self.syncs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.syncs
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 
@@ -300,7 +318,11 @@ impl Partition {
         } else {
             Vec::new()
         };
-        Ok(ReadResult { records, offsets, aborted })
+        Ok(ReadResult {
+            records,
+            offsets,
+            aborted,
+        })
     }
 
     /// Every producer's state here (DescribeProducers).
@@ -413,7 +435,11 @@ impl Partition {
         self.ensure_leader()?;
         let mut guard = self.log.write();
         let log = guard.as_mut().ok_or(BrokerError::NotLeaderOrFollower)?;
-        let offset = if offset == -1 { log.high_watermark() } else { offset };
+        let offset = if offset == -1 {
+            log.high_watermark()
+        } else {
+            offset
+        };
         if offset < 0 {
             return Err(samsa_storage::StorageError::OffsetOutOfRange {
                 offset,
@@ -440,7 +466,8 @@ impl Partition {
             Some(log) => log.delete()?,
             None => {
                 if self.dir.exists() {
-                    std::fs::remove_dir_all(&self.dir).map_err(samsa_storage::StorageError::from)?;
+                    std::fs::remove_dir_all(&self.dir)
+                        .map_err(samsa_storage::StorageError::from)?;
                 }
             }
         }

@@ -12,15 +12,22 @@ use std::time::Duration;
 
 use futures_util::future::{join_all, BoxFuture};
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::write_txn_markers_request::{WritableTxnMarker, WritableTxnMarkerTopic};
-use kafka_protocol::messages::{ProducerId, TopicName, WriteTxnMarkersRequest, WriteTxnMarkersResponse};
+use kafka_protocol::messages::write_txn_markers_request::{
+    WritableTxnMarker, WritableTxnMarkerTopic,
+};
+use kafka_protocol::messages::{
+    ProducerId, TopicName, WriteTxnMarkersRequest, WriteTxnMarkersResponse,
+};
 use kafka_protocol::protocol::StrBytes;
 use parking_lot::Mutex;
 use samsa_metadata::ClusterMetadata;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::markers::{append_each, outcome_of, write_until_done, Marker, MarkerWriter, Outcome, StillCoordinating, TopicPartition};
+use super::markers::{
+    append_each, outcome_of, write_until_done, Marker, MarkerWriter, Outcome, StillCoordinating,
+    TopicPartition,
+};
 use crate::error::Result;
 use crate::group::GroupCoordinator;
 use crate::network::client::{ClientError, PeerConnection};
@@ -36,7 +43,10 @@ const ANSWER_MARGIN: Duration = Duration::from_secs(5);
 #[derive(Debug, PartialEq, Eq)]
 enum Destination {
     Here,
-    Broker { id: i32, addr: String },
+    Broker {
+        id: i32,
+        addr: String,
+    },
     /// No leader, or one not registered: wait for the metadata to name one.
     Unknown,
     /// The topic (or partition) is deleted: there is nothing to end.
@@ -74,7 +84,12 @@ impl ClusterMarkers {
     }
 
     /// One round: each unwritten partition's marker to where its leader is now.
-    async fn attempt(&self, groups: &GroupCoordinator, marker: Marker, unwritten: Vec<TopicPartition>) -> Vec<(TopicPartition, Outcome)> {
+    async fn attempt(
+        &self,
+        groups: &GroupCoordinator,
+        marker: Marker,
+        unwritten: Vec<TopicPartition>,
+    ) -> Vec<(TopicPartition, Outcome)> {
         let metadata = self.metadata.borrow().clone();
         let mut here = Vec::new();
         let mut remote: BTreeMap<(i32, String), Vec<TopicPartition>> = BTreeMap::new();
@@ -82,13 +97,17 @@ impl ClusterMarkers {
         for partition in unwritten {
             match destination(&metadata, self.local, &partition) {
                 Destination::Here => here.push(partition),
-                Destination::Broker { id, addr } => remote.entry((id, addr)).or_default().push(partition),
+                Destination::Broker { id, addr } => {
+                    remote.entry((id, addr)).or_default().push(partition)
+                }
                 Destination::Unknown => outcomes.push((partition, Outcome::Retry)),
                 Destination::Gone => outcomes.push((partition, Outcome::Gone)),
             }
         }
         let deadline = Instant::now() + self.request_timeout;
-        let sends = remote.into_iter().map(|((id, addr), partitions)| self.send(id, addr, marker, partitions));
+        let sends = remote
+            .into_iter()
+            .map(|((id, addr), partitions)| self.send(id, addr, marker, partitions));
         let appends = append_each(&self.topics, groups, marker, here, deadline);
         let (written_here, sent) = futures_util::future::join(appends, join_all(sends)).await;
         outcomes.extend(written_here.into_iter().chain(sent.into_iter().flatten()));
@@ -96,13 +115,22 @@ impl ClusterMarkers {
     }
 
     /// WriteTxnMarkers to broker `id` at `addr`, for `partitions` it leads.
-    async fn send(&self, id: i32, addr: String, marker: Marker, partitions: Vec<TopicPartition>) -> Vec<(TopicPartition, Outcome)> {
+    async fn send(
+        &self,
+        id: i32,
+        addr: String,
+        marker: Marker,
+        partitions: Vec<TopicPartition>,
+    ) -> Vec<(TopicPartition, Outcome)> {
         let request = request(marker, &partitions);
         let answered = self.exchange(&addr, &request).await;
         let codes = match answered {
             Ok(response) => answered_codes(&response),
             Err(err) => {
-                tracing::warn!(broker = id, "cannot send transaction markers: {err}; retrying");
+                tracing::warn!(
+                    broker = id,
+                    "cannot send transaction markers: {err}; retrying"
+                );
                 BTreeMap::new()
             }
         };
@@ -121,17 +149,28 @@ impl ClusterMarkers {
 
     /// One request on an idle connection to `addr` (or a new one), kept for the next
     /// request if it worked.
-    async fn exchange(&self, addr: &str, request: &WriteTxnMarkersRequest) -> Result<WriteTxnMarkersResponse, ClientError> {
+    async fn exchange(
+        &self,
+        addr: &str,
+        request: &WriteTxnMarkersRequest,
+    ) -> Result<WriteTxnMarkersResponse, ClientError> {
         let idle = {
             let mut idle = self.idle.lock();
-            idle.iter().position(|c| c.addr() == addr).map(|i| idle.swap_remove(i))
+            idle.iter()
+                .position(|c| c.addr() == addr)
+                .map(|i| idle.swap_remove(i))
         };
         let timeout = self.request_timeout + ANSWER_MARGIN;
         let mut connection = match idle {
             Some(connection) => connection,
-            None => PeerConnection::connect(addr, &format!("samsa-txn-markers-{}", self.local), timeout).await?,
+            None => {
+                PeerConnection::connect(addr, &format!("samsa-txn-markers-{}", self.local), timeout)
+                    .await?
+            }
         };
-        let response = connection.send(request, WRITE_TXN_MARKERS_VERSION, timeout).await?;
+        let response = connection
+            .send(request, WRITE_TXN_MARKERS_VERSION, timeout)
+            .await?;
         self.idle.lock().push(connection);
         Ok(response)
     }
@@ -145,18 +184,29 @@ impl MarkerWriter for ClusterMarkers {
         partitions: &'a [(String, i32)],
         coordinating: StillCoordinating<'a>,
     ) -> BoxFuture<'a, Result<()>> {
-        Box::pin(write_until_done(marker, partitions, coordinating, &self.shutdown, move |unwritten| {
-            self.attempt(groups, marker, unwritten)
-        }))
+        Box::pin(write_until_done(
+            marker,
+            partitions,
+            coordinating,
+            &self.shutdown,
+            move |unwritten| self.attempt(groups, marker, unwritten),
+        ))
     }
 }
 
-fn destination(metadata: &ClusterMetadata, local: i32, (topic, index): &TopicPartition) -> Destination {
-    let record = metadata
-        .topics
-        .get(topic)
-        .and_then(|t| usize::try_from(*index).ok().and_then(|i| t.partitions.get(i)));
-    let Some(record) = record else { return Destination::Gone };
+fn destination(
+    metadata: &ClusterMetadata,
+    local: i32,
+    (topic, index): &TopicPartition,
+) -> Destination {
+    let record = metadata.topics.get(topic).and_then(|t| {
+        usize::try_from(*index)
+            .ok()
+            .and_then(|i| t.partitions.get(i))
+    });
+    let Some(record) = record else {
+        return Destination::Gone;
+    };
     if record.leader == local {
         return Destination::Here;
     }
@@ -197,7 +247,11 @@ fn answered_codes(response: &WriteTxnMarkersResponse) -> BTreeMap<TopicPartition
         .markers
         .iter()
         .flat_map(|m| &m.topics)
-        .flat_map(|t| t.partitions.iter().map(|p| ((t.name.to_string(), p.partition_index), p.error_code)))
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(|p| ((t.name.to_string(), p.partition_index), p.error_code))
+        })
         .collect()
 }
 

@@ -41,7 +41,12 @@ impl StateWrite {
 
 impl TransactionCoordinator {
     /// Appends `next` as `id`'s state and makes it current.
-    pub(super) fn write_locked(&self, txns: &mut Txns, id: &str, next: TxnMetadata) -> Result<StateWrite> {
+    pub(super) fn write_locked(
+        &self,
+        txns: &mut Txns,
+        id: &str,
+        next: TxnMetadata,
+    ) -> Result<StateWrite> {
         let appended = self
             .log
             .write(id, Some(&next), now_ms())
@@ -59,7 +64,9 @@ impl TransactionCoordinator {
     /// Waits until the in-sync replicas hold the state; if they do not, it is undone (unless
     /// something changed it meanwhile) and the client told as Kafka tells it.
     pub(super) async fn acknowledged(&self, write: StateWrite) -> Result<()> {
-        let Err(err) = write.appended.replicated(write.deadline).await else { return Ok(()) };
+        let Err(err) = write.appended.replicated(write.deadline).await else {
+            return Ok(());
+        };
         tracing::warn!(transactional_id = %write.id, "transaction state not replicated: {err}");
         if let Some(previous) = write.previous {
             let mut txns = self.txns.lock();
@@ -74,7 +81,14 @@ impl TransactionCoordinator {
     }
 
     /// EndTxn from the producer, answered once the transaction is complete.
-    pub async fn end_txn(&self, id: &str, producer_id: i64, epoch: i16, commit: bool, groups: &GroupCoordinator) -> Result<()> {
+    pub async fn end_txn(
+        &self,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+        groups: &GroupCoordinator,
+    ) -> Result<()> {
         match self.end_step(id, producer_id, epoch, commit)? {
             Some(prepare) => self.finish_end(groups, id, prepare, commit).await,
             None => Ok(()),
@@ -83,7 +97,13 @@ impl TransactionCoordinator {
 
     /// EndTxn's checks and its PrepareCommit or PrepareAbort; `None` for a retry of an end
     /// that is complete.
-    fn end_step(&self, id: &str, producer_id: i64, epoch: i16, commit: bool) -> Result<Option<StateWrite>> {
+    fn end_step(
+        &self,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+    ) -> Result<Option<StateWrite>> {
         let mut txns = self.locked_for(id)?;
         let metadata = txns.get(id).ok_or(TxnError::InvalidProducerIdMapping)?;
         metadata.check_producer(producer_id, epoch)?;
@@ -95,14 +115,26 @@ impl TransactionCoordinator {
     }
 
     /// The first step of ending a transaction: PrepareCommit or PrepareAbort.
-    pub(super) fn prepare_end(&self, txns: &mut Txns, id: &str, mut next: TxnMetadata, commit: bool) -> Result<StateWrite> {
+    pub(super) fn prepare_end(
+        &self,
+        txns: &mut Txns,
+        id: &str,
+        mut next: TxnMetadata,
+        commit: bool,
+    ) -> Result<StateWrite> {
         next.prepare(commit, now_ms());
         self.write_locked(txns, id, next)
     }
 
     /// The rest of it: once the prepared state is replicated the end is decided, and only
     /// then do the markers go out.
-    pub(super) async fn finish_end(&self, groups: &GroupCoordinator, id: &str, prepare: StateWrite, commit: bool) -> Result<()> {
+    pub(super) async fn finish_end(
+        &self,
+        groups: &GroupCoordinator,
+        id: &str,
+        prepare: StateWrite,
+        commit: bool,
+    ) -> Result<()> {
         let prepared = prepare.written.clone();
         self.acknowledged(prepare).await?;
         self.complete_decided(groups, id, prepared, commit).await
@@ -113,17 +145,30 @@ impl TransactionCoordinator {
     /// broker stops coordinating the id meanwhile (the partition was unloaded, or loaded again
     /// at a new epoch, whose load finishes it), or a partition was written by a newer
     /// coordinator, it stops with NOT_COORDINATOR and leaves the rest to that coordinator.
-    pub(super) async fn complete_decided(&self, groups: &GroupCoordinator, id: &str, prepared: TxnMetadata, commit: bool) -> Result<()> {
+    pub(super) async fn complete_decided(
+        &self,
+        groups: &GroupCoordinator,
+        id: &str,
+        prepared: TxnMetadata,
+        commit: bool,
+    ) -> Result<()> {
         let partition = self.partition_of(id);
-        let epoch = self.locked_for(id)?.coordinator_epoch(partition).ok_or(BrokerError::NotCoordinator)?;
-        let still_ours = |txns: &Txns| txns.get(id) == Some(&prepared) && txns.coordinator_epoch(partition) == Some(epoch);
+        let epoch = self
+            .locked_for(id)?
+            .coordinator_epoch(partition)
+            .ok_or(BrokerError::NotCoordinator)?;
+        let still_ours = |txns: &Txns| {
+            txns.get(id) == Some(&prepared) && txns.coordinator_epoch(partition) == Some(epoch)
+        };
         let coordinating = || still_ours(&self.txns.lock());
         if !coordinating() {
             return Err(BrokerError::NotCoordinator);
         }
         let partitions: Vec<(String, i32)> = prepared.partitions.iter().cloned().collect();
         let marker = Marker::ending(&prepared, commit, epoch);
-        self.markers().write_markers(groups, marker, &partitions, &coordinating).await?;
+        self.markers()
+            .write_markers(groups, marker, &partitions, &coordinating)
+            .await?;
         let mut complete = {
             let mut txns = self.locked_for(id)?;
             if !still_ours(&txns) {
@@ -180,7 +225,9 @@ impl TransactionCoordinator {
                     tracing::info!(transactional_id = %id, "transactional id expired");
                     txns.remove(&id);
                 }
-                Err(err) => tracing::error!(transactional_id = %id, "cannot expire transactional id: {err}"),
+                Err(err) => {
+                    tracing::error!(transactional_id = %id, "cannot expire transactional id: {err}")
+                }
             }
         }
     }

@@ -40,7 +40,10 @@ impl Txns {
 
     /// The coordinator epoch of loaded partition `partition`.
     pub(super) fn coordinator_epoch(&self, partition: i32) -> Option<i32> {
-        self.epochs.get(&partition).copied().filter(|_| self.loads.is_loaded(partition))
+        self.epochs
+            .get(&partition)
+            .copied()
+            .filter(|_| self.loads.is_loaded(partition))
     }
 
     pub(super) fn get(&self, id: &str) -> Option<&TxnMetadata> {
@@ -57,7 +60,10 @@ impl Txns {
     }
 
     /// The ids whose state matches, with it.
-    pub(super) fn matching(&self, wanted: impl Fn(&TxnMetadata) -> bool) -> Vec<(String, TxnMetadata)> {
+    pub(super) fn matching(
+        &self,
+        wanted: impl Fn(&TxnMetadata) -> bool,
+    ) -> Vec<(String, TxnMetadata)> {
         self.by_id
             .iter()
             .filter(|(_, m)| wanted(m))
@@ -79,7 +85,8 @@ impl TransactionCoordinator {
             |count| {
                 let mut txns = self.txns.lock();
                 txns.loads.mark_loaded(0..count);
-                txns.epochs.extend((0..count).map(|p| (p, SINGLE_NODE_LEADER_EPOCH)));
+                txns.epochs
+                    .extend((0..count).map(|p| (p, SINGLE_NODE_LEADER_EPOCH)));
             },
             |partition| self.load_partition(partition),
         )
@@ -91,7 +98,9 @@ impl TransactionCoordinator {
     /// or PrepareAbort wait for [`Self::finish_half_ended`]. Loading a loaded partition does
     /// nothing; if the replay fails the partition stays loading.
     pub fn load_partition(&self, partition: i32) -> Result<()> {
-        let Some(load) = self.txns.lock().loads.start(partition) else { return Ok(()) };
+        let Some(load) = self.txns.lock().loads.start(partition) else {
+            return Ok(());
+        };
         let epoch = self.log.topic().partition(partition)?.leader_epoch();
         let replayed = self.log.replay(partition)?;
         let count = replayed.len();
@@ -108,7 +117,12 @@ impl TransactionCoordinator {
         txns.half_ended.extend(half_ended);
         txns.by_id.extend(replayed);
         txns.epochs.insert(partition, epoch);
-        tracing::info!(partition, epoch, transactional_ids = count, "loaded transaction state");
+        tracing::info!(
+            partition,
+            epoch,
+            transactional_ids = count,
+            "loaded transaction state"
+        );
         Ok(())
     }
 
@@ -136,8 +150,14 @@ impl TransactionCoordinator {
         txns.loads.unload(partition);
         txns.epochs.remove(&partition);
         let before = txns.by_id.len();
-        txns.by_id.retain(|id, _| self.partition_of(id) != partition);
-        txns.half_ended.retain(|(id, _)| self.partition_of(id) != partition);
-        tracing::info!(partition, transactional_ids = before - txns.by_id.len(), "unloaded transaction state");
+        txns.by_id
+            .retain(|id, _| self.partition_of(id) != partition);
+        txns.half_ended
+            .retain(|(id, _)| self.partition_of(id) != partition);
+        tracing::info!(
+            partition,
+            transactional_ids = before - txns.by_id.len(),
+            "unloaded transaction state"
+        );
     }
 }

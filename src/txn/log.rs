@@ -35,9 +35,18 @@ pub struct TxnLog {
 }
 
 impl TxnLog {
-    pub fn new(topics: Arc<TopicRegistry>, num_partitions: i32, coordination: Coordination) -> TxnLog {
+    pub fn new(
+        topics: Arc<TopicRegistry>,
+        num_partitions: i32,
+        coordination: Coordination,
+    ) -> TxnLog {
         TxnLog {
-            topic: InternalTopic::new(topics, TRANSACTION_STATE_TOPIC, num_partitions, coordination),
+            topic: InternalTopic::new(
+                topics,
+                TRANSACTION_STATE_TOPIC,
+                num_partitions,
+                coordination,
+            ),
         }
     }
 
@@ -58,7 +67,11 @@ impl TxnLog {
         let batch = internal::encode_batch(&[record], "transaction state")?;
         let partition = self.topic.partition_to_write(id)?;
         let info = partition.append(batch, now_ms)?;
-        Ok(Appended::new(partition, info.base_offset, info.last_offset + 1))
+        Ok(Appended::new(
+            partition,
+            info.base_offset,
+            info.last_offset + 1,
+        ))
     }
 
     /// The last state of every id in partition `index` that has not expired, read up to the
@@ -82,7 +95,10 @@ impl TxnLog {
                 offset = header.next_offset();
                 match RecordBatchDecoder::decode(&mut one) {
                     Ok(set) => set.records.iter().for_each(|r| apply(&mut txns, r)),
-                    Err(err) => tracing::warn!(offset = header.base_offset, "skipping transaction state batch: {err}"),
+                    Err(err) => tracing::warn!(
+                        offset = header.base_offset,
+                        "skipping transaction state batch: {err}"
+                    ),
                 }
             }
             if offset == before {
@@ -95,7 +111,10 @@ impl TxnLog {
 
 fn apply(txns: &mut HashMap<String, TxnMetadata>, record: &Record) {
     let Some(key) = record.key.as_ref().and_then(|k| versioned(k, KEY_VERSION)) else {
-        tracing::warn!(offset = record.offset, "skipping transaction state record with an unknown key");
+        tracing::warn!(
+            offset = record.offset,
+            "skipping transaction state record with an unknown key"
+        );
         return;
     };
     let id = String::from_utf8_lossy(key).into_owned();
@@ -103,12 +122,17 @@ fn apply(txns: &mut HashMap<String, TxnMetadata>, record: &Record) {
         None => {
             txns.remove(&id);
         }
-        Some(value) => match versioned(value, VALUE_VERSION).map(serde_json::from_slice::<TxnMetadata>) {
-            Some(Ok(metadata)) => {
-                txns.insert(id, metadata);
+        Some(value) => {
+            match versioned(value, VALUE_VERSION).map(serde_json::from_slice::<TxnMetadata>) {
+                Some(Ok(metadata)) => {
+                    txns.insert(id, metadata);
+                }
+                _ => tracing::warn!(
+                    offset = record.offset,
+                    "skipping undecodable transaction state of {id}"
+                ),
             }
-            _ => tracing::warn!(offset = record.offset, "skipping undecodable transaction state of {id}"),
-        },
+        }
     }
 }
 

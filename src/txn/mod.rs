@@ -39,12 +39,12 @@ use crate::group::txn_offsets::TransactionCheck;
 use crate::group::GroupCoordinator;
 use crate::topics::internal::Coordination;
 use crate::topics::TopicRegistry;
+pub use cluster_markers::ClusterMarkers;
 use end::StateWrite;
 use load::Txns;
 use log::TxnLog;
-use markers::MarkerWriter;
-pub use cluster_markers::ClusterMarkers;
 pub use markers::LocalMarkers;
+use markers::MarkerWriter;
 use producer_ids::ProducerIds;
 pub use producer_ids::BLOCK_SIZE as PRODUCER_ID_BLOCK;
 use state::{InitAction, TxnMetadata, TxnState};
@@ -98,8 +98,16 @@ impl TransactionCoordinator {
     /// partitions. On a single node every partition is this broker's and answers
     /// COORDINATOR_LOAD_IN_PROGRESS until [`Self::load`]; in a cluster none is until
     /// [`Self::load_partition`].
-    pub fn open(config: Arc<Config>, topics: Arc<TopicRegistry>, coordination: Coordination) -> Result<TransactionCoordinator, FileError> {
-        let log = TxnLog::new(topics.clone(), config.transaction_state_num_partitions, coordination);
+    pub fn open(
+        config: Arc<Config>,
+        topics: Arc<TopicRegistry>,
+        coordination: Coordination,
+    ) -> Result<TransactionCoordinator, FileError> {
+        let log = TxnLog::new(
+            topics.clone(),
+            config.transaction_state_num_partitions,
+            coordination,
+        );
         Ok(TransactionCoordinator {
             ids: match coordination {
                 Coordination::SingleNode => ProducerIds::open(&config.data_dir)?,
@@ -109,7 +117,10 @@ impl TransactionCoordinator {
             log,
             config,
             // Until the broker runs and sets its own: retried until written, with no shutdown.
-            markers: RwLock::new(Arc::new(LocalMarkers::new(topics, tokio::sync::watch::channel(false).1))),
+            markers: RwLock::new(Arc::new(LocalMarkers::new(
+                topics,
+                tokio::sync::watch::channel(false).1,
+            ))),
         })
     }
 
@@ -186,7 +197,12 @@ impl TransactionCoordinator {
     }
 
     /// InitProducerId's decision and its write, under the coordinator's lock.
-    fn init_step(&self, id: &str, timeout_ms: i32, expected: Option<(i64, i16)>) -> Result<InitStep> {
+    fn init_step(
+        &self,
+        id: &str,
+        timeout_ms: i32,
+        expected: Option<(i64, i16)>,
+    ) -> Result<InitStep> {
         let mut txns = self.locked_for(id)?;
         if timeout_ms <= 0 || timeout_ms > self.config.transaction_max_timeout_ms {
             return Err(TxnError::InvalidTransactionTimeout.into());
@@ -197,10 +213,14 @@ impl TransactionCoordinator {
             None => TxnMetadata::new(self.new_producer_id()?, timeout_ms, now),
         };
         match next.init_action(expected)? {
-            InitAction::Retry => return Ok(InitStep::Answer((next.producer_id, next.producer_epoch))),
+            InitAction::Retry => {
+                return Ok(InitStep::Answer((next.producer_id, next.producer_epoch)))
+            }
             InitAction::FenceAndAbort => {
                 next.fence();
-                return Ok(InitStep::Abort(self.prepare_end(&mut txns, id, next, false)?));
+                return Ok(InitStep::Abort(
+                    self.prepare_end(&mut txns, id, next, false)?,
+                ));
             }
             InitAction::Bump => {
                 let expected_epoch = expected.map(|(_, epoch)| epoch);
@@ -213,7 +233,13 @@ impl TransactionCoordinator {
     }
 
     /// AddPartitionsToTxn (and AddOffsetsToTxn, with the group's offsets partition).
-    pub async fn add_partitions(&self, id: &str, producer_id: i64, epoch: i16, partitions: &[(String, i32)]) -> Result<()> {
+    pub async fn add_partitions(
+        &self,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        partitions: &[(String, i32)],
+    ) -> Result<()> {
         match self.add_step(id, producer_id, epoch, partitions)? {
             Some(write) => self.acknowledged(write).await,
             None => Ok(()),
@@ -221,7 +247,13 @@ impl TransactionCoordinator {
     }
 
     /// AddPartitionsToTxn's write, if anything changes.
-    fn add_step(&self, id: &str, producer_id: i64, epoch: i16, partitions: &[(String, i32)]) -> Result<Option<StateWrite>> {
+    fn add_step(
+        &self,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        partitions: &[(String, i32)],
+    ) -> Result<Option<StateWrite>> {
         let mut txns = self.locked_for(id)?;
         let metadata = txns.get(id).ok_or(TxnError::InvalidProducerIdMapping)?;
         metadata.check_producer(producer_id, epoch)?;
@@ -245,7 +277,10 @@ impl TransactionCoordinator {
         let metadata = txns.get(id).ok_or(TxnError::InvalidProducerIdMapping)?;
         metadata.check_producer(producer_id, epoch)?;
         let open = metadata.state == TxnState::Ongoing;
-        Ok(partitions.iter().map(|p| open && metadata.partitions.contains(p)).collect())
+        Ok(partitions
+            .iter()
+            .map(|p| open && metadata.partitions.contains(p))
+            .collect())
     }
 
     /// Produce of a transactional batch: `append` runs only if the batch belongs to an open
@@ -295,12 +330,19 @@ impl TransactionCoordinator {
     }
 
     pub fn describe(&self, id: &str) -> Result<TxnMetadata> {
-        self.locked_for(id)?.get(id).cloned().ok_or(TxnError::TransactionalIdNotFound.into())
+        self.locked_for(id)?
+            .get(id)
+            .cloned()
+            .ok_or(TxnError::TransactionalIdNotFound.into())
     }
 
     /// Whether `topic` exists (AddPartitionsToTxn refuses unknown partitions).
     pub fn partition_exists(&self, topic: &str, partition: i32) -> bool {
-        self.log.topic().registry().get(topic).is_some_and(|t| t.partition(partition).is_some())
+        self.log
+            .topic()
+            .registry()
+            .get(topic)
+            .is_some_and(|t| t.partition(partition).is_some())
     }
 }
 
@@ -323,13 +365,17 @@ impl TransactionCheck for TransactionCoordinator {
             Err(BrokerError::NotCoordinator) => return then(),
             Err(err) => return Err(err),
         };
-        let metadata = txns.get(transactional_id).ok_or(TxnError::InvalidProducerIdMapping)?;
+        let metadata = txns
+            .get(transactional_id)
+            .ok_or(TxnError::InvalidProducerIdMapping)?;
         match metadata.check_producer(producer_id, producer_epoch) {
             Err(TxnError::ProducerFenced) => return Err(TxnError::InvalidProducerEpoch.into()),
             other => other?,
         }
         let added = metadata.state == TxnState::Ongoing
-            && metadata.partitions.contains(&(OFFSETS_TOPIC.to_owned(), offsets_partition));
+            && metadata
+                .partitions
+                .contains(&(OFFSETS_TOPIC.to_owned(), offsets_partition));
         if !added {
             return Err(TxnError::InvalidTxnState.into());
         }

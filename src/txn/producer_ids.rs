@@ -83,7 +83,10 @@ impl ProducerIds {
                     blocks.end = reserved_until;
                 }
                 Source::Controller => {
-                    let (next, end) = blocks.queued.take().ok_or(BrokerError::CoordinatorLoadInProgress)?;
+                    let (next, end) = blocks
+                        .queued
+                        .take()
+                        .ok_or(BrokerError::CoordinatorLoadInProgress)?;
                     (blocks.next, blocks.end) = (next, end);
                 }
             }
@@ -96,7 +99,9 @@ impl ProducerIds {
     /// Whether the controller should be asked for the next block now.
     pub fn wants_block(&self) -> bool {
         let blocks = self.blocks.lock();
-        matches!(self.source, Source::Controller) && blocks.queued.is_none() && blocks.end - blocks.next < PREFETCH_BELOW
+        matches!(self.source, Source::Controller)
+            && blocks.queued.is_none()
+            && blocks.end - blocks.next < PREFETCH_BELOW
     }
 
     /// Ids `first..first + count`, reserved for this broker by the controller.
@@ -131,7 +136,10 @@ mod tests {
     #[test]
     fn controller_blocks_are_used_in_turn_and_asked_for_ahead() {
         let ids = ProducerIds::from_controller();
-        assert!(matches!(ids.allocate(), Err(BrokerError::CoordinatorLoadInProgress)));
+        assert!(matches!(
+            ids.allocate(),
+            Err(BrokerError::CoordinatorLoadInProgress)
+        ));
         assert!(ids.wants_block());
         ids.add_block(5000, 200);
         assert!(!ids.wants_block());

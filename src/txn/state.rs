@@ -58,7 +58,10 @@ impl TxnState {
 
     /// No transaction is open or ending: the id may take a new producer epoch or expire.
     pub fn is_idle(self) -> bool {
-        matches!(self, TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort)
+        matches!(
+            self,
+            TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort
+        )
     }
 }
 
@@ -129,7 +132,12 @@ impl TxnMetadata {
 
     /// The next epoch of an idle id; `None` when the epoch is spent and a new producer
     /// id must be taken (epoch 0).
-    pub fn bump(&mut self, expected_epoch: Option<i16>, timeout_ms: i32, now_ms: i64) -> Option<()> {
+    pub fn bump(
+        &mut self,
+        expected_epoch: Option<i16>,
+        timeout_ms: i32,
+        now_ms: i64,
+    ) -> Option<()> {
         if self.producer_epoch >= LAST_USABLE_EPOCH {
             return None;
         }
@@ -142,7 +150,13 @@ impl TxnMetadata {
     }
 
     /// Moves to a fresh producer id at epoch 0 (the old epoch was spent).
-    pub fn rotate(&mut self, new_producer_id: i64, expected_epoch: Option<i16>, timeout_ms: i32, now_ms: i64) {
+    pub fn rotate(
+        &mut self,
+        new_producer_id: i64,
+        expected_epoch: Option<i16>,
+        timeout_ms: i32,
+        now_ms: i64,
+    ) {
         self.last_producer_id = self.producer_id;
         self.last_producer_epoch = expected_epoch.unwrap_or(NO_EPOCH);
         self.producer_id = new_producer_id;
@@ -177,11 +191,19 @@ impl TxnMetadata {
     }
 
     /// AddPartitionsToTxn: whether anything changes (already-added partitions do not).
-    pub fn add_partitions(&mut self, partitions: &[(String, i32)], now_ms: i64) -> Result<bool, TxnError> {
+    pub fn add_partitions(
+        &mut self,
+        partitions: &[(String, i32)],
+        now_ms: i64,
+    ) -> Result<bool, TxnError> {
         match self.state {
-            TxnState::PrepareCommit | TxnState::PrepareAbort => return Err(TxnError::ConcurrentTransactions),
+            TxnState::PrepareCommit | TxnState::PrepareAbort => {
+                return Err(TxnError::ConcurrentTransactions)
+            }
             TxnState::Dead | TxnState::PrepareEpochFence => return Err(TxnError::InvalidTxnState),
-            TxnState::Ongoing if partitions.iter().all(|p| self.partitions.contains(p)) => return Ok(false),
+            TxnState::Ongoing if partitions.iter().all(|p| self.partitions.contains(p)) => {
+                return Ok(false)
+            }
             TxnState::Ongoing => {}
             _ => {
                 self.start_ms = now_ms;
@@ -200,14 +222,20 @@ impl TxnMetadata {
         match (self.state, commit) {
             (TxnState::Ongoing, _) => Ok(true),
             (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => Ok(false),
-            (TxnState::PrepareCommit, true) | (TxnState::PrepareAbort, false) => Err(TxnError::ConcurrentTransactions),
+            (TxnState::PrepareCommit, true) | (TxnState::PrepareAbort, false) => {
+                Err(TxnError::ConcurrentTransactions)
+            }
             (TxnState::PrepareEpochFence, _) => Err(TxnError::ConcurrentTransactions),
             _ => Err(TxnError::InvalidTxnState),
         }
     }
 
     pub fn prepare(&mut self, commit: bool, now_ms: i64) {
-        self.state = if commit { TxnState::PrepareCommit } else { TxnState::PrepareAbort };
+        self.state = if commit {
+            TxnState::PrepareCommit
+        } else {
+            TxnState::PrepareAbort
+        };
         self.update_ms = now_ms;
     }
 
@@ -264,7 +292,10 @@ mod tests {
         let mut m = idle(LAST_USABLE_EPOCH);
         assert!(m.bump(None, 1000, 1).is_none());
         m.rotate(99, None, 1000, 1);
-        assert_eq!((m.producer_id, m.producer_epoch, m.last_producer_id), (99, 0, 7));
+        assert_eq!(
+            (m.producer_id, m.producer_epoch, m.last_producer_id),
+            (99, 0, 7)
+        );
     }
 
     #[test]
@@ -278,7 +309,10 @@ mod tests {
         m.prepare(true, 12);
         assert_eq!(m.end(true), Err(TxnError::ConcurrentTransactions));
         assert_eq!(m.end(false), Err(TxnError::InvalidTxnState));
-        assert_eq!(m.add_partitions(&[("t".into(), 1)], 12), Err(TxnError::ConcurrentTransactions));
+        assert_eq!(
+            m.add_partitions(&[("t".into(), 1)], 12),
+            Err(TxnError::ConcurrentTransactions)
+        );
         m.complete(13);
         assert_eq!(m.state, TxnState::CompleteCommit);
         assert_eq!(m.end(true), Ok(false));

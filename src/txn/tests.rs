@@ -55,14 +55,22 @@ fn cluster(dir: &std::path::Path) -> Cluster {
         ..Config::default()
     });
     let topics = Arc::new(TopicRegistry::open(config.clone()).expect("registry"));
-    topics.internal_compacted(TRANSACTION_STATE_TOPIC, PARTITIONS).expect("state topic");
+    topics
+        .internal_compacted(TRANSACTION_STATE_TOPIC, PARTITIONS)
+        .expect("state topic");
     // Followed, as the reconciler leaves the partitions another broker coordinates.
     for partition in 0..PARTITIONS {
-        topics.partition(TRANSACTION_STATE_TOPIC, partition).unwrap().become_follower(2, 0);
+        topics
+            .partition(TRANSACTION_STATE_TOPIC, partition)
+            .unwrap()
+            .become_follower(2, 0);
     }
-    topics.create("t", 1, Default::default(), false).expect("data topic");
+    topics
+        .create("t", 1, Default::default(), false)
+        .expect("data topic");
     let markers = Recorded::default();
-    let txns = TransactionCoordinator::open(config.clone(), topics.clone(), Coordination::Cluster).unwrap();
+    let txns = TransactionCoordinator::open(config.clone(), topics.clone(), Coordination::Cluster)
+        .unwrap();
     txns.set_markers(Arc::new(markers.clone()));
     // In a cluster producer ids come in blocks from the controller.
     txns.add_producer_ids(0, 1000);
@@ -83,25 +91,43 @@ fn lead(c: &Cluster, partition: i32) {
 }
 
 fn take_leadership(c: &Cluster, partition: i32) {
-    let state = c.topics.partition(TRANSACTION_STATE_TOPIC, partition).unwrap();
-    state.become_leader(state.leader_epoch() + 1, &[1], &[1], 1).unwrap();
+    let state = c
+        .topics
+        .partition(TRANSACTION_STATE_TOPIC, partition)
+        .unwrap();
+    state
+        .become_leader(state.leader_epoch() + 1, &[1], &[1], 1)
+        .unwrap();
 }
 
 /// Gives state partition `partition` up to broker 2 and unloads it.
 fn lose(c: &Cluster, partition: i32) {
-    let state = c.topics.partition(TRANSACTION_STATE_TOPIC, partition).unwrap();
+    let state = c
+        .topics
+        .partition(TRANSACTION_STATE_TOPIC, partition)
+        .unwrap();
     state.become_follower(2, state.leader_epoch() + 1);
     c.txns.unload_partition(partition);
 }
 
 fn id_in(txns: &TransactionCoordinator, partition: i32) -> String {
-    (0..).map(|i| format!("txn-{i}")).find(|id| txns.partition_of(id) == partition).unwrap()
+    (0..)
+        .map(|i| format!("txn-{i}"))
+        .find(|id| txns.partition_of(id) == partition)
+        .unwrap()
 }
 
 /// An id with an open transaction on partition t-0: (producer id, epoch).
 async fn ongoing(c: &Cluster, id: &str) -> (i64, i16) {
-    let (producer_id, epoch) = c.txns.init_producer_id(id, TIMEOUT_MS, None, &c.groups).await.unwrap();
-    c.txns.add_partitions(id, producer_id, epoch, &[("t".into(), 0)]).await.unwrap();
+    let (producer_id, epoch) = c
+        .txns
+        .init_producer_id(id, TIMEOUT_MS, None, &c.groups)
+        .await
+        .unwrap();
+    c.txns
+        .add_partitions(id, producer_id, epoch, &[("t".into(), 0)])
+        .await
+        .unwrap();
     (producer_id, epoch)
 }
 
@@ -110,27 +136,51 @@ async fn ids_of_partitions_not_loaded_here_are_not_coordinated_here() {
     let dir = tempfile::tempdir().unwrap();
     let c = cluster(dir.path());
     let (a, b) = (id_in(&c.txns, 0), id_in(&c.txns, 1));
-    let init = c.txns.init_producer_id(&a, TIMEOUT_MS, None, &c.groups).await;
+    let init = c
+        .txns
+        .init_producer_id(&a, TIMEOUT_MS, None, &c.groups)
+        .await;
     assert!(matches!(init, Err(BrokerError::NotCoordinator)));
-    assert!(matches!(c.txns.describe(&a), Err(BrokerError::NotCoordinator)));
+    assert!(matches!(
+        c.txns.describe(&a),
+        Err(BrokerError::NotCoordinator)
+    ));
 
     lead(&c, 0);
     let (producer_id, epoch) = ongoing(&c, &a).await;
     assert_eq!(c.txns.describe(&a).unwrap().state, TxnState::Ongoing);
-    let init = c.txns.init_producer_id(&b, TIMEOUT_MS, None, &c.groups).await;
-    assert!(matches!(init, Err(BrokerError::NotCoordinator)), "partition 1 is not loaded");
+    let init = c
+        .txns
+        .init_producer_id(&b, TIMEOUT_MS, None, &c.groups)
+        .await;
+    assert!(
+        matches!(init, Err(BrokerError::NotCoordinator)),
+        "partition 1 is not loaded"
+    );
     assert_eq!(c.txns.list().unwrap().len(), 1);
 
     // Unloaded: forgotten; loaded again: as the log has it.
     lose(&c, 0);
-    assert!(matches!(c.txns.describe(&a), Err(BrokerError::NotCoordinator)));
-    let end = c.txns.end_txn(&a, producer_id, epoch, true, &c.groups).await;
+    assert!(matches!(
+        c.txns.describe(&a),
+        Err(BrokerError::NotCoordinator)
+    ));
+    let end = c
+        .txns
+        .end_txn(&a, producer_id, epoch, true, &c.groups)
+        .await;
     assert!(matches!(end, Err(BrokerError::NotCoordinator)));
     assert!(c.txns.list().unwrap().is_empty());
     lead(&c, 0);
     let loaded = c.txns.describe(&a).unwrap();
-    assert_eq!((loaded.state, loaded.producer_id, loaded.producer_epoch), (TxnState::Ongoing, producer_id, epoch));
-    c.txns.end_txn(&a, producer_id, epoch, true, &c.groups).await.unwrap();
+    assert_eq!(
+        (loaded.state, loaded.producer_id, loaded.producer_epoch),
+        (TxnState::Ongoing, producer_id, epoch)
+    );
+    c.txns
+        .end_txn(&a, producer_id, epoch, true, &c.groups)
+        .await
+        .unwrap();
     assert_eq!(c.markers.0.lock().as_slice(), &[(producer_id, true)]);
 }
 
@@ -157,7 +207,10 @@ async fn loading_a_partition_finishes_only_its_half_ended_transactions() {
     assert_eq!(c.markers.0.lock().as_slice(), &[(10, true)]);
     assert_eq!(c.txns.describe(&a).unwrap().state, TxnState::CompleteCommit);
     let unloaded = c.txns.describe(&b);
-    assert!(matches!(unloaded, Err(BrokerError::CoordinatorLoadInProgress)), "led, not loaded: {unloaded:?}");
+    assert!(
+        matches!(unloaded, Err(BrokerError::CoordinatorLoadInProgress)),
+        "led, not loaded: {unloaded:?}"
+    );
 
     c.txns.load_partition(1).unwrap();
     c.txns.finish_half_ended(&c.groups).await;
@@ -174,7 +227,10 @@ async fn markers_carry_the_leader_epoch_the_partition_was_loaded_at() {
     state.become_leader(7, &[1], &[1], 1).unwrap();
     c.txns.load_partition(0).unwrap();
     let (producer_id, epoch) = ongoing(&c, &a).await;
-    c.txns.end_txn(&a, producer_id, epoch, false, &c.groups).await.unwrap();
+    c.txns
+        .end_txn(&a, producer_id, epoch, false, &c.groups)
+        .await
+        .unwrap();
     assert_eq!(c.markers.0.lock().as_slice(), &[(producer_id, false)]);
     assert_eq!(*c.markers.1.lock(), Some(7));
 }
@@ -193,7 +249,10 @@ async fn a_half_ended_transaction_unloaded_before_it_is_finished_is_left_alone()
     c.txns.load_partition(0).unwrap();
     lose(&c, 0);
     c.txns.finish_half_ended(&c.groups).await;
-    assert!(c.markers.0.lock().is_empty(), "the partition's next coordinator finishes it");
+    assert!(
+        c.markers.0.lock().is_empty(),
+        "the partition's next coordinator finishes it"
+    );
 }
 
 #[tokio::test]
@@ -208,10 +267,20 @@ async fn a_state_the_replicas_do_not_take_is_undone_and_refused() {
     state.become_leader(1, &[1, 2], &[1, 2], 1).unwrap();
 
     // The PrepareCommit times out (Kafka: COORDINATOR_NOT_AVAILABLE); no marker goes out.
-    let end = c.txns.end_txn(&a, producer_id, epoch, true, &c.groups).await;
-    assert!(matches!(end, Err(BrokerError::CoordinatorNotAvailable)), "{end:?}");
+    let end = c
+        .txns
+        .end_txn(&a, producer_id, epoch, true, &c.groups)
+        .await;
+    assert!(
+        matches!(end, Err(BrokerError::CoordinatorNotAvailable)),
+        "{end:?}"
+    );
     assert!(c.markers.0.lock().is_empty());
-    assert_eq!(c.txns.describe(&a).unwrap().state, TxnState::Ongoing, "put back");
+    assert_eq!(
+        c.txns.describe(&a).unwrap().state,
+        TxnState::Ongoing,
+        "put back"
+    );
 
     // Once the follower has caught up, the retried EndTxn goes through.
     let end = c.txns.end_txn(&a, producer_id, epoch, true, &c.groups);
@@ -239,10 +308,22 @@ async fn a_new_id_not_stored_in_time_is_forgotten() {
     lead(&c, 0);
     let state = c.topics.partition(TRANSACTION_STATE_TOPIC, 0).unwrap();
     state.become_leader(1, &[1, 2], &[1, 2], 1).unwrap();
-    let init = c.txns.init_producer_id(&a, TIMEOUT_MS, None, &c.groups).await;
-    assert!(matches!(init, Err(BrokerError::CoordinatorNotAvailable)), "{init:?}");
+    let init = c
+        .txns
+        .init_producer_id(&a, TIMEOUT_MS, None, &c.groups)
+        .await;
+    assert!(
+        matches!(init, Err(BrokerError::CoordinatorNotAvailable)),
+        "{init:?}"
+    );
     let described = c.txns.describe(&a);
-    assert!(matches!(described, Err(BrokerError::Txn(TxnError::TransactionalIdNotFound))), "{described:?}");
+    assert!(
+        matches!(
+            described,
+            Err(BrokerError::Txn(TxnError::TransactionalIdNotFound))
+        ),
+        "{described:?}"
+    );
 }
 
 #[tokio::test]
@@ -252,7 +333,12 @@ async fn ids_coordinated_elsewhere_are_left_to_the_partitions_producer_state() {
     let c = cluster(dir.path());
     let a = id_in(&c.txns, 0);
     // Partition 0 is not loaded here: another broker coordinates the id.
-    assert_eq!(c.txns.append_in_transaction(&a, 5, 0, ("t", 0), || Ok(7)).unwrap(), 7);
+    assert_eq!(
+        c.txns
+            .append_in_transaction(&a, 5, 0, ("t", 0), || Ok(7))
+            .unwrap(),
+        7
+    );
     let mut written = false;
     c.txns
         .verify_then(&a, 5, 0, 0, &mut || {
@@ -265,7 +351,16 @@ async fn ids_coordinated_elsewhere_are_left_to_the_partitions_producer_state() {
     // Coordinated here: the producer must be in an open transaction that has the partition.
     lead(&c, 0);
     let refused = c.txns.append_in_transaction(&a, 5, 0, ("t", 0), || Ok(7));
-    assert!(matches!(refused, Err(BrokerError::Txn(TxnError::NotInTransaction))), "{refused:?}");
+    assert!(
+        matches!(refused, Err(BrokerError::Txn(TxnError::NotInTransaction))),
+        "{refused:?}"
+    );
     let refused = c.txns.verify_then(&a, 5, 0, 0, &mut || Ok(()));
-    assert!(matches!(refused, Err(BrokerError::Txn(TxnError::InvalidProducerIdMapping))), "{refused:?}");
+    assert!(
+        matches!(
+            refused,
+            Err(BrokerError::Txn(TxnError::InvalidProducerIdMapping))
+        ),
+        "{refused:?}"
+    );
 }

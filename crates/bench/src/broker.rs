@@ -148,7 +148,9 @@ impl Broker {
         };
         let ready_at = procstat::uptime()?;
         let jvm = procstat::children_matching(child.id(), "kafka.Kafka");
-        let pid = *jvm.first().ok_or_else(|| io::Error::other("Kafka JVM process not found"))?;
+        let pid = *jvm
+            .first()
+            .ok_or_else(|| io::Error::other("Kafka JVM process not found"))?;
         let startup_s = ready_at - procstat::start_time_since_boot(pid)?;
         Ok(Broker {
             kind: Kind::Kafka,
@@ -184,14 +186,19 @@ impl Broker {
                 return if status.success() || self.kind == Kind::Kafka {
                     Ok(())
                 } else {
-                    Err(io::Error::other(format!("samsa exited {status} on SIGTERM")))
+                    Err(io::Error::other(format!(
+                        "samsa exited {status} on SIGTERM"
+                    )))
                 };
             }
             thread::sleep(Duration::from_millis(20));
         }
         self.child.kill()?;
         self.child.wait()?;
-        Err(io::Error::other(format!("{} ignored SIGTERM for 60 s; killed", self.kind.name())))
+        Err(io::Error::other(format!(
+            "{} ignored SIGTERM for 60 s; killed",
+            self.kind.name()
+        )))
     }
 }
 

@@ -25,7 +25,9 @@ pub struct Disk {
 /// The slow way (a sync per chunk) stops after `sync_each_for`.
 pub fn disk(dir: &Path, total: usize, sync_each_for: Duration) -> io::Result<Disk> {
     let path = dir.join("disk-probe.bin");
-    let chunk: Vec<u8> = (0..CHUNK).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let chunk: Vec<u8> = (0..CHUNK)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     let mb = |bytes: usize, t: Duration| bytes as f64 / 1e6 / t.as_secs_f64();
 
     let mut f = File::create(&path)?;

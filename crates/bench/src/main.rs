@@ -35,14 +35,22 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut a = Args { quick: false, smoke: false, skip_kafka: false, samsa_bin: None, out: None };
+    let mut a = Args {
+        quick: false,
+        smoke: false,
+        skip_kafka: false,
+        samsa_bin: None,
+        out: None,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--quick" => a.quick = true,
             "--smoke" => a.smoke = true,
             "--skip-kafka" => a.skip_kafka = true,
-            "--samsa-bin" => a.samsa_bin = Some(it.next().ok_or("--samsa-bin needs a path")?.into()),
+            "--samsa-bin" => {
+                a.samsa_bin = Some(it.next().ok_or("--samsa-bin needs a path")?.into())
+            }
             "--out" => a.out = Some(it.next().ok_or("--out needs a directory")?.into()),
             "-h" | "--help" => {
                 println!("usage: samsa-bench [--quick | --smoke] [--skip-kafka] [--samsa-bin PATH] [--out DIR]");
@@ -101,9 +109,16 @@ fn main() -> ExitCode {
     // built from only if `make bench` just built it.
     let commit = git_head(&paths);
 
-    eprintln!("[limits] disk and loopback bandwidth in {}", paths.work.display());
+    eprintln!(
+        "[limits] disk and loopback bandwidth in {}",
+        paths.work.display()
+    );
     let (disk_bytes, sync_each_for, loopback_for) = if args.smoke {
-        (16 << 20, Duration::from_millis(500), Duration::from_millis(300))
+        (
+            16 << 20,
+            Duration::from_millis(500),
+            Duration::from_millis(300),
+        )
     } else if args.quick {
         (256 << 20, Duration::from_secs(8), Duration::from_secs(1))
     } else {
@@ -123,7 +138,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let limits = report::Limits { disk, loopback_mb_s };
+    let limits = report::Limits {
+        disk,
+        loopback_mb_s,
+    };
 
     let samsa = suite::run(Kind::Samsa, &paths, &plan);
     let kafka = (!args.skip_kafka).then(|| suite::run(Kind::Kafka, &paths, &plan));
@@ -152,8 +170,11 @@ fn main() -> ExitCode {
     let json = report::json(meta, &limits, &samsa, kafka.as_ref());
     let json_path = out.join("results.json");
     let svg_path = out.join("bench.svg");
-    let written = fs::write(&json_path, serde_json::to_string_pretty(&json).unwrap_or_default() + "\n")
-        .and_then(|()| fs::write(&svg_path, svg::render(&limits, &samsa, kafka.as_ref())));
+    let written = fs::write(
+        &json_path,
+        serde_json::to_string_pretty(&json).unwrap_or_default() + "\n",
+    )
+    .and_then(|()| fs::write(&svg_path, svg::render(&limits, &samsa, kafka.as_ref())));
     if let Err(e) = written {
         eprintln!("samsa-bench: writing results: {e}");
         return ExitCode::FAILURE;
@@ -162,7 +183,11 @@ fn main() -> ExitCode {
     println!("wrote {} and {}", json_path.display(), svg_path.display());
     // A figure that could not be measured fails the run; a missed target does not.
     let failed = !samsa.errors.is_empty() || kafka.as_ref().is_some_and(|k| !k.errors.is_empty());
-    if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 fn kafka_version(paths: &Paths) -> String {
@@ -186,6 +211,18 @@ fn git_head(paths: &Paths) -> String {
             .unwrap_or_default()
     };
     let head = run(&["rev-parse", "--short", "HEAD"]);
-    let dirty = !run(&["status", "--porcelain", "--untracked-files=no", "--", "src", "crates/storage"]).is_empty();
-    if dirty { format!("{head}+dirty") } else { head }
+    let dirty = !run(&[
+        "status",
+        "--porcelain",
+        "--untracked-files=no",
+        "--",
+        "src",
+        "crates/storage",
+    ])
+    .is_empty();
+    if dirty {
+        format!("{head}+dirty")
+    } else {
+        head
+    }
 }

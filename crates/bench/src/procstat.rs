@@ -13,7 +13,11 @@ fn clock_ticks() -> f64 {
     *TICKS.get_or_init(|| {
         // SAFETY: sysconf has no preconditions.
         let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-        if t > 0 { t as f64 } else { 100.0 }
+        if t > 0 {
+            t as f64
+        } else {
+            100.0
+        }
     })
 }
 
@@ -73,7 +77,9 @@ pub fn vm_mib(pid: u32, key: &str) -> io::Result<f64> {
 
 /// The pids whose parent is `parent` and whose command line contains `needle`.
 pub fn children_matching(parent: u32, needle: &str) -> Vec<u32> {
-    let Ok(dir) = fs::read_dir("/proc") else { return Vec::new() };
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
     dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter(|&pid| parent_pid(pid).ok() == Some(parent))
         .filter(|&pid| {
@@ -93,5 +99,10 @@ pub fn drop_page_cache() -> io::Result<()> {
 
 /// The 1-minute load average, to tell the reader how busy the machine was.
 pub fn load_average() -> Option<f64> {
-    fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
+    fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }

@@ -28,35 +28,120 @@ struct Row {
     limit: Option<Limit>,
 }
 
-fn row(id: impl Into<String>, label: impl Into<String>, unit: &'static str, limit: Option<Limit>) -> Row {
-    Row { id: id.into(), label: label.into(), unit, limit }
+fn row(
+    id: impl Into<String>,
+    label: impl Into<String>,
+    unit: &'static str,
+    limit: Option<Limit>,
+) -> Row {
+    Row {
+        id: id.into(),
+        label: label.into(),
+        unit,
+        limit,
+    }
 }
 
 fn rows() -> Vec<Row> {
     let mut rows = vec![
         row("startup_s", "start-up, process start -> ready", "s", None),
-        row("restart_startup_s", "restart on its data (samsa only)", "s", None),
+        row(
+            "restart_startup_s",
+            "restart on its data (samsa only)",
+            "s",
+            None,
+        ),
         row("idle_rss_mib", "idle RSS", "MiB", None),
         row("peak_rss_mib", "peak RSS (VmHWM, whole run)", "MiB", None),
     ];
     for case in CASES {
-        let label = format!("produce {:>5} acks={:<3} {:<4}", if case.size == 100 { "100B" } else { "1KiB" }, case.acks, case.compression);
-        rows.push(row(format!("produce.{}.mb_s", case.id()), label.clone(), "MB/s", Some(Limit::Disk)));
-        rows.push(row(format!("produce.{}.rec_s", case.id()), label.clone(), "rec/s", None));
-        rows.push(row(format!("produce.{}.cpu_s_per_gb", case.id()), label, "CPU s/GB", None));
+        let label = format!(
+            "produce {:>5} acks={:<3} {:<4}",
+            if case.size == 100 { "100B" } else { "1KiB" },
+            case.acks,
+            case.compression
+        );
+        rows.push(row(
+            format!("produce.{}.mb_s", case.id()),
+            label.clone(),
+            "MB/s",
+            Some(Limit::Disk),
+        ));
+        rows.push(row(
+            format!("produce.{}.rec_s", case.id()),
+            label.clone(),
+            "rec/s",
+            None,
+        ));
+        rows.push(row(
+            format!("produce.{}.cpu_s_per_gb", case.id()),
+            label,
+            "CPU s/GB",
+            None,
+        ));
     }
     rows.extend([
-        row("latency.rate_rec_s", "e2e latency run: rate (half max)", "rec/s", None),
-        row("latency.p50_ms", "e2e latency 1KiB acks=all p50", "ms", None),
-        row("latency.p99_ms", "e2e latency 1KiB acks=all p99", "ms", None),
-        row("latency.p999_ms", "e2e latency 1KiB acks=all p99.9", "ms", None),
-        row("latency.max_ms", "e2e latency 1KiB acks=all max", "ms", None),
-        row("consume.warm.mb_s", "consume 1KiB, page cache", "MB/s", Some(Limit::Loopback)),
-        row("consume.warm.rec_s", "consume 1KiB, page cache", "rec/s", None),
-        row("consume.warm.cpu_s_per_gb", "consume 1KiB, page cache", "CPU s/GB", None),
-        row("consume.cold.mb_s", "consume 1KiB, cold", "MB/s", Some(Limit::Loopback)),
+        row(
+            "latency.rate_rec_s",
+            "e2e latency run: rate (half max)",
+            "rec/s",
+            None,
+        ),
+        row(
+            "latency.p50_ms",
+            "e2e latency 1KiB acks=all p50",
+            "ms",
+            None,
+        ),
+        row(
+            "latency.p99_ms",
+            "e2e latency 1KiB acks=all p99",
+            "ms",
+            None,
+        ),
+        row(
+            "latency.p999_ms",
+            "e2e latency 1KiB acks=all p99.9",
+            "ms",
+            None,
+        ),
+        row(
+            "latency.max_ms",
+            "e2e latency 1KiB acks=all max",
+            "ms",
+            None,
+        ),
+        row(
+            "consume.warm.mb_s",
+            "consume 1KiB, page cache",
+            "MB/s",
+            Some(Limit::Loopback),
+        ),
+        row(
+            "consume.warm.rec_s",
+            "consume 1KiB, page cache",
+            "rec/s",
+            None,
+        ),
+        row(
+            "consume.warm.cpu_s_per_gb",
+            "consume 1KiB, page cache",
+            "CPU s/GB",
+            None,
+        ),
+        row(
+            "consume.cold.mb_s",
+            "consume 1KiB, cold",
+            "MB/s",
+            Some(Limit::Loopback),
+        ),
         row("consume.cold.rec_s", "consume 1KiB, cold", "rec/s", None),
-        row("consume.cold.cpu_s_per_gb", "consume 1KiB, cold", "CPU s/GB", None),
+        row(
+            "consume.cold.cpu_s_per_gb",
+            "consume 1KiB, cold",
+            "CPU s/GB",
+            None,
+        ),
     ]);
     rows
 }
@@ -100,7 +185,14 @@ pub struct Target {
 impl Target {
     fn check(&self, figures: &BTreeMap<String, f64>) -> Option<(f64, bool)> {
         let v = *figures.get(&self.figure)?;
-        Some((v, if self.at_least { v >= self.threshold } else { v <= self.threshold }))
+        Some((
+            v,
+            if self.at_least {
+                v >= self.threshold
+            } else {
+                v <= self.threshold
+            },
+        ))
     }
 }
 
@@ -118,8 +210,18 @@ pub fn targets(limits: &Limits) -> Vec<Target> {
             threshold: 0.5 * limits.loopback_mb_s,
             at_least: true,
         },
-        Target { name: "p99 end-to-end <= 5 ms at half load, acks=all", figure: "latency.p99_ms".into(), threshold: 5.0, at_least: false },
-        Target { name: "idle RSS <= 64 MiB", figure: "idle_rss_mib".into(), threshold: 64.0, at_least: false },
+        Target {
+            name: "p99 end-to-end <= 5 ms at half load, acks=all",
+            figure: "latency.p99_ms".into(),
+            threshold: 5.0,
+            at_least: false,
+        },
+        Target {
+            name: "idle RSS <= 64 MiB",
+            figure: "idle_rss_mib".into(),
+            threshold: 64.0,
+            at_least: false,
+        },
     ]
 }
 
@@ -128,11 +230,31 @@ pub fn table(limits: &Limits, samsa: &Results, kafka: Option<&Results>) -> Strin
     let mut out = String::new();
     let d = &limits.disk;
     let _ = writeln!(out, "\nPhysical limits (MB = 10^6 bytes)");
-    let _ = writeln!(out, "  disk, buffered write 1 MiB chunks     {:>8} MB/s", num(Some(d.buffered_mb_s)));
-    let _ = writeln!(out, "  disk, buffered then one fdatasync     {:>8} MB/s", num(Some(d.buffered_then_sync_mb_s)));
-    let _ = writeln!(out, "  disk, fdatasync every 1 MiB           {:>8} MB/s", num(Some(d.sync_each_mb_s)));
-    let _ = writeln!(out, "  loopback TCP, one connection          {:>8} MB/s", num(Some(limits.loopback_mb_s)));
-    let _ = writeln!(out, "\n{:<36} {:<8} {:>9} {:>9} {:>8} {:>8} {:>8}", "figure", "unit", "samsa", "Kafka", "s/K", "s %lim", "K %lim");
+    let _ = writeln!(
+        out,
+        "  disk, buffered write 1 MiB chunks     {:>8} MB/s",
+        num(Some(d.buffered_mb_s))
+    );
+    let _ = writeln!(
+        out,
+        "  disk, buffered then one fdatasync     {:>8} MB/s",
+        num(Some(d.buffered_then_sync_mb_s))
+    );
+    let _ = writeln!(
+        out,
+        "  disk, fdatasync every 1 MiB           {:>8} MB/s",
+        num(Some(d.sync_each_mb_s))
+    );
+    let _ = writeln!(
+        out,
+        "  loopback TCP, one connection          {:>8} MB/s",
+        num(Some(limits.loopback_mb_s))
+    );
+    let _ = writeln!(
+        out,
+        "\n{:<36} {:<8} {:>9} {:>9} {:>8} {:>8} {:>8}",
+        "figure", "unit", "samsa", "Kafka", "s/K", "s %lim", "K %lim"
+    );
     let _ = writeln!(out, "{}", "-".repeat(92));
     for r in rows() {
         let s = samsa.figures.get(&r.id).copied();
@@ -145,10 +267,19 @@ pub fn table(limits: &Limits, samsa: &Results, kafka: Option<&Results>) -> Strin
         let _ = writeln!(
             out,
             "{:<36} {:<8} {:>9} {:>9} {:>8} {:>8} {:>8}",
-            r.label, r.unit, num(s), num(k), ratio, pct(s, lim), pct(k, lim)
+            r.label,
+            r.unit,
+            num(s),
+            num(k),
+            ratio,
+            pct(s, lim),
+            pct(k, lim)
         );
     }
-    let _ = writeln!(out, "(%lim: produce vs buffered disk write, consume vs loopback TCP)");
+    let _ = writeln!(
+        out,
+        "(%lim: produce vs buffered disk write, consume vs loopback TCP)"
+    );
     let _ = writeln!(out, "\nTargets (issue 6)");
     for t in targets(limits) {
         let show = |res: Option<&Results>| match res.and_then(|r| t.check(&r.figures)) {

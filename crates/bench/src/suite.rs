@@ -11,14 +11,46 @@ use crate::workload::{self, ProduceCase};
 
 /// The produce cases, in table order.
 pub const CASES: [ProduceCase; 8] = [
-    ProduceCase { size: 100, acks: "1", compression: "none" },
-    ProduceCase { size: 100, acks: "all", compression: "none" },
-    ProduceCase { size: 100, acks: "1", compression: "lz4" },
-    ProduceCase { size: 100, acks: "all", compression: "lz4" },
-    ProduceCase { size: 1024, acks: "1", compression: "none" },
-    ProduceCase { size: 1024, acks: "all", compression: "none" },
-    ProduceCase { size: 1024, acks: "1", compression: "lz4" },
-    ProduceCase { size: 1024, acks: "all", compression: "lz4" },
+    ProduceCase {
+        size: 100,
+        acks: "1",
+        compression: "none",
+    },
+    ProduceCase {
+        size: 100,
+        acks: "all",
+        compression: "none",
+    },
+    ProduceCase {
+        size: 100,
+        acks: "1",
+        compression: "lz4",
+    },
+    ProduceCase {
+        size: 100,
+        acks: "all",
+        compression: "lz4",
+    },
+    ProduceCase {
+        size: 1024,
+        acks: "1",
+        compression: "none",
+    },
+    ProduceCase {
+        size: 1024,
+        acks: "all",
+        compression: "none",
+    },
+    ProduceCase {
+        size: 1024,
+        acks: "1",
+        compression: "lz4",
+    },
+    ProduceCase {
+        size: 1024,
+        acks: "all",
+        compression: "lz4",
+    },
 ];
 
 /// The case whose topic is read back by the consume figures.
@@ -53,7 +85,11 @@ impl Plan {
     }
 
     pub fn quick() -> Plan {
-        Plan { produce: Duration::from_millis(1500), latency: Duration::from_secs(3), ..Plan::full() }
+        Plan {
+            produce: Duration::from_millis(1500),
+            latency: Duration::from_secs(3),
+            ..Plan::full()
+        }
     }
 
     /// Every code path of the bench, in seconds: proves the tool runs, measures nothing.
@@ -104,7 +140,13 @@ pub fn run(kind: Kind, paths: &Paths, d: &Plan) -> Results {
             return r;
         }
     };
-    eprintln!("[{}] ready on {} after {:.3} s (pid {})", kind.name(), broker.bootstrap, broker.startup_s, broker.pid);
+    eprintln!(
+        "[{}] ready on {} after {:.3} s (pid {})",
+        kind.name(),
+        broker.bootstrap,
+        broker.startup_s,
+        broker.pid
+    );
     r.set("startup_s", broker.startup_s);
     thread::sleep(d.settle);
     if let Ok(rss) = procstat::vm_mib(broker.pid, "VmRSS") {
@@ -115,32 +157,70 @@ pub fn run(kind: Kind, paths: &Paths, d: &Plan) -> Results {
     for (i, case) in CASES.iter().enumerate() {
         let topic = format!("bench-{}", case.id());
         let cpu0 = broker.cpu_seconds();
-        match workload::produce(&broker.bootstrap, &topic, *case, d.produce, d.produce_records) {
+        match workload::produce(
+            &broker.bootstrap,
+            &topic,
+            *case,
+            d.produce,
+            d.produce_records,
+        ) {
             Ok(p) => {
                 let cpu = broker.cpu_seconds() - cpu0;
                 let mb_s = p.bytes as f64 / 1e6 / p.seconds;
                 eprintln!(
                     "[{}] produce {:<20} {:>10.0} rec/s {:>8.1} MB/s  broker CPU {:.2} s",
-                    kind.name(), case.id(), p.records as f64 / p.seconds, mb_s, cpu
+                    kind.name(),
+                    case.id(),
+                    p.records as f64 / p.seconds,
+                    mb_s,
+                    cpu
                 );
                 r.set(format!("produce.{}.mb_s", case.id()), mb_s);
-                r.set(format!("produce.{}.rec_s", case.id()), p.records as f64 / p.seconds);
-                r.set(format!("produce.{}.cpu_s_per_gb", case.id()), cpu / (p.bytes as f64 / 1e9));
+                r.set(
+                    format!("produce.{}.rec_s", case.id()),
+                    p.records as f64 / p.seconds,
+                );
+                r.set(
+                    format!("produce.{}.cpu_s_per_gb", case.id()),
+                    cpu / (p.bytes as f64 / 1e9),
+                );
                 produced[i] = p.records;
             }
             Err(e) => r.fail(&format!("produce {}", case.id()), e),
         }
         if let Some(why) = broker.exited() {
-            r.fail("broker", format!("{why} during produce {}; log {}", case.id(), broker.log_path.display()));
+            r.fail(
+                "broker",
+                format!(
+                    "{why} during produce {}; log {}",
+                    case.id(),
+                    broker.log_path.display()
+                ),
+            );
             return r;
         }
     }
 
-    let max_rate = r.figures.get(&format!("produce.{}.rec_s", CASES[LATENCY_CASE].id())).copied();
+    let max_rate = r
+        .figures
+        .get(&format!("produce.{}.rec_s", CASES[LATENCY_CASE].id()))
+        .copied();
     if let Some(max_rate) = max_rate {
-        let rate = (max_rate / 2.0).max(100.0).min(d.latency_max_rate.unwrap_or(f64::INFINITY));
-        eprintln!("[{}] latency at {rate:.0} rec/s for {:?}", kind.name(), d.latency);
-        match workload::latency(&broker.bootstrap, "bench-latency", CASES[LATENCY_CASE].size, rate, d.latency) {
+        let rate = (max_rate / 2.0)
+            .max(100.0)
+            .min(d.latency_max_rate.unwrap_or(f64::INFINITY));
+        eprintln!(
+            "[{}] latency at {rate:.0} rec/s for {:?}",
+            kind.name(),
+            d.latency
+        );
+        match workload::latency(
+            &broker.bootstrap,
+            "bench-latency",
+            CASES[LATENCY_CASE].size,
+            rate,
+            d.latency,
+        ) {
             Ok(l) => {
                 r.set("latency.rate_rec_s", l.rate);
                 r.set("latency.p50_ms", l.quantile_ms(0.5));
@@ -207,8 +287,12 @@ pub fn run(kind: Kind, paths: &Paths, d: &Plan) -> Results {
 
 fn drop_page_cache(r: &mut Results) {
     match procstat::drop_page_cache() {
-        Ok(()) => r.notes.push("cold read: page cache dropped (echo 1 > /proc/sys/vm/drop_caches)".into()),
-        Err(e) => r.notes.push(format!("cold read: page cache NOT dropped ({e}); data may still be cached")),
+        Ok(()) => r
+            .notes
+            .push("cold read: page cache dropped (echo 1 > /proc/sys/vm/drop_caches)".into()),
+        Err(e) => r.notes.push(format!(
+            "cold read: page cache NOT dropped ({e}); data may still be cached"
+        )),
     }
 }
 
@@ -220,11 +304,21 @@ fn consume_into(r: &mut Results, broker: &Broker, label: &str, topic: &str, expe
             let mb_s = c.bytes as f64 / 1e6 / c.seconds;
             eprintln!(
                 "[{}] consume {label}: {} records {:.1} MB/s in {:.2} s, broker CPU {:.2} s",
-                broker.kind.name(), c.records, mb_s, c.seconds, cpu
+                broker.kind.name(),
+                c.records,
+                mb_s,
+                c.seconds,
+                cpu
             );
             r.set(format!("consume.{label}.mb_s"), mb_s);
-            r.set(format!("consume.{label}.rec_s"), c.records as f64 / c.seconds);
-            r.set(format!("consume.{label}.cpu_s_per_gb"), cpu / (c.bytes as f64 / 1e9));
+            r.set(
+                format!("consume.{label}.rec_s"),
+                c.records as f64 / c.seconds,
+            );
+            r.set(
+                format!("consume.{label}.cpu_s_per_gb"),
+                cpu / (c.bytes as f64 / 1e9),
+            );
         }
         Err(e) => r.fail(&format!("consume {label}"), e),
     }

@@ -23,7 +23,9 @@ struct Panel<'a> {
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 fn draw(out: &mut String, y0: f64, p: &Panel) -> f64 {
@@ -38,10 +40,20 @@ fn draw(out: &mut String, y0: f64, p: &Panel) -> f64 {
         .max(1e-9)
         * 1.15;
     let x = |v: f64| LABEL_W + BAR_W * v / max;
-    let _ = writeln!(out, r#"<text x="10" y="{}" font-size="15" font-weight="bold">{}</text>"#, y0 + 16.0, esc(&p.title));
+    let _ = writeln!(
+        out,
+        r#"<text x="10" y="{}" font-size="15" font-weight="bold">{}</text>"#,
+        y0 + 16.0,
+        esc(&p.title)
+    );
     let mut y = y0 + 30.0;
     for (label, s, k) in &p.rows {
-        let _ = writeln!(out, r#"<text x="10" y="{}" font-size="12">{}</text>"#, y + 16.0, esc(label));
+        let _ = writeln!(
+            out,
+            r#"<text x="10" y="{}" font-size="12">{}</text>"#,
+            y + 16.0,
+            esc(label)
+        );
         for (i, (v, colour)) in [(s, SAMSA), (k, KAFKA)].into_iter().enumerate() {
             let by = y + 2.0 + i as f64 * 12.0;
             match v {
@@ -81,12 +93,20 @@ pub fn render(limits: &Limits, samsa: &Results, kafka: Option<&Results>) -> Stri
         .iter()
         .map(|c| {
             let id = format!("produce.{}.mb_s", c.id());
-            (format!("produce {}", c.id()), get(Some(samsa), &id), get(kafka, &id))
+            (
+                format!("produce {}", c.id()),
+                get(Some(samsa), &id),
+                get(kafka, &id),
+            )
         })
         .collect();
     for label in ["warm", "cold"] {
         let id = format!("consume.{label}.mb_s");
-        throughput.push((format!("consume 1KiB, {label}"), get(Some(samsa), &id), get(kafka, &id)));
+        throughput.push((
+            format!("consume 1KiB, {label}"),
+            get(Some(samsa), &id),
+            get(kafka, &id),
+        ));
     }
     let panels = [
         Panel {
@@ -101,10 +121,14 @@ pub fn render(limits: &Limits, samsa: &Results, kafka: Option<&Results>) -> Stri
         Panel {
             title: "End-to-end latency, 1 KiB acks=all at half max rate, ms".into(),
             unit: "ms",
-            rows: [("p50", "latency.p50_ms"), ("p99", "latency.p99_ms"), ("p99.9", "latency.p999_ms")]
-                .iter()
-                .map(|(l, id)| (l.to_string(), get(Some(samsa), id), get(kafka, id)))
-                .collect(),
+            rows: [
+                ("p50", "latency.p50_ms"),
+                ("p99", "latency.p99_ms"),
+                ("p99.9", "latency.p999_ms"),
+            ]
+            .iter()
+            .map(|(l, id)| (l.to_string(), get(Some(samsa), id), get(kafka, id)))
+            .collect(),
             mark: Some((5.0, "target p99 5 ms".into())),
         },
     ];

@@ -30,7 +30,11 @@ pub struct ProduceCase {
 impl ProduceCase {
     /// A stable id used in the table and the JSON: `1KiB.acks1.none`.
     pub fn id(&self) -> String {
-        let size = if self.size % 1024 == 0 { format!("{}KiB", self.size / 1024) } else { format!("{}B", self.size) };
+        let size = if self.size % 1024 == 0 {
+            format!("{}KiB", self.size / 1024)
+        } else {
+            format!("{}B", self.size)
+        };
         format!("{size}.acks{}.{}", self.acks, self.compression)
     }
 }
@@ -70,7 +74,10 @@ impl ProducerContext for Tally {
             }
             Err((e, _)) => {
                 self.failed.fetch_add(1, Ordering::Relaxed);
-                self.first_error.lock().unwrap().get_or_insert_with(|| e.to_string());
+                self.first_error
+                    .lock()
+                    .unwrap()
+                    .get_or_insert_with(|| e.to_string());
             }
         }
     }
@@ -90,7 +97,12 @@ impl ClientContext for Quiet {
 }
 impl rdkafka::consumer::ConsumerContext for Quiet {}
 
-fn producer(bootstrap: &str, acks: &str, compression: &str, linger_ms: u32) -> Result<BaseProducer<Tally>> {
+fn producer(
+    bootstrap: &str,
+    acks: &str,
+    compression: &str,
+    linger_ms: u32,
+) -> Result<BaseProducer<Tally>> {
     ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("acks", acks)
@@ -121,7 +133,8 @@ fn consumer(bootstrap: &str, topic: &str, wait_ms: u32) -> Result<BaseConsumer<Q
         .create_with_context(Quiet)
         .map_err(|e| format!("creating consumer: {e}"))?;
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning).map_err(|e| e.to_string())?;
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .map_err(|e| e.to_string())?;
     c.assign(&tpl).map_err(|e| format!("assign: {e}"))?;
     Ok(c)
 }
@@ -129,8 +142,8 @@ fn consumer(bootstrap: &str, topic: &str, wait_ms: u32) -> Result<BaseConsumer<Q
 /// `count` distinct text-like payloads of `size` bytes (xorshift, fixed seed).
 pub fn payloads(size: usize, count: usize) -> Vec<Vec<u8>> {
     const WORDS: [&str; 16] = [
-        "user", "event", "click", "view", "cart", "order", "id", "time", "page", "home",
-        "search", "item", "price", "eur", "session", "true",
+        "user", "event", "click", "view", "cart", "order", "id", "time", "page", "home", "search",
+        "item", "price", "eur", "session", "true",
     ];
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
     let mut next = move || {
@@ -157,7 +170,13 @@ pub fn payloads(size: usize, count: usize) -> Vec<Vec<u8>> {
 
 /// Produce as fast as librdkafka will take records for `duration` (or `max_records`), then
 /// wait for every delivery report. Time runs from the first send to the last report.
-pub fn produce(bootstrap: &str, topic: &str, case: ProduceCase, duration: Duration, max_records: u64) -> Result<Produced> {
+pub fn produce(
+    bootstrap: &str,
+    topic: &str,
+    case: ProduceCase,
+    duration: Duration,
+    max_records: u64,
+) -> Result<Produced> {
     let p = producer(bootstrap, case.acks, case.compression, 5)?;
     await_topic(&p, topic)?;
     let pool = payloads(case.size, 1024);
@@ -176,14 +195,22 @@ pub fn produce(bootstrap: &str, topic: &str, case: ProduceCase, duration: Durati
             p.poll(Duration::ZERO);
         }
     }
-    p.flush(Duration::from_secs(120)).map_err(|e| format!("flush: {e}"))?;
+    p.flush(Duration::from_secs(120))
+        .map_err(|e| format!("flush: {e}"))?;
     let seconds = start.elapsed().as_secs_f64();
     let tally = p.context();
     if let Some(e) = tally.first_error.lock().unwrap().take() {
-        return Err(format!("{} of {sent} records failed, first: {e}", tally.failed.load(Ordering::Relaxed)));
+        return Err(format!(
+            "{} of {sent} records failed, first: {e}",
+            tally.failed.load(Ordering::Relaxed)
+        ));
     }
     let records = tally.acked.load(Ordering::Relaxed);
-    Ok(Produced { records, bytes: records * case.size as u64, seconds })
+    Ok(Produced {
+        records,
+        bytes: records * case.size as u64,
+        seconds,
+    })
 }
 
 /// Have the broker auto-create `topic` (a Metadata request for it) and wait until its
@@ -191,9 +218,14 @@ pub fn produce(bootstrap: &str, topic: &str, case: ProduceCase, duration: Durati
 fn await_topic(p: &BaseProducer<Tally>, topic: &str) -> Result<()> {
     let start = Instant::now();
     loop {
-        if let Ok(md) = p.client().fetch_metadata(Some(topic), Duration::from_secs(5)) {
+        if let Ok(md) = p
+            .client()
+            .fetch_metadata(Some(topic), Duration::from_secs(5))
+        {
             let ready = md.topics().iter().any(|t| {
-                t.name() == topic && t.error().is_none() && t.partitions().first().is_some_and(|pt| pt.leader() >= 0)
+                t.name() == topic
+                    && t.error().is_none()
+                    && t.partitions().first().is_some_and(|pt| pt.leader() >= 0)
             });
             if ready {
                 return Ok(());
@@ -221,7 +253,9 @@ pub fn consume(bootstrap: &str, topic: &str, expected: u64, timeout: Duration) -
     let (mut records, mut bytes) = (0u64, 0u64);
     while records < expected {
         if start.elapsed() > timeout {
-            return Err(format!("read {records} of {expected} records within {timeout:?}"));
+            return Err(format!(
+                "read {records} of {expected} records within {timeout:?}"
+            ));
         }
         match c.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
@@ -232,7 +266,11 @@ pub fn consume(bootstrap: &str, topic: &str, expected: u64, timeout: Duration) -
             None => {}
         }
     }
-    Ok(Consumed { records, bytes, seconds: start.elapsed().as_secs_f64() })
+    Ok(Consumed {
+        records,
+        bytes,
+        seconds: start.elapsed().as_secs_f64(),
+    })
 }
 
 /// End-to-end latencies of a fixed-rate run.
@@ -260,11 +298,18 @@ const MARKER: u64 = u64::MAX;
 /// Produce `size`-byte records at `rate` per second for `duration` with acks=all and
 /// consume them with assign(). Each payload starts with the time it was *due* to be sent
 /// (not when it was), so a producer that falls behind shows as latency rather than hiding it.
-pub fn latency(bootstrap: &str, topic: &str, size: usize, rate: f64, duration: Duration) -> Result<Latencies> {
+pub fn latency(
+    bootstrap: &str,
+    topic: &str,
+    size: usize,
+    rate: f64,
+    duration: Duration,
+) -> Result<Latencies> {
     let p = producer(bootstrap, "all", "none", 1)?;
     p.send(BaseRecord::<(), [u8]>::to(topic).payload(&MARKER.to_be_bytes()[..]))
         .map_err(|(e, _)| format!("send: {e}"))?;
-    p.flush(Duration::from_secs(30)).map_err(|e| format!("flush: {e}"))?;
+    p.flush(Duration::from_secs(30))
+        .map_err(|e| format!("flush: {e}"))?;
 
     let total = (rate * duration.as_secs_f64()) as u64;
     let clock = Instant::now();
@@ -279,7 +324,10 @@ pub fn latency(bootstrap: &str, topic: &str, size: usize, rate: f64, duration: D
                 match c.poll(Duration::from_millis(50)) {
                     Some(Ok(m)) => {
                         let now = clock.elapsed().as_nanos() as u64;
-                        let due = m.payload().and_then(|b| b.get(..8)).map(|b| u64::from_be_bytes(b.try_into().unwrap()));
+                        let due = m
+                            .payload()
+                            .and_then(|b| b.get(..8))
+                            .map(|b| u64::from_be_bytes(b.try_into().unwrap()));
                         match due {
                             Some(MARKER) | None => {}
                             Some(due) => got.push(now.saturating_sub(due)),
@@ -320,11 +368,14 @@ pub fn latency(bootstrap: &str, topic: &str, size: usize, rate: f64, duration: D
         p.poll(Duration::ZERO);
         thread::sleep(Duration::from_micros(100));
     }
-    p.flush(Duration::from_secs(60)).map_err(|e| format!("flush: {e}"))?;
+    p.flush(Duration::from_secs(60))
+        .map_err(|e| format!("flush: {e}"))?;
     if let Some(e) = p.context().first_error.lock().unwrap().take() {
         return Err(format!("delivery failed: {e}"));
     }
-    reader.join().map_err(|_| "consumer thread panicked".to_owned())??;
+    reader
+        .join()
+        .map_err(|_| "consumer thread panicked".to_owned())??;
     let mut ns = std::mem::take(&mut *consumed.lock().unwrap());
     if (ns.len() as u64) < total {
         return Err(format!("consumer saw {} of {total} records", ns.len()));

@@ -4,7 +4,9 @@
 //! election, which gives a partition without any in-sync replica alive a leader outside the
 //! ISR at the price of the records only the lost replicas had.
 
-use crate::state::{is_unfenced, BrokerId, ClusterMetadata, CommandError, CommandResult, NO_LEADER};
+use crate::state::{
+    is_unfenced, BrokerId, ClusterMetadata, CommandError, CommandResult, NO_LEADER,
+};
 
 /// A partition by topic name and index.
 pub type TopicPartition = (String, u32);
@@ -56,13 +58,21 @@ impl ClusterMetadata {
 
     /// A partition without a leader takes the first unfenced replica, in the ISR or not; the
     /// ISR becomes that replica alone. A partition with a leader needs no election.
-    pub(crate) fn elect_unclean_leader(&mut self, topic: &str, partition: u32) -> Result<CommandResult, CommandError> {
+    pub(crate) fn elect_unclean_leader(
+        &mut self,
+        topic: &str,
+        partition: u32,
+    ) -> Result<CommandResult, CommandError> {
         let brokers = self.brokers.clone();
         let p = self.partition_mut(topic, partition)?;
         if p.leader != NO_LEADER {
             return Err(CommandError::ElectionNotNeeded);
         }
-        let chosen: Option<BrokerId> = p.replicas.iter().copied().find(|&r| is_unfenced(&brokers, r));
+        let chosen: Option<BrokerId> = p
+            .replicas
+            .iter()
+            .copied()
+            .find(|&r| is_unfenced(&brokers, r));
         let Some(leader) = chosen else {
             return Err(CommandError::NoAvailableReplica(p.replicas.clone()));
         };
@@ -76,13 +86,17 @@ impl ClusterMetadata {
     /// Per broker: how many partitions it is the preferred leader of, and those of them led
     /// elsewhere while it could lead them: what an auto leader rebalance would move.
     pub fn preferred_leader_imbalance(&self) -> Vec<(BrokerId, usize, Vec<TopicPartition>)> {
-        let mut by_broker: std::collections::BTreeMap<BrokerId, (usize, Vec<TopicPartition>)> = Default::default();
+        let mut by_broker: std::collections::BTreeMap<BrokerId, (usize, Vec<TopicPartition>)> =
+            Default::default();
         for topic in self.topics.values() {
             for (index, p) in topic.partitions.iter().enumerate() {
                 let preferred = p.replicas[0];
                 let entry = by_broker.entry(preferred).or_default();
                 entry.0 += 1;
-                if p.leader != preferred && p.isr.contains(&preferred) && is_unfenced(&self.brokers, preferred) {
+                if p.leader != preferred
+                    && p.isr.contains(&preferred)
+                    && is_unfenced(&self.brokers, preferred)
+                {
                     entry.1.push((topic.name.clone(), index as u32));
                 }
             }

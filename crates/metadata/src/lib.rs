@@ -11,10 +11,10 @@ mod election;
 mod error;
 mod liveness;
 mod node;
-mod reassignment;
-pub mod security;
 pub mod placement;
 pub mod raft;
+mod reassignment;
+pub mod security;
 pub mod state;
 
 pub use error::Error;

@@ -359,7 +359,9 @@ fn unavailable(e: impl std::fmt::Display) -> Error {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn wrong_answer(leader: NodeId) -> Error {

@@ -25,7 +25,11 @@ impl ClusterMetadata {
         let mut replicas = target.to_vec();
         replicas.extend(original.iter().copied().filter(|r| !target.contains(r)));
         p.isr.retain(|r| replicas.contains(r));
-        p.adding_replicas = target.iter().copied().filter(|r| !original.contains(r)).collect();
+        p.adding_replicas = target
+            .iter()
+            .copied()
+            .filter(|r| !original.contains(r))
+            .collect();
         p.replicas = replicas;
         p.target_replicas = target.to_vec();
         if !p.replicas.contains(&p.leader) {
@@ -87,7 +91,11 @@ impl Partition {
     /// The replicas before the reassignment in progress (all of them when none is).
     pub fn original_replicas(&self) -> Vec<BrokerId> {
         let adding = &self.adding_replicas;
-        self.replicas.iter().copied().filter(|r| !adding.contains(r)).collect()
+        self.replicas
+            .iter()
+            .copied()
+            .filter(|r| !adding.contains(r))
+            .collect()
     }
 
     /// Replicas a reassignment in progress will remove.
@@ -96,6 +104,10 @@ impl Partition {
             return Vec::new();
         }
         let target = &self.target_replicas;
-        self.replicas.iter().copied().filter(|r| !target.contains(r)).collect()
+        self.replicas
+            .iter()
+            .copied()
+            .filter(|r| !target.contains(r))
+            .collect()
     }
 }

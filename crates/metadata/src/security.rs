@@ -43,20 +43,30 @@ pub type ScramCredentials = BTreeMap<String, BTreeMap<i8, ScramCredentialRecord>
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SecurityCommand {
     /// Adds bindings after those there are; one present already is not added twice.
-    CreateAcls { acls: Vec<AclRecord> },
+    CreateAcls {
+        acls: Vec<AclRecord>,
+    },
     /// Removes exactly these bindings; one already gone (a concurrent delete) is skipped.
-    DeleteAcls { acls: Vec<AclRecord> },
+    DeleteAcls {
+        acls: Vec<AclRecord>,
+    },
     /// Sets the user's credential for the mechanism, replacing any it had.
     UpsertScramCredential {
         user: String,
         mechanism: i8,
         credential: ScramCredentialRecord,
     },
-    DeleteScramCredential { user: String, mechanism: i8 },
+    DeleteScramCredential {
+        user: String,
+        mechanism: i8,
+    },
 }
 
 impl ClusterMetadata {
-    pub(crate) fn apply_security(&mut self, command: &SecurityCommand) -> Result<CommandResult, CommandError> {
+    pub(crate) fn apply_security(
+        &mut self,
+        command: &SecurityCommand,
+    ) -> Result<CommandResult, CommandError> {
         match command {
             SecurityCommand::CreateAcls { acls } => {
                 let before = self.acls.len();
@@ -127,7 +137,10 @@ mod tests {
         }
     }
 
-    fn apply(m: &mut ClusterMetadata, command: SecurityCommand) -> Result<CommandResult, CommandError> {
+    fn apply(
+        m: &mut ClusterMetadata,
+        command: SecurityCommand,
+    ) -> Result<CommandResult, CommandError> {
         m.apply(&Command::Security(command))
     }
 
@@ -135,9 +148,19 @@ mod tests {
     fn acls_are_added_once_in_creation_order() {
         let mut m = ClusterMetadata::default();
         let (read, write) = (acl("orders", 3), acl("orders", 4));
-        let created = apply(&mut m, SecurityCommand::CreateAcls { acls: vec![write.clone(), read.clone(), write.clone()] });
+        let created = apply(
+            &mut m,
+            SecurityCommand::CreateAcls {
+                acls: vec![write.clone(), read.clone(), write.clone()],
+            },
+        );
         assert_eq!(created, Ok(CommandResult::AclsCreated { added: 2 }));
-        let again = apply(&mut m, SecurityCommand::CreateAcls { acls: vec![read.clone()] });
+        let again = apply(
+            &mut m,
+            SecurityCommand::CreateAcls {
+                acls: vec![read.clone()],
+            },
+        );
         assert_eq!(again, Ok(CommandResult::AclsCreated { added: 0 }));
         assert_eq!(m.acls, [write, read]);
     }
@@ -146,8 +169,19 @@ mod tests {
     fn deleting_acls_removes_exactly_those_still_there() {
         let mut m = ClusterMetadata::default();
         let (a, b, c) = (acl("a", 3), acl("b", 3), acl("c", 3));
-        apply(&mut m, SecurityCommand::CreateAcls { acls: vec![a.clone(), b.clone(), c.clone()] }).unwrap();
-        let deleted = apply(&mut m, SecurityCommand::DeleteAcls { acls: vec![a.clone(), c.clone()] });
+        apply(
+            &mut m,
+            SecurityCommand::CreateAcls {
+                acls: vec![a.clone(), b.clone(), c.clone()],
+            },
+        )
+        .unwrap();
+        let deleted = apply(
+            &mut m,
+            SecurityCommand::DeleteAcls {
+                acls: vec![a.clone(), c.clone()],
+            },
+        );
         assert_eq!(deleted, Ok(CommandResult::AclsDeleted { removed: 2 }));
         assert_eq!(m.acls, std::slice::from_ref(&b));
         // A second delete of the same bindings (another node resolved them too) changes nothing.
@@ -166,23 +200,41 @@ mod tests {
         };
         apply(&mut m, upsert(1, b"first")).unwrap();
         apply(&mut m, upsert(2, b"other")).unwrap();
-        assert_eq!(apply(&mut m, upsert(1, b"second")), Ok(CommandResult::ScramCredentialAltered));
+        assert_eq!(
+            apply(&mut m, upsert(1, b"second")),
+            Ok(CommandResult::ScramCredentialAltered)
+        );
         assert_eq!(m.scram_credentials["alice"][&1], credential(b"second"));
         assert_eq!(m.scram_credentials["alice"].len(), 2);
 
-        let delete = |user: &str, mechanism| SecurityCommand::DeleteScramCredential { user: user.into(), mechanism };
+        let delete = |user: &str, mechanism| SecurityCommand::DeleteScramCredential {
+            user: user.into(),
+            mechanism,
+        };
         apply(&mut m, delete("alice", 1)).unwrap();
         assert_eq!(
             apply(&mut m, delete("alice", 1)),
-            Err(CommandError::UnknownScramCredential { user: "alice".into(), mechanism: 1 })
+            Err(CommandError::UnknownScramCredential {
+                user: "alice".into(),
+                mechanism: 1
+            })
         );
         assert_eq!(
             apply(&mut m, delete("bob", 2)),
-            Err(CommandError::UnknownScramCredential { user: "bob".into(), mechanism: 2 })
+            Err(CommandError::UnknownScramCredential {
+                user: "bob".into(),
+                mechanism: 2
+            })
         );
-        assert_eq!(m.scram_credentials["alice"].keys().collect::<Vec<_>>(), [&2]);
+        assert_eq!(
+            m.scram_credentials["alice"].keys().collect::<Vec<_>>(),
+            [&2]
+        );
         apply(&mut m, delete("alice", 2)).unwrap();
-        assert!(m.scram_credentials.is_empty(), "a user without credentials is not kept");
+        assert!(
+            m.scram_credentials.is_empty(),
+            "a user without credentials is not kept"
+        );
     }
 
     #[test]
@@ -197,10 +249,20 @@ mod tests {
         let loaded: ClusterMetadata = serde_json::from_value(json).unwrap();
         assert_eq!(loaded, m);
 
-        apply(&mut m, SecurityCommand::CreateAcls { acls: vec![acl("t", 3)] }).unwrap();
         apply(
             &mut m,
-            SecurityCommand::UpsertScramCredential { user: "alice".into(), mechanism: 2, credential: credential(b"s") },
+            SecurityCommand::CreateAcls {
+                acls: vec![acl("t", 3)],
+            },
+        )
+        .unwrap();
+        apply(
+            &mut m,
+            SecurityCommand::UpsertScramCredential {
+                user: "alice".into(),
+                mechanism: 2,
+                credential: credential(b"s"),
+            },
         )
         .unwrap();
         let json = serde_json::to_vec(&m).unwrap();

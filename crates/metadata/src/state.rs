@@ -294,7 +294,6 @@ impl Partition {
             .unwrap_or(NO_LEADER);
         self.leader_epoch += 1;
     }
-
 }
 
 pub(crate) fn is_unfenced(brokers: &BTreeMap<BrokerId, Broker>, id: BrokerId) -> bool {
@@ -360,8 +359,12 @@ impl ClusterMetadata {
                 t.configs = configs.clone();
                 Ok(CommandResult::TopicConfigsAltered)
             }
-            Command::ElectPreferredLeader { topic, partition } => self.elect_preferred_leader(topic, *partition),
-            Command::ElectUncleanLeader { topic, partition } => self.elect_unclean_leader(topic, *partition),
+            Command::ElectPreferredLeader { topic, partition } => {
+                self.elect_preferred_leader(topic, *partition)
+            }
+            Command::ElectUncleanLeader { topic, partition } => {
+                self.elect_unclean_leader(topic, *partition)
+            }
             Command::AllocateProducerIds { broker, count } => {
                 if !self.brokers.contains_key(broker) {
                     return Err(CommandError::UnknownBroker(*broker));
@@ -472,7 +475,11 @@ impl ClusterMetadata {
     /// election). The broker leaves the ISR wherever a live leader remains, so the ISR never
     /// becomes empty; a leaderless partition keeps its ISR so the broker can lead it again.
     /// With an `epoch`, only that registration is fenced.
-    fn fence_broker(&mut self, id: BrokerId, epoch: Option<u64>) -> Result<CommandResult, CommandError> {
+    fn fence_broker(
+        &mut self,
+        id: BrokerId,
+        epoch: Option<u64>,
+    ) -> Result<CommandResult, CommandError> {
         let broker = self
             .brokers
             .get_mut(&id)
@@ -641,9 +648,7 @@ impl ClusterMetadata {
             partition_epoch: p.partition_epoch,
         })
     }
-
 }
-
 
 #[cfg(test)]
 #[path = "state_tests.rs"]

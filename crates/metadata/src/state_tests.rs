@@ -180,7 +180,10 @@ fn a_fence_of_an_earlier_registration_leaves_the_new_one_alone() {
     register(&mut m, 1, 2).unwrap();
     let epoch = epoch_of(&m, 1);
     m.apply(&Command::UnfenceBroker { id: 1, epoch }).unwrap();
-    let late = Command::FenceBroker { id: 1, epoch: Some(old_epoch) };
+    let late = Command::FenceBroker {
+        id: 1,
+        epoch: Some(old_epoch),
+    };
     assert_eq!(
         m.apply(&late),
         Err(CommandError::StaleBrokerEpoch {
@@ -193,7 +196,9 @@ fn a_fence_of_an_earlier_registration_leaves_the_new_one_alone() {
     // A fence of the current registration, or one logged before fences carried an epoch,
     // still fences.
     let mut legacy = m.clone();
-    assert!(legacy.apply(&Command::FenceBroker { id: 1, epoch: None }).is_ok());
+    assert!(legacy
+        .apply(&Command::FenceBroker { id: 1, epoch: None })
+        .is_ok());
     assert!(legacy.brokers[&1].fenced);
     assert!(m.apply(&fence(&m, 1)).is_ok());
     assert!(m.brokers[&1].fenced);
@@ -392,10 +397,7 @@ fn unfencing_restores_leaderless_partitions_it_is_in_sync_for() {
 #[test]
 fn fence_unknown_broker() {
     let mut m = ClusterMetadata::default();
-    assert_eq!(
-        m.apply(&fence(&m, 4)),
-        Err(CommandError::UnknownBroker(4))
-    );
+    assert_eq!(m.apply(&fence(&m, 4)), Err(CommandError::UnknownBroker(4)));
 }
 
 #[test]
@@ -567,27 +569,46 @@ fn a_new_target_replaces_the_one_in_progress_and_cancel_restores_the_start() {
     create(&mut m, "t", vec![vec![1, 2]]).unwrap();
     reassign(&mut m, 0, vec![3, 4]).unwrap();
     let p = m.partition("t", 0).unwrap();
-    assert_eq!((p.adding_replicas.clone(), p.removing_replicas()), (vec![3, 4], vec![1, 2]));
+    assert_eq!(
+        (p.adding_replicas.clone(), p.removing_replicas()),
+        (vec![3, 4], vec![1, 2])
+    );
     // 4 is replaced by 5 before it caught up: it leaves at once; 1 and 2 stay the originals.
     reassign(&mut m, 0, vec![3, 5]).unwrap();
     let p = m.partition("t", 0).unwrap();
     assert_eq!(
-        (p.replicas.clone(), p.adding_replicas.clone(), p.original_replicas()),
+        (
+            p.replicas.clone(),
+            p.adding_replicas.clone(),
+            p.original_replicas()
+        ),
         (vec![3, 5, 1, 2], vec![3, 5], vec![1, 2])
     );
     alter(&mut m, 1, vec![1, 2, 3]).unwrap();
     let epoch_before = m.partition("t", 0).unwrap().partition_epoch;
     assert_eq!(
-        m.apply(&Command::CancelReassignment { topic: "t".into(), partition: 0 }),
+        m.apply(&Command::CancelReassignment {
+            topic: "t".into(),
+            partition: 0
+        }),
         Ok(CommandResult::ReassignmentCancelled)
     );
     let p = m.partition("t", 0).unwrap();
-    assert_eq!((p.replicas.clone(), p.isr.clone(), p.leader), (vec![1, 2], vec![1, 2], 1));
+    assert_eq!(
+        (p.replicas.clone(), p.isr.clone(), p.leader),
+        (vec![1, 2], vec![1, 2], 1)
+    );
     assert!(p.target_replicas.is_empty() && p.adding_replicas.is_empty());
     assert_eq!(p.partition_epoch, epoch_before + 1);
     assert_eq!(
-        m.apply(&Command::CancelReassignment { topic: "t".into(), partition: 0 }),
-        Err(CommandError::NoReassignmentInProgress { topic: "t".into(), partition: 0 })
+        m.apply(&Command::CancelReassignment {
+            topic: "t".into(),
+            partition: 0
+        }),
+        Err(CommandError::NoReassignmentInProgress {
+            topic: "t".into(),
+            partition: 0
+        })
     );
 }
 
@@ -596,21 +617,51 @@ fn topic_configs_are_replaced() {
     let mut m = cluster(1);
     create(&mut m, "t", vec![vec![1]]).unwrap();
     let configs = BTreeMap::from([("retention.ms".to_string(), "5".to_string())]);
-    let alter = Command::AlterTopicConfigs { topic: "t".into(), configs: configs.clone() };
+    let alter = Command::AlterTopicConfigs {
+        topic: "t".into(),
+        configs: configs.clone(),
+    };
     assert_eq!(m.apply(&alter), Ok(CommandResult::TopicConfigsAltered));
     assert_eq!(m.topics["t"].configs, configs);
-    let unknown = Command::AlterTopicConfigs { topic: "u".into(), configs };
-    assert_eq!(m.apply(&unknown), Err(CommandError::UnknownTopic("u".into())));
+    let unknown = Command::AlterTopicConfigs {
+        topic: "u".into(),
+        configs,
+    };
+    assert_eq!(
+        m.apply(&unknown),
+        Err(CommandError::UnknownTopic("u".into()))
+    );
 }
 
 #[test]
 fn producer_id_blocks_never_overlap() {
     let mut m = cluster(2);
-    let first = m.apply(&Command::AllocateProducerIds { broker: 1, count: 1000 });
-    let second = m.apply(&Command::AllocateProducerIds { broker: 2, count: 1000 });
-    assert_eq!(first, Ok(CommandResult::ProducerIdsAllocated { first: 0, count: 1000 }));
-    assert_eq!(second, Ok(CommandResult::ProducerIdsAllocated { first: 1000, count: 1000 }));
-    let unknown = m.apply(&Command::AllocateProducerIds { broker: 9, count: 1 });
+    let first = m.apply(&Command::AllocateProducerIds {
+        broker: 1,
+        count: 1000,
+    });
+    let second = m.apply(&Command::AllocateProducerIds {
+        broker: 2,
+        count: 1000,
+    });
+    assert_eq!(
+        first,
+        Ok(CommandResult::ProducerIdsAllocated {
+            first: 0,
+            count: 1000
+        })
+    );
+    assert_eq!(
+        second,
+        Ok(CommandResult::ProducerIdsAllocated {
+            first: 1000,
+            count: 1000
+        })
+    );
+    let unknown = m.apply(&Command::AllocateProducerIds {
+        broker: 9,
+        count: 1,
+    });
     assert_eq!(unknown, Err(CommandError::UnknownBroker(9)));
 }
 
@@ -618,34 +669,63 @@ fn producer_id_blocks_never_overlap() {
 fn the_preferred_leader_takes_its_partition_back_once_in_sync() {
     let mut m = cluster(3);
     create(&mut m, "t", vec![vec![1, 2, 3]]).unwrap();
-    let elect = Command::ElectPreferredLeader { topic: "t".into(), partition: 0 };
+    let elect = Command::ElectPreferredLeader {
+        topic: "t".into(),
+        partition: 0,
+    };
     assert_eq!(m.apply(&elect), Err(CommandError::ElectionNotNeeded));
     m.apply(&fence(&m, 1)).unwrap();
     assert_eq!(m.partition("t", 0).unwrap().leader, 2);
-    assert_eq!(m.apply(&elect), Err(CommandError::PreferredLeaderNotAvailable(1)));
+    assert_eq!(
+        m.apply(&elect),
+        Err(CommandError::PreferredLeaderNotAvailable(1))
+    );
     register(&mut m, 1, 2).unwrap();
-    m.apply(&Command::UnfenceBroker { id: 1, epoch: epoch_of(&m, 1) }).unwrap();
-    assert_eq!(m.apply(&elect), Err(CommandError::PreferredLeaderNotAvailable(1)), "not in sync yet");
+    m.apply(&Command::UnfenceBroker {
+        id: 1,
+        epoch: epoch_of(&m, 1),
+    })
+    .unwrap();
+    assert_eq!(
+        m.apply(&elect),
+        Err(CommandError::PreferredLeaderNotAvailable(1)),
+        "not in sync yet"
+    );
     assert_eq!(m.preferred_leader_imbalance(), vec![(1, 1, vec![])]);
     alter(&mut m, 2, vec![2, 3, 1]).unwrap();
-    assert_eq!(m.preferred_leader_imbalance(), vec![(1, 1, vec![("t".to_string(), 0)])]);
+    assert_eq!(
+        m.preferred_leader_imbalance(),
+        vec![(1, 1, vec![("t".to_string(), 0)])]
+    );
     let before = m.partition("t", 0).unwrap().clone();
-    assert_eq!(m.apply(&elect), Ok(CommandResult::LeaderElected { leader: 1 }));
+    assert_eq!(
+        m.apply(&elect),
+        Ok(CommandResult::LeaderElected { leader: 1 })
+    );
     let p = m.partition("t", 0).unwrap();
-    assert_eq!((p.leader, p.leader_epoch, p.partition_epoch), (1, before.leader_epoch + 1, before.partition_epoch + 1));
+    assert_eq!(
+        (p.leader, p.leader_epoch, p.partition_epoch),
+        (1, before.leader_epoch + 1, before.partition_epoch + 1)
+    );
 }
 
 #[test]
 fn an_unclean_election_gives_a_leaderless_partition_any_live_replica() {
     let mut m = cluster(3);
     create(&mut m, "t", vec![vec![1, 2]]).unwrap();
-    let elect = Command::ElectUncleanLeader { topic: "t".into(), partition: 0 };
+    let elect = Command::ElectUncleanLeader {
+        topic: "t".into(),
+        partition: 0,
+    };
     assert_eq!(m.apply(&elect), Err(CommandError::ElectionNotNeeded));
     // 2 falls out of the ISR, then 1 dies: no in-sync replica is left to lead.
     alter(&mut m, 1, vec![1]).unwrap();
     m.apply(&fence(&m, 1)).unwrap();
     assert_eq!(m.partition("t", 0).unwrap().leader, NO_LEADER);
-    assert_eq!(m.apply(&elect), Ok(CommandResult::LeaderElected { leader: 2 }));
+    assert_eq!(
+        m.apply(&elect),
+        Ok(CommandResult::LeaderElected { leader: 2 })
+    );
     let p = m.partition("t", 0).unwrap();
     assert_eq!((p.leader, p.isr.clone()), (2, vec![2]));
 }

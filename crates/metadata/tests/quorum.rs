@@ -28,7 +28,12 @@ impl Cluster {
         // Not bind(0)'s ports: a node's connection to a peer not up yet could take one, and
         // a restarted node must get its own back.
         let voters = (1..=3)
-            .map(|id| (id, SocketAddr::from(([127, 0, 0, 1], samsa_test_ports::free_port()))))
+            .map(|id| {
+                (
+                    id,
+                    SocketAddr::from(([127, 0, 0, 1], samsa_test_ports::free_port())),
+                )
+            })
             .collect();
         let mut cluster = Cluster {
             dir: tempfile::tempdir().unwrap(),
@@ -236,7 +241,10 @@ async fn a_new_leader_takes_over_and_the_old_one_catches_up_after_restart() {
     let epoch = current(cluster.node(survivor)).brokers[&1].epoch;
     cluster
         .node(survivor)
-        .propose(Command::FenceBroker { id: 1, epoch: Some(epoch) })
+        .propose(Command::FenceBroker {
+            id: 1,
+            epoch: Some(epoch),
+        })
         .await
         .unwrap();
     cluster
@@ -375,7 +383,12 @@ async fn heartbeats_unfence_and_silence_fences_without_growing_the_log() {
     for node in cluster.nodes.values() {
         node.expire_broker_sessions(Duration::from_millis(400));
     }
-    let follower = cluster.nodes.keys().copied().find(|&id| id != leader).unwrap();
+    let follower = cluster
+        .nodes
+        .keys()
+        .copied()
+        .find(|&id| id != leader)
+        .unwrap();
     let node = cluster.node(follower);
     let CommandResult::BrokerRegistered { epoch } = node.propose(register(7)).await.unwrap() else {
         panic!("unexpected result");
@@ -385,21 +398,37 @@ async fn heartbeats_unfence_and_silence_fences_without_growing_the_log() {
     assert!(current(node).brokers[&7].fenced);
 
     // The first heartbeat, forwarded by a follower, unfences; a stale epoch must re-register.
-    assert_eq!(node.heartbeat(7, epoch).await.unwrap(), HeartbeatReply::Active);
+    assert_eq!(
+        node.heartbeat(7, epoch).await.unwrap(),
+        HeartbeatReply::Active
+    );
     wait(node.metadata().wait_for(|m| !m.brokers[&7].fenced)).await;
-    assert_eq!(node.heartbeat(7, epoch + 1).await.unwrap(), HeartbeatReply::Reregister);
-    assert_eq!(node.heartbeat(8, 0).await.unwrap(), HeartbeatReply::Reregister);
+    assert_eq!(
+        node.heartbeat(7, epoch + 1).await.unwrap(),
+        HeartbeatReply::Reregister
+    );
+    assert_eq!(
+        node.heartbeat(8, 0).await.unwrap(),
+        HeartbeatReply::Reregister
+    );
 
     // Heartbeats are soft state on the leader: the log does not grow with them.
     let before = node.raft_metrics().borrow().last_log_index;
     for _ in 0..10 {
-        assert_eq!(node.heartbeat(7, epoch).await.unwrap(), HeartbeatReply::Active);
+        assert_eq!(
+            node.heartbeat(7, epoch).await.unwrap(),
+            HeartbeatReply::Active
+        );
     }
     assert_eq!(node.raft_metrics().borrow().last_log_index, before);
 
     // Silence past the session timeout fences the broker on every node.
     for node in cluster.nodes.values() {
-        wait(node.metadata().wait_for(|m| m.brokers.get(&7).is_some_and(|b| b.fenced))).await;
+        wait(
+            node.metadata()
+                .wait_for(|m| m.brokers.get(&7).is_some_and(|b| b.fenced)),
+        )
+        .await;
     }
 }
 

@@ -86,7 +86,9 @@ pub enum StorageError {
     /// the log expects (Kafka's UnexpectedAppendOffsetException for the first batch, its
     /// OffsetsOutOfOrderException for a later one). A follower whose log start lies inside
     /// the leader's first batch resolves it by starting its log at `base_offset`.
-    #[error("replicated batch at offset {base_offset} overlaps the log, which continues at {expected}")]
+    #[error(
+        "replicated batch at offset {base_offset} overlaps the log, which continues at {expected}"
+    )]
     UnexpectedAppendOffset { base_offset: i64, expected: i64 },
     #[error("storage i/o error: {0}")]
     Io(#[from] std::io::Error),

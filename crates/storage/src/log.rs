@@ -191,7 +191,11 @@ impl PartitionLog {
         let log_append_time =
             (self.config.timestamp_type == TimestampType::LogAppendTime).then_some(now_ms);
         let base_offset = self.log_end_offset();
-        let update = match self.producers.prepare(&client_batches(&headers, base_offset, log_append_time)?)? {
+        let update = match self.producers.prepare(&client_batches(
+            &headers,
+            base_offset,
+            log_append_time,
+        )?)? {
             Prepared::Duplicate(original) => {
                 return Ok(AppendInfo {
                     base_offset: original.first_offset,
@@ -233,7 +237,8 @@ impl PartitionLog {
 
         self.record_epochs(&[(leader_epoch, base_offset)])?;
         self.maybe_roll(records.len() as u64, max_timestamp, last_offset, now_ms)?;
-        self.active_mut().append_with_heads(&records, &heads, &stamped)?;
+        self.active_mut()
+            .append_with_heads(&records, &heads, &stamped)?;
         self.producers_changed |= self.producers.commit(update);
         self.count_unflushed(record_count, now_ms)?;
         Ok(AppendInfo {
@@ -473,7 +478,9 @@ impl PartitionLog {
     /// A checkpoint of the recovery point when background syncs of rolled segments have moved
     /// it, so that recovery after a crash need not check those segments again. The caller
     /// writes it once it has released the log: the write's fsyncs can take long.
-    pub fn checkpoint_synced_segments(&mut self) -> Result<Option<PendingCheckpoint>, StorageError> {
+    pub fn checkpoint_synced_segments(
+        &mut self,
+    ) -> Result<Option<PendingCheckpoint>, StorageError> {
         if !self.advance_recovery_point()? {
             return Ok(None);
         }
@@ -702,10 +709,10 @@ mod transactions;
 mod truncation;
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod producer_tests;
 #[cfg(test)]
 mod replica_tests;
+#[cfg(test)]
+mod tests;
 #[cfg(test)]
 mod truncation_tests;

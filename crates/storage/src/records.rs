@@ -196,7 +196,11 @@ fn decompress(compression: Compression, body: Bytes) -> Result<Bytes, String> {
     decompress_bounded(compression, body, MAX_DECOMPRESSED)
 }
 
-fn decompress_bounded(compression: Compression, body: Bytes, limit: usize) -> Result<Bytes, String> {
+fn decompress_bounded(
+    compression: Compression,
+    body: Bytes,
+    limit: usize,
+) -> Result<Bytes, String> {
     let out = match compression {
         Compression::None => return Ok(body),
         Compression::Gzip => read_bounded(flate2::read::GzDecoder::new(&body[..]), limit)?,
@@ -452,7 +456,12 @@ mod tests {
     #[test]
     fn every_codec_stops_at_the_bound() {
         let raw = vec![0u8; 2 << 20];
-        for codec in [Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd] {
+        for codec in [
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
             let packed = Bytes::from(compress(codec, &raw).unwrap());
             let whole = decompress_bounded(codec, packed.clone(), raw.len()).unwrap();
             assert_eq!(whole.len(), raw.len(), "{codec:?}");

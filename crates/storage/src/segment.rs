@@ -74,7 +74,14 @@ impl Segment {
             .create(true)
             .truncate(true)
             .open(&log_path)?;
-        let mut segment = Self::from_parts(dir, base_offset, log_path, log, index_interval_bytes, file_name)?;
+        let mut segment = Self::from_parts(
+            dir,
+            base_offset,
+            log_path,
+            log,
+            index_interval_bytes,
+            file_name,
+        )?;
         segment.created_ms = now_ms;
         Ok(segment)
     }
@@ -99,7 +106,14 @@ impl Segment {
         open(INDEX_EXT)?;
         open(TIME_INDEX_EXT)?;
         let log_path = dir.join(staged_name(base_offset, LOG_EXT));
-        Self::from_parts(dir, base_offset, log_path, log, index_interval_bytes, staged_name)
+        Self::from_parts(
+            dir,
+            base_offset,
+            log_path,
+            log,
+            index_interval_bytes,
+            staged_name,
+        )
     }
 
     /// Renames a staged segment's files to their final names: the log first, so that a
@@ -129,7 +143,14 @@ impl Segment {
     ) -> io::Result<Self> {
         let log_path = dir.join(file_name(base_offset, LOG_EXT));
         let log = OpenOptions::new().read(true).write(true).open(&log_path)?;
-        let mut segment = Self::from_parts(dir, base_offset, log_path, log, index_interval_bytes, file_name)?;
+        let mut segment = Self::from_parts(
+            dir,
+            base_offset,
+            log_path,
+            log,
+            index_interval_bytes,
+            file_name,
+        )?;
         segment.created_ms = now_ms;
         segment.size = segment.log.metadata()?.len();
         if let Some(last) = segment.time_index.last() {
@@ -592,10 +613,18 @@ fn pwritev_all(file: &File, mut slices: &mut [IoSlice<'_>], mut at: u64) -> io::
     const MAX_SLICES: usize = 1024;
     while !slices.is_empty() {
         let count = slices.len().min(MAX_SLICES);
-        let offset = libc::off_t::try_from(at).map_err(|_| io::Error::other("write position beyond off_t"))?;
+        let offset = libc::off_t::try_from(at)
+            .map_err(|_| io::Error::other("write position beyond off_t"))?;
         // SAFETY: IoSlice is ABI-compatible with iovec on Unix; the `count` slices borrow
         // memory that outlives the call; the fd stays open as long as `file` is borrowed.
-        let n = unsafe { libc::pwritev(file.as_raw_fd(), slices.as_ptr().cast(), count as libc::c_int, offset) };
+        let n = unsafe {
+            libc::pwritev(
+                file.as_raw_fd(),
+                slices.as_ptr().cast(),
+                count as libc::c_int,
+                offset,
+            )
+        };
         match usize::try_from(n) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => {
@@ -616,7 +645,8 @@ fn pwritev_all(file: &File, mut slices: &mut [IoSlice<'_>], mut at: u64) -> io::
 /// One `pread(2)` at `at` into `buf`'s spare capacity, which grows `buf` by what was read.
 fn pread_into_spare(file: &File, buf: &mut Vec<u8>, at: u64) -> io::Result<usize> {
     let spare = buf.spare_capacity_mut();
-    let at = libc::off_t::try_from(at).map_err(|_| io::Error::other("read position beyond off_t"))?;
+    let at =
+        libc::off_t::try_from(at).map_err(|_| io::Error::other("read position beyond off_t"))?;
     // SAFETY: the kernel writes at most `spare.len()` bytes into `spare`, memory we own and
     // borrow mutably for the call; the fd stays open as long as `file` is borrowed.
     let n = unsafe { libc::pread(file.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len(), at) };

@@ -200,7 +200,14 @@ pub fn files_with_ext(dir: &std::path::Path, ext: &str) -> Vec<std::path::PathBu
 
 /// `count` records written by producer `id` at `epoch`, sequences from `seq`, timestamps
 /// `ts, ts+1, ...`; `transactional` sets attribute bit 4.
-pub fn producer_batch(id: i64, epoch: i16, seq: i32, count: usize, ts: i64, transactional: bool) -> Bytes {
+pub fn producer_batch(
+    id: i64,
+    epoch: i16,
+    seq: i32,
+    count: usize,
+    ts: i64,
+    transactional: bool,
+) -> Bytes {
     let records: Vec<Record> = (0..count)
         .map(|i| Record {
             transactional,

@@ -344,7 +344,12 @@ impl Differential {
     }
 
     /// The request `build` makes for each broker, samsa first, with `keep` applied to each answer.
-    fn exchange_both<R, F, K>(&mut self, version: i16, build: &F, keep: &K) -> (Answer<R::Response>, Answer<R::Response>)
+    fn exchange_both<R, F, K>(
+        &mut self,
+        version: i16,
+        build: &F,
+        keep: &K,
+    ) -> (Answer<R::Response>, Answer<R::Response>)
     where
         R: Request + std::fmt::Debug,
         R::Response: std::fmt::Debug,

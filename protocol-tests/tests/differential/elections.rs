@@ -14,7 +14,11 @@ fn elect(election_type: i8, topics: Option<Vec<(&str, Vec<i32>)>>) -> ElectLeade
         .with_timeout_ms(30_000)
         .with_topic_partitions(topics.map(|ts| {
             ts.into_iter()
-                .map(|(t, ps)| TopicPartitions::default().with_topic(topic_name(t)).with_partitions(ps))
+                .map(|(t, ps)| {
+                    TopicPartitions::default()
+                        .with_topic(topic_name(t))
+                        .with_partitions(ps)
+                })
                 .collect()
         }))
 }
@@ -27,8 +31,12 @@ fn elect_leaders() {
     for v in ends(ApiKey::ElectLeaders) {
         let t = topic.as_str();
         d.compare("preferred", v, |_| elect(0, Some(vec![(t, vec![0, 1])])));
-        d.compare("unknown-partition", v, |_| elect(0, Some(vec![(t, vec![7])])));
-        d.compare("unknown-topic", v, |_| elect(0, Some(vec![(&UNKNOWN.name, vec![0])])));
+        d.compare("unknown-partition", v, |_| {
+            elect(0, Some(vec![(t, vec![7])]))
+        });
+        d.compare("unknown-topic", v, |_| {
+            elect(0, Some(vec![(&UNKNOWN.name, vec![0])]))
+        });
         if v >= 1 {
             d.compare("unclean", v, |_| elect(1, Some(vec![(t, vec![0])])));
             d.compare("unknown-type", v, |_| elect(5, Some(vec![(t, vec![0])])));

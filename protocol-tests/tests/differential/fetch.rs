@@ -55,7 +55,11 @@ fn fetch() {
     // The partition's leader epoch as the fetcher knows it (v9+): older than the leader's is
     // fenced, newer is unknown, -1 skips the check.
     for v in [9, *versions(ApiKey::Fetch).end()] {
-        for (case, epoch) in [("epoch-none", -1), ("epoch-current", 0), ("epoch-future", 3)] {
+        for (case, epoch) in [
+            ("epoch-none", -1),
+            ("epoch-current", 0),
+            ("epoch-future", 3),
+        ] {
             d.compare(case, v, |s| {
                 let mut r = fetch_request(&topic_ref(s, &topic), 0, 0, v);
                 r.topics[0].partitions[0].current_leader_epoch = epoch;

@@ -1,7 +1,9 @@
 //! OffsetForLeaderEpoch: where an epoch ends, for consumers and followers, on logs with and
 //! without data, and for what does not exist.
 
-use kafka_protocol::messages::offset_for_leader_epoch_request::{OffsetForLeaderPartition, OffsetForLeaderTopic};
+use kafka_protocol::messages::offset_for_leader_epoch_request::{
+    OffsetForLeaderPartition, OffsetForLeaderTopic,
+};
 use kafka_protocol::messages::{ApiKey, BrokerId, OffsetForLeaderEpochRequest};
 use samsa_protocol_tests::batches::{batch, messages};
 use samsa_protocol_tests::client::{produce_request, topic_name};
@@ -29,7 +31,9 @@ fn offset_for_leader_epoch() {
     d.create_topic(&empty, 1, &[]);
     for i in 0..2 {
         let records = batch(&messages(&format!("b{i}"), 3, *T0 + i));
-        d.compare("setup-produce", 9, |s| produce_request(&topic_ref(s, &topic), 0, records.clone(), -1, 9));
+        d.compare("setup-produce", 9, |s| {
+            produce_request(&topic_ref(s, &topic), 0, records.clone(), -1, 9)
+        });
     }
     for v in ends(ApiKey::OffsetForLeaderEpoch) {
         let t = topic.as_str();
@@ -42,7 +46,9 @@ fn offset_for_leader_epoch() {
         d.compare("unknown-partition", v, |_| request(t, 5, 0, -1));
         d.compare("unknown-topic", v, |_| request(&UNKNOWN.name, 0, 0, -1));
         if v >= 3 {
-            d.compare("from-follower", v, |_| request(t, 0, 0, -1).with_replica_id(BrokerId(5)));
+            d.compare("from-follower", v, |_| {
+                request(t, 0, 0, -1).with_replica_id(BrokerId(5))
+            });
         }
     }
     d.finish();

@@ -46,7 +46,11 @@ fn list_offsets() {
     }
     // The leader epoch the client believes current (v4+).
     for v in [4, *versions(ApiKey::ListOffsets).end()] {
-        for (case, epoch) in [("epoch-none", -1), ("epoch-current", 0), ("epoch-future", 3)] {
+        for (case, epoch) in [
+            ("epoch-none", -1),
+            ("epoch-current", 0),
+            ("epoch-future", 3),
+        ] {
             d.compare(case, v, |_| {
                 let mut r = list_offsets_request(&topic, 0, -1);
                 r.topics[0].partitions[0].current_leader_epoch = epoch;

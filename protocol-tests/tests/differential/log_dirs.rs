@@ -13,7 +13,11 @@ use crate::{ends, topic_ref, T0, UNKNOWN};
 fn describe(topics: Option<Vec<(&str, Vec<i32>)>>) -> DescribeLogDirsRequest {
     DescribeLogDirsRequest::default().with_topics(topics.map(|ts| {
         ts.into_iter()
-            .map(|(t, ps)| DescribableLogDirTopic::default().with_topic(topic_name(t)).with_partitions(ps))
+            .map(|(t, ps)| {
+                DescribableLogDirTopic::default()
+                    .with_topic(topic_name(t))
+                    .with_partitions(ps)
+            })
             .collect()
     }))
 }
@@ -43,12 +47,24 @@ fn describe_log_dirs() {
     let topic = d.topic("dirs");
     d.create_topic(&topic, 2, &[]);
     let records = batch(&messages("in-a-dir", 3, *T0));
-    d.compare("setup-produce", 9, |s| produce_request(&topic_ref(s, &topic), 0, records.clone(), -1, 9));
+    d.compare("setup-produce", 9, |s| {
+        produce_request(&topic_ref(s, &topic), 0, records.clone(), -1, 9)
+    });
     for v in ends(ApiKey::DescribeLogDirs) {
         let t = topic.as_str();
         d.compare_part("every-topic", v, |_| describe(None), only(t));
-        d.compare_part("one-partition-and-an-unknown-one", v, |_| describe(Some(vec![(t, vec![1, 9])])), only(t));
-        d.compare_part("unknown-topic", v, |_| describe(Some(vec![(&UNKNOWN.name, vec![0])])), only(&UNKNOWN.name));
+        d.compare_part(
+            "one-partition-and-an-unknown-one",
+            v,
+            |_| describe(Some(vec![(t, vec![1, 9])])),
+            only(t),
+        );
+        d.compare_part(
+            "unknown-topic",
+            v,
+            |_| describe(Some(vec![(&UNKNOWN.name, vec![0])])),
+            only(&UNKNOWN.name),
+        );
     }
     d.finish();
 }

@@ -54,6 +54,8 @@ fn produce() {
         send(&mut d, "min-isr-acks-leader", &strict, 0, &good, 1);
         send(&mut d, "after-refusals", &topic, 0, &good, -1);
     }
-    d.compare("min-isr-contents", 4, |s| fetch_request(&topic_ref(s, &strict), 0, 0, 4));
+    d.compare("min-isr-contents", 4, |s| {
+        fetch_request(&topic_ref(s, &strict), 0, 0, 4)
+    });
     d.finish();
 }

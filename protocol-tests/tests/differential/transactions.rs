@@ -49,12 +49,20 @@ fn init_both(d: &mut Differential, id: &str) -> Ids {
     for side in [&mut d.samsa, &mut d.kafka] {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         loop {
-            let r = side.conn.send(&init_request(Some(id), TIMEOUT_MS), 5).unwrap();
+            let r = side
+                .conn
+                .send(&init_request(Some(id), TIMEOUT_MS), 5)
+                .unwrap();
             if r.error_code == 0 {
                 got.push((r.producer_id.0, r.producer_epoch));
                 break;
             }
-            assert!(std::time::Instant::now() < deadline, "{}: InitProducerId error {}", side.name, r.error_code);
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{}: InitProducerId error {}",
+                side.name,
+                r.error_code
+            );
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
     }
@@ -64,18 +72,30 @@ fn init_both(d: &mut Differential, id: &str) -> Ids {
     }
 }
 
-fn add_request(id: &str, (pid, epoch): (i64, i16), topics: &[(&str, i32)], version: i16, verify_only: bool) -> AddPartitionsToTxnRequest {
+fn add_request(
+    id: &str,
+    (pid, epoch): (i64, i16),
+    topics: &[(&str, i32)],
+    version: i16,
+    verify_only: bool,
+) -> AddPartitionsToTxnRequest {
     let topics: Vec<AddPartitionsToTxnTopic> = topics
         .iter()
-        .map(|(t, p)| AddPartitionsToTxnTopic::default().with_name(topic_name(t)).with_partitions(vec![*p]))
+        .map(|(t, p)| {
+            AddPartitionsToTxnTopic::default()
+                .with_name(topic_name(t))
+                .with_partitions(vec![*p])
+        })
         .collect();
     if version >= 4 {
-        AddPartitionsToTxnRequest::default().with_transactions(vec![AddPartitionsToTxnTransaction::default()
-            .with_transactional_id(TransactionalId(str_bytes(id)))
-            .with_producer_id(ProducerId(pid))
-            .with_producer_epoch(epoch)
-            .with_verify_only(verify_only)
-            .with_topics(topics)])
+        AddPartitionsToTxnRequest::default().with_transactions(vec![
+            AddPartitionsToTxnTransaction::default()
+                .with_transactional_id(TransactionalId(str_bytes(id)))
+                .with_producer_id(ProducerId(pid))
+                .with_producer_epoch(epoch)
+                .with_verify_only(verify_only)
+                .with_topics(topics),
+        ])
     } else {
         AddPartitionsToTxnRequest::default()
             .with_v3_and_below_transactional_id(TransactionalId(str_bytes(id)))
@@ -121,56 +141,88 @@ fn add_partitions_and_end_txn() {
         let id = d.topic(&format!("add-v{v}"));
         let ids = init_both(&mut d, &id);
         let batched = v >= 4;
-        d.compare("unknown-id", v, |s| add_request(&d_unknown(), ids.of(s), &[(&topic, 0)], v, false));
-        d.compare("stale-epoch", v, |s| add_request(&id, stale(ids.of(s)), &[(&topic, 0)], v, false));
+        d.compare("unknown-id", v, |s| {
+            add_request(&d_unknown(), ids.of(s), &[(&topic, 0)], v, false)
+        });
+        d.compare("stale-epoch", v, |s| {
+            add_request(&id, stale(ids.of(s)), &[(&topic, 0)], v, false)
+        });
         // Kafka lists the topics of an answer in hash-map order: compared sorted.
         d.compare_part(
             "unknown-topic",
             v,
             |s| add_request(&id, ids.of(s), &[(&topic, 0), (&UNKNOWN.name, 0)], v, false),
             |r| {
-                r.results_by_topic_v3_and_below.sort_by(|a, b| a.name.0.cmp(&b.name.0));
+                r.results_by_topic_v3_and_below
+                    .sort_by(|a, b| a.name.0.cmp(&b.name.0));
                 for t in &mut r.results_by_transaction {
                     t.topic_results.sort_by(|a, b| a.name.0.cmp(&b.name.0));
                 }
             },
         );
         if batched {
-            d.compare("verify-not-added", v, |s| add_request(&id, ids.of(s), &[(&topic, 0)], v, true));
+            d.compare("verify-not-added", v, |s| {
+                add_request(&id, ids.of(s), &[(&topic, 0)], v, true)
+            });
         }
-        d.compare("add", v, |s| add_request(&id, ids.of(s), &[(&topic, 0)], v, false));
-        d.compare("add-again", v, |s| add_request(&id, ids.of(s), &[(&topic, 0), (&topic, 1)], v, false));
+        d.compare("add", v, |s| {
+            add_request(&id, ids.of(s), &[(&topic, 0)], v, false)
+        });
+        d.compare("add-again", v, |s| {
+            add_request(&id, ids.of(s), &[(&topic, 0), (&topic, 1)], v, false)
+        });
         if batched {
-            d.compare("verify-added", v, |s| add_request(&id, ids.of(s), &[(&topic, 1)], v, true));
+            d.compare("verify-added", v, |s| {
+                add_request(&id, ids.of(s), &[(&topic, 1)], v, true)
+            });
         }
     }
     for v in ends(ApiKey::EndTxn) {
         let id = d.topic(&format!("end-v{v}"));
         let ids = init_both(&mut d, &id);
         d.compare("end-empty", v, |s| end_request(&id, ids.of(s), true));
-        d.compare("end-unknown-id", v, |s| end_request(&d_unknown(), ids.of(s), true));
+        d.compare("end-unknown-id", v, |s| {
+            end_request(&d_unknown(), ids.of(s), true)
+        });
         for side in [&mut d.samsa, &mut d.kafka] {
-            let r = side.conn.send(&add_request(&id, ids.of(side), &[(&topic, 0)], 3, false), 3).unwrap();
-            assert_eq!(r.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code, 0);
+            let r = side
+                .conn
+                .send(&add_request(&id, ids.of(side), &[(&topic, 0)], 3, false), 3)
+                .unwrap();
+            assert_eq!(
+                r.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code,
+                0
+            );
         }
         // A batch in the transaction, so the commit writes a marker after data.
         d.compare("produce-in-txn", 9, |s| {
             let (pid, epoch) = ids.of(s);
-            let records = producer_batch(&messages("txn", 2, *T0), Producer::transactional(pid, epoch, 0));
+            let records = producer_batch(
+                &messages("txn", 2, *T0),
+                Producer::transactional(pid, epoch, 0),
+            );
             produce_request(&topic_ref(s, &topic), 0, records, -1, 9)
                 .with_transactional_id(Some(TransactionalId(str_bytes(&id))))
         });
-        d.compare("end-stale-epoch", v, |s| end_request(&id, stale(ids.of(s)), true));
+        d.compare("end-stale-epoch", v, |s| {
+            end_request(&id, stale(ids.of(s)), true)
+        });
         d.compare("commit", v, |s| end_request(&id, ids.of(s), true));
         // Kafka writes markers after answering, samsa before: wait until both are done.
         await_complete(&mut d, &id);
         d.compare("commit-again", v, |s| end_request(&id, ids.of(s), true));
-        d.compare("abort-after-commit", v, |s| end_request(&id, ids.of(s), false));
+        d.compare("abort-after-commit", v, |s| {
+            end_request(&id, ids.of(s), false)
+        });
     }
     d.compare("producers", 0, |_| {
         DescribeProducersRequest::default().with_topics(vec![
-            TopicRequest::default().with_name(topic_name(&topic)).with_partition_indexes(vec![1, 9]),
-            TopicRequest::default().with_name(topic_name(&UNKNOWN.name)).with_partition_indexes(vec![0]),
+            TopicRequest::default()
+                .with_name(topic_name(&topic))
+                .with_partition_indexes(vec![1, 9]),
+            TopicRequest::default()
+                .with_name(topic_name(&UNKNOWN.name))
+                .with_partition_indexes(vec![0]),
         ])
     });
     d.finish();
@@ -178,11 +230,20 @@ fn add_partitions_and_end_txn() {
 
 /// Setup, not compared: DescribeTransactions on both until `id` is CompleteCommit.
 fn await_complete(d: &mut Differential, id: &str) {
-    let request = DescribeTransactionsRequest::default().with_transactional_ids(vec![TransactionalId(str_bytes(id))]);
+    let request = DescribeTransactionsRequest::default()
+        .with_transactional_ids(vec![TransactionalId(str_bytes(id))]);
     for side in [&mut d.samsa, &mut d.kafka] {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while side.conn.send(&request, 0).unwrap().transaction_states[0].transaction_state.as_str() != "CompleteCommit" {
-            assert!(std::time::Instant::now() < deadline, "{}: {id} never completed", side.name);
+        while side.conn.send(&request, 0).unwrap().transaction_states[0]
+            .transaction_state
+            .as_str()
+            != "CompleteCommit"
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{}: {id} never completed",
+                side.name
+            );
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
     }
@@ -215,8 +276,17 @@ fn add_offsets_and_operator_views() {
     let open = d.topic("open");
     let ids = init_both(&mut d, &open);
     for side in [&mut d.samsa, &mut d.kafka] {
-        let r = side.conn.send(&add_request(&open, ids.of(side), &[(&topic, 0)], 3, false), 3).unwrap();
-        assert_eq!(r.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code, 0);
+        let r = side
+            .conn
+            .send(
+                &add_request(&open, ids.of(side), &[(&topic, 0)], 3, false),
+                3,
+            )
+            .unwrap();
+        assert_eq!(
+            r.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code,
+            0
+        );
     }
     let missing = d.topic("missing");
     d.compare("describe", 0, |_| {
@@ -230,10 +300,17 @@ fn add_offsets_and_operator_views() {
     let run = probe.rsplit('-').next().unwrap_or_default().to_owned();
     for v in ends(ApiKey::ListTransactions) {
         let ours = |r: &mut ListTransactionsResponse| {
-            r.transaction_states.retain(|t| t.transactional_id.0.ends_with(run.as_str()));
-            r.transaction_states.sort_by(|a, b| a.transactional_id.0.cmp(&b.transactional_id.0));
+            r.transaction_states
+                .retain(|t| t.transactional_id.0.ends_with(run.as_str()));
+            r.transaction_states
+                .sort_by(|a, b| a.transactional_id.0.cmp(&b.transactional_id.0));
         };
-        d.compare_part("all", v, |_| ListTransactionsRequest::default().with_duration_filter(-1), ours);
+        d.compare_part(
+            "all",
+            v,
+            |_| ListTransactionsRequest::default().with_duration_filter(-1),
+            ours,
+        );
         d.compare_part(
             "ongoing-and-unknown-state",
             v,
@@ -245,7 +322,12 @@ fn add_offsets_and_operator_views() {
             ours,
         );
         if v >= 1 {
-            d.compare_part("running-an-hour", v, |_| ListTransactionsRequest::default().with_duration_filter(3_600_000), ours);
+            d.compare_part(
+                "running-an-hour",
+                v,
+                |_| ListTransactionsRequest::default().with_duration_filter(3_600_000),
+                ours,
+            );
         }
     }
     d.finish();

@@ -3,8 +3,12 @@
 //! or producer epoch than the partition has seen, no markers at all, and a principal with
 //! neither ALTER nor CLUSTER_ACTION on the cluster.
 
-use kafka_protocol::messages::write_txn_markers_request::{WritableTxnMarker, WritableTxnMarkerTopic};
-use kafka_protocol::messages::{ApiKey, ProducerId, WriteTxnMarkersRequest, WriteTxnMarkersResponse};
+use kafka_protocol::messages::write_txn_markers_request::{
+    WritableTxnMarker, WritableTxnMarkerTopic,
+};
+use kafka_protocol::messages::{
+    ApiKey, ProducerId, WriteTxnMarkersRequest, WriteTxnMarkersResponse,
+};
 use samsa_protocol_tests::client::topic_name;
 use samsa_protocol_tests::differential::{Answer, Differential};
 
@@ -13,7 +17,13 @@ use crate::{ends, UNKNOWN};
 /// Made up: a partition takes markers of producers it has not seen.
 const PRODUCER_ID: i64 = 777_000;
 
-fn marker(producer_id: i64, producer_epoch: i16, coordinator_epoch: i32, topic: &str, partition: i32) -> WriteTxnMarkersRequest {
+fn marker(
+    producer_id: i64,
+    producer_epoch: i16,
+    coordinator_epoch: i32,
+    topic: &str,
+    partition: i32,
+) -> WriteTxnMarkersRequest {
     WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
         .with_producer_id(ProducerId(producer_id))
         .with_producer_epoch(producer_epoch)
@@ -38,15 +48,28 @@ fn write_txn_markers() {
     d.create_topic(&topic, 2, &[]);
     for v in ends(ApiKey::WriteTxnMarkers) {
         let base = PRODUCER_ID + i64::from(v) * 10;
-        assert_eq!(code(&d.compare("written", v, |_| marker(base, 0, 3, &topic, 0)).0), 0);
+        assert_eq!(
+            code(&d.compare("written", v, |_| marker(base, 0, 3, &topic, 0)).0),
+            0
+        );
         d.compare("again", v, |_| marker(base, 0, 3, &topic, 0));
-        let fenced = d.compare("older-coordinator-epoch", v, |_| marker(base, 0, 2, &topic, 0));
+        let fenced = d.compare("older-coordinator-epoch", v, |_| {
+            marker(base, 0, 2, &topic, 0)
+        });
         assert_eq!(code(&fenced.0), 52, "TRANSACTION_COORDINATOR_FENCED");
-        d.compare("newer-producer-epoch", v, |_| marker(base + 1, 5, 0, &topic, 1));
-        let stale = d.compare("older-producer-epoch", v, |_| marker(base + 1, 4, 0, &topic, 1));
+        d.compare("newer-producer-epoch", v, |_| {
+            marker(base + 1, 5, 0, &topic, 1)
+        });
+        let stale = d.compare("older-producer-epoch", v, |_| {
+            marker(base + 1, 4, 0, &topic, 1)
+        });
         assert_eq!(code(&stale.0), 47, "INVALID_PRODUCER_EPOCH");
-        d.compare("unknown-topic", v, |_| marker(base + 2, 0, 0, &UNKNOWN.name, 0));
-        d.compare("unknown-partition", v, |_| marker(base + 2, 0, 0, &topic, 7));
+        d.compare("unknown-topic", v, |_| {
+            marker(base + 2, 0, 0, &UNKNOWN.name, 0)
+        });
+        d.compare("unknown-partition", v, |_| {
+            marker(base + 2, 0, 0, &topic, 7)
+        });
         d.compare("no-markers", v, |_| WriteTxnMarkersRequest::default());
     }
     d.finish();
@@ -62,7 +85,9 @@ fn write_txn_markers_unauthorized() {
     d.login("alice");
     for v in ends(ApiKey::WriteTxnMarkers) {
         d.compare("denied", v, |_| marker(PRODUCER_ID, 0, 0, &topic, 0));
-        d.compare("denied-unknown-topic", v, |_| marker(PRODUCER_ID, 0, 0, &UNKNOWN.name, 0));
+        d.compare("denied-unknown-topic", v, |_| {
+            marker(PRODUCER_ID, 0, 0, &UNKNOWN.name, 0)
+        });
     }
     d.finish();
 }

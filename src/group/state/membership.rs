@@ -61,7 +61,10 @@ impl Group {
         settings: &GroupSettings,
         new_id: String,
     ) {
-        let mut member = self.members.remove(old_id).expect("static member is a member");
+        let mut member = self
+            .members
+            .remove(old_id)
+            .expect("static member is a member");
         if let Some(w) = member.join_waiter.take() {
             let _ = w.send(Err(JoinError {
                 error: BrokerError::FencedInstanceId,
@@ -79,7 +82,10 @@ impl Group {
         member.client_id = req.client_id;
         member.client_host = req.client_host;
         member.last_heartbeat = now;
-        let instance = member.instance_id.clone().expect("static member has an instance id");
+        let instance = member
+            .instance_id
+            .clone()
+            .expect("static member has an instance id");
         self.static_members.insert(instance, new_id.clone());
         self.members.insert(new_id.clone(), member);
         if self.is_leader(old_id) {
@@ -105,7 +111,10 @@ impl Group {
     }
 
     pub(super) fn park_join(&mut self, member_id: &str, reply: oneshot::Sender<JoinOutcome>) {
-        let member = self.members.get_mut(member_id).expect("parked member exists");
+        let member = self
+            .members
+            .get_mut(member_id)
+            .expect("parked member exists");
         if let Some(old) = member.join_waiter.replace(reply) {
             let _ = old.send(Err(JoinError {
                 error: BrokerError::RebalanceInProgress,
@@ -114,8 +123,16 @@ impl Group {
         }
     }
 
-    pub(super) fn remove_member(&mut self, id: &str, now: Instant, now_ms: i64, settings: &GroupSettings) {
-        let Some(mut member) = self.members.remove(id) else { return };
+    pub(super) fn remove_member(
+        &mut self,
+        id: &str,
+        now: Instant,
+        now_ms: i64,
+        settings: &GroupSettings,
+    ) {
+        let Some(mut member) = self.members.remove(id) else {
+            return;
+        };
         if let Some(instance) = &member.instance_id {
             self.static_members.remove(instance);
         }
@@ -132,7 +149,9 @@ impl Group {
             self.leader = None;
         }
         match self.state {
-            GroupState::Stable | GroupState::CompletingRebalance => self.prepare_rebalance(now, now_ms, settings),
+            GroupState::Stable | GroupState::CompletingRebalance => {
+                self.prepare_rebalance(now, now_ms, settings)
+            }
             _ => {}
         }
         self.maybe_complete_join(now, now_ms);

@@ -4,7 +4,12 @@
 use super::*;
 
 impl Group {
-    pub(super) fn prepare_rebalance(&mut self, now: Instant, now_ms: i64, settings: &GroupSettings) {
+    pub(super) fn prepare_rebalance(
+        &mut self,
+        now: Instant,
+        now_ms: i64,
+        settings: &GroupSettings,
+    ) {
         if self.state == GroupState::CompletingRebalance {
             for member in self.members.values_mut() {
                 if let Some(w) = member.sync_waiter.take() {
@@ -31,8 +36,12 @@ impl Group {
     }
 
     pub(super) fn maybe_complete_join(&mut self, now: Instant, now_ms: i64) {
-        let all_joined = self.members.values().all(|m| m.join_waiter.is_some()) && self.pending_members.is_empty();
-        if self.state == GroupState::PreparingRebalance && self.initial_join_cap.is_none() && all_joined {
+        let all_joined = self.members.values().all(|m| m.join_waiter.is_some())
+            && self.pending_members.is_empty();
+        if self.state == GroupState::PreparingRebalance
+            && self.initial_join_cap.is_none()
+            && all_joined
+        {
             self.complete_join(now, now_ms);
         }
     }
@@ -62,8 +71,16 @@ impl Group {
             return;
         }
         self.protocol = Some(self.select_protocol());
-        if self.leader.as_ref().is_none_or(|l| !self.members.contains_key(l)) {
-            self.leader = self.members.values().min_by_key(|m| m.order).map(|m| m.id.clone());
+        if self
+            .leader
+            .as_ref()
+            .is_none_or(|l| !self.members.contains_key(l))
+        {
+            self.leader = self
+                .members
+                .values()
+                .min_by_key(|m| m.order)
+                .map(|m| m.id.clone());
         }
         self.set_state(GroupState::CompletingRebalance, Some(now_ms));
         let ids: Vec<String> = self.members.keys().cloned().collect();
@@ -135,7 +152,11 @@ impl Group {
         SyncResult {
             protocol_type: self.protocol_type.clone().unwrap_or_default(),
             protocol: self.protocol.clone().unwrap_or_default(),
-            assignment: self.members.get(member_id).map(|m| m.assignment.clone()).unwrap_or_default(),
+            assignment: self
+                .members
+                .get(member_id)
+                .map(|m| m.assignment.clone())
+                .unwrap_or_default(),
         }
     }
 
@@ -178,7 +199,9 @@ impl Group {
     }
 
     fn storing_assignment_of(&self, generation: i32) -> bool {
-        self.storing_assignment && self.state == GroupState::CompletingRebalance && self.generation == generation
+        self.storing_assignment
+            && self.state == GroupState::CompletingRebalance
+            && self.generation == generation
     }
 
     pub(super) fn set_state(&mut self, state: GroupState, now_ms: Option<i64>) {

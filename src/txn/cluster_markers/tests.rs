@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use samsa_metadata::state::{Broker as RegisteredBroker, Partition as PartitionRecord, Topic as TopicRecord};
+use samsa_metadata::state::{
+    Broker as RegisteredBroker, Partition as PartitionRecord, Topic as TopicRecord,
+};
 use samsa_metadata::ClusterMetadata;
 use tokio::sync::watch;
 
@@ -52,7 +54,10 @@ fn metadata(addr: &str, remote_leader: i32) -> ClusterMetadata {
     };
     ClusterMetadata {
         brokers: BTreeMap::from([(REMOTE, broker)]),
-        topics: BTreeMap::from([("remote".to_owned(), topic("remote", remote_leader)), ("here".to_owned(), topic("here", LOCAL))]),
+        topics: BTreeMap::from([
+            ("remote".to_owned(), topic("remote", remote_leader)),
+            ("here".to_owned(), topic("here", LOCAL)),
+        ]),
         ..ClusterMetadata::default()
     }
 }
@@ -69,8 +74,19 @@ struct Setup {
 
 async fn setup(remote_leader: i32) -> Setup {
     let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let remote = start_broker(dirs.0.path(), Config { node_id: REMOTE, ..Config::default() }).await;
-    remote.broker.topics.create("remote", 1, Default::default(), false).unwrap();
+    let remote = start_broker(
+        dirs.0.path(),
+        Config {
+            node_id: REMOTE,
+            ..Config::default()
+        },
+    )
+    .await;
+    remote
+        .broker
+        .topics
+        .create("remote", 1, Default::default(), false)
+        .unwrap();
     let config = Arc::new(Config {
         data_dir: dirs.1.path().to_owned(),
         node_id: LOCAL,
@@ -81,7 +97,13 @@ async fn setup(remote_leader: i32) -> Setup {
     let groups = GroupCoordinator::new(config, local.clone(), Coordination::Cluster);
     let (published, watched) = watch::channel(Arc::new(metadata(&remote.addr, remote_leader)));
     let (shutdown, stopped) = watch::channel(false);
-    let markers = ClusterMarkers::new(LOCAL, local.clone(), watched, Duration::from_secs(5), stopped);
+    let markers = ClusterMarkers::new(
+        LOCAL,
+        local.clone(),
+        watched,
+        Duration::from_secs(5),
+        stopped,
+    );
     Setup {
         _dirs: dirs,
         remote,
@@ -105,7 +127,10 @@ fn marker(coordinator_epoch: i32) -> Marker {
 /// The coordinator epoch partition `index` of `topic` last took a marker of producer 42 from.
 fn seen_epoch(topics: &TopicRegistry, topic: &str) -> Option<i32> {
     let producers = topics.partition(topic, 0).unwrap().producers().unwrap();
-    producers.iter().find(|p| p.producer_id == 42).map(|p| p.coordinator_epoch)
+    producers
+        .iter()
+        .find(|p| p.producer_id == 42)
+        .map(|p| p.coordinator_epoch)
 }
 
 fn partitions() -> Vec<(String, i32)> {
@@ -116,8 +141,15 @@ fn partitions() -> Vec<(String, i32)> {
 async fn each_marker_reaches_its_partitions_leader() {
     let s = setup(REMOTE).await;
     let partitions = partitions();
-    s.markers.write_markers(&s.groups, marker(3), &partitions, &|| true).await.unwrap();
-    assert_eq!(seen_epoch(&s.remote.broker.topics, "remote"), Some(3), "sent with WriteTxnMarkers");
+    s.markers
+        .write_markers(&s.groups, marker(3), &partitions, &|| true)
+        .await
+        .unwrap();
+    assert_eq!(
+        seen_epoch(&s.remote.broker.topics, "remote"),
+        Some(3),
+        "sent with WriteTxnMarkers"
+    );
     assert_eq!(seen_epoch(&s.local, "here"), Some(3), "appended here");
 }
 
@@ -125,14 +157,17 @@ async fn each_marker_reaches_its_partitions_leader() {
 async fn a_partition_without_a_leader_gets_its_marker_once_it_has_one() {
     let s = setup(-1).await;
     let partitions = partitions();
-    let writing = s.markers.write_markers(&s.groups, marker(3), &partitions, &|| true);
+    let writing = s
+        .markers
+        .write_markers(&s.groups, marker(3), &partitions, &|| true);
     let elect = async {
         // Once the marker of the led partition is in, the other one is still waiting.
         let here = s.local.partition("here", 0).unwrap();
         let mut progress = here.watch_progress();
         progress.wait_for(|hw| *hw > 0).await.unwrap();
         assert_eq!(seen_epoch(&s.remote.broker.topics, "remote"), None);
-        s.published.send_replace(Arc::new(metadata(&s.remote.addr, REMOTE)));
+        s.published
+            .send_replace(Arc::new(metadata(&s.remote.addr, REMOTE)));
     };
     let (written, ()) = tokio::join!(writing, elect);
     written.unwrap();
@@ -143,9 +178,18 @@ async fn a_partition_without_a_leader_gets_its_marker_once_it_has_one() {
 async fn a_newer_coordinator_epoch_at_a_partition_fences_this_coordinator() {
     let s = setup(REMOTE).await;
     let remote = vec![("remote".to_owned(), 0)];
-    s.markers.write_markers(&s.groups, marker(5), &remote, &|| true).await.unwrap();
-    let stale = s.markers.write_markers(&s.groups, marker(4), &remote, &|| true).await;
-    assert!(matches!(stale, Err(BrokerError::NotCoordinator)), "{stale:?}");
+    s.markers
+        .write_markers(&s.groups, marker(5), &remote, &|| true)
+        .await
+        .unwrap();
+    let stale = s
+        .markers
+        .write_markers(&s.groups, marker(4), &remote, &|| true)
+        .await;
+    assert!(
+        matches!(stale, Err(BrokerError::NotCoordinator)),
+        "{stale:?}"
+    );
     assert_eq!(seen_epoch(&s.remote.broker.topics, "remote"), Some(5));
 }
 
@@ -153,11 +197,20 @@ async fn a_newer_coordinator_epoch_at_a_partition_fences_this_coordinator() {
 async fn a_deleted_topic_is_given_up_and_a_lost_coordinator_stops() {
     let s = setup(-1).await;
     let gone = vec![("deleted".to_owned(), 0)];
-    s.markers.write_markers(&s.groups, marker(3), &gone, &|| true).await.unwrap();
+    s.markers
+        .write_markers(&s.groups, marker(3), &gone, &|| true)
+        .await
+        .unwrap();
     // Leaderless: retried until this broker no longer coordinates the transaction.
     let remote = vec![("remote".to_owned(), 0)];
-    let stopped = s.markers.write_markers(&s.groups, marker(3), &remote, &|| false).await;
-    assert!(matches!(stopped, Err(BrokerError::NotCoordinator)), "{stopped:?}");
+    let stopped = s
+        .markers
+        .write_markers(&s.groups, marker(3), &remote, &|| false)
+        .await;
+    assert!(
+        matches!(stopped, Err(BrokerError::NotCoordinator)),
+        "{stopped:?}"
+    );
 }
 
 #[test]
@@ -165,11 +218,20 @@ fn answers_are_read_as_kafkas_coordinator_reads_them() {
     use ResponseError as E;
     let p = ("t".to_owned(), 0);
     assert_eq!(outcome_of(&p, None), Outcome::Written);
-    for retried in [E::NotLeaderOrFollower, E::UnknownTopicOrPartition, E::NotEnoughReplicas, E::RequestTimedOut, E::ClusterAuthorizationFailed] {
+    for retried in [
+        E::NotLeaderOrFollower,
+        E::UnknownTopicOrPartition,
+        E::NotEnoughReplicas,
+        E::RequestTimedOut,
+        E::ClusterAuthorizationFailed,
+    ] {
         assert_eq!(outcome_of(&p, Some(retried)), Outcome::Retry, "{retried:?}");
     }
     for fenced in [E::InvalidProducerEpoch, E::TransactionCoordinatorFenced] {
         assert_eq!(outcome_of(&p, Some(fenced)), Outcome::Fenced, "{fenced:?}");
     }
-    assert_eq!(outcome_of(&p, Some(E::UnsupportedForMessageFormat)), Outcome::Written);
+    assert_eq!(
+        outcome_of(&p, Some(E::UnsupportedForMessageFormat)),
+        Outcome::Written
+    );
 }

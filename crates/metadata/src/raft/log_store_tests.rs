@@ -7,7 +7,10 @@ use crate::state::Command;
 fn entry(term: u64, index: u64) -> Entry {
     Entry {
         log_id: LogId::new(CommittedLeaderId::new(term, 1), index),
-        payload: EntryPayload::Normal(Command::FenceBroker { id: index as i32, epoch: Some(index) }),
+        payload: EntryPayload::Normal(Command::FenceBroker {
+            id: index as i32,
+            epoch: Some(index),
+        }),
     }
 }
 

@@ -30,7 +30,10 @@ pub enum Request {
     /// A command proposed on a controller that is not the leader, forwarded to the leader.
     Propose(Command),
     /// A broker's heartbeat, sent to (or forwarded to) the leader; never written to the log.
-    BrokerHeartbeat { broker: BrokerId, epoch: u64 },
+    BrokerHeartbeat {
+        broker: BrokerId,
+        epoch: u64,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -93,13 +96,22 @@ mod tests {
     #[tokio::test]
     async fn frames_round_trip_and_oversize_is_rejected() {
         let (mut a, mut b) = tokio::io::duplex(1024);
-        write_frame(&mut a, &Request::Propose(Command::FenceBroker { id: 3, epoch: Some(7) }))
-            .await
-            .unwrap();
+        write_frame(
+            &mut a,
+            &Request::Propose(Command::FenceBroker {
+                id: 3,
+                epoch: Some(7),
+            }),
+        )
+        .await
+        .unwrap();
         let got: Request = read_frame(&mut b).await.unwrap();
         assert!(matches!(
             got,
-            Request::Propose(Command::FenceBroker { id: 3, epoch: Some(7) })
+            Request::Propose(Command::FenceBroker {
+                id: 3,
+                epoch: Some(7)
+            })
         ));
 
         a.write_all(&(MAX_FRAME + 1).to_be_bytes()).await.unwrap();

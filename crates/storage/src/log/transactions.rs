@@ -30,8 +30,13 @@ impl PartitionLog {
             offset,
             timestamp: now_ms,
         })?;
-        let mut bytes =
-            batch::control_batch(producer_id, producer_epoch, control, coordinator_epoch, now_ms);
+        let mut bytes = batch::control_batch(
+            producer_id,
+            producer_epoch,
+            control,
+            coordinator_epoch,
+            now_ms,
+        );
         batch::assign_offset_and_epoch(&mut bytes, offset, leader_epoch);
         let header = BatchHeader::parse(&bytes)?;
         self.record_epochs(&[(leader_epoch, offset)])?;

@@ -31,7 +31,11 @@ pub(crate) fn load(
         };
         while position < segment.size() {
             let header = segment.header_at(position)?;
-            replay(&header, || segment.read_at(position, header.total_size() as u64), &mut states)?;
+            replay(
+                &header,
+                || segment.read_at(position, header.total_size() as u64),
+                &mut states,
+            )?;
             position += header.total_size() as u64;
         }
     }

@@ -272,7 +272,6 @@ fn offset_delete_() {
     d.finish();
 }
 
-
 /// Kafka answers several groups batched by the offsets-topic partition holding each, not in
 /// the order asked; clients match answers by group id, so both are compared sorted by it.
 fn by_group_id(r: &mut DescribeGroupsResponse) {
