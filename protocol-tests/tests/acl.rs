@@ -117,7 +117,9 @@ fn describe_topic_acls(
 }
 
 /// (name, pattern, [(principal, operation, permission)]) per described resource.
-fn summary(response: &DescribeAclsResponse) -> Vec<(String, i8, Vec<(String, i8, i8)>)> {
+type ResourceAcls = (String, i8, Vec<(String, i8, i8)>);
+
+fn summary(response: &DescribeAclsResponse) -> Vec<ResourceAcls> {
     assert_eq!(response.error_code, 0, "{response:?}");
     response
         .resources

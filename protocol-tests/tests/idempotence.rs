@@ -210,8 +210,8 @@ fn retries_are_recognised_after_clean_and_killed_restarts() {
     let p = |seq| Producer::idempotent(77, 2, seq);
     assert_eq!(send(&mut conn, &topic, p(0), 2).0, NONE);
     assert_eq!(send(&mut conn, &topic, p(2), 3).0, NONE);
-    let mut next_seq = 5;
-    for how in ["SIGTERM", "SIGKILL"] {
+    // Sequences 0..5 were written before the restarts; each round writes one more.
+    for (next_seq, how) in (5..).zip(["SIGTERM", "SIGKILL"]) {
         drop(conn);
         match how {
             "SIGTERM" => broker.restart().unwrap(),
@@ -250,7 +250,6 @@ fn retries_are_recognised_after_clean_and_killed_restarts() {
             (NONE, before as i64),
             "{how}: the next batch carries on"
         );
-        next_seq += 1;
     }
 }
 

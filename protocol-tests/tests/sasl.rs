@@ -252,7 +252,10 @@ fn upsert(
         .with_salt(Bytes::from(salt))
 }
 
-fn describe(conn: &mut Connection, users: Option<&[&str]>) -> Vec<(String, i16, Vec<(i8, i32)>)> {
+/// (user, error, [(mechanism, iterations)]) per described user.
+type UserCredentials = (String, i16, Vec<(i8, i32)>);
+
+fn describe(conn: &mut Connection, users: Option<&[&str]>) -> Vec<UserCredentials> {
     let request = DescribeUserScramCredentialsRequest::default().with_users(users.map(|u| {
         u.iter()
             .map(|n| UserName::default().with_name(str_bytes(n)))

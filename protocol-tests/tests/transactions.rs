@@ -135,7 +135,9 @@ fn fetch(conn: &mut Connection, topic: &TopicRef, isolation: i8) -> Result<Parti
 }
 
 /// A batch as fetched: (base offset, attributes, producer id, control type of a marker).
-fn batches_of(records: &Bytes) -> Result<Vec<(i64, i16, i64, Option<i16>)>> {
+type FetchedBatch = (i64, i16, i64, Option<i16>);
+
+fn batches_of(records: &Bytes) -> Result<Vec<FetchedBatch>> {
     let mut out = Vec::new();
     let mut rest = &records[..];
     while rest.len() >= 61 {

@@ -254,13 +254,16 @@ fn produce_topic(
     (response, waits)
 }
 
+/// An acks=all append still to be replicated: its partition and the offset to wait for.
+type PendingReplication = (Arc<Partition>, i64);
+
 fn append(
     broker: &Broker,
     topic: &Topic,
     data: PartitionProduceData,
     acks: i16,
     transactional_id: Option<&str>,
-) -> Result<(PartitionProduceResponse, Option<(Arc<Partition>, i64)>), BrokerError> {
+) -> Result<(PartitionProduceResponse, Option<PendingReplication>), BrokerError> {
     let partition = topic
         .partition(data.index)
         .ok_or(BrokerError::UnknownTopicOrPartition)?;

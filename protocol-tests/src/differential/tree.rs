@@ -138,8 +138,8 @@ fn is_close(line: &str, bracket: char) -> bool {
 /// `name: value` of a struct field or map entry. Field names never contain `": "`; map
 /// keys here are numbers or quoted strings, so the first `": "` after a closing quote ends them.
 fn split_key(line: &str) -> (String, &str) {
-    let split_at = if line.starts_with('"') {
-        line[1..].find("\": ").map(|i| i + 2)
+    let split_at = if let Some(quoted) = line.strip_prefix('"') {
+        quoted.find("\": ").map(|i| i + 2)
     } else {
         line.find(": ")
     };

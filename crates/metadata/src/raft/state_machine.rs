@@ -108,6 +108,8 @@ impl StateMachineStore {
     }
 }
 
+// openraft's own error type, whatever its size: its storage traits return it.
+#[allow(clippy::result_large_err)]
 fn snapshot_of(file: &SnapshotFile) -> Result<Snapshot<TypeConfig>, StorageError> {
     let bytes = to_json(&file.state)
         .map_err(|e| StorageIOError::read_snapshot(Some(file.meta.signature()), &e))?;
