@@ -30,7 +30,7 @@ pub struct ProduceCase {
 impl ProduceCase {
     /// A stable id used in the table and the JSON: `1KiB.acks1.none`.
     pub fn id(&self) -> String {
-        let size = if self.size % 1024 == 0 {
+        let size = if self.size.is_multiple_of(1024) {
             format!("{}KiB", self.size / 1024)
         } else {
             format!("{}B", self.size)
@@ -191,7 +191,7 @@ pub fn produce(
             }
             Err((e, _)) => return Err(format!("send: {e}")),
         }
-        if sent % 4096 == 0 {
+        if sent.is_multiple_of(4096) {
             p.poll(Duration::ZERO);
         }
     }
