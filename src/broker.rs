@@ -1,12 +1,13 @@
 //! The broker: its shared state, its start-up, its background work, and its shutdown.
 
 use std::sync::{Arc, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::sync::watch;
 
 use crate::auth::{Authorizer, CredentialStore};
+use crate::clock::now_ms;
 use crate::cluster::{self, Cluster, CoordinatorHooks, LeadershipChange};
 use crate::config::Config;
 use crate::group::store::OFFSETS_TOPIC;
@@ -91,13 +92,6 @@ impl Broker {
             }
         }
     }
-}
-
-/// Wall-clock milliseconds since the Unix epoch, the unit of Kafka timestamps.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Runs the broker until SIGTERM or SIGINT, then shuts down cleanly.

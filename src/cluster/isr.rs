@@ -9,7 +9,7 @@ use std::time::Duration;
 use samsa_metadata::{Command, CommandResult, Error, MetadataNode};
 use tokio::sync::watch;
 
-use crate::broker::now_ms;
+use crate::clock::now_ms;
 use crate::topics::{IsrProposal, Partition, TopicRegistry};
 
 /// How often a leader looks for followers to drop from or add to the ISR. Joining is what

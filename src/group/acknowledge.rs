@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use super::store::{Entry, TxnProducer};
 use super::{Group, GroupCoordinator, GroupSettings, LockedGroup};
-use crate::broker::now_ms;
+use crate::clock::now_ms;
 use crate::error::{BrokerError, CoordinatorWrite, Result};
 use crate::topics::internal::Appended;
 

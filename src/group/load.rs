@@ -15,7 +15,7 @@ use super::state::{self, Group, GroupState};
 use super::store::{OffsetsStore, Replayed, ReplayedRecord};
 use super::txn_offsets::{self, OpenTransactions};
 use super::GroupCoordinator;
-use crate::broker::now_ms;
+use crate::clock::now_ms;
 use crate::error::{BrokerError, Result};
 use crate::topics::internal::PartitionLoads;
 

@@ -29,7 +29,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::broker::now_ms;
+use crate::clock::now_ms;
 use crate::config::Config;
 use crate::error::{BrokerError, Result};
 use crate::topics::internal::{Appended, Coordination};

@@ -3,7 +3,7 @@
 
 use super::store::Entry;
 use super::{offset_key, GroupCoordinator, GroupState};
-use crate::broker::now_ms;
+use crate::clock::now_ms;
 use crate::error::BrokerError;
 use tokio::time::Instant;
 

@@ -12,7 +12,8 @@ use kafka_protocol::messages::*;
 
 use super::{allowed, str_bytes};
 use crate::auth::{AuthError, Operation, ResourceType};
-use crate::broker::{now_ms, Broker};
+use crate::broker::Broker;
+use crate::clock::now_ms;
 use crate::error::BrokerError;
 use crate::network::Session;
 use crate::txn::state::{TxnMetadata, TxnState};

@@ -12,7 +12,8 @@ use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
 use super::allowed;
 use crate::auth::{AuthError, Operation, ResourceType};
-use crate::broker::{now_ms, Broker};
+use crate::broker::Broker;
+use crate::clock::now_ms;
 use crate::error::BrokerError;
 use crate::group::{CommittedOffset, TxnCommit};
 use crate::network::Session;

@@ -20,7 +20,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use tokio::sync::watch;
 
-use crate::broker::now_ms;
+use crate::clock::now_ms;
 use crate::error::BrokerError;
 use crate::network::client::{ClientError, PeerConnection};
 use crate::topics::Partition;

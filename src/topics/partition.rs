@@ -11,7 +11,7 @@ use samsa_storage::{
 };
 use tokio::sync::watch;
 
-use crate::broker::now_ms;
+use crate::clock::now_ms;
 use crate::error::{BrokerError, Result};
 use crate::replication::LeaderReplicas;
 

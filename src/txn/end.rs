@@ -16,7 +16,7 @@ use super::load::Txns;
 use super::markers::Marker;
 use super::state::TxnMetadata;
 use super::{TransactionCoordinator, TxnError};
-use crate::broker::now_ms;
+use crate::clock::now_ms;
 use crate::error::{BrokerError, CoordinatorWrite, Result};
 use crate::group::GroupCoordinator;
 use crate::topics::internal::Appended;

@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::state::TxnMetadata;
-use crate::broker::now_ms;
+use crate::clock::now_ms;
 use crate::error::{BrokerError, Result};
 use crate::group::store::OFFSETS_TOPIC;
 use crate::group::GroupCoordinator;

@@ -31,7 +31,7 @@ use std::sync::Arc;
 use parking_lot::{Mutex, MutexGuard, RwLock};
 
 use crate::auth::file::FileError;
-use crate::broker::now_ms;
+use crate::clock::now_ms;
 use crate::config::Config;
 use crate::error::{BrokerError, Result};
 use crate::group::store::OFFSETS_TOPIC;

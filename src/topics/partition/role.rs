@@ -6,7 +6,7 @@ use bytes::Bytes;
 use samsa_storage::{AppendInfo, PartitionLog};
 
 use super::Partition;
-use crate::broker::now_ms;
+use crate::clock::now_ms;
 use crate::error::{BrokerError, Result};
 use crate::replication::LeaderReplicas;
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use samsa_storage::{validate_batches, AbortedTxn};
 
-use crate::broker::now_ms;
+use crate::clock::now_ms;
 use crate::config::Config;
 use crate::error::BrokerError;
 use crate::group::GroupCoordinator;
