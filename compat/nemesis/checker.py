@@ -48,7 +48,8 @@ def check(history, final: dict, replicas: dict[int, list[Replica]], run: dict, t
         if len(ex[what]) < EXAMPLES:
             ex[what].append(example)
 
-    for what in VIOLATIONS + ("duplicates_across_sessions", "indeterminate_present", "indeterminate_absent"):
+    for what in VIOLATIONS + ("duplicates_across_sessions", "indeterminate_present", "indeterminate_absent",
+                              "anomalies"):
         counts[what] = 0
 
     log: dict[int, dict[int, str]] = defaultdict(dict)
@@ -158,6 +159,11 @@ def check(history, final: dict, replicas: dict[int, list[Replica]], run: dict, t
         note("incomplete_final_reads", e)
     for e in run["group_stalled"]:
         note("group_stalled", e)
+
+    # Odd but not wrong by the rules above: counted and shown, never failing a run.
+    for e in run.get("anomalies", []):
+        note("anomalies", e)
+    r["anomalies_by_kind"] = dict(Counter(e["kind"] for e in run.get("anomalies", [])))
 
     firsts = [h["first_ack_s"] for h in run["heals"] if h.get("first_ack_s") is not None]
     everys = [h["every_partition_ack_s"] for h in run["heals"] if h.get("every_partition_ack_s") is not None]

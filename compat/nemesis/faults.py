@@ -1,5 +1,10 @@
 """The fault schedule and the nemesis that carries it out.
 
+Kinds: SIGKILL the leader of a partition, the active controller, or the coordinator of the
+workload's transactional id (its group, without transactions), or two nodes at once;
+SIGSTOP a node past the broker session; cut a node off from the others (its clients still
+reach it); SIGTERM and restart a node.
+
 The schedule is drawn entirely up front from `random.Random(seed)`: kind, hold time, the
 quiet gap before it, and the random picks it may need (a partition, an order of nodes). Which
 node a pick lands on is decided when the fault happens ("the leader of partition 2" is
@@ -18,9 +23,10 @@ import time
 from dataclasses import asdict, dataclass
 
 from nodes import Nodes
+from test_cluster_transactions import partition_for  # Kafka's placement of group and txn ids
 
-KINDS = ("kill-leader", "kill-controller", "kill-two", "pause", "partition", "restart")
-ROLES = ("leader", "controller", "any")
+KINDS = ("kill-leader", "kill-controller", "kill-coordinator", "kill-two", "pause", "partition", "restart")
+ROLES = ("leader", "controller", "coordinator", "any")
 # A partition led by a broker the controller has fenced for this long is a stuck leader,
 # not an election in flight.
 STALE_LEADER_S = 2.0
@@ -49,6 +55,7 @@ def schedule(seed: int, count: int, kinds: tuple, partitions: int, node_ids: lis
         order = list(node_ids)
         rng.shuffle(order)
         hold = {"kill-leader": rng.uniform(1, 5), "kill-controller": rng.uniform(1, 5),
+                "kill-coordinator": rng.uniform(1, 5),
                 "kill-two": rng.uniform(1, 4), "pause": rng.uniform(*pause),
                 "partition": rng.uniform(session_s + 1, session_s + 5), "restart": 0.0}[kind]
         plans.append(Plan(n, kind, rng.randrange(partitions), order, rng.choice(ROLES),
@@ -57,8 +64,11 @@ def schedule(seed: int, count: int, kinds: tuple, partitions: int, node_ids: lis
 
 
 class Nemesis:
-    def __init__(self, nodes: Nodes, topic: str, history, say):
+    def __init__(self, nodes: Nodes, topic: str, history, say, coordinated: tuple[str, str]):
+        """`coordinated`: (internal topic, key) of what the workload's coordinator serves: the
+        transactional id in __transaction_state, or the group in __consumer_offsets."""
         self.nodes, self.topic, self.history, self.say = nodes, topic, history, say
+        self.coordinated = coordinated
         self.stale_leaders: list[dict] = []
 
     def _target(self, plan: Plan, role: str, view: dict) -> tuple[int, str]:
@@ -72,13 +82,31 @@ class Nemesis:
             k = view["controller"]
             if k in up:
                 return k, "active controller"
+        elif role == "coordinator":
+            k = self._coordinator(up)
+            if k in up:
+                internal, key = self.coordinated
+                return k, f"coordinator of {key}"
         k = next(k for k in plan.order if k in up)
         return k, "a node"
+
+    def _coordinator(self, up: list[int]) -> int:
+        """The leader of the coordinated key's partition of its internal topic."""
+        internal, key = self.coordinated
+        for k in up:
+            try:
+                t = self.nodes.metadata(k, internal).topics.get(internal)
+            except Exception:
+                continue
+            if t is not None and t.error is None and t.partitions:
+                return t.partitions[partition_for(key, len(t.partitions))].leader
+        return -1
 
     def inject(self, plan: Plan) -> dict:
         _, view = self.nodes.poll_views(self.topic, lambda vs: True, timeout=10)
         kind = plan.kind
-        role = {"kill-leader": "leader", "kill-controller": "controller"}.get(kind, plan.role)
+        role = {"kill-leader": "leader", "kill-controller": "controller",
+                "kill-coordinator": "coordinator"}.get(kind, plan.role)
         if kind == "kill-two":
             victims = [k for k in plan.order if k in self.nodes.up()][:2]
             what = f"SIGKILL nodes {victims[0]} and {victims[1]} at once"
@@ -86,6 +114,7 @@ class Nemesis:
             k, who = self._target(plan, role, view)
             victims = [k]
             what = {"kill-leader": f"SIGKILL node {k} ({who})", "kill-controller": f"SIGKILL node {k} ({who})",
+                    "kill-coordinator": f"SIGKILL node {k} ({who})",
                     "pause": f"SIGSTOP node {k} ({who}) for {plan.hold:.1f}s",
                     "partition": f"cut node {k} ({who}) off from the others for {plan.hold:.1f}s",
                     "restart": f"SIGTERM and restart node {k} ({who})"}[kind]
@@ -94,7 +123,7 @@ class Nemesis:
         fault = self.history.event("fault", number=plan.number, fault=kind, victims=victims, led=led, what=what,
                                    view_before=view, plan=asdict(plan))
         self.say(f"fault {plan.number} {kind}: {what}")
-        if kind in ("kill-leader", "kill-controller", "kill-two"):
+        if kind.startswith("kill-"):
             self.nodes.kill(*victims)
         elif kind == "pause":
             self.nodes.pause(victims[0])
@@ -146,7 +175,7 @@ class Nemesis:
         """Undoes the fault; returns the history time the heal began."""
         t = self.history.now()
         kind, victims = fault["fault"], fault["victims"]
-        if kind in ("kill-leader", "kill-controller", "kill-two"):
+        if kind.startswith("kill-"):
             for k in victims:
                 self.nodes.revive(k)
             what = f"restarted node{'s' if len(victims) > 1 else ''} {', '.join(map(str, victims))}"

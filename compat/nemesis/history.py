@@ -52,9 +52,9 @@ class History:
         with self.lock:
             self.reads.append((self.now(), reader, partition, offset, value))
 
-    def event(self, kind: str, **fields) -> dict:
+    def event(self, event: str, /, **fields) -> dict:
         with self.lock:
-            e = {"t": round(self.now(), 3), "kind": kind, **fields}
+            e = {"t": round(self.now(), 3), "event": event, **fields}
             self.events.append(e)
             return e
 

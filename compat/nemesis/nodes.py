@@ -32,6 +32,7 @@ class Nodes(SamsaCluster):
         self.lock = threading.Lock()
         self.state = {k: STOPPED for k in self.ids()}
         self.unexpected: list[dict] = []
+        self.anomalies: list[dict] = []  # odd but not (by the checker's rules) wrong
         self._watching = threading.Event()
         self._watcher: Optional[threading.Thread] = None
 
@@ -131,21 +132,6 @@ class Nodes(SamsaCluster):
         with self.lock:
             return [k for k in self.ids() if self.state[k] != UP]
 
-    def view(self, topic: str) -> Optional[dict]:
-        """One up node's Metadata, as plain data: brokers, controller, and per partition
-        (leader, replicas, isr). None if no up node answers."""
-        for k in self.up():
-            try:
-                m = self.metadata(k, topic)
-            except Exception:
-                continue
-            t = m.topics.get(topic)
-            if t is None or t.error is not None:
-                continue
-            return {"via": k, "brokers": sorted(m.brokers), "controller": m.controller_id,
-                    "partitions": {p.id: (p.leader, list(p.replicas), list(p.isrs)) for p in t.partitions.values()}}
-        return None
-
     def poll_views(self, topic: str, done: Callable[[list[dict]], bool], timeout: float, every: float = 0.25,
                    on_view: Optional[Callable[[dict], None]] = None) -> tuple[bool, Optional[dict]]:
         """Polls Metadata of every up node until `done(views)` or the deadline; returns whether
@@ -161,6 +147,8 @@ class Nodes(SamsaCluster):
                     views = None
                     break
                 t = m.topics.get(topic)
+                if t is None or t.error is not None:
+                    self._missing_topic(k, topic, t)
                 views.append({"via": k, "brokers": sorted(m.brokers), "controller": m.controller_id,
                               "partitions": {p.id: (p.leader, list(p.replicas), list(p.isrs))
                                              for p in t.partitions.values()} if t and t.error is None else None})
@@ -174,6 +162,15 @@ class Nodes(SamsaCluster):
             if time.monotonic() >= deadline:
                 return False, last
             time.sleep(every)
+
+    def _missing_topic(self, k: int, topic: str, t) -> None:
+        """A running node answered Metadata without a topic that exists (seen on nodes just
+        restarted): clients told so drop the topic's partitions for a while."""
+        e = {"kind": "metadata-without-topic", "node": k, "t": round(self.history.now(), 3),
+             "error": str(t.error) if t is not None else "topic absent", "starts": self.nodes[k].starts}
+        self.anomalies.append(e)
+        if len(self.anomalies) <= 50:
+            self.history.event("anomaly", **e)
 
     # Unexpected exits and the end.
 

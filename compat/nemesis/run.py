@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """samsa's nemesis: a three-node cluster under a seeded schedule of faults (SIGKILLs of a
-leader, of the controller, of two nodes at once; SIGSTOP pauses past the broker session;
-network partitions; restarts) while idempotent and transactional producers write and a
+leader, of the controller, of a coordinator, of two nodes at once; SIGSTOP pauses past the
+broker session; network partitions; restarts) while idempotent and transactional producers write and a
 consumer group reads; then a Jepsen-style check of the history (see README, "Nemesis").
 
-    python3 compat/nemesis/run.py --faults 6 --seed 42            # one run, plain workload
-    python3 compat/nemesis/run.py --faults 6 --seed 42 --txn      # with transactions
-    python3 compat/nemesis/run.py --faults 6 --both               # both, each its own process
+    python3 compat/nemesis/run.py --faults 7 --seed 42            # one run, plain workload
+    python3 compat/nemesis/run.py --faults 7 --seed 42 --txn      # with transactions
+    python3 compat/nemesis/run.py --faults 7 --both               # both, each its own process
 
 Exits 0 only if every run passed; the last line is "nemesis: N passed, M failed". Needs root
 (network namespaces) unless --loopback, which leaves partitions out. SAMSA_BIN names the
@@ -37,7 +37,7 @@ PER_FAULT_BOUND_S = 40
 
 def parse_args(argv=None) -> argparse.Namespace:
     a = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    a.add_argument("--faults", type=int, default=6, help="faults to inject (default 6)")
+    a.add_argument("--faults", type=int, default=7, help="faults to inject (default 7: one of each kind)")
     a.add_argument("--seed", type=int, default=None, help="schedule seed (default: random, printed)")
     a.add_argument("--txn", action="store_true", help="add a transactional producer; consumers read_committed")
     a.add_argument("--both", action="store_true", help="a plain run then a --txn run, same seed")

@@ -25,6 +25,7 @@ from workload import GroupConsumer, IdempotentProducer, client_logger
 
 TOPIC = "nemesis"
 GROUP = "nemesis-group"
+TXN_ID = "nemesis-tx"
 PARTITIONS = 3
 PRODUCERS = 2
 CONSUMERS = 2
@@ -68,7 +69,8 @@ class Run:
 
         kinds = tuple(k for k in o.kinds if not (o.loopback and k == "partition"))
         plans = schedule(o.seed, o.faults, kinds, PARTITIONS, nodes.ids(), o.pause, SESSION_S)
-        nemesis = Nemesis(nodes, TOPIC, h, self.say)
+        coordinated = ("__transaction_state", TXN_ID) if o.txn else ("__consumer_offsets", GROUP)
+        nemesis = Nemesis(nodes, TOPIC, h, self.say, coordinated)
         started = time.monotonic()
         for plan in plans:
             if o.duration and time.monotonic() - started > o.duration:
@@ -87,7 +89,7 @@ class Run:
         o, b, h = self.o, self.nodes.every_bootstrap, self.history
         self.producers = [IdempotentProducer(f"p{i}", b, TOPIC, PARTITIONS, o.rate, h, self.produce_stop, self.log,
                                              o.message_timeout_ms) for i in range(PRODUCERS)]
-        self.txp = (TransactionalProducer("nemesis-tx", b, TOPIC, PARTITIONS, o.seed, h, self.produce_stop, self.log)
+        self.txp = (TransactionalProducer(TXN_ID, b, TOPIC, PARTITIONS, o.seed, h, self.produce_stop, self.log)
                     if o.txn else None)
         iso = "read_committed" if o.txn else "read_uncommitted"
         self.consumers = [GroupConsumer(f"c{i}", b, TOPIC, GROUP, iso, h, self.consume_stop, self.log)
@@ -187,15 +189,17 @@ class Run:
         self.say("final: the group consumers have read to the end")
         self.consume_stop.set()
         for t in self.consumers:
-            t.join(60)
-        self.say("final: the group consumers have closed")
+            t.join(30)
+            if t.is_alive():
+                self.nodes.anomalies.append({"kind": "consumer-close-hung", "reader": t.name, "after_s": 30})
+                self.say(f"final: group consumer {t.name} has not closed within 30s")
         for t in self.producers + self.consumers + ([self.txp] if self.txp else []):
-            if t.is_alive() or t.crash:
+            if t.crash or (t.is_alive() and t not in self.consumers):
                 self.observed["client_crashes"].append({"client": t.name, "error": t.crash or "still running"})
         codes = nodes.stop_all()
         self.say(f"final: group consumers stopped, cluster stopped (exit codes {codes}); checking")
         replicas = read_replicas({k: n.data_dir for k, n in nodes.nodes.items()}, TOPIC, PARTITIONS)
-        run = {"panics": nodes.panics(), "unexpected_exits": nodes.unexpected,
+        run = {"panics": nodes.panics(), "unexpected_exits": nodes.unexpected, "anomalies": nodes.anomalies,
                "stale_leaders": nemesis.stale_leaders, "heals": self.heals, **self.observed}
         report = check(h, final, replicas, run, o.txn)
         report.update(seed=o.seed, mode="txn" if o.txn else "plain", faults_planned=len(plans),

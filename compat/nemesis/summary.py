@@ -11,7 +11,7 @@ ORDER = ("acknowledged", "lost", "duplicates_within_session", "duplicates_across
          "order_violations", "reads_of_lost", "replica_mismatches", "indeterminate_present", "indeterminate_absent",
          "txn_committed", "txn_aborted", "txn_unknown", "txn_committed_lost", "txn_aborted_read",
          "txn_uncommitted_read", "txn_partial", "stale_leaders", "recovery_timeouts", "no_progress",
-         "group_stalled", "incomplete_final_reads", "client_crashes", "panics", "unexpected_exits")
+         "group_stalled", "incomplete_final_reads", "client_crashes", "panics", "unexpected_exits", "anomalies")
 SHOWN = 3
 
 
@@ -32,6 +32,10 @@ def print_summary(report: dict, results, say) -> None:
         if k in VIOLATIONS and c.get(k):
             for e in report["examples"].get(k, [])[:SHOWN]:
                 print(f"    e.g. {k}: {json.dumps(e, default=str)[:400]}")
+    if report.get("anomalies_by_kind"):
+        print(f"    anomalies (not failing): {report['anomalies_by_kind']}")
+        for e in report["examples"].get("anomalies", [])[:SHOWN]:
+            print(f"    note: anomaly: {json.dumps(e, default=str)[:300]}")
     for e in report["examples"].get("duplicates_across_sessions", [])[:SHOWN]:
         print(f"    note: duplicate across sessions: {json.dumps(e, default=str)[:400]}")
     say(f"{report['violations']} violations; history and report in {results}")

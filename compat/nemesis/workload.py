@@ -11,6 +11,7 @@ checked per partition.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 import time
@@ -22,6 +23,11 @@ from history import History
 
 VALUE = re.compile(r"^(p\d+)-i(\d+)-(\d+)$")
 TXN_VALUE = re.compile(r"^(tx)-i(\d+)-t(\d+)-(\d+)$")
+
+
+# NEMESIS_CLIENT_DEBUG=cgrp,fetch (librdkafka debug contexts) puts the clients' debug logs in
+# results/clients.log, for when a client, not the broker, is the question.
+DEBUG = {"debug": os.environ["NEMESIS_CLIENT_DEBUG"]} if os.environ.get("NEMESIS_CLIENT_DEBUG") else {}
 
 
 def value_of(writer: str, incarnation: int, seq: int) -> str:
@@ -75,7 +81,7 @@ class IdempotentProducer(threading.Thread):
             "message.timeout.ms": self.message_timeout_ms, "request.timeout.ms": 5000,
             "retry.backoff.ms": 100, "reconnect.backoff.max.ms": 1000,
             "topic.metadata.refresh.interval.ms": 1000,
-            "error_cb": self._on_error, "logger": self.log})
+            "error_cb": self._on_error, "logger": self.log, **DEBUG})
 
     def _on_error(self, err: KafkaError) -> None:
         if err.fatal():
@@ -155,7 +161,7 @@ class GroupConsumer(threading.Thread):
                 "auto.offset.reset": "earliest", "enable.auto.commit": True, "auto.commit.interval.ms": 1000,
                 "session.timeout.ms": 10_000, "heartbeat.interval.ms": 1000,
                 "isolation.level": self.isolation, "topic.metadata.refresh.interval.ms": 1000,
-                "reconnect.backoff.max.ms": 1000, "logger": self.log})
+                "reconnect.backoff.max.ms": 1000, "logger": self.log, **DEBUG})
             c.subscribe([self.topic])
             while not self.stop.is_set():
                 m = c.poll(0.2)
@@ -164,7 +170,9 @@ class GroupConsumer(threading.Thread):
                 self.history.read(self.reader, m.partition(), m.offset(), m.value().decode())
                 if m.offset() > self.highest.get(m.partition(), -1):
                     self.highest[m.partition()] = m.offset()
+            self.history.event("consumer-closing", reader=self.reader)
             c.close()
+            self.history.event("consumer-closed", reader=self.reader)
         except Exception as e:
             self.crash = repr(e)
             self.history.event("client-crash", reader=self.reader, error=repr(e))
