@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -18,16 +20,29 @@ from typing import Callable, Optional
 
 from confluent_kafka.admin import AdminClient
 
-from cluster import SamsaCluster
+from cluster import SUBNET, SamsaCluster
 
 # What the nemesis believes of a node. The process must be running in the first three.
 UP, PAUSED, ISOLATED, KILLED, EXITED, STOPPED = "up", "paused", "isolated", "killed", "exited", "stopped"
 RUNNING = (UP, PAUSED, ISOLATED)
 
 
+def free_subnet_base() -> int:
+    """A base b such that 10.213.(b+1..b+3) are on no link of this machine: the compat tests'
+    clusters use 10.213.1-3, and other nemesis runs may be going on beside this one."""
+    out = subprocess.run(["ip", "-o", "-4", "addr"], capture_output=True, text=True).stdout
+    used = {int(octet) for octet in re.findall(rf"{re.escape(SUBNET)}\.(\d+)\.", out)}
+    slots = list(range(10, 250, 10))
+    start = os.getpid() % len(slots)
+    for b in slots[start:] + slots[:start]:
+        if not used & {b + 1, b + 2, b + 3}:
+            return b
+    raise RuntimeError(f"no free {SUBNET}.x subnet for the nemesis cluster")
+
+
 class Nodes(SamsaCluster):
     def __init__(self, root: Path, netns: bool, log: logging.Logger, history):
-        super().__init__(root, netns=netns)
+        super().__init__(root, netns=netns, subnet_base=free_subnet_base() if netns else 0)
         self.log, self.history = log, history
         self.lock = threading.Lock()
         self.state = {k: STOPPED for k in self.ids()}

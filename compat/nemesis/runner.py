@@ -49,6 +49,11 @@ class Run:
         self.nodes = Nodes(self.root / "cluster", netns=not o.loopback, log=self.log, history=self.history)
         try:
             return self._execute()
+        except BaseException as e:  # keep what was recorded: it is what explains the failure
+            self.history.event("run-error", error=repr(e))
+            self.history.dump(self.results / "history.json.gz", error=repr(e), unexpected_exits=self.nodes.unexpected,
+                              anomalies=self.nodes.anomalies)
+            raise
         finally:
             self.produce_stop.set()
             self.consume_stop.set()
