@@ -70,6 +70,11 @@ def test_an_acknowledged_record_missing_or_moved_is_lost():
     assert run(h, CLEAN)["lost"] == 2  # one elsewhere, one absent
 
 
+def test_an_acknowledgement_without_offset_needs_the_value_somewhere_in_its_partition():
+    c = run(history(acks=[("p0-i1-000000003", 0, None), ("p0-i1-000000009", 0, None)]), CLEAN)
+    assert c["acked_offset_unknown"] == 1 and c["lost"] == 1
+
+
 def test_duplicates_within_and_across_idempotent_sessions():
     log = CLEAN + [(0, 2, "p0-i1-000000000")]
     assert run(history(), log)["duplicates_within_session"] == 1

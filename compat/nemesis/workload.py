@@ -44,7 +44,7 @@ def client_logger(path) -> logging.Logger:
     """librdkafka's own log lines (connection refused, epoch bumps, ...) go to a file of the
     run, not to the terminal, where they would bury the fault schedule."""
     log = logging.getLogger(f"nemesis-clients-{path}")
-    log.setLevel(logging.INFO)
+    log.setLevel(logging.DEBUG if DEBUG else logging.INFO)
     log.propagate = False
     if not log.handlers:
         h = logging.FileHandler(path)
