@@ -42,7 +42,13 @@ def free_subnet_base() -> int:
 
 class Nodes(SamsaCluster):
     def __init__(self, root: Path, netns: bool, log: logging.Logger, history):
-        super().__init__(root, netns=netns, subnet_base=free_subnet_base() if netns else 0)
+        self.namespaces: list[str] = []
+        try:
+            super().__init__(root, netns=netns, subnet_base=free_subnet_base() if netns else 0)
+        except BaseException:
+            for ns in self.namespaces:  # those made before the failure
+                subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+            raise
         self.log, self.history = log, history
         self.lock = threading.Lock()
         self.state = {k: STOPPED for k in self.ids()}

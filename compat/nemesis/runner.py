@@ -15,7 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from checker import check
-from cluster import create_replicated
+from cluster import SESSION_TIMEOUT_MS, create_replicated
 from faults import Nemesis, schedule
 from final import read_all, read_replicas
 from history import History
@@ -29,7 +29,7 @@ TXN_ID = "nemesis-tx"
 PARTITIONS = 3
 PRODUCERS = 2
 CONSUMERS = 2
-SESSION_S = 2.0  # broker_session_timeout_ms of compat/tests/cluster.py
+SESSION_S = SESSION_TIMEOUT_MS / 1000
 
 
 class Run:
@@ -45,8 +45,7 @@ class Run:
                                          "incomplete_final_reads", "group_stalled")}
 
     def execute(self) -> dict:
-        o = self.o
-        self.nodes = Nodes(self.root / "cluster", netns=not o.loopback, log=self.log, history=self.history)
+        self.nodes = Nodes(self.root / "cluster", netns=not self.o.loopback, log=self.log, history=self.history)
         try:
             return self._execute()
         except BaseException as e:  # keep what was recorded: it is what explains the failure
