@@ -10,6 +10,7 @@ report.json without replaying the run.
 
 from __future__ import annotations
 
+import bisect
 import statistics
 from collections import Counter, defaultdict
 
@@ -21,6 +22,7 @@ EXAMPLES = 20
 # The counts that fail a run. "duplicates_across_sessions" is not among them: librdkafka may
 # write a record twice when it bumps its idempotent epoch, which Kafka allows.
 VIOLATIONS = ("lost", "duplicates_within_session", "inconsistent_offsets", "order_violations", "reads_of_lost",
+              "poll_skips", "nonmonotonic_polls",
               "replica_mismatches", "panics", "unexpected_exits", "stale_leaders", "recovery_timeouts",
               "no_progress", "client_crashes", "incomplete_final_reads", "group_stalled",
               "txn_committed_lost", "txn_aborted_read", "txn_uncommitted_read", "txn_partial")
@@ -139,6 +141,8 @@ def check(history, final: dict, replicas: dict[int, list[Replica]], run: dict, t
         if len(vs) > 1:
             note("inconsistent_offsets", {"partition": p, "offset": o, "values": vs})
 
+    check_polls(history, final, note, txn)
+
     # Replicas byte-identical, batch by batch.
     for p, reps in sorted(replicas.items()):
         for rep in reps:
@@ -181,6 +185,31 @@ def check(history, final: dict, replicas: dict[int, list[Replica]], run: dict, t
     r["violations"] = sum(counts[v] for v in VIOLATIONS)
     r["examples"] = dict(ex)
     return r
+
+
+def check_polls(history, final: dict, note, txn: bool) -> None:
+    """Within one assignment generation of one consumer, each partition is read in offset
+    order (nonmonotonic_polls otherwise) and without passing over a record that consumer
+    should see (poll_skips): every offset of the final read at its isolation level."""
+    visible = final.get("committed") if txn else final["uncommitted"]
+    offsets: dict[int, list[int]] = defaultdict(list)
+    for p, o, _ in visible or []:
+        offsets[p].append(o)
+    for p in offsets:
+        offsets[p].sort()
+    last: dict[tuple[str, int], int] = {}
+    for _, reader, p, o, v in history.reads:
+        prev = last.get((reader, p))
+        last[(reader, p)] = o
+        if prev is None:
+            continue
+        if o <= prev:
+            note("nonmonotonic_polls", {"reader": reader, "partition": p, "offset": o, "after": prev})
+            continue
+        xs = offsets[p]
+        i = bisect.bisect_right(xs, prev)
+        if i < len(xs) and xs[i] < o:
+            note("poll_skips", {"reader": reader, "partition": p, "from": prev, "to": o, "skipped": xs[i]})
 
 
 def check_transactions(history, final: dict, note, counts: dict) -> None:

@@ -8,7 +8,7 @@ import json
 from checker import VIOLATIONS
 
 ORDER = ("acknowledged", "acked_offset_unknown", "lost", "duplicates_within_session", "duplicates_across_sessions", "inconsistent_offsets",
-         "order_violations", "reads_of_lost", "replica_mismatches", "indeterminate_present", "indeterminate_absent",
+         "order_violations", "reads_of_lost", "poll_skips", "nonmonotonic_polls", "replica_mismatches", "indeterminate_present", "indeterminate_absent",
          "txn_committed", "txn_aborted", "txn_unknown", "txn_committed_lost", "txn_aborted_read",
          "txn_uncommitted_read", "txn_partial", "stale_leaders", "recovery_timeouts", "no_progress",
          "group_stalled", "incomplete_final_reads", "client_crashes", "panics", "unexpected_exits", "anomalies")

@@ -88,6 +88,15 @@ def test_two_values_at_one_offset_and_reads_of_lost_records():
     assert c["inconsistent_offsets"] == 1 and c["reads_of_lost"] == 1
 
 
+def test_a_consumer_skipping_or_going_back_within_one_generation():
+    log = [(0, o, f"p0-i1-{3 * o:09d}") for o in range(5)]
+    reads = [("c0/g1", 0, 0, log[0][2]), ("c0/g1", 0, 2, log[2][2]),   # skips offset 1
+             ("c0/g1", 0, 1, log[1][2]),                              # goes back
+             ("c0/g2", 0, 0, log[0][2])]                              # a new generation may restart
+    c = run(history(reads=reads), log)
+    assert c["poll_skips"] == 1 and c["nonmonotonic_polls"] == 1
+
+
 def test_order_within_a_writer_incarnation():
     log = [(0, 0, "p0-i1-000000003"), (0, 1, "p0-i1-000000000"), (0, 2, "p0-i2-000000000")]
     assert run(history(), log)["order_violations"] == 1

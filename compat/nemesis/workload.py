@@ -144,7 +144,11 @@ class IdempotentProducer(threading.Thread):
 
 
 class GroupConsumer(threading.Thread):
-    """One member of the workload's consumer group, recording every record it reads."""
+    """One member of the workload's consumer group, recording every record it reads.
+
+    Reads are recorded under "<name>/g<generation>", the generation counting this member's
+    assignments: within one, a partition must be read in offset order without skipping a
+    record (Jepsen's poll-skip and nonmonotonic-poll); across them it may start over."""
 
     def __init__(self, name: str, bootstrap: str, topic: str, group: str, isolation: str,
                  history: History, stop: threading.Event, log: logging.Logger):
@@ -153,6 +157,12 @@ class GroupConsumer(threading.Thread):
         self.isolation, self.history, self.stop, self.log = isolation, history, stop, log
         self.crash: Optional[str] = None
         self.highest: dict[int, int] = {}  # partition -> highest offset read
+        self.generation = 0
+
+    def _rebalanced(self, consumer, partitions) -> None:
+        self.generation += 1
+        self.history.event("rebalance", reader=self.reader, generation=self.generation,
+                           partitions=[tp.partition for tp in partitions])
 
     def run(self) -> None:
         try:
@@ -162,12 +172,12 @@ class GroupConsumer(threading.Thread):
                 "session.timeout.ms": 10_000, "heartbeat.interval.ms": 1000,
                 "isolation.level": self.isolation, "topic.metadata.refresh.interval.ms": 1000,
                 "reconnect.backoff.max.ms": 1000, "logger": self.log, **DEBUG})
-            c.subscribe([self.topic])
+            c.subscribe([self.topic], on_assign=self._rebalanced, on_revoke=self._rebalanced)
             while not self.stop.is_set():
                 m = c.poll(0.2)
                 if m is None or m.error():
                     continue  # transient errors while leaders move; the client carries on
-                self.history.read(self.reader, m.partition(), m.offset(), m.value().decode())
+                self.history.read(f"{self.reader}/g{self.generation}", m.partition(), m.offset(), m.value().decode())
                 if m.offset() > self.highest.get(m.partition(), -1):
                     self.highest[m.partition()] = m.offset()
             self.history.event("consumer-closing", reader=self.reader)
