@@ -25,9 +25,11 @@ VALUE = re.compile(r"^(p\d+)-i(\d+)-(\d+)$")
 TXN_VALUE = re.compile(r"^(tx)-i(\d+)-t(\d+)-(\d+)$")
 
 
-# NEMESIS_CLIENT_DEBUG=cgrp,fetch (librdkafka debug contexts) puts the clients' debug logs in
-# results/clients.log, for when a client, not the broker, is the question.
+# NEMESIS_CLIENT_DEBUG=eos,msg,... (librdkafka debug contexts) puts the clients' debug logs in
+# results/clients.log, for when a client, not the broker, is the question. The group members
+# always log their group protocol (cgrp): a close that hangs is otherwise a mystery.
 DEBUG = {"debug": os.environ["NEMESIS_CLIENT_DEBUG"]} if os.environ.get("NEMESIS_CLIENT_DEBUG") else {}
+CONSUMER_DEBUG = DEBUG or {"debug": "cgrp"}
 
 
 def value_of(writer: str, incarnation: int, seq: int) -> str:
@@ -44,7 +46,7 @@ def client_logger(path) -> logging.Logger:
     """librdkafka's own log lines (connection refused, epoch bumps, ...) go to a file of the
     run, not to the terminal, where they would bury the fault schedule."""
     log = logging.getLogger(f"nemesis-clients-{path}")
-    log.setLevel(logging.DEBUG if DEBUG else logging.INFO)
+    log.setLevel(logging.DEBUG)
     log.propagate = False
     if not log.handlers:
         h = logging.FileHandler(path)
@@ -171,7 +173,7 @@ class GroupConsumer(threading.Thread):
                 "auto.offset.reset": "earliest", "enable.auto.commit": True, "auto.commit.interval.ms": 1000,
                 "session.timeout.ms": 10_000, "heartbeat.interval.ms": 1000,
                 "isolation.level": self.isolation, "topic.metadata.refresh.interval.ms": 1000,
-                "reconnect.backoff.max.ms": 1000, "logger": self.log, **DEBUG})
+                "reconnect.backoff.max.ms": 1000, "logger": self.log, **CONSUMER_DEBUG})
             c.subscribe([self.topic], on_assign=self._rebalanced, on_revoke=self._rebalanced)
             while not self.stop.is_set():
                 m = c.poll(0.2)
