@@ -150,4 +150,9 @@ def overrun(run, say, bound: float) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    rc = main()
+    # Everything is written; do not let a librdkafka handle that will not close (a consumer
+    # stuck in its close) hold the process at interpreter exit.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(rc)
