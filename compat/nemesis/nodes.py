@@ -149,10 +149,6 @@ class Nodes(SamsaCluster):
         with self.lock:
             return [k for k in self.ids() if self.state[k] == UP]
 
-    def down(self) -> list[int]:
-        with self.lock:
-            return [k for k in self.ids() if self.state[k] != UP]
-
     def poll_views(self, topic: str, done: Callable[[list[dict]], bool], timeout: float, every: float = 0.25,
                    on_view: Optional[Callable[[dict], None]] = None) -> tuple[bool, Optional[dict]]:
         """Polls Metadata of every up node until `done(views)` or the deadline; returns whether

@@ -15,7 +15,6 @@ import bisect
 import logging
 import random
 import threading
-import time
 from typing import Optional
 
 from confluent_kafka import KafkaException, Producer
