@@ -17,7 +17,7 @@ build:
 	$(CARGO) build --release --bin samsa
 
 ## Install what the tests need (if missing), build, and run every test suite.
-test: test-deps unit protocol-tests compat bench-smoke
+test: test-deps unit protocol-tests compat nemesis-short bench-smoke
 
 test-deps:
 	bash compat/install.sh
@@ -40,6 +40,27 @@ protocol-tests: $(SAMSA_DEBUG)
 ## Real clients (kcat, confluent-kafka, kafka-python, kafkajs) against a real broker process.
 compat: $(SAMSA_DEBUG)
 	SAMSA_BIN=$(CURDIR)/$(SAMSA_DEBUG) bash compat/run.sh
+
+## Fault injection (README, "Nemesis"): a three-node cluster under a seeded schedule of
+## SIGKILLs, SIGSTOP pauses, network partitions and restarts while idempotent and
+## transactional producers write and a group reads, then a Jepsen-style check; a plain and
+## a transactional run. Needs root (network namespaces). The short form (make test): 7
+## faults a run, one of each kind, under a random seed it prints; NEMESIS_SEED=<seed>
+## replays one. The long form soaks (a release build: cargo build --release first):
+##   make nemesis NEMESIS_FAULTS=200 NEMESIS_SEED=42 [NEMESIS_BIN=target/release/samsa]
+NEMESIS_FAULTS ?= 200
+NEMESIS_SEED ?=
+NEMESIS_BIN ?= $(SAMSA_DEBUG)
+NEMESIS_ARGS ?= --pause 3:15
+NEMESIS_SEED_ARG = $(if $(NEMESIS_SEED),--seed $(NEMESIS_SEED))
+
+.PHONY: nemesis nemesis-short
+nemesis: $(SAMSA_DEBUG)
+	SAMSA_BIN=$(abspath $(NEMESIS_BIN)) python3 compat/nemesis/run.py --both --faults $(NEMESIS_FAULTS) $(NEMESIS_SEED_ARG) $(NEMESIS_ARGS)
+
+nemesis-short: $(SAMSA_DEBUG)
+	python3 -m pytest -q -p no:cacheprovider compat/nemesis/test_checker.py
+	SAMSA_BIN=$(CURDIR)/$(SAMSA_DEBUG) python3 compat/nemesis/run.py --both --faults 7 $(NEMESIS_SEED_ARG)
 
 ## The benchmark tool, run with tiny counts against the debug broker and samsa alone: it
 ## must build, run and print; nothing is asserted about speed (speed lives in `make bench`).

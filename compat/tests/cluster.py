@@ -5,7 +5,8 @@ noticed in seconds.
 On loopback every node listens on 127.0.0.1 with ports of its own. With `netns=True` each
 node runs in a network namespace of its own, reached from the test (in the root namespace)
 over a veth pair: node k is 10.213.k.2, the root side of its link 10.213.k.1, and the root
-namespace routes between the links. `isolate(k)` then cuts node k off from the other nodes
+namespace routes between the links (`subnet_base` b moves node k to 10.213.(b+k).2, so that
+clusters running side by side do not share addresses). `isolate(k)` then cuts node k off from the other nodes
 (blackhole routes to their subnets inside its namespace) while the test can still reach it,
 which is how a broker partitioned from its cluster looks from a client.
 """
@@ -36,8 +37,8 @@ def run(*cmd: str) -> None:
 
 
 class SamsaCluster:
-    def __init__(self, root: Path, size: int = 3, extra: str = "", netns: bool = False):
-        self.root, self.size, self.netns = Path(root), size, netns
+    def __init__(self, root: Path, size: int = 3, extra: str = "", netns: bool = False, subnet_base: int = 0):
+        self.root, self.size, self.netns, self.subnet_base = Path(root), size, netns, subnet_base
         self.tag = f"s{os.getpid() % 100000}"
         self.namespaces: list[str] = []
         if netns:
@@ -66,8 +67,12 @@ class SamsaCluster:
     def ids(self) -> list[int]:
         return list(range(1, self.size + 1))
 
+    def subnet(self, k: int) -> str:
+        """The first three octets of node k's link."""
+        return f"{SUBNET}.{self.subnet_base + k}"
+
     def host(self, k: int) -> str:
-        return f"{SUBNET}.{k}.2" if self.netns else "127.0.0.1"
+        return f"{self.subnet(k)}.2" if self.netns else "127.0.0.1"
 
     def namespace(self, k: int) -> str:
         return f"{self.tag}n{k}"
@@ -136,24 +141,24 @@ class SamsaCluster:
             self.namespaces.append(ns)
             run("ip", "link", "add", outer, "type", "veth", "peer", "name", inner)
             run("ip", "link", "set", inner, "netns", ns)
-            run("ip", "addr", "add", f"{SUBNET}.{k}.1/24", "dev", outer)
+            run("ip", "addr", "add", f"{self.subnet(k)}.1/24", "dev", outer)
             run("ip", "link", "set", outer, "up")
             inside = ("ip", "netns", "exec", ns)
-            run(*inside, "ip", "addr", "add", f"{SUBNET}.{k}.2/24", "dev", inner)
+            run(*inside, "ip", "addr", "add", f"{self.subnet(k)}.2/24", "dev", inner)
             run(*inside, "ip", "link", "set", inner, "up")
             run(*inside, "ip", "link", "set", "lo", "up")
-            run(*inside, "ip", "route", "add", "default", "via", f"{SUBNET}.{k}.1")
+            run(*inside, "ip", "route", "add", "default", "via", f"{self.subnet(k)}.1")
 
     def isolate(self, k: int) -> None:
         """Cuts node k off from every other node; the test's own traffic still gets through."""
         for other in self.ids():
             if other != k:
-                run("ip", "netns", "exec", self.namespace(k), "ip", "route", "add", "blackhole", f"{SUBNET}.{other}.0/24")
+                run("ip", "netns", "exec", self.namespace(k), "ip", "route", "add", "blackhole", f"{self.subnet(other)}.0/24")
 
     def heal(self, k: int) -> None:
         for other in self.ids():
             if other != k:
-                run("ip", "netns", "exec", self.namespace(k), "ip", "route", "del", "blackhole", f"{SUBNET}.{other}.0/24")
+                run("ip", "netns", "exec", self.namespace(k), "ip", "route", "del", "blackhole", f"{self.subnet(other)}.0/24")
 
 
 def create_replicated(cluster: SamsaCluster, topic: str, partitions: int = 6) -> None:
