@@ -3,7 +3,7 @@
 CARGO ?= cargo
 SAMSA_DEBUG := target/debug/samsa
 
-.PHONY: run cluster build test test-deps unit protocol-tests compat bench-smoke clean
+.PHONY: run cluster build test test-deps lint unit protocol-tests compat bench-smoke clean
 
 ## Build and start one broker on 127.0.0.1:9092 with etc/samsa.toml, data under ./data.
 run:
@@ -17,10 +17,16 @@ build:
 	$(CARGO) build --release --bin samsa
 
 ## Install what the tests need (if missing), build, and run every test suite.
-test: test-deps unit protocol-tests compat nemesis-short bench-smoke
+test: test-deps lint unit protocol-tests compat nemesis-short bench-smoke
 
 test-deps:
 	bash compat/install.sh
+
+## rustfmt's layout and clippy without a warning, the bench crate included (which is why
+## it needs the bench's build dependencies).
+lint: bench-build-deps
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 $(SAMSA_DEBUG): FORCE
 	$(CARGO) build --bin samsa
