@@ -176,7 +176,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     });
     let group_timers = tokio::spawn(group_timers(broker.clone(), shutdown_rx.clone()));
     let txn_timers = tokio::spawn(txn_timers(broker.clone(), shutdown_rx.clone()));
-    let server = tokio::spawn(network::serve(listeners, broker.clone(), shutdown_rx));
+    let server = tokio::spawn(serve_once_caught_up(listeners, broker.clone(), shutdown_rx));
     tracing::info!(
         cluster_id = broker.topics.cluster_id(),
         data_dir = %broker.config.data_dir.display(),
@@ -184,6 +184,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     );
     wait_for_signal().await?;
     tracing::info!("shutting down");
+    // Leadership moves away first, as in Kafka's controlled shutdown: the clients of this
+    // broker's partitions go to their new leaders while the connections here wind down.
+    if let Some(cluster) = &broker.cluster {
+        cluster.leave().await;
+    }
     let _ = shutdown_tx.send(true);
     // Parked JoinGroup/SyncGroup requests would otherwise hold their connections open.
     broker.groups.shutdown();
@@ -207,6 +212,24 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tokio::task::block_in_place(|| broker.close());
     tracing::info!("samsa stopped");
     Ok(())
+}
+
+/// Serves clients, in a cluster once this broker has caught up with the metadata. The
+/// listeners are bound already, so clients that connect meanwhile wait in the backlog rather
+/// than being told of topics and leaders the cluster has moved on from (a restarted broker
+/// would otherwise answer Metadata without the topics it has not reconciled yet).
+async fn serve_once_caught_up(
+    listeners: Vec<network::BoundListener>,
+    broker: Arc<Broker>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    if let Some(cluster) = &broker.cluster {
+        tokio::select! {
+            () = cluster.serving() => tracing::info!("caught up with the cluster metadata; serving clients"),
+            _ = shutdown.changed() => return,
+        }
+    }
+    network::serve(listeners, broker, shutdown).await;
 }
 
 /// Hands the coordinators the partitions of their topics this broker comes to lead or

@@ -606,3 +606,37 @@ fn a_topic_deleted_while_a_broker_is_down_leaves_nothing_on_it() -> Result<()> {
     })?;
     Ok(())
 }
+
+/// A restarted broker serves clients only once it has caught up with the metadata, so the
+/// first Metadata it answers lists every topic with its leaders. (The nemesis saw restarted
+/// brokers answer without a topic for half a second, and consumers drop their partitions.)
+#[test]
+fn a_restarted_broker_answers_metadata_only_once_caught_up() -> Result<()> {
+    let mut cluster = TestCluster::start(3, "")?;
+    let topic = cluster.create_topic(1, "listed", 3, 3, &[], &[1, 2, 3])?;
+    let complete = |m: &MetadataResponse| {
+        topic_partitions(m, &topic.name).is_some_and(|ps| {
+            ps.len() == 3 && ps.iter().all(|p| p.error_code == 0 && p.leader_id.0 >= 0)
+        })
+    };
+    for (round, crash) in [false, true, false, true].into_iter().enumerate() {
+        let process = &mut cluster.node_mut(3).process;
+        if crash {
+            process.crash_and_restart()?;
+        } else {
+            process.restart()?;
+        }
+        // At once, as a client does that was waiting for the broker to come back.
+        let all = cluster.metadata(3, &[])?;
+        ensure!(
+            complete(&all),
+            "round {round}: Metadata for all topics: {all:?}"
+        );
+        let named = cluster.metadata(3, &[&topic.name])?;
+        ensure!(
+            complete(&named),
+            "round {round}: Metadata for the topic: {named:?}"
+        );
+    }
+    Ok(())
+}

@@ -46,8 +46,10 @@ pub struct Cluster {
     /// Told apart from this broker's earlier registrations by it.
     incarnation: u64,
     membership: Mutex<Option<JoinHandle<()>>>,
+    /// Stops the heartbeats when the broker leaves, ahead of everything else.
+    leaving: watch::Sender<bool>,
     /// The reconciler, the ISR maintenance and the ACL and credential follower, stopped
-    /// before membership at shutdown.
+    /// after membership at shutdown.
     background: Mutex<Vec<JoinHandle<()>>>,
     /// The metadata this broker last reconciled its partitions with: what it tells clients.
     published: watch::Sender<Arc<ClusterMetadata>>,
@@ -68,7 +70,8 @@ impl Cluster {
         tracing::info!("controller {node_id} on {}", node.local_addr());
         node.expire_broker_sessions(Duration::from_millis(config.broker_session_timeout_ms));
         let node = Arc::new(node);
-        let (stop, stopped) = watch::channel(false);
+        let (stop, _) = watch::channel(false);
+        let (leaving, left) = watch::channel(false);
         let mut background = vec![tokio::spawn(log_controller_changes(
             node.clone(),
             stop.subscribe(),
@@ -88,6 +91,7 @@ impl Cluster {
             broker_id: None,
             incarnation: incarnation(),
             membership: Mutex::new(None),
+            leaving,
             background: Mutex::new(background),
             published: watch::channel(Arc::default()).0,
             security: watch::channel(Arc::default()).0,
@@ -103,7 +107,7 @@ impl Cluster {
                 incarnation: cluster.incarnation,
             };
             let every = Duration::from_millis(config.broker_heartbeat_interval_ms);
-            let task = tokio::spawn(membership::run(node, me, every, stopped));
+            let task = tokio::spawn(membership::run(node, me, every, left));
             cluster.membership = Mutex::new(Some(task));
             cluster.broker_id = Some(config.node_id);
         }
@@ -240,19 +244,28 @@ impl Cluster {
             .unwrap_or(-1)
     }
 
-    /// Stops heartbeating, fences this broker so that the cluster need not wait for its
-    /// session to expire (Kafka's controlled shutdown, in its simplest form), then stops the
-    /// controller.
-    pub async fn shutdown(&self) {
-        let _ = self.stop.send(true);
-        let background = std::mem::take(&mut *lock(&self.background));
-        for task in background {
-            let _ = task.await;
+    /// Waits until this broker has caught up with the metadata (see [`Self::caught_up`])
+    /// and brought its partitions in line with it: until then it would tell clients of an
+    /// older cluster, as Kafka's broker does not (it serves clients once caught up). A
+    /// controller without a broker has nothing to wait for.
+    pub async fn serving(&self) {
+        if self.broker_id.is_none() {
+            return;
         }
-        let membership = lock(&self.membership).take();
-        if let Some(task) = membership {
-            let _ = task.await;
-        }
+        let caught_up = self.caught_up();
+        let mut published = self.published.subscribe();
+        let _ = published.wait_for(|m| caught_up(m)).await;
+    }
+
+    /// Kafka's controlled shutdown, in its simplest form: stops heartbeating and fences this
+    /// broker, so that its partitions are led elsewhere before its connections close (and
+    /// the cluster need not wait for its session to expire). Later calls do nothing.
+    pub async fn leave(&self) {
+        let _ = self.leaving.send(true);
+        let Some(membership) = lock(&self.membership).take() else {
+            return;
+        };
+        let _ = membership.await;
         // Only this process's registration: if it never registered there is nothing to fence.
         let registered = self.broker_id.and_then(|id| {
             let metadata = self.node.metadata().borrow().clone();
@@ -270,6 +283,17 @@ impl Cluster {
                     "could not fence this broker before stopping; its session will expire"
                 ),
             }
+        }
+    }
+
+    /// Leaves (if [`Self::leave`] was not called), stops reconciling and the rest of the
+    /// background work, then the controller.
+    pub async fn shutdown(&self) {
+        self.leave().await;
+        let _ = self.stop.send(true);
+        let background = std::mem::take(&mut *lock(&self.background));
+        for task in background {
+            let _ = task.await;
         }
         if let Err(e) = self.node.shutdown().await {
             tracing::warn!("metadata quorum did not stop cleanly: {e}");
