@@ -157,20 +157,10 @@ def check(history, final: dict, replicas: dict[int, list[Replica]], run: dict, t
     # What the runner saw happen to the processes and the cluster.
     for k, lines in run["panics"].items():
         note("panics", {"node": k, "lines": lines}, len(lines))
-    for e in run["unexpected_exits"]:
-        note("unexpected_exits", e)
-    for e in run["stale_leaders"]:
-        note("stale_leaders", e)
-    for e in run["recovery_timeouts"]:
-        note("recovery_timeouts", e)
-    for e in run["no_progress"]:
-        note("no_progress", e)
-    for e in run["client_crashes"]:
-        note("client_crashes", e)
-    for e in run["incomplete_final_reads"]:
-        note("incomplete_final_reads", e)
-    for e in run["group_stalled"]:
-        note("group_stalled", e)
+    for kind in ("unexpected_exits", "stale_leaders", "recovery_timeouts", "no_progress",
+                 "client_crashes", "incomplete_final_reads", "group_stalled"):
+        for e in run[kind]:
+            note(kind, e)
 
     # Odd but not wrong by the rules above: counted and shown, never failing a run.
     for e in run.get("anomalies", []):

@@ -65,6 +65,19 @@ impl Cluster {
         self.nodes.remove(&id).unwrap().shutdown().await.unwrap();
     }
 
+    /// Stops every node but `kept`, which is left without a quorum.
+    async fn stop_all_but(&mut self, kept: u64) {
+        let others: Vec<u64> = self
+            .nodes
+            .keys()
+            .copied()
+            .filter(|&id| id != kept)
+            .collect();
+        for id in others {
+            self.stop(id).await;
+        }
+    }
+
     fn node(&self, id: u64) -> &MetadataNode {
         &self.nodes[&id]
     }
@@ -328,15 +341,7 @@ async fn a_lone_survivor_cannot_commit() {
     let leader = cluster.leader().await;
     register_brokers(&cluster, [1]).await;
     let before: Arc<ClusterMetadata> = cluster.node(leader).metadata().borrow().clone();
-    let others: Vec<u64> = cluster
-        .nodes
-        .keys()
-        .copied()
-        .filter(|&id| id != leader)
-        .collect();
-    for id in others {
-        cluster.stop(id).await;
-    }
+    cluster.stop_all_but(leader).await;
 
     let refused = cluster.node(leader).propose(register(2)).await;
     assert!(matches!(refused, Err(Error::Timeout(_))), "{refused:?}");
@@ -537,15 +542,7 @@ async fn a_leader_without_a_quorum_elects_nothing() {
     }
     let (epoch, _) = preferred_replica_led_elsewhere(&cluster).await;
     let leader = cluster.leader().await;
-    let others: Vec<u64> = cluster
-        .nodes
-        .keys()
-        .copied()
-        .filter(|&id| id != leader)
-        .collect();
-    for id in others {
-        cluster.stop(id).await;
-    }
+    cluster.stop_all_but(leader).await;
 
     // openraft keeps a leader cut off from the others in its role, and this one has just
     // heard from broker 1, which is unfenced and in sync: only the quorum is missing.
