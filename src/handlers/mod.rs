@@ -1,5 +1,6 @@
 //! One thin handler per API: a decoded request and the broker state in, a response out.
-//! The dispatch table below is the only place that knows which handler serves which key.
+//! The declaration below ([`apis!`]) is the only place that knows which APIs and versions
+//! samsa serves and which handler serves each.
 
 pub mod acl;
 pub mod admin;
@@ -26,7 +27,7 @@ pub mod txn_offsets;
 
 use std::sync::Arc;
 
-use kafka_protocol::messages::{RequestKind, ResponseKind};
+use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::auth::{Operation, ResourceType};
@@ -34,149 +35,99 @@ use crate::broker::Broker;
 use crate::network::Session;
 use crate::protocol::Request;
 
-/// Serves one request. Only APIs in [`crate::protocol::versions::SUPPORTED`] get this far.
-/// Each handler checks with the authorizer what the session's principal may do.
-pub async fn handle(broker: &Arc<Broker>, session: &mut Session, request: Request) -> ResponseKind {
-    let version = request.version();
-    let client_id = request.header.client_id.as_deref().unwrap_or("").to_owned();
-    match request.body {
-        RequestKind::ApiVersions(req) => {
-            ResponseKind::ApiVersions(api_versions::handle(&req, version))
+/// Declares every API samsa serves once: its key, the versions served (each handled in full,
+/// and within what the `kafka-protocol` crate decodes), and the handler that serves it. The
+/// version table that ApiVersions reports and the decoder checks ([`APIS`]) and the dispatch
+/// ([`handle`]) both come from this one list, so they cannot disagree. The names in brackets
+/// are the bindings every handler expression may use.
+macro_rules! apis {
+    (
+        [$broker:ident, $session:ident, $version:ident, $client_id:ident, $req:ident]
+        $( $key:ident $min:literal ..= $max:literal => $handler:expr ),* $(,)?
+    ) => {
+        /// (API, lowest version, highest version) of every API samsa serves.
+        pub const APIS: &[(ApiKey, i16, i16)] = &[ $( (ApiKey::$key, $min, $max) ),* ];
+
+        /// Serves one request; the decoder lets through only what [`APIS`] lists. Each
+        /// handler checks with the authorizer what the session's principal may do.
+        pub async fn handle(
+            $broker: &Arc<Broker>,
+            $session: &mut Session,
+            request: Request,
+        ) -> ResponseKind {
+            let $version = request.version();
+            let $client_id = request.header.client_id.as_deref().unwrap_or("").to_owned();
+            match request.body {
+                $( RequestKind::$key($req) => ResponseKind::$key($handler), )*
+                other => unreachable!("{other:?} is not in the declared APIs"),
+            }
         }
-        RequestKind::SaslHandshake(req) => {
-            ResponseKind::SaslHandshake(sasl::handshake(broker, session, req, version))
-        }
-        RequestKind::SaslAuthenticate(req) => {
-            ResponseKind::SaslAuthenticate(sasl::authenticate(broker, session, req))
-        }
-        RequestKind::Metadata(req) => {
-            ResponseKind::Metadata(metadata::handle(broker, session, req, version).await)
-        }
-        RequestKind::Produce(req) => {
-            ResponseKind::Produce(produce::handle(broker, session, req, version).await)
-        }
-        RequestKind::Fetch(req) => {
-            ResponseKind::Fetch(fetch::handle(broker, session, req, version).await)
-        }
-        RequestKind::ListOffsets(req) => {
-            ResponseKind::ListOffsets(list_offsets::handle(broker, session, req, version))
-        }
-        RequestKind::CreateTopics(req) => {
-            ResponseKind::CreateTopics(admin::create_topics(broker, session, req, version).await)
-        }
-        RequestKind::DeleteTopics(req) => {
-            ResponseKind::DeleteTopics(admin::delete_topics(broker, session, req, version).await)
-        }
-        RequestKind::CreatePartitions(req) => {
-            ResponseKind::CreatePartitions(admin::create_partitions(broker, session, req).await)
-        }
-        RequestKind::DescribeConfigs(req) => {
-            ResponseKind::DescribeConfigs(configs::describe(broker, session, req, version))
-        }
-        RequestKind::IncrementalAlterConfigs(req) => ResponseKind::IncrementalAlterConfigs(
-            configs::incremental_alter(broker, session, req).await,
-        ),
-        RequestKind::AlterConfigs(req) => {
-            ResponseKind::AlterConfigs(configs::alter(broker, session, req).await)
-        }
-        RequestKind::DeleteRecords(req) => {
-            ResponseKind::DeleteRecords(delete_records::handle(broker, session, req))
-        }
-        RequestKind::FindCoordinator(req) => ResponseKind::FindCoordinator(
-            group::find_coordinator(broker, session, req, version).await,
-        ),
-        RequestKind::JoinGroup(req) => ResponseKind::JoinGroup(
-            group::join(broker, session, req, version, &client_id, session.peer).await,
-        ),
-        RequestKind::SyncGroup(req) => {
-            ResponseKind::SyncGroup(group::sync(broker, session, req, version).await)
-        }
-        RequestKind::Heartbeat(req) => {
-            ResponseKind::Heartbeat(group::heartbeat(broker, session, req))
-        }
-        RequestKind::LeaveGroup(req) => {
-            ResponseKind::LeaveGroup(group::leave(broker, session, req, version))
-        }
-        RequestKind::DescribeGroups(req) => {
-            ResponseKind::DescribeGroups(group::describe(broker, session, req, version))
-        }
-        RequestKind::ListGroups(req) => {
-            ResponseKind::ListGroups(group::list(broker, session, req, version))
-        }
-        RequestKind::DeleteGroups(req) => {
-            ResponseKind::DeleteGroups(group::delete(broker, session, req))
-        }
-        RequestKind::OffsetCommit(req) => {
-            ResponseKind::OffsetCommit(offsets::commit(broker, session, req, version).await)
-        }
-        RequestKind::OffsetFetch(req) => {
-            ResponseKind::OffsetFetch(offsets::fetch(broker, session, req, version))
-        }
-        RequestKind::OffsetDelete(req) => {
-            ResponseKind::OffsetDelete(offsets::delete(broker, session, req))
-        }
-        RequestKind::TxnOffsetCommit(req) => {
-            ResponseKind::TxnOffsetCommit(txn_offsets::commit(broker, session, req, version).await)
-        }
-        RequestKind::DescribeCluster(req) => {
-            ResponseKind::DescribeCluster(cluster::describe(broker, session, req))
-        }
-        RequestKind::CreateAcls(req) => {
-            ResponseKind::CreateAcls(acl::create(broker, session, req).await)
-        }
-        RequestKind::DescribeAcls(req) => {
-            ResponseKind::DescribeAcls(acl::describe(broker, session, req))
-        }
-        RequestKind::DeleteAcls(req) => {
-            ResponseKind::DeleteAcls(acl::delete(broker, session, req).await)
-        }
-        RequestKind::DescribeUserScramCredentials(req) => {
-            ResponseKind::DescribeUserScramCredentials(scram::describe(broker, session, req))
-        }
-        RequestKind::AlterUserScramCredentials(req) => {
-            ResponseKind::AlterUserScramCredentials(scram::alter(broker, session, req).await)
-        }
-        RequestKind::InitProducerId(req) => {
-            ResponseKind::InitProducerId(txn::init_producer_id(broker, session, req, version).await)
-        }
-        RequestKind::AddPartitionsToTxn(req) => ResponseKind::AddPartitionsToTxn(
-            txn::add_partitions(broker, session, req, version).await,
-        ),
-        RequestKind::AddOffsetsToTxn(req) => {
-            ResponseKind::AddOffsetsToTxn(txn::add_offsets(broker, session, req, version).await)
-        }
-        RequestKind::EndTxn(req) => {
-            ResponseKind::EndTxn(txn::end(broker, session, req, version).await)
-        }
-        RequestKind::WriteTxnMarkers(req) => {
-            ResponseKind::WriteTxnMarkers(txn_markers::write(broker, session, req).await)
-        }
-        RequestKind::ListTransactions(req) => {
-            ResponseKind::ListTransactions(transactions::list(broker, session, req))
-        }
-        RequestKind::DescribeTransactions(req) => {
-            ResponseKind::DescribeTransactions(transactions::describe(broker, session, req))
-        }
-        RequestKind::OffsetForLeaderEpoch(req) => {
-            ResponseKind::OffsetForLeaderEpoch(leader_epochs::handle(broker, session, req))
-        }
-        RequestKind::DescribeProducers(req) => {
-            ResponseKind::DescribeProducers(transactions::describe_producers(broker, session, req))
-        }
-        RequestKind::DescribeLogDirs(req) => {
-            ResponseKind::DescribeLogDirs(log_dirs::handle(broker, session, req, version))
-        }
-        RequestKind::ElectLeaders(req) => {
-            ResponseKind::ElectLeaders(elections::handle(broker, session, req, version).await)
-        }
-        RequestKind::AlterPartitionReassignments(req) => ResponseKind::AlterPartitionReassignments(
-            reassignments::alter(broker, session, req, version).await,
-        ),
-        RequestKind::ListPartitionReassignments(req) => {
-            ResponseKind::ListPartitionReassignments(reassignments::list(broker, session, req))
-        }
-        other => unreachable!("{other:?} is not in the supported table"),
-    }
+    };
+}
+
+apis! {
+    [broker, session, version, client_id, req]
+    Produce 3..=13 => produce::handle(broker, session, req, version).await,
+    Fetch 4..=18 => fetch::handle(broker, session, req, version).await,
+    ListOffsets 1..=10 => list_offsets::handle(broker, session, req, version),
+    Metadata 0..=13 => metadata::handle(broker, session, req, version).await,
+    ApiVersions 0..=4 => api_versions::handle(&req, version),
+    CreateTopics 2..=7 => admin::create_topics(broker, session, req, version).await,
+    DeleteTopics 1..=6 => admin::delete_topics(broker, session, req, version).await,
+    DescribeConfigs 1..=4 => configs::describe(broker, session, req, version),
+    AlterConfigs 0..=2 => configs::alter(broker, session, req).await,
+    IncrementalAlterConfigs 0..=1 => configs::incremental_alter(broker, session, req).await,
+    DeleteRecords 0..=2 => delete_records::handle(broker, session, req),
+    CreatePartitions 0..=3 => admin::create_partitions(broker, session, req).await,
+    ElectLeaders 0..=2 => elections::handle(broker, session, req, version).await,
+    DescribeLogDirs 1..=4 => log_dirs::handle(broker, session, req, version),
+    AlterPartitionReassignments 0..=1 => reassignments::alter(broker, session, req, version).await,
+    ListPartitionReassignments 0..=0 => reassignments::list(broker, session, req),
+    DescribeCluster 0..=2 => cluster::describe(broker, session, req),
+    FindCoordinator 0..=6 => group::find_coordinator(broker, session, req, version).await,
+    JoinGroup 0..=9 => {
+        let peer = session.peer;
+        group::join(broker, session, req, version, &client_id, peer).await
+    },
+    SyncGroup 0..=5 => group::sync(broker, session, req, version).await,
+    Heartbeat 0..=4 => group::heartbeat(broker, session, req),
+    LeaveGroup 0..=5 => group::leave(broker, session, req, version),
+    // The crate decodes OffsetCommit requests only up to v9 and OffsetFetch up to v9,
+    // although `ApiKey::valid_versions` names v10 for both.
+    OffsetCommit 2..=9 => offsets::commit(broker, session, req, version).await,
+    OffsetFetch 1..=9 => offsets::fetch(broker, session, req, version),
+    OffsetDelete 0..=0 => offsets::delete(broker, session, req),
+    DescribeGroups 0..=6 => group::describe(broker, session, req, version),
+    ListGroups 0..=5 => group::list(broker, session, req, version),
+    DeleteGroups 0..=2 => group::delete(broker, session, req),
+    // Not v5: KIP-890 part 2 (transaction.version 2).
+    TxnOffsetCommit 0..=4 => txn_offsets::commit(broker, session, req, version).await,
+    // After a v0 handshake tokens come as bare frames; librdkafka needs v0 advertised to
+    // believe the broker does SASL at all, although it then uses v1 and SaslAuthenticate.
+    SaslHandshake 0..=1 => sasl::handshake(broker, session, req, version),
+    SaslAuthenticate 0..=2 => sasl::authenticate(broker, session, req),
+    // Kafka 4 serves the ACL APIs from v1 (v0 had no pattern type).
+    CreateAcls 1..=3 => acl::create(broker, session, req).await,
+    DescribeAcls 1..=3 => acl::describe(broker, session, req),
+    DeleteAcls 1..=3 => acl::delete(broker, session, req).await,
+    DescribeUserScramCredentials 0..=0 => scram::describe(broker, session, req),
+    AlterUserScramCredentials 0..=0 => scram::alter(broker, session, req).await,
+    // Transactions as Kafka's transaction.version 1: InitProducerId v6 (KIP-939) and
+    // EndTxn v5 (KIP-890 part 2) are left out; AddPartitionsToTxn v5 only adds an error
+    // code. ListTransactions v2 filters by a Java regular expression, which samsa does not
+    // evaluate.
+    InitProducerId 0..=5 => txn::init_producer_id(broker, session, req, version).await,
+    AddPartitionsToTxn 0..=5 => txn::add_partitions(broker, session, req, version).await,
+    AddOffsetsToTxn 0..=4 => txn::add_offsets(broker, session, req, version).await,
+    EndTxn 0..=4 => txn::end(broker, session, req, version).await,
+    ListTransactions 0..=1 => transactions::list(broker, session, req),
+    DescribeTransactions 0..=0 => transactions::describe(broker, session, req),
+    DescribeProducers 0..=0 => transactions::describe_producers(broker, session, req),
+    // Inter-broker. Kafka 4 serves v1-2 (v0 was removed); the crate decodes v1 only, and v2
+    // only adds the marker's transaction.version.
+    WriteTxnMarkers 1..=1 => txn_markers::write(broker, session, req).await,
+    // v0-1 were removed in Kafka 4.0 (KIP-896).
+    OffsetForLeaderEpoch 2..=4 => leader_epochs::handle(broker, session, req),
 }
 
 /// Whether the session's principal may perform `op` on the resource.
