@@ -8,8 +8,8 @@ use tokio::sync::watch;
 
 use crate::auth::{Authorizer, CredentialStore};
 use crate::clock::now_ms;
-use crate::cluster::{self, Cluster, CoordinatorHooks, LeadershipChange};
-use crate::config::Config;
+use crate::cluster::{Cluster, CoordinatorHooks, LeadershipChange};
+use crate::config::{self, Config};
 use crate::group::store::OFFSETS_TOPIC;
 use crate::group::{self, GroupCoordinator};
 use crate::metrics::{self, Metrics};
@@ -109,10 +109,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             extra.local_addr
         );
     }
-    let quorum = cluster::quorum_config(&config)?;
+    let quorum = config::quorum_config(&config)?;
     if let (Some(quorum), None) = (&quorum, &config.cluster_id) {
         // Every node must report the same cluster id, so none may generate its own.
-        config.cluster_id = Some(cluster::derived_cluster_id(&quorum.voters));
+        config.cluster_id = Some(config::derived_cluster_id(&quorum.voters));
     }
     let mut broker = tokio::task::block_in_place(|| Broker::open(config))?;
     if let Some(quorum) = quorum {

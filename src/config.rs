@@ -3,6 +3,10 @@
 //! Key names follow Kafka's where Kafka has one (`log.segment.bytes` becomes
 //! `segment_bytes`), so an operator's Kafka knowledge carries over.
 
+mod quorum;
+
+pub use quorum::{derived_cluster_id, parse_voters, quorum_config, ProcessRole, QuorumConfig};
+
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -11,7 +15,6 @@ use serde::Deserialize;
 
 use crate::auth::scram::{self, ScramCredential, ScramMechanism};
 use crate::auth::SaslMechanism;
-use crate::cluster::ProcessRole;
 
 /// Errors raised while loading configuration; all are fatal at start-up.
 #[derive(Debug, thiserror::Error)]
@@ -594,7 +597,7 @@ impl Config {
         if self.max_inflight_requests == 0 {
             return invalid("max_inflight_requests", "must be at least 1");
         }
-        crate::cluster::quorum_config(self)?;
+        quorum_config(self)?;
         Ok(())
     }
 

@@ -2,14 +2,13 @@
 //! broker's membership. Without `controller_quorum_voters` there is no `Cluster` and the broker
 //! is the single node it has always been.
 //!
-//! `quorum_config` reads the configuration, `membership` registers and heartbeats, `security`
+//! `config::quorum_config` reads the configuration, `membership` registers and heartbeats, `security`
 //! keeps ACLs and SCRAM credentials in the metadata log; this module starts them, answers
 //! what clients are told about the cluster, and stops them.
 
 mod isr;
 mod leader_balance;
 mod membership;
-mod quorum_config;
 pub mod reconciler;
 mod security;
 mod topics;
@@ -23,11 +22,7 @@ use samsa_metadata::{ClusterMetadata, Command, CommandResult, MetadataNode};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use quorum_config::{
-    derived_cluster_id, parse_voters, quorum_config, ProcessRole, QuorumConfig,
-};
-
-use crate::config::Config;
+use crate::config::{Config, QuorumConfig};
 use crate::replication::follower::FetcherConfig;
 use crate::topics::TopicRegistry;
 use membership::Registration;

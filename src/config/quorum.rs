@@ -9,7 +9,7 @@ use base64::Engine;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::config::{Config, ConfigError};
+use super::{Config, ConfigError};
 
 /// What a node does in a cluster (Kafka's `process.roles`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
