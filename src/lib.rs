@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod network;
 pub mod protocol;
 pub mod replication;
+pub mod server;
 #[cfg(test)]
 mod testing;
 pub mod topics;

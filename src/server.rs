@@ -1,0 +1,351 @@
+//! Start-up and shutdown, apart from the state they wire: binds the listeners, opens the
+//! [`Broker`], joins the cluster or takes the single-node path, starts the background work
+//! (flushes, retention, log cleaning, group and transaction timers) and serves clients until
+//! SIGTERM or SIGINT; then leaves the cluster, winds down the connections and closes the logs.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::watch;
+
+use crate::broker::Broker;
+use crate::clock::now_ms;
+use crate::cluster::{Cluster, CoordinatorHooks, LeadershipChange};
+use crate::config::{self, Config};
+use crate::group;
+use crate::group::store::OFFSETS_TOPIC;
+use crate::metrics;
+use crate::network;
+use crate::txn::log::TRANSACTION_STATE_TOPIC;
+use crate::txn::{ClusterMarkers, LocalMarkers};
+
+/// Runs the broker until SIGTERM or SIGINT, then shuts down cleanly.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let mut config = config;
+    let listeners = network::bind(&config).await?;
+    let bound = listeners[0].local_addr;
+    // With port 0 the OS picks the port; config entries must show the one actually bound.
+    config.listen = bound;
+    for extra in &listeners[1..] {
+        tracing::info!(
+            listener = %extra.info.name,
+            protocol = extra.info.protocol.as_str(),
+            "listener on {}",
+            extra.local_addr
+        );
+    }
+    let quorum = config::quorum_config(&config)?;
+    if let (Some(quorum), None) = (&quorum, &config.cluster_id) {
+        // Every node must report the same cluster id, so none may generate its own.
+        config.cluster_id = Some(config::derived_cluster_id(&quorum.voters));
+    }
+    let mut broker = tokio::task::block_in_place(|| Broker::open(config))?;
+    if let Some(quorum) = quorum {
+        broker.cluster = Some(Cluster::start(&broker.config, quorum).await?);
+    }
+    let broker = Arc::new(broker);
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    if let Some(cluster) = &broker.cluster {
+        // Markers go to each partition's leader, wherever the cluster says it is.
+        let markers = ClusterMarkers::new(
+            broker.node_id(),
+            broker.topics.clone(),
+            cluster.subscribe_published(),
+            Duration::from_millis(broker.config.request_timeout_ms),
+            shutdown_rx.clone(),
+        );
+        broker.txns.set_markers(Arc::new(markers));
+        let hooks = Arc::new(CoordinatorLeadership(Arc::downgrade(&broker)));
+        cluster.start_replication(&broker.config, broker.topics.clone(), hooks);
+        cluster.start_security(broker.authorizer.clone(), broker.credentials.clone());
+    } else {
+        // A marker write that fails is retried until shutdown; the next start's load
+        // finishes the transaction then.
+        broker.txns.set_markers(Arc::new(LocalMarkers::new(
+            broker.topics.clone(),
+            shutdown_rx.clone(),
+        )));
+    }
+    let metrics_server = match broker.config.metrics_listen {
+        Some(addr) => {
+            let listener = metrics::http::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen for metrics on {addr}"))?;
+            tracing::info!("metrics on http://{}/metrics", listener.local_addr()?);
+            Some(tokio::spawn(metrics::http::serve(
+                listener,
+                broker.clone(),
+                shutdown_rx.clone(),
+            )))
+        }
+        None => None,
+    };
+    let background = tokio::spawn(background_work(broker.clone(), shutdown_rx.clone()));
+    let cleaner = tokio::spawn(log_cleaner(broker.clone(), shutdown_rx.clone()));
+    // Groups answer COORDINATOR_LOAD_IN_PROGRESS until the offsets topic is replayed, and
+    // transactions until theirs is; half-ended transactions need the groups to finish.
+    let loading = broker.clone();
+    // In a cluster the coordinators load what this broker comes to lead.
+    let single_node = broker.cluster.is_none();
+    tokio::task::spawn_blocking(move || {
+        if !single_node {
+            return;
+        }
+        if let Err(err) = loading.groups.load() {
+            tracing::error!("cannot load consumer groups: {err}");
+        }
+        if let Err(err) = loading.txns.load() {
+            tracing::error!("cannot load transaction state: {err}");
+        }
+        finish_half_ended(loading);
+    });
+    let group_timers = tokio::spawn(group_timers(broker.clone(), shutdown_rx.clone()));
+    let txn_timers = tokio::spawn(txn_timers(broker.clone(), shutdown_rx.clone()));
+    let server = tokio::spawn(serve_once_caught_up(listeners, broker.clone(), shutdown_rx));
+    tracing::info!(
+        cluster_id = broker.topics.cluster_id(),
+        data_dir = %broker.config.data_dir.display(),
+        "samsa ready, listening on {bound}"
+    );
+    wait_for_signal().await?;
+    tracing::info!("shutting down");
+    // Leadership moves away first, as in Kafka's controlled shutdown: the clients of this
+    // broker's partitions go to their new leaders while the connections here wind down.
+    if let Some(cluster) = &broker.cluster {
+        cluster.leave().await;
+    }
+    let _ = shutdown_tx.send(true);
+    // Parked JoinGroup/SyncGroup requests would otherwise hold their connections open.
+    broker.groups.shutdown();
+    // Connections finish the requests already read; a stuck client cannot hold shutdown forever.
+    if tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after 10 s; closing anyway");
+    }
+    if let Some(cluster) = &broker.cluster {
+        cluster.shutdown().await;
+    }
+    let _ = background.await;
+    let _ = cleaner.await;
+    let _ = group_timers.await;
+    let _ = txn_timers.await;
+    if let Some(metrics_server) = metrics_server {
+        let _ = metrics_server.await;
+    }
+    tokio::task::block_in_place(|| broker.close());
+    tracing::info!("samsa stopped");
+    Ok(())
+}
+
+/// Serves clients, in a cluster once this broker has caught up with the metadata. The
+/// listeners are bound already, so clients that connect meanwhile wait in the backlog rather
+/// than being told of topics and leaders the cluster has moved on from (a restarted broker
+/// would otherwise answer Metadata without the topics it has not reconciled yet).
+async fn serve_once_caught_up(
+    listeners: Vec<network::BoundListener>,
+    broker: Arc<Broker>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    if let Some(cluster) = &broker.cluster {
+        tokio::select! {
+            () = cluster.serving() => tracing::info!("caught up with the cluster metadata; serving clients"),
+            _ = shutdown.changed() => return,
+        }
+    }
+    network::serve(listeners, broker, shutdown).await;
+}
+
+/// Hands the coordinators the partitions of their topics this broker comes to lead or
+/// stops leading.
+struct CoordinatorLeadership(Weak<Broker>);
+
+impl CoordinatorHooks for CoordinatorLeadership {
+    fn topics(&self) -> &[&str] {
+        &[OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC]
+    }
+
+    /// Blocking: a load replays the partition's log.
+    fn leadership_changed(&self, change: &LeadershipChange) {
+        let Some(broker) = self.0.upgrade() else {
+            return;
+        };
+        let (topic, partition) = (change.topic.as_str(), change.partition);
+        let loaded = match (topic, change.leading) {
+            (OFFSETS_TOPIC, true) => broker.groups.load_partition(partition),
+            (OFFSETS_TOPIC, false) => {
+                broker.groups.unload_partition(partition);
+                Ok(())
+            }
+            (TRANSACTION_STATE_TOPIC, true) => broker
+                .txns
+                .load_partition(partition)
+                .map(|()| finish_half_ended(broker.clone())),
+            (TRANSACTION_STATE_TOPIC, false) => {
+                broker.txns.unload_partition(partition);
+                Ok(())
+            }
+            _ => Ok(()),
+        };
+        match loaded {
+            Ok(()) => tracing::info!(
+                topic,
+                partition,
+                coordinating = change.leading,
+                "coordinator partition moved"
+            ),
+            Err(err) => tracing::error!(
+                topic,
+                partition,
+                "cannot load the coordinator's partition: {err}"
+            ),
+        }
+    }
+}
+
+/// Finishes, in a task of its own, the transactions the loads found half-ended: their markers
+/// may wait for other brokers, and loads are made on the reconciler's behalf, which must go on
+/// meanwhile. Called on the runtime's blocking pool, where loads run.
+fn finish_half_ended(broker: Arc<Broker>) {
+    tokio::runtime::Handle::current()
+        .spawn(async move { broker.txns.finish_half_ended(&broker.groups).await });
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("cannot install SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot install SIGINT handler")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
+
+/// Periodic flushing (when `flush_ms` is set), recovery-point checkpoints and retention.
+async fn background_work(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let flush_every = Duration::from_millis(broker.config.flush_ms.unwrap_or(1000).max(1));
+    let retention_every = Duration::from_millis(broker.config.retention_check_interval_ms.max(1));
+    let mut flush = tokio::time::interval(flush_every);
+    let mut retention = tokio::time::interval(retention_every);
+    loop {
+        tokio::select! {
+            _ = flush.tick() => {
+                let now = now_ms();
+                for partition in broker.topics.partitions() {
+                    if let Err(err) = partition.flush_if_due(now) {
+                        tracing::error!(topic = %partition.topic, partition = partition.index, "flush failed: {err}");
+                    }
+                }
+            }
+            _ = retention.tick() => {
+                let now = now_ms();
+                for partition in broker.topics.partitions() {
+                    match partition.apply_retention(now) {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(topic = %partition.topic, partition = partition.index, "retention deleted {n} segment(s)"),
+                        Err(err) => tracing::error!(topic = %partition.topic, partition = partition.index, "retention failed: {err}"),
+                    }
+                }
+            }
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// The log cleaner: every `log_cleaner_interval_ms`, compacts the partitions that are due
+/// (`cleanup.policy` compact, see `samsa_storage`). Cleaning is blocking file I/O, so a round
+/// runs on the blocking pool, one partition at a time; shutdown waits for the round.
+async fn log_cleaner(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let every = Duration::from_millis(broker.config.log_cleaner_interval_ms.max(1));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let round = broker.clone();
+        if let Err(err) = tokio::task::spawn_blocking(move || clean_due_partitions(&round)).await {
+            tracing::error!("log cleaner round failed: {err}");
+        }
+    }
+}
+
+fn clean_due_partitions(broker: &Broker) {
+    for partition in broker.topics.partitions() {
+        match partition.clean(now_ms()) {
+            Ok(None) => {}
+            Ok(Some(stats)) => tracing::info!(
+                topic = %partition.topic,
+                partition = partition.index,
+                "compacted {} segment(s) into {}: {} -> {} bytes, {} record(s) removed",
+                stats.segments_before,
+                stats.segments_after,
+                stats.bytes_before,
+                stats.bytes_after,
+                stats.records_removed
+            ),
+            Err(err) => {
+                tracing::error!(topic = %partition.topic, partition = partition.index, "compaction failed: {err}")
+            }
+        }
+    }
+}
+
+/// Session expiry and rebalance deadlines of every group, and offset retention.
+async fn group_timers(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(group::TICK);
+    // The first expiry comes one interval after start, as in Kafka, not while the first
+    // clients are joining.
+    let every = Duration::from_millis(broker.config.offsets_retention_check_interval_ms.max(1));
+    let mut expiry = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => broker.groups.tick(),
+            _ = expiry.tick() => broker.groups.expire_offsets(),
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Aborts transactions open past their timeout and forgets long-unused transactional ids,
+/// each round in a task of its own. The expiry only writes to logs, so it runs on the
+/// blocking pool; an abort also waits for the replicas between its writes, and for its
+/// markers, which are retried until written: it is not waited for, so that one stuck behind
+/// a partition without a leader or a failing disk holds up neither the expiry nor the next
+/// abort round (which finds only the transactions still open).
+async fn txn_timers(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let config = &broker.config;
+    let mut abort = tokio::time::interval(Duration::from_millis(
+        config
+            .transaction_abort_timed_out_transaction_cleanup_interval_ms
+            .max(1),
+    ));
+    let mut expire = tokio::time::interval(Duration::from_millis(
+        config
+            .transaction_remove_expired_transaction_cleanup_interval_ms
+            .max(1),
+    ));
+    abort.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let broker = broker.clone();
+        let round = tokio::select! {
+            _ = abort.tick() => {
+                tokio::spawn(async move { broker.txns.abort_timed_out(&broker.groups).await });
+                continue;
+            }
+            _ = expire.tick() => tokio::task::spawn_blocking(move || broker.txns.expire_ids()),
+            _ = shutdown.changed() => return,
+        };
+        // Shutdown does not wait for the expiry either.
+        tokio::select! {
+            done = round => if let Err(err) = done {
+                tracing::error!("transaction timer failed: {err}");
+            },
+            _ = shutdown.changed() => return,
+        }
+    }
+}
