@@ -13,10 +13,11 @@ use tokio::sync::watch;
 
 use crate::clock::now_ms;
 use crate::error::{BrokerError, Result};
-use crate::replication::LeaderReplicas;
 
+mod replicas;
 mod role;
 
+use replicas::LeaderReplicas;
 use role::Role;
 pub use role::{Assignment, IsrProposal, RoleChange};
 

@@ -5,10 +5,10 @@
 use bytes::Bytes;
 use samsa_storage::{AppendInfo, PartitionLog};
 
+use super::replicas::LeaderReplicas;
 use super::Partition;
 use crate::clock::now_ms;
 use crate::error::{BrokerError, Result};
-use crate::replication::LeaderReplicas;
 
 pub(super) struct Role {
     /// This broker.
