@@ -73,9 +73,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("cannot listen for metrics on {addr}"))?;
             tracing::info!("metrics on http://{}/metrics", listener.local_addr()?);
+            let state = broker.clone();
+            let render: metrics::http::Render =
+                Arc::new(move || state.metrics.render(&state.topics, &state.groups.stats()));
             Some(tokio::spawn(metrics::http::serve(
                 listener,
-                broker.clone(),
+                render,
                 shutdown_rx.clone(),
             )))
         }

@@ -11,8 +11,6 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::broker::Broker;
-
 /// Content type of the Prometheus text exposition format.
 const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -21,16 +19,18 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 
-pub async fn serve(
-    listener: TcpListener,
-    broker: Arc<Broker>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+/// What `/metrics` answers: the text exposition of everything at the moment of the scrape.
+/// Blocking: it reads every partition.
+pub type Render = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// Serves the endpoint until `shutdown`, `/metrics` with what `render` returns (the server
+/// hands it the broker's state: this layer knows nothing of the broker).
+pub async fn serve(listener: TcpListener, render: Render, mut shutdown: watch::Receiver<bool>) {
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/health", get(|| async { "ok\n" }))
         .route("/ready", get(|| async { "ready\n" }))
-        .with_state(broker);
+        .with_state(render);
     let stop = async move {
         let _ = shutdown.changed().await;
     };
@@ -42,13 +42,7 @@ pub async fn serve(
     }
 }
 
-async fn metrics(
-    axum::extract::State(broker): axum::extract::State<Arc<Broker>>,
-) -> impl IntoResponse {
-    let body = tokio::task::block_in_place(|| {
-        broker
-            .metrics
-            .render(&broker.topics, &broker.groups.stats())
-    });
+async fn metrics(axum::extract::State(render): axum::extract::State<Render>) -> impl IntoResponse {
+    let body = tokio::task::block_in_place(|| render());
     (StatusCode::OK, [(header::CONTENT_TYPE, TEXT_FORMAT)], body)
 }
