@@ -5,9 +5,6 @@ use samsa_storage::StorageError;
 
 use samsa_metadata::{CommandError, Error as MetadataError};
 
-use crate::auth::AuthError;
-use crate::txn::TxnError;
-
 /// Failures of a single topic or partition operation. Each maps to the code Kafka returns
 /// for the same situation; the mapping lives in [`BrokerError::code`] and nowhere else.
 #[derive(Debug, thiserror::Error)]
@@ -328,4 +325,58 @@ pub enum CoordinatorWrite {
     GroupMetadata,
     /// A transactional id's state (TransactionStateManager.appendTransactionToLog).
     TransactionState,
+}
+
+/// Failures of authentication, authorization and their administration APIs. Declared here,
+/// with every other error, so that this module imports nothing above it.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("{0}")]
+    AuthenticationFailed(String),
+    #[error("{0}")]
+    UnsupportedMechanism(String),
+    #[error("{0}")]
+    IllegalSaslState(String),
+    #[error("{0}")]
+    ResourceNotFound(String),
+    #[error("{0}")]
+    DuplicateResource(String),
+    #[error("{0}")]
+    UnacceptableCredential(String),
+    #[error("{0}")]
+    InvalidAcl(String),
+    #[error("No Authorizer is configured.")]
+    SecurityDisabled,
+    #[error("Topic authorization failed.")]
+    TopicDenied,
+    #[error("Group authorization failed.")]
+    GroupDenied,
+    #[error("Cluster authorization failed.")]
+    ClusterDenied,
+    #[error("Transactional Id authorization failed.")]
+    TransactionalIdDenied,
+    #[error("{0}")]
+    Persist(String),
+}
+
+/// The transaction coordinator's refusals. Declared here, with every other error, so that
+/// this module imports nothing above it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TxnError {
+    #[error("the producer id is not the one of this transactional id")]
+    InvalidProducerIdMapping,
+    #[error("a newer producer with the same transactional id fenced this one")]
+    ProducerFenced,
+    #[error("the producer epoch is not the current one")]
+    InvalidProducerEpoch,
+    #[error("another operation on this transaction is in progress")]
+    ConcurrentTransactions,
+    #[error("the transaction is not in a state that allows this")]
+    InvalidTxnState,
+    #[error("the transaction timeout is not between 1 ms and transaction_max_timeout_ms")]
+    InvalidTransactionTimeout,
+    #[error("the transactional id is not known")]
+    TransactionalIdNotFound,
+    #[error("Partition was not added to the transaction")]
+    NotInTransaction,
 }

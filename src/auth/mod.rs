@@ -15,6 +15,8 @@ pub use authorizer::Authorizer;
 pub use credentials::CredentialStore;
 pub use sasl::{SaslExchange, SaslMechanism};
 
+pub use crate::error::AuthError;
+
 /// A client's identity in Kafka's `Type:name` form, e.g. `User:alice`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Principal(String);
@@ -38,36 +40,4 @@ impl std::fmt::Display for Principal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
     }
-}
-
-/// Failures of authentication, authorization and their administration APIs. Mapped to
-/// Kafka codes in [`crate::error`], like every other error.
-#[derive(Debug, thiserror::Error)]
-pub enum AuthError {
-    #[error("{0}")]
-    AuthenticationFailed(String),
-    #[error("{0}")]
-    UnsupportedMechanism(String),
-    #[error("{0}")]
-    IllegalSaslState(String),
-    #[error("{0}")]
-    ResourceNotFound(String),
-    #[error("{0}")]
-    DuplicateResource(String),
-    #[error("{0}")]
-    UnacceptableCredential(String),
-    #[error("{0}")]
-    InvalidAcl(String),
-    #[error("No Authorizer is configured.")]
-    SecurityDisabled,
-    #[error("Topic authorization failed.")]
-    TopicDenied,
-    #[error("Group authorization failed.")]
-    GroupDenied,
-    #[error("Cluster authorization failed.")]
-    ClusterDenied,
-    #[error("Transactional Id authorization failed.")]
-    TransactionalIdDenied,
-    #[error("{0}")]
-    Persist(String),
 }

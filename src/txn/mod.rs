@@ -33,6 +33,7 @@ use parking_lot::{Mutex, MutexGuard, RwLock};
 use crate::auth::file::FileError;
 use crate::clock::now_ms;
 use crate::config::Config;
+pub use crate::error::TxnError;
 use crate::error::{BrokerError, Result};
 use crate::group::store::OFFSETS_TOPIC;
 use crate::group::txn_offsets::TransactionCheck;
@@ -48,27 +49,6 @@ use markers::MarkerWriter;
 use producer_ids::ProducerIds;
 pub use producer_ids::BLOCK_SIZE as PRODUCER_ID_BLOCK;
 use state::{InitAction, TxnMetadata, TxnState};
-
-/// The coordinator's refusals; mapped to Kafka codes in [`crate::error`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum TxnError {
-    #[error("the producer id is not the one of this transactional id")]
-    InvalidProducerIdMapping,
-    #[error("a newer producer with the same transactional id fenced this one")]
-    ProducerFenced,
-    #[error("the producer epoch is not the current one")]
-    InvalidProducerEpoch,
-    #[error("another operation on this transaction is in progress")]
-    ConcurrentTransactions,
-    #[error("the transaction is not in a state that allows this")]
-    InvalidTxnState,
-    #[error("the transaction timeout is not between 1 ms and transaction_max_timeout_ms")]
-    InvalidTransactionTimeout,
-    #[error("the transactional id is not known")]
-    TransactionalIdNotFound,
-    #[error("Partition was not added to the transaction")]
-    NotInTransaction,
-}
 
 /// One transactional id as ListTransactions and DescribeTransactions show it.
 pub type TxnListing = (String, TxnMetadata);
