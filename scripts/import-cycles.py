@@ -2,7 +2,9 @@
 """Counts the import cycles between the top-level modules of a Rust crate's src/.
 
 Every `crate::<module>` path outside a comment is an edge from the file's top-level module to
-<module>. The strongly connected components of that graph with more than one module are the
+<module>. Test code is left out (files named `tests.rs`, `*_tests.rs`, under a `tests/`
+folder, `testing.rs`, and an in-file `#[cfg(test)] mod tests { ... }`): a test may start a
+whole broker to exercise a module far below it. The strongly connected components of that graph with more than one module are the
 cycles; ARCHITECTURE.md's rule is that none spans more than one module. Prints each cycle and
 then every module's edges; exits 1 if any cycle is found.
 
@@ -22,11 +24,28 @@ def top_module(root: Path, path: Path) -> str:
     return parts[0] if parts else "crate"
 
 
+def is_test_file(root: Path, path: Path) -> bool:
+    rel = path.relative_to(root)
+    return (path.name in ("tests.rs", "testing.rs") or path.name.endswith("_tests.rs")
+            or "tests" in rel.parts[:-1])
+
+
+def production_lines(path: Path) -> list[str]:
+    """The file's lines up to an in-file test module (by convention the file's last item)."""
+    lines = path.read_text().splitlines()
+    for i, line in enumerate(lines[:-1]):
+        if line.strip() == "#[cfg(test)]" and lines[i + 1].strip().startswith("mod tests {"):
+            return lines[:i]
+    return lines
+
+
 def edges_of(root: Path) -> dict[str, set[str]]:
     edges: dict[str, set[str]] = defaultdict(set)
     for path in sorted(root.rglob("*.rs")):
+        if is_test_file(root, path):
+            continue
         module = top_module(root, path)
-        code = "\n".join(l for l in path.read_text().splitlines() if not l.strip().startswith("//"))
+        code = "\n".join(l for l in production_lines(path) if not l.strip().startswith("//"))
         for target in re.findall(r"crate::([a-z_][a-z0-9_]*)", code):
             if target != module:
                 edges[module].add(target)

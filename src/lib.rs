@@ -16,6 +16,7 @@ pub mod handlers;
 pub mod logging;
 pub mod metrics;
 pub mod network;
+pub mod peer;
 pub mod protocol;
 pub mod replication;
 pub mod server;

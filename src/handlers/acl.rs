@@ -19,6 +19,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
+use super::Session;
 use super::{allowed, str_bytes};
 use crate::auth::acl::CLUSTER_NAME;
 use crate::auth::{
@@ -26,7 +27,6 @@ use crate::auth::{
 };
 use crate::broker::Broker;
 use crate::error::BrokerError;
-use crate::network::Session;
 
 /// Why a request as a whole is refused, before looking at its entries.
 fn refused(broker: &Broker, session: &Session, op: Operation) -> Option<BrokerError> {

@@ -13,6 +13,7 @@ use kafka_protocol::messages::{
     CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse, TopicName,
 };
 
+use super::Session;
 use super::{allowed, str_bytes};
 use crate::auth::acl::CLUSTER_NAME;
 use crate::auth::{AuthError, Operation, ResourceType};
@@ -20,7 +21,6 @@ use crate::broker::Broker;
 use crate::cluster::{Cluster, NewTopic};
 use crate::error::BrokerError;
 use crate::group::store::OFFSETS_TOPIC;
-use crate::network::Session;
 use crate::topics::TopicConfig;
 
 /// CreateTopics v5 added the created topic's configs, partitions and replication factor.

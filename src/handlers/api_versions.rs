@@ -1,11 +1,10 @@
 //! ApiVersions: tells the client exactly which APIs and versions samsa serves.
 
-use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
-use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, ResponseKind};
+use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse, ResponseKind};
 
-use crate::protocol::{self, versions};
+use super::APIS;
 
 /// ApiVersions v3 added the client's software name and version (KIP-511).
 const FIRST_VERSION_WITH_SOFTWARE: i16 = 3;
@@ -36,8 +35,7 @@ fn is_valid_software_field(field: &str) -> bool {
 }
 
 fn api_keys() -> Vec<ApiVersion> {
-    versions::SUPPORTED
-        .iter()
+    APIS.iter()
         .map(|&(key, min, max)| {
             ApiVersion::default()
                 .with_api_key(key as i16)
@@ -47,20 +45,14 @@ fn api_keys() -> Vec<ApiVersion> {
         .collect()
 }
 
-/// The v0 response to an ApiVersions version samsa does not know: UNSUPPORTED_VERSION
-/// plus the table, from which the client picks a version to retry with.
-pub fn unsupported_version_response(correlation_id: i32) -> Bytes {
-    let body = ApiVersionsResponse::default()
-        .with_error_code(ResponseError::UnsupportedVersion.code())
-        .with_api_keys(api_keys());
-    protocol::encode_response(
-        ApiKey::ApiVersions,
-        0,
-        correlation_id,
-        &ResponseKind::ApiVersions(body),
+/// The answer to an ApiVersions version samsa does not know, to be sent as v0:
+/// UNSUPPORTED_VERSION plus the table, from which the client picks a version to retry with.
+pub fn unsupported_version() -> ResponseKind {
+    ResponseKind::ApiVersions(
+        ApiVersionsResponse::default()
+            .with_error_code(ResponseError::UnsupportedVersion.code())
+            .with_api_keys(api_keys()),
     )
-    .expect("a v0 ApiVersions response always encodes")
-    .into_bytes()
 }
 
 #[cfg(test)]

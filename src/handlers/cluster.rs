@@ -7,12 +7,12 @@ use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 use samsa_metadata::state::Broker as RegisteredBroker;
 
+use super::Session;
 use super::{allowed, authorized_operations, str_bytes};
 use crate::auth::acl::CLUSTER_NAME;
 use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
 use crate::error::BrokerError;
-use crate::network::Session;
 
 /// `endpoint_type` 1 asks for brokers; 2 (controllers) is for KRaft controller clients.
 const ENDPOINT_TYPE_BROKERS: i8 = 1;

@@ -7,10 +7,10 @@ use kafka_protocol::messages::delete_records_response::{
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
 use super::allowed;
+use super::Session;
 use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
 use crate::error::BrokerError;
-use crate::network::Session;
 
 /// The low watermark reported for a partition that failed.
 const INVALID_LOW_WATERMARK: i64 = -1;

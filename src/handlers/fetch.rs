@@ -17,13 +17,13 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::cluster::{leader_endpoints, missing_topic};
+use super::Session;
 use super::{allowed, str_bytes};
 use crate::auth::acl::CLUSTER_NAME;
 use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
 use crate::clock::now_ms;
 use crate::error::BrokerError;
-use crate::network::Session;
 use crate::topics::{Isolation, Partition};
 
 /// Fetch v13 names topics by id instead of by name (KIP-516).

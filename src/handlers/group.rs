@@ -15,6 +15,7 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use tokio::sync::oneshot;
 
+use super::Session;
 use super::{allowed, authorized_operations, str_bytes, AUTHORIZED_OPERATIONS_OMITTED};
 use crate::auth::acl::CLUSTER_NAME;
 use crate::auth::{AuthError, Operation, ResourceType};
@@ -23,7 +24,6 @@ use crate::error::BrokerError;
 use crate::group::state::JoinError;
 use crate::group::store::OFFSETS_TOPIC;
 use crate::group::{JoinOutcome, JoinRequest};
-use crate::network::Session;
 use crate::topics::internal::partition_for;
 use crate::txn::log::TRANSACTION_STATE_TOPIC;
 

@@ -6,10 +6,10 @@ use kafka_protocol::messages::list_offsets_response::{
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
 use super::allowed;
+use super::Session;
 use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
 use crate::error::BrokerError;
-use crate::network::Session;
 use crate::topics::Partition;
 
 /// Special timestamps a client may ask for instead of a real one.

@@ -10,12 +10,12 @@ use kafka_protocol::messages::describe_log_dirs_response::{
 };
 use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse, TopicName};
 
+use super::Session;
 use super::{allowed, str_bytes};
 use crate::auth::acl::CLUSTER_NAME;
 use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
 use crate::error::BrokerError;
-use crate::network::Session;
 
 /// From v3 an unauthorized request is told so; before, it gets no directories.
 const FIRST_VERSION_WITH_ERROR: i16 = 3;

@@ -11,6 +11,7 @@ use samsa_metadata::ClusterMetadata;
 use uuid::Uuid;
 
 use super::cluster::{controller_id, visible_brokers};
+use super::Session;
 use super::{allowed, authorized_operations, str_bytes};
 use crate::auth::acl::CLUSTER_NAME;
 use crate::auth::{AuthError, Operation, ResourceType};
@@ -18,7 +19,6 @@ use crate::broker::Broker;
 use crate::cluster::NewTopic;
 use crate::error::BrokerError;
 use crate::group::store::OFFSETS_TOPIC;
-use crate::network::Session;
 use crate::topics::Topic;
 use crate::txn::log::TRANSACTION_STATE_TOPIC;
 

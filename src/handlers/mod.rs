@@ -20,6 +20,7 @@ pub mod produce;
 pub mod reassignments;
 pub mod sasl;
 pub mod scram;
+mod session;
 pub mod transactions;
 pub mod txn;
 pub mod txn_markers;
@@ -27,13 +28,27 @@ pub mod txn_offsets;
 
 use std::sync::Arc;
 
-use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::auth::{Operation, ResourceType};
 use crate::broker::Broker;
-use crate::network::Session;
-use crate::protocol::Request;
+
+pub use session::{ListenerInfo, Session};
+
+/// A request decoded in full.
+#[derive(Debug)]
+pub struct Request {
+    pub header: RequestHeader,
+    pub api_key: ApiKey,
+    pub body: RequestKind,
+}
+
+impl Request {
+    pub fn version(&self) -> i16 {
+        self.header.request_api_version
+    }
+}
 
 /// Declares every API samsa serves once: its key, the versions served (each handled in full,
 /// and within what the `kafka-protocol` crate decodes), and the handler that serves it. The

@@ -15,13 +15,13 @@ use kafka_protocol::messages::offset_fetch_response::{
 };
 use kafka_protocol::messages::*;
 
+use super::Session;
 use super::{allowed, str_bytes};
 use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
 use crate::clock::now_ms;
 use crate::error::BrokerError;
 use crate::group::{CommittedOffset, FetchedOffset};
-use crate::network::Session;
 
 fn may_group(broker: &Broker, session: &Session, op: Operation, group: &str) -> bool {
     allowed(broker, session, op, ResourceType::Group, group)

@@ -11,13 +11,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::cluster::{leader_endpoints, missing_topic};
+use super::Session;
 use super::{allowed, str_bytes};
 use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
 use crate::clock::now_ms;
 use crate::error::BrokerError;
 use crate::group::store::OFFSETS_TOPIC;
-use crate::network::Session;
 use crate::topics::{Partition, Topic};
 use crate::txn::log::TRANSACTION_STATE_TOPIC;
 use crate::txn::TxnError;

@@ -14,12 +14,12 @@ use kafka_protocol::messages::{
     ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse, TopicName,
 };
 
+use super::Session;
 use super::{allowed, str_bytes};
 use crate::auth::acl::CLUSTER_NAME;
 use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
 use crate::error::BrokerError;
-use crate::network::Session;
 
 /// v1 lets a reassignment change the replication factor only when asked to (KIP-860).
 const FIRST_VERSION_WITH_FACTOR_CHECK: i16 = 1;

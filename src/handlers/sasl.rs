@@ -10,11 +10,11 @@ use kafka_protocol::messages::{
 };
 
 use super::str_bytes;
+use super::Session;
 use crate::auth::sasl::Step;
 use crate::auth::SaslMechanism;
 use crate::broker::Broker;
 use crate::error::BrokerError;
-use crate::network::Session;
 
 fn enabled(broker: &Broker) -> &[SaslMechanism] {
     broker

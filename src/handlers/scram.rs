@@ -13,13 +13,13 @@ use kafka_protocol::messages::{
     DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse,
 };
 
+use super::Session;
 use super::{allowed, str_bytes};
 use crate::auth::credentials::CredentialChange;
 use crate::auth::scram::{ScramCredential, ScramMechanism, MAX_ITERATIONS, MIN_ITERATIONS};
 use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
 use crate::error::BrokerError;
-use crate::network::Session;
 
 const CLUSTER: &str = crate::auth::acl::CLUSTER_NAME;
 

@@ -10,12 +10,12 @@ use kafka_protocol::messages::describe_transactions_response::{TopicData, Transa
 use kafka_protocol::messages::list_transactions_response::TransactionState as ListedTransaction;
 use kafka_protocol::messages::*;
 
+use super::Session;
 use super::{allowed, str_bytes};
 use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
 use crate::clock::now_ms;
 use crate::error::BrokerError;
-use crate::network::Session;
 use crate::txn::state::{TxnMetadata, TxnState};
 
 fn may_describe(broker: &Broker, session: &Session, id: &str) -> bool {

@@ -9,12 +9,12 @@ use kafka_protocol::messages::add_partitions_to_txn_response::{
 use kafka_protocol::messages::*;
 
 use super::allowed;
+use super::Session;
 use crate::auth::acl::CLUSTER_NAME;
 use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
 use crate::error::BrokerError;
 use crate::group::store::OFFSETS_TOPIC;
-use crate::network::Session;
 use crate::txn::state::NO_PRODUCER_ID;
 use crate::txn::TxnError;
 

@@ -14,11 +14,11 @@ use kafka_protocol::messages::{
 use tokio::time::Instant;
 
 use super::allowed;
+use super::Session;
 use crate::auth::acl::CLUSTER_NAME;
 use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
 use crate::error::BrokerError;
-use crate::network::Session;
 use crate::txn::markers::{append_marker, Marker};
 
 /// ALTER on the cluster, or else CLUSTER_ACTION, as Kafka 4 asks; every partition of a

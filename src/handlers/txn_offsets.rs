@@ -11,12 +11,12 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
 use super::allowed;
+use super::Session;
 use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
 use crate::clock::now_ms;
 use crate::error::BrokerError;
 use crate::group::{CommittedOffset, TxnCommit};
-use crate::network::Session;
 
 /// From v4 a partition missing from the transaction is TRANSACTION_ABORTABLE, which the
 /// client can recover from by aborting; older clients only know INVALID_TXN_STATE.

@@ -198,7 +198,7 @@ async fn serve<W: AsyncWrite>(
                 Reply::Close => break,
             },
             Frame::UnsupportedApiVersions { correlation_id } => {
-                Some(handlers::api_versions::unsupported_version_response(correlation_id).into())
+                Some(unsupported_api_versions(correlation_id).into())
             }
             Frame::SaslToken(token) => {
                 handlers::sasl::bare_token(broker, session, &token).map(|reply| {
@@ -296,4 +296,13 @@ async fn respond(broker: &Arc<Broker>, session: &mut Session, request: protocol:
             Reply::Close
         }
     }
+}
+
+/// The v0 ApiVersions response to a version samsa does not know (see
+/// [`handlers::api_versions::unsupported_version`]).
+fn unsupported_api_versions(correlation_id: i32) -> bytes::Bytes {
+    let body = handlers::api_versions::unsupported_version();
+    protocol::encode_response(ApiKey::ApiVersions, 0, correlation_id, &body)
+        .expect("a v0 ApiVersions response always encodes")
+        .into_bytes()
 }

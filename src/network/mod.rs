@@ -1,7 +1,6 @@
 //! The Kafka listeners: accept connections (plaintext or TLS), enforce connection limits,
 //! and run one request pipeline per connection.
 
-pub mod client;
 mod connection;
 mod limits;
 pub mod tls;
@@ -16,46 +15,10 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
-use crate::auth::{Principal, SaslExchange};
 use crate::broker::Broker;
 use crate::config::{parse_host_port, Config, SecurityProtocol};
+pub use crate::handlers::{ListenerInfo, Session};
 use limits::ConnectionLimits;
-
-/// What a connection knows about the listener it arrived on.
-#[derive(Debug)]
-pub struct ListenerInfo {
-    pub name: String,
-    pub protocol: SecurityProtocol,
-    /// Host and port given to clients of this listener in Metadata and DescribeCluster.
-    pub advertised: (String, i32),
-}
-
-/// Per-connection context handed to every handler.
-#[derive(Debug)]
-pub struct Session {
-    pub peer: SocketAddr,
-    /// The client's IP address, as ACLs name hosts.
-    pub host: String,
-    pub listener: Arc<ListenerInfo>,
-    /// Who the client is: `User:ANONYMOUS` until SASL authenticates it, or the subject of
-    /// its certificate on an SSL listener with client authentication.
-    pub principal: Principal,
-    /// Where the connection is in SASL authentication (complete at once without SASL).
-    pub sasl: SaslExchange,
-}
-
-impl Session {
-    pub fn new(peer: SocketAddr, listener: Arc<ListenerInfo>) -> Session {
-        let sasl = SaslExchange::new(listener.protocol.uses_sasl());
-        Session {
-            peer,
-            host: peer.ip().to_string(),
-            listener,
-            principal: Principal::anonymous(),
-            sasl,
-        }
-    }
-}
 
 /// A bound listener, ready to accept.
 pub struct BoundListener {

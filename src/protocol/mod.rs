@@ -14,22 +14,10 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable};
 
+pub use crate::handlers::Request;
+
 /// The fixed start of every request header, whatever its version: key, version, correlation id.
 const HEADER_PREFIX_LEN: usize = 8;
-
-/// A request decoded in full.
-#[derive(Debug)]
-pub struct Request {
-    pub header: RequestHeader,
-    pub api_key: ApiKey,
-    pub body: RequestKind,
-}
-
-impl Request {
-    pub fn version(&self) -> i16 {
-        self.header.request_api_version
-    }
-}
 
 /// What a frame turned out to be.
 #[derive(Debug)]

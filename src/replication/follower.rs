@@ -22,7 +22,7 @@ use tokio::sync::watch;
 
 use crate::clock::now_ms;
 use crate::error::BrokerError;
-use crate::network::client::{ClientError, PeerConnection};
+use crate::peer::{ClientError, PeerConnection};
 use crate::topics::Partition;
 
 /// Versions this fetcher speaks; samsa serves them, and so does Kafka.

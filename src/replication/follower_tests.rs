@@ -15,7 +15,7 @@ use tokio::sync::watch;
 
 use super::follower::{replicate, FetcherConfig};
 use crate::config::Config;
-use crate::network::client::PeerConnection;
+use crate::peer::PeerConnection;
 use crate::testing::{start_broker, InProcessBroker};
 use crate::topics::internal::{encode_batch, record};
 use crate::topics::Partition;

@@ -30,7 +30,7 @@ use super::markers::{
 };
 use crate::error::Result;
 use crate::group::GroupCoordinator;
-use crate::network::client::{ClientError, PeerConnection};
+use crate::peer::{ClientError, PeerConnection};
 use crate::topics::TopicRegistry;
 
 /// The only version the `kafka-protocol` crate encodes; Kafka 4 serves it.

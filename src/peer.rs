@@ -1,5 +1,7 @@
 //! The broker as a Kafka client of other brokers: followers fetching from leaders, and
-//! leaders asking where an epoch ended (OffsetForLeaderEpoch). Plain Kafka requests over one
+//! leaders asking where an epoch ended (OffsetForLeaderEpoch), coordinators sending
+//! transaction markers. It knows nothing of the broker, so the layers that talk to other
+//! brokers (replication, the coordinators) use it without reaching up into `network`. Plain Kafka requests over one
 //! TCP connection, one request in flight at a time, which is all a replica fetcher needs.
 
 use std::time::Duration;
