@@ -65,17 +65,18 @@ impl Cluster {
         self.nodes.remove(&id).unwrap().shutdown().await.unwrap();
     }
 
-    /// Stops every node but `kept`, which is left without a quorum.
-    async fn stop_all_but(&mut self, kept: u64) {
+    /// Stops every node but `kept`, which is left without a quorum; returns the stopped ones.
+    async fn stop_all_but(&mut self, kept: u64) -> Vec<u64> {
         let others: Vec<u64> = self
             .nodes
             .keys()
             .copied()
             .filter(|&id| id != kept)
             .collect();
-        for id in others {
+        for &id in &others {
             self.stop(id).await;
         }
+        others
     }
 
     fn node(&self, id: u64) -> &MetadataNode {
@@ -629,15 +630,7 @@ async fn silent_brokers_are_fenced_together_while_the_quorum_is_missing() {
     let mut cluster = Cluster::start(options).await;
     let leader = cluster.leader().await;
     register_brokers(&cluster, [7, 8]).await;
-    let others: Vec<u64> = cluster
-        .nodes
-        .keys()
-        .copied()
-        .filter(|&id| id != leader)
-        .collect();
-    for &id in &others {
-        cluster.stop(id).await;
-    }
+    let others = cluster.stop_all_but(leader).await;
     let node = cluster.node(leader);
     let before = node.raft_metrics().borrow().last_log_index.unwrap();
     node.expire_broker_sessions(Duration::from_millis(200));
