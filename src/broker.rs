@@ -1,5 +1,6 @@
 //! The broker's shared state, which every handler sees: the topics and their partitions,
-//! the coordinators, the security stores, the metrics, and this node's part in a cluster.
+//! the coordinators, the security stores, the metrics, and this node's part in the metadata
+//! quorum.
 //! Starting it, its background work and its shutdown are the [`crate::server`]'s.
 
 use std::sync::Arc;
@@ -11,7 +12,6 @@ use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::group::GroupCoordinator;
 use crate::metrics::Metrics;
-use crate::topics::internal::Coordination;
 use crate::topics::TopicRegistry;
 use crate::txn::TransactionCoordinator;
 
@@ -24,17 +24,18 @@ pub struct Broker {
     /// Producer ids and transactions; loads `__transaction_state` after the groups.
     pub txns: Arc<TransactionCoordinator>,
     pub metrics: Metrics,
-    /// SCRAM credentials of SASL users (also what PLAIN passwords are checked against).
-    /// Shared with the cluster, whose metadata log keeps them there.
+    /// SCRAM credentials of SASL users (also what PLAIN passwords are checked against),
+    /// installed from the metadata log over the configured users.
     pub credentials: Arc<CredentialStore>,
     pub authorizer: Arc<Authorizer>,
-    /// This node's part in a cluster; `None` for the single-node broker.
-    pub cluster: Option<Cluster>,
+    /// This node's part in the metadata quorum, of which a single node is the only voter.
+    pub cluster: Cluster,
 }
 
 impl Broker {
-    /// Opens the data directory, recovering every partition.
-    pub fn open(config: Config) -> anyhow::Result<Broker> {
+    /// Opens the data directory. The partitions open as the metadata assigns them to this
+    /// broker (see [`Cluster::start_replication`]).
+    pub fn open(config: Config, cluster: Cluster) -> anyhow::Result<Broker> {
         let config = Arc::new(config);
         let topics = TopicRegistry::open(config.clone())
             .map(Arc::new)
@@ -44,24 +45,15 @@ impl Broker {
             .as_ref()
             .map(|s| s.scram_users.as_slice())
             .unwrap_or_default();
-        // A cluster's credentials come from its metadata log, over the configured users.
-        let credentials = match config.controller_quorum_voters {
-            Some(_) => CredentialStore::replicated(seeds),
-            None => CredentialStore::open(&config.data_dir, seeds)?,
-        };
-        let authorizer = Authorizer::open(&config)?;
-        // One node coordinates every group and transactional id; in a cluster a broker
-        // coordinates those of the internal partitions it leads (see `CoordinatorLeadership`).
-        let coordination = match config.controller_quorum_voters {
-            Some(_) => Coordination::Cluster,
-            None => Coordination::SingleNode,
-        };
+        let credentials = CredentialStore::replicated(seeds);
+        let authorizer = Authorizer::new(&config);
+        // A broker coordinates the groups and transactional ids of the internal partitions
+        // it leads (see `CoordinatorLeadership`); a single node leads them all.
         let txns = Arc::new(TransactionCoordinator::open(
             config.clone(),
             topics.clone(),
-            coordination,
         )?);
-        let groups = GroupCoordinator::new(config.clone(), topics.clone(), coordination);
+        let groups = GroupCoordinator::new(config.clone(), topics.clone());
         // TxnOffsetCommit asks the transaction coordinator whether the producer may commit.
         groups.set_transaction_check(txns.clone());
         Ok(Broker {
@@ -72,7 +64,7 @@ impl Broker {
             metrics: Metrics::new(),
             credentials: Arc::new(credentials),
             authorizer: Arc::new(authorizer),
-            cluster: None,
+            cluster,
         })
     }
 

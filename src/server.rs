@@ -1,7 +1,11 @@
-//! Start-up and shutdown, apart from the state they wire: binds the listeners, opens the
-//! [`Broker`], joins the cluster or takes the single-node path, starts the background work
-//! (flushes, retention, log cleaning, group and transaction timers) and serves clients until
-//! SIGTERM or SIGINT; then leaves the cluster, winds down the connections and closes the logs.
+//! Start-up and shutdown, apart from the state they wire: binds the listeners, starts this
+//! node's part in the metadata quorum (a single node is its only voter), opens the
+//! [`Broker`], moves the metadata of a data directory from before the quorum into the log
+//! (see [`convert`]), starts the background work (flushes, retention, log cleaning, group and
+//! transaction timers) and serves clients until SIGTERM or SIGINT; then leaves the cluster,
+//! winds down the connections and closes the logs.
+
+mod convert;
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -18,7 +22,7 @@ use crate::group::store::OFFSETS_TOPIC;
 use crate::metrics;
 use crate::network;
 use crate::txn::log::TRANSACTION_STATE_TOPIC;
-use crate::txn::{ClusterMarkers, LocalMarkers};
+use crate::txn::ClusterMarkers;
 
 /// Runs the broker until SIGTERM or SIGINT, then shuts down cleanly.
 pub async fn run(config: Config) -> anyhow::Result<()> {
@@ -40,32 +44,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         // Every node must report the same cluster id, so none may generate its own.
         config.cluster_id = Some(config::derived_cluster_id(&quorum.voters));
     }
-    let mut broker = tokio::task::block_in_place(|| Broker::open(config))?;
-    if let Some(quorum) = quorum {
-        broker.cluster = Some(Cluster::start(&broker.config, quorum).await?);
-    }
-    let broker = Arc::new(broker);
+    let earlier = tokio::task::block_in_place(|| convert::Earlier::read(&config.data_dir))?;
+    let cluster = Cluster::start(&config, quorum).await?;
+    let broker = Arc::new(tokio::task::block_in_place(|| {
+        Broker::open(config, cluster)
+    })?);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    if let Some(cluster) = &broker.cluster {
-        // Markers go to each partition's leader, wherever the cluster says it is.
-        let markers = ClusterMarkers::new(
-            broker.node_id(),
-            broker.topics.clone(),
-            cluster.subscribe_published(),
-            Duration::from_millis(broker.config.request_timeout_ms),
-            shutdown_rx.clone(),
-        );
-        broker.txns.set_markers(Arc::new(markers));
-        let hooks = Arc::new(CoordinatorLeadership(Arc::downgrade(&broker)));
-        cluster.start_replication(&broker.config, broker.topics.clone(), hooks);
-        cluster.start_security(broker.authorizer.clone(), broker.credentials.clone());
-    } else {
-        // A marker write that fails is retried until shutdown; the next start's load
-        // finishes the transaction then.
-        broker.txns.set_markers(Arc::new(LocalMarkers::new(
-            broker.topics.clone(),
-            shutdown_rx.clone(),
-        )));
+    start(&broker, &shutdown_rx);
+    if let Some(earlier) = earlier {
+        convert::into_the_log(&broker, earlier).await?;
     }
     let metrics_server = match broker.config.metrics_listen {
         Some(addr) => {
@@ -86,23 +73,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
     let background = tokio::spawn(background_work(broker.clone(), shutdown_rx.clone()));
     let cleaner = tokio::spawn(log_cleaner(broker.clone(), shutdown_rx.clone()));
-    // Groups answer COORDINATOR_LOAD_IN_PROGRESS until the offsets topic is replayed, and
-    // transactions until theirs is; half-ended transactions need the groups to finish.
-    let loading = broker.clone();
-    // In a cluster the coordinators load what this broker comes to lead.
-    let single_node = broker.cluster.is_none();
-    tokio::task::spawn_blocking(move || {
-        if !single_node {
-            return;
-        }
-        if let Err(err) = loading.groups.load() {
-            tracing::error!("cannot load consumer groups: {err}");
-        }
-        if let Err(err) = loading.txns.load() {
-            tracing::error!("cannot load transaction state: {err}");
-        }
-        finish_half_ended(loading);
-    });
     let group_timers = tokio::spawn(group_timers(broker.clone(), shutdown_rx.clone()));
     let txn_timers = tokio::spawn(txn_timers(broker.clone(), shutdown_rx.clone()));
     let server = tokio::spawn(serve_once_caught_up(listeners, broker.clone(), shutdown_rx));
@@ -115,9 +85,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!("shutting down");
     // Leadership moves away first, as in Kafka's controlled shutdown: the clients of this
     // broker's partitions go to their new leaders while the connections here wind down.
-    if let Some(cluster) = &broker.cluster {
-        cluster.leave().await;
-    }
+    broker.cluster.leave().await;
     let _ = shutdown_tx.send(true);
     // Parked JoinGroup/SyncGroup requests would otherwise hold their connections open.
     broker.groups.shutdown();
@@ -128,9 +96,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     {
         tracing::warn!("connections still open after 10 s; closing anyway");
     }
-    if let Some(cluster) = &broker.cluster {
-        cluster.shutdown().await;
-    }
+    broker.cluster.shutdown().await;
     let _ = background.await;
     let _ = cleaner.await;
     let _ = group_timers.await;
@@ -143,20 +109,36 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Serves clients, in a cluster once this broker has caught up with the metadata. The
-/// listeners are bound already, so clients that connect meanwhile wait in the backlog rather
-/// than being told of topics and leaders the cluster has moved on from (a restarted broker
-/// would otherwise answer Metadata without the topics it has not reconciled yet).
+/// Wires the broker to its metadata: markers go to each partition's leader, the coordinators
+/// load what this broker comes to lead, the partitions take the roles the metadata gives them,
+/// and the ACLs and credentials follow the log. The in-process test brokers start the same way.
+pub(crate) fn start(broker: &Arc<Broker>, shutdown: &watch::Receiver<bool>) {
+    let cluster = &broker.cluster;
+    let markers = ClusterMarkers::new(
+        broker.node_id(),
+        broker.topics.clone(),
+        cluster.subscribe_published(),
+        Duration::from_millis(broker.config.request_timeout_ms),
+        shutdown.clone(),
+    );
+    broker.txns.set_markers(Arc::new(markers));
+    cluster.start_security(broker.authorizer.clone(), broker.credentials.clone());
+    let hooks = Arc::new(CoordinatorLeadership(Arc::downgrade(broker)));
+    cluster.start_replication(&broker.config, broker.topics.clone(), hooks);
+}
+
+/// Serves clients once this broker has caught up with the metadata. The listeners are bound
+/// already, so clients that connect meanwhile wait in the backlog rather than being told of
+/// topics and leaders the cluster has moved on from (a restarted broker would otherwise
+/// answer Metadata without the topics it has not reconciled yet).
 async fn serve_once_caught_up(
     listeners: Vec<network::BoundListener>,
     broker: Arc<Broker>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    if let Some(cluster) = &broker.cluster {
-        tokio::select! {
-            () = cluster.serving() => tracing::info!("caught up with the cluster metadata; serving clients"),
-            _ = shutdown.changed() => return,
-        }
+    tokio::select! {
+        () = broker.cluster.serving() => tracing::debug!("caught up with the metadata; serving clients"),
+        _ = shutdown.changed() => return,
     }
     network::serve(listeners, broker, shutdown).await;
 }

@@ -328,8 +328,8 @@ fn scram_credentials_are_altered_described_and_persisted() {
     );
 
     broker.restart().unwrap();
-    let stored =
-        std::fs::read_to_string(broker.data_dir.path().join("data/credentials.json")).unwrap();
+    // Kept in the metadata log (its entries and snapshots), never as the password.
+    let stored = every_file_under(&broker.data_dir.path().join("data/__cluster_metadata"));
     assert!(!stored.contains("carol-pw") && stored.contains("carol"));
     let mut conn = Connection::open(&addr).unwrap();
     assert_eq!(
@@ -367,4 +367,18 @@ fn scram_credentials_are_altered_described_and_persisted() {
             .error_code,
         SASL_AUTHENTICATION_FAILED
     );
+}
+
+/// The bytes of every file below `dir`, as text (lossily).
+fn every_file_under(dir: &std::path::Path) -> String {
+    let mut text = String::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            text.push_str(&every_file_under(&path));
+        } else {
+            text.push_str(&String::from_utf8_lossy(&std::fs::read(&path).unwrap()));
+        }
+    }
+    text
 }

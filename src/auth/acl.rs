@@ -1,15 +1,16 @@
 //! Kafka's ACL model: bindings (resource pattern + principal, host, operation, permission),
 //! the filters DescribeAcls and DeleteAcls select them with, and the store that keeps them.
 //!
-//! A single node keeps them in file `acls.json` in the data directory, in the checksummed form
-//! of [`super::file`] with format `samsa-acls`: a JSON object `{"acls": [AclBinding, ...]}`,
-//! enums by Kafka name, rewritten whole on every change. A cluster keeps them in its
-//! metadata log instead, and each node's store holds what it applied of it.
+//! The metadata log keeps the bindings, and each node's store holds what it applied of it.
+//! Before a single node kept its metadata in the log it kept them in file `acls.json` in the
+//! data directory, in the checksummed form of [`super::file`] with format `samsa-acls`: a
+//! JSON object `{"acls": [AclBinding, ...]}`, enums by Kafka name. [`load_file`] reads it
+//! once, to move its bindings into the log.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
 use super::file::{self, FileError};
@@ -165,7 +166,8 @@ impl AclFilter {
     }
 }
 
-const FILE_NAME: &str = "acls.json";
+/// The file [`load_file`] reads, which nothing writes any more.
+pub const FILE_NAME: &str = "acls.json";
 const FORMAT: &str = "samsa-acls";
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -174,40 +176,30 @@ struct AclsFile {
 }
 
 pub struct AclStore {
-    /// Where the bindings are kept; `None` in a cluster, whose metadata log keeps them.
-    dir: Option<PathBuf>,
     acls: RwLock<Vec<AclBinding>>,
-    /// False in a cluster until the metadata log's bindings are first installed: until then
-    /// a DENY may be missing, so the authorizer allows no one but super users.
+    /// False until the metadata log's bindings are first installed: until then a DENY may be
+    /// missing, so the authorizer allows no one but super users.
     loaded: AtomicBool,
-    /// Serialises read-modify-write-persist.
-    writer: Mutex<()>,
+}
+
+/// The bindings of a data directory written before its metadata moved into the log; empty
+/// if it has no `acls.json`.
+pub fn load_file(dir: &Path) -> Result<Vec<AclBinding>, FileError> {
+    Ok(file::load::<AclsFile>(dir, FILE_NAME, FORMAT)?
+        .unwrap_or_default()
+        .acls)
 }
 
 impl AclStore {
-    pub fn open(dir: &Path) -> Result<AclStore, FileError> {
-        let acls = file::load::<AclsFile>(dir, FILE_NAME, FORMAT)?
-            .unwrap_or_default()
-            .acls;
-        Ok(AclStore {
-            dir: Some(dir.to_owned()),
-            acls: RwLock::new(acls),
-            loaded: AtomicBool::new(true),
-            writer: Mutex::new(()),
-        })
-    }
-
-    /// A store that holds what [`AclStore::replace`] gives it from a cluster's metadata.
+    /// A store that holds what [`AclStore::replace`] gives it from the metadata.
     pub fn replicated() -> AclStore {
         AclStore {
-            dir: None,
             acls: RwLock::new(Vec::new()),
             loaded: AtomicBool::new(false),
-            writer: Mutex::new(()),
         }
     }
 
-    /// Installs the bindings of the cluster metadata this node applied.
+    /// Installs the bindings of the metadata this node applied.
     pub fn replace(&self, acls: Vec<AclBinding>) {
         *self.acls.write() = acls;
         self.loaded.store(true, Ordering::Release);
@@ -229,44 +221,6 @@ impl AclStore {
             .filter(|a| filter.matches(a))
             .cloned()
             .collect()
-    }
-
-    /// Adds bindings (already validated); one that exists already is not added twice.
-    pub fn create(&self, new: &[AclBinding]) -> Result<(), AuthError> {
-        let _writer = self.writer.lock();
-        let mut acls = self.acls.read().clone();
-        for acl in new {
-            if !acls.contains(acl) {
-                acls.push(acl.clone());
-            }
-        }
-        self.persist(acls)
-    }
-
-    /// Removes every binding each filter matches; returns them per filter.
-    pub fn delete(&self, filters: &[AclFilter]) -> Result<Vec<Vec<AclBinding>>, AuthError> {
-        let _writer = self.writer.lock();
-        let mut acls = self.acls.read().clone();
-        let removed: Vec<Vec<AclBinding>> = filters
-            .iter()
-            .map(|f| acls.iter().filter(|a| f.matches(a)).cloned().collect())
-            .collect();
-        acls.retain(|a| !filters.iter().any(|f| f.matches(a)));
-        self.persist(acls)?;
-        Ok(removed)
-    }
-
-    fn persist(&self, acls: Vec<AclBinding>) -> Result<(), AuthError> {
-        let Some(dir) = &self.dir else {
-            return Err(AuthError::Persist(
-                "the ACLs of a cluster change through its metadata log".into(),
-            ));
-        };
-        let file = AclsFile { acls };
-        file::store(dir, FILE_NAME, FORMAT, &file)
-            .map_err(|err| AuthError::Persist(format!("cannot persist ACLs: {err}")))?;
-        *self.acls.write() = file.acls;
-        Ok(())
     }
 }
 
@@ -362,26 +316,16 @@ mod tests {
     }
 
     #[test]
-    fn the_store_persists_and_deletes_by_filter() {
+    fn the_legacy_file_reads_back_its_bindings() {
         use {Operation::Read, PatternType::*, Permission::Allow, ResourceType::Topic};
         let dir = tempfile::tempdir().unwrap();
-        let store = AclStore::open(dir.path()).unwrap();
+        assert!(load_file(dir.path()).unwrap().is_empty());
         let a = acl(Topic, "orders", Literal, "User:a", Read, Allow);
         let b = acl(Topic, "ord", Prefixed, "User:a", Read, Allow);
-        store.create(&[a.clone(), b.clone(), a.clone()]).unwrap();
-        assert_eq!(
-            AclStore::open(dir.path())
-                .unwrap()
-                .matching(&filter(None, Any)),
-            [a.clone(), b.clone()]
-        );
-        let removed = store.delete(&[filter(None, Prefixed)]).unwrap();
-        assert_eq!(removed, [vec![b]]);
-        assert_eq!(
-            AclStore::open(dir.path())
-                .unwrap()
-                .matching(&filter(None, Any)),
-            [a]
-        );
+        let written = AclsFile {
+            acls: vec![a.clone(), b.clone()],
+        };
+        file::store(dir.path(), FILE_NAME, FORMAT, &written).unwrap();
+        assert_eq!(load_file(dir.path()).unwrap(), [a, b]);
     }
 }

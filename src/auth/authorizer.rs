@@ -17,7 +17,6 @@
 use std::collections::HashSet;
 
 use super::acl::{AclBinding, AclStore, Operation, Permission, ResourceType, WILDCARD};
-use super::file::FileError;
 use super::Principal;
 use crate::config::Config;
 
@@ -51,19 +50,15 @@ pub struct Authorizer {
 }
 
 impl Authorizer {
-    /// In a cluster (`controller_quorum_voters` set) the ACLs follow the metadata log and
-    /// nothing is read from or written to the data directory.
-    pub fn open(config: &Config) -> Result<Authorizer, FileError> {
-        let acls = match config.controller_quorum_voters {
-            Some(_) => AclStore::replicated(),
-            None => AclStore::open(&config.data_dir)?,
-        };
-        Ok(Authorizer {
+    /// The ACLs follow the metadata log (see `cluster::security`); until they are first
+    /// installed only super users are allowed.
+    pub fn new(config: &Config) -> Authorizer {
+        Authorizer {
             enabled: config.authorizer,
             allow_if_no_acl: config.allow_everyone_if_no_acl_found,
             super_users: config.super_users.iter().cloned().collect(),
-            acls,
-        })
+            acls: AclStore::replicated(),
+        }
     }
 
     /// Whether the check is decided before looking at the ACLs: `Some(true)` without an
@@ -350,14 +345,12 @@ mod tests {
 
     #[test]
     fn super_users_and_a_disabled_authorizer_allow_everything() {
-        let dir = tempfile::tempdir().unwrap();
         let mut config = Config {
-            data_dir: dir.path().to_owned(),
             authorizer: true,
             super_users: vec!["User:admin".into()],
             ..Config::default()
         };
-        let authorizer = Authorizer::open(&config).unwrap();
+        let authorizer = Authorizer::new(&config);
         let topic = (Operation::Write, ResourceType::Topic, "t");
         assert!(authorizer.authorize(&Principal::user("admin"), "h", topic.0, topic.1, topic.2));
         assert!(!authorizer.authorize(&Principal::user("alice"), "h", topic.0, topic.1, topic.2));
@@ -371,22 +364,19 @@ mod tests {
             0
         );
         config.authorizer = false;
-        let open = Authorizer::open(&config).unwrap();
+        let open = Authorizer::new(&config);
         assert!(open.authorize(&Principal::user("alice"), "h", topic.0, topic.1, topic.2));
     }
 
     #[test]
-    fn a_cluster_node_allows_only_super_users_until_its_acls_are_installed() {
-        let dir = tempfile::tempdir().unwrap();
+    fn a_node_allows_only_super_users_until_its_acls_are_installed() {
         let config = Config {
-            data_dir: dir.path().to_owned(),
-            controller_quorum_voters: Some("1@127.0.0.1:9093".into()),
             authorizer: true,
             allow_everyone_if_no_acl_found: true,
             super_users: vec!["User:admin".into()],
             ..Config::default()
         };
-        let authorizer = Authorizer::open(&config).unwrap();
+        let authorizer = Authorizer::new(&config);
         let (alice, admin) = (Principal::user("alice"), Principal::user("admin"));
         let write = |who: &Principal| {
             authorizer.authorize(who, "h", Operation::Write, ResourceType::Topic, "t")
@@ -406,10 +396,5 @@ mod tests {
         )]);
         assert!(!write(&alice), "denied by the installed ACL");
         assert!(authorizer.authorize(&alice, "h", Operation::Write, ResourceType::Topic, "other"));
-        assert!(
-            authorizer.acls.create(&[]).is_err(),
-            "a cluster's ACLs are not written locally"
-        );
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 }

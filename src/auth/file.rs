@@ -1,14 +1,14 @@
-//! The on-disk form shared by the credential and ACL files: one header line
+//! The on-disk form of the credential, ACL and producer id files of data directories from
+//! before the metadata log kept their contents (read once, see `server::convert`): one header line
 //! `<format> v1 crc32c=XXXXXXXX\n` (CRC-32C of the rest, lower-case hex), then a JSON
 //! document. Replaced atomically: written to `<name>.tmp`, fsynced, renamed over the old
 //! file, and the directory fsynced, so a crash leaves either the old or the new file.
 
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
-use serde::Serialize;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {
@@ -50,7 +50,17 @@ pub fn load<T: DeserializeOwned>(
         .map_err(|err| damaged(err.to_string()))
 }
 
-pub fn store<T: Serialize>(dir: &Path, name: &str, format: &str, value: &T) -> io::Result<()> {
+/// Only tests write these files now: the metadata log keeps what they kept (see
+/// `server::convert`).
+#[cfg(test)]
+pub fn store<T: serde::Serialize>(
+    dir: &Path,
+    name: &str,
+    format: &str,
+    value: &T,
+) -> io::Result<()> {
+    use std::fs::File;
+    use std::io::Write;
     let body = serde_json::to_string_pretty(value)?;
     let tmp = dir.join(format!("{name}.tmp"));
     let mut file = File::create(&tmp)?;

@@ -261,15 +261,12 @@ mod tests {
     fn store(dir: &std::path::Path) -> CredentialStore {
         let credential =
             ScramCredential::from_password(ScramMechanism::Sha256, b"pw", b"salt", 4096);
-        CredentialStore::open(
-            dir,
-            &[ScramUserConfig::new(
-                "alice",
-                ScramMechanism::Sha256,
-                credential,
-            )],
-        )
-        .unwrap()
+        let _ = dir;
+        CredentialStore::replicated(&[ScramUserConfig::new(
+            "alice",
+            ScramMechanism::Sha256,
+            credential,
+        )])
     }
 
     #[test]

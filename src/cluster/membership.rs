@@ -45,28 +45,28 @@ pub async fn run(
             _ = tick.tick() => {}
             _ = shutdown.changed() => return,
         }
-        epoch = match epoch {
+        if epoch.is_none() {
             // Until a quorum exists this fails; the next tick tries again (it is idempotent).
-            None => register(&node, &me).await,
-            // Bounded by the interval: a heartbeat stuck on an unreachable old leader must not
-            // delay the ones the new leader needs to keep this broker's session.
-            Some(epoch) => match tokio::time::timeout(interval, node.heartbeat(me.id, epoch)).await
-            {
-                Ok(Ok(HeartbeatReply::Active)) => Some(epoch),
-                Ok(Ok(HeartbeatReply::Reregister)) => {
-                    tracing::info!(epoch, "the controller asks this broker to register again");
-                    None
-                }
-                Ok(Err(e)) => {
-                    tracing::debug!("heartbeat not delivered: {e}");
-                    Some(epoch)
-                }
-                Err(_) => {
-                    tracing::debug!("heartbeat unanswered within {interval:?}");
-                    Some(epoch)
-                }
-            },
-        };
+            epoch = register(&node, &me).await;
+        }
+        // The first heartbeat follows the registration at once: it is what unfences this
+        // broker, and a single node would otherwise serve nothing for a whole interval.
+        let Some(registered) = epoch else { continue };
+        // Bounded by the interval: a heartbeat stuck on an unreachable old leader must not
+        // delay the ones the new leader needs to keep this broker's session.
+        let beat = tokio::time::timeout(interval, node.heartbeat(me.id, registered)).await;
+        match beat {
+            Ok(Ok(HeartbeatReply::Active)) => {}
+            Ok(Ok(HeartbeatReply::Reregister)) => {
+                tracing::info!(
+                    epoch = registered,
+                    "the controller asks this broker to register again"
+                );
+                epoch = None;
+            }
+            Ok(Err(e)) => tracing::debug!("heartbeat not delivered: {e}"),
+            Err(_) => tracing::debug!("heartbeat unanswered within {interval:?}"),
+        }
     }
 }
 

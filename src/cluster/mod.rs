@@ -1,6 +1,6 @@
-//! Cluster mode: this node's controller in the metadata quorum (`samsa-metadata`) and its
-//! broker's membership. Without `controller_quorum_voters` there is no `Cluster` and the broker
-//! is the single node it has always been.
+//! This node's controller in the metadata quorum (`samsa-metadata`) and its broker's
+//! membership. Every broker has one: without `controller_quorum_voters` the node is the only
+//! voter of a quorum of its own, and its metadata takes the same path as a cluster's.
 //!
 //! `config::quorum_config` reads the configuration, `membership` registers and heartbeats, `security`
 //! keeps ACLs and SCRAM credentials in the metadata log; this module starts them, answers
@@ -56,13 +56,20 @@ pub struct Cluster {
 impl Cluster {
     /// Starts this node's controller and, for a broker, its registration and heartbeats.
     /// `config.listen` must be the bound address, since it is what the broker registers.
-    pub async fn start(config: &Config, quorum: QuorumConfig) -> anyhow::Result<Cluster> {
+    /// `quorum` is `None` for a single node: the only voter of its own quorum.
+    pub async fn start(config: &Config, quorum: Option<QuorumConfig>) -> anyhow::Result<Cluster> {
         let dir = config.data_dir.join(METADATA_DIR);
         let node_id = config.node_id as u64;
-        let node = MetadataNode::start(node_id, quorum.voters, &dir, quorum.listen)
-            .await
+        let started = match &quorum {
+            Some(q) => MetadataNode::start(node_id, q.voters.clone(), &dir, q.listen).await,
+            None => MetadataNode::standalone(node_id, &dir).await,
+        };
+        let node = started
             .with_context(|| format!("cannot start the metadata quorum in {}", dir.display()))?;
-        tracing::info!("controller {node_id} on {}", node.local_addr());
+        match node.local_addr() {
+            Some(addr) => tracing::info!("controller {node_id} on {addr}"),
+            None => tracing::info!("controller {node_id}, the only voter"),
+        }
         node.expire_broker_sessions(Duration::from_millis(config.broker_session_timeout_ms));
         let node = Arc::new(node);
         let (stop, _) = watch::channel(false);
@@ -92,7 +99,7 @@ impl Cluster {
             security: watch::channel(Arc::default()).0,
             stop,
         };
-        if quorum.broker {
+        if quorum.as_ref().is_none_or(|q| q.broker) {
             let (host, port) = config.advertised();
             let me = Registration {
                 id: config.node_id,
@@ -162,6 +169,14 @@ impl Cluster {
                     .is_some_and(|b| b.incarnation == incarnation)
             })
         }
+    }
+
+    /// Waits until the metadata applied on this node holds this process's registration (see
+    /// [`Self::caught_up`]). A controller without a broker has nothing to wait for.
+    pub async fn registered(&self) {
+        let caught_up = self.caught_up();
+        let mut applied = self.node.metadata();
+        let _ = applied.wait_for(|m| caught_up(m)).await;
     }
 
     /// The metadata as applied on this node, the newest it knows: what changes are checked
@@ -240,16 +255,18 @@ impl Cluster {
     }
 
     /// Waits until this broker has caught up with the metadata (see [`Self::caught_up`])
-    /// and brought its partitions in line with it: until then it would tell clients of an
-    /// older cluster, as Kafka's broker does not (it serves clients once caught up). A
-    /// controller without a broker has nothing to wait for.
+    /// and brought its partitions in line with it, and the controller has unfenced it: until
+    /// then it would tell clients of an older cluster, or of one without itself, as Kafka's
+    /// broker does not (it serves clients once caught up and unfenced). A controller without a
+    /// broker has nothing to wait for.
     pub async fn serving(&self) {
-        if self.broker_id.is_none() {
+        let Some(id) = self.broker_id else {
             return;
-        }
+        };
         let caught_up = self.caught_up();
+        let unfenced = move |m: &ClusterMetadata| m.brokers.get(&id).is_some_and(|b| !b.fenced);
         let mut published = self.published.subscribe();
-        let _ = published.wait_for(|m| caught_up(m)).await;
+        let _ = published.wait_for(|m| caught_up(m) && unfenced(m)).await;
     }
 
     /// Kafka's controlled shutdown, in its simplest form: stops heartbeating and fences this
@@ -262,10 +279,13 @@ impl Cluster {
         };
         let _ = membership.await;
         // Only this process's registration: if it never registered there is nothing to fence.
+        // Nor is there when no other broker is up to take its partitions (a single node):
+        // fencing would only take their leaders away while the connections wind down.
         let registered = self.broker_id.and_then(|id| {
             let metadata = self.node.metadata().borrow().clone();
             let broker = metadata.brokers.get(&id)?;
-            (broker.incarnation == self.incarnation).then_some((id, broker.epoch))
+            let others_up = metadata.brokers.values().any(|b| b.id != id && !b.fenced);
+            (broker.incarnation == self.incarnation && others_up).then_some((id, broker.epoch))
         });
         if let Some((id, epoch)) = registered {
             let leave = self.node.propose(Command::FenceBroker {

@@ -121,30 +121,32 @@ impl Cluster {
         replication: i16,
         configs: BTreeMap<String, String>,
     ) -> Result<TopicRecord> {
-        if let Some(topic) = self.metadata().topics.get(name) {
-            return Ok(topic.clone());
+        if !self.metadata().topics.contains_key(name) {
+            let live = self
+                .metadata()
+                .brokers
+                .values()
+                .filter(|b| !b.fenced)
+                .count() as i16;
+            let spec = NewTopic {
+                name: name.to_owned(),
+                partitions: Some(partitions),
+                replication_factor: Some(replication.min(live).max(1)),
+                assignment: None,
+                configs,
+            };
+            match self
+                .create_topic(spec, partitions, replication, false)
+                .await
+            {
+                Ok(_) | Err(BrokerError::TopicAlreadyExists(_)) => {}
+                Err(err) => return Err(err),
+            }
         }
-        let live = self
-            .metadata()
-            .brokers
-            .values()
-            .filter(|b| !b.fenced)
-            .count() as i16;
-        let spec = NewTopic {
-            name: name.to_owned(),
-            partitions: Some(partitions),
-            replication_factor: Some(replication.min(live).max(1)),
-            assignment: None,
-            configs,
-        };
-        match self
-            .create_topic(spec, partitions, replication, false)
-            .await
-        {
-            Ok(_) | Err(BrokerError::TopicAlreadyExists(_)) => {}
-            Err(err) => return Err(err),
-        }
-        self.metadata()
+        // Known here once reconciled: the coordinator has then loaded what this broker leads.
+        self.await_metadata(APPLY_TIMEOUT, |m| m.topics.contains_key(name))
+            .await;
+        self.published()
             .topics
             .get(name)
             .cloned()

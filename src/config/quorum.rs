@@ -53,10 +53,14 @@ pub fn parse_voters(text: &str) -> Result<BTreeMap<u64, SocketAddr>, String> {
     Ok(voters)
 }
 
-/// The quorum this node is part of, or `None` in single-node mode (no voters configured).
+/// The quorum this node is part of, or `None` for a single node, which is the only voter of
+/// a quorum of its own (see `samsa_metadata::MetadataNode::standalone`).
 pub fn quorum_config(config: &Config) -> Result<Option<QuorumConfig>, ConfigError> {
     let invalid = |key, reason: String| ConfigError::Invalid { key, reason };
     let Some(text) = &config.controller_quorum_voters else {
+        if config.node_id < 0 {
+            return Err(invalid("node_id", "must not be negative".into()));
+        }
         return Ok(None);
     };
     let voters = parse_voters(text).map_err(|r| invalid("controller_quorum_voters", r))?;

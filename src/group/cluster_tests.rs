@@ -14,7 +14,6 @@ use super::txn_tests::offset;
 use super::{GroupCoordinator, GroupState};
 use crate::config::Config;
 use crate::error::BrokerError;
-use crate::topics::internal::Coordination;
 use crate::topics::{Partition, TopicRegistry};
 
 const PARTITIONS: i32 = 3;
@@ -25,10 +24,10 @@ fn coordinator(dir: &std::path::Path) -> (GroupCoordinator, Arc<TopicRegistry>) 
     let config = config(dir);
     let topics = Arc::new(TopicRegistry::open(config.clone()).expect("registry"));
     topics
-        .internal_compacted(OFFSETS_TOPIC, PARTITIONS)
+        .create_led_here(OFFSETS_TOPIC, PARTITIONS, Default::default())
         .expect("offsets topic");
     follow_all(&topics);
-    let groups = GroupCoordinator::new(config, topics.clone(), Coordination::Cluster);
+    let groups = GroupCoordinator::new(config, topics.clone());
     (groups, topics)
 }
 
@@ -194,7 +193,7 @@ async fn a_broker_about_to_coordinate_a_group_says_it_is_loading() {
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path());
     let topics = Arc::new(TopicRegistry::open(config.clone()).unwrap());
-    let groups = GroupCoordinator::new(config, topics.clone(), Coordination::Cluster);
+    let groups = GroupCoordinator::new(config, topics.clone());
     let a = group_in(&groups, 0);
     assert!(matches!(
         committed(&groups, &a),
@@ -203,7 +202,7 @@ async fn a_broker_about_to_coordinate_a_group_says_it_is_loading() {
 
     // The topic applied, the partition led, its load not begun yet.
     topics
-        .internal_compacted(OFFSETS_TOPIC, PARTITIONS)
+        .create_led_here(OFFSETS_TOPIC, PARTITIONS, Default::default())
         .unwrap();
     follow_all(&topics);
     assert!(
@@ -245,7 +244,7 @@ async fn a_loaded_partition_serves_the_offsets_and_members_its_log_holds() {
 
     // Another broker's coordinator, leading partition 0 only, from the same log.
     follow_all(&topics);
-    let groups = GroupCoordinator::new(config(dir.path()), topics.clone(), Coordination::Cluster);
+    let groups = GroupCoordinator::new(config(dir.path()), topics.clone());
     lead(&groups, &topics, 0);
     assert_eq!(committed(&groups, &a).unwrap(), Some(7));
     let described = groups.describe(&a).unwrap().unwrap();
@@ -394,7 +393,7 @@ fn a_cluster_coordinator_never_creates_the_offsets_topic() {
         ..Config::default()
     });
     let topics = Arc::new(TopicRegistry::open(config.clone()).unwrap());
-    let groups = GroupCoordinator::new(config, topics.clone(), Coordination::Cluster);
+    let groups = GroupCoordinator::new(config, topics.clone());
     assert!(matches!(
         groups.load_partition(0),
         Err(BrokerError::UnknownTopicOrPartition)

@@ -12,7 +12,7 @@ use parking_lot::Mutex;
 use tokio::time::Instant;
 
 use super::state::{self, Group, GroupState};
-use super::store::{OffsetsStore, Replayed, ReplayedRecord};
+use super::store::{Replayed, ReplayedRecord};
 use super::txn_offsets::{self, OpenTransactions};
 use super::GroupCoordinator;
 use crate::clock::now_ms;
@@ -30,11 +30,10 @@ pub(super) struct Groups {
 }
 
 impl Groups {
-    pub(super) fn new(store: &OffsetsStore) -> Groups {
-        let topic = store.topic();
+    pub(super) fn new() -> Groups {
         Groups {
             by_id: HashMap::new(),
-            loads: PartitionLoads::new(topic.coordination(), topic.partition_count()),
+            loads: PartitionLoads::new(),
         }
     }
 
@@ -80,16 +79,6 @@ impl Groups {
 }
 
 impl GroupCoordinator {
-    /// Loads every partition of the offsets topic: on a single node they are all this
-    /// broker's. A topic not created yet has nothing to replay. A partition that fails to
-    /// load stays loading (its groups answer COORDINATOR_LOAD_IN_PROGRESS); the others load.
-    pub fn load(&self) -> Result<()> {
-        self.store.topic().load_every_partition(
-            |count| self.groups.write().loads.mark_loaded(0..count),
-            |partition| self.load_partition(partition),
-        )
-    }
-
     /// Replays offsets partition `partition`, whose local log must exist and be led here,
     /// and starts coordinating its groups; meanwhile they answer
     /// COORDINATOR_LOAD_IN_PROGRESS. Loading a loaded partition does nothing. If the replay

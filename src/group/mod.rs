@@ -32,7 +32,7 @@ use uuid::Uuid;
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::error::{BrokerError, Result};
-use crate::topics::internal::{Appended, Coordination};
+use crate::topics::internal::Appended;
 use crate::topics::TopicRegistry;
 pub use acknowledge::PendingCommit;
 use load::Groups;
@@ -99,19 +99,14 @@ pub struct GroupCoordinator {
 }
 
 impl GroupCoordinator {
-    /// A coordinator over `topics`' offsets topic. On a single node every partition is this
-    /// broker's and answers COORDINATOR_LOAD_IN_PROGRESS until [`Self::load`]; in a cluster
-    /// none is until [`Self::load_partition`].
-    pub fn new(
-        config: Arc<Config>,
-        topics: Arc<TopicRegistry>,
-        coordination: Coordination,
-    ) -> GroupCoordinator {
+    /// A coordinator over `topics`' offsets topic, coordinating none of its partitions until
+    /// [`Self::load_partition`].
+    pub fn new(config: Arc<Config>, topics: Arc<TopicRegistry>) -> GroupCoordinator {
         let settings = GroupSettings {
             initial_rebalance_delay: Duration::from_millis(config.group_initial_rebalance_delay_ms),
         };
-        let store = OffsetsStore::new(topics, config.offsets_topic_num_partitions, coordination);
-        let groups = Groups::new(&store);
+        let store = OffsetsStore::new(topics, config.offsets_topic_num_partitions);
+        let groups = Groups::new();
         GroupCoordinator {
             config,
             settings,

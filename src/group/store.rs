@@ -28,8 +28,8 @@ use serde::{Deserialize, Serialize};
 
 use super::state::CommittedOffset;
 use crate::error::{BrokerError, Result};
-use crate::topics::internal::{self, versioned_json, Appended, Coordination, InternalTopic};
-use crate::topics::{Isolation, Partition, TopicConfig, TopicRegistry};
+use crate::topics::internal::{self, versioned_json, Appended, InternalTopic};
+use crate::topics::{Isolation, Partition, TopicRegistry};
 use samsa_storage::BatchHeader;
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -123,16 +123,9 @@ pub struct OffsetsStore {
 }
 
 impl OffsetsStore {
-    pub fn new(
-        topics: Arc<TopicRegistry>,
-        num_partitions: i32,
-        coordination: Coordination,
-    ) -> OffsetsStore {
-        if let Some(topic) = topics.get(OFFSETS_TOPIC) {
-            compact_existing(&topics, &topic.configs);
-        }
+    pub fn new(topics: Arc<TopicRegistry>, num_partitions: i32) -> OffsetsStore {
         OffsetsStore {
-            topic: InternalTopic::new(topics, OFFSETS_TOPIC, num_partitions, coordination),
+            topic: InternalTopic::new(topics, OFFSETS_TOPIC, num_partitions),
             txn_append: Mutex::new(()),
         }
     }
@@ -252,23 +245,6 @@ impl OffsetsStore {
             offset = next;
         }
         Ok(count)
-    }
-}
-
-/// An offsets topic created before samsa had compaction kept everything (retention off);
-/// it becomes compacted like a new one.
-fn compact_existing(topics: &TopicRegistry, configs: &TopicConfig) {
-    if configs
-        .0
-        .get("cleanup.policy")
-        .is_some_and(|p| p.contains("compact"))
-    {
-        return;
-    }
-    let mut configs = configs.0.clone();
-    configs.insert("cleanup.policy".to_owned(), "compact".to_owned());
-    if let Err(err) = topics.alter_configs(OFFSETS_TOPIC, configs, false) {
-        tracing::warn!("cannot make {OFFSETS_TOPIC} compacted: {err}");
     }
 }
 

@@ -346,9 +346,14 @@ fn loaded_coordinator(dir: &std::path::Path) -> std::sync::Arc<super::GroupCoord
     };
     let config = std::sync::Arc::new(config);
     let topics = std::sync::Arc::new(crate::topics::TopicRegistry::open(config.clone()).unwrap());
-    let coordination = crate::topics::internal::Coordination::SingleNode;
-    let groups = super::GroupCoordinator::new(config, topics, coordination);
-    groups.load().unwrap();
+    let partitions = config.offsets_topic_num_partitions;
+    topics
+        .create_led_here(super::store::OFFSETS_TOPIC, partitions, Default::default())
+        .unwrap();
+    let groups = super::GroupCoordinator::new(config, topics);
+    for partition in 0..partitions {
+        groups.load_partition(partition).unwrap();
+    }
     std::sync::Arc::new(groups)
 }
 

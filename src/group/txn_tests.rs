@@ -15,7 +15,6 @@ use super::txn_offsets::{validate, OpenTransactions, TransactionCheck, TxnCommit
 use super::{GroupCoordinator, PendingCommit};
 use crate::config::Config;
 use crate::error::{BrokerError, Result};
-use crate::topics::internal::Coordination;
 use crate::topics::{Isolation, TopicRegistry};
 use samsa_storage::BatchHeader;
 
@@ -56,8 +55,8 @@ fn coordinator(
         ..Config::default()
     });
     let topics = Arc::new(TopicRegistry::open(config.clone()).expect("registry"));
-    let groups = GroupCoordinator::new(config, topics.clone(), Coordination::SingleNode);
-    groups.load().expect("load");
+    let groups = GroupCoordinator::new(config, topics.clone());
+    crate::testing::coordinate_everything(&topics, &groups, None);
     (groups, topics)
 }
 

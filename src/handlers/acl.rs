@@ -59,14 +59,7 @@ pub async fn create(
         .iter()
         .filter_map(|p| p.as_ref().ok().cloned())
         .collect();
-    let stored = match &broker.cluster {
-        Some(cluster) => cluster.create_acls(&valid).await,
-        None => broker
-            .authorizer
-            .acls
-            .create(&valid)
-            .map_err(BrokerError::from),
-    };
+    let stored = broker.cluster.create_acls(&valid).await;
     let results = parsed
         .into_iter()
         .map(|p| match (p, &stored) {
@@ -233,14 +226,7 @@ pub async fn delete(
         .iter()
         .filter_map(|p| p.as_ref().ok().cloned())
         .collect();
-    let removed = match &broker.cluster {
-        Some(cluster) => cluster.delete_acls(&valid).await,
-        None => broker
-            .authorizer
-            .acls
-            .delete(&valid)
-            .map_err(BrokerError::from),
-    };
+    let removed = broker.cluster.delete_acls(&valid).await;
     let mut removed = match removed {
         Ok(removed) => removed.into_iter(),
         Err(err) => {

@@ -9,8 +9,8 @@ use kafka_protocol::messages::create_topics_response::{
 };
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{
-    BrokerId, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest,
-    CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse, TopicName,
+    CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
+    DeleteTopicsRequest, DeleteTopicsResponse, TopicName,
 };
 
 use super::Session;
@@ -59,12 +59,7 @@ pub async fn create_topics(
         {
             Err(AuthError::TopicDenied.into())
         } else {
-            match &broker.cluster {
-                Some(cluster) => {
-                    create_in_cluster(broker, cluster, topic, request.validate_only).await
-                }
-                None => create_one(broker, topic, request.validate_only),
-            }
+            create(broker, &broker.cluster, topic, request.validate_only).await
         };
         topics.push(match result {
             Ok((id, partitions, replication_factor, configs)) => {
@@ -149,7 +144,7 @@ fn described_configs(broker: &Broker, configs: &TopicConfig) -> Vec<CreatableTop
         .collect()
 }
 
-async fn create_in_cluster(
+async fn create(
     broker: &Broker,
     cluster: &Cluster,
     topic: CreatableTopic,
@@ -177,51 +172,6 @@ async fn create_in_cluster(
         created.partitions,
         created.replication_factor,
         configs,
-    ))
-}
-
-fn create_one(
-    broker: &Broker,
-    topic: CreatableTopic,
-    validate_only: bool,
-) -> Result<Created, BrokerError> {
-    let node = BrokerId(broker.node_id());
-    let explicit = explicit_assignment(&topic)?;
-    let partitions = if let Some(assignment) = &explicit {
-        for replicas in assignment {
-            if replicas != &[node.0] {
-                return Err(BrokerError::InvalidReplicaAssignment(format!(
-                    "Replica assignment {replicas:?} names brokers other than the single broker {}",
-                    node.0
-                )));
-            }
-        }
-        assignment.len() as i32
-    } else if topic.num_partitions == -1 {
-        broker.config.num_partitions
-    } else {
-        topic.num_partitions
-    };
-    if topic.replication_factor != -1 && topic.replication_factor != 1 {
-        if topic.replication_factor < 1 {
-            return Err(BrokerError::InvalidReplicationFactor(
-                "Replication factor must be larger than 0, or -1 to use the default value.".into(),
-            ));
-        }
-        return Err(BrokerError::InvalidReplicationFactor(format!(
-            "Unable to replicate the partition {} time(s): The target replication factor of {} cannot be reached because only 1 broker(s) are registered.",
-            topic.replication_factor, topic.replication_factor
-        )));
-    }
-    let configs = topic_configs(&topic)?;
-    let created = broker
-        .topics
-        .create(&topic.name, partitions, configs, validate_only)?;
-    Ok((
-        created.id,
-        partitions,
-        1,
-        described_configs(broker, &created.configs),
     ))
 }
 
@@ -297,10 +247,9 @@ pub async fn delete_topics(
                 }),
         };
         let topic = topic.and_then(|t| fixed_internal(&t.name, "deleted").map(|_| t));
-        let result = match (topic, &broker.cluster) {
-            (Ok(t), Some(cluster)) => cluster.delete_topic(&t.name).await.map(|_| t),
-            (Ok(t), None) => broker.topics.delete(&t.name).map(|_| t),
-            (Err(err), _) => Err(err),
+        let result = match topic {
+            Ok(t) => broker.cluster.delete_topic(&t.name).await.map(|_| t),
+            Err(err) => Err(err),
         };
         responses.push(match result {
             Ok(topic) => DeletableTopicResult::default()
@@ -338,27 +287,16 @@ pub async fn create_partitions(
             Err(AuthError::TopicDenied.into())
         } else if let Err(err) = fixed_internal(&topic.name, "given more partitions") {
             Err(err)
-        } else if let Some(cluster) = &broker.cluster {
+        } else {
             let assignment = topic.assignments.as_ref().map(|a| {
                 a.iter()
                     .map(|p| p.broker_ids.iter().map(|b| b.0).collect())
                     .collect()
             });
-            cluster
+            broker
+                .cluster
                 .create_partitions(&topic.name, topic.count, assignment, request.validate_only)
                 .await
-        } else {
-            check_assignments(
-                broker,
-                &topic.name,
-                topic.count,
-                topic.assignments.as_deref(),
-            )
-            .and_then(|_| {
-                broker
-                    .topics
-                    .add_partitions(&topic.name, topic.count, request.validate_only)
-            })
         };
         let response = CreatePartitionsTopicResult::default().with_name(topic.name);
         results.push(match result {
@@ -378,39 +316,6 @@ fn fixed_internal(name: &str, what: &str) -> Result<(), BrokerError> {
     if name == OFFSETS_TOPIC {
         return Err(BrokerError::InvalidTopic(format!(
             "The internal topic {OFFSETS_TOPIC} holds the group coordinator's state and cannot be {what}."
-        )));
-    }
-    Ok(())
-}
-
-/// Explicit assignments must name one replica list per new partition, each this broker.
-fn check_assignments(
-    broker: &Broker,
-    topic: &str,
-    count: i32,
-    assignments: Option<
-        &[kafka_protocol::messages::create_partitions_request::CreatePartitionsAssignment],
-    >,
-) -> Result<(), BrokerError> {
-    let Some(assignments) = assignments else {
-        return Ok(());
-    };
-    let node = BrokerId(broker.node_id());
-    let current = broker
-        .topics
-        .get(topic)
-        .map_or(0, |t| t.partitions.len() as i32);
-    let added = count - current;
-    if added > 0 && assignments.len() as i32 != added {
-        return Err(BrokerError::InvalidReplicaAssignment(format!(
-            "Increasing the number of partitions by {added} but {} assignments provided.",
-            assignments.len()
-        )));
-    }
-    if assignments.iter().any(|a| a.broker_ids != [node]) {
-        return Err(BrokerError::InvalidReplicaAssignment(format!(
-            "Every new partition must be assigned to broker {}",
-            node.0
         )));
     }
     Ok(())

@@ -1,6 +1,5 @@
-//! DescribeCluster, and the brokers and controller that it and Metadata show: in cluster mode
-//! the unfenced registered brokers and the quorum's leader, otherwise this one broker as the
-//! whole cluster and its controller.
+//! DescribeCluster, and the brokers and controller that it and Metadata show: the unfenced
+//! registered brokers and the quorum's leader (a single node is both).
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
@@ -38,30 +37,28 @@ impl From<RegisteredBroker> for Endpoint {
     }
 }
 
-/// The brokers clients may use (and the fenced ones when asked for). A single node shows the
-/// listener the client came through.
+/// The brokers clients may use (and the fenced ones when asked for). This broker is shown at
+/// the listener the client came through, as Kafka answers with the endpoints of the
+/// request's listener; the others at the address they registered.
 pub(super) fn visible_brokers(
     broker: &Broker,
     session: &Session,
     include_fenced: bool,
 ) -> Vec<Endpoint> {
-    match &broker.cluster {
-        Some(cluster) => cluster
-            .brokers(include_fenced)
-            .into_iter()
-            .map(Endpoint::from)
-            .collect(),
-        None => {
-            let (host, port) = &session.listener.advertised;
-            vec![Endpoint {
-                id: broker.node_id(),
-                host: host.clone(),
-                port: *port,
-                rack: None,
-                fenced: false,
-            }]
-        }
-    }
+    let me = broker.node_id();
+    broker
+        .cluster
+        .brokers(include_fenced)
+        .into_iter()
+        .map(|registered| {
+            let mut endpoint = Endpoint::from(registered);
+            if endpoint.id == me {
+                let (host, port) = &session.listener.advertised;
+                (endpoint.host, endpoint.port) = (host.clone(), *port);
+            }
+            endpoint
+        })
+        .collect()
 }
 
 /// The brokers among `ids` (leaders a NOT_LEADER_OR_FOLLOWER answer points at), for the
@@ -71,11 +68,9 @@ pub(super) fn leader_endpoints(
     broker: &Broker,
     ids: impl IntoIterator<Item = i32>,
 ) -> Vec<Endpoint> {
-    let Some(cluster) = &broker.cluster else {
-        return Vec::new();
-    };
     let wanted: std::collections::BTreeSet<i32> = ids.into_iter().filter(|id| *id >= 0).collect();
-    cluster
+    broker
+        .cluster
         .brokers(false)
         .into_iter()
         .filter(|b| wanted.contains(&b.id))
@@ -92,10 +87,7 @@ pub(super) fn missing_topic(
     id: Option<uuid::Uuid>,
     unknown: BrokerError,
 ) -> BrokerError {
-    let Some(cluster) = &broker.cluster else {
-        return unknown;
-    };
-    let metadata = cluster.metadata();
+    let metadata = broker.cluster.metadata();
     let known = match (name, id) {
         (Some(name), _) => metadata.topics.contains_key(name),
         (None, Some(id)) => metadata.topics.values().any(|t| t.id == *id.as_bytes()),
@@ -108,14 +100,9 @@ pub(super) fn missing_topic(
     }
 }
 
-/// The active controller: the quorum's leader (-1 while there is none), or this node.
+/// The active controller: the quorum's leader, -1 while there is none.
 pub(super) fn controller_id(broker: &Broker) -> BrokerId {
-    BrokerId(
-        broker
-            .cluster
-            .as_ref()
-            .map_or(broker.node_id(), |c| c.controller_id()),
-    )
+    BrokerId(broker.cluster.controller_id())
 }
 
 pub fn describe(

@@ -314,14 +314,10 @@ async fn alter_one(
                 topic.configs.0.clone()
             };
             let configs = apply(base, &topic.configs, broker, changes)?;
-            match &broker.cluster {
-                Some(cluster) => {
-                    cluster
-                        .alter_topic_configs(name, configs, validate_only)
-                        .await
-                }
-                None => broker.topics.alter_configs(name, configs, validate_only),
-            }
+            broker
+                .cluster
+                .alter_topic_configs(name, configs, validate_only)
+                .await
         }
         RESOURCE_BROKER if !may(ResourceType::Cluster, CLUSTER_NAME) => {
             Err(AuthError::ClusterDenied.into())

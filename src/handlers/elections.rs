@@ -1,7 +1,6 @@
 //! ElectLeaders: an operator's leader election (kafka-leader-election.sh). The preferred type
 //! gives partitions back to their first replica when it is in sync; the unclean type gives a
-//! partition that lost every in-sync replica a leader outside the ISR. A single node already
-//! leads everything it has, so every election there is one that is not needed.
+//! partition that lost every in-sync replica a leader outside the ISR.
 
 use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaElectionResult};
 use kafka_protocol::messages::{ElectLeadersRequest, ElectLeadersResponse, TopicName};
@@ -84,25 +83,13 @@ pub async fn handle(
 }
 
 fn all_partitions(broker: &Broker) -> Vec<(String, Vec<i32>)> {
-    match &broker.cluster {
-        Some(cluster) => cluster
-            .metadata()
-            .topics
-            .values()
-            .map(|t| (t.name.clone(), (0..t.partitions.len() as i32).collect()))
-            .collect(),
-        None => broker
-            .topics
-            .all()
-            .iter()
-            .map(|t| {
-                (
-                    t.name.clone(),
-                    t.partitions.iter().map(|p| p.index).collect(),
-                )
-            })
-            .collect(),
-    }
+    broker
+        .cluster
+        .metadata()
+        .topics
+        .values()
+        .map(|t| (t.name.clone(), (0..t.partitions.len() as i32).collect()))
+        .collect()
 }
 
 async fn elect(
@@ -114,11 +101,7 @@ async fn elect(
     let no_topic = || BrokerError::NoSuchPartition(format!("No such topic as {topic}"));
     let no_partition =
         || BrokerError::NoSuchPartition(format!("No such partition as {topic}-{partition}"));
-    let Some(cluster) = &broker.cluster else {
-        let found = broker.topics.get(topic).ok_or_else(no_topic)?;
-        found.partition(partition).ok_or_else(no_partition)?;
-        return Err(BrokerError::ElectionNotNeeded);
-    };
+    let cluster = &broker.cluster;
     let metadata = cluster.metadata();
     let record = metadata.topics.get(topic).ok_or_else(no_topic)?;
     let index = u32::try_from(partition)

@@ -108,7 +108,10 @@ pub async fn handle(
         if done {
             record_traffic(broker, &topics, &round.responses);
             let mut response = FetchResponse::default();
-            if version >= FIRST_VERSION_WITH_NODE_ENDPOINTS {
+            // As Kafka's, only a consumer is told where the new leaders are: a follower
+            // learns of them from the metadata.
+            let consumer = !matches!(reader, Reader::Follower(_));
+            if consumer && version >= FIRST_VERSION_WITH_NODE_ENDPOINTS {
                 let leaders = round
                     .responses
                     .iter()

@@ -26,9 +26,10 @@ use crate::group::store::OFFSETS_TOPIC;
 use crate::group::{JoinOutcome, JoinRequest};
 use crate::topics::internal::partition_for;
 use crate::txn::log::TRANSACTION_STATE_TOPIC;
+use samsa_metadata::state::Topic as TopicRecord;
 
-const GROUP_KEY: i8 = 0;
-const TRANSACTION_KEY: i8 = 1;
+pub(super) const GROUP_KEY: i8 = 0;
+pub(super) const TRANSACTION_KEY: i8 = 1;
 
 /// Whether the session may perform `op` on the group (Kafka's GROUP resource).
 fn may(broker: &Broker, session: &Session, op: Operation, group: &str) -> bool {
@@ -95,18 +96,18 @@ pub async fn find_coordinator(
 }
 
 /// The coordinator of a group or transactional id: (node id, host, port). Finding one needs
-/// DESCRIBE on the key, as in Kafka. A single node coordinates everything, at the address
-/// of the listener the client came through; in a cluster it is the leader of the key's
-/// partition of the internal topic, which the controller creates on first use.
+/// DESCRIBE on the key, as in Kafka. It is the leader of the key's partition of the internal
+/// topic, which the controller creates on first use; this broker is named at the listener
+/// the client came through, as in Metadata.
 async fn locate(
     broker: &Broker,
     session: &Session,
     key_type: i8,
     key: &str,
 ) -> Result<(i32, String, i32), BrokerError> {
-    let topic = match key_type {
+    match key_type {
         GROUP_KEY if !may(broker, session, Operation::Describe, key) => return Err(group_denied()),
-        GROUP_KEY => OFFSETS_TOPIC,
+        GROUP_KEY => {}
         TRANSACTION_KEY
             if !allowed(
                 broker,
@@ -118,43 +119,53 @@ async fn locate(
         {
             return Err(AuthError::TransactionalIdDenied.into())
         }
-        TRANSACTION_KEY => TRANSACTION_STATE_TOPIC,
+        TRANSACTION_KEY => {}
         other => {
             return Err(BrokerError::InvalidRequest(format!(
                 "unknown coordinator key type {other}"
             )))
         }
-    };
-    let Some(cluster) = &broker.cluster else {
-        let (host, port) = &session.listener.advertised;
-        return Ok((broker.node_id(), host.clone(), *port));
-    };
+    }
+    let record = internal_topic(broker, key_type).await?;
+    let partition = partition_for(key, record.partitions.len());
+    let leader = record.partitions[partition].leader;
+    let metadata = broker.cluster.published();
+    match metadata.brokers.get(&leader) {
+        Some(b) if b.fenced => Err(BrokerError::CoordinatorNotAvailable),
+        Some(_) if leader == broker.node_id() => {
+            let (host, port) = &session.listener.advertised;
+            Ok((leader, host.clone(), *port))
+        }
+        Some(b) => Ok((leader, b.host.clone(), i32::from(b.port))),
+        None => Err(BrokerError::CoordinatorNotAvailable),
+    }
+}
+
+/// The internal topic of a coordinator (`GROUP_KEY`: the offsets topic, `TRANSACTION_KEY`:
+/// the transaction state), which the controller creates on first use and which is known
+/// here once this broker has reconciled it, and so has loaded the partitions it leads.
+pub(super) async fn internal_topic(
+    broker: &Broker,
+    key_type: i8,
+) -> Result<TopicRecord, BrokerError> {
     let config = &broker.config;
-    let (partitions, replication) = match key_type {
+    let (topic, partitions, replication) = match key_type {
         GROUP_KEY => (
+            OFFSETS_TOPIC,
             config.offsets_topic_num_partitions,
             config.offsets_topic_replication_factor,
         ),
         _ => (
+            TRANSACTION_STATE_TOPIC,
             config.transaction_state_num_partitions,
             config.transaction_state_replication_factor,
         ),
     };
-    let record = cluster
-        .internal_topic(
-            topic,
-            partitions,
-            replication,
-            broker.topics.internal_configs(),
-        )
-        .await?;
-    let partition = partition_for(key, record.partitions.len());
-    let leader = record.partitions[partition].leader;
-    let metadata = cluster.published();
-    match metadata.brokers.get(&leader) {
-        Some(b) if !b.fenced => Ok((leader, b.host.clone(), i32::from(b.port))),
-        _ => Err(BrokerError::CoordinatorNotAvailable),
-    }
+    let configs = broker.topics.internal_configs();
+    broker
+        .cluster
+        .internal_topic(topic, partitions, replication, configs)
+        .await
 }
 
 pub async fn join(

@@ -19,7 +19,6 @@ use crate::broker::Broker;
 use crate::cluster::NewTopic;
 use crate::error::BrokerError;
 use crate::group::store::OFFSETS_TOPIC;
-use crate::topics::Topic;
 use crate::txn::log::TRANSACTION_STATE_TOPIC;
 
 /// What the request lets this handler do, and who asks.
@@ -28,11 +27,11 @@ struct Context<'a> {
     session: &'a Session,
     may_create: bool,
     want_operations: bool,
-    /// In a cluster, the metadata as this node had applied it when the request came.
-    cluster: Option<Arc<ClusterMetadata>>,
+    /// The metadata as this node had published it when the request came.
+    cluster: Arc<ClusterMetadata>,
 }
 
-/// A topic as Metadata describes it, from the local registry or the cluster metadata.
+/// A topic as Metadata describes it, from the cluster metadata.
 struct TopicView {
     name: String,
     id: Uuid,
@@ -51,27 +50,6 @@ struct PartitionView {
 }
 
 impl TopicView {
-    /// A single node leads, and is every replica of, every partition.
-    fn local(topic: &Topic, node: i32) -> TopicView {
-        let partitions = topic
-            .partitions
-            .iter()
-            .map(|p| PartitionView {
-                index: p.index,
-                leader: node,
-                leader_epoch: p.leader_epoch(),
-                replicas: vec![node],
-                isr: vec![node],
-                offline: Vec::new(),
-            })
-            .collect();
-        TopicView {
-            name: topic.name.clone(),
-            id: topic.id,
-            partitions,
-        }
-    }
-
     fn in_cluster(topic: &TopicRecord, metadata: &ClusterMetadata) -> TopicView {
         let up = |id: &i32| metadata.brokers.get(id).is_some_and(|b| !b.fenced);
         let partitions = topic
@@ -115,69 +93,31 @@ impl Context<'_> {
     }
 
     fn all_topics(&self) -> Vec<TopicView> {
-        match &self.cluster {
-            Some(m) => m
-                .topics
-                .values()
-                .map(|t| TopicView::in_cluster(t, m))
-                .collect(),
-            None => {
-                let node = self.broker.node_id();
-                self.broker
-                    .topics
-                    .all()
-                    .iter()
-                    .map(|t| TopicView::local(t, node))
-                    .collect()
-            }
-        }
+        let m = &self.cluster;
+        m.topics
+            .values()
+            .map(|t| TopicView::in_cluster(t, m))
+            .collect()
     }
 
     fn topic(&self, name: &str) -> Option<TopicView> {
-        match &self.cluster {
-            Some(m) => m.topics.get(name).map(|t| TopicView::in_cluster(t, m)),
-            None => self
-                .broker
-                .topics
-                .get(name)
-                .map(|t| TopicView::local(&t, self.broker.node_id())),
-        }
+        let m = &self.cluster;
+        m.topics.get(name).map(|t| TopicView::in_cluster(t, m))
     }
 
     fn topic_by_id(&self, id: Uuid) -> Option<TopicView> {
-        match &self.cluster {
-            Some(m) => {
-                let wanted = *id.as_bytes();
-                m.topics
-                    .values()
-                    .find(|t| t.id == wanted)
-                    .map(|t| TopicView::in_cluster(t, m))
-            }
-            None => self
-                .broker
-                .topics
-                .get_by_id(id)
-                .map(|t| TopicView::local(&t, self.broker.node_id())),
-        }
+        let m = &self.cluster;
+        let wanted = *id.as_bytes();
+        m.topics
+            .values()
+            .find(|t| t.id == wanted)
+            .map(|t| TopicView::in_cluster(t, m))
     }
 
     /// Auto-creation with the broker's defaults; `Ok(None)`: created, not yet known here.
     async fn create(&self, name: &str) -> Result<Option<TopicView>, BrokerError> {
         let broker = self.broker;
-        let Some(cluster) = &broker.cluster else {
-            let created = broker.topics.create(
-                name,
-                broker.config.num_partitions,
-                Default::default(),
-                false,
-            );
-            return match created {
-                Ok(topic) => Ok(Some(TopicView::local(&topic, broker.node_id()))),
-                // Another request created it between our lookup and our create.
-                Err(BrokerError::TopicAlreadyExists(_)) => Ok(self.topic(name)),
-                Err(err) => Err(err),
-            };
-        };
+        let cluster = &broker.cluster;
         let spec = NewTopic {
             name: name.to_owned(),
             ..NewTopic::default()
@@ -215,7 +155,7 @@ pub async fn handle(
         _ => None,
     };
     let cx = Context {
-        cluster: broker.cluster.as_ref().map(|c| c.published()),
+        cluster: broker.cluster.published(),
         broker,
         session,
         // Before v4 the request had no flag and auto-creation was always allowed.

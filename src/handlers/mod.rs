@@ -72,12 +72,46 @@ macro_rules! apis {
         ) -> ResponseKind {
             let $version = request.version();
             let $client_id = request.header.client_id.as_deref().unwrap_or("").to_owned();
+            coordinator_topic_first($broker, &request.body).await;
             match request.body {
                 $( RequestKind::$key($req) => ResponseKind::$key($handler), )*
                 other => unreachable!("{other:?} is not in the declared APIs"),
             }
         }
     };
+}
+
+/// A coordinator's request creates its internal topic if it does not exist yet, as
+/// FindCoordinator does, and waits until this broker knows it (and so has loaded the
+/// partitions it leads): a client may ask a broker it knows to coordinate before it ever
+/// looks for the coordinator, and a single node answers it then as Kafka's does, where
+/// the topic appears with the first group or transaction. If the creation fails, the
+/// handler answers what a missing coordinator means for its request.
+async fn coordinator_topic_first(broker: &Broker, body: &RequestKind) {
+    use group::{GROUP_KEY, TRANSACTION_KEY};
+    let key_types: &[i8] = match body {
+        RequestKind::JoinGroup(_)
+        | RequestKind::SyncGroup(_)
+        | RequestKind::Heartbeat(_)
+        | RequestKind::LeaveGroup(_)
+        | RequestKind::OffsetCommit(_)
+        | RequestKind::OffsetFetch(_)
+        | RequestKind::OffsetDelete(_)
+        | RequestKind::DescribeGroups(_)
+        | RequestKind::DeleteGroups(_) => &[GROUP_KEY],
+        // The group coordinator asks the transaction coordinator about the producer.
+        RequestKind::TxnOffsetCommit(_) => &[GROUP_KEY, TRANSACTION_KEY],
+        RequestKind::InitProducerId(r) if r.transactional_id.is_some() => &[TRANSACTION_KEY],
+        RequestKind::AddPartitionsToTxn(_)
+        | RequestKind::AddOffsetsToTxn(_)
+        | RequestKind::EndTxn(_) => &[TRANSACTION_KEY],
+        _ => return,
+    };
+    for &key_type in key_types {
+        if let Err(err) = group::internal_topic(broker, key_type).await {
+            tracing::debug!("cannot create the coordinator's internal topic: {err}");
+        }
+    }
 }
 
 apis! {

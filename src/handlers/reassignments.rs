@@ -1,7 +1,5 @@
 //! AlterPartitionReassignments and ListPartitionReassignments: moving a partition's replicas
-//! to other brokers while it stays online (see `samsa_metadata`'s reassignment module). A
-//! single node has nowhere to move a replica to: a target of this broker alone is already
-//! reached, any other is refused.
+//! to other brokers while it stays online (see `samsa_metadata`'s reassignment module).
 
 use kafka_protocol::messages::alter_partition_reassignments_response::{
     ReassignablePartitionResponse, ReassignableTopicResponse,
@@ -135,15 +133,7 @@ fn current(broker: &Broker, topic: &str, partition: i32) -> Result<Current, Brok
         || BrokerError::NoSuchPartition(format!("Unable to find a topic named {topic}."));
     let no_partition =
         || BrokerError::NoSuchPartition(format!("Unable to find partition {topic}:{partition}."));
-    let Some(cluster) = &broker.cluster else {
-        let topic = broker.topics.get(topic).ok_or_else(no_topic)?;
-        topic.partition(partition).ok_or_else(no_partition)?;
-        return Ok(Current {
-            replicas: vec![broker.node_id()],
-            reassigning: false,
-        });
-    };
-    let metadata = cluster.metadata();
+    let metadata = broker.cluster.metadata();
     let record = metadata.topics.get(topic).ok_or_else(no_topic)?;
     let p = usize::try_from(partition)
         .ok()
@@ -156,24 +146,20 @@ fn current(broker: &Broker, topic: &str, partition: i32) -> Result<Current, Brok
 }
 
 fn registered(broker: &Broker, id: i32) -> bool {
-    match &broker.cluster {
-        Some(cluster) => cluster.metadata().brokers.contains_key(&id),
-        None => id == broker.node_id(),
-    }
+    broker.cluster.metadata().brokers.contains_key(&id)
 }
 
-/// Starts (or cancels) a checked reassignment. On a single node the only valid target is
-/// the broker itself, which the partition already has.
+/// Starts (or cancels) a checked reassignment.
 async fn apply(
     broker: &Broker,
     topic: &str,
     partition: i32,
     target: Option<Vec<i32>>,
 ) -> Result<(), BrokerError> {
-    match &broker.cluster {
-        Some(cluster) => cluster.reassign(topic, partition as u32, target).await,
-        None => Ok(()),
-    }
+    broker
+        .cluster
+        .reassign(topic, partition as u32, target)
+        .await
 }
 
 pub fn list(
@@ -192,11 +178,7 @@ pub fn list(
         let err = BrokerError::from(AuthError::ClusterDenied);
         return response.with_error_code(err.code());
     }
-    // A single node never has a reassignment in progress.
-    let Some(cluster) = &broker.cluster else {
-        return response.with_error_message(None);
-    };
-    let metadata = cluster.metadata();
+    let metadata = broker.cluster.metadata();
     let wanted: Option<Vec<(String, Vec<i32>)>> = request.topics.map(|topics| {
         topics
             .into_iter()

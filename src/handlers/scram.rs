@@ -156,16 +156,7 @@ pub async fn alter(
             }
         }
     }
-    match &broker.cluster {
-        Some(cluster) => outcomes.extend(cluster.alter_credentials(valid).await),
-        None => outcomes.extend(
-            broker
-                .credentials
-                .alter(valid)
-                .into_iter()
-                .map(|(user, r)| (user, r.map_err(BrokerError::from))),
-        ),
-    }
+    outcomes.extend(broker.cluster.alter_credentials(valid).await);
     let results = order
         .into_iter()
         .map(|user| {

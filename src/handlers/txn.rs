@@ -52,13 +52,11 @@ pub async fn init_producer_id(
     req: InitProducerIdRequest,
     version: i16,
 ) -> InitProducerIdResponse {
-    if let Some(cluster) = &broker.cluster {
-        if broker.txns.wants_producer_ids() {
-            match cluster.reserve_producer_ids().await {
-                Ok((first, count)) => broker.txns.add_producer_ids(first, count),
-                // Allocation answers COORDINATOR_LOAD_IN_PROGRESS if no block is left.
-                Err(err) => tracing::warn!("cannot reserve producer ids: {err}"),
-            }
+    if broker.txns.wants_producer_ids() {
+        match broker.cluster.reserve_producer_ids().await {
+            Ok((first, count)) => broker.txns.add_producer_ids(first, count),
+            // Allocation answers COORDINATOR_LOAD_IN_PROGRESS if no block is left.
+            Err(err) => tracing::warn!("cannot reserve producer ids: {err}"),
         }
     }
     let expected =

@@ -15,19 +15,6 @@ use tokio::time::Instant;
 use super::{Partition, Topic, TopicRegistry};
 use crate::error::{BrokerError, Result};
 
-/// How a coordinator's work is shared out, which decides who creates its internal topic and
-/// what a partition it has not loaded means.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Coordination {
-    /// One broker coordinates every partition. It creates the topic with its first write, as
-    /// Kafka auto-creates it, so a broker without groups lists no extra topic; its partitions
-    /// answer COORDINATOR_LOAD_IN_PROGRESS until the start-up load has replayed them.
-    SingleNode,
-    /// A broker coordinates the partitions it leads (Kafka's rule). The controller creates the
-    /// topic (FindCoordinator asks it to); writes before then get COORDINATOR_NOT_AVAILABLE.
-    Cluster,
-}
-
 /// A coordinator's internal topic. Looked up in the registry at each use rather than kept,
 /// since another broker may create it and leadership changes may reopen its partitions.
 pub struct InternalTopic {
@@ -35,30 +22,19 @@ pub struct InternalTopic {
     name: &'static str,
     /// The partition count the topic is created with; an existing topic's own count wins.
     configured_partitions: i32,
-    coordination: Coordination,
 }
 
 impl InternalTopic {
-    pub fn new(
-        topics: Arc<TopicRegistry>,
-        name: &'static str,
-        partitions: i32,
-        coordination: Coordination,
-    ) -> InternalTopic {
+    pub fn new(topics: Arc<TopicRegistry>, name: &'static str, partitions: i32) -> InternalTopic {
         InternalTopic {
             topics,
             name,
             configured_partitions: partitions.max(1),
-            coordination,
         }
     }
 
     pub fn registry(&self) -> &Arc<TopicRegistry> {
         &self.topics
-    }
-
-    pub fn coordination(&self) -> Coordination {
-        self.coordination
     }
 
     /// The topic, if it exists yet.
@@ -81,21 +57,17 @@ impl InternalTopic {
         partition_for(key, self.partition_count() as usize) as i32
     }
 
-    /// The partition a write of `key` goes to; on a single node the topic is created first
-    /// if it does not exist yet.
+    /// The partition a write of `key` goes to. The controller creates the topic (FindCoordinator
+    /// asks it to); writes before then get COORDINATOR_NOT_AVAILABLE.
     pub fn partition_to_write(&self, key: &str) -> Result<Arc<Partition>> {
-        let topic = match (self.existing(), self.coordination) {
-            (Some(topic), _) => topic,
-            (None, Coordination::SingleNode) => self
-                .topics
-                .internal_compacted(self.name, self.configured_partitions)?,
-            (None, Coordination::Cluster) => return Err(BrokerError::CoordinatorNotAvailable),
-        };
+        let topic = self
+            .existing()
+            .ok_or(BrokerError::CoordinatorNotAvailable)?;
         let index = partition_for(key, topic.partitions.len());
         Ok(topic.partitions[index].clone())
     }
 
-    /// Ok when `partition` is loaded in `loads`. In a cluster, a broker without a load of it
+    /// Ok when `partition` is loaded in `loads`. A broker without a load of it
     /// may be about to coordinate it: it leads the partition and the load has not begun, or
     /// it has not yet applied the topic that another broker found it leading. Both answer
     /// COORDINATOR_LOAD_IN_PROGRESS, which clients retry here; NOT_COORDINATOR would end
@@ -114,9 +86,6 @@ impl InternalTopic {
     }
 
     fn about_to_coordinate(&self, partition: i32) -> bool {
-        if self.coordination != Coordination::Cluster {
-            return false;
-        }
         match self.existing() {
             None => true,
             Some(topic) => topic
@@ -128,34 +97,6 @@ impl InternalTopic {
     /// Partition `index`'s local log, to replay it.
     pub fn partition(&self, index: i32) -> Result<Arc<Partition>> {
         self.topics.partition(self.name, index)
-    }
-
-    /// A single node's start-up load: every partition, with `load_partition`. A topic not
-    /// created yet has nothing to replay, and `nothing_to_load` is told its partition count
-    /// instead. A partition that fails is logged and the others still load; the first
-    /// failure is returned.
-    pub fn load_every_partition(
-        &self,
-        nothing_to_load: impl FnOnce(i32),
-        load_partition: impl Fn(i32) -> Result<()>,
-    ) -> Result<()> {
-        let count = self.partition_count();
-        if !self.exists() {
-            nothing_to_load(count);
-            return Ok(());
-        }
-        let mut failed = None;
-        for partition in 0..count {
-            if let Err(err) = load_partition(partition) {
-                tracing::error!(
-                    topic = self.name,
-                    partition,
-                    "cannot load the coordinator's state: {err}"
-                );
-                failed.get_or_insert(err);
-            }
-        }
-        failed.map_or(Ok(()), Err)
     }
 }
 
@@ -174,26 +115,17 @@ enum Load<T> {
     Loaded,
 }
 
+impl<T: Default> Default for PartitionLoads<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl<T: Default> PartitionLoads<T> {
-    /// On a single node every partition is this broker's from the start, loading until the
-    /// start-up load replays it; in a cluster none is until it leads one.
-    pub fn new(coordination: Coordination, partitions: i32) -> PartitionLoads<T> {
-        let partitions = match coordination {
-            Coordination::SingleNode => (0..partitions)
-                .map(|p| {
-                    (
-                        p,
-                        Load::Loading {
-                            id: 0,
-                            pending: T::default(),
-                        },
-                    )
-                })
-                .collect(),
-            Coordination::Cluster => HashMap::new(),
-        };
+    /// No partition is this broker's until it leads one.
+    pub fn new() -> PartitionLoads<T> {
         PartitionLoads {
-            partitions,
+            partitions: HashMap::new(),
             next_load: 1,
         }
     }

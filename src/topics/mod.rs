@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::config::Config;
 use crate::error::{BrokerError, Result};
-use catalogue::{CatalogueError, CatalogueFile, TopicRecord};
+use catalogue::{CatalogueError, CatalogueFile};
 pub use config::TopicConfig;
 pub use partition::{
     Assignment, Isolation, IsrProposal, Offsets, Partition, ReadResult, RoleChange,
@@ -49,11 +49,10 @@ struct Topics {
 pub struct TopicRegistry {
     config: Arc<Config>,
     cluster_id: String,
-    /// In a cluster the metadata log is the catalogue of topics (see [`Self::sync_topic`]);
-    /// the local catalogue file only keeps the cluster id.
-    cluster: bool,
+    /// The metadata log is the catalogue of topics (see [`Self::sync_topic`]); the local
+    /// catalogue file only keeps the cluster id.
     topics: RwLock<Topics>,
-    /// Serialises catalogue changes so the file always matches memory.
+    /// Serialises topic changes, so that two reconciliations never interleave.
     changes: Mutex<()>,
 }
 
@@ -102,7 +101,10 @@ pub fn validate_topic_name(name: &str) -> Result<()> {
 }
 
 impl TopicRegistry {
-    /// Loads the catalogue from the data directory and opens (recovering) every partition.
+    /// Opens the data directory, keeping the cluster id in its catalogue (made on first start).
+    /// Partitions open as the metadata assigns them ([`Self::sync_topic`]). The topics of a
+    /// catalogue written before the metadata moved into the log are left to
+    /// [`catalogue::load`] and the server's one-time conversion.
     pub fn open(config: Arc<Config>) -> std::result::Result<TopicRegistry, OpenError> {
         let data_dir = config.data_dir.clone();
         std::fs::create_dir_all(&data_dir).map_err(|source| OpenError::DataDir {
@@ -120,45 +122,14 @@ impl TopicRegistry {
                 file
             }
         };
-        let cluster_id = config.cluster_id.clone().unwrap_or(file.cluster_id);
-        let cluster = config.controller_quorum_voters.is_some();
-        let registry = TopicRegistry {
+        Ok(TopicRegistry {
+            cluster_id: config.cluster_id.clone().unwrap_or(file.cluster_id),
             config,
-            cluster_id,
-            cluster,
             topics: RwLock::new(Topics::default()),
             changes: Mutex::new(()),
-        };
-        let mut topics = Topics::default();
-        let local_topics = if cluster { Vec::new() } else { file.topics };
-        for record in local_topics {
-            let partitions = (0..record.partitions)
-                .map(|p| {
-                    registry
-                        .open_partition(&record.name, p, &record.configs)
-                        .map_err(|source| OpenError::Partition {
-                            topic: record.name.clone(),
-                            partition: p,
-                            source,
-                        })
-                })
-                .collect::<std::result::Result<Vec<_>, _>>()?;
-            topics.by_id.insert(record.id, record.name.clone());
-            topics.by_name.insert(
-                record.name.clone(),
-                Arc::new(Topic {
-                    name: record.name,
-                    id: record.id,
-                    configs: record.configs,
-                    partitions,
-                }),
-            );
-        }
-        *registry.topics.write() = topics;
-        Ok(registry)
+        })
     }
 
-    /// The broker configuration topics were opened with.
     pub fn broker_config(&self) -> &Config {
         &self.config
     }
@@ -191,19 +162,6 @@ impl TopicRegistry {
             .ok_or(BrokerError::UnknownTopicOrPartition)
     }
 
-    /// An internal topic of a coordinator (`__consumer_offsets`, `__transaction_state`),
-    /// created on first use like Kafka's. Compacted, so its size follows the number of keys;
-    /// only sealed segments are cleaned, hence a segment size of its own.
-    pub fn internal_compacted(&self, name: &str, num_partitions: i32) -> Result<Arc<Topic>> {
-        match self.create(name, num_partitions, self.internal_configs(), false) {
-            Ok(topic) => Ok(topic),
-            Err(BrokerError::TopicAlreadyExists(_)) => {
-                self.get(name).ok_or(BrokerError::CoordinatorNotAvailable)
-            }
-            Err(err) => Err(err),
-        }
-    }
-
     /// The config overrides of a coordinator's internal topic, wherever it is created.
     pub fn internal_configs(&self) -> BTreeMap<String, String> {
         let segment_bytes = self.broker_config().offsets_topic_segment_bytes.to_string();
@@ -216,56 +174,6 @@ impl TopicRegistry {
         .collect()
     }
 
-    /// Creates a topic. With `validate_only` everything is checked but nothing is created.
-    pub fn create(
-        &self,
-        name: &str,
-        partitions: i32,
-        configs: BTreeMap<String, String>,
-        validate_only: bool,
-    ) -> Result<Arc<Topic>> {
-        validate_topic_name(name)?;
-        self.refuse_in_cluster()?;
-        if partitions < 1 {
-            return Err(BrokerError::InvalidPartitions(
-                "Number of partitions must be larger than 0.".into(),
-            ));
-        }
-        let configs = TopicConfig::validated(configs)?;
-        let _change = self.changes.lock();
-        if self.get(name).is_some() {
-            return Err(BrokerError::TopicAlreadyExists(format!(
-                "Topic '{name}' already exists."
-            )));
-        }
-        let topic = Topic {
-            name: name.to_owned(),
-            id: Uuid::new_v4(),
-            configs: configs.clone(),
-            partitions: Vec::new(),
-        };
-        if validate_only {
-            return Ok(Arc::new(topic));
-        }
-        let partitions = (0..partitions)
-            .map(|p| self.open_partition(name, p, &configs))
-            .collect::<Result<Vec<_>>>()?;
-        let topic = Arc::new(Topic {
-            partitions,
-            ..topic
-        });
-        self.commit(|topics| {
-            topics.by_id.insert(topic.id, topic.name.clone());
-            topics.by_name.insert(topic.name.clone(), topic.clone());
-        })?;
-        tracing::info!(
-            topic = name,
-            partitions = topic.partitions.len(),
-            "created topic"
-        );
-        Ok(topic)
-    }
-
     /// Deletes a topic and its logs.
     pub fn delete(&self, name: &str) -> Result<()> {
         let _change = self.changes.lock();
@@ -273,7 +181,7 @@ impl TopicRegistry {
         self.commit(|topics| {
             topics.by_name.remove(name);
             topics.by_id.remove(&topic.id);
-        })?;
+        });
         for partition in &topic.partitions {
             if let Err(err) = partition.delete() {
                 tracing::warn!(
@@ -287,75 +195,7 @@ impl TopicRegistry {
         Ok(())
     }
 
-    /// Grows a topic to `count` partitions.
-    pub fn add_partitions(&self, name: &str, count: i32, validate_only: bool) -> Result<()> {
-        self.refuse_in_cluster()?;
-        let _change = self.changes.lock();
-        let topic = self.get(name).ok_or(BrokerError::UnknownTopicOrPartition)?;
-        let current = topic.partitions.len() as i32;
-        if count < current {
-            return Err(BrokerError::InvalidPartitions(format!(
-                "Topic currently has {current} partitions, which is higher than the requested {count}."
-            )));
-        }
-        if count == current {
-            return Err(BrokerError::InvalidPartitions(format!(
-                "Topic already has {current} partitions."
-            )));
-        }
-        if validate_only {
-            return Ok(());
-        }
-        let mut partitions = topic.partitions.clone();
-        for p in current..count {
-            partitions.push(self.open_partition(name, p, &topic.configs)?);
-        }
-        let grown = Arc::new(Topic {
-            name: topic.name.clone(),
-            id: topic.id,
-            configs: topic.configs.clone(),
-            partitions,
-        });
-        self.commit(|topics| {
-            topics.by_name.insert(grown.name.clone(), grown.clone());
-        })?;
-        tracing::info!(topic = name, partitions = count, "added partitions");
-        Ok(())
-    }
-
-    /// Replaces a topic's config overrides: validates them, persists the catalogue, then gives
-    /// every partition log the new settings. With `validate_only` nothing changes.
-    pub fn alter_configs(
-        &self,
-        name: &str,
-        configs: BTreeMap<String, String>,
-        validate_only: bool,
-    ) -> Result<()> {
-        let configs = TopicConfig::validated(configs)?;
-        let _change = self.changes.lock();
-        let topic = self.get(name).ok_or(BrokerError::UnknownTopicOrPartition)?;
-        if validate_only || configs == topic.configs {
-            return Ok(());
-        }
-        let altered = Arc::new(Topic {
-            name: topic.name.clone(),
-            id: topic.id,
-            configs,
-            partitions: topic.partitions.clone(),
-        });
-        self.commit(|topics| {
-            topics.by_name.insert(altered.name.clone(), altered.clone());
-        })?;
-        let log_config = altered.configs.log_config(&self.config);
-        let min_isr = altered.configs.min_insync_replicas(&self.config);
-        for partition in &altered.partitions {
-            partition.set_config(log_config.clone(), min_isr);
-        }
-        tracing::info!(topic = name, configs = ?altered.configs.0, "altered topic configs");
-        Ok(())
-    }
-
-    /// Cluster mode: makes the topic what the metadata log records, with id `id`, `configs`
+    /// Makes the topic what the metadata log records, with id `id`, `configs`
     /// and one partition per entry of `hosted`, whose log is open where this broker holds a
     /// replica and deleted where it no longer does. A topic of this name with another id
     /// was deleted and created again meanwhile: its logs go first.
@@ -424,11 +264,11 @@ impl TopicRegistry {
         self.commit(|topics| {
             topics.by_id.insert(topic.id, topic.name.clone());
             topics.by_name.insert(topic.name.clone(), topic.clone());
-        })?;
+        });
         Ok(topic)
     }
 
-    /// Cluster mode: deletes the replica directories (those marked by `partition.metadata`)
+    /// Deletes the replica directories (those marked by `partition.metadata`)
     /// for which `assigned(topic, partition, topic id)` is false: replicas of topics deleted,
     /// or moved away, while this broker was down. Decided from the cluster's assignment, not
     /// from what opened here, so a replica that failed to open is never taken for a stray.
@@ -482,9 +322,9 @@ impl TopicRegistry {
             .collect()
     }
 
-    /// Applies `change` to a copy of the topics, writes the catalogue, then publishes the copy,
-    /// so a failed write leaves both disk and memory as they were.
-    fn commit(&self, change: impl FnOnce(&mut Topics)) -> Result<()> {
+    /// Applies `change` to a copy of the topics, then publishes the copy: readers never take
+    /// the write lock's wait for longer than a swap.
+    fn commit(&self, change: impl FnOnce(&mut Topics)) {
         let mut next = {
             let current = self.topics.read();
             Topics {
@@ -493,56 +333,33 @@ impl TopicRegistry {
             }
         };
         change(&mut next);
-        let file = CatalogueFile {
-            cluster_id: self.cluster_id.clone(),
-            topics: next
-                .by_name
-                .values()
-                .filter(|_| !self.cluster)
-                .map(|t| TopicRecord {
-                    name: t.name.clone(),
-                    id: t.id,
-                    partitions: t.partitions.len() as i32,
-                    configs: t.configs.clone(),
-                })
-                .collect(),
-        };
-        catalogue::store(&self.config.data_dir, &file).map_err(BrokerError::Catalogue)?;
         *self.topics.write() = next;
-        Ok(())
     }
 
-    /// In a cluster the controller decides topics ([`Self::sync_topic`] follows it); a change
-    /// made here alone would be undone by the next reconciliation.
-    fn refuse_in_cluster(&self) -> Result<()> {
-        match self.cluster {
-            true => Err(BrokerError::InvalidRequest(
-                "topics of a cluster change through its controller".into(),
-            )),
-            false => Ok(()),
+    /// For tests of what runs above the registry: topic `name` with `partitions` partitions
+    /// this broker hosts and leads alone at epoch 0, as the reconciler would make it. Its id
+    /// follows from its name, so a test that opens the directory again finds its logs.
+    #[cfg(test)]
+    pub fn create_led_here(
+        &self,
+        name: &str,
+        partitions: i32,
+        configs: BTreeMap<String, String>,
+    ) -> Result<Arc<Topic>> {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(name.as_bytes());
+        let id = Uuid::from_slice(&digest[..16]).expect("16 bytes");
+        let hosted = vec![true; partitions as usize];
+        let topic = self.sync_topic(name, id, configs, &hosted)?;
+        let me = self.config.node_id;
+        for partition in &topic.partitions {
+            partition.become_leader(0, &[me], &[me], 1)?;
         }
+        Ok(topic)
     }
 
     fn partition_dir(&self, topic: &str, index: i32) -> PathBuf {
         self.config.data_dir.join(format!("{topic}-{index}"))
-    }
-
-    fn open_partition(
-        &self,
-        topic: &str,
-        index: i32,
-        configs: &TopicConfig,
-    ) -> Result<Arc<Partition>> {
-        let dir = self.partition_dir(topic, index);
-        let partition = Partition::open(
-            topic,
-            index,
-            dir,
-            configs.log_config(&self.config),
-            self.config.node_id,
-            configs.min_insync_replicas(&self.config),
-        )?;
-        Ok(Arc::new(partition))
     }
 }
 

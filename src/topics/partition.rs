@@ -11,12 +11,14 @@ use samsa_storage::{
 };
 use tokio::sync::watch;
 
+#[cfg(test)]
 use crate::clock::now_ms;
 use crate::error::{BrokerError, Result};
 
 mod replicas;
 mod role;
 
+#[cfg(test)]
 use replicas::LeaderReplicas;
 use role::Role;
 pub use role::{Assignment, IsrProposal, RoleChange};
@@ -87,7 +89,8 @@ pub struct Partition {
 }
 
 impl Partition {
-    /// Opens the partition led by this broker (`node_id`) alone, as on a single node.
+    /// For tests of a partition alone: opens it led by this broker (`node_id`) alone.
+    #[cfg(test)]
     pub fn open(
         topic: &str,
         index: i32,

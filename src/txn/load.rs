@@ -9,13 +9,11 @@ use std::collections::HashMap;
 
 use futures_util::future::join_all;
 
-use super::log::TxnLog;
 use super::state::{TxnMetadata, TxnState};
 use super::{TransactionCoordinator, TxnListing};
 use crate::error::Result;
 use crate::group::GroupCoordinator;
 use crate::topics::internal::PartitionLoads;
-use crate::topics::partition::SINGLE_NODE_LEADER_EPOCH;
 
 /// The transactional ids of the loaded partitions, and the partitions' states.
 pub(super) struct Txns {
@@ -28,11 +26,10 @@ pub(super) struct Txns {
 }
 
 impl Txns {
-    pub(super) fn new(log: &TxnLog) -> Txns {
-        let topic = log.topic();
+    pub(super) fn new() -> Txns {
         Txns {
             by_id: HashMap::new(),
-            loads: PartitionLoads::new(topic.coordination(), topic.partition_count()),
+            loads: PartitionLoads::new(),
             epochs: HashMap::new(),
             half_ended: Vec::new(),
         }
@@ -77,21 +74,6 @@ impl Txns {
 }
 
 impl TransactionCoordinator {
-    /// Loads every partition of `__transaction_state`: on a single node they are all this
-    /// broker's. A topic not created yet has nothing to replay. A partition that fails to
-    /// load stays loading; the others load.
-    pub fn load(&self) -> Result<()> {
-        self.log.topic().load_every_partition(
-            |count| {
-                let mut txns = self.txns.lock();
-                txns.loads.mark_loaded(0..count);
-                txns.epochs
-                    .extend((0..count).map(|p| (p, SINGLE_NODE_LEADER_EPOCH)));
-            },
-            |partition| self.load_partition(partition),
-        )
-    }
-
     /// Replays `__transaction_state` partition `partition`, whose local log must exist and
     /// be led here, and starts coordinating its transactional ids (COORDINATOR_LOAD_IN_PROGRESS
     /// meanwhile) at the partition's leader epoch; the transactions it left in PrepareCommit

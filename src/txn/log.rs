@@ -20,7 +20,7 @@ use samsa_storage::BatchHeader;
 
 use super::state::TxnMetadata;
 use crate::error::Result;
-use crate::topics::internal::{self, Appended, Coordination, InternalTopic};
+use crate::topics::internal::{self, Appended, InternalTopic};
 use crate::topics::{Isolation, TopicRegistry};
 
 pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
@@ -35,18 +35,9 @@ pub struct TxnLog {
 }
 
 impl TxnLog {
-    pub fn new(
-        topics: Arc<TopicRegistry>,
-        num_partitions: i32,
-        coordination: Coordination,
-    ) -> TxnLog {
+    pub fn new(topics: Arc<TopicRegistry>, num_partitions: i32) -> TxnLog {
         TxnLog {
-            topic: InternalTopic::new(
-                topics,
-                TRANSACTION_STATE_TOPIC,
-                num_partitions,
-                coordination,
-            ),
+            topic: InternalTopic::new(topics, TRANSACTION_STATE_TOPIC, num_partitions),
         }
     }
 

@@ -1,13 +1,14 @@
 //! Writing the end of a transaction into its partitions. A marker is appended by the leader
 //! of its partition ([`append_marker`], which the WriteTxnMarkers handler uses too); where the
-//! coordinator sends it is a [`MarkerWriter`]'s business: [`LocalMarkers`] on a single node,
-//! where every partition is this broker's, `ClusterMarkers` (see [`super::cluster_markers`])
-//! in a cluster, where each partition's leader gets it. Both write a marker again until it is
-//! written ([`write_until_done`]), as Kafka's `TransactionMarkerChannelManager` does: a
+//! coordinator sends it is a [`MarkerWriter`]'s business: `ClusterMarkers` (see
+//! [`super::cluster_markers`]) sends each to its partition's leader, this broker included (a
+//! single node leads them all). It writes a marker again until it is written
+//! ([`write_until_done`]), as Kafka's `TransactionMarkerChannelManager` does: a
 //! transaction is complete only once every partition holds its marker, since a partition
 //! without one keeps the transaction open and its last stable offset behind it.
 
 use std::future::Future;
+#[cfg(test)]
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -255,13 +256,31 @@ pub(super) fn outcome_of(
     }
 }
 
-/// Markers appended to this broker's own logs: a single node leads every partition, and its
-/// high watermark follows the log end, so nothing waits for replicas.
+/// The writer of a coordinator not yet wired to the metadata (see `server::start`), which
+/// happens before any client is served.
+pub struct Unwired;
+
+impl MarkerWriter for Unwired {
+    fn write_markers<'a>(
+        &'a self,
+        _groups: &'a GroupCoordinator,
+        _marker: Marker,
+        _partitions: &'a [(String, i32)],
+        _coordinating: StillCoordinating<'a>,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async { Err(BrokerError::CoordinatorNotAvailable) })
+    }
+}
+
+/// For tests of the coordinator alone: markers appended to this broker's own logs, each
+/// partition led here alone, so nothing waits for replicas.
+#[cfg(test)]
 pub struct LocalMarkers {
     topics: Arc<TopicRegistry>,
     shutdown: watch::Receiver<bool>,
 }
 
+#[cfg(test)]
 impl LocalMarkers {
     /// Retries stop when `shutdown` turns true; with its sender gone they never do.
     pub fn new(topics: Arc<TopicRegistry>, shutdown: watch::Receiver<bool>) -> LocalMarkers {
@@ -287,6 +306,7 @@ impl LocalMarkers {
     }
 }
 
+#[cfg(test)]
 impl MarkerWriter for LocalMarkers {
     /// A partition whose topic is gone is given up on; a failed write is retried.
     fn write_markers<'a>(

@@ -23,7 +23,7 @@ mod end;
 mod load;
 pub mod log;
 pub mod markers;
-mod producer_ids;
+pub mod producer_ids;
 pub mod state;
 
 use std::sync::Arc;
@@ -38,13 +38,11 @@ use crate::error::{BrokerError, Result};
 use crate::group::store::OFFSETS_TOPIC;
 use crate::group::txn_offsets::TransactionCheck;
 use crate::group::GroupCoordinator;
-use crate::topics::internal::Coordination;
 use crate::topics::TopicRegistry;
 pub use cluster_markers::ClusterMarkers;
 use end::StateWrite;
 use load::Txns;
 use log::TxnLog;
-pub use markers::LocalMarkers;
 use markers::MarkerWriter;
 use producer_ids::ProducerIds;
 pub use producer_ids::BLOCK_SIZE as PRODUCER_ID_BLOCK;
@@ -68,45 +66,30 @@ pub struct TransactionCoordinator {
     ids: ProducerIds,
     log: TxnLog,
     txns: Mutex<Txns>,
-    /// Replaced once, when the broker runs: by `ClusterMarkers` in a cluster, once its metadata
-    /// is at hand, and by `LocalMarkers` that stop at shutdown on a single node.
+    /// Replaced once, when the broker runs, by `ClusterMarkers`, once its metadata is at hand.
     markers: RwLock<Arc<dyn MarkerWriter>>,
 }
 
 impl TransactionCoordinator {
-    /// A coordinator over `topics`' `__transaction_state`, writing markers to local
-    /// partitions. On a single node every partition is this broker's and answers
-    /// COORDINATOR_LOAD_IN_PROGRESS until [`Self::load`]; in a cluster none is until
-    /// [`Self::load_partition`].
+    /// A coordinator over `topics`' `__transaction_state`, coordinating none of its
+    /// partitions until [`Self::load_partition`]. Producer ids come in blocks from the
+    /// controller ([`Self::add_producer_ids`]).
     pub fn open(
         config: Arc<Config>,
         topics: Arc<TopicRegistry>,
-        coordination: Coordination,
     ) -> Result<TransactionCoordinator, FileError> {
-        let log = TxnLog::new(
-            topics.clone(),
-            config.transaction_state_num_partitions,
-            coordination,
-        );
+        let log = TxnLog::new(topics.clone(), config.transaction_state_num_partitions);
         Ok(TransactionCoordinator {
-            ids: match coordination {
-                Coordination::SingleNode => ProducerIds::open(&config.data_dir)?,
-                Coordination::Cluster => ProducerIds::from_controller(),
-            },
-            txns: Mutex::new(Txns::new(&log)),
+            ids: ProducerIds::from_controller(),
+            txns: Mutex::new(Txns::new()),
             log,
             config,
-            // Until the broker runs and sets its own: retried until written, with no shutdown.
-            markers: RwLock::new(Arc::new(LocalMarkers::new(
-                topics,
-                tokio::sync::watch::channel(false).1,
-            ))),
+            markers: RwLock::new(Arc::new(markers::Unwired)),
         })
     }
 
     /// Sends the markers elsewhere: to each partition's leader in a cluster
-    /// ([`ClusterMarkers`]), to this node's partitions with retries that stop at shutdown
-    /// ([`LocalMarkers`]), to a test's recorder.
+    /// ([`ClusterMarkers`]), or to a test's own writer.
     pub fn set_markers(&self, markers: Arc<dyn MarkerWriter>) {
         *self.markers.write() = markers;
     }

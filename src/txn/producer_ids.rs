@@ -1,12 +1,14 @@
 //! Producer ids, handed out from blocks reserved ahead so that no id is ever handed out twice.
 //!
-//! On a single node the blocks are reserved in `data_dir/producer_ids.json` (auth's versioned,
-//! checksummed, atomically replaced file form): a restart starts past the whole reserved
-//! block, as Kafka's controller hands brokers blocks of 1000. In a cluster the controller
-//! hands out the blocks (AllocateProducerIds in the metadata log), so ids are unique across
-//! brokers; the broker asks for the next block before the current one runs out.
+//! The controller hands out the blocks (AllocateProducerIds in the metadata log), so ids are
+//! unique across brokers and restarts; the broker asks for the next block before the current
+//! one runs out, as Kafka's brokers ask for blocks of 1000.
+//!
+//! Before a single node kept its metadata in the log it reserved its blocks in
+//! `data_dir/producer_ids.json` (auth's versioned, checksummed file form): [`load_file`]
+//! reads how far that went, once, so that the log reserves those ids too.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -14,23 +16,18 @@ use serde::{Deserialize, Serialize};
 use crate::auth::file::{self, FileError};
 use crate::error::{BrokerError, Result};
 
-const FILE_NAME: &str = "producer_ids.json";
+/// The file [`load_file`] reads, which nothing writes any more.
+pub const FILE_NAME: &str = "producer_ids.json";
 const FORMAT: &str = "samsa-producer-ids";
-/// Ids reserved per fsynced write, or per block asked of the controller.
+/// Ids per block asked of the controller.
 pub const BLOCK_SIZE: i64 = 1000;
-/// A cluster broker asks for its next block when fewer ids than this are left.
+/// A broker asks for its next block when fewer ids than this are left.
 const PREFETCH_BELOW: i64 = BLOCK_SIZE / 10;
 
 /// The file's contents: every id below `reserved_until` may have been handed out.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Reservation {
     reserved_until: i64,
-}
-
-/// Where the blocks come from.
-enum Source {
-    File(PathBuf),
-    Controller,
 }
 
 #[derive(Default)]
@@ -42,32 +39,23 @@ struct Blocks {
     queued: Option<(i64, i64)>,
 }
 
+#[derive(Default)]
 pub struct ProducerIds {
-    source: Source,
     blocks: Mutex<Blocks>,
 }
 
-impl ProducerIds {
-    pub fn open(dir: &Path) -> Result<ProducerIds, FileError> {
-        let reserved = file::load::<Reservation>(dir, FILE_NAME, FORMAT)?
-            .unwrap_or_default()
-            .reserved_until;
-        Ok(ProducerIds {
-            source: Source::File(dir.to_owned()),
-            blocks: Mutex::new(Blocks {
-                next: reserved,
-                end: reserved,
-                queued: None,
-            }),
-        })
-    }
+/// Every id below this may have been handed out by a data directory written before its
+/// metadata moved into the log; 0 if it has no `producer_ids.json`.
+pub fn load_file(dir: &Path) -> Result<i64, FileError> {
+    Ok(file::load::<Reservation>(dir, FILE_NAME, FORMAT)?
+        .unwrap_or_default()
+        .reserved_until)
+}
 
+impl ProducerIds {
     /// Ids from the blocks [`Self::add_block`] is given; none until the first.
     pub fn from_controller() -> ProducerIds {
-        ProducerIds {
-            source: Source::Controller,
-            blocks: Mutex::new(Blocks::default()),
-        }
+        ProducerIds::default()
     }
 
     /// A producer id never handed out before. Without a block from the controller the
@@ -75,21 +63,11 @@ impl ProducerIds {
     pub fn allocate(&self) -> Result<i64> {
         let mut blocks = self.blocks.lock();
         if blocks.next >= blocks.end {
-            match &self.source {
-                Source::File(dir) => {
-                    let reserved_until = blocks.next + BLOCK_SIZE;
-                    file::store(dir, FILE_NAME, FORMAT, &Reservation { reserved_until })
-                        .map_err(|e| BrokerError::Storage(e.into()))?;
-                    blocks.end = reserved_until;
-                }
-                Source::Controller => {
-                    let (next, end) = blocks
-                        .queued
-                        .take()
-                        .ok_or(BrokerError::CoordinatorLoadInProgress)?;
-                    (blocks.next, blocks.end) = (next, end);
-                }
-            }
+            let (next, end) = blocks
+                .queued
+                .take()
+                .ok_or(BrokerError::CoordinatorLoadInProgress)?;
+            (blocks.next, blocks.end) = (next, end);
         }
         let id = blocks.next;
         blocks.next += 1;
@@ -99,9 +77,7 @@ impl ProducerIds {
     /// Whether the controller should be asked for the next block now.
     pub fn wants_block(&self) -> bool {
         let blocks = self.blocks.lock();
-        matches!(self.source, Source::Controller)
-            && blocks.queued.is_none()
-            && blocks.end - blocks.next < PREFETCH_BELOW
+        blocks.queued.is_none() && blocks.end - blocks.next < PREFETCH_BELOW
     }
 
     /// Ids `first..first + count`, reserved for this broker by the controller.
@@ -121,16 +97,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ids_are_never_reused_across_reopens() {
+    fn the_legacy_file_reads_back_its_reservation() {
         let dir = tempfile::tempdir().unwrap();
-        let ids = ProducerIds::open(dir.path()).unwrap();
-        assert_eq!(ids.allocate().unwrap(), 0);
-        assert_eq!(ids.allocate().unwrap(), 1);
-        // A crash after handing out 0 and 1: the next run starts past the reserved block.
-        let reopened = ProducerIds::open(dir.path()).unwrap();
-        assert_eq!(reopened.allocate().unwrap(), BLOCK_SIZE);
-        let again = ProducerIds::open(dir.path()).unwrap();
-        assert_eq!(again.allocate().unwrap(), 2 * BLOCK_SIZE);
+        assert_eq!(load_file(dir.path()).unwrap(), 0);
+        let reserved = Reservation {
+            reserved_until: 3 * BLOCK_SIZE,
+        };
+        file::store(dir.path(), FILE_NAME, FORMAT, &reserved).unwrap();
+        assert_eq!(load_file(dir.path()).unwrap(), 3 * BLOCK_SIZE);
     }
 
     #[test]

@@ -15,7 +15,6 @@ use super::{TransactionCoordinator, TxnError};
 use crate::config::Config;
 use crate::error::{BrokerError, Result};
 use crate::group::GroupCoordinator;
-use crate::topics::internal::Coordination;
 use crate::topics::TopicRegistry;
 
 const PARTITIONS: i32 = 3;
@@ -56,7 +55,7 @@ fn cluster(dir: &std::path::Path) -> Cluster {
     });
     let topics = Arc::new(TopicRegistry::open(config.clone()).expect("registry"));
     topics
-        .internal_compacted(TRANSACTION_STATE_TOPIC, PARTITIONS)
+        .create_led_here(TRANSACTION_STATE_TOPIC, PARTITIONS, Default::default())
         .expect("state topic");
     // Followed, as the reconciler leaves the partitions another broker coordinates.
     for partition in 0..PARTITIONS {
@@ -66,15 +65,14 @@ fn cluster(dir: &std::path::Path) -> Cluster {
             .become_follower(2, 0);
     }
     topics
-        .create("t", 1, Default::default(), false)
+        .create_led_here("t", 1, Default::default())
         .expect("data topic");
     let markers = Recorded::default();
-    let txns = TransactionCoordinator::open(config.clone(), topics.clone(), Coordination::Cluster)
-        .unwrap();
+    let txns = TransactionCoordinator::open(config.clone(), topics.clone()).unwrap();
     txns.set_markers(Arc::new(markers.clone()));
     // In a cluster producer ids come in blocks from the controller.
     txns.add_producer_ids(0, 1000);
-    let groups = GroupCoordinator::new(config, topics.clone(), Coordination::Cluster);
+    let groups = GroupCoordinator::new(config, topics.clone());
     Cluster {
         txns,
         groups,

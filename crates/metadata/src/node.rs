@@ -60,7 +60,8 @@ pub struct MetadataNode {
     sessions: Arc<BrokerSessions>,
     /// Fences silent brokers while this node leads; started by `expire_broker_sessions`.
     session_expiry: Mutex<Option<JoinHandle<()>>>,
-    local_addr: SocketAddr,
+    /// `None` for a standalone node, which has no peers to listen for.
+    local_addr: Option<SocketAddr>,
     options: QuorumOptions,
 }
 
@@ -71,11 +72,21 @@ impl MetadataNode {
         dir: impl AsRef<Path>,
         listen: SocketAddr,
     ) -> Result<Self, Error> {
-        Self::start_with(node_id, voters, dir, listen, QuorumOptions::default()).await
+        Self::start_with(node_id, voters, dir, Some(listen), QuorumOptions::default()).await
+    }
+
+    /// Starts the only voter of a quorum of one (KRaft's `--standalone`): a single node keeps
+    /// its metadata exactly as a cluster does, through the same log and state machine, but
+    /// needs no controller listener since it has no peer to hear from.
+    pub async fn standalone(node_id: NodeId, dir: impl AsRef<Path>) -> Result<Self, Error> {
+        // The address is only recorded in the membership; nothing ever connects to it.
+        let voters = BTreeMap::from([(node_id, SocketAddr::from(([127, 0, 0, 1], 0)))]);
+        Self::start_with(node_id, voters, dir, None, QuorumOptions::default()).await
     }
 
     /// Starts controller `node_id` of the quorum `voters` (id to controller address), keeping
-    /// its log and snapshots under `dir` and serving peers on `listen`.
+    /// its log and snapshots under `dir` and serving peers on `listen` (without one, the node
+    /// must be the only voter).
     ///
     /// A node whose log is empty initializes the cluster with all of `voters`: openraft allows
     /// several nodes to initialize with the same membership, so the quorum forms whichever
@@ -84,12 +95,17 @@ impl MetadataNode {
         node_id: NodeId,
         voters: BTreeMap<NodeId, SocketAddr>,
         dir: impl AsRef<Path>,
-        listen: SocketAddr,
+        listen: Option<SocketAddr>,
         options: QuorumOptions,
     ) -> Result<Self, Error> {
         if !voters.contains_key(&node_id) {
             return Err(Error::Config(format!(
                 "node {node_id} is not among the voters {voters:?}"
+            )));
+        }
+        if listen.is_none() && voters.len() > 1 {
+            return Err(Error::Config(format!(
+                "node {node_id} needs a controller listener to reach the voters {voters:?}"
             )));
         }
         let config = Config {
@@ -108,26 +124,54 @@ impl MetadataNode {
         let log = LogStore::open(&dir.join("log"))?;
         let state = StateMachineStore::open(&dir.join("state"))?;
         let metadata = state.subscribe();
-        let listener = TcpListener::bind(listen).await?;
-        let local_addr = listener.local_addr()?;
+        let listener = match listen {
+            Some(listen) => Some(TcpListener::bind(listen).await?),
+            None => None,
+        };
+        let local_addr = listener.as_ref().map(TcpListener::local_addr).transpose()?;
         let raft = Raft::new(node_id, Arc::new(config), Network, log, state)
             .await
             .map_err(unavailable)?;
         let sessions = Arc::new(BrokerSessions::new(node_id, raft.clone(), metadata.clone()));
-        let server = tokio::spawn(serve(listener, raft.clone(), sessions.clone()));
+        let server = listener.map(|l| tokio::spawn(serve(l, raft.clone(), sessions.clone())));
         let node = MetadataNode {
             id: node_id,
             raft,
             voters,
             metadata,
-            server: Mutex::new(Some(server)),
+            server: Mutex::new(server),
             sessions,
             session_expiry: Mutex::new(None),
             local_addr,
             options,
         };
         node.initialize_if_new().await?;
+        node.lead_if_alone().await?;
         Ok(node)
+    }
+
+    /// The only voter of a quorum would otherwise wait out an election timeout (one to two
+    /// seconds) at every restart before it could commit anything; it is its own majority, so
+    /// it stands at once and start-up takes milliseconds.
+    async fn lead_if_alone(&self) -> Result<(), Error> {
+        if self.voters.len() != 1 {
+            return Ok(());
+        }
+        let mut metrics = self.raft.metrics();
+        if metrics.borrow().current_leader != Some(self.id) {
+            self.raft.trigger().elect().await.map_err(unavailable)?;
+        }
+        let limit = self.options.propose_timeout;
+        let leading = async {
+            metrics
+                .wait_for(|m| m.current_leader == Some(self.id))
+                .await
+                .map(|_| ())
+                .map_err(unavailable)
+        };
+        tokio::time::timeout(limit, leading)
+            .await
+            .map_err(|_| Error::Timeout(limit))?
     }
 
     async fn initialize_if_new(&self) -> Result<(), Error> {
@@ -150,8 +194,8 @@ impl MetadataNode {
         self.id
     }
 
-    /// The address peers reach this controller on.
-    pub fn local_addr(&self) -> SocketAddr {
+    /// The address peers reach this controller on; `None` for a standalone node.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
         self.local_addr
     }
 

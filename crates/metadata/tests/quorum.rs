@@ -53,7 +53,7 @@ impl Cluster {
             id,
             self.voters.clone(),
             dir,
-            self.voters[&id],
+            Some(self.voters[&id]),
             self.options.clone(),
         )
         .await

@@ -16,7 +16,6 @@ use super::*;
 use crate::config::Config;
 use crate::error::BrokerError;
 use crate::testing::{start_broker, InProcessBroker};
-use crate::topics::internal::Coordination;
 
 const LOCAL: i32 = 1;
 const REMOTE: i32 = 2;
@@ -85,7 +84,7 @@ async fn setup(remote_leader: i32) -> Setup {
     remote
         .broker
         .topics
-        .create("remote", 1, Default::default(), false)
+        .create_led_here("remote", 1, Default::default())
         .unwrap();
     let config = Arc::new(Config {
         data_dir: dirs.1.path().to_owned(),
@@ -93,8 +92,10 @@ async fn setup(remote_leader: i32) -> Setup {
         ..Config::default()
     });
     let local = Arc::new(TopicRegistry::open(config.clone()).unwrap());
-    local.create("here", 1, Default::default(), false).unwrap();
-    let groups = GroupCoordinator::new(config, local.clone(), Coordination::Cluster);
+    local
+        .create_led_here("here", 1, Default::default())
+        .unwrap();
+    let groups = GroupCoordinator::new(config, local.clone());
     let (published, watched) = watch::channel(Arc::new(metadata(&remote.addr, remote_leader)));
     let (shutdown, stopped) = watch::channel(false);
     let markers = ClusterMarkers::new(

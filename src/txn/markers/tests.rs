@@ -13,7 +13,7 @@ use crate::clock::now_ms;
 use crate::config::Config;
 use crate::error::BrokerError;
 use crate::group::GroupCoordinator;
-use crate::topics::internal::{encode_batch, record, Coordination};
+use crate::topics::internal::{encode_batch, record};
 use crate::topics::{Isolation, Partition, TopicRegistry};
 use crate::txn::state::TxnState;
 use crate::txn::{TransactionCoordinator, TxnError};
@@ -40,13 +40,15 @@ fn single_node() -> SingleNode {
         ..Config::default()
     });
     let topics = Arc::new(TopicRegistry::open(config.clone()).unwrap());
-    topics.create("t", 1, Default::default(), false).unwrap();
-    let txns =
-        TransactionCoordinator::open(config.clone(), topics.clone(), Coordination::SingleNode)
-            .unwrap();
-    txns.load().unwrap();
-    let groups = GroupCoordinator::new(config, topics.clone(), Coordination::SingleNode);
-    groups.load().unwrap();
+    topics.create_led_here("t", 1, Default::default()).unwrap();
+    let txns = TransactionCoordinator::open(config.clone(), topics.clone()).unwrap();
+    let groups = GroupCoordinator::new(config, topics.clone());
+    crate::testing::coordinate_everything(&topics, &groups, Some(&txns));
+    // Retried until written, with no shutdown.
+    txns.set_markers(Arc::new(super::LocalMarkers::new(
+        topics.clone(),
+        tokio::sync::watch::channel(false).1,
+    )));
     SingleNode {
         _dir: dir,
         txns,
