@@ -23,7 +23,8 @@ test-deps:
 	bash compat/install.sh
 
 ## rustfmt's layout and clippy without a warning, the bench crate included (which is why
-## it needs the bench's build dependencies).
+## it needs the bench's build dependencies). vendor/ is outside the workspace, so neither
+## looks at the patched third-party code there.
 lint: bench-build-deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings

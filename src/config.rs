@@ -4,17 +4,19 @@
 //! `segment_bytes`), so an operator's Kafka knowledge carries over.
 
 mod quorum;
+mod sasl;
 
 pub use quorum::{derived_cluster_id, parse_voters, quorum_config, ProcessRole, QuorumConfig};
+pub use sasl::{
+    SaslConfig, SaslMechanism, ScramCredential, ScramMechanism, ScramUserConfig, MAX_ITERATIONS,
+    MIN_ITERATIONS,
+};
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-
-use crate::auth::scram::{self, ScramCredential, ScramMechanism};
-use crate::auth::SaslMechanism;
 
 /// Errors raised while loading configuration; all are fatal at start-up.
 #[derive(Debug, thiserror::Error)]
@@ -78,58 +80,6 @@ impl SecurityProtocol {
             self,
             SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
         )
-    }
-}
-
-/// SASL on SASL_PLAINTEXT and SASL_SSL listeners (`[sasl]`).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SaslConfig {
-    /// Mechanisms offered in SaslHandshake (Kafka's `sasl.enabled.mechanisms`).
-    pub mechanisms: Vec<SaslMechanism>,
-    /// Users to create when the credential store lacks them (`[[sasl.scram_user]]`).
-    #[serde(rename = "scram_user")]
-    pub scram_users: Vec<ScramUserConfig>,
-}
-
-/// A SCRAM credential given in the config: what the broker stores, never the password.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScramUserConfig {
-    pub name: String,
-    pub mechanism: ScramMechanism,
-    #[serde(with = "scram::b64")]
-    pub salt: Vec<u8>,
-    pub iterations: u32,
-    #[serde(with = "scram::b64")]
-    pub stored_key: Vec<u8>,
-    #[serde(with = "scram::b64")]
-    pub server_key: Vec<u8>,
-}
-
-impl ScramUserConfig {
-    pub fn new(
-        name: &str,
-        mechanism: ScramMechanism,
-        credential: ScramCredential,
-    ) -> ScramUserConfig {
-        ScramUserConfig {
-            name: name.to_owned(),
-            mechanism,
-            salt: credential.salt,
-            iterations: credential.iterations,
-            stored_key: credential.stored_key,
-            server_key: credential.server_key,
-        }
-    }
-
-    pub fn credential(&self) -> ScramCredential {
-        ScramCredential {
-            salt: self.salt.clone(),
-            iterations: self.iterations,
-            stored_key: self.stored_key.clone(),
-            server_key: self.server_key.clone(),
-        }
     }
 }
 
@@ -569,7 +519,7 @@ impl Config {
             if user.name.is_empty() || user.salt.is_empty() {
                 return invalid("sasl.scram_user", "name and salt must not be empty");
             }
-            if !(scram::MIN_ITERATIONS..=scram::MAX_ITERATIONS).contains(&user.iterations) {
+            if !(MIN_ITERATIONS..=MAX_ITERATIONS).contains(&user.iterations) {
                 return invalid(
                     "sasl.scram_user.iterations",
                     "must be between 4096 and 16384",

@@ -3,52 +3,11 @@
 //! tokens go back and forth in SaslAuthenticate requests until the client is known.
 //! Any failure is final: the broker answers it and closes the connection.
 
-use std::fmt;
-
-use serde::Deserialize;
-
 use super::credentials::CredentialStore;
 use super::scram::{self, ScramError, ScramMechanism, ScramServer};
 use super::{AuthError, Principal};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "String")]
-pub enum SaslMechanism {
-    Plain,
-    Scram(ScramMechanism),
-}
-
-impl SaslMechanism {
-    pub fn name(self) -> &'static str {
-        match self {
-            SaslMechanism::Plain => "PLAIN",
-            SaslMechanism::Scram(m) => m.name(),
-        }
-    }
-}
-
-impl TryFrom<String> for SaslMechanism {
-    type Error = String;
-
-    fn try_from(name: String) -> Result<Self, String> {
-        match name.as_str() {
-            "PLAIN" => Ok(SaslMechanism::Plain),
-            other => ScramMechanism::from_name(other)
-                .map(SaslMechanism::Scram)
-                .ok_or_else(|| {
-                    format!(
-                        "unknown SASL mechanism '{other}' (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)"
-                    )
-                }),
-        }
-    }
-}
-
-impl fmt::Display for SaslMechanism {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+pub use crate::config::SaslMechanism;
 
 #[derive(Debug)]
 enum State {

@@ -1,5 +1,5 @@
-//! SCRAM-SHA-256 and SCRAM-SHA-512 (RFC 5802, RFC 7677): the stored credential, the key
-//! derivations, and the server side of the exchange.
+//! SCRAM-SHA-256 and SCRAM-SHA-512 (RFC 5802, RFC 7677): the key derivations that make and
+//! check a stored credential, and the server side of the exchange.
 //!
 //! The primitives (SHA-2, HMAC, PBKDF2) come from RustCrypto; this module only composes
 //! them as the RFC describes and parses the messages:
@@ -14,48 +14,14 @@
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256, Sha512};
 use subtle::ConstantTimeEq;
 
-/// Fewest and most PBKDF2 iterations Kafka accepts for a SCRAM credential.
-pub const MIN_ITERATIONS: u32 = 4096;
-pub const MAX_ITERATIONS: u32 = 16384;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum ScramMechanism {
-    #[serde(rename = "SCRAM-SHA-256")]
-    Sha256,
-    #[serde(rename = "SCRAM-SHA-512")]
-    Sha512,
-}
+// The mechanisms and the stored credential are plain data the config parses, so they are
+// declared in config (which imports nothing of ours); this module adds what SCRAM computes.
+pub use crate::config::{ScramCredential, ScramMechanism, MAX_ITERATIONS, MIN_ITERATIONS};
 
 impl ScramMechanism {
-    pub const ALL: [ScramMechanism; 2] = [ScramMechanism::Sha256, ScramMechanism::Sha512];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            ScramMechanism::Sha256 => "SCRAM-SHA-256",
-            ScramMechanism::Sha512 => "SCRAM-SHA-512",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<ScramMechanism> {
-        Self::ALL.into_iter().find(|m| m.name() == name)
-    }
-
-    /// The code Kafka's SCRAM credential APIs use (`ScramMechanism.type()`).
-    pub fn code(self) -> i8 {
-        match self {
-            ScramMechanism::Sha256 => 1,
-            ScramMechanism::Sha512 => 2,
-        }
-    }
-
-    pub fn from_code(code: i8) -> Option<ScramMechanism> {
-        Self::ALL.into_iter().find(|m| m.code() == code)
-    }
-
     fn hash(self, data: &[u8]) -> Vec<u8> {
         match self {
             ScramMechanism::Sha256 => Sha256::digest(data).to_vec(),
@@ -94,18 +60,6 @@ impl ScramMechanism {
     }
 }
 
-/// What the broker keeps of a password: enough to verify a proof, not enough to make one.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ScramCredential {
-    #[serde(with = "b64")]
-    pub salt: Vec<u8>,
-    pub iterations: u32,
-    #[serde(with = "b64")]
-    pub stored_key: Vec<u8>,
-    #[serde(with = "b64")]
-    pub server_key: Vec<u8>,
-}
-
 impl ScramCredential {
     /// The credential for a salted password (what AlterUserScramCredentials carries).
     pub fn from_salted_password(
@@ -138,24 +92,6 @@ impl ScramCredential {
         let salted = mechanism.salted_password(password, &self.salt, self.iterations);
         let stored_key = mechanism.hash(&mechanism.hmac(&salted, b"Client Key"));
         bool::from(stored_key.ct_eq(&self.stored_key))
-    }
-}
-
-/// Base64 of byte fields in stored credentials and config.
-pub(crate) mod b64 {
-    use super::BASE64;
-    use base64::Engine;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&BASE64.encode(bytes))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        let text = String::deserialize(d)?;
-        BASE64
-            .decode(text.as_bytes())
-            .map_err(serde::de::Error::custom)
     }
 }
 
