@@ -48,7 +48,17 @@ pub struct BrokerProcess {
 impl BrokerProcess {
     /// Starts a broker with `extra_config` appended to a minimal config file.
     pub fn start(extra_config: &str) -> Result<BrokerProcess> {
+        Self::start_over(extra_config, |_| Ok(()))
+    }
+
+    /// Starts a broker as [`Self::start`] does, over the data directory `prepare` makes
+    /// first (at the path it is given, which does not exist yet): one an older samsa left.
+    pub fn start_over(
+        extra_config: &str,
+        prepare: impl FnOnce(&Path) -> Result<()>,
+    ) -> Result<BrokerProcess> {
         let data_dir = tempfile::tempdir()?;
+        prepare(&data_dir.path().join("data"))?;
         let config = data_dir.path().join("samsa.toml");
         std::fs::write(&config, extra_config)?;
         let mut broker = BrokerProcess {

@@ -172,11 +172,16 @@ impl Cluster {
     }
 
     /// Waits until the metadata applied on this node holds this process's registration (see
-    /// [`Self::caught_up`]). A controller without a broker has nothing to wait for.
-    pub async fn registered(&self) {
+    /// [`Self::caught_up`]), unfenced: this broker may then be given replicas to lead. A
+    /// controller without a broker has nothing to wait for.
+    pub async fn unfenced(&self) {
         let caught_up = self.caught_up();
+        let id = self.broker_id;
+        let unfenced = move |m: &ClusterMetadata| {
+            id.is_none_or(|id| m.brokers.get(&id).is_some_and(|b| !b.fenced))
+        };
         let mut applied = self.node.metadata();
-        let _ = applied.wait_for(|m| caught_up(m)).await;
+        let _ = applied.wait_for(|m| caught_up(m) && unfenced(m)).await;
     }
 
     /// The metadata as applied on this node, the newest it knows: what changes are checked

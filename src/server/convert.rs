@@ -29,7 +29,7 @@ use crate::txn::producer_ids;
 
 /// Appended to each converted file's name: kept, never read again.
 pub const DONE_SUFFIX: &str = ".before-quorum";
-/// How long the conversion waits for this broker's registration to commit.
+/// How long the conversion waits for this broker to be registered and unfenced.
 const REGISTRATION_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What a data directory kept outside the log.
@@ -74,10 +74,10 @@ impl Earlier {
 /// `server::start`): the ACLs and credentials are committed once installed.
 pub async fn into_the_log(broker: &Arc<Broker>, earlier: Earlier) -> anyhow::Result<()> {
     let cluster = &broker.cluster;
-    // A topic's replicas must be registered brokers.
-    tokio::time::timeout(REGISTRATION_TIMEOUT, cluster.registered())
+    // A topic's replicas must be registered brokers, and one unfenced to lead.
+    tokio::time::timeout(REGISTRATION_TIMEOUT, cluster.unfenced())
         .await
-        .context("this broker's registration did not commit")?;
+        .context("this broker was not registered and unfenced")?;
     let me = broker.node_id();
     for topic in &earlier.topics {
         create_topic(broker, topic, me).await?;
