@@ -17,6 +17,7 @@ pub mod list_offsets;
 pub mod log_dirs;
 pub mod metadata;
 pub mod offsets;
+mod partition_codes;
 pub mod produce;
 pub mod reassignments;
 pub mod sasl;

@@ -3,20 +3,14 @@
 
 use std::collections::BTreeMap;
 
-use kafka_protocol::messages::offset_commit_response::{
-    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
-};
-use kafka_protocol::messages::offset_delete_response::{
-    OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
-};
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
 use kafka_protocol::messages::*;
 
-use super::Session;
 use super::{allowed, built_from, str_bytes};
+use super::{partition_codes, Session};
 use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
 use crate::clock::now_ms;
@@ -103,27 +97,14 @@ pub async fn commit(
             Err(err) => Some(err),
         }
     };
-    let topics = req
-        .topics
-        .iter()
-        .map(|topic| {
-            OffsetCommitResponseTopic::default()
-                .with_name(topic.name.clone())
-                .with_partitions(
-                    topic
-                        .partitions
-                        .iter()
-                        .map(|p| {
-                            let own = errors.get(&(topic.name.to_string(), p.partition_index));
-                            let code = own.or(group_error.as_ref()).map_or(0, |e| e.code());
-                            OffsetCommitResponsePartition::default()
-                                .with_partition_index(p.partition_index)
-                                .with_error_code(code)
-                        })
-                        .collect(),
-                )
-        })
-        .collect();
+    let asked = req.topics.iter().map(|t| {
+        let partitions = t.partitions.iter().map(|p| p.partition_index);
+        (t.name.clone(), partitions)
+    });
+    let topics = partition_codes::answer(asked, |topic, partition| {
+        let own = errors.get(&(topic.to_owned(), partition));
+        own.or(group_error.as_ref()).map_or(0, |e| e.code())
+    });
     OffsetCommitResponse::default().with_topics(topics)
 }
 
@@ -362,24 +343,9 @@ pub fn delete(
             .and_then(|(_, _, r)| r.as_ref().err())
             .map_or(0, |e| e.code())
     };
-    let topics = req
-        .topics
-        .iter()
-        .map(|topic| {
-            OffsetDeleteResponseTopic::default()
-                .with_name(topic.name.clone())
-                .with_partitions(
-                    topic
-                        .partitions
-                        .iter()
-                        .map(|p| {
-                            OffsetDeleteResponsePartition::default()
-                                .with_partition_index(p.partition_index)
-                                .with_error_code(code_of(&topic.name, p.partition_index))
-                        })
-                        .collect(),
-                )
-        })
-        .collect();
-    OffsetDeleteResponse::default().with_topics(topics)
+    let asked = req.topics.iter().map(|t| {
+        let partitions = t.partitions.iter().map(|p| p.partition_index);
+        (t.name.clone(), partitions)
+    });
+    OffsetDeleteResponse::default().with_topics(partition_codes::answer(asked, code_of))
 }

@@ -207,14 +207,7 @@ fn produce_topic(
                 Ok(Err(BrokerError::Txn(TxnError::NotInTransaction)))
                     if version >= FIRST_VERSION_WITH_ABORTABLE =>
                 {
-                    PartitionProduceResponse::default()
-                        .with_index(index)
-                        .with_error_code(
-                            kafka_protocol::error::ResponseError::TransactionAbortable.code(),
-                        )
-                        .with_base_offset(-1)
-                        .with_log_append_time_ms(-1)
-                        .with_log_start_offset(-1)
+                    failed(index, &BrokerError::TransactionAbortable).with_error_message(None)
                 }
                 Ok(Err(err)) => {
                     tracing::debug!(partition = index, "produce rejected: {err}");
