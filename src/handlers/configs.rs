@@ -11,9 +11,10 @@ use kafka_protocol::messages::{
     AlterConfigsResponse, DescribeConfigsRequest, DescribeConfigsResponse,
     IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
 };
+use kafka_protocol::protocol::StrBytes;
 
 use super::Session;
-use super::{allowed, str_bytes};
+use super::{allowed, built_from, str_bytes};
 use crate::auth::acl::CLUSTER_NAME;
 use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
@@ -146,42 +147,29 @@ struct Change {
     value: Option<String>,
 }
 
+impl Change {
+    fn new(name: StrBytes, op: i8, value: Option<StrBytes>) -> Change {
+        Change {
+            name: name.to_string(),
+            op,
+            value: value.map(|v| v.to_string()),
+        }
+    }
+}
+
 /// IncrementalAlterConfigs: SET, DELETE, APPEND or SUBTRACT single topic configs.
 pub async fn incremental_alter(
     broker: &Broker,
     session: &Session,
     request: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
-    let resources = request
-        .resources
-        .into_iter()
-        .map(|resource| {
-            let changes = resource
-                .configs
-                .into_iter()
-                .map(|c| Change {
-                    name: c.name.to_string(),
-                    op: c.config_operation,
-                    value: c.value.map(|v| v.to_string()),
-                })
-                .collect();
-            (
-                (resource.resource_type, resource.resource_name.to_string()),
-                changes,
-            )
-        })
-        .collect();
-    let responses = alter_all(broker, session, resources, false, request.validate_only)
-        .await
-        .into_iter()
-        .map(|((kind, name), code, message)| {
-            incremental_alter_configs_response::AlterConfigsResourceResponse::default()
-                .with_resource_type(kind)
-                .with_resource_name(str_bytes(name))
-                .with_error_code(code)
-                .with_error_message(message)
-        })
-        .collect();
+    let resources = request.resources.into_iter().map(|r| {
+        let changes = r.configs.into_iter();
+        let changes = changes.map(|c| Change::new(c.name, c.config_operation, c.value));
+        let resource = (r.resource_type, r.resource_name.to_string());
+        (resource, changes.collect())
+    });
+    let responses = alter_all(broker, session, resources, false, request.validate_only).await;
     IncrementalAlterConfigsResponse::default().with_responses(responses)
 }
 
@@ -191,78 +179,78 @@ pub async fn alter(
     session: &Session,
     request: AlterConfigsRequest,
 ) -> AlterConfigsResponse {
-    let resources = request
-        .resources
-        .into_iter()
-        .map(|resource| {
-            let changes = resource
-                .configs
-                .into_iter()
-                .map(|c| Change {
-                    name: c.name.to_string(),
-                    op: OP_SET,
-                    value: c.value.map(|v| v.to_string()),
-                })
-                .collect();
-            (
-                (resource.resource_type, resource.resource_name.to_string()),
-                changes,
-            )
-        })
-        .collect();
-    let responses = alter_all(broker, session, resources, true, request.validate_only)
-        .await
-        .into_iter()
-        .map(|((kind, name), code, message)| {
-            alter_configs_response::AlterConfigsResourceResponse::default()
-                .with_resource_type(kind)
-                .with_resource_name(str_bytes(name))
-                .with_error_code(code)
-                .with_error_message(message)
-        })
-        .collect();
+    let resources = request.resources.into_iter().map(|r| {
+        let changes = r.configs.into_iter();
+        let changes = changes.map(|c| Change::new(c.name, OP_SET, c.value));
+        let resource = (r.resource_type, r.resource_name.to_string());
+        (resource, changes.collect())
+    });
+    let responses = alter_all(broker, session, resources, true, request.validate_only).await;
     AlterConfigsResponse::default().with_responses(responses)
 }
 
 type Resource = (i8, String);
 
+/// A resource's outcome, in either API's response.
+struct Outcome {
+    resource: Resource,
+    code: i16,
+    message: Option<StrBytes>,
+}
+
+impl Outcome {
+    fn new(resource: Resource, result: Result<(), BrokerError>) -> Outcome {
+        let (code, message) = match result {
+            Ok(()) => (0, None),
+            // Unlike most APIs, Kafka explains an unknown topic here.
+            Err(err @ BrokerError::UnknownTopicOrPartition) => {
+                let message = format!("The topic '{}' does not exist.", resource.1);
+                (err.code(), Some(str_bytes(message)))
+            }
+            Err(err) => (err.code(), err.message().map(str_bytes)),
+        };
+        Outcome {
+            resource,
+            code,
+            message,
+        }
+    }
+}
+
+built_from! {
+    Outcome =>
+        alter_configs_response::AlterConfigsResourceResponse,
+        incremental_alter_configs_response::AlterConfigsResourceResponse;
+    |o| {
+        with_resource_type(o.resource.0),
+        with_resource_name(str_bytes(o.resource.1)),
+        with_error_code(o.code),
+        with_error_message(o.message),
+    }
+}
+
 /// Each resource's outcome, in request order; a resource named twice is refused both times.
-async fn alter_all(
+async fn alter_all<R: From<Outcome>>(
     broker: &Broker,
     session: &Session,
-    resources: Vec<(Resource, Vec<Change>)>,
+    resources: impl Iterator<Item = (Resource, Vec<Change>)>,
     replace: bool,
     validate_only: bool,
-) -> Vec<(Resource, i16, Option<kafka_protocol::protocol::StrBytes>)> {
+) -> Vec<R> {
+    let resources: Vec<_> = resources.collect();
     let duplicates = duplicated(resources.iter().map(|(key, _)| key.clone()));
     let mut outcomes = Vec::with_capacity(resources.len());
-    for (key, changes) in resources {
-        let result = if duplicates.contains(&key) {
+    for (resource, changes) in resources {
+        let result = if duplicates.contains(&resource) {
             Err(BrokerError::InvalidRequest(
                 "Error due to duplicate resources in the request".into(),
             ))
         } else {
-            alter_one(broker, session, &key, changes, replace, validate_only).await
+            alter_one(broker, session, &resource, changes, replace, validate_only).await
         };
-        let (code, message) = outcome(result, &key.1);
-        outcomes.push((key, code, message));
+        outcomes.push(R::from(Outcome::new(resource, result)));
     }
     outcomes
-}
-
-fn outcome(
-    result: Result<(), BrokerError>,
-    name: &str,
-) -> (i16, Option<kafka_protocol::protocol::StrBytes>) {
-    match result {
-        Ok(()) => (0, None),
-        // Unlike most APIs, Kafka explains an unknown topic here.
-        Err(err @ BrokerError::UnknownTopicOrPartition) => (
-            err.code(),
-            Some(str_bytes(format!("The topic '{name}' does not exist."))),
-        ),
-        Err(err) => (err.code(), err.message().map(str_bytes)),
-    }
 }
 
 fn duplicated<T: Ord + Clone>(keys: impl Iterator<Item = T>) -> BTreeSet<T> {

@@ -10,15 +10,16 @@ use futures_util::future::select_all;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_request::FetchTopic;
 use kafka_protocol::messages::fetch_response::{
-    AbortedTransaction, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
 };
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId, TopicName};
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use super::cluster::{leader_endpoints, missing_topic};
+use super::allowed;
+use super::cluster::missing_topic;
+use super::current_leader;
 use super::Session;
-use super::{allowed, str_bytes};
 use crate::auth::acl::CLUSTER_NAME;
 use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
@@ -116,15 +117,9 @@ pub async fn handle(
                     .responses
                     .iter()
                     .flat_map(|t| &t.partitions)
-                    .map(|p| p.current_leader.leader_id.0);
-                let endpoints = leader_endpoints(broker, leaders).into_iter().map(|e| {
-                    NodeEndpoint::default()
-                        .with_node_id(BrokerId(e.id))
-                        .with_host(str_bytes(e.host))
-                        .with_port(e.port)
-                        .with_rack(e.rack.map(str_bytes))
-                });
-                response = response.with_node_endpoints(endpoints.collect());
+                    .map(|p| p.current_leader.leader_id);
+                response =
+                    response.with_node_endpoints(current_leader::node_endpoints(broker, leaders));
             }
             return response.with_responses(round.responses);
         }
@@ -337,11 +332,7 @@ fn read_partition(
                 BrokerError::NotLeaderOrFollower | BrokerError::FencedLeaderEpoch { .. }
             );
             if stale && version >= FIRST_VERSION_WITH_CURRENT_LEADER {
-                let (leader, epoch) = partition.current_leader();
-                let current = LeaderIdAndEpoch::default()
-                    .with_leader_id(BrokerId(leader))
-                    .with_leader_epoch(epoch);
-                return failed(err.code()).with_current_leader(current);
+                return failed(err.code()).with_current_leader(current_leader::of(partition));
             }
             failed(err.code())
         }

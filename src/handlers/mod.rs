@@ -7,6 +7,7 @@ pub mod admin;
 pub mod api_versions;
 pub mod cluster;
 pub mod configs;
+mod current_leader;
 pub mod delete_records;
 pub mod elections;
 pub mod fetch;
@@ -16,6 +17,7 @@ pub mod list_offsets;
 pub mod log_dirs;
 pub mod metadata;
 pub mod offsets;
+mod partition_codes;
 pub mod produce;
 pub mod reassignments;
 pub mod sasl;
@@ -215,3 +217,27 @@ pub const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 pub(crate) fn str_bytes(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
 }
+
+/// Implements `From<$from>` for kafka-protocol types that repeat one shape under several
+/// APIs (the same fields, generated again in each API's module), with one list of setters:
+/// an answer is built once, in a type of ours, and takes each API's type at the end.
+///
+/// ```ignore
+/// built_from! {
+///     Leader => produce_response::LeaderIdAndEpoch, fetch_response::LeaderIdAndEpoch;
+///     |l| { with_leader_id(BrokerId(l.id)), with_leader_epoch(l.epoch) }
+/// }
+/// ```
+macro_rules! built_from {
+    ($from:ty => $($to:ty),+ ; |$v:pat_param| $setters:tt) => {
+        $( $crate::handlers::built_from!(@one $from => $to; |$v| $setters); )+
+    };
+    (@one $from:ty => $to:ty; |$v:pat_param| { $($with:ident($value:expr)),+ $(,)? }) => {
+        impl From<$from> for $to {
+            fn from($v: $from) -> Self {
+                Self::default()$(.$with($value))+
+            }
+        }
+    };
+}
+pub(crate) use built_from;

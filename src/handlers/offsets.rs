@@ -3,20 +3,14 @@
 
 use std::collections::BTreeMap;
 
-use kafka_protocol::messages::offset_commit_response::{
-    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
-};
-use kafka_protocol::messages::offset_delete_response::{
-    OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
-};
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
 use kafka_protocol::messages::*;
 
-use super::Session;
-use super::{allowed, str_bytes};
+use super::{allowed, built_from, str_bytes};
+use super::{partition_codes, Session};
 use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
 use crate::clock::now_ms;
@@ -103,45 +97,112 @@ pub async fn commit(
             Err(err) => Some(err),
         }
     };
-    let topics = req
-        .topics
-        .iter()
-        .map(|topic| {
-            OffsetCommitResponseTopic::default()
-                .with_name(topic.name.clone())
-                .with_partitions(
-                    topic
-                        .partitions
-                        .iter()
-                        .map(|p| {
-                            let own = errors.get(&(topic.name.to_string(), p.partition_index));
-                            let code = own.or(group_error.as_ref()).map_or(0, |e| e.code());
-                            OffsetCommitResponsePartition::default()
-                                .with_partition_index(p.partition_index)
-                                .with_error_code(code)
-                        })
-                        .collect(),
-                )
-        })
-        .collect();
+    let asked = req.topics.iter().map(|t| {
+        let partitions = t.partitions.iter().map(|p| p.partition_index);
+        (t.name.clone(), partitions)
+    });
+    let topics = partition_codes::answer(asked, |topic, partition| {
+        let own = errors.get(&(topic.to_owned(), partition));
+        own.or(group_error.as_ref()).map_or(0, |e| e.code())
+    });
     OffsetCommitResponse::default().with_topics(topics)
 }
 
 /// The partitions asked for, by topic; `None` asks for everything the group committed.
 type Wanted = Option<Vec<(String, Vec<i32>)>>;
 
+/// One partition's answer to OffsetFetch, before it takes a version's shape: topics at the
+/// top of the response (v1-7), or within each group (v8+).
+struct PartitionOffset {
+    index: i32,
+    offset: i64,
+    leader_epoch: i32,
+    metadata: String,
+    error_code: i16,
+}
+
+impl PartitionOffset {
+    /// No offset to tell of: -1, with the reason if there is one.
+    fn none(index: i32, error_code: i16) -> PartitionOffset {
+        PartitionOffset {
+            index,
+            offset: -1,
+            leader_epoch: -1,
+            metadata: String::new(),
+            error_code,
+        }
+    }
+
+    fn committed(fetched: FetchedOffset) -> PartitionOffset {
+        let code = if fetched.unstable {
+            BrokerError::UnstableOffsetCommit.code()
+        } else {
+            0
+        };
+        match fetched.offset {
+            Some(o) => PartitionOffset {
+                index: fetched.partition,
+                offset: o.offset,
+                leader_epoch: o.leader_epoch,
+                metadata: o.metadata.unwrap_or_default(),
+                error_code: code,
+            },
+            None => PartitionOffset::none(fetched.partition, code),
+        }
+    }
+}
+
+/// A topic's partitions in an OffsetFetch answer.
+struct TopicOffsets {
+    name: String,
+    partitions: Vec<PartitionOffset>,
+}
+
+// v1-4 have no leader epoch: their encoding leaves it out.
+built_from! {
+    PartitionOffset => OffsetFetchResponsePartition, OffsetFetchResponsePartitions;
+    |p| {
+        with_partition_index(p.index),
+        with_committed_offset(p.offset),
+        with_committed_leader_epoch(p.leader_epoch),
+        with_metadata(Some(str_bytes(p.metadata))),
+        with_error_code(p.error_code),
+    }
+}
+
+built_from! {
+    TopicOffsets => OffsetFetchResponseTopic, OffsetFetchResponseTopics;
+    |t| {
+        with_name(TopicName(str_bytes(t.name))),
+        with_partitions(t.partitions.into_iter().map(Into::into).collect()),
+    }
+}
+
+/// Every partition of `topics` answered with no offset and `code`.
+fn without_offsets(topics: Vec<(String, Vec<i32>)>, code: i16) -> Vec<TopicOffsets> {
+    topics
+        .into_iter()
+        .map(|(name, partitions)| TopicOffsets {
+            name,
+            partitions: partitions
+                .into_iter()
+                .map(|p| PartitionOffset::none(p, code))
+                .collect(),
+        })
+        .collect()
+}
+
 /// A group's committed offsets by topic, topics in the order asked for (as Kafka
 /// answers), or by name when all are asked for. Needs DESCRIBE on the group; topics the
-/// client may not describe are left out of "everything", and named ones come back in the
-/// second list, to be answered TOPIC_AUTHORIZATION_FAILED.
-#[allow(clippy::type_complexity)]
+/// client may not describe are left out of "everything", and named ones come first,
+/// answered TOPIC_AUTHORIZATION_FAILED.
 fn fetch_group(
     broker: &Broker,
     session: &Session,
     group_id: &str,
     wanted: Wanted,
     require_stable: bool,
-) -> Result<(Vec<(String, Vec<FetchedOffset>)>, Vec<(String, Vec<i32>)>), BrokerError> {
+) -> Result<Vec<TopicOffsets>, BrokerError> {
     if !may_group(broker, session, Operation::Describe, group_id) {
         return Err(AuthError::GroupDenied.into());
     }
@@ -159,32 +220,31 @@ fn fetch_group(
     } else {
         broker.groups.fetch(group_id, wanted, require_stable)?
     };
-    let mut by_topic: Vec<(String, Vec<FetchedOffset>)> = Vec::new();
+    let mut committed: Vec<TopicOffsets> = Vec::new();
     for entry in fetched.into_iter().filter(|e| may_describe(&e.topic)) {
-        match by_topic.iter_mut().find(|(t, _)| *t == entry.topic) {
-            Some((_, offsets)) => offsets.push(entry),
-            None => by_topic.push((entry.topic.clone(), vec![entry])),
-        }
+        let at = match committed.iter().position(|t| t.name == entry.topic) {
+            Some(at) => at,
+            None => {
+                committed.push(TopicOffsets {
+                    name: entry.topic.clone(),
+                    partitions: Vec::new(),
+                });
+                committed.len() - 1
+            }
+        };
+        committed[at]
+            .partitions
+            .push(PartitionOffset::committed(entry));
     }
-    Ok((by_topic, denied))
+    let topic_denied = BrokerError::from(AuthError::TopicDenied).code();
+    let mut topics = without_offsets(denied, topic_denied);
+    topics.extend(committed);
+    Ok(topics)
 }
 
-/// (offset, leader epoch, metadata, error code) of one partition.
-fn committed_fields(fetched: &FetchedOffset) -> (i64, i32, String, i16) {
-    let code = if fetched.unstable {
-        BrokerError::UnstableOffsetCommit.code()
-    } else {
-        0
-    };
-    match &fetched.offset {
-        Some(o) => (
-            o.offset,
-            o.leader_epoch,
-            o.metadata.clone().unwrap_or_default(),
-            code,
-        ),
-        None => (-1, -1, String::new(), code),
-    }
+/// The answers in the types of the version asked for.
+fn shaped<T: From<TopicOffsets>>(topics: Vec<TopicOffsets>) -> Vec<T> {
+    topics.into_iter().map(T::from).collect()
 }
 
 /// OffsetFetch v7 lets consumers ask to be told about offsets still in a transaction.
@@ -196,7 +256,6 @@ pub fn fetch(
     req: OffsetFetchRequest,
     version: i16,
 ) -> OffsetFetchResponse {
-    let topic_denied = BrokerError::from(AuthError::TopicDenied).code();
     let require_stable = version >= FIRST_VERSION_WITH_REQUIRE_STABLE && req.require_stable;
     if version >= FIRST_MULTI_GROUP_FETCH {
         let groups = req
@@ -211,46 +270,8 @@ pub fn fetch(
                 });
                 let base = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
                 match fetch_group(broker, session, &g.group_id, wanted, require_stable) {
+                    Ok(topics) => base.with_topics(shaped(topics)),
                     Err(err) => base.with_error_code(err.code()),
-                    Ok((by_topic, denied)) => base.with_topics(
-                        denied
-                            .into_iter()
-                            .map(|(topic, partitions)| {
-                                OffsetFetchResponseTopics::default()
-                                    .with_name(TopicName(str_bytes(topic)))
-                                    .with_partitions(
-                                        partitions
-                                            .into_iter()
-                                            .map(|p| {
-                                                OffsetFetchResponsePartitions::default()
-                                                    .with_partition_index(p)
-                                                    .with_committed_offset(-1)
-                                                    .with_error_code(topic_denied)
-                                            })
-                                            .collect(),
-                                    )
-                            })
-                            .chain(by_topic.into_iter().map(|(topic, offsets)| {
-                                OffsetFetchResponseTopics::default()
-                                    .with_name(TopicName(str_bytes(topic)))
-                                    .with_partitions(
-                                        offsets
-                                            .into_iter()
-                                            .map(|fetched| {
-                                                let (offset, epoch, metadata, code) =
-                                                    committed_fields(&fetched);
-                                                OffsetFetchResponsePartitions::default()
-                                                    .with_partition_index(fetched.partition)
-                                                    .with_committed_offset(offset)
-                                                    .with_committed_leader_epoch(epoch)
-                                                    .with_metadata(Some(str_bytes(metadata)))
-                                                    .with_error_code(code)
-                                            })
-                                            .collect(),
-                                    )
-                            }))
-                            .collect(),
-                    ),
                 }
             })
             .collect();
@@ -262,8 +283,7 @@ pub fn fetch(
             .map(|t| (t.name.to_string(), t.partition_indexes))
             .collect()
     });
-    let partitions_of =
-        |wanted: &Wanted| -> Vec<(String, Vec<i32>)> { wanted.clone().unwrap_or_default() };
+    let response = OffsetFetchResponse::default();
     match fetch_group(
         broker,
         session,
@@ -271,72 +291,13 @@ pub fn fetch(
         wanted.clone(),
         require_stable,
     ) {
-        Ok((by_topic, denied)) => OffsetFetchResponse::default().with_topics(
-            denied
-                .into_iter()
-                .map(|(topic, partitions)| {
-                    OffsetFetchResponseTopic::default()
-                        .with_name(TopicName(str_bytes(topic)))
-                        .with_partitions(
-                            partitions
-                                .into_iter()
-                                .map(|p| {
-                                    OffsetFetchResponsePartition::default()
-                                        .with_partition_index(p)
-                                        .with_committed_offset(-1)
-                                        .with_error_code(topic_denied)
-                                })
-                                .collect(),
-                        )
-                })
-                .chain(by_topic.into_iter().map(|(topic, offsets)| {
-                    OffsetFetchResponseTopic::default()
-                        .with_name(TopicName(str_bytes(topic)))
-                        .with_partitions(
-                            offsets
-                                .into_iter()
-                                .map(|fetched| {
-                                    let (offset, epoch, metadata, code) =
-                                        committed_fields(&fetched);
-                                    let partition = OffsetFetchResponsePartition::default()
-                                        .with_partition_index(fetched.partition)
-                                        .with_committed_offset(offset)
-                                        .with_metadata(Some(str_bytes(metadata)))
-                                        .with_error_code(code);
-                                    // The leader epoch arrived in v5.
-                                    if version >= 5 {
-                                        partition.with_committed_leader_epoch(epoch)
-                                    } else {
-                                        partition
-                                    }
-                                })
-                                .collect(),
-                        )
-                }))
-                .collect(),
-        ),
+        Ok(topics) => response.with_topics(shaped(topics)),
         // v2 added a top-level error; v1 can only report it on every partition asked for.
-        Err(err) if version >= 2 => OffsetFetchResponse::default().with_error_code(err.code()),
-        Err(err) => OffsetFetchResponse::default().with_topics(
-            partitions_of(&wanted)
-                .into_iter()
-                .map(|(topic, partitions)| {
-                    OffsetFetchResponseTopic::default()
-                        .with_name(TopicName(str_bytes(topic)))
-                        .with_partitions(
-                            partitions
-                                .into_iter()
-                                .map(|p| {
-                                    OffsetFetchResponsePartition::default()
-                                        .with_partition_index(p)
-                                        .with_committed_offset(-1)
-                                        .with_error_code(err.code())
-                                })
-                                .collect(),
-                        )
-                })
-                .collect(),
-        ),
+        Err(err) if version >= 2 => response.with_error_code(err.code()),
+        Err(err) => response.with_topics(shaped(without_offsets(
+            wanted.unwrap_or_default(),
+            err.code(),
+        ))),
     }
 }
 
@@ -382,24 +343,9 @@ pub fn delete(
             .and_then(|(_, _, r)| r.as_ref().err())
             .map_or(0, |e| e.code())
     };
-    let topics = req
-        .topics
-        .iter()
-        .map(|topic| {
-            OffsetDeleteResponseTopic::default()
-                .with_name(topic.name.clone())
-                .with_partitions(
-                    topic
-                        .partitions
-                        .iter()
-                        .map(|p| {
-                            OffsetDeleteResponsePartition::default()
-                                .with_partition_index(p.partition_index)
-                                .with_error_code(code_of(&topic.name, p.partition_index))
-                        })
-                        .collect(),
-                )
-        })
-        .collect();
-    OffsetDeleteResponse::default().with_topics(topics)
+    let asked = req.topics.iter().map(|t| {
+        let partitions = t.partitions.iter().map(|p| p.partition_index);
+        (t.name.clone(), partitions)
+    });
+    OffsetDeleteResponse::default().with_topics(partition_codes::answer(asked, code_of))
 }

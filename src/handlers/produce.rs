@@ -2,15 +2,14 @@
 //! acks=all, answers once the in-sync replicas hold them (the high watermark passed them).
 
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::produce_response::{
-    LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
-};
-use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::cluster::{leader_endpoints, missing_topic};
+use super::cluster::missing_topic;
+use super::current_leader;
 use super::Session;
 use super::{allowed, str_bytes};
 use crate::auth::{AuthError, Operation, ResourceType};
@@ -62,7 +61,7 @@ pub async fn handle(
             if version >= FIRST_VERSION_WITH_CURRENT_LEADER
                 && matches!(err, BrokerError::NotLeaderOrFollower)
             {
-                answer.current_leader = current_leader(&write.log);
+                answer.current_leader = current_leader::of(&write.log);
             }
         }
     }
@@ -71,25 +70,10 @@ pub async fn handle(
             .responses
             .iter()
             .flat_map(|t| &t.partition_responses)
-            .map(|p| p.current_leader.leader_id.0);
-        let endpoints = leader_endpoints(broker, leaders).into_iter().map(|e| {
-            NodeEndpoint::default()
-                .with_node_id(BrokerId(e.id))
-                .with_host(str_bytes(e.host))
-                .with_port(e.port)
-                .with_rack(e.rack.map(str_bytes))
-        });
-        response.node_endpoints = endpoints.collect();
+            .map(|p| p.current_leader.leader_id);
+        response.node_endpoints = current_leader::node_endpoints(broker, leaders);
     }
     response
-}
-
-/// The leader a NOT_LEADER_OR_FOLLOWER answer points the client at.
-fn current_leader(partition: &Partition) -> LeaderIdAndEpoch {
-    let (leader, epoch) = partition.current_leader();
-    LeaderIdAndEpoch::default()
-        .with_leader_id(BrokerId(leader))
-        .with_leader_epoch(epoch)
 }
 
 fn append_all(
@@ -223,14 +207,7 @@ fn produce_topic(
                 Ok(Err(BrokerError::Txn(TxnError::NotInTransaction)))
                     if version >= FIRST_VERSION_WITH_ABORTABLE =>
                 {
-                    PartitionProduceResponse::default()
-                        .with_index(index)
-                        .with_error_code(
-                            kafka_protocol::error::ResponseError::TransactionAbortable.code(),
-                        )
-                        .with_base_offset(-1)
-                        .with_log_append_time_ms(-1)
-                        .with_log_start_offset(-1)
+                    failed(index, &BrokerError::TransactionAbortable).with_error_message(None)
                 }
                 Ok(Err(err)) => {
                     tracing::debug!(partition = index, "produce rejected: {err}");
@@ -239,7 +216,7 @@ fn produce_topic(
                         && version >= FIRST_VERSION_WITH_CURRENT_LEADER;
                     match topic.as_ref().ok().and_then(|t| t.partition(index)) {
                         Some(partition) if moved => {
-                            answer.with_current_leader(current_leader(partition))
+                            answer.with_current_leader(current_leader::of(partition))
                         }
                         _ => answer,
                     }

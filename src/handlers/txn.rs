@@ -4,12 +4,12 @@
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
 use kafka_protocol::messages::add_partitions_to_txn_response::{
-    AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResult, AddPartitionsToTxnTopicResult,
+    AddPartitionsToTxnResult, AddPartitionsToTxnTopicResult,
 };
 use kafka_protocol::messages::*;
 
 use super::allowed;
-use super::Session;
+use super::{partition_codes, Session};
 use crate::auth::acl::CLUSTER_NAME;
 use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
@@ -221,23 +221,10 @@ async fn add_one(
         }
     };
     let mut codes = codes.into_iter();
-    topics
+    let asked = topics
         .iter()
-        .map(|t| {
-            let partitions = t
-                .partitions
-                .iter()
-                .map(|p| {
-                    AddPartitionsToTxnPartitionResult::default()
-                        .with_partition_index(*p)
-                        .with_partition_error_code(codes.next().unwrap_or_default())
-                })
-                .collect();
-            AddPartitionsToTxnTopicResult::default()
-                .with_name(t.name.clone())
-                .with_results_by_partition(partitions)
-        })
-        .collect()
+        .map(|t| (t.name.clone(), t.partitions.iter().copied()));
+    partition_codes::answer(asked, |_, _| codes.next().unwrap_or_default())
 }
 
 /// Why a partition cannot join a transaction, if it cannot.

@@ -5,13 +5,10 @@
 use std::collections::BTreeMap;
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::txn_offset_commit_response::{
-    TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
-};
 use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
 use super::allowed;
-use super::Session;
+use super::{partition_codes, Session};
 use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
 use crate::clock::now_ms;
@@ -147,26 +144,11 @@ pub async fn commit(
 /// One result per partition asked for, in the request's order.
 fn respond(
     req: &TxnOffsetCommitRequest,
-    code: impl Fn(&str, i32) -> i16,
+    code: impl FnMut(&str, i32) -> i16,
 ) -> TxnOffsetCommitResponse {
-    let topics = req
-        .topics
-        .iter()
-        .map(|topic| {
-            TxnOffsetCommitResponseTopic::default()
-                .with_name(topic.name.clone())
-                .with_partitions(
-                    topic
-                        .partitions
-                        .iter()
-                        .map(|p| {
-                            TxnOffsetCommitResponsePartition::default()
-                                .with_partition_index(p.partition_index)
-                                .with_error_code(code(&topic.name, p.partition_index))
-                        })
-                        .collect(),
-                )
-        })
-        .collect();
-    TxnOffsetCommitResponse::default().with_topics(topics)
+    let asked = req.topics.iter().map(|t| {
+        let partitions = t.partitions.iter().map(|p| p.partition_index);
+        (t.name.clone(), partitions)
+    });
+    TxnOffsetCommitResponse::default().with_topics(partition_codes::answer(asked, code))
 }
