@@ -403,3 +403,21 @@ fn the_expiry_keeps_a_group_whose_member_is_joining() {
         .unwrap();
     assert_eq!(rx.try_recv().unwrap().expect("joined").generation, 1);
 }
+
+/// Shutdown answers parked requests under each group's lock with the map's released: the
+/// expiry takes the map under a group's lock, so holding both the other way could deadlock.
+#[test]
+fn shutdown_answers_a_parked_join_with_not_coordinator() {
+    let dir = tempfile::tempdir().unwrap();
+    let groups = loaded_coordinator(dir.path());
+    let (tx, mut rx) = oneshot::channel();
+    groups.join("g", request("", &["range"]), tx).unwrap();
+    assert_eq!(rx.try_recv().unwrap().expect("joined").generation, 1);
+    // A second member waits for the first to rejoin.
+    let (tx, mut rx) = oneshot::channel();
+    groups.join("g", request("", &["range"]), tx).unwrap();
+    assert!(rx.try_recv().is_err());
+    groups.shutdown();
+    let parked = rx.try_recv().unwrap().unwrap_err();
+    assert!(matches!(parked.error, BrokerError::NotCoordinator));
+}
