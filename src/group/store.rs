@@ -23,11 +23,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use kafka_protocol::records::{Record, RecordBatchDecoder};
-use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use super::state::CommittedOffset;
 use crate::error::{BrokerError, Result};
+use crate::lock_order::{level, OrderedMutex};
 use crate::topics::internal::{self, versioned_json, Appended, Coordination, InternalTopic};
 use crate::topics::{Isolation, Partition, TopicConfig, TopicRegistry};
 use samsa_storage::BatchHeader;
@@ -119,7 +119,7 @@ pub struct OffsetsStore {
     topic: InternalTopic,
     /// Transactional appends read the producer's last sequence and then write the next one;
     /// this keeps two of them from picking the same.
-    txn_append: Mutex<()>,
+    txn_append: OrderedMutex<level::TxnAppend, ()>,
 }
 
 impl OffsetsStore {
@@ -133,7 +133,7 @@ impl OffsetsStore {
         }
         OffsetsStore {
             topic: InternalTopic::new(topics, OFFSETS_TOPIC, num_partitions, coordination),
-            txn_append: Mutex::new(()),
+            txn_append: OrderedMutex::new(()),
         }
     }
 

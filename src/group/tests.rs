@@ -359,7 +359,7 @@ fn a_join_racing_the_expiry_of_its_new_group_joins_a_fresh_one() {
     let dir = tempfile::tempdir().unwrap();
     let groups = loaded_coordinator(dir.path());
     let mut doomed = groups.lock_live("g", || Ok(())).unwrap();
-    let arc = std::sync::Arc::clone(parking_lot::ArcMutexGuard::mutex(&doomed));
+    let arc = super::LockedGroup::mutex(&doomed);
     let joiner = {
         let groups = groups.clone();
         std::thread::spawn(move || {
@@ -369,7 +369,7 @@ fn a_join_racing_the_expiry_of_its_new_group_joins_a_fresh_one() {
         })
     };
     // The joiner holds the doomed group (map, guard, our clone, its clone) and waits for the lock.
-    while std::sync::Arc::strong_count(&arc) < 4 {
+    while crate::lock_order::OrderedArcMutex::strong_count(&arc) < 4 {
         std::thread::yield_now();
     }
     groups.drop_group(&mut doomed).unwrap();

@@ -10,11 +10,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use parking_lot::{Mutex, RwLock};
 use uuid::Uuid;
 
 use crate::config::Config;
 use crate::error::{BrokerError, Result};
+use crate::lock_order::{level, OrderedMutex, OrderedRwLock};
 use catalogue::{CatalogueError, CatalogueFile, TopicRecord};
 pub use config::TopicConfig;
 pub use partition::{
@@ -52,9 +52,9 @@ pub struct TopicRegistry {
     /// In a cluster the metadata log is the catalogue of topics (see [`Self::sync_topic`]);
     /// the local catalogue file only keeps the cluster id.
     cluster: bool,
-    topics: RwLock<Topics>,
+    topics: OrderedRwLock<level::Topics, Topics>,
     /// Serialises catalogue changes so the file always matches memory.
-    changes: Mutex<()>,
+    changes: OrderedMutex<level::TopicChanges, ()>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -126,8 +126,8 @@ impl TopicRegistry {
             config,
             cluster_id,
             cluster,
-            topics: RwLock::new(Topics::default()),
-            changes: Mutex::new(()),
+            topics: OrderedRwLock::new(Topics::default()),
+            changes: OrderedMutex::new(()),
         };
         let mut topics = Topics::default();
         let local_topics = if cluster { Vec::new() } else { file.topics };
