@@ -13,6 +13,7 @@ pub mod config;
 pub mod error;
 pub mod group;
 pub mod handlers;
+pub mod lock_order;
 pub mod logging;
 pub mod metrics;
 pub mod network;

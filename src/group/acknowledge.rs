@@ -8,7 +8,6 @@
 use std::time::Duration;
 
 use futures_util::FutureExt;
-use parking_lot::ArcMutexGuard;
 use tokio::time::Instant;
 
 use super::store::{Entry, TxnProducer};
@@ -86,7 +85,7 @@ impl GroupCoordinator {
             return settle(&mut group, generation, stored, &settings);
         }
         let group = {
-            let unlocked = ArcMutexGuard::mutex(&group).clone();
+            let unlocked = LockedGroup::mutex(&group);
             drop(group);
             unlocked
         };

@@ -4,11 +4,9 @@
 //! as Kafka's GroupMetadataManager does.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use parking_lot::Mutex;
 use tokio::time::Instant;
 
 use super::state::{self, Group, GroupState};
@@ -17,15 +15,19 @@ use super::txn_offsets::{self, OpenTransactions};
 use super::GroupCoordinator;
 use crate::clock::now_ms;
 use crate::error::{BrokerError, Result};
+use crate::lock_order::{level, OrderedArcMutex};
 use crate::topics::internal::PartitionLoads;
 
 /// Transaction ends (producer id, commit) seen while a partition loads, applied after its
 /// replay, which may or may not have read their markers (ending twice is harmless).
 type EndedWhileLoading = Vec<(i64, bool)>;
 
+/// One group behind its own lock, shared by the map and whoever has looked it up.
+pub(super) type SharedGroup = OrderedArcMutex<level::Group, Group>;
+
 /// The groups of the loaded partitions, and the partitions' states.
 pub(super) struct Groups {
-    by_id: HashMap<String, Arc<Mutex<Group>>>,
+    by_id: HashMap<String, SharedGroup>,
     pub(super) loads: PartitionLoads<EndedWhileLoading>,
 }
 
@@ -37,25 +39,29 @@ impl Groups {
         }
     }
 
-    pub(super) fn get(&self, id: &str) -> Option<Arc<Mutex<Group>>> {
+    pub(super) fn get(&self, id: &str) -> Option<SharedGroup> {
         self.by_id.get(id).cloned()
     }
 
-    pub(super) fn get_or_create(&mut self, id: &str) -> Arc<Mutex<Group>> {
+    pub(super) fn get_or_create(&mut self, id: &str) -> SharedGroup {
         self.by_id
             .entry(id.to_owned())
-            .or_insert_with(|| Arc::new(Mutex::new(Group::new(id, now_ms()))))
+            .or_insert_with(|| SharedGroup::new(Group::new(id, now_ms())))
             .clone()
     }
 
     /// Removes `group` from the map, unless a reload has put another group there since.
-    pub(super) fn remove(&mut self, id: &str, group: &Arc<Mutex<Group>>) {
-        if self.by_id.get(id).is_some_and(|g| Arc::ptr_eq(g, group)) {
+    pub(super) fn remove(&mut self, id: &str, group: &SharedGroup) {
+        if self
+            .by_id
+            .get(id)
+            .is_some_and(|g| SharedGroup::ptr_eq(g, group))
+        {
             self.by_id.remove(id);
         }
     }
 
-    pub(super) fn all(&self) -> Vec<Arc<Mutex<Group>>> {
+    pub(super) fn all(&self) -> Vec<SharedGroup> {
         self.by_id.values().cloned().collect()
     }
 
@@ -112,7 +118,7 @@ impl GroupCoordinator {
         }
         let count_groups = loaded.len();
         for (group_id, group) in loaded {
-            groups.by_id.insert(group_id, Arc::new(Mutex::new(group)));
+            groups.by_id.insert(group_id, SharedGroup::new(group));
         }
         // Transactions without a marker yet stay pending: their coordinator ends them.
         let mut open_txns = self.open_txns.lock();
@@ -127,7 +133,7 @@ impl GroupCoordinator {
     /// they are forgotten, and their members' parked JoinGroup and SyncGroup requests answer
     /// NOT_COORDINATOR, so they find the new coordinator. A load underway is abandoned.
     pub fn unload_partition(&self, partition: i32) {
-        let removed: Vec<Arc<Mutex<Group>>> = {
+        let removed: Vec<SharedGroup> = {
             let mut groups = self.groups.write();
             groups.loads.unload(partition);
             let ids: Vec<String> = groups

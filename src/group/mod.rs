@@ -24,7 +24,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use parking_lot::{ArcMutexGuard, Mutex, RawMutex, RwLock};
+use parking_lot::Mutex;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -32,6 +32,7 @@ use uuid::Uuid;
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::error::{BrokerError, Result};
+use crate::lock_order::{level, OrderedArcMutexGuard, OrderedRwLock};
 use crate::topics::internal::Appended;
 use crate::topics::TopicRegistry;
 pub use acknowledge::PendingCommit;
@@ -86,13 +87,13 @@ pub struct GroupListing {
     pub error: Option<BrokerError>,
 }
 
-type LockedGroup = ArcMutexGuard<RawMutex, Group>;
+type LockedGroup = OrderedArcMutexGuard<level::Group, Group>;
 
 pub struct GroupCoordinator {
     config: Arc<Config>,
     settings: GroupSettings,
     store: OffsetsStore,
-    groups: RwLock<Groups>,
+    groups: OrderedRwLock<level::Groups, Groups>,
     /// Set by the transaction coordinator, to verify TxnOffsetCommit producers.
     txn_check: OnceLock<Arc<dyn TransactionCheck>>,
     open_txns: Mutex<OpenTransactions>,
@@ -111,7 +112,7 @@ impl GroupCoordinator {
             config,
             settings,
             store,
-            groups: RwLock::new(groups),
+            groups: OrderedRwLock::new(groups),
             txn_check: OnceLock::new(),
             open_txns: Mutex::new(OpenTransactions::new()),
         }
@@ -501,7 +502,7 @@ impl GroupCoordinator {
         group.state = GroupState::Dead;
         self.groups
             .write()
-            .remove(&group.id, ArcMutexGuard::mutex(group));
+            .remove(&group.id, &LockedGroup::mutex(group));
         Ok(())
     }
 }

@@ -23,11 +23,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use kafka_protocol::records::{Record, RecordBatchDecoder};
-use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use super::state::CommittedOffset;
 use crate::error::{BrokerError, Result};
+use crate::lock_order::{level, OrderedMutex};
 use crate::topics::internal::{self, versioned_json, Appended, InternalTopic};
 use crate::topics::{Isolation, Partition, TopicRegistry};
 use samsa_storage::BatchHeader;
@@ -119,14 +119,14 @@ pub struct OffsetsStore {
     topic: InternalTopic,
     /// Transactional appends read the producer's last sequence and then write the next one;
     /// this keeps two of them from picking the same.
-    txn_append: Mutex<()>,
+    txn_append: OrderedMutex<level::TxnAppend, ()>,
 }
 
 impl OffsetsStore {
     pub fn new(topics: Arc<TopicRegistry>, num_partitions: i32) -> OffsetsStore {
         OffsetsStore {
             topic: InternalTopic::new(topics, OFFSETS_TOPIC, num_partitions),
-            txn_append: Mutex::new(()),
+            txn_append: OrderedMutex::new(()),
         }
     }
 

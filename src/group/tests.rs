@@ -364,7 +364,7 @@ fn a_join_racing_the_expiry_of_its_new_group_joins_a_fresh_one() {
     let dir = tempfile::tempdir().unwrap();
     let groups = loaded_coordinator(dir.path());
     let mut doomed = groups.lock_live("g", || Ok(())).unwrap();
-    let arc = std::sync::Arc::clone(parking_lot::ArcMutexGuard::mutex(&doomed));
+    let arc = super::LockedGroup::mutex(&doomed);
     let joiner = {
         let groups = groups.clone();
         std::thread::spawn(move || {
@@ -374,7 +374,7 @@ fn a_join_racing_the_expiry_of_its_new_group_joins_a_fresh_one() {
         })
     };
     // The joiner holds the doomed group (map, guard, our clone, its clone) and waits for the lock.
-    while std::sync::Arc::strong_count(&arc) < 4 {
+    while crate::lock_order::OrderedArcMutex::strong_count(&arc) < 4 {
         std::thread::yield_now();
     }
     groups.drop_group(&mut doomed).unwrap();
@@ -407,4 +407,22 @@ fn the_expiry_keeps_a_group_whose_member_is_joining() {
         .join("g", request(&refused.member_id, &["range"]), tx)
         .unwrap();
     assert_eq!(rx.try_recv().unwrap().expect("joined").generation, 1);
+}
+
+/// Shutdown answers parked requests under each group's lock with the map's released: the
+/// expiry takes the map under a group's lock, so holding both the other way could deadlock.
+#[test]
+fn shutdown_answers_a_parked_join_with_not_coordinator() {
+    let dir = tempfile::tempdir().unwrap();
+    let groups = loaded_coordinator(dir.path());
+    let (tx, mut rx) = oneshot::channel();
+    groups.join("g", request("", &["range"]), tx).unwrap();
+    assert_eq!(rx.try_recv().unwrap().expect("joined").generation, 1);
+    // A second member waits for the first to rejoin.
+    let (tx, mut rx) = oneshot::channel();
+    groups.join("g", request("", &["range"]), tx).unwrap();
+    assert!(rx.try_recv().is_err());
+    groups.shutdown();
+    let parked = rx.try_recv().unwrap().unwrap_err();
+    assert!(matches!(parked.error, BrokerError::NotCoordinator));
 }

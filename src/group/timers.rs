@@ -74,7 +74,8 @@ impl GroupCoordinator {
 
     /// Answers every parked JoinGroup and SyncGroup: this broker stops coordinating.
     pub fn shutdown(&self) {
-        for group in self.groups.read().all() {
+        let groups = self.groups.read().all();
+        for group in groups {
             group.lock().abandon_waiters(|| BrokerError::NotCoordinator);
         }
     }

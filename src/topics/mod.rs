@@ -10,11 +10,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use parking_lot::{Mutex, RwLock};
 use uuid::Uuid;
 
 use crate::config::Config;
 use crate::error::{BrokerError, Result};
+use crate::lock_order::{level, OrderedMutex, OrderedRwLock};
 use catalogue::{CatalogueError, CatalogueFile};
 pub use config::TopicConfig;
 pub use partition::{
@@ -51,9 +51,9 @@ pub struct TopicRegistry {
     cluster_id: String,
     /// The metadata log is the catalogue of topics (see [`Self::sync_topic`]); the local
     /// catalogue file only keeps the cluster id.
-    topics: RwLock<Topics>,
+    topics: OrderedRwLock<level::Topics, Topics>,
     /// Serialises topic changes, so that two reconciliations never interleave.
-    changes: Mutex<()>,
+    changes: OrderedMutex<level::TopicChanges, ()>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -125,8 +125,8 @@ impl TopicRegistry {
         Ok(TopicRegistry {
             cluster_id: config.cluster_id.clone().unwrap_or(file.cluster_id),
             config,
-            topics: RwLock::new(Topics::default()),
-            changes: Mutex::new(()),
+            topics: OrderedRwLock::new(Topics::default()),
+            changes: OrderedMutex::new(()),
         })
     }
 

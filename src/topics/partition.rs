@@ -5,7 +5,6 @@
 use std::path::PathBuf;
 
 use bytes::Bytes;
-use parking_lot::{Mutex, RwLock};
 use samsa_storage::{
     AbortedTxn, AppendInfo, CleanStats, ControlType, LogConfig, PartitionLog, ProducerInfo,
 };
@@ -14,6 +13,7 @@ use tokio::sync::watch;
 #[cfg(test)]
 use crate::clock::now_ms;
 use crate::error::{BrokerError, Result};
+use crate::lock_order::{level, OrderedMutex, OrderedRwLock};
 
 mod replicas;
 mod role;
@@ -69,17 +69,17 @@ pub struct Partition {
     pub index: i32,
     dir: PathBuf,
     /// `None` once the partition is closed at shutdown or deleted with its topic.
-    log: RwLock<Option<PartitionLog>>,
+    log: OrderedRwLock<level::PartitionLog, Option<PartitionLog>>,
     /// Locked after `log` when both are needed.
-    role: Mutex<Role>,
+    role: OrderedMutex<level::PartitionRole, Role>,
     /// The high watermark, sent again whenever the log grows, for long-polling fetches.
     progress: watch::Sender<i64>,
     /// Held for a whole cleaning, so two can never overlap on one partition.
-    cleaning: Mutex<()>,
+    cleaning: OrderedMutex<level::PartitionCleaning, ()>,
     /// With `flush_messages`: the offset below which the log is known synced. Held while
     /// syncing, so appends that arrive meanwhile wait here and the next fsync covers them all
     /// (group commit), instead of one fsync each under the log's lock.
-    synced: Mutex<i64>,
+    synced: OrderedMutex<level::PartitionSynced, i64>,
     /// Fsyncs done for `flush_messages`, to see group commit at work.
     #[cfg(test)]
     syncs: std::sync::atomic::AtomicUsize,
@@ -121,8 +121,8 @@ impl Partition {
             topic: topic.to_owned(),
             index,
             dir,
-            log: RwLock::new(Some(log)),
-            role: Mutex::new(Role {
+            log: OrderedRwLock::new(Some(log)),
+            role: OrderedMutex::new(Role {
                 local: node_id,
                 leader: node_id,
                 epoch: SINGLE_NODE_LEADER_EPOCH,
@@ -130,8 +130,8 @@ impl Partition {
                 leading: Some(replicas),
             }),
             progress,
-            cleaning: Mutex::new(()),
-            synced: Mutex::new(end),
+            cleaning: OrderedMutex::new(()),
+            synced: OrderedMutex::new(end),
             #[cfg(test)]
             syncs: Default::default(),
             #[cfg(test)]
@@ -153,8 +153,8 @@ impl Partition {
             topic: topic.to_owned(),
             index,
             dir,
-            log: RwLock::new(None),
-            role: Mutex::new(Role {
+            log: OrderedRwLock::new(None),
+            role: OrderedMutex::new(Role {
                 local: node_id,
                 leader: -1,
                 epoch: -1,
@@ -162,8 +162,8 @@ impl Partition {
                 leading: None,
             }),
             progress: watch::channel(0).0,
-            cleaning: Mutex::new(()),
-            synced: Mutex::new(0),
+            cleaning: OrderedMutex::new(()),
+            synced: OrderedMutex::new(0),
             #[cfg(test)]
             syncs: Default::default(),
             #[cfg(test)]

@@ -28,7 +28,7 @@ pub mod state;
 
 use std::sync::Arc;
 
-use parking_lot::{Mutex, MutexGuard, RwLock};
+use parking_lot::RwLock;
 
 use crate::auth::file::FileError;
 use crate::clock::now_ms;
@@ -38,6 +38,7 @@ use crate::error::{BrokerError, Result};
 use crate::group::store::OFFSETS_TOPIC;
 use crate::group::txn_offsets::TransactionCheck;
 use crate::group::GroupCoordinator;
+use crate::lock_order::{level, OrderedMutex, OrderedMutexGuard};
 use crate::topics::TopicRegistry;
 pub use cluster_markers::ClusterMarkers;
 use end::StateWrite;
@@ -65,7 +66,7 @@ pub struct TransactionCoordinator {
     config: Arc<Config>,
     ids: ProducerIds,
     log: TxnLog,
-    txns: Mutex<Txns>,
+    txns: OrderedMutex<level::Txns, Txns>,
     /// Replaced once, when the broker runs, by `ClusterMarkers`, once its metadata is at hand.
     markers: RwLock<Arc<dyn MarkerWriter>>,
 }
@@ -81,7 +82,7 @@ impl TransactionCoordinator {
         let log = TxnLog::new(topics.clone(), config.transaction_state_num_partitions);
         Ok(TransactionCoordinator {
             ids: ProducerIds::from_controller(),
-            txns: Mutex::new(Txns::new()),
+            txns: OrderedMutex::new(Txns::new()),
             log,
             config,
             markers: RwLock::new(Arc::new(markers::Unwired)),
@@ -104,7 +105,7 @@ impl TransactionCoordinator {
     }
 
     /// The coordinator's state, once it is known that this broker coordinates `id`.
-    fn locked_for(&self, id: &str) -> Result<MutexGuard<'_, Txns>> {
+    fn locked_for(&self, id: &str) -> Result<OrderedMutexGuard<'_, level::Txns, Txns>> {
         let partition = self.partition_of(id);
         let txns = self.txns.lock();
         self.log.topic().check_loaded(&txns.loads, partition)?;
@@ -114,7 +115,7 @@ impl TransactionCoordinator {
     /// The coordinator's state if `id`'s partition is loaded here; NOT_COORDINATOR for any
     /// other broker's id, including one this broker is about to load: a produce or offset
     /// commit then leaves the checks to the partition's producer state.
-    fn locked_if_loaded(&self, id: &str) -> Result<MutexGuard<'_, Txns>> {
+    fn locked_if_loaded(&self, id: &str) -> Result<OrderedMutexGuard<'_, level::Txns, Txns>> {
         let partition = self.partition_of(id);
         let txns = self.txns.lock();
         txns.loads.check(partition)?;
