@@ -222,6 +222,11 @@ impl LeaderReplicas {
         self.set_isr(isr, log_end_offset);
     }
 
+    /// Whether any other replica is followed: without one the ISR can never change.
+    pub fn has_followers(&self) -> bool {
+        !self.followers.is_empty()
+    }
+
     /// The ISR to propose to the controller now: members lagging for longer than
     /// `max_lag_ms` out, caught-up replicas in; `None` when it would stay as it is. The
     /// joiners count toward the high watermark from now on.

@@ -128,6 +128,12 @@ impl Partition {
     /// The ISR change this leader should propose now, if any (see
     /// [`LeaderReplicas::isr_change`]).
     pub fn isr_proposal(&self, now_ms: i64, max_lag_ms: i64) -> Option<IsrProposal> {
+        // A leader without followers (a single node's partitions) has no ISR to change, and
+        // the check every 250 ms then stays clear of the log lock the appends take.
+        let following = self.role.lock().leading.as_ref()?.has_followers();
+        if !following {
+            return None;
+        }
         let guard = self.log.read();
         let end = guard.as_ref()?.log_end_offset();
         let mut role = self.role.lock();
