@@ -565,3 +565,32 @@ fn replication_requests_need_cluster_action() {
     assert_eq!(fetch_code(&mut alice, 7), NOT_LEADER_OR_FOLLOWER);
     assert_eq!(epoch_code(&mut alice, 7), 0);
 }
+
+/// A group request creates the offsets topic when it does not exist yet, as FindCoordinator
+/// does, and, as FindCoordinator does, only for a principal allowed to describe the group:
+/// a refused request leaves no trace.
+#[test]
+fn a_refused_group_request_does_not_create_the_offsets_topic() {
+    let (_broker, addr) = start();
+    let mut admin = login(&addr, "admin");
+    let mut alice = login(&addr, "alice");
+    let join = |conn: &mut Connection| {
+        let request = JoinGroupRequest::default()
+            .with_group_id(GroupId(str_bytes("g")))
+            .with_session_timeout_ms(10_000)
+            .with_rebalance_timeout_ms(10_000)
+            .with_protocol_type(str_bytes("consumer"))
+            .with_protocols(vec![
+                JoinGroupRequestProtocol::default().with_name(str_bytes("range"))
+            ]);
+        conn.send(&request, 5).unwrap().error_code
+    };
+    assert_eq!(join(&mut alice), GROUP_AUTHORIZATION_FAILED);
+    assert!(
+        !listed_topics(&mut admin).contains(&"__consumer_offsets".to_owned()),
+        "created for a refused request"
+    );
+    // MEMBER_ID_REQUIRED (79) from v4: the group is coordinated here.
+    assert_eq!(join(&mut admin), 79);
+    assert!(listed_topics(&mut admin).contains(&"__consumer_offsets".to_owned()));
+}

@@ -74,7 +74,7 @@ macro_rules! apis {
         ) -> ResponseKind {
             let $version = request.version();
             let $client_id = request.header.client_id.as_deref().unwrap_or("").to_owned();
-            coordinator_topic_first($broker, &request.body).await;
+            coordinator_topic_first($broker, $session, &request.body).await;
             match request.body {
                 $( RequestKind::$key($req) => ResponseKind::$key($handler), )*
                 other => unreachable!("{other:?} is not in the declared APIs"),
@@ -87,29 +87,66 @@ macro_rules! apis {
 /// FindCoordinator does, and waits until this broker knows it (and so has loaded the
 /// partitions it leads): a client may ask a broker it knows to coordinate before it ever
 /// looks for the coordinator, and a single node answers it then as Kafka's does, where
-/// the topic appears with the first group or transaction. If the creation fails, the
-/// handler answers what a missing coordinator means for its request.
-async fn coordinator_topic_first(broker: &Broker, body: &RequestKind) {
-    use group::{GROUP_KEY, TRANSACTION_KEY};
-    let key_types: &[i8] = match body {
-        RequestKind::JoinGroup(_)
-        | RequestKind::SyncGroup(_)
-        | RequestKind::Heartbeat(_)
-        | RequestKind::LeaveGroup(_)
-        | RequestKind::OffsetCommit(_)
-        | RequestKind::OffsetFetch(_)
-        | RequestKind::OffsetDelete(_)
-        | RequestKind::DescribeGroups(_)
-        | RequestKind::DeleteGroups(_) => &[GROUP_KEY],
+/// the topic appears with the first group or transaction. As for FindCoordinator, the
+/// principal must be allowed DESCRIBE on a group or transactional id it names. If the
+/// creation fails, the handler answers what a missing coordinator means for its request.
+async fn coordinator_topic_first(broker: &Broker, session: &Session, body: &RequestKind) {
+    let one = |id: &str| vec![id.to_owned()];
+    let each = |ids: &mut dyn Iterator<Item = &str>| ids.map(str::to_owned).collect::<Vec<_>>();
+    let (groups, transactional_ids): (Vec<String>, Vec<String>) = match body {
+        RequestKind::JoinGroup(r) => (one(&r.group_id), Vec::new()),
+        RequestKind::SyncGroup(r) => (one(&r.group_id), Vec::new()),
+        RequestKind::Heartbeat(r) => (one(&r.group_id), Vec::new()),
+        RequestKind::LeaveGroup(r) => (one(&r.group_id), Vec::new()),
+        RequestKind::OffsetCommit(r) => (one(&r.group_id), Vec::new()),
+        RequestKind::OffsetDelete(r) => (one(&r.group_id), Vec::new()),
+        // Before v8 one group, from v8 a list.
+        RequestKind::OffsetFetch(r) => {
+            let listed = r.groups.iter().map(|g| g.group_id.as_str());
+            let mut ids = each(&mut std::iter::once(r.group_id.as_str()).chain(listed));
+            ids.retain(|id| !id.is_empty());
+            (ids, Vec::new())
+        }
+        RequestKind::DescribeGroups(r) => {
+            (each(&mut r.groups.iter().map(|g| g.as_str())), Vec::new())
+        }
+        RequestKind::DeleteGroups(r) => (
+            each(&mut r.groups_names.iter().map(|g| g.as_str())),
+            Vec::new(),
+        ),
         // The group coordinator asks the transaction coordinator about the producer.
-        RequestKind::TxnOffsetCommit(_) => &[GROUP_KEY, TRANSACTION_KEY],
-        RequestKind::InitProducerId(r) if r.transactional_id.is_some() => &[TRANSACTION_KEY],
-        RequestKind::AddPartitionsToTxn(_)
-        | RequestKind::AddOffsetsToTxn(_)
-        | RequestKind::EndTxn(_) => &[TRANSACTION_KEY],
+        RequestKind::TxnOffsetCommit(r) => (one(&r.group_id), one(&r.transactional_id)),
+        RequestKind::InitProducerId(r) => match &r.transactional_id {
+            Some(id) => (Vec::new(), one(id)),
+            None => return,
+        },
+        // Before v4 one transactional id, from v4 a batch.
+        RequestKind::AddPartitionsToTxn(r) => {
+            let batched = r.transactions.iter().map(|t| t.transactional_id.as_str());
+            let first = std::iter::once(r.v3_and_below_transactional_id.as_str());
+            let mut ids = each(&mut first.chain(batched));
+            ids.retain(|id| !id.is_empty());
+            (Vec::new(), ids)
+        }
+        RequestKind::AddOffsetsToTxn(r) => (Vec::new(), one(&r.transactional_id)),
+        RequestKind::EndTxn(r) => (Vec::new(), one(&r.transactional_id)),
         _ => return,
     };
-    for &key_type in key_types {
+    let may_describe_any = |resource, ids: &[String]| {
+        ids.iter()
+            .any(|id| allowed(broker, session, Operation::Describe, resource, id))
+    };
+    let wanted = [
+        (
+            group::GROUP_KEY,
+            may_describe_any(ResourceType::Group, &groups),
+        ),
+        (
+            group::TRANSACTION_KEY,
+            may_describe_any(ResourceType::TransactionalId, &transactional_ids),
+        ),
+    ];
+    for (key_type, _) in wanted.into_iter().filter(|(_, may)| *may) {
         if let Err(err) = group::internal_topic(broker, key_type).await {
             tracing::debug!("cannot create the coordinator's internal topic: {err}");
         }
