@@ -256,6 +256,19 @@ fn acls_survive_a_restart() {
     );
 }
 
+/// A JoinGroup v5 of a new member to `group`, and its error code.
+fn join(conn: &mut Connection, group: &str) -> i16 {
+    let request = JoinGroupRequest::default()
+        .with_group_id(GroupId(str_bytes(group)))
+        .with_session_timeout_ms(10_000)
+        .with_rebalance_timeout_ms(10_000)
+        .with_protocol_type(str_bytes("consumer"))
+        .with_protocols(vec![
+            JoinGroupRequestProtocol::default().with_name(str_bytes("range"))
+        ]);
+    conn.send(&request, 5).unwrap().error_code
+}
+
 fn produce_code(conn: &mut Connection, topic: &str) -> i16 {
     let topic = TopicRef {
         name: topic.to_owned(),
@@ -399,17 +412,6 @@ fn group_apis_need_group_acls() {
     let find = |conn: &mut Connection, group: &str| {
         let request = FindCoordinatorRequest::default().with_key(str_bytes(group));
         conn.send(&request, 3).unwrap().error_code
-    };
-    let join = |conn: &mut Connection, group: &str| {
-        let request = JoinGroupRequest::default()
-            .with_group_id(GroupId(str_bytes(group)))
-            .with_session_timeout_ms(10_000)
-            .with_rebalance_timeout_ms(10_000)
-            .with_protocol_type(str_bytes("consumer"))
-            .with_protocols(vec![
-                JoinGroupRequestProtocol::default().with_name(str_bytes("range"))
-            ]);
-        conn.send(&request, 5).unwrap().error_code
     };
     assert_eq!(find(&mut alice, "app"), GROUP_AUTHORIZATION_FAILED);
     assert_eq!(join(&mut alice, "app"), GROUP_AUTHORIZATION_FAILED);
@@ -574,23 +576,12 @@ fn a_refused_group_request_does_not_create_the_offsets_topic() {
     let (_broker, addr) = start();
     let mut admin = login(&addr, "admin");
     let mut alice = login(&addr, "alice");
-    let join = |conn: &mut Connection| {
-        let request = JoinGroupRequest::default()
-            .with_group_id(GroupId(str_bytes("g")))
-            .with_session_timeout_ms(10_000)
-            .with_rebalance_timeout_ms(10_000)
-            .with_protocol_type(str_bytes("consumer"))
-            .with_protocols(vec![
-                JoinGroupRequestProtocol::default().with_name(str_bytes("range"))
-            ]);
-        conn.send(&request, 5).unwrap().error_code
-    };
-    assert_eq!(join(&mut alice), GROUP_AUTHORIZATION_FAILED);
+    assert_eq!(join(&mut alice, "g"), GROUP_AUTHORIZATION_FAILED);
     assert!(
         !listed_topics(&mut admin).contains(&"__consumer_offsets".to_owned()),
         "created for a refused request"
     );
     // MEMBER_ID_REQUIRED (79) from v4: the group is coordinated here.
-    assert_eq!(join(&mut admin), 79);
+    assert_eq!(join(&mut admin, "g"), 79);
     assert!(listed_topics(&mut admin).contains(&"__consumer_offsets".to_owned()));
 }
