@@ -49,10 +49,7 @@ impl Broker {
         let authorizer = Authorizer::new(&config);
         // A broker coordinates the groups and transactional ids of the internal partitions
         // it leads (see `CoordinatorLeadership`); a single node leads them all.
-        let txns = Arc::new(TransactionCoordinator::open(
-            config.clone(),
-            topics.clone(),
-        )?);
+        let txns = Arc::new(TransactionCoordinator::new(config.clone(), topics.clone()));
         let groups = GroupCoordinator::new(config.clone(), topics.clone());
         // TxnOffsetCommit asks the transaction coordinator whether the producer may commit.
         groups.set_transaction_check(txns.clone());

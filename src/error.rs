@@ -53,8 +53,6 @@ pub enum BrokerError {
     UnsupportedResource(i8),
     #[error("{0}")]
     PolicyViolation(String),
-    #[error("catalogue write failed: {0}")]
-    Catalogue(#[source] std::io::Error),
     // Consumer groups (src/group).
     #[error("the group coordinator is still loading the offsets topic")]
     CoordinatorLoadInProgress,
@@ -157,7 +155,6 @@ impl BrokerError {
             BrokerError::NotLeaderOrFollower | BrokerError::ShuttingDown => E::NotLeaderOrFollower,
             BrokerError::UnsupportedResource(_) => E::InvalidRequest,
             BrokerError::PolicyViolation(_) => E::PolicyViolation,
-            BrokerError::Catalogue(_) => E::KafkaStorageError,
             BrokerError::CoordinatorLoadInProgress => E::CoordinatorLoadInProgress,
             BrokerError::CoordinatorNotAvailable => E::CoordinatorNotAvailable,
             BrokerError::NotCoordinator => E::NotCoordinator,
@@ -235,7 +232,6 @@ impl BrokerError {
                 AuthError::GroupDenied => E::GroupAuthorizationFailed,
                 AuthError::ClusterDenied => E::ClusterAuthorizationFailed,
                 AuthError::TransactionalIdDenied => E::TransactionalIdAuthorizationFailed,
-                AuthError::Persist(_) => E::UnknownServerError,
             },
         }
     }
@@ -355,8 +351,6 @@ pub enum AuthError {
     ClusterDenied,
     #[error("Transactional Id authorization failed.")]
     TransactionalIdDenied,
-    #[error("{0}")]
-    Persist(String),
 }
 
 /// The transaction coordinator's refusals. Declared here, with every other error, so that

@@ -42,10 +42,6 @@ impl InternalTopic {
         self.topics.get(self.name)
     }
 
-    pub fn exists(&self) -> bool {
-        self.existing().is_some()
-    }
-
     /// How many partitions the topic has, or will have when it is created.
     pub fn partition_count(&self) -> i32 {
         self.existing()
@@ -185,13 +181,6 @@ impl<T: Default> PartitionLoads<T> {
         match self.partitions.insert(partition, Load::Loaded) {
             Some(Load::Loading { pending, .. }) => Some(pending),
             _ => None,
-        }
-    }
-
-    /// Partitions with nothing to replay (their topic does not exist yet) are loaded at once.
-    pub fn mark_loaded(&mut self, partitions: std::ops::Range<i32>) {
-        for partition in partitions {
-            self.partitions.insert(partition, Load::Loaded);
         }
     }
 

@@ -65,12 +65,6 @@ pub enum OpenError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot open partition {topic}-{partition}: {source}")]
-    Partition {
-        topic: String,
-        partition: i32,
-        source: BrokerError,
-    },
     #[error("cannot write the catalogue: {0}")]
     Store(std::io::Error),
 }

@@ -23,8 +23,9 @@ use replicas::LeaderReplicas;
 use role::Role;
 pub use role::{Assignment, IsrProposal, RoleChange};
 
-/// The leader epoch of every partition on a single node; in a cluster the controller moves it.
-pub const SINGLE_NODE_LEADER_EPOCH: i32 = 0;
+/// The leader epoch [`Partition::open`] leads at, in tests of a partition alone.
+#[cfg(test)]
+const TEST_LEADER_EPOCH: i32 = 0;
 
 /// Offsets of a partition at one instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,7 +113,7 @@ impl Partition {
         );
         // A leader records its epoch before it writes (Kafka's makeLeader), so OffsetForLeaderEpoch
         // can answer for it on a log still empty.
-        log.assign_leader_epoch(SINGLE_NODE_LEADER_EPOCH)?;
+        log.assign_leader_epoch(TEST_LEADER_EPOCH)?;
         // One node is the whole ISR: whatever survived recovery is committed.
         replicas.advance_high_watermark(end);
         log.set_high_watermark(replicas.high_watermark());
@@ -125,7 +126,7 @@ impl Partition {
             role: OrderedMutex::new(Role {
                 local: node_id,
                 leader: node_id,
-                epoch: SINGLE_NODE_LEADER_EPOCH,
+                epoch: TEST_LEADER_EPOCH,
                 partition_epoch: 0,
                 leading: Some(replicas),
             }),

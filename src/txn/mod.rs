@@ -30,7 +30,6 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
-use crate::auth::file::FileError;
 use crate::clock::now_ms;
 use crate::config::Config;
 pub use crate::error::TxnError;
@@ -75,18 +74,15 @@ impl TransactionCoordinator {
     /// A coordinator over `topics`' `__transaction_state`, coordinating none of its
     /// partitions until [`Self::load_partition`]. Producer ids come in blocks from the
     /// controller ([`Self::add_producer_ids`]).
-    pub fn open(
-        config: Arc<Config>,
-        topics: Arc<TopicRegistry>,
-    ) -> Result<TransactionCoordinator, FileError> {
-        let log = TxnLog::new(topics.clone(), config.transaction_state_num_partitions);
-        Ok(TransactionCoordinator {
+    pub fn new(config: Arc<Config>, topics: Arc<TopicRegistry>) -> TransactionCoordinator {
+        let log = TxnLog::new(topics, config.transaction_state_num_partitions);
+        TransactionCoordinator {
             ids: ProducerIds::from_controller(),
             txns: OrderedMutex::new(Txns::new()),
             log,
             config,
             markers: RwLock::new(Arc::new(markers::Unwired)),
-        })
+        }
     }
 
     /// Sends the markers elsewhere: to each partition's leader in a cluster

@@ -68,7 +68,7 @@ fn cluster(dir: &std::path::Path) -> Cluster {
         .create_led_here("t", 1, Default::default())
         .expect("data topic");
     let markers = Recorded::default();
-    let txns = TransactionCoordinator::open(config.clone(), topics.clone()).unwrap();
+    let txns = TransactionCoordinator::new(config.clone(), topics.clone());
     txns.set_markers(Arc::new(markers.clone()));
     // In a cluster producer ids come in blocks from the controller.
     txns.add_producer_ids(0, 1000);
