@@ -175,13 +175,18 @@ impl Cluster {
     /// [`Self::caught_up`]), unfenced: this broker may then be given replicas to lead. A
     /// controller without a broker has nothing to wait for.
     pub async fn unfenced(&self) {
+        let unfenced = self.caught_up_and_unfenced();
+        let mut applied = self.node.metadata();
+        let _ = applied.wait_for(|m| unfenced(m)).await;
+    }
+
+    /// [`Self::caught_up`], with this process's registration unfenced.
+    fn caught_up_and_unfenced(&self) -> impl Fn(&ClusterMetadata) -> bool + Send + 'static {
         let caught_up = self.caught_up();
         let id = self.broker_id;
-        let unfenced = move |m: &ClusterMetadata| {
-            id.is_none_or(|id| m.brokers.get(&id).is_some_and(|b| !b.fenced))
-        };
-        let mut applied = self.node.metadata();
-        let _ = applied.wait_for(|m| caught_up(m) && unfenced(m)).await;
+        move |m: &ClusterMetadata| {
+            caught_up(m) && id.is_none_or(|id| m.brokers.get(&id).is_some_and(|b| !b.fenced))
+        }
     }
 
     /// The metadata as applied on this node, the newest it knows: what changes are checked
@@ -265,13 +270,12 @@ impl Cluster {
     /// broker does not (it serves clients once caught up and unfenced). A controller without a
     /// broker has nothing to wait for.
     pub async fn serving(&self) {
-        let Some(id) = self.broker_id else {
+        if self.broker_id.is_none() {
             return;
-        };
-        let caught_up = self.caught_up();
-        let unfenced = move |m: &ClusterMetadata| m.brokers.get(&id).is_some_and(|b| !b.fenced);
+        }
+        let ready = self.caught_up_and_unfenced();
         let mut published = self.published.subscribe();
-        let _ = published.wait_for(|m| caught_up(m) && unfenced(m)).await;
+        let _ = published.wait_for(|m| ready(m)).await;
     }
 
     /// Kafka's controlled shutdown, in its simplest form: stops heartbeating and fences this
