@@ -37,28 +37,35 @@ impl From<RegisteredBroker> for Endpoint {
     }
 }
 
-/// The brokers clients may use (and the fenced ones when asked for). This broker is shown at
-/// the listener the client came through, as Kafka answers with the endpoints of the
-/// request's listener; the others at the address they registered.
+/// The brokers clients may use (and the fenced ones when asked for), as [`seen_from`] gives
+/// them.
 pub(super) fn visible_brokers(
     broker: &Broker,
     session: &Session,
     include_fenced: bool,
 ) -> Vec<Endpoint> {
-    let me = broker.node_id();
     broker
         .cluster
         .brokers(include_fenced)
         .into_iter()
-        .map(|registered| {
-            let mut endpoint = Endpoint::from(registered);
-            if endpoint.id == me {
-                let (host, port) = &session.listener.advertised;
-                (endpoint.host, endpoint.port) = (host.clone(), *port);
-            }
-            endpoint
-        })
+        .map(|registered| seen_from(broker, session, registered))
         .collect()
+}
+
+/// `registered` as the client of `session` should reach it: this broker at the listener the
+/// client came through, as Kafka answers with the endpoints of the request's listener;
+/// another broker at the address it registered.
+pub(super) fn seen_from(
+    broker: &Broker,
+    session: &Session,
+    registered: RegisteredBroker,
+) -> Endpoint {
+    let mut endpoint = Endpoint::from(registered);
+    if endpoint.id == broker.node_id() {
+        let (host, port) = &session.listener.advertised;
+        (endpoint.host, endpoint.port) = (host.clone(), *port);
+    }
+    endpoint
 }
 
 /// The brokers among `ids` (leaders a NOT_LEADER_OR_FOLLOWER answer points at), for the

@@ -15,6 +15,7 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use tokio::sync::oneshot;
 
+use super::cluster::seen_from;
 use super::Session;
 use super::{allowed, authorized_operations, str_bytes, AUTHORIZED_OPERATIONS_OMITTED};
 use crate::auth::acl::CLUSTER_NAME;
@@ -131,13 +132,11 @@ async fn locate(
     let leader = record.partitions[partition].leader;
     let metadata = broker.cluster.published();
     match metadata.brokers.get(&leader) {
-        Some(b) if b.fenced => Err(BrokerError::CoordinatorNotAvailable),
-        Some(_) if leader == broker.node_id() => {
-            let (host, port) = &session.listener.advertised;
-            Ok((leader, host.clone(), *port))
+        Some(b) if !b.fenced => {
+            let endpoint = seen_from(broker, session, b.clone());
+            Ok((leader, endpoint.host, endpoint.port))
         }
-        Some(b) => Ok((leader, b.host.clone(), i32::from(b.port))),
-        None => Err(BrokerError::CoordinatorNotAvailable),
+        _ => Err(BrokerError::CoordinatorNotAvailable),
     }
 }
 
