@@ -18,7 +18,7 @@ use super::{allowed, str_bytes};
 use crate::auth::acl::CLUSTER_NAME;
 use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
-use crate::cluster::{Cluster, NewTopic};
+use crate::cluster::NewTopic;
 use crate::error::BrokerError;
 use crate::group::store::OFFSETS_TOPIC;
 use crate::topics::TopicConfig;
@@ -59,7 +59,7 @@ pub async fn create_topics(
         {
             Err(AuthError::TopicDenied.into())
         } else {
-            create(broker, &broker.cluster, topic, request.validate_only).await
+            create(broker, topic, request.validate_only).await
         };
         topics.push(match result {
             Ok((id, partitions, replication_factor, configs)) => {
@@ -146,7 +146,6 @@ fn described_configs(broker: &Broker, configs: &TopicConfig) -> Vec<CreatableTop
 
 async fn create(
     broker: &Broker,
-    cluster: &Cluster,
     topic: CreatableTopic,
     validate_only: bool,
 ) -> Result<Created, BrokerError> {
@@ -158,7 +157,8 @@ async fn create(
         name: topic.name.to_string(),
     };
     let config = &broker.config;
-    let created = cluster
+    let created = broker
+        .cluster
         .create_topic(
             spec,
             config.num_partitions,
