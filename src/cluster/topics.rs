@@ -121,13 +121,12 @@ impl Cluster {
         replication: i16,
         configs: BTreeMap<String, String>,
     ) -> Result<TopicRecord> {
-        if !self.metadata().topics.contains_key(name) {
-            let live = self
-                .metadata()
-                .brokers
-                .values()
-                .filter(|b| !b.fenced)
-                .count() as i16;
+        if let Some(topic) = self.published().topics.get(name) {
+            return Ok(topic.clone());
+        }
+        let applied = self.metadata();
+        if !applied.topics.contains_key(name) {
+            let live = applied.brokers.values().filter(|b| !b.fenced).count() as i16;
             let spec = NewTopic {
                 name: name.to_owned(),
                 partitions: Some(partitions),

@@ -21,6 +21,7 @@ use super::{allowed, authorized_operations, str_bytes, AUTHORIZED_OPERATIONS_OMI
 use crate::auth::acl::CLUSTER_NAME;
 use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
+use crate::config::Config;
 use crate::error::BrokerError;
 use crate::group::state::JoinError;
 use crate::group::store::OFFSETS_TOPIC;
@@ -147,8 +148,23 @@ pub(super) async fn internal_topic(
     broker: &Broker,
     key_type: i8,
 ) -> Result<TopicRecord, BrokerError> {
-    let config = &broker.config;
-    let (topic, partitions, replication) = match key_type {
+    let (topic, partitions, replication) = internal_topic_of(&broker.config, key_type);
+    let configs = broker.topics.internal_configs();
+    broker
+        .cluster
+        .internal_topic(topic, partitions, replication, configs)
+        .await
+}
+
+/// Whether [`internal_topic`] has nothing to create or wait for: this broker knows the topic.
+pub(super) fn internal_topic_known(broker: &Broker, key_type: i8) -> bool {
+    let (topic, _, _) = internal_topic_of(&broker.config, key_type);
+    broker.cluster.published().topics.contains_key(topic)
+}
+
+/// The name, partition count and replication factor of a key type's internal topic.
+fn internal_topic_of(config: &Config, key_type: i8) -> (&'static str, i32, i16) {
+    match key_type {
         GROUP_KEY => (
             OFFSETS_TOPIC,
             config.offsets_topic_num_partitions,
@@ -159,12 +175,7 @@ pub(super) async fn internal_topic(
             config.transaction_state_num_partitions,
             config.transaction_state_replication_factor,
         ),
-    };
-    let configs = broker.topics.internal_configs();
-    broker
-        .cluster
-        .internal_topic(topic, partitions, replication, configs)
-        .await
+    }
 }
 
 pub async fn join(

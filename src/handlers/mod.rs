@@ -91,62 +91,59 @@ macro_rules! apis {
 /// principal must be allowed DESCRIBE on a group or transactional id it names. If the
 /// creation fails, the handler answers what a missing coordinator means for its request.
 async fn coordinator_topic_first(broker: &Broker, session: &Session, body: &RequestKind) {
-    let one = |id: &str| vec![id.to_owned()];
-    let each = |ids: &mut dyn Iterator<Item = &str>| ids.map(str::to_owned).collect::<Vec<_>>();
-    let (groups, transactional_ids): (Vec<String>, Vec<String>) = match body {
-        RequestKind::JoinGroup(r) => (one(&r.group_id), Vec::new()),
-        RequestKind::SyncGroup(r) => (one(&r.group_id), Vec::new()),
-        RequestKind::Heartbeat(r) => (one(&r.group_id), Vec::new()),
-        RequestKind::LeaveGroup(r) => (one(&r.group_id), Vec::new()),
-        RequestKind::OffsetCommit(r) => (one(&r.group_id), Vec::new()),
-        RequestKind::OffsetDelete(r) => (one(&r.group_id), Vec::new()),
+    let (groups, transactional_ids): (Vec<&str>, Vec<&str>) = match body {
+        RequestKind::JoinGroup(r) => (vec![&r.group_id], Vec::new()),
+        RequestKind::SyncGroup(r) => (vec![&r.group_id], Vec::new()),
+        RequestKind::Heartbeat(r) => (vec![&r.group_id], Vec::new()),
+        RequestKind::LeaveGroup(r) => (vec![&r.group_id], Vec::new()),
+        RequestKind::OffsetCommit(r) => (vec![&r.group_id], Vec::new()),
+        RequestKind::OffsetDelete(r) => (vec![&r.group_id], Vec::new()),
         // Before v8 one group, from v8 a list.
         RequestKind::OffsetFetch(r) => {
             let listed = r.groups.iter().map(|g| g.group_id.as_str());
-            let mut ids = each(&mut std::iter::once(r.group_id.as_str()).chain(listed));
-            ids.retain(|id| !id.is_empty());
-            (ids, Vec::new())
+            let ids = std::iter::once(r.group_id.as_str()).chain(listed);
+            (ids.filter(|id| !id.is_empty()).collect(), Vec::new())
         }
         RequestKind::DescribeGroups(r) => {
-            (each(&mut r.groups.iter().map(|g| g.as_str())), Vec::new())
+            (r.groups.iter().map(|g| g.as_str()).collect(), Vec::new())
         }
         RequestKind::DeleteGroups(r) => (
-            each(&mut r.groups_names.iter().map(|g| g.as_str())),
+            r.groups_names.iter().map(|g| g.as_str()).collect(),
             Vec::new(),
         ),
         // The group coordinator asks the transaction coordinator about the producer.
-        RequestKind::TxnOffsetCommit(r) => (one(&r.group_id), one(&r.transactional_id)),
+        RequestKind::TxnOffsetCommit(r) => (vec![&r.group_id], vec![&r.transactional_id]),
         RequestKind::InitProducerId(r) => match &r.transactional_id {
-            Some(id) => (Vec::new(), one(id)),
+            Some(id) => (Vec::new(), vec![id.as_str()]),
             None => return,
         },
         // Before v4 one transactional id, from v4 a batch.
         RequestKind::AddPartitionsToTxn(r) => {
             let batched = r.transactions.iter().map(|t| t.transactional_id.as_str());
-            let first = std::iter::once(r.v3_and_below_transactional_id.as_str());
-            let mut ids = each(&mut first.chain(batched));
-            ids.retain(|id| !id.is_empty());
-            (Vec::new(), ids)
+            let ids = std::iter::once(r.v3_and_below_transactional_id.as_str()).chain(batched);
+            (Vec::new(), ids.filter(|id| !id.is_empty()).collect())
         }
-        RequestKind::AddOffsetsToTxn(r) => (Vec::new(), one(&r.transactional_id)),
-        RequestKind::EndTxn(r) => (Vec::new(), one(&r.transactional_id)),
+        RequestKind::AddOffsetsToTxn(r) => (Vec::new(), vec![&r.transactional_id]),
+        RequestKind::EndTxn(r) => (Vec::new(), vec![&r.transactional_id]),
         _ => return,
     };
-    let may_describe_any = |resource, ids: &[String]| {
-        ids.iter()
-            .any(|id| allowed(broker, session, Operation::Describe, resource, id))
-    };
     let wanted = [
-        (
-            group::GROUP_KEY,
-            may_describe_any(ResourceType::Group, &groups),
-        ),
+        (group::GROUP_KEY, ResourceType::Group, groups),
         (
             group::TRANSACTION_KEY,
-            may_describe_any(ResourceType::TransactionalId, &transactional_ids),
+            ResourceType::TransactionalId,
+            transactional_ids,
         ),
     ];
-    for (key_type, _) in wanted.into_iter().filter(|(_, may)| *may) {
+    for (key_type, resource, ids) in wanted {
+        // Known here, as it is for every request but the first: nothing to do.
+        if ids.is_empty() || group::internal_topic_known(broker, key_type) {
+            continue;
+        }
+        let may_describe = |id: &&str| allowed(broker, session, Operation::Describe, resource, id);
+        if !ids.iter().any(may_describe) {
+            continue;
+        }
         if let Err(err) = group::internal_topic(broker, key_type).await {
             tracing::debug!("cannot create the coordinator's internal topic: {err}");
         }
