@@ -61,7 +61,7 @@ hierarchy! {
     /// The offsets store's `txn_append`, which serialises transactional appends
     /// (`group/store.rs`).
     TxnAppend,
-    /// The topic registry's `changes`, held for a whole catalogue change: it reads and
+    /// The topic registry's `changes`, held for a whole topic change: it reads and
     /// publishes `topics` and opens, reconfigures or deletes partitions (`topics/mod.rs`).
     TopicChanges,
     /// The topic registry's `topics`, held only to read or swap the map (`topics/mod.rs`).

@@ -104,7 +104,8 @@ pub struct ScramCredential {
 pub struct SaslConfig {
     /// Mechanisms offered in SaslHandshake (Kafka's `sasl.enabled.mechanisms`).
     pub mechanisms: Vec<SaslMechanism>,
-    /// Users to create when the credential store lacks them (`[[sasl.scram_user]]`).
+    /// This node's own users (`[[sasl.scram_user]]`), beneath the metadata log's: where the
+    /// log has a credential for the same user and mechanism, the log's wins.
     #[serde(rename = "scram_user")]
     pub scram_users: Vec<ScramUserConfig>,
 }

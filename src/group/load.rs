@@ -1,7 +1,6 @@
 //! Which offsets partitions this broker coordinates: loading one replays its groups from the
-//! log, unloading it forgets them. On a single node every partition is loaded at start-up; in
-//! a cluster the broker loads the partitions it becomes leader of and unloads those it loses,
-//! as Kafka's GroupMetadataManager does.
+//! log, unloading it forgets them. The broker loads the partitions it becomes leader of and
+//! unloads those it loses, as Kafka's GroupMetadataManager does.
 
 use std::collections::HashMap;
 use std::time::Duration;

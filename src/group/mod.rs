@@ -1,8 +1,8 @@
 //! The group coordinator: the consumer groups this broker coordinates, their rebalances and
 //! their committed offsets. A group lives in one partition of `__consumer_offsets`, and a
 //! broker coordinates the groups of the partitions it has loaded
-//! ([`GroupCoordinator::load_partition`]): every partition on a single node, the partitions
-//! it leads in a cluster. Groups of a partition being loaded answer
+//! ([`GroupCoordinator::load_partition`]): the partitions it leads (all of them on a single
+//! node). Groups of a partition being loaded answer
 //! COORDINATOR_LOAD_IN_PROGRESS; groups of a partition not loaded here answer
 //! NOT_COORDINATOR, which sends clients to look their coordinator up again.
 //!

@@ -1,5 +1,6 @@
-//! The topic catalogue on disk: which topics exist, their ids, partition counts and
-//! config overrides, plus the cluster id.
+//! The catalogue on disk: the cluster id and, in a data directory from before the metadata log
+//! kept them (read once by `server::convert`), which topics exist, their ids, partition
+//! counts and config overrides.
 //!
 //! File `catalogue.json` in the data directory. Bytes: one header line
 //! `samsa-catalogue v1 crc32c=XXXXXXXX\n` (CRC-32C of the rest, lower-case hex), then

@@ -1,6 +1,6 @@
-//! A cluster's transaction markers: each goes to the current leader of its partition, appended
-//! here when this broker leads it, sent with WriteTxnMarkers otherwise. Written in rounds by
-//! [`write_until_done`], as a single node's are: a marker refused for a reason that passes
+//! Transaction markers: each goes to the current leader of its partition, appended here when
+//! this broker leads it (always, on a single node), sent with WriteTxnMarkers otherwise.
+//! Written in rounds by [`write_until_done`]: a marker refused for a reason that passes
 //! (the leader moved, too few in-sync replicas, a timeout, a broker unreachable) is sent again
 //! to whichever broker leads the partition then, until it is written; a partition is given up
 //! on only when its topic is deleted, and the whole transaction when this broker stops

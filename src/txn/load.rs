@@ -1,9 +1,8 @@
 //! Which `__transaction_state` partitions this broker coordinates: loading one replays its
 //! transactional ids and queues the transactions it finds half-ended, which
 //! [`TransactionCoordinator::finish_half_ended`] then finishes (their markers may have to
-//! wait for other brokers, which a load must not); unloading it forgets them. On a single
-//! node every partition is loaded at start-up; in a cluster the broker loads the partitions
-//! it becomes leader of and unloads those it loses.
+//! wait for other brokers, which a load must not); unloading it forgets them. The broker loads
+//! the partitions it becomes leader of and unloads those it loses.
 
 use std::collections::HashMap;
 

@@ -2,8 +2,8 @@
 //! coordinates, as Kafka's `TransactionCoordinator` with transaction.version 1 (no KIP-890
 //! part 2: samsa does not advertise the feature). An id lives in one partition of
 //! `__transaction_state`, and a broker coordinates the ids of the partitions it has loaded
-//! ([`TransactionCoordinator::load_partition`]): every partition on a single node, the
-//! partitions it leads in a cluster. Ids of a partition being loaded answer
+//! ([`TransactionCoordinator::load_partition`]): the partitions it leads (all of them on a
+//! single node). Ids of a partition being loaded answer
 //! COORDINATOR_LOAD_IN_PROGRESS, the others NOT_COORDINATOR.
 //!
 //! Each state change is appended to `__transaction_state` (see [`log`]) and acknowledged once
@@ -85,8 +85,8 @@ impl TransactionCoordinator {
         }
     }
 
-    /// Sends the markers elsewhere: to each partition's leader in a cluster
-    /// ([`ClusterMarkers`]), or to a test's own writer.
+    /// Sends the markers elsewhere: to each partition's leader ([`ClusterMarkers`]), or to a
+    /// test's own writer.
     pub fn set_markers(&self, markers: Arc<dyn MarkerWriter>) {
         *self.markers.write() = markers;
     }
@@ -123,7 +123,7 @@ impl TransactionCoordinator {
         self.ids.allocate()
     }
 
-    /// In a cluster: whether the controller should be asked for more producer ids now.
+    /// Whether the controller should be asked for more producer ids now.
     pub fn wants_producer_ids(&self) -> bool {
         self.ids.wants_block()
     }
