@@ -177,10 +177,8 @@ apis! {
     SyncGroup 0..=5 => group::sync(broker, session, req, version).await,
     Heartbeat 0..=4 => group::heartbeat(broker, session, req),
     LeaveGroup 0..=5 => group::leave(broker, session, req, version),
-    // The crate decodes OffsetCommit requests only up to v9 and OffsetFetch up to v9,
-    // although `ApiKey::valid_versions` names v10 for both.
-    OffsetCommit 2..=9 => offsets::commit(broker, session, req, version).await,
-    OffsetFetch 1..=9 => offsets::fetch(broker, session, req, version),
+    OffsetCommit 2..=10 => offsets::commit(broker, session, req, version).await,
+    OffsetFetch 1..=10 => offsets::fetch(broker, session, req, version),
     OffsetDelete 0..=0 => offsets::delete(broker, session, req),
     DescribeGroups 0..=6 => group::describe(broker, session, req, version),
     ListGroups 0..=5 => group::list(broker, session, req, version),
