@@ -23,6 +23,7 @@ pub mod reassignments;
 pub mod sasl;
 pub mod scram;
 mod session;
+pub mod topic_partitions;
 pub mod transactions;
 pub mod txn;
 pub mod txn_markers;
@@ -156,6 +157,7 @@ apis! {
     Fetch 4..=18 => fetch::handle(broker, session, req, version).await,
     ListOffsets 1..=11 => list_offsets::handle(broker, session, req, version),
     Metadata 0..=13 => metadata::handle(broker, session, req, version).await,
+    DescribeTopicPartitions 0..=0 => topic_partitions::handle(broker, session, req),
     ApiVersions 0..=5 => api_versions::handle(broker, &req, version),
     CreateTopics 2..=7 => admin::create_topics(broker, session, req, version).await,
     DeleteTopics 1..=6 => admin::delete_topics(broker, session, req, version).await,
