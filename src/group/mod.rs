@@ -12,6 +12,7 @@
 //! once the write is replicated (see [`PendingCommit`]).
 
 mod acknowledge;
+pub mod consumer;
 mod load;
 pub mod state;
 mod stats;
