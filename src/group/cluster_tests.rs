@@ -129,7 +129,7 @@ async fn commit(groups: &GroupCoordinator, group: &str, value: i64) -> Result<()
 }
 
 fn committed(groups: &GroupCoordinator, group: &str) -> Result<Option<i64>, BrokerError> {
-    let fetched = groups.fetch(group, Some(vec![("t".into(), vec![0])]), false)?;
+    let fetched = groups.fetch(group, Some(vec![("t".into(), vec![0])]), false, None)?;
     Ok(fetched[0].offset.as_ref().map(|o| o.offset))
 }
 
@@ -180,7 +180,7 @@ async fn groups_of_partitions_not_loaded_here_are_not_coordinated_here() {
         listing
             .groups
             .iter()
-            .map(|(id, _, _)| id.clone())
+            .map(|g| g.id.clone())
             .collect::<Vec<_>>(),
         vec![a]
     );

@@ -70,14 +70,19 @@ fn acked(pending: Result<PendingCommit>) {
 
 fn committed(groups: &GroupCoordinator, partition: i32) -> Option<i64> {
     let fetched = groups
-        .fetch(GROUP, Some(vec![("t".into(), vec![partition])]), false)
+        .fetch(
+            GROUP,
+            Some(vec![("t".into(), vec![partition])]),
+            false,
+            None,
+        )
         .unwrap();
     fetched[0].offset.as_ref().map(|o| o.offset)
 }
 
 fn unstable(groups: &GroupCoordinator, partition: i32) -> bool {
     groups
-        .fetch(GROUP, Some(vec![("t".into(), vec![partition])]), true)
+        .fetch(GROUP, Some(vec![("t".into(), vec![partition])]), true, None)
         .unwrap()[0]
         .unstable
 }
@@ -303,7 +308,7 @@ fn expiry_keeps_offsets_and_groups_an_open_transaction_touches() {
     groups.complete_transaction(offsets_partition(&groups), 7, false);
     groups.expire_offsets();
     assert!(
-        groups.list().groups.iter().any(|(id, _, _)| id == GROUP),
+        groups.list().groups.iter().any(|g| g.id == GROUP),
         "pending offsets keep the group"
     );
 }

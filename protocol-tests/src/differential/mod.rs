@@ -176,6 +176,12 @@ impl Differential {
         Differential::start_with(test, "", None)
     }
 
+    /// [`Differential::start`], samsa with `extra` lines of configuration (an experimental
+    /// switch Kafka has on, say).
+    pub fn start_configured(test: &str, extra: &str) -> Differential {
+        Differential::start_with(test, extra, None)
+    }
+
     /// [`Differential::start`], samsa with a SASL_PLAINTEXT listener beside the plaintext
     /// one, with Kafka's users ([`SASL_USERS`]), for [`Differential::use_sasl_listeners`].
     pub fn start_sasl(test: &str) -> Differential {

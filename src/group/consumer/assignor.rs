@@ -8,8 +8,6 @@ use super::{Assignment, TopicId};
 
 pub const UNIFORM: &str = "uniform";
 pub const RANGE: &str = "range";
-/// The assignors samsa knows, the default first (Kafka's default list).
-pub const KNOWN: &[&str] = &[UNIFORM, RANGE];
 
 /// One member as an assignor sees it.
 #[derive(Debug, Clone)]

@@ -340,15 +340,33 @@ impl ConsumerGroup {
         expired
     }
 
-    /// OffsetCommit and OffsetFetch by a member (v9+): its epoch must be its current one.
-    pub fn check_member_epoch(&self, member_id: &str, epoch: i32) -> Result<(), BrokerError> {
+    /// OffsetCommit (and TxnOffsetCommit) in a consumer group (Kafka's
+    /// `ConsumerGroup.validateOffsetCommit`): anyone may commit to an empty group with a
+    /// negative epoch; otherwise a member, at its current epoch.
+    pub fn validate_commit(&self, member_id: &str, epoch: i32) -> Result<(), BrokerError> {
+        if epoch < 0 && self.members.is_empty() {
+            return Ok(());
+        }
+        self.check_member_epoch(member_id, epoch)
+    }
+
+    /// OffsetFetch v9+ (`ConsumerGroup.validateOffsetFetch`): a request naming no member
+    /// with a negative epoch (an admin client) is accepted; a member must be at its epoch.
+    pub fn validate_fetch(&self, member_id: Option<&str>, epoch: i32) -> Result<(), BrokerError> {
+        match member_id {
+            None if epoch < 0 => Ok(()),
+            member_id => self.check_member_epoch(member_id.unwrap_or_default(), epoch),
+        }
+    }
+
+    fn check_member_epoch(&self, member_id: &str, epoch: i32) -> Result<(), BrokerError> {
         let member = self
             .members
             .get(member_id)
             .ok_or_else(|| unknown_member(member_id, &self.id))?;
         if epoch != member.epoch {
             return Err(BrokerError::StaleMemberEpoch(format!(
-                "The member epoch {epoch} is stale; the member's current epoch is {}.",
+                "The received member epoch {epoch} does not match the expected member epoch {}.",
                 member.epoch
             )));
         }

@@ -28,6 +28,8 @@ pub use heartbeat::{validate, Heartbeat, HeartbeatResult};
 pub use subscription::{TopicImage, TopicMeta, TopicRegex};
 
 pub type TopicId = Uuid;
+/// The protocol type ListGroups and DescribeGroups show for consumer groups.
+pub const PROTOCOL_TYPE: &str = "consumer";
 /// Partitions by topic id.
 pub type Assignment = BTreeMap<TopicId, BTreeSet<i32>>;
 
@@ -149,11 +151,13 @@ pub struct ConsumerGroup {
 }
 
 impl ConsumerGroup {
+    /// A new group. Kafka 4.4 starts a new group at epoch 1, so its first member joins at
+    /// epoch 2 (as a differential test against it pins down).
     pub fn new(id: &str) -> ConsumerGroup {
         ConsumerGroup {
             id: id.to_owned(),
-            group_epoch: 0,
-            assignment_epoch: 0,
+            group_epoch: 1,
+            assignment_epoch: 1,
             members: BTreeMap::new(),
             static_members: HashMap::new(),
             target: BTreeMap::new(),

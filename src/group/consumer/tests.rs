@@ -88,14 +88,15 @@ impl Fixture {
 }
 
 #[tokio::test]
-async fn first_member_gets_every_partition_at_epoch_one() {
+async fn first_member_gets_every_partition_at_epoch_two() {
     let mut f = Fixture::new(topics(&[("a", 1, 3)]));
     let r = f.ok(join("m1", &["a"]));
-    assert_eq!(r.member_epoch, 1);
+    // A new group is at epoch 1, as in Kafka 4.4; the join moves it on.
+    assert_eq!(r.member_epoch, 2);
     assert_eq!(r.assignment, Some(parts(&[(1, &[0, 1, 2])])));
     assert_eq!(r.heartbeat_interval_ms, 5000);
     assert_eq!(f.group.state(), ConsumerGroupState::Stable);
-    assert_eq!((f.group.group_epoch, f.group.assignment_epoch), (1, 1));
+    assert_eq!((f.group.group_epoch, f.group.assignment_epoch), (2, 2));
 }
 
 #[tokio::test]
@@ -104,16 +105,16 @@ async fn a_partition_moves_only_after_its_owner_revokes_it() {
     f.ok(join("m1", &["a"]));
     // m2 joins: the target gives it a partition m1 still owns.
     let r2 = f.ok(join("m2", &["a"]));
-    assert_eq!(r2.member_epoch, 2);
+    assert_eq!(r2.member_epoch, 3);
     assert_eq!(r2.assignment, Some(Assignment::new()));
     assert_eq!(
         f.group.members["m2"].state,
         MemberState::UnreleasedPartitions
     );
     assert_eq!(f.group.state(), ConsumerGroupState::Reconciling);
-    // m1 is asked to revoke one partition and stays at epoch 1.
-    let r1 = f.ok(beat("m1", 1, parts(&[(1, &[0, 1])])));
-    assert_eq!(r1.member_epoch, 1);
+    // m1 is asked to revoke one partition and stays at epoch 2.
+    let r1 = f.ok(beat("m1", 2, parts(&[(1, &[0, 1])])));
+    assert_eq!(r1.member_epoch, 2);
     assert_eq!(
         r1.assignment.as_ref().map(|a| a[&topic_id(1)].len()),
         Some(1)
@@ -125,17 +126,17 @@ async fn a_partition_moves_only_after_its_owner_revokes_it() {
         .copied()
         .collect();
     // Until m1 says it no longer owns the partition, m2 does not get it.
-    assert_eq!(f.ok(beat("m2", 2, Assignment::new())).assignment, None);
+    assert_eq!(f.ok(beat("m2", 3, Assignment::new())).assignment, None);
     // m1 still owning it: nothing moves.
-    let r1 = f.ok(beat("m1", 1, parts(&[(1, &[0, 1])])));
-    assert_eq!((r1.member_epoch, r1.assignment), (1, None));
-    // m1 acknowledges: it moves to epoch 2 and the partition is free.
+    let r1 = f.ok(beat("m1", 2, parts(&[(1, &[0, 1])])));
+    assert_eq!((r1.member_epoch, r1.assignment), (2, None));
+    // m1 acknowledges: it moves to epoch 3 and the partition is free.
     let kept = f.group.members["m1"].assigned.clone();
-    let r1 = f.ok(beat("m1", 1, kept.clone()));
-    assert_eq!(r1.member_epoch, 2);
+    let r1 = f.ok(beat("m1", 2, kept.clone()));
+    assert_eq!(r1.member_epoch, 3);
     assert_eq!(f.group.members["m1"].state, MemberState::Stable);
-    assert_eq!(f.group.members["m1"].previous_epoch, 1);
-    let r2 = f.ok(beat("m2", 2, Assignment::new()));
+    assert_eq!(f.group.members["m1"].previous_epoch, 2);
+    let r2 = f.ok(beat("m2", 3, Assignment::new()));
     assert_eq!(r2.assignment, Some(parts(&[(1, &revoked)])));
     assert_eq!(f.group.state(), ConsumerGroupState::Stable);
 }
@@ -145,10 +146,10 @@ async fn a_heartbeat_without_owned_partitions_does_not_acknowledge_a_revocation(
     let mut f = Fixture::new(topics(&[("a", 1, 2)]));
     f.ok(join("m1", &["a"]));
     f.ok(join("m2", &["a"]));
-    f.ok(beat("m1", 1, parts(&[(1, &[0, 1])])));
-    let mut hb = beat("m1", 1, Assignment::new());
+    f.ok(beat("m1", 2, parts(&[(1, &[0, 1])])));
+    let mut hb = beat("m1", 2, Assignment::new());
     hb.owned = None;
-    assert_eq!(f.ok(hb).member_epoch, 1);
+    assert_eq!(f.ok(hb).member_epoch, 2);
     assert_eq!(
         f.group.members["m1"].state,
         MemberState::UnrevokedPartitions
@@ -163,16 +164,16 @@ async fn epochs_ahead_or_behind_are_fenced_but_the_previous_one_is_accepted() {
     assert!(matches!(err, BrokerError::FencedMemberEpoch(ref m) if m.contains("greater")));
     // Move m1 to epoch 3 through a subscription change and a new topic.
     f.topics = topics(&[("a", 1, 2), ("b", 2, 1)]);
-    let mut hb = beat("m1", 1, parts(&[(1, &[0, 1])]));
+    let mut hb = beat("m1", 2, parts(&[(1, &[0, 1])]));
     hb.subscribed_topic_names = Some(vec!["a".into(), "b".into()]);
-    assert_eq!(f.ok(hb).member_epoch, 2);
+    assert_eq!(f.ok(hb).member_epoch, 3);
     // The previous epoch with owned partitions within the assignment: accepted.
-    assert!(f.send(beat("m1", 1, parts(&[(1, &[0])]))).is_ok());
+    assert!(f.send(beat("m1", 2, parts(&[(1, &[0])]))).is_ok());
     // The previous epoch owning something else: fenced.
-    let err = f.send(beat("m1", 1, parts(&[(3, &[0])]))).unwrap_err();
+    let err = f.send(beat("m1", 2, parts(&[(3, &[0])]))).unwrap_err();
     assert!(matches!(err, BrokerError::FencedMemberEpoch(ref m) if m.contains("smaller")));
     // The previous epoch without the owned partitions: fenced.
-    let mut hb = beat("m1", 1, Assignment::new());
+    let mut hb = beat("m1", 2, Assignment::new());
     hb.owned = None;
     assert!(f.send(hb).is_err());
 }
@@ -199,9 +200,9 @@ async fn leaving_frees_partitions_and_bumps_the_epoch() {
     f.ok(join("m2", &["a"]));
     let left = f.group.leave("m2", None, LEAVE_EPOCH, &settings()).unwrap();
     assert_eq!(left.member_epoch, -1);
-    assert_eq!(f.group.group_epoch, 3);
-    let r = f.ok(beat("m1", 1, parts(&[(1, &[0, 1])])));
-    assert_eq!(r.member_epoch, 3);
+    assert_eq!(f.group.group_epoch, 4);
+    let r = f.ok(beat("m1", 2, parts(&[(1, &[0, 1])])));
+    assert_eq!(r.member_epoch, 4);
     assert_eq!(f.group.members["m1"].assigned, parts(&[(1, &[0, 1])]));
     f.group.leave("m1", None, LEAVE_EPOCH, &settings()).unwrap();
     assert_eq!(f.group.state(), ConsumerGroupState::Empty);
@@ -213,12 +214,12 @@ async fn sessions_and_revocations_time_out() {
     let mut f = Fixture::new(topics(&[("a", 1, 2)]));
     f.ok(join("m1", &["a"]));
     f.ok(join("m2", &["a"]));
-    f.ok(beat("m1", 1, parts(&[(1, &[0, 1])])));
+    f.ok(beat("m1", 2, parts(&[(1, &[0, 1])])));
     // m1 does not revoke within its rebalance timeout (60 s); m2 keeps heartbeating.
     let later = f.now + Duration::from_secs(30);
     assert!(f.group.tick(later, &settings()).is_empty());
     f.now = later;
-    f.ok(beat("m2", 2, Assignment::new()));
+    f.ok(beat("m2", 3, Assignment::new()));
     let fenced = f.group.tick(f.now + Duration::from_secs(31), &settings());
     assert_eq!(fenced, vec!["m1".to_string()]);
     // m2's session then lapses too.
@@ -239,18 +240,18 @@ async fn a_static_member_leaving_for_now_keeps_its_partitions_for_its_successor(
         .unwrap();
     assert_eq!(left.member_epoch, -2);
     assert_eq!(
-        f.group.group_epoch, 1,
+        f.group.group_epoch, 2,
         "a temporary leave does not rebalance"
     );
     // A new process with the same instance id takes the place, and the partitions.
     let mut hb = join("p2", &["a"]);
     hb.instance_id = Some("i".into());
     let r = f.ok(hb);
-    assert_eq!(r.member_epoch, 1);
+    assert_eq!(r.member_epoch, 2);
     assert_eq!(r.assignment, Some(parts(&[(1, &[0, 1])])));
     assert!(!f.group.members.contains_key("p1"));
     // The old process is fenced by the new one.
-    let mut old = beat("p1", 1, Assignment::new());
+    let mut old = beat("p1", 2, Assignment::new());
     old.instance_id = Some("i".into());
     assert_eq!(f.send(old).unwrap_err().code(), 82);
 }
@@ -275,10 +276,10 @@ async fn a_static_member_still_in_the_group_keeps_its_instance_id() {
 async fn a_new_topic_or_more_partitions_bump_the_group_epoch() {
     let mut f = Fixture::new(topics(&[("a", 1, 1)]));
     f.ok(join("m1", &["a", "b"]));
-    assert_eq!(f.group.group_epoch, 1);
-    f.topics = topics(&[("a", 1, 1), ("b", 2, 2)]);
-    let r = f.ok(beat("m1", 1, parts(&[(1, &[0])])));
     assert_eq!(f.group.group_epoch, 2);
+    f.topics = topics(&[("a", 1, 1), ("b", 2, 2)]);
+    let r = f.ok(beat("m1", 2, parts(&[(1, &[0])])));
+    assert_eq!(f.group.group_epoch, 3);
     assert_eq!(r.assignment, Some(parts(&[(1, &[0]), (2, &[0, 1])])));
     // An unrelated topic changes nothing.
     f.topics.insert(
@@ -288,8 +289,8 @@ async fn a_new_topic_or_more_partitions_bump_the_group_epoch() {
             partitions: 1,
         },
     );
-    f.ok(beat("m1", 2, parts(&[(1, &[0]), (2, &[0, 1])])));
-    assert_eq!(f.group.group_epoch, 2);
+    f.ok(beat("m1", 3, parts(&[(1, &[0]), (2, &[0, 1])])));
+    assert_eq!(f.group.group_epoch, 3);
 }
 
 #[tokio::test]
@@ -330,7 +331,7 @@ async fn the_group_refuses_members_beyond_its_maximum_size() {
     // A member already in is not refused.
     f.group
         .heartbeat(
-            beat("m1", 1, parts(&[(1, &[0])])),
+            beat("m1", 2, parts(&[(1, &[0])])),
             &f.topics,
             &s,
             now,
@@ -343,9 +344,20 @@ async fn the_group_refuses_members_beyond_its_maximum_size() {
 async fn offset_commits_check_the_member_epoch() {
     let mut f = Fixture::new(topics(&[("a", 1, 1)]));
     f.ok(join("m1", &["a"]));
-    assert!(f.group.check_member_epoch("m1", 1).is_ok());
-    assert_eq!(f.group.check_member_epoch("m1", 0).unwrap_err().code(), 113);
-    assert_eq!(f.group.check_member_epoch("x", 1).unwrap_err().code(), 25);
+    assert!(f.group.validate_commit("m1", 2).is_ok());
+    assert_eq!(f.group.validate_commit("m1", 1).unwrap_err().code(), 113);
+    assert_eq!(f.group.validate_commit("x", 2).unwrap_err().code(), 25);
+    assert_eq!(f.group.validate_commit("", -1).unwrap_err().code(), 25);
+    assert!(f.group.validate_fetch(None, -1).is_ok());
+    assert_eq!(
+        f.group.validate_fetch(Some("m1"), 3).unwrap_err().code(),
+        113
+    );
+    f.group.leave("m1", None, LEAVE_EPOCH, &settings()).unwrap();
+    assert!(
+        f.group.validate_commit("", -1).is_ok(),
+        "an empty group takes simple commits"
+    );
 }
 
 #[test]
