@@ -244,3 +244,42 @@ fn consumer_group_and_classic_group() {
     d.compare("describe-converted", 1, |_| describe_consumer(&[o]));
     d.finish();
 }
+
+/// alice may read one group and describe no topic: Kafka's ACL checks of both APIs.
+#[test]
+fn consumer_acls() {
+    use kafka_protocol::messages::create_acls_request::AclCreation;
+    let mut d = Differential::start_sasl_configured("consumer_acls", SWITCH);
+    let topic = d.topic("t");
+    d.create_topic(&topic, 1, &[]);
+    let (readable, other) = (d.topic("readable"), d.topic("other"));
+    d.await_group_coordinator(&readable).unwrap();
+    d.await_group_coordinator(&other).unwrap();
+    let (r, o, t) = (readable.as_str(), other.as_str(), topic.as_str());
+    // As the super user: a member with the topic, and alice's ACL on the group.
+    d.compare("setup-join", 1, |_| join(r, "owner", &[t]));
+    d.compare("setup-acl", 3, |_| {
+        CreateAclsRequest::default().with_creations(vec![AclCreation::default()
+            .with_resource_type(3)
+            .with_resource_name(str_bytes(r))
+            .with_resource_pattern_type(3)
+            .with_principal(str_bytes("User:alice"))
+            .with_host(str_bytes("*"))
+            .with_operation(3)
+            .with_permission_type(3)])
+    });
+    d.use_sasl_listeners();
+    d.login("alice");
+    let keep_all = |_: &mut ConsumerGroupDescribeResponse| {};
+    // The group's assignment names a topic alice may not describe.
+    d.compare_settled(
+        "describe-hidden-topic",
+        1,
+        |_| describe_consumer(&[r]),
+        keep_all,
+    );
+    d.compare("describe-denied", 1, |_| describe_consumer(&[o]));
+    d.compare("join-denied-topic", 1, |_| join(r, "alice-1", &[t]));
+    d.compare("join-denied-group", 1, |_| join(o, "alice-1", &[t]));
+    d.finish();
+}
