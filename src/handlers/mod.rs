@@ -199,13 +199,12 @@ apis! {
     AlterUserScramCredentials 0..=0 => scram::alter(broker, session, req).await,
     // Transactions as Kafka's transaction.version 1: InitProducerId v6 (KIP-939) and
     // EndTxn v5 (KIP-890 part 2) are left out; AddPartitionsToTxn v5 only adds an error
-    // code. ListTransactions v2 filters by a Java regular expression, which samsa does not
-    // evaluate.
+    // code.
     InitProducerId 0..=5 => txn::init_producer_id(broker, session, req, version).await,
     AddPartitionsToTxn 0..=5 => txn::add_partitions(broker, session, req, version).await,
     AddOffsetsToTxn 0..=4 => txn::add_offsets(broker, session, req, version).await,
     EndTxn 0..=4 => txn::end(broker, session, req, version).await,
-    ListTransactions 0..=1 => transactions::list(broker, session, req),
+    ListTransactions 0..=2 => transactions::list(broker, session, req, version),
     DescribeTransactions 0..=0 => transactions::describe(broker, session, req),
     DescribeProducers 0..=0 => transactions::describe_producers(broker, session, req),
     // Inter-broker. Kafka 4 serves v1-2 (v0 was removed); the crate decodes v1 only, and v2
