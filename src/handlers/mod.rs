@@ -6,6 +6,7 @@ pub mod acl;
 pub mod admin;
 pub mod api_versions;
 pub mod cluster;
+pub mod config_resources;
 pub mod configs;
 mod current_leader;
 pub mod delete_records;
@@ -164,6 +165,7 @@ apis! {
     DescribeConfigs 1..=4 => configs::describe(broker, session, req, version),
     AlterConfigs 0..=2 => configs::alter(broker, session, req).await,
     IncrementalAlterConfigs 0..=1 => configs::incremental_alter(broker, session, req).await,
+    ListConfigResources 0..=1 => config_resources::handle(broker, session, req, version),
     DeleteRecords 0..=2 => delete_records::handle(broker, session, req),
     CreatePartitions 0..=3 => admin::create_partitions(broker, session, req).await,
     ElectLeaders 0..=2 => elections::handle(broker, session, req, version).await,
