@@ -20,6 +20,7 @@ pub mod metadata;
 pub mod offsets;
 mod partition_codes;
 pub mod produce;
+pub mod quorum;
 pub mod reassignments;
 pub mod sasl;
 pub mod scram;
@@ -173,6 +174,7 @@ apis! {
     AlterPartitionReassignments 0..=1 => reassignments::alter(broker, session, req, version).await,
     ListPartitionReassignments 0..=0 => reassignments::list(broker, session, req),
     DescribeCluster 0..=2 => cluster::describe(broker, session, req),
+    DescribeQuorum 0..=2 => quorum::handle(broker, session, req).await,
     FindCoordinator 0..=6 => group::find_coordinator(broker, session, req, version).await,
     JoinGroup 0..=9 => {
         let peer = session.peer;
@@ -227,6 +229,17 @@ pub(crate) fn allowed(
     broker
         .authorizer
         .authorize(&session.principal, &session.host, op, rt, name)
+}
+
+/// Whether the session's principal may perform `op` on the cluster.
+pub(crate) fn allowed_on_cluster(broker: &Broker, session: &Session, op: Operation) -> bool {
+    allowed(
+        broker,
+        session,
+        op,
+        ResourceType::Cluster,
+        crate::auth::acl::CLUSTER_NAME,
+    )
 }
 
 /// The `*_authorized_operations` bit set of a resource, or the "not requested" marker.
