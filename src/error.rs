@@ -16,6 +16,10 @@ pub enum BrokerError {
     #[error("unknown topic id")]
     UnknownTopicId,
     #[error("{0}")]
+    LogDirNotFound(String),
+    #[error("this broker holds no replica of the partition")]
+    ReplicaNotAvailable,
+    #[error("{0}")]
     TopicAlreadyExists(String),
     #[error("{0}")]
     InvalidTopic(String),
@@ -139,6 +143,8 @@ impl BrokerError {
             },
             BrokerError::UnknownTopicOrPartition => E::UnknownTopicOrPartition,
             BrokerError::UnknownTopicId => E::UnknownTopicId,
+            BrokerError::LogDirNotFound(_) => E::LogDirNotFound,
+            BrokerError::ReplicaNotAvailable => E::ReplicaNotAvailable,
             BrokerError::TopicAlreadyExists(_) => E::TopicAlreadyExists,
             BrokerError::InvalidTopic(_) => E::InvalidTopicException,
             BrokerError::InvalidPartitions(_) => E::InvalidPartitions,

@@ -171,6 +171,7 @@ apis! {
     CreatePartitions 0..=3 => admin::create_partitions(broker, session, req).await,
     ElectLeaders 0..=2 => elections::handle(broker, session, req, version).await,
     DescribeLogDirs 1..=5 => log_dirs::handle(broker, session, req, version),
+    AlterReplicaLogDirs 1..=2 => log_dirs::alter(broker, session, req),
     AlterPartitionReassignments 0..=1 => reassignments::alter(broker, session, req, version).await,
     ListPartitionReassignments 0..=0 => reassignments::list(broker, session, req),
     DescribeCluster 0..=2 => cluster::describe(broker, session, req),
