@@ -19,6 +19,8 @@ pub enum BrokerError {
     LogDirNotFound(String),
     #[error("this broker holds no replica of the partition")]
     ReplicaNotAvailable,
+    #[error("Broker ID {0} is not currently registered")]
+    BrokerIdNotRegistered(i32),
     #[error("{0}")]
     TopicAlreadyExists(String),
     #[error("{0}")]
@@ -145,6 +147,7 @@ impl BrokerError {
             BrokerError::UnknownTopicId => E::UnknownTopicId,
             BrokerError::LogDirNotFound(_) => E::LogDirNotFound,
             BrokerError::ReplicaNotAvailable => E::ReplicaNotAvailable,
+            BrokerError::BrokerIdNotRegistered(_) => E::BrokerIdNotRegistered,
             BrokerError::TopicAlreadyExists(_) => E::TopicAlreadyExists,
             BrokerError::InvalidTopic(_) => E::InvalidTopicException,
             BrokerError::InvalidPartitions(_) => E::InvalidPartitions,

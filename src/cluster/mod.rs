@@ -20,11 +20,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use samsa_metadata::quorum::QuorumDescription;
 use samsa_metadata::state::Broker as RegisteredBroker;
-use samsa_metadata::{ClusterMetadata, Command, CommandResult, MetadataNode};
+use samsa_metadata::{ClusterMetadata, Command, CommandError, CommandResult, MetadataNode};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::{Config, QuorumConfig};
+use crate::error::BrokerError;
 use crate::replication::follower::FetcherConfig;
 use crate::topics::TopicRegistry;
 use membership::Registration;
@@ -271,6 +272,17 @@ impl Cluster {
             .map(|(&id, &addr)| (id, addr))
             .collect();
         Ok((described, voters))
+    }
+
+    /// Removes broker `id`'s registration (UnregisterBroker) through the controller.
+    pub async fn unregister_broker(&self, id: i32) -> Result<(), BrokerError> {
+        match self.propose(Command::UnregisterBroker { id }).await {
+            Ok(_) => Ok(()),
+            Err(samsa_metadata::Error::Command(CommandError::UnknownBroker(_))) => {
+                Err(BrokerError::BrokerIdNotRegistered(id))
+            }
+            Err(err) => Err(err.into()),
+        }
     }
 
     /// The active controller (the quorum's leader), or -1 while there is none.

@@ -30,6 +30,7 @@ pub mod transactions;
 pub mod txn;
 pub mod txn_markers;
 pub mod txn_offsets;
+pub mod unregister;
 
 use std::sync::Arc;
 
@@ -176,6 +177,7 @@ apis! {
     ListPartitionReassignments 0..=0 => reassignments::list(broker, session, req),
     DescribeCluster 0..=2 => cluster::describe(broker, session, req),
     DescribeQuorum 0..=2 => quorum::handle(broker, session, req).await,
+    UnregisterBroker 0..=0 => unregister::handle(broker, session, req).await,
     FindCoordinator 0..=6 => group::find_coordinator(broker, session, req, version).await,
     JoinGroup 0..=9 => {
         let peer = session.peer;

@@ -136,3 +136,19 @@ fn describe_quorum() {
     }
     d.finish();
 }
+
+/// UnregisterBroker of a broker id neither cluster has (unregistering the one live broker
+/// would only make it register again).
+#[test]
+fn unregister_broker() {
+    use kafka_protocol::messages::{BrokerId, UnregisterBrokerRequest};
+
+    let mut d = Differential::start("unregister_broker");
+    d.compare("unknown-broker", 0, |_| {
+        UnregisterBrokerRequest::default().with_broker_id(BrokerId(999))
+    });
+    d.compare("negative-id", 0, |_| {
+        UnregisterBrokerRequest::default().with_broker_id(BrokerId(-5))
+    });
+    d.finish();
+}

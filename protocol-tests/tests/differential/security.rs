@@ -22,11 +22,12 @@ use kafka_protocol::messages::describe_user_scram_credentials_request::UserName;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
     AlterReplicaLogDirsRequest, AlterUserScramCredentialsRequest,
-    AlterUserScramCredentialsResponse, ApiKey, ApiVersionsRequest, CreateAclsRequest,
+    AlterUserScramCredentialsResponse, ApiKey, ApiVersionsRequest, BrokerId, CreateAclsRequest,
     DeleteAclsRequest, DeleteAclsResponse, DescribeAclsRequest, DescribeAclsResponse,
     DescribeTopicPartitionsRequest, DescribeUserScramCredentialsRequest,
     DescribeUserScramCredentialsResponse, FindCoordinatorRequest, MetadataRequest,
     SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
+    UnregisterBrokerRequest,
 };
 use samsa_protocol_tests::batches::{batch, messages};
 use samsa_protocol_tests::client::str_bytes;
@@ -537,6 +538,9 @@ fn unauthorized() {
         named(&[&unknown, &topic])
     });
     d.compare("describe-topic-partitions-all", 0, |_| named(&[]));
+    d.compare("unregister-broker", 0, |_| {
+        UnregisterBrokerRequest::default().with_broker_id(BrokerId(999))
+    });
     // Moving replicas between directories needs ALTER on the cluster.
     d.compare("alter-replica-log-dirs", 2, |_| {
         AlterReplicaLogDirsRequest::default().with_dirs(vec![AlterReplicaLogDir::default()
