@@ -18,12 +18,11 @@ use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use super::allowed;
 use super::cluster::missing_topic;
 use super::current_leader;
 use super::fetch_session::{self, Answered, Context};
 use super::Session;
-use crate::auth::acl::CLUSTER_NAME;
+use super::{allowed, allowed_on_cluster};
 use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
 use crate::clock::now_ms;
@@ -84,14 +83,7 @@ pub async fn handle(
             .with_session_id(NO_SESSION);
     }
     // A follower needs CLUSTER_ACTION rather than READ on each topic, as in Kafka.
-    let may_replicate = follower
-        && allowed(
-            broker,
-            session,
-            Operation::ClusterAction,
-            ResourceType::Cluster,
-            CLUSTER_NAME,
-        );
+    let may_replicate = follower && allowed_on_cluster(broker, session, Operation::ClusterAction);
     let topics: Vec<WantedTopic> = wanted
         .into_iter()
         .map(|t| resolve(broker, session, t, version, reader, may_replicate))

@@ -6,6 +6,7 @@ pub mod acl;
 pub mod admin;
 pub mod api_versions;
 pub mod cluster;
+pub mod config_resources;
 pub mod configs;
 mod current_leader;
 pub mod delete_records;
@@ -20,10 +21,12 @@ pub mod metadata;
 pub mod offsets;
 mod partition_codes;
 pub mod produce;
+pub mod quorum;
 pub mod reassignments;
 pub mod sasl;
 pub mod scram;
 mod session;
+pub mod topic_partitions;
 pub mod transactions;
 pub mod txn;
 pub mod txn_markers;
@@ -157,12 +160,14 @@ apis! {
     Fetch 4..=18 => fetch::handle(broker, session, req, version).await,
     ListOffsets 1..=11 => list_offsets::handle(broker, session, req, version),
     Metadata 0..=13 => metadata::handle(broker, session, req, version).await,
+    DescribeTopicPartitions 0..=0 => topic_partitions::handle(broker, session, req),
     ApiVersions 0..=5 => api_versions::handle(broker, &req, version),
     CreateTopics 2..=7 => admin::create_topics(broker, session, req, version).await,
     DeleteTopics 1..=6 => admin::delete_topics(broker, session, req, version).await,
     DescribeConfigs 1..=4 => configs::describe(broker, session, req, version),
     AlterConfigs 0..=2 => configs::alter(broker, session, req).await,
     IncrementalAlterConfigs 0..=1 => configs::incremental_alter(broker, session, req).await,
+    ListConfigResources 0..=1 => config_resources::handle(broker, session, req, version),
     DeleteRecords 0..=2 => delete_records::handle(broker, session, req),
     CreatePartitions 0..=3 => admin::create_partitions(broker, session, req).await,
     ElectLeaders 0..=2 => elections::handle(broker, session, req, version).await,
@@ -170,6 +175,7 @@ apis! {
     AlterPartitionReassignments 0..=1 => reassignments::alter(broker, session, req, version).await,
     ListPartitionReassignments 0..=0 => reassignments::list(broker, session, req),
     DescribeCluster 0..=2 => cluster::describe(broker, session, req),
+    DescribeQuorum 0..=2 => quorum::handle(broker, session, req).await,
     FindCoordinator 0..=6 => group::find_coordinator(broker, session, req, version).await,
     JoinGroup 0..=9 => {
         let peer = session.peer;
@@ -198,13 +204,12 @@ apis! {
     AlterUserScramCredentials 0..=0 => scram::alter(broker, session, req).await,
     // Transactions as Kafka's transaction.version 1: InitProducerId v6 (KIP-939) and
     // EndTxn v5 (KIP-890 part 2) are left out; AddPartitionsToTxn v5 only adds an error
-    // code. ListTransactions v2 filters by a Java regular expression, which samsa does not
-    // evaluate.
+    // code.
     InitProducerId 0..=5 => txn::init_producer_id(broker, session, req, version).await,
     AddPartitionsToTxn 0..=5 => txn::add_partitions(broker, session, req, version).await,
     AddOffsetsToTxn 0..=4 => txn::add_offsets(broker, session, req, version).await,
     EndTxn 0..=4 => txn::end(broker, session, req, version).await,
-    ListTransactions 0..=1 => transactions::list(broker, session, req),
+    ListTransactions 0..=2 => transactions::list(broker, session, req, version),
     DescribeTransactions 0..=0 => transactions::describe(broker, session, req),
     DescribeProducers 0..=0 => transactions::describe_producers(broker, session, req),
     // Inter-broker. Kafka 4 serves v1-2 (v0 was removed); the crate decodes v1 only, and v2
@@ -225,6 +230,17 @@ pub(crate) fn allowed(
     broker
         .authorizer
         .authorize(&session.principal, &session.host, op, rt, name)
+}
+
+/// Whether the session's principal may perform `op` on the cluster.
+pub(crate) fn allowed_on_cluster(broker: &Broker, session: &Session, op: Operation) -> bool {
+    allowed(
+        broker,
+        session,
+        op,
+        ResourceType::Cluster,
+        crate::auth::acl::CLUSTER_NAME,
+    )
 }
 
 /// The `*_authorized_operations` bit set of a resource, or the "not requested" marker.
