@@ -263,6 +263,16 @@ pub struct Config {
     /// A broker is rebalanced when more than this share of the partitions it prefers are led
     /// elsewhere (`leader.imbalance.per.broker.percentage`).
     pub leader_imbalance_per_broker_percentage: u32,
+    /// Incremental fetch sessions (KIP-227) the broker keeps at once
+    /// (`max.incremental.fetch.session.cache.slots`); 0 keeps none.
+    pub max_incremental_fetch_session_cache_slots: usize,
+    /// How long a fetch session is safe from eviction after its creation, and how long it
+    /// may be idle before any new session evicts it
+    /// (`min.incremental.fetch.session.eviction.ms`).
+    pub min_incremental_fetch_session_eviction_ms: u64,
+    /// Partitions cached over all fetch sessions (samsa's own bound on their memory; a
+    /// topic name of more than 256 bytes counts once more per 256 bytes).
+    pub max_incremental_fetch_session_cache_partitions: usize,
     /// Keys set in the file or on the command line, so DescribeConfigs can tell an
     /// operator's value (STATIC_BROKER_CONFIG) from a built-in default.
     #[serde(skip)]
@@ -335,6 +345,9 @@ impl Default for Config {
             auto_leader_rebalance_enable: true,
             leader_imbalance_check_interval_seconds: 300,
             leader_imbalance_per_broker_percentage: 10,
+            max_incremental_fetch_session_cache_slots: 1000,
+            min_incremental_fetch_session_eviction_ms: 120_000,
+            max_incremental_fetch_session_cache_partitions: 500_000,
             explicit: BTreeSet::new(),
         }
     }

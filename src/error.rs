@@ -104,6 +104,8 @@ pub enum BrokerError {
     Auth(#[from] AuthError),
     #[error(transparent)]
     Txn(#[from] TxnError),
+    #[error(transparent)]
+    FetchSession(#[from] FetchSessionError),
     // Cluster mode (src/cluster).
     #[error("the partition has no leader right now")]
     LeaderNotAvailable,
@@ -245,6 +247,11 @@ impl BrokerError {
                 AuthError::ClusterDenied => E::ClusterAuthorizationFailed,
                 AuthError::TransactionalIdDenied => E::TransactionalIdAuthorizationFailed,
             },
+            BrokerError::FetchSession(err) => match err {
+                FetchSessionError::NotFound => E::FetchSessionIdNotFound,
+                FetchSessionError::InvalidEpoch => E::InvalidFetchSessionEpoch,
+                FetchSessionError::TopicIdMismatch => E::FetchSessionTopicIdError,
+            },
         }
     }
 
@@ -385,4 +392,16 @@ pub enum TxnError {
     TransactionalIdNotFound,
     #[error("Partition was not added to the transaction")]
     NotInTransaction,
+}
+
+/// Why an incremental fetch cannot go on with its session (KIP-227). Declared here, with
+/// every other error, so that this module imports nothing above it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum FetchSessionError {
+    #[error("no fetch session with this id")]
+    NotFound,
+    #[error("not the epoch the fetch session expects")]
+    InvalidEpoch,
+    #[error("the fetch session names topics by id and the request by name, or the reverse")]
+    TopicIdMismatch,
 }

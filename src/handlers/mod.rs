@@ -12,6 +12,7 @@ mod current_leader;
 pub mod delete_records;
 pub mod elections;
 pub mod fetch;
+mod fetch_session;
 pub mod group;
 pub mod leader_epochs;
 pub mod list_offsets;

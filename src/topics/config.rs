@@ -446,6 +446,13 @@ pub fn broker_entries(config: &Config) -> Vec<ConfigEntry> {
             "Largest record batch.",
         ),
         (
+            "max.incremental.fetch.session.cache.slots",
+            "max_incremental_fetch_session_cache_slots",
+            config.max_incremental_fetch_session_cache_slots.to_string(),
+            ConfigType::Int,
+            "The maximum number of incremental fetch sessions that we will maintain.",
+        ),
+        (
             "socket.request.max.bytes",
             "socket_request_max_bytes",
             config.socket_request_max_bytes.to_string(),

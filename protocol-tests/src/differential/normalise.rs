@@ -97,6 +97,13 @@ fn normalise_field(key: &str, value: &mut Node, facts: &Facts) {
                 *value = Node::leaf("<broker time>");
             }
         }
+        // Fetch session ids (KIP-227) are random per broker: only whether there is one is
+        // compared.
+        "session_id" => {
+            if value.as_leaf() != Some("0") {
+                *value = Node::leaf("<session id>");
+            }
+        }
         // Allocated by each broker.
         "producer_id" => {
             if value.as_leaf() != Some("-1") {

@@ -13,6 +13,7 @@ mod configs;
 mod delete_records;
 mod elections;
 mod fetch;
+mod fetch_sessions;
 mod groups;
 mod leader_epochs;
 mod list_offsets;

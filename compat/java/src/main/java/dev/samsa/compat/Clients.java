@@ -61,6 +61,12 @@ final class Clients {
         p.put("value.deserializer", ByteArrayDeserializer.class.getName());
         p.put("enable.auto.commit", "false");
         p.put("auto.offset.reset", "earliest");
+        // --fetch-max-bytes N: small answers, so that reading takes many fetches.
+        String fetchMaxBytes = args.get("fetch-max-bytes", "");
+        if (!fetchMaxBytes.isEmpty()) {
+            p.put("fetch.max.bytes", fetchMaxBytes);
+            p.put("max.partition.fetch.bytes", fetchMaxBytes);
+        }
         if (groupId != null) {
             p.put("group.id", groupId);
             p.put("session.timeout.ms", "10000");
