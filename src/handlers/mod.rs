@@ -20,6 +20,7 @@ pub mod offsets;
 mod partition_codes;
 pub mod produce;
 pub mod reassignments;
+mod record_errors;
 pub mod sasl;
 pub mod scram;
 mod session;

@@ -3,8 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use samsa_storage::{CleanupPolicy, LogConfig, TimestampType};
+use samsa_storage::{CleanupPolicy, LogConfig, TargetCompression, TimestampType};
 
+use crate::config::compression::{self, LevelOf};
 use crate::config::{Config, TimestampKind};
 use crate::error::BrokerError;
 
@@ -114,17 +115,40 @@ const TOPIC_KEYS: &[TopicKey] = &[
         validate: |v| long_at_least(0)(v),
     },
     TopicKey {
+        name: "compression.gzip.level",
+        broker_name: "compression.gzip.level",
+        broker_key: Some("compression_gzip_level"),
+        broker_default: |c| c.compression_gzip_level.to_string(),
+        config_type: ConfigType::Int,
+        doc: "The compression level to use if compression.type is set to gzip.",
+        validate: |v| compression::check_level(LevelOf::Gzip, v),
+    },
+    TopicKey {
+        name: "compression.lz4.level",
+        broker_name: "compression.lz4.level",
+        broker_key: Some("compression_lz4_level"),
+        broker_default: |c| c.compression_lz4_level.to_string(),
+        config_type: ConfigType::Int,
+        doc: "The compression level to use if compression.type is set to lz4.",
+        validate: |v| compression::check_level(LevelOf::Lz4, v),
+    },
+    TopicKey {
         name: "compression.type",
         broker_name: "compression.type",
-        broker_key: None,
-        broker_default: |_| "producer".into(),
+        broker_key: Some("compression_type"),
+        broker_default: |c| c.compression_type.clone(),
         config_type: ConfigType::String,
-        doc: "Batches are kept in the producer's compression ('producer' only).",
-        // Batches are stored as they arrived; recompressing would break that promise.
-        validate: |v| match v {
-            "producer" => Ok(()),
-            _ => Err(format!("compression.type '{v}' is not supported (only 'producer')")),
-        },
+        doc: "The codec batches are kept in: 'producer' keeps each as the producer compressed it; 'uncompressed', 'gzip', 'snappy', 'lz4' or 'zstd' recompresses batches in another codec.",
+        validate: compression::check_type,
+    },
+    TopicKey {
+        name: "compression.zstd.level",
+        broker_name: "compression.zstd.level",
+        broker_key: Some("compression_zstd_level"),
+        broker_default: |c| c.compression_zstd_level.to_string(),
+        config_type: ConfigType::Int,
+        doc: "The compression level to use if compression.type is set to zstd.",
+        validate: |v| compression::check_level(LevelOf::Zstd, v),
     },
     TopicKey {
         name: "flush.messages",
@@ -271,8 +295,12 @@ impl TopicConfig {
             let key = TOPIC_KEYS.iter().find(|k| k.name == name).ok_or_else(|| {
                 BrokerError::InvalidConfig(format!("unknown topic config '{name}'"))
             })?;
-            (key.validate)(value)
-                .map_err(|reason| BrokerError::InvalidConfig(format!("{name}: {reason}")))?;
+            // Kafka's ConfigException words it so.
+            (key.validate)(value).map_err(|reason| {
+                BrokerError::InvalidConfig(format!(
+                    "Invalid value {value} for configuration {name}: {reason}"
+                ))
+            })?;
         }
         Ok(TopicConfig(overrides))
     }
@@ -336,6 +364,35 @@ impl TopicConfig {
         self.effective(broker, name)
             .and_then(|v| v.parse().ok())
             .unwrap_or(-1)
+    }
+
+    /// One key's effective value without resolving the others: for the produce path.
+    fn value(&self, broker: &Config, name: &str) -> String {
+        match self.0.get(name) {
+            Some(value) => value.clone(),
+            None => TOPIC_KEYS
+                .iter()
+                .find(|k| k.name == name)
+                .map_or_else(String::new, |k| (k.broker_default)(broker)),
+        }
+    }
+
+    /// The codec this topic keeps batches in, `None` for `producer` (each batch as it came).
+    pub fn compression(&self, broker: &Config) -> Option<TargetCompression> {
+        let level = |name| self.value(broker, name).trim().parse().unwrap_or(-1);
+        compression::target(
+            &self.value(broker, "compression.type"),
+            level("compression.gzip.level"),
+            level("compression.lz4.level"),
+            level("compression.zstd.level"),
+        )
+    }
+
+    /// Largest batch this topic accepts (`max.message.bytes`).
+    pub fn max_message_bytes(&self, broker: &Config) -> usize {
+        self.value(broker, "max.message.bytes")
+            .parse::<i64>()
+            .map_or(0, |n| n.max(0) as usize)
     }
 
     /// In-sync replicas an acks=all write to this topic needs.
@@ -502,6 +559,34 @@ pub fn broker_entries(config: &Config) -> Vec<ConfigEntry> {
             "Timestamp type of new topics.",
         ),
         (
+            "compression.type",
+            "compression_type",
+            config.compression_type.clone(),
+            ConfigType::String,
+            "Codec of new topics' batches ('producer' keeps the producer's).",
+        ),
+        (
+            "compression.gzip.level",
+            "compression_gzip_level",
+            config.compression_gzip_level.to_string(),
+            ConfigType::Int,
+            "gzip level.",
+        ),
+        (
+            "compression.lz4.level",
+            "compression_lz4_level",
+            config.compression_lz4_level.to_string(),
+            ConfigType::Int,
+            "lz4 level.",
+        ),
+        (
+            "compression.zstd.level",
+            "compression_zstd_level",
+            config.compression_zstd_level.to_string(),
+            ConfigType::Int,
+            "zstd level.",
+        ),
+        (
             "log.flush.interval.messages",
             "flush_messages",
             unset_as_max(config.flush_messages),
@@ -607,6 +692,55 @@ mod tests {
         assert!(TopicConfig::validated(one("min.cleanable.dirty.ratio", "1.5")).is_err());
         assert!(TopicConfig::validated(one("min.cleanable.dirty.ratio", "0.01")).is_ok());
         assert!(TopicConfig::validated(one("delete.retention.ms", "-1")).is_err());
+    }
+
+    #[test]
+    fn compression_configs_are_kafkas() {
+        let one = |k: &str, v: &str| BTreeMap::from([(k.to_owned(), v.to_owned())]);
+        for codec in ["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"] {
+            assert!(TopicConfig::validated(one("compression.type", codec)).is_ok());
+        }
+        let err = TopicConfig::validated(one("compression.type", "none")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Invalid value none for configuration compression.type: String must be one of: \
+             uncompressed, zstd, lz4, snappy, gzip, producer"
+        );
+        let err = TopicConfig::validated(one("compression.zstd.level", "23")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Invalid value 23 for configuration compression.zstd.level: Value must be no more than 22"
+        );
+        assert!(TopicConfig::validated(one("compression.lz4.level", "0")).is_err());
+        assert!(TopicConfig::validated(one("compression.gzip.level", "-1")).is_ok());
+
+        let broker = Config::default();
+        assert_eq!(TopicConfig::default().compression(&broker), None);
+        let zstd = TopicConfig::validated(BTreeMap::from([
+            ("compression.type".to_owned(), "zstd".to_owned()),
+            ("compression.zstd.level".to_owned(), "9".to_owned()),
+        ]))
+        .unwrap();
+        let target = zstd.compression(&broker).unwrap();
+        assert_eq!(
+            (target.codec, target.level),
+            (samsa_storage::Compression::Zstd, 9)
+        );
+        // The broker's defaults apply where the topic sets nothing.
+        let broker = Config {
+            compression_type: "lz4".into(),
+            compression_lz4_level: 3,
+            ..Config::default()
+        };
+        let target = TopicConfig::default().compression(&broker).unwrap();
+        assert_eq!(
+            (target.codec, target.level),
+            (samsa_storage::Compression::Lz4, 3)
+        );
+        assert_eq!(
+            zstd.max_message_bytes(&broker),
+            broker.message_max_bytes as usize
+        );
     }
 
     #[test]
