@@ -153,6 +153,11 @@ pub struct Config {
     pub flush_ms: Option<u64>,
     /// Timestamp type of new topics (Kafka's `log.message.timestamp.type`).
     pub message_timestamp_type: TimestampKind,
+    /// A CreateTime record this far before the broker's clock is refused
+    /// (`log.message.timestamp.before.max.ms`; the largest value, the default, for no bound).
+    pub message_timestamp_before_max_ms: i64,
+    /// ... or this far after it (`log.message.timestamp.after.max.ms`, an hour by default).
+    pub message_timestamp_after_max_ms: i64,
     /// Codec topics keep their batches in (Kafka's `compression.type`): `producer` keeps each
     /// as it came; `uncompressed`, `gzip`, `snappy`, `lz4` or `zstd` recompresses the others.
     pub compression_type: String,
@@ -300,6 +305,8 @@ impl Default for Config {
             flush_messages: None,
             flush_ms: None,
             message_timestamp_type: TimestampKind::CreateTime,
+            message_timestamp_before_max_ms: i64::MAX,
+            message_timestamp_after_max_ms: 60 * 60 * 1000,
             compression_type: "producer".into(),
             compression_gzip_level: compression::GZIP_DEFAULT_LEVEL,
             compression_lz4_level: compression::LZ4_DEFAULT_LEVEL,
@@ -444,6 +451,12 @@ impl Config {
         }
         if self.message_max_bytes < 1 {
             return invalid("message_max_bytes", "must be positive");
+        }
+        if self.message_timestamp_before_max_ms < 0 || self.message_timestamp_after_max_ms < 0 {
+            return invalid(
+                "message_timestamp_before_max_ms",
+                "timestamp bounds must not be negative",
+            );
         }
         if let Err(reason) = compression::check_type(&self.compression_type) {
             return invalid("compression_type", &reason);

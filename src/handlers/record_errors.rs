@@ -70,6 +70,15 @@ fn fault_message(fault: &RecordFault, topic: &str, partition: i32) -> String {
              timestamp={timestamp}, key={key_len} bytes, value={value_len} bytes). Producer \
              should not set timestamp type to LogAppendTime."
         ),
+        RecordFault::TimestampOutOfRange {
+            offset,
+            timestamp,
+            lower,
+            upper,
+        } => format!(
+            "Timestamp {timestamp} of message with offset {offset} is out of range. The \
+             timestamp should be within [{lower}, {upper}]"
+        ),
     }
 }
 

@@ -56,19 +56,21 @@ struct TopicKey {
     validate: fn(&str) -> Result<(), String>,
 }
 
+/// Kafka's `Range.atLeast` on a LONG, with its ConfigException reasons.
 fn long_at_least(min: i64) -> impl Fn(&str) -> Result<(), String> {
     move |v| match v.parse::<i64>() {
         Ok(n) if n >= min => Ok(()),
-        Ok(_) => Err(format!("'{v}' is below the minimum {min}")),
-        Err(_) => Err(format!("'{v}' is not a whole number")),
+        Ok(_) => Err(format!("Value must be at least {min}")),
+        Err(_) => Err("Not a number of type LONG".into()),
     }
 }
 
+/// The same on an INT.
 fn int_at_least(min: i64) -> impl Fn(&str) -> Result<(), String> {
     move |v| match v.parse::<i32>() {
         Ok(n) if i64::from(n) >= min => Ok(()),
-        Ok(_) => Err(format!("'{v}' is below the minimum {min}")),
-        Err(_) => Err(format!("'{v}' is not a 32-bit whole number")),
+        Ok(_) => Err(format!("Value must be at least {min}")),
+        Err(_) => Err("Not a number of type INT".into()),
     }
 }
 
@@ -185,6 +187,24 @@ const TOPIC_KEYS: &[TopicKey] = &[
         config_type: ConfigType::Int,
         doc: "Largest record batch accepted.",
         validate: |v| int_at_least(0)(v),
+    },
+    TopicKey {
+        name: "message.timestamp.after.max.ms",
+        broker_name: "log.message.timestamp.after.max.ms",
+        broker_key: Some("message_timestamp_after_max_ms"),
+        broker_default: |c| c.message_timestamp_after_max_ms.to_string(),
+        config_type: ConfigType::Long,
+        doc: "A CreateTime record more than this after the broker's clock is refused (INVALID_TIMESTAMP).",
+        validate: |v| long_at_least(0)(v),
+    },
+    TopicKey {
+        name: "message.timestamp.before.max.ms",
+        broker_name: "log.message.timestamp.before.max.ms",
+        broker_key: Some("message_timestamp_before_max_ms"),
+        broker_default: |c| c.message_timestamp_before_max_ms.to_string(),
+        config_type: ConfigType::Long,
+        doc: "A CreateTime record more than this before the broker's clock is refused (INVALID_TIMESTAMP).",
+        validate: |v| long_at_least(0)(v),
     },
     TopicKey {
         name: "message.timestamp.type",
@@ -418,6 +438,10 @@ impl TopicConfig {
             flush_ms: unset_if_max(self.number(broker, "flush.ms")),
             max_message_bytes: self.number(broker, "max.message.bytes").max(0) as usize,
             timestamp_type,
+            timestamp_before_max_ms: self
+                .number(broker, "message.timestamp.before.max.ms")
+                .max(0),
+            timestamp_after_max_ms: self.number(broker, "message.timestamp.after.max.ms").max(0),
             cleanup_policy: self
                 .effective(broker, "cleanup.policy")
                 .and_then(|v| parse_cleanup_policy(&v).ok())
@@ -557,6 +581,20 @@ pub fn broker_entries(config: &Config) -> Vec<ConfigEntry> {
             config.message_timestamp_type.as_str().to_owned(),
             ConfigType::String,
             "Timestamp type of new topics.",
+        ),
+        (
+            "log.message.timestamp.before.max.ms",
+            "message_timestamp_before_max_ms",
+            config.message_timestamp_before_max_ms.to_string(),
+            ConfigType::Long,
+            "Largest age of a CreateTime record.",
+        ),
+        (
+            "log.message.timestamp.after.max.ms",
+            "message_timestamp_after_max_ms",
+            config.message_timestamp_after_max_ms.to_string(),
+            ConfigType::Long,
+            "Largest lead of a CreateTime record over the broker's clock.",
         ),
         (
             "compression.type",
@@ -741,6 +779,24 @@ mod tests {
             zstd.max_message_bytes(&broker),
             broker.message_max_bytes as usize
         );
+    }
+
+    #[test]
+    fn timestamp_bounds_reach_the_log() {
+        let broker = Config::default();
+        let log = TopicConfig::default().log_config(&broker);
+        assert_eq!(
+            (log.timestamp_before_max_ms, log.timestamp_after_max_ms),
+            (i64::MAX, 3_600_000)
+        );
+        let topic = TopicConfig::validated(BTreeMap::from([(
+            "message.timestamp.before.max.ms".to_owned(),
+            "60000".to_owned(),
+        )]))
+        .unwrap();
+        assert_eq!(topic.log_config(&broker).timestamp_before_max_ms, 60_000);
+        let one = |k: &str, v: &str| BTreeMap::from([(k.to_owned(), v.to_owned())]);
+        assert!(TopicConfig::validated(one("message.timestamp.after.max.ms", "-1")).is_err());
     }
 
     #[test]

@@ -183,11 +183,7 @@ impl PartitionLog {
         let mut position = 0;
         for header in &headers {
             let end = position + header.total_size();
-            crate::record_rules::check(
-                &records[position..end],
-                self.config.cleanup_policy.compact,
-                self.config.timestamp_type,
-            )?;
+            crate::record_rules::check(&records[position..end], &self.config, now_ms)?;
             position = end;
         }
         let log_append_time =

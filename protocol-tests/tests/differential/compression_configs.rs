@@ -1,4 +1,5 @@
-//! `compression.type` and the codec levels (KIP-390) as topic configs: described with their
+//! `compression.type` and the codec levels (KIP-390), and the timestamp bounds (KIP-937), as
+//! topic configs: described with their
 //! sources and synonyms, set by CreateTopics and IncrementalAlterConfigs, and refused with
 //! Kafka's code and words when out of range.
 
@@ -22,14 +23,28 @@ const KEYS: &[&str] = &[
     "compression.zstd.level",
 ];
 
+/// The timestamp bounds (KIP-937), which Kafka checks on every produced record.
+const TIMESTAMP_KEYS: &[&str] = &[
+    "message.timestamp.before.max.ms",
+    "message.timestamp.after.max.ms",
+];
+const BROKER_TIMESTAMP_KEYS: &[&str] = &[
+    "log.message.timestamp.before.max.ms",
+    "log.message.timestamp.after.max.ms",
+];
+
 fn describe(kind: i8, name: &str, synonyms: bool) -> DescribeConfigsRequest {
+    describe_keys(kind, name, KEYS, synonyms)
+}
+
+fn describe_keys(kind: i8, name: &str, keys: &[&str], synonyms: bool) -> DescribeConfigsRequest {
     DescribeConfigsRequest::default()
         .with_include_synonyms(synonyms)
         .with_resources(vec![DescribeConfigsResource::default()
             .with_resource_type(kind)
             .with_resource_name(str_bytes(name))
             .with_configuration_keys(Some(
-                KEYS.iter().map(|k| str_bytes(k)).collect(),
+                keys.iter().map(|k| str_bytes(k)).collect(),
             ))])
 }
 
@@ -89,6 +104,12 @@ fn compression_configs() {
         d.compare("describe-broker", v, |s| {
             describe(BROKER, &s.node_id.to_string(), true)
         });
+        d.compare("describe-timestamp-bounds", v, |_| {
+            describe_keys(TOPIC, &topic, TIMESTAMP_KEYS, true)
+        });
+        d.compare("describe-broker-timestamp-bounds", v, |s| {
+            describe_keys(BROKER, &s.node_id.to_string(), BROKER_TIMESTAMP_KEYS, true)
+        });
     }
     let bad = d.topic("bad");
     for (case, key, value) in [
@@ -99,6 +120,11 @@ fn compression_configs() {
         ("lz4-level-high", "compression.lz4.level", "18"),
         ("zstd-level-low", "compression.zstd.level", "-131073"),
         ("zstd-level-text", "compression.zstd.level", "fast"),
+        (
+            "negative-after-bound",
+            "message.timestamp.after.max.ms",
+            "-1",
+        ),
     ] {
         let v = *ends(ApiKey::CreateTopics).last().unwrap();
         let answers = d.compare(case, v, |_| create(&bad, &[(key, value)]));

@@ -9,9 +9,12 @@ use kafka_protocol::messages::{
 use kafka_protocol::records::Compression;
 use samsa_protocol_tests::batches::{self, batch, batch_with, messages, Message, Producer};
 use samsa_protocol_tests::client::{fetch_request, produce_request};
+use samsa_protocol_tests::differential::normalise::timestamp_bounds;
 use samsa_protocol_tests::differential::{Answer, Differential, Side};
 
 use crate::{ends, topic_ref, T0};
+
+const HOUR: i64 = 3_600_000;
 
 const CODECS: [(&str, Compression); 5] = [
     ("none", Compression::None),
@@ -156,7 +159,10 @@ fn same_texts(case: &str, answers: &(Answer<ProduceResponse>, Answer<ProduceResp
         let records: Vec<_> = p
             .record_errors
             .iter()
-            .map(|e| (e.batch_index, e.batch_index_error_message.clone()))
+            .map(|e| {
+                let text = e.batch_index_error_message.as_deref().map(timestamp_bounds);
+                (e.batch_index, text)
+            })
             .collect();
         (p.error_code, p.error_message.clone(), records)
     };
@@ -193,6 +199,18 @@ fn record_errors() {
         1,
         &[("compression.type", "zstd"), ("cleanup.policy", "compact")],
     );
+
+    let recent = d.topic("recent");
+    d.create_topic(&recent, 1, &[("message.timestamp.before.max.ms", "600000")]);
+    let mut future = messages("f", 3, *T0);
+    future[1].timestamp = *T0 + 2 * HOUR;
+    let keyless_future: Vec<Message> = future
+        .iter()
+        .map(|m| Message {
+            key: None,
+            ..m.clone()
+        })
+        .collect();
 
     let keyless = |m: &Message| Message {
         key: None,
@@ -240,6 +258,15 @@ fn record_errors() {
             &plain,
             producer_log_append_time(&keyed, *T0 + 7),
         ),
+        // Kafka's default message.timestamp.after.max.ms: an hour ahead of its clock.
+        ("two-hours-ahead", &plain, batch(&future)),
+        (
+            "too-old-for-the-topic",
+            &recent,
+            batch(&messages("old", 3, *T0 - HOUR)),
+        ),
+        // The key is named first.
+        ("keyless-and-ahead", &compacted, batch(&keyless_future)),
         ("after-refusals", &compacted, keyed.clone()),
     ];
     for v in ends(ApiKey::Produce) {
@@ -250,7 +277,7 @@ fn record_errors() {
             same_texts(case, &answers);
         }
     }
-    for topic in [&compacted, &plain, &zstd] {
+    for topic in [&compacted, &plain, &zstd, &recent] {
         let v = *ends(ApiKey::Fetch).last().unwrap();
         d.compare_part(
             "contents",
