@@ -23,6 +23,7 @@ mod produce;
 mod produce_records;
 mod reassignments;
 mod security;
+mod topic_partitions;
 mod transactions;
 mod txn_markers;
 
