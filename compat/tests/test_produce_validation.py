@@ -63,7 +63,7 @@ def test_a_keyless_record_on_a_compacted_topic_fails_alone_as_invalid_record(boo
     """librdkafka fails the whole batch with INVALID_RECORD; the Java client reads
     record_errors and fails only the named record as invalid, the rest as collateral."""
     topic = topic_name()
-    outcomes = of(run_java("kafka-4", "produce-keyless", bootstrap, topic=topic), "outcome")
+    outcomes = of(run_java("kafka-4", "produce-keyless", bootstrap, topic=topic, linger_ms=1000), "outcome")
     assert [o["i"] for o in outcomes] == [0, 1, 2]
     keyless = outcomes[1]
     assert keyless["class"] == "org.apache.kafka.common.InvalidRecordException", outcomes

@@ -102,7 +102,7 @@ final class RecordScenarios {
     }
 
     /**
-     * produce-keyless --topic T : creates T compacted, sends a keyed, a keyless and a keyed
+     * produce-keyless --topic T [--linger-ms N] : creates T compacted, sends a keyed, a keyless and a keyed
      * record in one batch, and prints each record's outcome: with KIP-467 the broker names the
      * keyless record, which alone fails as invalid.
      */
@@ -114,6 +114,9 @@ final class RecordScenarios {
         byte[][] keys = {Json.utf8("a"), null, Json.utf8("c")};
         List<Future<RecordMetadata>> futures = new ArrayList<>();
         try (KafkaProducer<byte[], byte[]> producer = Clients.producer(args, "none")) {
+            // Metadata first, so no send waits for it while an earlier record goes out alone;
+            // the linger (--linger-ms) then holds the three for one batch.
+            producer.partitionsFor(topic);
             for (byte[] key : keys) futures.add(producer.send(new ProducerRecord<>(topic, 0, key, Json.utf8("v"))));
             producer.flush();
             for (int i = 0; i < keys.length; i++) {
