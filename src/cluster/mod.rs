@@ -13,10 +13,12 @@ pub mod reconciler;
 mod security;
 mod topics;
 
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
+use samsa_metadata::quorum::QuorumDescription;
 use samsa_metadata::state::Broker as RegisteredBroker;
 use samsa_metadata::{ClusterMetadata, Command, CommandResult, MetadataNode};
 use tokio::sync::watch;
@@ -254,6 +256,21 @@ impl Cluster {
             .filter(|b| include_fenced || !b.fenced)
             .cloned()
             .collect()
+    }
+
+    /// The metadata quorum as its leader sees it (DescribeQuorum), and where each voter's
+    /// controller listens (empty for a single node, which has no controller listener).
+    pub async fn describe_quorum(
+        &self,
+    ) -> Result<(QuorumDescription, Vec<(u64, SocketAddr)>), samsa_metadata::Error> {
+        let described = self.node.describe_quorum().await?;
+        let voters = self
+            .node
+            .voters()
+            .iter()
+            .map(|(&id, &addr)| (id, addr))
+            .collect();
+        Ok((described, voters))
     }
 
     /// The active controller (the quorum's leader), or -1 while there is none.

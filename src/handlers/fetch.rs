@@ -16,11 +16,10 @@ use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use super::allowed;
 use super::cluster::missing_topic;
 use super::current_leader;
 use super::Session;
-use crate::auth::acl::CLUSTER_NAME;
+use super::{allowed, allowed_on_cluster};
 use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
 use crate::clock::now_ms;
@@ -80,13 +79,7 @@ pub async fn handle(
     };
     // A follower needs CLUSTER_ACTION rather than READ on each topic, as in Kafka.
     let may_replicate = matches!(reader, Reader::Follower(_))
-        && allowed(
-            broker,
-            session,
-            Operation::ClusterAction,
-            ResourceType::Cluster,
-            CLUSTER_NAME,
-        );
+        && allowed_on_cluster(broker, session, Operation::ClusterAction);
     let topics: Vec<WantedTopic> = request
         .topics
         .into_iter()

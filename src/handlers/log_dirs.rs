@@ -11,9 +11,8 @@ use kafka_protocol::messages::describe_log_dirs_response::{
 use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse, TopicName};
 
 use super::Session;
-use super::{allowed, str_bytes};
-use crate::auth::acl::CLUSTER_NAME;
-use crate::auth::{AuthError, Operation, ResourceType};
+use super::{allowed_on_cluster, str_bytes};
+use crate::auth::{AuthError, Operation};
 use crate::broker::Broker;
 use crate::error::BrokerError;
 
@@ -26,13 +25,7 @@ pub fn handle(
     request: DescribeLogDirsRequest,
     version: i16,
 ) -> DescribeLogDirsResponse {
-    if !allowed(
-        broker,
-        session,
-        Operation::Describe,
-        ResourceType::Cluster,
-        CLUSTER_NAME,
-    ) {
+    if !allowed_on_cluster(broker, session, Operation::Describe) {
         let response = DescribeLogDirsResponse::default();
         if version >= FIRST_VERSION_WITH_ERROR {
             return response.with_error_code(BrokerError::from(AuthError::ClusterDenied).code());

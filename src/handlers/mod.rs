@@ -6,6 +6,7 @@ pub mod acl;
 pub mod admin;
 pub mod api_versions;
 pub mod cluster;
+pub mod config_resources;
 pub mod configs;
 mod current_leader;
 pub mod delete_records;
@@ -19,6 +20,7 @@ pub mod metadata;
 pub mod offsets;
 mod partition_codes;
 pub mod produce;
+pub mod quorum;
 pub mod reassignments;
 mod record_errors;
 pub mod sasl;
@@ -165,6 +167,7 @@ apis! {
     DescribeConfigs 1..=4 => configs::describe(broker, session, req, version),
     AlterConfigs 0..=2 => configs::alter(broker, session, req).await,
     IncrementalAlterConfigs 0..=1 => configs::incremental_alter(broker, session, req).await,
+    ListConfigResources 0..=1 => config_resources::handle(broker, session, req, version),
     DeleteRecords 0..=2 => delete_records::handle(broker, session, req),
     CreatePartitions 0..=3 => admin::create_partitions(broker, session, req).await,
     ElectLeaders 0..=2 => elections::handle(broker, session, req, version).await,
@@ -172,6 +175,7 @@ apis! {
     AlterPartitionReassignments 0..=1 => reassignments::alter(broker, session, req, version).await,
     ListPartitionReassignments 0..=0 => reassignments::list(broker, session, req),
     DescribeCluster 0..=2 => cluster::describe(broker, session, req),
+    DescribeQuorum 0..=2 => quorum::handle(broker, session, req).await,
     FindCoordinator 0..=6 => group::find_coordinator(broker, session, req, version).await,
     JoinGroup 0..=9 => {
         let peer = session.peer;
@@ -226,6 +230,17 @@ pub(crate) fn allowed(
     broker
         .authorizer
         .authorize(&session.principal, &session.host, op, rt, name)
+}
+
+/// Whether the session's principal may perform `op` on the cluster.
+pub(crate) fn allowed_on_cluster(broker: &Broker, session: &Session, op: Operation) -> bool {
+    allowed(
+        broker,
+        session,
+        op,
+        ResourceType::Cluster,
+        crate::auth::acl::CLUSTER_NAME,
+    )
 }
 
 /// The `*_authorized_operations` bit set of a resource, or the "not requested" marker.
