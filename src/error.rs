@@ -135,6 +135,13 @@ impl BrokerError {
             BrokerError::Storage(err) => match err {
                 StorageError::CorruptRecord(_) => E::CorruptMessage,
                 StorageError::InvalidRecord(_) => E::InvalidRecord,
+                StorageError::RecordsRefused(refused) => {
+                    if refused.iter().any(|r| r.fault.is_timestamp()) {
+                        E::InvalidTimestamp
+                    } else {
+                        E::InvalidRecord
+                    }
+                }
                 StorageError::RecordTooLarge { .. } => E::MessageTooLarge,
                 StorageError::UnsupportedMagic(_) => E::UnsupportedForMessageFormat,
                 StorageError::OffsetOutOfRange { .. } => E::OffsetOutOfRange,
@@ -312,11 +319,32 @@ impl BrokerError {
     }
 
     /// The message sent beside the code where the response has room for one.
+    /// Whether Kafka raises this error inside the log's append (its ReplicaManager then
+    /// answers a Produce with the partition's log start offset), rather than before it
+    /// (unknown partitions, leadership) or as a batch it cannot read (size, CRC, storage).
+    pub fn in_append(&self) -> bool {
+        match self {
+            BrokerError::NotEnoughReplicas => true,
+            BrokerError::Storage(err) => matches!(
+                err,
+                StorageError::InvalidRecord(_)
+                    | StorageError::RecordsRefused(_)
+                    | StorageError::OutOfOrderSequence(_)
+                    | StorageError::InvalidProducerEpoch(_)
+                    | StorageError::UnknownProducerId(_)
+                    | StorageError::InvalidTxnState(_)
+            ),
+            _ => false,
+        }
+    }
+
     pub fn message(&self) -> Option<String> {
         match self {
             BrokerError::UnknownTopicOrPartition
             | BrokerError::UnknownTopicId
             | BrokerError::NoReassignmentInProgress => None,
+            // Kafka sends no message with a batch refused as too large, recompressed or not.
+            BrokerError::Storage(StorageError::RecordTooLarge { .. }) => None,
             // Kafka sends no message with authorization failures.
             BrokerError::Auth(
                 AuthError::TopicDenied

@@ -23,6 +23,7 @@ mod partition_codes;
 pub mod produce;
 pub mod quorum;
 pub mod reassignments;
+mod record_errors;
 pub mod sasl;
 pub mod scram;
 mod session;

@@ -9,6 +9,7 @@
 mod admin;
 mod alter_configs;
 mod api_versions;
+mod compression_configs;
 mod configs;
 mod delete_records;
 mod elections;
@@ -20,6 +21,7 @@ mod list_offsets;
 mod log_dirs;
 mod metadata;
 mod produce;
+mod produce_records;
 mod reassignments;
 mod security;
 mod topic_partitions;

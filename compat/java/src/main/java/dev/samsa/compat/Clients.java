@@ -45,7 +45,7 @@ final class Clients {
         p.put("value.serializer", ByteArraySerializer.class.getName());
         p.put("acks", "all");
         p.put("compression.type", codec);
-        p.put("linger.ms", "5");
+        p.put("linger.ms", args.get("linger-ms", "5"));
         p.put("delivery.timeout.ms", "30000");
         p.put("max.block.ms", "30000");
         String idempotence = args.get("idempotence", "false");
