@@ -16,7 +16,7 @@ use super::cluster::missing_topic;
 use super::current_leader;
 use super::record_errors;
 use super::Session;
-use super::{allowed, str_bytes};
+use super::allowed;
 use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
 use crate::clock::now_ms;
@@ -62,7 +62,6 @@ pub async fn handle(
         {
             let answer = &mut response.responses[write.topic].partition_responses[write.partition];
             answer.error_code = err.code();
-            answer.error_message = err.message().map(str_bytes);
             if version >= FIRST_VERSION_WITH_CURRENT_LEADER
                 && matches!(err, BrokerError::NotLeaderOrFollower)
             {
@@ -209,7 +208,7 @@ async fn produce_topic(
             Ok(Err(BrokerError::Txn(TxnError::NotInTransaction)))
                 if version >= FIRST_VERSION_WITH_ABORTABLE =>
             {
-                failed(index, &BrokerError::TransactionAbortable).with_error_message(None)
+                failed(index, &BrokerError::TransactionAbortable)
             }
             Ok(Err(err)) => {
                 tracing::debug!(partition = index, "produce rejected: {err}");
@@ -321,11 +320,12 @@ async fn recompressed(
     Ok(rewritten?)
 }
 
+/// A partition's refusal. As Kafka's, it carries no message: Kafka sends one only with the
+/// records it names (KIP-467, see `record_errors`).
 fn failed(index: i32, err: &BrokerError) -> PartitionProduceResponse {
     PartitionProduceResponse::default()
         .with_index(index)
         .with_error_code(err.code())
-        .with_error_message(err.message().map(str_bytes))
         .with_base_offset(-1)
         .with_log_append_time_ms(-1)
         .with_log_start_offset(-1)
