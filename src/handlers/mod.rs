@@ -6,12 +6,14 @@ pub mod acl;
 pub mod admin;
 pub mod api_versions;
 pub mod cluster;
+pub mod config_resources;
 pub mod configs;
 pub mod consumer_group;
 mod current_leader;
 pub mod delete_records;
 pub mod elections;
 pub mod fetch;
+mod fetch_session;
 pub mod group;
 pub mod leader_epochs;
 pub mod list_offsets;
@@ -20,7 +22,9 @@ pub mod metadata;
 pub mod offsets;
 mod partition_codes;
 pub mod produce;
+pub mod quorum;
 pub mod reassignments;
+mod record_errors;
 pub mod sasl;
 pub mod scram;
 mod session;
@@ -29,6 +33,7 @@ pub mod transactions;
 pub mod txn;
 pub mod txn_markers;
 pub mod txn_offsets;
+pub mod unregister;
 
 use std::sync::Arc;
 
@@ -180,13 +185,17 @@ apis! {
     DescribeConfigs 1..=4 => configs::describe(broker, session, req, version),
     AlterConfigs 0..=2 => configs::alter(broker, session, req).await,
     IncrementalAlterConfigs 0..=1 => configs::incremental_alter(broker, session, req).await,
+    ListConfigResources 0..=1 => config_resources::handle(broker, session, req, version),
     DeleteRecords 0..=2 => delete_records::handle(broker, session, req),
     CreatePartitions 0..=3 => admin::create_partitions(broker, session, req).await,
     ElectLeaders 0..=2 => elections::handle(broker, session, req, version).await,
     DescribeLogDirs 1..=5 => log_dirs::handle(broker, session, req, version),
+    AlterReplicaLogDirs 1..=2 => log_dirs::alter(broker, session, req),
     AlterPartitionReassignments 0..=1 => reassignments::alter(broker, session, req, version).await,
     ListPartitionReassignments 0..=0 => reassignments::list(broker, session, req),
     DescribeCluster 0..=2 => cluster::describe(broker, session, req),
+    DescribeQuorum 0..=2 => quorum::handle(broker, session, req).await,
+    UnregisterBroker 0..=0 => unregister::handle(broker, session, req).await,
     FindCoordinator 0..=6 => group::find_coordinator(broker, session, req, version).await,
     JoinGroup 0..=9 => {
         let peer = session.peer;
@@ -215,13 +224,12 @@ apis! {
     AlterUserScramCredentials 0..=0 => scram::alter(broker, session, req).await,
     // Transactions as Kafka's transaction.version 1: InitProducerId v6 (KIP-939) and
     // EndTxn v5 (KIP-890 part 2) are left out; AddPartitionsToTxn v5 only adds an error
-    // code. ListTransactions v2 filters by a Java regular expression, which samsa does not
-    // evaluate.
+    // code.
     InitProducerId 0..=5 => txn::init_producer_id(broker, session, req, version).await,
     AddPartitionsToTxn 0..=5 => txn::add_partitions(broker, session, req, version).await,
     AddOffsetsToTxn 0..=4 => txn::add_offsets(broker, session, req, version).await,
     EndTxn 0..=4 => txn::end(broker, session, req, version).await,
-    ListTransactions 0..=1 => transactions::list(broker, session, req),
+    ListTransactions 0..=2 => transactions::list(broker, session, req, version),
     DescribeTransactions 0..=0 => transactions::describe(broker, session, req),
     DescribeProducers 0..=0 => transactions::describe_producers(broker, session, req),
     // Inter-broker. Kafka 4 serves v1-2 (v0 was removed); the crate decodes v1 only, and v2
@@ -250,6 +258,17 @@ pub(crate) fn allowed(
     broker
         .authorizer
         .authorize(&session.principal, &session.host, op, rt, name)
+}
+
+/// Whether the session's principal may perform `op` on the cluster.
+pub(crate) fn allowed_on_cluster(broker: &Broker, session: &Session, op: Operation) -> bool {
+    allowed(
+        broker,
+        session,
+        op,
+        ResourceType::Cluster,
+        crate::auth::acl::CLUSTER_NAME,
+    )
 }
 
 /// The `*_authorized_operations` bit set of a resource, or the "not requested" marker.

@@ -159,7 +159,7 @@ mod tests {
             Err(ProtocolError::UnknownApiKey(9999))
         ));
         assert!(matches!(
-            decode_frame(frame(ApiKey::AlterReplicaLogDirs as i16, 1, &[])),
+            decode_frame(frame(ApiKey::ShareGroupHeartbeat as i16, 1, &[])),
             Err(ProtocolError::UnsupportedVersion { .. })
         ));
     }

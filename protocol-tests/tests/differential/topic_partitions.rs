@@ -63,7 +63,8 @@ fn describe_topic_partitions() {
         request(&[&a, &UNKNOWN.name], 2000, Some((&UNKNOWN.name, 0)))
     });
     // Every topic: other tests' topics share Kafka, so only this test's are compared, from
-    // a cursor on this test's first topic.
+    // a cursor on this test's first topic, with a page that ends inside them (a1 a2 b0 c0,
+    // then c1) so the next cursor is the same on both.
     let own = |r: &mut DescribeTopicPartitionsResponse| {
         r.topics.retain(|t| {
             t.name
@@ -74,7 +75,7 @@ fn describe_topic_partitions() {
     d.compare_part(
         "all-from-cursor",
         v,
-        |_| request(&[], 5, Some((&a, 1))),
+        |_| request(&[], 4, Some((&a, 1))),
         own,
     );
     d.finish();
