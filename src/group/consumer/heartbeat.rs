@@ -156,9 +156,16 @@ impl ConsumerGroup {
         member.session_deadline = now + settings.session_timeout;
 
         let is_new = !self.members.contains_key(&member_id);
-        let mut bump = is_new
-            || before.subscribed_topic_names != member.subscribed_topic_names
-            || before.subscribed_topic_regex != member.subscribed_topic_regex;
+        // A change of names moves the group on now; a new expression once it is resolved,
+        // after this heartbeat (as Kafka, even when another member uses it already).
+        let mut bump = before.subscribed_topic_names != member.subscribed_topic_names;
+        let mut resolving = None;
+        if before.subscribed_topic_regex != member.subscribed_topic_regex {
+            match &member.subscribed_topic_regex {
+                Some(r) => resolving = Some(r.as_str().to_owned()),
+                None => bump = true,
+            }
+        }
         // The member takes its place before the subscribed topics are computed, with its
         // ownership as it was (a new member owns nothing).
         self.update_member(member);
@@ -173,6 +180,11 @@ impl ConsumerGroup {
         self.reconcile(&mut member, req.owned.as_ref(), now);
         let changed = member.assigned != before.assigned;
         self.update_member(member);
+        if let Some(regex) = resolving {
+            self.resolved_regexes.insert(regex);
+            self.refresh_subscribed_topics(topics);
+            self.group_epoch += 1;
+        }
         let member = &self.members[&member_id];
         let full = joining
             || (req.rebalance_timeout_ms.is_some()

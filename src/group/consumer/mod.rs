@@ -125,12 +125,19 @@ impl ConsumerMember {
         self.state == MemberState::Stable && self.epoch == epoch
     }
 
-    fn subscribes(&self, topic: &str) -> bool {
+    /// Whether the member subscribes to `topic`, by name or by an expression already
+    /// resolved (one of `resolved`).
+    fn subscribes(&self, topic: &str, resolved: &BTreeSet<String>) -> bool {
         self.subscribed_topic_names.iter().any(|t| t == topic)
             || self
-                .subscribed_topic_regex
-                .as_ref()
+                .resolved_regex(resolved)
                 .is_some_and(|r| r.matches(topic))
+    }
+
+    fn resolved_regex<'a>(&'a self, resolved: &BTreeSet<String>) -> Option<&'a TopicRegex> {
+        self.subscribed_topic_regex
+            .as_ref()
+            .filter(|r| resolved.contains(r.as_str()))
     }
 }
 
@@ -148,6 +155,10 @@ pub struct ConsumerGroup {
     subscribed_topics: TopicImage,
     /// The epoch of the member owning each partition (assigned or pending revocation).
     partition_epochs: HashMap<(TopicId, i32), i32>,
+    /// The subscription expressions resolved. Kafka resolves a new expression after the
+    /// heartbeat that brought it, then moves the group to a new epoch; until then the
+    /// member subscribes to nothing by it.
+    resolved_regexes: BTreeSet<String>,
 }
 
 impl ConsumerGroup {
@@ -163,6 +174,7 @@ impl ConsumerGroup {
             target: BTreeMap::new(),
             subscribed_topics: TopicImage::new(),
             partition_epochs: HashMap::new(),
+            resolved_regexes: BTreeSet::new(),
         }
     }
 
@@ -194,7 +206,8 @@ impl ConsumerGroup {
 
     /// Whether any member subscribes to `topic` (OffsetDelete refuses its offsets).
     pub fn is_subscribed_to(&self, topic: &str) -> bool {
-        self.members.values().any(|m| m.subscribes(topic))
+        let resolved = &self.resolved_regexes;
+        self.members.values().any(|m| m.subscribes(topic, resolved))
     }
 
     /// The assignor the group uses: the one most members name, else the default (Kafka's
@@ -265,7 +278,7 @@ impl ConsumerGroup {
     fn subscribed_topics_in(&self, topics: &TopicImage) -> TopicImage {
         topics
             .iter()
-            .filter(|(name, _)| self.members.values().any(|m| m.subscribes(name)))
+            .filter(|(name, _)| self.is_subscribed_to(name))
             .map(|(name, meta)| (name.clone(), *meta))
             .collect()
     }
@@ -273,6 +286,14 @@ impl ConsumerGroup {
     /// Recomputes the subscribed topics; a change (a subscribed topic created, deleted or
     /// grown) bumps the group epoch.
     fn refresh_subscribed_topics(&mut self, topics: &TopicImage) -> bool {
+        let members = &self.members;
+        self.resolved_regexes.retain(|r| {
+            members.values().any(|m| {
+                m.subscribed_topic_regex
+                    .as_ref()
+                    .is_some_and(|m| m.as_str() == r)
+            })
+        });
         let subscribed = self.subscribed_topics_in(topics);
         if subscribed == self.subscribed_topics {
             return false;
@@ -293,7 +314,7 @@ impl ConsumerGroup {
                 instance_id: m.instance_id.as_deref(),
                 subscribed: subscription::resolve_ids(
                     &m.subscribed_topic_names,
-                    m.subscribed_topic_regex.as_ref(),
+                    m.resolved_regex(&self.resolved_regexes),
                     &self.subscribed_topics,
                 ),
                 current: self.target.get(&m.id).unwrap_or(&empty),

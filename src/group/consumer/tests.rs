@@ -300,11 +300,24 @@ async fn a_regex_subscribes_to_matching_topics_only() {
         ("orders-2", 2, 1),
         ("other", 3, 1),
     ]));
-    let mut hb = join("m1", &[]);
-    hb.subscribed_topic_names = None;
-    hb.subscribed_topic_regex = Some("orders-.*".into());
-    let r = f.ok(hb);
+    let regex = |id: &str| {
+        let mut hb = join(id, &[]);
+        hb.subscribed_topic_names = None;
+        hb.subscribed_topic_regex = Some("orders-.*".into());
+        hb
+    };
+    // As in Kafka, the expression is resolved after the heartbeat that brings it: the member
+    // joins with nothing, and the group moves to a new epoch to assign what it matches.
+    let r = f.ok(regex("m1"));
+    assert_eq!((r.member_epoch, r.assignment), (1, Some(Assignment::new())));
+    assert_eq!(f.group.group_epoch, 2);
+    assert_eq!(f.group.state(), ConsumerGroupState::Assigning);
+    let r = f.ok(beat("m1", 1, Assignment::new()));
+    assert_eq!(r.member_epoch, 2);
     assert_eq!(r.assignment, Some(parts(&[(1, &[0]), (2, &[0])])));
+    // A second member with the same expression: resolved again after its join, as Kafka.
+    let r = f.ok(regex("m2"));
+    assert_eq!((r.member_epoch, f.group.group_epoch), (2, 3));
     // The whole name must match, as re2j's matches().
     let regex = TopicRegex::new("orders").unwrap();
     assert!(!regex.matches("orders-1"));
