@@ -135,3 +135,21 @@ def test_without_the_switch_consumer_protocol_clients_are_refused(tmp_path, topi
                      group=topic_name("-g"), count=10, group_protocol="consumer")
     finally:
         b.stop_clean()
+
+
+def test_confluent_consumer_protocol_members_rejoin_after_a_broker_restart(consumer_broker, topic_name, tmp_path):
+    """The group's state is not persisted yet: after a restart the coordinator knows no
+    member, and live members must be told to rejoin (not given an error that stops them)."""
+    bootstrap = consumer_broker.bootstrap
+    topic = topic_name()
+    ck_create_topic(bootstrap, topic, 4)
+    group, members, written = run_group("confluent-consumer", bootstrap, topic, tmp_path, 2, 4, 1_000)
+    try:
+        time.sleep(1)  # the last auto-commits
+        consumer_broker.restart()
+        more = produce(bootstrap, topic, "after-restart", 400)
+        wait_until(lambda: set(consumed(members)) >= written | more, "the members to go on after the restart")
+        wait_until(lambda: split_evenly(members, 4), "the members to share the partitions again")
+    finally:
+        for m in members:
+            m.stop()

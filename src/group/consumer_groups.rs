@@ -83,14 +83,29 @@ impl GroupCoordinator {
         self.coordinating(group_id)?;
         let leaving = req.member_epoch < 0;
         let joining = req.member_epoch == 0;
+        // The groups' state is not persisted yet, so a coordinator that restarted (or took
+        // over) has forgotten members that are still heartbeating. Kafka, which never
+        // forgets, answers GROUP_ID_NOT_FOUND for a group it does not know; clients stop on
+        // that, while UNKNOWN_MEMBER_ID has them rejoin, so until persistence that is the
+        // answer to a member of a group without consumer state.
+        let forgotten = || {
+            BrokerError::UnknownMember(format!(
+                "Member {} is not a member of group {group_id}.",
+                req.member_id
+            ))
+        };
         let mut group = if joining {
             self.lock_live(group_id, || Ok(()))?
         } else {
-            self.existing(group_id)?.ok_or_else(|| match leaving {
-                true => not_found(group_id),
-                false => BrokerError::NoSuchGroup(format!("Consumer group {group_id} not found.")),
-            })?
+            match self.existing(group_id)? {
+                Some(group) => group,
+                None if leaving => return Err(not_found(group_id)),
+                None => return Err(forgotten()),
+            }
         };
+        if !joining && !leaving && group.consumer.is_none() && group.is_empty() {
+            return Err(forgotten());
+        }
         // An empty classic group (one that only holds offsets) becomes a consumer group.
         if group.consumer.is_none() && joining && group.is_empty() {
             group.consumer = Some(ConsumerGroup::new(group_id));

@@ -47,8 +47,9 @@ fn describe_consumer(groups: &[&str]) -> ConsumerGroupDescribeRequest {
 #[test]
 fn consumer_group_heartbeat_validation() {
     let mut d = Differential::start_configured("consumer_group_heartbeat_validation", SWITCH);
-    let group = d.topic("g");
+    let (group, never) = (d.topic("g"), d.topic("never"));
     d.await_group_coordinator(&group).unwrap();
+    d.await_group_coordinator(&never).unwrap();
     for v in [0, 1] {
         let g = group.as_str();
         d.compare("empty-group-id", v, |_| join("", "m", &["t"]));
@@ -83,8 +84,10 @@ fn consumer_group_heartbeat_validation() {
                 .with_subscribed_topic_regex(Some(str_bytes("(")))
         });
         d.compare("no-member-id", v, |_| join(g, "", &["t"]));
-        d.compare("unknown-group", v, |_| beat(g, "m", 3));
-        d.compare("unknown-group-leave", v, |_| beat(g, "m", -1));
+        // "no-member-id" at v0 made the group: a member it does not know.
+        d.compare("unknown-member", v, |_| beat(g, "m", 3));
+        d.compare("unknown-group", v, |_| beat(&never, "m", 3));
+        d.compare("unknown-group-leave", v, |_| beat(&never, "m", -1));
     }
     d.finish();
 }
