@@ -12,7 +12,9 @@
 //! once the write is replicated (see [`PendingCommit`]).
 
 mod acknowledge;
+mod legacy;
 mod load;
+pub mod records;
 pub mod state;
 mod stats;
 pub mod store;
@@ -515,7 +517,7 @@ fn offset_key(group: &str, topic: &str, partition: i32) -> OffsetKey {
     }
 }
 
-fn group_record(group: &Group) -> GroupRecord {
+pub(super) fn group_record(group: &Group) -> GroupRecord {
     let protocol = group.protocol.clone().unwrap_or_default();
     let mut members: Vec<MemberRecord> = group
         .members
