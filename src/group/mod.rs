@@ -225,6 +225,13 @@ impl GroupCoordinator {
             .clone()
             .unwrap_or_else(|| req.client_id.clone());
         let new_id = format!("{prefix}-{}", Uuid::new_v4());
+        if group.is_untouched() {
+            // A group this join creates: Kafka writes its empty metadata first.
+            let empty = Entry::Group(group.id.clone(), Some(group_record(&group)));
+            if let Err(err) = self.store.append(&group.id, &[empty], now_ms()) {
+                tracing::error!(group = %group.id, "cannot persist group metadata: {err}");
+            }
+        }
         group.join(req, reply, Instant::now(), now_ms(), &self.settings, new_id);
         self.persist_if_dirty(&mut group);
         Ok(())
