@@ -374,6 +374,7 @@ fn decode_entry(record: &Record) -> std::result::Result<Option<(Replayed, bool)>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
 
     #[test]
     fn entries_round_trip_through_a_batch() {
@@ -411,6 +412,31 @@ mod tests {
         assert!(matches!(&decoded[0], Replayed::Offset(k, Some(v)) if *k == key && *v == value));
         assert!(matches!(&decoded[1], Replayed::Offset(k, None) if *k == key));
         assert!(matches!(&decoded[2], Replayed::Group(g, None) if g == "g"));
+    }
+
+    #[test]
+    fn records_of_other_types_are_skipped_and_json_ones_read() {
+        // A KIP-848 ConsumerGroupMetadataKey (type 3) with some value: not read, no error.
+        let key = Bytes::from_static(&[0, 3, 0, 1, b'g']);
+        let record = internal::record(key, Some(Bytes::from_static(&[0, 0, 1])), 0, 0);
+        assert!(matches!(decode_entry(&record), Ok(None)));
+        // Earlier samsa's JSON offset, read and flagged for rewriting.
+        let json = legacy::encode(&LegacyRecord::Offset(
+            OffsetKey {
+                g: "g".into(),
+                t: "t".into(),
+                p: 1,
+            },
+            None,
+        ));
+        let record = internal::record(json.0, json.1, 0, 0);
+        assert!(matches!(
+            decode_entry(&record),
+            Ok(Some((Replayed::Offset(k, None), true))) if k.p == 1
+        ));
+        // Neither format: an error the replay logs and skips.
+        let record = internal::record(Bytes::from_static(&[0, 1, 0]), None, 0, 0);
+        assert!(decode_entry(&record).is_err());
     }
 
     #[test]
