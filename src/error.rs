@@ -32,6 +32,8 @@ pub enum BrokerError {
     #[error("{0}")]
     InvalidRecord(String),
     #[error("{0}")]
+    InvalidRegularExpression(String),
+    #[error("{0}")]
     UnsupportedVersion(String),
     #[error("invalid required acks {0}")]
     InvalidRequiredAcks(i16),
@@ -145,6 +147,7 @@ impl BrokerError {
             BrokerError::InvalidConfig(_) => E::InvalidConfig,
             BrokerError::InvalidRequest(_) => E::InvalidRequest,
             BrokerError::InvalidRecord(_) => E::InvalidRecord,
+            BrokerError::InvalidRegularExpression(_) => E::InvalidRegularExpression,
             BrokerError::UnsupportedVersion(_) => E::UnsupportedVersion,
             BrokerError::InvalidRequiredAcks(_) => E::InvalidRequiredAcks,
             BrokerError::NotEnoughReplicas => E::NotEnoughReplicas,

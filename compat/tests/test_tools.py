@@ -104,6 +104,9 @@ def test_tools_topics(bootstrap, topic_name):
     leader = parts[0]["Leader"]
     assert [(p["Partition"], p["Leader"], p["Replicas"], p["Isr"]) for p in parts] == \
         [(str(i), leader, leader, leader) for i in range(3)], parts
+    # Described through DescribeTopicPartitions, as Kafka 4.4 is: the eligible leader
+    # replicas are listed (empty while the ISR is whole), not "N/A" as from Metadata.
+    assert [(p["Elr"], p["LastKnownElr"]) for p in parts] == [("", "")] * 3, parts
 
     run_tool("kafka-topics", "--bootstrap-server", bootstrap, "--alter", "--topic", topic, "--partitions", "5")
     assert describe_topic(bootstrap, topic)[0]["PartitionCount"] == "5"

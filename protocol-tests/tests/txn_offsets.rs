@@ -148,7 +148,7 @@ fn txn_commit(
         .with_group_id(GroupId(str_bytes(commit.group)))
         .with_producer_id(ProducerId(producer.id))
         .with_producer_epoch(producer.epoch)
-        .with_generation_id(if version >= 3 { commit.generation } else { -1 })
+        .with_generation_id_or_member_epoch(if version >= 3 { commit.generation } else { -1 })
         .with_member_id(str_bytes(if version >= 3 { commit.member } else { "" }))
         .with_topics(topics);
     let response = conn.send(&request, version).unwrap();

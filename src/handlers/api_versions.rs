@@ -5,17 +5,37 @@ use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse, ResponseKind};
 
 use super::APIS;
+use crate::broker::Broker;
 
 /// ApiVersions v3 added the client's software name and version (KIP-511).
 const FIRST_VERSION_WITH_SOFTWARE: i16 = 3;
+/// ApiVersions v5 lets the client name the cluster and node it means to reach (KIP-1242).
+const FIRST_VERSION_WITH_TARGET: i16 = 5;
+const NO_NODE: i32 = -1;
 
-pub fn handle(request: &ApiVersionsRequest, version: i16) -> ApiVersionsResponse {
-    if version >= FIRST_VERSION_WITH_SOFTWARE
-        && !(is_valid_software_field(&request.client_software_name)
-            && is_valid_software_field(&request.client_software_version))
+pub fn handle(broker: &Broker, request: &ApiVersionsRequest, version: i16) -> ApiVersionsResponse {
+    let software_valid = is_valid_software_field(&request.client_software_name)
+        && is_valid_software_field(&request.client_software_version);
+    // Kafka takes the cluster and the node together or neither (-1 is "no node").
+    let target_valid = request.cluster_id.is_some() == (request.node_id != NO_NODE);
+    if (version >= FIRST_VERSION_WITH_SOFTWARE && !software_valid)
+        || (version >= FIRST_VERSION_WITH_TARGET && !target_valid)
     {
         return ApiVersionsResponse::default()
             .with_error_code(ResponseError::InvalidRequest.code());
+    }
+    // A client that names the cluster and node it means to reach is sent back to its
+    // bootstrap servers when this address now belongs to another (a replaced host, a
+    // reused IP), instead of talking to the wrong broker.
+    if version >= FIRST_VERSION_WITH_TARGET {
+        if let Some(cluster_id) = &request.cluster_id {
+            if cluster_id.as_str() != broker.topics.cluster_id()
+                || request.node_id != broker.node_id()
+            {
+                return ApiVersionsResponse::default()
+                    .with_error_code(ResponseError::RebootstrapRequired.code());
+            }
+        }
     }
     ApiVersionsResponse::default()
         .with_api_keys(api_keys())

@@ -17,8 +17,8 @@ const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
-const EARLIEST_PENDING_UPLOAD: i64 = -5;
-const LATEST_TIERED: i64 = -6;
+const LATEST_TIERED: i64 = -5;
+const EARLIEST_PENDING_UPLOAD: i64 = -6;
 
 const READ_COMMITTED: i8 = 1;
 
@@ -111,8 +111,9 @@ fn check_timestamp_version(timestamp: i64, version: i16) -> Result<(), BrokerErr
     let first_version = match timestamp {
         MAX_TIMESTAMP => 7,
         EARLIEST_LOCAL => 8,
-        EARLIEST_PENDING_UPLOAD => 9,
-        LATEST_TIERED => 10,
+        LATEST_TIERED => 9,
+        // v10 added no timestamp (KIP-1075: the broker answers remote lookups later).
+        EARLIEST_PENDING_UPLOAD => 11,
         _ => return Ok(()),
     };
     if version < first_version {

@@ -1,5 +1,6 @@
 //! Metadata: the broker, and the topics asked for (creating unknown ones when allowed).
 
+use kafka_protocol::messages::describe_topic_partitions_response::DescribeTopicPartitionsResponsePartition;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
@@ -12,7 +13,7 @@ use uuid::Uuid;
 
 use super::cluster::{controller_id, visible_brokers};
 use super::Session;
-use super::{allowed, authorized_operations, str_bytes};
+use super::{allowed, authorized_operations, built_from, str_bytes};
 use crate::auth::acl::CLUSTER_NAME;
 use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
@@ -31,26 +32,32 @@ struct Context<'a> {
     cluster: Arc<ClusterMetadata>,
 }
 
-/// A topic as Metadata describes it, from the cluster metadata.
-struct TopicView {
-    name: String,
-    id: Uuid,
-    partitions: Vec<PartitionView>,
+/// A topic as Metadata (and DescribeTopicPartitions) describes it, from the cluster
+/// metadata.
+pub(super) struct TopicView {
+    pub name: String,
+    pub id: Uuid,
+    pub partitions: Vec<PartitionView>,
 }
 
-struct PartitionView {
-    index: i32,
+pub(super) struct PartitionView {
+    pub index: i32,
     /// -1: none (LEADER_NOT_AVAILABLE).
-    leader: i32,
-    leader_epoch: i32,
-    replicas: Vec<i32>,
-    isr: Vec<i32>,
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
     /// Replicas on brokers that are not up (fenced or unregistered).
-    offline: Vec<i32>,
+    pub offline: Vec<i32>,
+}
+
+/// The coordinators' topics, which clients leave out of pattern subscriptions.
+pub(super) fn is_internal(topic: &str) -> bool {
+    [OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC].contains(&topic)
 }
 
 impl TopicView {
-    fn in_cluster(topic: &TopicRecord, metadata: &ClusterMetadata) -> TopicView {
+    pub(super) fn in_cluster(topic: &TopicRecord, metadata: &ClusterMetadata) -> TopicView {
         let up = |id: &i32| metadata.brokers.get(id).is_some_and(|b| !b.fenced);
         let partitions = topic
             .partitions
@@ -187,10 +194,7 @@ pub async fn handle(
     let topics: Vec<MetadataResponseTopic> = topics
         .into_iter()
         .map(|t| {
-            let internal = version >= 1
-                && t.name.as_ref().is_some_and(|n| {
-                    [OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC].contains(&n.as_str())
-                });
+            let internal = version >= 1 && t.name.as_ref().is_some_and(|n| is_internal(n));
             t.with_is_internal(internal)
         })
         .collect();
@@ -271,30 +275,36 @@ fn by_id(cx: &Context<'_>, id: Uuid) -> MetadataResponseTopic {
 }
 
 fn describe(topic: &TopicView, operations: i32) -> MetadataResponseTopic {
-    let ids = |ids: &[i32]| ids.iter().map(|&id| BrokerId(id)).collect::<Vec<_>>();
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(str_bytes(topic.name.clone()))))
         .with_topic_id(topic.id)
         .with_topic_authorized_operations(operations)
-        .with_partitions(
-            topic
-                .partitions
-                .iter()
-                .map(|p| {
-                    let error = if p.leader < 0 {
-                        BrokerError::LeaderNotAvailable.code()
-                    } else {
-                        0
-                    };
-                    MetadataResponsePartition::default()
-                        .with_error_code(error)
-                        .with_partition_index(p.index)
-                        .with_leader_id(BrokerId(p.leader))
-                        .with_leader_epoch(p.leader_epoch)
-                        .with_replica_nodes(ids(&p.replicas))
-                        .with_isr_nodes(ids(&p.isr))
-                        .with_offline_replicas(ids(&p.offline))
-                })
-                .collect(),
-        )
+        .with_partitions(topic.partitions.iter().map(Into::into).collect())
+}
+
+fn broker_ids(ids: &[i32]) -> Vec<BrokerId> {
+    ids.iter().map(|&id| BrokerId(id)).collect()
+}
+
+impl PartitionView {
+    fn error_code(&self) -> i16 {
+        if self.leader < 0 {
+            BrokerError::LeaderNotAvailable.code()
+        } else {
+            0
+        }
+    }
+}
+
+built_from! {
+    &PartitionView => MetadataResponsePartition, DescribeTopicPartitionsResponsePartition;
+    |p| {
+        with_error_code(p.error_code()),
+        with_partition_index(p.index),
+        with_leader_id(BrokerId(p.leader)),
+        with_leader_epoch(p.leader_epoch),
+        with_replica_nodes(broker_ids(&p.replicas)),
+        with_isr_nodes(broker_ids(&p.isr)),
+        with_offline_replicas(broker_ids(&p.offline)),
+    }
 }

@@ -6,6 +6,7 @@ pub mod acl;
 pub mod admin;
 pub mod api_versions;
 pub mod cluster;
+pub mod config_resources;
 pub mod configs;
 mod current_leader;
 pub mod delete_records;
@@ -23,6 +24,7 @@ pub mod reassignments;
 pub mod sasl;
 pub mod scram;
 mod session;
+pub mod topic_partitions;
 pub mod transactions;
 pub mod txn;
 pub mod txn_markers;
@@ -154,18 +156,20 @@ apis! {
     [broker, session, version, client_id, req]
     Produce 3..=13 => produce::handle(broker, session, req, version).await,
     Fetch 4..=18 => fetch::handle(broker, session, req, version).await,
-    ListOffsets 1..=10 => list_offsets::handle(broker, session, req, version),
+    ListOffsets 1..=11 => list_offsets::handle(broker, session, req, version),
     Metadata 0..=13 => metadata::handle(broker, session, req, version).await,
-    ApiVersions 0..=4 => api_versions::handle(&req, version),
+    DescribeTopicPartitions 0..=0 => topic_partitions::handle(broker, session, req),
+    ApiVersions 0..=5 => api_versions::handle(broker, &req, version),
     CreateTopics 2..=7 => admin::create_topics(broker, session, req, version).await,
     DeleteTopics 1..=6 => admin::delete_topics(broker, session, req, version).await,
     DescribeConfigs 1..=4 => configs::describe(broker, session, req, version),
     AlterConfigs 0..=2 => configs::alter(broker, session, req).await,
     IncrementalAlterConfigs 0..=1 => configs::incremental_alter(broker, session, req).await,
+    ListConfigResources 0..=1 => config_resources::handle(broker, session, req, version),
     DeleteRecords 0..=2 => delete_records::handle(broker, session, req),
     CreatePartitions 0..=3 => admin::create_partitions(broker, session, req).await,
     ElectLeaders 0..=2 => elections::handle(broker, session, req, version).await,
-    DescribeLogDirs 1..=4 => log_dirs::handle(broker, session, req, version),
+    DescribeLogDirs 1..=5 => log_dirs::handle(broker, session, req, version),
     AlterPartitionReassignments 0..=1 => reassignments::alter(broker, session, req, version).await,
     ListPartitionReassignments 0..=0 => reassignments::list(broker, session, req),
     DescribeCluster 0..=2 => cluster::describe(broker, session, req),
@@ -177,14 +181,12 @@ apis! {
     SyncGroup 0..=5 => group::sync(broker, session, req, version).await,
     Heartbeat 0..=4 => group::heartbeat(broker, session, req),
     LeaveGroup 0..=5 => group::leave(broker, session, req, version),
-    // The crate decodes OffsetCommit requests only up to v9 and OffsetFetch up to v9,
-    // although `ApiKey::valid_versions` names v10 for both.
-    OffsetCommit 2..=9 => offsets::commit(broker, session, req, version).await,
-    OffsetFetch 1..=9 => offsets::fetch(broker, session, req, version),
+    OffsetCommit 2..=10 => offsets::commit(broker, session, req, version).await,
+    OffsetFetch 1..=10 => offsets::fetch(broker, session, req, version),
     OffsetDelete 0..=0 => offsets::delete(broker, session, req),
     DescribeGroups 0..=6 => group::describe(broker, session, req, version),
     ListGroups 0..=5 => group::list(broker, session, req, version),
-    DeleteGroups 0..=2 => group::delete(broker, session, req),
+    DeleteGroups 0..=3 => group::delete(broker, session, req),
     // Not v5: KIP-890 part 2 (transaction.version 2).
     TxnOffsetCommit 0..=4 => txn_offsets::commit(broker, session, req, version).await,
     // After a v0 handshake tokens come as bare frames; librdkafka needs v0 advertised to
@@ -199,13 +201,12 @@ apis! {
     AlterUserScramCredentials 0..=0 => scram::alter(broker, session, req).await,
     // Transactions as Kafka's transaction.version 1: InitProducerId v6 (KIP-939) and
     // EndTxn v5 (KIP-890 part 2) are left out; AddPartitionsToTxn v5 only adds an error
-    // code. ListTransactions v2 filters by a Java regular expression, which samsa does not
-    // evaluate.
+    // code.
     InitProducerId 0..=5 => txn::init_producer_id(broker, session, req, version).await,
     AddPartitionsToTxn 0..=5 => txn::add_partitions(broker, session, req, version).await,
     AddOffsetsToTxn 0..=4 => txn::add_offsets(broker, session, req, version).await,
     EndTxn 0..=4 => txn::end(broker, session, req, version).await,
-    ListTransactions 0..=1 => transactions::list(broker, session, req),
+    ListTransactions 0..=2 => transactions::list(broker, session, req, version),
     DescribeTransactions 0..=0 => transactions::describe(broker, session, req),
     DescribeProducers 0..=0 => transactions::describe_producers(broker, session, req),
     // Inter-broker. Kafka 4 serves v1-2 (v0 was removed); the crate decodes v1 only, and v2

@@ -3,11 +3,13 @@
 
 use std::collections::BTreeMap;
 
+use kafka_protocol::messages::offset_commit_response::OffsetCommitResponseTopic;
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
 use kafka_protocol::messages::*;
+use uuid::Uuid;
 
 use super::{allowed, built_from, str_bytes};
 use super::{partition_codes, Session};
@@ -27,6 +29,22 @@ fn may_topic(broker: &Broker, session: &Session, op: Operation, topic: &str) -> 
 
 /// OffsetFetch v8 asks for several groups at once.
 const FIRST_MULTI_GROUP_FETCH: i16 = 8;
+/// From v10 OffsetCommit and OffsetFetch name topics by id only (KIP-848).
+const FIRST_VERSION_WITH_TOPIC_IDS: i16 = 10;
+
+/// The name of the topic with `id`, or "" for an id this broker does not know (no topic
+/// has the empty name, so it can stand for "unknown" in the keys below).
+fn name_of(broker: &Broker, id: Uuid) -> String {
+    broker
+        .topics
+        .get_by_id(id)
+        .map_or(String::new(), |t| t.name.clone())
+}
+
+/// The id of the topic named `name`, or the zero id if there is none.
+fn id_of(broker: &Broker, name: &str) -> Uuid {
+    broker.topics.get(name).map_or(Uuid::nil(), |t| t.id)
+}
 
 fn partition_exists(broker: &Broker, topic: &str, partition: i32) -> bool {
     broker
@@ -49,20 +67,31 @@ pub async fn commit(
     let expire_timestamp =
         (version <= 4 && req.retention_time_ms >= 0).then(|| now + req.retention_time_ms);
     let max_metadata = broker.config.offset_metadata_max_bytes;
+    let by_id = version >= FIRST_VERSION_WITH_TOPIC_IDS;
+    let names: Vec<String> = req
+        .topics
+        .iter()
+        .map(|t| match by_id {
+            true => name_of(broker, t.topic_id),
+            false => t.name.to_string(),
+        })
+        .collect();
     let mut errors: BTreeMap<(String, i32), BrokerError> = BTreeMap::new();
     let mut valid = Vec::new();
-    for topic in &req.topics {
+    for (topic, name) in req.topics.iter().zip(&names) {
         for p in &topic.partitions {
-            let key = (topic.name.to_string(), p.partition_index);
+            let key = (name.clone(), p.partition_index);
             let metadata = p
                 .committed_metadata
                 .as_ref()
                 .map_or(String::new(), |m| m.to_string());
             if group_denied {
                 errors.insert(key, AuthError::GroupDenied.into());
-            } else if !may_topic(broker, session, Operation::Read, &topic.name) {
+            } else if by_id && name.is_empty() {
+                errors.insert(key, BrokerError::UnknownTopicId);
+            } else if !may_topic(broker, session, Operation::Read, name) {
                 errors.insert(key, AuthError::TopicDenied.into());
-            } else if !partition_exists(broker, &topic.name, p.partition_index) {
+            } else if !partition_exists(broker, name, p.partition_index) {
                 errors.insert(key, BrokerError::UnknownTopicOrPartition);
             } else if metadata.len() > max_metadata {
                 errors.insert(key, BrokerError::OffsetMetadataTooLarge);
@@ -97,14 +126,19 @@ pub async fn commit(
             Err(err) => Some(err),
         }
     };
-    let asked = req.topics.iter().map(|t| {
+    let asked = req.topics.iter().zip(names).map(|(t, name)| {
         let partitions = t.partitions.iter().map(|p| p.partition_index);
-        (t.name.clone(), partitions)
+        (TopicName(str_bytes(name)), partitions)
     });
-    let topics = partition_codes::answer(asked, |topic, partition| {
-        let own = errors.get(&(topic.to_owned(), partition));
-        own.or(group_error.as_ref()).map_or(0, |e| e.code())
-    });
+    let mut topics: Vec<OffsetCommitResponseTopic> =
+        partition_codes::answer(asked, |topic, partition| {
+            let own = errors.get(&(topic.to_owned(), partition));
+            own.or(group_error.as_ref()).map_or(0, |e| e.code())
+        });
+    // Answered by the id each topic was asked by (v10), the name before.
+    for (answer, asked) in topics.iter_mut().zip(&req.topics) {
+        answer.topic_id = asked.topic_id;
+    }
     OffsetCommitResponse::default().with_topics(topics)
 }
 
@@ -155,6 +189,8 @@ impl PartitionOffset {
 /// A topic's partitions in an OffsetFetch answer.
 struct TopicOffsets {
     name: String,
+    /// Set from v10, which answers by id only.
+    id: Uuid,
     partitions: Vec<PartitionOffset>,
 }
 
@@ -171,9 +207,18 @@ built_from! {
 }
 
 built_from! {
-    TopicOffsets => OffsetFetchResponseTopic, OffsetFetchResponseTopics;
+    TopicOffsets => OffsetFetchResponseTopic;
     |t| {
         with_name(TopicName(str_bytes(t.name))),
+        with_partitions(t.partitions.into_iter().map(Into::into).collect()),
+    }
+}
+
+built_from! {
+    TopicOffsets => OffsetFetchResponseTopics;
+    |t| {
+        with_name(TopicName(str_bytes(t.name))),
+        with_topic_id(t.id),
         with_partitions(t.partitions.into_iter().map(Into::into).collect()),
     }
 }
@@ -184,6 +229,7 @@ fn without_offsets(topics: Vec<(String, Vec<i32>)>, code: i16) -> Vec<TopicOffse
         .into_iter()
         .map(|(name, partitions)| TopicOffsets {
             name,
+            id: Uuid::nil(),
             partitions: partitions
                 .into_iter()
                 .map(|p| PartitionOffset::none(p, code))
@@ -227,6 +273,7 @@ fn fetch_group(
             None => {
                 committed.push(TopicOffsets {
                     name: entry.topic.clone(),
+                    id: Uuid::nil(),
                     partitions: Vec::new(),
                 });
                 committed.len() - 1
@@ -262,14 +309,40 @@ pub fn fetch(
             .groups
             .into_iter()
             .map(|g| {
+                let by_id = version >= FIRST_VERSION_WITH_TOPIC_IDS;
+                let mut unknown_ids = Vec::new();
                 let wanted = g.topics.map(|topics| {
-                    topics
-                        .into_iter()
-                        .map(|t| (t.name.to_string(), t.partition_indexes))
-                        .collect()
+                    let mut wanted = Vec::new();
+                    for t in topics {
+                        let name = match by_id {
+                            true => name_of(broker, t.topic_id),
+                            false => t.name.to_string(),
+                        };
+                        if name.is_empty() && by_id {
+                            unknown_ids.push((t.topic_id, t.partition_indexes));
+                        } else {
+                            wanted.push((name, t.partition_indexes));
+                        }
+                    }
+                    wanted
                 });
                 let base = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
                 match fetch_group(broker, session, &g.group_id, wanted, require_stable) {
+                    Ok(mut topics) if by_id => {
+                        for t in &mut topics {
+                            t.id = id_of(broker, &t.name);
+                        }
+                        // Committed offsets of topics deleted since are not named by id.
+                        topics.retain(|t| !t.id.is_nil());
+                        let unknown_id = BrokerError::UnknownTopicId.code();
+                        topics.extend(unknown_ids.into_iter().map(|(id, partitions)| {
+                            let mut answer =
+                                without_offsets(vec![(String::new(), partitions)], unknown_id);
+                            answer[0].id = id;
+                            answer.remove(0)
+                        }));
+                        base.with_topics(shaped(topics))
+                    }
                     Ok(topics) => base.with_topics(shaped(topics)),
                     Err(err) => base.with_error_code(err.code()),
                 }

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use regex::Regex;
+
 use kafka_protocol::messages::describe_producers_response::{
     PartitionResponse, ProducerState, TopicResponse,
 };
@@ -28,11 +30,37 @@ fn may_describe(broker: &Broker, session: &Session, id: &str) -> bool {
     )
 }
 
+/// v2 filters transactional ids by a regular expression (KIP-1152).
+const FIRST_VERSION_WITH_PATTERN: i16 = 2;
+
+/// ListTransactions' pattern, whole-id match as Kafka's re2j `matches()`; None: no filter.
+fn id_pattern(pattern: Option<&str>) -> Result<Option<Regex>, BrokerError> {
+    let Some(pattern) = pattern.filter(|p| !p.is_empty()) else {
+        return Ok(None);
+    };
+    Regex::new(&format!("^(?:{pattern})$"))
+        .map(Some)
+        .map_err(|err| {
+            BrokerError::InvalidRegularExpression(format!(
+                "Transaction ID pattern `{pattern}` is not a valid regular expression: {err}."
+            ))
+        })
+}
+
 pub fn list(
     broker: &Broker,
     session: &Session,
     req: ListTransactionsRequest,
+    version: i16,
 ) -> ListTransactionsResponse {
+    let pattern = match version >= FIRST_VERSION_WITH_PATTERN {
+        true => req.transactional_id_pattern.as_deref(),
+        false => None,
+    };
+    let pattern = match id_pattern(pattern) {
+        Ok(pattern) => pattern,
+        Err(err) => return ListTransactionsResponse::default().with_error_code(err.code()),
+    };
     let mut states = Vec::new();
     let mut unknown = Vec::new();
     for name in &req.state_filters {
@@ -55,9 +83,10 @@ pub fn list(
                 || req.producer_id_filters.iter().any(|p| p.0 == m.producer_id))
             && (req.duration_filter < 0 || now - m.start_ms > req.duration_filter)
     };
+    let named = |id: &str| pattern.as_ref().is_none_or(|p| p.is_match(id));
     let mut listed: Vec<ListedTransaction> = listing
         .into_iter()
-        .filter(|(id, m)| keep(m) && may_describe(broker, session, id))
+        .filter(|(id, m)| keep(m) && named(id) && may_describe(broker, session, id))
         .map(|(id, m)| {
             ListedTransaction::default()
                 .with_transactional_id(TransactionalId(str_bytes(id)))

@@ -110,7 +110,7 @@ pub async fn commit(
             producer_epoch: req.producer_epoch,
             member_id: &req.member_id,
             instance_id: req.group_instance_id.as_deref(),
-            generation: req.generation_id,
+            generation: req.generation_id_or_member_epoch,
         };
         let committed = match broker.groups.commit_transactional(&commit, valid) {
             Ok(pending) => pending.acknowledged().await,

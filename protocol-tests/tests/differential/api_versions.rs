@@ -1,6 +1,8 @@
 //! ApiVersions: the response itself, and every range samsa advertises against Kafka's.
 
-use kafka_protocol::messages::{ApiKey, ApiVersionsRequest};
+use std::collections::HashMap;
+
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, DescribeClusterRequest};
 use samsa_protocol_tests::client::{str_bytes, SERVED_APIS};
 use samsa_protocol_tests::differential::tree::Difference;
 use samsa_protocol_tests::differential::Differential;
@@ -22,6 +24,43 @@ fn api_versions() {
             d.compare("invalid-client-software-name", v, |_| request("bad name!"));
         }
     }
+    d.finish();
+}
+
+/// v5 (KIP-1242): a client that names the cluster and node it means to reach is sent back to
+/// its bootstrap servers (REBOOTSTRAP_REQUIRED) when this is another cluster or another node.
+#[test]
+fn api_versions_naming_the_target() {
+    let mut d = Differential::start("api_versions_target");
+    let mut cluster_ids = HashMap::new();
+    for side in [&mut d.samsa, &mut d.kafka] {
+        let cluster = side
+            .conn
+            .send(&DescribeClusterRequest::default(), 0)
+            .expect("DescribeCluster");
+        cluster_ids.insert(side.name, cluster.cluster_id.to_string());
+    }
+    let v = 5;
+    let target = |cluster: Option<&str>, node: i32| {
+        request("samsa-protocol-tests")
+            .with_cluster_id(cluster.map(str_bytes))
+            .with_node_id(node)
+    };
+    d.compare("this-cluster-this-node", v, |side| {
+        target(Some(&cluster_ids[side.name]), side.node_id)
+    });
+    d.compare("this-cluster-other-node", v, |side| {
+        target(Some(&cluster_ids[side.name]), side.node_id + 100)
+    });
+    d.compare("this-cluster-no-node", v, |side| {
+        target(Some(&cluster_ids[side.name]), -1)
+    });
+    d.compare("other-cluster-this-node", v, |side| {
+        target(Some("AAAAAAAAAAAAAAAAAAAAAA"), side.node_id)
+    });
+    d.compare("no-cluster-other-node", v, |side| {
+        target(None, side.node_id + 100)
+    });
     d.finish();
 }
 

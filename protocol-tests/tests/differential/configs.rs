@@ -1,7 +1,9 @@
 //! DescribeConfigs: topic and broker settings and where each value comes from.
 
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
-use kafka_protocol::messages::{ApiKey, DescribeConfigsRequest};
+use kafka_protocol::messages::{
+    ApiKey, DescribeConfigsRequest, ListConfigResourcesRequest, ListConfigResourcesResponse,
+};
 use samsa_protocol_tests::client::str_bytes;
 use samsa_protocol_tests::differential::Differential;
 
@@ -99,6 +101,40 @@ fn describe_configs() {
                 describe(TOPIC, &topic, Some(TOPIC_KEYS), false, true)
             });
         }
+    }
+    d.finish();
+}
+
+/// ListConfigResources: v0 lists client metrics resources (none here), v1 every type or
+/// the types asked for. Kafka is shared with the whole suite, so of the topics only this
+/// test's own are compared, in name order (Kafka lists them unordered).
+#[test]
+fn list_config_resources() {
+    let mut d = Differential::start("list_config_resources");
+    let topic = d.topic("t");
+    d.create_topic(&topic, 1, &[]);
+    let own = |r: &mut ListConfigResourcesResponse| {
+        r.config_resources
+            .retain(|c| c.resource_type != 2 || c.resource_name.as_str() == topic);
+        r.config_resources.sort_by_key(|c| c.resource_type);
+    };
+    let list =
+        |types: &[i8]| ListConfigResourcesRequest::default().with_resource_types(types.to_vec());
+    d.compare_part("client-metrics", 0, |_| list(&[]), own);
+    for v in ends(ApiKey::ListConfigResources) {
+        d.compare_part("all", v, |_| list(&[]), own);
+        d.compare_part("unsupported-type", v, |_| list(&[2, 1]), own);
+    }
+    let v = 1;
+    for (case, types) in [
+        ("topics", &[2][..]),
+        ("brokers", &[4]),
+        ("broker-loggers", &[8]),
+        ("groups", &[32]),
+        ("client-metrics", &[16]),
+        ("topics-and-brokers", &[4, 2]),
+    ] {
+        d.compare_part(case, v, |_| list(types), own);
     }
     d.finish();
 }

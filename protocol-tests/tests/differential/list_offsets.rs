@@ -44,6 +44,17 @@ fn list_offsets() {
             list_offsets_request(&UNKNOWN.name, 0, -1)
         });
     }
+    // The tiered-storage timestamps on a broker without tiered storage, and the version
+    // each needs: latest tiered (-5) from v9 (KIP-1005), earliest pending upload (-6)
+    // from v11 (KIP-1023).
+    for v in [8, 9, 10, *versions(ApiKey::ListOffsets).end()] {
+        for (case, ts) in [("latest-tiered", -5), ("earliest-pending-upload", -6)] {
+            d.compare(case, v, |_| list_offsets_request(&topic, 0, ts));
+            d.compare(&format!("empty-{case}"), v, |_| {
+                list_offsets_request(&empty, 0, ts)
+            });
+        }
+    }
     // The leader epoch the client believes current (v4+).
     for v in [4, *versions(ApiKey::ListOffsets).end()] {
         for (case, epoch) in [

@@ -21,6 +21,7 @@ mod metadata;
 mod produce;
 mod reassignments;
 mod security;
+mod topic_partitions;
 mod transactions;
 mod txn_markers;
 

@@ -14,14 +14,16 @@ use kafka_protocol::messages::alter_user_scram_credentials_request::{
 };
 use kafka_protocol::messages::create_acls_request::AclCreation;
 use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
+use kafka_protocol::messages::describe_topic_partitions_request::TopicRequest;
 use kafka_protocol::messages::describe_user_scram_credentials_request::UserName;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
     AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse, ApiKey,
     ApiVersionsRequest, CreateAclsRequest, DeleteAclsRequest, DeleteAclsResponse,
-    DescribeAclsRequest, DescribeAclsResponse, DescribeUserScramCredentialsRequest,
-    DescribeUserScramCredentialsResponse, FindCoordinatorRequest, MetadataRequest,
-    SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
+    DescribeAclsRequest, DescribeAclsResponse, DescribeTopicPartitionsRequest,
+    DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse,
+    FindCoordinatorRequest, MetadataRequest, SaslAuthenticateRequest, SaslAuthenticateResponse,
+    SaslHandshakeRequest,
 };
 use samsa_protocol_tests::batches::{batch, messages};
 use samsa_protocol_tests::client::str_bytes;
@@ -517,6 +519,21 @@ fn unauthorized() {
                 .with_allow_auto_topic_creation(false)
         });
     }
+    // A topic named is refused, known or not (and listed after the others); listing every
+    // topic leaves out what may not be described.
+    let unknown = d.topic("unknown");
+    let named = |names: &[&str]| {
+        DescribeTopicPartitionsRequest::default().with_topics(
+            names
+                .iter()
+                .map(|n| TopicRequest::default().with_name(topic_name(n)))
+                .collect(),
+        )
+    };
+    d.compare("describe-topic-partitions", 0, |_| {
+        named(&[&unknown, &topic])
+    });
+    d.compare("describe-topic-partitions-all", 0, |_| named(&[]));
     for v in ends(ApiKey::FindCoordinator) {
         d.compare("find-coordinator", v, |_| {
             let request = FindCoordinatorRequest::default().with_key_type(0);

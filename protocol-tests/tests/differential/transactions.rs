@@ -321,6 +321,27 @@ fn add_offsets_and_operator_views() {
             },
             ours,
         );
+        if v >= 2 {
+            // The whole id must match; an empty pattern filters nothing.
+            let open_by_pattern = format!(".*-open-{run}");
+            for (case, pattern) in [
+                ("pattern-whole-id", open_by_pattern.as_str()),
+                ("pattern-part-of-id", "open"),
+                ("pattern-empty", ""),
+                ("pattern-invalid", "(open"),
+            ] {
+                d.compare_part(
+                    case,
+                    v,
+                    |_| {
+                        ListTransactionsRequest::default()
+                            .with_duration_filter(-1)
+                            .with_transactional_id_pattern(Some(str_bytes(pattern)))
+                    },
+                    ours,
+                );
+            }
+        }
         if v >= 1 {
             d.compare_part(
                 "running-an-hour",

@@ -1,9 +1,21 @@
 //! Committed offsets, OffsetDelete, the operator APIs (DescribeGroups, ListGroups,
 //! DeleteGroups), and the internal offsets topic, by the same lockstep as membership.
 
+use uuid::Uuid;
+
 use super::*;
 
+/// A topic's id as `side` knows it; from v10 offsets name topics by id.
+fn id_of(side: &Side, topic: &str) -> Uuid {
+    if topic == UNKNOWN.name {
+        UNKNOWN.id
+    } else {
+        side.id(topic)
+    }
+}
+
 fn commit_request(
+    side: &Side,
     group: &str,
     member: &str,
     generation: i32,
@@ -17,6 +29,7 @@ fn commit_request(
         .with_member_id(str_bytes(member))
         .with_topics(vec![OffsetCommitRequestTopic::default()
             .with_name(topic_name(topic))
+            .with_topic_id(id_of(side, topic))
             .with_partitions(
                 offsets
                     .iter()
@@ -37,6 +50,7 @@ fn commit_request(
 
 /// OffsetFetch of `topics` (None: every committed partition) of each group.
 fn fetch_request(
+    side: &Side,
     groups: &[&str],
     topics: Option<&[(&str, &[i32])]>,
     version: i16,
@@ -53,6 +67,7 @@ fn fetch_request(
                                 .map(|(t, ps)| {
                                     OffsetFetchRequestTopics::default()
                                         .with_name(topic_name(t))
+                                        .with_topic_id(id_of(side, t))
                                         .with_partition_indexes(ps.to_vec())
                                 })
                                 .collect()
@@ -81,13 +96,13 @@ fn offsets() {
     let topic = d.topic("t");
     d.create_topic(&topic, 2, &[]);
     let long = "m".repeat(4097);
-    let (commit_lo, commit_hi) = (2, 9);
-    for v in [commit_lo, commit_hi] {
+    for v in ends(ApiKey::OffsetCommit).into_iter().chain([9]) {
         let simple = d.topic(&format!("simple-v{v}"));
         let member_group = d.topic(&format!("member-v{v}"));
         d.await_group_coordinator(&simple).unwrap();
-        d.compare("simple-commit", v, |_| {
+        d.compare("simple-commit", v, |s| {
             commit_request(
+                s,
                 &simple,
                 "",
                 -1,
@@ -96,17 +111,17 @@ fn offsets() {
                 v,
             )
         });
-        d.compare("unknown-topic", v, |_| {
-            commit_request(&simple, "", -1, &UNKNOWN.name, &[(0, 1, None)], v)
+        d.compare("unknown-topic", v, |s| {
+            commit_request(s, &simple, "", -1, &UNKNOWN.name, &[(0, 1, None)], v)
         });
-        d.compare("unknown-partition", v, |_| {
-            commit_request(&simple, "", -1, &topic, &[(9, 1, None)], v)
+        d.compare("unknown-partition", v, |s| {
+            commit_request(s, &simple, "", -1, &topic, &[(9, 1, None)], v)
         });
-        d.compare("metadata-too-large", v, |_| {
-            commit_request(&simple, "", -1, &topic, &[(0, 6, Some(&long))], v)
+        d.compare("metadata-too-large", v, |s| {
+            commit_request(s, &simple, "", -1, &topic, &[(0, 6, Some(&long))], v)
         });
-        d.compare("simple-commit-unknown-member", v, |_| {
-            commit_request(&simple, "no-such-member", 1, &topic, &[(0, 6, None)], v)
+        d.compare("simple-commit-unknown-member", v, |s| {
+            commit_request(s, &simple, "no-such-member", 1, &topic, &[(0, 6, None)], v)
         });
         let join_version = if v >= 9 { 9 } else { 0 };
         let member = stable_member(
@@ -119,6 +134,7 @@ fn offsets() {
         );
         d.compare("member-commit", v, |s| {
             commit_request(
+                s,
                 &member_group,
                 member.id.of(s),
                 *member.generation.of(s),
@@ -129,6 +145,7 @@ fn offsets() {
         });
         d.compare("member-commit-stale-generation", v, |s| {
             commit_request(
+                s,
                 &member_group,
                 member.id.of(s),
                 member.generation.of(s) - 1,
@@ -139,6 +156,7 @@ fn offsets() {
         });
         d.compare("member-commit-unknown-member", v, |s| {
             commit_request(
+                s,
                 &member_group,
                 "no-such-member",
                 *member.generation.of(s),
@@ -147,39 +165,44 @@ fn offsets() {
                 v,
             )
         });
-        d.compare("simple-commit-to-member-group", v, |_| {
-            commit_request(&member_group, "", -1, &topic, &[(0, 4, None)], v)
+        d.compare("simple-commit-to-member-group", v, |s| {
+            commit_request(s, &member_group, "", -1, &topic, &[(0, 4, None)], v)
         });
 
         for f in ends(ApiKey::OffsetFetch).into_iter().chain([2, 7]) {
             let case = |c: &str| format!("{c}-after-commit-v{v}");
             let parts: &[(&str, &[i32])] = &[(&topic, &[0, 1, 5]), (&UNKNOWN.name, &[0])];
-            d.compare(&case("fetch"), f, |_| {
-                fetch_request(&[&simple], Some(parts), f)
+            d.compare(&case("fetch"), f, |s| {
+                fetch_request(s, &[&simple], Some(parts), f)
             });
-            d.compare(&case("fetch-member-group"), f, |_| {
-                fetch_request(&[&member_group], Some(parts), f)
+            d.compare(&case("fetch-member-group"), f, |s| {
+                fetch_request(s, &[&member_group], Some(parts), f)
             });
             let unknown = d.topic("unknown-group");
-            d.compare(&case("fetch-unknown-group"), f, |_| {
-                fetch_request(&[&unknown], Some(parts), f)
+            d.compare(&case("fetch-unknown-group"), f, |s| {
+                fetch_request(s, &[&unknown], Some(parts), f)
             });
             if f >= 2 {
-                d.compare(&case("fetch-all"), f, |_| {
-                    fetch_request(&[&simple], None, f)
+                d.compare(&case("fetch-all"), f, |s| {
+                    fetch_request(s, &[&simple], None, f)
                 });
             }
             if f >= 7 {
-                d.compare(&case("require-stable"), f, |_| {
-                    fetch_request(&[&member_group], Some(parts), f).with_require_stable(true)
+                d.compare(&case("require-stable"), f, |s| {
+                    fetch_request(s, &[&member_group], Some(parts), f).with_require_stable(true)
                 });
             }
             if f >= 8 {
-                d.compare(&case("several-groups"), f, |_| {
-                    fetch_request(&[&simple, &member_group, &unknown], Some(parts), f)
+                // Answered in the order asked, whatever each topic's fate.
+                let reversed: &[(&str, &[i32])] = &[(&UNKNOWN.name, &[0]), (&topic, &[1, 0])];
+                d.compare(&case("unknown-topic-first"), f, |s| {
+                    fetch_request(s, &[&simple], Some(reversed), f)
                 });
-                d.compare(&case("several-groups-all"), f, |_| {
-                    fetch_request(&[&simple, &member_group, &unknown], None, f)
+                d.compare(&case("several-groups"), f, |s| {
+                    fetch_request(s, &[&simple, &member_group, &unknown], Some(parts), f)
+                });
+                d.compare(&case("several-groups-all"), f, |s| {
+                    fetch_request(s, &[&simple, &member_group, &unknown], None, f)
                 });
             }
         }
@@ -217,8 +240,9 @@ fn offset_delete_() {
     let (empty, active) = (d.topic("empty"), d.topic("active"));
     d.await_group_coordinator(&empty).unwrap();
     let v = 0;
-    d.compare("commit", 9, |_| {
+    d.compare("commit", 9, |s| {
         commit_request(
+            s,
             &empty,
             "",
             -1,
@@ -236,7 +260,7 @@ fn offset_delete_() {
     d.compare("unknown-topic", v, |_| {
         offset_delete(&empty, &[(&UNKNOWN.name, &[0])])
     });
-    d.compare("fetch-after", 9, |_| fetch_request(&[&empty], None, 9));
+    d.compare("fetch-after", 9, |s| fetch_request(s, &[&empty], None, 9));
     let unknown = d.topic("unknown");
     d.compare("unknown-group", v, |_| {
         offset_delete(&unknown, &[(&subscribed, &[0])])
@@ -245,6 +269,7 @@ fn offset_delete_() {
     let member = stable_member(&mut d, "member", 9, &active, None, &[&subscribed]);
     d.compare("member-commit", 9, |s| {
         commit_request(
+            s,
             &active,
             member.id.of(s),
             *member.generation.of(s),
@@ -255,6 +280,7 @@ fn offset_delete_() {
     });
     d.compare("simple-commit-other", 9, |s| {
         commit_request(
+            s,
             &active,
             member.id.of(s),
             *member.generation.of(s),
@@ -266,8 +292,8 @@ fn offset_delete_() {
     d.compare("subscribed-group", v, |_| {
         offset_delete(&active, &[(&subscribed, &[0]), (&other, &[0])])
     });
-    d.compare("fetch-after-subscribed", 9, |_| {
-        fetch_request(&[&active], None, 9)
+    d.compare("fetch-after-subscribed", 9, |s| {
+        fetch_request(s, &[&active], None, 9)
     });
     d.finish();
 }
@@ -295,8 +321,8 @@ fn group_admin() {
     let (active, empty, unknown) = (d.topic("active"), d.topic("empty"), d.topic("unknown"));
     d.await_group_coordinator(&active).unwrap();
     stable_member(&mut d, "member", 9, &active, None, &[&topic]);
-    d.compare("commit", 9, |_| {
-        commit_request(&empty, "", -1, &topic, &[(0, 1, None)], 9)
+    d.compare("commit", 9, |s| {
+        commit_request(s, &empty, "", -1, &topic, &[(0, 1, None)], 9)
     });
     // v5 is the last to describe a missing group as Dead rather than an error.
     for v in ends(ApiKey::DescribeGroups).into_iter().chain([5]) {
@@ -338,8 +364,8 @@ fn group_admin() {
     }
     for v in ends(ApiKey::DeleteGroups) {
         let doomed = d.topic(&format!("doomed-v{v}"));
-        d.compare("commit-doomed", 9, |_| {
-            commit_request(&doomed, "", -1, &topic, &[(0, 1, None)], 9)
+        d.compare("commit-doomed", 9, |s| {
+            commit_request(s, &doomed, "", -1, &topic, &[(0, 1, None)], 9)
         });
         let delete = |groups: &[&str]| {
             DeleteGroupsRequest::default()
@@ -352,7 +378,9 @@ fn group_admin() {
             |r: &mut DeleteGroupsResponse| r.results.sort_by(|a, b| a.group_id.cmp(&b.group_id)),
         );
         d.compare("deleted-twice", v, |_| delete(&[&doomed]));
-        d.compare("fetch-deleted", 9, |_| fetch_request(&[&doomed], None, 9));
+        d.compare("fetch-deleted", 9, |s| {
+            fetch_request(s, &[&doomed], None, 9)
+        });
     }
     d.compare("describe-after-delete", 5, |_| describe(&[&empty], 5));
     d.finish();
@@ -369,8 +397,8 @@ fn offsets_topic() {
     let group = d.topic("g");
     d.await_group_coordinator(&group).unwrap();
     // samsa creates the topic when a group first writes.
-    d.compare("commit", 9, |_| {
-        commit_request(&group, "", -1, &topic, &[(0, 1, None)], 9)
+    d.compare("commit", 9, |s| {
+        commit_request(s, &group, "", -1, &topic, &[(0, 1, None)], 9)
     });
     d.learn_topic_id(OFFSETS_TOPIC).unwrap();
     for v in ends(ApiKey::Metadata) {
