@@ -10,6 +10,7 @@ use anyhow::Context;
 use crate::auth::{Authorizer, CredentialStore};
 use crate::cluster::Cluster;
 use crate::config::Config;
+use crate::fetch_sessions::FetchSessionCache;
 use crate::group::GroupCoordinator;
 use crate::metrics::Metrics;
 use crate::topics::TopicRegistry;
@@ -24,6 +25,8 @@ pub struct Broker {
     /// Producer ids and transactions; loads `__transaction_state` after the groups.
     pub txns: Arc<TransactionCoordinator>,
     pub metrics: Metrics,
+    /// Incremental fetch sessions (KIP-227).
+    pub fetch_sessions: FetchSessionCache,
     /// SCRAM credentials of SASL users (also what PLAIN passwords are checked against),
     /// installed from the metadata log over the configured users.
     pub credentials: Arc<CredentialStore>,
@@ -53,8 +56,14 @@ impl Broker {
         let groups = GroupCoordinator::new(config.clone(), topics.clone());
         // TxnOffsetCommit asks the transaction coordinator whether the producer may commit.
         groups.set_transaction_check(txns.clone());
+        let fetch_sessions = FetchSessionCache::new(
+            config.max_incremental_fetch_session_cache_slots,
+            i64::try_from(config.min_incremental_fetch_session_eviction_ms).unwrap_or(i64::MAX),
+            config.max_incremental_fetch_session_cache_partitions,
+        );
         Ok(Broker {
             txns,
+            fetch_sessions,
             groups,
             config,
             topics,

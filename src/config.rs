@@ -3,6 +3,7 @@
 //! Key names follow Kafka's where Kafka has one (`log.segment.bytes` becomes
 //! `segment_bytes`), so an operator's Kafka knowledge carries over.
 
+pub mod compression;
 mod quorum;
 mod sasl;
 
@@ -152,6 +153,18 @@ pub struct Config {
     pub flush_ms: Option<u64>,
     /// Timestamp type of new topics (Kafka's `log.message.timestamp.type`).
     pub message_timestamp_type: TimestampKind,
+    /// A CreateTime record this far before the broker's clock is refused
+    /// (`log.message.timestamp.before.max.ms`; the largest value, the default, for no bound).
+    pub message_timestamp_before_max_ms: i64,
+    /// ... or this far after it (`log.message.timestamp.after.max.ms`, an hour by default).
+    pub message_timestamp_after_max_ms: i64,
+    /// Codec topics keep their batches in (Kafka's `compression.type`): `producer` keeps each
+    /// as it came; `uncompressed`, `gzip`, `snappy`, `lz4` or `zstd` recompresses the others.
+    pub compression_type: String,
+    /// Levels of the codecs above (KIP-390's `compression.gzip.level` and so on).
+    pub compression_gzip_level: i32,
+    pub compression_lz4_level: i32,
+    pub compression_zstd_level: i32,
     /// How long a new group waits for more members before its first rebalance completes
     /// (Kafka's `group.initial.rebalance.delay.ms`).
     pub group_initial_rebalance_delay_ms: u64,
@@ -263,6 +276,16 @@ pub struct Config {
     /// A broker is rebalanced when more than this share of the partitions it prefers are led
     /// elsewhere (`leader.imbalance.per.broker.percentage`).
     pub leader_imbalance_per_broker_percentage: u32,
+    /// Incremental fetch sessions (KIP-227) the broker keeps at once
+    /// (`max.incremental.fetch.session.cache.slots`); 0 keeps none.
+    pub max_incremental_fetch_session_cache_slots: usize,
+    /// How long a fetch session is safe from eviction after its creation, and how long it
+    /// may be idle before any new session evicts it
+    /// (`min.incremental.fetch.session.eviction.ms`).
+    pub min_incremental_fetch_session_eviction_ms: u64,
+    /// Partitions cached over all fetch sessions (samsa's own bound on their memory; a
+    /// topic name of more than 256 bytes counts once more per 256 bytes).
+    pub max_incremental_fetch_session_cache_partitions: usize,
     /// Keys set in the file or on the command line, so DescribeConfigs can tell an
     /// operator's value (STATIC_BROKER_CONFIG) from a built-in default.
     #[serde(skip)]
@@ -292,6 +315,12 @@ impl Default for Config {
             flush_messages: None,
             flush_ms: None,
             message_timestamp_type: TimestampKind::CreateTime,
+            message_timestamp_before_max_ms: i64::MAX,
+            message_timestamp_after_max_ms: 60 * 60 * 1000,
+            compression_type: "producer".into(),
+            compression_gzip_level: compression::GZIP_DEFAULT_LEVEL,
+            compression_lz4_level: compression::LZ4_DEFAULT_LEVEL,
+            compression_zstd_level: compression::ZSTD_DEFAULT_LEVEL,
             group_initial_rebalance_delay_ms: 3000,
             group_min_session_timeout_ms: 6000,
             group_max_session_timeout_ms: 1_800_000,
@@ -335,6 +364,9 @@ impl Default for Config {
             auto_leader_rebalance_enable: true,
             leader_imbalance_check_interval_seconds: 300,
             leader_imbalance_per_broker_percentage: 10,
+            max_incremental_fetch_session_cache_slots: 1000,
+            min_incremental_fetch_session_eviction_ms: 120_000,
+            max_incremental_fetch_session_cache_partitions: 500_000,
             explicit: BTreeSet::new(),
         }
     }
@@ -432,6 +464,36 @@ impl Config {
         }
         if self.message_max_bytes < 1 {
             return invalid("message_max_bytes", "must be positive");
+        }
+        if self.message_timestamp_before_max_ms < 0 || self.message_timestamp_after_max_ms < 0 {
+            return invalid(
+                "message_timestamp_before_max_ms",
+                "timestamp bounds must not be negative",
+            );
+        }
+        if let Err(reason) = compression::check_type(&self.compression_type) {
+            return invalid("compression_type", &reason);
+        }
+        for (key, codec, level) in [
+            (
+                "compression_gzip_level",
+                compression::LevelOf::Gzip,
+                self.compression_gzip_level,
+            ),
+            (
+                "compression_lz4_level",
+                compression::LevelOf::Lz4,
+                self.compression_lz4_level,
+            ),
+            (
+                "compression_zstd_level",
+                compression::LevelOf::Zstd,
+                self.compression_zstd_level,
+            ),
+        ] {
+            if let Err(reason) = compression::check_level(codec, &level.to_string()) {
+                return invalid(key, &reason);
+            }
         }
         if self.socket_request_max_bytes < 1 {
             return invalid("socket_request_max_bytes", "must be positive");

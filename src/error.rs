@@ -16,6 +16,12 @@ pub enum BrokerError {
     #[error("unknown topic id")]
     UnknownTopicId,
     #[error("{0}")]
+    LogDirNotFound(String),
+    #[error("this broker holds no replica of the partition")]
+    ReplicaNotAvailable,
+    #[error("Broker ID {0} is not currently registered")]
+    BrokerIdNotRegistered(i32),
+    #[error("{0}")]
     TopicAlreadyExists(String),
     #[error("{0}")]
     InvalidTopic(String),
@@ -98,6 +104,8 @@ pub enum BrokerError {
     Auth(#[from] AuthError),
     #[error(transparent)]
     Txn(#[from] TxnError),
+    #[error(transparent)]
+    FetchSession(#[from] FetchSessionError),
     // Cluster mode (src/cluster).
     #[error("the partition has no leader right now")]
     LeaderNotAvailable,
@@ -127,6 +135,13 @@ impl BrokerError {
             BrokerError::Storage(err) => match err {
                 StorageError::CorruptRecord(_) => E::CorruptMessage,
                 StorageError::InvalidRecord(_) => E::InvalidRecord,
+                StorageError::RecordsRefused(refused) => {
+                    if refused.iter().any(|r| r.fault.is_timestamp()) {
+                        E::InvalidTimestamp
+                    } else {
+                        E::InvalidRecord
+                    }
+                }
                 StorageError::RecordTooLarge { .. } => E::MessageTooLarge,
                 StorageError::UnsupportedMagic(_) => E::UnsupportedForMessageFormat,
                 StorageError::OffsetOutOfRange { .. } => E::OffsetOutOfRange,
@@ -139,6 +154,9 @@ impl BrokerError {
             },
             BrokerError::UnknownTopicOrPartition => E::UnknownTopicOrPartition,
             BrokerError::UnknownTopicId => E::UnknownTopicId,
+            BrokerError::LogDirNotFound(_) => E::LogDirNotFound,
+            BrokerError::ReplicaNotAvailable => E::ReplicaNotAvailable,
+            BrokerError::BrokerIdNotRegistered(_) => E::BrokerIdNotRegistered,
             BrokerError::TopicAlreadyExists(_) => E::TopicAlreadyExists,
             BrokerError::InvalidTopic(_) => E::InvalidTopicException,
             BrokerError::InvalidPartitions(_) => E::InvalidPartitions,
@@ -236,6 +254,11 @@ impl BrokerError {
                 AuthError::ClusterDenied => E::ClusterAuthorizationFailed,
                 AuthError::TransactionalIdDenied => E::TransactionalIdAuthorizationFailed,
             },
+            BrokerError::FetchSession(err) => match err {
+                FetchSessionError::NotFound => E::FetchSessionIdNotFound,
+                FetchSessionError::InvalidEpoch => E::InvalidFetchSessionEpoch,
+                FetchSessionError::TopicIdMismatch => E::FetchSessionTopicIdError,
+            },
         }
     }
 
@@ -296,11 +319,32 @@ impl BrokerError {
     }
 
     /// The message sent beside the code where the response has room for one.
+    /// Whether Kafka raises this error inside the log's append (its ReplicaManager then
+    /// answers a Produce with the partition's log start offset), rather than before it
+    /// (unknown partitions, leadership) or as a batch it cannot read (size, CRC, storage).
+    pub fn in_append(&self) -> bool {
+        match self {
+            BrokerError::NotEnoughReplicas => true,
+            BrokerError::Storage(err) => matches!(
+                err,
+                StorageError::InvalidRecord(_)
+                    | StorageError::RecordsRefused(_)
+                    | StorageError::OutOfOrderSequence(_)
+                    | StorageError::InvalidProducerEpoch(_)
+                    | StorageError::UnknownProducerId(_)
+                    | StorageError::InvalidTxnState(_)
+            ),
+            _ => false,
+        }
+    }
+
     pub fn message(&self) -> Option<String> {
         match self {
             BrokerError::UnknownTopicOrPartition
             | BrokerError::UnknownTopicId
             | BrokerError::NoReassignmentInProgress => None,
+            // Kafka sends no message with a batch refused as too large, recompressed or not.
+            BrokerError::Storage(StorageError::RecordTooLarge { .. }) => None,
             // Kafka sends no message with authorization failures.
             BrokerError::Auth(
                 AuthError::TopicDenied
@@ -376,4 +420,16 @@ pub enum TxnError {
     TransactionalIdNotFound,
     #[error("Partition was not added to the transaction")]
     NotInTransaction,
+}
+
+/// Why an incremental fetch cannot go on with its session (KIP-227). Declared here, with
+/// every other error, so that this module imports nothing above it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum FetchSessionError {
+    #[error("no fetch session with this id")]
+    NotFound,
+    #[error("not the epoch the fetch session expects")]
+    InvalidEpoch,
+    #[error("the fetch session names topics by id and the request by name, or the reverse")]
+    TopicIdMismatch,
 }

@@ -11,6 +11,7 @@ pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod error;
+pub mod fetch_sessions;
 pub mod group;
 pub mod handlers;
 pub mod lock_order;

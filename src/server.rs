@@ -61,8 +61,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot listen for metrics on {addr}"))?;
             tracing::info!("metrics on http://{}/metrics", listener.local_addr()?);
             let state = broker.clone();
-            let render: metrics::http::Render =
-                Arc::new(move || state.metrics.render(&state.topics, &state.groups.stats()));
+            let render: metrics::http::Render = Arc::new(move || {
+                state.metrics.render(
+                    &state.topics,
+                    &state.groups.stats(),
+                    state.fetch_sessions.stats(),
+                )
+            });
             Some(tokio::spawn(metrics::http::serve(
                 listener,
                 render,

@@ -92,3 +92,16 @@ def test_kafka_leader_election_restores_the_preferred_leader(cluster, topic_name
                    "--topic", topic, "--partition", "0").stdout
     assert f"Successfully completed leader election (PREFERRED) for partitions {topic}-0" in out, out
     wait_until(lambda: describe(cluster.bootstrap, topic)[0][0] == 3, "broker 3 leading again")
+
+
+def test_kafka_metadata_quorum_shows_three_voters(cluster):
+    """kafka-metadata-quorum describe --replication through any node: the leader and two
+    followers, all caught up (the leader's own view, asked of it by the node)."""
+    from test_tools import quorum_replication
+
+    def caught_up():
+        rows = quorum_replication(cluster.bootstrap)
+        statuses = sorted(r["Status"] for r in rows)
+        return statuses == ["Follower", "Follower", "Leader"] and all(r["Lag"] == "0" for r in rows)
+
+    wait_until(caught_up, "three voters, caught up, in kafka-metadata-quorum's view")

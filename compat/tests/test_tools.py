@@ -378,3 +378,23 @@ def test_tools_transactions(bootstrap, topic_name):
                ["TransactionState"] == "CompleteCommit", "the transaction to be shown committed")
     producers = tool_table(run_tool(*tool, "describe-producers", "--topic", topic, "--partition", "0").stdout)
     assert [(p["ProducerId"], p["CurrentTransactionStartOffset"]) for p in producers] == [(producer_id, "None")], producers
+
+
+def quorum_replication(bootstrap: str) -> list[dict]:
+    """kafka-metadata-quorum describe --replication: one dict per voter or observer row."""
+    out = run_tool("kafka-metadata-quorum", "--bootstrap-server", bootstrap, "describe", "--replication").stdout
+    lines = [line.split("\t") for line in out.splitlines() if line.strip()]
+    header = [h.strip() for h in lines[0]]
+    return [dict(zip(header, (v.strip() for v in row))) for row in lines[1:]]
+
+
+def test_tools_metadata_quorum(bootstrap):
+    """kafka-metadata-quorum describe --status and --replication: one voter, the leader."""
+    out = run_tool("kafka-metadata-quorum", "--bootstrap-server", bootstrap, "describe", "--status").stdout
+    status = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
+    status = {k.strip(): v.strip() for k, v in status.items()}
+    assert int(status["HighWatermark"]) > 0 and int(status["LeaderEpoch"]) > 0, out
+    assert (status["MaxFollowerLag"], status["CurrentObservers"]) == ("0", "[]"), out
+    [voter] = quorum_replication(bootstrap)
+    assert (voter["NodeId"], voter["Status"]) == (status["LeaderId"], "Leader"), voter
+    assert int(voter["LogEndOffset"]) >= int(status["HighWatermark"]) and voter["Lag"] == "0", voter

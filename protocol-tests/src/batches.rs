@@ -112,6 +112,15 @@ pub fn producer_batch(messages: &[Message], producer: Producer) -> Bytes {
     encode(messages, Compression::None, &producer)
 }
 
+/// One batch of `messages` written by `producer`, compressed with `compression`.
+pub fn producer_batch_with(
+    messages: &[Message],
+    compression: Compression,
+    producer: Producer,
+) -> Bytes {
+    encode(messages, compression, &producer)
+}
+
 fn encode(messages: &[Message], compression: Compression, producer: &Producer) -> Bytes {
     let records: Vec<Record> = messages
         .iter()
@@ -169,22 +178,9 @@ pub struct Fetched {
 /// carries the batch's max timestamp, which the broker stamped on append.
 pub fn decode(records: &Bytes) -> anyhow::Result<Vec<Fetched>> {
     let mut fetched = Vec::new();
-    let mut rest = records.clone();
-    while !rest.is_empty() {
-        anyhow::ensure!(
-            rest.len() >= BATCH_HEADER_LEN,
-            "{} trailing bytes",
-            rest.len()
-        );
-        let batch_len = LOG_OVERHEAD + i32::from_be_bytes(rest[8..12].try_into()?) as usize;
-        anyhow::ensure!(
-            batch_len <= rest.len(),
-            "batch of {batch_len} bytes, {} left",
-            rest.len()
-        );
+    for mut one in split(records)? {
         let max_timestamp =
-            i64::from_be_bytes(rest[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].try_into()?);
-        let mut one = rest.split_to(batch_len);
+            i64::from_be_bytes(one[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].try_into()?);
         let set = RecordBatchDecoder::decode(&mut one)?;
         anyhow::ensure!(one.is_empty(), "{} bytes left inside a batch", one.len());
         fetched.extend(set.records.into_iter().map(|r| {
@@ -211,7 +207,76 @@ pub fn decode(records: &Bytes) -> anyhow::Result<Vec<Fetched>> {
     Ok(fetched)
 }
 
+/// The whole batches of a fetch response's `records`; fails on a cut one.
+fn split(records: &Bytes) -> anyhow::Result<Vec<Bytes>> {
+    let mut batches = Vec::new();
+    let mut rest = records.clone();
+    while !rest.is_empty() {
+        anyhow::ensure!(
+            rest.len() >= BATCH_HEADER_LEN,
+            "{} trailing bytes",
+            rest.len()
+        );
+        let batch_len = LOG_OVERHEAD + i32::from_be_bytes(rest[8..12].try_into()?) as usize;
+        anyhow::ensure!(
+            batch_len <= rest.len(),
+            "batch of {batch_len} bytes, {} left",
+            rest.len()
+        );
+        batches.push(rest.split_to(batch_len));
+    }
+    Ok(batches)
+}
+
 /// The messages of `fetched`, for comparing with what was produced.
 pub fn messages_of(fetched: &[Fetched]) -> Vec<Message> {
     fetched.iter().map(|f| f.message.clone()).collect()
+}
+
+/// Every batch of a fetch response's `records` as text: the header fields a broker decides
+/// (all but the batch length and CRC, which depend on the compressor's bytes, and the
+/// producer id, which each broker allocates: only whether there is one), then each record.
+/// Two brokers that keep the same batches in the same codec describe them alike, however
+/// their compressors encode them.
+pub fn describe(records: &Bytes) -> anyhow::Result<String> {
+    let field = |b: &[u8], at: usize, len: usize| -> i64 {
+        b[at..at + len]
+            .iter()
+            .fold(0i64, |n, byte| (n << 8) | i64::from(*byte))
+    };
+    let mut out = String::new();
+    for b in split(records)? {
+        let attributes = field(&b, 21, 2);
+        out.push_str(&format!(
+            "batch(offset={} epoch={} codec={} timestamp_type={} transactional={} control={} \
+             last_offset_delta={} base_timestamp={} max_timestamp={} producer={} \
+             producer_epoch={} base_sequence={} count={})\n",
+            field(&b, 0, 8),
+            field(&b, 12, 4) as i32,
+            attributes & 7,
+            (attributes >> 3) & 1,
+            (attributes >> 4) & 1,
+            (attributes >> 5) & 1,
+            field(&b, 23, 4) as i32,
+            field(&b, 27, 8),
+            field(&b, 35, 8),
+            if field(&b, 43, 8) >= 0 {
+                "some"
+            } else {
+                "none"
+            },
+            field(&b, 51, 2) as i16,
+            field(&b, 53, 4) as i32,
+            field(&b, 57, 4) as i32,
+        ));
+        let mut one = b.clone();
+        let set = RecordBatchDecoder::decode(&mut one)?;
+        for r in set.records {
+            out.push_str(&format!(
+                "  record(offset={} timestamp={} key={:?} value={:?} headers={:?})\n",
+                r.offset, r.timestamp, r.key, r.value, r.headers
+            ));
+        }
+    }
+    Ok(out)
 }

@@ -5,7 +5,7 @@ use anyhow::{ensure, Context, Result};
 use bytes::Bytes;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
 use kafka_protocol::messages::fetch_response::PartitionData;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::list_offsets_response::ListOffsetsPartitionResponse;
@@ -39,9 +39,12 @@ pub const SERVED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::ElectLeaders, 0, 2),
     (ApiKey::DescribeLogDirs, 1, 5),
+    (ApiKey::AlterReplicaLogDirs, 1, 2),
     (ApiKey::AlterPartitionReassignments, 0, 1),
     (ApiKey::ListPartitionReassignments, 0, 0),
     (ApiKey::DescribeCluster, 0, 2),
+    (ApiKey::DescribeQuorum, 0, 2),
+    (ApiKey::UnregisterBroker, 0, 0),
     (ApiKey::FindCoordinator, 0, 6),
     (ApiKey::JoinGroup, 0, 9),
     (ApiKey::SyncGroup, 0, 5),
@@ -238,22 +241,59 @@ pub fn produce(
 
 /// A full (sessionless) Fetch of one partition that answers at once, naming the topic the way `version` does.
 pub fn fetch_request(topic: &TopicRef, partition: i32, offset: i64, version: i16) -> FetchRequest {
-    let mut wanted = FetchTopic::default().with_partitions(vec![FetchPartition::default()
-        .with_partition(partition)
-        .with_fetch_offset(offset)
-        .with_partition_max_bytes(1 << 20)]);
-    wanted = if version >= FIRST_VERSION_WITH_TOPIC_IDS {
-        wanted.with_topic_id(topic.id)
-    } else {
-        wanted.with_topic(topic_name(&topic.name))
-    };
+    session_fetch_request(topic, &[(partition, offset)], version, 0, -1)
+}
+
+/// A Fetch that answers at once, in fetch session `id` at `epoch` (KIP-227; id 0 and epoch
+/// -1 for none), of `partitions` (index, fetch offset) of `topic`; none names no topic.
+pub fn session_fetch_request(
+    topic: &TopicRef,
+    partitions: &[(i32, i64)],
+    version: i16,
+    id: i32,
+    epoch: i32,
+) -> FetchRequest {
+    let wanted = partitions
+        .iter()
+        .map(|&(partition, offset)| {
+            FetchPartition::default()
+                .with_partition(partition)
+                .with_fetch_offset(offset)
+                .with_partition_max_bytes(1 << 20)
+        })
+        .collect();
+    let mut topics = Vec::new();
+    if !partitions.is_empty() {
+        let topic = if version >= FIRST_VERSION_WITH_TOPIC_IDS {
+            FetchTopic::default().with_topic_id(topic.id)
+        } else {
+            FetchTopic::default().with_topic(topic_name(&topic.name))
+        };
+        topics.push(topic.with_partitions(wanted));
+    }
     FetchRequest::default()
         .with_max_wait_ms(0)
         .with_min_bytes(0)
         .with_max_bytes(4 << 20)
-        .with_session_id(0)
-        .with_session_epoch(-1)
-        .with_topics(vec![wanted])
+        .with_session_id(id)
+        .with_session_epoch(epoch)
+        .with_topics(topics)
+}
+
+/// `request` also asking its session to forget `partitions` of `topic`.
+pub fn forgetting(
+    request: FetchRequest,
+    topic: &TopicRef,
+    partitions: &[i32],
+    version: i16,
+) -> FetchRequest {
+    let forgotten = ForgottenTopic::default().with_partitions(partitions.to_vec());
+    let forgotten = if version >= FIRST_VERSION_WITH_TOPIC_IDS {
+        forgotten.with_topic_id(topic.id)
+    } else {
+        forgotten.with_topic(topic_name(&topic.name))
+    };
+    request.with_forgotten_topics_data(vec![forgotten])
 }
 
 /// The single partition of a single-partition fetch.

@@ -86,24 +86,7 @@ impl TestCluster {
 
     /// The value of one series (`name{labels}` exactly as exposed) in node `id`'s metrics.
     pub fn metric(&self, id: i32, series: &str) -> Result<Option<f64>> {
-        use std::io::{Read, Write};
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.node(id).metrics_port))?;
-        write!(
-            stream,
-            "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-        )?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response)?;
-        Ok(response
-            .lines()
-            .filter(|l| !l.starts_with('#'))
-            .find_map(|l| {
-                l.strip_prefix(series)?
-                    .strip_prefix(' ')?
-                    .trim()
-                    .parse()
-                    .ok()
-            }))
+        crate::metrics::scrape(self.node(id).metrics_port, series)
     }
 
     pub fn connect(&self, id: i32) -> Result<Connection> {

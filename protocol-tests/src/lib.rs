@@ -17,6 +17,7 @@ pub mod batches;
 pub mod client;
 pub mod cluster;
 pub mod differential;
+pub mod metrics;
 pub mod sasl;
 
 /// How long the broker may take to say it is ready.

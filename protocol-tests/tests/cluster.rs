@@ -193,3 +193,48 @@ fn brokers_join_leave_and_survive_controller_failover() -> Result<()> {
     }
     Ok(())
 }
+
+/// The brokers DescribeCluster lists with the fenced ones included.
+fn registered(node: &Node) -> Result<BTreeSet<i32>> {
+    let described = Connection::open(&node.process.addr)?.send(
+        &DescribeClusterRequest::default()
+            .with_endpoint_type(1)
+            .with_include_fenced_brokers(true),
+        2,
+    )?;
+    Ok(described.brokers.iter().map(|b| b.broker_id.0).collect())
+}
+
+#[test]
+fn an_unregistered_broker_is_forgotten_until_it_registers_again() -> Result<()> {
+    use kafka_protocol::messages::{BrokerId, UnregisterBrokerRequest};
+
+    let mut nodes = start_cluster()?;
+    let all = ids(&[1, 2, 3]);
+    let views = await_agreed(&everyone(&nodes), "three brokers listed everywhere", &all)?;
+    let controller = views[0].controller;
+    let victim = nodes.iter().position(|n| n.id != controller).unwrap();
+    let victim_id = nodes[victim].id;
+    nodes[victim].process.kill()?;
+    let survivors: Vec<&Node> = nodes.iter().filter(|n| n.id != victim_id).collect();
+    let expected: BTreeSet<i32> = survivors.iter().map(|n| n.id).collect();
+    await_agreed(&survivors, "the killed broker fenced", &expected)?;
+    assert_eq!(registered(survivors[0])?, all, "fenced, still registered");
+
+    let unregister = |id: i32| UnregisterBrokerRequest::default().with_broker_id(BrokerId(id));
+    let mut conn = Connection::open(&survivors[0].process.addr)?;
+    assert_eq!(conn.send(&unregister(victim_id), 0)?.error_code, 0);
+    assert_eq!(
+        registered(survivors[1])?,
+        expected,
+        "unregistered: not even fenced"
+    );
+    // Unregistered already: Kafka's BROKER_ID_NOT_REGISTERED.
+    let again = conn.send(&unregister(victim_id), 0)?;
+    assert_eq!(again.error_code, 102, "{again:?}");
+
+    // Restarted, it registers again and is back everywhere.
+    nodes[victim].process.relaunch()?;
+    await_agreed(&everyone(&nodes), "the unregistered broker back", &all)?;
+    Ok(())
+}

@@ -41,7 +41,7 @@ fn assert_envelope(response: &FetchResponse, topic: &TopicRef, version: i16) {
         assert_eq!(response.error_code, 0, "v{version}");
         assert_eq!(
             response.session_id, 0,
-            "v{version}: samsa keeps no fetch sessions"
+            "v{version}: epoch -1 opens no session"
         );
     }
     assert_eq!(response.responses.len(), 1, "v{version}");

@@ -1,42 +1,16 @@
 //! The metrics endpoint: what clients did shows up in the Prometheus text, with the
 //! values the requests imply.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-
 use samsa_protocol_tests::batches::{self, batch, messages};
 use samsa_protocol_tests::client::{
     create_topic, produce, produce_request, TopicRef, LATEST_PRODUCE,
 };
 use samsa_protocol_tests::free_port;
+use samsa_protocol_tests::metrics::{self, sample};
 use samsa_protocol_tests::BrokerProcess;
 
-/// GETs `path` with HTTP/1.1 and returns (status line, body).
 fn get(port: u16, path: &str) -> (String, String) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
-    (
-        head.lines().next().unwrap_or("").to_owned(),
-        body.to_owned(),
-    )
-}
-
-/// The value of the sample whose name-and-labels are exactly `series`.
-fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
-        l.strip_prefix(series)?
-            .strip_prefix(' ')?
-            .trim()
-            .parse()
-            .ok()
-    })
+    metrics::get(port, path).unwrap()
 }
 
 #[test]

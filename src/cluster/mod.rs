@@ -13,16 +13,19 @@ pub mod reconciler;
 mod security;
 mod topics;
 
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
+use samsa_metadata::quorum::QuorumDescription;
 use samsa_metadata::state::Broker as RegisteredBroker;
-use samsa_metadata::{ClusterMetadata, Command, CommandResult, MetadataNode};
+use samsa_metadata::{ClusterMetadata, Command, CommandError, CommandResult, MetadataNode};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::{Config, QuorumConfig};
+use crate::error::BrokerError;
 use crate::replication::follower::FetcherConfig;
 use crate::topics::TopicRegistry;
 use membership::Registration;
@@ -254,6 +257,32 @@ impl Cluster {
             .filter(|b| include_fenced || !b.fenced)
             .cloned()
             .collect()
+    }
+
+    /// The metadata quorum as its leader sees it (DescribeQuorum), and where each voter's
+    /// controller listens (empty for a single node, which has no controller listener).
+    pub async fn describe_quorum(
+        &self,
+    ) -> Result<(QuorumDescription, Vec<(u64, SocketAddr)>), samsa_metadata::Error> {
+        let described = self.node.describe_quorum().await?;
+        let voters = self
+            .node
+            .voters()
+            .iter()
+            .map(|(&id, &addr)| (id, addr))
+            .collect();
+        Ok((described, voters))
+    }
+
+    /// Removes broker `id`'s registration (UnregisterBroker) through the controller.
+    pub async fn unregister_broker(&self, id: i32) -> Result<(), BrokerError> {
+        match self.propose(Command::UnregisterBroker { id }).await {
+            Ok(_) => Ok(()),
+            Err(samsa_metadata::Error::Command(CommandError::UnknownBroker(_))) => {
+                Err(BrokerError::BrokerIdNotRegistered(id))
+            }
+            Err(err) => Err(err.into()),
+        }
     }
 
     /// The active controller (the quorum's leader), or -1 while there is none.

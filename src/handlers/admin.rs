@@ -14,8 +14,7 @@ use kafka_protocol::messages::{
 };
 
 use super::Session;
-use super::{allowed, str_bytes};
-use crate::auth::acl::CLUSTER_NAME;
+use super::{allowed, allowed_on_cluster, str_bytes};
 use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
 use crate::cluster::NewTopic;
@@ -35,13 +34,7 @@ pub async fn create_topics(
     version: i16,
 ) -> CreateTopicsResponse {
     // CREATE on the cluster covers every topic; otherwise each topic needs its own.
-    let may_create_any = allowed(
-        broker,
-        session,
-        Operation::Create,
-        ResourceType::Cluster,
-        CLUSTER_NAME,
-    );
+    let may_create_any = allowed_on_cluster(broker, session, Operation::Create);
     let duplicates = duplicated(request.topics.iter().map(|t| t.name.as_str()));
     let mut topics = Vec::new();
     for topic in first_of_each(request.topics, |t| t.name.to_string()) {

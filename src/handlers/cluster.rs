@@ -7,7 +7,7 @@ use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeCluster
 use samsa_metadata::state::Broker as RegisteredBroker;
 
 use super::Session;
-use super::{allowed, authorized_operations, str_bytes};
+use super::{allowed_on_cluster, authorized_operations, str_bytes};
 use crate::auth::acl::CLUSTER_NAME;
 use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
@@ -133,13 +133,7 @@ pub fn describe(
         .with_endpoint_type(request.endpoint_type)
         .with_cluster_id(str_bytes(broker.topics.cluster_id()))
         .with_cluster_authorized_operations(operations);
-    if !allowed(
-        broker,
-        session,
-        Operation::Describe,
-        ResourceType::Cluster,
-        CLUSTER_NAME,
-    ) {
+    if !allowed_on_cluster(broker, session, Operation::Describe) {
         let err = BrokerError::from(AuthError::ClusterDenied);
         return response
             .with_error_code(err.code())

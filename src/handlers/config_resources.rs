@@ -6,9 +6,8 @@ use kafka_protocol::messages::list_config_resources_response::ConfigResource;
 use kafka_protocol::messages::{ListConfigResourcesRequest, ListConfigResourcesResponse};
 
 use super::cluster::visible_brokers;
-use super::{allowed, str_bytes, Session};
-use crate::auth::acl::CLUSTER_NAME;
-use crate::auth::{AuthError, Operation, ResourceType};
+use super::{allowed_on_cluster, str_bytes, Session};
+use crate::auth::{AuthError, Operation};
 use crate::broker::Broker;
 use crate::error::BrokerError;
 
@@ -35,13 +34,7 @@ pub fn handle(
 ) -> ListConfigResourcesResponse {
     let refused =
         |err: BrokerError| ListConfigResourcesResponse::default().with_error_code(err.code());
-    if !allowed(
-        broker,
-        session,
-        Operation::DescribeConfigs,
-        ResourceType::Cluster,
-        CLUSTER_NAME,
-    ) {
+    if !allowed_on_cluster(broker, session, Operation::DescribeConfigs) {
         return refused(AuthError::ClusterDenied.into());
     }
     let supported = supported(version);

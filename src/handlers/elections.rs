@@ -7,9 +7,8 @@ use kafka_protocol::messages::{ElectLeadersRequest, ElectLeadersResponse, TopicN
 use samsa_metadata::{Command, CommandError, Error as MetadataError};
 
 use super::Session;
-use super::{allowed, str_bytes};
-use crate::auth::acl::CLUSTER_NAME;
-use crate::auth::{AuthError, Operation, ResourceType};
+use super::{allowed_on_cluster, str_bytes};
+use crate::auth::{AuthError, Operation};
 use crate::broker::Broker;
 use crate::error::BrokerError;
 
@@ -22,13 +21,7 @@ pub async fn handle(
     request: ElectLeadersRequest,
     version: i16,
 ) -> ElectLeadersResponse {
-    if !allowed(
-        broker,
-        session,
-        Operation::Alter,
-        ResourceType::Cluster,
-        CLUSTER_NAME,
-    ) {
+    if !allowed_on_cluster(broker, session, Operation::Alter) {
         return ElectLeadersResponse::default()
             .with_error_code(BrokerError::from(AuthError::ClusterDenied).code());
     }

@@ -1,7 +1,9 @@
 //! Fetch: whole record batches from each partition's log, served as stored. A fetch that
 //! finds fewer than `min_bytes` waits, up to `max_wait_ms`, for an append to any of its
 //! partitions. A fetch from a follower (a replica id set) reads up to the log end instead of
-//! the high watermark, and tells the leader how far the follower has got.
+//! the high watermark, and tells the leader how far the follower has got. A fetch in a fetch
+//! session (KIP-227, see [`super::fetch_session`]) reads every partition of its session and
+//! is answered only those that changed; its long poll waits on all of them.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,15 +18,16 @@ use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use super::allowed;
 use super::cluster::missing_topic;
 use super::current_leader;
+use super::fetch_session::{self, Answered, Context};
 use super::Session;
-use crate::auth::acl::CLUSTER_NAME;
+use super::{allowed, allowed_on_cluster};
 use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
 use crate::clock::now_ms;
 use crate::error::BrokerError;
+use crate::fetch_sessions::{FetchParams, NO_SESSION};
 use crate::topics::{Isolation, Partition};
 
 /// Fetch v13 names topics by id instead of by name (KIP-516).
@@ -40,10 +43,9 @@ const FIRST_VERSION_WITH_REPLICA_STATE: i16 = 15;
 /// A requested partition, resolved once so every round of a long poll reads the same logs.
 struct Wanted {
     index: i32,
-    fetch_offset: i64,
-    max_bytes: i32,
-    /// The leader epoch the fetcher believes current; -1 when it does not say.
-    current_leader_epoch: i32,
+    /// What the fetcher asks: the offset, the byte limit, and the leader epoch it believes
+    /// current (-1 when it does not say).
+    params: FetchParams,
     partition: Result<Arc<Partition>, ResponseError>,
 }
 
@@ -56,16 +58,9 @@ struct WantedTopic {
 pub async fn handle(
     broker: &Broker,
     session: &Session,
-    request: FetchRequest,
+    mut request: FetchRequest,
     version: i16,
 ) -> FetchResponse {
-    // samsa keeps no fetch sessions (KIP-227). Epochs 0 (open a session) and -1 (no session)
-    // are full fetches, answered with session id 0 so the client keeps sending full fetches;
-    // a positive epoch continues a session samsa never created, which Kafka answers thus.
-    if request.session_epoch > 0 {
-        return FetchResponse::default()
-            .with_error_code(ResponseError::FetchSessionIdNotFound.code());
-    }
     let read_committed = request.isolation_level == READ_COMMITTED;
     let replica = if version >= FIRST_VERSION_WITH_REPLICA_STATE {
         request.replica_state.replica_id.0
@@ -78,17 +73,18 @@ pub async fn handle(
     } else {
         Reader::Consumer { read_committed }
     };
+    let follower = matches!(reader, Reader::Follower(_));
+    // The session comes first: a session error is the whole answer (Kafka's
+    // SessionErrorContext), before any partition is looked at.
+    let (context, wanted) = fetch_session::plan(broker, &mut request, version);
+    if let Context::Failed(err) = context {
+        return FetchResponse::default()
+            .with_error_code(BrokerError::from(err).code())
+            .with_session_id(NO_SESSION);
+    }
     // A follower needs CLUSTER_ACTION rather than READ on each topic, as in Kafka.
-    let may_replicate = matches!(reader, Reader::Follower(_))
-        && allowed(
-            broker,
-            session,
-            Operation::ClusterAction,
-            ResourceType::Cluster,
-            CLUSTER_NAME,
-        );
-    let topics: Vec<WantedTopic> = request
-        .topics
+    let may_replicate = follower && allowed_on_cluster(broker, session, Operation::ClusterAction);
+    let topics: Vec<WantedTopic> = wanted
         .into_iter()
         .map(|t| resolve(broker, session, t, version, reader, may_replicate))
         .collect();
@@ -106,25 +102,63 @@ pub async fn handle(
             || round.had_error
             || watchers.is_empty()
             || tokio::time::Instant::now() >= deadline;
-        if done {
-            record_traffic(broker, &topics, &round.responses);
-            let mut response = FetchResponse::default();
-            // As Kafka's, only a consumer is told where the new leaders are: a follower
-            // learns of them from the metadata.
-            let consumer = !matches!(reader, Reader::Follower(_));
-            if consumer && version >= FIRST_VERSION_WITH_NODE_ENDPOINTS {
-                let leaders = round
-                    .responses
-                    .iter()
-                    .flat_map(|t| &t.partitions)
-                    .map(|p| p.current_leader.leader_id);
-                response =
-                    response.with_node_endpoints(current_leader::node_endpoints(broker, leaders));
-            }
-            return response.with_responses(round.responses);
+        if !done {
+            wait_for_append(watchers, deadline).await;
+            continue;
         }
-        wait_for_append(watchers, deadline).await;
+        record_traffic(broker, &topics, &round.responses);
+        let mut response = FetchResponse::default();
+        // As Kafka's, only a consumer is told where the new leaders are: a follower
+        // learns of them from the metadata.
+        if !follower && version >= FIRST_VERSION_WITH_NODE_ENDPOINTS {
+            let leaders = round
+                .responses
+                .iter()
+                .flat_map(|t| &t.partitions)
+                .map(|p| p.current_leader.leader_id);
+            response =
+                response.with_node_endpoints(current_leader::node_endpoints(broker, leaders));
+        }
+        let answered = in_kafka_order(&topics, round.responses, follower);
+        return match fetch_session::finish(broker, &context, version, follower, answered) {
+            Ok((id, responses)) => response.with_session_id(id).with_responses(responses),
+            // Another fetch of the session overtook this one (Kafka: "possible duplicate
+            // request"): the error alone, with the session's id.
+            Err((err, id)) => FetchResponse::default()
+                .with_error_code(BrokerError::from(err).code())
+                .with_session_id(id),
+        };
     }
+}
+
+/// The partitions in the order Kafka's KafkaApis answers them: those read, then those
+/// refused before reading. A consumer's refusals list the unknown topic ids first (Kafka
+/// sets them aside before it authorizes the rest), a follower's keep the request's order.
+/// Each comes with what was asked of it.
+fn in_kafka_order(
+    topics: &[WantedTopic],
+    responses: Vec<FetchableTopicResponse>,
+    follower: bool,
+) -> Vec<Answered> {
+    let (mut read, mut unknown_ids, mut refused) = (Vec::new(), Vec::new(), Vec::new());
+    for (wanted, response) in topics.iter().zip(responses) {
+        for (p, data) in wanted.partitions.iter().zip(response.partitions) {
+            let answered = Answered {
+                name: wanted.name.clone(),
+                id: wanted.id,
+                params: p.params,
+                data,
+            };
+            match &p.partition {
+                Ok(_) => read.push(answered),
+                Err(ResponseError::UnknownTopicId) if !follower => unknown_ids.push(answered),
+                Err(_) => refused.push(answered),
+            }
+        }
+    }
+    read.extend(unknown_ids);
+    read.extend(refused);
+    read
 }
 
 fn resolve(
@@ -179,9 +213,7 @@ fn resolve(
         .into_iter()
         .map(|p| Wanted {
             index: p.partition,
-            fetch_offset: p.fetch_offset,
-            max_bytes: p.partition_max_bytes,
-            current_leader_epoch: p.current_leader_epoch,
+            params: fetch_session::params_of(&p),
             partition: match &found {
                 Ok(t) => t
                     .partition(p.partition)
@@ -224,7 +256,9 @@ fn read_round(topics: &[WantedTopic], max_bytes: i32, reader: Reader, version: i
             .iter()
             .map(|wanted| {
                 let data = read_partition(wanted, &mut budget, round.bytes > 0, reader, version);
-                round.had_error |= data.error_code != 0;
+                // A partition refused before reading (unknown, unauthorized) does not end a
+                // long poll, as in Kafka, which reads only the others.
+                round.had_error |= data.error_code != 0 && wanted.partition.is_ok();
                 round.bytes += data.records.as_ref().map_or(0, |r| r.len() as i64);
                 data
             })
@@ -273,7 +307,7 @@ fn read_partition(
         Ok(partition) => partition,
         Err(err) => return failed(err.code()).with_aborted_transactions(Some(Vec::new())),
     };
-    let limit = i64::from(wanted.max_bytes.max(0)).min(*budget);
+    let limit = i64::from(wanted.params.max_bytes.max(0)).min(*budget);
     let isolation = match reader {
         Reader::Consumer {
             read_committed: true,
@@ -284,10 +318,10 @@ fn read_partition(
         Reader::Follower(_) => Isolation::LogEnd,
     };
     let allowed = partition
-        .check_leader_epoch(wanted.current_leader_epoch)
+        .check_leader_epoch(wanted.params.current_leader_epoch)
         .and_then(|()| match reader {
             Reader::Follower(replica) => {
-                partition.record_follower_fetch(replica, wanted.fetch_offset, now_ms())
+                partition.record_follower_fetch(replica, wanted.params.fetch_offset, now_ms())
             }
             Reader::Consumer { .. } => Ok(()),
         });
@@ -299,7 +333,7 @@ fn read_partition(
             .map(|offsets| (bytes::Bytes::new(), offsets, Vec::new()))
     } else {
         partition
-            .read(wanted.fetch_offset, limit.max(0) as usize, isolation)
+            .read(wanted.params.fetch_offset, limit.max(0) as usize, isolation)
             .map(|r| (r.records, r.offsets, r.aborted))
     };
     match result {

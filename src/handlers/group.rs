@@ -17,8 +17,9 @@ use tokio::sync::oneshot;
 
 use super::cluster::seen_from;
 use super::Session;
-use super::{allowed, authorized_operations, str_bytes, AUTHORIZED_OPERATIONS_OMITTED};
-use crate::auth::acl::CLUSTER_NAME;
+use super::{
+    allowed, allowed_on_cluster, authorized_operations, str_bytes, AUTHORIZED_OPERATIONS_OMITTED,
+};
 use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
 use crate::config::Config;
@@ -462,13 +463,7 @@ pub fn list(
     version: i16,
 ) -> ListGroupsResponse {
     // DESCRIBE on the cluster lists every group; otherwise those the client may describe.
-    let sees_all = allowed(
-        broker,
-        session,
-        Operation::Describe,
-        ResourceType::Cluster,
-        CLUSTER_NAME,
-    );
+    let sees_all = allowed_on_cluster(broker, session, Operation::Describe);
     // While a partition loads, Kafka lists the groups it has and says the rest are loading.
     let listing = broker.groups.list();
     let states: Vec<String> = req.states_filter.iter().map(|s| s.to_lowercase()).collect();

@@ -8,9 +8,8 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
 };
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 
-use super::allowed;
 use super::Session;
-use crate::auth::acl::CLUSTER_NAME;
+use super::{allowed, allowed_on_cluster};
 use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
 use crate::error::BrokerError;
@@ -22,14 +21,8 @@ pub fn handle(
 ) -> OffsetForLeaderEpochResponse {
     // A follower (replica id set, v3+) needs CLUSTER_ACTION; a consumer DESCRIBE on the topic.
     let from_follower = request.replica_id.0 >= 0;
-    let follower_denied = from_follower
-        && !allowed(
-            broker,
-            session,
-            Operation::ClusterAction,
-            ResourceType::Cluster,
-            CLUSTER_NAME,
-        );
+    let follower_denied =
+        from_follower && !allowed_on_cluster(broker, session, Operation::ClusterAction);
     let topics = request
         .topics
         .into_iter()

@@ -12,6 +12,7 @@ mod current_leader;
 pub mod delete_records;
 pub mod elections;
 pub mod fetch;
+mod fetch_session;
 pub mod group;
 pub mod leader_epochs;
 pub mod list_offsets;
@@ -20,7 +21,9 @@ pub mod metadata;
 pub mod offsets;
 mod partition_codes;
 pub mod produce;
+pub mod quorum;
 pub mod reassignments;
+mod record_errors;
 pub mod sasl;
 pub mod scram;
 mod session;
@@ -29,6 +32,7 @@ pub mod transactions;
 pub mod txn;
 pub mod txn_markers;
 pub mod txn_offsets;
+pub mod unregister;
 
 use std::sync::Arc;
 
@@ -170,9 +174,12 @@ apis! {
     CreatePartitions 0..=3 => admin::create_partitions(broker, session, req).await,
     ElectLeaders 0..=2 => elections::handle(broker, session, req, version).await,
     DescribeLogDirs 1..=5 => log_dirs::handle(broker, session, req, version),
+    AlterReplicaLogDirs 1..=2 => log_dirs::alter(broker, session, req),
     AlterPartitionReassignments 0..=1 => reassignments::alter(broker, session, req, version).await,
     ListPartitionReassignments 0..=0 => reassignments::list(broker, session, req),
     DescribeCluster 0..=2 => cluster::describe(broker, session, req),
+    DescribeQuorum 0..=2 => quorum::handle(broker, session, req).await,
+    UnregisterBroker 0..=0 => unregister::handle(broker, session, req).await,
     FindCoordinator 0..=6 => group::find_coordinator(broker, session, req, version).await,
     JoinGroup 0..=9 => {
         let peer = session.peer;
@@ -227,6 +234,17 @@ pub(crate) fn allowed(
     broker
         .authorizer
         .authorize(&session.principal, &session.host, op, rt, name)
+}
+
+/// Whether the session's principal may perform `op` on the cluster.
+pub(crate) fn allowed_on_cluster(broker: &Broker, session: &Session, op: Operation) -> bool {
+    allowed(
+        broker,
+        session,
+        op,
+        ResourceType::Cluster,
+        crate::auth::acl::CLUSTER_NAME,
+    )
 }
 
 /// The `*_authorized_operations` bit set of a resource, or the "not requested" marker.

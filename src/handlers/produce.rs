@@ -1,5 +1,6 @@
-//! Produce: appends each partition's record batches, as they arrived, to its log; with
-//! acks=all, answers once the in-sync replicas hold them (the high watermark passed them).
+//! Produce: appends each partition's record batch to its log, as it arrived or, where the
+//! topic's `compression.type` names another codec, recompressed; with acks=all, answers once
+//! the in-sync replicas hold it (the high watermark passed it).
 
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
@@ -8,10 +9,14 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+use samsa_storage::{StorageError, TargetCompression};
+
 use super::cluster::missing_topic;
 use super::current_leader;
+use super::record_errors;
 use super::Session;
-use super::{allowed, str_bytes};
+use super::allowed;
 use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
 use crate::clock::now_ms;
@@ -47,7 +52,7 @@ pub async fn handle(
     version: i16,
 ) -> ProduceResponse {
     let timeout = Duration::from_millis(request.timeout_ms.max(0) as u64);
-    let (mut response, unreplicated) = append_all(broker, session, request, version);
+    let (mut response, unreplicated) = append_all(broker, session, request, version).await;
     let deadline = tokio::time::Instant::now() + timeout;
     for write in unreplicated {
         if let Err(err) = write
@@ -57,7 +62,6 @@ pub async fn handle(
         {
             let answer = &mut response.responses[write.topic].partition_responses[write.partition];
             answer.error_code = err.code();
-            answer.error_message = err.message().map(str_bytes);
             if version >= FIRST_VERSION_WITH_CURRENT_LEADER
                 && matches!(err, BrokerError::NotLeaderOrFollower)
             {
@@ -76,7 +80,7 @@ pub async fn handle(
     response
 }
 
-fn append_all(
+async fn append_all(
     broker: &Broker,
     session: &Session,
     request: ProduceRequest,
@@ -93,73 +97,72 @@ fn append_all(
             id,
         )
     });
+    let transactional_id = request.transactional_id.as_deref().map(|id| id.as_str());
     let mut unreplicated = Vec::new();
-    let responses = request
-        .topic_data
-        .into_iter()
-        .enumerate()
-        .map(|(topic_index, topic_data)| {
-            let may_write =
-                |name: &str| allowed(broker, session, Operation::Write, ResourceType::Topic, name);
-            let topic = if transaction_denied {
-                Err(AuthError::TransactionalIdDenied.into())
-            } else if version >= FIRST_VERSION_WITH_TOPIC_IDS {
-                broker
-                    .topics
-                    .get_by_id(topic_data.topic_id)
-                    .ok_or_else(|| {
-                        missing_topic(
-                            broker,
-                            None,
-                            Some(topic_data.topic_id),
-                            BrokerError::UnknownTopicId,
-                        )
-                    })
-                    .and_then(|t| {
-                        if may_write(&t.name) {
-                            Ok(t)
-                        } else {
-                            Err(AuthError::TopicDenied.into())
-                        }
-                    })
-            } else if !may_write(&topic_data.name) {
-                // Checked before existence, so a client cannot probe for topics it may not see.
-                Err(AuthError::TopicDenied.into())
-            } else {
-                broker.topics.get(&topic_data.name).ok_or_else(|| {
+    let mut responses = Vec::with_capacity(request.topic_data.len());
+    for (topic_index, topic_data) in request.topic_data.into_iter().enumerate() {
+        let may_write =
+            |name: &str| allowed(broker, session, Operation::Write, ResourceType::Topic, name);
+        let topic = if transaction_denied {
+            Err(AuthError::TransactionalIdDenied.into())
+        } else if version >= FIRST_VERSION_WITH_TOPIC_IDS {
+            broker
+                .topics
+                .get_by_id(topic_data.topic_id)
+                .ok_or_else(|| {
                     missing_topic(
                         broker,
-                        Some(&topic_data.name),
                         None,
-                        BrokerError::UnknownTopicOrPartition,
+                        Some(topic_data.topic_id),
+                        BrokerError::UnknownTopicId,
                     )
                 })
-            };
-            let topic = if acks_valid {
-                topic.and_then(not_internal)
-            } else {
-                Err(BrokerError::InvalidRequiredAcks(request.acks))
-            };
-            let transactional_id = request.transactional_id.as_deref().map(|id| id.as_str());
-            let (response, waits) = produce_topic(
-                broker,
-                topic_data,
-                topic,
-                request.acks,
-                transactional_id,
-                version,
-            );
-            unreplicated.extend(waits.into_iter().map(|(partition, log, end_offset)| {
-                Unreplicated {
+                .and_then(|t| {
+                    if may_write(&t.name) {
+                        Ok(t)
+                    } else {
+                        Err(AuthError::TopicDenied.into())
+                    }
+                })
+        } else if !may_write(&topic_data.name) {
+            // Checked before existence, so a client cannot probe for topics it may not see.
+            Err(AuthError::TopicDenied.into())
+        } else {
+            broker.topics.get(&topic_data.name).ok_or_else(|| {
+                missing_topic(
+                    broker,
+                    Some(&topic_data.name),
+                    None,
+                    BrokerError::UnknownTopicOrPartition,
+                )
+            })
+        };
+        let topic = if acks_valid {
+            topic.and_then(not_internal)
+        } else {
+            Err(BrokerError::InvalidRequiredAcks(request.acks))
+        };
+        let (response, waits) = produce_topic(
+            broker,
+            topic_data,
+            topic,
+            request.acks,
+            transactional_id,
+            version,
+        )
+        .await;
+        unreplicated.extend(
+            waits
+                .into_iter()
+                .map(|(partition, log, end_offset)| Unreplicated {
                     topic: topic_index,
                     partition,
                     log,
                     end_offset,
-                }
-            }));
-            response
-        })
-        .collect();
+                }),
+        );
+        responses.push(response);
+    }
     (
         ProduceResponse::default().with_responses(responses),
         unreplicated,
@@ -179,7 +182,7 @@ fn not_internal(topic: Arc<Topic>) -> Result<Arc<Topic>, BrokerError> {
     Ok(topic)
 }
 
-fn produce_topic(
+async fn produce_topic(
     broker: &Broker,
     data: TopicProduceData,
     topic: Result<Arc<Topic>, BrokerError>,
@@ -188,43 +191,50 @@ fn produce_topic(
     version: i16,
 ) -> (TopicProduceResponse, Vec<(usize, Arc<Partition>, i64)>) {
     let mut waits = Vec::new();
-    let partitions = data
-        .partition_data
-        .into_iter()
-        .enumerate()
-        .map(|(position, partition)| {
-            let index = partition.index;
-            let appended = topic
-                .as_ref()
-                .map(|topic| append(broker, topic, partition, acks, transactional_id));
-            match appended {
-                Ok(Ok((response, wait))) => {
-                    if let Some((log, end_offset)) = wait {
-                        waits.push((position, log, end_offset));
-                    }
-                    response
+    let mut partitions = Vec::with_capacity(data.partition_data.len());
+    for (position, partition) in data.partition_data.into_iter().enumerate() {
+        let index = partition.index;
+        let appended = match &topic {
+            Ok(topic) => Ok(append(broker, topic, partition, acks, transactional_id).await),
+            Err(err) => Err(err),
+        };
+        let response = match appended {
+            Ok(Ok((response, wait))) => {
+                if let Some((log, end_offset)) = wait {
+                    waits.push((position, log, end_offset));
                 }
-                Ok(Err(BrokerError::Txn(TxnError::NotInTransaction)))
-                    if version >= FIRST_VERSION_WITH_ABORTABLE =>
-                {
-                    failed(index, &BrokerError::TransactionAbortable).with_error_message(None)
-                }
-                Ok(Err(err)) => {
-                    tracing::debug!(partition = index, "produce rejected: {err}");
-                    let answer = failed(index, &err);
-                    let moved = matches!(err, BrokerError::NotLeaderOrFollower)
-                        && version >= FIRST_VERSION_WITH_CURRENT_LEADER;
-                    match topic.as_ref().ok().and_then(|t| t.partition(index)) {
-                        Some(partition) if moved => {
-                            answer.with_current_leader(current_leader::of(partition))
-                        }
-                        _ => answer,
-                    }
-                }
-                Err(err) => failed(index, err),
+                response
             }
-        })
-        .collect();
+            Ok(Err(BrokerError::Txn(TxnError::NotInTransaction)))
+                if version >= FIRST_VERSION_WITH_ABORTABLE =>
+            {
+                failed(index, &BrokerError::TransactionAbortable)
+            }
+            Ok(Err(err)) => {
+                tracing::debug!(partition = index, "produce rejected: {err}");
+                let partition = topic.as_ref().ok().and_then(|t| t.partition(index));
+                let mut answer = failed(index, &err);
+                if let (Some(partition), true) = (partition, err.in_append()) {
+                    // Kafka reports the log start with an error the log itself raised.
+                    answer.log_start_offset = partition.offsets().map_or(-1, |o| o.log_start);
+                }
+                if let BrokerError::Storage(StorageError::RecordsRefused(refused)) = &err {
+                    let name = topic.as_ref().map_or("", |t| t.name.as_str());
+                    record_errors::describe(&mut answer, name, index, refused);
+                }
+                let moved = matches!(err, BrokerError::NotLeaderOrFollower)
+                    && version >= FIRST_VERSION_WITH_CURRENT_LEADER;
+                match partition {
+                    Some(partition) if moved => {
+                        answer.with_current_leader(current_leader::of(partition))
+                    }
+                    _ => answer,
+                }
+            }
+            Err(err) => failed(index, err),
+        };
+        partitions.push(response);
+    }
     let response = TopicProduceResponse::default()
         .with_name(data.name)
         .with_topic_id(data.topic_id)
@@ -235,7 +245,7 @@ fn produce_topic(
 /// An acks=all append still to be replicated: its partition and the offset to wait for.
 type PendingReplication = (Arc<Partition>, i64);
 
-fn append(
+async fn append(
     broker: &Broker,
     topic: &Topic,
     data: PartitionProduceData,
@@ -249,6 +259,14 @@ fn append(
     let records = data.records.unwrap_or_default();
     let header = exactly_one_batch(&records)?;
     let bytes = records.len();
+    // `producer` (the default) keeps the batch as it came; anything else may rewrite it.
+    let records = match topic.configs.compression(&broker.config) {
+        Some(target) if target.rewrites(&header) => {
+            let max_message_bytes = topic.configs.max_message_bytes(&broker.config);
+            recompressed(records, target, max_message_bytes).await?
+        }
+        _ => records,
+    };
     let info = if header.is_transactional() {
         let id = transactional_id.ok_or_else(|| {
             BrokerError::InvalidRecord("transactional batches need a transactional id".into())
@@ -286,11 +304,28 @@ fn append(
     Ok((response, wait))
 }
 
+/// The batch in the topic's codec, rewritten on a blocking thread: decompressing and
+/// compressing a large batch takes milliseconds the event loop must not spend.
+async fn recompressed(
+    records: Bytes,
+    target: TargetCompression,
+    max_message_bytes: usize,
+) -> Result<Bytes, BrokerError> {
+    let rewritten = tokio::task::spawn_blocking(move || {
+        samsa_storage::recompress(&records, target, max_message_bytes)
+            .map(|rewritten| rewritten.unwrap_or(records))
+    })
+    .await
+    .map_err(|e| BrokerError::Storage(StorageError::Io(std::io::Error::other(e))))?;
+    Ok(rewritten?)
+}
+
+/// A partition's refusal. As Kafka's, it carries no message: Kafka sends one only with the
+/// records it names (KIP-467, see `record_errors`).
 fn failed(index: i32, err: &BrokerError) -> PartitionProduceResponse {
     PartitionProduceResponse::default()
         .with_index(index)
         .with_error_code(err.code())
-        .with_error_message(err.message().map(str_bytes))
         .with_base_offset(-1)
         .with_log_append_time_ms(-1)
         .with_log_start_offset(-1)

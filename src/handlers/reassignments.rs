@@ -13,9 +13,8 @@ use kafka_protocol::messages::{
 };
 
 use super::Session;
-use super::{allowed, str_bytes};
-use crate::auth::acl::CLUSTER_NAME;
-use crate::auth::{AuthError, Operation, ResourceType};
+use super::{allowed_on_cluster, str_bytes};
+use crate::auth::{AuthError, Operation};
 use crate::broker::Broker;
 use crate::error::BrokerError;
 
@@ -34,13 +33,7 @@ pub async fn alter(
         .with_allow_replication_factor_change(
             allow_factor_change && version >= FIRST_VERSION_WITH_FACTOR_CHECK,
         );
-    if !allowed(
-        broker,
-        session,
-        Operation::Alter,
-        ResourceType::Cluster,
-        CLUSTER_NAME,
-    ) {
+    if !allowed_on_cluster(broker, session, Operation::Alter) {
         let err = BrokerError::from(AuthError::ClusterDenied);
         return response.with_error_code(err.code());
     }
@@ -168,13 +161,7 @@ pub fn list(
     request: ListPartitionReassignmentsRequest,
 ) -> ListPartitionReassignmentsResponse {
     let response = ListPartitionReassignmentsResponse::default();
-    if !allowed(
-        broker,
-        session,
-        Operation::Describe,
-        ResourceType::Cluster,
-        CLUSTER_NAME,
-    ) {
+    if !allowed_on_cluster(broker, session, Operation::Describe) {
         let err = BrokerError::from(AuthError::ClusterDenied);
         return response.with_error_code(err.code());
     }

@@ -8,9 +8,8 @@ use kafka_protocol::messages::add_partitions_to_txn_response::{
 };
 use kafka_protocol::messages::*;
 
-use super::allowed;
+use super::{allowed, allowed_on_cluster};
 use super::{partition_codes, Session};
-use crate::auth::acl::CLUSTER_NAME;
 use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
 use crate::error::BrokerError;
@@ -65,18 +64,13 @@ pub async fn init_producer_id(
         None => {
             // Kafka: IDEMPOTENT_WRITE on the cluster, or WRITE on any topic.
             let (principal, host) = (&session.principal, session.host.as_str());
-            let may = allowed(
-                broker,
-                session,
-                Operation::IdempotentWrite,
-                ResourceType::Cluster,
-                CLUSTER_NAME,
-            ) || broker.authorizer.authorize_any(
-                principal,
-                host,
-                Operation::Write,
-                ResourceType::Topic,
-            );
+            let may = allowed_on_cluster(broker, session, Operation::IdempotentWrite)
+                || broker.authorizer.authorize_any(
+                    principal,
+                    host,
+                    Operation::Write,
+                    ResourceType::Topic,
+                );
             if !may {
                 Err(AuthError::ClusterDenied.into())
             } else if expected.is_some() {
@@ -130,13 +124,7 @@ pub async fn add_partitions(
         return AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results);
     }
     // Only brokers send the batched form.
-    if !allowed(
-        broker,
-        session,
-        Operation::ClusterAction,
-        ResourceType::Cluster,
-        CLUSTER_NAME,
-    ) {
+    if !allowed_on_cluster(broker, session, Operation::ClusterAction) {
         return AddPartitionsToTxnResponse::default()
             .with_error_code(BrokerError::from(AuthError::ClusterDenied).code());
     }

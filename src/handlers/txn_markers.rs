@@ -13,10 +13,9 @@ use kafka_protocol::messages::{
 };
 use tokio::time::Instant;
 
-use super::allowed;
+use super::allowed_on_cluster;
 use super::Session;
-use crate::auth::acl::CLUSTER_NAME;
-use crate::auth::{AuthError, Operation, ResourceType};
+use crate::auth::{AuthError, Operation};
 use crate::broker::Broker;
 use crate::error::BrokerError;
 use crate::txn::markers::{append_marker, Marker};
@@ -29,19 +28,8 @@ pub async fn write(
     session: &Session,
     req: WriteTxnMarkersRequest,
 ) -> WriteTxnMarkersResponse {
-    let may = allowed(
-        broker,
-        session,
-        Operation::Alter,
-        ResourceType::Cluster,
-        CLUSTER_NAME,
-    ) || allowed(
-        broker,
-        session,
-        Operation::ClusterAction,
-        ResourceType::Cluster,
-        CLUSTER_NAME,
-    );
+    let may = allowed_on_cluster(broker, session, Operation::Alter)
+        || allowed_on_cluster(broker, session, Operation::ClusterAction);
     let deadline = Instant::now() + Duration::from_millis(broker.config.request_timeout_ms);
     let appends = req.markers.iter().map(|m| {
         let marker = Marker {

@@ -16,6 +16,7 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
+use crate::fetch_sessions::FetchSessionStats;
 use crate::group::GroupStats;
 use crate::topics::TopicRegistry;
 
@@ -45,6 +46,10 @@ pub struct Metrics {
     group_members: IntGaugeVec,
     group_committed: IntGaugeVec,
     group_lag: IntGaugeVec,
+    fetch_sessions: IntGauge,
+    fetch_session_partitions: IntGauge,
+    fetch_session_evictions: IntCounter,
+    incremental_fetches: IntCounter,
     pub connections_open: IntGauge,
     pub connections_accepted: IntCounter,
     pub connections_closed: IntCounter,
@@ -145,6 +150,22 @@ impl Metrics {
                 "High watermark minus the group's committed offset",
                 &["group", "topic", "partition"],
             ),
+            fetch_sessions: single_gauge(
+                "samsa_incremental_fetch_sessions",
+                "Incremental fetch sessions cached (Kafka's NumIncrementalFetchSessions)",
+            ),
+            fetch_session_partitions: single_gauge(
+                "samsa_incremental_fetch_partitions_cached",
+                "Partitions cached over all fetch sessions (NumIncrementalFetchPartitionsCached)",
+            ),
+            fetch_session_evictions: single_counter(
+                "samsa_incremental_fetch_session_evictions_total",
+                "Fetch sessions evicted to make room for others (IncrementalFetchSessionEvictionsPerSec)",
+            ),
+            incremental_fetches: single_counter(
+                "samsa_incremental_fetches_total",
+                "Fetches served within a fetch session, sending only what changed",
+            ),
             connections_open: single_gauge("samsa_connections_open", "Client connections open now"),
             connections_accepted: single_counter("samsa_connections_accepted_total", "Client connections accepted"),
             connections_closed: single_counter("samsa_connections_closed_total", "Client connections closed"),
@@ -199,8 +220,25 @@ impl Metrics {
             .inc_by(records);
     }
 
+    /// One fetch served as an incremental fetch of a session.
+    pub fn record_incremental_fetch(&self) {
+        self.incremental_fetches.inc();
+    }
+
     /// The text exposition, with partition gauges read fresh from the logs.
-    pub fn render(&self, topics: &TopicRegistry, groups: &[GroupStats]) -> String {
+    pub fn render(
+        &self,
+        topics: &TopicRegistry,
+        groups: &[GroupStats],
+        fetch_sessions: FetchSessionStats,
+    ) -> String {
+        self.fetch_sessions.set(fetch_sessions.sessions as i64);
+        self.fetch_session_partitions
+            .set(fetch_sessions.partitions as i64);
+        // The cache counts evictions itself; the counter catches up with it.
+        let counted = self.fetch_session_evictions.get();
+        self.fetch_session_evictions
+            .inc_by(fetch_sessions.evictions.saturating_sub(counted));
         let gauges = [
             &self.partition_log_start,
             &self.partition_log_end,

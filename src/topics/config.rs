@@ -3,10 +3,14 @@
 
 use std::collections::BTreeMap;
 
-use samsa_storage::{CleanupPolicy, LogConfig, TimestampType};
+use samsa_storage::{CleanupPolicy, LogConfig, TargetCompression, TimestampType};
 
+use crate::config::compression::{self, LevelOf};
 use crate::config::{Config, TimestampKind};
 use crate::error::BrokerError;
+
+mod broker;
+pub use broker::broker_entries;
 
 /// Where a config value comes from, as DescribeConfigs reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,19 +59,21 @@ struct TopicKey {
     validate: fn(&str) -> Result<(), String>,
 }
 
+/// Kafka's `Range.atLeast` on a LONG, with its ConfigException reasons.
 fn long_at_least(min: i64) -> impl Fn(&str) -> Result<(), String> {
     move |v| match v.parse::<i64>() {
         Ok(n) if n >= min => Ok(()),
-        Ok(_) => Err(format!("'{v}' is below the minimum {min}")),
-        Err(_) => Err(format!("'{v}' is not a whole number")),
+        Ok(_) => Err(format!("Value must be at least {min}")),
+        Err(_) => Err("Not a number of type LONG".into()),
     }
 }
 
+/// The same on an INT.
 fn int_at_least(min: i64) -> impl Fn(&str) -> Result<(), String> {
     move |v| match v.parse::<i32>() {
         Ok(n) if i64::from(n) >= min => Ok(()),
-        Ok(_) => Err(format!("'{v}' is below the minimum {min}")),
-        Err(_) => Err(format!("'{v}' is not a 32-bit whole number")),
+        Ok(_) => Err(format!("Value must be at least {min}")),
+        Err(_) => Err("Not a number of type INT".into()),
     }
 }
 
@@ -114,17 +120,40 @@ const TOPIC_KEYS: &[TopicKey] = &[
         validate: |v| long_at_least(0)(v),
     },
     TopicKey {
+        name: "compression.gzip.level",
+        broker_name: "compression.gzip.level",
+        broker_key: Some("compression_gzip_level"),
+        broker_default: |c| c.compression_gzip_level.to_string(),
+        config_type: ConfigType::Int,
+        doc: "The compression level to use if compression.type is set to gzip.",
+        validate: |v| compression::check_level(LevelOf::Gzip, v),
+    },
+    TopicKey {
+        name: "compression.lz4.level",
+        broker_name: "compression.lz4.level",
+        broker_key: Some("compression_lz4_level"),
+        broker_default: |c| c.compression_lz4_level.to_string(),
+        config_type: ConfigType::Int,
+        doc: "The compression level to use if compression.type is set to lz4.",
+        validate: |v| compression::check_level(LevelOf::Lz4, v),
+    },
+    TopicKey {
         name: "compression.type",
         broker_name: "compression.type",
-        broker_key: None,
-        broker_default: |_| "producer".into(),
+        broker_key: Some("compression_type"),
+        broker_default: |c| c.compression_type.clone(),
         config_type: ConfigType::String,
-        doc: "Batches are kept in the producer's compression ('producer' only).",
-        // Batches are stored as they arrived; recompressing would break that promise.
-        validate: |v| match v {
-            "producer" => Ok(()),
-            _ => Err(format!("compression.type '{v}' is not supported (only 'producer')")),
-        },
+        doc: "The codec batches are kept in: 'producer' keeps each as the producer compressed it; 'uncompressed', 'gzip', 'snappy', 'lz4' or 'zstd' recompresses batches in another codec.",
+        validate: compression::check_type,
+    },
+    TopicKey {
+        name: "compression.zstd.level",
+        broker_name: "compression.zstd.level",
+        broker_key: Some("compression_zstd_level"),
+        broker_default: |c| c.compression_zstd_level.to_string(),
+        config_type: ConfigType::Int,
+        doc: "The compression level to use if compression.type is set to zstd.",
+        validate: |v| compression::check_level(LevelOf::Zstd, v),
     },
     TopicKey {
         name: "flush.messages",
@@ -161,6 +190,24 @@ const TOPIC_KEYS: &[TopicKey] = &[
         config_type: ConfigType::Int,
         doc: "Largest record batch accepted.",
         validate: |v| int_at_least(0)(v),
+    },
+    TopicKey {
+        name: "message.timestamp.after.max.ms",
+        broker_name: "log.message.timestamp.after.max.ms",
+        broker_key: Some("message_timestamp_after_max_ms"),
+        broker_default: |c| c.message_timestamp_after_max_ms.to_string(),
+        config_type: ConfigType::Long,
+        doc: "A CreateTime record more than this after the broker's clock is refused (INVALID_TIMESTAMP).",
+        validate: |v| long_at_least(0)(v),
+    },
+    TopicKey {
+        name: "message.timestamp.before.max.ms",
+        broker_name: "log.message.timestamp.before.max.ms",
+        broker_key: Some("message_timestamp_before_max_ms"),
+        broker_default: |c| c.message_timestamp_before_max_ms.to_string(),
+        config_type: ConfigType::Long,
+        doc: "A CreateTime record more than this before the broker's clock is refused (INVALID_TIMESTAMP).",
+        validate: |v| long_at_least(0)(v),
     },
     TopicKey {
         name: "message.timestamp.type",
@@ -271,8 +318,12 @@ impl TopicConfig {
             let key = TOPIC_KEYS.iter().find(|k| k.name == name).ok_or_else(|| {
                 BrokerError::InvalidConfig(format!("unknown topic config '{name}'"))
             })?;
-            (key.validate)(value)
-                .map_err(|reason| BrokerError::InvalidConfig(format!("{name}: {reason}")))?;
+            // Kafka's ConfigException words it so.
+            (key.validate)(value).map_err(|reason| {
+                BrokerError::InvalidConfig(format!(
+                    "Invalid value {value} for configuration {name}: {reason}"
+                ))
+            })?;
         }
         Ok(TopicConfig(overrides))
     }
@@ -338,6 +389,35 @@ impl TopicConfig {
             .unwrap_or(-1)
     }
 
+    /// One key's effective value without resolving the others: for the produce path.
+    fn value(&self, broker: &Config, name: &str) -> String {
+        match self.0.get(name) {
+            Some(value) => value.clone(),
+            None => TOPIC_KEYS
+                .iter()
+                .find(|k| k.name == name)
+                .map_or_else(String::new, |k| (k.broker_default)(broker)),
+        }
+    }
+
+    /// The codec this topic keeps batches in, `None` for `producer` (each batch as it came).
+    pub fn compression(&self, broker: &Config) -> Option<TargetCompression> {
+        let level = |name| self.value(broker, name).trim().parse().unwrap_or(-1);
+        compression::target(
+            &self.value(broker, "compression.type"),
+            level("compression.gzip.level"),
+            level("compression.lz4.level"),
+            level("compression.zstd.level"),
+        )
+    }
+
+    /// Largest batch this topic accepts (`max.message.bytes`).
+    pub fn max_message_bytes(&self, broker: &Config) -> usize {
+        self.value(broker, "max.message.bytes")
+            .parse::<i64>()
+            .map_or(0, |n| n.max(0) as usize)
+    }
+
     /// In-sync replicas an acks=all write to this topic needs.
     pub fn min_insync_replicas(&self, broker: &Config) -> usize {
         self.number(broker, "min.insync.replicas").max(1) as usize
@@ -361,6 +441,10 @@ impl TopicConfig {
             flush_ms: unset_if_max(self.number(broker, "flush.ms")),
             max_message_bytes: self.number(broker, "max.message.bytes").max(0) as usize,
             timestamp_type,
+            timestamp_before_max_ms: self
+                .number(broker, "message.timestamp.before.max.ms")
+                .max(0),
+            timestamp_after_max_ms: self.number(broker, "message.timestamp.after.max.ms").max(0),
             cleanup_policy: self
                 .effective(broker, "cleanup.policy")
                 .and_then(|v| parse_cleanup_policy(&v).ok())
@@ -376,201 +460,6 @@ impl TopicConfig {
     }
 }
 
-/// Broker-level entries for DescribeConfigs on the broker resource, in Kafka's names.
-/// All are read-only: samsa takes its configuration from the file at start-up.
-pub fn broker_entries(config: &Config) -> Vec<ConfigEntry> {
-    let (host, port) = config.advertised();
-    let unset_as_max = |n: Option<u64>| n.map_or(i64::MAX, |n| n as i64).to_string();
-    let entries: Vec<(&'static str, &'static str, String, ConfigType, &'static str)> = vec![
-        (
-            "broker.id",
-            "node_id",
-            config.node_id.to_string(),
-            ConfigType::Int,
-            "This broker's id.",
-        ),
-        (
-            "node.id",
-            "node_id",
-            config.node_id.to_string(),
-            ConfigType::Int,
-            "This broker's id.",
-        ),
-        (
-            "listeners",
-            "listen",
-            format!("PLAINTEXT://{}", config.listen),
-            ConfigType::List,
-            "Listener address.",
-        ),
-        (
-            "advertised.listeners",
-            "advertised_listener",
-            format!("PLAINTEXT://{host}:{port}"),
-            ConfigType::List,
-            "Address given to clients.",
-        ),
-        (
-            "log.dirs",
-            "data_dir",
-            config.data_dir.display().to_string(),
-            ConfigType::String,
-            "Data directory.",
-        ),
-        (
-            "num.partitions",
-            "num_partitions",
-            config.num_partitions.to_string(),
-            ConfigType::Int,
-            "Partitions of auto-created topics.",
-        ),
-        (
-            "default.replication.factor",
-            "default_replication_factor",
-            config.default_replication_factor.to_string(),
-            ConfigType::Int,
-            "Replication factor of new topics.",
-        ),
-        (
-            "auto.create.topics.enable",
-            "auto_create_topics",
-            config.auto_create_topics.to_string(),
-            ConfigType::Boolean,
-            "Create unknown topics on Metadata requests.",
-        ),
-        (
-            "message.max.bytes",
-            "message_max_bytes",
-            config.message_max_bytes.to_string(),
-            ConfigType::Int,
-            "Largest record batch.",
-        ),
-        (
-            "socket.request.max.bytes",
-            "socket_request_max_bytes",
-            config.socket_request_max_bytes.to_string(),
-            ConfigType::Int,
-            "Largest request frame.",
-        ),
-        (
-            "log.segment.bytes",
-            "segment_bytes",
-            config.segment_bytes.to_string(),
-            ConfigType::Int,
-            "Segment size.",
-        ),
-        (
-            "log.roll.ms",
-            "segment_ms",
-            config.segment_ms.to_string(),
-            ConfigType::Long,
-            "Segment age.",
-        ),
-        (
-            "log.index.interval.bytes",
-            "index_interval_bytes",
-            config.index_interval_bytes.to_string(),
-            ConfigType::Int,
-            "Bytes between index entries.",
-        ),
-        (
-            "log.retention.ms",
-            "retention_ms",
-            config.retention_ms.to_string(),
-            ConfigType::Long,
-            "Retention by time.",
-        ),
-        (
-            "log.retention.bytes",
-            "retention_bytes",
-            config.retention_bytes.to_string(),
-            ConfigType::Long,
-            "Retention by size.",
-        ),
-        (
-            "log.retention.check.interval.ms",
-            "retention_check_interval_ms",
-            config.retention_check_interval_ms.to_string(),
-            ConfigType::Long,
-            "How often retention runs.",
-        ),
-        (
-            "log.message.timestamp.type",
-            "message_timestamp_type",
-            config.message_timestamp_type.as_str().to_owned(),
-            ConfigType::String,
-            "Timestamp type of new topics.",
-        ),
-        (
-            "log.flush.interval.messages",
-            "flush_messages",
-            unset_as_max(config.flush_messages),
-            ConfigType::Long,
-            "fsync after this many records.",
-        ),
-        (
-            "log.flush.interval.ms",
-            "flush_ms",
-            unset_as_max(config.flush_ms),
-            ConfigType::Long,
-            "fsync interval.",
-        ),
-        (
-            "log.cleaner.backoff.ms",
-            "log_cleaner_interval_ms",
-            config.log_cleaner_interval_ms.to_string(),
-            ConfigType::Long,
-            "How often the log cleaner looks for partitions to compact.",
-        ),
-        (
-            "offsets.topic.segment.bytes",
-            "offsets_topic_segment_bytes",
-            config.offsets_topic_segment_bytes.to_string(),
-            ConfigType::Int,
-            "Segment size of the offsets topic.",
-        ),
-    ];
-    let defaults = if config.explicit.is_empty() {
-        None
-    } else {
-        Some(broker_entries(&Config::default()))
-    };
-    entries
-        .into_iter()
-        .map(|(name, file_key, value, config_type, doc)| {
-            let default = Synonym {
-                name,
-                value: defaults
-                    .as_ref()
-                    .and_then(|d| d.iter().find(|e| e.name == name))
-                    .map_or_else(|| value.clone(), |e| e.value.clone()),
-                source: ConfigSource::Default,
-            };
-            let synonyms = if config.is_explicit(file_key) {
-                vec![
-                    Synonym {
-                        name,
-                        value: value.clone(),
-                        source: ConfigSource::StaticBroker,
-                    },
-                    default,
-                ]
-            } else {
-                vec![default]
-            };
-            ConfigEntry {
-                name,
-                value,
-                source: synonyms[0].source,
-                config_type,
-                doc,
-                read_only: true,
-                synonyms,
-            }
-        })
-        .collect()
-}
-
 impl From<TimestampKind> for TimestampType {
     fn from(kind: TimestampKind) -> Self {
         match kind {
@@ -581,104 +470,4 @@ impl From<TimestampKind> for TimestampType {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn unknown_and_invalid_configs_are_rejected() {
-        let one = |k: &str, v: &str| BTreeMap::from([(k.to_owned(), v.to_owned())]);
-        assert!(TopicConfig::validated(one("no.such.key", "1")).is_err());
-        assert!(TopicConfig::validated(one("retention.ms", "soon")).is_err());
-        assert!(TopicConfig::validated(one("retention.ms", "-2")).is_err());
-        assert!(TopicConfig::validated(one("retention.ms", "-1")).is_ok());
-        assert!(TopicConfig::validated(one("message.timestamp.type", "LogAppendTime")).is_ok());
-        for ok in ["delete", "compact", "compact,delete", "delete, compact"] {
-            assert!(
-                TopicConfig::validated(one("cleanup.policy", ok)).is_ok(),
-                "{ok}"
-            );
-        }
-        for bad in ["", "compact,", "remove", "compact;delete"] {
-            assert!(
-                TopicConfig::validated(one("cleanup.policy", bad)).is_err(),
-                "{bad:?}"
-            );
-        }
-        assert!(TopicConfig::validated(one("min.cleanable.dirty.ratio", "1.5")).is_err());
-        assert!(TopicConfig::validated(one("min.cleanable.dirty.ratio", "0.01")).is_ok());
-        assert!(TopicConfig::validated(one("delete.retention.ms", "-1")).is_err());
-    }
-
-    #[test]
-    fn compaction_configs_reach_the_log() {
-        let broker = Config::default();
-        let log = TopicConfig::default().log_config(&broker);
-        assert_eq!(log.cleanup_policy, CleanupPolicy::DELETE);
-        assert_eq!(
-            (
-                log.delete_retention_ms,
-                log.min_cleanable_dirty_ratio,
-                log.min_compaction_lag_ms
-            ),
-            (86_400_000, 0.5, 0)
-        );
-        let topic = TopicConfig::validated(BTreeMap::from([
-            ("cleanup.policy".to_owned(), "compact,delete".to_owned()),
-            ("min.cleanable.dirty.ratio".to_owned(), "0.1".to_owned()),
-            ("delete.retention.ms".to_owned(), "5".to_owned()),
-            ("min.compaction.lag.ms".to_owned(), "7".to_owned()),
-        ]))
-        .unwrap();
-        let log = topic.log_config(&broker);
-        assert_eq!(
-            log.cleanup_policy,
-            CleanupPolicy {
-                delete: true,
-                compact: true
-            }
-        );
-        assert_eq!(
-            (
-                log.delete_retention_ms,
-                log.min_cleanable_dirty_ratio,
-                log.min_compaction_lag_ms
-            ),
-            (5, 0.1, 7)
-        );
-    }
-
-    #[test]
-    fn producer_expiry_comes_from_the_broker() {
-        let broker = Config {
-            producer_id_expiration_ms: 5_000,
-            ..Config::default()
-        };
-        assert_eq!(
-            TopicConfig::default()
-                .log_config(&broker)
-                .producer_id_expiration_ms,
-            5_000
-        );
-        assert_eq!(
-            TopicConfig::default()
-                .log_config(&Config::default())
-                .producer_id_expiration_ms,
-            86_400_000
-        );
-    }
-
-    #[test]
-    fn overrides_win_over_broker_defaults() {
-        let broker = Config::default();
-        let topic = TopicConfig::validated(BTreeMap::from([(
-            "segment.bytes".to_owned(),
-            "1000".to_owned(),
-        )]))
-        .unwrap();
-        let log = topic.log_config(&broker);
-        assert_eq!(log.segment_bytes, 1000);
-        assert_eq!(log.retention_ms, Some(broker.retention_ms));
-        assert_eq!(log.retention_bytes, None);
-        assert_eq!(log.flush_messages, None);
-    }
-}
+mod tests;

@@ -12,6 +12,7 @@ mod error;
 mod liveness;
 mod node;
 pub mod placement;
+pub mod quorum;
 pub mod raft;
 mod reassignment;
 pub mod security;

@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 
 use crate::error::Error;
 use crate::liveness::{BrokerSessions, HeartbeatReply};
+use crate::quorum::{Contacts, QuorumDescription, QuorumProgress};
 use crate::raft::log_store::LogStore;
 use crate::raft::network::{Network, PeerClient};
 use crate::raft::rpc::{ProposeRefused, Request, Response};
@@ -63,6 +64,8 @@ pub struct MetadataNode {
     /// `None` for a standalone node, which has no peers to listen for.
     local_addr: Option<SocketAddr>,
     options: QuorumOptions,
+    /// The followers' progress, for DescribeQuorum while this node leads.
+    progress: Arc<QuorumProgress>,
 }
 
 impl MetadataNode {
@@ -129,11 +132,19 @@ impl MetadataNode {
             None => None,
         };
         let local_addr = listener.as_ref().map(TcpListener::local_addr).transpose()?;
-        let raft = Raft::new(node_id, Arc::new(config), Network, log, state)
+        let contacts = Arc::new(Contacts::default());
+        let network = Network {
+            contacts: contacts.clone(),
+        };
+        let raft = Raft::new(node_id, Arc::new(config), network, log, state)
             .await
             .map_err(unavailable)?;
         let sessions = Arc::new(BrokerSessions::new(node_id, raft.clone(), metadata.clone()));
-        let server = listener.map(|l| tokio::spawn(serve(l, raft.clone(), sessions.clone())));
+        let progress = Arc::new(QuorumProgress::new(contacts));
+        // Ends with the Raft, whose metrics it watches.
+        tokio::spawn(progress.clone().track(raft.clone()));
+        let server = listener
+            .map(|l| tokio::spawn(serve(l, raft.clone(), sessions.clone(), progress.clone())));
         let node = MetadataNode {
             id: node_id,
             raft,
@@ -144,6 +155,7 @@ impl MetadataNode {
             session_expiry: Mutex::new(None),
             local_addr,
             options,
+            progress,
         };
         node.initialize_if_new().await?;
         node.lead_if_alone().await?;
@@ -299,6 +311,25 @@ impl MetadataNode {
             Response::Propose(Err(refused)) => Err(refusal(refused)),
             _ => Err(wrong_answer(leader)),
         }
+    }
+
+    /// The quorum as its leader sees it (DescribeQuorum), asked of the leader if this node
+    /// does not lead; `NotController` when there is no leader to ask.
+    pub async fn describe_quorum(&self) -> Result<QuorumDescription, Error> {
+        if let Some(described) = self.progress.describe(&self.raft, self.id) {
+            return Ok(described);
+        }
+        let leader = self.leader().ok_or(Error::NotController { leader: None })?;
+        match self.call_leader(leader, Request::DescribeQuorum).await? {
+            Response::DescribeQuorum(Ok(described)) => Ok(described),
+            Response::DescribeQuorum(Err(refused)) => Err(refusal(refused)),
+            _ => Err(wrong_answer(leader)),
+        }
+    }
+
+    /// The voters and the controller address each listens on.
+    pub fn voters(&self) -> &BTreeMap<NodeId, SocketAddr> {
+        &self.voters
     }
 
     /// Sends `request` to controller `leader`; an unreachable leader is `NotController`.

@@ -100,6 +100,13 @@ pub enum Command {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         epoch: Option<u64>,
     },
+    /// An operator removes a broker's registration (UnregisterBroker, `kafka-cluster
+    /// unregister`): leadership and ISR membership move away from it as when it is fenced,
+    /// then it is forgotten. A broker still running registers again at its next heartbeat,
+    /// as Kafka's does.
+    UnregisterBroker {
+        id: BrokerId,
+    },
     /// `assignment[p]` are the replicas of partition `p`, preferred leader first.
     CreateTopic {
         name: String,
@@ -172,6 +179,10 @@ pub enum CommandResult {
     },
     /// Partitions whose leader or ISR changed.
     BrokerFenced {
+        partitions_changed: usize,
+    },
+    /// Partitions whose leader or ISR changed as the broker was unregistered.
+    BrokerUnregistered {
         partitions_changed: usize,
     },
     TopicCreated {
@@ -313,6 +324,7 @@ impl ClusterMetadata {
             } => self.register_broker(*id, host, *port, rack, *incarnation),
             Command::UnfenceBroker { id, epoch } => self.unfence_broker(*id, *epoch),
             Command::FenceBroker { id, epoch } => self.fence_broker(*id, *epoch),
+            Command::UnregisterBroker { id } => self.unregister_broker(*id),
             Command::CreateTopic {
                 name,
                 id,
@@ -492,6 +504,24 @@ impl ClusterMetadata {
             });
         }
         broker.fenced = true;
+        let partitions_changed = self.move_away_from(id);
+        Ok(CommandResult::BrokerFenced { partitions_changed })
+    }
+
+    fn unregister_broker(&mut self, id: BrokerId) -> Result<CommandResult, CommandError> {
+        let broker = self
+            .brokers
+            .get_mut(&id)
+            .ok_or(CommandError::UnknownBroker(id))?;
+        broker.fenced = true;
+        let partitions_changed = self.move_away_from(id);
+        self.brokers.remove(&id);
+        Ok(CommandResult::BrokerUnregistered { partitions_changed })
+    }
+
+    /// Moves leadership and ISR membership away from fenced broker `id`; returns how many
+    /// partitions changed.
+    fn move_away_from(&mut self, id: BrokerId) -> usize {
         let brokers = &self.brokers;
         let mut partitions_changed = 0;
         for p in self
@@ -513,7 +543,7 @@ impl ClusterMetadata {
                 partitions_changed += 1;
             }
         }
-        Ok(CommandResult::BrokerFenced { partitions_changed })
+        partitions_changed
     }
 
     fn create_topic(

@@ -729,3 +729,26 @@ fn an_unclean_election_gives_a_leaderless_partition_any_live_replica() {
     let p = m.partition("t", 0).unwrap();
     assert_eq!((p.leader, p.isr.clone()), (2, vec![2]));
 }
+
+#[test]
+fn unregistering_a_broker_moves_its_partitions_away_and_forgets_it() {
+    let mut m = cluster(3);
+    create(&mut m, "t", vec![vec![2, 1, 3], vec![1, 3, 2]]).unwrap();
+    let unregistered = m.apply(&Command::UnregisterBroker { id: 2 });
+    assert_eq!(
+        unregistered,
+        Ok(CommandResult::BrokerUnregistered {
+            partitions_changed: 2
+        })
+    );
+    assert!(!m.brokers.contains_key(&2));
+    let p = &m.topics["t"].partitions;
+    assert_eq!((p[0].leader, p[0].isr.clone()), (1, vec![1, 3]));
+    assert_eq!((p[1].leader, p[1].isr.clone()), (1, vec![1, 3]));
+    // Gone: a second unregistration, or a fence, finds no broker; it may register again.
+    assert_eq!(
+        m.apply(&Command::UnregisterBroker { id: 2 }),
+        Err(CommandError::UnknownBroker(2))
+    );
+    assert!(register(&mut m, 2, 2).is_ok());
+}

@@ -225,6 +225,33 @@ pub fn validate_batches(
     Ok(headers)
 }
 
+/// Appends a v2 batch header with these fields to `out`, its batchLength and CRC left zero:
+/// [`seal`] fills them in once the records follow. For the batches the log writes anew (a
+/// cleaned batch, a recompressed one).
+pub(crate) fn put_header(out: &mut Vec<u8>, h: &BatchHeader) {
+    out.put_i64(h.base_offset);
+    out.put_i32(0);
+    out.put_i32(h.leader_epoch);
+    out.put_i8(h.magic);
+    out.put_u32(0);
+    out.put_i16(h.attributes);
+    out.put_i32(h.last_offset_delta);
+    out.put_i64(h.base_timestamp);
+    out.put_i64(h.max_timestamp);
+    out.put_i64(h.producer_id);
+    out.put_i16(h.producer_epoch);
+    out.put_i32(h.base_sequence);
+    out.put_i32(h.record_count);
+}
+
+/// Fills in the batchLength and CRC of the batch that starts at `start` and ends `out`.
+pub(crate) fn seal(out: &mut [u8], start: usize) {
+    let length = (out.len() - start - LOG_OVERHEAD) as i32;
+    out[start + 8..start + 12].copy_from_slice(&length.to_be_bytes());
+    let crc = crc32c::crc32c(&out[start + ATTRIBUTES_AT..]);
+    out[start + CRC_AT..start + CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
 /// Reads just the framing fields (baseOffset, total size) at the start of `buf`.
 pub(crate) fn frame(buf: &[u8]) -> Option<(i64, usize)> {
     let mut b = buf.get(..LOG_OVERHEAD)?;
@@ -251,6 +278,18 @@ pub(crate) fn stamp_log_append_time(batch: &mut [u8], rest: &[u8], now_ms: i64) 
     let attributes = attributes | TIMESTAMP_TYPE_BIT;
     batch[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
     batch[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&now_ms.to_be_bytes());
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&batch[ATTRIBUTES_AT..]), rest);
+    batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// Marks a validated batch a producer sent as LogAppendTime CreateTime, keeping its max
+/// timestamp, as Kafka does on a CreateTime topic (its LogValidator sets the topic's timestamp
+/// type on every batch it keeps). The attributes are CRC-covered, so the CRC is recomputed.
+pub(crate) fn stamp_create_time(batch: &mut [u8], rest: &[u8]) {
+    debug_assert!(batch.len() == HEADER_SIZE);
+    let attributes = i16::from_be_bytes([batch[ATTRIBUTES_AT], batch[ATTRIBUTES_AT + 1]]);
+    let attributes = attributes & !TIMESTAMP_TYPE_BIT;
+    batch[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
     let crc = crc32c::crc32c_append(crc32c::crc32c(&batch[ATTRIBUTES_AT..]), rest);
     batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
 }
@@ -510,6 +549,17 @@ mod tests {
         assert_eq!(h.timestamp_type(), TimestampType::LogAppendTime);
         assert_eq!(h.max_timestamp, 999);
         assert_eq!(h.compression(), Compression::Zstd);
+    }
+
+    #[test]
+    fn a_producers_log_append_time_becomes_create_time() {
+        let mut buf = batch_with(&[10, 20], Codec::Gzip).to_vec();
+        let (head, rest) = buf.split_at_mut(HEADER_SIZE);
+        stamp_log_append_time(head, rest, 999);
+        stamp_create_time(head, rest);
+        let h = validate_batches(&buf, 1 << 20).unwrap()[0];
+        assert_eq!(h.timestamp_type(), TimestampType::CreateTime);
+        assert_eq!((h.max_timestamp, h.compression()), (999, Compression::Gzip));
     }
 
     #[test]

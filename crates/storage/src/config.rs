@@ -54,6 +54,11 @@ pub struct LogConfig {
     /// Largest accepted batch in bytes (`max.message.bytes`).
     pub max_message_bytes: usize,
     pub timestamp_type: TimestampType,
+    /// A CreateTime record more than this before the broker's clock is refused
+    /// (`message.timestamp.before.max.ms`; `i64::MAX` for no bound).
+    pub timestamp_before_max_ms: i64,
+    /// ... or more than this after it (`message.timestamp.after.max.ms`).
+    pub timestamp_after_max_ms: i64,
     pub cleanup_policy: CleanupPolicy,
     /// How long a tombstone survives once the cleaner has first seen it (`delete.retention.ms`).
     pub delete_retention_ms: i64,
@@ -78,6 +83,9 @@ impl Default for LogConfig {
             flush_ms: None,
             max_message_bytes: 1_048_588,
             timestamp_type: TimestampType::CreateTime,
+            timestamp_before_max_ms: i64::MAX,
+            // No bounds unless the broker sets them (its default after bound is Kafka's hour).
+            timestamp_after_max_ms: i64::MAX,
             cleanup_policy: CleanupPolicy::DELETE,
             delete_retention_ms: 24 * 60 * 60 * 1000,
             min_cleanable_dirty_ratio: 0.5,

@@ -27,6 +27,8 @@ mod flush;
 mod index;
 mod log;
 mod producers;
+mod recompress;
+mod record_rules;
 mod records;
 mod recovery;
 mod retention;
@@ -40,6 +42,8 @@ pub use compaction::{CleanPlan, CleanStats, CleanedSegments};
 pub use config::{CleanupPolicy, LogConfig, TimestampType};
 pub use log::{AppendInfo, LogSync, PartitionLog};
 pub use producers::{AbortedTxn, ControlType, ProducerInfo};
+pub use recompress::{recompress, TargetCompression};
+pub use record_rules::{RecordFault, RefusedRecord};
 
 /// Everything the storage layer can fail with. The broker maps these to Kafka error codes.
 #[derive(thiserror::Error, Debug)]
@@ -50,6 +54,10 @@ pub enum StorageError {
     /// A well-formed batch that breaks a rule (Kafka INVALID_RECORD).
     #[error("invalid record batch: {0}")]
     InvalidRecord(String),
+    /// Records of a batch that break a per-record rule: the batch is refused and each of them
+    /// named (Kafka INVALID_RECORD, or INVALID_TIMESTAMP when one is refused for its timestamp).
+    #[error("{} records of the batch were refused", .0.len())]
+    RecordsRefused(Vec<RefusedRecord>),
     /// Kafka MESSAGE_TOO_LARGE.
     #[error("record batch of {size} bytes exceeds the limit of {max} bytes")]
     RecordTooLarge { size: usize, max: usize },

@@ -180,13 +180,11 @@ impl PartitionLog {
                 max: segment_limit as usize,
             });
         }
-        if self.config.cleanup_policy.compact {
-            let mut position = 0;
-            for header in &headers {
-                let end = position + header.total_size();
-                crate::records::check_keys(&records[position..end])?;
-                position = end;
-            }
+        let mut position = 0;
+        for header in &headers {
+            let end = position + header.total_size();
+            crate::record_rules::check(&records[position..end], &self.config, now_ms)?;
+            position = end;
         }
         let log_append_time =
             (self.config.timestamp_type == TimestampType::LogAppendTime).then_some(now_ms);
@@ -224,6 +222,8 @@ impl PartitionLog {
             batch::assign_offset_and_epoch(&mut head, next_offset, leader_epoch);
             if let Some(now) = log_append_time {
                 batch::stamp_log_append_time(&mut head, rest, now);
+            } else if header.timestamp_type() == TimestampType::LogAppendTime {
+                batch::stamp_create_time(&mut head, rest);
             }
             heads.push(head);
             let header = BatchHeader::parse(&head)?;

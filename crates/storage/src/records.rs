@@ -1,6 +1,6 @@
-//! The records inside one stored batch, for the two places that must look past the batch
-//! header: rejecting keyless records on compacted topics, and the cleaner rewriting a batch
-//! with only the records it keeps.
+//! The records inside one stored batch, for the places that must look past the batch header:
+//! the per-record rules of a produce (`record_rules`), recompression, and the cleaner rewriting
+//! a batch with only the records it keeps.
 //!
 //! Record v2 bytes (varints are zigzag, as in Kafka):
 //!
@@ -20,7 +20,7 @@ use std::ops::Range;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::compression::{self as codec, Compressor};
 
-use crate::batch::{BatchHeader, Compression, HEADER_SIZE, LOG_OVERHEAD};
+use crate::batch::{BatchHeader, Compression, HEADER_SIZE};
 use crate::{StorageError, TimestampType};
 
 /// Attribute bit 6 (KIP-534): the batch's base timestamp is its delete horizon, the time after
@@ -39,7 +39,10 @@ pub(crate) struct RecordView {
     span: Range<usize>,
     /// From the offsetDelta to the end: what a new timestamp delta leaves unchanged.
     after_timestamp: Range<usize>,
-    attributes: u8,
+    /// From the key length to the end: what new deltas leave unchanged.
+    pub after_offset_delta: Range<usize>,
+    pub offset_delta: i64,
+    pub attributes: u8,
 }
 
 /// One batch with its records section decompressed and framed.
@@ -81,6 +84,11 @@ impl BatchRecords {
             data,
             records,
         })
+    }
+
+    /// The records section, decompressed.
+    pub fn data(&self) -> &[u8] {
+        &self.data
     }
 
     pub fn key(&self, record: &RecordView) -> Option<&[u8]> {
@@ -137,44 +145,18 @@ impl BatchRecords {
             .map_err(|e| corrupt(header, &format!("cannot compress records: {e}")))?;
 
         let mut out = Vec::with_capacity(HEADER_SIZE + records.len());
-        out.put_i64(header.base_offset);
-        out.put_i32((HEADER_SIZE - LOG_OVERHEAD + records.len()) as i32);
-        out.put_i32(header.leader_epoch);
-        out.put_i8(header.magic);
-        out.put_u32(0); // CRC, filled below
-        out.put_i16(attributes);
-        out.put_i32(header.last_offset_delta);
-        out.put_i64(base_timestamp);
-        out.put_i64(max_timestamp);
-        out.put_i64(header.producer_id);
-        out.put_i16(header.producer_epoch);
-        out.put_i32(header.base_sequence);
-        out.put_i32(keep.len() as i32);
+        let rebuilt = BatchHeader {
+            attributes,
+            base_timestamp,
+            max_timestamp,
+            record_count: keep.len() as i32,
+            ..*header
+        };
+        crate::batch::put_header(&mut out, &rebuilt);
         out.extend_from_slice(&records);
-        let crc = crc32c::crc32c(&out[21..]);
-        out[17..21].copy_from_slice(&crc.to_be_bytes());
+        crate::batch::seal(&mut out, 0);
         Ok(Some(out))
     }
-}
-
-/// Rejects batches with a keyless record, which a compacted topic could never clean (Kafka's
-/// "Compacted topic cannot accept message without key"). Control batches are exempt.
-pub(crate) fn check_keys(batch: &[u8]) -> Result<(), StorageError> {
-    let header = BatchHeader::parse(batch)?;
-    if header.is_control() {
-        return Ok(());
-    }
-    let parsed = BatchRecords::parse(batch).map_err(|e| match e {
-        StorageError::CorruptRecord(why) => StorageError::InvalidRecord(why),
-        other => other,
-    })?;
-    if let Some(record) = parsed.records.iter().find(|r| r.key.is_none()) {
-        return Err(StorageError::InvalidRecord(format!(
-            "Compacted topic cannot accept message without key (offset delta {})",
-            record.offset - header.base_offset
-        )));
-    }
-    Ok(())
 }
 
 fn corrupt(header: &BatchHeader, what: &str) -> StorageError {
@@ -190,9 +172,9 @@ pub(crate) const MAX_DECOMPRESSED: usize = 128 << 20;
 
 /// Kafka's snappy is snappy-java's stream: a magic header, then length-prefixed raw blocks;
 /// without the header the body is one raw block.
-const XERIAL_MAGIC: &[u8; 16] = b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01";
+pub(crate) const XERIAL_MAGIC: &[u8; 16] = b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01";
 
-fn decompress(compression: Compression, body: Bytes) -> Result<Bytes, String> {
+pub(crate) fn decompress(compression: Compression, body: Bytes) -> Result<Bytes, String> {
     decompress_bounded(compression, body, MAX_DECOMPRESSED)
 }
 
@@ -308,6 +290,7 @@ impl Reader<'_> {
         let timestamp_delta = self.varlong()?;
         let after_timestamp = self.pos;
         let offset_delta = self.varint()?;
+        let after_offset_delta = self.pos;
         let key = self.bytes()?;
         let value = self.bytes()?;
         if self.pos > end {
@@ -326,6 +309,8 @@ impl Reader<'_> {
             value,
             span: start..end,
             after_timestamp: after_timestamp..end,
+            after_offset_delta: after_offset_delta..end,
+            offset_delta,
             attributes,
         })
     }
@@ -367,7 +352,7 @@ impl Reader<'_> {
     }
 }
 
-fn put_varlong(out: &mut impl BufMut, value: i64) {
+pub(crate) fn put_varlong(out: &mut impl BufMut, value: i64) {
     let mut v = ((value << 1) ^ (value >> 63)) as u64;
     while v >= 0x80 {
         out.put_u8((v as u8 & 0x7f) | 0x80);
@@ -440,17 +425,6 @@ mod tests {
             .map(|r| r.timestamp)
             .collect();
         assert_eq!(times, [5_000, 5_001]);
-    }
-
-    #[test]
-    fn keyless_records_are_found() {
-        let keyed = keyed_batch(&[("a", Some("1"))], 0, Codec::Gzip);
-        assert!(check_keys(&keyed).is_ok());
-        let keyless = crate::testutil::batch_full_keys(&[None], Codec::Snappy);
-        assert!(matches!(
-            check_keys(&keyless),
-            Err(StorageError::InvalidRecord(_))
-        ));
     }
 
     #[test]

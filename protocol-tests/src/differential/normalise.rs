@@ -91,10 +91,24 @@ fn normalise_field(key: &str, value: &mut Node, facts: &Facts) {
                 *value = Node::leaf("<broker time>");
             }
         }
+        // KIP-467's text for an out-of-range timestamp names the bounds around the broker's
+        // clock at append; the rest of it is compared.
+        "batch_index_error_message" => {
+            if let Some(text) = value.as_leaf() {
+                *value = Node::leaf(timestamp_bounds(text));
+            }
+        }
         // Each broker's clock: when a transaction began, when a producer last wrote.
         "transaction_start_time_ms" | "last_timestamp" => {
             if value.as_leaf() != Some("-1") {
                 *value = Node::leaf("<broker time>");
+            }
+        }
+        // Fetch session ids (KIP-227) are random per broker: only whether there is one is
+        // compared.
+        "session_id" => {
+            if value.as_leaf() != Some("0") {
+                *value = Node::leaf("<session id>");
             }
         }
         // Allocated by each broker.
@@ -112,6 +126,20 @@ fn normalise_field(key: &str, value: &mut Node, facts: &Facts) {
         // API by API in their own check (`compare_api_ranges`), not as a list.
         "api_keys" => *value = Node::leaf("<compared by range>"),
         _ => normalise(value, facts),
+    }
+}
+
+/// `text` with the bounds of Kafka's "The timestamp should be within [lower, upper]"
+/// replaced by a placeholder.
+pub fn timestamp_bounds(text: &str) -> String {
+    const BOUNDS: &str = "The timestamp should be within [";
+    match text.find(BOUNDS) {
+        Some(at) => {
+            let start = at + BOUNDS.len();
+            let end = text[start..].find(']').map_or(text.len(), |i| start + i);
+            format!("{}<broker clock bounds>{}", &text[..start], &text[end..])
+        }
+        None => text.to_owned(),
     }
 }
 

@@ -24,6 +24,9 @@ const BROKER_KEYS: &[&str] = &[
     "num.partitions",
     "log.segment.bytes",
     "auto.create.topics.enable",
+    "max.incremental.fetch.session.cache.slots",
+    // An internal config of Kafka's: not described.
+    "min.incremental.fetch.session.eviction.ms",
 ];
 
 fn describe(

@@ -68,3 +68,64 @@ fn describe_log_dirs() {
     }
     d.finish();
 }
+
+/// AlterReplicaLogDirs on a broker with one log directory: a move into the directory the
+/// replica is in, into a directory the broker lacks, of an unknown topic or partition.
+#[test]
+fn alter_replica_log_dirs() {
+    use std::collections::HashMap;
+
+    use kafka_protocol::messages::alter_replica_log_dirs_request::{
+        AlterReplicaLogDir, AlterReplicaLogDirTopic,
+    };
+    use kafka_protocol::messages::{AlterReplicaLogDirsRequest, AlterReplicaLogDirsResponse};
+
+    let mut d = Differential::start("alter_log_dirs");
+    let topic = d.topic("moved");
+    d.create_topic(&topic, 2, &[]);
+    // Each broker's own directory, as DescribeLogDirs names it.
+    let mut dirs = HashMap::new();
+    for side in [&mut d.samsa, &mut d.kafka] {
+        let described = side.conn.send(&describe(Some(Vec::new())), 4).unwrap();
+        dirs.insert(side.name, described.results[0].log_dir.to_string());
+    }
+    let alter = |dir: &str, moves: &[(&str, &[i32])]| {
+        AlterReplicaLogDirsRequest::default().with_dirs(vec![AlterReplicaLogDir::default()
+            .with_path(str_bytes(dir))
+            .with_topics(
+                moves
+                    .iter()
+                    .map(|(t, ps)| {
+                        AlterReplicaLogDirTopic::default()
+                            .with_name(topic_name(t))
+                            .with_partitions(ps.to_vec())
+                    })
+                    .collect(),
+            )])
+    };
+    let t = topic.as_str();
+    // Kafka answers the partitions in its hash map's order; the order means nothing.
+    let sorted = |r: &mut AlterReplicaLogDirsResponse| {
+        for topic in &mut r.results {
+            topic.partitions.sort_by_key(|p| p.partition_index);
+        }
+    };
+    for v in ends(ApiKey::AlterReplicaLogDirs) {
+        d.compare_part(
+            "into-its-own-dir",
+            v,
+            |s| alter(&dirs[s.name], &[(t, &[0, 1])]),
+            sorted,
+        );
+        d.compare("into-a-missing-dir", v, |_| {
+            alter("/no/such/dir", &[(t, &[0])])
+        });
+        d.compare("unknown-partition", v, |s| {
+            alter(&dirs[s.name], &[(t, &[7])])
+        });
+        d.compare("unknown-topic", v, |s| {
+            alter(&dirs[s.name], &[(&UNKNOWN.name, &[0])])
+        });
+    }
+    d.finish();
+}

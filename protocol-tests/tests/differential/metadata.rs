@@ -68,3 +68,87 @@ fn describe_cluster() {
     }
     d.finish();
 }
+
+/// DescribeQuorum: the shape of the answer (its numbers are each broker's own: epochs,
+/// offsets, times, addresses), and the errors for anything but the metadata partition.
+#[test]
+fn describe_quorum() {
+    use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+    use kafka_protocol::messages::{DescribeQuorumRequest, DescribeQuorumResponse};
+
+    let mut d = Differential::start("describe_quorum");
+    let ask = |topics: &[(&str, &[i32])]| {
+        DescribeQuorumRequest::default().with_topics(
+            topics
+                .iter()
+                .map(|(name, partitions)| {
+                    TopicData::default()
+                        .with_topic_name(topic_name(name))
+                        .with_partitions(
+                            partitions
+                                .iter()
+                                .map(|&p| PartitionData::default().with_partition_index(p))
+                                .collect(),
+                        )
+                })
+                .collect(),
+        )
+    };
+    // One voter on both; the numbers that are each broker's own (ids, epochs, offsets,
+    // times) become marks of their presence, and the controller endpoints are dropped.
+    let shape = |r: &mut DescribeQuorumResponse| {
+        for t in &mut r.topics {
+            for p in &mut t.partitions {
+                p.leader_epoch = i32::from(p.leader_epoch > 0);
+                p.high_watermark = i64::from(p.high_watermark > 0);
+                for v in p.current_voters.iter_mut().chain(p.observers.iter_mut()) {
+                    v.replica_id.0 = i32::from(v.replica_id.0 >= 0);
+                    v.replica_directory_id = Default::default();
+                    v.log_end_offset = i64::from(v.log_end_offset > 0);
+                    v.last_fetch_timestamp = i64::from(v.last_fetch_timestamp > 0);
+                    v.last_caught_up_timestamp = i64::from(v.last_caught_up_timestamp > 0);
+                }
+            }
+        }
+        r.nodes.clear();
+    };
+    for v in ends(ApiKey::DescribeQuorum) {
+        d.compare_part(
+            "metadata-log",
+            v,
+            |_| ask(&[("__cluster_metadata", &[0])]),
+            shape,
+        );
+        d.compare_part(
+            "wrong-partition",
+            v,
+            |_| ask(&[("__cluster_metadata", &[1])]),
+            shape,
+        );
+        d.compare_part("wrong-topic", v, |_| ask(&[(&UNKNOWN.name, &[0])]), shape);
+        d.compare_part("no-topic", v, |_| ask(&[]), shape);
+        d.compare_part(
+            "two-partitions",
+            v,
+            |_| ask(&[("__cluster_metadata", &[0, 1])]),
+            shape,
+        );
+    }
+    d.finish();
+}
+
+/// UnregisterBroker of a broker id neither cluster has (unregistering the one live broker
+/// would only make it register again).
+#[test]
+fn unregister_broker() {
+    use kafka_protocol::messages::{BrokerId, UnregisterBrokerRequest};
+
+    let mut d = Differential::start("unregister_broker");
+    d.compare("unknown-broker", 0, |_| {
+        UnregisterBrokerRequest::default().with_broker_id(BrokerId(999))
+    });
+    d.compare("negative-id", 0, |_| {
+        UnregisterBrokerRequest::default().with_broker_id(BrokerId(-5))
+    });
+    d.finish();
+}

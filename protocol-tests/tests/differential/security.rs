@@ -9,6 +9,9 @@
 //! names, SCRAM users), and filters name it, so other tests and runs are never seen.
 
 use bytes::Bytes;
+use kafka_protocol::messages::alter_replica_log_dirs_request::{
+    AlterReplicaLogDir, AlterReplicaLogDirTopic,
+};
 use kafka_protocol::messages::alter_user_scram_credentials_request::{
     ScramCredentialDeletion, ScramCredentialUpsertion,
 };
@@ -18,12 +21,13 @@ use kafka_protocol::messages::describe_topic_partitions_request::TopicRequest;
 use kafka_protocol::messages::describe_user_scram_credentials_request::UserName;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
-    AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse, ApiKey,
-    ApiVersionsRequest, CreateAclsRequest, DeleteAclsRequest, DeleteAclsResponse,
-    DescribeAclsRequest, DescribeAclsResponse, DescribeTopicPartitionsRequest,
-    DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse,
-    FindCoordinatorRequest, MetadataRequest, SaslAuthenticateRequest, SaslAuthenticateResponse,
-    SaslHandshakeRequest,
+    AlterReplicaLogDirsRequest, AlterUserScramCredentialsRequest,
+    AlterUserScramCredentialsResponse, ApiKey, ApiVersionsRequest, BrokerId, CreateAclsRequest,
+    DeleteAclsRequest, DeleteAclsResponse, DescribeAclsRequest, DescribeAclsResponse,
+    DescribeTopicPartitionsRequest, DescribeUserScramCredentialsRequest,
+    DescribeUserScramCredentialsResponse, FindCoordinatorRequest, MetadataRequest,
+    SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
+    UnregisterBrokerRequest,
 };
 use samsa_protocol_tests::batches::{batch, messages};
 use samsa_protocol_tests::client::str_bytes;
@@ -534,6 +538,17 @@ fn unauthorized() {
         named(&[&unknown, &topic])
     });
     d.compare("describe-topic-partitions-all", 0, |_| named(&[]));
+    d.compare("unregister-broker", 0, |_| {
+        UnregisterBrokerRequest::default().with_broker_id(BrokerId(999))
+    });
+    // Moving replicas between directories needs ALTER on the cluster.
+    d.compare("alter-replica-log-dirs", 2, |_| {
+        AlterReplicaLogDirsRequest::default().with_dirs(vec![AlterReplicaLogDir::default()
+            .with_path(str_bytes("/anywhere"))
+            .with_topics(vec![AlterReplicaLogDirTopic::default()
+                .with_name(topic_name(&topic))
+                .with_partitions(vec![0])])])
+    });
     for v in ends(ApiKey::FindCoordinator) {
         d.compare("find-coordinator", v, |_| {
             let request = FindCoordinatorRequest::default().with_key_type(0);

@@ -2,6 +2,7 @@
 //! connection opened on first use and reopened after any failure.
 
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::{
@@ -17,15 +18,21 @@ use tokio::net::TcpStream;
 
 use super::rpc::{read_frame, write_frame, Request, Response};
 use super::{NodeId, TypeConfig};
+use crate::quorum::Contacts;
 
 /// Connects to peers at the address their membership entry gives (`BasicNode::addr`).
-pub struct Network;
+/// Followers' answers to AppendEntries are noted in `contacts` for DescribeQuorum.
+pub struct Network {
+    pub contacts: Arc<Contacts>,
+}
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerClient {
-        PeerClient::new(target, node.addr.clone())
+        let mut client = PeerClient::new(target, node.addr.clone());
+        client.contacts = Some(self.contacts.clone());
+        client
     }
 }
 
@@ -36,6 +43,8 @@ pub struct PeerClient {
     /// Whether the last call got through: a peer going down is logged once, not at every
     /// heartbeat openraft retries while it stays down.
     reachable: bool,
+    /// Where answered AppendEntries are noted; `None` for calls outside replication.
+    contacts: Option<Arc<Contacts>>,
 }
 
 /// Unreachable makes openraft back off before retrying; other failures are retried sooner.
@@ -55,6 +64,7 @@ impl PeerClient {
             addr,
             conn: None,
             reachable: true,
+            contacts: None,
         }
     }
 
@@ -141,11 +151,16 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<NodeId>> {
-        self.rpc(Request::AppendEntries(rpc), option, |r| match r {
-            Response::AppendEntries(remote) => Some(remote),
-            _ => None,
-        })
-        .await
+        let answer = self
+            .rpc(Request::AppendEntries(rpc), option, |r| match r {
+                Response::AppendEntries(remote) => Some(remote),
+                _ => None,
+            })
+            .await;
+        if let (Ok(_), Some(contacts)) = (&answer, &self.contacts) {
+            contacts.answered(self.target);
+        }
+        answer
     }
 
     async fn install_snapshot(

@@ -5,6 +5,7 @@
 
 use std::io;
 
+use crate::quorum::QuorumDescription;
 use openraft::error::{InstallSnapshotError, RaftError};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
@@ -34,6 +35,9 @@ pub enum Request {
         broker: BrokerId,
         epoch: u64,
     },
+    /// DescribeQuorum asked of a controller that is not the leader, which alone knows the
+    /// followers' progress.
+    DescribeQuorum,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -45,6 +49,7 @@ pub enum Response {
     ),
     Propose(Result<Applied, ProposeRefused>),
     BrokerHeartbeat(Result<HeartbeatReply, ProposeRefused>),
+    DescribeQuorum(Result<QuorumDescription, ProposeRefused>),
 }
 
 /// Why a forwarded proposal was not committed by the node it was sent to.

@@ -11,10 +11,16 @@ use tokio::task::JoinSet;
 use super::rpc::{read_frame, write_frame, ProposeRefused, Request, Response};
 use super::{Applied, Raft};
 use crate::liveness::BrokerSessions;
+use crate::quorum::QuorumProgress;
 use crate::state::Command;
 
 /// Serves until the task is aborted; aborting it drops (and so aborts) every connection task.
-pub async fn serve(listener: TcpListener, raft: Raft, sessions: Arc<BrokerSessions>) {
+pub async fn serve(
+    listener: TcpListener,
+    raft: Raft,
+    sessions: Arc<BrokerSessions>,
+    progress: Arc<QuorumProgress>,
+) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
@@ -22,8 +28,9 @@ pub async fn serve(listener: TcpListener, raft: Raft, sessions: Arc<BrokerSessio
                 Ok((stream, peer)) => {
                     let raft = raft.clone();
                     let sessions = sessions.clone();
+                    let progress = progress.clone();
                     connections.spawn(async move {
-                        if let Err(e) = serve_connection(stream, raft, sessions).await {
+                        if let Err(e) = serve_connection(stream, raft, sessions, progress).await {
                             tracing::warn!(%peer, error = %e, "closing controller connection");
                         }
                     });
@@ -39,6 +46,7 @@ async fn serve_connection(
     mut stream: TcpStream,
     raft: Raft,
     sessions: Arc<BrokerSessions>,
+    progress: Arc<QuorumProgress>,
 ) -> io::Result<()> {
     stream.set_nodelay(true)?;
     loop {
@@ -58,6 +66,13 @@ async fn serve_connection(
             }
             Request::BrokerHeartbeat { broker, epoch } => {
                 Response::BrokerHeartbeat(sessions.heartbeat(broker, epoch).await)
+            }
+            Request::DescribeQuorum => {
+                let me = raft.metrics().borrow().id;
+                let described = progress.describe(&raft, me);
+                Response::DescribeQuorum(described.ok_or_else(|| ProposeRefused::NotLeader {
+                    leader: raft.metrics().borrow().current_leader,
+                }))
             }
         };
         write_frame(&mut stream, &response).await?;

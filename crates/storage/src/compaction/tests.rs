@@ -332,10 +332,13 @@ fn compacted_logs_reject_keyless_records() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = open(dir.path(), config());
     let keyless = crate::testutil::batch_full_keys(&[Some("a"), None], Codec::Zstd);
-    assert!(matches!(
-        log.append(keyless.clone(), 0, 0),
-        Err(StorageError::InvalidRecord(_))
-    ));
+    match log.append(keyless.clone(), 0, 0) {
+        Err(StorageError::RecordsRefused(refused)) => {
+            assert_eq!(refused.len(), 1);
+            assert_eq!(refused[0].index, 1);
+        }
+        other => panic!("expected the keyless record refused, got {other:?}"),
+    }
     assert_eq!(log.log_end_offset(), 0);
     let plain_dir = tempfile::tempdir().unwrap();
     let mut plain = open(plain_dir.path(), test_config());

@@ -45,7 +45,7 @@ final class Clients {
         p.put("value.serializer", ByteArraySerializer.class.getName());
         p.put("acks", "all");
         p.put("compression.type", codec);
-        p.put("linger.ms", "5");
+        p.put("linger.ms", args.get("linger-ms", "5"));
         p.put("delivery.timeout.ms", "30000");
         p.put("max.block.ms", "30000");
         String idempotence = args.get("idempotence", "false");
@@ -61,6 +61,12 @@ final class Clients {
         p.put("value.deserializer", ByteArrayDeserializer.class.getName());
         p.put("enable.auto.commit", "false");
         p.put("auto.offset.reset", "earliest");
+        // --fetch-max-bytes N: small answers, so that reading takes many fetches.
+        String fetchMaxBytes = args.get("fetch-max-bytes", "");
+        if (!fetchMaxBytes.isEmpty()) {
+            p.put("fetch.max.bytes", fetchMaxBytes);
+            p.put("max.partition.fetch.bytes", fetchMaxBytes);
+        }
         if (groupId != null) {
             p.put("group.id", groupId);
             p.put("session.timeout.ms", "10000");

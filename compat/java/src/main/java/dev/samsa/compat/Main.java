@@ -33,6 +33,7 @@ public final class Main {
     static {
         SCENARIOS.put("produce", RecordScenarios::produce);
         SCENARIOS.put("consume", RecordScenarios::consume);
+        SCENARIOS.put("produce-keyless", RecordScenarios::produceKeyless);
         SCENARIOS.put("topics", AdminScenarios::topics);
         SCENARIOS.put("cluster", AdminScenarios::cluster);
         SCENARIOS.put("configs", AdminScenarios::configs);

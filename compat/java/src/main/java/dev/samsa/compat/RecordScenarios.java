@@ -102,6 +102,37 @@ final class RecordScenarios {
     }
 
     /**
+     * produce-keyless --topic T [--linger-ms N] : creates T compacted, sends a keyed, a keyless and a keyed
+     * record in one batch, and prints each record's outcome: with KIP-467 the broker names the
+     * keyless record, which alone fails as invalid.
+     */
+    static void produceKeyless(Main.Args args) throws Exception {
+        String topic = args.get("topic");
+        try (Admin admin = Clients.admin(args)) {
+            createTopic(admin, topic, 1, Collections.singletonMap("cleanup.policy", "compact"));
+        }
+        byte[][] keys = {Json.utf8("a"), null, Json.utf8("c")};
+        List<Future<RecordMetadata>> futures = new ArrayList<>();
+        try (KafkaProducer<byte[], byte[]> producer = Clients.producer(args, "none")) {
+            // Metadata first, so no send waits for it while an earlier record goes out alone;
+            // the linger (--linger-ms) then holds the three for one batch.
+            producer.partitionsFor(topic);
+            for (byte[] key : keys) futures.add(producer.send(new ProducerRecord<>(topic, 0, key, Json.utf8("v"))));
+            producer.flush();
+            for (int i = 0; i < keys.length; i++) {
+                Json.Obj line = Json.obj("outcome").put("i", i);
+                try {
+                    line.put("o", futures.get(i).get().offset());
+                } catch (java.util.concurrent.ExecutionException e) {
+                    line.put("class", e.getCause().getClass().getName())
+                        .put("message", String.valueOf(e.getCause().getMessage()));
+                }
+                line.emit();
+            }
+        }
+    }
+
+    /**
      * consume --topic T --expect N [--from P:O,P:O...] : assign every partition, seek to
      * the given offsets (others to the beginning), poll until N records or the deadline,
      * print each record, then each partition's position next to its end offset.
