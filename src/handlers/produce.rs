@@ -12,11 +12,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use samsa_storage::{StorageError, TargetCompression};
 
+use super::allowed;
 use super::cluster::missing_topic;
 use super::current_leader;
 use super::record_errors;
 use super::Session;
-use super::allowed;
 use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
 use crate::clock::now_ms;
