@@ -8,8 +8,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::time::Instant;
 
+use super::legacy::{LegacyKey, LegacyKeys};
 use super::state::{self, Group, GroupState};
-use super::store::{Replayed, ReplayedRecord};
+use super::store::{Entry, Replayed, ReplayedRecord};
 use super::txn_offsets::{self, OpenTransactions};
 use super::GroupCoordinator;
 use crate::clock::now_ms;
@@ -96,10 +97,14 @@ impl GroupCoordinator {
         let now = Instant::now();
         let mut loaded: HashMap<String, Group> = HashMap::new();
         let mut open = OpenTransactions::new();
+        let mut legacy = LegacyKeys::default();
         // Every group replayed here lives in this partition.
         let count = self.store.replay(partition, |record| {
+            legacy.note(&record);
             replay(&mut loaded, &mut open, record, now, |_| partition)
         })?;
+        // Before the groups are served, so no commit can come between.
+        self.rewrite_legacy(partition, &loaded, &legacy);
         let mut groups = self.groups.write();
         // Unloaded, or loaded again, while this load ran: its result is not wanted.
         let Some(ended) = groups.loads.finish(partition, id) else {
@@ -126,6 +131,55 @@ impl GroupCoordinator {
         }
         tracing::info!(partition, groups = count_groups, records = count, elapsed = ?started.elapsed(), "loaded consumer groups");
         Ok(())
+    }
+
+    /// Writes the state that records of the earlier JSON format hold again in Kafka's format,
+    /// and tombstones their keys, so that compaction leaves one format. Each group's batch
+    /// is atomic and puts the tombstones first: replayed, they delete what the records after
+    /// them restore. Offsets of a transaction still open keep their JSON record until a
+    /// later load (a tombstone would drop them). A failure is logged: the JSON records are
+    /// still read, and the next load tries again.
+    fn rewrite_legacy(&self, partition: i32, loaded: &HashMap<String, Group>, legacy: &LegacyKeys) {
+        if legacy.is_empty() {
+            return;
+        }
+        let (mut rewritten, mut left) = (0, 0);
+        for (group_id, keys) in legacy.by_group() {
+            let group = loaded.get(&group_id);
+            let mut tombstones = Vec::new();
+            let mut current = Vec::new();
+            for key in keys {
+                match &key {
+                    LegacyKey::Offset(k) => {
+                        if group.is_some_and(|g| g.pending.contains(&k.t, k.p)) {
+                            left += 1;
+                            continue;
+                        }
+                        let committed = group.and_then(|g| g.offsets.get(&(k.t.clone(), k.p)));
+                        if let Some(offset) = committed {
+                            current.push(Entry::Offset(k.clone(), Some(offset.clone())));
+                        }
+                    }
+                    LegacyKey::Group(g) => {
+                        if let Some(group) = group.filter(|_| legacy.group_live(g)) {
+                            current.push(Entry::Group(g.clone(), Some(super::group_record(group))));
+                        }
+                    }
+                }
+                tombstones.push(Entry::LegacyTombstone(key));
+            }
+            rewritten += tombstones.len();
+            tombstones.extend(current);
+            if let Err(err) = self.store.append(&group_id, &tombstones, now_ms()) {
+                tracing::warn!(partition, group = %group_id, "cannot rewrite JSON offsets records in Kafka's format: {err}");
+            }
+        }
+        tracing::info!(
+            partition,
+            rewritten,
+            left_for_open_transactions = left,
+            "rewrote JSON offsets records in Kafka's format"
+        );
     }
 
     /// Stops coordinating the groups of offsets partition `partition` (its leadership moved):

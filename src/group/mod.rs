@@ -14,7 +14,9 @@
 mod acknowledge;
 pub mod consumer;
 mod consumer_groups;
+mod legacy;
 mod load;
+pub mod records;
 pub mod state;
 mod stats;
 pub mod store;
@@ -244,6 +246,13 @@ impl GroupCoordinator {
             .clone()
             .unwrap_or_else(|| req.client_id.clone());
         let new_id = format!("{prefix}-{}", Uuid::new_v4());
+        if group.is_untouched() {
+            // A group this join creates: Kafka writes its empty metadata first.
+            let empty = Entry::Group(group.id.clone(), Some(group_record(&group)));
+            if let Err(err) = self.store.append(&group.id, &[empty], now_ms()) {
+                tracing::error!(group = %group.id, "cannot persist group metadata: {err}");
+            }
+        }
         group.join(req, reply, Instant::now(), now_ms(), &self.settings, new_id);
         self.persist_if_dirty(&mut group);
         Ok(())
@@ -562,7 +571,7 @@ fn offset_key(group: &str, topic: &str, partition: i32) -> OffsetKey {
     }
 }
 
-fn group_record(group: &Group) -> GroupRecord {
+pub(super) fn group_record(group: &Group) -> GroupRecord {
     let protocol = group.protocol.clone().unwrap_or_default();
     let mut members: Vec<MemberRecord> = group
         .members

@@ -207,6 +207,17 @@ impl Group {
         }
     }
 
+    /// Nothing has happened to the group yet: no generation, member, join underway or
+    /// offset. It exists because a request is creating it.
+    pub fn is_untouched(&self) -> bool {
+        self.generation == 0
+            && self.members.is_empty()
+            && self.pending_members.is_empty()
+            && self.protocol_type.is_none()
+            && self.offsets.is_empty()
+            && self.pending.is_empty()
+    }
+
     /// Whether the group metadata changed in a way that must be written to the offsets log.
     pub fn take_dirty(&mut self) -> bool {
         std::mem::take(&mut self.dirty)

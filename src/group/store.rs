@@ -2,57 +2,50 @@
 //! through the ordinary partition logs.
 //!
 //! A group lives in partition `abs(java_hash(group_id)) % partitions`, as in Kafka, so its
-//! records keep their order. Each record is a key/value pair in a RecordBatch v2:
-//!
-//! - key: `i16` big-endian key version, then a compact JSON object.
-//!   - version 1, an offset: `{"g": group, "t": topic, "p": partition}`.
-//!   - version 2, group metadata: `{"g": group}`.
-//! - value: `i16` big-endian value version (`1`), then JSON: a [`CommittedOffset`] for
-//!   version-1 keys, a [`GroupRecord`] for version-2 keys. A null value is a tombstone:
-//!   the offset, or the group's membership, is deleted.
+//! records keep their order. Each record is a key/value pair in a RecordBatch v2, in Kafka's
+//! own format ([`super::records`]): `OffsetCommitKey`/`OffsetCommitValue` for a committed
+//! offset, `GroupMetadataKey`/`GroupMetadataValue` for a group's membership; a null value is a
+//! tombstone (the offset, or the group's membership, is deleted). Records of the types Kafka's
+//! newer groups write (KIP-848 consumer, share and streams groups) are skipped with a log
+//! line. Records of the JSON format earlier samsa wrote are still read ([`super::legacy`]).
 //!
 //! Replay applies records in log order; the last value of a key wins. Batches are checked by
 //! the storage layer's CRC like every other partition's.
 //!
-//! TxnOffsetCommit offsets are version-1 records in a transactional batch (the producer's id,
+//! TxnOffsetCommit offsets are offset records in a transactional batch (the producer's id,
 //! epoch and next sequence in the batch header). They only count once the transaction
 //! coordinator's commit marker follows in the same partition: a control batch whose one
 //! record has the key `i16` version (0), `i16` type (0 abort, 1 commit).
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use kafka_protocol::records::{Record, RecordBatchDecoder};
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
+use super::legacy::{self, LegacyKey, LegacyRecord};
+use super::records::{self, RecordKey};
 use super::state::CommittedOffset;
 use crate::error::{BrokerError, Result};
 use crate::lock_order::{level, OrderedMutex};
-use crate::topics::internal::{self, versioned_json, Appended, InternalTopic};
+use crate::topics::internal::{self, Appended, InternalTopic};
 use crate::topics::{Isolation, Partition, TopicRegistry};
 use samsa_storage::BatchHeader;
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
-const OFFSET_KEY: i16 = 1;
-const GROUP_KEY: i16 = 2;
-const VALUE_VERSION: i16 = 1;
 /// Control record types (Kafka's `ControlRecordType`).
 const ABORT_MARKER: i16 = 0;
 const COMMIT_MARKER: i16 = 1;
 /// How much of the log one replay read takes.
 const REPLAY_CHUNK: usize = 1024 * 1024;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Which offset a record is of (short field names: they were the earlier JSON keys).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct OffsetKey {
     pub g: String,
     pub t: String,
     pub p: i32,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct GroupKey {
-    g: String,
 }
 
 /// A group's membership after a completed rebalance (or its emptiness), enough to let
@@ -84,6 +77,8 @@ pub struct MemberRecord {
 pub enum Entry {
     Offset(OffsetKey, Option<CommittedOffset>),
     Group(String, Option<GroupRecord>),
+    /// The tombstone of a key in the earlier JSON format, once its state is rewritten.
+    LegacyTombstone(LegacyKey),
 }
 
 /// One record read back.
@@ -105,6 +100,8 @@ pub struct ReplayedRecord {
     /// The producer of a transactional record, whose marker decides whether it counts.
     pub producer_id: Option<i64>,
     pub entry: Replayed,
+    /// Written by earlier samsa, in JSON: to be rewritten in Kafka's format.
+    pub legacy: bool,
 }
 
 /// The producer a transactional batch is written for.
@@ -173,11 +170,17 @@ impl OffsetsStore {
                 },
             ),
         };
+        let topic_id = |name: &str| {
+            self.topic
+                .registry()
+                .get(name)
+                .map_or(Uuid::nil(), |t| t.id)
+        };
         let records = entries
             .iter()
             .enumerate()
             .map(|(i, entry)| {
-                let mut record = encode_entry(entry, i as i64, now_ms)?;
+                let mut record = encode_entry(entry, i as i64, now_ms, topic_id)?;
                 if producer.producer_id >= 0 {
                     record.transactional = true;
                     record.producer_id = producer.producer_id;
@@ -219,17 +222,18 @@ impl OffsetsStore {
                     continue;
                 }
                 let decoded = if record.control {
-                    decode_marker(&record)
+                    decode_marker(&record).map(|m| m.map(|entry| (entry, false)))
                 } else {
                     decode_entry(&record)
                 };
                 match decoded {
-                    Ok(Some(entry)) => {
+                    Ok(Some((entry, legacy))) => {
                         apply(ReplayedRecord {
                             partition: index,
                             offset: record.offset,
                             producer_id: record.transactional.then_some(record.producer_id),
                             entry,
+                            legacy,
                         });
                         count += 1;
                     }
@@ -275,31 +279,32 @@ fn next_sequence(partition: &Partition, producer: TxnProducer) -> Result<i32> {
     })
 }
 
-fn encode_entry(entry: &Entry, offset: i64, now_ms: i64) -> Result<Record> {
+/// `entry` as a record in Kafka's format; `topic_id` names a topic's id (nil if unknown),
+/// which Kafka 4.4 writes with each offset.
+fn encode_entry(
+    entry: &Entry,
+    offset: i64,
+    now_ms: i64,
+    topic_id: impl Fn(&str) -> Uuid,
+) -> Result<Record> {
     let (key, value) = match entry {
         Entry::Offset(key, value) => (
-            versioned_json(OFFSET_KEY, key, "offsets record")?,
+            records::encode_key(&RecordKey::Offset {
+                group: key.g.clone(),
+                topic: key.t.clone(),
+                partition: key.p,
+            }),
             value
                 .as_ref()
-                .map(|v| versioned_json(VALUE_VERSION, v, "offsets record"))
-                .transpose()?,
+                .map(|v| records::encode_offset_value(v, topic_id(&key.t))),
         ),
         Entry::Group(group, value) => (
-            versioned_json(GROUP_KEY, &GroupKey { g: group.clone() }, "offsets record")?,
-            value
-                .as_ref()
-                .map(|v| versioned_json(VALUE_VERSION, v, "offsets record"))
-                .transpose()?,
+            records::encode_key(&RecordKey::Group(group.clone())),
+            value.as_ref().map(records::encode_group_value),
         ),
+        Entry::LegacyTombstone(key) => (key.encode()?, None),
     };
     Ok(internal::record(key, value, offset, now_ms))
-}
-
-fn split_version(bytes: &Bytes) -> std::result::Result<(i16, &[u8]), String> {
-    if bytes.len() < 2 {
-        return Err("record shorter than its version".into());
-    }
-    Ok((i16::from_be_bytes([bytes[0], bytes[1]]), &bytes[2..]))
 }
 
 /// A control record: a transaction's commit or abort marker. Other control types (none
@@ -320,46 +325,56 @@ fn decode_marker(record: &Record) -> std::result::Result<Option<Replayed>, Strin
     }))
 }
 
-fn decode_entry(record: &Record) -> std::result::Result<Option<Replayed>, String> {
+/// A record and whether it is in the earlier JSON format; `None` for a record of a type this
+/// coordinator does not read (logged).
+fn decode_entry(record: &Record) -> std::result::Result<Option<(Replayed, bool)>, String> {
     let Some(key) = &record.key else {
         return Ok(None);
     };
-    let (key_version, key_json) = split_version(key)?;
-    let value = match &record.value {
-        Some(v) => {
-            let (version, json) = split_version(v)?;
-            if version != VALUE_VERSION {
-                return Err(format!("unknown value version {version}"));
+    let value = record.value.as_ref();
+    match records::decode_key(key) {
+        Ok(RecordKey::Offset {
+            group,
+            topic,
+            partition,
+        }) => {
+            let value = value
+                .map(records::decode_offset_value)
+                .transpose()?
+                .map(|(v, _topic_id)| v);
+            let key = OffsetKey {
+                g: group,
+                t: topic,
+                p: partition,
+            };
+            Ok(Some((Replayed::Offset(key, value), false)))
+        }
+        Ok(RecordKey::Group(group)) => {
+            let value = value.map(records::decode_group_value).transpose()?;
+            Ok(Some((Replayed::Group(group, value), false)))
+        }
+        Ok(RecordKey::Other(kind)) => {
+            tracing::info!(
+                offset = record.offset,
+                record_type = kind,
+                "skipping an offsets record of a type this coordinator does not read"
+            );
+            Ok(None)
+        }
+        Err(kafka_err) => match legacy::decode(key, value) {
+            Ok(LegacyRecord::Offset(key, value)) => Ok(Some((Replayed::Offset(key, value), true))),
+            Ok(LegacyRecord::Group(group, value)) => {
+                Ok(Some((Replayed::Group(group, value), true)))
             }
-            Some(json)
-        }
-        None => None,
-    };
-    let json_err = |e: serde_json::Error| e.to_string();
-    match key_version {
-        OFFSET_KEY => {
-            let key: OffsetKey = serde_json::from_slice(key_json).map_err(json_err)?;
-            let value = value
-                .map(serde_json::from_slice)
-                .transpose()
-                .map_err(json_err)?;
-            Ok(Some(Replayed::Offset(key, value)))
-        }
-        GROUP_KEY => {
-            let key: GroupKey = serde_json::from_slice(key_json).map_err(json_err)?;
-            let value = value
-                .map(serde_json::from_slice)
-                .transpose()
-                .map_err(json_err)?;
-            Ok(Some(Replayed::Group(key.g, value)))
-        }
-        other => Err(format!("unknown key version {other}")),
+            Err(json_err) => Err(format!("{kafka_err}; nor a JSON record: {json_err}")),
+        },
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
 
     #[test]
     fn entries_round_trip_through_a_batch() {
@@ -384,15 +399,44 @@ mod tests {
         let records: Vec<Record> = entries
             .iter()
             .enumerate()
-            .map(|(i, e)| encode_entry(e, i as i64, 1).unwrap())
+            .map(|(i, e)| encode_entry(e, i as i64, 1, |_| Uuid::nil()).unwrap())
             .collect();
         let decoded: Vec<Replayed> = records
             .iter()
-            .map(|r| decode_entry(r).unwrap().unwrap())
+            .map(|r| {
+                let (entry, legacy) = decode_entry(r).unwrap().unwrap();
+                assert!(!legacy);
+                entry
+            })
             .collect();
         assert!(matches!(&decoded[0], Replayed::Offset(k, Some(v)) if *k == key && *v == value));
         assert!(matches!(&decoded[1], Replayed::Offset(k, None) if *k == key));
         assert!(matches!(&decoded[2], Replayed::Group(g, None) if g == "g"));
+    }
+
+    #[test]
+    fn records_of_other_types_are_skipped_and_json_ones_read() {
+        // A KIP-848 ConsumerGroupMetadataKey (type 3) with some value: not read, no error.
+        let key = Bytes::from_static(&[0, 3, 0, 1, b'g']);
+        let record = internal::record(key, Some(Bytes::from_static(&[0, 0, 1])), 0, 0);
+        assert!(matches!(decode_entry(&record), Ok(None)));
+        // Earlier samsa's JSON offset, read and flagged for rewriting.
+        let json = legacy::encode(&LegacyRecord::Offset(
+            OffsetKey {
+                g: "g".into(),
+                t: "t".into(),
+                p: 1,
+            },
+            None,
+        ));
+        let record = internal::record(json.0, json.1, 0, 0);
+        assert!(matches!(
+            decode_entry(&record),
+            Ok(Some((Replayed::Offset(k, None), true))) if k.p == 1
+        ));
+        // Neither format: an error the replay logs and skips.
+        let record = internal::record(Bytes::from_static(&[0, 1, 0]), None, 0, 0);
+        assert!(decode_entry(&record).is_err());
     }
 
     #[test]

@@ -184,6 +184,7 @@ fn record(offset: i64, producer_id: Option<i64>, entry: Replayed) -> ReplayedRec
         offset,
         producer_id,
         entry,
+        legacy: false,
     }
 }
 

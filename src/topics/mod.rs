@@ -5,6 +5,7 @@ pub mod catalogue;
 pub mod config;
 pub mod internal;
 pub mod partition;
+pub mod schema;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;

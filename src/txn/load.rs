@@ -10,6 +10,7 @@ use futures_util::future::join_all;
 
 use super::state::{TxnMetadata, TxnState};
 use super::{TransactionCoordinator, TxnListing};
+use crate::clock::now_ms;
 use crate::error::Result;
 use crate::group::GroupCoordinator;
 use crate::topics::internal::PartitionLoads;
@@ -83,7 +84,23 @@ impl TransactionCoordinator {
             return Ok(());
         };
         let epoch = self.log.topic().partition(partition)?.leader_epoch();
-        let replayed = self.log.replay(partition)?;
+        let super::log::Replayed {
+            txns: replayed,
+            legacy,
+        } = self.log.replay(partition)?;
+        // Before the ids are served, so no new state can come between.
+        for id in &legacy {
+            if let Err(err) = self.log.rewrite_legacy(id, replayed.get(id), now_ms()) {
+                tracing::warn!(partition, transactional_id = %id, "cannot rewrite a JSON transaction state record in Kafka's format: {err}");
+            }
+        }
+        if !legacy.is_empty() {
+            tracing::info!(
+                partition,
+                rewritten = legacy.len(),
+                "rewrote JSON transaction state records in Kafka's format"
+            );
+        }
         let count = replayed.len();
         let mut txns = self.txns.lock();
         // Unloaded, or loaded again, while this load ran: its result is not wanted.

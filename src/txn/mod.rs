@@ -24,6 +24,7 @@ mod load;
 pub mod log;
 pub mod markers;
 pub mod producer_ids;
+pub mod records;
 pub mod state;
 
 use std::sync::Arc;
