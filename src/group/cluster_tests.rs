@@ -123,7 +123,7 @@ fn stable_member(groups: &GroupCoordinator, group: &str) -> String {
 
 async fn commit(groups: &GroupCoordinator, group: &str, value: i64) -> Result<(), BrokerError> {
     groups
-        .commit(group, "", None, -1, vec![("t".into(), 0, offset(value))])?
+        .commit(group, "", None, -1, vec![("t".into(), 0, offset(value))], 9)?
         .acknowledged()
         .await
 }
@@ -324,7 +324,7 @@ async fn a_commit_the_replicas_do_not_take_in_time_is_not_acknowledged() {
 
     // Once the follower has fetched past it, a commit is acknowledged.
     let pending = groups
-        .commit(&a, "", None, -1, vec![("t".into(), 0, offset(6))])
+        .commit(&a, "", None, -1, vec![("t".into(), 0, offset(6))], 9)
         .unwrap();
     let end = partition.offsets().unwrap().log_end;
     partition.record_follower_fetch(2, end, 0).unwrap();

@@ -322,7 +322,7 @@ impl GroupCoordinator {
         Ok(results)
     }
 
-    /// Stores offsets after checking the member and generation. Partition-level checks
+    /// Stores offsets after checking the member and generation (OffsetCommit `version`). Partition-level checks
     /// (unknown topics, metadata size) are the caller's; `offsets` holds only good ones. The
     /// offsets count from their append on (as the log order says); the client may be told
     /// only once [`PendingCommit::acknowledged`].
@@ -333,6 +333,7 @@ impl GroupCoordinator {
         instance_id: Option<&str>,
         generation: i32,
         offsets: Vec<(String, i32, CommittedOffset)>,
+        version: i16,
     ) -> Result<PendingCommit> {
         self.coordinating(group_id)?;
         if group_id.is_empty() {
@@ -343,7 +344,7 @@ impl GroupCoordinator {
             true => Ok(()),
             false => Err(BrokerError::UnknownMemberId),
         })?;
-        group.validate_commit(member_id, instance_id, generation)?;
+        group.validate_commit(member_id, instance_id, generation, version)?;
         let entries: Vec<Entry> = offsets
             .iter()
             .map(|(t, p, o)| Entry::Offset(offset_key(group_id, t, *p), Some(o.clone())))

@@ -447,9 +447,10 @@ impl Group {
         member_id: &str,
         instance_id: Option<&str>,
         generation: i32,
+        version: i16,
     ) -> Result<(), BrokerError> {
         if let Some(consumer) = &self.consumer {
-            return consumer.validate_commit(member_id, generation);
+            return consumer.validate_commit(member_id, generation, version);
         }
         match self.state {
             GroupState::Dead => return Err(BrokerError::CoordinatorNotAvailable),

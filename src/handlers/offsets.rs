@@ -120,6 +120,7 @@ pub async fn commit(
             req.group_instance_id.as_deref(),
             req.generation_id_or_member_epoch,
             valid,
+            version,
         );
         match committed {
             Ok(pending) => pending.acknowledged().await.err(),

@@ -5,6 +5,9 @@
 use super::*;
 use crate::error::BrokerError;
 
+/// OffsetCommit v9 carries the member epoch (KIP-848).
+const MEMBER_EPOCH_COMMIT_VERSION: i16 = 9;
+
 /// ConsumerGroupHeartbeat v1 requires the client to choose its member id (KIP-1082).
 const CLIENT_MEMBER_ID_VERSION: i16 = 1;
 
@@ -355,9 +358,25 @@ impl ConsumerGroup {
     /// OffsetCommit (and TxnOffsetCommit) in a consumer group (Kafka's
     /// `ConsumerGroup.validateOffsetCommit`): anyone may commit to an empty group with a
     /// negative epoch; otherwise a member, at its current epoch.
-    pub fn validate_commit(&self, member_id: &str, epoch: i32) -> Result<(), BrokerError> {
+    /// OffsetCommit before v9 cannot carry a member epoch, so a member must use v9 or later.
+    pub fn validate_commit(
+        &self,
+        member_id: &str,
+        epoch: i32,
+        version: i16,
+    ) -> Result<(), BrokerError> {
         if epoch < 0 && self.members.is_empty() {
             return Ok(());
+        }
+        if !self.members.contains_key(member_id) {
+            return Err(unknown_member(member_id, &self.id));
+        }
+        if version < MEMBER_EPOCH_COMMIT_VERSION {
+            return Err(BrokerError::UnsupportedVersion(
+                "OffsetCommit version 9 or above must be used by members using the modern \
+                 group protocol"
+                    .to_owned(),
+            ));
         }
         self.check_member_epoch(member_id, epoch)
     }

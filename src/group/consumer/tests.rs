@@ -357,10 +357,11 @@ async fn the_group_refuses_members_beyond_its_maximum_size() {
 async fn offset_commits_check_the_member_epoch() {
     let mut f = Fixture::new(topics(&[("a", 1, 1)]));
     f.ok(join("m1", &["a"]));
-    assert!(f.group.validate_commit("m1", 2).is_ok());
-    assert_eq!(f.group.validate_commit("m1", 1).unwrap_err().code(), 113);
-    assert_eq!(f.group.validate_commit("x", 2).unwrap_err().code(), 25);
-    assert_eq!(f.group.validate_commit("", -1).unwrap_err().code(), 25);
+    assert!(f.group.validate_commit("m1", 2, 9).is_ok());
+    assert_eq!(f.group.validate_commit("m1", 1, 9).unwrap_err().code(), 113);
+    assert_eq!(f.group.validate_commit("x", 2, 9).unwrap_err().code(), 25);
+    assert_eq!(f.group.validate_commit("", -1, 9).unwrap_err().code(), 25);
+    assert_eq!(f.group.validate_commit("m1", 2, 8).unwrap_err().code(), 35);
     assert!(f.group.validate_fetch(None, -1).is_ok());
     assert_eq!(
         f.group.validate_fetch(Some("m1"), 3).unwrap_err().code(),
@@ -368,7 +369,7 @@ async fn offset_commits_check_the_member_epoch() {
     );
     f.group.leave("m1", None, LEAVE_EPOCH, &settings()).unwrap();
     assert!(
-        f.group.validate_commit("", -1).is_ok(),
+        f.group.validate_commit("", -1, 9).is_ok(),
         "an empty group takes simple commits"
     );
 }

@@ -158,6 +158,8 @@ fn consumer_group_heartbeat() {
     d.compare("commit-stale-epoch", 9, commit(7, "member-1"));
     d.compare("commit-unknown-member", 9, commit(1, "member-x"));
     d.compare("commit-simple", 9, commit(-1, ""));
+    // Before v9 OffsetCommit carries no member epoch: a consumer-protocol member may not use it.
+    d.compare("commit-v8", 8, commit(2, "member-1"));
     let fetch = |epoch: i32, member: Option<&'static str>| {
         move |_: &Side| {
             OffsetFetchRequest::default().with_groups(vec![OffsetFetchRequestGroup::default()
