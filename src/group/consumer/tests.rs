@@ -476,3 +476,23 @@ async fn the_group_uses_the_assignor_most_members_name() {
     f.group.leave("m1", None, LEAVE_EPOCH, &settings()).unwrap();
     assert_eq!(f.group.assignor(&settings()), "uniform");
 }
+
+#[tokio::test]
+async fn a_static_member_that_left_for_now_goes_when_its_session_lapses() {
+    let mut f = Fixture::new(topics(&[("a", 1, 2)]));
+    let mut hb = join("p1", &["a"]);
+    hb.instance_id = Some("i".into());
+    f.ok(hb);
+    f.ok(join("m2", &["a"]));
+    f.group
+        .leave("p1", Some("i"), LEAVE_STATIC_EPOCH, &settings())
+        .unwrap();
+    assert_eq!(f.group.members["p1"].epoch, LEAVE_STATIC_EPOCH);
+    // Still a member, still assigned, until its session lapses; then the group moves on.
+    let epoch = f.group.group_epoch;
+    assert!(f.group.target["p1"].values().any(|s| !s.is_empty()));
+    let fenced = f.group.tick(f.now + Duration::from_secs(46), &settings());
+    assert!(fenced.contains(&"p1".to_string()));
+    assert!(f.group.static_member("i").is_none());
+    assert!(f.group.group_epoch > epoch);
+}

@@ -176,6 +176,15 @@ fn consumer_group_heartbeat() {
     d.compare("leave", v, |_| beat(g, "member-1", -1));
     d.compare("leave-again", v, |_| beat(g, "member-1", -1));
     d.compare("describe-empty", 1, |_| describe_consumer(&[g]));
+    // An empty consumer group becomes a classic group when a classic member comes (Kafka's
+    // DescribeGroups shows it once the conversion is committed, so the read is settled).
+    super::join(&mut d, "classic-join-empty", 9, g, None, &[t]);
+    d.compare_settled(
+        "describe-groups-classic-again",
+        6,
+        |_| describe(&[g], 6),
+        |_| {},
+    );
     d.compare("delete-empty", 2, |_| {
         DeleteGroupsRequest::default().with_groups_names(vec![group_id(g)])
     });
