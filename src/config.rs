@@ -108,6 +108,9 @@ pub struct TlsConfig {
     pub client_ca_file: Option<PathBuf>,
 }
 
+/// The server-side assignors of consumer groups samsa implements (`group_consumer_assignors`).
+pub const CONSUMER_ASSIGNORS: &[&str] = &["uniform", "range"];
+
 /// The whole broker configuration. Every field has a default so an empty file is valid.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -172,6 +175,21 @@ pub struct Config {
     pub group_min_session_timeout_ms: i32,
     /// Largest session timeout a member may ask for (`group.max.session.timeout.ms`).
     pub group_max_session_timeout_ms: i32,
+    /// Experimental, off: serve KIP-848's consumer groups (ConsumerGroupHeartbeat and
+    /// ConsumerGroupDescribe). Incomplete (their state is not yet persisted), so the APIs
+    /// stay out of ApiVersions, and clients keep to classic groups, unless this is on.
+    pub group_consumer_protocol: bool,
+    /// A consumer-protocol member that does not heartbeat for this long is removed
+    /// (`group.consumer.session.timeout.ms`).
+    pub group_consumer_session_timeout_ms: u64,
+    /// How often consumer-protocol members are asked to heartbeat
+    /// (`group.consumer.heartbeat.interval.ms`).
+    pub group_consumer_heartbeat_interval_ms: u64,
+    /// Most members of one consumer-protocol group (`group.consumer.max.size`).
+    pub group_consumer_max_size: u32,
+    /// Server-side assignors members may choose, the default first
+    /// (`group.consumer.assignors`): `uniform` and `range`.
+    pub group_consumer_assignors: Vec<String>,
     /// Partitions of the internal `__consumer_offsets` topic when it is first created
     /// (`offsets.topic.num.partitions`).
     pub offsets_topic_num_partitions: i32,
@@ -324,6 +342,11 @@ impl Default for Config {
             group_initial_rebalance_delay_ms: 3000,
             group_min_session_timeout_ms: 6000,
             group_max_session_timeout_ms: 1_800_000,
+            group_consumer_protocol: false,
+            group_consumer_session_timeout_ms: 45_000,
+            group_consumer_heartbeat_interval_ms: 5_000,
+            group_consumer_max_size: i32::MAX as u32,
+            group_consumer_assignors: vec!["uniform".to_owned(), "range".to_owned()],
             offsets_topic_num_partitions: 1,
             offsets_topic_segment_bytes: 100 * 1024 * 1024,
             log_cleaner_interval_ms: 15_000,
@@ -513,6 +536,28 @@ impl Config {
             return invalid(
                 "group_max_session_timeout_ms",
                 "session timeout bounds must be positive with min <= max",
+            );
+        }
+        if self.group_consumer_heartbeat_interval_ms < 1
+            || self.group_consumer_session_timeout_ms <= self.group_consumer_heartbeat_interval_ms
+        {
+            return invalid(
+                "group_consumer_heartbeat_interval_ms",
+                "must be positive and below group_consumer_session_timeout_ms",
+            );
+        }
+        if self.group_consumer_max_size < 1 {
+            return invalid("group_consumer_max_size", "must be at least 1");
+        }
+        if self.group_consumer_assignors.is_empty()
+            || self
+                .group_consumer_assignors
+                .iter()
+                .any(|a| !CONSUMER_ASSIGNORS.contains(&a.as_str()))
+        {
+            return invalid(
+                "group_consumer_assignors",
+                "must name one or more of: uniform, range",
             );
         }
         if self.offsets_topic_num_partitions < 1 {

@@ -100,6 +100,23 @@ pub enum BrokerError {
     UnstableOffsetCommit,
     #[error("the transaction cannot go on; abort it")]
     TransactionAbortable,
+    // Consumer groups of the "consumer" protocol (KIP-848): Kafka words each answer.
+    #[error("{0}")]
+    UnknownMember(String),
+    #[error("{0}")]
+    FencedInstance(String),
+    #[error("{0}")]
+    FencedMemberEpoch(String),
+    #[error("{0}")]
+    StaleMemberEpoch(String),
+    #[error("{0}")]
+    UnreleasedInstanceId(String),
+    #[error("{0}")]
+    UnsupportedAssignor(String),
+    #[error("{0}")]
+    GroupMaxSizeReached(String),
+    #[error("{0}")]
+    NoSuchGroup(String),
     #[error(transparent)]
     Auth(#[from] AuthError),
     #[error(transparent)]
@@ -240,6 +257,14 @@ impl BrokerError {
                 | MetadataError::Io(_) => E::NotController,
             },
             BrokerError::TransactionAbortable => E::TransactionAbortable,
+            BrokerError::UnknownMember(_) => E::UnknownMemberId,
+            BrokerError::FencedInstance(_) => E::FencedInstanceId,
+            BrokerError::FencedMemberEpoch(_) => E::FencedMemberEpoch,
+            BrokerError::StaleMemberEpoch(_) => E::StaleMemberEpoch,
+            BrokerError::UnreleasedInstanceId(_) => E::UnreleasedInstanceId,
+            BrokerError::UnsupportedAssignor(_) => E::UnsupportedAssignor,
+            BrokerError::GroupMaxSizeReached(_) => E::GroupMaxSizeReached,
+            BrokerError::NoSuchGroup(_) => E::GroupIdNotFound,
             BrokerError::Auth(err) => match err {
                 AuthError::AuthenticationFailed(_) => E::SaslAuthenticationFailed,
                 AuthError::UnsupportedMechanism(_) => E::UnsupportedSaslMechanism,

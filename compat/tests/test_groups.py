@@ -33,22 +33,37 @@ def say(line):
     sys.stdout.write(line + "\n")
     sys.stdout.flush()
 
-if client == "confluent":
+if client in ("confluent", "confluent-consumer"):
     from confluent_kafka import Consumer
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest",
-                  "session.timeout.ms": session_ms, "heartbeat.interval.ms": 500,
-                  "enable.auto.commit": True, "auto.commit.interval.ms": 200,
-                  "topic.metadata.refresh.interval.ms": 1000})
+    conf = {"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest",
+            "enable.auto.commit": True, "auto.commit.interval.ms": 200,
+            "topic.metadata.refresh.interval.ms": 1000}
+    if client == "confluent":
+        conf.update({"session.timeout.ms": session_ms, "heartbeat.interval.ms": 500})
+    else:
+        # KIP-848: the coordinator sets the session and heartbeat timing.
+        conf["group.protocol"] = "consumer"
+    c = Consumer(conf)
+    # The classic protocol here is eager (every callback names the whole assignment); the
+    # consumer protocol is incremental (each names what is added or taken away).
+    owned = set()
     def on_assign(consumer, parts):
-        say("A " + ",".join(str(p.partition) for p in parts))
+        owned.update(p.partition for p in parts)
+        say("A " + ",".join(str(p) for p in sorted(owned)))
     def on_revoke(consumer, parts):
-        say("A ")
-    c.subscribe([topic], on_assign=on_assign, on_revoke=on_revoke)
-    while True:
+        owned.difference_update(p.partition for p in parts)
+        say("A " + ",".join(str(p) for p in sorted(owned)))
+    c.subscribe([topic], on_assign=on_assign, on_revoke=on_revoke, on_lost=on_revoke)
+    # SIGTERM closes the consumer, which leaves the group; SIGKILL leaves without a word.
+    import signal
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    while not stopping:
         m = c.poll(0.2)
         if m is None or m.error():
             continue
         say(f"R {m.partition()} {m.offset()}")
+    c.close()
 else:
     from kafka import KafkaConsumer, ConsumerRebalanceListener
     c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest",

@@ -123,3 +123,39 @@ fn invalid_client_software_names_are_refused_from_v3() {
     let response = conn.send(&ApiVersionsRequest::default(), 2).unwrap();
     assert_eq!(response.error_code, 0);
 }
+
+/// KIP-848 consumer groups are still being built: only the experimental switch adds them to
+/// the table (and to what the broker decodes), so clients never meet half of them.
+#[test]
+fn consumer_group_apis_are_listed_only_when_switched_on() {
+    use kafka_protocol::messages::ConsumerGroupDescribeRequest;
+    let experimental = [
+        (ApiKey::ConsumerGroupHeartbeat as i16, 0, 1),
+        (ApiKey::ConsumerGroupDescribe as i16, 0, 1),
+    ];
+    let table = |broker: &BrokerProcess| {
+        let mut conn = broker.connect().unwrap();
+        let request = ApiVersionsRequest::default()
+            .with_client_software_name(str_bytes("samsa-protocol-tests"))
+            .with_client_software_version(str_bytes("1.0"));
+        sorted_table(&conn.send(&request, 3).unwrap().api_keys)
+    };
+    let off = BrokerProcess::start("").unwrap();
+    assert_eq!(table(&off), expected_table());
+    // Not decoded either: the connection is closed, as for any API samsa does not serve.
+    let mut conn = off.connect().unwrap();
+    assert!(conn
+        .send(&ConsumerGroupDescribeRequest::default(), 0)
+        .is_err());
+
+    let on = BrokerProcess::start("group_consumer_protocol = true\n").unwrap();
+    let mut want = expected_table();
+    want.extend(experimental);
+    want.sort();
+    assert_eq!(table(&on), want);
+    let mut conn = on.connect().unwrap();
+    let described = conn
+        .send(&ConsumerGroupDescribeRequest::default(), 0)
+        .unwrap();
+    assert!(described.groups.is_empty());
+}

@@ -123,13 +123,13 @@ fn stable_member(groups: &GroupCoordinator, group: &str) -> String {
 
 async fn commit(groups: &GroupCoordinator, group: &str, value: i64) -> Result<(), BrokerError> {
     groups
-        .commit(group, "", None, -1, vec![("t".into(), 0, offset(value))])?
+        .commit(group, "", None, -1, vec![("t".into(), 0, offset(value))], 9)?
         .acknowledged()
         .await
 }
 
 fn committed(groups: &GroupCoordinator, group: &str) -> Result<Option<i64>, BrokerError> {
-    let fetched = groups.fetch(group, Some(vec![("t".into(), vec![0])]), false)?;
+    let fetched = groups.fetch(group, Some(vec![("t".into(), vec![0])]), false, None)?;
     Ok(fetched[0].offset.as_ref().map(|o| o.offset))
 }
 
@@ -180,7 +180,7 @@ async fn groups_of_partitions_not_loaded_here_are_not_coordinated_here() {
         listing
             .groups
             .iter()
-            .map(|(id, _, _)| id.clone())
+            .map(|g| g.id.clone())
             .collect::<Vec<_>>(),
         vec![a]
     );
@@ -324,7 +324,7 @@ async fn a_commit_the_replicas_do_not_take_in_time_is_not_acknowledged() {
 
     // Once the follower has fetched past it, a commit is acknowledged.
     let pending = groups
-        .commit(&a, "", None, -1, vec![("t".into(), 0, offset(6))])
+        .commit(&a, "", None, -1, vec![("t".into(), 0, offset(6))], 9)
         .unwrap();
     let end = partition.offsets().unwrap().log_end;
     partition.record_follower_fetch(2, end, 0).unwrap();

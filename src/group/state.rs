@@ -18,6 +18,7 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use super::consumer::ConsumerGroup;
 use super::txn_offsets::PendingOffsets;
 use crate::error::BrokerError;
 
@@ -169,6 +170,10 @@ pub struct Group {
     pub pending: PendingOffsets,
     /// Wall-clock ms of the last state change, for offset retention of empty groups.
     pub state_timestamp: i64,
+    /// Set while the group is a KIP-848 consumer group: then its members, epochs and
+    /// assignments are there, and the classic part above holds only the offsets (its
+    /// state stays Empty, with no members).
+    pub consumer: Option<ConsumerGroup>,
     rebalance_deadline: Option<Instant>,
     /// The first rebalance of an empty group waits for more members (KIP-134): (cap).
     initial_join_cap: Option<Instant>,
@@ -193,6 +198,7 @@ impl Group {
             offsets: BTreeMap::new(),
             pending: PendingOffsets::default(),
             state_timestamp: now_ms,
+            consumer: None,
             rebalance_deadline: None,
             initial_join_cap: None,
             next_order: 0,
@@ -226,6 +232,11 @@ impl Group {
                 .insert(instance.clone(), member.id.clone());
         }
         self.members.insert(member.id.clone(), member);
+    }
+
+    /// Without members, of either protocol.
+    pub fn is_empty(&self) -> bool {
+        self.state == GroupState::Empty && self.consumer.as_ref().is_none_or(|c| c.is_empty())
     }
 
     pub fn is_leader(&self, member_id: &str) -> bool {
@@ -436,7 +447,11 @@ impl Group {
         member_id: &str,
         instance_id: Option<&str>,
         generation: i32,
+        version: i16,
     ) -> Result<(), BrokerError> {
+        if let Some(consumer) = &self.consumer {
+            return consumer.validate_commit(member_id, generation, version);
+        }
         match self.state {
             GroupState::Dead => return Err(BrokerError::CoordinatorNotAvailable),
             // A group used only to store offsets (simple commits, KIP-? "standalone" consumers).

@@ -276,24 +276,24 @@ fn the_protocol_every_member_supports_wins_the_vote() {
 fn offsets_commits_are_fenced_by_generation_and_membership() {
     let mut h = Harness::new(NO_DELAY);
     // A group without members takes simple commits.
-    h.group.validate_commit("", None, -1).unwrap();
+    h.group.validate_commit("", None, -1, 9).unwrap();
     let a = h.join_alone();
     assert!(matches!(
-        h.group.validate_commit(&a, None, 1),
+        h.group.validate_commit(&a, None, 1, 9),
         Err(BrokerError::RebalanceInProgress)
     ));
     h.sync(&a, 1, &[]).try_recv().unwrap().unwrap();
-    h.group.validate_commit(&a, None, 1).unwrap();
+    h.group.validate_commit(&a, None, 1, 9).unwrap();
     assert!(matches!(
-        h.group.validate_commit(&a, None, 0),
+        h.group.validate_commit(&a, None, 0, 9),
         Err(BrokerError::IllegalGeneration)
     ));
     assert!(matches!(
-        h.group.validate_commit("", None, -1),
+        h.group.validate_commit("", None, -1, 9),
         Err(BrokerError::UnknownMemberId)
     ));
     assert!(matches!(
-        h.group.validate_commit("x", None, 1),
+        h.group.validate_commit("x", None, 1, 9),
         Err(BrokerError::UnknownMemberId)
     ));
 }

@@ -19,6 +19,7 @@ impl GroupCoordinator {
                 continue;
             }
             group.tick(now, ms, &self.settings);
+            self.tick_consumer_group(&mut group, now);
             self.persist_if_dirty(&mut group);
         }
     }
@@ -33,7 +34,7 @@ impl GroupCoordinator {
             if group.state == GroupState::Dead {
                 continue;
             }
-            let empty = group.state == GroupState::Empty;
+            let empty = group.is_empty();
             let base = group.state_timestamp;
             // Kafka keeps an offset an open transaction is about to replace.
             let expired: Vec<(String, i32)> = group

@@ -70,14 +70,19 @@ fn acked(pending: Result<PendingCommit>) {
 
 fn committed(groups: &GroupCoordinator, partition: i32) -> Option<i64> {
     let fetched = groups
-        .fetch(GROUP, Some(vec![("t".into(), vec![partition])]), false)
+        .fetch(
+            GROUP,
+            Some(vec![("t".into(), vec![partition])]),
+            false,
+            None,
+        )
         .unwrap();
     fetched[0].offset.as_ref().map(|o| o.offset)
 }
 
 fn unstable(groups: &GroupCoordinator, partition: i32) -> bool {
     groups
-        .fetch(GROUP, Some(vec![("t".into(), vec![partition])]), true)
+        .fetch(GROUP, Some(vec![("t".into(), vec![partition])]), true, None)
         .unwrap()[0]
         .unstable
 }
@@ -117,7 +122,7 @@ fn the_most_recent_record_wins_between_plain_and_transactional_commits() {
     let (groups, _topics) = coordinator(dir.path(), 60);
     let here = offsets_partition(&groups);
     acked(groups.commit_transactional(&txn(7), vec![("t".into(), 0, offset(5))]));
-    acked(groups.commit(GROUP, "", None, -1, vec![("t".into(), 0, offset(100))]));
+    acked(groups.commit(GROUP, "", None, -1, vec![("t".into(), 0, offset(100))], 9));
     groups.complete_transaction(here, 7, true);
     assert_eq!(
         committed(&groups, 0),
@@ -125,7 +130,7 @@ fn the_most_recent_record_wins_between_plain_and_transactional_commits() {
         "the plain commit came later"
     );
 
-    acked(groups.commit(GROUP, "", None, -1, vec![("t".into(), 1, offset(100))]));
+    acked(groups.commit(GROUP, "", None, -1, vec![("t".into(), 1, offset(100))], 9));
     acked(groups.commit_transactional(&txn(8), vec![("t".into(), 1, offset(6))]));
     groups.complete_transaction(here, 8, true);
     assert_eq!(committed(&groups, 1), Some(6), "the transaction came later");
@@ -136,7 +141,7 @@ fn pending_offsets_survive_a_reload_and_end_after_it() {
     let dir = tempfile::tempdir().unwrap();
     {
         let (groups, _topics) = coordinator(dir.path(), 60);
-        acked(groups.commit(GROUP, "", None, -1, vec![("t".into(), 0, offset(1))]));
+        acked(groups.commit(GROUP, "", None, -1, vec![("t".into(), 0, offset(1))], 9));
         acked(groups.commit_transactional(&txn(7), vec![("t".into(), 0, offset(5))]));
     }
     let (groups, _topics) = coordinator(dir.path(), 60);
@@ -291,6 +296,7 @@ fn expiry_keeps_offsets_and_groups_an_open_transaction_touches() {
         None,
         -1,
         vec![("t".into(), 0, offset(1)), ("t".into(), 1, offset(1))],
+        9,
     ));
     acked(groups.commit_transactional(&txn(7), vec![("t".into(), 0, offset(5))]));
     groups.expire_offsets();
@@ -304,7 +310,7 @@ fn expiry_keeps_offsets_and_groups_an_open_transaction_touches() {
     groups.complete_transaction(offsets_partition(&groups), 7, false);
     groups.expire_offsets();
     assert!(
-        groups.list().groups.iter().any(|(id, _, _)| id == GROUP),
+        groups.list().groups.iter().any(|g| g.id == GROUP),
         "pending offsets keep the group"
     );
 }

@@ -433,7 +433,8 @@ pub fn describe(
                             })
                             .collect(),
                     ),
-                // v6 reports a missing group as an error (KIP-1043); before, as a Dead group.
+                // v6 reports a missing group, or a consumer group (KIP-848), as an error
+                // (KIP-1043); before, as a Dead group.
                 Ok(None) if version >= 6 => base
                     .with_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
                     .with_group_state(str_bytes("Dead"))
@@ -442,7 +443,14 @@ pub fn describe(
                         "Group {} not found.",
                         group_id.as_str()
                     )))),
-                Ok(None) => base.with_group_state(str_bytes("Dead")),
+                Err(BrokerError::NoSuchGroup(message)) if version >= 6 => base
+                    .with_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+                    .with_group_state(str_bytes("Dead"))
+                    .with_error_code(BrokerError::GroupIdNotFound.code())
+                    .with_error_message(Some(str_bytes(message))),
+                Ok(None) | Err(BrokerError::NoSuchGroup(_)) => {
+                    base.with_group_state(str_bytes("Dead"))
+                }
                 Err(err) => base
                     .with_error_code(err.code())
                     .with_error_message(if version >= 6 {
@@ -471,21 +479,20 @@ pub fn list(
     let listed = listing
         .groups
         .into_iter()
-        .filter(|(id, _, _)| sees_all || may(broker, session, Operation::Describe, id))
-        .filter(|(_, _, state)| states.is_empty() || states.contains(&state.name().to_lowercase()))
-        // Every samsa group is a classic group (no KIP-848 consumer groups).
-        .filter(|_| types.is_empty() || types.iter().any(|t| t == "classic"))
-        .map(|(id, protocol_type, state)| {
+        .filter(|g| sees_all || may(broker, session, Operation::Describe, &g.id))
+        .filter(|g| states.is_empty() || states.contains(&g.state.to_lowercase()))
+        .filter(|g| types.is_empty() || types.iter().any(|t| t == g.group_type))
+        .map(|g| {
             let group = ListedGroup::default()
-                .with_group_id(GroupId(str_bytes(id)))
-                .with_protocol_type(str_bytes(protocol_type));
+                .with_group_id(GroupId(str_bytes(g.id)))
+                .with_protocol_type(str_bytes(g.protocol_type));
             let group = if version >= 4 {
-                group.with_group_state(str_bytes(state.name()))
+                group.with_group_state(str_bytes(g.state))
             } else {
                 group
             };
             if version >= 5 {
-                group.with_group_type(str_bytes("classic"))
+                group.with_group_type(str_bytes(g.group_type))
             } else {
                 group
             }

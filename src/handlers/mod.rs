@@ -8,6 +8,7 @@ pub mod api_versions;
 pub mod cluster;
 pub mod config_resources;
 pub mod configs;
+pub mod consumer_group;
 mod current_leader;
 pub mod delete_records;
 pub mod elections;
@@ -67,12 +68,22 @@ macro_rules! apis {
     (
         [$broker:ident, $session:ident, $version:ident, $client_id:ident, $req:ident]
         $( $key:ident $min:literal ..= $max:literal => $handler:expr ),* $(,)?
+        ;
+        experimental:
+        $( $xkey:ident $xmin:literal ..= $xmax:literal => $xhandler:expr ),* $(,)?
     ) => {
         /// (API, lowest version, highest version) of every API samsa serves.
         pub const APIS: &[(ApiKey, i16, i16)] = &[ $( (ApiKey::$key, $min, $max) ),* ];
 
-        /// Serves one request; the decoder lets through only what [`APIS`] lists. Each
-        /// handler checks with the authorizer what the session's principal may do.
+        /// APIs still being built: served, and listed in ApiVersions, only when switched on
+        /// ([`crate::protocol::versions::enable_experimental`]), so that clients never meet
+        /// half of a capability.
+        pub const EXPERIMENTAL_APIS: &[(ApiKey, i16, i16)] =
+            &[ $( (ApiKey::$xkey, $xmin, $xmax) ),* ];
+
+        /// Serves one request; the decoder lets through only what [`APIS`] lists (and
+        /// [`EXPERIMENTAL_APIS`] when switched on). Each handler checks with the authorizer
+        /// what the session's principal may do.
         pub async fn handle(
             $broker: &Arc<Broker>,
             $session: &mut Session,
@@ -83,6 +94,7 @@ macro_rules! apis {
             coordinator_topic_first($broker, $session, &request.body).await;
             match request.body {
                 $( RequestKind::$key($req) => ResponseKind::$key($handler), )*
+                $( RequestKind::$xkey($req) => ResponseKind::$xkey($xhandler), )*
                 other => unreachable!("{other:?} is not in the declared APIs"),
             }
         }
@@ -103,6 +115,10 @@ async fn coordinator_topic_first(broker: &Broker, session: &Session, body: &Requ
         RequestKind::Heartbeat(r) => (vec![&r.group_id], Vec::new()),
         RequestKind::LeaveGroup(r) => (vec![&r.group_id], Vec::new()),
         RequestKind::OffsetCommit(r) => (vec![&r.group_id], Vec::new()),
+        RequestKind::ConsumerGroupHeartbeat(r) => (vec![&r.group_id], Vec::new()),
+        RequestKind::ConsumerGroupDescribe(r) => {
+            (r.group_ids.iter().map(|g| g.as_str()).collect(), Vec::new())
+        }
         RequestKind::OffsetDelete(r) => (vec![&r.group_id], Vec::new()),
         // Before v8 one group, from v8 a list.
         RequestKind::OffsetFetch(r) => {
@@ -221,6 +237,14 @@ apis! {
     WriteTxnMarkers 1..=1 => txn_markers::write(broker, session, req).await,
     // v0-1 were removed in Kafka 4.0 (KIP-896).
     OffsetForLeaderEpoch 2..=4 => leader_epochs::handle(broker, session, req),
+    ;
+    experimental:
+    // KIP-848 consumer groups (`group_consumer_protocol`): not persisted yet.
+    ConsumerGroupHeartbeat 0..=1 => {
+        let peer = session.peer;
+        consumer_group::heartbeat(broker, session, req, version, &client_id, peer)
+    },
+    ConsumerGroupDescribe 0..=1 => consumer_group::describe(broker, session, req, version),
 }
 
 /// Whether the session's principal may perform `op` on the resource.

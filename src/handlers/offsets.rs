@@ -120,6 +120,7 @@ pub async fn commit(
             req.group_instance_id.as_deref(),
             req.generation_id_or_member_epoch,
             valid,
+            version,
         );
         match committed {
             Ok(pending) => pending.acknowledged().await.err(),
@@ -248,6 +249,7 @@ fn fetch_group(
     group_id: &str,
     wanted: Wanted,
     require_stable: bool,
+    member: Option<(Option<&str>, i32)>,
 ) -> Result<Vec<TopicOffsets>, BrokerError> {
     if !may_group(broker, session, Operation::Describe, group_id) {
         return Err(AuthError::GroupDenied.into());
@@ -264,7 +266,9 @@ fn fetch_group(
     let fetched = if wanted.as_ref().is_some_and(|w| w.is_empty()) {
         Vec::new()
     } else {
-        broker.groups.fetch(group_id, wanted, require_stable)?
+        broker
+            .groups
+            .fetch(group_id, wanted, require_stable, member)?
     };
     let mut committed: Vec<TopicOffsets> = Vec::new();
     for entry in fetched.into_iter().filter(|e| may_describe(&e.topic)) {
@@ -293,6 +297,9 @@ fn fetch_group(
 fn shaped<T: From<TopicOffsets>>(topics: Vec<TopicOffsets>) -> Vec<T> {
     topics.into_iter().map(T::from).collect()
 }
+
+/// OffsetFetch v9 names the member and its epoch (KIP-848).
+const FIRST_VERSION_WITH_MEMBER: i16 = 9;
 
 /// OffsetFetch v7 lets consumers ask to be told about offsets still in a transaction.
 const FIRST_VERSION_WITH_REQUIRE_STABLE: i16 = 7;
@@ -327,7 +334,10 @@ pub fn fetch(
                     wanted
                 });
                 let base = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
-                match fetch_group(broker, session, &g.group_id, wanted, require_stable) {
+                // v9 names the member, whose epoch a consumer group checks (KIP-848).
+                let member = (version >= FIRST_VERSION_WITH_MEMBER)
+                    .then_some((g.member_id.as_deref(), g.member_epoch));
+                match fetch_group(broker, session, &g.group_id, wanted, require_stable, member) {
                     Ok(mut topics) if by_id => {
                         for t in &mut topics {
                             t.id = id_of(broker, &t.name);
@@ -363,6 +373,7 @@ pub fn fetch(
         &req.group_id,
         wanted.clone(),
         require_stable,
+        None,
     ) {
         Ok(topics) => response.with_topics(shaped(topics)),
         // v2 added a top-level error; v1 can only report it on every partition asked for.

@@ -1,15 +1,36 @@
 //! Lookups in the table of APIs and versions samsa serves, which is declared once with the
 //! handlers ([`crate::handlers::APIS`]): ApiVersions reports exactly it, and the decoder
-//! refuses anything outside it.
+//! refuses anything outside it. APIs still being built ([`crate::handlers::EXPERIMENTAL_APIS`])
+//! join the table only once switched on, for the whole process, at start-up.
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use kafka_protocol::messages::ApiKey;
 
 pub use crate::handlers::APIS as SUPPORTED;
+use crate::handlers::EXPERIMENTAL_APIS;
+
+static EXPERIMENTAL: AtomicBool = AtomicBool::new(false);
+
+/// Serves (and advertises) the experimental APIs too; the broker's start-up decides, from
+/// its configuration.
+pub fn enable_experimental(on: bool) {
+    EXPERIMENTAL.store(on, Ordering::Relaxed);
+}
+
+/// Every API served now, with its version range.
+pub fn served() -> impl Iterator<Item = &'static (ApiKey, i16, i16)> {
+    let experimental: &'static [(ApiKey, i16, i16)] = if EXPERIMENTAL.load(Ordering::Relaxed) {
+        EXPERIMENTAL_APIS
+    } else {
+        &[]
+    };
+    SUPPORTED.iter().chain(experimental)
+}
 
 /// The served version range of `key`, if samsa implements it.
 pub fn supported(key: ApiKey) -> Option<(i16, i16)> {
-    SUPPORTED
-        .iter()
+    served()
         .find(|(k, _, _)| *k == key)
         .map(|&(_, min, max)| (min, max))
 }
@@ -24,7 +45,7 @@ mod tests {
 
     #[test]
     fn every_range_is_one_the_crate_can_decode() {
-        for &(key, min, max) in SUPPORTED {
+        for &(key, min, max) in SUPPORTED.iter().chain(EXPERIMENTAL_APIS) {
             let known = key.valid_versions();
             assert!(min <= max, "{key:?}");
             assert!(
@@ -36,7 +57,8 @@ mod tests {
 
     #[test]
     fn every_api_is_declared_once() {
-        let mut keys: Vec<i16> = SUPPORTED.iter().map(|&(key, _, _)| key as i16).collect();
+        let all = SUPPORTED.iter().chain(EXPERIMENTAL_APIS);
+        let mut keys: Vec<i16> = all.map(|&(key, _, _)| key as i16).collect();
         keys.sort();
         let count = keys.len();
         keys.dedup();

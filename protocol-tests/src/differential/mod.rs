@@ -176,9 +176,20 @@ impl Differential {
         Differential::start_with(test, "", None)
     }
 
+    /// [`Differential::start`], samsa with `extra` lines of configuration (an experimental
+    /// switch Kafka has on, say).
+    pub fn start_configured(test: &str, extra: &str) -> Differential {
+        Differential::start_with(test, extra, None)
+    }
+
     /// [`Differential::start`], samsa with a SASL_PLAINTEXT listener beside the plaintext
     /// one, with Kafka's users ([`SASL_USERS`]), for [`Differential::use_sasl_listeners`].
     pub fn start_sasl(test: &str) -> Differential {
+        Differential::start_sasl_configured(test, "")
+    }
+
+    /// [`Differential::start_sasl`] with `extra` lines of samsa configuration.
+    pub fn start_sasl_configured(test: &str, extra: &str) -> Differential {
         let addr = format!("127.0.0.1:{}", crate::free_port());
         // Kafka lists its mechanisms in this order.
         let mut sasl = format!(
@@ -190,7 +201,8 @@ impl Differential {
                 sasl.push_str(&scram_user(user, mechanism, password));
             }
         }
-        Differential::start_with(test, &sasl, Some(addr))
+        // Top-level keys before the tables, or TOML puts them in the last table.
+        Differential::start_with(test, &format!("{extra}{sasl}"), Some(addr))
     }
 
     fn start_with(test: &str, extra: &str, samsa_sasl: Option<String>) -> Differential {

@@ -175,16 +175,30 @@ fn topic_id(text: &str, facts: &Facts) -> String {
 
 /// `"prefix-<uuid>"` (possibly inside `Some(..)`) becomes `"prefix-<member N>"`.
 fn member_id(text: &str, facts: &Facts) -> String {
+    // Classic members' ids end in a UUID (`client-id-<uuid>`); a consumer-protocol member
+    // id the coordinator chooses (ConsumerGroupHeartbeat v0) is a Kafka Uuid, 22 base64url
+    // characters.
     const UUID_LEN: usize = 36;
+    const KAFKA_UUID_LEN: usize = 22;
     let Some(end) = text.rfind('"') else {
         return text.to_owned();
     };
-    let Some(start) = end.checked_sub(UUID_LEN) else {
+    let classic = end.checked_sub(UUID_LEN).filter(|start| {
+        text.get(*start..end)
+            .is_some_and(|u| u.parse::<Uuid>().is_ok())
+    });
+    let kafka_uuid = |start: &usize| {
+        text[..*start].ends_with('"')
+            && text.get(*start..end).is_some_and(|u| {
+                u.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            })
+    };
+    let consumer = end.checked_sub(KAFKA_UUID_LEN).filter(kafka_uuid);
+    let Some(start) = classic.or(consumer) else {
         return text.to_owned();
     };
-    let Some(uuid) = text.get(start..end).filter(|u| u.parse::<Uuid>().is_ok()) else {
-        return text.to_owned();
-    };
+    let uuid = &text[start..end];
     let mut seen = facts.member_ids.borrow_mut();
     let n = match seen.iter().position(|u| u == uuid) {
         Some(i) => i + 1,

@@ -28,6 +28,7 @@ use samsa_protocol_tests::differential::{Answer, Differential, Side};
 
 use crate::{ends, T0, UNKNOWN};
 
+mod consumer;
 mod offsets;
 
 const SESSION_MS: i32 = 30_000;

@@ -69,8 +69,14 @@ final class Clients {
         }
         if (groupId != null) {
             p.put("group.id", groupId);
-            p.put("session.timeout.ms", "10000");
-            p.put("heartbeat.interval.ms", "500");
+            // --group-protocol consumer: KIP-848, where the coordinator sets the timing.
+            String protocol = args.get("group-protocol", "classic");
+            if (protocol.equals("consumer")) {
+                p.put("group.protocol", protocol);
+            } else {
+                p.put("session.timeout.ms", "10000");
+                p.put("heartbeat.interval.ms", "500");
+            }
         }
         return new KafkaConsumer<>(p);
     }

@@ -1,0 +1,155 @@
+"""KIP-848 consumer groups (`group.protocol=consumer`) with real clients, on a samsa with the
+experimental `group_consumer_protocol` switch on: members of librdkafka (confluent-kafka) and
+of the Java 4.4 client join and leave, each partition is consumed by exactly one member,
+and commits survive consumer and broker restarts. With the switch off (the default) the
+APIs are not advertised and such clients refuse to start their group.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from clients import ck_create_topic, wait_until
+from conftest import EXTERNAL, REPO, SamsaBroker
+from gates import BrokerLacksApi
+from jvm import run_java
+from test_groups import Member, consumed, produce, run_group, split_evenly
+
+# The coordinator's session timeout for consumer-protocol members: short, so a killed member
+# is noticed quickly.
+CONSUMER_SESSION_MS = 6000
+
+
+def broker_config(tmp_path, switch: bool):
+    config = tmp_path / "samsa.toml"
+    base = (REPO / "etc" / "samsa.toml").read_text()
+    for old, new in [
+        ("group_initial_rebalance_delay_ms = 3000", "group_initial_rebalance_delay_ms = 0"),
+        ("group_consumer_protocol = false", f"group_consumer_protocol = {str(switch).lower()}"),
+        ("group_consumer_session_timeout_ms = 45000",
+         f"group_consumer_session_timeout_ms = {CONSUMER_SESSION_MS}"),
+        ("group_consumer_heartbeat_interval_ms = 5000", "group_consumer_heartbeat_interval_ms = 500"),
+    ]:
+        assert old in base, old
+        base = base.replace(old, new)
+    config.write_text(base)
+    return config
+
+
+@pytest.fixture
+def consumer_broker(tmp_path):
+    """A samsa of the test's own serving consumer-protocol groups."""
+    if EXTERNAL:
+        pytest.skip("needs a broker process the suite owns (COMPAT_BOOTSTRAP is set)")
+    b = SamsaBroker(tmp_path / "data", config=broker_config(tmp_path, True)).start()
+    try:
+        yield b
+    finally:
+        if b.alive():
+            b.stop_clean()
+
+
+def describe(bootstrap: str, group: str):
+    from confluent_kafka.admin import AdminClient
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    return admin.describe_consumer_groups([group])[group].result(timeout=30)
+
+
+def test_confluent_consumer_protocol_splits_fails_over_and_grows(consumer_broker, topic_name, tmp_path):
+    bootstrap = consumer_broker.bootstrap
+    topic = topic_name()
+    ck_create_topic(bootstrap, topic, 6)
+    group, members, written = run_group("confluent-consumer", bootstrap, topic, tmp_path, 3, 6, 6_000)
+    try:
+        # ConsumerGroupDescribe: a consumer group, settled once every member has acknowledged.
+        d = wait_until(lambda: (lambda d: str(d.state).endswith("STABLE") and d)(describe(bootstrap, group)),
+                       "the group to be Stable")
+        assert str(d.type).endswith("CONSUMER") and len(d.members) == 3, d
+
+        victim, survivors = members[0], members[1:]
+        assert victim.snapshot()[0], "the victim had partitions"
+        victim.kill()  # no leave heartbeat: only the session timeout can tell the coordinator
+        wait_until(lambda: sorted(p for m in survivors for p in m.snapshot()[0]) == list(range(6)),
+                   "the survivors to take over every partition", timeout=CONSUMER_SESSION_MS / 1000 + 20)
+        more = produce(bootstrap, topic, "after-kill", 1_000)
+        wait_until(lambda: set(consumed(members)) >= written | more, "every record, old and new, consumed")
+
+        newcomer = Member("confluent-consumer", bootstrap, group, topic, tmp_path, "newcomer")
+        members.append(newcomer)
+        wait_until(lambda: bool(newcomer.snapshot()[0]) and split_evenly(members[1:], 6),
+                   "the newcomer to get partitions")
+        # A member that closes leaves at once (epoch -1): the others take its partitions
+        # well within the session timeout.
+        leaving = members[1]
+        left_at = time.monotonic()
+        leaving.stop()
+        rest = members[2:]
+        wait_until(lambda: split_evenly(rest, 6), "the others to take the partitions of the one that left")
+        assert time.monotonic() - left_at < CONSUMER_SESSION_MS / 1000, "leaving waited for the session timeout"
+    finally:
+        for m in members:
+            m.stop()
+
+
+def test_confluent_consumer_protocol_resumes_at_commits_after_restarts(consumer_broker, topic_name, tmp_path):
+    bootstrap = consumer_broker.bootstrap
+    topic = topic_name()
+    ck_create_topic(bootstrap, topic, 4)
+    group, members, written = run_group("confluent-consumer", bootstrap, topic, tmp_path, 2, 4, 2_000)
+    # Auto-commits every 200 ms: let the last ones land, then stop the consumers.
+    time.sleep(1)
+    for m in members:
+        m.stop()
+    consumer_broker.restart()
+    more = produce(bootstrap, topic, "after-restart", 400)
+    again = [Member("confluent-consumer", bootstrap, group, topic, tmp_path, f"again-{i}") for i in range(2)]
+    try:
+        wait_until(lambda: set(consumed(again)) >= more, "the records produced after the restart")
+        # Resumed at the commits: nothing from before the stop is read again.
+        assert not set(consumed(again)) & written, "records before the commit were read again"
+    finally:
+        for m in again:
+            m.stop()
+
+
+def test_java_consumer_protocol_commits_and_resumes(consumer_broker, topic_name):
+    """The Java 4.4 client with group.protocol=consumer reads everything and commits; a
+    second member of the group resumes from the commit and reads only what came after."""
+    count = 300
+    ev = run_java("kafka-4", "group-consume", consumer_broker.bootstrap, topic=topic_name(),
+                  group=topic_name("-g"), count=count, group_protocol="consumer")
+    committed = {e["phase"]: e for e in ev if e["ev"] == "committed"}
+    assert committed[1]["count"] == count and committed[2]["count"] == 3, committed
+    assert sum(committed[2]["offsets"].values()) == count + 3, committed
+
+
+def test_without_the_switch_consumer_protocol_clients_are_refused(tmp_path, topic_name):
+    if EXTERNAL:
+        pytest.skip("needs a broker process the suite owns (COMPAT_BOOTSTRAP is set)")
+    b = SamsaBroker(tmp_path / "data", config=broker_config(tmp_path, False)).start()
+    try:
+        with pytest.raises(BrokerLacksApi, match="does not support the new CONSUMER group protocol"):
+            run_java("kafka-4", "group-consume", b.bootstrap, topic=topic_name(),
+                     group=topic_name("-g"), count=10, group_protocol="consumer")
+    finally:
+        b.stop_clean()
+
+
+def test_confluent_consumer_protocol_members_rejoin_after_a_broker_restart(consumer_broker, topic_name, tmp_path):
+    """The group's state is not persisted yet: after a restart the coordinator knows no
+    member, and live members must be told to rejoin (not given an error that stops them)."""
+    bootstrap = consumer_broker.bootstrap
+    topic = topic_name()
+    ck_create_topic(bootstrap, topic, 4)
+    group, members, written = run_group("confluent-consumer", bootstrap, topic, tmp_path, 2, 4, 1_000)
+    try:
+        time.sleep(1)  # the last auto-commits
+        consumer_broker.restart()
+        more = produce(bootstrap, topic, "after-restart", 400)
+        wait_until(lambda: set(consumed(members)) >= written | more, "the members to go on after the restart")
+        wait_until(lambda: split_evenly(members, 4), "the members to share the partitions again")
+    finally:
+        for m in members:
+            m.stop()

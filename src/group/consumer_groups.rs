@@ -1,0 +1,186 @@
+//! The coordinator's side of KIP-848 consumer groups: ConsumerGroupHeartbeat and
+//! ConsumerGroupDescribe over the groups this broker coordinates, with the same routing
+//! (NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS) as the classic APIs. A group id is either
+//! a classic group or a consumer group; an empty one of either kind becomes the other when a
+//! member of the other protocol joins, as Kafka does.
+//!
+//! Not yet: the group's state is not written to `__consumer_offsets` (a coordinator that
+//! restarts or moves forgets members and assignments; members are fenced and rejoin), and a
+//! classic group with members is not upgraded in place (`group.consumer.migration.policy`).
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use super::consumer::{
+    self, Assignment, ConsumerGroup, ConsumerGroupState, ConsumerSettings, Heartbeat,
+    HeartbeatResult, TopicImage,
+};
+use super::GroupCoordinator;
+use crate::clock::now_ms;
+use crate::config::Config;
+use crate::error::{BrokerError, Result};
+
+/// What ConsumerGroupDescribe shows of a group.
+#[derive(Debug, Clone)]
+pub struct ConsumerGroupSummary {
+    pub state: ConsumerGroupState,
+    pub group_epoch: i32,
+    pub assignment_epoch: i32,
+    pub assignor: String,
+    pub members: Vec<ConsumerMemberSummary>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConsumerMemberSummary {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    pub member_epoch: i32,
+    pub client_id: String,
+    pub client_host: String,
+    pub subscribed_topic_names: Vec<String>,
+    pub subscribed_topic_regex: Option<String>,
+    pub assignment: Assignment,
+    pub target_assignment: Assignment,
+}
+
+pub fn consumer_settings(config: &Config) -> ConsumerSettings {
+    ConsumerSettings {
+        session_timeout: Duration::from_millis(config.group_consumer_session_timeout_ms),
+        heartbeat_interval: Duration::from_millis(config.group_consumer_heartbeat_interval_ms),
+        max_size: config.group_consumer_max_size as usize,
+        assignors: config.group_consumer_assignors.clone(),
+    }
+}
+
+fn not_found(group_id: &str) -> BrokerError {
+    BrokerError::NoSuchGroup(format!("Group {group_id} not found."))
+}
+
+fn not_consumer(group_id: &str) -> BrokerError {
+    BrokerError::NoSuchGroup(format!("Group {group_id} is not a consumer group."))
+}
+
+/// A member id as Kafka's `Uuid.randomUuid().toString()` writes one (22 characters).
+fn new_member_id() -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Uuid::new_v4().as_bytes())
+}
+
+impl GroupCoordinator {
+    /// ConsumerGroupHeartbeat: joins, heartbeats or leaves (by the member epoch).
+    pub fn consumer_heartbeat(
+        &self,
+        group_id: &str,
+        req: Heartbeat,
+        version: i16,
+        topics: &TopicImage,
+    ) -> Result<HeartbeatResult> {
+        let settings = &self.consumer_settings;
+        consumer::validate(group_id, &req, version, &settings.assignors)?;
+        self.coordinating(group_id)?;
+        let leaving = req.member_epoch < 0;
+        let joining = req.member_epoch == 0;
+        // The groups' state is not persisted yet, so a coordinator that restarted (or took
+        // over) has forgotten members that are still heartbeating. Kafka, which never
+        // forgets, answers GROUP_ID_NOT_FOUND for a group it does not know; clients stop on
+        // that, while UNKNOWN_MEMBER_ID has them rejoin, so until persistence that is the
+        // answer to a member of a group without consumer state.
+        let forgotten = || {
+            BrokerError::UnknownMember(format!(
+                "Member {} is not a member of group {group_id}.",
+                req.member_id
+            ))
+        };
+        let mut group = if joining {
+            self.lock_live(group_id, || Ok(()))?
+        } else {
+            match self.existing(group_id)? {
+                Some(group) => group,
+                None if leaving => return Err(not_found(group_id)),
+                None => return Err(forgotten()),
+            }
+        };
+        if !joining && !leaving && group.consumer.is_none() && group.is_empty() {
+            return Err(forgotten());
+        }
+        // An empty classic group (one that only holds offsets) becomes a consumer group.
+        if group.consumer.is_none() && joining && group.is_empty() {
+            group.consumer = Some(ConsumerGroup::new(group_id));
+        }
+        let was_empty = group.is_empty();
+        let consumer = group
+            .consumer
+            .as_mut()
+            .ok_or_else(|| not_consumer(group_id))?;
+        let result = if leaving {
+            consumer.leave(
+                &req.member_id,
+                req.instance_id.as_deref(),
+                req.member_epoch,
+                settings,
+            )
+        } else {
+            consumer.heartbeat(req, topics, settings, Instant::now(), new_member_id)
+        };
+        if group.is_empty() != was_empty {
+            group.state_timestamp = now_ms();
+        }
+        result
+    }
+
+    /// ConsumerGroupDescribe of one group.
+    pub fn consumer_describe(&self, group_id: &str) -> Result<ConsumerGroupSummary> {
+        let group = self
+            .existing(group_id)?
+            .ok_or_else(|| not_found(group_id))?;
+        let consumer = group
+            .consumer
+            .as_ref()
+            .ok_or_else(|| not_consumer(group_id))?;
+        Ok(summary(consumer, &self.consumer_settings))
+    }
+
+    /// Fences the consumer-protocol members whose session or revocation timed out.
+    pub(super) fn tick_consumer_group(&self, group: &mut super::Group, now: Instant) {
+        let Some(consumer) = group.consumer.as_mut() else {
+            return;
+        };
+        let was_empty = consumer.is_empty();
+        consumer.tick(now, &self.consumer_settings);
+        if consumer.is_empty() && !was_empty {
+            group.state_timestamp = now_ms();
+        }
+    }
+}
+
+fn summary(group: &ConsumerGroup, settings: &ConsumerSettings) -> ConsumerGroupSummary {
+    let empty = Assignment::new();
+    ConsumerGroupSummary {
+        state: group.state(),
+        group_epoch: group.group_epoch,
+        assignment_epoch: group.assignment_epoch,
+        assignor: group.assignor(settings),
+        members: group
+            .members
+            .values()
+            .map(|m| ConsumerMemberSummary {
+                member_id: m.id.clone(),
+                instance_id: m.instance_id.clone(),
+                rack_id: m.rack_id.clone(),
+                member_epoch: m.epoch,
+                client_id: m.client_id.clone(),
+                client_host: m.client_host.clone(),
+                subscribed_topic_names: m.subscribed_topic_names.clone(),
+                subscribed_topic_regex: m
+                    .subscribed_topic_regex
+                    .as_ref()
+                    .map(|r| r.as_str().to_owned()),
+                assignment: m.assigned.clone(),
+                target_assignment: group.target.get(&m.id).unwrap_or(&empty).clone(),
+            })
+            .collect(),
+    }
+}
