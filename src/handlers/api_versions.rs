@@ -5,7 +5,6 @@ use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse, ResponseKind};
 
 use crate::broker::Broker;
-use crate::protocol::versions;
 
 /// ApiVersions v3 added the client's software name and version (KIP-511).
 const FIRST_VERSION_WITH_SOFTWARE: i16 = 3;
@@ -55,7 +54,7 @@ fn is_valid_software_field(field: &str) -> bool {
 }
 
 fn api_keys() -> Vec<ApiVersion> {
-    versions::served()
+    super::served()
         .map(|&(key, min, max)| {
             ApiVersion::default()
                 .with_api_key(key as i16)

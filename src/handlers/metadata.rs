@@ -13,14 +13,12 @@ use uuid::Uuid;
 
 use super::cluster::{controller_id, visible_brokers};
 use super::Session;
-use super::{allowed, authorized_operations, built_from, str_bytes};
+use super::{allowed, authorized_operations, built_from, is_internal_topic, str_bytes};
 use crate::auth::acl::CLUSTER_NAME;
 use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
 use crate::cluster::NewTopic;
 use crate::error::BrokerError;
-use crate::group::store::OFFSETS_TOPIC;
-use crate::txn::log::TRANSACTION_STATE_TOPIC;
 
 /// What the request lets this handler do, and who asks.
 struct Context<'a> {
@@ -49,11 +47,6 @@ pub(super) struct PartitionView {
     pub isr: Vec<i32>,
     /// Replicas on brokers that are not up (fenced or unregistered).
     pub offline: Vec<i32>,
-}
-
-/// The coordinators' topics, which clients leave out of pattern subscriptions.
-pub(super) fn is_internal(topic: &str) -> bool {
-    [OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC].contains(&topic)
 }
 
 impl TopicView {
@@ -194,7 +187,7 @@ pub async fn handle(
     let topics: Vec<MetadataResponseTopic> = topics
         .into_iter()
         .map(|t| {
-            let internal = version >= 1 && t.name.as_ref().is_some_and(|n| is_internal(n));
+            let internal = version >= 1 && t.name.as_ref().is_some_and(|n| is_internal_topic(n));
             t.with_is_internal(internal)
         })
         .collect();

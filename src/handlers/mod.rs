@@ -35,6 +35,7 @@ pub mod txn_markers;
 pub mod txn_offsets;
 pub mod unregister;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind};
@@ -76,7 +77,7 @@ macro_rules! apis {
         pub const APIS: &[(ApiKey, i16, i16)] = &[ $( (ApiKey::$key, $min, $max) ),* ];
 
         /// APIs still being built: served, and listed in ApiVersions, only when switched on
-        /// ([`crate::protocol::versions::enable_experimental`]), so that clients never meet
+        /// ([`enable_experimental`]), so that clients never meet
         /// half of a capability.
         pub const EXPERIMENTAL_APIS: &[(ApiKey, i16, i16)] =
             &[ $( (ApiKey::$xkey, $xmin, $xmax) ),* ];
@@ -258,6 +259,32 @@ pub(crate) fn allowed(
     broker
         .authorizer
         .authorize(&session.principal, &session.host, op, rt, name)
+}
+
+/// Whether the experimental APIs are served; set once, at start-up.
+static EXPERIMENTAL: AtomicBool = AtomicBool::new(false);
+
+/// Serves (and advertises) the experimental APIs too; the broker's start-up decides, from
+/// its configuration.
+pub fn enable_experimental(on: bool) {
+    EXPERIMENTAL.store(on, Ordering::Relaxed);
+}
+
+/// Every API served now, with its version range: what ApiVersions reports and the decoder
+/// lets through.
+pub fn served() -> impl Iterator<Item = &'static (ApiKey, i16, i16)> {
+    let experimental: &'static [(ApiKey, i16, i16)] = if EXPERIMENTAL.load(Ordering::Relaxed) {
+        EXPERIMENTAL_APIS
+    } else {
+        &[]
+    };
+    APIS.iter().chain(experimental)
+}
+
+/// The coordinators' topics: clients may not write them, Metadata flags them internal
+/// (pattern subscriptions skip them), and they are compacted.
+pub(crate) fn is_internal_topic(topic: &str) -> bool {
+    topic == crate::group::store::OFFSETS_TOPIC || topic == crate::txn::log::TRANSACTION_STATE_TOPIC
 }
 
 /// Whether the session's principal may perform `op` on the cluster.

@@ -12,18 +12,16 @@ use std::time::Duration;
 use bytes::Bytes;
 use samsa_storage::{StorageError, TargetCompression};
 
-use super::allowed;
 use super::cluster::missing_topic;
 use super::current_leader;
 use super::record_errors;
 use super::Session;
+use super::{allowed, is_internal_topic};
 use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
 use crate::clock::now_ms;
 use crate::error::BrokerError;
-use crate::group::store::OFFSETS_TOPIC;
 use crate::topics::{Partition, Topic};
-use crate::txn::log::TRANSACTION_STATE_TOPIC;
 use crate::txn::TxnError;
 
 /// Produce v13 names topics by id instead of by name (KIP-516).
@@ -173,7 +171,7 @@ async fn append_all(
 /// refuses clients with INVALID_TOPIC_EXCEPTION (its admin client id aside, which samsa
 /// does not honour).
 fn not_internal(topic: Arc<Topic>) -> Result<Arc<Topic>, BrokerError> {
-    if topic.name == OFFSETS_TOPIC || topic.name == TRANSACTION_STATE_TOPIC {
+    if is_internal_topic(&topic.name) {
         return Err(BrokerError::InvalidTopic(format!(
             "Cannot append to internal topic {}",
             topic.name

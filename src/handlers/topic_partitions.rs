@@ -13,7 +13,8 @@ use kafka_protocol::messages::{
 };
 use uuid::Uuid;
 
-use super::metadata::{is_internal, PartitionView, TopicView};
+use super::is_internal_topic;
+use super::metadata::{PartitionView, TopicView};
 use super::{allowed, authorized_operations, str_bytes, Session};
 use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
@@ -109,7 +110,7 @@ pub fn handle(
             DescribeTopicPartitionsResponseTopic::default()
                 .with_name(Some(TopicName(str_bytes(view.name.clone()))))
                 .with_topic_id(view.id)
-                .with_is_internal(is_internal(&view.name))
+                .with_is_internal(is_internal_topic(&view.name))
                 .with_partitions(partitions)
                 .with_topic_authorized_operations(operations(&view.name)),
         );

@@ -3,30 +3,12 @@
 //! refuses anything outside it. APIs still being built ([`crate::handlers::EXPERIMENTAL_APIS`])
 //! join the table only once switched on, for the whole process, at start-up.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use kafka_protocol::messages::ApiKey;
 
+use crate::handlers::served;
 pub use crate::handlers::APIS as SUPPORTED;
+#[cfg(test)]
 use crate::handlers::EXPERIMENTAL_APIS;
-
-static EXPERIMENTAL: AtomicBool = AtomicBool::new(false);
-
-/// Serves (and advertises) the experimental APIs too; the broker's start-up decides, from
-/// its configuration.
-pub fn enable_experimental(on: bool) {
-    EXPERIMENTAL.store(on, Ordering::Relaxed);
-}
-
-/// Every API served now, with its version range.
-pub fn served() -> impl Iterator<Item = &'static (ApiKey, i16, i16)> {
-    let experimental: &'static [(ApiKey, i16, i16)] = if EXPERIMENTAL.load(Ordering::Relaxed) {
-        EXPERIMENTAL_APIS
-    } else {
-        &[]
-    };
-    SUPPORTED.iter().chain(experimental)
-}
 
 /// The served version range of `key`, if samsa implements it.
 pub fn supported(key: ApiKey) -> Option<(i16, i16)> {

@@ -22,9 +22,8 @@ use samsa_metadata::{Command, CommandError, Error as MetadataError};
 use crate::auth::acl::{self, AclBinding};
 use crate::auth::credentials::{self, CredentialChange, Users};
 use crate::broker::Broker;
-use crate::group::store::OFFSETS_TOPIC;
+use crate::handlers::is_internal_topic;
 use crate::topics::catalogue::{self, CatalogueFile, TopicRecord};
-use crate::txn::log::TRANSACTION_STATE_TOPIC;
 use crate::txn::producer_ids;
 
 /// Appended to each converted file's name: kept, never read again.
@@ -129,7 +128,7 @@ pub async fn into_the_log(broker: &Arc<Broker>, earlier: Earlier) -> anyhow::Res
 /// kept everything).
 async fn create_topic(broker: &Broker, topic: &TopicRecord, me: i32) -> anyhow::Result<()> {
     let mut configs: BTreeMap<String, String> = topic.configs.0.clone();
-    if [OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC].contains(&topic.name.as_str()) {
+    if is_internal_topic(&topic.name) {
         configs.insert("cleanup.policy".into(), "compact".into());
     }
     let command = Command::CreateTopic {
