@@ -12,6 +12,7 @@ pub mod consumer_group;
 mod current_leader;
 pub mod delete_records;
 pub mod elections;
+mod features;
 pub mod fetch;
 mod fetch_session;
 pub mod group;
@@ -197,6 +198,8 @@ apis! {
     DescribeCluster 0..=2 => cluster::describe(broker, session, req),
     DescribeQuorum 0..=2 => quorum::handle(broker, session, req).await,
     UnregisterBroker 0..=0 => unregister::handle(broker, session, req).await,
+    // `kafka-features`: finalized feature levels (KIP-584), reported by ApiVersions.
+    UpdateFeatures 0..=2 => features::update(broker, session, req, version).await,
     FindCoordinator 0..=6 => group::find_coordinator(broker, session, req, version).await,
     JoinGroup 0..=9 => {
         let peer = session.peer;

@@ -13,6 +13,7 @@ mod compression_configs;
 mod configs;
 mod delete_records;
 mod elections;
+mod features;
 mod fetch;
 mod fetch_sessions;
 mod groups;
