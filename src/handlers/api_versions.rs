@@ -4,7 +4,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::api_versions_response::{
     ApiVersion, FinalizedFeatureKey, SupportedFeatureKey,
 };
-use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse, ResponseKind};
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 use samsa_metadata::features::{self, FinalizedFeatures};
 
@@ -105,10 +105,21 @@ fn api_keys() -> Vec<ApiVersion> {
         .map(|&(key, min, max)| {
             ApiVersion::default()
                 .with_api_key(key as i16)
-                .with_min_version(min)
+                .with_min_version(advertised_min(key, min))
                 .with_max_version(max)
         })
         .collect()
+}
+
+/// The lowest version listed for `key`. Produce v0-2 are gone since Kafka 4.0 and closed on
+/// as any unknown version, yet Kafka still lists Produce from v0: librdkafka decides whether
+/// the broker takes compressed batches by the presence of v0 (KAFKA-18659), so a broker that
+/// lists v3 as the lowest makes it fail compressed produce. samsa lists what Kafka lists.
+fn advertised_min(key: ApiKey, served_min: i16) -> i16 {
+    match key {
+        ApiKey::Produce => 0,
+        _ => served_min,
+    }
 }
 
 /// The answer to an ApiVersions version samsa does not know, to be sent as v0:
