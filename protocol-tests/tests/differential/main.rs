@@ -11,6 +11,7 @@ mod alter_configs;
 mod api_versions;
 mod compression_configs;
 mod configs;
+mod delegation_tokens;
 mod delete_records;
 mod elections;
 mod features;
