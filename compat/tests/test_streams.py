@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from clients import Rec, ck_admin, ck_create_topic, ck_consume, ck_produce, wait_until
-from jvm import CACHE, COMPAT_DIR, JVM_OPTS, JavaError, java
+from jvm import CACHE, COMPAT_DIR, JVM_OPTS, JavaError, java, run_tool
 
 SOURCE = COMPAT_DIR / "streams" / "WordCount.java"
 PARTITIONS = 3
@@ -141,6 +141,14 @@ def test_word_count_two_instances_then_failover(bootstrap, topic_name, tmp_path)
 
         wait_until(lambda: counts(bootstrap, sink) == dict(expected),
                    "the output topic to hold the exact counts", timeout=STREAMS_WAIT_S)
+
+        # Kafka's kafka-streams-groups sees the group, its two members and all six tasks.
+        listed = run_tool("kafka-streams-groups", "--bootstrap-server", bootstrap, "--list").stdout
+        assert app in listed.split(), listed
+        members = run_tool("kafka-streams-groups", "--bootstrap-server", bootstrap, "--describe",
+                           "--group", app, "--members").stdout
+        rows = [line for line in members.splitlines() if line.startswith(app + " ")]
+        assert len(rows) == 2, members
 
         # One instance leaves: the other takes over every task and counts on from there.
         a.stop()

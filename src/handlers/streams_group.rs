@@ -13,6 +13,7 @@ use kafka_protocol::messages::streams_group_describe_response as describe;
 use kafka_protocol::messages::streams_group_heartbeat_request as hb_request;
 use kafka_protocol::messages::streams_group_heartbeat_response as hb_response;
 use kafka_protocol::messages::*;
+use samsa_metadata::features;
 
 use super::{allowed, allowed_on_cluster, authorized_operations, str_bytes, Session};
 use crate::auth::{AuthError, Operation, ResourceType};
@@ -35,9 +36,10 @@ const KAFKA_INTERNAL_TOPICS: [&str; 3] = [
 /// StreamsGroupDescribe v1: no description was recorded for the group.
 const TOPOLOGY_DESCRIPTION_NOT_STORED: i8 = 1;
 
-/// Whether streams groups are on: Kafka serves them from `streams.version` 1.
-fn streams_enabled(_broker: &Broker) -> bool {
-    true
+/// Whether streams groups are on: Kafka serves them from the finalized `streams.version` 1
+/// (its `StreamsVersion.streamsGroupSupported`), so a downgrade to 0 turns them off.
+fn streams_enabled(broker: &Broker) -> bool {
+    broker.cluster.feature_level(features::STREAMS_VERSION) >= 1
 }
 
 fn topics(broker: &Broker) -> TopicPartitions {

@@ -65,7 +65,8 @@ impl HeartbeatResult {
             member_epoch: epoch,
             heartbeat_interval_ms: 0,
             task_offset_interval_ms: 0,
-            acceptable_recovery_lag: 0,
+            // Not set in a leave's answer: the field's default.
+            acceptable_recovery_lag: -1,
             statuses: Vec::new(),
             assignment: None,
             endpoint_epoch: 0,
