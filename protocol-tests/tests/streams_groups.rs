@@ -91,3 +91,26 @@ fn streams_groups_follow_the_finalized_streams_version() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+/// Streams groups are not persisted yet: after a restart the coordinator has forgotten the
+/// group, and tells its members UNKNOWN_MEMBER_ID, so that they rejoin with their topology
+/// (GROUP_ID_NOT_FOUND would stop a Kafka Streams client).
+#[test]
+fn members_of_a_forgotten_group_rejoin() {
+    let mut broker = BrokerProcess::start("").unwrap();
+    let mut conn = broker.connect().unwrap();
+    samsa_protocol_tests::client::wait_groups_loaded(&mut conn).unwrap();
+    let answer = conn.send(&join("app"), 1).unwrap();
+    assert_eq!(answer.error_code, 0, "{answer:?}");
+    broker.restart().unwrap();
+    let mut conn = broker.connect().unwrap();
+    samsa_protocol_tests::client::wait_groups_loaded(&mut conn).unwrap();
+    let beat = StreamsGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(str_bytes("app")))
+        .with_member_id(str_bytes("member-1"))
+        .with_member_epoch(answer.member_epoch);
+    let answer = conn.send(&beat, 1).unwrap();
+    assert_eq!(answer.error_code, E::UnknownMemberId.code(), "{answer:?}");
+    let answer = conn.send(&join("app"), 1).unwrap();
+    assert_eq!(answer.error_code, 0, "{answer:?}");
+}

@@ -83,19 +83,27 @@ impl GroupCoordinator {
         let settings = streams_settings(&self.config);
         let leaving = req.member_epoch < 0;
         let joining = req.member_epoch == 0;
+        // State is not persisted yet: a coordinator that restarted (or took over) has
+        // forgotten groups whose members still heartbeat. Kafka, which never forgets,
+        // answers GROUP_ID_NOT_FOUND for a group it does not know, which stops a Kafka
+        // Streams client; UNKNOWN_MEMBER_ID has its members rejoin with their topology.
+        let forgotten = || {
+            BrokerError::UnknownMember(format!(
+                "Member {} is not a member of group {group_id}.",
+                req.member_id
+            ))
+        };
         let mut group = if joining {
             self.lock_live(group_id, || Ok(()))?
         } else {
-            self.existing(group_id)?
-                .ok_or_else(|| not_found(group_id))?
+            match self.existing(group_id)? {
+                Some(group) => group,
+                None if leaving => return Err(not_found(group_id)),
+                None => return Err(forgotten()),
+            }
         };
-        // State is not persisted yet: a coordinator that restarted has forgotten members
-        // that still heartbeat. UNKNOWN_MEMBER_ID has them rejoin (with their topology).
         if !joining && !leaving && group.streams.is_none() && group.is_empty() {
-            return Err(BrokerError::UnknownMember(format!(
-                "Member {} is not a member of group {group_id}.",
-                req.member_id
-            )));
+            return Err(forgotten());
         }
         let convertible = group.consumer.is_none() && group.is_empty();
         if group.streams.is_none() && joining && convertible {
