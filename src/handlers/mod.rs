@@ -30,6 +30,7 @@ mod record_errors;
 pub mod sasl;
 pub mod scram;
 mod session;
+pub mod streams_describe;
 pub mod streams_group;
 pub mod topic_partitions;
 pub mod transactions;
@@ -230,7 +231,7 @@ apis! {
         let peer = session.peer;
         streams_group::heartbeat(broker, session, req, version, &client_id, peer).await
     },
-    StreamsGroupDescribe 0..=1 => streams_group::describe(broker, session, req),
+    StreamsGroupDescribe 0..=1 => streams_describe::describe(broker, session, req),
     // Not v5: KIP-890 part 2 (transaction.version 2).
     TxnOffsetCommit 0..=4 => txn_offsets::commit(broker, session, req, version).await,
     // After a v0 handshake tokens come as bare frames; librdkafka needs v0 advertised to

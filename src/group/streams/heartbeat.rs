@@ -172,7 +172,7 @@ impl StreamsGroup {
             }
         }
         let was_empty = self.members.is_empty();
-        let (member, replaced) = self.member_for(&req, joining, now)?;
+        let member = self.member_for(&req, joining, now)?;
         let original = member.clone();
         let mut updated = member.clone();
         if let Some(i) = &req.instance_id {
@@ -212,8 +212,7 @@ impl StreamsGroup {
             || updated.rack_id != member.rack_id
             || updated.client_tags != member.client_tags
             || updated.process_id != member.process_id;
-        let mut recompute =
-            metadata_changed && (req.instance_id.is_none() || epoch_relevant || replaced.is_some());
+        let mut recompute = metadata_changed && (req.instance_id.is_none() || epoch_relevant);
 
         let topology = self.maybe_update_topology(req.topology.as_ref())?;
         let mut statuses = Vec::new();

@@ -52,13 +52,14 @@ pub(super) fn check_tasks(
 }
 
 impl StreamsGroup {
-    /// The member the heartbeat is about, and the static member it replaces if any.
+    /// The member the heartbeat is about; a static member coming back under a new member id
+    /// takes the place (and the tasks) of the one that left for now.
     pub(super) fn member_for(
         &mut self,
         req: &heartbeat::Heartbeat,
         joining: bool,
         now: Instant,
-    ) -> Result<(StreamsMember, Option<StreamsMember>), BrokerError> {
+    ) -> Result<StreamsMember, BrokerError> {
         let id = req.member_id.as_str();
         let Some(instance) = &req.instance_id else {
             let member = match self.members.get(id) {
@@ -67,23 +68,21 @@ impl StreamsGroup {
                 None => return Err(unknown_member(id, &self.id)),
             };
             check_epoch(&member, req.member_epoch, req.owned.as_ref())?;
-            return Ok((member, None));
+            return Ok(member);
         };
         let existing = self.static_member(instance).cloned();
         match existing {
-            None if joining => Ok((
-                self.members
-                    .get(id)
-                    .cloned()
-                    .unwrap_or_else(|| StreamsMember::new(id, now)),
-                None,
-            )),
+            None if joining => Ok(self
+                .members
+                .get(id)
+                .cloned()
+                .unwrap_or_else(|| StreamsMember::new(id, now))),
             None => Err(BrokerError::UnknownMember(format!(
                 "Instance id {instance} is unknown."
             ))),
             Some(existing) if joining => {
                 if existing.id == id {
-                    return Ok((existing, None));
+                    return Ok(existing);
                 }
                 if existing.epoch != LEAVE_STATIC_EPOCH {
                     return Err(BrokerError::UnreleasedInstanceId(format!(
@@ -95,7 +94,7 @@ impl StreamsGroup {
                 // The new process takes the old one's place, its target included.
                 let target = self.target.remove(&existing.id);
                 self.remove_member(&existing.id);
-                let mut replacement = existing.clone();
+                let mut replacement = existing;
                 replacement.id = id.to_owned();
                 replacement.epoch = 0;
                 replacement.previous_epoch = 0;
@@ -103,14 +102,14 @@ impl StreamsGroup {
                     self.target.insert(id.to_owned(), target);
                 }
                 self.update_member(replacement.clone());
-                Ok((replacement, Some(existing)))
+                Ok(replacement)
             }
             Some(existing) => {
                 if existing.id != id {
                     return Err(fenced_instance(id, instance, &existing.id));
                 }
                 check_epoch(&existing, req.member_epoch, req.owned.as_ref())?;
-                Ok((existing, None))
+                Ok(existing)
             }
         }
     }

@@ -303,3 +303,70 @@ fn the_first_assignment_waits_for_the_initial_delay() {
         .unwrap();
     assert_eq!(count(&r.assignment.unwrap().active), 6);
 }
+
+#[test]
+fn a_static_member_comes_back_under_a_new_id_with_its_tasks() {
+    let mut g = StreamsGroup::new("g");
+    let now = Instant::now();
+    let topics = all_topics();
+    let mut first = join("m1", "p1");
+    first.instance_id = Some("i1".into());
+    let r = g.heartbeat(first, &topics, &settings(), now).unwrap();
+    let owned = r.assignment.clone().unwrap();
+    assert_eq!(count(&owned.active), 6);
+
+    // The same instance restarted (same process id) while the first still runs.
+    let mut rival = join("m2", "p1");
+    rival.instance_id = Some("i1".into());
+    let err = g
+        .heartbeat(rival.clone(), &topics, &settings(), now)
+        .unwrap_err();
+    assert!(
+        matches!(err, crate::error::BrokerError::UnreleasedInstanceId(_)),
+        "{err:?}"
+    );
+
+    // The first leaves for now (-2): its tasks stay with the group; the new process takes
+    // its place, tasks included, without a new epoch.
+    let epoch = g.group_epoch;
+    g.leave("m1", Some("i1"), LEAVE_STATIC_EPOCH, false)
+        .unwrap();
+    let r2 = g.heartbeat(rival, &topics, &settings(), now).unwrap();
+    assert_eq!(r2.assignment.unwrap(), owned);
+    assert_eq!(g.group_epoch, epoch);
+    assert!(!g.members.contains_key("m1"));
+    // The old member id is fenced.
+    let mut old = beat("m1", r.member_epoch, &owned);
+    old.instance_id = Some("i1".into());
+    let err = g.heartbeat(old, &topics, &settings(), now).unwrap_err();
+    assert!(
+        matches!(err, crate::error::BrokerError::FencedInstance(_)),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_member_that_stops_heartbeating_is_fenced_and_its_tasks_move() {
+    let mut g = StreamsGroup::new("g");
+    let now = Instant::now();
+    let topics = all_topics();
+    let r1 = g
+        .heartbeat(join("m1", "p1"), &topics, &settings(), now)
+        .unwrap();
+    let later = now + Duration::from_secs(30);
+    let r2 = g
+        .heartbeat(join("m2", "p2"), &topics, &settings(), later)
+        .unwrap();
+    let fenced = g.tick(now + Duration::from_secs(46), &settings());
+    assert_eq!(fenced, vec!["m1".to_owned()]);
+    let r2 = g
+        .heartbeat(
+            beat("m2", r2.member_epoch, &Tasks::default()),
+            &topics,
+            &settings(),
+            later,
+        )
+        .unwrap();
+    assert_eq!(count(&r2.assignment.unwrap().active), 6);
+    let _ = r1;
+}
