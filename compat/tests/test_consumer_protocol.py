@@ -1,7 +1,8 @@
 """KIP-848 consumer groups (`group.protocol=consumer`) with real clients, on a samsa with the
 experimental `group_consumer_protocol` switch on: members of librdkafka (confluent-kafka) and
 of the Java 4.4 client join and leave, each partition is consumed by exactly one member,
-and commits survive consumer and broker restarts. With the switch off (the default) the
+commits survive consumer and broker restarts, and live members carry on across a broker
+restart without a rebalance. With the switch off (the default) the
 APIs are not advertised and such clients refuse to start their group.
 """
 
@@ -14,7 +15,7 @@ import pytest
 from clients import ck_create_topic, wait_until
 from conftest import EXTERNAL, REPO, SamsaBroker
 from gates import BrokerLacksApi
-from jvm import run_java
+from jvm import JavaMember, run_java
 from test_groups import Member, consumed, produce, run_group, split_evenly
 
 # The coordinator's session timeout for consumer-protocol members: short, so a killed member
@@ -137,19 +138,59 @@ def test_without_the_switch_consumer_protocol_clients_are_refused(tmp_path, topi
         b.stop_clean()
 
 
-def test_confluent_consumer_protocol_members_rejoin_after_a_broker_restart(consumer_broker, topic_name, tmp_path):
-    """The group's state is not persisted yet: after a restart the coordinator knows no
-    member, and live members must be told to rejoin (not given an error that stops them)."""
+def java_members_split(members, partitions: int):
+    """Each Java member reports a non-empty assignment, together every partition once."""
+    seen = []
+    for m in members:
+        assert not m.errors(), m.errors()
+        assert m.proc.poll() is None, f"a member exited with {m.proc.returncode}: {m.proc.stderr.read()[-2000:]}"
+        reports = m.memberships()
+        if not reports or not reports[-1]["partitions"]:
+            return False
+        seen.extend(reports[-1]["partitions"])
+    return sorted(seen) == list(range(partitions))
+
+
+def java_consumed(members):
+    return [r for m in members for r in m.records()]
+
+
+def test_java_consumer_protocol_members_carry_on_across_a_broker_restart(consumer_broker, topic_name):
+    """The group's state is in __consumer_offsets: after a restart the coordinator knows its
+    members, which carry on with the same epochs and partitions (no rebalance), and read
+    every record once."""
     bootstrap = consumer_broker.bootstrap
     topic = topic_name()
     ck_create_topic(bootstrap, topic, 4)
-    group, members, written = run_group("confluent-consumer", bootstrap, topic, tmp_path, 2, 4, 1_000)
+    group = f"{topic}-group"
+    members = [JavaMember("kafka-4", bootstrap, topic=topic, group=group, group_protocol="consumer")
+               for _ in range(2)]
     try:
-        time.sleep(1)  # the last auto-commits
+        wait_until(lambda: java_members_split(members, 4), "two Java members to share 4 partitions", timeout=90)
+        written = produce(bootstrap, topic, "before", 400)
+        wait_until(lambda: set(java_consumed(members)) >= written, "the records before the restart")
+        # Settled: every member at the group's epoch, reported.
+        d = wait_until(lambda: (lambda d: str(d.state).endswith("STABLE") and d)(describe(bootstrap, group)),
+                       "the group to be Stable")
+        before = [m.memberships()[-1] for m in members]
+        reports = [len(m.memberships()) for m in members]
+        def by_member(d):
+            return sorted((m.member_id, sorted(tp.partition for tp in m.assignment.topic_partitions))
+                          for m in d.members)
+        described = by_member(d)
+
         consumer_broker.restart()
-        more = produce(bootstrap, topic, "after-restart", 400)
-        wait_until(lambda: set(consumed(members)) >= written | more, "the members to go on after the restart")
-        wait_until(lambda: split_evenly(members, 4), "the members to share the partitions again")
+        # The restarted coordinator describes the group as it was.
+        d = wait_until(lambda: (lambda d: str(d.state).endswith("STABLE") and d)(describe(bootstrap, group)),
+                       "the restarted coordinator to describe the group")
+        assert by_member(d) == described, (described, d)
+        more = produce(bootstrap, topic, "after", 400)
+        wait_until(lambda: set(java_consumed(members)) >= written | more, "the records after the restart")
+        got = java_consumed(members)
+        assert len(got) == len(set(got)) == len(written | more), "records read twice"
+        for m, was, n in zip(members, before, reports):
+            assert m.memberships()[-1] == was, (was, m.memberships()[n - 1:])
+            assert len(m.memberships()) == n, f"a rebalance: {m.memberships()[n - 1:]}"
     finally:
         for m in members:
             m.stop()

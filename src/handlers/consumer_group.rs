@@ -46,7 +46,7 @@ fn heartbeat_error(err: BrokerError) -> ConsumerGroupHeartbeatResponse {
         .with_error_message(err.message().map(str_bytes))
 }
 
-pub fn heartbeat(
+pub async fn heartbeat(
     broker: &Broker,
     session: &Session,
     req: ConsumerGroupHeartbeatRequest,
@@ -110,10 +110,15 @@ pub fn heartbeat(
     let mut topics = topic_image(broker);
     // A regular expression only ever matches topics the member may describe.
     topics.retain(|name, _| may_describe(name));
-    match broker
+    let answer = broker
         .groups
-        .consumer_heartbeat(&req.group_id, hb, version, &topics)
-    {
+        .consumer_heartbeat(&req.group_id, hb, version, &topics);
+    // Answered once the group's records are replicated, as Kafka's coordinator does.
+    let answer = match answer {
+        Ok((result, written)) => written.acknowledged().await.map(|()| result),
+        Err(err) => Err(err),
+    };
+    match answer {
         Ok(result) => ConsumerGroupHeartbeatResponse::default()
             .with_member_id(Some(str_bytes(result.member_id)))
             .with_member_epoch(result.member_epoch)

@@ -240,10 +240,10 @@ apis! {
     OffsetForLeaderEpoch 2..=4 => leader_epochs::handle(broker, session, req),
     ;
     experimental:
-    // KIP-848 consumer groups (`group_consumer_protocol`): not persisted yet.
+    // KIP-848 consumer groups (`group_consumer_protocol`).
     ConsumerGroupHeartbeat 0..=1 => {
         let peer = session.peer;
-        consumer_group::heartbeat(broker, session, req, version, &client_id, peer)
+        consumer_group::heartbeat(broker, session, req, version, &client_id, peer).await
     },
     ConsumerGroupDescribe 0..=1 => consumer_group::describe(broker, session, req, version),
 }

@@ -244,6 +244,14 @@ impl Differential {
         self.reconnect();
     }
 
+    /// Setup, not compared: samsa stops (SIGTERM) and starts again on its data, and both
+    /// sides reconnect. Kafka keeps running: what samsa answers after its restart must be
+    /// what Kafka answers without one.
+    pub fn restart_samsa(&mut self) {
+        self._samsa_process.restart().expect("restarting samsa");
+        self.reconnect();
+    }
+
     /// Setup, not compared: new connections to both brokers (unauthenticated on SASL).
     pub fn reconnect(&mut self) {
         for side in [&mut self.samsa, &mut self.kafka] {

@@ -191,6 +191,56 @@ fn consumer_group_heartbeat() {
     d.finish();
 }
 
+/// The group's state survives a restart of samsa's coordinator (Kafka, which keeps running,
+/// answers from the same state): a member carries on at its epoch, a static member that left
+/// for now is still there to be replaced, and a deleted group stays deleted. One member per
+/// group, as above: Kafka 4.4 computes a second member's assignment a little later.
+#[test]
+fn consumer_group_after_restart() {
+    let mut d = Differential::start_configured("consumer_group_after_restart", SWITCH);
+    let topic = d.topic("t");
+    d.create_topic(&topic, 2, &[]);
+    let (group, statics) = (d.topic("g"), d.topic("static"));
+    d.await_group_coordinator(&group).unwrap();
+    d.await_group_coordinator(&statics).unwrap();
+    let (g, st, t) = (group.as_str(), statics.as_str(), topic.as_str());
+    let v = 1;
+    let instance = || Some(str_bytes("instance-1"));
+    d.compare("join", v, |_| join(g, "member-1", &[t]));
+    d.compare("owning", v, |s| {
+        beat(g, "member-1", 2).with_topic_partitions(owning(s, t, &[0, 1]))
+    });
+    d.compare("static-join", v, |_| {
+        join(st, "first", &[t]).with_instance_id(instance())
+    });
+    d.compare("static-leave-for-now", v, |_| {
+        beat(st, "first", -2).with_instance_id(instance())
+    });
+    d.restart_samsa();
+    d.await_group_coordinator(&group).unwrap();
+    d.await_group_coordinator(&statics).unwrap();
+    d.compare("describe-restarted", 1, |_| describe_consumer(&[g]));
+    d.compare("heartbeat-restarted", v, |s| {
+        beat(g, "member-1", 2).with_topic_partitions(owning(s, t, &[0, 1]))
+    });
+    d.compare("unknown-member", v, |_| beat(g, "member-x", 2));
+    d.compare("epoch-ahead", v, |_| beat(g, "member-1", 3));
+    d.compare("describe-static-restarted", 1, |_| describe_consumer(&[st]));
+    d.compare("static-replaced", v, |_| {
+        join(st, "second", &[t]).with_instance_id(instance())
+    });
+    d.compare("leave", v, |_| beat(g, "member-1", -1));
+    d.compare("delete", 2, |_| {
+        DeleteGroupsRequest::default().with_groups_names(vec![group_id(g)])
+    });
+    d.restart_samsa();
+    d.await_group_coordinator(&group).unwrap();
+    d.compare("heartbeat-deleted", v, |_| beat(g, "member-1", 2));
+    d.compare("leave-deleted", v, |_| beat(g, "member-1", -1));
+    d.compare("describe-deleted", 1, |_| describe_consumer(&[g]));
+    d.finish();
+}
+
 /// A subscription by regular expression, resolved against the topics (whole names only).
 #[test]
 fn consumer_group_regex() {
