@@ -194,3 +194,45 @@ def test_java_consumer_protocol_members_carry_on_across_a_broker_restart(consume
     finally:
         for m in members:
             m.stop()
+
+
+def test_java_consumer_protocol_group_carries_on_when_its_coordinator_dies(tmp_path, topic_name):
+    """Three nodes; the broker coordinating the group is killed while two Java members
+    consume. Another broker loads the group from its replica of __consumer_offsets and the
+    members carry on at their epochs, with their partitions: every record read once."""
+    if EXTERNAL:
+        pytest.skip("needs broker processes the suite owns (COMPAT_BOOTSTRAP is set)")
+    from cluster import SamsaCluster, create_replicated
+    from test_failover import group_coordinator
+    cluster = SamsaCluster(tmp_path / "cluster", extra=(
+        "group_consumer_protocol = true\n"
+        f"group_consumer_session_timeout_ms = {CONSUMER_SESSION_MS}\n"
+        "group_consumer_heartbeat_interval_ms = 500\n")).start()
+    members = []
+    try:
+        topic = topic_name()
+        create_replicated(cluster, topic, 4)
+        group = f"{topic}-group"
+        members = [JavaMember("kafka-4", cluster.bootstrap, topic=topic, group=group,
+                              group_protocol="consumer") for _ in range(2)]
+        wait_until(lambda: java_members_split(members, 4), "two Java members to share 4 partitions", timeout=90)
+        written = produce(cluster.bootstrap, topic, "before", 400)
+        wait_until(lambda: set(java_consumed(members)) >= written, "the records before the failure")
+        before = [m.memberships()[-1] for m in members]
+        reports = [len(m.memberships()) for m in members]
+
+        victim = group_coordinator(cluster, group)
+        cluster.nodes[victim].kill()
+        wait_until(lambda: group_coordinator(cluster, group) != victim, "another coordinator", timeout=60)
+        more = produce(cluster.bootstrap, topic, "after", 400)
+        wait_until(lambda: set(java_consumed(members)) >= written | more, "the records after the failure",
+                   timeout=90)
+        got = java_consumed(members)
+        assert len(got) == len(set(got)), "records read twice"
+        for m, was, n in zip(members, before, reports):
+            assert m.memberships()[-1] == was, (was, m.memberships()[n - 1:])
+            assert len(m.memberships()) == n, f"a rebalance: {m.memberships()[n - 1:]}"
+    finally:
+        for m in members:
+            m.stop()
+        cluster.stop()
