@@ -175,10 +175,6 @@ pub struct Config {
     pub group_min_session_timeout_ms: i32,
     /// Largest session timeout a member may ask for (`group.max.session.timeout.ms`).
     pub group_max_session_timeout_ms: i32,
-    /// Experimental, off: serve KIP-848's consumer groups (ConsumerGroupHeartbeat and
-    /// ConsumerGroupDescribe). Incomplete (their state is not yet persisted), so the APIs
-    /// stay out of ApiVersions, and clients keep to classic groups, unless this is on.
-    pub group_consumer_protocol: bool,
     /// A consumer-protocol member that does not heartbeat for this long is removed
     /// (`group.consumer.session.timeout.ms`).
     pub group_consumer_session_timeout_ms: u64,
@@ -342,7 +338,6 @@ impl Default for Config {
             group_initial_rebalance_delay_ms: 3000,
             group_min_session_timeout_ms: 6000,
             group_max_session_timeout_ms: 1_800_000,
-            group_consumer_protocol: false,
             group_consumer_session_timeout_ms: 45_000,
             group_consumer_heartbeat_interval_ms: 5_000,
             group_consumer_max_size: i32::MAX as u32,

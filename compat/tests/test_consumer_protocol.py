@@ -1,9 +1,10 @@
-"""KIP-848 consumer groups (`group.protocol=consumer`) with real clients, on a samsa with the
-experimental `group_consumer_protocol` switch on: members of librdkafka (confluent-kafka) and
-of the Java 4.4 client join and leave, each partition is consumed by exactly one member,
-commits survive consumer and broker restarts, and live members carry on across a broker
-restart without a rebalance. With the switch off (the default) the
-APIs are not advertised and such clients refuse to start their group.
+"""KIP-848 consumer groups (`group.protocol=consumer`) with real clients: members of
+librdkafka (confluent-kafka) and of the Java 4.4 client join and leave, each partition is
+consumed by exactly one member, commits survive consumer and broker restarts, and live
+members carry on across a broker restart, or the loss of their coordinator's broker, without
+a rebalance. With `group.version` downgraded to 0 (`kafka-features`) the protocol is refused,
+as Kafka refuses it, and `kafka-consumer-groups --describe` shows a consumer group as it does
+against Kafka.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pytest
 from clients import ck_create_topic, wait_until
 from conftest import EXTERNAL, REPO, SamsaBroker
 from gates import BrokerLacksApi
-from jvm import JavaMember, run_java
+from jvm import JavaError, JavaMember, run_java, run_tool
 from test_groups import Member, consumed, produce, run_group, split_evenly
 
 # The coordinator's session timeout for consumer-protocol members: short, so a killed member
@@ -23,12 +24,11 @@ from test_groups import Member, consumed, produce, run_group, split_evenly
 CONSUMER_SESSION_MS = 6000
 
 
-def broker_config(tmp_path, switch: bool):
+def broker_config(tmp_path):
     config = tmp_path / "samsa.toml"
     base = (REPO / "etc" / "samsa.toml").read_text()
     for old, new in [
         ("group_initial_rebalance_delay_ms = 3000", "group_initial_rebalance_delay_ms = 0"),
-        ("group_consumer_protocol = false", f"group_consumer_protocol = {str(switch).lower()}"),
         ("group_consumer_session_timeout_ms = 45000",
          f"group_consumer_session_timeout_ms = {CONSUMER_SESSION_MS}"),
         ("group_consumer_heartbeat_interval_ms = 5000", "group_consumer_heartbeat_interval_ms = 500"),
@@ -44,7 +44,7 @@ def consumer_broker(tmp_path):
     """A samsa of the test's own serving consumer-protocol groups."""
     if EXTERNAL:
         pytest.skip("needs a broker process the suite owns (COMPAT_BOOTSTRAP is set)")
-    b = SamsaBroker(tmp_path / "data", config=broker_config(tmp_path, True)).start()
+    b = SamsaBroker(tmp_path / "data", config=broker_config(tmp_path)).start()
     try:
         yield b
     finally:
@@ -126,16 +126,18 @@ def test_java_consumer_protocol_commits_and_resumes(consumer_broker, topic_name)
     assert sum(committed[2]["offsets"].values()) == count + 3, committed
 
 
-def test_without_the_switch_consumer_protocol_clients_are_refused(tmp_path, topic_name):
-    if EXTERNAL:
-        pytest.skip("needs a broker process the suite owns (COMPAT_BOOTSTRAP is set)")
-    b = SamsaBroker(tmp_path / "data", config=broker_config(tmp_path, False)).start()
-    try:
-        with pytest.raises(BrokerLacksApi, match="does not support the new CONSUMER group protocol"):
-            run_java("kafka-4", "group-consume", b.bootstrap, topic=topic_name(),
-                     group=topic_name("-g"), count=10, group_protocol="consumer")
-    finally:
-        b.stop_clean()
+def test_with_group_version_0_consumer_protocol_clients_are_refused(consumer_broker, topic_name):
+    """`kafka-features downgrade --feature group.version=0` turns the protocol off, as in
+    Kafka: the Java client's group fails on UNSUPPORTED_VERSION; upgraded again, it works."""
+    bootstrap = consumer_broker.bootstrap
+    run_tool("kafka-features", "--bootstrap-server", bootstrap, "downgrade", "--feature", "group.version=0")
+    with pytest.raises((BrokerLacksApi, JavaError), match="UnsupportedVersion|does not support"):
+        run_java("kafka-4", "group-consume", bootstrap, topic=topic_name(),
+                 group=topic_name("-g"), count=10, group_protocol="consumer")
+    run_tool("kafka-features", "--bootstrap-server", bootstrap, "upgrade", "--feature", "group.version=1")
+    ev = run_java("kafka-4", "group-consume", bootstrap, topic=topic_name("-again"),
+                  group=topic_name("-g-again"), count=10, group_protocol="consumer")
+    assert [e["count"] for e in ev if e["ev"] == "committed"] == [10, 3], ev
 
 
 def java_members_split(members, partitions: int):
@@ -205,7 +207,6 @@ def test_java_consumer_protocol_group_carries_on_when_its_coordinator_dies(tmp_p
     from cluster import SamsaCluster, create_replicated
     from test_failover import group_coordinator
     cluster = SamsaCluster(tmp_path / "cluster", extra=(
-        "group_consumer_protocol = true\n"
         f"group_consumer_session_timeout_ms = {CONSUMER_SESSION_MS}\n"
         "group_consumer_heartbeat_interval_ms = 500\n")).start()
     members = []
@@ -236,3 +237,39 @@ def test_java_consumer_protocol_group_carries_on_when_its_coordinator_dies(tmp_p
         for m in members:
             m.stop()
         cluster.stop()
+
+
+def test_kafka_consumer_groups_describes_a_consumer_group(broker, topic_name):
+    """`kafka-consumer-groups --describe` of a consumer-protocol group: the columns Kafka's
+    tool prints against Kafka 4.4, a row per partition with its member, and the group's
+    state, assignor and members (runs against Kafka too, with --against-kafka)."""
+    bootstrap = broker.bootstrap
+    topic = topic_name()
+    ck_create_topic(bootstrap, topic, 2)
+    group = f"{topic}-group"
+    member = JavaMember("kafka-4", bootstrap, topic=topic, group=group, group_protocol="consumer")
+    try:
+        wait_until(lambda: java_members_split([member], 2), "the member to own both partitions", timeout=90)
+        written = produce(bootstrap, topic, "g", 20)
+        wait_until(lambda: set(member.records()) >= written, "the records read and committed")
+
+        def table(*extra):
+            out = run_tool("kafka-consumer-groups", "--bootstrap-server", bootstrap, "--describe",
+                           "--group", group, *extra).stdout
+            rows = [line.split() for line in out.splitlines() if line.strip()]
+            return rows[0], rows[1:]
+
+        header, rows = table()
+        assert header == ["GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG",
+                          "CONSUMER-ID", "HOST", "CLIENT-ID"], header
+        assert sorted(r[2] for r in rows) == ["0", "1"], rows
+        assert all(r[0] == group and r[1] == topic and r[5] == "0" and r[6] != "-" for r in rows), rows
+        header, rows = table("--state")
+        assert header == ["GROUP", "COORDINATOR", "(ID)", "ASSIGNMENT-STRATEGY", "STATE", "#MEMBERS"], header
+        assert rows[0][3:] == ["uniform", "Stable", "1"], rows
+        header, rows = table("--members", "--verbose")
+        assert header == ["GROUP", "CONSUMER-ID", "HOST", "CLIENT-ID", "#PARTITIONS", "CURRENT-EPOCH",
+                          "CURRENT-ASSIGNMENT", "TARGET-EPOCH", "TARGET-ASSIGNMENT"], header
+        assert rows[0][4] == "2" and rows[0][5] == rows[0][7], rows
+    finally:
+        member.stop()

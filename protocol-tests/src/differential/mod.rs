@@ -176,8 +176,8 @@ impl Differential {
         Differential::start_with(test, "", None)
     }
 
-    /// [`Differential::start`], samsa with `extra` lines of configuration (an experimental
-    /// switch Kafka has on, say).
+    /// [`Differential::start`], samsa with `extra` lines of configuration (a setting
+    /// to match the reference Kafka's, say).
     pub fn start_configured(test: &str, extra: &str) -> Differential {
         Differential::start_with(test, extra, None)
     }

@@ -1,6 +1,5 @@
-//! KIP-848 consumer groups: ConsumerGroupHeartbeat and ConsumerGroupDescribe (samsa with
-//! its experimental `group_consumer_protocol` switch on; Kafka 4.4 has the protocol on by
-//! default), the member-epoch checks of OffsetCommit and OffsetFetch, and how the classic
+//! KIP-848 consumer groups: ConsumerGroupHeartbeat and ConsumerGroupDescribe (on by default
+//! in both, at group.version 1), the member-epoch checks of OffsetCommit and OffsetFetch, and how the classic
 //! APIs see a consumer group. Members choose their own ids (v1, KIP-1082), the same on both
 //! brokers; one member per group, so each answer is settled at once.
 
@@ -12,7 +11,6 @@ use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
 
 use super::*;
 
-const SWITCH: &str = "group_consumer_protocol = true\n";
 /// Kafka's default `group.consumer.heartbeat.interval.ms`, which the answers carry.
 const REBALANCE_MS: i32 = 30_000;
 
@@ -46,7 +44,7 @@ fn describe_consumer(groups: &[&str]) -> ConsumerGroupDescribeRequest {
 
 #[test]
 fn consumer_group_heartbeat_validation() {
-    let mut d = Differential::start_configured("consumer_group_heartbeat_validation", SWITCH);
+    let mut d = Differential::start("consumer_group_heartbeat_validation");
     let (group, never) = (d.topic("g"), d.topic("never"));
     d.await_group_coordinator(&group).unwrap();
     d.await_group_coordinator(&never).unwrap();
@@ -94,7 +92,7 @@ fn consumer_group_heartbeat_validation() {
 
 #[test]
 fn consumer_group_heartbeat() {
-    let mut d = Differential::start_configured("consumer_group_heartbeat", SWITCH);
+    let mut d = Differential::start("consumer_group_heartbeat");
     let topic = d.topic("t");
     d.create_topic(&topic, 3, &[]);
     let group = d.topic("g");
@@ -197,7 +195,7 @@ fn consumer_group_heartbeat() {
 /// group, as above: Kafka 4.4 computes a second member's assignment a little later.
 #[test]
 fn consumer_group_after_restart() {
-    let mut d = Differential::start_configured("consumer_group_after_restart", SWITCH);
+    let mut d = Differential::start("consumer_group_after_restart");
     let topic = d.topic("t");
     d.create_topic(&topic, 2, &[]);
     let (group, statics) = (d.topic("g"), d.topic("static"));
@@ -244,7 +242,7 @@ fn consumer_group_after_restart() {
 /// A subscription by regular expression, resolved against the topics (whole names only).
 #[test]
 fn consumer_group_regex() {
-    let mut d = Differential::start_configured("consumer_group_regex", SWITCH);
+    let mut d = Differential::start("consumer_group_regex");
     // One matching topic (the order of several in an assignment is Kafka's hash order) and
     // one that does not match.
     let (a, b) = (d.topic("orders-a"), d.topic("other"));
@@ -279,7 +277,7 @@ fn consumer_group_regex() {
 
 #[test]
 fn consumer_group_static_member() {
-    let mut d = Differential::start_configured("consumer_group_static_member", SWITCH);
+    let mut d = Differential::start("consumer_group_static_member");
     let topic = d.topic("t");
     d.create_topic(&topic, 2, &[]);
     let group = d.topic("g");
@@ -314,7 +312,7 @@ fn consumer_group_static_member() {
 
 #[test]
 fn consumer_group_and_classic_group() {
-    let mut d = Differential::start_configured("consumer_group_and_classic_group", SWITCH);
+    let mut d = Differential::start("consumer_group_and_classic_group");
     let topic = d.topic("t");
     d.create_topic(&topic, 1, &[]);
     let (classic, offsets_only) = (d.topic("classic"), d.topic("offsets-only"));
@@ -349,7 +347,7 @@ fn consumer_group_and_classic_group() {
 #[test]
 fn consumer_acls() {
     use kafka_protocol::messages::create_acls_request::AclCreation;
-    let mut d = Differential::start_sasl_configured("consumer_acls", SWITCH);
+    let mut d = Differential::start_sasl("consumer_acls");
     let topic = d.topic("t");
     d.create_topic(&topic, 1, &[]);
     let (readable, other) = (d.topic("readable"), d.topic("other"));
