@@ -113,6 +113,9 @@ impl GroupCoordinator {
             group.generation = 0;
             group.consumer = Some(ConsumerGroup::new(group_id));
         }
+        if group.consumer.is_none() && joining {
+            return Err(self.online_upgrade_refused(&group));
+        }
         let was_empty = group.is_empty();
         let consumer = group
             .consumer
@@ -137,6 +140,30 @@ impl GroupCoordinator {
             result,
             self.pending_write(written?, CoordinatorWrite::GroupRecords),
         ))
+    }
+
+    /// Why a consumer-protocol member may not turn a classic group with members into a
+    /// consumer group: Kafka's `validateOnlineUpgrade`, in its order and words. Past its
+    /// checks Kafka converts the group in place, which samsa does not do yet: it refuses as
+    /// Kafka refuses a group that is not a consumer group.
+    fn online_upgrade_refused(&self, group: &super::Group) -> BrokerError {
+        let cannot = |why: &str| {
+            BrokerError::NoSuchGroup(format!(
+                "Cannot upgrade classic group {} to consumer group because {why}.",
+                group.id
+            ))
+        };
+        if !self.config.group_consumer_migration_policy.upgrades() {
+            return cannot("online upgrade is disabled");
+        }
+        if group.protocol_type.as_deref() != Some(consumer::PROTOCOL_TYPE) {
+            return cannot("the group does not use the consumer embedded protocol");
+        }
+        if group.members.len() > self.consumer_settings.max_size {
+            return cannot("the group size exceeds the consumer group maximum size");
+        }
+        tracing::info!(group = %group.id, "a consumer-protocol member may not join the classic group: samsa does not migrate a group with members yet");
+        not_consumer(&group.id)
     }
 
     /// Appends what changed in the group's consumer state, after `first` (records the change
