@@ -123,9 +123,11 @@ impl GroupCoordinator {
             );
         }
         let count_groups = loaded.len();
+        // Sessions start when the groups are served, not when the replay began.
+        let served = Instant::now();
         for group in loaded.values_mut() {
             if let Some(consumer) = group.consumer.as_mut() {
-                consumer.loaded(now, &self.consumer_settings);
+                consumer.loaded(served, &self.consumer_settings);
             }
         }
         for (group_id, group) in loaded {
