@@ -52,6 +52,37 @@ impl TimestampKind {
     }
 }
 
+/// Whether a group may change protocol while it has members
+/// (`group.consumer.migration.policy`): `upgrade` lets a consumer-protocol member turn a
+/// classic group into a consumer group, `downgrade` the last one leaving turn it back,
+/// `bidirectional` (Kafka's default) both, `disabled` neither, and then classic members
+/// may not join a consumer group at all. An empty group changes either way whatever this
+/// says, as in Kafka.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MigrationPolicy {
+    Bidirectional,
+    Upgrade,
+    Downgrade,
+    Disabled,
+}
+
+impl MigrationPolicy {
+    pub fn upgrades(self) -> bool {
+        matches!(
+            self,
+            MigrationPolicy::Bidirectional | MigrationPolicy::Upgrade
+        )
+    }
+
+    pub fn downgrades(self) -> bool {
+        matches!(
+            self,
+            MigrationPolicy::Bidirectional | MigrationPolicy::Downgrade
+        )
+    }
+}
+
 /// How a listener's connections are secured (Kafka's security protocols).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -175,10 +206,6 @@ pub struct Config {
     pub group_min_session_timeout_ms: i32,
     /// Largest session timeout a member may ask for (`group.max.session.timeout.ms`).
     pub group_max_session_timeout_ms: i32,
-    /// Experimental, off: serve KIP-848's consumer groups (ConsumerGroupHeartbeat and
-    /// ConsumerGroupDescribe). Incomplete (their state is not yet persisted), so the APIs
-    /// stay out of ApiVersions, and clients keep to classic groups, unless this is on.
-    pub group_consumer_protocol: bool,
     /// A consumer-protocol member that does not heartbeat for this long is removed
     /// (`group.consumer.session.timeout.ms`).
     pub group_consumer_session_timeout_ms: u64,
@@ -190,6 +217,8 @@ pub struct Config {
     /// Server-side assignors members may choose, the default first
     /// (`group.consumer.assignors`): `uniform` and `range`.
     pub group_consumer_assignors: Vec<String>,
+    /// Whether groups with members change protocol (`group.consumer.migration.policy`).
+    pub group_consumer_migration_policy: MigrationPolicy,
     /// A streams group member that does not heartbeat for this long is removed
     /// (`group.streams.session.timeout.ms`).
     pub group_streams_session_timeout_ms: u64,
@@ -364,11 +393,11 @@ impl Default for Config {
             group_initial_rebalance_delay_ms: 3000,
             group_min_session_timeout_ms: 6000,
             group_max_session_timeout_ms: 1_800_000,
-            group_consumer_protocol: false,
             group_consumer_session_timeout_ms: 45_000,
             group_consumer_heartbeat_interval_ms: 5_000,
             group_consumer_max_size: i32::MAX as u32,
             group_consumer_assignors: vec!["uniform".to_owned(), "range".to_owned()],
+            group_consumer_migration_policy: MigrationPolicy::Bidirectional,
             group_streams_session_timeout_ms: 45_000,
             group_streams_heartbeat_interval_ms: 5_000,
             group_streams_max_size: i32::MAX as u32,

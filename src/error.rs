@@ -398,6 +398,8 @@ pub enum CoordinatorWrite {
     GroupMetadata,
     /// A transactional id's state (TransactionStateManager.appendTransactionToLog).
     TransactionState,
+    /// A KIP-848 consumer group's records (the coordinator runtime's `normalizeException`).
+    GroupRecords,
 }
 
 /// Failures of authentication, authorization and their administration APIs. Declared here,

@@ -234,14 +234,24 @@ impl GroupCoordinator {
             false => Ok(()),
         })?;
         // A consumer group takes classic members only by migration, which samsa does not do
-        // yet; an empty one becomes a classic group again, as in Kafka.
-        if group.consumer.as_ref().is_some_and(|c| !c.is_empty())
-            || group.streams.as_ref().is_some_and(|s| !s.is_empty())
-        {
+        // yet; an empty one becomes a classic group again, as in Kafka, its records deleted.
+        // So does an empty streams group (whose state is not persisted yet).
+        if group.streams.as_ref().is_some_and(|s| !s.is_empty()) {
             return Err(BrokerError::InconsistentGroupProtocol);
         }
-        group.consumer = None;
         group.streams = None;
+        if let Some(consumer) = &group.consumer {
+            if !consumer.is_empty() {
+                return Err(BrokerError::InconsistentGroupProtocol);
+            }
+            let tombstones: Vec<Entry> = consumer
+                .tombstones()
+                .into_iter()
+                .map(|(k, v)| Entry::Consumer(k, v))
+                .collect();
+            self.store.append(&group.id, &tombstones, now_ms())?;
+            group.consumer = None;
+        }
         if req.rebalance_timeout.is_zero() {
             req.rebalance_timeout = req.session_timeout;
         }
@@ -570,7 +580,15 @@ impl GroupCoordinator {
             .iter()
             .map(|(t, p)| Entry::Offset(offset_key(&group.id, t, *p), None))
             .collect();
-        entries.push(Entry::Group(group.id.clone(), None));
+        match &group.consumer {
+            Some(consumer) => entries.extend(
+                consumer
+                    .tombstones()
+                    .into_iter()
+                    .map(|(k, v)| Entry::Consumer(k, v)),
+            ),
+            None => entries.push(Entry::Group(group.id.clone(), None)),
+        }
         self.store.append(&group.id, &entries, now_ms())?;
         group.offsets.clear();
         group.pending.clear();
