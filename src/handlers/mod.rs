@@ -30,6 +30,8 @@ mod record_errors;
 pub mod sasl;
 pub mod scram;
 mod session;
+pub mod streams_describe;
+pub mod streams_group;
 pub mod topic_partitions;
 pub mod transactions;
 pub mod txn;
@@ -109,6 +111,10 @@ async fn coordinator_topic_first(broker: &Broker, session: &Session, body: &Requ
         RequestKind::OffsetCommit(r) => (vec![&r.group_id], Vec::new()),
         RequestKind::ConsumerGroupHeartbeat(r) => (vec![&r.group_id], Vec::new()),
         RequestKind::ConsumerGroupDescribe(r) => {
+            (r.group_ids.iter().map(|g| g.as_str()).collect(), Vec::new())
+        }
+        RequestKind::StreamsGroupHeartbeat(r) => (vec![&r.group_id], Vec::new()),
+        RequestKind::StreamsGroupDescribe(r) => {
             (r.group_ids.iter().map(|g| g.as_str()).collect(), Vec::new())
         }
         RequestKind::OffsetDelete(r) => (vec![&r.group_id], Vec::new()),
@@ -209,6 +215,12 @@ apis! {
     DescribeGroups 0..=6 => group::describe(broker, session, req, version),
     ListGroups 0..=5 => group::list(broker, session, req, version),
     DeleteGroups 0..=3 => group::delete(broker, session, req),
+    // Streams groups (KIP-1071); UNSUPPORTED_VERSION while streams.version is 0.
+    StreamsGroupHeartbeat 0..=1 => {
+        let peer = session.peer;
+        streams_group::heartbeat(broker, session, req, version, &client_id, peer).await
+    },
+    StreamsGroupDescribe 0..=1 => streams_describe::describe(broker, session, req),
     // Not v5: KIP-890 part 2 (transaction.version 2).
     TxnOffsetCommit 0..=4 => txn_offsets::commit(broker, session, req, version).await,
     // After a v0 handshake tokens come as bare frames; librdkafka needs v0 advertised to

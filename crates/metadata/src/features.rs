@@ -79,11 +79,13 @@ pub const SUPPORTED: &[FeatureSpec] = &[
         max: 0,
         bootstrap: 0,
     },
+    // Level 1 is streams groups (KIP-1071): StreamsGroupHeartbeat and StreamsGroupDescribe
+    // answer UNSUPPORTED_VERSION at level 0, as Kafka's do.
     FeatureSpec {
         name: STREAMS_VERSION,
         min: 0,
-        max: 0,
-        bootstrap: 0,
+        max: 1,
+        bootstrap: 1,
     },
 ];
 
