@@ -368,6 +368,16 @@ fn decode_entry(record: &Record) -> std::result::Result<Option<(Replayed, bool)>
                 .transpose()?;
             Ok(Some((Replayed::Consumer(key, value), false)))
         }
+        // Streams groups are kept in memory only so far: their records are read (a log
+        // Kafka wrote holds them) but not replayed.
+        Ok(RecordKey::Streams(key)) => {
+            tracing::info!(
+                offset = record.offset,
+                group = key.group(),
+                "skipping a streams group's record: streams groups are not loaded"
+            );
+            Ok(None)
+        }
         Ok(RecordKey::Other(kind)) => {
             tracing::info!(
                 offset = record.offset,

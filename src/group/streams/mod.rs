@@ -20,6 +20,7 @@ mod coordinator;
 mod heartbeat;
 mod membership;
 mod reconcile;
+pub mod records;
 pub mod topology;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
