@@ -13,11 +13,15 @@ use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
 use crate::clock::now_ms;
 use crate::error::BrokerError;
+use crate::group::store::OFFSETS_TOPIC;
 use crate::group::{CommittedOffset, TxnCommit};
 
 /// From v4 a partition missing from the transaction is TRANSACTION_ABORTABLE, which the
 /// client can recover from by aborting; older clients only know INVALID_TXN_STATE.
 const FIRST_VERSION_WITH_ABORTABLE: i16 = 4;
+/// From v5 the producer is a transaction.version 2 one, which sends no AddOffsetsToTxn:
+/// the group's offsets partition is added to its transaction here (KIP-890 part 2).
+const FIRST_VERSION_ADDING_GROUP: i16 = 5;
 
 /// Needs WRITE on the transactional id, READ on the group (both checked first, in Kafka's
 /// order, and answered on every partition) and READ on each topic. Answered once the offsets
@@ -102,6 +106,8 @@ pub async fn commit(
     }
     let group_code = if valid.is_empty() && oversized.is_empty() {
         None
+    } else if let Some(code) = add_group(broker, &req, version).await {
+        Some(code)
     } else {
         let commit = TxnCommit {
             group_id: &req.group_id,
@@ -139,6 +145,38 @@ pub async fn commit(
             0
         }
     })
+}
+
+/// TxnOffsetCommit v5+: the group's offsets partition joins the producer's transaction, as
+/// Kafka's group coordinator has it added before it writes; the refusal's code, if any, as
+/// Kafka's coordinator answers it (a coordinator out of reach is COORDINATOR_NOT_AVAILABLE,
+/// a fenced producer INVALID_PRODUCER_EPOCH).
+async fn add_group(broker: &Broker, req: &TxnOffsetCommitRequest, version: i16) -> Option<i16> {
+    if version < FIRST_VERSION_ADDING_GROUP {
+        return None;
+    }
+    let offsets_partition = (
+        OFFSETS_TOPIC.to_owned(),
+        broker.groups.partition_of(&req.group_id),
+    );
+    let added = broker
+        .txns
+        .add_implicitly(
+            &req.transactional_id,
+            req.producer_id.0,
+            req.producer_epoch,
+            &[offsets_partition],
+        )
+        .await;
+    let code = match added.err()?.response_error() {
+        ResponseError::NetworkException
+        | ResponseError::CoordinatorLoadInProgress
+        | ResponseError::CoordinatorNotAvailable
+        | ResponseError::NotCoordinator => ResponseError::CoordinatorNotAvailable,
+        ResponseError::ProducerFenced => ResponseError::InvalidProducerEpoch,
+        other => other,
+    };
+    Some(code.code())
 }
 
 /// One result per partition asked for, in the request's order.
