@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::features::{FeatureCommand, FinalizedFeatures};
 use crate::security::{AclRecord, ScramCredentials, SecurityCommand};
 
 /// Broker or replica id, as on the Kafka wire.
@@ -72,6 +73,10 @@ pub struct ClusterMetadata {
     pub acls: Vec<AclRecord>,
     #[serde(default)]
     pub scram_credentials: ScramCredentials,
+    /// Finalized feature levels (see `features`); `None` until the first broker bootstraps
+    /// them, including in a cluster created before samsa kept them.
+    #[serde(default)]
+    pub features: Option<FinalizedFeatures>,
 }
 
 /// One change to the cluster metadata, as proposed to the quorum.
@@ -165,6 +170,8 @@ pub enum Command {
     },
     /// ACLs and SCRAM credentials (see `security`).
     Security(SecurityCommand),
+    /// Finalized feature levels (see `features`).
+    Features(FeatureCommand),
 }
 
 /// What an applied command did.
@@ -217,6 +224,7 @@ pub enum CommandResult {
         removed: usize,
     },
     ScramCredentialAltered,
+    FeaturesUpdated,
 }
 
 /// Why a command changed nothing. Distinct variants because the broker maps them to distinct
@@ -268,6 +276,9 @@ pub enum CommandError {
     /// Kafka's words for deleting a credential that does not exist.
     #[error("Attempt to delete a user credential that does not exist")]
     UnknownScramCredential { user: String, mechanism: i8 },
+    /// An UpdateFeatures refused, in Kafka's words.
+    #[error("{message}")]
+    InvalidFeatureUpdate { message: String },
 }
 
 impl Partition {
@@ -389,6 +400,7 @@ impl ClusterMetadata {
                 })
             }
             Command::Security(command) => self.apply_security(command),
+            Command::Features(command) => self.apply_features(command),
         }
     }
 
