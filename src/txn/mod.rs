@@ -104,7 +104,7 @@ impl TransactionCoordinator {
             config,
             markers: RwLock::new(Arc::new(markers::Unwired)),
             adds: RwLock::new(None),
-            // Until the broker reads the cluster's level: transaction.version 1, as before.
+            // Until the broker reads the finalized level (see `server::start`).
             tv_level: RwLock::new(Arc::new(|| 1)),
         }
     }

@@ -17,7 +17,7 @@ use samsa_protocol_tests::client::{produce_request, str_bytes, topic_name};
 use samsa_protocol_tests::differential::{Differential, Side};
 
 use crate::transactions::{await_state, end_request, init_both};
-use crate::{topic_ref, T0};
+use crate::{topic_ref, T0, UNKNOWN};
 
 const END_V2: i16 = 5;
 
@@ -37,7 +37,23 @@ fn produce(
         .with_transactional_id(Some(TransactionalId(str_bytes(id))))
 }
 
-fn offsets(id: &str, group: &str, topic: &str, (pid, epoch): (i64, i16)) -> TxnOffsetCommitRequest {
+/// TxnOffsetCommit of offset 1 of partition 0 of `topic`; v6 names the topic by `side`'s id
+/// (`known` false: by an id no topic has).
+fn offsets(
+    side: &Side,
+    (id, group, topic): (&str, &str, &str),
+    (pid, epoch): (i64, i16),
+    version: i16,
+    known: bool,
+) -> TxnOffsetCommitRequest {
+    let mut named = TxnOffsetCommitRequestTopic::default().with_name(topic_name(topic));
+    if version >= 6 {
+        named = named.with_topic_id(if known {
+            topic_ref(side, topic).id
+        } else {
+            UNKNOWN.id
+        });
+    }
     TxnOffsetCommitRequest::default()
         .with_transactional_id(TransactionalId(str_bytes(id)))
         .with_group_id(GroupId(str_bytes(group)))
@@ -45,11 +61,11 @@ fn offsets(id: &str, group: &str, topic: &str, (pid, epoch): (i64, i16)) -> TxnO
         .with_producer_epoch(epoch)
         .with_generation_id_or_member_epoch(-1)
         .with_member_id(str_bytes(""))
-        .with_topics(vec![TxnOffsetCommitRequestTopic::default()
-            .with_name(topic_name(topic))
-            .with_partitions(vec![TxnOffsetCommitRequestPartition::default()
+        .with_topics(vec![named.with_partitions(vec![
+            TxnOffsetCommitRequestPartition::default()
                 .with_partition_index(0)
-                .with_committed_offset(1)])])
+                .with_committed_offset(1),
+        ])])
 }
 
 /// A transaction.version 2 marker; a coordinator epoch above any the partition has seen.
@@ -91,8 +107,15 @@ fn transactions_v2() {
     d.compare("produce-v12-stale-epoch", 12, |s| {
         produce(s, &id, &topic, (1, 12), bumped(ids.of(s), 3), 0)
     });
+    let names = (id.as_str(), group.as_str(), topic.as_str());
     d.compare("txn-offset-commit-v5-adds-group", 5, |s| {
-        offsets(&id, &group, &topic, ids.of(s))
+        offsets(s, names, ids.of(s), 5, true)
+    });
+    d.compare("txn-offset-commit-v6-topic-id", 6, |s| {
+        offsets(s, names, ids.of(s), 6, true)
+    });
+    d.compare("txn-offset-commit-v6-unknown-topic-id", 6, |s| {
+        offsets(s, names, ids.of(s), 6, false)
     });
     // Kafka lists the transaction's topics in hash-set order: compared sorted. Which offsets
     // partition a group maps to depends on each broker's offsets.topic.num.partitions: only
