@@ -228,22 +228,22 @@ impl TransactionCoordinator {
         Ok(InitStep::Store(self.write_locked(&mut txns, id, next)?))
     }
 
-    /// Fences the producer of `next`'s open transaction and prepares its abort: at the
-    /// fenced epoch under transaction.version 1; under 2 (the cluster's level, as Kafka's
-    /// coordinator decides for the ends it starts itself) the abort bumps the epoch once
-    /// more, moving to a new producer id if the epoch was spent.
+    /// Fences the producer of `next`'s open transaction and prepares its abort at a bumped
+    /// epoch, which the old producer cannot use. Under transaction.version 2 (the cluster's
+    /// level, as Kafka's coordinator decides for the ends it starts itself) that is version
+    /// 2's end: the same one-step bump, recorded as a version 2 end (the epoch before it
+    /// kept, markers checked strictly), and a new producer id when the epoch is spent.
     fn fence_and_abort(
         &self,
         txns: &mut Txns,
         id: &str,
         mut next: TxnMetadata,
     ) -> Result<StateWrite> {
-        let exhausted = next.epoch_exhausted();
-        next.fence();
         if self.transaction_version_level() < TV_EPOCH_BUMP {
+            next.fence();
             return self.prepare_end(txns, id, next, false);
         }
-        let next_producer_id = match exhausted {
+        let next_producer_id = match next.epoch_exhausted() {
             true => self.new_producer_id()?,
             false => NO_PRODUCER_ID,
         };

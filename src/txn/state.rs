@@ -352,7 +352,7 @@ impl TxnMetadata {
         }
         self.next_producer_id = NO_PRODUCER_ID;
         self.partitions.clear();
-        self.start_ms = -1;
+        // Kafka keeps the start of the transaction that ended (DescribeTransactions shows it).
         self.update_ms = now_ms;
     }
 

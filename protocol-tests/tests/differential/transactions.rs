@@ -33,7 +33,7 @@ impl Ids {
     }
 }
 
-fn init_request(id: Option<&str>, timeout_ms: i32) -> InitProducerIdRequest {
+pub fn init_request(id: Option<&str>, timeout_ms: i32) -> InitProducerIdRequest {
     InitProducerIdRequest::default()
         .with_transactional_id(id.map(|i| TransactionalId(str_bytes(i))))
         .with_transaction_timeout_ms(timeout_ms)

@@ -16,7 +16,7 @@ use samsa_protocol_tests::batches::{messages, producer_batch, Producer};
 use samsa_protocol_tests::client::{produce_request, str_bytes, topic_name};
 use samsa_protocol_tests::differential::{Differential, Side};
 
-use crate::transactions::{await_state, end_request, init_both};
+use crate::transactions::{await_state, end_request, init_both, init_request};
 use crate::{topic_ref, T0, UNKNOWN};
 
 const END_V2: i16 = 5;
@@ -186,6 +186,29 @@ fn transactions_v2() {
     d.compare("marker-v2-older-epoch", 2, |s| {
         marker_v2(&topic, bumped(ids.of(s), 2))
     });
+
+    // A new producer with the id while a transaction is open: the coordinator aborts it at
+    // a bumped epoch (by the cluster's transaction.version, 2 on both) and asks the new one
+    // to retry.
+    let fenced = d.topic("fenced");
+    let open = init_both(&mut d, &fenced);
+    d.compare("fence-open-transaction", 12, |s| {
+        produce(s, &fenced, &topic, (1, 12), open.of(s), 0)
+    });
+    d.compare("fence-init", 5, |_| init_request(Some(&fenced), 60_000));
+    await_state(&mut d, &fenced, "CompleteAbort");
+    let describe = |id: &str| {
+        DescribeTransactionsRequest::default()
+            .with_transactional_ids(vec![TransactionalId(str_bytes(id))])
+    };
+    d.compare("fence-aborted", 0, |_| describe(&fenced));
+    d.compare("fence-init-again", 5, |_| {
+        init_request(Some(&fenced), 60_000)
+    });
+    d.compare("fence-old-producer", END_V2, |s| {
+        end_request(&fenced, open.of(s), true)
+    });
+
     d.compare("producers", 0, |_| {
         DescribeProducersRequest::default().with_topics(vec![TopicRequest::default()
             .with_name(topic_name(&topic))
