@@ -44,6 +44,7 @@ public final class Main {
         SCENARIOS.put("group-consume", GroupScenarios::groupConsume);
         SCENARIOS.put("group-admin", GroupScenarios::groupAdmin);
         SCENARIOS.put("transactions", TxnScenarios::transactions);
+        SCENARIOS.put("group-member", GroupScenarios::groupMember);
     }
 
     public static void main(String[] argv) {
