@@ -235,23 +235,19 @@ impl GroupCoordinator {
         })?;
         // A consumer group takes classic members only by migration, which samsa does not do
         // yet; an empty one becomes a classic group again, as in Kafka, its records deleted.
-        // So does an empty streams group (whose state is not persisted yet).
-        if group.streams.as_ref().is_some_and(|s| !s.is_empty()) {
+        // So does an empty streams group.
+        let busy = |empty: Option<bool>| empty == Some(false);
+        if busy(group.consumer.as_ref().map(|c| c.is_empty()))
+            || busy(group.streams.as_ref().map(|s| s.is_empty()))
+        {
             return Err(BrokerError::InconsistentGroupProtocol);
         }
-        group.streams = None;
-        if let Some(consumer) = &group.consumer {
-            if !consumer.is_empty() {
-                return Err(BrokerError::InconsistentGroupProtocol);
-            }
-            let tombstones: Vec<Entry> = consumer
-                .tombstones()
-                .into_iter()
-                .map(|(k, v)| Entry::Consumer(k, v))
-                .collect();
+        let tombstones = modern_tombstones(&group);
+        if !tombstones.is_empty() {
             self.store.append(&group.id, &tombstones, now_ms())?;
-            group.consumer = None;
         }
+        group.consumer = None;
+        group.streams = None;
         if req.rebalance_timeout.is_zero() {
             req.rebalance_timeout = req.session_timeout;
         }
@@ -580,14 +576,11 @@ impl GroupCoordinator {
             .iter()
             .map(|(t, p)| Entry::Offset(offset_key(&group.id, t, *p), None))
             .collect();
-        match &group.consumer {
-            Some(consumer) => entries.extend(
-                consumer
-                    .tombstones()
-                    .into_iter()
-                    .map(|(k, v)| Entry::Consumer(k, v)),
-            ),
-            None => entries.push(Entry::Group(group.id.clone(), None)),
+        match modern_tombstones(group) {
+            tombstones if tombstones.is_empty() => {
+                entries.push(Entry::Group(group.id.clone(), None))
+            }
+            tombstones => entries.extend(tombstones),
         }
         self.store.append(&group.id, &entries, now_ms())?;
         group.offsets.clear();
@@ -633,6 +626,17 @@ pub(super) fn group_record(group: &Group) -> GroupRecord {
         state_timestamp: group.state_timestamp,
         members,
     }
+}
+
+/// The tombstones of a KIP-848 consumer group's or a streams group's records (none for a
+/// classic group): the group is deleted, or turns into another type.
+fn modern_tombstones(group: &Group) -> Vec<Entry> {
+    let consumer = group.consumer.iter().flat_map(|c| c.tombstones());
+    let streams = group.streams.iter().flat_map(|s| s.tombstones());
+    consumer
+        .map(|(k, v)| Entry::Consumer(k, v))
+        .chain(streams.map(|(k, v)| Entry::Streams(k, v)))
+        .collect()
 }
 
 #[cfg(test)]
