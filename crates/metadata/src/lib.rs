@@ -8,6 +8,7 @@
 //! leader, outside the log; a `MetadataNode` is one controller, the handle the broker uses.
 
 mod election;
+mod elr;
 mod error;
 mod liveness;
 mod node;
