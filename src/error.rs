@@ -249,6 +249,7 @@ impl BrokerError {
                     CommandError::ElectionNotNeeded => E::ElectionNotNeeded,
                     CommandError::PreferredLeaderNotAvailable(_) => E::PreferredLeaderNotAvailable,
                     CommandError::UnknownScramCredential { .. } => E::ResourceNotFound,
+                    CommandError::InvalidFeatureUpdate { .. } => E::InvalidUpdateVersion,
                 },
                 MetadataError::Timeout(_) => E::RequestTimedOut,
                 MetadataError::NotController { .. }

@@ -398,3 +398,35 @@ def test_tools_metadata_quorum(bootstrap):
     [voter] = quorum_replication(bootstrap)
     assert (voter["NodeId"], voter["Status"]) == (status["LeaderId"], "Leader"), voter
     assert int(voter["LogEndOffset"]) >= int(status["HighWatermark"]) and voter["Lag"] == "0", voter
+
+
+KAFKA_44_FEATURES = {"metadata.version", "kraft.version", "transaction.version", "group.version",
+                     "eligible.leader.replicas.version", "share.version", "streams.version"}
+
+
+def describe_features(bootstrap):
+    """kafka-features describe: {feature: {column: value}}."""
+    out = run_tool("kafka-features", "--bootstrap-server", bootstrap, "describe").stdout
+    rows = [dict(re.findall(r"(\w+): (\S+)", line)) for line in out.splitlines() if line.startswith("Feature:")]
+    return {row["Feature"]: row for row in rows}
+
+
+def test_tools_features(bootstrap):
+    """kafka-features lists Kafka 4.4's features with every finalized level inside its supported
+    range, and refuses what Kafka refuses, in Kafka's words (KIP-584)."""
+    rows = describe_features(bootstrap)
+    assert set(rows) == KAFKA_44_FEATURES, rows
+    mv = rows["metadata.version"]
+    assert (mv["SupportedMinVersion"], mv["SupportedMaxVersion"], mv["FinalizedVersionLevel"]) == \
+        ("3.3-IV3", "4.4-IV2", "4.4-IV2"), mv
+    for name, row in rows.items():
+        if name != "metadata.version":
+            level = int(row["FinalizedVersionLevel"])
+            assert int(row["SupportedMinVersion"]) <= level <= int(row["SupportedMaxVersion"]), row
+    tool = ["kafka-features", "--bootstrap-server", bootstrap]
+    down = run_tool(*tool, "downgrade", "--metadata", "4.3", check=False)
+    assert down.returncode != 0 and "Unsupported metadata.version downgrade from 33 to" in down.stdout, down
+    unknown = run_tool(*tool, "upgrade", "--feature", "no.such.version=1", check=False)
+    assert unknown.returncode != 0 and "does not support this feature." in unknown.stdout, unknown
+    dry = run_tool(*tool, "disable", "--feature", "streams.version", "--dry-run")
+    assert "streams.version can be disabled." in dry.stdout, dry

@@ -22,7 +22,9 @@ fn sorted_table(keys: &[ApiVersion]) -> Vec<(i16, i16, i16)> {
 fn expected_table() -> Vec<(i16, i16, i16)> {
     let mut table: Vec<_> = SERVED_APIS
         .iter()
-        .map(|&(k, min, max)| (k as i16, min, max))
+        // Produce is listed from v0 as Kafka 4 lists it (KAFKA-18659), though v0-2 are
+        // refused.
+        .map(|&(k, min, max)| (k as i16, if k == ApiKey::Produce { 0 } else { min }, max))
         .collect();
     table.sort();
     table
@@ -158,4 +160,36 @@ fn consumer_group_apis_are_listed_only_when_switched_on() {
         .send(&ConsumerGroupDescribeRequest::default(), 0)
         .unwrap();
     assert!(described.groups.is_empty());
+}
+
+/// Produce is listed from v0 (KAFKA-18659) but v0-2 are gone, as in Kafka 4: a request at
+/// one of them closes the connection without an answer.
+#[test]
+fn produce_is_listed_from_v0_but_v0_to_v2_close_the_connection() {
+    let broker = BrokerProcess::start("").unwrap();
+    let mut conn = broker.connect().unwrap();
+    let table = conn
+        .send(&samsa_protocol_tests::client::api_versions_request(), 3)
+        .unwrap();
+    let produce = table
+        .api_keys
+        .iter()
+        .find(|k| k.api_key == ApiKey::Produce as i16)
+        .expect("Produce is listed");
+    assert_eq!(produce.min_version, 0);
+    for version in 0..=2i16 {
+        // Header v1 (client id "t"), then acks=1, timeout 1000 ms and no topics.
+        let mut frame = BytesMut::new();
+        frame.put_i16(ApiKey::Produce as i16);
+        frame.put_i16(version);
+        frame.put_i32(7);
+        frame.put_i16(1);
+        frame.put_slice(b"t");
+        frame.put_i16(1);
+        frame.put_i32(1000);
+        frame.put_i32(0);
+        let mut old = broker.connect().unwrap();
+        old.send_frame(&frame).unwrap();
+        assert!(old.is_closed_by_peer(), "Produce v{version} must close");
+    }
 }

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use samsa_metadata::features::{self, FeatureCommand};
 use samsa_metadata::{Command, CommandResult, Error, HeartbeatReply, MetadataNode};
 use tokio::sync::watch;
 
@@ -76,6 +77,17 @@ pub async fn run(
 }
 
 async fn register(node: &MetadataNode, me: &Registration) -> Option<u64> {
+    // A new cluster takes this binary's feature levels before its first broker registers,
+    // so no broker serves clients before the levels are known. Only the first proposal
+    // counts; a cluster that has levels keeps them.
+    if node.metadata().borrow().features.is_none() {
+        let levels = features::bootstrap_levels();
+        let command = Command::Features(FeatureCommand::Bootstrap { levels });
+        if let Err(e) = node.propose(command).await {
+            tracing::debug!("feature levels not committed yet: {e}");
+            return None;
+        }
+    }
     match node.propose(me.command()).await {
         Ok(CommandResult::BrokerRegistered { epoch }) => {
             tracing::info!(broker = me.id, epoch, "registered with the metadata quorum");

@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
+use samsa_metadata::features::{self, FeatureCommand, FeatureUpdate, FinalizedFeatures};
 use samsa_metadata::quorum::QuorumDescription;
 use samsa_metadata::state::Broker as RegisteredBroker;
 use samsa_metadata::{ClusterMetadata, Command, CommandError, CommandResult, MetadataNode};
@@ -277,6 +278,44 @@ impl Cluster {
             .map(|(&id, &addr)| (id, addr))
             .collect();
         Ok((described, voters))
+    }
+
+    /// The cluster's finalized feature levels as this node last applied them; `None` only
+    /// before the first broker has bootstrapped them.
+    pub fn finalized_features(&self) -> Option<FinalizedFeatures> {
+        self.node.metadata().borrow().features.clone()
+    }
+
+    /// The finalized level of one feature (0 when it is off or not yet bootstrapped): what
+    /// decides whether a feature-versioned behaviour is on.
+    pub fn feature_level(&self, name: &str) -> i16 {
+        self.node
+            .metadata()
+            .borrow()
+            .features
+            .as_ref()
+            .map_or(0, |f| f.level(name))
+    }
+
+    /// Changes finalized feature levels (UpdateFeatures) through the controller, checked
+    /// against what this binary supports, which is every node's in a cluster of one version.
+    pub async fn update_features(
+        &self,
+        updates: Vec<FeatureUpdate>,
+        validate_only: bool,
+    ) -> Result<(), BrokerError> {
+        let supported = features::SUPPORTED
+            .iter()
+            .map(|f| (f.name.to_string(), (f.min, f.max)))
+            .collect();
+        let command = Command::Features(FeatureCommand::Update {
+            updates,
+            supported,
+            controller: self.controller_id(),
+            validate_only,
+        });
+        self.propose(command).await?;
+        Ok(())
     }
 
     /// Removes broker `id`'s registration (UnregisterBroker) through the controller.

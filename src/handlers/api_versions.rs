@@ -1,8 +1,12 @@
 //! ApiVersions: tells the client exactly which APIs and versions samsa serves.
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::api_versions_response::ApiVersion;
-use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse, ResponseKind};
+use kafka_protocol::messages::api_versions_response::{
+    ApiVersion, FinalizedFeatureKey, SupportedFeatureKey,
+};
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, ResponseKind};
+use kafka_protocol::protocol::StrBytes;
+use samsa_metadata::features::{self, FinalizedFeatures};
 
 use crate::broker::Broker;
 
@@ -11,6 +15,8 @@ const FIRST_VERSION_WITH_SOFTWARE: i16 = 3;
 /// ApiVersions v5 lets the client name the cluster and node it means to reach (KIP-1242).
 const FIRST_VERSION_WITH_TARGET: i16 = 5;
 const NO_NODE: i32 = -1;
+/// ApiVersions v4 lists supported feature ranges that start at 0 (KIP-1022).
+const FIRST_VERSION_WITH_MIN_ZERO_FEATURES: i16 = 4;
 
 pub fn handle(broker: &Broker, request: &ApiVersionsRequest, version: i16) -> ApiVersionsResponse {
     let software_valid = is_valid_software_field(&request.client_software_name)
@@ -36,9 +42,50 @@ pub fn handle(broker: &Broker, request: &ApiVersionsRequest, version: i16) -> Ap
             }
         }
     }
-    ApiVersionsResponse::default()
-        .with_api_keys(api_keys())
-        .with_finalized_features_epoch(-1)
+    with_features(
+        ApiVersionsResponse::default().with_api_keys(api_keys()),
+        broker.cluster.finalized_features(),
+        version,
+    )
+}
+
+/// The feature ranges this binary supports and the cluster's finalized levels (KIP-584),
+/// as Kafka lists them: before v4, a range starting at 0 is left out, since older clients
+/// (KAFKA-17011) refuse a minimum of 0; levels at 0 are never listed as finalized.
+fn with_features(
+    response: ApiVersionsResponse,
+    finalized: Option<FinalizedFeatures>,
+    version: i16,
+) -> ApiVersionsResponse {
+    let supported = features::SUPPORTED
+        .iter()
+        .filter(|f| version >= FIRST_VERSION_WITH_MIN_ZERO_FEATURES || f.min > 0)
+        .map(|f| {
+            SupportedFeatureKey::default()
+                .with_name(StrBytes::from_static_str(f.name))
+                .with_min_version(f.min)
+                .with_max_version(f.max)
+        })
+        .collect();
+    let Some(finalized) = finalized else {
+        return response
+            .with_supported_features(supported)
+            .with_finalized_features_epoch(-1);
+    };
+    let levels = finalized
+        .levels
+        .iter()
+        .map(|(name, &level)| {
+            FinalizedFeatureKey::default()
+                .with_name(StrBytes::from_string(name.clone()))
+                .with_min_version_level(level)
+                .with_max_version_level(level)
+        })
+        .collect();
+    response
+        .with_supported_features(supported)
+        .with_finalized_features_epoch(finalized.epoch)
+        .with_finalized_features(levels)
 }
 
 /// Kafka accepts software names and versions that are alphanumeric at both ends with only
@@ -58,10 +105,21 @@ fn api_keys() -> Vec<ApiVersion> {
         .map(|&(key, min, max)| {
             ApiVersion::default()
                 .with_api_key(key as i16)
-                .with_min_version(min)
+                .with_min_version(advertised_min(key, min))
                 .with_max_version(max)
         })
         .collect()
+}
+
+/// The lowest version listed for `key`. Produce v0-2 are gone since Kafka 4.0 and closed on
+/// as any unknown version, yet Kafka still lists Produce from v0: librdkafka decides whether
+/// the broker takes compressed batches by the presence of v0 (KAFKA-18659), so a broker that
+/// lists v3 as the lowest makes it fail compressed produce. samsa lists what Kafka lists.
+fn advertised_min(key: ApiKey, served_min: i16) -> i16 {
+    match key {
+        ApiKey::Produce => 0,
+        _ => served_min,
+    }
 }
 
 /// The answer to an ApiVersions version samsa does not know, to be sent as v0:

@@ -10,8 +10,10 @@ pub mod config_resources;
 pub mod configs;
 pub mod consumer_group;
 mod current_leader;
+mod delegation_tokens;
 pub mod delete_records;
 pub mod elections;
+mod features;
 pub mod fetch;
 mod fetch_session;
 pub mod group;
@@ -197,6 +199,13 @@ apis! {
     DescribeCluster 0..=2 => cluster::describe(broker, session, req),
     DescribeQuorum 0..=2 => quorum::handle(broker, session, req).await,
     UnregisterBroker 0..=0 => unregister::handle(broker, session, req).await,
+    // Delegation tokens (KIP-48), disabled as in a Kafka without a token secret key.
+    CreateDelegationToken 1..=3 => delegation_tokens::create(session, &req, version),
+    RenewDelegationToken 1..=2 => delegation_tokens::renew(session, &req),
+    ExpireDelegationToken 1..=2 => delegation_tokens::expire(session, &req),
+    DescribeDelegationToken 1..=3 => delegation_tokens::describe(session, &req),
+    // `kafka-features`: finalized feature levels (KIP-584), reported by ApiVersions.
+    UpdateFeatures 0..=2 => features::update(broker, session, req, version).await,
     FindCoordinator 0..=6 => group::find_coordinator(broker, session, req, version).await,
     JoinGroup 0..=9 => {
         let peer = session.peer;

@@ -16,6 +16,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::features::ELR_VERSION;
 use crate::state::{
     is_unfenced, BrokerId, ClusterMetadata, CommandError, CommandResult, Partition, NO_LEADER,
 };
@@ -141,9 +142,13 @@ impl Partition {
 }
 
 impl ClusterMetadata {
-    /// Whether KIP-966 is on: the finalized `eligible.leader.replicas.version`.
+    /// Whether KIP-966 is on: the finalized `eligible.leader.replicas.version` is 1. Turned
+    /// off, elections no longer add to the ELR, and each partition's ELR is dropped at its
+    /// next change, as Kafka's builder does with the feature off.
     pub fn elr_enabled(&self) -> bool {
-        true
+        self.features
+            .as_ref()
+            .is_some_and(|f| f.level(ELR_VERSION) >= 1)
     }
 
     /// `min.insync.replicas` for `topic`: its override, else the cluster's, capped at its

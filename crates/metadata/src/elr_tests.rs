@@ -1,5 +1,6 @@
 use std::collections::BTreeMap;
 
+use crate::features::{FeatureCommand, FeatureUpdate, UpgradeType, ELR_VERSION};
 use crate::state::{BrokerId, ClusterMetadata, Command, CommandError, CommandResult, NO_LEADER};
 
 /// Registers a new incarnation of broker `id`: after a clean shutdown it quotes the epoch it
@@ -29,9 +30,22 @@ fn fence(m: &mut ClusterMetadata, id: BrokerId) {
     m.apply(&Command::FenceBroker { id, epoch }).unwrap();
 }
 
-/// Brokers 1..=3 unfenced, and topic `t` on all three with `min.insync.replicas=2`.
+/// Brokers 1..=3 unfenced, and topic `t` on all three with `min.insync.replicas=2`, in a
+/// cluster at `eligible.leader.replicas.version` 1.
 fn three_replicas_min_isr_two() -> ClusterMetadata {
     let mut m = ClusterMetadata::default();
+    let levels = BTreeMap::from([(ELR_VERSION.to_string(), 1)]);
+    m.apply(&Command::Features(FeatureCommand::Bootstrap { levels }))
+        .unwrap();
+    with_topic(m)
+}
+
+/// As [`three_replicas_min_isr_two`], in a cluster that never enabled the ELR.
+fn without_elr() -> ClusterMetadata {
+    with_topic(ClusterMetadata::default())
+}
+
+fn with_topic(mut m: ClusterMetadata) -> ClusterMetadata {
     for id in 1..=3 {
         restart(&mut m, id, false);
         unfence(&mut m, id).unwrap();
@@ -246,4 +260,44 @@ fn partitions_recorded_before_the_elr_read_as_having_none() {
     // And a partition without an ELR is written as before.
     let written = serde_json::to_string(&p).unwrap();
     assert!(!written.contains("elr"), "{written}");
+}
+
+#[test]
+fn without_the_feature_the_last_isr_member_stays_and_nothing_is_eligible() {
+    let mut m = without_elr();
+    assert!(!m.elr_enabled());
+    for id in [3, 2, 1] {
+        fence(&mut m, id);
+    }
+    assert_eq!(state(&m), (NO_LEADER, vec![1], vec![], vec![]));
+    restart(&mut m, 2, true);
+    unfence(&mut m, 2).unwrap();
+    assert_eq!(state(&m).0, NO_LEADER, "2 is not in the ISR");
+    restart(&mut m, 1, false);
+    unfence(&mut m, 1).unwrap();
+    assert_eq!(state(&m), (1, vec![1], vec![], vec![]));
+}
+
+#[test]
+fn a_downgrade_stops_electing_into_the_elr_and_drops_it_at_the_next_change() {
+    let mut m = three_replicas_min_isr_two();
+    alter(&mut m, vec![1]).unwrap();
+    assert_eq!(state(&m).2, vec![2, 3]);
+    let downgrade = FeatureCommand::Update {
+        updates: vec![FeatureUpdate {
+            name: ELR_VERSION.into(),
+            level: 0,
+            upgrade: UpgradeType::SafeDowngrade,
+        }],
+        supported: BTreeMap::from([(ELR_VERSION.to_string(), (0, 1))]),
+        controller: 1,
+        validate_only: false,
+    };
+    m.apply(&Command::Features(downgrade)).unwrap();
+    assert!(!m.elr_enabled());
+    // Kafka 4.4 writes nothing for the partitions when the feature goes down: their next
+    // change drops the ELR.
+    assert_eq!(state(&m).2, vec![2, 3]);
+    alter(&mut m, vec![1, 2]).unwrap();
+    assert_eq!(state(&m), (1, vec![1, 2], vec![], vec![]));
 }

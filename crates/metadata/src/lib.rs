@@ -5,11 +5,13 @@
 //! and SCRAM credentials in `security`; `placement` computes replica assignments on the proposer
 //! so that applying stays deterministic; `raft` is the openraft plumbing (durable log,
 //! snapshots, TCP transport between controllers); a `liveness` keeps broker heartbeats on the
-//! leader, outside the log; a `MetadataNode` is one controller, the handle the broker uses.
+//! leader, outside the log; `features` keeps the finalized feature levels (KIP-584); a
+//! `MetadataNode` is one controller, the handle the broker uses.
 
 mod election;
 mod elr;
 mod error;
+pub mod features;
 mod liveness;
 mod node;
 pub mod placement;

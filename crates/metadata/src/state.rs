@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::elr::PartitionChange;
+use crate::features::{FeatureCommand, FinalizedFeatures};
 use crate::security::{AclRecord, ScramCredentials, SecurityCommand};
 
 /// Broker or replica id, as on the Kafka wire.
@@ -86,6 +87,10 @@ pub struct ClusterMetadata {
     /// broker records its configured default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_min_insync_replicas: Option<u32>,
+    /// Finalized feature levels (see `features`); `None` until the first broker bootstraps
+    /// them, including in a cluster created before samsa kept them.
+    #[serde(default)]
+    pub features: Option<FinalizedFeatures>,
 }
 
 /// One change to the cluster metadata, as proposed to the quorum.
@@ -189,6 +194,8 @@ pub enum Command {
     SetDefaultMinInsyncReplicas {
         value: u32,
     },
+    /// Finalized feature levels (see `features`).
+    Features(FeatureCommand),
 }
 
 /// What an applied command did.
@@ -242,6 +249,7 @@ pub enum CommandResult {
     },
     ScramCredentialAltered,
     DefaultMinInsyncReplicasSet,
+    FeaturesUpdated,
 }
 
 /// Why a command changed nothing. Distinct variants because the broker maps them to distinct
@@ -293,6 +301,9 @@ pub enum CommandError {
     /// Kafka's words for deleting a credential that does not exist.
     #[error("Attempt to delete a user credential that does not exist")]
     UnknownScramCredential { user: String, mechanism: i8 },
+    /// An UpdateFeatures refused, in Kafka's words.
+    #[error("{message}")]
+    InvalidFeatureUpdate { message: String },
 }
 
 impl Partition {
@@ -415,6 +426,7 @@ impl ClusterMetadata {
             Command::SetDefaultMinInsyncReplicas { value } => {
                 self.set_default_min_insync_replicas(*value)
             }
+            Command::Features(command) => self.apply_features(command),
         }
     }
 

@@ -117,6 +117,18 @@ fn normalise_field(key: &str, value: &mut Node, facts: &Facts) {
                 *value = Node::leaf("<producer id>");
             }
         }
+        // Feature lists come from a hash map in Kafka: keyed by feature name instead.
+        "supported_features" | "finalized_features" => {
+            normalise(value, facts);
+            key_by_name(value);
+        }
+        // Kafka's is the offset of its latest metadata record; samsa's counts feature
+        // changes. Both only grow; -1 (no finalized features) is compared.
+        "finalized_features_epoch" => {
+            if value.as_leaf() != Some("-1") {
+                *value = Node::leaf("<epoch>");
+            }
+        }
         // Config listings have no defined order: keyed by config name instead.
         "configs" => {
             normalise(value, facts);
