@@ -5,8 +5,9 @@ prints the ELR and the last known ELR in its `Elr:` and `LastKnownElr:` columns.
 
 Kafka 4.4 decides the same lists for the same steps (its PartitionChangeBuilder): a replica
 that leaves an ISR already below the minimum is eligible, a regrown ISR clears the ELR, and a
-broker back from a crash (SIGKILL) is no longer eligible. The suite has no three-node Kafka
-to run this against, so the expected columns come from Kafka's rules.
+broker back from a crash (SIGKILL) is no longer eligible; with eligible.leader.replicas.version
+downgraded to 0 no replica is. The suite has no three-node Kafka to run this against, so the
+expected columns come from Kafka's rules.
 """
 
 from __future__ import annotations
@@ -80,3 +81,21 @@ def test_kafka_topics_shows_the_eligible_leader_replicas(cluster, topic_name):
     # until it has caught up and rejoined the ISR.
     cluster.nodes[2].start()
     settles(via, topic, (1, [1, 2, 3], [], []))
+
+
+def test_with_the_feature_downgraded_no_replica_is_eligible(cluster, topic_name):
+    topic = topic_name()
+    via = cluster.nodes[1].bootstrap
+    run_tool("kafka-features", "--bootstrap-server", via, "downgrade",
+             "--feature", "eligible.leader.replicas.version=0")
+    try:
+        run_tool("kafka-topics", "--bootstrap-server", via, "--create", "--topic", topic,
+                 "--replica-assignment", "1:2:3", "--config", "min.insync.replicas=3")
+        settles(via, topic, (1, [1, 2, 3], [], []))
+        assert cluster.nodes[3].stop() == 0
+        settles(via, topic, (1, [1, 2], [], []))
+        cluster.nodes[3].start()
+        settles(via, topic, (1, [1, 2, 3], [], []))
+    finally:
+        run_tool("kafka-features", "--bootstrap-server", via, "upgrade",
+                 "--feature", "eligible.leader.replicas.version=1")
