@@ -2,8 +2,8 @@
 //! partition with `min.insync.replicas=2`, and four controllers besides them so that the
 //! quorum outlives every broker. Brokers stop one by one, cleanly (SIGTERM) or not (SIGKILL),
 //! and DescribeTopicPartitions shows the ISR, the ELR and the last known ELR at each step, as
-//! Kafka 4.4's controller would decide them; then the brokers come back, the eligible one leads,
-//! and every acknowledged record is there.
+//! Kafka 4.4's controller would decide them; then the brokers come back, the crashed one is
+//! no longer eligible, the eligible one leads, and every acknowledged record is there.
 
 use std::time::{Duration, Instant};
 
@@ -135,9 +135,9 @@ fn eligible_replicas_follow_the_isr_below_its_minimum_and_lead_when_it_is_empty(
     await_elr(&cluster, &[leader, second], &elr(leader, &isr, &[], &[]))?;
     produce_some(&cluster, "two")?;
 
-    // A crash that takes the ISR below the minimum: the crashed follower is eligible, since
-    // nothing was committed without it; acks=all is refused as before.
-    cluster.node_mut(second).process.kill()?;
+    // A clean stop that takes the ISR below the minimum: the stopped follower is eligible,
+    // since nothing was committed without it; acks=all is refused as before.
+    cluster.node_mut(second).process.terminate()?;
     await_elr(&cluster, &[leader], &elr(leader, &[leader], &[second], &[]))?;
     let refused = cluster.connect(leader)?.send(
         &produce_request(
@@ -154,42 +154,43 @@ fn eligible_replicas_follow_the_isr_below_its_minimum_and_lead_when_it_is_empty(
         "{refused:?}"
     );
 
-    // The leader stops too: the ISR empties, the leader joins the ELR and is the last known
-    // leader. The controllers still have their quorum.
-    cluster.node_mut(leader).process.terminate()?;
+    // The leader crashes: the ISR empties, the leader joins the ELR (it had everything
+    // committed when its session expired) and is the last known leader. The controllers
+    // still have their quorum.
+    cluster.node_mut(leader).process.kill()?;
     ensure!(
-        clean_marker(&cluster, leader).is_some(),
+        clean_marker(&cluster, second).is_some(),
         "a clean stop is recorded"
     );
-    ensure!(clean_marker(&cluster, second).is_none(), "a crash is not");
+    ensure!(clean_marker(&cluster, leader).is_none(), "a crash is not");
     let mut eligible = vec![leader, second];
     eligible.sort();
     await_elr(&cluster, &[CONTROLLER], &elr(-1, &[], &eligible, &[leader]))?;
 
-    // The crashed follower comes back: it may have lost acknowledged records, so it leaves the
-    // ELR and is not elected.
-    cluster.node_mut(second).process.relaunch()?;
+    // The crashed leader comes back: it may have lost acknowledged records, so it leaves the
+    // ELR, and while an eligible replica remains it is not elected.
+    cluster.node_mut(leader).process.relaunch()?;
     await_elr(
         &cluster,
-        &[second, CONTROLLER],
-        &elr(-1, &[], &[leader], &[leader]),
+        &[leader, CONTROLLER],
+        &elr(-1, &[], &[second], &[leader]),
     )?;
 
-    // The cleanly stopped leader comes back: eligible, it leads with an ISR of itself (which
-    // the crashed follower soon rejoins), and the first follower rejoins too.
-    cluster.node_mut(leader).process.relaunch()?;
+    // The cleanly stopped follower comes back: eligible, it leads with an ISR of itself
+    // (which the old leader soon rejoins), and the first follower rejoins too.
+    cluster.node_mut(second).process.relaunch()?;
     await_described(&cluster, &[leader, second], "led from the ELR", |seen| {
-        seen.leader == leader
-            && seen.isr.contains(&leader)
+        seen.leader == second
+            && seen.isr.contains(&second)
             && !seen.isr.contains(&first)
             && seen.elr.is_empty()
             && seen.last_known_elr.is_empty()
     })?;
     cluster.node_mut(first).process.relaunch()?;
-    await_elr(&cluster, &BROKERS, &elr(leader, &[1, 2, 3], &[], &[]))?;
+    await_elr(&cluster, &BROKERS, &elr(second, &[1, 2, 3], &[], &[]))?;
 
     // Nothing acknowledged was lost.
-    let fetched = fetch_records(&mut cluster.connect(leader)?, &topic, 0, 0)?;
+    let fetched = fetch_records(&mut cluster.connect(second)?, &topic, 0, 0)?;
     let values: Vec<Message> = fetched.into_iter().map(|f| f.message).collect();
     ensure!(
         values == acknowledged,
