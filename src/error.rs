@@ -117,6 +117,9 @@ pub enum BrokerError {
     GroupMaxSizeReached(String),
     #[error("{0}")]
     NoSuchGroup(String),
+    /// A streams group's topology no topics can satisfy (KIP-1071).
+    #[error("{0}")]
+    StreamsInvalidTopology(String),
     #[error(transparent)]
     Auth(#[from] AuthError),
     #[error(transparent)]
@@ -266,6 +269,7 @@ impl BrokerError {
             BrokerError::UnsupportedAssignor(_) => E::UnsupportedAssignor,
             BrokerError::GroupMaxSizeReached(_) => E::GroupMaxSizeReached,
             BrokerError::NoSuchGroup(_) => E::GroupIdNotFound,
+            BrokerError::StreamsInvalidTopology(_) => E::StreamsInvalidTopology,
             BrokerError::Auth(err) => match err {
                 AuthError::AuthenticationFailed(_) => E::SaslAuthenticationFailed,
                 AuthError::UnsupportedMechanism(_) => E::UnsupportedSaslMechanism,
@@ -394,6 +398,8 @@ pub enum CoordinatorWrite {
     GroupMetadata,
     /// A transactional id's state (TransactionStateManager.appendTransactionToLog).
     TransactionState,
+    /// A KIP-848 consumer group's records (the coordinator runtime's `normalizeException`).
+    GroupRecords,
 }
 
 /// Failures of authentication, authorization and their administration APIs. Declared here,

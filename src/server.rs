@@ -39,12 +39,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             extra.local_addr
         );
     }
-    if config.group_consumer_protocol {
-        tracing::warn!(
-            "experimental: KIP-848 consumer groups are served (group_consumer_protocol)"
-        );
-    }
-    crate::handlers::enable_experimental(config.group_consumer_protocol);
     let quorum = config::quorum_config(&config)?;
     if let (Some(quorum), None) = (&quorum, &config.cluster_id) {
         // Every node must report the same cluster id, so none may generate its own.

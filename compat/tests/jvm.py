@@ -153,3 +153,51 @@ def run_tool(tool: str, *args: str, input: str | None = None, timeout: float = R
             raise BrokerLacksApi(what)
         raise JavaError(what)
     return proc
+
+
+class JavaMember:
+    """A long-running `group-member` driver: one group member whose JSON events are read as
+    they come. Closing its stdin stops it cleanly (it leaves the group)."""
+
+    def __init__(self, profile: str, bootstrap: str, **args):
+        import threading
+        cmd = [java(), *JVM_OPTS, "-cp", f"{compiled(profile)}{os.pathsep}{classpath(profile)}",
+               MAIN, "group-member", "--bootstrap", bootstrap]
+        for k, v in args.items():
+            cmd += [f"--{k.replace('_', '-')}", str(v)]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+        self.events: list[dict] = []
+        self.lock = threading.Lock()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            if line.startswith("{"):
+                with self.lock:
+                    self.events.append(json.loads(line))
+
+    def snapshot(self) -> list[dict]:
+        with self.lock:
+            return list(self.events)
+
+    def records(self) -> list[tuple[int, int]]:
+        return [tuple(r) for e in self.snapshot() if e["ev"] == "records" for r in e["r"]]
+
+    def memberships(self) -> list[dict]:
+        """Each (epoch, partitions) the member reported, in order."""
+        return [e for e in self.snapshot() if e["ev"] == "member"]
+
+    def errors(self) -> list[dict]:
+        return [e for e in self.snapshot() if e["ev"] == "error"]
+
+    def stop(self, timeout: float = 30):
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.close()
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.reader.join(5)

@@ -61,3 +61,11 @@ def test_go_groups(go_tests, bootstrap, client):
     """CLIENT reads every record back through its consumer group, in order per partition."""
     out = run_go(go_tests, bootstrap, f"^TestGroups$/^{re.escape(client)}$")
     assert f"--- PASS: TestGroups/{client} " in out, f"{client} consumer group:\n{out[-6000:]}"
+
+
+def test_go_franz_consumer_protocol(go_tests, bootstrap):
+    """franz-go's KIP-848 consumers (ServerSideBalancer, the broker's `range` assignor): two
+    members split the partitions, each record is read once, the group is listed as a
+    `consumer` group, and the member that stays takes over when the other leaves."""
+    out = run_go(go_tests, bootstrap, "^TestConsumerProtocol$")
+    assert "--- PASS: TestConsumerProtocol " in out, f"franz-go consumer protocol:\n{out[-6000:]}"

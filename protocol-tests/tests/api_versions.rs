@@ -126,40 +126,86 @@ fn invalid_client_software_names_are_refused_from_v3() {
     assert_eq!(response.error_code, 0);
 }
 
-/// KIP-848 consumer groups are still being built: only the experimental switch adds them to
-/// the table (and to what the broker decodes), so clients never meet half of them.
+/// KIP-848 consumer groups follow the finalized `group.version`, as in Kafka 4.4: a new
+/// cluster starts at 1; downgraded to 0 the APIs stay listed but answer UNSUPPORTED_VERSION
+/// (Kafka's `isConsumerGroupProtocolEnabled`), and upgraded again they serve once more.
 #[test]
-fn consumer_group_apis_are_listed_only_when_switched_on() {
-    use kafka_protocol::messages::ConsumerGroupDescribeRequest;
-    let experimental = [
-        (ApiKey::ConsumerGroupHeartbeat as i16, 0, 1),
-        (ApiKey::ConsumerGroupDescribe as i16, 0, 1),
-    ];
-    let table = |broker: &BrokerProcess| {
-        let mut conn = broker.connect().unwrap();
-        let request = ApiVersionsRequest::default()
-            .with_client_software_name(str_bytes("samsa-protocol-tests"))
-            .with_client_software_version(str_bytes("1.0"));
-        sorted_table(&conn.send(&request, 3).unwrap().api_keys)
+fn consumer_group_apis_follow_group_version() {
+    use kafka_protocol::messages::update_features_request::FeatureUpdateKey;
+    use kafka_protocol::messages::{
+        ConsumerGroupDescribeRequest, ConsumerGroupHeartbeatRequest, UpdateFeaturesRequest,
     };
-    let off = BrokerProcess::start("").unwrap();
-    assert_eq!(table(&off), expected_table());
-    // Not decoded either: the connection is closed, as for any API samsa does not serve.
-    let mut conn = off.connect().unwrap();
-    assert!(conn
-        .send(&ConsumerGroupDescribeRequest::default(), 0)
-        .is_err());
-
-    let on = BrokerProcess::start("group_consumer_protocol = true\n").unwrap();
-    let mut want = expected_table();
-    want.extend(experimental);
-    want.sort();
-    assert_eq!(table(&on), want);
-    let mut conn = on.connect().unwrap();
-    let described = conn
-        .send(&ConsumerGroupDescribeRequest::default(), 0)
-        .unwrap();
-    assert!(described.groups.is_empty());
+    let broker = BrokerProcess::start("").unwrap();
+    let mut conn = broker.connect().unwrap();
+    let level = |conn: &mut samsa_protocol_tests::Connection| {
+        let answer = conn
+            .send(&samsa_protocol_tests::client::api_versions_request(), 3)
+            .unwrap();
+        answer
+            .finalized_features
+            .iter()
+            .find(|f| f.name.as_str() == "group.version")
+            .map_or(0, |f| f.max_version_level)
+    };
+    // A new cluster's group.version, once the first broker has bootstrapped the levels.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while level(&mut conn) != 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "group.version never 1"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let set = |conn: &mut samsa_protocol_tests::Connection, to: i16, upgrade_type: i8| {
+        let request =
+            UpdateFeaturesRequest::default().with_feature_updates(vec![FeatureUpdateKey::default(
+            )
+            .with_feature(str_bytes("group.version"))
+            .with_max_version_level(to)
+            .with_upgrade_type(upgrade_type)]);
+        let answer = conn.send(&request, 1).unwrap();
+        assert_eq!(answer.error_code, 0, "{answer:?}");
+    };
+    let heartbeat = || {
+        ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(str_bytes("g").into())
+            .with_member_id(str_bytes("m"))
+            .with_rebalance_timeout_ms(30_000)
+            .with_subscribed_topic_names(Some(Vec::new()))
+            .with_topic_partitions(Some(Vec::new()))
+    };
+    let describe =
+        || ConsumerGroupDescribeRequest::default().with_group_ids(vec![str_bytes("g").into()]);
+    let joined = |conn: &mut samsa_protocol_tests::Connection| loop {
+        // The group's coordinator may still be loading its partition.
+        let answer = conn.send(&heartbeat(), 1).unwrap();
+        if answer.error_code != 14 && answer.error_code != 15 {
+            return answer.error_code;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(joined(&mut conn), 0);
+    set(&mut conn, 0, 2);
+    while level(&mut conn) != 0 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(
+        sorted_table(
+            &conn
+                .send(&samsa_protocol_tests::client::api_versions_request(), 3)
+                .unwrap()
+                .api_keys
+        ),
+        expected_table()
+    );
+    assert_eq!(conn.send(&heartbeat(), 1).unwrap().error_code, 35);
+    let described = conn.send(&describe(), 1).unwrap();
+    assert_eq!(described.groups[0].error_code, 35);
+    set(&mut conn, 1, 1);
+    while level(&mut conn) != 1 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(conn.send(&describe(), 1).unwrap().groups[0].error_code, 0);
 }
 
 /// Produce is listed from v0 (KAFKA-18659) but v0-2 are gone, as in Kafka 4: a request at

@@ -16,13 +16,14 @@ use crate::clock::now_ms;
 use crate::error::{BrokerError, CoordinatorWrite, Result};
 use crate::topics::internal::Appended;
 
-/// Offsets in the log, not yet acknowledged.
+/// Offsets (or a consumer group's records) in the log, not yet acknowledged.
 #[derive(Debug)]
 #[must_use = "a commit is answered once it is acknowledged"]
 pub struct PendingCommit {
     /// `None`: nothing was written (only checks ran).
     appended: Option<Appended>,
     deadline: Instant,
+    write: CoordinatorWrite,
 }
 
 impl PendingCommit {
@@ -35,7 +36,7 @@ impl PendingCommit {
         appended
             .replicated(self.deadline)
             .await
-            .map_err(|err| err.for_coordinator_write(CoordinatorWrite::Offsets))
+            .map_err(|err| err.for_coordinator_write(self.write))
     }
 }
 
@@ -62,9 +63,18 @@ impl GroupCoordinator {
     }
 
     pub(super) fn pending_commit(&self, appended: Option<Appended>) -> PendingCommit {
+        self.pending_write(appended, CoordinatorWrite::Offsets)
+    }
+
+    pub(super) fn pending_write(
+        &self,
+        appended: Option<Appended>,
+        write: CoordinatorWrite,
+    ) -> PendingCommit {
         PendingCommit {
             appended,
             deadline: self.write_deadline(),
+            write,
         }
     }
 

@@ -8,6 +8,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::time::Instant;
 
+use super::consumer::records::ConsumerKey;
+use super::consumer::ConsumerGroup;
 use super::legacy::{LegacyKey, LegacyKeys};
 use super::state::{self, Group, GroupState};
 use super::store::{Entry, Replayed, ReplayedRecord};
@@ -121,6 +123,13 @@ impl GroupCoordinator {
             );
         }
         let count_groups = loaded.len();
+        // Sessions start when the groups are served, not when the replay began.
+        let served = Instant::now();
+        for group in loaded.values_mut() {
+            if let Some(consumer) = group.consumer.as_mut() {
+                consumer.loaded(served, &self.consumer_settings);
+            }
+        }
         for (group_id, group) in loaded {
             groups.by_id.insert(group_id, SharedGroup::new(group));
         }
@@ -287,6 +296,26 @@ pub(super) fn replay(
                     groups.insert(id, fresh);
                 }
             }
+        }
+        Replayed::Consumer(ConsumerKey::Metadata(id), None) => {
+            // The consumer group is deleted (or turned classic); its offsets stay.
+            if let Some(group) = groups.get_mut(&id) {
+                group.consumer = None;
+                if group.offsets.is_empty() && group.pending.is_empty() {
+                    groups.remove(&id);
+                }
+            }
+        }
+        Replayed::Consumer(ConsumerKey::PartitionMetadata(_), _) => {}
+        Replayed::Consumer(key, value) => {
+            let id = key.group().to_owned();
+            let group = groups
+                .entry(id.clone())
+                .or_insert_with(|| Group::new(&id, now_ms()));
+            group
+                .consumer
+                .get_or_insert_with(|| ConsumerGroup::new(&id))
+                .replay(key, value, now);
         }
         Replayed::Group(id, Some(record)) => {
             let (offsets, pending) = groups

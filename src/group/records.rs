@@ -6,7 +6,8 @@
 //! - type 1 `OffsetCommitKey` (type 0, the legacy one, has the same fields): string group,
 //!   string topic, `i32` partition;
 //! - type 2 `GroupMetadataKey`: string group;
-//! - other types (KIP-848 `ConsumerGroup*`, share and streams groups) are not read here yet.
+//! - types 3-8 and 16, KIP-848 consumer groups' records: see [`super::consumer::records`];
+//! - other types (share and streams groups) are not read here.
 //!
 //! Value: `i16` schema version, then the schema; null is a tombstone (the offset, or the
 //! group, is deleted).
@@ -22,6 +23,7 @@
 use bytes::Bytes;
 use uuid::Uuid;
 
+use super::consumer::records::{self as consumer_records, ConsumerKey};
 use super::state::CommittedOffset;
 use super::store::{GroupRecord, MemberRecord};
 use crate::topics::schema::{FieldReader, FieldWriter, SchemaError};
@@ -47,6 +49,8 @@ pub enum RecordKey {
         partition: i32,
     },
     Group(String),
+    /// A KIP-848 consumer group's record.
+    Consumer(ConsumerKey),
     /// A record type this coordinator does not read (yet).
     Other(i16),
 }
@@ -69,6 +73,7 @@ pub fn encode_key(key: &RecordKey) -> Bytes {
             w.string(group);
             w.finish()
         }
+        RecordKey::Consumer(key) => key.encode(),
         RecordKey::Other(kind) => FieldWriter::prefixed(*kind, false).finish(),
     }
 }
@@ -86,6 +91,9 @@ pub fn decode_key(bytes: &Bytes) -> Result<RecordKey, SchemaError> {
             partition: r.i32("partition")?,
         },
         GROUP_METADATA => RecordKey::Group(r.string("group")?),
+        kind if consumer_records::TYPES.contains(&kind) => {
+            RecordKey::Consumer(consumer_records::decode_key(kind, &mut r)?)
+        }
         other => return Ok(RecordKey::Other(other)),
     };
     r.finish("key")?;

@@ -28,7 +28,7 @@ fn kafkas_own_records_decode_and_encode_to_the_same_bytes() {
                 assert_eq!(&encode_group_value(&group), value, "{group:?}");
                 groups += 1;
             }
-            RecordKey::Other(kind) => panic!("unexpected record type {kind}"),
+            RecordKey::Consumer(_) | RecordKey::Other(_) => panic!("unexpected record {key:?}"),
         }
     }
     assert_eq!((offsets, groups, tombstones), (4, 3, 3));
@@ -146,9 +146,14 @@ fn what_samsa_writes_round_trips() {
 
 #[test]
 fn other_record_types_and_bad_bytes_are_told_apart() {
-    // A KIP-848 ConsumerGroupMetadataKey (type 3): named, not read.
+    // A KIP-848 ConsumerGroupMetadataKey (type 3) is read; a share group's (type 10) named.
     let key = Bytes::from_static(&[0, 3, 0, 1, b'g']);
-    assert_eq!(decode_key(&key).unwrap(), RecordKey::Other(3));
+    assert_eq!(
+        decode_key(&key).unwrap(),
+        RecordKey::Consumer(ConsumerKey::Metadata("g".into()))
+    );
+    let key = Bytes::from_static(&[0, 10, 0, 1, b'g']);
+    assert_eq!(decode_key(&key).unwrap(), RecordKey::Other(10));
     // samsa's earlier JSON key shares type 1, but is not this schema.
     let json = Bytes::from_static(b"\x00\x01{\"g\":\"g\",\"t\":\"t\",\"p\":0}");
     assert!(decode_key(&json).is_err());

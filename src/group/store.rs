@@ -5,9 +5,10 @@
 //! records keep their order. Each record is a key/value pair in a RecordBatch v2, in Kafka's
 //! own format ([`super::records`]): `OffsetCommitKey`/`OffsetCommitValue` for a committed
 //! offset, `GroupMetadataKey`/`GroupMetadataValue` for a group's membership; a null value is a
-//! tombstone (the offset, or the group's membership, is deleted). Records of the types Kafka's
-//! newer groups write (KIP-848 consumer, share and streams groups) are skipped with a log
-//! line. Records of the JSON format earlier samsa wrote are still read ([`super::legacy`]).
+//! tombstone (the offset, or the group's membership, is deleted). KIP-848 consumer groups have
+//! records of their own ([`super::consumer::records`]); those of share and streams groups are
+//! skipped with a log line. Records of the JSON format earlier samsa wrote are still read
+//! ([`super::legacy`]).
 //!
 //! Replay applies records in log order; the last value of a key wins. Batches are checked by
 //! the storage layer's CRC like every other partition's.
@@ -23,6 +24,7 @@ use kafka_protocol::records::{Record, RecordBatchDecoder};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::consumer::records::{self as consumer_records, ConsumerKey, ConsumerValue};
 use super::legacy::{self, LegacyKey, LegacyRecord};
 use super::records::{self, RecordKey};
 use super::state::CommittedOffset;
@@ -77,6 +79,8 @@ pub struct MemberRecord {
 pub enum Entry {
     Offset(OffsetKey, Option<CommittedOffset>),
     Group(String, Option<GroupRecord>),
+    /// A KIP-848 consumer group's record.
+    Consumer(ConsumerKey, Option<ConsumerValue>),
     /// The tombstone of a key in the earlier JSON format, once its state is rewritten.
     LegacyTombstone(LegacyKey),
 }
@@ -85,6 +89,7 @@ pub enum Entry {
 pub enum Replayed {
     Offset(OffsetKey, Option<CommittedOffset>),
     Group(String, Option<GroupRecord>),
+    Consumer(ConsumerKey, Option<ConsumerValue>),
     /// The end of `producer_id`'s transaction in this partition.
     TxnEnd {
         producer_id: i64,
@@ -302,6 +307,10 @@ fn encode_entry(
             records::encode_key(&RecordKey::Group(group.clone())),
             value.as_ref().map(records::encode_group_value),
         ),
+        Entry::Consumer(key, value) => (
+            key.encode(),
+            value.as_ref().map(consumer_records::encode_value),
+        ),
         Entry::LegacyTombstone(key) => (key.encode()?, None),
     };
     Ok(internal::record(key, value, offset, now_ms))
@@ -352,6 +361,12 @@ fn decode_entry(record: &Record) -> std::result::Result<Option<(Replayed, bool)>
         Ok(RecordKey::Group(group)) => {
             let value = value.map(records::decode_group_value).transpose()?;
             Ok(Some((Replayed::Group(group, value), false)))
+        }
+        Ok(RecordKey::Consumer(key)) => {
+            let value = value
+                .map(|v| consumer_records::decode_value(&key, v))
+                .transpose()?;
+            Ok(Some((Replayed::Consumer(key, value), false)))
         }
         Ok(RecordKey::Other(kind)) => {
             tracing::info!(
@@ -416,8 +431,8 @@ mod tests {
 
     #[test]
     fn records_of_other_types_are_skipped_and_json_ones_read() {
-        // A KIP-848 ConsumerGroupMetadataKey (type 3) with some value: not read, no error.
-        let key = Bytes::from_static(&[0, 3, 0, 1, b'g']);
+        // A share group's ShareGroupMetadataKey (type 10) with some value: not read, no error.
+        let key = Bytes::from_static(&[0, 10, 0, 1, b'g']);
         let record = internal::record(key, Some(Bytes::from_static(&[0, 0, 1])), 0, 0);
         assert!(matches!(decode_entry(&record), Ok(None)));
         // Earlier samsa's JSON offset, read and flagged for rewriting.

@@ -339,9 +339,17 @@ fn a_leader_rejoining_before_it_assigned_gets_the_members_again() {
 
 /// A coordinator over a real, loaded offsets topic in `dir`, completing joins at once.
 fn loaded_coordinator(dir: &std::path::Path) -> std::sync::Arc<super::GroupCoordinator> {
+    loaded_coordinator_with(dir, crate::config::MigrationPolicy::Bidirectional)
+}
+
+fn loaded_coordinator_with(
+    dir: &std::path::Path,
+    migration: crate::config::MigrationPolicy,
+) -> std::sync::Arc<super::GroupCoordinator> {
     let config = crate::config::Config {
         data_dir: dir.to_owned(),
         group_initial_rebalance_delay_ms: 0,
+        group_consumer_migration_policy: migration,
         ..crate::config::Config::default()
     };
     let config = std::sync::Arc::new(config);
@@ -425,4 +433,49 @@ fn shutdown_answers_a_parked_join_with_not_coordinator() {
     groups.shutdown();
     let parked = rx.try_recv().unwrap().unwrap_err();
     assert!(matches!(parked.error, BrokerError::NotCoordinator));
+}
+
+/// A consumer-protocol member joining a classic group with members: refused with Kafka's
+/// reasons (`validateOnlineUpgrade`) when the policy or the group forbids the upgrade, and
+/// as "not a consumer group" otherwise, since samsa does not convert such a group yet.
+#[test]
+fn a_classic_group_with_members_refuses_a_consumer_member_with_kafkas_reason() {
+    use crate::config::MigrationPolicy;
+    use crate::group::consumer::{Assignment, Heartbeat, TopicImage};
+    let joining = Heartbeat {
+        member_id: "m".into(),
+        member_epoch: 0,
+        rebalance_timeout_ms: Some(30_000),
+        subscribed_topic_names: Some(Vec::new()),
+        owned: Some(Assignment::new()),
+        ..Heartbeat::default()
+    };
+    for (policy, why) in [
+        (
+            MigrationPolicy::Disabled,
+            "because online upgrade is disabled.",
+        ),
+        (
+            MigrationPolicy::Downgrade,
+            "because online upgrade is disabled.",
+        ),
+        (
+            MigrationPolicy::Bidirectional,
+            "Group g is not a consumer group.",
+        ),
+        (MigrationPolicy::Upgrade, "Group g is not a consumer group."),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let groups = loaded_coordinator_with(dir.path(), policy);
+        let (tx, mut rx) = oneshot::channel();
+        groups.join("g", request("", &["range"]), tx).unwrap();
+        assert_eq!(rx.try_recv().unwrap().expect("joined").generation, 1);
+        let refused = groups
+            .consumer_heartbeat("g", joining.clone(), 1, &TopicImage::new())
+            .unwrap_err();
+        assert!(
+            matches!(&refused, BrokerError::NoSuchGroup(m) if m.ends_with(why)),
+            "{policy:?}: {refused:?}"
+        );
+    }
 }

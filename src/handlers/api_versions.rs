@@ -101,7 +101,8 @@ fn is_valid_software_field(field: &str) -> bool {
 }
 
 fn api_keys() -> Vec<ApiVersion> {
-    super::served()
+    super::APIS
+        .iter()
         .map(|&(key, min, max)| {
             ApiVersion::default()
                 .with_api_key(key as i16)

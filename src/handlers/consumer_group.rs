@@ -1,7 +1,8 @@
 //! KIP-848 consumer groups: ConsumerGroupHeartbeat and ConsumerGroupDescribe over
 //! [`crate::group::GroupCoordinator`], with Kafka's ACLs (READ on the group to heartbeat,
 //! DESCRIBE on the subscribed topics; DESCRIBE on the group, and on every topic of its
-//! assignments, to describe it). Served only when `group_consumer_protocol` is on.
+//! assignments, to describe it). Both answer UNSUPPORTED_VERSION while the cluster's
+//! finalized `group.version` is 0, as Kafka's `isConsumerGroupProtocolEnabled` decides.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -18,6 +19,7 @@ use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
 use crate::error::BrokerError;
 use crate::group::consumer::{Assignment, Heartbeat, TopicImage, TopicMeta};
+use samsa_metadata::features;
 
 /// ConsumerGroupDescribe v1 tells whether a member uses the consumer or the classic protocol.
 const CONSUMER_MEMBER_TYPE: i8 = 1;
@@ -40,13 +42,18 @@ fn topic_image(broker: &Broker) -> TopicImage {
         .collect()
 }
 
+/// Whether the consumer protocol is on: `group.version` 1 or more.
+fn enabled(broker: &Broker) -> bool {
+    broker.cluster.feature_level(features::GROUP_VERSION) >= 1
+}
+
 fn heartbeat_error(err: BrokerError) -> ConsumerGroupHeartbeatResponse {
     ConsumerGroupHeartbeatResponse::default()
         .with_error_code(err.code())
         .with_error_message(err.message().map(str_bytes))
 }
 
-pub fn heartbeat(
+pub async fn heartbeat(
     broker: &Broker,
     session: &Session,
     req: ConsumerGroupHeartbeatRequest,
@@ -54,6 +61,11 @@ pub fn heartbeat(
     client_id: &str,
     peer: SocketAddr,
 ) -> ConsumerGroupHeartbeatResponse {
+    if !enabled(broker) {
+        // Kafka's getErrorResponse: the code alone.
+        return ConsumerGroupHeartbeatResponse::default()
+            .with_error_code(BrokerError::UnsupportedVersion(String::new()).code());
+    }
     if !allowed(
         broker,
         session,
@@ -110,10 +122,15 @@ pub fn heartbeat(
     let mut topics = topic_image(broker);
     // A regular expression only ever matches topics the member may describe.
     topics.retain(|name, _| may_describe(name));
-    match broker
+    let answer = broker
         .groups
-        .consumer_heartbeat(&req.group_id, hb, version, &topics)
-    {
+        .consumer_heartbeat(&req.group_id, hb, version, &topics);
+    // Answered once the group's records are replicated, as Kafka's coordinator does.
+    let answer = match answer {
+        Ok((result, written)) => written.acknowledged().await.map(|()| result),
+        Err(err) => Err(err),
+    };
+    match answer {
         Ok(result) => ConsumerGroupHeartbeatResponse::default()
             .with_member_id(Some(str_bytes(result.member_id)))
             .with_member_epoch(result.member_epoch)
@@ -148,6 +165,10 @@ pub fn describe(
         .into_iter()
         .map(|group_id| {
             let base = DescribedGroup::default().with_group_id(group_id.clone());
+            if !enabled(broker) {
+                let err = BrokerError::UnsupportedVersion(String::new());
+                return base.with_error_code(err.code());
+            }
             if !allowed(
                 broker,
                 session,

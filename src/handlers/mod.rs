@@ -30,6 +30,8 @@ mod record_errors;
 pub mod sasl;
 pub mod scram;
 mod session;
+pub mod streams_describe;
+pub mod streams_group;
 pub mod topic_partitions;
 pub mod transactions;
 pub mod txn;
@@ -37,7 +39,6 @@ pub mod txn_markers;
 pub mod txn_offsets;
 pub mod unregister;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind};
@@ -71,21 +72,12 @@ macro_rules! apis {
     (
         [$broker:ident, $session:ident, $version:ident, $client_id:ident, $req:ident]
         $( $key:ident $min:literal ..= $max:literal => $handler:expr ),* $(,)?
-        ;
-        experimental:
-        $( $xkey:ident $xmin:literal ..= $xmax:literal => $xhandler:expr ),* $(,)?
     ) => {
         /// (API, lowest version, highest version) of every API samsa serves.
         pub const APIS: &[(ApiKey, i16, i16)] = &[ $( (ApiKey::$key, $min, $max) ),* ];
 
-        /// APIs still being built: served, and listed in ApiVersions, only when switched on
-        /// ([`enable_experimental`]), so that clients never meet
-        /// half of a capability.
-        pub const EXPERIMENTAL_APIS: &[(ApiKey, i16, i16)] =
-            &[ $( (ApiKey::$xkey, $xmin, $xmax) ),* ];
-
-        /// Serves one request; the decoder lets through only what [`APIS`] lists (and
-        /// [`EXPERIMENTAL_APIS`] when switched on). Each handler checks with the authorizer
+        /// Serves one request; the decoder lets through only what [`APIS`] lists. Each
+        /// handler checks with the authorizer
         /// what the session's principal may do.
         pub async fn handle(
             $broker: &Arc<Broker>,
@@ -97,7 +89,6 @@ macro_rules! apis {
             coordinator_topic_first($broker, $session, &request.body).await;
             match request.body {
                 $( RequestKind::$key($req) => ResponseKind::$key($handler), )*
-                $( RequestKind::$xkey($req) => ResponseKind::$xkey($xhandler), )*
                 other => unreachable!("{other:?} is not in the declared APIs"),
             }
         }
@@ -120,6 +111,10 @@ async fn coordinator_topic_first(broker: &Broker, session: &Session, body: &Requ
         RequestKind::OffsetCommit(r) => (vec![&r.group_id], Vec::new()),
         RequestKind::ConsumerGroupHeartbeat(r) => (vec![&r.group_id], Vec::new()),
         RequestKind::ConsumerGroupDescribe(r) => {
+            (r.group_ids.iter().map(|g| g.as_str()).collect(), Vec::new())
+        }
+        RequestKind::StreamsGroupHeartbeat(r) => (vec![&r.group_id], Vec::new()),
+        RequestKind::StreamsGroupDescribe(r) => {
             (r.group_ids.iter().map(|g| g.as_str()).collect(), Vec::new())
         }
         RequestKind::OffsetDelete(r) => (vec![&r.group_id], Vec::new()),
@@ -220,6 +215,12 @@ apis! {
     DescribeGroups 0..=6 => group::describe(broker, session, req, version),
     ListGroups 0..=5 => group::list(broker, session, req, version),
     DeleteGroups 0..=3 => group::delete(broker, session, req),
+    // Streams groups (KIP-1071); UNSUPPORTED_VERSION while streams.version is 0.
+    StreamsGroupHeartbeat 0..=1 => {
+        let peer = session.peer;
+        streams_group::heartbeat(broker, session, req, version, &client_id, peer).await
+    },
+    StreamsGroupDescribe 0..=1 => streams_describe::describe(broker, session, req),
     // Not v5: KIP-890 part 2 (transaction.version 2).
     TxnOffsetCommit 0..=4 => txn_offsets::commit(broker, session, req, version).await,
     // After a v0 handshake tokens come as bare frames; librdkafka needs v0 advertised to
@@ -247,12 +248,10 @@ apis! {
     WriteTxnMarkers 1..=1 => txn_markers::write(broker, session, req).await,
     // v0-1 were removed in Kafka 4.0 (KIP-896).
     OffsetForLeaderEpoch 2..=4 => leader_epochs::handle(broker, session, req),
-    ;
-    experimental:
-    // KIP-848 consumer groups (`group_consumer_protocol`): not persisted yet.
+    // KIP-848 consumer groups: answered UNSUPPORTED_VERSION while group.version is 0.
     ConsumerGroupHeartbeat 0..=1 => {
         let peer = session.peer;
-        consumer_group::heartbeat(broker, session, req, version, &client_id, peer)
+        consumer_group::heartbeat(broker, session, req, version, &client_id, peer).await
     },
     ConsumerGroupDescribe 0..=1 => consumer_group::describe(broker, session, req, version),
 }
@@ -268,26 +267,6 @@ pub(crate) fn allowed(
     broker
         .authorizer
         .authorize(&session.principal, &session.host, op, rt, name)
-}
-
-/// Whether the experimental APIs are served; set once, at start-up.
-static EXPERIMENTAL: AtomicBool = AtomicBool::new(false);
-
-/// Serves (and advertises) the experimental APIs too; the broker's start-up decides, from
-/// its configuration.
-pub fn enable_experimental(on: bool) {
-    EXPERIMENTAL.store(on, Ordering::Relaxed);
-}
-
-/// Every API served now, with its version range: what ApiVersions reports and the decoder
-/// lets through.
-pub fn served() -> impl Iterator<Item = &'static (ApiKey, i16, i16)> {
-    let experimental: &'static [(ApiKey, i16, i16)] = if EXPERIMENTAL.load(Ordering::Relaxed) {
-        EXPERIMENTAL_APIS
-    } else {
-        &[]
-    };
-    APIS.iter().chain(experimental)
 }
 
 /// The coordinators' topics: clients may not write them, Metadata flags them internal

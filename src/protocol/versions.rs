@@ -1,18 +1,15 @@
 //! Lookups in the table of APIs and versions samsa serves, which is declared once with the
 //! handlers ([`crate::handlers::APIS`]): ApiVersions reports exactly it, and the decoder
-//! refuses anything outside it. APIs still being built ([`crate::handlers::EXPERIMENTAL_APIS`])
-//! join the table only once switched on, for the whole process, at start-up.
+//! refuses anything outside it.
 
 use kafka_protocol::messages::ApiKey;
 
-use crate::handlers::served;
 pub use crate::handlers::APIS as SUPPORTED;
-#[cfg(test)]
-use crate::handlers::EXPERIMENTAL_APIS;
 
 /// The served version range of `key`, if samsa implements it.
 pub fn supported(key: ApiKey) -> Option<(i16, i16)> {
-    served()
+    SUPPORTED
+        .iter()
         .find(|(k, _, _)| *k == key)
         .map(|&(_, min, max)| (min, max))
 }
@@ -27,7 +24,7 @@ mod tests {
 
     #[test]
     fn every_range_is_one_the_crate_can_decode() {
-        for &(key, min, max) in SUPPORTED.iter().chain(EXPERIMENTAL_APIS) {
+        for &(key, min, max) in SUPPORTED.iter() {
             let known = key.valid_versions();
             assert!(min <= max, "{key:?}");
             assert!(
@@ -39,7 +36,7 @@ mod tests {
 
     #[test]
     fn every_api_is_declared_once() {
-        let all = SUPPORTED.iter().chain(EXPERIMENTAL_APIS);
+        let all = SUPPORTED.iter();
         let mut keys: Vec<i16> = all.map(|&(key, _, _)| key as i16).collect();
         keys.sort();
         let count = keys.len();

@@ -85,6 +85,13 @@ impl FieldReader {
         Ok(usize::try_from(len).ok())
     }
 
+    pub fn uuid(&mut self, what: &str) -> Result<uuid::Uuid, SchemaError> {
+        let raw: [u8; 16] = self.take(16, what)?[..]
+            .try_into()
+            .map_err(|_| format!("{what}: not 16 bytes"))?;
+        Ok(uuid::Uuid::from_bytes(raw))
+    }
+
     pub fn string(&mut self, what: &str) -> Result<String, SchemaError> {
         self.nullable_string(what)?
             .ok_or_else(|| format!("{what}: null where a string is required"))
@@ -201,6 +208,10 @@ impl FieldWriter {
         self.buf.put_u8(v as u8);
     }
 
+    pub fn uuid(&mut self, v: uuid::Uuid) {
+        self.buf.put_slice(v.as_bytes());
+    }
+
     pub fn string(&mut self, v: &str) {
         self.nullable_string(Some(v));
     }
@@ -264,7 +275,23 @@ impl FieldWriter {
 /// says how it was made).
 #[cfg(test)]
 pub fn kafka_records(topic: &str) -> Vec<(Bytes, Option<Bytes>)> {
-    let text = include_str!("../../protocol-tests/fixtures/internal-records/kafka-4.4.json");
+    fixture_records(
+        include_str!("../../protocol-tests/fixtures/internal-records/kafka-4.4.json"),
+        topic,
+    )
+}
+
+/// The records of the KIP-848 consumer groups' fixture (`make.py --consumer-groups`).
+#[cfg(test)]
+pub fn kafka_consumer_group_records() -> Vec<(Bytes, Option<Bytes>)> {
+    fixture_records(
+        include_str!("../../protocol-tests/fixtures/internal-records/kafka-4.4-consumer.json"),
+        "__consumer_offsets",
+    )
+}
+
+#[cfg(test)]
+fn fixture_records(text: &str, topic: &str) -> Vec<(Bytes, Option<Bytes>)> {
     let fixture: serde_json::Value = serde_json::from_str(text).unwrap();
     let hex = |s: &str| {
         Bytes::from(

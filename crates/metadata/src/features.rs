@@ -59,11 +59,13 @@ pub const SUPPORTED: &[FeatureSpec] = &[
         max: 0,
         bootstrap: 0,
     },
+    // Level 1 is KIP-848's consumer protocol (ConsumerGroupHeartbeat and
+    // ConsumerGroupDescribe), on in a new cluster as in Kafka 4.4.
     FeatureSpec {
         name: GROUP_VERSION,
         min: 0,
-        max: 0,
-        bootstrap: 0,
+        max: 1,
+        bootstrap: 1,
     },
     // Level 1 is KIP-966's eligible leader replicas (see `elr`), on in new clusters as in
     // Kafka 4.4.
@@ -79,11 +81,13 @@ pub const SUPPORTED: &[FeatureSpec] = &[
         max: 0,
         bootstrap: 0,
     },
+    // Level 1 is streams groups (KIP-1071): StreamsGroupHeartbeat and StreamsGroupDescribe
+    // answer UNSUPPORTED_VERSION at level 0, as Kafka's do.
     FeatureSpec {
         name: STREAMS_VERSION,
         min: 0,
-        max: 0,
-        bootstrap: 0,
+        max: 1,
+        bootstrap: 1,
     },
 ];
 

@@ -176,8 +176,8 @@ impl Differential {
         Differential::start_with(test, "", None)
     }
 
-    /// [`Differential::start`], samsa with `extra` lines of configuration (an experimental
-    /// switch Kafka has on, say).
+    /// [`Differential::start`], samsa with `extra` lines of configuration (a setting
+    /// to match the reference Kafka's, say).
     pub fn start_configured(test: &str, extra: &str) -> Differential {
         Differential::start_with(test, extra, None)
     }
@@ -241,6 +241,14 @@ impl Differential {
         let kafka = kafka_sasl_bootstrap();
         self.samsa.addr = samsa;
         self.kafka.addr = kafka;
+        self.reconnect();
+    }
+
+    /// Setup, not compared: samsa stops (SIGTERM) and starts again on its data, and both
+    /// sides reconnect. Kafka keeps running: what samsa answers after its restart must be
+    /// what Kafka answers without one.
+    pub fn restart_samsa(&mut self) {
+        self._samsa_process.restart().expect("restarting samsa");
         self.reconnect();
     }
 

@@ -15,7 +15,9 @@
 
 pub mod assignor;
 mod heartbeat;
+mod image;
 mod reconcile;
+pub mod records;
 pub mod subscription;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -25,6 +27,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 pub use heartbeat::{validate, Heartbeat, HeartbeatResult};
+pub use image::{metadata_hash, Persisted, Record};
 pub use subscription::{TopicImage, TopicMeta, TopicRegex};
 
 pub type TopicId = Uuid;
@@ -134,6 +137,13 @@ impl ConsumerMember {
                 .is_some_and(|r| r.matches(topic))
     }
 
+    /// The subscription expression's source text.
+    pub fn regex_source(&self) -> Option<String> {
+        self.subscribed_topic_regex
+            .as_ref()
+            .map(|r| r.as_str().to_owned())
+    }
+
     fn resolved_regex<'a>(&'a self, resolved: &BTreeSet<String>) -> Option<&'a TopicRegex> {
         self.subscribed_topic_regex
             .as_ref()
@@ -159,6 +169,11 @@ pub struct ConsumerGroup {
     /// heartbeat that brought it, then moves the group to a new epoch; until then the
     /// member subscribes to nothing by it.
     resolved_regexes: BTreeSet<String>,
+    /// The hash of the subscribed topics a loaded group was written with, until the first
+    /// look at the topics decides whether they changed meanwhile.
+    restored_hash: Option<i64>,
+    /// What the group's records on disk hold.
+    persisted: image::Persisted,
 }
 
 impl ConsumerGroup {
@@ -175,6 +190,8 @@ impl ConsumerGroup {
             subscribed_topics: TopicImage::new(),
             partition_epochs: HashMap::new(),
             resolved_regexes: BTreeSet::new(),
+            restored_hash: None,
+            persisted: image::Persisted::default(),
         }
     }
 
@@ -298,8 +315,10 @@ impl ConsumerGroup {
         if subscribed == self.subscribed_topics {
             return false;
         }
+        // A loaded group knows its topics only by their hash.
+        let unchanged = self.restored_hash.take() == Some(image::metadata_hash(&subscribed));
         self.subscribed_topics = subscribed;
-        true
+        !unchanged
     }
 
     /// Computes the target assignment at the group epoch (Kafka's `TargetAssignmentBuilder`).

@@ -7,7 +7,7 @@ use super::assignor::{self, AssignorMember};
 use super::*;
 use crate::error::BrokerError;
 
-fn settings() -> ConsumerSettings {
+pub(super) fn settings() -> ConsumerSettings {
     ConsumerSettings {
         session_timeout: Duration::from_secs(45),
         heartbeat_interval: Duration::from_secs(5),

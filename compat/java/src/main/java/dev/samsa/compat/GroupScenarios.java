@@ -81,6 +81,52 @@ final class GroupScenarios {
     }
 
     /**
+     * group-member --topic T --group G [--group-protocol P]: one member that runs until its
+     * stdin closes. Each poll's records are committed before the next poll; it reports
+     * {"ev":"member","epoch":E,"partitions":[...]} whenever its generation (the member epoch
+     * under the consumer protocol) or its assignment changes, and {"ev":"records","r":[[p,o],...]}
+     * for what each poll read.
+     */
+    static void groupMember(Main.Args args) throws Exception {
+        String topic = args.get("topic");
+        String group = args.get("group");
+        Thread stdin = new Thread(() -> {
+            try {
+                while (System.in.read() >= 0) { }
+            } catch (java.io.IOException e) {
+                // closed either way
+            }
+        });
+        stdin.setDaemon(true);
+        stdin.start();
+        try (KafkaConsumer<byte[], byte[]> consumer = Clients.consumer(args, group)) {
+            consumer.subscribe(Collections.singleton(topic));
+            int lastEpoch = Integer.MIN_VALUE;
+            Set<Integer> lastParts = null;
+            while (stdin.isAlive()) {
+                org.apache.kafka.clients.consumer.ConsumerRecords<byte[], byte[]> polled =
+                    consumer.poll(Duration.ofMillis(200));
+                if (!polled.isEmpty()) {
+                    List<Object> read = new ArrayList<>();
+                    for (org.apache.kafka.clients.consumer.ConsumerRecord<byte[], byte[]> r : polled) {
+                        read.add(List.of(r.partition(), r.offset()));
+                    }
+                    consumer.commitSync();
+                    Json.obj("records").put("r", read).emit();
+                }
+                int epoch = consumer.groupMetadata().generationId();
+                Set<Integer> parts = new java.util.TreeSet<>();
+                for (TopicPartition tp : consumer.assignment()) parts.add(tp.partition());
+                if (epoch != lastEpoch || !parts.equals(lastParts)) {
+                    Json.obj("member").put("epoch", epoch).put("partitions", new ArrayList<>(parts)).emit();
+                    lastEpoch = epoch;
+                    lastParts = parts;
+                }
+            }
+        }
+    }
+
+    /**
      * group-admin --topic T --group G: a group commits 5 records of each of 2 partitions,
      * then list, describe (with and without its member), list/alter/delete its offsets,
      * delete it.
