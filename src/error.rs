@@ -142,6 +142,10 @@ pub enum BrokerError {
     NoSuchPartition(String),
     #[error(transparent)]
     Metadata(#[from] MetadataError),
+    /// Another broker's refusal of a request this one sent on a client's behalf (a
+    /// transaction coordinator's AddPartitionsToTxn), passed on as Kafka passes it on.
+    #[error("another broker answered {0:?}")]
+    Peer(ResponseError),
 }
 
 impl BrokerError {
@@ -261,6 +265,7 @@ impl BrokerError {
                 | MetadataError::Io(_) => E::NotController,
             },
             BrokerError::TransactionAbortable => E::TransactionAbortable,
+            BrokerError::Peer(error) => *error,
             BrokerError::UnknownMember(_) => E::UnknownMemberId,
             BrokerError::FencedInstance(_) => E::FencedInstanceId,
             BrokerError::FencedMemberEpoch(_) => E::FencedMemberEpoch,

@@ -22,7 +22,8 @@ use crate::group::store::OFFSETS_TOPIC;
 use crate::metrics;
 use crate::network;
 use crate::txn::log::TRANSACTION_STATE_TOPIC;
-use crate::txn::ClusterMarkers;
+use crate::txn::{ClusterAdds, ClusterMarkers};
+use samsa_metadata::features::TRANSACTION_VERSION;
 
 /// Runs the broker until SIGTERM or SIGINT, then shuts down cleanly.
 pub async fn run(config: Config) -> anyhow::Result<()> {
@@ -134,6 +135,19 @@ pub(crate) fn start(broker: &Arc<Broker>, shutdown: &watch::Receiver<bool>) {
         shutdown.clone(),
     );
     broker.txns.set_markers(Arc::new(markers));
+    let adds = ClusterAdds::new(
+        broker.node_id(),
+        cluster.subscribe_published(),
+        Duration::from_millis(broker.config.request_timeout_ms),
+    );
+    broker.txns.set_adds(Arc::new(adds));
+    // The coordinator ends transactions it aborts itself as the finalized
+    // transaction.version says (Kafka's `transactionVersionLevel`).
+    let weak = Arc::downgrade(broker);
+    broker.txns.set_transaction_version_level(Arc::new(move || {
+        weak.upgrade()
+            .map_or(0, |b| b.cluster.feature_level(TRANSACTION_VERSION))
+    }));
     cluster.start_security(broker.authorizer.clone(), broker.credentials.clone());
     let hooks = Arc::new(CoordinatorLeadership(Arc::downgrade(broker)));
     cluster.start_replication(&broker.config, broker.topics.clone(), hooks);

@@ -354,6 +354,23 @@ pub fn list_offsets_request(topic: &str, partition: i32, timestamp: i64) -> List
                 .with_timestamp(timestamp)])])
 }
 
+/// Where a read_committed consumer may read up to in partition `partition` of `topic`:
+/// ListOffsets (latest, read_committed) on `conn`.
+pub fn last_stable_offset(
+    conn: &mut crate::Connection,
+    topic: &str,
+    partition: i32,
+) -> Result<i64> {
+    let request = list_offsets_request(topic, partition, -1).with_isolation_level(1);
+    let answer = conn.send(&request, 7)?.topics[0].partitions[0].clone();
+    ensure!(
+        answer.error_code == 0,
+        "ListOffsets: error {}",
+        answer.error_code
+    );
+    Ok(answer.offset)
+}
+
 /// The single partition answer of a single-partition ListOffsets.
 pub fn list_offset(
     conn: &mut Connection,

@@ -224,7 +224,8 @@ impl Partition {
     }
 
     /// Writes a transaction's commit or abort marker; it moves the high watermark (and the
-    /// last stable offset) like any append.
+    /// last stable offset) like any append. `transaction_version` is the coordinator's for
+    /// the transaction (see `PartitionLog::append_control`).
     pub fn write_marker(
         &self,
         producer_id: i64,
@@ -232,6 +233,7 @@ impl Partition {
         control: ControlType,
         coordinator_epoch: i32,
         now_ms: i64,
+        transaction_version: i16,
     ) -> Result<AppendInfo> {
         #[cfg(test)]
         self.injected_marker_fault()?;
@@ -248,6 +250,7 @@ impl Partition {
             coordinator_epoch,
             role.epoch,
             now_ms,
+            transaction_version,
         )?;
         self.advance_high_watermark(log, &mut role);
         let sync_due = log.take_sync_due();

@@ -53,11 +53,15 @@ pub const SUPPORTED: &[FeatureSpec] = &[
         max: 0,
         bootstrap: 0,
     },
+    // Level 2 is transactions v2 (KIP-890 part 2): partitions added by their leaders, the
+    // epoch bumped at every end. Clients use it only when the finalized level is 2; the
+    // coordinator serves each transaction by its client's request versions, and ends those
+    // it aborts itself by the finalized level, as Kafka 4.4 does.
     FeatureSpec {
         name: TRANSACTION_VERSION,
         min: 0,
-        max: 0,
-        bootstrap: 0,
+        max: 2,
+        bootstrap: 2,
     },
     // Level 1 is KIP-848's consumer protocol (ConsumerGroupHeartbeat and
     // ConsumerGroupDescribe), on in a new cluster as in Kafka 4.4.

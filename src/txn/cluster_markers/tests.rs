@@ -124,6 +124,7 @@ fn marker(coordinator_epoch: i32) -> Marker {
         producer_epoch: 0,
         commit: true,
         coordinator_epoch,
+        transaction_version: 0,
     }
 }
 
