@@ -92,6 +92,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // Leadership moves away first, as in Kafka's controlled shutdown: the clients of this
     // broker's partitions go to their new leaders while the connections here wind down.
     broker.cluster.leave().await;
+    let registered_epoch = broker.cluster.registered_epoch();
     let _ = shutdown_tx.send(true);
     // Parked JoinGroup/SyncGroup requests would otherwise hold their connections open.
     broker.groups.shutdown();
@@ -110,7 +111,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if let Some(metrics_server) = metrics_server {
         let _ = metrics_server.await;
     }
-    tokio::task::block_in_place(|| broker.close());
+    tokio::task::block_in_place(|| {
+        if broker.close() {
+            if let Some(epoch) = registered_epoch {
+                Cluster::record_clean_shutdown(&broker.config.data_dir, epoch);
+            }
+        }
+    });
     tracing::info!("samsa stopped");
     Ok(())
 }

@@ -71,11 +71,13 @@ pub const SUPPORTED: &[FeatureSpec] = &[
         max: 1,
         bootstrap: 1,
     },
+    // Level 1 is KIP-966's eligible leader replicas (see `elr`), on in new clusters as in
+    // Kafka 4.4.
     FeatureSpec {
         name: ELR_VERSION,
         min: 0,
-        max: 0,
-        bootstrap: 0,
+        max: 1,
+        bootstrap: 1,
     },
     FeatureSpec {
         name: SHARE_VERSION,

@@ -30,6 +30,8 @@ fn led_by(leader: i32) -> PartitionRecord {
         partition_epoch: 0,
         target_replicas: Vec::new(),
         adding_replicas: Vec::new(),
+        elr: Vec::new(),
+        last_known_elr: Vec::new(),
     }
 }
 
