@@ -16,6 +16,7 @@ pub mod consumer;
 mod consumer_groups;
 mod legacy;
 mod load;
+mod migration;
 pub mod records;
 pub mod state;
 mod stats;
@@ -215,6 +216,7 @@ impl GroupCoordinator {
         &self,
         group_id: &str,
         mut req: JoinRequest,
+        topics: &consumer::TopicImage,
         reply: oneshot::Sender<JoinOutcome>,
     ) -> Result<()> {
         self.coordinating(group_id)?;
@@ -232,11 +234,15 @@ impl GroupCoordinator {
             true => Err(BrokerError::UnknownMemberId),
             false => Ok(()),
         })?;
-        // A consumer group takes classic members only by migration, which samsa does not do
-        // yet; an empty one becomes a classic group again, as in Kafka, its records deleted.
+        if req.rebalance_timeout.is_zero() {
+            req.rebalance_timeout = req.session_timeout;
+        }
+        // A consumer group with members takes classic members in (see `migration`); an
+        // empty one becomes a classic group again, as in Kafka, its records deleted.
         if let Some(consumer) = &group.consumer {
             if !consumer.is_empty() {
-                return Err(BrokerError::InconsistentGroupProtocol);
+                self.join_consumer_group(group, req, topics, reply);
+                return Ok(());
             }
             let tombstones: Vec<Entry> = consumer
                 .tombstones()
@@ -245,9 +251,6 @@ impl GroupCoordinator {
                 .collect();
             self.store.append(&group.id, &tombstones, now_ms())?;
             group.consumer = None;
-        }
-        if req.rebalance_timeout.is_zero() {
-            req.rebalance_timeout = req.session_timeout;
         }
         let prefix = req
             .instance_id
@@ -276,11 +279,25 @@ impl GroupCoordinator {
         protocol_type: Option<&str>,
         protocol: Option<&str>,
         assignments: Vec<(String, Bytes)>,
+        topics: &consumer::TopicImage,
         reply: oneshot::Sender<SyncOutcome>,
     ) -> Result<()> {
         let mut group = self
             .existing(group_id)?
             .ok_or(BrokerError::UnknownMemberId)?;
+        if group.consumer.is_some() {
+            self.sync_consumer_group(
+                &mut group,
+                member_id,
+                instance_id,
+                generation,
+                protocol_type,
+                protocol,
+                topics,
+                reply,
+            );
+            return Ok(());
+        }
         group.sync(
             member_id,
             instance_id,
@@ -307,6 +324,9 @@ impl GroupCoordinator {
         let mut group = self
             .existing(group_id)?
             .ok_or(BrokerError::UnknownMemberId)?;
+        if let Some(consumer) = group.consumer.as_mut() {
+            return consumer.classic_heartbeat(member_id, instance_id, generation, Instant::now());
+        }
         group.heartbeat(member_id, instance_id, generation, Instant::now())
     }
 
@@ -319,6 +339,9 @@ impl GroupCoordinator {
         let mut group = self
             .existing(group_id)?
             .ok_or(BrokerError::UnknownMemberId)?;
+        if group.consumer.is_some() {
+            return Ok(self.leave_consumer_group(&mut group, members));
+        }
         let (now, ms) = (Instant::now(), now_ms());
         let results = members
             .iter()

@@ -320,7 +320,7 @@ impl ConsumerGroup {
 
     /// Removes a member (it left, or its session or revocation timed out) and moves the
     /// group to a new epoch without it.
-    fn fence(&mut self, member_id: &str, settings: &ConsumerSettings) {
+    pub(super) fn fence(&mut self, member_id: &str, settings: &ConsumerSettings) {
         if self.remove_member(member_id).is_none() {
             return;
         }
@@ -343,6 +343,7 @@ impl ConsumerGroup {
             .values()
             .filter(|m| {
                 m.session_deadline <= now
+                    || m.classic_deadline.is_some_and(|at| at <= now)
                     || m.revocation_deadline
                         .is_some_and(|(epoch, at)| epoch == m.epoch && at <= now)
             })
@@ -368,8 +369,15 @@ impl ConsumerGroup {
         if epoch < 0 && self.members.is_empty() {
             return Ok(());
         }
-        if !self.members.contains_key(member_id) {
+        let Some(member) = self.members.get(member_id) else {
             return Err(unknown_member(member_id, &self.id));
+        };
+        // A classic member commits with its generation, which is its epoch.
+        if member.uses_classic_protocol() {
+            return match epoch == member.epoch {
+                true => Ok(()),
+                false => Err(BrokerError::IllegalGeneration),
+            };
         }
         if version < MEMBER_EPOCH_COMMIT_VERSION {
             return Err(BrokerError::UnsupportedVersion(
