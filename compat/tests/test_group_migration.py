@@ -2,9 +2,10 @@
 clients in one group: Java 4.4 consumers on `group.protocol=classic` and on `consumer`, and
 librdkafka (confluent-kafka) classic members. A consumer-protocol member joining a classic
 group with members turns it into a consumer group in place (online upgrade); classic members
-joining a consumer group become its classic members. Through every change each partition
-has one member, every record is read once (each Java member commits what it read before it
-polls again) and commits are kept. The shared-broker tests run against Kafka 4.4 too
+joining a consumer group become its classic members; when the last consumer-protocol member
+leaves, the group turns classic again (online downgrade). Through every change each
+partition has one member, every record is read once (each Java member commits what it read
+before it polls again) and commits are kept. The shared-broker tests run against Kafka 4.4 too
 (`--against-kafka`).
 """
 
@@ -53,8 +54,9 @@ def read_once(java, written: set, what: str):
 def test_java_classic_group_upgrades_online_when_a_consumer_member_joins(broker, topic_name):
     """Two classic Java members share a topic; a consumer-protocol member joins: the group
     becomes a consumer group keeping both classic members, the partitions are shared by all
-    three (handed over only once given up), and when it leaves the classic members take
-    its partitions back. Nothing is read twice or missed."""
+    three (handed over only once given up), and when it leaves the group turns classic
+    again and the classic members take its partitions back. Nothing is read twice or
+    missed."""
     bootstrap = broker.bootstrap
     topic = topic_name()
     ck_create_topic(bootstrap, topic, 6)
@@ -79,6 +81,7 @@ def test_java_classic_group_upgrades_online_when_a_consumer_member_joins(broker,
         read_once(members, written | more, "the records after the upgrade")
 
         modern.stop()
+        wait_until(lambda: group_type(bootstrap, group) == "CLASSIC", "the group to turn classic again")
         wait_until(lambda: settled(classic, [], 6), "the classic members to take every partition back",
                    timeout=120)
         last = produce(bootstrap, topic, "after-leave", 300)
@@ -91,7 +94,8 @@ def test_java_classic_group_upgrades_online_when_a_consumer_member_joins(broker,
 def test_classic_members_join_a_consumer_group(broker, topic_name, tmp_path):
     """A consumer-protocol Java member first; a classic Java member and a classic librdkafka
     member join the consumer group as classic members (not INCONSISTENT_GROUP_PROTOCOL);
-    the three share the partitions and every record is read once."""
+    the three share the partitions and every record is read once. When the consumer member
+    leaves, the group turns classic with the two others, which share every partition."""
     bootstrap = broker.bootstrap
     topic = topic_name()
     ck_create_topic(bootstrap, topic, 6)
@@ -111,6 +115,17 @@ def test_classic_members_join_a_consumer_group(broker, topic_name, tmp_path):
         assert len(describe(bootstrap, group).members) == 3
         more = produce(bootstrap, topic, "mixed", 300)
         wait_until(lambda: set(all_consumed(java, others)) >= written | more, "every record", timeout=90)
+        got = java_consumed(java)
+        assert len(got) == len(set(got)), "the Java members read records twice"
+
+        modern.stop()
+        rest = java[1:]
+        wait_until(lambda: group_type(bootstrap, group) == "CLASSIC", "the group to turn classic again")
+        wait_until(lambda: settled(rest, others, 6), "the classic members to share every partition",
+                   timeout=120)
+        last = produce(bootstrap, topic, "classic-again", 300)
+        wait_until(lambda: set(all_consumed(rest, others)) >= last, "the records after the downgrade",
+                   timeout=90)
         got = java_consumed(java)
         assert len(got) == len(set(got)), "the Java members read records twice"
     finally:

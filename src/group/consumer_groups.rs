@@ -122,6 +122,10 @@ impl GroupCoordinator {
             .consumer
             .as_mut()
             .ok_or_else(|| not_consumer(group_id))?;
+        // Decided before the member goes: the classic group takes the epoch from before.
+        let downgrade = (req.member_epoch == consumer::LEAVE_EPOCH)
+            .then(|| consumer.downgrade_plan(&req.member_id))
+            .flatten();
         let result = if leaving {
             consumer.leave(
                 &req.member_id,
@@ -135,7 +139,14 @@ impl GroupCoordinator {
         if group.is_empty() != was_empty {
             group.state_timestamp = now_ms();
         }
-        let written = self.write_consumer_group(&mut group, first);
+        let downgraded = match (&result, downgrade) {
+            (Ok(_), Some(plan)) => self.downgrade(&mut group, plan),
+            _ => None,
+        };
+        let written = match downgraded {
+            Some(entries) => self.write_downgrade(&group, &entries),
+            None => self.write_consumer_group(&mut group, first),
+        };
         let result = result?;
         Ok((
             result,
@@ -187,6 +198,18 @@ impl GroupCoordinator {
             return;
         };
         let was_empty = consumer.is_empty();
+        // The last consumer-protocol member lapsing may turn the group classic again.
+        let expired = consumer.expired(now);
+        if let [one] = expired.as_slice() {
+            let plan = consumer.downgrade_plan(one);
+            if let Some(entries) = plan.and_then(|plan| self.downgrade(group, plan)) {
+                let _ = self.write_downgrade(group, &entries);
+                return;
+            }
+        }
+        let Some(consumer) = group.consumer.as_mut() else {
+            return;
+        };
         if consumer.tick(now, &self.consumer_settings).is_empty() {
             return;
         }

@@ -5,9 +5,9 @@
 //! consumer group; and a classic member may join a consumer group that has members. Both
 //! follow `group_consumer_migration_policy`.
 //!
-//! Not done: the way back (Kafka turns a consumer group whose last consumer-protocol member
-//! leaves into a classic group again when the policy allows a downgrade); such a group stays
-//! a consumer group of classic members, which keeps working as one.
+//! And the way back ([`GroupCoordinator::maybe_downgrade`]): when the last consumer-protocol
+//! member leaves (or is fenced) and classic members remain, the group becomes a classic group
+//! again and rebalances.
 
 use futures_util::FutureExt;
 use tokio::sync::oneshot;
@@ -15,9 +15,9 @@ use tokio::time::Instant;
 
 use super::consumer::{self, ClassicJoin, ClassicSource, ConsumerGroup, TopicImage};
 use super::consumer_groups::new_member_id;
-use super::state::{JoinError, JoinOutcome, JoinResult, SyncOutcome, SyncResult};
+use super::state::{self, JoinError, JoinOutcome, JoinResult, SyncOutcome, SyncResult};
 use super::store::Entry;
-use super::{GroupCoordinator, JoinRequest, LockedGroup};
+use super::{group_record, Group, GroupCoordinator, JoinRequest, LockedGroup};
 use crate::clock::now_ms;
 use crate::config::MigrationPolicy;
 use crate::error::{BrokerError, CoordinatorWrite, Result};
@@ -197,7 +197,6 @@ impl GroupCoordinator {
                 "the group size exceeds the consumer group maximum size",
             ));
         }
-        let protocol = group.protocol.clone();
         let sources: Vec<ClassicSource> = group
             .members
             .values()
@@ -209,19 +208,18 @@ impl GroupCoordinator {
                 session_timeout: m.session_timeout,
                 rebalance_timeout: m.rebalance_timeout,
                 protocols: m.protocols.clone(),
-                metadata: match &protocol {
-                    Some(p) => m.metadata(p),
-                    None => m
-                        .protocols
-                        .first()
-                        .map(|(_, b)| b.clone())
-                        .unwrap_or_default(),
-                },
                 assignment: m.assignment.clone(),
             })
             .collect();
         let converted =
-            ConsumerGroup::from_classic(&group.id, group.generation, sources, topics, Instant::now())
+            ConsumerGroup::from_classic(
+                &group.id,
+                group.generation,
+                group.protocol.as_deref(),
+                sources,
+                topics,
+                Instant::now(),
+            )
                 .ok_or_else(|| {
                     tracing::warn!(group = %group.id, "cannot upgrade the classic group: a member's embedded consumer protocol is malformed");
                     BrokerError::NoSuchGroup(format!(
@@ -235,5 +233,66 @@ impl GroupCoordinator {
         group.clear_classic_members();
         group.consumer = Some(converted);
         Ok(vec![Entry::Group(group.id.clone(), None)])
+    }
+
+    /// The downgrade `plan` (from [`ConsumerGroup::downgrade_plan`], made before the last
+    /// consumer-protocol member was removed, as the classic group takes the consumer group's
+    /// epoch and targets from before), if the policy allows it (Kafka's
+    /// `convertToClassicGroup`): the consumer group's records are deleted and the classic
+    /// group's written after them. `None`: the group stays a consumer group.
+    pub(super) fn downgrade(
+        &self,
+        group: &mut Group,
+        (generation, members): (i32, Vec<ClassicSource>),
+    ) -> Option<Vec<Entry>> {
+        if !self.config.group_consumer_migration_policy.downgrades() {
+            tracing::info!(group = %group.id, "cannot downgrade the consumer group to a classic group: online downgrade is disabled");
+            return None;
+        }
+        let consumer = group.consumer.take()?;
+        let mut entries: Vec<Entry> = consumer
+            .tombstones()
+            .into_iter()
+            .map(|(k, v)| Entry::Consumer(k, v))
+            .collect();
+        let (now, ms) = (Instant::now(), now_ms());
+        let members = members
+            .into_iter()
+            .map(|m| {
+                state::restored_member(
+                    m.member_id,
+                    m.instance_id,
+                    m.client_id,
+                    m.client_host,
+                    m.session_timeout,
+                    m.rebalance_timeout,
+                    consumer::PROTOCOL_TYPE.to_owned(),
+                    m.protocols,
+                    m.assignment,
+                    now,
+                )
+            })
+            .collect();
+        tracing::info!(group = %group.id, generation, "consumer group downgraded to a classic group: its last consumer-protocol member left");
+        group.downgrade(generation, members, now, ms, &self.settings);
+        group.take_dirty();
+        entries.push(Entry::Group(group.id.clone(), Some(group_record(group))));
+        Some(entries)
+    }
+
+    /// Appends a downgrade's records; nobody waits for them but the member that left.
+    pub(super) fn write_downgrade(
+        &self,
+        group: &Group,
+        entries: &[Entry],
+    ) -> Result<Option<crate::topics::internal::Appended>> {
+        let appended = self
+            .store
+            .append(&group.id, entries, now_ms())
+            .map_err(|err| err.for_coordinator_write(CoordinatorWrite::GroupRecords));
+        if let Err(err) = &appended {
+            tracing::error!(group = %group.id, "cannot write the downgraded group's records: {err}");
+        }
+        appended
     }
 }

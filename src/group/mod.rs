@@ -641,6 +641,8 @@ pub(super) fn group_record(group: &Group) -> GroupRecord {
 #[cfg(test)]
 mod cluster_tests;
 #[cfg(test)]
+mod migration_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod txn_tests;

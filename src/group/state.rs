@@ -9,6 +9,7 @@
 //! ([`Group::assignment_stored`]), as Kafka answers SyncGroup only after its write.
 
 mod membership;
+mod migration;
 mod rebalance;
 
 use std::collections::{BTreeMap, HashMap};
@@ -512,23 +513,6 @@ impl Group {
                 let _ = w.send(Err(error()));
             }
         }
-    }
-
-    /// Drops the classic members, as an online upgrade hands them to the consumer group: the
-    /// classic part is left Empty, holding only the offsets.
-    pub fn clear_classic_members(&mut self) {
-        self.members.clear();
-        self.static_members.clear();
-        self.pending_members.clear();
-        self.state = GroupState::Empty;
-        self.generation = 0;
-        self.protocol_type = None;
-        self.protocol = None;
-        self.leader = None;
-        self.rebalance_deadline = None;
-        self.initial_join_cap = None;
-        self.storing_assignment = false;
-        self.dirty = false;
     }
 
     /// Members' metadata and assignments are only meaningful once the group is Stable.

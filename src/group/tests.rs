@@ -14,7 +14,7 @@ const NO_DELAY: GroupSettings = GroupSettings {
 };
 const SESSION: Duration = Duration::from_secs(10);
 
-fn request(member_id: &str, protocols: &[&str]) -> JoinRequest {
+pub(super) fn request(member_id: &str, protocols: &[&str]) -> JoinRequest {
     JoinRequest {
         member_id: member_id.to_owned(),
         instance_id: None,
@@ -342,7 +342,7 @@ fn loaded_coordinator(dir: &std::path::Path) -> std::sync::Arc<super::GroupCoord
     loaded_coordinator_with(dir, crate::config::MigrationPolicy::Bidirectional)
 }
 
-fn loaded_coordinator_with(
+pub(super) fn loaded_coordinator_with(
     dir: &std::path::Path,
     migration: crate::config::MigrationPolicy,
 ) -> std::sync::Arc<super::GroupCoordinator> {

@@ -105,9 +105,13 @@ fn owned_by_id(owned: &[(String, Vec<i32>)], topics: &TopicImage) -> Assignment 
     out
 }
 
-/// The member's assignment in the embedded protocol, at the version of its first
-/// protocol's subscription (Kafka's `prepareAssignment`).
-fn encode_assignment(member: &ConsumerMember, topics: &TopicImage) -> Bytes {
+/// `partitions` in the embedded protocol, at the version of the member's first protocol's
+/// subscription (Kafka's `prepareAssignment`).
+fn encode_assignment(
+    member: &ConsumerMember,
+    partitions: &Assignment,
+    topics: &TopicImage,
+) -> Bytes {
     let version = member
         .classic
         .as_ref()
@@ -120,8 +124,7 @@ fn encode_assignment(member: &ConsumerMember, topics: &TopicImage) -> Bytes {
         .map(|(name, meta)| (meta.id, name.as_str()))
         .collect();
     let assignment = ConsumerProtocolAssignment::default().with_assigned_partitions(
-        member
-            .assigned
+        partitions
             .iter()
             .filter_map(|(id, partitions)| {
                 let name = names.get(id)?;
@@ -226,6 +229,19 @@ impl ConsumerGroup {
             client_id: req.client_id.clone(),
             client_host: req.client_host.clone(),
         };
+        // A static classic member rejoining under a new id takes its old self's place at
+        // once (Kafka checks that the old one left only between consumer-protocol members).
+        if let Some(instance) = &req.instance_id {
+            let replaced = self
+                .static_member(instance)
+                .filter(|old| old.id != req.member_id)
+                .cloned();
+            if let Some(mut old) = replaced {
+                old.epoch = LEAVE_STATIC_EPOCH;
+                old.pending_revocation.clear();
+                self.update_member(old);
+            }
+        }
         let id = req.member_id.clone();
         self.heartbeat(heartbeat, topics, settings, now, || id)?;
         let member = self
@@ -327,7 +343,7 @@ impl ConsumerGroup {
             self.expect_rejoin(&id, now);
             return Err(BrokerError::RebalanceInProgress);
         }
-        let assignment = encode_assignment(member, topics);
+        let assignment = encode_assignment(member, &member.assigned, topics);
         let session = member.classic_session_timeout().unwrap_or_default();
         let member = self.members.get_mut(member_id).expect("found above");
         member.classic_deadline = None;
@@ -396,6 +412,7 @@ impl ConsumerGroup {
     pub fn from_classic(
         id: &str,
         generation: i32,
+        protocol: Option<&str>,
         members: Vec<ClassicSource>,
         topics: &TopicImage,
         now: Instant,
@@ -404,7 +421,15 @@ impl ConsumerGroup {
         group.group_epoch = generation;
         group.assignment_epoch = generation;
         for source in members {
-            let subscription = decode_subscription(&source.metadata)?;
+            // Its metadata for the group's protocol (its first while none was chosen).
+            let metadata = source
+                .protocols
+                .iter()
+                .find(|(name, _)| Some(name.as_str()) == protocol)
+                .or(source.protocols.first())
+                .map(|(_, m)| m.clone())
+                .unwrap_or_default();
+            let subscription = decode_subscription(&metadata)?;
             let assigned = decode_assignment(&source.assignment, topics)?;
             let mut member = ConsumerMember::new(source.member_id.clone(), now);
             member.epoch = generation;
@@ -433,7 +458,44 @@ impl ConsumerGroup {
     }
 }
 
-/// A classic group's member, as an online upgrade takes it over.
+impl ConsumerGroup {
+    /// When `leaving` is the last member using the consumer protocol and others remain:
+    /// the generation and members of the classic group a downgrade makes (Kafka's
+    /// `validateOnlineDowngradeWithFencedMembers` less the policy, and
+    /// `ClassicGroup.fromConsumerGroup`: the group epoch, and each member's target).
+    pub fn downgrade_plan(&self, leaving: &str) -> Option<(i32, Vec<ClassicSource>)> {
+        if !self.all_classic_except(leaving) || self.members.len() <= 1 {
+            return None;
+        }
+        let empty = Assignment::new();
+        let members =
+            self.members
+                .values()
+                .filter(|m| m.id != leaving)
+                .map(|m| {
+                    let classic = m.classic.clone().unwrap_or_default();
+                    let target = self.target.get(&m.id).unwrap_or(&empty);
+                    ClassicSource {
+                        member_id: m.id.clone(),
+                        instance_id: m.instance_id.clone(),
+                        client_id: m.client_id.clone(),
+                        client_host: m.client_host.clone(),
+                        session_timeout: Duration::from_millis(
+                            classic.session_timeout_ms.max(0) as u64
+                        ),
+                        rebalance_timeout: m.rebalance_timeout,
+                        assignment: encode_assignment(m, target, &self.subscribed_topics),
+                        protocols: classic.protocols,
+                    }
+                })
+                .collect();
+        Some((self.group_epoch, members))
+    }
+}
+
+/// A classic member as it passes between a classic group and a consumer group: what an
+/// online upgrade takes over, and what a downgrade hands back (then `assignment` is its
+/// target).
 pub struct ClassicSource {
     pub member_id: String,
     pub instance_id: Option<String>,
@@ -442,7 +504,6 @@ pub struct ClassicSource {
     pub session_timeout: Duration,
     pub rebalance_timeout: Duration,
     pub protocols: Vec<(String, Bytes)>,
-    /// Its metadata for the group's protocol.
-    pub metadata: Bytes,
+    /// In the embedded consumer protocol.
     pub assignment: Bytes,
 }

@@ -74,7 +74,6 @@ fn source(id: &str, assigned: &[i32]) -> ClassicSource {
         session_timeout: Duration::from_secs(10),
         rebalance_timeout: Duration::from_secs(30),
         protocols: vec![("range".into(), subscription(assigned))],
-        metadata: subscription(assigned),
         assignment: assignment_bytes(assigned),
     }
 }
@@ -106,7 +105,7 @@ fn consumer_member_joins() -> Heartbeat {
 /// A classic group at generation 3 whose two members own two partitions each.
 fn upgraded(now: Instant) -> ConsumerGroup {
     let sources = vec![source("a", &[0, 1]), source("b", &[2, 3])];
-    ConsumerGroup::from_classic("g", 3, sources, &image(), now).unwrap()
+    ConsumerGroup::from_classic("g", 3, Some("range"), sources, &image(), now).unwrap()
 }
 
 #[test]
@@ -127,8 +126,16 @@ fn an_upgraded_group_keeps_its_classic_members_stable_at_the_generation() {
 #[test]
 fn a_malformed_embedded_protocol_refuses_the_upgrade() {
     let mut bad = source("a", &[0]);
-    bad.metadata = Bytes::from_static(b"\x00\x01\xff");
-    assert!(ConsumerGroup::from_classic("g", 1, vec![bad], &image(), Instant::now()).is_none());
+    bad.protocols[0].1 = Bytes::from_static(b"\x00\x01\xff");
+    assert!(ConsumerGroup::from_classic(
+        "g",
+        1,
+        Some("range"),
+        vec![bad],
+        &image(),
+        Instant::now()
+    )
+    .is_none());
     assert_eq!(
         decode_assignment(&Bytes::new(), &image()),
         Some(Assignment::new())
@@ -288,5 +295,72 @@ fn leaving_frees_the_members_partitions_and_commits_check_the_generation() {
     assert!(matches!(
         group.classic_leave("a", None, &settings()),
         Err(BrokerError::UnknownMemberId)
+    ));
+}
+
+#[test]
+fn the_last_consumer_member_leaving_plans_a_classic_group_at_the_epoch_before() {
+    let now = Instant::now();
+    let mut group = upgraded(now);
+    // Only classic members: nothing to downgrade from.
+    assert!(group.downgrade_plan("a").is_none());
+    group
+        .heartbeat(consumer_member_joins(), &image(), &settings(), now, || {
+            "c".into()
+        })
+        .unwrap();
+    assert!(
+        group.downgrade_plan("a").is_none(),
+        "a is not the consumer member"
+    );
+    let (generation, members) = group.downgrade_plan("c").expect("c is the last one");
+    assert_eq!(generation, group.group_epoch);
+    let mut ids: Vec<&str> = members.iter().map(|m| m.member_id.as_str()).collect();
+    ids.sort();
+    assert_eq!(ids, ["a", "b"]);
+    for m in &members {
+        // Each takes its target, in the embedded protocol of its subscription's version.
+        let target: Vec<i32> = group.target[&m.member_id]
+            .values()
+            .flatten()
+            .copied()
+            .collect();
+        assert_eq!(decoded(&m.assignment), target);
+        assert_eq!(m.session_timeout, Duration::from_secs(10));
+        assert_eq!(m.protocols[0].0, "range");
+    }
+}
+
+#[test]
+fn a_static_classic_member_rejoining_under_a_new_id_takes_its_old_place() {
+    let now = Instant::now();
+    let mut sources = vec![source("a", &[0, 1]), source("b", &[2, 3])];
+    sources[0].instance_id = Some("i1".into());
+    let mut group =
+        ConsumerGroup::from_classic("g", 3, Some("range"), sources, &image(), now).unwrap();
+    let mut join = rejoin("a2", &[]);
+    join.instance_id = Some("i1".into());
+    let joined = group
+        .classic_join(join, &image(), &settings(), now)
+        .unwrap();
+    assert_eq!(joined.member_id, "a2");
+    assert!(!group.members.contains_key("a"));
+    assert_eq!(group.static_member("i1").unwrap().id, "a2");
+    // It keeps the old one's partitions: no other member may have them meanwhile.
+    let assignment = group
+        .classic_sync(
+            "a2",
+            Some("i1"),
+            joined.generation,
+            None,
+            None,
+            &image(),
+            now,
+        )
+        .unwrap();
+    assert_eq!(decoded(&assignment), vec![0, 1]);
+    assert!(matches!(
+        group.classic_heartbeat("a", Some("i1"), 3, now),
+        Err(BrokerError::FencedInstanceId)
     ));
 }
