@@ -454,17 +454,15 @@ impl GroupCoordinator {
                 instance_id: m.instance_id.clone(),
                 client_id: m.client_id.clone(),
                 client_host: m.client_host.clone(),
-                // Kafka shows subscriptions and assignments only once they are settled.
+                // Kafka shows subscriptions only once they are settled, and each member's
+                // last assignment always (`describeNoMetadata`): a rebalance that began from
+                // Stable still shows the one before.
                 metadata: if stable {
                     m.metadata(&protocol)
                 } else {
                     Bytes::new()
                 },
-                assignment: if stable {
-                    m.assignment.clone()
-                } else {
-                    Bytes::new()
-                },
+                assignment: m.assignment.clone(),
             })
             .collect();
         members.sort_by(|a, b| a.member_id.cmp(&b.member_id));
