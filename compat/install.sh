@@ -111,7 +111,7 @@ JAVA_DIR="$HERE/java"
 tools_version="$("$PY" "$HERE/reference/kafka_ref.py" version)" || die "cannot read the Kafka version from compat/reference/pom.xml"
 java_want="$( (cat "$JAVA_DIR/pom.xml"; echo "kafka.tools.version=$tools_version") | sha256sum | cut -d' ' -f1)"
 java_stamp="$JAVA_DIR/.cache/classpaths.sha256"
-java_profiles="kafka-4 kafka-3 tools"
+java_profiles="kafka-4 kafka-3 streams tools"
 java_fresh=1
 [ -f "$java_stamp" ] && [ "$(cat "$java_stamp")" = "$java_want" ] || java_fresh=0
 jars_present() { [ -s "$1" ] && tr ':' '\n' < "$1" | while read -r jar; do [ -f "$jar" ] || exit 1; done; }

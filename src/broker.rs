@@ -79,11 +79,15 @@ impl Broker {
     }
 
     /// Flushes and closes every partition log, leaving clean-shutdown markers.
-    pub fn close(&self) {
+    /// Closes every partition's log; returns whether all of them closed cleanly.
+    pub fn close(&self) -> bool {
+        let mut clean = true;
         for partition in self.topics.partitions() {
             if let Err(err) = partition.close() {
                 tracing::error!(topic = %partition.topic, partition = partition.index, "close failed: {err}");
+                clean = false;
             }
         }
+        clean
     }
 }

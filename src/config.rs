@@ -219,6 +219,28 @@ pub struct Config {
     pub group_consumer_assignors: Vec<String>,
     /// Whether groups with members change protocol (`group.consumer.migration.policy`).
     pub group_consumer_migration_policy: MigrationPolicy,
+    /// A streams group member that does not heartbeat for this long is removed
+    /// (`group.streams.session.timeout.ms`).
+    pub group_streams_session_timeout_ms: u64,
+    /// How often streams group members are asked to heartbeat
+    /// (`group.streams.heartbeat.interval.ms`).
+    pub group_streams_heartbeat_interval_ms: u64,
+    /// Most members of one streams group (`group.streams.max.size`).
+    pub group_streams_max_size: u32,
+    /// Standby replicas of each stateful task (`group.streams.num.standby.replicas`).
+    pub group_streams_num_standby_replicas: u32,
+    /// How long a new streams group waits for more members before its first assignment
+    /// (`group.streams.initial.rebalance.delay.ms`).
+    pub group_streams_initial_rebalance_delay_ms: u64,
+    /// Least time between two target assignments of a streams group
+    /// (`group.streams.assignment.interval.ms`).
+    pub group_streams_assignment_interval_ms: u64,
+    /// How often members report their tasks' changelog offsets
+    /// (`group.streams.task.offset.interval.ms`).
+    pub group_streams_task_offset_interval_ms: u64,
+    /// The changelog lag up to which a member counts as caught up on a task
+    /// (`group.streams.acceptable.recovery.lag`).
+    pub group_streams_acceptable_recovery_lag: i64,
     /// Partitions of the internal `__consumer_offsets` topic when it is first created
     /// (`offsets.topic.num.partitions`).
     pub offsets_topic_num_partitions: i32,
@@ -376,6 +398,14 @@ impl Default for Config {
             group_consumer_max_size: i32::MAX as u32,
             group_consumer_assignors: vec!["uniform".to_owned(), "range".to_owned()],
             group_consumer_migration_policy: MigrationPolicy::Bidirectional,
+            group_streams_session_timeout_ms: 45_000,
+            group_streams_heartbeat_interval_ms: 5_000,
+            group_streams_max_size: i32::MAX as u32,
+            group_streams_num_standby_replicas: 0,
+            group_streams_initial_rebalance_delay_ms: 3_000,
+            group_streams_assignment_interval_ms: 1_000,
+            group_streams_task_offset_interval_ms: 60_000,
+            group_streams_acceptable_recovery_lag: 10_000,
             offsets_topic_num_partitions: 1,
             offsets_topic_segment_bytes: 100 * 1024 * 1024,
             log_cleaner_interval_ms: 15_000,
@@ -588,6 +618,21 @@ impl Config {
                 "group_consumer_assignors",
                 "must name one or more of: uniform, range",
             );
+        }
+        if self.group_streams_heartbeat_interval_ms < 1
+            || self.group_streams_session_timeout_ms <= self.group_streams_heartbeat_interval_ms
+        {
+            return invalid(
+                "group_streams_heartbeat_interval_ms",
+                "must be positive and below group_streams_session_timeout_ms",
+            );
+        }
+        if self.group_streams_max_size < 1 {
+            return invalid("group_streams_max_size", "must be at least 1");
+        }
+        // Kafka's `group.streams.max.standby.replicas` default.
+        if self.group_streams_num_standby_replicas > 2 {
+            return invalid("group_streams_num_standby_replicas", "must be at most 2");
         }
         if self.offsets_topic_num_partitions < 1 {
             return invalid("offsets_topic_num_partitions", "must be at least 1");

@@ -117,6 +117,9 @@ pub enum BrokerError {
     GroupMaxSizeReached(String),
     #[error("{0}")]
     NoSuchGroup(String),
+    /// A streams group's topology no topics can satisfy (KIP-1071).
+    #[error("{0}")]
+    StreamsInvalidTopology(String),
     #[error(transparent)]
     Auth(#[from] AuthError),
     #[error(transparent)]
@@ -139,6 +142,10 @@ pub enum BrokerError {
     NoSuchPartition(String),
     #[error(transparent)]
     Metadata(#[from] MetadataError),
+    /// Another broker's refusal of a request this one sent on a client's behalf (a
+    /// transaction coordinator's AddPartitionsToTxn), passed on as Kafka passes it on.
+    #[error("another broker answered {0:?}")]
+    Peer(ResponseError),
 }
 
 impl BrokerError {
@@ -258,6 +265,7 @@ impl BrokerError {
                 | MetadataError::Io(_) => E::NotController,
             },
             BrokerError::TransactionAbortable => E::TransactionAbortable,
+            BrokerError::Peer(error) => *error,
             BrokerError::UnknownMember(_) => E::UnknownMemberId,
             BrokerError::FencedInstance(_) => E::FencedInstanceId,
             BrokerError::FencedMemberEpoch(_) => E::FencedMemberEpoch,
@@ -266,6 +274,7 @@ impl BrokerError {
             BrokerError::UnsupportedAssignor(_) => E::UnsupportedAssignor,
             BrokerError::GroupMaxSizeReached(_) => E::GroupMaxSizeReached,
             BrokerError::NoSuchGroup(_) => E::GroupIdNotFound,
+            BrokerError::StreamsInvalidTopology(_) => E::StreamsInvalidTopology,
             BrokerError::Auth(err) => match err {
                 AuthError::AuthenticationFailed(_) => E::SaslAuthenticationFailed,
                 AuthError::UnsupportedMechanism(_) => E::UnsupportedSaslMechanism,

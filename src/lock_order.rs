@@ -68,8 +68,6 @@ hierarchy! {
     Topics,
     /// A partition's `cleaning`, held for a whole compaction (`topics/partition.rs`).
     PartitionCleaning,
-    /// A partition's `synced`, held while it fsyncs (`topics/partition.rs`).
-    PartitionSynced,
     /// A partition's `log` (`topics/partition.rs`).
     PartitionLog,
     /// A partition's `role`: leadership and the followers' progress (`topics/partition/`).

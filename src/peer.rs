@@ -172,6 +172,50 @@ impl PeerConnection {
     }
 }
 
+/// Connections to other brokers kept between requests, each to its own address: a request
+/// takes an idle one (or connects), and puts it back once it worked. A connection that
+/// failed is dropped, as its state is unknown.
+pub struct PeerPool {
+    client_id: String,
+    idle: parking_lot::Mutex<Vec<PeerConnection>>,
+}
+
+impl PeerPool {
+    pub fn new(client_id: String) -> PeerPool {
+        PeerPool {
+            client_id,
+            idle: parking_lot::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// `request` at `version` to `addr`, answered within `timeout`.
+    pub async fn send<R>(
+        &self,
+        addr: &str,
+        request: &R,
+        version: i16,
+        timeout: Duration,
+    ) -> Result<R::Response, ClientError>
+    where
+        R: Request + Encodable + HeaderVersion,
+        R::Response: Decodable + HeaderVersion,
+    {
+        let idle = {
+            let mut idle = self.idle.lock();
+            idle.iter()
+                .position(|c| c.addr() == addr)
+                .map(|i| idle.swap_remove(i))
+        };
+        let mut connection = match idle {
+            Some(connection) => connection,
+            None => PeerConnection::connect(addr, &self.client_id, timeout).await?,
+        };
+        let response = connection.send(request, version, timeout).await?;
+        self.idle.lock().push(connection);
+        Ok(response)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use kafka_protocol::messages::{ApiVersionsRequest, MetadataRequest};

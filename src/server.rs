@@ -22,7 +22,8 @@ use crate::group::store::OFFSETS_TOPIC;
 use crate::metrics;
 use crate::network;
 use crate::txn::log::TRANSACTION_STATE_TOPIC;
-use crate::txn::ClusterMarkers;
+use crate::txn::{ClusterAdds, ClusterMarkers};
+use samsa_metadata::features::TRANSACTION_VERSION;
 
 /// Runs the broker until SIGTERM or SIGINT, then shuts down cleanly.
 pub async fn run(config: Config) -> anyhow::Result<()> {
@@ -91,6 +92,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // Leadership moves away first, as in Kafka's controlled shutdown: the clients of this
     // broker's partitions go to their new leaders while the connections here wind down.
     broker.cluster.leave().await;
+    let registered_epoch = broker.cluster.registered_epoch();
     let _ = shutdown_tx.send(true);
     // Parked JoinGroup/SyncGroup requests would otherwise hold their connections open.
     broker.groups.shutdown();
@@ -109,7 +111,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if let Some(metrics_server) = metrics_server {
         let _ = metrics_server.await;
     }
-    tokio::task::block_in_place(|| broker.close());
+    tokio::task::block_in_place(|| {
+        if broker.close() {
+            if let Some(epoch) = registered_epoch {
+                Cluster::record_clean_shutdown(&broker.config.data_dir, epoch);
+            }
+        }
+    });
     tracing::info!("samsa stopped");
     Ok(())
 }
@@ -127,6 +135,19 @@ pub(crate) fn start(broker: &Arc<Broker>, shutdown: &watch::Receiver<bool>) {
         shutdown.clone(),
     );
     broker.txns.set_markers(Arc::new(markers));
+    let adds = ClusterAdds::new(
+        broker.node_id(),
+        cluster.subscribe_published(),
+        Duration::from_millis(broker.config.request_timeout_ms),
+    );
+    broker.txns.set_adds(Arc::new(adds));
+    // The coordinator ends transactions it aborts itself as the finalized
+    // transaction.version says (Kafka's `transactionVersionLevel`).
+    let weak = Arc::downgrade(broker);
+    broker.txns.set_transaction_version_level(Arc::new(move || {
+        weak.upgrade()
+            .map_or(0, |b| b.cluster.feature_level(TRANSACTION_VERSION))
+    }));
     cluster.start_security(broker.authorizer.clone(), broker.credentials.clone());
     let hooks = Arc::new(CoordinatorLeadership(Arc::downgrade(broker)));
     cluster.start_replication(&broker.config, broker.topics.clone(), hooks);

@@ -1,7 +1,9 @@
 """Old and new clients, unchanged, against a three-node samsa cluster: the Java client (4.x and
 3.0, its default idempotent producer and a consumer group), kcat on librdkafka 2.0 (a strict
 parser of Metadata with several brokers, replicas and ISRs) and kafka-python. Each writes to
-a topic replicated three times and reads it back, bootstrapped from any node.
+a topic replicated three times and reads it back, bootstrapped from any node. KIP-848
+consumer groups (`group.protocol=consumer`) of confluent-kafka and franz-go split a topic
+with the coordinator on one node and the partitions led by all three.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from cluster import SamsaCluster, create_replicated
 from clients import kcat_consume, kcat_metadata, kcat_produce_lines, kp_consume, kp_produce, make_records
 from jvm import CLIENT_PROFILES, of, run_java
 from marks import EXTERNAL
+from test_go import go_tests, run_go  # noqa: F401 (go_tests is a fixture)
+from test_groups import run_group
 
 pytestmark = pytest.mark.skipif(EXTERNAL, reason="starts a samsa cluster of its own")
 
@@ -85,3 +89,20 @@ def test_kafka_python_round_trips(cluster, topic_name):
     kp_produce(cluster.bootstrap, topic, records)
     got = kp_consume(cluster.nodes[3].bootstrap, topic, partitions=3)
     assert Counter((r.key, r.value) for r in got) == Counter((r.key, r.value) for r in records)
+
+
+def test_confluent_consumer_protocol_group(cluster, topic_name, tmp_path):
+    """Three confluent-kafka members with `group.protocol=consumer` split a replicated topic,
+    each record consumed exactly once (run_group checks it)."""
+    topic = topic_name()
+    create_replicated(cluster, topic)
+    _, members, _ = run_group("confluent-consumer", cluster.bootstrap, topic, tmp_path, 3, 6, 3_000)
+    for m in members:
+        m.stop()
+
+
+def test_franz_consumer_protocol_group(go_tests, cluster):  # noqa: F811 (the fixture)
+    """franz-go's KIP-848 members (compat/go TestConsumerProtocol) against the cluster."""
+    # compat/go takes one seed broker; any node leads the client to the others.
+    out = run_go(go_tests, cluster.nodes[1].bootstrap, "^TestConsumerProtocol$")
+    assert "--- PASS: TestConsumerProtocol " in out, f"franz-go consumer protocol:\n{out[-6000:]}"

@@ -63,7 +63,9 @@ pub const SERVED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteGroups, 0, 3),
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
-    (ApiKey::TxnOffsetCommit, 0, 4),
+    (ApiKey::StreamsGroupHeartbeat, 0, 1),
+    (ApiKey::StreamsGroupDescribe, 0, 1),
+    (ApiKey::TxnOffsetCommit, 0, 6),
     (ApiKey::SaslHandshake, 0, 1),
     (ApiKey::SaslAuthenticate, 0, 2),
     (ApiKey::CreateAcls, 1, 3),
@@ -74,11 +76,11 @@ pub const SERVED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::InitProducerId, 0, 5),
     (ApiKey::AddPartitionsToTxn, 0, 5),
     (ApiKey::AddOffsetsToTxn, 0, 4),
-    (ApiKey::EndTxn, 0, 4),
+    (ApiKey::EndTxn, 0, 5),
     (ApiKey::ListTransactions, 0, 2),
     (ApiKey::DescribeTransactions, 0, 0),
     (ApiKey::DescribeProducers, 0, 0),
-    (ApiKey::WriteTxnMarkers, 1, 1),
+    (ApiKey::WriteTxnMarkers, 1, 2),
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
 ];
 
@@ -352,6 +354,23 @@ pub fn list_offsets_request(topic: &str, partition: i32, timestamp: i64) -> List
             .with_partitions(vec![ListOffsetsPartition::default()
                 .with_partition_index(partition)
                 .with_timestamp(timestamp)])])
+}
+
+/// Where a read_committed consumer may read up to in partition `partition` of `topic`:
+/// ListOffsets (latest, read_committed) on `conn`.
+pub fn last_stable_offset(
+    conn: &mut crate::Connection,
+    topic: &str,
+    partition: i32,
+) -> Result<i64> {
+    let request = list_offsets_request(topic, partition, -1).with_isolation_level(1);
+    let answer = conn.send(&request, 7)?.topics[0].partitions[0].clone();
+    ensure!(
+        answer.error_code == 0,
+        "ListOffsets: error {}",
+        answer.error_code
+    );
+    Ok(answer.offset)
 }
 
 /// The single partition answer of a single-partition ListOffsets.

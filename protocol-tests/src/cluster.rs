@@ -38,6 +38,27 @@ impl TestCluster {
     /// As [`TestCluster::start`], with `extra(id)` appended to node `id`'s config: for what
     /// differs between nodes, such as the address of a listener of their own.
     pub fn start_with(n: i32, extra: impl Fn(i32) -> String) -> Result<TestCluster> {
+        Self::launch(n, n, extra)
+    }
+
+    /// `brokers` nodes with ids 1..=brokers as [`TestCluster::start`] makes them, and
+    /// `controllers` more after them that are only voters of the quorum: a quorum that
+    /// outlives the loss of every broker.
+    pub fn start_with_controllers(
+        brokers: i32,
+        controllers: i32,
+        extra: &str,
+    ) -> Result<TestCluster> {
+        Self::launch(brokers + controllers, brokers, |id| {
+            if id > brokers {
+                format!("process_roles = [\"controller\"]\n{extra}")
+            } else {
+                extra.to_owned()
+            }
+        })
+    }
+
+    fn launch(n: i32, brokers: i32, extra: impl Fn(i32) -> String) -> Result<TestCluster> {
         let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
         let voters: Vec<String> = ports
             .iter()
@@ -65,8 +86,8 @@ impl TestCluster {
             })
             .collect::<Result<Vec<_>>>()?;
         let cluster = TestCluster { nodes };
-        let all: Vec<i32> = (1..=n).collect();
-        cluster.await_metadata(&all, "every broker registered", |m| brokers(m) == all)?;
+        let all: Vec<i32> = (1..=brokers).collect();
+        cluster.await_metadata(&all, "every broker registered", |m| self::brokers(m) == all)?;
         Ok(cluster)
     }
 

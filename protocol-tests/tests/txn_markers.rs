@@ -14,8 +14,8 @@ use kafka_protocol::messages::write_txn_markers_request::{
 use kafka_protocol::messages::*;
 use samsa_protocol_tests::batches::{self, messages, producer_batch, Producer};
 use samsa_protocol_tests::client::{
-    create_topic, fetch_request, list_offsets_request, only_fetched, only_partition,
-    produce_request, str_bytes, topic_name, TopicRef, LATEST_FETCH, LATEST_PRODUCE,
+    create_topic, fetch_request, last_stable_offset, only_fetched, only_partition, produce_request,
+    str_bytes, topic_name, TopicRef, LATEST_FETCH,
 };
 use samsa_protocol_tests::cluster::{partition, sorted, TestCluster, CONVERGE};
 use samsa_protocol_tests::sasl::{scram_user, Scram};
@@ -28,6 +28,8 @@ const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
 const TRANSACTION_COORDINATOR_FENCED: i16 = 52;
 const READ_COMMITTED: i8 = 1;
 const PRODUCER_ID: i64 = 777_000;
+/// The last Produce version of a transaction.version 1 producer (v12+ has partitions added).
+const TV1_PRODUCE: i16 = 11;
 
 /// One commit marker of `PRODUCER_ID` for `partitions`, from coordinator epoch `epoch`.
 fn commit(epoch: i32, partitions: &[(&str, i32)]) -> WriteTxnMarkersRequest {
@@ -63,17 +65,6 @@ fn codes(
                 .map(|p| (t.name.to_string(), p.partition_index, p.error_code))
         })
         .collect())
-}
-
-fn last_stable_offset(conn: &mut Connection, topic: &str) -> Result<i64> {
-    let request = list_offsets_request(topic, 0, -1).with_isolation_level(READ_COMMITTED);
-    let answer = conn.send(&request, 7)?.topics[0].partitions[0].clone();
-    anyhow::ensure!(
-        answer.error_code == 0,
-        "ListOffsets: error {}",
-        answer.error_code
-    );
-    Ok(answer.offset)
 }
 
 /// The data records a read_committed consumer gets: those below offset `data_end` (the
@@ -127,18 +118,18 @@ fn markers_are_written_by_the_leader_and_fenced_by_coordinator_epoch() -> Result
         partition(m, &topic.name, 0).is_some_and(|p| p.isr_nodes.len() == 2)
     })?;
 
-    // An open transaction of a producer whose coordinator is not this broker (none exists
-    // yet): the leader takes the batch on its own producer state, as Kafka without
-    // transaction verification does.
+    // An open transaction of a transaction.version 1 producer (Produce v11) whose
+    // coordinator is not this broker (none exists yet): the leader takes the batch on its
+    // own producer state, as Kafka without transaction verification does.
     let mut conn = cluster.connect(leader)?;
     let written = messages("marked", 3, batches::base_timestamp());
     let records = producer_batch(&written, Producer::transactional(PRODUCER_ID, 0, 0));
-    let request = produce_request(&topic, 0, records, -1, LATEST_PRODUCE)
+    let request = produce_request(&topic, 0, records, -1, TV1_PRODUCE)
         .with_transactional_id(Some(TransactionalId(str_bytes("marked-txn"))));
-    let produced = conn.send(&request, LATEST_PRODUCE)?;
+    let produced = conn.send(&request, TV1_PRODUCE)?;
     assert_eq!(only_partition(&produced)?.error_code, 0, "{produced:?}");
     assert_eq!(
-        last_stable_offset(&mut conn, &topic.name)?,
+        last_stable_offset(&mut conn, &topic.name, 0)?,
         0,
         "the open transaction holds read_committed back"
     );
@@ -164,7 +155,7 @@ fn markers_are_written_by_the_leader_and_fenced_by_coordinator_epoch() -> Result
         ]
     );
     // Answered once the in-sync replicas hold the marker: it is below the high watermark.
-    assert_eq!(last_stable_offset(&mut conn, name)?, 4);
+    assert_eq!(last_stable_offset(&mut conn, name, 0)?, 4);
     assert_eq!(read_committed(&mut conn, &topic, 3)?, written);
     let stale = vec![(name.to_owned(), 0, TRANSACTION_COORDINATOR_FENCED)];
     assert_eq!(codes(&mut conn, &commit(4, &[(name, 0)]))?, stale);

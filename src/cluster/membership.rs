@@ -17,6 +17,10 @@ pub struct Registration {
     pub rack: Option<String>,
     /// Larger on every process start, so the quorum tells a restart from a retried request.
     pub incarnation: u64,
+    /// The registration epoch the previous process stopped cleanly at, if it did.
+    pub previous_epoch: Option<u64>,
+    /// This broker's configured `min.insync.replicas`, recorded as the cluster's.
+    pub min_insync_replicas: u32,
 }
 
 impl Registration {
@@ -27,6 +31,7 @@ impl Registration {
             port: self.port,
             rack: self.rack.clone(),
             incarnation: self.incarnation,
+            previous_epoch: self.previous_epoch,
         }
     }
 }
@@ -86,6 +91,7 @@ async fn register(node: &MetadataNode, me: &Registration) -> Option<u64> {
     match node.propose(me.command()).await {
         Ok(CommandResult::BrokerRegistered { epoch }) => {
             tracing::info!(broker = me.id, epoch, "registered with the metadata quorum");
+            record_min_insync_replicas(node, me.min_insync_replicas).await;
             Some(epoch)
         }
         Ok(other) => {
@@ -101,5 +107,22 @@ async fn register(node: &MetadataNode, me: &Registration) -> Option<u64> {
             tracing::debug!("registration not committed yet: {e}");
             None
         }
+    }
+}
+
+/// Records this broker's `min.insync.replicas` as the cluster's, which the controller judges
+/// eligible leader replicas against, when the metadata holds another (as Kafka writes its
+/// controllers' static value as a cluster config when ELR is enabled). Every node should be
+/// configured alike; the last to register wins.
+async fn record_min_insync_replicas(node: &MetadataNode, value: u32) {
+    if node.metadata().borrow().default_min_insync_replicas == Some(value) {
+        return;
+    }
+    match node
+        .propose(Command::SetDefaultMinInsyncReplicas { value })
+        .await
+    {
+        Ok(_) => tracing::info!(value, "recorded the cluster's min.insync.replicas"),
+        Err(e) => tracing::warn!("cannot record the cluster's min.insync.replicas: {e}"),
     }
 }

@@ -6,6 +6,7 @@
 //! keeps ACLs and SCRAM credentials in the metadata log; this module starts them, answers
 //! what clients are told about the cluster, and stops them.
 
+mod clean_shutdown;
 mod isr;
 mod leader_balance;
 mod membership;
@@ -70,6 +71,8 @@ impl Cluster {
         };
         let node = started
             .with_context(|| format!("cannot start the metadata quorum in {}", dir.display()))?;
+        let previous_epoch = tokio::task::block_in_place(|| clean_shutdown::take(&config.data_dir))
+            .context("cannot read the clean-shutdown marker")?;
         match node.local_addr() {
             Some(addr) => tracing::info!("controller {node_id} on {addr}"),
             None => tracing::info!("controller {node_id}, the only voter"),
@@ -111,6 +114,8 @@ impl Cluster {
                 port: u16::try_from(port).context("advertised port out of range")?,
                 rack: config.rack.clone(),
                 incarnation: cluster.incarnation,
+                previous_epoch,
+                min_insync_replicas: u32::try_from(config.min_insync_replicas).unwrap_or(1),
             };
             let every = Duration::from_millis(config.broker_heartbeat_interval_ms);
             let task = tokio::spawn(membership::run(node, me, every, left));
@@ -375,6 +380,23 @@ impl Cluster {
                     "could not fence this broker before stopping; its session will expire"
                 ),
             }
+        }
+    }
+
+    /// The epoch of this process's registration, if it registered.
+    pub fn registered_epoch(&self) -> Option<u64> {
+        let id = self.broker_id?;
+        let metadata = self.node.metadata().borrow().clone();
+        let broker = metadata.brokers.get(&id)?;
+        (broker.incarnation == self.incarnation).then_some(broker.epoch)
+    }
+
+    /// Records, once every log is closed, that this process stopped cleanly at its
+    /// registration `epoch` (see [`clean_shutdown`]).
+    pub fn record_clean_shutdown(data_dir: &std::path::Path, epoch: u64) {
+        match clean_shutdown::write(data_dir, epoch) {
+            Ok(()) => tracing::info!(epoch, "recorded a clean shutdown"),
+            Err(e) => tracing::warn!("cannot record the clean shutdown: {e}"),
         }
     }
 

@@ -21,6 +21,7 @@ pub mod records;
 pub mod state;
 mod stats;
 pub mod store;
+pub mod streams;
 mod timers;
 pub mod txn_offsets;
 
@@ -99,7 +100,7 @@ pub struct ListedGroup {
     pub id: String,
     pub protocol_type: String,
     pub state: &'static str,
-    /// "classic" or "consumer" (KIP-848).
+    /// "classic", "consumer" (KIP-848) or "streams" (KIP-1071).
     pub group_type: &'static str,
 }
 
@@ -237,6 +238,11 @@ impl GroupCoordinator {
         if req.rebalance_timeout.is_zero() {
             req.rebalance_timeout = req.session_timeout;
         }
+        // An empty streams group (whose state is not persisted yet) becomes a classic group.
+        if group.streams.as_ref().is_some_and(|s| !s.is_empty()) {
+            return Err(BrokerError::InconsistentGroupProtocol);
+        }
+        group.streams = None;
         // A consumer group with members takes classic members in (see `migration`); an
         // empty one becomes a classic group again, as in Kafka, its records deleted.
         if let Some(consumer) = &group.consumer {
@@ -406,6 +412,10 @@ impl GroupCoordinator {
         if let (Some(consumer), Some((member_id, epoch))) = (consumer, member) {
             consumer.validate_fetch(member_id, epoch)?;
         }
+        let streams = group.as_ref().and_then(|g| g.streams.as_ref());
+        if let (Some(streams), Some((member_id, epoch))) = (streams, member) {
+            streams.validate_fetch(member_id, epoch)?;
+        }
         let fetched = |topic: &str, partition: i32| {
             let offset = group
                 .as_ref()
@@ -439,7 +449,7 @@ impl GroupCoordinator {
         let Some(group) = self.existing(group_id)? else {
             return Ok(None);
         };
-        if group.consumer.is_some() {
+        if group.consumer.is_some() || group.streams.is_some() {
             return Err(BrokerError::NoSuchGroup(format!(
                 "Group {group_id} is not a classic group."
             )));
@@ -493,14 +503,20 @@ impl GroupCoordinator {
                 if g.state == GroupState::Dead {
                     return None;
                 }
-                Some(match &g.consumer {
-                    Some(consumer) => ListedGroup {
+                Some(match (&g.consumer, &g.streams) {
+                    (Some(consumer), _) => ListedGroup {
                         id: g.id.clone(),
                         protocol_type: consumer::PROTOCOL_TYPE.to_owned(),
                         state: consumer.state().name(),
                         group_type: "consumer",
                     },
-                    None => ListedGroup {
+                    (None, Some(streams)) => ListedGroup {
+                        id: g.id.clone(),
+                        protocol_type: streams::PROTOCOL_TYPE.to_owned(),
+                        state: streams.state().name(),
+                        group_type: "streams",
+                    },
+                    (None, None) => ListedGroup {
                         id: g.id.clone(),
                         protocol_type: g.protocol_type.clone().unwrap_or_default(),
                         state: g.state.name(),
@@ -549,7 +565,11 @@ impl GroupCoordinator {
                 .consumer
                 .as_ref()
                 .is_some_and(|c| c.is_subscribed_to(&topic));
-            if subscribed.contains(&topic) || consumer_subscribed {
+            let streams_subscribed = group
+                .streams
+                .as_ref()
+                .is_some_and(|s| s.is_subscribed_to(&topic));
+            if subscribed.contains(&topic) || consumer_subscribed || streams_subscribed {
                 results.push((topic, partition, Err(BrokerError::GroupSubscribedToTopic)));
                 continue;
             }

@@ -20,6 +20,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::consumer::ConsumerGroup;
+use super::streams::StreamsGroup;
 use super::txn_offsets::PendingOffsets;
 use crate::error::BrokerError;
 
@@ -175,6 +176,9 @@ pub struct Group {
     /// assignments are there, and the classic part above holds only the offsets (its
     /// state stays Empty, with no members).
     pub consumer: Option<ConsumerGroup>,
+    /// Set while the group is a streams group (KIP-1071), as `consumer` is for consumer
+    /// groups.
+    pub streams: Option<StreamsGroup>,
     rebalance_deadline: Option<Instant>,
     /// The first rebalance of an empty group waits for more members (KIP-134): (cap).
     initial_join_cap: Option<Instant>,
@@ -200,6 +204,7 @@ impl Group {
             pending: PendingOffsets::default(),
             state_timestamp: now_ms,
             consumer: None,
+            streams: None,
             rebalance_deadline: None,
             initial_join_cap: None,
             next_order: 0,
@@ -237,7 +242,9 @@ impl Group {
 
     /// Without members, of either protocol.
     pub fn is_empty(&self) -> bool {
-        self.state == GroupState::Empty && self.consumer.as_ref().is_none_or(|c| c.is_empty())
+        self.state == GroupState::Empty
+            && self.consumer.as_ref().is_none_or(|c| c.is_empty())
+            && self.streams.as_ref().is_none_or(|s| s.is_empty())
     }
 
     pub fn is_leader(&self, member_id: &str) -> bool {
@@ -452,6 +459,9 @@ impl Group {
     ) -> Result<(), BrokerError> {
         if let Some(consumer) = &self.consumer {
             return consumer.validate_commit(member_id, generation, version);
+        }
+        if let Some(streams) = &self.streams {
+            return streams.validate_commit(member_id, generation, version);
         }
         match self.state {
             GroupState::Dead => return Err(BrokerError::CoordinatorNotAvailable),

@@ -47,6 +47,9 @@ pub(super) struct PartitionView {
     pub isr: Vec<i32>,
     /// Replicas on brokers that are not up (fenced or unregistered).
     pub offline: Vec<i32>,
+    /// KIP-966's eligible leader replicas and last known ELR (DescribeTopicPartitions only).
+    pub elr: Vec<i32>,
+    pub last_known_elr: Vec<i32>,
 }
 
 impl TopicView {
@@ -63,6 +66,8 @@ impl TopicView {
                 replicas: p.replicas.clone(),
                 isr: p.isr.clone(),
                 offline: p.replicas.iter().copied().filter(|r| !up(r)).collect(),
+                elr: p.elr.clone(),
+                last_known_elr: p.last_known_elr.clone(),
             })
             .collect();
         TopicView {

@@ -30,6 +30,8 @@ mod record_errors;
 pub mod sasl;
 pub mod scram;
 mod session;
+pub mod streams_describe;
+pub mod streams_group;
 pub mod topic_partitions;
 pub mod transactions;
 pub mod txn;
@@ -109,6 +111,10 @@ async fn coordinator_topic_first(broker: &Broker, session: &Session, body: &Requ
         RequestKind::OffsetCommit(r) => (vec![&r.group_id], Vec::new()),
         RequestKind::ConsumerGroupHeartbeat(r) => (vec![&r.group_id], Vec::new()),
         RequestKind::ConsumerGroupDescribe(r) => {
+            (r.group_ids.iter().map(|g| g.as_str()).collect(), Vec::new())
+        }
+        RequestKind::StreamsGroupHeartbeat(r) => (vec![&r.group_id], Vec::new()),
+        RequestKind::StreamsGroupDescribe(r) => {
             (r.group_ids.iter().map(|g| g.as_str()).collect(), Vec::new())
         }
         RequestKind::OffsetDelete(r) => (vec![&r.group_id], Vec::new()),
@@ -209,8 +215,14 @@ apis! {
     DescribeGroups 0..=6 => group::describe(broker, session, req, version),
     ListGroups 0..=5 => group::list(broker, session, req, version),
     DeleteGroups 0..=3 => group::delete(broker, session, req),
-    // Not v5: KIP-890 part 2 (transaction.version 2).
-    TxnOffsetCommit 0..=4 => txn_offsets::commit(broker, session, req, version).await,
+    // Streams groups (KIP-1071); UNSUPPORTED_VERSION while streams.version is 0.
+    StreamsGroupHeartbeat 0..=1 => {
+        let peer = session.peer;
+        streams_group::heartbeat(broker, session, req, version, &client_id, peer).await
+    },
+    StreamsGroupDescribe 0..=1 => streams_describe::describe(broker, session, req),
+    // v5+ come from transaction.version 2 producers: the group joins the transaction here.
+    TxnOffsetCommit 0..=6 => txn_offsets::commit(broker, session, req, version).await,
     // After a v0 handshake tokens come as bare frames; librdkafka needs v0 advertised to
     // believe the broker does SASL at all, although it then uses v1 and SaslAuthenticate.
     SaslHandshake 0..=1 => sasl::handshake(broker, session, req, version),
@@ -221,19 +233,19 @@ apis! {
     DeleteAcls 1..=3 => acl::delete(broker, session, req).await,
     DescribeUserScramCredentials 0..=0 => scram::describe(broker, session, req),
     AlterUserScramCredentials 0..=0 => scram::alter(broker, session, req).await,
-    // Transactions as Kafka's transaction.version 1: InitProducerId v6 (KIP-939) and
-    // EndTxn v5 (KIP-890 part 2) are left out; AddPartitionsToTxn v5 only adds an error
-    // code.
+    // Transactions, transaction.version 1 and 2 (KIP-890 part 2: EndTxn v5 bumps the
+    // epoch; AddPartitionsToTxn v4+ from brokers adds partitions for v2 producers). Kafka 4.4
+    // serves InitProducerId up to v5, as here.
     InitProducerId 0..=5 => txn::init_producer_id(broker, session, req, version).await,
     AddPartitionsToTxn 0..=5 => txn::add_partitions(broker, session, req, version).await,
     AddOffsetsToTxn 0..=4 => txn::add_offsets(broker, session, req, version).await,
-    EndTxn 0..=4 => txn::end(broker, session, req, version).await,
+    EndTxn 0..=5 => txn::end(broker, session, req, version).await,
     ListTransactions 0..=2 => transactions::list(broker, session, req, version),
     DescribeTransactions 0..=0 => transactions::describe(broker, session, req),
     DescribeProducers 0..=0 => transactions::describe_producers(broker, session, req),
-    // Inter-broker. Kafka 4 serves v1-2 (v0 was removed); the crate decodes v1 only, and v2
-    // only adds the marker's transaction.version.
-    WriteTxnMarkers 1..=1 => txn_markers::write(broker, session, req).await,
+    // Inter-broker. Kafka 4 serves v1-2 (v0 was removed); v2 adds the marker's
+    // transaction.version, which decides how strictly the partition checks its epoch.
+    WriteTxnMarkers 1..=2 => txn_markers::write(broker, session, req).await,
     // v0-1 were removed in Kafka 4.0 (KIP-896).
     OffsetForLeaderEpoch 2..=4 => leader_epochs::handle(broker, session, req),
     // KIP-848 consumer groups: answered UNSUPPORTED_VERSION while group.version is 0.

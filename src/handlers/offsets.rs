@@ -34,7 +34,7 @@ const FIRST_VERSION_WITH_TOPIC_IDS: i16 = 10;
 
 /// The name of the topic with `id`, or "" for an id this broker does not know (no topic
 /// has the empty name, so it can stand for "unknown" in the keys below).
-fn name_of(broker: &Broker, id: Uuid) -> String {
+pub(super) fn name_of(broker: &Broker, id: Uuid) -> String {
     broker
         .topics
         .get_by_id(id)

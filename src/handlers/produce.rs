@@ -6,6 +6,7 @@ use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProdu
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,6 +34,12 @@ const FIRST_VERSION_WITH_ABORTABLE: i16 = 11;
 /// From Produce v10 a NOT_LEADER_OR_FOLLOWER answer names the current leader and its
 /// endpoint (KIP-951).
 const FIRST_VERSION_WITH_CURRENT_LEADER: i16 = 10;
+/// Produce v12 is a transaction.version 2 producer's (KIP-890 part 2): it does not add
+/// partitions to its transaction, the leader has them added.
+const FIRST_VERSION_ADDING_PARTITIONS: i16 = 12;
+
+/// Partitions whose transactional batch is refused before its append, with the code.
+type Refused = HashMap<(String, i32), i16>;
 
 /// An acks=all write appended to a partition's log, not yet known replicated.
 struct Unreplicated {
@@ -96,6 +103,12 @@ async fn append_all(
         )
     });
     let transactional_id = request.transactional_id.as_deref().map(|id| id.as_str());
+    let refused = match transactional_id {
+        Some(id) if version >= FIRST_VERSION_ADDING_PARTITIONS && !transaction_denied => {
+            add_to_transaction(broker, session, id, &request.topic_data, version).await
+        }
+        _ => Refused::new(),
+    };
     let mut unreplicated = Vec::new();
     let mut responses = Vec::with_capacity(request.topic_data.len());
     for (topic_index, topic_data) in request.topic_data.into_iter().enumerate() {
@@ -144,9 +157,9 @@ async fn append_all(
             broker,
             topic_data,
             topic,
-            request.acks,
+            (request.acks, version),
             transactional_id,
-            version,
+            &refused,
         )
         .await;
         unreplicated.extend(
@@ -180,18 +193,100 @@ fn not_internal(topic: Arc<Topic>) -> Result<Arc<Topic>, BrokerError> {
     Ok(topic)
 }
 
+/// Produce v12+ comes from a transaction.version 2 producer, which never adds partitions
+/// itself: the partitions its transactional batches go to are added to its transaction
+/// first (Kafka's ADD_PARTITION verification, one request for all of them). A refusal is
+/// answered on each of them as Kafka's ReplicaManager passes it on: a coordinator out of
+/// reach as NOT_ENOUGH_REPLICAS (which the producer retries without a metadata refresh), a
+/// fenced producer as INVALID_PRODUCER_EPOCH, anything else (CONCURRENT_TRANSACTIONS,
+/// TRANSACTION_ABORTABLE, INVALID_TXN_STATE, ...) as it came.
+async fn add_to_transaction(
+    broker: &Broker,
+    session: &Session,
+    id: &str,
+    topics: &[TopicProduceData],
+    version: i16,
+) -> Refused {
+    let mut wanted = Vec::new();
+    let mut producer = None;
+    for data in topics {
+        let topic = if version >= FIRST_VERSION_WITH_TOPIC_IDS {
+            broker.topics.get_by_id(data.topic_id)
+        } else {
+            broker.topics.get(&data.name)
+        };
+        let Some(topic) = topic.filter(|t| {
+            !is_internal_topic(&t.name)
+                && allowed(
+                    broker,
+                    session,
+                    Operation::Write,
+                    ResourceType::Topic,
+                    &t.name,
+                )
+        }) else {
+            continue;
+        };
+        for partition in &data.partition_data {
+            let header = partition
+                .records
+                .as_ref()
+                .and_then(|records| samsa_storage::BatchHeader::parse(records).ok());
+            let Some(header) = header.filter(|h| h.is_transactional()) else {
+                continue;
+            };
+            if topic.partition(partition.index).is_some() {
+                producer.get_or_insert((header.producer_id, header.producer_epoch));
+                wanted.push((topic.name.clone(), partition.index));
+            }
+        }
+    }
+    let Some((producer_id, epoch)) = producer else {
+        return Refused::new();
+    };
+    let Err(err) = broker
+        .txns
+        .add_implicitly(id, producer_id, epoch, &wanted)
+        .await
+    else {
+        return Refused::new();
+    };
+    use kafka_protocol::error::ResponseError as E;
+    let code = match err.response_error() {
+        E::NetworkException
+        | E::CoordinatorLoadInProgress
+        | E::CoordinatorNotAvailable
+        | E::NotCoordinator => E::NotEnoughReplicas,
+        E::ProducerFenced => E::InvalidProducerEpoch,
+        other => other,
+    };
+    tracing::debug!(
+        transactional_id = id,
+        "partitions not added to the transaction: {err}"
+    );
+    wanted.into_iter().map(|p| (p, code.code())).collect()
+}
+
 async fn produce_topic(
     broker: &Broker,
     data: TopicProduceData,
     topic: Result<Arc<Topic>, BrokerError>,
-    acks: i16,
+    (acks, version): (i16, i16),
     transactional_id: Option<&str>,
-    version: i16,
+    refused: &Refused,
 ) -> (TopicProduceResponse, Vec<(usize, Arc<Partition>, i64)>) {
     let mut waits = Vec::new();
     let mut partitions = Vec::with_capacity(data.partition_data.len());
     for (position, partition) in data.partition_data.into_iter().enumerate() {
         let index = partition.index;
+        let refusal = topic
+            .as_ref()
+            .ok()
+            .and_then(|t| refused.get(&(t.name.clone(), index)));
+        if let Some(code) = refusal {
+            partitions.push(failed_with(index, *code));
+            continue;
+        }
         let appended = match &topic {
             Ok(topic) => Ok(append(broker, topic, partition, acks, transactional_id).await),
             Err(err) => Err(err),
@@ -321,9 +416,13 @@ async fn recompressed(
 /// A partition's refusal. As Kafka's, it carries no message: Kafka sends one only with the
 /// records it names (KIP-467, see `record_errors`).
 fn failed(index: i32, err: &BrokerError) -> PartitionProduceResponse {
+    failed_with(index, err.code())
+}
+
+fn failed_with(index: i32, code: i16) -> PartitionProduceResponse {
     PartitionProduceResponse::default()
         .with_index(index)
-        .with_error_code(err.code())
+        .with_error_code(code)
         .with_base_offset(-1)
         .with_log_append_time_ms(-1)
         .with_log_start_offset(-1)

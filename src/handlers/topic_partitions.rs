@@ -9,7 +9,7 @@ use kafka_protocol::messages::describe_topic_partitions_response::{
     Cursor, DescribeTopicPartitionsResponsePartition, DescribeTopicPartitionsResponseTopic,
 };
 use kafka_protocol::messages::{
-    DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse, TopicName,
+    BrokerId, DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse, TopicName,
 };
 use uuid::Uuid;
 
@@ -148,9 +148,8 @@ fn failed(name: &str, err: BrokerError) -> DescribeTopicPartitionsResponseTopic 
 }
 
 fn partition(p: &PartitionView) -> DescribeTopicPartitionsResponsePartition {
-    // samsa keeps no eligible leader replicas (KIP-966's controller side is not built), so
-    // both lists are empty, as Kafka's are while the ISR holds min.insync.replicas.
+    let ids = |ids: &[i32]| Some(ids.iter().copied().map(BrokerId).collect());
     DescribeTopicPartitionsResponsePartition::from(p)
-        .with_eligible_leader_replicas(Some(Vec::new()))
-        .with_last_known_elr(Some(Vec::new()))
+        .with_eligible_leader_replicas(ids(&p.elr))
+        .with_last_known_elr(ids(&p.last_known_elr))
 }

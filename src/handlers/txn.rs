@@ -14,7 +14,7 @@ use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
 use crate::error::BrokerError;
 use crate::group::store::OFFSETS_TOPIC;
-use crate::txn::state::NO_PRODUCER_ID;
+use crate::txn::state::{NO_PRODUCER_ID, TV_EPOCH_BUMP};
 use crate::txn::TxnError;
 
 /// The first version of each API whose clients know PRODUCER_FENCED (KIP-588); older ones
@@ -22,8 +22,11 @@ use crate::txn::TxnError;
 const INIT_FIRST_WITH_FENCED: i16 = 4;
 const ADD_FIRST_WITH_FENCED: i16 = 2;
 const END_FIRST_WITH_FENCED: i16 = 2;
-/// AddPartitionsToTxn v4 is the batched form brokers send to verify partitions.
+/// AddPartitionsToTxn v4 is the batched form brokers send to verify partitions, or (with
+/// `verify_only` false) to add them for a transaction.version 2 producer.
 const ADD_FIRST_BATCHED: i16 = 4;
+/// EndTxn v5 is a transaction.version 2 producer's: the end bumps its epoch (KIP-890).
+const END_FIRST_BUMPING: i16 = 5;
 
 /// The error code for `err` at a version whose clients may not know PRODUCER_FENCED.
 fn code(err: &BrokerError, version: i16, first_with_fenced: i16) -> i16 {
@@ -198,9 +201,15 @@ async fn add_one(
                 .map(|r| r.as_ref().map_or(not_attempted, BrokerError::code))
                 .collect()
         } else {
+            // Kafka's transaction version of the request: the batched form is 2.
+            let client_tv = if version >= ADD_FIRST_BATCHED {
+                TV_EPOCH_BUMP
+            } else {
+                0
+            };
             match broker
                 .txns
-                .add_partitions(id, producer_id, epoch, &wanted)
+                .add_partitions(id, producer_id, epoch, &wanted, client_tv)
                 .await
             {
                 Ok(()) => vec![0; wanted.len()],
@@ -258,6 +267,7 @@ pub async fn add_offsets(
                 req.producer_id.0,
                 req.producer_epoch,
                 &[(OFFSETS_TOPIC.to_owned(), offsets_partition)],
+                0,
             )
             .await
     };
@@ -274,22 +284,32 @@ pub async fn end(
     version: i16,
 ) -> EndTxnResponse {
     let id = req.transactional_id.0.as_str();
+    let client_tv = if version >= END_FIRST_BUMPING {
+        TV_EPOCH_BUMP
+    } else {
+        0
+    };
     let result = if may_write_txn(broker, session, id) {
         broker
             .txns
             .end_txn(
                 id,
-                req.producer_id.0,
-                req.producer_epoch,
+                (req.producer_id.0, req.producer_epoch),
                 req.committed,
+                client_tv,
                 &broker.groups,
             )
             .await
     } else {
         Err(AuthError::TransactionalIdDenied.into())
     };
-    let error = result
-        .err()
-        .map_or(0, |err| code(&err, version, END_FIRST_WITH_FENCED));
-    EndTxnResponse::default().with_error_code(error)
+    match result {
+        Ok((producer_id, epoch)) => EndTxnResponse::default()
+            .with_producer_id(ProducerId(producer_id))
+            .with_producer_epoch(epoch),
+        Err(err) => EndTxnResponse::default()
+            .with_error_code(code(&err, version, END_FIRST_WITH_FENCED))
+            .with_producer_id(ProducerId(NO_PRODUCER_ID))
+            .with_producer_epoch(-1),
+    }
 }

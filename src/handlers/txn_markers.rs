@@ -37,6 +37,7 @@ pub async fn write(
             producer_epoch: m.producer_epoch,
             commit: m.transaction_result,
             coordinator_epoch: m.coordinator_epoch,
+            transaction_version: i16::from(m.transaction_version),
         };
         let partitions = m.topics.iter().flat_map(|t| t.partition_indexes.iter().map(move |p| (&t.name, *p)));
         join_all(partitions.map(move |(topic, index)| async move {

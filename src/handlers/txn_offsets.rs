@@ -5,19 +5,28 @@
 use std::collections::BTreeMap;
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
+use kafka_protocol::messages::txn_offset_commit_response::TxnOffsetCommitResponseTopic;
+use kafka_protocol::messages::{TopicName, TxnOffsetCommitRequest, TxnOffsetCommitResponse};
+use kafka_protocol::protocol::StrBytes;
 
 use super::allowed;
+use super::offsets::name_of;
 use super::{partition_codes, Session};
 use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
 use crate::clock::now_ms;
 use crate::error::BrokerError;
+use crate::group::store::OFFSETS_TOPIC;
 use crate::group::{CommittedOffset, TxnCommit};
 
 /// From v4 a partition missing from the transaction is TRANSACTION_ABORTABLE, which the
 /// client can recover from by aborting; older clients only know INVALID_TXN_STATE.
 const FIRST_VERSION_WITH_ABORTABLE: i16 = 4;
+/// From v5 the producer is a transaction.version 2 one, which sends no AddOffsetsToTxn:
+/// the group's offsets partition is added to its transaction here (KIP-890 part 2).
+const FIRST_VERSION_ADDING_GROUP: i16 = 5;
+/// From v6 topics are named by id (as OffsetCommit v10).
+const FIRST_VERSION_WITH_TOPIC_IDS: i16 = 6;
 
 /// Needs WRITE on the transactional id, READ on the group (both checked first, in Kafka's
 /// order, and answered on every partition) and READ on each topic. Answered once the offsets
@@ -25,9 +34,17 @@ const FIRST_VERSION_WITH_ABORTABLE: i16 = 4;
 pub async fn commit(
     broker: &Broker,
     session: &Session,
-    req: TxnOffsetCommitRequest,
+    mut req: TxnOffsetCommitRequest,
     version: i16,
 ) -> TxnOffsetCommitResponse {
+    // A topic named by an id this broker does not know gets the empty name, which no topic
+    // has: its partitions answer UNKNOWN_TOPIC_ID.
+    let by_id = version >= FIRST_VERSION_WITH_TOPIC_IDS;
+    if by_id {
+        for topic in &mut req.topics {
+            topic.name = TopicName(StrBytes::from_string(name_of(broker, topic.topic_id)));
+        }
+    }
     let denied = if !allowed(
         broker,
         session,
@@ -56,7 +73,9 @@ pub async fn commit(
     let mut oversized = Vec::new();
     let mut valid = Vec::new();
     for topic in &req.topics {
-        let topic_error = if !allowed(
+        let topic_error = if by_id && topic.name.is_empty() {
+            Some(BrokerError::UnknownTopicId)
+        } else if !allowed(
             broker,
             session,
             Operation::Read,
@@ -102,6 +121,8 @@ pub async fn commit(
     }
     let group_code = if valid.is_empty() && oversized.is_empty() {
         None
+    } else if let Some(code) = add_group(broker, &req, version).await {
+        Some(code)
     } else {
         let commit = TxnCommit {
             group_id: &req.group_id,
@@ -141,7 +162,40 @@ pub async fn commit(
     })
 }
 
-/// One result per partition asked for, in the request's order.
+/// TxnOffsetCommit v5+: the group's offsets partition joins the producer's transaction, as
+/// Kafka's group coordinator has it added before it writes; the refusal's code, if any, as
+/// Kafka's coordinator answers it (a coordinator out of reach is COORDINATOR_NOT_AVAILABLE,
+/// a fenced producer INVALID_PRODUCER_EPOCH).
+async fn add_group(broker: &Broker, req: &TxnOffsetCommitRequest, version: i16) -> Option<i16> {
+    if version < FIRST_VERSION_ADDING_GROUP {
+        return None;
+    }
+    let offsets_partition = (
+        OFFSETS_TOPIC.to_owned(),
+        broker.groups.partition_of(&req.group_id),
+    );
+    let added = broker
+        .txns
+        .add_implicitly(
+            &req.transactional_id,
+            req.producer_id.0,
+            req.producer_epoch,
+            &[offsets_partition],
+        )
+        .await;
+    let code = match added.err()?.response_error() {
+        ResponseError::NetworkException
+        | ResponseError::CoordinatorLoadInProgress
+        | ResponseError::CoordinatorNotAvailable
+        | ResponseError::NotCoordinator => ResponseError::CoordinatorNotAvailable,
+        ResponseError::ProducerFenced => ResponseError::InvalidProducerEpoch,
+        other => other,
+    };
+    Some(code.code())
+}
+
+/// One result per partition asked for, in the request's order, each topic answered by the
+/// id it was asked by (v6) and the name before.
 fn respond(
     req: &TxnOffsetCommitRequest,
     code: impl FnMut(&str, i32) -> i16,
@@ -150,5 +204,9 @@ fn respond(
         let partitions = t.partitions.iter().map(|p| p.partition_index);
         (t.name.clone(), partitions)
     });
-    TxnOffsetCommitResponse::default().with_topics(partition_codes::answer(asked, code))
+    let mut topics: Vec<TxnOffsetCommitResponseTopic> = partition_codes::answer(asked, code);
+    for (answer, asked) in topics.iter_mut().zip(&req.topics) {
+        answer.topic_id = asked.topic_id;
+    }
+    TxnOffsetCommitResponse::default().with_topics(topics)
 }

@@ -112,6 +112,22 @@ pub async fn into_the_log(broker: &Arc<Broker>, earlier: Earlier) -> anyhow::Res
             .await
             .context("cannot reserve the producer ids handed out before")?;
     }
+    // The broker starts answering clients once it is unfenced, which it already is: wait
+    // until it lists the topics it just moved into the log, or its first answers would
+    // leave them out (the coordinators' topics among them).
+    let published = cluster
+        .await_metadata(REGISTRATION_TIMEOUT, |m| {
+            earlier.topics.iter().all(|t| {
+                m.topics
+                    .get(&t.name)
+                    .is_some_and(|p| p.id == t.id.into_bytes())
+            })
+        })
+        .await;
+    anyhow::ensure!(
+        published,
+        "the topics moved into the metadata log were not published"
+    );
     retire_files(&earlier)?;
     tracing::info!(
         topics = earlier.topics.len(),

@@ -15,9 +15,11 @@ use crate::clock::now_ms;
 use crate::error::{BrokerError, Result};
 use crate::lock_order::{level, OrderedMutex, OrderedRwLock};
 
+mod group_sync;
 mod replicas;
 mod role;
 
+use group_sync::GroupSync;
 #[cfg(test)]
 use replicas::LeaderReplicas;
 use role::Role;
@@ -77,10 +79,10 @@ pub struct Partition {
     progress: watch::Sender<i64>,
     /// Held for a whole cleaning, so two can never overlap on one partition.
     cleaning: OrderedMutex<level::PartitionCleaning, ()>,
-    /// With `flush_messages`: the offset below which the log is known synced. Held while
-    /// syncing, so appends that arrive meanwhile wait here and the next fsync covers them all
-    /// (group commit), instead of one fsync each under the log's lock.
-    synced: OrderedMutex<level::PartitionSynced, i64>,
+    /// With `flush_messages`: how far the log is known synced, and the fsync in progress,
+    /// so that appends arriving meanwhile share the next one (group commit) instead of one
+    /// fsync each under the log's lock.
+    sync: GroupSync,
     /// Fsyncs done for `flush_messages`, to see group commit at work.
     #[cfg(test)]
     syncs: std::sync::atomic::AtomicUsize,
@@ -132,7 +134,7 @@ impl Partition {
             }),
             progress,
             cleaning: OrderedMutex::new(()),
-            synced: OrderedMutex::new(end),
+            sync: GroupSync::new(end),
             #[cfg(test)]
             syncs: Default::default(),
             #[cfg(test)]
@@ -164,7 +166,7 @@ impl Partition {
             }),
             progress: watch::channel(0).0,
             cleaning: OrderedMutex::new(()),
-            synced: OrderedMutex::new(0),
+            sync: GroupSync::new(0),
             #[cfg(test)]
             syncs: Default::default(),
             #[cfg(test)]
@@ -183,13 +185,12 @@ impl Partition {
 
     /// Opens (recovering) the log of a replica this broker now holds; nothing if it is open.
     pub fn host(&self, config: LogConfig) -> Result<()> {
-        let mut synced = self.synced.lock();
         let mut guard = self.log.write();
         if guard.is_some() {
             return Ok(());
         }
         let log = PartitionLog::open(&self.dir, config)?;
-        *synced = log.log_end_offset();
+        self.sync.reset(log.log_end_offset());
         self.progress.send_replace(log.high_watermark());
         *guard = Some(log);
         Ok(())
@@ -223,7 +224,8 @@ impl Partition {
     }
 
     /// Writes a transaction's commit or abort marker; it moves the high watermark (and the
-    /// last stable offset) like any append.
+    /// last stable offset) like any append. `transaction_version` is the coordinator's for
+    /// the transaction (see `PartitionLog::append_control`).
     pub fn write_marker(
         &self,
         producer_id: i64,
@@ -231,6 +233,7 @@ impl Partition {
         control: ControlType,
         coordinator_epoch: i32,
         now_ms: i64,
+        transaction_version: i16,
     ) -> Result<AppendInfo> {
         #[cfg(test)]
         self.injected_marker_fault()?;
@@ -247,6 +250,7 @@ impl Partition {
             coordinator_epoch,
             role.epoch,
             now_ms,
+            transaction_version,
         )?;
         self.advance_high_watermark(log, &mut role);
         let sync_due = log.take_sync_due();
@@ -293,15 +297,15 @@ impl Partition {
     /// covered by the next fsync, or by the one it waited for.
     fn sync_through(&self, end: Option<i64>) -> Result<()> {
         let Some(end) = end else { return Ok(()) };
-        let mut synced = self.synced.lock();
-        if *synced >= end {
-            return Ok(());
-        }
-        let sync = self.with_log_mut(|log| Ok(log.sync_from(*synced)?))?;
-        *synced = sync.run()?;
+        let _ran = self.sync.through(end, |from| {
+            let sync = self.with_log_mut(|log| Ok(log.sync_from(from)?))?;
+            Ok(sync.run()?)
+        })?;
         #[cfg(test)]
-        self.syncs
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if _ran {
+            self.syncs
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         Ok(())
     }
 

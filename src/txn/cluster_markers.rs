@@ -19,7 +19,6 @@ use kafka_protocol::messages::{
     ProducerId, TopicName, WriteTxnMarkersRequest, WriteTxnMarkersResponse,
 };
 use kafka_protocol::protocol::StrBytes;
-use parking_lot::Mutex;
 use samsa_metadata::ClusterMetadata;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -30,18 +29,18 @@ use super::markers::{
 };
 use crate::error::Result;
 use crate::group::GroupCoordinator;
-use crate::peer::{ClientError, PeerConnection};
+use crate::peer::PeerPool;
 use crate::topics::TopicRegistry;
 
-/// The only version the `kafka-protocol` crate encodes; Kafka 4 serves it.
-const WRITE_TXN_MARKERS_VERSION: i16 = 1;
+/// v2 carries the transaction.version of each marker (KIP-890); Kafka 4 serves it.
+const WRITE_TXN_MARKERS_VERSION: i16 = 2;
 /// How much longer than the receiver's own wait for its replicas the sender waits for an
 /// answer, so that a slow replication is answered rather than timed out here.
 const ANSWER_MARGIN: Duration = Duration::from_secs(5);
 
 /// Where a partition's marker goes now.
 #[derive(Debug, PartialEq, Eq)]
-enum Destination {
+pub(super) enum Destination {
     Here,
     Broker {
         id: i32,
@@ -60,8 +59,7 @@ pub struct ClusterMarkers {
     metadata: watch::Receiver<Arc<ClusterMetadata>>,
     /// How long a leader waits for its in-sync replicas (Kafka's `request.timeout.ms`).
     request_timeout: Duration,
-    /// Connections to other brokers not in use, each to its own address.
-    idle: Mutex<Vec<PeerConnection>>,
+    peers: PeerPool,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -78,7 +76,7 @@ impl ClusterMarkers {
             topics,
             metadata,
             request_timeout,
-            idle: Mutex::new(Vec::new()),
+            peers: PeerPool::new(format!("samsa-txn-markers-{local}")),
             shutdown,
         }
     }
@@ -123,7 +121,11 @@ impl ClusterMarkers {
         partitions: Vec<TopicPartition>,
     ) -> Vec<(TopicPartition, Outcome)> {
         let request = request(marker, &partitions);
-        let answered = self.exchange(&addr, &request).await;
+        let timeout = self.request_timeout + ANSWER_MARGIN;
+        let answered = self
+            .peers
+            .send(&addr, &request, WRITE_TXN_MARKERS_VERSION, timeout)
+            .await;
         let codes = match answered {
             Ok(response) => answered_codes(&response),
             Err(err) => {
@@ -146,34 +148,6 @@ impl ClusterMarkers {
             })
             .collect()
     }
-
-    /// One request on an idle connection to `addr` (or a new one), kept for the next
-    /// request if it worked.
-    async fn exchange(
-        &self,
-        addr: &str,
-        request: &WriteTxnMarkersRequest,
-    ) -> Result<WriteTxnMarkersResponse, ClientError> {
-        let idle = {
-            let mut idle = self.idle.lock();
-            idle.iter()
-                .position(|c| c.addr() == addr)
-                .map(|i| idle.swap_remove(i))
-        };
-        let timeout = self.request_timeout + ANSWER_MARGIN;
-        let mut connection = match idle {
-            Some(connection) => connection,
-            None => {
-                PeerConnection::connect(addr, &format!("samsa-txn-markers-{}", self.local), timeout)
-                    .await?
-            }
-        };
-        let response = connection
-            .send(request, WRITE_TXN_MARKERS_VERSION, timeout)
-            .await?;
-        self.idle.lock().push(connection);
-        Ok(response)
-    }
 }
 
 impl MarkerWriter for ClusterMarkers {
@@ -194,7 +168,7 @@ impl MarkerWriter for ClusterMarkers {
     }
 }
 
-fn destination(
+pub(super) fn destination(
     metadata: &ClusterMetadata,
     local: i32,
     (topic, index): &TopicPartition,
@@ -237,6 +211,7 @@ fn request(marker: Marker, partitions: &[TopicPartition]) -> WriteTxnMarkersRequ
         .with_producer_epoch(marker.producer_epoch)
         .with_transaction_result(marker.commit)
         .with_coordinator_epoch(marker.coordinator_epoch)
+        .with_transaction_version(marker.transaction_version as i8)
         .with_topics(topics);
     WriteTxnMarkersRequest::default().with_markers(vec![marker])
 }

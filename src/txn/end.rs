@@ -14,12 +14,20 @@ use tokio::time::Instant;
 
 use super::load::Txns;
 use super::markers::Marker;
-use super::state::TxnMetadata;
+use super::state::{EndV2, TxnMetadata, NO_PRODUCER_ID, TV_EPOCH_BUMP};
 use super::{TransactionCoordinator, TxnError};
 use crate::clock::now_ms;
 use crate::error::{BrokerError, CoordinatorWrite, Result};
 use crate::group::GroupCoordinator;
 use crate::topics::internal::Appended;
+
+/// What EndTxn does once it has decided.
+enum EndStep {
+    /// A retry of an end that is complete: the producer id and epoch to answer with.
+    Answer((i64, i16)),
+    /// The PrepareCommit or PrepareAbort, to acknowledge before the markers go out.
+    Prepared(Box<StateWrite>),
+}
 
 /// A state in the log and in memory, not yet acknowledged.
 #[must_use = "a state change is answered once it is acknowledged"]
@@ -80,38 +88,61 @@ impl TransactionCoordinator {
         Err(err.for_coordinator_write(CoordinatorWrite::TransactionState))
     }
 
-    /// EndTxn from the producer, answered once the transaction is complete.
+    /// EndTxn from the producer, answered once the transaction is complete, with the
+    /// producer id and epoch it goes on with (EndTxn v5 tells the producer; `client_tv` 2
+    /// bumps the epoch, see [`TxnMetadata::end_v2`]).
     pub async fn end_txn(
         &self,
         id: &str,
-        producer_id: i64,
-        epoch: i16,
+        (producer_id, epoch): (i64, i16),
         commit: bool,
+        client_tv: i16,
         groups: &GroupCoordinator,
-    ) -> Result<()> {
-        match self.end_step(id, producer_id, epoch, commit)? {
-            Some(prepare) => self.finish_end(groups, id, prepare, commit).await,
-            None => Ok(()),
+    ) -> Result<(i64, i16)> {
+        match self.end_step(id, producer_id, epoch, commit, client_tv)? {
+            EndStep::Answer(answer) => Ok(answer),
+            EndStep::Prepared(prepare) => {
+                let complete = self.finish_end(groups, id, *prepare, commit).await?;
+                Ok((complete.producer_id, complete.producer_epoch))
+            }
         }
     }
 
-    /// EndTxn's checks and its PrepareCommit or PrepareAbort; `None` for a retry of an end
-    /// that is complete.
+    /// EndTxn's checks and its PrepareCommit or PrepareAbort, or the answer to a retry of an
+    /// end that is complete.
     fn end_step(
         &self,
         id: &str,
         producer_id: i64,
         epoch: i16,
         commit: bool,
-    ) -> Result<Option<StateWrite>> {
+        client_tv: i16,
+    ) -> Result<EndStep> {
         let mut txns = self.locked_for(id)?;
         let metadata = txns.get(id).ok_or(TxnError::InvalidProducerIdMapping)?;
-        metadata.check_producer(producer_id, epoch)?;
-        if !metadata.end(commit)? {
-            return Ok(None);
+        let current = (metadata.producer_id, metadata.producer_epoch);
+        if client_tv < TV_EPOCH_BUMP {
+            metadata.check_producer(producer_id, epoch)?;
+            if !metadata.end(commit)? {
+                return Ok(EndStep::Answer(current));
+            }
+            let next = metadata.clone();
+            return self
+                .prepare_end(&mut txns, id, next, commit)
+                .map(|prepare| EndStep::Prepared(Box::new(prepare)));
         }
-        let next = metadata.clone();
-        self.prepare_end(&mut txns, id, next, commit).map(Some)
+        let empty = match metadata.end_v2(producer_id, epoch, commit)? {
+            EndV2::Retry => return Ok(EndStep::Answer(current)),
+            EndV2::Prepare { empty } => empty,
+        };
+        let mut next = metadata.clone();
+        let next_producer_id = match next.epoch_exhausted() {
+            true => self.new_producer_id()?,
+            false => NO_PRODUCER_ID,
+        };
+        next.prepare_v2(commit, next_producer_id, empty, now_ms());
+        self.write_locked(&mut txns, id, next)
+            .map(|prepare| EndStep::Prepared(Box::new(prepare)))
     }
 
     /// The first step of ending a transaction: PrepareCommit or PrepareAbort.
@@ -127,14 +158,14 @@ impl TransactionCoordinator {
     }
 
     /// The rest of it: once the prepared state is replicated the end is decided, and only
-    /// then do the markers go out.
+    /// then do the markers go out. Returns the complete state.
     pub(super) async fn finish_end(
         &self,
         groups: &GroupCoordinator,
         id: &str,
         prepare: StateWrite,
         commit: bool,
-    ) -> Result<()> {
+    ) -> Result<TxnMetadata> {
         let prepared = prepare.written.clone();
         self.acknowledged(prepare).await?;
         self.complete_decided(groups, id, prepared, commit).await
@@ -145,13 +176,14 @@ impl TransactionCoordinator {
     /// broker stops coordinating the id meanwhile (the partition was unloaded, or loaded again
     /// at a new epoch, whose load finishes it), or a partition was written by a newer
     /// coordinator, it stops with NOT_COORDINATOR and leaves the rest to that coordinator.
+    /// Returns the complete state.
     pub(super) async fn complete_decided(
         &self,
         groups: &GroupCoordinator,
         id: &str,
         prepared: TxnMetadata,
         commit: bool,
-    ) -> Result<()> {
+    ) -> Result<TxnMetadata> {
         let partition = self.partition_of(id);
         let epoch = self
             .locked_for(id)?
@@ -180,7 +212,9 @@ impl TransactionCoordinator {
         };
         // The markers are out: the transaction is over whatever becomes of this record.
         complete.previous = None;
-        self.acknowledged(complete).await
+        let state = complete.written.clone();
+        self.acknowledged(complete).await?;
+        Ok(state)
     }
 
     /// Aborts every transaction open longer than its timeout, at a bumped epoch so the
@@ -191,10 +225,9 @@ impl TransactionCoordinator {
             let mut txns = self.txns.lock();
             let due = txns.matching(|m| m.timed_out(now));
             due.into_iter()
-                .filter_map(|(id, mut metadata)| {
+                .filter_map(|(id, metadata)| {
                     tracing::info!(transactional_id = %id, producer_id = metadata.producer_id, "aborting a transaction that timed out");
-                    metadata.fence();
-                    match self.prepare_end(&mut txns, &id, metadata, false) {
+                    match self.fence_and_abort(&mut txns, &id, metadata) {
                         Ok(prepare) => Some((id, prepare)),
                         Err(err) => {
                             tracing::error!(transactional_id = %id, "cannot abort timed-out transaction: {err}");

@@ -39,6 +39,9 @@ pub struct Marker {
     /// The leader epoch of the transactional id's `__transaction_state` partition at the
     /// coordinator that sent it: partitions refuse markers of an older coordinator.
     pub coordinator_epoch: i32,
+    /// The transaction.version the transaction ended under (WriteTxnMarkers v2): from 2 a
+    /// partition takes the marker only at an epoch newer than the producer's there.
+    pub transaction_version: i16,
 }
 
 impl Marker {
@@ -49,6 +52,7 @@ impl Marker {
             producer_epoch: txn.producer_epoch,
             commit,
             coordinator_epoch,
+            transaction_version: txn.client_tv,
         }
     }
 }
@@ -107,6 +111,7 @@ pub async fn append_marker(
         control,
         marker.coordinator_epoch,
         now_ms(),
+        marker.transaction_version,
     )?;
     partition
         .wait_until_replicated(written.last_offset + 1, deadline)

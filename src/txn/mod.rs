@@ -1,6 +1,10 @@
 //! The transaction coordinator: producer ids, and the transactional ids this broker
-//! coordinates, as Kafka's `TransactionCoordinator` with transaction.version 1 (no KIP-890
-//! part 2: samsa does not advertise the feature). An id lives in one partition of
+//! coordinates, as Kafka's `TransactionCoordinator`. Each transaction follows the
+//! transaction.version of its client's requests: 1 (AddPartitionsToTxn from the producer,
+//! EndTxn up to v4), or 2 (KIP-890 part 2: partition leaders add partitions when the producer
+//! first writes to them, see [`cluster_adds`]; EndTxn v5 bumps the epoch at every end). The
+//! transactions the coordinator ends itself (timeouts, InitProducerId fencing an open one)
+//! follow the cluster's finalized transaction.version. An id lives in one partition of
 //! `__transaction_state`, and a broker coordinates the ids of the partitions it has loaded
 //! ([`TransactionCoordinator::load_partition`]): the partitions it leads (all of them on a
 //! single node). Ids of a partition being loaded answer
@@ -14,10 +18,11 @@
 //! id's `__transaction_state` partition when this broker loaded it.
 //!
 //! The partitions of a transaction may be led by other brokers, where the coordinator of a
-//! producer's id is not at hand: there, as in Kafka without transaction verification
-//! (KIP-890), a transactional batch or offset commit is taken when the partition's own
-//! producer state allows it.
+//! producer's id is not at hand: there, for a transaction.version 1 producer, as in Kafka
+//! without transaction verification (KIP-890 part 1), a transactional batch or offset commit
+//! is taken when the partition's own producer state allows it.
 
+mod cluster_adds;
 mod cluster_markers;
 mod end;
 mod load;
@@ -40,6 +45,7 @@ use crate::group::txn_offsets::TransactionCheck;
 use crate::group::GroupCoordinator;
 use crate::lock_order::{level, OrderedMutex, OrderedMutexGuard};
 use crate::topics::TopicRegistry;
+pub use cluster_adds::ClusterAdds;
 pub use cluster_markers::ClusterMarkers;
 use end::StateWrite;
 use load::Txns;
@@ -47,7 +53,18 @@ use log::TxnLog;
 use markers::MarkerWriter;
 use producer_ids::ProducerIds;
 pub use producer_ids::BLOCK_SIZE as PRODUCER_ID_BLOCK;
-use state::{InitAction, TxnMetadata, TxnState};
+use state::{InitAction, TxnMetadata, TxnState, NO_PRODUCER_ID, TV_EPOCH_BUMP};
+
+/// The cluster's finalized transaction.version, as the coordinator reads it when it ends a
+/// transaction itself.
+pub type TransactionVersionLevel = Arc<dyn Fn() -> i16 + Send + Sync>;
+
+/// How long a partition leader keeps asking a coordinator that answers
+/// CONCURRENT_TRANSACTIONS (the previous end's markers are still being written) before it
+/// passes the error on, and how long it waits between attempts (Kafka's
+/// `add.partitions.to.txn.retry.backoff.max.ms` and `.backoff.ms`).
+const ADD_RETRY_MAX: std::time::Duration = std::time::Duration::from_millis(100);
+const ADD_RETRY_BACKOFF: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// One transactional id as ListTransactions and DescribeTransactions show it.
 pub type TxnListing = (String, TxnMetadata);
@@ -69,6 +86,9 @@ pub struct TransactionCoordinator {
     txns: OrderedMutex<level::Txns, Txns>,
     /// Replaced once, when the broker runs, by `ClusterMarkers`, once its metadata is at hand.
     markers: RwLock<Arc<dyn MarkerWriter>>,
+    /// Set with the markers: how this broker asks other coordinators to add partitions.
+    adds: RwLock<Option<Arc<ClusterAdds>>>,
+    tv_level: RwLock<TransactionVersionLevel>,
 }
 
 impl TransactionCoordinator {
@@ -83,7 +103,25 @@ impl TransactionCoordinator {
             log,
             config,
             markers: RwLock::new(Arc::new(markers::Unwired)),
+            adds: RwLock::new(None),
+            // Until the broker reads the finalized level (see `server::start`).
+            tv_level: RwLock::new(Arc::new(|| 1)),
         }
+    }
+
+    /// Where to send AddPartitionsToTxn for ids coordinated elsewhere.
+    pub fn set_adds(&self, adds: Arc<ClusterAdds>) {
+        *self.adds.write() = Some(adds);
+    }
+
+    /// How to read the cluster's finalized transaction.version.
+    pub fn set_transaction_version_level(&self, level: TransactionVersionLevel) {
+        *self.tv_level.write() = level;
+    }
+
+    fn transaction_version_level(&self) -> i16 {
+        let level = self.tv_level.read().clone();
+        level()
     }
 
     /// Sends the markers elsewhere: to each partition's leader ([`ClusterMarkers`]), or to a
@@ -178,10 +216,7 @@ impl TransactionCoordinator {
                 return Ok(InitStep::Answer((next.producer_id, next.producer_epoch)))
             }
             InitAction::FenceAndAbort => {
-                next.fence();
-                return Ok(InitStep::Abort(
-                    self.prepare_end(&mut txns, id, next, false)?,
-                ));
+                return Ok(InitStep::Abort(self.fence_and_abort(&mut txns, id, next)?));
             }
             InitAction::Bump => {
                 let expected_epoch = expected.map(|(_, epoch)| epoch);
@@ -193,15 +228,41 @@ impl TransactionCoordinator {
         Ok(InitStep::Store(self.write_locked(&mut txns, id, next)?))
     }
 
-    /// AddPartitionsToTxn (and AddOffsetsToTxn, with the group's offsets partition).
+    /// Fences the producer of `next`'s open transaction and prepares its abort at a bumped
+    /// epoch, which the old producer cannot use. Under transaction.version 2 (the cluster's
+    /// level, as Kafka's coordinator decides for the ends it starts itself) that is version
+    /// 2's end: the same one-step bump, recorded as a version 2 end (the epoch before it
+    /// kept, markers checked strictly), and a new producer id when the epoch is spent.
+    fn fence_and_abort(
+        &self,
+        txns: &mut Txns,
+        id: &str,
+        mut next: TxnMetadata,
+    ) -> Result<StateWrite> {
+        if self.transaction_version_level() < TV_EPOCH_BUMP {
+            next.fence();
+            return self.prepare_end(txns, id, next, false);
+        }
+        let next_producer_id = match next.epoch_exhausted() {
+            true => self.new_producer_id()?,
+            false => NO_PRODUCER_ID,
+        };
+        next.prepare_v2(false, next_producer_id, false, now_ms());
+        self.write_locked(txns, id, next)
+    }
+
+    /// AddPartitionsToTxn (and AddOffsetsToTxn, with the group's offsets partition);
+    /// `client_tv` is the request's transaction.version (2 from a partition leader adding for
+    /// a KIP-890 producer).
     pub async fn add_partitions(
         &self,
         id: &str,
         producer_id: i64,
         epoch: i16,
         partitions: &[(String, i32)],
+        client_tv: i16,
     ) -> Result<()> {
-        match self.add_step(id, producer_id, epoch, partitions)? {
+        match self.add_step(id, producer_id, epoch, partitions, client_tv)? {
             Some(write) => self.acknowledged(write).await,
             None => Ok(()),
         }
@@ -214,15 +275,74 @@ impl TransactionCoordinator {
         producer_id: i64,
         epoch: i16,
         partitions: &[(String, i32)],
+        client_tv: i16,
     ) -> Result<Option<StateWrite>> {
         let mut txns = self.locked_for(id)?;
         let metadata = txns.get(id).ok_or(TxnError::InvalidProducerIdMapping)?;
         metadata.check_producer(producer_id, epoch)?;
         let mut next = metadata.clone();
-        if !next.add_partitions(partitions, now_ms())? {
+        if !next.add_partitions(partitions, now_ms(), client_tv)? {
             return Ok(None);
         }
         self.write_locked(&mut txns, id, next).map(Some)
+    }
+
+    /// A transaction.version 2 producer writes to `partitions` (or commits offsets to a
+    /// group's offsets partition) it never added: this broker, their leader, has them added
+    /// to its transaction, by its own coordinator or by the one coordinating `id` elsewhere.
+    /// CONCURRENT_TRANSACTIONS (the last end is still writing its markers) is retried for a
+    /// moment before it is passed on, as Kafka's ReplicaManager does.
+    pub async fn add_implicitly(
+        &self,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        partitions: &[(String, i32)],
+    ) -> Result<()> {
+        let started = tokio::time::Instant::now();
+        loop {
+            let added = self.add_once(id, (producer_id, epoch), partitions).await;
+            let concurrent = matches!(
+                &added,
+                Err(err) if err.response_error() == kafka_protocol::error::ResponseError::ConcurrentTransactions
+            );
+            if !concurrent || started.elapsed() + ADD_RETRY_BACKOFF > ADD_RETRY_MAX {
+                return added;
+            }
+            tokio::time::sleep(ADD_RETRY_BACKOFF).await;
+        }
+    }
+
+    async fn add_once(
+        &self,
+        id: &str,
+        (producer_id, epoch): (i64, i16),
+        partitions: &[(String, i32)],
+    ) -> Result<()> {
+        let here = match self.locked_if_loaded(id) {
+            Ok(_) => true,
+            Err(BrokerError::NotCoordinator) => false,
+            Err(err) => return Err(err),
+        };
+        if here {
+            tracing::debug!(
+                transactional_id = id,
+                ?partitions,
+                "adding partitions for a transaction.version 2 producer"
+            );
+            return self
+                .add_partitions(id, producer_id, epoch, partitions, TV_EPOCH_BUMP)
+                .await;
+        }
+        let adds = self.adds.read().clone();
+        let adds = adds.ok_or(BrokerError::CoordinatorNotAvailable)?;
+        tracing::debug!(
+            transactional_id = id,
+            ?partitions,
+            "asking the coordinator to add partitions for a transaction.version 2 producer"
+        );
+        adds.add(self.partition_of(id), id, (producer_id, epoch), partitions)
+            .await
     }
 
     /// Whether each partition is in the producer's open transaction (AddPartitionsToTxn

@@ -178,10 +178,11 @@ fn state_of(id: i8) -> Option<TxnState> {
     TxnState::ALL.into_iter().find(|s| state_id(*s) == id)
 }
 
-/// The record of `m`, as Kafka's coordinator at transaction.version 1 writes it: the
-/// partitions are null in Empty, and the previous producer id is the one before the last
-/// epoch bump. The last epoch is not kept, as in Kafka: a reloaded coordinator recognises
-/// no retried InitProducerId.
+/// The record of `m`, as Kafka's coordinator writes it: the partitions are null in Empty,
+/// the previous producer id is the one before the last epoch bump, the next producer id the
+/// one a transaction.version 2 end whose epoch is spent moves to, and the client's
+/// transaction.version is that of the requests that made the state. The last epoch is not
+/// kept, as in Kafka: a reloaded coordinator recognises no retried InitProducerId.
 pub fn value_of(m: &TxnMetadata) -> TxnLogValue {
     let partitions = (m.state != TxnState::Empty).then(|| {
         let mut topics: Vec<(String, Vec<i32>)> = Vec::new();
@@ -196,7 +197,7 @@ pub fn value_of(m: &TxnMetadata) -> TxnLogValue {
     TxnLogValue {
         producer_id: m.producer_id,
         previous_producer_id: m.last_producer_id,
-        next_producer_id: NO_PRODUCER_ID,
+        next_producer_id: m.next_producer_id,
         producer_epoch: m.producer_epoch,
         next_producer_epoch: NO_EPOCH,
         timeout_ms: m.timeout_ms,
@@ -204,7 +205,7 @@ pub fn value_of(m: &TxnMetadata) -> TxnLogValue {
         partitions,
         last_update_ms: m.update_ms,
         start_ms: m.start_ms,
-        client_transaction_version: 0,
+        client_transaction_version: m.client_tv,
     }
 }
 
@@ -228,6 +229,8 @@ pub fn metadata_of(v: &TxnLogValue) -> Result<TxnMetadata, SchemaError> {
         partitions,
         start_ms: v.start_ms,
         update_ms: v.last_update_ms,
+        client_tv: v.client_transaction_version,
+        next_producer_id: v.next_producer_id,
     })
 }
 

@@ -1,6 +1,8 @@
 //! One transactional id's coordinator state and the rules of its transitions, as Kafka's
-//! `TransactionMetadata` with transaction.version 1. Pure: the coordinator persists each
-//! new state and writes the markers.
+//! `TransactionMetadata`: transaction.version 1 (the producer adds partitions, the epoch
+//! moves only on InitProducerId and fences) and 2 (KIP-890 part 2: partitions are added by
+//! their leaders, every EndTxn bumps the epoch). Pure: the coordinator persists each new
+//! state and writes the markers.
 
 use std::collections::BTreeSet;
 
@@ -12,7 +14,10 @@ use super::TxnError;
 pub const NO_EPOCH: i16 = -1;
 pub const NO_PRODUCER_ID: i64 = -1;
 /// An epoch this high cannot be bumped again: the producer gets a fresh id instead.
-const LAST_USABLE_EPOCH: i16 = i16::MAX - 1;
+pub const LAST_USABLE_EPOCH: i16 = i16::MAX - 1;
+/// The first transaction.version whose ends bump the producer epoch (Kafka's
+/// `TransactionVersion.supportsEpochBump`).
+pub const TV_EPOCH_BUMP: i16 = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TxnState {
@@ -80,6 +85,28 @@ pub struct TxnMetadata {
     /// When the open transaction began; -1 when none is open.
     pub start_ms: i64,
     pub update_ms: i64,
+    /// The transaction.version of the client's last AddPartitionsToTxn or EndTxn (0 for
+    /// version 1 requests, as Kafka records it; 2 for KIP-890 part 2).
+    #[serde(default)]
+    pub client_tv: i16,
+    /// While a transaction.version 2 end whose epoch is spent is being written: the producer
+    /// id it moves to once complete; -1 otherwise.
+    #[serde(default = "no_producer_id")]
+    pub next_producer_id: i64,
+}
+
+fn no_producer_id() -> i64 {
+    NO_PRODUCER_ID
+}
+
+/// What EndTxn does under transaction.version 2.
+#[derive(Debug, PartialEq, Eq)]
+pub enum EndV2 {
+    /// A retry of the end that made the current state: answer with the current id and epoch.
+    Retry,
+    /// Prepare the end at a bumped epoch; `empty` when no transaction is open (an abort the
+    /// client sends not knowing whether a leader added a partition), which starts now.
+    Prepare { empty: bool },
 }
 
 /// What InitProducerId does to an existing id.
@@ -105,6 +132,8 @@ impl TxnMetadata {
             partitions: BTreeSet::new(),
             start_ms: -1,
             update_ms: now_ms,
+            client_tv: 0,
+            next_producer_id: NO_PRODUCER_ID,
         }
     }
 
@@ -191,10 +220,13 @@ impl TxnMetadata {
     }
 
     /// AddPartitionsToTxn: whether anything changes (already-added partitions do not).
+    /// `client_tv` is the transaction.version of the request (2 when a partition leader adds
+    /// the partition for a KIP-890 producer).
     pub fn add_partitions(
         &mut self,
         partitions: &[(String, i32)],
         now_ms: i64,
+        client_tv: i16,
     ) -> Result<bool, TxnError> {
         match self.state {
             TxnState::PrepareCommit | TxnState::PrepareAbort => {
@@ -213,7 +245,74 @@ impl TxnMetadata {
         self.state = TxnState::Ongoing;
         self.partitions.extend(partitions.iter().cloned());
         self.update_ms = now_ms;
+        self.client_tv = client_tv;
         Ok(true)
+    }
+
+    /// EndTxn v5 (transaction.version 2), as Kafka 4.4 decides it. Every end bumps the
+    /// epoch, so the epoch the client names tells a new end (the current epoch) from a retry
+    /// of the last one (the epoch before its bump, or the last usable epoch of the producer id
+    /// the end moved away from).
+    pub fn end_v2(&self, producer_id: i64, epoch: i16, commit: bool) -> Result<EndV2, TxnError> {
+        use TxnState as S;
+        let retry_on_bump = i32::from(self.producer_epoch) == i32::from(epoch) + 1;
+        let retry_on_overflow = self.last_producer_id == producer_id
+            && epoch == LAST_USABLE_EPOCH
+            && self.producer_epoch == 0;
+        let valid_epoch = match self.state {
+            S::Ongoing | S::Empty | S::Dead | S::PrepareEpochFence => epoch == self.producer_epoch,
+            S::PrepareCommit | S::PrepareAbort => retry_on_bump,
+            S::CompleteCommit | S::CompleteAbort => {
+                retry_on_bump || retry_on_overflow || epoch == self.producer_epoch
+            }
+        };
+        if producer_id != self.producer_id && !retry_on_overflow {
+            return Err(TxnError::InvalidProducerIdMapping);
+        }
+        if !valid_epoch {
+            return Err(TxnError::ProducerFenced);
+        }
+        let retry = retry_on_bump || retry_on_overflow;
+        match (self.state, commit) {
+            (S::Ongoing, _) => Ok(EndV2::Prepare { empty: false }),
+            (S::CompleteCommit, true) | (S::CompleteAbort, false) if retry => Ok(EndV2::Retry),
+            (S::CompleteCommit | S::CompleteAbort | S::Empty, false) if !retry => {
+                Ok(EndV2::Prepare { empty: true })
+            }
+            (S::PrepareCommit, true) | (S::PrepareAbort, false) => {
+                Err(TxnError::ConcurrentTransactions)
+            }
+            (S::Dead | S::PrepareEpochFence, _) => Err(TxnError::ConcurrentTransactions),
+            _ => Err(TxnError::InvalidTxnState),
+        }
+    }
+
+    /// PrepareCommit or PrepareAbort under transaction.version 2: the epoch moves on by one
+    /// (the markers carry it), and `next_producer_id` is the id taken once complete when the
+    /// new epoch is the last one. `empty`: no transaction was open; it starts now.
+    pub fn prepare_v2(&mut self, commit: bool, next_producer_id: i64, empty: bool, now_ms: i64) {
+        if self.producer_epoch < i16::MAX {
+            self.last_producer_epoch = self.producer_epoch;
+            self.producer_epoch += 1;
+        } else {
+            tracing::error!(
+                producer_id = self.producer_id,
+                "ending a transaction at epoch {}, which cannot be bumped",
+                self.producer_epoch
+            );
+        }
+        self.next_producer_id = next_producer_id;
+        self.client_tv = TV_EPOCH_BUMP;
+        if empty {
+            self.start_ms = now_ms;
+        }
+        self.prepare(commit, now_ms);
+    }
+
+    /// Whether the epoch an end would bump to is the last usable one, so the producer must
+    /// move to a new id (Kafka's `isProducerEpochExhausted`).
+    pub fn epoch_exhausted(&self) -> bool {
+        self.producer_epoch >= LAST_USABLE_EPOCH
     }
 
     /// EndTxn: `Ok(true)` to start ending the open transaction, `Ok(false)` for a retry of
@@ -239,14 +338,21 @@ impl TxnMetadata {
         self.update_ms = now_ms;
     }
 
-    /// After every marker is written.
+    /// After every marker is written. A transaction.version 2 end whose epoch was spent
+    /// moves the producer to its next id, at epoch 0.
     pub fn complete(&mut self, now_ms: i64) {
         self.state = match self.state {
             TxnState::PrepareCommit => TxnState::CompleteCommit,
             _ => TxnState::CompleteAbort,
         };
+        if self.client_tv >= TV_EPOCH_BUMP && self.next_producer_id != NO_PRODUCER_ID {
+            self.last_producer_id = self.producer_id;
+            self.producer_id = self.next_producer_id;
+            self.producer_epoch = 0;
+        }
+        self.next_producer_id = NO_PRODUCER_ID;
         self.partitions.clear();
-        self.start_ms = -1;
+        // Kafka keeps the start of the transaction that ended (DescribeTransactions shows it).
         self.update_ms = now_ms;
     }
 
@@ -283,7 +389,7 @@ mod tests {
         assert_eq!(m.init_action(Some((7, 2))), Ok(InitAction::Retry));
         assert_eq!(m.init_action(Some((7, 0))), Err(TxnError::ProducerFenced));
         assert_eq!(m.init_action(Some((8, 3))), Err(TxnError::ProducerFenced));
-        m.add_partitions(&[("t".into(), 0)], 5).unwrap();
+        m.add_partitions(&[("t".into(), 0)], 5, 0).unwrap();
         assert_eq!(m.init_action(None), Ok(InitAction::FenceAndAbort));
     }
 
@@ -302,15 +408,15 @@ mod tests {
     fn end_follows_kafkas_state_table() {
         let mut m = idle(0);
         assert_eq!(m.end(true), Err(TxnError::InvalidTxnState));
-        assert!(m.add_partitions(&[("t".into(), 0)], 10).unwrap());
-        assert!(!m.add_partitions(&[("t".into(), 0)], 11).unwrap());
+        assert!(m.add_partitions(&[("t".into(), 0)], 10, 0).unwrap());
+        assert!(!m.add_partitions(&[("t".into(), 0)], 11, 0).unwrap());
         assert_eq!(m.start_ms, 10);
         assert_eq!(m.end(true), Ok(true));
         m.prepare(true, 12);
         assert_eq!(m.end(true), Err(TxnError::ConcurrentTransactions));
         assert_eq!(m.end(false), Err(TxnError::InvalidTxnState));
         assert_eq!(
-            m.add_partitions(&[("t".into(), 1)], 12),
+            m.add_partitions(&[("t".into(), 1)], 12, 0),
             Err(TxnError::ConcurrentTransactions)
         );
         m.complete(13);
@@ -320,9 +426,54 @@ mod tests {
     }
 
     #[test]
+    fn version_2_ends_bump_the_epoch_and_recognise_retries() {
+        let mut m = idle(4);
+        // Nothing open: a commit is refused, an abort ends an empty transaction.
+        assert_eq!(m.end_v2(7, 4, true), Err(TxnError::InvalidTxnState));
+        assert_eq!(m.end_v2(7, 4, false), Ok(EndV2::Prepare { empty: true }));
+        m.add_partitions(&[("t".into(), 0)], 10, TV_EPOCH_BUMP)
+            .unwrap();
+        assert_eq!(m.end_v2(7, 3, true), Err(TxnError::ProducerFenced));
+        assert_eq!(
+            m.end_v2(8, 4, true),
+            Err(TxnError::InvalidProducerIdMapping)
+        );
+        assert_eq!(m.end_v2(7, 4, true), Ok(EndV2::Prepare { empty: false }));
+        m.prepare_v2(true, NO_PRODUCER_ID, false, 11);
+        assert_eq!((m.producer_epoch, m.last_producer_epoch), (5, 4));
+        assert_eq!(m.end_v2(7, 4, true), Err(TxnError::ConcurrentTransactions));
+        assert_eq!(m.end_v2(7, 4, false), Err(TxnError::InvalidTxnState));
+        assert_eq!(m.end_v2(7, 5, true), Err(TxnError::ProducerFenced));
+        m.complete(12);
+        // The same commit again (its answer was lost), and the wrong outcome for it.
+        assert_eq!(m.end_v2(7, 4, true), Ok(EndV2::Retry));
+        assert_eq!(m.end_v2(7, 4, false), Err(TxnError::InvalidTxnState));
+        assert_eq!(m.end_v2(7, 5, true), Err(TxnError::InvalidTxnState));
+        assert_eq!(m.end_v2(7, 3, true), Err(TxnError::ProducerFenced));
+    }
+
+    #[test]
+    fn a_version_2_end_at_the_last_epoch_moves_to_the_next_producer_id() {
+        let mut m = idle(LAST_USABLE_EPOCH);
+        m.add_partitions(&[("t".into(), 0)], 10, TV_EPOCH_BUMP)
+            .unwrap();
+        assert!(m.epoch_exhausted());
+        m.prepare_v2(false, 99, false, 11);
+        assert_eq!(m.producer_epoch, i16::MAX);
+        m.complete(12);
+        assert_eq!(
+            (m.producer_id, m.producer_epoch, m.last_producer_id),
+            (99, 0, 7)
+        );
+        assert_eq!(m.next_producer_id, NO_PRODUCER_ID);
+        assert_eq!(m.end_v2(7, LAST_USABLE_EPOCH, false), Ok(EndV2::Retry));
+        assert_eq!(m.end_v2(99, 0, false), Ok(EndV2::Prepare { empty: true }));
+    }
+
+    #[test]
     fn timeouts_and_expiry() {
         let mut m = idle(0);
-        m.add_partitions(&[("t".into(), 0)], 100).unwrap();
+        m.add_partitions(&[("t".into(), 0)], 100, 0).unwrap();
         assert!(!m.timed_out(100 + 59_999));
         assert!(m.timed_out(100 + 60_000));
         assert!(!m.expired(1_000_000, 10));

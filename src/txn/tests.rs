@@ -123,7 +123,7 @@ async fn ongoing(c: &Cluster, id: &str) -> (i64, i16) {
         .await
         .unwrap();
     c.txns
-        .add_partitions(id, producer_id, epoch, &[("t".into(), 0)])
+        .add_partitions(id, producer_id, epoch, &[("t".into(), 0)], 0)
         .await
         .unwrap();
     (producer_id, epoch)
@@ -165,7 +165,7 @@ async fn ids_of_partitions_not_loaded_here_are_not_coordinated_here() {
     ));
     let end = c
         .txns
-        .end_txn(&a, producer_id, epoch, true, &c.groups)
+        .end_txn(&a, (producer_id, epoch), true, 0, &c.groups)
         .await;
     assert!(matches!(end, Err(BrokerError::NotCoordinator)));
     assert!(c.txns.list().unwrap().is_empty());
@@ -176,7 +176,7 @@ async fn ids_of_partitions_not_loaded_here_are_not_coordinated_here() {
         (TxnState::Ongoing, producer_id, epoch)
     );
     c.txns
-        .end_txn(&a, producer_id, epoch, true, &c.groups)
+        .end_txn(&a, (producer_id, epoch), true, 0, &c.groups)
         .await
         .unwrap();
     assert_eq!(c.markers.0.lock().as_slice(), &[(producer_id, true)]);
@@ -193,7 +193,7 @@ async fn loading_a_partition_finishes_only_its_half_ended_transactions() {
     for (id, producer_id) in [(&a, 10), (&b, 11)] {
         let mut metadata = TxnMetadata::new(producer_id, TIMEOUT_MS, 0);
         metadata.producer_epoch = 0;
-        metadata.add_partitions(&[("t".into(), 0)], 0).unwrap();
+        metadata.add_partitions(&[("t".into(), 0)], 0, 0).unwrap();
         metadata.prepare(true, 0);
         c.txns.log.write(id, Some(&metadata), 0).unwrap();
     }
@@ -226,7 +226,7 @@ async fn markers_carry_the_leader_epoch_the_partition_was_loaded_at() {
     c.txns.load_partition(0).unwrap();
     let (producer_id, epoch) = ongoing(&c, &a).await;
     c.txns
-        .end_txn(&a, producer_id, epoch, false, &c.groups)
+        .end_txn(&a, (producer_id, epoch), false, 0, &c.groups)
         .await
         .unwrap();
     assert_eq!(c.markers.0.lock().as_slice(), &[(producer_id, false)]);
@@ -240,7 +240,7 @@ async fn a_half_ended_transaction_unloaded_before_it_is_finished_is_left_alone()
     let a = id_in(&c.txns, 0);
     let mut metadata = TxnMetadata::new(10, TIMEOUT_MS, 0);
     metadata.producer_epoch = 0;
-    metadata.add_partitions(&[("t".into(), 0)], 0).unwrap();
+    metadata.add_partitions(&[("t".into(), 0)], 0, 0).unwrap();
     metadata.prepare(false, 0);
     take_leadership(&c, 0);
     c.txns.log.write(&a, Some(&metadata), 0).unwrap();
@@ -267,7 +267,7 @@ async fn a_state_the_replicas_do_not_take_is_undone_and_refused() {
     // The PrepareCommit times out (Kafka: COORDINATOR_NOT_AVAILABLE); no marker goes out.
     let end = c
         .txns
-        .end_txn(&a, producer_id, epoch, true, &c.groups)
+        .end_txn(&a, (producer_id, epoch), true, 0, &c.groups)
         .await;
     assert!(
         matches!(end, Err(BrokerError::CoordinatorNotAvailable)),
@@ -281,7 +281,7 @@ async fn a_state_the_replicas_do_not_take_is_undone_and_refused() {
     );
 
     // Once the follower has caught up, the retried EndTxn goes through.
-    let end = c.txns.end_txn(&a, producer_id, epoch, true, &c.groups);
+    let end = c.txns.end_txn(&a, (producer_id, epoch), true, 0, &c.groups);
     let follower = async {
         // The PrepareCommit lands, then the CompleteCommit: the follower fetches each.
         loop {
@@ -291,7 +291,7 @@ async fn a_state_the_replicas_do_not_take_is_undone_and_refused() {
         }
     };
     tokio::select! {
-        ended = end => ended.unwrap(),
+        ended = end => { ended.unwrap(); }
         _ = follower => unreachable!(),
     }
     assert_eq!(c.markers.0.lock().as_slice(), &[(producer_id, true)]);

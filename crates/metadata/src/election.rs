@@ -4,6 +4,7 @@
 //! election, which gives a partition without any in-sync replica alive a leader outside the
 //! ISR at the price of the records only the lost replicas had.
 
+use crate::elr::PartitionChange;
 use crate::state::{
     is_unfenced, BrokerId, ClusterMetadata, CommandError, CommandResult, NO_LEADER,
 };
@@ -56,31 +57,33 @@ impl ClusterMetadata {
         Ok(preferred)
     }
 
-    /// A partition without a leader takes the first unfenced replica, in the ISR or not; the
-    /// ISR becomes that replica alone. A partition with a leader needs no election.
+    /// A partition without a leader takes one: an unfenced ISR member, else (KIP-966) an
+    /// unfenced ELR member or its last known leader, which are clean elections, else the first
+    /// unfenced replica, whose ISR becomes that replica alone. A partition with a leader needs
+    /// no election.
     pub(crate) fn elect_unclean_leader(
         &mut self,
         topic: &str,
         partition: u32,
     ) -> Result<CommandResult, CommandError> {
         let brokers = self.brokers.clone();
+        let change = PartitionChange {
+            elr_enabled: self.elr_enabled(),
+            min_isr: self.effective_min_isr(topic),
+            acceptable: &|r| is_unfenced(&brokers, r),
+            unclean_shutdown: None,
+            unclean_election: true,
+        };
         let p = self.partition_mut(topic, partition)?;
         if p.leader != NO_LEADER {
             return Err(CommandError::ElectionNotNeeded);
         }
-        let chosen: Option<BrokerId> = p
-            .replicas
-            .iter()
-            .copied()
-            .find(|&r| is_unfenced(&brokers, r));
-        let Some(leader) = chosen else {
+        let before = p.clone();
+        p.settle(&before, &change);
+        if p.leader == NO_LEADER {
             return Err(CommandError::NoAvailableReplica(p.replicas.clone()));
-        };
-        p.leader = leader;
-        p.isr = vec![leader];
-        p.leader_epoch += 1;
-        p.partition_epoch += 1;
-        Ok(CommandResult::LeaderElected { leader })
+        }
+        Ok(CommandResult::LeaderElected { leader: p.leader })
     }
 
     /// Per broker: how many partitions it is the preferred leader of, and those of them led

@@ -53,11 +53,15 @@ pub const SUPPORTED: &[FeatureSpec] = &[
         max: 0,
         bootstrap: 0,
     },
+    // Level 2 is transactions v2 (KIP-890 part 2): partitions added by their leaders, the
+    // epoch bumped at every end. Clients use it only when the finalized level is 2; the
+    // coordinator serves each transaction by its client's request versions, and ends those
+    // it aborts itself by the finalized level, as Kafka 4.4 does.
     FeatureSpec {
         name: TRANSACTION_VERSION,
         min: 0,
-        max: 0,
-        bootstrap: 0,
+        max: 2,
+        bootstrap: 2,
     },
     // Level 1 is KIP-848's consumer protocol (ConsumerGroupHeartbeat and
     // ConsumerGroupDescribe), on in a new cluster as in Kafka 4.4.
@@ -67,11 +71,13 @@ pub const SUPPORTED: &[FeatureSpec] = &[
         max: 1,
         bootstrap: 1,
     },
+    // Level 1 is KIP-966's eligible leader replicas (see `elr`), on in new clusters as in
+    // Kafka 4.4.
     FeatureSpec {
         name: ELR_VERSION,
         min: 0,
-        max: 0,
-        bootstrap: 0,
+        max: 1,
+        bootstrap: 1,
     },
     FeatureSpec {
         name: SHARE_VERSION,
@@ -79,11 +85,13 @@ pub const SUPPORTED: &[FeatureSpec] = &[
         max: 0,
         bootstrap: 0,
     },
+    // Level 1 is streams groups (KIP-1071): StreamsGroupHeartbeat and StreamsGroupDescribe
+    // answer UNSUPPORTED_VERSION at level 0, as Kafka's do.
     FeatureSpec {
         name: STREAMS_VERSION,
         min: 0,
-        max: 0,
-        bootstrap: 0,
+        max: 1,
+        bootstrap: 1,
     },
 ];
 

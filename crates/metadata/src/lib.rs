@@ -9,6 +9,7 @@
 //! `MetadataNode` is one controller, the handle the broker uses.
 
 mod election;
+mod elr;
 mod error;
 pub mod features;
 mod liveness;

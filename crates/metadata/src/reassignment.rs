@@ -3,9 +3,7 @@
 //! once all of them are in sync the replicas outside the target leave. Until then the
 //! reassignment can be replaced by another target or cancelled.
 
-use std::collections::BTreeMap;
-
-use crate::state::{Broker, BrokerId, ClusterMetadata, CommandError, CommandResult, Partition};
+use crate::state::{BrokerId, ClusterMetadata, CommandError, CommandResult, Partition};
 
 impl ClusterMetadata {
     /// Adds the target replicas that are new to the replica set (they join the ISR through the
@@ -32,10 +30,10 @@ impl ClusterMetadata {
             .collect();
         p.replicas = replicas;
         p.target_replicas = target.to_vec();
+        p.try_complete_reassignment();
         if !p.replicas.contains(&p.leader) {
             p.elect(&brokers, p.leader);
         }
-        p.try_complete_reassignment(&brokers);
         p.partition_epoch += 1;
         Ok(CommandResult::ReassignmentStarted {
             complete: p.target_replicas.is_empty(),
@@ -72,8 +70,9 @@ impl ClusterMetadata {
 
 impl Partition {
     /// Finishes a reassignment once every target replica is in sync: the removed replicas leave
-    /// the replica set and the ISR, and leadership moves if the leader was one of them.
-    pub(crate) fn try_complete_reassignment(&mut self, brokers: &BTreeMap<BrokerId, Broker>) {
+    /// the replica set and the ISR. The caller elects a new leader if the leader was one of
+    /// them.
+    pub(crate) fn try_complete_reassignment(&mut self) {
         if self.target_replicas.is_empty()
             || !self.target_replicas.iter().all(|r| self.isr.contains(r))
         {
@@ -83,9 +82,6 @@ impl Partition {
         self.adding_replicas.clear();
         let replicas = &self.replicas;
         self.isr.retain(|r| replicas.contains(r));
-        if !self.replicas.contains(&self.leader) {
-            self.elect(brokers, self.leader);
-        }
     }
 
     /// The replicas before the reassignment in progress (all of them when none is).

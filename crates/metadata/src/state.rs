@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::elr::PartitionChange;
 use crate::features::{FeatureCommand, FinalizedFeatures};
 use crate::security::{AclRecord, ScramCredentials, SecurityCommand};
 
@@ -47,6 +48,14 @@ pub struct Partition {
     /// so that the replicas it started from can be told apart (to list or cancel it).
     #[serde(default)]
     pub adding_replicas: Vec<BrokerId>,
+    /// KIP-966's eligible leader replicas: replicas that left the ISR while it was below
+    /// `min.insync.replicas` and so still hold every committed record (see `elr`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub elr: Vec<BrokerId>,
+    /// The leader the partition had when its ISR became empty, kept while it has none
+    /// (Kafka 4.4's LastKnownElr, which holds the last known leader).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub last_known_elr: Vec<BrokerId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,6 +82,11 @@ pub struct ClusterMetadata {
     pub acls: Vec<AclRecord>,
     #[serde(default)]
     pub scram_credentials: ScramCredentials,
+    /// The cluster-wide `min.insync.replicas`, for topics without an override: what the
+    /// ELR rules compare the ISR with (Kafka's cluster-level config record). `None` until a
+    /// broker records its configured default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_min_insync_replicas: Option<u32>,
     /// Finalized feature levels (see `features`); `None` until the first broker bootstraps
     /// them, including in a cluster created before samsa kept them.
     #[serde(default)]
@@ -89,6 +103,11 @@ pub enum Command {
         port: u16,
         rack: Option<String>,
         incarnation: u64,
+        /// The epoch of the registration this broker last shut down cleanly from (Kafka's
+        /// PreviousBrokerEpoch); any other value means its log may have lost records it
+        /// had acknowledged, so it leaves the ELR (KIP-966).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        previous_epoch: Option<u64>,
     },
     /// The broker caught up with the metadata and may lead and follow again.
     UnfenceBroker {
@@ -170,6 +189,11 @@ pub enum Command {
     },
     /// ACLs and SCRAM credentials (see `security`).
     Security(SecurityCommand),
+    /// The cluster-wide `min.insync.replicas` (see `ClusterMetadata`); a change clears every
+    /// partition's ELR, as Kafka's ClearElrRecord does.
+    SetDefaultMinInsyncReplicas {
+        value: u32,
+    },
     /// Finalized feature levels (see `features`).
     Features(FeatureCommand),
 }
@@ -224,6 +248,7 @@ pub enum CommandResult {
         removed: usize,
     },
     ScramCredentialAltered,
+    DefaultMinInsyncReplicasSet,
     FeaturesUpdated,
 }
 
@@ -303,6 +328,8 @@ impl Partition {
             partition_epoch: 0,
             target_replicas: Vec::new(),
             adding_replicas: Vec::new(),
+            elr: Vec::new(),
+            last_known_elr: Vec::new(),
         })
     }
 
@@ -332,7 +359,8 @@ impl ClusterMetadata {
                 port,
                 rack,
                 incarnation,
-            } => self.register_broker(*id, host, *port, rack, *incarnation),
+                previous_epoch,
+            } => self.register_broker(*id, host, *port, rack, *incarnation, *previous_epoch),
             Command::UnfenceBroker { id, epoch } => self.unfence_broker(*id, *epoch),
             Command::FenceBroker { id, epoch } => self.fence_broker(*id, *epoch),
             Command::UnregisterBroker { id } => self.unregister_broker(*id),
@@ -375,12 +403,7 @@ impl ClusterMetadata {
                 self.cancel_reassignment(topic, *partition)
             }
             Command::AlterTopicConfigs { topic, configs } => {
-                let t = self
-                    .topics
-                    .get_mut(topic)
-                    .ok_or_else(|| CommandError::UnknownTopic(topic.clone()))?;
-                t.configs = configs.clone();
-                Ok(CommandResult::TopicConfigsAltered)
+                self.alter_topic_configs(topic, configs)
             }
             Command::ElectPreferredLeader { topic, partition } => {
                 self.elect_preferred_leader(topic, *partition)
@@ -400,6 +423,9 @@ impl ClusterMetadata {
                 })
             }
             Command::Security(command) => self.apply_security(command),
+            Command::SetDefaultMinInsyncReplicas { value } => {
+                self.set_default_min_insync_replicas(*value)
+            }
             Command::Features(command) => self.apply_features(command),
         }
     }
@@ -432,6 +458,7 @@ impl ClusterMetadata {
         port: u16,
         rack: &Option<String>,
         incarnation: u64,
+        previous_epoch: Option<u64>,
     ) -> Result<CommandResult, CommandError> {
         if let Some(existing) = self.brokers.get(&id) {
             if existing.incarnation == incarnation {
@@ -448,8 +475,15 @@ impl ClusterMetadata {
                 });
             }
             // The broker restarted: whatever it led or followed under its old incarnation must be
-            // treated as lost, exactly as if it had been fenced.
-            self.fence_broker(id, None)?;
+            // treated as lost, exactly as if it had been fenced. One that did not shut down
+            // cleanly may also have lost records it acknowledged, so it is no longer eligible
+            // to lead from the ELR either (Kafka's handleBrokerShutdown).
+            let clean = previous_epoch == Some(existing.epoch);
+            if self.elr_enabled() && !clean {
+                self.broker_shut_down_uncleanly(id);
+            } else {
+                self.fence_broker(id, None)?;
+            }
         }
         let epoch = self.next_broker_epoch;
         self.next_broker_epoch += 1;
@@ -479,19 +513,7 @@ impl ClusterMetadata {
             });
         }
         broker.fenced = false;
-        let brokers = &self.brokers;
-        let mut leaders_elected = 0;
-        for p in self
-            .topics
-            .values_mut()
-            .flat_map(|t| t.partitions.iter_mut())
-        {
-            if p.leader == NO_LEADER && p.isr.contains(&id) {
-                p.elect(brokers, NO_LEADER);
-                p.partition_epoch += 1;
-                leaders_elected += 1;
-            }
-        }
+        let leaders_elected = self.elect_leaderless();
         Ok(CommandResult::BrokerUnfenced { leaders_elected })
     }
 
@@ -516,7 +538,7 @@ impl ClusterMetadata {
             });
         }
         broker.fenced = true;
-        let partitions_changed = self.move_away_from(id);
+        let partitions_changed = self.move_away_from(id, false);
         Ok(CommandResult::BrokerFenced { partitions_changed })
     }
 
@@ -526,36 +548,9 @@ impl ClusterMetadata {
             .get_mut(&id)
             .ok_or(CommandError::UnknownBroker(id))?;
         broker.fenced = true;
-        let partitions_changed = self.move_away_from(id);
+        let partitions_changed = self.move_away_from(id, true);
         self.brokers.remove(&id);
         Ok(CommandResult::BrokerUnregistered { partitions_changed })
-    }
-
-    /// Moves leadership and ISR membership away from fenced broker `id`; returns how many
-    /// partitions changed.
-    fn move_away_from(&mut self, id: BrokerId) -> usize {
-        let brokers = &self.brokers;
-        let mut partitions_changed = 0;
-        for p in self
-            .topics
-            .values_mut()
-            .flat_map(|t| t.partitions.iter_mut())
-        {
-            let mut changed = false;
-            if p.leader == id {
-                p.elect(brokers, id);
-                changed = true;
-            }
-            if p.leader != NO_LEADER && p.isr.contains(&id) {
-                p.isr.retain(|&r| r != id);
-                changed = true;
-            }
-            if changed {
-                p.partition_epoch += 1;
-                partitions_changed += 1;
-            }
-        }
-        partitions_changed
     }
 
     fn create_topic(
@@ -646,6 +641,8 @@ impl ClusterMetadata {
         new_isr: &[BrokerId],
     ) -> Result<CommandResult, CommandError> {
         let brokers = self.brokers.clone();
+        let elr_enabled = self.elr_enabled();
+        let min_isr = self.effective_min_isr(topic);
         let p = self.partition_mut(topic, partition)?;
         if leader_epoch != p.leader_epoch {
             return Err(CommandError::FencedLeaderEpoch {
@@ -682,9 +679,17 @@ impl ClusterMetadata {
                 return Err(CommandError::IneligibleReplica(*r));
             }
         }
+        let before = p.clone();
         p.isr = new_isr.to_vec();
-        p.try_complete_reassignment(&brokers);
-        p.partition_epoch += 1;
+        p.try_complete_reassignment();
+        let change = PartitionChange {
+            elr_enabled,
+            min_isr,
+            acceptable: &|r| is_unfenced(&brokers, r),
+            unclean_shutdown: None,
+            unclean_election: false,
+        };
+        p.settle(&before, &change);
         Ok(CommandResult::PartitionAltered {
             leader_epoch: p.leader_epoch,
             partition_epoch: p.partition_epoch,

@@ -11,6 +11,7 @@ fn register(
         port: 9092,
         rack: None,
         incarnation,
+        previous_epoch: None,
     })
 }
 

@@ -136,6 +136,7 @@ fn register(id: i32) -> Command {
         port: 9092,
         rack: None,
         incarnation: 1,
+        previous_epoch: None,
     }
 }
 

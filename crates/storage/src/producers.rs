@@ -161,6 +161,10 @@ pub(crate) struct Marker {
     pub coordinator_epoch: i32,
     pub offset: i64,
     pub timestamp: i64,
+    /// The transaction.version of the coordinator's transaction (WriteTxnMarkers v2): from 2
+    /// every end bumps the producer's epoch, so a marker must carry a newer epoch than the
+    /// partition has seen. 0 when replaying the log, which is trusted.
+    pub transaction_version: i16,
 }
 
 /// What validating an append decided.
@@ -206,7 +210,7 @@ impl ProducerStates {
     pub fn prepare_marker(&self, marker: &Marker) -> Result<Update, StorageError> {
         let mut update = Update::default();
         let entry = self.staged(&mut update, marker.producer_id);
-        check_epoch(entry, marker.producer_id, marker.epoch)?;
+        check_marker_epoch(entry, marker)?;
         if entry.coordinator_epoch > marker.coordinator_epoch {
             return Err(StorageError::CoordinatorFenced(format!(
                 "marker of producer {} from coordinator epoch {}, which is older than {}",
@@ -316,6 +320,28 @@ fn check_epoch(entry: &ProducerEntry, producer_id: i64, epoch: i16) -> Result<()
         )));
     }
     Ok(())
+}
+
+/// A marker's epoch, as Kafka 4.2+ checks it: with transaction.version 2 the coordinator
+/// bumped the epoch when the transaction ended, so the marker's must be newer than any the
+/// partition has seen; the same epoch again is a retried marker of a transaction already
+/// ended here (none is open, or the epoch cannot grow any more), which is written again.
+/// With transaction.version 1 an older epoch is refused, as for data.
+fn check_marker_epoch(entry: &ProducerEntry, marker: &Marker) -> Result<(), StorageError> {
+    if marker.transaction_version < 2 {
+        return check_epoch(entry, marker.producer_id, marker.epoch);
+    }
+    let current = entry.epoch;
+    if marker.epoch > current {
+        return Ok(());
+    }
+    if marker.epoch == current && (entry.txn_first_offset.is_none() || current == i16::MAX) {
+        return Ok(());
+    }
+    Err(StorageError::InvalidProducerEpoch(format!(
+        "marker epoch {} of producer {} is <= its current epoch {current} (transaction.version {})",
+        marker.epoch, marker.producer_id, marker.transaction_version
+    )))
 }
 
 /// Kafka's rules: a producer seen for the first time (or expired) may start at any sequence

@@ -28,6 +28,7 @@ mod reassignments;
 mod security;
 mod topic_partitions;
 mod transactions;
+mod transactions_v2;
 mod txn_markers;
 
 use std::sync::LazyLock;

@@ -18,13 +18,13 @@ const TIMEOUT_MS: i32 = 60_000;
 
 /// A transactional producer's id and epoch on each broker.
 #[derive(Clone, Copy)]
-struct Ids {
-    samsa: (i64, i16),
-    kafka: (i64, i16),
+pub struct Ids {
+    pub samsa: (i64, i16),
+    pub kafka: (i64, i16),
 }
 
 impl Ids {
-    fn of(&self, side: &Side) -> (i64, i16) {
+    pub fn of(&self, side: &Side) -> (i64, i16) {
         if side.name == "samsa" {
             self.samsa
         } else {
@@ -33,7 +33,7 @@ impl Ids {
     }
 }
 
-fn init_request(id: Option<&str>, timeout_ms: i32) -> InitProducerIdRequest {
+pub fn init_request(id: Option<&str>, timeout_ms: i32) -> InitProducerIdRequest {
     InitProducerIdRequest::default()
         .with_transactional_id(id.map(|i| TransactionalId(str_bytes(i))))
         .with_transaction_timeout_ms(timeout_ms)
@@ -43,7 +43,7 @@ fn init_request(id: Option<&str>, timeout_ms: i32) -> InitProducerIdRequest {
 
 /// Setup, not compared: InitProducerId on both until each answers (Kafka loads its
 /// transaction state partitions after the first lookup; samsa replays its own at start).
-fn init_both(d: &mut Differential, id: &str) -> Ids {
+pub fn init_both(d: &mut Differential, id: &str) -> Ids {
     d.await_transaction_coordinator(id).unwrap();
     let mut got = Vec::new();
     for side in [&mut d.samsa, &mut d.kafka] {
@@ -105,7 +105,7 @@ fn add_request(
     }
 }
 
-fn end_request(id: &str, (pid, epoch): (i64, i16), commit: bool) -> EndTxnRequest {
+pub fn end_request(id: &str, (pid, epoch): (i64, i16), commit: bool) -> EndTxnRequest {
     EndTxnRequest::default()
         .with_transactional_id(TransactionalId(str_bytes(id)))
         .with_producer_id(ProducerId(pid))
@@ -230,6 +230,11 @@ fn add_partitions_and_end_txn() {
 
 /// Setup, not compared: DescribeTransactions on both until `id` is CompleteCommit.
 fn await_complete(d: &mut Differential, id: &str) {
+    await_state(d, id, "CompleteCommit");
+}
+
+/// Setup, not compared: DescribeTransactions on both until `id` is in `state`.
+pub fn await_state(d: &mut Differential, id: &str, state: &str) {
     let request = DescribeTransactionsRequest::default()
         .with_transactional_ids(vec![TransactionalId(str_bytes(id))]);
     for side in [&mut d.samsa, &mut d.kafka] {
@@ -237,11 +242,11 @@ fn await_complete(d: &mut Differential, id: &str) {
         while side.conn.send(&request, 0).unwrap().transaction_states[0]
             .transaction_state
             .as_str()
-            != "CompleteCommit"
+            != state
         {
             assert!(
                 std::time::Instant::now() < deadline,
-                "{}: {id} never completed",
+                "{}: {id} never reached {state}",
                 side.name
             );
             std::thread::sleep(std::time::Duration::from_millis(50));

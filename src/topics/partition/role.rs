@@ -343,13 +343,11 @@ impl Partition {
     /// follows the leader of `epoch`. Never a leader's log: a leader's log holds every
     /// acknowledged write, and its epoch starts at its log end.
     pub fn truncate_to(&self, epoch: i32, offset: i64) -> Result<()> {
-        let mut synced = self.synced.lock();
         self.with_log_mut(|log| {
             self.check_following(epoch)?;
             Ok(log.truncate_to(offset)?)
         })?;
-        *synced = (*synced).min(offset);
-        drop(synced);
+        self.sync.truncated(offset);
         self.progress.send_modify(|_| {});
         Ok(())
     }
@@ -357,13 +355,11 @@ impl Partition {
     /// Empties the log and starts it at `offset` (a follower at `epoch` behind the leader's
     /// log start).
     pub fn truncate_fully_and_start_at(&self, epoch: i32, offset: i64) -> Result<()> {
-        let mut synced = self.synced.lock();
         self.with_log_mut(|log| {
             self.check_following(epoch)?;
             Ok(log.truncate_fully_and_start_at(offset)?)
         })?;
-        *synced = offset;
-        drop(synced);
+        self.sync.reset(offset);
         self.progress.send_modify(|_| {});
         Ok(())
     }

@@ -109,11 +109,11 @@ fn flush_messages_syncs_are_shared_by_concurrent_appends() {
         partition.syncs.load(std::sync::atomic::Ordering::Relaxed),
         1
     );
-    assert_eq!(*partition.synced.lock(), 1);
+    assert_eq!(partition.sync.synced(), 1);
 
-    // An fsync in progress (the lock held) while two producers append: both wait for it,
-    // and one more fsync then covers them both.
-    let in_progress = partition.synced.lock();
+    // An fsync in progress while two producers append: both wait for it, and one more
+    // fsync then covers them both.
+    let in_progress = partition.sync.hold();
     let mut progress = partition.watch_progress();
     let producers: Vec<_> = (0..2)
         .map(|_| {
@@ -138,7 +138,7 @@ fn flush_messages_syncs_are_shared_by_concurrent_appends() {
         partition.syncs.load(std::sync::atomic::Ordering::Relaxed),
         2
     );
-    assert_eq!(*partition.synced.lock(), 3);
+    assert_eq!(partition.sync.synced(), 3);
 }
 
 #[test]

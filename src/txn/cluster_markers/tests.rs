@@ -30,6 +30,8 @@ fn led_by(leader: i32) -> PartitionRecord {
         partition_epoch: 0,
         target_replicas: Vec::new(),
         adding_replicas: Vec::new(),
+        elr: Vec::new(),
+        last_known_elr: Vec::new(),
     }
 }
 
@@ -122,6 +124,7 @@ fn marker(coordinator_epoch: i32) -> Marker {
         producer_epoch: 0,
         commit: true,
         coordinator_epoch,
+        transaction_version: 0,
     }
 }
 

@@ -85,7 +85,7 @@ async fn two_records_in_a_transaction(s: &SingleNode) -> (Arc<Partition>, i64, i
         .await
         .unwrap();
     s.txns
-        .add_partitions(ID, producer_id, epoch, &[("t".into(), 0)])
+        .add_partitions(ID, producer_id, epoch, &[("t".into(), 0)], 0)
         .await
         .unwrap();
     let partition = s.topics.partition("t", 0).unwrap();
@@ -123,7 +123,9 @@ async fn end_through_failing_writes(
     commit: bool,
 ) {
     partition.fail_next_markers(FAIL_UNTIL_RESET);
-    let end = s.txns.end_txn(ID, producer_id, epoch, commit, &s.groups);
+    let end = s
+        .txns
+        .end_txn(ID, (producer_id, epoch), commit, 0, &s.groups);
     let check_while_failing = async {
         failed_at_least(partition, 3).await;
         let prepared = if commit {
@@ -150,7 +152,7 @@ async fn end_through_failing_writes(
         );
         let add = s
             .txns
-            .add_partitions(ID, producer_id, epoch, &[("t".into(), 0)])
+            .add_partitions(ID, producer_id, epoch, &[("t".into(), 0)], 0)
             .await;
         assert!(
             matches!(add, Err(BrokerError::Txn(TxnError::ConcurrentTransactions))),
@@ -182,14 +184,14 @@ async fn next_transaction_goes_through(
         .unwrap();
     assert_eq!((next_id, next_epoch), (producer_id, epoch + 1));
     s.txns
-        .add_partitions(ID, next_id, next_epoch, &[("t".into(), 0)])
+        .add_partitions(ID, next_id, next_epoch, &[("t".into(), 0)], 0)
         .await
         .unwrap();
     partition
         .append(transactional(next_id, next_epoch, 0, 1), now_ms())
         .unwrap();
     s.txns
-        .end_txn(ID, next_id, next_epoch, true, &s.groups)
+        .end_txn(ID, (next_id, next_epoch), true, 0, &s.groups)
         .await
         .unwrap();
     let offsets = partition.offsets().unwrap();
@@ -202,7 +204,7 @@ async fn the_first_failed_marker_writes_do_not_leave_the_last_stable_offset_behi
     let (partition, producer_id, epoch) = two_records_in_a_transaction(&s).await;
     partition.fail_next_markers(3);
     s.txns
-        .end_txn(ID, producer_id, epoch, true, &s.groups)
+        .end_txn(ID, (producer_id, epoch), true, 0, &s.groups)
         .await
         .unwrap();
 
@@ -278,7 +280,7 @@ async fn a_partition_deleted_while_its_marker_fails_is_given_up() {
     let s = single_node();
     let (partition, producer_id, epoch) = two_records_in_a_transaction(&s).await;
     partition.fail_next_markers(FAIL_UNTIL_RESET);
-    let end = s.txns.end_txn(ID, producer_id, epoch, true, &s.groups);
+    let end = s.txns.end_txn(ID, (producer_id, epoch), true, 0, &s.groups);
     let delete = async {
         failed_at_least(&partition, 2).await;
         s.topics.delete("t").unwrap();
@@ -299,7 +301,9 @@ async fn retries_stop_at_shutdown_and_leave_the_transaction_prepared() {
     )));
     let (partition, producer_id, epoch) = two_records_in_a_transaction(&s).await;
     partition.fail_next_markers(FAIL_UNTIL_RESET);
-    let end = s.txns.end_txn(ID, producer_id, epoch, false, &s.groups);
+    let end = s
+        .txns
+        .end_txn(ID, (producer_id, epoch), false, 0, &s.groups);
     let shut_down = async {
         failed_at_least(&partition, 2).await;
         stop.send_replace(true);

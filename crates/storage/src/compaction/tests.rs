@@ -468,7 +468,7 @@ fn aborted_records_go_markers_stay_and_open_transactions_wait() {
             .unwrap();
     };
     let end_txn = |log: &mut PartitionLog, pid: i64, control| {
-        log.append_control(pid, 0, control, 0, 0, 1_000).unwrap();
+        log.append_control(pid, 0, control, 0, 0, 1_000, 0).unwrap();
         log.set_high_watermark(log.log_end_offset());
     };
     txn(&mut log, 1);

@@ -33,7 +33,7 @@ fn marker(
     epoch: i16,
     control: ControlType,
 ) -> Result<AppendInfo, StorageError> {
-    let info = log.append_control(PID, epoch, control, 0, 0, 6_000)?;
+    let info = log.append_control(PID, epoch, control, 0, 0, 6_000, 0)?;
     log.set_high_watermark(log.log_end_offset());
     Ok(info)
 }
@@ -209,7 +209,7 @@ fn transactions_hold_the_last_stable_offset_until_their_marker() {
         ),
         (-1, 0, 6_000)
     );
-    log.append_control(PID + 1, 0, ControlType::Commit, 0, 0, 6_000)
+    log.append_control(PID + 1, 0, ControlType::Commit, 0, 0, 6_000, 0)
         .unwrap();
     log.set_high_watermark(log.log_end_offset());
     assert_eq!(log.last_stable_offset(), 9);
@@ -297,7 +297,7 @@ fn aborts_are_listed_and_markers_fence_older_epochs() {
         marker(&mut log, 0, ControlType::Commit),
         Err(StorageError::InvalidProducerEpoch(_))
     ));
-    let stale_coordinator = log.append_control(PID, 1, ControlType::Commit, -5, 0, 0);
+    let stale_coordinator = log.append_control(PID, 1, ControlType::Commit, -5, 0, 0, 0);
     assert!(matches!(
         stale_coordinator,
         Err(StorageError::CoordinatorFenced(_))
@@ -307,6 +307,44 @@ fn aborts_are_listed_and_markers_fence_older_epochs() {
     marker(&mut log, 1, ControlType::Abort).unwrap();
     assert_eq!(log.aborted_transactions(0, 100).len(), 2);
     assert_eq!(log.aborted_transactions(0, 100)[1].first_offset, 6);
+}
+
+/// Transaction version 2 (Kafka 4.2+): every end bumps the epoch, so a marker must carry an
+/// epoch newer than the partition's; the same epoch again is a retried marker, written
+/// only when no transaction is open here.
+#[test]
+fn transaction_version_2_markers_need_a_newer_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), test_config());
+    let tv2 = |log: &mut PartitionLog, epoch: i16| {
+        let written = log.append_control(PID, epoch, ControlType::Commit, 0, 0, 6_000, 2);
+        log.set_high_watermark(log.log_end_offset());
+        written
+    };
+    append(&mut log, txn(3, 0, 2));
+    // The data's own epoch: what transaction.version 1 takes, version 2 refuses.
+    assert!(matches!(
+        tv2(&mut log, 3),
+        Err(StorageError::InvalidProducerEpoch(_))
+    ));
+    tv2(&mut log, 4).unwrap();
+    assert_eq!(only_producer(&log).producer_epoch, 4);
+    assert_eq!(only_producer(&log).current_txn_start_offset, -1);
+    // The coordinator sends it again: nothing is open, so it is a retry and is written.
+    tv2(&mut log, 4).unwrap();
+    assert!(matches!(
+        tv2(&mut log, 3),
+        Err(StorageError::InvalidProducerEpoch(_))
+    ));
+    // The next transaction writes at the bumped epoch from sequence 0; while it is open its
+    // epoch's marker is refused, the next one is taken.
+    append(&mut log, txn(4, 0, 1));
+    assert!(matches!(
+        tv2(&mut log, 4),
+        Err(StorageError::InvalidProducerEpoch(_))
+    ));
+    tv2(&mut log, 5).unwrap();
+    assert_eq!(log.last_stable_offset(), log.log_end_offset());
 }
 
 /// A log with three producers in every state: PID with an aborted transaction and an open
@@ -319,7 +357,7 @@ fn busy_log(dir: &Path) -> PartitionLog {
     append(&mut log, txn(0, 0, 2));
     marker(&mut log, 0, ControlType::Abort).unwrap();
     append(&mut log, producer_batch(PID + 2, 0, 0, 1, 0, true));
-    log.append_control(PID + 2, 0, ControlType::Commit, 3, 0, 0)
+    log.append_control(PID + 2, 0, ControlType::Commit, 3, 0, 0, 0)
         .unwrap();
     append(&mut log, txn(0, 2, 1));
     log.set_high_watermark(log.log_end_offset());

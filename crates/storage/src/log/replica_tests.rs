@@ -58,7 +58,7 @@ fn appends_start_epochs_and_answer_offset_for_leader_epoch() {
         "a batch without an epoch starts none"
     );
     append_at(&mut log, &[1, 1, 3]);
-    log.append_control(7, 0, ControlType::Abort, 0, 5, 2_000)
+    log.append_control(7, 0, ControlType::Abort, 0, 5, 2_000, 0)
         .unwrap();
     assert_eq!(log.leader_epochs(), [(1, 2), (3, 6), (5, 8)]);
     assert_eq!(log.latest_epoch(), Some(5));
@@ -214,10 +214,10 @@ pub(super) fn busy_leader(dir: &Path) -> PartitionLog {
     }
     write(&mut log, batch_with(&[5, 6, 7], Codec::Gzip), 2);
     write(&mut log, producer_batch(PID + 1, 0, 0, 2, 0, true), 2);
-    log.append_control(PID + 1, 0, ControlType::Abort, 1, 2, 20_000)
+    log.append_control(PID + 1, 0, ControlType::Abort, 1, 2, 20_000, 0)
         .unwrap();
     write(&mut log, producer_batch(PID + 2, 0, 0, 1, 0, true), 4);
-    log.append_control(PID + 2, 0, ControlType::Commit, 1, 4, 20_001)
+    log.append_control(PID + 2, 0, ControlType::Commit, 1, 4, 20_001, 0)
         .unwrap();
     write(&mut log, batch_with(&[8, 9], Codec::Zstd), 4);
     write(&mut log, producer_batch(PID + 1, 0, 2, 2, 0, true), 6);

@@ -6,7 +6,10 @@ use super::*;
 impl PartitionLog {
     /// Appends a commit or abort marker for `producer_id`'s open transaction (a control
     /// batch, stamped like any append). A marker with no open transaction is written too:
-    /// coordinators resend markers when they retry or recover.
+    /// coordinators resend markers when they retry or recover. `transaction_version` is the
+    /// coordinator's for this transaction: from 2 the marker's epoch must be newer than the
+    /// producer's here.
+    #[allow(clippy::too_many_arguments)]
     pub fn append_control(
         &mut self,
         producer_id: i64,
@@ -15,6 +18,7 @@ impl PartitionLog {
         coordinator_epoch: i32,
         leader_epoch: i32,
         now_ms: i64,
+        transaction_version: i16,
     ) -> Result<AppendInfo, StorageError> {
         if producer_id < 0 {
             return Err(StorageError::InvalidTxnState(format!(
@@ -29,6 +33,7 @@ impl PartitionLog {
             coordinator_epoch,
             offset,
             timestamp: now_ms,
+            transaction_version,
         })?;
         let mut bytes = batch::control_batch(
             producer_id,

@@ -68,6 +68,7 @@ pub(crate) fn replay<B: AsRef<[u8]>>(
             coordinator_epoch,
             offset: header.base_offset,
             timestamp: header.max_timestamp,
+            transaction_version: 0,
         }),
         Ok(None) => {}
         // The CRC was checked; a marker that still does not parse is logged and skipped

@@ -30,6 +30,7 @@ use crate::{ends, T0, UNKNOWN};
 
 mod consumer;
 mod offsets;
+mod streams;
 
 const SESSION_MS: i32 = 30_000;
 /// Kafka's default `group.min.session.timeout.ms` and `group.max.session.timeout.ms`,

@@ -43,6 +43,7 @@ public final class Main {
         SCENARIOS.put("acls", AdminScenarios::acls);
         SCENARIOS.put("group-consume", GroupScenarios::groupConsume);
         SCENARIOS.put("group-admin", GroupScenarios::groupAdmin);
+        SCENARIOS.put("transactions", TxnScenarios::transactions);
         SCENARIOS.put("group-member", GroupScenarios::groupMember);
     }
 

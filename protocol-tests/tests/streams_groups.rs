@@ -1,0 +1,116 @@
+//! Streams groups (KIP-1071) follow the finalized `streams.version`: served at level 1 (a new
+//! cluster's level), and answered UNSUPPORTED_VERSION once an operator disables the feature,
+//! as Kafka 4.4 answers; enabling it again brings them back.
+
+use kafka_protocol::error::ResponseError as E;
+use kafka_protocol::messages::streams_group_heartbeat_request::{Subtopology, TaskIds, Topology};
+use kafka_protocol::messages::update_features_request::FeatureUpdateKey;
+use kafka_protocol::messages::*;
+use samsa_protocol_tests::client::{str_bytes, topic_name};
+use samsa_protocol_tests::{BrokerProcess, Connection};
+
+const UPGRADE: i8 = 1;
+const SAFE_DOWNGRADE: i8 = 2;
+
+fn set_streams_version(conn: &mut Connection, level: i16, upgrade_type: i8) {
+    let request = UpdateFeaturesRequest::default()
+        .with_timeout_ms(30_000)
+        .with_feature_updates(vec![FeatureUpdateKey::default()
+            .with_feature(str_bytes("streams.version"))
+            .with_max_version_level(level)
+            .with_upgrade_type(upgrade_type)]);
+    let response = conn.send(&request, 1).unwrap();
+    assert_eq!(response.error_code, 0, "{response:?}");
+    assert!(
+        response.results.iter().all(|r| r.error_code == 0),
+        "{response:?}"
+    );
+}
+
+fn join(group: &str) -> StreamsGroupHeartbeatRequest {
+    let none: Option<Vec<TaskIds>> = Some(Vec::new());
+    StreamsGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(str_bytes(group)))
+        .with_member_id(str_bytes("member-1"))
+        .with_member_epoch(0)
+        .with_rebalance_timeout_ms(30_000)
+        .with_active_tasks(none.clone())
+        .with_standby_tasks(none.clone())
+        .with_warmup_tasks(none)
+        .with_process_id(Some(str_bytes("process-1")))
+        .with_topology(Some(Topology::default().with_subtopologies(vec![
+            Subtopology::default()
+                .with_subtopology_id(str_bytes("0"))
+                .with_source_topics(vec![topic_name("words")]),
+        ])))
+}
+
+fn describe(group: &str) -> StreamsGroupDescribeRequest {
+    StreamsGroupDescribeRequest::default().with_group_ids(vec![GroupId(str_bytes(group))])
+}
+
+#[test]
+fn streams_groups_follow_the_finalized_streams_version() {
+    let broker = BrokerProcess::start("").unwrap();
+    let mut conn = broker.connect().unwrap();
+    samsa_protocol_tests::client::wait_groups_loaded(&mut conn).unwrap();
+    // Served at the level a new cluster starts with; the source topic is missing.
+    let answer = conn.send(&join("app"), 1).unwrap();
+    assert_eq!(answer.error_code, 0, "{answer:?}");
+    let statuses = answer.status.unwrap_or_default();
+    assert!(statuses.iter().any(|s| s.status_code == 1), "{statuses:?}");
+
+    set_streams_version(&mut conn, 0, SAFE_DOWNGRADE);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let answer = conn.send(&join("app"), 1).unwrap();
+        if answer.error_code == E::UnsupportedVersion.code() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still served: {answer:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let described = conn.send(&describe("app"), 0).unwrap();
+    assert_eq!(described.groups[0].error_code, E::UnsupportedVersion.code());
+
+    set_streams_version(&mut conn, 1, UPGRADE);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let described = conn.send(&describe("app"), 0).unwrap();
+        if described.groups[0].error_code == 0 {
+            assert_eq!(described.groups[0].members.len(), 1, "{described:?}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not served again: {described:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Streams groups are not persisted yet: after a restart the coordinator has forgotten the
+/// group, and tells its members UNKNOWN_MEMBER_ID, so that they rejoin with their topology
+/// (GROUP_ID_NOT_FOUND would stop a Kafka Streams client).
+#[test]
+fn members_of_a_forgotten_group_rejoin() {
+    let mut broker = BrokerProcess::start("").unwrap();
+    let mut conn = broker.connect().unwrap();
+    samsa_protocol_tests::client::wait_groups_loaded(&mut conn).unwrap();
+    let answer = conn.send(&join("app"), 1).unwrap();
+    assert_eq!(answer.error_code, 0, "{answer:?}");
+    broker.restart().unwrap();
+    let mut conn = broker.connect().unwrap();
+    samsa_protocol_tests::client::wait_groups_loaded(&mut conn).unwrap();
+    let beat = StreamsGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(str_bytes("app")))
+        .with_member_id(str_bytes("member-1"))
+        .with_member_epoch(answer.member_epoch);
+    let answer = conn.send(&beat, 1).unwrap();
+    assert_eq!(answer.error_code, E::UnknownMemberId.code(), "{answer:?}");
+    let answer = conn.send(&join("app"), 1).unwrap();
+    assert_eq!(answer.error_code, 0, "{answer:?}");
+}

@@ -1,0 +1,188 @@
+//! The coordinator's side of streams groups: StreamsGroupHeartbeat and StreamsGroupDescribe
+//! over the groups this broker coordinates, with the routing of the other group APIs
+//! (NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS). A group id is a classic, a consumer or a
+//! streams group; an empty classic group (one holding only offsets) becomes a streams group
+//! when a streams member joins, as in Kafka.
+//!
+//! Not yet: the group's state is not written to `__consumer_offsets`, so a coordinator that
+//! restarts or moves forgets members, topology and assignment; members are told
+//! UNKNOWN_MEMBER_ID and rejoin with their topology.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::heartbeat::{Heartbeat, HeartbeatResult};
+use super::topology::{ConfiguredTopology, TopicPartitions, Topology};
+use super::{Endpoint, StreamsGroup, StreamsGroupState, StreamsSettings, Tasks};
+use crate::clock::now_ms;
+use crate::config::Config;
+use crate::error::{BrokerError, Result};
+use crate::group::{Group, GroupCoordinator};
+
+/// What StreamsGroupDescribe shows of a group.
+#[derive(Debug, Clone)]
+pub struct StreamsGroupSummary {
+    pub state: StreamsGroupState,
+    pub group_epoch: i32,
+    pub assignment_epoch: i32,
+    pub topology: Option<Topology>,
+    pub configured: Option<ConfiguredTopology>,
+    pub members: Vec<StreamsMemberSummary>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StreamsMemberSummary {
+    pub member_id: String,
+    pub member_epoch: i32,
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub topology_epoch: i32,
+    pub process_id: String,
+    pub user_endpoint: Option<Endpoint>,
+    pub client_tags: Vec<(String, String)>,
+    pub assignment: Tasks,
+    pub target_assignment: Tasks,
+}
+
+pub fn streams_settings(config: &Config) -> StreamsSettings {
+    StreamsSettings {
+        session_timeout: Duration::from_millis(config.group_streams_session_timeout_ms),
+        heartbeat_interval: Duration::from_millis(config.group_streams_heartbeat_interval_ms),
+        max_size: config.group_streams_max_size as usize,
+        num_standby_replicas: config.group_streams_num_standby_replicas as usize,
+        initial_rebalance_delay: Duration::from_millis(
+            config.group_streams_initial_rebalance_delay_ms,
+        ),
+        assignment_interval: Duration::from_millis(config.group_streams_assignment_interval_ms),
+        task_offset_interval: Duration::from_millis(config.group_streams_task_offset_interval_ms),
+        acceptable_recovery_lag: config.group_streams_acceptable_recovery_lag,
+    }
+}
+
+fn not_found(group_id: &str) -> BrokerError {
+    BrokerError::NoSuchGroup(format!("Streams group {group_id} not found."))
+}
+
+fn not_streams(group_id: &str) -> BrokerError {
+    BrokerError::NoSuchGroup(format!("Group {group_id} is not a streams group."))
+}
+
+impl GroupCoordinator {
+    /// StreamsGroupHeartbeat: joins, heartbeats or leaves (by the member epoch).
+    pub fn streams_heartbeat(
+        &self,
+        group_id: &str,
+        req: Heartbeat,
+        topics: &TopicPartitions,
+    ) -> Result<HeartbeatResult> {
+        super::validate(group_id, &req)?;
+        self.coordinating(group_id)?;
+        let settings = streams_settings(&self.config);
+        let leaving = req.member_epoch < 0;
+        let joining = req.member_epoch == 0;
+        // State is not persisted yet: a coordinator that restarted (or took over) has
+        // forgotten groups whose members still heartbeat. Kafka, which never forgets,
+        // answers GROUP_ID_NOT_FOUND for a group it does not know, which stops a Kafka
+        // Streams client; UNKNOWN_MEMBER_ID has its members rejoin with their topology.
+        let forgotten = || {
+            BrokerError::UnknownMember(format!(
+                "Member {} is not a member of group {group_id}.",
+                req.member_id
+            ))
+        };
+        let mut group = if joining {
+            self.lock_live(group_id, || Ok(()))?
+        } else {
+            match self.existing(group_id)? {
+                Some(group) => group,
+                None if leaving => return Err(not_found(group_id)),
+                None => return Err(forgotten()),
+            }
+        };
+        if !joining && !leaving && group.streams.is_none() && group.is_empty() {
+            return Err(forgotten());
+        }
+        let convertible = group.consumer.is_none() && group.is_empty();
+        if group.streams.is_none() && joining && convertible {
+            group.streams = Some(StreamsGroup::new(group_id));
+        }
+        let was_empty = group.is_empty();
+        let streams = group
+            .streams
+            .as_mut()
+            .ok_or_else(|| not_streams(group_id))?;
+        let result = if leaving {
+            streams.leave(
+                &req.member_id,
+                req.instance_id.as_deref(),
+                req.member_epoch,
+                req.shutdown_application,
+            )
+        } else {
+            streams.heartbeat(req, topics, &settings, Instant::now())
+        };
+        if group.is_empty() != was_empty {
+            group.state_timestamp = now_ms();
+        }
+        result
+    }
+
+    /// StreamsGroupDescribe of one group.
+    pub fn streams_describe(&self, group_id: &str) -> Result<StreamsGroupSummary> {
+        let group = self
+            .existing(group_id)?
+            .ok_or_else(|| BrokerError::NoSuchGroup(format!("Group {group_id} not found.")))?;
+        let streams = group
+            .streams
+            .as_ref()
+            .ok_or_else(|| not_streams(group_id))?;
+        Ok(summary(streams))
+    }
+
+    /// Fences the streams members whose session or revocation timed out.
+    pub(crate) fn tick_streams_group(&self, group: &mut Group, now: Instant) {
+        let Some(streams) = group.streams.as_mut() else {
+            return;
+        };
+        let was_empty = streams.is_empty();
+        streams.tick(now, &streams_settings(&self.config));
+        if streams.is_empty() && !was_empty {
+            group.state_timestamp = now_ms();
+        }
+    }
+}
+
+fn summary(group: &StreamsGroup) -> StreamsGroupSummary {
+    StreamsGroupSummary {
+        state: group.state(),
+        group_epoch: group.group_epoch,
+        assignment_epoch: group.assignment_epoch,
+        topology: group.topology.clone(),
+        configured: group.configured.clone(),
+        members: group
+            .members
+            .values()
+            .map(|m| StreamsMemberSummary {
+                member_id: m.id.clone(),
+                member_epoch: m.epoch,
+                instance_id: m.instance_id.clone(),
+                rack_id: m.rack_id.clone(),
+                client_id: m.client_id.clone(),
+                client_host: m.client_host.clone(),
+                topology_epoch: m.topology_epoch,
+                process_id: m.process_id.clone(),
+                user_endpoint: m.user_endpoint.clone(),
+                client_tags: m
+                    .client_tags
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                assignment: m.assigned.clone(),
+                target_assignment: group.target.get(&m.id).cloned().unwrap_or_default(),
+            })
+            .collect(),
+    }
+}
