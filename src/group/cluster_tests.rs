@@ -93,7 +93,9 @@ fn request(member_id: &str) -> JoinRequest {
 
 fn join(groups: &GroupCoordinator, group: &str, member_id: &str) -> oneshot::Receiver<JoinOutcome> {
     let (tx, rx) = oneshot::channel();
-    groups.join(group, request(member_id), tx).unwrap();
+    groups
+        .join(group, request(member_id), &Default::default(), tx)
+        .unwrap();
     rx
 }
 
@@ -106,7 +108,17 @@ fn sync(
     let (tx, rx) = oneshot::channel();
     let assignment = vec![(member.to_owned(), Bytes::from_static(b"all"))];
     groups
-        .sync(group, member, None, generation, None, None, assignment, tx)
+        .sync(
+            group,
+            member,
+            None,
+            generation,
+            None,
+            None,
+            assignment,
+            &Default::default(),
+            tx,
+        )
         .unwrap();
     rx
 }
@@ -140,7 +152,7 @@ async fn groups_of_partitions_not_loaded_here_are_not_coordinated_here() {
     let (a, b) = (group_in(&groups, 0), group_in(&groups, 1));
     let (tx, _rx) = oneshot::channel();
     assert!(matches!(
-        groups.join(&a, request(""), tx),
+        groups.join(&a, request(""), &Default::default(), tx),
         Err(BrokerError::NotCoordinator)
     ));
     assert!(matches!(
@@ -214,7 +226,7 @@ async fn a_broker_about_to_coordinate_a_group_says_it_is_loading() {
         .unwrap();
     let (tx, _rx) = oneshot::channel();
     assert!(matches!(
-        groups.join(&a, request(""), tx),
+        groups.join(&a, request(""), &Default::default(), tx),
         Err(BrokerError::CoordinatorLoadInProgress)
     ));
     assert!(matches!(

@@ -8,8 +8,7 @@
 //! ([`super::consumer::records`]), and rebuilt when the partition is loaded: members carry on
 //! with their epochs and assignments across a restart or a move of the coordinator.
 //!
-//! Not yet: a classic group with members is not upgraded in place
-//! (`group.consumer.migration.policy`).
+//! A classic group with members becomes a consumer group in place (see [`super::migration`]).
 
 use std::time::Duration;
 
@@ -49,6 +48,8 @@ pub struct ConsumerMemberSummary {
     pub subscribed_topic_regex: Option<String>,
     pub assignment: Assignment,
     pub target_assignment: Assignment,
+    /// The member uses the classic protocol.
+    pub classic: bool,
 }
 
 pub fn consumer_settings(config: &Config) -> ConsumerSettings {
@@ -73,7 +74,7 @@ fn not_consumer(group_id: &str) -> BrokerError {
 }
 
 /// A member id as Kafka's `Uuid.randomUuid().toString()` writes one (22 characters).
-fn new_member_id() -> String {
+pub(super) fn new_member_id() -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Uuid::new_v4().as_bytes())
 }
@@ -123,13 +124,17 @@ impl GroupCoordinator {
             group.consumer = Some(ConsumerGroup::new(group_id));
         }
         if group.consumer.is_none() && joining {
-            return Err(self.online_upgrade_refused(&group));
+            first.extend(self.upgrade(&mut group, topics)?);
         }
         let was_empty = group.is_empty();
         let consumer = group
             .consumer
             .as_mut()
             .ok_or_else(|| not_consumer(group_id))?;
+        // Decided before the member goes: the classic group takes the epoch from before.
+        let downgrade = (req.member_epoch == consumer::LEAVE_EPOCH)
+            .then(|| consumer.downgrade_plan(&req.member_id))
+            .flatten();
         let result = if leaving {
             consumer.leave(
                 &req.member_id,
@@ -143,36 +148,19 @@ impl GroupCoordinator {
         if group.is_empty() != was_empty {
             group.state_timestamp = now_ms();
         }
-        let written = self.write_consumer_group(&mut group, first);
+        let downgraded = match (&result, downgrade) {
+            (Ok(_), Some(plan)) => self.downgrade(&mut group, plan),
+            _ => None,
+        };
+        let written = match downgraded {
+            Some(entries) => self.write_downgrade(&group, &entries),
+            None => self.write_consumer_group(&mut group, first),
+        };
         let result = result?;
         Ok((
             result,
             self.pending_write(written?, CoordinatorWrite::GroupRecords),
         ))
-    }
-
-    /// Why a consumer-protocol member may not turn a classic group with members into a
-    /// consumer group: Kafka's `validateOnlineUpgrade`, in its order and words. Past its
-    /// checks Kafka converts the group in place, which samsa does not do yet: it refuses as
-    /// Kafka refuses a group that is not a consumer group.
-    fn online_upgrade_refused(&self, group: &super::Group) -> BrokerError {
-        let cannot = |why: &str| {
-            BrokerError::NoSuchGroup(format!(
-                "Cannot upgrade classic group {} to consumer group because {why}.",
-                group.id
-            ))
-        };
-        if !self.config.group_consumer_migration_policy.upgrades() {
-            return cannot("online upgrade is disabled");
-        }
-        if group.protocol_type.as_deref() != Some(consumer::PROTOCOL_TYPE) {
-            return cannot("the group does not use the consumer embedded protocol");
-        }
-        if group.members.len() > self.consumer_settings.max_size {
-            return cannot("the group size exceeds the consumer group maximum size");
-        }
-        tracing::info!(group = %group.id, "a consumer-protocol member may not join the classic group: samsa does not migrate a group with members yet");
-        not_consumer(&group.id)
     }
 
     /// Appends what changed in the group's consumer state, after `first` (records the change
@@ -230,6 +218,18 @@ impl GroupCoordinator {
             return;
         };
         let was_empty = consumer.is_empty();
+        // The last consumer-protocol member lapsing may turn the group classic again.
+        let expired = consumer.expired(now);
+        if let [one] = expired.as_slice() {
+            let plan = consumer.downgrade_plan(one);
+            if let Some(entries) = plan.and_then(|plan| self.downgrade(group, plan)) {
+                let _ = self.write_downgrade(group, &entries);
+                return;
+            }
+        }
+        let Some(consumer) = group.consumer.as_mut() else {
+            return;
+        };
         if consumer.tick(now, &self.consumer_settings).is_empty() {
             return;
         }
@@ -263,6 +263,7 @@ fn summary(group: &ConsumerGroup, settings: &ConsumerSettings) -> ConsumerGroupS
                 subscribed_topic_regex: m.regex_source(),
                 assignment: m.assigned.clone(),
                 target_assignment: group.target.get(&m.id).unwrap_or(&empty).clone(),
+                classic: m.classic.is_some(),
             })
             .collect(),
     }

@@ -16,6 +16,7 @@ pub mod consumer;
 mod consumer_groups;
 mod legacy;
 mod load;
+mod migration;
 pub mod records;
 pub mod state;
 mod stats;
@@ -216,6 +217,7 @@ impl GroupCoordinator {
         &self,
         group_id: &str,
         mut req: JoinRequest,
+        topics: &consumer::TopicImage,
         reply: oneshot::Sender<JoinOutcome>,
     ) -> Result<()> {
         self.coordinating(group_id)?;
@@ -233,23 +235,36 @@ impl GroupCoordinator {
             true => Err(BrokerError::UnknownMemberId),
             false => Ok(()),
         })?;
-        // A consumer group takes classic members only by migration, which samsa does not do
-        // yet; an empty one becomes a classic group again, as in Kafka, its records deleted.
-        // So does an empty streams group.
-        let busy = |empty: Option<bool>| empty == Some(false);
-        if busy(group.consumer.as_ref().map(|c| c.is_empty()))
-            || busy(group.streams.as_ref().map(|s| s.is_empty()))
-        {
-            return Err(BrokerError::InconsistentGroupProtocol);
-        }
-        let tombstones = modern_tombstones(&group);
-        if !tombstones.is_empty() {
-            self.store.append(&group.id, &tombstones, now_ms())?;
-        }
-        group.consumer = None;
-        group.streams = None;
         if req.rebalance_timeout.is_zero() {
             req.rebalance_timeout = req.session_timeout;
+        }
+        // An empty streams group becomes a classic group, its records deleted.
+        if let Some(streams) = &group.streams {
+            if !streams.is_empty() {
+                return Err(BrokerError::InconsistentGroupProtocol);
+            }
+            let tombstones: Vec<Entry> = streams
+                .tombstones()
+                .into_iter()
+                .map(|(k, v)| Entry::Streams(k, v))
+                .collect();
+            self.store.append(&group.id, &tombstones, now_ms())?;
+            group.streams = None;
+        }
+        // A consumer group with members takes classic members in (see `migration`); an
+        // empty one becomes a classic group again, as in Kafka, its records deleted.
+        if let Some(consumer) = &group.consumer {
+            if !consumer.is_empty() {
+                self.join_consumer_group(group, req, topics, reply);
+                return Ok(());
+            }
+            let tombstones: Vec<Entry> = consumer
+                .tombstones()
+                .into_iter()
+                .map(|(k, v)| Entry::Consumer(k, v))
+                .collect();
+            self.store.append(&group.id, &tombstones, now_ms())?;
+            group.consumer = None;
         }
         let prefix = req
             .instance_id
@@ -278,11 +293,25 @@ impl GroupCoordinator {
         protocol_type: Option<&str>,
         protocol: Option<&str>,
         assignments: Vec<(String, Bytes)>,
+        topics: &consumer::TopicImage,
         reply: oneshot::Sender<SyncOutcome>,
     ) -> Result<()> {
         let mut group = self
             .existing(group_id)?
             .ok_or(BrokerError::UnknownMemberId)?;
+        if group.consumer.is_some() {
+            self.sync_consumer_group(
+                &mut group,
+                member_id,
+                instance_id,
+                generation,
+                protocol_type,
+                protocol,
+                topics,
+                reply,
+            );
+            return Ok(());
+        }
         group.sync(
             member_id,
             instance_id,
@@ -309,6 +338,9 @@ impl GroupCoordinator {
         let mut group = self
             .existing(group_id)?
             .ok_or(BrokerError::UnknownMemberId)?;
+        if let Some(consumer) = group.consumer.as_mut() {
+            return consumer.classic_heartbeat(member_id, instance_id, generation, Instant::now());
+        }
         group.heartbeat(member_id, instance_id, generation, Instant::now())
     }
 
@@ -321,6 +353,9 @@ impl GroupCoordinator {
         let mut group = self
             .existing(group_id)?
             .ok_or(BrokerError::UnknownMemberId)?;
+        if group.consumer.is_some() {
+            return Ok(self.leave_consumer_group(&mut group, members));
+        }
         let (now, ms) = (Instant::now(), now_ms());
         let results = members
             .iter()
@@ -437,17 +472,15 @@ impl GroupCoordinator {
                 instance_id: m.instance_id.clone(),
                 client_id: m.client_id.clone(),
                 client_host: m.client_host.clone(),
-                // Kafka shows subscriptions and assignments only once they are settled.
+                // Kafka shows subscriptions only once they are settled, and each member's
+                // last assignment always (`describeNoMetadata`): a rebalance that began from
+                // Stable still shows the one before.
                 metadata: if stable {
                     m.metadata(&protocol)
                 } else {
                     Bytes::new()
                 },
-                assignment: if stable {
-                    m.assignment.clone()
-                } else {
-                    Bytes::new()
-                },
+                assignment: m.assignment.clone(),
             })
             .collect();
         members.sort_by(|a, b| a.member_id.cmp(&b.member_id));
@@ -641,6 +674,8 @@ fn modern_tombstones(group: &Group) -> Vec<Entry> {
 
 #[cfg(test)]
 mod cluster_tests;
+#[cfg(test)]
+mod migration_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

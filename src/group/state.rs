@@ -9,6 +9,7 @@
 //! ([`Group::assignment_stored`]), as Kafka answers SyncGroup only after its write.
 
 mod membership;
+mod migration;
 mod rebalance;
 
 use std::collections::{BTreeMap, HashMap};

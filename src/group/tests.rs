@@ -14,7 +14,7 @@ const NO_DELAY: GroupSettings = GroupSettings {
 };
 const SESSION: Duration = Duration::from_secs(10);
 
-fn request(member_id: &str, protocols: &[&str]) -> JoinRequest {
+pub(super) fn request(member_id: &str, protocols: &[&str]) -> JoinRequest {
     JoinRequest {
         member_id: member_id.to_owned(),
         instance_id: None,
@@ -342,7 +342,7 @@ fn loaded_coordinator(dir: &std::path::Path) -> std::sync::Arc<super::GroupCoord
     loaded_coordinator_with(dir, crate::config::MigrationPolicy::Bidirectional)
 }
 
-fn loaded_coordinator_with(
+pub(super) fn loaded_coordinator_with(
     dir: &std::path::Path,
     migration: crate::config::MigrationPolicy,
 ) -> std::sync::Arc<super::GroupCoordinator> {
@@ -377,7 +377,9 @@ fn a_join_racing_the_expiry_of_its_new_group_joins_a_fresh_one() {
         let groups = groups.clone();
         std::thread::spawn(move || {
             let (tx, rx) = oneshot::channel();
-            groups.join("g", request("", &["range"]), tx).unwrap();
+            groups
+                .join("g", request("", &["range"]), &Default::default(), tx)
+                .unwrap();
             rx.blocking_recv().unwrap()
         })
     };
@@ -406,13 +408,18 @@ fn the_expiry_keeps_a_group_whose_member_is_joining() {
         ..request("", &["range"])
     };
     let (tx, mut rx) = oneshot::channel();
-    groups.join("g", first, tx).unwrap();
+    groups.join("g", first, &Default::default(), tx).unwrap();
     let refused = rx.try_recv().unwrap().unwrap_err();
     assert!(matches!(refused.error, BrokerError::MemberIdRequired));
     groups.expire_offsets();
     let (tx, mut rx) = oneshot::channel();
     groups
-        .join("g", request(&refused.member_id, &["range"]), tx)
+        .join(
+            "g",
+            request(&refused.member_id, &["range"]),
+            &Default::default(),
+            tx,
+        )
         .unwrap();
     assert_eq!(rx.try_recv().unwrap().expect("joined").generation, 1);
 }
@@ -424,11 +431,15 @@ fn shutdown_answers_a_parked_join_with_not_coordinator() {
     let dir = tempfile::tempdir().unwrap();
     let groups = loaded_coordinator(dir.path());
     let (tx, mut rx) = oneshot::channel();
-    groups.join("g", request("", &["range"]), tx).unwrap();
+    groups
+        .join("g", request("", &["range"]), &Default::default(), tx)
+        .unwrap();
     assert_eq!(rx.try_recv().unwrap().expect("joined").generation, 1);
     // A second member waits for the first to rejoin.
     let (tx, mut rx) = oneshot::channel();
-    groups.join("g", request("", &["range"]), tx).unwrap();
+    groups
+        .join("g", request("", &["range"]), &Default::default(), tx)
+        .unwrap();
     assert!(rx.try_recv().is_err());
     groups.shutdown();
     let parked = rx.try_recv().unwrap().unwrap_err();
@@ -436,8 +447,8 @@ fn shutdown_answers_a_parked_join_with_not_coordinator() {
 }
 
 /// A consumer-protocol member joining a classic group with members: refused with Kafka's
-/// reasons (`validateOnlineUpgrade`) when the policy or the group forbids the upgrade, and
-/// as "not a consumer group" otherwise, since samsa does not convert such a group yet.
+/// reasons (`validateOnlineUpgrade`) when the policy forbids the upgrade, and when a member's
+/// embedded consumer protocol does not decode (`convertToConsumerGroup`).
 #[test]
 fn a_classic_group_with_members_refuses_a_consumer_member_with_kafkas_reason() {
     use crate::config::MigrationPolicy;
@@ -461,14 +472,19 @@ fn a_classic_group_with_members_refuses_a_consumer_member_with_kafkas_reason() {
         ),
         (
             MigrationPolicy::Bidirectional,
-            "Group g is not a consumer group.",
+            "because the embedded consumer protocol is malformed.",
         ),
-        (MigrationPolicy::Upgrade, "Group g is not a consumer group."),
+        (
+            MigrationPolicy::Upgrade,
+            "because the embedded consumer protocol is malformed.",
+        ),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let groups = loaded_coordinator_with(dir.path(), policy);
         let (tx, mut rx) = oneshot::channel();
-        groups.join("g", request("", &["range"]), tx).unwrap();
+        groups
+            .join("g", request("", &["range"]), &Default::default(), tx)
+            .unwrap();
         assert_eq!(rx.try_recv().unwrap().expect("joined").generation, 1);
         let refused = groups
             .consumer_heartbeat("g", joining.clone(), 1, &TopicImage::new())

@@ -22,11 +22,12 @@ use crate::group::consumer::{Assignment, Heartbeat, TopicImage, TopicMeta};
 use samsa_metadata::features;
 
 /// ConsumerGroupDescribe v1 tells whether a member uses the consumer or the classic protocol.
+const CLASSIC_MEMBER_TYPE: i8 = 0;
 const CONSUMER_MEMBER_TYPE: i8 = 1;
 const UNKNOWN_MEMBER_TYPE: i8 = -1;
 
 /// The topics as consumer groups see them, from the published cluster metadata.
-fn topic_image(broker: &Broker) -> TopicImage {
+pub(super) fn topic_image(broker: &Broker) -> TopicImage {
     broker
         .cluster
         .published()
@@ -244,10 +245,12 @@ pub fn describe(
                         )))
                         .with_assignment(assignment(m.assignment))
                         .with_target_assignment(assignment(m.target_assignment))
-                        .with_member_type(if version >= 1 {
-                            CONSUMER_MEMBER_TYPE
-                        } else {
+                        .with_member_type(if version < 1 {
                             UNKNOWN_MEMBER_TYPE
+                        } else if m.classic {
+                            CLASSIC_MEMBER_TYPE
+                        } else {
+                            CONSUMER_MEMBER_TYPE
                         })
                 })
                 .collect();

@@ -16,6 +16,7 @@ use kafka_protocol::protocol::StrBytes;
 use tokio::sync::oneshot;
 
 use super::cluster::seen_from;
+use super::consumer_group::topic_image;
 use super::Session;
 use super::{
     allowed, allowed_on_cluster, authorized_operations, str_bytes, AUTHORIZED_OPERATIONS_OMITTED,
@@ -221,18 +222,22 @@ pub async fn join(
         require_known_member_id: version >= 4,
     };
     let (tx, rx) = oneshot::channel();
-    let outcome: JoinOutcome = match broker.groups.join(&req.group_id, join, tx) {
-        Ok(()) => rx.await.unwrap_or_else(|_| {
-            Err(JoinError {
-                error: BrokerError::UnknownMemberId,
+    let outcome: JoinOutcome =
+        match broker
+            .groups
+            .join(&req.group_id, join, &topic_image(broker), tx)
+        {
+            Ok(()) => rx.await.unwrap_or_else(|_| {
+                Err(JoinError {
+                    error: BrokerError::UnknownMemberId,
+                    member_id: req.member_id.to_string(),
+                })
+            }),
+            Err(error) => Err(JoinError {
+                error,
                 member_id: req.member_id.to_string(),
-            })
-        }),
-        Err(error) => Err(JoinError {
-            error,
-            member_id: req.member_id.to_string(),
-        }),
-    };
+            }),
+        };
     match outcome {
         Ok(result) => JoinGroupResponse::default()
             .with_generation_id(result.generation)
@@ -292,6 +297,7 @@ pub async fn sync(
         req.protocol_type.as_deref(),
         req.protocol_name.as_deref(),
         assignments,
+        &topic_image(broker),
         tx,
     );
     let outcome = match started {

@@ -156,6 +156,8 @@ impl ConsumerGroup {
         }
         member.client_id = req.client_id.clone();
         member.client_host = req.client_host.clone();
+        // A heartbeat speaks the consumer protocol (a classic join sets its metadata after).
+        member.classic = None;
         member.session_deadline = now + settings.session_timeout;
 
         let is_new = !self.members.contains_key(&member_id);
@@ -235,7 +237,8 @@ impl ConsumerGroup {
                 if existing.id == member_id {
                     return Ok(existing);
                 }
-                if existing.epoch != LEAVE_STATIC_EPOCH {
+                // A member of either protocol takes a classic member's place at once.
+                if existing.epoch != LEAVE_STATIC_EPOCH && existing.classic.is_none() {
                     return Err(BrokerError::UnreleasedInstanceId(format!(
                         "Static member {member_id} with instance id {instance} cannot join the \
                          group because the instance id is owned by {} member.",
@@ -320,7 +323,7 @@ impl ConsumerGroup {
 
     /// Removes a member (it left, or its session or revocation timed out) and moves the
     /// group to a new epoch without it.
-    fn fence(&mut self, member_id: &str, settings: &ConsumerSettings) {
+    pub(super) fn fence(&mut self, member_id: &str, settings: &ConsumerSettings) {
         if self.remove_member(member_id).is_none() {
             return;
         }
@@ -338,21 +341,26 @@ impl ConsumerGroup {
     /// Fences the members whose session expired, or which did not revoke in time. Returns
     /// the fenced member ids.
     pub fn tick(&mut self, now: Instant, settings: &ConsumerSettings) -> Vec<String> {
-        let expired: Vec<String> = self
-            .members
-            .values()
-            .filter(|m| {
-                m.session_deadline <= now
-                    || m.revocation_deadline
-                        .is_some_and(|(epoch, at)| epoch == m.epoch && at <= now)
-            })
-            .map(|m| m.id.clone())
-            .collect();
+        let expired = self.expired(now);
         for id in &expired {
             tracing::info!(group = %self.id, member = %id, "consumer group member fenced: session or rebalance timeout");
             self.fence(id, settings);
         }
         expired
+    }
+
+    /// The members whose session expired, or which did not revoke, rejoin or sync in time.
+    pub fn expired(&self, now: Instant) -> Vec<String> {
+        self.members
+            .values()
+            .filter(|m| {
+                m.session_deadline <= now
+                    || m.classic_deadline.is_some_and(|at| at <= now)
+                    || m.revocation_deadline
+                        .is_some_and(|(epoch, at)| epoch == m.epoch && at <= now)
+            })
+            .map(|m| m.id.clone())
+            .collect()
     }
 
     /// OffsetCommit (and TxnOffsetCommit) in a consumer group (Kafka's
@@ -368,8 +376,15 @@ impl ConsumerGroup {
         if epoch < 0 && self.members.is_empty() {
             return Ok(());
         }
-        if !self.members.contains_key(member_id) {
+        let Some(member) = self.members.get(member_id) else {
             return Err(unknown_member(member_id, &self.id));
+        };
+        // A classic member commits with its generation, which is its epoch.
+        if member.uses_classic_protocol() {
+            return match epoch == member.epoch {
+                true => Ok(()),
+                false => Err(BrokerError::IllegalGeneration),
+            };
         }
         if version < MEMBER_EPOCH_COMMIT_VERSION {
             return Err(BrokerError::UnsupportedVersion(

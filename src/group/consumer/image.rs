@@ -69,7 +69,7 @@ fn member_value(m: &ConsumerMember) -> MemberValue {
         subscribed_topic_regex: m.regex_source(),
         rebalance_timeout_ms: i32::try_from(m.rebalance_timeout.as_millis()).unwrap_or(i32::MAX),
         server_assignor: m.server_assignor.clone(),
-        classic: None,
+        classic: m.classic.clone(),
     }
 }
 
@@ -208,6 +208,7 @@ impl ConsumerGroup {
                     .and_then(|r| TopicRegex::new(&r).ok());
                 m.rebalance_timeout = Duration::from_millis(v.rebalance_timeout_ms.max(0) as u64);
                 m.server_assignor = v.server_assignor;
+                m.classic = v.classic;
                 self.members.insert(id, m);
             }
             (ConsumerKey::Member(_, id), None) => {
@@ -267,7 +268,10 @@ impl ConsumerGroup {
         self.partition_epochs.clear();
         self.static_members.clear();
         for (_, mut m) in members {
-            m.session_deadline = now + settings.session_timeout;
+            m.session_deadline = now
+                + m.classic.as_ref().map_or(settings.session_timeout, |c| {
+                    Duration::from_millis(c.session_timeout_ms.max(0) as u64)
+                });
             m.revocation_deadline = (m.state == MemberState::UnrevokedPartitions)
                 .then(|| (m.epoch, now + m.rebalance_timeout));
             self.update_member(m);

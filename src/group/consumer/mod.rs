@@ -14,6 +14,7 @@
 //! the caller holds the group's lock around every call.
 
 pub mod assignor;
+mod classic;
 mod heartbeat;
 mod image;
 mod reconcile;
@@ -26,6 +27,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use uuid::Uuid;
 
+pub use classic::{decode_subscription, ClassicJoin, ClassicJoined, ClassicSource};
 pub use heartbeat::{validate, Heartbeat, HeartbeatResult};
 pub use image::{metadata_hash, Persisted, Record};
 pub use subscription::{TopicImage, TopicMeta, TopicRegex};
@@ -97,7 +99,12 @@ pub struct ConsumerMember {
     pub state: MemberState,
     pub assigned: Assignment,
     pub pending_revocation: Assignment,
+    /// Set while the member uses the classic protocol (JoinGroup and co.).
+    pub classic: Option<records::ClassicMember>,
     session_deadline: Instant,
+    /// A classic member's deadline to rejoin, or to sync after joining (Kafka's join and
+    /// sync timeouts, each the member's rebalance timeout).
+    classic_deadline: Option<Instant>,
     /// Set while the member must revoke: (its epoch then, deadline).
     revocation_deadline: Option<(i32, Instant)>,
 }
@@ -119,7 +126,9 @@ impl ConsumerMember {
             state: MemberState::Stable,
             assigned: Assignment::new(),
             pending_revocation: Assignment::new(),
+            classic: None,
             session_deadline: now,
+            classic_deadline: None,
             revocation_deadline: None,
         }
     }
@@ -386,5 +395,7 @@ impl ConsumerGroup {
     }
 }
 
+#[cfg(test)]
+mod classic_tests;
 #[cfg(test)]
 mod tests;

@@ -10,8 +10,11 @@ impl Group {
         now_ms: i64,
         settings: &GroupSettings,
     ) {
+        // The assignments of the rebalance abandoned are void (Kafka's
+        // `resetAndPropagateAssignmentWithError`).
         if self.state == GroupState::CompletingRebalance {
             for member in self.members.values_mut() {
+                member.assignment = Bytes::new();
                 if let Some(w) = member.sync_waiter.take() {
                     let _ = w.send(Err(BrokerError::RebalanceInProgress));
                 }

@@ -381,3 +381,68 @@ fn consumer_acls() {
     d.compare("join-denied-group", 1, |_| join(o, "alice-1", &[t]));
     d.finish();
 }
+
+/// `partitions` of `topic` as a classic leader assigns them (ConsumerProtocolAssignment v0).
+fn classic_assignment(topic: &str, partitions: &[i32]) -> Bytes {
+    use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition;
+    let mut buf = BytesMut::new();
+    buf.put_i16(0);
+    ConsumerProtocolAssignment::default()
+        .with_assigned_partitions(vec![TopicPartition::default()
+            .with_topic(topic_name(topic))
+            .with_partitions(partitions.to_vec())])
+        .encode(&mut buf, 0)
+        .unwrap();
+    buf.freeze()
+}
+
+/// Online migration of a group of one classic member owning a topic's only partition: a
+/// consumer-protocol member joining upgrades it in place (the classic member is told to
+/// rejoin, keeps its partition, and syncs it from the consumer group); when the
+/// consumer-protocol member leaves, the group turns classic again and rebalances. The
+/// consumer-protocol member subscribes to another topic, so that which member keeps which
+/// partition does not hang on the order Kafka's assignor meets members in (a hash map's).
+#[test]
+fn consumer_group_online_migration() {
+    let mut d = Differential::start("consumer_group_online_migration");
+    let (topic, other) = (d.topic("t"), d.topic("u"));
+    d.create_topic(&topic, 1, &[]);
+    d.create_topic(&other, 1, &[]);
+    let group = d.topic("g");
+    d.await_group_coordinator(&group).unwrap();
+    let (g, t, u) = (group.as_str(), topic.as_str(), other.as_str());
+    let classic = super::join(&mut d, "classic-join", 9, g, None, &[t]);
+    let owned = classic_assignment(t, &[0]);
+    let sync = |s: &Side, generation: i32| {
+        sync_request(g, classic.id.of(s), generation, None, Some(&owned), 5)
+    };
+    d.compare("classic-sync", 5, |s| sync(s, *classic.generation.of(s)));
+    let heartbeat = |s: &Side, generation: i32| {
+        HeartbeatRequest::default()
+            .with_group_id(group_id(g))
+            .with_member_id(str_bytes(classic.id.of(s)))
+            .with_generation_id(generation)
+    };
+    // The consumer-protocol member joins: the group is upgraded; the partition stays with
+    // its classic owner.
+    d.compare("upgrade", 1, |_| join(g, "member-c", &[u]));
+    d.compare("classic-heartbeat-rebalancing", 4, |s| heartbeat(s, 1));
+    d.compare("classic-heartbeat-stale", 4, |s| heartbeat(s, 0));
+    let rejoin =
+        |s: &Side| join_request(g, classic.id.of(s), None, "consumer", SESSION_MS, &[t], 9);
+    d.compare("classic-rejoin", 9, rejoin);
+    d.compare("classic-sync-stale", 5, |s| sync(s, 1));
+    d.compare("classic-sync-upgraded", 5, |s| sync(s, 2));
+    d.compare("classic-heartbeat-upgraded", 4, |s| heartbeat(s, 2));
+    d.compare("consumer-heartbeat", 1, |_| beat(g, "member-c", 2));
+    d.compare("describe-groups-upgraded", 5, |_| describe(&[g], 5));
+    // The last consumer-protocol member leaves: a classic group again, rebalancing.
+    d.compare("consumer-leave", 1, |_| beat(g, "member-c", -1));
+    d.compare("classic-heartbeat-downgraded", 4, |s| heartbeat(s, 2));
+    d.compare("describe-groups-downgraded", 5, |_| describe(&[g], 5));
+    d.compare("describe-consumer-downgraded", 1, |_| {
+        describe_consumer(&[g])
+    });
+    d.compare("classic-rejoin-downgraded", 9, rejoin);
+    d.finish();
+}
