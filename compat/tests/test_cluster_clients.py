@@ -3,7 +3,8 @@
 parser of Metadata with several brokers, replicas and ISRs) and kafka-python. Each writes to
 a topic replicated three times and reads it back, bootstrapped from any node. KIP-848
 consumer groups (`group.protocol=consumer`) of confluent-kafka and franz-go split a topic
-with the coordinator on one node and the partitions led by all three.
+with the coordinator on one node and the partitions led by all three. A Kafka Streams word
+count (`group.protocol=streams`) keeps its tasks when its group's coordinator is killed.
 """
 
 from __future__ import annotations
@@ -106,3 +107,47 @@ def test_franz_consumer_protocol_group(go_tests, cluster):  # noqa: F811 (the fi
     # compat/go takes one seed broker; any node leads the client to the others.
     out = run_go(go_tests, cluster.nodes[1].bootstrap, "^TestConsumerProtocol$")
     assert "--- PASS: TestConsumerProtocol " in out, f"franz-go consumer protocol:\n{out[-6000:]}"
+
+
+def offsets_partition(group: str, partitions: int = 6) -> int:
+    """The __consumer_offsets partition of `group`: Kafka's abs(String.hashCode) % partitions."""
+    h = 0
+    for unit in group.encode("utf-16-be").hex(" ", 2).split():
+        h = (31 * h + int(unit, 16)) & 0xFFFFFFFF
+    return (h & 0x7FFFFFFF) % partitions
+
+
+def test_word_count_survives_its_coordinators_death(cluster, topic_name, tmp_path):
+    """The word count of compat/streams (group.protocol=streams) on the three-node cluster: the
+    broker coordinating its streams group is killed; the new leader of the group's
+    __consumer_offsets partition loads the group from the records the old one replicated, and
+    the application keeps its tasks and counts on exactly."""
+    from test_streams import PARTITIONS, STREAMS_WAIT_S, Instance, counts, produce_lines
+    from clients import wait_until
+    source, sink, app = topic_name("-in"), topic_name("-out"), topic_name("-app")
+    create_replicated(cluster, source, PARTITIONS)
+    create_replicated(cluster, sink, PARTITIONS)
+    words = [f"w{i}" for i in range(20)]
+    expected = produce_lines(cluster.bootstrap, source, [" ".join(words[i % 7:i % 7 + 3]) for i in range(100)])
+    a = Instance(cluster.bootstrap, app, source, sink, tmp_path / "a")
+    try:
+        every = sorted(f"{s}_{p}" for s in (0, 1) for p in range(PARTITIONS))
+        wait_until(lambda: sorted(a.active()) == every, "the instance to run every task", timeout=STREAMS_WAIT_S)
+        wait_until(lambda: counts(cluster.bootstrap, sink) == dict(expected),
+                   "the output topic to hold the exact counts", timeout=STREAMS_WAIT_S)
+        partition = offsets_partition(app)
+        coordinator = cluster.leaders("__consumer_offsets", via=1)[partition]
+        survivors = [k for k in cluster.ids() if k != coordinator]
+        cluster.nodes[coordinator].kill()
+        cluster.await_metadata(survivors, "a new coordinator", lambda m: m.topics["__consumer_offsets"]
+                               .partitions[partition].leader not in (-1, coordinator))
+        bootstrap = ",".join(cluster.nodes[k].bootstrap for k in survivors)
+        more = produce_lines(bootstrap, source, [" ".join(words[:5])] * 4)
+        wait_until(lambda: counts(bootstrap, sink) == dict(expected + more),
+                   "the counts to take the new lines in after the failover", timeout=STREAMS_WAIT_S)
+        assert sorted(a.active()) == every
+    finally:
+        try:
+            a.stop()
+        except Exception:
+            a.kill()

@@ -163,3 +163,39 @@ def test_word_count_two_instances_then_failover(bootstrap, topic_name, tmp_path)
                 i.stop()
             except Exception:
                 i.kill()
+
+
+def test_word_count_keeps_its_tasks_across_a_broker_restart(own_broker, topic_name, tmp_path):
+    """samsa writes the streams group to __consumer_offsets: restarted, it still has the
+    group, so the running application keeps its member and tasks (no new assignment) and
+    counts on exactly."""
+    bootstrap = own_broker.bootstrap
+    source, sink, app = topic_name("-in"), topic_name("-out"), topic_name("-app")
+    ck_create_topic(bootstrap, source, PARTITIONS)
+    ck_create_topic(bootstrap, sink, PARTITIONS)
+    words = [f"w{i}" for i in range(20)]
+    expected = produce_lines(bootstrap, source, [" ".join(words[i % 7:i % 7 + 3]) for i in range(100)])
+    a = Instance(bootstrap, app, source, sink, tmp_path / "a")
+    try:
+        every = sorted(f"{s}_{p}" for s in (0, 1) for p in range(PARTITIONS))
+        wait_until(lambda: sorted(a.active()) == every, "the instance to run every task",
+                   timeout=STREAMS_WAIT_S)
+        wait_until(lambda: counts(bootstrap, sink) == dict(expected),
+                   "the output topic to hold the exact counts", timeout=STREAMS_WAIT_S)
+        with a.lock:
+            assignments_before = len([e for e in a.events if e["ev"] == "tasks"])
+
+        own_broker.restart()
+        more = produce_lines(bootstrap, source, [" ".join(words[:5])] * 4)
+        wait_until(lambda: counts(bootstrap, sink) == dict(expected + more),
+                   "the counts to take the new lines in after the restart", timeout=STREAMS_WAIT_S)
+        assert sorted(a.active()) == every
+        with a.lock:
+            assignments_after = len([e for e in a.events if e["ev"] == "tasks"])
+        assert assignments_after == assignments_before, "the tasks moved after the restart"
+        assert a.state() == "RUNNING"
+    finally:
+        try:
+            a.stop()
+        except Exception:
+            a.kill()

@@ -92,25 +92,46 @@ fn streams_groups_follow_the_finalized_streams_version() {
     }
 }
 
-/// Streams groups are not persisted yet: after a restart the coordinator has forgotten the
-/// group, and tells its members UNKNOWN_MEMBER_ID, so that they rejoin with their topology
-/// (GROUP_ID_NOT_FOUND would stop a Kafka Streams client).
+/// A streams group is written to `__consumer_offsets`: after a restart the coordinator
+/// still knows its member, topology and tasks, and the member heartbeats on at its epoch. A
+/// group it never had is GROUP_ID_NOT_FOUND, as in Kafka.
 #[test]
-fn members_of_a_forgotten_group_rejoin() {
+fn a_streams_group_survives_a_restart() {
     let mut broker = BrokerProcess::start("").unwrap();
     let mut conn = broker.connect().unwrap();
     samsa_protocol_tests::client::wait_groups_loaded(&mut conn).unwrap();
-    let answer = conn.send(&join("app"), 1).unwrap();
-    assert_eq!(answer.error_code, 0, "{answer:?}");
+    samsa_protocol_tests::client::create_topic(&mut conn, "words", 2, &[]).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let joined = loop {
+        let answer = conn.send(&join("app"), 1).unwrap();
+        assert_eq!(answer.error_code, 0, "{answer:?}");
+        if answer.active_tasks.as_ref().is_some_and(|t| !t.is_empty()) {
+            break answer;
+        }
+        assert!(std::time::Instant::now() < deadline, "no tasks: {answer:?}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let before = conn.send(&describe("app"), 0).unwrap().groups.remove(0);
+
     broker.restart().unwrap();
     let mut conn = broker.connect().unwrap();
     samsa_protocol_tests::client::wait_groups_loaded(&mut conn).unwrap();
+    let after = conn.send(&describe("app"), 0).unwrap().groups.remove(0);
+    assert_eq!(after.error_code, 0, "{after:?}");
+    assert_eq!(after.group_epoch, before.group_epoch);
+    assert_eq!(after.assignment_epoch, before.assignment_epoch);
+    assert_eq!(after.topology, before.topology);
+    assert_eq!(after.members, before.members);
+
     let beat = StreamsGroupHeartbeatRequest::default()
         .with_group_id(GroupId(str_bytes("app")))
         .with_member_id(str_bytes("member-1"))
-        .with_member_epoch(answer.member_epoch);
+        .with_member_epoch(joined.member_epoch);
     let answer = conn.send(&beat, 1).unwrap();
-    assert_eq!(answer.error_code, E::UnknownMemberId.code(), "{answer:?}");
-    let answer = conn.send(&join("app"), 1).unwrap();
     assert_eq!(answer.error_code, 0, "{answer:?}");
+    assert_eq!(answer.member_epoch, joined.member_epoch);
+
+    let unknown = beat.with_group_id(GroupId(str_bytes("never-joined")));
+    let answer = conn.send(&unknown, 1).unwrap();
+    assert_eq!(answer.error_code, E::GroupIdNotFound.code(), "{answer:?}");
 }

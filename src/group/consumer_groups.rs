@@ -112,6 +112,15 @@ impl GroupCoordinator {
             group.protocol = None;
             group.leader = None;
             group.generation = 0;
+            // So is an empty streams group's.
+            if let Some(streams) = group.streams.take() {
+                first.extend(
+                    streams
+                        .tombstones()
+                        .into_iter()
+                        .map(|(k, v)| Entry::Streams(k, v)),
+                );
+            }
             group.consumer = Some(ConsumerGroup::new(group_id));
         }
         if group.consumer.is_none() && joining {
@@ -167,15 +176,26 @@ impl GroupCoordinator {
         let (records, image) = consumer.unwritten_records(now_ms());
         let mut entries = first;
         entries.extend(records.into_iter().map(|(k, v)| Entry::Consumer(k, v)));
+        let appended = self.append_group_records(&group.id, &entries);
+        if appended.is_ok() {
+            consumer.written(image);
+        }
+        appended
+    }
+
+    /// Appends a consumer or streams group's records; a failure is logged, and answered as
+    /// Kafka answers a failed write of group records.
+    pub(super) fn append_group_records(
+        &self,
+        group_id: &str,
+        entries: &[Entry],
+    ) -> Result<Option<Appended>> {
         let appended = self
             .store
-            .append(&group.id, &entries, now_ms())
+            .append(group_id, entries, now_ms())
             .map_err(|err| err.for_coordinator_write(CoordinatorWrite::GroupRecords));
-        match &appended {
-            Ok(_) => consumer.written(image),
-            Err(err) => {
-                tracing::error!(group = %group.id, "cannot write the consumer group's records: {err}")
-            }
+        if let Err(err) = &appended {
+            tracing::error!(group = %group_id, "cannot write the group's records: {err}");
         }
         appended
     }

@@ -128,7 +128,7 @@ impl LegacyKeys {
                 self.group_live.insert(group.clone(), value.is_some());
                 (LegacyKey::Group(group.clone()), value.is_some())
             }
-            Replayed::TxnEnd { .. } | Replayed::Consumer(..) => return,
+            Replayed::TxnEnd { .. } | Replayed::Consumer(..) | Replayed::Streams(..) => return,
         };
         if !record.legacy {
             return;

@@ -13,6 +13,8 @@ use super::consumer::ConsumerGroup;
 use super::legacy::{LegacyKey, LegacyKeys};
 use super::state::{self, Group, GroupState};
 use super::store::{Entry, Replayed, ReplayedRecord};
+use super::streams::records::StreamsKey;
+use super::streams::StreamsGroup;
 use super::txn_offsets::{self, OpenTransactions};
 use super::GroupCoordinator;
 use crate::clock::now_ms;
@@ -128,6 +130,9 @@ impl GroupCoordinator {
         for group in loaded.values_mut() {
             if let Some(consumer) = group.consumer.as_mut() {
                 consumer.loaded(served, &self.consumer_settings);
+            }
+            if let Some(streams) = group.streams.as_mut() {
+                streams.loaded(served, &super::streams::streams_settings(&self.config));
             }
         }
         for (group_id, group) in loaded {
@@ -315,6 +320,31 @@ pub(super) fn replay(
             group
                 .consumer
                 .get_or_insert_with(|| ConsumerGroup::new(&id))
+                .replay(key, value, now);
+        }
+        Replayed::Streams(StreamsKey::Metadata(id), None) => {
+            // The streams group is deleted; its offsets stay.
+            if let Some(group) = groups.get_mut(&id) {
+                group.streams = None;
+                if group.offsets.is_empty() && group.pending.is_empty() {
+                    groups.remove(&id);
+                }
+            }
+        }
+        Replayed::Streams(key, value) => {
+            let id = key.group().to_owned();
+            // Kafka tombstones the topology after the group epoch: a tombstone of a group
+            // already gone brings nothing back.
+            let known = groups.get(&id).is_some_and(|g| g.streams.is_some());
+            if value.is_none() && !known {
+                return;
+            }
+            let group = groups
+                .entry(id.clone())
+                .or_insert_with(|| Group::new(&id, now_ms()));
+            group
+                .streams
+                .get_or_insert_with(|| StreamsGroup::new(&id))
                 .replay(key, value, now);
         }
         Replayed::Group(id, Some(record)) => {

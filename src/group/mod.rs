@@ -238,11 +238,19 @@ impl GroupCoordinator {
         if req.rebalance_timeout.is_zero() {
             req.rebalance_timeout = req.session_timeout;
         }
-        // An empty streams group (whose state is not persisted yet) becomes a classic group.
-        if group.streams.as_ref().is_some_and(|s| !s.is_empty()) {
-            return Err(BrokerError::InconsistentGroupProtocol);
+        // An empty streams group becomes a classic group, its records deleted.
+        if let Some(streams) = &group.streams {
+            if !streams.is_empty() {
+                return Err(BrokerError::InconsistentGroupProtocol);
+            }
+            let tombstones: Vec<Entry> = streams
+                .tombstones()
+                .into_iter()
+                .map(|(k, v)| Entry::Streams(k, v))
+                .collect();
+            self.store.append(&group.id, &tombstones, now_ms())?;
+            group.streams = None;
         }
-        group.streams = None;
         // A consumer group with members takes classic members in (see `migration`); an
         // empty one becomes a classic group again, as in Kafka, its records deleted.
         if let Some(consumer) = &group.consumer {
@@ -601,14 +609,11 @@ impl GroupCoordinator {
             .iter()
             .map(|(t, p)| Entry::Offset(offset_key(&group.id, t, *p), None))
             .collect();
-        match &group.consumer {
-            Some(consumer) => entries.extend(
-                consumer
-                    .tombstones()
-                    .into_iter()
-                    .map(|(k, v)| Entry::Consumer(k, v)),
-            ),
-            None => entries.push(Entry::Group(group.id.clone(), None)),
+        match modern_tombstones(group) {
+            tombstones if tombstones.is_empty() => {
+                entries.push(Entry::Group(group.id.clone(), None))
+            }
+            tombstones => entries.extend(tombstones),
         }
         self.store.append(&group.id, &entries, now_ms())?;
         group.offsets.clear();
@@ -654,6 +659,17 @@ pub(super) fn group_record(group: &Group) -> GroupRecord {
         state_timestamp: group.state_timestamp,
         members,
     }
+}
+
+/// The tombstones of a KIP-848 consumer group's or a streams group's records (none for a
+/// classic group): the group is deleted, or turns into another type.
+fn modern_tombstones(group: &Group) -> Vec<Entry> {
+    let consumer = group.consumer.iter().flat_map(|c| c.tombstones());
+    let streams = group.streams.iter().flat_map(|s| s.tombstones());
+    consumer
+        .map(|(k, v)| Entry::Consumer(k, v))
+        .chain(streams.map(|(k, v)| Entry::Streams(k, v)))
+        .collect()
 }
 
 #[cfg(test)]

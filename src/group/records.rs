@@ -7,7 +7,8 @@
 //!   string topic, `i32` partition;
 //! - type 2 `GroupMetadataKey`: string group;
 //! - types 3-8 and 16, KIP-848 consumer groups' records: see [`super::consumer::records`];
-//! - other types (share and streams groups) are not read here.
+//! - types 17 and 19-23, KIP-1071 streams groups' records: see [`super::streams::records`];
+//! - other types (share groups) are not read here.
 //!
 //! Value: `i16` schema version, then the schema; null is a tombstone (the offset, or the
 //! group, is deleted).
@@ -26,6 +27,7 @@ use uuid::Uuid;
 use super::consumer::records::{self as consumer_records, ConsumerKey};
 use super::state::CommittedOffset;
 use super::store::{GroupRecord, MemberRecord};
+use super::streams::records::{self as streams_records, StreamsKey};
 use crate::topics::schema::{FieldReader, FieldWriter, SchemaError};
 
 /// Record types (`CoordinatorRecordType`) of the group coordinator's keys.
@@ -51,6 +53,8 @@ pub enum RecordKey {
     Group(String),
     /// A KIP-848 consumer group's record.
     Consumer(ConsumerKey),
+    /// A KIP-1071 streams group's record.
+    Streams(StreamsKey),
     /// A record type this coordinator does not read (yet).
     Other(i16),
 }
@@ -74,8 +78,44 @@ pub fn encode_key(key: &RecordKey) -> Bytes {
             w.finish()
         }
         RecordKey::Consumer(key) => key.encode(),
+        RecordKey::Streams(key) => key.encode(),
         RecordKey::Other(kind) => FieldWriter::prefixed(*kind, false).finish(),
     }
+}
+
+/// The key of a group's own record: type, group id, and for a member's (or a regular
+/// expression's) record that second string; shared by consumer and streams groups.
+pub(super) fn encode_group_key(kind: i16, group: &str, second: Option<&str>) -> Bytes {
+    let mut w = FieldWriter::prefixed(kind, false);
+    w.string(group);
+    if let Some(second) = second {
+        w.string(second);
+    }
+    w.finish()
+}
+
+/// A reader over the body of tag `tag` among a flexible value's tagged fields.
+pub(super) fn tagged(tags: &[(u32, Bytes)], tag: u32) -> Option<FieldReader> {
+    tags.iter()
+        .find(|(t, _)| *t == tag)
+        .map(|(_, body)| FieldReader::new(body.clone(), true))
+}
+
+/// An `i32` epoch and the `i64` of tag 0 (0 when absent): the whole of a group epoch's
+/// (consumer groups) and of a target assignment's values.
+pub(super) fn epoch_and_tag(
+    mut r: FieldReader,
+    epoch: &str,
+    tag_name: &str,
+) -> Result<(i32, i64), SchemaError> {
+    let value = r.i32(epoch)?;
+    let tags = r.tagged_fields()?;
+    let tag = match tagged(&tags, 0) {
+        Some(mut t) => t.i64(tag_name)?,
+        None => 0,
+    };
+    r.finish(epoch)?;
+    Ok((value, tag))
 }
 
 /// The key's record type and fields. Only the whole key is accepted: a key that does not
@@ -93,6 +133,9 @@ pub fn decode_key(bytes: &Bytes) -> Result<RecordKey, SchemaError> {
         GROUP_METADATA => RecordKey::Group(r.string("group")?),
         kind if consumer_records::TYPES.contains(&kind) => {
             RecordKey::Consumer(consumer_records::decode_key(kind, &mut r)?)
+        }
+        kind if streams_records::TYPES.contains(&kind) => {
+            RecordKey::Streams(streams_records::decode_key(kind, &mut r)?)
         }
         other => return Ok(RecordKey::Other(other)),
     };

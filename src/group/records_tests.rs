@@ -28,7 +28,9 @@ fn kafkas_own_records_decode_and_encode_to_the_same_bytes() {
                 assert_eq!(&encode_group_value(&group), value, "{group:?}");
                 groups += 1;
             }
-            RecordKey::Consumer(_) | RecordKey::Other(_) => panic!("unexpected record {key:?}"),
+            RecordKey::Consumer(_) | RecordKey::Streams(_) | RecordKey::Other(_) => {
+                panic!("unexpected record {key:?}")
+            }
         }
     }
     assert_eq!((offsets, groups, tombstones), (4, 3, 3));

@@ -28,6 +28,7 @@ use super::consumer::records::{self as consumer_records, ConsumerKey, ConsumerVa
 use super::legacy::{self, LegacyKey, LegacyRecord};
 use super::records::{self, RecordKey};
 use super::state::CommittedOffset;
+use super::streams::records::{self as streams_records, StreamsKey, StreamsValue};
 use crate::error::{BrokerError, Result};
 use crate::lock_order::{level, OrderedMutex};
 use crate::topics::internal::{self, Appended, InternalTopic};
@@ -81,6 +82,8 @@ pub enum Entry {
     Group(String, Option<GroupRecord>),
     /// A KIP-848 consumer group's record.
     Consumer(ConsumerKey, Option<ConsumerValue>),
+    /// A KIP-1071 streams group's record.
+    Streams(StreamsKey, Option<StreamsValue>),
     /// The tombstone of a key in the earlier JSON format, once its state is rewritten.
     LegacyTombstone(LegacyKey),
 }
@@ -90,6 +93,7 @@ pub enum Replayed {
     Offset(OffsetKey, Option<CommittedOffset>),
     Group(String, Option<GroupRecord>),
     Consumer(ConsumerKey, Option<ConsumerValue>),
+    Streams(StreamsKey, Option<StreamsValue>),
     /// The end of `producer_id`'s transaction in this partition.
     TxnEnd {
         producer_id: i64,
@@ -311,6 +315,10 @@ fn encode_entry(
             key.encode(),
             value.as_ref().map(consumer_records::encode_value),
         ),
+        Entry::Streams(key, value) => (
+            key.encode(),
+            value.as_ref().map(streams_records::encode_value),
+        ),
         Entry::LegacyTombstone(key) => (key.encode()?, None),
     };
     Ok(internal::record(key, value, offset, now_ms))
@@ -367,6 +375,12 @@ fn decode_entry(record: &Record) -> std::result::Result<Option<(Replayed, bool)>
                 .map(|v| consumer_records::decode_value(&key, v))
                 .transpose()?;
             Ok(Some((Replayed::Consumer(key, value), false)))
+        }
+        Ok(RecordKey::Streams(key)) => {
+            let value = value
+                .map(|v| streams_records::decode_value(&key, v))
+                .transpose()?;
+            Ok(Some((Replayed::Streams(key, value), false)))
         }
         Ok(RecordKey::Other(kind)) => {
             tracing::info!(

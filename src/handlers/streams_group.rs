@@ -248,10 +248,15 @@ pub async fn heartbeat(
             })
             .unwrap_or_default(),
     };
-    let result = match broker
+    let answer = broker
         .groups
-        .streams_heartbeat(&group_id, hb, &topics(broker))
-    {
+        .streams_heartbeat(&group_id, hb, &topics(broker));
+    // Answered once the group's records are replicated, as Kafka's coordinator does.
+    let answer = match answer {
+        Ok((result, written)) => written.acknowledged().await.map(|()| result),
+        Err(err) => Err(err),
+    };
+    let result = match answer {
         Ok(result) => result,
         Err(err) => return heartbeat_error(err),
     };

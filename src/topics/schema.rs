@@ -290,6 +290,15 @@ pub fn kafka_consumer_group_records() -> Vec<(Bytes, Option<Bytes>)> {
     )
 }
 
+/// The records Kafka 4.4 wrote for a streams group (`make.py --streams-groups`).
+#[cfg(test)]
+pub fn kafka_streams_group_records() -> Vec<(Bytes, Option<Bytes>)> {
+    fixture_records(
+        include_str!("../../protocol-tests/fixtures/internal-records/kafka-4.4-streams.json"),
+        "__consumer_offsets",
+    )
+}
+
 #[cfg(test)]
 fn fixture_records(text: &str, topic: &str) -> Vec<(Bytes, Option<Bytes>)> {
     let fixture: serde_json::Value = serde_json::from_str(text).unwrap();

@@ -21,6 +21,7 @@ use bytes::Bytes;
 use std::collections::BTreeMap;
 
 use super::{Assignment, MemberState, TopicId};
+use crate::group::records::{encode_group_key, epoch_and_tag, tagged};
 use crate::topics::schema::{FieldReader, FieldWriter, SchemaError};
 
 pub const METADATA: i16 = 3;
@@ -161,16 +162,14 @@ impl ConsumerKey {
     }
 
     pub fn encode(&self) -> Bytes {
-        let mut w = FieldWriter::prefixed(self.kind(), false);
-        w.string(self.group());
-        match self {
+        let second = match self {
             ConsumerKey::Member(_, second)
             | ConsumerKey::TargetMember(_, second)
             | ConsumerKey::CurrentAssignment(_, second)
-            | ConsumerKey::Regex(_, second) => w.string(second),
-            _ => {}
-        }
-        w.finish()
+            | ConsumerKey::Regex(_, second) => Some(second.as_str()),
+            _ => None,
+        };
+        encode_group_key(self.kind(), self.group(), second)
     }
 }
 
@@ -307,12 +306,6 @@ pub fn encode_value(value: &ConsumerValue) -> Bytes {
     w.finish()
 }
 
-fn tag_value(tags: &[(u32, Bytes)], tag: u32) -> Option<FieldReader> {
-    tags.iter()
-        .find(|(t, _)| *t == tag)
-        .map(|(_, body)| FieldReader::new(body.clone(), true))
-}
-
 pub fn decode_value(key: &ConsumerKey, bytes: &Bytes) -> Result<ConsumerValue, SchemaError> {
     let (version, rest) = FieldReader::prefixed(bytes)?;
     if version != 0 {
@@ -348,7 +341,7 @@ pub fn decode_value(key: &ConsumerKey, bytes: &Bytes) -> Result<ConsumerValue, S
             m.rebalance_timeout_ms = r.i32("rebalance timeout")?;
             m.server_assignor = r.nullable_string("server assignor")?;
             let tags = r.tagged_fields()?;
-            if let Some(mut t) = tag_value(&tags, 0) {
+            if let Some(mut t) = tagged(&tags, 0) {
                 m.classic = read_classic(&mut t)?;
             }
             r.finish("ConsumerGroupMemberMetadataValue")?;
@@ -394,19 +387,6 @@ pub fn decode_value(key: &ConsumerKey, bytes: &Bytes) -> Result<ConsumerValue, S
     r.tagged_fields()?;
     r.finish("consumer group record")?;
     Ok(value)
-}
-
-/// An `i32` epoch and the `i64` of tag 0 (0 when absent), the whole of the group epoch's
-/// and the target assignment's values.
-fn epoch_and_tag(mut r: FieldReader, epoch: &str, tagged: &str) -> Result<(i32, i64), SchemaError> {
-    let value = r.i32(epoch)?;
-    let tags = r.tagged_fields()?;
-    let tag = match tag_value(&tags, 0) {
-        Some(mut t) => t.i64(tagged)?,
-        None => 0,
-    };
-    r.finish(epoch)?;
-    Ok((value, tag))
 }
 
 /// The nullable `ClassicMemberMetadata` struct: varint 0 for null, 1 then the fields.

@@ -4,9 +4,9 @@
 //! streams group; an empty classic group (one holding only offsets) becomes a streams group
 //! when a streams member joins, as in Kafka.
 //!
-//! Not yet: the group's state is not written to `__consumer_offsets`, so a coordinator that
-//! restarts or moves forgets members, topology and assignment; members are told
-//! UNKNOWN_MEMBER_ID and rejoin with their topology.
+//! Every change of a group is written to `__consumer_offsets` ([`super::image`]) before
+//! the heartbeat that made it is answered, so a coordinator that restarts, or takes the
+//! partition over, goes on with the same members, topology and assignment.
 
 use std::time::Duration;
 
@@ -17,8 +17,10 @@ use super::topology::{ConfiguredTopology, TopicPartitions, Topology};
 use super::{Endpoint, StreamsGroup, StreamsGroupState, StreamsSettings, Tasks};
 use crate::clock::now_ms;
 use crate::config::Config;
-use crate::error::{BrokerError, Result};
-use crate::group::{Group, GroupCoordinator};
+use crate::error::{BrokerError, CoordinatorWrite, Result};
+use crate::group::store::Entry;
+use crate::group::{Group, GroupCoordinator, PendingCommit};
+use crate::topics::internal::Appended;
 
 /// What StreamsGroupDescribe shows of a group.
 #[derive(Debug, Clone)]
@@ -71,42 +73,38 @@ fn not_streams(group_id: &str) -> BrokerError {
 }
 
 impl GroupCoordinator {
-    /// StreamsGroupHeartbeat: joins, heartbeats or leaves (by the member epoch).
+    /// StreamsGroupHeartbeat: joins, heartbeats or leaves (by the member epoch). The answer
+    /// may be given once the group's records it wrote are replicated ([`PendingCommit`]).
     pub fn streams_heartbeat(
         &self,
         group_id: &str,
         req: Heartbeat,
         topics: &TopicPartitions,
-    ) -> Result<HeartbeatResult> {
+    ) -> Result<(HeartbeatResult, PendingCommit)> {
         super::validate(group_id, &req)?;
         self.coordinating(group_id)?;
         let settings = streams_settings(&self.config);
         let leaving = req.member_epoch < 0;
         let joining = req.member_epoch == 0;
-        // State is not persisted yet: a coordinator that restarted (or took over) has
-        // forgotten groups whose members still heartbeat. Kafka, which never forgets,
-        // answers GROUP_ID_NOT_FOUND for a group it does not know, which stops a Kafka
-        // Streams client; UNKNOWN_MEMBER_ID has its members rejoin with their topology.
-        let forgotten = || {
-            BrokerError::UnknownMember(format!(
-                "Member {} is not a member of group {group_id}.",
-                req.member_id
-            ))
-        };
+        // Kafka's getOrCreateStreamsGroup: only a joining member creates the group.
         let mut group = if joining {
             self.lock_live(group_id, || Ok(()))?
         } else {
-            match self.existing(group_id)? {
-                Some(group) => group,
-                None if leaving => return Err(not_found(group_id)),
-                None => return Err(forgotten()),
-            }
+            self.existing(group_id)?
+                .ok_or_else(|| not_found(group_id))?
         };
-        if !joining && !leaving && group.streams.is_none() && group.is_empty() {
-            return Err(forgotten());
-        }
+        // An empty classic group (one that only holds offsets) becomes a streams group; its
+        // classic metadata, if it was written, is deleted.
+        let mut first = Vec::new();
         let convertible = group.consumer.is_none() && group.is_empty();
         if group.streams.is_none() && joining && convertible {
+            if group.protocol_type.is_some() || group.generation > 0 {
+                first.push(Entry::Group(group.id.clone(), None));
+            }
+            group.protocol_type = None;
+            group.protocol = None;
+            group.leader = None;
+            group.generation = 0;
             group.streams = Some(StreamsGroup::new(group_id));
         }
         let was_empty = group.is_empty();
@@ -127,7 +125,32 @@ impl GroupCoordinator {
         if group.is_empty() != was_empty {
             group.state_timestamp = now_ms();
         }
-        result
+        let written = self.write_streams_group(&mut group, first);
+        let result = result?;
+        Ok((
+            result,
+            self.pending_write(written?, CoordinatorWrite::GroupRecords),
+        ))
+    }
+
+    /// Appends what changed in the group's streams state, after `first`; once appended, the
+    /// group counts it as written.
+    pub(crate) fn write_streams_group(
+        &self,
+        group: &mut Group,
+        first: Vec<Entry>,
+    ) -> Result<Option<Appended>> {
+        let Some(streams) = group.streams.as_mut() else {
+            return Ok(None);
+        };
+        let (records, image) = streams.unwritten_records(now_ms());
+        let mut entries = first;
+        entries.extend(records.into_iter().map(|(k, v)| Entry::Streams(k, v)));
+        let appended = self.append_group_records(&group.id, &entries);
+        if appended.is_ok() {
+            streams.written(image);
+        }
+        appended
     }
 
     /// StreamsGroupDescribe of one group.
@@ -152,6 +175,9 @@ impl GroupCoordinator {
         if streams.is_empty() && !was_empty {
             group.state_timestamp = now_ms();
         }
+        // Nobody waits for these: a lost write leaves fenced members on disk, whose
+        // sessions lapse again after the next load.
+        let _ = self.write_streams_group(group, Vec::new());
     }
 }
 

@@ -328,7 +328,11 @@ impl StreamsGroup {
             tracing::info!(group = %self.id, member = %id, "streams group member fenced: session or rebalance timeout");
             self.fence(id);
         }
-        if self.initial_delay_until.is_some_and(|until| until <= now) && !self.members.is_empty() {
+        // As Kafka's delayed assignment, which skips a group whose topology is not
+        // configured against ready topics: its target waits for the next heartbeat.
+        let ready = self.configured.as_ref().is_some_and(|c| c.is_ready());
+        let delay_over = self.initial_delay_until.is_some_and(|until| until <= now);
+        if delay_over && ready && !self.members.is_empty() {
             self.maybe_update_target(settings, now, None);
         }
         expired

@@ -18,8 +18,10 @@
 pub mod assignor;
 mod coordinator;
 mod heartbeat;
+mod image;
 mod membership;
 mod reconcile;
+pub mod records;
 pub mod topology;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -27,7 +29,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-pub use coordinator::{StreamsGroupSummary, StreamsMemberSummary};
+pub use coordinator::{streams_settings, StreamsGroupSummary, StreamsMemberSummary};
 pub use heartbeat::{validate, Heartbeat, HeartbeatResult};
 pub use topology::{ConfiguredTopology, Status, StatusCode, Topology};
 
@@ -188,6 +190,8 @@ pub struct StreamsGroup {
     shutdown_requested_by: Option<String>,
     /// The first assignment of a new group waits for more members until then.
     initial_delay_until: Option<Instant>,
+    /// What the group's records in `__consumer_offsets` hold.
+    persisted: image::Persisted,
 }
 
 impl StreamsGroup {
@@ -209,6 +213,7 @@ impl StreamsGroup {
             endpoint_epoch: 0,
             shutdown_requested_by: None,
             initial_delay_until: None,
+            persisted: image::Persisted::default(),
         }
     }
 

@@ -165,6 +165,23 @@ fn streams_group_heartbeat() {
     d.compare("describe-unknown", 1, |_| {
         describe_streams(&["no-such-group"])
     });
+    // samsa restarts on its data, Kafka does not: both still have the groups as they were,
+    // and the member heartbeats on at its epoch.
+    d.restart_samsa();
+    for group in [&g1, &g3] {
+        d.await_group_coordinator(group).unwrap();
+    }
+    // One group a request: Kafka answers several in its shards' order.
+    d.compare("describe-restarted", 1, |_| describe_streams(&[g]));
+    d.compare("describe-not-ready-restarted", 1, |_| {
+        describe_streams(&[g1.as_str()])
+    });
+    d.compare("heartbeat-restarted", v, |_| {
+        beat(g, "m1", 2)
+            .with_active_tasks(tasks(&[("0", &[0, 1, 2])]))
+            .with_standby_tasks(tasks(&[]))
+            .with_warmup_tasks(tasks(&[]))
+    });
     // The classic APIs on a streams group.
     d.compare("describe-groups", 6, |_| describe(&[g], 6));
     d.compare_part(
