@@ -304,13 +304,9 @@ impl Cluster {
         updates: Vec<FeatureUpdate>,
         validate_only: bool,
     ) -> Result<(), BrokerError> {
-        let supported = features::SUPPORTED
-            .iter()
-            .map(|f| (f.name.to_string(), (f.min, f.max)))
-            .collect();
         let command = Command::Features(FeatureCommand::Update {
             updates,
-            supported,
+            supported: features::supported_ranges(),
             controller: self.controller_id(),
             validate_only,
         });

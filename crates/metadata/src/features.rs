@@ -95,12 +95,13 @@ pub const SUPPORTED: &[FeatureSpec] = &[
     },
 ];
 
-/// This binary's range for `name`; a feature it does not know is 0..0, as Kafka treats one.
-pub fn supported(name: &str) -> (i16, i16) {
+/// This binary's range of every feature it knows, as an UpdateFeatures command carries
+/// them (a feature absent from it is 0..0 when applied, as Kafka treats an unknown one).
+pub fn supported_ranges() -> BTreeMap<String, (i16, i16)> {
     SUPPORTED
         .iter()
-        .find(|f| f.name == name)
-        .map_or((0, 0), |f| (f.min, f.max))
+        .map(|f| (f.name.to_string(), (f.min, f.max)))
+        .collect()
 }
 
 /// The levels a new cluster starts with (features at 0 are simply absent).
