@@ -1,0 +1,113 @@
+//! Client quotas in a cluster. AlterClientQuotas is checked by the node that received it
+//! and committed through the active controller, as a KRaft broker forwards it; every node
+//! follows the quotas it applies, for DescribeClientQuotas and for their enforcement.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use samsa_metadata::quotas::{self, Alteration, AlterationResult, ClientQuotas, QuotaChange};
+use samsa_metadata::{ClusterMetadata, Command};
+use tokio::sync::watch;
+
+use super::{wait_for, Cluster};
+use crate::error::BrokerError;
+
+/// How long a committed change may take to be applied on this node.
+const APPLY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the host name of an ip entity may take to resolve.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Cluster {
+    /// The client quotas this node applied last: shared with the metadata, so cheap to
+    /// take on every request.
+    pub fn client_quotas(&self) -> Arc<ClientQuotas> {
+        self.node.metadata().borrow().client_quotas.clone()
+    }
+
+    /// The client quotas as this node applies them: the receiver is marked changed only
+    /// when the quotas themselves change, within moments of the change's commit.
+    pub fn subscribe_client_quotas(&self) -> watch::Receiver<Arc<ClientQuotas>> {
+        self.client_quotas.subscribe()
+    }
+
+    /// AlterClientQuotas: every entry checked by Kafka's rules (`quotas::plan`), the valid
+    /// changes committed together through the controller, unless `validate_only`. Answered
+    /// once this node applied them, so that a describe sent to it next sees them. An
+    /// unreachable controller fails the whole request.
+    pub async fn alter_client_quotas(
+        &self,
+        alterations: &[Alteration],
+        validate_only: bool,
+    ) -> Result<Vec<AlterationResult>, BrokerError> {
+        let resolvable = resolvable_hosts(alterations).await;
+        let plan = quotas::plan(alterations, &|host| resolvable.contains(host));
+        if validate_only || plan.results.is_empty() {
+            return Ok(plan.results);
+        }
+        let changes = plan.changes;
+        self.forward(Command::AlterClientQuotas {
+            changes: changes.clone(),
+        })
+        .await?;
+        let applied = |m: &ClusterMetadata| changes.iter().all(|c| applied(&m.client_quotas, c));
+        if !wait_for(self.node.metadata(), APPLY_TIMEOUT, applied).await {
+            tracing::warn!(
+                "committed client quota changes were not applied here within {APPLY_TIMEOUT:?}"
+            );
+        }
+        Ok(plan.results)
+    }
+}
+
+fn applied(quotas: &ClientQuotas, change: &QuotaChange) -> bool {
+    quotas.value(&change.entity, &change.key) == change.value
+}
+
+/// The names of ip entities that are addresses or resolve as host names (Kafka's
+/// `InetAddress.getByName`), looked up before the rules run so that they stay free of I/O.
+async fn resolvable_hosts(alterations: &[Alteration]) -> BTreeSet<String> {
+    let mut resolvable = BTreeSet::new();
+    let names = alterations
+        .iter()
+        .filter_map(|a| a.entity.get(quotas::IP)?.as_deref());
+    for name in names {
+        let found = name.parse::<IpAddr>().is_ok() || resolves(name).await;
+        if found {
+            resolvable.insert(name.to_owned());
+        }
+    }
+    resolvable
+}
+
+async fn resolves(host: &str) -> bool {
+    let lookup = tokio::time::timeout(LOOKUP_TIMEOUT, tokio::net::lookup_host((host, 0))).await;
+    match lookup {
+        Ok(Ok(mut addresses)) => addresses.next().is_some(),
+        _ => false,
+    }
+}
+
+/// Sends the client quotas of each metadata this node applies, when they changed: the
+/// metadata shares them between its versions until a change replaces them.
+pub(super) async fn follow(
+    mut metadata: watch::Receiver<Arc<ClusterMetadata>>,
+    quotas: watch::Sender<Arc<ClientQuotas>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let current = metadata.borrow_and_update().client_quotas.clone();
+        quotas.send_if_modified(|known| {
+            let changed = !Arc::ptr_eq(known, &current) && **known != *current;
+            if changed {
+                *known = current;
+            }
+            changed
+        });
+        tokio::select! {
+            changed = metadata.changed() => if changed.is_err() { return },
+            _ = shutdown.changed() => return,
+        }
+    }
+}
