@@ -104,7 +104,7 @@ fn requested_partitions(broker: &Broker, topic: &CreatableTopic) -> i32 {
     } else if !topic.assignments.is_empty() {
         topic.assignments.len() as i32
     } else {
-        broker.config.num_partitions as i32
+        broker.config.num_partitions
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod acl;
 pub mod admin;
 pub mod api_versions;
+mod charge;
 pub mod cluster;
 pub mod config_resources;
 pub mod configs;
@@ -25,7 +26,6 @@ pub mod offsets;
 mod partition_codes;
 pub mod produce;
 pub mod quorum;
-mod quota;
 pub mod reassignments;
 mod record_errors;
 pub mod sasl;
@@ -48,7 +48,7 @@ use kafka_protocol::protocol::StrBytes;
 use crate::auth::{Operation, ResourceType};
 use crate::broker::Broker;
 
-pub use quota::serve;
+pub use charge::serve;
 pub use session::{ListenerInfo, Session};
 
 /// A request decoded in full.

@@ -118,6 +118,7 @@ async fn accept(
                     // the throttle has passed, as Kafka's acceptor does (KIP-612).
                     if let Err(hold) = broker.quotas.connections.admit(peer.ip(), now_ms()) {
                         tracing::debug!(%peer, ms = hold.as_millis() as u64, "connection over its IP's creation rate: closing it after the throttle");
+                        broker.metrics.connections_throttled.inc();
                         let mut shutdown = shutdown.clone();
                         connections.spawn(async move {
                             tokio::select! {

@@ -5,6 +5,9 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use samsa_metadata::quotas::{ClientQuotaType, ClientQuotas};
+use tokio::sync::watch;
+
 use crate::cluster::Cluster;
 
 /// The client quotas Kafka enforces per user and client id.
@@ -26,11 +29,15 @@ impl QuotaKey {
 
     /// The quota's name in AlterClientQuotas and `kafka-configs`.
     pub fn config_name(self) -> &'static str {
+        self.quota_type().key()
+    }
+
+    fn quota_type(self) -> ClientQuotaType {
         match self {
-            QuotaKey::ProducerByteRate => "producer_byte_rate",
-            QuotaKey::ConsumerByteRate => "consumer_byte_rate",
-            QuotaKey::RequestPercentage => "request_percentage",
-            QuotaKey::ControllerMutationRate => "controller_mutation_rate",
+            QuotaKey::ProducerByteRate => ClientQuotaType::Produce,
+            QuotaKey::ConsumerByteRate => ClientQuotaType::Fetch,
+            QuotaKey::RequestPercentage => ClientQuotaType::Request,
+            QuotaKey::ControllerMutationRate => ClientQuotaType::ControllerMutation,
         }
     }
 
@@ -82,7 +89,34 @@ impl QuotaLimits for NoQuotas {
     }
 }
 
+/// The quotas of the replicated metadata as this node applied them, resolved by the
+/// metadata's rules (Kafka's default quota callback).
+struct Replicated {
+    quotas: watch::Receiver<Arc<ClientQuotas>>,
+}
+
+impl QuotaLimits for Replicated {
+    fn client(&self, key: QuotaKey, user: &str, client_id: &str) -> Option<Limit> {
+        let quotas = self.quotas.borrow().clone();
+        let resolved = quotas.resolve(key.quota_type(), Some(user), client_id);
+        Some(Limit {
+            value: resolved.limit?,
+            entity: Entity {
+                user: resolved.user_tag,
+                client_id: resolved.client_id_tag,
+            },
+        })
+    }
+
+    fn ip_connection_rate(&self, ip: IpAddr) -> Option<f64> {
+        let quotas = self.quotas.borrow().clone();
+        quotas.connection_creation_rate(ip).map(|q| q.limit)
+    }
+}
+
 /// The quotas of the replicated metadata, as this node has applied them.
-pub fn limits_of(_cluster: &Cluster) -> Arc<dyn QuotaLimits> {
-    Arc::new(NoQuotas)
+pub fn limits_of(cluster: &Cluster) -> Arc<dyn QuotaLimits> {
+    Arc::new(Replicated {
+        quotas: cluster.subscribe_client_quotas(),
+    })
 }

@@ -110,7 +110,7 @@ impl ClientQuotas {
             .sensors(key)
             .record_rate(&limit, self.windows, value, now_ms());
         let ms = max_ms.map_or(ms, |max| ms.min(max));
-        (ms > 0).then(|| Throttle {
+        (ms > 0).then_some(Throttle {
             ms,
             key,
             entity: limit.entity,
