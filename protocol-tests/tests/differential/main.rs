@@ -24,6 +24,7 @@ mod log_dirs;
 mod metadata;
 mod produce;
 mod produce_records;
+mod quotas;
 mod reassignments;
 mod security;
 mod topic_partitions;
