@@ -316,12 +316,12 @@ pub async fn heartbeat(
             })
             .collect()
     });
-    let lag = result.acceptable_recovery_lag;
+    // Kafka 4.4 sets only the v1 field: a v0 member reads AcceptableRecoveryLagLegacy 0.
     let response = if version == 0 {
         StreamsGroupHeartbeatResponse::default()
-            .with_acceptable_recovery_lag_legacy(lag.clamp(0, i32::MAX as i64) as i32)
     } else {
-        StreamsGroupHeartbeatResponse::default().with_acceptable_recovery_lag(lag)
+        StreamsGroupHeartbeatResponse::default()
+            .with_acceptable_recovery_lag(result.acceptable_recovery_lag)
     };
     response
         .with_member_id(str_bytes(result.member_id))
