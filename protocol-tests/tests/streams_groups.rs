@@ -1,6 +1,7 @@
 //! Streams groups (KIP-1071) follow the finalized `streams.version`: served at level 1 (a new
 //! cluster's level), and answered UNSUPPORTED_VERSION once an operator disables the feature,
-//! as Kafka 4.4 answers; enabling it again brings them back.
+//! as Kafka 4.4 answers (the topology description push included); enabling it again brings
+//! them back.
 
 use kafka_protocol::error::ResponseError as E;
 use kafka_protocol::messages::streams_group_heartbeat_request::{Subtopology, TaskIds, Topology};
@@ -11,6 +12,8 @@ use samsa_protocol_tests::{BrokerProcess, Connection};
 
 const UPGRADE: i8 = 1;
 const SAFE_DOWNGRADE: i8 = 2;
+/// Topology descriptions kept in memory (Kafka's `InMemoryTopologyDescriptionPlugin`).
+const MEMORY_STORE: &str = "group_streams_topology_description_store = \"memory\"\n";
 
 fn set_streams_version(conn: &mut Connection, level: i16, upgrade_type: i8) {
     let request = UpdateFeaturesRequest::default()
@@ -59,7 +62,7 @@ fn describe(group: &str) -> StreamsGroupDescribeRequest {
 
 #[test]
 fn streams_groups_follow_the_finalized_streams_version() {
-    let broker = BrokerProcess::start("").unwrap();
+    let broker = BrokerProcess::start(MEMORY_STORE).unwrap();
     let mut conn = broker.connect().unwrap();
     samsa_protocol_tests::client::wait_groups_loaded(&mut conn).unwrap();
     // Served at the level a new cluster starts with; the source topic is missing.
@@ -83,6 +86,13 @@ fn streams_groups_follow_the_finalized_streams_version() {
     }
     let described = conn.send(&describe("app"), 0).unwrap();
     assert_eq!(described.groups[0].error_code, E::UnsupportedVersion.code());
+    // Before the store is looked at: Kafka's default message, not the one about a plugin.
+    let pushed = conn.send(&push_description("app", "member-1"), 0).unwrap();
+    assert_eq!(pushed.error_code, E::UnsupportedVersion.code());
+    assert_eq!(
+        pushed.error_message.as_deref(),
+        Some("The version of API is not supported.")
+    );
 
     set_streams_version(&mut conn, 1, UPGRADE);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -165,8 +175,7 @@ fn push_description(group: &str, member: &str) -> StreamsGroupTopologyDescriptio
 /// says NOT_STORED.
 #[test]
 fn the_stored_description_epoch_survives_a_restart() {
-    let mut broker =
-        BrokerProcess::start("group_streams_topology_description_store = \"memory\"\n").unwrap();
+    let mut broker = BrokerProcess::start(MEMORY_STORE).unwrap();
     let mut conn = broker.connect().unwrap();
     samsa_protocol_tests::client::wait_groups_loaded(&mut conn).unwrap();
     let joined = conn.send(&join("app"), 1).unwrap();
