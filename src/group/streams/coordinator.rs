@@ -8,11 +8,10 @@
 //! the heartbeat that made it is answered, so a coordinator that restarts, or takes the
 //! partition over, goes on with the same members, topology and assignment.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
-
-use std::sync::Arc;
 
 use super::description::{TopologyDescription, NOT_STORED, UNCERTAIN};
 use super::heartbeat::{Heartbeat, HeartbeatResult};
