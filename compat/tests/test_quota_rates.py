@@ -8,7 +8,7 @@ Kafka measures a rate over quota.window.num (11) windows of a second and counts 
 sensor as ten whole windows, so a client at full speed first sends about ten seconds' worth
 at once, then bursts each time that first window leaves the measurement (every 11-12 s).
 The rate is therefore measured after a warm-up of WARMUP_S, as the slope of the bytes over
-MEASURE_S: 20 s by default (the short form, held within 30 %), 60 s for the long form the
+MEASURE_S: 20 s by default (the short form, held within 40 %), 60 s for the long form the
 README describes (`make quota-long`, held within 10 %). Run with --against-kafka, the same
 tests measure Apache Kafka, which behaves the same way to within a few percent."""
 
@@ -33,7 +33,7 @@ VALUE = 1000  # bytes of each record's value
 WARMUP_S = 12.0
 MEASURE_S = float(os.environ.get("QUOTA_MEASURE_S", "20"))
 # See steady_rate: within 10 % over a minute, a wider band over the short form's 20 s.
-BAND = (0.9, 1.1) if MEASURE_S >= 60 else (0.7, 1.3)
+BAND = (0.9, 1.1) if MEASURE_S >= 60 else (0.6, 1.4)
 
 
 def set_rates(bootstrap: str, client_id: str) -> None:

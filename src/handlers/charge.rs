@@ -45,7 +45,13 @@ pub async fn serve(
     session: &mut Session,
     request: Request,
 ) -> (ResponseKind, Option<Throttle>) {
-    let charge = charge_of(&request.body);
+    // Before SASL completes the connection has no user yet: Kafka's authenticator answers
+    // those requests outside the quotas.
+    let charge = if session.sasl.is_complete() {
+        charge_of(&request.body)
+    } else {
+        Charge::Exempt
+    };
     let size = request.size;
     let client_id = request.header.client_id.as_deref().unwrap_or("").to_owned();
     session.throttle = None;
