@@ -358,6 +358,37 @@ mod tests {
     }
 
     #[test]
+    fn kraft_version_goes_up_from_0_and_never_down() {
+        let mut state = ClusterMetadata::default();
+        let with_kraft = |level, upgrade| {
+            let command = update(KRAFT_VERSION, level, upgrade);
+            match command {
+                FeatureCommand::Update {
+                    updates,
+                    mut supported,
+                    controller,
+                    validate_only,
+                } => {
+                    supported.insert(KRAFT_VERSION.to_string(), (0, 1));
+                    FeatureCommand::Update {
+                        updates,
+                        supported,
+                        controller,
+                        validate_only,
+                    }
+                }
+                other => other,
+            }
+        };
+        state
+            .apply_features(&with_kraft(1, UpgradeType::Upgrade))
+            .unwrap();
+        assert_eq!(state.features.as_ref().unwrap().level(KRAFT_VERSION), 1);
+        let message = refusal(&mut state, &with_kraft(0, UpgradeType::SafeDowngrade));
+        assert!(message.ends_with("Can't downgrade the version of this feature."));
+    }
+
+    #[test]
     fn metadata_version_never_goes_down() {
         let mut state = ClusterMetadata::default();
         let levels = [(METADATA_VERSION.to_string(), 33)].into();
