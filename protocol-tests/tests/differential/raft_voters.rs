@@ -66,6 +66,13 @@ fn add_raft_voter() {
             |_| add(None, 99, Uuid::nil(), vec![listener("CONTROLLER")]),
             shape,
         );
+        // The voter id alone makes a duplicate, whatever the directory id.
+        d.compare_part(
+            "duplicate-voter",
+            v,
+            |s| add(None, s.node_id, STRANGER, vec![listener("CONTROLLER")]),
+            shape,
+        );
         d.compare_part(
             "no-controller-listener",
             v,
