@@ -231,9 +231,11 @@ impl Reconfiguration {
                          BROKER_NOT_AVAILABLE",
                     )));
                 }
+                // Peers keep reaching it where it joined from (its `controller_listen`), which
+                // may be spelled otherwise in the request (a name, another interface).
                 let observer = nodes
                     .get(&id)
-                    .filter(|n| n.directory_id == Some(directory_id) && n.addr == addr);
+                    .filter(|n| n.directory_id == Some(directory_id));
                 let last = m.last_log_index;
                 let caught_up = observer.is_some()
                     && m.replication.as_ref().is_some_and(|r| {
