@@ -271,10 +271,13 @@ impl MetadataNode {
     }
 
     async fn initialize_if_new(&self) -> Result<(), Error> {
+        // Asked first in every case: the answer comes from Raft's core once it runs, whose
+        // metrics (the membership `lead_if_alone` and `voters` read) are then current.
+        let initialized = self.raft.is_initialized().await.map_err(unavailable)?;
         let QuorumSeed::Voters(voters) = &self.seed else {
             return Ok(());
         };
-        if self.raft.is_initialized().await.map_err(unavailable)? {
+        if initialized {
             return Ok(());
         }
         // Every voter must initialize with the same membership (several may, and the first

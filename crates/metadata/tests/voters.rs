@@ -147,6 +147,20 @@ async fn a_controller_joins_as_observer_becomes_a_voter_and_voters_leave() {
     let (reason, _) = settled_refusal(&nodes[&1], add(directory(4))).await;
     assert_eq!(reason, VoterChangeReason::DuplicateVoter);
 
+    // Restarted, the joined voter starts from its own log and membership, not its seed.
+    nodes.remove(&4).unwrap().shutdown().await.unwrap();
+    let seed = QuorumSeed::Bootstrap(vec![addrs[&2]]);
+    nodes.insert(4, start(4, seed, &dir, addrs[&4]).await);
+    assert!(nodes[&4].voters().contains_key(&4));
+    until("4 follows a leader again", async || {
+        nodes[&4].leader().is_some()
+    })
+    .await;
+    let applied = nodes[&4]
+        .propose(Command::UnregisterBroker { id: 78 })
+        .await;
+    assert!(matches!(applied, Err(Error::Command(_))), "{applied:?}");
+
     // A removal names the voter's directory id too.
     let wrong = VoterChange::Remove {
         id: 3,
