@@ -101,6 +101,7 @@ pub(super) async fn follow(
         quotas.send_if_modified(|known| {
             let changed = !Arc::ptr_eq(known, &current) && **known != *current;
             if changed {
+                tracing::info!(entities = current.iter().count(), "client quotas changed");
                 *known = current;
             }
             changed
@@ -109,5 +110,70 @@ pub(super) async fn follow(
             changed = metadata.changed() => if changed.is_err() { return },
             _ = shutdown.changed() => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use samsa_metadata::quotas::{EntityName, QuotaEntity, PRODUCER_BYTE_RATE};
+
+    use super::*;
+
+    fn with_rate(metadata: &ClusterMetadata, value: f64) -> Arc<ClusterMetadata> {
+        let mut next = metadata.clone();
+        let change = QuotaChange {
+            entity: QuotaEntity::user(EntityName::named("alice")),
+            key: PRODUCER_BYTE_RATE.into(),
+            value: Some(value),
+        };
+        next.apply(&Command::AlterClientQuotas {
+            changes: vec![change],
+        })
+        .unwrap();
+        Arc::new(next)
+    }
+
+    /// The test runtime has one thread: yielding lets the follower take what was sent.
+    async fn follower_ran() {
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn subscribers_hear_of_quota_changes_only() {
+        let (metadata, applied) = watch::channel(Arc::new(ClusterMetadata::default()));
+        let (quotas, mut heard) = watch::channel(Arc::new(ClientQuotas::default()));
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(follow(applied, quotas, stopped));
+
+        let first = with_rate(&metadata.borrow(), 100.0);
+        metadata.send_replace(first.clone());
+        heard.changed().await.unwrap();
+        let alice = QuotaEntity::user(EntityName::named("alice"));
+        assert_eq!(
+            heard.borrow_and_update().value(&alice, PRODUCER_BYTE_RATE),
+            Some(100.0)
+        );
+
+        // Other metadata changes share the quotas: nothing to hear. The same value set
+        // again is no change either.
+        let mut other = (*first).clone();
+        other.next_producer_id += 1000;
+        metadata.send_replace(Arc::new(other));
+        follower_ran().await;
+        metadata.send_replace(with_rate(&first, 100.0));
+        follower_ran().await;
+        assert!(!heard.has_changed().unwrap());
+        let changed = with_rate(&first, 200.0);
+        metadata.send_replace(changed);
+        heard.changed().await.unwrap();
+        assert_eq!(
+            heard.borrow_and_update().value(&alice, PRODUCER_BYTE_RATE),
+            Some(200.0)
+        );
+
+        stop.send_replace(true);
+        task.await.unwrap();
     }
 }
