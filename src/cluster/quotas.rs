@@ -16,7 +16,7 @@ use crate::error::BrokerError;
 
 /// How long a committed change may take to be applied on this node.
 const APPLY_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long the host name of an ip entity may take to resolve.
+/// How long the host names of a request's ip entities may take to resolve, together.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Cluster {
@@ -67,22 +67,25 @@ fn applied(quotas: &ClientQuotas, change: &QuotaChange) -> bool {
 
 /// The names of ip entities that are addresses or resolve as host names (Kafka's
 /// `InetAddress.getByName`), looked up before the rules run so that they stay free of I/O.
+/// Each name is looked up once, and all within one [`LOOKUP_TIMEOUT`]: a request naming
+/// many hosts cannot hold its connection for longer.
 async fn resolvable_hosts(alterations: &[Alteration]) -> BTreeSet<String> {
-    let mut resolvable = BTreeSet::new();
-    let names = alterations
+    let names: BTreeSet<&str> = alterations
         .iter()
-        .filter_map(|a| a.entity.get(quotas::IP)?.as_deref());
+        .filter_map(|a| a.entity.get(quotas::IP)?.as_deref())
+        .collect();
+    let deadline = tokio::time::Instant::now() + LOOKUP_TIMEOUT;
+    let mut resolvable = BTreeSet::new();
     for name in names {
-        let found = name.parse::<IpAddr>().is_ok() || resolves(name).await;
-        if found {
+        if name.parse::<IpAddr>().is_ok() || resolves(name, deadline).await {
             resolvable.insert(name.to_owned());
         }
     }
     resolvable
 }
 
-async fn resolves(host: &str) -> bool {
-    let lookup = tokio::time::timeout(LOOKUP_TIMEOUT, tokio::net::lookup_host((host, 0))).await;
+async fn resolves(host: &str, deadline: tokio::time::Instant) -> bool {
+    let lookup = tokio::time::timeout_at(deadline, tokio::net::lookup_host((host, 0))).await;
     match lookup {
         Ok(Ok(mut addresses)) => addresses.next().is_some(),
         _ => false,
