@@ -2,25 +2,27 @@
 //! membership. Every broker has one: without `controller_quorum_voters` the node is the only
 //! voter of a quorum of its own, and its metadata takes the same path as a cluster's.
 //!
-//! `config::quorum_config` reads the configuration, `membership` registers and heartbeats, `security`
-//! keeps ACLs and SCRAM credentials in the metadata log; this module starts them, answers
-//! what clients are told about the cluster, and stops them.
+//! `config::quorum_config` reads the configuration, `membership` registers and heartbeats,
+//! `security` keeps ACLs and SCRAM credentials in the metadata log, `quotas` client quotas;
+//! this module starts them, answers what clients are told about the cluster, and stops them.
 
 mod clean_shutdown;
 mod isr;
 mod leader_balance;
 mod membership;
 mod meta_properties;
+mod quotas;
 pub mod reconciler;
 mod security;
 mod topics;
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use samsa_metadata::features::{self, FeatureCommand, FeatureUpdate, FinalizedFeatures};
 use samsa_metadata::quorum::QuorumDescription;
+use samsa_metadata::quotas::ClientQuotas;
 use samsa_metadata::state::Broker as RegisteredBroker;
 use samsa_metadata::voters::VoterChange;
 use samsa_metadata::{
@@ -42,6 +44,10 @@ pub use topics::{CreatedTopic, NewTopic};
 const METADATA_DIR: &str = "__cluster_metadata";
 /// How long a stopping broker tries to fence itself before giving up on the quorum.
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long an operator's change is offered again while no controller takes it (an
+/// election), before the client is told REQUEST_TIMED_OUT.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
+const FORWARD_BACKOFF: Duration = Duration::from_millis(100);
 
 pub struct Cluster {
     node: Arc<MetadataNode>,
@@ -58,6 +64,8 @@ pub struct Cluster {
     published: watch::Sender<Arc<ClusterMetadata>>,
     /// The metadata whose ACLs and SCRAM credentials this node last installed.
     security: watch::Sender<Arc<ClusterMetadata>>,
+    /// The client quotas this node applied last, sent again only when they change.
+    client_quotas: watch::Sender<Arc<ClientQuotas>>,
     stop: watch::Sender<bool>,
 }
 
@@ -99,10 +107,15 @@ impl Cluster {
         let node = Arc::new(node);
         let (stop, _) = watch::channel(false);
         let (leaving, left) = watch::channel(false);
-        let mut background = vec![tokio::spawn(log_controller_changes(
-            node.clone(),
-            stop.subscribe(),
-        ))];
+        let client_quotas = watch::channel(node.metadata().borrow().client_quotas.clone()).0;
+        let mut background = vec![
+            tokio::spawn(log_controller_changes(node.clone(), stop.subscribe())),
+            tokio::spawn(quotas::follow(
+                node.metadata(),
+                client_quotas.clone(),
+                stop.subscribe(),
+            )),
+        ];
         if config.auto_leader_rebalance_enable {
             let every = Duration::from_secs(config.leader_imbalance_check_interval_seconds);
             let percentage = config.leader_imbalance_per_broker_percentage;
@@ -122,6 +135,7 @@ impl Cluster {
             background: Mutex::new(background),
             published: watch::channel(Arc::default()).0,
             security: watch::channel(Arc::default()).0,
+            client_quotas,
             stop,
         };
         if quorum.as_ref().is_none_or(|q| q.broker) {
@@ -243,6 +257,23 @@ impl Cluster {
     /// Commits `command` through the active controller.
     pub async fn propose(&self, command: Command) -> Result<CommandResult, samsa_metadata::Error> {
         self.node.propose(command).await
+    }
+
+    /// Proposes an operator's change through the active controller, again while there is
+    /// none (during an election the quorum has no leader for a moment, and Kafka's broker
+    /// retries its forwarding too): the one path every forwarded metadata write takes.
+    pub(crate) async fn forward(&self, command: Command) -> Result<CommandResult, BrokerError> {
+        let deadline = Instant::now() + FORWARD_TIMEOUT;
+        loop {
+            match self.propose(command.clone()).await {
+                Err(samsa_metadata::Error::NotController { .. }) if Instant::now() < deadline => {
+                    tokio::time::sleep(FORWARD_BACKOFF).await
+                }
+                outcome => {
+                    return outcome.map_err(|err| BrokerError::from(err).for_forwarded_request())
+                }
+            }
+        }
     }
 
     /// The next block of producer ids for this broker, from the controller.

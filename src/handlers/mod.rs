@@ -26,6 +26,7 @@ mod partition_codes;
 pub mod produce;
 pub mod quorum;
 mod raft_voters;
+pub mod quotas;
 pub mod reassignments;
 mod record_errors;
 pub mod sasl;
@@ -206,6 +207,9 @@ apis! {
     RenewDelegationToken 1..=2 => delegation_tokens::renew(session, &req),
     ExpireDelegationToken 1..=2 => delegation_tokens::expire(session, &req),
     DescribeDelegationToken 1..=3 => delegation_tokens::describe(session, &req),
+    // `kafka-configs --entity-type users|clients|ips`: client quotas in the metadata log.
+    DescribeClientQuotas 0..=1 => quotas::describe(broker, session, req),
+    AlterClientQuotas 0..=1 => quotas::alter(broker, session, req).await,
     // `kafka-features`: finalized feature levels (KIP-584), reported by ApiVersions.
     UpdateFeatures 0..=2 => features::update(broker, session, req, version).await,
     FindCoordinator 0..=6 => group::find_coordinator(broker, session, req, version).await,

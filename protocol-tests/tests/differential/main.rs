@@ -25,6 +25,7 @@ mod metadata;
 mod produce;
 mod produce_records;
 mod raft_voters;
+mod quotas;
 mod reassignments;
 mod security;
 mod topic_partitions;
