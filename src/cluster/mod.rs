@@ -10,12 +10,12 @@ mod clean_shutdown;
 mod isr;
 mod leader_balance;
 mod membership;
+mod meta_properties;
 mod quotas;
 pub mod reconciler;
 mod security;
 mod topics;
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -24,7 +24,10 @@ use samsa_metadata::features::{self, FeatureCommand, FeatureUpdate, FinalizedFea
 use samsa_metadata::quorum::QuorumDescription;
 use samsa_metadata::quotas::ClientQuotas;
 use samsa_metadata::state::Broker as RegisteredBroker;
-use samsa_metadata::{ClusterMetadata, Command, CommandError, CommandResult, MetadataNode};
+use samsa_metadata::voters::VoterChange;
+use samsa_metadata::{
+    ClusterMetadata, Command, CommandError, CommandResult, MetadataNode, QuorumSeed,
+};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -73,9 +76,24 @@ impl Cluster {
     pub async fn start(config: &Config, quorum: Option<QuorumConfig>) -> anyhow::Result<Cluster> {
         let dir = config.data_dir.join(METADATA_DIR);
         let node_id = config.node_id as u64;
+        let directory_id = tokio::task::block_in_place(|| {
+            meta_properties::directory_id(&dir, config.cluster_id.as_deref(), config.node_id)
+        })
+        .with_context(|| {
+            format!(
+                "cannot read this controller's directory id in {}",
+                dir.display()
+            )
+        })?;
         let started = match &quorum {
-            Some(q) => MetadataNode::start(node_id, q.voters.clone(), &dir, q.listen).await,
-            None => MetadataNode::standalone(node_id, &dir).await,
+            Some(q) => {
+                let seed = match q.bootstrap.is_empty() {
+                    true => QuorumSeed::Voters(q.voters.clone()),
+                    false => QuorumSeed::Bootstrap(q.bootstrap.clone()),
+                };
+                MetadataNode::start(node_id, directory_id, seed, &dir, q.listen).await
+            }
+            None => MetadataNode::standalone(node_id, directory_id, &dir).await,
         };
         let node = started
             .with_context(|| format!("cannot start the metadata quorum in {}", dir.display()))?;
@@ -296,19 +314,26 @@ impl Cluster {
             .collect()
     }
 
-    /// The metadata quorum as its leader sees it (DescribeQuorum), and where each voter's
-    /// controller listens (empty for a single node, which has no controller listener).
-    pub async fn describe_quorum(
-        &self,
-    ) -> Result<(QuorumDescription, Vec<(u64, SocketAddr)>), samsa_metadata::Error> {
-        let described = self.node.describe_quorum().await?;
-        let voters = self
-            .node
-            .voters()
-            .iter()
-            .map(|(&id, &addr)| (id, addr))
-            .collect();
-        Ok((described, voters))
+    /// The metadata quorum as its leader sees it (DescribeQuorum), with where each voter's
+    /// controller listens (port 0 for a single node, which has no controller listener).
+    pub async fn describe_quorum(&self) -> Result<QuorumDescription, samsa_metadata::Error> {
+        self.node.describe_quorum().await
+    }
+
+    /// Adds or removes a voter of the metadata quorum (AddRaftVoter, RemoveRaftVoter) through
+    /// the active controller.
+    pub async fn change_voters(&self, change: VoterChange) -> Result<(), BrokerError> {
+        Ok(self.node.change_voters(change).await?)
+    }
+
+    /// UnregisterController: a controller is registered while the quorum's membership
+    /// holds it (as a voter or an observer). An observer's entry is removed, so the leader
+    /// stops sending it the log (a controller removed with RemoveRaftVoter stays an observer
+    /// until then); a voter is left as it is, as Kafka's registration is only its record.
+    pub async fn unregister_controller(&self, id: i32) -> Result<(), BrokerError> {
+        let not_registered = BrokerError::ControllerIdNotRegistered(id);
+        let id = u64::try_from(id).map_err(|_| not_registered)?;
+        Ok(self.node.unregister_controller(id).await?)
     }
 
     /// The cluster's finalized feature levels as this node last applied them; `None` only
@@ -335,6 +360,27 @@ impl Cluster {
         updates: Vec<FeatureUpdate>,
         validate_only: bool,
     ) -> Result<(), BrokerError> {
+        // Kafka upgrades kraft.version only once every voter can take part in a dynamic
+        // quorum; here, once each has recorded its directory id.
+        let raises_kraft = updates.iter().any(|u| {
+            u.name == features::KRAFT_VERSION
+                && u.level > self.feature_level(features::KRAFT_VERSION)
+        });
+        if raises_kraft
+            && self
+                .node
+                .voters()
+                .values()
+                .any(|v| v.directory_id.is_none())
+        {
+            let message = "Invalid upgrade of KRAFT_VERSION_0 to KRAFT_VERSION_1 because not all \
+                           of the voters support it"
+                .to_string();
+            return Err(
+                samsa_metadata::Error::Command(CommandError::InvalidFeatureUpdate { message })
+                    .into(),
+            );
+        }
         let command = Command::Features(FeatureCommand::Update {
             updates,
             supported: features::supported_ranges(),

@@ -16,7 +16,7 @@ use crate::error::BrokerError;
 
 /// How long a committed change may take to be applied on this node.
 const APPLY_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long the host name of an ip entity may take to resolve.
+/// How long the host names of a request's ip entities may take to resolve, together.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Cluster {
@@ -67,22 +67,25 @@ fn applied(quotas: &ClientQuotas, change: &QuotaChange) -> bool {
 
 /// The names of ip entities that are addresses or resolve as host names (Kafka's
 /// `InetAddress.getByName`), looked up before the rules run so that they stay free of I/O.
+/// Each name is looked up once, and all within one [`LOOKUP_TIMEOUT`]: a request naming
+/// many hosts cannot hold its connection for longer.
 async fn resolvable_hosts(alterations: &[Alteration]) -> BTreeSet<String> {
-    let mut resolvable = BTreeSet::new();
-    let names = alterations
+    let names: BTreeSet<&str> = alterations
         .iter()
-        .filter_map(|a| a.entity.get(quotas::IP)?.as_deref());
+        .filter_map(|a| a.entity.get(quotas::IP)?.as_deref())
+        .collect();
+    let deadline = tokio::time::Instant::now() + LOOKUP_TIMEOUT;
+    let mut resolvable = BTreeSet::new();
     for name in names {
-        let found = name.parse::<IpAddr>().is_ok() || resolves(name).await;
-        if found {
+        if name.parse::<IpAddr>().is_ok() || resolves(name, deadline).await {
             resolvable.insert(name.to_owned());
         }
     }
     resolvable
 }
 
-async fn resolves(host: &str) -> bool {
-    let lookup = tokio::time::timeout(LOOKUP_TIMEOUT, tokio::net::lookup_host((host, 0))).await;
+async fn resolves(host: &str, deadline: tokio::time::Instant) -> bool {
+    let lookup = tokio::time::timeout_at(deadline, tokio::net::lookup_host((host, 0))).await;
     match lookup {
         Ok(Ok(mut addresses)) => addresses.next().is_some(),
         _ => false,
@@ -101,6 +104,7 @@ pub(super) async fn follow(
         quotas.send_if_modified(|known| {
             let changed = !Arc::ptr_eq(known, &current) && **known != *current;
             if changed {
+                tracing::info!(entities = current.iter().count(), "client quotas changed");
                 *known = current;
             }
             changed
@@ -109,5 +113,70 @@ pub(super) async fn follow(
             changed = metadata.changed() => if changed.is_err() { return },
             _ = shutdown.changed() => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use samsa_metadata::quotas::{EntityName, QuotaEntity, PRODUCER_BYTE_RATE};
+
+    use super::*;
+
+    fn with_rate(metadata: &ClusterMetadata, value: f64) -> Arc<ClusterMetadata> {
+        let mut next = metadata.clone();
+        let change = QuotaChange {
+            entity: QuotaEntity::user(EntityName::named("alice")),
+            key: PRODUCER_BYTE_RATE.into(),
+            value: Some(value),
+        };
+        next.apply(&Command::AlterClientQuotas {
+            changes: vec![change],
+        })
+        .unwrap();
+        Arc::new(next)
+    }
+
+    /// The test runtime has one thread: yielding lets the follower take what was sent.
+    async fn follower_ran() {
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn subscribers_hear_of_quota_changes_only() {
+        let (metadata, applied) = watch::channel(Arc::new(ClusterMetadata::default()));
+        let (quotas, mut heard) = watch::channel(Arc::new(ClientQuotas::default()));
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(follow(applied, quotas, stopped));
+
+        let first = with_rate(&metadata.borrow(), 100.0);
+        metadata.send_replace(first.clone());
+        heard.changed().await.unwrap();
+        let alice = QuotaEntity::user(EntityName::named("alice"));
+        assert_eq!(
+            heard.borrow_and_update().value(&alice, PRODUCER_BYTE_RATE),
+            Some(100.0)
+        );
+
+        // Other metadata changes share the quotas: nothing to hear. The same value set
+        // again is no change either.
+        let mut other = (*first).clone();
+        other.next_producer_id += 1000;
+        metadata.send_replace(Arc::new(other));
+        follower_ran().await;
+        metadata.send_replace(with_rate(&first, 100.0));
+        follower_ran().await;
+        assert!(!heard.has_changed().unwrap());
+        let changed = with_rate(&first, 200.0);
+        metadata.send_replace(changed);
+        heard.changed().await.unwrap();
+        assert_eq!(
+            heard.borrow_and_update().value(&alice, PRODUCER_BYTE_RATE),
+            Some(200.0)
+        );
+
+        stop.send_replace(true);
+        task.await.unwrap();
     }
 }

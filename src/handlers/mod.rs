@@ -26,6 +26,7 @@ pub mod offsets;
 mod partition_codes;
 pub mod produce;
 pub mod quorum;
+mod raft_voters;
 pub mod quotas;
 pub mod reassignments;
 mod record_errors;
@@ -201,6 +202,10 @@ apis! {
     DescribeCluster 0..=2 => cluster::describe(broker, session, req),
     DescribeQuorum 0..=2 => quorum::handle(broker, session, req).await,
     UnregisterBroker 0..=0 => unregister::handle(broker, session, req).await,
+    // KIP-853's dynamic quorum; UNSUPPORTED_VERSION while kraft.version is 0, as in Kafka.
+    AddRaftVoter 0..=1 => raft_voters::add(broker, session, req).await,
+    RemoveRaftVoter 0..=0 => raft_voters::remove(broker, session, req).await,
+    UnregisterController 0..=0 => raft_voters::unregister_controller(broker, session, req).await,
     // Delegation tokens (KIP-48), disabled as in a Kafka without a token secret key.
     CreateDelegationToken 1..=3 => delegation_tokens::create(session, &req, version),
     RenewDelegationToken 1..=2 => delegation_tokens::renew(session, &req),

@@ -39,10 +39,10 @@ pub struct ResolvedIpQuota {
 }
 
 impl ClientQuotas {
-    /// The quota of type `quota` that holds a connection of `user` (the authenticated
-    /// principal's name, `None` when the connection did not authenticate, which Kafka
-    /// treats as user [`ANONYMOUS`]) with client id `client_id` (empty when the client
-    /// sent none).
+    /// The quota of type `quota` that holds a connection of `user` (the principal's name,
+    /// Kafka's `KafkaPrincipal.getName()`: `alice` of `User:alice`; `None` when the
+    /// connection did not authenticate, which Kafka treats as user [`ANONYMOUS`]) with
+    /// client id `client_id` (the request header's, empty when the client sent none).
     ///
     /// Kafka's precedence, first configured entity wins: user + client id, user + default
     /// client id, user, default user + client id, default user + default client id,
