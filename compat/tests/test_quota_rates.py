@@ -34,6 +34,12 @@ WARMUP_S = 12.0
 MEASURE_S = float(os.environ.get("QUOTA_MEASURE_S", "20"))
 # See steady_rate: within 10 % over a minute, a wider band over the short form's 20 s.
 BAND = (0.9, 1.1) if MEASURE_S >= 60 else (0.6, 1.4)
+# A consumer gets less than its quota, from Kafka 4.4 as from samsa: a fetch is answered
+# only when the measured windows have room for all of it, else empty with a throttle, so
+# the consumer waits for room for a whole fetch (a megabyte) each time. Measured over a
+# minute, on Kafka 4.4 and samsa alike: 0.75-0.82 of the quota. Held above 0.7, and never
+# over the quota.
+CONSUMER_BAND = (0.7, 1.1) if MEASURE_S >= 60 else (0.6, 1.4)
 
 
 def set_rates(bootstrap: str, client_id: str) -> None:
@@ -68,10 +74,10 @@ def spread(begin: float, end: float, count: int) -> list[tuple[float, int]]:
     return [(begin + (k + 1) * (end - begin) / steps, count / steps) for k in range(steps)]
 
 
-def assert_held(what: str, rate: float) -> None:
+def assert_held(what: str, rate: float, band: tuple[float, float] = BAND) -> None:
     ratio = rate / RATE
     print(f"{what}: {rate:.0f} B/s against a quota of {RATE} B/s ({ratio:.3f}) over {MEASURE_S:.0f} s")
-    assert BAND[0] <= ratio <= BAND[1], f"{what}: {ratio:.3f} of the quota"
+    assert band[0] <= ratio <= band[1], f"{what}: {ratio:.3f} of the quota"
 
 
 class Throttles:
@@ -227,7 +233,7 @@ def check_consumer(bootstrap: str, topic: str, client: str) -> None:
     fill(bootstrap, topic, WARMUP_S + MEASURE_S)
     consume = librdkafka_consume if client == "librdkafka" else java_consume
     events, start, throttles = consume(bootstrap, topic, client_id, WARMUP_S + MEASURE_S)
-    assert_held(f"{client} consumer", steady_rate(events, start))
+    assert_held(f"{client} consumer", steady_rate(events, start), CONSUMER_BAND)
     throttle_max = throttles.max_ms if isinstance(throttles, Throttles) else throttles
     assert throttle_max > 0, "the consumer's own metrics show no throttle"
 
