@@ -1,0 +1,281 @@
+//! Metrics clients pushed (KIP-714), exposed on `/metrics` beside the broker's own: the
+//! latest value of each series, labelled with who pushed it. Apache Kafka hands pushes to a
+//! plugin; samsa is its own exporter.
+//!
+//! Bounded: an instance holds at most `max_series_per_client` series and all instances
+//! together `max_series`; what does not fit is dropped and counted. An instance's series go
+//! when the telemetry cache forgets the instance (it stopped pushing, or its connection
+//! closed), so the label sets cannot grow without bound.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write;
+
+use parking_lot::Mutex;
+use uuid::Uuid;
+
+/// The labels that say who pushed a series.
+#[derive(Debug, Clone)]
+pub struct Pusher {
+    pub client_instance_id: String,
+    pub client_id: String,
+    pub principal: String,
+}
+
+/// How a series is exposed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeriesKind {
+    Gauge,
+    Counter,
+}
+
+/// One value pushed: its Prometheus name (sanitised), the point's attributes (sanitised
+/// keys), its kind, and whether it adds to the series (a delta sum) or replaces it.
+#[derive(Debug, Clone)]
+pub struct PushedValue {
+    pub name: String,
+    pub attributes: Vec<(String, String)>,
+    pub kind: SeriesKind,
+    pub value: f64,
+    pub adds: bool,
+}
+
+/// Caps on the series kept.
+#[derive(Debug, Clone, Copy)]
+pub struct SeriesLimits {
+    pub per_client: usize,
+    pub total: usize,
+}
+
+type SeriesKey = (String, Vec<(String, String)>);
+
+/// One sample to render: who pushed it, its attributes, its kind and value.
+type Sample<'a> = (&'a Pusher, &'a [(String, String)], SeriesKind, f64);
+
+struct InstanceSeries {
+    pusher: Pusher,
+    series: BTreeMap<SeriesKey, (SeriesKind, f64)>,
+}
+
+#[derive(Default)]
+struct State {
+    instances: HashMap<Uuid, InstanceSeries>,
+    total: usize,
+    dropped: u64,
+}
+
+/// The pushed series of every known client instance.
+#[derive(Default)]
+pub struct ClientSeries {
+    state: Mutex<State>,
+}
+
+impl ClientSeries {
+    /// Records a push of `instance`'s values.
+    pub fn record(
+        &self,
+        instance: Uuid,
+        pusher: Pusher,
+        values: Vec<PushedValue>,
+        limits: SeriesLimits,
+    ) {
+        let mut state = self.state.lock();
+        let State {
+            instances,
+            total,
+            dropped,
+        } = &mut *state;
+        let entry = instances.entry(instance).or_insert_with(|| InstanceSeries {
+            pusher: pusher.clone(),
+            series: BTreeMap::new(),
+        });
+        entry.pusher = pusher;
+        for value in values {
+            let key = (value.name, value.attributes);
+            if let Some((kind, current)) = entry.series.get_mut(&key) {
+                *kind = value.kind;
+                *current = if value.adds {
+                    *current + value.value
+                } else {
+                    value.value
+                };
+                continue;
+            }
+            if entry.series.len() >= limits.per_client || *total >= limits.total {
+                *dropped += 1;
+                continue;
+            }
+            entry.series.insert(key, (value.kind, value.value));
+            *total += 1;
+        }
+    }
+
+    /// Forgets an instance's series.
+    pub fn remove(&self, instance: Uuid) {
+        let mut state = self.state.lock();
+        if let Some(gone) = state.instances.remove(&instance) {
+            state.total -= gone.series.len();
+        }
+    }
+
+    /// The series in the text exposition format, grouped by name, with the counters of
+    /// what was kept and dropped.
+    pub fn render(&self, out: &mut String) {
+        let state = self.state.lock();
+        let mut by_name: BTreeMap<&str, Vec<Sample>> = BTreeMap::new();
+        for instance in state.instances.values() {
+            for ((name, attributes), (kind, value)) in &instance.series {
+                by_name.entry(name.as_str()).or_default().push((
+                    &instance.pusher,
+                    attributes,
+                    *kind,
+                    *value,
+                ));
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP samsa_client_telemetry_series Series of pushed client metrics kept\n\
+             # TYPE samsa_client_telemetry_series gauge\nsamsa_client_telemetry_series {}",
+            state.total
+        );
+        let _ = writeln!(
+            out,
+            "# HELP samsa_client_telemetry_series_dropped_total Pushed series dropped by the series limits\n\
+             # TYPE samsa_client_telemetry_series_dropped_total counter\n\
+             samsa_client_telemetry_series_dropped_total {}",
+            state.dropped
+        );
+        for (name, samples) in by_name {
+            // One TYPE per family: the first kind seen names it.
+            let kind = match samples[0].2 {
+                SeriesKind::Gauge => "gauge",
+                SeriesKind::Counter => "counter",
+            };
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            for (pusher, attributes, _, value) in samples {
+                let _ = write!(
+                    out,
+                    "{name}{{client_instance_id=\"{}\",client_id=\"{}\",principal=\"{}\"",
+                    escape(&pusher.client_instance_id),
+                    escape(&pusher.client_id),
+                    escape(&pusher.principal)
+                );
+                for (key, text) in attributes {
+                    let _ = write!(out, ",{key}=\"{}\"", escape(text));
+                }
+                let _ = writeln!(out, "}} {}", number(value));
+            }
+        }
+    }
+}
+
+/// A metric or label name as Prometheus allows it: `[a-zA-Z_:][a-zA-Z0-9_:]*` (label names
+/// without the colon), every other character an underscore.
+pub fn sanitize_name(name: &str, colons: bool) -> String {
+    let mut out: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || (colons && c == ':') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert(0, '_');
+    }
+    out
+}
+
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn number(value: f64) -> String {
+    if value.is_nan() {
+        "NaN".into()
+    } else if value.is_infinite() {
+        if value > 0.0 { "+Inf" } else { "-Inf" }.into()
+    } else {
+        value.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pusher() -> Pusher {
+        Pusher {
+            client_instance_id: "id".into(),
+            client_id: "c\"1".into(),
+            principal: "User:ANONYMOUS".into(),
+        }
+    }
+
+    fn value(name: &str, v: f64, adds: bool) -> PushedValue {
+        PushedValue {
+            name: name.into(),
+            attributes: vec![("topic".into(), "t".into())],
+            kind: if adds {
+                SeriesKind::Counter
+            } else {
+                SeriesKind::Gauge
+            },
+            value: v,
+            adds,
+        }
+    }
+
+    #[test]
+    fn deltas_add_gauges_replace_and_limits_drop() {
+        let series = ClientSeries::default();
+        let limits = SeriesLimits {
+            per_client: 2,
+            total: 10,
+        };
+        let id = Uuid::from_u128(1);
+        series.record(
+            id,
+            pusher(),
+            vec![value("g", 1.0, false), value("c", 2.0, true)],
+            limits,
+        );
+        series.record(
+            id,
+            pusher(),
+            vec![value("g", 5.0, false), value("c", 3.0, true)],
+            limits,
+        );
+        series.record(id, pusher(), vec![value("x", 1.0, false)], limits);
+        let mut text = String::new();
+        series.render(&mut text);
+        assert!(text.contains(
+            "g{client_instance_id=\"id\",client_id=\"c\\\"1\",principal=\"User:ANONYMOUS\",topic=\"t\"} 5\n"
+        ), "{text}");
+        assert!(text.contains("# TYPE c counter\nc{"), "{text}");
+        assert!(text.contains("} 5\n"), "{text}");
+        assert!(
+            text.contains("samsa_client_telemetry_series_dropped_total 1"),
+            "{text}"
+        );
+        series.remove(id);
+        let mut text = String::new();
+        series.render(&mut text);
+        assert!(text.contains("samsa_client_telemetry_series 0"), "{text}");
+        assert!(!text.contains("topic="), "{text}");
+    }
+
+    #[test]
+    fn names_are_sanitized() {
+        assert_eq!(
+            sanitize_name("org.apache.kafka.producer.record.queue.time.avg", true),
+            "org_apache_kafka_producer_record_queue_time_avg"
+        );
+        assert_eq!(sanitize_name("1a:b", false), "_1a_b");
+    }
+}
