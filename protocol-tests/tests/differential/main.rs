@@ -26,6 +26,7 @@ mod produce;
 mod produce_records;
 mod reassignments;
 mod security;
+mod telemetry;
 mod topic_partitions;
 mod transactions;
 mod transactions_v2;
