@@ -50,6 +50,9 @@ macro_rules! hierarchy {
 }
 
 hierarchy! {
+    /// The transaction coordinator's `ends` (`txn/mod.rs`): shared by the transactional
+    /// appends while they check and write, exclusive for a change that can end a transaction.
+    TxnEnds,
     /// The transaction coordinator's `txns` (`txn/mod.rs`).
     Txns,
     /// One consumer group (`group/load.rs`). Above the map: a group is dropped from the map

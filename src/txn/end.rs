@@ -118,6 +118,7 @@ impl TransactionCoordinator {
         commit: bool,
         client_tv: i16,
     ) -> Result<EndStep> {
+        let _ending = self.ends.write();
         let mut txns = self.locked_for(id)?;
         let metadata = txns.get(id).ok_or(TxnError::InvalidProducerIdMapping)?;
         let current = (metadata.producer_id, metadata.producer_epoch);
@@ -222,6 +223,7 @@ impl TransactionCoordinator {
     pub async fn abort_timed_out(&self, groups: &GroupCoordinator) {
         let now = now_ms();
         let prepared: Vec<(String, StateWrite)> = {
+            let _ending = self.ends.write();
             let mut txns = self.txns.lock();
             let due = txns.matching(|m| m.timed_out(now));
             due.into_iter()

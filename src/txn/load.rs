@@ -144,6 +144,8 @@ impl TransactionCoordinator {
     /// are forgotten, and their producers' next requests answer NOT_COORDINATOR. An EndTxn
     /// underway stops before its next step; the partition's new coordinator finishes it.
     pub fn unload_partition(&self, partition: i32) {
+        // After the appends checked against these ids are written (see `ends`).
+        let _ending = self.ends.write();
         let mut txns = self.txns.lock();
         txns.loads.unload(partition);
         txns.epochs.remove(&partition);

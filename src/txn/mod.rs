@@ -43,7 +43,7 @@ use crate::error::{BrokerError, Result};
 use crate::group::store::OFFSETS_TOPIC;
 use crate::group::txn_offsets::TransactionCheck;
 use crate::group::GroupCoordinator;
-use crate::lock_order::{level, OrderedMutex, OrderedMutexGuard};
+use crate::lock_order::{level, OrderedMutex, OrderedMutexGuard, OrderedRwLock};
 use crate::topics::TopicRegistry;
 pub use cluster_adds::ClusterAdds;
 pub use cluster_markers::ClusterMarkers;
@@ -83,6 +83,13 @@ pub struct TransactionCoordinator {
     config: Arc<Config>,
     ids: ProducerIds,
     log: TxnLog,
+    /// Read-held by a transactional append (Produce, TxnOffsetCommit) from its check through
+    /// its write, write-held by every change that can take a transaction out of Ongoing or
+    /// move its epoch (EndTxn, InitProducerId, the timeout abort) and by unloading: so no
+    /// transaction ends between an append's check and its write, while appends for different
+    /// transactions, or different partitions of one, write side by side rather than one at a
+    /// time under `txns`.
+    ends: OrderedRwLock<level::TxnEnds, ()>,
     txns: OrderedMutex<level::Txns, Txns>,
     /// Replaced once, when the broker runs, by `ClusterMarkers`, once its metadata is at hand.
     markers: RwLock<Arc<dyn MarkerWriter>>,
@@ -99,6 +106,7 @@ impl TransactionCoordinator {
         let log = TxnLog::new(topics, config.transaction_state_num_partitions);
         TransactionCoordinator {
             ids: ProducerIds::from_controller(),
+            ends: OrderedRwLock::new(()),
             txns: OrderedMutex::new(Txns::new()),
             log,
             config,
@@ -202,6 +210,7 @@ impl TransactionCoordinator {
         timeout_ms: i32,
         expected: Option<(i64, i16)>,
     ) -> Result<InitStep> {
+        let _ending = self.ends.write();
         let mut txns = self.locked_for(id)?;
         if timeout_ms <= 0 || timeout_ms > self.config.transaction_max_timeout_ms {
             return Err(TxnError::InvalidTransactionTimeout.into());
@@ -365,12 +374,12 @@ impl TransactionCoordinator {
     }
 
     /// Produce of a transactional batch: `append` runs only if the batch belongs to an open
-    /// transaction that includes its partition (Kafka's transaction.partition.verification),
-    /// and runs under the coordinator's lock, so an EndTxn cannot move the transaction on
-    /// between the check and the append: a batch landing after the marker would open a
-    /// transaction in the log that no marker ever closes, holding read_committed consumers
-    /// back for good. An id coordinated by another broker is not checked here: `append` runs,
-    /// and the partition's producer state refuses stale epochs and sequences.
+    /// transaction that includes its partition (Kafka's transaction.partition.verification).
+    /// No EndTxn can move the transaction on between the check and the append (see `ends`): a
+    /// batch landing after the marker would open a transaction in the log that no marker ever
+    /// closes, holding read_committed consumers back for good. An id coordinated by another
+    /// broker is not checked here: `append` runs, and the partition's producer state refuses
+    /// stale epochs and sequences.
     pub fn append_in_transaction<T>(
         &self,
         id: &str,
@@ -379,11 +388,23 @@ impl TransactionCoordinator {
         (topic, partition): (&str, i32),
         append: impl FnOnce() -> Result<T>,
     ) -> Result<T> {
-        let txns = match self.locked_if_loaded(id) {
-            Ok(txns) => txns,
-            Err(BrokerError::NotCoordinator) => return append(),
-            Err(err) => return Err(err),
-        };
+        let _appending = self.ends.read();
+        match self.check_member(id, producer_id, epoch, (topic, partition)) {
+            Ok(()) | Err(BrokerError::NotCoordinator) => append(),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Whether the batch of `producer_id` at `epoch` may go to `topic`'s `partition`: its
+    /// open transaction has the partition. NOT_COORDINATOR when another broker has the id.
+    fn check_member(
+        &self,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        (topic, partition): (&str, i32),
+    ) -> Result<()> {
+        let txns = self.locked_if_loaded(id)?;
         let Some(metadata) = txns.get(id) else {
             return Err(TxnError::NotInTransaction.into());
         };
@@ -394,10 +415,10 @@ impl TransactionCoordinator {
             && metadata.producer_epoch == epoch
             && metadata.state == TxnState::Ongoing
             && metadata.partitions.contains(&(topic.to_owned(), partition));
-        if !member {
-            return Err(TxnError::NotInTransaction.into());
+        match member {
+            true => Ok(()),
+            false => Err(TxnError::NotInTransaction.into()),
         }
-        append()
     }
 
     /// Every transactional id loaded here; COORDINATOR_LOAD_IN_PROGRESS while a partition
@@ -441,26 +462,29 @@ impl TransactionCheck for TransactionCoordinator {
         offsets_partition: i32,
         then: &mut dyn FnMut() -> Result<()>,
     ) -> Result<()> {
-        let txns = match self.locked_if_loaded(transactional_id) {
-            Ok(txns) => txns,
-            Err(BrokerError::NotCoordinator) => return then(),
-            Err(err) => return Err(err),
-        };
-        let metadata = txns
-            .get(transactional_id)
-            .ok_or(TxnError::InvalidProducerIdMapping)?;
-        match metadata.check_producer(producer_id, producer_epoch) {
-            Err(TxnError::ProducerFenced) => return Err(TxnError::InvalidProducerEpoch.into()),
-            other => other?,
+        let _appending = self.ends.read();
+        let checked = (|| {
+            let txns = self.locked_if_loaded(transactional_id)?;
+            let metadata = txns
+                .get(transactional_id)
+                .ok_or(TxnError::InvalidProducerIdMapping)?;
+            match metadata.check_producer(producer_id, producer_epoch) {
+                Err(TxnError::ProducerFenced) => return Err(TxnError::InvalidProducerEpoch.into()),
+                other => other?,
+            }
+            let added = metadata.state == TxnState::Ongoing
+                && metadata
+                    .partitions
+                    .contains(&(OFFSETS_TOPIC.to_owned(), offsets_partition));
+            match added {
+                true => Ok(()),
+                false => Err(BrokerError::from(TxnError::InvalidTxnState)),
+            }
+        })();
+        match checked {
+            Ok(()) | Err(BrokerError::NotCoordinator) => then(),
+            Err(err) => Err(err),
         }
-        let added = metadata.state == TxnState::Ongoing
-            && metadata
-                .partitions
-                .contains(&(OFFSETS_TOPIC.to_owned(), offsets_partition));
-        if !added {
-            return Err(TxnError::InvalidTxnState.into());
-        }
-        then()
     }
 }
 

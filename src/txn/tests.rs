@@ -362,3 +362,34 @@ async fn ids_coordinated_elsewhere_are_left_to_the_partitions_producer_state() {
         "{refused:?}"
     );
 }
+
+/// Transactional appends of different transactions run side by side: one underway does not
+/// hold up another's check and write (they once ran one at a time under the coordinator's
+/// lock, and the second append here waited for the first to finish, which never came).
+#[tokio::test]
+async fn transactional_appends_do_not_wait_for_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Arc::new(cluster(dir.path()));
+    let (a, b) = (id_in(&c.txns, 0), id_in(&c.txns, 1));
+    lead(&c, 0);
+    lead(&c, 1);
+    let (a_id, a_epoch) = ongoing(&c, &a).await;
+    let (b_id, b_epoch) = ongoing(&c, &b).await;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let nested = c
+        .txns
+        .append_in_transaction(&a, a_id, a_epoch, ("t", 0), || {
+            let c = c.clone();
+            std::thread::spawn(move || {
+                let appended = c
+                    .txns
+                    .append_in_transaction(&b, b_id, b_epoch, ("t", 0), || Ok(2));
+                let _ = tx.send(appended);
+            });
+            // A bound only so that the old behaviour fails instead of hanging.
+            Ok(rx.recv_timeout(std::time::Duration::from_secs(30)))
+        })
+        .unwrap();
+    let inner = nested.expect("the second append waited for the first to finish");
+    assert_eq!(inner.unwrap(), 2);
+}
