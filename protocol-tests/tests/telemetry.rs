@@ -167,7 +167,7 @@ fn a_misbehaving_client_gets_kafkas_error_codes() {
         "not the codec it claims"
     );
     // 64 MiB of zeros is a few kilobytes of zstd, well under the 1 MiB push limit: the
-    // broker stops decompressing at its bound (32 times the limit) instead of growing.
+    // broker stops decompressing at its bound (16 times the limit) instead of growing.
     let (id, sub) = fresh(&mut conn);
     let bomb = zstd::bulk::compress(&vec![0u8; 64 << 20], 3).unwrap();
     assert!(bomb.len() < 1 << 20, "{}", bomb.len());

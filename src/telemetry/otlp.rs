@@ -15,7 +15,13 @@ pub const ACCEPTED_COMPRESSION: [i8; 4] = [4, 3, 1, 2];
 /// A decompressed payload may be this many times `telemetry.max_bytes` before it is refused:
 /// metrics text compresses about tenfold, and a few kilobytes of zstd must not unpack into
 /// gigabytes on the broker.
-const MAX_EXPANSION: usize = 32;
+const MAX_EXPANSION: usize = 16;
+
+/// Most messages a payload may hold where the decoder allocates them (resource and scope
+/// groups, metrics, points, attributes). A two-byte empty point decodes into a struct of
+/// some 80 bytes: without a count, 16 MiB of them would take over a gigabyte. A Java
+/// client pushes a few hundred metrics.
+const MAX_MESSAGES: usize = 200_000;
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct MetricsData {
@@ -146,6 +152,8 @@ pub fn decode(compression: i8, payload: Bytes, max_bytes: i32) -> Result<Vec<Poi
     };
     let limit = (max_bytes.max(0) as usize).saturating_mul(MAX_EXPANSION);
     let raw = samsa_storage::decompress_bounded(codec, payload, limit)?;
+    let mut budget = MAX_MESSAGES;
+    count_messages(&raw, Level::MetricsData, &mut budget)?;
     let data = <MetricsData as prost::Message>::decode(raw).map_err(|e| e.to_string())?;
     let mut points = Vec::new();
     let metrics = data
@@ -186,6 +194,78 @@ pub fn decode(compression: i8, payload: Bytes, max_bytes: i32) -> Result<Vec<Poi
         }
     }
     Ok(points)
+}
+
+/// The messages of metrics.proto the decoder above builds, by where they sit.
+#[derive(Clone, Copy)]
+enum Level {
+    MetricsData,
+    ResourceMetrics,
+    ScopeMetrics,
+    Metric,
+    Points,
+    Point,
+    KeyValue,
+    AnyValue,
+}
+
+impl Level {
+    /// The declared message a field of this level holds, if any (others prost skips).
+    fn child(self, field: u64) -> Option<Level> {
+        match (self, field) {
+            (Level::MetricsData, 1) => Some(Level::ResourceMetrics),
+            (Level::ResourceMetrics, 2) => Some(Level::ScopeMetrics),
+            (Level::ScopeMetrics, 2) => Some(Level::Metric),
+            (Level::Metric, 5 | 7) => Some(Level::Points),
+            (Level::Points, 1) => Some(Level::Point),
+            (Level::Point, 7) => Some(Level::KeyValue),
+            (Level::KeyValue, 2) => Some(Level::AnyValue),
+            _ => None,
+        }
+    }
+}
+
+/// Walks the protobuf wire format, counting the messages the decoder would allocate
+/// against `budget`, before anything is decoded.
+fn count_messages(mut buf: &[u8], level: Level, budget: &mut usize) -> Result<(), String> {
+    let truncated = || "truncated protobuf".to_owned();
+    while !buf.is_empty() {
+        let key = varint(&mut buf).ok_or_else(truncated)?;
+        match key & 7 {
+            0 => {
+                varint(&mut buf).ok_or_else(truncated)?;
+            }
+            1 => buf = buf.get(8..).ok_or_else(truncated)?,
+            5 => buf = buf.get(4..).ok_or_else(truncated)?,
+            2 => {
+                let len = varint(&mut buf).ok_or_else(truncated)?;
+                let len = usize::try_from(len).map_err(|_| truncated())?;
+                let body = buf.get(..len).ok_or_else(truncated)?;
+                buf = &buf[len..];
+                if let Some(child) = level.child(key >> 3) {
+                    *budget = budget
+                        .checked_sub(1)
+                        .ok_or_else(|| format!("more than {MAX_MESSAGES} messages"))?;
+                    count_messages(body, child, budget)?;
+                }
+            }
+            other => return Err(format!("unexpected wire type {other}")),
+        }
+    }
+    Ok(())
+}
+
+fn varint(buf: &mut &[u8]) -> Option<u64> {
+    let mut value = 0u64;
+    for shift in (0..64).step_by(7) {
+        let (&byte, rest) = buf.split_first()?;
+        *buf = rest;
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte < 0x80 {
+            return Some(value);
+        }
+    }
+    None
 }
 
 fn scalar_text(value: Scalar) -> String {
@@ -250,10 +330,34 @@ mod tests {
     }
 
     #[test]
+    fn refuses_payloads_of_too_many_messages() {
+        // 300k empty points of one gauge: 600 kB on the wire.
+        let mut gauge = Vec::new();
+        for _ in 0..300_000 {
+            gauge.extend_from_slice(&[0x0a, 0x00]);
+        }
+        let nest = |field: u8, body: &[u8]| {
+            let mut out = vec![field << 3 | 2];
+            let mut len = body.len();
+            while len >= 0x80 {
+                out.push((len as u8) | 0x80);
+                len >>= 7;
+            }
+            out.push(len as u8);
+            out.extend_from_slice(body);
+            out
+        };
+        let metric = nest(5, &gauge);
+        let payload = nest(1, &nest(2, &nest(2, &metric)));
+        let err = decode(0, Bytes::from(payload), 1 << 20).unwrap_err();
+        assert!(err.contains("messages"), "{err}");
+    }
+
+    #[test]
     fn refuses_garbage_and_bombs() {
         assert!(decode(0, Bytes::from_static(b"\xff\xff\xff"), 1 << 20).is_err());
         assert!(decode(1, Bytes::from_static(b"not gzip"), 1 << 20).is_err());
-        // 1 MiB of zeros in zstd is a few bytes; with a 1 KiB bound it unpacks past 32 KiB.
+        // 1 MiB of zeros in zstd is a few bytes; with a 1 KiB bound it unpacks past 16 KiB.
         let bomb = zstd_compress(&vec![0u8; 1 << 20]);
         let err = decode(4, Bytes::from(bomb), 1024).unwrap_err();
         assert!(err.contains("more than"), "{err}");
