@@ -91,10 +91,14 @@ def test_java_producer_and_consumer_metrics_appear(telemetry_broker, topic_name)
                           "--throughput", "200", "--record-size", "100", "--producer-props",
                           f"bootstrap.servers={b.bootstrap}", "client.id=telemetry-producer")
     consumer = start_tool("kafka-console-consumer", "--bootstrap-server", b.bootstrap, "--topic", topic,
-                          "--consumer-property", "client.id=telemetry-consumer", "--from-beginning")
+                          "--group", f"{topic}-group", "--consumer-property", "client.id=telemetry-consumer",
+                          "--from-beginning")
     try:
         produced = await_series(b, "org_apache_kafka_producer_record_queue_time_avg", "telemetry-producer")
         consumed = await_series(b, "org_apache_kafka_consumer_", "telemetry-consumer")
+        # What the consumer says about itself (its group) labels one info series.
+        info = await_series(b, "samsa_client_telemetry_info", "telemetry-consumer")
+        assert any(labels(line).get("group_id") == f"{topic}-group" for line in info), info
     finally:
         stop(producer)
         stop(consumer)

@@ -19,6 +19,10 @@ pub struct Pusher {
     pub client_instance_id: String,
     pub client_id: String,
     pub principal: String,
+    /// What the client said about itself in its latest push (OTLP resource attributes, e.g.
+    /// a consumer's `group_id` and `group_member_id`): labels of one info series per
+    /// instance, not of every series, since they change over the client's life.
+    pub resource: Vec<(String, String)>,
 }
 
 /// How a series is exposed.
@@ -145,6 +149,18 @@ impl ClientSeries {
              samsa_client_telemetry_series_dropped_total {}",
             state.dropped
         );
+        if !state.instances.is_empty() {
+            let _ = writeln!(
+                out,
+                "# HELP samsa_client_telemetry_info A client instance that pushed metrics, labelled with what it says about itself\n\
+                 # TYPE samsa_client_telemetry_info gauge"
+            );
+        }
+        for instance in state.instances.values() {
+            let _ = write!(out, "samsa_client_telemetry_info");
+            write_labels(out, &instance.pusher, &instance.pusher.resource);
+            let _ = writeln!(out, " 1");
+        }
         for (name, samples) in by_name {
             // One TYPE per family: the first kind seen names it.
             let kind = match samples[0].2 {
@@ -153,20 +169,27 @@ impl ClientSeries {
             };
             let _ = writeln!(out, "# TYPE {name} {kind}");
             for (pusher, attributes, _, value) in samples {
-                let _ = write!(
-                    out,
-                    "{name}{{client_instance_id=\"{}\",client_id=\"{}\",principal=\"{}\"",
-                    escape(&pusher.client_instance_id),
-                    escape(&pusher.client_id),
-                    escape(&pusher.principal)
-                );
-                for (key, text) in attributes {
-                    let _ = write!(out, ",{key}=\"{}\"", escape(text));
-                }
-                let _ = writeln!(out, "}} {}", number(value));
+                let _ = write!(out, "{name}");
+                write_labels(out, pusher, attributes);
+                let _ = writeln!(out, " {}", number(value));
             }
         }
     }
+}
+
+/// `{client_instance_id="…",client_id="…",principal="…",attribute="…",…}`.
+fn write_labels(out: &mut String, pusher: &Pusher, attributes: &[(String, String)]) {
+    let _ = write!(
+        out,
+        "{{client_instance_id=\"{}\",client_id=\"{}\",principal=\"{}\"",
+        escape(&pusher.client_instance_id),
+        escape(&pusher.client_id),
+        escape(&pusher.principal)
+    );
+    for (key, text) in attributes {
+        let _ = write!(out, ",{key}=\"{}\"", escape(text));
+    }
+    out.push('}');
 }
 
 /// A metric or label name as Prometheus allows it: `[a-zA-Z_:][a-zA-Z0-9_:]*` (label names
@@ -214,6 +237,7 @@ mod tests {
             client_instance_id: "id".into(),
             client_id: "c\"1".into(),
             principal: "User:ANONYMOUS".into(),
+            resource: vec![("group_id".into(), "g".into())],
         }
     }
 
@@ -258,6 +282,10 @@ mod tests {
             "g{client_instance_id=\"id\",client_id=\"c\\\"1\",principal=\"User:ANONYMOUS\",topic=\"t\"} 5\n"
         ), "{text}");
         assert!(text.contains("# TYPE c counter\nc{"), "{text}");
+        assert!(
+            text.contains("samsa_client_telemetry_info{client_instance_id=\"id\",client_id=\"c\\\"1\",principal=\"User:ANONYMOUS\",group_id=\"g\"} 1\n"),
+            "{text}"
+        );
         assert!(text.contains("} 5\n"), "{text}");
         assert!(
             text.contains("samsa_client_telemetry_series_dropped_total 1"),

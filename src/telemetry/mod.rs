@@ -187,6 +187,7 @@ impl ClientTelemetry {
                 client_instance_id: kafka_uuid(id),
                 client_id: instance.client.client_id.clone(),
                 principal: instance.client.principal.clone(),
+                resource: Vec::new(),
             };
             (instance.subscribed.clone(), pusher)
         };
@@ -196,8 +197,13 @@ impl ClientTelemetry {
         }
         // Decoded outside the lock: a large payload must not hold up every other client.
         match otlp::decode(push.compression, push.metrics, self.config.max_bytes) {
-            Ok(points) => {
-                let values = points
+            Ok(decoded) => {
+                let pusher = Pusher {
+                    resource: labels(decoded.resource),
+                    ..pusher
+                };
+                let values = decoded
+                    .points
                     .into_iter()
                     .filter(|p| subscribed.wants(&p.name))
                     .filter_map(exposed)
@@ -339,6 +345,24 @@ impl ClientTelemetry {
         } = instances;
         by_connection.retain(|_, id| by_id.contains_key(id));
     }
+}
+
+/// OTLP attributes as labels: names sanitised, at most [`MAX_ATTRIBUTES`], none that would
+/// shadow the labels naming the pusher, the first of a name kept, sorted.
+fn labels(attributes: Vec<(String, String)>) -> Vec<(String, String)> {
+    let mut labels: Vec<(String, String)> = Vec::new();
+    for (key, value) in attributes {
+        let key = sanitize_name(&key, false);
+        let ours = matches!(
+            key.as_str(),
+            "client_instance_id" | "client_id" | "principal"
+        );
+        if !ours && labels.len() < MAX_ATTRIBUTES && !labels.iter().any(|(k, _)| *k == key) {
+            labels.push((key, value));
+        }
+    }
+    labels.sort();
+    labels
 }
 
 /// A fresh random id, neither reserved, in use, nor one whose text starts with '-' (Kafka's

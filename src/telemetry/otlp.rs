@@ -31,8 +31,17 @@ pub struct MetricsData {
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ResourceMetrics {
+    /// What the client says about itself (the Java consumer's group id, say).
+    #[prost(message, optional, tag = "1")]
+    pub resource: Option<Resource>,
     #[prost(message, repeated, tag = "2")]
     pub scope_metrics: Vec<ScopeMetrics>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Resource {
+    #[prost(message, repeated, tag = "1")]
+    pub attributes: Vec<KeyValue>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -141,7 +150,15 @@ pub struct Point {
 }
 
 /// Decompresses and decodes a payload into its gauge and sum points, or says why it cannot.
-pub fn decode(compression: i8, payload: Bytes, max_bytes: i32) -> Result<Vec<Point>, String> {
+/// A decoded push: what the client says about itself (its resource's attributes: a Java
+/// consumer's group id and member id, which change over its life) and its points.
+#[derive(Debug, Default)]
+pub struct Decoded {
+    pub resource: Vec<(String, String)>,
+    pub points: Vec<Point>,
+}
+
+pub fn decode(compression: i8, payload: Bytes, max_bytes: i32) -> Result<Decoded, String> {
     let codec = match compression {
         0 => Compression::None,
         1 => Compression::Gzip,
@@ -155,12 +172,22 @@ pub fn decode(compression: i8, payload: Bytes, max_bytes: i32) -> Result<Vec<Poi
     let mut budget = MAX_MESSAGES;
     count_messages(&raw, Level::MetricsData, &mut budget)?;
     let data = <MetricsData as prost::Message>::decode(raw).map_err(|e| e.to_string())?;
-    let mut points = Vec::new();
-    let metrics = data
-        .resource_metrics
-        .into_iter()
-        .flat_map(|r| r.scope_metrics)
-        .flat_map(|s| s.metrics);
+    let mut decoded = Decoded::default();
+    for resource in data.resource_metrics {
+        let attributes = resource.resource.map(|r| r.attributes).unwrap_or_default();
+        for (key, value) in attribute_texts(attributes) {
+            if !decoded.resource.iter().any(|(k, _)| *k == key) {
+                decoded.resource.push((key, value));
+            }
+        }
+        let metrics = resource.scope_metrics.into_iter().flat_map(|s| s.metrics);
+        gather(metrics, &mut decoded.points);
+    }
+    Ok(decoded)
+}
+
+/// The gauge and sum points of `metrics`.
+fn gather(metrics: impl Iterator<Item = Metric>, points: &mut Vec<Point>) {
     for metric in metrics {
         let (kind, data_points) = match metric.data {
             Some(Data::Gauge(g)) => (Kind::Gauge, g.data_points),
@@ -180,11 +207,7 @@ pub fn decode(compression: i8, payload: Bytes, max_bytes: i32) -> Result<Vec<Poi
                 Some(Value::AsInt(v)) => v as f64,
                 None => continue,
             };
-            let attributes = point
-                .attributes
-                .into_iter()
-                .filter_map(|kv| Some((kv.key, scalar_text(kv.value?.value?))))
-                .collect();
+            let attributes = attribute_texts(point.attributes);
             points.push(Point {
                 name: metric.name.clone(),
                 attributes,
@@ -193,7 +216,13 @@ pub fn decode(compression: i8, payload: Bytes, max_bytes: i32) -> Result<Vec<Poi
             });
         }
     }
-    Ok(points)
+}
+
+fn attribute_texts(attributes: Vec<KeyValue>) -> Vec<(String, String)> {
+    attributes
+        .into_iter()
+        .filter_map(|kv| Some((kv.key, scalar_text(kv.value?.value?))))
+        .collect()
 }
 
 /// The messages of metrics.proto the decoder above builds, by where they sit.
@@ -201,6 +230,7 @@ pub fn decode(compression: i8, payload: Bytes, max_bytes: i32) -> Result<Vec<Poi
 enum Level {
     MetricsData,
     ResourceMetrics,
+    Resource,
     ScopeMetrics,
     Metric,
     Points,
@@ -214,6 +244,8 @@ impl Level {
     fn child(self, field: u64) -> Option<Level> {
         match (self, field) {
             (Level::MetricsData, 1) => Some(Level::ResourceMetrics),
+            (Level::ResourceMetrics, 1) => Some(Level::Resource),
+            (Level::Resource, 1) => Some(Level::KeyValue),
             (Level::ResourceMetrics, 2) => Some(Level::ScopeMetrics),
             (Level::ScopeMetrics, 2) => Some(Level::Metric),
             (Level::Metric, 5 | 7) => Some(Level::Points),
@@ -293,6 +325,14 @@ pub(crate) fn tests_payload() -> Vec<u8> {
     };
     MetricsData {
         resource_metrics: vec![ResourceMetrics {
+            resource: Some(Resource {
+                attributes: vec![KeyValue {
+                    key: "group.id".into(),
+                    value: Some(AnyValue {
+                        value: Some(Scalar::String("orders".into())),
+                    }),
+                }],
+            }),
             scope_metrics: vec![ScopeMetrics {
                 metrics: vec![
                     Metric {
@@ -322,7 +362,9 @@ mod tests {
 
     #[test]
     fn decodes_gauges_and_sums() {
-        let points = decode(0, Bytes::from(tests_payload()), 1 << 20).unwrap();
+        let decoded = decode(0, Bytes::from(tests_payload()), 1 << 20).unwrap();
+        assert_eq!(decoded.resource, vec![("group.id".into(), "orders".into())]);
+        let points = decoded.points;
         assert_eq!(points.len(), 2);
         assert_eq!(points[0].value, 2.5);
         assert_eq!(points[0].attributes, vec![("node.id".into(), "1".into())]);

@@ -129,6 +129,10 @@ fn undecodable_metrics_are_an_invalid_record_and_good_ones_are_exposed() {
         text.contains("client_id=\"a\",principal=\"User:ANONYMOUS\",node_id=\"1\"} 2.5"),
         "{text}"
     );
+    assert!(
+        text.contains(",principal=\"User:ANONYMOUS\",group_id=\"orders\"} 1\n"),
+        "{text}"
+    );
     t.connection_closed(1);
     let mut text = String::new();
     series.render(&mut text);
