@@ -37,6 +37,8 @@ pub enum SeriesKind {
 #[derive(Debug, Clone)]
 pub struct PushedValue {
     pub name: String,
+    /// The metric's description, for HELP; may be empty.
+    pub help: String,
     pub attributes: Vec<(String, String)>,
     pub kind: SeriesKind,
     pub value: f64,
@@ -52,12 +54,21 @@ pub struct SeriesLimits {
 
 type SeriesKey = (String, Vec<(String, String)>);
 
-/// One sample to render: who pushed it, its attributes, its kind and value.
-type Sample<'a> = (&'a Pusher, &'a [(String, String)], SeriesKind, f64);
+/// One sample to render: who pushed it, its attributes, its kind and value, its family's
+/// description as its pusher gave it.
+struct Sample<'a> {
+    pusher: &'a Pusher,
+    attributes: &'a [(String, String)],
+    kind: SeriesKind,
+    value: f64,
+    help: Option<&'a str>,
+}
 
 struct InstanceSeries {
     pusher: Pusher,
     series: BTreeMap<SeriesKey, (SeriesKind, f64)>,
+    /// Descriptions by metric name, of names with a series kept.
+    help: HashMap<String, String>,
 }
 
 #[derive(Default)]
@@ -91,9 +102,17 @@ impl ClientSeries {
         let entry = instances.entry(instance).or_insert_with(|| InstanceSeries {
             pusher: pusher.clone(),
             series: BTreeMap::new(),
+            help: HashMap::new(),
         });
         entry.pusher = pusher;
         for value in values {
+            if !value.help.is_empty() && !entry.help.contains_key(&value.name) {
+                let kept = entry.series.keys().any(|(name, _)| *name == value.name);
+                let fits = entry.series.len() < limits.per_client && *total < limits.total;
+                if kept || fits {
+                    entry.help.insert(value.name.clone(), value.help);
+                }
+            }
             let key = (value.name, value.attributes);
             if let Some((kind, current)) = entry.series.get_mut(&key) {
                 *kind = value.kind;
@@ -128,12 +147,13 @@ impl ClientSeries {
         let mut by_name: BTreeMap<&str, Vec<Sample>> = BTreeMap::new();
         for instance in state.instances.values() {
             for ((name, attributes), (kind, value)) in &instance.series {
-                by_name.entry(name.as_str()).or_default().push((
-                    &instance.pusher,
+                by_name.entry(name.as_str()).or_default().push(Sample {
+                    pusher: &instance.pusher,
                     attributes,
-                    *kind,
-                    *value,
-                ));
+                    kind: *kind,
+                    value: *value,
+                    help: instance.help.get(name).map(String::as_str),
+                });
             }
         }
         let _ = writeln!(
@@ -162,16 +182,20 @@ impl ClientSeries {
             let _ = writeln!(out, " 1");
         }
         for (name, samples) in by_name {
-            // One TYPE per family: the first kind seen names it.
-            let kind = match samples[0].2 {
+            // One HELP and TYPE per family: the first sample's name them.
+            if let Some(help) = samples.iter().find_map(|s| s.help) {
+                let help = help.replace('\\', "\\\\").replace('\n', "\\n");
+                let _ = writeln!(out, "# HELP {name} {help}");
+            }
+            let kind = match samples[0].kind {
                 SeriesKind::Gauge => "gauge",
                 SeriesKind::Counter => "counter",
             };
             let _ = writeln!(out, "# TYPE {name} {kind}");
-            for (pusher, attributes, _, value) in samples {
+            for sample in samples {
                 let _ = write!(out, "{name}");
-                write_labels(out, pusher, attributes);
-                let _ = writeln!(out, " {}", number(value));
+                write_labels(out, sample.pusher, sample.attributes);
+                let _ = writeln!(out, " {}", number(sample.value));
             }
         }
     }
@@ -244,6 +268,7 @@ mod tests {
     fn value(name: &str, v: f64, adds: bool) -> PushedValue {
         PushedValue {
             name: name.into(),
+            help: format!("help of {name}\nsecond line"),
             attributes: vec![("topic".into(), "t".into())],
             kind: if adds {
                 SeriesKind::Counter
@@ -281,7 +306,10 @@ mod tests {
         assert!(text.contains(
             "g{client_instance_id=\"id\",client_id=\"c\\\"1\",principal=\"User:ANONYMOUS\",topic=\"t\"} 5\n"
         ), "{text}");
-        assert!(text.contains("# TYPE c counter\nc{"), "{text}");
+        assert!(
+            text.contains("# HELP c help of c\\nsecond line\n# TYPE c counter\nc{"),
+            "{text}"
+        );
         assert!(
             text.contains("samsa_client_telemetry_info{client_instance_id=\"id\",client_id=\"c\\\"1\",principal=\"User:ANONYMOUS\",group_id=\"g\"} 1\n"),
             "{text}"

@@ -403,6 +403,7 @@ fn exposed(point: otlp::Point) -> Option<PushedValue> {
     };
     Some(PushedValue {
         name,
+        help: point.description,
         attributes,
         kind,
         value: point.value,

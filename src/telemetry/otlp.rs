@@ -54,6 +54,8 @@ pub struct ScopeMetrics {
 pub struct Metric {
     #[prost(string, tag = "1")]
     pub name: String,
+    #[prost(string, tag = "2")]
+    pub description: String,
     #[prost(oneof = "Data", tags = "5, 7")]
     pub data: Option<Data>,
 }
@@ -144,6 +146,7 @@ pub enum Kind {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Point {
     pub name: String,
+    pub description: String,
     pub attributes: Vec<(String, String)>,
     pub kind: Kind,
     pub value: f64,
@@ -210,6 +213,7 @@ fn gather(metrics: impl Iterator<Item = Metric>, points: &mut Vec<Point>) {
             let attributes = attribute_texts(point.attributes);
             points.push(Point {
                 name: metric.name.clone(),
+                description: metric.description.clone(),
                 attributes,
                 kind,
                 value,
@@ -337,12 +341,15 @@ pub(crate) fn tests_payload() -> Vec<u8> {
                 metrics: vec![
                     Metric {
                         name: "org.apache.kafka.producer.record.queue.time.avg".into(),
+                        description: "The average time in ms record batches spent in the send buffer."
+                            .into(),
                         data: Some(Data::Gauge(Gauge {
                             data_points: vec![point(Value::AsDouble(2.5))],
                         })),
                     },
                     Metric {
                         name: "org.apache.kafka.producer.record.send.total".into(),
+                        description: String::new(),
                         data: Some(Data::Sum(Sum {
                             data_points: vec![point(Value::AsInt(7))],
                             aggregation_temporality: DELTA,

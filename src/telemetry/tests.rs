@@ -126,6 +126,10 @@ fn undecodable_metrics_are_an_invalid_record_and_good_ones_are_exposed() {
         "{text}"
     );
     assert!(
+        text.contains("# HELP org_apache_kafka_producer_record_queue_time_avg The average time"),
+        "{text}"
+    );
+    assert!(
         text.contains("client_id=\"a\",principal=\"User:ANONYMOUS\",node_id=\"1\"} 2.5"),
         "{text}"
     );
