@@ -84,6 +84,19 @@ impl MigrationPolicy {
     }
 }
 
+/// Where descriptions of streams topologies that members push
+/// (StreamsGroupTopologyDescriptionUpdate, KIP-1331) are kept: Kafka's
+/// `group.streams.topology.description.plugin.class`. `none` (Kafka's default, no plugin)
+/// turns the feature off; `memory` keeps them in the broker's memory as Kafka's
+/// `InMemoryTopologyDescriptionPlugin` does, so they are gone after a restart or a
+/// coordinator move until the group's topology changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TopologyDescriptionStore {
+    None,
+    Memory,
+}
+
 /// How a listener's connections are secured (Kafka's security protocols).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -242,6 +255,9 @@ pub struct Config {
     /// The changelog lag up to which a member counts as caught up on a task
     /// (`group.streams.acceptable.recovery.lag`).
     pub group_streams_acceptable_recovery_lag: i64,
+    /// Where pushed topology descriptions are kept
+    /// (`group.streams.topology.description.plugin.class`).
+    pub group_streams_topology_description_store: TopologyDescriptionStore,
     /// Partitions of the internal `__consumer_offsets` topic when it is first created
     /// (`offsets.topic.num.partitions`).
     pub offsets_topic_num_partitions: i32,
@@ -409,6 +425,7 @@ impl Default for Config {
             group_streams_assignment_interval_ms: 1_000,
             group_streams_task_offset_interval_ms: 60_000,
             group_streams_acceptable_recovery_lag: 10_000,
+            group_streams_topology_description_store: TopologyDescriptionStore::None,
             offsets_topic_num_partitions: 1,
             offsets_topic_segment_bytes: 100 * 1024 * 1024,
             log_cleaner_interval_ms: 15_000,

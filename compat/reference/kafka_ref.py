@@ -545,8 +545,15 @@ def _run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    overrides = dict(AUTHORIZER_OVERRIDES) if args.authorizer else {}
+    for item in args.override:
+        key, sep, value = item.partition("=")
+        if not sep:
+            print(f"kafka-ref: --override wants KEY=VALUE, got {item!r}", file=sys.stderr)
+            return 2
+        overrides[key] = value
     kafka = KafkaReference(port=args.port,
-                           overrides=AUTHORIZER_OVERRIDES if args.authorizer else None,
+                           overrides=overrides or None,
                            sasl_users=SASL_USERS if args.authorizer else None)
     try:
         kafka.start()
@@ -588,6 +595,8 @@ def main(argv: list[str] | None = None) -> int:
                      help="write the bootstrap address here once ready (removed on exit)")
     run.add_argument("--authorizer", action="store_true",
                      help="enforce ACLs (StandardAuthorizer); ANONYMOUS and admin are super users")
+    run.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                     help="add or replace a server.properties entry (repeatable)")
     args = ap.parse_args(argv)
 
     if args.cmd == "version":

@@ -9,6 +9,7 @@ COMPAT_BOOTSTRAP host:port of a running broker (e.g. Apache Kafka from
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import re
@@ -243,9 +244,16 @@ def acl_broker(tmp_path_factory):
     for ACL administration through clients and tools; one per test module."""
     if EXTERNAL:
         pytest.skip("needs a samsa the suite configures (COMPAT_BOOTSTRAP is set)")
-    d = tmp_path_factory.mktemp("acls")
+    with configured_samsa(tmp_path_factory.mktemp("acls"),
+                          'authorizer = true\nsuper_users = ["User:ANONYMOUS"]\n') as bootstrap:
+        yield bootstrap
+
+
+@contextlib.contextmanager
+def configured_samsa(d: Path, config_text: str):
+    """A samsa of its own in `d` on `config_text` (samsa.toml lines); yields its bootstrap."""
     config = d / "samsa.toml"
-    config.write_text('authorizer = true\nsuper_users = ["User:ANONYMOUS"]\n')
+    config.write_text(config_text)
     b = SamsaBroker(d / "data", config=config).start()
     try:
         yield b.bootstrap

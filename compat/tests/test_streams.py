@@ -2,7 +2,9 @@
 compat/streams/WordCount.java with `group.protocol=streams`, two instances in one group.
 The broker creates the repartition and changelog topics the topology needs, splits the
 tasks between the instances, and the counts in the output topic come out exactly right;
-when one instance stops, its tasks move to the other, which then counts on.
+when one instance stops, its tasks move to the other, which then counts on. With a broker
+that keeps topology descriptions (KIP-1331), the application pushes its topology's and
+`kafka-streams-groups --describe --topology` prints it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from clients import Rec, ck_admin, ck_create_topic, ck_consume, ck_produce, wait_until
+from conftest import EXTERNAL, configured_samsa
 from jvm import CACHE, COMPAT_DIR, JVM_OPTS, JavaError, java, run_tool
 
 SOURCE = COMPAT_DIR / "streams" / "WordCount.java"
@@ -149,6 +152,11 @@ def test_word_count_two_instances_then_failover(bootstrap, topic_name, tmp_path)
                            "--group", app, "--members").stdout
         rows = [line for line in members.splitlines() if line.startswith(app + " ")]
         assert len(rows) == 2, members
+        # The shared broker keeps no topology descriptions (Kafka's default): the tool says so.
+        topology = run_tool("kafka-streams-groups", "--bootstrap-server", bootstrap, "--describe",
+                            "--group", app, "--topology", check=False)
+        assert topology.returncode == 1, topology
+        assert f"No topology description is stored for streams group '{app}'" in topology.stdout, topology
 
         # One instance leaves: the other takes over every task and counts on from there.
         a.stop()
@@ -194,6 +202,61 @@ def test_word_count_keeps_its_tasks_across_a_broker_restart(own_broker, topic_na
             assignments_after = len([e for e in a.events if e["ev"] == "tasks"])
         assert assignments_after == assignments_before, "the tasks moved after the restart"
         assert a.state() == "RUNNING"
+    finally:
+        try:
+            a.stop()
+        except Exception:
+            a.kill()
+
+
+IN_MEMORY_PLUGIN = "org.apache.kafka.server.streams.InMemoryTopologyDescriptionPlugin"
+
+
+@pytest.fixture(scope="module")
+def description_broker(tmp_path_factory):
+    """A broker that keeps the topology descriptions members push: samsa with its memory
+    store, or (--against-kafka) a Kafka of this module's own with Kafka's in-memory plugin
+    (the shared one runs Kafka's default, without a plugin)."""
+    if EXTERNAL:
+        import restartable_kafka  # noqa: F401  (puts compat/reference on sys.path)
+        from kafka_ref import KafkaReference
+        k = KafkaReference(overrides={"group.streams.topology.description.plugin.class": IN_MEMORY_PLUGIN})
+        k.start()
+        try:
+            yield k.bootstrap
+        finally:
+            k.stop()
+        return
+    with configured_samsa(tmp_path_factory.mktemp("descriptions"),
+                          'group_streams_topology_description_store = "memory"\n') as bootstrap:
+        yield bootstrap
+
+
+def test_word_count_pushes_its_topology_description(description_broker, topic_name, tmp_path):
+    """Asked by its first heartbeat, the application pushes the description of its topology;
+    Kafka's tool prints it: the source reading the input topic, the count's store, the sink
+    writing the output topic."""
+    bootstrap = description_broker
+    source, sink, app = topic_name("-in"), topic_name("-out"), topic_name("-app")
+    ck_create_topic(bootstrap, source, PARTITIONS)
+    ck_create_topic(bootstrap, sink, PARTITIONS)
+    a = Instance(bootstrap, app, source, sink, tmp_path / "a")
+    try:
+        every = sorted(f"{s}_{p}" for s in (0, 1) for p in range(PARTITIONS))
+        wait_until(lambda: sorted(a.active()) == every, "the instance to run every task",
+                   timeout=STREAMS_WAIT_S)
+
+        def printed():
+            out = run_tool("kafka-streams-groups", "--bootstrap-server", bootstrap, "--describe",
+                           "--group", app, "--topology").stdout
+            return "KSTREAM-SOURCE-" in out and out
+        out = wait_until(printed, "kafka-streams-groups to print the topology", timeout=STREAMS_WAIT_S)
+        for line in (f"Source: KSTREAM-SOURCE-0000000000 (topics: [{source}])",
+                     f"Sink: counts-repartition-sink (topic: {app}-counts-repartition)",
+                     f"Source: counts-repartition-source (topics: [{app}-counts-repartition])",
+                     "Processor: KSTREAM-AGGREGATE-0000000004 (stores: [counts])",
+                     f"Sink: KSTREAM-SINK-0000000010 (topic: {sink})"):
+            assert line in out, f"{line!r} not in:\n{out}"
     finally:
         try:
             a.stop()

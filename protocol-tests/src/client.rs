@@ -65,6 +65,7 @@ pub const SERVED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ConsumerGroupDescribe, 0, 1),
     (ApiKey::StreamsGroupHeartbeat, 0, 1),
     (ApiKey::StreamsGroupDescribe, 0, 1),
+    (ApiKey::StreamsGroupTopologyDescriptionUpdate, 0, 0),
     (ApiKey::TxnOffsetCommit, 0, 6),
     (ApiKey::SaslHandshake, 0, 1),
     (ApiKey::SaslAuthenticate, 0, 2),

@@ -1,6 +1,7 @@
 //! Streams groups (KIP-1071) follow the finalized `streams.version`: served at level 1 (a new
 //! cluster's level), and answered UNSUPPORTED_VERSION once an operator disables the feature,
-//! as Kafka 4.4 answers; enabling it again brings them back.
+//! as Kafka 4.4 answers (the topology description push included); enabling it again brings
+//! them back.
 
 use kafka_protocol::error::ResponseError as E;
 use kafka_protocol::messages::streams_group_heartbeat_request::{Subtopology, TaskIds, Topology};
@@ -11,6 +12,8 @@ use samsa_protocol_tests::{BrokerProcess, Connection};
 
 const UPGRADE: i8 = 1;
 const SAFE_DOWNGRADE: i8 = 2;
+/// Topology descriptions kept in memory (Kafka's `InMemoryTopologyDescriptionPlugin`).
+const MEMORY_STORE: &str = "group_streams_topology_description_store = \"memory\"\n";
 
 fn set_streams_version(conn: &mut Connection, level: i16, upgrade_type: i8) {
     let request = UpdateFeaturesRequest::default()
@@ -45,13 +48,21 @@ fn join(group: &str) -> StreamsGroupHeartbeatRequest {
         ])))
 }
 
+/// member-1's heartbeat at `epoch`.
+fn beat(group: &str, epoch: i32) -> StreamsGroupHeartbeatRequest {
+    StreamsGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(str_bytes(group)))
+        .with_member_id(str_bytes("member-1"))
+        .with_member_epoch(epoch)
+}
+
 fn describe(group: &str) -> StreamsGroupDescribeRequest {
     StreamsGroupDescribeRequest::default().with_group_ids(vec![GroupId(str_bytes(group))])
 }
 
 #[test]
 fn streams_groups_follow_the_finalized_streams_version() {
-    let broker = BrokerProcess::start("").unwrap();
+    let broker = BrokerProcess::start(MEMORY_STORE).unwrap();
     let mut conn = broker.connect().unwrap();
     samsa_protocol_tests::client::wait_groups_loaded(&mut conn).unwrap();
     // Served at the level a new cluster starts with; the source topic is missing.
@@ -75,6 +86,13 @@ fn streams_groups_follow_the_finalized_streams_version() {
     }
     let described = conn.send(&describe("app"), 0).unwrap();
     assert_eq!(described.groups[0].error_code, E::UnsupportedVersion.code());
+    // Before the store is looked at: Kafka's default message, not the one about a plugin.
+    let pushed = conn.send(&push_description("app", "member-1"), 0).unwrap();
+    assert_eq!(pushed.error_code, E::UnsupportedVersion.code());
+    assert_eq!(
+        pushed.error_message.as_deref(),
+        Some("The version of API is not supported.")
+    );
 
     set_streams_version(&mut conn, 1, UPGRADE);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -123,10 +141,7 @@ fn a_streams_group_survives_a_restart() {
     assert_eq!(after.topology, before.topology);
     assert_eq!(after.members, before.members);
 
-    let beat = StreamsGroupHeartbeatRequest::default()
-        .with_group_id(GroupId(str_bytes("app")))
-        .with_member_id(str_bytes("member-1"))
-        .with_member_epoch(joined.member_epoch);
+    let beat = beat("app", joined.member_epoch);
     let answer = conn.send(&beat, 1).unwrap();
     assert_eq!(answer.error_code, 0, "{answer:?}");
     assert_eq!(answer.member_epoch, joined.member_epoch);
@@ -134,4 +149,52 @@ fn a_streams_group_survives_a_restart() {
     let unknown = beat.with_group_id(GroupId(str_bytes("never-joined")));
     let answer = conn.send(&unknown, 1).unwrap();
     assert_eq!(answer.error_code, E::GroupIdNotFound.code(), "{answer:?}");
+}
+
+fn push_description(group: &str, member: &str) -> StreamsGroupTopologyDescriptionUpdateRequest {
+    use kafka_protocol::messages::streams_group_topology_description_update_request::{
+        TopologyDescription, TopologyDescriptionNode, TopologyDescriptionSubtopology,
+    };
+    StreamsGroupTopologyDescriptionUpdateRequest::default()
+        .with_group_id(GroupId(str_bytes(group)))
+        .with_member_id(str_bytes(member))
+        .with_topology_epoch(0)
+        .with_topology_description(TopologyDescription::default().with_subtopologies(vec![
+            TopologyDescriptionSubtopology::default()
+                .with_subtopology_id(str_bytes("0"))
+                .with_nodes(vec![TopologyDescriptionNode::default()
+                    .with_name(str_bytes("KSTREAM-SOURCE-0000000000"))
+                    .with_node_type(1)
+                    .with_source_topics(vec![topic_name("words")])]),
+        ]))
+}
+
+/// With the in-memory store (Kafka's `InMemoryTopologyDescriptionPlugin`) the description is
+/// gone after a restart, but the group's metadata record still says which topology epoch was
+/// stored, as Kafka's does: the member is not asked to push it again, and StreamsGroupDescribe
+/// says NOT_STORED.
+#[test]
+fn the_stored_description_epoch_survives_a_restart() {
+    let mut broker = BrokerProcess::start(MEMORY_STORE).unwrap();
+    let mut conn = broker.connect().unwrap();
+    samsa_protocol_tests::client::wait_groups_loaded(&mut conn).unwrap();
+    let joined = conn.send(&join("app"), 1).unwrap();
+    assert_eq!(joined.error_code, 0, "{joined:?}");
+    assert!(joined.topology_description_required, "{joined:?}");
+    let pushed = conn.send(&push_description("app", "member-1"), 0).unwrap();
+    assert_eq!(pushed.error_code, 0, "{pushed:?}");
+    let with_description = describe("app").with_include_topology_description(true);
+    let described = conn.send(&with_description, 1).unwrap().groups.remove(0);
+    assert_eq!(described.topology_description_status, 3, "{described:?}");
+
+    broker.restart().unwrap();
+    let mut conn = broker.connect().unwrap();
+    samsa_protocol_tests::client::wait_groups_loaded(&mut conn).unwrap();
+    let beat = beat("app", joined.member_epoch);
+    let answer = conn.send(&beat, 1).unwrap();
+    assert_eq!(answer.error_code, 0, "{answer:?}");
+    assert!(!answer.topology_description_required, "{answer:?}");
+    let described = conn.send(&with_description, 1).unwrap().groups.remove(0);
+    assert_eq!(described.topology_description_status, 1, "{described:?}");
+    assert!(described.topology_description.is_none());
 }

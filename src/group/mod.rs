@@ -36,7 +36,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::clock::now_ms;
-use crate::config::Config;
+use crate::config::{Config, TopologyDescriptionStore};
 use crate::error::{BrokerError, Result};
 use crate::lock_order::{level, OrderedArcMutexGuard, OrderedRwLock};
 use crate::topics::internal::Appended;
@@ -115,6 +115,9 @@ pub struct GroupCoordinator {
     /// Set by the transaction coordinator, to verify TxnOffsetCommit producers.
     txn_check: OnceLock<Arc<dyn TransactionCheck>>,
     open_txns: Mutex<OpenTransactions>,
+    /// Streams topology descriptions members pushed, if a store is configured
+    /// (`group_streams_topology_description_store`).
+    descriptions: Option<streams::description::TopologyDescriptions>,
 }
 
 impl GroupCoordinator {
@@ -126,6 +129,9 @@ impl GroupCoordinator {
         };
         let store = OffsetsStore::new(topics, config.offsets_topic_num_partitions);
         let groups = Groups::new();
+        let descriptions = (config.group_streams_topology_description_store
+            == TopologyDescriptionStore::Memory)
+            .then(Default::default);
         GroupCoordinator {
             consumer_settings: consumer_groups::consumer_settings(&config),
             config,
@@ -134,6 +140,7 @@ impl GroupCoordinator {
             groups: OrderedRwLock::new(groups),
             txn_check: OnceLock::new(),
             open_txns: Mutex::new(OpenTransactions::new()),
+            descriptions,
         }
     }
 
@@ -616,6 +623,9 @@ impl GroupCoordinator {
             tombstones => entries.extend(tombstones),
         }
         self.store.append(&group.id, &entries, now_ms())?;
+        if let (Some(descriptions), Some(_)) = (&self.descriptions, &group.streams) {
+            descriptions.delete(&group.id);
+        }
         group.offsets.clear();
         group.pending.clear();
         group.state = GroupState::Dead;

@@ -32,6 +32,7 @@ pub mod scram;
 mod session;
 pub mod streams_describe;
 pub mod streams_group;
+pub mod streams_topology;
 pub mod telemetry;
 pub mod topic_partitions;
 pub mod transactions;
@@ -115,6 +116,7 @@ async fn coordinator_topic_first(broker: &Broker, session: &Session, body: &Requ
             (r.group_ids.iter().map(|g| g.as_str()).collect(), Vec::new())
         }
         RequestKind::StreamsGroupHeartbeat(r) => (vec![&r.group_id], Vec::new()),
+        RequestKind::StreamsGroupTopologyDescriptionUpdate(r) => (vec![&r.group_id], Vec::new()),
         RequestKind::StreamsGroupDescribe(r) => {
             (r.group_ids.iter().map(|g| g.as_str()).collect(), Vec::new())
         }
@@ -222,6 +224,8 @@ apis! {
         streams_group::heartbeat(broker, session, req, version, &client_id, peer).await
     },
     StreamsGroupDescribe 0..=1 => streams_describe::describe(broker, session, req),
+    // KIP-1331: UNSUPPORTED_VERSION unless group_streams_topology_description_store is set.
+    StreamsGroupTopologyDescriptionUpdate 0..=0 => streams_topology::update(broker, session, req).await,
     // v5+ come from transaction.version 2 producers: the group joins the transaction here.
     TxnOffsetCommit 0..=6 => txn_offsets::commit(broker, session, req, version).await,
     // After a v0 handshake tokens come as bare frames; librdkafka needs v0 advertised to

@@ -1,7 +1,8 @@
 //! StreamsGroupDescribe (KIP-1071): a streams group's topology (as configured once every
 //! topic exists, else as its members sent it), its members with their current and target
-//! tasks, as Kafka's `StreamsGroup.asDescribedGroup` shows them. DESCRIBE on the group;
-//! UNSUPPORTED_VERSION while the finalized `streams.version` is 0.
+//! tasks, as Kafka's `StreamsGroup.asDescribedGroup` shows them, and from v1 on request the
+//! topology description a member pushed ([`super::streams_topology`]). DESCRIBE on the
+//! group; UNSUPPORTED_VERSION while the finalized `streams.version` is 0.
 
 use kafka_protocol::messages::streams_group_describe_response as describe;
 use kafka_protocol::messages::*;
@@ -12,11 +13,12 @@ use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
 use crate::error::BrokerError;
 use crate::group::streams::topology::{ConfiguredTopology, InternalTopic, TopicInfo, Topology};
-use crate::group::streams::{StreamsGroupSummary, TaskSet, Tasks};
+use crate::group::streams::{DescribedDescription, StreamsGroupSummary, TaskSet, Tasks};
 
-/// StreamsGroupDescribe v1: no description was recorded for the group (samsa has no
-/// topology description plugin).
-const TOPOLOGY_DESCRIPTION_NOT_STORED: i8 = 1;
+/// StreamsGroupDescribe v1's TopologyDescriptionStatus.
+const DESCRIPTION_NOT_REQUESTED: i8 = 0;
+const DESCRIPTION_NOT_STORED: i8 = 1;
+const DESCRIPTION_AVAILABLE: i8 = 3;
 
 fn describe_topic_info(t: &InternalTopic) -> describe::TopicInfo {
     describe::TopicInfo::default()
@@ -129,6 +131,14 @@ fn describe_tasks(t: Tasks) -> describe::Assignment {
 }
 
 fn described(summary: StreamsGroupSummary) -> describe::DescribedGroup {
+    let (status, description) = match &summary.description {
+        DescribedDescription::NotRequested => (DESCRIPTION_NOT_REQUESTED, None),
+        DescribedDescription::NotStored => (DESCRIPTION_NOT_STORED, None),
+        DescribedDescription::Available(d) => (
+            DESCRIPTION_AVAILABLE,
+            Some(super::streams_topology::described(d)),
+        ),
+    };
     let members = summary
         .members
         .into_iter()
@@ -170,6 +180,8 @@ fn described(summary: StreamsGroupSummary) -> describe::DescribedGroup {
             summary.configured.as_ref(),
         ))
         .with_members(members)
+        .with_topology_description_status(status)
+        .with_topology_description(description)
         .with_assignor_name(Some(str_bytes(crate::group::streams::assignor::STICKY)))
 }
 
@@ -205,15 +217,12 @@ pub fn describe(
             ) {
                 return base.with_error_code(BrokerError::from(AuthError::GroupDenied).code());
             }
-            match broker.groups.streams_describe(&group_id) {
+            match broker
+                .groups
+                .streams_describe(&group_id, req.include_topology_description)
+            {
                 Ok(summary) => described(summary)
                     .with_group_id(group_id.clone())
-                    // No topology description plugin: nothing is stored (NOT_STORED).
-                    .with_topology_description_status(if req.include_topology_description {
-                        TOPOLOGY_DESCRIPTION_NOT_STORED
-                    } else {
-                        0
-                    })
                     .with_authorized_operations(authorized_operations(
                         broker,
                         session,

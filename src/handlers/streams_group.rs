@@ -43,6 +43,28 @@ pub(super) fn unsupported() -> BrokerError {
     BrokerError::UnsupportedVersion("The version of API is not supported.".to_owned())
 }
 
+/// What a member's requests (heartbeat, topology description push) check first, in
+/// Kafka's order: streams groups are on, and the principal may READ the group.
+pub(super) fn may_join(
+    broker: &Broker,
+    session: &Session,
+    group_id: &str,
+) -> Result<(), BrokerError> {
+    if !streams_enabled(broker) {
+        return Err(unsupported());
+    }
+    if !allowed(
+        broker,
+        session,
+        Operation::Read,
+        ResourceType::Group,
+        group_id,
+    ) {
+        return Err(AuthError::GroupDenied.into());
+    }
+    Ok(())
+}
+
 fn topics(broker: &Broker) -> TopicPartitions {
     broker
         .cluster
@@ -148,18 +170,9 @@ pub async fn heartbeat(
     client_id: &str,
     peer: SocketAddr,
 ) -> StreamsGroupHeartbeatResponse {
-    if !streams_enabled(broker) {
-        return heartbeat_error(unsupported());
-    }
     let group_id = req.group_id.to_string();
-    if !allowed(
-        broker,
-        session,
-        Operation::Read,
-        ResourceType::Group,
-        &group_id,
-    ) {
-        return heartbeat_error(AuthError::GroupDenied.into());
+    if let Err(err) = may_join(broker, session, &group_id) {
+        return heartbeat_error(err);
     }
     if let Some(t) = &req.topology {
         let named = named_topics(t);
@@ -250,7 +263,7 @@ pub async fn heartbeat(
     };
     let answer = broker
         .groups
-        .streams_heartbeat(&group_id, hb, &topics(broker));
+        .streams_heartbeat(&group_id, hb, &topics(broker), version >= 1);
     // Answered once the group's records are replicated, as Kafka's coordinator does.
     let answer = match answer {
         Ok((result, written)) => written.acknowledged().await.map(|()| result),
@@ -316,12 +329,12 @@ pub async fn heartbeat(
             })
             .collect()
     });
-    let lag = result.acceptable_recovery_lag;
+    // Kafka 4.4 sets only the v1 field: a v0 member reads AcceptableRecoveryLagLegacy 0.
     let response = if version == 0 {
         StreamsGroupHeartbeatResponse::default()
-            .with_acceptable_recovery_lag_legacy(lag.clamp(0, i32::MAX as i64) as i32)
     } else {
-        StreamsGroupHeartbeatResponse::default().with_acceptable_recovery_lag(lag)
+        StreamsGroupHeartbeatResponse::default()
+            .with_acceptable_recovery_lag(result.acceptable_recovery_lag)
     };
     response
         .with_member_id(str_bytes(result.member_id))
@@ -343,6 +356,8 @@ pub async fn heartbeat(
         .with_warmup_tasks(warmup)
         .with_endpoint_information_epoch(result.endpoint_epoch)
         .with_partitions_by_user_endpoint(endpoints)
+        // Only ever set for v1+, the versions that carry it.
+        .with_topology_description_required(result.topology_description_required)
 }
 
 /// Creates the internal topics the coordinator found missing, as Kafka's

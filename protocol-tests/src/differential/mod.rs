@@ -5,7 +5,10 @@
 
 pub mod allowlist;
 pub mod normalise;
+mod own_kafka;
 pub mod tree;
+
+pub use own_kafka::OwnKafka;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -135,6 +138,8 @@ pub struct Differential {
     test: String,
     run_tag: String,
     _samsa_process: BrokerProcess,
+    /// The test's own reference Kafka, if it has one ([`Differential::start_own_kafka`]).
+    _own_kafka: Option<OwnKafka>,
     /// samsa's SASL_PLAINTEXT listener, when started with [`Differential::start_sasl`].
     samsa_sasl: Option<String>,
     pub samsa: Side,
@@ -182,6 +187,19 @@ impl Differential {
         Differential::start_with(test, extra, None)
     }
 
+    /// [`Differential::start_configured`] against a Kafka of the test's own, started with
+    /// `kafka_overrides` (a setting that is not Kafka's default), instead of the shared one.
+    pub fn start_own_kafka(
+        test: &str,
+        extra: &str,
+        kafka_overrides: &[(&str, &str)],
+    ) -> Differential {
+        let kafka = OwnKafka::start(kafka_overrides).expect("starting the test's own Kafka");
+        let mut d = Differential::start_against(test, extra, None, &kafka.bootstrap);
+        d._own_kafka = Some(kafka);
+        d
+    }
+
     /// [`Differential::start`], samsa with a SASL_PLAINTEXT listener beside the plaintext
     /// one, with Kafka's users ([`SASL_USERS`]), for [`Differential::use_sasl_listeners`].
     pub fn start_sasl(test: &str) -> Differential {
@@ -206,7 +224,15 @@ impl Differential {
     }
 
     fn start_with(test: &str, extra: &str, samsa_sasl: Option<String>) -> Differential {
-        let kafka_addr = kafka_bootstrap();
+        Differential::start_against(test, extra, samsa_sasl, &kafka_bootstrap())
+    }
+
+    fn start_against(
+        test: &str,
+        extra: &str,
+        samsa_sasl: Option<String>,
+        kafka_addr: &str,
+    ) -> Differential {
         let samsa = BrokerProcess::start(&format!(
             // What kafka_ref.py sets in server.properties, so both report them as set by the
             // operator; then the group settings Kafka has (kafka_ref.py's rebalance delay 0, and
@@ -225,8 +251,9 @@ impl Differential {
             test: test.to_owned(),
             run_tag: Uuid::new_v4().simple().to_string()[..8].to_owned(),
             samsa: Side::open("samsa", &samsa.addr, SAMSA_NODE_ID).unwrap(),
-            kafka: Side::open("kafka", &kafka_addr, KAFKA_NODE_ID).unwrap(),
+            kafka: Side::open("kafka", kafka_addr, KAFKA_NODE_ID).unwrap(),
             _samsa_process: samsa,
+            _own_kafka: None,
             samsa_sasl,
             allowlist: Allowlist::load(&allowlist_path).unwrap(),
             cases: Vec::new(),

@@ -8,12 +8,14 @@
 //! the heartbeat that made it is answered, so a coordinator that restarts, or takes the
 //! partition over, goes on with the same members, topology and assignment.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::description::{TopologyDescription, NOT_STORED, UNCERTAIN};
 use super::heartbeat::{Heartbeat, HeartbeatResult};
-use super::topology::{ConfiguredTopology, TopicPartitions, Topology};
+use super::topology::{ConfiguredTopology, StatusCode, TopicPartitions, Topology};
 use super::{Endpoint, StreamsGroup, StreamsGroupState, StreamsSettings, Tasks};
 use crate::clock::now_ms;
 use crate::config::Config;
@@ -31,6 +33,16 @@ pub struct StreamsGroupSummary {
     pub topology: Option<Topology>,
     pub configured: Option<ConfiguredTopology>,
     pub members: Vec<StreamsMemberSummary>,
+    pub description: DescribedDescription,
+}
+
+/// The topology description StreamsGroupDescribe v1 shows (its TopologyDescriptionStatus).
+#[derive(Debug, Clone)]
+pub enum DescribedDescription {
+    NotRequested,
+    /// No store, or it holds nothing for the group's current topology epoch.
+    NotStored,
+    Available(Arc<TopologyDescription>),
 }
 
 #[derive(Debug, Clone)]
@@ -68,6 +80,13 @@ fn not_found(group_id: &str) -> BrokerError {
     BrokerError::NoSuchGroup(format!("Streams group {group_id} not found."))
 }
 
+/// Kafka's answer to a push while no store is configured.
+pub fn no_description_store() -> BrokerError {
+    BrokerError::UnsupportedVersion(
+        "The broker has no streams group topology description plugin configured.".to_owned(),
+    )
+}
+
 fn not_streams(group_id: &str) -> BrokerError {
     BrokerError::NoSuchGroup(format!("Group {group_id} is not a streams group."))
 }
@@ -75,11 +94,14 @@ fn not_streams(group_id: &str) -> BrokerError {
 impl GroupCoordinator {
     /// StreamsGroupHeartbeat: joins, heartbeats or leaves (by the member epoch). The answer
     /// may be given once the group's records it wrote are replicated ([`PendingCommit`]).
+    /// `may_solicit`: the member's version of the API can be asked to push its topology's
+    /// description (v1+).
     pub fn streams_heartbeat(
         &self,
         group_id: &str,
         req: Heartbeat,
         topics: &TopicPartitions,
+        may_solicit: bool,
     ) -> Result<(HeartbeatResult, PendingCommit)> {
         super::validate(group_id, &req)?;
         self.coordinating(group_id)?;
@@ -126,7 +148,12 @@ impl GroupCoordinator {
             group.state_timestamp = now_ms();
         }
         let written = self.write_streams_group(&mut group, first);
-        let result = result?;
+        let mut result = result?;
+        if may_solicit && !leaving {
+            if let Some(streams) = &group.streams {
+                result.topology_description_required = self.solicit_description(streams, &result);
+            }
+        }
         Ok((
             result,
             self.pending_write(written?, CoordinatorWrite::GroupRecords),
@@ -153,8 +180,88 @@ impl GroupCoordinator {
         appended
     }
 
-    /// StreamsGroupDescribe of one group.
-    pub fn streams_describe(&self, group_id: &str) -> Result<StreamsGroupSummary> {
+    /// Kafka's `maybeSetTopologyDescriptionRequired`: ask for the current topology's
+    /// description if a store is configured, does not hold it, has not refused it, the
+    /// topology is not stale, and the group was not asked within its back-off.
+    fn solicit_description(&self, streams: &StreamsGroup, result: &HeartbeatResult) -> bool {
+        let Some(descriptions) = &self.descriptions else {
+            return false;
+        };
+        let current = streams.topology.as_ref().map_or(-1, |t| t.epoch);
+        current >= 0
+            && streams.stored_description_epoch != current
+            && streams.failed_description_epoch != current
+            && !result
+                .statuses
+                .iter()
+                .any(|s| s.code == StatusCode::StaleTopology)
+            && descriptions.solicit(&streams.id, current, Instant::now())
+    }
+
+    /// Whether pushed topology descriptions are kept (else Kafka answers the push
+    /// UNSUPPORTED_VERSION).
+    pub fn topology_descriptions_enabled(&self) -> bool {
+        self.descriptions.is_some()
+    }
+
+    /// StreamsGroupTopologyDescriptionUpdate, as Kafka's `streamsGroupTopologyDescriptionUpdate`:
+    /// the member must be in the group and describe its current topology epoch; `description`
+    /// (converted only then, as Kafka does) is stored, and the group's metadata record says
+    /// which epoch the store holds: first [`UNCERTAIN`] while storing, then the epoch. The
+    /// answer waits for those records.
+    pub fn streams_topology_description_update(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        topology_epoch: i32,
+        description: impl FnOnce() -> Result<TopologyDescription>,
+    ) -> Result<PendingCommit> {
+        let Some(descriptions) = &self.descriptions else {
+            return Err(no_description_store());
+        };
+        self.coordinating(group_id)?;
+        let mut group = self
+            .existing(group_id)?
+            .ok_or_else(|| not_found(group_id))?;
+        let streams = group
+            .streams
+            .as_mut()
+            .ok_or_else(|| not_streams(group_id))?;
+        if !streams.members.contains_key(member_id) {
+            return Err(BrokerError::UnknownMember(format!(
+                "Member {member_id} is not a member of group {group_id}."
+            )));
+        }
+        let current = streams.topology.as_ref().map_or(-1, |t| t.epoch);
+        if topology_epoch != current {
+            return Err(BrokerError::InvalidRequest(format!(
+                "Topology epoch {topology_epoch} does not match the group's current topology epoch {current}."
+            )));
+        }
+        let description = description()?;
+        if streams.stored_description_epoch != UNCERTAIN {
+            streams.stored_description_epoch = UNCERTAIN;
+            self.write_streams_group(&mut group, Vec::new())?;
+        }
+        descriptions.set(group_id, topology_epoch, description);
+        let streams = group.streams.as_mut().ok_or_else(|| not_found(group_id))?;
+        // Kafka's `updateTopologyDescriptionEpochs`: never back to an older epoch.
+        streams.stored_description_epoch = match streams.stored_description_epoch {
+            NOT_STORED => UNCERTAIN,
+            stored => stored.max(topology_epoch),
+        };
+        let written = self.write_streams_group(&mut group, Vec::new())?;
+        descriptions.stored(group_id, topology_epoch);
+        Ok(self.pending_write(written, CoordinatorWrite::GroupRecords))
+    }
+
+    /// StreamsGroupDescribe of one group; with `include_description`, the description of
+    /// its current topology if the store holds it (Kafka's `attachTopologyDescriptions`).
+    pub fn streams_describe(
+        &self,
+        group_id: &str,
+        include_description: bool,
+    ) -> Result<StreamsGroupSummary> {
         let group = self
             .existing(group_id)?
             .ok_or_else(|| BrokerError::NoSuchGroup(format!("Group {group_id} not found.")))?;
@@ -162,7 +269,21 @@ impl GroupCoordinator {
             .streams
             .as_ref()
             .ok_or_else(|| not_streams(group_id))?;
-        Ok(summary(streams))
+        let mut summary = summary(streams);
+        if include_description {
+            let epoch = streams.topology.as_ref().map(|t| t.epoch);
+            let stored = streams.stored_description_epoch;
+            summary.description = match (&self.descriptions, epoch) {
+                (Some(descriptions), Some(epoch)) if stored >= 0 && stored == epoch => {
+                    descriptions.get(group_id, epoch).map_or(
+                        DescribedDescription::NotStored,
+                        DescribedDescription::Available,
+                    )
+                }
+                _ => DescribedDescription::NotStored,
+            };
+        }
+        Ok(summary)
     }
 
     /// Fences the streams members whose session or revocation timed out.
@@ -210,5 +331,6 @@ fn summary(group: &StreamsGroup) -> StreamsGroupSummary {
                 target_assignment: group.target.get(&m.id).cloned().unwrap_or_default(),
             })
             .collect(),
+        description: DescribedDescription::NotRequested,
     }
 }

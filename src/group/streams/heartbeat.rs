@@ -56,6 +56,8 @@ pub struct HeartbeatResult {
     pub endpoints: Option<Vec<EndpointPartitions>>,
     /// Internal topics the broker must create (Kafka's `creatableTopics`).
     pub to_create: Vec<InternalTopic>,
+    /// The member is asked to push the topology's description (KIP-1331).
+    pub topology_description_required: bool,
 }
 
 impl HeartbeatResult {
@@ -72,6 +74,7 @@ impl HeartbeatResult {
             endpoint_epoch: 0,
             endpoints: None,
             to_create: Vec::new(),
+            topology_description_required: false,
         }
     }
 }
@@ -316,6 +319,7 @@ impl StreamsGroup {
             endpoint_epoch: self.endpoint_epoch,
             endpoints,
             to_create,
+            topology_description_required: false,
         })
     }
 }

@@ -233,6 +233,8 @@ impl StreamsGroup {
                 epoch: self.group_epoch,
                 metadata_hash: self.metadata_hash as i64,
                 validated_topology_epoch: self.validated_topology_epoch,
+                stored_description_topology_epoch: self.stored_description_epoch,
+                failed_description_topology_epoch: self.failed_description_epoch,
                 // What samsa does not track is kept as it was read.
                 ..self.persisted.metadata.clone().unwrap_or(MetadataValue {
                     epoch: 0,
@@ -308,6 +310,8 @@ impl StreamsGroup {
                 self.group_epoch = v.epoch;
                 self.metadata_hash = v.metadata_hash as u64;
                 self.validated_topology_epoch = v.validated_topology_epoch;
+                self.stored_description_epoch = v.stored_description_topology_epoch;
+                self.failed_description_epoch = v.failed_description_topology_epoch;
                 self.persisted.metadata = Some(v);
             }
             (

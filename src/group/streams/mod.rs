@@ -17,6 +17,7 @@
 
 pub mod assignor;
 mod coordinator;
+pub mod description;
 mod heartbeat;
 mod image;
 mod membership;
@@ -29,7 +30,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-pub use coordinator::{streams_settings, StreamsGroupSummary, StreamsMemberSummary};
+pub use coordinator::{
+    no_description_store, streams_settings, DescribedDescription, StreamsGroupSummary,
+    StreamsMemberSummary,
+};
 pub use heartbeat::{validate, Heartbeat, HeartbeatResult};
 pub use topology::{ConfiguredTopology, Status, StatusCode, Topology};
 
@@ -190,6 +194,12 @@ pub struct StreamsGroup {
     shutdown_requested_by: Option<String>,
     /// The first assignment of a new group waits for more members until then.
     initial_delay_until: Option<Instant>,
+    /// The topology epoch whose description the store holds ([`description::NOT_STORED`]
+    /// if none, [`description::UNCERTAIN`] while a push is being stored).
+    stored_description_epoch: i32,
+    /// The topology epoch whose description the store refused for good, -1 if none: no
+    /// member is asked to push it again.
+    failed_description_epoch: i32,
     /// What the group's records in `__consumer_offsets` hold.
     persisted: image::Persisted,
 }
@@ -213,6 +223,8 @@ impl StreamsGroup {
             endpoint_epoch: 0,
             shutdown_requested_by: None,
             initial_delay_until: None,
+            stored_description_epoch: description::NOT_STORED,
+            failed_description_epoch: -1,
             persisted: image::Persisted::default(),
         }
     }

@@ -31,6 +31,7 @@ use crate::{ends, T0, UNKNOWN};
 mod consumer;
 mod offsets;
 mod streams;
+mod streams_topology;
 
 const SESSION_MS: i32 = 30_000;
 /// Kafka's default `group.min.session.timeout.ms` and `group.max.session.timeout.ms`,

@@ -14,7 +14,7 @@ const REBALANCE_MS: i32 = 30_000;
 /// Kafka's default `group.streams.initial.rebalance.delay.ms`, and a little more.
 const INITIAL_DELAY: std::time::Duration = std::time::Duration::from_millis(3_500);
 
-fn beat(group: &str, member: &str, epoch: i32) -> StreamsGroupHeartbeatRequest {
+pub(super) fn beat(group: &str, member: &str, epoch: i32) -> StreamsGroupHeartbeatRequest {
     StreamsGroupHeartbeatRequest::default()
         .with_group_id(group_id(group))
         .with_member_id(str_bytes(member))
@@ -34,7 +34,7 @@ fn tasks(list: &[(&str, &[i32])]) -> Option<Vec<TaskIds>> {
 }
 
 /// One subtopology reading `source`; with `changelog`, a stateful one.
-fn topology(source: &str, changelog: Option<&str>) -> Topology {
+pub(super) fn topology(source: &str, changelog: Option<&str>) -> Topology {
     let changelogs = changelog
         .map(|c| {
             vec![TopicInfo::default()
@@ -53,7 +53,7 @@ fn topology(source: &str, changelog: Option<&str>) -> Topology {
             .with_state_changelog_topics(changelogs)])
 }
 
-fn join(group: &str, member: &str, topology: Topology) -> StreamsGroupHeartbeatRequest {
+pub(super) fn join(group: &str, member: &str, topology: Topology) -> StreamsGroupHeartbeatRequest {
     beat(group, member, 0)
         .with_rebalance_timeout_ms(REBALANCE_MS)
         .with_topology(Some(topology))
@@ -63,7 +63,7 @@ fn join(group: &str, member: &str, topology: Topology) -> StreamsGroupHeartbeatR
         .with_process_id(Some(str_bytes("process-1")))
 }
 
-fn describe_streams(groups: &[&str]) -> StreamsGroupDescribeRequest {
+pub(super) fn describe_streams(groups: &[&str]) -> StreamsGroupDescribeRequest {
     StreamsGroupDescribeRequest::default()
         .with_group_ids(groups.iter().map(|g| group_id(g)).collect())
         .with_include_authorized_operations(true)
