@@ -328,6 +328,11 @@ pub struct Config {
     /// The controllers, `ID@HOST:PORT,...`, the same on every node (`controller.quorum.voters`).
     /// Unset: the single-node broker.
     pub controller_quorum_voters: Option<String>,
+    /// Controllers of an existing quorum, `HOST:PORT,...`, that a new controller asks to let
+    /// it follow the metadata log as an observer (`controller.quorum.bootstrap.servers`,
+    /// KIP-853); an operator then adds it as a voter (`kafka-metadata-quorum add-controller`).
+    /// Instead of `controller_quorum_voters`, and needs `cluster_id`.
+    pub controller_quorum_bootstrap_servers: Option<String>,
     /// Where this node's controller accepts the quorum's traffic; required for a voter.
     pub controller_listen: Option<SocketAddr>,
     /// This broker's rack, for rack-aware replica placement (`broker.rack`).
@@ -453,6 +458,7 @@ impl Default for Config {
             connections_max_idle_ms: 10 * 60 * 1000,
             process_roles: vec![ProcessRole::Broker, ProcessRole::Controller],
             controller_quorum_voters: None,
+            controller_quorum_bootstrap_servers: None,
             controller_listen: None,
             rack: None,
             broker_heartbeat_interval_ms: 2000,
@@ -536,7 +542,9 @@ impl Config {
         if self.num_partitions < 1 {
             return invalid("num_partitions", "must be at least 1");
         }
-        if self.controller_quorum_voters.is_none() && self.default_replication_factor != 1 {
+        let single = self.controller_quorum_voters.is_none()
+            && self.controller_quorum_bootstrap_servers.is_none();
+        if single && self.default_replication_factor != 1 {
             return invalid(
                 "default_replication_factor",
                 "a single node can only hold 1 replica",

@@ -3,6 +3,7 @@
 use kafka_protocol::error::ResponseError;
 use samsa_storage::StorageError;
 
+use samsa_metadata::voters::VoterChangeReason;
 use samsa_metadata::{CommandError, Error as MetadataError};
 
 /// Failures of a single topic or partition operation. Each maps to the code Kafka returns
@@ -21,6 +22,11 @@ pub enum BrokerError {
     ReplicaNotAvailable,
     #[error("Broker ID {0} is not currently registered")]
     BrokerIdNotRegistered(i32),
+    #[error("Controller ID {0} is not currently registered.")]
+    ControllerIdNotRegistered(i32),
+    /// A quorum request for another cluster (AddRaftVoter, RemoveRaftVoter), with Kafka's words.
+    #[error("The given id \"{given}\" doesn't match the cluster id \"{ours}\"")]
+    InconsistentClusterId { given: String, ours: String },
     #[error("{0}")]
     TopicAlreadyExists(String),
     #[error("{0}")]
@@ -181,6 +187,8 @@ impl BrokerError {
             BrokerError::LogDirNotFound(_) => E::LogDirNotFound,
             BrokerError::ReplicaNotAvailable => E::ReplicaNotAvailable,
             BrokerError::BrokerIdNotRegistered(_) => E::BrokerIdNotRegistered,
+            BrokerError::ControllerIdNotRegistered(_) => E::ControllerIdNotRegistered,
+            BrokerError::InconsistentClusterId { .. } => E::InconsistentClusterId,
             BrokerError::TopicAlreadyExists(_) => E::TopicAlreadyExists,
             BrokerError::InvalidTopic(_) => E::InvalidTopicException,
             BrokerError::InvalidPartitions(_) => E::InvalidPartitions,
@@ -257,6 +265,14 @@ impl BrokerError {
                     CommandError::PreferredLeaderNotAvailable(_) => E::PreferredLeaderNotAvailable,
                     CommandError::UnknownScramCredential { .. } => E::ResourceNotFound,
                     CommandError::InvalidFeatureUpdate { .. } => E::InvalidUpdateVersion,
+                },
+                MetadataError::VoterChange(refused) => match refused.reason {
+                    VoterChangeReason::RequestTimedOut => E::RequestTimedOut,
+                    VoterChangeReason::UnsupportedVersion => E::UnsupportedVersion,
+                    VoterChangeReason::DuplicateVoter => E::DuplicateVoter,
+                    VoterChangeReason::VoterNotFound => E::VoterNotFound,
+                    VoterChangeReason::InvalidRequest => E::InvalidRequest,
+                    VoterChangeReason::NotRegistered => E::ControllerIdNotRegistered,
                 },
                 MetadataError::Timeout(_) => E::RequestTimedOut,
                 MetadataError::NotController { .. }

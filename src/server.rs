@@ -41,6 +41,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         );
     }
     let quorum = config::quorum_config(&config)?;
+    // A controller joining through bootstrap servers is given the cluster id (checked above).
     if let (Some(quorum), None) = (&quorum, &config.cluster_id) {
         // Every node must report the same cluster id, so none may generate its own.
         config.cluster_id = Some(config::derived_cluster_id(&quorum.voters));

@@ -1,7 +1,8 @@
 """Kafka's own tools against a three-node samsa cluster: kafka-topics creates and describes a
 replicated topic, kafka-reassign-partitions moves a partition to other brokers while records
 are in it (execute, then verify, which also clears throttles), and kafka-leader-election
-gives a partition back to its preferred leader.
+gives a partition back to its preferred leader; kafka-configs sets client quotas through one
+node that every node describes.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from cluster import SamsaCluster, read_back
 from clients import ck_produce, make_records, wait_until
 from jvm import run_tool
 from marks import EXTERNAL
+from test_tools_quotas import configs, described
 
 pytestmark = pytest.mark.skipif(EXTERNAL, reason="starts a samsa cluster of its own")
 
@@ -105,3 +107,20 @@ def test_kafka_metadata_quorum_shows_three_voters(cluster):
         return statuses == ["Follower", "Follower", "Leader"] and all(r["Lag"] == "0" for r in rows)
 
     wait_until(caught_up, "three voters, caught up, in kafka-metadata-quorum's view")
+
+
+def test_kafka_configs_client_quotas_reach_every_node(cluster):
+    """A quota set through any node (the controller's or another, which forwards it) is
+    described by every node, and removed everywhere."""
+    for via in cluster.ids():
+        user = f"quota-user-via-{via}"
+        entity = ["--entity-type", "users", "--entity-name", user]
+        configs(cluster.nodes[via].bootstrap, *entity, alter=["--add-config", f"producer_byte_rate={via}000"])
+        want = {f"user-principal '{user}'": {"producer_byte_rate": float(f"{via}000")}}
+        for other in cluster.ids():
+            wait_until(lambda: described(cluster.nodes[other].bootstrap, *entity) == want,
+                       f"node {other} describes the quota set through node {via}")
+        configs(cluster.nodes[via].bootstrap, *entity, alter=["--delete-config", "producer_byte_rate"])
+        for other in cluster.ids():
+            wait_until(lambda: described(cluster.nodes[other].bootstrap, *entity) == {},
+                       f"node {other} no longer describes it")

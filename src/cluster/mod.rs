@@ -2,27 +2,32 @@
 //! membership. Every broker has one: without `controller_quorum_voters` the node is the only
 //! voter of a quorum of its own, and its metadata takes the same path as a cluster's.
 //!
-//! `config::quorum_config` reads the configuration, `membership` registers and heartbeats, `security`
-//! keeps ACLs and SCRAM credentials in the metadata log; this module starts them, answers
-//! what clients are told about the cluster, and stops them.
+//! `config::quorum_config` reads the configuration, `membership` registers and heartbeats,
+//! `security` keeps ACLs and SCRAM credentials in the metadata log, `quotas` client quotas;
+//! this module starts them, answers what clients are told about the cluster, and stops them.
 
 mod clean_shutdown;
 mod isr;
 mod leader_balance;
 mod membership;
+mod meta_properties;
+mod quotas;
 pub mod reconciler;
 mod security;
 mod topics;
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use samsa_metadata::features::{self, FeatureCommand, FeatureUpdate, FinalizedFeatures};
 use samsa_metadata::quorum::QuorumDescription;
+use samsa_metadata::quotas::ClientQuotas;
 use samsa_metadata::state::Broker as RegisteredBroker;
-use samsa_metadata::{ClusterMetadata, Command, CommandError, CommandResult, MetadataNode};
+use samsa_metadata::voters::VoterChange;
+use samsa_metadata::{
+    ClusterMetadata, Command, CommandError, CommandResult, MetadataNode, QuorumSeed,
+};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -39,6 +44,10 @@ pub use topics::{CreatedTopic, NewTopic};
 const METADATA_DIR: &str = "__cluster_metadata";
 /// How long a stopping broker tries to fence itself before giving up on the quorum.
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long an operator's change is offered again while no controller takes it (an
+/// election), before the client is told REQUEST_TIMED_OUT.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
+const FORWARD_BACKOFF: Duration = Duration::from_millis(100);
 
 pub struct Cluster {
     node: Arc<MetadataNode>,
@@ -55,6 +64,8 @@ pub struct Cluster {
     published: watch::Sender<Arc<ClusterMetadata>>,
     /// The metadata whose ACLs and SCRAM credentials this node last installed.
     security: watch::Sender<Arc<ClusterMetadata>>,
+    /// The client quotas this node applied last, sent again only when they change.
+    client_quotas: watch::Sender<Arc<ClientQuotas>>,
     stop: watch::Sender<bool>,
 }
 
@@ -65,9 +76,24 @@ impl Cluster {
     pub async fn start(config: &Config, quorum: Option<QuorumConfig>) -> anyhow::Result<Cluster> {
         let dir = config.data_dir.join(METADATA_DIR);
         let node_id = config.node_id as u64;
+        let directory_id = tokio::task::block_in_place(|| {
+            meta_properties::directory_id(&dir, config.cluster_id.as_deref(), config.node_id)
+        })
+        .with_context(|| {
+            format!(
+                "cannot read this controller's directory id in {}",
+                dir.display()
+            )
+        })?;
         let started = match &quorum {
-            Some(q) => MetadataNode::start(node_id, q.voters.clone(), &dir, q.listen).await,
-            None => MetadataNode::standalone(node_id, &dir).await,
+            Some(q) => {
+                let seed = match q.bootstrap.is_empty() {
+                    true => QuorumSeed::Voters(q.voters.clone()),
+                    false => QuorumSeed::Bootstrap(q.bootstrap.clone()),
+                };
+                MetadataNode::start(node_id, directory_id, seed, &dir, q.listen).await
+            }
+            None => MetadataNode::standalone(node_id, directory_id, &dir).await,
         };
         let node = started
             .with_context(|| format!("cannot start the metadata quorum in {}", dir.display()))?;
@@ -81,10 +107,15 @@ impl Cluster {
         let node = Arc::new(node);
         let (stop, _) = watch::channel(false);
         let (leaving, left) = watch::channel(false);
-        let mut background = vec![tokio::spawn(log_controller_changes(
-            node.clone(),
-            stop.subscribe(),
-        ))];
+        let client_quotas = watch::channel(node.metadata().borrow().client_quotas.clone()).0;
+        let mut background = vec![
+            tokio::spawn(log_controller_changes(node.clone(), stop.subscribe())),
+            tokio::spawn(quotas::follow(
+                node.metadata(),
+                client_quotas.clone(),
+                stop.subscribe(),
+            )),
+        ];
         if config.auto_leader_rebalance_enable {
             let every = Duration::from_secs(config.leader_imbalance_check_interval_seconds);
             let percentage = config.leader_imbalance_per_broker_percentage;
@@ -104,6 +135,7 @@ impl Cluster {
             background: Mutex::new(background),
             published: watch::channel(Arc::default()).0,
             security: watch::channel(Arc::default()).0,
+            client_quotas,
             stop,
         };
         if quorum.as_ref().is_none_or(|q| q.broker) {
@@ -227,6 +259,23 @@ impl Cluster {
         self.node.propose(command).await
     }
 
+    /// Proposes an operator's change through the active controller, again while there is
+    /// none (during an election the quorum has no leader for a moment, and Kafka's broker
+    /// retries its forwarding too): the one path every forwarded metadata write takes.
+    pub(crate) async fn forward(&self, command: Command) -> Result<CommandResult, BrokerError> {
+        let deadline = Instant::now() + FORWARD_TIMEOUT;
+        loop {
+            match self.propose(command.clone()).await {
+                Err(samsa_metadata::Error::NotController { .. }) if Instant::now() < deadline => {
+                    tokio::time::sleep(FORWARD_BACKOFF).await
+                }
+                outcome => {
+                    return outcome.map_err(|err| BrokerError::from(err).for_forwarded_request())
+                }
+            }
+        }
+    }
+
     /// The next block of producer ids for this broker, from the controller.
     pub async fn reserve_producer_ids(&self) -> Result<(i64, u32), samsa_metadata::Error> {
         let broker = self.broker_id.unwrap_or(-1);
@@ -265,19 +314,26 @@ impl Cluster {
             .collect()
     }
 
-    /// The metadata quorum as its leader sees it (DescribeQuorum), and where each voter's
-    /// controller listens (empty for a single node, which has no controller listener).
-    pub async fn describe_quorum(
-        &self,
-    ) -> Result<(QuorumDescription, Vec<(u64, SocketAddr)>), samsa_metadata::Error> {
-        let described = self.node.describe_quorum().await?;
-        let voters = self
-            .node
-            .voters()
-            .iter()
-            .map(|(&id, &addr)| (id, addr))
-            .collect();
-        Ok((described, voters))
+    /// The metadata quorum as its leader sees it (DescribeQuorum), with where each voter's
+    /// controller listens (port 0 for a single node, which has no controller listener).
+    pub async fn describe_quorum(&self) -> Result<QuorumDescription, samsa_metadata::Error> {
+        self.node.describe_quorum().await
+    }
+
+    /// Adds or removes a voter of the metadata quorum (AddRaftVoter, RemoveRaftVoter) through
+    /// the active controller.
+    pub async fn change_voters(&self, change: VoterChange) -> Result<(), BrokerError> {
+        Ok(self.node.change_voters(change).await?)
+    }
+
+    /// UnregisterController: a controller is registered while the quorum's membership
+    /// holds it (as a voter or an observer). An observer's entry is removed, so the leader
+    /// stops sending it the log (a controller removed with RemoveRaftVoter stays an observer
+    /// until then); a voter is left as it is, as Kafka's registration is only its record.
+    pub async fn unregister_controller(&self, id: i32) -> Result<(), BrokerError> {
+        let not_registered = BrokerError::ControllerIdNotRegistered(id);
+        let id = u64::try_from(id).map_err(|_| not_registered)?;
+        Ok(self.node.unregister_controller(id).await?)
     }
 
     /// The cluster's finalized feature levels as this node last applied them; `None` only
@@ -304,6 +360,27 @@ impl Cluster {
         updates: Vec<FeatureUpdate>,
         validate_only: bool,
     ) -> Result<(), BrokerError> {
+        // Kafka upgrades kraft.version only once every voter can take part in a dynamic
+        // quorum; here, once each has recorded its directory id.
+        let raises_kraft = updates.iter().any(|u| {
+            u.name == features::KRAFT_VERSION
+                && u.level > self.feature_level(features::KRAFT_VERSION)
+        });
+        if raises_kraft
+            && self
+                .node
+                .voters()
+                .values()
+                .any(|v| v.directory_id.is_none())
+        {
+            let message = "Invalid upgrade of KRAFT_VERSION_0 to KRAFT_VERSION_1 because not all \
+                           of the voters support it"
+                .to_string();
+            return Err(
+                samsa_metadata::Error::Command(CommandError::InvalidFeatureUpdate { message })
+                    .into(),
+            );
+        }
         let command = Command::Features(FeatureCommand::Update {
             updates,
             supported: features::supported_ranges(),

@@ -6,12 +6,12 @@
 //! installed it, so that a client's next request to it is judged by it.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use samsa_metadata::security::{
     AclRecord, ScramCredentialRecord, ScramCredentials, SecurityCommand,
 };
-use samsa_metadata::{ClusterMetadata, Command, CommandResult, Error as MetadataError};
+use samsa_metadata::{ClusterMetadata, Command};
 use tokio::sync::watch;
 
 use super::{lock, wait_for, Cluster};
@@ -19,14 +19,10 @@ use crate::auth::credentials::{CredentialChange, Users};
 use crate::auth::scram::{ScramCredential, ScramMechanism};
 use crate::auth::{AclBinding, AclFilter, AuthError, Authorizer, CredentialStore};
 use crate::auth::{Operation, PatternType, Permission, ResourceType};
-use crate::error::{BrokerError, Result};
+use crate::error::Result;
 
 /// How long a committed change may take to be installed on this node.
 const INSTALL_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a change is offered again while no controller takes it (an election), before
-/// the client is told REQUEST_TIMED_OUT.
-const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
-const FORWARD_BACKOFF: Duration = Duration::from_millis(100);
 
 impl Cluster {
     /// From now on the authorizer's ACLs and the credential store follow the metadata this
@@ -54,9 +50,9 @@ impl Cluster {
         if records.is_empty() {
             return Ok(());
         }
-        self.forward(SecurityCommand::CreateAcls {
+        self.forward(Command::Security(SecurityCommand::CreateAcls {
             acls: records.clone(),
-        })
+        }))
         .await?;
         self.await_installed(|m| records.iter().all(|r| m.acls.contains(r)))
             .await;
@@ -76,9 +72,9 @@ impl Cluster {
             .map(|f| applied.iter().filter(|a| f.matches(a)).cloned().collect())
             .collect();
         let records: Vec<AclRecord> = matched.iter().flatten().map(record).collect();
-        self.forward(SecurityCommand::DeleteAcls {
+        self.forward(Command::Security(SecurityCommand::DeleteAcls {
             acls: records.clone(),
-        })
+        }))
         .await?;
         self.await_installed(|m| !records.iter().any(|r| m.acls.contains(r)))
             .await;
@@ -118,7 +114,7 @@ impl Cluster {
                     mechanism: mechanism.code(),
                     credential: credential.clone(),
                 };
-                self.forward(command).await?;
+                self.forward(Command::Security(command)).await?;
                 self.await_installed(|m| credential_of(m, user, mechanism) == Some(&credential))
                     .await;
             }
@@ -132,28 +128,12 @@ impl Cluster {
                     user: user.to_owned(),
                     mechanism: mechanism.code(),
                 };
-                self.forward(command).await?;
+                self.forward(Command::Security(command)).await?;
                 self.await_installed(|m| credential_of(m, user, mechanism).is_none())
                     .await;
             }
         }
         Ok(())
-    }
-
-    /// Proposes `command`, again while no controller takes it: during an election the
-    /// quorum has no leader for a moment, and Kafka's broker retries its forwarding too.
-    async fn forward(&self, command: SecurityCommand) -> Result<CommandResult> {
-        let deadline = Instant::now() + FORWARD_TIMEOUT;
-        loop {
-            match self.propose(Command::Security(command.clone())).await {
-                Err(MetadataError::NotController { .. }) if Instant::now() < deadline => {
-                    tokio::time::sleep(FORWARD_BACKOFF).await
-                }
-                outcome => {
-                    return outcome.map_err(|err| BrokerError::from(err).for_forwarded_request())
-                }
-            }
-        }
     }
 
     async fn await_installed(&self, done: impl Fn(&ClusterMetadata) -> bool) {

@@ -22,7 +22,10 @@ pub enum ProcessRole {
 /// The quorum as this node runs it, checked and resolved.
 #[derive(Debug, Clone)]
 pub struct QuorumConfig {
+    /// The static voters; empty for a controller that joins through bootstrap servers.
     pub voters: BTreeMap<u64, SocketAddr>,
+    /// `controller_quorum_bootstrap_servers`, resolved; empty with static voters.
+    pub bootstrap: Vec<SocketAddr>,
     /// Where this node's controller listens.
     pub listen: SocketAddr,
     pub broker: bool,
@@ -53,17 +56,62 @@ pub fn parse_voters(text: &str) -> Result<BTreeMap<u64, SocketAddr>, String> {
     Ok(voters)
 }
 
+/// Parses Kafka's `controller.quorum.bootstrap.servers` form, `host:port,host:port`.
+fn parse_servers(text: &str) -> Result<Vec<SocketAddr>, String> {
+    let servers = text
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(|server| {
+            server
+                .to_socket_addrs()
+                .ok()
+                .and_then(|mut addrs| addrs.next())
+                .ok_or_else(|| format!("cannot resolve '{server}'"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if servers.is_empty() {
+        return Err("no servers listed".into());
+    }
+    Ok(servers)
+}
+
 /// The quorum this node is part of, or `None` for a single node, which is the only voter of
 /// a quorum of its own (see `samsa_metadata::MetadataNode::standalone`).
 pub fn quorum_config(config: &Config) -> Result<Option<QuorumConfig>, ConfigError> {
     let invalid = |key, reason: String| ConfigError::Invalid { key, reason };
-    let Some(text) = &config.controller_quorum_voters else {
-        if config.node_id < 0 {
-            return Err(invalid("node_id", "must not be negative".into()));
+    let (voters, bootstrap) = match (
+        &config.controller_quorum_voters,
+        &config.controller_quorum_bootstrap_servers,
+    ) {
+        (None, None) => {
+            if config.node_id < 0 {
+                return Err(invalid("node_id", "must not be negative".into()));
+            }
+            return Ok(None);
         }
-        return Ok(None);
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "controller_quorum_bootstrap_servers",
+                "set either it or controller_quorum_voters, not both".into(),
+            ))
+        }
+        (Some(text), None) => (
+            parse_voters(text).map_err(|r| invalid("controller_quorum_voters", r))?,
+            Vec::new(),
+        ),
+        (None, Some(text)) => {
+            if config.cluster_id.is_none() {
+                return Err(invalid(
+                    "cluster_id",
+                    "required with controller_quorum_bootstrap_servers: set the cluster's".into(),
+                ));
+            }
+            let servers = parse_servers(text)
+                .map_err(|r| invalid("controller_quorum_bootstrap_servers", r))?;
+            (BTreeMap::new(), servers)
+        }
     };
-    let voters = parse_voters(text).map_err(|r| invalid("controller_quorum_voters", r))?;
     let roles = &config.process_roles;
     if roles.is_empty() {
         return Err(invalid(
@@ -80,7 +128,7 @@ pub fn quorum_config(config: &Config) -> Result<Option<QuorumConfig>, ConfigErro
     }
     let id = u64::try_from(config.node_id)
         .map_err(|_| invalid("node_id", "must not be negative in a cluster".into()))?;
-    if !voters.contains_key(&id) {
+    if bootstrap.is_empty() && !voters.contains_key(&id) {
         return Err(invalid(
             "controller_quorum_voters",
             format!("node {id} has the controller role but is not among the voters"),
@@ -102,6 +150,7 @@ pub fn quorum_config(config: &Config) -> Result<Option<QuorumConfig>, ConfigErro
     }
     Ok(Some(QuorumConfig {
         voters,
+        bootstrap,
         listen,
         broker: roles.contains(&ProcessRole::Broker),
     }))
@@ -190,6 +239,22 @@ mod tests {
             "{VOTERS}controller_listen = \"127.0.0.1:9093\"\nbroker_session_timeout_ms = 100\nbroker_heartbeat_interval_ms = 200"
         ));
         assert!(bad_timing.validate().is_err());
+    }
+
+    #[test]
+    fn a_joining_controller_names_bootstrap_servers_and_the_cluster() {
+        let servers = "controller_quorum_bootstrap_servers = \"127.0.0.1:9093,localhost:9094\"\n";
+        let listen = "controller_listen = \"127.0.0.1:9095\"\nnode_id = 4\n";
+        let joining = config(&format!("{servers}{listen}cluster_id = \"c1\""));
+        let quorum = quorum_config(&joining).unwrap().unwrap();
+        assert!(quorum.voters.is_empty());
+        assert_eq!(quorum.bootstrap.len(), 2);
+        let err = quorum_config(&config(&format!("{servers}{listen}")))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cluster_id"), "{err}");
+        let both = config(&format!("{servers}{VOTERS}{listen}cluster_id = \"c1\""));
+        assert!(quorum_config(&both).is_err());
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub mod offsets;
 mod partition_codes;
 pub mod produce;
 pub mod quorum;
+mod raft_voters;
+pub mod quotas;
 pub mod reassignments;
 mod record_errors;
 pub mod sasl;
@@ -197,11 +199,18 @@ apis! {
     DescribeCluster 0..=2 => cluster::describe(broker, session, req),
     DescribeQuorum 0..=2 => quorum::handle(broker, session, req).await,
     UnregisterBroker 0..=0 => unregister::handle(broker, session, req).await,
+    // KIP-853's dynamic quorum; UNSUPPORTED_VERSION while kraft.version is 0, as in Kafka.
+    AddRaftVoter 0..=1 => raft_voters::add(broker, session, req).await,
+    RemoveRaftVoter 0..=0 => raft_voters::remove(broker, session, req).await,
+    UnregisterController 0..=0 => raft_voters::unregister_controller(broker, session, req).await,
     // Delegation tokens (KIP-48), disabled as in a Kafka without a token secret key.
     CreateDelegationToken 1..=3 => delegation_tokens::create(session, &req, version),
     RenewDelegationToken 1..=2 => delegation_tokens::renew(session, &req),
     ExpireDelegationToken 1..=2 => delegation_tokens::expire(session, &req),
     DescribeDelegationToken 1..=3 => delegation_tokens::describe(session, &req),
+    // `kafka-configs --entity-type users|clients|ips`: client quotas in the metadata log.
+    DescribeClientQuotas 0..=1 => quotas::describe(broker, session, req),
+    AlterClientQuotas 0..=1 => quotas::alter(broker, session, req).await,
     // `kafka-features`: finalized feature levels (KIP-584), reported by ApiVersions.
     UpdateFeatures 0..=2 => features::update(broker, session, req, version).await,
     FindCoordinator 0..=6 => group::find_coordinator(broker, session, req, version).await,

@@ -1,6 +1,7 @@
 //! DescribeQuorum (KIP-595, KIP-836, KIP-853): the metadata quorum's leader, epoch and high
 //! watermark and each voter's progress, as `kafka-metadata-quorum describe` prints them.
-//! Any broker answers: the question goes to the quorum's leader, which alone knows the
+//! v2 names each replica's directory id (KIP-853) and lists the observers: controllers that
+//! follow the log without voting. Any broker answers: the question goes to the quorum's leader, which alone knows the
 //! followers' progress, as Kafka's brokers forward it to the active controller.
 
 use kafka_protocol::messages::describe_quorum_response::{
@@ -37,7 +38,7 @@ pub async fn handle(
     if !valid {
         return refused(&request, BrokerError::UnknownTopicOrPartition);
     }
-    let (described, voters) = match broker.cluster.describe_quorum().await {
+    let described = match broker.cluster.describe_quorum().await {
         Ok(answer) => answer,
         Err(err) => {
             tracing::debug!("cannot describe the metadata quorum: {err}");
@@ -49,18 +50,25 @@ pub async fn handle(
         .with_leader_id(BrokerId(described.leader_id as i32))
         .with_leader_epoch(described.leader_epoch as i32)
         .with_high_watermark(described.high_watermark)
-        .with_current_voters(described.voters.iter().map(replica).collect());
+        .with_current_voters(described.voters.iter().map(replica).collect())
+        .with_observers(described.observers.iter().map(replica).collect());
     // A single node's controller has no listener (nothing connects to it): no endpoint.
-    let nodes = voters
-        .into_iter()
-        .filter(|(_, addr)| addr.port() != 0)
-        .map(|(id, addr)| {
-            Node::default()
-                .with_node_id(BrokerId(id as i32))
-                .with_listeners(vec![Listener::default()
-                    .with_name(str_bytes(CONTROLLER_LISTENER))
-                    .with_host(str_bytes(addr.ip().to_string()))
-                    .with_port(addr.port())])
+    let nodes = described
+        .addresses
+        .iter()
+        .filter_map(|(id, addr)| {
+            let (host, port) = addr.rsplit_once(':')?;
+            let port: u16 = port.parse().ok().filter(|&p| p != 0)?;
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let listener = Listener::default()
+                .with_name(str_bytes(CONTROLLER_LISTENER))
+                .with_host(str_bytes(host))
+                .with_port(port);
+            Some(
+                Node::default()
+                    .with_node_id(BrokerId(*id as i32))
+                    .with_listeners(vec![listener]),
+            )
         })
         .collect();
     DescribeQuorumResponse::default()
@@ -101,6 +109,7 @@ fn refused(request: &DescribeQuorumRequest, err: BrokerError) -> DescribeQuorumR
 fn replica(voter: &VoterProgress) -> ReplicaState {
     ReplicaState::default()
         .with_replica_id(BrokerId(voter.id as i32))
+        .with_replica_directory_id(voter.directory_id.unwrap_or_default())
         .with_log_end_offset(voter.log_end_offset)
         .with_last_fetch_timestamp(voter.last_fetch_ms)
         .with_last_caught_up_timestamp(voter.last_caught_up_ms)

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::raft::NodeId;
 use crate::state::CommandError;
+use crate::voters::VoterChangeRefused;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -20,6 +21,9 @@ pub enum Error {
     Command(#[from] CommandError),
     /// No commit within the time allowed: no quorum was reachable. The command may still
     /// commit later, so a caller retrying it must not rely on it having failed.
+    /// The leader refused a voter change (AddRaftVoter, RemoveRaftVoter) with Kafka's error.
+    #[error(transparent)]
+    VoterChange(#[from] VoterChangeRefused),
     #[error("no commit within {0:?}")]
     Timeout(Duration),
     #[error("metadata quorum unavailable: {0}")]

@@ -45,13 +45,15 @@ pub const SUPPORTED: &[FeatureSpec] = &[
         max: 33,
         bootstrap: 33,
     },
-    // Level 1 is KIP-853's dynamic quorum (AddRaftVoter and RemoveRaftVoter), which samsa
-    // does not serve.
+    // Level 1 is KIP-853's dynamic quorum: AddRaftVoter and RemoveRaftVoter answer
+    // UNSUPPORTED_VERSION at 0, as Kafka's do. New clusters start at 1 (as Kafka's formatted
+    // with `--standalone` or `--initial-controllers`); one at 0 may upgrade once every
+    // voter's directory id is known (the proposer checks, see `Cluster::update_features`).
     FeatureSpec {
         name: KRAFT_VERSION,
         min: 0,
-        max: 0,
-        bootstrap: 0,
+        max: 1,
+        bootstrap: 1,
     },
     // Level 2 is transactions v2 (KIP-890 part 2): partitions added by their leaders, the
     // epoch bumped at every end. Clients use it only when the finalized level is 2; the
@@ -262,7 +264,7 @@ fn check_update(
             ),
         });
     }
-    if update.name == KRAFT_VERSION && level != current {
+    if update.name == KRAFT_VERSION && level < current {
         return Err(invalid(
             "Can't downgrade the version of this feature.".into(),
         ));
@@ -353,6 +355,37 @@ mod tests {
         let features = state.features.unwrap();
         assert!(!features.levels.contains_key(TRANSACTION_VERSION));
         assert_eq!(features.epoch, 2);
+    }
+
+    #[test]
+    fn kraft_version_goes_up_from_0_and_never_down() {
+        let mut state = ClusterMetadata::default();
+        let with_kraft = |level, upgrade| {
+            let command = update(KRAFT_VERSION, level, upgrade);
+            match command {
+                FeatureCommand::Update {
+                    updates,
+                    mut supported,
+                    controller,
+                    validate_only,
+                } => {
+                    supported.insert(KRAFT_VERSION.to_string(), (0, 1));
+                    FeatureCommand::Update {
+                        updates,
+                        supported,
+                        controller,
+                        validate_only,
+                    }
+                }
+                other => other,
+            }
+        };
+        state
+            .apply_features(&with_kraft(1, UpgradeType::Upgrade))
+            .unwrap();
+        assert_eq!(state.features.as_ref().unwrap().level(KRAFT_VERSION), 1);
+        let message = refusal(&mut state, &with_kraft(0, UpgradeType::SafeDowngrade));
+        assert!(message.ends_with("Can't downgrade the version of this feature."));
     }
 
     #[test]

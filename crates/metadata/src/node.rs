@@ -8,10 +8,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use openraft::error::{InitializeError, RaftError};
-use openraft::{BasicNode, Config, RaftMetrics, SnapshotPolicy};
+use openraft::{Config, RaftMetrics, SnapshotPolicy};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use uuid::Uuid;
 
 use crate::error::Error;
 use crate::liveness::{BrokerSessions, HeartbeatReply};
@@ -19,10 +20,23 @@ use crate::quorum::{Contacts, QuorumDescription, QuorumProgress};
 use crate::raft::log_store::LogStore;
 use crate::raft::network::{Network, PeerClient};
 use crate::raft::rpc::{ProposeRefused, Request, Response};
-use crate::raft::server::{confirm_leadership, propose_checked, serve};
+use crate::raft::server::{confirm_leadership, propose_checked, serve, Services};
 use crate::raft::state_machine::StateMachineStore;
-use crate::raft::{Applied, NodeId, Raft};
+use crate::raft::{Applied, ControllerNode, NodeId, Raft};
 use crate::state::{BrokerId, ClusterMetadata, Command, CommandResult};
+use crate::voters::{address_of, announce, Reconfiguration, VoterChange};
+
+/// How a controller finds its quorum.
+#[derive(Debug, Clone)]
+pub enum QuorumSeed {
+    /// A static quorum (`controller_quorum_voters`): a node whose log is empty forms the
+    /// cluster with these voters (id to controller address).
+    Voters(BTreeMap<NodeId, SocketAddr>),
+    /// `controller_quorum_bootstrap_servers`: a node whose log is empty asks these
+    /// controllers to let it follow the log as an observer, and becomes a voter only when an
+    /// operator adds it (AddRaftVoter).
+    Bootstrap(Vec<SocketAddr>),
+}
 
 /// Timing and compaction of the quorum. The defaults suit a LAN cluster; tests shorten them.
 #[derive(Debug, Clone)]
@@ -53,8 +67,10 @@ impl Default for QuorumOptions {
 
 pub struct MetadataNode {
     id: NodeId,
+    /// This node as the membership should record it.
+    me: ControllerNode,
     raft: Raft,
-    voters: BTreeMap<NodeId, SocketAddr>,
+    seed: QuorumSeed,
     metadata: watch::Receiver<Arc<ClusterMetadata>>,
     /// Taken (and awaited) by `shutdown`, so that it can be called through a shared handle.
     server: Mutex<Option<JoinHandle<()>>>,
@@ -66,51 +82,79 @@ pub struct MetadataNode {
     options: QuorumOptions,
     /// The followers' progress, for DescribeQuorum while this node leads.
     progress: Arc<QuorumProgress>,
+    /// Voter changes, made while this node leads.
+    reconfiguration: Arc<Reconfiguration>,
+    /// Keeps this node recorded in the membership (see `voters::announce`).
+    announce: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl MetadataNode {
     pub async fn start(
         node_id: NodeId,
-        voters: BTreeMap<NodeId, SocketAddr>,
+        directory_id: Uuid,
+        seed: QuorumSeed,
         dir: impl AsRef<Path>,
         listen: SocketAddr,
     ) -> Result<Self, Error> {
-        Self::start_with(node_id, voters, dir, Some(listen), QuorumOptions::default()).await
+        let options = QuorumOptions::default();
+        Self::start_with(node_id, directory_id, seed, dir, Some(listen), options).await
     }
 
     /// Starts the only voter of a quorum of one (KRaft's `--standalone`): a single node keeps
     /// its metadata exactly as a cluster does, through the same log and state machine, but
     /// needs no controller listener since it has no peer to hear from.
-    pub async fn standalone(node_id: NodeId, dir: impl AsRef<Path>) -> Result<Self, Error> {
+    pub async fn standalone(
+        node_id: NodeId,
+        directory_id: Uuid,
+        dir: impl AsRef<Path>,
+    ) -> Result<Self, Error> {
         // The address is only recorded in the membership; nothing ever connects to it.
         let voters = BTreeMap::from([(node_id, SocketAddr::from(([127, 0, 0, 1], 0)))]);
-        Self::start_with(node_id, voters, dir, None, QuorumOptions::default()).await
+        let seed = QuorumSeed::Voters(voters);
+        let options = QuorumOptions::default();
+        Self::start_with(node_id, directory_id, seed, dir, None, options).await
     }
 
-    /// Starts controller `node_id` of the quorum `voters` (id to controller address), keeping
-    /// its log and snapshots under `dir` and serving peers on `listen` (without one, the node
-    /// must be the only voter).
+    /// Starts controller `node_id`, whose metadata log directory has id `directory_id`,
+    /// keeping its log and snapshots under `dir` and serving peers on `listen` (without one,
+    /// the node must be the only voter).
     ///
-    /// A node whose log is empty initializes the cluster with all of `voters`: openraft allows
-    /// several nodes to initialize with the same membership, so the quorum forms whichever
-    /// voters start first. Every voter must therefore be given the same `voters`.
+    /// With `QuorumSeed::Voters`, a node whose log is empty initializes the cluster with all
+    /// of them: openraft allows several nodes to initialize with the same membership, so the
+    /// quorum forms whichever voters start first. Every voter must therefore be given the same
+    /// voters. Once formed, the membership in the log is what counts (voters may have been
+    /// added and removed since).
     pub async fn start_with(
         node_id: NodeId,
-        voters: BTreeMap<NodeId, SocketAddr>,
+        directory_id: Uuid,
+        seed: QuorumSeed,
         dir: impl AsRef<Path>,
         listen: Option<SocketAddr>,
         options: QuorumOptions,
     ) -> Result<Self, Error> {
-        if !voters.contains_key(&node_id) {
-            return Err(Error::Config(format!(
-                "node {node_id} is not among the voters {voters:?}"
-            )));
-        }
-        if listen.is_none() && voters.len() > 1 {
-            return Err(Error::Config(format!(
-                "node {node_id} needs a controller listener to reach the voters {voters:?}"
-            )));
-        }
+        let my_addr = match &seed {
+            QuorumSeed::Voters(voters) => {
+                let Some(addr) = voters.get(&node_id) else {
+                    return Err(Error::Config(format!(
+                        "node {node_id} is not among the voters {voters:?}"
+                    )));
+                };
+                if listen.is_none() && voters.len() > 1 {
+                    return Err(Error::Config(format!(
+                        "node {node_id} needs a controller listener to reach the voters {voters:?}"
+                    )));
+                }
+                *addr
+            }
+            QuorumSeed::Bootstrap(servers) => match listen {
+                Some(listen) if !servers.is_empty() => listen,
+                _ => {
+                    return Err(Error::Config(format!(
+                        "node {node_id} needs a controller listener and bootstrap servers to join"
+                    )))
+                }
+            },
+        };
         let config = Config {
             cluster_name: "samsa-metadata".into(),
             heartbeat_interval: options.heartbeat_interval.as_millis() as u64,
@@ -141,14 +185,26 @@ impl MetadataNode {
             .map_err(unavailable)?;
         let sessions = Arc::new(BrokerSessions::new(node_id, raft.clone(), metadata.clone()));
         let progress = Arc::new(QuorumProgress::new(contacts));
+        let reconfiguration = Arc::new(Reconfiguration::default());
         // Ends with the Raft, whose metrics it watches.
         tokio::spawn(progress.clone().track(raft.clone()));
-        let server = listener
-            .map(|l| tokio::spawn(serve(l, raft.clone(), sessions.clone(), progress.clone())));
+        let services = Services {
+            raft: raft.clone(),
+            sessions: sessions.clone(),
+            progress: progress.clone(),
+            voters: reconfiguration.clone(),
+            metadata: metadata.clone(),
+        };
+        let server = listener.map(|l| tokio::spawn(serve(l, services)));
+        let me = ControllerNode {
+            addr: my_addr.to_string(),
+            directory_id: Some(directory_id),
+        };
         let node = MetadataNode {
             id: node_id,
+            me,
             raft,
-            voters,
+            seed,
             metadata,
             server: Mutex::new(server),
             sessions,
@@ -156,20 +212,48 @@ impl MetadataNode {
             local_addr,
             options,
             progress,
+            reconfiguration,
+            announce: Mutex::new(None),
         };
         node.initialize_if_new().await?;
         node.lead_if_alone().await?;
+        let task = tokio::spawn(announce(
+            node.id,
+            node.me.clone(),
+            node.raft.clone(),
+            node.reconfiguration.clone(),
+            node.seed_addresses(),
+            node.options.propose_timeout,
+        ));
+        *lock(&node.announce) = Some(task);
         Ok(node)
+    }
+
+    /// The addresses this node was started with, where it looks for the quorum when the
+    /// membership does not tell it.
+    fn seed_addresses(&self) -> Vec<(Option<NodeId>, SocketAddr)> {
+        match &self.seed {
+            QuorumSeed::Voters(voters) => voters
+                .iter()
+                .filter(|(&id, _)| id != self.id)
+                .map(|(&id, &addr)| (Some(id), addr))
+                .collect(),
+            QuorumSeed::Bootstrap(servers) => servers.iter().map(|&a| (None, a)).collect(),
+        }
     }
 
     /// The only voter of a quorum would otherwise wait out an election timeout (one to two
     /// seconds) at every restart before it could commit anything; it is its own majority, so
     /// it stands at once and start-up takes milliseconds.
     async fn lead_if_alone(&self) -> Result<(), Error> {
-        if self.voters.len() != 1 {
+        let mut metrics = self.raft.metrics();
+        let voters: Vec<NodeId> = {
+            let m = metrics.borrow();
+            m.membership_config.membership().voter_ids().collect()
+        };
+        if voters != [self.id] {
             return Ok(());
         }
-        let mut metrics = self.raft.metrics();
         if metrics.borrow().current_leader != Some(self.id) {
             self.raft.trigger().elect().await.map_err(unavailable)?;
         }
@@ -187,13 +271,27 @@ impl MetadataNode {
     }
 
     async fn initialize_if_new(&self) -> Result<(), Error> {
-        if self.raft.is_initialized().await.map_err(unavailable)? {
+        // Asked first in every case: the answer comes from Raft's core once it runs, whose
+        // metrics (the membership `lead_if_alone` and `voters` read) are then current.
+        let initialized = self.raft.is_initialized().await.map_err(unavailable)?;
+        let QuorumSeed::Voters(voters) = &self.seed else {
+            return Ok(());
+        };
+        if initialized {
             return Ok(());
         }
-        let members: BTreeMap<NodeId, BasicNode> = self
-            .voters
+        // Every voter must initialize with the same membership (several may, and the first
+        // entry is never replaced), and each knows only its own directory id: all are left
+        // out, and each voter records its own once the quorum has formed (see `announce`).
+        let members: BTreeMap<NodeId, ControllerNode> = voters
             .iter()
-            .map(|(&id, addr)| (id, BasicNode::new(addr)))
+            .map(|(&id, addr)| {
+                let node = ControllerNode {
+                    addr: addr.to_string(),
+                    directory_id: None,
+                };
+                (id, node)
+            })
             .collect();
         match self.raft.initialize(members).await {
             // NotAllowed: a leader's entries reached us first; the cluster is formed already.
@@ -222,7 +320,7 @@ impl MetadataNode {
     }
 
     /// openraft's view of this node: role, term, log, applied and snapshot positions.
-    pub fn raft_metrics(&self) -> watch::Receiver<RaftMetrics<NodeId, BasicNode>> {
+    pub fn raft_metrics(&self) -> watch::Receiver<RaftMetrics<NodeId, ControllerNode>> {
         self.raft.metrics()
     }
 
@@ -327,9 +425,51 @@ impl MetadataNode {
         }
     }
 
-    /// The voters and the controller address each listens on.
-    pub fn voters(&self) -> &BTreeMap<NodeId, SocketAddr> {
-        &self.voters
+    /// This node's directory id (KIP-853).
+    pub fn directory_id(&self) -> Option<Uuid> {
+        self.me.directory_id
+    }
+
+    /// The voters as this node's membership records them: id, address and directory id.
+    pub fn voters(&self) -> BTreeMap<NodeId, ControllerNode> {
+        let m = self.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        membership
+            .voter_ids()
+            .filter_map(|id| Some((id, membership.get_node(&id)?.clone())))
+            .collect()
+    }
+
+    /// Adds or removes a voter (AddRaftVoter, RemoveRaftVoter) through the leader, which
+    /// refuses with Kafka's error (`Error::VoterChange`) what Kafka's leader refuses.
+    pub async fn change_voters(&self, change: VoterChange) -> Result<(), Error> {
+        let features = self.metadata.borrow().features.clone();
+        let local = self
+            .reconfiguration
+            .change(&self.raft, features.as_ref(), change.clone())
+            .await;
+        match local {
+            Ok(()) => Ok(()),
+            Err(Ok(refused)) => Err(Error::VoterChange(refused)),
+            Err(Err(ProposeRefused::NotLeader {
+                leader: Some(leader),
+            })) if leader != self.id => {
+                match self
+                    .call_leader(leader, Request::ChangeVoters(change))
+                    .await?
+                {
+                    Response::ChangeVoters(Ok(answer)) => answer.map_err(Error::VoterChange),
+                    Response::ChangeVoters(Err(refused)) => Err(refusal(refused)),
+                    _ => Err(wrong_answer(leader)),
+                }
+            }
+            Err(Err(refused)) => Err(refusal(refused)),
+        }
+    }
+
+    /// UnregisterController through the leader (see `VoterChange::Unregister`).
+    pub async fn unregister_controller(&self, id: NodeId) -> Result<(), Error> {
+        self.change_voters(VoterChange::Unregister { id }).await
     }
 
     /// Sends `request` to controller `leader`; an unreachable leader is `NotController`.
@@ -337,10 +477,16 @@ impl MetadataNode {
         let not_controller = Error::NotController {
             leader: Some(leader),
         };
-        let Some(addr) = self.voters.get(&leader) else {
+        let addr = address_of(&self.raft, leader).or_else(|| {
+            self.seed_addresses()
+                .into_iter()
+                .find(|(id, _)| *id == Some(leader))
+                .map(|(_, addr)| addr.to_string())
+        });
+        let Some(addr) = addr else {
             return Err(not_controller);
         };
-        let mut client = PeerClient::new(leader, addr.to_string());
+        let mut client = PeerClient::new(leader, addr);
         client
             .call(&request, self.options.propose_timeout)
             .await
@@ -405,8 +551,10 @@ impl MetadataNode {
     /// Stops Raft and the controller listener. The directory can be reopened by `start`, and
     /// the address is free again when this returns.
     pub async fn shutdown(&self) -> Result<(), Error> {
-        if let Some(expiry) = lock(&self.session_expiry).take() {
-            expiry.abort();
+        for task in [&self.session_expiry, &self.announce] {
+            if let Some(task) = lock(task).take() {
+                task.abort();
+            }
         }
         let stopped = self.raft.shutdown().await.map_err(unavailable);
         let server = lock(&self.server).take();
@@ -421,7 +569,7 @@ impl MetadataNode {
 
 impl Drop for MetadataNode {
     fn drop(&mut self) {
-        for task in [&self.server, &self.session_expiry] {
+        for task in [&self.server, &self.session_expiry, &self.announce] {
             if let Some(task) = lock(task).take() {
                 task.abort();
             }

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 use crate::raft::{NodeId, Raft};
 
@@ -24,11 +25,21 @@ pub struct QuorumDescription {
     pub leader_epoch: u64,
     pub high_watermark: i64,
     pub voters: Vec<VoterProgress>,
+    /// Controllers that follow the log without voting (KIP-853's observers: joining
+    /// controllers, and removed voters still running).
+    #[serde(default)]
+    pub observers: Vec<VoterProgress>,
+    /// Where each voter's controller listens, `host:port`, as the membership records it.
+    #[serde(default)]
+    pub addresses: Vec<(NodeId, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VoterProgress {
     pub id: NodeId,
+    /// `None` for a voter recorded before directory ids were kept, until it announces its own.
+    #[serde(default)]
+    pub directory_id: Option<Uuid>,
     /// -1: not known yet (Kafka's answer for a voter that has not fetched).
     pub log_end_offset: i64,
     /// Milliseconds since the epoch; -1: never.
@@ -108,13 +119,21 @@ impl QuorumProgress {
         let now = now_ms();
         let leader_end = end(m.last_log_index);
         let caught_up = self.caught_up_ms.lock().unwrap_or_else(|e| e.into_inner());
-        let mut voters = vec![VoterProgress {
-            id: me,
-            log_end_offset: leader_end,
-            last_fetch_ms: now,
-            last_caught_up_ms: now,
-        }];
-        for id in m.membership_config.membership().voter_ids() {
+        let membership = m.membership_config.membership();
+        let directory = |id: NodeId| membership.get_node(&id).and_then(|n| n.directory_id);
+        let mut voters = vec![];
+        let mut observers = vec![];
+        if membership.voter_ids().any(|v| v == me) {
+            voters.push(VoterProgress {
+                id: me,
+                directory_id: directory(me),
+                log_end_offset: leader_end,
+                last_fetch_ms: now,
+                last_caught_up_ms: now,
+            });
+        }
+        let voter_ids: Vec<NodeId> = membership.voter_ids().collect();
+        for (&id, _) in membership.nodes() {
             if id == me {
                 continue;
             }
@@ -126,18 +145,30 @@ impl QuorumProgress {
             } else {
                 caught_up.get(&id).copied().unwrap_or(-1)
             };
-            voters.push(VoterProgress {
+            let progress = VoterProgress {
                 id,
+                directory_id: directory(id),
                 log_end_offset: end(matched),
                 last_fetch_ms,
                 last_caught_up_ms,
-            });
+            };
+            if voter_ids.contains(&id) {
+                voters.push(progress);
+            } else {
+                observers.push(progress);
+            }
         }
+        let addresses = voter_ids
+            .iter()
+            .filter_map(|id| Some((*id, membership.get_node(id)?.addr.clone())))
+            .collect();
         Some(QuorumDescription {
             leader_id: me,
             leader_epoch: m.current_term,
             high_watermark: end(m.last_applied.map(|l| l.index)),
             voters,
+            observers,
+            addresses,
         })
     }
 }

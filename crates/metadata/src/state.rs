@@ -6,11 +6,13 @@
 //! proposer and carried inside the command.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::elr::PartitionChange;
 use crate::features::{FeatureCommand, FinalizedFeatures};
+use crate::quotas::{ClientQuotas, QuotaChange};
 use crate::security::{AclRecord, ScramCredentials, SecurityCommand};
 
 /// Broker or replica id, as on the Kafka wire.
@@ -91,6 +93,10 @@ pub struct ClusterMetadata {
     /// them, including in a cluster created before samsa kept them.
     #[serde(default)]
     pub features: Option<FinalizedFeatures>,
+    /// Client quotas by entity (see `quotas`), shared so that the metadata's many copies
+    /// (one per applied change) share it, and a reader can tell it changed by its address.
+    #[serde(default)]
+    pub client_quotas: Arc<ClientQuotas>,
 }
 
 /// One change to the cluster metadata, as proposed to the quorum.
@@ -196,6 +202,11 @@ pub enum Command {
     },
     /// Finalized feature levels (see `features`).
     Features(FeatureCommand),
+    /// An AlterClientQuotas' changes, validated by the proposer, applied together (see
+    /// `quotas`).
+    AlterClientQuotas {
+        changes: Vec<QuotaChange>,
+    },
 }
 
 /// What an applied command did.
@@ -250,6 +261,7 @@ pub enum CommandResult {
     ScramCredentialAltered,
     DefaultMinInsyncReplicasSet,
     FeaturesUpdated,
+    ClientQuotasAltered,
 }
 
 /// Why a command changed nothing. Distinct variants because the broker maps them to distinct
@@ -427,6 +439,7 @@ impl ClusterMetadata {
                 self.set_default_min_insync_replicas(*value)
             }
             Command::Features(command) => self.apply_features(command),
+            Command::AlterClientQuotas { changes } => Ok(self.apply_client_quotas(changes)),
         }
     }
 

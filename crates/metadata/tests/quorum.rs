@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use samsa_metadata::{
     ClusterMetadata, Command, CommandError, CommandResult, Error, HeartbeatReply, MetadataNode,
-    QuorumOptions,
+    QuorumOptions, QuorumSeed,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -44,6 +44,16 @@ impl Cluster {
         for id in 1..=3 {
             cluster.restart(id).await;
         }
+        // Each voter records its directory id in the membership once the quorum has formed:
+        // wait for that, so that the tests' logs grow only by what they do.
+        for node in cluster.nodes.values() {
+            let mut metrics = node.raft_metrics();
+            wait(metrics.wait_for(|m| {
+                let membership = m.membership_config.membership();
+                membership.nodes().all(|(_, n)| n.directory_id.is_some())
+            }))
+            .await;
+        }
         cluster
     }
 
@@ -51,7 +61,8 @@ impl Cluster {
         let dir = self.dir.path().join(format!("node-{id}"));
         let node = MetadataNode::start_with(
             id,
-            self.voters.clone(),
+            uuid::Uuid::from_u128(u128::from(id)),
+            QuorumSeed::Voters(self.voters.clone()),
             dir,
             Some(self.voters[&id]),
             self.options.clone(),

@@ -24,6 +24,8 @@ mod log_dirs;
 mod metadata;
 mod produce;
 mod produce_records;
+mod raft_voters;
+mod quotas;
 mod reassignments;
 mod security;
 mod telemetry;

@@ -20,6 +20,7 @@ use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
 use kafka_protocol::messages::describe_topic_partitions_request::TopicRequest;
 use kafka_protocol::messages::describe_user_scram_credentials_request::UserName;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::{AddRaftVoterRequest, RemoveRaftVoterRequest};
 use kafka_protocol::messages::{
     AlterReplicaLogDirsRequest, AlterUserScramCredentialsRequest,
     AlterUserScramCredentialsResponse, ApiKey, ApiVersionsRequest, BrokerId, CreateAclsRequest,
@@ -27,7 +28,7 @@ use kafka_protocol::messages::{
     DescribeTopicPartitionsRequest, DescribeUserScramCredentialsRequest,
     DescribeUserScramCredentialsResponse, FindCoordinatorRequest, MetadataRequest,
     SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
-    UnregisterBrokerRequest,
+    UnregisterBrokerRequest, UnregisterControllerRequest,
 };
 use samsa_protocol_tests::batches::{batch, messages};
 use samsa_protocol_tests::client::str_bytes;
@@ -540,6 +541,20 @@ fn unauthorized() {
     d.compare("describe-topic-partitions-all", 0, |_| named(&[]));
     d.compare("unregister-broker", 0, |_| {
         UnregisterBrokerRequest::default().with_broker_id(BrokerId(999))
+    });
+    // The quorum membership APIs need ALTER on the cluster too, checked before anything else.
+    d.compare("add-raft-voter", 1, |_| {
+        AddRaftVoterRequest::default()
+            .with_voter_id(99)
+            .with_voter_directory_id(uuid::Uuid::from_u128(99))
+    });
+    d.compare("remove-raft-voter", 0, |_| {
+        RemoveRaftVoterRequest::default()
+            .with_voter_id(99)
+            .with_voter_directory_id(uuid::Uuid::from_u128(99))
+    });
+    d.compare("unregister-controller", 0, |_| {
+        UnregisterControllerRequest::default().with_controller_id(99)
     });
     // Moving replicas between directories needs ALTER on the cluster.
     d.compare("alter-replica-log-dirs", 2, |_| {

@@ -323,4 +323,6 @@ define_errors! { ResponseError,
     (StreamsInvalidTopologyEpoch,        131, false, "The supplied topology epoch is invalid."),
     (StreamsTopologyFenced,               132, false, "The supplied topology epoch is outdated."),
     (ShareSessionLimitReached,           133, true, "The limit of share sessions has been reached."),
+    // since Kafka 4.2.0 (samsa: added by hand, see PATCHED.md)
+    (ControllerIdNotRegistered,          136, false, "The given controller ID was not registered."),
 }

@@ -11,8 +11,9 @@ pub mod state_machine;
 
 use std::io::Cursor;
 
-use openraft::{BasicNode, TokioRuntime};
+use openraft::TokioRuntime;
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 use crate::state::{Command, CommandError, CommandResult};
 
@@ -25,11 +26,23 @@ openraft::declare_raft_types!(
         D = Command,
         R = Applied,
         NodeId = NodeId,
-        Node = BasicNode,
+        Node = ControllerNode,
         Entry = openraft::Entry<TypeConfig>,
         SnapshotData = Cursor<Vec<u8>>,
         AsyncRuntime = TokioRuntime,
 );
+
+/// A controller as the Raft membership records it: where its peers reach it, and its
+/// directory id (KIP-853's replica key is the node id and this), which tells this copy of its
+/// metadata log from an earlier one the node lost with its disk.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControllerNode {
+    pub addr: String,
+    /// Absent from memberships written before samsa kept directory ids, until the voter
+    /// announces its own (see `node::announce`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub directory_id: Option<Uuid>,
+}
 
 /// What applying one log entry produced: the command's outcome, or nothing for the entries
 /// openraft writes itself (blank entries of a new leader, membership changes).

@@ -13,14 +13,13 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
-use openraft::BasicNode;
 use tokio::net::TcpStream;
 
 use super::rpc::{read_frame, write_frame, Request, Response};
-use super::{NodeId, TypeConfig};
+use super::{ControllerNode, NodeId, TypeConfig};
 use crate::quorum::Contacts;
 
-/// Connects to peers at the address their membership entry gives (`BasicNode::addr`).
+/// Connects to peers at the address their membership entry gives (`ControllerNode::addr`).
 /// Followers' answers to AppendEntries are noted in `contacts` for DescribeQuorum.
 pub struct Network {
     pub contacts: Arc<Contacts>,
@@ -29,7 +28,7 @@ pub struct Network {
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerClient;
 
-    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerClient {
+    async fn new_client(&mut self, target: NodeId, node: &ControllerNode) -> PeerClient {
         let mut client = PeerClient::new(target, node.addr.clone());
         client.contacts = Some(self.contacts.clone());
         client
@@ -55,7 +54,7 @@ pub enum CallError {
 }
 
 type RpcResult<T, E = openraft::error::Infallible> =
-    Result<T, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>;
+    Result<T, RPCError<NodeId, ControllerNode, RaftError<NodeId, E>>>;
 
 impl PeerClient {
     pub fn new(target: NodeId, addr: String) -> Self {
@@ -133,14 +132,14 @@ impl PeerClient {
 
 fn transport_error<E: std::error::Error>(
     e: CallError,
-) -> RPCError<NodeId, BasicNode, RaftError<NodeId, E>> {
+) -> RPCError<NodeId, ControllerNode, RaftError<NodeId, E>> {
     match e {
         CallError::Unreachable(e) => RPCError::Unreachable(Unreachable::new(&e)),
         CallError::Failed(e) => RPCError::Network(NetworkError::new(&e)),
     }
 }
 
-fn mismatched<E: std::error::Error>() -> RPCError<NodeId, BasicNode, RaftError<NodeId, E>> {
+fn mismatched<E: std::error::Error>() -> RPCError<NodeId, ControllerNode, RaftError<NodeId, E>> {
     let e = io::Error::new(io::ErrorKind::InvalidData, "peer answered a different RPC");
     RPCError::Network(NetworkError::new(&e))
 }

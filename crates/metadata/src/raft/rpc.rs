@@ -15,9 +15,10 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::{Applied, NodeId, TypeConfig};
+use super::{Applied, ControllerNode, NodeId, TypeConfig};
 use crate::liveness::HeartbeatReply;
 use crate::state::{BrokerId, Command};
+use crate::voters::{VoterChange, VoterChangeRefused};
 
 /// Bounds what a peer (or anything else connecting to the controller port) can make us
 /// allocate; snapshot chunks are far smaller (openraft's default chunk is 3 MiB).
@@ -38,6 +39,14 @@ pub enum Request {
     /// DescribeQuorum asked of a controller that is not the leader, which alone knows the
     /// followers' progress.
     DescribeQuorum,
+    /// A controller asks to be in the membership (as an observer if it is not a voter), with
+    /// its address and directory id; sent to any controller, forwarded to the leader.
+    Join {
+        id: NodeId,
+        node: ControllerNode,
+    },
+    /// AddRaftVoter or RemoveRaftVoter, forwarded to the leader.
+    ChangeVoters(VoterChange),
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -50,6 +59,8 @@ pub enum Response {
     Propose(Result<Applied, ProposeRefused>),
     BrokerHeartbeat(Result<HeartbeatReply, ProposeRefused>),
     DescribeQuorum(Result<QuorumDescription, ProposeRefused>),
+    Join(Result<(), ProposeRefused>),
+    ChangeVoters(Result<Result<(), VoterChangeRefused>, ProposeRefused>),
 }
 
 /// Why a forwarded proposal was not committed by the node it was sent to.

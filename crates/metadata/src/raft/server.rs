@@ -3,34 +3,45 @@
 
 use std::io;
 use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
 
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
+use super::network::PeerClient;
 use super::rpc::{read_frame, write_frame, ProposeRefused, Request, Response};
-use super::{Applied, Raft};
+use super::{Applied, ControllerNode, NodeId, Raft};
+
+/// How long a controller waits for the leader it passes a joining controller's request to.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
 use crate::liveness::BrokerSessions;
 use crate::quorum::QuorumProgress;
-use crate::state::Command;
+use crate::state::{ClusterMetadata, Command};
+use crate::voters::{self, Reconfiguration};
+
+/// What a controller serves its peers with.
+#[derive(Clone)]
+pub struct Services {
+    pub raft: Raft,
+    pub sessions: Arc<BrokerSessions>,
+    pub progress: Arc<QuorumProgress>,
+    pub voters: Arc<Reconfiguration>,
+    pub metadata: watch::Receiver<Arc<ClusterMetadata>>,
+}
 
 /// Serves until the task is aborted; aborting it drops (and so aborts) every connection task.
-pub async fn serve(
-    listener: TcpListener,
-    raft: Raft,
-    sessions: Arc<BrokerSessions>,
-    progress: Arc<QuorumProgress>,
-) {
+pub async fn serve(listener: TcpListener, services: Services) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    let raft = raft.clone();
-                    let sessions = sessions.clone();
-                    let progress = progress.clone();
+                    let services = services.clone();
                     connections.spawn(async move {
-                        if let Err(e) = serve_connection(stream, raft, sessions, progress).await {
+                        if let Err(e) = serve_connection(stream, services).await {
                             tracing::warn!(%peer, error = %e, "closing controller connection");
                         }
                     });
@@ -42,12 +53,14 @@ pub async fn serve(
     }
 }
 
-async fn serve_connection(
-    mut stream: TcpStream,
-    raft: Raft,
-    sessions: Arc<BrokerSessions>,
-    progress: Arc<QuorumProgress>,
-) -> io::Result<()> {
+async fn serve_connection(mut stream: TcpStream, services: Services) -> io::Result<()> {
+    let Services {
+        raft,
+        sessions,
+        progress,
+        voters,
+        metadata,
+    } = &services;
     stream.set_nodelay(true)?;
     loop {
         let request = match read_frame(&mut stream).await {
@@ -62,25 +75,78 @@ async fn serve_connection(
                 Response::InstallSnapshot(raft.install_snapshot(rpc).await)
             }
             Request::Propose(command) => {
-                Response::Propose(propose_checked(&raft, &sessions, command).await)
+                Response::Propose(propose_checked(raft, sessions, command).await)
             }
             Request::BrokerHeartbeat { broker, epoch } => {
                 Response::BrokerHeartbeat(sessions.heartbeat(broker, epoch).await)
             }
             Request::DescribeQuorum => {
                 let me = raft.metrics().borrow().id;
-                let described = progress.describe(&raft, me);
+                let described = progress.describe(raft, me);
                 Response::DescribeQuorum(described.ok_or_else(|| ProposeRefused::NotLeader {
                     leader: raft.metrics().borrow().current_leader,
                 }))
+            }
+            Request::Join { id, node } => Response::Join(join(raft, voters, id, node).await),
+            Request::ChangeVoters(change) => {
+                let features = metadata.borrow().features.clone();
+                Response::ChangeVoters(match voters.change(raft, features.as_ref(), change).await {
+                    Ok(()) => Ok(Ok(())),
+                    Err(Ok(refused)) => Ok(Err(refused)),
+                    Err(Err(refused)) => Err(refused),
+                })
             }
         };
         write_frame(&mut stream, &response).await?;
     }
 }
 
-/// Commits `command` through this node's Raft, which must be the leader.
+/// Records a joining controller if this node leads, or passes the request on to the leader
+/// this node knows: a controller that has just started knows only its bootstrap servers.
+async fn join(
+    raft: &Raft,
+    voters: &Reconfiguration,
+    id: NodeId,
+    node: ControllerNode,
+) -> Result<(), ProposeRefused> {
+    match voters.join(raft, id, node.clone()).await {
+        Err(ProposeRefused::NotLeader {
+            leader: Some(leader),
+        }) if leader != raft.metrics().borrow().id => {
+            let addr = {
+                let metrics = raft.metrics();
+                let m = metrics.borrow();
+                m.membership_config
+                    .membership()
+                    .get_node(&leader)
+                    .map(|n| n.addr.clone())
+            };
+            let Some(addr) = addr else {
+                return Err(ProposeRefused::NotLeader {
+                    leader: Some(leader),
+                });
+            };
+            let request = Request::Join { id, node };
+            match PeerClient::new(leader, addr)
+                .call(&request, FORWARD_TIMEOUT)
+                .await
+            {
+                Ok(Response::Join(answer)) => answer,
+                _ => Err(ProposeRefused::NotLeader {
+                    leader: Some(leader),
+                }),
+            }
+        }
+        other => other,
+    }
+}
+
+/// Commits `command` through this node's Raft, which must be the leader, and a voter: a
+/// leader that removed itself takes no writes while it resigns (see `voters::resign`).
 pub async fn propose_locally(raft: &Raft, command: Command) -> Result<Applied, ProposeRefused> {
+    if voters::resigning(raft) {
+        return Err(ProposeRefused::NotLeader { leader: None });
+    }
     match raft.client_write(command).await {
         Ok(written) => Ok(written.data),
         Err(RaftError::APIError(ClientWriteError::ForwardToLeader(to))) => {

@@ -19,19 +19,18 @@ use tokio::sync::watch;
 
 use super::log_store::to_json;
 use super::record;
-use super::{Applied, Entry, LogId, NodeId, StorageError, TypeConfig};
+use super::{Applied, ControllerNode, Entry, LogId, NodeId, StorageError, TypeConfig};
 use crate::state::ClusterMetadata;
-use openraft::BasicNode;
 
 const SNAPSHOT: &str = "snapshot";
 
-type Meta = SnapshotMeta<NodeId, BasicNode>;
+type Meta = SnapshotMeta<NodeId, ControllerNode>;
 
 /// What a snapshot captures: the metadata and where in the log it stands.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct AppliedState {
     last_applied: Option<LogId>,
-    last_membership: StoredMembership<NodeId, BasicNode>,
+    last_membership: StoredMembership<NodeId, ControllerNode>,
     metadata: ClusterMetadata,
 }
 
@@ -147,7 +146,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
 
     async fn applied_state(
         &mut self,
-    ) -> Result<(Option<LogId>, StoredMembership<NodeId, BasicNode>), StorageError> {
+    ) -> Result<(Option<LogId>, StoredMembership<NodeId, ControllerNode>), StorageError> {
         let inner = self.lock();
         Ok((
             inner.state.last_applied,
