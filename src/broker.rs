@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::fetch_sessions::FetchSessionCache;
 use crate::group::GroupCoordinator;
 use crate::metrics::Metrics;
+use crate::telemetry::ClientTelemetry;
 use crate::topics::TopicRegistry;
 use crate::txn::TransactionCoordinator;
 
@@ -33,6 +34,8 @@ pub struct Broker {
     pub authorizer: Arc<Authorizer>,
     /// This node's part in the metadata quorum, of which a single node is the only voter.
     pub cluster: Cluster,
+    /// Client telemetry subscriptions and instances (KIP-714).
+    pub telemetry: ClientTelemetry,
 }
 
 impl Broker {
@@ -61,13 +64,16 @@ impl Broker {
             i64::try_from(config.min_incremental_fetch_session_eviction_ms).unwrap_or(i64::MAX),
             config.max_incremental_fetch_session_cache_partitions,
         );
+        let metrics = Metrics::new();
+        let telemetry = ClientTelemetry::new(&config.telemetry, metrics.client_series.clone());
         Ok(Broker {
+            telemetry,
             txns,
             fetch_sessions,
             groups,
             config,
             topics,
-            metrics: Metrics::new(),
+            metrics,
             credentials: Arc::new(credentials),
             authorizer: Arc::new(authorizer),
             cluster,

@@ -22,6 +22,7 @@ pub mod peer;
 pub mod protocol;
 pub mod replication;
 pub mod server;
+pub mod telemetry;
 #[cfg(test)]
 mod testing;
 pub mod topics;

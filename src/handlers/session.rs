@@ -3,6 +3,7 @@
 //! network layer makes one per connection and hands it to every request's handler.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::auth::{Principal, SaslExchange};
@@ -29,7 +30,15 @@ pub struct Session {
     pub principal: Principal,
     /// Where the connection is in SASL authentication (complete at once without SASL).
     pub sasl: SaslExchange,
+    /// Names this connection among all the process has had (client telemetry forgets the
+    /// instance a connection created when it closes).
+    pub id: u64,
+    /// The software name and version the client gave in ApiVersions v3+ (KIP-511).
+    pub client_software: Option<(String, String)>,
 }
+
+/// The next connection's [`Session::id`].
+static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 
 impl Session {
     pub fn new(peer: SocketAddr, listener: Arc<ListenerInfo>) -> Session {
@@ -40,6 +49,8 @@ impl Session {
             listener,
             principal: Principal::anonymous(),
             sasl,
+            id: NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed),
+            client_software: None,
         }
     }
 }
