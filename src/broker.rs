@@ -14,6 +14,7 @@ use crate::fetch_sessions::FetchSessionCache;
 use crate::group::GroupCoordinator;
 use crate::metrics::Metrics;
 use crate::quotas::{ClientQuotas, Windows};
+use crate::telemetry::ClientTelemetry;
 use crate::topics::TopicRegistry;
 use crate::txn::TransactionCoordinator;
 
@@ -36,6 +37,8 @@ pub struct Broker {
     pub cluster: Cluster,
     /// The client quotas' sensors: what each client used, and its throttles.
     pub quotas: ClientQuotas,
+    /// Client telemetry subscriptions and instances (KIP-714).
+    pub telemetry: ClientTelemetry,
 }
 
 impl Broker {
@@ -69,14 +72,17 @@ impl Broker {
             window_ms: i64::from(config.quota_window_size_seconds) * 1000,
         };
         let quotas = ClientQuotas::new(windows, crate::quotas::limits_of(&cluster));
+        let metrics = Metrics::new();
+        let telemetry = ClientTelemetry::new(&config.telemetry, metrics.client_series.clone());
         Ok(Broker {
             quotas,
+            telemetry,
             txns,
             fetch_sessions,
             groups,
             config,
             topics,
-            metrics: Metrics::new(),
+            metrics,
             credentials: Arc::new(credentials),
             authorizer: Arc::new(authorizer),
             cluster,

@@ -6,6 +6,7 @@
 pub mod compression;
 mod quorum;
 mod sasl;
+pub mod telemetry;
 
 pub use quorum::{derived_cluster_id, parse_voters, quorum_config, ProcessRole, QuorumConfig};
 pub use sasl::{
@@ -305,6 +306,8 @@ pub struct Config {
     pub tls: Option<TlsConfig>,
     /// Mechanisms and bootstrap users of SASL listeners.
     pub sasl: Option<SaslConfig>,
+    /// Client telemetry (KIP-714): subscriptions and the bounds on pushed metrics.
+    pub telemetry: telemetry::TelemetryConfig,
     /// Enforce ACLs (Kafka's `authorizer.class.name` set to its standard authorizer).
     /// Off by default: without an authorizer every client may do everything.
     pub authorizer: bool,
@@ -449,6 +452,7 @@ impl Default for Config {
             listeners: Vec::new(),
             tls: None,
             sasl: None,
+            telemetry: telemetry::TelemetryConfig::default(),
             authorizer: false,
             super_users: Vec::new(),
             allow_everyone_if_no_acl_found: false,
@@ -763,6 +767,7 @@ impl Config {
         if self.max_inflight_requests == 0 {
             return invalid("max_inflight_requests", "must be at least 1");
         }
+        self.telemetry.validate()?;
         quorum_config(self)?;
         Ok(())
     }

@@ -490,3 +490,35 @@ pub enum FetchSessionError {
     #[error("the fetch session names topics by id and the request by name, or the reverse")]
     TopicIdMismatch,
 }
+
+/// Why a client's telemetry request is refused (KIP-714). Declared here, with every other
+/// error, so that this module imports nothing above it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TelemetryError {
+    #[error("invalid client instance id, or a push after a terminating one")]
+    InvalidRequest,
+    #[error("the request arrived before the next push interval")]
+    ThrottlingQuotaExceeded,
+    #[error("not the subscription id the client was given")]
+    UnknownSubscriptionId,
+    #[error("unknown compression type")]
+    UnsupportedCompressionType,
+    #[error("the metrics are larger than telemetry.max_bytes")]
+    TelemetryTooLarge,
+    #[error("the metrics could not be decoded")]
+    InvalidRecord,
+}
+
+impl TelemetryError {
+    pub fn code(self) -> i16 {
+        let error = match self {
+            TelemetryError::InvalidRequest => ResponseError::InvalidRequest,
+            TelemetryError::ThrottlingQuotaExceeded => ResponseError::ThrottlingQuotaExceeded,
+            TelemetryError::UnknownSubscriptionId => ResponseError::UnknownSubscriptionId,
+            TelemetryError::UnsupportedCompressionType => ResponseError::UnsupportedCompressionType,
+            TelemetryError::TelemetryTooLarge => ResponseError::TelemetryTooLarge,
+            TelemetryError::InvalidRecord => ResponseError::InvalidRecord,
+        };
+        error.code()
+    }
+}

@@ -90,10 +90,18 @@ pub const SERVED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
 ];
 
+/// Served always, but advertised only when a telemetry subscription is configured, as Kafka
+/// lists them only with a telemetry exporter (KIP-714).
+pub const TELEMETRY_APIS: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::GetTelemetrySubscriptions, 0, 0),
+    (ApiKey::PushTelemetry, 0, 0),
+];
+
 /// Every version samsa serves of `key`.
 pub fn versions(key: ApiKey) -> std::ops::RangeInclusive<i16> {
     let &(_, min, max) = SERVED_APIS
         .iter()
+        .chain(TELEMETRY_APIS)
         .find(|(k, _, _)| *k == key)
         .unwrap_or_else(|| panic!("{key:?} is not served"));
     min..=max

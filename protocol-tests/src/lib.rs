@@ -19,6 +19,7 @@ pub mod cluster;
 pub mod differential;
 pub mod metrics;
 pub mod sasl;
+pub mod telemetry;
 
 /// How long the broker may take to say it is ready.
 const START_TIMEOUT: Duration = Duration::from_secs(30);

@@ -9,6 +9,7 @@ use kafka_protocol::protocol::StrBytes;
 use samsa_metadata::features::{self, FinalizedFeatures};
 
 use crate::broker::Broker;
+use crate::handlers::Session;
 
 /// ApiVersions v3 added the client's software name and version (KIP-511).
 const FIRST_VERSION_WITH_SOFTWARE: i16 = 3;
@@ -18,7 +19,12 @@ const NO_NODE: i32 = -1;
 /// ApiVersions v4 lists supported feature ranges that start at 0 (KIP-1022).
 const FIRST_VERSION_WITH_MIN_ZERO_FEATURES: i16 = 4;
 
-pub fn handle(broker: &Broker, request: &ApiVersionsRequest, version: i16) -> ApiVersionsResponse {
+pub fn handle(
+    broker: &Broker,
+    session: &mut Session,
+    request: &ApiVersionsRequest,
+    version: i16,
+) -> ApiVersionsResponse {
     let software_valid = is_valid_software_field(&request.client_software_name)
         && is_valid_software_field(&request.client_software_version);
     // Kafka takes the cluster and the node together or neither (-1 is "no node").
@@ -42,8 +48,15 @@ pub fn handle(broker: &Broker, request: &ApiVersionsRequest, version: i16) -> Ap
             }
         }
     }
+    // Kafka keeps what a valid v3+ request names, for client telemetry to match on.
+    if version >= FIRST_VERSION_WITH_SOFTWARE {
+        session.client_software = Some((
+            request.client_software_name.to_string(),
+            request.client_software_version.to_string(),
+        ));
+    }
     with_features(
-        ApiVersionsResponse::default().with_api_keys(api_keys()),
+        ApiVersionsResponse::default().with_api_keys(api_keys(broker.telemetry.exporting())),
         broker.cluster.finalized_features(),
         version,
     )
@@ -100,9 +113,18 @@ fn is_valid_software_field(field: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'.')
 }
 
-fn api_keys() -> Vec<ApiVersion> {
+/// The APIs listed: all served, but the telemetry ones only when samsa exports what clients
+/// push, as Kafka lists them only with a telemetry exporter (clients then never push).
+fn api_keys(telemetry: bool) -> Vec<ApiVersion> {
     super::APIS
         .iter()
+        .filter(|(key, _, _)| {
+            telemetry
+                || !matches!(
+                    key,
+                    ApiKey::GetTelemetrySubscriptions | ApiKey::PushTelemetry
+                )
+        })
         .map(|&(key, min, max)| {
             ApiVersion::default()
                 .with_api_key(key as i16)
@@ -124,12 +146,13 @@ fn advertised_min(key: ApiKey, served_min: i16) -> i16 {
 }
 
 /// The answer to an ApiVersions version samsa does not know, to be sent as v0:
-/// UNSUPPORTED_VERSION plus the table, from which the client picks a version to retry with.
+/// UNSUPPORTED_VERSION plus the table, from which the client picks a version to retry with
+/// (and gets the full answer, telemetry APIs included where they are listed).
 pub fn unsupported_version() -> ResponseKind {
     ResponseKind::ApiVersions(
         ApiVersionsResponse::default()
             .with_error_code(ResponseError::UnsupportedVersion.code())
-            .with_api_keys(api_keys()),
+            .with_api_keys(api_keys(false)),
     )
 }
 

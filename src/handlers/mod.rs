@@ -26,8 +26,8 @@ pub mod offsets;
 mod partition_codes;
 pub mod produce;
 pub mod quorum;
-mod raft_voters;
 pub mod quotas;
+mod raft_voters;
 pub mod reassignments;
 mod record_errors;
 pub mod sasl;
@@ -36,6 +36,7 @@ mod session;
 pub mod streams_describe;
 pub mod streams_group;
 pub mod streams_topology;
+pub mod telemetry;
 pub mod topic_partitions;
 pub mod transactions;
 pub mod txn;
@@ -185,7 +186,7 @@ apis! {
     ListOffsets 1..=11 => list_offsets::handle(broker, session, req, version),
     Metadata 0..=13 => metadata::handle(broker, session, req, version).await,
     DescribeTopicPartitions 0..=0 => topic_partitions::handle(broker, session, req),
-    ApiVersions 0..=5 => api_versions::handle(broker, &req, version),
+    ApiVersions 0..=5 => api_versions::handle(broker, session, &req, version),
     CreateTopics 2..=7 => admin::create_topics(broker, session, req, version, &client_id).await,
     DeleteTopics 1..=6 => admin::delete_topics(broker, session, req, version, &client_id).await,
     DescribeConfigs 1..=4 => configs::describe(broker, session, req, version),
@@ -271,6 +272,9 @@ apis! {
         consumer_group::heartbeat(broker, session, req, version, &client_id, peer).await
     },
     ConsumerGroupDescribe 0..=1 => consumer_group::describe(broker, session, req, version),
+    // Client telemetry (KIP-714); listed by ApiVersions only when a subscription is configured.
+    GetTelemetrySubscriptions 0..=0 => telemetry::get_subscriptions(broker, session, &req, &client_id),
+    PushTelemetry 0..=0 => telemetry::push(broker, session, req, &client_id),
 }
 
 /// Whether the session's principal may perform `op` on the resource.

@@ -3,6 +3,7 @@
 //! network layer makes one per connection and hands it to every request's handler.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::auth::{Principal, SaslExchange};
@@ -33,7 +34,15 @@ pub struct Session {
     /// The quota throttle a handler decided for the request being served (a fetch over its
     /// byte rate, a mutation over its rate), merged with the others once it is done.
     pub throttle: Option<Throttle>,
+    /// Names this connection among all the process has had (client telemetry forgets the
+    /// instance a connection created when it closes).
+    pub id: u64,
+    /// The software name and version the client gave in ApiVersions v3+ (KIP-511).
+    pub client_software: Option<(String, String)>,
 }
+
+/// The next connection's [`Session::id`].
+static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 
 impl Session {
     pub fn new(peer: SocketAddr, listener: Arc<ListenerInfo>) -> Session {
@@ -45,6 +54,8 @@ impl Session {
             principal: Principal::anonymous(),
             sasl,
             throttle: None,
+            id: NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed),
+            client_software: None,
         }
     }
 

@@ -5,6 +5,7 @@
 //! beside `kafka_network_requestmetrics_requests_total`, labels in snake case, units in
 //! the name (`_seconds`, `_bytes`).
 
+pub mod client_series;
 pub mod http;
 mod quotas;
 
@@ -59,6 +60,8 @@ pub struct Metrics {
     /// Connections closed unserved for their IP's connection_creation_rate.
     pub connections_throttled: IntCounter,
     quotas: QuotaMetrics,
+    /// What clients pushed (KIP-714), rendered after the broker's own metrics.
+    pub client_series: std::sync::Arc<client_series::ClientSeries>,
 }
 
 impl Default for Metrics {
@@ -180,6 +183,7 @@ impl Metrics {
                 "Connections closed unserved, after a delay, for their IP's connection_creation_rate",
             ),
             quotas: QuotaMetrics::register(&registry),
+            client_series: Default::default(),
             registry,
         };
         let process = prometheus::process_collector::ProcessCollector::for_self();
@@ -325,7 +329,9 @@ impl Metrics {
         if let Err(err) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
             tracing::error!("cannot encode metrics: {err}");
         }
-        String::from_utf8(out).unwrap_or_default()
+        let mut text = String::from_utf8(out).unwrap_or_default();
+        self.client_series.render(&mut text);
+        text
     }
 }
 
@@ -419,6 +425,8 @@ fn error_codes(response: &ResponseKind) -> Vec<i16> {
         ResponseKind::CreateAcls(r) => codes.extend(r.results.iter().map(|a| a.error_code)),
         ResponseKind::DescribeAcls(r) => codes.push(r.error_code),
         ResponseKind::DeleteAcls(r) => codes.extend(r.filter_results.iter().map(|a| a.error_code)),
+        ResponseKind::GetTelemetrySubscriptions(r) => codes.push(r.error_code),
+        ResponseKind::PushTelemetry(r) => codes.push(r.error_code),
         ResponseKind::DescribeUserScramCredentials(r) => {
             codes.push(r.error_code);
             codes.extend(r.results.iter().map(|u| u.error_code));

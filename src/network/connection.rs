@@ -115,6 +115,7 @@ pub async fn run<S>(
     // The processor stopped (client gone, or a request that must close the connection):
     // stop reading too, so the socket closes.
     reader.abort();
+    broker.telemetry.connection_closed(session.id);
     broker.metrics.connections_open.dec();
     broker.metrics.connections_closed.inc();
     tracing::debug!(%peer, "connection closed");

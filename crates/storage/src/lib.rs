@@ -44,6 +44,7 @@ pub use log::{AppendInfo, LogSync, PartitionLog};
 pub use producers::{AbortedTxn, ControlType, ProducerInfo};
 pub use recompress::{recompress, TargetCompression};
 pub use record_rules::{RecordFault, RefusedRecord};
+pub use records::decompress_bounded;
 
 /// Everything the storage layer can fail with. The broker maps these to Kafka error codes.
 #[derive(thiserror::Error, Debug)]

@@ -178,7 +178,8 @@ pub(crate) fn decompress(compression: Compression, body: Bytes) -> Result<Bytes,
     decompress_bounded(compression, body, MAX_DECOMPRESSED)
 }
 
-fn decompress_bounded(
+/// Decompresses `body`, refusing (before allocating for it) anything past `limit` bytes.
+pub fn decompress_bounded(
     compression: Compression,
     body: Bytes,
     limit: usize,
