@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::fetch_sessions::FetchSessionCache;
 use crate::group::GroupCoordinator;
 use crate::metrics::Metrics;
+use crate::quotas::{ClientQuotas, Windows};
 use crate::telemetry::ClientTelemetry;
 use crate::topics::TopicRegistry;
 use crate::txn::TransactionCoordinator;
@@ -34,6 +35,8 @@ pub struct Broker {
     pub authorizer: Arc<Authorizer>,
     /// This node's part in the metadata quorum, of which a single node is the only voter.
     pub cluster: Cluster,
+    /// The client quotas' sensors: what each client used, and its throttles.
+    pub quotas: ClientQuotas,
     /// Client telemetry subscriptions and instances (KIP-714).
     pub telemetry: ClientTelemetry,
 }
@@ -64,9 +67,15 @@ impl Broker {
             i64::try_from(config.min_incremental_fetch_session_eviction_ms).unwrap_or(i64::MAX),
             config.max_incremental_fetch_session_cache_partitions,
         );
+        let windows = Windows {
+            samples: config.quota_window_num,
+            window_ms: i64::from(config.quota_window_size_seconds) * 1000,
+        };
+        let quotas = ClientQuotas::new(windows, crate::quotas::limits_of(&cluster));
         let metrics = Metrics::new();
         let telemetry = ClientTelemetry::new(&config.telemetry, metrics.client_series.clone());
         Ok(Broker {
+            quotas,
             telemetry,
             txns,
             fetch_sessions,

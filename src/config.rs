@@ -319,6 +319,10 @@ pub struct Config {
     pub max_connections: usize,
     /// Connections accepted at once from one IP address (`max.connections.per.ip`).
     pub max_connections_per_ip: usize,
+    /// Samples a client quota's rate is measured over (`quota.window.num`).
+    pub quota_window_num: u32,
+    /// Length of each quota sample, in seconds (`quota.window.size.seconds`).
+    pub quota_window_size_seconds: u32,
     /// Requests of one connection read ahead of the one being served.
     pub max_inflight_requests: usize,
     /// Close a connection that sends no request for this long (`connections.max.idle.ms`).
@@ -454,6 +458,8 @@ impl Default for Config {
             allow_everyone_if_no_acl_found: false,
             max_connections: 10_000,
             max_connections_per_ip: 1_000,
+            quota_window_num: 11,
+            quota_window_size_seconds: 1,
             max_inflight_requests: 64,
             connections_max_idle_ms: 10 * 60 * 1000,
             process_roles: vec![ProcessRole::Broker, ProcessRole::Controller],
@@ -750,6 +756,10 @@ impl Config {
                 key: "super_users",
                 reason: format!("'{bad}' is not of the form User:name"),
             });
+        }
+        // Kafka's bounds: at least one window, of at least a second.
+        if self.quota_window_num == 0 || self.quota_window_size_seconds == 0 {
+            return invalid("quota_window_num", "must be at least 1, as must its size");
         }
         if self.max_connections == 0 || self.max_connections_per_ip == 0 {
             return invalid("max_connections", "must be at least 1");

@@ -67,6 +67,9 @@ pub enum BrokerError {
     UnsupportedResource(i8),
     #[error("{0}")]
     PolicyViolation(String),
+    /// A strict controller mutation quota (KIP-599) is exhausted.
+    #[error("The throttling quota has been exceeded.")]
+    ThrottlingQuotaExceeded,
     // Consumer groups (src/group).
     #[error("the group coordinator is still loading the offsets topic")]
     CoordinatorLoadInProgress,
@@ -208,6 +211,7 @@ impl BrokerError {
             BrokerError::NotLeaderOrFollower | BrokerError::ShuttingDown => E::NotLeaderOrFollower,
             BrokerError::UnsupportedResource(_) => E::InvalidRequest,
             BrokerError::PolicyViolation(_) => E::PolicyViolation,
+            BrokerError::ThrottlingQuotaExceeded => E::ThrottlingQuotaExceeded,
             BrokerError::CoordinatorLoadInProgress => E::CoordinatorLoadInProgress,
             BrokerError::CoordinatorNotAvailable => E::CoordinatorNotAvailable,
             BrokerError::NotCoordinator => E::NotCoordinator,

@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod network;
 pub mod peer;
 pub mod protocol;
+pub mod quotas;
 pub mod replication;
 pub mod server;
 pub mod telemetry;

@@ -68,6 +68,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                     &state.topics,
                     &state.groups.stats(),
                     state.fetch_sessions.stats(),
+                    &state.quotas.stats(),
                 )
             });
             Some(tokio::spawn(metrics::http::serve(

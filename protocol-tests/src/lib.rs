@@ -182,6 +182,7 @@ impl Drop for BrokerProcess {
 pub struct Connection {
     stream: TcpStream,
     next_correlation: i32,
+    client_id: StrBytes,
 }
 
 impl Connection {
@@ -193,7 +194,14 @@ impl Connection {
         Ok(Connection {
             stream,
             next_correlation: 1,
+            client_id: StrBytes::from_static_str("protocol-tests"),
         })
+    }
+
+    /// The client id sent in each request's header from now on (`protocol-tests` unless
+    /// set): what client quotas match.
+    pub fn set_client_id(&mut self, client_id: &str) {
+        self.client_id = StrBytes::from_string(client_id.to_owned());
     }
 
     /// Encodes `request` at `version` with a correct header, sends it, and decodes the response.
@@ -210,7 +218,7 @@ impl Connection {
             .with_request_api_key(R::KEY)
             .with_request_api_version(version)
             .with_correlation_id(correlation_id)
-            .with_client_id(Some(StrBytes::from_static_str("protocol-tests")));
+            .with_client_id(Some(self.client_id.clone()));
         let mut body = BytesMut::new();
         header.encode(&mut body, R::header_version(version))?;
         request.encode(&mut body, version)?;

@@ -20,19 +20,34 @@ use crate::broker::Broker;
 use crate::cluster::NewTopic;
 use crate::error::BrokerError;
 use crate::group::store::OFFSETS_TOPIC;
+use crate::quotas::Client;
 use crate::topics::TopicConfig;
 
 /// CreateTopics v5 added the created topic's configs, partitions and replication factor.
 const FIRST_VERSION_WITH_TOPIC_DETAILS: i16 = 5;
 /// DeleteTopics v6 names topics by name or by id.
 const FIRST_DELETE_VERSION_WITH_IDS: i16 = 6;
+/// The versions from which an exhausted controller mutation quota refuses the mutation with
+/// THROTTLING_QUOTA_EXCEEDED (KIP-599); older ones are accepted and throttled.
+const STRICT_CREATE_TOPICS_VERSION: i16 = 6;
+const STRICT_DELETE_TOPICS_VERSION: i16 = 5;
+const STRICT_CREATE_PARTITIONS_VERSION: i16 = 3;
 
 pub async fn create_topics(
     broker: &Broker,
-    session: &Session,
+    session: &mut Session,
     request: CreateTopicsRequest,
     version: i16,
+    client_id: &str,
 ) -> CreateTopicsResponse {
+    let user = session.user_name().to_owned();
+    let mut quota = broker.quotas.mutation_quota(
+        Client {
+            user: &user,
+            client_id,
+        },
+        version >= STRICT_CREATE_TOPICS_VERSION,
+    );
     // CREATE on the cluster covers every topic; otherwise each topic needs its own.
     let may_create_any = allowed_on_cluster(broker, session, Operation::Create);
     let duplicates = duplicated(request.topics.iter().map(|t| t.name.as_str()));
@@ -51,6 +66,8 @@ pub async fn create_topics(
             )
         {
             Err(AuthError::TopicDenied.into())
+        } else if let Err(err) = quota.record(f64::from(requested_partitions(broker, &topic))) {
+            Err(err.into())
         } else {
             create(broker, topic, request.validate_only).await
         };
@@ -75,7 +92,20 @@ pub async fn create_topics(
                 .with_replication_factor(-1),
         });
     }
+    session.throttled(quota.throttle());
     CreateTopicsResponse::default().with_topics(topics)
+}
+
+/// The partitions a new topic asks for: its count, its explicit assignment's, or the
+/// broker's default; what the controller mutation quota takes.
+fn requested_partitions(broker: &Broker, topic: &CreatableTopic) -> i32 {
+    if topic.num_partitions > 0 {
+        topic.num_partitions
+    } else if !topic.assignments.is_empty() {
+        topic.assignments.len() as i32
+    } else {
+        broker.config.num_partitions
+    }
 }
 
 /// What a created topic is: its id, partition count, replication factor and configs.
@@ -170,10 +200,19 @@ async fn create(
 
 pub async fn delete_topics(
     broker: &Broker,
-    session: &Session,
+    session: &mut Session,
     request: DeleteTopicsRequest,
     version: i16,
+    client_id: &str,
 ) -> DeleteTopicsResponse {
+    let user = session.user_name().to_owned();
+    let mut quota = broker.quotas.mutation_quota(
+        Client {
+            user: &user,
+            client_id,
+        },
+        version >= STRICT_DELETE_TOPICS_VERSION,
+    );
     let may_delete = |name: &str| {
         allowed(
             broker,
@@ -239,7 +278,12 @@ pub async fn delete_topics(
                     }
                 }),
         };
-        let topic = topic.and_then(|t| fixed_internal(&t.name, "deleted").map(|_| t));
+        let topic = topic
+            .and_then(|t| fixed_internal(&t.name, "deleted").map(|_| t))
+            .and_then(|t| match quota.record(t.partitions.len() as f64) {
+                Ok(()) => Ok(t),
+                Err(err) => Err(err.into()),
+            });
         let result = match topic {
             Ok(t) => broker.cluster.delete_topic(&t.name).await.map(|_| t),
             Err(err) => Err(err),
@@ -255,14 +299,25 @@ pub async fn delete_topics(
                 .with_error_message(err.message().map(str_bytes)),
         });
     }
+    session.throttled(quota.throttle());
     DeleteTopicsResponse::default().with_responses(responses)
 }
 
 pub async fn create_partitions(
     broker: &Broker,
-    session: &Session,
+    session: &mut Session,
     request: CreatePartitionsRequest,
+    version: i16,
+    client_id: &str,
 ) -> CreatePartitionsResponse {
+    let user = session.user_name().to_owned();
+    let mut quota = broker.quotas.mutation_quota(
+        Client {
+            user: &user,
+            client_id,
+        },
+        version >= STRICT_CREATE_PARTITIONS_VERSION,
+    );
     let duplicates = duplicated(request.topics.iter().map(|t| t.name.as_str()));
     let mut results = Vec::new();
     for topic in first_of_each(request.topics, |t| t.name.to_string()) {
@@ -280,6 +335,12 @@ pub async fn create_partitions(
             Err(AuthError::TopicDenied.into())
         } else if let Err(err) = fixed_internal(&topic.name, "given more partitions") {
             Err(err)
+        } else if let Err(err) = quota.record(f64::from(added_partitions(
+            broker,
+            &topic.name,
+            topic.count,
+        ))) {
+            Err(err.into())
         } else {
             let assignment = topic.assignments.as_ref().map(|a| {
                 a.iter()
@@ -299,7 +360,17 @@ pub async fn create_partitions(
                 .with_error_message(err.message().map(str_bytes)),
         });
     }
+    session.throttled(quota.throttle());
     CreatePartitionsResponse::default().with_results(results)
+}
+
+/// The partitions a CreatePartitions adds to a topic (none when it does not grow it).
+fn added_partitions(broker: &Broker, topic: &str, count: i32) -> i32 {
+    let current = broker
+        .topics
+        .get(topic)
+        .map_or(0, |t| t.partitions.len() as i32);
+    (count - current).max(0)
 }
 
 /// Kafka 4.4 lets a client delete or grow `__consumer_offsets` (it then loses or moves every

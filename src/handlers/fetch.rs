@@ -15,6 +15,7 @@ use kafka_protocol::messages::fetch_response::{
     AbortedTransaction, FetchableTopicResponse, PartitionData,
 };
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId, TopicName};
+use kafka_protocol::protocol::Encodable;
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -28,6 +29,7 @@ use crate::broker::Broker;
 use crate::clock::now_ms;
 use crate::error::BrokerError;
 use crate::fetch_sessions::{FetchParams, NO_SESSION};
+use crate::quotas::{Client, Throttle};
 use crate::topics::{Isolation, Partition};
 
 /// Fetch v13 names topics by id instead of by name (KIP-516).
@@ -57,9 +59,10 @@ struct WantedTopic {
 
 pub async fn handle(
     broker: &Broker,
-    session: &Session,
+    session: &mut Session,
     mut request: FetchRequest,
     version: i16,
+    client_id: &str,
 ) -> FetchResponse {
     let read_committed = request.isolation_level == READ_COMMITTED;
     let replica = if version >= FIRST_VERSION_WITH_REPLICA_STATE {
@@ -88,6 +91,19 @@ pub async fn handle(
         .into_iter()
         .map(|t| resolve(broker, session, t, version, reader, may_replicate))
         .collect();
+    let user = session.user_name().to_owned();
+    let client = Client {
+        user: &user,
+        client_id,
+    };
+    // A consumer never asks for more than its quota allows in the measured windows: more
+    // would be throttled whatever it had fetched before (Kafka's maxValueInQuotaWindow).
+    if !follower {
+        if let Some(cap) = broker.quotas.fetch_max_bytes(client) {
+            request.max_bytes = i64::from(request.max_bytes).min(cap) as i32;
+            request.min_bytes = request.min_bytes.min(request.max_bytes);
+        }
+    }
     let deadline =
         tokio::time::Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
     loop {
@@ -105,6 +121,15 @@ pub async fn handle(
         if !done {
             wait_for_append(watchers, deadline).await;
             continue;
+        }
+        if !follower {
+            if let Some(throttle) = over_quota(broker, client, &round.responses, version) {
+                // Answered empty, the session as it was: the consumer fetches the same
+                // records again once the throttle is over (Kafka's getThrottledResponse).
+                let id = fetch_session::throttled(&context);
+                session.throttled(Some(throttle));
+                return FetchResponse::default().with_session_id(id);
+            }
         }
         record_traffic(broker, &topics, &round.responses);
         let mut response = FetchResponse::default();
@@ -129,6 +154,23 @@ pub async fn handle(
                 .with_session_id(id),
         };
     }
+}
+
+/// Records the answer's size against the consumer's `consumer_byte_rate`; when that throttles
+/// it, the bytes are taken back, as the answer will be sent empty.
+fn over_quota(
+    broker: &Broker,
+    client: Client<'_>,
+    responses: &[FetchableTopicResponse],
+    version: i16,
+) -> Option<Throttle> {
+    let size: usize = responses
+        .iter()
+        .map(|t| t.compute_size(version).unwrap_or(0))
+        .sum();
+    let throttle = broker.quotas.record_fetch(client, size)?;
+    broker.quotas.unrecord_fetch(client, size);
+    Some(throttle)
 }
 
 /// The partitions in the order Kafka's KafkaApis answers them: those read, then those

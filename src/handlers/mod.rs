@@ -5,6 +5,7 @@
 pub mod acl;
 pub mod admin;
 pub mod api_versions;
+mod charge;
 pub mod cluster;
 pub mod config_resources;
 pub mod configs;
@@ -51,6 +52,7 @@ use kafka_protocol::protocol::StrBytes;
 use crate::auth::{Operation, ResourceType};
 use crate::broker::Broker;
 
+pub use charge::serve;
 pub use session::{ListenerInfo, Session};
 
 /// A request decoded in full.
@@ -59,6 +61,8 @@ pub struct Request {
     pub header: RequestHeader,
     pub api_key: ApiKey,
     pub body: RequestKind,
+    /// Bytes of the frame, length prefix excluded: what a produce quota counts.
+    pub size: usize,
 }
 
 impl Request {
@@ -178,19 +182,19 @@ async fn coordinator_topic_first(broker: &Broker, session: &Session, body: &Requ
 apis! {
     [broker, session, version, client_id, req]
     Produce 3..=13 => produce::handle(broker, session, req, version).await,
-    Fetch 4..=18 => fetch::handle(broker, session, req, version).await,
+    Fetch 4..=18 => fetch::handle(broker, session, req, version, &client_id).await,
     ListOffsets 1..=11 => list_offsets::handle(broker, session, req, version),
     Metadata 0..=13 => metadata::handle(broker, session, req, version).await,
     DescribeTopicPartitions 0..=0 => topic_partitions::handle(broker, session, req),
     ApiVersions 0..=5 => api_versions::handle(broker, session, &req, version),
-    CreateTopics 2..=7 => admin::create_topics(broker, session, req, version).await,
-    DeleteTopics 1..=6 => admin::delete_topics(broker, session, req, version).await,
+    CreateTopics 2..=7 => admin::create_topics(broker, session, req, version, &client_id).await,
+    DeleteTopics 1..=6 => admin::delete_topics(broker, session, req, version, &client_id).await,
     DescribeConfigs 1..=4 => configs::describe(broker, session, req, version),
     AlterConfigs 0..=2 => configs::alter(broker, session, req).await,
     IncrementalAlterConfigs 0..=1 => configs::incremental_alter(broker, session, req).await,
     ListConfigResources 0..=1 => config_resources::handle(broker, session, req, version),
     DeleteRecords 0..=2 => delete_records::handle(broker, session, req),
-    CreatePartitions 0..=3 => admin::create_partitions(broker, session, req).await,
+    CreatePartitions 0..=3 => admin::create_partitions(broker, session, req, version, &client_id).await,
     ElectLeaders 0..=2 => elections::handle(broker, session, req, version).await,
     DescribeLogDirs 1..=5 => log_dirs::handle(broker, session, req, version),
     AlterReplicaLogDirs 1..=2 => log_dirs::alter(broker, session, req),

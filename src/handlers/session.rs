@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::auth::{Principal, SaslExchange};
 use crate::config::SecurityProtocol;
+use crate::quotas::Throttle;
 
 /// What a connection knows about the listener it arrived on.
 #[derive(Debug)]
@@ -30,6 +31,9 @@ pub struct Session {
     pub principal: Principal,
     /// Where the connection is in SASL authentication (complete at once without SASL).
     pub sasl: SaslExchange,
+    /// The quota throttle a handler decided for the request being served (a fetch over its
+    /// byte rate, a mutation over its rate), merged with the others once it is done.
+    pub throttle: Option<Throttle>,
     /// Names this connection among all the process has had (client telemetry forgets the
     /// instance a connection created when it closes).
     pub id: u64,
@@ -49,8 +53,23 @@ impl Session {
             listener,
             principal: Principal::anonymous(),
             sasl,
+            throttle: None,
             id: NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed),
             client_software: None,
         }
+    }
+
+    /// The user quotas are matched on: the principal's name, as Kafka's
+    /// `KafkaPrincipal.getName` (`alice` of `User:alice`).
+    pub fn user_name(&self) -> &str {
+        let principal = self.principal.as_str();
+        principal
+            .split_once(':')
+            .map_or(principal, |(_, name)| name)
+    }
+
+    /// Keeps the longer of the request's throttles.
+    pub fn throttled(&mut self, throttle: Option<Throttle>) {
+        self.throttle = Throttle::longest(self.throttle.take(), throttle);
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod client_series;
 pub mod http;
+mod quotas;
 
 use std::time::Duration;
 
@@ -19,7 +20,9 @@ use prometheus::{
 
 use crate::fetch_sessions::FetchSessionStats;
 use crate::group::GroupStats;
+use crate::quotas::EntityStats;
 use crate::topics::TopicRegistry;
+use quotas::QuotaMetrics;
 
 /// Latency buckets from 100 µs to 30 s: produce is sub-millisecond, long polls take seconds.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -54,6 +57,9 @@ pub struct Metrics {
     pub connections_open: IntGauge,
     pub connections_accepted: IntCounter,
     pub connections_closed: IntCounter,
+    /// Connections closed unserved for their IP's connection_creation_rate.
+    pub connections_throttled: IntCounter,
+    quotas: QuotaMetrics,
     /// What clients pushed (KIP-714), rendered after the broker's own metrics.
     pub client_series: std::sync::Arc<client_series::ClientSeries>,
 }
@@ -172,6 +178,11 @@ impl Metrics {
             connections_open: single_gauge("samsa_connections_open", "Client connections open now"),
             connections_accepted: single_counter("samsa_connections_accepted_total", "Client connections accepted"),
             connections_closed: single_counter("samsa_connections_closed_total", "Client connections closed"),
+            connections_throttled: single_counter(
+                "samsa_connections_throttled_total",
+                "Connections closed unserved, after a delay, for their IP's connection_creation_rate",
+            ),
+            quotas: QuotaMetrics::register(&registry),
             client_series: Default::default(),
             registry,
         };
@@ -235,7 +246,9 @@ impl Metrics {
         topics: &TopicRegistry,
         groups: &[GroupStats],
         fetch_sessions: FetchSessionStats,
+        quotas: &[EntityStats],
     ) -> String {
+        self.quotas.update(quotas);
         self.fetch_sessions.set(fetch_sessions.sessions as i64);
         self.fetch_session_partitions
             .set(fetch_sessions.partitions as i64);

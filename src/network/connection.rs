@@ -46,6 +46,35 @@ struct ReadLimits {
     max_frame: usize,
     idle: Duration,
     mode: Arc<AtomicU8>,
+    muted: Arc<Mute>,
+}
+
+/// Until when a throttled connection is muted (KIP-219): the response goes out at once
+/// with its `throttle_time_ms`, and no further request is read or served before then.
+/// The processor sets it, the reader and the processor wait on it.
+#[derive(Default)]
+struct Mute {
+    until: parking_lot::Mutex<Option<tokio::time::Instant>>,
+}
+
+impl Mute {
+    fn set(&self, throttle: Duration) {
+        *self.until.lock() = Some(tokio::time::Instant::now() + throttle);
+    }
+
+    /// Waits out the mute, if any; false when shutdown began meanwhile.
+    async fn wait(&self, shutdown: &mut watch::Receiver<bool>) -> bool {
+        let Some(until) = *self.until.lock() else {
+            return true;
+        };
+        if until <= tokio::time::Instant::now() || *shutdown.borrow() {
+            return !*shutdown.borrow();
+        }
+        tokio::select! {
+            _ = tokio::time::sleep_until(until) => true,
+            _ = shutdown.changed() => false,
+        }
+    }
 }
 
 pub async fn run<S>(
@@ -63,13 +92,26 @@ pub async fn run<S>(
     // The bound on decoded-ahead requests bounds a connection's memory.
     let (frames_tx, frames_rx) = mpsc::channel(broker.config.max_inflight_requests);
     let mode = Arc::new(AtomicU8::new(read_mode(&session)));
+    let muted = Arc::new(Mute::default());
     let limits = ReadLimits {
         max_frame: broker.config.socket_request_max_bytes as usize,
         idle: Duration::from_millis(broker.config.connections_max_idle_ms),
         mode: mode.clone(),
+        muted: muted.clone(),
     };
-    let reader = tokio::spawn(read_frames(reader, frames_tx, peer, limits, shutdown));
-    serve(writer, frames_rx, &mut session, &broker, &mode).await;
+    let reader = tokio::spawn(read_frames(
+        reader,
+        frames_tx,
+        peer,
+        limits,
+        shutdown.clone(),
+    ));
+    let pipeline = Pipeline {
+        mode: &mode,
+        muted: &muted,
+        shutdown,
+    };
+    serve(writer, frames_rx, &mut session, &broker, pipeline).await;
     // The processor stopped (client gone, or a request that must close the connection):
     // stop reading too, so the socket closes.
     reader.abort();
@@ -90,6 +132,10 @@ async fn read_frames<R: AsyncRead>(
     let mut reader = BufReader::with_capacity(64 * 1024, reader);
     let mut buffer = BytesMut::new();
     loop {
+        // A throttled connection's socket is not read until its throttle is over.
+        if !limits.muted.wait(&mut shutdown).await {
+            return;
+        }
         let len = tokio::select! {
             len = tokio::time::timeout(limits.idle, reader.read_i32()) => match len {
                 Ok(Ok(len)) => len,
@@ -170,16 +216,27 @@ async fn read_frame_body<R: AsyncRead + Unpin>(
     Ok(target.split_to(len))
 }
 
+/// What the processor shares with the reader.
+struct Pipeline<'a> {
+    mode: &'a AtomicU8,
+    muted: &'a Mute,
+    shutdown: watch::Receiver<bool>,
+}
+
 /// Serves decoded requests in order until the reader stops or a response cannot be sent.
 async fn serve<W: AsyncWrite>(
     writer: WriteHalf<W>,
     mut frames: mpsc::Receiver<Frame>,
     session: &mut Session,
     broker: &Arc<Broker>,
-    mode: &AtomicU8,
+    mut pipeline: Pipeline<'_>,
 ) {
     let mut writer = BufWriter::with_capacity(64 * 1024, writer);
     while let Some(frame) = frames.recv().await {
+        // A request read ahead before the throttle began waits it out too. At shutdown
+        // the ones already read are still served.
+        pipeline.muted.wait(&mut pipeline.shutdown).await;
+        let mut throttle = None;
         let response = match frame {
             Frame::Request(request)
                 if !session.sasl.is_complete()
@@ -193,11 +250,15 @@ async fn serve<W: AsyncWrite>(
                 );
                 break;
             }
-            Frame::Request(request) => match respond(broker, session, *request).await {
-                Reply::Send(bytes) => Some(bytes),
-                Reply::Nothing => None,
-                Reply::Close => break,
-            },
+            Frame::Request(request) => {
+                let (reply, throttled) = respond(broker, session, *request).await;
+                throttle = throttled;
+                match reply {
+                    Reply::Send(bytes) => Some(bytes),
+                    Reply::Nothing => None,
+                    Reply::Close => break,
+                }
+            }
             Frame::UnsupportedApiVersions { correlation_id } => {
                 Some(unsupported_api_versions(correlation_id).into())
             }
@@ -210,7 +271,7 @@ async fn serve<W: AsyncWrite>(
                 })
             }
         };
-        mode.store(read_mode(session), Ordering::Release);
+        pipeline.mode.store(read_mode(session), Ordering::Release);
         if let Some(frame) = response {
             if write_frame(&mut writer, &frame).await.is_err() {
                 break;
@@ -222,9 +283,13 @@ async fn serve<W: AsyncWrite>(
             break;
         }
 
-        // Flush only when nothing else is queued, so pipelined responses share a syscall.
-        if frames.is_empty() && writer.flush().await.is_err() {
+        // Flush only when nothing else is queued, so pipelined responses share a syscall;
+        // a throttled response goes out before the mute.
+        if (frames.is_empty() || throttle.is_some()) && writer.flush().await.is_err() {
             break;
+        }
+        if let Some(throttle) = throttle {
+            pipeline.muted.set(throttle);
         }
     }
     let _ = writer.flush().await;
@@ -258,7 +323,12 @@ enum Reply {
     Close,
 }
 
-async fn respond(broker: &Arc<Broker>, session: &mut Session, request: protocol::Request) -> Reply {
+/// Serves one request: what to send back, and how long the connection stays muted after.
+async fn respond(
+    broker: &Arc<Broker>,
+    session: &mut Session,
+    request: protocol::Request,
+) -> (Reply, Option<Duration>) {
     let peer = session.peer;
     let api_key = request.api_key;
     let version = request.version();
@@ -268,7 +338,8 @@ async fn respond(broker: &Arc<Broker>, session: &mut Session, request: protocol:
     // each request as it starts and ends, so a request that never got its answer stands out.
     tracing::trace!(%peer, api = ?api_key, version, correlation_id, "request received");
     let started = Instant::now();
-    let response: ResponseKind = handlers::handle(broker, session, request).await;
+    let (response, throttle): (ResponseKind, _) = handlers::serve(broker, session, request).await;
+    let mute = throttle.map(|t| t.duration());
     let elapsed = started.elapsed();
     broker
         .metrics
@@ -285,16 +356,17 @@ async fn respond(broker: &Arc<Broker>, session: &mut Session, request: protocol:
                 .any(|p| p.error_code != 0);
             if failed {
                 tracing::debug!(%peer, "closing connection: an acks=0 produce failed");
-                return Reply::Close;
+                return (Reply::Close, None);
             }
         }
-        return Reply::Nothing;
+        // No response, but a producer over its byte rate is muted all the same.
+        return (Reply::Nothing, mute);
     }
     match protocol::encode_response(api_key, version, correlation_id, &response) {
-        Ok(bytes) => Reply::Send(bytes),
+        Ok(bytes) => (Reply::Send(bytes), mute),
         Err(err) => {
             tracing::error!(%peer, "closing connection: {err}");
-            Reply::Close
+            (Reply::Close, None)
         }
     }
 }

@@ -16,6 +16,7 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
 use crate::broker::Broker;
+use crate::clock::now_ms;
 use crate::config::{parse_host_port, Config, SecurityProtocol};
 pub use crate::handlers::{ListenerInfo, Session};
 use limits::ConnectionLimits;
@@ -113,6 +114,21 @@ async fn accept(
             accepted = listener.tcp.accept() => match accepted {
                 Ok((stream, peer)) => {
                     broker.metrics.connections_accepted.inc();
+                    // Over its IP's connection_creation_rate: not served, and closed only once
+                    // the throttle has passed, as Kafka's acceptor does (KIP-612).
+                    if let Err(hold) = broker.quotas.connections.admit(peer.ip(), now_ms()) {
+                        tracing::debug!(%peer, ms = hold.as_millis() as u64, "connection over its IP's creation rate: closing it after the throttle");
+                        broker.metrics.connections_throttled.inc();
+                        let mut shutdown = shutdown.clone();
+                        connections.spawn(async move {
+                            tokio::select! {
+                                _ = tokio::time::sleep(hold) => {}
+                                _ = shutdown.changed() => {}
+                            }
+                            drop(stream);
+                        });
+                        continue;
+                    }
                     let Some(permit) = limits.admit(peer.ip()) else {
                         tracing::warn!(%peer, listener = %listener.info.name, "closing connection: connection limit reached");
                         continue;

@@ -62,6 +62,7 @@ pub fn decode_frame(mut frame: Bytes) -> Result<Frame, ProtocolError> {
     if frame.len() < HEADER_PREFIX_LEN {
         return Err(ProtocolError::TooShort(frame.len()));
     }
+    let size = frame.len();
     let mut prefix = &frame[..HEADER_PREFIX_LEN];
     let key = prefix.get_i16();
     let version = prefix.get_i16();
@@ -85,6 +86,7 @@ pub fn decode_frame(mut frame: Bytes) -> Result<Frame, ProtocolError> {
         header,
         api_key,
         body,
+        size,
     })))
 }
 
