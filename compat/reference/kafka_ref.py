@@ -53,6 +53,19 @@ STORAGE_TOOL = "kafka.tools.StorageTool"
 JVM_OPTS = ["-Xms256m", "-Xmx512m", "-XX:+UseSerialGC", "-Djava.awt.headless=true"]
 TOOL_JVM_OPTS = ["-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"]
 
+
+# What Kafka's own bin/kafka-server-start.sh runs the broker with (its KAFKA_HEAP_OPTS, then
+# kafka-run-class.sh's KAFKA_JVM_PERFORMANCE_OPTS and the GC log `-loggc` asks for), for
+# benchmarks: Kafka as its users run it. The tests keep the small heap above, which starts
+# faster and leaves room for the clients beside it.
+def server_jvm_opts(log_dir: Path) -> list[str]:
+    return ["-Xmx1G", "-Xms1G",
+            "-server", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+            "-XX:InitiatingHeapOccupancyPercent=35", "-XX:+ExplicitGCInvokesConcurrent",
+            "-XX:MaxInlineLevel=15", "-Djava.awt.headless=true",
+            f"-Xlog:gc*:file={log_dir / 'kafkaServer-gc.log'}:time,tags:filecount=10,filesize=100M"]
+
+
 DEFAULT_START_TIMEOUT = 120.0
 DEFAULT_STOP_TIMEOUT = 30.0
 
@@ -320,8 +333,10 @@ class KafkaReference:
                  start_timeout: float = DEFAULT_START_TIMEOUT,
                  stop_timeout: float = DEFAULT_STOP_TIMEOUT,
                  die_with_parent: bool = True,
-                 sasl_users: dict[str, str] | None = None):
+                 sasl_users: dict[str, str] | None = None,
+                 server_jvm: bool = False):
         self.port = port
+        self.server_jvm = server_jvm
         self.sasl_users = dict(sasl_users or {})
         self.sasl_port: int | None = None
         self.sasl_bootstrap: str | None = None
@@ -453,7 +468,8 @@ class KafkaReference:
         out_path = self.workdir / "kafka.out"
         self._out = open(out_path, "wb")
         self.proc = subprocess.Popen(
-            self._java_cmd(JVM_OPTS, BROKER_MAIN, str(cfg)),
+            self._java_cmd(server_jvm_opts(self.workdir) if self.server_jvm else JVM_OPTS,
+                           BROKER_MAIN, str(cfg)),
             cwd=self.workdir, stdin=subprocess.DEVNULL, stdout=self._out,
             stderr=subprocess.STDOUT, start_new_session=True,
             preexec_fn=_die_with_parent if self.die_with_parent else None)
@@ -554,7 +570,8 @@ def _run(args: argparse.Namespace) -> int:
         overrides[key] = value
     kafka = KafkaReference(port=args.port,
                            overrides=overrides or None,
-                           sasl_users=SASL_USERS if args.authorizer else None)
+                           sasl_users=SASL_USERS if args.authorizer else None,
+                           server_jvm=args.server_jvm)
     try:
         kafka.start()
         if ready is not None:
@@ -597,6 +614,9 @@ def main(argv: list[str] | None = None) -> int:
                      help="enforce ACLs (StandardAuthorizer); ANONYMOUS and admin are super users")
     run.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                      help="add or replace a server.properties entry (repeatable)")
+    run.add_argument("--server-jvm", action="store_true",
+                     help="the JVM settings of Kafka's kafka-server-start.sh (1 GiB heap, G1) "
+                          "instead of the tests' small heap")
     args = ap.parse_args(argv)
 
     if args.cmd == "version":

@@ -120,6 +120,8 @@ impl Broker {
         let mut child = Command::new("python3")
             .arg(paths.repo.join("compat/reference/kafka_ref.py"))
             .arg("run")
+            // Kafka as `kafka-server-start.sh` runs it: 1 GiB heap, G1 (not the tests' heap).
+            .arg("--server-jvm")
             .arg("--ready-file")
             .arg(&ready)
             .env("TMPDIR", &paths.work)

@@ -162,6 +162,7 @@ fn main() -> ExitCode {
         "latency_seconds": plan.latency.as_secs_f64(),
         "client": format!("librdkafka {librdkafka} (rdkafka crate)"),
         "kafka": if args.skip_kafka { "skipped".to_owned() } else { kafka_version(&paths) },
+        "kafka_jvm": "kafka-server-start.sh's: -Xmx1G -Xms1G, G1 (MaxGCPauseMillis=20, IHOP 35)",
         "samsa_commit": commit,
         "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         "load_average_1m": { "before": load_before, "after": procstat::load_average() },
