@@ -12,7 +12,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::procstat;
+use crate::{pin, procstat};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Kind {
@@ -37,6 +37,8 @@ pub struct Paths {
     pub work: PathBuf,
     /// Broker logs are kept here for a post-mortem.
     pub logs: PathBuf,
+    /// The core the brokers run on in pinned mode (see [`crate::pin`]); `None`: unpinned.
+    pub broker_cpu: Option<usize>,
 }
 
 /// A running broker.
@@ -62,7 +64,11 @@ impl Broker {
         let log_path = paths.logs.join(log_name);
         let mut log = File::create(&log_path)?;
         let start = Instant::now();
-        let mut child = Command::new(&paths.samsa_bin)
+        let mut cmd = Command::new(&paths.samsa_bin);
+        if let Some(cpu) = paths.broker_cpu {
+            pin::pin_child(&mut cmd, cpu);
+        }
+        let mut child = cmd
             .arg("--config")
             .arg(paths.repo.join("etc/samsa.toml"))
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
@@ -117,7 +123,11 @@ impl Broker {
         let _ = fs::remove_file(&ready);
         let log_path = paths.logs.join("kafka-ref.log");
         let log = File::create(&log_path)?;
-        let mut child = Command::new("python3")
+        let mut cmd = Command::new("python3");
+        if let Some(cpu) = paths.broker_cpu {
+            pin::pin_child(&mut cmd, cpu);
+        }
+        let mut child = cmd
             .arg(paths.repo.join("compat/reference/kafka_ref.py"))
             .arg("run")
             // Kafka as `kafka-server-start.sh` runs it: 1 GiB heap, G1 (not the tests' heap).

@@ -3,7 +3,7 @@
 //! Apache Kafka (compat/reference), prints one table with the targets checked, and
 //! writes `results.json` and `bench.svg`.
 //!
-//! Usage: samsa-bench [--quick | --smoke] [--skip-kafka] [--samsa-bin PATH] [--out DIR]
+//! Usage: samsa-bench [--quick | --smoke] [--skip-kafka] [--unpinned] [--rounds N] [--samsa-bin PATH] [--out DIR]
 //!
 //! `--smoke` is what `make test` runs: samsa alone (the debug binary unless told), tiny
 //! counts and sub-second limit probes, so every part of the tool runs in seconds; its
@@ -11,8 +11,10 @@
 
 mod broker;
 mod limits;
+mod pin;
 mod procstat;
 mod report;
+mod rounds;
 mod suite;
 mod svg;
 mod workload;
@@ -30,6 +32,8 @@ struct Args {
     quick: bool,
     smoke: bool,
     skip_kafka: bool,
+    unpinned: bool,
+    rounds: Option<usize>,
     samsa_bin: Option<PathBuf>,
     out: Option<PathBuf>,
 }
@@ -39,6 +43,8 @@ fn parse_args() -> Result<Args, String> {
         quick: false,
         smoke: false,
         skip_kafka: false,
+        unpinned: false,
+        rounds: None,
         samsa_bin: None,
         out: None,
     };
@@ -48,12 +54,20 @@ fn parse_args() -> Result<Args, String> {
             "--quick" => a.quick = true,
             "--smoke" => a.smoke = true,
             "--skip-kafka" => a.skip_kafka = true,
+            "--unpinned" => a.unpinned = true,
+            "--rounds" => {
+                let n = it.next().ok_or("--rounds needs a number")?;
+                match n.parse() {
+                    Ok(n) if n >= 1 => a.rounds = Some(n),
+                    _ => return Err(format!("--rounds needs a number from 1, got {n}")),
+                }
+            }
             "--samsa-bin" => {
                 a.samsa_bin = Some(it.next().ok_or("--samsa-bin needs a path")?.into())
             }
             "--out" => a.out = Some(it.next().ok_or("--out needs a directory")?.into()),
             "-h" | "--help" => {
-                println!("usage: samsa-bench [--quick | --smoke] [--skip-kafka] [--samsa-bin PATH] [--out DIR]");
+                println!("usage: samsa-bench [--quick | --smoke] [--skip-kafka] [--unpinned] [--rounds N] [--samsa-bin PATH] [--out DIR]");
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other}")),
@@ -83,7 +97,9 @@ fn main() -> ExitCode {
         ("target/bench", "target/release/samsa")
     };
     let out = args.out.unwrap_or_else(|| repo.join(default_out));
+    let pinning = (!args.unpinned).then(pin::Pinning::for_machine).flatten();
     let paths = Paths {
+        broker_cpu: pinning.map(|p| p.broker),
         samsa_bin: args.samsa_bin.unwrap_or_else(|| repo.join(default_bin)),
         work: out.join("tmp"),
         logs: out.join("logs"),
@@ -143,11 +159,41 @@ fn main() -> ExitCode {
         loopback_mb_s,
     };
 
-    let samsa = suite::run(Kind::Samsa, &paths, &plan);
-    let kafka = (!args.skip_kafka).then(|| suite::run(Kind::Kafka, &paths, &plan));
+    // After the machine's limits, which are measured on all cores; before the first client.
+    if let Some(p) = pinning {
+        eprintln!(
+            "[pinned] brokers on core {}, load generator on core {}",
+            p.broker, p.load
+        );
+        if let Err(e) = pin::pin_current_thread(p.load) {
+            eprintln!("samsa-bench: cannot pin the load generator: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    // Three rounds for the table's figures, one for a quick look or a smoke run.
+    let rounds = args
+        .rounds
+        .unwrap_or(if args.quick || args.smoke { 1 } else { 3 });
+    let (mut samsa_runs, mut kafka_runs) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        for kind in rounds::order(round, !args.skip_kafka) {
+            eprintln!("[round {} of {rounds}] {}", round + 1, kind.name());
+            let results = suite::run(kind, &paths, &plan);
+            match kind {
+                Kind::Samsa => samsa_runs.push(results),
+                Kind::Kafka => kafka_runs.push(results),
+            }
+        }
+    }
+    let samsa = rounds::median_results(&samsa_runs);
+    let kafka = (!args.skip_kafka).then(|| rounds::median_results(&kafka_runs));
+    let spreads = rounds::spreads(&samsa_runs, &kafka_runs);
 
     let table = report::table(&limits, &samsa, kafka.as_ref());
     println!("{table}");
+    if !spreads.is_empty() {
+        println!("{}", rounds::spread_table(&spreads));
+    }
     if args.smoke {
         println!("smoke run: tiny counts against {}; these figures and PASS/FAIL say nothing about speed (run `make bench`)", paths.samsa_bin.display());
     }
@@ -156,19 +202,26 @@ fn main() -> ExitCode {
     let meta = json!({
         "unix_time": SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
         "quick": args.quick,
+        "rounds": rounds,
         "smoke": args.smoke,
         "produce_seconds_per_case": plan.produce.as_secs_f64(),
         "produce_records_max": plan.produce_records,
         "latency_seconds": plan.latency.as_secs_f64(),
         "client": format!("librdkafka {librdkafka} (rdkafka crate)"),
         "kafka": if args.skip_kafka { "skipped".to_owned() } else { kafka_version(&paths) },
+        "pinned": pinning.map(|p| json!({ "broker_core": p.broker, "load_core": p.load })),
         "kafka_jvm": "kafka-server-start.sh's: -Xmx1G -Xms1G, G1 (MaxGCPauseMillis=20, IHOP 35)",
         "samsa_commit": commit,
         "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         "load_average_1m": { "before": load_before, "after": procstat::load_average() },
         "kernel": fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),
     });
-    let json = report::json(meta, &limits, &samsa, kafka.as_ref());
+    let mut json = report::json(meta, &limits, &samsa, kafka.as_ref());
+    json["ratio_spread"] = rounds::spread_json(&spreads);
+    // Every round's own figures, beside the medians the table shows.
+    let figures =
+        |runs: &[suite::Results]| runs.iter().map(|r| json!(r.figures)).collect::<Vec<_>>();
+    json["round_figures"] = json!({ "samsa": figures(&samsa_runs), "kafka": figures(&kafka_runs) });
     let json_path = out.join("results.json");
     let svg_path = out.join("bench.svg");
     let written = fs::write(
