@@ -14,6 +14,7 @@ use crate::fetch_sessions::FetchSessionCache;
 use crate::group::GroupCoordinator;
 use crate::metrics::Metrics;
 use crate::quotas::{ClientQuotas, Windows};
+use crate::share::state::Persister;
 use crate::telemetry::ClientTelemetry;
 use crate::topics::TopicRegistry;
 use crate::txn::TransactionCoordinator;
@@ -39,6 +40,8 @@ pub struct Broker {
     pub quotas: ClientQuotas,
     /// Client telemetry subscriptions and instances (KIP-714).
     pub telemetry: ClientTelemetry,
+    /// The share-partition state (KIP-932), as the share coordinator keeps it.
+    pub share_state: Arc<Persister>,
 }
 
 impl Broker {
@@ -75,6 +78,7 @@ impl Broker {
         let metrics = Metrics::new();
         let telemetry = ClientTelemetry::new(&config.telemetry, metrics.client_series.clone());
         Ok(Broker {
+            share_state: Arc::new(Persister::new()),
             quotas,
             telemetry,
             txns,

@@ -23,6 +23,7 @@ pub mod protocol;
 pub mod quotas;
 pub mod replication;
 pub mod server;
+pub mod share;
 pub mod telemetry;
 #[cfg(test)]
 mod testing;
