@@ -56,7 +56,10 @@ pub fn handle(
         ));
     }
     with_features(
-        ApiVersionsResponse::default().with_api_keys(api_keys(broker.telemetry.exporting())),
+        ApiVersionsResponse::default().with_api_keys(api_keys(
+            broker.telemetry.exporting(),
+            broker.cluster.feature_level(features::SHARE_VERSION) >= 1,
+        )),
         broker.cluster.finalized_features(),
         version,
     )
@@ -115,7 +118,11 @@ fn is_valid_software_field(field: &str) -> bool {
 
 /// The APIs listed: all served, but the telemetry ones only when samsa exports what clients
 /// push, as Kafka lists them only with a telemetry exporter (clients then never push).
-fn api_keys(telemetry: bool) -> Vec<ApiVersion> {
+///
+/// While share groups are being built (issue 19), their APIs are listed only once an
+/// operator turns share.version on, so no client of a default cluster tries them. Kafka
+/// lists them whatever the level; this filter goes when share groups are complete.
+fn api_keys(telemetry: bool, share: bool) -> Vec<ApiVersion> {
     super::APIS
         .iter()
         .filter(|(key, _, _)| {
@@ -125,6 +132,7 @@ fn api_keys(telemetry: bool) -> Vec<ApiVersion> {
                     ApiKey::GetTelemetrySubscriptions | ApiKey::PushTelemetry
                 )
         })
+        .filter(|(key, _, _)| share || !is_share_api(*key))
         .map(|&(key, min, max)| {
             ApiVersion::default()
                 .with_api_key(key as i16)
@@ -152,7 +160,7 @@ pub fn unsupported_version() -> ResponseKind {
     ResponseKind::ApiVersions(
         ApiVersionsResponse::default()
             .with_error_code(ResponseError::UnsupportedVersion.code())
-            .with_api_keys(api_keys(false)),
+            .with_api_keys(api_keys(false, false)),
     )
 }
 
@@ -175,4 +183,23 @@ mod tests {
             assert!(!is_valid_software_field(bad), "{bad}");
         }
     }
+}
+
+/// The share-group APIs (KIP-932), client and inter-broker.
+fn is_share_api(key: ApiKey) -> bool {
+    matches!(
+        key,
+        ApiKey::ShareGroupHeartbeat
+            | ApiKey::ShareGroupDescribe
+            | ApiKey::ShareFetch
+            | ApiKey::ShareAcknowledge
+            | ApiKey::InitializeShareGroupState
+            | ApiKey::ReadShareGroupState
+            | ApiKey::WriteShareGroupState
+            | ApiKey::DeleteShareGroupState
+            | ApiKey::ReadShareGroupStateSummary
+            | ApiKey::DescribeShareGroupOffsets
+            | ApiKey::AlterShareGroupOffsets
+            | ApiKey::DeleteShareGroupOffsets
+    )
 }

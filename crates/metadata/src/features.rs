@@ -81,10 +81,13 @@ pub const SUPPORTED: &[FeatureSpec] = &[
         max: 1,
         bootstrap: 1,
     },
+    // Share groups (KIP-932), being built (issue 19): level 1 is Kafka 4.1's share groups,
+    // level 2 adds Kafka 4.2's renew acknowledgements. New clusters start at 0 until the whole
+    // of it works; `kafka-features upgrade --feature share.version=N` turns it on to test.
     FeatureSpec {
         name: SHARE_VERSION,
         min: 0,
-        max: 0,
+        max: 2,
         bootstrap: 0,
     },
     // Level 1 is streams groups (KIP-1071): StreamsGroupHeartbeat and StreamsGroupDescribe
