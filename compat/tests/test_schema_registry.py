@@ -1,0 +1,189 @@
+"""The built-in schema registry (`[schema_registry]`) with Confluent's own client.
+
+confluent-kafka's SchemaRegistryClient and its Avro serializer and deserializer produce
+through samsa and consume back; schemas evolve compatibly, an incompatible evolution is
+refused with 409, deletes go soft then hard, and a restart keeps everything. The REST
+answers are checked against the examples and error codes of Confluent's API reference.
+samsa only: Apache Kafka has no registry.
+"""
+
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+
+from clients import ck_consume, ck_create_topic, ck_producer
+from conftest import EXTERNAL, SamsaBroker, free_port
+
+pytestmark = pytest.mark.skipif(bool(EXTERNAL), reason="samsa's own registry")
+
+CT = "application/vnd.schemaregistry.v1+json"
+
+USER_V1 = {"type": "record", "name": "User", "namespace": "compat",
+           "fields": [{"name": "name", "type": "string"}]}
+USER_V2 = {"type": "record", "name": "User", "namespace": "compat",
+           "fields": [{"name": "name", "type": "string"},
+                      {"name": "age", "type": "int", "default": 0}]}
+USER_BAD = {"type": "record", "name": "User", "namespace": "compat",
+            "fields": [{"name": "name", "type": "string"},
+                       {"name": "email", "type": "string"}]}
+
+
+@pytest.fixture
+def registry_broker(tmp_path):
+    port = free_port()
+    config = tmp_path / "samsa.toml"
+    config.write_text(f'[schema_registry]\nenabled = true\nlisten = "127.0.0.1:{port}"\n')
+    b = SamsaBroker(tmp_path / "data", config=config).start()
+    b.registry_url = f"http://127.0.0.1:{port}"
+    try:
+        yield b
+    finally:
+        if b.alive():
+            b.stop_clean()
+
+
+def call(url, method="GET", body=None):
+    """(status, decoded JSON body) of one REST call."""
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": CT})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            assert r.headers["Content-Type"] == CT
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def sr_client(url):
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+    return SchemaRegistryClient({"url": url})
+
+
+def test_avro_serializers_evolve_delete_and_survive_a_restart(registry_broker, topic_name):
+    from confluent_kafka.schema_registry import Schema
+    from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
+    from confluent_kafka.schema_registry.error import SchemaRegistryError
+    from confluent_kafka.serialization import MessageField, SerializationContext
+
+    b, url = registry_broker, registry_broker.registry_url
+    topic = topic_name()
+    subject = f"{topic}-value"
+    ck_create_topic(b.bootstrap, topic, 1)
+    client = sr_client(url)
+    ctx = SerializationContext(topic, MessageField.VALUE)
+
+    # Produce with v1 (the serializer registers it), then with a compatible v2.
+    ser1 = AvroSerializer(client, json.dumps(USER_V1))
+    ser2 = AvroSerializer(client, json.dumps(USER_V2))
+    p = ck_producer(b.bootstrap)
+    p.produce(topic, value=ser1({"name": "ada"}, ctx))
+    p.produce(topic, value=ser2({"name": "bob", "age": 42}, ctx))
+    assert p.flush(30) == 0
+    assert client.get_versions(subject) == [1, 2]
+    id1 = client.get_version(subject, 1).schema_id
+    id2 = client.get_latest_version(subject).schema_id
+    assert id1 != id2
+
+    # Registering v1 again is idempotent: same id, no new version.
+    assert client.register_schema(subject, Schema(json.dumps(USER_V1), "AVRO")) == id1
+    assert client.get_versions(subject) == [1, 2]
+
+    # An added field without a default cannot read v2's data: 409, nothing registered.
+    with pytest.raises(SchemaRegistryError) as refused:
+        client.register_schema(subject, Schema(json.dumps(USER_BAD), "AVRO"))
+    assert refused.value.http_status_code == 409
+    assert refused.value.error_code == 409
+    assert not client.test_compatibility(subject, Schema(json.dumps(USER_BAD), "AVRO"))
+    assert client.get_versions(subject) == [1, 2]
+
+    # The deserializer finds both writers' schemas by the ids in the records.
+    deser = AvroDeserializer(client)
+    values = [deser(r.value, ctx) for r in ck_consume(b.bootstrap, topic)]
+    assert values == [{"name": "ada"}, {"name": "bob", "age": 42}]
+
+    # A whole subject deleted soft, then hard; a version soft then hard.
+    other = f"{topic}-key"
+    client.register_schema(other, Schema('"string"', "AVRO"))
+    assert client.delete_subject(other) == [1]
+    assert other not in client.get_subjects()
+    status, body = call(f"{url}/subjects/{other}", "DELETE")
+    assert (status, body["error_code"]) == (404, 40404)
+    assert client.delete_subject(other, permanent=True) == [1]
+    status, body = call(f"{url}/subjects/{other}/versions?deleted=true")
+    assert (status, body["error_code"]) == (404, 40401)
+
+    status, body = call(f"{url}/subjects/{subject}/versions/1?permanent=true", "DELETE")
+    assert (status, body["error_code"]) == (404, 40405), "a hard delete needs a soft one first"
+    assert client.delete_version(subject, 1) == 1
+    assert client.get_versions(subject) == [2]
+    assert client.delete_version(subject, 1, permanent=True) == 1
+    status, body = call(f"{url}/subjects/{subject}/versions/1?deleted=true")
+    assert (status, body["error_code"]) == (404, 40402)
+
+    # A restart keeps subjects, versions, ids and levels; new ids never reuse old ones.
+    assert call(f"{url}/config/{subject}", "PUT", {"compatibility": "FULL"})[0] == 200
+    b.restart()
+    fresh = sr_client(url)
+    assert fresh.get_versions(subject) == [2]
+    assert fresh.get_latest_version(subject).schema_id == id2
+    assert json.loads(fresh.get_schema(id2).schema_str) == USER_V2
+    assert call(f"{url}/config/{subject}")[1] == {"compatibilityLevel": "FULL"}
+    # The first record's schema was deleted for good (40403, as Confluent answers); the
+    # second's is still there.
+    records = ck_consume(b.bootstrap, topic)
+    with pytest.raises(SchemaRegistryError) as gone:
+        AvroDeserializer(fresh)(records[0].value, ctx)
+    assert gone.value.error_code == 40403
+    assert AvroDeserializer(fresh)(records[1].value, ctx) == {"name": "bob", "age": 42}
+    new_id = fresh.register_schema(f"{topic}-other", Schema('"long"', "AVRO"))
+    assert new_id > max(id1, id2)
+
+
+def test_rest_answers_as_confluent_documents(registry_broker):
+    url = registry_broker.registry_url
+    string = {"schema": '"string"'}
+    assert call(f"{url}/subjects") == (200, [])
+    assert call(f"{url}/subjects/Kafka-key/versions", "POST", string) == (200, {"id": 1})
+    assert call(f"{url}/subjects/Kafka-value/versions", "POST", string) == (200, {"id": 1})
+    assert call(f"{url}/subjects")[1] == ["Kafka-key", "Kafka-value"]
+    assert call(f"{url}/subjects/Kafka-value/versions") == (200, [1])
+    assert call(f"{url}/schemas/ids/1") == (200, {"schema": '"string"'})
+    assert call(f"{url}/subjects/Kafka-value/versions/1") == (
+        200, {"subject": "Kafka-value", "version": 1, "id": 1, "schema": '"string"'})
+    assert call(f"{url}/subjects/Kafka-value/versions/latest")[1]["version"] == 1
+    assert call(f"{url}/subjects/Kafka-value", "POST", string)[1]["id"] == 1
+    assert sorted(call(f"{url}/schemas/ids/1/subjects")[1]) == ["Kafka-key", "Kafka-value"]
+    assert call(f"{url}/schemas/types")[1] == ["AVRO"]
+
+    # Confluent's error codes.
+    assert call(f"{url}/subjects/nope/versions")[1]["error_code"] == 40401
+    assert call(f"{url}/subjects/Kafka-value/versions/7")[1]["error_code"] == 40402
+    assert call(f"{url}/schemas/ids/99")[1]["error_code"] == 40403
+    assert call(f"{url}/subjects/Kafka-value/versions/zero")[1]["error_code"] == 42202
+    status, body = call(f"{url}/subjects/bad/versions", "POST", {"schema": '{"type":"nope"}'})
+    assert (status, body["error_code"]) == (422, 42201)
+    assert call(f"{url}/config", "PUT", {"compatibility": "SIDEWAYS"})[1]["error_code"] == 42203
+    assert call(f"{url}/config/Kafka-value")[1]["error_code"] == 40408
+    assert call(f"{url}/config/Kafka-value?defaultToGlobal=true")[1] == {"compatibilityLevel": "BACKWARD"}
+
+    # Compatibility checks, verbose; NONE accepts anything.
+    long_ = {"schema": '"long"'}
+    status, body = call(f"{url}/compatibility/subjects/Kafka-value/versions/latest?verbose=true", "POST", long_)
+    assert status == 200 and body["is_compatible"] is False and body["messages"]
+    assert call(f"{url}/subjects/Kafka-value/versions", "POST", long_)[0] == 409
+    assert call(f"{url}/config/Kafka-value", "PUT", {"compatibility": "NONE"}) == (200, {"compatibility": "NONE"})
+    assert call(f"{url}/subjects/Kafka-value/versions", "POST", long_) == (200, {"id": 2})
+
+    # Modes: READONLY refuses writes with 42205; IMPORT takes the writer's ids.
+    assert call(f"{url}/mode/Kafka-key", "PUT", {"mode": "READONLY"}) == (200, {"mode": "READONLY"})
+    status, body = call(f"{url}/subjects/Kafka-key/versions", "POST", long_)
+    assert (status, body["error_code"]) == (422, 42205)
+    assert call(f"{url}/mode")[1] == {"mode": "READWRITE"}
+    assert call(f"{url}/mode", "PUT", {"mode": "IMPORT"})[1]["error_code"] == 42205
+    assert call(f"{url}/mode/imported", "PUT", {"mode": "IMPORT"}) == (200, {"mode": "IMPORT"})
+    body = {"schema": '"bytes"', "id": 100, "version": 5}
+    assert call(f"{url}/subjects/imported/versions", "POST", body) == (200, {"id": 100})
+    assert call(f"{url}/subjects/imported/versions/5")[1]["id"] == 100
+    assert call(f"{url}/subjects/Kafka-value/versions", "POST", {"schema": '"int"'})[1] == {"id": 101}
