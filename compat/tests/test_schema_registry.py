@@ -61,18 +61,23 @@ def sr_client(url):
     return SchemaRegistryClient({"url": url})
 
 
+def value_topic(broker, topic_name):
+    """A fresh one-partition topic: (topic, its value subject, a registry client, the
+    serializers' context for its values)."""
+    from confluent_kafka.serialization import MessageField, SerializationContext
+    topic = topic_name()
+    ck_create_topic(broker.bootstrap, topic, 1)
+    ctx = SerializationContext(topic, MessageField.VALUE)
+    return topic, f"{topic}-value", sr_client(broker.registry_url), ctx
+
+
 def test_avro_serializers_evolve_delete_and_survive_a_restart(registry_broker, topic_name):
     from confluent_kafka.schema_registry import Schema
     from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
     from confluent_kafka.schema_registry.error import SchemaRegistryError
-    from confluent_kafka.serialization import MessageField, SerializationContext
 
     b, url = registry_broker, registry_broker.registry_url
-    topic = topic_name()
-    subject = f"{topic}-value"
-    ck_create_topic(b.bootstrap, topic, 1)
-    client = sr_client(url)
-    ctx = SerializationContext(topic, MessageField.VALUE)
+    topic, subject, client, ctx = value_topic(registry_broker, topic_name)
 
     # Produce with v1 (the serializer registers it), then with a compatible v2.
     ser1 = AvroSerializer(client, json.dumps(USER_V1))
@@ -155,7 +160,7 @@ def test_rest_answers_as_confluent_documents(registry_broker):
     assert call(f"{url}/subjects/Kafka-value/versions/latest")[1]["version"] == 1
     assert call(f"{url}/subjects/Kafka-value", "POST", string)[1]["id"] == 1
     assert sorted(call(f"{url}/schemas/ids/1/subjects")[1]) == ["Kafka-key", "Kafka-value"]
-    assert call(f"{url}/schemas/types")[1] == ["AVRO"]
+    assert call(f"{url}/schemas/types")[1] == ["JSON", "AVRO"]
 
     # Confluent's error codes.
     assert call(f"{url}/subjects/nope/versions")[1]["error_code"] == 40401
@@ -187,3 +192,58 @@ def test_rest_answers_as_confluent_documents(registry_broker):
     assert call(f"{url}/subjects/imported/versions", "POST", body) == (200, {"id": 100})
     assert call(f"{url}/subjects/imported/versions/5")[1]["id"] == 100
     assert call(f"{url}/subjects/Kafka-value/versions", "POST", {"schema": '"int"'})[1] == {"id": 101}
+
+
+PERSON_V1 = {"type": "object", "properties": {"name": {"type": "string"}}, "additionalProperties": False}
+PERSON_V2 = {"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+             "additionalProperties": False}
+PERSON_BAD = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"],
+              "additionalProperties": False}
+
+
+def test_json_serializers_and_json_compatibility(registry_broker, topic_name):
+    from confluent_kafka.schema_registry import Schema
+    from confluent_kafka.schema_registry.error import SchemaRegistryError
+    from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer
+
+    b, url = registry_broker, registry_broker.registry_url
+    topic, subject, client, ctx = value_topic(registry_broker, topic_name)
+
+    p = ck_producer(b.bootstrap)
+    p.produce(topic, value=JSONSerializer(json.dumps(PERSON_V1), client)({"name": "ada"}, ctx))
+    # A property added to a closed content model is backward compatible.
+    p.produce(topic, value=JSONSerializer(json.dumps(PERSON_V2), client)({"name": "bob", "age": 7}, ctx))
+    assert p.flush(30) == 0
+    assert client.get_versions(subject) == [1, 2]
+    assert client.get_latest_version(subject).schema.schema_type == "JSON"
+
+    # A property that becomes required refuses old documents without it: 409.
+    with pytest.raises(SchemaRegistryError) as refused:
+        client.register_schema(subject, Schema(json.dumps(PERSON_BAD), "JSON"))
+    assert refused.value.error_code == 409
+    # Not a JSON schema at all: 42201.
+    with pytest.raises(SchemaRegistryError) as invalid:
+        client.register_schema(subject, Schema('{"type": 12}', "JSON"))
+    assert invalid.value.error_code == 42201
+
+    deser = JSONDeserializer(None, schema_registry_client=client)
+    values = [deser(r.value, ctx) for r in ck_consume(b.bootstrap, topic)]
+    assert values == [{"name": "ada"}, {"name": "bob", "age": 7}]
+
+
+def test_franz_go_sr_client(registry_broker):
+    """franz-go's sr package (compat/go/sr_test.go) against the same registry."""
+    from test_go import GO_DIR
+    import os
+    import shutil
+    import subprocess
+
+    go = shutil.which("go")
+    assert go, "go not found: run compat/install.sh"
+    env = dict(os.environ, GOFLAGS="-mod=readonly", KAFKA_BOOTSTRAP=registry_broker.bootstrap,
+               SCHEMA_REGISTRY_URL=registry_broker.registry_url)
+    proc = subprocess.run([go, "test", "-count=1", "-v", "-run", "^TestSchemaRegistry$", "."],
+                          cwd=GO_DIR, env=env, capture_output=True, text=True, timeout=600,
+                          stdin=subprocess.DEVNULL)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "--- PASS: TestSchemaRegistry" in out, out[-6000:]
