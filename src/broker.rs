@@ -75,6 +75,7 @@ impl Broker {
             window_ms: i64::from(config.quota_window_size_seconds) * 1000,
         };
         let quotas = ClientQuotas::new(windows, crate::quotas::limits_of(&cluster));
+        cluster.install_mutation_charger(quotas.mutation_charger());
         let metrics = Metrics::new();
         let telemetry = ClientTelemetry::new(&config.telemetry, metrics.client_series.clone());
         Ok(Broker {

@@ -150,6 +150,16 @@ pub fn topic_configs(configs: &[(&str, &str)]) -> Vec<CreatableTopicConfig> {
         .collect()
 }
 
+/// A CreateTopics request for one topic of `partitions` partitions, one replica each.
+pub fn create_request(name: &str, partitions: i32) -> CreateTopicsRequest {
+    CreateTopicsRequest::default()
+        .with_timeout_ms(5000)
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(topic_name(name))
+            .with_num_partitions(partitions)
+            .with_replication_factor(1)])
+}
+
 /// Creates a topic with CreateTopics v7 and returns it with its id; fails on any error code.
 pub fn create_topic(
     conn: &mut Connection,

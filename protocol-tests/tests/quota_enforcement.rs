@@ -8,15 +8,12 @@
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::alter_client_quotas_request::{EntityData, EntryData, OpData};
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
-use kafka_protocol::messages::{
-    AlterClientQuotasRequest, ApiVersionsRequest, CreateTopicsRequest, MetadataRequest,
-};
+use kafka_protocol::messages::{AlterClientQuotasRequest, ApiVersionsRequest, MetadataRequest};
 use kafka_protocol::protocol::StrBytes;
 use samsa_protocol_tests::batches::{batch, messages, Message};
 use samsa_protocol_tests::client::{
-    create_topic, fetch_request, only_partition, produce, produce_request, topic_name, TopicRef,
-    LATEST_PRODUCE,
+    create_request, create_topic, fetch_request, only_partition, produce, produce_request,
+    TopicRef, LATEST_PRODUCE,
 };
 use samsa_protocol_tests::{free_port, metrics, BrokerProcess, Connection};
 
@@ -180,15 +177,6 @@ fn last_offset(mut records: &[u8]) -> i64 {
         records = &records[(12 + len).min(records.len())..];
     }
     last
-}
-
-fn create_request(name: &str, partitions: i32) -> CreateTopicsRequest {
-    CreateTopicsRequest::default()
-        .with_timeout_ms(5000)
-        .with_topics(vec![CreatableTopic::default()
-            .with_name(topic_name(name))
-            .with_num_partitions(partitions)
-            .with_replication_factor(1)])
 }
 
 #[test]

@@ -26,7 +26,10 @@ pub use sensors::EntityStats;
 use sensors::Sensors;
 pub use stats::Windows;
 
+use samsa_metadata::quotas::mutation::MutationCharger;
+
 use crate::clock::now_ms;
+use crate::cluster::Cluster;
 
 /// A throttle decided for one request: how long, on which quota, for which entity.
 #[derive(Debug, Clone, PartialEq)]
@@ -65,7 +68,8 @@ pub struct ClientQuotas {
     produce: Sensors,
     fetch: Sensors,
     request: Sensors,
-    mutation: Sensors,
+    /// Shared with the controller's charger ([`mutation::Buckets`]).
+    mutation: Arc<Sensors>,
     pub connections: ConnectionRates,
 }
 
@@ -76,7 +80,7 @@ impl ClientQuotas {
             produce: Sensors::new(QuotaKey::ProducerByteRate),
             fetch: Sensors::new(QuotaKey::ConsumerByteRate),
             request: Sensors::new(QuotaKey::RequestPercentage),
-            mutation: Sensors::new(QuotaKey::ControllerMutationRate),
+            mutation: Arc::new(Sensors::new(QuotaKey::ControllerMutationRate)),
             connections: ConnectionRates::new(windows, limits.clone()),
             limits,
         }
@@ -160,14 +164,28 @@ impl ClientQuotas {
 
     /// The controller mutation quota of one CreateTopics, CreatePartitions or DeleteTopics:
     /// strict (THROTTLING_QUOTA_EXCEEDED once exhausted) from the version that can say so,
-    /// permissive (accepted, then throttled) before it.
-    pub fn mutation_quota(&self, client: Client<'_>, strict: bool) -> MutationQuota<'_> {
+    /// permissive (accepted, then throttled) before it; charged on the active controller.
+    pub fn mutation_quota<'a>(
+        &self,
+        cluster: &'a Cluster,
+        client: Client<'_>,
+        strict: bool,
+    ) -> MutationQuota<'a> {
         let limit = self.limits.client(
             QuotaKey::ControllerMutationRate,
             client.user,
             client.client_id,
         );
-        MutationQuota::new(&self.mutation, self.windows, limit, strict)
+        MutationQuota::new(cluster, client, limit, strict)
+    }
+
+    /// What charges every broker's mutations while this node is the active controller.
+    pub fn mutation_charger(&self) -> Arc<dyn MutationCharger> {
+        Arc::new(mutation::Buckets {
+            sensors: self.mutation.clone(),
+            windows: self.windows,
+            limits: self.limits.clone(),
+        })
     }
 
     /// Counts a throttle applied, for the metrics.
