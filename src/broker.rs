@@ -14,6 +14,7 @@ use crate::fetch_sessions::FetchSessionCache;
 use crate::group::GroupCoordinator;
 use crate::metrics::Metrics;
 use crate::quotas::{ClientQuotas, Windows};
+use crate::share::coordinator::ShareCoordinator;
 use crate::share::state::Persister;
 use crate::telemetry::ClientTelemetry;
 use crate::topics::TopicRegistry;
@@ -79,7 +80,10 @@ impl Broker {
         let metrics = Metrics::new();
         let telemetry = ClientTelemetry::new(&config.telemetry, metrics.client_series.clone());
         Ok(Broker {
-            share_state: Arc::new(Persister::new()),
+            share_state: Arc::new(Persister::new(Arc::new(ShareCoordinator::new(
+                config.clone(),
+                topics.clone(),
+            )))),
             quotas,
             telemetry,
             txns,

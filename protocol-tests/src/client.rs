@@ -97,11 +97,22 @@ pub const TELEMETRY_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::PushTelemetry, 0, 0),
 ];
 
+/// Served, but advertised only once share.version is on while share groups are being built
+/// (issue 19): the share coordinator's inter-broker APIs.
+pub const SHARE_APIS: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::InitializeShareGroupState, 0, 0),
+    (ApiKey::ReadShareGroupState, 0, 0),
+    (ApiKey::WriteShareGroupState, 0, 1),
+    (ApiKey::DeleteShareGroupState, 0, 0),
+    (ApiKey::ReadShareGroupStateSummary, 0, 1),
+];
+
 /// Every version samsa serves of `key`.
 pub fn versions(key: ApiKey) -> std::ops::RangeInclusive<i16> {
     let &(_, min, max) = SERVED_APIS
         .iter()
         .chain(TELEMETRY_APIS)
+        .chain(SHARE_APIS)
         .find(|(k, _, _)| *k == key)
         .unwrap_or_else(|| panic!("{key:?} is not served"));
     min..=max

@@ -153,6 +153,26 @@ impl Config {
         if self.transaction_state_num_partitions < 1 {
             return invalid("transaction_state_num_partitions", "must be at least 1");
         }
+        if self.share_coordinator_state_topic_num_partitions < 1 {
+            return invalid(
+                "share_coordinator_state_topic_num_partitions",
+                "must be at least 1",
+            );
+        }
+        if self.share_coordinator_state_topic_replication_factor < 1
+            || self.share_coordinator_state_topic_min_isr < 1
+        {
+            return invalid(
+                "share_coordinator_state_topic_replication_factor",
+                "replication factor and min ISR must be at least 1",
+            );
+        }
+        if self.share_coordinator_snapshot_update_records_per_snapshot < 0 {
+            return invalid(
+                "share_coordinator_snapshot_update_records_per_snapshot",
+                "must not be negative",
+            );
+        }
         if self.producer_id_expiration_ms < 1 {
             return invalid("producer_id_expiration_ms", "must be positive");
         }

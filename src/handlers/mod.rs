@@ -33,6 +33,7 @@ mod record_errors;
 pub mod sasl;
 pub mod scram;
 mod session;
+pub mod share_state;
 pub mod streams_describe;
 pub mod streams_group;
 pub mod streams_topology;
@@ -275,6 +276,12 @@ apis! {
     // Client telemetry (KIP-714); listed by ApiVersions only when a subscription is configured.
     GetTelemetrySubscriptions 0..=0 => telemetry::get_subscriptions(broker, session, &req, &client_id),
     PushTelemetry 0..=0 => telemetry::push(broker, session, req, &client_id),
+    // Share groups (KIP-932): the share coordinator's inter-broker APIs.
+    InitializeShareGroupState 0..=0 => share_state::initialize(broker, session, req).await,
+    ReadShareGroupState 0..=0 => share_state::read(broker, session, req).await,
+    WriteShareGroupState 0..=1 => share_state::write(broker, session, req, version).await,
+    DeleteShareGroupState 0..=0 => share_state::delete(broker, session, req).await,
+    ReadShareGroupStateSummary 0..=1 => share_state::read_summary(broker, session, req).await,
 }
 
 /// Whether the session's principal may perform `op` on the resource.
@@ -291,9 +298,11 @@ pub(crate) fn allowed(
 }
 
 /// The coordinators' topics: clients may not write them, Metadata flags them internal
-/// (pattern subscriptions skip them), and they are compacted.
+/// (pattern subscriptions skip them); all but `__share_group_state` are compacted.
 pub(crate) fn is_internal_topic(topic: &str) -> bool {
-    topic == crate::group::store::OFFSETS_TOPIC || topic == crate::txn::log::TRANSACTION_STATE_TOPIC
+    topic == crate::group::store::OFFSETS_TOPIC
+        || topic == crate::txn::log::TRANSACTION_STATE_TOPIC
+        || topic == crate::share::coordinator::SHARE_STATE_TOPIC
 }
 
 /// Whether the session's principal may perform `op` on the cluster.
