@@ -9,4 +9,5 @@
 //! - the group coordinator (`group`) keeps the membership and the assignment, and
 //!   initializes a share-partition's state before it first assigns the partition.
 
+pub mod partition;
 pub mod state;
