@@ -14,6 +14,7 @@ use crate::fetch_sessions::FetchSessionCache;
 use crate::group::GroupCoordinator;
 use crate::metrics::Metrics;
 use crate::quotas::{ClientQuotas, Windows};
+use crate::share::leader::ShareLeader;
 use crate::share::state::Persister;
 use crate::telemetry::ClientTelemetry;
 use crate::topics::TopicRegistry;
@@ -42,6 +43,8 @@ pub struct Broker {
     pub telemetry: ClientTelemetry,
     /// The share-partition state (KIP-932), as the share coordinator keeps it.
     pub share_state: Arc<Persister>,
+    /// The share-partitions this broker leads, and the share sessions (KIP-932).
+    pub share_leader: ShareLeader,
 }
 
 impl Broker {
@@ -77,7 +80,9 @@ impl Broker {
         let quotas = ClientQuotas::new(windows, crate::quotas::limits_of(&cluster));
         let metrics = Metrics::new();
         let telemetry = ClientTelemetry::new(&config.telemetry, metrics.client_series.clone());
+        let share_leader = ShareLeader::new(&config);
         Ok(Broker {
+            share_leader,
             share_state: Arc::new(Persister::new()),
             quotas,
             telemetry,

@@ -97,11 +97,19 @@ pub const TELEMETRY_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::PushTelemetry, 0, 0),
 ];
 
+/// Share-group APIs (KIP-932) served, and advertised only once share.version is on while
+/// issue 19 is being built (the interim filter of `src/handlers/api_versions.rs`).
+pub const SHARE_APIS: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::ShareFetch, 1, 2),
+    (ApiKey::ShareAcknowledge, 1, 2),
+];
+
 /// Every version samsa serves of `key`.
 pub fn versions(key: ApiKey) -> std::ops::RangeInclusive<i16> {
     let &(_, min, max) = SERVED_APIS
         .iter()
         .chain(TELEMETRY_APIS)
+        .chain(SHARE_APIS)
         .find(|(k, _, _)| *k == key)
         .unwrap_or_else(|| panic!("{key:?} is not served"));
     min..=max

@@ -9,5 +9,7 @@
 //! - the group coordinator (`group`) keeps the membership and the assignment, and
 //!   initializes a share-partition's state before it first assigns the partition.
 
+pub mod leader;
 pub mod partition;
+pub mod sessions;
 pub mod state;

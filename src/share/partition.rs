@@ -50,6 +50,15 @@ pub enum AckError {
     InvalidRequest(String),
 }
 
+impl From<AckError> for crate::error::BrokerError {
+    fn from(err: AckError) -> Self {
+        match err {
+            AckError::InvalidRecordState(m) => crate::error::BrokerError::InvalidRecordState(m),
+            AckError::InvalidRequest(m) => crate::error::BrokerError::InvalidRequest(m),
+        }
+    }
+}
+
 /// The acknowledgement types of ShareFetch and ShareAcknowledge.
 pub const GAP: i8 = 0;
 pub const ACCEPT: i8 = 1;
@@ -487,6 +496,24 @@ impl SharePartition {
             });
         }
         self.next_new = last + 1;
+    }
+
+    /// Archives the acquired records in `ranges`: under read_committed, those of aborted
+    /// transactions, which are never delivered.
+    pub fn archive_acquired(&mut self, ranges: &[(i64, i64)]) {
+        let within = |o: i64| ranges.iter().any(|&(f, l)| f <= o && o <= l);
+        for (first, batch) in self.batches.iter_mut() {
+            let mut hit = false;
+            for (i, s) in batch.offsets.iter_mut().enumerate() {
+                if s.state == RecordState::Acquired && within(first + i as i64) {
+                    s.state = RecordState::Archived;
+                    s.member = None;
+                    hit = true;
+                }
+            }
+            batch.per_offset |= hit;
+        }
+        self.advance_start();
     }
 
     /// Applies `member`'s acknowledgements: (first offset, last offset, types), one type
