@@ -401,6 +401,17 @@ pub struct Config {
     /// Partitions cached over all fetch sessions (samsa's own bound on their memory; a
     /// topic name of more than 256 bytes counts once more per 256 bytes).
     pub max_incremental_fetch_session_cache_partitions: usize,
+    /// How long a share group's member holds the records it acquired before they may go to
+    /// another (`group.share.record.lock.duration.ms`, 1000-3600000).
+    pub group_share_record_lock_duration_ms: i64,
+    /// Deliveries of a record to a share group before it is archived
+    /// (`group.share.delivery.count.limit`, 2-10).
+    pub group_share_delivery_count_limit: i16,
+    /// Records in flight (past the share-partition start offset, not yet acknowledged) per
+    /// share-partition (`group.share.partition.max.record.locks`, 100-10000).
+    pub group_share_partition_max_record_locks: i64,
+    /// Share sessions the broker keeps at once (`group.share.max.share.sessions`).
+    pub group_share_max_share_sessions: usize,
     /// Keys set in the file or on the command line, so DescribeConfigs can tell an
     /// operator's value (STATIC_BROKER_CONFIG) from a built-in default.
     #[serde(skip)]
@@ -506,6 +517,10 @@ impl Default for Config {
             max_incremental_fetch_session_cache_slots: 1000,
             min_incremental_fetch_session_eviction_ms: 120_000,
             max_incremental_fetch_session_cache_partitions: 500_000,
+            group_share_record_lock_duration_ms: 30_000,
+            group_share_delivery_count_limit: 5,
+            group_share_partition_max_record_locks: 2000,
+            group_share_max_share_sessions: 2000,
             explicit: BTreeSet::new(),
         }
     }

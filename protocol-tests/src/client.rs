@@ -97,9 +97,11 @@ pub const TELEMETRY_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::PushTelemetry, 0, 0),
 ];
 
-/// Served, but advertised only once share.version is on while share groups are being built
-/// (issue 19): the share coordinator's inter-broker APIs.
+/// Share-group APIs (KIP-932) served, and advertised only once share.version is on while
+/// issue 19 is being built (the interim filter of `src/handlers/api_versions.rs`).
 pub const SHARE_APIS: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::ShareFetch, 1, 2),
+    (ApiKey::ShareAcknowledge, 1, 2),
     (ApiKey::InitializeShareGroupState, 0, 0),
     (ApiKey::ReadShareGroupState, 0, 0),
     (ApiKey::WriteShareGroupState, 0, 1),

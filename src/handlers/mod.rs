@@ -34,6 +34,7 @@ pub mod sasl;
 pub mod scram;
 mod session;
 pub mod share_state;
+pub mod share_fetch;
 pub mod streams_describe;
 pub mod streams_group;
 pub mod streams_topology;
@@ -273,6 +274,10 @@ apis! {
         consumer_group::heartbeat(broker, session, req, version, &client_id, peer).await
     },
     ConsumerGroupDescribe 0..=1 => consumer_group::describe(broker, session, req, version),
+    // Share groups (KIP-932): the share-partition leader; UNSUPPORTED_VERSION while
+    // share.version is 0, as in Kafka.
+    ShareFetch 1..=2 => share_fetch::fetch(broker, session, req, version).await,
+    ShareAcknowledge 1..=2 => share_fetch::acknowledge_request(broker, session, req, version).await,
     // Client telemetry (KIP-714); listed by ApiVersions only when a subscription is configured.
     GetTelemetrySubscriptions 0..=0 => telemetry::get_subscriptions(broker, session, &req, &client_id),
     PushTelemetry 0..=0 => telemetry::push(broker, session, req, &client_id),
