@@ -97,11 +97,19 @@ pub const TELEMETRY_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::PushTelemetry, 0, 0),
 ];
 
+/// Served, but advertised only once `share.version` is turned on, while share groups are
+/// being built (issue 19); they join [`SERVED_APIS`] when the interim filter goes.
+pub const SHARE_APIS: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::ShareGroupHeartbeat, 1, 1),
+    (ApiKey::ShareGroupDescribe, 1, 1),
+];
+
 /// Every version samsa serves of `key`.
 pub fn versions(key: ApiKey) -> std::ops::RangeInclusive<i16> {
     let &(_, min, max) = SERVED_APIS
         .iter()
         .chain(TELEMETRY_APIS)
+        .chain(SHARE_APIS)
         .find(|(k, _, _)| *k == key)
         .unwrap_or_else(|| panic!("{key:?} is not served"));
     min..=max
