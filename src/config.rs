@@ -242,6 +242,14 @@ pub struct Config {
     pub group_streams_heartbeat_interval_ms: u64,
     /// Most members of one streams group (`group.streams.max.size`).
     pub group_streams_max_size: u32,
+    /// A share group member that does not heartbeat for this long is removed
+    /// (`group.share.session.timeout.ms`).
+    pub group_share_session_timeout_ms: u64,
+    /// How often share group members are asked to heartbeat
+    /// (`group.share.heartbeat.interval.ms`).
+    pub group_share_heartbeat_interval_ms: u64,
+    /// Most members of one share group (`group.share.max.size`).
+    pub group_share_max_size: u32,
     /// Standby replicas of each stateful task (`group.streams.num.standby.replicas`).
     pub group_streams_num_standby_replicas: u32,
     /// How long a new streams group waits for more members before its first assignment
@@ -458,6 +466,9 @@ impl Default for Config {
             group_streams_session_timeout_ms: 45_000,
             group_streams_heartbeat_interval_ms: 5_000,
             group_streams_max_size: i32::MAX as u32,
+            group_share_session_timeout_ms: 45_000,
+            group_share_heartbeat_interval_ms: 5_000,
+            group_share_max_size: 200,
             group_streams_num_standby_replicas: 0,
             group_streams_initial_rebalance_delay_ms: 3_000,
             group_streams_assignment_interval_ms: 1_000,

@@ -100,6 +100,8 @@ pub const TELEMETRY_APIS: &[(ApiKey, i16, i16)] = &[
 /// Share-group APIs (KIP-932) served, and advertised only once share.version is on while
 /// issue 19 is being built (the interim filter of `src/handlers/api_versions.rs`).
 pub const SHARE_APIS: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::ShareGroupHeartbeat, 1, 1),
+    (ApiKey::ShareGroupDescribe, 1, 1),
     (ApiKey::ShareFetch, 1, 2),
     (ApiKey::ShareAcknowledge, 1, 2),
     (ApiKey::InitializeShareGroupState, 0, 0),

@@ -150,6 +150,17 @@ impl Config {
         if self.group_streams_max_size < 1 {
             return invalid("group_streams_max_size", "must be at least 1");
         }
+        if self.group_share_heartbeat_interval_ms < 1
+            || self.group_share_session_timeout_ms <= self.group_share_heartbeat_interval_ms
+        {
+            return invalid(
+                "group_share_heartbeat_interval_ms",
+                "must be positive and below group_share_session_timeout_ms",
+            );
+        }
+        if !(1..=1000).contains(&self.group_share_max_size) {
+            return invalid("group_share_max_size", "must be between 1 and 1000");
+        }
         // Kafka's `group.streams.max.standby.replicas` default.
         if self.group_streams_num_standby_replicas > 2 {
             return invalid("group_streams_num_standby_replicas", "must be at most 2");
