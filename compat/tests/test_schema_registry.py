@@ -247,3 +247,59 @@ def test_franz_go_sr_client(registry_broker):
                           stdin=subprocess.DEVNULL)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0 and "--- PASS: TestSchemaRegistry" in out, out[-6000:]
+
+
+def test_three_nodes_one_writer_every_node_reads(tmp_path):
+    """A registry on each node of a cluster: writes go to the leader of `_schemas` (the others
+    answer 421 naming it), every node serves what was written, and when that leader is
+    killed the new one goes on with the next id."""
+    from cluster import SamsaCluster
+    from clients import wait_until
+
+    c = SamsaCluster(tmp_path / "cluster")
+    urls = {}
+    for k, node in c.nodes.items():
+        port = free_port()
+        with open(node.config, "a") as config:
+            config.write(f'[schema_registry]\nenabled = true\nlisten = "127.0.0.1:{port}"\n')
+        urls[k] = f"http://127.0.0.1:{port}"
+    c.start()
+    try:
+        def register(schema, subject="s"):
+            """(the nodes that took the write, what each node answered)."""
+            answers = {k: call(f"{u}/subjects/{subject}/versions", "POST", {"schema": schema})
+                       for k, u in urls.items() if c.nodes[k].alive()}
+            took = [k for k, (status, _) in answers.items() if status == 200]
+            return took, answers
+
+        last = {}
+
+        def registered(schema, subject="s"):
+            took, answers = register(schema, subject)
+            last["answers"] = answers
+            return (took, answers) if took else None
+
+        took, answers = wait_until(lambda: registered('"string"'), "a node to take the first write")
+        assert len(took) == 1, answers
+        writer = took[0]
+        assert answers[writer][1] == {"id": 1}
+        for k, (status, body) in answers.items():
+            if k != writer:
+                assert (status, body["error_code"]) == (421, 42101), answers
+                assert f"broker {writer}" in body["message"]
+        for k, u in urls.items():
+            wait_until(lambda: call(f"{u}/subjects/s/versions/1")[0] == 200, f"node {k} to serve version 1")
+            assert call(f"{u}/subjects/s/versions/1")[1]["id"] == 1
+
+        c.nodes[writer].kill()
+        try:
+            took, answers = wait_until(lambda: registered('"long"', "t"), "a new leader to take a write", timeout=60)
+        except AssertionError as e:
+            raise AssertionError(f"{e}; last answers {last.get('answers')}") from None
+        assert took != [writer] and answers[took[0]][1] == {"id": 2}, answers
+        for k, u in urls.items():
+            if k != writer:
+                wait_until(lambda: call(f"{u}/schemas/ids/2")[0] == 200, f"node {k} to serve id 2")
+                assert call(f"{u}/subjects/s/versions/1")[1]["id"] == 1
+    finally:
+        c.stop()

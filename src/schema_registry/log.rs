@@ -4,8 +4,9 @@
 //!
 //! A write on a node that does not lead partition 0 is refused with the leader's id (HTTP
 //! 421, see [`RegistryError::NotLeader`]) rather than proxied: the simplest answer that
-//! never lets two nodes hand out the same id. The tailer reads the local log, so a node
-//! serves reads of what it leads; the data survives restarts because it is the topic.
+//! never lets two nodes hand out the same id. The tailer reads the local replica, leader or
+//! follower, up to its high watermark, so every node holding a replica serves reads; the
+//! data survives restarts because it is the topic.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +24,6 @@ use crate::broker::Broker;
 use crate::clock::now_ms;
 use crate::error::BrokerError;
 use crate::topics::internal::{self, Appended};
-use crate::topics::Isolation;
 
 /// How much of the log one read brings in.
 const READ_CHUNK: usize = 1 << 20;
@@ -63,17 +63,34 @@ impl SchemaLog {
         &self.state
     }
 
-    /// Creates the topic if need be (as Confluent does at start), then applies its records
-    /// as they come until `shutdown`.
+    /// Applies the topic's records as they come until `shutdown`. The topic is created by
+    /// the first write, not here: a broker starting before the others would create it with
+    /// itself as the only replica. Until it exists there is nothing to read.
     pub async fn tail(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        // Whether the topic exists is known once this broker has caught up with the metadata.
+        tokio::select! {
+            () = self.broker.cluster.serving() => {}
+            _ = shutdown.changed() => return,
+        }
         let mut next = 0;
         let mut failing = false;
         while !*shutdown.borrow() {
-            let wait = match self
-                .ensure_topic()
-                .await
-                .and_then(|_| self.catch_up(&mut next))
-            {
+            let exists = self
+                .broker
+                .cluster
+                .published()
+                .topics
+                .contains_key(&self.topic);
+            if !exists {
+                self.caught_up
+                    .send_if_modified(|c| !std::mem::replace(c, true));
+                tokio::select! {
+                    _ = tokio::time::sleep(RETRY) => {}
+                    _ = shutdown.changed() => {}
+                }
+                continue;
+            }
+            let wait = match self.catch_up(&mut next) {
                 Ok(mut progress) => {
                     failing = false;
                     self.caught_up
@@ -143,14 +160,12 @@ impl SchemaLog {
         let offsets = partition.offsets().map_err(store)?;
         *next = (*next).max(offsets.log_start);
         loop {
-            let read = partition
-                .read(*next, READ_CHUNK, Isolation::ReadUncommitted)
-                .map_err(store)?;
-            if read.records.is_empty() {
+            let records = partition.read_replica(*next, READ_CHUNK).map_err(store)?;
+            if records.is_empty() {
                 break;
             }
-            let end = internal::end_of_batches(&read.records);
-            let mut bytes = read.records;
+            let end = internal::end_of_batches(&records);
+            let mut bytes = records;
             let sets = RecordBatchDecoder::decode_all(&mut bytes)
                 .map_err(|e| RegistryError::Store(format!("cannot decode a schemas batch: {e}")))?;
             let mut state = self.state.write();

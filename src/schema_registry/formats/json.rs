@@ -82,7 +82,7 @@ fn required(schema: &Map<String, Value>) -> BTreeSet<String> {
         .unwrap_or_default()
 }
 
-fn branches<'a>(schema: &'a Map<String, Value>) -> Option<&'a Vec<Value>> {
+fn branches(schema: &Map<String, Value>) -> Option<&Vec<Value>> {
     schema
         .get("oneOf")
         .or_else(|| schema.get("anyOf"))
@@ -239,19 +239,17 @@ fn object(r: &Map<String, Value>, w: &Map<String, Value>, path: &str, found: &mu
         let at = format!("{path}/properties/{name}");
         match wp.get(name) {
             Some(ws) => check(rs, ws, &at, found),
-            None if w_open => {
-                // The old schema let writers put anything under this name.
-                if !accepts_all(rs) {
-                    let mut probe = Vec::new();
-                    check(rs, w_extra, &at, &mut probe);
-                    if !probe.is_empty() {
-                        report(
-                            found,
-                            "PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL",
-                            &at,
-                            &format!("The property '{name}' was added to an open content model"),
-                        );
-                    }
+            // The old schema let writers put anything under this name.
+            None if w_open && !accepts_all(rs) => {
+                let mut probe = Vec::new();
+                check(rs, w_extra, &at, &mut probe);
+                if !probe.is_empty() {
+                    report(
+                        found,
+                        "PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL",
+                        &at,
+                        &format!("The property '{name}' was added to an open content model"),
+                    );
                 }
             }
             None => {}
