@@ -173,13 +173,32 @@ def test_rest_answers_as_confluent_documents(registry_broker):
     assert call(f"{url}/config/Kafka-value")[1]["error_code"] == 40408
     assert call(f"{url}/config/Kafka-value?defaultToGlobal=true")[1] == {"compatibilityLevel": "BACKWARD"}
 
+    # References: a schema naming a type another subject's version defines.
+    address = {"type": "record", "name": "Address", "namespace": "ex",
+               "fields": [{"name": "street", "type": "string"}]}
+    person = {"type": "record", "name": "Person", "namespace": "ex",
+              "fields": [{"name": "home", "type": "ex.Address"}]}
+    status, body = call(f"{url}/subjects/address/versions", "POST", {"schema": json.dumps(address)})
+    assert status == 200, body
+    refs = [{"name": "ex.Address", "subject": "address", "version": 1}]
+    status, body = call(f"{url}/subjects/person/versions", "POST", {"schema": json.dumps(person), "references": refs})
+    assert status == 200, body
+    person_id = body["id"]
+    assert call(f"{url}/schemas/ids/{person_id}")[1]["references"] == refs
+    assert call(f"{url}/subjects/address/versions/1/referencedby") == (200, [person_id])
+    status, body = call(f"{url}/subjects/address/versions/1", "DELETE")
+    assert (status, body["error_code"]) == (422, 42206), "a referenced version stays"
+    status, body = call(f"{url}/subjects/person2/versions", "POST",
+                        {"schema": json.dumps(person), "references": [dict(refs[0], version=9)]})
+    assert (status, body["error_code"]) == (422, 42201), "a reference to nothing is invalid"
+
     # Compatibility checks, verbose; NONE accepts anything.
     long_ = {"schema": '"long"'}
     status, body = call(f"{url}/compatibility/subjects/Kafka-value/versions/latest?verbose=true", "POST", long_)
     assert status == 200 and body["is_compatible"] is False and body["messages"]
     assert call(f"{url}/subjects/Kafka-value/versions", "POST", long_)[0] == 409
     assert call(f"{url}/config/Kafka-value", "PUT", {"compatibility": "NONE"}) == (200, {"compatibility": "NONE"})
-    assert call(f"{url}/subjects/Kafka-value/versions", "POST", long_) == (200, {"id": 2})
+    assert call(f"{url}/subjects/Kafka-value/versions", "POST", long_) == (200, {"id": 4})
 
     # Modes: READONLY refuses writes with 42205; IMPORT takes the writer's ids.
     assert call(f"{url}/mode/Kafka-key", "PUT", {"mode": "READONLY"}) == (200, {"mode": "READONLY"})
@@ -303,3 +322,27 @@ def test_three_nodes_one_writer_every_node_reads(tmp_path):
                 assert call(f"{u}/subjects/s/versions/1")[1]["id"] == 1
     finally:
         c.stop()
+
+
+def test_metrics_count_requests_and_schemas(registry_broker):
+    """/metrics: requests by route and status, and the schemas held; promtool accepts it."""
+    import subprocess
+
+    from test_metrics import samples, scrape
+
+    url = registry_broker.registry_url
+    assert call(f"{url}/subjects/m/versions", "POST", {"schema": '"string"'})[0] == 200
+    assert call(f"{url}/subjects/m/versions", "POST", {"schema": '"int"'})[0] == 409
+    assert call(f"{url}/subjects/none/versions")[0] == 404
+    text = scrape(registry_broker)
+    check = subprocess.run(["promtool", "check", "metrics"], input=text.encode(), capture_output=True)
+    assert check.returncode == 0, f"promtool: {check.stdout.decode()}{check.stderr.decode()}"
+    # Route labels hold braces, which test_metrics' samples() does not parse.
+    name = "samsa_schema_registry_requests_total"
+    requests = {line[len(name):].rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines() if line.startswith(name + "{")}
+    route = 'method="POST",endpoint="/subjects/{subject}/versions"'
+    assert requests[f'{{{route},status="200"}}'] == 1
+    assert requests[f'{{{route},status="409"}}'] == 1
+    assert requests['{method="GET",endpoint="/subjects/{subject}/versions",status="404"}'] == 1
+    assert samples(text, "samsa_schema_registry_schemas")[""] == 1
