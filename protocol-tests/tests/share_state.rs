@@ -167,6 +167,54 @@ fn share_state_is_found_written_and_read_back_after_a_sigkill() {
     assert_eq!(write(&mut conn, "g1", topic, 0), FENCED_STATE_EPOCH);
 }
 
+/// Kafka's `kafka-dump-log --share-group-state-decoder` reads samsa's state segments: the
+/// snapshot an initialization writes and the update a write makes. Needs Kafka's tools
+/// (`compat/install.sh`), so it runs on request:
+/// `cargo test -p samsa-protocol-tests --test share_state -- --ignored`.
+#[test]
+#[ignore = "needs Kafka's tools from compat/install.sh"]
+fn kafkas_dump_log_decodes_the_state_segments() {
+    let mut broker = BrokerProcess::start("").unwrap();
+    let mut conn = broker.connect().unwrap();
+    let topic = create_topic(&mut conn, "share-dump", 1, &[]).unwrap().id;
+    coordinator_of(&mut conn, &share_key("g3", topic, 0), None);
+    assert_eq!(initialize(&mut conn, "g3", topic, 1), 0);
+    assert_eq!(write(&mut conn, "g3", topic, 1), 0);
+    broker.terminate().unwrap();
+    let segment = broker
+        .data_dir
+        .path()
+        .join("data/__share_group_state-0/00000000000000000000.log");
+    let tools = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../compat/kafka-tools");
+    let out = std::process::Command::new(tools)
+        .args(["kafka-dump-log", "--share-group-state-decoder", "--files"])
+        .arg(&segment)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(topic.as_bytes());
+    let snapshot =
+        format!(r#"key: {{"type":"0","data":{{"groupId":"g3","topicId":"{id}","partition":0}}}}"#);
+    assert!(text.contains(&snapshot), "{text}");
+    assert!(
+        text.contains(r#""stateEpoch":1,"leaderEpoch":0,"startOffset":0"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"{"type":"1","data":{"groupId":"g3""#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#""stateBatches":[{"firstOffset":3,"lastOffset":4,"deliveryState":2,"deliveryCount":1},{"firstOffset":5,"lastOffset":9,"deliveryState":0,"deliveryCount":2}]"#),
+        "{text}"
+    );
+}
+
 /// The node FindCoordinator names for `key`, asked of `conn`, once it names one other than
 /// `not`.
 fn coordinator_of(conn: &mut Connection, key: &str, not: Option<i32>) -> i32 {

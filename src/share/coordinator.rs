@@ -5,6 +5,10 @@
 //! replays the partition's records into a [`Shard`] when it becomes the leader and drops
 //! them when leadership moves (see `server::CoordinatorLeadership`).
 //!
+//! A partition not loaded here answers NOT_COORDINATOR, one loading
+//! COORDINATOR_LOAD_IN_PROGRESS, as Kafka's runtime answers; nothing here creates the topic
+//! (FindCoordinator and the persister do).
+//!
 //! Requests on one partition run one at a time, as a Kafka shard's events do: the shard
 //! decides a record, the record is appended and waited for until the in-sync replicas hold
 //! it (acks=all, `share_coordinator_write_timeout_ms`), and only then replayed and
@@ -166,7 +170,7 @@ impl ShareCoordinator {
     pub fn summary(&self, key: &SharePartitionKey, known: bool) -> Result<StateSummary> {
         let partition = self.partition_of(key);
         let partitions = self.partitions.lock();
-        self.topic.check_loaded(&partitions.loads, partition)?;
+        partitions.loads.check(partition)?;
         match partitions.shards.get(&partition) {
             Some(shard) => shard.summary(key, known),
             None => Err(BrokerError::NotCoordinator),
@@ -190,7 +194,7 @@ impl ShareCoordinator {
         let _turn = turn.lock().await;
         let (answer, record) = {
             let partitions = self.partitions.lock();
-            self.topic.check_loaded(&partitions.loads, partition)?;
+            partitions.loads.check(partition)?;
             let shard = partitions
                 .shards
                 .get(&partition)
