@@ -19,9 +19,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kafka_protocol::records::RecordBatchDecoder;
 use parking_lot::Mutex;
-use samsa_storage::BatchHeader;
 
 use super::records::{self, ShareOffsets};
 use super::shard::{Shard, ShareRecord, WriteData};
@@ -30,12 +28,9 @@ use crate::clock::now_ms;
 use crate::config::Config;
 use crate::error::{BrokerError, CoordinatorWrite, Result};
 use crate::topics::internal::{self, InternalTopic, PartitionLoads};
-use crate::topics::{Isolation, TopicRegistry};
+use crate::topics::TopicRegistry;
 
 pub const SHARE_STATE_TOPIC: &str = "__share_group_state";
-
-/// How much of a partition one replay read takes.
-const REPLAY_CHUNK: usize = 1024 * 1024;
 
 /// The key Kafka hashes to place a share-partition (`SharePartitionKey.asCoordinatorKey`).
 pub fn coordinator_key(key: &SharePartitionKey) -> String {
@@ -267,41 +262,21 @@ impl ShareCoordinator {
         tracing::info!(partition, "unloaded share group state");
     }
 
-    /// Every record of the partition in log order, up to the log end: a new leader's high
-    /// watermark may still be behind records its predecessor committed.
+    /// The shard of every record of the partition, in log order.
     fn replay(&self, index: i32) -> Result<Shard> {
         let mut shard = Shard::new(
             self.config
                 .share_coordinator_snapshot_update_records_per_snapshot,
         );
         let partition = self.topic.partition(index)?;
-        let mut offset = partition.offsets()?.log_start;
-        loop {
-            let read = partition.read(offset, REPLAY_CHUNK, Isolation::LogEnd)?;
-            let mut rest = read.records;
-            let before = offset;
-            while let Ok(header) = BatchHeader::parse(&rest) {
-                if rest.len() < header.total_size() {
-                    break;
-                }
-                let mut one = rest.split_to(header.total_size());
-                offset = header.next_offset();
-                match RecordBatchDecoder::decode(&mut one) {
-                    Ok(set) => set
-                        .records
-                        .iter()
-                        .filter_map(|r| decoded(r.key.as_ref()?, r.value.as_ref(), r.offset))
-                        .for_each(|record| shard.replay(record)),
-                    Err(err) => tracing::warn!(
-                        offset = header.base_offset,
-                        "skipping share group state batch: {err}"
-                    ),
-                }
+        internal::replay(&partition, "share group state", |r| {
+            let Some(key) = r.key.as_ref() else {
+                return;
+            };
+            if let Some(record) = decoded(key, r.value.as_ref(), r.offset) {
+                shard.replay(record);
             }
-            if offset == before {
-                break;
-            }
-        }
+        })?;
         Ok(shard)
     }
 }
