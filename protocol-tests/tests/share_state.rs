@@ -246,6 +246,9 @@ fn share_state_survives_the_loss_of_its_coordinator() {
     assert_eq!(write(&mut conn, "g2", topic, 1), 0);
     let expected = vec![(3, 4, 2, 1), (5, 9, 0, 2)];
     assert_eq!(batches(&read(&mut conn, "g2", topic).1), expected);
+    let metric = |series| cluster.metric(coordinator, series).unwrap();
+    assert_eq!(metric("samsa_share_coordinator_write_total"), Some(1.0));
+    assert_eq!(metric("samsa_share_coordinator_partitions"), Some(1.0));
 
     // The write was answered once the in-sync replicas held it: the next leader has it.
     cluster.node_mut(coordinator).process.kill().unwrap();

@@ -27,6 +27,7 @@ use super::state::{SharePartitionKey, ShareState, StateSummary};
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::error::{BrokerError, CoordinatorWrite, Result};
+use crate::metrics::share_coordinator::ShareCoordinatorMetrics;
 use crate::topics::internal::{self, InternalTopic, PartitionLoads};
 use crate::topics::TopicRegistry;
 
@@ -37,16 +38,6 @@ pub fn coordinator_key(key: &SharePartitionKey) -> String {
     use base64::Engine;
     let topic = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key.topic_id.as_bytes());
     format!("{}:{}:{}", key.group_id, topic, key.partition)
-}
-
-/// Counts and times of the coordinator's work, for the metrics.
-#[derive(Default)]
-pub struct ShareCoordinatorStats {
-    pub writes: u64,
-    pub write_errors: u64,
-    pub write_micros: u64,
-    pub reads: u64,
-    pub loads: u64,
 }
 
 struct Partitions {
@@ -61,11 +52,15 @@ pub struct ShareCoordinator {
     /// One request at a time per partition; taken before `partitions`, never held while
     /// waiting for anything but the request's own append.
     turns: Mutex<HashMap<i32, Arc<tokio::sync::Mutex<()>>>>,
-    pub stats: Mutex<ShareCoordinatorStats>,
+    metrics: ShareCoordinatorMetrics,
 }
 
 impl ShareCoordinator {
-    pub fn new(config: Arc<Config>, topics: Arc<TopicRegistry>) -> ShareCoordinator {
+    pub fn new(
+        config: Arc<Config>,
+        topics: Arc<TopicRegistry>,
+        metrics: ShareCoordinatorMetrics,
+    ) -> ShareCoordinator {
         let partitions = config.share_coordinator_state_topic_num_partitions;
         ShareCoordinator {
             topic: InternalTopic::new(topics, SHARE_STATE_TOPIC, partitions),
@@ -75,7 +70,7 @@ impl ShareCoordinator {
                 shards: HashMap::new(),
             }),
             turns: Mutex::new(HashMap::new()),
-            stats: Mutex::new(ShareCoordinatorStats::default()),
+            metrics,
         }
     }
 
@@ -142,11 +137,12 @@ impl ShareCoordinator {
                 Ok(((), Some(shard.write(key, data, known, now)?)))
             })
             .await;
-        let mut stats = self.stats.lock();
-        stats.writes += 1;
-        stats.write_micros += started.elapsed().as_micros() as u64;
+        self.metrics.writes.inc();
+        self.metrics
+            .write_latency
+            .observe(started.elapsed().as_secs_f64());
         if written.is_err() {
-            stats.write_errors += 1;
+            self.metrics.write_errors.inc();
         }
         written
     }
@@ -157,7 +153,7 @@ impl ShareCoordinator {
         leader_epoch: i32,
         known: bool,
     ) -> Result<ShareState> {
-        self.stats.lock().reads += 1;
+        self.metrics.reads.inc();
         self.run(key, |shard, now| shard.read(key, leader_epoch, known, now))
             .await
     }
@@ -245,7 +241,7 @@ impl ShareCoordinator {
         }
         partitions.shards.insert(partition, shard);
         drop(partitions);
-        self.stats.lock().loads += 1;
+        self.metrics.partitions_loaded.inc();
         tracing::info!(
             partition,
             share_partitions = keys,
@@ -257,8 +253,12 @@ impl ShareCoordinator {
     /// Forgets the share-partitions of `partition`, whose leadership moved.
     pub fn unload_partition(&self, partition: i32) {
         let mut partitions = self.partitions.lock();
+        let was_loaded = partitions.loads.is_loaded(partition);
         partitions.loads.unload(partition);
         partitions.shards.remove(&partition);
+        if was_loaded {
+            self.metrics.partitions_loaded.dec();
+        }
         tracing::info!(partition, "unloaded share group state");
     }
 
