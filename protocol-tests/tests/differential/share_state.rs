@@ -128,7 +128,10 @@ fn await_share_coordinator(d: &mut Differential, group: &str, topic: &str) {
     for side in [&mut d.samsa, &mut d.kafka] {
         let key = share_key(group, topic_id(side, topic), 0);
         loop {
-            let found = side.conn.send(&find(side, &[key.clone()]), 6).unwrap();
+            let found = side
+                .conn
+                .send(&find(side, std::slice::from_ref(&key)), 6)
+                .unwrap();
             let served = found.coordinators[0].error_code == 0 && {
                 let answer = side.conn.send(&summary(side, group, topic), 1).unwrap();
                 answer.results[0].partitions[0].error_code == 0
