@@ -242,6 +242,14 @@ pub struct Config {
     pub group_streams_heartbeat_interval_ms: u64,
     /// Most members of one streams group (`group.streams.max.size`).
     pub group_streams_max_size: u32,
+    /// A share group member that does not heartbeat for this long is removed
+    /// (`group.share.session.timeout.ms`).
+    pub group_share_session_timeout_ms: u64,
+    /// How often share group members are asked to heartbeat
+    /// (`group.share.heartbeat.interval.ms`).
+    pub group_share_heartbeat_interval_ms: u64,
+    /// Most members of one share group (`group.share.max.size`).
+    pub group_share_max_size: u32,
     /// Standby replicas of each stateful task (`group.streams.num.standby.replicas`).
     pub group_streams_num_standby_replicas: u32,
     /// How long a new streams group waits for more members before its first assignment
@@ -401,6 +409,17 @@ pub struct Config {
     /// Partitions cached over all fetch sessions (samsa's own bound on their memory; a
     /// topic name of more than 256 bytes counts once more per 256 bytes).
     pub max_incremental_fetch_session_cache_partitions: usize,
+    /// How long a share group's member holds the records it acquired before they may go to
+    /// another (`group.share.record.lock.duration.ms`, 1000-3600000).
+    pub group_share_record_lock_duration_ms: i64,
+    /// Deliveries of a record to a share group before it is archived
+    /// (`group.share.delivery.count.limit`, 2-10).
+    pub group_share_delivery_count_limit: i16,
+    /// Records in flight (past the share-partition start offset, not yet acknowledged) per
+    /// share-partition (`group.share.partition.max.record.locks`, 100-10000).
+    pub group_share_partition_max_record_locks: i64,
+    /// Share sessions the broker keeps at once (`group.share.max.share.sessions`).
+    pub group_share_max_share_sessions: usize,
     /// Keys set in the file or on the command line, so DescribeConfigs can tell an
     /// operator's value (STATIC_BROKER_CONFIG) from a built-in default.
     #[serde(skip)]
@@ -447,6 +466,9 @@ impl Default for Config {
             group_streams_session_timeout_ms: 45_000,
             group_streams_heartbeat_interval_ms: 5_000,
             group_streams_max_size: i32::MAX as u32,
+            group_share_session_timeout_ms: 45_000,
+            group_share_heartbeat_interval_ms: 5_000,
+            group_share_max_size: 200,
             group_streams_num_standby_replicas: 0,
             group_streams_initial_rebalance_delay_ms: 3_000,
             group_streams_assignment_interval_ms: 1_000,
@@ -506,6 +528,10 @@ impl Default for Config {
             max_incremental_fetch_session_cache_slots: 1000,
             min_incremental_fetch_session_eviction_ms: 120_000,
             max_incremental_fetch_session_cache_partitions: 500_000,
+            group_share_record_lock_duration_ms: 30_000,
+            group_share_delivery_count_limit: 5,
+            group_share_partition_max_record_locks: 2000,
+            group_share_max_share_sessions: 2000,
             explicit: BTreeSet::new(),
         }
     }

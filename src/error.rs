@@ -135,6 +135,15 @@ pub enum BrokerError {
     Txn(#[from] TxnError),
     #[error(transparent)]
     FetchSession(#[from] FetchSessionError),
+    // The share-partition leader (src/share): share sessions and acknowledgements.
+    #[error("The share session was not found.")]
+    ShareSessionNotFound,
+    #[error("The share session epoch is invalid.")]
+    InvalidShareSessionEpoch,
+    #[error("The limit of share sessions has been reached.")]
+    ShareSessionLimitReached,
+    #[error("{0}")]
+    InvalidRecordState(String),
     // Cluster mode (src/cluster).
     #[error("the partition has no leader right now")]
     LeaderNotAvailable,
@@ -236,6 +245,10 @@ impl BrokerError {
             BrokerError::NonEmptyGroup => E::NonEmptyGroup,
             BrokerError::GroupSubscribedToTopic => E::GroupSubscribedToTopic,
             BrokerError::OffsetMetadataTooLarge => E::OffsetMetadataTooLarge,
+            BrokerError::ShareSessionNotFound => E::ShareSessionNotFound,
+            BrokerError::InvalidShareSessionEpoch => E::InvalidShareSessionEpoch,
+            BrokerError::ShareSessionLimitReached => E::ShareSessionLimitReached,
+            BrokerError::InvalidRecordState(_) => E::InvalidRecordState,
             BrokerError::Txn(err) => match err {
                 TxnError::InvalidProducerIdMapping => E::InvalidProducerIdMapping,
                 TxnError::ProducerFenced => E::ProducerFenced,

@@ -576,26 +576,47 @@ pub fn list(
         .with_groups(listed)
 }
 
-pub fn delete(
+pub async fn delete(
     broker: &Broker,
     session: &Session,
     req: DeleteGroupsRequest,
 ) -> DeleteGroupsResponse {
-    let results = req
-        .groups_names
-        .into_iter()
-        .map(|group_id| {
-            let result = if !may(broker, session, Operation::Delete, &group_id) {
-                Err(group_denied())
-            } else if group_id.is_empty() {
-                Err(BrokerError::InvalidGroupId)
-            } else {
-                broker.groups.delete(&group_id)
-            };
+    let mut results = Vec::new();
+    for group_id in req.groups_names {
+        let result = if !may(broker, session, Operation::Delete, &group_id) {
+            Err(group_denied())
+        } else if group_id.is_empty() {
+            Err(BrokerError::InvalidGroupId)
+        } else {
+            match delete_share_state(broker, &group_id).await {
+                Ok(()) => broker.groups.delete(&group_id),
+                Err(err) => Err(err),
+            }
+        };
+        results.push(
             DeletableGroupResult::default()
                 .with_group_id(group_id)
-                .with_error_code(result.err().map_or(0, |e| e.code()))
-        })
-        .collect();
+                .with_error_code(result.err().map_or(0, |e| e.code())),
+        );
+    }
     DeleteGroupsResponse::default().with_results(results)
+}
+
+/// A share group's share-partition state goes before the group does, as Kafka deletes it
+/// with the share coordinator first; nothing to do for other groups.
+async fn delete_share_state(broker: &Broker, group_id: &str) -> Result<(), BrokerError> {
+    let Some(partitions) = broker.groups.share_partitions_to_delete(group_id)? else {
+        return Ok(());
+    };
+    for (topic_id, partitions) in partitions {
+        for partition in partitions {
+            let key = crate::share::state::SharePartitionKey {
+                group_id: group_id.to_owned(),
+                topic_id,
+                partition,
+            };
+            broker.share_state.delete(&key).await?;
+        }
+    }
+    Ok(())
 }

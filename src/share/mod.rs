@@ -14,6 +14,9 @@ pub mod coordinator;
 pub mod records;
 mod remote;
 mod shard;
+pub mod leader;
+pub mod partition;
+pub mod sessions;
 pub mod state;
 
 pub use remote::Remote;
