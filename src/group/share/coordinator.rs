@@ -50,6 +50,7 @@ pub fn share_settings(config: &Config) -> ShareSettings {
         session_timeout: Duration::from_millis(config.group_share_session_timeout_ms),
         heartbeat_interval: Duration::from_millis(config.group_share_heartbeat_interval_ms),
         max_size: config.group_share_max_size as usize,
+        assignment_interval: Duration::from_millis(config.group_share_assignment_interval_ms),
     }
 }
 
@@ -95,7 +96,7 @@ impl GroupCoordinator {
             }
             left
         } else {
-            share.heartbeat(req, topics, &settings, Instant::now())
+            share.heartbeat(req, topics, &settings, Instant::now(), now_ms())
         };
         let initialize = match &result {
             Ok(_) => share.to_initialize(topics, now_ms()),
@@ -143,7 +144,7 @@ impl GroupCoordinator {
         let Some(share) = group.share.as_mut() else {
             return Ok(None);
         };
-        let (records, image) = share.unwritten_records(now_ms());
+        let (records, image) = share.unwritten_records();
         let entries: Vec<Entry> = records
             .into_iter()
             .map(|(k, v)| Entry::Share(k, v))
