@@ -70,7 +70,9 @@ impl Persister {
         start_offset: i64,
     ) -> Result<(), BrokerError> {
         let mut states = self.states.lock();
-        let leader_epoch = states.get(key).map_or(-1, |s| s.leader_epoch);
+        // Kafka's share coordinator starts a new share-partition at leader epoch 0, as
+        // DescribeShareGroupOffsets shows it.
+        let leader_epoch = states.get(key).map_or(0, |s| s.leader_epoch);
         states.insert(
             key.clone(),
             ShareState {

@@ -45,6 +45,9 @@ pub struct ShareMemberSummary {
     pub assignment: Assignment,
 }
 
+/// Share-partitions by topic id, with the topic's name.
+pub type InitializedPartitions = BTreeMap<TopicId, (String, BTreeSet<i32>)>;
+
 pub fn share_settings(config: &Config) -> ShareSettings {
     ShareSettings {
         session_timeout: Duration::from_millis(config.group_share_session_timeout_ms),
@@ -201,6 +204,25 @@ impl GroupCoordinator {
             return Err(BrokerError::NonEmptyGroup);
         }
         Ok(Some(share.share_partitions()))
+    }
+
+    /// The share-partitions of a share group whose state is initialized, by topic id with
+    /// the topic's name (Kafka's `initializedShareGroupPartitions`); `None` when the group
+    /// does not exist or is not a share group.
+    pub fn share_initialized_partitions(
+        &self,
+        group_id: &str,
+    ) -> Result<Option<InitializedPartitions>> {
+        let Some(group) = self.existing(group_id)? else {
+            return Ok(None);
+        };
+        Ok(group.share.as_ref().map(|s| {
+            s.state_partitions
+                .initialized
+                .iter()
+                .map(|(id, t)| (*id, (t.name.clone(), t.partitions.clone())))
+                .collect()
+        }))
     }
 
     /// Fences the share members whose session timed out.

@@ -27,6 +27,29 @@ fn describe_share(groups: &[&str]) -> ShareGroupDescribeRequest {
         .with_include_authorized_operations(true)
 }
 
+fn describe_offsets(
+    group: &str,
+    topics: Option<Vec<(&str, Vec<i32>)>>,
+) -> DescribeShareGroupOffsetsRequest {
+    use kafka_protocol::messages::describe_share_group_offsets_request::{
+        DescribeShareGroupOffsetsRequestGroup, DescribeShareGroupOffsetsRequestTopic,
+    };
+    let topics = topics.map(|list| {
+        list.into_iter()
+            .map(|(name, partitions)| {
+                DescribeShareGroupOffsetsRequestTopic::default()
+                    .with_topic_name(topic_name(name))
+                    .with_partitions(partitions)
+            })
+            .collect()
+    });
+    DescribeShareGroupOffsetsRequest::default().with_groups(vec![
+        DescribeShareGroupOffsetsRequestGroup::default()
+            .with_group_id(group_id(group))
+            .with_topics(topics),
+    ])
+}
+
 /// Setup, not compared: share groups on in samsa (Kafka 4.4 has them on already).
 fn share_groups_on(d: &mut Differential) {
     let request = UpdateFeaturesRequest::default()
@@ -156,6 +179,19 @@ fn share_group_heartbeat() {
             .with_subscribed_topic_names(Some(vec![topic_name(&t)]))
             .with_topic_partitions(Some(vec![]))
     });
+    // The share-partitions' offsets: every initialized one, or those asked for.
+    for v in [0, 1] {
+        d.compare("describe-offsets-all", v, |_| describe_offsets(g, None));
+        d.compare("describe-offsets-some", v, |_| {
+            describe_offsets(
+                g,
+                Some(vec![(t.as_str(), vec![0, 2]), ("no-such-topic", vec![0])]),
+            )
+        });
+        d.compare("describe-offsets-unknown-group", v, |_| {
+            describe_offsets("no-such-share-group", None)
+        });
+    }
     let delete = |_: &Side| DeleteGroupsRequest::default().with_groups_names(vec![group_id(g)]);
     d.compare("delete-non-empty", 2, delete);
     d.compare("leave", v, |_| beat(g, "m2", -1));
