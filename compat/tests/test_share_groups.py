@@ -1,16 +1,18 @@
-"""kafka-share-groups (Kafka 4.4's tool) on a share group (KIP-932): --list, --describe
-with --state, --members and the default offsets view, and --delete, printing the same
-columns and values against samsa as against Kafka (`compat/run.sh --against-kafka`). The
-group's member is made with raw ShareGroupHeartbeat requests, so the test needs no share
-consumer: ShareFetch is another part of issue 19."""
+"""Share groups (KIP-932) with Kafka 4.4's tools, the same tests against samsa and against
+Kafka (`compat/run.sh --against-kafka`): kafka-share-groups --list, --describe (--state,
+--members, the offsets view) and --delete on a group whose member is made with raw
+ShareGroupHeartbeat requests (so the group side is tested on its own), and
+kafka-console-share-consumer reading as a member of a share group."""
 
 from __future__ import annotations
 
+import os
 import socket
 import struct
+import subprocess
 
 from clients import wait_until
-from jvm import run_tool
+from jvm import JVM_OPTS, KAFKA_TOOLS, run_tool
 from test_tools import create_topic
 
 
@@ -130,3 +132,35 @@ def test_share_groups_tool(bootstrap, topic_name):
     out = run_tool(*tool, "--delete", "--group", group).stdout
     assert f"Deletion of requested share groups ('{group}') was successful." in out, out
     wait_until(lambda: group not in run_tool(*tool, "--list").stdout.split(), f"{group} to leave --list")
+
+
+def test_console_share_consumer_reads_as_a_share_group_member(bootstrap, topic_name):
+    """kafka-console-share-consumer joins a share group, is assigned every partition of the
+    topic, and reads the records produced after it joined (share.auto.offset.reset is
+    latest); kafka-share-groups then shows it as the member and no lag left."""
+    tool = ["kafka-share-groups", "--bootstrap-server", bootstrap]
+    run_tool("kafka-features", "--bootstrap-server", bootstrap, "upgrade", "--feature", "share.version=2")
+    topic, group = topic_name(), topic_name("-g")
+    create_topic(bootstrap, topic, 3)
+    env = dict(os.environ, KAFKA_TOOLS_JVM_OPTS=" ".join(JVM_OPTS))
+    consumer = subprocess.Popen(
+        [str(KAFKA_TOOLS), "kafka-console-share-consumer", "--bootstrap-server", bootstrap, "--topic", topic,
+         "--group", group, "--max-messages", "30", "--timeout-ms", "60000"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env)
+    try:
+        def assigned():
+            out = run_tool(*tool, "--describe", "--group", group, "--members", check=False).stdout
+            rows = [r for r in table(out) if r.get("GROUP") == group] if "CONSUMER-ID" in out else []
+            return len(rows) == 1 and rows[0]["ASSIGNMENT"] == f"{topic}:0,1,2"
+        wait_until(assigned, "the console share consumer to be assigned the topic's partitions", timeout=60)
+        values = [f"share-{i}" for i in range(30)]
+        run_tool("kafka-console-producer", "--bootstrap-server", bootstrap, "--topic", topic,
+                 input="".join(v + "\n" for v in values))
+        out, err = consumer.communicate(timeout=90)
+    finally:
+        consumer.kill()
+    assert sorted(out.split()) == sorted(values), (out[-2000:], err[-2000:])
+    assert "Processed a total of 30 messages" in err, err[-2000:]
+    offsets = table(run_tool(*tool, "--describe", "--group", group).stdout)
+    assert all(r["LAG"] in ("0", "-") for r in offsets), offsets
+    assert any(r["LAG"] == "0" for r in offsets), offsets

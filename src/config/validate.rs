@@ -106,6 +106,25 @@ impl Config {
                 "must be positive and below group_consumer_session_timeout_ms",
             );
         }
+        // Kafka's ShareGroupConfig ranges.
+        if !(1000..=3_600_000).contains(&self.group_share_record_lock_duration_ms) {
+            return invalid(
+                "group_share_record_lock_duration_ms",
+                "must be in 1000..=3600000",
+            );
+        }
+        if !(2..=10).contains(&self.group_share_delivery_count_limit) {
+            return invalid("group_share_delivery_count_limit", "must be in 2..=10");
+        }
+        if !(100..=10_000).contains(&self.group_share_partition_max_record_locks) {
+            return invalid(
+                "group_share_partition_max_record_locks",
+                "must be in 100..=10000",
+            );
+        }
+        if self.group_share_max_share_sessions < 1 {
+            return invalid("group_share_max_share_sessions", "must be at least 1");
+        }
         if self.group_consumer_max_size < 1 {
             return invalid("group_consumer_max_size", "must be at least 1");
         }
@@ -163,6 +182,26 @@ impl Config {
         }
         if self.transaction_state_num_partitions < 1 {
             return invalid("transaction_state_num_partitions", "must be at least 1");
+        }
+        if self.share_coordinator_state_topic_num_partitions < 1 {
+            return invalid(
+                "share_coordinator_state_topic_num_partitions",
+                "must be at least 1",
+            );
+        }
+        if self.share_coordinator_state_topic_replication_factor < 1
+            || self.share_coordinator_state_topic_min_isr < 1
+        {
+            return invalid(
+                "share_coordinator_state_topic_replication_factor",
+                "replication factor and min ISR must be at least 1",
+            );
+        }
+        if self.share_coordinator_snapshot_update_records_per_snapshot < 0 {
+            return invalid(
+                "share_coordinator_snapshot_update_records_per_snapshot",
+                "must not be negative",
+            );
         }
         if self.producer_id_expiration_ms < 1 {
             return invalid("producer_id_expiration_ms", "must be positive");

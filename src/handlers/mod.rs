@@ -33,8 +33,10 @@ mod record_errors;
 pub mod sasl;
 pub mod scram;
 mod session;
+pub mod share_fetch;
 pub mod share_group;
 pub mod share_offsets;
+pub mod share_state;
 pub mod streams_describe;
 pub mod streams_group;
 pub mod streams_topology;
@@ -289,9 +291,19 @@ apis! {
         consumer_group::heartbeat(broker, session, req, version, &client_id, peer).await
     },
     ConsumerGroupDescribe 0..=1 => consumer_group::describe(broker, session, req, version),
+    // Share groups (KIP-932): the share-partition leader; UNSUPPORTED_VERSION while
+    // share.version is 0, as in Kafka.
+    ShareFetch 1..=2 => share_fetch::fetch(broker, session, req, version).await,
+    ShareAcknowledge 1..=2 => share_fetch::acknowledge_request(broker, session, req, version).await,
     // Client telemetry (KIP-714); listed by ApiVersions only when a subscription is configured.
     GetTelemetrySubscriptions 0..=0 => telemetry::get_subscriptions(broker, session, &req, &client_id),
     PushTelemetry 0..=0 => telemetry::push(broker, session, req, &client_id),
+    // Share groups (KIP-932): the share coordinator's inter-broker APIs.
+    InitializeShareGroupState 0..=0 => share_state::initialize(broker, session, req).await,
+    ReadShareGroupState 0..=0 => share_state::read(broker, session, req).await,
+    WriteShareGroupState 0..=1 => share_state::write(broker, session, req, version).await,
+    DeleteShareGroupState 0..=0 => share_state::delete(broker, session, req).await,
+    ReadShareGroupStateSummary 0..=1 => share_state::read_summary(broker, session, req).await,
 }
 
 /// Whether the session's principal may perform `op` on the resource.
@@ -308,9 +320,11 @@ pub(crate) fn allowed(
 }
 
 /// The coordinators' topics: clients may not write them, Metadata flags them internal
-/// (pattern subscriptions skip them), and they are compacted.
+/// (pattern subscriptions skip them); all but `__share_group_state` are compacted.
 pub(crate) fn is_internal_topic(topic: &str) -> bool {
-    topic == crate::group::store::OFFSETS_TOPIC || topic == crate::txn::log::TRANSACTION_STATE_TOPIC
+    topic == crate::group::store::OFFSETS_TOPIC
+        || topic == crate::txn::log::TRANSACTION_STATE_TOPIC
+        || topic == crate::share::coordinator::SHARE_STATE_TOPIC
 }
 
 /// Whether the session's principal may perform `op` on the cluster.

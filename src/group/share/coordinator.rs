@@ -248,11 +248,10 @@ impl GroupCoordinator {
     }
 }
 
-/// A member left the share group or was fenced. Kafka's share-partition leaders learn it
-/// from the member's share session, which it no longer renews: its acquired records go back
-/// when their locks expire.
-// HOOK(share-fetch): release the member's acquired records at once here, once the
-// share-partition leader offers a call for it.
+/// A member left the share group or was fenced. As in Kafka, the group coordinator does not
+/// release its acquired records: the share-partition leader does when the member's share
+/// session ends (`ShareLeader::connection_closed`, or ShareFetch's final epoch), and
+/// otherwise when their acquisition locks expire.
 fn release_member(group_id: &str, member_id: &str) {
     tracing::debug!(group = %group_id, member = %member_id, "share group member gone");
 }
