@@ -251,6 +251,9 @@ pub struct Config {
     pub group_share_heartbeat_interval_ms: u64,
     /// Most members of one share group (`group.share.max.size`).
     pub group_share_max_size: u32,
+    /// Least time between two target assignments of a share group
+    /// (`group.share.assignment.interval.ms`).
+    pub group_share_assignment_interval_ms: u64,
     /// Standby replicas of each stateful task (`group.streams.num.standby.replicas`).
     pub group_streams_num_standby_replicas: u32,
     /// How long a new streams group waits for more members before its first assignment
@@ -472,6 +475,7 @@ impl Default for Config {
             group_share_session_timeout_ms: 45_000,
             group_share_heartbeat_interval_ms: 5_000,
             group_share_max_size: 200,
+            group_share_assignment_interval_ms: 1_000,
             group_streams_num_standby_replicas: 0,
             group_streams_initial_rebalance_delay_ms: 3_000,
             group_streams_assignment_interval_ms: 1_000,

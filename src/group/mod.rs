@@ -427,10 +427,8 @@ impl GroupCoordinator {
         require_stable: bool,
         member: Option<(Option<&str>, i32)>,
     ) -> Result<Vec<FetchedOffset>> {
+        // A share group holds no offsets: Kafka answers it as a group without any.
         let group = self.existing(group_id)?;
-        if group.as_ref().is_some_and(|g| g.share.is_some()) {
-            return Err(state::not_consumer_group(group_id));
-        }
         let consumer = group.as_ref().and_then(|g| g.consumer.as_ref());
         if let (Some(consumer), Some((member_id, epoch))) = (consumer, member) {
             consumer.validate_fetch(member_id, epoch)?;

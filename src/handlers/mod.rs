@@ -35,6 +35,7 @@ pub mod scram;
 mod session;
 pub mod share_fetch;
 pub mod share_group;
+pub mod share_offsets;
 pub mod share_state;
 pub mod streams_describe;
 pub mod streams_group;
@@ -129,6 +130,10 @@ async fn coordinator_topic_first(broker: &Broker, session: &Session, body: &Requ
         RequestKind::ShareGroupDescribe(r) => {
             (r.group_ids.iter().map(|g| g.as_str()).collect(), Vec::new())
         }
+        RequestKind::DescribeShareGroupOffsets(r) => (
+            r.groups.iter().map(|g| g.group_id.as_str()).collect(),
+            Vec::new(),
+        ),
         RequestKind::StreamsGroupTopologyDescriptionUpdate(r) => (vec![&r.group_id], Vec::new()),
         RequestKind::StreamsGroupDescribe(r) => {
             (r.group_ids.iter().map(|g| g.as_str()).collect(), Vec::new())
@@ -250,6 +255,7 @@ apis! {
         share_group::heartbeat(broker, session, req, &client_id, peer).await
     },
     ShareGroupDescribe 1..=1 => share_group::describe(broker, session, req),
+    DescribeShareGroupOffsets 0..=1 => share_offsets::describe(broker, session, req).await,
     // KIP-1331: UNSUPPORTED_VERSION unless group_streams_topology_description_store is set.
     StreamsGroupTopologyDescriptionUpdate 0..=0 => streams_topology::update(broker, session, req).await,
     // v5+ come from transaction.version 2 producers: the group joins the transaction here.

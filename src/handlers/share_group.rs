@@ -69,9 +69,9 @@ pub async fn heartbeat(
         return heartbeat_error(AuthError::GroupDenied.into());
     }
     if !member_id_valid(&req.member_id) {
-        return heartbeat_error(BrokerError::InvalidRequest(
-            "Invalid member id in the request.".to_owned(),
-        ));
+        // Kafka's answer carries the code alone.
+        return ShareGroupHeartbeatResponse::default()
+            .with_error_code(BrokerError::InvalidRequest(String::new()).code());
     }
     if let Some(names) = &req.subscribed_topic_names {
         let may_describe =

@@ -45,11 +45,15 @@ pub struct ShareMemberSummary {
     pub assignment: Assignment,
 }
 
+/// Share-partitions by topic id, with the topic's name.
+pub type InitializedPartitions = BTreeMap<TopicId, (String, BTreeSet<i32>)>;
+
 pub fn share_settings(config: &Config) -> ShareSettings {
     ShareSettings {
         session_timeout: Duration::from_millis(config.group_share_session_timeout_ms),
         heartbeat_interval: Duration::from_millis(config.group_share_heartbeat_interval_ms),
         max_size: config.group_share_max_size as usize,
+        assignment_interval: Duration::from_millis(config.group_share_assignment_interval_ms),
     }
 }
 
@@ -95,7 +99,7 @@ impl GroupCoordinator {
             }
             left
         } else {
-            share.heartbeat(req, topics, &settings, Instant::now())
+            share.heartbeat(req, topics, &settings, Instant::now(), now_ms())
         };
         let initialize = match &result {
             Ok(_) => share.to_initialize(topics, now_ms()),
@@ -143,7 +147,7 @@ impl GroupCoordinator {
         let Some(share) = group.share.as_mut() else {
             return Ok(None);
         };
-        let (records, image) = share.unwritten_records(now_ms());
+        let (records, image) = share.unwritten_records();
         let entries: Vec<Entry> = records
             .into_iter()
             .map(|(k, v)| Entry::Share(k, v))
@@ -202,6 +206,25 @@ impl GroupCoordinator {
         Ok(Some(share.share_partitions()))
     }
 
+    /// The share-partitions of a share group whose state is initialized, by topic id with
+    /// the topic's name (Kafka's `initializedShareGroupPartitions`); `None` when the group
+    /// does not exist or is not a share group.
+    pub fn share_initialized_partitions(
+        &self,
+        group_id: &str,
+    ) -> Result<Option<InitializedPartitions>> {
+        let Some(group) = self.existing(group_id)? else {
+            return Ok(None);
+        };
+        Ok(group.share.as_ref().map(|s| {
+            s.state_partitions
+                .initialized
+                .iter()
+                .map(|(id, t)| (*id, (t.name.clone(), t.partitions.clone())))
+                .collect()
+        }))
+    }
+
     /// Fences the share members whose session timed out.
     pub(crate) fn tick_share_group(&self, group: &mut Group, now: Instant) {
         let Some(share) = group.share.as_mut() else {
@@ -225,11 +248,10 @@ impl GroupCoordinator {
     }
 }
 
-/// A member left the share group or was fenced. Kafka's share-partition leaders learn it
-/// from the member's share session, which it no longer renews: its acquired records go back
-/// when their locks expire.
-// HOOK(share-fetch): release the member's acquired records at once here, once the
-// share-partition leader offers a call for it.
+/// A member left the share group or was fenced. As in Kafka, the group coordinator does not
+/// release its acquired records: the share-partition leader does when the member's share
+/// session ends (`ShareLeader::connection_closed`, or ShareFetch's final epoch), and
+/// otherwise when their acquisition locks expire.
 fn release_member(group_id: &str, member_id: &str) {
     tracing::debug!(group = %group_id, member = %member_id, "share group member gone");
 }

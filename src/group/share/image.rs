@@ -22,7 +22,8 @@ pub struct Persisted {
     /// (group epoch, metadata hash); `None` before the group's first record.
     metadata: Option<(i32, i64)>,
     members: BTreeMap<String, MemberValue>,
-    target_epoch: Option<i32>,
+    /// (assignment epoch, when it was computed).
+    target_epoch: Option<(i32, i64)>,
     target: BTreeMap<String, Assignment>,
     current: BTreeMap<String, CurrentValue>,
     state_partitions: Option<StatePartitions>,
@@ -57,7 +58,7 @@ impl ShareGroup {
                 .values()
                 .map(|m| (m.id.clone(), member_value(m)))
                 .collect(),
-            target_epoch: Some(self.assignment_epoch),
+            target_epoch: Some((self.assignment_epoch, self.assignment_timestamp)),
             target: self.target.clone(),
             current: self
                 .members
@@ -71,9 +72,9 @@ impl ShareGroup {
 
     /// The records that bring the group on disk to its state now, and that state, to hand
     /// to [`Self::written`] once they are appended.
-    pub fn unwritten_records(&self, now_ms: i64) -> (Vec<Record>, Persisted) {
+    pub fn unwritten_records(&self) -> (Vec<Record>, Persisted) {
         let new = self.image();
-        (diff(&self.id, &self.persisted, &new, now_ms), new)
+        (diff(&self.id, &self.persisted, &new), new)
     }
 
     pub fn written(&mut self, image: Persisted) {
@@ -148,9 +149,13 @@ impl ShareGroup {
             (
                 ShareKey::TargetMetadata(_),
                 Some(ShareValue::TargetMetadata {
-                    assignment_epoch, ..
+                    assignment_epoch,
+                    timestamp,
                 }),
-            ) => self.assignment_epoch = assignment_epoch,
+            ) => {
+                self.assignment_epoch = assignment_epoch;
+                self.assignment_timestamp = timestamp;
+            }
             (ShareKey::TargetMember(_, id), Some(ShareValue::TargetMember(a))) => {
                 self.target.insert(id, a);
             }
@@ -184,7 +189,7 @@ impl ShareGroup {
 }
 
 /// The records from `old` to `new`, in Kafka's order.
-fn diff(group: &str, old: &Persisted, new: &Persisted, now_ms: i64) -> Vec<Record> {
+fn diff(group: &str, old: &Persisted, new: &Persisted) -> Vec<Record> {
     let g = group.to_owned();
     let (members, gone_members) = changes(
         &old.members,
@@ -220,10 +225,10 @@ fn diff(group: &str, old: &Persisted, new: &Persisted, now_ms: i64) -> Vec<Recor
     }
     records.extend(targets);
     if new.target_epoch != old.target_epoch {
-        if let Some(assignment_epoch) = new.target_epoch {
+        if let Some((assignment_epoch, timestamp)) = new.target_epoch {
             let value = ShareValue::TargetMetadata {
                 assignment_epoch,
-                timestamp: now_ms,
+                timestamp,
             };
             records.push((ShareKey::TargetMetadata(g.clone()), Some(value)));
         }

@@ -48,6 +48,8 @@ pub struct ShareSettings {
     pub session_timeout: Duration,
     pub heartbeat_interval: Duration,
     pub max_size: usize,
+    /// Least time between two target assignments (`group.share.assignment.interval.ms`).
+    pub assignment_interval: Duration,
 }
 
 /// The group's state as ShareGroupDescribe and ListGroups name it.
@@ -163,6 +165,8 @@ pub struct ShareGroup {
     pub id: String,
     pub group_epoch: i32,
     pub assignment_epoch: i32,
+    /// When the target assignment was last computed (ms; 0: never).
+    pub assignment_timestamp: i64,
     pub members: BTreeMap<String, ShareMember>,
     /// Each member's target assignment at the assignment epoch.
     pub target: BTreeMap<String, Assignment>,
@@ -178,12 +182,14 @@ pub struct ShareGroup {
 }
 
 impl ShareGroup {
-    /// A new group: Kafka starts share groups at epoch 0, so the first member joins at 1.
+    /// A new group. Kafka 4.4 starts a new share group at epoch 1, so its first member
+    /// joins at epoch 2 (as a differential test against it pins down).
     pub fn new(id: &str) -> ShareGroup {
         ShareGroup {
             id: id.to_owned(),
-            group_epoch: 0,
-            assignment_epoch: 0,
+            group_epoch: 1,
+            assignment_epoch: 1,
+            assignment_timestamp: 0,
             members: BTreeMap::new(),
             target: BTreeMap::new(),
             metadata_hash: 0,
@@ -311,12 +317,14 @@ impl ShareGroup {
     }
 
     /// A heartbeat of a joining (epoch 0) or joined member; leaving is [`Self::leave`].
+    /// `now_ms` is the wall clock the target assignment's time is kept in.
     pub fn heartbeat(
         &mut self,
         req: Heartbeat,
         topics: &TopicImage,
         settings: &ShareSettings,
         now: Instant,
+        now_ms: i64,
     ) -> Result<HeartbeatResult, BrokerError> {
         let joining = req.member_epoch == 0;
         if self.members.len() >= settings.max_size && !self.members.contains_key(&req.member_id) {
@@ -326,6 +334,8 @@ impl ShareGroup {
             )));
         }
         let before = match self.members.get(&req.member_id) {
+            // A member that joins again (its process restarted) carries on as it was.
+            Some(member) if joining => member.clone(),
             Some(member) => {
                 check_epoch(member, req.member_epoch)?;
                 member.clone()
@@ -361,8 +371,14 @@ impl ShareGroup {
         if bump {
             self.group_epoch += 1;
         }
-        if self.group_epoch > self.assignment_epoch {
+        // Kafka computes a new target at most once per assignment interval; until then
+        // members reconcile to the last one.
+        let interval = settings.assignment_interval.as_millis() as i64;
+        let last = self.assignment_timestamp;
+        let may_assign = last == 0 || interval == 0 || now_ms >= last + interval;
+        if self.group_epoch > self.assignment_epoch && may_assign {
             self.compute_target(topics);
+            self.assignment_timestamp = now_ms;
         }
         self.reconcile(&mut member, topics);
         let changed = member.assigned != before.assigned;
@@ -390,14 +406,18 @@ impl ShareGroup {
     }
 
     /// Removes a member (it left, or its session timed out) and moves the group to a new
-    /// epoch without it (Kafka's `shareGroupFenceMember`).
+    /// epoch without it (Kafka's `shareGroupFenceMember`); the next heartbeat computes the
+    /// target without it.
     pub fn fence(&mut self, member_id: &str) -> Option<ShareMember> {
         let member = self.members.remove(member_id)?;
         self.target.remove(member_id);
         self.topics = self.subscribed_image(&self.topics);
         self.metadata_hash = super::consumer::metadata_hash(&self.topics);
         self.group_epoch += 1;
-        self.compute_target(&self.topics.clone());
+        if self.members.is_empty() {
+            self.target.clear();
+            self.assignment_epoch = self.group_epoch;
+        }
         Some(member)
     }
 
@@ -515,19 +535,21 @@ impl ShareGroup {
 /// Kafka's `throwIfShareGroupMemberEpochIsInvalid`: an epoch ahead is fenced; one behind
 /// only as the previous epoch (the answer that moved the member on may have been lost).
 fn check_epoch(member: &ShareMember, received: i32) -> Result<(), BrokerError> {
-    let fenced = |relation: &str| {
-        Err(BrokerError::FencedMemberEpoch(format!(
-            "The share group member has a {relation} member epoch ({received}) than the one \
-             known by the group coordinator ({}). The member must abandon all its partitions \
-             and rejoin.",
-            member.epoch
-        )))
-    };
-    if received > member.epoch {
-        return fenced("greater");
+    let known = member.epoch;
+    if received > known {
+        return Err(BrokerError::FencedMemberEpoch(format!(
+            "The share group member has a greater member epoch ({received}) than the one known \
+             by the group coordinator ({known}). The member must abandon all its partitions and \
+             rejoin."
+        )));
     }
-    if received < member.epoch && received != member.previous_epoch {
-        return fenced("smaller");
+    if received < known && received != member.previous_epoch {
+        return Err(BrokerError::FencedMemberEpoch(format!(
+            "The share group member has a smaller member epoch ({received}) than the one known \
+             by the group coordinator ({known}), and it does not match the previous member \
+             epoch ({}). The member must abandon all its partitions and rejoin.",
+            member.previous_epoch
+        )));
     }
     Ok(())
 }

@@ -13,6 +13,7 @@ fn settings() -> ShareSettings {
         session_timeout: Duration::from_secs(45),
         heartbeat_interval: Duration::from_secs(5),
         max_size: 3,
+        assignment_interval: Duration::ZERO,
     }
 }
 
@@ -61,35 +62,38 @@ fn initialize(group: &mut ShareGroup) -> Option<Initialize> {
 fn partitions_are_assigned_once_their_state_is_initialized() {
     let now = Instant::now();
     let mut g = ShareGroup::new("g");
-    let first = g.heartbeat(join("a"), &topics(), &settings(), now).unwrap();
-    assert_eq!(first.member_epoch, 1);
+    let first = g
+        .heartbeat(join("a"), &topics(), &settings(), now, 0)
+        .unwrap();
+    assert_eq!(first.member_epoch, 2);
     assert_eq!(first.assignment, Some(Assignment::new()));
     // New topics start where share.auto.offset.reset says (-1), at the group's epoch.
     let init = initialize(&mut g).unwrap();
-    assert_eq!(init.state_epoch, 1);
+    assert_eq!(init.state_epoch, 2);
     assert_eq!(
         init.topics[&Uuid::from_u128(7)],
         (-1, BTreeSet::from([0, 1, 2]))
     );
     assert!(g.to_initialize(&topics(), 0).is_none());
     let second = g
-        .heartbeat(beat("a", 1), &topics(), &settings(), now)
+        .heartbeat(beat("a", 2), &topics(), &settings(), now, 0)
         .unwrap();
-    assert_eq!(second.member_epoch, 2);
+    assert_eq!(second.member_epoch, 3);
     let all = BTreeMap::from([(Uuid::from_u128(7), BTreeSet::from([0, 1, 2]))]);
     assert_eq!(second.assignment, Some(all));
     // Nothing changed: no assignment in the answer.
     let third = g
-        .heartbeat(beat("a", 2), &topics(), &settings(), now)
+        .heartbeat(beat("a", 3), &topics(), &settings(), now, 0)
         .unwrap();
-    assert_eq!((third.member_epoch, third.assignment), (2, None));
+    assert_eq!((third.member_epoch, third.assignment), (3, None));
 }
 
 #[test]
 fn partitions_added_later_start_at_offset_zero() {
     let now = Instant::now();
     let mut g = ShareGroup::new("g");
-    g.heartbeat(join("a"), &topics(), &settings(), now).unwrap();
+    g.heartbeat(join("a"), &topics(), &settings(), now, 0)
+        .unwrap();
     initialize(&mut g);
     let mut grown = topics();
     grown.get_mut("t").unwrap().partitions = 4;
@@ -101,19 +105,22 @@ fn partitions_added_later_start_at_offset_zero() {
 fn epochs_are_checked_and_members_fenced() {
     let now = Instant::now();
     let mut g = ShareGroup::new("g");
-    g.heartbeat(join("a"), &topics(), &settings(), now).unwrap();
+    g.heartbeat(join("a"), &topics(), &settings(), now, 0)
+        .unwrap();
     let err = g
-        .heartbeat(beat("a", 5), &topics(), &settings(), now)
+        .heartbeat(beat("a", 5), &topics(), &settings(), now, 0)
         .unwrap_err();
     assert!(matches!(err, BrokerError::FencedMemberEpoch(_)));
     let err = g
-        .heartbeat(beat("x", 1), &topics(), &settings(), now)
+        .heartbeat(beat("x", 1), &topics(), &settings(), now, 0)
         .unwrap_err();
     assert!(matches!(err, BrokerError::UnknownMember(_)));
-    g.heartbeat(join("b"), &topics(), &settings(), now).unwrap();
-    g.heartbeat(join("c"), &topics(), &settings(), now).unwrap();
+    g.heartbeat(join("b"), &topics(), &settings(), now, 0)
+        .unwrap();
+    g.heartbeat(join("c"), &topics(), &settings(), now, 0)
+        .unwrap();
     let err = g
-        .heartbeat(join("d"), &topics(), &settings(), now)
+        .heartbeat(join("d"), &topics(), &settings(), now, 0)
         .unwrap_err();
     assert!(matches!(err, BrokerError::GroupMaxSizeReached(_)));
     // Sessions lapse 45 s after the last heartbeat; the group moves on without them.
@@ -123,6 +130,7 @@ fn epochs_are_checked_and_members_fenced() {
         &topics(),
         &settings(),
         now + Duration::from_secs(30),
+        0,
     )
     .unwrap();
     let expired = g.expired(now + Duration::from_secs(46));
@@ -165,11 +173,12 @@ fn first_heartbeats_are_validated_as_kafka_does() {
 fn the_group_is_rebuilt_from_its_records() {
     let now = Instant::now();
     let mut g = ShareGroup::new("g");
-    g.heartbeat(join("a"), &topics(), &settings(), now).unwrap();
-    initialize(&mut g);
-    g.heartbeat(beat("a", 1), &topics(), &settings(), now)
+    g.heartbeat(join("a"), &topics(), &settings(), now, 0)
         .unwrap();
-    let (records, image) = g.unwritten_records(1);
+    initialize(&mut g);
+    g.heartbeat(beat("a", 2), &topics(), &settings(), now, 0)
+        .unwrap();
+    let (records, image) = g.unwritten_records();
     g.written(image);
     let mut replayed = ShareGroup::new("g");
     for (key, value) in records {
@@ -183,10 +192,51 @@ fn the_group_is_rebuilt_from_its_records() {
     assert_eq!(replayed.members["a"].assigned, g.members["a"].assigned);
     assert_eq!(replayed.state_partitions, g.state_partitions);
     // Nothing left to write after a load.
-    assert!(replayed.unwritten_records(2).0.is_empty());
+    assert!(replayed.unwritten_records().0.is_empty());
     // The member carries on at its epoch.
     let hb = replayed
-        .heartbeat(beat("a", 2), &topics(), &settings(), now)
+        .heartbeat(beat("a", 3), &topics(), &settings(), now, 0)
         .unwrap();
-    assert_eq!(hb.member_epoch, 2);
+    assert_eq!(hb.member_epoch, 3);
+}
+
+#[test]
+fn targets_are_computed_at_most_once_per_assignment_interval() {
+    let now = Instant::now();
+    let settings = ShareSettings {
+        assignment_interval: Duration::from_secs(1),
+        ..settings()
+    };
+    let mut g = ShareGroup::new("g");
+    g.heartbeat(join("a"), &topics(), &settings, now, 10_000)
+        .unwrap();
+    initialize(&mut g);
+    // Within the interval the member stays with the last target, at its epoch.
+    let early = g
+        .heartbeat(beat("a", 2), &topics(), &settings, now, 10_500)
+        .unwrap();
+    assert_eq!((early.member_epoch, early.assignment), (2, None));
+    assert_eq!((g.group_epoch, g.assignment_epoch), (3, 2));
+    let later = g
+        .heartbeat(beat("a", 2), &topics(), &settings, now, 11_000)
+        .unwrap();
+    assert_eq!(later.member_epoch, 3);
+    assert_eq!(later.assignment.map(|a| a.len()), Some(1));
+}
+
+#[test]
+fn a_member_joining_again_carries_on() {
+    let now = Instant::now();
+    let mut g = ShareGroup::new("g");
+    g.heartbeat(join("a"), &topics(), &settings(), now, 0)
+        .unwrap();
+    initialize(&mut g);
+    let assigned = g
+        .heartbeat(beat("a", 2), &topics(), &settings(), now, 0)
+        .unwrap();
+    let again = g
+        .heartbeat(join("a"), &topics(), &settings(), now, 0)
+        .unwrap();
+    assert_eq!(again.member_epoch, assigned.member_epoch);
+    assert_eq!(again.assignment, assigned.assignment);
 }
