@@ -99,10 +99,8 @@ pub const TELEMETRY_APIS: &[(ApiKey, i16, i16)] = &[
 
 /// Share-group APIs (KIP-932) served, and advertised only once share.version is on while
 /// issue 19 is being built (the interim filter of `src/handlers/api_versions.rs`).
-pub const SHARE_APIS: &[(ApiKey, i16, i16)] = &[
-    (ApiKey::ShareFetch, 1, 2),
-    (ApiKey::ShareAcknowledge, 1, 2),
-];
+pub const SHARE_APIS: &[(ApiKey, i16, i16)] =
+    &[(ApiKey::ShareFetch, 1, 2), (ApiKey::ShareAcknowledge, 1, 2)];
 
 /// Every version samsa serves of `key`.
 pub fn versions(key: ApiKey) -> std::ops::RangeInclusive<i16> {

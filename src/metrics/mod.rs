@@ -8,6 +8,7 @@
 pub mod client_series;
 pub mod http;
 mod quotas;
+pub mod share;
 
 use std::time::Duration;
 
@@ -60,6 +61,8 @@ pub struct Metrics {
     /// Connections closed unserved for their IP's connection_creation_rate.
     pub connections_throttled: IntCounter,
     quotas: QuotaMetrics,
+    /// Share groups' share-partitions, sessions and acknowledgements (KIP-932).
+    pub share: share::ShareMetrics,
     /// What clients pushed (KIP-714), rendered after the broker's own metrics.
     pub client_series: std::sync::Arc<client_series::ClientSeries>,
 }
@@ -183,6 +186,7 @@ impl Metrics {
                 "Connections closed unserved, after a delay, for their IP's connection_creation_rate",
             ),
             quotas: QuotaMetrics::register(&registry),
+            share: share::ShareMetrics::register(&registry),
             client_series: Default::default(),
             registry,
         };
