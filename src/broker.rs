@@ -14,6 +14,7 @@ use crate::fetch_sessions::FetchSessionCache;
 use crate::group::GroupCoordinator;
 use crate::metrics::Metrics;
 use crate::quotas::{ClientQuotas, Windows};
+use crate::share::coordinator::ShareCoordinator;
 use crate::share::leader::ShareLeader;
 use crate::share::state::Persister;
 use crate::telemetry::ClientTelemetry;
@@ -78,12 +79,16 @@ impl Broker {
             window_ms: i64::from(config.quota_window_size_seconds) * 1000,
         };
         let quotas = ClientQuotas::new(windows, crate::quotas::limits_of(&cluster));
+        cluster.install_mutation_charger(quotas.mutation_charger());
         let metrics = Metrics::new();
         let telemetry = ClientTelemetry::new(&config.telemetry, metrics.client_series.clone());
         let share_leader = ShareLeader::new(&config);
         Ok(Broker {
             share_leader,
-            share_state: Arc::new(Persister::new()),
+            share_state: Arc::new(Persister::new(Arc::new(ShareCoordinator::new(
+                config.clone(),
+                topics.clone(),
+            )))),
             quotas,
             telemetry,
             txns,

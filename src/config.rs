@@ -242,6 +242,14 @@ pub struct Config {
     pub group_streams_heartbeat_interval_ms: u64,
     /// Most members of one streams group (`group.streams.max.size`).
     pub group_streams_max_size: u32,
+    /// A share group member that does not heartbeat for this long is removed
+    /// (`group.share.session.timeout.ms`).
+    pub group_share_session_timeout_ms: u64,
+    /// How often share group members are asked to heartbeat
+    /// (`group.share.heartbeat.interval.ms`).
+    pub group_share_heartbeat_interval_ms: u64,
+    /// Most members of one share group (`group.share.max.size`).
+    pub group_share_max_size: u32,
     /// Standby replicas of each stateful task (`group.streams.num.standby.replicas`).
     pub group_streams_num_standby_replicas: u32,
     /// How long a new streams group waits for more members before its first assignment
@@ -281,6 +289,23 @@ pub struct Config {
     /// (`transaction.state.log.num.partitions`; 1 rather than Kafka's 50, as for the
     /// offsets topic: one node gains nothing from spreading it).
     pub transaction_state_num_partitions: i32,
+    /// Partitions of the share coordinator's `__share_group_state` topic when it is first
+    /// created (`share.coordinator.state.topic.num.partitions`; 1 rather than Kafka's 50, as
+    /// for the other coordinators' topics).
+    pub share_coordinator_state_topic_num_partitions: i32,
+    /// Replicas of `__share_group_state` when a cluster creates it, fewer while fewer brokers
+    /// are up (`share.coordinator.state.topic.replication.factor`).
+    pub share_coordinator_state_topic_replication_factor: i16,
+    /// The topic's `min.insync.replicas` (`share.coordinator.state.topic.min.isr`).
+    pub share_coordinator_state_topic_min_isr: i16,
+    /// The topic's `segment.bytes` (`share.coordinator.state.topic.segment.bytes`).
+    pub share_coordinator_state_topic_segment_bytes: i32,
+    /// Updates of a share-partition written between two snapshots of its whole state
+    /// (`share.coordinator.snapshot.update.records.per.snapshot`).
+    pub share_coordinator_snapshot_update_records_per_snapshot: i32,
+    /// How long a share state write waits for the topic's in-sync replicas
+    /// (`share.coordinator.write.timeout.ms`).
+    pub share_coordinator_write_timeout_ms: u64,
     /// Largest transaction timeout a producer may ask for (`transaction.max.timeout.ms`).
     pub transaction_max_timeout_ms: i32,
     /// Idle transactional ids unused this long are forgotten (`transactional.id.expiration.ms`).
@@ -441,6 +466,9 @@ impl Default for Config {
             group_streams_session_timeout_ms: 45_000,
             group_streams_heartbeat_interval_ms: 5_000,
             group_streams_max_size: i32::MAX as u32,
+            group_share_session_timeout_ms: 45_000,
+            group_share_heartbeat_interval_ms: 5_000,
+            group_share_max_size: 200,
             group_streams_num_standby_replicas: 0,
             group_streams_initial_rebalance_delay_ms: 3_000,
             group_streams_assignment_interval_ms: 1_000,
@@ -451,6 +479,12 @@ impl Default for Config {
             offsets_topic_segment_bytes: 100 * 1024 * 1024,
             log_cleaner_interval_ms: 15_000,
             transaction_state_num_partitions: 1,
+            share_coordinator_state_topic_num_partitions: 1,
+            share_coordinator_state_topic_replication_factor: 3,
+            share_coordinator_state_topic_min_isr: 2,
+            share_coordinator_state_topic_segment_bytes: 100 * 1024 * 1024,
+            share_coordinator_snapshot_update_records_per_snapshot: 500,
+            share_coordinator_write_timeout_ms: 5_000,
             transaction_max_timeout_ms: 900_000,
             transactional_id_expiration_ms: 7 * 24 * 60 * 60 * 1000,
             producer_id_expiration_ms: 24 * 60 * 60 * 1000,

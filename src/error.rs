@@ -164,6 +164,13 @@ pub enum BrokerError {
     /// transaction coordinator's AddPartitionsToTxn), passed on as Kafka passes it on.
     #[error("another broker answered {0:?}")]
     Peer(ResponseError),
+    /// The share coordinator's refusal of a share-partition's state request, in Kafka's
+    /// words (`ShareCoordinatorShard`), or another broker's coordinator's passed on.
+    #[error("{message}")]
+    ShareState {
+        error: ResponseError,
+        message: String,
+    },
 }
 
 impl BrokerError {
@@ -299,6 +306,7 @@ impl BrokerError {
             },
             BrokerError::TransactionAbortable => E::TransactionAbortable,
             BrokerError::Peer(error) => *error,
+            BrokerError::ShareState { error, .. } => *error,
             BrokerError::UnknownMember(_) => E::UnknownMemberId,
             BrokerError::FencedInstance(_) => E::FencedInstanceId,
             BrokerError::FencedMemberEpoch(_) => E::FencedMemberEpoch,
@@ -438,6 +446,8 @@ pub enum CoordinatorWrite {
     TransactionState,
     /// A KIP-848 consumer group's records (the coordinator runtime's `normalizeException`).
     GroupRecords,
+    /// A share-partition's state (the share coordinator runtime's `normalizeException`).
+    ShareState,
 }
 
 /// Failures of authentication, authorization and their administration APIs. Declared here,

@@ -150,6 +150,17 @@ impl Config {
         if self.group_streams_max_size < 1 {
             return invalid("group_streams_max_size", "must be at least 1");
         }
+        if self.group_share_heartbeat_interval_ms < 1
+            || self.group_share_session_timeout_ms <= self.group_share_heartbeat_interval_ms
+        {
+            return invalid(
+                "group_share_heartbeat_interval_ms",
+                "must be positive and below group_share_session_timeout_ms",
+            );
+        }
+        if !(1..=1000).contains(&self.group_share_max_size) {
+            return invalid("group_share_max_size", "must be between 1 and 1000");
+        }
         // Kafka's `group.streams.max.standby.replicas` default.
         if self.group_streams_num_standby_replicas > 2 {
             return invalid("group_streams_num_standby_replicas", "must be at most 2");
@@ -171,6 +182,26 @@ impl Config {
         }
         if self.transaction_state_num_partitions < 1 {
             return invalid("transaction_state_num_partitions", "must be at least 1");
+        }
+        if self.share_coordinator_state_topic_num_partitions < 1 {
+            return invalid(
+                "share_coordinator_state_topic_num_partitions",
+                "must be at least 1",
+            );
+        }
+        if self.share_coordinator_state_topic_replication_factor < 1
+            || self.share_coordinator_state_topic_min_isr < 1
+        {
+            return invalid(
+                "share_coordinator_state_topic_replication_factor",
+                "replication factor and min ISR must be at least 1",
+            );
+        }
+        if self.share_coordinator_snapshot_update_records_per_snapshot < 0 {
+            return invalid(
+                "share_coordinator_snapshot_update_records_per_snapshot",
+                "must not be negative",
+            );
         }
         if self.producer_id_expiration_ms < 1 {
             return invalid("producer_id_expiration_ms", "must be positive");

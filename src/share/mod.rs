@@ -9,7 +9,15 @@
 //! - the group coordinator (`group`) keeps the membership and the assignment, and
 //!   initializes a share-partition's state before it first assigns the partition.
 
+mod combine;
+pub mod coordinator;
+pub mod records;
+mod remote;
+mod shard;
 pub mod leader;
 pub mod partition;
 pub mod sessions;
 pub mod state;
+
+pub use remote::Remote;
+pub use shard::{kafka_words, WriteData};
