@@ -158,6 +158,26 @@ pub(crate) fn start(broker: &Arc<Broker>, shutdown: &watch::Receiver<bool>) {
             .map_or(0, |b| b.cluster.feature_level(TRANSACTION_VERSION))
     }));
     broker.share_state.set_cluster(share_cluster(broker));
+    // Members leaving a share group, or fenced, have their acquired records released.
+    let weak = Arc::downgrade(broker);
+    broker
+        .groups
+        .set_share_member_gone(Arc::new(move |group, member| {
+            if let Some(broker) = weak.upgrade() {
+                broker.share_leader.member_gone(group, member);
+            }
+        }));
+    if let Some(mut gone) = broker.share_leader.take_gone_members() {
+        let weak = Arc::downgrade(broker);
+        tokio::spawn(async move {
+            while let Some((group, member)) = gone.recv().await {
+                let Some(b) = weak.upgrade() else { return };
+                b.share_leader
+                    .release_member(&b.share_state, &group, &member, None, &b.topics)
+                    .await;
+            }
+        });
+    }
     cluster.start_security(broker.authorizer.clone(), broker.credentials.clone());
     let hooks = Arc::new(CoordinatorLeadership(Arc::downgrade(broker)));
     cluster.start_replication(&broker.config, broker.topics.clone(), hooks);

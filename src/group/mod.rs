@@ -115,6 +115,9 @@ pub struct GroupCoordinator {
     groups: OrderedRwLock<level::Groups, Groups>,
     /// Set by the transaction coordinator, to verify TxnOffsetCommit producers.
     txn_check: OnceLock<Arc<dyn TransactionCheck>>,
+    /// Told when a share group's member leaves or is fenced, so that the share-partition
+    /// leaders release what it holds (set at start-up; see `share::leader`).
+    share_member_gone: OnceLock<share::MemberGone>,
     open_txns: Mutex<OpenTransactions>,
     /// Streams topology descriptions members pushed, if a store is configured
     /// (`group_streams_topology_description_store`).
@@ -140,6 +143,7 @@ impl GroupCoordinator {
             store,
             groups: OrderedRwLock::new(groups),
             txn_check: OnceLock::new(),
+            share_member_gone: OnceLock::new(),
             open_txns: Mutex::new(OpenTransactions::new()),
             descriptions,
         }

@@ -68,6 +68,9 @@ pub struct ShareLeader {
     partitions: Mutex<HashMap<SharePartitionKey, Loaded>>,
     groups: Mutex<HashMap<String, GroupSettings>>,
     pub sessions: ShareSessions,
+    /// Members the group coordinator saw leave or fenced, whose records are to be released.
+    gone: tokio::sync::mpsc::UnboundedSender<(String, String)>,
+    gone_rx: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<(String, String)>>>,
     /// Woken when records become available again (released, lock expired), so that long
     /// polls waiting on them look again.
     released: Notify,
@@ -75,7 +78,10 @@ pub struct ShareLeader {
 
 impl ShareLeader {
     pub fn new(config: &Config) -> ShareLeader {
+        let (gone, gone_rx) = tokio::sync::mpsc::unbounded_channel();
         ShareLeader {
+            gone,
+            gone_rx: Mutex::new(Some(gone_rx)),
             defaults: Limits {
                 max_delivery_count: config.group_share_delivery_count_limit,
                 record_lock_duration_ms: config.group_share_record_lock_duration_ms,
@@ -322,6 +328,21 @@ impl ShareLeader {
             }
         }
         self.released.notify_waiters();
+    }
+
+    /// Queues the release of what a member that left its share group (or was fenced) holds:
+    /// the group coordinator calls this under its group's lock, so the release runs apart,
+    /// in the task reading [`Self::take_gone_members`].
+    pub fn member_gone(&self, group: &str, member: &str) {
+        let _ = self.gone.send((group.to_owned(), member.to_owned()));
+    }
+
+    /// The members reported gone, for the task that releases their records (taken once,
+    /// at start-up); it ends when the broker, and so the sender, is dropped.
+    pub fn take_gone_members(
+        &self,
+    ) -> Option<tokio::sync::mpsc::UnboundedReceiver<(String, String)>> {
+        self.gone_rx.lock().take()
     }
 
     /// A connection closed: its share sessions end, and their members' records are released.

@@ -11,12 +11,12 @@
 
 mod combine;
 pub mod coordinator;
-pub mod records;
-mod remote;
-mod shard;
 pub mod leader;
 pub mod partition;
+pub mod records;
+mod remote;
 pub mod sessions;
+mod shard;
 pub mod state;
 
 pub use remote::Remote;

@@ -91,7 +91,7 @@ impl GroupCoordinator {
         let result = if req.member_epoch == super::LEAVE_EPOCH {
             let left = share.leave(&req.member_id);
             if left.is_ok() {
-                release_member(group_id, &req.member_id);
+                self.release_member(group_id, &req.member_id);
             }
             left
         } else {
@@ -214,7 +214,7 @@ impl GroupCoordinator {
         for id in &expired {
             tracing::info!(group = %share.id, member = %id, "share group member fenced: session timeout");
             share.fence(id);
-            release_member(&group.id, id);
+            self.release_member(&group.id, id);
         }
         if group.is_empty() {
             group.state_timestamp = now_ms();
@@ -225,11 +225,18 @@ impl GroupCoordinator {
     }
 }
 
-/// A member left the share group or was fenced. Kafka's share-partition leaders learn it
-/// from the member's share session, which it no longer renews: its acquired records go back
-/// when their locks expire.
-// HOOK(share-fetch): release the member's acquired records at once here, once the
-// share-partition leader offers a call for it.
-fn release_member(group_id: &str, member_id: &str) {
-    tracing::debug!(group = %group_id, member = %member_id, "share group member gone");
+impl GroupCoordinator {
+    /// Who releases the records of share group members that left or were fenced.
+    pub fn set_share_member_gone(&self, gone: super::MemberGone) {
+        let _ = self.share_member_gone.set(gone);
+    }
+
+    /// A member left the share group or was fenced: the share-partition leaders release its
+    /// acquired records at once, rather than when their locks expire.
+    fn release_member(&self, group_id: &str, member_id: &str) {
+        tracing::debug!(group = %group_id, member = %member_id, "share group member gone");
+        if let Some(gone) = self.share_member_gone.get() {
+            gone(group_id, member_id);
+        }
+    }
 }

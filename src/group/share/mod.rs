@@ -30,6 +30,9 @@ use crate::error::BrokerError;
 pub use image::Persisted;
 use records::{StatePartitions, TopicPartitions};
 
+/// Called with (group, member) when a share group's member leaves or is fenced.
+pub type MemberGone = std::sync::Arc<dyn Fn(&str, &str) + Send + Sync>;
+
 pub type TopicId = Uuid;
 /// Partitions by topic id.
 pub type Assignment = BTreeMap<TopicId, BTreeSet<i32>>;
