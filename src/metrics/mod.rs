@@ -9,6 +9,7 @@ pub mod client_series;
 pub mod http;
 mod quotas;
 pub mod share;
+pub mod share_coordinator;
 
 use std::time::Duration;
 
@@ -63,6 +64,8 @@ pub struct Metrics {
     quotas: QuotaMetrics,
     /// Share groups' share-partitions, sessions and acknowledgements (KIP-932).
     pub share: share::ShareMetrics,
+    /// The share coordinator's work, counted by it.
+    pub share_coordinator: share_coordinator::ShareCoordinatorMetrics,
     /// What clients pushed (KIP-714), rendered after the broker's own metrics.
     pub client_series: std::sync::Arc<client_series::ClientSeries>,
 }
@@ -116,7 +119,9 @@ impl Metrics {
                 .expect("unique metric");
             c
         };
+        let share_coordinator = share_coordinator::ShareCoordinatorMetrics::new(&registry);
         let metrics = Metrics {
+            share_coordinator,
             requests: counter("samsa_kafka_requests_total", "Requests served, by API and version", &["api", "version"]),
             request_errors: counter(
                 "samsa_kafka_request_errors_total",

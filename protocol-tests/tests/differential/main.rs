@@ -29,6 +29,7 @@ mod raft_voters;
 mod reassignments;
 mod security;
 mod share_fetch;
+mod share_state;
 mod telemetry;
 mod topic_partitions;
 mod transactions;
