@@ -7,9 +7,23 @@
 //! (Failed/TotalShareFetchRequestsPerSec, ...ShareAcknowledgementRequestsPerSec).
 
 use prometheus::{IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use uuid::Uuid;
 
-use crate::share::leader::SharePartitionStats;
 use crate::topics::TopicRegistry;
+
+/// One share-partition as the share-partition leader reports it for `/metrics`.
+#[derive(Debug, Clone)]
+pub struct SharePartitionStats {
+    pub group: String,
+    pub topic_id: Uuid,
+    pub partition: i32,
+    pub start_offset: i64,
+    pub acquired: usize,
+    pub archived: usize,
+    pub redelivered: usize,
+    /// Records after the start offset whose delivery is complete (acknowledged, archived).
+    pub delivery_complete: i32,
+}
 
 const LABELS: &[&str] = &["group", "topic", "partition"];
 

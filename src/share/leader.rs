@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use crate::config::Config;
 use crate::error::BrokerError;
+pub use crate::metrics::share::SharePartitionStats;
 use crate::share::partition::{AcquireLimits, Acquired, Limits, LogBatch, SharePartition};
 use crate::share::sessions::{SessionPartition, ShareSessions};
 use crate::share::state::{Persister, SharePartitionKey};
@@ -31,20 +32,6 @@ pub struct GroupSettings {
     pub auto_offset_reset: Option<String>,
     /// `share.isolation.level`: read_committed when true.
     pub read_committed: bool,
-}
-
-/// One share-partition as `/metrics` shows it.
-#[derive(Debug, Clone)]
-pub struct SharePartitionStats {
-    pub group: String,
-    pub topic_id: Uuid,
-    pub partition: i32,
-    pub start_offset: i64,
-    pub acquired: usize,
-    pub archived: usize,
-    pub redelivered: usize,
-    /// Records after the start offset whose delivery is complete (acknowledged, archived).
-    pub delivery_complete: i32,
 }
 
 /// What a fetch got from one share-partition.
