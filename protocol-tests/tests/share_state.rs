@@ -168,11 +168,9 @@ fn share_state_is_found_written_and_read_back_after_a_sigkill() {
 }
 
 /// Kafka's `kafka-dump-log --share-group-state-decoder` reads samsa's state segments: the
-/// snapshot an initialization writes and the update a write makes. Needs Kafka's tools
-/// (`compat/install.sh`), so it runs on request:
-/// `cargo test -p samsa-protocol-tests --test share_state -- --ignored`.
+/// snapshot an initialization writes and the update a write makes. Needs Kafka's tools,
+/// which `make test` installs first (`compat/install.sh`); without them it fails, saying so.
 #[test]
-#[ignore = "needs Kafka's tools from compat/install.sh"]
 fn kafkas_dump_log_decodes_the_state_segments() {
     let mut broker = BrokerProcess::start("").unwrap();
     let mut conn = broker.connect().unwrap();
