@@ -327,6 +327,21 @@ pub fn encode_batch(records: &[Record], what: &str) -> Result<Bytes> {
     Ok(buf.freeze())
 }
 
+/// The offset after the last whole batch in `bytes`, -1 if there is none. Compaction leaves
+/// batches whose last offset is past their last record, so replay advances by batch.
+pub fn end_of_batches(bytes: &[u8]) -> i64 {
+    let mut rest = bytes;
+    let mut end = -1;
+    while let Ok(header) = samsa_storage::BatchHeader::parse(rest) {
+        let Some(after) = rest.get(header.total_size()..) else {
+            break;
+        };
+        end = header.next_offset();
+        rest = after;
+    }
+    end
+}
+
 /// `body` as JSON behind a big-endian `version`; `what` names it in the error.
 pub fn versioned_json(version: i16, body: &impl Serialize, what: &str) -> Result<Bytes> {
     let mut buf = BytesMut::new();
