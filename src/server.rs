@@ -80,6 +80,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             tracing::info!("metrics on http://{}/metrics", listener.local_addr()?);
             let state = broker.clone();
             let render: metrics::http::Render = Arc::new(move || {
+                let shares = state.share_leader.snapshot();
+                let sessions = state.share_leader.sessions.len();
+                state.metrics.share.update(&state.topics, &shares, sessions);
                 let mut text = state.metrics.render(
                     &state.topics,
                     &state.groups.stats(),

@@ -20,7 +20,7 @@ use samsa_metadata::features;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use super::{allowed, current_leader, str_bytes, Session};
+use super::{allowed, current_leader, Session};
 use crate::auth::{Operation, ResourceType};
 use crate::broker::Broker;
 use crate::clock::now_ms;
@@ -174,6 +174,18 @@ async fn acknowledge(
             now_ms(),
         )
         .await;
+    if result.is_ok() {
+        for (first, last, types) in acks {
+            if types.len() == 1 {
+                let count = (last - first + 1) as u64;
+                broker.metrics.share.record_acknowledged(types[0], count);
+            } else {
+                for kind in types {
+                    broker.metrics.share.record_acknowledged(*kind, 1);
+                }
+            }
+        }
+    }
     result.err().map_or(0, |err| {
         tracing::debug!(group, member, %topic_id, partition = index, "share acknowledgement refused: {err}");
         err.code()
@@ -191,6 +203,20 @@ struct Answer {
 }
 
 pub async fn fetch(
+    broker: &Broker,
+    session: &mut Session,
+    request: ShareFetchRequest,
+    version: i16,
+) -> ShareFetchResponse {
+    let response = serve_fetch(broker, session, request, version).await;
+    broker
+        .metrics
+        .share
+        .record_request("share_fetch", response.error_code != 0);
+    response
+}
+
+async fn serve_fetch(
     broker: &Broker,
     session: &mut Session,
     request: ShareFetchRequest,
@@ -350,10 +376,11 @@ fn lock_timeout(broker: &Broker, group: &str) -> i32 {
     i32::try_from(broker.share_leader.record_lock_duration_ms(group)).unwrap_or(i32::MAX)
 }
 
+/// A request-level refusal: the code alone, without a message, as Kafka's
+/// `getErrorResponse` answers.
 fn fetch_error(err: BrokerError) -> ShareFetchResponse {
-    ShareFetchResponse::default()
-        .with_error_code(err.code())
-        .with_error_message(Some(str_bytes(err.to_string())))
+    tracing::debug!("share fetch refused: {err}");
+    ShareFetchResponse::default().with_error_code(err.code())
 }
 
 /// Reads and acquires from each partition until some record is acquired, a partition fails,
@@ -473,6 +500,20 @@ pub async fn acknowledge_request(
     request: ShareAcknowledgeRequest,
     version: i16,
 ) -> ShareAcknowledgeResponse {
+    let response = serve_acknowledge(broker, session, request, version).await;
+    broker
+        .metrics
+        .share
+        .record_request("share_acknowledge", response.error_code != 0);
+    response
+}
+
+async fn serve_acknowledge(
+    broker: &Broker,
+    session: &mut Session,
+    request: ShareAcknowledgeRequest,
+    version: i16,
+) -> ShareAcknowledgeResponse {
     let (group, member) = match admitted(
         broker,
         session,
@@ -543,9 +584,8 @@ pub async fn acknowledge_request(
 }
 
 fn ack_error(err: BrokerError) -> ShareAcknowledgeResponse {
-    ShareAcknowledgeResponse::default()
-        .with_error_code(err.code())
-        .with_error_message(Some(str_bytes(err.to_string())))
+    tracing::debug!("share acknowledgement refused: {err}");
+    ShareAcknowledgeResponse::default().with_error_code(err.code())
 }
 
 #[cfg(test)]

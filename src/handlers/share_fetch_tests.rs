@@ -160,6 +160,26 @@ fn share_ack(
                 ])])])
 }
 
+fn metrics(broker: &crate::broker::Broker) -> String {
+    let shares = broker.share_leader.snapshot();
+    let sessions = broker.share_leader.sessions.len();
+    broker
+        .metrics
+        .share
+        .update(&broker.topics, &shares, sessions);
+    broker
+        .metrics
+        .render(&broker.topics, &[], broker.fetch_sessions.stats(), &[])
+}
+
+/// Whether `text` has a series of metric `name` (any labels) with `value`.
+fn series(text: &str, name: &str, value: &str) -> bool {
+    text.lines().any(|l| {
+        (l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+            && l.ends_with(&format!(" {value}"))
+    })
+}
+
 /// (first, last, delivery count) of each acquired range of the only partition answered.
 fn acquired(response: &ShareFetchResponse) -> Vec<(i64, i64, i16)> {
     assert_eq!(response.error_code, 0, "{response:?}");
@@ -178,7 +198,7 @@ async fn members_share_a_partition_and_released_records_come_back_counted() {
     let Setup {
         mut conn,
         topic_id: t,
-        broker: _broker,
+        broker,
     } = setup(dir.path(), 10, Config::default()).await;
 
     let a = conn
@@ -216,6 +236,18 @@ async fn members_share_a_partition_and_released_records_come_back_counted() {
     assert_eq!(got.len(), 5, "{got:?}");
     assert!(got.iter().all(|&(f, l, c)| f == l && f < 5 && c == 2));
 
+    // Metrics: a holds five, b five delivered twice; b's acknowledgement counted below.
+    let text = metrics(&broker.broker);
+    assert!(
+        series(&text, "samsa_share_partition_acquired_records", "10"),
+        "{text}"
+    );
+    assert!(
+        series(&text, "samsa_share_partition_redelivered_records", "5"),
+        "{text}"
+    );
+    assert!(series(&text, "samsa_share_sessions", "2"), "{text}");
+
     // b accepts them piggy-backed on its next fetch; a accepting what b holds is refused.
     let refused = conn
         .send(&share_ack(t, "member-a", 2, 0, 0, 1), 1, TIMEOUT)
@@ -236,6 +268,15 @@ async fn members_share_a_partition_and_released_records_come_back_counted() {
     assert_eq!(
         b.responses[0].partitions[0].acknowledge_error_code, 0,
         "{b:?}"
+    );
+    let text = metrics(&broker.broker);
+    assert!(
+        series(&text, "samsa_share_acknowledged_records_total", "5"),
+        "{text}"
+    );
+    assert!(
+        series(&text, "samsa_share_partition_start_offset", "5"),
+        "{text}"
     );
 
     // a closes its session: the five it holds go back, and b gets them.

@@ -8,6 +8,7 @@
 pub mod client_series;
 pub mod http;
 mod quotas;
+pub mod share;
 pub mod share_coordinator;
 
 use std::time::Duration;
@@ -61,6 +62,8 @@ pub struct Metrics {
     /// Connections closed unserved for their IP's connection_creation_rate.
     pub connections_throttled: IntCounter,
     quotas: QuotaMetrics,
+    /// Share groups' share-partitions, sessions and acknowledgements (KIP-932).
+    pub share: share::ShareMetrics,
     /// The share coordinator's work, counted by it.
     pub share_coordinator: share_coordinator::ShareCoordinatorMetrics,
     /// What clients pushed (KIP-714), rendered after the broker's own metrics.
@@ -188,6 +191,7 @@ impl Metrics {
                 "Connections closed unserved, after a delay, for their IP's connection_creation_rate",
             ),
             quotas: QuotaMetrics::register(&registry),
+            share: share::ShareMetrics::register(&registry),
             client_series: Default::default(),
             registry,
         };

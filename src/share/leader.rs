@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use crate::config::Config;
 use crate::error::BrokerError;
+pub use crate::metrics::share::SharePartitionStats;
 use crate::share::partition::{AcquireLimits, Acquired, Limits, LogBatch, SharePartition};
 use crate::share::sessions::{SessionPartition, ShareSessions};
 use crate::share::state::{Persister, SharePartitionKey};
@@ -43,9 +44,15 @@ pub struct Fetched {
 
 type Shared = Arc<Mutex<SharePartition>>;
 
+/// A loaded share-partition and the leader epoch it was loaded at.
+struct Loaded {
+    leader_epoch: i32,
+    partition: Shared,
+}
+
 pub struct ShareLeader {
     defaults: Limits,
-    partitions: Mutex<HashMap<SharePartitionKey, Shared>>,
+    partitions: Mutex<HashMap<SharePartitionKey, Loaded>>,
     groups: Mutex<HashMap<String, GroupSettings>>,
     pub sessions: ShareSessions,
     /// Woken when records become available again (released, lock expired), so that long
@@ -73,9 +80,9 @@ impl ShareLeader {
     pub fn set_group_settings(&self, group: &str, settings: GroupSettings) {
         self.groups.lock().insert(group.to_owned(), settings);
         let limits = self.limits_of(group);
-        for (key, sp) in self.partitions.lock().iter() {
+        for (key, loaded) in self.partitions.lock().iter() {
             if key.group_id == group {
-                sp.lock().limits = limits;
+                loaded.partition.lock().limits = limits;
             }
         }
     }
@@ -105,25 +112,32 @@ impl ShareLeader {
     }
 
     fn cached(&self, key: &SharePartitionKey) -> Option<Shared> {
-        self.partitions.lock().get(key).cloned()
+        self.partitions.lock().get(key).map(|l| l.partition.clone())
     }
 
     /// The share-partition, read from the share coordinator at the partition's leader epoch
-    /// if this broker has not loaded it yet (Kafka's `maybeInitialize`).
+    /// if this broker has not loaded it at that epoch (Kafka's `maybeInitialize`; a broker
+    /// that led the partition before, lost it and leads it again continues from the state
+    /// the leaders in between wrote, not from what it had).
     async fn load(
         &self,
         persister: &Persister,
         key: &SharePartitionKey,
         partition: &Partition,
     ) -> Result<Shared, BrokerError> {
-        if let Some(sp) = self.cached(key) {
-            return Ok(sp);
-        }
         partition.ensure_leader()?;
-        let state = persister
-            .read(key, partition.leader_epoch())
-            .await
-            .map_err(persister_error)?;
+        let epoch = partition.leader_epoch();
+        {
+            let mut partitions = self.partitions.lock();
+            match partitions.get(key) {
+                Some(l) if l.leader_epoch == epoch => return Ok(l.partition.clone()),
+                Some(_) => {
+                    partitions.remove(key);
+                }
+                None => {}
+            }
+        }
+        let state = persister.read(key, epoch).await.map_err(persister_error)?;
         let offsets = partition.offsets()?;
         let start = if state.start_offset >= 0 {
             state.start_offset.max(offsets.log_start)
@@ -136,7 +150,11 @@ impl ShareLeader {
         // Another fetch may have loaded it meanwhile: keep the first.
         Ok(partitions
             .entry(key.clone())
-            .or_insert_with(|| Arc::new(Mutex::new(sp)))
+            .or_insert_with(|| Loaded {
+                leader_epoch: epoch,
+                partition: Arc::new(Mutex::new(sp)),
+            })
+            .partition
             .clone())
     }
 
@@ -242,8 +260,14 @@ impl ShareLeader {
         acks: &[(i64, i64, Vec<i8>)],
         now: i64,
     ) -> Result<(), BrokerError> {
+        // Loaded at this leader epoch, or not in flight here (Kafka: not in its cache).
+        let epoch = partition.leader_epoch();
         let sp = self
-            .cached(key)
+            .partitions
+            .lock()
+            .get(key)
+            .filter(|l| l.leader_epoch == epoch)
+            .map(|l| l.partition.clone())
             .ok_or(BrokerError::UnknownTopicOrPartition)?;
         {
             let mut sp = sp.lock();
@@ -255,8 +279,8 @@ impl ShareLeader {
         Ok(())
     }
 
-    /// Releases what `member` holds in `group` (it left the group, was fenced, or closed its
-    /// session), on every partition or those named.
+    /// Releases what `member` holds in `group` (its share session or connection ended), on
+    /// every partition or those named.
     pub async fn release_member(
         &self,
         persister: &Persister,
@@ -271,7 +295,7 @@ impl ShareLeader {
             .iter()
             .filter(|(k, _)| k.group_id == group)
             .filter(|(k, _)| only.is_none_or(|ps| ps.contains(&(k.topic_id, k.partition))))
-            .map(|(k, sp)| (k.clone(), sp.clone()))
+            .map(|(k, l)| (k.clone(), l.partition.clone()))
             .collect();
         for (key, sp) in held {
             if !sp.lock().release_member(member) {
@@ -314,21 +338,25 @@ impl ShareLeader {
             .min()
     }
 
-    /// Per share-partition: (key, start offset, acquired, archived, redelivered).
-    pub fn snapshot(&self) -> Vec<(SharePartitionKey, i64, usize, usize, usize)> {
+    /// What metrics show of each share-partition.
+    pub fn snapshot(&self) -> Vec<SharePartitionStats> {
         self.partitions
             .lock()
             .iter()
-            .map(|(k, sp)| {
-                let sp = sp.lock();
+            .map(|(k, l)| {
+                let sp = l.partition.lock();
                 let (acquired, archived, redelivered) = sp.counts();
-                (
-                    k.clone(),
-                    sp.start_offset(),
+                let delivery_complete = sp.state(-1).delivery_complete_count;
+                SharePartitionStats {
+                    group: k.group_id.clone(),
+                    topic_id: k.topic_id,
+                    partition: k.partition,
+                    start_offset: sp.start_offset(),
                     acquired,
                     archived,
                     redelivered,
-                )
+                    delivery_complete,
+                }
             })
             .collect()
     }
