@@ -14,6 +14,8 @@ use crate::fetch_sessions::FetchSessionCache;
 use crate::group::GroupCoordinator;
 use crate::metrics::Metrics;
 use crate::quotas::{ClientQuotas, Windows};
+use crate::share::coordinator::ShareCoordinator;
+use crate::share::leader::ShareLeader;
 use crate::share::state::Persister;
 use crate::telemetry::ClientTelemetry;
 use crate::topics::TopicRegistry;
@@ -42,6 +44,8 @@ pub struct Broker {
     pub telemetry: ClientTelemetry,
     /// The share-partition state (KIP-932), as the share coordinator keeps it.
     pub share_state: Arc<Persister>,
+    /// The share-partitions this broker leads, and the share sessions (KIP-932).
+    pub share_leader: ShareLeader,
 }
 
 impl Broker {
@@ -75,10 +79,16 @@ impl Broker {
             window_ms: i64::from(config.quota_window_size_seconds) * 1000,
         };
         let quotas = ClientQuotas::new(windows, crate::quotas::limits_of(&cluster));
+        cluster.install_mutation_charger(quotas.mutation_charger());
         let metrics = Metrics::new();
         let telemetry = ClientTelemetry::new(&config.telemetry, metrics.client_series.clone());
+        let share_leader = ShareLeader::new(&config);
         Ok(Broker {
-            share_state: Arc::new(Persister::new()),
+            share_leader,
+            share_state: Arc::new(Persister::new(Arc::new(ShareCoordinator::new(
+                config.clone(),
+                topics.clone(),
+            )))),
             quotas,
             telemetry,
             txns,

@@ -245,6 +245,14 @@ pub struct Config {
     pub group_streams_heartbeat_interval_ms: u64,
     /// Most members of one streams group (`group.streams.max.size`).
     pub group_streams_max_size: u32,
+    /// A share group member that does not heartbeat for this long is removed
+    /// (`group.share.session.timeout.ms`).
+    pub group_share_session_timeout_ms: u64,
+    /// How often share group members are asked to heartbeat
+    /// (`group.share.heartbeat.interval.ms`).
+    pub group_share_heartbeat_interval_ms: u64,
+    /// Most members of one share group (`group.share.max.size`).
+    pub group_share_max_size: u32,
     /// Standby replicas of each stateful task (`group.streams.num.standby.replicas`).
     pub group_streams_num_standby_replicas: u32,
     /// How long a new streams group waits for more members before its first assignment
@@ -284,6 +292,23 @@ pub struct Config {
     /// (`transaction.state.log.num.partitions`; 1 rather than Kafka's 50, as for the
     /// offsets topic: one node gains nothing from spreading it).
     pub transaction_state_num_partitions: i32,
+    /// Partitions of the share coordinator's `__share_group_state` topic when it is first
+    /// created (`share.coordinator.state.topic.num.partitions`; 1 rather than Kafka's 50, as
+    /// for the other coordinators' topics).
+    pub share_coordinator_state_topic_num_partitions: i32,
+    /// Replicas of `__share_group_state` when a cluster creates it, fewer while fewer brokers
+    /// are up (`share.coordinator.state.topic.replication.factor`).
+    pub share_coordinator_state_topic_replication_factor: i16,
+    /// The topic's `min.insync.replicas` (`share.coordinator.state.topic.min.isr`).
+    pub share_coordinator_state_topic_min_isr: i16,
+    /// The topic's `segment.bytes` (`share.coordinator.state.topic.segment.bytes`).
+    pub share_coordinator_state_topic_segment_bytes: i32,
+    /// Updates of a share-partition written between two snapshots of its whole state
+    /// (`share.coordinator.snapshot.update.records.per.snapshot`).
+    pub share_coordinator_snapshot_update_records_per_snapshot: i32,
+    /// How long a share state write waits for the topic's in-sync replicas
+    /// (`share.coordinator.write.timeout.ms`).
+    pub share_coordinator_write_timeout_ms: u64,
     /// Largest transaction timeout a producer may ask for (`transaction.max.timeout.ms`).
     pub transaction_max_timeout_ms: i32,
     /// Idle transactional ids unused this long are forgotten (`transactional.id.expiration.ms`).
@@ -387,6 +412,17 @@ pub struct Config {
     /// Partitions cached over all fetch sessions (samsa's own bound on their memory; a
     /// topic name of more than 256 bytes counts once more per 256 bytes).
     pub max_incremental_fetch_session_cache_partitions: usize,
+    /// How long a share group's member holds the records it acquired before they may go to
+    /// another (`group.share.record.lock.duration.ms`, 1000-3600000).
+    pub group_share_record_lock_duration_ms: i64,
+    /// Deliveries of a record to a share group before it is archived
+    /// (`group.share.delivery.count.limit`, 2-10).
+    pub group_share_delivery_count_limit: i16,
+    /// Records in flight (past the share-partition start offset, not yet acknowledged) per
+    /// share-partition (`group.share.partition.max.record.locks`, 100-10000).
+    pub group_share_partition_max_record_locks: i64,
+    /// Share sessions the broker keeps at once (`group.share.max.share.sessions`).
+    pub group_share_max_share_sessions: usize,
     /// Keys set in the file or on the command line, so DescribeConfigs can tell an
     /// operator's value (STATIC_BROKER_CONFIG) from a built-in default.
     #[serde(skip)]
@@ -434,6 +470,9 @@ impl Default for Config {
             group_streams_session_timeout_ms: 45_000,
             group_streams_heartbeat_interval_ms: 5_000,
             group_streams_max_size: i32::MAX as u32,
+            group_share_session_timeout_ms: 45_000,
+            group_share_heartbeat_interval_ms: 5_000,
+            group_share_max_size: 200,
             group_streams_num_standby_replicas: 0,
             group_streams_initial_rebalance_delay_ms: 3_000,
             group_streams_assignment_interval_ms: 1_000,
@@ -444,6 +483,12 @@ impl Default for Config {
             offsets_topic_segment_bytes: 100 * 1024 * 1024,
             log_cleaner_interval_ms: 15_000,
             transaction_state_num_partitions: 1,
+            share_coordinator_state_topic_num_partitions: 1,
+            share_coordinator_state_topic_replication_factor: 3,
+            share_coordinator_state_topic_min_isr: 2,
+            share_coordinator_state_topic_segment_bytes: 100 * 1024 * 1024,
+            share_coordinator_snapshot_update_records_per_snapshot: 500,
+            share_coordinator_write_timeout_ms: 5_000,
             transaction_max_timeout_ms: 900_000,
             transactional_id_expiration_ms: 7 * 24 * 60 * 60 * 1000,
             producer_id_expiration_ms: 24 * 60 * 60 * 1000,
@@ -487,6 +532,10 @@ impl Default for Config {
             max_incremental_fetch_session_cache_slots: 1000,
             min_incremental_fetch_session_eviction_ms: 120_000,
             max_incremental_fetch_session_cache_partitions: 500_000,
+            group_share_record_lock_duration_ms: 30_000,
+            group_share_delivery_count_limit: 5,
+            group_share_partition_max_record_locks: 2000,
+            group_share_max_share_sessions: 2000,
             explicit: BTreeSet::new(),
         }
     }

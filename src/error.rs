@@ -135,6 +135,15 @@ pub enum BrokerError {
     Txn(#[from] TxnError),
     #[error(transparent)]
     FetchSession(#[from] FetchSessionError),
+    // The share-partition leader (src/share): share sessions and acknowledgements.
+    #[error("The share session was not found.")]
+    ShareSessionNotFound,
+    #[error("The share session epoch is invalid.")]
+    InvalidShareSessionEpoch,
+    #[error("The limit of share sessions has been reached.")]
+    ShareSessionLimitReached,
+    #[error("{0}")]
+    InvalidRecordState(String),
     // Cluster mode (src/cluster).
     #[error("the partition has no leader right now")]
     LeaderNotAvailable,
@@ -155,6 +164,13 @@ pub enum BrokerError {
     /// transaction coordinator's AddPartitionsToTxn), passed on as Kafka passes it on.
     #[error("another broker answered {0:?}")]
     Peer(ResponseError),
+    /// The share coordinator's refusal of a share-partition's state request, in Kafka's
+    /// words (`ShareCoordinatorShard`), or another broker's coordinator's passed on.
+    #[error("{message}")]
+    ShareState {
+        error: ResponseError,
+        message: String,
+    },
 }
 
 impl BrokerError {
@@ -229,6 +245,10 @@ impl BrokerError {
             BrokerError::NonEmptyGroup => E::NonEmptyGroup,
             BrokerError::GroupSubscribedToTopic => E::GroupSubscribedToTopic,
             BrokerError::OffsetMetadataTooLarge => E::OffsetMetadataTooLarge,
+            BrokerError::ShareSessionNotFound => E::ShareSessionNotFound,
+            BrokerError::InvalidShareSessionEpoch => E::InvalidShareSessionEpoch,
+            BrokerError::ShareSessionLimitReached => E::ShareSessionLimitReached,
+            BrokerError::InvalidRecordState(_) => E::InvalidRecordState,
             BrokerError::Txn(err) => match err {
                 TxnError::InvalidProducerIdMapping => E::InvalidProducerIdMapping,
                 TxnError::ProducerFenced => E::ProducerFenced,
@@ -286,6 +306,7 @@ impl BrokerError {
             },
             BrokerError::TransactionAbortable => E::TransactionAbortable,
             BrokerError::Peer(error) => *error,
+            BrokerError::ShareState { error, .. } => *error,
             BrokerError::UnknownMember(_) => E::UnknownMemberId,
             BrokerError::FencedInstance(_) => E::FencedInstanceId,
             BrokerError::FencedMemberEpoch(_) => E::FencedMemberEpoch,
@@ -425,6 +446,8 @@ pub enum CoordinatorWrite {
     TransactionState,
     /// A KIP-848 consumer group's records (the coordinator runtime's `normalizeException`).
     GroupRecords,
+    /// A share-partition's state (the share coordinator runtime's `normalizeException`).
+    ShareState,
 }
 
 /// Failures of authentication, authorization and their administration APIs. Declared here,

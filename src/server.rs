@@ -17,10 +17,14 @@ use crate::broker::Broker;
 use crate::clock::now_ms;
 use crate::cluster::{Cluster, CoordinatorHooks, LeadershipChange};
 use crate::config::{self, Config};
+use crate::error::BrokerError;
 use crate::group;
 use crate::group::store::OFFSETS_TOPIC;
 use crate::metrics;
 use crate::network;
+use crate::share::coordinator::SHARE_STATE_TOPIC;
+use crate::share::state::{ClusterView, CreateTopic};
+use crate::share::Remote;
 use crate::topics::on_storage_thread;
 use crate::txn::log::TRANSACTION_STATE_TOPIC;
 use crate::txn::{ClusterAdds, ClusterMarkers};
@@ -158,9 +162,43 @@ pub(crate) fn start(broker: &Arc<Broker>, shutdown: &watch::Receiver<bool>) {
         weak.upgrade()
             .map_or(0, |b| b.cluster.feature_level(TRANSACTION_VERSION))
     }));
+    broker.share_state.set_cluster(share_cluster(broker));
     cluster.start_security(broker.authorizer.clone(), broker.credentials.clone());
     let hooks = Arc::new(CoordinatorLeadership(Arc::downgrade(broker)));
     cluster.start_replication(&broker.config, broker.topics.clone(), hooks);
+}
+
+/// The share persister's view of the cluster: where each state partition's leader is, and
+/// how to create `__share_group_state` on first use, as FindCoordinator creates it.
+fn share_cluster(broker: &Arc<Broker>) -> ClusterView {
+    let weak = Arc::downgrade(broker);
+    let create_topic: CreateTopic = Arc::new(move || {
+        let weak = weak.clone();
+        Box::pin(async move {
+            let broker = weak.upgrade().ok_or(BrokerError::ShuttingDown)?;
+            let c = &broker.config;
+            let configs = broker.share_state.coordinator().topic_configs();
+            broker
+                .cluster
+                .internal_topic(
+                    SHARE_STATE_TOPIC,
+                    c.share_coordinator_state_topic_num_partitions,
+                    c.share_coordinator_state_topic_replication_factor,
+                    configs,
+                )
+                .await
+                .map(|_| ())
+        })
+    });
+    ClusterView {
+        local: broker.node_id(),
+        metadata: broker.cluster.subscribe_published(),
+        create_topic,
+        remote: Remote::new(
+            broker.node_id(),
+            Duration::from_millis(broker.config.request_timeout_ms),
+        ),
+    }
 }
 
 /// Serves clients once this broker has caught up with the metadata. The listeners are bound
@@ -185,7 +223,7 @@ struct CoordinatorLeadership(Weak<Broker>);
 
 impl CoordinatorHooks for CoordinatorLeadership {
     fn topics(&self) -> &[&str] {
-        &[OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC]
+        &[OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC, SHARE_STATE_TOPIC]
     }
 
     /// Blocking: a load replays the partition's log.
@@ -206,6 +244,11 @@ impl CoordinatorHooks for CoordinatorLeadership {
                 .map(|()| finish_half_ended(broker.clone())),
             (TRANSACTION_STATE_TOPIC, false) => {
                 broker.txns.unload_partition(partition);
+                Ok(())
+            }
+            (SHARE_STATE_TOPIC, true) => broker.share_state.coordinator().load_partition(partition),
+            (SHARE_STATE_TOPIC, false) => {
+                broker.share_state.coordinator().unload_partition(partition);
                 Ok(())
             }
             _ => Ok(()),

@@ -1,6 +1,7 @@
 //! Client quotas in a cluster: altered through any node (forwarded to the controller when it
 //! is another), described the same by every node, back after a node restarts, and
-//! REQUEST_TIMED_OUT for every entry when no controller can take the change.
+//! REQUEST_TIMED_OUT for every entry when no controller can take the change; the controller
+//! mutation quota counted once for the cluster, by the active controller.
 
 use std::time::{Duration, Instant};
 
@@ -8,10 +9,11 @@ use kafka_protocol::messages::alter_client_quotas_request::{EntityData, EntryDat
 use kafka_protocol::messages::{
     AlterClientQuotasRequest, DescribeClientQuotasRequest, DescribeClientQuotasResponse,
 };
-use samsa_protocol_tests::client::str_bytes;
+use samsa_protocol_tests::client::{create_request, str_bytes};
 use samsa_protocol_tests::cluster::{TestCluster, CONVERGE};
 
 const REQUEST_TIMED_OUT: i16 = 7;
+const THROTTLING_QUOTA_EXCEEDED: i16 = 89;
 
 fn alter(user: &str, value: Option<f64>) -> AlterClientQuotasRequest {
     let op = OpData::default().with_key(str_bytes("producer_byte_rate"));
@@ -114,4 +116,41 @@ fn quota_changes_time_out_when_no_controller_can_take_them() {
         [("kept".to_owned(), 10.0)],
         "what this node applied is still described"
     );
+}
+
+#[test]
+fn a_client_spreading_topic_creations_over_the_nodes_has_one_mutation_quota() {
+    let cluster = TestCluster::start(3, "").unwrap();
+    let rate = AlterClientQuotasRequest::default().with_entries(vec![EntryData::default()
+        .with_entity(vec![EntityData::default()
+            .with_entity_type(str_bytes("client-id"))
+            .with_entity_name(Some(str_bytes("creator")))])
+        .with_ops(vec![OpData::default()
+            .with_key(str_bytes("controller_mutation_rate"))
+            .with_value(1.0)])]);
+    let answer = cluster.connect(1).unwrap().send(&rate, 1).unwrap();
+    assert_eq!(answer.entries[0].error_code, 0, "{answer:?}");
+    for id in [1, 2, 3] {
+        await_described(&cluster, id, &[("creator", 1.0)]);
+    }
+    // The bucket holds 11 partitions (11 windows at 1 a second); through node 1 the client
+    // takes 40, 29 seconds' worth below zero...
+    let mut first = cluster.connect(1).unwrap();
+    first.set_client_id("creator");
+    let created = first.send(&create_request("wide", 40), 7).unwrap();
+    assert_eq!(created.topics[0].error_code, 0, "{created:?}");
+    // ...and every other node refuses it too: the bucket is the active controller's, not
+    // one per node that a client could spread its requests over.
+    for id in [2, 3] {
+        let mut conn = cluster.connect(id).unwrap();
+        conn.set_client_id("creator");
+        let refused = conn
+            .send(&create_request(&format!("refused-{id}"), 1), 7)
+            .unwrap();
+        assert_eq!(
+            refused.topics[0].error_code, THROTTLING_QUOTA_EXCEEDED,
+            "node {id}: {refused:?}"
+        );
+        assert!(refused.throttle_time_ms > 20_000, "node {id}: {refused:?}");
+    }
 }

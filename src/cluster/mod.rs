@@ -22,6 +22,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use samsa_metadata::features::{self, FeatureCommand, FeatureUpdate, FinalizedFeatures};
 use samsa_metadata::quorum::QuorumDescription;
+use samsa_metadata::quotas::mutation::{Charged, MutationCharge, MutationCharger};
 use samsa_metadata::quotas::ClientQuotas;
 use samsa_metadata::state::Broker as RegisteredBroker;
 use samsa_metadata::voters::VoterChange;
@@ -274,6 +275,20 @@ impl Cluster {
                 }
             }
         }
+    }
+
+    /// Charges a client's topic mutations to its controller mutation quota (KIP-599) on the
+    /// active controller, which counts it for the whole cluster as Kafka's does.
+    pub async fn charge_mutation(
+        &self,
+        charge: MutationCharge,
+    ) -> Result<Charged, samsa_metadata::Error> {
+        self.node.charge_mutation(charge).await
+    }
+
+    /// Installs what decides the charges while this node is the active controller.
+    pub fn install_mutation_charger(&self, charger: Arc<dyn MutationCharger>) {
+        self.node.install_mutation_charger(charger);
     }
 
     /// The next block of producer ids for this broker, from the controller.

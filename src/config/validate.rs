@@ -109,6 +109,25 @@ impl Config {
                 "must be positive and below group_consumer_session_timeout_ms",
             );
         }
+        // Kafka's ShareGroupConfig ranges.
+        if !(1000..=3_600_000).contains(&self.group_share_record_lock_duration_ms) {
+            return invalid(
+                "group_share_record_lock_duration_ms",
+                "must be in 1000..=3600000",
+            );
+        }
+        if !(2..=10).contains(&self.group_share_delivery_count_limit) {
+            return invalid("group_share_delivery_count_limit", "must be in 2..=10");
+        }
+        if !(100..=10_000).contains(&self.group_share_partition_max_record_locks) {
+            return invalid(
+                "group_share_partition_max_record_locks",
+                "must be in 100..=10000",
+            );
+        }
+        if self.group_share_max_share_sessions < 1 {
+            return invalid("group_share_max_share_sessions", "must be at least 1");
+        }
         if self.group_consumer_max_size < 1 {
             return invalid("group_consumer_max_size", "must be at least 1");
         }
@@ -134,6 +153,17 @@ impl Config {
         if self.group_streams_max_size < 1 {
             return invalid("group_streams_max_size", "must be at least 1");
         }
+        if self.group_share_heartbeat_interval_ms < 1
+            || self.group_share_session_timeout_ms <= self.group_share_heartbeat_interval_ms
+        {
+            return invalid(
+                "group_share_heartbeat_interval_ms",
+                "must be positive and below group_share_session_timeout_ms",
+            );
+        }
+        if !(1..=1000).contains(&self.group_share_max_size) {
+            return invalid("group_share_max_size", "must be between 1 and 1000");
+        }
         // Kafka's `group.streams.max.standby.replicas` default.
         if self.group_streams_num_standby_replicas > 2 {
             return invalid("group_streams_num_standby_replicas", "must be at most 2");
@@ -155,6 +185,26 @@ impl Config {
         }
         if self.transaction_state_num_partitions < 1 {
             return invalid("transaction_state_num_partitions", "must be at least 1");
+        }
+        if self.share_coordinator_state_topic_num_partitions < 1 {
+            return invalid(
+                "share_coordinator_state_topic_num_partitions",
+                "must be at least 1",
+            );
+        }
+        if self.share_coordinator_state_topic_replication_factor < 1
+            || self.share_coordinator_state_topic_min_isr < 1
+        {
+            return invalid(
+                "share_coordinator_state_topic_replication_factor",
+                "replication factor and min ISR must be at least 1",
+            );
+        }
+        if self.share_coordinator_snapshot_update_records_per_snapshot < 0 {
+            return invalid(
+                "share_coordinator_snapshot_update_records_per_snapshot",
+                "must not be negative",
+            );
         }
         if self.producer_id_expiration_ms < 1 {
             return invalid("producer_id_expiration_ms", "must be positive");

@@ -104,6 +104,9 @@ impl GroupCoordinator {
         // An empty classic group (one that only holds offsets) becomes a consumer group; its
         // classic metadata, if it was written, is deleted.
         let mut first = Vec::new();
+        if group.share.is_some() {
+            return Err(not_consumer(group_id));
+        }
         if group.consumer.is_none() && joining && group.is_empty() {
             if group.protocol_type.is_some() || group.generation > 0 {
                 first.push(Entry::Group(group.id.clone(), None));

@@ -128,7 +128,10 @@ impl LegacyKeys {
                 self.group_live.insert(group.clone(), value.is_some());
                 (LegacyKey::Group(group.clone()), value.is_some())
             }
-            Replayed::TxnEnd { .. } | Replayed::Consumer(..) | Replayed::Streams(..) => return,
+            Replayed::TxnEnd { .. }
+            | Replayed::Consumer(..)
+            | Replayed::Streams(..)
+            | Replayed::Share(..) => return,
         };
         if !record.legacy {
             return;

@@ -11,6 +11,8 @@ use tokio::time::Instant;
 use super::consumer::records::ConsumerKey;
 use super::consumer::ConsumerGroup;
 use super::legacy::{LegacyKey, LegacyKeys};
+use super::share::records::ShareKey;
+use super::share::ShareGroup;
 use super::state::{self, Group, GroupState};
 use super::store::{Entry, Replayed, ReplayedRecord};
 use super::streams::records::StreamsKey;
@@ -134,6 +136,10 @@ impl GroupCoordinator {
             if let Some(streams) = group.streams.as_mut() {
                 streams.loaded(served, &super::streams::streams_settings(&self.config));
             }
+            if let Some(share) = group.share.as_mut() {
+                let settings = super::share::coordinator::share_settings(&self.config);
+                share.loaded(served, now_ms(), &settings);
+            }
         }
         for (group_id, group) in loaded {
             groups.by_id.insert(group_id, SharedGroup::new(group));
@@ -249,6 +255,17 @@ pub(super) fn end_transaction(
     }
 }
 
+/// A modern group's metadata tombstone: the consumer, streams or share group (`clear`
+/// drops it) is deleted; its offsets stay, and a group left with none goes.
+fn forget_kind(groups: &mut HashMap<String, Group>, id: &str, clear: impl FnOnce(&mut Group)) {
+    if let Some(group) = groups.get_mut(id) {
+        clear(group);
+        if group.offsets.is_empty() && group.pending.is_empty() {
+            groups.remove(id);
+        }
+    }
+}
+
 /// Applies one record of the offsets topic to the groups it rebuilds.
 pub(super) fn replay(
     groups: &mut HashMap<String, Group>,
@@ -303,13 +320,8 @@ pub(super) fn replay(
             }
         }
         Replayed::Consumer(ConsumerKey::Metadata(id), None) => {
-            // The consumer group is deleted (or turned classic); its offsets stay.
-            if let Some(group) = groups.get_mut(&id) {
-                group.consumer = None;
-                if group.offsets.is_empty() && group.pending.is_empty() {
-                    groups.remove(&id);
-                }
-            }
+            // The consumer group is deleted (or turned classic).
+            forget_kind(groups, &id, |g| g.consumer = None);
         }
         Replayed::Consumer(ConsumerKey::PartitionMetadata(_), _) => {}
         Replayed::Consumer(key, value) => {
@@ -323,13 +335,26 @@ pub(super) fn replay(
                 .replay(key, value, now);
         }
         Replayed::Streams(StreamsKey::Metadata(id), None) => {
-            // The streams group is deleted; its offsets stay.
-            if let Some(group) = groups.get_mut(&id) {
-                group.streams = None;
-                if group.offsets.is_empty() && group.pending.is_empty() {
-                    groups.remove(&id);
-                }
+            forget_kind(groups, &id, |g| g.streams = None);
+        }
+        Replayed::Share(ShareKey::Metadata(id), None) => {
+            forget_kind(groups, &id, |g| g.share = None);
+        }
+        Replayed::Share(ShareKey::PartitionMetadata(_), _) => {}
+        Replayed::Share(key, value) => {
+            let id = key.group().to_owned();
+            // Tombstones after the group's own bring nothing back.
+            let known = groups.get(&id).is_some_and(|g| g.share.is_some());
+            if value.is_none() && !known {
+                return;
             }
+            let group = groups
+                .entry(id.clone())
+                .or_insert_with(|| Group::new(&id, now_ms()));
+            group
+                .share
+                .get_or_insert_with(|| ShareGroup::new(&id))
+                .replay(key, value, now);
         }
         Replayed::Streams(key, value) => {
             let id = key.group().to_owned();

@@ -18,6 +18,7 @@ mod legacy;
 mod load;
 mod migration;
 pub mod records;
+pub mod share;
 pub mod state;
 mod stats;
 pub mod store;
@@ -100,7 +101,7 @@ pub struct ListedGroup {
     pub id: String,
     pub protocol_type: String,
     pub state: &'static str,
-    /// "classic", "consumer" (KIP-848) or "streams" (KIP-1071).
+    /// "classic", "consumer" (KIP-848), "streams" (KIP-1071) or "share" (KIP-932).
     pub group_type: &'static str,
 }
 
@@ -244,6 +245,10 @@ impl GroupCoordinator {
         })?;
         if req.rebalance_timeout.is_zero() {
             req.rebalance_timeout = req.session_timeout;
+        }
+        // Kafka's classic join refuses a share group's id.
+        if group.share.is_some() {
+            return Err(BrokerError::InconsistentGroupProtocol);
         }
         // An empty streams group becomes a classic group, its records deleted.
         if let Some(streams) = &group.streams {
@@ -423,6 +428,9 @@ impl GroupCoordinator {
         member: Option<(Option<&str>, i32)>,
     ) -> Result<Vec<FetchedOffset>> {
         let group = self.existing(group_id)?;
+        if group.as_ref().is_some_and(|g| g.share.is_some()) {
+            return Err(state::not_consumer_group(group_id));
+        }
         let consumer = group.as_ref().and_then(|g| g.consumer.as_ref());
         if let (Some(consumer), Some((member_id, epoch))) = (consumer, member) {
             consumer.validate_fetch(member_id, epoch)?;
@@ -464,7 +472,7 @@ impl GroupCoordinator {
         let Some(group) = self.existing(group_id)? else {
             return Ok(None);
         };
-        if group.consumer.is_some() || group.streams.is_some() {
+        if group.consumer.is_some() || group.streams.is_some() || group.share.is_some() {
             return Err(BrokerError::NoSuchGroup(format!(
                 "Group {group_id} is not a classic group."
             )));
@@ -518,6 +526,14 @@ impl GroupCoordinator {
                 if g.state == GroupState::Dead {
                     return None;
                 }
+                if let Some(share) = &g.share {
+                    return Some(ListedGroup {
+                        id: g.id.clone(),
+                        protocol_type: share::PROTOCOL_TYPE.to_owned(),
+                        state: share.state().name(),
+                        group_type: "share",
+                    });
+                }
                 Some(match (&g.consumer, &g.streams) {
                     (Some(consumer), _) => ListedGroup {
                         id: g.id.clone(),
@@ -567,6 +583,9 @@ impl GroupCoordinator {
         let mut group = self
             .existing(group_id)?
             .ok_or(BrokerError::GroupIdNotFound)?;
+        if group.share.is_some() {
+            return Err(state::not_consumer_group(group_id));
+        }
         let subscribed = match group.state {
             GroupState::Empty => Vec::new(),
             _ => group
@@ -671,14 +690,16 @@ pub(super) fn group_record(group: &Group) -> GroupRecord {
     }
 }
 
-/// The tombstones of a KIP-848 consumer group's or a streams group's records (none for a
-/// classic group): the group is deleted, or turns into another type.
+/// The tombstones of a KIP-848 consumer group's, a streams group's or a share group's
+/// records (none for a classic group): the group is deleted, or turns into another type.
 fn modern_tombstones(group: &Group) -> Vec<Entry> {
     let consumer = group.consumer.iter().flat_map(|c| c.tombstones());
     let streams = group.streams.iter().flat_map(|s| s.tombstones());
+    let share = group.share.iter().flat_map(|s| s.tombstones());
     consumer
         .map(|(k, v)| Entry::Consumer(k, v))
         .chain(streams.map(|(k, v)| Entry::Streams(k, v)))
+        .chain(share.map(|(k, v)| Entry::Share(k, v)))
         .collect()
 }
 

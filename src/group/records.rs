@@ -8,7 +8,7 @@
 //! - type 2 `GroupMetadataKey`: string group;
 //! - types 3-8 and 16, KIP-848 consumer groups' records: see [`super::consumer::records`];
 //! - types 17 and 19-23, KIP-1071 streams groups' records: see [`super::streams::records`];
-//! - other types (share groups) are not read here.
+//! - types 9-15, KIP-932 share groups' records: see [`super::share::records`].
 //!
 //! Value: `i16` schema version, then the schema; null is a tombstone (the offset, or the
 //! group, is deleted).
@@ -25,6 +25,7 @@ use bytes::Bytes;
 use uuid::Uuid;
 
 use super::consumer::records::{self as consumer_records, ConsumerKey};
+use super::share::records::{self as share_records, ShareKey};
 use super::state::CommittedOffset;
 use super::store::{GroupRecord, MemberRecord};
 use super::streams::records::{self as streams_records, StreamsKey};
@@ -55,6 +56,8 @@ pub enum RecordKey {
     Consumer(ConsumerKey),
     /// A KIP-1071 streams group's record.
     Streams(StreamsKey),
+    /// A share group's record (KIP-932).
+    Share(ShareKey),
     /// A record type this coordinator does not read (yet).
     Other(i16),
 }
@@ -79,6 +82,7 @@ pub fn encode_key(key: &RecordKey) -> Bytes {
         }
         RecordKey::Consumer(key) => key.encode(),
         RecordKey::Streams(key) => key.encode(),
+        RecordKey::Share(key) => key.encode(),
         RecordKey::Other(kind) => FieldWriter::prefixed(*kind, false).finish(),
     }
 }
@@ -92,6 +96,29 @@ pub(super) fn encode_group_key(kind: i16, group: &str, second: Option<&str>) -> 
         w.string(second);
     }
     w.finish()
+}
+
+/// The records that turn a group's per-member (or per-expression) records `old` into
+/// `new`: an upsert for each entry new or changed, a tombstone for each one gone.
+pub(super) type Changes<K, W> = (Vec<(K, Option<W>)>, Vec<(K, Option<W>)>);
+
+pub(super) fn changes<K, V: PartialEq, W>(
+    old: &std::collections::BTreeMap<String, V>,
+    new: &std::collections::BTreeMap<String, V>,
+    key: impl Fn(&str) -> K,
+    value: impl Fn(&V) -> W,
+) -> Changes<K, W> {
+    let upserts = new
+        .iter()
+        .filter(|(id, v)| old.get(*id) != Some(*v))
+        .map(|(id, v)| (key(id), Some(value(v))))
+        .collect();
+    let tombstones = old
+        .keys()
+        .filter(|id| !new.contains_key(*id))
+        .map(|id| (key(id), None))
+        .collect();
+    (upserts, tombstones)
 }
 
 /// A reader over the body of tag `tag` among a flexible value's tagged fields.
@@ -133,6 +160,9 @@ pub fn decode_key(bytes: &Bytes) -> Result<RecordKey, SchemaError> {
         GROUP_METADATA => RecordKey::Group(r.string("group")?),
         kind if consumer_records::TYPES.contains(&kind) => {
             RecordKey::Consumer(consumer_records::decode_key(kind, &mut r)?)
+        }
+        kind if share_records::TYPES.contains(&kind) => {
+            RecordKey::Share(share_records::decode_key(kind, &mut r)?)
         }
         kind if streams_records::TYPES.contains(&kind) => {
             RecordKey::Streams(streams_records::decode_key(kind, &mut r)?)

@@ -3,6 +3,7 @@
 //! samsa writes.
 
 use super::*;
+use crate::group::share::records::ShareKey;
 use crate::topics::schema::kafka_records;
 
 #[test]
@@ -28,7 +29,10 @@ fn kafkas_own_records_decode_and_encode_to_the_same_bytes() {
                 assert_eq!(&encode_group_value(&group), value, "{group:?}");
                 groups += 1;
             }
-            RecordKey::Consumer(_) | RecordKey::Streams(_) | RecordKey::Other(_) => {
+            RecordKey::Consumer(_)
+            | RecordKey::Streams(_)
+            | RecordKey::Share(_)
+            | RecordKey::Other(_) => {
                 panic!("unexpected record {key:?}")
             }
         }
@@ -148,14 +152,20 @@ fn what_samsa_writes_round_trips() {
 
 #[test]
 fn other_record_types_and_bad_bytes_are_told_apart() {
-    // A KIP-848 ConsumerGroupMetadataKey (type 3) is read; a share group's (type 10) named.
+    // A KIP-848 ConsumerGroupMetadataKey (type 3) and a ShareGroupMetadataKey (type 11) are
+    // read; a type no coordinator writes is named.
     let key = Bytes::from_static(&[0, 3, 0, 1, b'g']);
     assert_eq!(
         decode_key(&key).unwrap(),
         RecordKey::Consumer(ConsumerKey::Metadata("g".into()))
     );
-    let key = Bytes::from_static(&[0, 10, 0, 1, b'g']);
-    assert_eq!(decode_key(&key).unwrap(), RecordKey::Other(10));
+    let key = Bytes::from_static(&[0, 11, 0, 1, b'g']);
+    assert_eq!(
+        decode_key(&key).unwrap(),
+        RecordKey::Share(ShareKey::Metadata("g".into()))
+    );
+    let key = Bytes::from_static(&[0, 99, 0, 1, b'g']);
+    assert_eq!(decode_key(&key).unwrap(), RecordKey::Other(99));
     // samsa's earlier JSON key shares type 1, but is not this schema.
     let json = Bytes::from_static(b"\x00\x01{\"g\":\"g\",\"t\":\"t\",\"p\":0}");
     assert!(decode_key(&json).is_err());

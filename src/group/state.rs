@@ -20,6 +20,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::consumer::ConsumerGroup;
+use super::share::ShareGroup;
 use super::streams::StreamsGroup;
 use super::txn_offsets::PendingOffsets;
 use crate::error::BrokerError;
@@ -179,6 +180,9 @@ pub struct Group {
     /// Set while the group is a streams group (KIP-1071), as `consumer` is for consumer
     /// groups.
     pub streams: Option<StreamsGroup>,
+    /// Set while the group is a share group (KIP-932). A share group never holds committed
+    /// offsets: its progress is the share-partitions' state, kept by the share coordinator.
+    pub share: Option<ShareGroup>,
     rebalance_deadline: Option<Instant>,
     /// The first rebalance of an empty group waits for more members (KIP-134): (cap).
     initial_join_cap: Option<Instant>,
@@ -205,6 +209,7 @@ impl Group {
             state_timestamp: now_ms,
             consumer: None,
             streams: None,
+            share: None,
             rebalance_deadline: None,
             initial_join_cap: None,
             next_order: 0,
@@ -245,6 +250,7 @@ impl Group {
         self.state == GroupState::Empty
             && self.consumer.as_ref().is_none_or(|c| c.is_empty())
             && self.streams.as_ref().is_none_or(|s| s.is_empty())
+            && self.share.as_ref().is_none_or(|s| s.is_empty())
     }
 
     pub fn is_leader(&self, member_id: &str) -> bool {
@@ -463,6 +469,9 @@ impl Group {
         if let Some(streams) = &self.streams {
             return streams.validate_commit(member_id, generation, version);
         }
+        if self.share.is_some() {
+            return Err(not_consumer_group(&self.id));
+        }
         match self.state {
             GroupState::Dead => return Err(BrokerError::CoordinatorNotAvailable),
             // A group used only to store offsets (simple commits, KIP-? "standalone" consumers).
@@ -612,4 +621,9 @@ pub fn restored_member(
         join_waiter: None,
         sync_waiter: None,
     }
+}
+
+/// What Kafka answers an offsets request about a share group (`ShareGroup.validateOffset*`).
+pub fn not_consumer_group(group_id: &str) -> BrokerError {
+    BrokerError::NoSuchGroup(format!("Group {group_id} is not a consumer group."))
 }

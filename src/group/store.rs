@@ -6,9 +6,9 @@
 //! own format ([`super::records`]): `OffsetCommitKey`/`OffsetCommitValue` for a committed
 //! offset, `GroupMetadataKey`/`GroupMetadataValue` for a group's membership; a null value is a
 //! tombstone (the offset, or the group's membership, is deleted). KIP-848 consumer groups have
-//! records of their own ([`super::consumer::records`]); those of share and streams groups are
-//! skipped with a log line. Records of the JSON format earlier samsa wrote are still read
-//! ([`super::legacy`]).
+//! records of their own ([`super::consumer::records`]), as do streams
+//! ([`super::streams::records`]) and share groups ([`super::share::records`]). Records of
+//! the JSON format earlier samsa wrote are still read ([`super::legacy`]).
 //!
 //! Replay applies records in log order; the last value of a key wins. Batches are checked by
 //! the storage layer's CRC like every other partition's.
@@ -27,6 +27,7 @@ use uuid::Uuid;
 use super::consumer::records::{self as consumer_records, ConsumerKey, ConsumerValue};
 use super::legacy::{self, LegacyKey, LegacyRecord};
 use super::records::{self, RecordKey};
+use super::share::records::{self as share_records, ShareKey, ShareValue};
 use super::state::CommittedOffset;
 use super::streams::records::{self as streams_records, StreamsKey, StreamsValue};
 use crate::error::{BrokerError, Result};
@@ -84,6 +85,8 @@ pub enum Entry {
     Consumer(ConsumerKey, Option<ConsumerValue>),
     /// A KIP-1071 streams group's record.
     Streams(StreamsKey, Option<StreamsValue>),
+    /// A KIP-932 share group's record.
+    Share(ShareKey, Option<ShareValue>),
     /// The tombstone of a key in the earlier JSON format, once its state is rewritten.
     LegacyTombstone(LegacyKey),
 }
@@ -94,6 +97,7 @@ pub enum Replayed {
     Group(String, Option<GroupRecord>),
     Consumer(ConsumerKey, Option<ConsumerValue>),
     Streams(StreamsKey, Option<StreamsValue>),
+    Share(ShareKey, Option<ShareValue>),
     /// The end of `producer_id`'s transaction in this partition.
     TxnEnd {
         producer_id: i64,
@@ -319,6 +323,10 @@ fn encode_entry(
             key.encode(),
             value.as_ref().map(streams_records::encode_value),
         ),
+        Entry::Share(key, value) => (
+            key.encode(),
+            value.as_ref().map(share_records::encode_value),
+        ),
         Entry::LegacyTombstone(key) => (key.encode()?, None),
     };
     Ok(internal::record(key, value, offset, now_ms))
@@ -381,6 +389,12 @@ fn decode_entry(record: &Record) -> std::result::Result<Option<(Replayed, bool)>
                 .map(|v| streams_records::decode_value(&key, v))
                 .transpose()?;
             Ok(Some((Replayed::Streams(key, value), false)))
+        }
+        Ok(RecordKey::Share(key)) => {
+            let value = value
+                .map(|v| share_records::decode_value(&key, v))
+                .transpose()?;
+            Ok(Some((Replayed::Share(key, value), false)))
         }
         Ok(RecordKey::Other(kind)) => {
             tracing::info!(
@@ -445,8 +459,8 @@ mod tests {
 
     #[test]
     fn records_of_other_types_are_skipped_and_json_ones_read() {
-        // A share group's ShareGroupMetadataKey (type 10) with some value: not read, no error.
-        let key = Bytes::from_static(&[0, 10, 0, 1, b'g']);
+        // A record type no coordinator of Kafka 4.4 writes: not read, no error.
+        let key = Bytes::from_static(&[0, 99, 0, 1, b'g']);
         let record = internal::record(key, Some(Bytes::from_static(&[0, 0, 1])), 0, 0);
         assert!(matches!(decode_entry(&record), Ok(None)));
         // Earlier samsa's JSON offset, read and flagged for rewriting.

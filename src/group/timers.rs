@@ -21,6 +21,7 @@ impl GroupCoordinator {
             group.tick(now, ms, &self.settings);
             self.tick_consumer_group(&mut group, now);
             self.tick_streams_group(&mut group, now);
+            self.tick_share_group(&mut group, now);
             self.persist_if_dirty(&mut group);
         }
     }

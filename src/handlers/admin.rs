@@ -42,6 +42,7 @@ pub async fn create_topics(
 ) -> CreateTopicsResponse {
     let user = session.user_name().to_owned();
     let mut quota = broker.quotas.mutation_quota(
+        &broker.cluster,
         Client {
             user: &user,
             client_id,
@@ -66,7 +67,10 @@ pub async fn create_topics(
             )
         {
             Err(AuthError::TopicDenied.into())
-        } else if let Err(err) = quota.record(f64::from(requested_partitions(broker, &topic))) {
+        } else if let Err(err) = quota
+            .record(f64::from(requested_partitions(broker, &topic)))
+            .await
+        {
             Err(err.into())
         } else {
             create(broker, topic, request.validate_only).await
@@ -207,6 +211,7 @@ pub async fn delete_topics(
 ) -> DeleteTopicsResponse {
     let user = session.user_name().to_owned();
     let mut quota = broker.quotas.mutation_quota(
+        &broker.cluster,
         Client {
             user: &user,
             client_id,
@@ -278,12 +283,14 @@ pub async fn delete_topics(
                     }
                 }),
         };
-        let topic = topic
-            .and_then(|t| fixed_internal(&t.name, "deleted").map(|_| t))
-            .and_then(|t| match quota.record(t.partitions.len() as f64) {
+        let topic = topic.and_then(|t| fixed_internal(&t.name, "deleted").map(|_| t));
+        let topic = match topic {
+            Ok(t) => match quota.record(t.partitions.len() as f64).await {
                 Ok(()) => Ok(t),
                 Err(err) => Err(err.into()),
-            });
+            },
+            Err(err) => Err(err),
+        };
         let result = match topic {
             Ok(t) => broker.cluster.delete_topic(&t.name).await.map(|_| t),
             Err(err) => Err(err),
@@ -312,6 +319,7 @@ pub async fn create_partitions(
 ) -> CreatePartitionsResponse {
     let user = session.user_name().to_owned();
     let mut quota = broker.quotas.mutation_quota(
+        &broker.cluster,
         Client {
             user: &user,
             client_id,
@@ -335,11 +343,14 @@ pub async fn create_partitions(
             Err(AuthError::TopicDenied.into())
         } else if let Err(err) = fixed_internal(&topic.name, "given more partitions") {
             Err(err)
-        } else if let Err(err) = quota.record(f64::from(added_partitions(
-            broker,
-            &topic.name,
-            topic.count,
-        ))) {
+        } else if let Err(err) = quota
+            .record(f64::from(added_partitions(
+                broker,
+                &topic.name,
+                topic.count,
+            )))
+            .await
+        {
             Err(err.into())
         } else {
             let assignment = topic.assignments.as_ref().map(|a| {

@@ -164,6 +164,25 @@ pub fn unsupported_version() -> ResponseKind {
     )
 }
 
+/// The share-group APIs (KIP-932), client and inter-broker.
+fn is_share_api(key: ApiKey) -> bool {
+    matches!(
+        key,
+        ApiKey::ShareGroupHeartbeat
+            | ApiKey::ShareGroupDescribe
+            | ApiKey::ShareFetch
+            | ApiKey::ShareAcknowledge
+            | ApiKey::InitializeShareGroupState
+            | ApiKey::ReadShareGroupState
+            | ApiKey::WriteShareGroupState
+            | ApiKey::DeleteShareGroupState
+            | ApiKey::ReadShareGroupStateSummary
+            | ApiKey::DescribeShareGroupOffsets
+            | ApiKey::AlterShareGroupOffsets
+            | ApiKey::DeleteShareGroupOffsets
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::is_valid_software_field;
@@ -183,23 +202,4 @@ mod tests {
             assert!(!is_valid_software_field(bad), "{bad}");
         }
     }
-}
-
-/// The share-group APIs (KIP-932), client and inter-broker.
-fn is_share_api(key: ApiKey) -> bool {
-    matches!(
-        key,
-        ApiKey::ShareGroupHeartbeat
-            | ApiKey::ShareGroupDescribe
-            | ApiKey::ShareFetch
-            | ApiKey::ShareAcknowledge
-            | ApiKey::InitializeShareGroupState
-            | ApiKey::ReadShareGroupState
-            | ApiKey::WriteShareGroupState
-            | ApiKey::DeleteShareGroupState
-            | ApiKey::ReadShareGroupStateSummary
-            | ApiKey::DescribeShareGroupOffsets
-            | ApiKey::AlterShareGroupOffsets
-            | ApiKey::DeleteShareGroupOffsets
-    )
 }

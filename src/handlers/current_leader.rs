@@ -3,7 +3,9 @@
 //! names, so that the client goes to the new leader without waiting for a metadata refresh.
 //! Built here once, for both APIs' types.
 
-use kafka_protocol::messages::{fetch_response, produce_response, BrokerId};
+use kafka_protocol::messages::{
+    fetch_response, produce_response, share_acknowledge_response, share_fetch_response, BrokerId,
+};
 
 use super::cluster::{leader_endpoints, Endpoint};
 use super::{built_from, str_bytes};
@@ -39,8 +41,15 @@ built_from! {
     |l| { with_leader_id(BrokerId(l.id)), with_leader_epoch(l.epoch) }
 }
 
+// The share APIs' leader ids are plain int32s.
 built_from! {
-    Endpoint => produce_response::NodeEndpoint, fetch_response::NodeEndpoint;
+    CurrentLeader => share_fetch_response::LeaderIdAndEpoch, share_acknowledge_response::LeaderIdAndEpoch;
+    |l| { with_leader_id(l.id), with_leader_epoch(l.epoch) }
+}
+
+built_from! {
+    Endpoint => produce_response::NodeEndpoint, fetch_response::NodeEndpoint,
+        share_fetch_response::NodeEndpoint, share_acknowledge_response::NodeEndpoint;
     |e| {
         with_node_id(BrokerId(e.id)),
         with_host(str_bytes(e.host)),

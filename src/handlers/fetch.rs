@@ -98,8 +98,8 @@ pub async fn handle(
         user: &user,
         client_id,
     };
-    // A consumer never asks for more than its quota allows in the measured windows: more
-    // would be throttled whatever it had fetched before (Kafka's maxValueInQuotaWindow).
+    // A consumer under a byte-rate quota gets small fetches, so that a throttled one
+    // needs little room (see `ClientQuotas::fetch_max_bytes`).
     if !follower {
         if let Some(cap) = broker.quotas.fetch_max_bytes(client) {
             request.max_bytes = i64::from(request.max_bytes).min(cap) as i32;
@@ -132,13 +132,9 @@ pub async fn handle(
             continue;
         }
         if !follower {
-            if let Some(throttle) = over_quota(broker, client, &round.responses, version) {
-                // Answered empty, the session as it was: the consumer fetches the same
-                // records again once the throttle is over (Kafka's getThrottledResponse).
-                let id = fetch_session::throttled(&context);
-                session.throttled(Some(throttle));
-                return FetchResponse::default().with_session_id(id);
-            }
+            // Sent with its records all the same; the throttle holds the next fetch back
+            // (see `ClientQuotas::record_fetch` for why Kafka's empty answer is not kept).
+            session.throttled(over_quota(broker, client, &round.responses, version));
         }
         record_traffic(broker, &topics, &round.responses);
         let mut response = FetchResponse::default();
@@ -165,8 +161,8 @@ pub async fn handle(
     }
 }
 
-/// Records the answer's size against the consumer's `consumer_byte_rate`; when that throttles
-/// it, the bytes are taken back, as the answer will be sent empty.
+/// Records the answer's size against the consumer's `consumer_byte_rate`: the throttle it
+/// earns, if any.
 fn over_quota(
     broker: &Broker,
     client: Client<'_>,
@@ -177,9 +173,7 @@ fn over_quota(
         .iter()
         .map(|t| t.compute_size(version).unwrap_or(0))
         .sum();
-    let throttle = broker.quotas.record_fetch(client, size)?;
-    broker.quotas.unrecord_fetch(client, size);
-    Some(throttle)
+    broker.quotas.record_fetch(client, size)
 }
 
 /// The partitions in the order Kafka's KafkaApis answers them: those read, then those

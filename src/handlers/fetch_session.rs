@@ -95,15 +95,6 @@ pub(super) fn plan(
     }
 }
 
-/// The session id of a throttled fetch's empty answer: an incremental fetch's session goes
-/// on (its epoch already moved), and a full fetch opens none.
-pub(super) fn throttled(context: &Context) -> i32 {
-    match context {
-        Context::Incremental { id, .. } => *id,
-        _ => NO_SESSION,
-    }
-}
-
 /// One partition of an answer, before it is grouped by topic.
 pub(super) struct Answered {
     pub name: TopicName,

@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
@@ -28,12 +29,15 @@ use crate::error::BrokerError;
 use crate::group::state::JoinError;
 use crate::group::store::OFFSETS_TOPIC;
 use crate::group::{JoinOutcome, JoinRequest};
+use crate::share::coordinator::SHARE_STATE_TOPIC;
 use crate::topics::internal::partition_for;
 use crate::txn::log::TRANSACTION_STATE_TOPIC;
 use samsa_metadata::state::Topic as TopicRecord;
 
 pub(super) const GROUP_KEY: i8 = 0;
 pub(super) const TRANSACTION_KEY: i8 = 1;
+/// A share-partition's coordinator (KIP-932), keyed `group:topicId:partition`.
+pub(super) const SHARE_KEY: i8 = 2;
 
 /// Whether the session may perform `op` on the group (Kafka's GROUP resource).
 fn may(broker: &Broker, session: &Session, op: Operation, group: &str) -> bool {
@@ -58,7 +62,7 @@ pub async fn find_coordinator(
     if version >= 4 {
         let mut coordinators = Vec::with_capacity(req.coordinator_keys.len());
         for key in req.coordinator_keys {
-            let found = locate(broker, session, key_type, &key).await;
+            let found = locate(broker, session, key_type, &key, version).await;
             let base = Coordinator::default().with_key(key);
             coordinators.push(match found {
                 Ok((id, host, port)) => base
@@ -75,7 +79,7 @@ pub async fn find_coordinator(
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
     // v0 has no error message; its default (an empty string) must stay untouched there.
-    let response = match locate(broker, session, key_type, &req.key).await {
+    let response = match locate(broker, session, key_type, &req.key, version).await {
         Ok((id, host, port)) => FindCoordinatorResponse::default()
             .with_node_id(BrokerId(id))
             .with_host(str_bytes(host))
@@ -108,6 +112,7 @@ async fn locate(
     session: &Session,
     key_type: i8,
     key: &str,
+    version: i16,
 ) -> Result<(i32, String, i32), BrokerError> {
     match key_type {
         GROUP_KEY if !may(broker, session, Operation::Describe, key) => return Err(group_denied()),
@@ -124,6 +129,25 @@ async fn locate(
             return Err(AuthError::TransactionalIdDenied.into())
         }
         TRANSACTION_KEY => {}
+        // Kafka answers the share key type only from v6, and to brokers only.
+        SHARE_KEY if version < 6 => {
+            return Err(BrokerError::ShareState {
+                error: ResponseError::InvalidRequest,
+                message: crate::share::kafka_words(ResponseError::InvalidRequest).to_owned(),
+            })
+        }
+        SHARE_KEY if !allowed_on_cluster(broker, session, Operation::ClusterAction) => {
+            return Err(AuthError::ClusterDenied.into())
+        }
+        SHARE_KEY => {
+            if let Err(err) = parse_share_key(key) {
+                tracing::error!("invalid share coordinator key {key:?}: {err}");
+                return Err(BrokerError::ShareState {
+                    error: ResponseError::InvalidRequest,
+                    message: crate::share::kafka_words(ResponseError::InvalidRequest).to_owned(),
+                });
+            }
+        }
         other => {
             return Err(BrokerError::InvalidRequest(format!(
                 "unknown coordinator key type {other}"
@@ -151,7 +175,11 @@ pub(super) async fn internal_topic(
     key_type: i8,
 ) -> Result<TopicRecord, BrokerError> {
     let (topic, partitions, replication) = internal_topic_of(&broker.config, key_type);
-    let configs = broker.topics.internal_configs();
+    let configs = if key_type == SHARE_KEY {
+        broker.share_state.coordinator().topic_configs()
+    } else {
+        broker.topics.internal_configs()
+    };
     broker
         .cluster
         .internal_topic(topic, partitions, replication, configs)
@@ -172,12 +200,46 @@ fn internal_topic_of(config: &Config, key_type: i8) -> (&'static str, i32, i16) 
             config.offsets_topic_num_partitions,
             config.offsets_topic_replication_factor,
         ),
+        SHARE_KEY => (
+            SHARE_STATE_TOPIC,
+            config.share_coordinator_state_topic_num_partitions,
+            config.share_coordinator_state_topic_replication_factor,
+        ),
         _ => (
             TRANSACTION_STATE_TOPIC,
             config.transaction_state_num_partitions,
             config.transaction_state_replication_factor,
         ),
     }
+}
+
+/// Kafka's `SharePartitionKey.getInstance(String)`: `group:topicId:partition`, the group
+/// being everything before the last two colons (not blank), the topic id in Kafka's base64
+/// form. Only the check matters here: the key itself is hashed as it came.
+fn parse_share_key(key: &str) -> Result<(), String> {
+    use base64::Engine;
+    // Java's split drops trailing empty parts.
+    let mut parts: Vec<&str> = key.split(':').collect();
+    while parts.last().is_some_and(|p| p.is_empty()) {
+        parts.pop();
+    }
+    if parts.len() < 3 {
+        return Err("expected group:topicId:partition".into());
+    }
+    let n = parts.len();
+    if parts[..n - 2].join(":").trim().is_empty() {
+        return Err("GroupId must not be empty".into());
+    }
+    let id = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(parts[n - 2])
+        .map_err(|e| format!("invalid topic id: {e}"))?;
+    if id.len() != 16 {
+        return Err("invalid topic id".into());
+    }
+    parts[n - 1]
+        .parse::<i32>()
+        .map(|_| ())
+        .map_err(|e| format!("invalid partition: {e}"))
 }
 
 pub async fn join(
@@ -509,26 +571,47 @@ pub fn list(
         .with_groups(listed)
 }
 
-pub fn delete(
+pub async fn delete(
     broker: &Broker,
     session: &Session,
     req: DeleteGroupsRequest,
 ) -> DeleteGroupsResponse {
-    let results = req
-        .groups_names
-        .into_iter()
-        .map(|group_id| {
-            let result = if !may(broker, session, Operation::Delete, &group_id) {
-                Err(group_denied())
-            } else if group_id.is_empty() {
-                Err(BrokerError::InvalidGroupId)
-            } else {
-                broker.groups.delete(&group_id)
-            };
+    let mut results = Vec::new();
+    for group_id in req.groups_names {
+        let result = if !may(broker, session, Operation::Delete, &group_id) {
+            Err(group_denied())
+        } else if group_id.is_empty() {
+            Err(BrokerError::InvalidGroupId)
+        } else {
+            match delete_share_state(broker, &group_id).await {
+                Ok(()) => broker.groups.delete(&group_id),
+                Err(err) => Err(err),
+            }
+        };
+        results.push(
             DeletableGroupResult::default()
                 .with_group_id(group_id)
-                .with_error_code(result.err().map_or(0, |e| e.code()))
-        })
-        .collect();
+                .with_error_code(result.err().map_or(0, |e| e.code())),
+        );
+    }
     DeleteGroupsResponse::default().with_results(results)
+}
+
+/// A share group's share-partition state goes before the group does, as Kafka deletes it
+/// with the share coordinator first; nothing to do for other groups.
+async fn delete_share_state(broker: &Broker, group_id: &str) -> Result<(), BrokerError> {
+    let Some(partitions) = broker.groups.share_partitions_to_delete(group_id)? else {
+        return Ok(());
+    };
+    for (topic_id, partitions) in partitions {
+        for partition in partitions {
+            let key = crate::share::state::SharePartitionKey {
+                group_id: group_id.to_owned(),
+                topic_id,
+                partition,
+            };
+            broker.share_state.delete(&key).await?;
+        }
+    }
+    Ok(())
 }

@@ -33,6 +33,9 @@ mod record_errors;
 pub mod sasl;
 pub mod scram;
 mod session;
+pub mod share_fetch;
+pub mod share_group;
+pub mod share_state;
 pub mod streams_describe;
 pub mod streams_group;
 pub mod streams_topology;
@@ -122,6 +125,10 @@ async fn coordinator_topic_first(broker: &Broker, session: &Session, body: &Requ
             (r.group_ids.iter().map(|g| g.as_str()).collect(), Vec::new())
         }
         RequestKind::StreamsGroupHeartbeat(r) => (vec![&r.group_id], Vec::new()),
+        RequestKind::ShareGroupHeartbeat(r) => (vec![&r.group_id], Vec::new()),
+        RequestKind::ShareGroupDescribe(r) => {
+            (r.group_ids.iter().map(|g| g.as_str()).collect(), Vec::new())
+        }
         RequestKind::StreamsGroupTopologyDescriptionUpdate(r) => (vec![&r.group_id], Vec::new()),
         RequestKind::StreamsGroupDescribe(r) => {
             (r.group_ids.iter().map(|g| g.as_str()).collect(), Vec::new())
@@ -230,13 +237,19 @@ apis! {
     OffsetDelete 0..=0 => offsets::delete(broker, session, req),
     DescribeGroups 0..=6 => group::describe(broker, session, req, version),
     ListGroups 0..=5 => group::list(broker, session, req, version),
-    DeleteGroups 0..=3 => group::delete(broker, session, req),
+    DeleteGroups 0..=3 => group::delete(broker, session, req).await,
     // Streams groups (KIP-1071); UNSUPPORTED_VERSION while streams.version is 0.
     StreamsGroupHeartbeat 0..=1 => {
         let peer = session.peer;
         streams_group::heartbeat(broker, session, req, version, &client_id, peer).await
     },
     StreamsGroupDescribe 0..=1 => streams_describe::describe(broker, session, req),
+    // Share groups (KIP-932); UNSUPPORTED_VERSION while share.version is 0.
+    ShareGroupHeartbeat 1..=1 => {
+        let peer = session.peer;
+        share_group::heartbeat(broker, session, req, &client_id, peer).await
+    },
+    ShareGroupDescribe 1..=1 => share_group::describe(broker, session, req),
     // KIP-1331: UNSUPPORTED_VERSION unless group_streams_topology_description_store is set.
     StreamsGroupTopologyDescriptionUpdate 0..=0 => streams_topology::update(broker, session, req).await,
     // v5+ come from transaction.version 2 producers: the group joins the transaction here.
@@ -272,9 +285,19 @@ apis! {
         consumer_group::heartbeat(broker, session, req, version, &client_id, peer).await
     },
     ConsumerGroupDescribe 0..=1 => consumer_group::describe(broker, session, req, version),
+    // Share groups (KIP-932): the share-partition leader; UNSUPPORTED_VERSION while
+    // share.version is 0, as in Kafka.
+    ShareFetch 1..=2 => share_fetch::fetch(broker, session, req, version).await,
+    ShareAcknowledge 1..=2 => share_fetch::acknowledge_request(broker, session, req, version).await,
     // Client telemetry (KIP-714); listed by ApiVersions only when a subscription is configured.
     GetTelemetrySubscriptions 0..=0 => telemetry::get_subscriptions(broker, session, &req, &client_id),
     PushTelemetry 0..=0 => telemetry::push(broker, session, req, &client_id),
+    // Share groups (KIP-932): the share coordinator's inter-broker APIs.
+    InitializeShareGroupState 0..=0 => share_state::initialize(broker, session, req).await,
+    ReadShareGroupState 0..=0 => share_state::read(broker, session, req).await,
+    WriteShareGroupState 0..=1 => share_state::write(broker, session, req, version).await,
+    DeleteShareGroupState 0..=0 => share_state::delete(broker, session, req).await,
+    ReadShareGroupStateSummary 0..=1 => share_state::read_summary(broker, session, req).await,
 }
 
 /// Whether the session's principal may perform `op` on the resource.
@@ -291,9 +314,11 @@ pub(crate) fn allowed(
 }
 
 /// The coordinators' topics: clients may not write them, Metadata flags them internal
-/// (pattern subscriptions skip them), and they are compacted.
+/// (pattern subscriptions skip them); all but `__share_group_state` are compacted.
 pub(crate) fn is_internal_topic(topic: &str) -> bool {
-    topic == crate::group::store::OFFSETS_TOPIC || topic == crate::txn::log::TRANSACTION_STATE_TOPIC
+    topic == crate::group::store::OFFSETS_TOPIC
+        || topic == crate::txn::log::TRANSACTION_STATE_TOPIC
+        || topic == crate::share::coordinator::SHARE_STATE_TOPIC
 }
 
 /// Whether the session's principal may perform `op` on the cluster.

@@ -116,6 +116,11 @@ pub async fn run<S>(
     // stop reading too, so the socket closes.
     reader.abort();
     broker.telemetry.connection_closed(session.id);
+    // Its share sessions end with it, and their members' acquired records are released.
+    broker
+        .share_leader
+        .connection_closed(&broker.share_state, session.id, &broker.topics)
+        .await;
     broker.metrics.connections_open.dec();
     broker.metrics.connections_closed.inc();
     tracing::debug!(%peer, "connection closed");

@@ -3,19 +3,30 @@
 //! refuses a mutation once the bucket is negative (THROTTLING_QUOTA_EXCEEDED, for the
 //! versions that know that error); its `PermissiveControllerMutationQuota` accepts it and
 //! throttles the client instead.
+//!
+//! The buckets are the active controller's ([`Buckets`], which it installs as its
+//! `MutationCharger`): the broker that receives a request asks the controller to charge
+//! each mutation, so a client is held to one rate however many brokers it talks to.
 
+use std::sync::Arc;
 use std::time::Instant;
 
-use super::limits::{Limit, QuotaKey};
+use samsa_metadata::quotas::mutation::{Charged, MutationCharge, MutationCharger};
+
+use super::limits::{Limit, QuotaKey, QuotaLimits};
 use super::sensors::Sensors;
 use super::stats::Windows;
-use super::Throttle;
+use super::{Client, Throttle};
 use crate::clock::now_ms;
+use crate::cluster::Cluster;
 use crate::error::BrokerError;
 
 pub struct MutationQuota<'a> {
-    sensors: &'a Sensors,
-    windows: Windows,
+    cluster: &'a Cluster,
+    user: String,
+    client_id: String,
+    /// The quota as this broker resolves it: none means nothing to charge; its entity
+    /// names the throttle for the metrics.
     limit: Option<Limit>,
     strict: bool,
     /// The last throttle found and when, so that the time the request spent afterwards is
@@ -37,46 +48,52 @@ impl From<QuotaExceeded> for BrokerError {
 
 impl<'a> MutationQuota<'a> {
     pub(super) fn new(
-        sensors: &'a Sensors,
-        windows: Windows,
+        cluster: &'a Cluster,
+        client: Client<'_>,
         limit: Option<Limit>,
         strict: bool,
     ) -> MutationQuota<'a> {
         MutationQuota {
-            sensors,
-            windows,
+            cluster,
+            user: client.user.to_owned(),
+            client_id: client.client_id.to_owned(),
             limit,
             strict,
             throttle: None,
         }
     }
 
-    /// Takes `permits` (partitions) from the bucket. A strict quota checks the bucket
-    /// first and refuses when it is already negative; otherwise the mutation is recorded,
-    /// even when it takes the bucket below zero.
-    pub fn record(&mut self, permits: f64) -> Result<(), QuotaExceeded> {
-        let Some(limit) = &self.limit else {
+    /// Takes `permits` (partitions) from the client's bucket on the active controller. A
+    /// strict quota checks the bucket first and refuses when it is already negative;
+    /// otherwise the mutation is recorded, even when it takes the bucket below zero. With
+    /// no controller to ask (an election), the mutation is not charged: it cannot be made
+    /// then anyway.
+    pub async fn record(&mut self, permits: f64) -> Result<(), QuotaExceeded> {
+        if self.limit.is_none() {
             return Ok(());
+        }
+        let charge = MutationCharge {
+            user: self.user.clone(),
+            client_id: self.client_id.clone(),
+            permits,
+            strict: self.strict,
         };
-        let (windows, strict, now) = (self.windows, self.strict, now_ms());
-        let throttle_ms = self.sensors.with(&limit.entity, now, |sensor| {
-            if strict && sensor.bucket.tokens(windows, limit.value, now) < 0.0 {
-                return Err(sensor.bucket.throttle_ms(windows, limit.value, now));
+        let charged = match self.cluster.charge_mutation(charge).await {
+            Ok(charged) => charged,
+            Err(err) => {
+                tracing::debug!(error = %err, "controller mutation quota not charged");
+                Charged::Accepted { throttle_ms: 0 }
             }
-            sensor.bucket.record(windows, limit.value, permits, now);
-            sensor.rate.record(windows, permits, now);
-            sensor.total += permits;
-            Ok(sensor.bucket.throttle_ms(windows, limit.value, now))
-        });
-        match throttle_ms {
-            Err(ms) => {
-                self.throttle = Some((ms, Instant::now()));
-                Err(QuotaExceeded { throttle_ms: ms })
+        };
+        match charged {
+            Charged::Refused { throttle_ms } => {
+                self.throttle = Some((throttle_ms, Instant::now()));
+                Err(QuotaExceeded { throttle_ms })
             }
-            Ok(ms) => {
+            Charged::Accepted { throttle_ms } => {
                 // A strict quota lets this mutation through and refuses the next ones.
-                if !strict && ms > 0 {
-                    self.throttle = Some((ms, Instant::now()));
+                if !self.strict && throttle_ms > 0 {
+                    self.throttle = Some((throttle_ms, Instant::now()));
                 }
                 Ok(())
             }
@@ -92,6 +109,42 @@ impl<'a> MutationQuota<'a> {
             ms: left,
             key: QuotaKey::ControllerMutationRate,
             entity: limit.entity.clone(),
+        })
+    }
+}
+
+/// The token buckets of the controller mutation quota, kept by the node that is the active
+/// controller and charged for every broker's requests.
+pub(super) struct Buckets {
+    pub sensors: Arc<Sensors>,
+    pub windows: Windows,
+    pub limits: Arc<dyn QuotaLimits>,
+}
+
+impl MutationCharger for Buckets {
+    fn charge(&self, charge: &MutationCharge) -> Charged {
+        let Some(limit) = self.limits.client(
+            QuotaKey::ControllerMutationRate,
+            &charge.user,
+            &charge.client_id,
+        ) else {
+            return Charged::Accepted { throttle_ms: 0 };
+        };
+        let (windows, now) = (self.windows, now_ms());
+        self.sensors.with(&limit.entity, now, |sensor| {
+            if charge.strict && sensor.bucket.tokens(windows, limit.value, now) < 0.0 {
+                return Charged::Refused {
+                    throttle_ms: sensor.bucket.throttle_ms(windows, limit.value, now),
+                };
+            }
+            sensor
+                .bucket
+                .record(windows, limit.value, charge.permits, now);
+            sensor.rate.record(windows, charge.permits, now);
+            sensor.total += charge.permits;
+            Charged::Accepted {
+                throttle_ms: sensor.bucket.throttle_ms(windows, limit.value, now),
+            }
         })
     }
 }

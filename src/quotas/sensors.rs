@@ -70,13 +70,6 @@ impl Sensors {
         })
     }
 
-    pub fn unrecord(&self, limit: &Limit, windows: Windows, value: f64, now: i64) {
-        self.with(&limit.entity, now, |sensor| {
-            sensor.rate.record(windows, -value, now);
-            sensor.total -= value;
-        });
-    }
-
     pub fn note_throttle(&self, entity: &Entity, ms: i64, now: i64) {
         self.with(entity, now, |sensor| {
             sensor.throttle_ms_total += ms.max(0) as u64;

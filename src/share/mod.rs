@@ -9,4 +9,15 @@
 //! - the group coordinator (`group`) keeps the membership and the assignment, and
 //!   initializes a share-partition's state before it first assigns the partition.
 
+mod combine;
+pub mod coordinator;
+pub mod leader;
+pub mod partition;
+pub mod records;
+mod remote;
+pub mod sessions;
+mod shard;
 pub mod state;
+
+pub use remote::Remote;
+pub use shard::{kafka_words, WriteData};

@@ -1,16 +1,34 @@
 //! The share-partition state API: what the share-partition leader and the group coordinator
-//! ask of the share coordinator (Kafka's `Persister`), one call per Initialize, Read, Write,
-//! ReadSummary and Delete ShareGroupState request.
+//! ask of the share coordinator (Kafka's `Persister`, as `DefaultStatePersister` serves it),
+//! one call per Initialize, Read, Write, ReadSummary and Delete ShareGroupState request.
 //!
-//! The state is kept here in memory for now, on one node only and not across restarts; the
-//! share coordinator over `__share_group_state` replaces the map behind the same calls.
+//! A call goes to the coordinator of its key: this broker's [`ShareCoordinator`] when it
+//! leads the key's `__share_group_state` partition, else the leader over the wire
+//! ([`super::remote`]). It retries, a bounded number of times, while the coordinator
+//! moves or loads (NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE,
+//! COORDINATOR_LOAD_IN_PROGRESS), and creates the topic on first use. A write returns once
+//! the in-sync replicas of the state partition hold it.
+//!
+//! Refusals come back as Kafka's coordinator words them ([`BrokerError::ShareState`]):
+//! reading or writing a share-partition never initialized is INVALID_REQUEST, an older
+//! leader epoch FENCED_LEADER_EPOCH, an older state epoch FENCED_STATE_EPOCH, a partition
+//! missing from the metadata UNKNOWN_TOPIC_OR_PARTITION. A read answered by another broker
+//! has no delivery complete count (the response carries none): it reads -1.
 
-use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
-use parking_lot::Mutex;
+use samsa_metadata::ClusterMetadata;
+use tokio::sync::watch;
 use uuid::Uuid;
 
+use super::coordinator::{coordinator_key, ShareCoordinator, SHARE_STATE_TOPIC};
+use super::remote::{Remote, StateRequest};
+use super::shard::WriteData;
 use crate::error::BrokerError;
+use crate::topics::internal::partition_for;
 
 /// One share-partition: a share group reading one partition of one topic.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -51,15 +69,50 @@ pub struct StateSummary {
     pub delivery_complete_count: i32,
 }
 
+/// Creates `__share_group_state` through the controller (FindCoordinator's way).
+pub type CreateTopic =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), BrokerError>> + Send>> + Send + Sync>;
+
+/// What the persister needs of the cluster, given at start (`server::start`).
+pub struct ClusterView {
+    pub local: i32,
+    pub metadata: watch::Receiver<Arc<ClusterMetadata>>,
+    pub create_topic: CreateTopic,
+    pub remote: Remote,
+}
+
+/// How often a call is tried while the coordinator moves or loads, and the pause between.
+const ATTEMPTS: u32 = 10;
+const BACKOFF: Duration = Duration::from_millis(200);
+
 /// The share coordinator as its callers see it.
-#[derive(Default)]
 pub struct Persister {
-    states: Mutex<HashMap<SharePartitionKey, ShareState>>,
+    coordinator: Arc<ShareCoordinator>,
+    cluster: OnceLock<ClusterView>,
+}
+
+/// The answer of one call, whichever coordinator gave it.
+pub(super) enum Answer {
+    Done,
+    State(ShareState),
+    Summary(StateSummary),
 }
 
 impl Persister {
-    pub fn new() -> Persister {
-        Persister::default()
+    pub fn new(coordinator: Arc<ShareCoordinator>) -> Persister {
+        Persister {
+            coordinator,
+            cluster: OnceLock::new(),
+        }
+    }
+
+    pub fn coordinator(&self) -> &Arc<ShareCoordinator> {
+        &self.coordinator
+    }
+
+    /// Connects the persister to the cluster; before, only local calls are served.
+    pub fn set_cluster(&self, view: ClusterView) {
+        let _ = self.cluster.set(view);
     }
 
     /// InitializeShareGroupState: a new state epoch and start offset, no batches.
@@ -69,19 +122,15 @@ impl Persister {
         state_epoch: i32,
         start_offset: i64,
     ) -> Result<(), BrokerError> {
-        let mut states = self.states.lock();
-        let leader_epoch = states.get(key).map_or(-1, |s| s.leader_epoch);
-        states.insert(
-            key.clone(),
-            ShareState {
+        self.call(
+            key,
+            StateRequest::Initialize {
                 state_epoch,
-                leader_epoch,
                 start_offset,
-                delivery_complete_count: 0,
-                batches: Vec::new(),
             },
-        );
-        Ok(())
+        )
+        .await
+        .map(|_| ())
     }
 
     /// ReadShareGroupState by the share-partition leader at `leader_epoch`.
@@ -90,54 +139,27 @@ impl Persister {
         key: &SharePartitionKey,
         leader_epoch: i32,
     ) -> Result<ShareState, BrokerError> {
-        let mut states = self.states.lock();
-        let state = states
-            .get_mut(key)
-            .ok_or(BrokerError::UnknownTopicOrPartition)?;
-        if leader_epoch < state.leader_epoch {
-            return Err(BrokerError::FencedLeaderEpoch {
-                claimed: leader_epoch,
-                epoch: state.leader_epoch,
-            });
+        match self.call(key, StateRequest::Read { leader_epoch }).await? {
+            Answer::State(state) => Ok(state),
+            _ => Err(BrokerError::CoordinatorNotAvailable),
         }
-        state.leader_epoch = leader_epoch;
-        Ok(state.clone())
     }
 
-    /// WriteShareGroupState: the batches replace those they overlap; a start offset of -1
-    /// keeps the current one.
+    /// WriteShareGroupState: the batches fold into the state as Kafka's coordinator folds
+    /// them; a start offset of -1 keeps the current one.
     pub async fn write(
         &self,
         key: &SharePartitionKey,
         update: ShareState,
     ) -> Result<(), BrokerError> {
-        let mut states = self.states.lock();
-        let state = states
-            .get_mut(key)
-            .ok_or(BrokerError::UnknownTopicOrPartition)?;
-        if update.leader_epoch < state.leader_epoch {
-            return Err(BrokerError::FencedLeaderEpoch {
-                claimed: update.leader_epoch,
-                epoch: state.leader_epoch,
-            });
-        }
-        state.leader_epoch = update.leader_epoch;
-        state.state_epoch = update.state_epoch;
-        if update.start_offset >= 0 {
-            state.start_offset = update.start_offset;
-        }
-        state.delivery_complete_count = update.delivery_complete_count;
-        let start = state.start_offset;
-        state.batches.retain(|b| {
-            b.last_offset >= start
-                && !update
-                    .batches
-                    .iter()
-                    .any(|u| u.first_offset <= b.last_offset && b.first_offset <= u.last_offset)
-        });
-        state.batches.extend(update.batches);
-        state.batches.sort_by_key(|b| b.first_offset);
-        Ok(())
+        let data = WriteData {
+            state_epoch: update.state_epoch,
+            leader_epoch: update.leader_epoch,
+            start_offset: update.start_offset,
+            delivery_complete_count: update.delivery_complete_count,
+            batches: update.batches,
+        };
+        self.call(key, StateRequest::Write(data)).await.map(|_| ())
     }
 
     /// ReadShareGroupStateSummary.
@@ -146,22 +168,120 @@ impl Persister {
         key: &SharePartitionKey,
         leader_epoch: i32,
     ) -> Result<StateSummary, BrokerError> {
-        let _ = leader_epoch;
-        let states = self.states.lock();
-        let state = states
-            .get(key)
-            .ok_or(BrokerError::UnknownTopicOrPartition)?;
-        Ok(StateSummary {
-            state_epoch: state.state_epoch,
-            leader_epoch: state.leader_epoch,
-            start_offset: state.start_offset,
-            delivery_complete_count: state.delivery_complete_count,
-        })
+        match self
+            .call(key, StateRequest::Summary { leader_epoch })
+            .await?
+        {
+            Answer::Summary(summary) => Ok(summary),
+            _ => Err(BrokerError::CoordinatorNotAvailable),
+        }
     }
 
     /// DeleteShareGroupState.
     pub async fn delete(&self, key: &SharePartitionKey) -> Result<(), BrokerError> {
-        self.states.lock().remove(key);
-        Ok(())
+        self.call(key, StateRequest::Delete).await.map(|_| ())
     }
+
+    async fn call(
+        &self,
+        key: &SharePartitionKey,
+        request: StateRequest,
+    ) -> Result<Answer, BrokerError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = self.call_once(key, &request).await;
+            match result {
+                Err(err) if attempt < ATTEMPTS && retriable(&err) => {
+                    tracing::debug!(attempt, "share state call retried: {err}");
+                    tokio::time::sleep(BACKOFF).await;
+                }
+                done => return done,
+            }
+        }
+    }
+
+    async fn call_once(
+        &self,
+        key: &SharePartitionKey,
+        request: &StateRequest,
+    ) -> Result<Answer, BrokerError> {
+        let Some(view) = self.cluster.get() else {
+            // Not connected to a cluster (unit tests): the local coordinator only.
+            return self.local(key, request, true).await;
+        };
+        let mut metadata = view.metadata.borrow().clone();
+        if !metadata.topics.contains_key(SHARE_STATE_TOPIC) {
+            (view.create_topic)()
+                .await
+                .map_err(|_| BrokerError::CoordinatorNotAvailable)?;
+            metadata = view.metadata.borrow().clone();
+        }
+        let known = partition_known(&metadata, key.topic_id, key.partition);
+        let Some(topic) = metadata.topics.get(SHARE_STATE_TOPIC) else {
+            return Err(BrokerError::CoordinatorNotAvailable);
+        };
+        let index = partition_for(&coordinator_key(key), topic.partitions.len());
+        let leader = topic.partitions[index].leader;
+        if leader == view.local {
+            return self.local(key, request, known).await;
+        }
+        match metadata.brokers.get(&leader) {
+            Some(b) if !b.fenced => {
+                let addr = format!("{}:{}", b.host, b.port);
+                view.remote.send(&addr, key, request).await
+            }
+            _ => Err(BrokerError::CoordinatorNotAvailable),
+        }
+    }
+
+    /// The call served by this broker's coordinator; `known`: whether the metadata knows
+    /// the share-partition's topic partition.
+    pub(super) async fn local(
+        &self,
+        key: &SharePartitionKey,
+        request: &StateRequest,
+        known: bool,
+    ) -> Result<Answer, BrokerError> {
+        let c = &self.coordinator;
+        Ok(match request {
+            StateRequest::Initialize {
+                state_epoch,
+                start_offset,
+            } => {
+                c.initialize(key, *state_epoch, *start_offset, known)
+                    .await?;
+                Answer::Done
+            }
+            StateRequest::Read { leader_epoch } => {
+                Answer::State(c.read(key, *leader_epoch, known).await?)
+            }
+            StateRequest::Write(data) => {
+                c.write(key, data, known).await?;
+                Answer::Done
+            }
+            StateRequest::Summary { .. } => Answer::Summary(c.summary(key, known)?),
+            StateRequest::Delete => {
+                c.delete(key, known).await?;
+                Answer::Done
+            }
+        })
+    }
+}
+
+/// Whether the coordinator may come back with another answer: it moved, or is loading.
+fn retriable(err: &BrokerError) -> bool {
+    use kafka_protocol::error::ResponseError as E;
+    matches!(
+        err.response_error(),
+        E::NotCoordinator | E::CoordinatorNotAvailable | E::CoordinatorLoadInProgress
+    )
+}
+
+/// Whether topic `topic_id` has partition `partition` in `metadata` (the coordinator's last
+/// check of every request, Kafka's metadata image lookup).
+pub fn partition_known(metadata: &ClusterMetadata, topic_id: Uuid, partition: i32) -> bool {
+    metadata.topics.values().any(|t| {
+        t.id == *topic_id.as_bytes() && partition >= 0 && (partition as usize) < t.partitions.len()
+    })
 }

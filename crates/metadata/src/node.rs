@@ -17,6 +17,7 @@ use uuid::Uuid;
 use crate::error::Error;
 use crate::liveness::{BrokerSessions, HeartbeatReply};
 use crate::quorum::{Contacts, QuorumDescription, QuorumProgress};
+use crate::quotas::mutation::{Charged, ChargerSlot, MutationCharge, MutationCharger};
 use crate::raft::log_store::LogStore;
 use crate::raft::network::{Network, PeerClient};
 use crate::raft::rpc::{ProposeRefused, Request, Response};
@@ -86,6 +87,8 @@ pub struct MetadataNode {
     reconfiguration: Arc<Reconfiguration>,
     /// Keeps this node recorded in the membership (see `voters::announce`).
     announce: Mutex<Option<JoinHandle<()>>>,
+    /// Decides controller mutation quota charges while this node leads.
+    charger: Arc<ChargerSlot>,
 }
 
 impl MetadataNode {
@@ -186,6 +189,7 @@ impl MetadataNode {
         let sessions = Arc::new(BrokerSessions::new(node_id, raft.clone(), metadata.clone()));
         let progress = Arc::new(QuorumProgress::new(contacts));
         let reconfiguration = Arc::new(Reconfiguration::default());
+        let charger = Arc::new(ChargerSlot::default());
         // Ends with the Raft, whose metrics it watches.
         tokio::spawn(progress.clone().track(raft.clone()));
         let services = Services {
@@ -194,6 +198,7 @@ impl MetadataNode {
             progress: progress.clone(),
             voters: reconfiguration.clone(),
             metadata: metadata.clone(),
+            charger: charger.clone(),
         };
         let server = listener.map(|l| tokio::spawn(serve(l, services)));
         let me = ControllerNode {
@@ -214,6 +219,7 @@ impl MetadataNode {
             progress,
             reconfiguration,
             announce: Mutex::new(None),
+            charger,
         };
         node.initialize_if_new().await?;
         node.lead_if_alone().await?;
@@ -407,6 +413,28 @@ impl MetadataNode {
         match self.call_leader(leader, Request::Propose(command)).await? {
             Response::Propose(Ok(applied)) => outcome(applied),
             Response::Propose(Err(refused)) => Err(refusal(refused)),
+            _ => Err(wrong_answer(leader)),
+        }
+    }
+
+    /// Installs what decides controller mutation quota charges while this node leads.
+    pub fn install_mutation_charger(&self, charger: Arc<dyn MutationCharger>) {
+        self.charger.install(charger);
+    }
+
+    /// Charges a client's topic mutations to its controller mutation quota on the active
+    /// controller (this node's charger if it leads); `NotController` when there is none.
+    pub async fn charge_mutation(&self, charge: MutationCharge) -> Result<Charged, Error> {
+        let leader = self.leader().ok_or(Error::NotController { leader: None })?;
+        if leader == self.id {
+            return Ok(self.charger.charge(&charge));
+        }
+        match self
+            .call_leader(leader, Request::ChargeMutation(charge))
+            .await?
+        {
+            Response::ChargeMutation(Ok(charged)) => Ok(charged),
+            Response::ChargeMutation(Err(refused)) => Err(refusal(refused)),
             _ => Err(wrong_answer(leader)),
         }
     }

@@ -20,6 +20,7 @@ use tokio::time::Instant;
 
 use super::records::{ConsumerKey, ConsumerValue, CurrentValue, MemberValue};
 use super::*;
+use crate::group::records::changes;
 
 /// One record to write: a key, and its value or `None` for a tombstone.
 pub type Record = (ConsumerKey, Option<ConsumerValue>);
@@ -83,26 +84,6 @@ fn current_value(m: &ConsumerMember) -> CurrentValue {
         assigned_tags: Default::default(),
         pending_tags: Default::default(),
     }
-}
-
-/// Upserts and tombstones that turn `old` into `new`, keyed by `key`.
-fn changes<V: Clone + PartialEq>(
-    old: &BTreeMap<String, V>,
-    new: &BTreeMap<String, V>,
-    key: impl Fn(&str) -> ConsumerKey,
-    value: impl Fn(&V) -> ConsumerValue,
-) -> (Vec<Record>, Vec<Record>) {
-    let upserts = new
-        .iter()
-        .filter(|(id, v)| old.get(*id) != Some(*v))
-        .map(|(id, v)| (key(id), Some(value(v))))
-        .collect();
-    let tombstones = old
-        .keys()
-        .filter(|id| !new.contains_key(*id))
-        .map(|id| (key(id), None))
-        .collect();
-    (upserts, tombstones)
 }
 
 impl ConsumerGroup {

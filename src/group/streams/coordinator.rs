@@ -118,7 +118,7 @@ impl GroupCoordinator {
         // An empty classic group (one that only holds offsets) becomes a streams group; its
         // classic metadata, if it was written, is deleted.
         let mut first = Vec::new();
-        let convertible = group.consumer.is_none() && group.is_empty();
+        let convertible = group.consumer.is_none() && group.share.is_none() && group.is_empty();
         if group.streams.is_none() && joining && convertible {
             if group.protocol_type.is_some() || group.generation > 0 {
                 first.push(Entry::Group(group.id.clone(), None));

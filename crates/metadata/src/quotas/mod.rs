@@ -13,6 +13,7 @@
 //! `ConnectionQuotas`). The proposer validates; applying only sets and removes values.
 
 mod describe;
+pub mod mutation;
 mod resolve;
 mod validate;
 

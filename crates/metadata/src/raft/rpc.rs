@@ -17,6 +17,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::{Applied, ControllerNode, NodeId, TypeConfig};
 use crate::liveness::HeartbeatReply;
+use crate::quotas::mutation::{Charged, MutationCharge};
 use crate::state::{BrokerId, Command};
 use crate::voters::{VoterChange, VoterChangeRefused};
 
@@ -47,6 +48,8 @@ pub enum Request {
     },
     /// AddRaftVoter or RemoveRaftVoter, forwarded to the leader.
     ChangeVoters(VoterChange),
+    /// A client's topic mutations, charged to its controller mutation quota by the leader.
+    ChargeMutation(MutationCharge),
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -61,6 +64,7 @@ pub enum Response {
     DescribeQuorum(Result<QuorumDescription, ProposeRefused>),
     Join(Result<(), ProposeRefused>),
     ChangeVoters(Result<Result<(), VoterChangeRefused>, ProposeRefused>),
+    ChargeMutation(Result<Charged, ProposeRefused>),
 }
 
 /// Why a forwarded proposal was not committed by the node it was sent to.

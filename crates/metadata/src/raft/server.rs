@@ -19,6 +19,7 @@ use super::{Applied, ControllerNode, NodeId, Raft};
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
 use crate::liveness::BrokerSessions;
 use crate::quorum::QuorumProgress;
+use crate::quotas::mutation::ChargerSlot;
 use crate::state::{ClusterMetadata, Command};
 use crate::voters::{self, Reconfiguration};
 
@@ -30,6 +31,7 @@ pub struct Services {
     pub progress: Arc<QuorumProgress>,
     pub voters: Arc<Reconfiguration>,
     pub metadata: watch::Receiver<Arc<ClusterMetadata>>,
+    pub charger: Arc<ChargerSlot>,
 }
 
 /// Serves until the task is aborted; aborting it drops (and so aborts) every connection task.
@@ -60,6 +62,7 @@ async fn serve_connection(mut stream: TcpStream, services: Services) -> io::Resu
         progress,
         voters,
         metadata,
+        charger,
     } = &services;
     stream.set_nodelay(true)?;
     loop {
@@ -94,6 +97,16 @@ async fn serve_connection(mut stream: TcpStream, services: Services) -> io::Resu
                     Ok(()) => Ok(Ok(())),
                     Err(Ok(refused)) => Ok(Err(refused)),
                     Err(Err(refused)) => Err(refused),
+                })
+            }
+            Request::ChargeMutation(charge) => {
+                let metrics = raft.metrics().borrow().clone();
+                Response::ChargeMutation(if metrics.current_leader == Some(metrics.id) {
+                    Ok(charger.charge(&charge))
+                } else {
+                    Err(ProposeRefused::NotLeader {
+                        leader: metrics.current_leader,
+                    })
                 })
             }
         };
