@@ -336,13 +336,8 @@ fn read_round(
             .partitions
             .iter()
             .map(|wanted| {
-                let data = read_partition(
-                    wanted,
-                    &mut budget,
-                    round.bytes > 0 || !disk,
-                    reader,
-                    version,
-                );
+                let has_data = round.bytes > 0;
+                let data = read_partition(wanted, &mut budget, has_data, disk, reader, version);
                 // A partition refused before reading (unknown, unauthorized) does not end a
                 // long poll, as in Kafka, which reads only the others.
                 round.had_error |= data.error_code != 0 && wanted.partition.is_ok();
@@ -367,6 +362,7 @@ fn read_partition(
     wanted: &Wanted,
     budget: &mut i64,
     response_has_data: bool,
+    disk: bool,
     reader: Reader,
     version: i16,
 ) -> PartitionData {
@@ -406,7 +402,7 @@ fn read_partition(
         });
     let result = if let Err(err) = allowed {
         Err(err)
-    } else if limit <= 0 && response_has_data {
+    } else if !disk || (limit <= 0 && response_has_data) {
         partition
             .offsets()
             .map(|offsets| (bytes::Bytes::new(), offsets, Vec::new()))

@@ -243,8 +243,15 @@ impl Partition {
     }
 
     /// As [`Self::append`], on the caller's thread: for coordinators that write their
-    /// internal topics from blocking code.
+    /// internal topics from blocking code. Never on a storage thread: with `flush_messages`
+    /// it may wait for an fsync queued on them.
     pub fn append_blocking(&self, records: Bytes, now_ms: i64) -> Result<AppendInfo> {
+        debug_assert!(
+            !std::thread::current()
+                .name()
+                .is_some_and(|n| n.starts_with("storage-")),
+            "append_blocking on a storage thread"
+        );
         let (info, sync_due) = self.append_unsynced(records, now_ms)?;
         self.sync_through_blocking(sync_due)?;
         Ok(info)
