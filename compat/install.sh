@@ -73,6 +73,9 @@ fi
 "$PY" - <<'PYEOF' || die "a Python client or codec does not import (see above)"
 import confluent_kafka, kafka, kafka.codec as codec, pytest_timeout  # noqa: F401
 import snappy, lz4.frame, zstandard  # noqa: F401
+from confluent_kafka.schema_registry import SchemaRegistryClient  # noqa: F401
+from confluent_kafka.schema_registry.avro import AvroSerializer  # noqa: F401
+from confluent_kafka.schema_registry.json_schema import JSONSerializer  # noqa: F401
 missing = [c for c in ("gzip", "snappy", "lz4", "zstd") if not getattr(codec, f"has_{c}")()]
 assert not missing, f"kafka-python lacks codecs: {missing}"
 PYEOF

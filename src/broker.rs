@@ -88,6 +88,7 @@ impl Broker {
             share_state: Arc::new(Persister::new(Arc::new(ShareCoordinator::new(
                 config.clone(),
                 topics.clone(),
+                metrics.share_coordinator.clone(),
             )))),
             quotas,
             telemetry,

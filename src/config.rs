@@ -6,6 +6,7 @@
 pub mod compression;
 mod quorum;
 mod sasl;
+pub mod schema_registry;
 pub mod telemetry;
 mod validate;
 
@@ -337,6 +338,8 @@ pub struct Config {
     pub sasl: Option<SaslConfig>,
     /// Client telemetry (KIP-714): subscriptions and the bounds on pushed metrics.
     pub telemetry: telemetry::TelemetryConfig,
+    /// The built-in Confluent-compatible schema registry (`[schema_registry]`).
+    pub schema_registry: schema_registry::SchemaRegistryConfig,
     /// Enforce ACLs (Kafka's `authorizer.class.name` set to its standard authorizer).
     /// Off by default: without an authorizer every client may do everything.
     pub authorizer: bool,
@@ -503,6 +506,7 @@ impl Default for Config {
             tls: None,
             sasl: None,
             telemetry: telemetry::TelemetryConfig::default(),
+            schema_registry: schema_registry::SchemaRegistryConfig::default(),
             authorizer: false,
             super_users: Vec::new(),
             allow_everyone_if_no_acl_found: false,

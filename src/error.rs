@@ -428,6 +428,8 @@ impl BrokerError {
                 | AuthError::ClusterDenied
                 | AuthError::TransactionalIdDenied,
             ) => None,
+            // A share coordinator's answer Kafka sends without words.
+            BrokerError::ShareState { message, .. } if message.is_empty() => None,
             other => Some(other.to_string()),
         }
     }

@@ -22,6 +22,7 @@ pub mod peer;
 pub mod protocol;
 pub mod quotas;
 pub mod replication;
+pub mod schema_registry;
 pub mod server;
 pub mod share;
 pub mod telemetry;

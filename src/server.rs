@@ -22,6 +22,7 @@ use crate::group;
 use crate::group::store::OFFSETS_TOPIC;
 use crate::metrics;
 use crate::network;
+use crate::schema_registry::SchemaRegistry;
 use crate::share::coordinator::SHARE_STATE_TOPIC;
 use crate::share::state::{ClusterView, CreateTopic};
 use crate::share::Remote;
@@ -68,6 +69,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if let Some(earlier) = earlier {
         convert::into_the_log(&broker, earlier).await?;
     }
+    let schema_registry = if broker.config.schema_registry.enabled {
+        let addr = broker.config.schema_registry.listen;
+        let (registry, task) = SchemaRegistry::start(broker.clone(), shutdown_rx.clone())
+            .await
+            .with_context(|| format!("cannot listen for the schema registry on {addr}"))?;
+        tracing::info!("schema registry on http://{}", registry.local_addr);
+        Some((Arc::new(registry), task))
+    } else {
+        None
+    };
+    let registry_metrics = schema_registry.as_ref().map(|(r, _)| r.clone());
     let metrics_server = match broker.config.metrics_listen {
         Some(addr) => {
             let listener = metrics::http::bind(addr)
@@ -76,12 +88,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             tracing::info!("metrics on http://{}/metrics", listener.local_addr()?);
             let state = broker.clone();
             let render: metrics::http::Render = Arc::new(move || {
-                state.metrics.render(
+                let mut text = state.metrics.render(
                     &state.topics,
                     &state.groups.stats(),
                     state.fetch_sessions.stats(),
                     &state.quotas.stats(),
-                )
+                );
+                if let Some(registry) = &registry_metrics {
+                    text.push_str(&registry.render_metrics());
+                }
+                text
             });
             Some(tokio::spawn(metrics::http::serve(
                 listener,
@@ -124,6 +140,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let _ = txn_timers.await;
     if let Some(metrics_server) = metrics_server {
         let _ = metrics_server.await;
+    }
+    if let Some((_, task)) = schema_registry {
+        let _ = task.await;
     }
     tokio::task::block_in_place(|| {
         if broker.close() {

@@ -2,12 +2,15 @@
 //! InitializeShareGroupState, WriteShareGroupState and ReadShareGroupState keep a
 //! share-partition's state in `__share_group_state`, and the state written is read back the
 //! same after the broker is killed with SIGKILL and restarted: it is rebuilt from the log.
+//! In a three-node cluster, the state survives the loss of its coordinator: the new leader
+//! of the state partition replays it and answers the same.
 
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use kafka_protocol::messages::*;
 use samsa_protocol_tests::client::{create_topic, str_bytes};
+use samsa_protocol_tests::cluster::TestCluster;
 use samsa_protocol_tests::{BrokerProcess, Connection};
 use uuid::Uuid;
 
@@ -162,4 +165,101 @@ fn share_state_is_found_written_and_read_back_after_a_sigkill() {
     assert_eq!(batches(&after), expected);
     // The epochs came back with the state: the old state epoch is still fenced.
     assert_eq!(write(&mut conn, "g1", topic, 0), FENCED_STATE_EPOCH);
+}
+
+/// Kafka's `kafka-dump-log --share-group-state-decoder` reads samsa's state segments: the
+/// snapshot an initialization writes and the update a write makes. Needs Kafka's tools,
+/// which `make test` installs first (`compat/install.sh`); without them it fails, saying so.
+#[test]
+fn kafkas_dump_log_decodes_the_state_segments() {
+    let mut broker = BrokerProcess::start("").unwrap();
+    let mut conn = broker.connect().unwrap();
+    let topic = create_topic(&mut conn, "share-dump", 1, &[]).unwrap().id;
+    coordinator_of(&mut conn, &share_key("g3", topic, 0), None);
+    assert_eq!(initialize(&mut conn, "g3", topic, 1), 0);
+    assert_eq!(write(&mut conn, "g3", topic, 1), 0);
+    broker.terminate().unwrap();
+    let segment = broker
+        .data_dir
+        .path()
+        .join("data/__share_group_state-0/00000000000000000000.log");
+    let tools = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../compat/kafka-tools");
+    let out = std::process::Command::new(tools)
+        .args(["kafka-dump-log", "--share-group-state-decoder", "--files"])
+        .arg(&segment)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(topic.as_bytes());
+    let snapshot =
+        format!(r#"key: {{"type":"0","data":{{"groupId":"g3","topicId":"{id}","partition":0}}}}"#);
+    assert!(text.contains(&snapshot), "{text}");
+    assert!(
+        text.contains(r#""stateEpoch":1,"leaderEpoch":0,"startOffset":0"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"{"type":"1","data":{"groupId":"g3""#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#""stateBatches":[{"firstOffset":3,"lastOffset":4,"deliveryState":2,"deliveryCount":1},{"firstOffset":5,"lastOffset":9,"deliveryState":0,"deliveryCount":2}]"#),
+        "{text}"
+    );
+}
+
+/// The node FindCoordinator names for `key`, asked of `conn`, once it names one other than
+/// `not`.
+fn coordinator_of(conn: &mut Connection, key: &str, not: Option<i32>) -> i32 {
+    let find = FindCoordinatorRequest::default()
+        .with_key_type(SHARE_KEY)
+        .with_coordinator_keys(vec![str_bytes(key)]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let found = conn.send(&find, 6).unwrap().coordinators[0].clone();
+        if found.error_code == 0 && Some(found.node_id.0) != not {
+            return found.node_id.0;
+        }
+        assert!(Instant::now() < deadline, "no new coordinator: {found:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn share_state_survives_the_loss_of_its_coordinator() {
+    let mut cluster = TestCluster::start(3, "").unwrap();
+    let topic = cluster
+        .create_topic(1, "share-cluster", 1, 3, &[], &[1, 2, 3])
+        .unwrap()
+        .id;
+    let key = share_key("g2", topic, 0);
+    let coordinator = coordinator_of(&mut cluster.connect(1).unwrap(), &key, None);
+    let mut conn = cluster.connect(coordinator).unwrap();
+    assert_eq!(initialize(&mut conn, "g2", topic, 1), 0);
+    assert_eq!(write(&mut conn, "g2", topic, 1), 0);
+    let expected = vec![(3, 4, 2, 1), (5, 9, 0, 2)];
+    assert_eq!(batches(&read(&mut conn, "g2", topic).1), expected);
+    let metric = |series| cluster.metric(coordinator, series).unwrap();
+    assert_eq!(metric("samsa_share_coordinator_write_total"), Some(1.0));
+    assert_eq!(metric("samsa_share_coordinator_partitions"), Some(1.0));
+
+    // The write was answered once the in-sync replicas held it: the next leader has it.
+    cluster.node_mut(coordinator).process.kill().unwrap();
+    let survivor = (1..=3).find(|id| *id != coordinator).unwrap();
+    let next = coordinator_of(
+        &mut cluster.connect(survivor).unwrap(),
+        &key,
+        Some(coordinator),
+    );
+    let mut conn = cluster.connect(next).unwrap();
+    let (code, after) = read(&mut conn, "g2", topic);
+    assert_eq!(code, 0, "{after:?}");
+    assert_eq!((after.state_epoch, after.start_offset), (1, 3));
+    assert_eq!(batches(&after), expected);
+    assert_eq!(write(&mut conn, "g2", topic, 0), FENCED_STATE_EPOCH);
 }

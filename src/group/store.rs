@@ -34,7 +34,6 @@ use crate::error::{BrokerError, Result};
 use crate::lock_order::{level, OrderedMutex};
 use crate::topics::internal::{self, Appended, InternalTopic};
 use crate::topics::{Isolation, Partition, TopicRegistry};
-use samsa_storage::BatchHeader;
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
@@ -224,7 +223,7 @@ impl OffsetsStore {
             if read.records.is_empty() {
                 break;
             }
-            let mut next = offset.max(end_of_batches(&read.records));
+            let mut next = offset.max(internal::end_of_batches(&read.records));
             let mut bytes = read.records;
             let sets = RecordBatchDecoder::decode_all(&mut bytes).map_err(|e| {
                 BrokerError::InvalidRecord(format!("cannot decode offsets batch: {e}"))
@@ -263,21 +262,6 @@ impl OffsetsStore {
         }
         Ok(count)
     }
-}
-
-/// The offset after the last whole batch in `bytes`, -1 if there is none. Compaction leaves
-/// batches whose last offset is past their last record, so replay advances by batch.
-fn end_of_batches(bytes: &[u8]) -> i64 {
-    let mut rest = bytes;
-    let mut end = -1;
-    while let Ok(header) = BatchHeader::parse(rest) {
-        let Some(after) = rest.get(header.total_size()..) else {
-            break;
-        };
-        end = header.next_offset();
-        rest = after;
-    }
-    end
 }
 
 /// The sequence `producer`'s next batch in `partition` starts at: one past its last, or 0

@@ -130,22 +130,19 @@ async fn locate(
         }
         TRANSACTION_KEY => {}
         // Kafka answers the share key type only from v6, and to brokers only.
-        SHARE_KEY if version < 6 => {
-            return Err(BrokerError::ShareState {
-                error: ResponseError::InvalidRequest,
-                message: crate::share::kafka_words(ResponseError::InvalidRequest).to_owned(),
-            })
-        }
+        SHARE_KEY if version < 6 => return Err(invalid_share_key()),
+        // Kafka throws here, and the whole answer carries the exception's message.
         SHARE_KEY if !allowed_on_cluster(broker, session, Operation::ClusterAction) => {
-            return Err(AuthError::ClusterDenied.into())
+            return Err(BrokerError::ShareState {
+                error: ResponseError::ClusterAuthorizationFailed,
+                message: crate::share::kafka_words(ResponseError::ClusterAuthorizationFailed)
+                    .to_owned(),
+            });
         }
         SHARE_KEY => {
             if let Err(err) = parse_share_key(key) {
                 tracing::error!("invalid share coordinator key {key:?}: {err}");
-                return Err(BrokerError::ShareState {
-                    error: ResponseError::InvalidRequest,
-                    message: crate::share::kafka_words(ResponseError::InvalidRequest).to_owned(),
-                });
+                return Err(invalid_share_key());
             }
         }
         other => {
@@ -210,6 +207,14 @@ fn internal_topic_of(config: &Config, key_type: i8) -> (&'static str, i32, i16) 
             config.transaction_state_num_partitions,
             config.transaction_state_replication_factor,
         ),
+    }
+}
+
+/// INVALID_REQUEST without a message, as Kafka answers a share key it cannot take.
+fn invalid_share_key() -> BrokerError {
+    BrokerError::ShareState {
+        error: ResponseError::InvalidRequest,
+        message: String::new(),
     }
 }
 

@@ -17,6 +17,7 @@ use super::{allowed_on_cluster, Session};
 use crate::auth::Operation;
 use crate::broker::Broker;
 use crate::error::BrokerError;
+use crate::share::coordinator::ShareCoordinator;
 use crate::share::state::{partition_known, SharePartitionKey};
 use crate::share::{kafka_words, WriteData};
 
@@ -37,22 +38,65 @@ fn denied() -> (i16, Option<StrBytes>) {
     )
 }
 
-/// Whether the request is answered empty, as Kafka's service answers it.
-fn nothing_to_do(group: &StrBytes, partitions_per_topic: impl IntoIterator<Item = usize>) -> bool {
-    let counts: Vec<usize> = partitions_per_topic.into_iter().collect();
-    counts.is_empty() || counts.contains(&0) || group.trim().is_empty()
+/// How a request is answered before any of its partitions is looked at.
+enum Gate {
+    /// No topics, a topic without partitions, or no group id: Kafka's service answers
+    /// nothing at all.
+    Empty,
+    /// Without CLUSTER_ACTION, every partition is CLUSTER_AUTHORIZATION_FAILED.
+    Denied,
+    Serve,
 }
 
-fn key(group: &StrBytes, topic_id: Uuid, partition: i32) -> SharePartitionKey {
-    SharePartitionKey {
+fn gate(
+    broker: &Broker,
+    session: &Session,
+    group: &StrBytes,
+    partitions_per_topic: impl IntoIterator<Item = usize>,
+) -> Gate {
+    if !allowed_on_cluster(broker, session, Operation::ClusterAction) {
+        return Gate::Denied;
+    }
+    let counts: Vec<usize> = partitions_per_topic.into_iter().collect();
+    if counts.is_empty() || counts.contains(&0) || group.trim().is_empty() {
+        return Gate::Empty;
+    }
+    Gate::Serve
+}
+
+type Refusal = (i16, Option<StrBytes>);
+
+/// One partition of the request served by the coordinator with `op` (given the
+/// share-partition and whether the metadata knows its topic partition), unless the gate
+/// refused them all.
+async fn served<T>(
+    gate: &Gate,
+    broker: &Broker,
+    group: &StrBytes,
+    topic_id: Uuid,
+    partition: i32,
+    op: impl AsyncFnOnce(&ShareCoordinator, SharePartitionKey, bool) -> Result<T, BrokerError>,
+) -> Result<T, Refusal> {
+    if matches!(gate, Gate::Denied) {
+        return Err(denied());
+    }
+    let key = SharePartitionKey {
         group_id: group.to_string(),
         topic_id,
         partition,
-    }
+    };
+    let known = partition_known(&broker.cluster.published(), topic_id, partition);
+    op(broker.share_state.coordinator(), key, known)
+        .await
+        .map_err(|e| failure(&e))
 }
 
-fn known(broker: &Broker, topic_id: Uuid, partition: i32) -> bool {
-    partition_known(&broker.cluster.published(), topic_id, partition)
+/// The error code and message of a partition's answer: none when it was served.
+fn outcome<T>(result: &Result<T, Refusal>) -> Refusal {
+    match result {
+        Ok(_) => (0, None),
+        Err(refusal) => refusal.clone(),
+    }
 }
 
 pub async fn initialize(
@@ -61,26 +105,29 @@ pub async fn initialize(
     req: InitializeShareGroupStateRequest,
 ) -> InitializeShareGroupStateResponse {
     use initialize_share_group_state_response::*;
-    let may = allowed_on_cluster(broker, session, Operation::ClusterAction);
-    if may && nothing_to_do(&req.group_id, req.topics.iter().map(|t| t.partitions.len())) {
+    let gate = gate(
+        broker,
+        session,
+        &req.group_id,
+        req.topics.iter().map(|t| t.partitions.len()),
+    );
+    if let Gate::Empty = gate {
         return InitializeShareGroupStateResponse::default();
     }
-    let coordinator = broker.share_state.coordinator();
     let mut results = Vec::new();
     for topic in req.topics {
         let mut partitions = Vec::new();
         for p in topic.partitions {
-            let k = key(&req.group_id, topic.topic_id, p.partition);
-            let outcome = if may {
-                let known = known(broker, topic.topic_id, p.partition);
-                coordinator
-                    .initialize(&k, p.state_epoch, p.start_offset, known)
-                    .await
-                    .map_err(|e| failure(&e))
-            } else {
-                Err(denied())
-            };
-            let (code, message) = outcome.err().unwrap_or((0, None));
+            let served = served(
+                &gate,
+                broker,
+                &req.group_id,
+                topic.topic_id,
+                p.partition,
+                async |c, k, known| c.initialize(&k, p.state_epoch, p.start_offset, known).await,
+            )
+            .await;
+            let (code, message) = outcome(&served);
             partitions.push(
                 PartitionResult::default()
                     .with_partition(p.partition)
@@ -103,45 +150,47 @@ pub async fn read(
     req: ReadShareGroupStateRequest,
 ) -> ReadShareGroupStateResponse {
     use read_share_group_state_response::*;
-    let may = allowed_on_cluster(broker, session, Operation::ClusterAction);
-    if may && nothing_to_do(&req.group_id, req.topics.iter().map(|t| t.partitions.len())) {
+    let gate = gate(
+        broker,
+        session,
+        &req.group_id,
+        req.topics.iter().map(|t| t.partitions.len()),
+    );
+    if let Gate::Empty = gate {
         return ReadShareGroupStateResponse::default();
     }
-    let coordinator = broker.share_state.coordinator();
     let mut results = Vec::new();
     for topic in req.topics {
         let mut partitions = Vec::new();
         for p in topic.partitions {
-            let k = key(&req.group_id, topic.topic_id, p.partition);
-            let base = PartitionResult::default().with_partition(p.partition);
-            let outcome = if may {
-                let known = known(broker, topic.topic_id, p.partition);
-                coordinator
-                    .read(&k, p.leader_epoch, known)
-                    .await
-                    .map_err(|e| failure(&e))
-            } else {
-                Err(denied())
-            };
-            partitions.push(match outcome {
-                Ok(state) => base
+            let served = served(
+                &gate,
+                broker,
+                &req.group_id,
+                topic.topic_id,
+                p.partition,
+                async |c, k, known| c.read(&k, p.leader_epoch, known).await,
+            )
+            .await;
+            let (code, message) = outcome(&served);
+            let mut result = PartitionResult::default()
+                .with_partition(p.partition)
+                .with_error_code(code)
+                .with_error_message(message);
+            if let Ok(state) = served {
+                let batches = state.batches.iter().map(|b| {
+                    StateBatch::default()
+                        .with_first_offset(b.first_offset)
+                        .with_last_offset(b.last_offset)
+                        .with_delivery_state(b.delivery_state)
+                        .with_delivery_count(b.delivery_count)
+                });
+                result = result
                     .with_state_epoch(state.state_epoch)
                     .with_start_offset(state.start_offset)
-                    .with_state_batches(
-                        state
-                            .batches
-                            .iter()
-                            .map(|b| {
-                                StateBatch::default()
-                                    .with_first_offset(b.first_offset)
-                                    .with_last_offset(b.last_offset)
-                                    .with_delivery_state(b.delivery_state)
-                                    .with_delivery_count(b.delivery_count)
-                            })
-                            .collect(),
-                    ),
-                Err((code, message)) => base.with_error_code(code).with_error_message(message),
-            });
+                    .with_state_batches(batches.collect());
+            }
+            partitions.push(result);
         }
         results.push(
             ReadStateResult::default()
@@ -159,47 +208,50 @@ pub async fn write(
     version: i16,
 ) -> WriteShareGroupStateResponse {
     use write_share_group_state_response::*;
-    let may = allowed_on_cluster(broker, session, Operation::ClusterAction);
-    if may && nothing_to_do(&req.group_id, req.topics.iter().map(|t| t.partitions.len())) {
+    let gate = gate(
+        broker,
+        session,
+        &req.group_id,
+        req.topics.iter().map(|t| t.partitions.len()),
+    );
+    if let Gate::Empty = gate {
         return WriteShareGroupStateResponse::default();
     }
-    let coordinator = broker.share_state.coordinator();
     let mut results = Vec::new();
     for topic in req.topics {
         let mut partitions = Vec::new();
         for p in topic.partitions {
-            let k = key(&req.group_id, topic.topic_id, p.partition);
-            let outcome = if may {
-                let data = WriteData {
-                    state_epoch: p.state_epoch,
-                    leader_epoch: p.leader_epoch,
-                    start_offset: p.start_offset,
-                    // v0 has no count: Kafka reads the field's default, -1.
-                    delivery_complete_count: if version >= 1 {
-                        p.delivery_complete_count
-                    } else {
-                        -1
-                    },
-                    batches: p
-                        .state_batches
-                        .iter()
-                        .map(|b| crate::share::state::StateBatch {
-                            first_offset: b.first_offset,
-                            last_offset: b.last_offset,
-                            delivery_state: b.delivery_state,
-                            delivery_count: b.delivery_count,
-                        })
-                        .collect(),
-                };
-                let known = known(broker, topic.topic_id, p.partition);
-                coordinator
-                    .write(&k, &data, known)
-                    .await
-                    .map_err(|e| failure(&e))
-            } else {
-                Err(denied())
+            let data = WriteData {
+                state_epoch: p.state_epoch,
+                leader_epoch: p.leader_epoch,
+                start_offset: p.start_offset,
+                // v0 has no count: Kafka reads the field's default, -1.
+                delivery_complete_count: if version >= 1 {
+                    p.delivery_complete_count
+                } else {
+                    -1
+                },
+                batches: p
+                    .state_batches
+                    .iter()
+                    .map(|b| crate::share::state::StateBatch {
+                        first_offset: b.first_offset,
+                        last_offset: b.last_offset,
+                        delivery_state: b.delivery_state,
+                        delivery_count: b.delivery_count,
+                    })
+                    .collect(),
             };
-            let (code, message) = outcome.err().unwrap_or((0, None));
+            let served = served(
+                &gate,
+                broker,
+                &req.group_id,
+                topic.topic_id,
+                p.partition,
+                async |c, k, known| c.write(&k, &data, known).await,
+            )
+            .await;
+            let (code, message) = outcome(&served);
             partitions.push(
                 PartitionResult::default()
                     .with_partition(p.partition)
@@ -222,23 +274,29 @@ pub async fn delete(
     req: DeleteShareGroupStateRequest,
 ) -> DeleteShareGroupStateResponse {
     use delete_share_group_state_response::*;
-    let may = allowed_on_cluster(broker, session, Operation::ClusterAction);
-    if may && nothing_to_do(&req.group_id, req.topics.iter().map(|t| t.partitions.len())) {
+    let gate = gate(
+        broker,
+        session,
+        &req.group_id,
+        req.topics.iter().map(|t| t.partitions.len()),
+    );
+    if let Gate::Empty = gate {
         return DeleteShareGroupStateResponse::default();
     }
-    let coordinator = broker.share_state.coordinator();
     let mut results = Vec::new();
     for topic in req.topics {
         let mut partitions = Vec::new();
         for p in topic.partitions {
-            let k = key(&req.group_id, topic.topic_id, p.partition);
-            let outcome = if may {
-                let known = known(broker, topic.topic_id, p.partition);
-                coordinator.delete(&k, known).await.map_err(|e| failure(&e))
-            } else {
-                Err(denied())
-            };
-            let (code, message) = outcome.err().unwrap_or((0, None));
+            let served = served(
+                &gate,
+                broker,
+                &req.group_id,
+                topic.topic_id,
+                p.partition,
+                async |c, k, known| c.delete(&k, known).await,
+            )
+            .await;
+            let (code, message) = outcome(&served);
             partitions.push(
                 PartitionResult::default()
                     .with_partition(p.partition)
@@ -261,31 +319,41 @@ pub async fn read_summary(
     req: ReadShareGroupStateSummaryRequest,
 ) -> ReadShareGroupStateSummaryResponse {
     use read_share_group_state_summary_response::*;
-    let may = allowed_on_cluster(broker, session, Operation::ClusterAction);
-    if may && nothing_to_do(&req.group_id, req.topics.iter().map(|t| t.partitions.len())) {
+    let gate = gate(
+        broker,
+        session,
+        &req.group_id,
+        req.topics.iter().map(|t| t.partitions.len()),
+    );
+    if let Gate::Empty = gate {
         return ReadShareGroupStateSummaryResponse::default();
     }
-    let coordinator = broker.share_state.coordinator();
     let mut results = Vec::new();
     for topic in req.topics {
         let mut partitions = Vec::new();
         for p in topic.partitions {
-            let k = key(&req.group_id, topic.topic_id, p.partition);
-            let base = PartitionResult::default().with_partition(p.partition);
-            let outcome = if may {
-                let known = known(broker, topic.topic_id, p.partition);
-                coordinator.summary(&k, known).map_err(|e| failure(&e))
-            } else {
-                Err(denied())
-            };
-            partitions.push(match outcome {
-                Ok(s) => base
+            let served = served(
+                &gate,
+                broker,
+                &req.group_id,
+                topic.topic_id,
+                p.partition,
+                async |c, k, known| c.summary(&k, known),
+            )
+            .await;
+            let (code, message) = outcome(&served);
+            let mut result = PartitionResult::default()
+                .with_partition(p.partition)
+                .with_error_code(code)
+                .with_error_message(message);
+            if let Ok(s) = served {
+                result = result
                     .with_state_epoch(s.state_epoch)
                     .with_leader_epoch(s.leader_epoch)
                     .with_start_offset(s.start_offset)
-                    .with_delivery_complete_count(s.delivery_complete_count),
-                Err((code, message)) => base.with_error_code(code).with_error_message(message),
-            });
+                    .with_delivery_complete_count(s.delivery_complete_count);
+            }
+            partitions.push(result);
         }
         results.push(
             ReadStateSummaryResult::default()

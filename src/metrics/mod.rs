@@ -8,6 +8,7 @@
 pub mod client_series;
 pub mod http;
 mod quotas;
+pub mod share_coordinator;
 
 use std::time::Duration;
 
@@ -60,6 +61,8 @@ pub struct Metrics {
     /// Connections closed unserved for their IP's connection_creation_rate.
     pub connections_throttled: IntCounter,
     quotas: QuotaMetrics,
+    /// The share coordinator's work, counted by it.
+    pub share_coordinator: share_coordinator::ShareCoordinatorMetrics,
     /// What clients pushed (KIP-714), rendered after the broker's own metrics.
     pub client_series: std::sync::Arc<client_series::ClientSeries>,
 }
@@ -113,7 +116,9 @@ impl Metrics {
                 .expect("unique metric");
             c
         };
+        let share_coordinator = share_coordinator::ShareCoordinatorMetrics::new(&registry);
         let metrics = Metrics {
+            share_coordinator,
             requests: counter("samsa_kafka_requests_total", "Requests served, by API and version", &["api", "version"]),
             request_errors: counter(
                 "samsa_kafka_request_errors_total",

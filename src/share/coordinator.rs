@@ -5,6 +5,10 @@
 //! replays the partition's records into a [`Shard`] when it becomes the leader and drops
 //! them when leadership moves (see `server::CoordinatorLeadership`).
 //!
+//! A partition not loaded here answers NOT_COORDINATOR, one loading
+//! COORDINATOR_LOAD_IN_PROGRESS, as Kafka's runtime answers; nothing here creates the topic
+//! (FindCoordinator and the persister do).
+//!
 //! Requests on one partition run one at a time, as a Kafka shard's events do: the shard
 //! decides a record, the record is appended and waited for until the in-sync replicas hold
 //! it (acks=all, `share_coordinator_write_timeout_ms`), and only then replayed and
@@ -15,9 +19,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kafka_protocol::records::RecordBatchDecoder;
 use parking_lot::Mutex;
-use samsa_storage::BatchHeader;
 
 use super::records::{self, ShareOffsets};
 use super::shard::{Shard, ShareRecord, WriteData};
@@ -25,29 +27,17 @@ use super::state::{SharePartitionKey, ShareState, StateSummary};
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::error::{BrokerError, CoordinatorWrite, Result};
+use crate::metrics::share_coordinator::ShareCoordinatorMetrics;
 use crate::topics::internal::{self, InternalTopic, PartitionLoads};
-use crate::topics::{Isolation, TopicRegistry};
+use crate::topics::TopicRegistry;
 
 pub const SHARE_STATE_TOPIC: &str = "__share_group_state";
-
-/// How much of a partition one replay read takes.
-const REPLAY_CHUNK: usize = 1024 * 1024;
 
 /// The key Kafka hashes to place a share-partition (`SharePartitionKey.asCoordinatorKey`).
 pub fn coordinator_key(key: &SharePartitionKey) -> String {
     use base64::Engine;
     let topic = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key.topic_id.as_bytes());
     format!("{}:{}:{}", key.group_id, topic, key.partition)
-}
-
-/// Counts and times of the coordinator's work, for the metrics.
-#[derive(Default)]
-pub struct ShareCoordinatorStats {
-    pub writes: u64,
-    pub write_errors: u64,
-    pub write_micros: u64,
-    pub reads: u64,
-    pub loads: u64,
 }
 
 struct Partitions {
@@ -62,11 +52,15 @@ pub struct ShareCoordinator {
     /// One request at a time per partition; taken before `partitions`, never held while
     /// waiting for anything but the request's own append.
     turns: Mutex<HashMap<i32, Arc<tokio::sync::Mutex<()>>>>,
-    pub stats: Mutex<ShareCoordinatorStats>,
+    metrics: ShareCoordinatorMetrics,
 }
 
 impl ShareCoordinator {
-    pub fn new(config: Arc<Config>, topics: Arc<TopicRegistry>) -> ShareCoordinator {
+    pub fn new(
+        config: Arc<Config>,
+        topics: Arc<TopicRegistry>,
+        metrics: ShareCoordinatorMetrics,
+    ) -> ShareCoordinator {
         let partitions = config.share_coordinator_state_topic_num_partitions;
         ShareCoordinator {
             topic: InternalTopic::new(topics, SHARE_STATE_TOPIC, partitions),
@@ -76,7 +70,7 @@ impl ShareCoordinator {
                 shards: HashMap::new(),
             }),
             turns: Mutex::new(HashMap::new()),
-            stats: Mutex::new(ShareCoordinatorStats::default()),
+            metrics,
         }
     }
 
@@ -143,11 +137,12 @@ impl ShareCoordinator {
                 Ok(((), Some(shard.write(key, data, known, now)?)))
             })
             .await;
-        let mut stats = self.stats.lock();
-        stats.writes += 1;
-        stats.write_micros += started.elapsed().as_micros() as u64;
+        self.metrics.writes.inc();
+        self.metrics
+            .write_latency
+            .observe(started.elapsed().as_secs_f64());
         if written.is_err() {
-            stats.write_errors += 1;
+            self.metrics.write_errors.inc();
         }
         written
     }
@@ -158,7 +153,7 @@ impl ShareCoordinator {
         leader_epoch: i32,
         known: bool,
     ) -> Result<ShareState> {
-        self.stats.lock().reads += 1;
+        self.metrics.reads.inc();
         self.run(key, |shard, now| shard.read(key, leader_epoch, known, now))
             .await
     }
@@ -166,7 +161,7 @@ impl ShareCoordinator {
     pub fn summary(&self, key: &SharePartitionKey, known: bool) -> Result<StateSummary> {
         let partition = self.partition_of(key);
         let partitions = self.partitions.lock();
-        self.topic.check_loaded(&partitions.loads, partition)?;
+        partitions.loads.check(partition)?;
         match partitions.shards.get(&partition) {
             Some(shard) => shard.summary(key, known),
             None => Err(BrokerError::NotCoordinator),
@@ -190,7 +185,7 @@ impl ShareCoordinator {
         let _turn = turn.lock().await;
         let (answer, record) = {
             let partitions = self.partitions.lock();
-            self.topic.check_loaded(&partitions.loads, partition)?;
+            partitions.loads.check(partition)?;
             let shard = partitions
                 .shards
                 .get(&partition)
@@ -246,7 +241,7 @@ impl ShareCoordinator {
         }
         partitions.shards.insert(partition, shard);
         drop(partitions);
-        self.stats.lock().loads += 1;
+        self.metrics.partitions_loaded.inc();
         tracing::info!(
             partition,
             share_partitions = keys,
@@ -258,46 +253,30 @@ impl ShareCoordinator {
     /// Forgets the share-partitions of `partition`, whose leadership moved.
     pub fn unload_partition(&self, partition: i32) {
         let mut partitions = self.partitions.lock();
+        let was_loaded = partitions.loads.is_loaded(partition);
         partitions.loads.unload(partition);
         partitions.shards.remove(&partition);
+        if was_loaded {
+            self.metrics.partitions_loaded.dec();
+        }
         tracing::info!(partition, "unloaded share group state");
     }
 
-    /// Every record of the partition in log order, up to the log end: a new leader's high
-    /// watermark may still be behind records its predecessor committed.
+    /// The shard of every record of the partition, in log order.
     fn replay(&self, index: i32) -> Result<Shard> {
         let mut shard = Shard::new(
             self.config
                 .share_coordinator_snapshot_update_records_per_snapshot,
         );
         let partition = self.topic.partition(index)?;
-        let mut offset = partition.offsets()?.log_start;
-        loop {
-            let read = partition.read(offset, REPLAY_CHUNK, Isolation::LogEnd)?;
-            let mut rest = read.records;
-            let before = offset;
-            while let Ok(header) = BatchHeader::parse(&rest) {
-                if rest.len() < header.total_size() {
-                    break;
-                }
-                let mut one = rest.split_to(header.total_size());
-                offset = header.next_offset();
-                match RecordBatchDecoder::decode(&mut one) {
-                    Ok(set) => set
-                        .records
-                        .iter()
-                        .filter_map(|r| decoded(r.key.as_ref()?, r.value.as_ref(), r.offset))
-                        .for_each(|record| shard.replay(record)),
-                    Err(err) => tracing::warn!(
-                        offset = header.base_offset,
-                        "skipping share group state batch: {err}"
-                    ),
-                }
+        internal::replay(&partition, "share group state", |r| {
+            let Some(key) = r.key.as_ref() else {
+                return;
+            };
+            if let Some(record) = decoded(key, r.value.as_ref(), r.offset) {
+                shard.replay(record);
             }
-            if offset == before {
-                break;
-            }
-        }
+        })?;
         Ok(shard)
     }
 }

@@ -21,3 +21,6 @@ pub mod state;
 
 pub use remote::Remote;
 pub use shard::{kafka_words, WriteData};
+
+#[cfg(test)]
+mod tests;

@@ -49,12 +49,41 @@ fn group(key: &SharePartitionKey) -> StrBytes {
     StrBytes::from_string(key.group_id.clone())
 }
 
+/// The one partition of an answer about one share-partition.
+macro_rules! only_partition {
+    ($response:expr) => {
+        $response
+            .results
+            .first()
+            .and_then(|r| r.partitions.first())
+            .ok_or(BrokerError::CoordinatorNotAvailable)?
+    };
+}
+
 impl Remote {
     pub fn new(local: i32, timeout: Duration) -> Remote {
         Remote {
             peers: PeerPool::new(format!("samsa-share-persister-{local}")),
             timeout,
         }
+    }
+
+    async fn ask<R>(
+        &self,
+        addr: &str,
+        request: &R,
+        version: i16,
+    ) -> Result<R::Response, BrokerError>
+    where
+        R: kafka_protocol::protocol::Request
+            + kafka_protocol::protocol::Encodable
+            + kafka_protocol::protocol::HeaderVersion,
+        R::Response: kafka_protocol::protocol::Decodable + kafka_protocol::protocol::HeaderVersion,
+    {
+        self.peers
+            .send(addr, request, version, self.timeout)
+            .await
+            .map_err(network)
     }
 
     pub(super) async fn send(
@@ -78,13 +107,8 @@ impl Remote {
                             .with_partition(partition)
                             .with_state_epoch(*state_epoch)
                             .with_start_offset(*start_offset)])]);
-                let resp = self
-                    .peers
-                    .send(addr, &req, 0, self.timeout)
-                    .await
-                    .map_err(network)?;
-                let p = resp.results.first().and_then(|r| r.partitions.first());
-                let p = p.ok_or(BrokerError::CoordinatorNotAvailable)?;
+                let resp = self.ask(addr, &req, 0).await?;
+                let p = only_partition!(resp);
                 refusal(p.error_code, p.error_message.as_ref()).map(|()| Answer::Done)
             }
             StateRequest::Read { leader_epoch } => {
@@ -96,13 +120,8 @@ impl Remote {
                         .with_partitions(vec![PartitionData::default()
                             .with_partition(partition)
                             .with_leader_epoch(*leader_epoch)])]);
-                let resp = self
-                    .peers
-                    .send(addr, &req, 0, self.timeout)
-                    .await
-                    .map_err(network)?;
-                let p = resp.results.first().and_then(|r| r.partitions.first());
-                let p = p.ok_or(BrokerError::CoordinatorNotAvailable)?;
+                let resp = self.ask(addr, &req, 0).await?;
+                let p = only_partition!(resp);
                 refusal(p.error_code, p.error_message.as_ref())?;
                 Ok(Answer::State(ShareState {
                     state_epoch: p.state_epoch,
@@ -145,13 +164,8 @@ impl Remote {
                             .with_start_offset(data.start_offset)
                             .with_delivery_complete_count(data.delivery_complete_count)
                             .with_state_batches(batches)])]);
-                let resp = self
-                    .peers
-                    .send(addr, &req, 1, self.timeout)
-                    .await
-                    .map_err(network)?;
-                let p = resp.results.first().and_then(|r| r.partitions.first());
-                let p = p.ok_or(BrokerError::CoordinatorNotAvailable)?;
+                let resp = self.ask(addr, &req, 1).await?;
+                let p = only_partition!(resp);
                 refusal(p.error_code, p.error_message.as_ref()).map(|()| Answer::Done)
             }
             StateRequest::Summary { leader_epoch } => {
@@ -163,13 +177,8 @@ impl Remote {
                         .with_partitions(vec![PartitionData::default()
                             .with_partition(partition)
                             .with_leader_epoch(*leader_epoch)])]);
-                let resp = self
-                    .peers
-                    .send(addr, &req, 1, self.timeout)
-                    .await
-                    .map_err(network)?;
-                let p = resp.results.first().and_then(|r| r.partitions.first());
-                let p = p.ok_or(BrokerError::CoordinatorNotAvailable)?;
+                let resp = self.ask(addr, &req, 1).await?;
+                let p = only_partition!(resp);
                 refusal(p.error_code, p.error_message.as_ref())?;
                 Ok(Answer::Summary(StateSummary {
                     state_epoch: p.state_epoch,
@@ -187,13 +196,8 @@ impl Remote {
                         .with_partitions(vec![
                             PartitionData::default().with_partition(partition)
                         ])]);
-                let resp = self
-                    .peers
-                    .send(addr, &req, 0, self.timeout)
-                    .await
-                    .map_err(network)?;
-                let p = resp.results.first().and_then(|r| r.partitions.first());
-                let p = p.ok_or(BrokerError::CoordinatorNotAvailable)?;
+                let resp = self.ask(addr, &req, 0).await?;
+                let p = only_partition!(resp);
                 refusal(p.error_code, p.error_message.as_ref()).map(|()| Answer::Done)
             }
         }

@@ -189,6 +189,39 @@ impl<T: Default> PartitionLoads<T> {
     }
 }
 
+/// How much of a partition one replay read takes.
+const REPLAY_CHUNK: usize = 1024 * 1024;
+
+/// Every record of `partition`'s local log in order, from its start up to its log end (a
+/// new leader's high watermark may still be behind records its predecessor committed), to
+/// `each`; `what` names the topic in the log line of a batch that does not decode.
+pub fn replay(partition: &Partition, what: &str, mut each: impl FnMut(&Record)) -> Result<()> {
+    let mut offset = partition.offsets()?.log_start;
+    loop {
+        let read = partition.read(offset, REPLAY_CHUNK, super::Isolation::LogEnd)?;
+        let mut rest = read.records;
+        let before = offset;
+        // Batch by batch: compaction leaves batches whose last offset is past their last
+        // record, and the next read must start after the batch, not the record.
+        while let Ok(header) = samsa_storage::BatchHeader::parse(&rest) {
+            if rest.len() < header.total_size() {
+                break;
+            }
+            let mut one = rest.split_to(header.total_size());
+            offset = header.next_offset();
+            match kafka_protocol::records::RecordBatchDecoder::decode(&mut one) {
+                Ok(set) => set.records.iter().for_each(&mut each),
+                Err(err) => {
+                    tracing::warn!(offset = header.base_offset, "skipping {what} batch: {err}")
+                }
+            }
+        }
+        if offset == before {
+            return Ok(());
+        }
+    }
+}
+
 /// Kafka's `Utils.abs(key.hashCode()) % partitions`, so groups and transactional ids land
 /// where Kafka puts them.
 pub fn partition_for(key: &str, partitions: usize) -> usize {
@@ -292,6 +325,21 @@ pub fn encode_batch(records: &[Record], what: &str) -> Result<Bytes> {
         buf[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
     }
     Ok(buf.freeze())
+}
+
+/// The offset after the last whole batch in `bytes`, -1 if there is none. Compaction leaves
+/// batches whose last offset is past their last record, so replay advances by batch.
+pub fn end_of_batches(bytes: &[u8]) -> i64 {
+    let mut rest = bytes;
+    let mut end = -1;
+    while let Ok(header) = samsa_storage::BatchHeader::parse(rest) {
+        let Some(after) = rest.get(header.total_size()..) else {
+            break;
+        };
+        end = header.next_offset();
+        rest = after;
+    }
+    end
 }
 
 /// `body` as JSON behind a big-endian `version`; `what` names it in the error.

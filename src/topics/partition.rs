@@ -419,6 +419,16 @@ impl Partition {
         offset < offsets.log_start || offset > offsets.log_end || offset < upper
     }
 
+    /// Whole batches from `offset` up to the high watermark of this broker's replica, leader
+    /// or follower: for the broker's own readers of state every replica holds (the schema
+    /// registry replays `_schemas` on every node), never for clients, who read leaders.
+    pub fn read_replica(&self, offset: i64, max_bytes: usize) -> Result<Bytes> {
+        let guard = self.log.read();
+        let log = guard.as_ref().ok_or(BrokerError::NotLeaderOrFollower)?;
+        let high_watermark = offsets_of(log).high_watermark;
+        Ok(log.read(offset, max_bytes, high_watermark)?)
+    }
+
     /// Every producer's state here (DescribeProducers).
     pub fn producers(&self) -> Result<Vec<ProducerInfo>> {
         self.with_log(|log| Ok(log.producers()))

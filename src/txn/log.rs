@@ -17,21 +17,18 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::records::{Record, RecordBatchDecoder};
-use samsa_storage::BatchHeader;
+use kafka_protocol::records::Record;
 
 use super::records;
 use super::state::TxnMetadata;
 use crate::error::Result;
 use crate::topics::internal::{self, Appended, InternalTopic};
-use crate::topics::{Isolation, TopicRegistry};
+use crate::topics::TopicRegistry;
 
 pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
 
 /// The key and value version of the earlier JSON records.
 const LEGACY_VERSION: i16 = 1;
-/// How much of a partition one replay read takes.
-const REPLAY_CHUNK: usize = 1024 * 1024;
 
 pub struct TxnLog {
     topic: InternalTopic,
@@ -97,31 +94,7 @@ impl TxnLog {
     pub fn replay(&self, index: i32) -> Result<Replayed> {
         let mut txns = Replayed::default();
         let partition = self.topic.partition(index)?;
-        let mut offset = partition.offsets()?.log_start;
-        loop {
-            let read = partition.read(offset, REPLAY_CHUNK, Isolation::LogEnd)?;
-            let mut rest = read.records;
-            let before = offset;
-            // Batch by batch: compaction leaves batches whose last offset is past their
-            // last record, and the next read must start after the batch, not the record.
-            while let Ok(header) = BatchHeader::parse(&rest) {
-                if rest.len() < header.total_size() {
-                    break;
-                }
-                let mut one = rest.split_to(header.total_size());
-                offset = header.next_offset();
-                match RecordBatchDecoder::decode(&mut one) {
-                    Ok(set) => set.records.iter().for_each(|r| apply(&mut txns, r)),
-                    Err(err) => tracing::warn!(
-                        offset = header.base_offset,
-                        "skipping transaction state batch: {err}"
-                    ),
-                }
-            }
-            if offset == before {
-                break;
-            }
-        }
+        internal::replay(&partition, "transaction state", |r| apply(&mut txns, r))?;
         Ok(txns)
     }
 }

@@ -28,6 +28,7 @@ mod quotas;
 mod raft_voters;
 mod reassignments;
 mod security;
+mod share_state;
 mod telemetry;
 mod topic_partitions;
 mod transactions;

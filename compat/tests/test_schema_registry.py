@@ -1,0 +1,348 @@
+"""The built-in schema registry (`[schema_registry]`) with Confluent's own client.
+
+confluent-kafka's SchemaRegistryClient and its Avro serializer and deserializer produce
+through samsa and consume back; schemas evolve compatibly, an incompatible evolution is
+refused with 409, deletes go soft then hard, and a restart keeps everything. The REST
+answers are checked against the examples and error codes of Confluent's API reference.
+samsa only: Apache Kafka has no registry.
+"""
+
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+
+from clients import ck_consume, ck_create_topic, ck_producer
+from conftest import EXTERNAL, SamsaBroker, free_port
+
+pytestmark = pytest.mark.skipif(bool(EXTERNAL), reason="samsa's own registry")
+
+CT = "application/vnd.schemaregistry.v1+json"
+
+USER_V1 = {"type": "record", "name": "User", "namespace": "compat",
+           "fields": [{"name": "name", "type": "string"}]}
+USER_V2 = {"type": "record", "name": "User", "namespace": "compat",
+           "fields": [{"name": "name", "type": "string"},
+                      {"name": "age", "type": "int", "default": 0}]}
+USER_BAD = {"type": "record", "name": "User", "namespace": "compat",
+            "fields": [{"name": "name", "type": "string"},
+                       {"name": "email", "type": "string"}]}
+
+
+@pytest.fixture
+def registry_broker(tmp_path):
+    port = free_port()
+    config = tmp_path / "samsa.toml"
+    config.write_text(f'[schema_registry]\nenabled = true\nlisten = "127.0.0.1:{port}"\n')
+    b = SamsaBroker(tmp_path / "data", config=config).start()
+    b.registry_url = f"http://127.0.0.1:{port}"
+    try:
+        yield b
+    finally:
+        if b.alive():
+            b.stop_clean()
+
+
+def call(url, method="GET", body=None):
+    """(status, decoded JSON body) of one REST call."""
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": CT})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            assert r.headers["Content-Type"] == CT
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def sr_client(url):
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+    return SchemaRegistryClient({"url": url})
+
+
+def value_topic(broker, topic_name):
+    """A fresh one-partition topic: (topic, its value subject, a registry client, the
+    serializers' context for its values)."""
+    from confluent_kafka.serialization import MessageField, SerializationContext
+    topic = topic_name()
+    ck_create_topic(broker.bootstrap, topic, 1)
+    ctx = SerializationContext(topic, MessageField.VALUE)
+    return topic, f"{topic}-value", sr_client(broker.registry_url), ctx
+
+
+def test_avro_serializers_evolve_delete_and_survive_a_restart(registry_broker, topic_name):
+    from confluent_kafka.schema_registry import Schema
+    from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
+    from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+    b, url = registry_broker, registry_broker.registry_url
+    topic, subject, client, ctx = value_topic(registry_broker, topic_name)
+
+    # Produce with v1 (the serializer registers it), then with a compatible v2.
+    ser1 = AvroSerializer(client, json.dumps(USER_V1))
+    ser2 = AvroSerializer(client, json.dumps(USER_V2))
+    p = ck_producer(b.bootstrap)
+    p.produce(topic, value=ser1({"name": "ada"}, ctx))
+    p.produce(topic, value=ser2({"name": "bob", "age": 42}, ctx))
+    assert p.flush(30) == 0
+    assert client.get_versions(subject) == [1, 2]
+    id1 = client.get_version(subject, 1).schema_id
+    id2 = client.get_latest_version(subject).schema_id
+    assert id1 != id2
+
+    # Registering v1 again is idempotent: same id, no new version.
+    assert client.register_schema(subject, Schema(json.dumps(USER_V1), "AVRO")) == id1
+    assert client.get_versions(subject) == [1, 2]
+
+    # An added field without a default cannot read v2's data: 409, nothing registered.
+    with pytest.raises(SchemaRegistryError) as refused:
+        client.register_schema(subject, Schema(json.dumps(USER_BAD), "AVRO"))
+    assert refused.value.http_status_code == 409
+    assert refused.value.error_code == 409
+    assert not client.test_compatibility(subject, Schema(json.dumps(USER_BAD), "AVRO"))
+    assert client.get_versions(subject) == [1, 2]
+
+    # The deserializer finds both writers' schemas by the ids in the records.
+    deser = AvroDeserializer(client)
+    values = [deser(r.value, ctx) for r in ck_consume(b.bootstrap, topic)]
+    assert values == [{"name": "ada"}, {"name": "bob", "age": 42}]
+
+    # A whole subject deleted soft, then hard; a version soft then hard.
+    other = f"{topic}-key"
+    client.register_schema(other, Schema('"string"', "AVRO"))
+    assert client.delete_subject(other) == [1]
+    assert other not in client.get_subjects()
+    status, body = call(f"{url}/subjects/{other}", "DELETE")
+    assert (status, body["error_code"]) == (404, 40404)
+    assert client.delete_subject(other, permanent=True) == [1]
+    status, body = call(f"{url}/subjects/{other}/versions?deleted=true")
+    assert (status, body["error_code"]) == (404, 40401)
+
+    status, body = call(f"{url}/subjects/{subject}/versions/1?permanent=true", "DELETE")
+    assert (status, body["error_code"]) == (404, 40405), "a hard delete needs a soft one first"
+    assert client.delete_version(subject, 1) == 1
+    assert client.get_versions(subject) == [2]
+    assert client.delete_version(subject, 1, permanent=True) == 1
+    status, body = call(f"{url}/subjects/{subject}/versions/1?deleted=true")
+    assert (status, body["error_code"]) == (404, 40402)
+
+    # A restart keeps subjects, versions, ids and levels; new ids never reuse old ones.
+    assert call(f"{url}/config/{subject}", "PUT", {"compatibility": "FULL"})[0] == 200
+    b.restart()
+    fresh = sr_client(url)
+    assert fresh.get_versions(subject) == [2]
+    assert fresh.get_latest_version(subject).schema_id == id2
+    assert json.loads(fresh.get_schema(id2).schema_str) == USER_V2
+    assert call(f"{url}/config/{subject}")[1] == {"compatibilityLevel": "FULL"}
+    # The first record's schema was deleted for good (40403, as Confluent answers); the
+    # second's is still there.
+    records = ck_consume(b.bootstrap, topic)
+    with pytest.raises(SchemaRegistryError) as gone:
+        AvroDeserializer(fresh)(records[0].value, ctx)
+    assert gone.value.error_code == 40403
+    assert AvroDeserializer(fresh)(records[1].value, ctx) == {"name": "bob", "age": 42}
+    new_id = fresh.register_schema(f"{topic}-other", Schema('"long"', "AVRO"))
+    assert new_id > max(id1, id2)
+
+
+def test_rest_answers_as_confluent_documents(registry_broker):
+    url = registry_broker.registry_url
+    string = {"schema": '"string"'}
+    assert call(f"{url}/subjects") == (200, [])
+    assert call(f"{url}/subjects/Kafka-key/versions", "POST", string) == (200, {"id": 1})
+    assert call(f"{url}/subjects/Kafka-value/versions", "POST", string) == (200, {"id": 1})
+    assert call(f"{url}/subjects")[1] == ["Kafka-key", "Kafka-value"]
+    assert call(f"{url}/subjects/Kafka-value/versions") == (200, [1])
+    assert call(f"{url}/schemas/ids/1") == (200, {"schema": '"string"'})
+    assert call(f"{url}/subjects/Kafka-value/versions/1") == (
+        200, {"subject": "Kafka-value", "version": 1, "id": 1, "schema": '"string"'})
+    assert call(f"{url}/subjects/Kafka-value/versions/latest")[1]["version"] == 1
+    assert call(f"{url}/subjects/Kafka-value", "POST", string)[1]["id"] == 1
+    assert sorted(call(f"{url}/schemas/ids/1/subjects")[1]) == ["Kafka-key", "Kafka-value"]
+    assert call(f"{url}/schemas/types")[1] == ["JSON", "AVRO"]
+
+    # Confluent's error codes.
+    assert call(f"{url}/subjects/nope/versions")[1]["error_code"] == 40401
+    assert call(f"{url}/subjects/Kafka-value/versions/7")[1]["error_code"] == 40402
+    assert call(f"{url}/schemas/ids/99")[1]["error_code"] == 40403
+    assert call(f"{url}/subjects/Kafka-value/versions/zero")[1]["error_code"] == 42202
+    status, body = call(f"{url}/subjects/bad/versions", "POST", {"schema": '{"type":"nope"}'})
+    assert (status, body["error_code"]) == (422, 42201)
+    assert call(f"{url}/config", "PUT", {"compatibility": "SIDEWAYS"})[1]["error_code"] == 42203
+    assert call(f"{url}/config/Kafka-value")[1]["error_code"] == 40408
+    assert call(f"{url}/config/Kafka-value?defaultToGlobal=true")[1] == {"compatibilityLevel": "BACKWARD"}
+
+    # References: a schema naming a type another subject's version defines.
+    address = {"type": "record", "name": "Address", "namespace": "ex",
+               "fields": [{"name": "street", "type": "string"}]}
+    person = {"type": "record", "name": "Person", "namespace": "ex",
+              "fields": [{"name": "home", "type": "ex.Address"}]}
+    status, body = call(f"{url}/subjects/address/versions", "POST", {"schema": json.dumps(address)})
+    assert status == 200, body
+    refs = [{"name": "ex.Address", "subject": "address", "version": 1}]
+    status, body = call(f"{url}/subjects/person/versions", "POST", {"schema": json.dumps(person), "references": refs})
+    assert status == 200, body
+    person_id = body["id"]
+    assert call(f"{url}/schemas/ids/{person_id}")[1]["references"] == refs
+    assert call(f"{url}/subjects/address/versions/1/referencedby") == (200, [person_id])
+    status, body = call(f"{url}/subjects/address/versions/1", "DELETE")
+    assert (status, body["error_code"]) == (422, 42206), "a referenced version stays"
+    status, body = call(f"{url}/subjects/person2/versions", "POST",
+                        {"schema": json.dumps(person), "references": [dict(refs[0], version=9)]})
+    assert (status, body["error_code"]) == (422, 42201), "a reference to nothing is invalid"
+
+    # Compatibility checks, verbose; NONE accepts anything.
+    long_ = {"schema": '"long"'}
+    status, body = call(f"{url}/compatibility/subjects/Kafka-value/versions/latest?verbose=true", "POST", long_)
+    assert status == 200 and body["is_compatible"] is False and body["messages"]
+    assert call(f"{url}/subjects/Kafka-value/versions", "POST", long_)[0] == 409
+    assert call(f"{url}/config/Kafka-value", "PUT", {"compatibility": "NONE"}) == (200, {"compatibility": "NONE"})
+    assert call(f"{url}/subjects/Kafka-value/versions", "POST", long_) == (200, {"id": 4})
+
+    # Modes: READONLY refuses writes with 42205; IMPORT takes the writer's ids.
+    assert call(f"{url}/mode/Kafka-key", "PUT", {"mode": "READONLY"}) == (200, {"mode": "READONLY"})
+    status, body = call(f"{url}/subjects/Kafka-key/versions", "POST", long_)
+    assert (status, body["error_code"]) == (422, 42205)
+    assert call(f"{url}/mode")[1] == {"mode": "READWRITE"}
+    assert call(f"{url}/mode", "PUT", {"mode": "IMPORT"})[1]["error_code"] == 42205
+    assert call(f"{url}/mode/imported", "PUT", {"mode": "IMPORT"}) == (200, {"mode": "IMPORT"})
+    body = {"schema": '"bytes"', "id": 100, "version": 5}
+    assert call(f"{url}/subjects/imported/versions", "POST", body) == (200, {"id": 100})
+    assert call(f"{url}/subjects/imported/versions/5")[1]["id"] == 100
+    assert call(f"{url}/subjects/Kafka-value/versions", "POST", {"schema": '"int"'})[1] == {"id": 101}
+
+
+PERSON_V1 = {"type": "object", "properties": {"name": {"type": "string"}}, "additionalProperties": False}
+PERSON_V2 = {"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+             "additionalProperties": False}
+PERSON_BAD = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"],
+              "additionalProperties": False}
+
+
+def test_json_serializers_and_json_compatibility(registry_broker, topic_name):
+    from confluent_kafka.schema_registry import Schema
+    from confluent_kafka.schema_registry.error import SchemaRegistryError
+    from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer
+
+    b, url = registry_broker, registry_broker.registry_url
+    topic, subject, client, ctx = value_topic(registry_broker, topic_name)
+
+    p = ck_producer(b.bootstrap)
+    p.produce(topic, value=JSONSerializer(json.dumps(PERSON_V1), client)({"name": "ada"}, ctx))
+    # A property added to a closed content model is backward compatible.
+    p.produce(topic, value=JSONSerializer(json.dumps(PERSON_V2), client)({"name": "bob", "age": 7}, ctx))
+    assert p.flush(30) == 0
+    assert client.get_versions(subject) == [1, 2]
+    assert client.get_latest_version(subject).schema.schema_type == "JSON"
+
+    # A property that becomes required refuses old documents without it: 409.
+    with pytest.raises(SchemaRegistryError) as refused:
+        client.register_schema(subject, Schema(json.dumps(PERSON_BAD), "JSON"))
+    assert refused.value.error_code == 409
+    # Not a JSON schema at all: 42201.
+    with pytest.raises(SchemaRegistryError) as invalid:
+        client.register_schema(subject, Schema('{"type": 12}', "JSON"))
+    assert invalid.value.error_code == 42201
+
+    deser = JSONDeserializer(None, schema_registry_client=client)
+    values = [deser(r.value, ctx) for r in ck_consume(b.bootstrap, topic)]
+    assert values == [{"name": "ada"}, {"name": "bob", "age": 7}]
+
+
+def test_franz_go_sr_client(registry_broker):
+    """franz-go's sr package (compat/go/sr_test.go) against the same registry."""
+    from test_go import GO_DIR
+    import os
+    import shutil
+    import subprocess
+
+    go = shutil.which("go")
+    assert go, "go not found: run compat/install.sh"
+    env = dict(os.environ, GOFLAGS="-mod=readonly", KAFKA_BOOTSTRAP=registry_broker.bootstrap,
+               SCHEMA_REGISTRY_URL=registry_broker.registry_url)
+    proc = subprocess.run([go, "test", "-count=1", "-v", "-run", "^TestSchemaRegistry$", "."],
+                          cwd=GO_DIR, env=env, capture_output=True, text=True, timeout=600,
+                          stdin=subprocess.DEVNULL)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "--- PASS: TestSchemaRegistry" in out, out[-6000:]
+
+
+def test_three_nodes_one_writer_every_node_reads(tmp_path):
+    """A registry on each node of a cluster: writes go to the leader of `_schemas` (the others
+    answer 421 naming it), every node serves what was written, and when that leader is
+    killed the new one goes on with the next id."""
+    from cluster import SamsaCluster
+    from clients import wait_until
+
+    c = SamsaCluster(tmp_path / "cluster")
+    urls = {}
+    for k, node in c.nodes.items():
+        port = free_port()
+        with open(node.config, "a") as config:
+            config.write(f'[schema_registry]\nenabled = true\nlisten = "127.0.0.1:{port}"\n')
+        urls[k] = f"http://127.0.0.1:{port}"
+    c.start()
+    try:
+        def register(schema, subject="s"):
+            """(the nodes that took the write, what each node answered)."""
+            answers = {k: call(f"{u}/subjects/{subject}/versions", "POST", {"schema": schema})
+                       for k, u in urls.items() if c.nodes[k].alive()}
+            took = [k for k, (status, _) in answers.items() if status == 200]
+            return took, answers
+
+        last = {}
+
+        def registered(schema, subject="s"):
+            took, answers = register(schema, subject)
+            last["answers"] = answers
+            return (took, answers) if took else None
+
+        took, answers = wait_until(lambda: registered('"string"'), "a node to take the first write")
+        assert len(took) == 1, answers
+        writer = took[0]
+        assert answers[writer][1] == {"id": 1}
+        for k, (status, body) in answers.items():
+            if k != writer:
+                assert (status, body["error_code"]) == (421, 42101), answers
+                assert f"broker {writer}" in body["message"]
+        for k, u in urls.items():
+            wait_until(lambda: call(f"{u}/subjects/s/versions/1")[0] == 200, f"node {k} to serve version 1")
+            assert call(f"{u}/subjects/s/versions/1")[1]["id"] == 1
+
+        c.nodes[writer].kill()
+        try:
+            took, answers = wait_until(lambda: registered('"long"', "t"), "a new leader to take a write", timeout=60)
+        except AssertionError as e:
+            raise AssertionError(f"{e}; last answers {last.get('answers')}") from None
+        assert took != [writer] and answers[took[0]][1] == {"id": 2}, answers
+        for k, u in urls.items():
+            if k != writer:
+                wait_until(lambda: call(f"{u}/schemas/ids/2")[0] == 200, f"node {k} to serve id 2")
+                assert call(f"{u}/subjects/s/versions/1")[1]["id"] == 1
+    finally:
+        c.stop()
+
+
+def test_metrics_count_requests_and_schemas(registry_broker):
+    """/metrics: requests by route and status, and the schemas held; promtool accepts it."""
+    import subprocess
+
+    from test_metrics import samples, scrape
+
+    url = registry_broker.registry_url
+    assert call(f"{url}/subjects/m/versions", "POST", {"schema": '"string"'})[0] == 200
+    assert call(f"{url}/subjects/m/versions", "POST", {"schema": '"int"'})[0] == 409
+    assert call(f"{url}/subjects/none/versions")[0] == 404
+    text = scrape(registry_broker)
+    check = subprocess.run(["promtool", "check", "metrics"], input=text.encode(), capture_output=True)
+    assert check.returncode == 0, f"promtool: {check.stdout.decode()}{check.stderr.decode()}"
+    # Route labels hold braces, which test_metrics' samples() does not parse.
+    name = "samsa_schema_registry_requests_total"
+    requests = {line[len(name):].rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines() if line.startswith(name + "{")}
+    route = 'method="POST",endpoint="/subjects/{subject}/versions"'
+    assert requests[f'{{{route},status="200"}}'] == 1
+    assert requests[f'{{{route},status="409"}}'] == 1
+    assert requests['{method="GET",endpoint="/subjects/{subject}/versions",status="404"}'] == 1
+    assert samples(text, "samsa_schema_registry_schemas")[""] == 1
