@@ -201,6 +201,9 @@ pub struct Config {
     pub flush_messages: Option<u64>,
     /// fsync partitions with unflushed data this often; unset leaves it to the OS.
     pub flush_ms: Option<u64>,
+    /// How many storage threads run the broker's disk work (appends, reads, fsyncs, rolls,
+    /// retention): the event loop never waits on a disk (see `samsa_storage::StorageThreads`).
+    pub storage_threads: usize,
     /// Timestamp type of new topics (Kafka's `log.message.timestamp.type`).
     pub message_timestamp_type: TimestampKind,
     /// A CreateTime record this far before the broker's clock is refused
@@ -454,6 +457,7 @@ impl Default for Config {
             retention_check_interval_ms: 5 * 60 * 1000,
             flush_messages: None,
             flush_ms: None,
+            storage_threads: samsa_storage::DEFAULT_STORAGE_THREADS,
             message_timestamp_type: TimestampKind::CreateTime,
             message_timestamp_before_max_ms: i64::MAX,
             message_timestamp_after_max_ms: 60 * 60 * 1000,

@@ -11,6 +11,11 @@
 //! naming both locks and where each was taken, before it could block out of order. In release
 //! builds the wrappers are the parking_lot locks they hold and nothing more.
 //!
+//! The same record makes the storage rule checkable: no lock is held across an fsync.
+//! [`check_fsyncs`] installs a check the storage crate runs before every fsync (outside the
+//! few structural changes it names), which panics in debug builds when the thread holds any
+//! lock declared here.
+//!
 //! The check sees only the locks declared here; the broker's other locks (ACLs, credentials,
 //! connection limits, task handles, and small ones such as the groups' open transactions)
 //! stay plain. It relies on a guard staying on the thread that took it, which parking_lot's
@@ -69,12 +74,17 @@ hierarchy! {
     TopicChanges,
     /// The topic registry's `topics`, held only to read or swap the map (`topics/mod.rs`).
     Topics,
-    /// A partition's `cleaning`, held for a whole compaction (`topics/partition.rs`).
-    PartitionCleaning,
     /// A partition's `log` (`topics/partition.rs`).
     PartitionLog,
     /// A partition's `role`: leadership and the followers' progress (`topics/partition/`).
     PartitionRole,
+}
+
+/// Makes the storage crate check, before each fsync, that this thread holds none of the
+/// locks declared here. Debug builds only; idempotent.
+pub fn check_fsyncs() {
+    #[cfg(debug_assertions)]
+    samsa_storage::durable::check_before_fsync(held::assert_none_for_fsync);
 }
 
 /// A type that names a [`Level`]; the types of [`level`] are the only ones.
@@ -301,6 +311,23 @@ mod held {
         }
     }
 
+    /// Panics, naming the lock, when this thread holds any: an fsync is about to run.
+    pub fn assert_none_for_fsync() {
+        let held = HELD.with_borrow(|stack| {
+            stack
+                .entries
+                .iter()
+                .map(|e| format!("{:?} taken at {}", e.level, e.taken_at))
+                .collect::<Vec<_>>()
+        });
+        if !held.is_empty() {
+            panic!(
+                "fsync while holding {}: no lock may be held across an fsync (src/lock_order.rs)",
+                held.join(", ")
+            );
+        }
+    }
+
     /// The levels this thread holds, oldest first.
     #[cfg(test)]
     pub fn levels() -> Vec<Level> {
@@ -414,6 +441,15 @@ mod tests {
         let other = OrderedRwLock::<level::PartitionLog, _>::new(());
         let _one = one.read();
         let _other = other.read();
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "fsync while holding PartitionLog")]
+    fn an_fsync_under_a_lock_panics() {
+        let log = OrderedRwLock::<level::PartitionLog, _>::new(());
+        let _log = log.write();
+        held::assert_none_for_fsync();
     }
 
     #[test]

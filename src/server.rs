@@ -26,6 +26,7 @@ use crate::schema_registry::SchemaRegistry;
 use crate::share::coordinator::SHARE_STATE_TOPIC;
 use crate::share::state::{ClusterView, CreateTopic};
 use crate::share::Remote;
+use crate::topics::on_storage_thread;
 use crate::txn::log::TRANSACTION_STATE_TOPIC;
 use crate::txn::{ClusterAdds, ClusterMarkers};
 use samsa_metadata::features::TRANSACTION_VERSION;
@@ -50,6 +51,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if let (Some(quorum), None) = (&quorum, &config.cluster_id) {
         // Every node must report the same cluster id, so none may generate its own.
         config.cluster_id = Some(config::derived_cluster_id(&quorum.voters));
+    }
+    samsa_storage::configure_storage_threads(config.storage_threads);
+    if samsa_storage::storage_threads().size() != config.storage_threads {
+        tracing::warn!(
+            "storage threads already running; storage_threads = {} not applied",
+            config.storage_threads
+        );
     }
     let earlier = tokio::task::block_in_place(|| convert::Earlier::read(&config.data_dir))?;
     let cluster = Cluster::start(&config, quorum).await?;
@@ -303,32 +311,45 @@ async fn wait_for_signal() -> anyhow::Result<()> {
 }
 
 /// Periodic flushing (when `flush_ms` is set), recovery-point checkpoints and retention.
+/// Each pass runs on a storage thread (its fsyncs and deletions are disk work), one at a
+/// time: a pass that outlasts its interval delays the next instead of piling up.
 async fn background_work(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     let flush_every = Duration::from_millis(broker.config.flush_ms.unwrap_or(1000).max(1));
     let retention_every = Duration::from_millis(broker.config.retention_check_interval_ms.max(1));
     let mut flush = tokio::time::interval(flush_every);
     let mut retention = tokio::time::interval(retention_every);
+    flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    retention.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        let broker = broker.clone();
         tokio::select! {
-            _ = flush.tick() => {
-                let now = now_ms();
-                for partition in broker.topics.partitions() {
-                    if let Err(err) = partition.flush_if_due(now) {
-                        tracing::error!(topic = %partition.topic, partition = partition.index, "flush failed: {err}");
-                    }
-                }
-            }
-            _ = retention.tick() => {
-                let now = now_ms();
-                for partition in broker.topics.partitions() {
-                    match partition.apply_retention(now) {
-                        Ok(0) => {}
-                        Ok(n) => tracing::info!(topic = %partition.topic, partition = partition.index, "retention deleted {n} segment(s)"),
-                        Err(err) => tracing::error!(topic = %partition.topic, partition = partition.index, "retention failed: {err}"),
-                    }
-                }
-            }
+            _ = flush.tick() => on_storage_thread(move || flush_pass(&broker)).await,
+            _ = retention.tick() => on_storage_thread(move || retention_pass(&broker)).await,
             _ = shutdown.changed() => return,
+        }
+    }
+}
+
+fn flush_pass(broker: &Broker) {
+    let now = now_ms();
+    for partition in broker.topics.partitions() {
+        if let Err(err) = partition.flush_if_due(now) {
+            tracing::error!(topic = %partition.topic, partition = partition.index, "flush failed: {err}");
+        }
+    }
+}
+
+fn retention_pass(broker: &Broker) {
+    let now = now_ms();
+    for partition in broker.topics.partitions() {
+        match partition.apply_retention(now) {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(topic = %partition.topic, partition = partition.index, "retention deleted {n} segment(s)")
+            }
+            Err(err) => {
+                tracing::error!(topic = %partition.topic, partition = partition.index, "retention failed: {err}")
+            }
         }
     }
 }

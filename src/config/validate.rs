@@ -11,6 +11,9 @@ impl Config {
                 reason: reason.to_owned(),
             })
         };
+        if !(1..=256).contains(&self.storage_threads) {
+            return invalid("storage_threads", "must be between 1 and 256");
+        }
         if self.num_partitions < 1 {
             return invalid("num_partitions", "must be at least 1");
         }

@@ -46,7 +46,7 @@ fn append_json(partition: &Partition, records: &[LegacyRecord]) {
         })
         .collect();
     let batch = internal::encode_batch(&records, "test").unwrap();
-    partition.append(batch, 1_700_000_000_000).unwrap();
+    partition.append_blocking(batch, 1_700_000_000_000).unwrap();
 }
 
 /// Every (key, value) in the partition, in log order.

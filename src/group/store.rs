@@ -203,7 +203,7 @@ impl OffsetsStore {
             })
             .collect::<Result<Vec<_>>>()?;
         let batch = internal::encode_batch(&records, "offsets batch")?;
-        let info = partition.append(batch, now_ms)?;
+        let info = partition.append_blocking(batch, now_ms)?;
         Ok(Some(Appended::new(
             partition,
             info.base_offset,

@@ -30,7 +30,7 @@ use crate::clock::now_ms;
 use crate::error::BrokerError;
 use crate::fetch_sessions::{FetchParams, NO_SESSION};
 use crate::quotas::{Client, Throttle};
-use crate::topics::{Isolation, Partition};
+use crate::topics::{on_storage_thread, Isolation, Partition};
 
 /// Fetch v13 names topics by id instead of by name (KIP-516).
 const FIRST_VERSION_WITH_TOPIC_IDS: i16 = 13;
@@ -87,10 +87,12 @@ pub async fn handle(
     }
     // A follower needs CLUSTER_ACTION rather than READ on each topic, as in Kafka.
     let may_replicate = follower && allowed_on_cluster(broker, session, Operation::ClusterAction);
-    let topics: Vec<WantedTopic> = wanted
-        .into_iter()
-        .map(|t| resolve(broker, session, t, version, reader, may_replicate))
-        .collect();
+    let topics: Arc<Vec<WantedTopic>> = Arc::new(
+        wanted
+            .into_iter()
+            .map(|t| resolve(broker, session, t, version, reader, may_replicate))
+            .collect(),
+    );
     let user = session.user_name().to_owned();
     let client = Client {
         user: &user,
@@ -113,13 +115,20 @@ pub async fn handle(
             .flat_map(|t| t.partitions.iter())
             .filter_map(|p| p.partition.as_ref().ok().map(|p| p.watch_progress()))
             .collect();
-        let round = read_round(&topics, request.max_bytes, reader, version);
+        let round = if any_news(&topics, reader) {
+            // Reads are disk work: a storage thread does them.
+            let (topics, max_bytes) = (topics.clone(), request.max_bytes);
+            on_storage_thread(move || read_round(&topics, max_bytes, reader, version, true)).await
+        } else {
+            // Every reader is caught up: nothing to read, only offsets to report.
+            read_round(&topics, request.max_bytes, reader, version, false)
+        };
         let done = round.bytes >= i64::from(request.min_bytes.max(0))
             || round.had_error
             || watchers.is_empty()
             || tokio::time::Instant::now() >= deadline;
         if !done {
-            wait_for_append(watchers, deadline).await;
+            wait_for_news(&topics, reader, watchers, deadline).await;
             continue;
         }
         if !follower {
@@ -279,7 +288,43 @@ enum Reader {
     Follower(i32),
 }
 
-fn read_round(topics: &[WantedTopic], max_bytes: i32, reader: Reader, version: i16) -> Round {
+impl Reader {
+    fn isolation(self) -> Isolation {
+        match self {
+            Reader::Consumer {
+                read_committed: true,
+            } => Isolation::ReadCommitted,
+            Reader::Consumer {
+                read_committed: false,
+            } => Isolation::ReadUncommitted,
+            Reader::Follower(_) => Isolation::LogEnd,
+        }
+    }
+}
+
+/// Whether any wanted partition has records past its fetch offset, or an error to report;
+/// from the partitions' offsets in memory, without reading.
+fn any_news(topics: &[WantedTopic], reader: Reader) -> bool {
+    topics.iter().flat_map(|t| &t.partitions).any(|wanted| {
+        wanted.partition.as_ref().is_ok_and(|p| {
+            p.has_news(
+                wanted.params.fetch_offset,
+                wanted.params.current_leader_epoch,
+                reader.isolation(),
+            )
+        })
+    })
+}
+
+/// Reads every wanted partition; without `disk`, reports offsets only, as for a partition
+/// with nothing new (the caller has checked that none has: see [`any_news`]).
+fn read_round(
+    topics: &[WantedTopic],
+    max_bytes: i32,
+    reader: Reader,
+    version: i16,
+    disk: bool,
+) -> Round {
     let mut budget = i64::from(max_bytes.max(0));
     let mut round = Round {
         responses: Vec::with_capacity(topics.len()),
@@ -291,7 +336,8 @@ fn read_round(topics: &[WantedTopic], max_bytes: i32, reader: Reader, version: i
             .partitions
             .iter()
             .map(|wanted| {
-                let data = read_partition(wanted, &mut budget, round.bytes > 0, reader, version);
+                let has_data = round.bytes > 0;
+                let data = read_partition(wanted, &mut budget, has_data, disk, reader, version);
                 // A partition refused before reading (unknown, unauthorized) does not end a
                 // long poll, as in Kafka, which reads only the others.
                 round.had_error |= data.error_code != 0 && wanted.partition.is_ok();
@@ -316,6 +362,7 @@ fn read_partition(
     wanted: &Wanted,
     budget: &mut i64,
     response_has_data: bool,
+    disk: bool,
     reader: Reader,
     version: i16,
 ) -> PartitionData {
@@ -344,15 +391,7 @@ fn read_partition(
         Err(err) => return failed(err.code()).with_aborted_transactions(Some(Vec::new())),
     };
     let limit = i64::from(wanted.params.max_bytes.max(0)).min(*budget);
-    let isolation = match reader {
-        Reader::Consumer {
-            read_committed: true,
-        } => Isolation::ReadCommitted,
-        Reader::Consumer {
-            read_committed: false,
-        } => Isolation::ReadUncommitted,
-        Reader::Follower(_) => Isolation::LogEnd,
-    };
+    let isolation = reader.isolation();
     let allowed = partition
         .check_leader_epoch(wanted.params.current_leader_epoch)
         .and_then(|()| match reader {
@@ -363,7 +402,7 @@ fn read_partition(
         });
     let result = if let Err(err) = allowed {
         Err(err)
-    } else if limit <= 0 && response_has_data {
+    } else if !disk || (limit <= 0 && response_has_data) {
         partition
             .offsets()
             .map(|offsets| (bytes::Bytes::new(), offsets, Vec::new()))
@@ -409,9 +448,31 @@ fn read_partition(
     }
 }
 
-async fn wait_for_append(mut watchers: Vec<watch::Receiver<i64>>, deadline: tokio::time::Instant) {
-    let changes = select_all(watchers.iter_mut().map(|w| Box::pin(w.changed())));
-    let _ = tokio::time::timeout_at(deadline, changes).await;
+/// Waits until a wanted partition has something new for its fetch offset, or the deadline.
+/// A wake-up that brings nothing to this fetch (the high watermark of a partition moved,
+/// but not past what this fetch asks, or a partition it only reports) waits again, without
+/// a read.
+async fn wait_for_news(
+    topics: &[WantedTopic],
+    reader: Reader,
+    mut watchers: Vec<watch::Receiver<i64>>,
+    deadline: tokio::time::Instant,
+) {
+    loop {
+        let changes = select_all(watchers.iter_mut().map(|w| Box::pin(w.changed())));
+        match tokio::time::timeout_at(deadline, changes).await {
+            Err(_) => return,
+            // A partition gone (its sender dropped): the next round reports it.
+            Ok((Err(_), _, _)) => return,
+            Ok((Ok(()), _, _)) => {}
+        }
+        for watcher in &mut watchers {
+            watcher.mark_unchanged();
+        }
+        if any_news(topics, reader) {
+            return;
+        }
+    }
 }
 
 fn record_traffic(broker: &Broker, topics: &[WantedTopic], responses: &[FetchableTopicResponse]) {

@@ -22,7 +22,7 @@ use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
 use crate::clock::now_ms;
 use crate::error::BrokerError;
-use crate::topics::{Partition, Topic};
+use crate::topics::{on_storage_thread, Partition, Topic};
 use crate::txn::TxnError;
 
 /// Produce v13 names topics by id instead of by name (KIP-516).
@@ -364,15 +364,28 @@ async fn append(
         let id = transactional_id.ok_or_else(|| {
             BrokerError::InvalidRecord("transactional batches need a transactional id".into())
         })?;
-        broker.txns.append_in_transaction(
-            id,
-            header.producer_id,
-            header.producer_epoch,
-            (&topic.name, data.index),
-            || partition.append(records, now_ms()),
-        )?
+        // On a storage thread, as any append: the check and the write hold the
+        // coordinator's lock together, so neither may wait on the event loop.
+        let (txns, id, name, appending) = (
+            broker.txns.clone(),
+            id.to_owned(),
+            topic.name.clone(),
+            partition.clone(),
+        );
+        let (info, sync_due) = on_storage_thread(move || {
+            txns.append_in_transaction(
+                &id,
+                header.producer_id,
+                header.producer_epoch,
+                (&name, data.index),
+                || appending.append_unsynced(records, now_ms()),
+            )
+        })
+        .await?;
+        partition.sync_through(sync_due).await?;
+        info
     } else {
-        partition.append(records, now_ms())?
+        partition.append(records, now_ms()).await?
     };
     // A retried batch that was already written is acknowledged again, not counted again.
     if !info.duplicate {

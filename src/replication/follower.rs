@@ -267,7 +267,8 @@ async fn fetch(
                     if !records.is_empty() {
                         replica
                             .partition
-                            .append_replicated(replica.epoch, records, now_ms())?;
+                            .append_replicated(replica.epoch, records, now_ms())
+                            .await?;
                     }
                     replica
                         .partition

@@ -200,8 +200,8 @@ async fn a_divergent_tail_is_truncated_before_fetching() {
     let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     // The follower once led at epoch 0 and wrote batches the new leader never got.
     let follower = follower_partition(dirs.1.path());
-    follower.append(records("lost", 4), 0).unwrap();
-    follower.append(records("lost-too", 2), 0).unwrap();
+    follower.append_blocking(records("lost", 4), 0).unwrap();
+    follower.append_blocking(records("lost-too", 2), 0).unwrap();
 
     // The new leader has its own epoch-0 batch, then leads at epoch 1.
     let (leader_broker, mut conn) = broker_with_topic(dirs.0.path()).await;
@@ -229,7 +229,7 @@ fn a_follower_refuses_clients() {
     let dir = tempfile::tempdir().unwrap();
     let follower = follower_partition(dir.path());
     follower.become_follower(LEADER, 1);
-    assert!(follower.append(records("x", 1), 0).is_err());
+    assert!(follower.append_blocking(records("x", 1), 0).is_err());
     assert!(follower
         .read(0, 1 << 20, crate::topics::Isolation::ReadUncommitted)
         .is_err());

@@ -242,7 +242,7 @@ impl SchemaLog {
             })
             .collect();
         let batch = internal::encode_batch(&records, "schemas batch").map_err(store)?;
-        let info = partition.append(batch, now).map_err(store)?;
+        let info = partition.append(batch, now).await.map_err(store)?;
         let end = info.last_offset + 1;
         Appended::new(partition, info.base_offset, end)
             .replicated(deadline)

@@ -219,7 +219,7 @@ impl ShareCoordinator {
         let now = now_ms();
         let batch = internal::encode_batch(&[internal::record(key, value, 0, now)], "share state")?;
         let partition = self.topic.partition(partition)?;
-        let info = partition.append(batch, now)?;
+        let info = partition.append_blocking(batch, now)?;
         Ok(internal::Appended::new(
             partition,
             info.base_offset,

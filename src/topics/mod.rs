@@ -22,6 +22,13 @@ pub use partition::{
     Assignment, Isolation, IsrProposal, Offsets, Partition, ReadResult, RoleChange,
 };
 
+/// Runs blocking partition work (reads, appends, their checks) on the storage threads, the
+/// one place disk work runs (see `samsa_storage::StorageThreads`), and waits for it without
+/// holding the caller's thread.
+pub async fn on_storage_thread<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    samsa_storage::storage_threads().run(work).await
+}
+
 /// Kafka's limit on topic name length (the partition directory name must stay under 255).
 const MAX_TOPIC_NAME_LEN: usize = 249;
 

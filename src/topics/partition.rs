@@ -3,10 +3,12 @@
 //! long-polling fetches when the high watermark moves.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use samsa_storage::{
-    AbortedTxn, AppendInfo, CleanStats, ControlType, LogConfig, PartitionLog, ProducerInfo,
+    storage_threads, AbortedTxn, AppendInfo, CleanStats, ControlType, LogConfig, PartitionLog,
+    ProducerInfo,
 };
 use tokio::sync::watch;
 
@@ -37,6 +39,17 @@ pub struct Offsets {
     /// Below the first open transaction; the high watermark when none is open.
     pub last_stable: i64,
     pub log_end: i64,
+}
+
+impl Offsets {
+    /// Where reading stops for `isolation`.
+    pub fn readable_end(&self, isolation: Isolation) -> i64 {
+        match isolation {
+            Isolation::ReadUncommitted => self.high_watermark,
+            Isolation::ReadCommitted => self.last_stable,
+            Isolation::LogEnd => self.log_end,
+        }
+    }
 }
 
 /// A partition's offsets and footprint, for metrics.
@@ -77,8 +90,10 @@ pub struct Partition {
     role: OrderedMutex<level::PartitionRole, Role>,
     /// The high watermark, sent again whenever the log grows, for long-polling fetches.
     progress: watch::Sender<i64>,
-    /// Held for a whole cleaning, so two can never overlap on one partition.
-    cleaning: OrderedMutex<level::PartitionCleaning, ()>,
+    /// Set for a whole cleaning, so two can never overlap on one partition. A flag, not a
+    /// lock: a cleaning fsyncs, and no lock is held across an fsync; a second cleaning
+    /// finds the flag set and leaves the partition to the first.
+    cleaning: std::sync::atomic::AtomicBool,
     /// With `flush_messages`: how far the log is known synced, and the fsync in progress,
     /// so that appends arriving meanwhile share the next one (group commit) instead of one
     /// fsync each under the log's lock.
@@ -102,6 +117,7 @@ impl Partition {
         node_id: i32,
         min_insync_replicas: usize,
     ) -> Result<Partition> {
+        crate::lock_order::check_fsyncs();
         let mut log = PartitionLog::open(&dir, config)?;
         let end = log.log_end_offset();
         let mut replicas = LeaderReplicas::new(
@@ -133,7 +149,7 @@ impl Partition {
                 leading: Some(replicas),
             }),
             progress,
-            cleaning: OrderedMutex::new(()),
+            cleaning: Default::default(),
             sync: GroupSync::new(end),
             #[cfg(test)]
             syncs: Default::default(),
@@ -152,6 +168,7 @@ impl Partition {
         config: Option<LogConfig>,
         node_id: i32,
     ) -> Result<Partition> {
+        crate::lock_order::check_fsyncs();
         let partition = Partition {
             topic: topic.to_owned(),
             index,
@@ -165,7 +182,7 @@ impl Partition {
                 leading: None,
             }),
             progress: watch::channel(0).0,
-            cleaning: OrderedMutex::new(()),
+            cleaning: Default::default(),
             sync: GroupSync::new(0),
             #[cfg(test)]
             syncs: Default::default(),
@@ -184,12 +201,18 @@ impl Partition {
     }
 
     /// Opens (recovering) the log of a replica this broker now holds; nothing if it is open.
+    /// Opened with the log unlocked, as recovery can take long and readers of the partition
+    /// (metadata, `is_hosted`) must not wait for it: the reconciler, the only caller, hosts
+    /// and unhosts one partition at a time under the registry's change lock.
     pub fn host(&self, config: LogConfig) -> Result<()> {
+        if self.is_hosted() {
+            return Ok(());
+        }
+        let log = PartitionLog::open(&self.dir, config)?;
         let mut guard = self.log.write();
         if guard.is_some() {
             return Ok(());
         }
-        let log = PartitionLog::open(&self.dir, config)?;
         self.sync.reset(log.log_end_offset());
         self.progress.send_replace(log.high_watermark());
         *guard = Some(log);
@@ -200,14 +223,47 @@ impl Partition {
     /// as NOT_LEADER_OR_FOLLOWER.
     pub fn unhost(&self) -> Result<()> {
         self.become_follower(-1, self.leader_epoch());
-        if let Some(log) = self.log.write().take() {
+        let log = self.log.write().take();
+        if let Some(log) = log {
             log.delete()?;
         }
         Ok(())
     }
 
-    /// Appends validated batches; on one node the high watermark follows the log end at once.
-    pub fn append(&self, records: Bytes, now_ms: i64) -> Result<AppendInfo> {
+    /// Appends validated batches on a storage thread; on one node the high watermark follows
+    /// the log end at once. With `flush_messages`, returns once the records are on disk: the
+    /// caller waits for the (shared) fsync without holding a thread.
+    pub async fn append(self: &Arc<Self>, records: Bytes, now_ms: i64) -> Result<AppendInfo> {
+        let partition = self.clone();
+        let (info, sync_due) = storage_threads()
+            .run(move || partition.append_unsynced(records, now_ms))
+            .await?;
+        self.sync_through(sync_due).await?;
+        Ok(info)
+    }
+
+    /// As [`Self::append`], on the caller's thread: for coordinators that write their
+    /// internal topics from blocking code. Never on a storage thread: with `flush_messages`
+    /// it may wait for an fsync queued on them.
+    pub fn append_blocking(&self, records: Bytes, now_ms: i64) -> Result<AppendInfo> {
+        debug_assert!(
+            !std::thread::current()
+                .name()
+                .is_some_and(|n| n.starts_with("storage-")),
+            "append_blocking on a storage thread"
+        );
+        let (info, sync_due) = self.append_unsynced(records, now_ms)?;
+        self.sync_through_blocking(sync_due)?;
+        Ok(info)
+    }
+
+    /// The write itself, with what `flush_messages` wants synced before it is acknowledged
+    /// (see [`Self::sync_through`]). Blocking: for a storage thread.
+    pub fn append_unsynced(
+        &self,
+        records: Bytes,
+        now_ms: i64,
+    ) -> Result<(AppendInfo, Option<i64>)> {
         let mut guard = self.log.write();
         let log = guard.as_mut().ok_or(BrokerError::NotLeaderOrFollower)?;
         let mut role = self.role.lock();
@@ -216,11 +272,7 @@ impl Partition {
         }
         let info = log.append(records, role.epoch, now_ms)?;
         self.advance_high_watermark(log, &mut role);
-        let sync_due = log.take_sync_due();
-        drop(role);
-        drop(guard);
-        self.sync_through(sync_due)?;
-        Ok(info)
+        Ok((info, log.take_sync_due()))
     }
 
     /// Writes a transaction's commit or abort marker; it moves the high watermark (and the
@@ -256,7 +308,7 @@ impl Partition {
         let sync_due = log.take_sync_due();
         drop(role);
         drop(guard);
-        self.sync_through(sync_due)?;
+        self.sync_through_blocking(sync_due)?;
         Ok(info)
     }
 
@@ -294,19 +346,41 @@ impl Partition {
 
     /// Makes the log durable below `end` when `flush_messages` asked for it, after the log's
     /// lock is released: whoever appended while another append was syncing finds its records
-    /// covered by the next fsync, or by the one it waited for.
-    fn sync_through(&self, end: Option<i64>) -> Result<()> {
+    /// covered by the next fsync, or by the one it waited for. The fsync runs on a storage
+    /// thread; waiting for it holds none.
+    pub(crate) async fn sync_through(self: &Arc<Self>, end: Option<i64>) -> Result<()> {
         let Some(end) = end else { return Ok(()) };
-        let _ran = self.sync.through(end, |from| {
-            let sync = self.with_log_mut(|log| Ok(log.sync_from(from)?))?;
-            Ok(sync.run()?)
-        })?;
+        let _ran = self
+            .sync
+            .through_async(end, |from| {
+                let partition = self.clone();
+                storage_threads().run(move || partition.sync_from(from))
+            })
+            .await?;
+        self.count_sync(_ran);
+        Ok(())
+    }
+
+    /// As [`Self::sync_through`], on the caller's thread.
+    fn sync_through_blocking(&self, end: Option<i64>) -> Result<()> {
+        let Some(end) = end else { return Ok(()) };
+        let ran = self.sync.through(end, |from| self.sync_from(from))?;
+        self.count_sync(ran);
+        Ok(())
+    }
+
+    /// Fsyncs from `from` to the log end; the log is locked only to find the files.
+    fn sync_from(&self, from: i64) -> Result<i64> {
+        let sync = self.with_log_mut(|log| Ok(log.sync_from(from)?))?;
+        Ok(sync.run()?)
+    }
+
+    fn count_sync(&self, _ran: bool) {
         #[cfg(test)]
         if _ran {
             self.syncs
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
-        Ok(())
     }
 
     /// Reads whole batches from `offset`, never past the high watermark (the last stable
@@ -316,11 +390,8 @@ impl Partition {
         let guard = self.log.read();
         let log = guard.as_ref().ok_or(BrokerError::NotLeaderOrFollower)?;
         let offsets = offsets_of(log);
-        let (upper, committed) = match isolation {
-            Isolation::ReadUncommitted => (offsets.high_watermark, false),
-            Isolation::ReadCommitted => (offsets.last_stable, true),
-            Isolation::LogEnd => (offsets.log_end, false),
-        };
+        let upper = offsets.readable_end(isolation);
+        let committed = isolation == Isolation::ReadCommitted;
         let records = log.read(offset, max_bytes, upper)?;
         let aborted = if committed && !records.is_empty() {
             log.aborted_transactions(offset, upper)
@@ -332,6 +403,20 @@ impl Partition {
             offsets,
             aborted,
         })
+    }
+
+    /// Whether a [`Self::read`] at `offset` would return records or an error, rather than
+    /// nothing: from the offsets in memory, so a long poll can tell whether a wake-up concerns
+    /// it without reading. A stale `leader_epoch` (-1: none claimed) counts as news too.
+    pub fn has_news(&self, offset: i64, leader_epoch: i32, isolation: Isolation) -> bool {
+        if self.ensure_leader().is_err() || self.check_leader_epoch(leader_epoch).is_err() {
+            return true;
+        }
+        let Ok(offsets) = self.offsets() else {
+            return true;
+        };
+        let upper = offsets.readable_end(isolation);
+        offset < offsets.log_start || offset > offsets.log_end || offset < upper
     }
 
     /// Whole batches from `offset` up to the high watermark of this broker's replica, leader
@@ -379,21 +464,31 @@ impl Partition {
     }
 
     /// fsyncs when the flush interval has passed with data unflushed, and checkpoints rolled
-    /// segments whose background sync has finished.
+    /// segments whose background sync has finished. Blocking: for a storage thread. The log
+    /// is locked only to take what to sync and to record what was: the fsyncs and the
+    /// checkpoint's write can wait for the filesystem journal, and producers must not wait
+    /// with them.
     pub fn flush_if_due(&self, now_ms: i64) -> Result<()> {
-        let pending = {
+        let flush = {
             let mut guard = self.log.write();
             match guard.as_mut() {
-                Some(log) if log.needs_flush(now_ms) => {
-                    log.flush()?;
-                    None
-                }
-                Some(log) => log.checkpoint_synced_segments()?,
-                None => None,
+                Some(log) if log.needs_flush(now_ms) => Ok(log.begin_flush()?),
+                Some(log) => Err(log.checkpoint_synced_segments()?),
+                None => Err(None),
             }
         };
-        // Written with the log released: its fsyncs can wait for the filesystem journal,
-        // and producers must not wait with them.
+        let pending = match flush {
+            Ok(sync) => {
+                let through = sync.through();
+                sync.run()?;
+                let mut guard = self.log.write();
+                match guard.as_mut() {
+                    Some(log) => Some(log.flushed_through(through)?),
+                    None => None,
+                }
+            }
+            Err(pending) => pending,
+        };
         if let Some(checkpoint) = pending {
             checkpoint.write()?;
         }
@@ -417,7 +512,22 @@ impl Partition {
     /// cleaning runs with no lock held, so fetches and produces carry on; only the swap of
     /// the cleaned segments takes the write lock.
     pub fn clean(&self, now_ms: i64) -> Result<Option<CleanStats>> {
-        let _cleaning = self.cleaning.lock();
+        use std::sync::atomic::{AtomicBool, Ordering};
+        if self.cleaning.swap(true, Ordering::AcqRel) {
+            return Ok(None);
+        }
+        // Cleared however the cleaning ends, a panic included.
+        struct Cleaning<'a>(&'a AtomicBool);
+        impl Drop for Cleaning<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::Release);
+            }
+        }
+        let _cleaning = Cleaning(&self.cleaning);
+        self.clean_now(now_ms)
+    }
+
+    fn clean_now(&self, now_ms: i64) -> Result<Option<CleanStats>> {
         let plan = match self.log.read().as_ref() {
             Some(log) => log.compaction_plan(now_ms)?,
             None => None,
@@ -473,7 +583,9 @@ impl Partition {
 
     /// Flushes and closes the log with a clean-shutdown marker; later calls see the partition gone.
     pub fn close(&self) -> Result<()> {
-        if let Some(log) = self.log.write().take() {
+        // Taken out first: closing syncs, which must not happen under the lock.
+        let log = self.log.write().take();
+        if let Some(log) = log {
             log.close()?;
         }
         Ok(())
@@ -481,7 +593,8 @@ impl Partition {
 
     /// Removes the log from disk; readers holding this partition get NOT_LEADER_OR_FOLLOWER.
     pub fn delete(&self) -> Result<()> {
-        match self.log.write().take() {
+        let log = self.log.write().take();
+        match log {
             Some(log) => log.delete()?,
             None => {
                 if self.dir.exists() {
@@ -516,5 +629,7 @@ fn offsets_of(log: &PartitionLog) -> Offsets {
     }
 }
 
+#[cfg(test)]
+mod storage_tests;
 #[cfg(test)]
 mod tests;

@@ -80,7 +80,7 @@ impl TxnLog {
     fn append(&self, id: &str, records: &[Record], now_ms: i64) -> Result<Appended> {
         let batch = internal::encode_batch(records, "transaction state")?;
         let partition = self.topic.partition_to_write(id)?;
-        let info = partition.append(batch, now_ms)?;
+        let info = partition.append_blocking(batch, now_ms)?;
         Ok(Appended::new(
             partition,
             info.base_offset,

@@ -235,7 +235,7 @@ pub(crate) fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> io::Resu
         .truncate(true)
         .open(&tmp)?;
     file.write_all(bytes)?;
-    file.sync_all()?;
+    crate::durable::sync_all(&file, &tmp)?;
     drop(file);
     fs::rename(&tmp, dir.join(name))?;
     sync_dir(dir)
@@ -243,7 +243,7 @@ pub(crate) fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> io::Resu
 
 /// Fsync point "directory": makes file creations, renames and removals durable.
 pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+    crate::durable::sync_dir(dir)
 }
 
 /// Removes the clean-shutdown marker, returning whether it was there. The removal is made
@@ -261,7 +261,8 @@ pub(crate) fn take_clean_marker(dir: &Path) -> io::Result<bool> {
 
 /// Fsync point "clean shutdown": written last by `close()`, after everything else is synced.
 pub(crate) fn write_clean_marker(dir: &Path) -> io::Result<()> {
-    File::create(dir.join(CLEAN_SHUTDOWN_FILE))?.sync_all()?;
+    let marker = dir.join(CLEAN_SHUTDOWN_FILE);
+    crate::durable::sync_all(&File::create(&marker)?, &marker)?;
     sync_dir(dir)
 }
 

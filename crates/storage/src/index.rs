@@ -178,7 +178,7 @@ impl OffsetIndex {
     }
 
     pub fn sync(&self) -> io::Result<()> {
-        self.store.file.sync_all()
+        crate::durable::sync_all(&self.store.file, self.path())
     }
 
     /// A second handle on the file, to sync it without borrowing the index.
@@ -301,7 +301,7 @@ impl TimeIndex {
     }
 
     pub fn sync(&self) -> io::Result<()> {
-        self.store.file.sync_all()
+        crate::durable::sync_all(&self.store.file, self.path())
     }
 
     /// A second handle on the file, to sync it without borrowing the index.

@@ -22,6 +22,7 @@ mod batch;
 mod checkpoint;
 mod compaction;
 mod config;
+pub mod durable;
 mod epochs;
 mod flush;
 mod index;
@@ -35,6 +36,7 @@ mod retention;
 mod segment;
 #[cfg(test)]
 mod testutil;
+mod threads;
 
 pub use batch::{validate_batches, BatchHeader, Compression, HEADER_SIZE};
 pub use checkpoint::PendingCheckpoint;
@@ -45,6 +47,8 @@ pub use producers::{AbortedTxn, ControlType, ProducerInfo};
 pub use recompress::{recompress, TargetCompression};
 pub use record_rules::{RecordFault, RefusedRecord};
 pub use records::decompress_bounded;
+pub use threads::DEFAULT_STORAGE_THREADS;
+pub use threads::{configure as configure_storage_threads, storage_threads, StorageThreads};
 
 /// Everything the storage layer can fail with. The broker maps these to Kafka error codes.
 #[derive(thiserror::Error, Debug)]

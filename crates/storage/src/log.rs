@@ -12,8 +12,9 @@ use bytes::Bytes;
 use crate::batch::{self, validate_batches, BatchHeader, HEADER_SIZE};
 use crate::checkpoint::{self, Checkpoint, CheckpointFile, CleanerCheckpoint, PendingCheckpoint};
 use crate::compaction::{self, CleanPlan, CleanStats, CleanedSegments};
+use crate::durable::StructuralChange;
 use crate::epochs::LeaderEpochs;
-use crate::flush::{RollSync, SealedSyncs};
+use crate::flush::{SealedSyncs, SyncJob};
 use crate::producers::{client_batches, rebuild, snapshot, Marker, Prepared, ProducerStates};
 use crate::recovery;
 use crate::retention::{self, SegmentStats};
@@ -21,23 +22,33 @@ use crate::segment::Segment;
 use crate::{AbortedTxn, ControlType, LogConfig, ProducerInfo, StorageError, TimestampType};
 
 /// Files to fsync so that a log is durable up to `through`, detached from the log so the
-/// fsyncs run without its lock. From [`PartitionLog::sync_from`].
+/// fsyncs run without its lock. From [`PartitionLog::sync_from`] and
+/// [`PartitionLog::begin_flush`].
 pub struct LogSync {
     files: Vec<fs::File>,
-    dir: Option<PathBuf>,
+    dir: PathBuf,
+    sync_dir: bool,
     through: i64,
+    /// The log's truncation count when taken: a truncation meanwhile voids the sync.
+    truncations: u64,
 }
 
 impl LogSync {
-    /// Fsync point "group commit": returns the offset everything below which is now durable.
+    /// Fsync point "group commit" (and "flush"): returns the offset everything below which
+    /// is now durable.
     pub fn run(self) -> Result<i64, StorageError> {
         for file in &self.files {
-            file.sync_data()?;
+            crate::durable::sync_data(file, &self.dir)?;
         }
-        if let Some(dir) = &self.dir {
-            checkpoint::sync_dir(dir)?;
+        if self.sync_dir {
+            checkpoint::sync_dir(&self.dir)?;
         }
         Ok(self.through)
+    }
+
+    /// What [`Self::run`] will make durable, with the truncation count it is valid for.
+    pub fn through(&self) -> (i64, u64) {
+        (self.through, self.truncations)
     }
 }
 
@@ -89,6 +100,8 @@ pub struct PartitionLog {
     producers_changed: bool,
     /// Where each leader epoch began, for OffsetForLeaderEpoch and follower truncation.
     epochs: LeaderEpochs,
+    /// Truncations so far, so a flush that raced one does not vouch for what it rewrote.
+    truncations: u64,
 }
 
 impl PartitionLog {
@@ -96,6 +109,8 @@ impl PartitionLog {
     /// watermark comes back as last checkpointed, clamped to the recovered log; a single-node
     /// broker may simply set it to the log end offset.
     pub fn open(dir: &Path, config: LogConfig) -> Result<Self, StorageError> {
+        // Recovery must finish before anyone reads or appends.
+        let _structural = StructuralChange::begin();
         fs::create_dir_all(dir)?;
         let clean = checkpoint::take_clean_marker(dir)?;
         let saved = checkpoint::read(dir)?;
@@ -147,6 +162,7 @@ impl PartitionLog {
             producers,
             producers_changed: false,
             epochs,
+            truncations: 0,
         })
     }
 
@@ -284,16 +300,49 @@ impl PartitionLog {
         for segment in self.segments.values().filter(|s| s.next_offset() > offset) {
             files.push(segment.log_file().try_clone()?);
         }
-        let dir = if std::mem::take(&mut self.active_dir_unsynced) {
-            Some(self.dir.clone())
-        } else {
-            None
-        };
         Ok(LogSync {
             files,
-            dir,
+            dir: self.dir.clone(),
+            sync_dir: std::mem::take(&mut self.active_dir_unsynced),
             through: self.log_end_offset(),
+            truncations: self.truncations,
         })
+    }
+
+    /// Fsync point "flush", in three steps so that no lock is held across its fsyncs: this
+    /// takes what to sync (the active segment's log and indexes, and the directory after a
+    /// roll), [`LogSync::run`] syncs it with the log released, and
+    /// [`Self::flushed_through`] moves the recovery point.
+    pub fn begin_flush(&mut self) -> Result<LogSync, StorageError> {
+        let active = self.active();
+        let files = vec![
+            active.log_file().try_clone()?,
+            active.offset_index_file()?,
+            active.time_index_file()?,
+        ];
+        self.mark_flushed();
+        Ok(LogSync {
+            files,
+            dir: self.dir.clone(),
+            sync_dir: std::mem::take(&mut self.active_dir_unsynced),
+            through: self.log_end_offset(),
+            truncations: self.truncations,
+        })
+    }
+
+    /// After a [`Self::begin_flush`] whose sync made everything below `through` durable:
+    /// the recovery point moves as far as the rolled segments' syncs allow, and the
+    /// checkpoint recording it is returned, to be written with the log released.
+    pub fn flushed_through(
+        &mut self,
+        (through, truncations): (i64, u64),
+    ) -> Result<PendingCheckpoint, StorageError> {
+        self.advance_recovery_point()?;
+        // After a truncation the offsets below `through` may hold other, unsynced batches.
+        if self.sealed_syncs.all_synced() && truncations == self.truncations {
+            self.recovery_point = self.recovery_point.max(through.min(self.log_end_offset()));
+        }
+        Ok(self.take_checkpoint())
     }
 
     /// An explicit flush must leave a segment created a moment ago durable, and fsyncing a
@@ -348,10 +397,11 @@ impl PartitionLog {
             .producers_changed
             .then(|| (log_end, snapshot::encode(log_end, &self.producers)));
         self.producers_changed = false;
-        let sync = RollSync {
-            segment: segment_sync,
+        let sync = SyncJob {
+            segment: Some(segment_sync),
             dir: self.dir.clone(),
             snapshot,
+            ..SyncJob::default()
         };
         Ok(self.sealed_syncs.start(log_end, sync)?)
     }
@@ -443,14 +493,12 @@ impl PartitionLog {
             return Ok(());
         }
         self.log_start_offset = offset;
-        self.write_checkpoint()?;
         self.epochs_follow_log_start()?;
         let doomed = self
             .sealed()
             .take_while(|(_, next_offset)| *next_offset <= offset)
             .count();
-        self.delete_oldest(doomed)?;
-        Ok(())
+        self.remove_oldest(doomed)
     }
 
     /// True when `flush_ms` has passed since the oldest unflushed append.
@@ -534,10 +582,9 @@ impl PartitionLog {
         let new_start = stats[count - 1].next_offset;
         if new_start > self.log_start_offset {
             self.log_start_offset = new_start;
-            self.write_checkpoint()?;
             self.epochs_follow_log_start()?;
         }
-        self.delete_oldest(count)?;
+        self.remove_oldest(count)?;
         Ok(count)
     }
 
@@ -565,6 +612,8 @@ impl PartitionLog {
         &mut self,
         cleaned: CleanedSegments,
     ) -> Result<Option<CleanStats>, StorageError> {
+        // The swap renames files the log serves from: nobody may read it half done.
+        let _structural = StructuralChange::begin();
         let replaced = cleaned.replaced();
         let unchanged = self.segments.len() > replaced.len()
             && self.segments.keys().zip(replaced).all(|(a, b)| a == b)
@@ -651,19 +700,36 @@ impl PartitionLog {
             .map(|(b, n)| (*b, *n))
     }
 
-    /// Deletes the `count` oldest segments, never the active one.
-    fn delete_oldest(&mut self, count: usize) -> Result<(), StorageError> {
+    /// Takes the `count` oldest segments out of the log (never the active one) after the log
+    /// start moved, and queues what makes that durable on the storage threads: the
+    /// checkpoint with the new log start, the segments' files removed, the directory, and a
+    /// producer snapshot at the log end (after syncing the active segment, so that it never
+    /// describes batches not on disk) that replaces those below the new start. Nothing of it
+    /// waits under the caller's lock; truncation and close wait for it as for a roll's sync.
+    fn remove_oldest(&mut self, count: usize) -> Result<(), StorageError> {
         let count = count.min(self.segments.len().saturating_sub(1));
+        let mut doomed = Vec::with_capacity(count);
         for _ in 0..count {
             if let Some((_, segment)) = self.segments.pop_first() {
-                segment.delete_files()?;
+                doomed.push(segment);
             }
         }
+        let checkpoint = Some(self.take_checkpoint());
+        let mut job = SyncJob {
+            checkpoint,
+            dir: self.dir.clone(),
+            ..SyncJob::default()
+        };
         if count > 0 {
-            checkpoint::sync_dir(&self.dir)?;
-            self.forget_below_log_start()?;
+            self.producers.drop_aborted_before(self.log_start_offset);
+            let log_end = self.log_end_offset();
+            job.doomed = doomed;
+            job.segment = Some(self.active().sync_handle()?);
+            job.snapshot = Some((log_end, snapshot::encode(log_end, &self.producers)));
+            job.snapshots_below = Some(self.log_start_offset);
+            self.producers_changed = false;
         }
-        Ok(())
+        Ok(self.sealed_syncs.start(self.recovery_point, job)?)
     }
 
     fn write_checkpoint(&mut self) -> Result<(), StorageError> {

@@ -13,6 +13,7 @@ use std::time::UNIX_EPOCH;
 use bytes::Bytes;
 
 use crate::batch::{self, BatchHeader, HEADER_SIZE};
+use crate::durable;
 use crate::index::{OffsetEntry, OffsetIndex, TimeEntry, TimeIndex};
 use crate::StorageError;
 
@@ -214,6 +215,15 @@ impl Segment {
 
     pub(crate) fn log_file(&self) -> &File {
         &self.log
+    }
+
+    /// Second handles on the index files, to sync them with the segment released.
+    pub(crate) fn offset_index_file(&self) -> io::Result<File> {
+        self.offset_index.try_clone_file()
+    }
+
+    pub(crate) fn time_index_file(&self) -> io::Result<File> {
+        self.time_index.try_clone_file()
     }
 
     /// The timestamp retention judges by: the largest record timestamp, or (like Kafka) the
@@ -455,15 +465,9 @@ impl Segment {
         batch::record_timestamps(Bytes::from(bytes), header)
     }
 
-    /// Fsync point "append durability": just the log, since recovery rebuilds the active
-    /// segment's indexes anyway.
-    pub fn sync_log(&self) -> io::Result<()> {
-        self.log.sync_data()
-    }
-
     /// Fsync point "flush": log and both indexes.
     pub fn sync(&self) -> io::Result<()> {
-        self.log.sync_data()?;
+        durable::sync_data(&self.log, &self.log_path)?;
         self.offset_index.sync()?;
         self.time_index.sync()
     }
@@ -490,6 +494,7 @@ impl Segment {
     /// [`Segment::sync`], from another thread and whatever happens to the segment meanwhile.
     pub fn sync_handle(&self) -> io::Result<SegmentSync> {
         Ok(SegmentSync {
+            path: self.log_path.clone(),
             log: self.log.try_clone()?,
             indexes: [
                 self.offset_index.try_clone_file()?,
@@ -570,7 +575,7 @@ impl Segment {
     /// Cuts the log file back to `len` bytes (recovery's truncation of a torn tail).
     pub fn truncate_log(&mut self, len: u64) -> io::Result<()> {
         self.log.set_len(len)?;
-        self.log.sync_data()
+        durable::sync_data(&self.log, &self.log_path)
     }
 
     /// Position of the last indexed batch and its offset: where a tail scan can start.
@@ -593,15 +598,16 @@ impl Segment {
 
 /// A segment's files, detached from it so they can be synced off the append path.
 pub(crate) struct SegmentSync {
+    path: PathBuf,
     log: File,
     indexes: [File; 2],
 }
 
 impl SegmentSync {
     pub fn run(self) -> io::Result<()> {
-        self.log.sync_data()?;
+        durable::sync_data(&self.log, &self.path)?;
         for index in &self.indexes {
-            index.sync_all()?;
+            durable::sync_all(index, &self.path)?;
         }
         Ok(())
     }

@@ -1,15 +1,21 @@
 //! Group commit for `flush_messages`: appends that need their records on disk share fsyncs.
 //! One fsync runs at a time, with no lock held across it: an append that arrives meanwhile
 //! waits for it to end and then either finds its records covered or runs the next fsync,
-//! which covers every append made in the meantime.
+//! which covers every append made in the meantime. Produce waits asynchronously
+//! ([`GroupSync::through_async`]), so a slow disk holds no thread; coordinators writing
+//! from blocking code wait on the condition variable.
+
+use std::future::Future;
 
 use parking_lot::{Condvar, Mutex};
+use tokio::sync::Notify;
 
 use crate::error::Result;
 
 pub(super) struct GroupSync {
     state: Mutex<State>,
     ended: Condvar,
+    ended_async: Notify,
 }
 
 struct State {
@@ -31,6 +37,7 @@ impl GroupSync {
                 generation: 0,
             }),
             ended: Condvar::new(),
+            ended_async: Notify::new(),
         }
     }
 
@@ -75,6 +82,40 @@ impl GroupSync {
         Ok(true)
     }
 
+    /// As [`Self::through`], waiting without blocking the thread; `sync` returns the future
+    /// of the fsync. A caller that stops waiting ends its turn, and the next append syncs.
+    pub(super) async fn through_async<F>(
+        &self,
+        end: i64,
+        sync: impl FnOnce(i64) -> F,
+    ) -> Result<bool>
+    where
+        F: Future<Output = Result<i64>>,
+    {
+        let (from, generation) = loop {
+            // Created before the state is read: it sees every end after that.
+            let ended = self.ended_async.notified();
+            {
+                let mut state = self.state.lock();
+                if state.synced >= end {
+                    return Ok(false);
+                }
+                if !state.syncing {
+                    state.syncing = true;
+                    break (state.synced, state.generation);
+                }
+            }
+            ended.await;
+        };
+        let mut running = Running {
+            owner: self,
+            generation,
+            synced: None,
+        };
+        running.synced = Some(sync(from).await?);
+        Ok(true)
+    }
+
     /// Test-only: an fsync that stays in progress until the guard is dropped, and makes
     /// nothing durable.
     #[cfg(test)]
@@ -113,6 +154,7 @@ impl Drop for Running<'_> {
         }
         drop(state);
         self.owner.ended.notify_all();
+        self.owner.ended_async.notify_waiters();
     }
 }
 

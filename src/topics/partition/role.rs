@@ -3,7 +3,9 @@
 //! (taking its batches as they are and its high watermark).
 
 use bytes::Bytes;
-use samsa_storage::{AppendInfo, PartitionLog};
+use std::sync::Arc;
+
+use samsa_storage::{storage_threads, AppendInfo, PartitionLog};
 
 use super::replicas::LeaderReplicas;
 use super::Partition;
@@ -315,15 +317,25 @@ impl Partition {
 
     /// A follower's append of batches fetched from its leader at `epoch`, offsets and epochs
     /// as they are. Consumers wait for the high watermark, which only the leader's answers move.
-    pub fn append_replicated(&self, epoch: i32, records: Bytes, now_ms: i64) -> Result<AppendInfo> {
-        let mut guard = self.log.write();
-        let log = guard.as_mut().ok_or(BrokerError::NotLeaderOrFollower)?;
-        self.check_following(epoch)?;
-        let info = log.append_as_follower(records, now_ms)?;
-        let sync_due = log.take_sync_due();
-        drop(guard);
+    /// The write runs on a storage thread, as a produce's does.
+    pub async fn append_replicated(
+        self: &Arc<Self>,
+        epoch: i32,
+        records: Bytes,
+        now_ms: i64,
+    ) -> Result<AppendInfo> {
+        let partition = self.clone();
+        let (info, sync_due) = storage_threads()
+            .run(move || {
+                let mut guard = partition.log.write();
+                let log = guard.as_mut().ok_or(BrokerError::NotLeaderOrFollower)?;
+                partition.check_following(epoch)?;
+                let info = log.append_as_follower(records, now_ms)?;
+                Ok::<_, BrokerError>((info, log.take_sync_due()))
+            })
+            .await?;
         self.progress.send_modify(|_| {});
-        self.sync_through(sync_due)?;
+        self.sync_through(sync_due).await?;
         Ok(info)
     }
 

@@ -33,7 +33,7 @@ fn soon() -> tokio::time::Instant {
 async fn acks_all_waits_for_the_follower() {
     let dir = tempfile::tempdir().unwrap();
     let partition = std::sync::Arc::new(led_with_a_follower(dir.path()));
-    let info = partition.append(records(3), 0).unwrap();
+    let info = partition.append_blocking(records(3), 0).unwrap();
     assert_eq!(partition.offsets().unwrap().high_watermark, 0);
     let waiting = {
         let partition = partition.clone();
@@ -53,7 +53,7 @@ async fn acks_all_waits_for_the_follower() {
 async fn acks_all_times_out_without_the_follower() {
     let dir = tempfile::tempdir().unwrap();
     let partition = led_with_a_follower(dir.path());
-    partition.append(records(1), 0).unwrap();
+    partition.append_blocking(records(1), 0).unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_millis(50);
     let result = partition.wait_until_replicated(1, deadline).await;
     assert!(
@@ -70,7 +70,7 @@ async fn a_shrunk_isr_refuses_acks_all() {
     partition.become_leader(2, &[1, 2], &[1], 2).unwrap();
     assert!(!partition.has_min_isr());
     // Written with acks=1 meanwhile: committed only once the ISR is back.
-    partition.append(records(1), 0).unwrap();
+    partition.append_blocking(records(1), 0).unwrap();
     assert_eq!(partition.offsets().unwrap().high_watermark, 0);
     assert_eq!(partition.leader_epoch(), 2);
 }
@@ -104,7 +104,7 @@ fn flush_messages_syncs_are_shared_by_concurrent_appends() {
     };
     let partition =
         std::sync::Arc::new(Partition::open("t", 0, dir.path().join("t-0"), config, 1, 1).unwrap());
-    partition.append(records(1), 0).unwrap();
+    partition.append_blocking(records(1), 0).unwrap();
     assert_eq!(
         partition.syncs.load(std::sync::atomic::Ordering::Relaxed),
         1
@@ -118,7 +118,7 @@ fn flush_messages_syncs_are_shared_by_concurrent_appends() {
     let producers: Vec<_> = (0..2)
         .map(|_| {
             let partition = partition.clone();
-            std::thread::spawn(move || partition.append(records(1), 0).unwrap())
+            std::thread::spawn(move || partition.append_blocking(records(1), 0).unwrap())
         })
         .collect();
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -146,20 +146,20 @@ fn without_flush_messages_nothing_is_synced_on_append() {
     let dir = tempfile::tempdir().unwrap();
     let partition =
         Partition::open("t", 0, dir.path().join("t-0"), LogConfig::default(), 1, 1).unwrap();
-    partition.append(records(2), 0).unwrap();
+    partition.append_blocking(records(2), 0).unwrap();
     assert_eq!(
         partition.syncs.load(std::sync::atomic::Ordering::Relaxed),
         0
     );
 }
 
-#[test]
-fn only_a_follower_at_the_fetchers_epoch_takes_its_changes() {
+#[tokio::test]
+async fn only_a_follower_at_the_fetchers_epoch_takes_its_changes() {
     let dir = tempfile::tempdir().unwrap();
-    let partition = led_with_a_follower(dir.path());
-    partition.append(records(3), 0).unwrap();
-    partition.append(records(2), 0).unwrap();
-    let leading_refuses = |epoch| {
+    let partition = std::sync::Arc::new(led_with_a_follower(dir.path()));
+    partition.append_blocking(records(3), 0).unwrap();
+    partition.append_blocking(records(2), 0).unwrap();
+    for epoch in [0, 1] {
         assert!(matches!(
             partition.truncate_to(epoch, 1),
             Err(BrokerError::NotLeaderOrFollower)
@@ -173,12 +173,10 @@ fn only_a_follower_at_the_fetchers_epoch_takes_its_changes() {
             Err(BrokerError::NotLeaderOrFollower)
         ));
         assert!(matches!(
-            partition.append_replicated(epoch, records(1), 0),
+            partition.append_replicated(epoch, records(1), 0).await,
             Err(BrokerError::NotLeaderOrFollower)
         ));
-    };
-    leading_refuses(0);
-    leading_refuses(1);
+    }
     assert_eq!(
         partition.offsets().unwrap().log_end,
         5,

@@ -90,7 +90,7 @@ async fn two_records_in_a_transaction(s: &SingleNode) -> (Arc<Partition>, i64, i
         .unwrap();
     let partition = s.topics.partition("t", 0).unwrap();
     partition
-        .append(transactional(producer_id, epoch, 0, 2), now_ms())
+        .append_blocking(transactional(producer_id, epoch, 0, 2), now_ms())
         .unwrap();
     let offsets = partition.offsets().unwrap();
     assert_eq!(
@@ -188,7 +188,7 @@ async fn next_transaction_goes_through(
         .await
         .unwrap();
     partition
-        .append(transactional(next_id, next_epoch, 0, 1), now_ms())
+        .append_blocking(transactional(next_id, next_epoch, 0, 1), now_ms())
         .unwrap();
     s.txns
         .end_txn(ID, (next_id, next_epoch), true, 0, &s.groups)

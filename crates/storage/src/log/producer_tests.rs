@@ -495,6 +495,8 @@ fn deleting_old_segments_drops_their_aborted_transactions_not_their_producers() 
     assert!(log.segment_count() < 3);
     assert!(log.aborted_transactions(0, i64::MAX).is_empty());
     assert_eq!(log.producers(), producers);
+    // Snapshots are replaced by a storage thread once the segments are gone.
+    log.wait_for_sealed_syncs().unwrap();
     let snapshots = files_with_ext(dir.path(), "snapshot");
     assert_eq!(snapshots.len(), 1, "old snapshots go: {snapshots:?}");
     // And after a crash the deleted segments' producers are still known.

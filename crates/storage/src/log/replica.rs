@@ -96,6 +96,8 @@ impl PartitionLog {
     /// may know an epoch whose data did not make it (dropped on open), never the reverse.
     /// The file's fsyncs happen only when an epoch starts, once per leader change.
     pub(super) fn record_epochs(&mut self, batches: &[(i32, i64)]) -> Result<(), StorageError> {
+        // Written before the first batch of a new epoch, under the log's lock: once per epoch.
+        let _structural = crate::durable::StructuralChange::begin();
         let mut next: Option<LeaderEpochs> = None;
         for &(epoch, base_offset) in batches {
             if next.as_ref().unwrap_or(&self.epochs).is_new(epoch) {
@@ -110,12 +112,12 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// After the log start moved: the entry covering it is clamped to it, older ones go. A
-    /// crash before the file is written only redoes this on open.
+    /// After the log start moved: the entry covering it is clamped to it, older ones go, in
+    /// memory only. The file may lag: open cuts what it reads to the log start anyway, and
+    /// the next epoch, truncation or open writes it whole. Writing it here would fsync under
+    /// the log's lock on every retention pass.
     pub(super) fn epochs_follow_log_start(&mut self) -> Result<(), StorageError> {
-        if self.epochs.truncate_from_start(self.log_start_offset) {
-            self.epochs.write(&self.dir)?;
-        }
+        self.epochs.truncate_from_start(self.log_start_offset);
         Ok(())
     }
 }

@@ -88,17 +88,6 @@ impl PartitionLog {
         expired
     }
 
-    /// After segments went: their aborted transactions go too, and their snapshots. A fresh
-    /// snapshot at the (synced) log end is written first, so the producers of the deleted
-    /// segments survive a restart (as in Kafka, only expiry forgets them).
-    pub(super) fn forget_below_log_start(&mut self) -> Result<(), StorageError> {
-        self.producers.drop_aborted_before(self.log_start_offset);
-        self.active().sync_log()?;
-        self.write_snapshot()?;
-        snapshot::delete_before(&self.dir, self.log_start_offset)?;
-        Ok(())
-    }
-
     /// A producer snapshot at the log end, whose batches must be durable already.
     pub(super) fn write_snapshot(&mut self) -> Result<(), StorageError> {
         snapshot::write(&self.dir, self.log_end_offset(), &self.producers)?;

@@ -18,6 +18,9 @@ impl PartitionLog {
     /// are forgotten and producer state is rebuilt as of it. Nothing happens when `offset`
     /// is at or past the log end; below the first segment the log starts over there.
     pub fn truncate_to(&mut self, offset: i64) -> Result<(), StorageError> {
+        // A log half cut back must not be read or appended to.
+        let _structural = StructuralChange::begin();
+        self.truncations += 1;
         if offset >= self.log_end_offset() {
             return Ok(());
         }
@@ -63,6 +66,8 @@ impl PartitionLog {
     /// high watermark and log end: for a follower whose fetch offset fell below its
     /// leader's log start.
     pub fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<(), StorageError> {
+        let _structural = StructuralChange::begin();
+        self.truncations += 1;
         self.wait_for_sealed_syncs()?;
         LeaderEpochs::remove_file(&self.dir)?;
         snapshot::delete_after(&self.dir, i64::MIN)?;

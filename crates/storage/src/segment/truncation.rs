@@ -31,7 +31,7 @@ impl Segment {
             return Err(self.corrupt(position, "truncation point is not a batch boundary"));
         }
         self.log.set_len(position)?;
-        self.log.sync_data()?;
+        durable::sync_data(&self.log, &self.log_path)?;
         self.time_index
             .truncate_to_offset(self.relative(next_offset))?;
         // The last time entry kept is the largest timestamp up to some kept batch; one
