@@ -55,7 +55,11 @@ pub async fn serve(
     let size = request.size;
     let client_id = request.header.client_id.as_deref().unwrap_or("").to_owned();
     session.throttle = None;
-    let (mut response, busy) = timed(handle(broker, session, request)).await;
+    // The time the request was polled, and the disk work the storage threads did for it:
+    // Kafka's request handler thread does both itself, and its request quota counts both.
+    let ((mut response, polled), on_disk) =
+        samsa_storage::count_storage_time(timed(handle(broker, session, request))).await;
+    let busy = polled + on_disk;
     let client = Client {
         user: session.user_name(),
         client_id: &client_id,

@@ -48,7 +48,10 @@ pub use recompress::{recompress, TargetCompression};
 pub use record_rules::{RecordFault, RefusedRecord};
 pub use records::decompress_bounded;
 pub use threads::DEFAULT_STORAGE_THREADS;
-pub use threads::{configure as configure_storage_threads, storage_threads, StorageThreads};
+pub use threads::{
+    configure as configure_storage_threads, counting as count_storage_time, storage_threads,
+    StorageThreads,
+};
 
 /// Everything the storage layer can fail with. The broker maps these to Kafka error codes.
 #[derive(thiserror::Error, Debug)]

@@ -13,12 +13,33 @@
 //! waited for asynchronously by the caller, never on a storage thread, so no job waits on
 //! another and the pool cannot deadlock.
 
+use std::cell::Cell;
+use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
+use std::time::{Duration, Instant};
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
+
+tokio::task_local! {
+    /// The time storage threads spent on the jobs a task awaited, while [`counting`].
+    static SPENT: Cell<Duration>;
+}
+
+/// Runs `future`, and returns with its output the time the storage threads spent on the jobs
+/// it awaited through [`StorageThreads::run`]: the disk work done for it elsewhere, which a
+/// measure of the time spent polling it leaves out (the request quota counts both, as
+/// Kafka's request handler thread does its own disk work).
+pub async fn counting<T>(future: impl Future<Output = T>) -> (T, Duration) {
+    SPENT
+        .scope(Cell::new(Duration::ZERO), async {
+            let output = future.await;
+            (output, SPENT.with(Cell::get))
+        })
+        .await
+}
 
 /// How many storage threads run when the broker does not say (see [`configure`]).
 pub const DEFAULT_STORAGE_THREADS: usize = 4;
@@ -89,11 +110,18 @@ impl StorageThreads {
     pub async fn run<T: Send + 'static>(&self, job: impl FnOnce() -> T + Send + 'static) -> T {
         let (answer, answered) = tokio::sync::oneshot::channel();
         self.spawn(move || {
-            let _ = answer.send(panic::catch_unwind(AssertUnwindSafe(job)));
+            let started = Instant::now();
+            let outcome = panic::catch_unwind(AssertUnwindSafe(job));
+            let _ = answer.send((outcome, started.elapsed()));
         });
         match answered.await {
-            Ok(Ok(value)) => value,
-            Ok(Err(panicked)) => panic::resume_unwind(panicked),
+            Ok((outcome, took)) => {
+                let _ = SPENT.try_with(|spent| spent.set(spent.get() + took));
+                match outcome {
+                    Ok(value) => value,
+                    Err(panicked) => panic::resume_unwind(panicked),
+                }
+            }
             Err(_) => unreachable!("a storage job always answers"),
         }
     }
@@ -125,6 +153,22 @@ mod tests {
             names
         });
         assert!(names.iter().all(|n| n == "storage-0" || n == "storage-1"));
+    }
+
+    #[test]
+    fn a_task_counts_the_storage_time_of_the_jobs_it_awaited() {
+        let threads = StorageThreads::start(1);
+        let runtime = runtime();
+        let ((), spent) = runtime.block_on(counting(async {
+            for _ in 0..2 {
+                threads
+                    .run(|| thread::sleep(Duration::from_millis(20)))
+                    .await;
+            }
+        }));
+        assert!(spent >= Duration::from_millis(40), "{spent:?}");
+        // Outside `counting` nothing is counted, and nothing fails.
+        runtime.block_on(threads.run(|| ()));
     }
 
     #[test]
