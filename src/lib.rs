@@ -5,6 +5,10 @@
 //! and the [`broker`] state into a response, and [`topics`] holds the partitions whose
 //! logs live in the `samsa-storage` crate, which knows nothing of the wire.
 
+// A connection's future nests the request's (charged, timed, counting its storage time):
+// computing its layout goes deeper than rustc's default query depth of 128.
+#![recursion_limit = "256"]
+
 pub mod auth;
 pub mod broker;
 pub mod clock;
