@@ -247,36 +247,47 @@ def create(bootstrap: str, topic: str) -> None:
              "--partitions", "1")
 
 
+def together(*calls) -> None:
+    """Runs `calls` side by side, each in a thread; raises the first failure in the test's
+    own thread once all are done."""
+    failed: list[BaseException] = []
+
+    def running(call) -> None:
+        try:
+            call()
+        except BaseException as e:
+            failed.append(e)
+
+    threads = [threading.Thread(target=running, args=(call,)) for call in calls]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if failed:
+        raise failed[0]
+
+
 def check_both(bootstrap: str, topics: tuple[str, str], client: str) -> None:
     """`client`'s producer and consumer, each under its own client-id quota, measured side
     by side on topics of their own (the consumer's filled first): the quotas are per client
     id, so neither holds the other back, and the pair takes half the time."""
     produce_topic, consume_topic = topics
     fill(bootstrap, consume_topic, WARMUP_S + MEASURE_S)
-    failed: list[BaseException] = []
-
-    def producing() -> None:
-        try:
-            check_producer(bootstrap, produce_topic, client)
-        except BaseException as e:  # raised again below, in the test's own thread
-            failed.append(e)
-
-    producer = threading.Thread(target=producing)
-    producer.start()
-    try:
-        check_consumer(bootstrap, consume_topic, client)
-    finally:
-        producer.join()
-    if failed:
-        raise failed[0]
+    together(lambda: check_producer(bootstrap, produce_topic, client),
+             lambda: check_consumer(bootstrap, consume_topic, client))
 
 
-@pytest.mark.parametrize("client", ["java", "librdkafka"])
-def test_byte_rates_held(bootstrap, topic_name, client):
-    topics = topic_name(), topic_name()
-    for topic in topics:
-        create(bootstrap, topic)
-    check_both(bootstrap, topics, client)
+CLIENTS = ["java", "librdkafka"]
+
+
+def test_byte_rates_held(bootstrap, topic_name):
+    """Each client's producer and consumer at once, every client-id under its own quota: the
+    four are measured side by side, as the quotas are independent."""
+    topics = {client: (topic_name(), topic_name()) for client in CLIENTS}
+    for pair in topics.values():
+        for topic in pair:
+            create(bootstrap, topic)
+    together(*(lambda c=client: check_both(bootstrap, topics[c], c) for client in CLIENTS))
 
 
 @pytest.fixture(scope="module")
@@ -291,7 +302,7 @@ def quota_cluster(tmp_path_factory):
 # The short form in `make test` measures one client on the cluster (the enforcement there
 # is the single node's, on each partition's leader, with quotas from the metadata); the
 # long form both.
-CLUSTER_CLIENTS = ["java", "librdkafka"] if MEASURE_S >= 60 else ["librdkafka"]
+CLUSTER_CLIENTS = CLIENTS if MEASURE_S >= 60 else ["librdkafka"]
 
 
 @pytest.mark.parametrize("client", CLUSTER_CLIENTS)
