@@ -327,9 +327,16 @@ fn coordinator_of(conn: &mut Connection, key: &str, not: Option<i32>) -> i32 {
     }
 }
 
+/// In a cluster, with pruning: the next leader rebuilds the same state, and its own prune
+/// round moves its replica's log start to where the old leader had moved its own.
 #[test]
 fn share_state_survives_the_loss_of_its_coordinator() {
-    let mut cluster = TestCluster::start(3, "").unwrap();
+    let mut cluster = TestCluster::start(
+        3,
+        "share_coordinator_state_topic_prune_interval_ms = 100\n\
+         share_coordinator_snapshot_update_records_per_snapshot = 2\n",
+    )
+    .unwrap();
     let topic = cluster
         .create_topic(1, "share-cluster", 1, 3, &[], &[1, 2, 3])
         .unwrap()
@@ -345,7 +352,20 @@ fn share_state_survives_the_loss_of_its_coordinator() {
     assert_eq!(metric("samsa_share_coordinator_write_total"), Some(1.0));
     assert_eq!(metric("samsa_share_coordinator_partitions"), Some(1.0));
 
-    // The write was answered once the in-sync replicas held it: the next leader has it.
+    // More writes, and the prune job drops what their snapshots made redundant.
+    for start in 4..=20 {
+        assert_eq!(write_from(&mut conn, "g2", topic, start), 0);
+    }
+    let expected = vec![(20, 24, 0, 1)];
+    assert_eq!(batches(&read(&mut conn, "g2", topic).1), expected);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while state_log_start(&mut conn) < 10 {
+        assert!(Instant::now() < deadline, "not pruned");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pruned = state_log_start(&mut conn);
+
+    // The writes were answered once the in-sync replicas held them: the next leader has them.
     cluster.node_mut(coordinator).process.kill().unwrap();
     let survivor = (1..=3).find(|id| *id != coordinator).unwrap();
     let next = coordinator_of(
@@ -356,7 +376,12 @@ fn share_state_survives_the_loss_of_its_coordinator() {
     let mut conn = cluster.connect(next).unwrap();
     let (code, after) = read(&mut conn, "g2", topic);
     assert_eq!(code, 0, "{after:?}");
-    assert_eq!((after.state_epoch, after.start_offset), (1, 3));
+    assert_eq!((after.state_epoch, after.start_offset), (1, 20));
     assert_eq!(batches(&after), expected);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while state_log_start(&mut conn) != pruned {
+        assert!(Instant::now() < deadline, "{}", state_log_start(&mut conn));
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert_eq!(write(&mut conn, "g2", topic, 0), FENCED_STATE_EPOCH);
 }

@@ -266,8 +266,9 @@ impl ShareCoordinator {
 
     /// Kafka's prune job (`share.coordinator.state.topic.prune.interval.ms`): on each
     /// partition led here, moves the log start up to the shard's last redundant offset, the
-    /// earliest of its share-partitions' latest snapshots, as DeleteRecords does (followers
-    /// follow the leader's log start). Nothing before it is needed to rebuild the state.
+    /// earliest of its share-partitions' latest snapshots, as DeleteRecords does, on this
+    /// replica (a next leader prunes its own once it has loaded). Nothing before it is
+    /// needed to rebuild the state.
     pub async fn prune(&self) {
         let due: Vec<(i32, i64)> = {
             let partitions = self.partitions.lock();
