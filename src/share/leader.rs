@@ -1,7 +1,8 @@
 //! The share-partition leader (Kafka's `SharePartitionManager`): the [`SharePartition`]s of
 //! the partitions this broker leads, one per share group reading them, loaded from the share
-//! coordinator at first use and written back after each change; the share sessions; and the
-//! fetch that reads the log and acquires what it read for a member.
+//! coordinator at first use and written back after each change; the share sessions; and a
+//! fetch's two steps around its log read (which the handler's long poll does, on a storage
+//! thread): where to read from, and acquiring what was read for a member.
 //!
 //! Locks: a share-partition's mutex is held for its in-memory work only, never across the
 //! log read or the persister's write, and no two are held at once.
