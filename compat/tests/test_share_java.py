@@ -93,6 +93,8 @@ def test_share_consumer_implicit_acknowledgement(share_broker, topic_name):
     """share.acknowledgement.mode=implicit: each record once, in log order; commitSync
     acknowledges what the last poll returned, without error."""
     ev = share(share_broker, topic_name(), topic_name("-g"), create=1, mode="implicit", produce=20, commit="true")
+    # The lock duration the broker reported in ShareFetch.
+    assert {e["ms"] for e in of(ev, "lock-timeout")} == {LOCK_MS}, of(ev, "lock-timeout")
     got = deliveries(ev)
     assert got == {k: [(1, "implicit")] for k in keys(20)}, got
     offsets = [e["o"] for e in of(ev, "share-record") if e["k"].startswith("r-")]
@@ -122,9 +124,11 @@ def test_share_consumer_explicit_acknowledgement(share_broker, topic_name):
 def test_share_consumers_in_one_group(share_broker, topic_name, partitions):
     """Three consumers of one share group: on one partition all three are assigned it,
     on three Kafka's simple assignor gives each its own; either way every record is
-    delivered once, to one consumer, and acknowledged."""
+    delivered once, to one consumer, and acknowledged. Each fetch acquires at most 5
+    records (record_limit) and each consumer holds them a while, so that on one partition
+    the consumers read it side by side."""
     ev = share(share_broker, topic_name(), topic_name("-g"), create=partitions, consumers=3, mode="explicit",
-               produce=60, sentinel="true")
+               produce=60, sentinel="true", max_poll_records=5, acquire_mode="record_limit", process_ms=50)
     want = [[0], [0], [0]] if partitions == 1 else [[0], [1], [2]]
     assert one(ev, "assignment")["members"] == want
     got = deliveries(ev)
@@ -133,6 +137,8 @@ def test_share_consumers_in_one_group(share_broker, topic_name, partitions):
     for e in of(ev, "share-record"):
         by_offset[(e["p"], e["o"])].append(e["c"])
     assert all(len(c) == 1 for c in by_offset.values()), {k: c for k, c in by_offset.items() if len(c) > 1}
+    readers = {e["c"] for e in of(ev, "share-record") if e["k"].startswith("r-")}
+    assert len(readers) > 1, f"one consumer read every record: {readers}"
 
 
 def test_share_consumer_killed_with_records_acquired(share_broker, topic_name):
@@ -152,11 +158,28 @@ def test_share_consumer_killed_with_records_acquired(share_broker, topic_name):
         if holder.proc.poll() is None:
             holder.proc.kill()
             holder.proc.wait()
-    assert held == {k: [(1, "hold")] for k in keys(5)}, held
+    assert held == {k: [(1, "HOLD")] for k in keys(5)}, held
     ev = share(share_broker, topic, group, mode="explicit", expect=5)
     assert deliveries(ev) == {k: [(2, "ACCEPT")] for k in keys(5)}, deliveries(ev)
     held_offsets = sorted(e["o"] for e in of(holder.snapshot(), "share-record") if e["k"].startswith("r-"))
     assert sorted(e["o"] for e in of(ev, "share-record") if e["k"].startswith("r-")) == held_offsets
+
+
+def test_share_consumer_acknowledging_after_the_lock_expired(share_broker, topic_name):
+    """A record accepted only after its acquisition lock expired: commitSync reports
+    InvalidRecordStateException and the record comes back, one delivery later, until the
+    expiry at the delivery-count limit archives it; the late acknowledgement of an archived
+    record then succeeds (Kafka skips acknowledgements before the share-partition's start
+    offset)."""
+    ev = share(share_broker, topic_name(), topic_name("-g"), create=1, mode="explicit", produce=1, plan="late",
+               late_ms=LOCK_MS + 500, limit=LIMIT, commit="true", sentinel="true")
+    assert deliveries(ev) == {"r-0": [(n, "LATE") for n in range(1, LIMIT + 1)]}, deliveries(ev)
+    assert deliveries(ev, "s-") == {"s-0": [(1, "ACCEPT")]}
+    invalid = "org.apache.kafka.common.errors.InvalidRecordStateException"
+    # One commitSync per poll that returned records: the markers', one per delivery of r-0,
+    # the sentinel's.
+    results = [c["results"] for c in of(ev, "commit")]
+    assert results[-LIMIT - 1:] == [{"0": invalid}] * (LIMIT - 1) + [{"0": None}] * 2, results
 
 
 def test_share_auto_offset_reset_earliest(share_broker, topic_name):

@@ -35,9 +35,10 @@ import org.apache.kafka.common.serialization.ByteArrayDeserializer;
  *
  * <pre>
  * share-consume --topic T --group G [--create PARTITIONS] [--consumers N] [--mode implicit|explicit]
- *               [--plan accept,release/accept,reject,release,...] [--limit N]
+ *               [--plan accept,release/accept,reject,release,late/accept...] [--late-ms MS] [--limit N]
  *               [--produce N] [--pre-produce N] [--expect N] [--earliest true] [--commit true]
- *               [--hold true] [--sentinel true]
+ *               [--hold true] [--sentinel true] [--max-poll-records N] [--acquire-mode record_limit]
+ *               [--process-ms MS]
  * </pre>
  *
  * Records are keyed {@code r-I} (the test's records), {@code m-P-J} (markers produced until
@@ -47,7 +48,8 @@ import org.apache.kafka.common.serialization.ByteArrayDeserializer;
  * delivered with or before it). Each delivery prints a {@code share-record} line with the
  * consumer, partition, offset, key, delivery count and the acknowledgement given.
  * {@code --plan} says how record I is acknowledged at each delivery (its I-th entry, one
- * acknowledgement per delivery separated by '/', the last one repeated; accept when absent);
+ * acknowledgement per delivery separated by '/', the last one repeated; accept when absent;
+ * {@code late} accepts after {@code --late-ms}, once the lock has expired);
  * the test's records are awaited until each one's last acknowledgement is final (a release
  * is final at the delivery-count limit, {@code --limit}). {@code --hold} leaves the test's
  * records acquired and never ends (the test kills the process).
@@ -94,9 +96,12 @@ final class ShareScenarios {
         }
     }
 
-    /** How a delivery is acknowledged; null leaves it acquired. */
+    /**
+     * How a delivery is acknowledged: an AcknowledgeType's name, {@code HOLD} (left acquired)
+     * or {@code LATE} (accepted once the lock has expired).
+     */
     interface Decide {
-        AcknowledgeType decide(ConsumerRecord<byte[], byte[]> r, String key);
+        String decide(ConsumerRecord<byte[], byte[]> r, String key);
     }
 
     /** One consumer on a thread of its own (a KafkaShareConsumer is not thread-safe). */
@@ -110,7 +115,11 @@ final class ShareScenarios {
         volatile boolean stop;
         volatile Throwable failure;
 
-        Member(int idx, Properties props, String topic, Decide decide, boolean commit, Seen seen) {
+        final long processMs;
+        final long lateMs;
+
+        Member(int idx, Properties props, String topic, Decide decide, boolean commit, Seen seen, long processMs,
+               long lateMs) {
             super("share-member-" + idx);
             setDaemon(true);
             this.idx = idx;
@@ -119,6 +128,8 @@ final class ShareScenarios {
             this.decide = decide;
             this.commit = commit;
             this.seen = seen;
+            this.processMs = processMs;
+            this.lateMs = lateMs;
         }
 
         @Override
@@ -127,6 +138,7 @@ final class ShareScenarios {
                 consumer.subscribe(Collections.singleton(topic));
                 boolean holding = false;
                 boolean implicit = props.getProperty("share.acknowledgement.mode").equals("implicit");
+                boolean lockReported = false;
                 while (!stop) {
                     if (holding) {
                         // Another poll would acknowledge nothing and fail: records are left acquired.
@@ -141,13 +153,14 @@ final class ShareScenarios {
                         if (implicit) {
                             given = "implicit";
                         } else {
-                            AcknowledgeType ack = decide.decide(r, key);
-                            if (ack == null) {
+                            given = decide.decide(r, key);
+                            if (given.equals("HOLD")) {
                                 holding = true;
-                                given = "hold";
+                            } else if (given.equals("LATE")) {
+                                Thread.sleep(lateMs);
+                                consumer.acknowledge(r, AcknowledgeType.ACCEPT);
                             } else {
-                                consumer.acknowledge(r, ack);
-                                given = ack.name();
+                                consumer.acknowledge(r, AcknowledgeType.valueOf(given));
                             }
                         }
                         Delivery d = new Delivery(idx, r, given);
@@ -155,6 +168,13 @@ final class ShareScenarios {
                             .put("k", d.key).put("dc", d.count).put("ack", d.ack).emit();
                         seen.deliveries.add(d);
                     }
+                    if (n > 0 && !lockReported) {
+                        lockReported = true;
+                        Json.obj("lock-timeout").put("c", idx)
+                            .put("ms", consumer.acquisitionLockTimeoutMs().orElse(null)).emit();
+                    }
+                    // --process-ms: hold what this poll acquired a while, as an application working on it.
+                    if (n > 0 && processMs > 0) Thread.sleep(processMs);
                     if (commit && n > 0 && !holding) {
                         Map<String, String> results = new java.util.TreeMap<>();
                         for (Map.Entry<TopicIdPartition, Optional<KafkaException>> e : consumer.commitSync().entrySet()) {
@@ -177,6 +197,10 @@ final class ShareScenarios {
         p.put("key.deserializer", ByteArrayDeserializer.class.getName());
         p.put("value.deserializer", ByteArrayDeserializer.class.getName());
         p.put("share.acknowledgement.mode", args.get("mode", "explicit"));
+        // record_limit: each fetch acquires at most max.poll.records records (ShareFetch v2),
+        // so that several consumers of one partition each get some.
+        p.put("share.acquire.mode", args.get("acquire-mode", "batch_optimized"));
+        p.put("max.poll.records", args.get("max-poll-records", "500"));
         return p;
     }
 
@@ -196,6 +220,7 @@ final class ShareScenarios {
         boolean hold = Boolean.parseBoolean(args.get("hold", "false"));
         boolean commit = Boolean.parseBoolean(args.get("commit", "false"));
         String[] plan = args.get("plan", "").isEmpty() ? new String[0] : args.get("plan").split(",");
+        long lateMs = args.along("late-ms", 0);
         int partitions;
 
         try (Admin admin = Clients.admin(args);
@@ -215,17 +240,18 @@ final class ShareScenarios {
             // How many times each test record was delivered, to pick the acknowledgement.
             Map<String, Integer> deliveries = new ConcurrentHashMap<>();
             Decide decide = (r, key) -> {
-                if (key == null || !key.startsWith("r-")) return AcknowledgeType.ACCEPT;
-                if (hold) return null;
+                if (key == null || !key.startsWith("r-")) return "ACCEPT";
+                if (hold) return "HOLD";
                 int n = deliveries.merge(key, 1, Integer::sum);
                 int i = Integer.parseInt(key.substring(2));
-                if (i >= plan.length) return AcknowledgeType.ACCEPT;
+                if (i >= plan.length) return "ACCEPT";
                 String[] acks = plan[i].split("/");
-                return AcknowledgeType.valueOf(acks[Math.min(n, acks.length) - 1].toUpperCase());
+                return acks[Math.min(n, acks.length) - 1].toUpperCase();
             };
             List<Member> members = new ArrayList<>();
             for (int c = 0; c < consumers; c++) {
-                Member m = new Member(c, consumerProps(args, c), topic, decide, commit, seen);
+                Member m = new Member(c, consumerProps(args, c), topic, decide, commit, seen,
+                    args.along("process-ms", 0), lateMs);
                 members.add(m);
                 m.start();
             }
@@ -246,7 +272,8 @@ final class ShareScenarios {
                     for (Delivery d : seen.snapshot()) if (d.key != null && d.key.startsWith("r-")) last.put(d.key, d);
                     if (last.size() < expect) return false;
                     for (Delivery d : last.values()) {
-                        if (d.ack.equals("RELEASE") && d.count < limit) return false;
+                        // Released, or left to time out: it comes back until the limit.
+                        if ((d.ack.equals("RELEASE") || d.ack.equals("LATE")) && d.count < limit) return false;
                     }
                     return true;
                 }, "every record delivered");
@@ -269,17 +296,35 @@ final class ShareScenarios {
         }
     }
 
-    /** Markers into each partition until one from each has been read: reading has started there. */
+    /**
+     * Markers into each partition until one from each has been read: reading has started
+     * there. Then the last marker sent to each is awaited too, so that none arrives later
+     * among the test's records.
+     */
     static void warmUp(KafkaProducer<byte[], byte[]> producer, String topic, int partitions, Seen seen,
                        List<Member> members) throws Exception {
         long deadline = System.nanoTime() + Clients.WAIT.toNanos();
+        Map<Integer, String> lastSent = new HashMap<>();
         for (int j = 0; ; j++) {
             Set<Integer> read = new TreeSet<>();
-            for (Delivery d : seen.snapshot()) if (d.key != null && d.key.startsWith("m-")) read.add(d.partition);
-            if (read.size() == partitions) return;
-            if (System.nanoTime() > deadline) throw new IllegalStateException("no marker read from some of " + partitions + " partitions: " + read);
+            Set<String> keys = new java.util.HashSet<>();
+            for (Delivery d : seen.snapshot()) {
+                if (d.key != null && d.key.startsWith("m-")) {
+                    read.add(d.partition);
+                    keys.add(d.key);
+                }
+            }
+            if (read.size() == partitions && keys.containsAll(lastSent.values())) return;
+            if (System.nanoTime() > deadline) {
+                throw new IllegalStateException("markers not read from all " + partitions + " partitions: " + keys);
+            }
             checkMembers(members);
-            for (int p = 0; p < partitions; p++) if (!read.contains(p)) send(producer, topic, p, "m-" + p + "-" + j);
+            for (int p = 0; p < partitions; p++) {
+                if (read.contains(p)) continue;
+                String key = "m-" + p + "-" + j;
+                send(producer, topic, p, key);
+                lastSent.put(p, key);
+            }
             Thread.sleep(300);
         }
     }
