@@ -1,9 +1,10 @@
 """Share groups (KIP-932) through the Java KafkaShareConsumer 4.4 (compat/java's
 src/kafka4/java), the same assertions against samsa and against Kafka
 (`compat/run.sh --against-kafka`): implicit and explicit acknowledgement (accept, release,
-reject, commitSync's results, the delivery-count limit), three consumers on one partition
-and on three, a consumer killed with records acquired, and share.auto.offset.reset set as
-a group config.
+reject, commitSync's results, the delivery-count limit and the throttling of
+redeliveries), three consumers on one partition and on three, a consumer killed with
+records acquired, acknowledgements after the lock expired, and share.auto.offset.reset set
+as a group config.
 
 The tests share a broker of their own whose acquisition locks last LOCK_MS and whose
 delivery-count limit is LIMIT, so that lock expiry and archiving take seconds: samsa with
@@ -163,6 +164,24 @@ def test_share_consumer_killed_with_records_acquired(share_broker, topic_name):
     assert deliveries(ev) == {k: [(2, "ACCEPT")] for k in keys(5)}, deliveries(ev)
     held_offsets = sorted(e["o"] for e in of(holder.snapshot(), "share-record") if e["k"].startswith("r-"))
     assert sorted(e["o"] for e in of(ev, "share-record") if e["k"].startswith("r-")) == held_offsets
+
+
+def test_share_redeliveries_are_throttled(share_broker, topic_name):
+    """Ten records in one batch, released at every delivery: Kafka 4.4 hands the batch out
+    whole while redeliveries are few, and a record on its last delivery alone (here, with a
+    limit of 3, the third deliveries one poll each), then archives them all."""
+    ev = share(share_broker, topic_name(), topic_name("-g"), create=1, mode="explicit", produce=10,
+               plan=",".join(["release"] * 10), limit=LIMIT, commit="true", sentinel="true")
+    polls, current = [], []
+    for e in ev:
+        if e["ev"] == "share-record" and e["k"].startswith("r-"):
+            current.append((int(e["k"][2:]), e["dc"]))
+        elif e["ev"] == "commit" and current:
+            polls.append(current)
+            current = []
+    want = [[(i, 1) for i in range(10)], [(i, 2) for i in range(10)]] + [[(i, 3)] for i in range(10)]
+    assert polls == want, polls
+    assert deliveries(ev, "s-") == {"s-0": [(1, "ACCEPT")]}
 
 
 def test_share_consumer_acknowledging_after_the_lock_expired(share_broker, topic_name):
