@@ -48,6 +48,9 @@ KAFKA_SETTINGS = {
 
 @pytest.fixture(scope="module")
 def share_broker(tmp_path_factory):
+    """The module's broker, with short locks and a low delivery-count limit: samsa, or
+    under --against-kafka (COMPAT_BOOTSTRAP set) a Kafka 4.4 of its own, since the shared
+    one runs with Kafka's defaults."""
     if EXTERNAL:
         with KafkaReference(overrides=KAFKA_SETTINGS) as kafka:
             yield kafka.bootstrap
