@@ -11,7 +11,7 @@ them (every 11-12 s), which samsa's pace (a token bucket beside the windows) doe
 rate is therefore measured after a warm-up of WARMUP_S, as the slope of the bytes over
 MEASURE_S: 20 s by default (the short form), 60 s for the long form the README describes
 (`make quota-long`, held within 10 %). Run with --against-kafka, the same tests measure
-Apache Kafka, whose bursts need the wider bands below.""""""
+Apache Kafka, whose bursts need the wider bands below."""
 
 from __future__ import annotations
 
