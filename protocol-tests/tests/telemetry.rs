@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use kafka_protocol::messages::{ApiKey, ApiVersionsResponse};
 use samsa_protocol_tests::client::{api_versions_request, str_bytes};
 use samsa_protocol_tests::metrics::{self, sample};
-use samsa_protocol_tests::telemetry::{gauges, get_subscriptions, push, push_request};
+use samsa_protocol_tests::telemetry::{
+    gauges, get_subscriptions, histogram, metrics_data, push, push_request, summary,
+};
 use samsa_protocol_tests::{free_port, BrokerProcess, Connection};
 use uuid::Uuid;
 
@@ -225,6 +227,97 @@ fn series_are_capped_per_client_and_in_total() {
     assert_eq!(
         sample(&text, "samsa_client_telemetry_series_dropped_total"),
         Some(7.0 + 8.0 + 10.0),
+        "{text}"
+    );
+}
+
+#[test]
+fn histograms_and_summaries_are_exposed_in_prometheus_form() {
+    // The histogram's 5 samples and the summary's 4 fit; a wider histogram does not.
+    let (broker, port) = subscribed_broker("[telemetry]\nmax_series_per_client = 9\n");
+    let mut conn = broker.connect().unwrap();
+    let answer = get_subscriptions(&mut conn, Uuid::nil());
+    let payload = metrics_data(&[
+        histogram(
+            "org.apache.kafka.producer.request.latency",
+            &[10.0, 100.0],
+            &[3, 2, 1],
+            250.5,
+        ),
+        summary(
+            "org.apache.kafka.producer.batch.size",
+            &[(0.5, 512.0), (0.99, 4096.0)],
+            40,
+            30_000.0,
+        ),
+        // Bounds not ascending: this point is dropped, the push is not.
+        histogram(
+            "org.apache.kafka.producer.bad",
+            &[5.0, 1.0],
+            &[1, 1, 1],
+            3.0,
+        ),
+        histogram(
+            "org.apache.kafka.producer.wide",
+            &[1.0, 2.0],
+            &[1, 1, 1],
+            3.0,
+        ),
+    ]);
+    let request = push_request(
+        answer.client_instance_id,
+        answer.subscription_id,
+        0,
+        payload,
+    );
+    assert_eq!(push(&mut conn, &request), 0);
+    let text = scrape(port);
+    let instance = {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(answer.client_instance_id.as_bytes())
+    };
+    let who = format!(
+        "client_instance_id=\"{instance}\",client_id=\"protocol-tests\",principal=\"User:ANONYMOUS\""
+    );
+    let latency = "org_apache_kafka_producer_request_latency";
+    assert!(
+        text.contains(&format!("# TYPE {latency} histogram\n")),
+        "{text}"
+    );
+    for (le, count) in [("10", 3.0), ("100", 5.0), ("+Inf", 6.0)] {
+        let series = format!("{latency}_bucket{{{who},le=\"{le}\"}}");
+        assert_eq!(sample(&text, &series), Some(count), "{series}\n{text}");
+    }
+    assert_eq!(
+        sample(&text, &format!("{latency}_sum{{{who}}}")),
+        Some(250.5)
+    );
+    assert_eq!(
+        sample(&text, &format!("{latency}_count{{{who}}}")),
+        Some(6.0)
+    );
+    let size = "org_apache_kafka_producer_batch_size";
+    assert!(text.contains(&format!("# TYPE {size} summary\n")), "{text}");
+    for (quantile, value) in [("0.5", 512.0), ("0.99", 4096.0)] {
+        let series = format!("{size}{{{who},quantile=\"{quantile}\"}}");
+        assert_eq!(sample(&text, &series), Some(value), "{series}\n{text}");
+    }
+    assert_eq!(
+        sample(&text, &format!("{size}_sum{{{who}}}")),
+        Some(30_000.0)
+    );
+    assert_eq!(sample(&text, &format!("{size}_count{{{who}}}")), Some(40.0));
+    assert!(!text.contains("producer_bad"), "{text}");
+    assert!(!text.contains("producer_wide"), "{text}");
+    assert_eq!(
+        sample(&text, "samsa_client_telemetry_series"),
+        Some(9.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "samsa_client_telemetry_series_dropped_total"),
+        Some(1.0),
         "{text}"
     );
 }

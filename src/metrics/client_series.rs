@@ -30,6 +30,73 @@ pub struct Pusher {
 pub enum SeriesKind {
     Gauge,
     Counter,
+    Histogram,
+    Summary,
+}
+
+/// What a series holds: one number, or a distribution exposed as several samples.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reading {
+    Number(f64),
+    Histogram(Buckets),
+    Summary(Quantiles),
+}
+
+/// An explicit-bucket histogram, checked by the decoder: bounds finite and strictly
+/// ascending, one count more than bounds (the last bucket is `+Inf`), or neither when only
+/// count and sum are known.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Buckets {
+    pub bounds: Vec<f64>,
+    /// Observations in each bucket, not cumulative (as OTLP sends them).
+    pub counts: Vec<u64>,
+    pub count: u64,
+    pub sum: Option<f64>,
+}
+
+/// A summary: (quantile, value) pairs with quantiles strictly ascending in [0, 1].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Quantiles {
+    pub quantiles: Vec<(f64, f64)>,
+    pub count: u64,
+    pub sum: f64,
+}
+
+impl Reading {
+    /// How many samples it renders, which is what counts against the series limits: a
+    /// histogram one per bucket (`+Inf` included), `_count` and `_sum`; a summary one per
+    /// quantile, `_count` and `_sum`.
+    pub fn series(&self) -> usize {
+        match self {
+            Reading::Number(_) => 1,
+            Reading::Histogram(h) => h.bounds.len() + 2 + usize::from(h.sum.is_some()),
+            Reading::Summary(s) => s.quantiles.len() + 2,
+        }
+    }
+
+    /// `self` with `new` applied: added when `adds` (a delta) and the layout is the same,
+    /// else replaced, so a histogram whose buckets changed starts over with the new ones.
+    fn merged(&self, new: Reading, adds: bool) -> Reading {
+        match (self, new, adds) {
+            (Reading::Number(old), Reading::Number(new), true) => Reading::Number(old + new),
+            (Reading::Histogram(old), Reading::Histogram(new), true)
+                if old.bounds == new.bounds && old.counts.len() == new.counts.len() =>
+            {
+                Reading::Histogram(Buckets {
+                    counts: old
+                        .counts
+                        .iter()
+                        .zip(&new.counts)
+                        .map(|(a, b)| a.saturating_add(*b))
+                        .collect(),
+                    count: old.count.saturating_add(new.count),
+                    sum: old.sum.zip(new.sum).map(|(a, b)| a + b),
+                    bounds: new.bounds,
+                })
+            }
+            (_, new, _) => new,
+        }
+    }
 }
 
 /// One value pushed: its Prometheus name (sanitised), the point's attributes (sanitised
@@ -41,7 +108,7 @@ pub struct PushedValue {
     pub help: String,
     pub attributes: Vec<(String, String)>,
     pub kind: SeriesKind,
-    pub value: f64,
+    pub value: Reading,
     pub adds: bool,
 }
 
@@ -60,13 +127,15 @@ struct Sample<'a> {
     pusher: &'a Pusher,
     attributes: &'a [(String, String)],
     kind: SeriesKind,
-    value: f64,
+    value: &'a Reading,
     help: Option<&'a str>,
 }
 
 struct InstanceSeries {
     pusher: Pusher,
-    series: BTreeMap<SeriesKey, (SeriesKind, f64)>,
+    series: BTreeMap<SeriesKey, (SeriesKind, Reading)>,
+    /// Samples of `series` ([`Reading::series`]), what the limits count.
+    samples: usize,
     /// Descriptions by metric name, of names with a series kept.
     help: HashMap<String, String>,
 }
@@ -102,33 +171,34 @@ impl ClientSeries {
         let entry = instances.entry(instance).or_insert_with(|| InstanceSeries {
             pusher: pusher.clone(),
             series: BTreeMap::new(),
+            samples: 0,
             help: HashMap::new(),
         });
         entry.pusher = pusher;
         for value in values {
             if !value.help.is_empty() && !entry.help.contains_key(&value.name) {
                 let kept = entry.series.keys().any(|(name, _)| *name == value.name);
-                let fits = entry.series.len() < limits.per_client && *total < limits.total;
+                let fits = entry.samples < limits.per_client && *total < limits.total;
                 if kept || fits {
                     entry.help.insert(value.name.clone(), value.help);
                 }
             }
             let key = (value.name, value.attributes);
-            if let Some((kind, current)) = entry.series.get_mut(&key) {
-                *kind = value.kind;
-                *current = if value.adds {
-                    *current + value.value
-                } else {
-                    value.value
-                };
-                continue;
-            }
-            if entry.series.len() >= limits.per_client || *total >= limits.total {
+            let (old, reading) = match entry.series.get(&key) {
+                Some((_, current)) => (current.series(), current.merged(value.value, value.adds)),
+                None => (0, value.value),
+            };
+            // A series that grows (new, or a histogram with more buckets) must fit the caps.
+            let grows = reading.series().saturating_sub(old);
+            if grows > 0
+                && (entry.samples + grows > limits.per_client || *total + grows > limits.total)
+            {
                 *dropped += 1;
                 continue;
             }
-            entry.series.insert(key, (value.kind, value.value));
-            *total += 1;
+            entry.samples = entry.samples - old + reading.series();
+            *total = *total - old + reading.series();
+            entry.series.insert(key, (value.kind, reading));
         }
     }
 
@@ -136,7 +206,7 @@ impl ClientSeries {
     pub fn remove(&self, instance: Uuid) {
         let mut state = self.state.lock();
         if let Some(gone) = state.instances.remove(&instance) {
-            state.total -= gone.series.len();
+            state.total -= gone.samples;
         }
     }
 
@@ -151,7 +221,7 @@ impl ClientSeries {
                     pusher: &instance.pusher,
                     attributes,
                     kind: *kind,
-                    value: *value,
+                    value,
                     help: instance.help.get(name).map(String::as_str),
                 });
             }
@@ -178,7 +248,7 @@ impl ClientSeries {
         }
         for instance in state.instances.values() {
             let _ = write!(out, "samsa_client_telemetry_info");
-            write_labels(out, &instance.pusher, &instance.pusher.resource);
+            write_labels(out, &instance.pusher, &instance.pusher.resource, None);
             let _ = writeln!(out, " 1");
         }
         for (name, samples) in by_name {
@@ -190,19 +260,57 @@ impl ClientSeries {
             let kind = match samples[0].kind {
                 SeriesKind::Gauge => "gauge",
                 SeriesKind::Counter => "counter",
+                SeriesKind::Histogram => "histogram",
+                SeriesKind::Summary => "summary",
             };
             let _ = writeln!(out, "# TYPE {name} {kind}");
             for sample in samples {
-                let _ = write!(out, "{name}");
-                write_labels(out, sample.pusher, sample.attributes);
-                let _ = writeln!(out, " {}", number(sample.value));
+                write_sample(out, name, &sample);
             }
         }
     }
 }
 
-/// `{client_instance_id="…",client_id="…",principal="…",attribute="…",…}`.
-fn write_labels(out: &mut String, pusher: &Pusher, attributes: &[(String, String)]) {
+/// A series' lines: one for a number; for a histogram its cumulative `_bucket`s, `_sum` and
+/// `_count`; for a summary its quantiles, `_sum` and `_count`.
+fn write_sample(out: &mut String, name: &str, sample: &Sample) {
+    let line = |out: &mut String, suffix: &str, extra: Option<(&str, f64)>, value: f64| {
+        let _ = write!(out, "{name}{suffix}");
+        write_labels(out, sample.pusher, sample.attributes, extra);
+        let _ = writeln!(out, " {}", number(value));
+    };
+    match sample.value {
+        Reading::Number(value) => line(out, "", None, *value),
+        Reading::Histogram(h) => {
+            let mut cumulative = 0u64;
+            for (bound, count) in h.bounds.iter().zip(&h.counts) {
+                cumulative = cumulative.saturating_add(*count);
+                line(out, "_bucket", Some(("le", *bound)), cumulative as f64);
+            }
+            line(out, "_bucket", Some(("le", f64::INFINITY)), h.count as f64);
+            if let Some(sum) = h.sum {
+                line(out, "_sum", None, sum);
+            }
+            line(out, "_count", None, h.count as f64);
+        }
+        Reading::Summary(s) => {
+            for (quantile, value) in &s.quantiles {
+                line(out, "", Some(("quantile", *quantile)), *value);
+            }
+            line(out, "_sum", None, s.sum);
+            line(out, "_count", None, s.count as f64);
+        }
+    }
+}
+
+/// `{client_instance_id="…",client_id="…",principal="…",attribute="…",…}`, with `extra`
+/// (a histogram's `le`, a summary's `quantile`) last.
+fn write_labels(
+    out: &mut String,
+    pusher: &Pusher,
+    attributes: &[(String, String)],
+    extra: Option<(&str, f64)>,
+) {
     let _ = write!(
         out,
         "{{client_instance_id=\"{}\",client_id=\"{}\",principal=\"{}\"",
@@ -212,6 +320,9 @@ fn write_labels(out: &mut String, pusher: &Pusher, attributes: &[(String, String
     );
     for (key, text) in attributes {
         let _ = write!(out, ",{key}=\"{}\"", escape(text));
+    }
+    if let Some((key, value)) = extra {
+        let _ = write!(out, ",{key}=\"{}\"", number(value));
     }
     out.push('}');
 }
@@ -275,7 +386,7 @@ mod tests {
             } else {
                 SeriesKind::Gauge
             },
-            value: v,
+            value: Reading::Number(v),
             adds,
         }
     }
@@ -324,6 +435,51 @@ mod tests {
         series.render(&mut text);
         assert!(text.contains("samsa_client_telemetry_series 0"), "{text}");
         assert!(!text.contains("topic="), "{text}");
+    }
+
+    #[test]
+    fn histograms_count_each_sample_against_the_limits() {
+        let series = ClientSeries::default();
+        let limits = SeriesLimits {
+            per_client: 5,
+            total: 10,
+        };
+        let histogram = |bounds: &[f64]| PushedValue {
+            name: "h".into(),
+            help: String::new(),
+            attributes: Vec::new(),
+            kind: SeriesKind::Histogram,
+            value: Reading::Histogram(Buckets {
+                bounds: bounds.to_vec(),
+                counts: vec![1; bounds.len() + 1],
+                count: bounds.len() as u64 + 1,
+                sum: Some(1.0),
+            }),
+            adds: true,
+        };
+        let id = Uuid::from_u128(1);
+        // Buckets le=1 and +Inf, _sum, _count: 4 samples of 5.
+        series.record(id, pusher(), vec![histogram(&[1.0])], limits);
+        // Three bounds would be 6: dropped, the old layout kept.
+        series.record(id, pusher(), vec![histogram(&[1.0, 2.0, 3.0])], limits);
+        let mut text = String::new();
+        series.render(&mut text);
+        assert!(text.contains("samsa_client_telemetry_series 4\n"), "{text}");
+        assert!(
+            text.contains("samsa_client_telemetry_series_dropped_total 1\n"),
+            "{text}"
+        );
+        assert!(text.contains("h_bucket{client_instance_id=\"id\",client_id=\"c\\\"1\",principal=\"User:ANONYMOUS\",le=\"1\"} 1\n"), "{text}");
+        // A layout no wider replaces it.
+        series.record(id, pusher(), vec![histogram(&[])], limits);
+        let mut text = String::new();
+        series.render(&mut text);
+        assert!(text.contains("samsa_client_telemetry_series 3\n"), "{text}");
+        assert!(!text.contains("le=\"1\""), "{text}");
+        series.remove(id);
+        let mut text = String::new();
+        series.render(&mut text);
+        assert!(text.contains("samsa_client_telemetry_series 0\n"), "{text}");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! each expiring when it has sent nothing for three push intervals (a minute at least), or
 //! when the connection that first asked closes, as in Kafka. The clock is passed in.
 
+mod distribution;
 pub mod otlp;
 pub mod subscription;
 
@@ -384,13 +385,19 @@ fn exposed(point: otlp::Point) -> Option<PushedValue> {
     if name.starts_with("samsa_") || name.starts_with("process_") {
         return None;
     }
+    // A histogram's `le` and a summary's `quantile` are labels of their own.
+    let reserved = match point.kind {
+        otlp::Kind::Histogram { .. } => "le",
+        otlp::Kind::Summary => "quantile",
+        _ => "",
+    };
     let mut attributes: Vec<(String, String)> = Vec::new();
     for (key, value) in point.attributes {
         let key = sanitize_name(&key, false);
         let ours = matches!(
             key.as_str(),
             "client_instance_id" | "client_id" | "principal"
-        );
+        ) || key == reserved;
         if !ours && attributes.len() < MAX_ATTRIBUTES && !attributes.iter().any(|(k, _)| *k == key)
         {
             attributes.push((key, value));
@@ -400,6 +407,8 @@ fn exposed(point: otlp::Point) -> Option<PushedValue> {
     let (kind, adds) = match point.kind {
         otlp::Kind::Gauge => (SeriesKind::Gauge, false),
         otlp::Kind::Counter { delta } => (SeriesKind::Counter, delta),
+        otlp::Kind::Histogram { delta } => (SeriesKind::Histogram, delta),
+        otlp::Kind::Summary => (SeriesKind::Summary, false),
     };
     Some(PushedValue {
         name,

@@ -1,12 +1,16 @@
 //! The payload of a push: an OpenTelemetry `MetricsData` protobuf (OTLP, metrics.proto),
 //! compressed with the codec the client picked from the ones the broker accepts.
 //!
-//! Only the messages that carry gauges and sums are declared: prost skips every other field
-//! (resources, scopes, histograms, exemplars) while decoding, so they cost no memory past
-//! the payload itself. The field numbers are metrics.proto's and common.proto's.
+//! Only the messages and fields that are exposed are declared (gauges and sums here,
+//! histograms and summaries in `distribution`): prost skips every other field (scopes,
+//! exemplars, exponential buckets) while decoding, so they cost no memory past the payload
+//! itself. The field numbers are metrics.proto's and common.proto's.
 
 use bytes::Bytes;
 use samsa_storage::Compression;
+
+use super::distribution::{self, ExponentialHistogram, Histogram, Summary};
+use crate::metrics::client_series::Reading;
 
 /// Wire ids of the codecs Kafka accepts for telemetry (`CompressionType`), in the order
 /// Kafka offers them: zstd, lz4, gzip, snappy.
@@ -18,7 +22,7 @@ pub const ACCEPTED_COMPRESSION: [i8; 4] = [4, 3, 1, 2];
 const MAX_EXPANSION: usize = 16;
 
 /// Most messages a payload may hold where the decoder allocates them (resource and scope
-/// groups, metrics, points, attributes). A two-byte empty point decodes into a struct of
+/// groups, metrics, points, attributes, quantiles, and each bucket count and bound). A two-byte empty point decodes into a struct of
 /// some 80 bytes: without a count, 16 MiB of them would take over a gigabyte. A Java
 /// client pushes a few hundred metrics.
 const MAX_MESSAGES: usize = 200_000;
@@ -56,7 +60,7 @@ pub struct Metric {
     pub name: String,
     #[prost(string, tag = "2")]
     pub description: String,
-    #[prost(oneof = "Data", tags = "5, 7")]
+    #[prost(oneof = "Data", tags = "5, 7, 9, 10, 11")]
     pub data: Option<Data>,
 }
 
@@ -66,6 +70,12 @@ pub enum Data {
     Gauge(Gauge),
     #[prost(message, tag = "7")]
     Sum(Sum),
+    #[prost(message, tag = "9")]
+    Histogram(Histogram),
+    #[prost(message, tag = "10")]
+    ExponentialHistogram(ExponentialHistogram),
+    #[prost(message, tag = "11")]
+    Summary(Summary),
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -140,6 +150,11 @@ pub enum Kind {
     Counter {
         delta: bool,
     },
+    /// Explicit or exponential; `delta` as for a counter.
+    Histogram {
+        delta: bool,
+    },
+    Summary,
 }
 
 /// One pushed value: the OTLP metric name, its point's attributes, the value.
@@ -149,7 +164,7 @@ pub struct Point {
     pub description: String,
     pub attributes: Vec<(String, String)>,
     pub kind: Kind,
-    pub value: f64,
+    pub value: Reading,
 }
 
 /// Decompresses and decodes a payload into its gauge and sum points, or says why it cannot.
@@ -189,10 +204,46 @@ pub fn decode(compression: i8, payload: Bytes, max_bytes: i32) -> Result<Decoded
     Ok(decoded)
 }
 
-/// The gauge and sum points of `metrics`.
+/// The points of `metrics`: a malformed histogram or summary point is left out.
 fn gather(metrics: impl Iterator<Item = Metric>, points: &mut Vec<Point>) {
     for metric in metrics {
         let (kind, data_points) = match metric.data {
+            Some(Data::Histogram(h)) => {
+                let kind = Kind::Histogram {
+                    delta: h.aggregation_temporality == DELTA,
+                };
+                let read = h.data_points.into_iter().map(|p| {
+                    let value = distribution::histogram(&p);
+                    (p.attributes, value)
+                });
+                distributions(&metric.name, &metric.description, kind, read, points);
+                continue;
+            }
+            Some(Data::ExponentialHistogram(h)) => {
+                let kind = Kind::Histogram {
+                    delta: h.aggregation_temporality == DELTA,
+                };
+                let read = h.data_points.into_iter().map(|p| {
+                    let value = distribution::exponential(&p);
+                    (p.attributes, value)
+                });
+                distributions(&metric.name, &metric.description, kind, read, points);
+                continue;
+            }
+            Some(Data::Summary(s)) => {
+                let read = s.data_points.into_iter().map(|p| {
+                    let value = distribution::summary(&p);
+                    (p.attributes, value)
+                });
+                distributions(
+                    &metric.name,
+                    &metric.description,
+                    Kind::Summary,
+                    read,
+                    points,
+                );
+                continue;
+            }
             Some(Data::Gauge(g)) => (Kind::Gauge, g.data_points),
             Some(Data::Sum(s)) if s.is_monotonic => (
                 Kind::Counter {
@@ -206,8 +257,8 @@ fn gather(metrics: impl Iterator<Item = Metric>, points: &mut Vec<Point>) {
         };
         for point in data_points {
             let value = match point.value {
-                Some(Value::AsDouble(v)) => v,
-                Some(Value::AsInt(v)) => v as f64,
+                Some(Value::AsDouble(v)) => Reading::Number(v),
+                Some(Value::AsInt(v)) => Reading::Number(v as f64),
                 None => continue,
             };
             let attributes = attribute_texts(point.attributes);
@@ -218,6 +269,28 @@ fn gather(metrics: impl Iterator<Item = Metric>, points: &mut Vec<Point>) {
                 kind,
                 value,
             });
+        }
+    }
+}
+
+/// The distribution points of one metric, each read or dropped with the reason.
+fn distributions(
+    name: &str,
+    description: &str,
+    kind: Kind,
+    read: impl Iterator<Item = (Vec<KeyValue>, Result<Reading, &'static str>)>,
+    points: &mut Vec<Point>,
+) {
+    for (attributes, value) in read {
+        match value {
+            Ok(value) => points.push(Point {
+                name: name.to_owned(),
+                description: description.to_owned(),
+                attributes: attribute_texts(attributes),
+                kind,
+                value,
+            }),
+            Err(reason) => tracing::debug!(metric = name, "pushed point dropped: {reason}"),
         }
     }
 }
@@ -237,10 +310,20 @@ enum Level {
     Resource,
     ScopeMetrics,
     Metric,
-    Points,
-    Point,
+    Points(Shape),
+    Point(Shape),
+    Quantile,
     KeyValue,
     AnyValue,
+}
+
+/// Which kind of point a level's points are.
+#[derive(Clone, Copy)]
+enum Shape {
+    Number,
+    Histogram,
+    Exponential,
+    Summary,
 }
 
 impl Level {
@@ -252,12 +335,24 @@ impl Level {
             (Level::Resource, 1) => Some(Level::KeyValue),
             (Level::ResourceMetrics, 2) => Some(Level::ScopeMetrics),
             (Level::ScopeMetrics, 2) => Some(Level::Metric),
-            (Level::Metric, 5 | 7) => Some(Level::Points),
-            (Level::Points, 1) => Some(Level::Point),
-            (Level::Point, 7) => Some(Level::KeyValue),
+            (Level::Metric, 5 | 7) => Some(Level::Points(Shape::Number)),
+            (Level::Metric, 9) => Some(Level::Points(Shape::Histogram)),
+            (Level::Metric, 10) => Some(Level::Points(Shape::Exponential)),
+            (Level::Metric, 11) => Some(Level::Points(Shape::Summary)),
+            (Level::Points(shape), 1) => Some(Level::Point(shape)),
+            (Level::Point(Shape::Number | Shape::Summary), 7) => Some(Level::KeyValue),
+            (Level::Point(Shape::Histogram), 9) => Some(Level::KeyValue),
+            (Level::Point(Shape::Exponential), 1) => Some(Level::KeyValue),
+            (Level::Point(Shape::Summary), 6) => Some(Level::Quantile),
             (Level::KeyValue, 2) => Some(Level::AnyValue),
             _ => None,
         }
+    }
+
+    /// Whether a field is a repeated 8-byte number the decoder keeps (a histogram's bucket
+    /// counts and bounds): each element counts as a message, packed or not.
+    fn repeated_number(self, field: u64) -> bool {
+        matches!((self, field), (Level::Point(Shape::Histogram), 6 | 7))
     }
 }
 
@@ -265,23 +360,35 @@ impl Level {
 /// against `budget`, before anything is decoded.
 fn count_messages(mut buf: &[u8], level: Level, budget: &mut usize) -> Result<(), String> {
     let truncated = || "truncated protobuf".to_owned();
+    let take = |budget: &mut usize, n: usize| {
+        *budget = budget
+            .checked_sub(n)
+            .ok_or_else(|| format!("more than {MAX_MESSAGES} messages"))?;
+        Ok::<(), String>(())
+    };
     while !buf.is_empty() {
         let key = varint(&mut buf).ok_or_else(truncated)?;
+        let numbers = level.repeated_number(key >> 3);
         match key & 7 {
             0 => {
                 varint(&mut buf).ok_or_else(truncated)?;
             }
-            1 => buf = buf.get(8..).ok_or_else(truncated)?,
+            1 => {
+                buf = buf.get(8..).ok_or_else(truncated)?;
+                if numbers {
+                    take(budget, 1)?;
+                }
+            }
             5 => buf = buf.get(4..).ok_or_else(truncated)?,
             2 => {
                 let len = varint(&mut buf).ok_or_else(truncated)?;
                 let len = usize::try_from(len).map_err(|_| truncated())?;
                 let body = buf.get(..len).ok_or_else(truncated)?;
                 buf = &buf[len..];
-                if let Some(child) = level.child(key >> 3) {
-                    *budget = budget
-                        .checked_sub(1)
-                        .ok_or_else(|| format!("more than {MAX_MESSAGES} messages"))?;
+                if numbers {
+                    take(budget, len / 8)?;
+                } else if let Some(child) = level.child(key >> 3) {
+                    take(budget, 1)?;
                     count_messages(body, child, budget)?;
                 }
             }
@@ -373,7 +480,7 @@ mod tests {
         assert_eq!(decoded.resource, vec![("group.id".into(), "orders".into())]);
         let points = decoded.points;
         assert_eq!(points.len(), 2);
-        assert_eq!(points[0].value, 2.5);
+        assert_eq!(points[0].value, Reading::Number(2.5));
         assert_eq!(points[0].attributes, vec![("node.id".into(), "1".into())]);
         assert_eq!(points[1].kind, Kind::Counter { delta: true });
     }

@@ -177,3 +177,180 @@ fn matching_selects_clients() {
     assert!(other.subscribed.metrics.is_empty());
     assert_eq!(other.subscribed.interval_ms, 300_000);
 }
+
+/// A payload of one metric per `data`, named `org.apache.kafka.producer.<name>`.
+fn distribution_payload(metrics: Vec<(&str, otlp::Data)>) -> Bytes {
+    use prost::Message;
+    let metrics = metrics
+        .into_iter()
+        .map(|(name, data)| otlp::Metric {
+            name: format!("org.apache.kafka.producer.{name}"),
+            description: String::new(),
+            data: Some(data),
+        })
+        .collect();
+    let data = otlp::MetricsData {
+        resource_metrics: vec![otlp::ResourceMetrics {
+            resource: None,
+            scope_metrics: vec![otlp::ScopeMetrics { metrics }],
+        }],
+    };
+    Bytes::from(data.encode_to_vec())
+}
+
+fn histogram(bounds: &[f64], counts: &[u64], sum: f64) -> otlp::Data {
+    otlp::Data::Histogram(distribution::Histogram {
+        data_points: vec![distribution::HistogramDataPoint {
+            attributes: vec![otlp::KeyValue {
+                key: "le".into(),
+                value: Some(otlp::AnyValue {
+                    value: Some(otlp::Scalar::String("shadowed".into())),
+                }),
+            }],
+            count: counts.iter().sum(),
+            sum: Some(sum),
+            bucket_counts: counts.to_vec(),
+            explicit_bounds: bounds.to_vec(),
+        }],
+        aggregation_temporality: otlp::DELTA,
+    })
+}
+
+fn summary(quantiles: &[(f64, f64)], count: u64, sum: f64) -> otlp::Data {
+    otlp::Data::Summary(distribution::Summary {
+        data_points: vec![distribution::SummaryDataPoint {
+            attributes: Vec::new(),
+            count,
+            sum,
+            quantile_values: quantiles
+                .iter()
+                .map(|&(quantile, value)| distribution::ValueAtQuantile { quantile, value })
+                .collect(),
+        }],
+    })
+}
+
+#[test]
+fn histograms_and_summaries_are_exposed_and_bad_points_dropped() {
+    let (t, series) = telemetry(1_000, &[]);
+    let me = client("a");
+    let answer = t.subscriptions(Uuid::nil(), &me, 1, T + 10_000).unwrap();
+    let (id, sub) = (answer.client_instance_id, answer.subscribed.id);
+    let exponential = otlp::Data::ExponentialHistogram(distribution::ExponentialHistogram {
+        data_points: vec![distribution::ExponentialHistogramDataPoint {
+            attributes: Vec::new(),
+            count: 4,
+            sum: Some(10.0),
+        }],
+        aggregation_temporality: 2,
+    });
+    let first = distribution_payload(vec![
+        ("latency", histogram(&[1.0, 5.0], &[1, 2, 3], 20.0)),
+        ("size", summary(&[(0.5, 3.0), (0.99, 9.0)], 6, 20.0)),
+        ("exp", exponential),
+        ("descending", histogram(&[5.0, 1.0], &[1, 2, 3], 1.0)),
+        ("short", histogram(&[1.0, 5.0], &[1, 2], 1.0)),
+        ("nan", summary(&[(0.5, f64::NAN)], 1, 1.0)),
+        ("unordered", summary(&[(0.9, 1.0), (0.5, 1.0)], 1, 1.0)),
+    ]);
+    let push_at = |metrics: Bytes, at: i64| {
+        let mut p = push(id, sub);
+        p.metrics = metrics;
+        t.push(p, &me, 1, at).unwrap();
+        let mut text = String::new();
+        series.render(&mut text);
+        text
+    };
+    let text = push_at(first, T + 10_001);
+    let labels = format!(
+        "{{client_instance_id=\"{}\",client_id=\"a\",principal=\"User:ANONYMOUS\"",
+        kafka_uuid(id)
+    );
+    let name = "org_apache_kafka_producer_latency";
+    let expected = format!(
+        "# TYPE {name} histogram\n\
+         {name}_bucket{labels},le=\"1\"}} 1\n\
+         {name}_bucket{labels},le=\"5\"}} 3\n\
+         {name}_bucket{labels},le=\"+Inf\"}} 6\n\
+         {name}_sum{labels}}} 20\n\
+         {name}_count{labels}}} 6\n"
+    );
+    assert!(text.contains(&expected), "{text}");
+    let name = "org_apache_kafka_producer_size";
+    let expected = format!(
+        "# TYPE {name} summary\n\
+         {name}{labels},quantile=\"0.5\"}} 3\n\
+         {name}{labels},quantile=\"0.99\"}} 9\n\
+         {name}_sum{labels}}} 20\n\
+         {name}_count{labels}}} 6\n"
+    );
+    assert!(text.contains(&expected), "{text}");
+    let name = "org_apache_kafka_producer_exp";
+    let expected = format!(
+        "{name}_bucket{labels},le=\"+Inf\"}} 4\n\
+         {name}_sum{labels}}} 10\n\
+         {name}_count{labels}}} 4\n"
+    );
+    assert!(text.contains(&expected), "{text}");
+    for dropped in ["descending", "short", "nan", "unordered"] {
+        assert!(!text.contains(&format!("producer_{dropped}")), "{text}");
+    }
+    assert!(!text.contains("shadowed"), "{text}");
+    // 5 histogram samples, 4 summary, 3 exponential.
+    assert!(
+        text.contains("samsa_client_telemetry_series 12\n"),
+        "{text}"
+    );
+
+    // A delta of the same layout adds up; the summary is replaced.
+    let second = distribution_payload(vec![
+        ("latency", histogram(&[1.0, 5.0], &[0, 1, 1], 7.0)),
+        ("size", summary(&[(0.5, 4.0)], 8, 30.0)),
+    ]);
+    let text = push_at(second, T + 11_002);
+    let name = "org_apache_kafka_producer_latency";
+    assert!(
+        text.contains(&format!("{name}_bucket{labels},le=\"5\"}} 4\n")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("{name}_count{labels}}} 8\n")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("{name}_sum{labels}}} 27\n")),
+        "{text}"
+    );
+    assert!(
+        !text.contains("quantile=\"0.99\""),
+        "the summary is replaced: {text}"
+    );
+    assert!(
+        text.contains("samsa_client_telemetry_series 11\n"),
+        "{text}"
+    );
+
+    // New bounds replace the buckets rather than adding series beside them.
+    let third = distribution_payload(vec![("latency", histogram(&[2.0], &[1, 1], 3.0))]);
+    let text = push_at(third, T + 12_003);
+    assert!(!text.contains("le=\"5\""), "{text}");
+    assert!(
+        text.contains(&format!("{name}_bucket{labels},le=\"2\"}} 1\n")),
+        "{text}"
+    );
+    assert!(
+        text.contains("samsa_client_telemetry_series 10\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn bucket_counts_and_bounds_count_against_the_message_budget() {
+    // 150k bounds and 150k counts, packed: 2.4 MB, few messages, many numbers.
+    let n = 150_000;
+    let bounds: Vec<f64> = (0..n).map(f64::from).collect();
+    let counts = vec![0u64; n as usize + 1];
+    let payload = distribution_payload(vec![("wide", histogram(&bounds, &counts, 0.0))]);
+    let err = otlp::decode(0, payload, 1 << 20).unwrap_err();
+    assert!(err.contains("messages"), "{err}");
+}
