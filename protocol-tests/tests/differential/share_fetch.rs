@@ -7,13 +7,12 @@
 use kafka_protocol::messages::share_fetch_request::{
     AcknowledgementBatch, FetchPartition, FetchTopic,
 };
-use kafka_protocol::messages::update_features_request::FeatureUpdateKey;
 use kafka_protocol::messages::*;
 use samsa_protocol_tests::client::str_bytes;
 use samsa_protocol_tests::differential::Differential;
 use uuid::Uuid;
 
-use crate::ends;
+use crate::{ends, share_groups_on};
 
 const UNKNOWN_TOPIC: Uuid = Uuid::from_u128(0x5eed);
 
@@ -39,14 +38,7 @@ fn acknowledge(member: &str, epoch: i32) -> ShareAcknowledgeRequest {
 #[test]
 fn share_fetch() {
     let mut d = Differential::start("share_fetch");
-    let enable = UpdateFeaturesRequest::default()
-        .with_timeout_ms(30_000)
-        .with_feature_updates(vec![FeatureUpdateKey::default()
-            .with_feature(str_bytes("share.version"))
-            .with_max_version_level(2)
-            .with_upgrade_type(1)]);
-    let answer = d.samsa.conn.send(&enable, 1).unwrap();
-    assert_eq!(answer.error_code, 0, "{answer:?}");
+    share_groups_on(&mut d);
     let g = Some("share-fetch-g");
     for v in ends(ApiKey::ShareFetch) {
         // A member id is 1 to 36 characters; the group id must be there.
