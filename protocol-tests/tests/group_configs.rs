@@ -116,3 +116,39 @@ fn group_configs_outlive_a_restart() {
         ("earliest".to_owned(), 8)
     );
 }
+
+/// A consumer group (KIP-848) member is given its group's own heartbeat interval.
+#[test]
+fn a_consumer_group_takes_its_own_heartbeat_interval() {
+    let broker = BrokerProcess::start("").unwrap();
+    let mut conn = broker.connect().unwrap();
+    wait_groups_loaded(&mut conn).unwrap();
+    let join = |group: &str| {
+        ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(GroupId(str_bytes(group)))
+            .with_member_id(str_bytes("m"))
+            .with_rebalance_timeout_ms(30_000)
+            .with_subscribed_topic_names(Some(Vec::new()))
+            .with_topic_partitions(Some(Vec::new()))
+    };
+    set(&mut conn, "own", "consumer.heartbeat.interval.ms", "7000");
+    // The coordinator follows the metadata a moment after the change is applied, as Kafka's.
+    let deadline = Instant::now() + CONVERGE;
+    let mut epoch = 0;
+    loop {
+        let own = conn.send(&join("own").with_member_epoch(epoch), 1).unwrap();
+        assert_eq!(own.error_code, 0, "{own:?}");
+        epoch = own.member_epoch;
+        if own.heartbeat_interval_ms == 7000 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not applied: {own:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let other = conn.send(&join("other"), 1).unwrap();
+    assert_eq!(
+        (other.error_code, other.heartbeat_interval_ms),
+        (0, 5000),
+        "{other:?}"
+    );
+}
