@@ -24,6 +24,7 @@ use crate::metrics;
 use crate::network;
 use crate::schema_registry::SchemaRegistry;
 use crate::share::coordinator::SHARE_STATE_TOPIC;
+use crate::share::leader::GroupSettings;
 use crate::share::state::{ClusterView, CreateTopic};
 use crate::share::Remote;
 use crate::topics::on_storage_thread;
@@ -189,6 +190,57 @@ pub(crate) fn start(broker: &Arc<Broker>, shutdown: &watch::Receiver<bool>) {
     cluster.start_security(broker.authorizer.clone(), broker.credentials.clone());
     let hooks = Arc::new(CoordinatorLeadership(Arc::downgrade(broker)));
     cluster.start_replication(&broker.config, broker.topics.clone(), hooks);
+    follow_group_configs(broker, shutdown.clone());
+}
+
+/// Groups' configs follow the metadata, as Kafka's metadata publisher updates its
+/// `GroupConfigManager`: the group coordinator reads them at each heartbeat, and the
+/// share-partition leader takes a changed group's `share.*` configs for its share-partitions
+/// (the lock duration and limits from their next operation, the offset reset when one is
+/// next initialized).
+fn follow_group_configs(broker: &Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let weak = Arc::downgrade(broker);
+    let mut metadata = broker.cluster.subscribe_published();
+    tokio::spawn(async move {
+        let mut applied = Arc::new(GroupConfigs::new());
+        loop {
+            {
+                let Some(broker) = weak.upgrade() else { return };
+                let changed = {
+                    let m = metadata.borrow_and_update();
+                    (m.group_configs != *applied).then(|| Arc::new(m.group_configs.clone()))
+                };
+                if let Some(current) = changed {
+                    let groups = current.keys().chain(applied.keys());
+                    for group in groups.filter(|g| current.get(*g) != applied.get(*g)) {
+                        let settings = share_group_settings(current.get(group));
+                        broker.share_leader.set_group_settings(group, settings);
+                    }
+                    broker.groups.overrides.set(current.clone());
+                    applied = current;
+                }
+            }
+            tokio::select! {
+                changed = metadata.changed() => if changed.is_err() { return },
+                _ = shutdown.changed() => return,
+            }
+        }
+    });
+}
+
+type GroupConfigs = std::collections::BTreeMap<String, group::config::Overrides>;
+
+/// The share-partition leader's view of a group's configs (validated when they were set).
+fn share_group_settings(overrides: Option<&group::config::Overrides>) -> GroupSettings {
+    let get = |name: &str| overrides.and_then(|o| o.get(name)).map(|v| v.trim());
+    GroupSettings {
+        record_lock_duration_ms: get("share.record.lock.duration.ms").and_then(|v| v.parse().ok()),
+        delivery_count_limit: get("share.delivery.count.limit").and_then(|v| v.parse().ok()),
+        partition_max_record_locks: get("share.partition.max.record.locks")
+            .and_then(|v| v.parse().ok()),
+        auto_offset_reset: get("share.auto.offset.reset").map(str::to_owned),
+        read_committed: get("share.isolation.level") == Some("read_committed"),
+    }
 }
 
 /// The share persister's view of the cluster: where each state partition's leader is, and

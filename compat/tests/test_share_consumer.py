@@ -1,6 +1,7 @@
 """Share groups (KIP-932) with Kafka's own tools: kafka-console-share-consumer joins a share
 group, is assigned the topic's partition, and reads what is produced once it has started
-(share.auto.offset.reset is latest by default), each record once.
+(share.auto.offset.reset is latest by default), each record once; and, with the group's
+share.auto.offset.reset set to earliest by kafka-configs, what was produced before.
 
 Against samsa the test has a broker of its own, with share.version upgraded to 2 (samsa's
 default cluster is at 0 while share groups are built); Kafka 4.4 runs at 2 already."""
@@ -59,3 +60,17 @@ def test_console_share_consumer_reads_each_record_once(share_bootstrap, topic_na
     # In the order produced: consecutive records of the log.
     numbers = [int(r[1:]) for r in got]
     assert numbers == list(range(numbers[0], numbers[0] + 3)), numbers
+
+
+def test_console_share_consumer_reads_from_earliest_when_the_group_says_so(share_bootstrap, topic_name):
+    topic = topic_name()
+    group = topic + "-share"
+    run_tool("kafka-topics", "--bootstrap-server", share_bootstrap, "--create", "--topic", topic,
+             "--partitions", "1")
+    run_tool("kafka-console-producer", "--bootstrap-server", share_bootstrap, "--topic", topic,
+             input="".join(f"r{i}\n" for i in range(3)))
+    run_tool("kafka-configs", "--bootstrap-server", share_bootstrap, "--entity-type", "groups",
+             "--entity-name", group, "--alter", "--add-config", "share.auto.offset.reset=earliest")
+    out = run_tool("kafka-console-share-consumer", "--bootstrap-server", share_bootstrap, "--topic", topic,
+                   "--group", group, "--max-messages", "3", "--timeout-ms", "30000", timeout=90)
+    assert out.stdout.split() == ["r0", "r1", "r2"], (out.stdout, out.stderr[-2000:])

@@ -187,6 +187,24 @@ def test_tools_configs_alter(request, bootstrap, topic_name):
                "retention.ms gone from kafka-configs --describe")
 
 
+def test_tools_configs_group(bootstrap, topic_name):
+    """kafka-configs --entity-type groups: a group's override set, described (with the
+    broker's default as its synonym, as Kafka prints it) and deleted. (The values Kafka
+    refuses and its words for them are compared by the differential suite.)"""
+    group = topic_name() + "-g"
+    configs = ["--bootstrap-server", bootstrap, "--entity-type", "groups", "--entity-name", group]
+    out = run_tool("kafka-configs", *configs, "--alter", "--add-config", "share.auto.offset.reset=earliest").stdout
+    assert out.strip() == f"Completed updating config for group {group}.", out
+    expected = [f"Dynamic configs for group {group} are:",
+                "  share.auto.offset.reset=earliest sensitive=false synonyms={DYNAMIC_GROUP_CONFIG:"
+                "share.auto.offset.reset=earliest, DEFAULT_CONFIG:share.auto.offset.reset=latest}"]
+    wait_until(lambda: run_tool("kafka-configs", *configs, "--describe").stdout.splitlines() == expected,
+               "the override in kafka-configs --describe")
+    run_tool("kafka-configs", *configs, "--alter", "--delete-config", "share.auto.offset.reset")
+    wait_until(lambda: "share.auto.offset.reset" not in run_tool("kafka-configs", *configs, "--describe").stdout,
+               "the override gone from kafka-configs --describe")
+
+
 def group_rows(bootstrap: str, group: str) -> list[dict]:
     """kafka-consumer-groups --describe: one dict per partition row."""
     out = run_tool("kafka-consumer-groups", "--bootstrap-server", bootstrap, "--describe", "--group", group).stdout

@@ -449,6 +449,21 @@ pub fn api_versions_request() -> kafka_protocol::messages::ApiVersionsRequest {
 }
 
 /// Group APIs answer COORDINATOR_LOAD_IN_PROGRESS until the offsets topic is replayed.
+/// Turns share groups on (`share.version` 2), which samsa starts without while they are
+/// being built; Kafka 4.4 has them on already.
+pub fn share_groups_on(conn: &mut Connection) -> Result<()> {
+    use kafka_protocol::messages::update_features_request::FeatureUpdateKey;
+    let request = kafka_protocol::messages::UpdateFeaturesRequest::default()
+        .with_timeout_ms(30_000)
+        .with_feature_updates(vec![FeatureUpdateKey::default()
+            .with_feature(str_bytes("share.version"))
+            .with_max_version_level(2)
+            .with_upgrade_type(1)]);
+    let answer = conn.send(&request, 1)?;
+    ensure!(answer.error_code == 0, "{answer:?}");
+    Ok(())
+}
+
 pub fn wait_groups_loaded(conn: &mut Connection) -> Result<()> {
     let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {

@@ -15,9 +15,12 @@ use kafka_protocol::messages::offset_for_leader_epoch_request::{
     OffsetForLeaderPartition, OffsetForLeaderTopic,
 };
 use kafka_protocol::messages::OffsetForLeaderEpochRequest;
-use kafka_protocol::messages::{alter_configs_request, incremental_alter_configs_request};
 use kafka_protocol::messages::{
-    AlterConfigsRequest, DeleteRecordsRequest, IncrementalAlterConfigsRequest,
+    alter_configs_request, describe_configs_request, incremental_alter_configs_request,
+};
+use kafka_protocol::messages::{
+    AlterConfigsRequest, DeleteRecordsRequest, DescribeConfigsRequest,
+    IncrementalAlterConfigsRequest,
 };
 use kafka_protocol::messages::{
     ApiKey, CreateAclsRequest, DeleteAclsRequest, DescribeAclsRequest, DescribeAclsResponse,
@@ -584,4 +587,45 @@ fn a_refused_group_request_does_not_create_the_offsets_topic() {
     // MEMBER_ID_REQUIRED (79) from v4: the group is coordinated here.
     assert_eq!(join(&mut admin, "g"), 79);
     assert!(listed_topics(&mut admin).contains(&"__consumer_offsets".to_owned()));
+}
+
+/// Error codes of DescribeConfigs and IncrementalAlterConfigs of group `name`'s configs.
+fn group_config_codes(conn: &mut Connection, name: &str) -> (i16, i16) {
+    const GROUP_CONFIGS: i8 = 32;
+    let describe = DescribeConfigsRequest::default().with_resources(vec![
+        describe_configs_request::DescribeConfigsResource::default()
+            .with_resource_type(GROUP_CONFIGS)
+            .with_resource_name(str_bytes(name)),
+    ]);
+    let alter = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        incremental_alter_configs_request::AlterConfigsResource::default()
+            .with_resource_type(GROUP_CONFIGS)
+            .with_resource_name(str_bytes(name))
+            .with_configs(vec![
+                incremental_alter_configs_request::AlterableConfig::default()
+                    .with_name(str_bytes("share.auto.offset.reset"))
+                    .with_value(Some(str_bytes("earliest"))),
+            ]),
+    ]);
+    let describe = conn.send(&describe, 4).unwrap().results[0].error_code;
+    let alter = conn.send(&alter, 1).unwrap().responses[0].error_code;
+    (describe, alter)
+}
+
+/// As in Kafka, a group's configs take DESCRIBE_CONFIGS and ALTER_CONFIGS on the group.
+#[test]
+fn group_configs_need_their_acls() {
+    const DESCRIBE_CONFIGS: i8 = 10;
+    let (_broker, addr) = start();
+    let mut admin = login(&addr, "admin");
+    let mut alice = login(&addr, "alice");
+    let denied = (GROUP_AUTHORIZATION_FAILED, GROUP_AUTHORIZATION_FAILED);
+    assert_eq!(group_config_codes(&mut alice, "app"), denied);
+    let grants = vec![
+        acl(GROUP, "app", LITERAL, "User:alice", DESCRIBE_CONFIGS, ALLOW),
+        acl(GROUP, "app", LITERAL, "User:alice", ALTER_CONFIGS, ALLOW),
+    ];
+    assert_eq!(create_acls(&mut admin, grants, 3), vec![0, 0]);
+    assert_eq!(group_config_codes(&mut alice, "app"), (0, 0));
+    assert_eq!(group_config_codes(&mut alice, "other"), denied);
 }

@@ -7,6 +7,7 @@
 //! this module starts them, answers what clients are told about the cluster, and stops them.
 
 mod clean_shutdown;
+mod group_configs;
 mod isr;
 mod leader_balance;
 mod membership;

@@ -89,7 +89,13 @@ impl GroupCoordinator {
         version: i16,
         topics: &TopicImage,
     ) -> Result<(HeartbeatResult, PendingCommit)> {
-        let settings = &self.consumer_settings;
+        let mut settings = self.consumer_settings.clone();
+        let timing = [
+            &mut settings.session_timeout,
+            &mut settings.heartbeat_interval,
+        ];
+        self.overrides.timing(group_id, "consumer", timing);
+        let settings = &settings;
         consumer::validate(group_id, &req, version, &settings.assignors)?;
         self.coordinating(group_id)?;
         let leaving = req.member_epoch < 0;

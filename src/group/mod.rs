@@ -12,6 +12,7 @@
 //! once the write is replicated (see [`PendingCommit`]).
 
 mod acknowledge;
+pub mod config;
 pub mod consumer;
 mod consumer_groups;
 mod legacy;
@@ -119,6 +120,8 @@ pub struct GroupCoordinator {
     /// Streams topology descriptions members pushed, if a store is configured
     /// (`group_streams_topology_description_store`).
     descriptions: Option<streams::description::TopologyDescriptions>,
+    /// Groups' own configs, which the server sets from the metadata.
+    pub overrides: config::GroupOverrides,
 }
 
 impl GroupCoordinator {
@@ -142,6 +145,7 @@ impl GroupCoordinator {
             txn_check: OnceLock::new(),
             open_txns: Mutex::new(OpenTransactions::new()),
             descriptions,
+            overrides: Default::default(),
         }
     }
 

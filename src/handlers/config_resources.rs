@@ -56,8 +56,8 @@ pub fn handle(
                 .with_resource_type(resource_type),
         );
     };
-    // Kafka's order of types. Groups are listed only once they have configs of their own,
-    // and client metrics subscriptions only once configured: samsa has neither.
+    // Kafka's order of types. Groups are listed once they have configs of their own; client
+    // metrics subscriptions only once configured, which samsa cannot do yet.
     for resource_type in [BROKER_LOGGER, BROKER] {
         if wanted.contains(&resource_type) {
             for endpoint in visible_brokers(broker, session, false) {
@@ -65,9 +65,15 @@ pub fn handle(
             }
         }
     }
+    let metadata = broker.cluster.published();
     if wanted.contains(&TOPIC) {
-        for topic in broker.cluster.published().topics.keys() {
+        for topic in metadata.topics.keys() {
             add(topic.clone(), TOPIC);
+        }
+    }
+    if wanted.contains(&GROUP) {
+        for group in metadata.group_configs.keys() {
+            add(group.clone(), GROUP);
         }
     }
     ListConfigResourcesResponse::default().with_config_resources(resources)

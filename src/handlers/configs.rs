@@ -1,5 +1,6 @@
-//! DescribeConfigs for topics and for this broker; IncrementalAlterConfigs and AlterConfigs
-//! for topics (broker settings are static, so changes to them are refused).
+//! DescribeConfigs for topics, groups and this broker; IncrementalAlterConfigs and
+//! AlterConfigs for topics and groups (broker settings are static, so changes to them are
+//! refused). Groups' configs are in `group_configs`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -13,8 +14,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::Session;
-use super::{allowed, built_from, str_bytes};
+use super::{allowed, built_from, group_configs, str_bytes, Session};
 use crate::auth::acl::CLUSTER_NAME;
 use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
@@ -24,6 +24,7 @@ use crate::topics::TopicConfig;
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
+const RESOURCE_GROUP: i8 = 32;
 
 pub fn describe(
     broker: &Broker,
@@ -49,6 +50,7 @@ pub fn describe(
                     Err(AuthError::ClusterDenied.into())
                 }
                 RESOURCE_BROKER => broker_entries_for(broker, &resource.resource_name),
+                RESOURCE_GROUP => group_configs::describe(broker, session, &resource.resource_name),
                 other => Err(BrokerError::UnsupportedResource(other)),
             };
             let result = DescribeConfigsResult::default()
@@ -309,6 +311,13 @@ async fn alter_one(
         }
         RESOURCE_BROKER if !may(ResourceType::Cluster, CLUSTER_NAME) => {
             Err(AuthError::ClusterDenied.into())
+        }
+        RESOURCE_GROUP => {
+            let changes = changes
+                .into_iter()
+                .map(|c| (c.op, c.name, c.value))
+                .collect();
+            group_configs::alter(broker, session, name, changes, replace, validate_only).await
         }
         RESOURCE_BROKER => {
             broker_entries_for(broker, name)?;

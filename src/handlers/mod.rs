@@ -18,6 +18,7 @@ mod features;
 pub mod fetch;
 mod fetch_session;
 pub mod group;
+mod group_configs;
 pub mod leader_epochs;
 pub mod list_offsets;
 pub mod log_dirs;

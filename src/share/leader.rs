@@ -15,6 +15,7 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+use crate::clock::iso_duration_ms;
 use crate::config::Config;
 use crate::error::BrokerError;
 pub use crate::metrics::share::SharePartitionStats;
@@ -499,34 +500,6 @@ fn without(acquired: Vec<Acquired>, removed: &[(i64, i64)]) -> Vec<Acquired> {
         }));
     }
     out
-}
-
-/// Milliseconds of an ISO-8601 duration as `share.auto.offset.reset=by_duration:` takes it
-/// (`PnDTnHnMnS`, days and time parts).
-fn iso_duration_ms(text: &str) -> Option<i64> {
-    let rest = text.strip_prefix('P')?;
-    let (days, time) = rest.split_once('T').unwrap_or((rest, ""));
-    let mut ms = 0i64;
-    if !days.is_empty() {
-        ms += days.strip_suffix('D')?.parse::<i64>().ok()? * 86_400_000;
-    }
-    let mut number = String::new();
-    for c in time.chars() {
-        match c {
-            '0'..='9' | '.' => number.push(c),
-            'H' | 'M' | 'S' => {
-                let unit = match c {
-                    'H' => 3_600_000.0,
-                    'M' => 60_000.0,
-                    _ => 1_000.0,
-                };
-                ms += (number.parse::<f64>().ok()? * unit) as i64;
-                number.clear();
-            }
-            _ => return None,
-        }
-    }
-    number.is_empty().then_some(ms)
 }
 
 pub use crate::share::sessions::Context as SessionContext;

@@ -21,6 +21,8 @@ pub enum ConfigSource {
     StaticBroker,
     /// samsa's built-in default (DEFAULT_CONFIG).
     Default,
+    /// Set on a group (Kafka's GROUP_CONFIG, shown as DYNAMIC_GROUP_CONFIG).
+    Group,
 }
 
 impl ConfigSource {
@@ -30,6 +32,7 @@ impl ConfigSource {
             ConfigSource::Topic => 1,
             ConfigSource::StaticBroker => 4,
             ConfigSource::Default => 5,
+            ConfigSource::Group => 8,
         }
     }
 }

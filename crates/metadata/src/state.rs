@@ -97,6 +97,11 @@ pub struct ClusterMetadata {
     /// (one per applied change) share it, and a reader can tell it changed by its address.
     #[serde(default)]
     pub client_quotas: Arc<ClientQuotas>,
+    /// Per-group config overrides (Kafka's GROUP ConfigRecords), by group id; a group
+    /// without overrides has no entry. Independent of the group's existence, as in Kafka:
+    /// a group may be configured before its first member joins, and DeleteGroups keeps them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub group_configs: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// One change to the cluster metadata, as proposed to the quorum.
@@ -207,6 +212,11 @@ pub enum Command {
     AlterClientQuotas {
         changes: Vec<QuotaChange>,
     },
+    /// Replaces a group's config overrides (validated by the proposer); empty removes them.
+    AlterGroupConfigs {
+        group: String,
+        configs: BTreeMap<String, String>,
+    },
 }
 
 /// What an applied command did.
@@ -262,6 +272,7 @@ pub enum CommandResult {
     DefaultMinInsyncReplicasSet,
     FeaturesUpdated,
     ClientQuotasAltered,
+    GroupConfigsAltered,
 }
 
 /// Why a command changed nothing. Distinct variants because the broker maps them to distinct
@@ -440,6 +451,14 @@ impl ClusterMetadata {
             }
             Command::Features(command) => self.apply_features(command),
             Command::AlterClientQuotas { changes } => Ok(self.apply_client_quotas(changes)),
+            Command::AlterGroupConfigs { group, configs } => {
+                if configs.is_empty() {
+                    self.group_configs.remove(group);
+                } else {
+                    self.group_configs.insert(group.clone(), configs.clone());
+                }
+                Ok(CommandResult::GroupConfigsAltered)
+            }
         }
     }
 

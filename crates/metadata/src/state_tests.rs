@@ -635,6 +635,30 @@ fn topic_configs_are_replaced() {
 }
 
 #[test]
+fn group_configs_are_replaced_and_removed_when_empty() {
+    let mut m = cluster(1);
+    let configs = BTreeMap::from([(
+        "share.auto.offset.reset".to_string(),
+        "earliest".to_string(),
+    )]);
+    // A group needs no members (nor any existence) to be configured, as in Kafka.
+    let alter = |configs: &BTreeMap<String, String>| Command::AlterGroupConfigs {
+        group: "g".into(),
+        configs: configs.clone(),
+    };
+    assert_eq!(
+        m.apply(&alter(&configs)),
+        Ok(CommandResult::GroupConfigsAltered)
+    );
+    assert_eq!(m.group_configs["g"], configs);
+    assert_eq!(
+        m.apply(&alter(&BTreeMap::new())),
+        Ok(CommandResult::GroupConfigsAltered)
+    );
+    assert!(m.group_configs.is_empty());
+}
+
+#[test]
 fn producer_id_blocks_never_overlap() {
     let mut m = cluster(2);
     let first = m.apply(&Command::AllocateProducerIds {

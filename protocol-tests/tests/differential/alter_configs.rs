@@ -18,7 +18,7 @@ const DELETE: i8 = 1;
 const APPEND: i8 = 2;
 const SUBTRACT: i8 = 3;
 
-fn incremental(
+pub(crate) fn incremental(
     kind: i8,
     name: &str,
     changes: &[(i8, &str, Option<&str>)],
@@ -44,7 +44,7 @@ fn incremental(
         ])
 }
 
-fn legacy(
+pub(crate) fn legacy(
     kind: i8,
     name: &str,
     configs: &[(&str, &str)],

@@ -17,6 +17,7 @@ mod elections;
 mod features;
 mod fetch;
 mod fetch_sessions;
+mod group_configs;
 mod groups;
 mod leader_epochs;
 mod list_offsets;
@@ -40,8 +41,8 @@ use std::sync::LazyLock;
 
 use kafka_protocol::messages::ApiKey;
 use samsa_protocol_tests::batches;
-use samsa_protocol_tests::client::{versions, TopicRef};
-use samsa_protocol_tests::differential::Side;
+use samsa_protocol_tests::client::{self, versions, TopicRef};
+use samsa_protocol_tests::differential::{Differential, Side};
 
 /// Record timestamps shared by both brokers: recent, so retention keeps them.
 pub static T0: LazyLock<i64> = LazyLock::new(batches::base_timestamp);
@@ -70,3 +71,8 @@ pub static UNKNOWN: LazyLock<TopicRef> = LazyLock::new(TopicRef::unknown);
 
 /// A name Kafka refuses: a space is outside `[a-zA-Z0-9._-]`.
 pub const INVALID_NAME: &str = "bad topic name!";
+
+/// Setup, not compared: share groups on in samsa (Kafka 4.4 has them on already).
+pub fn share_groups_on(d: &mut Differential) {
+    client::share_groups_on(&mut d.samsa.conn).unwrap();
+}

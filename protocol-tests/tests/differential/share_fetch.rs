@@ -13,8 +13,8 @@ use samsa_protocol_tests::client::{produce_request, str_bytes};
 use samsa_protocol_tests::differential::{Differential, Side};
 use uuid::Uuid;
 
-use crate::groups::share::{await_assignment, join, share_groups_on};
-use crate::{ends, topic_ref, T0};
+use crate::groups::share::{await_assignment, join};
+use crate::{ends, share_groups_on, topic_ref, T0};
 
 const UNKNOWN_TOPIC: Uuid = Uuid::from_u128(0x5eed);
 

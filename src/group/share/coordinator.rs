@@ -73,7 +73,14 @@ impl GroupCoordinator {
     ) -> Result<(HeartbeatResult, PendingCommit, Option<Initialize>)> {
         super::validate(group_id, &req)?;
         self.coordinating(group_id)?;
-        let settings = share_settings(&self.config);
+        let mut settings = share_settings(&self.config);
+        let s = &mut settings;
+        let timing = [
+            &mut s.session_timeout,
+            &mut s.heartbeat_interval,
+            &mut s.assignment_interval,
+        ];
+        self.overrides.timing(group_id, "share", timing);
         let joining = req.member_epoch == 0;
         // Kafka's getOrMaybeCreateShareGroup: only a joining member creates the group.
         let mut group = if joining {

@@ -105,7 +105,14 @@ impl GroupCoordinator {
     ) -> Result<(HeartbeatResult, PendingCommit)> {
         super::validate(group_id, &req)?;
         self.coordinating(group_id)?;
-        let settings = streams_settings(&self.config);
+        let mut settings = streams_settings(&self.config);
+        let s = &mut settings;
+        let timing = [
+            &mut s.session_timeout,
+            &mut s.heartbeat_interval,
+            &mut s.assignment_interval,
+        ];
+        self.overrides.timing(group_id, "streams", timing);
         let leaving = req.member_epoch < 0;
         let joining = req.member_epoch == 0;
         // Kafka's getOrCreateStreamsGroup: only a joining member creates the group.

@@ -6,9 +6,8 @@
 //! turns it on there first; the shared Kafka runs 4.4's default, share groups on. Members
 //! choose their own ids, the same on both sides.
 
-use kafka_protocol::messages::update_features_request::FeatureUpdateKey;
-
 use super::*;
+use crate::share_groups_on;
 
 /// Kafka's default `group.share.assignment.interval.ms`, and samsa's, with a margin.
 const ASSIGNMENT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(1_200);
@@ -55,18 +54,6 @@ fn describe_offsets(
             .with_group_id(group_id(group))
             .with_topics(topics),
     ])
-}
-
-/// Setup, not compared: share groups on in samsa (Kafka 4.4 has them on already).
-pub(crate) fn share_groups_on(d: &mut Differential) {
-    let request = UpdateFeaturesRequest::default()
-        .with_timeout_ms(30_000)
-        .with_feature_updates(vec![FeatureUpdateKey::default()
-            .with_feature(str_bytes("share.version"))
-            .with_max_version_level(2)
-            .with_upgrade_type(1)]);
-    let answer = d.samsa.conn.send(&request, 1).unwrap();
-    assert_eq!(answer.error_code, 0, "{answer:?}");
 }
 
 /// Heartbeats `member` on both brokers until both have assigned it partitions (Kafka
