@@ -114,6 +114,18 @@ pub const SHARE_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ReadShareGroupStateSummary, 0, 1),
 ];
 
+/// UpdateFeatures (v1+) upgrading `share.version` to `level`: the tests turn share groups on
+/// with it while samsa bootstraps the feature at 0 (issue 19).
+pub fn share_version_request(level: i16) -> kafka_protocol::messages::UpdateFeaturesRequest {
+    use kafka_protocol::messages::update_features_request::FeatureUpdateKey;
+    kafka_protocol::messages::UpdateFeaturesRequest::default()
+        .with_timeout_ms(30_000)
+        .with_feature_updates(vec![FeatureUpdateKey::default()
+            .with_feature(str_bytes("share.version"))
+            .with_max_version_level(level)
+            .with_upgrade_type(1)])
+}
+
 /// Every version samsa serves of `key`.
 pub fn versions(key: ApiKey) -> std::ops::RangeInclusive<i16> {
     let &(_, min, max) = SERVED_APIS

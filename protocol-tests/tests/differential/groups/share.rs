@@ -6,8 +6,6 @@
 //! turns it on there first; the shared Kafka runs 4.4's default, share groups on. Members
 //! choose their own ids, the same on both sides.
 
-use kafka_protocol::messages::update_features_request::FeatureUpdateKey;
-
 use super::*;
 
 /// Kafka's default `group.share.assignment.interval.ms`, and samsa's, with a margin.
@@ -59,12 +57,7 @@ pub(super) fn describe_offsets(
 
 /// Setup, not compared: share groups on in samsa (Kafka 4.4 has them on already).
 pub(super) fn share_groups_on(d: &mut Differential) {
-    let request = UpdateFeaturesRequest::default()
-        .with_timeout_ms(30_000)
-        .with_feature_updates(vec![FeatureUpdateKey::default()
-            .with_feature(str_bytes("share.version"))
-            .with_max_version_level(2)
-            .with_upgrade_type(1)]);
+    let request = samsa_protocol_tests::client::share_version_request(2);
     let answer = d.samsa.conn.send(&request, 1).unwrap();
     assert_eq!(answer.error_code, 0, "{answer:?}");
 }
