@@ -26,7 +26,7 @@ pub(super) fn join(group: &str, member: &str, topic: &str) -> ShareGroupHeartbea
     beat(group, member, 0).with_subscribed_topic_names(Some(vec![topic_name(topic)]))
 }
 
-fn describe_share(groups: &[&str]) -> ShareGroupDescribeRequest {
+pub(super) fn describe_share(groups: &[&str]) -> ShareGroupDescribeRequest {
     ShareGroupDescribeRequest::default()
         .with_group_ids(groups.iter().map(|g| group_id(g)).collect())
         .with_include_authorized_operations(true)

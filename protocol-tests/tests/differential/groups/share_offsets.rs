@@ -10,7 +10,9 @@ use kafka_protocol::messages::alter_share_group_offsets_request::{
 };
 use kafka_protocol::messages::delete_share_group_offsets_request::DeleteShareGroupOffsetsRequestTopic;
 
-use super::share::{await_assignment, beat, describe_offsets, join, share_groups_on};
+use super::share::{
+    await_assignment, beat, describe_offsets, describe_share, join, share_groups_on,
+};
 use super::*;
 use samsa_protocol_tests::client::versions;
 
@@ -126,6 +128,9 @@ fn share_group_offsets_alter_and_delete() {
     d.compare("offsets-of-new-group", 1, |_| {
         describe_offsets(&fresh, None)
     });
+    d.compare("describe-new-group", 1, |_| describe_share(&[&fresh]));
+    d.compare("join-new-group", 1, |_| join(&fresh, "m1", &t));
+    d.compare("leave-new-group", 1, |_| beat(&fresh, "m1", -1));
     d.compare("delete-nothing-of-new-group", v, |_| {
         delete_offsets(&fresh, &[&u])
     });
