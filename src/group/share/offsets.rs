@@ -290,3 +290,59 @@ impl GroupCoordinator {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn named(name: &str, partitions: &[i32]) -> TopicPartitions {
+        TopicPartitions {
+            name: name.to_owned(),
+            partitions: partitions.iter().copied().collect(),
+        }
+    }
+
+    #[test]
+    fn altering_makes_partitions_initializing_and_stops_a_deletion() {
+        let (a, b) = (TopicId::from_u128(1), TopicId::from_u128(2));
+        let mut group = ShareGroup::new("g");
+        group
+            .state_partitions
+            .initialized
+            .insert(a, named("a", &[0, 1]));
+        group.state_partitions.deleting.insert(b, "b".to_owned());
+        let altered = BTreeMap::from([
+            (a, ("a".to_owned(), BTreeSet::from([1]))),
+            (b, ("b".to_owned(), BTreeSet::from([0]))),
+        ]);
+        group.altering(&altered, 5);
+        let sp = &group.state_partitions;
+        assert_eq!(sp.initializing[&a], named("a", &[1]));
+        assert_eq!(sp.initializing[&b], named("b", &[0]));
+        // Still initialized until the share coordinator answers.
+        assert_eq!(sp.initialized[&a], named("a", &[0, 1]));
+        assert!(sp.deleting.is_empty());
+        assert!(group.has_state_metadata());
+    }
+
+    #[test]
+    fn a_deleted_topic_leaves_every_list_and_others_stay() {
+        let (a, b, c) = (
+            TopicId::from_u128(1),
+            TopicId::from_u128(2),
+            TopicId::from_u128(3),
+        );
+        let mut group = ShareGroup::new("g");
+        assert!(!group.has_state_metadata());
+        let sp = &mut group.state_partitions;
+        sp.initialized.insert(a, named("a", &[0]));
+        sp.initializing.insert(a, named("a", &[1]));
+        sp.deleting.insert(b, "b".to_owned());
+        sp.initialized.insert(c, named("c", &[0]));
+        assert!(group.topics_deleted(&BTreeSet::from([a, b])));
+        let sp = &group.state_partitions;
+        assert_eq!(sp.initialized.keys().collect::<Vec<_>>(), vec![&c]);
+        assert!(sp.initializing.is_empty() && sp.deleting.is_empty());
+        assert!(!group.topics_deleted(&BTreeSet::from([a])));
+    }
+}
