@@ -37,6 +37,7 @@ pub mod share_fetch;
 pub mod share_group;
 pub mod share_offsets;
 pub mod share_offsets_alter;
+mod share_poll;
 pub mod share_state;
 pub mod streams_describe;
 pub mod streams_group;

@@ -22,7 +22,7 @@ pub(super) fn beat(group: &str, member: &str, epoch: i32) -> ShareGroupHeartbeat
         .with_member_epoch(epoch)
 }
 
-pub(super) fn join(group: &str, member: &str, topic: &str) -> ShareGroupHeartbeatRequest {
+pub(crate) fn join(group: &str, member: &str, topic: &str) -> ShareGroupHeartbeatRequest {
     beat(group, member, 0).with_subscribed_topic_names(Some(vec![topic_name(topic)]))
 }
 
@@ -56,7 +56,7 @@ pub(super) fn describe_offsets(
 }
 
 /// Setup, not compared: share groups on in samsa (Kafka 4.4 has them on already).
-pub(super) fn share_groups_on(d: &mut Differential) {
+pub(crate) fn share_groups_on(d: &mut Differential) {
     let request = samsa_protocol_tests::client::share_version_request(2);
     let answer = d.samsa.conn.send(&request, 1).unwrap();
     assert_eq!(answer.error_code, 0, "{answer:?}");
@@ -64,7 +64,7 @@ pub(super) fn share_groups_on(d: &mut Differential) {
 
 /// Heartbeats `member` on both brokers until both have assigned it partitions (Kafka
 /// initializes the share-partitions' state asynchronously); the member's epoch then.
-pub(super) fn await_assignment(d: &mut Differential, group: &str, member: &str, epoch: i32) -> i32 {
+pub(crate) fn await_assignment(d: &mut Differential, group: &str, member: &str, epoch: i32) -> i32 {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     let mut epochs = Both {
         samsa: epoch,
