@@ -68,6 +68,13 @@ NEMESIS_SEED_ARG = $(if $(NEMESIS_SEED),--seed $(NEMESIS_SEED))
 quota-long: $(SAMSA_DEBUG)
 	QUOTA_MEASURE_S=60 SAMSA_BIN=$(CURDIR)/$(SAMSA_DEBUG) bash compat/run.sh -s -k test_quota_rates
 
+.PHONY: share-offsets-long
+## The long form of the share-group offsets tool test (README, "Share groups"): every
+## `kafka-share-groups --reset-offsets` specification and the refusals; the short form runs
+## in `make compat`.
+share-offsets-long: $(SAMSA_DEBUG)
+	SHARE_OFFSETS_LONG=1 SAMSA_BIN=$(CURDIR)/$(SAMSA_DEBUG) bash compat/run.sh -k test_share_groups_reset_and_delete_offsets
+
 .PHONY: nemesis nemesis-short
 nemesis: $(SAMSA_DEBUG)
 	SAMSA_BIN=$(abspath $(NEMESIS_BIN)) python3 compat/nemesis/run.py --both --faults $(NEMESIS_FAULTS) $(NEMESIS_SEED_ARG) $(NEMESIS_ARGS)

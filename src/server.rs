@@ -6,6 +6,7 @@
 //! winds down the connections and closes the logs.
 
 mod convert;
+mod topic_deletion;
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -187,6 +188,11 @@ pub(crate) fn start(broker: &Arc<Broker>, shutdown: &watch::Receiver<bool>) {
             .map_or(0, |b| b.cluster.feature_level(TRANSACTION_VERSION))
     }));
     broker.share_state.set_cluster(share_cluster(broker));
+    tokio::spawn(topic_deletion::share_cleanup(
+        Arc::downgrade(broker),
+        cluster.subscribe_published(),
+        shutdown.clone(),
+    ));
     cluster.start_security(broker.authorizer.clone(), broker.credentials.clone());
     let hooks = Arc::new(CoordinatorLeadership(Arc::downgrade(broker)));
     cluster.start_replication(&broker.config, broker.topics.clone(), hooks);

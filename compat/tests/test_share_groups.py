@@ -1,8 +1,9 @@
 """Share groups (KIP-932) with Kafka 4.4's tools, the same tests against samsa and against
 Kafka (`compat/run.sh --against-kafka`): kafka-share-groups --list, --describe (--state,
---members, the offsets view) and --delete on a group whose member is made with raw
-ShareGroupHeartbeat requests (so the group side is tested on its own), and
-kafka-console-share-consumer reading as a member of a share group."""
+--members, the offsets view), --delete, --reset-offsets and --delete-offsets on a group
+whose member is made with raw ShareGroupHeartbeat requests (so the group side is tested on
+its own), and kafka-console-share-consumer reading as a member of a share group (and from
+where a reset put the group)."""
 
 from __future__ import annotations
 
@@ -57,13 +58,10 @@ class _Reader:
         return None if n == 0 else self.take(n - 1).decode()
 
 
-def heartbeat(bootstrap: str, group: str, member: str, epoch: int, topics: list[str] | None):
-    """One ShareGroupHeartbeat v1: (error code, member epoch, assigned partition count or None)."""
-    body = _compact(group) + _compact(member) + struct.pack(">i", epoch) + b"\x00"
-    body += b"\x00" if topics is None else _uvarint(len(topics) + 1) + b"".join(_compact(t) for t in topics)
-    body += b"\x00"
+def _exchange(bootstrap: str, api_key: int, version: int, body: bytes) -> bytes:
+    """One request (flexible header, client id compat-share) and its response's bytes."""
     client = b"compat-share"
-    header = struct.pack(">hhih", 76, 1, 7, len(client)) + client + b"\x00"
+    header = struct.pack(">hhih", api_key, version, 7, len(client)) + client + b"\x00"
     host, port = bootstrap.rsplit(":", 1)
     with socket.create_connection((host, int(port)), timeout=10) as s:
         frame = header + body
@@ -72,6 +70,21 @@ def heartbeat(bootstrap: str, group: str, member: str, epoch: int, topics: list[
         data = b""
         while len(data) < size:
             data += s.recv(size - len(data))
+    return data
+
+
+def find_coordinator(bootstrap: str, group: str) -> None:
+    """FindCoordinator v4 for `group`, answer unread: Kafka creates `__consumer_offsets` on
+    the first, as a client's lookup would, and a share heartbeat alone does not."""
+    _exchange(bootstrap, 10, 4, b"\x00" + _uvarint(2) + _compact(group) + b"\x00")
+
+
+def heartbeat(bootstrap: str, group: str, member: str, epoch: int, topics: list[str] | None):
+    """One ShareGroupHeartbeat v1: (error code, member epoch, assigned partition count or None)."""
+    body = _compact(group) + _compact(member) + struct.pack(">i", epoch) + b"\x00"
+    body += b"\x00" if topics is None else _uvarint(len(topics) + 1) + b"".join(_compact(t) for t in topics)
+    body += b"\x00"
+    data = _exchange(bootstrap, 76, 1, body)
     r = _Reader(data)
     r.take(4)  # correlation id
     r.uvarint()  # header tags
@@ -91,6 +104,31 @@ def heartbeat(bootstrap: str, group: str, member: str, epoch: int, topics: list[
     return error, member_epoch, count
 
 
+def join_until_assigned(bootstrap: str, group: str, member: str, topic: str, partitions: int) -> int:
+    """`member` joins `group` subscribed to `topic` and heartbeats until it is assigned all
+    `partitions` of it; its member epoch then. The join is repeated while the coordinator
+    is not ready (Kafka loads `__consumer_offsets` after the session's first group request:
+    NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE or COORDINATOR_LOAD_IN_PROGRESS meanwhile)."""
+    epoch = 0
+
+    def joined():
+        nonlocal epoch
+        error, epoch, _ = heartbeat(bootstrap, group, member, 0, [topic])
+        assert error in (0, 14, 15, 16), error
+        if error:
+            find_coordinator(bootstrap, group)
+        return error == 0
+    wait_until(joined, f"{member} to join {group}")
+
+    def assigned():
+        nonlocal epoch
+        error, epoch, count = heartbeat(bootstrap, group, member, epoch, None)
+        assert error == 0, error
+        return count == partitions
+    wait_until(assigned, f"the member to be assigned {partitions} partitions")
+    return epoch
+
+
 def table(out: str) -> list[dict]:
     """The rows of a kafka-share-groups table, by column name."""
     lines = [l for l in out.splitlines() if l.strip()]
@@ -104,15 +142,7 @@ def test_share_groups_tool(bootstrap, topic_name):
     topic, group = topic_name(), topic_name("-g")
     create_topic(bootstrap, topic, 2)
     member = "compat-member-1"
-    error, epoch, _ = heartbeat(bootstrap, group, member, 0, [topic])
-    assert error == 0, error
-
-    def assigned():
-        nonlocal epoch
-        error, epoch, count = heartbeat(bootstrap, group, member, epoch, None)
-        assert error == 0, error
-        return count == 2
-    wait_until(assigned, "the member to be assigned both partitions")
+    join_until_assigned(bootstrap, group, member, topic, 2)
 
     assert group in run_tool(*tool, "--list").stdout.split()
     state = table(run_tool(*tool, "--describe", "--group", group, "--state").stdout)
@@ -164,3 +194,69 @@ def test_console_share_consumer_reads_as_a_share_group_member(bootstrap, topic_n
     offsets = table(run_tool(*tool, "--describe", "--group", group).stdout)
     assert all(r["LAG"] in ("0", "-") for r in offsets), offsets
     assert any(r["LAG"] == "0" for r in offsets), offsets
+
+
+def _empty_share_group(bootstrap: str, group: str, topic: str, partitions: int) -> None:
+    """A share group whose share-partitions of `topic` are initialized, then left empty: a
+    member joins (raw ShareGroupHeartbeat), is assigned every partition, and leaves."""
+    member = "compat-offsets-member"
+    join_until_assigned(bootstrap, group, member, topic, partitions)
+    error, _, _ = heartbeat(bootstrap, group, member, -1, None)
+    assert error == 0, error
+
+
+def _start_offsets(out: str, topic: str) -> dict[int, str]:
+    """{partition: START-OFFSET (or NEW-OFFSET)} of `topic` in a kafka-share-groups table."""
+    out = out.replace("NEW-OFFSET", "START-OFFSET")
+    return {int(r["PARTITION"]): r["START-OFFSET"] for r in table(out) if r.get("TOPIC") == topic}
+
+
+# The long form (SHARE_OFFSETS_LONG=1, `make share-offsets-long`) also runs every other reset
+# specification and the refusals; each run of a tool starts a JVM, so the short form keeps few.
+LONG = bool(os.environ.get("SHARE_OFFSETS_LONG"))
+
+
+def test_share_groups_reset_and_delete_offsets(bootstrap, topic_name):
+    """kafka-share-groups on an empty share group: --reset-offsets (AlterShareGroupOffsets)
+    --dry-run plans, --execute sets the share-partition's start offset (--to-offset; the long
+    form also --to-earliest, --to-latest, --to-datetime, --to-current and an offset past the
+    end, which the tool brings back to the end), as --describe then shows with the lag;
+    --delete-offsets (DeleteShareGroupOffsets) forgets it; a reset sets it again and
+    kafka-console-share-consumer reads from there."""
+    tool = ["kafka-share-groups", "--bootstrap-server", bootstrap]
+    run_tool("kafka-features", "--bootstrap-server", bootstrap, "upgrade", "--feature", "share.version=2")
+    topic, group = topic_name(), topic_name("-g")
+    create_topic(bootstrap, topic, 1)
+    run_tool("kafka-console-producer", "--bootstrap-server", bootstrap, "--topic", topic,
+             input="".join(f"r-{i}\n" for i in range(10)))
+    _empty_share_group(bootstrap, group, topic, 1)
+    reset = [*tool, "--reset-offsets", "--group", group, "--topic", topic]
+
+    out = run_tool(*reset, "--to-offset", "3", "--dry-run").stdout
+    assert _start_offsets(out, topic) == {0: "3"}, out
+    specs = [(["--to-offset", "4"], "4")]
+    if LONG:
+        described = run_tool(*tool, "--describe", "--group", group).stdout
+        assert _start_offsets(described, topic) == {0: "-"}, described
+        specs = [(["--to-offset", "12"], "10"), (["--to-earliest"], "0"), (["--to-latest"], "10"),
+                 (["--to-datetime", "2000-01-01T00:00:00.000"], "0"), (["--to-current"], "0"), *specs]
+    for spec, expected in specs:
+        out = run_tool(*reset, *spec, "--execute").stdout
+        assert _start_offsets(out, topic) == {0: expected}, (spec, out)
+    described = table(run_tool(*tool, "--describe", "--group", group).stdout)
+    assert [(r["TOPIC"], r["PARTITION"], r["START-OFFSET"], r["LAG"]) for r in described] == \
+        [(topic, "0", "4", "6")], described
+
+    out = run_tool(*tool, "--delete-offsets", "--group", group, "--topic", topic).stdout
+    assert table(out) == [{"TOPIC": topic, "STATUS": "Successful"}], out
+    described = run_tool(*tool, "--describe", "--group", group).stdout
+    assert f"Share group '{group}' has no offset information." in described, described
+    if LONG:
+        out = run_tool(*tool, "--delete-offsets", "--group", group, "--topic", topic).stdout
+        assert table(out) == [{"TOPIC": topic, "STATUS": "Error:"}], out
+        assert "There is no offset information to delete." in out, out
+
+    run_tool(*reset, "--to-offset", "7", "--execute")
+    read = run_tool("kafka-console-share-consumer", "--bootstrap-server", bootstrap, "--topic", topic,
+                    "--group", group, "--max-messages", "3", "--timeout-ms", "30000")
+    assert read.stdout.split() == ["r-7", "r-8", "r-9"], (read.stdout, read.stderr[-2000:])

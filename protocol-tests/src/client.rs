@@ -103,6 +103,8 @@ pub const SHARE_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ShareGroupHeartbeat, 1, 1),
     (ApiKey::ShareGroupDescribe, 1, 1),
     (ApiKey::DescribeShareGroupOffsets, 0, 1),
+    (ApiKey::AlterShareGroupOffsets, 0, 0),
+    (ApiKey::DeleteShareGroupOffsets, 0, 0),
     (ApiKey::ShareFetch, 1, 2),
     (ApiKey::ShareAcknowledge, 1, 2),
     (ApiKey::InitializeShareGroupState, 0, 0),
@@ -448,7 +450,6 @@ pub fn api_versions_request() -> kafka_protocol::messages::ApiVersionsRequest {
         .with_client_software_version(str_bytes("1.0"))
 }
 
-/// Group APIs answer COORDINATOR_LOAD_IN_PROGRESS until the offsets topic is replayed.
 /// Turns share groups on (`share.version` 2), which samsa starts without while they are
 /// being built; Kafka 4.4 has them on already.
 pub fn share_groups_on(conn: &mut Connection) -> Result<()> {
@@ -464,6 +465,7 @@ pub fn share_groups_on(conn: &mut Connection) -> Result<()> {
     Ok(())
 }
 
+/// Group APIs answer COORDINATOR_LOAD_IN_PROGRESS until the offsets topic is replayed.
 pub fn wait_groups_loaded(conn: &mut Connection) -> Result<()> {
     let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {

@@ -37,6 +37,7 @@ mod session;
 pub mod share_fetch;
 pub mod share_group;
 pub mod share_offsets;
+pub mod share_offsets_alter;
 mod share_poll;
 pub mod share_state;
 pub mod streams_describe;
@@ -136,6 +137,8 @@ async fn coordinator_topic_first(broker: &Broker, session: &Session, body: &Requ
             r.groups.iter().map(|g| g.group_id.as_str()).collect(),
             Vec::new(),
         ),
+        RequestKind::AlterShareGroupOffsets(r) => (vec![&r.group_id], Vec::new()),
+        RequestKind::DeleteShareGroupOffsets(r) => (vec![&r.group_id], Vec::new()),
         RequestKind::StreamsGroupTopologyDescriptionUpdate(r) => (vec![&r.group_id], Vec::new()),
         RequestKind::StreamsGroupDescribe(r) => {
             (r.group_ids.iter().map(|g| g.as_str()).collect(), Vec::new())
@@ -258,6 +261,8 @@ apis! {
     },
     ShareGroupDescribe 1..=1 => share_group::describe(broker, session, req),
     DescribeShareGroupOffsets 0..=1 => share_offsets::describe(broker, session, req).await,
+    AlterShareGroupOffsets 0..=0 => share_offsets_alter::alter(broker, session, req).await,
+    DeleteShareGroupOffsets 0..=0 => share_offsets_alter::delete(broker, session, req).await,
     // KIP-1331: UNSUPPORTED_VERSION unless group_streams_topology_description_store is set.
     StreamsGroupTopologyDescriptionUpdate 0..=0 => streams_topology::update(broker, session, req).await,
     // v5+ come from transaction.version 2 producers: the group joins the transaction here.

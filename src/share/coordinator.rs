@@ -176,6 +176,30 @@ impl ShareCoordinator {
             .await
     }
 
+    /// Topics were deleted: the state of their share-partitions coordinated here is deleted
+    /// too (Kafka's `maybeCleanupShareState`), tombstoned in `__share_group_state`. A failure
+    /// is logged; the state of a deleted topic is never read again.
+    pub async fn topics_deleted(&self, ids: &std::collections::BTreeSet<uuid::Uuid>) {
+        let keys: Vec<SharePartitionKey> = {
+            let partitions = self.partitions.lock();
+            partitions
+                .shards
+                .values()
+                .flat_map(|shard| shard.keys_of_topics(ids))
+                .collect()
+        };
+        for key in keys {
+            // The topic is gone from the metadata: the deletion is allowed all the same.
+            let deleted = self
+                .run(&key, |shard, _| Ok(((), shard.delete(&key, true)?)))
+                .await;
+            if let Err(err) = deleted {
+                tracing::warn!(group = %key.group_id, topic = %key.topic_id, partition = key.partition,
+                    "cannot delete the share state of a deleted topic: {err}");
+            }
+        }
+    }
+
     /// Runs `decide` on the shard of `key`'s partition in that partition's turn, writes the
     /// record it asks for and replays it once the in-sync replicas hold it.
     async fn run<T>(

@@ -112,6 +112,18 @@ impl Shard {
         self.states.len()
     }
 
+    /// The share-partitions with state of the topics `ids` (Kafka's `maybeCleanupShareState`).
+    pub fn keys_of_topics(
+        &self,
+        ids: &std::collections::BTreeSet<uuid::Uuid>,
+    ) -> Vec<SharePartitionKey> {
+        self.states
+            .keys()
+            .filter(|k| ids.contains(&k.topic_id))
+            .cloned()
+            .collect()
+    }
+
     #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.states.is_empty()

@@ -81,6 +81,11 @@ impl ShareGroup {
         self.persisted = image;
     }
 
+    /// Whether a `ShareGroupStatePartitionMetadata` record of the group was written.
+    pub(super) fn persisted_state_partitions(&self) -> bool {
+        self.persisted.state_partitions.is_some()
+    }
+
     /// Every record deleting the group (Kafka's `ShareGroup.createGroupTombstoneRecords`,
     /// with the state partition metadata's after the members').
     pub fn tombstones(&self) -> Vec<Record> {

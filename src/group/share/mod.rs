@@ -17,6 +17,7 @@
 pub mod assignor;
 pub mod coordinator;
 mod image;
+pub mod offsets;
 pub mod records;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -31,6 +31,7 @@ use crate::{ends, T0, UNKNOWN};
 mod consumer;
 mod offsets;
 pub(crate) mod share;
+mod share_offsets;
 mod streams;
 mod streams_topology;
 

@@ -16,7 +16,7 @@ const ASSIGNMENT_INTERVAL: std::time::Duration = std::time::Duration::from_milli
 fn by_count(partitions: &mut Vec<i32>) {
     *partitions = (0..partitions.len() as i32).collect();
 }
-fn beat(group: &str, member: &str, epoch: i32) -> ShareGroupHeartbeatRequest {
+pub(super) fn beat(group: &str, member: &str, epoch: i32) -> ShareGroupHeartbeatRequest {
     ShareGroupHeartbeatRequest::default()
         .with_group_id(group_id(group))
         .with_member_id(str_bytes(member))
@@ -27,13 +27,13 @@ pub(crate) fn join(group: &str, member: &str, topic: &str) -> ShareGroupHeartbea
     beat(group, member, 0).with_subscribed_topic_names(Some(vec![topic_name(topic)]))
 }
 
-fn describe_share(groups: &[&str]) -> ShareGroupDescribeRequest {
+pub(super) fn describe_share(groups: &[&str]) -> ShareGroupDescribeRequest {
     ShareGroupDescribeRequest::default()
         .with_group_ids(groups.iter().map(|g| group_id(g)).collect())
         .with_include_authorized_operations(true)
 }
 
-fn describe_offsets(
+pub(super) fn describe_offsets(
     group: &str,
     topics: Option<Vec<(&str, Vec<i32>)>>,
 ) -> DescribeShareGroupOffsetsRequest {
