@@ -57,14 +57,12 @@ class _Reader:
         return None if n == 0 else self.take(n - 1).decode()
 
 
-def heartbeat(bootstrap: str, group: str, member: str, epoch: int, topics: list[str] | None):
-    """One ShareGroupHeartbeat v1: (error code, member epoch, assigned partition count or None)."""
-    body = _compact(group) + _compact(member) + struct.pack(">i", epoch) + b"\x00"
-    body += b"\x00" if topics is None else _uvarint(len(topics) + 1) + b"".join(_compact(t) for t in topics)
-    body += b"\x00"
+def request(bootstrap: str, api_key: int, version: int, body: bytes) -> _Reader:
+    """One request of a flexible version, on a connection of its own, to the first broker of
+    `bootstrap`; its response from past the header."""
     client = b"compat-share"
-    header = struct.pack(">hhih", 76, 1, 7, len(client)) + client + b"\x00"
-    host, port = bootstrap.rsplit(":", 1)
+    header = struct.pack(">hhih", api_key, version, 7, len(client)) + client + b"\x00"
+    host, port = bootstrap.split(",")[0].rsplit(":", 1)
     with socket.create_connection((host, int(port)), timeout=10) as s:
         frame = header + body
         s.sendall(struct.pack(">i", len(frame)) + frame)
@@ -75,6 +73,15 @@ def heartbeat(bootstrap: str, group: str, member: str, epoch: int, topics: list[
     r = _Reader(data)
     r.take(4)  # correlation id
     r.uvarint()  # header tags
+    return r
+
+
+def heartbeat(bootstrap: str, group: str, member: str, epoch: int, topics: list[str] | None):
+    """One ShareGroupHeartbeat v1: (error code, member epoch, assigned partition count or None)."""
+    body = _compact(group) + _compact(member) + struct.pack(">i", epoch) + b"\x00"
+    body += b"\x00" if topics is None else _uvarint(len(topics) + 1) + b"".join(_compact(t) for t in topics)
+    body += b"\x00"
+    r = request(bootstrap, 76, 1, body)
     _throttle, error = struct.unpack(">ih", r.take(6))
     r.compact()
     r.compact()
