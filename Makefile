@@ -64,7 +64,7 @@ NEMESIS_SEED_ARG = $(if $(NEMESIS_SEED),--seed $(NEMESIS_SEED))
 .PHONY: quota-long
 ## The long form of the quota rate tests (README, "Client quotas"): each client's rate
 ## measured over a minute, held within 10 % of its quota. The short form (20 s, within
-## 0.6-1.5 of it) runs in `make compat`.
+## 15 % of it) runs in `make compat`.
 quota-long: $(SAMSA_DEBUG)
 	QUOTA_MEASURE_S=60 SAMSA_BIN=$(CURDIR)/$(SAMSA_DEBUG) bash compat/run.sh -s -k test_quota_rates
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -151,9 +152,14 @@ def check_printed(bootstrap: str, topic: str) -> None:
         lines = normalised(sorted_partitions(formatted(bootstrap, topic_name, formatter, mark)))
         return [line.replace(group, "G").replace(txn_id, "T").replace(topic, "TOPIC") for line in lines]
 
-    assert printed("__consumer_offsets", "OffsetsMessageFormatter", group) == OFFSETS
-    assert printed("__consumer_offsets", "GroupMetadataMessageFormatter", group) == GROUPS
-    assert printed("__transaction_state", "TransactionLogMessageFormatter", txn_id) == TRANSACTIONS
+    # Each tool reads until it has been idle for its timeout: the three wait side by side.
+    with ThreadPoolExecutor(3) as pool:
+        offsets = pool.submit(printed, "__consumer_offsets", "OffsetsMessageFormatter", group)
+        groups = pool.submit(printed, "__consumer_offsets", "GroupMetadataMessageFormatter", group)
+        txns = pool.submit(printed, "__transaction_state", "TransactionLogMessageFormatter", txn_id)
+    assert offsets.result() == OFFSETS
+    assert groups.result() == GROUPS
+    assert txns.result() == TRANSACTIONS
 
 
 def test_kafkas_formatters_print_the_internal_topics_as_for_kafka(bootstrap, topic_name):

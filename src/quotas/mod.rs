@@ -110,9 +110,13 @@ impl ClientQuotas {
         max_ms: Option<i64>,
     ) -> Option<Throttle> {
         let limit = self.limits.client(key, client.user, client.client_id)?;
-        let ms = self
-            .sensors(key)
-            .record_rate(&limit, self.windows, value, now_ms());
+        let sensors = self.sensors(key);
+        let ms = match key {
+            QuotaKey::ProducerByteRate | QuotaKey::ConsumerByteRate => {
+                sensors.record_paced(&limit, self.windows, value, now_ms())
+            }
+            _ => sensors.record_rate(&limit, self.windows, value, now_ms()),
+        };
         let ms = max_ms.map_or(ms, |max| ms.min(max));
         (ms > 0).then_some(Throttle {
             ms,

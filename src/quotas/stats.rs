@@ -151,6 +151,56 @@ impl TokenBucket {
     }
 }
 
+/// A token bucket that holds a byte rate to its quota over any span, beside Kafka's [`Rate`]
+/// (see [`crate::quotas::sensors::Sensors::record_paced`] for why). `rate` tokens a second
+/// up to `samples` windows' worth, as Kafka's young sensor lets a new client send; a record
+/// may take it below zero. What it refills while the client serves a throttle only pays
+/// back a debt (never above zero), so time a client spends held back by Kafka's rate is not
+/// saved up for a burst; time after the throttle refills it up to the full burst, so an
+/// idle client bursts as far as Kafka lets it.
+#[derive(Debug, Clone, Default)]
+pub struct Pace {
+    tokens: f64,
+    last_ms: Option<i64>,
+    throttled_until_ms: i64,
+}
+
+impl Pace {
+    fn refill(&mut self, windows: Windows, rate: f64, now: i64) {
+        let burst = f64::from(windows.samples) * (windows.window_ms as f64 / 1000.0) * rate;
+        let Some(last) = self.last_ms else {
+            self.tokens = burst;
+            self.last_ms = Some(now);
+            return;
+        };
+        let held_until = self.throttled_until_ms.clamp(last, now.max(last));
+        if self.tokens < 0.0 {
+            let during = (held_until - last) as f64 / 1000.0;
+            self.tokens = (self.tokens + rate * during).min(0.0);
+        }
+        let after = (now - held_until).max(0) as f64 / 1000.0;
+        self.tokens = burst.min(self.tokens + rate * after);
+        self.last_ms = Some(now.max(last));
+    }
+
+    /// Takes `value` and returns how long until the bucket is back at zero (0 when it is
+    /// not negative).
+    pub fn record(&mut self, windows: Windows, rate: f64, value: f64, now: i64) -> i64 {
+        self.refill(windows, rate, now);
+        self.tokens -= value;
+        if self.tokens >= 0.0 {
+            return 0;
+        }
+        (-self.tokens / rate * 1000.0).round() as i64
+    }
+
+    /// The client is held back until `until` (the throttle it was given, whichever measure
+    /// asked for it).
+    pub fn hold(&mut self, until: i64) {
+        self.throttled_until_ms = self.throttled_until_ms.max(until);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
