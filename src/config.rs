@@ -313,6 +313,9 @@ pub struct Config {
     /// How long a share state write waits for the topic's in-sync replicas
     /// (`share.coordinator.write.timeout.ms`).
     pub share_coordinator_write_timeout_ms: u64,
+    /// How often the share coordinator drops the `__share_group_state` records that later
+    /// snapshots made redundant (`share.coordinator.state.topic.prune.interval.ms`).
+    pub share_coordinator_state_topic_prune_interval_ms: u64,
     /// Largest transaction timeout a producer may ask for (`transaction.max.timeout.ms`).
     pub transaction_max_timeout_ms: i32,
     /// Idle transactional ids unused this long are forgotten (`transactional.id.expiration.ms`).
@@ -496,6 +499,7 @@ impl Default for Config {
             share_coordinator_state_topic_segment_bytes: 100 * 1024 * 1024,
             share_coordinator_snapshot_update_records_per_snapshot: 500,
             share_coordinator_write_timeout_ms: 5_000,
+            share_coordinator_state_topic_prune_interval_ms: 300_000,
             transaction_max_timeout_ms: 900_000,
             transactional_id_expiration_ms: 7 * 24 * 60 * 60 * 1000,
             producer_id_expiration_ms: 24 * 60 * 60 * 1000,

@@ -114,6 +114,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let cleaner = tokio::spawn(log_cleaner(broker.clone(), shutdown_rx.clone()));
     let group_timers = tokio::spawn(group_timers(broker.clone(), shutdown_rx.clone()));
     let txn_timers = tokio::spawn(txn_timers(broker.clone(), shutdown_rx.clone()));
+    tokio::spawn(share_state_pruning(broker.clone(), shutdown_rx.clone()));
     let server = tokio::spawn(serve_once_caught_up(listeners, broker.clone(), shutdown_rx));
     tracing::info!(
         cluster_id = broker.topics.cluster_id(),
@@ -405,6 +406,29 @@ async fn group_timers(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) 
         tokio::select! {
             _ = tick.tick() => broker.groups.tick(),
             _ = expiry.tick() => broker.groups.expire_offsets(),
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// The share coordinator's prune job, every `share_coordinator_state_topic_prune_interval_ms`
+/// from one interval after start, as Kafka's. A round runs to its end before the next.
+async fn share_state_pruning(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let every = Duration::from_millis(
+        broker
+            .config
+            .share_coordinator_state_topic_prune_interval_ms
+            .max(1),
+    );
+    let mut prune = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = prune.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        tokio::select! {
+            _ = broker.share_state.coordinator().prune() => {}
             _ = shutdown.changed() => return,
         }
     }

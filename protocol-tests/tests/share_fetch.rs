@@ -246,3 +246,97 @@ fn members_closing_their_share_session_or_disconnecting_release_their_records() 
     let empty = m3.send(&waiting(fetch(t, "m3", 3), 200), 1).unwrap();
     assert_eq!(ranges(&empty), vec![]);
 }
+
+/// A fetch of both partitions of "queue" for `member`, in its share session at `epoch`.
+fn fetch_both(topic: Uuid, member: &str, epoch: i32) -> ShareFetchRequest {
+    let mut request = fetch(topic, member, epoch);
+    request.topics[0].partitions = (0..2)
+        .map(|p| FetchPartition::default().with_partition_index(p))
+        .collect();
+    request
+}
+
+/// (partition, first, last) of each acquired range.
+fn acquired(answer: &ShareFetchResponse) -> Vec<(i32, i64, i64)> {
+    assert_eq!(answer.error_code, 0, "{answer:?}");
+    let mut out: Vec<(i32, i64, i64)> = answer
+        .responses
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .flat_map(|p| {
+            assert_eq!(p.error_code, 0, "{answer:?}");
+            p.acquired_records
+                .iter()
+                .map(|a| (p.partition_index, a.first_offset, a.last_offset))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// ShareFetch waits as Kafka 4.4's `DelayedShareFetch`: until the bytes readable past each
+/// partition's next fetch offset add up to MinBytes (or MaxWaitMs passes, when it acquires
+/// what there is); MaxBytes is shared evenly among the partitions, records beyond a
+/// partition's share waiting for the next fetch; MaxRecords counts across partitions, the
+/// first partition being the session epoch's turn (Kafka's round-robin rotation).
+#[test]
+fn share_fetch_waits_for_min_bytes_and_shares_max_bytes_and_max_records() {
+    let broker = BrokerProcess::start("").unwrap();
+    let mut admin = broker.connect().unwrap();
+    wait_groups_loaded(&mut admin).unwrap();
+    set_share_version(&mut admin, 2);
+    let queue = create_topic(&mut admin, "queue", 2, &[]).unwrap();
+    let t = queue.id;
+    let mut m1 = broker.connect().unwrap();
+    assigned(&mut m1, "m1");
+    let first = m1.send(&fetch_both(t, "m1", 0), 1).unwrap();
+    assert_eq!(acquired(&first), vec![]);
+    let three = |prefix: &str| batch(&messages(prefix, 3, base_timestamp()));
+    let size = three("b0").len() as i32;
+
+    // MinBytes beyond what is there: the fetch waits out MaxWaitMs, then acquires it all.
+    produce(&mut admin, &queue, 0, three("b0")).unwrap();
+    let mut request = waiting(fetch_both(t, "m1", 1), 500);
+    request.min_bytes = 100 * size;
+    let started = Instant::now();
+    let got = m1.send(&request, 1).unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(450), "{got:?}");
+    assert_eq!(acquired(&got), vec![(0, 0, 2)]);
+
+    // Bytes add up across partitions: one batch is not MinBytes, the second one is, and
+    // the fetch answers then, long before MaxWaitMs.
+    let mut request = waiting(fetch_both(t, "m1", 2), 20_000);
+    request.min_bytes = size + 1;
+    let started = Instant::now();
+    let poll = std::thread::spawn(move || (m1.send(&request, 1).unwrap(), m1));
+    produce(&mut admin, &queue, 0, three("b1")).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!poll.is_finished(), "answered below MinBytes");
+    produce(&mut admin, &queue, 1, three("b2")).unwrap();
+    let (got, mut m1) = poll.join().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10), "{got:?}");
+    assert_eq!(acquired(&got), vec![(0, 3, 5), (1, 0, 2)]);
+
+    // MaxBytes of two and a half batches: each partition's share is one batch, the rest
+    // stays for the next fetch (Kafka's uniform share, whole batches).
+    for p in 0..2 {
+        for prefix in ["c0", "c1", "c2"] {
+            produce(&mut admin, &queue, p, three(prefix)).unwrap();
+        }
+    }
+    let mut request = waiting(fetch_both(t, "m1", 3), 5_000);
+    request.max_bytes = 2 * size + size / 2;
+    let got = m1.send(&request, 1).unwrap();
+    assert_eq!(acquired(&got), vec![(0, 6, 8), (1, 3, 5)]);
+
+    // MaxRecords of one batch: the epoch's first partition takes it, the other nothing.
+    // Epoch 4 of two partitions starts at partition 0, epoch 5 at partition 1.
+    let mut request = waiting(fetch_both(t, "m1", 4), 5_000);
+    request.max_records = 3;
+    let got = m1.send(&request, 1).unwrap();
+    assert_eq!(acquired(&got), vec![(0, 9, 11)]);
+    let mut request = waiting(fetch_both(t, "m1", 5), 5_000);
+    request.max_records = 3;
+    let got = m1.send(&request, 1).unwrap();
+    assert_eq!(acquired(&got), vec![(1, 6, 8)]);
+}

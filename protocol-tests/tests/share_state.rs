@@ -3,13 +3,15 @@
 //! share-partition's state in `__share_group_state`, and the state written is read back the
 //! same after the broker is killed with SIGKILL and restarted: it is rebuilt from the log.
 //! In a three-node cluster, the state survives the loss of its coordinator: the new leader
-//! of the state partition replays it and answers the same.
+//! of the state partition replays it and answers the same. The prune job moves the state
+//! partition's log start past the records later snapshots made redundant, and the state
+//! rebuilt from what is left is the same.
 
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use kafka_protocol::messages::*;
-use samsa_protocol_tests::client::{create_topic, str_bytes};
+use samsa_protocol_tests::client::{create_topic, list_offset, str_bytes};
 use samsa_protocol_tests::cluster::TestCluster;
 use samsa_protocol_tests::{BrokerProcess, Connection};
 use uuid::Uuid;
@@ -64,20 +66,27 @@ fn write(conn: &mut Connection, group: &str, topic: Uuid, state_epoch: i32) -> i
             .with_delivery_state(state)
             .with_delivery_count(count)
     };
+    let data = PartitionData::default()
+        .with_state_epoch(state_epoch)
+        .with_start_offset(3)
+        .with_delivery_complete_count(2)
+        .with_state_batches(vec![batch(0, 4, 2, 1), batch(5, 9, 0, 2)]);
+    write_partition(conn, group, topic, data)
+}
+
+/// WriteShareGroupState of `data` to partition 0 of `topic`, at leader epoch 1.
+fn write_partition(
+    conn: &mut Connection,
+    group: &str,
+    topic: Uuid,
+    data: write_share_group_state_request::PartitionData,
+) -> i16 {
+    use write_share_group_state_request::*;
     let request = WriteShareGroupStateRequest::default()
         .with_group_id(str_bytes(group))
         .with_topics(vec![WriteStateData::default()
             .with_topic_id(topic)
-            .with_partitions(vec![PartitionData::default()
-                .with_partition(0)
-                .with_state_epoch(state_epoch)
-                .with_leader_epoch(1)
-                .with_start_offset(3)
-                .with_delivery_complete_count(2)
-                .with_state_batches(vec![
-                    batch(0, 4, 2, 1),
-                    batch(5, 9, 0, 2),
-                ])])]);
+            .with_partitions(vec![data.with_partition(0).with_leader_epoch(1)])]);
     until_served(|| {
         let response = conn.send(&request, 1).unwrap();
         (response.results[0].partitions[0].error_code, ())
@@ -167,6 +176,94 @@ fn share_state_is_found_written_and_read_back_after_a_sigkill() {
     assert_eq!(write(&mut conn, "g1", topic, 0), FENCED_STATE_EPOCH);
 }
 
+/// Writes one batch `[start, start + 4]` (available, delivered once) at `start`.
+fn write_from(conn: &mut Connection, group: &str, topic: Uuid, start: i64) -> i16 {
+    use write_share_group_state_request::*;
+    let data = PartitionData::default()
+        .with_state_epoch(1)
+        .with_start_offset(start)
+        .with_state_batches(vec![StateBatch::default()
+            .with_first_offset(start)
+            .with_last_offset(start + 4)
+            .with_delivery_state(0)
+            .with_delivery_count(1)]);
+    write_partition(conn, group, topic, data)
+}
+
+/// The earliest offset of `__share_group_state` partition 0.
+fn state_log_start(conn: &mut Connection) -> i64 {
+    let answer = list_offset(conn, "__share_group_state", 0, -2, 7).unwrap();
+    assert_eq!(answer.error_code, 0, "{answer:?}");
+    answer.offset
+}
+
+/// Kafka's prune job (`share.coordinator.state.topic.prune.interval.ms`): with a snapshot
+/// every third record, many writes to one share-partition leave only its latest snapshot and
+/// the updates after it needed; the log start moves up to that snapshot, and a broker killed
+/// and restarted rebuilds the same state from what is left.
+#[test]
+fn pruning_drops_redundant_share_state_and_a_restart_rebuilds_it() {
+    let mut broker = BrokerProcess::start(
+        "share_coordinator_state_topic_prune_interval_ms = 100\n\
+         share_coordinator_snapshot_update_records_per_snapshot = 2\n",
+    )
+    .unwrap();
+    let mut conn = broker.connect().unwrap();
+    let topic = create_topic(&mut conn, "pruned", 1, &[]).unwrap().id;
+    // FindCoordinator creates the state topic.
+    let find = FindCoordinatorRequest::default()
+        .with_key_type(SHARE_KEY)
+        .with_coordinator_keys(vec![str_bytes(&share_key("g", topic, 0))]);
+    let (code, found) = until_served(|| {
+        let response = conn.send(&find, 6).unwrap();
+        (response.coordinators[0].error_code, response)
+    });
+    assert_eq!(code, 0, "{found:?}");
+    assert_eq!(initialize(&mut conn, "g", topic, 1), 0);
+    for start in 1..=20 {
+        assert_eq!(write_from(&mut conn, "g", topic, start), 0);
+    }
+    let (code, before) = read(&mut conn, "g", topic);
+    assert_eq!(code, 0, "{before:?}");
+    assert_eq!(before.start_offset, 20);
+    assert_eq!(batches(&before), vec![(20, 24, 0, 1)]);
+    // 21 records: the initialization's snapshot, then updates, and every third write from
+    // the fourth a snapshot (offsets 4, 7, ..., 19). Everything before 19 goes.
+    let end = list_offset(&mut conn, "__share_group_state", 0, -1, 7)
+        .unwrap()
+        .offset;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while state_log_start(&mut conn) < 19 {
+        assert!(
+            Instant::now() < deadline,
+            "log start {}",
+            state_log_start(&mut conn)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pruned = state_log_start(&mut conn);
+    // (The read wrote one more: its leader epoch, new to the state.)
+    assert_eq!(
+        (pruned, end),
+        (19, 22),
+        "the latest snapshot and what follows it stay"
+    );
+
+    broker.crash_and_restart().unwrap();
+    let mut conn = broker.connect().unwrap();
+    let (code, after) = read(&mut conn, "g", topic);
+    assert_eq!(code, 0, "{after:?}");
+    assert_eq!((after.state_epoch, after.start_offset), (1, 20));
+    assert_eq!(batches(&after), batches(&before));
+    assert_eq!(state_log_start(&mut conn), pruned);
+    // Writing goes on from the rebuilt state, and pruning with it.
+    assert_eq!(write_from(&mut conn, "g", topic, 21), 0);
+    assert_eq!(
+        batches(&read(&mut conn, "g", topic).1),
+        vec![(21, 25, 0, 1)]
+    );
+}
+
 /// Kafka's `kafka-dump-log --share-group-state-decoder` reads samsa's state segments: the
 /// snapshot an initialization writes and the update a write makes. Needs Kafka's tools,
 /// which `make test` installs first (`compat/install.sh`); without them it fails, saying so.
@@ -230,9 +327,16 @@ fn coordinator_of(conn: &mut Connection, key: &str, not: Option<i32>) -> i32 {
     }
 }
 
+/// In a cluster, with pruning: the next leader rebuilds the same state, and its own prune
+/// round moves its replica's log start to where the old leader had moved its own.
 #[test]
 fn share_state_survives_the_loss_of_its_coordinator() {
-    let mut cluster = TestCluster::start(3, "").unwrap();
+    let mut cluster = TestCluster::start(
+        3,
+        "share_coordinator_state_topic_prune_interval_ms = 100\n\
+         share_coordinator_snapshot_update_records_per_snapshot = 2\n",
+    )
+    .unwrap();
     let topic = cluster
         .create_topic(1, "share-cluster", 1, 3, &[], &[1, 2, 3])
         .unwrap()
@@ -248,7 +352,20 @@ fn share_state_survives_the_loss_of_its_coordinator() {
     assert_eq!(metric("samsa_share_coordinator_write_total"), Some(1.0));
     assert_eq!(metric("samsa_share_coordinator_partitions"), Some(1.0));
 
-    // The write was answered once the in-sync replicas held it: the next leader has it.
+    // More writes, and the prune job drops what their snapshots made redundant.
+    for start in 4..=20 {
+        assert_eq!(write_from(&mut conn, "g2", topic, start), 0);
+    }
+    let expected = vec![(20, 24, 0, 1)];
+    assert_eq!(batches(&read(&mut conn, "g2", topic).1), expected);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while state_log_start(&mut conn) < 10 {
+        assert!(Instant::now() < deadline, "not pruned");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pruned = state_log_start(&mut conn);
+
+    // The writes were answered once the in-sync replicas held them: the next leader has them.
     cluster.node_mut(coordinator).process.kill().unwrap();
     let survivor = (1..=3).find(|id| *id != coordinator).unwrap();
     let next = coordinator_of(
@@ -259,7 +376,12 @@ fn share_state_survives_the_loss_of_its_coordinator() {
     let mut conn = cluster.connect(next).unwrap();
     let (code, after) = read(&mut conn, "g2", topic);
     assert_eq!(code, 0, "{after:?}");
-    assert_eq!((after.state_epoch, after.start_offset), (1, 3));
+    assert_eq!((after.state_epoch, after.start_offset), (1, 20));
     assert_eq!(batches(&after), expected);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while state_log_start(&mut conn) != pruned {
+        assert!(Instant::now() < deadline, "{}", state_log_start(&mut conn));
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert_eq!(write(&mut conn, "g2", topic, 0), FENCED_STATE_EPOCH);
 }

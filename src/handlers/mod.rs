@@ -36,6 +36,7 @@ mod session;
 pub mod share_fetch;
 pub mod share_group;
 pub mod share_offsets;
+mod share_poll;
 pub mod share_state;
 pub mod streams_describe;
 pub mod streams_group;

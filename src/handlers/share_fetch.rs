@@ -17,10 +17,9 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use samsa_metadata::features;
-use tokio::sync::watch;
 use uuid::Uuid;
 
-use super::{allowed, current_leader, Session};
+use super::{allowed, current_leader, share_poll, Session};
 use crate::auth::{Operation, ResourceType};
 use crate::broker::Broker;
 use crate::clock::now_ms;
@@ -383,8 +382,9 @@ fn fetch_error(err: BrokerError) -> ShareFetchResponse {
     ShareFetchResponse::default().with_error_code(err.code())
 }
 
-/// Reads and acquires from each partition until some record is acquired, a partition fails,
-/// or MaxWaitMs passes; waiting wakes on an append, a release, or a lock's expiry.
+/// Acquires for `member` from its session's partitions, waiting as Kafka's
+/// `DelayedShareFetch` does (see [`super::share_poll`]); partitions refused before reading
+/// are answered their error at once.
 #[allow(clippy::too_many_arguments)]
 async fn fetch_partitions(
     broker: &Broker,
@@ -396,102 +396,64 @@ async fn fetch_partitions(
     limits: AcquireLimits,
     answers: &mut HashMap<SessionPartition, Answer>,
 ) {
-    let resolved: Vec<Resolved> = partitions
-        .iter()
-        .map(|p| resolve(broker, session, *p))
-        .collect();
-    let keys: Vec<_> = resolved
-        .iter()
-        .map(|r| key(group, r.topic_id, r.index))
-        .collect();
-    let deadline =
-        tokio::time::Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
-    let max_bytes = request.max_bytes.max(0) as usize;
-    loop {
-        let released = broker.share_leader.released();
-        let watchers: Vec<watch::Receiver<i64>> = resolved
-            .iter()
-            .filter_map(|r| r.partition.as_ref().ok().map(|p| p.watch_progress()))
-            .collect();
-        let mut budget = max_bytes;
-        let mut done = false;
-        for (r, k) in resolved.iter().zip(&keys) {
-            let answer = answers.entry((r.topic_id, r.index)).or_default();
-            let partition = match &r.partition {
-                Ok(p) => p,
-                Err(err) => {
-                    answer.error = err.code();
-                    continue;
-                }
-            };
-            let fetched = broker
-                .share_leader
-                .fetch(
-                    &broker.share_state,
-                    k,
+    let mut wanted = Vec::new();
+    let mut at = Vec::new();
+    for p in partitions {
+        let r = resolve(broker, session, *p);
+        let answer = answers.entry((r.topic_id, r.index)).or_default();
+        match r.partition {
+            Ok(partition) => {
+                wanted.push(share_poll::Wanted {
+                    key: key(group, r.topic_id, r.index),
                     partition,
-                    member,
-                    limits,
-                    budget,
-                    now_ms(),
-                )
-                .await;
-            match fetched {
-                Ok(f) => {
-                    budget = budget.saturating_sub(f.records.len());
-                    done |= !f.acquired.is_empty();
-                    answer.error = 0;
-                    answer.records = f.records;
-                    answer.acquired = f
-                        .acquired
-                        .into_iter()
-                        .map(|a| {
-                            share_fetch::AcquiredRecords::default()
-                                .with_first_offset(a.first_offset)
-                                .with_last_offset(a.last_offset)
-                                .with_delivery_count(a.delivery_count)
-                        })
-                        .collect();
-                }
-                Err(err) => {
-                    done = true;
-                    answer.error = err.code();
-                    if matches!(
-                        err,
-                        BrokerError::NotLeaderOrFollower | BrokerError::FencedLeaderEpoch { .. }
-                    ) {
-                        answer.leader = Some(current_leader::of(partition));
-                    }
+                });
+                at.push(*p);
+            }
+            Err(err) => answer.error = err.code(),
+        }
+    }
+    // Kafka's round-robin rotation: the session's nth fetch starts from its partition n
+    // (modulo their count), so that no partition always gets the bytes and records first.
+    let epoch = request.share_session_epoch;
+    if epoch >= 1 && !wanted.is_empty() {
+        let k = epoch as usize % wanted.len();
+        wanted.rotate_left(k);
+        at.rotate_left(k);
+    }
+    let wait = share_poll::Wait {
+        max_wait_ms: request.max_wait_ms,
+        min_bytes: request.min_bytes,
+        max_bytes: request.max_bytes,
+    };
+    let outcomes = share_poll::poll(broker, member, &wanted, wait, limits).await;
+    for (i, outcome) in outcomes {
+        let answer = answers.entry(at[i]).or_default();
+        match outcome {
+            Ok(f) => {
+                answer.error = 0;
+                answer.records = f.records;
+                answer.acquired = f
+                    .acquired
+                    .into_iter()
+                    .map(|a| {
+                        share_fetch::AcquiredRecords::default()
+                            .with_first_offset(a.first_offset)
+                            .with_last_offset(a.last_offset)
+                            .with_delivery_count(a.delivery_count)
+                    })
+                    .collect();
+            }
+            Err(err) => {
+                answer.error = err.code();
+                if matches!(
+                    err,
+                    BrokerError::NotLeaderOrFollower | BrokerError::FencedLeaderEpoch { .. }
+                ) {
+                    answer.leader = Some(current_leader::of(&wanted[i].partition));
                 }
             }
         }
-        let now = tokio::time::Instant::now();
-        if done || watchers.is_empty() || now >= deadline {
-            return;
-        }
-        let mut wake = deadline;
-        if let Some(expiry) = broker.share_leader.next_lock_expiry(&keys) {
-            let after = Duration::from_millis((expiry - now_ms()).max(0) as u64);
-            wake = wake.min(now + after);
-        }
-        wait(watchers, released, wake).await;
     }
-}
-
-async fn wait(
-    mut watchers: Vec<watch::Receiver<i64>>,
-    released: tokio::sync::futures::Notified<'_>,
-    until: tokio::time::Instant,
-) {
-    let appended =
-        futures_util::future::select_all(watchers.iter_mut().map(|w| Box::pin(w.changed())));
-    let _ = tokio::time::timeout_at(until, async {
-        tokio::select! {
-            _ = appended => {},
-            _ = released => {},
-        }
-    })
-    .await;
 }
 
 pub async fn acknowledge_request(

@@ -43,6 +43,8 @@ pub fn coordinator_key(key: &SharePartitionKey) -> String {
 struct Partitions {
     loads: PartitionLoads<()>,
     shards: HashMap<i32, Shard>,
+    /// Where each partition's log start was last moved to by pruning.
+    pruned: HashMap<i32, i64>,
 }
 
 pub struct ShareCoordinator {
@@ -68,6 +70,7 @@ impl ShareCoordinator {
             partitions: Mutex::new(Partitions {
                 loads: PartitionLoads::new(),
                 shards: HashMap::new(),
+                pruned: HashMap::new(),
             }),
             turns: Mutex::new(HashMap::new()),
             metrics,
@@ -90,7 +93,7 @@ impl ShareCoordinator {
     }
 
     /// The topic's configs, as Kafka's `shareGroupStateTopicConfigs`: records are kept until
-    /// deleted (Kafka prunes what later snapshots made redundant), not compacted.
+    /// deleted ([`Self::prune`] drops what later snapshots made redundant), not compacted.
     pub fn topic_configs(&self) -> std::collections::BTreeMap<String, String> {
         let c = &self.config;
         [
@@ -197,7 +200,7 @@ impl ShareCoordinator {
         };
         let timeout = Duration::from_millis(self.config.share_coordinator_write_timeout_ms);
         let deadline = tokio::time::Instant::now() + timeout;
-        let appended = self
+        let (appended, offset) = self
             .append(partition, &record)
             .map_err(|e| e.for_coordinator_write(CoordinatorWrite::ShareState))?;
         appended
@@ -205,12 +208,13 @@ impl ShareCoordinator {
             .await
             .map_err(|e| e.for_coordinator_write(CoordinatorWrite::ShareState))?;
         if let Some(shard) = self.partitions.lock().shards.get_mut(&partition) {
-            shard.replay(record);
+            shard.replay(record, offset);
         }
         Ok(answer)
     }
 
-    fn append(&self, partition: i32, record: &ShareRecord) -> Result<internal::Appended> {
+    /// Appends `record`; its offset, and what to wait on for the replicas.
+    fn append(&self, partition: i32, record: &ShareRecord) -> Result<(internal::Appended, i64)> {
         let key = records::encode_key(record.kind, &record.key);
         let value = record
             .value
@@ -220,11 +224,8 @@ impl ShareCoordinator {
         let batch = internal::encode_batch(&[internal::record(key, value, 0, now)], "share state")?;
         let partition = self.topic.partition(partition)?;
         let info = partition.append_blocking(batch, now)?;
-        Ok(internal::Appended::new(
-            partition,
-            info.base_offset,
-            info.last_offset + 1,
-        ))
+        let appended = internal::Appended::new(partition, info.base_offset, info.last_offset + 1);
+        Ok((appended, info.base_offset))
     }
 
     /// Replays `__share_group_state` partition `partition`, led here, and starts serving
@@ -256,10 +257,55 @@ impl ShareCoordinator {
         let was_loaded = partitions.loads.is_loaded(partition);
         partitions.loads.unload(partition);
         partitions.shards.remove(&partition);
+        partitions.pruned.remove(&partition);
         if was_loaded {
             self.metrics.partitions_loaded.dec();
         }
         tracing::info!(partition, "unloaded share group state");
+    }
+
+    /// Kafka's prune job (`share.coordinator.state.topic.prune.interval.ms`): on each
+    /// partition led here, moves the log start up to the shard's last redundant offset, the
+    /// earliest of its share-partitions' latest snapshots, as DeleteRecords does, on this
+    /// replica (a next leader prunes its own once it has loaded). Nothing before it is
+    /// needed to rebuild the state.
+    pub async fn prune(&self) {
+        let due: Vec<(i32, i64)> = {
+            let partitions = self.partitions.lock();
+            partitions
+                .shards
+                .iter()
+                .filter(|(p, _)| partitions.loads.is_loaded(**p))
+                .filter_map(|(p, shard)| shard.last_redundant_offset().map(|o| (*p, o)))
+                .filter(|(p, o)| partitions.pruned.get(p) != Some(o))
+                .collect()
+        };
+        for (index, offset) in due {
+            let partition = match self.topic.partition(index) {
+                Ok(partition) => partition,
+                Err(err) => {
+                    tracing::warn!(partition = index, "cannot prune share group state: {err}");
+                    continue;
+                }
+            };
+            // Segments may be deleted: disk work, on a storage thread.
+            let moved =
+                crate::topics::on_storage_thread(move || partition.delete_records_before(offset))
+                    .await;
+            match moved {
+                Ok(log_start) => {
+                    tracing::debug!(partition = index, log_start, "pruned share group state");
+                    self.partitions.lock().pruned.insert(index, offset);
+                }
+                Err(err) => {
+                    tracing::warn!(
+                        partition = index,
+                        offset,
+                        "cannot prune share group state: {err}"
+                    )
+                }
+            }
+        }
     }
 
     /// The shard of every record of the partition, in log order.
@@ -274,7 +320,7 @@ impl ShareCoordinator {
                 return;
             };
             if let Some(record) = decoded(key, r.value.as_ref(), r.offset) {
-                shard.replay(record);
+                shard.replay(record, r.offset);
             }
         })?;
         Ok(shard)

@@ -1,7 +1,8 @@
 //! The share-partition leader (Kafka's `SharePartitionManager`): the [`SharePartition`]s of
 //! the partitions this broker leads, one per share group reading them, loaded from the share
-//! coordinator at first use and written back after each change; the share sessions; and the
-//! fetch that reads the log and acquires what it read for a member.
+//! coordinator at first use and written back after each change; the share sessions; and a
+//! fetch's two steps around its log read (which the handler's long poll does, on a storage
+//! thread): where to read from, and acquiring what was read for a member.
 //!
 //! Locks: a share-partition's mutex is held for its in-memory work only, never across the
 //! log read or the persister's write, and no two are held at once.
@@ -21,7 +22,7 @@ pub use crate::metrics::share::SharePartitionStats;
 use crate::share::partition::{AcquireLimits, Acquired, Limits, LogBatch, SharePartition};
 use crate::share::sessions::{SessionPartition, ShareSessions};
 use crate::share::state::{Persister, SharePartitionKey};
-use crate::topics::{Isolation, Partition};
+use crate::topics::{Isolation, Partition, ReadResult};
 
 /// A share group's own settings (its `share.*` group configs), over the broker's defaults.
 #[derive(Debug, Clone, Default)]
@@ -41,6 +42,15 @@ pub struct Fetched {
     /// Whole log batches covering the acquired records.
     pub records: Bytes,
     pub acquired: Vec<Acquired>,
+}
+
+/// Where a fetch reads a share-partition's log to acquire: from its next fetch offset, up
+/// to the end `isolation` lets it read (as it was when asked).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadFrom {
+    pub offset: i64,
+    pub isolation: Isolation,
+    pub readable_end: i64,
 }
 
 type Shared = Arc<Mutex<SharePartition>>;
@@ -177,46 +187,51 @@ impl ShareLeader {
         Ok(offsets.high_watermark)
     }
 
-    /// Reads `partition` for `member` and acquires what it read: at most `max_bytes` of the
-    /// log from the share-partition's next fetch offset.
+    /// Where a fetch for `key` would read to acquire, or `None` when the share-partition
+    /// can acquire nothing now: its in-flight records at their cap, or nothing past its
+    /// next fetch offset readable (Kafka's `acquirablePartitions` and the check its read
+    /// makes). In memory only: a long poll asks this on each wake-up without reading.
+    pub async fn acquirable(
+        &self,
+        persister: &Persister,
+        key: &SharePartitionKey,
+        partition: &Partition,
+        now: i64,
+    ) -> Result<Option<ReadFrom>, BrokerError> {
+        let sp = self.load(persister, key, partition).await?;
+        let isolation = if self.settings(&key.group_id).read_committed {
+            Isolation::ReadCommitted
+        } else {
+            Isolation::ReadUncommitted
+        };
+        let offsets = partition.offsets()?;
+        let mut sp = sp.lock();
+        sp.log_start_moved(offsets.log_start);
+        if sp.expire_locks(now) {
+            self.released.notify_waiters();
+        }
+        let from = sp.next_fetch_offset();
+        let readable = from < offsets.readable_end(isolation) && from >= offsets.log_start;
+        Ok((sp.can_acquire() && readable).then_some(ReadFrom {
+            offset: from,
+            isolation,
+            readable_end: offsets.readable_end(isolation),
+        }))
+    }
+
+    /// Acquires for `member` what a read at [`Self::acquirable`]'s offset returned.
     #[allow(clippy::too_many_arguments)]
-    pub async fn fetch(
+    pub async fn acquire(
         &self,
         persister: &Persister,
         key: &SharePartitionKey,
         partition: &Partition,
         member: &str,
+        read: &ReadResult,
         limits: AcquireLimits,
-        max_bytes: usize,
         now: i64,
     ) -> Result<Fetched, BrokerError> {
         let sp = self.load(persister, key, partition).await?;
-        let read_committed = self.settings(&key.group_id).read_committed;
-        let offsets = partition.offsets()?;
-        let from = {
-            let mut sp = sp.lock();
-            sp.log_start_moved(offsets.log_start);
-            if sp.expire_locks(now) {
-                self.released.notify_waiters();
-            }
-            if !sp.can_acquire() {
-                return Ok(Fetched::default());
-            }
-            sp.next_fetch_offset()
-        };
-        let isolation = if read_committed {
-            Isolation::ReadCommitted
-        } else {
-            Isolation::ReadUncommitted
-        };
-        let read = match partition.read(from, max_bytes, isolation) {
-            Ok(read) => read,
-            // The log start moved past it since: the next fetch starts from the new start.
-            Err(BrokerError::Storage(samsa_storage::StorageError::OffsetOutOfRange { .. })) => {
-                return Ok(Fetched::default())
-            }
-            Err(err) => return Err(err),
-        };
         let batches = log_batches(&read.records);
         if batches.is_empty() {
             return Ok(Fetched::default());
@@ -425,6 +440,20 @@ fn persister_error(err: BrokerError) -> BrokerError {
         } => BrokerError::NotLeaderOrFollower,
         other => other,
     }
+}
+
+/// The whole batches of `records` that fit in `limit` bytes, or the first alone when none
+/// fits and `min_one` (Kafka's log read: only the first partition of a fetch that returns
+/// records may exceed its share of the fetch's bytes).
+pub fn within(records: &Bytes, limit: usize, min_one: bool) -> Bytes {
+    let mut end = 0;
+    for (range, _, _) in log_batches(records) {
+        if range.end > limit && !(min_one && end == 0) {
+            break;
+        }
+        end = range.end;
+    }
+    records.slice(..end)
 }
 
 /// The batches in `records`: byte range, offsets, producer id.

@@ -42,6 +42,11 @@ pub struct Shard {
     /// Updates written since the last snapshot of each key.
     updates_since_snapshot: HashMap<SharePartitionKey, i32>,
     updates_per_snapshot: i32,
+    /// The offset of each share-partition's latest snapshot (Kafka's
+    /// `ShareCoordinatorOffsetsManager`): the records before the earliest of them are
+    /// redundant, each key's state being rebuilt from its own latest snapshot on.
+    snapshot_offsets: HashMap<SharePartitionKey, i64>,
+    last_redundant_offset: i64,
 }
 
 fn refused(error: ResponseError, message: &str) -> BrokerError {
@@ -98,6 +103,8 @@ impl Shard {
             state_epochs: HashMap::new(),
             updates_since_snapshot: HashMap::new(),
             updates_per_snapshot,
+            snapshot_offsets: HashMap::new(),
+            last_redundant_offset: i64::MAX,
         }
     }
 
@@ -110,8 +117,11 @@ impl Shard {
         self.states.is_empty()
     }
 
-    /// Applies a committed record, as Kafka's `replay` does.
-    pub fn replay(&mut self, record: ShareRecord) {
+    /// Applies a committed record, at `offset` of the partition, as Kafka's `replay` does.
+    pub fn replay(&mut self, record: ShareRecord, offset: i64) {
+        if record.kind == RecordType::Snapshot {
+            self.snapshot_written(&record.key, offset, record.value.is_none());
+        }
         let key = record.key;
         match (record.kind, record.value) {
             (RecordType::Snapshot, None) => {
@@ -145,6 +155,27 @@ impl Shard {
                     .or_insert(0);
             }
         }
+    }
+
+    /// Kafka's `ShareCoordinatorOffsetsManager.updateState`: a snapshot (or tombstone) of
+    /// `key` at `offset`. A deleted key's tombstone counts once, then no longer holds the
+    /// redundant offset back.
+    fn snapshot_written(&mut self, key: &SharePartitionKey, offset: i64, deleted: bool) {
+        self.snapshot_offsets.insert(key.clone(), offset);
+        if let Some(earliest) = self.snapshot_offsets.values().min() {
+            self.last_redundant_offset = *earliest;
+        }
+        if deleted {
+            self.snapshot_offsets.remove(key);
+        }
+    }
+
+    /// The offset before which every record of the partition is redundant, if any: the
+    /// share coordinator's pruning moves the log start there (Kafka's
+    /// `lastRedundantOffset`).
+    pub fn last_redundant_offset(&self) -> Option<i64> {
+        let offset = self.last_redundant_offset;
+        (offset > 0 && offset != i64::MAX).then_some(offset)
     }
 
     /// InitializeShareGroupState: a snapshot at `state_epoch` with no batches.

@@ -35,7 +35,8 @@ fn code(err: BrokerError) -> ResponseError {
 
 /// Decides and replays, as the coordinator does once the record is committed.
 fn apply(shard: &mut Shard, record: ShareRecord) -> ShareRecord {
-    shard.replay(record.clone());
+    // Where in the log does not matter to these tests; the pruning test gives offsets.
+    shard.replay(record.clone(), 0);
     record
 }
 
@@ -82,8 +83,8 @@ fn the_state_replayed_from_the_records_is_the_state_served() {
         log.push(apply(&mut live, record));
     }
     let mut replayed = Shard::new(500);
-    for record in log {
-        replayed.replay(record);
+    for (offset, record) in log.into_iter().enumerate() {
+        replayed.replay(record, offset as i64);
     }
     let served = live.read(&k, 0, true, 3).unwrap().0;
     assert_eq!(replayed.read(&k, 0, true, 3).unwrap().0, served);
@@ -186,4 +187,60 @@ fn the_start_offset_never_moves_back_and_keeps_its_delivery_complete_count() {
         shard.read(&k, 0, true, 0).unwrap().0.batches,
         vec![batch(20, 30, 0, 1)]
     );
+}
+
+/// Kafka's `ShareCoordinatorOffsetsManager`: the records before the earliest latest
+/// snapshot of the keys are redundant; updates do not move it, and a deleted key's
+/// tombstone holds it back only until the next snapshot of another key.
+#[test]
+fn the_redundant_offset_is_the_earliest_latest_snapshot() {
+    let mut shard = Shard::new(1);
+    let a = key();
+    let b = SharePartitionKey {
+        partition: 1,
+        ..key()
+    };
+    assert_eq!(shard.last_redundant_offset(), None);
+    let mut offset = 0;
+    let mut replay = |shard: &mut Shard, record: ShareRecord| {
+        let at = offset;
+        shard.replay(record, at);
+        offset += 1;
+        at
+    };
+    // Writes to `k` until one becomes a snapshot; its offset.
+    let snapshot = |shard: &mut Shard,
+                    k: &SharePartitionKey,
+                    replay: &mut dyn FnMut(&mut Shard, ShareRecord) -> i64| {
+        let mut start = 0;
+        loop {
+            start += 1;
+            let record = shard.write(k, &write(0, start, vec![]), true, 2).unwrap();
+            let kind = record.kind;
+            let at = replay(shard, record);
+            if kind == RecordType::Snapshot {
+                return at;
+            }
+        }
+    };
+    let init = shard.initialize(&a, 0, 0, true, 1).unwrap();
+    replay(&mut shard, init);
+    // Offset 0: nothing before it to prune.
+    assert_eq!(shard.last_redundant_offset(), None);
+    let init = shard.initialize(&b, 0, 0, true, 1).unwrap();
+    let b_init = replay(&mut shard, init);
+    assert_eq!(shard.last_redundant_offset(), None);
+    // a's updates and snapshot leave b's initialization the earliest latest snapshot.
+    let a_snapshot = snapshot(&mut shard, &a, &mut replay);
+    assert!(a_snapshot > b_init + 1, "updates came first");
+    assert_eq!(shard.last_redundant_offset(), Some(b_init));
+    // Once b snapshots, a's snapshot is the earliest.
+    let b_snapshot = snapshot(&mut shard, &b, &mut replay);
+    assert_eq!(shard.last_redundant_offset(), Some(a_snapshot));
+    // a is deleted: its tombstone does not hold anything back once b snapshots again.
+    let tombstone = shard.delete(&a, true).unwrap().unwrap();
+    replay(&mut shard, tombstone);
+    assert_eq!(shard.last_redundant_offset(), Some(b_snapshot));
+    let b_again = snapshot(&mut shard, &b, &mut replay);
+    assert_eq!(shard.last_redundant_offset(), Some(b_again));
 }

@@ -7,13 +7,14 @@
 use kafka_protocol::messages::share_fetch_request::{
     AcknowledgementBatch, FetchPartition, FetchTopic,
 };
-use kafka_protocol::messages::update_features_request::FeatureUpdateKey;
 use kafka_protocol::messages::*;
-use samsa_protocol_tests::client::str_bytes;
-use samsa_protocol_tests::differential::Differential;
+use samsa_protocol_tests::batches::{self, batch, messages};
+use samsa_protocol_tests::client::{produce_request, str_bytes};
+use samsa_protocol_tests::differential::{Differential, Side};
 use uuid::Uuid;
 
-use crate::ends;
+use crate::groups::share::{await_assignment, join, share_groups_on};
+use crate::{ends, topic_ref, T0};
 
 const UNKNOWN_TOPIC: Uuid = Uuid::from_u128(0x5eed);
 
@@ -39,14 +40,7 @@ fn acknowledge(member: &str, epoch: i32) -> ShareAcknowledgeRequest {
 #[test]
 fn share_fetch() {
     let mut d = Differential::start("share_fetch");
-    let enable = UpdateFeaturesRequest::default()
-        .with_timeout_ms(30_000)
-        .with_feature_updates(vec![FeatureUpdateKey::default()
-            .with_feature(str_bytes("share.version"))
-            .with_max_version_level(2)
-            .with_upgrade_type(1)]);
-    let answer = d.samsa.conn.send(&enable, 1).unwrap();
-    assert_eq!(answer.error_code, 0, "{answer:?}");
+    share_groups_on(&mut d);
     let g = Some("share-fetch-g");
     for v in ends(ApiKey::ShareFetch) {
         // A member id is 1 to 36 characters; the group id must be there.
@@ -82,5 +76,100 @@ fn share_fetch() {
             acknowledge(&format!("other-{v}"), -1)
         });
     }
+    d.finish();
+}
+
+/// Replaces each partition's records by their description, so batches compare by what
+/// they hold, and compares the partitions by what they answer, not by index: Kafka orders
+/// a session's partitions, and so which one a fetch serves first, by its hash map of
+/// topic-partitions, which this test does not pin (both partitions hold the same offsets
+/// and records at each step).
+fn described(response: &mut ShareFetchResponse) {
+    for topic in &mut response.responses {
+        for partition in &mut topic.partitions {
+            if let Some(records) = &partition.records {
+                let text = batches::describe(records).unwrap_or_else(|e| format!("<{e:#}>"));
+                partition.records = Some(bytes::Bytes::from(text));
+            }
+            partition.partition_index = 0;
+        }
+        topic
+            .partitions
+            .sort_by_key(|p| format!("{:?}", p.acquired_records));
+    }
+}
+
+/// How a fetch's limits shape what a member of a share group acquires, as Kafka 4.4's
+/// `DelayedShareFetch` does: MaxBytes shared evenly among the partitions (whole batches,
+/// the rest left for the next fetch), MaxRecords counted across partitions from the
+/// session epoch's first partition, and MinBytes beyond what there is answered at
+/// MaxWaitMs with what can be acquired then.
+#[test]
+fn share_fetch_limits() {
+    let mut d = Differential::start("share_fetch_limits");
+    share_groups_on(&mut d);
+    let t = d.topic("q");
+    d.create_topic(&t, 2, &[]);
+    let group = d.topic("g");
+    d.await_group_coordinator(&group).unwrap();
+    let g = group.as_str();
+    d.compare("join", 1, |_| join(g, "m1", &t));
+    await_assignment(&mut d, g, "m1", 2);
+    let request = |side: &Side, epoch: i32| {
+        fetch(Some(g), "m1", epoch).with_topics(vec![FetchTopic::default()
+            .with_topic_id(side.id(&t))
+            .with_partitions(
+                (0..2)
+                    .map(|p| FetchPartition::default().with_partition_index(p))
+                    .collect(),
+            )])
+    };
+    let v = 1;
+    d.compare_part("open", v, |s| request(s, 0), described);
+    let three = |prefix: &str| batch(&messages(prefix, 3, *T0));
+    let size = three("b0").len() as i32;
+    for side in [&mut d.samsa, &mut d.kafka] {
+        for p in 0..2 {
+            for prefix in ["b0", "b1", "b2"] {
+                let produce = produce_request(&topic_ref(side, &t), p, three(prefix), -1, 9);
+                let answer = side.conn.send(&produce, 9).unwrap();
+                let code = answer.responses[0].partition_responses[0].error_code;
+                assert_eq!(code, 0, "{}: {answer:?}", side.name);
+            }
+        }
+    }
+    d.compare_part(
+        "max-bytes-shared",
+        v,
+        |s| {
+            request(s, 1)
+                .with_max_wait_ms(5_000)
+                .with_max_bytes(2 * size + size / 2)
+        },
+        described,
+    );
+    d.compare_part(
+        "max-records-across-partitions",
+        v,
+        |s| request(s, 2).with_max_wait_ms(5_000).with_max_records(3),
+        described,
+    );
+    d.compare_part(
+        "min-bytes-answered-at-max-wait",
+        v,
+        |s| {
+            request(s, 3)
+                .with_max_wait_ms(300)
+                .with_min_bytes(1 << 20)
+                .with_max_bytes(1 << 20)
+        },
+        described,
+    );
+    d.compare_part(
+        "nothing-left-waits-out-max-wait",
+        v,
+        |s| request(s, 4).with_max_wait_ms(200).with_min_bytes(0),
+        described,
+    );
     d.finish();
 }

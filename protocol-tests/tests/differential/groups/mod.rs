@@ -30,7 +30,7 @@ use crate::{ends, T0, UNKNOWN};
 
 mod consumer;
 mod offsets;
-mod share;
+pub(crate) mod share;
 mod streams;
 mod streams_topology;
 

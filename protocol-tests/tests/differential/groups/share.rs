@@ -24,7 +24,7 @@ fn beat(group: &str, member: &str, epoch: i32) -> ShareGroupHeartbeatRequest {
         .with_member_epoch(epoch)
 }
 
-fn join(group: &str, member: &str, topic: &str) -> ShareGroupHeartbeatRequest {
+pub(crate) fn join(group: &str, member: &str, topic: &str) -> ShareGroupHeartbeatRequest {
     beat(group, member, 0).with_subscribed_topic_names(Some(vec![topic_name(topic)]))
 }
 
@@ -58,7 +58,7 @@ fn describe_offsets(
 }
 
 /// Setup, not compared: share groups on in samsa (Kafka 4.4 has them on already).
-fn share_groups_on(d: &mut Differential) {
+pub(crate) fn share_groups_on(d: &mut Differential) {
     let request = UpdateFeaturesRequest::default()
         .with_timeout_ms(30_000)
         .with_feature_updates(vec![FeatureUpdateKey::default()
@@ -71,7 +71,7 @@ fn share_groups_on(d: &mut Differential) {
 
 /// Heartbeats `member` on both brokers until both have assigned it partitions (Kafka
 /// initializes the share-partitions' state asynchronously); the member's epoch then.
-fn await_assignment(d: &mut Differential, group: &str, member: &str, epoch: i32) -> i32 {
+pub(crate) fn await_assignment(d: &mut Differential, group: &str, member: &str, epoch: i32) -> i32 {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     let mut epochs = Both {
         samsa: epoch,
