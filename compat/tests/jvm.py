@@ -22,6 +22,8 @@ COMPAT_DIR = Path(__file__).resolve().parent.parent
 JAVA_DIR = COMPAT_DIR / "java"
 CACHE = JAVA_DIR / ".cache"
 SOURCES = JAVA_DIR / "src" / "main" / "java"
+# Sources built only against some profiles: the KafkaShareConsumer exists from 4.0 on.
+PROFILE_SOURCES = {"kafka-4": [JAVA_DIR / "src" / "kafka4" / "java"]}
 MAIN = "dev.samsa.compat.Main"
 
 # Profiles of compat/java/pom.xml: the client releases the driver is built against.
@@ -54,7 +56,7 @@ def java() -> str:
 def compiled(profile: str) -> Path:
     """Classes of the driver built against profile's kafka-clients (cached by content)."""
     cp = classpath(profile)
-    sources = sorted(SOURCES.rglob("*.java"))
+    sources = sorted(f for d in [SOURCES, *PROFILE_SOURCES.get(profile, [])] for f in d.rglob("*.java"))
     h = hashlib.sha256(cp.encode())
     for s in sources:
         h.update(s.read_bytes())
@@ -156,13 +158,13 @@ def run_tool(tool: str, *args: str, input: str | None = None, timeout: float = R
 
 
 class JavaMember:
-    """A long-running `group-member` driver: one group member whose JSON events are read as
-    they come. Closing its stdin stops it cleanly (it leaves the group)."""
+    """A long-running driver (`group-member` unless scenario says otherwise) whose JSON events
+    are read as they come. Closing its stdin stops a group member cleanly (it leaves the group)."""
 
-    def __init__(self, profile: str, bootstrap: str, **args):
+    def __init__(self, profile: str, bootstrap: str, scenario: str = "group-member", **args):
         import threading
         cmd = [java(), *JVM_OPTS, "-cp", f"{compiled(profile)}{os.pathsep}{classpath(profile)}",
-               MAIN, "group-member", "--bootstrap", bootstrap]
+               MAIN, scenario, "--bootstrap", bootstrap]
         for k, v in args.items():
             cmd += [f"--{k.replace('_', '-')}", str(v)]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,

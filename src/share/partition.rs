@@ -529,6 +529,12 @@ impl SharePartition {
         let lock_ms = self.limits.record_lock_duration_ms;
         for (first, last, types) in acks {
             let (first, last) = (*first, *last);
+            // Records before the start offset are acknowledged or archived for good (a lock
+            // that expired at the delivery limit, say): Kafka skips acknowledgements of
+            // them, the whole range or offset by offset below, and answers success.
+            if last < self.start_offset {
+                continue;
+            }
             // As Kafka's floorKey: a range that starts before everything in flight is not
             // found; one that ends after it asks for offsets never delivered.
             let Some(start) = batches.range(..=first).next_back().map(|(f, _)| *f) else {
@@ -557,7 +563,7 @@ impl SharePartition {
                 }
                 for (i, s) in batch.offsets.iter_mut().enumerate() {
                     let offset = bfirst + i as i64;
-                    if offset < first || offset > last {
+                    if offset < first.max(self.start_offset) || offset > last {
                         continue;
                     }
                     if s.state != RecordState::Acquired {

@@ -114,9 +114,44 @@ fn acknowledging_what_the_member_does_not_hold_fails_and_changes_nothing() {
         .unwrap_err();
     assert!(matches!(err, AckError::InvalidRequest(_)));
     assert_eq!(p.start_offset(), 0);
-    p.acknowledge("a", &[(0, 0, vec![ACCEPT])], 0).unwrap();
-    let err = p.acknowledge("a", &[(0, 0, vec![ACCEPT])], 0).unwrap_err();
+    // Acknowledged but still in flight (offset 1 is not): acknowledging it again fails.
+    p.acknowledge("a", &[(2, 2, vec![ACCEPT])], 0).unwrap();
+    let err = p.acknowledge("a", &[(2, 2, vec![ACCEPT])], 0).unwrap_err();
     assert!(matches!(err, AckError::InvalidRecordState(_)));
+}
+
+#[test]
+fn acknowledgements_before_the_start_offset_are_skipped() {
+    // Kafka's SharePartition.acknowledge skips a range wholly before the start offset and,
+    // in a range that straddles it, the offsets before it: they answer success.
+    let mut p = fresh(0);
+    p.acquire("a", &log(0, 9, 10), all(), 0);
+    p.acknowledge("a", &[(0, 3, vec![ACCEPT])], 0).unwrap();
+    assert_eq!(p.start_offset(), 4);
+    p.acknowledge("a", &[(0, 0, vec![ACCEPT])], 0).unwrap();
+    p.acknowledge("a", &[(2, 5, vec![REJECT])], 0).unwrap();
+    assert_eq!(p.start_offset(), 6);
+    p.acknowledge("a", &[(6, 9, vec![ACCEPT])], 0).unwrap();
+    assert_eq!(p.state(0).batches, vec![]);
+    // The batch is gone once the start offset passes it: skipped all the same.
+    p.acknowledge("a", &[(0, 9, vec![ACCEPT])], 0).unwrap();
+}
+
+#[test]
+fn a_late_acknowledgement_of_a_record_archived_at_the_limit_succeeds() {
+    let mut p = fresh(0);
+    let mut now = 0;
+    for delivery in 1..=5 {
+        assert_eq!(fetch(&mut p, "a", 0, now), vec![range(0, 0, delivery)]);
+        now += LOCK;
+        p.expire_locks(now);
+        let late = p.acknowledge("a", &[(0, 0, vec![ACCEPT])], now);
+        // Available again until the fifth expiry archives it: then it is past the start
+        // offset and Kafka lets the acknowledgement through (the Java client's commitSync
+        // reports no error).
+        assert_eq!(late.is_ok(), delivery == 5, "delivery {delivery}: {late:?}");
+    }
+    assert_eq!(p.start_offset(), 1);
 }
 
 #[test]
@@ -269,7 +304,9 @@ fn the_log_start_moving_past_records_drops_them() {
     p.acquire("a", &log(0, 9, 10), all(), 0);
     p.log_start_moved(4);
     assert_eq!(p.start_offset(), 4);
-    assert!(p.acknowledge("a", &[(2, 2, vec![ACCEPT])], 0).is_err());
+    // Before the start offset: skipped, as Kafka does, and nothing changes.
+    p.acknowledge("a", &[(2, 2, vec![ACCEPT])], 0).unwrap();
+    assert_eq!(p.start_offset(), 4);
     p.acknowledge("a", &[(4, 9, vec![ACCEPT])], 0).unwrap();
     assert_eq!(p.start_offset(), 10);
 }

@@ -45,6 +45,16 @@ public final class Main {
         SCENARIOS.put("group-admin", GroupScenarios::groupAdmin);
         SCENARIOS.put("transactions", TxnScenarios::transactions);
         SCENARIOS.put("group-member", GroupScenarios::groupMember);
+        // Share groups (KafkaShareConsumer) exist from kafka-clients 4.0 on: their scenarios are
+        // built only against the kafka-4 profile (src/kafka4/java).
+        try {
+            Class.forName("dev.samsa.compat.ShareScenarios").getDeclaredMethod("register", Map.class)
+                .invoke(null, SCENARIOS);
+        } catch (ClassNotFoundException e) {
+            // kafka-clients 3.x: no share scenarios.
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
     }
 
     public static void main(String[] argv) {
