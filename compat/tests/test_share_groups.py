@@ -58,11 +58,12 @@ class _Reader:
         return None if n == 0 else self.take(n - 1).decode()
 
 
-def _exchange(bootstrap: str, api_key: int, version: int, body: bytes) -> bytes:
-    """One request (flexible header, client id compat-share) and its response's bytes."""
+def request(bootstrap: str, api_key: int, version: int, body: bytes) -> _Reader:
+    """One request of a flexible version, on a connection of its own, to the first broker of
+    `bootstrap`; its response from past the header."""
     client = b"compat-share"
     header = struct.pack(">hhih", api_key, version, 7, len(client)) + client + b"\x00"
-    host, port = bootstrap.rsplit(":", 1)
+    host, port = bootstrap.split(",")[0].rsplit(":", 1)
     with socket.create_connection((host, int(port)), timeout=10) as s:
         frame = header + body
         s.sendall(struct.pack(">i", len(frame)) + frame)
@@ -70,13 +71,16 @@ def _exchange(bootstrap: str, api_key: int, version: int, body: bytes) -> bytes:
         data = b""
         while len(data) < size:
             data += s.recv(size - len(data))
-    return data
+    r = _Reader(data)
+    r.take(4)  # correlation id
+    r.uvarint()  # header tags
+    return r
 
 
 def find_coordinator(bootstrap: str, group: str) -> None:
     """FindCoordinator v4 for `group`, answer unread: Kafka creates `__consumer_offsets` on
     the first, as a client's lookup would, and a share heartbeat alone does not."""
-    _exchange(bootstrap, 10, 4, b"\x00" + _uvarint(2) + _compact(group) + b"\x00")
+    request(bootstrap, 10, 4, b"\x00" + _uvarint(2) + _compact(group) + b"\x00")
 
 
 def heartbeat(bootstrap: str, group: str, member: str, epoch: int, topics: list[str] | None):
@@ -84,10 +88,7 @@ def heartbeat(bootstrap: str, group: str, member: str, epoch: int, topics: list[
     body = _compact(group) + _compact(member) + struct.pack(">i", epoch) + b"\x00"
     body += b"\x00" if topics is None else _uvarint(len(topics) + 1) + b"".join(_compact(t) for t in topics)
     body += b"\x00"
-    data = _exchange(bootstrap, 76, 1, body)
-    r = _Reader(data)
-    r.take(4)  # correlation id
-    r.uvarint()  # header tags
+    r = request(bootstrap, 76, 1, body)
     _throttle, error = struct.unpack(">ih", r.take(6))
     r.compact()
     r.compact()

@@ -485,3 +485,46 @@ async fn the_share_session_limit() {
     assert_eq!(full.error_code, E::ShareSessionLimitReached.code());
     assert!(started.elapsed() >= Duration::from_millis(150));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acknowledgement_the_share_coordinator_refuses_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let Setup {
+        mut conn,
+        topic_id: t,
+        broker,
+    } = setup(dir.path(), 2, Config::default()).await;
+    let first = conn
+        .send(&share_fetch(t, "a", 0, 0), 1, TIMEOUT)
+        .await
+        .unwrap();
+    assert_eq!(acquired(&first), vec![(0, 1, 1)]);
+    // A new state epoch (as an offsets reset makes): the leader's next write is fenced.
+    let key = SharePartitionKey {
+        group_id: GROUP.into(),
+        topic_id: t,
+        partition: 0,
+    };
+    broker
+        .broker
+        .share_state
+        .initialize(&key, 1, 0)
+        .await
+        .unwrap();
+    let accepted = conn
+        .send(&share_ack(t, "a", 1, 0, 1, 1), 1, TIMEOUT)
+        .await
+        .unwrap();
+    // Kafka fails the acknowledgement with the persister's error (FENCED_STATE_EPOCH reads
+    // NOT_LEADER_OR_FOLLOWER); had it answered success, the records below would be
+    // delivered again after the member was told they were done.
+    assert_eq!(
+        accepted.responses[0].partitions[0].error_code,
+        E::NotLeaderOrFollower.code()
+    );
+    let again = conn
+        .send(&share_fetch(t, "b", 0, 0), 1, TIMEOUT)
+        .await
+        .unwrap();
+    assert_eq!(acquired(&again), vec![(0, 1, 1)]);
+}

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -260,7 +261,8 @@ impl ShareLeader {
             }
         };
         if !aborted.is_empty() {
-            self.persist(persister, key, &sp, partition).await;
+            // Not written: the next fetch loads the share-partition again and archives anew.
+            let _ = self.persist(persister, key, &sp, partition).await;
         }
         let records = slice(&read.records, &batches, &acquired);
         Ok(Fetched { records, acquired })
@@ -290,9 +292,12 @@ impl ShareLeader {
             sp.expire_locks(now);
             sp.acknowledge(member, acks, now)?;
         }
-        self.persist(persister, key, &sp, partition).await;
+        // An acknowledgement holds only once the share coordinator has it: one whose write
+        // failed is refused (Kafka fails the acknowledgement with the persister's error), or
+        // the member would count as done a record that, reloaded, is delivered again.
+        let written = self.persist(persister, key, &sp, partition).await;
         self.released.notify_waiters();
-        Ok(())
+        written.map_err(persister_error)
     }
 
     /// Releases what `member` holds in `group` (its share session or connection ended), on
@@ -321,7 +326,8 @@ impl ShareLeader {
                 .get_by_id(key.topic_id)
                 .and_then(|t| t.partition(key.partition).cloned());
             if let Some(partition) = partition {
-                self.persist(persister, &key, &sp, &partition).await;
+                // Not written: loaded again, the records are available once more anyway.
+                let _ = self.persist(persister, &key, &sp, &partition).await;
             }
         }
         self.released.notify_waiters();
@@ -383,24 +389,44 @@ impl ShareLeader {
         self.partitions.lock().retain(|k, _| !which(k));
     }
 
+    /// Whether `sp` is still the share-partition cached for `key`.
+    fn is_current(&self, key: &SharePartitionKey, sp: &Shared) -> bool {
+        self.partitions
+            .lock()
+            .get(key)
+            .is_some_and(|l| Arc::ptr_eq(&l.partition, sp))
+    }
+
     async fn persist(
         &self,
         persister: &Persister,
         key: &SharePartitionKey,
         sp: &Shared,
         partition: &Partition,
-    ) {
+    ) -> Result<(), BrokerError> {
         let state = sp.lock().state(partition.leader_epoch());
         if let Err(err) = persister.write(key, state).await {
             tracing::warn!(group = %key.group_id, topic = %key.topic_id, partition = key.partition,
                 "cannot write the share-partition state: {err}");
-            // Kafka drops a share-partition whose state it cannot write; it loads again.
-            self.forget(|k| k == key);
+            // The in-memory state is ahead of the durable one: the share-partition is loaded
+            // again from the share coordinator, which undoes what the write would have kept.
+            self.partitions
+                .lock()
+                .retain(|k, l| !(k == key && Arc::ptr_eq(&l.partition, sp)));
+            return Err(err);
         }
+        // Forgotten while the write was out (another write failed, or leadership moved): the
+        // share-partition serving now was loaded without this change and may hand its records
+        // out again, so the change does not count as done.
+        if !self.is_current(key, sp) {
+            return Err(BrokerError::CoordinatorNotAvailable);
+        }
+        Ok(())
     }
 }
 
-/// What the share coordinator's errors mean to a fetch (Kafka's `fetchPersisterError`).
+/// What the share coordinator's errors mean to a fetch or an acknowledgement (Kafka's
+/// `fetchPersisterError`).
 fn persister_error(err: BrokerError) -> BrokerError {
     match err {
         BrokerError::NotCoordinator
@@ -409,6 +435,10 @@ fn persister_error(err: BrokerError) -> BrokerError {
         BrokerError::GroupIdNotFound => BrokerError::GroupIdNotFound,
         BrokerError::UnknownTopicOrPartition => BrokerError::UnknownTopicOrPartition,
         BrokerError::FencedLeaderEpoch { .. } => BrokerError::NotLeaderOrFollower,
+        BrokerError::ShareState {
+            error: ResponseError::FencedStateEpoch,
+            ..
+        } => BrokerError::NotLeaderOrFollower,
         other => other,
     }
 }
