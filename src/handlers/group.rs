@@ -618,5 +618,8 @@ async fn delete_share_state(broker: &Broker, group_id: &str) -> Result<(), Broke
             broker.share_state.delete(&key).await?;
         }
     }
+    // This broker's share-partition leader lets the group's cached state go; a leader on
+    // another broker finds its state epoch fenced at its next write and reloads, as in Kafka.
+    broker.share_leader.forget(|k| k.group_id == group_id);
     Ok(())
 }
