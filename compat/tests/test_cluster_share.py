@@ -52,7 +52,6 @@ def cluster(tmp_path_factory):
         f"group_share_delivery_count_limit = {DELIVERY_LIMIT}\n"
         "group_share_heartbeat_interval_ms = 500\ngroup_share_session_timeout_ms = 6000\n")).start()
     try:
-        run_tool("kafka-features", "--bootstrap-server", c.bootstrap, "upgrade", "--feature", "share.version=2")
         yield c
     finally:
         c.stop()

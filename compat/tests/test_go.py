@@ -17,7 +17,6 @@ import subprocess
 import pytest
 
 from clients import COMPAT_DIR
-from jvm import run_tool
 
 GO_DIR = COMPAT_DIR / "go"
 CLIENTS = ("franz-go", "sarama", "kafka-go")
@@ -72,24 +71,11 @@ def test_go_franz_consumer_protocol(go_tests, bootstrap):
     assert "--- PASS: TestConsumerProtocol " in out, f"franz-go consumer protocol:\n{out[-6000:]}"
 
 
-_SHARE_ON: set[str] = set()
-
-
-@pytest.fixture
-def share_groups_on(bootstrap):
-    """share.version turned on, once per broker (samsa bootstraps it at 0 while share groups
-    are built; Kafka 4.4 is at 2 already)."""
-    if bootstrap not in _SHARE_ON:
-        run_tool("kafka-features", "--bootstrap-server", bootstrap, "upgrade", "--feature", "share.version=2")
-        _SHARE_ON.add(bootstrap)
-    return bootstrap
-
-
 @pytest.mark.parametrize("case", ("accept", "release", "reject", "two-consumers"))
-def test_go_franz_share_consumer(go_tests, share_groups_on, case):
+def test_go_franz_share_consumer(go_tests, bootstrap, case):
     """franz-go's share consumer (kgo.ShareGroup, KIP-932): accepted records are read once
     with delivery count 1; a released one comes back with its count one higher until the
     delivery-count limit archives it; a rejected one never comes back; two members on one
     partition share its records without overlap. The share group then has no lag."""
-    out = run_go(go_tests, share_groups_on, f"^TestShareConsumer$/^{re.escape(case)}$")
+    out = run_go(go_tests, bootstrap, f"^TestShareConsumer$/^{re.escape(case)}$")
     assert f"--- PASS: TestShareConsumer/{case} " in out, f"franz-go share consumer, {case}:\n{out[-6000:]}"

@@ -3,8 +3,7 @@ group, is assigned the topic's partition, and reads what is produced once it has
 (share.auto.offset.reset is latest by default), each record once; and, with the group's
 share.auto.offset.reset set to earliest by kafka-configs, what was produced before.
 
-Against samsa the test has a broker of its own, with share.version upgraded to 2 (samsa's
-default cluster is at 0 while share groups are built); Kafka 4.4 runs at 2 already."""
+Against samsa the test has a broker of its own."""
 
 from __future__ import annotations
 
@@ -25,7 +24,6 @@ def share_bootstrap(tmp_path, bootstrap):
         return
     b = SamsaBroker(tmp_path / "data").start()
     try:
-        run_tool("kafka-features", "--bootstrap-server", b.bootstrap, "upgrade", "--feature", "share.version=2")
         yield b.bootstrap
     finally:
         if b.alive():

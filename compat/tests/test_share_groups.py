@@ -139,7 +139,6 @@ def table(out: str) -> list[dict]:
 
 def test_share_groups_tool(bootstrap, topic_name):
     tool = ["kafka-share-groups", "--bootstrap-server", bootstrap]
-    run_tool("kafka-features", "--bootstrap-server", bootstrap, "upgrade", "--feature", "share.version=2")
     topic, group = topic_name(), topic_name("-g")
     create_topic(bootstrap, topic, 2)
     member = "compat-member-1"
@@ -170,7 +169,6 @@ def test_console_share_consumer_reads_as_a_share_group_member(bootstrap, topic_n
     topic, and reads the records produced after it joined (share.auto.offset.reset is
     latest); kafka-share-groups then shows it as the member and no lag left."""
     tool = ["kafka-share-groups", "--bootstrap-server", bootstrap]
-    run_tool("kafka-features", "--bootstrap-server", bootstrap, "upgrade", "--feature", "share.version=2")
     topic, group = topic_name(), topic_name("-g")
     create_topic(bootstrap, topic, 3)
     env = dict(os.environ, KAFKA_TOOLS_JVM_OPTS=" ".join(JVM_OPTS))
@@ -225,7 +223,6 @@ def test_share_groups_reset_and_delete_offsets(bootstrap, topic_name):
     --delete-offsets (DeleteShareGroupOffsets) forgets it; a reset sets it again and
     kafka-console-share-consumer reads from there."""
     tool = ["kafka-share-groups", "--bootstrap-server", bootstrap]
-    run_tool("kafka-features", "--bootstrap-server", bootstrap, "upgrade", "--feature", "share.version=2")
     topic, group = topic_name(), topic_name("-g")
     create_topic(bootstrap, topic, 1)
     run_tool("kafka-console-producer", "--bootstrap-server", bootstrap, "--topic", topic,

@@ -8,7 +8,7 @@ as a group config.
 
 The tests share a broker of their own whose acquisition locks last LOCK_MS and whose
 delivery-count limit is LIMIT, so that lock expiry and archiving take seconds: samsa with
-those settings and share.version upgraded to 2, or, with --against-kafka, a Kafka 4.4
+those settings, or, with --against-kafka, a Kafka 4.4
 started with them (group.share.record.lock.duration.ms is a static broker config, at
 least 1000, and a group's own lock duration may not go below
 group.share.min.record.lock.duration.ms, 15000 by default).
@@ -27,7 +27,7 @@ import pytest
 
 from clients import wait_until
 from conftest import EXTERNAL, REPO, SamsaBroker
-from jvm import JavaError, JavaMember, of, one, run_java, run_tool
+from jvm import JavaError, JavaMember, of, one, run_java
 from restartable_kafka import KafkaReference
 
 LOCK_MS = 3000
@@ -63,7 +63,6 @@ def share_broker(tmp_path_factory):
     (d / "samsa.toml").write_text(config)
     b = SamsaBroker(d / "data", config=d / "samsa.toml").start()
     try:
-        run_tool("kafka-features", "--bootstrap-server", b.bootstrap, "upgrade", "--feature", "share.version=2")
         yield b.bootstrap
     finally:
         b.stop_clean()

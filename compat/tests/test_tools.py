@@ -292,8 +292,7 @@ def test_tools_console_property_spellings(request, bootstrap, topic_name):
 def test_tools_broker_api_versions(bootstrap):
     """kafka-broker-api-versions lists what the broker advertises in ApiVersions."""
     from gates import advertised
-    # Asked afresh: an earlier test may have turned a feature on (share.version lists the
-    # share APIs), and the tool sees the broker as it is now.
+    # Asked afresh: the tool sees the broker as it is now, whatever an earlier test cached.
     advertised.cache_clear()
     out = run_tool("kafka-broker-api-versions", "--bootstrap-server", bootstrap).stdout
     assert re.search(rf"^{re.escape(bootstrap)} \(id: \d+ rack: null isFenced: false\) -> \($", out, re.M), out

@@ -88,18 +88,7 @@ pub const SERVED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeProducers, 0, 0),
     (ApiKey::WriteTxnMarkers, 1, 2),
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
-];
-
-/// Served always, but advertised only when a telemetry subscription is configured, as Kafka
-/// lists them only with a telemetry exporter (KIP-714).
-pub const TELEMETRY_APIS: &[(ApiKey, i16, i16)] = &[
-    (ApiKey::GetTelemetrySubscriptions, 0, 0),
-    (ApiKey::PushTelemetry, 0, 0),
-];
-
-/// Share-group APIs (KIP-932) served, and advertised only once share.version is on while
-/// issue 19 is being built (the interim filter of `src/handlers/api_versions.rs`).
-pub const SHARE_APIS: &[(ApiKey, i16, i16)] = &[
+    // Share groups (KIP-932), listed whatever `share.version` is, as Kafka lists them.
     (ApiKey::ShareGroupHeartbeat, 1, 1),
     (ApiKey::ShareGroupDescribe, 1, 1),
     (ApiKey::DescribeShareGroupOffsets, 0, 1),
@@ -114,12 +103,18 @@ pub const SHARE_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ReadShareGroupStateSummary, 0, 1),
 ];
 
+/// Served always, but advertised only when a telemetry subscription is configured, as Kafka
+/// lists them only with a telemetry exporter (KIP-714).
+pub const TELEMETRY_APIS: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::GetTelemetrySubscriptions, 0, 0),
+    (ApiKey::PushTelemetry, 0, 0),
+];
+
 /// Every version samsa serves of `key`.
 pub fn versions(key: ApiKey) -> std::ops::RangeInclusive<i16> {
     let &(_, min, max) = SERVED_APIS
         .iter()
         .chain(TELEMETRY_APIS)
-        .chain(SHARE_APIS)
         .find(|(k, _, _)| *k == key)
         .unwrap_or_else(|| panic!("{key:?} is not served"));
     min..=max
@@ -450,19 +445,29 @@ pub fn api_versions_request() -> kafka_protocol::messages::ApiVersionsRequest {
         .with_client_software_version(str_bytes("1.0"))
 }
 
-/// Turns share groups on (`share.version` 2), which samsa starts without while they are
-/// being built; Kafka 4.4 has them on already.
-pub fn share_groups_on(conn: &mut Connection) -> Result<()> {
+/// Finalizes `share.version` at `level` (an upgrade, or a safe downgrade to a lower one),
+/// for tests of what the share APIs answer at each level.
+pub fn set_share_version(conn: &mut Connection, level: i16) -> Result<()> {
     use kafka_protocol::messages::update_features_request::FeatureUpdateKey;
     let request = kafka_protocol::messages::UpdateFeaturesRequest::default()
         .with_timeout_ms(30_000)
         .with_feature_updates(vec![FeatureUpdateKey::default()
             .with_feature(str_bytes("share.version"))
-            .with_max_version_level(2)
-            .with_upgrade_type(1)]);
+            .with_max_version_level(level)
+            .with_upgrade_type(if level == 0 { 2 } else { 1 })]);
     let answer = conn.send(&request, 1)?;
     ensure!(answer.error_code == 0, "{answer:?}");
+    ensure!(
+        answer.results.iter().all(|r| r.error_code == 0),
+        "{answer:?}"
+    );
     Ok(())
+}
+
+/// Share groups on (`share.version` 2): a new cluster's level in samsa as in Kafka 4.4, so
+/// this only makes sure of it before a test that needs them.
+pub fn share_groups_on(conn: &mut Connection) -> Result<()> {
+    set_share_version(conn, 2)
 }
 
 /// Group APIs answer COORDINATOR_LOAD_IN_PROGRESS until the offsets topic is replayed.

@@ -1,18 +1,17 @@
 //! ShareFetch and ShareAcknowledge on a broker process: answered UNSUPPORTED_VERSION while
-//! share.version is 0 (a default cluster), as Kafka 4.4 answers them; served once an
-//! operator upgrades it, with the share session's rules. What a share-partition does with
+//! share.version is 0 (an operator turned share groups off), as Kafka 4.4 answers them;
+//! served at a new cluster's level, 2, with the share session's rules. What a share-partition does with
 //! records is tested in the broker's own tests, where its state can be initialized.
 
 use kafka_protocol::error::ResponseError as E;
 use kafka_protocol::messages::share_acknowledge_request as ack_request;
 use kafka_protocol::messages::share_fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::update_features_request::FeatureUpdateKey;
 use kafka_protocol::messages::*;
 use std::time::{Duration, Instant};
 
 use samsa_protocol_tests::batches::{base_timestamp, batch, messages};
 use samsa_protocol_tests::client::{
-    create_topic, produce, str_bytes, topic_name, wait_groups_loaded,
+    create_topic, produce, set_share_version, str_bytes, topic_name, wait_groups_loaded,
 };
 use samsa_protocol_tests::{BrokerProcess, Connection};
 use uuid::Uuid;
@@ -45,29 +44,19 @@ fn acknowledge(topic: Uuid, member: &str, epoch: i32) -> ShareAcknowledgeRequest
             ])])
 }
 
-fn set_share_version(conn: &mut Connection, level: i16) {
-    let request = UpdateFeaturesRequest::default()
-        .with_timeout_ms(30_000)
-        .with_feature_updates(vec![FeatureUpdateKey::default()
-            .with_feature(str_bytes("share.version"))
-            .with_max_version_level(level)
-            .with_upgrade_type(if level == 0 { 2 } else { 1 })]);
-    let answer = conn.send(&request, 1).unwrap();
-    assert_eq!(answer.error_code, 0, "{answer:?}");
-}
-
 #[test]
 fn share_fetch_follows_share_version_and_its_sessions() {
     let broker = BrokerProcess::start("").unwrap();
     let mut conn = broker.connect().unwrap();
     let topic = create_topic(&mut conn, "queue", 1, &[]).unwrap().id;
+    set_share_version(&mut conn, 0).unwrap();
     for v in 1..=2 {
         let refused = conn.send(&fetch(topic, "m", 0), v).unwrap();
         assert_eq!(refused.error_code, E::UnsupportedVersion.code(), "v{v}");
         let refused = conn.send(&acknowledge(topic, "m", 1), v).unwrap();
         assert_eq!(refused.error_code, E::UnsupportedVersion.code(), "v{v}");
     }
-    set_share_version(&mut conn, 2);
+    set_share_version(&mut conn, 2).unwrap();
     for v in 1..=2 {
         let member = format!("member-{v}");
         let opened = conn.send(&fetch(topic, &member, 0), v).unwrap();
@@ -100,7 +89,7 @@ fn share_fetch_follows_share_version_and_its_sessions() {
         assert_eq!(gone.error_code, E::ShareSessionNotFound.code());
     }
     // Turned off again: refused again.
-    set_share_version(&mut conn, 0);
+    set_share_version(&mut conn, 0).unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let answer = conn.send(&fetch(topic, "m", 0), 1).unwrap();
@@ -173,7 +162,7 @@ fn members_closing_their_share_session_or_disconnecting_release_their_records() 
     let broker = BrokerProcess::start("").unwrap();
     let mut admin = broker.connect().unwrap();
     wait_groups_loaded(&mut admin).unwrap();
-    set_share_version(&mut admin, 2);
+    set_share_version(&mut admin, 2).unwrap();
     let queue = create_topic(&mut admin, "queue", 1, &[]).unwrap();
     let t = queue.id;
     let mut m1 = broker.connect().unwrap();
@@ -289,7 +278,7 @@ fn share_fetch_waits_for_min_bytes_and_shares_max_bytes_and_max_records() {
     let broker = BrokerProcess::start("").unwrap();
     let mut admin = broker.connect().unwrap();
     wait_groups_loaded(&mut admin).unwrap();
-    set_share_version(&mut admin, 2);
+    set_share_version(&mut admin, 2).unwrap();
     let queue = create_topic(&mut admin, "queue", 2, &[]).unwrap();
     let t = queue.id;
     let mut m1 = broker.connect().unwrap();

@@ -7,25 +7,11 @@
 use std::time::{Duration, Instant};
 
 use kafka_protocol::error::ResponseError as E;
-use kafka_protocol::messages::update_features_request::FeatureUpdateKey;
 use kafka_protocol::messages::*;
-use samsa_protocol_tests::client::{create_topic, str_bytes, topic_name, wait_groups_loaded};
+use samsa_protocol_tests::client::{
+    create_topic, set_share_version, str_bytes, topic_name, wait_groups_loaded,
+};
 use samsa_protocol_tests::{BrokerProcess, Connection};
-
-fn set_share_version(conn: &mut Connection, level: i16) {
-    let request = UpdateFeaturesRequest::default()
-        .with_timeout_ms(30_000)
-        .with_feature_updates(vec![FeatureUpdateKey::default()
-            .with_feature(str_bytes("share.version"))
-            .with_max_version_level(level)
-            .with_upgrade_type(1)]);
-    let response = conn.send(&request, 1).unwrap();
-    assert_eq!(response.error_code, 0, "{response:?}");
-    assert!(
-        response.results.iter().all(|r| r.error_code == 0),
-        "{response:?}"
-    );
-}
 
 fn join(group: &str, member: &str) -> ShareGroupHeartbeatRequest {
     ShareGroupHeartbeatRequest::default()
@@ -92,6 +78,8 @@ fn share_group_apis_follow_the_finalized_share_version() {
     let broker = BrokerProcess::start("").unwrap();
     let mut conn = broker.connect().unwrap();
     wait_groups_loaded(&mut conn).unwrap();
+    // A new cluster has them on (share.version 2, as Kafka 4.4's); an operator turns them off.
+    set_share_version(&mut conn, 0).unwrap();
     let answer = conn.send(&join("g", "m1"), 1).unwrap();
     assert_eq!(
         answer.error_code,
@@ -106,7 +94,7 @@ fn share_group_apis_follow_the_finalized_share_version() {
         describe(&mut conn, "g").error_code,
         E::UnsupportedVersion.code()
     );
-    set_share_version(&mut conn, 2);
+    set_share_version(&mut conn, 2).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let answer = conn.send(&join("g", "m1"), 1).unwrap();
@@ -124,7 +112,7 @@ fn members_share_a_topics_partitions_and_leave() {
     let broker = BrokerProcess::start("").unwrap();
     let mut conn = broker.connect().unwrap();
     wait_groups_loaded(&mut conn).unwrap();
-    set_share_version(&mut conn, 2);
+    set_share_version(&mut conn, 2).unwrap();
     create_topic(&mut conn, "queue", 3, &[]).unwrap();
 
     // Bad first heartbeats, answered as Kafka does (a bad member id by the code alone).
@@ -243,7 +231,7 @@ fn a_share_group_survives_a_restart() {
     let mut broker = BrokerProcess::start("").unwrap();
     let mut conn = broker.connect().unwrap();
     wait_groups_loaded(&mut conn).unwrap();
-    set_share_version(&mut conn, 2);
+    set_share_version(&mut conn, 2).unwrap();
     create_topic(&mut conn, "queue", 2, &[]).unwrap();
     let joined = conn.send(&join("g", "m1"), 1).unwrap();
     assert_eq!(joined.error_code, 0, "{joined:?}");

@@ -56,10 +56,7 @@ pub fn handle(
         ));
     }
     with_features(
-        ApiVersionsResponse::default().with_api_keys(api_keys(
-            broker.telemetry.exporting(),
-            broker.cluster.feature_level(features::SHARE_VERSION) >= 1,
-        )),
+        ApiVersionsResponse::default().with_api_keys(api_keys(broker.telemetry.exporting())),
         broker.cluster.finalized_features(),
         version,
     )
@@ -118,11 +115,9 @@ fn is_valid_software_field(field: &str) -> bool {
 
 /// The APIs listed: all served, but the telemetry ones only when samsa exports what clients
 /// push, as Kafka lists them only with a telemetry exporter (clients then never push).
-///
-/// While share groups are being built (issue 19), their APIs are listed only once an
-/// operator turns share.version on, so no client of a default cluster tries them. Kafka
-/// lists them whatever the level; this filter goes when share groups are complete.
-fn api_keys(telemetry: bool, share: bool) -> Vec<ApiVersion> {
+/// The share-group APIs are listed whatever `share.version` is, as Kafka lists them; at 0
+/// they answer UNSUPPORTED_VERSION.
+fn api_keys(telemetry: bool) -> Vec<ApiVersion> {
     super::APIS
         .iter()
         .filter(|(key, _, _)| {
@@ -132,7 +127,6 @@ fn api_keys(telemetry: bool, share: bool) -> Vec<ApiVersion> {
                     ApiKey::GetTelemetrySubscriptions | ApiKey::PushTelemetry
                 )
         })
-        .filter(|(key, _, _)| share || !is_share_api(*key))
         .map(|&(key, min, max)| {
             ApiVersion::default()
                 .with_api_key(key as i16)
@@ -160,26 +154,7 @@ pub fn unsupported_version() -> ResponseKind {
     ResponseKind::ApiVersions(
         ApiVersionsResponse::default()
             .with_error_code(ResponseError::UnsupportedVersion.code())
-            .with_api_keys(api_keys(false, false)),
-    )
-}
-
-/// The share-group APIs (KIP-932), client and inter-broker.
-fn is_share_api(key: ApiKey) -> bool {
-    matches!(
-        key,
-        ApiKey::ShareGroupHeartbeat
-            | ApiKey::ShareGroupDescribe
-            | ApiKey::ShareFetch
-            | ApiKey::ShareAcknowledge
-            | ApiKey::InitializeShareGroupState
-            | ApiKey::ReadShareGroupState
-            | ApiKey::WriteShareGroupState
-            | ApiKey::DeleteShareGroupState
-            | ApiKey::ReadShareGroupStateSummary
-            | ApiKey::DescribeShareGroupOffsets
-            | ApiKey::AlterShareGroupOffsets
-            | ApiKey::DeleteShareGroupOffsets
+            .with_api_keys(api_keys(false)),
     )
 }
 

@@ -81,14 +81,14 @@ pub const SUPPORTED: &[FeatureSpec] = &[
         max: 1,
         bootstrap: 1,
     },
-    // Share groups (KIP-932), being built (issue 19): level 1 is Kafka 4.1's share groups,
-    // level 2 adds Kafka 4.2's renew acknowledgements. New clusters start at 0 until the whole
-    // of it works; `kafka-features upgrade --feature share.version=N` turns it on to test.
+    // Share groups (KIP-932): level 1 is Kafka 4.1's share groups, level 2 adds Kafka 4.2's
+    // renew acknowledgements; on in a new cluster as in Kafka 4.4. At 0 the share APIs
+    // answer UNSUPPORTED_VERSION, as Kafka's do.
     FeatureSpec {
         name: SHARE_VERSION,
         min: 0,
         max: 2,
-        bootstrap: 0,
+        bootstrap: 2,
     },
     // Level 1 is streams groups (KIP-1071): StreamsGroupHeartbeat and StreamsGroupDescribe
     // answer UNSUPPORTED_VERSION at level 0, as Kafka's do.

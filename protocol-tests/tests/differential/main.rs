@@ -72,7 +72,8 @@ pub static UNKNOWN: LazyLock<TopicRef> = LazyLock::new(TopicRef::unknown);
 /// A name Kafka refuses: a space is outside `[a-zA-Z0-9._-]`.
 pub const INVALID_NAME: &str = "bad topic name!";
 
-/// Setup, not compared: share groups on in samsa (Kafka 4.4 has them on already).
+/// Setup, not compared: share groups on in samsa, as a new cluster has them (and Kafka 4.4
+/// too), whatever another test left its level at.
 pub fn share_groups_on(d: &mut Differential) {
     client::share_groups_on(&mut d.samsa.conn).unwrap();
 }

@@ -1,10 +1,9 @@
 //! Share groups (KIP-932): ShareGroupHeartbeat's validation, a member's join and its
 //! assignment once the share-partitions are initialized, a second member sharing the
 //! partitions, ShareGroupDescribe, how ListGroups, DescribeGroups, OffsetFetch,
-//! ConsumerGroupHeartbeat and DeleteGroups see a share group, and leaving. samsa starts with
-//! `share.version` 0 (its bootstrap level while share groups are being built), so the test
-//! turns it on there first; the shared Kafka runs 4.4's default, share groups on. Members
-//! choose their own ids, the same on both sides.
+//! ConsumerGroupHeartbeat and DeleteGroups see a share group, and leaving. Both brokers start
+//! with share groups on (`share.version` 2); the test makes sure of it on samsa, whose level
+//! another test may have changed. Members choose their own ids, the same on both sides.
 
 use super::*;
 use crate::share_groups_on;
