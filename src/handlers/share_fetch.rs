@@ -16,9 +16,9 @@ use kafka_protocol::messages::{
     ShareFetchResponse,
 };
 use kafka_protocol::protocol::StrBytes;
-use samsa_metadata::features;
 use uuid::Uuid;
 
+use super::share_group::share_enabled;
 use super::{allowed, current_leader, share_poll, Session};
 use crate::auth::{Operation, ResourceType};
 use crate::broker::Broker;
@@ -36,11 +36,6 @@ const FIRST_VERSION_WITH_RENEW: i16 = 2;
 /// An acknowledgement of one partition: (first offset, last offset, types).
 type Acks = Vec<(i64, i64, Vec<i8>)>;
 
-/// Share groups are on from `share.version` 1 (Kafka's `ShareVersion.supportsShareGroups`).
-fn enabled(broker: &Broker) -> bool {
-    broker.cluster.feature_level(features::SHARE_VERSION) >= 1
-}
-
 /// Kafka's `isMemberIdValid`: present, not empty, at most 36 characters (a UUID's string).
 fn member_id_valid(member: Option<&str>) -> bool {
     member.is_some_and(|m| !m.is_empty() && m.chars().count() <= 36)
@@ -54,7 +49,7 @@ fn admitted(
     group: Option<&GroupId>,
     member: Option<&StrBytes>,
 ) -> Result<(String, String), BrokerError> {
-    if !enabled(broker) {
+    if !share_enabled(broker) {
         return Err(BrokerError::UnsupportedVersion(
             "Share groups are not enabled (share.version 0)".into(),
         ));

@@ -167,7 +167,7 @@ pub struct Pace {
 
 impl Pace {
     fn refill(&mut self, windows: Windows, rate: f64, now: i64) {
-        let burst = f64::from(windows.samples) * (windows.window_ms as f64 / 1000.0) * rate;
+        let burst = TokenBucket::burst(windows, rate);
         let Some(last) = self.last_ms else {
             self.tokens = burst;
             self.last_ms = Some(now);

@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::records::TopicPartitions;
 use super::{ShareGroup, TopicId, TopicImage};
 use crate::error::{BrokerError, CoordinatorWrite, Result};
-use crate::group::{GroupCoordinator, GroupState, PendingCommit};
+use crate::group::{Group, GroupCoordinator, GroupState, PendingCommit};
 
 /// One topic of an AlterShareGroupOffsets request: the partitions and their start offsets.
 pub type AlterTopic = (String, Vec<(i32, i64)>);
@@ -120,6 +120,19 @@ fn outcome_of(name: &str, partitions: &[(i32, i64)], topics: &TopicImage) -> Top
     }
 }
 
+/// The group's share group, which offsets may be altered or deleted in only while it has no
+/// member: GROUP_ID_NOT_FOUND for another kind of group, NON_EMPTY_GROUP with members.
+fn empty_share<'g>(group: &'g mut Group, group_id: &str) -> Result<&'g mut ShareGroup> {
+    let share = group
+        .share
+        .as_mut()
+        .ok_or_else(|| super::coordinator::not_share(group_id))?;
+    if !share.is_empty() {
+        return Err(BrokerError::NonEmptyGroup);
+    }
+    Ok(share)
+}
+
 impl GroupCoordinator {
     /// AlterShareGroupOffsets' decision (Kafka's `alterShareGroupOffsets`): which of the
     /// requested partitions exist, recorded as initializing at the group's epoch.
@@ -170,13 +183,7 @@ impl GroupCoordinator {
             }
             group.share = Some(ShareGroup::new(group_id));
         }
-        let share = group
-            .share
-            .as_mut()
-            .ok_or_else(|| super::coordinator::not_share(group_id))?;
-        if !share.is_empty() {
-            return Err(BrokerError::NonEmptyGroup);
-        }
+        let share = empty_share(&mut group, group_id)?;
         let state_epoch = share.group_epoch;
         if initialize.is_empty() {
             return Ok(nothing(state_epoch));
@@ -203,13 +210,7 @@ impl GroupCoordinator {
         let mut group = self
             .existing(group_id)?
             .ok_or_else(|| BrokerError::NoSuchGroup(format!("Group {group_id} not found.")))?;
-        let share = group
-            .share
-            .as_mut()
-            .ok_or_else(|| super::coordinator::not_share(group_id))?;
-        if !share.is_empty() {
-            return Err(BrokerError::NonEmptyGroup);
-        }
+        let share = empty_share(&mut group, group_id)?;
         let mut plan = DeletePlan {
             refused: Vec::new(),
             delete: Vec::new(),
