@@ -7,6 +7,7 @@ schedule asks for (a fault's hold, the quiet gap before it), which are the exper
 
 from __future__ import annotations
 
+import gc
 import json
 import shutil
 import threading
@@ -76,7 +77,12 @@ class Run:
         coordinated = ("__transaction_state", TXN_ID) if o.txn else ("__consumer_offsets", GROUP)
         nemesis = Nemesis(nodes, TOPIC, h, self.say, coordinated)
         started = time.monotonic()
+        # An AdminClient's futures complete on a librdkafka thread; a garbage collection
+        # starting there that frees a client calls rd_kafka_destroy() from librdkafka's own
+        # thread, and librdkafka aborts the process. Collect only here, between faults.
+        gc.disable()
         for plan in plans:
+            gc.collect()
             if o.duration and time.monotonic() - started > o.duration:
                 self.say(f"fault phase reached --duration {o.duration:g}s after {plan.number - 1} faults")
                 break

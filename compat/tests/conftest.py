@@ -10,6 +10,7 @@ COMPAT_BOOTSTRAP host:port of a running broker (e.g. Apache Kafka from
 from __future__ import annotations
 
 import contextlib
+import gc
 import itertools
 import os
 import re
@@ -28,6 +29,23 @@ import pytest
 from clients import CLIENTS, CODECS, produce_dataset
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+# confluent-kafka completes an AdminClient's futures on a librdkafka thread. A garbage
+# collection that happens to start there and frees a client caught in a reference cycle
+# calls rd_kafka_destroy() from librdkafka's own thread, which librdkafka answers with
+# abort(): the whole pytest process dies (confluent-kafka-python PRs 2129 and 2131, which
+# disable the collector in its own tests). So cycles are collected only here, between tests,
+# in pytest's own thread.
+def pytest_configure(config):
+    gc.disable()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    yield
+    gc.collect()
+
 EXTERNAL = os.environ.get("COMPAT_BOOTSTRAP") or None
 READY_TIMEOUT_S = float(os.environ.get("SAMSA_READY_TIMEOUT_S", "30"))
 STOP_TIMEOUT_S = float(os.environ.get("SAMSA_STOP_TIMEOUT_S", "30"))
