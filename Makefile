@@ -16,8 +16,11 @@ cluster: build
 build:
 	$(CARGO) build --release --bin samsa
 
-## Install what the tests need (if missing), build, and run every test suite.
-test: test-deps lint unit protocol-tests compat nemesis-short bench-smoke
+## Install what the tests need (if missing), build, and run every test suite; the end of
+## the output says how long each phase took (scripts/test-phases.sh).
+TEST_PHASES := test-deps lint unit protocol-tests compat nemesis-short bench-smoke
+test:
+	bash scripts/test-phases.sh $(TEST_PHASES)
 
 test-deps:
 	bash compat/install.sh
