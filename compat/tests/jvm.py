@@ -14,9 +14,11 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 
 from gates import BrokerLacksApi
+from tool_server import SERVER_CLASS, SERVER_OPTS, ToolServer, ToolTimeout
 
 COMPAT_DIR = Path(__file__).resolve().parent.parent
 JAVA_DIR = COMPAT_DIR / "java"
@@ -24,6 +26,8 @@ CACHE = JAVA_DIR / ".cache"
 SOURCES = JAVA_DIR / "src" / "main" / "java"
 # Sources built only against some profiles: the KafkaShareConsumer exists from 4.0 on.
 PROFILE_SOURCES = {"kafka-4": [JAVA_DIR / "src" / "kafka4" / "java"]}
+# The tools profile builds only the tool server (tool_server.py), not the driver.
+TOOLS_SOURCES = [JAVA_DIR / "src" / "tools" / "java"]
 MAIN = "dev.samsa.compat.Main"
 
 # Profiles of compat/java/pom.xml: the client releases the driver is built against.
@@ -54,9 +58,11 @@ def java() -> str:
 
 
 def compiled(profile: str) -> Path:
-    """Classes of the driver built against profile's kafka-clients (cached by content)."""
+    """Classes of the driver built against profile's kafka-clients, or for the tools
+    profile the tool server's (cached by content)."""
     cp = classpath(profile)
-    sources = sorted(f for d in [SOURCES, *PROFILE_SOURCES.get(profile, [])] for f in d.rglob("*.java"))
+    dirs = TOOLS_SOURCES if profile == "tools" else [SOURCES, *PROFILE_SOURCES.get(profile, [])]
+    sources = sorted(f for d in dirs for f in d.rglob("*.java"))
     h = hashlib.sha256(cp.encode())
     for s in sources:
         h.update(s.read_bytes())
@@ -131,6 +137,20 @@ def one(events: list[dict], ev: str) -> dict:
 # compat/kafka-tools: runs a tool by its usual name (kafka-topics, ...) on the
 # `tools` classpath, as bin/NAME.sh would. The suite passes its own JVM options.
 KAFKA_TOOLS = COMPAT_DIR / "kafka-tools"
+# COMPAT_TOOLS_IN_PROCESS=0 starts a JVM per tool, as bin/*.sh do, to rule the server out.
+IN_PROCESS = os.environ.get("COMPAT_TOOLS_IN_PROCESS", "1") != "0"
+_server: ToolServer | None = None
+_server_lock = threading.Lock()
+
+
+def tool_server() -> ToolServer:
+    global _server
+    with _server_lock:
+        if _server is None:
+            cp = f"{compiled('tools')}{os.pathsep}{classpath('tools')}"
+            log = Path(tempfile.gettempdir()) / f"samsa-tool-server-{os.getpid()}.log"
+            _server = ToolServer(KAFKA_TOOLS, [java(), *SERVER_OPTS, "-cp", cp, SERVER_CLASS], log)
+        return _server
 
 
 def run_tool(tool: str, *args: str, input: str | None = None, timeout: float = RUN_TIMEOUT_S,
@@ -139,15 +159,17 @@ def run_tool(tool: str, *args: str, input: str | None = None, timeout: float = R
     as its bin/*.sh script would).
 
     With check, a non-zero exit raises BrokerLacksApi when the output says the
-    broker lacks an API, JavaError otherwise."""
-    cmd = [str(KAFKA_TOOLS), tool, *args]
-    env = dict(os.environ, KAFKA_TOOLS_JVM_OPTS=" ".join(JVM_OPTS))
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=input, env=env,
-                              stdin=None if input is not None else subprocess.DEVNULL)
-    except subprocess.TimeoutExpired as e:
-        raise JavaError(f"{tool} {' '.join(args)} still running after {timeout:.0f}s:\n"
-                        f"stdout: {(e.stdout or b'')[-2000:]!r}\nstderr: {(e.stderr or b'')[-2000:]!r}") from None
+    broker lacks an API, JavaError otherwise. It runs in the suite's tool server when that
+    is free (tool_server.py), in a JVM of its own otherwise."""
+    proc = None
+    if IN_PROCESS:
+        try:
+            proc = tool_server().run(tool, args, input, timeout)
+        except ToolTimeout:
+            raise JavaError(f"{tool} {' '.join(args)} still running after {timeout:.0f}s "
+                            "(in the tool server, which was killed)") from None
+    if proc is None:
+        proc = run_tool_jvm(tool, *args, input=input, timeout=timeout)
     if check and proc.returncode != 0:
         what = (f"{tool} {' '.join(args)} exited {proc.returncode}\nstdout:\n{proc.stdout[-3000:]}\n"
                 f"stderr:\n{proc.stderr[-3000:]}")
@@ -155,6 +177,17 @@ def run_tool(tool: str, *args: str, input: str | None = None, timeout: float = R
             raise BrokerLacksApi(what)
         raise JavaError(what)
     return proc
+
+
+def run_tool_jvm(tool: str, *args: str, input: str | None, timeout: float) -> subprocess.CompletedProcess:
+    cmd = [str(KAFKA_TOOLS), tool, *args]
+    env = dict(os.environ, KAFKA_TOOLS_JVM_OPTS=" ".join(JVM_OPTS))
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=input, env=env,
+                              stdin=None if input is not None else subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as e:
+        raise JavaError(f"{tool} {' '.join(args)} still running after {timeout:.0f}s:\n"
+                        f"stdout: {(e.stdout or b'')[-2000:]!r}\nstderr: {(e.stderr or b'')[-2000:]!r}") from None
 
 
 class JavaMember:
