@@ -34,20 +34,24 @@ pub fn parse(text: &str, references: &[(String, String)]) -> Result<(ProtoSchema
     let (main, from_text) = open(MAIN, text)?;
     let schema = compile(main, references)?;
     let original = schema.file.file_descriptor_proto();
-    let rendered = render::render(original)?;
     // The rendered text must compile back to the same descriptor; where it does not (an
-    // option this renderer does not write), a schema sent as text is kept as sent.
-    let same = match open(MAIN, &rendered).and_then(|(f, _)| compile(f, references)) {
-        Ok(again) => comparable(again.file.file_descriptor_proto()) == comparable(original),
-        Err(_) => false,
-    };
-    let stored = match (same, from_text) {
-        (true, _) => rendered,
-        (false, true) => text.to_owned(),
-        (false, false) => {
+    // option this renderer does not write, a group), a schema sent as text is kept as sent.
+    let rendered = render::render(original);
+    let same = rendered.as_ref().is_ok_and(|r| {
+        open(MAIN, r)
+            .and_then(|(f, _)| compile(f, references))
+            .is_ok_and(|again| {
+                comparable(again.file.file_descriptor_proto()) == comparable(original)
+            })
+    });
+    let stored = match (rendered, from_text) {
+        (Ok(rendered), _) if same => rendered,
+        (_, true) => text.to_owned(),
+        (Ok(rendered), false) => {
             tracing::warn!("schema registry: a Protobuf descriptor rendered to text lost detail");
             rendered
         }
+        (Err(e), false) => return Err(e),
     };
     Ok((schema, stored))
 }

@@ -268,3 +268,12 @@ fn recursive_messages_end() {
     let tree = msg("repeated M children = 1; string v = 2;");
     assert_eq!(changes(&tree, &tree), (vec![], true));
 }
+
+#[test]
+fn what_the_renderer_does_not_write_is_kept_as_sent() {
+    let group =
+        "syntax = \"proto2\";\nmessage M {\n  optional group G = 1 { optional int32 v = 2; }\n}\n";
+    assert_eq!(parse(group, &[]).unwrap().1, group);
+    let custom = "syntax = \"proto3\";\nimport \"google/protobuf/descriptor.proto\";\nextend google.protobuf.FieldOptions { string tag = 50000; }\nmessage M { string a = 1 [(tag) = \"x\"]; }\n";
+    assert_eq!(parse(custom, &[]).unwrap().1, custom);
+}
