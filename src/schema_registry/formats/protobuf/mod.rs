@@ -85,11 +85,20 @@ fn open(name: &str, text: &str) -> Result<(File, bool), String> {
     }
 }
 
-/// The parser's message, naming the file when it is not the schema itself.
+/// The compiler's message, with the line and column it points at (`3:12: ...`) and the file
+/// when it is not the schema itself.
 fn describe(error: &protox::Error) -> String {
+    use miette::Diagnostic;
+    let mut out = error.to_string();
+    let span = error.labels().and_then(|mut labels| labels.next());
+    if let (Some(source), Some(label)) = (error.source_code(), span) {
+        if let Ok(at) = source.read_span(label.inner(), 0, 0) {
+            out = format!("{}:{}: {out}", at.line() + 1, at.column() + 1);
+        }
+    }
     match error.file() {
-        Some(file) if file != MAIN => format!("{file}: {error}"),
-        _ => error.to_string(),
+        Some(file) if file != MAIN => format!("{file}: {out}"),
+        _ => out,
     }
 }
 

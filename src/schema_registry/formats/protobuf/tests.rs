@@ -277,3 +277,18 @@ fn what_the_renderer_does_not_write_is_kept_as_sent() {
     let custom = "syntax = \"proto3\";\nimport \"google/protobuf/descriptor.proto\";\nextend google.protobuf.FieldOptions { string tag = 50000; }\nmessage M { string a = 1 [(tag) = \"x\"]; }\n";
     assert_eq!(parse(custom, &[]).unwrap().1, custom);
 }
+
+#[test]
+fn errors_say_where() {
+    let err = parse(
+        "syntax = \"proto3\";\nmessage M {\n  strin a = 1;\n}\n",
+        &[],
+    )
+    .err()
+    .unwrap();
+    assert!(err.starts_with("3:3: "), "{err}");
+    let err = parse("syntax = \"proto3\";\nmessage M { string a = ; }\n", &[])
+        .err()
+        .unwrap();
+    assert!(err.starts_with("2:24: "), "{err}");
+}
