@@ -76,6 +76,7 @@ import snappy, lz4.frame, zstandard  # noqa: F401
 from confluent_kafka.schema_registry import SchemaRegistryClient  # noqa: F401
 from confluent_kafka.schema_registry.avro import AvroSerializer  # noqa: F401
 from confluent_kafka.schema_registry.json_schema import JSONSerializer  # noqa: F401
+from confluent_kafka.schema_registry.protobuf import ProtobufSerializer  # noqa: F401
 missing = [c for c in ("gzip", "snappy", "lz4", "zstd") if not getattr(codec, f"has_{c}")()]
 assert not missing, f"kafka-python lacks codecs: {missing}"
 PYEOF

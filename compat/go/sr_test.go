@@ -16,7 +16,7 @@ import (
 // TestSchemaRegistry drives samsa's schema registry (SCHEMA_REGISTRY_URL) with franz-go's
 // sr client: JSON schemas registered and evolved, an incompatible one refused with 409,
 // records encoded by sr.Serde produced through samsa and decoded after consuming, then
-// the subject deleted soft and hard.
+// the subject deleted soft and hard; then a Protobuf schema importing another registered one.
 func TestSchemaRegistry(t *testing.T) {
 	url, seed := os.Getenv("SCHEMA_REGISTRY_URL"), bootstrap(t)
 	if url == "" {
@@ -115,5 +115,25 @@ func TestSchemaRegistry(t *testing.T) {
 	}
 	if _, err := rcl.SchemaByVersion(ctx, subject, 1); !errors.As(err, &re) || re.ErrorCode != 40401 {
 		t.Fatalf("a hard-deleted subject: %v; want 40401", err)
+	}
+
+	// Protobuf: a schema importing another by the reference's name.
+	money := sr.Schema{Type: sr.TypeProtobuf, Schema: `syntax = "proto3"; package shop; message Money { int64 units = 1; }`}
+	m, err := rcl.CreateSchema(ctx, topic+"-money", money)
+	if err != nil {
+		t.Fatalf("register money.proto: %v", err)
+	}
+	ref := sr.SchemaReference{Name: "shop/money.proto", Subject: topic + "-money", Version: m.Version}
+	order := func(priceType string) sr.Schema {
+		return sr.Schema{Type: sr.TypeProtobuf, References: []sr.SchemaReference{ref},
+			Schema: `syntax = "proto3"; package shop; import "shop/money.proto"; message Order { ` + priceType + ` price = 1; }`}
+	}
+	o, err := rcl.CreateSchema(ctx, topic+"-order", order("Money"))
+	if err != nil || len(o.References) != 1 || o.Type != sr.TypeProtobuf {
+		t.Fatalf("register order.proto: %+v, %v", o, err)
+	}
+	check, err = rcl.CheckCompatibility(ctx, topic+"-order", -1, order("string"))
+	if err != nil || check.Is {
+		t.Fatalf("a message field made a string: %+v, %v; want incompatible", check, err)
 	}
 }

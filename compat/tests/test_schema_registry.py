@@ -160,7 +160,7 @@ def test_rest_answers_as_confluent_documents(registry_broker):
     assert call(f"{url}/subjects/Kafka-value/versions/latest")[1]["version"] == 1
     assert call(f"{url}/subjects/Kafka-value", "POST", string)[1]["id"] == 1
     assert sorted(call(f"{url}/schemas/ids/1/subjects")[1]) == ["Kafka-key", "Kafka-value"]
-    assert call(f"{url}/schemas/types")[1] == ["JSON", "AVRO"]
+    assert call(f"{url}/schemas/types")[1] == ["JSON", "PROTOBUF", "AVRO"]
 
     # Confluent's error codes.
     assert call(f"{url}/subjects/nope/versions")[1]["error_code"] == 40401
@@ -346,3 +346,126 @@ def test_metrics_count_requests_and_schemas(registry_broker):
     assert requests[f'{{{route},status="409"}}'] == 1
     assert requests['{method="GET",endpoint="/subjects/{subject}/versions",status="404"}'] == 1
     assert samples(text, "samsa_schema_registry_schemas")[""] == 1
+
+
+def proto_order_class():
+    """An Order message importing google/protobuf/timestamp.proto and a compat/money.proto,
+    built at run time from descriptors (no protoc)."""
+    from google.protobuf import descriptor_pb2, descriptor_pool, timestamp_pb2
+    from google.protobuf.message_factory import GetMessageClass
+    F = descriptor_pb2.FieldDescriptorProto
+    pool = descriptor_pool.DescriptorPool()
+    pool.AddSerializedFile(timestamp_pb2.DESCRIPTOR.serialized_pb)
+    money = descriptor_pb2.FileDescriptorProto(name="compat/money.proto", package="compat",
+                                               syntax="proto3")
+    m = money.message_type.add(name="Money")
+    m.field.add(name="currency", number=1, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
+    m.field.add(name="units", number=2, type=F.TYPE_INT64, label=F.LABEL_OPTIONAL)
+    order = descriptor_pb2.FileDescriptorProto(
+        name="compat/order.proto", package="compat", syntax="proto3",
+        dependency=["google/protobuf/timestamp.proto", "compat/money.proto"])
+    o = order.message_type.add(name="Order")
+    o.field.add(name="id", number=1, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
+    o.field.add(name="at", number=2, type=F.TYPE_MESSAGE, label=F.LABEL_OPTIONAL,
+                type_name=".google.protobuf.Timestamp")
+    o.field.add(name="price", number=3, type=F.TYPE_MESSAGE, label=F.LABEL_OPTIONAL,
+                type_name=".compat.Money")
+    pool.Add(money)
+    pool.Add(order)
+    return GetMessageClass(pool.FindMessageTypeByName("compat.Order"))
+
+
+PROTO_V1 = 'syntax = "proto3";\npackage compat.evolve;\nmessage Reading {\n  string sensor = 1;\n  int32 value = 2;\n}\n'
+
+
+def proto(body, package="compat.evolve"):
+    return f'syntax = "proto3";\npackage {package};\n{body}\n'
+
+
+def test_protobuf_serializers_references_and_compatibility(registry_broker, topic_name):
+    from confluent_kafka.schema_registry import Schema, SchemaReference
+    from confluent_kafka.schema_registry.error import SchemaRegistryError
+    from confluent_kafka.schema_registry.protobuf import ProtobufDeserializer, ProtobufSerializer
+
+    b, url = registry_broker, registry_broker.registry_url
+    topic, subject, client, ctx = value_topic(registry_broker, topic_name)
+    assert "PROTOBUF" in call(f"{url}/schemas/types")[1]
+
+    # The serializer registers compat/money.proto as its own subject (the reference) and the
+    # topic's schema with a reference to it; the well-known Timestamp is not registered.
+    Order = proto_order_class()
+    ser = ProtobufSerializer(Order, client)
+    sent = []
+    p = ck_producer(b.bootstrap)
+    for i in range(3):
+        msg = Order(id=f"o{i}")
+        msg.at.seconds = 1_700_000_000 + i
+        msg.price.currency, msg.price.units = "EUR", 100 * i
+        sent.append(msg)
+        p.produce(topic, value=ser(msg, ctx))
+    assert p.flush(30) == 0
+    assert sorted(client.get_subjects()) == sorted(["compat/money.proto", subject])
+    latest = client.get_latest_version(subject)
+    assert latest.schema.schema_type == "PROTOBUF"
+    assert [(r.name, r.subject, r.version) for r in latest.schema.references] == \
+        [("compat/money.proto", "compat/money.proto", 1)]
+    # Stored as .proto text rendered from the descriptor the client sent.
+    text = latest.schema.schema_str
+    assert 'import "google/protobuf/timestamp.proto";' in text and "message Order {" in text, text
+    # The same schema sent as that text is the same schema: same id, no new version.
+    refs = [SchemaReference("compat/money.proto", "compat/money.proto", 1)]
+    assert client.register_schema(subject, Schema(text, "PROTOBUF", refs)) == latest.schema_id
+    assert client.get_versions(subject) == [1]
+
+    # The deserializer fetches the writer's schema (?format=serialized) and its reference
+    # (with a client of its own: this one cached the text registered above under the id).
+    deser = ProtobufDeserializer(Order, {}, schema_registry_client=sr_client(url))
+    got = [deser(r.value, ctx) for r in ck_consume(b.bootstrap, topic)]
+    assert got == sent
+
+    # A schema that does not compile: 42201 with the parser's message.
+    with pytest.raises(SchemaRegistryError) as invalid:
+        client.register_schema("proto-bad", Schema(proto("message M { strin a = 1; }"), "PROTOBUF"))
+    assert invalid.value.error_code == 42201
+    with pytest.raises(SchemaRegistryError) as unresolved:
+        client.register_schema("proto-bad", Schema(proto('import "nowhere.proto";'), "PROTOBUF"))
+    assert unresolved.value.error_code == 42201
+
+    # Confluent's verdicts under BACKWARD, FORWARD and FULL.
+    ev = "proto-evolve"
+    reading = "message Reading {\n  string sensor = 1;\n  int32 value = 2;\n}"
+    extra = "message Extra {\n  int32 x = 1;\n}"
+    v1 = proto(reading + "\n" + extra)
+    added_field = proto(reading.replace("int32 value = 2;", "int32 value = 2;\n  int64 at = 3;") + "\n" + extra)
+    widened = proto(reading.replace("int32 value", "int64 value") + "\n" + extra)
+    retyped = proto(reading.replace("int32 value", "string value") + "\n" + extra)
+    message_removed = proto(reading)
+    repackaged = proto(reading + "\n" + extra, package="compat.other")
+    client.set_compatibility(ev, "BACKWARD")
+    client.register_schema(ev, Schema(v1, "PROTOBUF"))
+
+    def verdict(level, schema):
+        client.set_compatibility(ev, level)
+        return client.test_compatibility(ev, Schema(schema, "PROTOBUF"))
+
+    for level in ("BACKWARD", "FORWARD", "FULL"):
+        assert verdict(level, added_field), level
+        assert verdict(level, widened), level
+        assert not verdict(level, retyped), level
+        assert not verdict(level, repackaged), level
+    # Removing a message type: readers of the new schema lose it (BACKWARD refuses), readers
+    # of the old one never needed more (FORWARD accepts).
+    assert not verdict("BACKWARD", message_removed)
+    assert verdict("FORWARD", message_removed)
+    assert not verdict("FULL", message_removed)
+
+    status, body = call(f"{url}/compatibility/subjects/{ev}/versions/latest?verbose=true",
+                        "POST", {"schema": retyped, "schemaType": "PROTOBUF"})
+    assert status == 200 and body["is_compatible"] is False
+    assert "Difference{fullPath='#/Reading/2', type=FIELD_SCALAR_KIND_CHANGED}" in body["messages"]
+    client.set_compatibility(ev, "BACKWARD")
+    with pytest.raises(SchemaRegistryError) as refused:
+        client.register_schema(ev, Schema(retyped, "PROTOBUF"))
+    assert refused.value.error_code == 409
+    assert client.register_schema(ev, Schema(added_field, "PROTOBUF")) > 0
+    assert client.get_versions(ev) == [1, 2]

@@ -196,14 +196,35 @@ async fn schemas(State(service): Shared, Query(params): Params) -> Response {
     ok(json!(listed))
 }
 
-async fn schema_by_id(State(service): Shared, Path(id): Path<String>) -> Answer {
+async fn schema_by_id(
+    State(service): Shared,
+    Path(id): Path<String>,
+    Query(params): Params,
+) -> Answer {
     let state = service.registry.state();
     let v = state
         .by_id(parse_id(&id)?)
         .ok_or(RegistryError::SchemaNotFound(id))?;
     let mut out = json!({});
     schema_fields(&mut out, v);
+    serialized_if_asked(&service, &state, v, &params, &mut out)?;
     Ok(ok(out))
+}
+
+/// `?format=serialized`: the schema as its format's serialized form where it has one.
+fn serialized_if_asked(
+    service: &Service,
+    state: &super::state::State,
+    v: &Version,
+    params: &HashMap<String, String>,
+    out: &mut Value,
+) -> Result<(), RegistryError> {
+    if params.get("format").map(String::as_str) == Some("serialized") {
+        if let Some(serialized) = service.registry.serialized(state, v)? {
+            out["schema"] = json!(serialized);
+        }
+    }
+    Ok(())
 }
 
 async fn raw_schema_by_id(State(service): Shared, Path(id): Path<String>) -> Answer {
@@ -292,7 +313,9 @@ async fn version(
     let spec = VersionSpec::parse(&version)?;
     let state = service.registry.state();
     let (number, v) = state.version(&subject, spec.number(), flag(&params, "deleted"))?;
-    Ok(ok(version_json(&subject, number, v)))
+    let mut out = version_json(&subject, number, v);
+    serialized_if_asked(&service, &state, v, &params, &mut out)?;
+    Ok(ok(out))
 }
 
 async fn raw_version(

@@ -85,6 +85,27 @@ impl Registry {
         formats::parse(new.schema_type, &new.schema, &references)
     }
 
+    /// A registered version's schema as `?format=serialized` asks (Protobuf's descriptor in
+    /// base64); `None` for formats that have no such form.
+    pub fn serialized(
+        &self,
+        state: &State,
+        version: &super::state::Version,
+    ) -> Result<Option<String>, RegistryError> {
+        if version.schema_type != SchemaType::Protobuf {
+            return Ok(None);
+        }
+        let stored = NewSchema {
+            schema: version.schema.clone(),
+            schema_type: version.schema_type,
+            references: version.references.clone(),
+            id: None,
+            version: None,
+        };
+        let (parsed, _) = self.parse(state, &stored)?;
+        Ok(formats::serialized(&parsed))
+    }
+
     /// Registers `new` under `subject`, or finds it there already; returns its id.
     pub async fn register(&self, subject: &str, new: NewSchema) -> Result<i32, RegistryError> {
         let _one_at_a_time = self.writes.lock().await;
@@ -390,17 +411,17 @@ fn keep_max_id(state: &State) -> (Key, Option<Vec<u8>>) {
     (Key::Noop, Some(records::value(&value)))
 }
 
-/// The texts of the schemas `references` name, each one's own references before it, so a
-/// parser meets every name after its definition.
+/// The names and texts of the schemas `references` name, each one's own references before
+/// it, so a parser meets every name after its definition.
 pub fn reference_texts(
     state: &State,
     references: &[Reference],
-) -> Result<Vec<String>, RegistryError> {
+) -> Result<Vec<(String, String)>, RegistryError> {
     fn visit(
         state: &State,
         reference: &Reference,
         seen: &mut HashSet<(String, i32)>,
-        out: &mut Vec<String>,
+        out: &mut Vec<(String, String)>,
     ) -> Result<(), RegistryError> {
         if !seen.insert((reference.subject.clone(), reference.version)) {
             return Ok(());
@@ -417,7 +438,7 @@ pub fn reference_texts(
         for inner in &version.references {
             visit(state, inner, seen, out)?;
         }
-        out.push(version.schema.clone());
+        out.push((reference.name.clone(), version.schema.clone()));
         Ok(())
     }
     let mut seen = HashSet::new();
