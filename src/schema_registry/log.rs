@@ -115,7 +115,6 @@ impl SchemaLog {
         }
     }
 
-    /// Waits until the state has replayed the log after start, up to `timeout`.
     /// Changes each time the state applies more of the topic.
     pub fn applied(&self) -> watch::Receiver<i64> {
         self.applied.subscribe()
@@ -126,6 +125,7 @@ impl SchemaLog {
         *self.caught_up.borrow()
     }
 
+    /// Waits until the state has replayed the log after start, up to `timeout`.
     pub async fn wait_caught_up(&self, timeout: Duration) -> Result<(), RegistryError> {
         let mut caught_up = self.caught_up.subscribe();
         let waited = tokio::time::timeout(timeout, caught_up.wait_for(|c| *c)).await;
