@@ -371,7 +371,7 @@ def test_validation_on_produce_refuses_records_without_a_registered_id(registry_
     """confluent.value.schema.validation: the AvroSerializer's records and tombstones pass;
     raw bytes, a wrong magic byte, unknown ids and another subject's id fail as
     INVALID_RECORD with the reason, and take their batch with them; kafka-configs switches
-    validation on for a topic that had none."""
+    validation on for a topic that had none; a soft-deleted version's id stops passing."""
     from confluent_kafka import KafkaError
     from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
     from confluent_kafka.schema_registry import Schema
@@ -435,9 +435,16 @@ def test_validation_on_produce_refuses_records_without_a_registered_id(registry_
     assert produce_each(b.bootstrap, plain, [value]) == {0: None}
     assert [r.value for r in ck_consume(b.bootstrap, plain)] == [b"raw", value]
 
+    # A soft-deleted version's id no longer passes for its subject (it still does for the
+    # other topic's subject, which holds the same schema under the same id).
+    assert client.delete_version(f"{topic}-value", 1) == 1
+    assert produce_each(b.bootstrap, topic, [good[0]])[0].code() == KafkaError.INVALID_RECORD
+    assert produce_each(b.bootstrap, plain, [framed(user_id)]) == {0: None}
+
     rejected = samples(scrape(b), "samsa_topic_records_rejected_by_schema_validation_total")
-    # The bad values, the mixed batch's bad record, the console producer's line.
-    assert rejected[f'{{topic="{topic}"}}'] == len(bad) + 2
+    # The bad values, the mixed batch's bad record, the console producer's line, the
+    # deleted id.
+    assert rejected[f'{{topic="{topic}"}}'] == len(bad) + 3
     assert rejected[f'{{topic="{plain}"}}'] == 2
 
 
