@@ -30,6 +30,10 @@ pub async fn check(
     if !rule.is_on() || header.is_control() {
         return Ok(());
     }
+    // The log checks framing, size and CRC again; checked first here too, so a corrupt or
+    // oversized batch gets Kafka's code for that rather than a verdict on its garbage.
+    let max_message_bytes = topic.configs.max_message_bytes(&broker.config);
+    samsa_storage::validate_batches(batch, max_message_bytes)?;
     let registry = broker.schema_ids.get().cloned();
     let check = Check {
         topic: topic.name.clone(),
