@@ -14,6 +14,7 @@ use crate::fetch_sessions::FetchSessionCache;
 use crate::group::GroupCoordinator;
 use crate::metrics::Metrics;
 use crate::quotas::{ClientQuotas, Windows};
+use crate::schema_validation::RegistrySlot;
 use crate::share::coordinator::ShareCoordinator;
 use crate::share::leader::ShareLeader;
 use crate::share::state::Persister;
@@ -46,6 +47,9 @@ pub struct Broker {
     pub share_state: Arc<Persister>,
     /// The share-partitions this broker leads, and the share sessions (KIP-932).
     pub share_leader: ShareLeader,
+    /// The schema registry's answers to Produce's schema id validation, once it has started
+    /// (never, on a broker without one).
+    pub schema_ids: RegistrySlot,
 }
 
 impl Broker {
@@ -101,6 +105,7 @@ impl Broker {
             credentials: Arc::new(credentials),
             authorizer: Arc::new(authorizer),
             cluster,
+            schema_ids: RegistrySlot::new(),
         })
     }
 

@@ -43,6 +43,14 @@ pub enum BrokerError {
     InvalidRequest(String),
     #[error("{0}")]
     InvalidRecord(String),
+    /// Records of a batch refused above the log (schema id validation), each by its index
+    /// with the reason: the batch is refused whole and each named (KIP-467).
+    #[error("{} records of the batch were refused: {}", .0.len(), .0.first().map_or("", |r| r.1.as_str()))]
+    RecordsInvalid(Vec<(usize, String)>),
+    /// A schema id this broker's registry may not have read yet: retriable, so the producer
+    /// tries again rather than losing records the registry is about to know.
+    #[error("{0}")]
+    SchemaNotReady(String),
     #[error("{0}")]
     InvalidRegularExpression(String),
     #[error("{0}")]
@@ -215,7 +223,8 @@ impl BrokerError {
             BrokerError::InvalidReplicaAssignment(_) => E::InvalidReplicaAssignment,
             BrokerError::InvalidConfig(_) => E::InvalidConfig,
             BrokerError::InvalidRequest(_) => E::InvalidRequest,
-            BrokerError::InvalidRecord(_) => E::InvalidRecord,
+            BrokerError::InvalidRecord(_) | BrokerError::RecordsInvalid(_) => E::InvalidRecord,
+            BrokerError::SchemaNotReady(_) => E::RequestTimedOut,
             BrokerError::InvalidRegularExpression(_) => E::InvalidRegularExpression,
             BrokerError::UnsupportedVersion(_) => E::UnsupportedVersion,
             BrokerError::InvalidRequiredAcks(_) => E::InvalidRequiredAcks,
@@ -400,7 +409,7 @@ impl BrokerError {
     /// (unknown partitions, leadership) or as a batch it cannot read (size, CRC, storage).
     pub fn in_append(&self) -> bool {
         match self {
-            BrokerError::NotEnoughReplicas => true,
+            BrokerError::NotEnoughReplicas | BrokerError::RecordsInvalid(_) => true,
             BrokerError::Storage(err) => matches!(
                 err,
                 StorageError::InvalidRecord(_)

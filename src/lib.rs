@@ -27,6 +27,7 @@ pub mod protocol;
 pub mod quotas;
 pub mod replication;
 pub mod schema_registry;
+pub mod schema_validation;
 pub mod server;
 pub mod share;
 pub mod telemetry;

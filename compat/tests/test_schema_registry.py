@@ -469,3 +469,120 @@ def test_protobuf_serializers_references_and_compatibility(registry_broker, topi
     assert refused.value.error_code == 409
     assert client.register_schema(ev, Schema(added_field, "PROTOBUF")) > 0
     assert client.get_versions(ev) == [1, 2]
+
+
+ORDER = {"type": "record", "name": "Order", "namespace": "compat",
+         "fields": [{"name": "total", "type": "long"}]}
+
+
+def produce_each(bootstrap, topic, values, linger_ms=0):
+    """{index: delivery error or None} of values produced by a plain producer (no
+    serializer, no retries): one batch per value with linger_ms 0, else one batch."""
+    from confluent_kafka import Producer
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": linger_ms, "retries": 0,
+                  "enable.idempotence": False})
+    outcome = {}
+    for i, value in enumerate(values):
+        p.produce(topic, value=value, on_delivery=lambda err, _m, i=i: outcome.__setitem__(i, err))
+        if not linger_ms:
+            assert p.flush(30) == 0
+    assert p.flush(30) == 0
+    return outcome
+
+
+def test_validation_on_produce_refuses_records_without_a_registered_id(registry_broker, topic_name):
+    """confluent.value.schema.validation: the AvroSerializer's records and tombstones pass;
+    raw bytes, a wrong magic byte, unknown ids and another subject's id fail as
+    INVALID_RECORD with the reason, and take their batch with them; kafka-configs switches
+    validation on for a topic that had none; a soft-deleted version's id stops passing."""
+    from confluent_kafka import KafkaError
+    from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+    from confluent_kafka.schema_registry import Schema
+    from confluent_kafka.schema_registry.avro import AvroSerializer
+    from confluent_kafka.serialization import MessageField, SerializationContext
+
+    from jvm import run_tool
+    from test_metrics import samples, scrape
+
+    b = registry_broker
+    client = sr_client(b.registry_url)
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    topic = topic_name()
+    created = admin.create_topics(
+        [NewTopic(topic, 1, 1, config={"confluent.value.schema.validation": "true"})])
+    created[topic].result(30)
+    configs = admin.describe_configs([ConfigResource("topic", topic)])
+    configs = list(configs.values())[0].result(30)
+    assert configs["confluent.value.schema.validation"].value == "true"
+    assert configs["confluent.value.subject.name.strategy"].value == (
+        "io.confluent.kafka.serializers.subject.TopicNameStrategy")
+
+    ctx = SerializationContext(topic, MessageField.VALUE)
+    serialize = AvroSerializer(client, json.dumps(USER_V1))
+    good = [serialize({"name": "ada"}, ctx), serialize({"name": "bob"}, ctx)]
+    assert produce_each(b.bootstrap, topic, [good[0], None, good[1]]) == {0: None, 1: None, 2: None}
+    user_id = client.get_latest_version(f"{topic}-value").schema_id
+    other_id = client.register_schema("elsewhere-value", Schema(json.dumps(ORDER), "AVRO"))
+
+    def framed(schema_id, magic=0):
+        return bytes([magic]) + schema_id.to_bytes(4, "big") + b"\x06ada"
+
+    bad = [b"plain bytes", framed(user_id, magic=1), framed(0), framed(10**6), framed(other_id)]
+    outcome = produce_each(b.bootstrap, topic, bad)
+    assert {i: e.code() if e else None for i, e in outcome.items()} == \
+        {i: KafkaError.INVALID_RECORD for i in range(len(bad))}, outcome
+    # One good record batched with a bad one is refused with it: nothing of a batch is kept.
+    mixed = produce_each(b.bootstrap, topic, [good[0], b"raw"], linger_ms=200)
+    assert [e and e.code() for e in mixed.values()] == [KafkaError.INVALID_RECORD] * 2, mixed
+    assert [r.value for r in ck_consume(b.bootstrap, topic)] == [good[0], None, good[1]]
+    # librdkafka keeps only the code; Kafka's console producer (the Java client) reports
+    # the record error the broker named, with its reason.
+    sent = run_tool("kafka-console-producer", "--bootstrap-server", b.bootstrap, "--topic",
+                    topic, input="plain\n", check=False)
+    assert "Record value starts with magic byte 112, not the Confluent wire format's 0" in \
+        sent.stdout + sent.stderr, sent
+
+    # A topic without validation takes raw bytes until kafka-configs switches it on.
+    plain = topic_name()
+    ck_create_topic(b.bootstrap, plain, 1)
+    assert produce_each(b.bootstrap, plain, [b"raw"]) == {0: None}
+    run_tool("kafka-configs", "--bootstrap-server", b.bootstrap, "--alter", "--entity-type",
+             "topics", "--entity-name", plain, "--add-config",
+             "confluent.value.schema.validation=true")
+    refused = produce_each(b.bootstrap, plain, [b"raw", framed(user_id)])
+    assert refused[0].code() == KafkaError.INVALID_RECORD, refused
+    # user_id is registered under the first topic's subject, not this one's.
+    assert refused[1].code() == KafkaError.INVALID_RECORD, refused
+    serialize_plain = AvroSerializer(client, json.dumps(USER_V1))
+    value = serialize_plain({"name": "cy"}, SerializationContext(plain, MessageField.VALUE))
+    assert produce_each(b.bootstrap, plain, [value]) == {0: None}
+    assert [r.value for r in ck_consume(b.bootstrap, plain)] == [b"raw", value]
+
+    # A soft-deleted version's id no longer passes for its subject (it still does for the
+    # other topic's subject, which holds the same schema under the same id).
+    assert client.delete_version(f"{topic}-value", 1) == 1
+    assert produce_each(b.bootstrap, topic, [good[0]])[0].code() == KafkaError.INVALID_RECORD
+    assert produce_each(b.bootstrap, plain, [framed(user_id)]) == {0: None}
+
+    rejected = samples(scrape(b), "samsa_topic_records_rejected_by_schema_validation_total")
+    # The bad values, the mixed batch's bad record, the console producer's line, the
+    # deleted id.
+    assert rejected[f'{{topic="{topic}"}}'] == len(bad) + 3
+    assert rejected[f'{{topic="{plain}"}}'] == 2
+
+
+def test_validation_needs_the_registry(bootstrap, topic_name):
+    """On a broker without the registry, a topic cannot ask for validation: INVALID_CONFIG
+    with the reason, rather than a topic that would refuse every record."""
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    topic = topic_name()
+    created = admin.create_topics(
+        [NewTopic(topic, 1, 1, config={"confluent.value.schema.validation": "true"})])
+    with pytest.raises(KafkaException) as refused:
+        created[topic].result(30)
+    error = refused.value.args[0]
+    assert error.code() == KafkaError.INVALID_CONFIG, error
+    assert "needs the schema registry" in error.str(), error

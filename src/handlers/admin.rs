@@ -184,6 +184,7 @@ async fn create(
         name: topic.name.to_string(),
     };
     let config = &broker.config;
+    TopicConfig(spec.configs.clone()).check_schema_registry(None, config)?;
     let created = broker
         .cluster
         .create_topic(

@@ -304,6 +304,8 @@ async fn alter_one(
                 topic.configs.0.clone()
             };
             let configs = apply(base, &topic.configs, broker, changes)?;
+            TopicConfig(configs.clone())
+                .check_schema_registry(Some(&topic.configs), &broker.config)?;
             broker
                 .cluster
                 .alter_topic_configs(name, configs, validate_only)

@@ -32,6 +32,7 @@ mod raft_voters;
 pub mod reassignments;
 mod record_errors;
 pub mod sasl;
+mod schema_check;
 pub mod scram;
 mod session;
 pub mod share_fetch;

@@ -16,6 +16,7 @@ use samsa_storage::{StorageError, TargetCompression};
 use super::cluster::missing_topic;
 use super::current_leader;
 use super::record_errors;
+use super::schema_check;
 use super::Session;
 use super::{allowed, is_internal_topic};
 use crate::auth::{AuthError, Operation, ResourceType};
@@ -311,9 +312,15 @@ async fn produce_topic(
                     // Kafka reports the log start with an error the log itself raised.
                     answer.log_start_offset = partition.offsets().map_or(-1, |o| o.log_start);
                 }
-                if let BrokerError::Storage(StorageError::RecordsRefused(refused)) = &err {
-                    let name = topic.as_ref().map_or("", |t| t.name.as_str());
-                    record_errors::describe(&mut answer, name, index, refused);
+                match &err {
+                    BrokerError::Storage(StorageError::RecordsRefused(refused)) => {
+                        let name = topic.as_ref().map_or("", |t| t.name.as_str());
+                        record_errors::describe(&mut answer, name, index, refused);
+                    }
+                    BrokerError::RecordsInvalid(refused) => {
+                        record_errors::describe_reasons(&mut answer, refused);
+                    }
+                    _ => {}
                 }
                 let moved = matches!(err, BrokerError::NotLeaderOrFollower)
                     && version >= FIRST_VERSION_WITH_CURRENT_LEADER;
@@ -351,6 +358,7 @@ async fn append(
     partition.check_writable(acks == -1)?;
     let records = data.records.unwrap_or_default();
     let header = exactly_one_batch(&records)?;
+    schema_check::check(broker, topic, &header, &records).await?;
     let bytes = records.len();
     // `producer` (the default) keeps the batch as it came; anything else may rewrite it.
     let records = match topic.configs.compression(&broker.config) {

@@ -26,7 +26,21 @@ pub fn describe(
             (index, fault_message(&r.fault, topic, partition))
         })
         .collect();
-    let message = if refused.iter().any(|r| r.fault.is_timestamp()) {
+    let timestamps = refused.iter().any(|r| r.fault.is_timestamp());
+    fill(answer, messages, timestamps);
+}
+
+/// The same for records refused above the log (schema id validation), each with its reason.
+pub fn describe_reasons(answer: &mut PartitionProduceResponse, refused: &[(usize, String)]) {
+    let messages = refused
+        .iter()
+        .map(|(index, why)| (i32::try_from(*index).unwrap_or(i32::MAX), why.clone()))
+        .collect();
+    fill(answer, messages, false);
+}
+
+fn fill(answer: &mut PartitionProduceResponse, messages: Vec<(i32, String)>, timestamps: bool) {
+    let message = if timestamps {
         "One or more records have been rejected due to invalid timestamp".to_owned()
     } else {
         // Java's List.toString of the first three RecordErrors.

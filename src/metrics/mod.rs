@@ -39,6 +39,7 @@ pub struct Metrics {
     request_latency: HistogramVec,
     topic_bytes_in: IntCounterVec,
     topic_records_in: IntCounterVec,
+    topic_records_schema_rejected: IntCounterVec,
     topic_bytes_out: IntCounterVec,
     topic_records_out: IntCounterVec,
     partition_log_start: IntGaugeVec,
@@ -131,6 +132,11 @@ impl Metrics {
             request_latency,
             topic_bytes_in: counter("samsa_topic_bytes_in_total", "Record batch bytes appended", &["topic"]),
             topic_records_in: counter("samsa_topic_records_in_total", "Records appended", &["topic"]),
+            topic_records_schema_rejected: counter(
+                "samsa_topic_records_rejected_by_schema_validation_total",
+                "Records of refused batches that failed schema id validation",
+                &["topic"],
+            ),
             topic_bytes_out: counter("samsa_topic_bytes_out_total", "Record batch bytes fetched", &["topic"]),
             topic_records_out: counter("samsa_topic_records_out_total", "Records fetched (counted per batch header)", &["topic"]),
             partition_log_start: gauge("samsa_partition_log_start_offset", "First offset in the log", &["topic", "partition"]),
@@ -233,6 +239,13 @@ impl Metrics {
         self.topic_records_in
             .with_label_values(&[topic])
             .inc_by(u64::from(records));
+    }
+
+    /// Records named as failing schema id validation (their batch was refused whole).
+    pub fn record_schema_rejected(&self, topic: &str, records: usize) {
+        self.topic_records_schema_rejected
+            .with_label_values(&[topic])
+            .inc_by(records as u64);
     }
 
     pub fn record_fetch(&self, topic: &str, bytes: usize, records: u64) {

@@ -115,6 +115,16 @@ impl SchemaLog {
         }
     }
 
+    /// Changes each time the state applies more of the topic.
+    pub fn applied(&self) -> watch::Receiver<i64> {
+        self.applied.subscribe()
+    }
+
+    /// Whether the state holds what the topic held at start (see `caught_up`).
+    pub fn is_caught_up(&self) -> bool {
+        *self.caught_up.borrow()
+    }
+
     /// Waits until the state has replayed the log after start, up to `timeout`.
     pub async fn wait_caught_up(&self, timeout: Duration) -> Result<(), RegistryError> {
         let mut caught_up = self.caught_up.subscribe();

@@ -10,6 +10,7 @@
 mod error;
 mod formats;
 mod http;
+mod ids;
 mod log;
 mod metrics;
 mod records;
@@ -41,6 +42,10 @@ impl SchemaRegistry {
         let local_addr = listener.local_addr()?;
         let log = Arc::new(log::SchemaLog::new(broker.clone(), config.topic.clone()));
         let tailer = tokio::spawn(log.clone().tail(shutdown.clone()));
+        // Produce's schema id validation reads the state this log replays.
+        let _ = broker
+            .schema_ids
+            .set(Arc::new(ids::RegistryIds::new(log.clone())));
         let service = Arc::new(http::Service {
             registry: registry::Registry::new(log),
             counts: metrics::RequestCounts::default(),

@@ -10,6 +10,7 @@ use crate::config::{Config, TimestampKind};
 use crate::error::BrokerError;
 
 mod broker;
+mod schema;
 pub use broker::broker_entries;
 
 /// Where a config value comes from, as DescribeConfigs reports it.
@@ -101,6 +102,11 @@ fn ratio(v: &str) -> Result<(), String> {
         Ok(r) if (0.0..=1.0).contains(&r) => Ok(()),
         _ => Err(format!("'{v}' is not a number between 0 and 1")),
     }
+}
+
+/// Every topic key: Kafka's, then those of schema id validation.
+fn topic_keys() -> impl Iterator<Item = &'static TopicKey> {
+    TOPIC_KEYS.iter().chain(schema::SCHEMA_KEYS)
 }
 
 const TOPIC_KEYS: &[TopicKey] = &[
@@ -318,7 +324,7 @@ impl TopicConfig {
     /// Checks every key and value; unknown keys are rejected as Kafka does.
     pub fn validated(overrides: BTreeMap<String, String>) -> Result<TopicConfig, BrokerError> {
         for (name, value) in &overrides {
-            let key = TOPIC_KEYS.iter().find(|k| k.name == name).ok_or_else(|| {
+            let key = topic_keys().find(|k| k.name == name).ok_or_else(|| {
                 BrokerError::InvalidConfig(format!("unknown topic config '{name}'"))
             })?;
             // Kafka's ConfigException words it so.
@@ -334,16 +340,14 @@ impl TopicConfig {
     /// Whether `name` is a topic key of list type (the only kind APPEND and SUBTRACT apply to);
     /// `None` for keys samsa does not know.
     pub fn is_list(name: &str) -> Option<bool> {
-        TOPIC_KEYS
-            .iter()
+        topic_keys()
             .find(|k| k.name == name)
             .map(|k| k.config_type == ConfigType::List)
     }
 
     /// Every key with its effective value and where that value comes from.
     pub fn entries(&self, broker: &Config) -> Vec<ConfigEntry> {
-        TOPIC_KEYS
-            .iter()
+        topic_keys()
             .map(|key| {
                 let mut synonyms = Vec::new();
                 if let Some(value) = self.0.get(key.name) {
@@ -396,8 +400,7 @@ impl TopicConfig {
     fn value(&self, broker: &Config, name: &str) -> String {
         match self.0.get(name) {
             Some(value) => value.clone(),
-            None => TOPIC_KEYS
-                .iter()
+            None => topic_keys()
                 .find(|k| k.name == name)
                 .map_or_else(String::new, |k| (k.broker_default)(broker)),
         }

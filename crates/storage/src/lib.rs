@@ -46,7 +46,7 @@ pub use log::{AppendInfo, LogSync, PartitionLog};
 pub use producers::{AbortedTxn, ControlType, ProducerInfo};
 pub use recompress::{recompress, TargetCompression};
 pub use record_rules::{RecordFault, RefusedRecord};
-pub use records::decompress_bounded;
+pub use records::{decompress_bounded, record_payloads, Payload};
 pub use threads::DEFAULT_STORAGE_THREADS;
 pub use threads::{
     configure as configure_storage_threads, counting as count_storage_time, storage_threads,

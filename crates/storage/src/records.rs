@@ -45,6 +45,25 @@ pub(crate) struct RecordView {
     pub attributes: u8,
 }
 
+/// The key and value of every record of one whole batch, its records section decompressed
+/// (bounded, as everywhere): for checks above the log that read each record, such as the
+/// produce path's schema validation. A batch that does not parse is INVALID_RECORD, as a
+/// per-record rule would say.
+pub type Payload = (Option<Bytes>, Option<Bytes>);
+
+pub fn record_payloads(batch: &[u8]) -> Result<Vec<Payload>, StorageError> {
+    let parsed = BatchRecords::parse(batch).map_err(|e| match e {
+        StorageError::CorruptRecord(why) => StorageError::InvalidRecord(why),
+        other => other,
+    })?;
+    let slice = |range: &Option<Range<usize>>| range.clone().map(|r| parsed.data.slice(r));
+    Ok(parsed
+        .records
+        .iter()
+        .map(|record| (slice(&record.key), slice(&record.value)))
+        .collect())
+}
+
 /// One batch with its records section decompressed and framed.
 pub(crate) struct BatchRecords {
     pub header: BatchHeader,
@@ -380,6 +399,25 @@ mod tests {
                 assert_eq!(view.has_value, r.value.is_some());
             }
         }
+    }
+
+    #[test]
+    fn payloads_are_every_records_key_and_value() {
+        for codec in Codec::ALL {
+            let bytes = keyed_batch(&[("a", Some("1")), ("b", None)], 0, codec);
+            let payloads = record_payloads(&bytes).unwrap();
+            let expected = [
+                (Some(Bytes::from("a")), Some(Bytes::from("1"))),
+                (Some(Bytes::from("b")), None),
+            ];
+            assert_eq!(payloads, expected, "{codec:?}");
+        }
+        let mut cut = keyed_batch(&[("a", Some("1"))], 0, Codec::None).to_vec();
+        cut.truncate(cut.len() - 2);
+        assert!(matches!(
+            record_payloads(&cut),
+            Err(StorageError::InvalidRecord(_))
+        ));
     }
 
     #[test]
