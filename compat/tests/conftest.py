@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+import go_build
 from clients import CLIENTS, CODECS, produce_dataset
 
 REPO = Path(__file__).resolve().parents[2]
@@ -45,6 +46,13 @@ def pytest_configure(config):
 def pytest_runtest_protocol(item, nextitem):
     yield
     gc.collect()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(session, config, items):
+    # The Go test binary builds while the first tests run, if a selected test needs it.
+    if any("go_tests" in item.fixturenames for item in items):
+        go_build.start()
 
 EXTERNAL = os.environ.get("COMPAT_BOOTSTRAP") or None
 READY_TIMEOUT_S = float(os.environ.get("SAMSA_READY_TIMEOUT_S", "30"))

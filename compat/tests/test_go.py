@@ -11,28 +11,20 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 
 import pytest
 
-from clients import COMPAT_DIR
+import go_build
+from go_build import GO_DIR
 
-GO_DIR = COMPAT_DIR / "go"
 CLIENTS = ("franz-go", "sarama", "kafka-go")
 
 
 @pytest.fixture(scope="session")
-def go_tests(tmp_path_factory):
-    """The compat/go test binary, built once per session (Go's build cache makes it quick)."""
-    go = shutil.which("go")
-    assert go, "go not found: run compat/install.sh"
-    binary = tmp_path_factory.mktemp("go") / "compat.test"
-    env = dict(os.environ, GOFLAGS="-mod=readonly")  # go.sum is the lock: never resolve anew here
-    proc = subprocess.run([go, "test", "-c", "-o", str(binary), "."], cwd=GO_DIR, env=env,
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, f"go test -c in {GO_DIR} failed:\n{proc.stdout}\n{proc.stderr}"
-    return binary
+def go_tests():
+    """The compat/go test binary (go_build.py: built once, started as early as possible)."""
+    return go_build.binary()
 
 
 @pytest.mark.parametrize("writer", CLIENTS)

@@ -15,6 +15,7 @@ import pytest
 
 from clients import ck_consume, ck_create_topic, ck_producer
 from conftest import EXTERNAL, SamsaBroker, free_port
+from test_go import go_tests  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.skipif(bool(EXTERNAL), reason="samsa's own registry")
 
@@ -250,18 +251,16 @@ def test_json_serializers_and_json_compatibility(registry_broker, topic_name):
     assert values == [{"name": "ada"}, {"name": "bob", "age": 7}]
 
 
-def test_franz_go_sr_client(registry_broker):
+def test_franz_go_sr_client(registry_broker, go_tests):  # noqa: F811 (the fixture)
     """franz-go's sr package (compat/go/sr_test.go) against the same registry."""
-    from test_go import GO_DIR
     import os
-    import shutil
     import subprocess
 
-    go = shutil.which("go")
-    assert go, "go not found: run compat/install.sh"
-    env = dict(os.environ, GOFLAGS="-mod=readonly", KAFKA_BOOTSTRAP=registry_broker.bootstrap,
+    from go_build import GO_DIR
+
+    env = dict(os.environ, KAFKA_BOOTSTRAP=registry_broker.bootstrap,
                SCHEMA_REGISTRY_URL=registry_broker.registry_url)
-    proc = subprocess.run([go, "test", "-count=1", "-v", "-run", "^TestSchemaRegistry$", "."],
+    proc = subprocess.run([str(go_tests), "-test.v", "-test.count=1", "-test.run", "^TestSchemaRegistry$"],
                           cwd=GO_DIR, env=env, capture_output=True, text=True, timeout=600,
                           stdin=subprocess.DEVNULL)
     out = proc.stdout + proc.stderr
