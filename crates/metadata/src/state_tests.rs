@@ -12,6 +12,7 @@ fn register(
         rack: None,
         incarnation,
         previous_epoch: None,
+        registry_url: None,
     })
 }
 
