@@ -359,7 +359,7 @@ def test_https_basic_auth_and_acls(tmp_path):
 
 def test_three_nodes_any_node_takes_writes(tmp_path):
     """A registry on each node of a cluster whose `_schemas` has two replicas: every node takes
-    writes (the followers forward them to the leader of `_schemas` over HTTPS with the
+    writes (the followers forward them to the leader of `_schemas` over mutual TLS with the
     caller's credentials, as Confluent's do), the node holding no replica serves reads and
     writes through the leader too, ids are global, and when that leader is killed the new one
     goes on with the next id."""
@@ -379,12 +379,15 @@ def test_three_nodes_any_node_takes_writes(tmp_path):
         port = free_port()
         with open(node.config, "a") as config:
             config.write(f'[tls]\ncert_file = "{pki["server.pem"]}"\nkey_file = "{pki["server.key"]}"\n'
+                         f'client_ca_file = "{pki["ca.pem"]}"\n'
                          '[sasl]\nmechanisms = ["SCRAM-SHA-256"]\n' + scram_user_block("sr", "SCRAM-SHA-256", "sr-pw")
                          + f'[schema_registry]\nenabled = true\nlisten = "127.0.0.1:{port}"\ntls = true\n'
                          f'authentication = "basic"\nforward_ca_file = "{pki["ca.pem"]}"\n')
         urls[k] = f"https://127.0.0.1:{port}"
     auth = {"Authorization": "Basic " + base64.b64encode(b"sr:sr-pw").decode()}
-    call_ = functools.partial(call, context=ssl.create_default_context(cafile=pki["ca.pem"]), headers=auth)
+    context = ssl.create_default_context(cafile=pki["ca.pem"])
+    context.load_cert_chain(pki["client.pem"], pki["client.key"])
+    call_ = functools.partial(call, context=context, headers=auth)
     c.start()
     try:
         last = {}
@@ -396,6 +399,9 @@ def test_three_nodes_any_node_takes_writes(tmp_path):
         assert wait_until(lambda: register(1, '"string"', "s"), "node 1 to take the first write")[1] == {"id": 1}
         for k in (2, 3):
             assert register(k, '"string"', "s") == (200, {"id": 1}), last
+
+        with pytest.raises((urllib.error.URLError, ConnectionError, ssl.SSLError)):
+            call(f"{urls[1]}/subjects", context=ssl.create_default_context(cafile=pki["ca.pem"]), headers=auth)
 
         partition = c.metadata(1, "_schemas").topics["_schemas"].partitions[0]
         leader, replicas = partition.leader, set(partition.replicas)

@@ -33,9 +33,10 @@ const FORWARDED: HeaderName = HeaderName::from_static("x-samsa-forwarded-by");
 const REQUEST_HEADERS: [HeaderName; 3] =
     [header::CONTENT_TYPE, header::ACCEPT, header::AUTHORIZATION];
 const RESPONSE_HEADERS: [HeaderName; 2] = [header::CONTENT_TYPE, header::WWW_AUTHENTICATE];
-/// Bounds connecting, sending and reading the answer together (a registration waits for
-/// replication on the leader, up to 10 s).
-const FORWARD_TIMEOUT: Duration = Duration::from_secs(15);
+/// Bounds connecting, sending and reading the answer together: longer than the leader may
+/// take, up to 15 s for its registry to have read the topic after start plus 10 s for a
+/// write to replicate.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
 /// Larger than any schema request axum accepts (2 MiB).
 const BODY_LIMIT: usize = 4 << 20;
 /// Confluent's code for a request its follower could not forward.
