@@ -45,12 +45,12 @@ def registry_broker(tmp_path):
             b.stop_clean()
 
 
-def call(url, method="GET", body=None):
-    """(status, decoded JSON body) of one REST call."""
+def call(url, method="GET", body=None, context=None, headers=()):
+    """(status, decoded JSON body) of one REST call (HTTPS verified with `context`)."""
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": CT})
+    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": CT, **dict(headers)})
     try:
-        with urllib.request.urlopen(req, timeout=30) as r:
+        with urllib.request.urlopen(req, timeout=30, context=context) as r:
             assert r.headers["Content-Type"] == CT
             return r.status, json.loads(r.read())
     except urllib.error.HTTPError as e:
@@ -267,58 +267,162 @@ def test_franz_go_sr_client(registry_broker, go_tests):  # noqa: F811 (the fixtu
     assert proc.returncode == 0 and "--- PASS: TestSchemaRegistry" in out, out[-6000:]
 
 
-def test_three_nodes_one_writer_every_node_reads(tmp_path):
-    """A registry on each node of a cluster: writes go to the leader of `_schemas` (the others
-    answer 421 naming it), every node serves what was written, and when that leader is
-    killed the new one goes on with the next id."""
+def test_https_basic_auth_and_acls(tmp_path):
+    """HTTPS with the broker's [tls] certificate, basic auth against the broker's SASL users
+    (one from the config, one made at run time with AlterUserScramCredentials), and the
+    broker's ACLs on `_schemas`: READ to read, WRITE to register, ALTER_CONFIGS to change
+    the compatibility level; 401 and 403 (40301) as Confluent answers them."""
+    import base64
+    import http.client
+    import ssl
+
+    from confluent_kafka.admin import (AclBinding, AclOperation, AclPermissionType, AdminClient,
+                                       ResourcePatternType, ResourceType, ScramCredentialInfo,
+                                       ScramMechanism, UserScramCredentialUpsertion)
+    from confluent_kafka.schema_registry import Schema
+    from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+    from clients import WAIT_S, wait_until
+    from test_security import scram_user_block
+    from test_tls import make_pki
+
+    pki = make_pki(tmp_path)
+    sasl_port, port = free_port(), free_port()
+    config = tmp_path / "samsa.toml"
+    config.write_text(
+        'authorizer = true\nsuper_users = ["User:admin"]\n'
+        f'[[listener]]\nname = "sasl"\naddress = "127.0.0.1:{sasl_port}"\nprotocol = "SASL_PLAINTEXT"\n'
+        f'[tls]\ncert_file = "{pki["server.pem"]}"\nkey_file = "{pki["server.key"]}"\n'
+        '[sasl]\nmechanisms = ["SCRAM-SHA-256"]\n' + scram_user_block("admin", "SCRAM-SHA-256", "admin-pw")
+        + f'[schema_registry]\nenabled = true\nlisten = "127.0.0.1:{port}"\ntls = true\n'
+        'authentication = "basic"\n')
+    b = SamsaBroker(tmp_path / "data", config=config).start()
+    url = f"https://127.0.0.1:{port}"
+    try:
+        admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{sasl_port}", "security.protocol": "SASL_PLAINTEXT",
+                             "sasl.mechanisms": "SCRAM-SHA-256", "sasl.username": "admin",
+                             "sasl.password": "admin-pw"})
+        info = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 4096)
+        for fut in admin.alter_user_scram_credentials(
+                [UserScramCredentialUpsertion(u, info, f"{u}-pw".encode()) for u in ("writer", "reader")]).values():
+            fut.result(WAIT_S)
+
+        def acl(user, op):
+            return AclBinding(ResourceType.TOPIC, "_schemas", ResourcePatternType.LITERAL, f"User:{user}", "*",
+                              op, AclPermissionType.ALLOW)
+        for fut in admin.create_acls([acl("writer", AclOperation.READ), acl("writer", AclOperation.WRITE),
+                                      acl("reader", AclOperation.READ)]).values():
+            fut.result(WAIT_S)
+
+        def client(user_info):
+            from confluent_kafka.schema_registry import SchemaRegistryClient
+            return SchemaRegistryClient({"url": url, "ssl.ca.location": pki["ca.pem"],
+                                         "basic.auth.user.info": user_info})
+
+        def refused(call_it):
+            try:
+                call_it()
+            except SchemaRegistryError as e:
+                return e.http_status_code, e.error_code
+            raise AssertionError("the call was not refused")
+
+        schema = Schema(json.dumps(USER_V1), "AVRO")
+        writer = client("writer:writer-pw")
+        schema_id = wait_until(lambda: writer.register_schema("secured-value", schema), "the writer to register")
+        reader = client("reader:reader-pw")
+        assert reader.get_latest_version("secured-value").schema_id == schema_id
+        assert refused(lambda: reader.register_schema("secured-value", Schema(json.dumps(USER_V2), "AVRO"))) \
+            == (403, 40301)
+        assert refused(lambda: writer.set_compatibility("secured-value", "NONE")) == (403, 40301)
+        assert client("admin:admin-pw").set_compatibility("secured-value", "NONE")["compatibility"] == "NONE"
+        assert refused(lambda: client("writer:wrong").get_subjects()) == (401, 401)
+        assert refused(lambda: client("nobody:writer-pw").get_subjects()) == (401, 401)
+
+        # No credentials: 401 with a challenge; to plain HTTP the listener answers a TLS alert.
+        context = ssl.create_default_context(cafile=pki["ca.pem"])
+        try:
+            urllib.request.urlopen(f"{url}/subjects", timeout=WAIT_S, context=context)
+            raise AssertionError("served without credentials")
+        except urllib.error.HTTPError as e:
+            assert e.code == 401 and e.headers["WWW-Authenticate"].startswith("Basic realm=")
+            assert json.loads(e.read())["error_code"] == 401
+        auth = base64.b64encode(b"reader:reader-pw").decode()
+        req = urllib.request.Request(f"{url}/subjects", headers={"Authorization": f"Basic {auth}"})
+        with urllib.request.urlopen(req, timeout=WAIT_S, context=context) as r:
+            assert json.loads(r.read()) == ["secured-value"]
+        with pytest.raises((urllib.error.URLError, ConnectionError, http.client.HTTPException)):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/subjects", timeout=WAIT_S)
+    finally:
+        b.stop_clean()
+
+
+def test_three_nodes_any_node_takes_writes(tmp_path):
+    """A registry on each node of a cluster whose `_schemas` has two replicas: every node takes
+    writes (the followers forward them to the leader of `_schemas` over mutual TLS with the
+    caller's credentials, as Confluent's do), the node holding no replica serves reads and
+    writes through the leader too, ids are global, and when that leader is killed the new one
+    goes on with the next id."""
+    import base64
+    import functools
+    import ssl
+
     from cluster import SamsaCluster
     from clients import wait_until
+    from test_security import scram_user_block
+    from test_tls import make_pki
 
-    c = SamsaCluster(tmp_path / "cluster")
+    pki = make_pki(tmp_path)
+    c = SamsaCluster(tmp_path / "cluster", extra="offsets_topic_replication_factor = 2\n")
     urls = {}
     for k, node in c.nodes.items():
         port = free_port()
         with open(node.config, "a") as config:
-            config.write(f'[schema_registry]\nenabled = true\nlisten = "127.0.0.1:{port}"\n')
-        urls[k] = f"http://127.0.0.1:{port}"
+            config.write(f'[tls]\ncert_file = "{pki["server.pem"]}"\nkey_file = "{pki["server.key"]}"\n'
+                         f'client_ca_file = "{pki["ca.pem"]}"\n'
+                         '[sasl]\nmechanisms = ["SCRAM-SHA-256"]\n' + scram_user_block("sr", "SCRAM-SHA-256", "sr-pw")
+                         + f'[schema_registry]\nenabled = true\nlisten = "127.0.0.1:{port}"\ntls = true\n'
+                         f'authentication = "basic"\nforward_ca_file = "{pki["ca.pem"]}"\n')
+        urls[k] = f"https://127.0.0.1:{port}"
+    auth = {"Authorization": "Basic " + base64.b64encode(b"sr:sr-pw").decode()}
+    context = ssl.create_default_context(cafile=pki["ca.pem"])
+    context.load_cert_chain(pki["client.pem"], pki["client.key"])
+    call_ = functools.partial(call, context=context, headers=auth)
     c.start()
     try:
-        def register(schema, subject="s"):
-            """(the nodes that took the write, what each node answered)."""
-            answers = {k: call(f"{u}/subjects/{subject}/versions", "POST", {"schema": schema})
-                       for k, u in urls.items() if c.nodes[k].alive()}
-            took = [k for k, (status, _) in answers.items() if status == 200]
-            return took, answers
-
         last = {}
 
-        def registered(schema, subject="s"):
-            took, answers = register(schema, subject)
-            last["answers"] = answers
-            return (took, answers) if took else None
+        def register(k, schema, subject):
+            last["answer"] = answer = call_(f"{urls[k]}/subjects/{subject}/versions", "POST", {"schema": schema})
+            return answer if answer[0] == 200 else None
 
-        took, answers = wait_until(lambda: registered('"string"'), "a node to take the first write")
-        assert len(took) == 1, answers
-        writer = took[0]
-        assert answers[writer][1] == {"id": 1}
-        for k, (status, body) in answers.items():
-            if k != writer:
-                assert (status, body["error_code"]) == (421, 42101), answers
-                assert f"broker {writer}" in body["message"]
+        assert wait_until(lambda: register(1, '"string"', "s"), "node 1 to take the first write")[1] == {"id": 1}
+        for k in (2, 3):
+            assert register(k, '"string"', "s") == (200, {"id": 1}), last
+
+        with pytest.raises((urllib.error.URLError, ConnectionError, ssl.SSLError)):
+            call(f"{urls[1]}/subjects", context=ssl.create_default_context(cafile=pki["ca.pem"]), headers=auth)
+
+        partition = c.metadata(1, "_schemas").topics["_schemas"].partitions[0]
+        leader, replicas = partition.leader, set(partition.replicas)
+        (outsider,) = set(urls) - replicas
+        (follower,) = replicas - {leader}
+        assert register(outsider, '"long"', "t") == (200, {"id": 2}), last
+        assert register(follower, '"int"', "u") == (200, {"id": 3}), last
         for k, u in urls.items():
-            wait_until(lambda: call(f"{u}/subjects/s/versions/1")[0] == 200, f"node {k} to serve version 1")
-            assert call(f"{u}/subjects/s/versions/1")[1]["id"] == 1
+            wait_until(lambda: call_(f"{u}/subjects/u/versions/1")[0] == 200, f"node {k} to serve id 3")
+            assert call_(f"{u}/subjects/s/versions/1")[1]["id"] == 1
+            assert call_(f"{u}/schemas/ids/2")[1] == {"schema": '"long"'}
 
-        c.nodes[writer].kill()
+        c.nodes[leader].kill()
         try:
-            took, answers = wait_until(lambda: registered('"long"', "t"), "a new leader to take a write", timeout=60)
+            answer = wait_until(lambda: register(outsider, '"bytes"', "v"), "a new leader to take a write",
+                                timeout=60)
         except AssertionError as e:
-            raise AssertionError(f"{e}; last answers {last.get('answers')}") from None
-        assert took != [writer] and answers[took[0]][1] == {"id": 2}, answers
-        for k, u in urls.items():
-            if k != writer:
-                wait_until(lambda: call(f"{u}/schemas/ids/2")[0] == 200, f"node {k} to serve id 2")
-                assert call(f"{u}/subjects/s/versions/1")[1]["id"] == 1
+            raise AssertionError(f"{e}; last answer {last.get('answer')}") from None
+        assert answer[1] == {"id": 4}, answer
+        for k in (follower, outsider):
+            wait_until(lambda: call_(f"{urls[k]}/schemas/ids/4")[0] == 200, f"node {k} to serve id 4")
+            assert call_(f"{urls[k]}/subjects/s/versions/1")[1]["id"] == 1
     finally:
         c.stop()
 

@@ -21,6 +21,8 @@ pub struct Registration {
     pub previous_epoch: Option<u64>,
     /// This broker's configured `min.insync.replicas`, recorded as the cluster's.
     pub min_insync_replicas: u32,
+    /// The URL of this broker's schema registry listener, when it runs one.
+    pub registry_url: Option<String>,
 }
 
 impl Registration {
@@ -32,6 +34,7 @@ impl Registration {
             rack: self.rack.clone(),
             incarnation: self.incarnation,
             previous_epoch: self.previous_epoch,
+            registry_url: self.registry_url.clone(),
         }
     }
 }

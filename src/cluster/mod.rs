@@ -150,6 +150,7 @@ impl Cluster {
                 incarnation: cluster.incarnation,
                 previous_epoch,
                 min_insync_replicas: u32::try_from(config.min_insync_replicas).unwrap_or(1),
+                registry_url: config.registry_url(),
             };
             let every = Duration::from_millis(config.broker_heartbeat_interval_ms);
             let task = tokio::spawn(membership::run(node, me, every, left));

@@ -106,3 +106,28 @@ fn the_shipped_config_parses() {
     let config = Config::from_toml(text).unwrap();
     config.validate().unwrap();
 }
+
+#[test]
+fn the_schema_registry_needs_tls_for_https_and_derives_its_url() {
+    let config = Config::from_toml("[schema_registry]\nenabled = true\ntls = true\n").unwrap();
+    assert!(config.validate().is_err(), "HTTPS without [tls]");
+    let config = Config::from_toml(
+        "advertised_listener = \"kafka-1:9092\"\n[tls]\ncert_file = \"c\"\nkey_file = \"k\"\n\
+         [schema_registry]\nenabled = true\nlisten = \"0.0.0.0:8081\"\ntls = true\n\
+         authentication = \"basic\"\n",
+    )
+    .unwrap();
+    config.validate().unwrap();
+    assert_eq!(
+        config.registry_url().as_deref(),
+        Some("https://kafka-1:8081")
+    );
+    let config =
+        Config::from_toml("[schema_registry]\nenabled = true\nadvertised_url = \"https://r:1\"\n")
+            .unwrap();
+    assert!(
+        config.validate().is_err(),
+        "an https URL for a plain listener"
+    );
+    assert_eq!(Config::from_toml("").unwrap().registry_url(), None);
+}

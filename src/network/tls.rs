@@ -1,4 +1,5 @@
-//! TLS for SSL listeners: the server configuration built from the PEM files in `[tls]`.
+//! TLS for SSL listeners and the schema registry's HTTPS: the configurations built from
+//! the PEM files in `[tls]`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -6,8 +7,8 @@ use std::sync::Arc;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::server::WebPkiClientVerifier;
-use tokio_rustls::rustls::{self, RootCertStore, ServerConfig};
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::{self, ClientConfig, RootCertStore, ServerConfig};
+use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use crate::config::TlsConfig;
 
@@ -38,15 +39,19 @@ fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     Ok(certs)
 }
 
+fn private_key(config: &TlsConfig) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_file(&config.key_file).map_err(|err| TlsError::Pem {
+        path: config.key_file.display().to_string(),
+        reason: err.to_string(),
+    })
+}
+
 /// Builds the acceptor; with `client_ca_file` every client must present a certificate
 /// that CA signed (Kafka's `ssl.client.auth=required`).
 pub fn acceptor(config: &TlsConfig) -> Result<TlsAcceptor, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let chain = certificates(&config.cert_file)?;
-    let key = PrivateKeyDer::from_pem_file(&config.key_file).map_err(|err| TlsError::Pem {
-        path: config.key_file.display().to_string(),
-        reason: err.to_string(),
-    })?;
+    let key = private_key(config)?;
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()?;
     let builder = match &config.client_ca_file {
@@ -64,4 +69,25 @@ pub fn acceptor(config: &TlsConfig) -> Result<TlsAcceptor, TlsError> {
     };
     let server = builder.with_single_cert(chain, key)?;
     Ok(TlsAcceptor::from(Arc::new(server)))
+}
+
+/// A client for this broker's peers (the schema registry forwarding to another broker's):
+/// it trusts the CAs in `ca_file`, else in `client_ca_file` (the CA the cluster's
+/// certificates come from), else the certificates of this broker's own chain (brokers
+/// sharing one certificate or one chain with its CA), and presents this broker's
+/// certificate, which a peer requiring client certificates accepts.
+pub fn connector(config: &TlsConfig, ca_file: Option<&Path>) -> Result<TlsConnector, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = RootCertStore::empty();
+    let trusted = ca_file
+        .or(config.client_ca_file.as_deref())
+        .unwrap_or(&config.cert_file);
+    for cert in certificates(trusted)? {
+        roots.add(cert)?;
+    }
+    let client = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(certificates(&config.cert_file)?, private_key(config)?)?;
+    Ok(TlsConnector::from(Arc::new(client)))
 }

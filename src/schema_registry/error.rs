@@ -44,8 +44,8 @@ pub enum RegistryError {
     Store(String),
     #[error("Write to the Kafka store timed out while waiting for it to be read back")]
     Timeout,
-    /// A write reached a node that does not lead `_schemas`: Confluent's followers forward;
-    /// samsa's answer 421 and name the leader (see the module doc).
+    /// A write reached a node that does not lead `_schemas`: the HTTP layer forwards it to
+    /// the leader, and answers 421 only for a request that was already forwarded once.
     #[error("This node does not lead the schemas topic; send writes to broker {0}'s registry")]
     NotLeader(i32),
     #[error("Unknown leader for the schemas topic")]

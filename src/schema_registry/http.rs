@@ -14,8 +14,10 @@ use axum::Router;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::access::{self, Access};
 use super::error::RegistryError;
 use super::formats::SUPPORTED;
+use super::forward::{self, Forwarder, ToLeader};
 use super::metrics::RequestCounts;
 use super::registry::{NewSchema, Registry, VersionSpec};
 use super::state::{Compatibility, Mode, Reference, SchemaType, Version};
@@ -28,6 +30,8 @@ pub struct Service {
     pub counts: RequestCounts,
     /// Named in `/v1/metadata/id`.
     pub kafka_cluster_id: String,
+    pub access: Access,
+    pub forwarder: Forwarder,
 }
 
 type Shared = State<Arc<Service>>;
@@ -95,22 +99,37 @@ pub fn router(service: Arc<Service>) -> Router {
             post(check_version),
         )
         .fallback(|| async { error_body(StatusCode::NOT_FOUND, 404, "HTTP 404 Not Found") })
+        // The last layer added runs first: count, authenticate and authorize, forward to the
+        // leader what is not served here, wait until the topic has been read.
+        .layer(middleware::from_fn_with_state(service.clone(), ready))
+        .layer(middleware::from_fn_with_state(
+            service.clone(),
+            forward::forward,
+        ))
+        .layer(middleware::from_fn_with_state(
+            service.clone(),
+            access::guard,
+        ))
         .layer(middleware::from_fn_with_state(service.clone(), count))
         .with_state(service)
 }
 
-/// Holds each request until the registry has read the schemas topic after start, and counts
-/// it by its route and status, for `/metrics`.
+/// Holds each request until the registry has read the schemas topic after start.
+async fn ready(State(service): Shared, request: Request, next: Next) -> Response {
+    match service.registry.wait_caught_up().await {
+        Ok(()) => next.run(request).await,
+        Err(err) => err.into_response(),
+    }
+}
+
+/// Counts each request by its route and status, for `/metrics`.
 async fn count(State(service): Shared, request: Request, next: Next) -> Response {
     let endpoint = request
         .extensions()
         .get::<MatchedPath>()
         .map_or("unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = request.method().as_str().to_owned();
-    let response = match service.registry.wait_caught_up().await {
-        Ok(()) => next.run(request).await,
-        Err(err) => err.into_response(),
-    };
+    let response = next.run(request).await;
     service
         .counts
         .add(&method, &endpoint, response.status().as_u16());
@@ -124,11 +143,15 @@ impl IntoResponse for RegistryError {
         if status.is_server_error() {
             tracing::warn!("schema registry: {self}");
         }
-        error_body(status, self.code(), &self.to_string())
+        let mut response = error_body(status, self.code(), &self.to_string());
+        if let RegistryError::NotLeader(leader) = self {
+            response.extensions_mut().insert(ToLeader(leader));
+        }
+        response
     }
 }
 
-fn error_body(status: StatusCode, code: u32, message: &str) -> Response {
+pub(super) fn error_body(status: StatusCode, code: u32, message: &str) -> Response {
     let body = json!({"error_code": code, "message": message}).to_string();
     (status, [(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response()
 }

@@ -2,11 +2,11 @@
 //! the broker that leads it and replayed into [`State`] by a tailer, as Confluent's
 //! `KafkaStore` writes through its leader and reads its own writes back before answering.
 //!
-//! A write on a node that does not lead partition 0 is refused with the leader's id (HTTP
-//! 421, see [`RegistryError::NotLeader`]) rather than proxied: the simplest answer that
-//! never lets two nodes hand out the same id. The tailer reads the local replica, leader or
-//! follower, up to its high watermark, so every node holding a replica serves reads; the
-//! data survives restarts because it is the topic.
+//! A write on a node that does not lead partition 0 is refused here with the leader's id
+//! ([`RegistryError::NotLeader`]), which never lets two nodes hand out the same id; the
+//! HTTP layer then forwards the request to the leader (`forward`). The tailer reads the
+//! local replica, leader or follower, up to its high watermark, so every node holding a
+//! replica serves reads; the data survives restarts because it is the topic.
 
 use std::sync::Arc;
 use std::time::Duration;

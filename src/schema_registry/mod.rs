@@ -5,12 +5,17 @@
 //! It is a client of the partitions layer as a handler is ([`log`] writes and replays the
 //! topic through `topics` and `cluster`); nothing below it imports it, and the server
 //! starts it. [`state`] is what the topic says, [`registry`] the operations, [`formats`]
-//! the schema formats and their compatibility rules, [`http`] the routes.
+//! the schema formats and their compatibility rules, [`http`] the routes; [`listener`]
+//! accepts plain or TLS connections, [`access`] authenticates and authorizes callers, and
+//! [`forward`] sends to the leader of `_schemas` what this broker cannot serve itself.
 
+mod access;
 mod error;
 mod formats;
+mod forward;
 mod http;
 mod ids;
+mod listener;
 mod log;
 mod metrics;
 mod records;
@@ -24,6 +29,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::broker::Broker;
+use crate::network::tls;
 
 /// A running registry: what the server keeps to render its metrics.
 pub struct SchemaRegistry {
@@ -38,8 +44,23 @@ impl SchemaRegistry {
         shutdown: watch::Receiver<bool>,
     ) -> std::io::Result<(SchemaRegistry, tokio::task::JoinHandle<()>)> {
         let config = broker.config.schema_registry.clone();
-        let listener = TcpListener::bind(config.listen).await?;
-        let local_addr = listener.local_addr()?;
+        let tls_error = |err: tls::TlsError| std::io::Error::other(err.to_string());
+        // Validation made sure `[tls]` is there when `tls` is on.
+        let tls_config = broker.config.tls.as_ref();
+        let acceptor = match tls_config.filter(|_| config.tls) {
+            Some(tls) => Some(tls::acceptor(tls).map_err(tls_error)?),
+            None => None,
+        };
+        let connector = match tls_config {
+            Some(tls) => {
+                let ca_file = config.forward_ca_file.as_deref();
+                Some(tls::connector(tls, ca_file).map_err(tls_error)?)
+            }
+            None => None,
+        };
+        let tcp = TcpListener::bind(config.listen).await?;
+        let listener = listener::RegistryListener::start(tcp, acceptor, shutdown.clone())?;
+        let local_addr = axum::serve::Listener::local_addr(&listener)?;
         let log = Arc::new(log::SchemaLog::new(broker.clone(), config.topic.clone()));
         let tailer = tokio::spawn(log.clone().tail(shutdown.clone()));
         // Produce's schema id validation reads the state this log replays.
@@ -50,8 +71,20 @@ impl SchemaRegistry {
             registry: registry::Registry::new(log),
             counts: metrics::RequestCounts::default(),
             kafka_cluster_id: broker.topics.cluster_id().to_owned(),
+            access: access::Access::new(
+                config.authentication,
+                broker.credentials.clone(),
+                broker.authorizer.clone(),
+                config.topic.clone(),
+            ),
+            forwarder: forward::Forwarder {
+                broker: broker.clone(),
+                topic: config.topic.clone(),
+                tls: connector,
+            },
         });
-        let app = http::router(service.clone());
+        let app =
+            http::router(service.clone()).into_make_service_with_connect_info::<listener::Peer>();
         let mut stop = shutdown;
         let server = tokio::spawn(async move {
             let stopped = async move {

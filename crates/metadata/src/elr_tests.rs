@@ -16,6 +16,7 @@ fn restart(m: &mut ClusterMetadata, id: BrokerId, clean: bool) {
         rack: None,
         incarnation,
         previous_epoch,
+        registry_url: None,
     })
     .unwrap();
 }

@@ -110,6 +110,7 @@ mod tests {
                 incarnation: 1,
                 epoch: 0,
                 fenced,
+                registry_url: None,
             };
             m.brokers.insert(id, b);
         }

@@ -33,6 +33,10 @@ pub struct Broker {
     /// so that a heartbeat from a previous registration cannot unfence the new one.
     pub epoch: u64,
     pub fenced: bool,
+    /// Where this broker serves the schema registry (`https://host:8081`), if it does: the
+    /// registry's followers forward writes to the leader of `_schemas` there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry_url: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -119,6 +123,10 @@ pub enum Command {
         /// had acknowledged, so it leaves the ELR (KIP-966).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         previous_epoch: Option<u64>,
+        /// The broker's schema registry listener, as a URL (an extra named endpoint, like
+        /// a listener of Kafka's registration); absent in entries written before it existed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        registry_url: Option<String>,
     },
     /// The broker caught up with the metadata and may lead and follow again.
     UnfenceBroker {
@@ -383,7 +391,15 @@ impl ClusterMetadata {
                 rack,
                 incarnation,
                 previous_epoch,
-            } => self.register_broker(*id, host, *port, rack, *incarnation, *previous_epoch),
+                registry_url,
+            } => self.register_broker(
+                *id,
+                host,
+                *port,
+                rack,
+                (*incarnation, *previous_epoch),
+                registry_url,
+            ),
             Command::UnfenceBroker { id, epoch } => self.unfence_broker(*id, *epoch),
             Command::FenceBroker { id, epoch } => self.fence_broker(*id, *epoch),
             Command::UnregisterBroker { id } => self.unregister_broker(*id),
@@ -489,8 +505,8 @@ impl ClusterMetadata {
         host: &str,
         port: u16,
         rack: &Option<String>,
-        incarnation: u64,
-        previous_epoch: Option<u64>,
+        (incarnation, previous_epoch): (u64, Option<u64>),
+        registry_url: &Option<String>,
     ) -> Result<CommandResult, CommandError> {
         if let Some(existing) = self.brokers.get(&id) {
             if existing.incarnation == incarnation {
@@ -527,6 +543,7 @@ impl ClusterMetadata {
             incarnation,
             epoch,
             fenced: true,
+            registry_url: registry_url.clone(),
         };
         self.brokers.insert(id, broker);
         Ok(CommandResult::BrokerRegistered { epoch })

@@ -12,6 +12,7 @@ fn register(
         rack: None,
         incarnation,
         previous_epoch: None,
+        registry_url: None,
     })
 }
 
@@ -776,4 +777,39 @@ fn unregistering_a_broker_moves_its_partitions_away_and_forgets_it() {
         Err(CommandError::UnknownBroker(2))
     );
     assert!(register(&mut m, 2, 2).is_ok());
+}
+
+#[test]
+fn a_registration_carries_the_registry_url_and_older_entries_read_without_it() {
+    let old = r#"{"RegisterBroker":{"id":4,"host":"h","port":9092,"rack":null,"incarnation":1}}"#;
+    let command: Command = serde_json::from_str(old).unwrap();
+    let mut m = ClusterMetadata::default();
+    m.apply(&command).unwrap();
+    assert_eq!(m.brokers[&4].registry_url, None);
+    let url = Some("https://h:8081".to_owned());
+    let new = Command::RegisterBroker {
+        id: 4,
+        host: "h".into(),
+        port: 9092,
+        rack: None,
+        incarnation: 2,
+        previous_epoch: None,
+        registry_url: url.clone(),
+    };
+    let written = serde_json::to_string(&new).unwrap();
+    m.apply(&serde_json::from_str(&written).unwrap()).unwrap();
+    assert_eq!(m.brokers[&4].registry_url, url);
+    // A broker without a registry writes its registration as before.
+    let plain = Command::RegisterBroker {
+        id: 4,
+        host: "h".into(),
+        port: 9092,
+        rack: None,
+        incarnation: 3,
+        previous_epoch: None,
+        registry_url: None,
+    };
+    assert!(!serde_json::to_string(&plain)
+        .unwrap()
+        .contains("registry_url"));
 }

@@ -148,6 +148,7 @@ fn register(id: i32) -> Command {
         rack: None,
         incarnation: 1,
         previous_epoch: None,
+        registry_url: None,
     }
 }
 

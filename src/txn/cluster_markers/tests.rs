@@ -46,6 +46,7 @@ fn metadata(addr: &str, remote_leader: i32) -> ClusterMetadata {
         incarnation: 1,
         epoch: 1,
         fenced: false,
+        registry_url: None,
     };
     let topic = |name: &str, leader| TopicRecord {
         name: name.to_owned(),
