@@ -287,6 +287,7 @@ impl Config {
             return invalid("max_inflight_requests", "must be at least 1");
         }
         self.telemetry.validate()?;
+        super::link::validate(&self.links)?;
         quorum_config(self)?;
         Ok(())
     }
