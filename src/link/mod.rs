@@ -8,6 +8,7 @@
 //! A mirror topic is marked with the topic config `samsa.link.name`, so the mark replicates
 //! with the metadata log and survives restarts; deleting it promotes the topic.
 
+pub mod cli;
 pub mod mirror;
 pub mod source;
 pub mod stats;
