@@ -13,6 +13,7 @@ mirror, copies a consumer group's committed offsets, promotes the topic with
 
 from __future__ import annotations
 
+import os
 import subprocess
 import threading
 import urllib.request
@@ -268,3 +269,38 @@ def test_kafka_to_samsa(tmp_path):
             dest.stop_clean()
     finally:
         kafka.close()
+
+
+LONG = bool(os.environ.get("LINKS_LONG"))
+
+
+@pytest.mark.skipif(not LONG, reason="the long form: LINKS_LONG=1 (make links-long)")
+def test_source_restart_and_destination_kill(tmp_path):
+    """The link carries on through a source restart and a destination killed without a
+    clean shutdown, with no record lost or repeated, while a producer writes throughout."""
+    source = SamsaBroker(tmp_path / "source" / "data").start()
+    (tmp_path / "dest").mkdir()
+    dest = destination(tmp_path / "dest", source.bootstrap)
+    try:
+        topic, partitions = "links-long", 4
+        create_topic(source.bootstrap, topic, partitions)
+        produce(source.bootstrap, topic, "before", 2000, partitions)
+        wait_until(lambda: partition_count(dest.bootstrap, topic) == partitions
+                   and sum(h for _, h in watermarks(dest.bootstrap, topic, partitions)) > 0,
+                   "the mirror under way")
+        source.restart()
+        produce(source.bootstrap, topic, "after-source-restart", 2000, partitions)
+        wait_until(lambda: sum(h for _, h in watermarks(dest.bootstrap, topic, partitions)) > 2000,
+                   "the mirror past the source's restart")
+        dest.kill()
+        produce(source.bootstrap, topic, "while-dest-down", 2000, partitions)
+        dest.start()
+        transactions(source.bootstrap, topic, 2)
+        produce(source.bootstrap, topic, "after-dest-kill", 2000, partitions)
+        wait_mirrored(source.bootstrap, dest.bootstrap, topic, partitions)
+        assert_same_records(source.bootstrap, dest.bootstrap, topic, partitions)
+    finally:
+        if dest.alive():
+            dest.stop_clean()
+        if source.alive():
+            source.stop_clean()
