@@ -17,7 +17,7 @@ use crate::clock::now_ms;
 use crate::config::link::LinkConfig;
 use crate::error::BrokerError;
 use crate::peer::PeerConnection;
-use crate::topics::{on_storage_thread, Partition, TopicRegistry};
+use crate::topics::{on_storage_thread, Isolation, Partition, TopicRegistry};
 
 /// How long the source may hold a fetch that finds nothing: also how soon a promotion or a
 /// leadership change is noticed by an idle mirror.
@@ -163,6 +163,7 @@ impl PartitionMirror {
                 tracing::info!(link = %self.link.name, topic, partition = index, start, "mirror starts at the source's log start");
                 self.partition.restart_mirror_at(self.epoch, start).await?;
             }
+            session.last_epoch = self.last_batch_epoch().await?;
             session.started = true;
         }
         let offset = self.partition.offsets()?.log_end;
@@ -230,6 +231,22 @@ impl PartitionMirror {
             return Ok(Some(offset));
         }
         Ok(None)
+    }
+}
+
+impl PartitionMirror {
+    /// The leader epoch of the mirror's last batch (the source's, kept in the batch), so the
+    /// first fetch after a restart is checked against the source's log too; -1 when empty.
+    async fn last_batch_epoch(&self) -> Result<i32, StepError> {
+        let offsets = self.partition.offsets()?;
+        if offsets.log_end <= offsets.log_start {
+            return Ok(-1);
+        }
+        let partition = self.partition.clone();
+        let read =
+            on_storage_thread(move || partition.read(offsets.log_end - 1, 1, Isolation::LogEnd))
+                .await?;
+        Ok(whole_batches(read.records).1)
     }
 }
 

@@ -130,6 +130,11 @@ async fn sync_source<H: LinkHost>(
     link: Arc<LinkConfig>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    // Topics are placed on registered brokers: none before this one is.
+    tokio::select! {
+        _ = host.cluster().unfenced() => {}
+        _ = shutdown.changed() => return,
+    }
     let mut tick = tokio::time::interval(Duration::from_millis(link.sync_interval_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;
