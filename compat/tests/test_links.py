@@ -304,3 +304,32 @@ def test_source_restart_and_destination_kill(tmp_path):
             dest.stop_clean()
         if source.alive():
             source.stop_clean()
+
+
+@pytest.mark.skipif(not LONG, reason="the long form: LINKS_LONG=1 (make links-long)")
+def test_leadership_moves_on_a_destination_cluster(tmp_path):
+    """On a three-node destination the mirror partitions are replicated like any other, and
+    when the broker leading one stops, the new leader mirrors it from where it is."""
+    from cluster import SamsaCluster
+    source = SamsaBroker(tmp_path / "source" / "data").start()
+    link = (f'[[link]]\nname = "{LINK}"\nbootstrap = "{source.bootstrap}"\n'
+            'topics = ["links-*"]\nsync_interval_ms = 300\n')
+    dest = SamsaCluster(tmp_path / "dest", extra=link).start()
+    try:
+        topic, partitions = "links-moved", 3
+        create_topic(source.bootstrap, topic, partitions)
+        produce(source.bootstrap, topic, "before", 1500, partitions)
+        wait_mirrored(source.bootstrap, dest.bootstrap, topic, partitions)
+        leader = dest.leaders(topic, via=1)[0]
+        dest.nodes[leader].stop()
+        rest = [k for k in dest.ids() if k != leader]
+        dest.await_metadata(rest, "partition 0 led elsewhere",
+                            lambda m: m.topics[topic].partitions[0].leader not in (leader, -1))
+        transactions(source.bootstrap, topic, 0)
+        produce(source.bootstrap, topic, "after", 1500, partitions)
+        wait_mirrored(source.bootstrap, dest.bootstrap, topic, partitions)
+        assert_same_records(source.bootstrap, dest.bootstrap, topic, partitions)
+        dest.nodes[leader].start()
+    finally:
+        dest.stop()
+        source.stop_clean()
