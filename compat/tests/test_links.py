@@ -249,6 +249,34 @@ def test_samsa_to_samsa(tmp_path):
         source.stop_clean()
 
 
+def test_source_truncation_stops_the_mirror(tmp_path):
+    """A source whose log no longer holds what the mirror has (here the topic deleted and
+    recreated shorter) stops that partition's mirror, loudly, with the mirror kept as it was."""
+    source = SamsaBroker(tmp_path / "source" / "data").start()
+    (tmp_path / "dest").mkdir()
+    dest = destination(tmp_path / "dest", source.bootstrap)
+    try:
+        topic = "links-truncated"
+        create_topic(source.bootstrap, topic, 1)
+        produce(source.bootstrap, topic, "first", 100, 1)
+        wait_mirrored(source.bootstrap, dest.bootstrap, topic, 1)
+        client = admin(source.bootstrap)
+        client.delete_topics([topic])[topic].result(timeout=WAIT_S)
+        wait_until(lambda: partition_count(source.bootstrap, topic) == 0, "the source topic deleted")
+        create_topic(source.bootstrap, topic, 1)
+        produce(source.bootstrap, topic, "second", 10, 1)
+        state = f'samsa_link_partition_state{{link="{LINK}",topic="{topic}",partition="0"}} 2'
+        metrics = f"http://{dest.host}:{dest.metrics_port}/metrics"
+        wait_until(lambda: state.encode() in urllib.request.urlopen(metrics, timeout=10).read(),
+                   "the partition's mirror stopped")
+        assert "MIRROR STOPPED" in dest.log_path.read_text()
+        assert watermarks(dest.bootstrap, topic, 1) == [(0, 100)]
+        assert [r[3] for r in dump(dest.bootstrap, topic, 1, "read_uncommitted")[0]][:1] == [b"first-v0"]
+    finally:
+        dest.stop_clean()
+        source.stop_clean()
+
+
 def test_kafka_to_samsa(tmp_path):
     from restartable_kafka import RestartableKafka
     kafka = RestartableKafka().start()
