@@ -293,6 +293,12 @@ def test_kafka_to_samsa(tmp_path):
             wait_mirrored(kafka.bootstrap, dest.bootstrap, topic, partitions)
             assert_same_records(kafka.bootstrap, dest.bootstrap, topic, partitions)
             assert topic_configs(dest.bootstrap, topic)["retention.ms"] == "987654321"
+            group = "links-kafka-group"
+            c = Consumer({"bootstrap.servers": kafka.bootstrap, "group.id": group})
+            c.commit(offsets=[TopicPartition(topic, 0, 42), TopicPartition(topic, 1, 17)], asynchronous=False)
+            c.close()
+            wait_until(lambda: committed(dest.bootstrap, group, topic, 2) == [42, 17],
+                       "the group's offsets copied from Kafka")
         finally:
             dest.stop_clean()
     finally:
