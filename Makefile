@@ -78,6 +78,13 @@ quota-long: $(SAMSA_DEBUG)
 share-offsets-long: $(SAMSA_DEBUG)
 	SHARE_OFFSETS_LONG=1 SAMSA_BIN=$(CURDIR)/$(SAMSA_DEBUG) bash compat/run.sh -k test_share_groups_reset_and_delete_offsets
 
+.PHONY: links-long
+## The long form of the cluster link tests (README, "Cluster links"): a source restart and a
+## destination killed mid-way under a producer, and a mirror partition's leader stopped on a
+## three-node destination; the short forms run in `make compat`.
+links-long: $(SAMSA_DEBUG)
+	LINKS_LONG=1 SAMSA_BIN=$(CURDIR)/$(SAMSA_DEBUG) bash compat/run.sh -k "test_source_restart_and_destination_kill or test_leadership_moves_on_a_destination_cluster"
+
 .PHONY: nemesis nemesis-short
 nemesis: $(SAMSA_DEBUG)
 	SAMSA_BIN=$(abspath $(NEMESIS_BIN)) python3 compat/nemesis/run.py --both --faults $(NEMESIS_FAULTS) $(NEMESIS_SEED_ARG) $(NEMESIS_ARGS)

@@ -4,6 +4,7 @@
 //! `segment_bytes`), so an operator's Kafka knowledge carries over.
 
 pub mod compression;
+pub mod link;
 mod quorum;
 mod sasl;
 pub mod schema_registry;
@@ -346,6 +347,9 @@ pub struct Config {
     pub telemetry: telemetry::TelemetryConfig,
     /// The built-in Confluent-compatible schema registry (`[schema_registry]`).
     pub schema_registry: schema_registry::SchemaRegistryConfig,
+    /// Cluster links this cluster mirrors topics from (`[[link]]`).
+    #[serde(rename = "link")]
+    pub links: Vec<link::LinkConfig>,
     /// Enforce ACLs (Kafka's `authorizer.class.name` set to its standard authorizer).
     /// Off by default: without an authorizer every client may do everything.
     pub authorizer: bool,
@@ -515,6 +519,7 @@ impl Default for Config {
             sasl: None,
             telemetry: telemetry::TelemetryConfig::default(),
             schema_registry: schema_registry::SchemaRegistryConfig::default(),
+            links: Vec::new(),
             authorizer: false,
             super_users: Vec::new(),
             allow_everyone_if_no_acl_found: false,

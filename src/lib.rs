@@ -18,6 +18,7 @@ pub mod error;
 pub mod fetch_sessions;
 pub mod group;
 pub mod handlers;
+pub mod link;
 pub mod lock_order;
 pub mod logging;
 pub mod metrics;

@@ -21,6 +21,8 @@ use crate::config::{self, Config};
 use crate::error::BrokerError;
 use crate::group;
 use crate::group::store::OFFSETS_TOPIC;
+use crate::link::stats::LinkStats;
+use crate::link::LinkHost;
 use crate::metrics;
 use crate::network;
 use crate::schema_registry::SchemaRegistry;
@@ -82,6 +84,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         None
     };
     let registry_metrics = schema_registry.as_ref().map(|(r, _)| r.clone());
+    let link_stats = Arc::new(LinkStats::default());
+    let links = crate::link::start(broker.clone(), link_stats.clone(), &shutdown_rx);
+    let link_metrics = link_stats.clone();
     let metrics_server = match broker.config.metrics_listen {
         Some(addr) => {
             let listener = metrics::http::bind(addr)
@@ -102,6 +107,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 if let Some(registry) = &registry_metrics {
                     text.push_str(&registry.render_metrics());
                 }
+                text.push_str(&link_metrics.render());
                 text
             });
             Some(tokio::spawn(metrics::http::serve(
@@ -140,6 +146,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tracing::warn!("connections still open after 10 s; closing anyway");
     }
     broker.cluster.shutdown().await;
+    // The links' fetchers write to partitions: done before the logs close.
+    for link in links {
+        let _ = link.await;
+    }
     let _ = background.await;
     let _ = cleaner.await;
     let _ = group_timers.await;
@@ -528,5 +538,24 @@ async fn txn_timers(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
             },
             _ = shutdown.changed() => return,
         }
+    }
+}
+
+/// The cluster links run beside the coordinators, on the broker's state.
+impl LinkHost for Broker {
+    fn config(&self) -> &Config {
+        &self.config
+    }
+
+    fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+
+    fn topics(&self) -> &Arc<crate::topics::TopicRegistry> {
+        &self.topics
+    }
+
+    fn groups(&self) -> &crate::group::GroupCoordinator {
+        &self.groups
     }
 }

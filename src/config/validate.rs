@@ -288,6 +288,7 @@ impl Config {
         }
         self.telemetry.validate()?;
         self.validate_schema_registry()?;
+        super::link::validate(&self.links)?;
         quorum_config(self)?;
         Ok(())
     }

@@ -35,7 +35,13 @@ pub fn handle(
                 .partitions
                 .into_iter()
                 .map(|p| {
-                    let result = if may_delete {
+                    let mirror = broker
+                        .topics
+                        .get(&topic.name)
+                        .and_then(|t| t.configs.mirror_link().map(str::to_owned));
+                    let result = if let (true, Some(link)) = (may_delete, mirror) {
+                        Err(super::produce::mirror_is_read_only(&topic.name, &link))
+                    } else if may_delete {
                         broker
                             .topics
                             .partition(&topic.name, p.partition_index)

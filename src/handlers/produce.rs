@@ -5,6 +5,7 @@
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::protocol::StrBytes;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -308,6 +309,9 @@ async fn produce_topic(
                 tracing::debug!(partition = index, "produce rejected: {err}");
                 let partition = topic.as_ref().ok().and_then(|t| t.partition(index));
                 let mut answer = failed(index, &err);
+                if let BrokerError::InvalidRequest(reason) = &err {
+                    answer.error_message = Some(StrBytes::from_string(reason.clone()));
+                }
                 if let (Some(partition), true) = (partition, err.in_append()) {
                     // Kafka reports the log start with an error the log itself raised.
                     answer.log_start_offset = partition.offsets().map_or(-1, |o| o.log_start);
@@ -355,6 +359,9 @@ async fn append(
     let partition = topic
         .partition(data.index)
         .ok_or(BrokerError::UnknownTopicOrPartition)?;
+    if let Some(link) = topic.configs.mirror_link() {
+        return Err(mirror_is_read_only(&topic.name, link));
+    }
     partition.check_writable(acks == -1)?;
     let records = data.records.unwrap_or_default();
     let header = exactly_one_batch(&records)?;
@@ -465,4 +472,12 @@ fn exactly_one_batch(records: &[u8]) -> Result<samsa_storage::BatchHeader, Broke
         ));
     }
     Ok(header)
+}
+
+/// A mirror topic takes records only from its cluster link: INVALID_REQUEST, which clients
+/// do not retry, with what to do about it.
+pub(super) fn mirror_is_read_only(topic: &str, link: &str) -> BrokerError {
+    BrokerError::InvalidRequest(format!(
+        "Topic '{topic}' is a read-only mirror of cluster link '{link}'; promote it (delete its config samsa.link.name) to write to it."
+    ))
 }

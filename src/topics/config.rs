@@ -276,6 +276,18 @@ const TOPIC_KEYS: &[TopicKey] = &[
         validate: |v| long_at_least(-1)(v),
     },
     TopicKey {
+        name: MIRROR_LINK_KEY,
+        broker_name: MIRROR_LINK_KEY,
+        broker_key: None,
+        broker_default: |_| String::new(),
+        config_type: ConfigType::String,
+        doc: "The cluster link this topic mirrors its source topic through: read-only while set; deleting it promotes the topic (mirroring stops, it becomes writable).",
+        validate: |v| match v {
+            "" => Err("a link's name cannot be empty".into()),
+            _ => Ok(()),
+        },
+    },
+    TopicKey {
         name: "segment.bytes",
         broker_name: "log.segment.bytes",
         broker_key: Some("segment_bytes"),
@@ -294,6 +306,10 @@ const TOPIC_KEYS: &[TopicKey] = &[
         validate: |v| long_at_least(1)(v),
     },
 ];
+
+/// The topic config that marks a mirror topic with the name of its cluster link. A topic
+/// config, so the mark replicates with the metadata log and survives restarts.
+pub const MIRROR_LINK_KEY: &str = "samsa.link.name";
 
 /// A topic's explicit config overrides, keyed by Kafka name.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -335,6 +351,16 @@ impl TopicConfig {
             })?;
         }
         Ok(TopicConfig(overrides))
+    }
+
+    /// The cluster link this topic is a mirror of, if it is one.
+    pub fn mirror_link(&self) -> Option<&str> {
+        self.0.get(MIRROR_LINK_KEY).map(String::as_str)
+    }
+
+    /// Whether `name` is a topic key samsa knows.
+    pub fn is_known(name: &str) -> bool {
+        TOPIC_KEYS.iter().any(|k| k.name == name)
     }
 
     /// Whether `name` is a topic key of list type (the only kind APPEND and SUBTRACT apply to);

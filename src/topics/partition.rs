@@ -18,6 +18,7 @@ use crate::error::{BrokerError, Result};
 use crate::lock_order::{level, OrderedMutex, OrderedRwLock};
 
 mod group_sync;
+mod mirror;
 mod replicas;
 mod role;
 

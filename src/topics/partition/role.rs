@@ -35,6 +35,13 @@ pub struct Assignment<'a> {
     pub isr: &'a [i32],
 }
 
+/// Who appends batches fetched with their offsets, and the leader epoch it holds its role at.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum FetchedBy {
+    Follower(i32),
+    Mirror(i32),
+}
+
 /// What taking an assignment changed here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RoleChange {
@@ -324,17 +331,48 @@ impl Partition {
         records: Bytes,
         now_ms: i64,
     ) -> Result<AppendInfo> {
+        let info = self
+            .append_fetched(FetchedBy::Follower(epoch), records, now_ms)
+            .await?;
+        self.progress.send_modify(|_| {});
+        Ok(info)
+    }
+
+    /// Batches that carry their offsets, appended as they are on a storage thread while the
+    /// writer still holds its role: a follower's fetcher following the leader of its epoch,
+    /// or a cluster link's mirror leading at its epoch (which then moves the high watermark
+    /// as a produce does).
+    pub(super) async fn append_fetched(
+        self: &Arc<Self>,
+        by: FetchedBy,
+        records: Bytes,
+        now_ms: i64,
+    ) -> Result<AppendInfo> {
         let partition = self.clone();
         let (info, sync_due) = storage_threads()
             .run(move || {
                 let mut guard = partition.log.write();
                 let log = guard.as_mut().ok_or(BrokerError::NotLeaderOrFollower)?;
-                partition.check_following(epoch)?;
-                let info = log.append_as_follower(records, now_ms)?;
+                let info = match by {
+                    FetchedBy::Follower(epoch) => {
+                        partition.check_following(epoch)?;
+                        log.append_as_follower(records, now_ms)?
+                    }
+                    // The role stays locked through the write: a mirror's leadership cannot
+                    // end between the check and the high watermark it moves.
+                    FetchedBy::Mirror(epoch) => {
+                        let mut role = partition.role.lock();
+                        if role.leading.is_none() || role.epoch != epoch {
+                            return Err(BrokerError::NotLeaderOrFollower);
+                        }
+                        let info = log.append_as_follower(records, now_ms)?;
+                        partition.advance_high_watermark(log, &mut role);
+                        info
+                    }
+                };
                 Ok::<_, BrokerError>((info, log.take_sync_due()))
             })
             .await?;
-        self.progress.send_modify(|_| {});
         self.sync_through(sync_due).await?;
         Ok(info)
     }
