@@ -143,6 +143,24 @@ async fn run_size(size: Size, opts: &Options<'_>) -> Result<Figures, String> {
     for k in 0..size.brokers {
         let id = FIRST_SIM + k as BrokerId;
         brokers.push(SimBroker::join(id, k == 0, &voters, Instant::now() + limit).await?);
+        if k == 0 {
+            // The voters' own brokers register first, as in a cluster that exists before
+            // brokers join it: the first of them bootstraps the feature levels, and until
+            // they serve, CreateTopics has no broker to go to.
+            let full = brokers[0].learner.clone();
+            until("the voters' brokers registered", limit, || {
+                let f = full
+                    .full
+                    .as_ref()
+                    .expect("broker 0 is full")
+                    .lock()
+                    .unwrap();
+                let m = &f.metadata;
+                m.features.is_some()
+                    && (1..=3).all(|id| m.brokers.get(&id).is_some_and(|b| !b.fenced))
+            })
+            .await?;
+        }
     }
     for b in &mut brokers {
         b.start_heartbeats(&voters, opts.timing.heartbeat);
@@ -419,7 +437,7 @@ pub fn main(args: impl Iterator<Item = String>, repo: &Path) -> std::process::Ex
         work: &work,
         logs: &logs,
         timing,
-        step_limit: Duration::from_secs(if smoke { 30 } else { 600 }),
+        step_limit: Duration::from_secs(if smoke { 30 } else { 240 }),
     };
     match run(&sizes, &opts) {
         Ok(figures) => {
