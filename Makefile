@@ -95,9 +95,12 @@ nemesis-short: $(SAMSA_DEBUG)
 
 ## The benchmark tool, run with tiny counts against the debug broker and samsa alone: it
 ## must build, run and print; nothing is asserted about speed (speed lives in `make bench`).
+## Then the scale mode's smoke (README, "Scale (simulated)"): three voters, 10 simulated
+## brokers, 1 000 partitions, short sessions; it fails if any of its steps does not complete.
 bench-smoke: bench-build-deps $(SAMSA_DEBUG)
 	$(CARGO) build -p samsa-bench --bin samsa-bench
 	target/debug/samsa-bench --smoke --samsa-bin $(CURDIR)/$(SAMSA_DEBUG)
+	target/debug/samsa-bench scale --smoke --samsa-bin $(CURDIR)/$(SAMSA_DEBUG)
 
 clean:
 	$(CARGO) clean
@@ -110,6 +113,15 @@ clean:
 bench: bench-deps
 	$(CARGO) build --release -p samsa -p samsa-bench --bin samsa --bin samsa-bench
 	target/release/samsa-bench $(BENCH_ARGS)
+
+## The metadata path at cluster scale, by simulation (README, "Scale (simulated)"): the real
+## three-voter quorum (release build) and up to 100 simulated brokers, at 1 000, 10 000 and
+## 100 000 partitions. SCALE_SIZES=1,10 for the smaller sizes only.
+SCALE_SIZES ?= 1,10,100
+.PHONY: bench-scale
+bench-scale: bench-build-deps
+	$(CARGO) build --release -p samsa -p samsa-bench --bin samsa --bin samsa-bench
+	target/release/samsa-bench scale --sizes $(SCALE_SIZES)
 
 ## Java and Maven run the Kafka reference.
 bench-deps: bench-build-deps

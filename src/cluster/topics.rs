@@ -122,7 +122,7 @@ impl Cluster {
         configs: BTreeMap<String, String>,
     ) -> Result<TopicRecord> {
         if let Some(topic) = self.published().topics.get(name) {
-            return Ok(topic.clone());
+            return Ok(TopicRecord::clone(topic));
         }
         let applied = self.metadata();
         if !applied.topics.contains_key(name) {
@@ -148,7 +148,7 @@ impl Cluster {
         self.published()
             .topics
             .get(name)
-            .cloned()
+            .map(|t| TopicRecord::clone(t))
             .ok_or(BrokerError::CoordinatorNotAvailable)
     }
 

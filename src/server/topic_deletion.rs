@@ -132,7 +132,9 @@ mod tests {
             configs: Default::default(),
             partitions,
         };
-        metadata.topics.insert("queue".into(), topic);
+        metadata
+            .topics
+            .insert("queue".into(), std::sync::Arc::new(topic));
         metadata
     }
 

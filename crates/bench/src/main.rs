@@ -3,6 +3,8 @@
 //! Apache Kafka (compat/reference), prints one table with the targets checked, and
 //! writes `results.json` and `bench.svg`.
 //!
+//! `samsa-bench scale ...` is the metadata path at cluster scale, by simulation (see `scale`).
+//!
 //! Usage: samsa-bench [--quick | --smoke] [--skip-kafka] [--unpinned] [--rounds N] [--samsa-bin PATH] [--out DIR]
 //!
 //! `--smoke` is what `make test` runs: samsa alone (the debug binary unless told), tiny
@@ -15,6 +17,7 @@ mod pin;
 mod procstat;
 mod report;
 mod rounds;
+mod scale;
 mod suite;
 mod svg;
 mod workload;
@@ -81,6 +84,11 @@ fn parse_args() -> Result<Args, String> {
 }
 
 fn main() -> ExitCode {
+    if std::env::args().nth(1).as_deref() == Some("scale") {
+        let repo = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
+        let repo = repo.canonicalize().unwrap_or(repo);
+        return scale::main(std::env::args().skip(2), &repo);
+    }
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {

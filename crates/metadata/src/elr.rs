@@ -15,6 +15,7 @@
 //! (`handleBrokerFenced`, `handleBrokerUnfenced`, `handleBrokerShutdown`, ClearElrRecord).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use crate::features::ELR_VERSION;
 use crate::state::{
@@ -185,6 +186,11 @@ impl ClusterMetadata {
             .collect();
         let mut changed = 0;
         for (name, topic) in self.topics.iter_mut() {
+            // Only a topic with a partition to change is copied out of the shared state.
+            if !topic.partitions.iter().any(&affected) {
+                continue;
+            }
+            let topic = Arc::make_mut(topic);
             let change = PartitionChange {
                 elr_enabled,
                 min_isr: min_isr[name],
@@ -251,6 +257,7 @@ impl ClusterMetadata {
         let t = self
             .topics
             .get_mut(topic)
+            .map(Arc::make_mut)
             .ok_or_else(|| CommandError::UnknownTopic(topic.to_string()))?;
         let min_isr_changed =
             t.configs.get(MIN_INSYNC_REPLICAS) != configs.get(MIN_INSYNC_REPLICAS);
@@ -275,10 +282,13 @@ impl ClusterMetadata {
 
     /// Empties every partition's ELR and last known ELR.
     pub(crate) fn clear_all_elr(&mut self) {
+        // Only topics that hold an ELR are copied out of the shared state.
+        let holds_elr = |p: &Partition| !p.elr.is_empty() || !p.last_known_elr.is_empty();
         clear_elr(
             self.topics
                 .values_mut()
-                .flat_map(|t| t.partitions.iter_mut()),
+                .filter(|t| t.partitions.iter().any(holds_elr))
+                .flat_map(|t| Arc::make_mut(t).partitions.iter_mut()),
         );
     }
 }

@@ -77,7 +77,10 @@ pub struct Topic {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterMetadata {
     pub brokers: BTreeMap<BrokerId, Broker>,
-    pub topics: BTreeMap<String, Topic>,
+    /// Shared between the metadata's copies (the state machine publishes one per applied
+    /// batch): a copy costs a reference per topic, not a clone of every partition, and a
+    /// change copies only the topics it touches (`Arc::make_mut`).
+    pub topics: BTreeMap<String, Arc<Topic>>,
     /// The epoch the next broker registration gets.
     pub next_broker_epoch: u64,
     /// The first producer id not yet handed to any broker.
@@ -490,6 +493,7 @@ impl ClusterMetadata {
         let t = self
             .topics
             .get_mut(topic)
+            .map(Arc::make_mut)
             .ok_or_else(|| CommandError::UnknownTopic(topic.to_string()))?;
         t.partitions
             .get_mut(partition as usize)
@@ -627,7 +631,7 @@ impl ClusterMetadata {
             configs: configs.clone(),
             partitions,
         };
-        self.topics.insert(name.to_string(), topic);
+        self.topics.insert(name.to_string(), Arc::new(topic));
         Ok(CommandResult::TopicCreated { id })
     }
 
@@ -645,7 +649,7 @@ impl ClusterMetadata {
             ));
         }
         let mut added = self.new_partitions(assignment)?;
-        let t = self.topics.get_mut(topic).expect("checked above");
+        let t = Arc::make_mut(self.topics.get_mut(topic).expect("checked above"));
         t.partitions.append(&mut added);
         Ok(CommandResult::PartitionsCreated {
             total: t.partitions.len() as u32,

@@ -57,8 +57,11 @@ fn metadata(addr: &str, remote_leader: i32) -> ClusterMetadata {
     ClusterMetadata {
         brokers: BTreeMap::from([(REMOTE, broker)]),
         topics: BTreeMap::from([
-            ("remote".to_owned(), topic("remote", remote_leader)),
-            ("here".to_owned(), topic("here", LOCAL)),
+            (
+                "remote".to_owned(),
+                std::sync::Arc::new(topic("remote", remote_leader)),
+            ),
+            ("here".to_owned(), std::sync::Arc::new(topic("here", LOCAL))),
         ]),
         ..ClusterMetadata::default()
     }
