@@ -38,6 +38,8 @@ pub enum SourceError {
     Answer(ResponseError),
     #[error("source answered an unknown error code {0}")]
     Unknown(i16),
+    #[error(transparent)]
+    Secure(#[from] super::secure::SecureError),
 }
 
 fn check(code: i16) -> Result<(), SourceError> {
