@@ -24,7 +24,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, To
 from confluent_kafka.admin import AdminClient, ConfigResource, NewPartitions, NewTopic
 
 from clients import WAIT_S, wait_until
-from conftest import SamsaBroker
+from conftest import SamsaBroker, free_port
 from marks import EXTERNAL
 
 pytestmark = pytest.mark.skipif(EXTERNAL, reason="starts source and destination brokers of its own")
@@ -244,6 +244,56 @@ def test_samsa_to_samsa(tmp_path):
         wait_until(first_of_each, "the failed-over group consuming every partition")
         resumed.close()
         assert [first[p] for p in range(3)] == [100, 150, 7], first
+    finally:
+        dest.stop_clean()
+        source.stop_clean()
+
+
+def secure_source(d: Path, user: str, password: str) -> tuple:
+    """A source with a SASL_SSL listener (SCRAM-SHA-512) beside its plaintext one; returns
+    the broker, that listener's address and the CA file."""
+    from test_security import make_certs, scram_user_block
+    d.mkdir()
+    certs = make_certs(d)
+    port = free_port()
+    config = d / "samsa.toml"
+    config.write_text(
+        f'[[listener]]\nname = "sasl_ssl"\naddress = "127.0.0.1:{port}"\nprotocol = "SASL_SSL"\n'
+        f'advertised = "localhost:{port}"\n'
+        f'[tls]\ncert_file = "{certs["cert"]}"\nkey_file = "{certs["key"]}"\n'
+        f'[sasl]\nmechanisms = ["SCRAM-SHA-512"]\n{scram_user_block(user, "SCRAM-SHA-512", password)}')
+    return SamsaBroker(d / "data", config=config).start(), f"localhost:{port}", certs["ca"]
+
+
+def test_secure_source(tmp_path):
+    """The link reaches a source over SASL_SSL with SCRAM-SHA-512. Its password sits in a file
+    that first holds a wrong one: the link logs why it is refused and keeps trying, and once
+    the file is right it mirrors the topic record by record."""
+    source, endpoint, ca = secure_source(tmp_path / "source", "linker", "link-Secr3t")
+    d = tmp_path / "dest"
+    d.mkdir()
+    password = d / "link.password"
+    password.write_text("wrong\n")
+    config = d / "samsa.toml"
+    config.write_text(
+        f'[[link]]\nname = "{LINK}"\nbootstrap = "{endpoint}"\ntopics = ["links-*"]\n'
+        f'sync_interval_ms = 300\nbackoff_ms = 200\nsecurity_protocol = "SASL_SSL"\n'
+        f'ssl_ca_file = "{ca}"\nsasl_mechanism = "SCRAM-SHA-512"\nsasl_username = "linker"\n'
+        f'sasl_password_file = "{password}"\n')
+    dest = SamsaBroker(d / "data", config=config).start()
+    try:
+        topic, partitions = "links-secure", 2
+        create_topic(source.bootstrap, topic, partitions)
+        produce(source.bootstrap, topic, "before", 100, partitions)
+        wait_until(lambda: "SASL authentication to localhost" in dest.log_path.read_text(),
+                   "the refused login logged")
+        assert "Invalid user credentials" in dest.log_path.read_text()
+        assert dest.alive() and partition_count(dest.bootstrap, topic) == 0
+        password.write_text("link-Secr3t\n")
+        transactions(source.bootstrap, topic, 1)
+        produce(source.bootstrap, topic, "after", 100, partitions)
+        wait_mirrored(source.bootstrap, dest.bootstrap, topic, partitions)
+        assert_same_records(source.bootstrap, dest.bootstrap, topic, partitions)
     finally:
         dest.stop_clean()
         source.stop_clean()
