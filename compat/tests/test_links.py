@@ -21,7 +21,9 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, ConfigResource, NewPartitions, NewTopic
+from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, AclPermissionType,
+                                  AdminClient, ConfigResource, NewPartitions, NewTopic,
+                                  ResourcePatternType, ResourceType)
 
 from clients import WAIT_S, wait_until
 from conftest import SamsaBroker, free_port
@@ -257,7 +259,9 @@ def secure_source(d: Path, user: str, password: str) -> tuple:
     certs = make_certs(d)
     port = free_port()
     config = d / "samsa.toml"
+    # The plaintext listener's clients (the test's) are ANONYMOUS; ACLs need an authorizer.
     config.write_text(
+        f'authorizer = true\nsuper_users = ["User:ANONYMOUS", "User:{user}"]\n'
         f'[[listener]]\nname = "sasl_ssl"\naddress = "127.0.0.1:{port}"\nprotocol = "SASL_SSL"\n'
         f'advertised = "localhost:{port}"\n'
         f'[tls]\ncert_file = "{certs["cert"]}"\nkey_file = "{certs["key"]}"\n'
@@ -268,7 +272,8 @@ def secure_source(d: Path, user: str, password: str) -> tuple:
 def test_secure_source(tmp_path):
     """The link reaches a source over SASL_SSL with SCRAM-SHA-512. Its password sits in a file
     that first holds a wrong one: the link logs why it is refused and keeps trying, and once
-    the file is right it mirrors the topic record by record."""
+    the file is right it mirrors the topic record by record. With `acls = true` the source's
+    ACLs on the mirror topic and the linked groups follow, removals too; others stay out."""
     source, endpoint, ca = secure_source(tmp_path / "source", "linker", "link-Secr3t")
     d = tmp_path / "dest"
     d.mkdir()
@@ -276,8 +281,9 @@ def test_secure_source(tmp_path):
     password.write_text("wrong\n")
     config = d / "samsa.toml"
     config.write_text(
+        'authorizer = true\nsuper_users = ["User:ANONYMOUS"]\n'
         f'[[link]]\nname = "{LINK}"\nbootstrap = "{endpoint}"\ntopics = ["links-*"]\n'
-        f'sync_interval_ms = 300\nbackoff_ms = 200\nsecurity_protocol = "SASL_SSL"\n'
+        f'groups = ["links-*"]\nacls = true\nsync_interval_ms = 300\nbackoff_ms = 200\nsecurity_protocol = "SASL_SSL"\n'
         f'ssl_ca_file = "{ca}"\nsasl_mechanism = "SCRAM-SHA-512"\nsasl_username = "linker"\n'
         f'sasl_password_file = "{password}"\n')
     dest = SamsaBroker(d / "data", config=config).start()
@@ -294,9 +300,36 @@ def test_secure_source(tmp_path):
         produce(source.bootstrap, topic, "after", 100, partitions)
         wait_mirrored(source.bootstrap, dest.bootstrap, topic, partitions)
         assert_same_records(source.bootstrap, dest.bootstrap, topic, partitions)
+
+        on_topic = AclBinding(ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, "User:bob",
+                              "*", AclOperation.READ, AclPermissionType.ALLOW)
+        on_groups = AclBinding(ResourceType.GROUP, "links-", ResourcePatternType.PREFIXED,
+                               "User:bob", "*", AclOperation.READ, AclPermissionType.ALLOW)
+        elsewhere = AclBinding(ResourceType.TOPIC, "not-mirrored", ResourcePatternType.LITERAL,
+                               "User:bob", "*", AclOperation.WRITE, AclPermissionType.ALLOW)
+        source_admin = admin(source.bootstrap)
+        for future in source_admin.create_acls([on_topic, on_groups, elsewhere]).values():
+            future.result(timeout=WAIT_S)
+        wait_until(lambda: acls(dest.bootstrap) == {str(on_topic), str(on_groups)},
+                   "the source's ACLs on the mirror topic and the linked groups copied")
+        deleted = source_admin.delete_acls([AclBindingFilter(
+            ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, None, None,
+            AclOperation.ANY, AclPermissionType.ANY)])
+        for future in deleted.values():
+            future.result(timeout=WAIT_S)
+        wait_until(lambda: acls(dest.bootstrap) == {str(on_groups)},
+                   "the ACL removed at the source removed here")
     finally:
         dest.stop_clean()
         source.stop_clean()
+
+
+def acls(bootstrap: str) -> set:
+    """Every ACL binding the broker holds, each as confluent-kafka prints it."""
+    match_any = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None,
+                                 AclOperation.ANY, AclPermissionType.ANY)
+    client = admin(bootstrap)
+    return {str(b) for b in client.describe_acls(match_any).result(timeout=WAIT_S)}
 
 
 def test_source_truncation_stops_the_mirror(tmp_path):

@@ -34,6 +34,9 @@ pub struct LinkConfig {
     /// Wait after a failed exchange with the source before trying again.
     #[serde(default = "default_backoff_ms")]
     pub backoff_ms: u64,
+    /// Copy the source's ACLs on the mirror topics and linked groups (`link::acls`).
+    #[serde(default)]
+    pub acls: bool,
     /// How every connection to the source is made, Kafka's `security.protocol`.
     #[serde(default)]
     pub security_protocol: SourceProtocol,
