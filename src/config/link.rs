@@ -210,4 +210,29 @@ mod tests {
         assert!(!matches(&patterns, "pay"));
         assert!(matches(&["*".to_string()], "anything"));
     }
+
+    #[test]
+    fn the_source_connection_keys_must_agree() {
+        let link = |extra: &str| -> LinkConfig {
+            toml::from_str(&format!("name = \"l\"\nbootstrap = \"h:1\"\n{extra}")).unwrap()
+        };
+        let ok = "security_protocol = \"SASL_SSL\"\nssl_ca_file = \"ca.pem\"\n\
+                  sasl_mechanism = \"SCRAM-SHA-512\"\nsasl_username = \"u\"\n\
+                  sasl_password_env = \"PW\"\n";
+        assert!(validate(&[link(ok)]).is_ok());
+        for bad in [
+            "security_protocol = \"SSL\"\n",
+            "security_protocol = \"SASL_PLAINTEXT\"\nsasl_mechanism = \"PLAIN\"\n\
+             sasl_username = \"u\"\n",
+            "security_protocol = \"SASL_PLAINTEXT\"\nsasl_mechanism = \"PLAIN\"\n\
+             sasl_username = \"u\"\nsasl_password = \"p\"\nsasl_password_env = \"PW\"\n",
+            "ssl_cert_file = \"c.pem\"\n",
+        ] {
+            assert!(validate(&[link(bad)]).is_err(), "{bad}");
+        }
+        assert!(toml::from_str::<LinkConfig>(
+            "name = \"l\"\nbootstrap = \"h:1\"\nsasl_mechanism = \"GSSAPI\"\n"
+        )
+        .is_err());
+    }
 }
