@@ -450,3 +450,52 @@ def test_leadership_moves_on_a_destination_cluster(tmp_path):
     finally:
         dest.stop()
         source.stop_clean()
+
+
+@pytest.mark.skipif(not LONG, reason="the long form: LINKS_LONG=1 (make links-long)")
+def test_network_partition_between_source_and_destination(tmp_path):
+    """Source and destination, one node each, in network namespaces of their own; the routes
+    between them are cut (blackhole routes in both namespaces) while a producer writes at the
+    source, then restored: the mirror waits, then catches up to the
+    source offset by offset."""
+    from cluster import SamsaCluster, run
+    source = SamsaCluster(tmp_path / "source", size=1, netns=True, subnet_base=60, tag="ls").start()
+    src = source.nodes[1]
+    link = (f'[[link]]\nname = "{LINK}"\nbootstrap = "{src.bootstrap}"\ntopics = ["links-*"]\n'
+            'sync_interval_ms = 300\nbackoff_ms = 200\n')
+    dest = None
+    try:
+        dest = SamsaCluster(tmp_path / "dest", size=1, netns=True, subnet_base=61, tag="ld",
+                            extra=link).start()
+        dst = dest.nodes[1]
+        topic, partitions = "links-partitioned", 3
+        create_topic(src.bootstrap, topic, partitions)
+        produce(src.bootstrap, topic, "before", 300, partitions)
+        wait_mirrored(src.bootstrap, dst.bootstrap, topic, partitions)
+
+        # Both ways: a fetch the source was holding must not answer across the cut either.
+        cuts = [(("ip", "netns", "exec", dest.namespace(1), "ip", "route"), source.subnet(1)),
+                (("ip", "netns", "exec", source.namespace(1), "ip", "route"), dest.subnet(1))]
+        writer = threading.Thread(target=produce, args=(src.bootstrap, topic, "during", 3000, partitions, True),
+                                  daemon=True)
+        for route, subnet in cuts:
+            run(*route, "add", "blackhole", f"{subnet}.0/24")
+        try:
+            writer.start()
+            wait_until(lambda: sum(h for _, h in watermarks(src.bootstrap, topic, partitions)) >= 1500,
+                       "the source written to during the partition")
+            stalled = watermarks(dst.bootstrap, topic, partitions)
+            assert sum(h for _, h in stalled) == 300, stalled
+        finally:
+            for route, subnet in cuts:
+                run(*route, "del", "blackhole", f"{subnet}.0/24")
+        writer.join(WAIT_S * 4)
+        assert not writer.is_alive()
+        transactions(src.bootstrap, topic, 2)
+        produce(src.bootstrap, topic, "after", 300, partitions)
+        wait_mirrored(src.bootstrap, dst.bootstrap, topic, partitions)
+        assert_same_records(src.bootstrap, dst.bootstrap, topic, partitions)
+    finally:
+        if dest is not None:
+            dest.stop()
+        source.stop()
