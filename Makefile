@@ -80,10 +80,11 @@ share-offsets-long: $(SAMSA_DEBUG)
 
 .PHONY: links-long
 ## The long form of the cluster link tests (README, "Cluster links"): a source restart and a
-## destination killed mid-way under a producer, and a mirror partition's leader stopped on a
-## three-node destination; the short forms run in `make compat`.
+## destination killed mid-way under a producer, a mirror partition's leader stopped on a
+## three-node destination, and a network partition between source and destination (network
+## namespaces: needs root); the short forms run in `make compat`.
 links-long: $(SAMSA_DEBUG)
-	LINKS_LONG=1 SAMSA_BIN=$(CURDIR)/$(SAMSA_DEBUG) bash compat/run.sh -k "test_source_restart_and_destination_kill or test_leadership_moves_on_a_destination_cluster"
+	LINKS_LONG=1 SAMSA_BIN=$(CURDIR)/$(SAMSA_DEBUG) bash compat/run.sh -k "test_source_restart_and_destination_kill or test_leadership_moves_on_a_destination_cluster or test_network_partition_between_source_and_destination"
 
 .PHONY: nemesis nemesis-short
 nemesis: $(SAMSA_DEBUG)

@@ -9,8 +9,12 @@ use std::time::Duration;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
+
+/// What a connection runs over: TCP, or TLS over TCP (a cluster link to a secure source).
+pub trait PeerStream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> PeerStream for T {}
 
 /// Responses larger than this are refused: a peer cannot make us allocate without bound.
 const MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
@@ -35,7 +39,7 @@ pub enum ClientError {
 
 pub struct PeerConnection {
     addr: String,
-    stream: BufReader<TcpStream>,
+    stream: BufReader<Box<dyn PeerStream>>,
     client_id: StrBytes,
     next_correlation_id: i32,
 }
@@ -47,6 +51,12 @@ impl PeerConnection {
         client_id: &str,
         timeout: Duration,
     ) -> Result<Self, ClientError> {
+        let stream = Self::tcp(addr, timeout).await?;
+        Ok(Self::over(addr, client_id, Box::new(stream)))
+    }
+
+    /// A TCP connection to `addr`, for a caller that wraps it (TLS) before [`Self::over`].
+    pub async fn tcp(addr: &str, timeout: Duration) -> Result<TcpStream, ClientError> {
         let connecting = tokio::time::timeout(timeout, TcpStream::connect(addr));
         let stream = match connecting.await {
             Ok(Ok(stream)) => stream,
@@ -66,12 +76,17 @@ impl PeerConnection {
         // Replication is request/response of small frames; Nagle would add its delay to every
         // acks=all write.
         let _ = stream.set_nodelay(true);
-        Ok(PeerConnection {
+        Ok(stream)
+    }
+
+    /// A connection over a stream already open to `addr`.
+    pub fn over(addr: &str, client_id: &str, stream: Box<dyn PeerStream>) -> Self {
+        PeerConnection {
             addr: addr.to_string(),
             stream: BufReader::new(stream),
             client_id: StrBytes::from_string(client_id.to_string()),
             next_correlation_id: 0,
-        })
+        }
     }
 
     pub fn addr(&self) -> &str {

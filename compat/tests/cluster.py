@@ -37,9 +37,11 @@ def run(*cmd: str) -> None:
 
 
 class SamsaCluster:
-    def __init__(self, root: Path, size: int = 3, extra: str = "", netns: bool = False, subnet_base: int = 0):
+    def __init__(self, root: Path, size: int = 3, extra: str = "", netns: bool = False, subnet_base: int = 0,
+                 tag: str = "s"):
+        # `tag` keeps the namespace and veth names of clusters running side by side apart.
         self.root, self.size, self.netns, self.subnet_base = Path(root), size, netns, subnet_base
-        self.tag = f"s{os.getpid() % 100000}"
+        self.tag = f"{tag}{os.getpid() % 100000}"
         self.namespaces: list[str] = []
         if netns:
             self._make_namespaces()
@@ -58,7 +60,8 @@ class SamsaCluster:
                 f"broker_heartbeat_interval_ms = {HEARTBEAT_MS}\n"
                 f"broker_session_timeout_ms = {SESSION_TIMEOUT_MS}\n"
                 "replica_lag_time_max_ms = 4000\nreplica_fetch_backoff_ms = 100\n"
-                "group_initial_rebalance_delay_ms = 0\ndefault_replication_factor = 3\n"
+                "group_initial_rebalance_delay_ms = 0\n"
+                f"default_replication_factor = {min(size, 3)}\n"
                 "offsets_topic_num_partitions = 6\ntransaction_state_num_partitions = 3\n"
                 f"{extra}")
             prefix = ("ip", "netns", "exec", self.namespace(k)) if netns else ()

@@ -21,10 +21,12 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, ConfigResource, NewPartitions, NewTopic
+from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, AclPermissionType,
+                                  AdminClient, ConfigResource, NewPartitions, NewTopic,
+                                  ResourcePatternType, ResourceType)
 
 from clients import WAIT_S, wait_until
-from conftest import SamsaBroker
+from conftest import SamsaBroker, free_port
 from marks import EXTERNAL
 
 pytestmark = pytest.mark.skipif(EXTERNAL, reason="starts source and destination brokers of its own")
@@ -249,6 +251,87 @@ def test_samsa_to_samsa(tmp_path):
         source.stop_clean()
 
 
+def secure_source(d: Path, user: str, password: str) -> tuple:
+    """A source with a SASL_SSL listener (SCRAM-SHA-512) beside its plaintext one; returns
+    the broker, that listener's address and the CA file."""
+    from test_security import make_certs, scram_user_block
+    d.mkdir()
+    certs = make_certs(d)
+    port = free_port()
+    config = d / "samsa.toml"
+    # The plaintext listener's clients (the test's) are ANONYMOUS; ACLs need an authorizer.
+    config.write_text(
+        f'authorizer = true\nsuper_users = ["User:ANONYMOUS", "User:{user}"]\n'
+        f'[[listener]]\nname = "sasl_ssl"\naddress = "127.0.0.1:{port}"\nprotocol = "SASL_SSL"\n'
+        f'advertised = "localhost:{port}"\n'
+        f'[tls]\ncert_file = "{certs["cert"]}"\nkey_file = "{certs["key"]}"\n'
+        f'[sasl]\nmechanisms = ["SCRAM-SHA-512"]\n{scram_user_block(user, "SCRAM-SHA-512", password)}')
+    return SamsaBroker(d / "data", config=config).start(), f"localhost:{port}", certs["ca"]
+
+
+def test_secure_source(tmp_path):
+    """The link reaches a source over SASL_SSL with SCRAM-SHA-512. Its password sits in a file
+    that first holds a wrong one: the link logs why it is refused and keeps trying, and once
+    the file is right it mirrors the topic record by record. With `acls = true` the source's
+    ACLs on the mirror topic and the linked groups follow, removals too; others stay out."""
+    source, endpoint, ca = secure_source(tmp_path / "source", "linker", "link-Secr3t")
+    d = tmp_path / "dest"
+    d.mkdir()
+    password = d / "link.password"
+    password.write_text("wrong\n")
+    config = d / "samsa.toml"
+    config.write_text(
+        'authorizer = true\nsuper_users = ["User:ANONYMOUS"]\n'
+        f'[[link]]\nname = "{LINK}"\nbootstrap = "{endpoint}"\ntopics = ["links-*"]\n'
+        f'groups = ["links-*"]\nacls = true\nsync_interval_ms = 300\nbackoff_ms = 200\nsecurity_protocol = "SASL_SSL"\n'
+        f'ssl_ca_file = "{ca}"\nsasl_mechanism = "SCRAM-SHA-512"\nsasl_username = "linker"\n'
+        f'sasl_password_file = "{password}"\n')
+    dest = SamsaBroker(d / "data", config=config).start()
+    try:
+        topic, partitions = "links-secure", 2
+        create_topic(source.bootstrap, topic, partitions)
+        produce(source.bootstrap, topic, "before", 100, partitions)
+        wait_until(lambda: "SASL authentication to localhost" in dest.log_path.read_text(),
+                   "the refused login logged")
+        assert "Invalid user credentials" in dest.log_path.read_text()
+        assert dest.alive() and partition_count(dest.bootstrap, topic) == 0
+        password.write_text("link-Secr3t\n")
+        transactions(source.bootstrap, topic, 1)
+        produce(source.bootstrap, topic, "after", 100, partitions)
+        wait_mirrored(source.bootstrap, dest.bootstrap, topic, partitions)
+        assert_same_records(source.bootstrap, dest.bootstrap, topic, partitions)
+
+        on_topic = AclBinding(ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, "User:bob",
+                              "*", AclOperation.READ, AclPermissionType.ALLOW)
+        on_groups = AclBinding(ResourceType.GROUP, "links-", ResourcePatternType.PREFIXED,
+                               "User:bob", "*", AclOperation.READ, AclPermissionType.ALLOW)
+        elsewhere = AclBinding(ResourceType.TOPIC, "not-mirrored", ResourcePatternType.LITERAL,
+                               "User:bob", "*", AclOperation.WRITE, AclPermissionType.ALLOW)
+        source_admin = admin(source.bootstrap)
+        for future in source_admin.create_acls([on_topic, on_groups, elsewhere]).values():
+            future.result(timeout=WAIT_S)
+        wait_until(lambda: acls(dest.bootstrap) == {str(on_topic), str(on_groups)},
+                   "the source's ACLs on the mirror topic and the linked groups copied")
+        deleted = source_admin.delete_acls([AclBindingFilter(
+            ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, None, None,
+            AclOperation.ANY, AclPermissionType.ANY)])
+        for future in deleted.values():
+            future.result(timeout=WAIT_S)
+        wait_until(lambda: acls(dest.bootstrap) == {str(on_groups)},
+                   "the ACL removed at the source removed here")
+    finally:
+        dest.stop_clean()
+        source.stop_clean()
+
+
+def acls(bootstrap: str) -> set:
+    """Every ACL binding the broker holds, each as confluent-kafka prints it."""
+    match_any = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None,
+                                 AclOperation.ANY, AclPermissionType.ANY)
+    client = admin(bootstrap)
+    return {str(b) for b in client.describe_acls(match_any).result(timeout=WAIT_S)}
+
+
 def test_source_truncation_stops_the_mirror(tmp_path):
     """A source whose log no longer holds what the mirror has (here the topic deleted and
     recreated shorter) stops that partition's mirror, loudly, with the mirror kept as it was."""
@@ -367,3 +450,52 @@ def test_leadership_moves_on_a_destination_cluster(tmp_path):
     finally:
         dest.stop()
         source.stop_clean()
+
+
+@pytest.mark.skipif(not LONG, reason="the long form: LINKS_LONG=1 (make links-long)")
+def test_network_partition_between_source_and_destination(tmp_path):
+    """Source and destination, one node each, in network namespaces of their own; the routes
+    between them are cut (blackhole routes in both namespaces) while a producer writes at the
+    source, then restored: the mirror waits, then catches up to the
+    source offset by offset."""
+    from cluster import SamsaCluster, run
+    source = SamsaCluster(tmp_path / "source", size=1, netns=True, subnet_base=60, tag="ls").start()
+    src = source.nodes[1]
+    link = (f'[[link]]\nname = "{LINK}"\nbootstrap = "{src.bootstrap}"\ntopics = ["links-*"]\n'
+            'sync_interval_ms = 300\nbackoff_ms = 200\n')
+    dest = None
+    try:
+        dest = SamsaCluster(tmp_path / "dest", size=1, netns=True, subnet_base=61, tag="ld",
+                            extra=link).start()
+        dst = dest.nodes[1]
+        topic, partitions = "links-partitioned", 3
+        create_topic(src.bootstrap, topic, partitions)
+        produce(src.bootstrap, topic, "before", 300, partitions)
+        wait_mirrored(src.bootstrap, dst.bootstrap, topic, partitions)
+
+        # Both ways: a fetch the source was holding must not answer across the cut either.
+        cuts = [(("ip", "netns", "exec", dest.namespace(1), "ip", "route"), source.subnet(1)),
+                (("ip", "netns", "exec", source.namespace(1), "ip", "route"), dest.subnet(1))]
+        writer = threading.Thread(target=produce, args=(src.bootstrap, topic, "during", 3000, partitions, True),
+                                  daemon=True)
+        for route, subnet in cuts:
+            run(*route, "add", "blackhole", f"{subnet}.0/24")
+        try:
+            writer.start()
+            wait_until(lambda: sum(h for _, h in watermarks(src.bootstrap, topic, partitions)) >= 1500,
+                       "the source written to during the partition")
+            stalled = watermarks(dst.bootstrap, topic, partitions)
+            assert sum(h for _, h in stalled) == 300, stalled
+        finally:
+            for route, subnet in cuts:
+                run(*route, "del", "blackhole", f"{subnet}.0/24")
+        writer.join(WAIT_S * 4)
+        assert not writer.is_alive()
+        transactions(src.bootstrap, topic, 2)
+        produce(src.bootstrap, topic, "after", 300, partitions)
+        wait_mirrored(src.bootstrap, dst.bootstrap, topic, partitions)
+        assert_same_records(src.bootstrap, dst.bootstrap, topic, partitions)
+    finally:
+        if dest is not None:
+            dest.stop()
+        source.stop()

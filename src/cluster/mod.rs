@@ -41,6 +41,8 @@ use membership::Registration;
 use reconciler::Reconciler;
 pub use reconciler::{CoordinatorHooks, LeadershipChange};
 pub use topics::{CreatedTopic, NewTopic};
+// The cluster link syncs ACLs and compares them with what the metadata holds.
+pub use security::binding as acl_binding;
 
 /// Where the controller keeps its log, snapshots and vote, inside the data directory.
 const METADATA_DIR: &str = "__cluster_metadata";

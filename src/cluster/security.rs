@@ -207,7 +207,7 @@ fn record(acl: &AclBinding) -> AclRecord {
 
 /// `None` for codes this broker does not know (written by a newer one): such a binding
 /// can neither be enforced nor shown as what it is.
-fn binding(record: &AclRecord) -> Option<AclBinding> {
+pub fn binding(record: &AclRecord) -> Option<AclBinding> {
     let known = || {
         Some(AclBinding {
             resource_type: ResourceType::from_code(record.resource_type)?,

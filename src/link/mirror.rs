@@ -11,6 +11,7 @@ use bytes::Bytes;
 use samsa_storage::{BatchHeader, HEADER_SIZE};
 use tokio::sync::watch;
 
+use super::secure::Connector;
 use super::source::{self, FetchAt, Fetched, SourceError};
 use super::stats::{LinkStats, MirrorState};
 use crate::clock::now_ms;
@@ -25,6 +26,7 @@ const FETCH_WAIT_MS: i32 = 500;
 
 pub struct PartitionMirror {
     pub link: Arc<LinkConfig>,
+    pub connector: Arc<Connector>,
     pub topics: Arc<TopicRegistry>,
     pub stats: Arc<LinkStats>,
     pub partition: Arc<Partition>,
@@ -137,11 +139,10 @@ impl PartitionMirror {
         let conn = match session.conn.as_mut() {
             Some(conn) => conn,
             None => {
-                let client_id = format!("samsa-link-{}", self.link.name);
-                let mut bootstrap =
-                    PeerConnection::connect(&self.link.bootstrap, &client_id, timeout)
-                        .await
-                        .map_err(SourceError::from)?;
+                let mut bootstrap = self
+                    .connector
+                    .connect(&self.link, &self.link.bootstrap, timeout)
+                    .await?;
                 let metadata = source::metadata(&mut bootstrap, timeout).await?;
                 let addr = metadata
                     .leader_addr(topic, index)
@@ -150,9 +151,7 @@ impl PartitionMirror {
                 let conn = if addr == self.link.bootstrap {
                     bootstrap
                 } else {
-                    PeerConnection::connect(&addr, &client_id, timeout)
-                        .await
-                        .map_err(SourceError::from)?
+                    self.connector.connect(&self.link, &addr, timeout).await?
                 };
                 session.conn.insert(conn)
             }

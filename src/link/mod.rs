@@ -8,8 +8,10 @@
 //! A mirror topic is marked with the topic config `samsa.link.name`, so the mark replicates
 //! with the metadata log and survives restarts; deleting it promotes the topic.
 
+pub mod acls;
 pub mod cli;
 pub mod mirror;
+pub mod secure;
 pub mod source;
 pub mod stats;
 
@@ -31,6 +33,7 @@ use crate::peer::PeerConnection;
 use crate::topics::config::MIRROR_LINK_KEY;
 use crate::topics::TopicRegistry;
 use mirror::PartitionMirror;
+use secure::Connector;
 use source::SourceError;
 use stats::LinkStats;
 
@@ -56,15 +59,24 @@ pub fn start<H: LinkHost>(
     let mut tasks = Vec::new();
     for config in &host.config().links {
         let config = Arc::new(config.clone());
-        tracing::info!(link = %config.name, bootstrap = %config.bootstrap, "cluster link starting");
+        let connector = match Connector::new(&config) {
+            Ok(connector) => Arc::new(connector),
+            Err(err) => {
+                tracing::error!(link = %config.name, "cluster link not started: {err}");
+                continue;
+            }
+        };
+        tracing::info!(link = %config.name, bootstrap = %config.bootstrap, protocol = ?config.security_protocol, "cluster link starting");
         tasks.push(tokio::spawn(sync_source(
             host.clone(),
             config.clone(),
+            connector.clone(),
             shutdown.clone(),
         )));
         tasks.push(tokio::spawn(run_mirrors(
             host.clone(),
             config,
+            connector,
             stats.clone(),
             shutdown.clone(),
         )));
@@ -77,6 +89,7 @@ pub fn start<H: LinkHost>(
 async fn run_mirrors<H: LinkHost>(
     host: Arc<H>,
     link: Arc<LinkConfig>,
+    connector: Arc<Connector>,
     stats: Arc<LinkStats>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -107,6 +120,7 @@ async fn run_mirrors<H: LinkHost>(
                 }
                 let mirror = PartitionMirror {
                     link: link.clone(),
+                    connector: connector.clone(),
                     topics: host.topics().clone(),
                     stats: stats.clone(),
                     partition: partition.clone(),
@@ -128,6 +142,7 @@ async fn run_mirrors<H: LinkHost>(
 async fn sync_source<H: LinkHost>(
     host: Arc<H>,
     link: Arc<LinkConfig>,
+    connector: Arc<Connector>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     // Topics are placed on registered brokers: none before this one is.
@@ -138,14 +153,24 @@ async fn sync_source<H: LinkHost>(
     let mut tick = tokio::time::interval(Duration::from_millis(link.sync_interval_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;
+    // What the link created, so that only those bindings are removed with the source's.
+    let mut acl_sync = acls::AclSync::default();
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = shutdown.changed() => return,
         }
         let round = async {
-            sync_topics(&*host, &link).await?;
-            sync_groups(&*host, &link).await
+            let source = Source {
+                link: &link,
+                connector: &connector,
+            };
+            sync_topics(&*host, &source).await?;
+            sync_groups(&*host, &source).await?;
+            if link.acls {
+                sync_acls(&*host, &source, &mut acl_sync).await?;
+            }
+            Ok::<(), SyncError>(())
         };
         let outcome = tokio::select! {
             outcome = round => outcome,
@@ -178,13 +203,21 @@ fn timeout() -> Duration {
     Duration::from_secs(10)
 }
 
-async fn connect(link: &LinkConfig, addr: &str) -> Result<PeerConnection, SourceError> {
-    let client_id = format!("samsa-link-{}", link.name);
-    Ok(PeerConnection::connect(addr, &client_id, timeout()).await?)
+/// A link and how it reaches its source.
+struct Source<'a> {
+    link: &'a LinkConfig,
+    connector: &'a Connector,
 }
 
-async fn sync_topics<H: LinkHost>(host: &H, link: &LinkConfig) -> Result<(), SyncError> {
-    let mut conn = connect(link, &link.bootstrap).await?;
+impl Source<'_> {
+    async fn connect(&self, addr: &str) -> Result<PeerConnection, SourceError> {
+        self.connector.connect(self.link, addr, timeout()).await
+    }
+}
+
+async fn sync_topics<H: LinkHost>(host: &H, source_link: &Source<'_>) -> Result<(), SyncError> {
+    let link = source_link.link;
+    let mut conn = source_link.connect(&link.bootstrap).await?;
     let source = source::metadata(&mut conn, timeout()).await?;
     let cluster = host.cluster();
     let config = host.config();
@@ -242,18 +275,31 @@ async fn sync_topics<H: LinkHost>(host: &H, link: &LinkConfig) -> Result<(), Syn
     Ok(())
 }
 
+/// The source's ACLs on the mirror topics and linked groups, made this cluster's.
+async fn sync_acls<H: LinkHost>(
+    host: &H,
+    source_link: &Source<'_>,
+    sync: &mut acls::AclSync,
+) -> Result<(), SyncError> {
+    let link = source_link.link;
+    let mut conn = source_link.connect(&link.bootstrap).await?;
+    let wanted = acls::wanted(link, source::describe_acls(&mut conn, timeout()).await?);
+    Ok(sync.apply(host.cluster(), link, wanted).await?)
+}
+
 /// Copies the committed offsets of the linked groups on mirror topics from the source, for
 /// the groups this broker coordinates here and that have no members here: a group that
 /// failed over and consumes here already owns its offsets.
-async fn sync_groups<H: LinkHost>(host: &H, link: &LinkConfig) -> Result<(), SyncError> {
+async fn sync_groups<H: LinkHost>(host: &H, source_link: &Source<'_>) -> Result<(), SyncError> {
+    let link = source_link.link;
     if link.groups.is_empty() {
         return Ok(());
     }
-    let mut conn = connect(link, &link.bootstrap).await?;
+    let mut conn = source_link.connect(&link.bootstrap).await?;
     let source = source::metadata(&mut conn, timeout()).await?;
     let mut groups = Vec::new();
     for addr in source.brokers.values() {
-        let mut broker = connect(link, addr).await?;
+        let mut broker = source_link.connect(addr).await?;
         groups.extend(source::list_groups(&mut broker, timeout()).await?);
     }
     groups.retain(|g| link::matches(&link.groups, g));
@@ -268,7 +314,7 @@ async fn sync_groups<H: LinkHost>(host: &H, link: &LinkConfig) -> Result<(), Syn
         .collect();
     for group in groups {
         let coordinator = source::group_coordinator(&mut conn, &group, timeout()).await?;
-        let mut at = connect(link, &coordinator).await?;
+        let mut at = source_link.connect(&coordinator).await?;
         let offsets: Vec<_> = source::committed_offsets(&mut at, &group, timeout())
             .await?
             .into_iter()

@@ -1,5 +1,5 @@
 //! The link's client of the source cluster: what it reads there (Metadata, DescribeConfigs,
-//! ListOffsets, Fetch, and the groups' committed offsets), as a Kafka consumer and admin
+//! ListOffsets, Fetch, the groups' committed offsets and the ACLs), as a Kafka consumer and admin
 //! client would, over the broker's own peer connections (`crate::peer`).
 
 use std::collections::BTreeMap;
@@ -11,10 +11,12 @@ use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::{
-    BrokerId, DescribeConfigsRequest, FetchRequest, ListOffsetsRequest, MetadataRequest, TopicName,
+    BrokerId, DescribeAclsRequest, DescribeConfigsRequest, FetchRequest, ListOffsetsRequest,
+    MetadataRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
+use crate::auth::{AclBinding, Operation, PatternType, Permission, ResourceType};
 use crate::peer::{ClientError, PeerConnection};
 use crate::topics::TopicConfig;
 
@@ -38,6 +40,8 @@ pub enum SourceError {
     Answer(ResponseError),
     #[error("source answered an unknown error code {0}")]
     Unknown(i16),
+    #[error(transparent)]
+    Secure(#[from] super::secure::SecureError),
 }
 
 fn check(code: i16) -> Result<(), SourceError> {
@@ -325,4 +329,53 @@ pub async fn committed_offsets(
         }
     }
     Ok(offsets)
+}
+
+const DESCRIBE_ACLS_VERSION: i16 = 1;
+/// Kafka's ANY in DescribeAcls' filter fields (resource, pattern, operation, permission).
+const ANY: i8 = 1;
+
+/// Every ACL binding the source holds (a match-any filter); the ones this broker cannot
+/// represent (codes it does not know) are left out.
+pub async fn describe_acls(
+    conn: &mut PeerConnection,
+    timeout: Duration,
+) -> Result<Vec<AclBinding>, SourceError> {
+    let request = DescribeAclsRequest::default()
+        .with_resource_type_filter(ANY)
+        .with_resource_name_filter(None)
+        .with_pattern_type_filter(ANY)
+        .with_principal_filter(None)
+        .with_host_filter(None)
+        .with_operation(ANY)
+        .with_permission_type(ANY);
+    let response = conn.send(&request, DESCRIBE_ACLS_VERSION, timeout).await?;
+    check(response.error_code)?;
+    let mut bindings = Vec::new();
+    for resource in response.resources {
+        let (Some(resource_type), Some(pattern_type)) = (
+            ResourceType::from_code(resource.resource_type),
+            PatternType::from_code(resource.pattern_type),
+        ) else {
+            continue;
+        };
+        for acl in resource.acls {
+            let (Some(operation), Some(permission)) = (
+                Operation::from_code(acl.operation),
+                Permission::from_code(acl.permission_type),
+            ) else {
+                continue;
+            };
+            bindings.push(AclBinding {
+                resource_type,
+                name: resource.resource_name.to_string(),
+                pattern_type,
+                principal: acl.principal.to_string(),
+                host: acl.host.to_string(),
+                operation,
+                permission,
+            });
+        }
+    }
+    Ok(bindings)
 }

@@ -71,6 +71,33 @@ pub fn acceptor(config: &TlsConfig) -> Result<TlsAcceptor, TlsError> {
     Ok(TlsAcceptor::from(Arc::new(server)))
 }
 
+/// A client of another cluster (a cluster link's source): it trusts the CAs in `ca_file`
+/// and, with `identity` (certificate chain, key), presents that certificate.
+pub fn source_connector(
+    ca_file: &Path,
+    identity: Option<(&Path, &Path)>,
+) -> Result<TlsConnector, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = RootCertStore::empty();
+    for cert in certificates(ca_file)? {
+        roots.add(cert)?;
+    }
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots);
+    let client = match identity {
+        Some((cert_file, key_file)) => {
+            let key = PrivateKeyDer::from_pem_file(key_file).map_err(|err| TlsError::Pem {
+                path: key_file.display().to_string(),
+                reason: err.to_string(),
+            })?;
+            builder.with_client_auth_cert(certificates(cert_file)?, key)?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    Ok(TlsConnector::from(Arc::new(client)))
+}
+
 /// A client for this broker's peers (the schema registry forwarding to another broker's):
 /// it trusts the CAs in `ca_file`, else in `client_ca_file` (the CA the cluster's
 /// certificates come from), else the certificates of this broker's own chain (brokers
