@@ -222,6 +222,7 @@ async fn register(client: &mut ControllerClient, id: BrokerId, deadline: Instant
         rack: None,
         incarnation,
         previous_epoch: None,
+        registry_url: None,
     };
     match client.call(&Request::Propose(command), deadline).await {
         Some(Response::Propose(Ok(Applied(Some(Ok(CommandResult::BrokerRegistered {
