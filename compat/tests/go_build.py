@@ -8,6 +8,7 @@ of holding up the first Go test.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
@@ -27,7 +28,9 @@ def _build() -> None:
     if go is None:
         _result["error"] = "go not found: run compat/install.sh"
         return
-    binary = Path(tempfile.mkdtemp(prefix="samsa-go-")) / "compat.test"
+    where = tempfile.mkdtemp(prefix="samsa-go-")
+    atexit.register(shutil.rmtree, where, ignore_errors=True)
+    binary = Path(where) / "compat.test"
     env = dict(os.environ, GOFLAGS="-mod=readonly")  # go.sum is the lock: never resolve anew here
     try:
         proc = subprocess.run([go, "test", "-c", "-o", str(binary), "."], cwd=GO_DIR, env=env,

@@ -18,7 +18,7 @@ import threading
 from pathlib import Path
 
 from gates import BrokerLacksApi
-from tool_server import SERVER_CLASS, SERVER_OPTS, ToolServer, ToolTimeout
+from tool_server import SERVER_CLASS, SERVER_OPTS, ToolServer, ToolServerDied, ToolTimeout
 
 COMPAT_DIR = Path(__file__).resolve().parent.parent
 JAVA_DIR = COMPAT_DIR / "java"
@@ -168,6 +168,8 @@ def run_tool(tool: str, *args: str, input: str | None = None, timeout: float = R
         except ToolTimeout:
             raise JavaError(f"{tool} {' '.join(args)} still running after {timeout:.0f}s "
                             "(in the tool server, which was killed)") from None
+        except ToolServerDied as e:
+            raise JavaError(f"{tool} {' '.join(args)}: {e}") from None
     if proc is None:
         proc = run_tool_jvm(tool, *args, input=input, timeout=timeout)
     if check and proc.returncode != 0:

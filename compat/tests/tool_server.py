@@ -30,6 +30,11 @@ class ToolTimeout(Exception):
     """The tool was still running at its deadline; the server was killed with it."""
 
 
+class ToolServerDied(Exception):
+    """The server exited while a tool ran in it: what the tool did is unknown, so it is not
+    run a second time."""
+
+
 class ToolServer:
     def __init__(self, kafka_tools: Path, command: list[str], log: Path):
         # compat/kafka-tools stays the one list of tool names and main classes.
@@ -42,7 +47,8 @@ class ToolServer:
 
     def run(self, tool: str, args: tuple[str, ...], input: str | None,
             timeout: float) -> subprocess.CompletedProcess | None:
-        """The tool's result, or None when the server is busy or does not know the tool."""
+        """The tool's result, or None when the server is busy, does not know the tool, or had
+        exited before taking it (then a JVM of its own runs it)."""
         main_class = self.classes.get(tool.removesuffix(".sh"))
         if main_class is None or not self.busy.acquire(blocking=False):
             return None
@@ -56,6 +62,10 @@ class ToolServer:
             try:
                 self.proc.stdin.write(b"".join(request))
                 self.proc.stdin.flush()
+            except OSError:
+                self._kill()  # it died before taking the tool: a JVM of its own runs it
+                return None
+            try:
                 deadline = time.monotonic() + timeout
                 code = struct.unpack(">i", self._read(4, deadline))[0]
                 out = self._read(struct.unpack(">i", self._read(4, deadline))[0], deadline)
@@ -63,9 +73,9 @@ class ToolServer:
             except ToolTimeout:
                 self._kill()
                 raise
-            except (OSError, EOFError):
-                self._kill()  # the server died: this tool runs in a JVM of its own instead
-                return None
+            except (OSError, EOFError) as e:
+                self._kill()
+                raise ToolServerDied(f"the tool server exited running {tool} ({e}); its log: {self.log}") from None
             return subprocess.CompletedProcess([tool, *args], code, out.decode(errors="replace"),
                                                err.decode(errors="replace"))
         finally:
