@@ -197,6 +197,10 @@ pub(crate) fn start(broker: &Arc<Broker>, shutdown: &watch::Receiver<bool>) {
         weak.upgrade()
             .map_or(0, |b| b.cluster.feature_level(TRANSACTION_VERSION))
     }));
+    let weak = Arc::downgrade(broker);
+    broker.txns.set_producer_id_floor(Arc::new(move || {
+        weak.upgrade().map_or(0, |b| b.cluster.producer_id_floor())
+    }));
     broker.share_state.set_cluster(share_cluster(broker));
     tokio::spawn(topic_deletion::share_cleanup(
         Arc::downgrade(broker),

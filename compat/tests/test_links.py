@@ -227,13 +227,16 @@ def test_samsa_to_samsa(tmp_path):
         assert promoted.returncode == 0, promoted
         wait_until(lambda: "samsa.link.name" not in topic_configs(dest.bootstrap, topic)
                    or not topic_configs(dest.bootstrap, topic)["samsa.link.name"], "the mirror mark gone")
-        end = watermarks(dest.bootstrap, topic, 1)[0][1]
+        ends = [end for _, end in watermarks(dest.bootstrap, topic, 2)]
+        # An idempotent producer, given its producer id here: not one of the source's, whose
+        # state came with the batches (partition 1 holds the source's transactional one).
         delivered = []
-        writable = producer(dest.bootstrap)
-        writable.produce(topic, value=b"after-promote", partition=0,
-                         on_delivery=lambda err, m: delivered.append((err, m.offset())))
-        writable.flush(WAIT_S)
-        assert delivered == [(None, end)], delivered
+        writable = producer(dest.bootstrap, **{"enable.idempotence": True})
+        for p in (0, 1):
+            writable.produce(topic, value=b"after-promote", partition=p,
+                             on_delivery=lambda err, m: delivered.append((err, m.partition(), m.offset())))
+        assert writable.flush(WAIT_S) == 0
+        assert sorted(delivered) == [(None, 0, ends[0]), (None, 1, ends[1])], delivered
         resumed = Consumer({"bootstrap.servers": dest.bootstrap, "group.id": group, "enable.auto.commit": False})
         resumed.subscribe([topic])
         first = {}

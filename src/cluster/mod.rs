@@ -310,6 +310,18 @@ impl Cluster {
         }
     }
 
+    /// The cluster's producer id floor: no id below it may be handed out.
+    pub fn producer_id_floor(&self) -> i64 {
+        self.node.metadata().borrow().producer_id_floor
+    }
+
+    /// Raises the producer id floor to at least `floor`, once the quorum has it.
+    pub async fn raise_producer_id_floor(&self, floor: i64) -> Result<(), BrokerError> {
+        self.forward(Command::RaiseProducerIdFloor { floor })
+            .await
+            .map(|_| ())
+    }
+
     /// Waits until this node publishes metadata for which `done` holds, or `timeout`
     /// passes: a command committed by the leader reaches followers a moment later, and is
     /// reconciled after that.

@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use super::secure::Connector;
 use super::source::{self, FetchAt, Fetched, SourceError};
 use super::stats::{LinkStats, MirrorState};
+use super::LinkHost;
 use crate::clock::now_ms;
 use crate::config::link::LinkConfig;
 use crate::error::BrokerError;
@@ -25,6 +26,7 @@ use crate::topics::{on_storage_thread, Isolation, Partition, TopicRegistry};
 const FETCH_WAIT_MS: i32 = 500;
 
 pub struct PartitionMirror {
+    pub host: Arc<dyn LinkHost>,
     pub link: Arc<LinkConfig>,
     pub connector: Arc<Connector>,
     pub topics: Arc<TopicRegistry>,
@@ -163,6 +165,15 @@ impl PartitionMirror {
                 self.partition.restart_mirror_at(self.epoch, start).await?;
             }
             session.last_epoch = self.last_batch_epoch().await?;
+            // Mirrored before the floor was kept (or by a leader that died before raising
+            // it): the producers already here count too.
+            let held = self
+                .partition
+                .producers()?
+                .iter()
+                .map(|p| p.producer_id)
+                .max();
+            self.keep_producer_ids_apart(held.unwrap_or(-1)).await?;
             session.started = true;
         }
         let offset = self.partition.offsets()?.log_end;
@@ -176,9 +187,10 @@ impl PartitionMirror {
             source::fetch(conn, at, self.link.fetch_max_bytes, FETCH_WAIT_MS, timeout).await?;
         match fetched {
             Fetched::Records { records, high_watermark } => {
-                let (whole, last_epoch, count) = whole_batches(records);
+                let Whole { records: whole, last_epoch, count, max_producer_id } = whole_batches(records);
                 if !whole.is_empty() {
                     let bytes = whole.len();
+                    self.keep_producer_ids_apart(max_producer_id).await?;
                     let start = self.align_start(&whole, offset).await?;
                     self.partition.append_mirrored(self.epoch, whole, now_ms()).await?;
                     if let Some(start) = start {
@@ -234,6 +246,23 @@ impl PartitionMirror {
 }
 
 impl PartitionMirror {
+    /// The mirrored batches keep the source's producer ids, and their producers' state
+    /// comes with them: a producer given the same id here after a promotion would be taken
+    /// for the source's (and refused, its epoch or sequence out of line). So before a batch
+    /// with an id at or above the cluster's producer id floor is stored, the floor is raised
+    /// past it, to the next whole block, and no broker here hands out such an id again.
+    async fn keep_producer_ids_apart(&self, max_producer_id: i64) -> Result<(), StepError> {
+        let cluster = self.host.cluster();
+        if max_producer_id < cluster.producer_id_floor() {
+            return Ok(()); // Also: no producer id (-1).
+        }
+        let block = crate::txn::PRODUCER_ID_BLOCK;
+        let floor = (max_producer_id / block + 1).saturating_mul(block);
+        cluster.raise_producer_id_floor(floor).await?;
+        tracing::info!(link = %self.link.name, topic = %self.topic(), partition = self.partition.index, floor, "producer ids below {floor} kept for the source's producers");
+        Ok(())
+    }
+
     /// The leader epoch of the mirror's last batch (the source's, kept in the batch), so the
     /// first fetch after a restart is checked against the source's log too; -1 when empty.
     async fn last_batch_epoch(&self) -> Result<i32, StepError> {
@@ -245,7 +274,7 @@ impl PartitionMirror {
         let read =
             on_storage_thread(move || partition.read(offsets.log_end - 1, 1, Isolation::LogEnd))
                 .await?;
-        Ok(whole_batches(read.records).1)
+        Ok(whole_batches(read.records).last_epoch)
     }
 }
 
@@ -275,12 +304,23 @@ impl Session {
     }
 }
 
-/// The whole batches at the front of `records` (a fetch may end in a cut-off one, which the
-/// next fetch brings whole), the leader epoch of the last, and their record count.
-fn whole_batches(records: Bytes) -> (Bytes, i32, u64) {
+/// The whole batches at the front of a fetch's records (a fetch may end in a cut-off one,
+/// which the next fetch brings whole).
+struct Whole {
+    records: Bytes,
+    /// The leader epoch of the last batch; -1 without one.
+    last_epoch: i32,
+    /// Records in them.
+    count: u64,
+    /// The highest producer id a batch carries; -1 without one.
+    max_producer_id: i64,
+}
+
+fn whole_batches(records: Bytes) -> Whole {
     let mut end = 0;
     let mut last_epoch = -1;
     let mut count = 0u64;
+    let mut max_producer_id = -1;
     while records.len() - end >= HEADER_SIZE {
         let Ok(header) = BatchHeader::parse(&records[end..]) else {
             break;
@@ -292,8 +332,14 @@ fn whole_batches(records: Bytes) -> (Bytes, i32, u64) {
         end += size;
         last_epoch = header.leader_epoch;
         count += header.record_count.max(0) as u64;
+        max_producer_id = max_producer_id.max(header.producer_id);
     }
-    (records.slice(..end), last_epoch, count)
+    Whole {
+        records: records.slice(..end),
+        last_epoch,
+        count,
+        max_producer_id,
+    }
 }
 
 #[cfg(test)]
@@ -302,10 +348,13 @@ mod tests {
 
     #[test]
     fn a_cut_off_last_batch_is_left_for_the_next_fetch() {
-        let (whole, epoch, count) = whole_batches(Bytes::new());
-        assert!(whole.is_empty());
-        assert_eq!((epoch, count), (-1, 0));
-        let (whole, _, _) = whole_batches(Bytes::from_static(&[0u8; 10]));
-        assert!(whole.is_empty());
+        let whole = whole_batches(Bytes::new());
+        assert!(whole.records.is_empty());
+        assert_eq!(
+            (whole.last_epoch, whole.count, whole.max_producer_id),
+            (-1, 0, -1)
+        );
+        let whole = whole_batches(Bytes::from_static(&[0u8; 10]));
+        assert!(whole.records.is_empty());
     }
 }

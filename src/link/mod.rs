@@ -119,6 +119,7 @@ async fn run_mirrors<H: LinkHost>(
                     continue;
                 }
                 let mirror = PartitionMirror {
+                    host: host.clone(),
                     link: link.clone(),
                     connector: connector.clone(),
                     topics: host.topics().clone(),

@@ -58,6 +58,8 @@ use state::{InitAction, TxnMetadata, TxnState, NO_PRODUCER_ID, TV_EPOCH_BUMP};
 /// The cluster's finalized transaction.version, as the coordinator reads it when it ends a
 /// transaction itself.
 pub type TransactionVersionLevel = Arc<dyn Fn() -> i16 + Send + Sync>;
+/// Reads the cluster's producer id floor (see `RaiseProducerIdFloor`).
+pub type ProducerIdFloor = Arc<dyn Fn() -> i64 + Send + Sync>;
 
 /// How long a partition leader keeps asking a coordinator that answers
 /// CONCURRENT_TRANSACTIONS (the previous end's markers are still being written) before it
@@ -96,6 +98,7 @@ pub struct TransactionCoordinator {
     /// Set with the markers: how this broker asks other coordinators to add partitions.
     adds: RwLock<Option<Arc<ClusterAdds>>>,
     tv_level: RwLock<TransactionVersionLevel>,
+    id_floor: RwLock<ProducerIdFloor>,
 }
 
 impl TransactionCoordinator {
@@ -114,6 +117,7 @@ impl TransactionCoordinator {
             adds: RwLock::new(None),
             // Until the broker reads the finalized level (see `server::start`).
             tv_level: RwLock::new(Arc::new(|| 1)),
+            id_floor: RwLock::new(Arc::new(|| 0)),
         }
     }
 
@@ -125,6 +129,17 @@ impl TransactionCoordinator {
     /// How to read the cluster's finalized transaction.version.
     pub fn set_transaction_version_level(&self, level: TransactionVersionLevel) {
         *self.tv_level.write() = level;
+    }
+
+    /// How to read the cluster's producer id floor.
+    pub fn set_producer_id_floor(&self, floor: ProducerIdFloor) {
+        *self.id_floor.write() = floor;
+    }
+
+    /// Drops the ids held below the cluster's floor, which may have risen since.
+    fn apply_producer_id_floor(&self) {
+        let floor = self.id_floor.read().clone();
+        self.ids.raise_floor(floor());
     }
 
     fn transaction_version_level(&self) -> i16 {
@@ -167,11 +182,13 @@ impl TransactionCoordinator {
 
     /// A producer id for an idempotent producer without a transactional id.
     pub fn new_producer_id(&self) -> Result<i64> {
+        self.apply_producer_id_floor();
         self.ids.allocate()
     }
 
     /// Whether the controller should be asked for more producer ids now.
     pub fn wants_producer_ids(&self) -> bool {
+        self.apply_producer_id_floor();
         self.ids.wants_block()
     }
 

@@ -80,6 +80,18 @@ impl ProducerIds {
         blocks.queued.is_none() && blocks.end - blocks.next < PREFETCH_BELOW
     }
 
+    /// Hands out no id below `floor` any more: the ids of the blocks held below it are
+    /// dropped (the cluster's floor, raised when it mirrors another cluster's producers).
+    pub fn raise_floor(&self, floor: i64) {
+        let mut blocks = self.blocks.lock();
+        blocks.next = blocks.next.max(floor.min(blocks.end));
+        if blocks.queued.is_some_and(|(_, end)| end <= floor) {
+            blocks.queued = None;
+        } else if let Some((next, _)) = blocks.queued.as_mut() {
+            *next = (*next).max(floor);
+        }
+    }
+
     /// Ids `first..first + count`, reserved for this broker by the controller.
     pub fn add_block(&self, first: i64, count: u32) {
         let mut blocks = self.blocks.lock();
@@ -128,5 +140,29 @@ mod tests {
             assert_eq!(ids.allocate().unwrap(), expected);
         }
         assert_eq!(ids.allocate().unwrap(), 9000);
+    }
+
+    #[test]
+    fn no_id_below_the_floor_is_handed_out_from_blocks_held() {
+        let ids = ProducerIds::from_controller();
+        ids.add_block(0, 1000);
+        assert_eq!(ids.allocate().unwrap(), 0);
+        ids.raise_floor(500);
+        assert_eq!(ids.allocate().unwrap(), 500);
+        ids.add_block(1000, 1000);
+        // Both blocks below the floor: none left until the controller's next.
+        ids.raise_floor(3000);
+        assert!(matches!(
+            ids.allocate(),
+            Err(BrokerError::CoordinatorLoadInProgress)
+        ));
+        assert!(ids.wants_block());
+        ids.add_block(3000, 1000);
+        ids.add_block(4000, 1000);
+        // The queued block is cut at the floor.
+        ids.raise_floor(4200);
+        assert_eq!(ids.allocate().unwrap(), 4200);
+        ids.raise_floor(10);
+        assert_eq!(ids.allocate().unwrap(), 4201);
     }
 }

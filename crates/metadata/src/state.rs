@@ -86,6 +86,11 @@ pub struct ClusterMetadata {
     /// The first producer id not yet handed to any broker.
     #[serde(default)]
     pub next_producer_id: i64,
+    /// No broker hands out a producer id below this, even from a block it already holds:
+    /// ids below it may be in use by another cluster whose batches this one mirrors (a
+    /// cluster link keeps the source's producer ids in the batches it copies).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub producer_id_floor: i64,
     /// ACL bindings, in the order they were created (see `security`).
     #[serde(default)]
     pub acls: Vec<AclRecord>,
@@ -109,6 +114,10 @@ pub struct ClusterMetadata {
     /// a group may be configured before its first member joins, and DeleteGroups keeps them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub group_configs: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 /// One change to the cluster metadata, as proposed to the quorum.
@@ -199,6 +208,11 @@ pub enum Command {
         broker: BrokerId,
         count: u32,
     },
+    /// Producer ids below `floor` are never handed out from now on, by the controller or
+    /// from blocks brokers hold; a lower floor than the current one changes nothing.
+    RaiseProducerIdFloor {
+        floor: i64,
+    },
     /// The preferred (first) replica leads again (ElectLeaders, auto leader rebalance).
     ElectPreferredLeader {
         topic: String,
@@ -269,6 +283,10 @@ pub enum CommandResult {
     ProducerIdsAllocated {
         first: i64,
         count: u32,
+    },
+    /// The floor now in force (the higher of the asked and the earlier one).
+    ProducerIdFloorRaised {
+        floor: i64,
     },
     LeaderElected {
         leader: BrokerId,
@@ -462,6 +480,13 @@ impl ClusterMetadata {
                 Ok(CommandResult::ProducerIdsAllocated {
                     first,
                     count: *count,
+                })
+            }
+            Command::RaiseProducerIdFloor { floor } => {
+                self.producer_id_floor = self.producer_id_floor.max(*floor);
+                self.next_producer_id = self.next_producer_id.max(self.producer_id_floor);
+                Ok(CommandResult::ProducerIdFloorRaised {
+                    floor: self.producer_id_floor,
                 })
             }
             Command::Security(command) => self.apply_security(command),

@@ -692,6 +692,37 @@ fn producer_id_blocks_never_overlap() {
 }
 
 #[test]
+fn the_producer_id_floor_only_rises_and_moves_the_next_block_past_it() {
+    let mut m = cluster(1);
+    let raise = |floor| Command::RaiseProducerIdFloor { floor };
+    assert_eq!(
+        m.apply(&raise(5000)),
+        Ok(CommandResult::ProducerIdFloorRaised { floor: 5000 })
+    );
+    assert_eq!(
+        m.apply(&raise(2000)),
+        Ok(CommandResult::ProducerIdFloorRaised { floor: 5000 })
+    );
+    let block = m.apply(&Command::AllocateProducerIds {
+        broker: 1,
+        count: 1000,
+    });
+    assert_eq!(
+        block,
+        Ok(CommandResult::ProducerIdsAllocated {
+            first: 5000,
+            count: 1000
+        })
+    );
+    // Below the ids already handed out, the floor leaves the next block where it was.
+    m.apply(&raise(5500)).unwrap();
+    assert_eq!((m.producer_id_floor, m.next_producer_id), (5500, 6000));
+    let json = serde_json::to_vec(&m).unwrap();
+    let back: ClusterMetadata = serde_json::from_slice(&json).unwrap();
+    assert_eq!(back.producer_id_floor, 5500);
+}
+
+#[test]
 fn the_preferred_leader_takes_its_partition_back_once_in_sync() {
     let mut m = cluster(3);
     create(&mut m, "t", vec![vec![1, 2, 3]]).unwrap();
