@@ -310,18 +310,26 @@ def test_secure_source(tmp_path):
                                "User:bob", "*", AclOperation.READ, AclPermissionType.ALLOW)
         elsewhere = AclBinding(ResourceType.TOPIC, "not-mirrored", ResourcePatternType.LITERAL,
                                "User:bob", "*", AclOperation.WRITE, AclPermissionType.ALLOW)
-        source_admin = admin(source.bootstrap)
-        for future in source_admin.create_acls([on_topic, on_groups, elsewhere]).values():
+        # Made here by hand, then at the source too: never the link's to remove.
+        by_hand = AclBinding(ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, "User:carol",
+                             "*", AclOperation.READ, AclPermissionType.ALLOW)
+        dest_admin = admin(dest.bootstrap)   # kept: its futures fail once it is gone
+        for future in dest_admin.create_acls([by_hand]).values():
             future.result(timeout=WAIT_S)
-        wait_until(lambda: acls(dest.bootstrap) == {str(on_topic), str(on_groups)},
+        source_admin = admin(source.bootstrap)
+        for future in source_admin.create_acls([on_topic, on_groups, elsewhere, by_hand]).values():
+            future.result(timeout=WAIT_S)
+        wait_until(lambda: acls(dest.bootstrap) == {str(on_topic), str(on_groups), str(by_hand)},
                    "the source's ACLs on the mirror topic and the linked groups copied")
+        # What the link created is known after a restart too.
+        dest.restart()
         deleted = source_admin.delete_acls([AclBindingFilter(
             ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, None, None,
             AclOperation.ANY, AclPermissionType.ANY)])
         for future in deleted.values():
             future.result(timeout=WAIT_S)
-        wait_until(lambda: acls(dest.bootstrap) == {str(on_groups)},
-                   "the ACL removed at the source removed here")
+        wait_until(lambda: acls(dest.bootstrap) == {str(on_groups), str(by_hand)},
+                   "the ACL the link copied and the source removed removed here")
     finally:
         dest.stop_clean()
         source.stop_clean()

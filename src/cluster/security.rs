@@ -45,13 +45,15 @@ impl Cluster {
 
     /// CreateAcls of bindings already validated; one present already succeeds too. Nothing
     /// is proposed without a binding, as the handler answers the invalid ones itself.
-    pub async fn create_acls(&self, acls: &[AclBinding]) -> Result<()> {
+    /// `link`: the cluster link copying them from its source, recorded as theirs.
+    pub async fn create_acls(&self, acls: &[AclBinding], link: Option<&str>) -> Result<()> {
         let records: Vec<AclRecord> = acls.iter().map(record).collect();
         if records.is_empty() {
             return Ok(());
         }
         self.forward(Command::Security(SecurityCommand::CreateAcls {
             acls: records.clone(),
+            link: link.map(str::to_owned),
         }))
         .await?;
         self.await_installed(|m| records.iter().all(|r| m.acls.contains(r)))

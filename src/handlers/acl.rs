@@ -59,7 +59,7 @@ pub async fn create(
         .iter()
         .filter_map(|p| p.as_ref().ok().cloned())
         .collect();
-    let stored = broker.cluster.create_acls(&valid).await;
+    let stored = broker.cluster.create_acls(&valid, None).await;
     let results = parsed
         .into_iter()
         .map(|p| match (p, &stored) {

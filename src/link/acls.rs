@@ -9,9 +9,9 @@
 //! prefix wider than the link's patterns, would reach this cluster's own resources: left out,
 //! as are CLUSTER, TRANSACTIONAL_ID, USER and DELEGATION_TOKEN bindings.
 //!
-//! What the link created is remembered in memory: a binding removed at the source while
-//! this broker was down stays here (delete it with `kafka-acls`), and a binding created here
-//! by hand that the source also has is taken as the link's.
+//! What the link created is recorded with the bindings in the cluster metadata, so any
+//! broker, and one restarted, removes exactly those once the source no longer has them; a
+//! binding made here by hand is never removed by the link, even if the source has it too.
 
 use crate::auth::{AclBinding, AclFilter, PatternType, ResourceType};
 use crate::cluster::Cluster;
@@ -59,48 +59,42 @@ fn exactly(acl: &AclBinding) -> AclFilter {
     }
 }
 
-/// What one link synced last, to tell a binding the source removed from one it never had.
-#[derive(Default)]
-pub struct AclSync {
-    synced: Vec<AclBinding>,
-}
-
-impl AclSync {
-    /// Makes this cluster's bindings follow `wanted`, the source's as [`wanted`] chose them.
-    pub async fn apply(
-        &mut self,
-        cluster: &Cluster,
-        link: &LinkConfig,
-        wanted: Vec<AclBinding>,
-    ) -> Result<(), BrokerError> {
-        let held: Vec<AclBinding> = cluster
-            .metadata()
-            .acls
-            .iter()
-            .filter_map(crate::cluster::acl_binding)
-            .collect();
-        let missing: Vec<AclBinding> = wanted
-            .iter()
-            .filter(|a| !held.contains(a))
-            .cloned()
-            .collect();
-        let removed: Vec<AclFilter> = self
-            .synced
-            .iter()
-            .filter(|a| !wanted.contains(a) && held.contains(a))
-            .map(exactly)
-            .collect();
-        if !missing.is_empty() {
-            cluster.create_acls(&missing).await?;
-            tracing::info!(link = %link.name, created = missing.len(), "ACLs copied from the source");
-        }
-        if !removed.is_empty() {
-            cluster.delete_acls(&removed).await?;
-            tracing::info!(link = %link.name, deleted = removed.len(), "ACLs the source removed, removed here");
-        }
-        self.synced = wanted;
-        Ok(())
+/// Makes this cluster's bindings follow `wanted`, the source's as [`wanted`] chose them:
+/// the missing ones created as the link's, the link's the source no longer has deleted.
+pub async fn apply(
+    cluster: &Cluster,
+    link: &LinkConfig,
+    wanted: Vec<AclBinding>,
+) -> Result<(), BrokerError> {
+    let metadata = cluster.metadata();
+    let held: Vec<AclBinding> = metadata
+        .acls
+        .iter()
+        .filter_map(crate::cluster::acl_binding)
+        .collect();
+    let missing: Vec<AclBinding> = wanted
+        .iter()
+        .filter(|a| !held.contains(a))
+        .cloned()
+        .collect();
+    let removed: Vec<AclFilter> = metadata
+        .link_acls
+        .get(&link.name)
+        .into_iter()
+        .flatten()
+        .filter_map(crate::cluster::acl_binding)
+        .filter(|a| !wanted.contains(a))
+        .map(|a| exactly(&a))
+        .collect();
+    if !missing.is_empty() {
+        cluster.create_acls(&missing, Some(&link.name)).await?;
+        tracing::info!(link = %link.name, created = missing.len(), "ACLs copied from the source");
     }
+    if !removed.is_empty() {
+        cluster.delete_acls(&removed).await?;
+        tracing::info!(link = %link.name, deleted = removed.len(), "ACLs the source removed, removed here");
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -154,8 +154,6 @@ async fn sync_source<H: LinkHost>(
     let mut tick = tokio::time::interval(Duration::from_millis(link.sync_interval_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;
-    // What the link created, so that only those bindings are removed with the source's.
-    let mut acl_sync = acls::AclSync::default();
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -169,7 +167,7 @@ async fn sync_source<H: LinkHost>(
             sync_topics(&*host, &source).await?;
             sync_groups(&*host, &source).await?;
             if link.acls {
-                sync_acls(&*host, &source, &mut acl_sync).await?;
+                sync_acls(&*host, &source).await?;
             }
             Ok::<(), SyncError>(())
         };
@@ -277,15 +275,11 @@ async fn sync_topics<H: LinkHost>(host: &H, source_link: &Source<'_>) -> Result<
 }
 
 /// The source's ACLs on the mirror topics and linked groups, made this cluster's.
-async fn sync_acls<H: LinkHost>(
-    host: &H,
-    source_link: &Source<'_>,
-    sync: &mut acls::AclSync,
-) -> Result<(), SyncError> {
+async fn sync_acls<H: LinkHost>(host: &H, source_link: &Source<'_>) -> Result<(), SyncError> {
     let link = source_link.link;
     let mut conn = source_link.connect(&link.bootstrap).await?;
     let wanted = acls::wanted(link, source::describe_acls(&mut conn, timeout()).await?);
-    Ok(sync.apply(host.cluster(), link, wanted).await?)
+    Ok(acls::apply(host.cluster(), link, wanted).await?)
 }
 
 /// Copies the committed offsets of the linked groups on mirror topics from the source, for

@@ -83,7 +83,7 @@ pub async fn into_the_log(broker: &Arc<Broker>, earlier: Earlier) -> anyhow::Res
     }
     if !earlier.acls.is_empty() {
         cluster
-            .create_acls(&earlier.acls)
+            .create_acls(&earlier.acls, None)
             .await
             .context("cannot move the ACLs into the metadata log")?;
     }

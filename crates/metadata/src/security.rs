@@ -45,6 +45,10 @@ pub enum SecurityCommand {
     /// Adds bindings after those there are; one present already is not added twice.
     CreateAcls {
         acls: Vec<AclRecord>,
+        /// The cluster link that copies these bindings from its source, which may remove
+        /// them again once the source no longer has them: recorded for the ones added.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        link: Option<String>,
     },
     /// Removes exactly these bindings; one already gone (a concurrent delete) is skipped.
     DeleteAcls {
@@ -68,11 +72,17 @@ impl ClusterMetadata {
         command: &SecurityCommand,
     ) -> Result<CommandResult, CommandError> {
         match command {
-            SecurityCommand::CreateAcls { acls } => {
+            SecurityCommand::CreateAcls { acls, link } => {
                 let before = self.acls.len();
                 for acl in acls {
                     if !self.acls.contains(acl) {
                         self.acls.push(acl.clone());
+                        if let Some(link) = link {
+                            self.link_acls
+                                .entry(link.clone())
+                                .or_default()
+                                .push(acl.clone());
+                        }
                     }
                 }
                 Ok(CommandResult::AclsCreated {
@@ -82,6 +92,10 @@ impl ClusterMetadata {
             SecurityCommand::DeleteAcls { acls } => {
                 let before = self.acls.len();
                 self.acls.retain(|acl| !acls.contains(acl));
+                for created in self.link_acls.values_mut() {
+                    created.retain(|acl| !acls.contains(acl));
+                }
+                self.link_acls.retain(|_, created| !created.is_empty());
                 Ok(CommandResult::AclsDeleted {
                     removed: before - self.acls.len(),
                 })
@@ -152,6 +166,7 @@ mod tests {
             &mut m,
             SecurityCommand::CreateAcls {
                 acls: vec![write.clone(), read.clone(), write.clone()],
+                link: None,
             },
         );
         assert_eq!(created, Ok(CommandResult::AclsCreated { added: 2 }));
@@ -159,6 +174,7 @@ mod tests {
             &mut m,
             SecurityCommand::CreateAcls {
                 acls: vec![read.clone()],
+                link: None,
             },
         );
         assert_eq!(again, Ok(CommandResult::AclsCreated { added: 0 }));
@@ -173,6 +189,7 @@ mod tests {
             &mut m,
             SecurityCommand::CreateAcls {
                 acls: vec![a.clone(), b.clone(), c.clone()],
+                link: None,
             },
         )
         .unwrap();
@@ -188,6 +205,25 @@ mod tests {
         let repeated = apply(&mut m, SecurityCommand::DeleteAcls { acls: vec![a, c] });
         assert_eq!(repeated, Ok(CommandResult::AclsDeleted { removed: 0 }));
         assert_eq!(m.acls, [b]);
+    }
+
+    #[test]
+    fn a_links_bindings_are_those_it_added_until_deleted() {
+        let mut m = ClusterMetadata::default();
+        let (own, copied, both) = (acl("own", 3), acl("copied", 3), acl("both", 3));
+        let create = |acls: Vec<AclRecord>, link: Option<&str>| SecurityCommand::CreateAcls {
+            acls,
+            link: link.map(str::to_owned),
+        };
+        apply(&mut m, create(vec![own.clone(), both.clone()], None)).unwrap();
+        // A binding already made by hand is not the link's.
+        let by_link = create(vec![copied.clone(), both.clone()], Some("east"));
+        apply(&mut m, by_link).unwrap();
+        assert_eq!(m.link_acls["east"], std::slice::from_ref(&copied));
+        let json = serde_json::to_vec(&m).unwrap();
+        assert_eq!(serde_json::from_slice::<ClusterMetadata>(&json).unwrap(), m);
+        apply(&mut m, SecurityCommand::DeleteAcls { acls: vec![copied] }).unwrap();
+        assert!(m.link_acls.is_empty());
     }
 
     #[test]
@@ -253,6 +289,7 @@ mod tests {
             &mut m,
             SecurityCommand::CreateAcls {
                 acls: vec![acl("t", 3)],
+                link: None,
             },
         )
         .unwrap();

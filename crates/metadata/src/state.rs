@@ -94,6 +94,10 @@ pub struct ClusterMetadata {
     /// ACL bindings, in the order they were created (see `security`).
     #[serde(default)]
     pub acls: Vec<AclRecord>,
+    /// Of those, the ones each cluster link created (by link name), which it removes again
+    /// when its source does; a binding made by hand is never a link's.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub link_acls: BTreeMap<String, Vec<AclRecord>>,
     #[serde(default)]
     pub scram_credentials: ScramCredentials,
     /// The cluster-wide `min.insync.replicas`, for topics without an override: what the
