@@ -27,7 +27,8 @@ pub struct Broker {
     pub config: Arc<Config>,
     /// Shared with the coordinators, which create their internal topics when first needed.
     pub topics: Arc<TopicRegistry>,
-    pub groups: GroupCoordinator,
+    /// Shared so that its writes can run off the event loop (see `handlers::off_event_loop`).
+    pub groups: Arc<GroupCoordinator>,
     /// Producer ids and transactions; loads `__transaction_state` after the groups.
     pub txns: Arc<TransactionCoordinator>,
     pub metrics: Metrics,
@@ -70,7 +71,7 @@ impl Broker {
         // A broker coordinates the groups and transactional ids of the internal partitions
         // it leads (see `CoordinatorLeadership`); a single node leads them all.
         let txns = Arc::new(TransactionCoordinator::new(config.clone(), topics.clone()));
-        let groups = GroupCoordinator::new(config.clone(), topics.clone());
+        let groups = Arc::new(GroupCoordinator::new(config.clone(), topics.clone()));
         // TxnOffsetCommit asks the transaction coordinator whether the producer may commit.
         groups.set_transaction_check(txns.clone());
         let fetch_sessions = FetchSessionCache::new(

@@ -56,9 +56,11 @@ use std::sync::Arc;
 
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
+use samsa_storage::StorageError;
 
 use crate::auth::{Operation, ResourceType};
 use crate::broker::Broker;
+use crate::error::BrokerError;
 
 pub use charge::serve;
 pub use session::{ListenerInfo, Session};
@@ -365,6 +367,18 @@ pub(crate) fn authorized_operations(
 
 /// Kafka's "authorized operations were not requested" marker.
 pub const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
+
+/// Runs a coordinator's operation that appends to its internal topic (an offset commit)
+/// on tokio's blocking pool: the append, and its fsync with `flush_messages`, must not hold
+/// up the connections this event-loop thread serves. Not on a storage thread, where an
+/// append may wait for a sync queued behind it.
+pub(crate) async fn off_event_loop<T: Send + 'static>(
+    operation: impl FnOnce() -> Result<T, BrokerError> + Send + 'static,
+) -> Result<T, BrokerError> {
+    tokio::task::spawn_blocking(operation)
+        .await
+        .map_err(|e| BrokerError::Storage(StorageError::Io(std::io::Error::other(e))))?
+}
 
 pub(crate) fn str_bytes(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())

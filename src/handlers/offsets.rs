@@ -11,7 +11,7 @@ use kafka_protocol::messages::offset_fetch_response::{
 use kafka_protocol::messages::*;
 use uuid::Uuid;
 
-use super::{allowed, built_from, str_bytes};
+use super::{allowed, built_from, off_event_loop, str_bytes};
 use super::{partition_codes, Session};
 use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
@@ -114,14 +114,21 @@ pub async fn commit(
     let group_error = if valid.is_empty() {
         None
     } else {
-        let committed = broker.groups.commit(
-            &req.group_id,
-            &req.member_id,
-            req.group_instance_id.as_deref(),
-            req.generation_id_or_member_epoch,
-            valid,
-            version,
-        );
+        let groups = broker.groups.clone();
+        let (group_id, member_id) = (req.group_id.to_string(), req.member_id.to_string());
+        let instance_id = req.group_instance_id.as_ref().map(|i| i.to_string());
+        let generation = req.generation_id_or_member_epoch;
+        let committed = off_event_loop(move || {
+            groups.commit(
+                &group_id,
+                &member_id,
+                instance_id.as_deref(),
+                generation,
+                valid,
+                version,
+            )
+        })
+        .await;
         match committed {
             Ok(pending) => pending.acknowledged().await.err(),
             Err(err) => Some(err),

@@ -9,8 +9,8 @@ use kafka_protocol::messages::txn_offset_commit_response::TxnOffsetCommitRespons
 use kafka_protocol::messages::{TopicName, TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::allowed;
 use super::offsets::name_of;
+use super::{allowed, off_event_loop};
 use super::{partition_codes, Session};
 use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
@@ -124,16 +124,27 @@ pub async fn commit(
     } else if let Some(code) = add_group(broker, &req, version).await {
         Some(code)
     } else {
-        let commit = TxnCommit {
-            group_id: &req.group_id,
-            transactional_id: &req.transactional_id,
-            producer_id: req.producer_id.0,
-            producer_epoch: req.producer_epoch,
-            member_id: &req.member_id,
-            instance_id: req.group_instance_id.as_deref(),
-            generation: req.generation_id_or_member_epoch,
-        };
-        let committed = match broker.groups.commit_transactional(&commit, valid) {
+        let groups = broker.groups.clone();
+        let (group_id, transactional_id) =
+            (req.group_id.to_string(), req.transactional_id.to_string());
+        let member_id = req.member_id.to_string();
+        let instance_id = req.group_instance_id.as_ref().map(|i| i.to_string());
+        let (producer_id, producer_epoch) = (req.producer_id.0, req.producer_epoch);
+        let generation = req.generation_id_or_member_epoch;
+        let pending = off_event_loop(move || {
+            let commit = TxnCommit {
+                group_id: &group_id,
+                transactional_id: &transactional_id,
+                producer_id,
+                producer_epoch,
+                member_id: &member_id,
+                instance_id: instance_id.as_deref(),
+                generation,
+            };
+            groups.commit_transactional(&commit, valid)
+        })
+        .await;
+        let committed = match pending {
             Ok(pending) => pending.acknowledged().await,
             Err(err) => Err(err),
         };
