@@ -9,8 +9,9 @@ use std::time::Duration;
 use samsa_metadata::{Command, CommandResult, Error, MetadataNode};
 use tokio::sync::watch;
 
+use super::reconciler::LedPartitions;
 use crate::clock::now_ms;
-use crate::topics::{IsrProposal, Partition, TopicRegistry};
+use crate::topics::{IsrProposal, Partition};
 
 /// How often a leader looks for followers to drop from or add to the ISR. Joining is what
 /// a reassignment and a restarted broker wait for, so this is short; leaving waits for
@@ -19,7 +20,7 @@ const CHECK_EVERY: Duration = Duration::from_millis(250);
 
 pub async fn maintain(
     node: Arc<MetadataNode>,
-    topics: Arc<TopicRegistry>,
+    led: watch::Receiver<LedPartitions>,
     local: i32,
     max_lag: Duration,
     mut shutdown: watch::Receiver<bool>,
@@ -31,9 +32,11 @@ pub async fn maintain(
             _ = tick.tick() => {}
             _ = shutdown.changed() => return,
         }
-        let proposals = topics.partitions().into_iter().filter_map(|partition| {
+        // Only the partitions led here: a broker of a large cluster leads a small share.
+        let led = led.borrow().clone();
+        let proposals = led.iter().filter_map(|partition| {
             let proposal = partition.isr_proposal(now_ms(), max_lag.as_millis() as i64)?;
-            Some(propose(&node, partition, proposal, local))
+            Some(propose(&node, partition.clone(), proposal, local))
         });
         // Concurrently: without a quorum each waits out the proposal timeout.
         futures_util::future::join_all(proposals).await;

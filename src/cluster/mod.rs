@@ -38,8 +38,8 @@ use crate::error::BrokerError;
 use crate::replication::follower::FetcherConfig;
 use crate::topics::TopicRegistry;
 use membership::Registration;
-use reconciler::Reconciler;
 pub use reconciler::{CoordinatorHooks, LeadershipChange};
+use reconciler::{LedPartitions, Reconciler};
 pub use topics::{CreatedTopic, NewTopic};
 // The cluster link syncs ACLs and compares them with what the metadata holds.
 pub use security::binding as acl_binding;
@@ -177,12 +177,14 @@ impl Cluster {
             fetch_max_bytes: config.replica_fetch_max_bytes,
             backoff: Duration::from_millis(config.replica_fetch_backoff_ms),
         };
+        let (led, led_here) = watch::channel(LedPartitions::default());
         let reconciler = Reconciler::new(
             local,
             topics.clone(),
             hooks,
             fetcher,
             self.published.clone(),
+            led,
         );
         let max_lag = Duration::from_millis(config.replica_lag_time_max_ms);
         let tasks = [
@@ -193,7 +195,7 @@ impl Cluster {
             )),
             tokio::spawn(isr::maintain(
                 self.node.clone(),
-                topics,
+                led_here,
                 local,
                 max_lag,
                 self.stop.subscribe(),

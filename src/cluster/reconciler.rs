@@ -56,7 +56,15 @@ pub struct Reconciler {
     published: watch::Sender<Arc<ClusterMetadata>>,
     /// Whether the replicas left on disk from before this start have been looked at.
     swept: bool,
+    /// What each topic's record gave when last applied, while that record is unchanged.
+    applied: AppliedTopics,
+    /// The partitions this broker leads, for the ISR maintenance (which need not visit the
+    /// others), replaced at each reconciled change.
+    led: watch::Sender<LedPartitions>,
 }
+
+/// The partitions a broker leads, as its reconciler last left them.
+pub type LedPartitions = Arc<Vec<Arc<Partition>>>;
 
 impl Reconciler {
     pub fn new(
@@ -65,6 +73,7 @@ impl Reconciler {
         hooks: Arc<dyn CoordinatorHooks>,
         fetcher_config: FetcherConfig,
         published: watch::Sender<Arc<ClusterMetadata>>,
+        led: watch::Sender<LedPartitions>,
     ) -> Reconciler {
         Reconciler {
             local,
@@ -75,6 +84,8 @@ impl Reconciler {
             coordinating: BTreeSet::new(),
             published,
             swept: false,
+            applied: AppliedTopics::new(),
+            led,
         }
     }
 
@@ -112,10 +123,11 @@ impl Reconciler {
         let local = self.local;
         let snapshot = metadata.clone();
         let sweep = !self.swept;
+        let mut earlier = std::mem::take(&mut self.applied);
         // Opening, recovering and deleting logs is blocking file work. The first time, the
         // replicas of topics deleted (or moved away) while this broker was down go too.
         let outcome = tokio::task::spawn_blocking(move || {
-            let applied = apply_topics(&topics, local, &snapshot);
+            let applied = apply_topics(&topics, local, &snapshot, &mut earlier);
             if sweep {
                 topics.remove_stray_replicas(|topic, index, id| {
                     let record = snapshot
@@ -126,17 +138,21 @@ impl Reconciler {
                     partition.is_some_and(|p| p.replicas.contains(&local))
                 });
             }
-            applied
+            (applied, earlier)
         })
         .await;
         self.swept = true;
         let applied = match outcome {
-            Ok(applied) => applied,
+            Ok((applied, topics)) => {
+                self.applied = topics;
+                applied
+            }
             Err(err) => {
                 tracing::error!("reconciling the cluster metadata failed: {err}");
                 return;
             }
         };
+        self.led.send_replace(Arc::new(applied.led));
         self.report_leadership(&applied.leading).await;
         self.start_fetchers(&metadata, applied.followed).await;
         self.published.send_replace(metadata);
@@ -281,17 +297,60 @@ fn followed_set(partitions: &[(String, Arc<Partition>, i32)]) -> Followed {
 struct Applied {
     /// Per leader, the replicas this broker follows and the leader epoch it follows at.
     followed: BTreeMap<BrokerId, Vec<(String, Arc<Partition>, i32)>>,
-    /// Every partition this broker leads.
+    /// Every partition this broker leads, by name and as the partition.
     leading: BTreeSet<(String, i32)>,
+    led: Vec<Arc<Partition>>,
 }
+
+/// What one topic's record gave: the partitions this broker follows (with their leader and
+/// leader epoch) and those it leads.
+#[derive(Default, Clone)]
+struct TopicApplied {
+    followed: Vec<(BrokerId, Arc<Partition>, i32)>,
+    leading: Vec<Arc<Partition>>,
+}
+
+/// By topic name, the record last applied without an error and what it gave. The metadata
+/// shares an unchanged topic's record between its versions (`Arc`), so a change that
+/// touches a few topics re-applies those few, not every partition of the cluster.
+type AppliedTopics = BTreeMap<String, (Arc<TopicRecord>, TopicApplied)>;
 
 /// Brings the registry in line with the metadata's topics and takes each partition's role.
 /// A partition that fails is logged and left; the next change tries it again.
-fn apply_topics(registry: &TopicRegistry, local: BrokerId, metadata: &ClusterMetadata) -> Applied {
+fn apply_topics(
+    registry: &TopicRegistry,
+    local: BrokerId,
+    metadata: &ClusterMetadata,
+    earlier: &mut AppliedTopics,
+) -> Applied {
     let mut applied = Applied::default();
+    earlier.retain(|name, _| metadata.topics.contains_key(name));
     for record in metadata.topics.values() {
-        if let Err(err) = apply_topic(registry, local, record, &mut applied) {
-            tracing::error!(topic = %record.name, "cannot take the topic's assignment: {err}");
+        let name = &record.name;
+        let topic = match earlier.get(name) {
+            Some((seen, topic)) if Arc::ptr_eq(seen, record) => topic.clone(),
+            _ => {
+                earlier.remove(name);
+                let mut topic = TopicApplied::default();
+                match apply_topic(registry, local, record, &mut topic) {
+                    Ok(true) => {
+                        earlier.insert(name.clone(), (record.clone(), topic.clone()));
+                    }
+                    Ok(false) => {} // A partition failed: applied again at the next change.
+                    Err(err) => {
+                        tracing::error!(topic = %name, "cannot take the topic's assignment: {err}");
+                    }
+                }
+                topic
+            }
+        };
+        for (leader, partition, epoch) in topic.followed {
+            let followed = applied.followed.entry(leader).or_default();
+            followed.push((name.clone(), partition, epoch));
+        }
+        for partition in topic.leading {
+            applied.leading.insert((name.clone(), partition.index));
+            applied.led.push(partition);
         }
     }
     for topic in registry.all() {
@@ -309,12 +368,13 @@ fn apply_topics(registry: &TopicRegistry, local: BrokerId, metadata: &ClusterMet
     applied
 }
 
+/// Applies one topic's record; `Ok(false)` if a partition could not take its role.
 fn apply_topic(
     registry: &TopicRegistry,
     local: BrokerId,
     record: &TopicRecord,
-    applied: &mut Applied,
-) -> crate::error::Result<()> {
+    applied: &mut TopicApplied,
+) -> crate::error::Result<bool> {
     let hosted: Vec<bool> = record
         .partitions
         .iter()
@@ -327,6 +387,7 @@ fn apply_topic(
         &hosted,
     )?;
     let min_isr = topic.configs.min_insync_replicas(registry.broker_config());
+    let mut whole = true;
     for (p, partition) in record.partitions.iter().zip(&topic.partitions) {
         let assignment = Assignment {
             leader: p.leader,
@@ -354,20 +415,17 @@ fn apply_topic(
             Ok(RoleChange::Unchanged) => {}
             Err(err) => {
                 tracing::error!(topic = %record.name, partition = partition.index, "cannot take the partition's role: {err}");
+                whole = false;
                 continue;
             }
         }
         if p.leader == local {
-            applied
-                .leading
-                .insert((record.name.clone(), partition.index));
+            applied.leading.push(partition.clone());
         } else if p.leader >= 0 {
-            applied.followed.entry(p.leader).or_default().push((
-                record.name.clone(),
-                partition.clone(),
-                p.leader_epoch,
-            ));
+            applied
+                .followed
+                .push((p.leader, partition.clone(), p.leader_epoch));
         }
     }
-    Ok(())
+    Ok(whole)
 }
