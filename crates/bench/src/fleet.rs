@@ -277,6 +277,16 @@ pub fn transactional(
                 sent += 1;
             }
         }
+        // commit_transaction flushes first, and the rdkafka crate's flush waits in polls of
+        // up to 100 ms: that would time the crate (about 100 ms a transaction), not the
+        // broker. Serve the delivery reports in short polls until none is outstanding.
+        let deadline = Instant::now() + timeout;
+        while p.in_flight_count() > 0 {
+            if Instant::now() > deadline {
+                return Err(format!("records not delivered within {timeout:?}"));
+            }
+            p.poll(Duration::from_millis(1));
+        }
         p.commit_transaction(timeout)
             .map_err(|e| format!("commit_transaction: {e}"))?;
         committed += sent;

@@ -21,8 +21,6 @@ use crate::fleet::{self, Fleet};
 use crate::suite::{Plan, Results, CASES, CONSUMED_CASE, LATENCY_CASE};
 use crate::workload::{self, Endpoint, Produced};
 
-const PARTITIONS: i32 = 100;
-
 /// The multi-partition workloads: (figure id prefix, topic, producers, record size, keys).
 const FLEETS: [(&str, &str, usize, usize, Option<usize>); 3] = [
     ("omb.1KiB", "omb-1KiB", 4, 1024, None),
@@ -49,7 +47,7 @@ fn record(r: &mut Results, broker: &Broker, id: &str, p: &Produced, cpu: f64, wh
 pub fn run(r: &mut Results, broker: &Broker, d: &Plan, tls_ca: Option<&Path>) {
     let at = Endpoint::plain(&broker.bootstrap);
     for (id, topic, producers, size, keys) in FLEETS {
-        if let Err(e) = fleet::create_topic(&at, topic, PARTITIONS) {
+        if let Err(e) = fleet::create_topic(&at, topic, d.omb_partitions) {
             r.fail(&format!("{id} topic"), e);
             continue;
         }
@@ -77,7 +75,7 @@ pub fn run(r: &mut Results, broker: &Broker, d: &Plan, tls_ca: Option<&Path>) {
         let read = fleet::group_consume(
             &at,
             topic,
-            PARTITIONS as usize,
+            d.omb_partitions as usize,
             GROUP_MEMBERS,
             produced.records,
             size,

@@ -75,6 +75,9 @@ pub struct Plan {
     pub omb: Duration,
     /// Records per OMB-style workload at most.
     pub omb_records: u64,
+    /// Partitions of the OMB-style topics (100; the smoke run's fewer, as a debug samsa
+    /// takes seconds to create and, at shutdown, to sync hundreds of partitions).
+    pub omb_partitions: i32,
 }
 
 impl Plan {
@@ -88,6 +91,7 @@ impl Plan {
             drop_cache: true,
             omb: Duration::from_secs(15),
             omb_records: 50_000_000,
+            omb_partitions: 100,
         }
     }
 
@@ -111,6 +115,7 @@ impl Plan {
             drop_cache: false,
             omb: Duration::from_secs(1),
             omb_records: 2_000,
+            omb_partitions: 8,
         }
     }
 }
