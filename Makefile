@@ -135,7 +135,8 @@ bench-deps: bench-build-deps
 	command -v java >/dev/null && command -v mvn >/dev/null || { echo "bench-deps: ERROR: java or mvn still missing" >&2; exit 1; }
 
 ## cmake and a C/C++ compiler build the vendored librdkafka (whose 2.12 sources include
-## <curl/curl.h> even when built without curl: only the header is needed). Debian's
+## <curl/curl.h> even when built without curl: only the header is needed), with the system's
+## OpenSSL (libssl-dev, found through pkg-config) for the TLS produce figure. Debian's
 ## librdkafka (2.0.2) cannot be linked instead: the rdkafka crate wants >= 2.12.1.
 bench-build-deps:
 	@have() { \
@@ -143,6 +144,8 @@ bench-build-deps:
 	  command -v cc >/dev/null || echo gcc; \
 	  command -v c++ >/dev/null || echo g++; \
 	  echo '#include <curl/curl.h>' | cc -E - >/dev/null 2>&1 || echo libcurl4-openssl-dev; \
+	  echo '#include <openssl/ssl.h>' | cc -E - >/dev/null 2>&1 || echo libssl-dev; \
+	  command -v pkg-config >/dev/null || echo pkg-config; \
 	}; \
 	missing="$$(have)"; \
 	if [ -n "$$missing" ]; then \

@@ -14,7 +14,7 @@ CLI::
 
     python3 compat/reference/kafka_ref.py ensure    # resolve jars only
     python3 compat/reference/kafka_ref.py version   # print pinned Kafka version
-    python3 compat/reference/kafka_ref.py run [--port P] [--ready-file F] [--authorizer]
+    python3 compat/reference/kafka_ref.py run [--port P] [--ready-file F] [--authorizer] [--ssl-keystore PEM]
 
 The Kafka version is pinned only in pom.xml (property kafka.version).
 Standard library only.
@@ -334,8 +334,14 @@ class KafkaReference:
                  stop_timeout: float = DEFAULT_STOP_TIMEOUT,
                  die_with_parent: bool = True,
                  sasl_users: dict[str, str] | None = None,
-                 server_jvm: bool = False):
+                 server_jvm: bool = False,
+                 ssl_keystore: str | None = None):
         self.port = port
+        # A PEM file holding the key (unencrypted PKCS#8) then the certificate chain: an SSL
+        # listener on a free port beside the plaintext one (the bench's TLS figure).
+        self.ssl_keystore = ssl_keystore
+        self.ssl_port: int | None = None
+        self.ssl_bootstrap: str | None = None
         self.server_jvm = server_jvm
         self.sasl_users = dict(sasl_users or {})
         self.sasl_port: int | None = None
@@ -397,6 +403,12 @@ class KafkaReference:
             for m in ("scram-sha-256", "scram-sha-512"):
                 props[f"listener.name.sasl_plaintext.{m}.sasl.jaas.config"] = (
                     "org.apache.kafka.common.security.scram.ScramLoginModule required;")
+        if self.ssl_keystore:
+            props["listeners"] += f",SSL://127.0.0.1:{self.ssl_port}"
+            props["advertised.listeners"] += f",SSL://127.0.0.1:{self.ssl_port}"
+            props["listener.security.protocol.map"] += ",SSL:SSL"
+            props["listener.name.ssl.ssl.keystore.type"] = "PEM"
+            props["listener.name.ssl.ssl.keystore.location"] = self.ssl_keystore
         props.update(self.overrides)
         return props
 
@@ -447,6 +459,10 @@ class KafkaReference:
             self.sasl_port = free_port()
             while self.sasl_port in (self.port, self.controller_port):
                 self.sasl_port = free_port()
+        if self.ssl_keystore:
+            self.ssl_port = free_port()
+            while self.ssl_port in (self.port, self.controller_port, self.sasl_port):
+                self.ssl_port = free_port()
         cfg = self._write_config()
 
         # Like Kafka's Uuid.randomUuid: an id starting with '-' would be read as an option by
@@ -496,6 +512,8 @@ class KafkaReference:
         self.bootstrap = f"127.0.0.1:{self.port}"
         if self.sasl_port:
             self.sasl_bootstrap = f"127.0.0.1:{self.sasl_port}"
+        if self.ssl_port:
+            self.ssl_bootstrap = f"127.0.0.1:{self.ssl_port}"
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -571,12 +589,14 @@ def _run(args: argparse.Namespace) -> int:
     kafka = KafkaReference(port=args.port,
                            overrides=overrides or None,
                            sasl_users=SASL_USERS if args.authorizer else None,
-                           server_jvm=args.server_jvm)
+                           server_jvm=args.server_jvm,
+                           ssl_keystore=args.ssl_keystore)
     try:
         kafka.start()
         if ready is not None:
             tmp = ready.with_name(ready.name + ".tmp")
-            tmp.write_text(kafka.bootstrap + "\n" + (kafka.sasl_bootstrap or "") + "\n")
+            tmp.write_text(kafka.bootstrap + "\n" + (kafka.sasl_bootstrap or "") + "\n"
+                           + (kafka.ssl_bootstrap or "") + "\n")
             tmp.replace(ready)  # atomic: readers see all of it or nothing
         print(f"kafka-ref ready on {kafka.bootstrap}", flush=True)
         while True:
@@ -617,6 +637,10 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--server-jvm", action="store_true",
                      help="the JVM settings of Kafka's kafka-server-start.sh (1 GiB heap, G1) "
                           "instead of the tests' small heap")
+    run.add_argument("--ssl-keystore", default=None, metavar="PEM",
+                     help="add an SSL listener on a free port with this key and certificate "
+                          "chain (one PEM file, key unencrypted); its address is the ready "
+                          "file's third line")
     args = ap.parse_args(argv)
 
     if args.cmd == "version":

@@ -12,7 +12,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::{pin, procstat};
+use crate::{pin, procstat, tls};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Kind {
@@ -39,6 +39,8 @@ pub struct Paths {
     pub logs: PathBuf,
     /// The core the brokers run on in pinned mode (see [`crate::pin`]); `None`: unpinned.
     pub broker_cpu: Option<usize>,
+    /// Certificates for each broker's TLS listener; `None`: no TLS listener (openssl failed).
+    pub tls: Option<tls::Certs>,
 }
 
 /// A running broker.
@@ -55,6 +57,8 @@ pub struct Broker {
     /// separate JVM run before, is excluded.
     pub startup_s: f64,
     pub log_path: PathBuf,
+    /// The TLS listener's address, when [`Paths::tls`] gave it certificates.
+    pub tls_bootstrap: Option<String>,
 }
 
 impl Broker {
@@ -63,6 +67,7 @@ impl Broker {
         fs::create_dir_all(data_dir)?;
         let log_path = paths.logs.join(log_name);
         let mut log = File::create(&log_path)?;
+        let (config, tls_bootstrap) = samsa_config(paths)?;
         let start = Instant::now();
         let mut cmd = Command::new(&paths.samsa_bin);
         if let Some(cpu) = paths.broker_cpu {
@@ -70,7 +75,7 @@ impl Broker {
         }
         let mut child = cmd
             .arg("--config")
-            .arg(paths.repo.join("etc/samsa.toml"))
+            .arg(config)
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .env("NO_COLOR", "1")
@@ -114,6 +119,7 @@ impl Broker {
             bootstrap,
             startup_s,
             log_path,
+            tls_bootstrap,
         })
     }
 
@@ -134,16 +140,25 @@ impl Broker {
             .arg("--server-jvm")
             .arg("--ready-file")
             .arg(&ready)
+            .args(
+                paths
+                    .tls
+                    .iter()
+                    .flat_map(|c| [Path::new("--ssl-keystore"), &c.keystore]),
+            )
             .env("TMPDIR", &paths.work)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()?;
         let deadline = Instant::now() + Duration::from_secs(300);
-        let bootstrap = loop {
+        // The ready file: the plaintext address, the SASL one (unused here), the SSL one.
+        let (bootstrap, tls_bootstrap) = loop {
             if let Ok(s) = fs::read_to_string(&ready) {
-                if !s.trim().is_empty() {
-                    break s.trim().to_owned();
+                let lines: Vec<&str> = s.lines().map(str::trim).collect();
+                if let Some(plain) = lines.first().filter(|l| !l.is_empty()) {
+                    let tls = lines.get(2).filter(|l| !l.is_empty());
+                    break (plain.to_string(), tls.map(|l| l.to_string()));
                 }
             }
             if let Some(status) = child.try_wait()? {
@@ -171,6 +186,7 @@ impl Broker {
             bootstrap,
             startup_s,
             log_path,
+            tls_bootstrap,
         })
     }
 
@@ -212,6 +228,27 @@ impl Broker {
             self.kind.name()
         )))
     }
+}
+
+/// The configuration samsa runs with: `etc/samsa.toml`, plus a TLS listener on a free
+/// port when there are certificates; and that listener's address.
+fn samsa_config(paths: &Paths) -> io::Result<(PathBuf, Option<String>)> {
+    let base = paths.repo.join("etc/samsa.toml");
+    let Some(certs) = &paths.tls else {
+        return Ok((base, None));
+    };
+    let addr = format!("127.0.0.1:{}", samsa_test_ports::free_port());
+    // Every table in etc/samsa.toml is commented out, so these land at the top level.
+    let text = fs::read_to_string(&base)?
+        + &format!(
+            "\n[[listener]]\nname = \"bench-tls\"\naddress = \"{addr}\"\nprotocol = \"SSL\"\n\n\
+             [tls]\ncert_file = {:?}\nkey_file = {:?}\n",
+            certs.cert.display().to_string(),
+            certs.key.display().to_string()
+        );
+    let path = paths.work.join("samsa-bench.toml");
+    fs::write(&path, text)?;
+    Ok((path, Some(addr)))
 }
 
 /// The address in samsa's `samsa ready, listening on ADDR` line, if this is that line.

@@ -12,7 +12,9 @@
 //! figures mean nothing and nothing is asserted about them.
 
 mod broker;
+mod fleet;
 mod limits;
+mod omb;
 mod pin;
 mod procstat;
 mod report;
@@ -20,6 +22,7 @@ mod rounds;
 mod scale;
 mod suite;
 mod svg;
+mod tls;
 mod workload;
 
 use std::fs;
@@ -106,12 +109,13 @@ fn main() -> ExitCode {
     };
     let out = args.out.unwrap_or_else(|| repo.join(default_out));
     let pinning = (!args.unpinned).then(pin::Pinning::for_machine).flatten();
-    let paths = Paths {
+    let mut paths = Paths {
         broker_cpu: pinning.map(|p| p.broker),
         samsa_bin: args.samsa_bin.unwrap_or_else(|| repo.join(default_bin)),
         work: out.join("tmp"),
         logs: out.join("logs"),
         repo,
+        tls: None,
     };
     // Scratch space on the repo's disk, shared by both brokers and the disk probe.
     let _ = fs::remove_dir_all(&paths.work);
@@ -121,6 +125,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
+    // One CA and broker certificate for both brokers' TLS listeners (the TLS produce figure).
+    paths.tls = match tls::make(&paths.work.join("tls")) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            eprintln!("samsa-bench: no TLS listeners, the TLS figure is not measured: {e}");
+            None
+        }
+    };
     let plan = if args.smoke {
         suite::Plan::smoke()
     } else if args.quick {
@@ -215,6 +227,8 @@ fn main() -> ExitCode {
         "produce_seconds_per_case": plan.produce.as_secs_f64(),
         "produce_records_max": plan.produce_records,
         "latency_seconds": plan.latency.as_secs_f64(),
+        "omb_seconds_per_workload": plan.omb.as_secs_f64(),
+        "omb_records_max": plan.omb_records,
         "client": format!("librdkafka {librdkafka} (rdkafka crate)"),
         "kafka": if args.skip_kafka { "skipped".to_owned() } else { kafka_version(&paths) },
         "pinned": pinning.map(|p| json!({ "broker_core": p.broker, "load_core": p.load })),

@@ -106,6 +106,12 @@ fn rows() -> Vec<Row> {
             None,
         ),
         row(
+            "latency.p9999_ms",
+            "e2e latency 1KiB acks=all p99.99",
+            "ms",
+            None,
+        ),
+        row(
             "latency.max_ms",
             "e2e latency 1KiB acks=all max",
             "ms",
@@ -143,6 +149,67 @@ fn rows() -> Vec<Row> {
             None,
         ),
     ]);
+    rows.extend(omb_rows());
+    rows
+}
+
+/// The OMB-style workloads' rows (see `omb`): throughput triples, then the latency runs at
+/// 1 % and 10 % of the maximum.
+fn omb_rows() -> Vec<Row> {
+    let mut rows = Vec::new();
+    for (id, label, limit) in [
+        (
+            "omb.1KiB.produce",
+            "100 parts 1KiB, 4 producers",
+            Limit::Disk,
+        ),
+        (
+            "omb.1KiB.consume",
+            "100 parts 1KiB, group of 4",
+            Limit::Loopback,
+        ),
+        (
+            "omb.keyed.produce",
+            "100 parts 1KiB keyed, 16 prod.",
+            Limit::Disk,
+        ),
+        (
+            "omb.100B.produce",
+            "100 parts 100B, 4 producers",
+            Limit::Disk,
+        ),
+        ("txn.1KiB", "transactions 1KiB, 100/commit", Limit::Disk),
+        (
+            "tls.1KiB.acks1.none",
+            "produce  1KiB acks=1   none, TLS",
+            Limit::Disk,
+        ),
+    ] {
+        rows.push(row(format!("{id}.mb_s"), label, "MB/s", Some(limit)));
+        rows.push(row(format!("{id}.rec_s"), label, "rec/s", None));
+        rows.push(row(format!("{id}.cpu_s_per_gb"), label, "CPU s/GB", None));
+    }
+    for (id, pct) in [("latency_1pct", 1), ("latency_10pct", 10)] {
+        rows.push(row(
+            format!("{id}.rate_rec_s"),
+            format!("e2e latency run: rate ({pct}% max)"),
+            "rec/s",
+            None,
+        ));
+        for (q, name) in [
+            ("p50", "p50"),
+            ("p99", "p99"),
+            ("p999", "p99.9"),
+            ("p9999", "p99.99"),
+        ] {
+            rows.push(row(
+                format!("{id}.{q}_ms"),
+                format!("e2e latency at {pct}% max {name}"),
+                "ms",
+                None,
+            ));
+        }
+    }
     rows
 }
 

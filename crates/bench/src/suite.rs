@@ -6,8 +6,9 @@ use std::thread;
 use std::time::Duration;
 
 use crate::broker::{Broker, Kind, Paths};
+use crate::omb;
 use crate::procstat;
-use crate::workload::{self, ProduceCase};
+use crate::workload::{self, Endpoint, ProduceCase};
 
 /// The produce cases, in table order.
 pub const CASES: [ProduceCase; 8] = [
@@ -70,6 +71,13 @@ pub struct Plan {
     pub settle: Duration,
     /// Drop the page cache before the cold read (the smoke run leaves the machine's cache alone).
     pub drop_cache: bool,
+    /// How long each OMB-style produce workload (and the transactional one) runs (see `omb`).
+    pub omb: Duration,
+    /// Records per OMB-style workload at most.
+    pub omb_records: u64,
+    /// Partitions of the OMB-style topics (100; the smoke run's fewer, as a debug samsa
+    /// takes seconds to create and, at shutdown, to sync hundreds of partitions).
+    pub omb_partitions: i32,
 }
 
 impl Plan {
@@ -81,6 +89,9 @@ impl Plan {
             latency_max_rate: None,
             settle: Duration::from_secs(2),
             drop_cache: true,
+            omb: Duration::from_secs(15),
+            omb_records: 50_000_000,
+            omb_partitions: 100,
         }
     }
 
@@ -88,6 +99,7 @@ impl Plan {
         Plan {
             produce: Duration::from_millis(1500),
             latency: Duration::from_secs(3),
+            omb: Duration::from_secs(3),
             ..Plan::full()
         }
     }
@@ -101,6 +113,9 @@ impl Plan {
             latency_max_rate: Some(200.0),
             settle: Duration::from_millis(200),
             drop_cache: false,
+            omb: Duration::from_secs(1),
+            omb_records: 2_000,
+            omb_partitions: 8,
         }
     }
 }
@@ -114,10 +129,10 @@ pub struct Results {
 }
 
 impl Results {
-    fn set(&mut self, id: impl Into<String>, value: f64) {
+    pub fn set(&mut self, id: impl Into<String>, value: f64) {
         self.figures.insert(id.into(), value);
     }
-    fn fail(&mut self, what: &str, err: impl std::fmt::Display) {
+    pub fn fail(&mut self, what: &str, err: impl std::fmt::Display) {
         let msg = format!("{what}: {err}");
         eprintln!("  ERROR {msg}");
         self.errors.push(msg);
@@ -158,7 +173,7 @@ pub fn run(kind: Kind, paths: &Paths, d: &Plan) -> Results {
         let topic = format!("bench-{}", case.id());
         let cpu0 = broker.cpu_seconds();
         match workload::produce(
-            &broker.bootstrap,
+            &Endpoint::plain(&broker.bootstrap),
             &topic,
             *case,
             d.produce,
@@ -226,6 +241,7 @@ pub fn run(kind: Kind, paths: &Paths, d: &Plan) -> Results {
                 r.set("latency.p50_ms", l.quantile_ms(0.5));
                 r.set("latency.p99_ms", l.quantile_ms(0.99));
                 r.set("latency.p999_ms", l.quantile_ms(0.999));
+                r.set("latency.p9999_ms", l.quantile_ms(0.9999));
                 r.set("latency.max_ms", l.quantile_ms(1.0));
                 eprintln!(
                     "[{}] latency p50 {:.2} ms p99 {:.2} ms p99.9 {:.2} ms max {:.2} ms ({} records)",
@@ -234,6 +250,7 @@ pub fn run(kind: Kind, paths: &Paths, d: &Plan) -> Results {
             }
             Err(e) => r.fail("latency", e),
         }
+        omb::latencies(&mut r, &broker, d, max_rate);
     }
 
     let topic = format!("bench-{}", CASES[CONSUMED_CASE].id());
@@ -274,6 +291,13 @@ pub fn run(kind: Kind, paths: &Paths, d: &Plan) -> Results {
     if expected > 0 {
         consume_into(&mut r, &broker, "cold", &topic, expected);
     }
+    // After the cold read and the peak RSS, which stay the single-partition figures they were.
+    omb::run(
+        &mut r,
+        &broker,
+        d,
+        paths.tls.as_ref().map(|c| c.ca.as_path()),
+    );
     if let Some(why) = broker.exited() {
         r.fail("broker", why);
         return r;

@@ -5,6 +5,7 @@
 //! do without making every record identical; a pool of distinct payloads is cycled so no
 //! two records in one batch match.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::Message;
+use rdkafka::message::{Message, ToBytes};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
@@ -46,12 +47,40 @@ pub struct Produced {
     pub seconds: f64,
 }
 
+/// Where clients connect: a bootstrap address and, for a TLS listener, the CA (PEM) that
+/// signed the broker's certificate.
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    pub bootstrap: String,
+    pub tls_ca: Option<PathBuf>,
+}
+
+impl Endpoint {
+    pub fn plain(bootstrap: &str) -> Endpoint {
+        Endpoint {
+            bootstrap: bootstrap.to_owned(),
+            tls_ca: None,
+        }
+    }
+
+    /// A client configuration that connects here.
+    pub fn config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.bootstrap);
+        if let Some(ca) = &self.tls_ca {
+            c.set("security.protocol", "ssl")
+                .set("ssl.ca.location", ca.to_string_lossy());
+        }
+        c
+    }
+}
+
 /// Counts deliveries and keeps the first error; reports librdkafka's own errors on stderr.
 #[derive(Default)]
-struct Tally {
-    acked: AtomicU64,
-    failed: AtomicU64,
-    first_error: Mutex<Option<String>>,
+pub struct Tally {
+    pub acked: AtomicU64,
+    pub failed: AtomicU64,
+    pub first_error: Mutex<Option<String>>,
 }
 
 impl ClientContext for Tally {
@@ -103,18 +132,29 @@ fn producer(
     compression: &str,
     linger_ms: u32,
 ) -> Result<BaseProducer<Tally>> {
-    ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("acks", acks)
+    producer_config(&Endpoint::plain(bootstrap), acks, compression, linger_ms)
+        .create_with_context(Tally::default())
+        .map_err(|e| format!("creating producer: {e}"))
+}
+
+/// The bench's producer settings: big batches and queues, no idempotence (a caller that
+/// wants it, the transactional producer, sets it).
+pub fn producer_config(
+    at: &Endpoint,
+    acks: &str,
+    compression: &str,
+    linger_ms: u32,
+) -> ClientConfig {
+    let mut c = at.config();
+    c.set("acks", acks)
         .set("compression.type", compression)
-        .set("enable.idempotence", "false") // samsa has no InitProducerId yet
+        .set("enable.idempotence", "false")
         .set("linger.ms", linger_ms.to_string())
         .set("batch.size", "1000000") // the broker's message.max.bytes is 1048588
         .set("queue.buffering.max.messages", "1000000")
         .set("queue.buffering.max.kbytes", "1048576")
-        .set("message.timeout.ms", "60000")
-        .create_with_context(Tally::default())
-        .map_err(|e| format!("creating producer: {e}"))
+        .set("message.timeout.ms", "60000");
+    c
 }
 
 fn consumer(bootstrap: &str, topic: &str, wait_ms: u32) -> Result<BaseConsumer<Quiet>> {
@@ -171,41 +211,33 @@ pub fn payloads(size: usize, count: usize) -> Vec<Vec<u8>> {
 /// Produce as fast as librdkafka will take records for `duration` (or `max_records`), then
 /// wait for every delivery report. Time runs from the first send to the last report.
 pub fn produce(
-    bootstrap: &str,
+    at: &Endpoint,
     topic: &str,
     case: ProduceCase,
     duration: Duration,
     max_records: u64,
 ) -> Result<Produced> {
-    let p = producer(bootstrap, case.acks, case.compression, 5)?;
+    let p: BaseProducer<Tally> = producer_config(at, case.acks, case.compression, 5)
+        .create_with_context(Tally::default())
+        .map_err(|e| format!("creating producer: {e}"))?;
     await_topic(&p, topic)?;
     let pool = payloads(case.size, 1024);
     let start = Instant::now();
     let mut sent = 0u64;
     while sent < max_records && start.elapsed() < duration {
         let payload = &pool[(sent % pool.len() as u64) as usize];
-        match p.send(BaseRecord::<(), [u8]>::to(topic).payload(payload.as_slice())) {
-            Ok(()) => sent += 1,
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                p.poll(Duration::from_millis(1));
-            }
-            Err((e, _)) => return Err(format!("send: {e}")),
+        if offer(
+            &p,
+            BaseRecord::<(), [u8]>::to(topic).payload(payload.as_slice()),
+        )? {
+            sent += 1;
         }
         if sent.is_multiple_of(4096) {
             p.poll(Duration::ZERO);
         }
     }
-    p.flush(Duration::from_secs(120))
-        .map_err(|e| format!("flush: {e}"))?;
+    let records = finish(&p, sent)?;
     let seconds = start.elapsed().as_secs_f64();
-    let tally = p.context();
-    if let Some(e) = tally.first_error.lock().unwrap().take() {
-        return Err(format!(
-            "{} of {sent} records failed, first: {e}",
-            tally.failed.load(Ordering::Relaxed)
-        ));
-    }
-    let records = tally.acked.load(Ordering::Relaxed);
     Ok(Produced {
         records,
         bytes: records * case.size as u64,
@@ -213,9 +245,40 @@ pub fn produce(
     })
 }
 
+/// Offer one record to librdkafka: `Ok(true)` if it took it, `Ok(false)` if its queue was
+/// full (delivery reports are then served for a millisecond; offer the record again).
+pub fn offer<K: ToBytes + ?Sized>(
+    p: &BaseProducer<Tally>,
+    record: BaseRecord<'_, K, [u8]>,
+) -> Result<bool> {
+    match p.send(record) {
+        Ok(()) => Ok(true),
+        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+            p.poll(Duration::from_millis(1));
+            Ok(false)
+        }
+        Err((e, _)) => Err(format!("send: {e}")),
+    }
+}
+
+/// Wait for every delivery report of the `sent` records: how many were acknowledged, or the
+/// first failure.
+pub fn finish(p: &BaseProducer<Tally>, sent: u64) -> Result<u64> {
+    p.flush(Duration::from_secs(120))
+        .map_err(|e| format!("flush: {e}"))?;
+    let tally = p.context();
+    if let Some(e) = tally.first_error.lock().unwrap().take() {
+        return Err(format!(
+            "{} of {sent} records failed, first: {e}",
+            tally.failed.load(Ordering::Relaxed)
+        ));
+    }
+    Ok(tally.acked.load(Ordering::Relaxed))
+}
+
 /// Have the broker auto-create `topic` (a Metadata request for it) and wait until its
-/// partition has a leader, so topic creation is not part of a timed run.
-fn await_topic(p: &BaseProducer<Tally>, topic: &str) -> Result<()> {
+/// partitions have a leader, so topic creation is not part of a timed run.
+pub fn await_topic(p: &BaseProducer<Tally>, topic: &str) -> Result<()> {
     let start = Instant::now();
     loop {
         if let Ok(md) = p
@@ -225,7 +288,8 @@ fn await_topic(p: &BaseProducer<Tally>, topic: &str) -> Result<()> {
             let ready = md.topics().iter().any(|t| {
                 t.name() == topic
                     && t.error().is_none()
-                    && t.partitions().first().is_some_and(|pt| pt.leader() >= 0)
+                    && !t.partitions().is_empty()
+                    && t.partitions().iter().all(|pt| pt.leader() >= 0)
             });
             if ready {
                 return Ok(());
@@ -357,12 +421,11 @@ pub fn latency(
             let n = buf.len();
             buf.copy_from_slice(&pool[(sent % 1024) as usize][..n]);
             buf[..8].copy_from_slice(&due.to_be_bytes());
-            match p.send(BaseRecord::<(), [u8]>::to(topic).payload(buf.as_slice())) {
-                Ok(()) => sent += 1,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                    p.poll(Duration::from_millis(1));
-                }
-                Err((e, _)) => return Err(format!("send: {e}")),
+            if offer(
+                &p,
+                BaseRecord::<(), [u8]>::to(topic).payload(buf.as_slice()),
+            )? {
+                sent += 1;
             }
         }
         p.poll(Duration::ZERO);
