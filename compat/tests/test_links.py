@@ -14,6 +14,7 @@ mirror, copies a consumer group's committed offsets, promotes the topic with
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import threading
 import urllib.request
@@ -26,6 +27,7 @@ from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, A
                                   ResourcePatternType, ResourceType)
 
 from clients import WAIT_S, wait_until
+from jvm import run_tool
 from conftest import SamsaBroker, free_port
 from marks import EXTERNAL
 
@@ -249,6 +251,19 @@ def test_samsa_to_samsa(tmp_path):
         wait_until(first_of_each, "the failed-over group consuming every partition")
         resumed.close()
         assert [first[p] for p in range(3)] == [100, 150, 7], first
+        # The Java consumer checks a committed offset's leader epoch against the broker
+        # (KIP-320) before it fetches from it; the offsets copied from the source must not
+        # make it rewind on a destination whose own leader epochs moved (it restarted).
+        held = dump(dest.bootstrap, topic, 3, "read_uncommitted")
+        want = {p: [r[0] for r in held[p] if r[0] >= at[p].offset] for p in range(3)}
+        out = run_tool("kafka-console-consumer", "--bootstrap-server", dest.bootstrap, "--topic", topic,
+                       "--group", group, "--max-messages", str(sum(len(o) for o in want.values())),
+                       "--timeout-ms", "30000", "--property", "print.partition=true",
+                       "--property", "print.offset=true", "--property", "print.value=false", check=False)
+        got = {p: [] for p in range(4)}
+        for partition, offset in re.findall(r"Partition:(\d+)\s+Offset:(\d+)", out.stdout):
+            got[int(partition)].append(int(offset))
+        assert {p: got[p] for p in range(3)} == want and not got[3], (got, out.stderr[-2000:])
     finally:
         dest.stop_clean()
         source.stop_clean()
