@@ -79,6 +79,16 @@ impl Learner {
         })
     }
 
+    /// Reads the metadata the full observer applied; panics on any other broker, which
+    /// keeps none.
+    pub fn read_metadata<T>(&self, read: impl FnOnce(&ClusterMetadata) -> T) -> T {
+        let full = self
+            .full
+            .as_ref()
+            .expect("only the full observer keeps the metadata");
+        read(&full.lock().unwrap().metadata)
+    }
+
     /// Serves the controllers that connect (the leader of each term) until aborted.
     pub async fn serve(self: Arc<Self>, listener: TcpListener) {
         loop {

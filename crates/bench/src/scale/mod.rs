@@ -149,15 +149,10 @@ async fn run_size(size: Size, opts: &Options<'_>) -> Result<Figures, String> {
             // they serve, CreateTopics has no broker to go to.
             let full = brokers[0].learner.clone();
             until("the voters' brokers registered", limit, || {
-                let f = full
-                    .full
-                    .as_ref()
-                    .expect("broker 0 is full")
-                    .lock()
-                    .unwrap();
-                let m = &f.metadata;
-                m.features.is_some()
-                    && (1..=3).all(|id| m.brokers.get(&id).is_some_and(|b| !b.fenced))
+                full.read_metadata(|m| {
+                    m.features.is_some()
+                        && (1..=3).all(|id| m.brokers.get(&id).is_some_and(|b| !b.fenced))
+                })
             })
             .await?;
         }
@@ -201,16 +196,10 @@ async fn run_size(size: Size, opts: &Options<'_>) -> Result<Figures, String> {
 
     // 2. Fencing a silent broker (not the full observer, which must keep counting).
     let victim = &brokers[1];
-    let fence_led = {
-        let f = full
-            .full
-            .as_ref()
-            .expect("broker 0 is full")
-            .lock()
-            .unwrap();
-        let led = f.metadata.topics.values().flat_map(|t| &t.partitions);
+    let fence_led = full.read_metadata(|m| {
+        let led = m.topics.values().flat_map(|t| &t.partitions);
         led.filter(|p| p.leader == victim.id).count()
-    };
+    });
     let started = Instant::now();
     victim.beats.silenced.store(true, Ordering::Release);
     // Its session runs from the last heartbeat the controller answered.
