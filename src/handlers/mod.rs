@@ -368,10 +368,10 @@ pub(crate) fn authorized_operations(
 /// Kafka's "authorized operations were not requested" marker.
 pub const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 
-/// Runs a coordinator's operation that appends to its internal topic (an offset commit)
-/// on tokio's blocking pool: the append, and its fsync with `flush_messages`, must not hold
-/// up the connections this event-loop thread serves. Not on a storage thread, where an
-/// append may wait for a sync queued behind it.
+/// Runs work that would hold up the connections this event-loop thread serves on tokio's
+/// blocking pool: a coordinator's append to its internal topic (an offset commit, with its
+/// fsync under `flush_messages`), a large batch's recompression or schema check. Not on a
+/// storage thread, where an append may wait for a sync queued behind it.
 pub(crate) async fn off_event_loop<T: Send + 'static>(
     operation: impl FnOnce() -> Result<T, BrokerError> + Send + 'static,
 ) -> Result<T, BrokerError> {

@@ -19,7 +19,7 @@ use super::current_leader;
 use super::record_errors;
 use super::schema_check;
 use super::Session;
-use super::{allowed, is_internal_topic};
+use super::{allowed, is_internal_topic, off_event_loop};
 use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
 use crate::clock::now_ms;
@@ -432,13 +432,11 @@ async fn recompressed(
     target: TargetCompression,
     max_message_bytes: usize,
 ) -> Result<Bytes, BrokerError> {
-    let rewritten = tokio::task::spawn_blocking(move || {
-        samsa_storage::recompress(&records, target, max_message_bytes)
-            .map(|rewritten| rewritten.unwrap_or(records))
+    off_event_loop(move || {
+        let rewritten = samsa_storage::recompress(&records, target, max_message_bytes)?;
+        Ok(rewritten.unwrap_or(records))
     })
     .await
-    .map_err(|e| BrokerError::Storage(StorageError::Io(std::io::Error::other(e))))?;
-    Ok(rewritten?)
 }
 
 /// A partition's refusal. As Kafka's, it carries no message: Kafka sends one only with the

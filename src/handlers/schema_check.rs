@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use samsa_storage::{BatchHeader, Compression, StorageError};
+use samsa_storage::{BatchHeader, Compression};
 
+use super::off_event_loop;
 use crate::broker::Broker;
 use crate::error::BrokerError;
 use crate::schema_validation::{self, Refusal, Rule, SchemaIds};
@@ -92,9 +93,7 @@ impl Check {
             registry: self.registry.clone(),
             ..*self
         };
-        tokio::task::spawn_blocking(move || check.verdict(patient))
-            .await
-            .map_err(|e| BrokerError::Storage(StorageError::Io(std::io::Error::other(e))))?
+        off_event_loop(move || check.verdict(patient)).await
     }
 
     fn verdict(&self, patient: bool) -> Result<Result<(), Refusal>, BrokerError> {
