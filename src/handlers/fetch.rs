@@ -30,7 +30,9 @@ use crate::clock::now_ms;
 use crate::error::BrokerError;
 use crate::fetch_sessions::{FetchParams, NO_SESSION};
 use crate::quotas::{Client, Throttle};
+use crate::topics::unread::UnreadRecords;
 use crate::topics::{on_storage_thread, Isolation, Partition};
+use samsa_storage::FileRange;
 
 /// Fetch v13 names topics by id instead of by name (KIP-516).
 const FIRST_VERSION_WITH_TOPIC_IDS: i16 = 13;
@@ -41,6 +43,9 @@ const FIRST_VERSION_WITH_CURRENT_LEADER: i16 = 12;
 const FIRST_VERSION_WITH_NODE_ENDPOINTS: i16 = 16;
 /// From v15 the follower names itself in `replica_state` (KIP-903) instead of `replica_id`.
 const FIRST_VERSION_WITH_REPLICA_STATE: i16 = 15;
+/// A partition's records at least this large are sent from their file on a plaintext
+/// connection; smaller ones cost less to copy than to splice.
+const SEND_FROM_FILE_AT_LEAST: usize = 16 * 1024;
 
 /// A requested partition, resolved once so every round of a long poll reads the same logs.
 struct Wanted {
@@ -108,6 +113,12 @@ pub async fn handle(
     }
     let deadline =
         tokio::time::Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
+    // Over TLS every byte is encrypted in memory anyway.
+    let reads = if session.listener.protocol.uses_tls() {
+        Reads::Copied
+    } else {
+        Reads::LeftInFiles
+    };
     loop {
         // Subscribe before reading, so an append that lands after the read still wakes us.
         let watchers: Vec<watch::Receiver<i64>> = topics
@@ -118,10 +129,16 @@ pub async fn handle(
         let round = if any_news(&topics, reader) {
             // Reads are disk work: a storage thread does them.
             let (topics, max_bytes) = (topics.clone(), request.max_bytes);
-            on_storage_thread(move || read_round(&topics, max_bytes, reader, version, true)).await
+            on_storage_thread(move || read_round(&topics, max_bytes, reader, version, reads)).await
         } else {
             // Every reader is caught up: nothing to read, only offsets to report.
-            read_round(&topics, request.max_bytes, reader, version, false)
+            read_round(
+                &topics,
+                request.max_bytes,
+                reader,
+                version,
+                Reads::OffsetsOnly,
+            )
         };
         let done = round.bytes >= i64::from(request.min_bytes.max(0))
             || round.had_error
@@ -136,7 +153,9 @@ pub async fn handle(
             // (see `ClientQuotas::record_fetch` for why Kafka's empty answer is not kept).
             session.throttled(over_quota(broker, client, &round.responses, version));
         }
-        record_traffic(broker, &topics, &round.responses);
+        record_traffic(broker, &topics, &round);
+        // The connection puts these ranges in the frame in place of their stand-ins.
+        session.unread = round.unread;
         let mut response = FetchResponse::default();
         // As Kafka's, only a consumer is told where the new leaders are: a follower
         // learns of them from the metadata.
@@ -279,6 +298,21 @@ struct Round {
     responses: Vec<FetchableTopicResponse>,
     bytes: i64,
     had_error: bool,
+    /// Records per partition answered, in the order of `responses`.
+    records: Vec<u64>,
+    /// The ranges whose stand-ins the responses carry.
+    unread: Vec<UnreadRecords>,
+}
+
+/// What a round does with the records it finds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reads {
+    /// Nothing: it reports offsets only, as for partitions with nothing new.
+    OffsetsOnly,
+    /// Reads them into memory.
+    Copied,
+    /// Leaves large ones in their files, to be sent from there.
+    LeftInFiles,
 }
 
 /// Who is fetching: what it may read, and whether its fetch reports replication progress.
@@ -316,20 +350,22 @@ fn any_news(topics: &[WantedTopic], reader: Reader) -> bool {
     })
 }
 
-/// Reads every wanted partition; without `disk`, reports offsets only, as for a partition
-/// with nothing new (the caller has checked that none has: see [`any_news`]).
+/// Reads every wanted partition; with [`Reads::OffsetsOnly`], reports offsets only, as for
+/// a partition with nothing new (the caller has checked that none has: see [`any_news`]).
 fn read_round(
     topics: &[WantedTopic],
     max_bytes: i32,
     reader: Reader,
     version: i16,
-    disk: bool,
+    reads: Reads,
 ) -> Round {
     let mut budget = i64::from(max_bytes.max(0));
     let mut round = Round {
         responses: Vec::with_capacity(topics.len()),
         bytes: 0,
         had_error: false,
+        records: Vec::new(),
+        unread: Vec::new(),
     };
     for topic in topics {
         let partitions = topic
@@ -337,7 +373,15 @@ fn read_round(
             .iter()
             .map(|wanted| {
                 let has_data = round.bytes > 0;
-                let data = read_partition(wanted, &mut budget, has_data, disk, reader, version);
+                let (data, records) = read_partition(
+                    wanted,
+                    &mut budget,
+                    has_data,
+                    (reads, &mut round.unread),
+                    reader,
+                    version,
+                );
+                round.records.push(records);
                 // A partition refused before reading (unknown, unauthorized) does not end a
                 // long poll, as in Kafka, which reads only the others.
                 round.had_error |= data.error_code != 0 && wanted.partition.is_ok();
@@ -357,15 +401,15 @@ fn read_round(
 
 /// Reads one partition within what is left of the response's byte budget. The first
 /// partition with data may exceed the budget by one batch (KIP-74), so a batch larger
-/// than the limits can still be consumed.
+/// than the limits can still be consumed. With the answer, the records it holds.
 fn read_partition(
     wanted: &Wanted,
     budget: &mut i64,
     response_has_data: bool,
-    disk: bool,
+    (reads, unread): (Reads, &mut Vec<UnreadRecords>),
     reader: Reader,
     version: i16,
-) -> PartitionData {
+) -> (PartitionData, u64) {
     let read_committed = matches!(
         reader,
         Reader::Consumer {
@@ -388,7 +432,12 @@ fn read_partition(
     };
     let partition = match &wanted.partition {
         Ok(partition) => partition,
-        Err(err) => return failed(err.code()).with_aborted_transactions(Some(Vec::new())),
+        Err(err) => {
+            return (
+                failed(err.code()).with_aborted_transactions(Some(Vec::new())),
+                0,
+            )
+        }
     };
     let limit = i64::from(wanted.params.max_bytes.max(0)).min(*budget);
     let isolation = reader.isolation();
@@ -402,17 +451,17 @@ fn read_partition(
         });
     let result = if let Err(err) = allowed {
         Err(err)
-    } else if !disk || (limit <= 0 && response_has_data) {
+    } else if reads == Reads::OffsetsOnly || (limit <= 0 && response_has_data) {
         partition
             .offsets()
-            .map(|offsets| (bytes::Bytes::new(), offsets, Vec::new()))
+            .map(|offsets| ((bytes::Bytes::new(), 0), offsets, Vec::new()))
     } else {
         partition
-            .read(wanted.params.fetch_offset, limit.max(0) as usize, isolation)
-            .map(|r| (r.records, r.offsets, r.aborted))
+            .locate(wanted.params.fetch_offset, limit.max(0) as usize, isolation)
+            .and_then(|r| Ok((deliver(r.records, reads, unread)?, r.offsets, r.aborted)))
     };
     match result {
-        Ok((records, offsets, aborted)) => {
+        Ok(((records, count), offsets, aborted)) => {
             *budget -= records.len() as i64;
             let aborted = aborted
                 .into_iter()
@@ -422,11 +471,13 @@ fn read_partition(
                         .with_first_offset(txn.first_offset)
                 })
                 .collect();
-            base.with_high_watermark(offsets.high_watermark)
+            let data = base
+                .with_high_watermark(offsets.high_watermark)
                 .with_last_stable_offset(offsets.last_stable)
                 .with_log_start_offset(offsets.log_start)
                 .with_aborted_transactions(read_committed.then_some(aborted))
-                .with_records(Some(records))
+                .with_records(Some(records));
+            (data, count)
         }
         Err(err) => {
             // Out-of-range offsets and stale epochs are the client's to handle; storage
@@ -441,11 +492,39 @@ fn read_partition(
                 BrokerError::NotLeaderOrFollower | BrokerError::FencedLeaderEpoch { .. }
             );
             if stale && version >= FIRST_VERSION_WITH_CURRENT_LEADER {
-                return failed(err.code()).with_current_leader(current_leader::of(partition));
+                let data = failed(err.code()).with_current_leader(current_leader::of(partition));
+                return (data, 0);
             }
-            failed(err.code())
+            (failed(err.code()), 0)
         }
     }
+}
+
+/// The records of a located range as the response carries them, and how many there are: a
+/// large one's stand-in where it may be sent from its file, else the bytes, read here.
+fn deliver(
+    range: Option<FileRange>,
+    reads: Reads,
+    unread: &mut Vec<UnreadRecords>,
+) -> Result<(bytes::Bytes, u64), BrokerError> {
+    let Some(range) = range else {
+        return Ok((bytes::Bytes::new(), 0));
+    };
+    let records = range.records();
+    let range = if reads == Reads::LeftInFiles && range.len() >= SEND_FROM_FILE_AT_LEAST {
+        match UnreadRecords::new(range, unread.len()) {
+            Ok(left) => {
+                let stand_in = left.stand_in.clone();
+                unread.push(left);
+                return Ok((stand_in, records));
+            }
+            Err(range) => range,
+        }
+    } else {
+        range
+    };
+    let bytes = range.read().map_err(samsa_storage::StorageError::from)?;
+    Ok((bytes, records))
 }
 
 /// Waits until a wanted partition has something new for its fetch offset, or the deadline.
@@ -475,31 +554,18 @@ async fn wait_for_news(
     }
 }
 
-fn record_traffic(broker: &Broker, topics: &[WantedTopic], responses: &[FetchableTopicResponse]) {
-    for (wanted, response) in topics.iter().zip(responses) {
-        for (partition, data) in wanted.partitions.iter().zip(&response.partitions) {
-            if let (Ok(partition), Some(records)) = (&partition.partition, &data.records) {
-                if !records.is_empty() {
-                    broker.metrics.record_fetch(
-                        &partition.topic,
-                        records.len(),
-                        count_records(records),
-                    );
-                }
+fn record_traffic(broker: &Broker, topics: &[WantedTopic], round: &Round) {
+    let answered = topics
+        .iter()
+        .zip(&round.responses)
+        .flat_map(|(wanted, response)| wanted.partitions.iter().zip(&response.partitions));
+    for ((wanted, data), records) in answered.zip(&round.records) {
+        if let (Ok(partition), Some(bytes)) = (&wanted.partition, &data.records) {
+            if !bytes.is_empty() {
+                broker
+                    .metrics
+                    .record_fetch(&partition.topic, bytes.len(), *records);
             }
         }
     }
-}
-
-/// Records in whole batches, from each batch header's record count.
-fn count_records(mut batches: &[u8]) -> u64 {
-    let mut count = 0;
-    while let Ok(header) = samsa_storage::BatchHeader::parse(batches) {
-        count += header.record_count.max(0) as u64;
-        match batches.get(header.total_size()..) {
-            Some(rest) => batches = rest,
-            None => break,
-        }
-    }
-    count
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use crate::auth::{Principal, SaslExchange};
 use crate::config::SecurityProtocol;
 use crate::quotas::Throttle;
+use crate::topics::unread::UnreadRecords;
 
 /// What a connection knows about the listener it arrived on.
 #[derive(Debug)]
@@ -39,6 +40,9 @@ pub struct Session {
     pub id: u64,
     /// The software name and version the client gave in ApiVersions v3+ (KIP-511).
     pub client_software: Option<(String, String)>,
+    /// Records the response being built leaves in their files, for the connection to send
+    /// from there (see `topics::unread`); taken when the response is encoded.
+    pub unread: Vec<UnreadRecords>,
 }
 
 /// The next connection's [`Session::id`].
@@ -56,6 +60,7 @@ impl Session {
             throttle: None,
             id: NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed),
             client_software: None,
+            unread: Vec::new(),
         }
     }
 

@@ -10,15 +10,16 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
-use tokio::io::{
-    AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter, ReadHalf, WriteHalf,
-};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::sync::{mpsc, watch};
 
+use super::send_file::{self, Pipe};
+use super::transport::Transport;
 use super::Session;
 use crate::broker::Broker;
 use crate::handlers;
-use crate::protocol::{self, Frame, ResponseFrame};
+use crate::protocol::{self, Chunk, Frame, ResponseFrame};
+use crate::topics::on_storage_thread;
 
 /// Largest frame a client may send before SASL authentication completes, as Kafka's
 /// `sasl.server.max.receive.size`: an unauthenticated peer cannot make the broker buffer
@@ -77,18 +78,16 @@ impl Mute {
     }
 }
 
-pub async fn run<S>(
+pub async fn run<S: Transport>(
     stream: S,
     mut session: Session,
     broker: Arc<Broker>,
     shutdown: watch::Receiver<bool>,
-) where
-    S: AsyncRead + AsyncWrite + Send + 'static,
-{
+) {
     let peer = session.peer;
     tracing::debug!(%peer, listener = %session.listener.name, "connection opened");
     broker.metrics.connections_open.inc();
-    let (reader, writer) = tokio::io::split(stream);
+    let (reader, writer) = stream.split();
     // The bound on decoded-ahead requests bounds a connection's memory.
     let (frames_tx, frames_rx) = mpsc::channel(broker.config.max_inflight_requests);
     let mode = Arc::new(AtomicU8::new(read_mode(&session)));
@@ -111,7 +110,7 @@ pub async fn run<S>(
         muted: &muted,
         shutdown,
     };
-    serve(writer, frames_rx, &mut session, &broker, pipeline).await;
+    serve::<S>(writer, frames_rx, &mut session, &broker, pipeline).await;
     // The processor stopped (client gone, or a request that must close the connection):
     // stop reading too, so the socket closes.
     reader.abort();
@@ -127,8 +126,8 @@ pub async fn run<S>(
 }
 
 /// Reads and decodes frames until the client closes, a frame is bad, or shutdown begins.
-async fn read_frames<R: AsyncRead>(
-    reader: ReadHalf<R>,
+async fn read_frames<R: AsyncRead + Unpin>(
+    reader: R,
     frames: mpsc::Sender<Frame>,
     peer: SocketAddr,
     limits: ReadLimits,
@@ -229,14 +228,15 @@ struct Pipeline<'a> {
 }
 
 /// Serves decoded requests in order until the reader stops or a response cannot be sent.
-async fn serve<W: AsyncWrite>(
-    writer: WriteHalf<W>,
+async fn serve<S: Transport>(
+    writer: S::Writer,
     mut frames: mpsc::Receiver<Frame>,
     session: &mut Session,
     broker: &Arc<Broker>,
     mut pipeline: Pipeline<'_>,
 ) {
     let mut writer = BufWriter::with_capacity(64 * 1024, writer);
+    let mut pipe = None;
     while let Some(frame) = frames.recv().await {
         // A request read ahead before the throttle began waits it out too. At shutdown
         // the ones already read are still served.
@@ -278,7 +278,11 @@ async fn serve<W: AsyncWrite>(
         };
         pipeline.mode.store(read_mode(session), Ordering::Release);
         if let Some(frame) = response {
-            if write_frame(&mut writer, &frame).await.is_err() {
+            if let Err(err) = write_frame::<S>(&mut writer, frame, &mut pipe).await {
+                // A file cut short under a frame being sent is the broker's to report.
+                if err.kind() == std::io::ErrorKind::UnexpectedEof {
+                    tracing::warn!(peer = %session.peer, "closing connection: {err}");
+                }
                 break;
             }
         }
@@ -302,13 +306,29 @@ async fn serve<W: AsyncWrite>(
 }
 
 /// Small chunks gather in the writer's buffer; large ones (fetched records) go to the
-/// socket straight from where they were read.
-async fn write_frame<W: AsyncWrite>(
-    writer: &mut BufWriter<WriteHalf<W>>,
-    frame: &ResponseFrame,
+/// socket straight from where they were read, or, on a plaintext connection, from their
+/// files (see `send_file`).
+async fn write_frame<S: Transport>(
+    writer: &mut BufWriter<S::Writer>,
+    frame: ResponseFrame,
+    pipe: &mut Option<Arc<Pipe>>,
 ) -> std::io::Result<()> {
-    for chunk in frame.chunks() {
-        writer.write_all(chunk).await?;
+    if frame.has_files() {
+        writer.flush().await?;
+        if let Some(socket) = S::socket(writer.get_ref()) {
+            return send_file::send(socket, frame.into_chunks(), pipe).await;
+        }
+    }
+    for chunk in frame.into_chunks() {
+        match chunk {
+            Chunk::Bytes(bytes) => writer.write_all(&bytes).await?,
+            // Not made for connections without a socket of their own (see `handlers::fetch`),
+            // but sent right if they are.
+            Chunk::File(range) => {
+                let bytes = on_storage_thread(move || range.read()).await?;
+                writer.write_all(&bytes).await?;
+            }
+        }
     }
     Ok(())
 }
@@ -344,6 +364,8 @@ async fn respond(
     tracing::trace!(%peer, api = ?api_key, version, correlation_id, "request received");
     let started = Instant::now();
     let (response, throttle): (ResponseKind, _) = handlers::serve(broker, session, request).await;
+    // Taken at once, so that no later response can take a range for one of its stand-ins.
+    let unread = std::mem::take(&mut session.unread);
     let mute = throttle.map(|t| t.duration());
     let elapsed = started.elapsed();
     broker
@@ -367,7 +389,7 @@ async fn respond(
         // No response, but a producer over its byte rate is muted all the same.
         return (Reply::Nothing, mute);
     }
-    match protocol::encode_response(api_key, version, correlation_id, &response) {
+    match protocol::encode_response(api_key, version, correlation_id, &response, unread) {
         Ok(bytes) => (Reply::Send(bytes), mute),
         Err(err) => {
             tracing::error!(%peer, "closing connection: {err}");
@@ -380,7 +402,10 @@ async fn respond(
 /// [`handlers::api_versions::unsupported_version`]).
 fn unsupported_api_versions(correlation_id: i32) -> bytes::Bytes {
     let body = handlers::api_versions::unsupported_version();
-    protocol::encode_response(ApiKey::ApiVersions, 0, correlation_id, &body)
-        .expect("a v0 ApiVersions response always encodes")
+    let frame =
+        protocol::encode_response(ApiKey::ApiVersions, 0, correlation_id, &body, Vec::new())
+            .expect("a v0 ApiVersions response always encodes");
+    frame
         .into_bytes()
+        .expect("a frame without files is in memory")
 }

@@ -3,7 +3,9 @@
 
 mod connection;
 mod limits;
+mod send_file;
 pub mod tls;
+mod transport;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -5,7 +5,7 @@
 mod response_frame;
 pub mod versions;
 
-pub use response_frame::ResponseFrame;
+pub use response_frame::{Chunk, ResponseFrame};
 
 #[cfg(test)]
 mod fuzz_tests;
@@ -15,6 +15,7 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeade
 use kafka_protocol::protocol::{Decodable, Encodable};
 
 pub use crate::handlers::Request;
+use crate::topics::unread::UnreadRecords;
 
 /// The fixed start of every request header, whatever its version: key, version, correlation id.
 const HEADER_PREFIX_LEN: usize = 8;
@@ -91,12 +92,14 @@ pub fn decode_frame(mut frame: Bytes) -> Result<Frame, ProtocolError> {
 }
 
 /// Encodes a response as a whole frame, length prefix included. A fetch response's record
-/// data is referenced by the frame, not copied into it.
+/// data is referenced by the frame, not copied into it, and `unread`'s ranges take the
+/// place of their stand-ins.
 pub fn encode_response(
     api_key: ApiKey,
     version: i16,
     correlation_id: i32,
     body: &ResponseKind,
+    unread: Vec<UnreadRecords>,
 ) -> Result<ResponseFrame, ProtocolError> {
     let failed = |reason: String| ProtocolError::Encode {
         api_key,
@@ -112,7 +115,7 @@ pub fn encode_response(
             .flat_map(|topic| topic.partitions.iter())
             .filter_map(|partition| partition.records.clone())
             .collect();
-        let mut buf = response_frame::ChunkedBuf::new(records);
+        let mut buf = response_frame::ChunkedBuf::new(records, unread);
         buf.put_i32(0);
         header
             .encode(&mut buf, header_version)

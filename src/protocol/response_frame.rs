@@ -1,53 +1,93 @@
 //! An encoded response frame as a list of chunks. The encoder's fields are written into one
 //! owned buffer, but record data the response already holds as `Bytes` (a fetch's batches,
-//! read from the log) is referenced rather than copied: a fetched byte is then copied once
-//! from the file and once into the socket, whatever the response's size.
+//! read from the log) is referenced rather than copied, and records it left in their files
+//! (see `topics::unread`) go in as those files' ranges: such a fetched byte is copied by the
+//! kernel alone, once, from the page cache into the socket.
 
+use std::io;
 use std::ops::Range;
 
 use bytes::buf::UninitSlice;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::protocol::buf::ByteBufMut;
+use samsa_storage::FileRange;
+
+use crate::topics::unread::UnreadRecords;
 
 /// Record data at least this large is referenced; smaller is cheaper to copy than to track.
 const SHARE_AT_LEAST: usize = 4096;
 
+/// A part of a frame: bytes in memory, or bytes of a segment file.
+#[derive(Debug)]
+pub enum Chunk {
+    Bytes(Bytes),
+    File(FileRange),
+}
+
+impl Chunk {
+    pub fn len(&self) -> usize {
+        match self {
+            Chunk::Bytes(bytes) => bytes.len(),
+            Chunk::File(range) => range.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// A whole response frame, length prefix included, in the order its chunks go out.
 #[derive(Debug)]
 pub struct ResponseFrame {
-    chunks: Vec<Bytes>,
+    chunks: Vec<Chunk>,
 }
 
 impl ResponseFrame {
-    pub fn chunks(&self) -> &[Bytes] {
+    pub fn chunks(&self) -> &[Chunk] {
         &self.chunks
     }
 
+    pub fn into_chunks(self) -> Vec<Chunk> {
+        self.chunks
+    }
+
     pub fn len(&self) -> usize {
-        self.chunks.iter().map(Bytes::len).sum()
+        self.chunks.iter().map(Chunk::len).sum()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// One contiguous buffer; copies only when the frame has more than one chunk.
-    pub fn into_bytes(mut self) -> Bytes {
-        if self.chunks.len() == 1 {
-            return self.chunks.remove(0);
+    /// Whether a chunk is to be sent from a file.
+    pub fn has_files(&self) -> bool {
+        self.chunks.iter().any(|c| matches!(c, Chunk::File(_)))
+    }
+
+    /// One contiguous buffer, file ranges read (blocking: not for the event loop when
+    /// [`Self::has_files`]); copies only when the frame has more than one chunk.
+    pub fn into_bytes(mut self) -> io::Result<Bytes> {
+        if let [Chunk::Bytes(_)] = self.chunks.as_slice() {
+            if let Some(Chunk::Bytes(bytes)) = self.chunks.pop() {
+                return Ok(bytes);
+            }
         }
         let mut all = BytesMut::with_capacity(self.len());
         for chunk in &self.chunks {
-            all.extend_from_slice(chunk);
+            match chunk {
+                Chunk::Bytes(bytes) => all.extend_from_slice(bytes),
+                Chunk::File(range) => all.extend_from_slice(&range.read()?),
+            }
         }
-        all.freeze()
+        Ok(all.freeze())
     }
 }
 
 impl From<Bytes> for ResponseFrame {
     fn from(bytes: Bytes) -> Self {
         ResponseFrame {
-            chunks: vec![bytes],
+            chunks: vec![Chunk::Bytes(bytes)],
         }
     }
 }
@@ -55,6 +95,7 @@ impl From<Bytes> for ResponseFrame {
 enum Part {
     Owned(BytesMut),
     Shared(Bytes),
+    File(FileRange),
 }
 
 /// The buffer `kafka-protocol` encodes into. Message encoders only append; only record
@@ -66,31 +107,39 @@ pub struct ChunkedBuf {
     parts_len: usize,
     head: BytesMut,
     shareable: Vec<Bytes>,
+    unread: Vec<UnreadRecords>,
     poisoned: bool,
     scratch: Vec<u8>,
 }
 
 impl ChunkedBuf {
-    /// A buffer that references, instead of copying, any of `shareable` put into it whole.
-    pub fn new(shareable: Vec<Bytes>) -> Self {
+    /// A buffer that references, instead of copying, any of `shareable` put into it whole,
+    /// and puts the range of any of `unread` in place of its stand-in.
+    pub fn new(shareable: Vec<Bytes>, unread: Vec<UnreadRecords>) -> Self {
         ChunkedBuf {
             parts: Vec::new(),
             parts_len: 0,
             head: BytesMut::with_capacity(128),
             shareable,
+            unread,
             poisoned: false,
             scratch: Vec::new(),
         }
     }
 
-    fn shared(&self, src: &[u8]) -> Option<Bytes> {
+    /// What goes in the frame instead of a copy of `src`, if anything. A stand-in is never
+    /// copied, whatever its length: its bytes are not the records.
+    fn instead(&self, src: &[u8]) -> Option<Part> {
+        if let Some(unread) = self.unread.iter().find(|u| u.stands_for(src)) {
+            return Some(Part::File(unread.range.clone()));
+        }
         if src.len() < SHARE_AT_LEAST {
             return None;
         }
         self.shareable
             .iter()
             .find(|b| b.as_ptr() == src.as_ptr() && b.len() == src.len())
-            .cloned()
+            .map(|b| Part::Shared(b.clone()))
     }
 
     /// The frame, with the first four bytes (reserved by the caller) set to the length of
@@ -111,9 +160,10 @@ impl ChunkedBuf {
                         let len = i32::try_from(total - 4).ok()?;
                         owned[..4].copy_from_slice(&len.to_be_bytes());
                     }
-                    chunks.push(owned.freeze());
+                    chunks.push(Chunk::Bytes(owned.freeze()));
                 }
-                Part::Shared(shared) => chunks.push(shared),
+                Part::Shared(shared) => chunks.push(Chunk::Bytes(shared)),
+                Part::File(range) => chunks.push(Chunk::File(range)),
             }
         }
         Some(ResponseFrame { chunks })
@@ -136,14 +186,14 @@ unsafe impl BufMut for ChunkedBuf {
     }
 
     fn put_slice(&mut self, src: &[u8]) {
-        match self.shared(src) {
-            Some(shared) => {
+        match self.instead(src) {
+            Some(part) => {
                 let owned = self.head.split();
-                self.parts_len += owned.len() + shared.len();
+                self.parts_len += owned.len() + src.len();
                 if !owned.is_empty() {
                     self.parts.push(Part::Owned(owned));
                 }
-                self.parts.push(Part::Shared(shared));
+                self.parts.push(part);
             }
             None => self.head.extend_from_slice(src),
         }
@@ -185,9 +235,27 @@ mod tests {
     };
     use kafka_protocol::protocol::{Encodable, StrBytes};
 
-    use crate::protocol::encode_response;
+    use samsa_storage::LogConfig;
 
-    fn fetch_response(records: &[Bytes]) -> FetchResponse {
+    use super::Chunk;
+    use crate::protocol::{encode_response, ResponseFrame};
+    use crate::topics::internal::{encode_batch, record};
+    use crate::topics::unread::UnreadRecords;
+    use crate::topics::{Isolation, Partition};
+
+    fn encode(version: i16, body: &FetchResponse, unread: Vec<UnreadRecords>) -> ResponseFrame {
+        encode_response(
+            ApiKey::Fetch,
+            version,
+            7,
+            &ResponseKind::Fetch(body.clone()),
+            unread,
+        )
+        .unwrap()
+    }
+
+    /// A fetch response of one topic, a partition for each of `records`.
+    fn fetch_response(version: i16, records: &[Bytes]) -> FetchResponse {
         let partitions = records
             .iter()
             .enumerate()
@@ -197,8 +265,10 @@ mod tests {
                     .with_records(Some(r.clone()))
             })
             .collect();
+        // From v13 topics are named by id.
+        let name = if version >= 13 { "" } else { "t" };
         FetchResponse::default().with_responses(vec![FetchableTopicResponse::default()
-            .with_topic(TopicName(StrBytes::from_static_str("t")))
+            .with_topic(TopicName(StrBytes::from_static_str(name)))
             .with_partitions(partitions)])
     }
 
@@ -222,27 +292,66 @@ mod tests {
         let small = Bytes::from(vec![0xcd; 100]);
         let records = [large.clone(), small, Bytes::new(), large.clone()];
         for version in 4..=18 {
-            let mut body = fetch_response(&records);
-            if version >= 13 {
-                body.responses[0].topic = TopicName::default();
-            }
-            let frame = encode_response(
-                ApiKey::Fetch,
-                version,
-                7,
-                &ResponseKind::Fetch(body.clone()),
-            )
-            .unwrap();
+            let body = fetch_response(version, &records);
+            let frame = encode(version, &body, Vec::new());
             let shared = frame
                 .chunks()
                 .iter()
-                .filter(|c| c.as_ptr() == large.as_ptr())
+                .filter(|c| matches!(c, Chunk::Bytes(b) if b.as_ptr() == large.as_ptr()))
                 .count();
             assert_eq!(
                 shared, 2,
                 "v{version}: both large record sets referenced, not copied"
             );
-            assert_eq!(frame.into_bytes(), copied(version, &body), "v{version}");
+            assert_eq!(
+                frame.into_bytes().unwrap(),
+                copied(version, &body),
+                "v{version}"
+            );
+        }
+    }
+
+    /// Records left in their file: the frame holds the file's range where the response
+    /// holds its stand-in, whatever its length, and reads back as the records themselves.
+    #[test]
+    fn stand_ins_become_their_files_ranges() {
+        let dir = tempfile::tempdir().unwrap();
+        let partition =
+            Partition::open("t", 0, dir.path().join("t-0"), LogConfig::default(), 1, 1).unwrap();
+        let batch = |count: i64| {
+            let records: Vec<_> = (0..count)
+                .map(|i| record(Bytes::from(format!("value {i}")), None, i, 0))
+                .collect();
+            encode_batch(&records, "test").unwrap()
+        };
+        partition.append_unsynced(batch(3), 0).unwrap();
+        partition.append_unsynced(batch(500), 0).unwrap();
+        let locate = |offset, max_bytes| {
+            partition
+                .locate(offset, max_bytes, Isolation::LogEnd)
+                .unwrap()
+                .records
+                .unwrap()
+        };
+        let (first, both) = (locate(0, 1), locate(0, 1 << 20));
+        assert_eq!((first.records(), both.records()), (3, 503));
+        let bytes = [first.read().unwrap(), both.read().unwrap()];
+        for version in 4..=18 {
+            let unread = vec![
+                UnreadRecords::new(first.clone(), 0).unwrap(),
+                UnreadRecords::new(both.clone(), 1).unwrap(),
+            ];
+            let stand_ins = [unread[0].stand_in.clone(), unread[1].stand_in.clone()];
+            let frame = encode(version, &fetch_response(version, &stand_ins), unread);
+            let files = frame
+                .chunks()
+                .iter()
+                .filter(|c| matches!(c, Chunk::File(_)))
+                .count();
+            assert_eq!(files, 2, "v{version}");
+            assert!(frame.has_files());
+            let expected = copied(version, &fetch_response(version, &bytes));
+            assert_eq!(frame.into_bytes().unwrap(), expected, "v{version}");
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod config;
 pub mod internal;
 pub mod partition;
 pub mod schema;
+pub mod unread;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;

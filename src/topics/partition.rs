@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use samsa_storage::{
-    storage_threads, AbortedTxn, AppendInfo, CleanStats, ControlType, LogConfig, PartitionLog,
-    ProducerInfo,
+    storage_threads, AbortedTxn, AppendInfo, CleanStats, ControlType, FileRange, LogConfig,
+    PartitionLog, ProducerInfo,
 };
 use tokio::sync::watch;
 
@@ -72,10 +72,11 @@ pub enum Isolation {
     LogEnd,
 }
 
-/// What a read returns: whole batches plus the offsets they were read against.
+/// What a read returns: whole batches plus the offsets they were read against. The batches
+/// are read into memory (`Bytes`) or left in their file ([`Partition::locate`]).
 #[derive(Debug, Clone)]
-pub struct ReadResult {
-    pub records: Bytes,
+pub struct ReadResult<R = Bytes> {
+    pub records: R,
     pub offsets: Offsets,
     /// With [`Isolation::ReadCommitted`], the aborted transactions the records overlap.
     pub aborted: Vec<AbortedTxn>,
@@ -387,14 +388,33 @@ impl Partition {
     /// Reads whole batches from `offset`, never past the high watermark (the last stable
     /// offset for read_committed).
     pub fn read(&self, offset: i64, max_bytes: usize, isolation: Isolation) -> Result<ReadResult> {
+        let located = self.locate(offset, max_bytes, isolation)?;
+        let records = match &located.records {
+            Some(range) => range.read().map_err(samsa_storage::StorageError::from)?,
+            None => Bytes::new(),
+        };
+        Ok(ReadResult {
+            records,
+            offsets: located.offsets,
+            aborted: located.aborted,
+        })
+    }
+
+    /// What [`Self::read`] answers, with the batches left in their file (`None`: no batch).
+    pub fn locate(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        isolation: Isolation,
+    ) -> Result<ReadResult<Option<FileRange>>> {
         self.ensure_leader()?;
         let guard = self.log.read();
         let log = guard.as_ref().ok_or(BrokerError::NotLeaderOrFollower)?;
         let offsets = offsets_of(log);
         let upper = offsets.readable_end(isolation);
         let committed = isolation == Isolation::ReadCommitted;
-        let records = log.read(offset, max_bytes, upper)?;
-        let aborted = if committed && !records.is_empty() {
+        let records = log.locate(offset, max_bytes, upper)?;
+        let aborted = if committed && records.is_some() {
             log.aborted_transactions(offset, upper)
         } else {
             Vec::new()

@@ -252,14 +252,6 @@ pub(crate) fn seal(out: &mut [u8], start: usize) {
     out[start + CRC_AT..start + CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
-/// Reads just the framing fields (baseOffset, total size) at the start of `buf`.
-pub(crate) fn frame(buf: &[u8]) -> Option<(i64, usize)> {
-    let mut b = buf.get(..LOG_OVERHEAD)?;
-    let base_offset = b.get_i64();
-    let length = usize::try_from(b.get_i32()).ok()?;
-    Some((base_offset, LOG_OVERHEAD.checked_add(length)?))
-}
-
 /// Stamps the fields the log owns. Both precede the CRC-covered region, so the CRC stays valid.
 /// `batch` must be a validated batch.
 pub(crate) fn assign_offset_and_epoch(batch: &mut [u8], base_offset: i64, leader_epoch: i32) {
@@ -560,12 +552,5 @@ mod tests {
         let h = validate_batches(&buf, 1 << 20).unwrap()[0];
         assert_eq!(h.timestamp_type(), TimestampType::CreateTime);
         assert_eq!((h.max_timestamp, h.compression()), (999, Compression::Gzip));
-    }
-
-    #[test]
-    fn frame_reads_length_prefix() {
-        let buf = batch(2, 0);
-        assert_eq!(frame(&buf), Some((0, buf.len())));
-        assert_eq!(frame(&buf[..11]), None);
     }
 }

@@ -155,6 +155,12 @@ impl OffsetIndex {
         after.checked_sub(1).map(|i| self.entries[i])
     }
 
+    /// The last entry for which `wanted` holds, where it holds for a prefix of the entries.
+    pub fn last_where(&self, wanted: impl Fn(&OffsetEntry) -> bool) -> Option<OffsetEntry> {
+        let after = self.entries.partition_point(wanted);
+        after.checked_sub(1).map(|i| self.entries[i])
+    }
+
     pub fn last(&self) -> Option<OffsetEntry> {
         self.entries.last().copied()
     }

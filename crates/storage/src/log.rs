@@ -19,7 +19,9 @@ use crate::producers::{client_batches, rebuild, snapshot, Marker, Prepared, Prod
 use crate::recovery;
 use crate::retention::{self, SegmentStats};
 use crate::segment::Segment;
-use crate::{AbortedTxn, ControlType, LogConfig, ProducerInfo, StorageError, TimestampType};
+use crate::{
+    AbortedTxn, ControlType, FileRange, LogConfig, ProducerInfo, StorageError, TimestampType,
+};
 
 /// Files to fsync so that a log is durable up to `through`, detached from the log so the
 /// fsyncs run without its lock. From [`PartitionLog::sync_from`] and
@@ -415,23 +417,35 @@ impl PartitionLog {
         max_bytes: usize,
         upper_bound: i64,
     ) -> Result<Bytes, StorageError> {
+        match self.locate(offset, max_bytes, upper_bound)? {
+            Some(range) => Ok(range.read()?),
+            None => Ok(Bytes::new()),
+        }
+    }
+
+    /// What [`Self::read`] would read, left in the file; `None` when that is nothing.
+    pub fn locate(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        upper_bound: i64,
+    ) -> Result<Option<FileRange>, StorageError> {
         let log_end = self.log_end_offset();
         if offset < self.log_start_offset || offset > log_end {
             return Err(self.out_of_range(offset));
         }
         if offset == log_end || offset >= upper_bound {
-            return Ok(Bytes::new());
+            return Ok(None);
         }
         let Some(start_base) = self.segments.range(..=offset).next_back().map(|(b, _)| *b) else {
             return Err(self.out_of_range(offset));
         };
         for segment in self.segments.range(start_base..).map(|(_, s)| s) {
             if let Some((position, header)) = segment.find_batch(offset)? {
-                let bytes = segment.read_batches(position, &header, max_bytes, upper_bound)?;
-                return Ok(Bytes::from(bytes));
+                return segment.batches_from(position, &header, max_bytes, upper_bound);
             }
         }
-        Ok(Bytes::new())
+        Ok(None)
     }
 
     pub fn log_start_offset(&self) -> i64 {
