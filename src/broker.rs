@@ -3,6 +3,7 @@
 //! quorum.
 //! Starting it, its background work and its shutdown are the [`crate::server`]'s.
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -21,6 +22,9 @@ use crate::share::state::Persister;
 use crate::telemetry::ClientTelemetry;
 use crate::topics::TopicRegistry;
 use crate::txn::TransactionCoordinator;
+
+/// Threads closing partition logs at shutdown.
+const CLOSING_THREADS: usize = 8;
 
 /// State every handler sees.
 pub struct Broker {
@@ -114,16 +118,26 @@ impl Broker {
         self.config.node_id
     }
 
-    /// Flushes and closes every partition log, leaving clean-shutdown markers.
-    /// Closes every partition's log; returns whether all of them closed cleanly.
+    /// Flushes and closes every partition log; returns whether all of them closed cleanly.
+    /// Several at a time: closing syncs each log, and one after another a few hundred
+    /// partitions' fsyncs kept a SIGTERM waiting for seconds under load, where concurrent
+    /// ones share the file system's journal commits.
     pub fn close(&self) -> bool {
-        let mut clean = true;
-        for partition in self.topics.partitions() {
-            if let Err(err) = partition.close() {
-                tracing::error!(topic = %partition.topic, partition = partition.index, "close failed: {err}");
-                clean = false;
+        let partitions = self.topics.partitions();
+        let next = AtomicUsize::new(0);
+        let clean = AtomicBool::new(true);
+        std::thread::scope(|scope| {
+            for _ in 0..partitions.len().clamp(1, CLOSING_THREADS) {
+                scope.spawn(|| {
+                    while let Some(partition) = partitions.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        if let Err(err) = partition.close() {
+                            tracing::error!(topic = %partition.topic, partition = partition.index, "close failed: {err}");
+                            clean.store(false, Ordering::Relaxed);
+                        }
+                    }
+                });
             }
-        }
-        clean
+        });
+        clean.into_inner()
     }
 }
