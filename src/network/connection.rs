@@ -13,7 +13,7 @@ use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::sync::{mpsc, watch};
 
-use super::send_file::{self, Pipe};
+use super::send_file;
 use super::transport::Transport;
 use super::Session;
 use crate::broker::Broker;
@@ -236,7 +236,6 @@ async fn serve<S: Transport>(
     mut pipeline: Pipeline<'_>,
 ) {
     let mut writer = BufWriter::with_capacity(64 * 1024, writer);
-    let mut pipe = None;
     while let Some(frame) = frames.recv().await {
         // A request read ahead before the throttle began waits it out too. At shutdown
         // the ones already read are still served.
@@ -278,7 +277,7 @@ async fn serve<S: Transport>(
         };
         pipeline.mode.store(read_mode(session), Ordering::Release);
         if let Some(frame) = response {
-            if let Err(err) = write_frame::<S>(&mut writer, frame, &mut pipe).await {
+            if let Err(err) = write_frame::<S>(&mut writer, frame).await {
                 // A file cut short under a frame being sent is the broker's to report.
                 if err.kind() == std::io::ErrorKind::UnexpectedEof {
                     tracing::warn!(peer = %session.peer, "closing connection: {err}");
@@ -311,12 +310,11 @@ async fn serve<S: Transport>(
 async fn write_frame<S: Transport>(
     writer: &mut BufWriter<S::Writer>,
     frame: ResponseFrame,
-    pipe: &mut Option<Arc<Pipe>>,
 ) -> std::io::Result<()> {
     if frame.has_files() {
         writer.flush().await?;
         if let Some(socket) = S::socket(writer.get_ref()) {
-            return send_file::send(socket, frame.into_chunks(), pipe).await;
+            return send_file::send(socket, frame.into_chunks()).await;
         }
     }
     for chunk in frame.into_chunks() {

@@ -17,13 +17,15 @@ use tokio::net::TcpStream;
 use crate::protocol::Chunk;
 use crate::topics::on_storage_thread;
 
-/// The pipe a connection's frames pass through; asked for this capacity, it may get less
-/// (`fs.pipe-max-size`, or the user's pipe pages spent by many connections) and works with
-/// what it gets.
+/// The capacity asked of a frame's pipe. It may get less (`fs.pipe-max-size`; or, for a
+/// user without CAP_SYS_RESOURCE, two pages once its pipes hold `fs.pipe-user-pages-soft`,
+/// 64 MiB by default) and works with what it gets, in more storage-thread round trips.
 const PIPE_CAPACITY: usize = 1 << 20;
 
-/// A connection's pipe, made when it first sends from a file and kept while it lives.
-pub struct Pipe {
+/// The pipe a frame passes through. Made for the frame and closed after it: the kernel
+/// counts a pipe's pages against its user while the pipe exists, so a pipe kept by every
+/// idle connection would soon leave the busy ones two pages each.
+struct Pipe {
     read: OwnedFd,
     write: OwnedFd,
     capacity: usize,
@@ -120,18 +122,11 @@ struct Cursor {
     offset: usize,
 }
 
-/// Sends `chunks` into `socket` through the connection's `pipe` (made now if it has none).
-/// The socket must have nothing buffered for it elsewhere. An error leaves the pipe with
-/// bytes in it: the connection must close.
-pub async fn send(
-    socket: &TcpStream,
-    chunks: Vec<Chunk>,
-    pipe: &mut Option<Arc<Pipe>>,
-) -> io::Result<()> {
-    let pipe = match pipe {
-        Some(pipe) => pipe.clone(),
-        None => pipe.insert(Arc::new(Pipe::new()?)).clone(),
-    };
+/// Sends `chunks` into `socket` through a pipe. The socket must have nothing buffered for
+/// it elsewhere. After an error part of the frame may have been sent: the connection must
+/// close.
+pub async fn send(socket: &TcpStream, chunks: Vec<Chunk>) -> io::Result<()> {
+    let pipe = Arc::new(Pipe::new()?);
     let chunks: Arc<[Chunk]> = chunks.into();
     let mut at = Cursor::default();
     while at.chunk < chunks.len() {
@@ -155,8 +150,8 @@ mod tests {
     use crate::topics::{Isolation, Partition};
 
     /// A frame several pipes long, file ranges starting mid-page between small chunks, into
-    /// a socket whose buffer fills (the reader starts late): the peer reads the frame's
-    /// bytes, in order, and the connection's pipe serves the next frame too.
+    /// a socket whose buffer fills: the peer reads the frame's bytes, in order, and then
+    /// the next frame's.
     #[tokio::test]
     async fn frames_go_through_the_pipe_whole_and_in_order() {
         let dir = tempfile::tempdir().unwrap();
@@ -201,9 +196,8 @@ mod tests {
             .unwrap();
         let (socket, _) = listener.accept().await.unwrap();
         let sender = tokio::spawn(async move {
-            let mut pipe = None;
-            send(&socket, chunks(), &mut pipe).await.unwrap();
-            send(&socket, chunks(), &mut pipe).await.unwrap();
+            send(&socket, chunks()).await.unwrap();
+            send(&socket, chunks()).await.unwrap();
             socket
         });
         for frame in 0..2 {
