@@ -15,6 +15,7 @@ use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
+use crate::busy::{Busy, Mark};
 use crate::workload::{self, await_topic, payloads, Endpoint, Produced, Result, Tally};
 
 /// Create `topic` with `partitions` partitions (replication 1) and wait until each has a
@@ -74,7 +75,7 @@ pub fn produce(
     max_records: u64,
 ) -> Result<Produced> {
     let start_line = Arc::new(Barrier::new(f.producers + 1));
-    let start = Arc::new(OnceLock::<Instant>::new());
+    let start = Arc::new(OnceLock::<Mark>::new());
     let keys = Arc::new(f.keys.map(key_pool).unwrap_or_default());
     let pool = Arc::new(payloads(f.size, 1024));
     let per_client = max_records.div_ceil(f.producers as u64);
@@ -95,7 +96,7 @@ pub fn produce(
                 let p = made.and_then(|p| await_topic(&p, &topic).map(|()| p));
                 start_line.wait();
                 let p = p?;
-                let t0 = *start.get_or_init(Instant::now);
+                let t0 = start.get_or_init(|| at.mark()).at;
                 let mut sent = 0u64;
                 // Spread each client's keys differently over the pool (a prime stride).
                 let mut k = n * 7919;
@@ -131,14 +132,18 @@ pub fn produce(
             }
         }
     }
-    let seconds = start.get().map_or(0.0, |t| t.elapsed().as_secs_f64());
+    let end = at.mark();
     if let Some(e) = first_error {
         return Err(e);
     }
+    let mark = start
+        .get()
+        .ok_or_else(|| "no producer started".to_owned())?;
     Ok(Produced {
         records,
         bytes: records * f.size as u64,
-        seconds,
+        seconds: end.at.duration_since(mark.at).as_secs_f64(),
+        busy: mark.until(&end),
     })
 }
 
@@ -148,6 +153,8 @@ pub struct GroupRead {
     pub bytes: u64,
     /// From the first record any member received to the last one needed.
     pub seconds: f64,
+    /// Both sides' CPU over those `seconds`.
+    pub busy: Busy,
 }
 
 /// `members` consumers of one new group subscribe to `topic` (of `partitions` partitions,
@@ -168,8 +175,8 @@ pub fn group_consume(
     let group = format!("samsa-bench-{topic}-{}", std::process::id());
     let next: Arc<Vec<AtomicI64>> = Arc::new((0..partitions).map(|_| AtomicI64::new(0)).collect());
     let seen = Arc::new(AtomicU64::new(0));
-    let first = Arc::new(OnceLock::<Instant>::new());
-    let done = Arc::new(OnceLock::<Instant>::new());
+    let first = Arc::new(OnceLock::<Mark>::new());
+    let done = Arc::new(OnceLock::<Mark>::new());
     let deadline = Instant::now() + timeout;
     let readers: Vec<_> = (0..members)
         .map(|_| {
@@ -199,12 +206,12 @@ pub fn group_consume(
                     }
                     match c.poll(Duration::from_millis(100)) {
                         Some(Ok(m)) => {
-                            first.get_or_init(Instant::now);
+                            first.get_or_init(|| at.mark());
                             let slot = &next[m.partition() as usize % next.len()];
                             let before = slot.fetch_max(m.offset() + 1, Ordering::Relaxed);
                             let new = (m.offset() + 1 - before).max(0) as u64;
                             if new > 0 && seen.fetch_add(new, Ordering::Relaxed) + new >= expected {
-                                done.get_or_init(Instant::now);
+                                done.get_or_init(|| at.mark());
                             }
                         }
                         Some(Err(e)) => return Err(format!("consume: {e}")),
@@ -237,7 +244,8 @@ pub fn group_consume(
     Ok(GroupRead {
         records,
         bytes: records * size as u64,
-        seconds: done.duration_since(*first).as_secs_f64(),
+        seconds: done.at.duration_since(first.at).as_secs_f64(),
+        busy: first.until(done),
     })
 }
 
@@ -265,7 +273,8 @@ pub fn transactional(
     p.init_transactions(timeout)
         .map_err(|e| format!("init_transactions: {e}"))?;
     let pool = payloads(size, 1024);
-    let start = Instant::now();
+    let mark = at.mark();
+    let start = mark.at;
     let mut committed = 0u64;
     while committed < max_records && start.elapsed() < duration {
         p.begin_transaction()
@@ -291,13 +300,14 @@ pub fn transactional(
             .map_err(|e| format!("commit_transaction: {e}"))?;
         committed += sent;
     }
-    let seconds = start.elapsed().as_secs_f64();
+    let end = at.mark();
     if let Some(e) = p.context().first_error.lock().unwrap().take() {
         return Err(format!("delivery failed: {e}"));
     }
     Ok(Produced {
         records: committed,
         bytes: committed * size as u64,
-        seconds,
+        seconds: end.at.duration_since(start).as_secs_f64(),
+        busy: mark.until(&end),
     })
 }

@@ -12,6 +12,7 @@
 //! figures mean nothing and nothing is asserted about them.
 
 mod broker;
+mod busy;
 mod fleet;
 mod limits;
 mod omb;

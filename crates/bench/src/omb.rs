@@ -30,22 +30,26 @@ const FLEETS: [(&str, &str, usize, usize, Option<usize>); 3] = [
 /// Members of the consumer group that reads `omb.1KiB` back.
 const GROUP_MEMBERS: usize = 4;
 
-/// Throughput figures of a produce run: `{id}.mb_s`, `{id}.rec_s`, `{id}.cpu_s_per_gb`.
+/// Throughput figures of a produce run: `{id}.mb_s`, `{id}.rec_s`, `{id}.cpu_s_per_gb`,
+/// `{id}.broker_busy`, `{id}.client_busy`.
 fn record(r: &mut Results, broker: &Broker, id: &str, p: &Produced, cpu: f64, what: &str) {
     let mb_s = p.bytes as f64 / 1e6 / p.seconds;
     let rec_s = p.records as f64 / p.seconds;
     eprintln!(
-        "[{}] {what:<28} {rec_s:>10.0} rec/s {mb_s:>8.1} MB/s  broker CPU {cpu:.2} s",
+        "[{}] {what:<28} {rec_s:>10.0} rec/s {mb_s:>8.1} MB/s  broker CPU {cpu:.2} s, busy broker {:.0} % client {:.0} %",
         broker.kind.name(),
+        100.0 * p.busy.broker,
+        100.0 * p.busy.client,
     );
     r.set(format!("{id}.mb_s"), mb_s);
     r.set(format!("{id}.rec_s"), rec_s);
     r.set(format!("{id}.cpu_s_per_gb"), cpu / (p.bytes as f64 / 1e9));
+    p.busy.record(r, id);
 }
 
 /// `tls_ca`: the CA of the brokers' TLS listeners (`None`: no certificates were made).
 pub fn run(r: &mut Results, broker: &Broker, d: &Plan, tls_ca: Option<&Path>) {
-    let at = Endpoint::plain(&broker.bootstrap);
+    let at = Endpoint::plain(&broker.bootstrap, Some(broker.pid));
     for (id, topic, producers, size, keys) in FLEETS {
         if let Err(e) = fleet::create_topic(&at, topic, d.omb_partitions) {
             r.fail(&format!("{id} topic"), e);
@@ -88,6 +92,7 @@ pub fn run(r: &mut Results, broker: &Broker, d: &Plan, tls_ca: Option<&Path>) {
                     records: g.records,
                     bytes: g.bytes,
                     seconds: g.seconds,
+                    busy: g.busy,
                 };
                 let what = format!("{id} consume group of {GROUP_MEMBERS}");
                 record(
@@ -117,6 +122,7 @@ pub fn run(r: &mut Results, broker: &Broker, d: &Plan, tls_ca: Option<&Path>) {
             let tls = Endpoint {
                 bootstrap: addr.clone(),
                 tls_ca: Some(ca.to_path_buf()),
+                broker_pid: Some(broker.pid),
             };
             let case = CASES[CONSUMED_CASE];
             let cpu0 = broker.cpu_seconds();

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use serde_json::{json, Value};
 
+use crate::busy;
 use crate::limits::Disk;
 use crate::suite::{Results, CASES, CONSUMED_CASE};
 
@@ -347,6 +348,7 @@ pub fn table(limits: &Limits, samsa: &Results, kafka: Option<&Results>) -> Strin
         out,
         "(%lim: produce vs buffered disk write, consume vs loopback TCP)"
     );
+    busy_table(&mut out, samsa, kafka);
     let _ = writeln!(out, "\nTargets (issue 6)");
     for t in targets(limits) {
         let show = |res: Option<&Results>| match res.and_then(|r| t.check(&r.figures)) {
@@ -373,6 +375,51 @@ pub fn table(limits: &Limits, samsa: &Results, kafka: Option<&Results>) -> Strin
         }
     }
     out
+}
+
+/// For each throughput row, how busy the broker's and the load generator's CPU were over
+/// the figure's interval (medians of the rounds) and which one limited it (see `busy`).
+fn busy_table(out: &mut String, samsa: &Results, kafka: Option<&Results>) {
+    let side = |res: Option<&Results>, id: &str| -> [String; 3] {
+        let get = |which: &str| res.and_then(|r| r.figures.get(&format!("{id}.{which}_busy")));
+        match (get("broker"), get("client")) {
+            (Some(&b), Some(&c)) => [
+                format!("{:.0} %", 100.0 * b),
+                format!("{:.0} %", 100.0 * c),
+                busy::limit(b, c).into(),
+            ],
+            _ => ["-".into(), "-".into(), "".into()],
+        }
+    };
+    let _ = writeln!(
+        out,
+        "\nWhich side limited each throughput figure: CPU seconds per wall second over the \
+         figure's own interval,\nbroker process and load generator (this process, librdkafka's \
+         threads included); >= {:.0} % is saturated",
+        100.0 * busy::SATURATED
+    );
+    let _ = writeln!(
+        out,
+        "{:<36} {:>14} {:>7} {:<8} {:>14} {:>7} {:<8}",
+        "figure", "samsa broker", "client", "limit", "Kafka broker", "client", "limit"
+    );
+    let _ = writeln!(out, "{}", "-".repeat(100));
+    for r in rows().into_iter().filter(|r| r.unit == "MB/s") {
+        let id = r.id.trim_end_matches(".mb_s");
+        let [sb, sc, sl] = side(Some(samsa), id);
+        let [kb, kc, kl] = side(kafka, id);
+        let _ = writeln!(
+            out,
+            "{:<36} {sb:>14} {sc:>7} {sl:<8} {kb:>14} {kc:>7} {kl:<8}",
+            r.label
+        );
+    }
+    let _ = writeln!(
+        out,
+        "(limit client: the load generator's core, not the broker, set the figure, for both \
+         brokers alike;\n neither: no core saturated, so likely disk I/O, the network or waits \
+         (acks=all, fetch.wait.max.ms))"
+    );
 }
 
 pub fn json(meta: Value, limits: &Limits, samsa: &Results, kafka: Option<&Results>) -> Value {

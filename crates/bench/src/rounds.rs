@@ -81,10 +81,12 @@ impl Spread {
     }
 }
 
-/// The ratio of each figure both brokers measured in the same round, round by round.
+/// The ratio of each figure both brokers measured in the same round, round by round. Not
+/// of the busy fractions (see `busy`): they explain a ratio, a ratio of them says little.
 pub fn spreads(samsa: &[Results], kafka: &[Results]) -> Vec<Spread> {
     let ids: BTreeSet<&String> = samsa.iter().flat_map(|r| r.figures.keys()).collect();
     ids.into_iter()
+        .filter(|id| !id.ends_with("_busy"))
         .filter_map(|id| {
             let mut ratios: Vec<f64> = samsa
                 .iter()
@@ -174,6 +176,15 @@ mod tests {
         );
         assert!(s[0].no_difference());
         assert_eq!((s[1].median, s[1].low, s[1].high), (1.0, 0.5, 1.5));
+    }
+
+    #[test]
+    fn busy_fractions_get_no_ratio() {
+        let s = [results(&[("a.mb_s", 2.0), ("a.client_busy", 0.99)])];
+        let k = [results(&[("a.mb_s", 1.0), ("a.client_busy", 0.98)])];
+        let ids: Vec<String> = spreads(&s, &k).into_iter().map(|s| s.id).collect();
+        assert_eq!(ids, ["a.mb_s"]);
+        assert_eq!(median_results(&s).figures["a.client_busy"], 0.99);
     }
 
     #[test]

@@ -173,7 +173,7 @@ pub fn run(kind: Kind, paths: &Paths, d: &Plan) -> Results {
         let topic = format!("bench-{}", case.id());
         let cpu0 = broker.cpu_seconds();
         match workload::produce(
-            &Endpoint::plain(&broker.bootstrap),
+            &Endpoint::plain(&broker.bootstrap, Some(broker.pid)),
             &topic,
             *case,
             d.produce,
@@ -183,12 +183,14 @@ pub fn run(kind: Kind, paths: &Paths, d: &Plan) -> Results {
                 let cpu = broker.cpu_seconds() - cpu0;
                 let mb_s = p.bytes as f64 / 1e6 / p.seconds;
                 eprintln!(
-                    "[{}] produce {:<20} {:>10.0} rec/s {:>8.1} MB/s  broker CPU {:.2} s",
+                    "[{}] produce {:<20} {:>10.0} rec/s {:>8.1} MB/s  broker CPU {:.2} s, busy broker {:.0} % client {:.0} %",
                     kind.name(),
                     case.id(),
                     p.records as f64 / p.seconds,
                     mb_s,
-                    cpu
+                    cpu,
+                    100.0 * p.busy.broker,
+                    100.0 * p.busy.client,
                 );
                 r.set(format!("produce.{}.mb_s", case.id()), mb_s);
                 r.set(
@@ -199,6 +201,7 @@ pub fn run(kind: Kind, paths: &Paths, d: &Plan) -> Results {
                     format!("produce.{}.cpu_s_per_gb", case.id()),
                     cpu / (p.bytes as f64 / 1e9),
                 );
+                p.busy.record(&mut r, &format!("produce.{}", case.id()));
                 produced[i] = p.records;
             }
             Err(e) => r.fail(&format!("produce {}", case.id()), e),
@@ -322,17 +325,20 @@ fn drop_page_cache(r: &mut Results) {
 
 fn consume_into(r: &mut Results, broker: &Broker, label: &str, topic: &str, expected: u64) {
     let cpu0 = broker.cpu_seconds();
-    match workload::consume(&broker.bootstrap, topic, expected, Duration::from_secs(300)) {
+    let at = Endpoint::plain(&broker.bootstrap, Some(broker.pid));
+    match workload::consume(&at, topic, expected, Duration::from_secs(300)) {
         Ok(c) => {
             let cpu = broker.cpu_seconds() - cpu0;
             let mb_s = c.bytes as f64 / 1e6 / c.seconds;
             eprintln!(
-                "[{}] consume {label}: {} records {:.1} MB/s in {:.2} s, broker CPU {:.2} s",
+                "[{}] consume {label}: {} records {:.1} MB/s in {:.2} s, broker CPU {:.2} s, busy broker {:.0} % client {:.0} %",
                 broker.kind.name(),
                 c.records,
                 mb_s,
                 c.seconds,
-                cpu
+                cpu,
+                100.0 * c.busy.broker,
+                100.0 * c.busy.client,
             );
             r.set(format!("consume.{label}.mb_s"), mb_s);
             r.set(
@@ -343,6 +349,7 @@ fn consume_into(r: &mut Results, broker: &Broker, label: &str, topic: &str, expe
                 format!("consume.{label}.cpu_s_per_gb"),
                 cpu / (c.bytes as f64 / 1e9),
             );
+            c.busy.record(r, &format!("consume.{label}"));
         }
         Err(e) => r.fail(&format!("consume {label}"), e),
     }

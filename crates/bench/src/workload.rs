@@ -18,6 +18,8 @@ use rdkafka::message::{Message, ToBytes};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
+use crate::busy::{Busy, Mark};
+
 pub type Result<T> = std::result::Result<T, String>;
 
 /// One produce case: record size, `acks`, `compression.type`.
@@ -45,22 +47,32 @@ pub struct Produced {
     pub records: u64,
     pub bytes: u64,
     pub seconds: f64,
+    /// Both sides' CPU over those `seconds`.
+    pub busy: Busy,
 }
 
 /// Where clients connect: a bootstrap address and, for a TLS listener, the CA (PEM) that
-/// signed the broker's certificate.
+/// signed the broker's certificate; and the broker process whose CPU a timed run reads.
 #[derive(Clone, Debug)]
 pub struct Endpoint {
     pub bootstrap: String,
     pub tls_ca: Option<PathBuf>,
+    /// `None`: the run's broker busy figure is not measured.
+    pub broker_pid: Option<u32>,
 }
 
 impl Endpoint {
-    pub fn plain(bootstrap: &str) -> Endpoint {
+    pub fn plain(bootstrap: &str, broker_pid: Option<u32>) -> Endpoint {
         Endpoint {
             bootstrap: bootstrap.to_owned(),
             tls_ca: None,
+            broker_pid,
         }
+    }
+
+    /// Both sides' CPU now, to measure how busy they are from here (see `busy`).
+    pub fn mark(&self) -> Mark {
+        Mark::now(self.broker_pid)
     }
 
     /// A client configuration that connects here.
@@ -132,9 +144,14 @@ fn producer(
     compression: &str,
     linger_ms: u32,
 ) -> Result<BaseProducer<Tally>> {
-    producer_config(&Endpoint::plain(bootstrap), acks, compression, linger_ms)
-        .create_with_context(Tally::default())
-        .map_err(|e| format!("creating producer: {e}"))
+    producer_config(
+        &Endpoint::plain(bootstrap, None),
+        acks,
+        compression,
+        linger_ms,
+    )
+    .create_with_context(Tally::default())
+    .map_err(|e| format!("creating producer: {e}"))
 }
 
 /// The bench's producer settings: big batches and queues, no idempotence (a caller that
@@ -222,7 +239,8 @@ pub fn produce(
         .map_err(|e| format!("creating producer: {e}"))?;
     await_topic(&p, topic)?;
     let pool = payloads(case.size, 1024);
-    let start = Instant::now();
+    let mark = at.mark();
+    let start = mark.at;
     let mut sent = 0u64;
     while sent < max_records && start.elapsed() < duration {
         let payload = &pool[(sent % pool.len() as u64) as usize];
@@ -237,11 +255,12 @@ pub fn produce(
         }
     }
     let records = finish(&p, sent)?;
-    let seconds = start.elapsed().as_secs_f64();
+    let end = at.mark();
     Ok(Produced {
         records,
         bytes: records * case.size as u64,
-        seconds,
+        seconds: end.at.duration_since(start).as_secs_f64(),
+        busy: mark.until(&end),
     })
 }
 
@@ -307,13 +326,16 @@ pub struct Consumed {
     pub records: u64,
     pub bytes: u64,
     pub seconds: f64,
+    /// Both sides' CPU over those `seconds`.
+    pub busy: Busy,
 }
 
 /// Read `expected` records of partition 0 of `topic` from the beginning. Time runs from
 /// assign() (connection and metadata included) to the last record.
-pub fn consume(bootstrap: &str, topic: &str, expected: u64, timeout: Duration) -> Result<Consumed> {
-    let start = Instant::now();
-    let c = consumer(bootstrap, topic, 500)?;
+pub fn consume(at: &Endpoint, topic: &str, expected: u64, timeout: Duration) -> Result<Consumed> {
+    let mark = at.mark();
+    let start = mark.at;
+    let c = consumer(&at.bootstrap, topic, 500)?;
     let (mut records, mut bytes) = (0u64, 0u64);
     while records < expected {
         if start.elapsed() > timeout {
@@ -330,10 +352,12 @@ pub fn consume(bootstrap: &str, topic: &str, expected: u64, timeout: Duration) -
             None => {}
         }
     }
+    let end = at.mark();
     Ok(Consumed {
         records,
         bytes,
-        seconds: start.elapsed().as_secs_f64(),
+        seconds: end.at.duration_since(start).as_secs_f64(),
+        busy: mark.until(&end),
     })
 }
 
