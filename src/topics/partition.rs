@@ -278,8 +278,10 @@ impl Partition {
 
     /// Writes a transaction's commit or abort marker; it moves the high watermark (and the
     /// last stable offset) like any append. `transaction_version` is the coordinator's for
-    /// the transaction (see `PartitionLog::append_control`).
-    pub fn write_marker(
+    /// the transaction (see `PartitionLog::append_control`). Blocking: for a storage thread;
+    /// with `flush_messages`, what to sync before it is acknowledged (see
+    /// [`Self::sync_through`]).
+    pub fn write_marker_unsynced(
         &self,
         producer_id: i64,
         producer_epoch: i16,
@@ -287,7 +289,7 @@ impl Partition {
         coordinator_epoch: i32,
         now_ms: i64,
         transaction_version: i16,
-    ) -> Result<AppendInfo> {
+    ) -> Result<(AppendInfo, Option<i64>)> {
         #[cfg(test)]
         self.injected_marker_fault()?;
         let mut guard = self.log.write();
@@ -306,11 +308,7 @@ impl Partition {
             transaction_version,
         )?;
         self.advance_high_watermark(log, &mut role);
-        let sync_due = log.take_sync_due();
-        drop(role);
-        drop(guard);
-        self.sync_through_blocking(sync_due)?;
-        Ok(info)
+        Ok((info, log.take_sync_due()))
     }
 
     /// Test-only: the next `count` marker writes fail before touching the log, as an append
