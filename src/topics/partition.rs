@@ -244,14 +244,20 @@ impl Partition {
     }
 
     /// As [`Self::append`], on the caller's thread: for coordinators that write their
-    /// internal topics from blocking code. Never on a storage thread: with `flush_messages`
-    /// it may wait for an fsync queued on them.
+    /// internal topics from blocking code, on tokio's blocking pool
+    /// (`event_loop::off_event_loop`) or in a load. Never on the event loop, whose other
+    /// connections it would hold up; never on a storage thread: with `flush_messages` it
+    /// may wait for an fsync queued on them. Both are asserted in debug builds.
     pub fn append_blocking(&self, records: Bytes, now_ms: i64) -> Result<AppendInfo> {
         debug_assert!(
             !std::thread::current()
                 .name()
                 .is_some_and(|n| n.starts_with("storage-")),
             "append_blocking on a storage thread"
+        );
+        debug_assert!(
+            !crate::event_loop::on_worker(),
+            "append_blocking on the event loop: run it through off_event_loop"
         );
         let (info, sync_due) = self.append_unsynced(records, now_ms)?;
         self.sync_through_blocking(sync_due)?;
