@@ -30,6 +30,18 @@ pub fn on_worker() -> bool {
     WORKER.with(Cell::get)
 }
 
+/// Debug builds: `what` blocks on the disk, so on one of the runtime's workers the process
+/// aborts, after saying where. A panic would end only the task (a connection, whose client
+/// reconnects) and no test would notice; a broker that is gone fails every test using it.
+#[cfg(debug_assertions)]
+pub fn assert_not_on_worker(what: &str) {
+    if on_worker() {
+        let backtrace = std::backtrace::Backtrace::force_capture();
+        eprintln!("{what} on the event loop: run it through off_event_loop\n{backtrace}");
+        std::process::abort();
+    }
+}
+
 /// Runs `work` on tokio's blocking pool.
 pub fn spawn_blocking<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,

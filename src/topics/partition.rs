@@ -247,7 +247,7 @@ impl Partition {
     /// internal topics from blocking code, on tokio's blocking pool
     /// (`event_loop::off_event_loop`) or in a load. Never on the event loop, whose other
     /// connections it would hold up; never on a storage thread: with `flush_messages` it
-    /// may wait for an fsync queued on them. Both are asserted in debug builds.
+    /// may wait for an fsync queued on them. Debug builds check both.
     pub fn append_blocking(&self, records: Bytes, now_ms: i64) -> Result<AppendInfo> {
         debug_assert!(
             !std::thread::current()
@@ -255,10 +255,8 @@ impl Partition {
                 .is_some_and(|n| n.starts_with("storage-")),
             "append_blocking on a storage thread"
         );
-        debug_assert!(
-            !crate::event_loop::on_worker(),
-            "append_blocking on the event loop: run it through off_event_loop"
-        );
+        #[cfg(debug_assertions)]
+        crate::event_loop::assert_not_on_worker("append_blocking");
         let (info, sync_due) = self.append_unsynced(records, now_ms)?;
         self.sync_through_blocking(sync_due)?;
         Ok(info)
