@@ -15,6 +15,7 @@ pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod error;
+pub mod event_loop;
 pub mod fetch_sessions;
 pub mod group;
 pub mod handlers;

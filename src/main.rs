@@ -62,8 +62,11 @@ enum LinkCommand {
 fn main() -> ExitCode {
     let args = Args::parse();
     samsa::logging::init();
+    // The hooks mark the workers, on which `Partition::append_blocking` must not run.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .on_thread_park(samsa::event_loop::mark_worker)
+        .on_thread_unpark(samsa::event_loop::mark_worker)
         .build()
     {
         Ok(runtime) => runtime,

@@ -19,6 +19,7 @@ use crate::clock::now_ms;
 use crate::cluster::{Cluster, CoordinatorHooks, LeadershipChange};
 use crate::config::{self, Config};
 use crate::error::BrokerError;
+use crate::event_loop;
 use crate::group;
 use crate::group::store::OFFSETS_TOPIC;
 use crate::link::stats::LinkStats;
@@ -467,7 +468,9 @@ fn clean_due_partitions(broker: &Broker) {
     }
 }
 
-/// Session expiry and rebalance deadlines of every group, and offset retention.
+/// Session expiry and rebalance deadlines of every group, and offset retention. Both write
+/// to `__consumer_offsets` under the groups' locks: on the blocking pool, each round to its
+/// end before the next.
 async fn group_timers(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(group::TICK);
     // The first expiry comes one interval after start, as in Kafka, not while the first
@@ -475,10 +478,19 @@ async fn group_timers(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) 
     let every = Duration::from_millis(broker.config.offsets_retention_check_interval_ms.max(1));
     let mut expiry = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     loop {
-        tokio::select! {
-            _ = tick.tick() => broker.groups.tick(),
-            _ = expiry.tick() => broker.groups.expire_offsets(),
+        let round = tokio::select! {
+            _ = tick.tick() => {
+                let groups = broker.groups.clone();
+                event_loop::spawn_blocking(move || groups.tick())
+            }
+            _ = expiry.tick() => {
+                let groups = broker.groups.clone();
+                event_loop::spawn_blocking(move || groups.expire_offsets())
+            }
             _ = shutdown.changed() => return,
+        };
+        if let Err(err) = round.await {
+            tracing::error!("group timer failed: {err}");
         }
     }
 }
@@ -532,7 +544,7 @@ async fn txn_timers(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
                 tokio::spawn(async move { broker.txns.abort_timed_out(&broker.groups).await });
                 continue;
             }
-            _ = expire.tick() => tokio::task::spawn_blocking(move || broker.txns.expire_ids()),
+            _ = expire.tick() => event_loop::spawn_blocking(move || broker.txns.expire_ids()),
             _ = shutdown.changed() => return,
         };
         // Shutdown does not wait for the expiry either.
@@ -559,7 +571,7 @@ impl LinkHost for Broker {
         &self.topics
     }
 
-    fn groups(&self) -> &crate::group::GroupCoordinator {
+    fn groups(&self) -> &Arc<crate::group::GroupCoordinator> {
         &self.groups
     }
 }

@@ -185,7 +185,7 @@ impl Reconciler {
             return;
         }
         let hooks = self.hooks.clone();
-        let reported = tokio::task::spawn_blocking(move || {
+        let reported = crate::event_loop::spawn_blocking(move || {
             for change in &changes {
                 hooks.leadership_changed(change);
             }

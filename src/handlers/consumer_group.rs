@@ -14,6 +14,7 @@ use kafka_protocol::messages::consumer_group_heartbeat_response::{self as heartb
 use kafka_protocol::messages::*;
 use uuid::Uuid;
 
+use super::off_event_loop;
 use super::{allowed, authorized_operations, str_bytes, Session};
 use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
@@ -123,9 +124,9 @@ pub async fn heartbeat(
     let mut topics = topic_image(broker);
     // A regular expression only ever matches topics the member may describe.
     topics.retain(|name, _| may_describe(name));
-    let answer = broker
-        .groups
-        .consumer_heartbeat(&req.group_id, hb, version, &topics);
+    let (groups, group_id) = (broker.groups.clone(), req.group_id.to_string());
+    let answer =
+        off_event_loop(move || groups.consumer_heartbeat(&group_id, hb, version, &topics)).await;
     // Answered once the group's records are replicated, as Kafka's coordinator does.
     let answer = match answer {
         Ok((result, written)) => written.acknowledged().await.map(|()| result),

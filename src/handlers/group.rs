@@ -18,6 +18,7 @@ use tokio::sync::oneshot;
 
 use super::cluster::seen_from;
 use super::consumer_group::topic_image;
+use super::off_event_loop;
 use super::Session;
 use super::{
     allowed, allowed_on_cluster, authorized_operations, str_bytes, AUTHORIZED_OPERATIONS_OMITTED,
@@ -289,22 +290,24 @@ pub async fn join(
         require_known_member_id: version >= 4,
     };
     let (tx, rx) = oneshot::channel();
-    let outcome: JoinOutcome =
-        match broker
-            .groups
-            .join(&req.group_id, join, &topic_image(broker), tx)
-        {
-            Ok(()) => rx.await.unwrap_or_else(|_| {
-                Err(JoinError {
-                    error: BrokerError::UnknownMemberId,
-                    member_id: req.member_id.to_string(),
-                })
-            }),
-            Err(error) => Err(JoinError {
-                error,
+    let (groups, group_id, topics) = (
+        broker.groups.clone(),
+        req.group_id.to_string(),
+        topic_image(broker),
+    );
+    let joined = off_event_loop(move || groups.join(&group_id, join, &topics, tx)).await;
+    let outcome: JoinOutcome = match joined {
+        Ok(()) => rx.await.unwrap_or_else(|_| {
+            Err(JoinError {
+                error: BrokerError::UnknownMemberId,
                 member_id: req.member_id.to_string(),
-            }),
-        };
+            })
+        }),
+        Err(error) => Err(JoinError {
+            error,
+            member_id: req.member_id.to_string(),
+        }),
+    };
     match outcome {
         Ok(result) => JoinGroupResponse::default()
             .with_generation_id(result.generation)
@@ -356,17 +359,21 @@ pub async fn sync(
         .into_iter()
         .map(|a| (a.member_id.to_string(), a.assignment))
         .collect();
-    let started = broker.groups.sync(
-        &req.group_id,
-        &req.member_id,
-        req.group_instance_id.as_deref(),
-        req.generation_id,
-        req.protocol_type.as_deref(),
-        req.protocol_name.as_deref(),
-        assignments,
-        &topic_image(broker),
-        tx,
-    );
+    let (groups, topics) = (broker.groups.clone(), topic_image(broker));
+    let started = off_event_loop(move || {
+        groups.sync(
+            &req.group_id,
+            &req.member_id,
+            req.group_instance_id.as_deref(),
+            req.generation_id,
+            req.protocol_type.as_deref(),
+            req.protocol_name.as_deref(),
+            assignments,
+            &topics,
+            tx,
+        )
+    })
+    .await;
     let outcome = match started {
         Ok(()) => rx.await.unwrap_or(Err(BrokerError::UnknownMemberId)),
         Err(err) => Err(err),
@@ -399,7 +406,7 @@ pub fn heartbeat(broker: &Broker, session: &Session, req: HeartbeatRequest) -> H
     HeartbeatResponse::default().with_error_code(result.err().map_or(0, |e| e.code()))
 }
 
-pub fn leave(
+pub async fn leave(
     broker: &Broker,
     session: &Session,
     req: LeaveGroupRequest,
@@ -422,7 +429,12 @@ pub fn leave(
     } else {
         vec![(req.member_id.to_string(), None)]
     };
-    let results = match broker.groups.leave(&req.group_id, &members) {
+    let (groups, group_id, leaving) = (
+        broker.groups.clone(),
+        req.group_id.to_string(),
+        members.clone(),
+    );
+    let results = match off_event_loop(move || groups.leave(&group_id, &leaving)).await {
         Ok(results) => results,
         // An unknown group knows none of the members.
         Err(BrokerError::UnknownMemberId) => members
@@ -589,7 +601,10 @@ pub async fn delete(
             Err(BrokerError::InvalidGroupId)
         } else {
             match delete_share_state(broker, &group_id).await {
-                Ok(()) => broker.groups.delete(&group_id),
+                Ok(()) => {
+                    let (groups, id) = (broker.groups.clone(), group_id.to_string());
+                    off_event_loop(move || groups.delete(&id)).await
+                }
                 Err(err) => Err(err),
             }
         };

@@ -56,11 +56,9 @@ use std::sync::Arc;
 
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
-use samsa_storage::StorageError;
 
 use crate::auth::{Operation, ResourceType};
 use crate::broker::Broker;
-use crate::error::BrokerError;
 
 pub use charge::serve;
 pub use session::{ListenerInfo, Session};
@@ -244,10 +242,10 @@ apis! {
     },
     SyncGroup 0..=5 => group::sync(broker, session, req, version).await,
     Heartbeat 0..=4 => group::heartbeat(broker, session, req),
-    LeaveGroup 0..=5 => group::leave(broker, session, req, version),
+    LeaveGroup 0..=5 => group::leave(broker, session, req, version).await,
     OffsetCommit 2..=10 => offsets::commit(broker, session, req, version).await,
     OffsetFetch 1..=10 => offsets::fetch(broker, session, req, version),
-    OffsetDelete 0..=0 => offsets::delete(broker, session, req),
+    OffsetDelete 0..=0 => offsets::delete(broker, session, req).await,
     DescribeGroups 0..=6 => group::describe(broker, session, req, version),
     ListGroups 0..=5 => group::list(broker, session, req, version),
     DeleteGroups 0..=3 => group::delete(broker, session, req).await,
@@ -368,17 +366,7 @@ pub(crate) fn authorized_operations(
 /// Kafka's "authorized operations were not requested" marker.
 pub const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 
-/// Runs work that would hold up the connections this event-loop thread serves on tokio's
-/// blocking pool: a coordinator's append to its internal topic (an offset commit, with its
-/// fsync under `flush_messages`), a large batch's recompression or schema check. Not on a
-/// storage thread, where an append may wait for a sync queued behind it.
-pub(crate) async fn off_event_loop<T: Send + 'static>(
-    operation: impl FnOnce() -> Result<T, BrokerError> + Send + 'static,
-) -> Result<T, BrokerError> {
-    tokio::task::spawn_blocking(operation)
-        .await
-        .map_err(|e| BrokerError::Storage(StorageError::Io(std::io::Error::other(e))))?
-}
+pub(crate) use crate::event_loop::off_event_loop;
 
 pub(crate) fn str_bytes(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())

@@ -393,7 +393,7 @@ pub fn fetch(
 }
 
 /// Deleting offsets needs DELETE on the group and READ on each topic, as in Kafka.
-pub fn delete(
+pub async fn delete(
     broker: &Broker,
     session: &Session,
     req: OffsetDeleteRequest,
@@ -417,7 +417,8 @@ pub fn delete(
             }
         }
     }
-    let results = match broker.groups.delete_offsets(&req.group_id, wanted) {
+    let (groups, group_id) = (broker.groups.clone(), req.group_id.to_string());
+    let results = match off_event_loop(move || groups.delete_offsets(&group_id, wanted)).await {
         Ok(results) => results,
         Err(err) => return OffsetDeleteResponse::default().with_error_code(err.code()),
     };

@@ -20,6 +20,7 @@ use kafka_protocol::messages::*;
 use uuid::Uuid;
 
 use super::consumer_group::topic_image;
+use super::off_event_loop;
 use super::{allowed, authorized_operations, str_bytes, Session};
 use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
@@ -93,8 +94,12 @@ pub async fn heartbeat(
         client_id: client_id.to_owned(),
         client_host: format!("/{}", peer.ip()),
     };
-    let topics = topic_image(broker);
-    let answer = broker.groups.share_heartbeat(&group_id, hb, &topics);
+    let (groups, id, topics) = (
+        broker.groups.clone(),
+        group_id.to_string(),
+        topic_image(broker),
+    );
+    let answer = off_event_loop(move || groups.share_heartbeat(&id, hb, &topics)).await;
     let (result, initialize) = match answer {
         Ok((result, written, initialize)) => match written.acknowledged().await {
             Ok(()) => (result, initialize),
@@ -154,9 +159,9 @@ async fn initialize_share_partitions(broker: &Broker, group_id: &str, init: Init
         if partitions.is_empty() {
             continue;
         }
-        let written = broker
-            .groups
-            .share_initialized(group_id, &partitions, ok, &topics);
+        let (groups, id, topics) = (broker.groups.clone(), group_id.to_owned(), topics.clone());
+        let written =
+            off_event_loop(move || groups.share_initialized(&id, &partitions, ok, &topics)).await;
         let acknowledged = match written {
             Ok(pending) => pending.acknowledged().await,
             Err(err) => Err(err),

@@ -28,6 +28,7 @@ use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
 use super::consumer_group::topic_image;
+use super::off_event_loop;
 use super::share_group::share_enabled;
 use super::{allowed, str_bytes, Session};
 use crate::auth::{AuthError, Operation, ResourceType};
@@ -151,7 +152,9 @@ pub async fn alter(
             asked.push((t.topic_name.to_string(), partitions));
         }
     }
-    let plan = match broker.groups.share_alter_offsets(&group_id, &asked, &image) {
+    let (groups, id, topics) = (broker.groups.clone(), group_id.to_string(), image.clone());
+    let altered = off_event_loop(move || groups.share_alter_offsets(&id, &asked, &topics));
+    let plan = match altered.await {
         Ok(plan) => plan,
         Err(err) => return failed(err),
     };
@@ -184,10 +187,10 @@ pub async fn alter(
         if partitions.is_empty() {
             continue;
         }
-        let recorded = match broker
-            .groups
-            .share_initialized(&group_id, &partitions, ok, &image)
-        {
+        let (groups, id, topics) = (broker.groups.clone(), group_id.to_string(), image.clone());
+        let written =
+            off_event_loop(move || groups.share_initialized(&id, &partitions, ok, &topics));
+        let recorded = match written.await {
             Ok(pending) => pending.acknowledged().await,
             Err(err) => Err(err),
         };
@@ -269,10 +272,9 @@ pub async fn delete(
         }
     }
     let image = topic_image(broker);
-    let plan = match broker
-        .groups
-        .share_delete_offsets(&group_id, &asked, &image)
-    {
+    let (groups, id) = (broker.groups.clone(), group_id.to_string());
+    let deleting = off_event_loop(move || groups.share_delete_offsets(&id, &asked, &image));
+    let plan = match deleting.await {
         Ok(plan) => plan,
         Err(err) => return failed(err),
     };
@@ -300,7 +302,9 @@ pub async fn delete(
     }
     if !deleted.is_empty() {
         let ids: BTreeSet<TopicId> = deleted.iter().map(|(id, _)| *id).collect();
-        let recorded = match broker.groups.share_offsets_deleted(&group_id, &ids) {
+        let (groups, id) = (broker.groups.clone(), group_id.to_string());
+        let written = off_event_loop(move || groups.share_offsets_deleted(&id, &ids));
+        let recorded = match written.await {
             Ok(pending) => pending.acknowledged().await,
             Err(err) => Err(err),
         };

@@ -15,6 +15,7 @@ use kafka_protocol::messages::streams_group_heartbeat_response as hb_response;
 use kafka_protocol::messages::*;
 use samsa_metadata::features;
 
+use super::off_event_loop;
 use super::{allowed, allowed_on_cluster, str_bytes, Session};
 use crate::auth::{AuthError, Operation, ResourceType};
 use crate::broker::Broker;
@@ -261,9 +262,9 @@ pub async fn heartbeat(
             })
             .unwrap_or_default(),
     };
-    let answer = broker
-        .groups
-        .streams_heartbeat(&group_id, hb, &topics(broker), version >= 1);
+    let (groups, id, topics) = (broker.groups.clone(), group_id.to_string(), topics(broker));
+    let answer =
+        off_event_loop(move || groups.streams_heartbeat(&id, hb, &topics, version >= 1)).await;
     // Answered once the group's records are replicated, as Kafka's coordinator does.
     let answer = match answer {
         Ok((result, written)) => written.acknowledged().await.map(|()| result),

@@ -13,6 +13,7 @@ use kafka_protocol::messages::streams_group_topology_description_update_request 
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
+use super::off_event_loop;
 use super::streams_group::may_join;
 use super::{str_bytes, Session};
 use crate::broker::Broker;
@@ -60,13 +61,16 @@ async fn push(
             "GroupId can't be empty.".to_owned(),
         ));
     }
-    let written = broker.groups.streams_topology_description_update(
-        &group_id,
-        &req.member_id,
-        req.topology_epoch,
-        || description(&req.topology_description),
-    )?;
-    written.acknowledged().await
+    let groups = broker.groups.clone();
+    let written = off_event_loop(move || {
+        groups.streams_topology_description_update(
+            &group_id,
+            &req.member_id,
+            req.topology_epoch,
+            || description(&req.topology_description),
+        )
+    });
+    written.await?.acknowledged().await
 }
 
 /// Kafka's `StreamsGroupTopologyDescriptionConverter.fromRequest`.

@@ -27,6 +27,7 @@ use crate::cluster::NewTopic;
 use crate::config::link::{self, LinkConfig};
 use crate::config::Config;
 use crate::error::BrokerError;
+use crate::event_loop::off_event_loop;
 use crate::group::state::CommittedOffset;
 use crate::group::GroupCoordinator;
 use crate::peer::PeerConnection;
@@ -47,7 +48,7 @@ pub trait LinkHost: Send + Sync + 'static {
     fn config(&self) -> &Config;
     fn cluster(&self) -> &Cluster;
     fn topics(&self) -> &Arc<TopicRegistry>;
-    fn groups(&self) -> &GroupCoordinator;
+    fn groups(&self) -> &Arc<GroupCoordinator>;
 }
 
 /// Starts every configured link; they run until `shutdown` turns true.
@@ -322,7 +323,7 @@ async fn sync_groups<H: LinkHost>(host: &H, source_link: &Source<'_>) -> Result<
 
 /// Commits `offsets` for `group` here where they differ from what it holds.
 async fn copy_offsets(
-    groups: &GroupCoordinator,
+    groups: &Arc<GroupCoordinator>,
     link: &LinkConfig,
     group: &str,
     offsets: Vec<source::SourceOffset>,
@@ -365,7 +366,10 @@ async fn copy_offsets(
         return;
     }
     let count = changed.len();
-    match groups.commit(group, "", None, -1, changed, COMMIT_VERSION) {
+    let (coordinator, id) = (groups.clone(), group.to_owned());
+    let committed =
+        off_event_loop(move || coordinator.commit(&id, "", None, -1, changed, COMMIT_VERSION));
+    match committed.await {
         Ok(pending) => match pending.acknowledged().await {
             Ok(()) => {
                 tracing::debug!(link = %link.name, group, offsets = count, "copied committed offsets from the source")

@@ -95,7 +95,11 @@ pub(super) async fn share_cleanup(
         broker
             .share_leader
             .forget(|k| deleted.contains(&k.topic_id));
-        broker.groups.share_topics_deleted(&deleted);
+        let (groups, ids) = (broker.groups.clone(), deleted.clone());
+        let recorded = crate::event_loop::spawn_blocking(move || groups.share_topics_deleted(&ids));
+        if let Err(err) = recorded.await {
+            tracing::error!("cannot record deleted topics in the share groups: {err}");
+        }
         broker
             .share_state
             .coordinator()

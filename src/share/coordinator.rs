@@ -27,6 +27,7 @@ use super::state::{SharePartitionKey, ShareState, StateSummary};
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::error::{BrokerError, CoordinatorWrite, Result};
+use crate::event_loop::off_event_loop;
 use crate::metrics::share_coordinator::ShareCoordinatorMetrics;
 use crate::topics::internal::{self, InternalTopic, PartitionLoads};
 use crate::topics::TopicRegistry;
@@ -226,6 +227,7 @@ impl ShareCoordinator {
         let deadline = tokio::time::Instant::now() + timeout;
         let (appended, offset) = self
             .append(partition, &record)
+            .await
             .map_err(|e| e.for_coordinator_write(CoordinatorWrite::ShareState))?;
         appended
             .replicated(deadline)
@@ -237,8 +239,13 @@ impl ShareCoordinator {
         Ok(answer)
     }
 
-    /// Appends `record`; its offset, and what to wait on for the replicas.
-    fn append(&self, partition: i32, record: &ShareRecord) -> Result<(internal::Appended, i64)> {
+    /// Appends `record`, on the blocking pool (the partition's turn is held, no lock); its
+    /// offset, and what to wait on for the replicas.
+    async fn append(
+        &self,
+        partition: i32,
+        record: &ShareRecord,
+    ) -> Result<(internal::Appended, i64)> {
         let key = records::encode_key(record.kind, &record.key);
         let value = record
             .value
@@ -247,7 +254,8 @@ impl ShareCoordinator {
         let now = now_ms();
         let batch = internal::encode_batch(&[internal::record(key, value, 0, now)], "share state")?;
         let partition = self.topic.partition(partition)?;
-        let info = partition.append_blocking(batch, now)?;
+        let writer = partition.clone();
+        let info = off_event_loop(move || writer.append_blocking(batch, now)).await?;
         let appended = internal::Appended::new(partition, info.base_offset, info.last_offset + 1);
         Ok((appended, info.base_offset))
     }

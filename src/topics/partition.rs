@@ -245,8 +245,10 @@ impl Partition {
     }
 
     /// As [`Self::append`], on the caller's thread: for coordinators that write their
-    /// internal topics from blocking code. Never on a storage thread: with `flush_messages`
-    /// it may wait for an fsync queued on them.
+    /// internal topics from blocking code, on tokio's blocking pool
+    /// (`event_loop::off_event_loop`) or in a load. Never on the event loop, whose other
+    /// connections it would hold up; never on a storage thread: with `flush_messages` it
+    /// may wait for an fsync queued on them. Debug builds check both.
     pub fn append_blocking(&self, records: Bytes, now_ms: i64) -> Result<AppendInfo> {
         debug_assert!(
             !std::thread::current()
@@ -254,6 +256,8 @@ impl Partition {
                 .is_some_and(|n| n.starts_with("storage-")),
             "append_blocking on a storage thread"
         );
+        #[cfg(debug_assertions)]
+        crate::event_loop::assert_not_on_worker("append_blocking");
         let (info, sync_due) = self.append_unsynced(records, now_ms)?;
         self.sync_through_blocking(sync_due)?;
         Ok(info)
@@ -279,8 +283,10 @@ impl Partition {
 
     /// Writes a transaction's commit or abort marker; it moves the high watermark (and the
     /// last stable offset) like any append. `transaction_version` is the coordinator's for
-    /// the transaction (see `PartitionLog::append_control`).
-    pub fn write_marker(
+    /// the transaction (see `PartitionLog::append_control`). Blocking: for a storage thread;
+    /// with `flush_messages`, what to sync before it is acknowledged (see
+    /// [`Self::sync_through`]).
+    pub fn write_marker_unsynced(
         &self,
         producer_id: i64,
         producer_epoch: i16,
@@ -288,7 +294,7 @@ impl Partition {
         coordinator_epoch: i32,
         now_ms: i64,
         transaction_version: i16,
-    ) -> Result<AppendInfo> {
+    ) -> Result<(AppendInfo, Option<i64>)> {
         #[cfg(test)]
         self.injected_marker_fault()?;
         let mut guard = self.log.write();
@@ -307,11 +313,7 @@ impl Partition {
             transaction_version,
         )?;
         self.advance_high_watermark(log, &mut role);
-        let sync_due = log.take_sync_due();
-        drop(role);
-        drop(guard);
-        self.sync_through_blocking(sync_due)?;
-        Ok(info)
+        Ok((info, log.take_sync_due()))
     }
 
     /// Test-only: the next `count` marker writes fail before touching the log, as an append

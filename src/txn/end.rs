@@ -7,6 +7,7 @@
 //! replicas do not take it, the previous state is put back (Kafka keeps the new one pending
 //! until then): the client was refused, and a later state supersedes the record in the log.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::join_all;
@@ -18,6 +19,7 @@ use super::state::{EndV2, TxnMetadata, NO_PRODUCER_ID, TV_EPOCH_BUMP};
 use super::{TransactionCoordinator, TxnError};
 use crate::clock::now_ms;
 use crate::error::{BrokerError, CoordinatorWrite, Result};
+use crate::event_loop::off_event_loop;
 use crate::group::GroupCoordinator;
 use crate::topics::internal::Appended;
 
@@ -92,14 +94,17 @@ impl TransactionCoordinator {
     /// producer id and epoch it goes on with (EndTxn v5 tells the producer; `client_tv` 2
     /// bumps the epoch, see [`TxnMetadata::end_v2`]).
     pub async fn end_txn(
-        &self,
+        self: &Arc<Self>,
         id: &str,
         (producer_id, epoch): (i64, i16),
         commit: bool,
         client_tv: i16,
         groups: &GroupCoordinator,
     ) -> Result<(i64, i16)> {
-        match self.end_step(id, producer_id, epoch, commit, client_tv)? {
+        let (this, owned) = (self.clone(), id.to_owned());
+        let step =
+            off_event_loop(move || this.end_step(&owned, producer_id, epoch, commit, client_tv));
+        match step.await? {
             EndStep::Answer(answer) => Ok(answer),
             EndStep::Prepared(prepare) => {
                 let complete = self.finish_end(groups, id, *prepare, commit).await?;
@@ -161,7 +166,7 @@ impl TransactionCoordinator {
     /// The rest of it: once the prepared state is replicated the end is decided, and only
     /// then do the markers go out. Returns the complete state.
     pub(super) async fn finish_end(
-        &self,
+        self: &Arc<Self>,
         groups: &GroupCoordinator,
         id: &str,
         prepare: StateWrite,
@@ -179,7 +184,7 @@ impl TransactionCoordinator {
     /// coordinator, it stops with NOT_COORDINATOR and leaves the rest to that coordinator.
     /// Returns the complete state.
     pub(super) async fn complete_decided(
-        &self,
+        self: &Arc<Self>,
         groups: &GroupCoordinator,
         id: &str,
         prepared: TxnMetadata,
@@ -202,15 +207,19 @@ impl TransactionCoordinator {
         self.markers()
             .write_markers(groups, marker, &partitions, &coordinating)
             .await?;
-        let mut complete = {
-            let mut txns = self.locked_for(id)?;
-            if !still_ours(&txns) {
+        let (this, owned) = (self.clone(), id.to_owned());
+        let mut complete = off_event_loop(move || {
+            let mut txns = this.locked_for(&owned)?;
+            let still_ours = txns.get(&owned) == Some(&prepared)
+                && txns.coordinator_epoch(partition) == Some(epoch);
+            if !still_ours {
                 return Err(BrokerError::NotCoordinator);
             }
-            let mut next = prepared.clone();
+            let mut next = prepared;
             next.complete(now_ms());
-            self.write_locked(&mut txns, id, next)?
-        };
+            this.write_locked(&mut txns, &owned, next)
+        })
+        .await?;
         // The markers are out: the transaction is over whatever becomes of this record.
         complete.previous = None;
         let state = complete.written.clone();
@@ -220,16 +229,17 @@ impl TransactionCoordinator {
 
     /// Aborts every transaction open longer than its timeout, at a bumped epoch so the
     /// producer that let it time out is fenced.
-    pub async fn abort_timed_out(&self, groups: &GroupCoordinator) {
+    pub async fn abort_timed_out(self: &Arc<Self>, groups: &GroupCoordinator) {
         let now = now_ms();
-        let prepared: Vec<(String, StateWrite)> = {
-            let _ending = self.ends.write();
-            let mut txns = self.txns.lock();
+        let this = self.clone();
+        let prepared = off_event_loop(move || {
+            let _ending = this.ends.write();
+            let mut txns = this.txns.lock();
             let due = txns.matching(|m| m.timed_out(now));
-            due.into_iter()
+            Ok(due.into_iter()
                 .filter_map(|(id, metadata)| {
                     tracing::info!(transactional_id = %id, producer_id = metadata.producer_id, "aborting a transaction that timed out");
-                    match self.fence_and_abort(&mut txns, &id, metadata) {
+                    match this.fence_and_abort(&mut txns, &id, metadata) {
                         Ok(prepare) => Some((id, prepare)),
                         Err(err) => {
                             tracing::error!(transactional_id = %id, "cannot abort timed-out transaction: {err}");
@@ -237,7 +247,11 @@ impl TransactionCoordinator {
                         }
                     }
                 })
-                .collect()
+                .collect::<Vec<(String, StateWrite)>>())
+        });
+        let prepared = match prepared.await {
+            Ok(prepared) => prepared,
+            Err(err) => return tracing::error!("cannot abort timed-out transactions: {err}"),
         };
         // Side by side: one whose partitions are slow to take their markers holds up no other.
         let aborts = prepared.into_iter().map(|(id, prepare)| async move {

@@ -5,6 +5,7 @@
 //! the partitions it becomes leader of and unloads those it loses.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use futures_util::future::join_all;
 
@@ -128,7 +129,7 @@ impl TransactionCoordinator {
     /// PrepareCommit or PrepareAbort is in the log) but their markers may not all be written.
     /// They are written, and the transactions complete; each independently of the others.
     /// Nobody waits for the answer, so failures are only logged.
-    pub async fn finish_half_ended(&self, groups: &GroupCoordinator) {
+    pub async fn finish_half_ended(self: &Arc<Self>, groups: &GroupCoordinator) {
         let half_ended = std::mem::take(&mut self.txns.lock().half_ended);
         let finishing = half_ended.into_iter().map(|(id, metadata)| async move {
             tracing::info!(transactional_id = %id, state = metadata.state.name(), "completing a transaction left half-ended");

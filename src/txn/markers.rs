@@ -23,7 +23,7 @@ use crate::clock::now_ms;
 use crate::error::{BrokerError, Result};
 use crate::group::store::OFFSETS_TOPIC;
 use crate::group::GroupCoordinator;
-use crate::topics::TopicRegistry;
+use crate::topics::{on_storage_thread, TopicRegistry};
 
 pub(super) type TopicPartition = (String, i32);
 
@@ -105,14 +105,20 @@ pub async fn append_marker(
     } else {
         ControlType::Abort
     };
-    let written = partition.write_marker(
-        marker.producer_id,
-        marker.producer_epoch,
-        control,
-        marker.coordinator_epoch,
-        now_ms(),
-        marker.transaction_version,
-    )?;
+    // A data partition's append, as Produce's: on a storage thread, its fsync awaited.
+    let writer = partition.clone();
+    let (written, sync_due) = on_storage_thread(move || {
+        writer.write_marker_unsynced(
+            marker.producer_id,
+            marker.producer_epoch,
+            control,
+            marker.coordinator_epoch,
+            now_ms(),
+            marker.transaction_version,
+        )
+    })
+    .await?;
+    partition.sync_through(sync_due).await?;
     partition
         .wait_until_replicated(written.last_offset + 1, deadline)
         .await?;

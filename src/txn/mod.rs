@@ -40,6 +40,7 @@ use crate::clock::now_ms;
 use crate::config::Config;
 pub use crate::error::TxnError;
 use crate::error::{BrokerError, Result};
+use crate::event_loop::off_event_loop;
 use crate::group::store::OFFSETS_TOPIC;
 use crate::group::txn_offsets::TransactionCheck;
 use crate::group::GroupCoordinator;
@@ -199,13 +200,15 @@ impl TransactionCoordinator {
 
     /// InitProducerId with a transactional id: its producer id and new epoch, once stored.
     pub async fn init_producer_id(
-        &self,
+        self: &Arc<Self>,
         id: &str,
         timeout_ms: i32,
         expected: Option<(i64, i16)>,
         groups: &GroupCoordinator,
     ) -> Result<(i64, i16)> {
-        match self.init_step(id, timeout_ms, expected)? {
+        let (this, owned) = (self.clone(), id.to_owned());
+        let step = off_event_loop(move || this.init_step(&owned, timeout_ms, expected)).await?;
+        match step {
             InitStep::Answer(answer) => Ok(answer),
             InitStep::Store(write) => {
                 let answer = (write.written().producer_id, write.written().producer_epoch);
@@ -281,14 +284,18 @@ impl TransactionCoordinator {
     /// `client_tv` is the request's transaction.version (2 from a partition leader adding for
     /// a KIP-890 producer).
     pub async fn add_partitions(
-        &self,
+        self: &Arc<Self>,
         id: &str,
         producer_id: i64,
         epoch: i16,
         partitions: &[(String, i32)],
         client_tv: i16,
     ) -> Result<()> {
-        match self.add_step(id, producer_id, epoch, partitions, client_tv)? {
+        let (this, owned, partitions) = (self.clone(), id.to_owned(), partitions.to_vec());
+        let step = off_event_loop(move || {
+            this.add_step(&owned, producer_id, epoch, &partitions, client_tv)
+        });
+        match step.await? {
             Some(write) => self.acknowledged(write).await,
             None => Ok(()),
         }
@@ -319,7 +326,7 @@ impl TransactionCoordinator {
     /// CONCURRENT_TRANSACTIONS (the last end is still writing its markers) is retried for a
     /// moment before it is passed on, as Kafka's ReplicaManager does.
     pub async fn add_implicitly(
-        &self,
+        self: &Arc<Self>,
         id: &str,
         producer_id: i64,
         epoch: i16,
@@ -340,7 +347,7 @@ impl TransactionCoordinator {
     }
 
     async fn add_once(
-        &self,
+        self: &Arc<Self>,
         id: &str,
         (producer_id, epoch): (i64, i16),
         partitions: &[(String, i32)],

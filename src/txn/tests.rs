@@ -39,7 +39,7 @@ impl MarkerWriter for Recorded {
 }
 
 struct Cluster {
-    txns: TransactionCoordinator,
+    txns: Arc<TransactionCoordinator>,
     groups: GroupCoordinator,
     topics: Arc<TopicRegistry>,
     markers: Recorded,
@@ -68,7 +68,7 @@ fn cluster(dir: &std::path::Path) -> Cluster {
         .create_led_here("t", 1, Default::default())
         .expect("data topic");
     let markers = Recorded::default();
-    let txns = TransactionCoordinator::new(config.clone(), topics.clone());
+    let txns = Arc::new(TransactionCoordinator::new(config.clone(), topics.clone()));
     txns.set_markers(Arc::new(markers.clone()));
     // In a cluster producer ids come in blocks from the controller.
     txns.add_producer_ids(0, 1000);

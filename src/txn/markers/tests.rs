@@ -25,7 +25,7 @@ const FAIL_UNTIL_RESET: usize = 1_000_000;
 
 struct SingleNode {
     _dir: tempfile::TempDir,
-    txns: TransactionCoordinator,
+    txns: Arc<TransactionCoordinator>,
     groups: GroupCoordinator,
     topics: Arc<TopicRegistry>,
 }
@@ -41,7 +41,7 @@ fn single_node() -> SingleNode {
     });
     let topics = Arc::new(TopicRegistry::open(config.clone()).unwrap());
     topics.create_led_here("t", 1, Default::default()).unwrap();
-    let txns = TransactionCoordinator::new(config.clone(), topics.clone());
+    let txns = Arc::new(TransactionCoordinator::new(config.clone(), topics.clone()));
     let groups = GroupCoordinator::new(config, topics.clone());
     crate::testing::coordinate_everything(&topics, &groups, Some(&txns));
     // Retried until written, with no shutdown.
