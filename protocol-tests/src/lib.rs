@@ -35,8 +35,8 @@ pub fn samsa_bin() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/samsa"))
 }
 
-/// A loopback port free at the moment of asking, for listeners a test configures itself
-/// (TLS, SASL, metrics, controller quorums) beside the one the broker picks with port 0.
+/// A loopback port free at the moment of asking, for every listener a test's broker binds,
+/// its Kafka listener included (see [`BrokerProcess::start_over`]).
 pub use samsa_test_ports::free_port;
 
 /// A broker process owned by a test; killed when dropped.
@@ -69,7 +69,10 @@ impl BrokerProcess {
             data_dir,
             config,
         };
-        broker.launch("127.0.0.1:0")?;
+        // Not port 0: a restarted broker binds its port again, and a port the kernel picked
+        // lies in the ephemeral range, where an outgoing connection may take it meanwhile
+        // (CI: a node killed and relaunched found its port in use).
+        broker.launch(&format!("127.0.0.1:{}", free_port()))?;
         Ok(broker)
     }
 
